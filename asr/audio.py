@@ -1,0 +1,100 @@
+"""Reading audio: any file libsndfile reads (WAV, FLAC, OGG, MP3, SPHERE...), as mono float32
+at the model's sample rate.
+
+torchaudio 2.9+ no longer loads files without FFmpeg/torchcodec, so files are read with
+soundfile and resampled with ``torchaudio.functional.resample``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+import torchaudio.functional as AF
+
+
+class AudioError(Exception):
+    """A file that cannot be used as audio. The message names the file and the problem."""
+
+    def __init__(self, path, problem: str):
+        self.path = str(path)
+        self.problem = problem
+        super().__init__(f"{path}: {problem}")
+
+
+@dataclass(frozen=True)
+class AudioInfo:
+    sample_rate: int
+    frames: int
+    channels: int
+
+    @property
+    def duration(self) -> float:
+        return self.frames / self.sample_rate if self.sample_rate else 0.0
+
+
+def audio_info(path: str | Path) -> AudioInfo:
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(path, "file not found")
+    try:
+        info = sf.info(str(path))
+    except Exception as e:  # libsndfile's messages are informative; keep them
+        raise AudioError(path, f"not readable as audio ({_short(e)})") from None
+    return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels))
+
+
+def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
+    if orig_rate == new_rate:
+        return waveform
+    return AF.resample(waveform, orig_rate, new_rate)
+
+
+def to_mono(samples: np.ndarray) -> np.ndarray:
+    """(frames, channels) or (frames,) -> (frames,): channels are averaged."""
+    return samples.mean(axis=1) if samples.ndim == 2 else samples
+
+
+def check_samples(path, samples: np.ndarray) -> None:
+    if samples.size == 0:
+        raise AudioError(path, "audio is empty (0 samples)")
+    if not np.isfinite(samples).all():
+        raise AudioError(path, "audio contains NaN or infinite samples")
+
+
+def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
+    """Read a file as a mono float32 tensor of shape (samples,) at ``sample_rate``."""
+    path = Path(path)
+    if not path.exists():
+        raise AudioError(path, "file not found")
+    if path.is_dir():
+        raise AudioError(path, "is a directory, not an audio file")
+    try:
+        samples, rate = sf.read(str(path), dtype="float32", always_2d=False)
+    except Exception as e:
+        raise AudioError(path, f"not readable as audio ({_short(e)})") from None
+    samples = to_mono(samples)
+    check_samples(path, samples)
+    waveform = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
+    return resample(waveform, int(rate), sample_rate)
+
+
+def prepare_array(array, sample_rate: int | None, target_rate: int, name="<array>") -> torch.Tensor:
+    """An in-memory signal (numpy or torch; (samples,) or (samples, channels)) -> mono tensor."""
+    samples = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
+    if samples.ndim == 2 and samples.shape[0] < samples.shape[1] and samples.shape[0] <= 8:
+        samples = samples.T  # accept torchaudio's (channels, samples) layout too
+    if samples.ndim not in (1, 2):
+        raise AudioError(name, f"expected a 1-D or 2-D array, got shape {samples.shape}")
+    samples = to_mono(samples.astype(np.float32, copy=False))
+    check_samples(name, samples)
+    waveform = torch.from_numpy(np.ascontiguousarray(samples))
+    return resample(waveform, sample_rate or target_rate, target_rate)
+
+
+def _short(error: Exception) -> str:
+    text = str(error).strip().splitlines()[-1] if str(error).strip() else type(error).__name__
+    return text[:200]

@@ -1,0 +1,248 @@
+"""Typed configuration: frozen dataclasses, loaded from YAML, overridden by ``key=value``.
+
+A config file has one section per dataclass (``features``, ``model``, ``augment``,
+``train``). Overrides use dotted keys: ``train.lr=1e-3 model.cell=gru``. Unknown keys are
+errors, not silently ignored: a typo in a config must never train the wrong model.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    kind: str = "fbank"  # fbank (log-mel) | mfcc | spectrogram (linear, DeepSpeech2)
+    sample_rate: int = 16000
+    n_fft: int = 400  # 25 ms window at 16 kHz
+    hop_length: int = 160  # 10 ms
+    n_mels: int = 80
+    n_mfcc: int = 40
+    f_min: float = 20.0
+    f_max: float | None = None
+    preemphasis: float = 0.97
+    # "global": mean/variance from the training set, stored with the model;
+    # "utterance": each utterance normalized on its own; "none".
+    normalize: str = "global"
+
+    def __post_init__(self):
+        _check_choice("features.kind", self.kind, ("fbank", "mfcc", "spectrogram"))
+        _check_choice("features.normalize", self.normalize, ("global", "utterance", "none"))
+
+    @property
+    def dim(self) -> int:
+        if self.kind == "fbank":
+            return self.n_mels
+        if self.kind == "mfcc":
+            return self.n_mfcc
+        return self.n_fft // 2 + 1
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    cell: str = "lstm"  # rnn_tanh | rnn_relu | lstm | gru
+    bidirectional: bool = True
+    num_layers: int = 3
+    hidden_size: int = 320
+    dropout: float = 0.1
+    norm: str = "layer"  # normalization between recurrent layers: layer | batch | none
+    subsampling: str = "conv"  # conv (DeepSpeech2-style 2-D convolutions) | stack (frame stacking)
+    subsampling_factor: int = 4
+    conv_channels: int = 32
+
+    def __post_init__(self):
+        _check_choice("model.cell", self.cell, ("rnn_tanh", "rnn_relu", "lstm", "gru"))
+        _check_choice("model.norm", self.norm, ("layer", "batch", "none"))
+        _check_choice("model.subsampling", self.subsampling, ("conv", "stack"))
+        if self.subsampling == "conv" and self.subsampling_factor not in (1, 2, 4, 8):
+            raise ConfigError("model.subsampling_factor for conv must be 1, 2, 4 or 8")
+        if self.num_layers < 1 or self.hidden_size < 1 or self.subsampling_factor < 1:
+            raise ConfigError("model.num_layers, hidden_size and subsampling_factor must be >= 1")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError("model.dropout must be in [0, 1)")
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    # SpecAugment (Park et al. 2019); time mask width is a fraction of the utterance
+    # length so that short utterances are not wiped out.
+    freq_masks: int = 2
+    freq_mask_width: int = 27
+    time_masks: int = 2
+    time_mask_fraction: float = 0.05
+    speed_factors: tuple[float, ...] = (0.9, 1.0, 1.1)
+
+    @property
+    def enabled(self) -> bool:
+        return self.freq_masks > 0 or self.time_masks > 0
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    train_manifest: str = ""
+    valid_manifest: str = ""
+    output_dir: str = "exp/run"
+    epochs: int = 30
+    batch_seconds: float = 240.0  # audio seconds per batch (length-bucketed)
+    max_batch_size: int = 64
+    max_duration: float = 30.0  # longer training utterances are skipped and counted
+    lr: float = 1.5e-3
+    weight_decay: float = 1e-2
+    warmup_steps: int = 300
+    final_lr_fraction: float = 0.02  # cosine decay ends at lr * this
+    grad_clip: float = 5.0
+    sortagrad: bool = True  # first epoch in ascending length order
+    seed: int = 1234
+    device: str = "auto"  # auto | cpu | cuda
+    amp: bool = True  # fp16 autocast + loss scaling, CUDA only
+    threads: int = 0  # torch intra-op threads on CPU; 0 = torch's default
+    checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0 = epoch ends only
+    max_nan_steps: int = 5  # consecutive non-finite losses before the run stops
+    valid_max_utts: int = 0  # 0 = whole valid manifest
+    progress: bool = True
+
+
+@dataclass(frozen=True)
+class Config:
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return _to_plain(dataclasses.asdict(self))
+
+    def replace(self, **sections) -> "Config":
+        return dataclasses.replace(self, **sections)
+
+
+def _check_choice(name, value, choices):
+    if value not in choices:
+        raise ConfigError(f"{name}={value!r}: expected one of {', '.join(choices)}")
+
+
+def _to_plain(value):
+    if isinstance(value, dict):
+        return {k: _to_plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_to_plain(v) for v in value]
+    return value
+
+
+def _coerce(name: str, value, annotation):
+    """Convert a YAML value to a field's declared type, or raise ConfigError."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if annotation is typing.Any:
+        return value
+    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        return _coerce(name, value, inner[0])
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            value = [value]
+        return tuple(_coerce(name, v, args[0]) for v in value)
+    if annotation is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{name}: expected true/false, got {value!r}")
+    if annotation is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        raise ConfigError(f"{name}: expected an integer, got {value!r}")
+    if annotation is float:
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            return float(value)
+        if isinstance(value, str):  # YAML 1.1 reads "3e-3" (no dot) as a string
+            try:
+                number = float(value)
+            except ValueError:
+                number = None
+            if number is not None and math.isfinite(number):
+                return number
+        raise ConfigError(f"{name}: expected a number, got {value!r}")
+    if annotation is str:
+        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
+            return str(value)
+        raise ConfigError(f"{name}: expected a string, got {value!r}")
+    return value
+
+
+def _build(cls, data: dict, prefix: str):
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise ConfigError(f"unknown key(s) in {prefix or 'config'}: {', '.join(unknown)}")
+    kwargs = {}
+    for name, value in data.items():
+        key = f"{prefix}.{name}" if prefix else name
+        hint = hints[name]
+        if dataclasses.is_dataclass(hint):
+            kwargs[name] = _build(hint, value, key)
+        else:
+            kwargs[name] = _coerce(key, value, hint)
+    return cls(**kwargs)
+
+
+def config_from_dict(data: dict) -> Config:
+    return _build(Config, data, "")
+
+
+def parse_overrides(overrides: list[str]) -> dict:
+    """``["train.lr=1e-3", "model.cell=gru"]`` -> nested dict, values parsed as YAML."""
+    nested: dict = {}
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} is not key=value")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        if len(parts) != 2 or not all(parts):
+            raise ConfigError(f"override key {key!r} must be section.name, e.g. train.lr")
+        nested.setdefault(parts[0], {})[parts[1]] = yaml.safe_load(raw) if raw else ""
+    return nested
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out.get(k) or {}, v) if isinstance(v, dict) else v
+    return out
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+    data: dict = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"{path}: config file not found")
+        try:
+            data = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{path}: expected a mapping of sections")
+    data = _merge(data, parse_overrides(list(overrides)))
+    return config_from_dict(data)
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -1,0 +1,124 @@
+"""Corpus importers: Kaldi data directories and speechocean762 -> JSON-lines manifests.
+
+Every entry is checked (audio present and readable, transcript non-empty, id unique) and
+anything left out is reported with its reason; nothing is dropped silently.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from asr.audio import AudioError, audio_info
+from asr.data import Utterance, write_manifest
+
+
+class CorpusError(ValueError):
+    pass
+
+
+@dataclass
+class ImportReport:
+    utterances: list[Utterance] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (utterance id, reason)
+
+    def skip(self, utt_id: str, reason: str) -> None:
+        self.skipped.append((utt_id, reason))
+
+
+def read_kaldi_table(path: Path, required: bool = True) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """``id value...`` lines -> {id: value}; duplicates and malformed lines are returned apart."""
+    if not path.is_file():
+        if required:
+            raise CorpusError(f"{path}: missing (a Kaldi data dir needs wav.scp and text)")
+        return {}, []
+    table, problems = {}, []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        parts = line.strip().split(maxsplit=1)
+        key = parts[0]
+        if key in table:
+            problems.append((key, f"duplicate id in {path.name} (line {lineno})"))
+            continue
+        table[key] = parts[1].strip() if len(parts) > 1 else ""
+    return table, problems
+
+
+def import_kaldi_dir(data_dir: str | Path, root: str | Path | None = None) -> ImportReport:
+    """Read ``wav.scp``, ``text`` and (if present) ``utt2spk``. Relative audio paths in
+    wav.scp are resolved against ``root`` (default: the data dir's parent)."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise CorpusError(f"{data_dir}: not a directory")
+    root = Path(root) if root is not None else data_dir.parent
+    wavs, wav_problems = read_kaldi_table(data_dir / "wav.scp")
+    texts, text_problems = read_kaldi_table(data_dir / "text")
+    speakers, _ = read_kaldi_table(data_dir / "utt2spk", required=False)
+    report = ImportReport()
+    for utt_id, reason in wav_problems + text_problems:
+        report.skip(utt_id, reason)
+    duplicates = {utt_id for utt_id, _ in wav_problems + text_problems}
+    for utt_id, spec in wavs.items():
+        if utt_id in duplicates:
+            continue
+        if spec.endswith("|"):
+            report.skip(utt_id, "piped wav.scp commands are not supported; convert the audio to files first")
+            continue
+        if utt_id not in texts:
+            report.skip(utt_id, "no transcript in text")
+            continue
+        text = texts[utt_id].strip()
+        if not text:
+            report.skip(utt_id, "empty transcript")
+            continue
+        path = Path(spec)
+        if not path.is_absolute():
+            path = root / path
+        try:
+            info = audio_info(path)
+        except AudioError as e:
+            report.skip(utt_id, f"{e.path}: {e.problem}")
+            continue
+        if info.frames == 0:
+            report.skip(utt_id, f"{path}: audio is empty (0 samples)")
+            continue
+        report.utterances.append(Utterance(str(path.resolve()), round(info.duration, 4), text,
+                                           speakers.get(utt_id), utt_id))
+    for utt_id in texts.keys() - wavs.keys():
+        report.skip(utt_id, "transcript without audio in wav.scp")
+    return report
+
+
+def split_by_speaker(utterances: list[Utterance], n_speakers: int, seed: int = 0):
+    """Hold out all utterances of ``n_speakers`` randomly chosen speakers."""
+    speakers = sorted({u.speaker for u in utterances if u.speaker is not None})
+    if n_speakers >= len(speakers):
+        raise CorpusError(f"cannot hold out {n_speakers} of {len(speakers)} speakers")
+    held = set(random.Random(seed).sample(speakers, n_speakers))
+    return [u for u in utterances if u.speaker not in held], [u for u in utterances if u.speaker in held]
+
+
+def prepare_speechocean762(src: str | Path, out: str | Path, valid_speakers: int = 0) -> dict[str, ImportReport]:
+    """The official release layout: ``SRC/{train,test}/{wav.scp,text,utt2spk}``, audio paths
+    in wav.scp relative to SRC (``WAVE/SPEAKERxxxx/*.WAV``, or ``.flac``).
+
+    Writes ``OUT/train.jsonl`` and ``OUT/test.jsonl``; with ``valid_speakers`` > 0 also
+    ``OUT/valid.jsonl``, those speakers' utterances taken out of train (the test split is
+    never used for model selection).
+    """
+    src, out = Path(src), Path(out)
+    for split in ("train", "test"):
+        if not (src / split).is_dir():
+            raise CorpusError(f"{src}: not a speechocean762 release (no {split}/ directory)")
+    reports = {}
+    for split in ("train", "test"):
+        report = import_kaldi_dir(src / split, root=src)
+        reports[split] = report
+        utts = report.utterances
+        if split == "train" and valid_speakers:
+            utts, valid = split_by_speaker(utts, valid_speakers)
+            write_manifest(out / "valid.jsonl", valid)
+        write_manifest(out / f"{split}.jsonl", utts)
+    return reports

@@ -1,0 +1,247 @@
+"""Manifests, the training dataset, length-bucketed batches and collation.
+
+A manifest is JSON lines, one utterance per line::
+
+    {"audio_filepath": "wav/a.flac", "duration": 3.2, "text": "hello", "speaker": "s1", "id": "a"}
+
+A relative ``audio_filepath`` is resolved against the manifest's folder.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import torch
+
+from asr.audio import AudioError, load_audio, resample
+from asr.text import CharTokenizer, UnknownCharacterError, normalize_text
+
+
+class ManifestError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Utterance:
+    audio_filepath: str
+    duration: float
+    text: str
+    speaker: str | None = None
+    id: str | None = None
+
+    def to_json(self) -> str:
+        data = {k: v for k, v in asdict(self).items() if v is not None}
+        return json.dumps(data, ensure_ascii=False)
+
+
+def read_manifest(path: str | Path) -> list[Utterance]:
+    path = Path(path)
+    if not path.is_file():
+        raise ManifestError(f"{path}: manifest not found")
+    utterances = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError as e:
+            raise ManifestError(f"{where}: not valid JSON ({e.msg})") from None
+        if not isinstance(row, dict):
+            raise ManifestError(f"{where}: expected a JSON object")
+        missing = [k for k in ("audio_filepath", "duration", "text") if k not in row]
+        if missing:
+            raise ManifestError(f"{where}: missing field(s) {', '.join(missing)}")
+        audio = Path(row["audio_filepath"])
+        if not audio.is_absolute():
+            audio = path.parent / audio
+        try:
+            duration = float(row["duration"])
+        except (TypeError, ValueError):
+            raise ManifestError(f"{where}: duration {row['duration']!r} is not a number") from None
+        utterances.append(Utterance(
+            audio_filepath=str(audio), duration=duration, text=str(row["text"]),
+            speaker=_opt_str(row.get("speaker")), id=_opt_str(row.get("id")),
+        ))
+    return utterances
+
+
+def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> int:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    n = 0
+    with open(tmp, "w", encoding="utf-8") as f:
+        for utt in utterances:
+            f.write(utt.to_json() + "\n")
+            n += 1
+    tmp.replace(path)
+    return n
+
+
+def _opt_str(value):
+    return None if value is None else str(value)
+
+
+@dataclass
+class Example:
+    index: int
+    waveform: torch.Tensor  # (samples,) float32
+    targets: torch.Tensor  # (label_len,) int64
+
+
+@dataclass
+class Batch:
+    waveforms: torch.Tensor  # (B, T) float32, zero padded
+    wave_lengths: torch.Tensor  # (B,) int64
+    targets: torch.Tensor  # (B, L) int64, zero padded
+    target_lengths: torch.Tensor  # (B,)
+    indices: list[int]
+
+    def to(self, device, non_blocking=False) -> "Batch":
+        move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
+        return Batch(move(self.waveforms), move(self.wave_lengths), move(self.targets),
+                     move(self.target_lengths), self.indices)
+
+
+class SpeechDataset(torch.utils.data.Dataset):
+    """Utterances with their token ids; audio decoded once and kept in memory as int16.
+
+    Items are ``(index, speed)`` pairs so that speed perturbation (resampling, as in Kaldi's
+    3-way perturbation) is chosen by the sampler, reproducibly, and its result cached too.
+    Utterances whose text has characters outside the vocabulary are reported and left out.
+    """
+
+    def __init__(self, utterances: list[Utterance], tokenizer: CharTokenizer, sample_rate: int,
+                 cache: bool = True):
+        self.sample_rate = sample_rate
+        self.cache = cache
+        self._cache: dict[tuple[int, float], torch.Tensor] = {}
+        self.utterances, self.targets, self.skipped = [], [], []
+        for utt in utterances:
+            text = normalize_text(utt.text)
+            if not text:
+                self.skipped.append((utt, "empty transcript"))
+                continue
+            try:
+                ids = tokenizer.encode(text)
+            except UnknownCharacterError as e:
+                self.skipped.append((utt, str(e)))
+                continue
+            self.utterances.append(utt)
+            self.targets.append(torch.tensor(ids, dtype=torch.long))
+
+    def __len__(self) -> int:
+        return len(self.utterances)
+
+    @property
+    def durations(self) -> list[float]:
+        return [u.duration for u in self.utterances]
+
+    def waveform(self, index: int, speed: float = 1.0) -> torch.Tensor:
+        key = (index, speed)
+        stored = self._cache.get(key)
+        if stored is None:
+            wave = load_audio(self.utterances[index].audio_filepath, self.sample_rate)
+            if speed != 1.0:
+                # Played `speed` times faster: pretend it was recorded at rate*speed.
+                wave = resample(wave, round(self.sample_rate * speed), self.sample_rate)
+            # Always through int16, cached or not, so that a resumed run (empty cache) sees
+            # exactly the samples an uninterrupted one does.
+            stored = (wave.clamp(-1, 1) * 32767.0).round().to(torch.int16)
+            if self.cache:
+                self._cache[key] = stored
+        return stored.float() / 32767.0
+
+    def __getitem__(self, item) -> Example:
+        index, speed = item if isinstance(item, tuple) else (item, 1.0)
+        return Example(index, self.waveform(index, speed), self.targets[index])
+
+
+def collate(examples: list[Example]) -> Batch:
+    wave_lengths = torch.tensor([e.waveform.numel() for e in examples], dtype=torch.long)
+    target_lengths = torch.tensor([e.targets.numel() for e in examples], dtype=torch.long)
+    waves = torch.zeros(len(examples), int(wave_lengths.max()))
+    targets = torch.zeros(len(examples), max(1, int(target_lengths.max())), dtype=torch.long)
+    for i, e in enumerate(examples):
+        waves[i, : e.waveform.numel()] = e.waveform
+        targets[i, : e.targets.numel()] = e.targets
+    return Batch(waves, wave_lengths, targets, target_lengths, [e.index for e in examples])
+
+
+class BucketBatchSampler(torch.utils.data.Sampler):
+    """Batches of similar-length utterances, at most ``batch_seconds`` of padded audio each.
+
+    Epoch ``e`` is a pure function of ``(seed, e)``: the order can be recomputed on resume
+    and ``skip`` batches already done. With ``sortagrad`` the first epoch runs shortest
+    first (Amodei et al. 2016), which stabilizes early CTC training. Each item is an
+    ``(index, speed)`` pair; the speed factor is drawn per utterance and epoch.
+    """
+
+    def __init__(self, durations: list[float], batch_seconds: float, max_batch_size: int,
+                 shuffle: bool = True, sortagrad: bool = False, seed: int = 0,
+                 speed_factors: tuple[float, ...] = (1.0,), rank: int = 0, world_size: int = 1):
+        self.durations = durations
+        self.batch_seconds = batch_seconds
+        self.max_batch_size = max_batch_size
+        self.shuffle, self.sortagrad, self.seed = shuffle, sortagrad, seed
+        self.speed_factors = tuple(speed_factors) or (1.0,)
+        self.rank, self.world_size = rank, world_size
+        self.epoch, self.skip = 0, 0
+
+    def set_epoch(self, epoch: int, skip: int = 0) -> None:
+        self.epoch, self.skip = epoch, skip
+
+    def batches(self, epoch: int) -> list[list[tuple[int, float]]]:
+        rng = random.Random(self.seed * 100_003 + epoch)
+        n = len(self.durations)
+        speeds = [rng.choice(self.speed_factors) if self.shuffle else 1.0 for _ in range(n)]
+        if self.shuffle and not (self.sortagrad and epoch == 0):
+            # Sorting on jittered lengths changes which utterances share a batch every
+            # epoch while keeping padding low.
+            keys = [self.durations[i] / speeds[i] * rng.uniform(0.9, 1.1) for i in range(n)]
+        else:
+            keys = [self.durations[i] / speeds[i] for i in range(n)]
+        order = sorted(range(n), key=lambda i: keys[i])
+        batches, current, longest = [], [], 0.0
+        for i in order:
+            length = self.durations[i] / speeds[i]
+            longest_if_added = max(longest, length)
+            if current and (longest_if_added * (len(current) + 1) > self.batch_seconds
+                            or len(current) >= self.max_batch_size):
+                batches.append(current)
+                current, longest_if_added = [], length
+            current.append((i, speeds[i]))
+            longest = longest_if_added
+        if current:
+            batches.append(current)
+        if self.shuffle and not (self.sortagrad and epoch == 0):
+            rng.shuffle(batches)
+        if self.world_size > 1:
+            # Every rank takes the same number of batches so that collectives line up.
+            per_rank = len(batches) // self.world_size
+            batches = batches[self.rank: per_rank * self.world_size: self.world_size]
+        return batches
+
+    def __iter__(self) -> Iterator[list[tuple[int, float]]]:
+        yield from self.batches(self.epoch)[self.skip:]
+
+    def __len__(self) -> int:
+        return max(0, len(self.batches(self.epoch)) - self.skip)
+
+
+def frames_needed(targets: torch.Tensor) -> int:
+    """CTC needs one frame per label plus one blank between each pair of repeated labels."""
+    if targets.numel() == 0:
+        return 0
+    repeats = int((targets[1:] == targets[:-1]).sum()) if targets.numel() > 1 else 0
+    return targets.numel() + repeats
+
+
+def total_hours(utterances: list[Utterance]) -> float:
+    return sum(u.duration for u in utterances) / 3600.0
+

@@ -1,0 +1,56 @@
+"""Decoders turn frame-level log-probabilities into text. They are interchangeable
+strategies behind one interface: ``decoder.decode(log_probs, lengths) -> [Hypothesis]``.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+
+import torch
+
+from asr.text import CharTokenizer
+
+
+@dataclass(frozen=True)
+class Hypothesis:
+    text: str
+    tokens: tuple[int, ...]  # emitted token ids, blanks and repeats removed
+    frames: tuple[int, ...]  # output frame at which each token was emitted
+    score: float  # log-probability of the path
+
+
+class Decoder(ABC):
+    def __init__(self, tokenizer: CharTokenizer):
+        self.tokenizer = tokenizer
+
+    @abstractmethod
+    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
+        """log_probs: (B, T, V), lengths: (B,) -> one best hypothesis per utterance."""
+
+
+class GreedyDecoder(Decoder):
+    """Best token per frame, then CTC's collapse: merge repeats, drop blanks."""
+
+    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
+        best, ids = log_probs.max(dim=-1)
+        results = []
+        for b in range(log_probs.shape[0]):
+            n = int(lengths[b])
+            path = ids[b, :n]
+            keep = torch.ones(n, dtype=torch.bool, device=path.device)
+            if n > 1:
+                keep[1:] = path[1:] != path[:-1]
+            keep &= path != self.tokenizer.blank_id
+            frames = keep.nonzero().flatten().tolist()
+            tokens = path[keep].tolist()
+            results.append(Hypothesis(self.tokenizer.decode(tokens), tuple(tokens), tuple(frames),
+                                      float(best[b, :n].sum())))
+        return results
+
+
+def make_decoder(name: str, tokenizer: CharTokenizer, **options) -> Decoder:
+    decoders = {"greedy": GreedyDecoder}
+    if name not in decoders:
+        raise ValueError(f"unknown decoder {name!r}; available: {', '.join(decoders)}")
+    return decoders[name](tokenizer, **options)

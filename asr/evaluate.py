@@ -1,0 +1,97 @@
+"""Run a model over a manifest and score it: WER and CER against normalized references."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from asr.audio import AudioError
+from asr.data import Utterance
+from asr.metrics import ErrorCounts, char_errors, word_errors
+from asr.text import normalize_text
+from asr.transcribe import Transcriber
+
+
+@dataclass
+class UtteranceResult:
+    id: str
+    audio_filepath: str
+    reference: str
+    hypothesis: str
+    speaker: str | None = None
+
+
+@dataclass
+class Evaluation:
+    utterances: list[UtteranceResult]
+    words: ErrorCounts
+    chars: ErrorCounts
+    audio_seconds: float
+    decode_seconds: float
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    @property
+    def wer(self) -> float:
+        return self.words.rate
+
+    @property
+    def cer(self) -> float:
+        return self.chars.rate
+
+    def summary(self) -> dict:
+        return {
+            "wer": round(self.wer, 6), "cer": round(self.cer, 6),
+            "utterances": len(self.utterances), "skipped": len(self.skipped),
+            "word_errors": self.words.errors, "words": self.words.reference_length,
+            "substitutions": self.words.substitutions, "deletions": self.words.deletions,
+            "insertions": self.words.insertions,
+            "audio_seconds": round(self.audio_seconds, 3),
+            "decode_seconds": round(self.decode_seconds, 3),
+            "rtf": round(self.decode_seconds / self.audio_seconds, 6) if self.audio_seconds else None,
+        }
+
+
+def batches_by_duration(utterances: list[Utterance], batch_seconds: float, max_batch: int = 64):
+    order = sorted(range(len(utterances)), key=lambda i: utterances[i].duration)
+    batch, longest = [], 0.0
+    for i in order:
+        d = utterances[i].duration
+        if batch and (max(longest, d) * (len(batch) + 1) > batch_seconds or len(batch) >= max_batch):
+            yield batch
+            batch, longest = [], 0.0
+        batch.append(i)
+        longest = max(longest, d)
+    if batch:
+        yield batch
+
+
+def evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_seconds: float = 300.0,
+             progress=None) -> Evaluation:
+    """Transcribe every utterance (in length-sorted batches) and score against its text.
+
+    Unreadable audio is skipped, reported in ``Evaluation.skipped``, and left out of the score.
+    """
+    hyps: dict[int, str] = {}
+    skipped, audio_seconds, decode_seconds = [], 0.0, 0.0
+    for batch in batches_by_duration(utterances, batch_seconds):
+        waves, kept = [], []
+        for i in batch:
+            try:
+                waves.append(transcriber.load(utterances[i].audio_filepath))
+                kept.append(i)
+            except AudioError as e:
+                skipped.append((utterances[i].audio_filepath, e.problem))
+        if waves:
+            start = time.perf_counter()
+            results = transcriber.transcribe_waveforms(waves)
+            decode_seconds += time.perf_counter() - start
+            for i, wave, res in zip(kept, waves, results):
+                hyps[i] = res.text
+                audio_seconds += wave.numel() / transcriber.sample_rate
+        if progress is not None:
+            progress(len(batch))
+    rows = [UtteranceResult(u.id or u.audio_filepath, u.audio_filepath, normalize_text(u.text), hyps[i], u.speaker)
+            for i, u in enumerate(utterances) if i in hyps]
+    refs, hyp_texts = [r.reference for r in rows], [r.hypothesis for r in rows]
+    return Evaluation(rows, word_errors(refs, hyp_texts), char_errors(refs, hyp_texts),
+                      audio_seconds, decode_seconds, skipped)

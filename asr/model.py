@@ -1,0 +1,186 @@
+"""The acoustic model: frontend -> subsampling -> recurrent encoder -> CTC head.
+
+The recurrent network is the textbook one, unrolled over time steps t = 1..T::
+
+    h(t) = f(W_x x(t) + W_h h(t-1) + b_h)        hidden layer, recurrent connection W_h
+    y(t) = g(W_y h(t) + b_y)                      output layer, g = log-softmax over tokens
+
+with f = tanh or ReLU (``rnn_tanh``, ``rnn_relu``), or the gated LSTM/GRU cells whose
+additive memory keeps gradients alive over many steps. A bidirectional layer runs a second
+chain from t = T down to 1 and concatenates both hidden states. Training runs the fused
+cuDNN/oneDNN kernels; ``RecurrentLayer.unrolled`` spells the same computation out step by
+step with the layer's own weights (the tests check that both agree).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from asr.config import AugmentConfig, FeatureConfig, ModelConfig
+from asr.features import Frontend, lengths_to_mask
+
+_RNN_CLASSES = {"rnn_tanh": nn.RNN, "rnn_relu": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+class ConvSubsampling(nn.Module):
+    """DeepSpeech2-style 2-D convolutions over (time, frequency), stride 2 per layer."""
+
+    def __init__(self, in_dim: int, out_dim: int, factor: int, channels: int):
+        super().__init__()
+        n_layers = max(1, factor.bit_length() - 1)
+        stride = 2 if factor > 1 else 1
+        self.strides = [stride] * n_layers
+        convs, freq, ch = [], in_dim, 1
+        for s in self.strides:
+            convs.append(nn.Conv2d(ch, channels, kernel_size=3, stride=s, padding=1))
+            ch, freq = channels, (freq - 1) // s + 1
+        self.convs = nn.ModuleList(convs)
+        self.proj = nn.Linear(channels * freq, out_dim)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor):
+        x = x.unsqueeze(1)  # (B, 1, T, F)
+        for conv, s in zip(self.convs, self.strides):
+            x = torch.relu(conv(x))
+            lengths = (lengths - 1) // s + 1
+            # Zero the frames past each length so padding cannot leak into the next layer.
+            x = x * lengths_to_mask(lengths, x.shape[2])[:, None, :, None]
+        B, C, T, F = x.shape
+        return self.proj(x.permute(0, 2, 1, 3).reshape(B, T, C * F)), lengths
+
+
+class FrameStacking(nn.Module):
+    """Concatenate k consecutive frames into one (k times fewer steps), then project."""
+
+    def __init__(self, in_dim: int, out_dim: int, factor: int):
+        super().__init__()
+        self.factor = factor
+        self.proj = nn.Linear(in_dim * factor, out_dim)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor):
+        B, T, F = x.shape
+        pad = (-T) % self.factor
+        x = nn.functional.pad(x, (0, 0, 0, pad))
+        x = x.reshape(B, (T + pad) // self.factor, F * self.factor)
+        return self.proj(x), (lengths + self.factor - 1) // self.factor
+
+
+class MaskedBatchNorm(nn.BatchNorm1d):
+    """BatchNorm over valid frames only: padding must not shift the statistics."""
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        mask = lengths_to_mask(lengths, x.shape[1])
+        out = torch.zeros_like(x)
+        out[mask] = super().forward(x[mask])
+        return out
+
+
+class RecurrentLayer(nn.Module):
+    """One recurrent layer (both directions if bidirectional), then normalization and dropout."""
+
+    def __init__(self, in_dim: int, cfg: ModelConfig):
+        super().__init__()
+        self.cell = cfg.cell
+        kwargs = {"nonlinearity": cfg.cell[4:]} if cfg.cell.startswith("rnn_") else {}
+        self.rnn = _RNN_CLASSES[cfg.cell](in_dim, cfg.hidden_size, batch_first=True,
+                                          bidirectional=cfg.bidirectional, **kwargs)
+        self.out_dim = cfg.hidden_size * (2 if cfg.bidirectional else 1)
+        if cfg.norm == "layer":
+            self.norm = nn.LayerNorm(self.out_dim)
+        elif cfg.norm == "batch":
+            self.norm = MaskedBatchNorm(self.out_dim)
+        else:
+            self.norm = None
+        self.dropout = nn.Dropout(cfg.dropout)
+
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        # Packing makes the backward direction start at each utterance's own last frame,
+        # so results do not depend on how much padding the batch has.
+        packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True,
+                                                   enforce_sorted=False)
+        out, _ = self.rnn(packed)
+        out, _ = nn.utils.rnn.pad_packed_sequence(out, batch_first=True, total_length=x.shape[1])
+        if isinstance(self.norm, MaskedBatchNorm):
+            out = self.norm(out, lengths)
+        elif self.norm is not None:
+            out = self.norm(out) * lengths_to_mask(lengths, out.shape[1])[..., None]
+        return self.dropout(out)
+
+    @torch.no_grad()
+    def unrolled(self, x: torch.Tensor) -> torch.Tensor:
+        """The same layer (before norm/dropout) as an explicit loop over time steps.
+
+        x: (T, in_dim) for one utterance -> (T, out_dim). Slow; for reading and testing.
+        """
+        directions = [self._unroll_direction(x, "")]
+        if self.rnn.bidirectional:
+            directions.append(self._unroll_direction(x.flip(0), "_reverse").flip(0))
+        return torch.cat(directions, dim=-1)
+
+    def _unroll_direction(self, x: torch.Tensor, suffix: str) -> torch.Tensor:
+        W_x = getattr(self.rnn, "weight_ih_l0" + suffix)  # input -> hidden
+        W_h = getattr(self.rnn, "weight_hh_l0" + suffix)  # hidden(t-1) -> hidden(t)
+        b_x = getattr(self.rnn, "bias_ih_l0" + suffix)
+        b_h = getattr(self.rnn, "bias_hh_l0" + suffix)
+        H = self.rnn.hidden_size
+        h = x.new_zeros(H)
+        c = x.new_zeros(H)  # LSTM memory cell
+        outputs = []
+        for x_t in x:
+            if self.cell in ("rnn_tanh", "rnn_relu"):
+                f = torch.tanh if self.cell == "rnn_tanh" else torch.relu
+                h = f(W_x @ x_t + b_x + W_h @ h + b_h)
+            elif self.cell == "lstm":
+                i, fg, g, o = (W_x @ x_t + b_x + W_h @ h + b_h).split(H)
+                c = torch.sigmoid(fg) * c + torch.sigmoid(i) * torch.tanh(g)
+                h = torch.sigmoid(o) * torch.tanh(c)
+            else:  # gru
+                xr, xz, xn = (W_x @ x_t + b_x).split(H)
+                hr, hz, hn = (W_h @ h + b_h).split(H)
+                r, z = torch.sigmoid(xr + hr), torch.sigmoid(xz + hz)
+                n = torch.tanh(xn + r * hn)
+                h = (1 - z) * n + z * h
+            outputs.append(h)
+        return torch.stack(outputs)
+
+
+class AcousticModel(nn.Module):
+    """Waveforms in, per-frame log-probabilities over the tokenizer's tokens out."""
+
+    def __init__(self, features: FeatureConfig, model: ModelConfig, vocab_size: int,
+                 augment: AugmentConfig | None = None):
+        super().__init__()
+        self.features_cfg, self.cfg, self.vocab_size = features, model, vocab_size
+        self.frontend = Frontend(features, augment)
+        if model.subsampling == "conv":
+            self.subsampling = ConvSubsampling(features.dim, model.hidden_size,
+                                               model.subsampling_factor, model.conv_channels)
+        else:
+            self.subsampling = FrameStacking(features.dim, model.hidden_size, model.subsampling_factor)
+        layers, dim = [], model.hidden_size
+        for _ in range(model.num_layers):
+            layers.append(RecurrentLayer(dim, model))
+            dim = layers[-1].out_dim
+        self.layers = nn.ModuleList(layers)
+        self.head = nn.Linear(dim, vocab_size)  # W_y, b_y
+
+    @property
+    def frame_shift(self) -> float:
+        """Seconds between output frames."""
+        return self.features_cfg.hop_length * self.cfg.subsampling_factor / self.features_cfg.sample_rate
+
+    def encode(self, feats: torch.Tensor, lengths: torch.Tensor):
+        x, lengths = self.subsampling(feats, lengths)
+        for layer in self.layers:
+            x = layer(x, lengths)
+        return x, lengths
+
+    def forward(self, waves: torch.Tensor, wave_lengths: torch.Tensor):
+        """(B, samples), (B,) -> log-probs (B, frames, vocab) float32, frame lengths (B,)."""
+        feats, lengths = self.frontend(waves, wave_lengths)
+        x, lengths = self.encode(feats, lengths)
+        logits = self.head(x).float()
+        return logits.log_softmax(dim=-1), lengths
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

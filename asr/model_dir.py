@@ -1,0 +1,94 @@
+"""A trained model is a directory that loads without pickle::
+
+    config.yaml         the full Config it was trained with
+    model.safetensors   weights
+    tokenizer.json      the vocabulary
+    cmvn.json           feature mean/std from the training set
+
+Directories are written next to their destination and renamed into place, so a crash while
+saving never leaves a half-written model where a good one was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import yaml
+from safetensors.torch import load_file, save_file
+
+from asr.config import Config, ConfigError, config_from_dict, save_config
+from asr.model import AcousticModel
+from asr.text import CharTokenizer
+
+PRETRAINED_DIR = Path(__file__).parent / "pretrained" / "default"
+REQUIRED_FILES = ("config.yaml", "model.safetensors", "tokenizer.json", "cmvn.json")
+
+
+class ModelDirError(ValueError):
+    pass
+
+
+@dataclass
+class LoadedModel:
+    config: Config
+    model: AcousticModel
+    tokenizer: CharTokenizer
+    path: Path
+
+
+def save_model_dir(path: str | Path, config: Config, model: AcousticModel,
+                   tokenizer: CharTokenizer, half: bool = False, extra_files: dict | None = None) -> Path:
+    """Write a model directory atomically. ``half`` stores weights as float16 (half the size)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+    save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+    save_config(config, tmp / "config.yaml")
+    tokenizer.save(tmp / "tokenizer.json")
+    model.frontend.normalizer.save(tmp / "cmvn.json")
+    for name, text in (extra_files or {}).items():
+        (tmp / name).write_text(text, encoding="utf-8")
+    _replace_dir(tmp, path)
+    return path
+
+
+def _replace_dir(new: Path, target: Path) -> None:
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        target.rename(old)
+    new.rename(target)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def load_model_dir(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+    path = Path(path) if path is not None else PRETRAINED_DIR
+    if not path.is_dir():
+        raise ModelDirError(f"{path}: model directory not found")
+    missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
+    if missing:
+        raise ModelDirError(f"{path}: not a model directory (missing {', '.join(missing)})")
+    try:
+        config = config_from_dict(yaml.safe_load((path / "config.yaml").read_text()) or {})
+    except (ConfigError, yaml.YAMLError) as e:
+        raise ModelDirError(f"{path / 'config.yaml'}: {e}") from None
+    tokenizer = CharTokenizer.load(path / "tokenizer.json")
+    model = AcousticModel(config.features, config.model, len(tokenizer))
+    state = load_file(str(path / "model.safetensors"))
+    reference = model.state_dict()
+    state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise ModelDirError(f"{path / 'model.safetensors'}: weights do not fit config.yaml ({e})") from None
+    model.frontend.normalizer.load(path / "cmvn.json")
+    model.eval().to(device)
+    return LoadedModel(config, model, tokenizer, path)

@@ -1,0 +1,219 @@
+"""Typed configuration: YAML files, dotted overrides, strict validation."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from asr.config import (AugmentConfig, Config, ConfigError, FeatureConfig, ModelConfig, TrainConfig,
+                        load_config, parse_overrides, save_config)
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+CONFIG_FILES = sorted((REPO_ROOT / "configs").glob("*.yaml")) + sorted((REPO_ROOT / "configs").glob("*.yml"))
+
+
+def write_yaml(path, data):
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+@pytest.fixture
+def config_file(tmp_path):
+    return write_yaml(tmp_path / "config.yaml", {
+        "features": {"kind": "mfcc", "n_mfcc": 13},
+        "model": {"cell": "lstm", "num_layers": 2, "hidden_size": 64},
+        "train": {"epochs": 3, "lr": 0.002},
+    })
+
+
+# --- loading ------------------------------------------------------------------------------
+
+def test_load_config_reads_the_sections_of_a_yaml_file(config_file):
+    cfg = load_config(config_file)
+    assert cfg.features.kind == "mfcc" and cfg.features.n_mfcc == 13
+    assert cfg.model.num_layers == 2 and cfg.model.hidden_size == 64
+    assert cfg.train.epochs == 3 and cfg.train.lr == 0.002
+
+
+def test_a_float_written_in_exponent_form_without_a_dot_loads_as_a_number(tmp_path):
+    """PyYAML (YAML 1.1) reads ``1e-3`` as a string; the config must still take it as 0.001."""
+    path = tmp_path / "c.yaml"
+    path.write_text("train:\n  lr: 1e-3\n  weight_decay: 5E-2\n")
+    cfg = load_config(path)
+    assert cfg.train.lr == pytest.approx(1e-3)
+    assert cfg.train.weight_decay == pytest.approx(5e-2)
+
+
+def test_load_config_keeps_defaults_for_keys_not_in_the_file(config_file):
+    cfg = load_config(config_file)
+    assert cfg.augment == AugmentConfig()
+    assert cfg.model.dropout == ModelConfig().dropout
+    assert cfg.train.seed == TrainConfig().seed
+
+
+def test_load_config_without_a_file_gives_the_defaults():
+    assert load_config() == Config()
+
+
+def test_an_empty_yaml_file_gives_the_defaults(tmp_path):
+    path = tmp_path / "empty.yaml"
+    path.write_text("")
+    assert load_config(path) == Config()
+
+
+def test_a_missing_config_file_raises_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "nope.yaml")
+
+
+def test_invalid_yaml_raises_config_error(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text("model: [unclosed\n")
+    with pytest.raises(ConfigError, match="YAML"):
+        load_config(path)
+
+
+def test_a_section_that_is_not_a_mapping_raises_config_error(tmp_path):
+    path = write_yaml(tmp_path / "c.yaml", {"model": 3})
+    with pytest.raises(ConfigError, match="model"):
+        load_config(path)
+
+
+# --- overrides ----------------------------------------------------------------------------
+
+def test_overrides_are_applied_with_the_declared_types(config_file):
+    cfg = load_config(config_file, ["train.lr=1e-3", "model.cell=gru"])
+    assert cfg.model.cell == "gru"
+    assert isinstance(cfg.train.lr, float) and cfg.train.lr == pytest.approx(1e-3)
+
+
+@pytest.mark.parametrize("override, section, key, expected", [
+    ("train.lr=0.0005", "train", "lr", 0.0005),
+    ("train.lr=1", "train", "lr", 1.0),  # an integer is accepted for a float field
+    ("train.epochs=7", "train", "epochs", 7),
+    ("train.epochs=7.0", "train", "epochs", 7),  # an integral float for an int field
+    ("model.bidirectional=false", "model", "bidirectional", False),
+    ("train.output_dir=exp/x", "train", "output_dir", "exp/x"),
+    ("train.output_dir=123", "train", "output_dir", "123"),  # a number for a str field
+    ("features.f_max=7600", "features", "f_max", 7600.0),
+    ("features.f_max=null", "features", "f_max", None),
+])
+def test_override_values_are_coerced_to_the_field_type(override, section, key, expected):
+    value = getattr(getattr(load_config(None, [override]), section), key)
+    assert value == expected
+    assert type(value) is type(expected)
+
+
+def test_overrides_win_over_the_file_and_keep_its_other_keys(config_file):
+    cfg = load_config(config_file, ["model.num_layers=4"])
+    assert cfg.model.num_layers == 4
+    assert cfg.model.hidden_size == 64
+
+
+def test_a_tuple_field_is_parsed_from_a_yaml_list():
+    cfg = load_config(None, ["augment.speed_factors=[0.9,1.0]"])
+    assert cfg.augment.speed_factors == (0.9, 1.0)
+    assert isinstance(cfg.augment.speed_factors, tuple)
+
+
+def test_a_scalar_for_a_tuple_field_becomes_a_one_element_tuple():
+    assert load_config(None, ["augment.speed_factors=1"]).augment.speed_factors == (1.0,)
+
+
+def test_parse_overrides_builds_a_nested_dict():
+    assert parse_overrides(["train.lr=0.5", "model.cell=gru", "train.epochs=2"]) == {
+        "train": {"lr": 0.5, "epochs": 2}, "model": {"cell": "gru"}}
+
+
+@pytest.mark.parametrize("override", ["train.lr", "lr=1", "train.lr.x=1", ".lr=1"])
+def test_malformed_override_raises_config_error(override):
+    with pytest.raises(ConfigError):
+        load_config(None, [override])
+
+
+# --- validation ---------------------------------------------------------------------------
+
+def test_an_unknown_section_raises_config_error_naming_it():
+    with pytest.raises(ConfigError, match="optimizer"):
+        load_config(None, ["optimizer.lr=1"])
+
+
+def test_an_unknown_key_raises_config_error_naming_it_and_its_section():
+    with pytest.raises(ConfigError, match="train") as info:
+        load_config(None, ["train.learning_rate=1"])
+    assert "learning_rate" in str(info.value)
+
+
+def test_an_unknown_key_in_a_file_raises_config_error_naming_it(tmp_path):
+    path = write_yaml(tmp_path / "c.yaml", {"model": {"celll": "gru"}})
+    with pytest.raises(ConfigError, match="celll"):
+        load_config(path)
+
+
+@pytest.mark.parametrize("override, field", [
+    ("model.num_layers=abc", "model.num_layers"),
+    ("model.num_layers=2.5", "model.num_layers"),
+    ("train.lr=fast", "train.lr"),
+    ("train.lr=true", "train.lr"),
+    ("model.bidirectional=1", "model.bidirectional"),
+    ("train.device=[cpu]", "train.device"),
+])
+def test_a_value_of_the_wrong_type_raises_config_error_naming_the_field(override, field):
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_config(None, [override])
+
+
+@pytest.mark.parametrize("override", ["model.cell=transformer", "model.norm=group", "features.kind=wav2vec",
+                                      "features.normalize=sometimes", "model.subsampling=pool"])
+def test_a_value_outside_the_allowed_choices_raises_config_error(override):
+    with pytest.raises(ConfigError, match=override.split("=")[1]):
+        load_config(None, [override])
+
+
+@pytest.mark.parametrize("override", ["model.num_layers=0", "model.dropout=1.0", "model.subsampling_factor=3"])
+def test_out_of_range_model_values_raise_config_error(override):
+    with pytest.raises(ConfigError):
+        load_config(None, [override])
+
+
+def test_feature_dim_follows_the_feature_kind():
+    assert FeatureConfig(kind="fbank", n_mels=64).dim == 64
+    assert FeatureConfig(kind="mfcc", n_mfcc=13).dim == 13
+    assert FeatureConfig(kind="spectrogram", n_fft=400).dim == 201
+
+
+# --- saving -------------------------------------------------------------------------------
+
+def test_a_config_round_trips_through_save_config_and_load_config(tmp_path):
+    cfg = load_config(None, ["model.cell=gru", "augment.speed_factors=[0.95,1.05]", "features.f_max=7600",
+                             "train.lr=0.0003", "train.output_dir=exp/roundtrip", "model.bidirectional=false"])
+    path = tmp_path / "saved.yaml"
+    save_config(cfg, path)
+    assert load_config(path) == cfg
+
+
+def test_the_default_config_round_trips_through_save_config(tmp_path):
+    path = tmp_path / "default.yaml"
+    save_config(Config(), path)
+    assert load_config(path) == Config()
+
+
+def test_saved_config_is_plain_yaml_with_lists_for_tuples(tmp_path):
+    path = tmp_path / "saved.yaml"
+    save_config(Config(), path)
+    data = yaml.safe_load(path.read_text())
+    assert set(data) == {"features", "model", "augment", "train"}
+    assert data["augment"]["speed_factors"] == [0.9, 1.0, 1.1]
+
+
+# --- the shipped configs ------------------------------------------------------------------
+
+def test_the_repository_has_config_files():
+    assert CONFIG_FILES, "no YAML files in configs/"
+
+
+@pytest.mark.parametrize("path", CONFIG_FILES, ids=lambda p: p.name)
+def test_every_shipped_config_loads(path):
+    cfg = load_config(path)
+    assert isinstance(cfg, Config)

@@ -1,0 +1,240 @@
+"""Corpus importers: every entry is checked, and anything left out is reported with its reason."""
+
+import os
+import random
+from pathlib import Path
+
+import pytest
+
+from asr.corpora import CorpusError, import_kaldi_dir, prepare_speechocean762, split_by_speaker
+from asr.data import Utterance, read_manifest
+from conftest import write_sine
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SPEECHOCEAN = REPO_ROOT.parent / "shared" / "data" / "speechocean762"
+
+
+def write_table(path, lines):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+
+
+def make_kaldi_dir(root, name="data", wav=(), text=(), utt2spk=None):
+    data = root / name
+    write_table(data / "wav.scp", wav)
+    write_table(data / "text", text)
+    if utt2spk is not None:
+        write_table(data / "utt2spk", utt2spk)
+    return data
+
+
+def reasons(report):
+    return dict(report.skipped)
+
+
+# --- import_kaldi_dir ---------------------------------------------------------------------
+
+@pytest.fixture
+def good_dir(tmp_path):
+    write_sine(tmp_path / "audio" / "u1.wav", seconds=0.5, sample_rate=16000)
+    write_sine(tmp_path / "audio" / "u2.flac", seconds=0.25, sample_rate=8000)
+    return make_kaldi_dir(
+        tmp_path,
+        wav=["u1 audio/u1.wav", f"u2\t{tmp_path / 'audio' / 'u2.flac'}"],
+        text=["u1 HELLO WORLD", "u2 good  morning"],
+        utt2spk=["u1 spk1", "u2 spk2"],
+    )
+
+
+def test_import_kaldi_dir_reads_every_good_entry(good_dir):
+    report = import_kaldi_dir(good_dir)
+    assert report.skipped == []
+    by_id = {u.id: u for u in report.utterances}
+    assert set(by_id) == {"u1", "u2"}
+    assert by_id["u1"].duration == pytest.approx(0.5)
+    assert by_id["u2"].duration == pytest.approx(0.25)
+    assert by_id["u1"].text == "HELLO WORLD"
+    assert by_id["u2"].text == "good  morning"
+    assert (by_id["u1"].speaker, by_id["u2"].speaker) == ("spk1", "spk2")
+
+
+def test_import_kaldi_dir_gives_absolute_audio_paths_resolved_against_the_parent_dir(good_dir, tmp_path):
+    report = import_kaldi_dir(good_dir)
+    for utt in report.utterances:
+        assert os.path.isabs(utt.audio_filepath)
+        assert Path(utt.audio_filepath).is_file()
+    assert {Path(u.audio_filepath) for u in report.utterances} == {
+        (tmp_path / "audio" / "u1.wav").resolve(), (tmp_path / "audio" / "u2.flac").resolve()}
+
+
+def test_import_kaldi_dir_resolves_relative_paths_against_an_explicit_root(tmp_path):
+    write_sine(tmp_path / "corpus" / "WAVE" / "a.wav")
+    data = make_kaldi_dir(tmp_path / "lists", wav=["a WAVE/a.wav"], text=["a hi"])
+    report = import_kaldi_dir(data, root=tmp_path / "corpus")
+    assert report.skipped == []
+    assert Path(report.utterances[0].audio_filepath) == (tmp_path / "corpus" / "WAVE" / "a.wav").resolve()
+
+
+def test_without_utt2spk_the_speaker_is_none(tmp_path):
+    write_sine(tmp_path / "a.wav")
+    data = make_kaldi_dir(tmp_path, wav=["a a.wav"], text=["a hi"])
+    [utt] = import_kaldi_dir(data).utterances
+    assert utt.speaker is None
+
+
+@pytest.fixture
+def bad_dir(tmp_path):
+    """One good entry and one of each problem."""
+    write_sine(tmp_path / "good.wav")
+    write_sine(tmp_path / "empty_text.wav")
+    write_sine(tmp_path / "dup.wav")
+    (tmp_path / "corrupt.wav").write_bytes(random.Random(0).randbytes(2048))
+    return make_kaldi_dir(
+        tmp_path,
+        wav=["good good.wav",
+             "missing missing.wav",
+             "corrupt corrupt.wav",
+             "empty_text empty_text.wav",
+             "dup dup.wav",
+             "dup dup.wav",
+             "piped sox in.sph -t wav - |",
+             "no_text good.wav"],
+        text=["good hello",
+              "missing hello",
+              "corrupt hello",
+              "empty_text",
+              "dup hello",
+              "piped hello",
+              "orphan hello"],
+    )
+
+
+def test_import_kaldi_dir_keeps_only_the_good_entry_of_a_bad_dir(bad_dir):
+    report = import_kaldi_dir(bad_dir)
+    assert [u.id for u in report.utterances] == ["good"]
+
+
+def test_import_kaldi_dir_reports_every_entry_it_leaves_out(bad_dir):
+    report = import_kaldi_dir(bad_dir)
+    assert set(reasons(report)) == {"missing", "corrupt", "empty_text", "dup", "piped", "no_text", "orphan"}
+
+
+@pytest.mark.parametrize("utt_id, words", [
+    ("missing", "not found"),
+    ("corrupt", "not readable as audio"),
+    ("empty_text", "empty transcript"),
+    ("dup", "duplicate id"),
+    ("piped", "piped"),
+    ("no_text", "no transcript"),
+    ("orphan", "without audio"),
+])
+def test_import_kaldi_dir_gives_the_reason_for_each_left_out_entry(bad_dir, utt_id, words):
+    assert words in reasons(import_kaldi_dir(bad_dir))[utt_id]
+
+
+def test_missing_and_corrupt_audio_reasons_name_the_file(bad_dir):
+    found = reasons(import_kaldi_dir(bad_dir))
+    assert "missing.wav" in found["missing"]
+    assert "corrupt.wav" in found["corrupt"]
+
+
+def test_a_duplicate_id_in_text_is_reported(tmp_path):
+    write_sine(tmp_path / "a.wav")
+    data = make_kaldi_dir(tmp_path, wav=["a a.wav"], text=["a one", "a two"])
+    report = import_kaldi_dir(data)
+    assert report.utterances == []
+    assert "duplicate id in text" in reasons(report)["a"]
+
+
+def test_zero_length_audio_is_reported(tmp_path):
+    write_sine(tmp_path / "silent.wav", seconds=0.0)
+    data = make_kaldi_dir(tmp_path, wav=["s silent.wav"], text=["s hi"])
+    report = import_kaldi_dir(data)
+    assert report.utterances == [] and "empty" in reasons(report)["s"]
+
+
+def test_a_data_dir_without_wav_scp_raises_corpus_error(tmp_path):
+    (tmp_path / "data").mkdir()
+    write_table(tmp_path / "data" / "text", ["a hi"])
+    with pytest.raises(CorpusError, match="wav.scp"):
+        import_kaldi_dir(tmp_path / "data")
+
+
+def test_a_missing_data_dir_raises_corpus_error(tmp_path):
+    with pytest.raises(CorpusError, match="not a directory"):
+        import_kaldi_dir(tmp_path / "nope")
+
+
+# --- split_by_speaker ---------------------------------------------------------------------
+
+def test_split_by_speaker_holds_out_all_utterances_of_the_chosen_speakers():
+    utts = [Utterance(f"/{s}{i}.wav", 1.0, "x", s, f"{s}{i}") for s in "abcd" for i in range(3)]
+    train, held = split_by_speaker(utts, 2, seed=0)
+    assert len({u.speaker for u in held}) == 2 and len(held) == 6
+    assert not {u.speaker for u in train} & {u.speaker for u in held}
+    assert sorted(u.id for u in train + held) == sorted(u.id for u in utts)
+
+
+def test_split_by_speaker_refuses_to_hold_out_every_speaker():
+    utts = [Utterance("/a.wav", 1.0, "x", "a"), Utterance("/b.wav", 1.0, "x", "b")]
+    with pytest.raises(CorpusError):
+        split_by_speaker(utts, 2)
+
+
+# --- prepare_speechocean762 ---------------------------------------------------------------
+
+def make_release(src, train_speakers=("0001", "0002", "0003"), test_speakers=("0004",), per_speaker=2):
+    """The official layout: SRC/{train,test}/{wav.scp,text,utt2spk}, audio in SRC/WAVE/SPEAKERxxxx/."""
+    for split, speakers in (("train", train_speakers), ("test", test_speakers)):
+        wav, text, spk = [], [], []
+        for s in speakers:
+            for i in range(per_speaker):
+                utt = f"{s}{i:05d}"
+                write_sine(src / "WAVE" / f"SPEAKER{s}" / f"{utt}.WAV", seconds=0.2)
+                wav.append(f"{utt}\tWAVE/SPEAKER{s}/{utt}.WAV")
+                text.append(f"{utt} WORD NUMBER {i}")
+                spk.append(f"{utt} {s}")
+        write_table(src / split / "wav.scp", wav)
+        write_table(src / split / "text", text)
+        write_table(src / split / "utt2spk", spk)
+    return src
+
+
+def test_prepare_speechocean762_writes_train_and_test_manifests(tmp_path):
+    src = make_release(tmp_path / "src")
+    reports = prepare_speechocean762(src, tmp_path / "out")
+    train = read_manifest(tmp_path / "out" / "train.jsonl")
+    test = read_manifest(tmp_path / "out" / "test.jsonl")
+    assert len(train) == 6 and len(test) == 2
+    assert {u.speaker for u in test} == {"0004"}
+    assert all(Path(u.audio_filepath).is_file() for u in train + test)
+    assert not (tmp_path / "out" / "valid.jsonl").exists()
+    assert reports["train"].skipped == [] and reports["test"].skipped == []
+
+
+def test_prepare_speechocean762_holds_out_valid_speakers_from_train(tmp_path):
+    src = make_release(tmp_path / "src")
+    prepare_speechocean762(src, tmp_path / "out", valid_speakers=1)
+    train = read_manifest(tmp_path / "out" / "train.jsonl")
+    valid = read_manifest(tmp_path / "out" / "valid.jsonl")
+    valid_speakers = {u.speaker for u in valid}
+    assert len(valid_speakers) == 1 and len(valid) == 2
+    assert not valid_speakers & {u.speaker for u in train}
+    assert len(train) + len(valid) == 6
+
+
+@pytest.mark.parametrize("missing", ["train", "test"])
+def test_prepare_speechocean762_without_a_split_dir_raises_corpus_error(tmp_path, missing):
+    src = make_release(tmp_path / "src")
+    for f in (src / missing).iterdir():
+        f.unlink()
+    (src / missing).rmdir()
+    with pytest.raises(CorpusError, match=f"{missing}/"):
+        prepare_speechocean762(src, tmp_path / "out")
+
+
+@pytest.mark.skipif(not (SPEECHOCEAN / "test").is_dir(), reason=f"{SPEECHOCEAN} not present")
+def test_the_real_speechocean762_test_split_imports_completely():
+    report = import_kaldi_dir(SPEECHOCEAN / "test")
+    assert len(report.utterances) == 840
+    assert report.skipped == []

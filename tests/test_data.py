@@ -1,0 +1,317 @@
+"""Manifests, the speech dataset, length-bucketed batches and collation."""
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+import torch
+
+from asr.data import (BucketBatchSampler, Example, ManifestError, SpeechDataset, Utterance, collate,
+                      frames_needed, read_manifest, total_hours, write_manifest)
+from asr.text import CharTokenizer
+
+
+def write_lines(path, rows):
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in rows), encoding="utf-8")
+    return path
+
+
+# --- read_manifest / write_manifest -------------------------------------------------------
+
+def test_read_manifest_resolves_relative_audio_paths_against_the_manifest_folder(tmp_path):
+    folder = tmp_path / "lists"
+    folder.mkdir()
+    path = write_lines(folder / "m.jsonl", [{"audio_filepath": "wav/a.flac", "duration": 1.5, "text": "hi"}])
+    [utt] = read_manifest(path)
+    assert Path(utt.audio_filepath) == folder / "wav" / "a.flac"
+
+
+def test_read_manifest_keeps_absolute_audio_paths(tmp_path):
+    absolute = str(tmp_path / "elsewhere" / "a.wav")
+    path = write_lines(tmp_path / "m.jsonl", [{"audio_filepath": absolute, "duration": 1, "text": "hi"}])
+    assert read_manifest(path)[0].audio_filepath == absolute
+
+
+def test_read_manifest_reads_optional_speaker_and_id(tmp_path):
+    path = write_lines(tmp_path / "m.jsonl", [
+        {"audio_filepath": "/a.wav", "duration": 1, "text": "x", "speaker": 7, "id": "utt1"},
+        {"audio_filepath": "/b.wav", "duration": 2, "text": "y"},
+    ])
+    with_both, without = read_manifest(path)
+    assert (with_both.speaker, with_both.id) == ("7", "utt1")
+    assert (without.speaker, without.id) == (None, None)
+
+
+def test_read_manifest_converts_duration_to_float_and_skips_blank_lines(tmp_path):
+    path = write_lines(tmp_path / "m.jsonl", ["", json.dumps({"audio_filepath": "/a.wav", "duration": "2.5",
+                                                              "text": "x"}), "   "])
+    [utt] = read_manifest(path)
+    assert utt.duration == 2.5 and isinstance(utt.duration, float)
+
+
+GOOD = json.dumps({"audio_filepath": "/a.wav", "duration": 1.0, "text": "x"})
+
+
+@pytest.mark.parametrize("bad_line, words", [
+    ('{"audio_filepath": "/b.wav", "duration": 1.0,', "JSON"),
+    ('["/b.wav", 1.0, "x"]', "object"),
+    (json.dumps({"audio_filepath": "/b.wav", "text": "x"}), "duration"),
+    (json.dumps({"duration": 1.0, "text": "x"}), "audio_filepath"),
+    (json.dumps({"audio_filepath": "/b.wav", "duration": 1.0}), "text"),
+    (json.dumps({"audio_filepath": "/b.wav", "duration": "long", "text": "x"}), "long"),
+    (json.dumps({"audio_filepath": "/b.wav", "duration": None, "text": "x"}), "duration"),
+])
+def test_a_bad_manifest_line_raises_manifest_error_naming_file_and_line(tmp_path, bad_line, words):
+    path = write_lines(tmp_path / "m.jsonl", [GOOD, GOOD, bad_line])
+    with pytest.raises(ManifestError) as info:
+        read_manifest(path)
+    message = str(info.value)
+    assert f"{path}:3" in message
+    assert words in message
+
+
+def test_a_missing_manifest_raises_manifest_error(tmp_path):
+    with pytest.raises(ManifestError, match="not found"):
+        read_manifest(tmp_path / "none.jsonl")
+
+
+def test_write_manifest_then_read_manifest_gives_the_same_utterances(tmp_path):
+    utts = [Utterance(str(tmp_path / "a.wav"), 1.25, "héllo wörld", "s1", "a"),
+            Utterance(str(tmp_path / "b.wav"), 3.0, "second", None, None),
+            Utterance(str(tmp_path / "c.wav"), 0.5, "third", "s2", None)]
+    path = tmp_path / "sub" / "m.jsonl"
+    assert write_manifest(path, utts) == 3
+    assert read_manifest(path) == utts
+    assert not path.with_name("m.jsonl.tmp").exists()
+
+
+def test_write_manifest_omits_missing_optional_fields(tmp_path):
+    path = tmp_path / "m.jsonl"
+    write_manifest(path, [Utterance("/a.wav", 1.0, "x")])
+    assert json.loads(path.read_text()) == {"audio_filepath": "/a.wav", "duration": 1.0, "text": "x"}
+
+
+def test_total_hours_sums_durations():
+    assert total_hours([Utterance("/a", 1800.0, "x"), Utterance("/b", 5400.0, "y")]) == 2.0
+
+
+# --- collate ------------------------------------------------------------------------------
+
+def test_collate_zero_pads_waveforms_and_targets_and_records_lengths():
+    examples = [Example(4, torch.ones(3), torch.tensor([5, 6])),
+                Example(9, torch.full((5,), 2.0), torch.tensor([7, 8, 9]))]
+    batch = collate(examples)
+    assert batch.waveforms.shape == (2, 5) and batch.waveforms.dtype == torch.float32
+    assert batch.wave_lengths.tolist() == [3, 5]
+    assert batch.waveforms[0].tolist() == [1, 1, 1, 0, 0]
+    assert batch.waveforms[1].tolist() == [2] * 5
+    assert batch.targets.tolist() == [[5, 6, 0], [7, 8, 9]] and batch.targets.dtype == torch.long
+    assert batch.target_lengths.tolist() == [2, 3]
+    assert batch.indices == [4, 9]
+
+
+def test_collate_of_empty_targets_gives_a_one_column_target_tensor():
+    batch = collate([Example(0, torch.ones(2), torch.tensor([], dtype=torch.long))])
+    assert batch.targets.shape == (1, 1) and batch.target_lengths.tolist() == [0]
+
+
+# --- frames_needed ------------------------------------------------------------------------
+
+@pytest.mark.parametrize("targets, frames", [([1, 1, 2], 4), ([1, 2, 3], 3), ([3, 3, 3], 5), ([7], 1), ([], 0)])
+def test_frames_needed_adds_one_blank_between_each_repeated_pair(targets, frames):
+    assert frames_needed(torch.tensor(targets, dtype=torch.long)) == frames
+
+
+# --- BucketBatchSampler -------------------------------------------------------------------
+
+def durations(n=300, seed=0):
+    rng = random.Random(seed)
+    return [round(rng.uniform(0.5, 15.0), 2) for _ in range(n)]
+
+
+def flat(batches):
+    return [item for batch in batches for item in batch]
+
+
+def padded_seconds(durs, batch):
+    return max(durs[i] / speed for i, speed in batch) * len(batch)
+
+
+@pytest.mark.parametrize("kwargs", [
+    dict(shuffle=True, sortagrad=False),
+    dict(shuffle=True, sortagrad=True),
+    dict(shuffle=False),
+    dict(shuffle=True, speed_factors=(0.9, 1.0, 1.1)),
+])
+@pytest.mark.parametrize("epoch", [0, 1])
+def test_every_index_appears_exactly_once_per_epoch(kwargs, epoch):
+    durs = durations()
+    sampler = BucketBatchSampler(durs, batch_seconds=60, max_batch_size=8, seed=3, **kwargs)
+    sampler.set_epoch(epoch)
+    indices = [i for i, _ in flat(sampler)]
+    assert sorted(indices) == list(range(len(durs)))
+
+
+@pytest.mark.parametrize("speed_factors", [(1.0,), (0.9, 1.0, 1.1)])
+def test_no_batch_exceeds_batch_seconds_of_padded_audio_or_max_batch_size(speed_factors):
+    durs = durations() + [90.0, 200.0]  # two utterances longer than a whole batch
+    sampler = BucketBatchSampler(durs, batch_seconds=60, max_batch_size=8, seed=1, speed_factors=speed_factors)
+    for epoch in range(3):
+        for batch in sampler.batches(epoch):
+            assert len(batch) <= 8
+            if len(batch) > 1:
+                assert padded_seconds(durs, batch) <= 60 + 1e-9
+    over_long = [b for b in sampler.batches(0) if padded_seconds(durs, b) > 60]
+    assert sorted(i for b in over_long for i, _ in b) == [300, 301]
+    assert all(len(b) == 1 for b in over_long)
+
+
+def test_max_batch_size_limits_batches_of_short_utterances():
+    sampler = BucketBatchSampler([1.0] * 20, batch_seconds=1000, max_batch_size=6, shuffle=False)
+    assert [len(b) for b in sampler.batches(0)] == [6, 6, 6, 2]
+
+
+def test_sortagrad_first_epoch_runs_in_ascending_length_order():
+    durs = durations()
+    sampler = BucketBatchSampler(durs, batch_seconds=60, max_batch_size=8, sortagrad=True, seed=5)
+    lengths = [durs[i] for i, _ in flat(sampler.batches(0))]
+    assert lengths == sorted(lengths)
+
+
+def test_after_the_sortagrad_epoch_batches_are_shuffled():
+    durs = durations()
+    sampler = BucketBatchSampler(durs, batch_seconds=60, max_batch_size=8, sortagrad=True, seed=5)
+    lengths = [durs[i] for i, _ in flat(sampler.batches(1))]
+    assert lengths != sorted(lengths)
+
+
+def test_the_same_seed_and_epoch_give_identical_batches():
+    durs = durations()
+    a = BucketBatchSampler(durs, 60, 8, seed=7, speed_factors=(0.9, 1.0, 1.1))
+    b = BucketBatchSampler(durs, 60, 8, seed=7, speed_factors=(0.9, 1.0, 1.1))
+    for epoch in (0, 4):
+        a.set_epoch(epoch)
+        b.set_epoch(epoch)
+        assert list(a) == list(b)
+
+
+def test_different_epochs_give_different_batches():
+    sampler = BucketBatchSampler(durations(), 60, 8, seed=7)
+    assert sampler.batches(1) != sampler.batches(2)
+
+
+def test_different_seeds_give_different_batches():
+    durs = durations()
+    assert BucketBatchSampler(durs, 60, 8, seed=1).batches(1) != BucketBatchSampler(durs, 60, 8, seed=2).batches(1)
+
+
+def test_set_epoch_with_skip_yields_the_tail_of_the_same_epoch():
+    sampler = BucketBatchSampler(durations(), 60, 8, seed=7, speed_factors=(0.9, 1.0, 1.1))
+    sampler.set_epoch(3)
+    full = list(sampler)
+    sampler.set_epoch(3, skip=5)
+    assert list(sampler) == full[5:]
+    assert len(sampler) == len(full) - 5
+
+
+def test_len_is_the_number_of_batches_yielded():
+    sampler = BucketBatchSampler(durations(), 60, 8, seed=7)
+    sampler.set_epoch(2)
+    assert len(sampler) == len(list(sampler))
+    sampler.set_epoch(2, skip=10_000)
+    assert len(sampler) == 0 and list(sampler) == []
+
+
+@pytest.mark.parametrize("epoch", [0, 1])
+def test_two_ranks_get_disjoint_shards_of_equal_length(epoch):
+    durs = durations(301)
+    ranks = [BucketBatchSampler(durs, 60, 8, seed=2, rank=r, world_size=2) for r in (0, 1)]
+    shards = [r.batches(epoch) for r in ranks]
+    assert len(shards[0]) == len(shards[1]) > 0
+    assert len(ranks[0]) == len(ranks[1])
+    idx0 = {i for i, _ in flat(shards[0])}
+    idx1 = {i for i, _ in flat(shards[1])}
+    assert not idx0 & idx1
+    whole = BucketBatchSampler(durs, 60, 8, seed=2).batches(epoch)
+    assert len(shards[0]) + len(shards[1]) in (len(whole), len(whole) - 1)  # at most one batch dropped
+
+
+def test_items_are_index_speed_pairs_with_speeds_from_the_given_factors():
+    factors = (0.9, 1.0, 1.1)
+    sampler = BucketBatchSampler(durations(), 60, 8, seed=7, speed_factors=factors)
+    items = flat(sampler.batches(1))
+    assert all(isinstance(i, int) and speed in factors for i, speed in items)
+    assert {speed for _, speed in items} == set(factors)
+
+
+def test_without_shuffle_every_speed_is_one():
+    sampler = BucketBatchSampler(durations(), 60, 8, shuffle=False, speed_factors=(0.9, 1.1))
+    assert {speed for _, speed in flat(sampler.batches(0))} == {1.0}
+
+
+# --- SpeechDataset ------------------------------------------------------------------------
+
+@pytest.fixture
+def tokenizer():
+    return CharTokenizer.build(["abcdefghijklmnopqrstuvwxyz'"])
+
+
+def test_dataset_items_are_float_mono_waveforms_at_the_model_rate(sine_wav, tokenizer):
+    mono16 = sine_wav("a.wav", seconds=0.5, sample_rate=16000)
+    stereo8 = sine_wav("b.wav", seconds=0.5, sample_rate=8000, channels=2)
+    utts = [Utterance(str(mono16), 0.5, "Hello there"), Utterance(str(stereo8), 0.5, "general kenobi")]
+    ds = SpeechDataset(utts, tokenizer, sample_rate=16000)
+    assert len(ds) == 2 and ds.skipped == []
+    for index in range(2):
+        example = ds[index]
+        assert example.index == index
+        assert example.waveform.dtype == torch.float32 and example.waveform.dim() == 1
+        assert abs(example.waveform.numel() - 8000) <= 2
+        assert 0.4 < example.waveform.abs().max() <= 0.51
+    assert ds.durations == [0.5, 0.5]
+
+
+def test_dataset_targets_are_the_token_ids_of_the_normalized_text(sine_wav, tokenizer):
+    ds = SpeechDataset([Utterance(str(sine_wav()), 0.5, "Ab, C!")], tokenizer, sample_rate=16000)
+    assert ds[0].targets.tolist() == tokenizer.encode("ab c")
+    assert ds[0].targets.dtype == torch.long
+
+
+def test_dataset_puts_empty_and_unknown_character_utterances_in_skipped(sine_wav, tokenizer):
+    wav = str(sine_wav())
+    good = Utterance(wav, 0.5, "good", id="good")
+    empty = Utterance(wav, 0.5, " ?! ", id="empty")
+    foreign = Utterance(wav, 0.5, "naïve 42", id="foreign")
+    ds = SpeechDataset([empty, good, foreign], tokenizer, sample_rate=16000)
+    assert ds.utterances == [good]
+    reasons = dict((u.id, reason) for u, reason in ds.skipped)
+    assert set(reasons) == {"empty", "foreign"}
+    assert "empty" in reasons["empty"]
+    for ch in "ï42":
+        assert repr(ch) in reasons["foreign"]
+
+
+def test_speed_perturbation_shortens_the_waveform_by_the_speed_factor(sine_wav, tokenizer):
+    ds = SpeechDataset([Utterance(str(sine_wav(seconds=0.5)), 0.5, "a")], tokenizer, sample_rate=16000)
+    normal = ds[(0, 1.0)].waveform.numel()
+    fast = ds[(0, 1.1)].waveform.numel()
+    slow = ds[(0, 0.9)].waveform.numel()
+    assert normal == 8000
+    assert fast == pytest.approx(8000 / 1.1, abs=2)
+    assert slow == pytest.approx(8000 / 0.9, abs=2)
+
+
+def test_a_plain_index_means_speed_one(sine_wav, tokenizer):
+    ds = SpeechDataset([Utterance(str(sine_wav()), 0.5, "a")], tokenizer, sample_rate=16000)
+    assert torch.equal(ds[0].waveform, ds[(0, 1.0)].waveform)
+
+
+def test_cached_and_uncached_datasets_give_identical_samples(sine_wav, tokenizer):
+    utts = [Utterance(str(sine_wav(sample_rate=8000)), 0.5, "a")]
+    cached = SpeechDataset(utts, tokenizer, sample_rate=16000, cache=True)
+    uncached = SpeechDataset(utts, tokenizer, sample_rate=16000, cache=False)
+    first = cached[(0, 1.1)].waveform
+    assert torch.equal(cached[(0, 1.1)].waveform, first)
+    assert torch.equal(uncached[(0, 1.1)].waveform, first)
+    assert len(uncached._cache) == 0 and len(cached._cache) == 1

@@ -1,0 +1,195 @@
+"""Text normalization and the character tokenizer."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from asr.text import BLANK, WORD_SEP, CharTokenizer, UnknownCharacterError, normalize_text
+
+
+# --- normalize_text -----------------------------------------------------------------------
+
+def test_normalize_lowercases():
+    assert normalize_text("Hello WORLD") == "hello world"
+
+
+@pytest.mark.parametrize("apostrophe", ["'", "\u2019", "\u2018", "\u02bc", "`", "\u00b4"])
+def test_normalize_keeps_any_apostrophe_inside_a_word_as_a_straight_one(apostrophe):
+    assert normalize_text(f"Don{apostrophe}t") == "don't"
+
+
+def test_normalize_keeps_several_apostrophes_inside_a_word():
+    assert normalize_text("rock'n'roll o\u2019clock") == "rock'n'roll o'clock"
+
+
+@pytest.mark.parametrize("text", ["'hello'", "\u2018hello\u2019", "''hello", "hello'"])
+def test_normalize_strips_apostrophes_and_quotes_around_words(text):
+    assert normalize_text(text) == "hello"
+
+
+def test_normalize_drops_a_lone_apostrophe():
+    assert normalize_text("a ' b") == "a b"
+
+
+def test_normalize_removes_punctuation():
+    assert normalize_text('Hello, world! "Yes"? (no); ok: fine.') == "hello world yes no ok fine"
+
+
+@pytest.mark.parametrize("text", ["well-known", "well\u2013known", "well\u2014known", "well_known",
+                                  "well/known", "well -- known"])
+def test_normalize_splits_words_at_dashes_underscores_and_slashes(text):
+    assert normalize_text(text) == "well known"
+
+
+def test_normalize_collapses_and_trims_whitespace():
+    assert normalize_text("  a \t\n b   c  ") == "a b c"
+
+
+def test_normalize_keeps_digits():
+    assert normalize_text("Room 101") == "room 101"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("Привет, МИР!", "привет мир"),
+    ("Ça va? Très bien.", "ça va très bien"),
+    ("Straße", "straße"),
+    ("你好，世界。", "你好 世界"),
+    ("नमस्ते", "नमस्ते"),  # combining vowel signs (category M) survive
+])
+def test_normalize_keeps_letters_of_other_alphabets(text, expected):
+    assert normalize_text(text) == expected
+
+
+def test_normalize_composes_decomposed_accents():
+    assert normalize_text("Cafe\u0301") == "caf\u00e9"
+
+
+def test_normalize_of_punctuation_only_is_empty():
+    assert normalize_text(" ... !!! -- ''") == ""
+
+
+def test_normalize_is_idempotent():
+    once = normalize_text("\u201cIt\u2019s well-known,\u201d she said -- 'twice'.")
+    assert once == "it's well known she said twice"
+    assert normalize_text(once) == once
+
+
+# --- CharTokenizer.build ------------------------------------------------------------------
+
+def test_build_puts_blank_at_0_and_word_separator_at_1():
+    tok = CharTokenizer.build(["hello world"])
+    assert tok.tokens[0] == BLANK and tok.blank_id == 0
+    assert tok.tokens[1] == WORD_SEP == "|" and tok.word_sep_id == 1
+
+
+def test_build_vocabulary_is_the_sorted_characters_of_the_normalized_text():
+    tok = CharTokenizer.build(["Hello, World!", "It's"])
+    assert tok.tokens[2:] == tuple(sorted(set("helloworldit's")))
+    assert len(tok) == 2 + len(set("helloworldit's"))
+
+
+def test_build_excludes_spaces_punctuation_and_upper_case():
+    tok = CharTokenizer.build(["A B, C!"])
+    assert tok.tokens == (BLANK, WORD_SEP, "a", "b", "c")
+
+
+def test_build_with_min_count_drops_rare_characters():
+    tok = CharTokenizer.build(["aab", "ac"], min_count=2)
+    assert tok.tokens == (BLANK, WORD_SEP, "a")
+
+
+def test_tokenizer_must_start_with_blank_and_separator():
+    with pytest.raises(ValueError):
+        CharTokenizer(("a", "b"))
+
+
+def test_tokenizer_rejects_duplicate_tokens():
+    with pytest.raises(ValueError):
+        CharTokenizer((BLANK, WORD_SEP, "a", "a"))
+
+
+# --- encode / decode ----------------------------------------------------------------------
+
+def test_encode_maps_spaces_to_the_word_separator():
+    tok = CharTokenizer.build(["ab"])
+    assert tok.encode("ab ba") == [2, 3, 1, 3, 2]
+
+
+@pytest.mark.parametrize("text", ["hello world", "don't stop", "a", "привет мир 42"])
+def test_encode_then_decode_gives_back_the_normalized_text(text):
+    tok = CharTokenizer.build(["hello world don't stop a", "привет мир 42"])
+    assert tok.decode(tok.encode(text)) == text
+
+
+def test_decode_skips_blanks_and_collapses_separators():
+    tok = CharTokenizer.build(["ab"])
+    assert tok.decode([0, 1, 2, 0, 1, 1, 3, 1, 0]) == "a b"
+
+
+def test_encode_raises_unknown_character_error_naming_the_unknown_characters():
+    tok = CharTokenizer.build(["abc"])
+    with pytest.raises(UnknownCharacterError) as info:
+        tok.encode("abz xq")
+    assert info.value.unknown == {"z", "x", "q"}
+    message = str(info.value)
+    for ch in "zxq":
+        assert repr(ch) in message
+
+
+def test_unknown_character_error_is_a_value_error():
+    tok = CharTokenizer.build(["abc"])
+    with pytest.raises(ValueError):
+        tok.encode("d")
+
+
+def test_unknown_chars_ignores_spaces():
+    tok = CharTokenizer.build(["abc"])
+    assert tok.unknown_chars("a b c") == set()
+    assert tok.unknown_chars("a d") == {"d"}
+
+
+# --- save / load --------------------------------------------------------------------------
+
+def test_save_then_load_gives_an_equal_tokenizer(tmp_path):
+    tok = CharTokenizer.build(["hello world", "it's", "привет", "ça"])
+    path = tmp_path / "tokenizer.json"
+    tok.save(path)
+    loaded = CharTokenizer.load(path)
+    assert loaded == tok
+    assert loaded.encode("привет world") == tok.encode("привет world")
+
+
+def test_saved_tokenizer_is_json_with_its_type_and_tokens(tmp_path):
+    tok = CharTokenizer.build(["ab"])
+    path = tmp_path / "tokenizer.json"
+    tok.save(path)
+    data = json.loads(path.read_text(encoding="utf-8"))
+    assert data["type"] == "char"
+    assert data["tokens"] == [BLANK, WORD_SEP, "a", "b"]
+
+
+def test_load_rejects_another_tokenizer_type(tmp_path):
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps({"type": "bpe", "tokens": [BLANK, WORD_SEP]}))
+    with pytest.raises(ValueError, match="bpe"):
+        CharTokenizer.load(path)
+
+
+def test_save_and_load_use_utf8_whatever_the_locale(tmp_path):
+    """Non-Latin vocabularies must survive a process whose locale encoding is ASCII."""
+    path = tmp_path / "tokenizer.json"
+    script = (
+        "import sys; from asr.text import CharTokenizer as T\n"
+        "t = T.build(['\\u043f\\u0440\\u0438\\u0432\\u0435\\u0442 \\u00e7a'])\n"
+        "t.save(sys.argv[1]); assert T.load(sys.argv[1]) == t\n"
+    )
+    env = dict(os.environ, LC_ALL="C", LANG="C", PYTHONCOERCECLOCALE="0", PYTHONUTF8="0")
+    result = subprocess.run([sys.executable, "-c", script, str(path)], env=env, capture_output=True, text=True,
+                            cwd=Path(__file__).resolve().parent.parent, timeout=60)
+    assert result.returncode == 0, result.stderr
+    tokens = json.loads(path.read_text(encoding="utf-8"))["tokens"]
+    assert tokens == [BLANK, WORD_SEP, *sorted(set("приветça"))]

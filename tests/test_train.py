@@ -1,0 +1,96 @@
+"""Training end to end on a few real utterances: loss falls, resume is exact, bad cases are
+counted or stopped cleanly."""
+
+import json
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import asr.train as train_module
+from asr.config import load_config
+from asr.model_dir import load_model_dir
+from asr.train import TrainingError, train
+
+TINY = [
+    "model.cell=gru", "model.num_layers=1", "model.hidden_size=48", "model.conv_channels=4",
+    "model.dropout=0.0", "train.batch_seconds=20", "train.max_batch_size=8", "train.lr=3e-3",
+    "train.warmup_steps=2", "train.progress=false", "train.threads=2",
+]
+
+
+def tiny_config(corpus, out, *extra):
+    return load_config("configs/small.yaml", [
+        f"train.train_manifest={corpus / 'train.jsonl'}", f"train.valid_manifest={corpus / 'valid.jsonl'}",
+        f"train.output_dir={out}", *TINY, *extra])
+
+
+def epochs(run_dir):
+    return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+
+
+def test_training_reduces_the_loss_and_writes_loadable_models(tiny_corpus, tmp_path):
+    run = train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=6"))
+    log = epochs(run)
+    assert len(log) == 6
+    assert log[-1]["train_loss"] < 0.7 * log[0]["train_loss"]
+    assert {"valid_loss", "valid_wer", "valid_cer", "audio_seconds_per_second"} <= log[-1].keys()
+    for name in ("best", "last"):
+        assert load_model_dir(run / name).model.num_parameters() > 0
+    assert (run / "last" / "train_state.pt").is_file()
+    assert any((run / "tb").iterdir())  # TensorBoard event file
+
+
+def test_a_killed_run_resumes_to_exactly_the_same_weights(tiny_corpus, tmp_path):
+    extra = ["train.epochs=2", "train.checkpoint_every=2"]
+    straight = train(tiny_config(tiny_corpus, tmp_path / "straight", *extra))
+    killed = tmp_path / "killed"
+    train(tiny_config(tiny_corpus, killed, *extra), stop_at_step=3)  # mid-epoch 1
+    assert not (killed / "log.jsonl").exists()
+    resumed = train(tiny_config(tiny_corpus, killed, *extra), resume=True)
+    a = load_file(str(straight / "last" / "model.safetensors"))
+    b = load_file(str(resumed / "last" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    assert [e["train_loss"] for e in epochs(straight)][-1] == pytest.approx(epochs(resumed)[-1]["train_loss"])
+
+
+def test_a_new_run_refuses_to_overwrite_an_existing_one(tiny_corpus, tmp_path):
+    cfg = tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=1")
+    train(cfg, stop_at_step=1)
+    with pytest.raises(TrainingError, match="--resume"):
+        train(cfg)
+
+
+def test_utterances_too_short_for_their_label_are_skipped_and_counted(tiny_corpus, tmp_path):
+    rows = [json.loads(line) for line in (tiny_corpus / "train.jsonl").read_text().splitlines()]
+    rows[0]["text"] = " ".join(["abcdefghij"] * 40)  # 440 labels in ~1 s of audio
+    (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    (tmp_path / "valid.jsonl").write_text((tiny_corpus / "valid.jsonl").read_text())
+    run = train(tiny_config(tmp_path, tmp_path / "run", "train.epochs=1", "augment.speed_factors=[1.0]"))
+    log = epochs(run)[0]
+    assert log["skipped_too_short"] == 1
+    assert log["train_loss"] == pytest.approx(log["train_loss"]) and log["train_loss"] < float("inf")
+
+
+def test_repeated_non_finite_losses_stop_the_run_and_keep_the_last_checkpoint(tiny_corpus, tmp_path, monkeypatch):
+    real = train_module.ctc_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):
+        calls["n"] += 1
+        losses, valid = real(*args, **kwargs)
+        return (losses * float("nan"), valid) if calls["n"] > 2 else (losses, valid)
+
+    monkeypatch.setattr(train_module, "ctc_loss", poisoned)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingError, match="non-finite"):
+        train(tiny_config(tiny_corpus, out, "train.epochs=3", "train.checkpoint_every=1", "train.max_nan_steps=3"))
+    monkeypatch.setattr(train_module, "ctc_loss", real)
+    clean = train(tiny_config(tiny_corpus, tmp_path / "clean", "train.epochs=3"), stop_at_step=2)
+    kept = load_file(str(out / "last" / "model.safetensors"))
+    good = load_file(str(clean / "last" / "model.safetensors"))
+    for key in good:  # the checkpoint holds the weights of the last finite step, untouched
+        torch.testing.assert_close(kept[key], good[key], rtol=0, atol=0, msg=key)
+    assert load_model_dir(out / "last").model.num_parameters() > 0
