@@ -85,6 +85,16 @@ def cmd_transcribe(args) -> int:
     return 1 if failed else 0
 
 
+def cmd_export(args) -> int:
+    from asr.model_dir import load_model_dir, save_model_dir
+
+    loaded = load_model_dir(args.src)
+    save_model_dir(args.dst, loaded.config, loaded.model, loaded.tokenizer, half=args.half)
+    size = sum(f.stat().st_size for f in Path(args.dst).iterdir())
+    print(f"{args.dst}: {loaded.model.num_parameters():,} parameters, {size / 2**20:.1f} MiB")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asr", description="Recurrent CTC speech recognition.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -125,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("files", nargs="+")
     model_args(p)
     p.set_defaults(func=cmd_transcribe)
+    p = sub.add_parser("export", help="copy a model directory, optionally with float16 weights")
+    p.add_argument("src")
+    p.add_argument("dst")
+    p.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
+    p.set_defaults(func=cmd_export)
     return parser
 
 

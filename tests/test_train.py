@@ -15,7 +15,7 @@ from asr.train import TrainingError, train
 TINY = [
     "model.cell=gru", "model.num_layers=1", "model.hidden_size=48", "model.conv_channels=4",
     "model.dropout=0.0", "train.batch_seconds=20", "train.max_batch_size=8", "train.lr=3e-3",
-    "train.warmup_steps=2", "train.progress=false", "train.threads=2",
+    "train.warmup_steps=2", "train.progress=false",
 ]
 
 

@@ -1,0 +1,71 @@
+"""Reading audio: any libsndfile format, mono, the model's rate; clear errors for bad files."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from asr.audio import AudioError, audio_info, load_audio, prepare_array
+from conftest import write_sine
+
+
+@pytest.mark.parametrize("suffix,subtype", [(".wav", "PCM_16"), (".flac", None), (".ogg", "VORBIS")])
+def test_reads_common_formats_as_float_mono(tmp_path, suffix, subtype):
+    path = write_sine(tmp_path / f"a{suffix}", seconds=0.5, subtype=subtype)
+    wave = load_audio(path, 16000)
+    assert wave.dtype == torch.float32 and wave.ndim == 1
+    assert wave.numel() == pytest.approx(8000, abs=200)
+
+
+def test_stereo_is_averaged_to_mono(tmp_path):
+    left = np.full(1600, 0.5, dtype=np.float32)
+    sf.write(str(tmp_path / "s.wav"), np.stack([left, -left * 0.2], axis=1), 16000, subtype="FLOAT")
+    wave = load_audio(tmp_path / "s.wav", 16000)
+    assert torch.allclose(wave, torch.full((1600,), 0.2))
+
+
+def test_8khz_audio_is_resampled_to_the_model_rate(tmp_path):
+    path = write_sine(tmp_path / "n.wav", seconds=1.0, sample_rate=8000, freq=300)
+    wave = load_audio(path, 16000)
+    assert wave.numel() == 16000
+    spectrum = torch.fft.rfft(wave).abs()
+    assert int(spectrum.argmax()) == pytest.approx(300, abs=2)  # 1 Hz bins: the tone kept its pitch
+
+
+def test_audio_info_reports_duration_without_decoding(tmp_path):
+    info = audio_info(write_sine(tmp_path / "a.flac", seconds=1.25, sample_rate=22050, channels=2))
+    assert (info.sample_rate, info.channels) == (22050, 2)
+    assert info.duration == pytest.approx(1.25, abs=1e-3)
+
+
+@pytest.mark.parametrize("make,problem", [
+    (lambda p: None, "file not found"),
+    (lambda p: p.write_bytes(b"RIFF\x00\x00garbage" * 10), "not readable as audio"),
+    (lambda p: p.write_bytes(b""), "not readable as audio"),
+    (lambda p: p.mkdir(), "directory"),
+])
+def test_bad_files_raise_an_error_naming_the_file_and_the_problem(tmp_path, make, problem):
+    path = tmp_path / "bad.wav"
+    make(path)
+    with pytest.raises(AudioError, match=problem) as err:
+        load_audio(path, 16000)
+    assert str(path) in str(err.value)
+
+
+def test_a_zero_length_file_and_nan_samples_are_errors(tmp_path):
+    sf.write(str(tmp_path / "empty.wav"), np.zeros(0, dtype=np.float32), 16000)
+    with pytest.raises(AudioError, match="empty"):
+        load_audio(tmp_path / "empty.wav", 16000)
+    data = np.zeros(100, dtype=np.float32)
+    data[10] = np.nan
+    sf.write(str(tmp_path / "nan.wav"), data, 16000, subtype="FLOAT")
+    with pytest.raises(AudioError, match="NaN"):
+        load_audio(tmp_path / "nan.wav", 16000)
+
+
+def test_arrays_are_accepted_in_either_channel_layout_and_resampled():
+    stereo = np.zeros((2, 4410), dtype=np.float32)  # torchaudio layout (channels, samples)
+    assert prepare_array(stereo, 44100, 16000).numel() == 1600
+    assert prepare_array(torch.zeros(16000), None, 16000).numel() == 16000
+    with pytest.raises(AudioError, match="1-D or 2-D"):
+        prepare_array(np.zeros((1, 2, 3)), 16000, 16000)

@@ -1,0 +1,98 @@
+"""The command line end to end: prepare a Kaldi dir, train, evaluate, transcribe."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr.cli import main
+from conftest import REPO_ROOT
+
+
+@pytest.fixture(scope="module")
+def kaldi_dir(tiny_corpus, tmp_path_factory):
+    """A Kaldi data dir over the tiny corpus' audio, plus one entry whose audio is missing."""
+    d = tmp_path_factory.mktemp("kaldi") / "train"
+    d.mkdir()
+    rows = [json.loads(line) for line in (tiny_corpus / "train.jsonl").read_text().splitlines()]
+    (d / "wav.scp").write_text("".join(f"{r['id']} {r['audio_filepath']}\n" for r in rows)
+                               + "ghost /nonexistent/ghost.wav\n")
+    (d / "text").write_text("".join(f"{r['id']} {r['text']}\n" for r in rows) + "ghost HELLO\n")
+    (d / "utt2spk").write_text("".join(f"{r['id']} {r['speaker']}\n" for r in rows) + "ghost x\n")
+    return d
+
+
+@pytest.fixture(scope="module")
+def trained(tiny_corpus, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cli_run") / "run"
+    code = main(["train", "configs/small.yaml", f"train.train_manifest={tiny_corpus / 'train.jsonl'}",
+                 f"train.valid_manifest={tiny_corpus / 'valid.jsonl'}", f"train.output_dir={out}",
+                 "model.num_layers=1", "model.hidden_size=32", "model.conv_channels=4", "train.epochs=2",
+                 "train.batch_seconds=20", "train.progress=false"])
+    assert code == 0
+    return out / "best"
+
+
+def test_prepare_kaldi_writes_a_manifest_and_reports_what_it_skipped(kaldi_dir, tmp_path, capsys):
+    assert main(["prepare", "kaldi", str(kaldi_dir), str(tmp_path / "out.jsonl")]) == 0
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert len(rows) == 20 and all(r["duration"] > 0 for r in rows)
+    assert "ghost" in err and "file not found" in err
+    assert "20 utterances" in out and "1 skipped" in out
+
+
+def test_evaluate_prints_wer_and_ends_with_a_json_summary(trained, tiny_corpus, capsys):
+    assert main(["evaluate", str(tiny_corpus / "valid.jsonl"), "--model", str(trained), "--json"]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    summary = json.loads(last)
+    assert {"wer", "cer", "utterances", "audio_seconds", "decode_seconds"} <= summary.keys()
+    assert summary["utterances"] == 4 and summary["audio_seconds"] > 0
+
+
+def test_transcribe_goes_on_after_a_bad_file_and_exits_non_zero(trained, tiny_corpus, tmp_path, capsys):
+    good = json.loads((tiny_corpus / "valid.jsonl").read_text().splitlines()[0])["audio_filepath"]
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_bytes(b"not audio at all")
+    stereo8k = tmp_path / "stereo8k.wav"
+    data, rate = sf.read(good)
+    sf.write(str(stereo8k), np.stack([data[::2], data[::2]], axis=1), rate // 2)
+    code = main(["transcribe", "--model", str(trained), str(tmp_path / "missing.wav"), str(corrupt), good,
+                 str(stereo8k)])
+    out, err = capsys.readouterr()
+    assert code == 1
+    lines = out.strip().splitlines()
+    assert [line.split("\t")[0] for line in lines] == [good, str(stereo8k)]
+    assert "missing.wav: file not found" in err and "corrupt.wav: not readable as audio" in err
+    assert "2 of 4 file(s) failed" in err
+
+
+def test_python_api_transcribes_paths_and_arrays(trained, tiny_corpus):
+    import asr
+
+    good = json.loads((tiny_corpus / "valid.jsonl").read_text().splitlines()[0])["audio_filepath"]
+    model = asr.load_model(trained)
+    from_path = model.transcribe(good)
+    data, rate = sf.read(good)
+    from_array = model.transcribe(data, sample_rate=rate)
+    assert from_path.text == from_array.text
+    assert from_path.duration == pytest.approx(len(data) / rate)
+    for word in from_path.words:
+        assert 0 <= word.start < word.end <= from_path.duration + 0.05
+
+
+def test_a_missing_model_directory_is_a_one_line_error(tmp_path, capsys):
+    assert main(["transcribe", "--model", str(tmp_path / "nope"), "x.wav"]) == 2
+    assert "model directory not found" in capsys.readouterr().err
+
+
+def test_the_console_script_runs(tmp_path):
+    exe = shutil.which("asr", path=str(REPO_ROOT / ".venv" / "bin")) or shutil.which("asr")
+    cmd = [exe, "--help"] if exe else [sys.executable, "-m", "asr.cli", "--help"]
+    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+    for sub in ("prepare", "train", "evaluate", "transcribe"):
+        assert sub in out

@@ -1,0 +1,55 @@
+"""The speechocean762 recipe runs prepare -> train -> evaluate from one `make`, on a small
+copy of the corpus in the official layout."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from conftest import REPO_ROOT, SHARED_SO762
+
+
+def fake_release(root, n_per_speaker=6):
+    """A miniature speechocean762 release: 3 train speakers, 1 test speaker, real audio."""
+    for split, n_speakers in (("train", 3), ("test", 1)):
+        src = SHARED_SO762 / split
+        spk2utt = [line.split() for line in (src / "spk2utt").read_text().splitlines()][:n_speakers]
+        keep = {u for row in spk2utt for u in row[1: 1 + n_per_speaker]}
+        (root / split).mkdir(parents=True)
+        for name in ("wav.scp", "text", "utt2spk"):
+            lines = [line for line in (src / name).read_text().splitlines() if line.split()[0] in keep]
+            (root / split / name).write_text("\n".join(lines) + "\n")
+        for line in (root / split / "wav.scp").read_text().splitlines():
+            rel = line.split()[1]
+            (root / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(SHARED_SO762 / rel, root / rel)
+
+
+@pytest.mark.skipif(not SHARED_SO762.is_dir(), reason="../shared/data/speechocean762 is not present")
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_one_make_command_prepares_trains_and_evaluates(tmp_path):
+    fake_release(tmp_path / "corpus")
+    tiny = ("model.cell=gru model.num_layers=1 model.hidden_size=32 model.conv_channels=4 "
+            "train.epochs=2 train.batch_seconds=30 train.progress=false")
+    cmd = ["make", "-C", str(REPO_ROOT / "recipes" / "speechocean762"), f"ASR={sys.executable} -m asr.cli",
+           f"CORPUS={tmp_path / 'corpus'}", f"DATA={tmp_path / 'data'}", f"EXP={tmp_path / 'exp'}",
+           f"OVERRIDES={tiny}", "VALID_SPEAKERS=1"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert len((tmp_path / "data" / "test.jsonl").read_text().splitlines()) == 6
+    assert len((tmp_path / "data" / "valid.jsonl").read_text().splitlines()) == 6
+    summary = json.loads((tmp_path / "exp" / "dev.json").read_text())
+    assert summary["utterances"] == 6 and 0 <= summary["cer"]
+    assert (tmp_path / "exp" / "dev_hyp.txt").read_text().count("REF:") == 6
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # every stage is done
+    assert again.returncode == 0 and "asr.cli train" not in again.stdout
+
+
+def test_without_a_corpus_the_recipe_says_how_to_get_one(tmp_path):
+    cmd = ["make", "-C", str(REPO_ROOT / "recipes" / "speechocean762"), f"CORPUS={tmp_path / 'none'}",
+           f"DATA={tmp_path / 'data'}", f"EXP={tmp_path / 'exp'}", "prepare"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0
+    assert "no corpus at" in done.stderr and "download" in done.stderr
