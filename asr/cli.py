@@ -34,7 +34,11 @@ def cmd_train(args) -> int:
     from asr.config import load_config
     from asr.train import train
 
-    cfg = load_config(args.config, args.overrides)
+    cfg = load_config(args.config, args.overrides)  # fail here, before any process starts
+    if args.gpus > 1:
+        from asr.distributed import launch
+
+        return launch(args.gpus, [args.config, *args.overrides] + (["--resume"] if args.resume else []))
     run_dir = train(cfg, resume=args.resume)
     print(f"best model: {run_dir / 'best'}")
     return 0
@@ -116,6 +120,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("overrides", nargs="*", help="e.g. train.lr=1e-3 model.cell=gru")
     p.add_argument("--resume", action="store_true", help="continue the run in train.output_dir")
+    p.add_argument("--gpus", type=int, default=1,
+                   help="data-parallel processes on this machine (torchrun; gloo on CPU, nccl on GPU)")
     p.set_defaults(func=cmd_train)
 
     def model_args(p):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import random
+import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -245,3 +246,53 @@ def frames_needed(targets: torch.Tensor) -> int:
 def total_hours(utterances: list[Utterance]) -> float:
     return sum(u.duration for u in utterances) / 3600.0
 
+
+
+class BatchLoader:
+    """Iterate a batch sampler, preparing the next batches in background threads.
+
+    Items (audio decode on first use, speed perturbation) load on a small thread pool —
+    libsndfile and torch release the GIL — and each batch is collated, and pinned for a
+    fast asynchronous copy when training on GPU, while the model works on the previous one.
+    """
+
+    def __init__(self, dataset: SpeechDataset, sampler, workers: int = 4, prefetch: int = 2,
+                 pin_memory: bool = False):
+        self.dataset, self.sampler = dataset, sampler
+        self.workers, self.prefetch, self.pin_memory = max(1, workers), max(1, prefetch), pin_memory
+
+    def __len__(self) -> int:
+        return len(self.sampler)
+
+    def _get(self, item):
+        try:
+            return self.dataset[item]
+        except AudioError as e:  # e.g. a file deleted mid-run: this run goes on without it
+            print(f"warning: skipped {e}", file=sys.stderr, flush=True)
+            return None
+
+    def _load(self, pool, items) -> Batch | None:
+        examples = [e for e in pool.map(self._get, items) if e is not None]
+        if not examples:
+            return None
+        batch = collate(examples)
+        if self.pin_memory:
+            batch = Batch(batch.waveforms.pin_memory(), batch.wave_lengths.pin_memory(),
+                          batch.targets.pin_memory(), batch.target_lengths.pin_memory(), batch.indices)
+        return batch
+
+    def __iter__(self) -> Iterator[Batch]:
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(self.workers) as pool, ThreadPoolExecutor(1) as loader:
+            pending = []
+            for items in self.sampler:
+                pending.append(loader.submit(self._load, pool, items))
+                if len(pending) > self.prefetch:
+                    batch = pending.pop(0).result()
+                    if batch is not None:
+                        yield batch
+            for future in pending:
+                batch = future.result()
+                if batch is not None:
+                    yield batch

@@ -1,33 +1,36 @@
 """The training loop: CTC loss, AdamW with warmup and cosine decay, length-bucketed batches,
-mixed precision on GPU, per-epoch validation, atomic checkpoints and exact resume.
+mixed precision on GPU, data parallelism, per-epoch validation, atomic checkpoints and exact
+resume.
 
 A run directory holds::
 
-    last/        model directory + train_state.pt (optimizer, schedule, position, RNG)
+    last/        model directory + train_state.pt (optimizer, schedule, position)
     best/        model directory with the best validation WER so far
     log.jsonl    one JSON object per epoch
     tb/          TensorBoard logs
 
 Every step reseeds torch from (seed, step), and each epoch's batches are a function of
 (seed, epoch), so a run resumed from ``last/`` takes exactly the steps the killed run would
-have taken.
+have taken (with the same number of processes; with another, it continues from the same
+point in the epoch, rounded down to whole steps).
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import json
 import math
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from asr.config import Config, save_config
-from asr.data import (BucketBatchSampler, SpeechDataset, collate, frames_needed, read_manifest,
-                      total_hours)
+from asr import distributed
+from asr.config import Config, load_config, save_config
+from asr.data import BatchLoader, BucketBatchSampler, SpeechDataset, collate, frames_needed, read_manifest, total_hours
 from asr.decoding import GreedyDecoder
 from asr.features import StatsAccumulator
 from asr.metrics import char_errors, word_errors
@@ -40,25 +43,8 @@ class TrainingError(RuntimeError):
     pass
 
 
-@dataclass
-class EpochStats:
-    loss_sum: float = 0.0
-    utterances: int = 0
-    audio_seconds: float = 0.0
-    skipped_too_short: int = 0
-    seconds: float = 0.0
-
-
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
-
-
-def resolve_train_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
-        raise TrainingError("train.device=cuda, but no CUDA device is available")
-    return torch.device(name)
 
 
 def lr_lambda(cfg, total_steps: int):
@@ -81,15 +67,21 @@ def ctc_loss(log_probs, out_lengths, batch, blank: int):
     return losses, valid
 
 
-def compute_cmvn(model: AcousticModel, dataset: SpeechDataset, device, batch_size=16) -> None:
-    """Global mean/std of the (unaugmented) training features; fills the audio cache too."""
+def compute_cmvn(model: AcousticModel, dataset: SpeechDataset, device, d=distributed.Dist(),
+                 batch_size=16) -> None:
+    """Global mean/std of the unaugmented training features (each rank its share, summed)."""
     acc = StatsAccumulator(model.features_cfg.dim)
     extractor = model.frontend.extractor
-    for start in range(0, len(dataset), batch_size):
-        batch = collate([dataset[(i, 1.0)] for i in range(start, min(len(dataset), start + batch_size))])
+    indices = list(range(d.rank, len(dataset), d.world_size))
+    for start in range(0, len(indices), batch_size):
+        batch = collate([dataset[(i, 1.0)] for i in indices[start: start + batch_size]])
         with torch.no_grad():
             feats, lengths = extractor(batch.waveforms.to(device), batch.wave_lengths.to(device))
         acc.add(feats, lengths)
+    sums = distributed.all_sum(torch.cat([acc.sum, acc.sumsq, torch.tensor([float(acc.count)],
+                                                                            dtype=torch.float64)]).to(device), d)
+    dim = acc.sum.numel()
+    acc.sum, acc.sumsq, acc.count = sums[:dim].cpu(), sums[dim: 2 * dim].cpu(), int(sums[-1])
     mean, std = acc.result()
     model.frontend.normalizer.set_stats(mean.to(device), std.to(device))
 
@@ -115,19 +107,61 @@ def validate(model, dataset, cfg, device, tokenizer) -> dict:
             "valid_cer": char_errors(refs, hyps).rate}
 
 
-def load_split(path: str, cfg: Config, tokenizer, name: str) -> SpeechDataset:
+def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False) -> SpeechDataset:
     utts = read_manifest(path)
     too_long = [u for u in utts if u.duration > cfg.train.max_duration]
     dataset = SpeechDataset([u for u in utts if u.duration <= cfg.train.max_duration], tokenizer,
                             cfg.features.sample_rate)
-    for utt, reason in dataset.skipped:
-        log(f"skipped {name} utterance {utt.id or utt.audio_filepath}: {reason}")
-    if too_long:
-        log(f"skipped {len(too_long)} {name} utterance(s) longer than {cfg.train.max_duration} s")
+    if not quiet:
+        for utt, reason in dataset.skipped:
+            log(f"skipped {name} utterance {utt.id or utt.audio_filepath}: {reason}")
+        if too_long:
+            log(f"skipped {len(too_long)} {name} utterance(s) longer than {cfg.train.max_duration} s")
+        log(f"{name}: {len(dataset)} utterances, {total_hours(dataset.utterances):.2f} h")
     if len(dataset) == 0:
         raise TrainingError(f"{path}: no usable utterances")
-    log(f"{name}: {len(dataset)} utterances, {total_hours(dataset.utterances):.2f} h")
     return dataset
+
+
+def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None):
+    """Loss and gradients for one batch: (loss sum, utterances used, too short, finite).
+
+    The loss is summed over usable utterances and divided by the batch size. Every rank runs
+    backward, even on a batch with nothing usable, so that the gradient all-reduce lines up.
+    A batch that runs out of GPU memory is split in halves whose gradients accumulate (under
+    DDP the first half skips the all-reduce); a single utterance that still does not fit is
+    skipped with a warning.
+    """
+    divisor = divisor or len(batch.indices)
+    try:
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            log_probs, out_lengths = model(batch.waveforms, batch.wave_lengths)
+        losses, valid = ctc_loss(log_probs, out_lengths, batch, blank)
+        loss = (losses * valid).sum() / divisor
+        scaler.scale(loss).backward()
+        n_valid = int(valid.sum())
+        return float(losses[valid].detach().sum()), n_valid, len(batch.indices) - n_valid, bool(torch.isfinite(loss))
+    except torch.OutOfMemoryError:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        if len(batch.indices) == 1:
+            log(f"skipped utterance {batch.indices[0]}: does not fit in GPU memory alone")
+            return 0.0, 0, 0, True
+        log(f"out of GPU memory on a batch of {len(batch.indices)}: splitting it in two")
+        half = len(batch.indices) // 2
+        no_sync = getattr(model, "no_sync", contextlib.nullcontext)
+        with no_sync():
+            a = forward_backward(model, _slice(batch, 0, half), blank, scaler, use_amp, device, divisor)
+        b = forward_backward(model, _slice(batch, half, len(batch.indices)), blank, scaler, use_amp, device, divisor)
+        return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] and b[3]
+
+
+def _slice(batch, start, end):
+    from asr.data import Batch
+
+    wl, tl = batch.wave_lengths[start:end], batch.target_lengths[start:end]
+    return Batch(batch.waveforms[start:end, : int(wl.max())], wl, batch.targets[start:end, : max(1, int(tl.max()))],
+                 tl, batch.indices[start:end])
 
 
 def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) -> Path:
@@ -139,42 +173,46 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     torch.set_flush_denormal(True)  # denormals slowed CPU epochs 5x in long runs
     if tc.threads > 0:
         torch.set_num_threads(tc.threads)
-    device = resolve_train_device(tc.device)
+    d, device = distributed.setup(tc.device)
     use_amp = tc.amp and device.type == "cuda"
+    say = log if d.is_main else (lambda message: None)
 
     state = None
     if resume and (run_dir / "last" / "train_state.pt").is_file():
         loaded = load_model_dir(run_dir / "last", device)
         tokenizer, model = loaded.tokenizer, loaded.model
         model.frontend.augment.cfg = cfg.augment
-        state = torch.load(run_dir / "last" / "train_state.pt", weights_only=True)
-        log(f"resuming {run_dir} at epoch {state['epoch'] + 1}, step {state['step']}")
+        state = torch.load(run_dir / "last" / "train_state.pt", weights_only=True, map_location="cpu")
+        say(f"resuming {run_dir} at epoch {state['epoch'] + 1}, step {state['step']}")
     elif resume:
-        log(f"nothing to resume in {run_dir}: starting a new run")
+        say(f"nothing to resume in {run_dir}: starting a new run")
     if state is None:
         if (run_dir / "last").exists():
             raise TrainingError(f"{run_dir} already holds a run: use --resume, or another train.output_dir")
-        texts = [u.text for u in read_manifest(tc.train_manifest)]
-        tokenizer = CharTokenizer.build(texts)
+        tokenizer = CharTokenizer.build(u.text for u in read_manifest(tc.train_manifest))
         model = AcousticModel(cfg.features, cfg.model, len(tokenizer), cfg.augment).to(device)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(cfg, run_dir / "config.yaml")
+    if d.is_main:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_config(cfg, run_dir / "config.yaml")
 
-    train_set = load_split(tc.train_manifest, cfg, tokenizer, "train")
-    valid_set = load_split(tc.valid_manifest, cfg, tokenizer, "valid") if tc.valid_manifest else None
-    if valid_set is not None and tc.valid_max_utts:
-        valid_set.utterances = valid_set.utterances[: tc.valid_max_utts]
-        valid_set.targets = valid_set.targets[: tc.valid_max_utts]
+    train_set = load_split(tc.train_manifest, cfg, tokenizer, "train", quiet=not d.is_main)
+    valid_set = None
+    if tc.valid_manifest and d.is_main:
+        valid_set = load_split(tc.valid_manifest, cfg, tokenizer, "valid")
+        if tc.valid_max_utts:
+            valid_set.utterances = valid_set.utterances[: tc.valid_max_utts]
+            valid_set.targets = valid_set.targets[: tc.valid_max_utts]
     if state is None and cfg.features.normalize == "global":
         t0 = time.time()
-        compute_cmvn(model, train_set, device)
-        log(f"feature statistics from {len(train_set)} utterances in {time.time() - t0:.1f} s")
-    log(f"model: {cfg.model.num_layers}x{cfg.model.hidden_size} {cfg.model.cell} "
+        compute_cmvn(model, train_set, device, d)
+        say(f"feature statistics from {len(train_set)} utterances in {time.time() - t0:.1f} s")
+    say(f"model: {cfg.model.num_layers}x{cfg.model.hidden_size} {cfg.model.cell} "
         f"{'bi' if cfg.model.bidirectional else 'uni'}directional, {model.num_parameters():,} parameters, "
-        f"{len(tokenizer)} tokens, device {device}")
+        f"{len(tokenizer)} tokens, device {device}, {d.world_size} process(es)")
 
     sampler = BucketBatchSampler(train_set.durations, tc.batch_seconds, tc.max_batch_size, shuffle=True,
-                                 sortagrad=tc.sortagrad, seed=tc.seed, speed_factors=cfg.augment.speed_factors)
+                                 sortagrad=tc.sortagrad, seed=tc.seed, speed_factors=cfg.augment.speed_factors,
+                                 rank=d.rank, world_size=d.world_size)
     steps_per_epoch = len(sampler.batches(0))
     decay, no_decay = [], []
     for p in model.parameters():
@@ -188,61 +226,68 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
-        step, start_epoch, skip = state["step"], state["epoch"], state["batch_in_epoch"]
-        best_wer, nan_run = state["best_wer"], state["nan_run"]
+        start_epoch, best_wer, nan_run = state["epoch"], state["best_wer"], state["nan_run"]
+        # Positions are stored in global batches, so another world size continues at the same point.
+        skip = state["global_batch_in_epoch"] // d.world_size
+        step = state["step"] * state["world_size"] // d.world_size
+        scheduler.last_epoch = step
+    ddp = torch.nn.parallel.DistributedDataParallel(model) if d.enabled else model
 
-    from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
-    writer = SummaryWriter(str(run_dir / "tb"))
+    writer = None
+    if d.is_main:
+        from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
+        writer = SummaryWriter(str(run_dir / "tb"))
 
     def checkpoint(epoch: int, batch_in_epoch: int) -> None:
-        train_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
-                       "scaler": scaler.state_dict(), "step": step, "epoch": epoch,
-                       "batch_in_epoch": batch_in_epoch, "best_wer": best_wer, "nan_run": nan_run}
-        tmp = run_dir / ".train_state.pt.tmp"
-        torch.save(train_state, tmp)
-        save_model_dir(run_dir / "last", cfg, model, tokenizer)
-        tmp.replace(run_dir / "last" / "train_state.pt")
+        if d.is_main:
+            train_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+                           "scaler": scaler.state_dict(), "step": step, "epoch": epoch, "world_size": d.world_size,
+                           "global_batch_in_epoch": batch_in_epoch * d.world_size, "best_wer": best_wer,
+                           "nan_run": nan_run}
+            tmp = run_dir / ".train_state.pt.tmp"
+            torch.save(train_state, tmp)
+            save_model_dir(run_dir / "last", cfg, model, tokenizer)
+            tmp.replace(run_dir / "last" / "train_state.pt")
+        distributed.barrier(d)
 
     model.train()
     for epoch in range(start_epoch, tc.epochs):
         sampler.set_epoch(epoch, skip)
-        stats, t0 = EpochStats(), time.time()
-        bar = _progress(len(sampler), f"epoch {epoch + 1}/{tc.epochs}", tc.progress)
-        for batch_in_epoch, items in enumerate(sampler, start=skip):
-            torch.manual_seed(tc.seed * 1_000_003 + step)  # dropout + SpecAugment, reproducibly
-            batch = collate([train_set[i] for i in items]).to(device, non_blocking=True)
-            with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-                log_probs, out_lengths = model(batch.waveforms, batch.wave_lengths)
-            losses, valid = ctc_loss(log_probs, out_lengths, batch, tokenizer.blank_id)
-            stats.skipped_too_short += int((~valid).sum())
+        loader = BatchLoader(train_set, sampler, pin_memory=device.type == "cuda")
+        loss_sum, n_utts, too_short, audio_seconds, t0 = 0.0, 0, 0, 0.0, time.time()
+        bar = _progress(len(sampler), f"epoch {epoch + 1}/{tc.epochs}", tc.progress and d.is_main)
+        for batch_in_epoch, batch in enumerate(loader, start=skip):
+            torch.manual_seed(tc.seed * 1_000_003 + step * d.world_size + d.rank)  # dropout, SpecAugment
+            batch = batch.to(device, non_blocking=True)
+            optimizer.zero_grad(set_to_none=True)
+            b_loss, b_n, b_short, finite = forward_backward(ddp, batch, tokenizer.blank_id, scaler, use_amp, device)
+            finite = distributed.all_true(finite, d, device)
+            too_short += b_short
             step += 1
-            if valid.any():
-                loss = losses[valid].mean()
-                if not torch.isfinite(loss):
-                    nan_run += 1
-                    log(f"step {step}: non-finite loss ({nan_run} in a row); batch skipped")
-                    if nan_run >= tc.max_nan_steps:
-                        raise TrainingError(f"{nan_run} non-finite losses in a row at step {step}; "
-                                            f"the last good checkpoint is {run_dir / 'last'}")
-                    optimizer.zero_grad(set_to_none=True)
-                else:
-                    nan_run = 0
-                    optimizer.zero_grad(set_to_none=True)
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(optimizer)
-                    grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
-                    scaler.step(optimizer)
-                    scaler.update()
-                    stats.loss_sum += float(losses[valid].detach().sum())
-                    stats.utterances += int(valid.sum())
-                    writer.add_scalar("train/loss", loss.item(), step)
+            if distributed.all_true(b_n == 0, d, device):
+                pass  # nothing usable on any rank: no update (AdamW would still decay weights)
+            elif not finite:
+                nan_run += 1
+                say(f"step {step}: non-finite loss ({nan_run} in a row); batch skipped")
+                if nan_run >= tc.max_nan_steps:
+                    raise TrainingError(f"{nan_run} non-finite losses in a row at step {step}; "
+                                        f"the last good checkpoint is {run_dir / 'last'}")
+            else:
+                nan_run = 0
+                scaler.unscale_(optimizer)
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                scaler.step(optimizer)
+                scaler.update()
+                loss_sum, n_utts = loss_sum + b_loss, n_utts + b_n
+                if writer is not None and b_n:
+                    writer.add_scalar("train/loss", b_loss / b_n, step)
                     writer.add_scalar("train/grad_norm", float(grad_norm), step)
                     writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
             scheduler.step()
-            stats.audio_seconds += float(batch.wave_lengths.sum()) / cfg.features.sample_rate
+            audio_seconds += float(batch.wave_lengths.sum()) / cfg.features.sample_rate
             if bar is not None:
                 bar.update(1)
-                bar.set_postfix(loss=f"{stats.loss_sum / max(stats.utterances, 1):.3f}")
+                bar.set_postfix(loss=f"{loss_sum / max(n_utts, 1):.3f}")
             if tc.checkpoint_every and step % tc.checkpoint_every == 0:
                 checkpoint(epoch, batch_in_epoch + 1)
             if stop_at_step is not None and step >= stop_at_step:
@@ -251,25 +296,29 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         if bar is not None:
             bar.close()
         skip = 0
-        stats.seconds = time.time() - t0
-        record = {"epoch": epoch + 1, "step": step, "train_loss": stats.loss_sum / max(stats.utterances, 1),
-                  "lr": scheduler.get_last_lr()[0], "epoch_seconds": round(stats.seconds, 1),
-                  "audio_seconds_per_second": round(stats.audio_seconds / max(stats.seconds, 1e-9), 1),
-                  "skipped_too_short": stats.skipped_too_short}
-        if valid_set is not None:
-            record.update(validate(model, valid_set, cfg, device, tokenizer))
-        for key, value in record.items():
-            if key not in ("epoch", "step"):
-                writer.add_scalar(f"epoch/{key}", value, epoch + 1)
-        with open(run_dir / "log.jsonl", "a") as f:
-            f.write(json.dumps(record) + "\n")
-        log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-        current = record.get("valid_wer", -record["epoch"])  # no valid set: latest is best
-        if current < best_wer:
-            best_wer = current
-            save_model_dir(run_dir / "best", cfg, model, tokenizer)
+        seconds = time.time() - t0
+        totals = distributed.all_sum(torch.tensor([loss_sum, n_utts, too_short, audio_seconds],
+                                                  dtype=torch.float64, device=device), d).tolist()
+        record = {"epoch": epoch + 1, "step": step, "train_loss": totals[0] / max(totals[1], 1),
+                  "lr": scheduler.get_last_lr()[0], "epoch_seconds": round(seconds, 1),
+                  "audio_seconds_per_second": round(totals[3] / max(seconds, 1e-9), 1),
+                  "skipped_too_short": int(totals[2])}
+        if d.is_main:
+            if valid_set is not None:
+                record.update(validate(model, valid_set, cfg, device, tokenizer))
+            for key, value in record.items():
+                if key not in ("epoch", "step"):
+                    writer.add_scalar(f"epoch/{key}", value, epoch + 1)
+            with open(run_dir / "log.jsonl", "a") as f:
+                f.write(json.dumps(record) + "\n")
+            log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+            current = record.get("valid_wer", -record["epoch"])  # no valid set: latest is best
+            if current < best_wer:
+                best_wer = current
+                save_model_dir(run_dir / "best", cfg, model, tokenizer)
         checkpoint(epoch + 1, 0)
-    writer.close()
+    if writer is not None:
+        writer.close()
     return run_dir
 
 
@@ -279,3 +328,24 @@ def _progress(total: int, desc: str, enabled: bool):
     from tqdm import tqdm
 
     return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
+
+
+def main(argv=None) -> int:
+    """``python -m asr.train CONFIG [overrides] [--resume]``: the entry point torchrun runs."""
+    p = argparse.ArgumentParser(prog="asr.train")
+    p.add_argument("config")
+    p.add_argument("overrides", nargs="*")
+    p.add_argument("--resume", action="store_true")
+    args = p.parse_args(argv)
+    try:
+        train(load_config(args.config, args.overrides), resume=args.resume)
+    except TrainingError as e:
+        log(f"asr: {e}")
+        return 2
+    finally:
+        distributed.teardown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -94,3 +94,55 @@ def test_repeated_non_finite_losses_stop_the_run_and_keep_the_last_checkpoint(ti
     for key in good:  # the checkpoint holds the weights of the last finite step, untouched
         torch.testing.assert_close(kept[key], good[key], rtol=0, atol=0, msg=key)
     assert load_model_dir(out / "last").model.num_parameters() > 0
+
+
+def test_a_batch_that_runs_out_of_memory_is_split_and_gives_the_same_gradient(tiny_corpus):
+    from asr.config import Config, ModelConfig
+    from asr.data import SpeechDataset, collate, read_manifest
+    from asr.model import AcousticModel
+    from asr.text import CharTokenizer
+
+    utts = read_manifest(tiny_corpus / "train.jsonl")[:4]
+    tok = CharTokenizer.build(u.text for u in utts)
+    cfg = Config(model=ModelConfig(cell="gru", num_layers=1, hidden_size=16, conv_channels=4, dropout=0.0))
+    model = AcousticModel(cfg.features, cfg.model, len(tok)).eval()
+    batch = collate([SpeechDataset(utts, tok, 16000)[i] for i in range(4)])
+    scaler = torch.amp.GradScaler("cuda", enabled=False)
+
+    def grads(m):
+        model.zero_grad()
+        out = train_module.forward_backward(m, batch, tok.blank_id, scaler, False, torch.device("cpu"))
+        return out, [p.grad.clone() for p in model.parameters()]
+
+    whole, expected = grads(model)
+
+    class Cramped(torch.nn.Module):  # "runs out of memory" above two utterances
+        def forward(self, waves, lengths):
+            if waves.shape[0] > 2:
+                raise torch.OutOfMemoryError("simulated")
+            return model(waves, lengths)
+
+    split, got = grads(Cramped())
+    assert split[1] == whole[1] == 4 and split[0] == pytest.approx(whole[0], rel=1e-5)
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-5)  # summation order differs
+
+
+def test_an_audio_file_that_vanishes_mid_run_is_skipped_with_a_warning(tiny_corpus, tmp_path, capsys):
+    import shutil
+
+    from asr.data import BatchLoader, BucketBatchSampler, SpeechDataset, read_manifest
+    from asr.text import CharTokenizer
+
+    utts = read_manifest(tiny_corpus / "train.jsonl")[:6]
+    copies = []
+    for u in utts:
+        dst = tmp_path / f"{u.id}.flac"
+        shutil.copy(u.audio_filepath, dst)
+        copies.append(type(u)(str(dst), u.duration, u.text, u.speaker, u.id))
+    dataset = SpeechDataset(copies, CharTokenizer.build(u.text for u in utts), 16000, cache=False)
+    (tmp_path / f"{utts[0].id}.flac").unlink()
+    sampler = BucketBatchSampler(dataset.durations, 100, 3, shuffle=False)
+    seen = [i for batch in BatchLoader(dataset, sampler) for i in batch.indices]
+    assert sorted(seen) == [1, 2, 3, 4, 5]
+    assert f"{utts[0].id}.flac: file not found" in capsys.readouterr().err
