@@ -6,12 +6,16 @@ anything left out is reported with its reason; nothing is dropped silently.
 
 from __future__ import annotations
 
+import os
 import random
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterable
 
-from asr.audio import AudioError, audio_info
+from asr.audio import AudioError, AudioInfo, audio_info
 from asr.data import Utterance, write_manifest
+from asr.text import normalize_text
 
 
 class CorpusError(ValueError):
@@ -23,8 +27,69 @@ class ImportReport:
     utterances: list[Utterance] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (utterance id, reason)
 
+    notes: list[str] = field(default_factory=list)  # remarks on the whole set, e.g. policy exclusions
+
     def skip(self, utt_id: str, reason: str) -> None:
         self.skipped.append((utt_id, reason))
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One candidate utterance as a corpus lists it, before its audio and text are checked."""
+    id: str
+    audio: Path
+    text: str
+    speaker: str | None = None
+    origin: str | None = None  # where it was listed ("train.tsv:17"), for messages
+
+
+def _probe(path: Path) -> AudioInfo | str:
+    try:
+        info = audio_info(path)
+    except AudioError as e:
+        return f"{e.path}: {e.problem}"
+    if info.frames == 0:
+        return f"{path}: audio is empty (0 samples)"
+    return info
+
+
+def check_entries(entries: Iterable[Entry], report: ImportReport | None = None,
+                  workers: int | None = None) -> ImportReport:
+    """Keep the entries whose id is new, transcript non-empty and audio readable; report the rest.
+
+    The first entry with an id wins; later ones are skipped as duplicates. Audio headers are
+    read in a thread pool (libsndfile releases the GIL), which matters for 100k+ files.
+    """
+    report = report if report is not None else ImportReport()
+    seen = {u.id: "" for u in report.utterances}
+    todo = []
+    for e in entries:
+        where = f" ({e.origin})" if e.origin else ""
+        if e.id in seen:
+            report.skip(e.id, f"duplicate id{where}; first listed {seen[e.id] or 'earlier'}")
+            continue
+        seen[e.id] = e.origin or ""
+        if not normalize_text(e.text):
+            report.skip(e.id, f"empty transcript{where}" + (f": {e.text.strip()!r}" if e.text.strip() else ""))
+            continue
+        todo.append(e)
+    workers = workers or min(8, (os.cpu_count() or 1) * 2)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        for e, info in zip(todo, pool.map(_probe, [Path(e.audio) for e in todo])):
+            if isinstance(info, str):
+                report.skip(e.id, info)
+                continue
+            report.utterances.append(Utterance(str(Path(e.audio).resolve()), round(info.duration, 4),
+                                               " ".join(e.text.split()), e.speaker, e.id))
+    return report
+
+
+def write_split(out: Path, name: str, report: ImportReport) -> None:
+    """``OUT/name.jsonl``; a split with nothing usable is an error, not an empty file."""
+    if not report.utterances:
+        first = f" (first: {report.skipped[0][0]}: {report.skipped[0][1]})" if report.skipped else ""
+        raise CorpusError(f"{name}: no usable utterances, {len(report.skipped)} skipped{first}")
+    write_manifest(Path(out) / f"{name}.jsonl", report.utterances)
 
 
 def read_kaldi_table(path: Path, required: bool = True) -> tuple[dict[str, str], list[tuple[str, str]]]:
@@ -98,6 +163,30 @@ def split_by_speaker(utterances: list[Utterance], n_speakers: int, seed: int = 0
         raise CorpusError(f"cannot hold out {n_speakers} of {len(speakers)} speakers")
     held = set(random.Random(seed).sample(speakers, n_speakers))
     return [u for u in utterances if u.speaker not in held], [u for u in utterances if u.speaker in held]
+
+
+def split_by_list(utterances: list[Utterance], names: Iterable[str], source: str = "the list"):
+    """Hold out the utterances whose id or speaker is in ``names`` (one per line in a file)."""
+    names = {n.strip() for n in names if n.strip()}
+    held = [u for u in utterances if u.id in names or u.speaker in names]
+    if not held:
+        raise CorpusError(f"{source}: none of its {len(names)} name(s) is an utterance id or speaker of the data")
+    if len(held) == len(utterances):
+        raise CorpusError(f"{source}: it names every utterance; nothing would be left to train on")
+    held_ids = {id(u) for u in held}
+    return [u for u in utterances if id(u) not in held_ids], held
+
+
+def split_random(utterances: list[Utterance], fraction: float, seed: int = 0):
+    """Hold out a random ``fraction`` of the utterances (for data without speaker labels)."""
+    if not 0.0 < fraction < 1.0:
+        raise CorpusError(f"valid fraction must be between 0 and 1, got {fraction}")
+    n = max(1, round(len(utterances) * fraction))
+    if n >= len(utterances):
+        raise CorpusError(f"cannot hold out {n} of {len(utterances)} utterances")
+    held = set(random.Random(seed).sample(range(len(utterances)), n))
+    return ([u for i, u in enumerate(utterances) if i not in held],
+            [u for i, u in enumerate(utterances) if i in held])
 
 
 def prepare_speechocean762(src: str | Path, out: str | Path, valid_speakers: int = 0) -> dict[str, ImportReport]:

@@ -1,0 +1,343 @@
+"""Importers for the standard corpus layouts -> JSON-lines manifests.
+
+- LibriSpeech / Mini LibriSpeech: ``SUBSET/SPEAKER/CHAPTER/SPEAKER-CHAPTER.trans.txt`` + FLAC.
+- AN4 (CMU): ``an4/etc/an4_{train,test}.transcription`` (``<s> WORDS </s> (an251-fash-b)``),
+  NIST SPHERE audio in ``an4/wav/an4{,test}_clstk/SPEAKER/``.
+- Common Voice (any language): ``LANG/{train,dev,test,validated}.tsv`` + MP3 in ``LANG/clips``.
+- Your own data: a folder of audio files with same-name ``.txt`` transcripts, or a CSV/TSV
+  table of ``path,text[,speaker]``.
+
+Each importer lists candidate entries; :func:`asr.corpora.check_entries` keeps the usable ones
+and reports every other one with its reason. Transcripts are stored as written (markup such as
+AN4's ``<s>`` removed); normalization happens at training time, so any alphabet works.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from pathlib import Path
+
+from asr.corpora import (CorpusError, Entry, ImportReport, check_entries, split_by_list,
+                         split_by_speaker, split_random, write_split)
+
+# --- LibriSpeech ----------------------------------------------------------------------------
+
+# train-clean-100 ... test-other, and Mini LibriSpeech's train-clean-5 and dev-clean-2
+_SUBSET_NAME = re.compile(r"^(train|dev|test)-[a-z]+(-\d+)?$")
+
+
+def _librispeech_root(src: Path) -> Path:
+    """The folder holding the subsets: SRC itself or SRC/LibriSpeech (as the archives unpack)."""
+    return src / "LibriSpeech" if (src / "LibriSpeech").is_dir() else src
+
+
+def find_librispeech_subsets(src: str | Path) -> list[str]:
+    root = _librispeech_root(Path(src))
+    if not root.is_dir():
+        return []
+    return sorted(p.name for p in root.iterdir() if p.is_dir() and _SUBSET_NAME.match(p.name))
+
+
+def librispeech_entries(src: str | Path, subset: str, report: ImportReport) -> list[Entry]:
+    root = _librispeech_root(Path(src))
+    folder = root / subset
+    if not folder.is_dir():
+        raise CorpusError(f"{folder}: no such LibriSpeech subset (get it with: asr download librispeech "
+                          f"--subsets {subset})")
+    transcripts = sorted(folder.glob("*/*/*.trans.txt"))
+    if not transcripts:
+        raise CorpusError(f"{folder}: no SPEAKER/CHAPTER/*.trans.txt files; not a LibriSpeech subset, "
+                          "or an incomplete extraction")
+    entries, listed = [], set()
+    for trans in transcripts:
+        speaker = trans.parent.parent.name
+        for lineno, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):
+            if not line.strip():
+                continue
+            utt_id, _, text = line.strip().partition(" ")
+            audio = trans.parent / f"{utt_id}.flac"
+            listed.add(audio)
+            entries.append(Entry(utt_id, audio, text, speaker, f"{trans.name}:{lineno}"))
+    for flac in sorted(folder.glob("*/*/*.flac")):
+        if flac not in listed:
+            report.skip(flac.stem, f"{flac}: audio without a line in its chapter's .trans.txt")
+    return entries
+
+
+def prepare_librispeech(src: str | Path, out: str | Path, train: list[str] | None = None,
+                        eval_sets: list[str] | None = None, valid_speakers: int = 0,
+                        seed: int = 0) -> dict[str, ImportReport]:
+    """``OUT/train.jsonl`` from the union of the ``train`` subsets, ``OUT/<subset>.jsonl`` for
+    each of ``eval_sets`` (default: every ``train-*`` / other subset found under SRC), and with
+    ``valid_speakers`` > 0 ``OUT/valid.jsonl``: that many train speakers held out."""
+    src, out = Path(src), Path(out)
+    found = find_librispeech_subsets(src)
+    if train is None:
+        train = [s for s in found if s.startswith("train-")]
+    if eval_sets is None:
+        eval_sets = [s for s in found if not s.startswith("train-")]
+    if not train:
+        raise CorpusError(f"{src}: no LibriSpeech train-* subset found (get one with: asr download librispeech)")
+    reports: dict[str, ImportReport] = {}
+    report = ImportReport()
+    entries = [e for subset in train for e in librispeech_entries(src, subset, report)]
+    reports["train"] = check_entries(entries, report)
+    for subset in eval_sets:
+        report = ImportReport()
+        reports[subset] = check_entries(librispeech_entries(src, subset, report), report)
+    _write_train_valid(out, reports["train"], valid_speakers=valid_speakers, seed=seed)
+    for subset in eval_sets:
+        write_split(out, subset, reports[subset])
+    return reports
+
+
+def _write_train_valid(out: Path, report: ImportReport, valid_speakers: int = 0, valid_list=None,
+                       valid_fraction: float = 0.0, seed: int = 0) -> None:
+    chosen = [bool(valid_speakers), valid_list is not None, bool(valid_fraction)]
+    if sum(chosen) > 1:
+        raise CorpusError("choose one way to make the valid set: speakers, a list, or a fraction")
+    utts = report.utterances
+    if valid_speakers:
+        if not any(u.speaker for u in utts):
+            raise CorpusError("the data have no speaker labels: give a valid list or a fraction instead")
+        utts, valid = split_by_speaker(utts, valid_speakers, seed)
+    elif valid_list is not None:
+        path = Path(valid_list)
+        if not path.is_file():
+            raise CorpusError(f"{path}: valid list not found")
+        utts, valid = split_by_list(utts, path.read_text(encoding="utf-8").splitlines(), str(path))
+    elif valid_fraction:
+        utts, valid = split_random(utts, valid_fraction, seed)
+    else:
+        valid = None
+    write_split(out, "train", ImportReport(utts, report.skipped))
+    if valid is not None:
+        write_split(out, "valid", ImportReport(valid))
+
+
+# --- AN4 ------------------------------------------------------------------------------------
+
+_AN4_LINE = re.compile(r"^(?P<words>.*?)\s*\((?P<source>[^()\s]+)\)\s*$")
+_AN4_WAV_DIRS = {"train": "an4_clstk", "test": "an4test_clstk"}
+
+
+def _an4_root(src: Path) -> Path:
+    return src / "an4" if (src / "an4" / "etc").is_dir() else src
+
+
+def an4_entries(src: str | Path, split: str, report: ImportReport) -> list[Entry]:
+    """``etc/an4_SPLIT.transcription`` lines ``<s> WORDS </s> (an251-fash-b)``; the audio is
+    ``wav/an4_clstk/fash/an251-fash-b.sph`` (the path in ``etc/an4_SPLIT.fileids`` when given)."""
+    root = _an4_root(Path(src))
+    trans = root / "etc" / f"an4_{split}.transcription"
+    if not trans.is_file():
+        raise CorpusError(f"{root}: not an AN4 release (no etc/{trans.name}); get it with: asr download an4")
+    fileids = root / "etc" / f"an4_{split}.fileids"
+    located = {}
+    if fileids.is_file():
+        for line in fileids.read_text(encoding="utf-8").split():
+            located[Path(line).name] = root / "wav" / f"{line}.sph"
+    entries, seen_sources = [], set()
+    for lineno, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        m = _AN4_LINE.match(line.strip())
+        if m is None:
+            report.skip(f"{trans.name}:{lineno}", f"not '<s> WORDS </s> (utterance-id)': {line.strip()!r}")
+            continue
+        source = m["source"]
+        words = [w for w in m["words"].split() if w not in ("<s>", "</s>", "<sil>")]
+        parts = source.split("-")
+        speaker = parts[1] if len(parts) == 3 else None
+        utt_id = f"{parts[1]}-{parts[0]}-{parts[2]}" if len(parts) == 3 else source  # speaker first
+        audio = located.get(source, root / "wav" / _AN4_WAV_DIRS[split] / (speaker or "") / f"{source}.sph")
+        seen_sources.add(source)
+        entries.append(Entry(utt_id, audio, " ".join(words), speaker, f"{trans.name}:{lineno}"))
+    for source in sorted(located.keys() - seen_sources):
+        report.skip(source, f"listed in {fileids.name} but has no line in {trans.name}")
+    return entries
+
+
+def prepare_an4(src: str | Path, out: str | Path, valid_speakers: int = 4, seed: int = 0) -> dict[str, ImportReport]:
+    """``OUT/train.jsonl``, ``OUT/valid.jsonl`` (``valid_speakers`` train speakers held out; AN4
+    has no dev set) and ``OUT/test.jsonl``."""
+    out = Path(out)
+    reports = {}
+    for split in ("train", "test"):
+        report = ImportReport()
+        reports[split] = check_entries(an4_entries(src, split, report), report)
+    _write_train_valid(out, reports["train"], valid_speakers=valid_speakers, seed=seed)
+    write_split(out, "test", reports["test"])
+    return reports
+
+
+# --- Common Voice ---------------------------------------------------------------------------
+
+def find_commonvoice_dir(src: str | Path, language: str | None = None) -> Path:
+    """The language folder (holding ``clips/`` and the ``.tsv`` files) at or below SRC:
+    ``SRC``, ``SRC/LANG`` or ``SRC/cv-corpus-*/LANG``."""
+    src = Path(src)
+    candidates = [src] + sorted(src.glob("*")) + sorted(src.glob("*/*"))
+    found = [p for p in candidates if (p / "clips").is_dir() and any(p.glob("*.tsv"))]
+    if language is not None:
+        found = [p for p in found if p.name == language]
+    if not found:
+        what = f" for language {language!r}" if language else ""
+        raise CorpusError(f"{src}: no Common Voice folder{what} (a folder with clips/ and .tsv files); "
+                          "extract your archive with: asr download commonvoice --archive PATH")
+    if len(found) > 1:
+        raise CorpusError(f"{src}: several Common Voice folders ({', '.join(str(p) for p in found)}); "
+                          "choose one with --language")
+    return found[0]
+
+
+def commonvoice_entries(lang_dir: Path, name: str, report: ImportReport) -> list[Entry]:
+    tsv = lang_dir / f"{name}.tsv"
+    if not tsv.is_file():
+        raise CorpusError(f"{tsv}: not found")
+    entries = []
+    with open(tsv, newline="", encoding="utf-8") as f:
+        # Sentences may contain quotes; Common Voice's TSVs are not quoted.
+        reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
+        missing = {"path", "sentence"} - set(reader.fieldnames or ())
+        if missing:
+            raise CorpusError(f"{tsv}: no column(s) {', '.join(sorted(missing))} in its header")
+        for lineno, row in enumerate(reader, 2):
+            where = f"{tsv.name}:{lineno}"
+            if None in row or row.get("sentence") is None:
+                report.skip(where, f"{where}: wrong number of tab-separated fields")
+                continue
+            if not row["path"]:
+                report.skip(where, f"{where}: empty path")
+                continue
+            entries.append(Entry(Path(row["path"]).stem, lang_dir / "clips" / row["path"], row["sentence"],
+                                 row.get("client_id") or None, where))
+    return entries
+
+
+def prepare_commonvoice(src: str | Path, out: str | Path, train_tsv: str = "train",
+                        language: str | None = None) -> dict[str, ImportReport]:
+    """``OUT/train.jsonl`` from ``train_tsv`` (``train``, or ``validated`` for all validated
+    clips minus those of the dev/test sets and their speakers), ``OUT/dev.jsonl``, ``OUT/test.jsonl``."""
+    lang_dir = find_commonvoice_dir(src, language)
+    reports = {}
+    for split in ("dev", "test"):
+        report = ImportReport()
+        reports[split] = check_entries(commonvoice_entries(lang_dir, split, report), report)
+    report = ImportReport()
+    entries = commonvoice_entries(lang_dir, train_tsv, report)
+    if train_tsv != "train":
+        # validated.tsv overlaps dev/test: keep their clips and speakers out of training.
+        held = [u for name in ("dev", "test") for u in reports[name].utterances]
+        clips = {u.id for u in held}
+        speakers = {u.speaker for u in held if u.speaker}
+        kept = [e for e in entries if e.id not in clips and e.speaker not in speakers]
+        report.notes.append(f"left out {len(entries) - len(kept)} clip(s) of {train_tsv}.tsv that are in "
+                            "dev/test or spoken by a dev/test speaker")
+        entries = kept
+    reports["train"] = check_entries(entries, report)
+    for split in ("train", "dev", "test"):
+        write_split(Path(out), split, reports[split])
+    return reports
+
+
+# --- Your own data --------------------------------------------------------------------------
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".sph", ".aiff", ".aif")
+_PATH_COLUMNS = ("path", "audio", "audio_filepath", "file", "filename", "file_name")
+_TEXT_COLUMNS = ("text", "transcript", "sentence", "transcription")
+_SPEAKER_COLUMNS = ("speaker", "speaker_id", "client_id", "spk")
+_ID_COLUMNS = ("id", "utt_id", "utterance_id")
+
+
+def folder_entries(root: Path, report: ImportReport) -> list[Entry]:
+    """Every audio file below ROOT with a same-name ``.txt`` beside it. The speaker is the first
+    folder below ROOT (``ROOT/SPEAKER/.../a.wav``); files directly in ROOT have none."""
+    audio = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
+    texts = {p for p in root.rglob("*.txt") if p.is_file()}
+    entries, used = [], set()
+    for path in audio:
+        rel = path.relative_to(root).with_suffix("")
+        utt_id = rel.as_posix()
+        txt = path.with_suffix(".txt")
+        if txt not in texts:
+            report.skip(utt_id, f"{path}: no transcript {txt.name} beside it")
+            continue
+        used.add(txt)
+        try:
+            text = txt.read_text(encoding="utf-8")
+        except UnicodeDecodeError:
+            report.skip(utt_id, f"{txt}: not UTF-8 text")
+            continue
+        entries.append(Entry(utt_id, path, text, rel.parts[0] if len(rel.parts) > 1 else None, str(txt)))
+    for txt in sorted(texts - used):
+        report.skip(txt.relative_to(root).with_suffix("").as_posix(), f"{txt}: transcript without a same-name audio file")
+    return entries
+
+
+def table_entries(table: Path, report: ImportReport) -> list[Entry]:
+    """A CSV (``,``) or TSV (``.tsv``: tab) of ``path,text[,speaker]``, with or without a header
+    row naming the columns; relative paths start from the table's folder."""
+    delimiter = "\t" if table.suffix.lower() in (".tsv", ".tab") else ","
+    with open(table, newline="", encoding="utf-8") as f:
+        try:
+            rows = list(csv.reader(f, delimiter=delimiter))
+        except (csv.Error, UnicodeDecodeError) as e:
+            raise CorpusError(f"{table}: not a readable UTF-8 {'CSV' if delimiter == ',' else 'TSV'} ({e})") from None
+    columns: dict[str, int | None] = {"path": 0, "text": 1, "speaker": 2, "id": None}
+    start = 0
+    header = [c.strip().lower() for c in rows[0]] if rows else []
+    if set(header) & set(_PATH_COLUMNS) and set(header) & set(_TEXT_COLUMNS):
+        def pick(names):
+            return next((header.index(n) for n in names if n in header), None)
+        columns = {"path": pick(_PATH_COLUMNS), "text": pick(_TEXT_COLUMNS),
+                   "speaker": pick(_SPEAKER_COLUMNS), "id": pick(_ID_COLUMNS)}
+        start = 1
+    entries = []
+    for lineno, row in enumerate(rows[start:], start + 1):
+        where = f"{table.name}:{lineno}"
+        if not any(cell.strip() for cell in row):
+            continue
+        if len(row) <= max(columns["path"], columns["text"]):
+            report.skip(where, f"{where}: expected path,text[,speaker] ({'tab' if delimiter != ',' else 'comma'}"
+                               f"-separated), got {len(row)} field(s)")
+            continue
+
+        def cell(key):
+            i = columns[key]
+            return row[i].strip() or None if i is not None and i < len(row) else None
+
+        rel = Path(row[columns["path"]].strip())
+        audio = rel if rel.is_absolute() else table.parent / rel
+        entries.append(Entry(cell("id") or rel.with_suffix("").as_posix(), audio, row[columns["text"]],
+                             cell("speaker"), where))
+    return entries
+
+
+def import_own_data(src: str | Path) -> ImportReport:
+    src = Path(src)
+    report = ImportReport()
+    if src.is_dir():
+        entries = folder_entries(src, report)
+    elif src.is_file():
+        entries = table_entries(src, report)
+    else:
+        raise CorpusError(f"{src}: not found (give a folder of audio + .txt files, or a CSV/TSV of path,text)")
+    if not entries and not report.skipped:
+        raise CorpusError(f"{src}: no audio files ({', '.join(AUDIO_SUFFIXES)}) with transcripts found")
+    return check_entries(entries, report)
+
+
+def prepare_own_data(src: str | Path, out: str | Path, test: str | Path | None = None,
+                     valid_speakers: int = 0, valid_list: str | Path | None = None,
+                     valid_fraction: float = 0.0, seed: int = 0) -> dict[str, ImportReport]:
+    """``OUT/train.jsonl``; ``OUT/valid.jsonl`` held out by speaker count, by a list of ids or
+    speakers, or by a random fraction; ``OUT/test.jsonl`` from a second source ``test``."""
+    reports = {"train": import_own_data(src)}
+    _write_train_valid(Path(out), reports["train"], valid_speakers=valid_speakers, valid_list=valid_list,
+                       valid_fraction=valid_fraction, seed=seed)
+    if test is not None:
+        reports["test"] = import_own_data(test)
+        write_split(Path(out), "test", reports["test"])
+    return reports

@@ -1,0 +1,329 @@
+"""Importers for LibriSpeech, AN4, Common Voice and your own data: tiny corpora in the exact
+real layouts (FLAC, NIST SPHERE, MP3) -> manifests; every entry left out is reported with why."""
+
+import json
+import random
+import shutil
+
+import pytest
+import soundfile as sf
+
+from asr.cli import main
+from asr.corpora import CorpusError
+from asr.corpus_formats import (find_commonvoice_dir, prepare_an4, prepare_commonvoice,
+                                prepare_librispeech, prepare_own_data)
+from asr.data import read_manifest
+from asr.text import CharTokenizer
+from fake_corpora import (AN4_TEST_SPEAKERS, AN4_TRAIN_SPEAKERS, clips, make_an4, make_commonvoice,
+                          make_librispeech, make_own_folder, make_own_table)
+
+
+def reasons(report):
+    return dict(report.skipped)
+
+
+def ids(path):
+    return [u.id for u in read_manifest(path)]
+
+
+# --- LibriSpeech ----------------------------------------------------------------------------
+
+@pytest.fixture
+def libri(tmp_path):
+    subsets = {"train-clean-100": 6, "train-clean-360": 4, "dev-clean": 3, "test-other": 2}
+    made = make_librispeech(tmp_path / "corpus", subsets)
+    return tmp_path / "corpus", made
+
+
+def test_librispeech_train_manifest_is_the_union_of_the_train_subsets(libri, tmp_path):
+    src, made = libri
+    prepare_librispeech(src, tmp_path / "data", train=["train-clean-100", "train-clean-360"],
+                        eval_sets=["dev-clean", "test-other"])
+    assert sorted(ids(tmp_path / "data" / "train.jsonl")) == sorted(made["train-clean-100"] + made["train-clean-360"])
+    assert ids(tmp_path / "data" / "dev-clean.jsonl") == made["dev-clean"]
+    assert ids(tmp_path / "data" / "test-other.jsonl") == made["test-other"]
+
+
+def test_librispeech_manifest_rows_carry_the_transcript_speaker_duration_and_flac_path(libri, tmp_path):
+    src, made = libri
+    prepare_librispeech(src, tmp_path / "data", train=["train-clean-100"], eval_sets=[])
+    utts = read_manifest(tmp_path / "data" / "train.jsonl")
+    texts = [c[2] for c in clips(15)]
+    for utt in utts:
+        speaker, chapter, _ = utt.id.split("-")
+        assert utt.speaker == speaker
+        assert utt.audio_filepath.endswith(f"/{speaker}/{chapter}/{utt.id}.flac")
+        assert utt.duration == pytest.approx(sf.info(utt.audio_filepath).duration, abs=1e-3)
+        assert utt.text in texts
+
+
+def test_librispeech_finds_the_subsets_present_when_none_are_named(libri, tmp_path):
+    src, made = libri
+    reports = prepare_librispeech(src / "LibriSpeech", tmp_path / "data")
+    assert set(reports) == {"train", "dev-clean", "test-other"}
+    assert len(reports["train"].utterances) == 10
+
+
+def test_librispeech_valid_speakers_are_held_out_of_train(libri, tmp_path):
+    src, _ = libri
+    prepare_librispeech(src, tmp_path / "data", train=["train-clean-100"], eval_sets=[], valid_speakers=1)
+    train = read_manifest(tmp_path / "data" / "train.jsonl")
+    valid = read_manifest(tmp_path / "data" / "valid.jsonl")
+    assert len({u.speaker for u in valid}) == 1 and len(train) + len(valid) == 6
+    assert not {u.speaker for u in train} & {u.speaker for u in valid}
+
+
+def test_librispeech_reports_absent_and_unreadable_audio_and_audio_without_transcript(libri, tmp_path):
+    src, made = libri
+    subset = src / "LibriSpeech" / "train-clean-100"
+    flacs = sorted(subset.glob("*/*/*.flac"))
+    flacs[0].unlink()                                                   # listed, absent
+    flacs[1].write_bytes(random.Random(0).randbytes(1000))              # listed, unreadable
+    shutil.copy(flacs[2], flacs[2].with_name(flacs[2].stem[:-4] + "9999.flac"))  # not listed
+    report = prepare_librispeech(src, tmp_path / "data", train=["train-clean-100"], eval_sets=[])["train"]
+    found = reasons(report)
+    assert "file not found" in found[flacs[0].stem] and str(flacs[0]) in found[flacs[0].stem]
+    assert "not readable as audio" in found[flacs[1].stem]
+    assert "without a line" in found[flacs[2].stem[:-4] + "9999"]
+    assert len(report.utterances) == 4
+
+
+def test_librispeech_reports_an_empty_transcript_line(libri, tmp_path):
+    src, made = libri
+    trans = sorted((src / "LibriSpeech" / "dev-clean").glob("*/*/*.trans.txt"))[0]
+    first = trans.read_text().splitlines()[0].split()[0]
+    trans.write_text("\n".join([first] + trans.read_text().splitlines()[1:]) + "\n")
+    report = prepare_librispeech(src, tmp_path / "data", train=["train-clean-100"], eval_sets=["dev-clean"])
+    assert "empty transcript" in reasons(report["dev-clean"])[first]
+
+
+def test_librispeech_missing_subset_is_an_error_that_says_how_to_get_it(libri, tmp_path):
+    src, _ = libri
+    with pytest.raises(CorpusError, match="asr download librispeech --subsets train-other-500"):
+        prepare_librispeech(src, tmp_path / "data", train=["train-other-500"], eval_sets=[])
+
+
+def test_mini_librispeech_has_the_same_layout(tmp_path):
+    made = make_librispeech(tmp_path / "corpus", {"train-clean-5": 4, "dev-clean-2": 2})
+    reports = prepare_librispeech(tmp_path / "corpus", tmp_path / "data")
+    assert ids(tmp_path / "data" / "train.jsonl") == made["train-clean-5"]
+    assert ids(tmp_path / "data" / "dev-clean-2.jsonl") == made["dev-clean-2"]
+    assert all(not r.skipped for r in reports.values())
+
+
+# --- AN4 ------------------------------------------------------------------------------------
+
+def test_an4_reads_sphere_audio_and_strips_sentence_markers(tmp_path):
+    make_an4(tmp_path, n_train=8, n_test=4)
+    reports = prepare_an4(tmp_path, tmp_path / "data", valid_speakers=1)
+    train = read_manifest(tmp_path / "data" / "train.jsonl") + read_manifest(tmp_path / "data" / "valid.jsonl")
+    test = read_manifest(tmp_path / "data" / "test.jsonl")
+    assert len(train) == 8 and len(test) == 4 and not reports["train"].skipped
+    assert {u.speaker for u in train} == set(AN4_TRAIN_SPEAKERS)
+    assert {u.speaker for u in test} == set(AN4_TEST_SPEAKERS)
+    texts = {c[2] for c in clips(12)}
+    for utt in train + test:
+        assert "<s>" not in utt.text and "</s>" not in utt.text and utt.text in texts
+        assert utt.audio_filepath.endswith(".sph") and sf.info(utt.audio_filepath).format == "NIST"
+        assert utt.id.startswith(utt.speaker + "-")  # speaker-first ids, as Kaldi/ESPnet's an4
+    assert len({u.speaker for u in read_manifest(tmp_path / "data" / "valid.jsonl")}) == 1
+
+
+def test_an4_without_fileids_finds_audio_by_the_utterance_name(tmp_path):
+    an4 = make_an4(tmp_path, n_train=4, n_test=2)
+    for f in (an4 / "etc").glob("*.fileids"):
+        f.unlink()
+    reports = prepare_an4(an4, tmp_path / "data", valid_speakers=1)
+    assert len(reports["train"].utterances) == 4 and not reports["train"].skipped
+
+
+def test_an4_reports_malformed_lines_and_absent_audio(tmp_path):
+    an4 = make_an4(tmp_path, n_train=6, n_test=2)
+    trans = an4 / "etc" / "an4_train.transcription"
+    lines = trans.read_text().splitlines()
+    source = lines[0].rsplit("(", 1)[1].rstrip(")")
+    next(an4.glob(f"wav/an4_clstk/*/{source}.sph")).unlink()
+    trans.write_text("\n".join(lines + ["<s> NO ID AT ALL </s>"]) + "\n")
+    report = prepare_an4(an4, tmp_path / "data", valid_speakers=1)["train"]
+    found = reasons(report)
+    speaker = source.split("-")[1]
+    assert "file not found" in found[f"{speaker}-{source.split('-')[0]}-b"]
+    assert "utterance-id" in found[f"an4_train.transcription:{len(lines) + 1}"]
+
+
+def test_an4_without_its_transcription_file_is_an_error(tmp_path):
+    (tmp_path / "an4" / "etc").mkdir(parents=True)
+    with pytest.raises(CorpusError, match="not an AN4 release"):
+        prepare_an4(tmp_path, tmp_path / "data")
+
+
+# --- Common Voice ---------------------------------------------------------------------------
+
+def test_commonvoice_reads_mp3_clips_and_the_official_splits(tmp_path):
+    lang_dir = make_commonvoice(tmp_path / "cv", "en")
+    reports = prepare_commonvoice(tmp_path / "cv", tmp_path / "data")
+    for split, n in (("train", 6), ("dev", 3), ("test", 3)):
+        utts = read_manifest(tmp_path / "data" / f"{split}.jsonl")
+        assert len(utts) == n and not reports[split].skipped
+        for utt in utts:
+            assert utt.audio_filepath.startswith(str((lang_dir / "clips").resolve()))
+            assert utt.audio_filepath.endswith(".mp3") and utt.id.startswith("common_voice_en_")
+            assert utt.duration > 0.5 and len(utt.speaker) > 20  # client_id
+            assert utt.text.endswith(".")  # stored as written; normalized at training time
+
+
+def test_commonvoice_keeps_any_alphabet_and_the_vocabulary_comes_from_the_data(tmp_path):
+    russian = ["Привет, мир!", "Как дела?", "Ёлка стоит.", "Щука плывёт.", "Это «тест».", "Да.",
+               "Нет.", "Хорошо.", "Спасибо.", "Пожалуйста.", "Жёлтый цвет.", "Юг и север."]
+    make_commonvoice(tmp_path / "cv", "ru", texts=russian)
+    prepare_commonvoice(tmp_path / "cv", tmp_path / "data", language="ru")
+    train = read_manifest(tmp_path / "data" / "train.jsonl")
+    tokenizer = CharTokenizer.build(u.text for u in train)
+    assert {"п", "ё", "щ", "ы"} <= set(tokenizer.tokens)
+    assert not set("abcdefghijklmnopqrstuvwxyz") & set(tokenizer.tokens)
+
+
+def test_commonvoice_validated_excludes_dev_and_test_clips_and_their_speakers(tmp_path):
+    lang_dir = make_commonvoice(tmp_path / "cv", "en")
+    dev_speaker = (lang_dir / "dev.tsv").read_text().splitlines()[1].split("\t")[0]
+    for clip, speaker in (("common_voice_en_2000.mp3", "99" + "cd" * 30), ("common_voice_en_2001.mp3", dev_speaker)):
+        shutil.copy(lang_dir / "clips" / "common_voice_en_1000.mp3", lang_dir / "clips" / clip)
+        with open(lang_dir / "validated.tsv", "a") as f:
+            f.write("\t".join([speaker, clip, "Once more.", "2", "0", "", "", "", "en", ""]) + "\n")
+    reports = prepare_commonvoice(lang_dir, tmp_path / "data", train_tsv="validated")
+    expected = [f"common_voice_en_{1000 + k}" for k in range(6)] + ["common_voice_en_2000"]
+    assert sorted(ids(tmp_path / "data" / "train.jsonl")) == expected
+    assert any("left out 7 clip(s)" in note for note in reports["train"].notes)
+
+
+def test_commonvoice_reports_absent_clips_empty_sentences_and_duplicates(tmp_path):
+    lang_dir = make_commonvoice(tmp_path / "cv", "en")
+    lines = (lang_dir / "train.tsv").read_text().splitlines()
+    cells = [line.split("\t") for line in lines]
+    (lang_dir / "clips" / cells[1][1]).unlink()                   # absent clip
+    cells[2][2] = "  ...  "                                       # nothing left after normalization
+    cells.append(cells[3])                                        # duplicate row
+    (lang_dir / "train.tsv").write_text("\n".join("\t".join(c) for c in cells) + "\n")
+    report = prepare_commonvoice(lang_dir, tmp_path / "data")["train"]
+    found = reasons(report)
+    assert "file not found" in found[cells[1][1][:-4]]
+    assert "empty transcript" in found[cells[2][1][:-4]]
+    assert "duplicate id" in found[cells[3][1][:-4]] and "train.tsv:8" in found[cells[3][1][:-4]]
+    assert len(report.utterances) == 4
+
+
+def test_commonvoice_with_several_languages_asks_which(tmp_path):
+    make_commonvoice(tmp_path / "cv", "en", splits=(("train", 1), ("dev", 1), ("test", 1)))
+    make_commonvoice(tmp_path / "cv", "de", splits=(("train", 1), ("dev", 1), ("test", 1)))
+    with pytest.raises(CorpusError, match="--language"):
+        find_commonvoice_dir(tmp_path / "cv")
+    assert find_commonvoice_dir(tmp_path / "cv", "de").name == "de"
+
+
+# --- Your own data --------------------------------------------------------------------------
+
+def test_own_folder_pairs_audio_with_same_name_txt_and_takes_the_speaker_from_the_folder(tmp_path):
+    make_own_folder(tmp_path / "mine", n=12, speakers=3)
+    reports = prepare_own_data(tmp_path / "mine", tmp_path / "data", valid_speakers=1)
+    train = read_manifest(tmp_path / "data" / "train.jsonl")
+    valid = read_manifest(tmp_path / "data" / "valid.jsonl")
+    assert len(train) == 8 and len(valid) == 4 and not reports["train"].skipped
+    assert {u.speaker for u in train + valid} == {"spk0", "spk1", "spk2"}
+    assert all(u.id == f"{u.speaker}/{u.id.split('/')[1]}" for u in train)
+
+
+def test_own_folder_reports_audio_without_txt_and_txt_without_audio(tmp_path):
+    root = make_own_folder(tmp_path / "mine", n=6, speakers=2)
+    (root / "spk0" / "utt00.txt").unlink()
+    (root / "spk1" / "utt01.wav").unlink()
+    (root / "spk1" / "utt03.txt").write_text("  \n")
+    report = prepare_own_data(root, tmp_path / "data")["train"]
+    found = reasons(report)
+    assert "no transcript utt00.txt" in found["spk0/utt00"]
+    assert "without a same-name audio file" in found["spk1/utt01"]
+    assert "empty transcript" in found["spk1/utt03"]
+    assert len(report.utterances) == 3
+
+
+def test_own_valid_set_from_a_list_of_ids_or_speakers(tmp_path):
+    root = make_own_folder(tmp_path / "mine", n=6, speakers=2)
+    (tmp_path / "valid.txt").write_text("spk1\nspk0/utt00\n")
+    prepare_own_data(root, tmp_path / "data", valid_list=tmp_path / "valid.txt")
+    assert sorted(ids(tmp_path / "data" / "valid.jsonl")) == ["spk0/utt00", "spk1/utt01", "spk1/utt03", "spk1/utt05"]
+    assert sorted(ids(tmp_path / "data" / "train.jsonl")) == ["spk0/utt02", "spk0/utt04"]
+
+
+def test_own_valid_list_that_matches_nothing_is_an_error(tmp_path):
+    root = make_own_folder(tmp_path / "mine", n=4, speakers=2)
+    (tmp_path / "valid.txt").write_text("nobody\n")
+    with pytest.raises(CorpusError, match="none of its 1 name"):
+        prepare_own_data(root, tmp_path / "data", valid_list=tmp_path / "valid.txt")
+
+
+@pytest.mark.parametrize("delimiter, header", [(",", True), ("\t", False)])
+def test_own_table_of_path_text_speaker(tmp_path, delimiter, header):
+    table = make_own_table(tmp_path / "mine", n=6, delimiter=delimiter, header=header)
+    prepare_own_data(table, tmp_path / "data", valid_speakers=1, test=table)
+    train = read_manifest(tmp_path / "data" / "train.jsonl")
+    assert len(train) == 3 and {u.speaker for u in train} <= {"s0", "s1"}
+    assert all(u.audio_filepath.endswith(".flac") and u.id.startswith("audio/a") for u in train)
+    assert len(read_manifest(tmp_path / "data" / "test.jsonl")) == 6
+
+
+def test_own_table_reports_short_rows_and_absent_audio(tmp_path):
+    table = make_own_table(tmp_path / "mine", n=4)
+    table.write_text(table.read_text() + "audio/none.flac,hello,s0\njust-one-field\n")
+    report = prepare_own_data(table, tmp_path / "data")["train"]
+    found = reasons(report)
+    assert "file not found" in found["audio/none"]
+    assert "expected path,text" in found["metadata.csv:7"]
+    assert len(report.utterances) == 4
+
+
+def test_own_data_without_speakers_cannot_be_split_by_speaker_but_by_fraction(tmp_path):
+    table = make_own_table(tmp_path / "mine", n=6)
+    rows = [line.rsplit(",", 1)[0] for line in table.read_text().splitlines()]
+    table.write_text("\n".join(rows) + "\n")
+    with pytest.raises(CorpusError, match="no speaker labels"):
+        prepare_own_data(table, tmp_path / "data", valid_speakers=1)
+    prepare_own_data(table, tmp_path / "data", valid_fraction=0.34)
+    assert len(ids(tmp_path / "data" / "valid.jsonl")) == 2
+
+
+def test_a_split_with_nothing_usable_is_an_error_naming_the_first_problem(tmp_path):
+    root = make_own_folder(tmp_path / "mine", n=2, speakers=1)
+    for wav in root.rglob("*.wav"):
+        wav.write_bytes(b"not audio")
+    with pytest.raises(CorpusError, match="train: no usable utterances, 2 skipped.*not readable as audio"):
+        prepare_own_data(root, tmp_path / "data")
+
+
+# --- the asr prepare commands ---------------------------------------------------------------
+
+def test_asr_prepare_prints_counts_and_every_skip(tmp_path, capsys):
+    made = make_librispeech(tmp_path / "corpus", {"train-clean-5": 4, "dev-clean-2": 2})
+    sorted((tmp_path / "corpus" / "LibriSpeech" / "train-clean-5").rglob("*.flac"))[0].unlink()
+    code = main(["prepare", "librispeech", str(tmp_path / "corpus"), str(tmp_path / "data")])
+    out, err = capsys.readouterr()
+    assert code == 0
+    assert "train: 3 utterances" in out and "1 skipped" in out and "dev-clean-2: 2 utterances" in out
+    assert "skipped train" in err and "file not found" in err
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["prepare", "an4", "{tmp}/none", "{tmp}/data"], "not an AN4 release"),
+    (["prepare", "commonvoice", "{tmp}", "{tmp}/data"], "no Common Voice folder"),
+    (["prepare", "librispeech", "{tmp}", "{tmp}/data"], "no LibriSpeech train-* subset"),
+    (["prepare", "folder", "{tmp}/none", "{tmp}/data"], "not found"),
+])
+def test_asr_prepare_on_a_wrong_folder_exits_2_with_one_clear_line(tmp_path, capsys, argv, words):
+    code = main([a.format(tmp=tmp_path) for a in argv])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1
+
+
+def test_asr_prepare_folder_writes_manifests_readable_as_json(tmp_path, capsys):
+    make_own_folder(tmp_path / "mine", n=6, speakers=2)
+    assert main(["prepare", "folder", str(tmp_path / "mine"), str(tmp_path / "data"), "--valid-fraction", "0.5"]) == 0
+    rows = [json.loads(line) for line in (tmp_path / "data" / "train.jsonl").read_text().splitlines()]
+    assert len(rows) == 3 and {"audio_filepath", "duration", "text", "speaker", "id"} <= set(rows[0])

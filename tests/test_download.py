@@ -1,0 +1,296 @@
+"""Downloads: resumable (HTTP Range), checksummed, extracted once with a completion marker.
+
+Nothing here touches the network: a local HTTP server on 127.0.0.1, started by the tests,
+serves small archives from a temporary folder (and file:// URLs are tried too).
+"""
+
+import hashlib
+import http.server
+import io
+import json
+import tarfile
+import threading
+
+import pytest
+
+from asr import download
+from asr.cli import main
+from asr.download import Archive, DownloadError, download_corpus, extract, fetch, is_extracted
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    """GET with optional ``Range: bytes=N-``; the server's ``cut_after`` drops the connection
+    after that many body bytes, ``ignore_range`` answers every request in full."""
+
+    def do_GET(self):
+        server = self.server
+        server.requests.append((self.path, self.headers.get("Range")))
+        path = server.root / self.path.lstrip("/")
+        if not path.is_file():
+            self.send_error(404, "Not Found")
+            return
+        data = path.read_bytes()
+        start = 0
+        rng = self.headers.get("Range")
+        if rng and not server.ignore_range:
+            start = int(rng.removeprefix("bytes=").split("-")[0])
+            if start >= len(data):
+                self.send_response(416)
+                self.send_header("Content-Range", f"bytes */{len(data)}")
+                self.end_headers()
+                return
+            self.send_response(206)
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        else:
+            self.send_response(200)
+        body = data[start:]
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if server.cut_after is not None:
+            self.wfile.write(body[: server.cut_after])
+            self.wfile.flush()
+            self.close_connection = True
+            return
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def server(tmp_path):
+    root = tmp_path / "served"
+    root.mkdir()
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
+    httpd.root, httpd.requests, httpd.cut_after, httpd.ignore_range = root, [], None, False
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    httpd.url = f"http://127.0.0.1:{httpd.server_address[1]}"
+    yield httpd
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join(timeout=5)
+
+
+def make_tar_gz(path, files: dict[str, bytes]):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def sha256(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+BLOB = bytes(range(256)) * 400  # 100 KiB
+
+
+# --- fetch ----------------------------------------------------------------------------------
+
+def test_fetch_downloads_and_checks_the_checksum(server, tmp_path):
+    (server.root / "a.bin").write_bytes(BLOB)
+    dest = fetch(f"{server.url}/a.bin", tmp_path / "dl" / "a.bin", sha256(BLOB), progress=False)
+    assert dest.read_bytes() == BLOB
+    assert not (tmp_path / "dl" / "a.bin.part").exists()
+
+
+def test_fetch_resumes_a_part_file_with_a_range_request(server, tmp_path):
+    (server.root / "a.bin").write_bytes(BLOB)
+    (tmp_path / "a.bin.part").write_bytes(BLOB[:30000])
+    fetch(f"{server.url}/a.bin", tmp_path / "a.bin", sha256(BLOB), progress=False)
+    assert (tmp_path / "a.bin").read_bytes() == BLOB
+    assert server.requests == [("/a.bin", "bytes=30000-")]
+
+
+def test_an_interrupted_download_resumes_where_it_stopped(server, tmp_path):
+    (server.root / "a.bin").write_bytes(BLOB)
+    server.cut_after = 40000
+    with pytest.raises(DownloadError, match="run again to resume"):
+        fetch(f"{server.url}/a.bin", tmp_path / "a.bin", sha256(BLOB), progress=False)
+    assert (tmp_path / "a.bin.part").stat().st_size == 40000
+    server.cut_after = None
+    fetch(f"{server.url}/a.bin", tmp_path / "a.bin", sha256(BLOB), progress=False)
+    assert (tmp_path / "a.bin").read_bytes() == BLOB
+    assert server.requests[-1] == ("/a.bin", "bytes=40000-")
+
+
+def test_a_server_that_ignores_range_gets_a_fresh_download(server, tmp_path):
+    (server.root / "a.bin").write_bytes(BLOB)
+    (tmp_path / "a.bin.part").write_bytes(b"garbage that must not stay in front")
+    server.ignore_range = True
+    fetch(f"{server.url}/a.bin", tmp_path / "a.bin", sha256(BLOB), progress=False)
+    assert (tmp_path / "a.bin").read_bytes() == BLOB
+
+
+def test_a_complete_part_file_is_finished_without_downloading_again(server, tmp_path):
+    (server.root / "a.bin").write_bytes(BLOB)
+    (tmp_path / "a.bin.part").write_bytes(BLOB)
+    fetch(f"{server.url}/a.bin", tmp_path / "a.bin", sha256(BLOB), progress=False)
+    assert (tmp_path / "a.bin").read_bytes() == BLOB
+
+
+def test_a_checksum_mismatch_is_an_error_and_the_bad_download_is_deleted(server, tmp_path):
+    (server.root / "a.bin").write_bytes(BLOB)
+    with pytest.raises(DownloadError, match="checksum mismatch.*deleted it"):
+        fetch(f"{server.url}/a.bin", tmp_path / "a.bin", sha256(b"something else"), progress=False)
+    assert not (tmp_path / "a.bin").exists() and not (tmp_path / "a.bin.part").exists()
+
+
+def test_md5_checksums_are_checked_too(server, tmp_path):
+    (server.root / "a.bin").write_bytes(BLOB)
+    with pytest.raises(DownloadError, match="md5"):
+        fetch(f"{server.url}/a.bin", tmp_path / "a.bin", "md5:" + "0" * 32, progress=False)
+    fetch(f"{server.url}/a.bin", tmp_path / "a.bin", "md5:" + hashlib.md5(BLOB).hexdigest(), progress=False)
+
+
+def test_an_existing_file_with_the_wrong_checksum_is_reported_not_replaced(server, tmp_path):
+    (tmp_path / "a.bin").write_bytes(b"old")
+    with pytest.raises(DownloadError, match="checksum mismatch"):
+        fetch(f"{server.url}/a.bin", tmp_path / "a.bin", sha256(BLOB), progress=False)
+    assert (tmp_path / "a.bin").read_bytes() == b"old" and server.requests == []
+
+
+def test_a_missing_archive_on_the_server_is_a_clear_error(server, tmp_path):
+    with pytest.raises(DownloadError, match="HTTP 404"):
+        fetch(f"{server.url}/nope.tar.gz", tmp_path / "nope.tar.gz", progress=False)
+
+
+def test_an_unreachable_server_is_a_clear_error(tmp_path, server):
+    url = server.url
+    server.shutdown()
+    server.server_close()
+    with pytest.raises(DownloadError, match="cannot download"):
+        fetch(f"{url}/a.bin", tmp_path / "a.bin", progress=False, timeout=5)
+
+
+def test_file_urls_work_as_a_local_mirror(tmp_path):
+    (tmp_path / "a.bin").write_bytes(BLOB)
+    fetch((tmp_path / "a.bin").as_uri(), tmp_path / "out" / "a.bin", sha256(BLOB), progress=False)
+    assert (tmp_path / "out" / "a.bin").read_bytes() == BLOB
+
+
+# --- extract and download_corpus ------------------------------------------------------------
+
+FILES = {"toy/part1/a.txt": b"alpha", "toy/part1/b/c.txt": b"gamma", "toy/README": b"read me"}
+
+
+@pytest.fixture
+def toy(server, monkeypatch):
+    """A corpus 'toy' with one subset 'part1', served by the local server."""
+    archive = make_tar_gz(server.root / "part1.tar.gz", FILES)
+    entry = Archive(f"{server.url}/part1.tar.gz", sha256(archive.read_bytes()), "toy/part1")
+    monkeypatch.setitem(download.CORPORA, "toy", ({"part1": entry}, ("part1",)))
+    return server
+
+
+def test_download_corpus_fetches_extracts_and_marks_completion(toy, tmp_path):
+    data = tmp_path / "data"
+    download_corpus("toy", data, progress=False)
+    assert (data / "toy" / "part1" / "b" / "c.txt").read_bytes() == b"gamma"
+    assert json.loads((data / ".part1.tar.gz.extracted").read_text())["contents"] == ["toy"]
+    assert not (data / ".part1.tar.gz.extracting").exists()
+
+
+def test_a_second_download_is_skipped(toy, tmp_path, capsys):
+    download_corpus("toy", tmp_path / "data", progress=False)
+    requests = len(toy.requests)
+    download_corpus("toy", tmp_path / "data", progress=False)
+    assert len(toy.requests) == requests
+    assert "already extracted" in capsys.readouterr().err
+
+
+def test_a_half_extracted_folder_is_detected_and_extracted_again(toy, tmp_path, capsys):
+    data = tmp_path / "data"
+    download_corpus("toy", data, progress=False)
+    (data / ".part1.tar.gz.extracted").unlink()         # as if killed before the marker
+    (data / "toy" / "part1" / "b" / "c.txt").unlink()   # ... and halfway through
+    download_corpus("toy", data, progress=False)
+    assert (data / "toy" / "part1" / "b" / "c.txt").read_bytes() == b"gamma"
+    assert "did not finish" in capsys.readouterr().err
+    assert is_extracted(data, "part1.tar.gz")
+
+
+def test_an_interrupted_extraction_without_the_archive_downloads_it_again(toy, tmp_path):
+    data = tmp_path / "data"
+    (data / ".part1.tar.gz.extracting" / "toy").mkdir(parents=True)
+    (data / "toy" / "part1").mkdir(parents=True)
+    download_corpus("toy", data, progress=False)
+    assert (data / "toy" / "part1" / "a.txt").read_bytes() == b"alpha"
+    assert [path for path, _ in toy.requests] == ["/part1.tar.gz"]
+
+
+def test_a_copy_made_by_hand_is_used_as_it_is(toy, tmp_path, capsys):
+    data = tmp_path / "data"
+    (data / "toy" / "part1").mkdir(parents=True)
+    download_corpus("toy", data, progress=False)
+    assert toy.requests == [] and "using it as it is" in capsys.readouterr().err
+
+
+def test_a_damaged_archive_is_a_clear_error(tmp_path):
+    good = make_tar_gz(tmp_path / "good.tar.gz", FILES).read_bytes()
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(good[: len(good) // 2])
+    with pytest.raises(DownloadError, match="cannot extract.*damaged"):
+        extract(bad, tmp_path / "out", progress=False)
+    assert not (tmp_path / "out" / ".bad.tar.gz.extracted").exists()
+
+
+def test_archives_cannot_write_outside_the_data_dir(tmp_path):
+    evil = make_tar_gz(tmp_path / "evil.tar.gz", {"../escaped.txt": b"x"})
+    with pytest.raises(DownloadError):
+        extract(evil, tmp_path / "out", progress=False)
+    assert not (tmp_path / "escaped.txt").exists()
+
+
+def test_unknown_subsets_are_refused_with_the_choices(tmp_path):
+    with pytest.raises(DownloadError, match="train-clean-100"):
+        download_corpus("librispeech", tmp_path, subsets=["train-clean-1000"], progress=False)
+
+
+def test_known_archives_use_the_official_urls_and_checksums_where_known():
+    libri, _ = download.CORPORA["librispeech"]
+    assert libri["train-clean-100"].url == "https://www.openslr.org/resources/12/train-clean-100.tar.gz"
+    assert all(a.checksum and a.checksum.startswith("sha256:") for a in libri.values())
+    mini, _ = download.CORPORA["mini_librispeech"]
+    assert mini["dev-clean-2"].url == "https://www.openslr.org/resources/31/dev-clean-2.tar.gz"
+    an4, _ = download.CORPORA["an4"]
+    assert an4["an4"].url == "http://www.speech.cs.cmu.edu/databases/an4/an4_sphere.tar.gz"
+
+
+# --- the asr download command ---------------------------------------------------------------
+
+def test_asr_download_from_a_mirror_with_the_wrong_file_exits_2_with_checksum_mismatch(server, tmp_path, capsys):
+    make_tar_gz(server.root / "dev-clean-2.tar.gz", {"LibriSpeech/dev-clean-2/x.txt": b"not the real one"})
+    code = main(["download", "mini_librispeech", "--subsets", "dev-clean-2", "--data-dir", str(tmp_path / "c"),
+                 "--url-base", server.url])
+    assert code == 2 and "checksum mismatch (md5" in capsys.readouterr().err
+    assert not (tmp_path / "c" / "LibriSpeech").exists()
+
+
+def test_asr_download_of_a_missing_archive_exits_2(server, tmp_path, capsys):
+    code = main(["download", "an4", "--data-dir", str(tmp_path / "c"), "--url-base", server.url])
+    assert code == 2 and "HTTP 404" in capsys.readouterr().err
+
+
+def test_asr_download_commonvoice_needs_the_users_archive(tmp_path, capsys):
+    assert main(["download", "commonvoice", "--data-dir", str(tmp_path / "c")]) == 2
+    assert "needs a login" in capsys.readouterr().err
+    assert main(["download", "commonvoice", "--data-dir", str(tmp_path / "c"),
+                 "--archive", str(tmp_path / "missing.tar.gz")]) == 2
+    assert "archive not found" in capsys.readouterr().err
+
+
+def test_asr_download_commonvoice_unpacks_the_given_archive_once(tmp_path, capsys):
+    archive = make_tar_gz(tmp_path / "cv-corpus-0.0-xx.tar.gz",
+                          {"cv-corpus-0.0/xx/train.tsv": b"client_id\tpath\tsentence\n",
+                           "cv-corpus-0.0/xx/clips/a.mp3": b""})
+    args = ["download", "commonvoice", "--data-dir", str(tmp_path / "c"), "--archive", str(archive)]
+    assert main(args) == 0
+    assert (tmp_path / "c" / "cv-corpus-0.0" / "xx" / "clips" / "a.mp3").exists()
+    capsys.readouterr()
+    assert main(args) == 0 and "already extracted" in capsys.readouterr().err
