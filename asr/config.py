@@ -109,6 +109,9 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0 = epoch ends only
     max_nan_steps: int = 5  # consecutive non-finite losses before the run stops
     valid_max_utts: int = 0  # 0 = whole valid manifest
+    # Decoded audio is kept in RAM as int16 (~11.5 GB per 100 h per speed factor drawn);
+    # turn off for corpora larger than memory: audio is then decoded at every step.
+    cache_audio: bool = True
     progress: bool = True
 
 

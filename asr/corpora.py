@@ -125,6 +125,7 @@ def import_kaldi_dir(data_dir: str | Path, root: str | Path | None = None) -> Im
     for utt_id, reason in wav_problems + text_problems:
         report.skip(utt_id, reason)
     duplicates = {utt_id for utt_id, _ in wav_problems + text_problems}
+    entries = []
     for utt_id, spec in wavs.items():
         if utt_id in duplicates:
             continue
@@ -134,23 +135,10 @@ def import_kaldi_dir(data_dir: str | Path, root: str | Path | None = None) -> Im
         if utt_id not in texts:
             report.skip(utt_id, "no transcript in text")
             continue
-        text = texts[utt_id].strip()
-        if not text:
-            report.skip(utt_id, "empty transcript")
-            continue
         path = Path(spec)
-        if not path.is_absolute():
-            path = root / path
-        try:
-            info = audio_info(path)
-        except AudioError as e:
-            report.skip(utt_id, f"{e.path}: {e.problem}")
-            continue
-        if info.frames == 0:
-            report.skip(utt_id, f"{path}: audio is empty (0 samples)")
-            continue
-        report.utterances.append(Utterance(str(path.resolve()), round(info.duration, 4), text,
-                                           speakers.get(utt_id), utt_id))
+        entries.append(Entry(utt_id, path if path.is_absolute() else root / path, texts[utt_id],
+                             speakers.get(utt_id)))
+    check_entries(entries, report)
     for utt_id in texts.keys() - wavs.keys():
         report.skip(utt_id, "transcript without audio in wav.scp")
     return report

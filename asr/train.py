@@ -111,7 +111,7 @@ def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False) -> Spe
     utts = read_manifest(path)
     too_long = [u for u in utts if u.duration > cfg.train.max_duration]
     dataset = SpeechDataset([u for u in utts if u.duration <= cfg.train.max_duration], tokenizer,
-                            cfg.features.sample_rate)
+                            cfg.features.sample_rate, cache=cfg.train.cache_audio)
     if not quiet:
         for utt, reason in dataset.skipped:
             log(f"skipped {name} utterance {utt.id or utt.audio_filepath}: {reason}")
@@ -306,6 +306,9 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         if d.is_main:
             if valid_set is not None:
                 record.update(validate(model, valid_set, cfg, device, tokenizer))
+                from asr.plots import log_posteriorgram  # matplotlib only once there is a figure
+
+                log_posteriorgram(writer, model, valid_set, tokenizer, epoch + 1)
             for key, value in record.items():
                 if key not in ("epoch", "step"):
                     writer.add_scalar(f"epoch/{key}", value, epoch + 1)

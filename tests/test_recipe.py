@@ -40,9 +40,9 @@ def test_one_make_command_prepares_trains_and_evaluates(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert len((tmp_path / "data" / "test.jsonl").read_text().splitlines()) == 6
     assert len((tmp_path / "data" / "valid.jsonl").read_text().splitlines()) == 6
-    summary = json.loads((tmp_path / "exp" / "dev.json").read_text())
+    summary = json.loads((tmp_path / "exp" / "test.json").read_text())
     assert summary["utterances"] == 6 and 0 <= summary["cer"]
-    assert (tmp_path / "exp" / "dev_hyp.txt").read_text().count("REF:") == 6
+    assert (tmp_path / "exp" / "test_hyp.txt").read_text().count("REF:") == 6
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # every stage is done
     assert again.returncode == 0 and "asr.cli train" not in again.stdout
 
