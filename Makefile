@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 
-.PHONY: install test bench clean
+.PHONY: install test bench clean kenlm
 
 install: $(BIN)/asr
 
@@ -20,6 +20,21 @@ test: install
 bench: install
 	$(BIN)/python bench/train_throughput.py configs/small.yaml --steps 8
 	$(BIN)/python bench/transcribe_rtf.py
+
+# Optional: KenLM's lmplz and build_binary into $(BIN) (`asr lm build` uses lmplz when found).
+# Builds the PyPI kenlm source; needs cmake, g++ and Debian's libboost-program-options-dev
+# libboost-system-dev libboost-thread-dev zlib1g-dev (a few minutes on one core).
+KENLM_VERSION ?= 0.3.0
+KENLM_DIR ?= $(VENV)/kenlm-src
+kenlm: $(BIN)/lmplz
+
+$(BIN)/lmplz:
+	mkdir -p $(KENLM_DIR)
+	$(BIN)/pip download --quiet --no-deps --no-binary kenlm kenlm==$(KENLM_VERSION) -d $(KENLM_DIR)
+	tar xzf $(KENLM_DIR)/kenlm-$(KENLM_VERSION).tar.gz -C $(KENLM_DIR)
+	cmake -S $(KENLM_DIR)/kenlm-$(KENLM_VERSION) -B $(KENLM_DIR)/kenlm-$(KENLM_VERSION)/build -DCMAKE_BUILD_TYPE=Release
+	$(MAKE) -C $(KENLM_DIR)/kenlm-$(KENLM_VERSION)/build lmplz build_binary
+	cp $(KENLM_DIR)/kenlm-$(KENLM_VERSION)/build/bin/lmplz $(KENLM_DIR)/kenlm-$(KENLM_VERSION)/build/bin/build_binary $(BIN)/
 
 clean:
 	rm -rf .pytest_cache build *.egg-info

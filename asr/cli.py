@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -13,11 +14,23 @@ def _err(message: str) -> None:
 
 
 def cmd_prepare(args) -> int:
+    from asr import corpus_formats as cf
     from asr.corpora import import_kaldi_dir, prepare_speechocean762
     from asr.data import total_hours, write_manifest
 
     if args.corpus == "speechocean762":
         reports = prepare_speechocean762(args.src, args.out, valid_speakers=args.valid_speakers)
+    elif args.corpus == "librispeech":
+        reports = cf.prepare_librispeech(args.src, args.out, train=args.train, eval_sets=args.eval,
+                                         valid_speakers=args.valid_speakers, seed=args.seed)
+    elif args.corpus == "an4":
+        reports = cf.prepare_an4(args.src, args.out, valid_speakers=args.valid_speakers, seed=args.seed)
+    elif args.corpus == "commonvoice":
+        reports = cf.prepare_commonvoice(args.src, args.out, train_tsv=args.train_tsv, language=args.language)
+    elif args.corpus == "folder":
+        reports = cf.prepare_own_data(args.src, args.out, test=args.test, valid_speakers=args.valid_speakers,
+                                      valid_list=args.valid_list, valid_fraction=args.valid_fraction,
+                                      seed=args.seed)
     else:
         report = import_kaldi_dir(args.src, root=args.root)
         write_manifest(args.out, report.utterances)
@@ -25,8 +38,19 @@ def cmd_prepare(args) -> int:
     for split, report in reports.items():
         for utt_id, reason in report.skipped:
             _err(f"skipped {split} {utt_id}: {reason}")
+        for note in report.notes:
+            _err(f"{split}: {note}")
         print(f"{split}: {len(report.utterances)} utterances, {total_hours(report.utterances):.2f} h, "
               f"{len(report.skipped)} skipped")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from asr.download import download_corpus
+
+    where = download_corpus(args.corpus, args.data_dir, subsets=args.subsets, archive=args.archive,
+                            url_base=args.url_base, remove_archive=args.remove_archive)
+    print(f"{args.corpus}: ready in {where}")
     return 0
 
 
@@ -49,8 +73,16 @@ def cmd_evaluate(args) -> int:
     from asr.evaluate import evaluate
     from asr.transcribe import load_model
 
+    if args.report:
+        from asr.report import ReportError, check_report_dir
+
+        try:
+            check_report_dir(args.report, args.force)  # before a long evaluation, not after it
+        except ReportError as e:
+            _err(str(e))
+            return 2
     utterances = read_manifest(args.manifest)
-    transcriber = load_model(args.model, decoder=args.decoder, device=args.device)
+    transcriber = _load_transcriber(args)  # LM/lexicon errors surface here, before any audio
     result = evaluate(transcriber, utterances, batch_seconds=args.batch_seconds)
     for path, reason in result.skipped:
         _err(f"skipped {path}: {reason}")
@@ -67,26 +99,97 @@ def cmd_evaluate(args) -> int:
           f"{s['utterances']} utterances, {s['audio_seconds']:.1f} s audio, RTF {s['rtf']}")
     if args.json:
         print(json.dumps(s))
+    if args.report:
+        import time
+
+        from asr.report import build_report, write_report
+
+        meta = {"model": args.model or "packaged default", "manifest": args.manifest, "decoder": args.decoder,
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "skipped": result.skipped}
+        write_report(build_report(result.utterances, meta), args.report, force=True)  # checked above
+        _err(f"report written to {args.report}/ (report.md, report.html, results.json)")
     return 1 if result.skipped else 0
+
+
+def _load_transcriber(args):
+    """Model + decoder from the shared options; beam settings from MODEL/decoding.yaml unless given."""
+    from asr.transcribe import Transcriber, load_model
+
+    beam_only = [f"--{n}" for n in ("lm", "lexicon", "hotwords") if getattr(args, n, None)]
+    if args.decoder != "beam":
+        if beam_only:
+            raise RuntimeError(f"{', '.join(beam_only)} need --decoder beam")
+        return load_model(args.model, decoder=args.decoder, device=args.device)
+    from asr.beam_search import BeamSearchDecoder, resolve_options
+    from asr.model_dir import load_model_dir
+
+    loaded = load_model_dir(args.model)
+    options, notes = resolve_options(
+        loaded.path, args.lm, beam_size=args.beam_size, beam_threshold=args.beam_threshold,
+        lm_weight=args.lm_weight, word_score=args.word_score, nbest=args.nbest, hotword_weight=args.hotword_weight)
+    decoder = BeamSearchDecoder(loaded.tokenizer, lm=args.lm, lexicon=args.lexicon, hotwords=args.hotwords,
+                                options=options, workers=args.decode_workers)
+    for note in notes + decoder.notes:
+        _err(note)
+    return Transcriber(loaded, decoder, device=args.device)
 
 
 def cmd_transcribe(args) -> int:
     from asr.audio import AudioError
-    from asr.transcribe import load_model
+    from asr.writers import get_writer
 
-    transcriber = load_model(args.model, decoder=args.decoder, device=args.device)
+    transcriber = _load_transcriber(args)
+    writer = get_writer(args.format, sys.stdout)
     failed = 0
-    for path in args.files:
-        try:
-            result = transcriber.transcribe(path)
-        except AudioError as e:
-            _err(str(e))
-            failed += 1
-            continue
-        print(f"{path}\t{result.text}", flush=True)
+    for start in range(0, len(args.files), args.batch_size):  # the model runs once per batch
+        paths, waves = [], []
+        for path in args.files[start: start + args.batch_size]:
+            try:
+                waves.append(transcriber.load(path))
+                paths.append(path)
+            except AudioError as e:
+                _err(str(e))
+                failed += 1
+        for path, result in zip(paths, transcriber.transcribe_waveforms(waves) if waves else []):
+            writer.write(path, result)
+    writer.close()
     if failed:
         _err(f"{failed} of {len(args.files)} file(s) failed")
     return 1 if failed else 0
+
+
+def cmd_lm_build(args) -> int:
+    from asr.lm import build_lm, inspect_lm
+
+    path, tool = build_lm(args.texts, args.output, order=args.order, unit=args.unit)
+    info = inspect_lm(path)
+    counts = ", ".join(f"{n}-grams {c}" for n, c in enumerate(info.counts, 1))
+    print(f"{path}: {info.order}-gram {args.unit} LM ({tool}): {counts}")
+    return 0
+
+
+def cmd_lm_tune(args) -> int:
+    from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
+    from asr.data import read_manifest
+    from asr.transcribe import load_model
+    from asr.tuning import store, tune
+
+    grid = [[float(x) for x in spec.split(",") if x.strip()] for spec in (args.lm_weights, args.word_scores)]
+    utterances = read_manifest(args.manifest)
+    transcriber = load_model(args.model, device=args.device)
+    decoder = BeamSearchDecoder(transcriber.tokenizer, lm=args.lm, lexicon=args.lexicon,
+                                options=BeamSearchOptions(beam_size=args.beam_size), workers=args.decode_workers)
+    for note in decoder.notes:
+        _err(note)
+    result = tune(transcriber, decoder, utterances, grid[0], grid[1], batch_seconds=args.batch_seconds,
+                  progress=lambda w, s, wer: _err(f"lm_weight {w:g} word_score {s:g}: WER {100 * wer:.2f}%"))
+    for path, reason in result.skipped:
+        _err(f"skipped {path}: {reason}")
+    print(f"best: lm_weight {result.lm_weight:g} word_score {result.word_score:g}: WER {100 * result.wer:.2f}% "
+          f"(greedy {100 * result.greedy_wer:.2f}%) on {result.utterances} utterances, {result.seconds:.0f} s")
+    if not args.dry_run:
+        print(f"stored in {store(args.model, result, decoder, args.lm, args.lexicon, args.manifest)}")
+    return 0
 
 
 def cmd_export(args) -> int:
@@ -96,6 +199,52 @@ def cmd_export(args) -> int:
     save_model_dir(args.dst, loaded.config, loaded.model, loaded.tokenizer, half=args.half)
     size = sum(f.stat().st_size for f in Path(args.dst).iterdir())
     print(f"{args.dst}: {loaded.model.num_parameters():,} parameters, {size / 2**20:.1f} MiB")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from asr.report import ReportError, compare_reports, render_comparison
+
+    try:
+        print(render_comparison(compare_reports(args.report_a, args.report_b), limit=args.limit))
+    except ReportError as e:
+        _err(str(e))
+        return 2
+    return 0
+
+
+def cmd_plot(args) -> int:
+    from asr.audio import AudioError
+    from asr.plots import PlotError, plot_alignment, plot_training
+
+    try:
+        if args.what == "training":
+            out = plot_training(args.source, args.output)
+        else:
+            out = plot_alignment(_load_transcriber(args), args.source, args.output)
+    except (AudioError, PlotError) as e:
+        _err(str(e))
+        return 2
+    print(out)
+    return 0
+
+
+def cmd_diagram(args) -> int:
+    from asr.diagram import model_title, model_to_draw, save_diagram, summary_text
+    from asr.plots import PlotError
+
+    model, name = model_to_draw(args.model, args.config, args.vocab_size)
+    if args.command == "summary":
+        if args.seconds <= 0:
+            _err(f"--seconds must be positive, got {args.seconds}")
+            return 2
+        print(summary_text(model, args.seconds, model_title(model, name)))
+        return 0
+    try:
+        print(save_diagram(model, args.output, model_title(model, name)))
+    except PlotError as e:
+        _err(str(e))
+        return 2
     return 0
 
 
@@ -114,7 +263,50 @@ def build_parser() -> argparse.ArgumentParser:
     kd.add_argument("src", metavar="DATA_DIR")
     kd.add_argument("out", metavar="OUT.jsonl")
     kd.add_argument("--root", help="folder that relative wav.scp paths start from (default: DATA_DIR/..)")
+    ls = psub.add_parser("librispeech", help="LibriSpeech or Mini LibriSpeech (FLAC + *.trans.txt) -> "
+                         "OUT/train.jsonl (+ valid.jsonl) and OUT/SUBSET.jsonl per --eval subset")
+    ls.add_argument("src", help="folder holding LibriSpeech/ (or the subsets)")
+    ls.add_argument("out")
+    ls.add_argument("--train", nargs="+", metavar="SUBSET",
+                    help="train subsets, joined (default: every train-* found), e.g. train-clean-100 train-clean-360")
+    ls.add_argument("--eval", nargs="*", metavar="SUBSET",
+                    help="dev/test subsets, one manifest each (default: every other subset found)")
+    ls.add_argument("--valid-speakers", type=int, default=0, help="hold out this many train speakers as OUT/valid.jsonl")
+    an = psub.add_parser("an4", help="CMU AN4 (SPHERE audio) -> OUT/{train,valid,test}.jsonl")
+    an.add_argument("src", help="the an4/ folder, or the folder holding it")
+    an.add_argument("out")
+    an.add_argument("--valid-speakers", type=int, default=4, help="train speakers held out as OUT/valid.jsonl")
+    cv = psub.add_parser("commonvoice", help="Common Voice, any language (TSV + MP3 clips) -> "
+                         "OUT/{train,dev,test}.jsonl")
+    cv.add_argument("src", help="the language folder (clips/ + *.tsv), or a folder above it")
+    cv.add_argument("out")
+    cv.add_argument("--train-tsv", default="train",
+                    help="train (default) or validated (all validated clips minus dev/test clips and speakers)")
+    cv.add_argument("--language", help="language folder name when SRC holds several (en, de, ...)")
+    fo = psub.add_parser("folder", help="your own data: a folder of audio + same-name .txt, or a CSV/TSV of "
+                         "path,text[,speaker] -> OUT/train.jsonl (+ valid.jsonl, test.jsonl)")
+    fo.add_argument("src", help="folder (speaker = first sub-folder) or .csv/.tsv table")
+    fo.add_argument("out")
+    fo.add_argument("--test", help="a second folder or table for OUT/test.jsonl")
+    held = fo.add_mutually_exclusive_group()
+    held.add_argument("--valid-speakers", type=int, default=0, help="hold out this many speakers as OUT/valid.jsonl")
+    held.add_argument("--valid-list", help="file of utterance ids or speakers (one a line) for OUT/valid.jsonl")
+    held.add_argument("--valid-fraction", type=float, default=0.0, help="hold out this random fraction instead")
+    for q in (ls, an, fo):
+        q.add_argument("--seed", type=int, default=0, help="seed of the random held-out choice")
     p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("download", help="fetch and unpack a corpus (resumable, checksummed; skipped when present)")
+    p.add_argument("corpus", choices=["librispeech", "mini_librispeech", "an4", "speechocean762", "commonvoice"])
+    p.add_argument("--data-dir", default="corpus", help="where archives and corpora go, or where a local copy is "
+                   "(default: ./corpus)")
+    p.add_argument("--subsets", nargs="+", help="LibriSpeech: any of train-clean-100 train-clean-360 "
+                   "train-other-500 dev-clean dev-other test-clean test-other (default: train-clean-100 + dev/test)")
+    p.add_argument("--archive", help="a local copy of the archive to unpack instead of downloading "
+                   "(Common Voice: required, it needs a login)")
+    p.add_argument("--url-base", help="a mirror holding the same files, e.g. https://us.openslr.org/resources/12")
+    p.add_argument("--remove-archive", action="store_true", help="delete each downloaded archive once unpacked")
+    p.set_defaults(func=cmd_download)
 
     p = sub.add_parser("train", help="train a model: asr train CONFIG.yaml [section.key=value ...]")
     p.add_argument("config")
@@ -126,26 +318,105 @@ def build_parser() -> argparse.ArgumentParser:
 
     def model_args(p):
         p.add_argument("--model", help="model directory (default: the packaged model)")
-        p.add_argument("--decoder", default="greedy", choices=["greedy"])
+        p.add_argument("--decoder", default="greedy", choices=["greedy", "beam"],
+                       help="beam: CTC beam search, with --lm/--lexicon/--hotwords (see README, Decoding)")
         p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+
+    def beam_args(p):
+        g = p.add_argument_group("beam search (--decoder beam; unset values come from MODEL/decoding.yaml "
+                                 "with --lm, else defaults)")
+        g.add_argument("--lm", metavar="LM", help="KenLM language model, ARPA or binary (asr lm build)")
+        g.add_argument("--lexicon", help="word -> spelling file (default: the ARPA LM's words; "
+                       "'none' for lexicon-free search with a character LM)")
+        g.add_argument("--beam-size", type=int)
+        g.add_argument("--beam-threshold", type=float)
+        g.add_argument("--lm-weight", type=float)
+        g.add_argument("--word-score", type=float, help="added per word (insertion bonus)")
+        g.add_argument("--nbest", type=int, help="keep this many transcripts (json: 'alternatives')")
+        g.add_argument("--hotwords", help="words/phrases to boost: a file (one per line) or 'a,b c'")
+        g.add_argument("--hotword-weight", type=float, help="bonus per hotword word (default 5)")
+        g.add_argument("--decode-workers", type=int, default=min(2, os.cpu_count() or 1),
+                       help="processes for the beam search of a batch (default: 2 if there are 2 cores)")
 
     p = sub.add_parser("evaluate", help="WER/CER of a model on a manifest")
     p.add_argument("manifest")
     model_args(p)
+    beam_args(p)
     p.add_argument("--json", action="store_true", help="end stdout with one JSON summary line")
     p.add_argument("--output", "-o", help="write per-utterance REF/HYP lines here instead of stdout")
     p.add_argument("--batch-seconds", type=float, default=300.0)
+    p.add_argument("--report", metavar="DIR", help="also write an sclite-style error report here (md, html, json)")
+    p.add_argument("--force", action="store_true", help="overwrite a --report directory that is not empty")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("transcribe", help="print path<TAB>text for each audio file")
+    p = sub.add_parser("transcribe", help="print path<TAB>text (or JSON with word times) for each audio file")
     p.add_argument("files", nargs="+")
     model_args(p)
+    beam_args(p)
+    p.add_argument("--format", default="txt", choices=["txt", "json"],
+                   help="txt: path<TAB>text; json: one object per file with words, times and confidence")
+    p.add_argument("--batch-size", type=int, default=16, help="files per model run")
     p.set_defaults(func=cmd_transcribe)
+
+    p = sub.add_parser("lm", help="n-gram language models for beam search: build, tune")
+    lsub = p.add_subparsers(dest="lm_command", required=True)
+    b = lsub.add_parser("build", help="modified Kneser-Ney ARPA from text files and manifests (normalized)")
+    b.add_argument("texts", nargs="+", metavar="TEXT", help="text files (a sentence a line) or .jsonl manifests")
+    b.add_argument("--output", "-o", required=True, metavar="LM.arpa")
+    b.add_argument("--order", type=int, default=3)
+    b.add_argument("--unit", default="word", choices=["word", "char"],
+                   help="char: a character LM for lexicon-free search (use a higher --order, e.g. 8)")
+    b.set_defaults(func=cmd_lm_build)
+    t = lsub.add_parser("tune", help="grid-search LM weight and word score on a dev manifest; "
+                        "store the best in MODEL/decoding.yaml")
+    t.add_argument("manifest", help="dev manifest (never the test split)")
+    t.add_argument("--model", required=True, help="model directory; decoding.yaml is written into it")
+    t.add_argument("--lm", required=True)
+    t.add_argument("--lexicon")
+    t.add_argument("--lm-weights", default="0,0.25,0.5,0.75,1,1.5,2", help="comma-separated grid")
+    t.add_argument("--word-scores", default="-1,0,1,2,3", help="comma-separated grid")
+    t.add_argument("--beam-size", type=int, default=50)
+    t.add_argument("--batch-seconds", type=float, default=300.0)
+    t.add_argument("--decode-workers", type=int, default=min(2, os.cpu_count() or 1))
+    t.add_argument("--device", default="auto")
+    t.add_argument("--dry-run", action="store_true", help="print the best settings, write nothing")
+    t.set_defaults(func=cmd_lm_tune)
     p = sub.add_parser("export", help="copy a model directory, optionally with float16 weights")
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("compare", help="which utterances got better or worse between two evaluate --report dirs")
+    p.add_argument("report_a", metavar="REPORT_A")
+    p.add_argument("report_b", metavar="REPORT_B")
+    p.add_argument("--limit", type=int, default=0, help="show at most N utterances per list (default: all)")
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("plot", help="pictures: one file's alignment, or a run's training curves")
+    psub = p.add_subparsers(dest="what", required=True)
+    pa = psub.add_parser("alignment", help="waveform, features, CTC posteriorgram and words of one audio file")
+    pa.add_argument("source", metavar="FILE")
+    model_args(pa)
+    beam_args(pa)
+    pt = psub.add_parser("training", help="loss and WER/CER per epoch from RUN_DIR/log.jsonl")
+    pt.add_argument("source", metavar="RUN_DIR")
+    for q in (pa, pt):
+        q.add_argument("--output", "-o", required=True, help="image file: .png, .svg or .pdf")
+    p.set_defaults(func=cmd_plot)
+
+    for name, text in (("diagram", "draw the network unrolled in time (.svg, .png or .pdf by suffix)"),
+                       ("summary", "per-layer output shapes and parameter counts")):
+        p = sub.add_parser(name, help=text)
+        source = p.add_mutually_exclusive_group()
+        source.add_argument("--model", help="model directory (default: the packaged model)")
+        source.add_argument("--config", help="a training config instead (untrained weights)")
+        p.add_argument("--vocab-size", type=int, default=29, help="with --config: output tokens (default 29)")
+        if name == "diagram":
+            p.add_argument("--output", "-o", required=True, help="image file, e.g. net.svg or net.png")
+        else:
+            p.add_argument("--seconds", type=float, default=1.0, help="input duration for the shapes (default 1)")
+        p.set_defaults(func=cmd_diagram)
     return parser
 
 
@@ -154,12 +425,15 @@ def main(argv=None) -> int:
     from asr.config import ConfigError
     from asr.corpora import CorpusError
     from asr.data import ManifestError
+    from asr.lexicon import LexiconError
+    from asr.lm import LMError
     from asr.model_dir import ModelDirError
     from asr.train import TrainingError
 
     try:
         return args.func(args)
-    except (ConfigError, CorpusError, ManifestError, ModelDirError, TrainingError, RuntimeError) as e:
+    except (ConfigError, CorpusError, ManifestError, ModelDirError, TrainingError, RuntimeError, LMError,
+            LexiconError) as e:
         _err(str(e))
         return 2
     except KeyboardInterrupt:

@@ -1,5 +1,7 @@
 """Decoders turn frame-level log-probabilities into text. They are interchangeable
 strategies behind one interface: ``decoder.decode(log_probs, lengths) -> [Hypothesis]``.
+Greedy decoding is here; beam search (with n-gram LMs, lexicons, hotwords) is in
+``asr/beam_search.py``.
 """
 
 from __future__ import annotations
@@ -28,6 +30,13 @@ class Decoder(ABC):
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
         """log_probs: (B, T, V), lengths: (B,) -> one best hypothesis per utterance."""
 
+    def decode_nbest(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
+        """The n best hypotheses per utterance, best first (just the best unless overridden)."""
+        return [[h] for h in self.decode(log_probs, lengths)]
+
+    def close(self) -> None:
+        """Release worker processes, if any."""
+
 
 class GreedyDecoder(Decoder):
     """Best token per frame, then CTC's collapse: merge repeats, drop blanks."""
@@ -50,7 +59,11 @@ class GreedyDecoder(Decoder):
 
 
 def make_decoder(name: str, tokenizer: CharTokenizer, **options) -> Decoder:
-    decoders = {"greedy": GreedyDecoder}
-    if name not in decoders:
-        raise ValueError(f"unknown decoder {name!r}; available: {', '.join(decoders)}")
-    return decoders[name](tokenizer, **options)
+    """``greedy`` or ``beam`` (options: see ``BeamSearchDecoder``)."""
+    if name == "greedy":
+        return GreedyDecoder(tokenizer, **options)
+    if name == "beam":
+        from asr.beam_search import BeamSearchDecoder  # flashlight loads only when asked for
+
+        return BeamSearchDecoder(tokenizer, **options)
+    raise ValueError(f"unknown decoder {name!r}; available: greedy, beam")

@@ -14,6 +14,7 @@ from typing import Sequence
 
 import torch
 
+from asr.alignment import align_words
 from asr.audio import load_audio, prepare_array
 from asr.decoding import Decoder, Hypothesis, make_decoder
 from asr.model_dir import LoadedModel, load_model_dir
@@ -24,6 +25,7 @@ class Word:
     word: str
     start: float  # seconds
     end: float
+    confidence: float | None = None  # 0..1, from the model's posteriors (see asr/alignment.py)
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,8 @@ class Result:
     duration: float
     segments: list[Segment] = field(default_factory=list)
     words: list[Word] = field(default_factory=list)
+    confidence: float | None = None  # of the whole transcript, 0..1
+    alternatives: list[str] = field(default_factory=list)  # the next best transcripts (beam, nbest > 1)
 
 
 def resolve_device(device: str | None) -> torch.device:
@@ -69,13 +73,14 @@ class Transcriber:
     """A model ready to transcribe: weights, tokenizer, decoder and device together."""
 
     def __init__(self, loaded: LoadedModel, decoder: str | Decoder = "greedy",
-                 device: str | None = "auto"):
+                 device: str | None = "auto", **decoder_options):
         self.loaded = loaded
         self.device = resolve_device(device)
         self.model = loaded.model.to(self.device).eval()
         self.tokenizer = loaded.tokenizer
         self.sample_rate = loaded.config.features.sample_rate
-        self.decoder = decoder if isinstance(decoder, Decoder) else make_decoder(decoder, self.tokenizer)
+        self.decoder = (decoder if isinstance(decoder, Decoder)
+                        else make_decoder(decoder, self.tokenizer, **decoder_options))
 
     @torch.inference_mode()
     def transcribe_waveforms(self, waves: Sequence[torch.Tensor]) -> list[Result]:
@@ -85,14 +90,22 @@ class Transcriber:
         for i, w in enumerate(waves):
             batch[i, : w.numel()] = w
         log_probs, out_lengths = self.model(batch.to(self.device), lengths.to(self.device))
-        hyps = self.decoder.decode(log_probs.cpu(), out_lengths.cpu())
+        log_probs, out_lengths = log_probs.cpu(), out_lengths.cpu()
+        nbests = self.decoder.decode_nbest(log_probs, out_lengths)  # all utterances at once
         shift = self.model.frame_shift
         results = []
-        for hyp, n in zip(hyps, lengths.tolist()):
+        for b, (nbest, n) in enumerate(zip(nbests, lengths.tolist())):
+            hyp = nbest[0]
             duration = n / self.sample_rate
-            words = words_from_hypothesis(hyp, self.tokenizer, shift)
+            aligned = align_words(log_probs[b, : int(out_lengths[b])], hyp, self.tokenizer)
+            if aligned is None:  # not expected for a CTC path; keep the decoder's frames then
+                words, confidence = words_from_hypothesis(hyp, self.tokenizer, shift), None
+            else:
+                words = [Word(w.word, round(w.start * shift, 3), round(w.end * shift, 3), round(w.confidence, 4))
+                         for w in aligned[0]]
+                confidence = round(aligned[1], 4)
             segments = [Segment(0.0, round(duration, 3), hyp.text)] if hyp.text else []
-            results.append(Result(hyp.text, duration, segments, words))
+            results.append(Result(hyp.text, duration, segments, words, confidence, [h.text for h in nbest[1:]]))
         return results
 
     def load(self, audio, sample_rate: int | None = None) -> torch.Tensor:
@@ -105,7 +118,11 @@ class Transcriber:
         return self.transcribe_waveforms([self.load(audio, sample_rate)])[0]
 
 
-def load_model(path: str | Path | None = None, decoder: str = "greedy",
-               device: str | None = "auto") -> Transcriber:
-    """Load a model directory (the packaged default when ``path`` is None)."""
-    return Transcriber(load_model_dir(path), decoder=decoder, device=device)
+def load_model(path: str | Path | None = None, decoder: str | Decoder = "greedy",
+               device: str | None = "auto", **decoder_options) -> Transcriber:
+    """Load a model directory (the packaged default when ``path`` is None).
+
+    ``decoder="beam"`` takes ``lm=``, ``lexicon=``, ``hotwords=``, ``options=BeamSearchOptions(...)``
+    and ``workers=`` (see ``asr/beam_search.py``).
+    """
+    return Transcriber(load_model_dir(path), decoder=decoder, device=device, **decoder_options)

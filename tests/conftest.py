@@ -62,3 +62,41 @@ def tiny_corpus(tmp_path_factory):
     (out / "train.jsonl").write_text("\n".join(lines[:20]) + "\n")
     (out / "valid.jsonl").write_text("\n".join(lines[20:]) + "\n")
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory):
+    """An untrained 2-layer bidirectional GRU (16 units) saved as a model directory: enough to
+    run every code path that needs a model, with no training."""
+    from asr.config import Config, ModelConfig
+    from asr.model import AcousticModel
+    from asr.model_dir import save_model_dir
+    from asr.text import CharTokenizer
+
+    cfg = Config(model=ModelConfig(cell="gru", num_layers=2, hidden_size=16, conv_channels=4, dropout=0.0))
+    tokenizer = CharTokenizer.build(["hello world"])
+    model = AcousticModel(cfg.features, cfg.model, len(tokenizer))
+    return save_model_dir(tmp_path_factory.mktemp("tiny_model") / "model", cfg, model, tokenizer)
+
+
+def ctc_log_probs(tokenizer, frames, floor: float = 1e-4):
+    """Synthetic CTC outputs, one frame per entry of ``frames``: a token string (``"<blank>"``,
+    ``"|"``, a letter) gets probability ~1, or a dict {token: probability} shares the frame.
+    Returns (log_probs (1, T, V), lengths (1,)) as an acoustic model would."""
+    import torch
+
+    index = {t: i for i, t in enumerate(tokenizer.tokens)}
+    rows = torch.full((len(frames), len(tokenizer)), floor)
+    for t, frame in enumerate(frames):
+        for token, p in ({frame: 1.0} if isinstance(frame, str) else frame).items():
+            rows[t, index[token]] = p
+    rows = rows / rows.sum(-1, keepdim=True)
+    return rows.log().unsqueeze(0), torch.tensor([len(frames)])
+
+
+def spelled_frames(text: str):
+    """Frames that spell ``text`` cleanly: each letter (``|`` between words) then a blank."""
+    frames = []
+    for ch in text.replace(" ", "|"):
+        frames += [ch, "<blank>"]
+    return frames

@@ -1,0 +1,68 @@
+"""Word timestamps and confidence from CTC forced alignment of a chosen transcript.
+
+The decoder picks the words; ``torchaudio.functional.forced_align`` then finds the most likely
+frame path that spells exactly them (their tokens, ``|`` between words), so every word gets the
+frames its letters were aligned to, whichever decoder chose it.
+
+Confidence comes from the model's posteriors along that path: a letter's confidence is its mean
+posterior over its frames, a word's the lowest of its letters' (one doubtful letter makes a
+doubtful word), an utterance's the mean of its words'. Words the LM pushed in against the
+acoustics get low confidence. An empty transcript's confidence is the mean blank posterior.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torchaudio.functional import forced_align, merge_tokens
+
+from asr.decoding import Hypothesis
+from asr.text import CharTokenizer
+
+
+@dataclass(frozen=True)
+class WordAlignment:
+    word: str
+    start: int  # first frame
+    end: int  # one past the last frame
+    confidence: float
+
+
+def _alignable(targets: list[int], frames: int) -> bool:
+    repeats = sum(a == b for a, b in zip(targets, targets[1:]))
+    return len(targets) + repeats <= frames
+
+
+def align_words(log_probs: torch.Tensor, hyp: Hypothesis, tokenizer: CharTokenizer
+                ) -> tuple[list[WordAlignment], float] | None:
+    """(T, V) log-probs of one utterance and its hypothesis -> (words, utterance confidence).
+
+    The hypothesis' tokens are aligned (a lexicon word's spelling need not be its letters).
+    None when they cannot fit the frames or do not split into the hypothesis' words.
+    """
+    log_probs = log_probs.detach().float().cpu()
+    words = hyp.text.split()
+    if not words:
+        blank = log_probs[:, tokenizer.blank_id].exp()
+        return [], float(blank.mean()) if blank.numel() else 1.0
+    targets = list(hyp.tokens)
+    sep = tokenizer.word_sep_id
+    groups = sum(1 for i, t in enumerate(targets) if t != sep and (i == 0 or targets[i - 1] == sep))
+    if groups != len(words) or not _alignable(targets, log_probs.shape[0]):
+        return None
+    path, scores = forced_align(log_probs[None], torch.tensor([targets], dtype=torch.int32),
+                                blank=tokenizer.blank_id)
+    spans = merge_tokens(path[0], scores[0].exp(), blank=tokenizer.blank_id)
+    result, letters = [], []
+    for span in spans + [None]:
+        if span is None or span.token == tokenizer.word_sep_id:
+            if letters:
+                word = words[len(result)]
+                result.append(WordAlignment(word, letters[0].start, letters[-1].end,
+                                            min(s.score for s in letters)))
+            letters = []
+        else:
+            letters.append(span)
+    confidence = sum(w.confidence for w in result) / len(result)
+    return result, confidence

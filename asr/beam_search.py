@@ -1,0 +1,309 @@
+"""CTC beam search with flashlight-text (through torchaudio): n-gram LMs, lexicons, hotwords.
+
+Which search runs follows from the files given:
+
+- a lexicon (``--lexicon FILE``): lexicon-constrained search, every word from the lexicon;
+- a word LM in ARPA format and no lexicon: lexicon-constrained search over the LM's words
+  (a word LM in lexicon-free search scores characters as if they were words, and fails badly);
+- a character LM (every unit a token of the tokenizer), or ``lexicon="none"``: lexicon-free;
+- neither: lexicon-free prefix beam search without an LM.
+
+KenLM binary files carry no readable word list, so a binary word LM needs ``--lexicon``.
+The search holds the GIL, so batches are spread over worker processes (forked: the loaded LM
+is shared copy-on-write, not loaded again).
+"""
+
+from __future__ import annotations
+
+import math
+import multiprocessing as mp
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import yaml
+from flashlight.lib.text.decoder import (CriterionType, LexiconDecoderOptions, LexiconFreeDecoderOptions,
+                                         ZeroLM)
+from flashlight.lib.text.decoder.kenlm import KenLM
+from flashlight.lib.text.dictionary import Dictionary
+from torchaudio.models.decoder import CTCDecoder
+
+from asr.decoding import Decoder, Hypothesis
+from asr.hotwords import HotwordLM, PhraseMatcher, parse_hotwords
+from asr.lexicon import Lexicon, lexicon_from_words, read_lexicon, spell
+from asr.lm import UNK, LMError, inspect_lm
+from asr.text import BLANK, WORD_SEP, CharTokenizer
+
+DECODING_FILE = "decoding.yaml"  # tuned search settings, stored in the model directory
+
+
+@dataclass(frozen=True)
+class BeamSearchOptions:
+    beam_size: int = 50
+    beam_size_token: int | None = None  # tokens tried per frame (None: all)
+    beam_threshold: float = 25.0  # drop hypotheses this far below the best
+    lm_weight: float = 1.0  # KenLM scores are log10
+    word_score: float = 0.0  # added per word (per | without a lexicon)
+    unk_score: float = -math.inf  # for words outside the LM, with a lexicon
+    nbest: int = 1
+    log_add: bool = False
+    hotword_weight: float = 5.0  # bonus per hotword word, in the model's log-prob units
+
+
+@contextmanager
+def _quiet_stderr():
+    """KenLM prints progress bars to fd 2 while loading; keep the CLI's stderr for messages."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            sys.stderr.flush()
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+@dataclass
+class SearchSpace:
+    """What the files give: tokens, words, the loaded LM and hotword phrases; shared by decoders."""
+
+    tokens: Dictionary
+    words: Dictionary | None  # None without a lexicon
+    lexicon: Lexicon | None
+    kenlm: KenLM | None
+    phrases: list[tuple[int, ...]] = field(default_factory=list)
+    bonuses: list[tuple[float, ...]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what was left out, for the user
+
+    @classmethod
+    def load(cls, tokenizer: CharTokenizer, lm: str | Path | None = None, lexicon: str | Path | None = None,
+             hotwords=None, hotword_weight: float = 5.0) -> "SearchSpace":
+        info = inspect_lm(lm) if lm else None
+        lexicon_free = isinstance(lexicon, str) and lexicon.lower() == "none"
+        notes: list[str] = []
+        lex = None
+        if lexicon and not lexicon_free:
+            report = read_lexicon(lexicon, tokenizer)
+            lex = report.lexicon
+            if report.skipped:
+                notes.append(report.summary(str(lexicon)))
+        elif info is not None and not lexicon_free and not info.is_char_lm(tokenizer.tokens):
+            if info.binary:
+                raise LMError(f"{info.path}: a binary KenLM file has no readable word list; give --lexicon "
+                              "(or --lexicon none for a character LM)")
+            report = lexicon_from_words(info.words, tokenizer)
+            lex = report.lexicon
+            if report.skipped:
+                notes.append(report.summary(str(info.path)))
+        phrases = parse_hotwords(hotwords)
+        if lex is not None:
+            for word in {w for p in phrases for w in p.split()} - lex.keys():
+                if spell(word, tokenizer):
+                    lex[word] = [spell(word, tokenizer)]
+        tokens = Dictionary(list(tokenizer.tokens))
+        if lex is not None:
+            words = Dictionary([*lex, UNK] if UNK not in lex else list(lex))
+            words.set_default_index(words.get_index(UNK))
+            lm_words = words
+        else:
+            words = None
+            lm_words = Dictionary([*tokenizer.tokens, UNK])
+        kenlm = None
+        if info is not None:
+            try:
+                with _quiet_stderr():
+                    kenlm = KenLM(str(info.path), lm_words)
+            except Exception as e:  # KenLM's parse errors arrive as RuntimeError/ValueError
+                raise LMError(f"{info.path}: KenLM cannot load it: {str(e).strip().splitlines()[-1:]}") from None
+        space = cls(tokens, words, lex, kenlm, notes=notes)
+        space._add_phrases(phrases, tokenizer, hotword_weight)
+        return space
+
+    def _add_phrases(self, phrases: list[str], tokenizer: CharTokenizer, weight: float) -> None:
+        for phrase in phrases:
+            if tokenizer.unknown_chars(phrase):
+                self.notes.append(f"hotword {phrase!r} left out: characters outside the tokenizer "
+                                  f"{''.join(sorted(tokenizer.unknown_chars(phrase)))!r}")
+                continue
+            if self.words is not None:  # the search asks the LM once per word
+                self.phrases.append(tuple(self.words.get_index(w) for w in phrase.split()))
+                self.bonuses.append(tuple(weight for _ in phrase.split()))
+            else:  # once per token: the phrase is |w o r d|, the bonus spread over its letters
+                units, bonus = [tokenizer.word_sep_id], [0.0]
+                for word in phrase.split():
+                    units += tokenizer.encode(word) + [tokenizer.word_sep_id]
+                    bonus += [weight / len(word)] * len(word) + [0.0]
+                self.phrases.append(tuple(units))
+                self.bonuses.append(tuple(bonus))
+
+
+class BeamSearchDecoder(Decoder):
+    """CTC beam search; see the module docstring for how files choose the search.
+
+    ``workers`` > 1 decodes the utterances of a batch in that many processes.
+    """
+
+    def __init__(self, tokenizer: CharTokenizer, lm: str | Path | None = None, lexicon: str | Path | None = None,
+                 hotwords=None, options: BeamSearchOptions = BeamSearchOptions(), workers: int = 1,
+                 space: SearchSpace | None = None):
+        super().__init__(tokenizer)
+        self.options = options
+        self.workers = max(1, workers)
+        self.space = space or SearchSpace.load(tokenizer, lm, lexicon, hotwords, options.hotword_weight)
+        self.notes = self.space.notes
+        self._pool: ProcessPoolExecutor | None = None
+        self._search = self._build()
+
+    def with_options(self, **changes) -> "BeamSearchDecoder":
+        """Same files and loaded LM, other settings (for tuning)."""
+        return BeamSearchDecoder(self.tokenizer, options=replace(self.options, **changes), workers=self.workers,
+                                 space=self.space)
+
+    @property
+    def lexicon_free(self) -> bool:
+        return self.space.lexicon is None
+
+    def _build(self) -> CTCDecoder:
+        o, s = self.options, self.space
+        lm, lm_weight = s.kenlm, o.lm_weight
+        if s.phrases:  # the wrapper applies lm_weight itself, so hotword bonuses stay in log-prob units
+            lm, lm_weight = HotwordLM(s.kenlm, o.lm_weight, PhraseMatcher(
+                s.phrases, s.bonuses, None if s.words is not None else self.tokenizer.word_sep_id)), 1.0
+        elif lm is None:
+            lm = ZeroLM()
+        token_beam = o.beam_size_token or len(self.tokenizer)
+        if s.lexicon is not None:
+            opts = LexiconDecoderOptions(beam_size=o.beam_size, beam_size_token=token_beam,
+                                         beam_threshold=o.beam_threshold, lm_weight=lm_weight,
+                                         word_score=o.word_score, unk_score=o.unk_score, sil_score=0.0,
+                                         log_add=o.log_add, criterion_type=CriterionType.CTC)
+        else:  # no words here: the word score goes to the word separator
+            opts = LexiconFreeDecoderOptions(beam_size=o.beam_size, beam_size_token=token_beam,
+                                             beam_threshold=o.beam_threshold, lm_weight=lm_weight,
+                                             sil_score=o.word_score, log_add=o.log_add,
+                                             criterion_type=CriterionType.CTC)
+        return CTCDecoder(o.nbest, s.lexicon, s.words, s.tokens, lm, opts, BLANK, WORD_SEP, UNK)
+
+    # -- searching ------------------------------------------------------------------------------
+
+    def _search_one(self, emissions: np.ndarray) -> list[tuple[list[int], list[int], float]]:
+        """(T, V) float32 log-probs -> [(frame path, word ids, score)], best first."""
+        emissions = np.ascontiguousarray(emissions, dtype=np.float32)
+        if emissions.shape[0] == 0:
+            return [([], [], 0.0)]
+        results = self._search.decoder.decode(emissions.ctypes.data, emissions.shape[0], emissions.shape[1])
+        # flashlight's paths have one extra step at each end (the start and end states).
+        return [(list(r.tokens)[1:-1], [w for w in r.words if w >= 0], float(r.score))
+                for r in results[: self.options.nbest]] or [([], [], -math.inf)]
+
+    def _hypothesis(self, path: list[int], word_ids: list[int], score: float) -> Hypothesis:
+        blank, sep = self.tokenizer.blank_id, self.tokenizer.word_sep_id
+        tokens, frames, prev = [], [], blank
+        for t, tok in enumerate(path):
+            if tok != prev and tok != blank and not (tok == sep and (not tokens or tokens[-1] == sep)):
+                tokens.append(tok)
+                frames.append(t)
+            prev = tok
+        if tokens and tokens[-1] == sep:
+            tokens.pop()
+            frames.pop()
+        if self.space.words is not None:
+            text = " ".join(self.space.words.get_entry(w) for w in word_ids)
+        else:
+            text = self.tokenizer.decode(tokens)
+        return Hypothesis(text, tuple(tokens), tuple(frames), score)
+
+    def decode_nbest(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
+        items = [log_probs[b, : int(lengths[b])].detach().float().cpu().numpy() for b in range(log_probs.shape[0])]
+        if self.workers > 1 and len(items) > 1 and "fork" in mp.get_all_start_methods():
+            if self._pool is None:
+                self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("fork"),
+                                                 initializer=_set_worker, initargs=(self,))
+            chunk = max(1, len(items) // (4 * self.workers))
+            raw = list(self._pool.map(_worker_search, items, chunksize=chunk))
+        else:
+            raw = [self._search_one(e) for e in items]
+        return [[self._hypothesis(*r) for r in results] for results in raw]
+
+    def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
+        return [nbest[0] for nbest in self.decode_nbest(log_probs, lengths)]
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+
+    def __del__(self):
+        try:
+            self.close()
+        except Exception:
+            pass
+
+
+_WORKER: BeamSearchDecoder | None = None
+
+
+def _set_worker(decoder: BeamSearchDecoder) -> None:
+    global _WORKER
+    _WORKER = decoder
+
+
+def _worker_search(emissions: np.ndarray):
+    return _WORKER._search_one(emissions)
+
+
+# -- tuned settings stored with the model -------------------------------------------------------
+
+def read_decoding_defaults(model_dir: str | Path | None) -> dict:
+    """Settings that ``asr lm tune`` stored in MODEL/decoding.yaml ({} when there are none)."""
+    if model_dir is None or not (Path(model_dir) / DECODING_FILE).is_file():
+        return {}
+    path = Path(model_dir) / DECODING_FILE
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise LMError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise LMError(f"{path}: expected a mapping of settings")
+    return data
+
+
+def write_decoding_defaults(model_dir: str | Path, settings: dict) -> Path:
+    """Write MODEL/decoding.yaml atomically (a reader never sees half a file)."""
+    path = Path(model_dir) / DECODING_FILE
+    tmp = path.with_name(f".{DECODING_FILE}.tmp-{os.getpid()}")
+    tmp.write_text("# written by `asr lm tune`; used by --decoder beam unless options say otherwise\n"
+                   + yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def resolve_options(model_dir: str | Path | None, lm: str | Path | None, **explicit
+                    ) -> tuple[BeamSearchOptions, list[str]]:
+    """Defaults < MODEL/decoding.yaml (with an LM: the weights were tuned for one) < ``explicit``.
+
+    ``explicit`` values that are None are not given. Returns the options and notes for the user.
+    """
+    names = {f.name for f in fields(BeamSearchOptions)}
+    unknown = set(explicit) - names
+    if unknown:
+        raise TypeError(f"unknown beam search options: {', '.join(sorted(unknown))}")
+    values, notes = {}, []
+    stored = read_decoding_defaults(model_dir) if lm else {}
+    if stored:
+        values.update({k: v for k, v in stored.items() if k in names})
+        tuned_lm = (stored.get("tuned") or {}).get("lm")
+        if tuned_lm and Path(tuned_lm).resolve() != Path(lm).resolve():
+            notes.append(f"{Path(model_dir) / DECODING_FILE}: settings were tuned with {tuned_lm}, not {lm}")
+    values.update({k: v for k, v in explicit.items() if v is not None})
+    return BeamSearchOptions(**values), notes

@@ -1,0 +1,290 @@
+"""N-gram language models for beam search: estimate, write and read ARPA files, check LM files.
+
+``build_lm`` uses KenLM's ``lmplz`` when it is on PATH and the modified Kneser-Ney estimator
+here otherwise (interpolated, Chen & Goodman 1998, the recipe lmplz follows): adjusted counts
+(continuation counts below the highest order, raw counts for n-grams that start with ``<s>``),
+three discounts per order from count-of-counts, interpolation down to a uniform distribution,
+and backoff weights equal to the interpolation weights, so that the ARPA file gives exactly the
+interpolated probabilities. Probabilities in ARPA files are log10.
+
+A word LM has words as its units; a character LM (``unit="char"``) has the tokenizer's
+characters, with ``|`` between words, for lexicon-free beam search.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from asr.text import WORD_SEP, normalize_text
+
+BOS, EOS, UNK = "<s>", "</s>", "<unk>"
+SPECIAL = (BOS, EOS, UNK)
+KENLM_BINARY_MAGIC = b"mmap lm "
+FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # lmplz --discount_fallback's values
+
+
+class LMError(ValueError):
+    pass
+
+
+def read_sentences(paths: Iterable[str | Path], unit: str = "word") -> Iterator[list[str]]:
+    """Normalized sentences from text files (one per line) or manifests (``.jsonl``: ``text``)."""
+    if unit not in ("word", "char"):
+        raise LMError(f"unknown LM unit {unit!r}; use word or char")
+    for path in paths:
+        path = Path(path)
+        if not path.is_file():
+            raise LMError(f"{path}: text file not found")
+        with path.open(encoding="utf-8") as f:
+            for lineno, line in enumerate(f, 1):
+                if path.suffix == ".jsonl":
+                    if not line.strip():
+                        continue
+                    try:
+                        line = json.loads(line)["text"]
+                    except (json.JSONDecodeError, KeyError, TypeError):
+                        raise LMError(f"{path}:{lineno}: not a manifest line with a 'text' field") from None
+                text = normalize_text(line)
+                if text:
+                    yield list(text.replace(" ", WORD_SEP)) if unit == "char" else text.split()
+
+
+@dataclass
+class NgramModel:
+    """``ngrams[n-1]``: n-gram tuple -> (log10 prob, log10 backoff or None)."""
+
+    ngrams: list[dict[tuple[str, ...], tuple[float, float | None]]]
+
+    @property
+    def order(self) -> int:
+        return len(self.ngrams)
+
+
+def _discounts(adjusted: Iterable[int]) -> tuple[float, float, float]:
+    t = Counter(c for c in adjusted if c <= 4)  # count-of-counts n_1 .. n_4
+    try:
+        y = t[1] / (t[1] + 2 * t[2])
+        d = (1 - 2 * y * t[2] / t[1], 2 - 3 * y * t[3] / t[2], 3 - 4 * y * t[4] / t[3])
+    except ZeroDivisionError:
+        return FALLBACK_DISCOUNTS
+    # Tiny corpora give count-of-counts that put a discount outside (0, k): fall back as lmplz does.
+    if not all(0 < dk < k for dk, k in zip(d, (1, 2, 3))):
+        return FALLBACK_DISCOUNTS
+    return d
+
+
+def estimate_kneser_ney(sentences: Iterable[list[str]], order: int) -> NgramModel:
+    """Interpolated modified Kneser-Ney n-gram model of tokenized sentences."""
+    if order < 1:
+        raise LMError(f"LM order must be >= 1, got {order}")
+    counts: list[Counter] = [Counter() for _ in range(order)]
+    for sentence in sentences:
+        toks = (BOS, *sentence, EOS)
+        for i in range(1, len(toks)):
+            for n in range(1, min(order, i + 1) + 1):
+                counts[n - 1][toks[i - n + 1: i + 1]] += 1
+    if not counts[0]:
+        raise LMError("no text to build a language model from")
+
+    # Adjusted counts: how many distinct words precede an n-gram, except at the highest order
+    # and for n-grams that start with <s> (nothing can precede them).
+    adjusted: list[dict] = [dict() for _ in range(order)]
+    adjusted[-1] = dict(counts[-1])
+    for n in range(order - 1, 0, -1):
+        left = Counter(g[1:] for g in counts[n])
+        adjusted[n - 1] = {g: (c if g[0] == BOS else left[g]) for g, c in counts[n - 1].items()}
+
+    vocab = {g[0] for g in counts[0]} | {UNK}
+    uniform = 1.0 / len(vocab)  # <s> is never predicted, so it is not in the uniform distribution
+    probs: list[dict[tuple, float]] = []
+    gammas: list[dict[tuple, float]] = []
+    for n in range(1, order + 1):
+        adj = adjusted[n - 1]
+        d = _discounts(adj.values())
+        total: dict[tuple, int] = defaultdict(int)
+        discount_mass: dict[tuple, float] = defaultdict(float)
+        for g, c in adj.items():
+            total[g[:-1]] += c
+            discount_mass[g[:-1]] += d[min(c, 3) - 1]
+        gamma = {h: discount_mass[h] / total[h] for h in total}
+        p = {}
+        for g, c in adj.items():
+            h = g[:-1]
+            lower = probs[-1][g[1:]] if n > 1 else uniform
+            p[g] = (c - d[min(c, 3) - 1]) / total[h] + gamma[h] * lower
+        if n == 1:
+            p[(UNK,)] = p.get((UNK,), 0.0) + gamma[()] * uniform
+        probs.append(p)
+        gammas.append(gamma)
+
+    ngrams = []
+    for n in range(1, order + 1):
+        contexts = gammas[n] if n < order else {}
+        table = {}
+        for g, pr in probs[n - 1].items():
+            bo = contexts.get(g)
+            table[g] = (math.log10(pr), math.log10(bo) if bo else (0.0 if n < order else None))
+        if n == 1:
+            bo = contexts.get((BOS,))
+            table[(BOS,)] = (0.0, math.log10(bo) if bo else 0.0)  # never predicted; lmplz writes 0
+        ngrams.append(table)
+    return NgramModel(ngrams)
+
+
+def write_arpa(model: NgramModel, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write("\\data\\\n")
+        for n, table in enumerate(model.ngrams, 1):
+            f.write(f"ngram {n}={len(table)}\n")
+        for n, table in enumerate(model.ngrams, 1):
+            f.write(f"\n\\{n}-grams:\n")
+            for g, (lp, bo) in sorted(table.items()):
+                words = " ".join(g)
+                f.write(f"{lp:.7g}\t{words}\t{bo:.7g}\n" if bo is not None else f"{lp:.7g}\t{words}\n")
+        f.write("\n\\end\\\n")
+    tmp.replace(path)
+    return path
+
+
+def kenlm_tool(name: str) -> str | None:
+    """KenLM's ``lmplz`` or ``build_binary``: on PATH, or next to this Python (``make kenlm``)."""
+    return shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
+
+
+def build_lm(texts: Iterable[str | Path], output: str | Path, order: int = 3, unit: str = "word",
+             use_lmplz: bool | None = None) -> tuple[Path, str]:
+    """Normalize ``texts`` and write an ARPA LM; returns (path, the tool that estimated it)."""
+    sentences = list(read_sentences(texts, unit))
+    if not sentences:
+        raise LMError("no text to build a language model from (all inputs empty after normalization)")
+    lmplz = kenlm_tool("lmplz")
+    if use_lmplz or (use_lmplz is None and lmplz):
+        if not lmplz:
+            raise LMError("lmplz was asked for but is not on PATH")
+        output = Path(output)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            text = "".join(" ".join(s) + "\n" for s in sentences)
+            with open(Path(tmp) / "lm.arpa", "w", encoding="utf-8") as out:
+                run = subprocess.run([lmplz, "-o", str(order), "--discount_fallback", "-T", tmp, "-S", "20%"],
+                                     input=text, stdout=out, stderr=subprocess.PIPE, text=True)
+            if run.returncode:
+                raise LMError(f"lmplz failed: {' '.join(run.stderr.strip().splitlines()[-1:])}")
+            shutil.move(Path(tmp) / "lm.arpa", output)
+        return output, "lmplz"
+    return write_arpa(estimate_kneser_ney(sentences, order), output), "python modified Kneser-Ney"
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading and checking LM files
+
+_COUNT = re.compile(r"^ngram (\d+)=(\d+)$")
+
+
+@dataclass(frozen=True)
+class LMInfo:
+    path: Path
+    binary: bool
+    order: int | None  # None for binary files (KenLM reads them)
+    counts: tuple[int, ...]
+    words: tuple[str, ...]  # unigrams without <s>, </s>, <unk> (empty for binary files)
+
+    def is_char_lm(self, tokens: Iterable[str]) -> bool:
+        """Whether every unit is one of ``tokens`` (a character LM for lexicon-free search)."""
+        tokens = set(tokens)
+        return bool(self.words) and all(w in tokens for w in self.words)
+
+
+def inspect_lm(path: str | Path) -> LMInfo:
+    """Check an LM file's header (and read an ARPA file's unigrams) without loading it all."""
+    path = Path(path)
+    if not path.is_file():
+        raise LMError(f"{path}: language model file not found")
+    with path.open("rb") as f:
+        if f.read(len(KENLM_BINARY_MAGIC)) == KENLM_BINARY_MAGIC:
+            return LMInfo(path, True, None, (), ())
+    counts: dict[int, int] = {}
+    words: list[str] = []
+    section = None
+    with path.open(encoding="utf-8", errors="replace") as f:
+        for lineno, line in enumerate(f, 1):
+            line = line.strip()
+            if not line:
+                continue
+            if section is None:
+                if line == "\\data\\":
+                    section = "data"
+                elif lineno > 50:
+                    break
+                continue
+            if section == "data":
+                m = _COUNT.match(line)
+                if m:
+                    counts[int(m.group(1))] = int(m.group(2))
+                    continue
+                if line != "\\1-grams:":
+                    raise LMError(f"{path}:{lineno}: expected 'ngram N=COUNT' or '\\1-grams:', got {line[:40]!r}")
+                section = "1-grams"
+                continue
+            if line.startswith("\\"):
+                break
+            fields = line.split("\t") if "\t" in line else line.split()
+            if len(fields) < 2:
+                raise LMError(f"{path}:{lineno}: malformed unigram line {line[:40]!r}")
+            try:
+                float(fields[0])
+            except ValueError:
+                raise LMError(f"{path}:{lineno}: malformed unigram line {line[:40]!r}") from None
+            words.append(fields[1].strip())
+    if section is None:
+        raise LMError(f"{path}: not an ARPA file (no \\data\\ header) nor a KenLM binary file")
+    if not counts or sorted(counts) != list(range(1, len(counts) + 1)):
+        raise LMError(f"{path}: ARPA header has no consecutive 'ngram N=COUNT' lines")
+    if len(words) != counts[1]:
+        raise LMError(f"{path}: header says {counts[1]} unigrams, file has {len(words)}")
+    return LMInfo(path, False, len(counts), tuple(counts[n] for n in sorted(counts)),
+                  tuple(w for w in words if w not in SPECIAL))
+
+
+class ArpaModel:
+    """An ARPA file in memory, for tests and inspection: ``log10_prob(word, history)``."""
+
+    def __init__(self, path: str | Path):
+        self.ngrams: dict[tuple[str, ...], tuple[float, float]] = {}
+        self.order = 0
+        for line in Path(path).read_text(encoding="utf-8").splitlines():
+            m = re.match(r"^\\(\d+)-grams:$", line)
+            if m:
+                self.order = int(m.group(1))
+                continue
+            if not self.order or not line.strip() or line.startswith("\\"):
+                continue
+            fields = line.split("\t")
+            self.ngrams[tuple(fields[1].split())] = (float(fields[0]), float(fields[2]) if len(fields) > 2 else 0.0)
+        self.vocabulary = [g[0] for g in self.ngrams if len(g) == 1]
+
+    def log10_prob(self, word: str, history: tuple[str, ...] = ()) -> float:
+        """Backoff probability of ``word`` after ``history`` (most recent word last)."""
+        history = tuple(history)[-(self.order - 1):] if self.order > 1 else ()
+        backoff = 0.0
+        while True:
+            g = (*history, word)
+            if g in self.ngrams:
+                return backoff + self.ngrams[g][0]
+            if not history:
+                return backoff + self.ngrams[(UNK,)][0]
+            backoff += self.ngrams.get(history, (0.0, 0.0))[1]
+            history = history[1:]

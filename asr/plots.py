@@ -1,0 +1,232 @@
+"""Pictures of what a model does: one utterance's waveform, features, CTC posteriorgram and
+word alignment on one time axis; training curves from a run's log.jsonl; a posteriorgram
+for TensorBoard.
+
+Figures are built with ``matplotlib.figure.Figure`` and the Agg canvas, never pyplot: no
+display, no global state, safe inside a training loop.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from asr.audio import audio_info
+from asr.decoding import GreedyDecoder
+
+
+class PlotError(ValueError):
+    pass
+
+
+def image_path(out: str | Path) -> Path:
+    """The output path, checked before any work is done: the format follows the suffix."""
+    out = Path(out)
+    if out.suffix.lower() not in (".png", ".svg", ".pdf"):
+        raise PlotError(f"{out}: unsupported image format (use .png, .svg or .pdf)")
+    return out
+
+
+def save_figure(fig: Figure, out: str | Path, dpi: int = 100) -> Path:
+    out = image_path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    FigureCanvasAgg(fig)  # a renderer for formats that need one; savefig switches as needed
+    fig.savefig(out, dpi=dpi)
+    return out
+
+
+def figure_to_array(fig: Figure) -> np.ndarray:
+    """(H, W, 3) uint8 RGB, e.g. for TensorBoard's add_image."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
+
+
+def token_labels(tokens) -> list[str]:
+    return ["blank" if i == 0 else ("| (space)" if t == "|" else t) for i, t in enumerate(tokens)]
+
+
+def draw_posteriorgram(ax, log_probs: torch.Tensor, tokens, frame_shift: float):
+    """Token probabilities (rows, blank on top) over output frames (columns, in seconds)."""
+    probs = log_probs.detach().float().exp().cpu().numpy().T  # (V, T)
+    V, T = probs.shape
+    image = ax.imshow(probs, aspect="auto", interpolation="nearest", cmap="Greys", vmin=0.0, vmax=1.0,
+                      extent=(0.0, T * frame_shift, V - 0.5, -0.5))
+    ax.set_yticks(range(V))
+    ax.set_yticklabels(token_labels(tokens), fontsize=max(5, min(9, 260 // max(V, 1))), family="monospace")
+    ax.set_ylabel("token")
+    return image
+
+
+def posteriorgram_figure(log_probs: torch.Tensor, tokens, frame_shift: float, title: str = "") -> Figure:
+    fig = Figure(figsize=(10, 5), layout="constrained")
+    ax = fig.add_subplot()
+    fig.colorbar(draw_posteriorgram(ax, log_probs, tokens, frame_shift), ax=ax, label="probability", pad=0.01)
+    ax.set_xlabel("time (s)")
+    if title:
+        ax.set_title(title, fontsize=9, loc="left", family="monospace")
+    return fig
+
+
+# --- one utterance ---------------------------------------------------------------------------
+
+def alignment_figure(wave: torch.Tensor, sample_rate: int, feats: torch.Tensor, feat_shift: float,
+                     feat_name: str, log_probs: torch.Tensor, frame_shift: float, tokens, words,
+                     title: str = "") -> Figure:
+    """Waveform, features, posteriorgram and word spans, stacked on a shared time axis."""
+    duration = wave.numel() / sample_rate
+    width = float(np.clip(4 + 1.6 * duration, 10, 24))
+    fig = Figure(figsize=(width, 9.5), layout="constrained")
+    axes = fig.subplots(4, 1, sharex=True, height_ratios=[1, 1.6, 2.6, 0.55])
+    ax_wave, ax_feat, ax_post, ax_words = axes
+
+    t = np.arange(wave.numel()) / sample_rate
+    ax_wave.plot(t, wave.cpu().numpy(), linewidth=0.4, color="#1f77b4")
+    ax_wave.set_ylabel("waveform")
+    ax_wave.margins(y=0.05)
+
+    f = feats.detach().float().cpu().numpy().T  # (dim, frames)
+    feat_image = ax_feat.imshow(f, aspect="auto", origin="lower", cmap="magma", interpolation="nearest",
+                   extent=(-feat_shift / 2, (f.shape[1] - 0.5) * feat_shift, -0.5, f.shape[0] - 0.5))
+    ax_feat.set_ylabel(f"{feat_name}\n(model input)")
+    fig.colorbar(feat_image, ax=ax_feat, pad=0.005, fraction=0.02)
+
+    post_image = draw_posteriorgram(ax_post, log_probs, tokens, frame_shift)
+    fig.colorbar(post_image, ax=ax_post, pad=0.005, fraction=0.02, label="probability")
+    ax_post.set_ylabel(f"token\n(CTC posteriors, {1000 * frame_shift:.0f} ms frames)")
+
+    ax_words.set_yticks([])
+    ax_words.set_ylabel("words")
+    colors = ("#c6dbef", "#fdd0a2")
+    for i, w in enumerate(words):
+        ax_words.axvspan(w.start, w.end, color=colors[i % 2])
+        ax_words.text((w.start + w.end) / 2, 0.5, w.word, ha="center", va="center", fontsize=10,
+                      clip_on=True, transform=ax_words.get_xaxis_transform())
+        for ax in (ax_wave, ax_feat, ax_post):
+            ax.axvline(w.start, color="#2ca02c", linewidth=0.6, alpha=0.7)
+            ax.axvline(w.end, color="#d62728", linewidth=0.6, alpha=0.7)
+    if not words:
+        ax_words.text(0.5, 0.5, "(no words recognized)", ha="center", va="center",
+                      transform=ax_words.transAxes, color="#666")
+    ax_words.set_xlim(0, duration)
+    ax_words.set_xlabel("time (s)")
+    if title:
+        fig.suptitle(title, fontsize=10, x=0.01, ha="left", family="monospace")
+    return fig
+
+
+def plot_alignment(transcriber, audio_path: str | Path, out: str | Path) -> Path:
+    """Run the transcriber's model on one file and draw what it saw and said.
+
+    Word spans are ``Result.words`` (whatever timing the transcriber gives them); the
+    posteriorgram and features come from calling the model directly on the same waveform.
+    """
+    path, out = Path(audio_path), image_path(out)
+    info = audio_info(path)  # AudioError names the file: missing, unreadable
+    model, rate = transcriber.model, transcriber.sample_rate
+    if info.sample_rate < rate:
+        raise PlotError(f"{path}: recorded at {info.sample_rate} Hz, but the model expects {rate} Hz; "
+                        "upsampling cannot restore the missing band, so the plot would mislead")
+    wave = transcriber.load(path)
+    hop = model.features_cfg.hop_length
+    if wave.numel() < hop * model.cfg.subsampling_factor:
+        raise PlotError(f"{path}: {wave.numel() / rate:.3f} s is shorter than one output frame "
+                        f"({model.frame_shift:.3f} s)")
+    result = transcriber.transcribe_waveforms([wave])[0]
+    device = next(model.parameters()).device
+    waves, lengths = wave[None].to(device), torch.tensor([wave.numel()], device=device)
+    with torch.inference_mode():
+        feats, feat_lengths = model.frontend(waves, lengths)
+        log_probs, out_lengths = model(waves, lengths)
+    kind = model.features_cfg.kind
+    name = {"fbank": "log-mel bin", "mfcc": "MFCC", "spectrogram": "frequency bin"}[kind]
+    fig = alignment_figure(wave, rate, feats[0, : feat_lengths[0]], hop / rate, name,
+                           log_probs[0, : out_lengths[0]], model.frame_shift, transcriber.tokenizer.tokens,
+                           result.words, title=f"{path.name}   HYP: {result.text or '(empty)'}")
+    return save_figure(fig, out)
+
+
+# --- training curves -------------------------------------------------------------------------
+
+def read_training_log(run_dir: str | Path) -> list[dict]:
+    """log.jsonl of a run, one record per epoch (a resumed run's repeated epoch: the last one)."""
+    run_dir = Path(run_dir)
+    path = run_dir if run_dir.is_file() else run_dir / "log.jsonl"
+    if not path.is_file():
+        raise PlotError(f"{path}: training log not found (expected RUN_DIR/log.jsonl)")
+    by_epoch: dict[int, dict] = {}
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+            by_epoch[int(record["epoch"])] = record
+        except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            raise PlotError(f"{path}:{lineno}: not a training log record (JSON with an 'epoch')") from None
+    if not by_epoch:
+        raise PlotError(f"{path}: no epochs logged yet")
+    return [by_epoch[e] for e in sorted(by_epoch)]
+
+
+def training_figure(records: list[dict], title: str = "") -> Figure:
+    epochs = [r["epoch"] for r in records]
+    series = lambda key: [r.get(key, np.nan) for r in records]  # noqa: E731
+    has_valid = any("valid_wer" in r for r in records)
+    fig = Figure(figsize=(11, 4.2), layout="constrained")
+    ax_loss, ax_err = fig.subplots(1, 2)
+    style = {"marker": "o", "markersize": 3, "linewidth": 1.5}
+    ax_loss.plot(epochs, series("train_loss"), label="train", **style)
+    if any("valid_loss" in r for r in records):
+        ax_loss.plot(epochs, series("valid_loss"), label="valid", **style)
+    ax_loss.set(xlabel="epoch", ylabel="CTC loss per utterance", title="loss")
+    ax_loss.legend()
+    if has_valid:
+        wer = np.array(series("valid_wer"), dtype=float) * 100
+        best = int(np.nanargmin(wer))
+        ax_err.plot(epochs, wer, label=f"WER (best {wer[best]:.1f}%, epoch {epochs[best]})", **style)
+        ax_err.plot(epochs, np.array(series("valid_cer"), dtype=float) * 100, label="CER", **style)
+        ax_err.plot([epochs[best]], [wer[best]], marker="*", markersize=14, color="#d62728", linestyle="none")
+        ax_err.set_ylim(bottom=0, top=max(100.0, float(np.nanmax(wer))) * 1.08)
+        ax_err.legend(loc="upper right")
+    else:
+        ax_err.text(0.5, 0.5, "no validation set in this run", ha="center", va="center",
+                    transform=ax_err.transAxes, color="#666")
+    ax_err.set(xlabel="epoch", ylabel="error rate (%)", title="validation error rates (greedy)")
+    for ax in (ax_loss, ax_err):
+        ax.grid(alpha=0.3)
+        ax.xaxis.get_major_locator().set_params(integer=True)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig
+
+
+def plot_training(run_dir: str | Path, out: str | Path) -> Path:
+    out = image_path(out)
+    return save_figure(training_figure(read_training_log(run_dir), title=str(run_dir)), out)
+
+
+# --- TensorBoard -----------------------------------------------------------------------------
+
+@torch.no_grad()
+def log_posteriorgram(writer, model, dataset, tokenizer, step: int, index: int = 0,
+                      tag: str = "valid/posteriorgram") -> None:
+    """Add one validation utterance's posteriorgram, titled with its reference and greedy
+    hypothesis, as an image. The same utterance every epoch, so one can watch it learn."""
+    example = dataset[index]
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    wave = example.waveform[None].to(device)
+    log_probs, lengths = model(wave, torch.tensor([wave.shape[1]], device=device))
+    model.train(was_training)
+    log_probs, lengths = log_probs.cpu(), lengths.cpu()
+    hyp = GreedyDecoder(tokenizer).decode(log_probs, lengths)[0].text
+    ref = tokenizer.decode(example.targets.tolist())
+    fig = posteriorgram_figure(log_probs[0, : lengths[0]], tokenizer.tokens, model.frame_shift,
+                               title=f"REF: {ref}\nHYP: {hyp}")
+    writer.add_image(tag, figure_to_array(fig), step, dataformats="HWC")

@@ -1,0 +1,413 @@
+"""Error reports in the spirit of NIST sclite, and comparisons between two of them.
+
+A report directory holds::
+
+    report.md      totals, speakers, most frequent confusions, every utterance aligned
+    report.html    the same, with the errors coloured
+    results.json   per-utterance id, speaker, reference and hypothesis (what ``compare`` reads)
+
+Alignments come from jiwer (the same edit distance as ``asr.metrics``), so the report's
+totals are the WER and CER that ``asr evaluate`` prints. Errors are marked as sclite marks
+them: wrong words upper-cased, gaps filled with ``*``.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+import jiwer
+
+from asr.metrics import ErrorCounts
+
+
+class ReportError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Column:
+    """One column of a word alignment: op is "ok", "sub", "del" or "ins"."""
+    op: str
+    ref: str | None
+    hyp: str | None
+
+
+@dataclass
+class ScoredUtterance:
+    id: str
+    speaker: str | None
+    reference: str
+    hypothesis: str
+    alignment: list[Column]
+    chars: ErrorCounts
+    audio_filepath: str = ""
+
+    @property
+    def words(self) -> ErrorCounts:
+        ops = Counter(c.op for c in self.alignment)
+        return ErrorCounts(ops["sub"], ops["del"], ops["ins"], ops["ok"] + ops["sub"] + ops["del"])
+
+
+def _sum(counts: Iterable[ErrorCounts]) -> ErrorCounts:
+    s = d = i = n = 0
+    for c in counts:
+        s, d, i, n = s + c.substitutions, d + c.deletions, i + c.insertions, n + c.reference_length
+    return ErrorCounts(s, d, i, n)
+
+
+@dataclass
+class Report:
+    utterances: list[ScoredUtterance]
+    meta: dict = field(default_factory=dict)  # model, manifest, date, skipped files ...
+
+    @property
+    def words(self) -> ErrorCounts:
+        return _sum(u.words for u in self.utterances)
+
+    @property
+    def chars(self) -> ErrorCounts:
+        return _sum(u.chars for u in self.utterances)
+
+    @property
+    def sentence_errors(self) -> int:
+        return sum(u.words.errors > 0 for u in self.utterances)
+
+    @property
+    def ser(self) -> float:
+        return self.sentence_errors / len(self.utterances) if self.utterances else 0.0
+
+    def summary(self) -> dict:
+        w, c = self.words, self.chars
+        return {"utterances": len(self.utterances), "words": w.reference_length,
+                "correct": w.reference_length - w.substitutions - w.deletions,
+                "substitutions": w.substitutions, "deletions": w.deletions, "insertions": w.insertions,
+                "word_errors": w.errors, "wer": w.rate, "chars": c.reference_length,
+                "char_errors": c.errors, "cer": c.rate, "sentence_errors": self.sentence_errors,
+                "ser": self.ser}
+
+    def speakers(self) -> list[tuple[str, "Report"]]:
+        """(speaker, that speaker's utterances as a Report), worst WER first."""
+        groups: dict[str, list[ScoredUtterance]] = {}
+        for u in self.utterances:
+            groups.setdefault(u.speaker or "-", []).append(u)
+        rows = [(s, Report(us)) for s, us in groups.items()]
+        return sorted(rows, key=lambda r: (-r[1].words.rate, r[0]))
+
+    def confusions(self) -> tuple[Counter, Counter, Counter]:
+        """Counters of (ref, hyp) substitutions, deleted words and inserted words."""
+        subs, dels, ins = Counter(), Counter(), Counter()
+        for u in self.utterances:
+            for c in u.alignment:
+                if c.op == "sub":
+                    subs[(c.ref, c.hyp)] += 1
+                elif c.op == "del":
+                    dels[c.ref] += 1
+                elif c.op == "ins":
+                    ins[c.hyp] += 1
+        return subs, dels, ins
+
+
+def _columns(chunks, ref: list[str], hyp: list[str]) -> list[Column]:
+    cols = []
+    for ch in chunks:
+        r, h = ref[ch.ref_start_idx:ch.ref_end_idx], hyp[ch.hyp_start_idx:ch.hyp_end_idx]
+        if ch.type == "equal":
+            cols += [Column("ok", a, b) for a, b in zip(r, h)]
+        elif ch.type == "substitute":  # jiwer's substitution chunks pair words one to one
+            cols += [Column("sub", a, b) for a, b in zip(r, h)]
+        elif ch.type == "delete":
+            cols += [Column("del", a, None) for a in r]
+        else:
+            cols += [Column("ins", None, b) for b in h]
+    return cols
+
+
+def _chunk_counts(chunks, ref_len: int) -> ErrorCounts:
+    n = {"substitute": 0, "delete": 0, "insert": 0, "equal": 0}
+    for ch in chunks:
+        n[ch.type] += max(ch.ref_end_idx - ch.ref_start_idx, ch.hyp_end_idx - ch.hyp_start_idx)
+    return ErrorCounts(n["substitute"], n["delete"], n["insert"], ref_len)
+
+
+def score(utterances: Iterable) -> list[ScoredUtterance]:
+    """Objects with ``id, reference, hypothesis, speaker`` (e.g. evaluate's UtteranceResult)
+    -> word alignments and character error counts, one per utterance.
+
+    An empty reference is allowed (jiwer refuses it): every hypothesis word is an insertion.
+    """
+    utterances = list(utterances)
+    scorable = [i for i, u in enumerate(utterances) if u.reference.strip()]
+    refs = [utterances[i].reference for i in scorable]
+    hyps = [utterances[i].hypothesis for i in scorable]
+    words = jiwer.process_words(refs, hyps) if refs else None
+    chars = jiwer.process_characters(refs, hyps) if refs else None
+    aligned = {}
+    for k, i in enumerate(scorable):
+        aligned[i] = (_columns(words.alignments[k], words.references[k], words.hypotheses[k]),
+                      _chunk_counts(chars.alignments[k], len(chars.references[k])))
+    out = []
+    for i, u in enumerate(utterances):
+        cols, char_counts = aligned.get(i) or (
+            [Column("ins", None, w) for w in u.hypothesis.split()],
+            ErrorCounts(0, 0, len(u.hypothesis.strip()), 0))
+        out.append(ScoredUtterance(str(u.id), u.speaker, u.reference, u.hypothesis, cols, char_counts,
+                                   getattr(u, "audio_filepath", "") or ""))
+    return out
+
+
+def build_report(utterances: Iterable, meta: dict | None = None) -> Report:
+    return Report(score(utterances), dict(meta or {}))
+
+
+# --- text renderings -------------------------------------------------------------------------
+
+def sclite_lines(alignment: list[Column]) -> tuple[str, str]:
+    """("REF:  the CAT sat ON  the mat ****", "HYP:  the BAT sat *** the mat DOWN")."""
+    ref_cells, hyp_cells = [], []
+    for c in alignment:
+        width = max(len(c.ref or ""), len(c.hyp or ""), 1 if c.op == "ok" else 3)
+        if c.op == "ok":
+            r, h = c.ref, c.hyp
+        else:
+            r = c.ref.upper() if c.ref is not None else "*" * width
+            h = c.hyp.upper() if c.hyp is not None else "*" * width
+        ref_cells.append(r.ljust(width))
+        hyp_cells.append(h.ljust(width))
+    return "REF:  " + " ".join(ref_cells).rstrip(), "HYP:  " + " ".join(hyp_cells).rstrip()
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.2f}%"
+
+
+def _md(text) -> str:
+    return str(text).replace("|", "\\|")
+
+
+def _counts_line(u: ScoredUtterance) -> str:
+    w = u.words
+    ok = w.reference_length - w.substitutions - w.deletions
+    return f"id: {u.id} ({u.speaker or '-'})  #C #S #D #I: {ok} {w.substitutions} {w.deletions} {w.insertions}"
+
+
+def confusion_tables(report: Report, top: int = 20) -> list[tuple[str, tuple, list[tuple]]]:
+    """(title, header, rows) of the most frequent substitutions, deletions and insertions."""
+    subs, dels, ins = report.confusions()
+    return [("Substitutions (reference -> hypothesis)", ("count", "reference", "hypothesis"),
+             [(n, r, h) for (r, h), n in subs.most_common(top)]),
+            ("Deletions (reference words dropped)", ("count", "word"), [(n, w) for w, n in dels.most_common(top)]),
+            ("Insertions (hypothesis words added)", ("count", "word"), [(n, w) for w, n in ins.most_common(top)])]
+
+
+def render_markdown(report: Report, top: int = 20) -> str:
+    s = report.summary()
+    lines = ["# Error report", ""]
+    lines += [f"- {k}: {_md(v)}" for k, v in report.meta.items() if k != "skipped"]
+    skipped = report.meta.get("skipped") or []
+    if skipped:
+        lines.append(f"- skipped (unreadable audio, not scored): {len(skipped)}")
+    lines += ["", "## Totals", "", "| | count | rate |", "|---|---:|---:|",
+              f"| reference words | {s['words']} | |",
+              f"| correct | {s['correct']} | {_pct(s['correct'] / max(s['words'], 1))} |",
+              f"| substitutions | {s['substitutions']} | {_pct(s['substitutions'] / max(s['words'], 1))} |",
+              f"| deletions | {s['deletions']} | {_pct(s['deletions'] / max(s['words'], 1))} |",
+              f"| insertions | {s['insertions']} | {_pct(s['insertions'] / max(s['words'], 1))} |",
+              f"| **word errors (WER)** | {s['word_errors']} | **{_pct(s['wer'])}** |",
+              f"| character errors (CER) | {s['char_errors']} / {s['chars']} | {_pct(s['cer'])} |",
+              f"| sentences with errors (SER) | {s['sentence_errors']} / {s['utterances']} | {_pct(s['ser'])} |",
+              "", "## Speakers (worst WER first)", "",
+              "| speaker | utterances | words | sub | del | ins | WER | CER | SER |",
+              "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for name, r in report.speakers():
+        w = r.words
+        lines.append(f"| {_md(name)} | {len(r.utterances)} | {w.reference_length} | {w.substitutions} | "
+                     f"{w.deletions} | {w.insertions} | {_pct(w.rate)} | {_pct(r.chars.rate)} | {_pct(r.ser)} |")
+    lines += ["", "## Most frequent errors"]
+    for title, header, rows in confusion_tables(report, top):
+        lines += ["", f"### {title}", ""]
+        if not rows:
+            lines.append("(none)")
+            continue
+        lines += ["| " + " | ".join(header) + " |", "|---:|" + "---|" * (len(header) - 1)]
+        lines += ["| " + " | ".join(_md(x) for x in row) + " |" for row in rows]
+    lines += ["", "## Utterances", "", "Errors upper-cased, gaps `***` (as sclite).", "", "```"]
+    for u in report.utterances:
+        lines += [_counts_line(u), *sclite_lines(u.alignment), ""]
+    lines.append("```")
+    if skipped:
+        lines += ["", "## Skipped", ""] + [f"- {_md(p)}: {_md(why)}" for p, why in skipped]
+    return "\n".join(lines) + "\n"
+
+
+_CSS = """body{font-family:sans-serif;max-width:70em;margin:2em auto;color:#222}
+table{border-collapse:collapse;margin:.5em 0}td,th{padding:2px 8px;border-bottom:1px solid #ddd;text-align:right}
+td:first-child,th:first-child{text-align:left}.utt{margin:.6em 0;padding:.3em;border-left:3px solid #ccc}
+.utt.err{border-left-color:#d62728}.head{color:#666;font-size:90%}.al{display:flex;flex-wrap:wrap;gap:2px 6px}
+.c{display:inline-flex;flex-direction:column;font-family:monospace}.c span{padding:0 2px}
+.sub span{background:#ffd98e}.del span{background:#ffb3b3}.ins span{background:#b3d9ff}
+.gap{color:#999}.del .r{text-decoration:line-through}#only:checked~#utts .utt:not(.err){display:none}"""
+
+
+def _e(x) -> str:
+    return html.escape(str(x))
+
+
+def render_html(report: Report, top: int = 20) -> str:
+    s = report.summary()
+    meta = "".join(f"<li>{_e(k)}: {_e(v)}</li>" for k, v in report.meta.items() if k != "skipped")
+    skipped = report.meta.get("skipped") or []
+    meta += "".join(f"<li>skipped (not scored): {_e(p)}: {_e(why)}</li>" for p, why in skipped)
+    rows = [("reference words", s["words"], ""), ("substitutions", s["substitutions"], ""),
+            ("deletions", s["deletions"], ""), ("insertions", s["insertions"], ""),
+            ("<b>word error rate</b>", s["word_errors"], f"<b>{_pct(s['wer'])}</b>"),
+            ("character error rate", f"{s['char_errors']} / {s['chars']}", _pct(s["cer"])),
+            ("sentence error rate", f"{s['sentence_errors']} / {s['utterances']}", _pct(s["ser"]))]
+    out = [f"<!doctype html><meta charset=utf-8><title>Error report</title><style>{_CSS}</style>",
+           f"<h1>Error report</h1><ul>{meta}</ul><h2>Totals</h2><table>",
+           *(f"<tr><td>{a}</td><td>{b}</td><td>{c}</td></tr>" for a, b, c in rows), "</table>",
+           "<h2>Speakers (worst WER first)</h2><table><tr><th>speaker</th><th>utterances</th>"
+           "<th>words</th><th>sub</th><th>del</th><th>ins</th><th>WER</th><th>CER</th><th>SER</th></tr>"]
+    for name, r in report.speakers():
+        w = r.words
+        out.append(f"<tr><td>{_e(name)}</td><td>{len(r.utterances)}</td><td>{w.reference_length}</td>"
+                   f"<td>{w.substitutions}</td><td>{w.deletions}</td><td>{w.insertions}</td>"
+                   f"<td>{_pct(w.rate)}</td><td>{_pct(r.chars.rate)}</td><td>{_pct(r.ser)}</td></tr>")
+    out.append("</table><h2>Most frequent errors</h2>")
+    for title, header, rows in confusion_tables(report, top):
+        out.append(f"<h3>{_e(title)}</h3>")
+        if not rows:
+            out.append("<p>(none)</p>")
+            continue
+        out.append("<table><tr>" + "".join(f"<th>{_e(h)}</th>" for h in header) + "</tr>")
+        out += ["<tr>" + "".join(f"<td>{_e(x)}</td>" for x in row) + "</tr>" for row in rows]
+        out.append("</table>")
+    out.append("<h2>Utterances</h2><p>Top line reference, bottom line hypothesis: "
+               "<span style='background:#ffd98e'>substituted</span> "
+               "<span style='background:#ffb3b3'>deleted</span> "
+               "<span style='background:#b3d9ff'>inserted</span></p>"
+               "<input type=checkbox id=only><label for=only> only utterances with errors</label><div id=utts>")
+    for u in report.utterances:
+        cells = "".join(
+            f"<span class='c {c.op}' title='{_e(c.op)}'><span class=r>{_e(c.ref) if c.ref else '<i class=gap>***</i>'}"
+            f"</span><span>{_e(c.hyp) if c.hyp else '<i class=gap>***</i>'}</span></span>" for c in u.alignment)
+        w = u.words
+        out.append(f"<div class='utt{' err' if w.errors else ''}'><div class=head>{_e(u.id)} ({_e(u.speaker or '-')})"
+                   f" &middot; {w.errors} error(s): {w.substitutions} sub, {w.deletions} del, {w.insertions} ins"
+                   f"</div><div class=al>{cells}</div></div>")
+    out.append("</div>")
+    return "\n".join(out) + "\n"
+
+
+# --- files -----------------------------------------------------------------------------------
+
+def check_report_dir(directory: str | Path, force: bool = False) -> Path:
+    """Refuse a directory that already holds something, unless ``force`` (checked up front,
+    so that a long evaluation does not end in a refusal)."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ReportError(f"{directory}: exists and is not a directory")
+    if directory.is_dir() and any(directory.iterdir()) and not force:
+        raise ReportError(f"{directory}: report directory exists and is not empty (use --force to overwrite)")
+    return directory
+
+
+def write_report(report: Report, directory: str | Path, force: bool = False) -> Path:
+    directory = check_report_dir(directory, force)
+    directory.mkdir(parents=True, exist_ok=True)
+    results = {"summary": report.summary(), "meta": report.meta,
+               "utterances": [{"id": u.id, "speaker": u.speaker, "audio_filepath": u.audio_filepath,
+                               "reference": u.reference, "hypothesis": u.hypothesis,
+                               "word_errors": u.words.errors, "words": u.words.reference_length}
+                              for u in report.utterances]}
+    (directory / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n",
+                                            encoding="utf-8")
+    (directory / "report.md").write_text(render_markdown(report), encoding="utf-8")
+    (directory / "report.html").write_text(render_html(report), encoding="utf-8")
+    return directory
+
+
+@dataclass
+class _Row:
+    id: str
+    speaker: str | None
+    reference: str
+    hypothesis: str
+    audio_filepath: str = ""
+
+
+def load_report(directory: str | Path) -> Report:
+    """A report directory's results.json, re-scored (so its numbers never go stale)."""
+    path = Path(directory) / "results.json"
+    if not path.is_file():
+        raise ReportError(f"{directory}: no results.json (write one with asr evaluate --report DIR)")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        rows = [_Row(str(u["id"]), u.get("speaker"), u["reference"], u["hypothesis"], u.get("audio_filepath", ""))
+                for u in data["utterances"]]
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ReportError(f"{path}: not a results file ({type(e).__name__}: {e})") from None
+    return build_report(rows, data.get("meta") or {})
+
+
+# --- comparing two reports -------------------------------------------------------------------
+
+@dataclass
+class Comparison:
+    a: Report  # the utterances both reports scored, in A's order
+    b: Report
+    only_a: list[str]
+    only_b: list[str]
+    reference_differs: list[str]
+
+    def changes(self) -> tuple[list[tuple], list[tuple]]:
+        """(better, worse): (utterance in A, utterance in B) pairs, biggest change first."""
+        pairs = list(zip(self.a.utterances, self.b.utterances))
+        delta = lambda p: p[1].words.errors - p[0].words.errors  # noqa: E731
+        better = sorted((p for p in pairs if delta(p) < 0), key=delta)
+        worse = sorted((p for p in pairs if delta(p) > 0), key=delta, reverse=True)
+        return better, worse
+
+
+def compare_reports(dir_a: str | Path, dir_b: str | Path) -> Comparison:
+    a, b = load_report(dir_a), load_report(dir_b)
+    by_id = {u.id: u for u in b.utterances}
+    common = [u for u in a.utterances if u.id in by_id]
+    only_a = [u.id for u in a.utterances if u.id not in by_id]
+    ids_a = {u.id for u in a.utterances}
+    only_b = [u.id for u in b.utterances if u.id not in ids_a]
+    differs = [u.id for u in common if u.reference != by_id[u.id].reference]
+    return Comparison(Report(common, a.meta), Report([by_id[u.id] for u in common], b.meta),
+                      only_a, only_b, differs)
+
+
+def render_comparison(c: Comparison, limit: int = 0) -> str:
+    sa, sb = c.a.summary(), c.b.summary()
+    lines = [f"{len(c.a.utterances)} utterances in both reports"
+             + (f"; {len(c.only_a)} only in A, {len(c.only_b)} only in B (left out)" if c.only_a or c.only_b else "")]
+    if c.reference_differs:
+        lines.append(f"warning: {len(c.reference_differs)} utterance(s) have different references in A and B, "
+                     f"e.g. {c.reference_differs[0]}")
+    lines.append(f"{'':8}{'A':>10}{'B':>10}{'B - A':>10}")
+    for key in ("wer", "cer", "ser"):
+        lines.append(f"{key.upper():8}{_pct(sa[key]):>10}{_pct(sb[key]):>10}{100 * (sb[key] - sa[key]):>+9.2f}%")
+    for key in ("substitutions", "deletions", "insertions"):
+        lines.append(f"{key[:3]:8}{sa[key]:>10}{sb[key]:>10}{sb[key] - sa[key]:>+10}")
+    better, worse = c.changes()
+    lines.append(f"better in B: {len(better)}, worse in B: {len(worse)}, "
+                 f"unchanged: {len(c.a.utterances) - len(better) - len(worse)}")
+    for title, pairs in (("Better in B", better), ("Worse in B", worse)):
+        if not pairs:
+            continue
+        shown = pairs[:limit] if limit else pairs
+        lines += ["", f"{title} ({len(pairs)}{f', first {len(shown)}' if len(shown) < len(pairs) else ''}):"]
+        for ua, ub in shown:
+            lines.append(f"{ua.id} ({ua.speaker or '-'}): {ua.words.errors} -> {ub.words.errors} word errors")
+            for tag, u in (("A", ua), ("B", ub)):
+                ref, hyp = sclite_lines(u.alignment)
+                lines += [f"  {tag} {ref}", f"    {hyp}"]
+    return "\n".join(lines)

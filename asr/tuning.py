@@ -1,0 +1,105 @@
+"""Tune beam search (LM weight, word score) on a dev manifest, and store the best with the model.
+
+The acoustic model runs once over the manifest; every grid point only re-runs the search on
+the kept log-probabilities. Never tune on the test split.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+
+from asr.audio import AudioError
+from asr.beam_search import BeamSearchDecoder, write_decoding_defaults
+from asr.data import Utterance
+from asr.decoding import GreedyDecoder
+from asr.evaluate import batches_by_duration
+from asr.metrics import word_errors
+from asr.text import normalize_text
+from asr.transcribe import Transcriber
+
+DEFAULT_LM_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0)
+DEFAULT_WORD_SCORES = (-1.0, 0.0, 1.0, 2.0, 3.0)
+
+
+@dataclass
+class TuneResult:
+    lm_weight: float
+    word_score: float
+    wer: float
+    greedy_wer: float
+    grid: list[tuple[float, float, float]] = field(default_factory=list)  # (lm_weight, word_score, wer)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    utterances: int = 0
+    seconds: float = 0.0
+
+
+@torch.inference_mode()
+def model_outputs(transcriber: Transcriber, utterances: Sequence[Utterance], batch_seconds: float = 300.0):
+    """-> [(log_probs (B,T,V), lengths, references)] per batch, and the skipped (path, reason)."""
+    batches, skipped = [], []
+    for batch in batches_by_duration(list(utterances), batch_seconds):
+        waves, refs = [], []
+        for i in batch:
+            try:
+                waves.append(transcriber.load(utterances[i].audio_filepath))
+                refs.append(normalize_text(utterances[i].text))
+            except AudioError as e:
+                skipped.append((utterances[i].audio_filepath, e.problem))
+        if not waves:
+            continue
+        lengths = torch.tensor([w.numel() for w in waves])
+        padded = torch.zeros(len(waves), int(lengths.max()))
+        for j, w in enumerate(waves):
+            padded[j, : w.numel()] = w
+        log_probs, out_lengths = transcriber.model(padded.to(transcriber.device), lengths.to(transcriber.device))
+        batches.append((log_probs.cpu(), out_lengths.cpu(), refs))
+    return batches, skipped
+
+
+def _wer(decoder, batches) -> float:
+    refs, hyps = [], []
+    for log_probs, lengths, batch_refs in batches:
+        hyps += [h.text for h in decoder.decode(log_probs, lengths)]
+        refs += batch_refs
+    return word_errors(refs, hyps).rate
+
+
+def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Sequence[Utterance],
+         lm_weights: Sequence[float] = DEFAULT_LM_WEIGHTS, word_scores: Sequence[float] = DEFAULT_WORD_SCORES,
+         batch_seconds: float = 300.0, progress: Callable[[float, float, float], None] | None = None) -> TuneResult:
+    """Grid search; ties go to the smaller LM weight, then the word score nearer 0."""
+    start = time.perf_counter()
+    batches, skipped = model_outputs(transcriber, utterances, batch_seconds)
+    if not batches:
+        raise ValueError("no readable utterances to tune on")
+    greedy = _wer(GreedyDecoder(transcriber.tokenizer), batches)
+    grid = []
+    for lm_weight in lm_weights:
+        for word_score in word_scores:
+            search = decoder.with_options(lm_weight=lm_weight, word_score=word_score)
+            try:
+                wer = _wer(search, batches)
+            finally:
+                search.close()
+            grid.append((lm_weight, word_score, wer))
+            if progress:
+                progress(lm_weight, word_score, wer)
+    best = min(grid, key=lambda g: (round(g[2], 9), g[0], abs(g[1])))
+    return TuneResult(best[0], best[1], best[2], greedy, grid, skipped, sum(len(b[2]) for b in batches),
+                      time.perf_counter() - start)
+
+
+def store(model_dir: str | Path, result: TuneResult, decoder: BeamSearchDecoder, lm: str | Path,
+          lexicon: str | Path | None, manifest: str | Path) -> Path:
+    """MODEL/decoding.yaml: the settings `--decoder beam` starts from, and where they came from."""
+    return write_decoding_defaults(model_dir, {
+        "lm_weight": result.lm_weight, "word_score": result.word_score,
+        "beam_size": decoder.options.beam_size, "beam_threshold": decoder.options.beam_threshold,
+        "tuned": {"lm": str(Path(lm).resolve()), "lexicon": str(Path(lexicon).resolve()) if lexicon else None,
+                  "manifest": str(manifest), "wer": round(result.wer, 6), "greedy_wer": round(result.greedy_wer, 6),
+                  "utterances": result.utterances}})

@@ -1,0 +1,88 @@
+"""Word timestamps and confidence from forced alignment; the transcriber and writers carry them."""
+
+import io
+import json
+
+import pytest
+import torch
+
+from asr.alignment import align_words
+from asr.config import config_from_dict
+from asr.decoding import GreedyDecoder, Hypothesis
+from asr.model import AcousticModel
+from asr.model_dir import LoadedModel
+from asr.text import CharTokenizer
+from asr.transcribe import Result, Transcriber, Word
+from asr.writers import get_writer
+from conftest import ctc_log_probs
+
+TOKENIZER = CharTokenizer.build(["hello world go"])
+
+
+def hyp(text):
+    return Hypothesis(text, tuple(TOKENIZER.encode(text)), (), 0.0)
+
+
+def test_words_start_and_end_at_the_frames_of_their_letters():
+    frames = ["<blank>"] * 3 + ["g", "g", "o"] + ["<blank>"] * 2 + ["|"] + ["h", "e", "l", "<blank>", "l", "o"] + ["<blank>"]
+    words, confidence = align_words(ctc_log_probs(TOKENIZER, frames)[0][0], hyp("go hello"), TOKENIZER)
+    assert [(w.word, w.start, w.end) for w in words] == [("go", 3, 6), ("hello", 9, 15)]
+    assert all(0.99 < w.confidence <= 1.0 for w in words) and confidence == pytest.approx(1.0, abs=0.01)
+
+
+def test_a_word_the_model_doubts_gets_a_lower_confidence():
+    frames = ["g", "o", "|", "h", "e", {"l": 0.3, "<blank>": 0.7}, "<blank>", "l", "o", "<blank>"]
+    words, confidence = align_words(ctc_log_probs(TOKENIZER, frames)[0][0], hyp("go hello"), TOKENIZER)
+    go, hello = words
+    assert hello.confidence == pytest.approx(0.3, abs=0.01) and go.confidence > 0.99
+    assert confidence == pytest.approx((go.confidence + hello.confidence) / 2)
+
+
+def test_a_transcript_that_cannot_fit_the_frames_is_not_aligned():
+    lp = ctc_log_probs(TOKENIZER, ["h", "e", "l"])[0][0]
+    assert align_words(lp, hyp("hello"), TOKENIZER) is None
+
+
+def test_an_empty_transcript_has_no_words_and_the_blank_posterior_as_confidence():
+    lp = ctc_log_probs(TOKENIZER, [{"<blank>": 0.8, "h": 0.2}] * 4)[0][0]
+    words, confidence = align_words(lp, hyp(""), TOKENIZER)
+    assert words == [] and confidence == pytest.approx(0.8, abs=0.01)
+
+
+class _FixedOutputs(torch.nn.Module):
+    """Stands in for an acoustic model: the same log-probs for every input."""
+
+    frame_shift = 0.04
+
+    def __init__(self, log_probs):
+        super().__init__()
+        self.log_probs = log_probs
+
+    def forward(self, waves, lengths):
+        return self.log_probs.expand(len(waves), -1, -1), torch.full((len(waves),), self.log_probs.shape[1])
+
+
+def test_transcriber_results_carry_word_times_in_seconds_and_confidence():
+    frames = ["<blank>"] * 5 + ["g", "o", "<blank>", "|", "h", "e", "l", "<blank>", "l", "o"] + ["<blank>"] * 5
+    cfg = config_from_dict({"model": {"num_layers": 1, "hidden_size": 8, "conv_channels": 2}})
+    loaded = LoadedModel(cfg, AcousticModel(cfg.features, cfg.model, len(TOKENIZER)), TOKENIZER, None)
+    transcriber = Transcriber(loaded, GreedyDecoder(TOKENIZER), device="cpu")
+    transcriber.model = _FixedOutputs(ctc_log_probs(TOKENIZER, frames)[0])
+    result = transcriber.transcribe_waveforms([torch.zeros(16000)])[0]
+    assert result.text == "go hello"
+    assert [(w.word, w.start, w.end) for w in result.words] == [("go", 0.2, 0.28), ("hello", 0.36, 0.6)]
+    assert all(w.confidence > 0.9 for w in result.words) and result.confidence > 0.9
+
+
+def test_json_writer_carries_words_times_and_confidence_and_txt_stays_one_line():
+    result = Result("go hello", 1.5, [], [Word("go", 0.2, 0.28, 0.95), Word("hello", 0.36, 0.6, 0.5)], 0.725)
+    out = io.StringIO()
+    get_writer("json", out).write("a.wav", result)
+    data = json.loads(out.getvalue())
+    assert data["path"] == "a.wav" and data["text"] == "go hello" and data["confidence"] == 0.725
+    assert data["words"][1] == {"word": "hello", "start": 0.36, "end": 0.6, "confidence": 0.5}
+    out = io.StringIO()
+    get_writer("txt", out).write("a.wav", result)
+    assert out.getvalue() == "a.wav\tgo hello\n"
+    with pytest.raises(ValueError, match="unknown output format"):
+        get_writer("srt", out)

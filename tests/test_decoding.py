@@ -1,0 +1,253 @@
+"""Beam search: with and without LMs and lexicons, hotwords, n-best, workers, tuned settings."""
+
+import math
+
+import pytest
+import torch
+
+from asr.beam_search import (DECODING_FILE, BeamSearchDecoder, BeamSearchOptions, read_decoding_defaults,
+                             resolve_options, write_decoding_defaults)
+from asr.decoding import GreedyDecoder, make_decoder
+from asr.hotwords import PhraseMatcher, parse_hotwords
+from asr.lexicon import LexiconError, read_lexicon
+from asr.lm import LMError, build_lm
+from asr.text import CharTokenizer
+from conftest import ctc_log_probs, spelled_frames
+
+TOKENIZER = CharTokenizer.build(["the cat sat on a mat with zebra dogs quiz"])
+LM_TEXT = "the cat sat on the mat\nthe cat sat\na cat on a mat\nthe dog sat on a mat\n"
+
+
+@pytest.fixture(scope="module")
+def word_lm(tmp_path_factory):
+    d = tmp_path_factory.mktemp("lm")
+    (d / "text.txt").write_text(LM_TEXT)
+    return build_lm([d / "text.txt"], d / "w2.arpa", order=2, use_lmplz=False)[0]
+
+
+def doubtful(text, word, p, tokenizer=TOKENIZER):
+    """Clean frames for ``text`` except ``word``, whose letters are only ``p`` likely (else blank)."""
+    frames = []
+    for i, w in enumerate(text.split()):
+        for ch in w:
+            frames += [{ch: p, "<blank>": 1 - p} if w == word else ch, "<blank>"]
+        if i < len(text.split()) - 1:
+            frames += ["|", "<blank>"]
+    return ctc_log_probs(tokenizer, frames)
+
+
+def best(decoder, log_probs_lengths):
+    return decoder.decode(*log_probs_lengths)[0].text
+
+
+def test_beam_search_without_lm_finds_the_clear_transcript_like_greedy():
+    lp = ctc_log_probs(TOKENIZER, spelled_frames("the cat sat on a mat"))
+    beam = make_decoder("beam", TOKENIZER).decode(*lp)[0]
+    greedy = GreedyDecoder(TOKENIZER).decode(*lp)[0]
+    assert beam.text == greedy.text == "the cat sat on a mat"
+    assert beam.tokens == greedy.tokens and beam.frames == greedy.frames
+
+
+def test_word_lm_repairs_a_misheard_letter_that_greedy_keeps(word_lm):
+    frames = spelled_frames("the cat sat on the mat")
+    frames[frames.index("m") + 2] = {"q": 0.55, "a": 0.45}  # "mqt" is slightly more likely acoustically
+    lp = ctc_log_probs(TOKENIZER, frames)
+    assert best(GreedyDecoder(TOKENIZER), lp) == "the cat sat on the mqt"
+    beam = BeamSearchDecoder(TOKENIZER, lm=word_lm)
+    assert not beam.lexicon_free  # a word LM searches over its own words
+    assert best(beam, lp) == "the cat sat on the mat"
+
+
+def test_lexicon_spellings_get_the_word_separator_and_bad_entries_are_reported(tmp_path):
+    path = tmp_path / "lex.txt"
+    path.write_text("cat c a t\nmat m a t |\nnaïve n a ï v e |\n")
+    report = read_lexicon(path, TOKENIZER)
+    assert report.lexicon == {"cat": [["c", "a", "t", "|"]], "mat": [["m", "a", "t", "|"]]}
+    assert [w for w, _ in report.skipped] == ["naïve"] and "ï" in report.skipped[0][1]
+    path.write_text("cat c a t |\nlonely\n")
+    with pytest.raises(LexiconError, match=rf"{path}:2: no spelling"):
+        read_lexicon(path, TOKENIZER)
+    with pytest.raises(LexiconError, match="not found"):
+        read_lexicon(tmp_path / "missing.txt", TOKENIZER)
+
+
+def test_lm_words_outside_the_tokenizer_are_reported(tmp_path):
+    (tmp_path / "t.txt").write_text("the café sat\n")
+    lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "lm.arpa", order=2, use_lmplz=False)
+    decoder = BeamSearchDecoder(TOKENIZER, lm=lm)
+    assert "café" not in decoder.space.lexicon and "the" in decoder.space.lexicon
+    assert any("café" in note and "é" in note for note in decoder.notes)
+
+
+def test_character_lm_selects_lexicon_free_search(tmp_path):
+    (tmp_path / "t.txt").write_text(LM_TEXT)
+    lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "c.arpa", order=5, unit="char", use_lmplz=False)
+    decoder = BeamSearchDecoder(TOKENIZER, lm=lm)
+    assert decoder.lexicon_free
+    assert best(decoder, ctc_log_probs(TOKENIZER, spelled_frames("a cat sat"))) == "a cat sat"
+
+
+def test_missing_malformed_or_binary_lm_without_lexicon_is_a_clear_error(tmp_path):
+    with pytest.raises(LMError, match="not found"):
+        BeamSearchDecoder(TOKENIZER, lm=tmp_path / "missing.arpa")
+    (tmp_path / "bad.arpa").write_text("\\data\\\nngram 1=2\n\n\\1-grams:\n-1\t<s>\n")
+    with pytest.raises(LMError, match="bad.arpa"):
+        BeamSearchDecoder(TOKENIZER, lm=tmp_path / "bad.arpa")
+    (tmp_path / "lm.bin").write_bytes(b"mmap lm http://kheafield.com/code format version 5\n\0")
+    with pytest.raises(LMError, match="--lexicon"):
+        BeamSearchDecoder(TOKENIZER, lm=tmp_path / "lm.bin")
+
+
+@pytest.mark.parametrize("files", ["word_lm", "user_lexicon", "none"])
+def test_a_boosted_hotword_outside_the_lm_is_recognized_only_with_the_boost(word_lm, tmp_path, files):
+    lp = doubtful("the zebra sat", "zebra", 0.4)  # dropping "zebra" is acoustically a little better
+    kwargs = {"word_lm": {"lm": word_lm}, "none": {},
+              "user_lexicon": {"lm": word_lm, "lexicon": tmp_path / "lex.txt"}}[files]
+    (tmp_path / "lex.txt").write_text("the t h e |\nsat s a t |\nzebra z e b r a |\n")
+    assert best(BeamSearchDecoder(TOKENIZER, **kwargs), lp) == "the sat"
+    assert best(BeamSearchDecoder(TOKENIZER, hotwords="zebra", **kwargs), lp) == "the zebra sat"
+
+
+def test_an_empty_hotword_list_changes_nothing(word_lm):
+    frames = spelled_frames("the cat sat")
+    frames[2] = {"h": 0.5, "a": 0.5}
+    lp = ctc_log_probs(TOKENIZER, frames)
+    plain = BeamSearchDecoder(TOKENIZER, lm=word_lm, options=BeamSearchOptions(nbest=3)).decode_nbest(*lp)
+    for empty in ("", [], " , ", None):
+        decoder = BeamSearchDecoder(TOKENIZER, lm=word_lm, hotwords=empty, options=BeamSearchOptions(nbest=3))
+        assert not decoder.space.phrases
+        assert decoder.decode_nbest(*lp) == plain
+
+
+def test_a_phrase_earns_its_bonus_only_when_complete():
+    new, york, jersey = 1, 2, 3
+    matcher = PhraseMatcher([(new, york)], [(2.0, 2.0)])
+    state, gained = matcher.initial, 0.0
+    for word in (new, york):
+        state, change = matcher.step(state, word)
+        gained += change
+    assert gained == 4.0 and matcher.finish(state) == 0.0
+    state, first = matcher.step(matcher.initial, new)
+    state, second = matcher.step(state, jersey)
+    assert first + second == 0.0  # the partial match gave its bonus back
+    state, first = matcher.step(matcher.initial, new)
+    assert first + matcher.finish(state) == 0.0  # ... also when the utterance ends inside it
+
+
+def test_hotwords_are_normalized_from_lists_strings_and_files(tmp_path):
+    (tmp_path / "hot.txt").write_text("Zebra\n\nNew-York\n")
+    assert parse_hotwords(tmp_path / "hot.txt") == ["zebra", "new york"]
+    assert parse_hotwords("Zebra, quiz ,zebra") == ["zebra", "quiz"]
+    assert parse_hotwords(["A.B."]) == ["a b"]
+
+
+def test_nbest_gives_distinct_transcripts_best_first(word_lm):
+    frames = spelled_frames("the cat sat on the mat")
+    frames[frames.index("c")] = {"c": 0.6, "m": 0.4}
+    lp = ctc_log_probs(TOKENIZER, frames)
+    nbest = BeamSearchDecoder(TOKENIZER, lm=word_lm, options=BeamSearchOptions(nbest=3)).decode_nbest(*lp)[0]
+    assert len(nbest) == 3 and len({h.text for h in nbest}) == 3
+    assert [h.score for h in nbest] == sorted((h.score for h in nbest), reverse=True)
+    assert nbest[0].text == "the cat sat on the mat"
+
+
+def test_worker_processes_give_the_same_results_as_one(word_lm):
+    texts = ["the cat sat", "a mat", "the dog sat on a mat"]
+    batch = [ctc_log_probs(TOKENIZER, spelled_frames(t))[0][0] for t in texts]
+    log_probs = torch.nn.utils.rnn.pad_sequence(batch, batch_first=True)
+    lengths = torch.tensor([len(b) for b in batch])
+    serial = BeamSearchDecoder(TOKENIZER, lm=word_lm).decode(log_probs, lengths)
+    parallel = BeamSearchDecoder(TOKENIZER, lm=word_lm, workers=2)
+    try:
+        assert parallel.decode(log_probs, lengths) == serial
+        assert [h.text for h in serial] == texts
+    finally:
+        parallel.close()
+
+
+def test_tuned_settings_apply_with_an_lm_and_explicit_options_win(tmp_path, word_lm):
+    assert read_decoding_defaults(tmp_path) == {}
+    write_decoding_defaults(tmp_path, {"lm_weight": 0.7, "word_score": 1.5, "beam_size": 20,
+                                       "tuned": {"lm": str(word_lm)}})
+    assert (tmp_path / DECODING_FILE).is_file()
+    options, notes = resolve_options(tmp_path, word_lm, word_score=-2.0, beam_size=None)
+    assert (options.lm_weight, options.word_score, options.beam_size) == (0.7, -2.0, 20) and notes == []
+    options, notes = resolve_options(tmp_path, tmp_path / "other.arpa")
+    assert options.lm_weight == 0.7 and "tuned with" in notes[0]
+    assert resolve_options(tmp_path, None)[0] == BeamSearchOptions()  # no LM: nothing was tuned for it
+
+
+def test_empty_utterances_decode_to_empty_text(word_lm):
+    lp = ctc_log_probs(TOKENIZER, ["<blank>"] * 5)
+    for decoder in (BeamSearchDecoder(TOKENIZER), BeamSearchDecoder(TOKENIZER, lm=word_lm)):
+        hyp = decoder.decode(*lp)[0]
+        assert hyp.text == "" and hyp.tokens == () and math.isfinite(hyp.score)
+
+
+# -- the command line ----------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def untrained_model(tiny_corpus, tmp_path_factory):
+    """A model directory with random weights: enough to run every decoding path end to end."""
+    import json
+
+    from asr.config import config_from_dict
+    from asr.model import AcousticModel
+    from asr.model_dir import save_model_dir
+
+    texts = [json.loads(line)["text"] for line in (tiny_corpus / "train.jsonl").read_text().splitlines()]
+    tokenizer = CharTokenizer.build(texts)
+    cfg = config_from_dict({"model": {"num_layers": 1, "hidden_size": 16, "conv_channels": 2}})
+    model = AcousticModel(cfg.features, cfg.model, len(tokenizer))
+    return save_model_dir(tmp_path_factory.mktemp("model") / "m", cfg, model, tokenizer)
+
+
+def test_cli_bad_lm_is_reported_before_any_audio_is_read(untrained_model, tmp_path, capsys):
+    from asr.cli import main
+
+    code = main(["transcribe", str(tmp_path / "missing.wav"), "--model", str(untrained_model), "--decoder", "beam",
+                 "--lm", str(tmp_path / "missing.arpa")])
+    err = capsys.readouterr().err
+    assert code == 2 and "missing.arpa: language model file not found" in err and "missing.wav" not in err
+    assert main(["transcribe", str(tmp_path / "a.wav"), "--model", str(untrained_model), "--lm", "x.arpa"]) == 2
+    assert "--lm need --decoder beam" in capsys.readouterr().err
+
+
+def test_cli_builds_an_lm_tunes_it_and_later_decodes_with_the_stored_settings(untrained_model, tiny_corpus,
+                                                                               tmp_path, capsys):
+    import json
+    import shutil
+
+    from asr.cli import main
+
+    model = tmp_path / "model"
+    shutil.copytree(untrained_model, model)
+    lm = tmp_path / "lm.arpa"
+    assert main(["lm", "build", str(tiny_corpus / "train.jsonl"), "-o", str(lm), "--order", "2"]) == 0
+    assert "2-gram word LM" in capsys.readouterr().out
+    valid = str(tiny_corpus / "valid.jsonl")
+    assert main(["lm", "tune", valid, "--model", str(model), "--lm", str(lm), "--lm-weights", "0,0.5",
+                 "--word-scores", "0", "--beam-size", "8", "--decode-workers", "1"]) == 0
+    stored = read_decoding_defaults(model)
+    assert stored["lm_weight"] in (0.0, 0.5) and stored["word_score"] == 0.0 and stored["beam_size"] == 8
+    assert stored["tuned"]["manifest"] == valid and stored["tuned"]["lm"] == str(lm.resolve())
+    capsys.readouterr()
+    assert main(["evaluate", valid, "--model", str(model), "--decoder", "beam", "--lm", str(lm), "--json",
+                 "--decode-workers", "1"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["utterances"] == 4
+
+
+def test_cli_transcribe_json_has_one_object_per_file_with_words(untrained_model, tiny_corpus, capsys):
+    import json
+
+    from asr.cli import main
+
+    files = [json.loads(line)["audio_filepath"] for line in (tiny_corpus / "valid.jsonl").read_text().splitlines()]
+    assert main(["transcribe", *files, "--model", str(untrained_model), "--decoder", "beam", "--beam-size", "4",
+                 "--format", "json", "--batch-size", "3", "--decode-workers", "2"]) == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["path"] for r in rows] == files
+    for r in rows:
+        assert {"text", "duration", "confidence", "words"} <= r.keys() and 0 <= r["confidence"] <= 1
+        assert len(r["words"]) == len(r["text"].split())
+        assert all(0 <= w["start"] < w["end"] <= r["duration"] + 0.04 for w in r["words"])

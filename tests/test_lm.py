@@ -1,0 +1,154 @@
+"""N-gram LMs: modified Kneser-Ney estimation, ARPA files KenLM loads, checks of LM files."""
+
+import json
+import subprocess
+
+import pytest
+from flashlight.lib.text.decoder.kenlm import KenLM
+from flashlight.lib.text.dictionary import Dictionary
+
+from asr.lm import (BOS, EOS, UNK, ArpaModel, LMError, build_lm, estimate_kneser_ney, inspect_lm, kenlm_tool,
+                    read_sentences, write_arpa)
+from conftest import REPO_ROOT
+
+CORPUS = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog", "the cat ate the fish",
+          "dogs and cats sat together", "on the mat sat a cat", "the fish ate", "a dog ate the cat food"]
+LJ_TEXT = REPO_ROOT.parent / "shared" / "data" / "text" / "ljspeech-13100.txt"
+
+
+@pytest.fixture(scope="module")
+def arpa3(tmp_path_factory):
+    path = tmp_path_factory.mktemp("lm") / "lm3.arpa"
+    return write_arpa(estimate_kneser_ney([s.split() for s in CORPUS], order=3), path)
+
+
+def _section_lengths(path):
+    lengths, current = {}, None
+    for line in path.read_text().splitlines():
+        if line.startswith("\\") and line.endswith("-grams:"):
+            current = int(line[1:].split("-")[0])
+            lengths[current] = 0
+        elif line.startswith("\\"):
+            current = None
+        elif current and line.strip():
+            lengths[current] += 1
+    return lengths
+
+
+@pytest.mark.parametrize("history", [(), (BOS,), ("the",), (BOS, "the"), ("the", "cat"), ("sat", "on"),
+                                     ("zebra",), ("cat", "zebra"), ("a", "dog")])
+def test_probabilities_after_any_history_sum_to_one(arpa3, history):
+    lm = ArpaModel(arpa3)
+    vocabulary = [w for w in lm.vocabulary if w != BOS]  # <s> is never predicted
+    assert sum(10 ** lm.log10_prob(w, history) for w in vocabulary) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_arpa_header_counts_match_the_sections_and_special_words_are_present(arpa3):
+    info = inspect_lm(arpa3)
+    assert info.order == 3 and not info.binary
+    assert dict(enumerate(info.counts, 1)) == _section_lengths(arpa3)
+    unigrams = set(ArpaModel(arpa3).vocabulary)
+    assert {BOS, EOS, UNK} <= unigrams and {BOS, EOS, UNK}.isdisjoint(info.words)
+    assert set(info.words) == {w for s in CORPUS for w in s.split()}
+
+
+def test_kenlm_loads_the_file_and_scores_as_the_file_says(arpa3):
+    words = [w for w in ArpaModel(arpa3).vocabulary if w not in (BOS, EOS)] + ["zebra"]
+    lm_dict = Dictionary(words)
+    kenlm = KenLM(str(arpa3), lm_dict)
+    ours = ArpaModel(arpa3)
+    state, history = kenlm.start(False), [BOS]
+    for word in "the zebra sat on the mat".split():  # zebra is unknown to the LM
+        state, score = kenlm.score(state, lm_dict.get_index(word))
+        assert score == pytest.approx(ours.log10_prob(word if word != "zebra" else UNK, tuple(history)), abs=1e-5)
+        history.append(word if word != "zebra" else UNK)
+    _, score = kenlm.finish(state)
+    assert score == pytest.approx(ours.log10_prob(EOS, tuple(history)), abs=1e-5)
+
+
+def test_continuation_counts_make_a_word_that_follows_one_context_rare_on_its_own():
+    # "francisco" is as frequent as "dog" but only ever follows "san": Kneser-Ney's lower-order
+    # distribution counts contexts, not occurrences.
+    sentences = [["san", "francisco"]] * 5 + [[w, "dog"] for w in ("a", "the", "my", "one", "big")]
+    lm = estimate_kneser_ney(sentences, order=2)
+    unigram = {g[0]: lp for g, (lp, _) in lm.ngrams[0].items()}
+    assert unigram["francisco"] < unigram["dog"]
+    assert lm.ngrams[1][("san", "francisco")][0] > unigram["francisco"]
+
+
+def test_build_normalizes_text_files_and_manifests(tmp_path):
+    (tmp_path / "a.txt").write_text("The CAT, sat!\n\n  \n\"Don't\" stop -- now.\n")
+    (tmp_path / "m.jsonl").write_text(json.dumps({"audio_filepath": "x.wav", "text": "HELLO World"}) + "\n")
+    path, _ = build_lm([tmp_path / "a.txt", tmp_path / "m.jsonl"], tmp_path / "lm.arpa", order=2, use_lmplz=False)
+    assert set(inspect_lm(path).words) == {"the", "cat", "sat", "don't", "stop", "now", "hello", "world"}
+
+
+def test_character_lm_units_are_letters_and_the_word_separator(tmp_path):
+    (tmp_path / "a.txt").write_text("ab ba\nabc\n")
+    path, _ = build_lm([tmp_path / "a.txt"], tmp_path / "c.arpa", order=4, unit="char", use_lmplz=False)
+    info = inspect_lm(path)
+    assert set(info.words) == {"a", "b", "c", "|"}
+    assert info.is_char_lm(["<blank>", "|", "a", "b", "c"]) and not info.is_char_lm(["<blank>", "|", "a"])
+
+
+@pytest.mark.parametrize("content, problem", [
+    (None, "not found"),
+    ("hello world\n", "not an ARPA file"),
+    ("\\data\\\nngram 1=3\n\n\\1-grams:\n-1\t<s>\n-1\ta\n\n\\end\\\n", "header says 3 unigrams, file has 2"),
+    ("\\data\\\nngram 1=1\nngram 3=1\n\n\\1-grams:\n-1\ta\n", "consecutive"),
+    ("\\data\\\nngram 1=1\n\n\\1-grams:\nxyz\ta\n", "malformed unigram"),
+])
+def test_bad_lm_files_get_a_one_line_error_naming_the_file(tmp_path, content, problem):
+    path = tmp_path / "bad.arpa"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(LMError, match=problem) as e:
+        inspect_lm(path)
+    assert str(path) in str(e.value) and "\n" not in str(e.value)
+
+
+def test_kenlm_binary_files_are_recognized_by_their_header(tmp_path):
+    path = tmp_path / "lm.bin"
+    path.write_bytes(b"mmap lm http://kheafield.com/code format version 5\n\0" + b"\0" * 64)
+    info = inspect_lm(path)
+    assert info.binary and info.words == ()
+
+
+def test_empty_text_is_refused(tmp_path):
+    (tmp_path / "a.txt").write_text("\n ... \n")
+    with pytest.raises(LMError, match="no text"):
+        build_lm([tmp_path / "a.txt"], tmp_path / "lm.arpa", use_lmplz=False)
+    with pytest.raises(LMError, match="not found"):
+        list(read_sentences([tmp_path / "missing.txt"]))
+
+
+@pytest.mark.skipif(not kenlm_tool("lmplz"), reason="KenLM's lmplz is not installed (make kenlm)")
+@pytest.mark.parametrize("order", [2, 4])
+def test_python_estimator_gives_the_same_model_as_lmplz(tmp_path, order):
+    text = tmp_path / "t.txt"
+    lines = LJ_TEXT.read_text().splitlines()[:1000] if LJ_TEXT.is_file() else CORPUS * 20
+    text.write_text("\n".join(lines) + "\n")
+    ours, _ = build_lm([text], tmp_path / "ours.arpa", order=order, use_lmplz=False)
+    theirs, tool = build_lm([text], tmp_path / "lmplz.arpa", order=order, use_lmplz=True)
+    assert tool == "lmplz"
+    a, b = ArpaModel(ours).ngrams, ArpaModel(theirs).ngrams
+    assert a.keys() == b.keys()
+    for ngram, (prob, backoff) in a.items():
+        assert prob == pytest.approx(b[ngram][0], abs=1e-4) and backoff == pytest.approx(b[ngram][1], abs=1e-4)
+
+
+@pytest.mark.skipif(not kenlm_tool("build_binary"), reason="KenLM's build_binary is not installed (make kenlm)")
+def test_binary_lm_scores_like_its_arpa(arpa3, tmp_path):
+    binary = tmp_path / "lm3.bin"
+    subprocess.run([kenlm_tool("build_binary"), str(arpa3), str(binary)], check=True, capture_output=True)
+    assert inspect_lm(binary).binary
+    words = Dictionary(["the", "cat", "sat"])
+    scores = []
+    for path in (arpa3, binary):
+        lm = KenLM(str(path), words)
+        state, total = lm.start(False), 0.0
+        for i in range(3):
+            state, s = lm.score(state, i)
+            total += s
+        scores.append(total)
+    assert scores[0] == pytest.approx(scores[1], abs=1e-4)

@@ -1,0 +1,113 @@
+"""Plots: one utterance's alignment, training curves, the TensorBoard posteriorgram."""
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+from matplotlib.image import imread
+
+from asr.cli import main
+from asr.data import SpeechDataset, Utterance
+from asr.model_dir import load_model_dir
+from asr.plots import PlotError, log_posteriorgram, read_training_log
+from conftest import write_sine
+
+
+def speechlike(path, seconds, sample_rate=16000):
+    """A tone whose pitch and loudness move, so every panel has something to show."""
+    t = np.arange(int(seconds * sample_rate)) / sample_rate
+    wave = 0.4 * np.sin(2 * np.pi * (200 + 150 * np.sin(3 * t)) * t) * (0.5 + 0.5 * np.sin(5 * t) ** 2)
+    sf.write(str(path), wave.astype(np.float32), sample_rate)
+    return path
+
+
+def test_plot_alignment_writes_a_png_whose_width_grows_with_the_audio(tiny_model_dir, tmp_path, capsys):
+    sizes = {}
+    for seconds in (1.5, 9.0):
+        audio = speechlike(tmp_path / f"{seconds}.wav", seconds)
+        out = tmp_path / f"{seconds}.png"
+        assert main(["plot", "alignment", str(audio), "--model", str(tiny_model_dir), "--device", "cpu",
+                     "-o", str(out)]) == 0
+        image = imread(out)
+        assert image[..., :3].std() > 0.05  # not a blank canvas
+        sizes[seconds] = image.shape[:2]
+    assert sizes[1.5] == (950, 1000)  # 10 x 9.5 inches at 100 dpi for short clips
+    assert sizes[9.0][0] == 950 and sizes[9.0][1] > sizes[1.5][1]
+    assert str(tmp_path / "9.0.png") in capsys.readouterr().out
+
+
+def test_plot_alignment_of_a_missing_file_names_it(tiny_model_dir, tmp_path, capsys):
+    assert main(["plot", "alignment", str(tmp_path / "absent.wav"), "--model", str(tiny_model_dir),
+                 "-o", str(tmp_path / "out.png")]) == 2
+    assert f"{tmp_path / 'absent.wav'}: file not found" in capsys.readouterr().err
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_plot_alignment_refuses_audio_recorded_below_the_model_rate(tiny_model_dir, tmp_path, capsys):
+    audio = write_sine(tmp_path / "phone.wav", seconds=1.0, sample_rate=8000)
+    assert main(["plot", "alignment", str(audio), "--model", str(tiny_model_dir),
+                 "-o", str(tmp_path / "out.png")]) == 2
+    err = capsys.readouterr().err
+    assert "phone.wav" in err and "8000 Hz" in err and "16000 Hz" in err
+
+
+def test_plot_alignment_refuses_an_unknown_image_format(tiny_model_dir, tmp_path, capsys):
+    audio = write_sine(tmp_path / "a.wav", seconds=0.5)
+    assert main(["plot", "alignment", str(audio), "--model", str(tiny_model_dir),
+                 "-o", str(tmp_path / "out.jpg")]) == 2
+    assert "out.jpg" in capsys.readouterr().err
+
+
+def write_log(run_dir, epochs, extra_lines=()):
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"epoch": e, "train_loss": 100 / e, "valid_loss": 120 / e, "valid_wer": 1 / (1 + e),
+                         "valid_cer": 0.5 / (1 + e), "lr": 1e-3}) for e in epochs]
+    (run_dir / "log.jsonl").write_text("\n".join(lines + list(extra_lines)) + "\n")
+
+
+def test_plot_training_draws_the_curves_of_a_run(tmp_path):
+    write_log(tmp_path / "run", range(1, 8))
+    assert main(["plot", "training", str(tmp_path / "run"), "-o", str(tmp_path / "curves.png")]) == 0
+    image = imread(tmp_path / "curves.png")
+    assert image.shape[:2] == (420, 1100)  # 11 x 4.2 inches at 100 dpi
+    assert image[..., :3].std() > 0.05
+
+
+def test_a_resumed_run_that_logged_an_epoch_twice_is_plotted_with_the_later_record(tmp_path):
+    write_log(tmp_path / "run", [1, 2, 3, 3, 4])
+    records = read_training_log(tmp_path / "run")
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4]
+
+
+def test_a_bad_training_log_is_a_clear_error_naming_the_line(tmp_path, capsys):
+    write_log(tmp_path / "run", [1, 2], extra_lines=["{not json"])
+    with pytest.raises(PlotError, match=r"log.jsonl:3"):
+        read_training_log(tmp_path / "run")
+    assert main(["plot", "training", str(tmp_path / "nothing"), "-o", str(tmp_path / "c.png")]) == 2
+    assert "log.jsonl: training log not found" in capsys.readouterr().err
+
+
+class FakeWriter:
+    def __init__(self):
+        self.images = []
+
+    def add_image(self, tag, image, step, dataformats="CHW"):
+        self.images.append((tag, image, step, dataformats))
+
+
+def test_tensorboard_gets_one_validation_posteriorgram_and_the_model_stays_in_training_mode(
+        tiny_model_dir, tmp_path):
+    loaded = load_model_dir(tiny_model_dir)
+    wav = write_sine(tmp_path / "a.wav", seconds=0.8)
+    dataset = SpeechDataset([Utterance(str(wav), 0.8, "hello world")], loaded.tokenizer, 16000)
+    model = loaded.model.train()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    writer = FakeWriter()
+    log_posteriorgram(writer, model, dataset, loaded.tokenizer, step=3)
+    [(tag, image, step, layout)] = writer.images
+    assert (tag, step, layout) == ("valid/posteriorgram", 3, "HWC")
+    assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 and image.std() > 0
+    assert model.training
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -1,0 +1,132 @@
+"""Error reports (sclite-style) and comparisons between two of them."""
+
+import json
+
+import pytest
+
+from asr.cli import main
+from asr.evaluate import UtteranceResult
+from asr.metrics import cer
+from asr.report import (ReportError, build_report, compare_reports, render_comparison, render_html,
+                        render_markdown, sclite_lines, write_report)
+from conftest import write_sine
+
+# Hand-counted: u1 has 1 substitution (cat->bat), 1 deletion (on), 1 insertion (down) in 6 words;
+# u2 is right; u3 has an empty reference and 2 inserted words; u4 lost both of its 2 words.
+PAIRS = [("u1", "s1", "the cat sat on the mat", "the bat sat the mat down"),
+         ("u2", "s2", "hello world", "hello world"),
+         ("u3", "s2", "", "extra words"),
+         ("u4", "s1", "one two", "")]
+
+
+def results(pairs=PAIRS):
+    return [UtteranceResult(i, f"{i}.wav", ref, hyp, spk) for i, spk, ref, hyp in pairs]
+
+
+def test_totals_are_the_hand_counted_substitutions_deletions_insertions_and_sentence_errors():
+    report = build_report(results())
+    s = report.summary()
+    assert (s["substitutions"], s["deletions"], s["insertions"], s["words"]) == (1, 3, 3, 10)
+    assert s["word_errors"] == 7 and s["wer"] == pytest.approx(0.7)
+    assert (s["sentence_errors"], s["utterances"]) == (3, 4)
+    refs, hyps = [p[2] for p in PAIRS], [p[3] for p in PAIRS]
+    assert s["cer"] == pytest.approx(cer(refs, hyps))  # the same CER asr evaluate prints
+
+
+def test_alignment_upper_cases_errors_and_fills_gaps_with_stars_as_sclite_does():
+    u1 = build_report(results()[:1]).utterances[0]
+    assert sclite_lines(u1.alignment) == ("REF:  the CAT sat ON  the mat ****",
+                                          "HYP:  the BAT sat *** the mat DOWN")
+
+
+def test_report_directory_holds_markdown_html_and_json_with_the_exact_counts(tmp_path):
+    write_report(build_report(results(), {"model": "m"}), tmp_path / "rep")
+    md = (tmp_path / "rep" / "report.md").read_text()
+    for row in ("| substitutions | 1 | 10.00% |", "| deletions | 3 | 30.00% |", "| insertions | 3 | 30.00% |",
+                "| **word errors (WER)** | 7 | **70.00%** |", "| sentences with errors (SER) | 3 / 4 | 75.00% |",
+                "| s1 | 2 | 8 | 1 | 3 | 1 | 62.50% |", "| s2 | 2 | 2 | 0 | 0 | 2 | 100.00% |",
+                "| 1 | cat | bat |", "| 1 | on |", "| 1 | down |", "REF:  the CAT sat ON  the mat ****"):
+        assert row in md
+    data = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert [(u["id"], u["speaker"], u["reference"], u["hypothesis"]) for u in data["utterances"]] == PAIRS
+    assert data["summary"]["word_errors"] == 7 and data["summary"]["sentence_errors"] == 3
+    html = (tmp_path / "rep" / "report.html").read_text()
+    assert "class='c sub'" in html and "class='c del'" in html and "class='c ins'" in html
+    assert "70.00%" in html
+
+
+def test_speakers_are_listed_worst_first_and_confusions_most_frequent_first():
+    pairs = [("a", "good", "a b c d", "a b c d"), ("b", "bad", "cat cat dog", "bat bat dog"),
+             ("c", "bad", "cat dog", "rat dog")]
+    report = build_report(results(pairs))
+    assert [name for name, _ in report.speakers()] == ["bad", "good"]
+    subs, _, _ = report.confusions()
+    assert subs.most_common(2) == [(("cat", "bat"), 2), (("cat", "rat"), 1)]
+
+
+def test_html_escapes_words():
+    text = render_html(build_report(results([("x", "s", "a", "<script>")])))
+    assert "<script>" not in text and "&lt;script&gt;" in text
+
+
+def test_an_existing_report_directory_is_not_overwritten_without_force(tmp_path):
+    report = build_report(results())
+    write_report(report, tmp_path / "rep")
+    with pytest.raises(ReportError, match="--force"):
+        write_report(report, tmp_path / "rep")
+    write_report(build_report(results()[:1]), tmp_path / "rep", force=True)
+    assert len(json.loads((tmp_path / "rep" / "results.json").read_text())["utterances"]) == 1
+
+
+def test_evaluate_refuses_an_existing_report_directory_before_evaluating(tmp_path, capsys):
+    (tmp_path / "rep").mkdir()
+    (tmp_path / "rep" / "report.md").write_text("old")
+    assert main(["evaluate", str(tmp_path / "absent.jsonl"), "--report", str(tmp_path / "rep")]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert (tmp_path / "rep" / "report.md").read_text() == "old"
+
+
+def test_evaluate_writes_a_report_of_every_utterance(tiny_model_dir, tmp_path, capsys):
+    rows = []
+    for i, text in enumerate(["Hello world", "hello"]):
+        wav = write_sine(tmp_path / f"{i}.wav", seconds=0.6, freq=300 + 200 * i)
+        rows.append(json.dumps({"audio_filepath": str(wav), "duration": 0.6, "text": text,
+                                "speaker": "s", "id": f"utt{i}"}))
+    (tmp_path / "m.jsonl").write_text("\n".join(rows) + "\n")
+    assert main(["evaluate", str(tmp_path / "m.jsonl"), "--model", str(tiny_model_dir), "--device", "cpu",
+                 "--json", "--report", str(tmp_path / "rep")]) == 0
+    printed = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    data = json.loads((tmp_path / "rep" / "results.json").read_text())
+    assert [u["id"] for u in data["utterances"]] == ["utt0", "utt1"]
+    assert data["utterances"][0]["reference"] == "hello world"  # normalized, as scored
+    assert data["summary"]["wer"] == pytest.approx(printed["wer"])
+    assert (tmp_path / "rep" / "report.html").stat().st_size > 0
+
+
+def test_compare_lists_the_utterances_that_got_better_and_worse(tmp_path, capsys):
+    a = [("u1", "s", "one two three", "one two three"), ("u2", "s", "four five", "for five"),
+         ("u3", "s", "six", "six"), ("only_a", "s", "x", "x")]
+    b = [("u1", "s", "one two three", "one too tree"), ("u2", "s", "four five", "four five"),
+         ("u3", "s", "six", "six")]
+    write_report(build_report(results(a)), tmp_path / "a")
+    write_report(build_report(results(b)), tmp_path / "b")
+    comparison = compare_reports(tmp_path / "a", tmp_path / "b")
+    better, worse = comparison.changes()
+    assert [ua.id for ua, _ in better] == ["u2"] and [ua.id for ua, _ in worse] == ["u1"]
+    assert comparison.only_a == ["only_a"]
+    text = render_comparison(comparison)
+    assert "better in B: 1, worse in B: 1, unchanged: 1" in text
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
+    out = capsys.readouterr().out
+    assert "u1 (s): 0 -> 2 word errors" in out and "u2 (s): 1 -> 0 word errors" in out
+
+
+def test_compare_names_a_directory_that_is_not_a_report(tmp_path, capsys):
+    assert main(["compare", str(tmp_path), str(tmp_path)]) == 2
+    assert "results.json" in capsys.readouterr().err
+
+
+def test_skipped_files_are_listed_with_their_reason():
+    report = build_report(results(), {"skipped": [["bad.wav", "file not found"]]})
+    assert "- bad.wav: file not found" in render_markdown(report)
+    assert "bad.wav: file not found" in render_html(report)
