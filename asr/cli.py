@@ -71,7 +71,6 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from asr.data import read_manifest
     from asr.evaluate import evaluate
-    from asr.transcribe import load_model
 
     if args.report:
         from asr.report import ReportError, check_report_dir
@@ -175,6 +174,8 @@ def cmd_lm_tune(args) -> int:
     from asr.tuning import store, tune
 
     grid = [[float(x) for x in spec.split(",") if x.strip()] for spec in (args.lm_weights, args.word_scores)]
+    if Path(args.manifest).stem.startswith("test"):
+        _err(f"warning: {args.manifest} looks like a test split; tune on a dev split, or its WER means little")
     utterances = read_manifest(args.manifest)
     transcriber = load_model(args.model, device=args.device)
     decoder = BeamSearchDecoder(transcriber.tokenizer, lm=args.lm, lexicon=args.lexicon,
@@ -439,6 +440,9 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
+    except BrokenPipeError:  # `asr ... | head`: the reader left; stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
 
 
 if __name__ == "__main__":

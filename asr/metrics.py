@@ -23,34 +23,28 @@ class ErrorCounts:
         return self.errors / self.reference_length if self.reference_length else float(self.errors > 0)
 
 
-def _counts(output) -> ErrorCounts:
-    return ErrorCounts(output.substitutions, output.deletions, output.insertions,
-                       output.substitutions + output.deletions + output.hits)
+def _errors(references, hypotheses, process, units) -> ErrorCounts:
+    """jiwer's counts over the pairs with a reference; a hypothesis for an empty reference
+    adds its ``units`` as insertions (jiwer refuses empty references)."""
+    if len(references) != len(hypotheses):
+        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
+    pairs = [(r, h) for r, h in zip(references, hypotheses) if r.strip()]
+    extra = sum(units(h) for r, h in zip(references, hypotheses) if not r.strip())
+    if not pairs:
+        return ErrorCounts(0, 0, extra, 0)
+    out = process([r for r, _ in pairs], [h for _, h in pairs])
+    return ErrorCounts(out.substitutions, out.deletions, out.insertions + extra,
+                       out.substitutions + out.deletions + out.hits)
 
 
 def word_errors(references: list[str], hypotheses: list[str]) -> ErrorCounts:
     """Corpus-level word errors. Empty references are allowed (their words count as insertions)."""
-    refs, hyps = _nonempty_pairs(references, hypotheses)
-    counts = _counts(jiwer.process_words(refs, hyps)) if refs else ErrorCounts(0, 0, 0, 0)
-    extra = sum(len(h.split()) for r, h in zip(references, hypotheses) if not r.strip())
-    return ErrorCounts(counts.substitutions, counts.deletions, counts.insertions + extra,
-                       counts.reference_length)
+    return _errors(references, hypotheses, jiwer.process_words, lambda h: len(h.split()))
 
 
 def char_errors(references: list[str], hypotheses: list[str]) -> ErrorCounts:
-    refs, hyps = _nonempty_pairs(references, hypotheses)
-    counts = _counts(jiwer.process_characters(refs, hyps)) if refs else ErrorCounts(0, 0, 0, 0)
-    extra = sum(len(h.strip()) for r, h in zip(references, hypotheses) if not r.strip())
-    return ErrorCounts(counts.substitutions, counts.deletions, counts.insertions + extra,
-                       counts.reference_length)
-
-
-def _nonempty_pairs(references, hypotheses):
-    if len(references) != len(hypotheses):
-        raise ValueError(f"{len(references)} references but {len(hypotheses)} hypotheses")
-    # jiwer refuses empty references; a hypothesis may be empty (all deletions).
-    pairs = [(r, h) for r, h in zip(references, hypotheses) if r.strip()]
-    return [r for r, _ in pairs], [h for _, h in pairs]
+    """Corpus-level character errors (spaces between words count as characters)."""
+    return _errors(references, hypotheses, jiwer.process_characters, lambda h: len(h.strip()))
 
 
 def wer(references: list[str], hypotheses: list[str]) -> float:
