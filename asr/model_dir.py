@@ -57,6 +57,8 @@ def save_model_dir(path: str | Path, config: Config, model: AcousticModel,
     model.frontend.normalizer.save(tmp / "cmvn.json")
     for name, text in (extra_files or {}).items():
         (tmp / name).write_text(text, encoding="utf-8")
+    for f in tmp.iterdir():
+        f.chmod(0o644)  # safetensors writes 0600; a model is meant to be shared and packaged
     _replace_dir(tmp, path)
     return path
 

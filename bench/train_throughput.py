@@ -23,7 +23,8 @@ from asr.config import load_config
 from asr.data import Batch, BucketBatchSampler, SpeechDataset, collate, read_manifest
 from asr.model import AcousticModel
 from asr.text import CharTokenizer
-from asr.train import ctc_loss, resolve_train_device
+from asr import distributed
+from asr.train import ctc_loss
 
 
 def step(model, optimizer, batch, blank, use_amp, scaler):
@@ -54,7 +55,7 @@ def main(argv=None):
     torch.set_flush_denormal(True)
     if cfg.train.threads:
         torch.set_num_threads(cfg.train.threads)
-    device = resolve_train_device(cfg.train.device)
+    _, device = distributed.setup(cfg.train.device)
     use_amp = cfg.train.amp and device.type == "cuda"
     torch.manual_seed(0)
     texts = [u.text for u in read_manifest(args.manifest)] if args.manifest else ["a quick brown fox jumps"]
