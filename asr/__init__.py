@@ -3,8 +3,11 @@
 __version__ = "0.1.0"
 
 
-def load_model(path=None, decoder="greedy", device="auto"):
-    """Load a model directory (default: the packaged model) ready to ``.transcribe()``."""
+def load_model(path=None, decoder="greedy", device="auto", **decoder_options):
+    """Load a model directory (default: the packaged model) ready to ``.transcribe()``.
+
+    ``model.transcribe(path_or_array, sample_rate=None, decoder=None, lm=None)`` returns a Result
+    with ``.text``, ``.segments`` and ``.words`` (see ``asr/transcribe.py``)."""
     from asr.transcribe import load_model as _load
 
-    return _load(path, decoder=decoder, device=device)
+    return _load(path, decoder=decoder, device=device, **decoder_options)

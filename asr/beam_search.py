@@ -36,7 +36,7 @@ from torchaudio.models.decoder import CTCDecoder
 from asr.decoding import Decoder, Hypothesis
 from asr.hotwords import HotwordLM, PhraseMatcher, parse_hotwords
 from asr.lexicon import Lexicon, lexicon_from_words, read_lexicon, spell
-from asr.lm import UNK, LMError, inspect_lm
+from asr.lm import KENLM_MAX_ORDER, UNK, LMError, inspect_lm
 from asr.text import BLANK, WORD_SEP, CharTokenizer
 
 DECODING_FILE = "decoding.yaml"  # tuned search settings, stored in the model directory
@@ -44,12 +44,13 @@ DECODING_FILE = "decoding.yaml"  # tuned search settings, stored in the model di
 
 @dataclass(frozen=True)
 class BeamSearchOptions:
+    """Search settings. Lexicon words the LM does not know get the LM's <unk> probability."""
+
     beam_size: int = 50
     beam_size_token: int | None = None  # tokens tried per frame (None: all)
     beam_threshold: float = 25.0  # drop hypotheses this far below the best
     lm_weight: float = 1.0  # KenLM scores are log10
     word_score: float = 0.0  # added per word (per | without a lexicon)
-    unk_score: float = -math.inf  # for words outside the LM, with a lexicon
     nbest: int = 1
     log_add: bool = False
     hotword_weight: float = 5.0  # bonus per hotword word, in the model's log-prob units
@@ -82,12 +83,12 @@ class SearchSpace:
     lexicon: Lexicon | None
     kenlm: KenLM | None
     phrases: list[tuple[int, ...]] = field(default_factory=list)
-    bonuses: list[tuple[float, ...]] = field(default_factory=list)
+    shares: list[tuple[float, ...]] = field(default_factory=list)  # of the hotword weight, per unit
     notes: list[str] = field(default_factory=list)  # what was left out, for the user
 
     @classmethod
     def load(cls, tokenizer: CharTokenizer, lm: str | Path | None = None, lexicon: str | Path | None = None,
-             hotwords=None, hotword_weight: float = 5.0) -> "SearchSpace":
+             hotwords=None) -> "SearchSpace":
         info = inspect_lm(lm) if lm else None
         lexicon_free = isinstance(lexicon, str) and lexicon.lower() == "none"
         notes: list[str] = []
@@ -97,7 +98,7 @@ class SearchSpace:
             lex = report.lexicon
             if report.skipped:
                 notes.append(report.summary(str(lexicon)))
-        elif info is not None and not lexicon_free and not info.is_char_lm(tokenizer.tokens):
+        elif info is not None and not lexicon_free and not info.is_char_lm:
             if info.binary:
                 raise LMError(f"{info.path}: a binary KenLM file has no readable word list; give --lexicon "
                               "(or --lexicon none for a character LM)")
@@ -120,16 +121,20 @@ class SearchSpace:
             lm_words = Dictionary([*tokenizer.tokens, UNK])
         kenlm = None
         if info is not None:
+            if info.order and info.order > KENLM_MAX_ORDER:
+                raise LMError(f"{info.path}: a {info.order}-gram LM; the KenLM in flashlight-text loads up to "
+                              f"{KENLM_MAX_ORDER}-grams")
             try:
                 with _quiet_stderr():
                     kenlm = KenLM(str(info.path), lm_words)
-            except Exception as e:  # KenLM's parse errors arrive as RuntimeError/ValueError
-                raise LMError(f"{info.path}: KenLM cannot load it: {str(e).strip().splitlines()[-1:]}") from None
+            except Exception as e:  # KenLM's errors arrive as RuntimeError: where it threw, then why
+                lines = str(e).strip().splitlines()
+                raise LMError(f"{info.path}: KenLM cannot load it: {' '.join(lines[1:2] or lines[:1])}") from None
         space = cls(tokens, words, lex, kenlm, notes=notes)
-        space._add_phrases(phrases, tokenizer, hotword_weight)
+        space._add_phrases(phrases, tokenizer)
         return space
 
-    def _add_phrases(self, phrases: list[str], tokenizer: CharTokenizer, weight: float) -> None:
+    def _add_phrases(self, phrases: list[str], tokenizer: CharTokenizer) -> None:
         for phrase in phrases:
             if tokenizer.unknown_chars(phrase):
                 self.notes.append(f"hotword {phrase!r} left out: characters outside the tokenizer "
@@ -137,14 +142,14 @@ class SearchSpace:
                 continue
             if self.words is not None:  # the search asks the LM once per word
                 self.phrases.append(tuple(self.words.get_index(w) for w in phrase.split()))
-                self.bonuses.append(tuple(weight for _ in phrase.split()))
+                self.shares.append(tuple(1.0 for _ in phrase.split()))
             else:  # once per token: the phrase is |w o r d|, the bonus spread over its letters
-                units, bonus = [tokenizer.word_sep_id], [0.0]
+                units, shares = [tokenizer.word_sep_id], [0.0]
                 for word in phrase.split():
                     units += tokenizer.encode(word) + [tokenizer.word_sep_id]
-                    bonus += [weight / len(word)] * len(word) + [0.0]
+                    shares += [1.0 / len(word)] * len(word) + [0.0]
                 self.phrases.append(tuple(units))
-                self.bonuses.append(tuple(bonus))
+                self.shares.append(tuple(shares))
 
 
 class BeamSearchDecoder(Decoder):
@@ -159,7 +164,7 @@ class BeamSearchDecoder(Decoder):
         super().__init__(tokenizer)
         self.options = options
         self.workers = max(1, workers)
-        self.space = space or SearchSpace.load(tokenizer, lm, lexicon, hotwords, options.hotword_weight)
+        self.space = space or SearchSpace.load(tokenizer, lm, lexicon, hotwords)
         self.notes = self.space.notes
         self._pool: ProcessPoolExecutor | None = None
         self._search = self._build()
@@ -177,15 +182,16 @@ class BeamSearchDecoder(Decoder):
         o, s = self.options, self.space
         lm, lm_weight = s.kenlm, o.lm_weight
         if s.phrases:  # the wrapper applies lm_weight itself, so hotword bonuses stay in log-prob units
+            bonuses = [tuple(o.hotword_weight * x for x in shares) for shares in s.shares]
             lm, lm_weight = HotwordLM(s.kenlm, o.lm_weight, PhraseMatcher(
-                s.phrases, s.bonuses, None if s.words is not None else self.tokenizer.word_sep_id)), 1.0
+                s.phrases, bonuses, None if s.words is not None else self.tokenizer.word_sep_id)), 1.0
         elif lm is None:
             lm = ZeroLM()
         token_beam = o.beam_size_token or len(self.tokenizer)
         if s.lexicon is not None:
             opts = LexiconDecoderOptions(beam_size=o.beam_size, beam_size_token=token_beam,
                                          beam_threshold=o.beam_threshold, lm_weight=lm_weight,
-                                         word_score=o.word_score, unk_score=o.unk_score, sil_score=0.0,
+                                         word_score=o.word_score, unk_score=-math.inf, sil_score=0.0,
                                          log_add=o.log_add, criterion_type=CriterionType.CTC)
         else:  # no words here: the word score goes to the word separator
             opts = LexiconFreeDecoderOptions(beam_size=o.beam_size, beam_size_token=token_beam,
@@ -198,12 +204,19 @@ class BeamSearchDecoder(Decoder):
 
     def _search_one(self, emissions: np.ndarray) -> list[tuple[list[int], list[int], float]]:
         """(T, V) float32 log-probs -> [(frame path, word ids, score)], best first."""
-        emissions = np.ascontiguousarray(emissions, dtype=np.float32)
-        if emissions.shape[0] == 0:
+        frames = emissions.shape[0]
+        if frames == 0:
             return [([], [], 0.0)]
+        if self.space.lexicon is not None:
+            # A lexicon word is complete only after its |, which our models do not emit at the
+            # end of an utterance: a free extra frame of | (or blank) lets the last word end.
+            end = np.full((1, emissions.shape[1]), -1e4, dtype=np.float32)
+            end[0, [self.tokenizer.blank_id, self.tokenizer.word_sep_id]] = 0.0
+            emissions = np.concatenate([emissions, end])
+        emissions = np.ascontiguousarray(emissions, dtype=np.float32)
         results = self._search.decoder.decode(emissions.ctypes.data, emissions.shape[0], emissions.shape[1])
         # flashlight's paths have one extra step at each end (the start and end states).
-        return [(list(r.tokens)[1:-1], [w for w in r.words if w >= 0], float(r.score))
+        return [(list(r.tokens)[1: frames + 1], [w for w in r.words if w >= 0], float(r.score))
                 for r in results[: self.options.nbest]] or [([], [], -math.inf)]
 
     def _hypothesis(self, path: list[int], word_ids: list[int], score: float) -> Hypothesis:

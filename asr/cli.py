@@ -134,32 +134,66 @@ def _load_transcriber(args):
 
 
 def cmd_transcribe(args) -> int:
-    from asr.audio import AudioError
-    from asr.writers import get_writer
+    from asr.inputs import duration_of, expand_inputs, needs_ffmpeg
+    from asr.writers import WRITERS, DirectoryOutput, OutputError, get_writer
 
+    formats = list(WRITERS) if args.format == "all" else [args.format]
+    if args.output_dir:
+        try:
+            output = DirectoryOutput(args.output_dir, formats)  # before the model and any audio
+        except OutputError as e:
+            _err(str(e))
+            return 2
+    elif args.format == "all":
+        _err("--format all writes several files per input: give --output-dir")
+        return 2
+    else:
+        output = get_writer(args.format, sys.stdout)
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    paths, input_errors = expand_inputs(args.files)
+    for message in input_errors:
+        _err(message)
+    if paths.count("-") > 1:
+        _err("-: stdin can be read only once")
+        return 2
     transcriber = _load_transcriber(args)
-    writer = get_writer(args.format, sys.stdout)
-    failed = 0
-    for start in range(0, len(args.files), args.batch_size):  # the model runs once per batch
-        paths, waves = [], []
-        for path in args.files[start: start + args.batch_size]:
-            try:
-                waves.append(transcriber.load(path))
-                paths.append(path)
-            except AudioError as e:
-                _err(str(e))
-                failed += 1
-        for path, result in zip(paths, transcriber.transcribe_waveforms(waves) if waves else []):
-            writer.write(path, result)
-    writer.close()
+    transcriber.batch_size = args.batch_size
+    bar = None
+    if not args.quiet and sys.stderr.isatty():
+        from tqdm import tqdm
+
+        # seconds of audio; unknown (stdin, ffmpeg) -> no total; unreadable files count 0
+        seconds = [duration_of(p) for p in paths]
+        total = None if any(p == "-" or needs_ffmpeg(p) for p in paths) else sum(s or 0 for s in seconds)
+        bar = tqdm(total=round(total, 1) if total else None, unit="s", desc="audio", file=sys.stderr,
+                   dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]"
+                   if total else None)
+    failed = len(input_errors)
+    for path, outcome in transcriber.transcribe_files(paths, progress=None if bar is None else bar.update):
+        if isinstance(outcome, Exception):
+            if bar is not None:
+                bar.write(f"asr: {outcome}", file=sys.stderr)
+            else:
+                _err(str(outcome))
+            failed += 1
+        else:
+            output.write(path, outcome)
+    if bar is not None:
+        bar.close()
+    output.close()
     if failed:
-        _err(f"{failed} of {len(args.files)} file(s) failed")
+        _err(f"{failed} of {len(paths) + len(input_errors)} file(s) failed")
     return 1 if failed else 0
 
 
 def cmd_lm_build(args) -> int:
-    from asr.lm import build_lm, inspect_lm
+    from asr.lm import KENLM_MAX_ORDER, build_lm, inspect_lm
 
+    if args.order > KENLM_MAX_ORDER:
+        _err(f"warning: beam search loads LMs up to order {KENLM_MAX_ORDER} (flashlight-text's KenLM)")
     path, tool = build_lm(args.texts, args.output, order=args.order, unit=args.unit)
     info = inspect_lm(path)
     counts = ", ".join(f"{n}-grams {c}" for n, c in enumerate(info.counts, 1))
@@ -350,13 +384,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="overwrite a --report directory that is not empty")
     p.set_defaults(func=cmd_evaluate)
 
-    p = sub.add_parser("transcribe", help="print path<TAB>text (or JSON with word times) for each audio file")
-    p.add_argument("files", nargs="+")
+    p = sub.add_parser("transcribe", help="transcribe audio files, folders, globs or - (stdin) of any length: "
+                       "text, JSON with word times, SRT/VTT subtitles")
+    p.add_argument("files", nargs="+", metavar="INPUT", help="audio file, folder (searched recursively), glob, "
+                   "or - for a WAV on stdin; m4a/mp4/webm/... need ffmpeg")
     model_args(p)
     beam_args(p)
-    p.add_argument("--format", default="txt", choices=["txt", "json"],
-                   help="txt: path<TAB>text; json: one object per file with words, times and confidence")
-    p.add_argument("--batch-size", type=int, default=16, help="files per model run")
+    p.add_argument("--format", default="txt", choices=["txt", "json", "srt", "vtt", "tsv", "all"],
+                   help="txt: path<TAB>text (a line per segment in --output-dir); json: words, segments, times "
+                   "and confidence; srt/vtt: subtitles; tsv: start/end ms + text; all: each (needs --output-dir)")
+    p.add_argument("--output-dir", "-o", metavar="DIR", help="write one file per input and format here, named "
+                   "after the input (default: print to stdout)")
+    p.add_argument("--batch-size", type=int, default=16, help="segments (of files or of long files) per model run")
+    p.add_argument("--threads", type=int, help="CPU threads for the model (torch.set_num_threads)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar (it is off anyway when stderr "
+                   "is not a terminal)")
     p.set_defaults(func=cmd_transcribe)
 
     p = sub.add_parser("lm", help="n-gram language models for beam search: build, tune")
@@ -366,7 +408,7 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--output", "-o", required=True, metavar="LM.arpa")
     b.add_argument("--order", type=int, default=3)
     b.add_argument("--unit", default="word", choices=["word", "char"],
-                   help="char: a character LM for lexicon-free search (use a higher --order, e.g. 8)")
+                   help="char: a character LM for lexicon-free search (use a higher --order, e.g. 6)")
     b.set_defaults(func=cmd_lm_build)
     t = lsub.add_parser("tune", help="grid-search LM weight and word score on a dev manifest; "
                         "store the best in MODEL/decoding.yaml")
@@ -374,7 +416,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", required=True, help="model directory; decoding.yaml is written into it")
     t.add_argument("--lm", required=True)
     t.add_argument("--lexicon")
-    t.add_argument("--lm-weights", default="0,0.25,0.5,0.75,1,1.5,2", help="comma-separated grid")
+    t.add_argument("--lm-weights", default="0,0.25,0.5,0.75,1,1.5,2,3", help="comma-separated grid")
     t.add_argument("--word-scores", default="-1,0,1,2,3", help="comma-separated grid")
     t.add_argument("--beam-size", type=int, default=50)
     t.add_argument("--batch-seconds", type=float, default=300.0)

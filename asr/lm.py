@@ -31,6 +31,7 @@ BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 SPECIAL = (BOS, EOS, UNK)
 KENLM_BINARY_MAGIC = b"mmap lm "
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # lmplz --discount_fallback's values
+KENLM_MAX_ORDER = 6  # what the KenLM inside flashlight-text's wheels was compiled for
 
 
 class LMError(ValueError):
@@ -202,10 +203,10 @@ class LMInfo:
     counts: tuple[int, ...]
     words: tuple[str, ...]  # unigrams without <s>, </s>, <unk> (empty for binary files)
 
-    def is_char_lm(self, tokens: Iterable[str]) -> bool:
-        """Whether every unit is one of ``tokens`` (a character LM for lexicon-free search)."""
-        tokens = set(tokens)
-        return bool(self.words) and all(w in tokens for w in self.words)
+    @property
+    def is_char_lm(self) -> bool:
+        """Units are single characters with ``|`` between words (for lexicon-free search)."""
+        return WORD_SEP in self.words and all(len(w) == 1 for w in self.words)
 
 
 def inspect_lm(path: str | Path) -> LMInfo:

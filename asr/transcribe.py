@@ -1,5 +1,9 @@
 """Transcription: a loaded model plus a decoder, for files, arrays and batches of them.
 
+Files of any length are streamed from disk (``asr.inputs``), cut at pauses into segments of at
+most ``SegmenterOptions.max_seconds`` (``asr.segmenter``), run through the model in batches that
+mix segments of consecutive files, and stitched back on each file's clock (``merge_results``).
+
     >>> import asr
     >>> model = asr.load_model()            # the packaged default model
     >>> result = model.transcribe("speech.wav")
@@ -8,16 +12,20 @@
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterable, Iterator, Sequence
 
+import numpy as np
 import torch
 
 from asr.alignment import align_words
-from asr.audio import load_audio, prepare_array
+from asr.audio import AudioError, load_audio, prepare_array
 from asr.decoding import Decoder, Hypothesis, make_decoder
+from asr.inputs import stream_audio
 from asr.model_dir import LoadedModel, load_model_dir
+from asr.segmenter import AudioSegment, Segmenter, SegmenterOptions, array_blocks
 
 
 @dataclass(frozen=True)
@@ -73,7 +81,8 @@ class Transcriber:
     """A model ready to transcribe: weights, tokenizer, decoder and device together."""
 
     def __init__(self, loaded: LoadedModel, decoder: str | Decoder = "greedy",
-                 device: str | None = "auto", **decoder_options):
+                 device: str | None = "auto", segmenter: SegmenterOptions = SegmenterOptions(),
+                 batch_size: int = 16, **decoder_options):
         self.loaded = loaded
         self.device = resolve_device(device)
         self.model = loaded.model.to(self.device).eval()
@@ -81,6 +90,10 @@ class Transcriber:
         self.sample_rate = loaded.config.features.sample_rate
         self.decoder = (decoder if isinstance(decoder, Decoder)
                         else make_decoder(decoder, self.tokenizer, **decoder_options))
+        frame = int(round(self.model.frame_shift * self.sample_rate))
+        self.segmenter = Segmenter(self.sample_rate, segmenter, align=frame)
+        self.batch_size = batch_size
+        self._decoders: dict = {}
 
     @torch.inference_mode()
     def transcribe_waveforms(self, waves: Sequence[torch.Tensor]) -> list[Result]:
@@ -109,20 +122,165 @@ class Transcriber:
         return results
 
     def load(self, audio, sample_rate: int | None = None) -> torch.Tensor:
+        """The whole signal in memory (short files); ``transcribe`` streams long ones instead."""
         if isinstance(audio, (str, Path)):
             return load_audio(audio, self.sample_rate)
         return prepare_array(audio, sample_rate, self.sample_rate)
 
-    def transcribe(self, audio, sample_rate: int | None = None) -> Result:
-        """``audio``: a file path, or an array/tensor with its ``sample_rate``."""
-        return self.transcribe_waveforms([self.load(audio, sample_rate)])[0]
+    def transcribe(self, audio, sample_rate: int | None = None, decoder: str | Decoder | None = None,
+                   lm: str | Path | None = None, **decoder_options) -> Result:
+        """``audio``: a file path, or an array/tensor with its ``sample_rate``. Any length: long
+        audio is cut at pauses and the pieces' times are put back on the file's clock.
+        ``decoder``/``lm``/options pick another decoder for this call (``lm`` implies beam)."""
+        previous = self.decoder
+        if decoder is not None or lm is not None or decoder_options:
+            self.decoder = self._decoder_for(decoder, lm, decoder_options)
+        try:
+            if isinstance(audio, (str, Path)):
+                outcome = next(self.transcribe_files([str(audio)]))[1]
+                if isinstance(outcome, AudioError):
+                    raise outcome
+                return outcome
+            wave = prepare_array(audio, sample_rate, self.sample_rate).numpy()
+            pieces = self._run_all(self.segmenter.segments(array_blocks(wave, 30 * self.sample_rate)))
+            return merge_results(pieces, wave.size / self.sample_rate)
+        finally:
+            self.decoder = previous
+
+    def _decoder_for(self, decoder, lm, options) -> Decoder:
+        if isinstance(decoder, Decoder):
+            return decoder
+        name = decoder or ("beam" if lm is not None else "greedy")
+        if lm is not None:
+            options = {**options, "lm": str(lm)}
+        if name == "beam":  # search settings may come loose: beam_size=8, lm_weight=0.5, ...
+            from dataclasses import fields
+
+            from asr.beam_search import BeamSearchOptions
+
+            loose = {f.name for f in fields(BeamSearchOptions)} & options.keys()
+            if loose:
+                search = BeamSearchOptions(**{k: options[k] for k in loose})
+                options = {k: v for k, v in options.items() if k not in loose} | {"options": search}
+        key = (name, repr(sorted(options.items())))
+        if key not in self._decoders:
+            self._decoders[key] = make_decoder(name, self.tokenizer, **options)
+        return self._decoders[key]
+
+    def _run_all(self, segments: Iterable[AudioSegment]) -> list[tuple[float, Result]]:
+        pieces, batch = [], []
+        for seg in segments:
+            if seg.silent:
+                continue
+            batch.append(seg)
+            if len(batch) >= self.batch_size:
+                pieces += zip([s.start for s in batch], self.transcribe_waveforms([s.samples for s in batch]))
+                batch = []
+        if batch:
+            pieces += zip([s.start for s in batch], self.transcribe_waveforms([s.samples for s in batch]))
+        return pieces
+
+    def transcribe_files(self, paths: Sequence[str], progress: Callable[[float], None] | None = None,
+                         stdin=None) -> Iterator[tuple[str, Result | AudioError]]:
+        """(path, Result or AudioError) per path, in order, as soon as each is done. Segments of
+        consecutive files share model batches; at most ``batch_size`` segments (plus one file's
+        read-ahead block) are in memory. ``progress(seconds)`` is called per batch."""
+        states: deque[_FileState] = deque()
+        queue: list[tuple[_FileState, AudioSegment]] = []
+
+        def run_queue():
+            if queue:
+                results = self.transcribe_waveforms([seg.samples for _, seg in queue])
+                for (state, seg), result in zip(queue, results):
+                    state.pieces.append((seg.start, result))
+                    state.pending -= 1
+                if progress:
+                    progress(sum(seg.samples.numel() for _, seg in queue) / self.sample_rate)
+                queue.clear()
+
+        def ready():
+            while states and states[0].done and states[0].pending == 0:
+                state = states.popleft()
+                yield state.path, (state.error or merge_results(state.pieces, state.samples / self.sample_rate))
+
+        for path in paths:
+            state = _FileState(path)
+            states.append(state)
+            try:
+                for seg in self.segmenter.segments(state.count(stream_audio(path, self.sample_rate, stdin=stdin))):
+                    if seg.silent:
+                        if progress:
+                            progress(seg.samples.numel() / self.sample_rate)
+                        continue
+                    queue.append((state, seg))
+                    state.pending += 1
+                    if len(queue) >= self.batch_size:
+                        run_queue()
+                        yield from ready()
+            except AudioError as e:
+                state.error = e
+            except OSError as e:  # e.g. the file vanished or a disk error mid-read
+                state.error = AudioError(path, f"read error ({e.strerror or e})")
+            state.done = True
+            yield from ready()
+        run_queue()
+        yield from ready()
+
+
+class _FileState:
+    """A file whose segments are (partly) still in the model queue."""
+
+    def __init__(self, path: str):
+        self.path, self.pieces, self.pending, self.done, self.error, self.samples = path, [], 0, False, None, 0
+
+    def count(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
+        for block in blocks:
+            self.samples += len(block)
+            yield block
+
+
+def split_at_pauses(words: list[Word], text: str, pause: float) -> list[Segment]:
+    """Phrases: a new segment wherever the words pause for more than ``pause`` seconds. Each
+    segment spans its first to last word, so subtitles do not show text over silence."""
+    tokens = text.split()
+    if not words or len(tokens) != len(words):  # no usable word times: one segment
+        return [Segment(words[0].start, words[-1].end, text)] if words else []
+    segments, first = [], 0
+    for i in range(1, len(words) + 1):
+        if i == len(words) or words[i].start - words[i - 1].end > pause:
+            segments.append(Segment(words[first].start, words[i - 1].end, " ".join(tokens[first:i])))
+            first = i
+    return segments
+
+
+def merge_results(pieces: list[tuple[float, Result]], duration: float, pause: float = 0.6) -> Result:
+    """Per-segment Results (each timed from its own start) -> one Result on the file's clock,
+    with segments re-cut at the pauses between words (see ``split_at_pauses``)."""
+    segments, words, texts, weighted, count = [], [], [], 0.0, 0
+    pieces = sorted(pieces, key=lambda p: p[0])
+    for offset, r in pieces:
+        if not r.text:
+            continue
+        texts.append(r.text)
+        moved = [Word(w.word, round(w.start + offset, 3), round(w.end + offset, 3), w.confidence) for w in r.words]
+        words += moved
+        if moved:
+            segments += split_at_pauses(moved, r.text, pause)
+        else:
+            segments.append(Segment(round(offset, 3), round(offset + r.duration, 3), r.text))
+        if r.confidence is not None:
+            weighted, count = weighted + r.confidence * max(1, len(moved)), count + max(1, len(moved))
+    alternatives = pieces[0][1].alternatives if len(pieces) == 1 else []
+    return Result(" ".join(texts), duration, segments, words,
+                  round(weighted / count, 4) if count else None, alternatives)
 
 
 def load_model(path: str | Path | None = None, decoder: str | Decoder = "greedy",
-               device: str | None = "auto", **decoder_options) -> Transcriber:
+               device: str | None = "auto", batch_size: int = 16, **decoder_options) -> Transcriber:
     """Load a model directory (the packaged default when ``path`` is None).
 
     ``decoder="beam"`` takes ``lm=``, ``lexicon=``, ``hotwords=``, ``options=BeamSearchOptions(...)``
     and ``workers=`` (see ``asr/beam_search.py``).
     """
-    return Transcriber(load_model_dir(path), decoder=decoder, device=device, **decoder_options)
+    return Transcriber(load_model_dir(path), decoder=decoder, device=device, batch_size=batch_size,
+                       **decoder_options)

@@ -8,7 +8,8 @@ log-probs with the same LM.
 
 The acoustic model runs once per manifest; every decoder then works on the same log-probs.
 LM weight and word score are tuned on --tune-manifest (never the test split) for each LM, for
-our decoder and for pyctcdecode separately (its weights are natural-log: alpha = w / ln 10).
+our decoder (8 x 5 grid) and for pyctcdecode (3 x 3 grid around ours; its weights are natural-log:
+alpha = w / ln 10).
 Decode times are one process, search only (LM loading excluded, reported apart). RTF = decode
 seconds / audio seconds. Prints a Markdown table and one JSON line per row.
 """
@@ -122,11 +123,11 @@ def main(argv=None):
             par.workers = args.workers
             row(f"beam {args.beam_size} + {Path(lm).name}, {args.workers} processes", *run(par, test))
             par.close()
-        if args.pyctc_python:
+        if args.pyctc_python and not decoder.lexicon_free:  # pyctcdecode takes word LMs only
             words = list(decoder.space.lexicon)
             with tempfile.TemporaryDirectory() as tmp:
-                # Tune pyctcdecode's own weights on the same grid, converted to natural-log units.
-                grid_p = [(round(w_ / math.log(10), 4), s_) for w_ in DEFAULT_LM_WEIGHTS for s_ in DEFAULT_WORD_SCORES]
+                # Tune pyctcdecode's own weights (natural-log units) on a 3x3 grid around ours: it is slow.
+                grid_p = [(round(f * w / math.log(10), 4), s + d) for f in (0.5, 1.0, 1.5) for d in (-1.0, 0.0, 1.0)]
                 tuned = pyctcdecode(args.pyctc_python, arrays["tune"][0], tokenizer.tokens, lm, words, grid_p,
                                     args.beam_size, Path(tmp))
                 scored = [(a, b, word_errors(arrays["tune"][1], hyps).rate) for a, b, hyps, _ in tuned["weights"]]

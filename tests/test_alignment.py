@@ -85,4 +85,4 @@ def test_json_writer_carries_words_times_and_confidence_and_txt_stays_one_line()
     get_writer("txt", out).write("a.wav", result)
     assert out.getvalue() == "a.wav\tgo hello\n"
     with pytest.raises(ValueError, match="unknown output format"):
-        get_writer("srt", out)
+        get_writer("docx", out)

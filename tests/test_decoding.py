@@ -58,6 +58,15 @@ def test_word_lm_repairs_a_misheard_letter_that_greedy_keeps(word_lm):
     assert best(beam, lp) == "the cat sat on the mat"
 
 
+def test_the_last_word_of_a_lexicon_search_needs_no_separator_from_the_model(tmp_path):
+    # Our models emit | between words only; the search must not charge the last word for one.
+    (tmp_path / "lex.txt").write_text("the t h e |\ncat c a t |\n")
+    lp = ctc_log_probs(TOKENIZER, spelled_frames("the cat"))
+    beam = BeamSearchDecoder(TOKENIZER, lexicon=tmp_path / "lex.txt").decode(*lp)[0]
+    greedy = GreedyDecoder(TOKENIZER).decode(*lp)[0]
+    assert beam.text == "the cat" and beam.score == pytest.approx(greedy.score, abs=1e-3)
+
+
 def test_lexicon_spellings_get_the_word_separator_and_bad_entries_are_reported(tmp_path):
     path = tmp_path / "lex.txt"
     path.write_text("cat c a t\nmat m a t |\nnaïve n a ï v e |\n")
@@ -105,7 +114,9 @@ def test_a_boosted_hotword_outside_the_lm_is_recognized_only_with_the_boost(word
               "user_lexicon": {"lm": word_lm, "lexicon": tmp_path / "lex.txt"}}[files]
     (tmp_path / "lex.txt").write_text("the t h e |\nsat s a t |\nzebra z e b r a |\n")
     assert best(BeamSearchDecoder(TOKENIZER, **kwargs), lp) == "the sat"
-    assert best(BeamSearchDecoder(TOKENIZER, hotwords="zebra", **kwargs), lp) == "the zebra sat"
+    boosted = BeamSearchDecoder(TOKENIZER, hotwords="zebra", **kwargs)
+    assert best(boosted, lp) == "the zebra sat"
+    assert best(boosted.with_options(hotword_weight=0.0), lp) == "the sat"  # the weight is what does it
 
 
 def test_an_empty_hotword_list_changes_nothing(word_lm):
@@ -251,3 +262,10 @@ def test_cli_transcribe_json_has_one_object_per_file_with_words(untrained_model,
         assert {"text", "duration", "confidence", "words"} <= r.keys() and 0 <= r["confidence"] <= 1
         assert len(r["words"]) == len(r["text"].split())
         assert all(0 <= w["start"] < w["end"] <= r["duration"] + 0.04 for w in r["words"])
+
+
+def test_an_lm_of_higher_order_than_kenlm_supports_is_refused_by_name(tmp_path):
+    (tmp_path / "t.txt").write_text(LM_TEXT)
+    lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "c7.arpa", order=7, unit="char", use_lmplz=False)
+    with pytest.raises(LMError, match="c7.arpa: a 7-gram LM"):
+        BeamSearchDecoder(TOKENIZER, lm=lm)

@@ -87,8 +87,12 @@ def test_character_lm_units_are_letters_and_the_word_separator(tmp_path):
     (tmp_path / "a.txt").write_text("ab ba\nabc\n")
     path, _ = build_lm([tmp_path / "a.txt"], tmp_path / "c.arpa", order=4, unit="char", use_lmplz=False)
     info = inspect_lm(path)
-    assert set(info.words) == {"a", "b", "c", "|"}
-    assert info.is_char_lm(["<blank>", "|", "a", "b", "c"]) and not info.is_char_lm(["<blank>", "|", "a"])
+    assert set(info.words) == {"a", "b", "c", "|"} and info.is_char_lm
+    words, _ = build_lm([tmp_path / "a.txt"], tmp_path / "w.arpa", order=2, unit="word", use_lmplz=False)
+    assert not inspect_lm(words).is_char_lm
+    (tmp_path / "b.txt").write_text("a i\ni a\n")  # one-letter words are still words
+    words, _ = build_lm([tmp_path / "b.txt"], tmp_path / "w1.arpa", order=2, unit="word", use_lmplz=False)
+    assert not inspect_lm(words).is_char_lm
 
 
 @pytest.mark.parametrize("content, problem", [

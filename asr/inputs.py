@@ -1,0 +1,252 @@
+"""What ``asr transcribe`` reads: input discovery (files, folders, globs, ``-``) and audio
+sources that stream a file in blocks, so an hour of audio never sits in memory whole.
+
+libsndfile (``soundfile``) reads WAV, FLAC, OGG, MP3, ...; other containers (m4a, mp4, webm)
+go through an ``ffmpeg`` binary when one is installed, decoded to 16-bit PCM on a pipe. A WAV on
+stdin is parsed here and streamed too (libsndfile needs to seek); other formats on stdin are
+read whole.
+"""
+
+from __future__ import annotations
+
+import glob
+import io
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import soundfile as sf
+
+from asr.audio import AudioError, _short, resample, to_mono
+
+SNDFILE_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".sph", ".nist", ".aiff", ".aif",
+                      ".aifc", ".au", ".snd", ".w64", ".caf", ".rf64", ".voc"}
+FFMPEG_EXTENSIONS = {".m4a", ".mp4", ".aac", ".webm", ".mkv", ".mov", ".wma", ".amr", ".3gp", ".avi", ".mpeg"}
+AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS
+STDIN = "-"
+BLOCK_SECONDS = 30.0
+
+
+class InputError(Exception):
+    """An input argument that names no audio (an empty folder, a glob matching nothing)."""
+
+
+def expand_inputs(args: list[str]) -> tuple[list[str], list[str]]:
+    """Arguments -> (audio paths in order, one-line errors). A folder is searched recursively by
+    extension; a glob is expanded when no file has that literal name; ``-`` is stdin. A plain
+    path that does not exist is kept: reading it reports "file not found" in order."""
+    paths, errors = [], []
+    for arg in args:
+        p = Path(arg)
+        if arg == STDIN or p.is_file():
+            paths.append(arg)
+        elif p.is_dir():
+            found = sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file())
+            if not found:
+                errors.append(f"{arg}: no audio files in this folder (looked for "
+                              f"{', '.join(sorted(AUDIO_EXTENSIONS))})")
+            paths.extend(found)
+        elif glob.has_magic(arg):
+            found = sorted(f for f in glob.glob(arg, recursive=True) if Path(f).is_file())
+            if not found:
+                errors.append(f"{arg}: no file matches this pattern")
+            paths.extend(found)
+        else:
+            paths.append(arg)
+    return paths, errors
+
+
+def ffmpeg_path() -> str | None:
+    return shutil.which("ffmpeg")
+
+
+def needs_ffmpeg(path: str) -> bool:
+    return path != STDIN and Path(path).suffix.lower() in FFMPEG_EXTENSIONS
+
+
+def duration_of(path: str) -> float | None:
+    """Seconds, when cheap to know (for a progress bar); None otherwise."""
+    if path == STDIN or needs_ffmpeg(path):
+        return None
+    try:
+        return sf.info(path).duration
+    except Exception:
+        return None
+
+
+def stream_audio(path: str, sample_rate: int, block_seconds: float = BLOCK_SECONDS,
+                 stdin=None) -> Iterator[np.ndarray]:
+    """Mono float32 blocks at ``sample_rate`` from a file, ``-`` (a WAV on stdin) or, via ffmpeg,
+    any container. Raises AudioError naming the file: unreadable, empty, NaN samples, ..."""
+    if needs_ffmpeg(path):
+        yield from _ffmpeg_blocks(path, sample_rate, block_seconds)
+        return
+    if path == STDIN:
+        stream, name = stdin or sys.stdin.buffer, "<stdin>"
+        head = _read_exactly(stream, 12)
+        if not head:
+            raise AudioError(name, "nothing on stdin (0 bytes)")
+        if head[:4] == b"RIFF" and head[8:12] == b"WAVE":  # a WAV streams: no seeking needed
+            yield from _wav_pipe_blocks(stream, name, sample_rate, block_seconds)
+            return
+        source = io.BytesIO(head + stream.read())  # other formats: libsndfile needs to seek
+    else:
+        p = Path(path)
+        if not p.exists():
+            raise AudioError(path, "file not found")
+        if p.is_dir():
+            raise AudioError(path, "is a directory, not an audio file")
+        source, name = str(p), path
+        if p.is_file() and p.stat().st_size == 0:
+            raise AudioError(path, "file is empty (0 bytes)")
+    try:
+        f = sf.SoundFile(source)
+    except Exception as e:  # libsndfile's messages are informative; keep them, less the path
+        problem = re.sub(r"^Error opening .*?: ", "", _short(e))
+        unknown = path != STDIN and Path(path).suffix.lower() not in SNDFILE_EXTENSIONS
+        if not (unknown and ffmpeg_path()):
+            hint = "; ffmpeg (not installed) might read it" if unknown else ""
+            raise AudioError(name, f"not readable as audio ({problem}){hint}") from None
+        f = None
+    if f is None:  # an unknown extension libsndfile cannot read: ffmpeg may
+        yield from _ffmpeg_blocks(path, sample_rate, block_seconds)
+        return
+    with f:
+        rate = int(f.samplerate)
+        if rate <= 0:
+            raise AudioError(name, f"invalid sample rate {rate}")
+        block = max(1, int(block_seconds * rate))
+        total = 0
+        while True:
+            try:
+                samples = f.read(block, dtype="float32", always_2d=True)
+            except Exception as e:
+                raise AudioError(name, f"read error after {total / rate:.1f} s ({_short(e)})") from None
+            if samples.shape[0] == 0:
+                break
+            total += samples.shape[0]
+            yield _prepare_block(name, to_mono(samples), rate, sample_rate)
+            if samples.shape[0] < block:
+                break
+        if total == 0:
+            raise AudioError(name, "audio is empty (0 samples)")
+
+
+def _prepare_block(name: str, samples: np.ndarray, rate: int, target: int) -> np.ndarray:
+    if not np.isfinite(samples).all():
+        raise AudioError(name, "audio contains NaN or infinite samples")
+    if rate == target:
+        return np.ascontiguousarray(samples, dtype=np.float32)
+    import torch
+
+    # blocks are resampled one by one; the seam every block_seconds is far below audible
+    return resample(torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32)), rate, target).numpy()
+
+
+def _read_exactly(stream, n: int) -> bytes:
+    data = b""
+    while len(data) < n:
+        more = stream.read(n - len(data))
+        if not more:
+            break
+        data += more
+    return data
+
+
+_WAV_TYPES = {(1, 8): np.uint8, (1, 16): np.dtype("<i2"), (1, 24): np.dtype("V3"), (1, 32): np.dtype("<i4"),
+              (3, 32): np.dtype("<f4"), (3, 64): np.dtype("<f8")}
+
+
+def _wav_pipe_blocks(stream, name: str, sample_rate: int, block_seconds: float) -> Iterator[np.ndarray]:
+    """PCM or float WAV from a pipe (after "RIFF....WAVE"), in blocks. The data size may be a
+    placeholder (0 or 0xFFFFFFFF, as streaming writers leave it): then it is read to the end."""
+    import struct
+
+    fmt = None
+    while True:
+        header = _read_exactly(stream, 8)
+        if len(header) < 8:
+            raise AudioError(name, "WAV on stdin has no 'data' chunk")
+        chunk, size = header[:4], struct.unpack("<I", header[4:])[0]
+        if chunk == b"fmt ":
+            body = _read_exactly(stream, size + (size & 1))
+            if len(body) < 16:
+                raise AudioError(name, "WAV on stdin has a truncated 'fmt ' chunk")
+            tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
+            if tag == 0xFFFE and len(body) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the real tag leads the GUID
+                tag = struct.unpack("<H", body[24:26])[0]
+            fmt = (tag, channels, rate, bits)
+        elif chunk == b"data":
+            break
+        else:
+            _read_exactly(stream, size + (size & 1))
+    if fmt is None:
+        raise AudioError(name, "WAV on stdin has no 'fmt ' chunk before its data")
+    tag, channels, rate, bits = fmt
+    if (tag, bits) not in _WAV_TYPES or channels < 1 or rate < 1:
+        raise AudioError(name, f"WAV on stdin: unsupported encoding (format {tag}, {bits} bits, "
+                               f"{channels} channels, {rate} Hz); pipe PCM or float WAV")
+    dtype = np.dtype(_WAV_TYPES[(tag, bits)])
+    frame = dtype.itemsize * channels
+    left = None if size in (0, 0xFFFFFFFF) else size
+    total = 0
+    while left is None or left > 0:
+        want = max(1, int(block_seconds * rate)) * frame
+        data = _read_exactly(stream, want if left is None else min(want, left))
+        data = data[: len(data) // frame * frame]
+        if not data:
+            break
+        left = None if left is None else left - len(data)
+        if bits == 24 and tag == 1:  # little-endian 3-byte ints, sign-extended through the top byte
+            b = np.frombuffer(data, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+            samples = (((b[:, 0] << 8) | (b[:, 1] << 16) | (b[:, 2] << 24)) >> 8).astype(np.float32) / 2 ** 23
+            samples = samples.reshape(-1, channels)
+        else:
+            samples = np.frombuffer(data, dtype=dtype).reshape(-1, channels)
+        if samples.dtype == np.uint8:
+            samples = (samples.astype(np.float32) - 128.0) / 128.0
+        elif samples.dtype.kind == "i":
+            samples = samples.astype(np.float32) / float(2 ** (8 * dtype.itemsize - 1))
+        total += samples.shape[0]
+        yield _prepare_block(name, to_mono(samples.astype(np.float32, copy=False)), rate, sample_rate)
+    if total == 0:
+        raise AudioError(name, "audio is empty (0 samples)")
+
+
+def _ffmpeg_blocks(path: str, sample_rate: int, block_seconds: float) -> Iterator[np.ndarray]:
+    if not Path(path).exists():
+        raise AudioError(path, "file not found")
+    exe = ffmpeg_path()
+    if exe is None:
+        raise AudioError(path, f"{Path(path).suffix} files need ffmpeg, which is not installed "
+                               "(install it, e.g. apt-get install ffmpeg, or convert to WAV/FLAC)")
+    cmd = [exe, "-nostdin", "-v", "error", "-i", path, "-f", "s16le", "-acodec", "pcm_s16le",
+           "-ac", "1", "-ar", str(sample_rate), "-"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    total = 0
+    try:
+        nbytes = 2 * max(1, int(block_seconds * sample_rate))
+        while True:
+            data = proc.stdout.read(nbytes)
+            if not data:
+                break
+            samples = np.frombuffer(data[: len(data) // 2 * 2], dtype="<i2").astype(np.float32) / 32768.0
+            total += samples.size
+            yield samples
+        code = proc.wait()
+        if code != 0:
+            message = proc.stderr.read().decode(errors="replace").strip().splitlines()
+            last = message[-1].removeprefix(f"{path}: ")[:200] if message else f"exit code {code}"
+            raise AudioError(path, f"ffmpeg could not decode it ({last})")
+        if total == 0:
+            raise AudioError(path, "audio is empty (0 samples)")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+        proc.stderr.close()

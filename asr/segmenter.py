@@ -1,0 +1,85 @@
+"""Long audio in bounded memory: stream a source in blocks, cut it into segments at pauses.
+
+A source (``asr.inputs``) yields mono float32 blocks at the model's rate. ``Segmenter`` keeps at
+most ``max_seconds`` of them, and cuts where the short-time energy is lowest (the middle of the
+longest, quietest pause) in the second half of that window. Energy-based VAD needs no extra
+package and no model run, and the cut only has to avoid splitting a word: the model itself
+decides what is speech. Segments of digital silence are flagged ``silent`` and not transcribed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import numpy as np
+import torch
+
+
+@dataclass(frozen=True)
+class SegmenterOptions:
+    max_seconds: float = 20.0  # the model was trained on utterances of a few seconds to ~20 s
+    min_seconds: float = 5.0  # never cut before this much audio (unless the file ends)
+    frame_seconds: float = 0.025  # energy frame
+    smooth_seconds: float = 0.3  # the quietest 300 ms is taken as the pause to cut in
+    silence_rms: float = 1e-4  # a segment quieter than this (about -80 dBFS) is not transcribed
+
+
+@dataclass(frozen=True)
+class AudioSegment:
+    start: float  # seconds from the beginning of the file
+    samples: torch.Tensor  # mono float32 at the model's rate
+    silent: bool = False  # digital silence: not worth a model run (it would decode to nothing)
+
+
+def quietest_point(samples: np.ndarray, sample_rate: int, lo: int, hi: int, opts: SegmenterOptions) -> int:
+    """The sample index in [lo, hi) at the centre of the lowest-energy ``smooth_seconds`` window."""
+    frame = max(1, int(opts.frame_seconds * sample_rate))
+    n = (hi - lo) // frame
+    if n < 2:
+        return hi
+    frames = samples[lo: lo + n * frame].reshape(n, frame)
+    energy = (frames.astype(np.float64) ** 2).mean(axis=1)
+    width = max(1, int(opts.smooth_seconds / opts.frame_seconds))
+    if n > width:
+        energy = np.convolve(energy, np.ones(width) / width, mode="valid")
+        offset = width // 2
+    else:
+        offset = 0
+    # among equally quiet windows (digital silence), take the last: segments stay long
+    best = len(energy) - 1 - int(np.argmin(energy[::-1]))
+    return lo + (best + offset) * frame + frame // 2
+
+
+class Segmenter:
+    """Feed blocks in, take segments out; memory is bounded by ``max_seconds`` plus one block."""
+
+    def __init__(self, sample_rate: int, options: SegmenterOptions = SegmenterOptions(), align: int = 1):
+        self.sample_rate = sample_rate
+        self.options = options
+        # cuts on multiples of the model's output frame keep the frames where whole-file decoding has them
+        self.align = max(1, align)
+
+    def segments(self, blocks: Iterable[np.ndarray]) -> Iterator[AudioSegment]:
+        rate, opts = self.sample_rate, self.options
+        max_len, min_len = int(opts.max_seconds * rate), int(opts.min_seconds * rate)
+        buffer = np.zeros(0, dtype=np.float32)
+        start = 0  # sample offset of buffer[0] in the file
+        for block in blocks:
+            buffer = np.concatenate([buffer, block]) if buffer.size else np.asarray(block, dtype=np.float32)
+            while buffer.size >= max_len:
+                cut = quietest_point(buffer, rate, max(min_len, max_len // 2), max_len, opts)
+                cut = min(max(cut // self.align * self.align, self.align), max_len)
+                yield from self._emit(buffer[:cut], start)
+                buffer, start = buffer[cut:].copy(), start + cut
+        if buffer.size:
+            yield from self._emit(buffer, start)
+
+    def _emit(self, samples: np.ndarray, start: int) -> Iterator[AudioSegment]:
+        silent = bool(np.sqrt(np.mean(samples.astype(np.float64) ** 2)) < self.options.silence_rms)
+        yield AudioSegment(start / self.sample_rate, torch.from_numpy(np.ascontiguousarray(samples)), silent)
+
+
+def array_blocks(samples: np.ndarray, block: int) -> Iterator[np.ndarray]:
+    for i in range(0, len(samples), block):
+        yield samples[i: i + block]

@@ -1,0 +1,70 @@
+"""Cutting long audio at pauses, in bounded memory, from blocks of any size."""
+
+import numpy as np
+import pytest
+
+from asr.segmenter import Segmenter, SegmenterOptions, array_blocks, quietest_point
+
+RATE = 16000
+
+
+def bursts(layout, seed=0):
+    """Noise bursts ("speech", amplitude ~0.3) and exact silences: [(seconds, loud?), ...]."""
+    rng = np.random.default_rng(seed)
+    parts = [(0.3 * rng.standard_normal(int(s * RATE)) if loud else np.zeros(int(s * RATE))) for s, loud in layout]
+    return np.concatenate(parts).astype(np.float32)
+
+
+def segments_of(signal, block_seconds=1.0, **options):
+    seg = Segmenter(RATE, SegmenterOptions(**options))
+    return list(seg.segments(array_blocks(signal, int(block_seconds * RATE))))
+
+
+def test_cuts_fall_inside_pauses_not_inside_speech():
+    layout = [(2.5, True), (0.6, False)] * 8  # 24.8 s with a pause every 3.1 s
+    signal = bursts(layout)
+    segs = segments_of(signal, max_seconds=6.0, min_seconds=2.0, silence_rms=0.0)
+    assert len(segs) >= 4
+    for s in segs[1:]:
+        cut = int(round(s.start * RATE))
+        assert np.all(signal[cut - 160: cut + 160] == 0), f"cut at {s.start:.2f} s is not in a pause"
+
+
+def test_segments_are_contiguous_in_order_and_lose_no_sample():
+    signal = bursts([(3.0, True), (0.5, False), (7.0, True), (0.2, False), (9.0, True)], seed=1)
+    segs = segments_of(signal, max_seconds=4.0, min_seconds=1.0, silence_rms=0.0)
+    position = 0
+    for s in segs:
+        assert int(round(s.start * RATE)) == position
+        assert 0 < s.samples.numel() <= 4.0 * RATE
+        position += s.samples.numel()
+    assert position == signal.size
+    assert np.array_equal(np.concatenate([s.samples.numpy() for s in segs]), signal)
+
+
+def test_speech_without_any_pause_is_still_cut_at_the_maximum_length():
+    signal = bursts([(30.0, True)], seed=2)
+    segs = segments_of(signal, max_seconds=8.0, min_seconds=2.0, silence_rms=0.0)
+    assert len(segs) >= 4 and all(s.samples.numel() <= 8 * RATE for s in segs)
+
+
+def test_block_size_does_not_change_the_segments():
+    signal = bursts([(2.0, True), (0.7, False)] * 6, seed=3)
+    a = segments_of(signal, block_seconds=0.37, max_seconds=5.0, min_seconds=1.0)
+    b = segments_of(signal, block_seconds=13.0, max_seconds=5.0, min_seconds=1.0)
+    assert [(s.start, s.samples.numel()) for s in a] == [(s.start, s.samples.numel()) for s in b]
+
+
+def test_digital_silence_is_flagged_so_the_model_can_skip_it():
+    signal = bursts([(10.0, False), (2.0, True), (10.0, False)])
+    segs = segments_of(signal, max_seconds=5.0, min_seconds=1.0)
+    assert any(s.silent for s in segs) and any(not s.silent for s in segs)
+    assert all((s.samples.abs().max() > 0) != s.silent for s in segs)
+    assert all(s.silent for s in segments_of(np.zeros(5 * RATE, dtype=np.float32)))
+
+
+@pytest.mark.parametrize("pause_at", [2.0, 3.3, 4.6])
+def test_the_quietest_point_is_the_middle_of_the_pause(pause_at):
+    signal = bursts([(pause_at, True), (0.4, False), (6.0 - pause_at, True)], seed=4)
+    cut = quietest_point(signal, RATE, 0, signal.size, SegmenterOptions())
+    assert pause_at * RATE < cut < (pause_at + 0.4) * RATE
