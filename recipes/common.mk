@@ -1,4 +1,4 @@
-# Stages shared by the corpus recipes. Each recipe's Makefile sets its variables (DATA and
+# Stages shared by the corpus recipes. Each recipe's Makefile includes ../vars.mk, sets its variables (DATA and
 # EXP before any rule, CONFIG, VALID, EVAL_SETS), its own `download` and `prepare` stages
 # (prepare makes $(DATA)/train.jsonl), then includes this file.
 #
@@ -12,11 +12,6 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
-ASR ?= $(ROOT)/.venv/bin/asr
-DATA ?= data
-EXP ?= exp/small
-OVERRIDES ?=
-GPUS ?= 1
 
 .PHONY: all download prepare train evaluate
 
