@@ -114,8 +114,9 @@ class Transcriber:
             if aligned is None:  # not expected for a CTC path; keep the decoder's frames then
                 words, confidence = words_from_hypothesis(hyp, self.tokenizer, shift), None
             else:
-                words = [Word(w.word, round(w.start * shift, 3), round(w.end * shift, 3), round(w.confidence, 4))
-                         for w in aligned[0]]
+                # The last output frame can reach past the audio's end (frames are rounded up).
+                words = [Word(w.word, round(min(w.start * shift, duration), 3), round(min(w.end * shift, duration), 3),
+                              round(w.confidence, 4)) for w in aligned[0]]
                 confidence = round(aligned[1], 4)
             segments = [Segment(0.0, round(duration, 3), hyp.text)] if hyp.text else []
             results.append(Result(hyp.text, duration, segments, words, confidence, [h.text for h in nbest[1:]]))

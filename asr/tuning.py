@@ -23,7 +23,7 @@ from asr.text import normalize_text
 from asr.transcribe import Transcriber
 
 DEFAULT_LM_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
-DEFAULT_WORD_SCORES = (-1.0, 0.0, 1.0, 2.0, 3.0)
+DEFAULT_WORD_SCORES = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
 
 
 @dataclass

@@ -8,7 +8,7 @@ log-probs with the same LM.
 
 The acoustic model runs once per manifest; every decoder then works on the same log-probs.
 LM weight and word score are tuned on --tune-manifest (never the test split) for each LM, for
-our decoder (8 x 5 grid) and for pyctcdecode (3 x 3 grid around ours; its weights are natural-log:
+our decoder (8 x 7 grid) and for pyctcdecode (3 x 3 grid around ours; its weights are natural-log:
 alpha = w / ln 10).
 Decode times are one process, search only (LM loading excluded, reported apart). RTF = decode
 seconds / audio seconds. Prints a Markdown table and one JSON line per row.
