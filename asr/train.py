@@ -32,7 +32,7 @@ from asr import distributed
 from asr.config import Config, load_config, save_config
 from asr.data import BatchLoader, BucketBatchSampler, SpeechDataset, collate, frames_needed, read_manifest, total_hours
 from asr.decoding import GreedyDecoder
-from asr.features import StatsAccumulator
+from asr.features import SpecAugment, StatsAccumulator
 from asr.metrics import char_errors, word_errors
 from asr.model import AcousticModel
 from asr.model_dir import load_model_dir, save_model_dir
@@ -181,7 +181,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     if resume and (run_dir / "last" / "train_state.pt").is_file():
         loaded = load_model_dir(run_dir / "last", device)
         tokenizer, model = loaded.tokenizer, loaded.model
-        model.frontend.augment.cfg = cfg.augment
+        model.frontend.augment = SpecAugment(cfg.augment)  # model dirs load without augmentation
         state = torch.load(run_dir / "last" / "train_state.pt", weights_only=True, map_location="cpu")
         say(f"resuming {run_dir} at epoch {state['epoch'] + 1}, step {state['step']}")
     elif resume:
