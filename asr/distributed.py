@@ -21,6 +21,8 @@ from dataclasses import dataclass
 import torch
 import torch.distributed as dist
 
+from asr.model import resolve_device
+
 
 @dataclass(frozen=True)
 class Dist:
@@ -50,15 +52,11 @@ def setup(device_name: str) -> tuple[Dist, torch.device]:
 
 
 def _device(name: str, local_rank: int | None) -> torch.device:
-    if name == "auto":
-        name = "cuda" if torch.cuda.is_available() else "cpu"
-    if name.startswith("cuda"):
-        if not torch.cuda.is_available():
-            raise RuntimeError("train.device=cuda, but no CUDA device is available")
-        if local_rank is not None:
-            torch.cuda.set_device(local_rank)
-            return torch.device("cuda", local_rank)
-    return torch.device(name)
+    device = resolve_device(name, setting="train.device")
+    if device.type == "cuda" and local_rank is not None:
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    return device
 
 
 def teardown() -> None:

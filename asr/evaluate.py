@@ -6,7 +6,7 @@ import time
 from dataclasses import dataclass, field
 
 from asr.audio import AudioError
-from asr.data import Utterance
+from asr.data import BucketBatchSampler, Utterance
 from asr.metrics import ErrorCounts, char_errors, word_errors
 from asr.text import normalize_text
 from asr.transcribe import Transcriber
@@ -52,17 +52,9 @@ class Evaluation:
 
 
 def batches_by_duration(utterances: list[Utterance], batch_seconds: float, max_batch: int = 64):
-    order = sorted(range(len(utterances)), key=lambda i: utterances[i].duration)
-    batch, longest = [], 0.0
-    for i in order:
-        d = utterances[i].duration
-        if batch and (max(longest, d) * (len(batch) + 1) > batch_seconds or len(batch) >= max_batch):
-            yield batch
-            batch, longest = [], 0.0
-        batch.append(i)
-        longest = max(longest, d)
-    if batch:
-        yield batch
+    """Index lists of length-sorted utterances, at most ``batch_seconds`` of padded audio each."""
+    sampler = BucketBatchSampler([u.duration for u in utterances], batch_seconds, max_batch, shuffle=False)
+    return [[i for i, _ in batch] for batch in sampler]
 
 
 def evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_seconds: float = 300.0,

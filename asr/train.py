@@ -30,7 +30,7 @@ import torch.nn.functional as F
 
 from asr import distributed
 from asr.config import Config, load_config, save_config
-from asr.data import BatchLoader, BucketBatchSampler, SpeechDataset, collate, frames_needed, read_manifest, total_hours
+from asr.data import Batch, BatchLoader, BucketBatchSampler, SpeechDataset, collate, frames_needed, read_manifest, total_hours
 from asr.decoding import GreedyDecoder
 from asr.features import SpecAugment, StatsAccumulator
 from asr.metrics import char_errors, word_errors
@@ -157,8 +157,6 @@ def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None)
 
 
 def _slice(batch, start, end):
-    from asr.data import Batch
-
     wl, tl = batch.wave_lengths[start:end], batch.target_lengths[start:end]
     return Batch(batch.waveforms[start:end, : int(wl.max())], wl, batch.targets[start:end, : max(1, int(tl.max()))],
                  tl, batch.indices[start:end])

@@ -24,6 +24,7 @@ from asr.alignment import align_words
 from asr.audio import AudioError, load_audio, prepare_array
 from asr.decoding import Decoder, Hypothesis, make_decoder
 from asr.inputs import stream_audio
+from asr.model import resolve_device
 from asr.model_dir import LoadedModel, load_model_dir
 from asr.segmenter import AudioSegment, Segmenter, SegmenterOptions, array_blocks
 
@@ -51,14 +52,6 @@ class Result:
     words: list[Word] = field(default_factory=list)
     confidence: float | None = None  # of the whole transcript, 0..1
     alternatives: list[str] = field(default_factory=list)  # the next best transcripts (beam, nbest > 1)
-
-
-def resolve_device(device: str | None) -> torch.device:
-    if device in (None, "auto"):
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise RuntimeError("--device cuda was asked for, but no CUDA device is available")
-    return torch.device(device)
 
 
 def words_from_hypothesis(hyp: Hypothesis, tokenizer, frame_shift: float) -> list[Word]:
