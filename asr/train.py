@@ -30,7 +30,8 @@ import torch.nn.functional as F
 
 from asr import distributed
 from asr.config import Config, load_config, save_config
-from asr.data import Batch, BatchLoader, BucketBatchSampler, SpeechDataset, collate, frames_needed, read_manifest, total_hours
+from asr.data import (Batch, BatchLoader, BucketBatchSampler, SpeechDataset, collate, frames_needed,
+                      read_manifest, total_hours)
 from asr.decoding import GreedyDecoder
 from asr.features import SpecAugment, StatsAccumulator
 from asr.metrics import char_errors, word_errors
