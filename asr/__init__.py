@@ -3,8 +3,10 @@
 __version__ = "0.1.0"
 
 
-def load_model(path=None, decoder="greedy", device="auto", **decoder_options):
+def load_model(path=None, decoder="auto", device="auto", **decoder_options):
     """Load a model directory (default: the packaged model) ready to ``.transcribe()``.
+
+    ``decoder="auto"`` searches with the model's packaged LM when it has one, else decodes greedily.
 
     ``model.transcribe(path_or_array, sample_rate=None, decoder=None, lm=None)`` returns a Result
     with ``.text``, ``.segments`` and ``.words`` (see ``asr/transcribe.py``)."""

@@ -21,12 +21,11 @@ import os
 import sys
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import torch
-import yaml
 from flashlight.lib.text.decoder import (CriterionType, LexiconDecoderOptions, LexiconFreeDecoderOptions,
                                          ZeroLM)
 from flashlight.lib.text.decoder.kenlm import KenLM
@@ -38,9 +37,6 @@ from asr.hotwords import HotwordLM, PhraseMatcher, parse_hotwords
 from asr.lexicon import Lexicon, lexicon_from_words, read_lexicon, spell
 from asr.lm import KENLM_MAX_ORDER, UNK, LMError, inspect_lm
 from asr.text import BLANK, WORD_SEP, CharTokenizer
-
-DECODING_FILE = "decoding.yaml"  # tuned search settings, stored in the model directory
-
 
 @dataclass(frozen=True)
 class BeamSearchOptions:
@@ -85,6 +81,7 @@ class SearchSpace:
     phrases: list[tuple[int, ...]] = field(default_factory=list)
     shares: list[tuple[float, ...]] = field(default_factory=list)  # of the hotword weight, per unit
     notes: list[str] = field(default_factory=list)  # what was left out, for the user
+    source: str = ""  # the LM and lexicon files, for describe()
 
     @classmethod
     def load(cls, tokenizer: CharTokenizer, lm: str | Path | None = None, lexicon: str | Path | None = None,
@@ -130,7 +127,8 @@ class SearchSpace:
             except Exception as e:  # KenLM's errors arrive as RuntimeError: where it threw, then why
                 lines = str(e).strip().splitlines()
                 raise LMError(f"{info.path}: KenLM cannot load it: {' '.join(lines[1:2] or lines[:1])}") from None
-        space = cls(tokens, words, lex, kenlm, notes=notes)
+        source = ", ".join(f"{k} {v}" for k, v in (("lm", lm), ("lexicon", lexicon)) if v)
+        space = cls(tokens, words, lex, kenlm, notes=notes, source=source)
         space._add_phrases(phrases, tokenizer)
         return space
 
@@ -173,6 +171,11 @@ class BeamSearchDecoder(Decoder):
         """Same files and loaded LM, other settings (for tuning)."""
         return BeamSearchDecoder(self.tokenizer, options=replace(self.options, **changes), workers=self.workers,
                                  space=self.space)
+
+    def describe(self) -> str:
+        o = self.options
+        return (f"beam {o.beam_size}, {self.space.source or 'no LM'}, lm_weight {o.lm_weight:g}, "
+                f"word_score {o.word_score:g}")
 
     @property
     def lexicon_free(self) -> bool:
@@ -273,50 +276,3 @@ def _set_worker(decoder: BeamSearchDecoder) -> None:
 
 def _worker_search(emissions: np.ndarray):
     return _WORKER._search_one(emissions)
-
-
-# -- tuned settings stored with the model -------------------------------------------------------
-
-def read_decoding_defaults(model_dir: str | Path | None) -> dict:
-    """Settings that ``asr lm tune`` stored in MODEL/decoding.yaml ({} when there are none)."""
-    if model_dir is None or not (Path(model_dir) / DECODING_FILE).is_file():
-        return {}
-    path = Path(model_dir) / DECODING_FILE
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        raise LMError(f"{path}: not valid YAML ({e})") from None
-    if not isinstance(data, dict):
-        raise LMError(f"{path}: expected a mapping of settings")
-    return data
-
-
-def write_decoding_defaults(model_dir: str | Path, settings: dict) -> Path:
-    """Write MODEL/decoding.yaml atomically (a reader never sees half a file)."""
-    path = Path(model_dir) / DECODING_FILE
-    tmp = path.with_name(f".{DECODING_FILE}.tmp-{os.getpid()}")
-    tmp.write_text("# written by `asr lm tune`; used by --decoder beam unless options say otherwise\n"
-                   + yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
-def resolve_options(model_dir: str | Path | None, lm: str | Path | None, **explicit
-                    ) -> tuple[BeamSearchOptions, list[str]]:
-    """Defaults < MODEL/decoding.yaml (with an LM: the weights were tuned for one) < ``explicit``.
-
-    ``explicit`` values that are None are not given. Returns the options and notes for the user.
-    """
-    names = {f.name for f in fields(BeamSearchOptions)}
-    unknown = set(explicit) - names
-    if unknown:
-        raise TypeError(f"unknown beam search options: {', '.join(sorted(unknown))}")
-    values, notes = {}, []
-    stored = read_decoding_defaults(model_dir) if lm else {}
-    if stored:
-        values.update({k: v for k, v in stored.items() if k in names})
-        tuned_lm = (stored.get("tuned") or {}).get("lm")
-        if tuned_lm and Path(tuned_lm).resolve() != Path(lm).resolve():
-            notes.append(f"{Path(model_dir) / DECODING_FILE}: settings were tuned with {tuned_lm}, not {lm}")
-    values.update({k: v for k, v in explicit.items() if v is not None})
-    return BeamSearchOptions(**values), notes

@@ -92,10 +92,10 @@ def cmd_evaluate(args) -> int:
         Path(args.output).write_text("\n".join(lines) + "\n", encoding="utf-8")
     elif not args.json:
         print("\n".join(lines))
-    s = result.summary()
+    s = {**result.summary(), "decoder": transcriber.decoder.describe()}
     print(f"WER {100 * s['wer']:.2f}% ({s['word_errors']}/{s['words']}: {s['substitutions']} sub, "
           f"{s['deletions']} del, {s['insertions']} ins)  CER {100 * s['cer']:.2f}%  "
-          f"{s['utterances']} utterances, {s['audio_seconds']:.1f} s audio, RTF {s['rtf']}")
+          f"{s['utterances']} utterances, {s['audio_seconds']:.1f} s audio, RTF {s['rtf']}; {s['decoder']}")
     if args.json:
         print(json.dumps(s))
     if args.report:
@@ -103,7 +103,8 @@ def cmd_evaluate(args) -> int:
 
         from asr.report import build_report, write_report
 
-        meta = {"model": args.model or "packaged default", "manifest": args.manifest, "decoder": args.decoder,
+        meta = {"model": args.model or "packaged default", "manifest": args.manifest,
+                "decoder": transcriber.decoder.describe(),
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "skipped": result.skipped}
         write_report(build_report(result.utterances, meta), args.report, force=True)  # checked above
         _err(f"report written to {args.report}/ (report.md, report.html, results.json)")
@@ -112,23 +113,29 @@ def cmd_evaluate(args) -> int:
 
 def _load_transcriber(args):
     """Model + decoder from the shared options; beam settings from MODEL/decoding.yaml unless given."""
-    from asr.transcribe import Transcriber, load_model
-
-    beam_only = [f"--{n}" for n in ("lm", "lexicon", "hotwords") if getattr(args, n, None)]
-    if args.decoder != "beam":
-        if beam_only:
-            raise RuntimeError(f"{', '.join(beam_only)} need --decoder beam")
-        return load_model(args.model, decoder=args.decoder, device=args.device)
-    from asr.beam_search import BeamSearchDecoder, resolve_options
     from asr.model_dir import load_model_dir
+    from asr.transcribe import Transcriber
 
+    beam_names = ("lm", "lexicon", "hotwords", "beam_size", "beam_threshold", "lm_weight", "word_score", "nbest",
+                  "hotword_weight")
+    beam_given = [f"--{n.replace('_', '-')}" for n in beam_names if getattr(args, n, None) is not None]
     loaded = load_model_dir(args.model)
-    options, notes = resolve_options(
-        loaded.path, args.lm, beam_size=args.beam_size, beam_threshold=args.beam_threshold,
+    decoder = args.decoder
+    if decoder == "auto":
+        from asr.decoding_config import packaged_lm
+
+        decoder = "beam" if beam_given or packaged_lm(loaded.path) is not None else "greedy"
+    if decoder == "greedy":
+        if beam_given:
+            raise RuntimeError(f"{', '.join(beam_given)} need beam search (--decoder beam or auto)")
+        return Transcriber(loaded, "greedy", device=args.device)
+    from asr.decoding_config import model_decoder
+
+    decoder, notes = model_decoder(
+        loaded.path, loaded.tokenizer, lm=args.lm, lexicon=args.lexicon, hotwords=args.hotwords,
+        workers=args.decode_workers, beam_size=args.beam_size, beam_threshold=args.beam_threshold,
         lm_weight=args.lm_weight, word_score=args.word_score, nbest=args.nbest, hotword_weight=args.hotword_weight)
-    decoder = BeamSearchDecoder(loaded.tokenizer, lm=args.lm, lexicon=args.lexicon, hotwords=args.hotwords,
-                                options=options, workers=args.decode_workers)
-    for note in notes + decoder.notes:
+    for note in notes:
         _err(note)
     return Transcriber(loaded, decoder, device=args.device)
 
@@ -211,7 +218,7 @@ def cmd_lm_tune(args) -> int:
     if Path(args.manifest).stem.startswith("test"):
         _err(f"warning: {args.manifest} looks like a test split; tune on a dev split, or its WER means little")
     utterances = read_manifest(args.manifest)
-    transcriber = load_model(args.model, device=args.device)
+    transcriber = load_model(args.model, decoder="greedy", device=args.device)
     decoder = BeamSearchDecoder(transcriber.tokenizer, lm=args.lm, lexicon=args.lexicon,
                                 options=BeamSearchOptions(beam_size=args.beam_size), workers=args.decode_workers)
     for note in decoder.notes:
@@ -227,13 +234,42 @@ def cmd_lm_tune(args) -> int:
     return 0
 
 
+def cmd_synthesize(args) -> int:
+    from asr.data import total_hours
+    from asr.tts import DEFAULT_VOICES, Voice, select_sentences, synthesize
+
+    specs = args.voices.split(",") if args.voices else DEFAULT_VOICES
+    voices = [Voice.parse(v.strip()) for v in specs if v.strip()]
+    lines = []
+    for path in args.texts:
+        try:
+            lines += Path(path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise RuntimeError(f"{path}: cannot read text ({e})") from None
+    sentences = select_sentences(lines, args.num, args.min_words, args.max_words, seed=args.seed)
+    if len(sentences) < args.num:
+        _err(f"warning: only {len(sentences)} speakable sentences of {args.min_words}-{args.max_words} words")
+    utterances = synthesize(sentences, args.out, voices, seed=args.seed, jobs=args.jobs, log=_err)
+    print(f"{Path(args.out) / 'train.jsonl'}: {len(utterances)} utterances, {total_hours(utterances):.2f} h, "
+          f"{len(sentences) - len(utterances)} skipped")
+    return 0 if utterances else 1
+
+
 def cmd_export(args) -> int:
+    from asr.decoding_config import DECODING_FILE, package_lm, packaged_files
     from asr.model_dir import load_model_dir, save_model_dir
 
     loaded = load_model_dir(args.src)
-    save_model_dir(args.dst, loaded.config, loaded.model, loaded.tokenizer, half=args.half)
-    size = sum(f.stat().st_size for f in Path(args.dst).iterdir())
-    print(f"{args.dst}: {loaded.model.num_parameters():,} parameters, {size / 2**20:.1f} MiB")
+    carried = {p.name: p for p in packaged_files(loaded.path)}  # tuned settings and a packaged LM
+    if args.lm:  # keep the tuned weights; the LM is replaced
+        carried = {name: p for name, p in carried.items() if name == DECODING_FILE}
+    save_model_dir(args.dst, loaded.config, loaded.model, loaded.tokenizer, half=args.half, extra_files=carried)
+    if args.lm:
+        for note in package_lm(args.dst, args.lm, loaded.tokenizer, lexicon=args.lexicon):
+            _err(note)
+    files = sorted(Path(args.dst).iterdir())
+    print(f"{args.dst}: {loaded.model.num_parameters():,} parameters, "
+          f"{sum(f.stat().st_size for f in files) / 2**20:.1f} MiB ({', '.join(f.name for f in files)})")
     return 0
 
 
@@ -353,14 +389,16 @@ def build_parser() -> argparse.ArgumentParser:
 
     def model_args(p):
         p.add_argument("--model", help="model directory (default: the packaged model)")
-        p.add_argument("--decoder", default="greedy", choices=["greedy", "beam"],
-                       help="beam: CTC beam search, with --lm/--lexicon/--hotwords (see README, Decoding)")
+        p.add_argument("--decoder", default="auto", choices=["auto", "greedy", "beam"],
+                       help="auto (default): beam search with the model's packaged LM if it has one (or with "
+                       "--lm ...), else greedy; beam: CTC beam search (see README, Decoding)")
         p.add_argument("--device", default="auto", help="cpu, cuda or auto")
 
     def beam_args(p):
-        g = p.add_argument_group("beam search (--decoder beam; unset values come from MODEL/decoding.yaml "
-                                 "with --lm, else defaults)")
-        g.add_argument("--lm", metavar="LM", help="KenLM language model, ARPA or binary (asr lm build)")
+        g = p.add_argument_group("beam search (unset values come from MODEL/decoding.yaml when searching with "
+                                 "an LM, else defaults)")
+        g.add_argument("--lm", metavar="LM", help="KenLM language model, ARPA or binary (asr lm build); default: "
+                       "the LM packaged in the model, if any; 'none': search without an LM")
         g.add_argument("--lexicon", help="word -> spelling file (default: the ARPA LM's words; "
                        "'none' for lexicon-free search with a character LM)")
         g.add_argument("--beam-size", type=int)
@@ -424,10 +462,25 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--device", default="auto")
     t.add_argument("--dry-run", action="store_true", help="print the best settings, write nothing")
     t.set_defaults(func=cmd_lm_tune)
+    p = sub.add_parser("synthesize", help="extra training speech: sentences read by flite/espeak-ng voices "
+                       "-> OUT/train.jsonl + OUT/audio/")
+    p.add_argument("texts", nargs="+", metavar="TEXT", help="text files, a sentence a line")
+    p.add_argument("out", metavar="OUT")
+    p.add_argument("--num", type=int, default=1000, help="sentences to synthesize (default 1000)")
+    p.add_argument("--voices", help="comma-separated flite:NAME / espeak-ng:NAME (default: 4 flite voices "
+                   "and 4 espeak-ng American English variants)")
+    p.add_argument("--min-words", type=int, default=3)
+    p.add_argument("--max-words", type=int, default=14)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.set_defaults(func=cmd_synthesize)
     p = sub.add_parser("export", help="copy a model directory, optionally with float16 weights")
     p.add_argument("src")
     p.add_argument("dst")
     p.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
+    p.add_argument("--lm", help="package this LM with the model (quantized KenLM binary if build_binary is "
+                   "installed): plain `asr transcribe` then searches with it, using decoding.yaml's tuned weights")
+    p.add_argument("--lexicon", help="with --lm: the lexicon to package (default: the ARPA LM's words)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("compare", help="which utterances got better or worse between two evaluate --report dirs")

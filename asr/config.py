@@ -109,6 +109,9 @@ class TrainConfig:
     checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0 = epoch ends only
     max_nan_steps: int = 5  # consecutive non-finite losses before the run stops
     valid_max_utts: int = 0  # 0 = whole valid manifest
+    # Average the weights of the last N epochs (icefall's --avg) at the end; the average
+    # replaces best/ if its valid WER is lower. 0 or 1 = off.
+    average_last: int = 0
     # Decoded audio is kept in RAM as int16 (~11.5 GB per 100 h per speed factor drawn);
     # turn off for corpora larger than memory: audio is then decoded at every step.
     cache_audio: bool = True

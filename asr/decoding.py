@@ -37,6 +37,10 @@ class Decoder(ABC):
     def close(self) -> None:
         """Release worker processes, if any."""
 
+    def describe(self) -> str:
+        """One line for logs and reports."""
+        return "greedy"
+
 
 class GreedyDecoder(Decoder):
     """Best token per frame, then CTC's collapse: merge repeats, drop blanks."""

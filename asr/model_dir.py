@@ -42,7 +42,8 @@ class LoadedModel:
 
 def save_model_dir(path: str | Path, config: Config, model: AcousticModel,
                    tokenizer: CharTokenizer, half: bool = False, extra_files: dict | None = None) -> Path:
-    """Write a model directory atomically. ``half`` stores weights as float16 (half the size)."""
+    """Write a model directory atomically. ``half`` stores weights as float16 (half the size);
+    ``extra_files`` maps names to text or to a Path to copy (e.g. decoding.yaml and a packaged LM)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -55,8 +56,11 @@ def save_model_dir(path: str | Path, config: Config, model: AcousticModel,
     save_config(config, tmp / "config.yaml")
     tokenizer.save(tmp / "tokenizer.json")
     model.frontend.normalizer.save(tmp / "cmvn.json")
-    for name, text in (extra_files or {}).items():
-        (tmp / name).write_text(text, encoding="utf-8")
+    for name, content in (extra_files or {}).items():  # text to write, or a file to copy
+        if isinstance(content, Path):
+            shutil.copyfile(content, tmp / name)
+        else:
+            (tmp / name).write_text(content, encoding="utf-8")
     for f in tmp.iterdir():
         f.chmod(0o644)  # safetensors writes 0600; a model is meant to be shared and packaged
     _replace_dir(tmp, path)

@@ -165,6 +165,8 @@ def read_training_log(run_dir: str | Path) -> list[dict]:
             continue
         try:
             record = json.loads(line)
+            if "averaged" in record:  # the end-of-run weight average, not an epoch
+                continue
             by_epoch[int(record["epoch"])] = record
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
             raise PlotError(f"{path}:{lineno}: not a training log record (JSON with an 'epoch')") from None

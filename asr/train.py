@@ -27,6 +27,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
 
 from asr import distributed
 from asr.config import Config, load_config, save_config
@@ -318,10 +319,49 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
             if current < best_wer:
                 best_wer = current
                 save_model_dir(run_dir / "best", cfg, model, tokenizer)
+            if tc.average_last > 1 and epoch + 1 > tc.epochs - tc.average_last:
+                (run_dir / "epochs").mkdir(exist_ok=True)
+                save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+                          str(run_dir / "epochs" / f"epoch-{epoch + 1:03d}.safetensors"))
         checkpoint(epoch + 1, 0)
+    if tc.average_last > 1 and d.is_main:
+        average_last_epochs(cfg, model, tokenizer, valid_set, device, best_wer)
     if writer is not None:
         writer.close()
     return run_dir
+
+
+def average_last_epochs(cfg: Config, model: AcousticModel, tokenizer, valid_set, device, best_wer: float) -> None:
+    """Average the weights saved at the end of the last ``train.average_last`` epochs into
+    RUN/avg/, and make it best/ if it does better on valid (loads into ``model``: training is over)."""
+    run_dir, tc = Path(cfg.train.output_dir), cfg.train
+    paths = [run_dir / "epochs" / f"epoch-{e:03d}.safetensors" for e in range(tc.epochs - tc.average_last + 1,
+                                                                                 tc.epochs + 1)]
+    paths = [p for p in paths if p.is_file()]
+    if len(paths) < 2:
+        return
+    model.load_state_dict(average_state_dicts([load_file(str(p)) for p in paths]))
+    save_model_dir(run_dir / "avg", cfg, model, tokenizer)
+    record = {"averaged": [p.stem for p in paths]}
+    if valid_set is not None:
+        record.update(validate(model, valid_set, cfg, device, tokenizer))
+        if record["valid_wer"] < best_wer:
+            save_model_dir(run_dir / "best", cfg, model, tokenizer)
+            record["best"] = True
+    with open(run_dir / "log.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+    log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+
+
+def average_state_dicts(states: list[dict]) -> dict:
+    """Element-wise mean of floating-point tensors; integer buffers (batch counts) from the last."""
+    out = {}
+    for key, last in states[-1].items():
+        if last.is_floating_point():
+            out[key] = sum(s[key].double() for s in states).div(len(states)).to(last.dtype)
+        else:
+            out[key] = last
+    return out
 
 
 def _progress(total: int, desc: str, enabled: bool):

@@ -73,7 +73,7 @@ def words_from_hypothesis(hyp: Hypothesis, tokenizer, frame_shift: float) -> lis
 class Transcriber:
     """A model ready to transcribe: weights, tokenizer, decoder and device together."""
 
-    def __init__(self, loaded: LoadedModel, decoder: str | Decoder = "greedy",
+    def __init__(self, loaded: LoadedModel, decoder: str | Decoder = "auto",
                  device: str | None = "auto", segmenter: SegmenterOptions = SegmenterOptions(),
                  batch_size: int = 16, **decoder_options):
         self.loaded = loaded
@@ -81,12 +81,11 @@ class Transcriber:
         self.model = loaded.model.to(self.device).eval()
         self.tokenizer = loaded.tokenizer
         self.sample_rate = loaded.config.features.sample_rate
-        self.decoder = (decoder if isinstance(decoder, Decoder)
-                        else make_decoder(decoder, self.tokenizer, **decoder_options))
+        self._decoders: dict = {}
+        self.decoder = self._decoder_for(decoder, None, decoder_options)
         frame = int(round(self.model.frame_shift * self.sample_rate))
         self.segmenter = Segmenter(self.sample_rate, segmenter, align=frame)
         self.batch_size = batch_size
-        self._decoders: dict = {}
 
     @torch.inference_mode()
     def transcribe_waveforms(self, waves: Sequence[torch.Tensor]) -> list[Result]:
@@ -142,23 +141,25 @@ class Transcriber:
             self.decoder = previous
 
     def _decoder_for(self, decoder, lm, options) -> Decoder:
+        """``auto``: beam search when the model has a packaged LM or an LM/beam option is given, else
+        greedy. ``beam`` without ``lm`` uses the packaged LM (``lm="none"``: no LM)."""
         if isinstance(decoder, Decoder):
             return decoder
-        name = decoder or ("beam" if lm is not None else "greedy")
         if lm is not None:
             options = {**options, "lm": str(lm)}
-        if name == "beam":  # search settings may come loose: beam_size=8, lm_weight=0.5, ...
-            from dataclasses import fields
+        name = decoder or "auto"
+        if name == "auto":
+            from asr.decoding_config import packaged_lm
 
-            from asr.beam_search import BeamSearchOptions
-
-            loose = {f.name for f in fields(BeamSearchOptions)} & options.keys()
-            if loose:
-                search = BeamSearchOptions(**{k: options[k] for k in loose})
-                options = {k: v for k, v in options.items() if k not in loose} | {"options": search}
+            name = "beam" if options or packaged_lm(self.loaded.path) is not None else "greedy"
         key = (name, repr(sorted(options.items())))
         if key not in self._decoders:
-            self._decoders[key] = make_decoder(name, self.tokenizer, **options)
+            if name == "beam":  # search settings may come loose: beam_size=8, lm_weight=0.5, ...
+                from asr.decoding_config import model_decoder
+
+                self._decoders[key] = model_decoder(self.loaded.path, self.tokenizer, **options)[0]
+            else:
+                self._decoders[key] = make_decoder(name, self.tokenizer, **options)
         return self._decoders[key]
 
     def _run_all(self, segments: Iterable[AudioSegment]) -> list[tuple[float, Result]]:
@@ -269,12 +270,14 @@ def merge_results(pieces: list[tuple[float, Result]], duration: float, pause: fl
                   round(weighted / count, 4) if count else None, alternatives)
 
 
-def load_model(path: str | Path | None = None, decoder: str | Decoder = "greedy",
+def load_model(path: str | Path | None = None, decoder: str | Decoder = "auto",
                device: str | None = "auto", batch_size: int = 16, **decoder_options) -> Transcriber:
     """Load a model directory (the packaged default when ``path`` is None).
 
-    ``decoder="beam"`` takes ``lm=``, ``lexicon=``, ``hotwords=``, ``options=BeamSearchOptions(...)``
-    and ``workers=`` (see ``asr/beam_search.py``).
+    ``decoder``: ``auto`` (beam search with the model's packaged LM if it has one, else greedy),
+    ``greedy`` or ``beam``, which takes ``lm=`` (``"none"``: no LM), ``lexicon=``, ``hotwords=``,
+    ``workers=`` and search settings, loose (``beam_size=8``) or as ``options=BeamSearchOptions(...)``
+    (see ``asr/beam_search.py``; unset settings come from the model's ``decoding.yaml``).
     """
     return Transcriber(load_model_dir(path), decoder=decoder, device=device, batch_size=batch_size,
                        **decoder_options)

@@ -14,7 +14,8 @@ from typing import Callable, Sequence
 import torch
 
 from asr.audio import AudioError
-from asr.beam_search import BeamSearchDecoder, write_decoding_defaults
+from asr.beam_search import BeamSearchDecoder
+from asr.decoding_config import write_decoding_defaults
 from asr.data import Utterance
 from asr.decoding import GreedyDecoder
 from asr.evaluate import batches_by_duration

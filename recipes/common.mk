@@ -2,9 +2,14 @@
 # EXP before any rule, CONFIG, VALID, EVAL_SETS), its own `download` and `prepare` stages
 # (prepare makes $(DATA)/train.jsonl), then includes this file.
 #
+#   synth     -> $(DATA)/ttsN/ (TTS_SENTENCES=N > 0: N sentences of $(TTS_TEXTS) read by TTS voices),
+#                mixed with $(DATA)/train.jsonl into $(DATA)/train_ttsN.jsonl for training
 #   train     -> $(EXP)/train.done   (a killed run resumes from $(EXP)/last on the next `make`)
-#   evaluate  -> $(EXP)/SET.json for each SET in $(EVAL_SETS) ($(DATA)/SET.jsonl), with
-#                $(EXP)/SET_hyp.txt (REF/HYP per utterance) and $(EXP)/SET.log
+#   lm        -> $(EXP)/lm/words_$(LM_ORDER)gram.arpa from the train transcripts and $(LM_TEXTS)
+#   tune      -> $(EXP)/best/decoding.yaml: LM weight and word score tuned on $(VALID)
+#   evaluate  -> $(EXP)/SET.json (greedy) and $(EXP)/SET_lm.json (beam search + LM) for each SET
+#                in $(EVAL_SETS) ($(DATA)/SET.jsonl), with SET_hyp.txt / SET_lm_hyp.txt (REF/HYP
+#                per utterance) and the logs
 #
 # Stages are files: each runs only when its inputs changed; delete an output to redo it.
 
@@ -13,18 +18,47 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
 
-.PHONY: all download prepare train evaluate
+.PHONY: all download prepare synth train lm tune evaluate
+
+synth: $(TRAIN_MANIFEST)
+
+.PRECIOUS: $(DATA)/tts%/train.jsonl  # an intermediate of train_ttsN.jsonl, but minutes of work
+
+$(DATA)/tts%/train.jsonl:
+	@test -n "$(TTS_TEXTS)" || { echo "TTS_SENTENCES needs text: set TTS_TEXTS" >&2; exit 1; }
+	$(ASR) synthesize $(TTS_TEXTS) $(DATA)/tts$* --num $*
+
+$(DATA)/train_tts%.jsonl: $(DATA)/train.jsonl $(DATA)/tts%/train.jsonl
+	cat $^ > $@
 
 train: $(EXP)/train.done
 
-$(EXP)/train.done: $(DATA)/train.jsonl
-	$(ASR) train $(CONFIG) train.train_manifest=$(DATA)/train.jsonl \
+$(EXP)/train.done: $(TRAIN_MANIFEST)
+	$(ASR) train $(CONFIG) train.train_manifest=$(TRAIN_MANIFEST) \
 	  $(if $(VALID),train.valid_manifest=$(DATA)/$(VALID).jsonl) train.output_dir=$(EXP) $(OVERRIDES) \
 	  $(if $(filter-out 1,$(GPUS)),--gpus $(GPUS)) $(if $(wildcard $(EXP)/last/train_state.pt),--resume)
 	touch $@
 
-evaluate: $(foreach set,$(EVAL_SETS),$(EXP)/$(set).json)
+lm: $(LM)
+
+$(LM): $(DATA)/train.jsonl $(LM_TEXTS)
+	$(ASR) lm build $(LM_TEXTS) $(DATA)/train.jsonl -o $@ --order $(LM_ORDER)
+
+tune: $(EXP)/best/decoding.yaml
+
+$(EXP)/best/decoding.yaml: $(EXP)/train.done $(LM)
+	@test -n "$(VALID)" || { echo "tuning needs a valid set (VALID)" >&2; exit 1; }
+	$(ASR) lm tune $(DATA)/$(VALID).jsonl --model $(EXP)/best --lm $(LM) \
+	  --lm-weights $(LM_WEIGHTS) --word-scores $(WORD_SCORES)
+
+evaluate: $(foreach set,$(EVAL_SETS),$(EXP)/$(set).json $(if $(VALID),$(EXP)/$(set)_lm.json))
+
+$(EXP)/%_lm.json: $(EXP)/best/decoding.yaml
+	$(ASR) evaluate $(DATA)/$*.jsonl --model $(EXP)/best --lm $(LM) --json -o $(EXP)/$*_lm_hyp.txt \
+	  | tee $(EXP)/$*_lm.log
+	tail -n 1 $(EXP)/$*_lm.log > $@
 
 $(EXP)/%.json: $(EXP)/train.done
-	$(ASR) evaluate $(DATA)/$*.jsonl --model $(EXP)/best --json -o $(EXP)/$*_hyp.txt | tee $(EXP)/$*.log
+	$(ASR) evaluate $(DATA)/$*.jsonl --model $(EXP)/best --decoder greedy --json -o $(EXP)/$*_hyp.txt \
+	  | tee $(EXP)/$*.log
 	tail -n 1 $(EXP)/$*.log > $@

@@ -301,7 +301,7 @@ def test_a_split_with_nothing_usable_is_an_error_naming_the_first_problem(tmp_pa
 # --- the asr prepare commands ---------------------------------------------------------------
 
 def test_asr_prepare_prints_counts_and_every_skip(tmp_path, capsys):
-    made = make_librispeech(tmp_path / "corpus", {"train-clean-5": 4, "dev-clean-2": 2})
+    make_librispeech(tmp_path / "corpus", {"train-clean-5": 4, "dev-clean-2": 2})
     sorted((tmp_path / "corpus" / "LibriSpeech" / "train-clean-5").rglob("*.flac"))[0].unlink()
     code = main(["prepare", "librispeech", str(tmp_path / "corpus"), str(tmp_path / "data")])
     out, err = capsys.readouterr()

@@ -81,6 +81,11 @@ def test_a_resumed_run_that_logged_an_epoch_twice_is_plotted_with_the_later_reco
     assert [r["epoch"] for r in records] == [1, 2, 3, 4]
 
 
+def test_the_weight_average_record_at_the_end_of_a_run_is_not_an_epoch(tmp_path):
+    write_log(tmp_path / "run", [1, 2, 3], [json.dumps({"averaged": ["epoch-002", "epoch-003"], "valid_wer": 0.2})])
+    assert [r["epoch"] for r in read_training_log(tmp_path / "run")] == [1, 2, 3]
+
+
 def test_a_bad_training_log_is_a_clear_error_naming_the_line(tmp_path, capsys):
     write_log(tmp_path / "run", [1, 2], extra_lines=["{not json"])
     with pytest.raises(PlotError, match=r"log.jsonl:3"):

@@ -1,5 +1,5 @@
-"""The speechocean762 recipe runs prepare -> train -> evaluate from one `make`, on a small
-copy of the corpus in the official layout."""
+"""The speechocean762 recipe runs prepare -> train -> LM -> tune -> evaluate from one `make`, on a
+small copy of the corpus in the official layout."""
 
 import json
 import shutil
@@ -35,14 +35,18 @@ def test_one_make_command_prepares_trains_and_evaluates(tmp_path):
             "train.epochs=2 train.batch_seconds=30 train.progress=false")
     cmd = ["make", "-C", str(REPO_ROOT / "recipes" / "speechocean762"), f"ASR={sys.executable} -m asr.cli",
            f"CORPUS={tmp_path / 'corpus'}", f"DATA={tmp_path / 'data'}", f"EXP={tmp_path / 'exp'}",
-           f"OVERRIDES={tiny}", "VALID_SPEAKERS=1"]
+           f"OVERRIDES={tiny}", "VALID_SPEAKERS=1", "LM_ORDER=2", "LM_WEIGHTS=0,0.5", "WORD_SCORES=0"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert len((tmp_path / "data" / "test.jsonl").read_text().splitlines()) == 6
     assert len((tmp_path / "data" / "valid.jsonl").read_text().splitlines()) == 6
     summary = json.loads((tmp_path / "exp" / "test.json").read_text())
     assert summary["utterances"] == 6 and 0 <= summary["cer"]
+    assert summary["decoder"] == "greedy"
     assert (tmp_path / "exp" / "test_hyp.txt").read_text().count("REF:") == 6
+    with_lm = json.loads((tmp_path / "exp" / "test_lm.json").read_text())  # weights tuned on valid
+    assert with_lm["utterances"] == 6 and with_lm["decoder"].startswith("beam 50, lm ")
+    assert "lm_weight" in (tmp_path / "exp" / "best" / "decoding.yaml").read_text()
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # every stage is done
     assert again.returncode == 0 and "asr.cli train" not in again.stdout
 

@@ -41,6 +41,23 @@ def test_training_reduces_the_loss_and_writes_loadable_models(tiny_corpus, tmp_p
     assert any((run / "tb").iterdir())  # TensorBoard event file
 
 
+def test_the_last_epochs_are_averaged_and_the_average_kept_only_if_it_validates_better(tiny_corpus, tmp_path):
+    run = train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=3", "train.average_last=2"))
+    saved = sorted(p.name for p in (run / "epochs").iterdir())
+    assert saved == ["epoch-002.safetensors", "epoch-003.safetensors"]  # only the epochs averaged
+    e2, e3 = (load_file(str(run / "epochs" / name)) for name in saved)
+    avg = load_file(str(run / "avg" / "model.safetensors"))
+    for key in avg:
+        if avg[key].is_floating_point():
+            torch.testing.assert_close(avg[key], (e2[key] + e3[key]) / 2)
+    record = epochs(run)[-1]
+    assert record["averaged"] == ["epoch-002", "epoch-003"] and "valid_wer" in record
+    best_wer = min(e["valid_wer"] for e in epochs(run)[:-1])
+    best = load_file(str(run / "best" / "model.safetensors"))
+    same_as_avg = all(torch.equal(best[k], avg[k]) for k in avg)
+    assert same_as_avg == (record["valid_wer"] < best_wer) == record.get("best", False)
+
+
 def test_a_killed_run_resumes_to_exactly_the_same_weights(tiny_corpus, tmp_path):
     extra = ["train.epochs=2", "train.checkpoint_every=2"]
     straight = train(tiny_config(tiny_corpus, tmp_path / "straight", *extra))

@@ -1,0 +1,168 @@
+"""MODEL/decoding.yaml: a model's beam search settings, and the LM packaged with it.
+
+``asr lm tune`` stores the LM weight and word score that did best on a dev set; ``asr export
+--lm`` copies the LM into the model directory (a quantized KenLM binary when build_binary is
+installed, with the word list a binary lacks) and names it here, by a path relative to the
+directory, so a copied model keeps its LM. Plain ``asr transcribe`` then searches with it::
+
+    lm: lm.bin
+    lexicon: lexicon.txt
+    lm_weight: 0.75
+    word_score: 1.0
+    beam_size: 50
+    tuned: {lm: lm.bin, manifest: data/valid.jsonl, wer: 0.61, ...}
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from dataclasses import fields
+from pathlib import Path
+
+import yaml
+
+from asr.beam_search import BeamSearchDecoder, BeamSearchOptions, SearchSpace
+from asr.lexicon import lexicon_from_words, write_lexicon
+from asr.lm import LMError, inspect_lm, kenlm_tool
+from asr.text import CharTokenizer
+
+DECODING_FILE = "decoding.yaml"
+
+
+def read_decoding_defaults(model_dir: str | Path | None) -> dict:
+    """Settings that ``asr lm tune`` stored in MODEL/decoding.yaml ({} when there are none)."""
+    if model_dir is None or not (Path(model_dir) / DECODING_FILE).is_file():
+        return {}
+    path = Path(model_dir) / DECODING_FILE
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as e:
+        raise LMError(f"{path}: not valid YAML ({e})") from None
+    if not isinstance(data, dict):
+        raise LMError(f"{path}: expected a mapping of settings")
+    return data
+
+
+def write_decoding_defaults(model_dir: str | Path, settings: dict) -> Path:
+    """Write MODEL/decoding.yaml atomically (a reader never sees half a file)."""
+    path = Path(model_dir) / DECODING_FILE
+    tmp = path.with_name(f".{DECODING_FILE}.tmp-{os.getpid()}")
+    tmp.write_text("# written by `asr lm tune` / `asr export --lm`; beam search starts from these settings\n"
+                   + yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    tmp.replace(path)
+    return path
+
+
+def resolve_options(model_dir: str | Path | None, lm: str | Path | None, **explicit
+                    ) -> tuple[BeamSearchOptions, list[str]]:
+    """Defaults < MODEL/decoding.yaml (with an LM: the weights were tuned for one) < ``explicit``.
+
+    ``explicit`` values that are None are not given. Returns the options and notes for the user.
+    """
+    names = {f.name for f in fields(BeamSearchOptions)}
+    unknown = set(explicit) - names
+    if unknown:
+        raise TypeError(f"unknown beam search options: {', '.join(sorted(unknown))}")
+    values, notes = {}, []
+    stored = read_decoding_defaults(model_dir) if lm else {}
+    if stored:
+        values.update({k: v for k, v in stored.items() if k in names})
+        tuned_lm = (stored.get("tuned") or {}).get("lm")
+        if tuned_lm and (Path(model_dir) / tuned_lm).resolve() != Path(lm).resolve():  # relative: packaged
+            notes.append(f"{Path(model_dir) / DECODING_FILE}: settings were tuned with {tuned_lm}, not {lm}")
+    values.update({k: v for k, v in explicit.items() if v is not None})
+    return BeamSearchOptions(**values), notes
+
+
+def packaged_lm(model_dir: str | Path | None) -> tuple[Path, Path | str | None] | None:
+    """(LM, lexicon) packaged in MODEL, or None. The lexicon is a path, "none" or None (ARPA words)."""
+    stored = read_decoding_defaults(model_dir)
+    if not stored.get("lm"):
+        return None
+    base = Path(model_dir)
+    lm = base / str(stored["lm"])
+    lexicon = stored.get("lexicon")
+    if lexicon and str(lexicon).lower() != "none":
+        lexicon = base / str(lexicon)
+    for path in (lm, lexicon):
+        if isinstance(path, Path) and not path.is_file():
+            raise LMError(f"{base / DECODING_FILE} names {path.name}, which is missing from {base}")
+    return lm, lexicon
+
+
+def packaged_files(model_dir: str | Path) -> list[Path]:
+    """decoding.yaml and the files it names: what a copy of the model directory must carry."""
+    base = Path(model_dir)
+    if not (base / DECODING_FILE).is_file():
+        return []
+    lm_files = packaged_lm(base)
+    return [base / DECODING_FILE] + [p for p in (lm_files or ()) if isinstance(p, Path)]
+
+
+def package_lm(model_dir: str | Path, lm: str | Path, tokenizer: CharTokenizer,
+               lexicon: str | Path | None = None, binary: bool = True) -> list[str]:
+    """Put ``lm`` into MODEL so that plain ``asr transcribe`` searches with it; returns notes.
+
+    An ARPA LM becomes a KenLM trie with 8-bit quantization (a 19 MB 4-gram ARPA -> 2.8 MB)
+    when build_binary is installed, else it is copied as is.
+    """
+    base, info, notes = Path(model_dir), inspect_lm(lm), []
+    stored = read_decoding_defaults(base)
+    tuned_lm = (stored.get("tuned") or {}).get("lm")
+    if "lm_weight" not in stored:
+        notes.append(f"{base}: no tuned LM weight yet; run `asr lm tune` on a dev set")
+    elif tuned_lm and (base / tuned_lm).resolve() != Path(lm).resolve():
+        notes.append(f"{base / DECODING_FILE}: settings were tuned with {tuned_lm}, not {lm}")
+    if info.binary and lexicon is None:
+        raise LMError(f"{lm}: a binary KenLM file has no readable word list; give a lexicon (or 'none')")
+    for old in ("lm.bin", "lm.arpa", "lexicon.txt"):
+        (base / old).unlink(missing_ok=True)
+    build_binary = kenlm_tool("build_binary") if binary and not info.binary else None
+    if build_binary:
+        target = base / "lm.bin"
+        proc = subprocess.run([build_binary, "-q", "8", "-b", "8", "trie", str(lm), str(target)],
+                              capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise LMError(f"{lm}: build_binary failed: {proc.stderr.strip().splitlines()[-1:]}")
+        if lexicon is None:
+            if info.is_char_lm:
+                lexicon = "none"
+            else:  # the binary has no word list: keep the ARPA's words as the lexicon
+                report = lexicon_from_words(info.words, tokenizer)
+                lexicon = write_lexicon(report.lexicon, base / "lexicon.txt")
+    else:
+        target = base / ("lm.bin" if info.binary else "lm.arpa")
+        shutil.copyfile(lm, target)
+    if lexicon is not None and str(lexicon).lower() != "none" and Path(lexicon) != base / "lexicon.txt":
+        shutil.copyfile(lexicon, base / "lexicon.txt")
+        lexicon = base / "lexicon.txt"
+    settings = {"lm": target.name}
+    if lexicon is not None:
+        settings["lexicon"] = "none" if str(lexicon).lower() == "none" else "lexicon.txt"
+    settings.update({k: v for k, v in stored.items() if k not in ("lm", "lexicon")})
+    if tuned_lm and Path(tuned_lm).resolve() == Path(lm).resolve():
+        settings["tuned"] = {**stored["tuned"], "lm": target.name, "source_lm": str(tuned_lm)}
+    write_decoding_defaults(base, settings)
+    SearchSpace.load(tokenizer, *packaged_lm(base))  # a package that cannot load fails here, not later
+    return notes
+
+
+def model_decoder(model_dir: str | Path | None, tokenizer: CharTokenizer, lm: str | Path | None = None,
+                  lexicon: str | Path | None = None, hotwords=None, workers: int = 1,
+                  options: BeamSearchOptions | None = None, **explicit) -> tuple[BeamSearchDecoder, list[str]]:
+    """Beam search for a model directory, and notes for the user.
+
+    ``lm=None`` takes the LM packaged in the model, if any; ``lm="none"`` searches without one.
+    Settings: ``options`` as given, else defaults < decoding.yaml < ``explicit`` (``resolve_options``).
+    """
+    if lm is None and model_dir is not None and (packaged := packaged_lm(model_dir)) is not None:
+        lm, packaged_lexicon = packaged
+        lexicon = lexicon if lexicon is not None else packaged_lexicon
+    elif isinstance(lm, str) and lm.lower() == "none":
+        lm = None
+    resolved, notes = resolve_options(model_dir, lm, **explicit)
+    decoder = BeamSearchDecoder(tokenizer, lm=lm, lexicon=lexicon, hotwords=hotwords,
+                                options=options or resolved, workers=workers)
+    return decoder, notes + decoder.notes

@@ -1,0 +1,155 @@
+"""Synthetic training speech: sentences read by Debian's TTS voices (flite, espeak-ng).
+
+Low-resource recipes have far more text than audio. Reading extra sentences with several
+voices, at random speaking rates and pitches, gives the acoustic model more words and spellings
+to learn from; whether that helps on real speech is an experiment, measured in the recipe.
+
+Only sentences whose spoken form equals their written form are used: no digits, no symbols
+and no abbreviations, because "1863" or "Mr." is read aloud as words that the transcript
+would not contain.
+"""
+
+from __future__ import annotations
+
+import random
+import re
+import shutil
+import subprocess
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+import torch
+
+from asr.audio import resample
+from asr.data import Utterance, write_manifest
+from asr.text import normalize_text
+
+SAMPLE_RATE = 16000
+# flite's US/Scottish voices and espeak-ng's American English with a few variants; kal16 is
+# the 16 kHz diphone voice (kal is 8 kHz).
+DEFAULT_VOICES = ("flite:slt", "flite:awb", "flite:rms", "flite:kal16",
+                  "espeak-ng:en-us", "espeak-ng:en-us+f3", "espeak-ng:en-us+m3", "espeak-ng:en+f4")
+_ENGINE_PACKAGE = {"flite": "flite", "espeak-ng": "espeak-ng"}
+_ALLOWED = re.compile(r"^[A-Za-z ,.;:?!'\"()\-]+$")
+# Read aloud as something other than their letters.
+_ABBREVIATION = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|No|Co|Jr|Sr|Gen|Col|Capt|Lt|Rev|Hon|Esq|etc|vs)\.",
+                           re.IGNORECASE)
+
+
+class TTSError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Voice:
+    engine: str  # "flite" or "espeak-ng"
+    name: str
+
+    @classmethod
+    def parse(cls, spec: str) -> "Voice":
+        engine, sep, name = spec.partition(":")
+        if not sep or engine not in _ENGINE_PACKAGE or not name:
+            raise TTSError(f"voice {spec!r}: expected flite:NAME or espeak-ng:NAME (e.g. flite:slt, "
+                           f"espeak-ng:en-us+f3)")
+        return cls(engine, name)
+
+    def __str__(self) -> str:
+        return f"{self.engine}:{self.name}"
+
+    def command(self, text: str, wav: Path, rate: float, pitch: float) -> list[str]:
+        """The synthesizer call. ``rate`` > 1 is slower speech; ``pitch`` in [0, 1] low to high."""
+        if self.engine == "flite":
+            return ["flite", "-voice", self.name, "--setf", f"duration_stretch={rate:.3f}",
+                    "--setf", f"int_f0_target_mean={90 + 170 * pitch:.0f}", "-t", text, "-o", str(wav)]
+        return ["espeak-ng", "-v", self.name, "-s", f"{175 / rate:.0f}", "-p", f"{20 + 70 * pitch:.0f}",
+                "-w", str(wav), text]
+
+
+def check_engines(voices: list[Voice]) -> None:
+    for engine in sorted({v.engine for v in voices}):
+        if shutil.which(engine) is None:
+            raise TTSError(f"{engine} is not installed (Debian: apt-get install {_ENGINE_PACKAGE[engine]})")
+
+
+def speakable(sentence: str, min_words: int, max_words: int) -> bool:
+    """True if the sentence reads aloud exactly as its normalized text, within the length."""
+    if not _ALLOWED.match(sentence) or _ABBREVIATION.search(sentence):
+        return False
+    if re.search(r"\b[A-Z]{2,}\b", sentence):  # acronyms are spelled out letter by letter
+        return False
+    return min_words <= len(normalize_text(sentence).split()) <= max_words
+
+
+def select_sentences(lines: list[str], n: int, min_words: int = 3, max_words: int = 14,
+                     seed: int = 0) -> list[str]:
+    """``n`` distinct speakable sentences, drawn at random."""
+    seen, candidates = set(), []
+    for line in lines:
+        line = " ".join(line.split())
+        key = normalize_text(line)
+        if key in seen or not speakable(line, min_words, max_words):
+            continue
+        seen.add(key)
+        candidates.append(line)
+    random.Random(seed).shuffle(candidates)
+    return candidates[:n]
+
+
+def synthesize_one(voice: Voice, text: str, out: Path, rate: float, pitch: float, noise_db: float,
+                   rng: np.random.Generator) -> float:
+    """Read ``text`` into ``out`` (16 kHz FLAC) with a little white noise; returns seconds."""
+    with tempfile.TemporaryDirectory() as tmp:
+        wav = Path(tmp) / "tts.wav"
+        proc = subprocess.run(voice.command(text, wav, rate, pitch), capture_output=True, text=True)
+        if proc.returncode != 0 or not wav.is_file():
+            raise TTSError(f"{voice} failed on {text!r}: {proc.stderr.strip() or 'no audio written'}")
+        samples, rate_hz = sf.read(wav, dtype="float32", always_2d=True)
+    audio = torch.from_numpy(samples.mean(axis=1))
+    if rate_hz != SAMPLE_RATE:
+        audio = resample(audio, rate_hz, SAMPLE_RATE)
+    audio = audio.numpy()
+    if audio.size == 0 or not np.any(audio):
+        raise TTSError(f"{voice} wrote silence for {text!r}")
+    # Synthetic audio has digital silence between words; real recordings never do.
+    signal_power = float(np.mean(audio ** 2))
+    audio = audio + rng.normal(0, np.sqrt(signal_power / 10 ** (noise_db / 10)), audio.shape).astype(np.float32)
+    audio = audio / max(1.0, float(np.abs(audio).max()) / 0.95)
+    sf.write(out, audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    return len(audio) / SAMPLE_RATE
+
+
+def synthesize(sentences: list[str], out_dir: str | Path, voices: list[Voice], seed: int = 0,
+               rate_range=(0.9, 1.5), snr_range=(20.0, 40.0), jobs: int = 2,
+               log=print) -> list[Utterance]:
+    """Each sentence read once by a random voice at a random rate, pitch and noise level.
+
+    Writes ``out_dir/audio/tts-NNNNN.flac`` and ``out_dir/train.jsonl``; a sentence the
+    synthesizer fails on is reported and skipped. Rates above 1 are slower than the voice's
+    default: the learners in L2 corpora read slowly.
+    """
+    check_engines(voices)
+    out_dir = Path(out_dir)
+    (out_dir / "audio").mkdir(parents=True, exist_ok=True)
+    rng = random.Random(seed)
+    plans = [(i, text, rng.choice(voices), rng.uniform(*rate_range), rng.random(), rng.uniform(*snr_range))
+             for i, text in enumerate(sentences)]
+
+    def run(plan):
+        i, text, voice, rate, pitch, snr = plan
+        path = out_dir / "audio" / f"tts-{i:05d}.flac"
+        try:
+            seconds = synthesize_one(voice, text, path, rate, pitch, snr, np.random.default_rng(seed * 100003 + i))
+        except (TTSError, OSError, RuntimeError) as e:
+            log(f"skipped sentence {i}: {e}")
+            return None
+        return Utterance(str(path.resolve()), round(seconds, 3), normalize_text(text), speaker=str(voice),
+                         id=f"tts-{i:05d}")
+
+    with ThreadPoolExecutor(max(1, jobs)) as pool:  # the synthesizers are subprocesses
+        utterances = [u for u in pool.map(run, plans) if u is not None]
+    write_manifest(out_dir / "train.jsonl", utterances)
+    return utterances

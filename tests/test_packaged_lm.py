@@ -1,0 +1,150 @@
+"""A model directory can carry its LM: `asr export --lm` packages it, and plain `asr transcribe`
+(and `asr.load_model()`) then search with it and its tuned weights; without one they decode greedily."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+import asr
+from asr import decoding_config
+from asr.beam_search import BeamSearchDecoder
+from asr.cli import main
+from asr.decoding import GreedyDecoder
+from asr.decoding_config import DECODING_FILE, package_lm, packaged_lm, read_decoding_defaults, write_decoding_defaults
+from asr.lm import KENLM_BINARY_MAGIC, LMError, build_lm, kenlm_tool
+from asr.model_dir import load_model_dir
+
+
+@pytest.fixture
+def lm(tmp_path):
+    (tmp_path / "text.txt").write_text("hello world\nhello hello world\nworld hello\n")
+    return build_lm([tmp_path / "text.txt"], tmp_path / "hw.arpa", order=2, use_lmplz=False)[0]
+
+
+@pytest.fixture
+def tuned_model(tiny_model_dir, tmp_path, lm):
+    """The tiny model with weights "tuned" for ``lm``, as `asr lm tune` leaves it."""
+    model = tmp_path / "trained"
+    shutil.copytree(tiny_model_dir, model)
+    write_decoding_defaults(model, {"lm_weight": 0.5, "word_score": -1.0, "beam_size": 8,
+                                    "tuned": {"lm": str(lm.resolve()), "manifest": "valid.jsonl", "wer": 0.5}})
+    return model
+
+
+@pytest.fixture
+def wav(tmp_path):
+    t = np.arange(16000) / 16000
+    path = tmp_path / "tone.wav"
+    sf.write(path, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), 16000)
+    return path
+
+
+@pytest.fixture
+def no_build_binary(monkeypatch):
+    monkeypatch.setattr(decoding_config, "kenlm_tool", lambda name: None)
+
+
+def evaluate_json(model, manifest, *extra):
+    assert main(["evaluate", str(manifest), "--model", str(model), "--json", "--decode-workers", "1", *extra]) == 0
+
+
+def test_export_with_an_arpa_lm_packages_it_with_the_tuned_weights(tuned_model, lm, tmp_path, capsys,
+                                                                  no_build_binary):
+    out = tmp_path / "package"
+    assert main(["export", str(tuned_model), str(out), "--half", "--lm", str(lm)]) == 0
+    assert "lm.arpa" in capsys.readouterr().out
+    stored = read_decoding_defaults(out)
+    assert stored["lm"] == "lm.arpa" and "lexicon" not in stored  # an ARPA file lists its own words
+    assert (stored["lm_weight"], stored["word_score"], stored["beam_size"]) == (0.5, -1.0, 8)
+    assert stored["tuned"]["lm"] == "lm.arpa" and stored["tuned"]["source_lm"] == str(lm.resolve())
+    assert (out / "lm.arpa").read_bytes() == lm.read_bytes()
+
+
+def test_a_packaged_model_searches_with_its_lm_by_default_wherever_it_is_moved(tuned_model, lm, tmp_path,
+                                                                             no_build_binary):
+    package_lm(tuned_model, lm, load_model_dir(tuned_model).tokenizer)
+    moved = tmp_path / "elsewhere" / "model"
+    shutil.move(str(tuned_model), moved)
+    model = asr.load_model(moved, device="cpu")
+    assert isinstance(model.decoder, BeamSearchDecoder)
+    assert model.decoder.options.lm_weight == 0.5 and model.decoder.options.beam_size == 8
+    assert str(moved / "lm.arpa") in model.decoder.describe()
+    assert isinstance(asr.load_model(moved, decoder="greedy", device="cpu").decoder, GreedyDecoder)
+    no_lm = asr.load_model(moved, decoder="beam", lm="none", device="cpu").decoder
+    assert isinstance(no_lm, BeamSearchDecoder) and "no LM" in no_lm.describe()
+
+
+def test_a_model_without_an_lm_decodes_greedily_unless_asked(tiny_model_dir):
+    assert packaged_lm(tiny_model_dir) is None
+    assert isinstance(asr.load_model(tiny_model_dir, device="cpu").decoder, GreedyDecoder)
+    beam = asr.load_model(tiny_model_dir, decoder="beam", beam_size=4, device="cpu").decoder
+    assert isinstance(beam, BeamSearchDecoder) and "no LM" in beam.describe()
+
+
+def test_cli_transcripts_with_the_packaged_lm_equal_those_with_the_same_lm_given(tuned_model, lm, wav, tmp_path,
+                                                                              capsys, no_build_binary):
+    manifest = tmp_path / "one.jsonl"
+    manifest.write_text(json.dumps({"audio_filepath": str(wav), "duration": 1.0, "text": "hello world"}) + "\n")
+    plain = tmp_path / "plain"
+    shutil.copytree(tuned_model, plain)
+    package_lm(tuned_model, lm, load_model_dir(tuned_model).tokenizer)
+    capsys.readouterr()
+    evaluate_json(tuned_model, manifest)
+    packaged = json.loads(capsys.readouterr().out.splitlines()[-1])
+    evaluate_json(plain, manifest, "--lm", str(lm))
+    given = json.loads(capsys.readouterr().out.splitlines()[-1])
+    assert packaged["decoder"].startswith("beam 8, lm ") and "lm_weight 0.5, word_score -1" in packaged["decoder"]
+    assert packaged["wer"] == given["wer"] and packaged["cer"] == given["cer"]
+    evaluate_json(plain, manifest)  # nothing packaged, nothing asked: greedy
+    assert json.loads(capsys.readouterr().out.splitlines()[-1])["decoder"] == "greedy"
+
+
+def test_greedy_with_beam_options_is_refused(tiny_model_dir, wav, capsys):
+    assert main(["transcribe", str(wav), "--model", str(tiny_model_dir), "--decoder", "greedy",
+                 "--lm", "x.arpa"]) == 2
+    assert "--lm need beam search" in capsys.readouterr().err
+
+
+def test_a_package_missing_its_lm_file_names_it(tuned_model, lm, wav, capsys, no_build_binary):
+    package_lm(tuned_model, lm, load_model_dir(tuned_model).tokenizer)
+    (tuned_model / "lm.arpa").unlink()
+    assert main(["transcribe", str(wav), "--model", str(tuned_model)]) == 2
+    assert "names lm.arpa, which is missing from" in capsys.readouterr().err
+
+
+def test_exporting_a_packaged_model_again_carries_its_lm(tuned_model, lm, tmp_path, no_build_binary):
+    package_lm(tuned_model, lm, load_model_dir(tuned_model).tokenizer)
+    again = tmp_path / "again"
+    assert main(["export", str(tuned_model), str(again)]) == 0
+    assert read_decoding_defaults(again) == read_decoding_defaults(tuned_model)
+    assert packaged_lm(again) == (again / "lm.arpa", None)
+
+
+def test_packaging_an_untuned_lm_says_so(tiny_model_dir, lm, tmp_path, no_build_binary):
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, model)
+    notes = package_lm(model, lm, load_model_dir(model).tokenizer)
+    assert any("no tuned LM weight" in n for n in notes)
+    assert (model / DECODING_FILE).is_file() and packaged_lm(model)[0] == model / "lm.arpa"
+
+
+def test_a_binary_lm_needs_a_lexicon(tiny_model_dir, tmp_path):
+    fake = tmp_path / "lm.bin"
+    fake.write_bytes(KENLM_BINARY_MAGIC + bytes(64))
+    with pytest.raises(LMError, match="no readable word list"):
+        package_lm(tiny_model_dir, fake, load_model_dir(tiny_model_dir).tokenizer)
+
+
+@pytest.mark.skipif(kenlm_tool("build_binary") is None, reason="KenLM build_binary is not installed (make kenlm)")
+def test_with_build_binary_the_lm_is_packaged_as_a_quantized_trie_with_its_words(tuned_model, lm):
+    package_lm(tuned_model, lm, load_model_dir(tuned_model).tokenizer)
+    stored = read_decoding_defaults(tuned_model)
+    assert (stored["lm"], stored["lexicon"]) == ("lm.bin", "lexicon.txt")
+    words = {line.split()[0] for line in (tuned_model / "lexicon.txt").read_text().splitlines()}
+    assert words == {"hello", "world"}
+    assert all(line.endswith(" |") for line in (tuned_model / "lexicon.txt").read_text().splitlines())
+    model = asr.load_model(tuned_model, device="cpu")
+    assert isinstance(model.decoder, BeamSearchDecoder) and not model.decoder.lexicon_free

@@ -1,0 +1,96 @@
+"""Synthetic training speech: only sentences that read aloud as written, each read by a voice at a
+random rate and pitch into a 16 kHz FLAC, listed in a manifest; failures are reported, not fatal."""
+
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr import tts
+from asr.cli import main
+from asr.data import read_manifest
+from asr.tts import TTSError, Voice, select_sentences, speakable, synthesize
+
+
+@pytest.mark.parametrize("sentence,ok", [
+    ("The quick brown fox jumps over the lazy dog.", True),
+    ("He said, \"Come in,\" and closed the door; then he left.", True),
+    ("It happened in 1963 in Dallas.", False),  # read as "nineteen sixty-three"
+    ("Mr. Oswald was there.", False),  # read as "mister"
+    ("The FBI agents arrived.", False),  # read letter by letter
+    ("He paid $5 for it.", False),
+    ("Too short.", False),
+])
+def test_only_sentences_that_read_aloud_as_written_are_speakable(sentence, ok):
+    assert speakable(sentence, min_words=3, max_words=14) is ok
+
+
+def test_sentences_are_drawn_distinct_and_reproducibly():
+    lines = ["one two three four", "One two three four.", "five six seven eight", "nine ten eleven twelve",
+             "It cost 5 dollars today"]
+    picked = select_sentences(lines, 10, min_words=3, seed=1)
+    assert len(picked) == 3  # the duplicate (after normalization) and the digits are left out
+    assert picked == select_sentences(lines, 10, min_words=3, seed=1)
+    assert select_sentences(lines, 2, min_words=3, seed=1) == picked[:2]
+
+
+def test_voices_are_parsed_from_engine_and_name():
+    assert Voice.parse("flite:slt") == Voice("flite", "slt")
+    assert Voice.parse("espeak-ng:en-us+f3").command("hi", "x.wav", 1.0, 0.5)[0] == "espeak-ng"
+    for bad in ("slt", "festival:kal", "flite:"):
+        with pytest.raises(TTSError, match="expected flite:NAME"):
+            Voice.parse(bad)
+
+
+def test_a_missing_synthesizer_names_the_package_to_install(tmp_path, monkeypatch):
+    monkeypatch.setattr(tts.shutil, "which", lambda name: None)
+    with pytest.raises(TTSError, match="apt-get install flite"):
+        synthesize(["a b c"], tmp_path, [Voice("flite", "slt")])
+
+
+def fake_synthesizer(rate_hz=22050, fail_on=None):
+    """Stands in for flite/espeak-ng: writes a tone to the -o/-w path (or fails on one text)."""
+    def run(cmd, capture_output, text):
+        out = cmd[cmd.index("-o") + 1] if "-o" in cmd else cmd[cmd.index("-w") + 1]
+        sentence = cmd[cmd.index("-t") + 1] if "-t" in cmd else cmd[-1]
+        if sentence == fail_on:
+            return subprocess.CompletedProcess(cmd, 1, "", "cannot say it")
+        t = np.arange(int(0.1 * len(sentence) * rate_hz)) / rate_hz
+        sf.write(out, (0.5 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), rate_hz)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+    return run
+
+
+def test_each_sentence_becomes_a_16khz_flac_in_a_manifest_and_failures_are_skipped(tmp_path, monkeypatch):
+    monkeypatch.setattr(tts.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(tts.subprocess, "run", fake_synthesizer(fail_on="Second one here"))
+    skipped = []
+    voices = [Voice("flite", "slt"), Voice("espeak-ng", "en-us")]
+    utts = synthesize(["First one here, please.", "Second one here", "Third and last one"], tmp_path / "out",
+                      voices, jobs=2, log=skipped.append)
+    assert [u.id for u in utts] == ["tts-00000", "tts-00002"]
+    assert [u.text for u in utts] == ["first one here please", "third and last one"]
+    assert len(skipped) == 1 and "sentence 1" in skipped[0] and "cannot say it" in skipped[0]
+    assert read_manifest(tmp_path / "out" / "train.jsonl") == utts
+    for u in utts:
+        info = sf.info(u.audio_filepath)
+        assert info.samplerate == 16000 and info.format == "FLAC"
+        assert info.duration == pytest.approx(u.duration, abs=1e-3)
+        assert u.speaker in {str(v) for v in voices}
+
+
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed (apt-get install flite)")
+def test_asr_synthesize_reads_sentences_with_flite(tmp_path, capsys):
+    (tmp_path / "text.txt").write_text("The cat sat on the mat.\nIn 1963 it rained.\nA dog ran to the park.\n")
+    assert main(["synthesize", str(tmp_path / "text.txt"), str(tmp_path / "out"), "--num", "5",
+                 "--voices", "flite:slt,flite:awb", "--jobs", "1"]) == 0
+    captured = capsys.readouterr()
+    assert "2 utterances" in captured.out and "only 2 speakable sentences" in captured.err
+    rows = [json.loads(line) for line in (tmp_path / "out" / "train.jsonl").read_text().splitlines()]
+    assert sorted(r["text"] for r in rows) == ["a dog ran to the park", "the cat sat on the mat"]
+    for r in rows:
+        audio, rate = sf.read(r["audio_filepath"])
+        assert rate == 16000 and 0.5 < len(audio) / rate < 6 and np.abs(audio).max() > 0.05
