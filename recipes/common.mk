@@ -49,7 +49,7 @@ tune: $(EXP)/best/decoding.yaml
 $(EXP)/best/decoding.yaml: $(EXP)/train.done $(LM)
 	@test -n "$(VALID)" || { echo "tuning needs a valid set (VALID)" >&2; exit 1; }
 	$(ASR) lm tune $(DATA)/$(VALID).jsonl --model $(EXP)/best --lm $(LM) \
-	  --lm-weights $(LM_WEIGHTS) --word-scores $(WORD_SCORES)
+	  --lm-weights=$(LM_WEIGHTS) --word-scores=$(WORD_SCORES)
 
 evaluate: $(foreach set,$(EVAL_SETS),$(EXP)/$(set).json $(if $(VALID),$(EXP)/$(set)_lm.json))
 

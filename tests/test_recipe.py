@@ -35,7 +35,7 @@ def test_one_make_command_prepares_trains_and_evaluates(tmp_path):
             "train.epochs=2 train.batch_seconds=30 train.progress=false")
     cmd = ["make", "-C", str(REPO_ROOT / "recipes" / "speechocean762"), f"ASR={sys.executable} -m asr.cli",
            f"CORPUS={tmp_path / 'corpus'}", f"DATA={tmp_path / 'data'}", f"EXP={tmp_path / 'exp'}",
-           f"OVERRIDES={tiny}", "VALID_SPEAKERS=1", "LM_ORDER=2", "LM_WEIGHTS=0,0.5", "WORD_SCORES=0"]
+           f"OVERRIDES={tiny}", "VALID_SPEAKERS=1", "LM_ORDER=2", "LM_WEIGHTS=0,0.5", "WORD_SCORES=-1,0"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert len((tmp_path / "data" / "test.jsonl").read_text().splitlines()) == 6
