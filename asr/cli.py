@@ -208,6 +208,28 @@ def cmd_lm_build(args) -> int:
     return 0
 
 
+def cmd_lm_mix(args) -> int:
+    from asr.lm_mix import mix_files
+
+    weights = [float(x) for x in args.weights.split(",")] if args.weights else None
+    path, used = mix_files(args.lms, args.output, weights=weights, dev=args.dev or ())
+    how = "fitted on " + ", ".join(args.dev) if args.dev and not weights else "given" if weights else "equal"
+    print(f"{path}: weights {', '.join(f'{w:.3f}' for w in used)} ({how})")
+    return 0
+
+
+def cmd_lm_perplexity(args) -> int:
+    from asr.lm import ArpaModel, read_sentences
+    from asr.lm_mix import perplexity
+
+    sentences = list(read_sentences(args.texts))
+    for lm in args.lms:
+        ppl, scored, oov = perplexity(ArpaModel(lm), sentences)
+        print(f"{lm}: perplexity {ppl:.1f} on {scored} tokens ({len(sentences)} sentences), "
+              f"{oov} OOV ({100 * oov / (scored + oov):.2f}%)")
+    return 0
+
+
 def cmd_lm_tune(args) -> int:
     from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
     from asr.data import read_manifest
@@ -448,6 +470,19 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--unit", default="word", choices=["word", "char"],
                    help="char: a character LM for lexicon-free search (use a higher --order, e.g. 6)")
     b.set_defaults(func=cmd_lm_build)
+    m = lsub.add_parser("mix", help="linear interpolation of ARPA LMs, weights given or fitted on dev text "
+                        "(lowest perplexity)")
+    m.add_argument("lms", nargs="+", metavar="LM.arpa")
+    m.add_argument("--output", "-o", required=True, metavar="OUT.arpa")
+    g = m.add_mutually_exclusive_group()
+    g.add_argument("--weights", help="comma-separated, one per LM, summing to 1")
+    g.add_argument("--dev", nargs="+", metavar="TEXT", help="fit the weights on these texts or manifests "
+                   "(a dev split, never the test split)")
+    m.set_defaults(func=cmd_lm_mix)
+    pp = lsub.add_parser("perplexity", help="perplexity and OOV rate of word ARPA LMs on texts or manifests")
+    pp.add_argument("lms", nargs="+", metavar="LM.arpa")
+    pp.add_argument("--texts", nargs="+", required=True, metavar="TEXT")
+    pp.set_defaults(func=cmd_lm_perplexity)
     t = lsub.add_parser("tune", help="grid-search LM weight and word score on a dev manifest; "
                         "store the best in MODEL/decoding.yaml")
     t.add_argument("manifest", help="dev manifest (never the test split)")

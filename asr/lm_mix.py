@@ -1,0 +1,130 @@
+"""Mixing n-gram LMs: linear interpolation of ARPA models into one ARPA model, and perplexity.
+
+A small in-domain LM (the training transcripts) and a large general one (LJ Speech text) each
+miss what the other knows; their linear interpolation ``p(w|h) = sum_i l_i p_i(w|h)`` keeps
+both, with the weights chosen by perplexity on a dev text (SRILM's ``ngram -mix-lm`` and
+``compute-best-mix``). The result is one static backoff model, which beam search loads like any
+other: every n-gram of any component gets its exact mixed probability, and backoff weights are
+recomputed so that each context still sums to 1. N-grams that no component holds then back off
+in the mixture rather than in each component, the same approximation as SRILM's static mix.
+A word one component does not know gets probability 0 from it (not its ``<unk>`` mass).
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Iterable, Sequence
+
+from asr.lm import BOS, EOS, UNK, ArpaModel, LMError, NgramModel, inspect_lm, read_sentences, write_arpa
+
+
+def _prob(model: ArpaModel, vocab: set[str], word: str, history: tuple[str, ...]) -> float:
+    return 10 ** model.log10_prob(word, history) if word in vocab else 0.0
+
+
+def interpolate(models: Sequence[ArpaModel], weights: Sequence[float]) -> NgramModel:
+    """The linear interpolation of ``models`` with ``weights`` (which must sum to 1)."""
+    if len(models) != len(weights) or len(models) < 2:
+        raise LMError("give at least two LMs and one weight per LM")
+    if any(w < 0 for w in weights) or not math.isclose(sum(weights), 1.0, abs_tol=1e-6):
+        raise LMError(f"mixture weights must be >= 0 and sum to 1, got {list(weights)}")
+    order = max(m.order for m in models)
+    vocabs = [set(m.vocabulary) for m in models]
+    grams_by_order: list[set[tuple[str, ...]]] = [set() for _ in range(order)]
+    for m in models:
+        for g in m.ngrams:
+            grams_by_order[len(g) - 1].add(g)
+
+    def mixed(word: str, history: tuple[str, ...]) -> float:
+        return sum(w * _prob(m, v, word, history) for m, v, w in zip(models, vocabs, weights))
+
+    probs: list[dict[tuple[str, ...], float]] = []
+    for grams in grams_by_order:
+        table = {}
+        for g in grams:
+            table[g] = 0.0 if g == (BOS,) else math.log10(max(mixed(g[-1], g[:-1]), 1e-99))  # as lmplz writes <s>
+        probs.append(table)
+
+    # Backoff weights, lowest order first: bow(h) = (1 - sum p(w|h)) / (1 - sum p(w|h[1:])) over
+    # the words w seen after h; p(w|h[1:]) may itself back off through lower-order weights.
+    backoffs: dict[tuple[str, ...], float] = {}
+
+    def lookup(word: str, history: tuple[str, ...]) -> float:
+        penalty = 0.0
+        while (*history, word) not in probs[len(history)]:
+            if not history:
+                return penalty + probs[0].get((UNK,), -99.0)
+            penalty += backoffs.get(history, 0.0)
+            history = history[1:]
+        return penalty + probs[len(history)][(*history, word)]
+
+    for n in range(1, order):
+        followers: dict[tuple[str, ...], list[str]] = defaultdict(list)
+        for g in probs[n]:
+            followers[g[:-1]].append(g[-1])
+        for context in probs[n - 1]:
+            words = followers.get(context)
+            if not words:
+                continue
+            seen = sum(10 ** probs[n][(*context, w)] for w in words)
+            lower = sum(10 ** lookup(w, context[1:]) for w in words)
+            backoffs[context] = math.log10(max(1.0 - seen, 1e-12) / max(1.0 - lower, 1e-12))
+    return NgramModel([{g: (lp, backoffs.get(g, 0.0) if n < order - 1 else None) for g, lp in table.items()}
+                       for n, table in enumerate(probs)])
+
+
+def perplexity(model: ArpaModel, sentences: Iterable[list[str]]) -> tuple[float, int, int]:
+    """(perplexity, words scored, out-of-vocabulary words): ``</s>`` counts, OOVs are skipped."""
+    vocab = set(model.vocabulary)
+    total, scored, oov = 0.0, 0, 0
+    for words in sentences:
+        history: tuple[str, ...] = (BOS,)
+        for word in [*words, EOS]:
+            if word in vocab:
+                total += model.log10_prob(word, history)
+                scored += 1
+            else:
+                oov += 1
+            history = (*history, word)
+    if not scored:
+        raise LMError("no in-vocabulary words to score")
+    return 10 ** (-total / scored), scored, oov
+
+
+def best_weights(models: Sequence[ArpaModel], sentences: list[list[str]], iterations: int = 50) -> list[float]:
+    """Weights that minimize the mixture's perplexity on ``sentences`` (EM, as SRILM's
+    compute-best-mix): each iteration, a model's weight becomes its average posterior share."""
+    vocabs = [set(m.vocabulary) for m in models]
+    rows = []  # per word: the probability each model gives it
+    for words in sentences:
+        history: tuple[str, ...] = (BOS,)
+        for word in [*words, EOS]:
+            ps = [_prob(m, v, word, history) for m, v in zip(models, vocabs)]
+            if any(ps):
+                rows.append(ps)
+            history = (*history, word)
+    if not rows:
+        raise LMError("no word of the dev text is known to any LM")
+    weights = [1.0 / len(models)] * len(models)
+    for _ in range(iterations):
+        shares = [0.0] * len(models)
+        for ps in rows:
+            total = sum(w * p for w, p in zip(weights, ps))
+            for i, (w, p) in enumerate(zip(weights, ps)):
+                shares[i] += w * p / total
+        weights = [s / len(rows) for s in shares]
+    return weights
+
+
+def mix_files(lms: Sequence[str | Path], output: str | Path, weights: Sequence[float] | None = None,
+              dev: Sequence[str | Path] = ()) -> tuple[Path, list[float]]:
+    """Interpolate ARPA files; weights given, or fitted on ``dev`` texts/manifests (or equal)."""
+    for lm in lms:
+        if inspect_lm(lm).binary:
+            raise LMError(f"{lm}: mixing needs ARPA files, not KenLM binaries")
+    models = [ArpaModel(lm) for lm in lms]
+    if weights is None:
+        weights = best_weights(models, list(read_sentences(dev))) if dev else [1.0 / len(models)] * len(models)
+    return write_arpa(interpolate(models, weights), output), list(weights)

@@ -1,0 +1,100 @@
+"""Mixing LMs: the interpolated ARPA model gives exactly l*pA + (1-l)*pB for every n-gram either
+LM holds, backs off so that every context still sums to 1, and its weights can be fitted on dev
+text by perplexity."""
+
+import math
+
+import pytest
+
+from asr.cli import main
+from asr.lm import BOS, EOS, KENLM_BINARY_MAGIC, UNK, ArpaModel, LMError, build_lm
+from asr.lm_mix import best_weights, interpolate, mix_files, perplexity
+
+IN_DOMAIN = "the cat sat on the mat\nthe cat ate\na dog sat on a mat\nthe dog ate the cat food\n"
+GENERAL = "the president sat in the car\nthe car was on the road\na man ate food in the car\nthe dog ran\n"
+
+
+@pytest.fixture(scope="module")
+def lms(tmp_path_factory):
+    d = tmp_path_factory.mktemp("mix")
+    (d / "a.txt").write_text(IN_DOMAIN)
+    (d / "b.txt").write_text(GENERAL)
+    a = build_lm([d / "a.txt"], d / "a.arpa", order=3, use_lmplz=False)[0]
+    b = build_lm([d / "b.txt"], d / "b.arpa", order=2, use_lmplz=False)[0]  # orders may differ
+    return d, a, b
+
+
+def component_prob(model, word, history):
+    return 10 ** model.log10_prob(word, history) if word in model.vocabulary else 0.0
+
+
+HISTORIES = [(BOS,), (BOS, "the"), ("the", "cat"), ("sat", "on"), ("the", "car"), ("zebra",), ("a", "man"), ()]
+
+
+def test_every_ngram_of_either_lm_gets_the_weighted_sum_of_their_probabilities(lms, tmp_path):
+    d, a, b = lms
+    out, weights = mix_files([a, b], tmp_path / "mix.arpa", weights=[0.7, 0.3])
+    A, B, M = ArpaModel(a), ArpaModel(b), ArpaModel(out)
+    assert M.order == 3 and set(M.vocabulary) == set(A.vocabulary) | set(B.vocabulary)
+    assert set(M.ngrams) == set(A.ngrams) | set(B.ngrams)
+    for *history, word in M.ngrams:
+        if word == BOS:
+            continue
+        expected = 0.7 * component_prob(A, word, history) + 0.3 * component_prob(B, word, history)
+        assert 10 ** M.log10_prob(word, history) == pytest.approx(expected, rel=1e-5), (history, word)
+
+
+def test_every_context_of_the_mixture_sums_to_one(lms, tmp_path):
+    d, a, b = lms
+    out, _ = mix_files([a, b], tmp_path / "mix.arpa", weights=[0.4, 0.6])
+    M = ArpaModel(out)
+    for history in HISTORIES:
+        total = sum(10 ** M.log10_prob(w, history) for w in M.vocabulary if w != BOS)
+        assert total == pytest.approx(1.0, abs=1e-5), history
+
+
+def test_fitted_weights_favour_the_lm_of_the_dev_text_and_lower_its_perplexity(lms, tmp_path):
+    d, a, b = lms
+    (d / "dev.txt").write_text("the cat sat on a mat\nthe dog ate\n")
+    A, B = ArpaModel(a), ArpaModel(b)
+    sentences = [s.split() for s in (d / "dev.txt").read_text().splitlines()]
+    weights = best_weights([A, B], sentences)
+    assert weights[0] > 0.5 and sum(weights) == pytest.approx(1.0)
+    fitted = perplexity(ArpaModel(mix_files([a, b], tmp_path / "f.arpa", dev=[d / "dev.txt"])[0]), sentences)[0]
+    for other in ([0.5, 0.5], [0.2, 0.8], [0.95, 0.05]):
+        assert fitted <= perplexity(ArpaModel(mix_files([a, b], tmp_path / "o.arpa", weights=other)[0]),
+                                    sentences)[0] + 1e-6
+
+
+def test_perplexity_counts_end_of_sentence_and_skips_unknown_words(lms):
+    d, a, b = lms
+    A = ArpaModel(a)
+    ppl, scored, oov = perplexity(A, [["the", "cat", "zebra"]])
+    assert (scored, oov) == (3, 1)  # the, cat, </s>; zebra is out of vocabulary
+    logp = A.log10_prob("the", (BOS,)) + A.log10_prob("cat", (BOS, "the")) + A.log10_prob(EOS, ("the", "cat", "zebra"))
+    assert ppl == pytest.approx(10 ** (-logp / 3))
+    assert UNK in A.vocabulary
+
+
+def test_bad_weights_and_binary_lms_are_refused(lms, tmp_path):
+    d, a, b = lms
+    with pytest.raises(LMError, match="sum to 1"):
+        mix_files([a, b], tmp_path / "m.arpa", weights=[0.5, 0.6])
+    with pytest.raises(LMError, match="one weight per LM"):
+        interpolate([ArpaModel(a)], [1.0])
+    binary = tmp_path / "lm.bin"
+    binary.write_bytes(KENLM_BINARY_MAGIC + bytes(16))
+    with pytest.raises(LMError, match="needs ARPA files"):
+        mix_files([a, binary], tmp_path / "m.arpa")
+
+
+def test_cli_mixes_with_fitted_weights_and_reports_perplexity(lms, tmp_path, capsys):
+    d, a, b = lms
+    (d / "dev.txt").write_text("the cat sat on a mat\n")
+    assert main(["lm", "mix", str(a), str(b), "--dev", str(d / "dev.txt"), "-o", str(tmp_path / "m.arpa")]) == 0
+    out = capsys.readouterr().out
+    assert "weights" in out and "fitted on" in out
+    assert main(["lm", "perplexity", str(a), str(tmp_path / "m.arpa"), "--texts", str(d / "dev.txt")]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 2 and all("perplexity" in line and "OOV" in line for line in lines)
+    assert not math.isnan(float(lines[0].split("perplexity ")[1].split()[0]))
