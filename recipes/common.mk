@@ -5,7 +5,8 @@
 #   synth     -> $(DATA)/ttsN/ (TTS_SENTENCES=N > 0: N sentences of $(TTS_TEXTS) read by TTS voices),
 #                mixed with $(DATA)/train.jsonl into $(DATA)/train_ttsN.jsonl for training
 #   train     -> $(EXP)/train.done   (a killed run resumes from $(EXP)/last on the next `make`)
-#   lm        -> $(EXP)/lm/words_$(LM_ORDER)gram.arpa from the train transcripts and $(LM_TEXTS)
+#   lm        -> $(EXP)/lm/words_$(LM_ORDER)gram.arpa: the train transcripts' LM, mixed with one
+#                of $(LM_TEXTS) (if given) at the weights that fit the valid transcripts best
 #   tune      -> $(EXP)/best/decoding.yaml: LM weight and word score tuned on $(VALID)
 #   evaluate  -> $(EXP)/SET.json (greedy) and $(EXP)/SET_lm.json (beam search + LM) for each SET
 #                in $(EVAL_SETS) ($(DATA)/SET.jsonl), with SET_hyp.txt / SET_lm_hyp.txt (REF/HYP
@@ -41,8 +42,17 @@ $(EXP)/train.done: $(TRAIN_MANIFEST)
 
 lm: $(LM)
 
+# With LM_TEXTS: an LM of the train transcripts and one of LM_TEXTS, interpolated with the
+# weights that give the lowest perplexity on the valid transcripts (asr lm mix).
 $(LM): $(DATA)/train.jsonl $(LM_TEXTS)
-	$(ASR) lm build $(LM_TEXTS) $(DATA)/train.jsonl -o $@ --order $(LM_ORDER)
+ifeq ($(strip $(LM_TEXTS)),)
+	$(ASR) lm build $(DATA)/train.jsonl -o $@ --order $(LM_ORDER)
+else
+	$(ASR) lm build $(DATA)/train.jsonl -o $(@D)/train_$(LM_ORDER)gram.arpa --order $(LM_ORDER)
+	$(ASR) lm build $(LM_TEXTS) -o $(@D)/texts_$(LM_ORDER)gram.arpa --order $(LM_ORDER)
+	$(ASR) lm mix $(@D)/train_$(LM_ORDER)gram.arpa $(@D)/texts_$(LM_ORDER)gram.arpa -o $@ \
+	  $(if $(VALID),--dev $(DATA)/$(VALID).jsonl)
+endif
 
 tune: $(EXP)/best/decoding.yaml
 
