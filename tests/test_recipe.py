@@ -35,7 +35,7 @@ def test_one_make_command_prepares_trains_and_evaluates(tmp_path):
             "train.epochs=2 train.batch_seconds=30 train.progress=false")
     cmd = ["make", "-C", str(REPO_ROOT / "recipes" / "speechocean762"), f"ASR={sys.executable} -m asr.cli",
            f"CORPUS={tmp_path / 'corpus'}", f"DATA={tmp_path / 'data'}", f"EXP={tmp_path / 'exp'}",
-           f"OVERRIDES={tiny}", "VALID_SPEAKERS=1", "LM_ORDER=2", "LM_WEIGHTS=0,0.5", "WORD_SCORES=-1,0"]
+           f"OVERRIDES={tiny}", "VALID_SPEAKERS=1", "LM_ORDER=2", "LM_WEIGHTS=0,0.5", "WORD_SCORES=-1,0", "TTS_SENTENCES=0"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert len((tmp_path / "data" / "test.jsonl").read_text().splitlines()) == 6
@@ -57,3 +57,19 @@ def test_without_a_corpus_the_recipe_says_how_to_get_one(tmp_path):
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=60)
     assert done.returncode != 0
     assert "no corpus at" in done.stderr and "download" in done.stderr
+
+
+@pytest.mark.skipif(not SHARED_SO762.is_dir(), reason="../shared/data/speechocean762 is not present")
+@pytest.mark.skipif(shutil.which("flite") is None or shutil.which("espeak-ng") is None,
+                    reason="flite/espeak-ng are not installed")
+def test_the_synth_stage_mixes_synthetic_sentences_into_the_train_manifest(tmp_path):
+    fake_release(tmp_path / "corpus", n_per_speaker=2)
+    cmd = ["make", "-C", str(REPO_ROOT / "recipes" / "speechocean762"), f"ASR={sys.executable} -m asr.cli",
+           f"CORPUS={tmp_path / 'corpus'}", f"DATA={tmp_path / 'data'}", f"EXP={tmp_path / 'exp'}",
+           "VALID_SPEAKERS=1", "TTS_SENTENCES=3", "synth"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    real = (tmp_path / "data" / "train.jsonl").read_text().splitlines()
+    mixed = (tmp_path / "data" / "train_tts3.jsonl").read_text().splitlines()
+    assert mixed[: len(real)] == real and len(mixed) == len(real) + 3
+    assert all(json.loads(line)["id"].startswith("tts-") for line in mixed[len(real):])
