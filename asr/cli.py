@@ -113,6 +113,7 @@ def cmd_evaluate(args) -> int:
 
 def _load_transcriber(args):
     """Model + decoder from the shared options; beam settings from MODEL/decoding.yaml unless given."""
+    from asr.decoding_config import choose_decoder, model_decoder
     from asr.model_dir import load_model_dir
     from asr.transcribe import Transcriber
 
@@ -120,17 +121,10 @@ def _load_transcriber(args):
                   "hotword_weight")
     beam_given = [f"--{n.replace('_', '-')}" for n in beam_names if getattr(args, n, None) is not None]
     loaded = load_model_dir(args.model)
-    decoder = args.decoder
-    if decoder == "auto":
-        from asr.decoding_config import packaged_lm
-
-        decoder = "beam" if beam_given or packaged_lm(loaded.path) is not None else "greedy"
-    if decoder == "greedy":
+    if choose_decoder(args.decoder, loaded.path, bool(beam_given)) == "greedy":
         if beam_given:
             raise RuntimeError(f"{', '.join(beam_given)} need beam search (--decoder beam or auto)")
         return Transcriber(loaded, "greedy", device=args.device)
-    from asr.decoding_config import model_decoder
-
     decoder, notes = model_decoder(
         loaded.path, loaded.tokenizer, lm=args.lm, lexicon=args.lexicon, hotwords=args.hotwords,
         workers=args.decode_workers, beam_size=args.beam_size, beam_threshold=args.beam_threshold,

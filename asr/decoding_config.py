@@ -20,14 +20,19 @@ import shutil
 import subprocess
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import yaml
 
-from asr.beam_search import BeamSearchDecoder, BeamSearchOptions, SearchSpace
 from asr.lexicon import lexicon_from_words, write_lexicon
 from asr.lm import LMError, inspect_lm, kenlm_tool
 from asr.text import CharTokenizer
 
+if TYPE_CHECKING:
+    from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
+
+# beam_search (flashlight, torchaudio's decoder: ~1.2 s to import) is imported only where a search
+# is built, so that choosing greedy decoding from decoding.yaml stays cheap.
 DECODING_FILE = "decoding.yaml"
 
 
@@ -61,6 +66,8 @@ def resolve_options(model_dir: str | Path | None, lm: str | Path | None, **expli
 
     ``explicit`` values that are None are not given. Returns the options and notes for the user.
     """
+    from asr.beam_search import BeamSearchOptions
+
     names = {f.name for f in fields(BeamSearchOptions)}
     unknown = set(explicit) - names
     if unknown:
@@ -69,11 +76,25 @@ def resolve_options(model_dir: str | Path | None, lm: str | Path | None, **expli
     stored = read_decoding_defaults(model_dir) if lm else {}
     if stored:
         values.update({k: v for k, v in stored.items() if k in names})
-        tuned_lm = (stored.get("tuned") or {}).get("lm")
-        if tuned_lm and (Path(model_dir) / tuned_lm).resolve() != Path(lm).resolve():  # relative: packaged
-            notes.append(f"{Path(model_dir) / DECODING_FILE}: settings were tuned with {tuned_lm}, not {lm}")
+        if _tuned_for_other_lm(model_dir, stored, lm):
+            notes.append(f"{Path(model_dir) / DECODING_FILE}: settings were tuned with {stored['tuned']['lm']}, "
+                         f"not {lm}")
     values.update({k: v for k, v in explicit.items() if v is not None})
     return BeamSearchOptions(**values), notes
+
+
+def _tuned_for_other_lm(model_dir: str | Path, stored: dict, lm: str | Path) -> bool:
+    """True when decoding.yaml's weights were tuned with an LM other than ``lm`` (a relative
+    ``tuned.lm`` is the packaged one, inside the model directory)."""
+    tuned_lm = (stored.get("tuned") or {}).get("lm")
+    return bool(tuned_lm) and (Path(model_dir) / tuned_lm).resolve() != Path(lm).resolve()
+
+
+def choose_decoder(name: str, model_dir: str | Path | None, beam_asked: bool) -> str:
+    """``auto`` -> ``beam`` when beam options are given or the model has a packaged LM, else ``greedy``."""
+    if name != "auto":
+        return name
+    return "beam" if beam_asked or packaged_lm(model_dir) is not None else "greedy"
 
 
 def packaged_lm(model_dir: str | Path | None) -> tuple[Path, Path | str | None] | None:
@@ -110,11 +131,11 @@ def package_lm(model_dir: str | Path, lm: str | Path, tokenizer: CharTokenizer,
     """
     base, info, notes = Path(model_dir), inspect_lm(lm), []
     stored = read_decoding_defaults(base)
-    tuned_lm = (stored.get("tuned") or {}).get("lm")
+    tuned_elsewhere = _tuned_for_other_lm(base, stored, lm)
     if "lm_weight" not in stored:
         notes.append(f"{base}: no tuned LM weight yet; run `asr lm tune` on a dev set")
-    elif tuned_lm and (base / tuned_lm).resolve() != Path(lm).resolve():
-        notes.append(f"{base / DECODING_FILE}: settings were tuned with {tuned_lm}, not {lm}")
+    elif tuned_elsewhere:
+        notes.append(f"{base / DECODING_FILE}: settings were tuned with {stored['tuned']['lm']}, not {lm}")
     if info.binary and lexicon is None:
         raise LMError(f"{lm}: a binary KenLM file has no readable word list; give a lexicon (or 'none')")
     for old in ("lm.bin", "lm.arpa", "lexicon.txt"):
@@ -142,9 +163,11 @@ def package_lm(model_dir: str | Path, lm: str | Path, tokenizer: CharTokenizer,
     if lexicon is not None:
         settings["lexicon"] = "none" if str(lexicon).lower() == "none" else "lexicon.txt"
     settings.update({k: v for k, v in stored.items() if k not in ("lm", "lexicon")})
-    if tuned_lm and Path(tuned_lm).resolve() == Path(lm).resolve():
-        settings["tuned"] = {**stored["tuned"], "lm": target.name, "source_lm": str(tuned_lm)}
+    if (stored.get("tuned") or {}).get("lm") and not tuned_elsewhere:
+        settings["tuned"] = {**stored["tuned"], "lm": target.name, "source_lm": str(stored["tuned"]["lm"])}
     write_decoding_defaults(base, settings)
+    from asr.beam_search import SearchSpace
+
     SearchSpace.load(tokenizer, *packaged_lm(base))  # a package that cannot load fails here, not later
     return notes
 
@@ -162,6 +185,8 @@ def model_decoder(model_dir: str | Path | None, tokenizer: CharTokenizer, lm: st
         lexicon = lexicon if lexicon is not None else packaged_lexicon
     elif isinstance(lm, str) and lm.lower() == "none":
         lm = None
+    from asr.beam_search import BeamSearchDecoder
+
     resolved, notes = resolve_options(model_dir, lm, **explicit)
     decoder = BeamSearchDecoder(tokenizer, lm=lm, lexicon=lexicon, hotwords=hotwords,
                                 options=options or resolved, workers=workers)

@@ -147,11 +147,12 @@ class Transcriber:
             return decoder
         if lm is not None:
             options = {**options, "lm": str(lm)}
-        name = decoder or "auto"
-        if name == "auto":
-            from asr.decoding_config import packaged_lm
+        if (decoder or "auto") == "auto":
+            from asr.decoding_config import choose_decoder
 
-            name = "beam" if options or packaged_lm(self.loaded.path) is not None else "greedy"
+            name = choose_decoder("auto", self.loaded.path, bool(options))
+        else:
+            name = decoder
         key = (name, repr(sorted(options.items())))
         if key not in self._decoders:
             if name == "beam":  # search settings may come loose: beam_size=8, lm_weight=0.5, ...
