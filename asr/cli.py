@@ -213,12 +213,12 @@ def cmd_lm_mix(args) -> int:
 
 
 def cmd_lm_perplexity(args) -> int:
-    from asr.lm import ArpaModel, read_sentences
-    from asr.lm_mix import perplexity
+    from asr.lm import read_sentences
+    from asr.lm_mix import load_arpa, perplexity
 
     sentences = list(read_sentences(args.texts))
     for lm in args.lms:
-        ppl, scored, oov = perplexity(ArpaModel(lm), sentences)
+        ppl, scored, oov = perplexity(load_arpa(lm), sentences)
         print(f"{lm}: perplexity {ppl:.1f} on {scored} tokens ({len(sentences)} sentences), "
               f"{oov} OOV ({100 * oov / (scored + oov):.2f}%)")
     return 0

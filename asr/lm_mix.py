@@ -118,13 +118,17 @@ def best_weights(models: Sequence[ArpaModel], sentences: list[list[str]], iterat
     return weights
 
 
+def load_arpa(path: str | Path) -> ArpaModel:
+    """An ARPA file in memory, after the checks of ``inspect_lm`` (missing, malformed, binary)."""
+    if inspect_lm(path).binary:
+        raise LMError(f"{path}: mixing and perplexity need ARPA files, not KenLM binaries")
+    return ArpaModel(path)
+
+
 def mix_files(lms: Sequence[str | Path], output: str | Path, weights: Sequence[float] | None = None,
               dev: Sequence[str | Path] = ()) -> tuple[Path, list[float]]:
     """Interpolate ARPA files; weights given, or fitted on ``dev`` texts/manifests (or equal)."""
-    for lm in lms:
-        if inspect_lm(lm).binary:
-            raise LMError(f"{lm}: mixing needs ARPA files, not KenLM binaries")
-    models = [ArpaModel(lm) for lm in lms]
+    models = [load_arpa(lm) for lm in lms]
     if weights is None:
         weights = best_weights(models, list(read_sentences(dev))) if dev else [1.0 / len(models)] * len(models)
     return write_arpa(interpolate(models, weights), output), list(weights)

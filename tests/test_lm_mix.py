@@ -84,7 +84,7 @@ def test_bad_weights_and_binary_lms_are_refused(lms, tmp_path):
         interpolate([ArpaModel(a)], [1.0])
     binary = tmp_path / "lm.bin"
     binary.write_bytes(KENLM_BINARY_MAGIC + bytes(16))
-    with pytest.raises(LMError, match="needs ARPA files"):
+    with pytest.raises(LMError, match="need ARPA files"):
         mix_files([a, binary], tmp_path / "m.arpa")
 
 
@@ -98,3 +98,12 @@ def test_cli_mixes_with_fitted_weights_and_reports_perplexity(lms, tmp_path, cap
     lines = capsys.readouterr().out.splitlines()
     assert len(lines) == 2 and all("perplexity" in line and "OOV" in line for line in lines)
     assert not math.isnan(float(lines[0].split("perplexity ")[1].split()[0]))
+
+
+def test_cli_perplexity_of_a_missing_or_malformed_lm_is_a_clear_error(lms, tmp_path, capsys):
+    d, a, b = lms
+    (tmp_path / "junk.arpa").write_text("junk\n")
+    for bad, problem in ((tmp_path / "absent.arpa", "language model file not found"),
+                         (tmp_path / "junk.arpa", "not an ARPA file")):
+        assert main(["lm", "perplexity", str(bad), "--texts", str(d / "a.txt")]) == 2
+        assert f"{bad}: {problem}" in capsys.readouterr().err
