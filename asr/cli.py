@@ -546,28 +546,34 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# The errors a user can cause (bad config, manifest, corpus, model, LM...): printed as one line,
+# not a traceback. Looked up lazily: a class can only have been raised if its module was imported,
+# and importing them all up front would load torch for every command (~3 s for `asr download`).
+_USER_ERRORS = (("asr.config", "ConfigError"), ("asr.corpora", "CorpusError"), ("asr.data", "ManifestError"),
+                ("asr.lexicon", "LexiconError"), ("asr.lm", "LMError"), ("asr.model_dir", "ModelDirError"),
+                ("asr.train", "TrainingError"))
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    loaded = (getattr(sys.modules[module], name) for module, name in _USER_ERRORS if module in sys.modules)
+    return (RuntimeError, *loaded)
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    from asr.config import ConfigError
-    from asr.corpora import CorpusError
-    from asr.data import ManifestError
-    from asr.lexicon import LexiconError
-    from asr.lm import LMError
-    from asr.model_dir import ModelDirError
-    from asr.train import TrainingError
-
     try:
         return args.func(args)
-    except (ConfigError, CorpusError, ManifestError, ModelDirError, TrainingError, RuntimeError, LMError,
-            LexiconError) as e:
+    except BrokenPipeError:  # `asr ... | head`: the reader left; stop quietly, as Unix tools do
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
+    except Exception as e:
+        if not isinstance(e, _user_error_types()):
+            raise
         _err(str(e))
         return 2
     except KeyboardInterrupt:
         _err("interrupted")
         return 130
-    except BrokenPipeError:  # `asr ... | head`: the reader left; stop quietly, as Unix tools do
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 141
 
 
 if __name__ == "__main__":

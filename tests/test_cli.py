@@ -96,3 +96,24 @@ def test_the_console_script_runs(tmp_path):
     out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
     for sub in ("prepare", "train", "evaluate", "transcribe"):
         assert sub in out
+
+
+def test_commands_that_need_no_model_start_without_torch(tmp_path):
+    # Importing torch costs seconds; an LM or download error should not pay for it.
+    code = ("import sys; from asr.cli import main; "
+            f"assert main(['lm', 'perplexity', '{tmp_path / 'none.arpa'}', '--texts', 'x']) == 2; "
+            "print('torch' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+    assert "x: text file not found" in out.stderr
+
+
+def test_an_unexpected_error_is_not_hidden_as_a_user_error(monkeypatch):
+    import asr.cli as cli
+
+    def broken(args):
+        raise ValueError("a bug")
+
+    monkeypatch.setattr(cli, "cmd_lm_perplexity", broken)
+    with pytest.raises(ValueError, match="a bug"):
+        main(["lm", "perplexity", "x.arpa", "--texts", "y"])
