@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# The prepared GPU session for issues #6 (device check) and #4 (accuracy sweep): one command of
+# about 8.5 minutes that writes what it learns under $OUT as it goes. From the `run` tool:
+#
+#   run(command="bash bench/device_session.sh", carry=[".whl", ".device"], timeout_s=600)
+#
+# Needs .device/so762 (bench/pack_for_device.py: train, valid, tts as Ogg Opus) and .whl (soundfile,
+# cffi, pycparser, jiwer, rapidfuzz for Python 3.12; the device has torch but not these).
+# Comes back in $OUT (8 files at most):
+#   session.log               everything printed
+#   summary.jsonl             versions, one JSON line per benchmark, one per training run
+#   runs.tar.gz               per run: config.yaml, log.jsonl, train.log (refreshed every 30 s)
+#   NAME_fp16.tar.gz.partNN   best/ of the run with the lowest valid WER, and of e_gpu, exported
+#                             with --half (`cat NAME_fp16.tar.gz.part* | tar xz`)
+# Valid WERs here are on Opus-coded valid audio: score the exports on the FLAC manifests at home.
+#
+# Dry run on CPU (every command line once, tiny models; PACK made from a few utterances):
+#   DEVICE=cpu TINY=1 RUN_THREADS=1 OMP_NUM_THREADS=1 PACK=/tmp/devpack OUT=/tmp/devtest \
+#     PY=.venv/bin/python bash bench/device_session.sh
+set -u -o pipefail
+: "${OUT:?set OUT to the folder whose files come back}"
+BUDGET_S=${BUDGET_S:-510}   # the whole script; timeout_s=600 leaves 90 s to spare
+SWEEP_S=${SWEEP_S:-330}     # the benchmarks stop early rather than eat into the sweep's time
+RESERVE_S=${RESERVE_S:-45}  # kept at the end for the summary and the exports
+DEVICE=${DEVICE:-cuda}
+TINY=${TINY:-0}
+PACK=${PACK:-.device/so762}
+PY=${PY:-python3}
+WORK=${WORK:-/tmp/device_session}
+EXTRA=${EXTRA:-}              # overrides appended to every run, e.g. EXTRA=train.epochs=10
+RUN_THREADS=${RUN_THREADS:-2}  # CPU threads per training run (4 share 16 cores)
+WHEELS=${WHEELS:-$([ "$DEVICE" = cuda ] && echo 1 || echo 0)}
+
+rm -rf "$WORK" && mkdir -p "$OUT" "$WORK/runs" "$WORK/export"
+exec > >(tee -a "$OUT/session.log") 2>&1
+left() { echo $((BUDGET_S - SECONDS)); }
+say() { echo "== [$(date -u +%T) ${SECONDS}s] $*"; }
+
+if [ "$WHEELS" = 1 ]; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl \
+    || { echo "wheel install failed"; exit 1; }
+  export PYTHONPATH=/tmp/site:$PWD
+else
+  export PYTHONPATH=$PWD${PYTHONPATH:+:$PYTHONPATH}
+fi
+export PYTHONUNBUFFERED=1
+
+# Tiny sizes for the CPU dry run: later arguments and overrides win.
+TP_X="" DS2_X="" STEPS_X="" PAD_X="" RUN_X=""
+if [ "$TINY" = 1 ]; then
+  TP_X="model.num_layers=1 model.hidden_size=32"
+  DS2_X="model.num_layers=1 model.hidden_size=64 train.batch_seconds=20 train.max_batch_size=4"
+  STEPS_X="--steps 1 --warmup 1"
+  PAD_X="--repeats 1 --batch 4 --frames 20 --hidden 32"
+  RUN_X="train.epochs=2 model.num_layers=1 model.hidden_size=32"
+fi
+
+PIDS=() SNAP="" DMON=""
+snapshot() {  # logs and configs of every run so far (no weights), replaced atomically
+  local tmp="$OUT/runs.tar.gz.tmp$BASHPID"  # one per process: the loop's and finish's never collide
+  tar czf "$tmp" -C "$WORK" --exclude='*.safetensors' --exclude='*.pt' --exclude=tb \
+    runs $(cd "$WORK" && ls dmon.log 2>/dev/null) 2>/dev/null
+  mv -f "$tmp" "$OUT/runs.tar.gz"
+}
+export_run() {  # NAME: its best/ in float16, tarred, in parts under the 16 MiB limit
+  [ -d "$WORK/runs/$1/best" ] || return 0
+  $PY -m asr.cli export "$WORK/runs/$1/best" "$WORK/export/$1" --half \
+    && tar czf - -C "$WORK/export" "$1" | split -b 15m -d - "$OUT/$1_fp16.tar.gz.part"
+}
+finish() {
+  trap - EXIT
+  local pids=("${PIDS[@]}" $SNAP $DMON)
+  for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null; done
+  # Never a bare `wait`: it would also wait for the tee of session.log, which never ends.
+  [ ${#pids[@]} = 0 ] || wait "${pids[@]}" 2>/dev/null
+  say "summary"
+  $PY bench/sweep_summary.py "$WORK"/runs/*/ --json "$OUT/summary.jsonl" --best-file "$WORK/best.txt" > "$WORK/table.md"
+  snapshot
+  best=$(cat "$WORK/best.txt" 2>/dev/null)
+  if [ -n "$best" ]; then
+    say "export $best (lowest valid WER)$([ "$best" = e_gpu ] || echo ' and e_gpu')"
+    export_run "$best"
+    [ "$best" = e_gpu ] || export_run e_gpu
+  fi
+  ls -l "$OUT"
+  grep -h '^{"bench"' "$OUT/summary.jsonl" 2>/dev/null | cut -c1-400
+  cat "$WORK/table.md"
+}
+trap finish EXIT
+trap 'exit 143' TERM INT
+
+say "machine"
+nvidia-smi 2>&1 | head -20
+$PY - <<'EOF' | tee -a "$OUT/summary.jsonl"
+import json, os, platform
+from importlib.metadata import version
+import torch
+info = {"python": platform.python_version(), "cpus": os.cpu_count(), "torch": torch.__version__,
+        **{name: version(name) for name in ("torchaudio", "soundfile", "jiwer", "rapidfuzz", "numpy")}}
+if torch.cuda.is_available():
+    info.update(gpu=torch.cuda.get_device_name(), cuda=torch.version.cuda, cudnn=torch.backends.cudnn.version())
+print(json.dumps({"env": info}))
+EOF
+[ -f "$PACK/train.jsonl" ] && [ -f "$PACK/valid.jsonl" ] || { echo "no packed corpus at $PACK"; exit 1; }
+cat "$PACK/train.jsonl" $(ls "$PACK/tts.jsonl" 2>/dev/null) > "$PACK/train_tts.jsonl"  # paths are relative to $PACK
+
+# (a) Issue #6: training throughput (compute-only vs end-to-end) and packed vs padded on cuDNN.
+bench() {  # NAME CAP_S COMMAND...: its last JSON line goes to summary.jsonl
+  local name=$1 cap=$(( $2 < $(left) - SWEEP_S ? $2 : $(left) - SWEEP_S )); shift 2
+  [ "$cap" -ge 10 ] || { say "skipped $name: no time left"; return; }
+  say "$name (cap ${cap}s): $*"
+  timeout "$cap" "$@" 2>&1 | tee "$WORK/$name.out"
+  local rc=${PIPESTATUS[0]} json
+  json=$(grep '^{' "$WORK/$name.out" | tail -n 1)
+  echo "{\"bench\": \"$name\", \"rc\": $rc, \"result\": ${json:-null}}" >> "$OUT/summary.jsonl"
+  [ "$rc" = 0 ] || [ "$rc" = 124 ]  # a crash (not a time cap) is this function's status
+}
+# A crash here means the training step itself fails on this device: stop, keep the time for a rerun.
+bench tp_small 90 $PY bench/train_throughput.py configs/small.yaml train.device=$DEVICE $TP_X \
+  --manifest "$PACK/train.jsonl" --steps 30 --warmup 3 $STEPS_X || { say "training step failed: stopping"; exit 1; }
+bench tp_ds2 120 $PY bench/train_throughput.py configs/deepspeech2.yaml train.device=$DEVICE $DS2_X \
+  --manifest "$PACK/train.jsonl" --steps 10 --warmup 2 $STEPS_X
+bench pad_lstm 45 $PY bench/rnn_padding.py --device $DEVICE --cell lstm --repeats 20 $PAD_X
+bench pad_gru 45 $PY bench/rnn_padding.py --device $DEVICE --cell gru --repeats 20 $PAD_X
+bench pad_lstm1024 45 $PY bench/rnn_padding.py --device $DEVICE --cell lstm --hidden 1024 --batch 64 \
+  --frames 250 --repeats 10 $PAD_X
+
+# (b) Issue #4: the speechocean762 recipe (real + 1,500 TTS sentences, valid for selection).
+# e_gpu is run E of recipes/speechocean762/README.md (CPU: 87 min, valid 78.9% / 44.3%); it
+# trains alone for 2 epochs (a clean GPU epoch time), then the rest join it on the same GPU
+# (small models are latency-bound). Every run stops at the deadline; a stopped run keeps the
+# epochs it logged and its best/.
+COMMON="train.train_manifest=$PACK/train_tts.jsonl train.valid_manifest=$PACK/valid.jsonl
+  train.device=$DEVICE train.progress=false train.threads=$RUN_THREADS"
+B160="train.batch_seconds=160 train.max_batch_size=64 train.lr=2e-3 train.epochs=40"
+RUNS=(  # name|config|overrides
+  "e_gpu|configs/small.yaml|train.epochs=25"
+  "small_b160|configs/small.yaml|$B160"
+  "lstm4x384|configs/small.yaml|$B160 model.num_layers=4 model.hidden_size=384 model.dropout=0.25"
+  "lstm5x320|configs/small.yaml|$B160 model.num_layers=5 model.hidden_size=320 model.dropout=0.3"
+)
+start_run() {  # NAME CONFIG OVERRIDES
+  local cap=$(( $(left) - RESERVE_S ))
+  [ "$cap" -ge 30 ] || { say "skipped run $1: no time left"; return; }
+  say "run $1 (cap ${cap}s): $2 $3"
+  mkdir -p "$WORK/runs/$1"
+  OMP_NUM_THREADS=$RUN_THREADS timeout "$cap" $PY -m asr.cli train "$2" $COMMON train.output_dir="$WORK/runs/$1" $3 $RUN_X $EXTRA \
+    > "$WORK/runs/$1/train.log" 2>&1 &
+  PIDS+=($!)
+}
+if [ "$DEVICE" = cuda ] && command -v nvidia-smi > /dev/null; then
+  nvidia-smi dmon -s um -d 5 > "$WORK/dmon.log" 2>&1 &
+  DMON=$!
+fi
+( while sleep 30; do snapshot; done ) &
+SNAP=$!
+for i in "${!RUNS[@]}"; do
+  IFS='|' read -r name config overrides <<< "${RUNS[$i]}"
+  start_run "$name" "$config" "$overrides"
+  if [ "$i" = 0 ]; then  # until e_gpu logged 2 epochs or ended, at most 90 s
+    t0=$SECONDS
+    while [ $((SECONDS - t0)) -lt 90 ] && kill -0 "${PIDS[0]:-none}" 2>/dev/null \
+      && [ "$(cat "$WORK/runs/$name/log.jsonl" 2>/dev/null | wc -l)" -lt 2 ]; do sleep 2; done
+    say "e_gpu: $(cat "$WORK/runs/$name/log.jsonl" 2>/dev/null | wc -l) epoch(s) logged"
+    if ! kill -0 "${PIDS[0]:-none}" 2>/dev/null && [ ! -s "$WORK/runs/$name/log.jsonl" ]; then
+      tail -n 20 "$WORK/runs/$name/train.log"; say "e_gpu failed before its first epoch: stopping"; exit 1
+    fi
+  fi
+done
+wait "${PIDS[@]}"
+say "runs ended"
