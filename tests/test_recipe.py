@@ -73,3 +73,18 @@ def test_the_synth_stage_mixes_synthetic_sentences_into_the_train_manifest(tmp_p
     mixed = (tmp_path / "data" / "train_tts3.jsonl").read_text().splitlines()
     assert mixed[: len(real)] == real and len(mixed) == len(real) + 3
     assert all(json.loads(line)["id"].startswith("tts-") for line in mixed[len(real):])
+
+
+def test_wer_by_age_groups_speakers_by_their_age(tmp_path):
+    split = tmp_path / "test"
+    split.mkdir()
+    (split / "utt2spk").write_text("u1 kid\nu2 kid\nu3 adult\n")
+    (split / "spk2age").write_text("kid 7\nadult 31\n")
+    hyp = tmp_path / "hyp.txt"
+    hyp.write_text("u1\tREF: a b\nu1\tHYP: a b\nu2\tREF: c d\nu2\tHYP: c x\n"
+                   "u3\tREF: e f g h\nu3\tHYP: \n")
+    out = subprocess.run([sys.executable, str(REPO_ROOT / "recipes/speechocean762/wer_by_age.py"), str(hyp),
+                          str(split)], capture_output=True, text=True, check=True).stdout
+    assert "| 6-9 | 1 | 2 | 25.0% |" in out  # 1 error in 4 words
+    assert "| 20+ | 1 | 1 | 100.0% |" in out  # all 4 words deleted
+    assert "10-14" not in out  # groups without speakers are left out
