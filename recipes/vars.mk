@@ -1,5 +1,5 @@
-# Defaults shared by every recipe; included first, so a recipe or the command line can
-# override any of them. ROOT is the repository (recipes run with make -C recipes/NAME).
+# Defaults shared by every recipe, all `?=`: a recipe sets its own before including this file
+# (a `?=` after it would be ignored), and the command line overrides either. ROOT is the repository (recipes run with make -C recipes/NAME).
 ROOT := $(abspath ../..)
 ASR ?= $(ROOT)/.venv/bin/asr
 DATA ?= data

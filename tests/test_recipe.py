@@ -88,3 +88,23 @@ def test_wer_by_age_groups_speakers_by_their_age(tmp_path):
     assert "| 6-9 | 1 | 2 | 25.0% |" in out  # 1 error in 4 words
     assert "| 20+ | 1 | 1 | 100.0% |" in out  # all 4 words deleted
     assert "10-14" not in out  # groups without speakers are left out
+
+
+def planned_train_command(*make_args):
+    """The `asr train` line `make -n train` would run in the speechocean762 recipe."""
+    out = subprocess.run(["make", "-n", "-C", str(REPO_ROOT / "recipes/speechocean762"), "train", *make_args],
+                         capture_output=True, text=True, check=True).stdout
+    start = out.index("asr train")
+    return out[start: out.index("touch", start)].replace("\\\n", " ")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_the_recipe_trains_the_default_model_unless_told_otherwise():
+    # The recipe's own defaults must survive the shared ones in vars.mk (a `?=` after its
+    # include would silently lose to them).
+    default = planned_train_command()
+    assert "train.train_manifest=data/train_tts1500.jsonl" in default
+    assert "train.epochs=25 features.normalize=utterance" in default
+    custom = planned_train_command("TTS_SENTENCES=0", "OVERRIDES=train.epochs=3")
+    assert "train.train_manifest=data/train.jsonl" in custom
+    assert "train.epochs=3" in custom and "normalize" not in custom
