@@ -131,11 +131,12 @@ def package_lm(model_dir: str | Path, lm: str | Path, tokenizer: CharTokenizer,
     """
     base, info, notes = Path(model_dir), inspect_lm(lm), []
     stored = read_decoding_defaults(base)
+    tuned_lm = (stored.get("tuned") or {}).get("lm")
     tuned_elsewhere = _tuned_for_other_lm(base, stored, lm)
     if "lm_weight" not in stored:
         notes.append(f"{base}: no tuned LM weight yet; run `asr lm tune` on a dev set")
     elif tuned_elsewhere:
-        notes.append(f"{base / DECODING_FILE}: settings were tuned with {stored['tuned']['lm']}, not {lm}")
+        notes.append(f"{base / DECODING_FILE}: settings were tuned with {tuned_lm}, not {lm}")
     if info.binary and lexicon is None:
         raise LMError(f"{lm}: a binary KenLM file has no readable word list; give a lexicon (or 'none')")
     for old in ("lm.bin", "lm.arpa", "lexicon.txt"):
@@ -163,8 +164,8 @@ def package_lm(model_dir: str | Path, lm: str | Path, tokenizer: CharTokenizer,
     if lexicon is not None:
         settings["lexicon"] = "none" if str(lexicon).lower() == "none" else "lexicon.txt"
     settings.update({k: v for k, v in stored.items() if k not in ("lm", "lexicon")})
-    if (stored.get("tuned") or {}).get("lm") and not tuned_elsewhere:
-        settings["tuned"] = {**stored["tuned"], "lm": target.name, "source_lm": str(stored["tuned"]["lm"])}
+    if tuned_lm and not tuned_elsewhere:
+        settings["tuned"] = {**stored["tuned"], "lm": target.name, "source_lm": str(tuned_lm)}
     write_decoding_defaults(base, settings)
     from asr.beam_search import SearchSpace
 

@@ -147,12 +147,9 @@ class Transcriber:
             return decoder
         if lm is not None:
             options = {**options, "lm": str(lm)}
-        if (decoder or "auto") == "auto":
-            from asr.decoding_config import choose_decoder
+        from asr.decoding_config import choose_decoder
 
-            name = choose_decoder("auto", self.loaded.path, bool(options))
-        else:
-            name = decoder
+        name = choose_decoder(decoder or "auto", self.loaded.path, bool(options))
         key = (name, repr(sorted(options.items())))
         if key not in self._decoders:
             if name == "beam":  # search settings may come loose: beam_size=8, lm_weight=0.5, ...

@@ -108,3 +108,13 @@ def test_the_recipe_trains_the_default_model_unless_told_otherwise():
     custom = planned_train_command("TTS_SENTENCES=0", "OVERRIDES=train.epochs=3")
     assert "train.train_manifest=data/train.jsonl" in custom
     assert "train.epochs=3" in custom and "normalize" not in custom
+
+
+def test_wer_by_age_names_an_utterance_whose_speaker_has_no_age(tmp_path):
+    (tmp_path / "utt2spk").write_text("u1 kid\n")
+    (tmp_path / "spk2age").write_text("someone 7\n")
+    hyp = tmp_path / "hyp.txt"
+    hyp.write_text("u1\tREF: a\nu1\tHYP: a\n")
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "recipes/speechocean762/wer_by_age.py"), str(hyp),
+                           str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode != 0 and "no speaker age for utterance u1" in done.stderr

@@ -11,11 +11,15 @@ from pathlib import Path
 
 import jiwer
 
+from asr.corpora import CorpusError, read_kaldi_table
+
 GROUPS = ((6, 9), (10, 14), (15, 19), (20, 200))
 
 
 def read_pairs(path: Path) -> dict[str, dict[str, str]]:
     """{utterance id: {"REF": text, "HYP": text}} from lines `ID<TAB>REF: text` / `ID<TAB>HYP: text`."""
+    if not path.is_file():
+        sys.exit(f"{path}: not found")
     pairs: dict[str, dict[str, str]] = {}
     for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         try:
@@ -27,10 +31,17 @@ def read_pairs(path: Path) -> dict[str, dict[str, str]]:
     return pairs
 
 
-def kaldi_map(path: Path) -> dict[str, str]:
-    if not path.is_file():
-        sys.exit(f"{path}: not found")
-    return dict(line.split(maxsplit=1) for line in path.read_text().splitlines() if line.strip())
+def ages(pairs: dict, split: Path) -> dict[str, tuple[str, int]]:
+    """{utterance id: (speaker, age)} from the split's utt2spk and spk2age."""
+    utt2spk, _ = read_kaldi_table(split / "utt2spk")
+    spk2age, _ = read_kaldi_table(split / "spk2age")
+    out = {}
+    for uid in pairs:
+        speaker = utt2spk.get(uid)
+        if speaker is None or not spk2age.get(speaker, "").isdigit():
+            sys.exit(f"{split}: no speaker age for utterance {uid} (utt2spk / spk2age)")
+        out[uid] = (speaker, int(spk2age[speaker]))
+    return out
 
 
 def main(argv=None) -> None:
@@ -39,15 +50,18 @@ def main(argv=None) -> None:
     p.add_argument("split", type=Path, help="the corpus split with utt2spk and spk2age")
     args = p.parse_args(argv)
     pairs = read_pairs(args.hyp)
-    utt2spk, spk2age = kaldi_map(args.split / "utt2spk"), kaldi_map(args.split / "spk2age")
+    try:
+        speaker_age = ages(pairs, args.split)
+    except CorpusError as e:
+        sys.exit(str(e))
     print("| age | speakers | utterances | WER | CER |\n|---|---|---|---|---|")
     for lo, hi in GROUPS:
-        ids = [u for u in pairs if lo <= int(spk2age[utt2spk[u]].strip()) <= hi]
+        ids = [u for u in pairs if lo <= speaker_age[u][1] <= hi]
         if not ids:
             continue
         refs, hyps = [pairs[u]["REF"] for u in ids], [pairs[u].get("HYP", "") for u in ids]
         label = f"{lo}-{hi}" if hi < 200 else f"{lo}+"
-        print(f"| {label} | {len({utt2spk[u] for u in ids})} | {len(ids)} | "
+        print(f"| {label} | {len({speaker_age[u][0] for u in ids})} | {len(ids)} | "
               f"{100 * jiwer.wer(refs, hyps):.1f}% | {100 * jiwer.cer(refs, hyps):.1f}% |")
 
 
