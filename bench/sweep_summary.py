@@ -17,12 +17,15 @@ from pathlib import Path
 
 import yaml
 
+from asr.plots import PlotError, read_training_log
+
 
 def summarize(run: Path) -> dict:
     config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else {}
-    log = run / "log.jsonl"
-    epochs = [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.is_file() else []
-    epochs = [e for e in epochs if "epoch_seconds" in e]  # not the averaging record
+    try:  # one record per epoch, without the averaging record
+        epochs = read_training_log(run)
+    except PlotError:  # no log yet, or nothing logged: a run that did not get far
+        epochs = []
     row = {"run": run.name, "epochs_done": len(epochs),
            "epochs_planned": config.get("train", {}).get("epochs"),
            "model": config.get("model"), "train": {k: config.get("train", {}).get(k)
