@@ -112,6 +112,11 @@ class TrainConfig:
     # Average the weights of the last N epochs (icefall's --avg) at the end; the average
     # replaces best/ if its valid WER is lower. 0 or 1 = off.
     average_last: int = 0
+    # Intermediate CTC (Lee & Watanabe, 2021): the CTC head also reads the output of recurrent
+    # layer inter_ctc_layer (0 = the middle one, (num_layers + 1) // 2), and that loss is mixed
+    # in at this weight. A regularizer for training only: parameters and inference are unchanged.
+    inter_ctc_weight: float = 0.0
+    inter_ctc_layer: int = 0
     # Decoded audio is kept in RAM as int16 (~11.5 GB per 100 h per speed factor drawn);
     # turn off for corpora larger than memory: audio is then decoded at every step.
     cache_audio: bool = True
@@ -124,6 +129,21 @@ class Config:
     model: ModelConfig = field(default_factory=ModelConfig)
     augment: AugmentConfig = field(default_factory=AugmentConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self):
+        t = self.train
+        if not 0.0 <= t.inter_ctc_weight < 1.0:
+            raise ConfigError("train.inter_ctc_weight must be in [0, 1)")
+        if t.inter_ctc_weight and not 1 <= self.inter_ctc_layer < self.model.num_layers:
+            raise ConfigError(f"train.inter_ctc_layer={t.inter_ctc_layer}: intermediate CTC needs a layer "
+                              f"below the last of model.num_layers={self.model.num_layers}")
+
+    @property
+    def inter_ctc_layer(self) -> int:
+        """The recurrent layer (1-based) that intermediate CTC reads; 0 when it is off."""
+        if not self.train.inter_ctc_weight:
+            return 0
+        return self.train.inter_ctc_layer or (self.model.num_layers + 1) // 2
 
     def to_dict(self) -> dict:
         return _to_plain(dataclasses.asdict(self))

@@ -196,18 +196,28 @@ class AcousticModel(nn.Module):
         """Seconds between output frames."""
         return self.features_cfg.hop_length * self.cfg.subsampling_factor / self.features_cfg.sample_rate
 
-    def encode(self, feats: torch.Tensor, lengths: torch.Tensor):
+    def encode(self, feats: torch.Tensor, lengths: torch.Tensor, keep_layer: int = 0):
+        """Subsampling and the recurrent layers: (output, lengths, layer ``keep_layer``'s output or None)."""
         x, lengths = self.subsampling(feats, lengths)
-        for layer in self.layers:
+        kept = None
+        for k, layer in enumerate(self.layers, start=1):
             x = layer(x, lengths)
-        return x, lengths
+            if k == keep_layer:
+                kept = x
+        return x, lengths, kept
 
-    def forward(self, waves: torch.Tensor, wave_lengths: torch.Tensor):
-        """(B, samples), (B,) -> log-probs (B, frames, vocab) float32, frame lengths (B,)."""
+    def forward(self, waves: torch.Tensor, wave_lengths: torch.Tensor, inter_layer: int = 0):
+        """(B, samples), (B,) -> log-probs (B, frames, vocab) float32, frame lengths (B,).
+
+        With ``inter_layer`` = k, also the log-probs that the same head reads from layer k's
+        output (intermediate CTC, for training): a third element, same shape.
+        """
         feats, lengths = self.frontend(waves, wave_lengths)
-        x, lengths = self.encode(feats, lengths)
-        logits = self.head(x).float()
-        return logits.log_softmax(dim=-1), lengths
+        x, lengths, kept = self.encode(feats, lengths, inter_layer)
+        log_probs = self.head(x).float().log_softmax(dim=-1)
+        if not inter_layer:
+            return log_probs, lengths
+        return log_probs, lengths, self.head(kept).float().log_softmax(dim=-1)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())

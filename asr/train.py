@@ -125,21 +125,29 @@ def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False) -> Spe
     return dataset
 
 
-def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None):
+def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None, inter=(0, 0.0)):
     """Loss and gradients for one batch: (loss sum, utterances used, too short, finite).
 
-    The loss is summed over usable utterances and divided by the batch size. Every rank runs
+    The loss is summed over usable utterances and divided by the batch size. With ``inter`` =
+    (layer, weight) the gradient is of (1 - weight) * CTC + weight * intermediate CTC; the
+    returned loss is the final layer's CTC alone, comparable across runs. Every rank runs
     backward, even on a batch with nothing usable, so that the gradient all-reduce lines up.
     A batch that runs out of GPU memory is split in halves whose gradients accumulate (under
     DDP the first half skips the all-reduce); a single utterance that still does not fit is
     skipped with a warning.
     """
     divisor = divisor or len(batch.indices)
+    layer, weight = inter
     try:
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            log_probs, out_lengths = model(batch.waveforms, batch.wave_lengths)
+            outputs = model(batch.waveforms, batch.wave_lengths, inter_layer=layer)
+        log_probs, out_lengths = outputs[:2]
         losses, valid = ctc_loss(log_probs, out_lengths, batch, blank)
-        loss = (losses * valid).sum() / divisor
+        objective = losses
+        if layer:
+            inter_losses, _ = ctc_loss(outputs[2], out_lengths, batch, blank)
+            objective = (1 - weight) * losses + weight * inter_losses
+        loss = (objective * valid).sum() / divisor
         scaler.scale(loss).backward()
         n_valid = int(valid.sum())
         return float(losses[valid].detach().sum()), n_valid, len(batch.indices) - n_valid, bool(torch.isfinite(loss))
@@ -153,8 +161,9 @@ def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None)
         half = len(batch.indices) // 2
         no_sync = getattr(model, "no_sync", contextlib.nullcontext)
         with no_sync():
-            a = forward_backward(model, _slice(batch, 0, half), blank, scaler, use_amp, device, divisor)
-        b = forward_backward(model, _slice(batch, half, len(batch.indices)), blank, scaler, use_amp, device, divisor)
+            a = forward_backward(model, _slice(batch, 0, half), blank, scaler, use_amp, device, divisor, inter)
+        b = forward_backward(model, _slice(batch, half, len(batch.indices)), blank, scaler, use_amp, device,
+                             divisor, inter)
         return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] and b[3]
 
 
@@ -209,6 +218,8 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     say(f"model: {cfg.model.num_layers}x{cfg.model.hidden_size} {cfg.model.cell} "
         f"{'bi' if cfg.model.bidirectional else 'uni'}directional, {model.num_parameters():,} parameters, "
         f"{len(tokenizer)} tokens, device {device}, {d.world_size} process(es)")
+    if cfg.inter_ctc_layer:
+        say(f"intermediate CTC: layer {cfg.inter_ctc_layer} at weight {tc.inter_ctc_weight}")
 
     sampler = BucketBatchSampler(train_set.durations, tc.batch_seconds, tc.max_batch_size, shuffle=True,
                                  sortagrad=tc.sortagrad, seed=tc.seed, speed_factors=cfg.augment.speed_factors,
@@ -260,7 +271,8 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
             torch.manual_seed(tc.seed * 1_000_003 + step * d.world_size + d.rank)  # dropout, SpecAugment
             batch = batch.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
-            b_loss, b_n, b_short, finite = forward_backward(ddp, batch, tokenizer.blank_id, scaler, use_amp, device)
+            b_loss, b_n, b_short, finite = forward_backward(ddp, batch, tokenizer.blank_id, scaler, use_amp, device,
+                                                            inter=(cfg.inter_ctc_layer, tc.inter_ctc_weight))
             finite = distributed.all_true(finite, d, device)
             too_short += b_short
             step += 1

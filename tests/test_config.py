@@ -217,3 +217,14 @@ def test_the_repository_has_config_files():
 def test_every_shipped_config_loads(path):
     cfg = load_config(path)
     assert isinstance(cfg, Config)
+
+
+def test_intermediate_ctc_reads_the_middle_layer_unless_told_and_must_be_below_the_top():
+    assert load_config("configs/small.yaml", ["train.inter_ctc_weight=0.3"]).inter_ctc_layer == 2
+    assert load_config("configs/small.yaml", ["train.inter_ctc_weight=0.3",
+                                              "train.inter_ctc_layer=1"]).inter_ctc_layer == 1
+    assert load_config("configs/small.yaml", ["train.inter_ctc_layer=1"]).inter_ctc_layer == 0  # weight 0: off
+    with pytest.raises(ConfigError, match="inter_ctc_layer=3"):
+        load_config("configs/small.yaml", ["train.inter_ctc_weight=0.3", "train.inter_ctc_layer=3"])
+    with pytest.raises(ConfigError, match="inter_ctc_weight"):
+        load_config("configs/small.yaml", ["train.inter_ctc_weight=1.0"])

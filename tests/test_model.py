@@ -80,6 +80,19 @@ def test_gradients_reach_every_parameter():
     assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.parameters())
 
 
+def test_intermediate_output_is_the_ctc_head_reading_a_lower_layer():
+    model = AcousticModel(FeatureConfig(), small("lstm"), vocab_size=6).eval()
+    x, n = waves(0.5, 0.4)
+    plain, lengths = model(x, n)
+    final, lengths1, top = model(x, n, inter_layer=2)  # the top layer: same as the final output
+    _, _, lower = model(x, n, inter_layer=1)
+    torch.testing.assert_close(final, plain)
+    torch.testing.assert_close(top, plain)
+    assert torch.equal(lengths, lengths1) and lower.shape == plain.shape
+    assert not torch.allclose(lower, plain)
+    torch.testing.assert_close(lower.exp().sum(-1), torch.ones(lower.shape[:2]))
+
+
 def _tokenizer():
     return CharTokenizer.build(["hello world"])
 
