@@ -117,6 +117,9 @@ class TrainConfig:
     # in at this weight. A regularizer for training only: parameters and inference are unchanged.
     inter_ctc_weight: float = 0.0
     inter_ctc_layer: int = 0
+    # Start from a trained model directory's weights, tokenizer and feature statistics (fine-tuning):
+    # a new optimizer and schedule. Its features and model sections must equal this config's.
+    init_from: str = ""
     # Decoded audio is kept in RAM as int16 (~11.5 GB per 100 h per speed factor drawn);
     # turn off for corpora larger than memory: audio is then decoded at every step.
     cache_audio: bool = True

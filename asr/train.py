@@ -109,6 +109,20 @@ def validate(model, dataset, cfg, device, tokenizer) -> dict:
             "valid_cer": char_errors(refs, hyps).rate}
 
 
+def initial_model(cfg: Config, device) -> tuple[CharTokenizer, AcousticModel]:
+    """The tokenizer and model of ``train.init_from``, checked against ``cfg``, ready to train."""
+    loaded = load_model_dir(cfg.train.init_from, device)
+    differ = [f"{section}.{key}: {theirs!r} there, {ours!r} here"
+              for section in ("features", "model")
+              for key, theirs in getattr(loaded.config, section).__dict__.items()
+              if (ours := getattr(getattr(cfg, section), key)) != theirs]
+    if differ:
+        raise TrainingError(f"train.init_from={cfg.train.init_from}: its config differs from this one "
+                            f"({'; '.join(differ)})")
+    loaded.model.frontend.augment = SpecAugment(cfg.augment)  # model dirs load without augmentation
+    return loaded.tokenizer, loaded.model
+
+
 def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False) -> SpeechDataset:
     utts = read_manifest(path)
     too_long = [u for u in utts if u.duration > cfg.train.max_duration]
@@ -195,9 +209,12 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         say(f"resuming {run_dir} at epoch {state['epoch'] + 1}, step {state['step']}")
     elif resume:
         say(f"nothing to resume in {run_dir}: starting a new run")
-    if state is None:
-        if (run_dir / "last").exists():
-            raise TrainingError(f"{run_dir} already holds a run: use --resume, or another train.output_dir")
+    if state is None and (run_dir / "last").exists():
+        raise TrainingError(f"{run_dir} already holds a run: use --resume, or another train.output_dir")
+    if state is None and tc.init_from:
+        tokenizer, model = initial_model(cfg, device)
+        say(f"starting from the weights of {tc.init_from}")
+    elif state is None:
         tokenizer = CharTokenizer.build(u.text for u in read_manifest(tc.train_manifest))
         model = AcousticModel(cfg.features, cfg.model, len(tokenizer), cfg.augment).to(device)
     if d.is_main:
@@ -211,7 +228,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         if tc.valid_max_utts:
             valid_set.utterances = valid_set.utterances[: tc.valid_max_utts]
             valid_set.targets = valid_set.targets[: tc.valid_max_utts]
-    if state is None and cfg.features.normalize == "global":
+    if state is None and cfg.features.normalize == "global" and not tc.init_from:
         t0 = time.time()
         compute_cmvn(model, train_set, device, d)
         say(f"feature statistics from {len(train_set)} utterances in {time.time() - t0:.1f} s")

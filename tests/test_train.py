@@ -189,6 +189,19 @@ def test_intermediate_ctc_trains_and_leaves_the_saved_model_unchanged_in_shape(t
     assert epochs(run_dir)[0]["train_loss"] != epochs(plain)[0]["train_loss"]
 
 
+def test_fine_tuning_starts_from_a_trained_model_and_refuses_one_of_another_shape(tiny_corpus, tmp_path):
+    base = train(tiny_config(tiny_corpus, tmp_path / "base", "train.epochs=1")) / "best"
+    # At a negligible learning rate the fine-tuned weights are still the starting ones.
+    tuned = train(tiny_config(tiny_corpus, tmp_path / "tuned", "train.epochs=1", "train.lr=1e-10",
+                              f"train.init_from={base}"))
+    start, after = load_file(base / "model.safetensors"), load_file(tuned / "last" / "model.safetensors")
+    assert start.keys() == after.keys()
+    assert all(torch.allclose(start[k].float(), after[k].float(), atol=1e-6) for k in start)
+    assert (tuned / "last" / "tokenizer.json").read_text() == (base / "tokenizer.json").read_text()
+    with pytest.raises(TrainingError, match="model.hidden_size: 48 there, 32 here"):
+        train(tiny_config(tiny_corpus, tmp_path / "other", "model.hidden_size=32", f"train.init_from={base}"))
+
+
 def test_an_audio_file_that_vanishes_mid_run_is_skipped_with_a_warning(tiny_corpus, tmp_path, capsys):
     import shutil
 
