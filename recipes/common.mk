@@ -5,10 +5,13 @@
 #   synth     -> $(DATA)/ttsN/ (TTS_SENTENCES=N > 0: N sentences of $(TTS_TEXTS) read by TTS voices),
 #                mixed with $(DATA)/train.jsonl into $(DATA)/train_ttsN.jsonl for training
 #   train     -> $(EXP)/train.done   (a killed run resumes from $(EXP)/last on the next `make`)
+#   finetune  -> $(EXP)/finetune/train.done (FINETUNE_EPOCHS > 0): $(EXP)/best trained further on
+#                $(DATA)/train.jsonl alone; MODEL_EXP, the run tuned and evaluated below, is then
+#                $(EXP)/finetune, else $(EXP)
 #   lm        -> $(EXP)/lm/words_$(LM_ORDER)gram.arpa: the train transcripts' LM, mixed with one
 #                of $(LM_TEXTS) (if given) at the weights that fit the valid transcripts best
-#   tune      -> $(EXP)/best/decoding.yaml: LM weight and word score tuned on $(VALID)
-#   evaluate  -> $(EXP)/SET.json (greedy) and $(EXP)/SET_lm.json (beam search + LM) for each SET
+#   tune      -> $(MODEL_EXP)/best/decoding.yaml: LM weight and word score tuned on $(VALID)
+#   evaluate  -> $(MODEL_EXP)/SET.json (greedy) and $(MODEL_EXP)/SET_lm.json (beam search + LM) for each SET
 #                in $(EVAL_SETS) ($(DATA)/SET.jsonl), with SET_hyp.txt / SET_lm_hyp.txt (REF/HYP
 #                per utterance) and the logs
 #
@@ -19,7 +22,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
 
-.PHONY: all download prepare synth train lm tune evaluate
+.PHONY: all download prepare synth train finetune lm tune evaluate
 
 synth: $(TRAIN_MANIFEST)
 
@@ -40,6 +43,17 @@ $(EXP)/train.done: $(TRAIN_MANIFEST)
 	  $(if $(filter-out 1,$(GPUS)),--gpus $(GPUS)) $(if $(wildcard $(EXP)/last/train_state.pt),--resume)
 	touch $@
 
+finetune: $(EXP)/finetune/train.done
+
+# The synthetic speech taught words and spellings; a few epochs on the real audio alone, at a
+# low learning rate, then fit the model to the real recordings (selected on valid as before).
+$(EXP)/finetune/train.done: $(EXP)/train.done $(DATA)/train.jsonl
+	$(ASR) train $(CONFIG) train.train_manifest=$(DATA)/train.jsonl \
+	  $(if $(VALID),train.valid_manifest=$(DATA)/$(VALID).jsonl) train.output_dir=$(EXP)/finetune $(OVERRIDES) \
+	  train.init_from=$(EXP)/best train.epochs=$(FINETUNE_EPOCHS) $(FINETUNE_OVERRIDES) \
+	  $(if $(filter-out 1,$(GPUS)),--gpus $(GPUS)) $(if $(wildcard $(EXP)/finetune/last/train_state.pt),--resume)
+	touch $@
+
 lm: $(LM)
 
 # With LM_TEXTS: an LM of the train transcripts and one of LM_TEXTS, interpolated with the
@@ -54,21 +68,21 @@ else
 	  $(if $(VALID),--dev $(DATA)/$(VALID).jsonl)
 endif
 
-tune: $(EXP)/best/decoding.yaml
+tune: $(MODEL_EXP)/best/decoding.yaml
 
-$(EXP)/best/decoding.yaml: $(EXP)/train.done $(LM)
+$(MODEL_EXP)/best/decoding.yaml: $(MODEL_EXP)/train.done $(LM)
 	@test -n "$(VALID)" || { echo "tuning needs a valid set (VALID)" >&2; exit 1; }
-	$(ASR) lm tune $(DATA)/$(VALID).jsonl --model $(EXP)/best --lm $(LM) \
+	$(ASR) lm tune $(DATA)/$(VALID).jsonl --model $(MODEL_EXP)/best --lm $(LM) \
 	  --lm-weights=$(LM_WEIGHTS) --word-scores=$(WORD_SCORES)
 
-evaluate: $(foreach set,$(EVAL_SETS),$(EXP)/$(set).json $(if $(VALID),$(EXP)/$(set)_lm.json))
+evaluate: $(foreach set,$(EVAL_SETS),$(MODEL_EXP)/$(set).json $(if $(VALID),$(MODEL_EXP)/$(set)_lm.json))
 
-$(EXP)/%_lm.json: $(EXP)/best/decoding.yaml
-	$(ASR) evaluate $(DATA)/$*.jsonl --model $(EXP)/best --lm $(LM) --json -o $(EXP)/$*_lm_hyp.txt \
-	  | tee $(EXP)/$*_lm.log
-	tail -n 1 $(EXP)/$*_lm.log > $@
+$(MODEL_EXP)/%_lm.json: $(MODEL_EXP)/best/decoding.yaml
+	$(ASR) evaluate $(DATA)/$*.jsonl --model $(MODEL_EXP)/best --lm $(LM) --json -o $(MODEL_EXP)/$*_lm_hyp.txt \
+	  | tee $(MODEL_EXP)/$*_lm.log
+	tail -n 1 $(MODEL_EXP)/$*_lm.log > $@
 
-$(EXP)/%.json: $(EXP)/train.done
-	$(ASR) evaluate $(DATA)/$*.jsonl --model $(EXP)/best --decoder greedy --json -o $(EXP)/$*_hyp.txt \
-	  | tee $(EXP)/$*.log
-	tail -n 1 $(EXP)/$*.log > $@
+$(MODEL_EXP)/%.json: $(MODEL_EXP)/train.done
+	$(ASR) evaluate $(DATA)/$*.jsonl --model $(MODEL_EXP)/best --decoder greedy --json -o $(MODEL_EXP)/$*_hyp.txt \
+	  | tee $(MODEL_EXP)/$*.log
+	tail -n 1 $(MODEL_EXP)/$*.log > $@

@@ -16,4 +16,9 @@ LM = $(EXP)/lm/words_$(LM_ORDER)gram.arpa
 # Synthetic speech mixed into training (asr synthesize; needs flite/espeak-ng): 0 = none.
 TTS_SENTENCES ?= 0
 TTS_TEXTS ?= $(LM_TEXTS)
+# Fine-tuning on the real audio alone after training (FINETUNE_EPOCHS > 0): a short run from
+# $(EXP)/best into $(EXP)/finetune, which is then the model tuned, evaluated and packaged.
+FINETUNE_EPOCHS ?= 0
+FINETUNE_OVERRIDES ?= train.lr=3e-4 train.warmup_steps=50
+MODEL_EXP = $(if $(filter-out 0,$(FINETUNE_EPOCHS)),$(EXP)/finetune,$(EXP))
 TRAIN_MANIFEST = $(if $(filter-out 0,$(TTS_SENTENCES)),$(DATA)/train_tts$(TTS_SENTENCES).jsonl,$(DATA)/train.jsonl)

@@ -35,18 +35,22 @@ def test_one_make_command_prepares_trains_and_evaluates(tmp_path):
             "train.epochs=2 train.batch_seconds=30 train.progress=false")
     cmd = ["make", "-C", str(REPO_ROOT / "recipes" / "speechocean762"), f"ASR={sys.executable} -m asr.cli",
            f"CORPUS={tmp_path / 'corpus'}", f"DATA={tmp_path / 'data'}", f"EXP={tmp_path / 'exp'}",
-           f"OVERRIDES={tiny}", "VALID_SPEAKERS=1", "LM_ORDER=2", "LM_WEIGHTS=0,0.5", "WORD_SCORES=-1,0", "TTS_SENTENCES=0"]
+           f"OVERRIDES={tiny}", "VALID_SPEAKERS=1", "LM_ORDER=2", "LM_WEIGHTS=0,0.5", "WORD_SCORES=-1,0", "TTS_SENTENCES=0",
+           "FINETUNE_EPOCHS=1"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert len((tmp_path / "data" / "test.jsonl").read_text().splitlines()) == 6
     assert len((tmp_path / "data" / "valid.jsonl").read_text().splitlines()) == 6
-    summary = json.loads((tmp_path / "exp" / "test.json").read_text())
+    assert (tmp_path / "exp" / "best" / "model.safetensors").is_file()
+    model = tmp_path / "exp" / "finetune"  # trained further from exp/best: the model evaluated
+    assert f"init_from: {tmp_path / 'exp' / 'best'}" in (model / "config.yaml").read_text()
+    summary = json.loads((model / "test.json").read_text())
     assert summary["utterances"] == 6 and 0 <= summary["cer"]
     assert summary["decoder"] == "greedy"
-    assert (tmp_path / "exp" / "test_hyp.txt").read_text().count("REF:") == 6
-    with_lm = json.loads((tmp_path / "exp" / "test_lm.json").read_text())  # weights tuned on valid
+    assert (model / "test_hyp.txt").read_text().count("REF:") == 6
+    with_lm = json.loads((model / "test_lm.json").read_text())  # weights tuned on valid
     assert with_lm["utterances"] == 6 and with_lm["decoder"].startswith("beam 50, lm ")
-    assert "lm_weight" in (tmp_path / "exp" / "best" / "decoding.yaml").read_text()
+    assert "lm_weight" in (model / "best" / "decoding.yaml").read_text()
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # every stage is done
     assert again.returncode == 0 and "asr.cli train" not in again.stdout
 
@@ -90,12 +94,17 @@ def test_wer_by_age_groups_speakers_by_their_age(tmp_path):
     assert "10-14" not in out  # groups without speakers are left out
 
 
+def planned(target, *make_args):
+    """What `make -n TARGET` would run in the speechocean762 recipe (continued lines joined)."""
+    return subprocess.run(["make", "-n", "-C", str(REPO_ROOT / "recipes/speechocean762"), target, *make_args],
+                          capture_output=True, text=True, check=True).stdout.replace("\\\n", " ")
+
+
 def planned_train_command(*make_args):
     """The `asr train` line `make -n train` would run in the speechocean762 recipe."""
-    out = subprocess.run(["make", "-n", "-C", str(REPO_ROOT / "recipes/speechocean762"), "train", *make_args],
-                         capture_output=True, text=True, check=True).stdout
+    out = planned("train", *make_args)
     start = out.index("asr train")
-    return out[start: out.index("touch", start)].replace("\\\n", " ")
+    return out[start: out.index("touch", start)]
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
@@ -118,3 +127,12 @@ def test_wer_by_age_names_an_utterance_whose_speaker_has_no_age(tmp_path):
     done = subprocess.run([sys.executable, str(REPO_ROOT / "recipes/speechocean762/wer_by_age.py"), str(hyp),
                            str(tmp_path)], capture_output=True, text=True)
     assert done.returncode != 0 and "no speaker age for utterance u1" in done.stderr
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_without_fine_tuning_the_trained_model_itself_is_tuned_and_evaluated():
+    plan = planned("evaluate", "FINETUNE_EPOCHS=0")
+    assert "--model exp/small/best" in plan and "finetune" not in plan
+    plan = planned("evaluate", "FINETUNE_EPOCHS=3")
+    assert "train.init_from=exp/small/best train.epochs=3" in plan
+    assert "--model exp/small/finetune/best" in plan
