@@ -126,7 +126,7 @@ bench pad_lstm1024 45 $PY bench/rnn_padding.py --device $DEVICE --cell lstm --hi
   --frames 250 --repeats 10 $PAD_X
 
 # (b) Issue #4: the speechocean762 recipe (real + 1,500 TTS sentences, valid for selection).
-# g_gpu is run G of recipes/speechocean762/README.md, the default model (CPU: 93 min, valid
+# g_gpu is run G of recipes/speechocean762/README.md, the default model before its fine-tuning (CPU: 93 min, valid
 # 77.6% / 43.8%); it trains alone for 2 epochs (a clean GPU epoch time), then the rest join it on the same GPU
 # (small models are latency-bound). Every run stops at the deadline; a stopped run keeps the
 # epochs it logged and its best/.

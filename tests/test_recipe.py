@@ -114,6 +114,7 @@ def test_the_recipe_trains_the_default_model_unless_told_otherwise():
     default = planned_train_command()
     assert "train.train_manifest=data/train_tts1500.jsonl" in default
     assert "train.epochs=25 features.normalize=utterance" in default
+    assert "--model exp/small/finetune/best" in planned("evaluate")  # then 5 epochs on real audio
     custom = planned_train_command("TTS_SENTENCES=0", "OVERRIDES=train.epochs=3")
     assert "train.train_manifest=data/train.jsonl" in custom
     assert "train.epochs=3" in custom and "normalize" not in custom
