@@ -290,7 +290,8 @@ def cmd_export(args) -> int:
 
 
 def cmd_compare(args) -> int:
-    from asr.report import ReportError, compare_reports, render_comparison
+    from asr.compare import compare_reports, render_comparison
+    from asr.report import ReportError
 
     try:
         print(render_comparison(compare_reports(args.report_a, args.report_b), limit=args.limit))

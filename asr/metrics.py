@@ -1,10 +1,12 @@
-"""Word and character error rates (jiwer), with the error counts behind them."""
+"""Word and character error rates (jiwer), with the error counts behind them, and how sure a
+difference between two systems is (paired bootstrap)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 import jiwer
+import numpy as np
 
 
 @dataclass(frozen=True)
@@ -53,3 +55,38 @@ def wer(references: list[str], hypotheses: list[str]) -> float:
 
 def cer(references: list[str], hypotheses: list[str]) -> float:
     return char_errors(references, hypotheses).rate
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    difference: float  # error rate of B minus that of A, on the whole set
+    low: float  # the central ``level`` interval of that difference over the resamples
+    high: float
+    prob_b_better: float  # share of resamples where B made fewer errors
+    groups: int
+    resamples: int
+    level: float
+
+
+def paired_bootstrap(errors_a, errors_b, lengths, groups=None, resamples: int = 1000, level: float = 0.95,
+                     seed: int = 0) -> BootstrapResult:
+    """Bisani & Ney (2004): resample the test set's groups with replacement and recompute both
+    systems' error rates on each resample, scored on the same units, so the interval reflects
+    how much the difference depends on which speakers (``groups``; default: each utterance) were
+    tested. Per-utterance error counts and reference lengths in, one entry each."""
+    if not len(errors_a) == len(errors_b) == len(lengths) or (groups is not None and len(groups) != len(lengths)):
+        raise ValueError("errors_a, errors_b, lengths (and groups) must have one entry per utterance")
+    if not len(lengths):
+        raise ValueError("no utterances to compare")
+    keys = list(groups) if groups is not None else list(range(len(lengths)))
+    index = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+    sums = np.zeros((3, len(index)))
+    for k, ea, eb, n in zip(keys, errors_a, errors_b, lengths):
+        sums[:, index[k]] += (ea, eb, n)
+    pick = np.random.default_rng(seed).integers(0, len(index), size=(resamples, len(index)))
+    a, b, n = (sums[row][pick].sum(axis=1) for row in range(3))
+    delta = (b - a) / np.maximum(n, 1)
+    tail = (1 - level) / 2
+    return BootstrapResult(float((sums[1].sum() - sums[0].sum()) / max(sums[2].sum(), 1)),
+                           float(np.quantile(delta, tail)), float(np.quantile(delta, 1 - tail)),
+                           float(np.mean(b < a)), len(index), resamples, level)

@@ -1,4 +1,4 @@
-"""Error reports in the spirit of NIST sclite, and comparisons between two of them.
+"""Error reports in the spirit of NIST sclite (``asr.compare`` compares two of them).
 
 A report directory holds::
 
@@ -352,62 +352,3 @@ def load_report(directory: str | Path) -> Report:
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise ReportError(f"{path}: not a results file ({type(e).__name__}: {e})") from None
     return build_report(rows, data.get("meta") or {})
-
-
-# --- comparing two reports -------------------------------------------------------------------
-
-@dataclass
-class Comparison:
-    a: Report  # the utterances both reports scored, in A's order
-    b: Report
-    only_a: list[str]
-    only_b: list[str]
-    reference_differs: list[str]
-
-    def changes(self) -> tuple[list[tuple], list[tuple]]:
-        """(better, worse): (utterance in A, utterance in B) pairs, biggest change first."""
-        pairs = list(zip(self.a.utterances, self.b.utterances))
-        delta = lambda p: p[1].words.errors - p[0].words.errors  # noqa: E731
-        better = sorted((p for p in pairs if delta(p) < 0), key=delta)
-        worse = sorted((p for p in pairs if delta(p) > 0), key=delta, reverse=True)
-        return better, worse
-
-
-def compare_reports(dir_a: str | Path, dir_b: str | Path) -> Comparison:
-    a, b = load_report(dir_a), load_report(dir_b)
-    by_id = {u.id: u for u in b.utterances}
-    common = [u for u in a.utterances if u.id in by_id]
-    only_a = [u.id for u in a.utterances if u.id not in by_id]
-    ids_a = {u.id for u in a.utterances}
-    only_b = [u.id for u in b.utterances if u.id not in ids_a]
-    differs = [u.id for u in common if u.reference != by_id[u.id].reference]
-    return Comparison(Report(common, a.meta), Report([by_id[u.id] for u in common], b.meta),
-                      only_a, only_b, differs)
-
-
-def render_comparison(c: Comparison, limit: int = 0) -> str:
-    sa, sb = c.a.summary(), c.b.summary()
-    lines = [f"{len(c.a.utterances)} utterances in both reports"
-             + (f"; {len(c.only_a)} only in A, {len(c.only_b)} only in B (left out)" if c.only_a or c.only_b else "")]
-    if c.reference_differs:
-        lines.append(f"warning: {len(c.reference_differs)} utterance(s) have different references in A and B, "
-                     f"e.g. {c.reference_differs[0]}")
-    lines.append(f"{'':8}{'A':>10}{'B':>10}{'B - A':>10}")
-    for key in ("wer", "cer", "ser"):
-        lines.append(f"{key.upper():8}{_pct(sa[key]):>10}{_pct(sb[key]):>10}{100 * (sb[key] - sa[key]):>+9.2f}%")
-    for key in ("substitutions", "deletions", "insertions"):
-        lines.append(f"{key[:3]:8}{sa[key]:>10}{sb[key]:>10}{sb[key] - sa[key]:>+10}")
-    better, worse = c.changes()
-    lines.append(f"better in B: {len(better)}, worse in B: {len(worse)}, "
-                 f"unchanged: {len(c.a.utterances) - len(better) - len(worse)}")
-    for title, pairs in (("Better in B", better), ("Worse in B", worse)):
-        if not pairs:
-            continue
-        shown = pairs[:limit] if limit else pairs
-        lines += ["", f"{title} ({len(pairs)}{f', first {len(shown)}' if len(shown) < len(pairs) else ''}):"]
-        for ua, ub in shown:
-            lines.append(f"{ua.id} ({ua.speaker or '-'}): {ua.words.errors} -> {ub.words.errors} word errors")
-            for tag, u in (("A", ua), ("B", ub)):
-                ref, hyp = sclite_lines(u.alignment)
-                lines += [f"  {tag} {ref}", f"    {hyp}"]
-    return "\n".join(lines)

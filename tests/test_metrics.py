@@ -84,3 +84,39 @@ def test_only_empty_references_give_rate_one_if_anything_was_said_else_zero():
     assert wer([""], ["hi there"]) == 1.0
     assert wer([""], [""]) == 0.0
     assert cer([""], [""]) == 0.0
+
+
+def test_bootstrap_interval_excludes_zero_only_when_one_system_is_consistently_better():
+    from asr.metrics import paired_bootstrap
+
+    lengths = [10] * 40
+    speakers = [f"s{i // 4}" for i in range(40)]  # 10 speakers, 4 utterances each
+    a = [3] * 40
+    consistent = paired_bootstrap(a, [2] * 40, lengths, speakers)  # one error fewer everywhere
+    assert consistent.difference == pytest.approx(-0.1)
+    assert consistent.low == pytest.approx(-0.1) and consistent.high == pytest.approx(-0.1)
+    assert consistent.prob_b_better == 1.0 and consistent.groups == 10
+    # Better for half the speakers by as much as it is worse for the other half: no difference.
+    mixed = paired_bootstrap(a, [1 if i < 20 else 5 for i in range(40)], lengths, speakers)
+    assert mixed.difference == pytest.approx(0.0)
+    assert mixed.low < 0 < mixed.high and 0.2 < mixed.prob_b_better < 0.8
+
+
+def test_bootstrap_resamples_speakers_not_utterances():
+    from asr.metrics import paired_bootstrap
+
+    # Each speaker's 5 utterances agree with each other: resampling utterances would pretend to
+    # have 20 independent samples and give a narrower interval than the 4 speakers warrant.
+    speakers = [s for s in "abcd" for _ in range(5)]
+    b = [{"a": 0, "b": 4, "c": 1, "d": 3}[s] for s in speakers]
+    by_speaker = paired_bootstrap([2] * 20, b, [10] * 20, speakers)
+    by_utterance = paired_bootstrap([2] * 20, b, [10] * 20)
+    assert by_speaker.groups == 4 and by_utterance.groups == 20
+    assert by_speaker.high - by_speaker.low > by_utterance.high - by_utterance.low
+
+
+def test_bootstrap_needs_one_entry_per_utterance():
+    from asr.metrics import paired_bootstrap
+
+    with pytest.raises(ValueError, match="one entry per utterance"):
+        paired_bootstrap([1, 2], [1], [5, 5])

@@ -5,9 +5,10 @@ import json
 import pytest
 
 from asr.cli import main
+from asr.compare import compare_reports, render_comparison
 from asr.evaluate import UtteranceResult
 from asr.metrics import cer
-from asr.report import (ReportError, build_report, compare_reports, render_comparison, render_html,
+from asr.report import (ReportError, build_report, render_html,
                         render_markdown, sclite_lines, write_report)
 from conftest import write_sine
 
@@ -116,6 +117,8 @@ def test_compare_lists_the_utterances_that_got_better_and_worse(tmp_path, capsys
     assert comparison.only_a == ["only_a"]
     text = render_comparison(comparison)
     assert "better in B: 1, worse in B: 1, unchanged: 1" in text
+    assert "WER B - A: +16.67 points" in text  # 1 -> 2 errors in the 6 shared words
+    assert "paired bootstrap over 1 speakers" in text
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
     assert "u1 (s): 0 -> 2 word errors" in out and "u2 (s): 1 -> 0 word errors" in out

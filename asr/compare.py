@@ -1,0 +1,80 @@
+"""Comparing two error reports (``asr compare``): which utterances got better or worse, and
+whether the WER difference is larger than the test set's speakers would give by chance."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from asr.metrics import paired_bootstrap
+from asr.report import Report, _pct, load_report, sclite_lines
+
+@dataclass
+class Comparison:
+    a: Report  # the utterances both reports scored, in A's order
+    b: Report
+    only_a: list[str]
+    only_b: list[str]
+    reference_differs: list[str]
+
+    def changes(self) -> tuple[list[tuple], list[tuple]]:
+        """(better, worse): (utterance in A, utterance in B) pairs, biggest change first."""
+        pairs = list(zip(self.a.utterances, self.b.utterances))
+        delta = lambda p: p[1].words.errors - p[0].words.errors  # noqa: E731
+        better = sorted((p for p in pairs if delta(p) < 0), key=delta)
+        worse = sorted((p for p in pairs if delta(p) > 0), key=delta, reverse=True)
+        return better, worse
+
+
+def compare_reports(dir_a: str | Path, dir_b: str | Path) -> Comparison:
+    a, b = load_report(dir_a), load_report(dir_b)
+    by_id = {u.id: u for u in b.utterances}
+    common = [u for u in a.utterances if u.id in by_id]
+    only_a = [u.id for u in a.utterances if u.id not in by_id]
+    ids_a = {u.id for u in a.utterances}
+    only_b = [u.id for u in b.utterances if u.id not in ids_a]
+    differs = [u.id for u in common if u.reference != by_id[u.id].reference]
+    return Comparison(Report(common, a.meta), Report([by_id[u.id] for u in common], b.meta),
+                      only_a, only_b, differs)
+
+
+def render_comparison(c: Comparison, limit: int = 0) -> str:
+    sa, sb = c.a.summary(), c.b.summary()
+    lines = [f"{len(c.a.utterances)} utterances in both reports"
+             + (f"; {len(c.only_a)} only in A, {len(c.only_b)} only in B (left out)" if c.only_a or c.only_b else "")]
+    if c.reference_differs:
+        lines.append(f"warning: {len(c.reference_differs)} utterance(s) have different references in A and B, "
+                     f"e.g. {c.reference_differs[0]}")
+    lines.append(f"{'':8}{'A':>10}{'B':>10}{'B - A':>10}")
+    for key in ("wer", "cer", "ser"):
+        lines.append(f"{key.upper():8}{_pct(sa[key]):>10}{_pct(sb[key]):>10}{100 * (sb[key] - sa[key]):>+9.2f}%")
+    for key in ("substitutions", "deletions", "insertions"):
+        lines.append(f"{key[:3]:8}{sa[key]:>10}{sb[key]:>10}{sb[key] - sa[key]:>+10}")
+    lines.append(_significance(c))
+    better, worse = c.changes()
+    lines.append(f"better in B: {len(better)}, worse in B: {len(worse)}, "
+                 f"unchanged: {len(c.a.utterances) - len(better) - len(worse)}")
+    for title, pairs in (("Better in B", better), ("Worse in B", worse)):
+        if not pairs:
+            continue
+        shown = pairs[:limit] if limit else pairs
+        lines += ["", f"{title} ({len(pairs)}{f', first {len(shown)}' if len(shown) < len(pairs) else ''}):"]
+        for ua, ub in shown:
+            lines.append(f"{ua.id} ({ua.speaker or '-'}): {ua.words.errors} -> {ub.words.errors} word errors")
+            for tag, u in (("A", ua), ("B", ub)):
+                ref, hyp = sclite_lines(u.alignment)
+                lines += [f"  {tag} {ref}", f"    {hyp}"]
+    return "\n".join(lines)
+
+
+def _significance(c: Comparison) -> str:
+    """The WER difference's 95% interval, resampling speakers when every utterance has one."""
+    pairs = list(zip(c.a.utterances, c.b.utterances))
+    by_speaker = all(ua.speaker for ua, _ in pairs)
+    boot = paired_bootstrap([ua.words.errors for ua, _ in pairs], [ub.words.errors for _, ub in pairs],
+                            [ua.words.reference_length for ua, _ in pairs],
+                            [ua.speaker for ua, _ in pairs] if by_speaker else None)
+    return (f"WER B - A: {100 * boot.difference:+.2f} points, {boot.level:.0%} interval "
+            f"[{100 * boot.low:+.2f}, {100 * boot.high:+.2f}] (paired bootstrap over {boot.groups} "
+            f"{'speakers' if by_speaker else 'utterances'}, {boot.resamples} resamples); "
+            f"B better in {boot.prob_b_better:.0%} of them")
