@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The prepared GPU session for issues #6 (device check) and #4 (accuracy sweep): one command of
-# about 8.5 minutes that writes what it learns under $OUT as it goes. From the `run` tool:
+# about 8.5 minutes that writes what it learns under $OUT as it goes (benchmarks, a sweep, then
+# the sweep's best run fine-tuned on the real audio). From the `run` tool:
 #
 #   run(command="bash bench/device_session.sh", carry=[".whl", ".device"], timeout_s=600)
 #
@@ -22,6 +23,7 @@ set -u -o pipefail
 BUDGET_S=${BUDGET_S:-510}   # the whole script; timeout_s=600 leaves 90 s to spare
 SWEEP_S=${SWEEP_S:-330}     # the benchmarks stop early rather than eat into the sweep's time
 RESERVE_S=${RESERVE_S:-45}  # kept at the end for the summary and the exports
+FT_S=${FT_S:-60}            # kept after the sweep to fine-tune its best run on the real audio
 DEVICE=${DEVICE:-cuda}
 TINY=${TINY:-0}
 PACK=${PACK:-.device/so762}
@@ -140,7 +142,7 @@ RUNS=(  # name|config|overrides
   "lstm5x320|configs/small.yaml|$B160 model.num_layers=5 model.hidden_size=320 model.dropout=0.3"
 )
 start_run() {  # NAME CONFIG OVERRIDES
-  local cap=$(( $(left) - RESERVE_S ))
+  local cap=$(( $(left) - RESERVE_S - FT_S ))
   [ "$cap" -ge 30 ] || { say "skipped run $1: no time left"; return; }
   say "run $1 (cap ${cap}s): $2 $3"
   mkdir -p "$WORK/runs/$1"
@@ -169,3 +171,20 @@ for i in "${!RUNS[@]}"; do
 done
 wait "${PIDS[@]}"
 say "runs ended"
+
+# Fine-tuning (G-ft in the recipe README): the sweep's best run, 5 more epochs on the real audio
+# alone, from that run's own config. It joins the table; the export takes whichever is best.
+$PY bench/sweep_summary.py "$WORK"/runs/*/ --best-file "$WORK/best.txt" > /dev/null
+best=$(cat "$WORK/best.txt" 2>/dev/null)
+cap=$(( $(left) - RESERVE_S ))
+if [ -n "$best" ] && [ "$cap" -ge 20 ]; then
+  say "fine-tune $best (cap ${cap}s)"
+  mkdir -p "$WORK/runs/${best}_ft"
+  OMP_NUM_THREADS=$RUN_THREADS timeout "$cap" $PY -m asr.cli train "$WORK/runs/$best/config.yaml" \
+    train.init_from="$WORK/runs/$best/best" train.train_manifest="$PACK/train.jsonl" \
+    train.output_dir="$WORK/runs/${best}_ft" train.epochs=$([ "$TINY" = 1 ] && echo 1 || echo 5) \
+    train.lr=3e-4 train.warmup_steps=50 > "$WORK/runs/${best}_ft/train.log" 2>&1 &
+  PIDS+=($!)
+  wait $!
+  say "fine-tuning ended: $(tail -n 1 "$WORK/runs/${best}_ft/train.log")"
+fi
