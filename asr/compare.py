@@ -9,6 +9,7 @@ from pathlib import Path
 from asr.metrics import paired_bootstrap
 from asr.report import Report, _pct, load_report, sclite_lines
 
+
 @dataclass
 class Comparison:
     a: Report  # the utterances both reports scored, in A's order

@@ -37,7 +37,7 @@ from asr.decoding import GreedyDecoder
 from asr.features import SpecAugment, StatsAccumulator
 from asr.metrics import char_errors, word_errors
 from asr.model import AcousticModel
-from asr.model_dir import load_model_dir, save_model_dir
+from asr.model_dir import LoadedModel, load_model_dir, save_model_dir
 from asr.text import CharTokenizer
 
 
@@ -109,9 +109,16 @@ def validate(model, dataset, cfg, device, tokenizer) -> dict:
             "valid_cer": char_errors(refs, hyps).rate}
 
 
+def load_to_train(path, cfg: Config, device) -> LoadedModel:
+    """A model directory, with ``cfg``'s augmentation (model directories load without it)."""
+    loaded = load_model_dir(path, device)
+    loaded.model.frontend.augment = SpecAugment(cfg.augment)
+    return loaded
+
+
 def initial_model(cfg: Config, device) -> tuple[CharTokenizer, AcousticModel]:
     """The tokenizer and model of ``train.init_from``, checked against ``cfg``, ready to train."""
-    loaded = load_model_dir(cfg.train.init_from, device)
+    loaded = load_to_train(cfg.train.init_from, cfg, device)
     differ = [f"{section}.{key}: {theirs!r} there, {ours!r} here"
               for section in ("features", "model")
               for key, theirs in getattr(loaded.config, section).__dict__.items()
@@ -119,7 +126,6 @@ def initial_model(cfg: Config, device) -> tuple[CharTokenizer, AcousticModel]:
     if differ:
         raise TrainingError(f"train.init_from={cfg.train.init_from}: its config differs from this one "
                             f"({'; '.join(differ)})")
-    loaded.model.frontend.augment = SpecAugment(cfg.augment)  # model dirs load without augmentation
     return loaded.tokenizer, loaded.model
 
 
@@ -202,9 +208,8 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
 
     state = None
     if resume and (run_dir / "last" / "train_state.pt").is_file():
-        loaded = load_model_dir(run_dir / "last", device)
+        loaded = load_to_train(run_dir / "last", cfg, device)
         tokenizer, model = loaded.tokenizer, loaded.model
-        model.frontend.augment = SpecAugment(cfg.augment)  # model dirs load without augmentation
         state = torch.load(run_dir / "last" / "train_state.pt", weights_only=True, map_location="cpu")
         say(f"resuming {run_dir} at epoch {state['epoch'] + 1}, step {state['step']}")
     elif resume:

@@ -37,10 +37,14 @@ $(DATA)/train_tts%.jsonl: $(DATA)/train.jsonl $(DATA)/tts%/train.jsonl
 
 train: $(EXP)/train.done
 
+# $(call asr_train,MANIFEST,RUN_DIR,MORE_OVERRIDES): one training run; it resumes RUN_DIR's
+# checkpoint when a killed run left one.
+asr_train = $(ASR) train $(CONFIG) train.train_manifest=$(1) \
+  $(if $(VALID),train.valid_manifest=$(DATA)/$(VALID).jsonl) train.output_dir=$(2) $(OVERRIDES) $(3) \
+  $(if $(filter-out 1,$(GPUS)),--gpus $(GPUS)) $(if $(wildcard $(2)/last/train_state.pt),--resume)
+
 $(EXP)/train.done: $(TRAIN_MANIFEST)
-	$(ASR) train $(CONFIG) train.train_manifest=$(TRAIN_MANIFEST) \
-	  $(if $(VALID),train.valid_manifest=$(DATA)/$(VALID).jsonl) train.output_dir=$(EXP) $(OVERRIDES) \
-	  $(if $(filter-out 1,$(GPUS)),--gpus $(GPUS)) $(if $(wildcard $(EXP)/last/train_state.pt),--resume)
+	$(call asr_train,$(TRAIN_MANIFEST),$(EXP))
 	touch $@
 
 finetune: $(EXP)/finetune/train.done
@@ -48,10 +52,7 @@ finetune: $(EXP)/finetune/train.done
 # The synthetic speech taught words and spellings; a few epochs on the real audio alone, at a
 # low learning rate, then fit the model to the real recordings (selected on valid as before).
 $(EXP)/finetune/train.done: $(EXP)/train.done $(DATA)/train.jsonl
-	$(ASR) train $(CONFIG) train.train_manifest=$(DATA)/train.jsonl \
-	  $(if $(VALID),train.valid_manifest=$(DATA)/$(VALID).jsonl) train.output_dir=$(EXP)/finetune $(OVERRIDES) \
-	  train.init_from=$(EXP)/best train.epochs=$(FINETUNE_EPOCHS) $(FINETUNE_OVERRIDES) \
-	  $(if $(filter-out 1,$(GPUS)),--gpus $(GPUS)) $(if $(wildcard $(EXP)/finetune/last/train_state.pt),--resume)
+	$(call asr_train,$(DATA)/train.jsonl,$(EXP)/finetune,train.init_from=$(EXP)/best train.epochs=$(FINETUNE_EPOCHS) $(FINETUNE_OVERRIDES))
 	touch $@
 
 lm: $(LM)

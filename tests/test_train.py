@@ -113,26 +113,35 @@ def test_repeated_non_finite_losses_stop_the_run_and_keep_the_last_checkpoint(ti
     assert load_model_dir(out / "last").model.num_parameters() > 0
 
 
-def test_a_batch_that_runs_out_of_memory_is_split_and_gives_the_same_gradient(tiny_corpus):
+def one_batch_gradients(corpus, n, **model_kw):
+    """A seeded tiny model (dropout off) and one batch of ``n`` real utterances. Returns the
+    model and ``grads(module=model, **kwargs)``, which runs ``forward_backward`` once and gives
+    (its result, every parameter's gradient)."""
     from asr.config import Config, ModelConfig
     from asr.data import SpeechDataset, collate, read_manifest
     from asr.model import AcousticModel
     from asr.text import CharTokenizer
 
-    utts = read_manifest(tiny_corpus / "train.jsonl")[:4]
+    utts = read_manifest(corpus / "train.jsonl")[:n]
     tok = CharTokenizer.build(u.text for u in utts)
     torch.manual_seed(0)
-    cfg = Config(model=ModelConfig(cell="gru", num_layers=1, hidden_size=16, conv_channels=4, dropout=0.0))
+    cfg = Config(model=ModelConfig(hidden_size=16, conv_channels=4, dropout=0.0, **model_kw))
     model = AcousticModel(cfg.features, cfg.model, len(tok)).eval()
-    batch = collate([SpeechDataset(utts, tok, 16000)[i] for i in range(4)])
+    batch = collate([SpeechDataset(utts, tok, 16000)[i] for i in range(n)])
     scaler = torch.amp.GradScaler("cuda", enabled=False)
 
-    def grads(m):
+    def grads(module=None, **kwargs):
         model.zero_grad()
-        out = train_module.forward_backward(m, batch, tok.blank_id, scaler, False, torch.device("cpu"))
+        out = train_module.forward_backward(module or model, batch, tok.blank_id, scaler, False,
+                                            torch.device("cpu"), **kwargs)
         return out, [p.grad.clone() for p in model.parameters()]
 
-    whole, expected = grads(model)
+    return model, grads
+
+
+def test_a_batch_that_runs_out_of_memory_is_split_and_gives_the_same_gradient(tiny_corpus):
+    model, grads = one_batch_gradients(tiny_corpus, 4, cell="gru", num_layers=1)
+    whole, expected = grads()
 
     class Cramped(torch.nn.Module):  # "runs out of memory" above two utterances
         def forward(self, waves, lengths, inter_layer=0):
@@ -147,28 +156,10 @@ def test_a_batch_that_runs_out_of_memory_is_split_and_gives_the_same_gradient(ti
 
 
 def test_intermediate_ctc_mixes_the_gradient_of_a_lower_layer_and_reports_the_final_loss(tiny_corpus):
-    from asr.config import Config, ModelConfig
-    from asr.data import SpeechDataset, collate, read_manifest
-    from asr.model import AcousticModel
-    from asr.text import CharTokenizer
-
-    utts = read_manifest(tiny_corpus / "train.jsonl")[:3]
-    tok = CharTokenizer.build(u.text for u in utts)
-    torch.manual_seed(0)
-    cfg = Config(model=ModelConfig(cell="lstm", num_layers=3, hidden_size=16, conv_channels=4, dropout=0.0))
-    model = AcousticModel(cfg.features, cfg.model, len(tok)).eval()
-    batch = collate([SpeechDataset(utts, tok, 16000)[i] for i in range(3)])
-    scaler = torch.amp.GradScaler("cuda", enabled=False)
-
-    def run(inter):
-        model.zero_grad()
-        loss = train_module.forward_backward(model, batch, tok.blank_id, scaler, False, torch.device("cpu"),
-                                             inter=inter)[0]
-        return loss, [p.grad.clone() for p in model.parameters()]
-
-    final_loss, final = run((0, 0.0))
-    _, inter_only = run((2, 1.0))
-    mixed_loss, mixed = run((2, 0.3))
+    model, grads = one_batch_gradients(tiny_corpus, 3, cell="lstm", num_layers=3)
+    (final_loss, *_), final = grads(inter=(0, 0.0))
+    _, inter_only = grads(inter=(2, 1.0))
+    (mixed_loss, *_), mixed = grads(inter=(2, 0.3))
     assert mixed_loss == pytest.approx(final_loss, rel=1e-6)  # logged loss stays comparable
     top = list(model.layers[2].parameters())
     for p, a, b, g in zip(model.parameters(), final, inter_only, mixed):

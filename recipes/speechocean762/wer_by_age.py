@@ -9,9 +9,8 @@ import argparse
 import sys
 from pathlib import Path
 
-import jiwer
-
 from asr.corpora import CorpusError, read_kaldi_table
+from asr.metrics import cer, wer
 
 GROUPS = ((6, 9), (10, 14), (15, 19), (20, 200))
 
@@ -62,7 +61,7 @@ def main(argv=None) -> None:
         refs, hyps = [pairs[u]["REF"] for u in ids], [pairs[u].get("HYP", "") for u in ids]
         label = f"{lo}-{hi}" if hi < 200 else f"{lo}+"
         print(f"| {label} | {len({speaker_age[u][0] for u in ids})} | {len(ids)} | "
-              f"{100 * jiwer.wer(refs, hyps):.1f}% | {100 * jiwer.cer(refs, hyps):.1f}% |")
+              f"{100 * wer(refs, hyps):.1f}% | {100 * cer(refs, hyps):.1f}% |")
 
 
 if __name__ == "__main__":
