@@ -10,7 +10,7 @@ install: $(BIN)/asr
 $(BIN)/asr: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e ".[test]"
+	$(BIN)/pip install --quiet -e ".[test,phones]"
 	@touch $@
 
 test: install

@@ -117,6 +117,12 @@ class TrainConfig:
     # in at this weight. A regularizer for training only: parameters and inference are unchanged.
     inter_ctc_weight: float = 0.0
     inter_ctc_layer: int = 0
+    # Auxiliary phone CTC (asr/phones.py): a head of its own on layer phone_ctc_layer (0 = the
+    # middle one) learns the transcripts' phones from phone_lexicon ("cmudict" or a Kaldi-style
+    # WORD PH1 PH2 ... file), mixed in at this weight. Training only, like intermediate CTC.
+    phone_ctc_weight: float = 0.0
+    phone_ctc_layer: int = 0
+    phone_lexicon: str = "cmudict"
     # Start from a trained model directory's weights, tokenizer and feature statistics (fine-tuning):
     # a new optimizer and schedule. Its features and model sections must equal this config's.
     init_from: str = ""
@@ -140,6 +146,11 @@ class Config:
         if t.inter_ctc_weight and not 1 <= self.inter_ctc_layer < self.model.num_layers:
             raise ConfigError(f"train.inter_ctc_layer={t.inter_ctc_layer}: intermediate CTC needs a layer "
                               f"below the last of model.num_layers={self.model.num_layers}")
+        if not 0.0 <= t.phone_ctc_weight < 1.0:
+            raise ConfigError("train.phone_ctc_weight must be in [0, 1)")
+        if t.phone_ctc_weight and not 1 <= self.phone_ctc_layer <= self.model.num_layers:
+            raise ConfigError(f"train.phone_ctc_layer={t.phone_ctc_layer}: phone CTC needs one of the "
+                              f"model.num_layers={self.model.num_layers} layers")
 
     @property
     def inter_ctc_layer(self) -> int:
@@ -147,6 +158,13 @@ class Config:
         if not self.train.inter_ctc_weight:
             return 0
         return self.train.inter_ctc_layer or (self.model.num_layers + 1) // 2
+
+    @property
+    def phone_ctc_layer(self) -> int:
+        """The recurrent layer (1-based) the phone head reads; 0 when phone CTC is off."""
+        if not self.train.phone_ctc_weight:
+            return 0
+        return self.train.phone_ctc_layer or (self.model.num_layers + 1) // 2
 
     def to_dict(self) -> dict:
         return _to_plain(dataclasses.asdict(self))

@@ -93,6 +93,7 @@ class Example:
     index: int
     waveform: torch.Tensor  # (samples,) float32
     targets: torch.Tensor  # (label_len,) int64
+    phones: torch.Tensor | None = None  # (phone_len,) int64; None: no phone transcription
 
 
 @dataclass
@@ -102,11 +103,14 @@ class Batch:
     targets: torch.Tensor  # (B, L) int64, zero padded
     target_lengths: torch.Tensor  # (B,)
     indices: list[int]
+    # Phone CTC targets (train.phone_ctc_weight), else None; length 0: no phones for that utterance.
+    phone_targets: torch.Tensor | None = None  # (B, P) int64, zero padded
+    phone_lengths: torch.Tensor | None = None  # (B,)
 
     def to(self, device, non_blocking=False) -> "Batch":
-        move = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
+        move = lambda t: None if t is None else t.to(device, non_blocking=non_blocking)  # noqa: E731
         return Batch(move(self.waveforms), move(self.wave_lengths), move(self.targets),
-                     move(self.target_lengths), self.indices)
+                     move(self.target_lengths), self.indices, move(self.phone_targets), move(self.phone_lengths))
 
 
 class SpeechDataset(torch.utils.data.Dataset):
@@ -115,14 +119,17 @@ class SpeechDataset(torch.utils.data.Dataset):
     Items are ``(index, speed)`` pairs so that speed perturbation (resampling, as in Kaldi's
     3-way perturbation) is chosen by the sampler, reproducibly, and its result cached too.
     Utterances whose text has characters outside the vocabulary are reported and left out.
+    With a ``phone_lexicon`` each item also carries the transcript's phones (None where a word
+    is missing from the lexicon).
     """
 
     def __init__(self, utterances: list[Utterance], tokenizer: CharTokenizer, sample_rate: int,
-                 cache: bool = True):
+                 cache: bool = True, phone_lexicon=None):
         self.sample_rate = sample_rate
         self.cache = cache
         self._cache: dict[tuple[int, float], torch.Tensor] = {}
         self.utterances, self.targets, self.skipped = [], [], []
+        self.phones: list[torch.Tensor | None] | None = [] if phone_lexicon is not None else None
         for utt in utterances:
             text = normalize_text(utt.text)
             if not text:
@@ -135,6 +142,9 @@ class SpeechDataset(torch.utils.data.Dataset):
                 continue
             self.utterances.append(utt)
             self.targets.append(torch.tensor(ids, dtype=torch.long))
+            if self.phones is not None:
+                phone_ids = phone_lexicon.encode(text)
+                self.phones.append(None if phone_ids is None else torch.tensor(phone_ids, dtype=torch.long))
 
     def __len__(self) -> int:
         return len(self.utterances)
@@ -160,7 +170,8 @@ class SpeechDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, item) -> Example:
         index, speed = item if isinstance(item, tuple) else (item, 1.0)
-        return Example(index, self.waveform(index, speed), self.targets[index])
+        phones = self.phones[index] if self.phones is not None else None
+        return Example(index, self.waveform(index, speed), self.targets[index], phones)
 
 
 def collate(examples: list[Example]) -> Batch:
@@ -171,7 +182,14 @@ def collate(examples: list[Example]) -> Batch:
     for i, e in enumerate(examples):
         waves[i, : e.waveform.numel()] = e.waveform
         targets[i, : e.targets.numel()] = e.targets
-    return Batch(waves, wave_lengths, targets, target_lengths, [e.index for e in examples])
+    batch = Batch(waves, wave_lengths, targets, target_lengths, [e.index for e in examples])
+    if any(e.phones is not None for e in examples):
+        batch.phone_lengths = torch.tensor([0 if e.phones is None else e.phones.numel() for e in examples])
+        batch.phone_targets = torch.zeros(len(examples), max(1, int(batch.phone_lengths.max())), dtype=torch.long)
+        for i, e in enumerate(examples):
+            if e.phones is not None:
+                batch.phone_targets[i, : e.phones.numel()] = e.phones
+    return batch
 
 
 class BucketBatchSampler(torch.utils.data.Sampler):

@@ -190,34 +190,51 @@ class AcousticModel(nn.Module):
             dim = layers[-1].out_dim
         self.layers = nn.ModuleList(layers)
         self.head = nn.Linear(dim, vocab_size)  # W_y, b_y
+        self.phone_head, self.phone_layer = None, 0
 
     @property
     def frame_shift(self) -> float:
         """Seconds between output frames."""
         return self.features_cfg.hop_length * self.cfg.subsampling_factor / self.features_cfg.sample_rate
 
-    def encode(self, feats: torch.Tensor, lengths: torch.Tensor, keep_layer: int = 0):
-        """Subsampling and the recurrent layers: (output, lengths, layer ``keep_layer``'s output or None)."""
+    def add_phone_head(self, num_phones: int, layer: int) -> None:
+        """A training-only output: phone log-probs from recurrent layer ``layer`` (auxiliary
+        phone CTC, asr/phones.py). Saved model directories leave it out (``inference_state_dict``)."""
+        self.phone_head = nn.Linear(self.layers[layer - 1].out_dim, num_phones)
+        self.phone_layer = layer
+
+    def inference_state_dict(self) -> dict:
+        """The weights a model directory holds: all but training-only heads."""
+        return {k: v for k, v in self.state_dict().items() if not k.startswith("phone_head.")}
+
+    def encode(self, feats: torch.Tensor, lengths: torch.Tensor, keep: tuple[int, ...] = ()):
+        """Subsampling and the recurrent layers: (output, lengths, {layer k: its output for k in keep})."""
         x, lengths = self.subsampling(feats, lengths)
-        kept = None
+        kept = {}
         for k, layer in enumerate(self.layers, start=1):
             x = layer(x, lengths)
-            if k == keep_layer:
-                kept = x
+            if k in keep:
+                kept[k] = x
         return x, lengths, kept
 
-    def forward(self, waves: torch.Tensor, wave_lengths: torch.Tensor, inter_layer: int = 0):
+    def forward(self, waves: torch.Tensor, wave_lengths: torch.Tensor, inter_layer: int = 0,
+                phones: bool = False):
         """(B, samples), (B,) -> log-probs (B, frames, vocab) float32, frame lengths (B,).
 
-        With ``inter_layer`` = k, also the log-probs that the same head reads from layer k's
-        output (intermediate CTC, for training): a third element, same shape.
+        For training, two more outputs on request (else None), after those two:
+        ``inter_layer`` = k gives the log-probs that the same head reads from layer k's output
+        (intermediate CTC), and ``phones`` the phone head's log-probs (``add_phone_head``).
         """
         feats, lengths = self.frontend(waves, wave_lengths)
-        x, lengths, kept = self.encode(feats, lengths, inter_layer)
+        keep = tuple(k for k in (inter_layer, self.phone_layer if phones else 0) if k)
+        x, lengths, kept = self.encode(feats, lengths, keep)
         log_probs = self.head(x).float().log_softmax(dim=-1)
-        if not inter_layer:
+        if not keep:
             return log_probs, lengths
-        return log_probs, lengths, self.head(kept).float().log_softmax(dim=-1)
+        inter = self.head(kept[inter_layer]).float().log_softmax(dim=-1) if inter_layer else None
+        phone = self.phone_head(kept[self.phone_layer]).float().log_softmax(dim=-1) if phones else None
+        return log_probs, lengths, inter, phone
 
     def num_parameters(self) -> int:
-        return sum(p.numel() for p in self.parameters())
+        """The parameters a model directory holds (training-only heads not counted)."""
+        return sum(p.numel() for n, p in self.named_parameters() if not n.startswith("phone_head."))

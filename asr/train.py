@@ -38,6 +38,7 @@ from asr.features import SpecAugment, StatsAccumulator
 from asr.metrics import char_errors, word_errors
 from asr.model import AcousticModel
 from asr.model_dir import LoadedModel, load_model_dir, save_model_dir
+from asr.phones import LexiconError, PhoneLexicon
 from asr.text import CharTokenizer
 
 
@@ -59,12 +60,15 @@ def lr_lambda(cfg, total_steps: int):
     return factor
 
 
-def ctc_loss(log_probs, out_lengths, batch, blank: int):
-    """Per-utterance CTC losses; utterances with too few frames for their label are masked."""
-    needed = torch.tensor([frames_needed(batch.targets[i, : batch.target_lengths[i]])
+def ctc_loss(log_probs, out_lengths, batch, blank: int, targets=None, target_lengths=None):
+    """Per-utterance CTC losses; utterances with too few frames for their label are masked.
+    The labels are the batch's characters unless ``targets``, ``target_lengths`` are given."""
+    if targets is None:
+        targets, target_lengths = batch.targets, batch.target_lengths
+    needed = torch.tensor([frames_needed(targets[i, : target_lengths[i]])
                            for i in range(len(batch.indices))], device=out_lengths.device)
     valid = out_lengths >= needed
-    losses = F.ctc_loss(log_probs.transpose(0, 1), batch.targets, out_lengths, batch.target_lengths,
+    losses = F.ctc_loss(log_probs.transpose(0, 1), targets, out_lengths, target_lengths,
                         blank=blank, reduction="none", zero_infinity=True)
     return losses, valid
 
@@ -129,27 +133,37 @@ def initial_model(cfg: Config, device) -> tuple[CharTokenizer, AcousticModel]:
     return loaded.tokenizer, loaded.model
 
 
-def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False) -> SpeechDataset:
+def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False, phone_lexicon=None) -> SpeechDataset:
     utts = read_manifest(path)
     too_long = [u for u in utts if u.duration > cfg.train.max_duration]
     dataset = SpeechDataset([u for u in utts if u.duration <= cfg.train.max_duration], tokenizer,
-                            cfg.features.sample_rate, cache=cfg.train.cache_audio)
+                            cfg.features.sample_rate, cache=cfg.train.cache_audio, phone_lexicon=phone_lexicon)
     if not quiet:
         for utt, reason in dataset.skipped:
             log(f"skipped {name} utterance {utt.id or utt.audio_filepath}: {reason}")
         if too_long:
             log(f"skipped {len(too_long)} {name} utterance(s) longer than {cfg.train.max_duration} s")
         log(f"{name}: {len(dataset)} utterances, {total_hours(dataset.utterances):.2f} h")
+        if phone_lexicon is not None:
+            missing = phone_lexicon.missing_words(u.text for u in dataset.utterances)
+            with_phones = sum(p is not None for p in dataset.phones)
+            common = ", ".join(w for w, _ in sorted(missing.items(), key=lambda kv: -kv[1])[:8])
+            log(f"{name}: phones for {with_phones} of {len(dataset)} utterances from {phone_lexicon.source} "
+                f"({len(phone_lexicon.phones)} phones)" + (f"; {len(missing)} words missing, e.g. {common}"
+                                                           if missing else ""))
     if len(dataset) == 0:
         raise TrainingError(f"{path}: no usable utterances")
     return dataset
 
 
-def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None, inter=(0, 0.0)):
+def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None, inter=(0, 0.0),
+                     phone_weight=0.0):
     """Loss and gradients for one batch: (loss sum, utterances used, too short, finite).
 
     The loss is summed over usable utterances and divided by the batch size. With ``inter`` =
-    (layer, weight) the gradient is of (1 - weight) * CTC + weight * intermediate CTC; the
+    (layer, weight) the gradient is of (1 - weight) * CTC + weight * intermediate CTC; with
+    ``phone_weight``, that much of it comes from the phone head's CTC against the batch's phone
+    targets instead (an utterance without phones keeps that share on the final CTC). The
     returned loss is the final layer's CTC alone, comparable across runs. Every rank runs
     backward, even on a batch with nothing usable, so that the gradient all-reduce lines up.
     A batch that runs out of GPU memory is split in halves whose gradients accumulate (under
@@ -160,13 +174,21 @@ def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None,
     layer, weight = inter
     try:
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            outputs = model(batch.waveforms, batch.wave_lengths, inter_layer=layer)
+            outputs = model(batch.waveforms, batch.wave_lengths, inter_layer=layer, phones=phone_weight > 0)
         log_probs, out_lengths = outputs[:2]
         losses, valid = ctc_loss(log_probs, out_lengths, batch, blank)
         objective = losses
         if layer:
             inter_losses, _ = ctc_loss(outputs[2], out_lengths, batch, blank)
             objective = (1 - weight) * losses + weight * inter_losses
+        if phone_weight > 0 and batch.phone_lengths is None:  # no phones in this batch: a zero
+            objective = objective + 0.0 * outputs[3].sum()  # gradient keeps DDP's all-reduce in line
+        elif phone_weight > 0:
+            phone_losses, phone_ok = ctc_loss(outputs[3], out_lengths, batch, 0, batch.phone_targets,
+                                              batch.phone_lengths)
+            has_phones = phone_ok & (batch.phone_lengths > 0)
+            objective = (1 - phone_weight) * objective + phone_weight * torch.where(has_phones, phone_losses,
+                                                                                    objective)
         loss = (objective * valid).sum() / divisor
         scaler.scale(loss).backward()
         n_valid = int(valid.sum())
@@ -181,16 +203,21 @@ def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None,
         half = len(batch.indices) // 2
         no_sync = getattr(model, "no_sync", contextlib.nullcontext)
         with no_sync():
-            a = forward_backward(model, _slice(batch, 0, half), blank, scaler, use_amp, device, divisor, inter)
+            a = forward_backward(model, _slice(batch, 0, half), blank, scaler, use_amp, device, divisor, inter,
+                                 phone_weight)
         b = forward_backward(model, _slice(batch, half, len(batch.indices)), blank, scaler, use_amp, device,
-                             divisor, inter)
+                             divisor, inter, phone_weight)
         return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] and b[3]
 
 
 def _slice(batch, start, end):
     wl, tl = batch.wave_lengths[start:end], batch.target_lengths[start:end]
-    return Batch(batch.waveforms[start:end, : int(wl.max())], wl, batch.targets[start:end, : max(1, int(tl.max()))],
+    part = Batch(batch.waveforms[start:end, : int(wl.max())], wl, batch.targets[start:end, : max(1, int(tl.max()))],
                  tl, batch.indices[start:end])
+    if batch.phone_lengths is not None:
+        part.phone_lengths = batch.phone_lengths[start:end]
+        part.phone_targets = batch.phone_targets[start:end, : max(1, int(part.phone_lengths.max()))]
+    return part
 
 
 def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) -> Path:
@@ -226,7 +253,17 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
 
-    train_set = load_split(tc.train_manifest, cfg, tokenizer, "train", quiet=not d.is_main)
+    lexicon = None
+    if cfg.phone_ctc_layer:
+        try:
+            lexicon = PhoneLexicon.load(tc.phone_lexicon)
+        except LexiconError as e:
+            raise TrainingError(f"train.phone_lexicon: {e}") from None
+        model.add_phone_head(len(lexicon), cfg.phone_ctc_layer)
+        model.phone_head.to(device)
+        if state is not None and "phone_head" in state:
+            model.phone_head.load_state_dict(state["phone_head"])
+    train_set = load_split(tc.train_manifest, cfg, tokenizer, "train", quiet=not d.is_main, phone_lexicon=lexicon)
     valid_set = None
     if tc.valid_manifest and d.is_main:
         valid_set = load_split(tc.valid_manifest, cfg, tokenizer, "valid")
@@ -242,6 +279,9 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         f"{len(tokenizer)} tokens, device {device}, {d.world_size} process(es)")
     if cfg.inter_ctc_layer:
         say(f"intermediate CTC: layer {cfg.inter_ctc_layer} at weight {tc.inter_ctc_weight}")
+    if cfg.phone_ctc_layer:
+        say(f"phone CTC: layer {cfg.phone_ctc_layer} at weight {tc.phone_ctc_weight} "
+            f"({model.phone_head.weight.numel() + model.phone_head.bias.numel():,} parameters, training only)")
 
     sampler = BucketBatchSampler(train_set.durations, tc.batch_seconds, tc.max_batch_size, shuffle=True,
                                  sortagrad=tc.sortagrad, seed=tc.seed, speed_factors=cfg.augment.speed_factors,
@@ -277,6 +317,8 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
                            "scaler": scaler.state_dict(), "step": step, "epoch": epoch, "world_size": d.world_size,
                            "global_batch_in_epoch": batch_in_epoch * d.world_size, "best_wer": best_wer,
                            "nan_run": nan_run}
+            if model.phone_head is not None:
+                train_state["phone_head"] = model.phone_head.state_dict()
             tmp = run_dir / ".train_state.pt.tmp"
             torch.save(train_state, tmp)
             save_model_dir(run_dir / "last", cfg, model, tokenizer)
@@ -294,7 +336,8 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
             batch = batch.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             b_loss, b_n, b_short, finite = forward_backward(ddp, batch, tokenizer.blank_id, scaler, use_amp, device,
-                                                            inter=(cfg.inter_ctc_layer, tc.inter_ctc_weight))
+                                                            inter=(cfg.inter_ctc_layer, tc.inter_ctc_weight),
+                                                            phone_weight=tc.phone_ctc_weight)
             finite = distributed.all_true(finite, d, device)
             too_short += b_short
             step += 1

@@ -84,13 +84,30 @@ def test_intermediate_output_is_the_ctc_head_reading_a_lower_layer():
     model = AcousticModel(FeatureConfig(), small("lstm"), vocab_size=6).eval()
     x, n = waves(0.5, 0.4)
     plain, lengths = model(x, n)
-    final, lengths1, top = model(x, n, inter_layer=2)  # the top layer: same as the final output
-    _, _, lower = model(x, n, inter_layer=1)
+    final, lengths1, top, no_phones = model(x, n, inter_layer=2)  # the top layer: same as the final output
+    _, _, lower, _ = model(x, n, inter_layer=1)
+    assert no_phones is None
     torch.testing.assert_close(final, plain)
     torch.testing.assert_close(top, plain)
     assert torch.equal(lengths, lengths1) and lower.shape == plain.shape
     assert not torch.allclose(lower, plain)
     torch.testing.assert_close(lower.exp().sum(-1), torch.ones(lower.shape[:2]))
+
+
+def test_a_phone_head_reads_its_layer_and_stays_out_of_the_saved_weights(tmp_path):
+    model = AcousticModel(FeatureConfig(), small("lstm"), vocab_size=6)
+    inference_weights = model.state_dict().keys()
+    count = model.num_parameters()
+    model.add_phone_head(num_phones=5, layer=1)
+    x, n = waves(0.5, 0.4)
+    log_probs, _, inter, phones = model(x, n, phones=True)
+    assert inter is None and phones.shape == (*log_probs.shape[:2], 5)
+    torch.testing.assert_close(phones.exp().sum(-1), torch.ones(phones.shape[:2]))
+    phones.sum().backward()  # layer 1's head: the layer above it gets no gradient
+    assert all(p.grad is None for p in model.layers[1].parameters())
+    assert all(p.grad is not None and p.grad.abs().sum() > 0 for p in model.layers[0].parameters())
+    assert model.inference_state_dict().keys() == inference_weights
+    assert model.num_parameters() == count  # a model directory's parameters, as reported
 
 
 def _tokenizer():

