@@ -1,4 +1,4 @@
-"""The training loop: CTC loss, AdamW with warmup and cosine decay, length-bucketed batches,
+"""The training loop: AdamW with warmup and cosine decay, length-bucketed batches,
 mixed precision on GPU, data parallelism, per-epoch validation, atomic checkpoints and exact
 resume.
 
@@ -18,7 +18,6 @@ point in the epoch, rounded down to whole steps).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import math
 import sys
@@ -26,15 +25,15 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 
 from asr import distributed
 from asr.config import Config, load_config, save_config
-from asr.data import (Batch, BatchLoader, BucketBatchSampler, SpeechDataset, collate, frames_needed,
+from asr.data import (BatchLoader, BucketBatchSampler, SpeechDataset, collate,
                       read_manifest, total_hours)
 from asr.decoding import GreedyDecoder
 from asr.features import SpecAugment, StatsAccumulator
+from asr.losses import ctc_loss, forward_backward
 from asr.metrics import char_errors, word_errors
 from asr.model import AcousticModel
 from asr.model_dir import LoadedModel, load_model_dir, save_model_dir
@@ -58,19 +57,6 @@ def lr_lambda(cfg, total_steps: int):
         floor = cfg.final_lr_fraction
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
     return factor
-
-
-def ctc_loss(log_probs, out_lengths, batch, blank: int, targets=None, target_lengths=None):
-    """Per-utterance CTC losses; utterances with too few frames for their label are masked.
-    The labels are the batch's characters unless ``targets``, ``target_lengths`` are given."""
-    if targets is None:
-        targets, target_lengths = batch.targets, batch.target_lengths
-    needed = torch.tensor([frames_needed(targets[i, : target_lengths[i]])
-                           for i in range(len(batch.indices))], device=out_lengths.device)
-    valid = out_lengths >= needed
-    losses = F.ctc_loss(log_probs.transpose(0, 1), targets, out_lengths, target_lengths,
-                        blank=blank, reduction="none", zero_infinity=True)
-    return losses, valid
 
 
 def compute_cmvn(model: AcousticModel, dataset: SpeechDataset, device, d=distributed.Dist(),
@@ -154,70 +140,6 @@ def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False, phone_
     if len(dataset) == 0:
         raise TrainingError(f"{path}: no usable utterances")
     return dataset
-
-
-def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None, inter=(0, 0.0),
-                     phone_weight=0.0):
-    """Loss and gradients for one batch: (loss sum, utterances used, too short, finite).
-
-    The loss is summed over usable utterances and divided by the batch size. With ``inter`` =
-    (layer, weight) the gradient is of (1 - weight) * CTC + weight * intermediate CTC; with
-    ``phone_weight``, that much of it comes from the phone head's CTC against the batch's phone
-    targets instead (an utterance without phones keeps that share on the final CTC). The
-    returned loss is the final layer's CTC alone, comparable across runs. Every rank runs
-    backward, even on a batch with nothing usable, so that the gradient all-reduce lines up.
-    A batch that runs out of GPU memory is split in halves whose gradients accumulate (under
-    DDP the first half skips the all-reduce); a single utterance that still does not fit is
-    skipped with a warning.
-    """
-    divisor = divisor or len(batch.indices)
-    layer, weight = inter
-    try:
-        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
-            outputs = model(batch.waveforms, batch.wave_lengths, inter_layer=layer, phones=phone_weight > 0)
-        log_probs, out_lengths = outputs[:2]
-        losses, valid = ctc_loss(log_probs, out_lengths, batch, blank)
-        objective = losses
-        if layer:
-            inter_losses, _ = ctc_loss(outputs[2], out_lengths, batch, blank)
-            objective = (1 - weight) * losses + weight * inter_losses
-        if phone_weight > 0 and batch.phone_lengths is None:  # no phones in this batch: a zero
-            objective = objective + 0.0 * outputs[3].sum()  # gradient keeps DDP's all-reduce in line
-        elif phone_weight > 0:
-            phone_losses, phone_ok = ctc_loss(outputs[3], out_lengths, batch, 0, batch.phone_targets,
-                                              batch.phone_lengths)
-            has_phones = phone_ok & (batch.phone_lengths > 0)
-            objective = (1 - phone_weight) * objective + phone_weight * torch.where(has_phones, phone_losses,
-                                                                                    objective)
-        loss = (objective * valid).sum() / divisor
-        scaler.scale(loss).backward()
-        n_valid = int(valid.sum())
-        return float(losses[valid].detach().sum()), n_valid, len(batch.indices) - n_valid, bool(torch.isfinite(loss))
-    except torch.OutOfMemoryError:
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
-        if len(batch.indices) == 1:
-            log(f"skipped utterance {batch.indices[0]}: does not fit in GPU memory alone")
-            return 0.0, 0, 0, True
-        log(f"out of GPU memory on a batch of {len(batch.indices)}: splitting it in two")
-        half = len(batch.indices) // 2
-        no_sync = getattr(model, "no_sync", contextlib.nullcontext)
-        with no_sync():
-            a = forward_backward(model, _slice(batch, 0, half), blank, scaler, use_amp, device, divisor, inter,
-                                 phone_weight)
-        b = forward_backward(model, _slice(batch, half, len(batch.indices)), blank, scaler, use_amp, device,
-                             divisor, inter, phone_weight)
-        return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] and b[3]
-
-
-def _slice(batch, start, end):
-    wl, tl = batch.wave_lengths[start:end], batch.target_lengths[start:end]
-    part = Batch(batch.waveforms[start:end, : int(wl.max())], wl, batch.targets[start:end, : max(1, int(tl.max()))],
-                 tl, batch.indices[start:end])
-    if batch.phone_lengths is not None:
-        part.phone_lengths = batch.phone_lengths[start:end]
-        part.phone_targets = batch.phone_targets[start:end, : max(1, int(part.phone_lengths.max()))]
-    return part
 
 
 def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) -> Path:

@@ -24,7 +24,7 @@ from asr.data import Batch, BucketBatchSampler, SpeechDataset, collate, read_man
 from asr.model import AcousticModel
 from asr.text import CharTokenizer
 from asr import distributed
-from asr.train import ctc_loss
+from asr.losses import ctc_loss
 
 
 def step(model, optimizer, batch, blank, use_amp, scaler):

@@ -7,7 +7,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-import asr.train as train_module
+import asr.losses as losses_module
 from asr.phones import PhoneLexicon
 from asr.config import load_config
 from asr.model_dir import load_model_dir
@@ -94,7 +94,7 @@ def test_utterances_too_short_for_their_label_are_skipped_and_counted(tiny_corpu
 
 
 def test_repeated_non_finite_losses_stop_the_run_and_keep_the_last_checkpoint(tiny_corpus, tmp_path, monkeypatch):
-    real = train_module.ctc_loss
+    real = losses_module.ctc_loss
     calls = {"n": 0}
 
     def poisoned(*args, **kwargs):
@@ -102,11 +102,11 @@ def test_repeated_non_finite_losses_stop_the_run_and_keep_the_last_checkpoint(ti
         losses, valid = real(*args, **kwargs)
         return (losses * float("nan"), valid) if calls["n"] > 2 else (losses, valid)
 
-    monkeypatch.setattr(train_module, "ctc_loss", poisoned)
+    monkeypatch.setattr(losses_module, "ctc_loss", poisoned)
     out = tmp_path / "run"
     with pytest.raises(TrainingError, match="non-finite"):
         train(tiny_config(tiny_corpus, out, "train.epochs=3", "train.checkpoint_every=1", "train.max_nan_steps=3"))
-    monkeypatch.setattr(train_module, "ctc_loss", real)
+    monkeypatch.setattr(losses_module, "ctc_loss", real)
     clean = train(tiny_config(tiny_corpus, tmp_path / "clean", "train.epochs=3"), stop_at_step=2)
     kept = load_file(str(out / "last" / "model.safetensors"))
     good = load_file(str(clean / "last" / "model.safetensors"))
@@ -139,7 +139,7 @@ def one_batch_gradients(corpus, n, phone_layer=0, **model_kw):
 
     def grads(module=None, **kwargs):
         model.zero_grad()
-        out = train_module.forward_backward(module or model, batch, tok.blank_id, scaler, False,
+        out = losses_module.forward_backward(module or model, batch, tok.blank_id, scaler, False,
                                             torch.device("cpu"), **kwargs)
         return out, [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in model.parameters()]
 

@@ -1,0 +1,95 @@
+"""What training minimizes, one batch at a time: CTC on the final layer, optionally mixed with
+intermediate CTC (the same head on a lower layer) and auxiliary phone CTC (a head of its own on a
+lower layer), with the gradient taken under mixed precision and a batch that does not fit in GPU
+memory split in halves."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+
+import torch
+import torch.nn.functional as F
+
+from asr.data import Batch, frames_needed
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def ctc_loss(log_probs, out_lengths, batch, blank: int, targets=None, target_lengths=None):
+    """Per-utterance CTC losses; utterances with too few frames for their label are masked.
+    The labels are the batch's characters unless ``targets``, ``target_lengths`` are given."""
+    if targets is None:
+        targets, target_lengths = batch.targets, batch.target_lengths
+    needed = torch.tensor([frames_needed(targets[i, : target_lengths[i]])
+                           for i in range(len(batch.indices))], device=out_lengths.device)
+    valid = out_lengths >= needed
+    losses = F.ctc_loss(log_probs.transpose(0, 1), targets, out_lengths, target_lengths,
+                        blank=blank, reduction="none", zero_infinity=True)
+    return losses, valid
+
+
+def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None, inter=(0, 0.0),
+                     phone_weight=0.0):
+    """Loss and gradients for one batch: (loss sum, utterances used, too short, finite).
+
+    The loss is summed over usable utterances and divided by the batch size. With ``inter`` =
+    (layer, weight) the gradient is of (1 - weight) * CTC + weight * intermediate CTC; with
+    ``phone_weight``, that much of it comes from the phone head's CTC against the batch's phone
+    targets instead (an utterance without phones keeps that share on the final CTC). The
+    returned loss is the final layer's CTC alone, comparable across runs. Every rank runs
+    backward, even on a batch with nothing usable, so that the gradient all-reduce lines up.
+    A batch that runs out of GPU memory is split in halves whose gradients accumulate (under
+    DDP the first half skips the all-reduce); a single utterance that still does not fit is
+    skipped with a warning.
+    """
+    divisor = divisor or len(batch.indices)
+    layer, weight = inter
+    try:
+        with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
+            outputs = model(batch.waveforms, batch.wave_lengths, inter_layer=layer, phones=phone_weight > 0)
+        log_probs, out_lengths = outputs[:2]
+        losses, valid = ctc_loss(log_probs, out_lengths, batch, blank)
+        objective = losses
+        if layer:
+            inter_losses, _ = ctc_loss(outputs[2], out_lengths, batch, blank)
+            objective = (1 - weight) * losses + weight * inter_losses
+        if phone_weight > 0 and batch.phone_lengths is None:  # no phones in this batch: a zero
+            objective = objective + 0.0 * outputs[3].sum()  # gradient keeps DDP's all-reduce in line
+        elif phone_weight > 0:
+            phone_losses, phone_ok = ctc_loss(outputs[3], out_lengths, batch, 0, batch.phone_targets,
+                                              batch.phone_lengths)
+            has_phones = phone_ok & (batch.phone_lengths > 0)
+            objective = (1 - phone_weight) * objective + phone_weight * torch.where(has_phones, phone_losses,
+                                                                                    objective)
+        loss = (objective * valid).sum() / divisor
+        scaler.scale(loss).backward()
+        n_valid = int(valid.sum())
+        return float(losses[valid].detach().sum()), n_valid, len(batch.indices) - n_valid, bool(torch.isfinite(loss))
+    except torch.OutOfMemoryError:
+        if device.type == "cuda":
+            torch.cuda.empty_cache()
+        if len(batch.indices) == 1:
+            log(f"skipped utterance {batch.indices[0]}: does not fit in GPU memory alone")
+            return 0.0, 0, 0, True
+        log(f"out of GPU memory on a batch of {len(batch.indices)}: splitting it in two")
+        half = len(batch.indices) // 2
+        no_sync = getattr(model, "no_sync", contextlib.nullcontext)
+        with no_sync():
+            a = forward_backward(model, _slice(batch, 0, half), blank, scaler, use_amp, device, divisor, inter,
+                                 phone_weight)
+        b = forward_backward(model, _slice(batch, half, len(batch.indices)), blank, scaler, use_amp, device,
+                             divisor, inter, phone_weight)
+        return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] and b[3]
+
+
+def _slice(batch, start, end):
+    wl, tl = batch.wave_lengths[start:end], batch.target_lengths[start:end]
+    part = Batch(batch.waveforms[start:end, : int(wl.max())], wl, batch.targets[start:end, : max(1, int(tl.max()))],
+                 tl, batch.indices[start:end])
+    if batch.phone_lengths is not None:
+        part.phone_lengths = batch.phone_lengths[start:end]
+        part.phone_targets = batch.phone_targets[start:end, : max(1, int(part.phone_lengths.max()))]
+    return part
