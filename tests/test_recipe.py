@@ -25,6 +25,8 @@ def fake_release(root, n_per_speaker=6):
             rel = line.split()[1]
             (root / rel).parent.mkdir(parents=True, exist_ok=True)
             shutil.copy(SHARED_SO762 / rel, root / rel)
+    (root / "resource").mkdir()
+    shutil.copy(SHARED_SO762 / "resource" / "lexicon.txt", root / "resource" / "lexicon.txt")
 
 
 @pytest.mark.skipif(not SHARED_SO762.is_dir(), reason="../shared/data/speechocean762 is not present")
@@ -32,7 +34,8 @@ def fake_release(root, n_per_speaker=6):
 def test_one_make_command_prepares_trains_and_evaluates(tmp_path):
     fake_release(tmp_path / "corpus")
     tiny = ("model.cell=gru model.num_layers=1 model.hidden_size=32 model.conv_channels=4 "
-            "train.epochs=2 train.batch_seconds=30 train.progress=false")
+            "train.epochs=2 train.batch_seconds=30 train.progress=false train.phone_ctc_weight=0.3 "
+            f"train.phone_lexicon={tmp_path / 'corpus' / 'resource' / 'lexicon.txt'}")
     cmd = ["make", "-C", str(REPO_ROOT / "recipes" / "speechocean762"), f"ASR={sys.executable} -m asr.cli",
            f"CORPUS={tmp_path / 'corpus'}", f"DATA={tmp_path / 'data'}", f"EXP={tmp_path / 'exp'}",
            f"OVERRIDES={tiny}", "VALID_SPEAKERS=1", "LM_ORDER=2", "LM_WEIGHTS=0,0.5", "WORD_SCORES=-1,0", "TTS_SENTENCES=0",
@@ -44,6 +47,7 @@ def test_one_make_command_prepares_trains_and_evaluates(tmp_path):
     assert (tmp_path / "exp" / "best" / "model.safetensors").is_file()
     model = tmp_path / "exp" / "finetune"  # trained further from exp/best: the model evaluated
     assert f"init_from: {tmp_path / 'exp' / 'best'}" in (model / "config.yaml").read_text()
+    assert "phone_ctc_weight: 0.3" in (model / "config.yaml").read_text()  # kept while fine-tuning
     summary = json.loads((model / "test.json").read_text())
     assert summary["utterances"] == 6 and 0 <= summary["cer"]
     assert summary["decoder"] == "greedy"
@@ -113,11 +117,12 @@ def test_the_recipe_trains_the_default_model_unless_told_otherwise():
     # include would silently lose to them).
     default = planned_train_command()
     assert "train.train_manifest=data/train_tts1500.jsonl" in default
-    assert "train.epochs=25 features.normalize=utterance" in default
+    assert "train.epochs=25 features.normalize=utterance train.phone_ctc_weight=0.3" in default
+    assert "train.phone_lexicon=" in default and "/resource/lexicon.txt,cmudict" in default
     assert "--model exp/small/finetune/best" in planned("evaluate")  # then 5 epochs on real audio
     custom = planned_train_command("TTS_SENTENCES=0", "OVERRIDES=train.epochs=3")
     assert "train.train_manifest=data/train.jsonl" in custom
-    assert "train.epochs=3" in custom and "normalize" not in custom
+    assert "train.epochs=3" in custom and "normalize" not in custom and "phone" not in custom
 
 
 def test_wer_by_age_names_an_utterance_whose_speaker_has_no_age(tmp_path):
