@@ -33,7 +33,8 @@ def ctc_loss(log_probs, out_lengths, batch, blank: int, targets=None, target_len
 
 def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None, inter=(0, 0.0),
                      phone_weight=0.0):
-    """Loss and gradients for one batch: (loss sum, utterances used, too short, finite).
+    """Loss and gradients for one batch: (loss sum, utterances used, too short, finite, phone
+    loss sum, utterances in it).
 
     The loss is summed over usable utterances and divided by the batch size. With ``inter`` =
     (layer, weight) the gradient is of (1 - weight) * CTC + weight * intermediate CTC; with
@@ -52,7 +53,7 @@ def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None,
             outputs = model(batch.waveforms, batch.wave_lengths, inter_layer=layer, phones=phone_weight > 0)
         log_probs, out_lengths = outputs[:2]
         losses, valid = ctc_loss(log_probs, out_lengths, batch, blank)
-        objective = losses
+        objective, phone_sum, n_phone = losses, 0.0, 0
         if layer:
             inter_losses, _ = ctc_loss(outputs[2], out_lengths, batch, blank)
             objective = (1 - weight) * losses + weight * inter_losses
@@ -62,18 +63,20 @@ def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None,
             phone_losses, phone_ok = ctc_loss(outputs[3], out_lengths, batch, 0, batch.phone_targets,
                                               batch.phone_lengths)
             has_phones = phone_ok & (batch.phone_lengths > 0)
+            phone_sum, n_phone = float(phone_losses[has_phones & valid].detach().sum()), int((has_phones & valid).sum())
             objective = (1 - phone_weight) * objective + phone_weight * torch.where(has_phones, phone_losses,
                                                                                     objective)
         loss = (objective * valid).sum() / divisor
         scaler.scale(loss).backward()
         n_valid = int(valid.sum())
-        return float(losses[valid].detach().sum()), n_valid, len(batch.indices) - n_valid, bool(torch.isfinite(loss))
+        return (float(losses[valid].detach().sum()), n_valid, len(batch.indices) - n_valid, bool(torch.isfinite(loss)),
+                phone_sum, n_phone)
     except torch.OutOfMemoryError:
         if device.type == "cuda":
             torch.cuda.empty_cache()
         if len(batch.indices) == 1:
             log(f"skipped utterance {batch.indices[0]}: does not fit in GPU memory alone")
-            return 0.0, 0, 0, True
+            return 0.0, 0, 0, True, 0.0, 0
         log(f"out of GPU memory on a batch of {len(batch.indices)}: splitting it in two")
         half = len(batch.indices) // 2
         no_sync = getattr(model, "no_sync", contextlib.nullcontext)
@@ -82,7 +85,7 @@ def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None,
                                  phone_weight)
         b = forward_backward(model, _slice(batch, half, len(batch.indices)), blank, scaler, use_amp, device,
                              divisor, inter, phone_weight)
-        return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] and b[3]
+        return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] and b[3], a[4] + b[4], a[5] + b[5]
 
 
 def _slice(batch, start, end):

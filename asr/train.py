@@ -183,8 +183,16 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
             raise TrainingError(f"train.phone_lexicon: {e}") from None
         model.add_phone_head(len(lexicon), cfg.phone_ctc_layer)
         model.phone_head.to(device)
-        if state is not None and "phone_head" in state:
-            model.phone_head.load_state_dict(state["phone_head"])
+    if state is not None:  # the optimizer's state covers the phone head: both sides must agree
+        saved = state.get("phone_head")
+        if (saved is None) != (lexicon is None) or (saved is not None and saved["weight"].shape
+                                                      != model.phone_head.weight.shape):
+            raise TrainingError(f"{run_dir / 'last'}: its phone CTC head does not match this config "
+                                f"(saved: {'none' if saved is None else tuple(saved['weight'].shape)}, here: "
+                                f"{'none' if lexicon is None else tuple(model.phone_head.weight.shape)}); resume "
+                                f"with the run's own train.phone_ctc_* and train.phone_lexicon settings")
+        if saved is not None:
+            model.phone_head.load_state_dict(saved)
     train_set = load_split(tc.train_manifest, cfg, tokenizer, "train", quiet=not d.is_main, phone_lexicon=lexicon)
     valid_set = None
     if tc.valid_manifest and d.is_main:
@@ -252,14 +260,15 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         sampler.set_epoch(epoch, skip)
         loader = BatchLoader(train_set, sampler, pin_memory=device.type == "cuda")
         loss_sum, n_utts, too_short, audio_seconds, t0 = 0.0, 0, 0, 0.0, time.time()
+        phone_sum, n_phone = 0.0, 0
         bar = _progress(len(sampler), f"epoch {epoch + 1}/{tc.epochs}", tc.progress and d.is_main)
         for batch_in_epoch, batch in enumerate(loader, start=skip):
             torch.manual_seed(tc.seed * 1_000_003 + step * d.world_size + d.rank)  # dropout, SpecAugment
             batch = batch.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
-            b_loss, b_n, b_short, finite = forward_backward(ddp, batch, tokenizer.blank_id, scaler, use_amp, device,
-                                                            inter=(cfg.inter_ctc_layer, tc.inter_ctc_weight),
-                                                            phone_weight=tc.phone_ctc_weight)
+            b_loss, b_n, b_short, finite, b_phone, b_n_phone = forward_backward(
+                ddp, batch, tokenizer.blank_id, scaler, use_amp, device,
+                inter=(cfg.inter_ctc_layer, tc.inter_ctc_weight), phone_weight=tc.phone_ctc_weight)
             finite = distributed.all_true(finite, d, device)
             too_short += b_short
             step += 1
@@ -278,8 +287,11 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
                 scaler.step(optimizer)
                 scaler.update()
                 loss_sum, n_utts = loss_sum + b_loss, n_utts + b_n
+                phone_sum, n_phone = phone_sum + b_phone, n_phone + b_n_phone
                 if writer is not None and b_n:
                     writer.add_scalar("train/loss", b_loss / b_n, step)
+                    if b_n_phone:
+                        writer.add_scalar("train/phone_loss", b_phone / b_n_phone, step)
                     writer.add_scalar("train/grad_norm", float(grad_norm), step)
                     writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
             scheduler.step()
@@ -296,12 +308,14 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
             bar.close()
         skip = 0
         seconds = time.time() - t0
-        totals = distributed.all_sum(torch.tensor([loss_sum, n_utts, too_short, audio_seconds],
+        totals = distributed.all_sum(torch.tensor([loss_sum, n_utts, too_short, audio_seconds, phone_sum, n_phone],
                                                   dtype=torch.float64, device=device), d).tolist()
         record = {"epoch": epoch + 1, "step": step, "train_loss": totals[0] / max(totals[1], 1),
                   "lr": scheduler.get_last_lr()[0], "epoch_seconds": round(seconds, 1),
                   "audio_seconds_per_second": round(totals[3] / max(seconds, 1e-9), 1),
                   "skipped_too_short": int(totals[2])}
+        if cfg.phone_ctc_layer:  # the phone head's CTC per utterance that has phones
+            record["train_phone_loss"] = totals[4] / max(totals[5], 1)
         if d.is_main:
             if valid_set is not None:
                 record.update(validate(model, valid_set, cfg, device, tokenizer))

@@ -180,8 +180,9 @@ def test_phone_ctc_mixes_the_gradient_of_its_own_head_on_a_lower_layer(tiny_corp
     model, grads = one_batch_gradients(tiny_corpus, 3, phone_layer=1, cell="lstm", num_layers=2)
     (final_loss, *_), final = grads()
     _, phone_only = grads(phone_weight=1.0)
-    (mixed_loss, *_), mixed = grads(phone_weight=0.3)
+    (mixed_loss, n, _, _, phone_loss, n_phone), mixed = grads(phone_weight=0.3)
     assert mixed_loss == pytest.approx(final_loss, rel=1e-6)  # the logged loss is the characters' CTC
+    assert n == n_phone == 3 and phone_loss > 0  # and the phone loss is reported beside it
     names = [n for n, _ in model.named_parameters()]
     for name, a, b, g in zip(names, final, phone_only, mixed):
         torch.testing.assert_close(g, 0.7 * a + 0.3 * b, rtol=1e-4, atol=1e-5 * float(g.abs().max()))
@@ -205,8 +206,24 @@ def test_phone_ctc_trains_resumes_exactly_and_saves_the_model_without_its_head(t
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
     plain = train(tiny_config(tiny_corpus, tmp_path / "plain", "model.num_layers=2", "train.epochs=1"))
     assert a.keys() == load_file(str(plain / "best" / "model.safetensors")).keys()
+    logged = epochs(straight)
+    assert 0 < logged[-1]["train_phone_loss"] < logged[0]["train_phone_loss"]  # the phone head learns
+    assert "train_phone_loss" not in epochs(plain)[0]
     assert "phone_head" in torch.load(straight / "last" / "train_state.pt", weights_only=True)
     assert load_model_dir(straight / "best").model.phone_head is None
+
+
+def test_resuming_with_other_phone_settings_is_refused_by_name(tiny_corpus, tmp_path):
+    lexicon = SHARED_SO762 / "resource" / "lexicon.txt"
+    phones = ["train.epochs=2", "train.phone_ctc_weight=0.3", f"train.phone_lexicon={lexicon}"]
+    train(tiny_config(tiny_corpus, tmp_path / "run", *phones), stop_at_step=1)
+    with pytest.raises(TrainingError, match="phone CTC head does not match this config .saved: .*here: none"):
+        train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=2"), resume=True)
+    small = tmp_path / "small.txt"  # a lexicon with fewer phones: a head of another shape
+    small.write_text("".join(line for line in lexicon.read_text().splitlines(keepends=True)
+                             if line.split()[0] in {"A", "BEAR"}))
+    with pytest.raises(TrainingError, match="does not match"):
+        train(tiny_config(tiny_corpus, tmp_path / "run", *phones[:2], f"train.phone_lexicon={small}"), resume=True)
 
 
 def test_a_phone_lexicon_that_cannot_be_read_stops_training_before_it_starts(tiny_corpus, tmp_path):
