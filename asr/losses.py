@@ -60,10 +60,11 @@ def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None,
         if phone_weight > 0 and batch.phone_lengths is None:  # no phones in this batch: a zero
             objective = objective + 0.0 * outputs[3].sum()  # gradient keeps DDP's all-reduce in line
         elif phone_weight > 0:
-            phone_losses, phone_ok = ctc_loss(outputs[3], out_lengths, batch, 0, batch.phone_targets,
-                                              batch.phone_lengths)
+            phone_losses, phone_ok = ctc_loss(outputs[3], out_lengths, batch, 0,  # phone id 0: the blank
+                                              batch.phone_targets, batch.phone_lengths)
             has_phones = phone_ok & (batch.phone_lengths > 0)
-            phone_sum, n_phone = float(phone_losses[has_phones & valid].detach().sum()), int((has_phones & valid).sum())
+            counted = has_phones & valid
+            phone_sum, n_phone = float(phone_losses[counted].detach().sum()), int(counted.sum())
             objective = (1 - phone_weight) * objective + phone_weight * torch.where(has_phones, phone_losses,
                                                                                     objective)
         loss = (objective * valid).sum() / divisor

