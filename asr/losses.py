@@ -15,6 +15,7 @@ from asr.data import Batch, frames_needed
 
 
 def log(message: str) -> None:
+    """Training's progress and warnings, on stderr (train.py logs through this too)."""
     print(message, file=sys.stderr, flush=True)
 
 

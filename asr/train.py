@@ -33,7 +33,7 @@ from asr.data import (BatchLoader, BucketBatchSampler, SpeechDataset, collate,
                       read_manifest, total_hours)
 from asr.decoding import GreedyDecoder
 from asr.features import SpecAugment, StatsAccumulator
-from asr.losses import ctc_loss, forward_backward
+from asr.losses import ctc_loss, forward_backward, log
 from asr.metrics import char_errors, word_errors
 from asr.model import AcousticModel
 from asr.model_dir import LoadedModel, load_model_dir, save_model_dir
@@ -43,10 +43,6 @@ from asr.text import CharTokenizer
 
 class TrainingError(RuntimeError):
     pass
-
-
-def log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
 
 
 def lr_lambda(cfg, total_steps: int):
@@ -211,7 +207,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         say(f"intermediate CTC: layer {cfg.inter_ctc_layer} at weight {tc.inter_ctc_weight}")
     if cfg.phone_ctc_layer:
         say(f"phone CTC: layer {cfg.phone_ctc_layer} at weight {tc.phone_ctc_weight} "
-            f"({model.phone_head.weight.numel() + model.phone_head.bias.numel():,} parameters, training only)")
+            f"({sum(p.numel() for p in model.phone_head.parameters()):,} parameters, training only)")
 
     sampler = BucketBatchSampler(train_set.durations, tc.batch_seconds, tc.max_batch_size, shuffle=True,
                                  sortagrad=tc.sortagrad, seed=tc.seed, speed_factors=cfg.augment.speed_factors,
