@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 import random
 import sys
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -107,10 +107,13 @@ class Batch:
     phone_targets: torch.Tensor | None = None  # (B, P) int64, zero padded
     phone_lengths: torch.Tensor | None = None  # (B,)
 
+    def map_tensors(self, fn) -> "Batch":
+        """The same batch with ``fn`` applied to every tensor (the phone targets too, when present)."""
+        return replace(self, **{f.name: fn(getattr(self, f.name)) for f in fields(self)
+                                if isinstance(getattr(self, f.name), torch.Tensor)})
+
     def to(self, device, non_blocking=False) -> "Batch":
-        move = lambda t: None if t is None else t.to(device, non_blocking=non_blocking)  # noqa: E731
-        return Batch(move(self.waveforms), move(self.wave_lengths), move(self.targets),
-                     move(self.target_lengths), self.indices, move(self.phone_targets), move(self.phone_lengths))
+        return self.map_tensors(lambda t: t.to(device, non_blocking=non_blocking))
 
 
 class SpeechDataset(torch.utils.data.Dataset):
@@ -295,8 +298,7 @@ class BatchLoader:
             return None
         batch = collate(examples)
         if self.pin_memory:
-            batch = Batch(batch.waveforms.pin_memory(), batch.wave_lengths.pin_memory(),
-                          batch.targets.pin_memory(), batch.target_lengths.pin_memory(), batch.indices)
+            batch = batch.map_tensors(torch.Tensor.pin_memory)
         return batch
 
     def __iter__(self) -> Iterator[Batch]:

@@ -4,7 +4,7 @@ the first pronunciation kept, and no phones for a transcript with a word the lex
 import pytest
 import torch
 
-from asr.data import Example, SpeechDataset, Utterance, collate
+from asr.data import BatchLoader, Example, SpeechDataset, Utterance, collate
 from asr.phones import LexiconError, PhoneLexicon
 from asr.text import CharTokenizer
 
@@ -71,3 +71,17 @@ def test_a_dataset_with_a_lexicon_carries_phone_targets_and_batches_pad_them(tmp
     assert batch.phone_targets.tolist() == [[1, 2, 3, 4], [0, 0, 0, 0], [2, 3, 4, 0]]
     plain = collate([Example(i, torch.zeros(160), items[i]) for i in range(3)])
     assert plain.phone_targets is None and plain.phone_lengths is None
+
+
+def test_batches_pinned_for_the_gpu_keep_their_phone_targets(tmp_path, monkeypatch):
+    # Pinning needs a GPU driver; a stand-in records which tensors the loader pinned.
+    pinned = []
+    monkeypatch.setattr(torch.Tensor, "pin_memory", lambda t: pinned.append(t.shape) or t.clone())
+    lexicon = PhoneLexicon.load(write_lexicon(tmp_path, "A AH0\nBEAR B EH1 R\n"))
+    utts = [Utterance("x.wav", 1.0, text) for text in ("a bear", "bear")]
+    dataset = SpeechDataset(utts, CharTokenizer.build(u.text for u in utts), 16000, phone_lexicon=lexicon)
+    items = {(i, 1.0): Example(i, torch.zeros(160), dataset.targets[i], dataset.phones[i]) for i in range(2)}
+    loader = BatchLoader(items, [list(items)], pin_memory=True)  # the loader only indexes its dataset
+    (batch,) = list(loader)
+    assert batch.phone_targets.tolist() == [[1, 2, 3, 4], [2, 3, 4, 0]]
+    assert len(pinned) == 6  # waveforms, their lengths, targets, their lengths, phones, their lengths
