@@ -107,6 +107,9 @@ class TrainConfig:
     amp: bool = True  # fp16 autocast + loss scaling, CUDA only
     threads: int = 0  # torch intra-op threads on CPU; 0 = torch's default
     checkpoint_every: int = 0  # steps between mid-epoch checkpoints; 0 = epoch ends only
+    # Wall-clock budget for the run (0 = none): after each epoch the run re-plans how many of
+    # train.epochs fit, and the learning-rate decay ends there (asr/schedule.py).
+    time_budget_minutes: float = 0.0
     max_nan_steps: int = 5  # consecutive non-finite losses before the run stops
     valid_max_utts: int = 0  # 0 = whole valid manifest
     # Average the weights of the last N epochs (icefall's --avg) at the end; the average
@@ -146,6 +149,8 @@ class Config:
         if t.inter_ctc_weight and not 1 <= self.inter_ctc_layer < self.model.num_layers:
             raise ConfigError(f"train.inter_ctc_layer={t.inter_ctc_layer}: intermediate CTC needs a layer "
                               f"below the last of model.num_layers={self.model.num_layers}")
+        if t.time_budget_minutes < 0:
+            raise ConfigError("train.time_budget_minutes must be >= 0 (0: no budget)")
         if not 0.0 <= t.phone_ctc_weight < 1.0:
             raise ConfigError("train.phone_ctc_weight must be in [0, 1)")
         if t.phone_ctc_weight and not 1 <= self.phone_ctc_layer <= self.model.num_layers:

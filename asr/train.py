@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from pathlib import Path
@@ -38,21 +37,12 @@ from asr.metrics import char_errors, word_errors
 from asr.model import AcousticModel
 from asr.model_dir import LoadedModel, load_model_dir, save_model_dir
 from asr.phones import LexiconError, PhoneLexicon
+from asr.schedule import WarmupCosine, epochs_within_budget
 from asr.text import CharTokenizer
 
 
 class TrainingError(RuntimeError):
     pass
-
-
-def lr_lambda(cfg, total_steps: int):
-    def factor(step: int) -> float:
-        if step < cfg.warmup_steps:
-            return (step + 1) / cfg.warmup_steps
-        progress = min(1.0, (step - cfg.warmup_steps) / max(1, total_steps - cfg.warmup_steps))
-        floor = cfg.final_lr_fraction
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
-    return factor
 
 
 def compute_cmvn(model: AcousticModel, dataset: SpeechDataset, device, d=distributed.Dist(),
@@ -143,6 +133,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     that step's checkpoint, as if the process had been killed there (for tests)."""
     tc = cfg.train
     run_dir = Path(tc.output_dir)
+    t_start = time.time()
     torch.manual_seed(tc.seed)
     torch.set_flush_denormal(True)  # denormals slowed CPU epochs 5x in long runs
     if tc.threads > 0:
@@ -218,7 +209,11 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         (decay if p.ndim > 1 else no_decay).append(p)
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(tc, steps_per_epoch * tc.epochs))
+    epochs, spent_before = tc.epochs, 0.0  # epochs: as planned now (train.time_budget_minutes re-plans)
+    if state is not None and tc.time_budget_minutes:
+        epochs, spent_before = state.get("planned_epochs", tc.epochs), state.get("seconds", 0.0)
+    schedule = WarmupCosine(tc.warmup_steps, steps_per_epoch * epochs, tc.final_lr_fraction)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     step, start_epoch, skip, best_wer, nan_run = 0, 0, 0, float("inf"), 0
     if state is not None:
@@ -242,7 +237,8 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
             train_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                            "scaler": scaler.state_dict(), "step": step, "epoch": epoch, "world_size": d.world_size,
                            "global_batch_in_epoch": batch_in_epoch * d.world_size, "best_wer": best_wer,
-                           "nan_run": nan_run}
+                           "nan_run": nan_run, "planned_epochs": epochs,
+                           "seconds": spent_before + time.time() - t_start}
             if model.phone_head is not None:
                 train_state["phone_head"] = model.phone_head.state_dict()
             tmp = run_dir / ".train_state.pt.tmp"
@@ -252,12 +248,14 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         distributed.barrier(d)
 
     model.train()
-    for epoch in range(start_epoch, tc.epochs):
+    epoch = start_epoch
+    while epoch < epochs:
+        t_epoch = time.time()
         sampler.set_epoch(epoch, skip)
         loader = BatchLoader(train_set, sampler, pin_memory=device.type == "cuda")
         loss_sum, n_utts, too_short, audio_seconds, t0 = 0.0, 0, 0, 0.0, time.time()
         phone_sum, n_phone = 0.0, 0
-        bar = _progress(len(sampler), f"epoch {epoch + 1}/{tc.epochs}", tc.progress and d.is_main)
+        bar = _progress(len(sampler), f"epoch {epoch + 1}/{epochs}", tc.progress and d.is_main)
         for batch_in_epoch, batch in enumerate(loader, start=skip):
             torch.manual_seed(tc.seed * 1_000_003 + step * d.world_size + d.rank)  # dropout, SpecAugment
             batch = batch.to(device, non_blocking=True)
@@ -328,24 +326,36 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
             if current < best_wer:
                 best_wer = current
                 save_model_dir(run_dir / "best", cfg, model, tokenizer)
-            if tc.average_last > 1 and epoch + 1 > tc.epochs - tc.average_last:
+            if tc.average_last > 1 and epoch + 1 > epochs - tc.average_last:
                 (run_dir / "epochs").mkdir(exist_ok=True)
                 save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                           str(run_dir / "epochs" / f"epoch-{epoch + 1:03d}.safetensors"))
+        if tc.time_budget_minutes:
+            # Summed over ranks and divided, so that every rank plans the same number of epochs.
+            clock = distributed.all_sum(torch.tensor([spent_before + time.time() - t_start, time.time() - t_epoch],
+                                                     dtype=torch.float64, device=device), d) / d.world_size
+            planned = epochs_within_budget(tc.time_budget_minutes * 60, float(clock[0]), epoch + 1,
+                                           float(clock[1]), tc.epochs)
+            if planned != epochs:
+                say(f"time budget: {float(clock[0]) / 60:.1f} of {tc.time_budget_minutes:g} min spent, "
+                    f"{float(clock[1]):.0f} s per epoch: {planned} epochs in all (were {epochs})")
+                epochs, schedule.total_steps = planned, steps_per_epoch * planned
         checkpoint(epoch + 1, 0)
+        epoch += 1
     if tc.average_last > 1 and d.is_main:
-        average_last_epochs(cfg, model, tokenizer, valid_set, device, best_wer)
+        average_last_epochs(cfg, model, tokenizer, valid_set, device, best_wer, epochs)
     if writer is not None:
         writer.close()
     return run_dir
 
 
-def average_last_epochs(cfg: Config, model: AcousticModel, tokenizer, valid_set, device, best_wer: float) -> None:
-    """Average the weights saved at the end of the last ``train.average_last`` epochs into
+def average_last_epochs(cfg: Config, model: AcousticModel, tokenizer, valid_set, device, best_wer: float,
+                        epochs: int) -> None:
+    """Average the weights saved at the end of the last ``train.average_last`` of ``epochs`` into
     RUN/avg/, and make it best/ if it does better on valid (loads into ``model``: training is over)."""
     run_dir, tc = Path(cfg.train.output_dir), cfg.train
-    paths = [run_dir / "epochs" / f"epoch-{e:03d}.safetensors" for e in range(tc.epochs - tc.average_last + 1,
-                                                                                 tc.epochs + 1)]
+    paths = [run_dir / "epochs" / f"epoch-{e:03d}.safetensors" for e in range(epochs - tc.average_last + 1,
+                                                                                 epochs + 1)]
     paths = [p for p in paths if p.is_file()]
     if len(paths) < 2:
         return

@@ -2,7 +2,8 @@
 
 compute-only: one synthetic batch already on the device; forward, CTC, backward, AdamW step.
 end-to-end:   the real path, from audio files on disk (decoded on first use, then cached)
-              through batching, features, the same step.
+              through the training loop's batch loader, features, the same step; timed over a
+              second pass, from the cache, after a first pass that decodes.
 
     python bench/train_throughput.py configs/small.yaml --manifest data/so762/train.jsonl --steps 20
 
@@ -20,7 +21,7 @@ import time
 import torch
 
 from asr.config import load_config
-from asr.data import Batch, BucketBatchSampler, SpeechDataset, collate, read_manifest
+from asr.data import Batch, BatchLoader, BucketBatchSampler, SpeechDataset, read_manifest
 from asr.model import AcousticModel
 from asr.text import CharTokenizer
 from asr import distributed
@@ -92,17 +93,22 @@ def main(argv=None):
         sampler = BucketBatchSampler(dataset.durations, cfg.train.batch_seconds, cfg.train.max_batch_size,
                                      shuffle=True, seed=0, speed_factors=cfg.augment.speed_factors)
         batches = sampler.batches(1)[: args.steps]
-        audio = 0.0
-        sync(device)
-        t0 = time.perf_counter()
-        for items in batches:
-            real = collate([dataset[i] for i in items]).to(device, non_blocking=True)
-            step(model, optimizer, real, tokenizer.blank_id, use_amp, scaler)
-            audio += float(real.wave_lengths.sum()) / cfg.features.sample_rate
-        sync(device)
-        e2e_s = time.perf_counter() - t0
-        results["end_to_end_audio_s_per_s"] = round(audio / e2e_s, 1)
-        results["end_to_end_includes_first_decode"] = True
+
+        def one_pass() -> float:  # the training loop's loader: decode threads, prefetch, pinned memory
+            audio = 0.0
+            sync(device)
+            t0 = time.perf_counter()
+            for real in BatchLoader(dataset, batches, pin_memory=device.type == "cuda"):
+                real = real.to(device, non_blocking=True)
+                step(model, optimizer, real, tokenizer.blank_id, use_amp, scaler)
+                audio += float(real.wave_lengths.sum()) / cfg.features.sample_rate
+            sync(device)
+            return round(audio / (time.perf_counter() - t0), 1)
+
+        # The first pass decodes the audio (as a run's first epoch does); the second reads it from
+        # the cache, as every later epoch does: that one is the end-to-end rate.
+        results["first_pass_audio_s_per_s"] = one_pass()
+        results["end_to_end_audio_s_per_s"] = one_pass()
         results["ratio"] = round(results["end_to_end_audio_s_per_s"] / results["compute_only_audio_s_per_s"], 3)
     if device.type == "cuda":
         results["peak_gpu_memory_gib"] = round(torch.cuda.max_memory_allocated() / 2**30, 2)

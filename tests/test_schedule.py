@@ -1,0 +1,50 @@
+"""The learning-rate schedule, and a run that fits itself to a wall-clock budget."""
+
+import json
+
+import pytest
+
+from asr.schedule import WarmupCosine, epochs_within_budget
+
+
+def test_the_rate_warms_up_linearly_then_decays_along_a_cosine_to_its_floor():
+    schedule = WarmupCosine(warmup_steps=10, total_steps=110, final_fraction=0.02)
+    assert schedule(0) == pytest.approx(0.1) and schedule(9) == pytest.approx(1.0)
+    assert schedule(10) == pytest.approx(1.0)
+    assert schedule(60) == pytest.approx(0.02 + 0.98 * 0.5)  # halfway through the decay
+    assert schedule(110) == pytest.approx(0.02) and schedule(500) == pytest.approx(0.02)
+
+
+def test_a_shortened_schedule_heads_for_its_new_end_from_where_it_is():
+    schedule = WarmupCosine(warmup_steps=0, total_steps=100, final_fraction=0.0)
+    before = schedule(25)
+    schedule.total_steps = 50
+    assert schedule(25) < before and schedule(25) == pytest.approx(0.5)
+    assert schedule(50) == pytest.approx(0.0)
+
+
+@pytest.mark.parametrize("budget, elapsed, done, epoch_s, most, expected", [
+    (0, 1e9, 3, 60, 30, 30),        # no budget: all the epochs asked for
+    (600, 120, 1, 60, 30, 9),       # 480 s left at 60 s an epoch: 8 more
+    (600, 120, 1, 10, 30, 30),      # room for more than asked: still 30
+    (600, 700, 4, 60, 30, 4),       # over budget: stop after the epochs done
+    (600, 590, 4, 60, 30, 4),       # 10 s left is not an epoch
+])
+def test_the_epochs_that_fit_the_budget(budget, elapsed, done, epoch_s, most, expected):
+    assert epochs_within_budget(budget, elapsed, done, epoch_s, most) == expected
+
+
+def test_a_run_over_its_time_budget_stops_after_the_epoch_it_is_in_and_resume_keeps_that_plan(
+        tiny_corpus, tmp_path, capsys):
+    from test_train import tiny_config
+
+    from asr.train import train
+
+    cfg = tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=5", "train.time_budget_minutes=0.0001")
+    run = train(cfg)
+    logged = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in logged] == [1]
+    assert "1 epochs in all (were 5)" in capsys.readouterr().err
+    assert (run / "best" / "model.safetensors").is_file()
+    train(cfg, resume=True)  # nothing left to do: the plan was saved with the checkpoint
+    assert len((run / "log.jsonl").read_text().splitlines()) == 1
