@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The prepared GPU session for issues #6 (device check) and #4 (accuracy sweep): one command of
-# about 9 minutes that writes what it learns under $OUT as it goes (benchmarks, a sweep, then
-# the sweep's best run fine-tuned on the real audio). From the `run` tool:
+# The prepared GPU session for issue #4 (accuracy sweep; BENCH=1 adds issue #6's benchmarks): one
+# command of about 9 minutes that writes what it learns under $OUT as it goes (training runs one
+# at a time, then the best one fine-tuned on the real audio). From the `run` tool:
 #
 #   run(command="bash bench/device_session.sh", carry=[".whl", ".device"], timeout_s=600)
 #
@@ -12,8 +12,8 @@
 #   session.log               everything printed
 #   summary.jsonl             versions, one JSON line per benchmark, one per training run
 #   runs.tar.gz               per run: config.yaml, log.jsonl, train.log (refreshed every 30 s)
-#   NAME_fp16.tar.gz.partNN   best/ of the run with the lowest valid WER, and of p_gpu, exported
-#                             with --half (`cat NAME_fp16.tar.gz.part* | tar xz`)
+#   NAME_fp16.tar.gz.partNN   best/ of the run with the lowest valid WER, exported with --half
+#                             (`cat NAME_fp16.tar.gz.part* | tar xz`)
 # Valid WERs here are on Opus-coded valid audio: score the exports on the FLAC manifests at home.
 #
 # Dry run on CPU (every command line once, tiny models; PACK made from a few utterances):
@@ -22,7 +22,7 @@
 set -u -o pipefail
 : "${OUT:?set OUT to the folder whose files come back}"
 BUDGET_S=${BUDGET_S:-540}   # the whole script; timeout_s=600 leaves 60 s to spare
-SWEEP_S=${SWEEP_S:-400}     # the benchmarks stop early rather than eat into the sweep's time
+SWEEP_S=${SWEEP_S:-400}     # with BENCH=1, the benchmarks stop early rather than eat into the sweep's time
 RESERVE_S=${RESERVE_S:-45}  # kept at the end for the summary and the exports
 FT_S=${FT_S:-70}            # kept after the sweep to fine-tune its best run on the real audio
 DEVICE=${DEVICE:-cuda}
@@ -31,8 +31,9 @@ PACK=${PACK:-.device/so762}
 PY=${PY:-python3}
 WORK=${WORK:-/tmp/device_session}
 EXTRA=${EXTRA:-}              # overrides appended to every run, e.g. EXTRA=train.epochs=10
-RUN_THREADS=${RUN_THREADS:-2}  # CPU threads per training run (4 share 16 cores)
+RUN_THREADS=${RUN_THREADS:-4}  # CPU threads per training run
 WHEELS=${WHEELS:-$([ "$DEVICE" = cuda ] && echo 1 || echo 0)}
+BENCH=${BENCH:-0}             # 1: the throughput benchmarks first (measured on the H200 on 2026-11-27)
 
 rm -rf "$WORK" && mkdir -p "$OUT" "$WORK/runs" "$WORK/export"
 exec > >(tee -a "$OUT/session.log") 2>&1
@@ -81,9 +82,8 @@ finish() {
   snapshot
   best=$(cat "$WORK/best.txt" 2>/dev/null)
   if [ -n "$best" ]; then
-    say "export $best (lowest valid WER)$([ "$best" = p_gpu ] || echo ' and p_gpu')"
+    say "export $best (lowest valid WER)"  # one only: a 3x512 export is 3 parts of the 8 files
     export_run "$best"
-    [ "$best" = p_gpu ] || export_run p_gpu
   fi
   ls -l "$OUT"
   grep -h '^{"bench"' "$OUT/summary.jsonl" 2>/dev/null | cut -c1-400
@@ -118,35 +118,35 @@ bench() {  # NAME CAP_S COMMAND...: its last JSON line goes to summary.jsonl
   echo "{\"bench\": \"$name\", \"rc\": $rc, \"result\": ${json:-null}}" >> "$OUT/summary.jsonl"
   [ "$rc" = 0 ] || [ "$rc" = 124 ]  # a crash (not a time cap) is this function's status
 }
-# A crash here means the training step itself fails on this device: stop, keep the time for a rerun.
-bench tp_small 45 $PY bench/train_throughput.py configs/small.yaml train.device=$DEVICE $TP_X \
-  --manifest "$PACK/train.jsonl" --steps 20 --warmup 3 $STEPS_X || { say "training step failed: stopping"; exit 1; }
-bench tp_ds2 55 $PY bench/train_throughput.py configs/deepspeech2.yaml train.device=$DEVICE $DS2_X \
-  --manifest "$PACK/train.jsonl" --steps 10 --warmup 2 $STEPS_X
-bench pad_lstm 20 $PY bench/rnn_padding.py --device $DEVICE --cell lstm --repeats 20 $PAD_X
-bench pad_lstm1024 20 $PY bench/rnn_padding.py --device $DEVICE --cell lstm --hidden 1024 --batch 64 \
-  --frames 250 --repeats 10 $PAD_X
+if [ "$BENCH" = 1 ]; then
+  # A crash here means the training step itself fails on this device: stop, keep the time for a rerun.
+  bench tp_small 45 $PY bench/train_throughput.py configs/small.yaml train.device=$DEVICE $TP_X \
+    --manifest "$PACK/train.jsonl" --steps 20 --warmup 3 $STEPS_X || { say "training step failed: stopping"; exit 1; }
+  bench tp_ds2 55 $PY bench/train_throughput.py configs/deepspeech2.yaml train.device=$DEVICE $DS2_X \
+    --manifest "$PACK/train.jsonl" --steps 10 --warmup 2 $STEPS_X
+  bench pad_lstm 20 $PY bench/rnn_padding.py --device $DEVICE --cell lstm --repeats 20 $PAD_X
+  bench pad_lstm1024 20 $PY bench/rnn_padding.py --device $DEVICE --cell lstm --hidden 1024 --batch 64 \
+    --frames 250 --repeats 10 $PAD_X
+fi
 
-# (b) Issue #4: the speechocean762 recipe (real + 1,500 TTS sentences, valid for selection), all runs
-# with the auxiliary phone CTC of the default model. p_gpu is run P of recipes/speechocean762/README.md
-# (CPU: 82 min for 25 epochs, valid 77.9% / 42.5%); the others are deeper and wider models. They share
-# the GPU (small models are latency-bound) and each fits itself to the time left with
-# train.time_budget_minutes, so that its learning rate still decays to the end; the deadline kill
-# is only a fallback (a killed run keeps the epochs it logged and its best/).
+# (b) Issue #4: the speechocean762 recipe (real + 1,500 TTS sentences, valid for selection), with
+# the auxiliary phone CTC of the default model. On 2026-11-27 four runs sharing the H200 each ran
+# 3-4x slower than one alone (BENCHMARKS.md), so the runs take turns: each gets an equal share
+# of the time left and fits itself to it with train.time_budget_minutes, so that its learning
+# rate still decays to the end; the deadline kill is only a fallback (a killed run keeps the
+# epochs it logged and its best/). m3x512 is run M of recipes/speechocean762/README.md
+# (configs/medium.yaml: 30 epochs in 4.2 min alone on the H200, valid 74.8% / 42.3%).
 COMMON="train.train_manifest=$PACK/train_tts.jsonl train.valid_manifest=$PACK/valid.jsonl
   train.device=$DEVICE train.progress=false train.threads=$RUN_THREADS features.normalize=utterance"
 LEX=$([ -f "$PACK/lexicon.txt" ] && echo "$PACK/lexicon.txt,cmudict" || echo cmudict)
 PHONES="train.phone_ctc_weight=0.3 train.phone_lexicon=$LEX"
-B160="train.batch_seconds=160 train.max_batch_size=64 train.lr=2e-3 train.epochs=40"
 RUNS=(  # name|config|overrides
-  "p_gpu|configs/small.yaml|train.epochs=25 $PHONES"
-  "p4x384|configs/small.yaml|$B160 $PHONES model.num_layers=4 model.hidden_size=384 model.dropout=0.25"
-  "p5x320|configs/small.yaml|$B160 $PHONES model.num_layers=5 model.hidden_size=320 model.dropout=0.3"
-  "p3x512|configs/small.yaml|$B160 $PHONES model.num_layers=3 model.hidden_size=512 model.dropout=0.3"
+  "m3x512|configs/medium.yaml|$PHONES"
+  "m4x512|configs/medium.yaml|$PHONES model.num_layers=4"
 )
 minutes() { awk -v s="$1" 'BEGIN { printf "%.2f", s / 60 }'; }
-start_run() {  # NAME CONFIG OVERRIDES
-  local cap=$(( $(left) - RESERVE_S - FT_S ))
+start_run() {  # NAME CONFIG OVERRIDES CAP_S
+  local cap=$4
   [ "$cap" -ge 30 ] || { say "skipped run $1: no time left"; return; }
   say "run $1 (cap ${cap}s): $2 $3"
   mkdir -p "$WORK/runs/$1"
@@ -161,15 +161,12 @@ if [ "$DEVICE" = cuda ] && command -v nvidia-smi > /dev/null; then
 fi
 ( while sleep 30; do snapshot; done ) &
 SNAP=$!
-for run in "${RUNS[@]}"; do
-  IFS='|' read -r name config overrides <<< "$run"
-  start_run "$name" "$config" "$overrides"
+for i in "${!RUNS[@]}"; do
+  IFS='|' read -r name config overrides <<< "${RUNS[$i]}"
+  start_run "$name" "$config" "$overrides" $(( ($(left) - RESERVE_S - FT_S) / (${#RUNS[@]} - i) ))
+  wait "${PIDS[@]: -1}" 2>/dev/null
+  grep -q '^model:' "$WORK/runs/$name/train.log" 2>/dev/null || { say "$name failed:"; tail -n 5 "$WORK/runs/$name/train.log"; }
 done
-sleep 60  # a run that fails at once (a config or data error) says so now, not after the sweep
-for name in $(ls "$WORK/runs"); do
-  grep -q '^model:' "$WORK/runs/$name/train.log" 2>/dev/null || { say "$name has not started:"; tail -n 5 "$WORK/runs/$name/train.log"; }
-done
-wait "${PIDS[@]}"
 say "runs ended"
 
 # Fine-tuning (G-ft in the recipe README): the sweep's best run, 5 more epochs on the real audio
