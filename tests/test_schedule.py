@@ -48,3 +48,10 @@ def test_a_run_over_its_time_budget_stops_after_the_epoch_it_is_in_and_resume_ke
     assert (run / "best" / "model.safetensors").is_file()
     train(cfg, resume=True)  # nothing left to do: the plan was saved with the checkpoint
     assert len((run / "log.jsonl").read_text().splitlines()) == 1
+
+
+def test_a_negative_time_budget_is_refused_by_name():
+    from asr.config import ConfigError, load_config
+
+    with pytest.raises(ConfigError, match="train.time_budget_minutes"):
+        load_config(None, ["train.time_budget_minutes=-5"])
