@@ -15,7 +15,7 @@ import torch
 
 from asr.audio import AudioError
 from asr.beam_search import BeamSearchDecoder
-from asr.decoding_config import write_decoding_defaults
+from asr.decoding_config import read_decoding_defaults, write_decoding_defaults
 from asr.data import Utterance
 from asr.decoding import GreedyDecoder
 from asr.evaluate import batches_by_duration
@@ -97,10 +97,24 @@ def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Seque
 
 def store(model_dir: str | Path, result: TuneResult, decoder: BeamSearchDecoder, lm: str | Path,
           lexicon: str | Path | None, manifest: str | Path) -> Path:
-    """MODEL/decoding.yaml: the settings `--decoder beam` starts from, and where they came from."""
+    """MODEL/decoding.yaml: the settings `--decoder beam` starts from, and where they came from.
+
+    A packaged LM (``lm``/``lexicon`` keys, from ``asr export --lm``) stays packaged: re-tuning
+    a package (at another beam, on one's own dev set) must not leave it searching without its LM.
+    Tuned with that LM, ``tuned.lm`` names it relative to the directory, so the package can move.
+    """
+    previous = read_decoding_defaults(model_dir)
+    packaged = {k: previous[k] for k in ("lm", "lexicon") if previous.get(k)}
+    tuned = {"lm": str(Path(lm).resolve()), "lexicon": str(Path(lexicon).resolve()) if lexicon else None}
+    if packaged and (Path(model_dir) / str(packaged["lm"])).resolve() == Path(lm).resolve():
+        tuned["lm"] = packaged["lm"]
+        if lexicon and packaged.get("lexicon") and (
+                (Path(model_dir) / str(packaged["lexicon"])).resolve() == Path(lexicon).resolve()):
+            tuned["lexicon"] = packaged["lexicon"]
+        if (previous.get("tuned") or {}).get("source_lm"):
+            tuned["source_lm"] = previous["tuned"]["source_lm"]
     return write_decoding_defaults(model_dir, {
-        "lm_weight": result.lm_weight, "word_score": result.word_score,
+        **packaged, "lm_weight": result.lm_weight, "word_score": result.word_score,
         "beam_size": decoder.options.beam_size, "beam_threshold": decoder.options.beam_threshold,
-        "tuned": {"lm": str(Path(lm).resolve()), "lexicon": str(Path(lexicon).resolve()) if lexicon else None,
-                  "manifest": str(manifest), "wer": round(result.wer, 6), "greedy_wer": round(result.greedy_wer, 6),
-                  "utterances": result.utterances}})
+        "tuned": {**tuned, "manifest": str(manifest), "wer": round(result.wer, 6),
+                  "greedy_wer": round(result.greedy_wer, 6), "utterances": result.utterances}})

@@ -10,7 +10,7 @@
 #                $(EXP)/finetune, else $(EXP)
 #   lm        -> $(EXP)/lm/words_$(LM_ORDER)gram.arpa: the train transcripts' LM, mixed with one
 #                of $(LM_TEXTS) (if given) at the weights that fit the valid transcripts best
-#   tune      -> $(MODEL_EXP)/best/decoding.yaml: LM weight and word score tuned on $(VALID)
+#   tune      -> $(MODEL_EXP)/best/decoding.yaml: LM weight and word score tuned on $(VALID) at BEAM_SIZE
 #   evaluate  -> $(MODEL_EXP)/SET.json (greedy) and $(MODEL_EXP)/SET_lm.json (beam search + LM) for each SET
 #                in $(EVAL_SETS) ($(DATA)/SET.jsonl), with SET_hyp.txt / SET_lm_hyp.txt (REF/HYP
 #                per utterance) and the logs
@@ -74,7 +74,7 @@ tune: $(MODEL_EXP)/best/decoding.yaml
 $(MODEL_EXP)/best/decoding.yaml: $(MODEL_EXP)/train.done $(LM)
 	@test -n "$(VALID)" || { echo "tuning needs a valid set (VALID)" >&2; exit 1; }
 	$(ASR) lm tune $(DATA)/$(VALID).jsonl --model $(MODEL_EXP)/best --lm $(LM) \
-	  --lm-weights=$(LM_WEIGHTS) --word-scores=$(WORD_SCORES)
+	  --lm-weights=$(LM_WEIGHTS) --word-scores=$(WORD_SCORES) --beam-size $(BEAM_SIZE)
 
 evaluate: $(foreach set,$(EVAL_SETS),$(MODEL_EXP)/$(set).json $(if $(VALID),$(MODEL_EXP)/$(set)_lm.json))
 

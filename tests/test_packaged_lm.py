@@ -148,3 +148,21 @@ def test_with_build_binary_the_lm_is_packaged_as_a_quantized_trie_with_its_words
     assert all(line.endswith(" |") for line in (tuned_model / "lexicon.txt").read_text().splitlines())
     model = asr.load_model(tuned_model, device="cpu")
     assert isinstance(model.decoder, BeamSearchDecoder) and not model.decoder.lexicon_free
+
+
+def test_tuning_a_package_again_keeps_its_lm_packaged(tuned_model, lm, tmp_path, no_build_binary):
+    from types import SimpleNamespace
+
+    from asr.beam_search import BeamSearchOptions
+    from asr.tuning import TuneResult, store
+
+    package = tmp_path / "package"
+    assert main(["export", str(tuned_model), str(package), "--lm", str(lm)]) == 0
+    # as `asr lm tune data/dev.jsonl --model PACKAGE --lm PACKAGE/lm.arpa --beam-size 100` leaves it
+    store(package, TuneResult(lm_weight=1.0, word_score=0.0, wer=0.4, greedy_wer=0.6, utterances=3),
+          SimpleNamespace(options=BeamSearchOptions(beam_size=100)), package / "lm.arpa", None, "dev.jsonl")
+    stored = read_decoding_defaults(package)
+    assert stored["lm"] == "lm.arpa" and packaged_lm(package)[0] == package / "lm.arpa"
+    assert (stored["lm_weight"], stored["word_score"], stored["beam_size"]) == (1.0, 0.0, 100)
+    assert stored["tuned"]["lm"] == "lm.arpa" and stored["tuned"]["source_lm"] == str(lm.resolve())
+    assert stored["tuned"]["manifest"] == "dev.jsonl"

@@ -53,7 +53,7 @@ def test_one_make_command_prepares_trains_and_evaluates(tmp_path):
     assert summary["decoder"] == "greedy"
     assert (model / "test_hyp.txt").read_text().count("REF:") == 6
     with_lm = json.loads((model / "test_lm.json").read_text())  # weights tuned on valid
-    assert with_lm["utterances"] == 6 and with_lm["decoder"].startswith("beam 50, lm ")
+    assert with_lm["utterances"] == 6 and with_lm["decoder"].startswith("beam 100, lm ")  # the recipes' BEAM_SIZE
     assert "lm_weight" in (model / "best" / "decoding.yaml").read_text()
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # every stage is done
     assert again.returncode == 0 and "asr.cli train" not in again.stdout
