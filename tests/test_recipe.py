@@ -125,6 +125,14 @@ def test_the_recipe_trains_the_default_model_unless_told_otherwise():
     assert "train.epochs=3" in custom and "normalize" not in custom and "phone" not in custom
 
 
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_run_m_is_the_medium_config_with_the_recipes_other_settings():
+    plan = planned_train_command(f"CONFIG={REPO_ROOT / 'configs/medium.yaml'}", "EPOCHS=30", "EXP=exp/medium")
+    assert "configs/medium.yaml" in plan and "train.epochs=30 " in plan
+    assert "train.phone_ctc_weight=0.3" in plan and "train.output_dir=exp/medium" in plan
+    assert "--beam-size 100" in planned("tune", "EXP=exp/medium")
+
+
 def test_wer_by_age_names_an_utterance_whose_speaker_has_no_age(tmp_path):
     (tmp_path / "utt2spk").write_text("u1 kid\n")
     (tmp_path / "spk2age").write_text("someone 7\n")
