@@ -2,7 +2,7 @@
 wall-clock budget.
 
 With ``train.time_budget_minutes`` a run re-plans its length after every epoch: as many epochs
-as the time left allows at the last epoch's pace (never more than ``train.epochs``), and the
+as the time left allows at its mean epoch's pace (never more than ``train.epochs``), and the
 cosine decay is stretched or squeezed to end there. A run that must stop early thus still
 anneals, instead of being cut off at a high learning rate (budgeted training, Li et al. 2020).
 """

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -250,7 +251,6 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     model.train()
     epoch, epoch_times = start_epoch, []
     while epoch < epochs:
-        t_epoch = time.time()
         sampler.set_epoch(epoch, skip)
         loader = BatchLoader(train_set, sampler, pin_memory=device.type == "cuda")
         loss_sum, n_utts, too_short, audio_seconds, t0 = 0.0, 0, 0, 0.0, time.time()
@@ -331,11 +331,11 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
                 save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                           str(run_dir / "epochs" / f"epoch-{epoch + 1:03d}.safetensors"))
         if tc.time_budget_minutes:
-            # The pace is the mean epoch after this process's first (which decodes the audio), so
-            # that the plan does not swing with each epoch's noise. Summed over ranks and divided,
-            # so that every rank plans the same number of epochs.
-            epoch_times.append(time.time() - t_epoch)
-            pace = sum(epoch_times[1:] or epoch_times) / len(epoch_times[1:] or epoch_times)
+            # The pace is the mean epoch (validation included) after this process's first, which
+            # decodes the audio, so that the plan does not swing with each epoch's noise. Summed
+            # over ranks and divided, so that every rank plans the same number of epochs.
+            epoch_times.append(time.time() - t0)
+            pace = statistics.mean(epoch_times[1:] or epoch_times)
             clock = distributed.all_sum(torch.tensor([spent_before + time.time() - t_start, pace],
                                                      dtype=torch.float64, device=device), d) / d.world_size
             planned = epochs_within_budget(tc.time_budget_minutes * 60, float(clock[0]), epoch + 1,

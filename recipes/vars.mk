@@ -14,7 +14,7 @@ LM_WEIGHTS ?= 0,0.25,0.5,0.75,1,1.5,2,3
 WORD_SCORES ?= -3,-2,-1,0,1,2,3
 # The beam the weights are tuned at, stored in decoding.yaml and so used by evaluate and the
 # package. On speechocean762 100 beat torchaudio's usual 50 by 1 point on valid (0.7 on dev)
-# for 23% more decoding time; 200 gained nothing more (recipes/speechocean762/README.md).
+# for 20% more decoding time; 200 gained nothing more (recipes/speechocean762/README.md).
 BEAM_SIZE ?= 100
 LM = $(EXP)/lm/words_$(LM_ORDER)gram.arpa
 # Synthetic speech mixed into training (asr synthesize; needs flite/espeak-ng): 0 = none.
