@@ -87,7 +87,13 @@ def _tuned_for_other_lm(model_dir: str | Path, stored: dict, lm: str | Path) -> 
     """True when decoding.yaml's weights were tuned with an LM other than ``lm`` (a relative
     ``tuned.lm`` is the packaged one, inside the model directory)."""
     tuned_lm = (stored.get("tuned") or {}).get("lm")
-    return bool(tuned_lm) and (Path(model_dir) / tuned_lm).resolve() != Path(lm).resolve()
+    return bool(tuned_lm) and not names_file(model_dir, tuned_lm, lm)
+
+
+def names_file(model_dir: str | Path, name: str | Path, path: str | Path) -> bool:
+    """True when ``name``, as decoding.yaml writes it (relative to the model directory, or
+    absolute), is the file at ``path``."""
+    return (Path(model_dir) / str(name)).resolve() == Path(path).resolve()
 
 
 def choose_decoder(name: str, model_dir: str | Path | None, beam_asked: bool) -> str:

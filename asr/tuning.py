@@ -15,7 +15,7 @@ import torch
 
 from asr.audio import AudioError
 from asr.beam_search import BeamSearchDecoder
-from asr.decoding_config import read_decoding_defaults, write_decoding_defaults
+from asr.decoding_config import names_file, read_decoding_defaults, write_decoding_defaults
 from asr.data import Utterance
 from asr.decoding import GreedyDecoder
 from asr.evaluate import batches_by_duration
@@ -106,10 +106,9 @@ def store(model_dir: str | Path, result: TuneResult, decoder: BeamSearchDecoder,
     previous = read_decoding_defaults(model_dir)
     packaged = {k: previous[k] for k in ("lm", "lexicon") if previous.get(k)}
     tuned = {"lm": str(Path(lm).resolve()), "lexicon": str(Path(lexicon).resolve()) if lexicon else None}
-    if packaged and (Path(model_dir) / str(packaged["lm"])).resolve() == Path(lm).resolve():
+    if packaged and names_file(model_dir, packaged["lm"], lm):
         tuned["lm"] = packaged["lm"]
-        if lexicon and packaged.get("lexicon") and (
-                (Path(model_dir) / str(packaged["lexicon"])).resolve() == Path(lexicon).resolve()):
+        if lexicon and "lexicon" in packaged and names_file(model_dir, packaged["lexicon"], lexicon):
             tuned["lexicon"] = packaged["lexicon"]
         if (previous.get("tuned") or {}).get("source_lm"):
             tuned["source_lm"] = previous["tuned"]["source_lm"]
