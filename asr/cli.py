@@ -265,7 +265,12 @@ def cmd_synthesize(args) -> int:
     sentences = select_sentences(lines, args.num, args.min_words, args.max_words, seed=args.seed)
     if len(sentences) < args.num:
         _err(f"warning: only {len(sentences)} speakable sentences of {args.min_words}-{args.max_words} words")
-    utterances = synthesize(sentences, args.out, voices, seed=args.seed, jobs=args.jobs, log=_err)
+    try:
+        low, high = (float(x) for x in args.freq_scale.split(","))
+    except ValueError:
+        raise RuntimeError(f"--freq-scale {args.freq_scale!r}: expected LOW,HIGH, e.g. 1,1.3") from None
+    utterances = synthesize(sentences, args.out, voices, seed=args.seed, freq_scale_range=(low, high),
+                            jobs=args.jobs, log=_err)
     print(f"{Path(args.out) / 'train.jsonl'}: {len(utterances)} utterances, {total_hours(utterances):.2f} h, "
           f"{len(sentences) - len(utterances)} skipped")
     return 0 if utterances else 1
@@ -503,6 +508,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-words", type=int, default=3)
     p.add_argument("--max-words", type=int, default=14)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--freq-scale", default="1,1", metavar="LOW,HIGH",
+                   help="scale each utterance's frequencies (F0 and formants, at the same duration) by a random "
+                   "factor in this range: 1,1.3 makes adult voices more child-like (default 1,1: as synthesized)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     p.set_defaults(func=cmd_synthesize)
     p = sub.add_parser("export", help="copy a model directory, optionally with float16 weights")

@@ -7,6 +7,13 @@ to learn from; whether that helps on real speech is an experiment, measured in t
 Only sentences whose spoken form equals their written form are used: no digits, no symbols
 and no abbreviations, because "1863" or "Mr." is read aloud as words that the transcript
 would not contain.
+
+The voices are all adults'. A child's shorter vocal tract puts every resonance (formant)
+higher, by up to a third at primary-school age, and changing the synthesizer's pitch moves only
+F0. ``freq_scale_range`` scales the whole spectrum instead, the way vocal tract length
+perturbation does (VTLP, Jaitly & Hinton 2013): the sentence is synthesized ``scale`` times
+slower, then played ``scale`` times faster by resampling, so its duration is kept and F0 and
+formants rise together.
 """
 
 from __future__ import annotations
@@ -100,17 +107,22 @@ def select_sentences(lines: list[str], n: int, min_words: int = 3, max_words: in
 
 
 def synthesize_one(voice: Voice, text: str, out: Path, rate: float, pitch: float, noise_db: float,
-                   rng: np.random.Generator) -> float:
-    """Read ``text`` into ``out`` (16 kHz FLAC) with a little white noise; returns seconds."""
+                   rng: np.random.Generator, freq_scale: float = 1.0) -> float:
+    """Read ``text`` into ``out`` (16 kHz FLAC) with a little white noise; returns seconds.
+
+    ``freq_scale`` > 1 raises every frequency by that factor at the same duration (module docstring).
+    """
     with tempfile.TemporaryDirectory() as tmp:
         wav = Path(tmp) / "tts.wav"
-        proc = subprocess.run(voice.command(text, wav, rate, pitch), capture_output=True, text=True)
+        proc = subprocess.run(voice.command(text, wav, rate * freq_scale, pitch), capture_output=True, text=True)
         if proc.returncode != 0 or not wav.is_file():
             raise TTSError(f"{voice} failed on {text!r}: {proc.stderr.strip() or 'no audio written'}")
         samples, rate_hz = sf.read(wav, dtype="float32", always_2d=True)
     audio = torch.from_numpy(samples.mean(axis=1))
     if rate_hz != SAMPLE_RATE:
         audio = resample(audio, rate_hz, SAMPLE_RATE)
+    if freq_scale != 1.0:  # read as if sampled scale times faster: frequencies x scale, duration / scale
+        audio = resample(audio, round(SAMPLE_RATE * freq_scale), SAMPLE_RATE)
     audio = audio.numpy()
     if audio.size == 0 or not np.any(audio):
         raise TTSError(f"{voice} wrote silence for {text!r}")
@@ -123,9 +135,9 @@ def synthesize_one(voice: Voice, text: str, out: Path, rate: float, pitch: float
 
 
 def synthesize(sentences: list[str], out_dir: str | Path, voices: list[Voice], seed: int = 0,
-               rate_range=(0.9, 1.5), snr_range=(20.0, 40.0), jobs: int = 2,
+               rate_range=(0.9, 1.5), snr_range=(20.0, 40.0), freq_scale_range=(1.0, 1.0), jobs: int = 2,
                log=print) -> list[Utterance]:
-    """Each sentence read once by a random voice at a random rate, pitch and noise level.
+    """Each sentence read once by a random voice at a random rate, pitch, frequency scale and noise level.
 
     Writes ``out_dir/audio/tts-NNNNN.flac`` and ``out_dir/train.jsonl``; a sentence the
     synthesizer fails on is reported and skipped. Rates above 1 are slower than the voice's
@@ -135,14 +147,22 @@ def synthesize(sentences: list[str], out_dir: str | Path, voices: list[Voice], s
     out_dir = Path(out_dir)
     (out_dir / "audio").mkdir(parents=True, exist_ok=True)
     rng = random.Random(seed)
+    lo, hi = freq_scale_range
+    if not 0.5 <= lo <= hi <= 2.0:
+        raise TTSError(f"frequency scale range {lo:g}-{hi:g}: expected 0.5 <= low <= high <= 2")
     plans = [(i, text, rng.choice(voices), rng.uniform(*rate_range), rng.random(), rng.uniform(*snr_range))
              for i, text in enumerate(sentences)]
+    # A stream of its own, so that the default (1, 1) leaves every other draw, and the audio, as before.
+    scale_rng = random.Random(f"freq-scale-{seed}")
+    # Hundredths keep the resampling ratio small (16000 * scale : 16000).
+    scales = [round(scale_rng.uniform(lo, hi), 2) if hi > lo else lo for _ in plans]
 
     def run(plan):
         i, text, voice, rate, pitch, snr = plan
         path = out_dir / "audio" / f"tts-{i:05d}.flac"
         try:
-            seconds = synthesize_one(voice, text, path, rate, pitch, snr, np.random.default_rng(seed * 100003 + i))
+            seconds = synthesize_one(voice, text, path, rate, pitch, snr, np.random.default_rng(seed * 100003 + i),
+                                     scales[i])
         except (TTSError, OSError, RuntimeError) as e:
             log(f"skipped sentence {i}: {e}")
             return None

@@ -30,7 +30,7 @@ synth: $(TRAIN_MANIFEST)
 
 $(DATA)/tts%/train.jsonl:
 	@test -n "$(TTS_TEXTS)" || { echo "TTS_SENTENCES needs text: set TTS_TEXTS" >&2; exit 1; }
-	$(ASR) synthesize $(TTS_TEXTS) $(DATA)/tts$* --num $*
+	$(ASR) synthesize $(TTS_TEXTS) $(DATA)/tts$* --num $* $(TTS_OPTIONS)
 
 $(DATA)/train_tts%.jsonl: $(DATA)/train.jsonl $(DATA)/tts%/train.jsonl
 	cat $^ > $@

@@ -126,6 +126,13 @@ def test_the_recipe_trains_the_default_model_unless_told_otherwise():
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_tts_options_reach_the_synthesizer():
+    plan = planned("synth", "DATA=data_vtl", "TTS_OPTIONS=--freq-scale 1,1.3")
+    assert "synthesize" in plan and "data_vtl/tts1500 --num 1500 --freq-scale 1,1.3" in plan
+    assert "--freq-scale" not in planned("synth")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_run_m_is_the_medium_config_with_the_recipes_other_settings():
     plan = planned_train_command(f"CONFIG={REPO_ROOT / 'configs/medium.yaml'}", "EPOCHS=30", "EXP=exp/medium")
     assert "configs/medium.yaml" in plan and "train.epochs=30 " in plan

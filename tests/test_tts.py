@@ -82,6 +82,55 @@ def test_each_sentence_becomes_a_16khz_flac_in_a_manifest_and_failures_are_skipp
         assert u.speaker in {str(v) for v in voices}
 
 
+def stretch_synthesizer(calls, rate_hz=16000):
+    """Stands in for flite: a 200 Hz tone lasting duration_stretch seconds; records the stretches."""
+    def run(cmd, capture_output, text):
+        stretch = float(cmd[cmd.index("--setf") + 1].split("=")[1])
+        calls.append((cmd[cmd.index("-t") + 1], stretch))
+        t = np.arange(int(stretch * rate_hz)) / rate_hz
+        sf.write(cmd[cmd.index("-o") + 1], (0.5 * np.sin(2 * np.pi * 200 * t)).astype(np.float32), rate_hz)
+        return subprocess.CompletedProcess(cmd, 0, "", "")
+    return run
+
+
+def dominant_hz(path):
+    audio, rate = sf.read(path)
+    return np.argmax(np.abs(np.fft.rfft(audio))) * rate / len(audio)
+
+
+def test_a_frequency_scale_raises_pitch_and_formants_at_the_same_duration(tmp_path, monkeypatch):
+    monkeypatch.setattr(tts.shutil, "which", lambda name: f"/usr/bin/{name}")
+    sentences = ["One two three four.", "Five six seven eight.", "Nine ten eleven twelve."]
+    plain_calls, scaled_calls = [], []
+    monkeypatch.setattr(tts.subprocess, "run", stretch_synthesizer(plain_calls))
+    plain = synthesize(sentences, tmp_path / "plain", [Voice("flite", "slt")], jobs=1)
+    monkeypatch.setattr(tts.subprocess, "run", stretch_synthesizer(scaled_calls))
+    scaled = synthesize(sentences, tmp_path / "scaled", [Voice("flite", "slt")], freq_scale_range=(1.25, 1.25),
+                        jobs=1)
+    # Read 1.25x slower, then played 1.25x faster: the same length, every frequency 1.25x higher.
+    assert [s for _, s in scaled_calls] == pytest.approx([1.25 * s for _, s in plain_calls], abs=2e-3)
+    for a, b in zip(plain, scaled):
+        assert b.duration == pytest.approx(a.duration, abs=0.01)
+        assert dominant_hz(a.audio_filepath) == pytest.approx(200, abs=2)
+        assert dominant_hz(b.audio_filepath) == pytest.approx(250, abs=2)
+
+
+def test_frequency_scales_are_drawn_without_changing_the_other_draws(tmp_path, monkeypatch):
+    monkeypatch.setattr(tts.shutil, "which", lambda name: f"/usr/bin/{name}")
+    sentences = [f"Sentence number {w} is here." for w in ("one", "two", "three", "four", "five", "six")]
+    voices = [Voice("flite", "slt"), Voice("flite", "awb")]
+    plain_calls, scaled_calls = [], []
+    monkeypatch.setattr(tts.subprocess, "run", stretch_synthesizer(plain_calls))
+    plain = synthesize(sentences, tmp_path / "plain", voices, jobs=1)
+    monkeypatch.setattr(tts.subprocess, "run", stretch_synthesizer(scaled_calls))
+    scaled = synthesize(sentences, tmp_path / "scaled", voices, freq_scale_range=(1.0, 1.3), jobs=1)
+    assert [u.speaker for u in scaled] == [u.speaker for u in plain]  # same voices, same rates
+    ratios = [b / a for (_, a), (_, b) in zip(plain_calls, scaled_calls)]
+    assert all(1.0 <= r <= 1.3 + 1e-3 for r in ratios) and len({round(r, 3) for r in ratios}) > 1
+    with pytest.raises(TTSError, match="frequency scale range 1.3-1"):
+        synthesize(sentences, tmp_path / "bad", voices, freq_scale_range=(1.3, 1.0))
+
+
 @pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed (apt-get install flite)")
 def test_asr_synthesize_reads_sentences_with_flite(tmp_path, capsys):
     (tmp_path / "text.txt").write_text("The cat sat on the mat.\nIn 1963 it rained.\nA dog ran to the park.\n")
@@ -94,3 +143,9 @@ def test_asr_synthesize_reads_sentences_with_flite(tmp_path, capsys):
     for r in rows:
         audio, rate = sf.read(r["audio_filepath"])
         assert rate == 16000 and 0.5 < len(audio) / rate < 6 and np.abs(audio).max() > 0.05
+
+
+def test_a_malformed_frequency_scale_is_refused_by_name(tmp_path, capsys):
+    (tmp_path / "text.txt").write_text("The cat sat on the mat.\n")
+    assert main(["synthesize", str(tmp_path / "text.txt"), str(tmp_path / "out"), "--freq-scale", "1.3"]) != 0
+    assert "--freq-scale '1.3': expected LOW,HIGH" in capsys.readouterr().err
