@@ -164,13 +164,15 @@ SNAP=$!
 for i in "${!RUNS[@]}"; do
   IFS='|' read -r name config overrides <<< "${RUNS[$i]}"
   start_run "$name" "$config" "$overrides" $(( ($(left) - RESERVE_S - FT_S) / (${#RUNS[@]} - i) ))
+  [ -d "$WORK/runs/$name" ] || continue  # skipped for time: start_run said so
   wait "${PIDS[@]: -1}" 2>/dev/null
   grep -q '^model:' "$WORK/runs/$name/train.log" 2>/dev/null || { say "$name failed:"; tail -n 5 "$WORK/runs/$name/train.log"; }
 done
 say "runs ended"
 
-# Fine-tuning (G-ft in the recipe README): the sweep's best run, 5 more epochs on the real audio
-# alone, from that run's own config. It joins the table; the export takes whichever is best.
+# Fine-tuning (the recipe's finetune stage, as in P-ftP and M-ftP): the sweep's best run, 5 more
+# epochs on the real audio alone, from that run's own config (phone CTC kept). It joins the
+# table; the export takes whichever is best.
 $PY bench/sweep_summary.py "$WORK"/runs/*/ --best-file "$WORK/best.txt" > /dev/null
 best=$(cat "$WORK/best.txt" 2>/dev/null)
 cap=$(( $(left) - RESERVE_S ))
