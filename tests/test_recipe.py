@@ -98,6 +98,39 @@ def test_wer_by_age_groups_speakers_by_their_age(tmp_path):
     assert "10-14" not in out  # groups without speakers are left out
 
 
+def test_phone_head_decoding_scores_the_phone_head_alone_and_as_an_n_best_rescorer(tiny_corpus, tmp_path):
+    from asr.config import load_config
+    from asr.lm import build_lm
+    from asr.train import train
+
+    lexicon = SHARED_SO762 / "resource" / "lexicon.txt"
+    run = tmp_path / "run"
+    train(load_config(REPO_ROOT / "configs/small.yaml", [
+        f"train.train_manifest={tiny_corpus / 'train.jsonl'}", f"train.valid_manifest={tiny_corpus / 'valid.jsonl'}",
+        f"train.output_dir={run}", "model.num_layers=2", "model.hidden_size=32", "model.conv_channels=4",
+        "train.epochs=1", "train.progress=false", "train.phone_ctc_weight=0.3", f"train.phone_lexicon={lexicon}"]))
+    lm, _ = build_lm([tiny_corpus / "train.jsonl"], tmp_path / "lm.arpa", order=2, use_lmplz=False)
+    script = REPO_ROOT / "recipes/speechocean762/phone_head_decoding.py"
+    done = subprocess.run([sys.executable, str(script), str(run), str(tiny_corpus / "valid.jsonl"), "--lm", str(lm),
+                           "--phone-lexicon", str(lexicon), "--lm-weights", "1", "--word-scores", "0,1",
+                           "--lambdas", "0,1", "--beam-size", "8", "--nbest", "4"],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    out = done.stdout
+    assert "phone head, greedy: PER" in out and "(4 utterances with phones)" in out
+    assert out.count("phone lexicon search, LM weight 1, word score") == 2
+    assert "oracle WER" in out and "lambda 0: WER" in out and "lambda 1: WER" in out
+    # A run trained without phone CTC has nothing to score with, and says so.
+    plain = tmp_path / "plain"
+    train(load_config(REPO_ROOT / "configs/small.yaml", [
+        f"train.train_manifest={tiny_corpus / 'train.jsonl'}", f"train.valid_manifest={tiny_corpus / 'valid.jsonl'}",
+        f"train.output_dir={plain}", "model.num_layers=1", "model.hidden_size=16", "model.conv_channels=4",
+        "train.epochs=1", "train.progress=false"]))
+    done = subprocess.run([sys.executable, str(script), str(plain), str(tiny_corpus / "valid.jsonl"), "--lm", str(lm)],
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode != 0 and "no phone head" in done.stderr
+
+
 def planned(target, *make_args):
     """What `make -n TARGET` would run in the speechocean762 recipe (continued lines joined)."""
     return subprocess.run(["make", "-n", "-C", str(REPO_ROOT / "recipes/speechocean762"), target, *make_args],
