@@ -47,6 +47,10 @@ class BeamSearchOptions:
     beam_threshold: float = 25.0  # drop hypotheses this far below the best
     lm_weight: float = 1.0  # KenLM scores are log10
     word_score: float = 0.0  # added per word (per | without a lexicon)
+    # Subtracted from the blank's log-prob at every frame. CTC posteriors are dominated by blank,
+    # so the search drops letters, and whole words with them; a penalty (icefall's
+    # --blank-penalty) lets the LM weight rise without deleting more words.
+    blank_penalty: float = 0.0
     nbest: int = 1
     log_add: bool = False
     hotword_weight: float = 5.0  # bonus per hotword word, in the model's log-prob units
@@ -175,7 +179,7 @@ class BeamSearchDecoder(Decoder):
     def describe(self) -> str:
         o = self.options
         return (f"beam {o.beam_size}, {self.space.source or 'no LM'}, lm_weight {o.lm_weight:g}, "
-                f"word_score {o.word_score:g}")
+                f"word_score {o.word_score:g}" + (f", blank_penalty {o.blank_penalty:g}" if o.blank_penalty else ""))
 
     @property
     def lexicon_free(self) -> bool:
@@ -210,6 +214,9 @@ class BeamSearchDecoder(Decoder):
         frames = emissions.shape[0]
         if frames == 0:
             return [([], [], 0.0)]
+        if self.options.blank_penalty:
+            emissions = emissions.copy()
+            emissions[:, self.tokenizer.blank_id] -= self.options.blank_penalty
         if self.space.lexicon is not None:
             # A lexicon word is complete only after its |, which our models do not emit at the
             # end of an utterance: a free extra frame of | (or blank) lets the last word end.

@@ -117,8 +117,8 @@ def _load_transcriber(args):
     from asr.model_dir import load_model_dir
     from asr.transcribe import Transcriber
 
-    beam_names = ("lm", "lexicon", "hotwords", "beam_size", "beam_threshold", "lm_weight", "word_score", "nbest",
-                  "hotword_weight")
+    beam_names = ("lm", "lexicon", "hotwords", "beam_size", "beam_threshold", "lm_weight", "word_score",
+                  "blank_penalty", "nbest", "hotword_weight")
     beam_given = [f"--{n.replace('_', '-')}" for n in beam_names if getattr(args, n, None) is not None]
     loaded = load_model_dir(args.model)
     if choose_decoder(args.decoder, loaded.path, bool(beam_given)) == "greedy":
@@ -128,7 +128,8 @@ def _load_transcriber(args):
     decoder, notes = model_decoder(
         loaded.path, loaded.tokenizer, lm=args.lm, lexicon=args.lexicon, hotwords=args.hotwords,
         workers=args.decode_workers, beam_size=args.beam_size, beam_threshold=args.beam_threshold,
-        lm_weight=args.lm_weight, word_score=args.word_score, nbest=args.nbest, hotword_weight=args.hotword_weight)
+        lm_weight=args.lm_weight, word_score=args.word_score, blank_penalty=args.blank_penalty, nbest=args.nbest,
+        hotword_weight=args.hotword_weight)
     for note in notes:
         _err(note)
     return Transcriber(loaded, decoder, device=args.device)
@@ -230,7 +231,8 @@ def cmd_lm_tune(args) -> int:
     from asr.transcribe import load_model
     from asr.tuning import store, tune
 
-    grid = [[float(x) for x in spec.split(",") if x.strip()] for spec in (args.lm_weights, args.word_scores)]
+    grid = [[float(x) for x in spec.split(",") if x.strip()]
+            for spec in (args.lm_weights, args.word_scores, args.blank_penalties)]
     if Path(args.manifest).stem.startswith("test"):
         _err(f"warning: {args.manifest} looks like a test split; tune on a dev split, or its WER means little")
     utterances = read_manifest(args.manifest)
@@ -239,11 +241,13 @@ def cmd_lm_tune(args) -> int:
                                 options=BeamSearchOptions(beam_size=args.beam_size), workers=args.decode_workers)
     for note in decoder.notes:
         _err(note)
-    result = tune(transcriber, decoder, utterances, grid[0], grid[1], batch_seconds=args.batch_seconds,
-                  progress=lambda w, s, wer: _err(f"lm_weight {w:g} word_score {s:g}: WER {100 * wer:.2f}%"))
+    result = tune(transcriber, decoder, utterances, *grid, batch_seconds=args.batch_seconds,
+                  progress=lambda w, s, b, wer: _err(f"lm_weight {w:g} word_score {s:g} blank_penalty {b:g}: "
+                                                     f"WER {100 * wer:.2f}%"))
     for path, reason in result.skipped:
         _err(f"skipped {path}: {reason}")
-    print(f"best: lm_weight {result.lm_weight:g} word_score {result.word_score:g}: WER {100 * result.wer:.2f}% "
+    print(f"best: lm_weight {result.lm_weight:g} word_score {result.word_score:g} blank_penalty "
+          f"{result.blank_penalty:g}: WER {100 * result.wer:.2f}% "
           f"(greedy {100 * result.greedy_wer:.2f}%) on {result.utterances} utterances, {result.seconds:.0f} s")
     if not args.dry_run:
         print(f"stored in {store(args.model, result, decoder, args.lm, args.lexicon, args.manifest)}")
@@ -427,6 +431,7 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--beam-threshold", type=float)
         g.add_argument("--lm-weight", type=float)
         g.add_argument("--word-score", type=float, help="added per word (insertion bonus)")
+        g.add_argument("--blank-penalty", type=float, help="subtracted from the blank's log-prob at every frame")
         g.add_argument("--nbest", type=int, help="keep this many transcripts (json: 'alternatives')")
         g.add_argument("--hotwords", help="words/phrases to boost: a file (one per line) or 'a,b c'")
         g.add_argument("--hotword-weight", type=float, help="bonus per hotword word (default 5)")
@@ -483,7 +488,7 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("lms", nargs="+", metavar="LM.arpa")
     pp.add_argument("--texts", nargs="+", required=True, metavar="TEXT")
     pp.set_defaults(func=cmd_lm_perplexity)
-    t = lsub.add_parser("tune", help="grid-search LM weight and word score on a dev manifest; "
+    t = lsub.add_parser("tune", help="grid-search LM weight, word score and blank penalty on a dev manifest; "
                         "store the best in MODEL/decoding.yaml")
     t.add_argument("manifest", help="dev manifest (never the test split)")
     t.add_argument("--model", required=True, help="model directory; decoding.yaml is written into it")
@@ -492,6 +497,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lm-weights", default="0,0.25,0.5,0.75,1,1.5,2,3", help="comma-separated grid")
     t.add_argument("--word-scores", default="-3,-2,-1,0,1,2,3",
                    help="comma-separated grid; a list that starts with a minus needs '=': --word-scores=-2,-1,0")
+    t.add_argument("--blank-penalties", default="0", help="comma-separated grid (default 0: no penalty), e.g. "
+                   "0,0.5,1,1.5")
     t.add_argument("--beam-size", type=int, default=50)
     t.add_argument("--batch-seconds", type=float, default=300.0)
     t.add_argument("--decode-workers", type=int, default=min(2, os.cpu_count() or 1))

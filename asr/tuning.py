@@ -1,4 +1,4 @@
-"""Tune beam search (LM weight, word score) on a dev manifest, and store the best with the model.
+"""Tune beam search (LM weight, word score, blank penalty) on a dev manifest, and store the best with the model.
 
 The acoustic model runs once over the manifest; every grid point only re-runs the search on
 the kept log-probabilities. Never tune on the test split.
@@ -6,6 +6,7 @@ the kept log-probabilities. Never tune on the test split.
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from asr.transcribe import Transcriber
 
 DEFAULT_LM_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 DEFAULT_WORD_SCORES = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
+DEFAULT_BLANK_PENALTIES = (0.0,)
 
 
 @dataclass
@@ -33,7 +35,9 @@ class TuneResult:
     word_score: float
     wer: float
     greedy_wer: float
-    grid: list[tuple[float, float, float]] = field(default_factory=list)  # (lm_weight, word_score, wer)
+    blank_penalty: float = 0.0
+    # (lm_weight, word_score, blank_penalty, wer)
+    grid: list[tuple[float, float, float, float]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     utterances: int = 0
     seconds: float = 0.0
@@ -72,26 +76,27 @@ def _wer(decoder, batches) -> float:
 
 def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Sequence[Utterance],
          lm_weights: Sequence[float] = DEFAULT_LM_WEIGHTS, word_scores: Sequence[float] = DEFAULT_WORD_SCORES,
-         batch_seconds: float = 300.0, progress: Callable[[float, float, float], None] | None = None) -> TuneResult:
-    """Grid search; ties go to the smaller LM weight, then the word score nearer 0."""
+         blank_penalties: Sequence[float] = DEFAULT_BLANK_PENALTIES, batch_seconds: float = 300.0,
+         progress: Callable[[float, float, float, float], None] | None = None) -> TuneResult:
+    """Grid search; ties go to the smaller LM weight, then the word score nearer 0, then the
+    smaller blank penalty."""
     start = time.perf_counter()
     batches, skipped = model_outputs(transcriber, utterances, batch_seconds)
     if not batches:
         raise ValueError("no readable utterances to tune on")
     greedy = _wer(GreedyDecoder(transcriber.tokenizer), batches)
     grid = []
-    for lm_weight in lm_weights:
-        for word_score in word_scores:
-            search = decoder.with_options(lm_weight=lm_weight, word_score=word_score)
-            try:
-                wer = _wer(search, batches)
-            finally:
-                search.close()
-            grid.append((lm_weight, word_score, wer))
-            if progress:
-                progress(lm_weight, word_score, wer)
-    best = min(grid, key=lambda g: (round(g[2], 9), g[0], abs(g[1])))
-    return TuneResult(best[0], best[1], best[2], greedy, grid, skipped, sum(len(b[2]) for b in batches),
+    for lm_weight, word_score, penalty in itertools.product(lm_weights, word_scores, blank_penalties):
+        search = decoder.with_options(lm_weight=lm_weight, word_score=word_score, blank_penalty=penalty)
+        try:
+            wer = _wer(search, batches)
+        finally:
+            search.close()
+        grid.append((lm_weight, word_score, penalty, wer))
+        if progress:
+            progress(lm_weight, word_score, penalty, wer)
+    best = min(grid, key=lambda g: (round(g[3], 9), g[0], abs(g[1]), g[2]))
+    return TuneResult(best[0], best[1], best[3], greedy, best[2], grid, skipped, sum(len(b[2]) for b in batches),
                       time.perf_counter() - start)
 
 
@@ -114,6 +119,6 @@ def store(model_dir: str | Path, result: TuneResult, decoder: BeamSearchDecoder,
             tuned["source_lm"] = previous["tuned"]["source_lm"]
     return write_decoding_defaults(model_dir, {
         **packaged, "lm_weight": result.lm_weight, "word_score": result.word_score,
-        "beam_size": decoder.options.beam_size, "beam_threshold": decoder.options.beam_threshold,
+        "blank_penalty": result.blank_penalty, "beam_size": decoder.options.beam_size, "beam_threshold": decoder.options.beam_threshold,
         "tuned": {**tuned, "manifest": str(manifest), "wer": round(result.wer, 6),
                   "greedy_wer": round(result.greedy_wer, 6), "utterances": result.utterances}})

@@ -58,6 +58,15 @@ def test_word_lm_repairs_a_misheard_letter_that_greedy_keeps(word_lm):
     assert best(beam, lp) == "the cat sat on the mat"
 
 
+def test_a_blank_penalty_keeps_letters_that_blank_slightly_outweighs():
+    lp = doubtful("the cat sat on a mat", "cat", 0.3)  # each letter of "cat" 0.3, blank 0.7
+    plain = BeamSearchDecoder(TOKENIZER)
+    assert best(plain, lp) == "the sat on a mat"
+    assert best(plain.with_options(blank_penalty=1.0), lp) == "the cat sat on a mat"  # log 0.7 - 1 < log 0.3
+    assert "blank_penalty 1" in plain.with_options(blank_penalty=1.0).describe()
+    assert lp[0].exp().sum(-1).allclose(torch.ones(1))  # the caller's log-probs are left as they were
+
+
 def test_the_last_word_of_a_lexicon_search_needs_no_separator_from_the_model(tmp_path):
     # Our models emit | between words only; the search must not charge the last word for one.
     (tmp_path / "lex.txt").write_text("the t h e |\ncat c a t |\n")
@@ -178,11 +187,12 @@ def test_worker_processes_give_the_same_results_as_one(word_lm):
 
 def test_tuned_settings_apply_with_an_lm_and_explicit_options_win(tmp_path, word_lm):
     assert read_decoding_defaults(tmp_path) == {}
-    write_decoding_defaults(tmp_path, {"lm_weight": 0.7, "word_score": 1.5, "beam_size": 20,
+    write_decoding_defaults(tmp_path, {"lm_weight": 0.7, "word_score": 1.5, "blank_penalty": 0.5, "beam_size": 20,
                                        "tuned": {"lm": str(word_lm)}})
     assert (tmp_path / DECODING_FILE).is_file()
     options, notes = resolve_options(tmp_path, word_lm, word_score=-2.0, beam_size=None)
     assert (options.lm_weight, options.word_score, options.beam_size) == (0.7, -2.0, 20) and notes == []
+    assert options.blank_penalty == 0.5
     options, notes = resolve_options(tmp_path, tmp_path / "other.arpa")
     assert options.lm_weight == 0.7 and "tuned with" in notes[0]
     assert resolve_options(tmp_path, None)[0] == BeamSearchOptions()  # no LM: nothing was tuned for it
@@ -236,9 +246,11 @@ def test_cli_builds_an_lm_tunes_it_and_later_decodes_with_the_stored_settings(un
     assert "2-gram word LM" in capsys.readouterr().out
     valid = str(tiny_corpus / "valid.jsonl")
     assert main(["lm", "tune", valid, "--model", str(model), "--lm", str(lm), "--lm-weights", "0,0.5",
-                 "--word-scores", "0", "--beam-size", "8", "--decode-workers", "1"]) == 0
+                 "--word-scores", "0", "--blank-penalties", "0,1", "--beam-size", "8", "--decode-workers", "1"]) == 0
+    assert capsys.readouterr().err.count("blank_penalty") == 4  # 2 x 1 x 2 grid points
     stored = read_decoding_defaults(model)
     assert stored["lm_weight"] in (0.0, 0.5) and stored["word_score"] == 0.0 and stored["beam_size"] == 8
+    assert stored["blank_penalty"] in (0.0, 1.0)
     assert stored["tuned"]["manifest"] == valid and stored["tuned"]["lm"] == str(lm.resolve())
     capsys.readouterr()
     assert main(["evaluate", valid, "--model", str(model), "--decoder", "beam", "--lm", str(lm), "--json",
