@@ -16,6 +16,8 @@ WORD_SCORES ?= -3,-2,-1,0,1,2,3
 # package. On speechocean762 100 beat torchaudio's usual 50 by 1 point on valid (0.7 on dev)
 # for 20% more decoding time; 200 gained nothing more (recipes/speechocean762/README.md).
 BEAM_SIZE ?= 100
+# Blank penalties tried with each LM weight and word score (asr lm tune --blank-penalties).
+BLANK_PENALTIES ?= 0
 LM = $(EXP)/lm/words_$(LM_ORDER)gram.arpa
 # Synthetic speech mixed into training (asr synthesize; needs flite/espeak-ng): 0 = none.
 TTS_SENTENCES ?= 0
