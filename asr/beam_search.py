@@ -47,9 +47,9 @@ class BeamSearchOptions:
     beam_threshold: float = 25.0  # drop hypotheses this far below the best
     lm_weight: float = 1.0  # KenLM scores are log10
     word_score: float = 0.0  # added per word (per | without a lexicon)
-    # Subtracted from the blank's log-prob at every frame. CTC posteriors are dominated by blank,
-    # so the search drops letters, and whole words with them; a penalty (icefall's
-    # --blank-penalty) lets the LM weight rise without deleting more words.
+    # Subtracted from the blank's log-prob at every frame (icefall's --blank-penalty). CTC
+    # posteriors are dominated by blank, so a letter the model half-hears loses to it; a penalty
+    # keeps such letters in the search, and the LM, at a higher weight, chooses among them.
     blank_penalty: float = 0.0
     nbest: int = 1
     log_add: bool = False

@@ -96,8 +96,9 @@ def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Seque
         if progress:
             progress(lm_weight, word_score, penalty, wer)
     best = min(grid, key=lambda g: (round(g[3], 9), g[0], abs(g[1]), g[2]))
-    return TuneResult(best[0], best[1], best[3], greedy, best[2], grid, skipped, sum(len(b[2]) for b in batches),
-                      time.perf_counter() - start)
+    return TuneResult(lm_weight=best[0], word_score=best[1], wer=best[3], greedy_wer=greedy, blank_penalty=best[2],
+                      grid=grid, skipped=skipped, utterances=sum(len(b[2]) for b in batches),
+                      seconds=time.perf_counter() - start)
 
 
 def store(model_dir: str | Path, result: TuneResult, decoder: BeamSearchDecoder, lm: str | Path,
@@ -119,6 +120,7 @@ def store(model_dir: str | Path, result: TuneResult, decoder: BeamSearchDecoder,
             tuned["source_lm"] = previous["tuned"]["source_lm"]
     return write_decoding_defaults(model_dir, {
         **packaged, "lm_weight": result.lm_weight, "word_score": result.word_score,
-        "blank_penalty": result.blank_penalty, "beam_size": decoder.options.beam_size, "beam_threshold": decoder.options.beam_threshold,
+        "blank_penalty": result.blank_penalty, "beam_size": decoder.options.beam_size,
+        "beam_threshold": decoder.options.beam_threshold,
         "tuned": {**tuned, "manifest": str(manifest), "wer": round(result.wer, 6),
                   "greedy_wer": round(result.greedy_wer, 6), "utterances": result.utterances}})
