@@ -9,6 +9,14 @@ import sys
 from pathlib import Path
 
 
+def _floats(text: str) -> list[float]:
+    """argparse type for comma-separated numbers ("0,0.5,1"); empty items are skipped."""
+    try:
+        return [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
 def _err(message: str) -> None:
     print(f"asr: {message}", file=sys.stderr, flush=True)
 
@@ -206,7 +214,7 @@ def cmd_lm_build(args) -> int:
 def cmd_lm_mix(args) -> int:
     from asr.lm_mix import mix_files
 
-    weights = [float(x) for x in args.weights.split(",")] if args.weights else None
+    weights = args.weights or None
     path, used = mix_files(args.lms, args.output, weights=weights, dev=args.dev or ())
     how = "fitted on " + ", ".join(args.dev) if args.dev and not weights else "given" if weights else "equal"
     print(f"{path}: weights {', '.join(f'{w:.3f}' for w in used)} ({how})")
@@ -231,8 +239,6 @@ def cmd_lm_tune(args) -> int:
     from asr.transcribe import load_model
     from asr.tuning import store, tune
 
-    grid = [[float(x) for x in spec.split(",") if x.strip()]
-            for spec in (args.lm_weights, args.word_scores, args.blank_penalties)]
     if Path(args.manifest).stem.startswith("test"):
         _err(f"warning: {args.manifest} looks like a test split; tune on a dev split, or its WER means little")
     utterances = read_manifest(args.manifest)
@@ -241,7 +247,8 @@ def cmd_lm_tune(args) -> int:
                                 options=BeamSearchOptions(beam_size=args.beam_size), workers=args.decode_workers)
     for note in decoder.notes:
         _err(note)
-    result = tune(transcriber, decoder, utterances, *grid, batch_seconds=args.batch_seconds,
+    result = tune(transcriber, decoder, utterances, args.lm_weights, args.word_scores, args.blank_penalties,
+                  batch_seconds=args.batch_seconds,
                   progress=lambda w, s, b, wer: _err(f"lm_weight {w:g} word_score {s:g} blank_penalty {b:g}: "
                                                      f"WER {100 * wer:.2f}%"))
     for path, reason in result.skipped:
@@ -269,11 +276,10 @@ def cmd_synthesize(args) -> int:
     sentences = select_sentences(lines, args.num, args.min_words, args.max_words, seed=args.seed)
     if len(sentences) < args.num:
         _err(f"warning: only {len(sentences)} speakable sentences of {args.min_words}-{args.max_words} words")
-    try:
-        low, high = (float(x) for x in args.freq_scale.split(","))
-    except ValueError:
-        raise RuntimeError(f"--freq-scale {args.freq_scale!r}: expected LOW,HIGH, e.g. 1,1.3") from None
-    utterances = synthesize(sentences, args.out, voices, seed=args.seed, freq_scale_range=(low, high),
+    if len(args.freq_scale) != 2:
+        given = ",".join(f"{x:g}" for x in args.freq_scale)
+        raise RuntimeError(f"--freq-scale '{given}': expected LOW,HIGH, e.g. 1,1.3")
+    utterances = synthesize(sentences, args.out, voices, seed=args.seed, freq_scale_range=tuple(args.freq_scale),
                             jobs=args.jobs, log=_err)
     print(f"{Path(args.out) / 'train.jsonl'}: {len(utterances)} utterances, {total_hours(utterances):.2f} h, "
           f"{len(sentences) - len(utterances)} skipped")
@@ -480,7 +486,7 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("lms", nargs="+", metavar="LM.arpa")
     m.add_argument("--output", "-o", required=True, metavar="OUT.arpa")
     g = m.add_mutually_exclusive_group()
-    g.add_argument("--weights", help="comma-separated, one per LM, summing to 1")
+    g.add_argument("--weights", type=_floats, help="comma-separated, one per LM, summing to 1")
     g.add_argument("--dev", nargs="+", metavar="TEXT", help="fit the weights on these texts or manifests "
                    "(a dev split, never the test split)")
     m.set_defaults(func=cmd_lm_mix)
@@ -494,10 +500,10 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--model", required=True, help="model directory; decoding.yaml is written into it")
     t.add_argument("--lm", required=True)
     t.add_argument("--lexicon")
-    t.add_argument("--lm-weights", default="0,0.25,0.5,0.75,1,1.5,2,3", help="comma-separated grid")
-    t.add_argument("--word-scores", default="-3,-2,-1,0,1,2,3",
+    t.add_argument("--lm-weights", type=_floats, default="0,0.25,0.5,0.75,1,1.5,2,3", help="comma-separated grid")
+    t.add_argument("--word-scores", type=_floats, default="-3,-2,-1,0,1,2,3",
                    help="comma-separated grid; a list that starts with a minus needs '=': --word-scores=-2,-1,0")
-    t.add_argument("--blank-penalties", default="0", help="comma-separated grid (default 0: no penalty), e.g. "
+    t.add_argument("--blank-penalties", type=_floats, default="0", help="comma-separated grid (default 0: no penalty), e.g. "
                    "0,0.5,1,1.5")
     t.add_argument("--beam-size", type=int, default=50)
     t.add_argument("--batch-seconds", type=float, default=300.0)
@@ -515,7 +521,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-words", type=int, default=3)
     p.add_argument("--max-words", type=int, default=14)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--freq-scale", default="1,1", metavar="LOW,HIGH",
+    p.add_argument("--freq-scale", type=_floats, default="1,1", metavar="LOW,HIGH",
                    help="scale each utterance's frequencies (F0 and formants, at the same duration) by a random "
                    "factor in this range: 1,1.3 makes adult voices more child-like (default 1,1: as synthesized)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)

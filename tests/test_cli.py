@@ -90,6 +90,18 @@ def test_a_missing_model_directory_is_a_one_line_error(tmp_path, capsys):
     assert "model directory not found" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("argv", [
+    ["lm", "tune", "dev.jsonl", "--model", "m", "--lm", "lm.arpa", "--blank-penalties", "0,one"],
+    ["lm", "mix", "a.arpa", "b.arpa", "-o", "mix.arpa", "--weights", "0.5,half"],
+    ["synthesize", "text.txt", "out", "--freq-scale", "1,x"],
+])
+def test_a_malformed_number_list_is_refused_before_any_work(argv, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2
+    assert "expected comma-separated numbers, got" in capsys.readouterr().err
+
+
 def test_the_console_script_runs(tmp_path):
     exe = shutil.which("asr", path=str(REPO_ROOT / ".venv" / "bin")) or shutil.which("asr")
     cmd = [exe, "--help"] if exe else [sys.executable, "-m", "asr.cli", "--help"]
