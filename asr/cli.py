@@ -503,8 +503,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lm-weights", type=_floats, default="0,0.25,0.5,0.75,1,1.5,2,3", help="comma-separated grid")
     t.add_argument("--word-scores", type=_floats, default="-3,-2,-1,0,1,2,3",
                    help="comma-separated grid; a list that starts with a minus needs '=': --word-scores=-2,-1,0")
-    t.add_argument("--blank-penalties", type=_floats, default="0", help="comma-separated grid (default 0: no penalty), e.g. "
-                   "0,0.5,1,1.5")
+    t.add_argument("--blank-penalties", type=_floats, default="0",
+                   help="comma-separated grid (default 0: no penalty), e.g. 0,0.5,1,1.5")
     t.add_argument("--beam-size", type=int, default=50)
     t.add_argument("--batch-seconds", type=float, default=300.0)
     t.add_argument("--decode-workers", type=int, default=min(2, os.cpu_count() or 1))

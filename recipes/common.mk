@@ -10,7 +10,8 @@
 #                $(EXP)/finetune, else $(EXP)
 #   lm        -> $(EXP)/lm/words_$(LM_ORDER)gram.arpa: the train transcripts' LM, mixed with one
 #                of $(LM_TEXTS) (if given) at the weights that fit the valid transcripts best
-#   tune      -> $(MODEL_EXP)/best/decoding.yaml: LM weight and word score tuned on $(VALID) at BEAM_SIZE
+#   tune      -> $(MODEL_EXP)/best/decoding.yaml: LM weight, word score and blank penalty tuned on
+#                $(VALID) at BEAM_SIZE
 #   evaluate  -> $(MODEL_EXP)/SET.json (greedy) and $(MODEL_EXP)/SET_lm.json (beam search + LM) for each SET
 #                in $(EVAL_SETS) ($(DATA)/SET.jsonl), with SET_hyp.txt / SET_lm_hyp.txt (REF/HYP
 #                per utterance) and the logs

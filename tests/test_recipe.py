@@ -103,12 +103,15 @@ def test_phone_head_decoding_scores_the_phone_head_alone_and_as_an_n_best_rescor
     from asr.lm import build_lm
     from asr.train import train
 
+    def one_epoch(out, *extra):
+        return train(load_config(REPO_ROOT / "configs/small.yaml", [
+            f"train.train_manifest={tiny_corpus / 'train.jsonl'}",
+            f"train.valid_manifest={tiny_corpus / 'valid.jsonl'}", f"train.output_dir={out}", "model.conv_channels=4", "train.epochs=1", "train.progress=false", *extra]))
+
     lexicon = SHARED_SO762 / "resource" / "lexicon.txt"
     run = tmp_path / "run"
-    train(load_config(REPO_ROOT / "configs/small.yaml", [
-        f"train.train_manifest={tiny_corpus / 'train.jsonl'}", f"train.valid_manifest={tiny_corpus / 'valid.jsonl'}",
-        f"train.output_dir={run}", "model.num_layers=2", "model.hidden_size=32", "model.conv_channels=4",
-        "train.epochs=1", "train.progress=false", "train.phone_ctc_weight=0.3", f"train.phone_lexicon={lexicon}"]))
+    one_epoch(run, "model.num_layers=2", "model.hidden_size=32", "train.phone_ctc_weight=0.3",
+              f"train.phone_lexicon={lexicon}")
     lm, _ = build_lm([tiny_corpus / "train.jsonl"], tmp_path / "lm.arpa", order=2, use_lmplz=False)
     script = REPO_ROOT / "recipes/speechocean762/phone_head_decoding.py"
     done = subprocess.run([sys.executable, str(script), str(run), str(tiny_corpus / "valid.jsonl"), "--lm", str(lm),
@@ -122,10 +125,7 @@ def test_phone_head_decoding_scores_the_phone_head_alone_and_as_an_n_best_rescor
     assert "oracle WER" in out and "lambda 0: WER" in out and "lambda 1: WER" in out
     # A run trained without phone CTC has nothing to score with, and says so.
     plain = tmp_path / "plain"
-    train(load_config(REPO_ROOT / "configs/small.yaml", [
-        f"train.train_manifest={tiny_corpus / 'train.jsonl'}", f"train.valid_manifest={tiny_corpus / 'valid.jsonl'}",
-        f"train.output_dir={plain}", "model.num_layers=1", "model.hidden_size=16", "model.conv_channels=4",
-        "train.epochs=1", "train.progress=false"]))
+    one_epoch(plain, "model.num_layers=1", "model.hidden_size=16")
     done = subprocess.run([sys.executable, str(script), str(plain), str(tiny_corpus / "valid.jsonl"), "--lm", str(lm)],
                           capture_output=True, text=True, timeout=300)
     assert done.returncode != 0 and "no phone head" in done.stderr
