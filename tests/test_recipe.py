@@ -106,7 +106,8 @@ def test_phone_head_decoding_scores_the_phone_head_alone_and_as_an_n_best_rescor
     def one_epoch(out, *extra):
         return train(load_config(REPO_ROOT / "configs/small.yaml", [
             f"train.train_manifest={tiny_corpus / 'train.jsonl'}",
-            f"train.valid_manifest={tiny_corpus / 'valid.jsonl'}", f"train.output_dir={out}", "model.conv_channels=4", "train.epochs=1", "train.progress=false", *extra]))
+            f"train.valid_manifest={tiny_corpus / 'valid.jsonl'}", f"train.output_dir={out}", "model.conv_channels=4",
+            "train.epochs=1", "train.progress=false", *extra]))
 
     lexicon = SHARED_SO762 / "resource" / "lexicon.txt"
     run = tmp_path / "run"
