@@ -18,7 +18,7 @@ import torch
 from torchaudio.functional import forced_align, merge_tokens
 
 from asr.decoding import Hypothesis
-from asr.text import CharTokenizer
+from asr.tokenizers import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -34,7 +34,7 @@ def _alignable(targets: list[int], frames: int) -> bool:
     return len(targets) + repeats <= frames
 
 
-def align_words(log_probs: torch.Tensor, hyp: Hypothesis, tokenizer: CharTokenizer
+def align_words(log_probs: torch.Tensor, hyp: Hypothesis, tokenizer: Tokenizer
                 ) -> tuple[list[WordAlignment], float] | None:
     """(T, V) log-probs of one utterance and its hypothesis -> (words, utterance confidence).
 

@@ -5,7 +5,8 @@ Which search runs follows from the files given:
 - a lexicon (``--lexicon FILE``): lexicon-constrained search, every word from the lexicon;
 - a word LM in ARPA format and no lexicon: lexicon-constrained search over the LM's words
   (a word LM in lexicon-free search scores characters as if they were words, and fails badly);
-- a character LM (every unit a token of the tokenizer), or ``lexicon="none"``: lexicon-free;
+- a character LM (every unit a token of the tokenizer; character models only), or
+  ``lexicon="none"``: lexicon-free;
 - neither: lexicon-free prefix beam search without an LM.
 
 KenLM binary files carry no readable word list, so a binary word LM needs ``--lexicon``.
@@ -36,7 +37,8 @@ from asr.decoding import Decoder, Hypothesis
 from asr.hotwords import HotwordLM, PhraseMatcher, parse_hotwords
 from asr.lexicon import Lexicon, lexicon_from_words, read_lexicon, spell
 from asr.lm import KENLM_MAX_ORDER, UNK, LMError, inspect_lm
-from asr.text import BLANK, WORD_SEP, CharTokenizer
+from asr.text import BLANK, WORD_SEP
+from asr.tokenizers import Tokenizer
 
 @dataclass(frozen=True)
 class BeamSearchOptions:
@@ -88,7 +90,7 @@ class SearchSpace:
     source: str = ""  # the LM and lexicon files, for describe()
 
     @classmethod
-    def load(cls, tokenizer: CharTokenizer, lm: str | Path | None = None, lexicon: str | Path | None = None,
+    def load(cls, tokenizer: Tokenizer, lm: str | Path | None = None, lexicon: str | Path | None = None,
              hotwords=None) -> "SearchSpace":
         info = inspect_lm(lm) if lm else None
         lexicon_free = isinstance(lexicon, str) and lexicon.lower() == "none"
@@ -120,6 +122,9 @@ class SearchSpace:
         else:
             words = None
             lm_words = Dictionary([*tokenizer.tokens, UNK])
+            if info is not None and tokenizer.kind != "char":  # no tool here builds an LM over pieces
+                raise LMError(f"{info.path}: lexicon-free search scores the model's tokens with the LM, and "
+                              f"this model's tokens are {tokenizer.kind} pieces: give a word LM and a lexicon")
         kenlm = None
         if info is not None:
             if info.order and info.order > KENLM_MAX_ORDER:
@@ -136,7 +141,7 @@ class SearchSpace:
         space._add_phrases(phrases, tokenizer)
         return space
 
-    def _add_phrases(self, phrases: list[str], tokenizer: CharTokenizer) -> None:
+    def _add_phrases(self, phrases: list[str], tokenizer: Tokenizer) -> None:
         for phrase in phrases:
             if tokenizer.unknown_chars(phrase):
                 self.notes.append(f"hotword {phrase!r} left out: characters outside the tokenizer "
@@ -145,11 +150,12 @@ class SearchSpace:
             if self.words is not None:  # the search asks the LM once per word
                 self.phrases.append(tuple(self.words.get_index(w) for w in phrase.split()))
                 self.shares.append(tuple(1.0 for _ in phrase.split()))
-            else:  # once per token: the phrase is |w o r d|, the bonus spread over its letters
+            else:  # once per token: the phrase is |w o r d|, the bonus spread over its tokens
                 units, shares = [tokenizer.word_sep_id], [0.0]
                 for word in phrase.split():
-                    units += tokenizer.encode(word) + [tokenizer.word_sep_id]
-                    shares += [1.0 / len(word)] * len(word) + [0.0]
+                    ids = tokenizer.encode(word)
+                    units += ids + [tokenizer.word_sep_id]
+                    shares += [1.0 / len(ids)] * len(ids) + [0.0]
                 self.phrases.append(tuple(units))
                 self.shares.append(tuple(shares))
 
@@ -160,7 +166,7 @@ class BeamSearchDecoder(Decoder):
     ``workers`` > 1 decodes the utterances of a batch in that many processes.
     """
 
-    def __init__(self, tokenizer: CharTokenizer, lm: str | Path | None = None, lexicon: str | Path | None = None,
+    def __init__(self, tokenizer: Tokenizer, lm: str | Path | None = None, lexicon: str | Path | None = None,
                  hotwords=None, options: BeamSearchOptions = BeamSearchOptions(), workers: int = 1,
                  space: SearchSpace | None = None):
         super().__init__(tokenizer)

@@ -126,6 +126,11 @@ class TrainConfig:
     phone_ctc_weight: float = 0.0
     phone_ctc_layer: int = 0
     phone_lexicon: str = "cmudict"
+    # Output units (asr/tokenizers.py): characters, or sentencepiece BPE pieces within words with
+    # ``|`` between words; bpe_vocab_size is sentencepiece's vocabulary (the model then has
+    # bpe_vocab_size + 1 outputs: its <unk> dropped, the CTC blank and ``|`` added).
+    units: str = "char"
+    bpe_vocab_size: int = 200
     # Start from a trained model directory's weights, tokenizer and feature statistics (fine-tuning):
     # a new optimizer and schedule. Its features and model sections must equal this config's.
     init_from: str = ""
@@ -149,6 +154,9 @@ class Config:
         if t.inter_ctc_weight and not 1 <= self.inter_ctc_layer < self.model.num_layers:
             raise ConfigError(f"train.inter_ctc_layer={t.inter_ctc_layer}: intermediate CTC needs a layer "
                               f"below the last of model.num_layers={self.model.num_layers}")
+        _check_choice("train.units", t.units, ("char", "bpe"))
+        if t.units == "bpe" and t.bpe_vocab_size < 2:
+            raise ConfigError("train.bpe_vocab_size must be >= 2")
         if t.time_budget_minutes < 0:
             raise ConfigError("train.time_budget_minutes must be >= 0 (0: no budget)")
         if not 0.0 <= t.phone_ctc_weight < 1.0:

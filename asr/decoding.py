@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import torch
 
-from asr.text import CharTokenizer
+from asr.tokenizers import Tokenizer
 
 
 @dataclass(frozen=True)
@@ -23,7 +23,7 @@ class Hypothesis:
 
 
 class Decoder(ABC):
-    def __init__(self, tokenizer: CharTokenizer):
+    def __init__(self, tokenizer: Tokenizer):
         self.tokenizer = tokenizer
 
     @abstractmethod
@@ -62,7 +62,7 @@ class GreedyDecoder(Decoder):
         return results
 
 
-def make_decoder(name: str, tokenizer: CharTokenizer, **options) -> Decoder:
+def make_decoder(name: str, tokenizer: Tokenizer, **options) -> Decoder:
     """``greedy`` or ``beam`` (options: see ``BeamSearchDecoder``)."""
     if name == "greedy":
         return GreedyDecoder(tokenizer, **options)

@@ -26,7 +26,7 @@ import yaml
 
 from asr.lexicon import lexicon_from_words, write_lexicon
 from asr.lm import LMError, inspect_lm, kenlm_tool
-from asr.text import CharTokenizer
+from asr.tokenizers import Tokenizer
 
 if TYPE_CHECKING:
     from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
@@ -128,7 +128,7 @@ def packaged_files(model_dir: str | Path) -> list[Path]:
     return [base / DECODING_FILE] + [p for p in (lm_files or ()) if isinstance(p, Path)]
 
 
-def package_lm(model_dir: str | Path, lm: str | Path, tokenizer: CharTokenizer,
+def package_lm(model_dir: str | Path, lm: str | Path, tokenizer: Tokenizer,
                lexicon: str | Path | None = None, binary: bool = True) -> list[str]:
     """Put ``lm`` into MODEL so that plain ``asr transcribe`` searches with it; returns notes.
 
@@ -179,7 +179,7 @@ def package_lm(model_dir: str | Path, lm: str | Path, tokenizer: CharTokenizer,
     return notes
 
 
-def model_decoder(model_dir: str | Path | None, tokenizer: CharTokenizer, lm: str | Path | None = None,
+def model_decoder(model_dir: str | Path | None, tokenizer: Tokenizer, lm: str | Path | None = None,
                   lexicon: str | Path | None = None, hotwords=None, workers: int = 1,
                   options: BeamSearchOptions | None = None, **explicit) -> tuple[BeamSearchDecoder, list[str]]:
     """Beam search for a model directory, and notes for the user.

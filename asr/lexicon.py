@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from asr.text import WORD_SEP, CharTokenizer
+from asr.text import WORD_SEP
+from asr.tokenizers import Tokenizer
 
 Lexicon = dict[str, list[list[str]]]  # flashlight's layout: word -> list of spellings
 
@@ -32,14 +33,14 @@ class LexiconReport:
         return f"{source}: {len(self.skipped)} word(s) left out of the lexicon: {words}{more}"
 
 
-def spell(word: str, tokenizer: CharTokenizer) -> list[str] | None:
+def spell(word: str, tokenizer: Tokenizer) -> list[str] | None:
     """A word's spelling in tokens, ending with ``|``; None when a character is not a token."""
     if tokenizer.unknown_chars(word) or WORD_SEP in word:
         return None
-    return [*word, WORD_SEP]
+    return [*tokenizer.word_tokens(word), WORD_SEP]
 
 
-def lexicon_from_words(words: Iterable[str], tokenizer: CharTokenizer) -> LexiconReport:
+def lexicon_from_words(words: Iterable[str], tokenizer: Tokenizer) -> LexiconReport:
     """Spell each word with the tokenizer; words with characters outside it are reported."""
     report = LexiconReport({})
     for word in words:
@@ -54,7 +55,7 @@ def lexicon_from_words(words: Iterable[str], tokenizer: CharTokenizer) -> Lexico
     return report
 
 
-def read_lexicon(path: str | Path, tokenizer: CharTokenizer) -> LexiconReport:
+def read_lexicon(path: str | Path, tokenizer: Tokenizer) -> LexiconReport:
     """Read ``word t o k e n s |`` lines. Malformed lines raise; unknown tokens are reported."""
     path = Path(path)
     if not path.is_file():

@@ -2,7 +2,7 @@
 
     config.yaml         the full Config it was trained with
     model.safetensors   weights
-    tokenizer.json      the vocabulary
+    tokenizer.json      the output units (characters, or subword pieces with their sentencepiece model)
     cmvn.json           feature mean/std from the training set
 
 Directories are written next to their destination and renamed into place, so a crash while
@@ -22,7 +22,7 @@ from safetensors.torch import load_file, save_file
 
 from asr.config import Config, ConfigError, config_from_dict, save_config
 from asr.model import AcousticModel
-from asr.text import CharTokenizer
+from asr.tokenizers import Tokenizer, TokenizerError, load_tokenizer
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained" / "default"
 REQUIRED_FILES = ("config.yaml", "model.safetensors", "tokenizer.json", "cmvn.json")
@@ -36,12 +36,12 @@ class ModelDirError(ValueError):
 class LoadedModel:
     config: Config
     model: AcousticModel
-    tokenizer: CharTokenizer
+    tokenizer: Tokenizer
     path: Path
 
 
 def save_model_dir(path: str | Path, config: Config, model: AcousticModel,
-                   tokenizer: CharTokenizer, half: bool = False, extra_files: dict | None = None) -> Path:
+                   tokenizer: Tokenizer, half: bool = False, extra_files: dict | None = None) -> Path:
     """Write a model directory atomically. ``half`` stores weights as float16 (half the size);
     ``extra_files`` maps names to text or to a Path to copy (e.g. decoding.yaml and a packaged LM)."""
     path = Path(path)
@@ -86,7 +86,10 @@ def load_model_dir(path: str | Path | None = None, device: str | torch.device = 
         config = config_from_dict(yaml.safe_load((path / "config.yaml").read_text()) or {})
     except (ConfigError, yaml.YAMLError) as e:
         raise ModelDirError(f"{path / 'config.yaml'}: {e}") from None
-    tokenizer = CharTokenizer.load(path / "tokenizer.json")
+    try:
+        tokenizer = load_tokenizer(path / "tokenizer.json")
+    except TokenizerError as e:
+        raise ModelDirError(str(e)) from None
     model = AcousticModel(config.features, config.model, len(tokenizer))
     state = load_file(str(path / "model.safetensors"))
     reference = model.state_dict()

@@ -64,6 +64,7 @@ class CharTokenizer:
             raise ValueError("tokenizer has duplicate tokens")
         object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.tokens)})
 
+    kind = "char"
     blank_id = 0
     word_sep_id = 1
 
@@ -81,6 +82,9 @@ class CharTokenizer:
 
     def unknown_chars(self, normalized: str) -> set[str]:
         return {c for c in normalized.replace(" ", "") if c not in self._index}
+
+    def word_tokens(self, word: str) -> list[str]:
+        return list(word)
 
     def encode(self, normalized: str) -> list[int]:
         """Token ids of already-normalized text; characters outside the vocabulary raise."""

@@ -39,7 +39,7 @@ from asr.model import AcousticModel
 from asr.model_dir import LoadedModel, load_model_dir, save_model_dir
 from asr.phones import LexiconError, PhoneLexicon
 from asr.schedule import WarmupCosine, epochs_within_budget
-from asr.text import CharTokenizer
+from asr.tokenizers import Tokenizer, build_tokenizer
 
 
 class TrainingError(RuntimeError):
@@ -93,13 +93,15 @@ def load_to_train(path, cfg: Config, device) -> LoadedModel:
     return loaded
 
 
-def initial_model(cfg: Config, device) -> tuple[CharTokenizer, AcousticModel]:
+def initial_model(cfg: Config, device) -> tuple[Tokenizer, AcousticModel]:
     """The tokenizer and model of ``train.init_from``, checked against ``cfg``, ready to train."""
     loaded = load_to_train(cfg.train.init_from, cfg, device)
     differ = [f"{section}.{key}: {theirs!r} there, {ours!r} here"
               for section in ("features", "model")
               for key, theirs in getattr(loaded.config, section).__dict__.items()
               if (ours := getattr(getattr(cfg, section), key)) != theirs]
+    if loaded.tokenizer.kind != cfg.train.units:
+        differ.append(f"units: {loaded.tokenizer.kind!r} there, train.units={cfg.train.units!r} here")
     if differ:
         raise TrainingError(f"train.init_from={cfg.train.init_from}: its config differs from this one "
                             f"({'; '.join(differ)})")
@@ -157,7 +159,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         tokenizer, model = initial_model(cfg, device)
         say(f"starting from the weights of {tc.init_from}")
     elif state is None:
-        tokenizer = CharTokenizer.build(u.text for u in read_manifest(tc.train_manifest))
+        tokenizer = build_tokenizer(tc.units, (u.text for u in read_manifest(tc.train_manifest)), tc.bpe_vocab_size)
         model = AcousticModel(cfg.features, cfg.model, len(tokenizer), cfg.augment).to(device)
     if d.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)

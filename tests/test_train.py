@@ -11,6 +11,8 @@ import asr.losses as losses_module
 from asr.phones import PhoneLexicon
 from asr.config import load_config
 from asr.model_dir import load_model_dir
+from asr.text import normalize_text
+from asr.tokenizers import SubwordTokenizer
 from asr.train import TrainingError, train
 from conftest import SHARED_SO762
 
@@ -254,6 +256,18 @@ def test_fine_tuning_starts_from_a_trained_model_and_refuses_one_of_another_shap
     assert (tuned / "last" / "tokenizer.json").read_text() == (base / "tokenizer.json").read_text()
     with pytest.raises(TrainingError, match="model.hidden_size: 48 there, 32 here"):
         train(tiny_config(tiny_corpus, tmp_path / "other", "model.hidden_size=32", f"train.init_from={base}"))
+
+
+def test_subword_units_train_save_their_sentencepiece_model_and_must_match_when_fine_tuning(tiny_corpus, tmp_path):
+    run = train(tiny_config(tiny_corpus, tmp_path / "bpe", "train.epochs=1", "train.units=bpe",
+                            "train.bpe_vocab_size=40"))
+    loaded = load_model_dir(run / "best")
+    assert isinstance(loaded.tokenizer, SubwordTokenizer) and len(loaded.tokenizer) == 41
+    assert loaded.model.head.out_features == 41
+    text = json.loads((tiny_corpus / "train.jsonl").read_text().splitlines()[0])["text"]
+    assert loaded.tokenizer.decode(loaded.tokenizer.encode(normalize_text(text))) == normalize_text(text)
+    with pytest.raises(TrainingError, match="units: 'bpe' there, train.units='char' here"):
+        train(tiny_config(tiny_corpus, tmp_path / "char", f"train.init_from={run / 'best'}"))
 
 
 def test_an_audio_file_that_vanishes_mid_run_is_skipped_with_a_warning(tiny_corpus, tmp_path, capsys):

@@ -1,0 +1,139 @@
+"""Output units: characters (asr/text.py) or subword pieces, and loading whichever a model holds.
+
+The subword tokenizer is a sentencepiece BPE model (Sennrich et al. 2016; ESPnet's and NeMo's
+``bpe`` units) trained on the words of the training text, one word at a time. Its pieces
+therefore never cross a word boundary, and the word separator ``|`` stays a token of its own,
+as with characters: decoding, word timings, lexicon spellings (``word WO RD |``) and the
+LM search work the same for both kinds of unit.
+
+Why subwords for CTC: fewer, longer units shorten the label sequence (about 1.6x with 200
+pieces on speechocean762's text), and a unit can stand for a spelling pattern (``TION``,
+``OUGH``) that one character cannot. With 3 hours of audio, few of the pieces are seen often,
+so the vocabulary is kept small.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Iterable
+
+from asr.text import BLANK, WORD_SEP, CharTokenizer, UnknownCharacterError, normalize_text
+
+UNITS = ("char", "bpe")
+
+
+class TokenizerError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class SubwordTokenizer:
+    """Index 0 is the CTC blank and 1 the word separator, as in CharTokenizer; then the pieces."""
+
+    tokens: tuple[str, ...]
+    model: bytes = field(repr=False)  # the serialized sentencepiece model (a protobuf, not a pickle)
+
+    kind = "bpe"
+    blank_id = 0
+    word_sep_id = 1
+
+    def __post_init__(self):
+        import sentencepiece as spm  # only subword models need it
+
+        if self.tokens[:2] != (BLANK, WORD_SEP):
+            raise TokenizerError(f"tokenizer must start with {BLANK!r} and {WORD_SEP!r}")
+        processor = spm.SentencePieceProcessor(model_proto=self.model)
+        pieces = {processor.id_to_piece(i) for i in range(processor.get_piece_size())}
+        missing = [t for t in self.tokens[2:] if t not in pieces]
+        if missing:
+            raise TokenizerError(f"tokens not in the sentencepiece model: {' '.join(missing[:5])}")
+        object.__setattr__(self, "_sp", processor)
+        object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.tokens)})
+        object.__setattr__(self, "_alphabet", frozenset(t for t in self.tokens[2:] if len(t) == 1))
+
+    @classmethod
+    def build(cls, texts: Iterable[str], vocab_size: int = 200) -> "SubwordTokenizer":
+        """Train BPE on the words of the normalized texts. Every character seen becomes a piece
+        (``character_coverage=1``), so any word of the training text can be spelled."""
+        import io
+
+        import sentencepiece as spm
+
+        words = Counter(w for text in texts for w in normalize_text(text).split())
+        if not words:
+            raise TokenizerError("no training text to build subword units from")
+        model = io.BytesIO()
+        # One "sentence" per word occurrence: no dummy prefix, so pieces carry no "▁"; identity
+        # normalization, since the text is already normalized (NFKC would change characters).
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=(w for w, n in sorted(words.items()) for _ in range(n)), model_writer=model,
+            model_type="bpe", vocab_size=vocab_size, character_coverage=1.0, add_dummy_prefix=False,
+            normalization_rule_name="identity", split_digits=False, bos_id=-1, eos_id=-1, unk_id=0,
+            hard_vocab_limit=False, num_threads=1, minloglevel=2)
+        processor = spm.SentencePieceProcessor(model_proto=model.getvalue())
+        pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())
+                  if not (processor.is_unknown(i) or processor.is_control(i))]
+        pieces = [p for p in pieces if "\u2581" not in p and p != WORD_SEP]
+        return cls((BLANK, WORD_SEP, *pieces), model.getvalue())
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def unknown_chars(self, normalized: str) -> set[str]:
+        return {c for c in normalized.replace(" ", "") if c not in self._alphabet}
+
+    def word_tokens(self, word: str) -> list[str]:
+        """A word's pieces (its characters must all be known)."""
+        return self._sp.encode(word, out_type=str)
+
+    def encode(self, normalized: str) -> list[int]:
+        """Token ids of already-normalized text: each word's pieces, ``|`` between words."""
+        unknown = self.unknown_chars(normalized)
+        if unknown:
+            raise UnknownCharacterError(normalized, unknown)
+        ids: list[int] = []
+        for i, word in enumerate(normalized.split()):
+            if i:
+                ids.append(self.word_sep_id)
+            ids += [self._index[p] for p in self.word_tokens(word)]
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        pieces = [self.tokens[i] for i in ids if i != self.blank_id]
+        return " ".join("".join(pieces).replace(WORD_SEP, " ").split())
+
+    def save(self, path: str | Path) -> None:
+        data = {"type": self.kind, "blank": BLANK, "word_separator": WORD_SEP, "tokens": list(self.tokens),
+                "sentencepiece_model": base64.b64encode(self.model).decode("ascii")}
+        Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+Tokenizer = CharTokenizer | SubwordTokenizer
+
+
+def build_tokenizer(units: str, texts: Iterable[str], vocab_size: int = 200) -> Tokenizer:
+    """The tokenizer for ``train.units`` from the training texts."""
+    if units == "char":
+        return CharTokenizer.build(texts)
+    if units == "bpe":
+        return SubwordTokenizer.build(texts, vocab_size)
+    raise TokenizerError(f"unknown units {units!r}; expected one of {', '.join(UNITS)}")
+
+
+def load_tokenizer(path: str | Path) -> Tokenizer:
+    """The tokenizer saved in ``path`` (a model directory's tokenizer.json), of either kind."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        kind = data.get("type")
+        if kind == "char":
+            return CharTokenizer(tuple(data["tokens"]))
+        if kind == "bpe":
+            return SubwordTokenizer(tuple(data["tokens"]), base64.b64decode(data["sentencepiece_model"]))
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:  # RuntimeError: sentencepiece's
+        raise TokenizerError(f"{path}: unreadable tokenizer ({e})") from None
+    raise TokenizerError(f"{path}: unsupported tokenizer type {kind!r}")

@@ -1,0 +1,141 @@
+"""Subword units: sentencepiece BPE pieces inside words, ``|`` between them; saved and loaded
+with the model; spelled in lexicons and searched with a word LM like characters."""
+
+import json
+
+import pytest
+
+from asr.beam_search import BeamSearchDecoder
+from asr.decoding import GreedyDecoder
+from asr.lexicon import lexicon_from_words, spell
+from asr.lm import LMError, build_lm
+from asr.text import BLANK, WORD_SEP, CharTokenizer, UnknownCharacterError
+from asr.tokenizers import SubwordTokenizer, TokenizerError, build_tokenizer, load_tokenizer
+from conftest import ctc_log_probs
+
+TEXTS = ["the cat sat on the mat", "the cats sat on the mats", "that thin cat", "then the cat ran",
+         "a rat and a cat", "the nation's station"] * 5
+BPE = SubwordTokenizer.build(TEXTS, vocab_size=30)
+
+
+def pieces(tokenizer, text):
+    return [tokenizer.tokens[i] for i in tokenizer.encode(text)]
+
+
+def test_bpe_puts_blank_at_0_and_the_word_separator_at_1_then_pieces():
+    assert BPE.tokens[:2] == (BLANK, WORD_SEP)
+    assert all("\u2581" not in t and " " not in t for t in BPE.tokens[2:])
+    assert len(set(BPE.tokens)) == len(BPE.tokens)
+
+
+def test_every_character_of_the_training_text_is_a_piece_so_any_training_word_can_be_spelled():
+    chars = set("".join(TEXTS).replace(" ", ""))
+    assert chars <= set(BPE.tokens)
+    assert not BPE.unknown_chars("the nation's station")
+
+
+def test_pieces_merge_frequent_letter_runs_and_never_cross_a_word_boundary():
+    units = pieces(BPE, "the cat sat")
+    assert "the" in units or "th" in units  # the commonest run is merged
+    assert len(units) < len(CharTokenizer.build(TEXTS).encode("the cat sat"))
+    # words are separated by exactly one |, and no piece holds letters of two words
+    words = "".join(units).split(WORD_SEP)
+    assert words == ["the", "cat", "sat"]
+    assert units.count(WORD_SEP) == 2
+
+
+@pytest.mark.parametrize("text", ["the cat sat on the mat", "a rat", "that thin nation's station", "tac"])
+def test_encode_then_decode_gives_back_the_normalized_text(text):
+    assert BPE.decode(BPE.encode(text)) == text
+
+
+def test_decode_skips_blanks_and_collapses_separators():
+    ids = BPE.encode("the cat")
+    assert BPE.decode([0, *ids[:1], 0, 1, 1, *ids[1:], 0]) == "the cat"
+
+
+def test_a_character_the_pieces_do_not_cover_raises_naming_it():
+    with pytest.raises(UnknownCharacterError, match="'z'"):
+        BPE.encode("the zebra")
+
+
+def test_the_vocabulary_size_is_sentencepieces_minus_its_unknown_plus_blank_and_separator():
+    texts = ["".join(chr(97 + (i * 7 + j) % 26) for j in range(6)) for i in range(300)]
+    assert len(SubwordTokenizer.build(texts, vocab_size=60)) == 61
+
+
+def test_build_tokenizer_follows_train_units():
+    assert isinstance(build_tokenizer("char", TEXTS), CharTokenizer)
+    assert isinstance(build_tokenizer("bpe", TEXTS, 30), SubwordTokenizer)
+    with pytest.raises(TokenizerError, match="wordpiece"):
+        build_tokenizer("wordpiece", TEXTS)
+    with pytest.raises(TokenizerError, match="no training text"):
+        SubwordTokenizer.build(["", "  "])
+
+
+def test_save_then_load_gives_the_same_pieces_and_segmentation(tmp_path):
+    BPE.save(tmp_path / "tokenizer.json")
+    data = json.loads((tmp_path / "tokenizer.json").read_text())
+    assert data["type"] == "bpe" and data["tokens"] == list(BPE.tokens)
+    loaded = load_tokenizer(tmp_path / "tokenizer.json")
+    assert isinstance(loaded, SubwordTokenizer) and loaded.tokens == BPE.tokens
+    assert loaded.encode("the cats sat on the mats") == BPE.encode("the cats sat on the mats")
+
+
+def test_load_tokenizer_reads_character_tokenizers_too(tmp_path):
+    CharTokenizer.build(TEXTS).save(tmp_path / "tokenizer.json")
+    assert load_tokenizer(tmp_path / "tokenizer.json") == CharTokenizer.build(TEXTS)
+
+
+@pytest.mark.parametrize("content, problem", [
+    ({"type": "wordpiece", "tokens": [BLANK, WORD_SEP]}, "unsupported tokenizer type 'wordpiece'"),
+    ({"type": "bpe", "tokens": [BLANK, WORD_SEP, "th"], "sentencepiece_model": "bm90IGEgbW9kZWw="},
+     "unreadable tokenizer"),
+    ({"type": "bpe", "tokens": [BLANK, WORD_SEP]}, "unreadable tokenizer"),
+])
+def test_a_bad_tokenizer_file_is_an_error_naming_the_file(tmp_path, content, problem):
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(TokenizerError, match=problem) as e:
+        load_tokenizer(path)
+    assert str(path) in str(e.value)
+
+
+def test_lexicon_spellings_are_the_words_pieces_then_the_separator():
+    assert spell("cat", BPE) == [*BPE.word_tokens("cat"), WORD_SEP]
+    report = lexicon_from_words(["cat", "zebra"], BPE)
+    assert report.lexicon == {"cat": [spell("cat", BPE)]}
+    assert report.skipped[0][0] == "zebra"
+
+
+def piece_frames(tokenizer, text):
+    """Clean CTC frames for ``text`` in ``tokenizer``'s units: each token then a blank."""
+    frames = []
+    for token in pieces(tokenizer, text):
+        frames += [token, BLANK]
+    return frames
+
+
+def test_a_word_lm_search_over_pieces_repairs_a_misheard_word(tmp_path):
+    (tmp_path / "t.txt").write_text("\n".join(TEXTS[:6]) + "\n")
+    lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "w.arpa", order=2, use_lmplz=False)
+    frames = piece_frames(BPE, "the cat sat on the mat")
+    i = len(frames) - 2 * len(BPE.word_tokens("mat"))  # the first piece of "mat"
+    frames[i] = {frames[i]: 0.45, BPE.word_tokens("rat")[0]: 0.55}  # the acoustics lean to "rat"
+    lp = ctc_log_probs(BPE, frames)
+    assert GreedyDecoder(BPE).decode(*lp)[0].text == "the cat sat on the rat"
+    decoder = BeamSearchDecoder(BPE, lm=lm)
+    assert not decoder.lexicon_free
+    assert decoder.decode(*lp)[0].text == "the cat sat on the mat"
+
+
+def test_beam_search_without_an_lm_decodes_pieces():
+    lp = ctc_log_probs(BPE, piece_frames(BPE, "then the rat ran"))
+    assert BeamSearchDecoder(BPE).decode(*lp)[0].text == "then the rat ran"
+
+
+def test_a_character_lm_with_a_subword_model_is_refused_by_name(tmp_path):
+    (tmp_path / "t.txt").write_text("\n".join(TEXTS[:6]) + "\n")
+    lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "c.arpa", order=4, unit="char", use_lmplz=False)
+    with pytest.raises(LMError, match="c.arpa: lexicon-free search .* bpe pieces"):
+        BeamSearchDecoder(BPE, lm=lm)
