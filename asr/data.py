@@ -19,7 +19,8 @@ from typing import Iterable, Iterator
 import torch
 
 from asr.audio import AudioError, load_audio, resample
-from asr.text import CharTokenizer, UnknownCharacterError, normalize_text
+from asr.text import UnknownCharacterError, normalize_text
+from asr.tokenizers import Tokenizer
 
 
 class ManifestError(ValueError):
@@ -126,7 +127,7 @@ class SpeechDataset(torch.utils.data.Dataset):
     is missing from the lexicon).
     """
 
-    def __init__(self, utterances: list[Utterance], tokenizer: CharTokenizer, sample_rate: int,
+    def __init__(self, utterances: list[Utterance], tokenizer: Tokenizer, sample_rate: int,
                  cache: bool = True, phone_lexicon=None):
         self.sample_rate = sample_rate
         self.cache = cache

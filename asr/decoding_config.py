@@ -75,12 +75,34 @@ def resolve_options(model_dir: str | Path | None, lm: str | Path | None, **expli
     values, notes = {}, []
     stored = read_decoding_defaults(model_dir) if lm else {}
     if stored:
-        values.update({k: v for k, v in stored.items() if k in names})
+        values.update(_checked(Path(model_dir) / DECODING_FILE, {k: v for k, v in stored.items() if k in names}))
         if _tuned_for_other_lm(model_dir, stored, lm):
             notes.append(f"{Path(model_dir) / DECODING_FILE}: settings were tuned with {stored['tuned']['lm']}, "
                          f"not {lm}")
     values.update({k: v for k, v in explicit.items() if v is not None})
     return BeamSearchOptions(**values), notes
+
+
+def _checked(path: Path, stored: dict) -> dict:
+    """decoding.yaml's search settings with the types BeamSearchOptions declares: a hand-edited
+    ``beam_size: abc`` fails here, naming the file and key, not deep inside the search."""
+    from asr.beam_search import BeamSearchOptions
+
+    kinds = {f.name: f.type for f in fields(BeamSearchOptions)}
+    out = {}
+    for key, value in stored.items():
+        kind = kinds[key]
+        if value is None and "None" in kind:
+            out[key] = None
+        elif "bool" in kind and isinstance(value, bool):
+            out[key] = value
+        elif "int" in kind and isinstance(value, int) and not isinstance(value, bool):
+            out[key] = value
+        elif "float" in kind and isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = float(value)
+        else:
+            raise LMError(f"{path}: {key}: expected {kind.replace(' | None', ' or null')}, got {value!r}")
+    return out
 
 
 def _tuned_for_other_lm(model_dir: str | Path, stored: dict, lm: str | Path) -> bool:

@@ -198,6 +198,26 @@ def test_tuned_settings_apply_with_an_lm_and_explicit_options_win(tmp_path, word
     assert resolve_options(tmp_path, None)[0] == BeamSearchOptions()  # no LM: nothing was tuned for it
 
 
+@pytest.mark.parametrize("key, value, expected", [
+    ("blank_penalty", "abc", "blank_penalty: expected float, got 'abc'"),
+    ("beam_size", 2.5, "beam_size: expected int, got 2.5"),
+    ("log_add", "yes", "log_add: expected bool, got 'yes'"),
+    ("beam_size_token", "all", "beam_size_token: expected int or null, got 'all'"),
+])
+def test_a_mistyped_stored_setting_is_an_error_naming_the_file_and_key(tmp_path, word_lm, key, value, expected):
+    write_decoding_defaults(tmp_path, {key: value})
+    with pytest.raises(LMError, match=expected) as e:
+        resolve_options(tmp_path, word_lm)
+    assert str(tmp_path / DECODING_FILE) in str(e.value)
+
+
+def test_stored_whole_numbers_are_taken_as_floats_and_null_where_allowed(tmp_path, word_lm):
+    write_decoding_defaults(tmp_path, {"lm_weight": 2, "beam_size_token": None, "log_add": True})
+    options, _ = resolve_options(tmp_path, word_lm)
+    assert options.lm_weight == 2.0 and isinstance(options.lm_weight, float)
+    assert options.beam_size_token is None and options.log_add is True
+
+
 def test_empty_utterances_decode_to_empty_text(word_lm):
     lp = ctc_log_probs(TOKENIZER, ["<blank>"] * 5)
     for decoder in (BeamSearchDecoder(TOKENIZER), BeamSearchDecoder(TOKENIZER, lm=word_lm)):
