@@ -101,10 +101,3 @@ class CharTokenizer:
     def save(self, path: str | Path) -> None:
         data = {"type": "char", "blank": BLANK, "word_separator": WORD_SEP, "tokens": list(self.tokens)}
         Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
-
-    @classmethod
-    def load(cls, path: str | Path) -> "CharTokenizer":
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-        if data.get("type") != "char":
-            raise ValueError(f"{path}: unsupported tokenizer type {data.get('type')!r}")
-        return cls(tuple(data["tokens"]))
