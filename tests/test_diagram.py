@@ -84,6 +84,14 @@ def test_summary_command_prints_the_total_of_the_model_built_from_a_config(capsy
     assert "(1, 201, 80)" in out  # 2 s of 10 ms frames
 
 
+def test_a_config_with_subword_units_is_drawn_with_as_many_outputs_as_pieces_asked_for(tmp_path, capsys):
+    cfg = tmp_path / "bpe.yaml"
+    cfg.write_text("model:\n  num_layers: 1\n  hidden_size: 8\n  conv_channels: 2\n"
+                   "train:\n  units: bpe\n  bpe_vocab_size: 150\n")
+    assert main(["diagram", "--config", str(cfg), "-o", str(tmp_path / "net.svg")]) == 0
+    assert "151 tokens" in svg_text(tmp_path / "net.svg")
+
+
 def test_without_a_model_or_a_packaged_default_the_error_says_what_to_pass(monkeypatch, tmp_path, capsys):
     monkeypatch.setattr(asr.diagram, "PRETRAINED_DIR", tmp_path / "absent")
     assert main(["summary"]) == 2
