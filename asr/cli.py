@@ -1,12 +1,16 @@
-"""The ``asr`` command: thin wrappers that parse arguments, call the library and print."""
+"""The ``asr`` command: its arguments (argparse), and one-line errors for what a user can get wrong.
+
+The subcommands themselves are in asr/commands.py."""
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-from pathlib import Path
+
+from asr.commands import (cmd_compare, cmd_diagram, cmd_download, cmd_evaluate, cmd_export, cmd_lm_build,
+                          cmd_lm_mix, cmd_lm_perplexity, cmd_lm_tune, cmd_plot, cmd_prepare, cmd_synthesize,
+                          cmd_train, cmd_transcribe, print_error)
 
 
 def _floats(text: str) -> list[float]:
@@ -15,340 +19,6 @@ def _floats(text: str) -> list[float]:
         return [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _err(message: str) -> None:
-    print(f"asr: {message}", file=sys.stderr, flush=True)
-
-
-def cmd_prepare(args) -> int:
-    from asr import corpus_formats as cf
-    from asr.corpora import import_kaldi_dir, prepare_speechocean762
-    from asr.data import total_hours, write_manifest
-
-    if args.corpus == "speechocean762":
-        reports = prepare_speechocean762(args.src, args.out, valid_speakers=args.valid_speakers)
-    elif args.corpus == "librispeech":
-        reports = cf.prepare_librispeech(args.src, args.out, train=args.train, eval_sets=args.eval,
-                                         valid_speakers=args.valid_speakers, seed=args.seed)
-    elif args.corpus == "an4":
-        reports = cf.prepare_an4(args.src, args.out, valid_speakers=args.valid_speakers, seed=args.seed)
-    elif args.corpus == "commonvoice":
-        reports = cf.prepare_commonvoice(args.src, args.out, train_tsv=args.train_tsv, language=args.language)
-    elif args.corpus == "folder":
-        reports = cf.prepare_own_data(args.src, args.out, test=args.test, valid_speakers=args.valid_speakers,
-                                      valid_list=args.valid_list, valid_fraction=args.valid_fraction,
-                                      seed=args.seed)
-    else:
-        report = import_kaldi_dir(args.src, root=args.root)
-        write_manifest(args.out, report.utterances)
-        reports = {Path(args.out).stem: report}
-    for split, report in reports.items():
-        for utt_id, reason in report.skipped:
-            _err(f"skipped {split} {utt_id}: {reason}")
-        for note in report.notes:
-            _err(f"{split}: {note}")
-        print(f"{split}: {len(report.utterances)} utterances, {total_hours(report.utterances):.2f} h, "
-              f"{len(report.skipped)} skipped")
-    return 0
-
-
-def cmd_download(args) -> int:
-    from asr.download import download_corpus
-
-    where = download_corpus(args.corpus, args.data_dir, subsets=args.subsets, archive=args.archive,
-                            url_base=args.url_base, remove_archive=args.remove_archive)
-    print(f"{args.corpus}: ready in {where}")
-    return 0
-
-
-def cmd_train(args) -> int:
-    from asr.config import load_config
-    from asr.train import train
-
-    cfg = load_config(args.config, args.overrides)  # fail here, before any process starts
-    if args.gpus > 1:
-        from asr.distributed import launch
-
-        return launch(args.gpus, [args.config, *args.overrides] + (["--resume"] if args.resume else []))
-    run_dir = train(cfg, resume=args.resume)
-    print(f"best model: {run_dir / 'best'}")
-    return 0
-
-
-def cmd_evaluate(args) -> int:
-    from asr.data import read_manifest
-    from asr.evaluate import evaluate
-
-    if args.report:
-        from asr.report import ReportError, check_report_dir
-
-        try:
-            check_report_dir(args.report, args.force)  # before a long evaluation, not after it
-        except ReportError as e:
-            _err(str(e))
-            return 2
-    utterances = read_manifest(args.manifest)
-    transcriber = _load_transcriber(args)  # LM/lexicon errors surface here, before any audio
-    result = evaluate(transcriber, utterances, batch_seconds=args.batch_seconds)
-    for path, reason in result.skipped:
-        _err(f"skipped {path}: {reason}")
-    lines = []
-    for r in result.utterances:
-        lines.append(f"{r.id}\tREF: {r.reference}\n{r.id}\tHYP: {r.hypothesis}")
-    if args.output:
-        Path(args.output).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    elif not args.json:
-        print("\n".join(lines))
-    s = {**result.summary(), "decoder": transcriber.decoder.describe()}
-    print(f"WER {100 * s['wer']:.2f}% ({s['word_errors']}/{s['words']}: {s['substitutions']} sub, "
-          f"{s['deletions']} del, {s['insertions']} ins)  CER {100 * s['cer']:.2f}%  "
-          f"{s['utterances']} utterances, {s['audio_seconds']:.1f} s audio, RTF {s['rtf']}; {s['decoder']}")
-    if args.json:
-        print(json.dumps(s))
-    if args.report:
-        import time
-
-        from asr.report import build_report, write_report
-
-        meta = {"model": args.model or "packaged default", "manifest": args.manifest,
-                "decoder": transcriber.decoder.describe(),
-                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "skipped": result.skipped}
-        write_report(build_report(result.utterances, meta), args.report, force=True)  # checked above
-        _err(f"report written to {args.report}/ (report.md, report.html, results.json)")
-    return 1 if result.skipped else 0
-
-
-def _load_transcriber(args):
-    """Model + decoder from the shared options; beam settings from MODEL/decoding.yaml unless given."""
-    from asr.decoding_config import choose_decoder, model_decoder
-    from asr.model_dir import load_model_dir
-    from asr.transcribe import Transcriber
-
-    beam_names = ("lm", "lexicon", "hotwords", "beam_size", "beam_threshold", "lm_weight", "word_score",
-                  "blank_penalty", "nbest", "hotword_weight")
-    beam_given = [f"--{n.replace('_', '-')}" for n in beam_names if getattr(args, n, None) is not None]
-    loaded = load_model_dir(args.model)
-    if choose_decoder(args.decoder, loaded.path, bool(beam_given)) == "greedy":
-        if beam_given:
-            raise RuntimeError(f"{', '.join(beam_given)} need beam search (--decoder beam or auto)")
-        return Transcriber(loaded, "greedy", device=args.device)
-    decoder, notes = model_decoder(
-        loaded.path, loaded.tokenizer, lm=args.lm, lexicon=args.lexicon, hotwords=args.hotwords,
-        workers=args.decode_workers, beam_size=args.beam_size, beam_threshold=args.beam_threshold,
-        lm_weight=args.lm_weight, word_score=args.word_score, blank_penalty=args.blank_penalty, nbest=args.nbest,
-        hotword_weight=args.hotword_weight)
-    for note in notes:
-        _err(note)
-    return Transcriber(loaded, decoder, device=args.device)
-
-
-def cmd_transcribe(args) -> int:
-    from asr.inputs import duration_of, expand_inputs, needs_ffmpeg
-    from asr.writers import WRITERS, DirectoryOutput, OutputError, get_writer
-
-    formats = list(WRITERS) if args.format == "all" else [args.format]
-    if args.output_dir:
-        try:
-            output = DirectoryOutput(args.output_dir, formats)  # before the model and any audio
-        except OutputError as e:
-            _err(str(e))
-            return 2
-    elif args.format == "all":
-        _err("--format all writes several files per input: give --output-dir")
-        return 2
-    else:
-        output = get_writer(args.format, sys.stdout)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
-    paths, input_errors = expand_inputs(args.files)
-    for message in input_errors:
-        _err(message)
-    if paths.count("-") > 1:
-        _err("-: stdin can be read only once")
-        return 2
-    transcriber = _load_transcriber(args)
-    transcriber.batch_size = args.batch_size
-    bar = None
-    if not args.quiet and sys.stderr.isatty():
-        from tqdm import tqdm
-
-        # seconds of audio; unknown (stdin, ffmpeg) -> no total; unreadable files count 0
-        seconds = [duration_of(p) for p in paths]
-        total = None if any(p == "-" or needs_ffmpeg(p) for p in paths) else sum(s or 0 for s in seconds)
-        bar = tqdm(total=round(total, 1) if total else None, unit="s", desc="audio", file=sys.stderr,
-                   dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]"
-                   if total else None)
-    failed = len(input_errors)
-    for path, outcome in transcriber.transcribe_files(paths, progress=None if bar is None else bar.update):
-        if isinstance(outcome, Exception):
-            if bar is not None:
-                bar.write(f"asr: {outcome}", file=sys.stderr)
-            else:
-                _err(str(outcome))
-            failed += 1
-        else:
-            output.write(path, outcome)
-    if bar is not None:
-        bar.close()
-    output.close()
-    if failed:
-        _err(f"{failed} of {len(paths) + len(input_errors)} file(s) failed")
-    return 1 if failed else 0
-
-
-def cmd_lm_build(args) -> int:
-    from asr.lm import KENLM_MAX_ORDER, build_lm, inspect_lm
-
-    if args.order > KENLM_MAX_ORDER:
-        _err(f"warning: beam search loads LMs up to order {KENLM_MAX_ORDER} (flashlight-text's KenLM)")
-    path, tool = build_lm(args.texts, args.output, order=args.order, unit=args.unit)
-    info = inspect_lm(path)
-    counts = ", ".join(f"{n}-grams {c}" for n, c in enumerate(info.counts, 1))
-    print(f"{path}: {info.order}-gram {args.unit} LM ({tool}): {counts}")
-    return 0
-
-
-def cmd_lm_mix(args) -> int:
-    from asr.lm_mix import mix_files
-
-    weights = args.weights or None
-    path, used = mix_files(args.lms, args.output, weights=weights, dev=args.dev or ())
-    how = "fitted on " + ", ".join(args.dev) if args.dev and not weights else "given" if weights else "equal"
-    print(f"{path}: weights {', '.join(f'{w:.3f}' for w in used)} ({how})")
-    return 0
-
-
-def cmd_lm_perplexity(args) -> int:
-    from asr.lm import read_sentences
-    from asr.lm_mix import load_arpa, perplexity
-
-    sentences = list(read_sentences(args.texts))
-    for lm in args.lms:
-        ppl, scored, oov = perplexity(load_arpa(lm), sentences)
-        print(f"{lm}: perplexity {ppl:.1f} on {scored} tokens ({len(sentences)} sentences), "
-              f"{oov} OOV ({100 * oov / (scored + oov):.2f}%)")
-    return 0
-
-
-def cmd_lm_tune(args) -> int:
-    from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
-    from asr.data import read_manifest
-    from asr.transcribe import load_model
-    from asr.tuning import store, tune
-
-    if Path(args.manifest).stem.startswith("test"):
-        _err(f"warning: {args.manifest} looks like a test split; tune on a dev split, or its WER means little")
-    utterances = read_manifest(args.manifest)
-    transcriber = load_model(args.model, decoder="greedy", device=args.device)
-    decoder = BeamSearchDecoder(transcriber.tokenizer, lm=args.lm, lexicon=args.lexicon,
-                                options=BeamSearchOptions(beam_size=args.beam_size), workers=args.decode_workers)
-    for note in decoder.notes:
-        _err(note)
-    result = tune(transcriber, decoder, utterances, args.lm_weights, args.word_scores, args.blank_penalties,
-                  batch_seconds=args.batch_seconds,
-                  progress=lambda w, s, b, wer: _err(f"lm_weight {w:g} word_score {s:g} blank_penalty {b:g}: "
-                                                     f"WER {100 * wer:.2f}%"))
-    for path, reason in result.skipped:
-        _err(f"skipped {path}: {reason}")
-    print(f"best: lm_weight {result.lm_weight:g} word_score {result.word_score:g} blank_penalty "
-          f"{result.blank_penalty:g}: WER {100 * result.wer:.2f}% "
-          f"(greedy {100 * result.greedy_wer:.2f}%) on {result.utterances} utterances, {result.seconds:.0f} s")
-    if not args.dry_run:
-        print(f"stored in {store(args.model, result, decoder, args.lm, args.lexicon, args.manifest)}")
-    return 0
-
-
-def cmd_synthesize(args) -> int:
-    from asr.data import total_hours
-    from asr.tts import DEFAULT_VOICES, Voice, select_sentences, synthesize
-
-    specs = args.voices.split(",") if args.voices else DEFAULT_VOICES
-    voices = [Voice.parse(v.strip()) for v in specs if v.strip()]
-    lines = []
-    for path in args.texts:
-        try:
-            lines += Path(path).read_text(encoding="utf-8").splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            raise RuntimeError(f"{path}: cannot read text ({e})") from None
-    sentences = select_sentences(lines, args.num, args.min_words, args.max_words, seed=args.seed)
-    if len(sentences) < args.num:
-        _err(f"warning: only {len(sentences)} speakable sentences of {args.min_words}-{args.max_words} words")
-    if len(args.freq_scale) != 2:
-        given = ",".join(f"{x:g}" for x in args.freq_scale)
-        raise RuntimeError(f"--freq-scale '{given}': expected LOW,HIGH, e.g. 1,1.3")
-    utterances = synthesize(sentences, args.out, voices, seed=args.seed, freq_scale_range=tuple(args.freq_scale),
-                            jobs=args.jobs, log=_err)
-    print(f"{Path(args.out) / 'train.jsonl'}: {len(utterances)} utterances, {total_hours(utterances):.2f} h, "
-          f"{len(sentences) - len(utterances)} skipped")
-    return 0 if utterances else 1
-
-
-def cmd_export(args) -> int:
-    from asr.decoding_config import DECODING_FILE, package_lm, packaged_files
-    from asr.model_dir import load_model_dir, save_model_dir
-
-    loaded = load_model_dir(args.src)
-    carried = {p.name: p for p in packaged_files(loaded.path)}  # tuned settings and a packaged LM
-    if args.lm:  # keep the tuned weights; the LM is replaced
-        carried = {name: p for name, p in carried.items() if name == DECODING_FILE}
-    save_model_dir(args.dst, loaded.config, loaded.model, loaded.tokenizer, half=args.half, extra_files=carried)
-    if args.lm:
-        for note in package_lm(args.dst, args.lm, loaded.tokenizer, lexicon=args.lexicon):
-            _err(note)
-    files = sorted(Path(args.dst).iterdir())
-    print(f"{args.dst}: {loaded.model.num_parameters():,} parameters, "
-          f"{sum(f.stat().st_size for f in files) / 2**20:.1f} MiB ({', '.join(f.name for f in files)})")
-    return 0
-
-
-def cmd_compare(args) -> int:
-    from asr.compare import compare_reports, render_comparison
-    from asr.report import ReportError
-
-    try:
-        print(render_comparison(compare_reports(args.report_a, args.report_b), limit=args.limit))
-    except ReportError as e:
-        _err(str(e))
-        return 2
-    return 0
-
-
-def cmd_plot(args) -> int:
-    from asr.audio import AudioError
-    from asr.plots import PlotError, plot_alignment, plot_training
-
-    try:
-        if args.what == "training":
-            out = plot_training(args.source, args.output)
-        else:
-            out = plot_alignment(_load_transcriber(args), args.source, args.output)
-    except (AudioError, PlotError) as e:
-        _err(str(e))
-        return 2
-    print(out)
-    return 0
-
-
-def cmd_diagram(args) -> int:
-    from asr.diagram import model_title, model_to_draw, save_diagram, summary_text
-    from asr.plots import PlotError
-
-    model, name = model_to_draw(args.model, args.config, args.vocab_size)
-    if args.command == "summary":
-        if args.seconds <= 0:
-            _err(f"--seconds must be positive, got {args.seconds}")
-            return 2
-        print(summary_text(model, args.seconds, model_title(model, name)))
-        return 0
-    try:
-        print(save_diagram(model, args.output, model_title(model, name)))
-    except PlotError as e:
-        _err(str(e))
-        return 2
-    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -559,7 +229,8 @@ def build_parser() -> argparse.ArgumentParser:
         source = p.add_mutually_exclusive_group()
         source.add_argument("--model", help="model directory (default: the packaged model)")
         source.add_argument("--config", help="a training config instead (untrained weights)")
-        p.add_argument("--vocab-size", type=int, default=29, help="with --config: output tokens (default 29)")
+        p.add_argument("--vocab-size", type=int, help="with --config: output tokens (default 29 for characters, "
+                       "train.bpe_vocab_size + 1 for train.units=bpe)")
         if name == "diagram":
             p.add_argument("--output", "-o", required=True, help="image file, e.g. net.svg or net.png")
         else:
@@ -573,7 +244,7 @@ def build_parser() -> argparse.ArgumentParser:
 # and importing them all up front would load torch for every command (~3 s for `asr download`).
 _USER_ERRORS = (("asr.config", "ConfigError"), ("asr.corpora", "CorpusError"), ("asr.data", "ManifestError"),
                 ("asr.lexicon", "LexiconError"), ("asr.lm", "LMError"), ("asr.model_dir", "ModelDirError"),
-                ("asr.train", "TrainingError"))
+                ("asr.tokenizers", "TokenizerError"), ("asr.train", "TrainingError"))
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
@@ -591,10 +262,10 @@ def main(argv=None) -> int:
     except Exception as e:
         if not isinstance(e, _user_error_types()):
             raise
-        _err(str(e))
+        print_error(str(e))
         return 2
     except KeyboardInterrupt:
-        _err("interrupted")
+        print_error("interrupted")
         return 130
 
 

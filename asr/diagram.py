@@ -39,14 +39,14 @@ class Row:
 
 
 def model_to_draw(model_dir: str | Path | None = None, config: str | Path | None = None,
-                  vocab_size: int = 29) -> tuple[AcousticModel, str]:
+                  vocab_size: int | None = None) -> tuple[AcousticModel, str]:
     """(model, name) from a model directory, or built from a config file (untrained weights;
-    the vocabulary size is not in a config, so it is given: 29 = blank, |, a-z and '; with
-    ``train.units=bpe`` the pieces asked for, ``train.bpe_vocab_size + 1``)."""
+    the vocabulary size is not in a config, so it is given, or else 29 = blank, |, a-z and ';
+    with ``train.units=bpe``, the pieces asked for, ``train.bpe_vocab_size + 1``)."""
     if config is not None:
         cfg = load_config(config)
-        if cfg.train.units == "bpe":
-            vocab_size = cfg.train.bpe_vocab_size + 1
+        if vocab_size is None:
+            vocab_size = cfg.train.bpe_vocab_size + 1 if cfg.train.units == "bpe" else 29
         return AcousticModel(cfg.features, cfg.model, vocab_size), str(config)
     if model_dir is None and not PRETRAINED_DIR.is_dir():
         raise ModelDirError(f"no packaged model in {PRETRAINED_DIR}: pass --model DIR or --config CONFIG.yaml")

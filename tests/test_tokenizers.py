@@ -139,3 +139,16 @@ def test_a_character_lm_with_a_subword_model_is_refused_by_name(tmp_path):
     lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "c.arpa", order=4, unit="char", use_lmplz=False)
     with pytest.raises(LMError, match="c.arpa: lexicon-free search .* bpe pieces"):
         BeamSearchDecoder(BPE, lm=lm)
+
+
+def test_a_model_whose_tokenizer_cannot_be_read_is_a_one_line_error_naming_the_file(tiny_model_dir, tmp_path,
+                                                                                   capsys):
+    import shutil
+
+    from asr.cli import main
+
+    broken = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, broken)
+    (broken / "tokenizer.json").write_text(json.dumps({"type": "bpe", "tokens": [BLANK, WORD_SEP]}))
+    assert main(["summary", "--model", str(broken)]) == 2
+    assert f"{broken / 'tokenizer.json'}: unreadable tokenizer" in capsys.readouterr().err
