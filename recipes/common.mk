@@ -41,7 +41,7 @@ train: $(EXP)/train.done
 # $(call asr_train,MANIFEST,RUN_DIR,MORE_OVERRIDES): one training run; it resumes RUN_DIR's
 # checkpoint when a killed run left one.
 asr_train = $(ASR) train $(CONFIG) train.train_manifest=$(1) \
-  $(if $(VALID),train.valid_manifest=$(DATA)/$(VALID).jsonl) train.output_dir=$(2) $(OVERRIDES) $(3) \
+  $(if $(VALID),train.valid_manifest=$(DATA)/$(VALID).jsonl) train.output_dir=$(2) $(OVERRIDES) $(EXTRA_OVERRIDES) $(3) \
   $(if $(filter-out 1,$(GPUS)),--gpus $(GPUS)) $(if $(wildcard $(2)/last/train_state.pt),--resume)
 
 $(EXP)/train.done: $(TRAIN_MANIFEST)

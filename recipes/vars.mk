@@ -6,6 +6,10 @@ DATA ?= data
 EXP ?= exp/small
 CONFIG ?= $(ROOT)/configs/small.yaml
 OVERRIDES ?=
+# Added to OVERRIDES, which a recipe may set (the command line's OVERRIDES replaces the recipe's):
+# EXTRA_OVERRIDES="train.units=bpe" keeps the recipe's settings and adds one. Training and
+# fine-tuning both get it.
+EXTRA_OVERRIDES ?=
 GPUS ?= 1
 CORPUS_DIR ?= corpus
 URL_BASE ?=

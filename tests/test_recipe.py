@@ -160,6 +160,15 @@ def test_the_recipe_trains_the_default_model_unless_told_otherwise():
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_extra_overrides_add_to_the_recipes_own_in_training_and_fine_tuning():
+    plan = planned("finetune", "EXTRA_OVERRIDES=train.units=bpe train.bpe_vocab_size=150")
+    runs = [line for line in plan.splitlines() if " train " in line and "train.output_dir=" in line]
+    assert len(runs) == 2 and "train.init_from=exp/small/best" in runs[1]
+    for run in runs:
+        assert "train.phone_ctc_weight=0.3" in run and "train.units=bpe train.bpe_vocab_size=150" in run
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_tts_options_reach_the_synthesizer():
     plan = planned("synth", "DATA=data_vtl", "TTS_OPTIONS=--freq-scale 1,1.3")
     assert "synthesize" in plan and "data_vtl/tts1500 --num 1500 --freq-scale 1,1.3" in plan
