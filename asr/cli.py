@@ -104,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--lexicon", help="word -> spelling file (default: the ARPA LM's words; "
                        "'none' for lexicon-free search with a character LM)")
         g.add_argument("--beam-size", type=int)
+        g.add_argument("--beam-size-token", type=int, help="tokens tried per frame, the likeliest (default: all)")
         g.add_argument("--beam-threshold", type=float)
         g.add_argument("--lm-weight", type=float)
         g.add_argument("--word-score", type=float, help="added per word (insertion bonus)")
@@ -176,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--blank-penalties", type=_floats, default="0",
                    help="comma-separated grid (default 0: no penalty), e.g. 0,0.5,1,1.5")
     t.add_argument("--beam-size", type=int, default=50)
+    t.add_argument("--beam-size-token", type=int, help="tokens tried per frame, the likeliest (default: all); "
+                   "stored with the weights")
     t.add_argument("--batch-seconds", type=float, default=300.0)
     t.add_argument("--decode-workers", type=int, default=min(2, os.cpu_count() or 1))
     t.add_argument("--device", default="auto")

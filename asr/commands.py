@@ -118,8 +118,8 @@ def _load_transcriber(args):
     from asr.model_dir import load_model_dir
     from asr.transcribe import Transcriber
 
-    beam_names = ("lm", "lexicon", "hotwords", "beam_size", "beam_threshold", "lm_weight", "word_score",
-                  "blank_penalty", "nbest", "hotword_weight")
+    beam_names = ("lm", "lexicon", "hotwords", "beam_size", "beam_size_token", "beam_threshold", "lm_weight",
+                  "word_score", "blank_penalty", "nbest", "hotword_weight")
     beam_given = [f"--{n.replace('_', '-')}" for n in beam_names if getattr(args, n, None) is not None]
     loaded = load_model_dir(args.model)
     if choose_decoder(args.decoder, loaded.path, bool(beam_given)) == "greedy":
@@ -128,7 +128,8 @@ def _load_transcriber(args):
         return Transcriber(loaded, "greedy", device=args.device)
     decoder, notes = model_decoder(
         loaded.path, loaded.tokenizer, lm=args.lm, lexicon=args.lexicon, hotwords=args.hotwords,
-        workers=args.decode_workers, beam_size=args.beam_size, beam_threshold=args.beam_threshold,
+        workers=args.decode_workers, beam_size=args.beam_size, beam_size_token=args.beam_size_token,
+        beam_threshold=args.beam_threshold,
         lm_weight=args.lm_weight, word_score=args.word_score, blank_penalty=args.blank_penalty, nbest=args.nbest,
         hotword_weight=args.hotword_weight)
     for note in notes:
@@ -237,7 +238,9 @@ def cmd_lm_tune(args) -> int:
     utterances = read_manifest(args.manifest)
     transcriber = load_model(args.model, decoder="greedy", device=args.device)
     decoder = BeamSearchDecoder(transcriber.tokenizer, lm=args.lm, lexicon=args.lexicon,
-                                options=BeamSearchOptions(beam_size=args.beam_size), workers=args.decode_workers)
+                                options=BeamSearchOptions(beam_size=args.beam_size,
+                                                          beam_size_token=args.beam_size_token),
+                                workers=args.decode_workers)
     for note in decoder.notes:
         print_error(note)
     result = tune(transcriber, decoder, utterances, args.lm_weights, args.word_scores, args.blank_penalties,

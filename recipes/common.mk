@@ -76,7 +76,7 @@ $(MODEL_EXP)/best/decoding.yaml: $(MODEL_EXP)/train.done $(LM)
 	@test -n "$(VALID)" || { echo "tuning needs a valid set (VALID)" >&2; exit 1; }
 	$(ASR) lm tune $(DATA)/$(VALID).jsonl --model $(MODEL_EXP)/best --lm $(LM) \
 	  --lm-weights=$(LM_WEIGHTS) --word-scores=$(WORD_SCORES) --blank-penalties=$(BLANK_PENALTIES) \
-	  --beam-size $(BEAM_SIZE)
+	  --beam-size $(BEAM_SIZE) $(if $(BEAM_SIZE_TOKEN),--beam-size-token $(BEAM_SIZE_TOKEN))
 
 evaluate: $(foreach set,$(EVAL_SETS),$(MODEL_EXP)/$(set).json $(if $(VALID),$(MODEL_EXP)/$(set)_lm.json))
 

@@ -97,6 +97,17 @@ def test_lm_words_outside_the_tokenizer_are_reported(tmp_path):
     assert any("café" in note and "é" in note for note in decoder.notes)
 
 
+def test_beam_size_token_limits_the_search_to_each_frames_likeliest_tokens(word_lm):
+    frames = spelled_frames("the cat sat on the mat")
+    frames[frames.index("m") + 2] = {"q": 0.55, "a": 0.45}
+    lp = ctc_log_probs(TOKENIZER, frames)
+    assert best(BeamSearchDecoder(TOKENIZER, lm=word_lm, options=BeamSearchOptions(beam_size_token=2)), lp) \
+        == "the cat sat on the mat"  # q and a are the frame's two likeliest
+    # With one token per frame the search never tries the "a" that the LM would prefer.
+    lone = BeamSearchDecoder(TOKENIZER, lm=word_lm, options=BeamSearchOptions(beam_size_token=1))
+    assert "mat" not in best(lone, lp)
+
+
 def test_character_lm_selects_lexicon_free_search(tmp_path):
     (tmp_path / "t.txt").write_text(LM_TEXT)
     lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "c.arpa", order=5, unit="char", use_lmplz=False)
@@ -266,11 +277,12 @@ def test_cli_builds_an_lm_tunes_it_and_later_decodes_with_the_stored_settings(un
     assert "2-gram word LM" in capsys.readouterr().out
     valid = str(tiny_corpus / "valid.jsonl")
     assert main(["lm", "tune", valid, "--model", str(model), "--lm", str(lm), "--lm-weights", "0,0.5",
-                 "--word-scores", "0", "--blank-penalties", "0,1", "--beam-size", "8", "--decode-workers", "1"]) == 0
+                 "--word-scores", "0", "--blank-penalties", "0,1", "--beam-size", "8", "--beam-size-token", "5",
+                 "--decode-workers", "1"]) == 0
     assert capsys.readouterr().err.count("blank_penalty") == 4  # 2 x 1 x 2 grid points
     stored = read_decoding_defaults(model)
     assert stored["lm_weight"] in (0.0, 0.5) and stored["word_score"] == 0.0 and stored["beam_size"] == 8
-    assert stored["blank_penalty"] in (0.0, 1.0)
+    assert stored["blank_penalty"] in (0.0, 1.0) and stored["beam_size_token"] == 5
     assert stored["tuned"]["manifest"] == valid and stored["tuned"]["lm"] == str(lm.resolve())
     capsys.readouterr()
     assert main(["evaluate", valid, "--model", str(model), "--decoder", "beam", "--lm", str(lm), "--json",

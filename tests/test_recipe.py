@@ -153,10 +153,13 @@ def test_the_recipe_trains_the_default_model_unless_told_otherwise():
     assert "train.train_manifest=data/train_tts1500.jsonl" in default
     assert "train.epochs=25 features.normalize=utterance train.phone_ctc_weight=0.3" in default
     assert "train.phone_lexicon=" in default and "/resource/lexicon.txt,cmudict" in default
+    assert "train.units=bpe train.bpe_vocab_size=150" in default
+    assert "--beam-size 100 --beam-size-token 30" in planned("tune")
     assert "--model exp/small/finetune/best" in planned("evaluate")  # then 5 epochs on real audio
     custom = planned_train_command("TTS_SENTENCES=0", "OVERRIDES=train.epochs=3")
     assert "train.train_manifest=data/train.jsonl" in custom
     assert "train.epochs=3" in custom and "normalize" not in custom and "phone" not in custom
+    assert "units" not in custom
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
