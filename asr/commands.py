@@ -10,6 +10,7 @@ import json
 import sys
 from pathlib import Path
 
+
 def print_error(message: str) -> None:
     print(f"asr: {message}", file=sys.stderr, flush=True)
 
@@ -112,15 +113,20 @@ def cmd_evaluate(args) -> int:
     return 1 if result.skipped else 0
 
 
+# The beam search options of transcribe/evaluate/plot (asr/cli.py's beam_args), by their
+# BeamSearchOptions names; unset ones come from MODEL/decoding.yaml or the defaults.
+_SEARCH_OPTIONS = ("beam_size", "beam_size_token", "beam_threshold", "lm_weight", "word_score", "blank_penalty",
+                   "nbest", "hotword_weight")
+
+
 def _load_transcriber(args):
     """Model + decoder from the shared options; beam settings from MODEL/decoding.yaml unless given."""
     from asr.decoding_config import choose_decoder, model_decoder
     from asr.model_dir import load_model_dir
     from asr.transcribe import Transcriber
 
-    beam_names = ("lm", "lexicon", "hotwords", "beam_size", "beam_size_token", "beam_threshold", "lm_weight",
-                  "word_score", "blank_penalty", "nbest", "hotword_weight")
-    beam_given = [f"--{n.replace('_', '-')}" for n in beam_names if getattr(args, n, None) is not None]
+    beam_given = [f"--{n.replace('_', '-')}" for n in ("lm", "lexicon", "hotwords", *_SEARCH_OPTIONS)
+                  if getattr(args, n, None) is not None]
     loaded = load_model_dir(args.model)
     if choose_decoder(args.decoder, loaded.path, bool(beam_given)) == "greedy":
         if beam_given:
@@ -128,10 +134,7 @@ def _load_transcriber(args):
         return Transcriber(loaded, "greedy", device=args.device)
     decoder, notes = model_decoder(
         loaded.path, loaded.tokenizer, lm=args.lm, lexicon=args.lexicon, hotwords=args.hotwords,
-        workers=args.decode_workers, beam_size=args.beam_size, beam_size_token=args.beam_size_token,
-        beam_threshold=args.beam_threshold,
-        lm_weight=args.lm_weight, word_score=args.word_score, blank_penalty=args.blank_penalty, nbest=args.nbest,
-        hotword_weight=args.hotword_weight)
+        workers=args.decode_workers, **{n: getattr(args, n, None) for n in _SEARCH_OPTIONS})
     for note in notes:
         print_error(note)
     return Transcriber(loaded, decoder, device=args.device)

@@ -102,9 +102,7 @@ class SubwordTokenizer:
             ids += [self._index[p] for p in self.word_tokens(word)]
         return ids
 
-    def decode(self, ids: Iterable[int]) -> str:
-        pieces = [self.tokens[i] for i in ids if i != self.blank_id]
-        return " ".join("".join(pieces).replace(WORD_SEP, " ").split())
+    decode = CharTokenizer.decode  # the same: tokens joined, each | a space
 
     def save(self, path: str | Path) -> None:
         data = {"type": self.kind, "blank": BLANK, "word_separator": WORD_SEP, "tokens": list(self.tokens),
