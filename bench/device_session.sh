@@ -134,20 +134,16 @@ fi
 # 3-4x slower than one alone (BENCHMARKS.md), so the runs take turns: each gets an equal share
 # of the time left and fits itself to it with train.time_budget_minutes, so that its learning
 # rate still decays to the end; the deadline kill is only a fallback (a killed run keeps the
-# epochs it logged and its best/). m3x512_bpe is run M-bpe of recipes/speechocean762/README.md
-# (configs/medium.yaml with subwords; 2026-11-27 on the H200: 16 epochs in its 3.3 min share,
-# Opus valid 72.3%, behind the CPU-sized W). Two runs in ~9 min leave each model short of
-# epochs: to learn more from one lease, run fewer (M alone did 30 epochs in 4.2 min).
+# epochs it logged and its best/). Two runs in one ~9 min lease left each short of epochs (M-bpe
+# and M4-bpe of recipes/speechocean762/README.md: 16 and 15 of 30 on the H200, 2026-11-27, both
+# behind the CPU-sized W), so one run takes the whole sweep time now: configs/medium.yaml (run M:
+# 30 epochs in 4.2 min alone) with 600 subword units, the best greedy units on the CPU (run Z).
 COMMON="train.train_manifest=$PACK/train_tts.jsonl train.valid_manifest=$PACK/valid.jsonl
   train.device=$DEVICE train.progress=false train.threads=$RUN_THREADS features.normalize=utterance"
 LEX=$([ -f "$PACK/lexicon.txt" ] && echo "$PACK/lexicon.txt,cmudict" || echo cmudict)
 PHONES="train.phone_ctc_weight=0.3 train.phone_lexicon=$LEX"
-# Subword units (150 BPE pieces) as in the default model's recipe (run W): on the CPU they cut
-# dev WER by 2.3 points with the LM and 6.7 greedy against characters.
-BPE="train.units=bpe train.bpe_vocab_size=150"
-RUNS=(  # name|config|overrides
-  "m3x512_bpe|configs/medium.yaml|$PHONES $BPE"
-  "m4x512_bpe|configs/medium.yaml|$PHONES $BPE model.num_layers=4"
+RUNS=(  # name|config|overrides; each run gets an equal share of the time
+  "m3x512_bpe600|configs/medium.yaml|$PHONES train.units=bpe train.bpe_vocab_size=600"
 )
 minutes() { awk -v s="$1" 'BEGIN { printf "%.2f", s / 60 }'; }
 start_run() {  # NAME CONFIG OVERRIDES CAP_S
