@@ -57,6 +57,14 @@ class BeamSearchOptions:
     log_add: bool = False
     hotword_weight: float = 5.0  # bonus per hotword word, in the model's log-prob units
 
+    def __post_init__(self):
+        # flashlight takes a beam of 0 or less without complaint and returns nothing (100% WER),
+        # or kills the decoding worker: refuse it here, where every caller passes through.
+        for name in ("beam_size", "beam_size_token", "nbest"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise LMError(f"{name} must be at least 1, got {value}")
+
 
 @contextmanager
 def _quiet_stderr():

@@ -121,7 +121,7 @@ def store(model_dir: str | Path, result: TuneResult, decoder: BeamSearchDecoder,
     return write_decoding_defaults(model_dir, {
         **packaged, "lm_weight": result.lm_weight, "word_score": result.word_score,
         "blank_penalty": result.blank_penalty, "beam_size": decoder.options.beam_size,
-        **({"beam_size_token": decoder.options.beam_size_token} if decoder.options.beam_size_token else {}),
+        **({"beam_size_token": decoder.options.beam_size_token} if decoder.options.beam_size_token is not None else {}),
         "beam_threshold": decoder.options.beam_threshold,
         "tuned": {**tuned, "manifest": str(manifest), "wer": round(result.wer, 6),
                   "greedy_wer": round(result.greedy_wer, 6), "utterances": result.utterances}})

@@ -108,6 +108,15 @@ def test_beam_size_token_limits_the_search_to_each_frames_likeliest_tokens(word_
     assert "mat" not in best(lone, lp)
 
 
+@pytest.mark.parametrize("option", ["beam_size", "beam_size_token", "nbest"])
+@pytest.mark.parametrize("value", [0, -3])
+def test_beams_and_nbest_below_one_are_refused_by_name(option, value):
+    # flashlight would return nothing (a silent 100% WER) or kill the decoding worker.
+    with pytest.raises(LMError, match=f"{option} must be at least 1, got {value}"):
+        BeamSearchOptions(**{option: value})
+    assert getattr(BeamSearchOptions(**{option: 1}), option) == 1
+
+
 def test_character_lm_selects_lexicon_free_search(tmp_path):
     (tmp_path / "t.txt").write_text(LM_TEXT)
     lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "c.arpa", order=5, unit="char", use_lmplz=False)
