@@ -199,8 +199,9 @@ def _to_plain(value):
     return value
 
 
-def _coerce(name: str, value, annotation):
-    """Convert a YAML value to a field's declared type, or raise ConfigError."""
+def coerce(name: str, value, annotation):
+    """Convert a YAML value to a field's declared type, or raise ConfigError naming ``name``.
+    Also checks the search settings a model stores in decoding.yaml."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if annotation is typing.Any:
@@ -209,11 +210,11 @@ def _coerce(name: str, value, annotation):
         if value is None and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
-        return _coerce(name, value, inner[0])
+        return coerce(name, value, inner[0])
     if origin is tuple:
         if not isinstance(value, (list, tuple)):
             value = [value]
-        return tuple(_coerce(name, v, args[0]) for v in value)
+        return tuple(coerce(name, v, args[0]) for v in value)
     if annotation is bool:
         if isinstance(value, bool):
             return value
@@ -259,7 +260,7 @@ def _build(cls, data: dict, prefix: str):
         if dataclasses.is_dataclass(hint):
             kwargs[name] = _build(hint, value, key)
         else:
-            kwargs[name] = _coerce(key, value, hint)
+            kwargs[name] = coerce(key, value, hint)
     return cls(**kwargs)
 
 

@@ -18,12 +18,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
+import typing
 from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import yaml
 
+from asr.config import ConfigError, coerce
 from asr.lexicon import lexicon_from_words, write_lexicon
 from asr.lm import LMError, inspect_lm, kenlm_tool
 from asr.tokenizers import Tokenizer
@@ -88,21 +90,11 @@ def _checked(path: Path, stored: dict) -> dict:
     ``beam_size: abc`` fails here, naming the file and key, not deep inside the search."""
     from asr.beam_search import BeamSearchOptions
 
-    kinds = {f.name: f.type for f in fields(BeamSearchOptions)}
-    out = {}
-    for key, value in stored.items():
-        kind = kinds[key]
-        if value is None and "None" in kind:
-            out[key] = None
-        elif "bool" in kind and isinstance(value, bool):
-            out[key] = value
-        elif "int" in kind and isinstance(value, int) and not isinstance(value, bool):
-            out[key] = value
-        elif "float" in kind and isinstance(value, (int, float)) and not isinstance(value, bool):
-            out[key] = float(value)
-        else:
-            raise LMError(f"{path}: {key}: expected {kind.replace(' | None', ' or null')}, got {value!r}")
-    return out
+    hints = typing.get_type_hints(BeamSearchOptions)
+    try:
+        return {key: coerce(key, value, hints[key]) for key, value in stored.items()}
+    except ConfigError as e:
+        raise LMError(f"{path}: {e}") from None
 
 
 def _tuned_for_other_lm(model_dir: str | Path, stored: dict, lm: str | Path) -> bool:

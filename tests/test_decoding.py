@@ -219,10 +219,10 @@ def test_tuned_settings_apply_with_an_lm_and_explicit_options_win(tmp_path, word
 
 
 @pytest.mark.parametrize("key, value, expected", [
-    ("blank_penalty", "abc", "blank_penalty: expected float, got 'abc'"),
-    ("beam_size", 2.5, "beam_size: expected int, got 2.5"),
-    ("log_add", "yes", "log_add: expected bool, got 'yes'"),
-    ("beam_size_token", "all", "beam_size_token: expected int or null, got 'all'"),
+    ("blank_penalty", "abc", "blank_penalty: expected a number, got 'abc'"),
+    ("beam_size", 2.5, "beam_size: expected an integer, got 2.5"),
+    ("log_add", "yes", "log_add: expected true/false, got 'yes'"),
+    ("beam_size_token", "all", "beam_size_token: expected an integer, got 'all'"),
 ])
 def test_a_mistyped_stored_setting_is_an_error_naming_the_file_and_key(tmp_path, word_lm, key, value, expected):
     write_decoding_defaults(tmp_path, {key: value})
