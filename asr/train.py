@@ -96,6 +96,13 @@ def load_to_train(path, cfg: Config, device) -> LoadedModel:
 def initial_model(cfg: Config, device) -> tuple[Tokenizer, AcousticModel]:
     """The tokenizer and model of ``train.init_from``, checked against ``cfg``, ready to train."""
     loaded = load_to_train(cfg.train.init_from, cfg, device)
+    check_same_model(loaded, cfg, f"train.init_from={cfg.train.init_from}")
+    return loaded.tokenizer, loaded.model
+
+
+def check_same_model(loaded: LoadedModel, cfg: Config, source: str) -> None:
+    """Refuse a checkpoint whose features, model or units differ from ``cfg``'s: training would
+    go on with the checkpoint's, and the run's config.yaml would record ``cfg``'s."""
     differ = [f"{section}.{key}: {theirs!r} there, {ours!r} here"
               for section in ("features", "model")
               for key, theirs in getattr(loaded.config, section).__dict__.items()
@@ -103,9 +110,7 @@ def initial_model(cfg: Config, device) -> tuple[Tokenizer, AcousticModel]:
     if loaded.tokenizer.kind != cfg.train.units:
         differ.append(f"units: {loaded.tokenizer.kind!r} there, train.units={cfg.train.units!r} here")
     if differ:
-        raise TrainingError(f"train.init_from={cfg.train.init_from}: its config differs from this one "
-                            f"({'; '.join(differ)})")
-    return loaded.tokenizer, loaded.model
+        raise TrainingError(f"{source}: its config differs from this one ({'; '.join(differ)})")
 
 
 def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False, phone_lexicon=None) -> SpeechDataset:
@@ -148,6 +153,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     state = None
     if resume and (run_dir / "last" / "train_state.pt").is_file():
         loaded = load_to_train(run_dir / "last", cfg, device)
+        check_same_model(loaded, cfg, f"--resume {run_dir / 'last'}")
         tokenizer, model = loaded.tokenizer, loaded.model
         state = torch.load(run_dir / "last" / "train_state.pt", weights_only=True, map_location="cpu")
         say(f"resuming {run_dir} at epoch {state['epoch'] + 1}, step {state['step']}")

@@ -84,6 +84,16 @@ def test_a_new_run_refuses_to_overwrite_an_existing_one(tiny_corpus, tmp_path):
         train(cfg)
 
 
+def test_resuming_with_another_model_or_units_is_refused_by_name(tiny_corpus, tmp_path):
+    cfg = tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=2")
+    train(cfg, stop_at_step=1)
+    with pytest.raises(TrainingError, match="--resume .*config differs.*units: 'char' there, train.units='bpe'"):
+        train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=2", "train.units=bpe"), resume=True)
+    with pytest.raises(TrainingError, match="model.hidden_size: 48 there, 64 here"):
+        train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=2", "model.hidden_size=64"), resume=True)
+    assert load_config(tmp_path / "run" / "config.yaml").train.units == "char"  # the record is left as it was
+
+
 def test_utterances_too_short_for_their_label_are_skipped_and_counted(tiny_corpus, tmp_path):
     rows = [json.loads(line) for line in (tiny_corpus / "train.jsonl").read_text().splitlines()]
     rows[0]["text"] = " ".join(["abcdefghij"] * 40)  # 440 labels in ~1 s of audio
