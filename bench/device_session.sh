@@ -137,7 +137,8 @@ fi
 # epochs it logged and its best/). Two runs in one ~9 min lease left each short of epochs (M-bpe
 # and M4-bpe of recipes/speechocean762/README.md: 16 and 15 of 30 on the H200, 2026-11-27, both
 # behind the CPU-sized W), so one run takes the whole sweep time now: configs/medium.yaml (run M:
-# 30 epochs in 4.2 min alone) with 600 subword units, the best greedy units on the CPU (run Z).
+# 30 epochs in 4.2 min alone) with 600 subword units (run Z; 1,000 and 2,000 units, Z2 and Z3, did
+# better greedy on the CPU later, and none did better with the LM).
 COMMON="train.train_manifest=$PACK/train_tts.jsonl train.valid_manifest=$PACK/valid.jsonl
   train.device=$DEVICE train.progress=false train.threads=$RUN_THREADS features.normalize=utterance"
 LEX=$([ -f "$PACK/lexicon.txt" ] && echo "$PACK/lexicon.txt,cmudict" || echo cmudict)
