@@ -179,6 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--beam-size", type=int, default=50)
     t.add_argument("--beam-size-token", type=int, help="tokens tried per frame, the likeliest (default: all); "
                    "stored with the weights")
+    t.add_argument("--beam-threshold", type=float, help="drop hypotheses this far below the best (default 25); "
+                   "stored with the weights")
     t.add_argument("--batch-seconds", type=float, default=300.0)
     t.add_argument("--decode-workers", type=int, default=min(2, os.cpu_count() or 1))
     t.add_argument("--device", default="auto")

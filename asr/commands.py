@@ -242,7 +242,9 @@ def cmd_lm_tune(args) -> int:
     transcriber = load_model(args.model, decoder="greedy", device=args.device)
     decoder = BeamSearchDecoder(transcriber.tokenizer, lm=args.lm, lexicon=args.lexicon,
                                 options=BeamSearchOptions(beam_size=args.beam_size,
-                                                          beam_size_token=args.beam_size_token),
+                                                          beam_size_token=args.beam_size_token,
+                                                          **({"beam_threshold": args.beam_threshold}
+                                                             if args.beam_threshold is not None else {})),
                                 workers=args.decode_workers)
     for note in decoder.notes:
         print_error(note)

@@ -86,15 +86,18 @@ def resolve_options(model_dir: str | Path | None, lm: str | Path | None, **expli
 
 
 def _checked(path: Path, stored: dict) -> dict:
-    """decoding.yaml's search settings with the types BeamSearchOptions declares: a hand-edited
-    ``beam_size: abc`` fails here, naming the file and key, not deep inside the search."""
+    """decoding.yaml's search settings with the types and ranges BeamSearchOptions declares: a
+    hand-edited ``beam_size: abc`` or ``beam_size: 0`` fails here, naming the file and key, not
+    deep inside the search or without the file."""
     from asr.beam_search import BeamSearchOptions
 
     hints = typing.get_type_hints(BeamSearchOptions)
     try:
-        return {key: coerce(key, value, hints[key]) for key, value in stored.items()}
-    except ConfigError as e:
+        checked = {key: coerce(key, value, hints[key]) for key, value in stored.items()}
+        BeamSearchOptions(**checked)  # its range checks, on the stored values alone
+    except (ConfigError, LMError) as e:
         raise LMError(f"{path}: {e}") from None
+    return checked
 
 
 def _tuned_for_other_lm(model_dir: str | Path, stored: dict, lm: str | Path) -> bool:

@@ -223,8 +223,10 @@ def test_tuned_settings_apply_with_an_lm_and_explicit_options_win(tmp_path, word
     ("beam_size", 2.5, "beam_size: expected an integer, got 2.5"),
     ("log_add", "yes", "log_add: expected true/false, got 'yes'"),
     ("beam_size_token", "all", "beam_size_token: expected an integer, got 'all'"),
+    ("beam_size", 0, "beam_size must be at least 1, got 0"),
+    ("nbest", -1, "nbest must be at least 1, got -1"),
 ])
-def test_a_mistyped_stored_setting_is_an_error_naming_the_file_and_key(tmp_path, word_lm, key, value, expected):
+def test_a_mistyped_or_out_of_range_stored_setting_is_an_error_naming_the_file_and_key(tmp_path, word_lm, key, value, expected):
     write_decoding_defaults(tmp_path, {key: value})
     with pytest.raises(LMError, match=expected) as e:
         resolve_options(tmp_path, word_lm)
@@ -287,11 +289,12 @@ def test_cli_builds_an_lm_tunes_it_and_later_decodes_with_the_stored_settings(un
     valid = str(tiny_corpus / "valid.jsonl")
     assert main(["lm", "tune", valid, "--model", str(model), "--lm", str(lm), "--lm-weights", "0,0.5",
                  "--word-scores", "0", "--blank-penalties", "0,1", "--beam-size", "8", "--beam-size-token", "5",
-                 "--decode-workers", "1"]) == 0
+                 "--beam-threshold", "12.5", "--decode-workers", "1"]) == 0
     assert capsys.readouterr().err.count("blank_penalty") == 4  # 2 x 1 x 2 grid points
     stored = read_decoding_defaults(model)
     assert stored["lm_weight"] in (0.0, 0.5) and stored["word_score"] == 0.0 and stored["beam_size"] == 8
     assert stored["blank_penalty"] in (0.0, 1.0) and stored["beam_size_token"] == 5
+    assert stored["beam_threshold"] == 12.5
     assert stored["tuned"]["manifest"] == valid and stored["tuned"]["lm"] == str(lm.resolve())
     capsys.readouterr()
     assert main(["evaluate", valid, "--model", str(model), "--decoder", "beam", "--lm", str(lm), "--json",
