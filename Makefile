@@ -23,7 +23,8 @@ bench: install
 
 # Optional: KenLM's lmplz and build_binary into $(BIN) (`asr lm build` uses lmplz when found).
 # Builds the PyPI kenlm source; needs cmake, g++ and Debian's libboost-program-options-dev
-# libboost-system-dev libboost-thread-dev zlib1g-dev (a few minutes on one core).
+# libboost-system-dev libboost-thread-dev libboost-test-dev zlib1g-dev (its CMake asks for the test
+# framework too; without it, configuring fails). About 70 s on one core.
 KENLM_VERSION ?= 0.3.0
 KENLM_DIR ?= $(VENV)/kenlm-src
 kenlm: $(BIN)/lmplz
