@@ -240,11 +240,10 @@ def cmd_lm_tune(args) -> int:
         print_error(f"warning: {args.manifest} looks like a test split; tune on a dev split, or its WER means little")
     utterances = read_manifest(args.manifest)
     transcriber = load_model(args.model, decoder="greedy", device=args.device)
+    given = {"beam_size": args.beam_size, "beam_size_token": args.beam_size_token,
+             "beam_threshold": args.beam_threshold}  # None: not given, BeamSearchOptions' default
     decoder = BeamSearchDecoder(transcriber.tokenizer, lm=args.lm, lexicon=args.lexicon,
-                                options=BeamSearchOptions(beam_size=args.beam_size,
-                                                          beam_size_token=args.beam_size_token,
-                                                          **({"beam_threshold": args.beam_threshold}
-                                                             if args.beam_threshold is not None else {})),
+                                options=BeamSearchOptions(**{k: v for k, v in given.items() if v is not None}),
                                 workers=args.decode_workers)
     for note in decoder.notes:
         print_error(note)
