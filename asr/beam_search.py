@@ -64,6 +64,9 @@ class BeamSearchOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise LMError(f"{name} must be at least 1, got {value}")
+        # Below zero every hypothesis falls under the best and is pruned: an empty transcript.
+        if self.beam_threshold < 0:
+            raise LMError(f"beam_threshold must be 0 or more, got {self.beam_threshold}")
 
 
 @contextmanager

@@ -117,6 +117,15 @@ def test_beams_and_nbest_below_one_are_refused_by_name(option, value):
     assert getattr(BeamSearchOptions(**{option: 1}), option) == 1
 
 
+def test_a_negative_beam_threshold_is_refused_and_zero_keeps_the_best(word_lm):
+    # Below zero flashlight prunes every hypothesis and returns an empty transcript.
+    with pytest.raises(LMError, match="beam_threshold must be 0 or more, got -1.0"):
+        BeamSearchOptions(beam_threshold=-1.0)
+    lp = ctc_log_probs(TOKENIZER, spelled_frames("the cat sat on the mat"))
+    greedyish = BeamSearchDecoder(TOKENIZER, lm=word_lm, options=BeamSearchOptions(beam_threshold=0.0))
+    assert best(greedyish, lp) == "the cat sat on the mat"
+
+
 def test_character_lm_selects_lexicon_free_search(tmp_path):
     (tmp_path / "t.txt").write_text(LM_TEXT)
     lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "c.arpa", order=5, unit="char", use_lmplz=False)
@@ -225,6 +234,7 @@ def test_tuned_settings_apply_with_an_lm_and_explicit_options_win(tmp_path, word
     ("beam_size_token", "all", "beam_size_token: expected an integer, got 'all'"),
     ("beam_size", 0, "beam_size must be at least 1, got 0"),
     ("nbest", -1, "nbest must be at least 1, got -1"),
+    ("beam_threshold", -5, "beam_threshold must be 0 or more, got -5.0"),
 ])
 def test_a_mistyped_or_out_of_range_stored_setting_is_an_error_naming_the_file_and_key(tmp_path, word_lm, key, value, expected):
     write_decoding_defaults(tmp_path, {key: value})
