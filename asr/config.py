@@ -81,6 +81,18 @@ class AugmentConfig:
     time_masks: int = 2
     time_mask_fraction: float = 0.05
     speed_factors: tuple[float, ...] = (0.9, 1.0, 1.1)
+    # Additive noise (asr/noise.py): with probability noise_prob an utterance gets noise at an
+    # SNR drawn uniformly from noise_snr (low, high dB): recordings from noise_dir (e.g. MUSAN's
+    # noise/), or without one, white/pink/brown noise. Off by default.
+    noise_prob: float = 0.0
+    noise_snr: tuple[float, ...] = (10.0, 30.0)
+    noise_dir: str = ""
+
+    def __post_init__(self):
+        if not 0.0 <= self.noise_prob <= 1.0:
+            raise ConfigError(f"augment.noise_prob must be in [0, 1], got {self.noise_prob}")
+        if len(self.noise_snr) != 2 or self.noise_snr[0] > self.noise_snr[1]:
+            raise ConfigError(f"augment.noise_snr must be [low, high] dB with low <= high, got {list(self.noise_snr)}")
 
     @property
     def enabled(self) -> bool:

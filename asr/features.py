@@ -20,6 +20,7 @@ import torchaudio
 from torch import nn
 
 from asr.config import AugmentConfig, FeatureConfig
+from asr.noise import AddNoise
 
 LOG_FLOOR = 1e-6
 
@@ -170,15 +171,22 @@ class SpecAugment(nn.Module):
 
 
 class Frontend(nn.Module):
-    """Waveforms -> features -> normalization -> SpecAugment (training only)."""
+    """Waveforms -> (noise) -> features -> normalization -> SpecAugment; augmentation in training only."""
 
     def __init__(self, features: FeatureConfig, augment: AugmentConfig | None = None):
         super().__init__()
+        self.sample_rate = features.sample_rate
         self.extractor = FeatureExtractor(features)
         self.normalizer = Normalizer(features.dim, features.normalize)
-        self.augment = SpecAugment(augment or AugmentConfig(freq_masks=0, time_masks=0))
+        self.set_augment(augment or AugmentConfig(freq_masks=0, time_masks=0))
+
+    def set_augment(self, cfg: AugmentConfig) -> None:
+        """Training-time augmentation; neither part has weights, so model directories load without it."""
+        self.noise = AddNoise(cfg, self.sample_rate)
+        self.augment = SpecAugment(cfg)
 
     def forward(self, waves, wave_lengths):
+        waves = self.noise(waves, wave_lengths)
         feats, lengths = self.extractor(waves, wave_lengths)
         feats = self.normalizer(feats, lengths)
         return self.augment(feats, lengths), lengths

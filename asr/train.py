@@ -32,11 +32,12 @@ from asr.config import Config, load_config, save_config
 from asr.data import (BatchLoader, BucketBatchSampler, SpeechDataset, collate,
                       read_manifest, total_hours)
 from asr.decoding import GreedyDecoder
-from asr.features import SpecAugment, StatsAccumulator
+from asr.features import StatsAccumulator
 from asr.losses import ctc_loss, forward_backward, log
 from asr.metrics import char_errors, word_errors
 from asr.model import AcousticModel
 from asr.model_dir import LoadedModel, load_model_dir, save_model_dir
+from asr.noise import NoiseError
 from asr.phones import LexiconError, PhoneLexicon
 from asr.schedule import WarmupCosine, epochs_within_budget
 from asr.tokenizers import Tokenizer, build_tokenizer
@@ -89,7 +90,7 @@ def validate(model, dataset, cfg, device, tokenizer) -> dict:
 def load_to_train(path, cfg: Config, device) -> LoadedModel:
     """A model directory, with ``cfg``'s augmentation (model directories load without it)."""
     loaded = load_model_dir(path, device)
-    loaded.model.frontend.augment = SpecAugment(cfg.augment)
+    loaded.model.frontend.set_augment(cfg.augment)
     return loaded
 
 
@@ -136,21 +137,9 @@ def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False, phone_
     return dataset
 
 
-def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) -> Path:
-    """Train per ``cfg``; returns the run directory. ``stop_at_step`` ends the run right after
-    that step's checkpoint, as if the process had been killed there (for tests)."""
-    tc = cfg.train
-    run_dir = Path(tc.output_dir)
-    t_start = time.time()
-    torch.manual_seed(tc.seed)
-    torch.set_flush_denormal(True)  # denormals slowed CPU epochs 5x in long runs
-    if tc.threads > 0:
-        torch.set_num_threads(tc.threads)
-    d, device = distributed.setup(tc.device)
-    use_amp = tc.amp and device.type == "cuda"
-    say = log if d.is_main else (lambda message: None)
-
-    state = None
+def _model_to_train(cfg: Config, resume: bool, device, say):
+    """(tokenizer, model, train state or None): resumed, initialized from a model, or new."""
+    tc, run_dir, state = cfg.train, Path(cfg.train.output_dir), None
     if resume and (run_dir / "last" / "train_state.pt").is_file():
         loaded = load_to_train(run_dir / "last", cfg, device)
         check_same_model(loaded, cfg, f"--resume {run_dir / 'last'}")
@@ -167,6 +156,27 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     elif state is None:
         tokenizer = build_tokenizer(tc.units, (u.text for u in read_manifest(tc.train_manifest)), tc.bpe_vocab_size)
         model = AcousticModel(cfg.features, cfg.model, len(tokenizer), cfg.augment).to(device)
+    return tokenizer, model, state
+
+
+def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) -> Path:
+    """Train per ``cfg``; returns the run directory. ``stop_at_step`` ends the run right after
+    that step's checkpoint, as if the process had been killed there (for tests)."""
+    tc = cfg.train
+    run_dir = Path(tc.output_dir)
+    t_start = time.time()
+    torch.manual_seed(tc.seed)
+    torch.set_flush_denormal(True)  # denormals slowed CPU epochs 5x in long runs
+    if tc.threads > 0:
+        torch.set_num_threads(tc.threads)
+    d, device = distributed.setup(tc.device)
+    use_amp = tc.amp and device.type == "cuda"
+    say = log if d.is_main else (lambda message: None)
+
+    try:  # an unusable augment.noise_dir is found as the model is built
+        tokenizer, model, state = _model_to_train(cfg, resume, device, say)
+    except NoiseError as e:
+        raise TrainingError(str(e)) from None
     if d.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
@@ -205,6 +215,8 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         f"{len(tokenizer)} tokens, device {device}, {d.world_size} process(es)")
     if cfg.inter_ctc_layer:
         say(f"intermediate CTC: layer {cfg.inter_ctc_layer} at weight {tc.inter_ctc_weight}")
+    if cfg.augment.noise_prob > 0:
+        say(f"noise: {model.frontend.noise.describe()}")
     if cfg.phone_ctc_layer:
         say(f"phone CTC: layer {cfg.phone_ctc_layer} at weight {tc.phone_ctc_weight} "
             f"({sum(p.numel() for p in model.phone_head.parameters()):,} parameters, training only)")

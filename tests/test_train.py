@@ -298,3 +298,15 @@ def test_an_audio_file_that_vanishes_mid_run_is_skipped_with_a_warning(tiny_corp
     seen = [i for batch in BatchLoader(dataset, sampler) for i in batch.indices]
     assert sorted(seen) == [1, 2, 3, 4, 5]
     assert f"{utts[0].id}.flac: file not found" in capsys.readouterr().err
+
+
+def test_noise_augmentation_trains_and_an_unusable_noise_folder_stops_the_run_before_it_starts(
+        tiny_corpus, tmp_path, capsys):
+    with pytest.raises(TrainingError, match="augment.noise_dir .*absent: not a directory"):
+        train(tiny_config(tiny_corpus, tmp_path / "bad", "augment.noise_prob=0.5",
+                          f"augment.noise_dir={tmp_path / 'absent'}"))
+    assert not (tmp_path / "bad").exists()
+    run = train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=1", "augment.noise_prob=1",
+                            "augment.noise_snr=[5,20]"))
+    assert "noise: white/pink/brown noise on 100% of utterances at 5-20 dB SNR" in capsys.readouterr().err
+    assert len(epochs(run)) == 1 and load_model_dir(run / "last").model.num_parameters() > 0

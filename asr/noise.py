@@ -1,0 +1,121 @@
+"""Additive noise augmentation: each training utterance, with some probability, gets noise at
+a random signal-to-noise ratio (the MUSAN recipes of Kaldi/ESPnet, SpeechBrain's AddNoise).
+
+The noise is either recorded (every audio file under ``augment.noise_dir``, read once, cropped
+at random) or, without a directory, coloured noise drawn per utterance: white, pink (1/f power,
+-3 dB per octave) or brown (1/f^2). Works on padded waveform batches on the model's device;
+padding stays zero, so an utterance's features still do not depend on its batch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+import torchaudio
+from torch import nn
+
+from asr.audio import AudioError, load_audio
+from asr.config import AugmentConfig
+
+NOISE_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3"}
+COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # exponent of 1/f in the power spectrum
+
+
+class NoiseError(ValueError):
+    pass
+
+
+@dataclass
+class NoiseBank:
+    """Noise recordings at one sample rate, and the files that could not be used."""
+
+    clips: list[torch.Tensor]
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+
+    @classmethod
+    def load(cls, directory: str | Path, sample_rate: int) -> "NoiseBank":
+        root = Path(directory)
+        if not root.is_dir():
+            raise NoiseError(f"augment.noise_dir {directory}: not a directory")
+        clips, skipped = [], []
+        for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in NOISE_EXTENSIONS and p.is_file()):
+            try:
+                clip = load_audio(path, sample_rate)
+            except AudioError as e:
+                skipped.append((str(path), e.problem))
+                continue
+            if not clip.abs().max() > 0:  # no energy: no SNR can be reached with it
+                skipped.append((str(path), "silent (all samples are zero)"))
+                continue
+            clips.append(clip)
+        if not clips:
+            why = f"; skipped {len(skipped)}: {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
+            raise NoiseError(f"augment.noise_dir {directory}: no usable audio files "
+                             f"({', '.join(sorted(NOISE_EXTENSIONS))}){why}")
+        return cls(clips, skipped)
+
+    @property
+    def samples(self) -> int:
+        return sum(c.numel() for c in self.clips)
+
+    def crops(self, n: int, length: int) -> torch.Tensor:
+        """(n, length): a random clip per row from a random offset, repeated if shorter."""
+        out = torch.empty(n, length)
+        for i in range(n):
+            clip = self.clips[int(torch.randint(len(self.clips), ()))]
+            start = int(torch.randint(clip.numel(), ()))
+            reps = -(-(start + length) // clip.numel())
+            out[i] = clip.repeat(reps)[start: start + length]
+        return out
+
+
+def coloured_noise(n: int, length: int, exponents: torch.Tensor, device=None) -> torch.Tensor:
+    """(n, length) noise whose power spectrum falls as 1/f^exponent (0 white, 1 pink, 2 brown)."""
+    spectrum = torch.fft.rfft(torch.randn(n, length, device=device))
+    f = torch.arange(spectrum.shape[1], device=device, dtype=torch.float32).clamp(min=1.0)
+    spectrum = spectrum * f[None, :] ** (-exponents.to(device)[:, None] / 2)  # amplitude ~ f^(-e/2)
+    return torch.fft.irfft(spectrum, n=length)
+
+
+class AddNoise(nn.Module):
+    """Training-mode noise: (B, samples) waveforms, (B,) lengths -> the same shapes.
+
+    Holds no parameters or buffers, so model directories are the same with or without it.
+    """
+
+    def __init__(self, cfg: AugmentConfig, sample_rate: int):
+        super().__init__()
+        self.prob, (self.snr_low, self.snr_high) = cfg.noise_prob, cfg.noise_snr
+        self.bank = NoiseBank.load(cfg.noise_dir, sample_rate) if cfg.noise_dir and cfg.noise_prob > 0 else None
+        self.sample_rate = sample_rate
+
+    def describe(self) -> str:
+        source = (f"{len(self.bank.clips)} recordings ({self.bank.samples / self.sample_rate / 60:.1f} min)"
+                  if self.bank else "white/pink/brown noise")
+        text = f"{source} on {100 * self.prob:g}% of utterances at {self.snr_low:g}-{self.snr_high:g} dB SNR"
+        if self.bank and self.bank.skipped:
+            text += "".join(f"\n  skipped {path}: {reason}" for path, reason in self.bank.skipped)
+        return text
+
+    def forward(self, waves: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.prob <= 0:
+            return waves
+        B, N = waves.shape
+        mask = torch.arange(N, device=waves.device)[None, :] < lengths[:, None]
+        energy = (waves.float() * mask).pow(2).sum(1)
+        # A silent (all-zero) utterance has no SNR to reach: leave it alone.
+        chosen = (torch.rand(B, device=waves.device) < self.prob) & (energy > 0)
+        if not chosen.any():
+            return waves
+        if self.bank is not None:
+            noise = self.bank.crops(B, N).to(waves.device)
+        else:
+            colours = torch.tensor(list(COLOURS.values()))[torch.randint(len(COLOURS), (B,))]
+            noise = coloured_noise(B, N, colours, device=waves.device)
+        snr = torch.empty(B, device=waves.device).uniform_(self.snr_low, self.snr_high)
+        # With lengths, both energies are measured over the utterance alone; the padding the
+        # noise spills into is zeroed after.
+        noisy = torchaudio.functional.add_noise(waves.float(), noise, snr, lengths)
+        return torch.where(chosen[:, None], noisy * mask, waves.float()).to(waves.dtype)

@@ -1,0 +1,120 @@
+"""Additive noise augmentation: the requested SNR is what the utterance gets, padding stays
+silent, evaluation is untouched, and a noise folder is read (or refused) by name."""
+
+import pytest
+import torch
+
+from asr.config import AugmentConfig, ConfigError, FeatureConfig, ModelConfig
+from asr.model import AcousticModel
+from asr.noise import AddNoise, NoiseBank, NoiseError, coloured_noise
+from conftest import write_sine
+
+RATE = 16000
+
+
+def speech_like_batch():
+    """Two utterances of different lengths in one padded batch (the second padded with zeros)."""
+    torch.manual_seed(0)
+    t = torch.arange(RATE) / RATE
+    a = 0.3 * torch.sin(2 * torch.pi * 220 * t) * torch.sin(2 * torch.pi * 3 * t)
+    b = torch.zeros(RATE)
+    b[: RATE // 2] = 0.1 * torch.randn(RATE // 2)
+    return torch.stack([a, b]), torch.tensor([RATE, RATE // 2])
+
+
+def snr_db(clean, noisy, n):
+    noise = noisy[:n] - clean[:n]
+    return float(10 * torch.log10(clean[:n].pow(2).sum() / noise.pow(2).sum()))
+
+
+def noise_on(cfg: AugmentConfig) -> AddNoise:
+    return AddNoise(cfg, RATE).train()
+
+
+@pytest.mark.parametrize("snr", [0.0, 12.5, 30.0])
+def test_each_utterance_gets_noise_at_the_drawn_snr_over_its_own_length(snr):
+    waves, lengths = speech_like_batch()
+    noisy = noise_on(AugmentConfig(noise_prob=1.0, noise_snr=(snr, snr)))(waves, lengths)
+    for i, n in enumerate(lengths.tolist()):
+        assert snr_db(waves[i], noisy[i], n) == pytest.approx(snr, abs=0.01)
+    assert noisy[1, RATE // 2:].abs().max() == 0  # padding stays silent
+
+
+def test_snrs_are_drawn_from_the_range_and_probability_decides_which_utterances():
+    waves, lengths = speech_like_batch()
+    waves, lengths = waves.repeat(50, 1), lengths.repeat(50)
+    torch.manual_seed(1)
+    noisy = noise_on(AugmentConfig(noise_prob=0.5, noise_snr=(5.0, 15.0)))(waves, lengths)
+    changed = [i for i in range(100) if not torch.equal(noisy[i], waves[i])]
+    assert 30 < len(changed) < 70
+    snrs = [snr_db(waves[i], noisy[i], int(lengths[i])) for i in changed]
+    assert 5.0 - 1e-3 <= min(snrs) and max(snrs) <= 15.0 + 1e-3 and max(snrs) - min(snrs) > 5
+
+
+def test_evaluation_mode_probability_zero_and_silent_utterances_are_left_alone():
+    waves, lengths = speech_like_batch()
+    on = AugmentConfig(noise_prob=1.0)
+    assert torch.equal(AddNoise(on, RATE).eval()(waves, lengths), waves)
+    assert torch.equal(noise_on(AugmentConfig(noise_prob=0.0))(waves, lengths), waves)
+    silent = torch.zeros(1, RATE)
+    assert torch.equal(noise_on(on)(silent, torch.tensor([RATE])), silent)  # no SNR to reach: no NaN
+
+
+@pytest.mark.parametrize("exponent, octave_ratio", [(0.0, 2.0), (1.0, 1.0), (2.0, 0.5)])
+def test_white_pink_and_brown_noise_have_their_spectral_slopes(exponent, octave_ratio):
+    # Band power from 2-4 kHz over 1-2 kHz: white doubles (flat per Hz), pink stays (-3 dB per
+    # octave per Hz), brown halves.
+    torch.manual_seed(0)
+    noise = coloured_noise(8, RATE, torch.full((8,), exponent))
+    power = torch.fft.rfft(noise).abs().pow(2).mean(0)  # 1 Hz bins
+    assert float(power[2000:4000].sum() / power[1000:2000].sum()) == pytest.approx(octave_ratio, rel=0.1)
+
+
+def test_recorded_noise_comes_from_the_folder_resampled_and_cropped(tmp_path):
+    write_sine(tmp_path / "noise" / "hum.flac", seconds=0.3, sample_rate=8000, freq=1000.0)
+    aug = noise_on(AugmentConfig(noise_prob=1.0, noise_snr=(0.0, 0.0), noise_dir=str(tmp_path / "noise")))
+    assert len(aug.bank.clips) == 1 and aug.bank.clips[0].numel() == int(0.3 * RATE)
+    waves, lengths = speech_like_batch()
+    added = aug(waves, lengths)[0] - waves[0]  # a 1 s utterance gets the 0.3 s clip repeated
+    spectrum = torch.fft.rfft(added).abs()
+    assert int(spectrum.argmax()) == pytest.approx(1000, abs=2)
+    assert "1 recordings" in aug.describe() and "0-0 dB SNR" in aug.describe()
+
+
+def test_unreadable_or_silent_noise_files_are_skipped_by_name_and_an_empty_folder_is_refused(tmp_path):
+    folder = tmp_path / "noise"
+    write_sine(folder / "ok.wav", seconds=0.2)
+    (folder / "broken.wav").write_bytes(b"not audio")
+    write_sine(folder / "sub" / "silent.wav", seconds=0.2, freq=0.0)
+    bank = NoiseBank.load(folder, RATE)
+    assert len(bank.clips) == 1
+    assert [(p.split("/")[-1], "silent" in r or "not readable" in r) for p, r in bank.skipped] == \
+        [("broken.wav", True), ("silent.wav", True)]
+    with pytest.raises(NoiseError, match="no usable audio files.*broken.wav"):
+        NoiseBank.load(_only_broken(tmp_path), RATE)
+    with pytest.raises(NoiseError, match="absent: not a directory"):
+        NoiseBank.load(tmp_path / "absent", RATE)
+
+
+def _only_broken(tmp_path):
+    folder = tmp_path / "broken_only"
+    folder.mkdir()
+    (folder / "broken.wav").write_bytes(b"not audio")
+    return folder
+
+
+@pytest.mark.parametrize("override, message", [
+    ({"noise_prob": 1.5}, "augment.noise_prob must be in \\[0, 1\\], got 1.5"),
+    ({"noise_snr": (20.0, 10.0)}, "augment.noise_snr must be \\[low, high\\] dB with low <= high"),
+    ({"noise_snr": (10.0,)}, "augment.noise_snr must be \\[low, high\\]"),
+])
+def test_out_of_range_noise_settings_are_refused_by_name(override, message):
+    with pytest.raises(ConfigError, match=message):
+        AugmentConfig(**override)
+
+
+def test_noise_adds_nothing_to_the_model_weights():
+    features, model = FeatureConfig(), ModelConfig(num_layers=1, hidden_size=16, conv_channels=4)
+    plain = AcousticModel(features, model, 10)
+    noisy = AcousticModel(features, model, 10, AugmentConfig(noise_prob=1.0))
+    assert plain.state_dict().keys() == noisy.state_dict().keys()
