@@ -71,12 +71,16 @@ class NoiseBank:
         return out
 
 
-def coloured_noise(n: int, length: int, exponents: torch.Tensor, device=None) -> torch.Tensor:
-    """(n, length) noise whose power spectrum falls as 1/f^exponent (0 white, 1 pink, 2 brown)."""
+def coloured_noise(n: int, length: int, exponents: torch.Tensor, sample_rate: int, device=None,
+                   low_cut: float = 20.0) -> torch.Tensor:
+    """(n, length) noise whose power spectrum falls as 1/f^exponent (0 white, 1 pink, 2 brown).
+
+    Nothing below ``low_cut`` Hz: brown noise would otherwise put most of its energy under the
+    features' lowest band, and the SNR would count noise that nobody hears."""
     spectrum = torch.fft.rfft(torch.randn(n, length, device=device))
-    f = torch.arange(spectrum.shape[1], device=device, dtype=torch.float32).clamp(min=1.0)
-    spectrum = spectrum * f[None, :] ** (-exponents.to(device)[:, None] / 2)  # amplitude ~ f^(-e/2)
-    return torch.fft.irfft(spectrum, n=length)
+    f = torch.arange(spectrum.shape[1], device=device, dtype=torch.float32) * (sample_rate / length)
+    gain = f.clamp(min=low_cut)[None, :] ** (-exponents.to(device)[:, None] / 2)  # amplitude ~ f^(-e/2)
+    return torch.fft.irfft(spectrum * gain * (f >= low_cut), n=length)
 
 
 class AddNoise(nn.Module):
@@ -113,7 +117,7 @@ class AddNoise(nn.Module):
             noise = self.bank.crops(B, N).to(waves.device)
         else:
             colours = torch.tensor(list(COLOURS.values()))[torch.randint(len(COLOURS), (B,))]
-            noise = coloured_noise(B, N, colours, device=waves.device)
+            noise = coloured_noise(B, N, colours, self.sample_rate, device=waves.device)
         snr = torch.empty(B, device=waves.device).uniform_(self.snr_low, self.snr_high)
         # With lengths, both energies are measured over the utterance alone; the padding the
         # noise spills into is zeroed after.

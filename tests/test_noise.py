@@ -65,9 +65,10 @@ def test_white_pink_and_brown_noise_have_their_spectral_slopes(exponent, octave_
     # Band power from 2-4 kHz over 1-2 kHz: white doubles (flat per Hz), pink stays (-3 dB per
     # octave per Hz), brown halves.
     torch.manual_seed(0)
-    noise = coloured_noise(8, RATE, torch.full((8,), exponent))
+    noise = coloured_noise(8, RATE, torch.full((8,), exponent), RATE)
     power = torch.fft.rfft(noise).abs().pow(2).mean(0)  # 1 Hz bins
     assert float(power[2000:4000].sum() / power[1000:2000].sum()) == pytest.approx(octave_ratio, rel=0.1)
+    assert float(power[:20].sum()) < 1e-6 * float(power.sum())  # nothing below 20 Hz
 
 
 def test_recorded_noise_comes_from_the_folder_resampled_and_cropped(tmp_path):
