@@ -70,7 +70,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("download", help="fetch and unpack a corpus (resumable, checksummed; skipped when present)")
-    p.add_argument("corpus", choices=["librispeech", "mini_librispeech", "an4", "speechocean762", "commonvoice"])
+    p.add_argument("corpus", choices=["librispeech", "mini_librispeech", "an4", "speechocean762", "commonvoice", "musan"])
     p.add_argument("--data-dir", default="corpus", help="where archives and corpora go, or where a local copy is "
                    "(default: ./corpus)")
     p.add_argument("--subsets", nargs="+", help="LibriSpeech: any of train-clean-100 train-clean-360 "

@@ -76,6 +76,10 @@ CORPORA: dict[str, tuple[dict[str, Archive], tuple[str, ...]]] = {
             ("an4",)),
     "speechocean762": ({"speechocean762": Archive(f"{_OPENSLR}/101/speechocean762.tar.gz", None,
                                                   "speechocean762")}, ("speechocean762",)),
+    # Noise, music and babble for augmentation (11 GB), not a corpus to import: point
+    # augment.noise_dir at musan/noise (or musan/music) for asr.noise.
+    "musan": ({"musan": Archive(f"{_OPENSLR}/17/musan.tar.gz", "md5:0c472d4fc0c5141eca47ad1ffeb2a7df", "musan")},
+              ("musan",)),
 }
 COMMONVOICE_HELP = ("Common Voice needs a login: download the archive for your language from "
                     "https://commonvoice.mozilla.org/datasets, then run: "

@@ -260,6 +260,9 @@ def test_known_archives_use_the_official_urls_and_checksums_where_known():
     assert mini["dev-clean-2"].url == "https://www.openslr.org/resources/31/dev-clean-2.tar.gz"
     an4, _ = download.CORPORA["an4"]
     assert an4["an4"].url == "http://www.speech.cs.cmu.edu/databases/an4/an4_sphere.tar.gz"
+    musan, _ = download.CORPORA["musan"]  # noise for augment.noise_dir (openslr 17, the md5 it publishes)
+    assert musan["musan"].url == "https://www.openslr.org/resources/17/musan.tar.gz"
+    assert musan["musan"].checksum == "md5:0c472d4fc0c5141eca47ad1ffeb2a7df"
 
 
 # --- the asr download command ---------------------------------------------------------------
