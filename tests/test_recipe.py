@@ -151,7 +151,8 @@ def test_the_recipe_trains_the_default_model_unless_told_otherwise():
     # include would silently lose to them).
     default = planned_train_command()
     assert "train.train_manifest=data/train_tts1500.jsonl" in default
-    assert "train.epochs=25 features.normalize=utterance train.phone_ctc_weight=0.3" in default
+    assert "train.epochs=20 features.normalize=utterance train.phone_ctc_weight=0.3" in default
+    assert "model.num_layers=4" in default  # configs/small.yaml with a fourth layer (run XW)
     assert "train.phone_lexicon=" in default and "/resource/lexicon.txt,cmudict" in default
     assert "train.units=bpe train.bpe_vocab_size=150" in default
     assert "--beam-size 100 --beam-size-token 30" in planned("tune")
@@ -180,8 +181,9 @@ def test_tts_options_reach_the_synthesizer():
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_run_m_is_the_medium_config_with_the_recipes_other_settings():
-    plan = planned_train_command(f"CONFIG={REPO_ROOT / 'configs/medium.yaml'}", "EPOCHS=30", "EXP=exp/medium")
-    assert "configs/medium.yaml" in plan and "train.epochs=30 " in plan
+    plan = planned_train_command(f"CONFIG={REPO_ROOT / 'configs/medium.yaml'}", "EPOCHS=30", "LAYERS=3",
+                                 "EXP=exp/medium")
+    assert "configs/medium.yaml" in plan and "train.epochs=30 " in plan and "model.num_layers=3" in plan
     assert "train.phone_ctc_weight=0.3" in plan and "train.output_dir=exp/medium" in plan
     assert "--beam-size 100" in planned("tune", "EXP=exp/medium")
 
