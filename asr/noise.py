@@ -115,6 +115,8 @@ class AddNoise(nn.Module):
             return waves
         if self.bank is not None:
             noise = self.bank.crops(B, N).to(waves.device)
+            # A crop of a recording's silent stretch cannot be scaled to any SNR (0/0): skip it.
+            chosen &= (noise * mask).pow(2).sum(1) > 0
         else:
             colours = torch.tensor(list(COLOURS.values()))[torch.randint(len(COLOURS), (B,))]
             noise = coloured_noise(B, N, colours, self.sample_rate, device=waves.device)

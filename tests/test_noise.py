@@ -2,6 +2,7 @@
 silent, evaluation is untouched, and a noise folder is read (or refused) by name."""
 
 import pytest
+import soundfile as sf
 import torch
 
 from asr.config import AugmentConfig, ConfigError, FeatureConfig, ModelConfig
@@ -80,6 +81,21 @@ def test_recorded_noise_comes_from_the_folder_resampled_and_cropped(tmp_path):
     spectrum = torch.fft.rfft(added).abs()
     assert int(spectrum.argmax()) == pytest.approx(1000, abs=2)
     assert "1 recordings" in aug.describe() and "0-0 dB SNR" in aug.describe()
+
+
+def test_a_silent_stretch_of_a_recording_adds_nothing_rather_than_nan(tmp_path):
+    # MUSAN-like files can open with digital silence; a crop from it has no level to scale.
+    clip = torch.zeros(RATE)
+    clip[-10:] = 0.5
+    (tmp_path / "noise").mkdir()
+    sf.write(str(tmp_path / "noise" / "mostly_silent.wav"), clip.numpy(), RATE)
+    aug = noise_on(AugmentConfig(noise_prob=1.0, noise_snr=(10.0, 10.0), noise_dir=str(tmp_path / "noise")))
+    torch.manual_seed(0)
+    waves, lengths = speech_like_batch()
+    waves, lengths = waves[:, :200].repeat(20, 1), torch.full((40,), 200)
+    noisy = aug(waves, lengths)
+    assert torch.isfinite(noisy).all()
+    assert any(torch.equal(noisy[i], waves[i]) for i in range(40))  # silent crops: left alone
 
 
 def test_unreadable_or_silent_noise_files_are_skipped_by_name_and_an_empty_folder_is_refused(tmp_path):
