@@ -18,8 +18,8 @@ from torch import nn
 
 from asr.audio import AudioError, load_audio
 from asr.config import AugmentConfig
+from asr.inputs import SNDFILE_EXTENSIONS
 
-NOISE_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3"}
 COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # exponent of 1/f in the power spectrum
 
 
@@ -40,7 +40,7 @@ class NoiseBank:
         if not root.is_dir():
             raise NoiseError(f"augment.noise_dir {directory}: not a directory")
         clips, skipped = [], []
-        for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in NOISE_EXTENSIONS and p.is_file()):
+        for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in SNDFILE_EXTENSIONS and p.is_file()):
             try:
                 clip = load_audio(path, sample_rate)
             except AudioError as e:
@@ -53,7 +53,7 @@ class NoiseBank:
         if not clips:
             why = f"; skipped {len(skipped)}: {skipped[0][0]}: {skipped[0][1]}" if skipped else ""
             raise NoiseError(f"augment.noise_dir {directory}: no usable audio files "
-                             f"({', '.join(sorted(NOISE_EXTENSIONS))}){why}")
+                             f"({', '.join(sorted(SNDFILE_EXTENSIONS))}){why}")
         return cls(clips, skipped)
 
     @property
