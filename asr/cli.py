@@ -8,7 +8,7 @@ import argparse
 import os
 import sys
 
-from asr.commands import (cmd_compare, cmd_diagram, cmd_download, cmd_evaluate, cmd_export, cmd_lm_build,
+from asr.commands import (cmd_combine, cmd_compare, cmd_diagram, cmd_download, cmd_evaluate, cmd_export, cmd_lm_build,
                           cmd_lm_mix, cmd_lm_perplexity, cmd_lm_tune, cmd_plot, cmd_prepare, cmd_synthesize,
                           cmd_train, cmd_transcribe, print_error)
 
@@ -215,6 +215,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("report_b", metavar="REPORT_B")
     p.add_argument("--limit", type=int, default=0, help="show at most N utterances per list (default: all)")
     p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("combine", help="ROVER: vote word by word among several systems' evaluate --report dirs "
+                       "-> one combined report")
+    p.add_argument("reports", nargs="+", metavar="REPORT", help="report directories, best system first "
+                   "(it wins ties)")
+    p.add_argument("--output", "-o", required=True, metavar="DIR", help="write the combined report here")
+    p.add_argument("--weights", type=_floats, help="votes per system, comma-separated (default: 1 each)")
+    p.add_argument("--force", action="store_true", help="overwrite an --output directory that is not empty")
+    p.set_defaults(func=cmd_combine)
 
     p = sub.add_parser("plot", help="pictures: one file's alignment, or a run's training curves")
     psub = p.add_subparsers(dest="what", required=True)

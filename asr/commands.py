@@ -316,6 +316,29 @@ def cmd_compare(args) -> int:
     return 0
 
 
+def cmd_combine(args) -> int:
+    from asr.report import ReportError, check_report_dir, load_report, write_report
+    from asr.rover import combine_reports
+
+    try:
+        check_report_dir(args.output, args.force)
+        combined, notes = combine_reports(args.reports, args.weights)
+        for d in args.reports:
+            s = load_report(d).summary()
+            print(f"{d}: WER {100 * s['wer']:.2f}%  CER {100 * s['cer']:.2f}%")
+        write_report(combined, args.output, force=True)
+    except ReportError as e:
+        print_error(str(e))
+        return 2
+    for note in notes:
+        print_error(note)
+    s = combined.summary()
+    print(f"combined: WER {100 * s['wer']:.2f}% ({s['word_errors']}/{s['words']}: {s['substitutions']} sub, "
+          f"{s['deletions']} del, {s['insertions']} ins)  CER {100 * s['cer']:.2f}%  {s['utterances']} utterances")
+    print_error(f"report written to {args.output}/ (report.md, report.html, results.json)")
+    return 0
+
+
 def cmd_plot(args) -> int:
     from asr.audio import AudioError
     from asr.plots import PlotError, plot_alignment, plot_training

@@ -1,0 +1,136 @@
+"""ROVER: combine several recognizers' word hypotheses into one (``asr combine``).
+
+Fiscus (1997), "A post-processing system to yield reduced word error rates: Recognizer Output
+Voting Error Reduction (ROVER)", the method of NIST SCTK's ``rover``:
+
+1. Align the hypotheses into one *word transition network*: a sequence of slots, each holding
+   one word (or nothing) per system. The first hypothesis makes the first network; each next
+   one is aligned to it by edit distance, where a word costs nothing in a slot that already
+   holds it, and words the network lacks open new slots (empty for the earlier systems).
+2. Vote in every slot: the word (or the empty word) with the most votes wins. This is rover's
+   frequency vote (``-m maxfreq``, alpha 1); CTC systems give no calibrated word confidences
+   to weigh it with. Ties go to the system listed first, so list the best system first.
+
+Systems make different errors (other units, depths, seeds), and where two of three agree
+they are more often right: five of our speechocean762 packages combined score 3 points
+below the best of them (recipes/speechocean762/README.md).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+from asr.report import Report, ReportError, build_report, load_report
+
+Slot = tuple  # one word (str) or None per system aligned so far
+
+
+def align(network: list[Slot], words: Sequence[str]) -> list[Slot]:
+    """Add one system's words to the network (one more entry per slot), by minimum edit distance."""
+    k = len(network[0]) if network else 0
+    empty = [all(w is None for w in slot) for slot in network]
+    n, m = len(network), len(words)
+    # cost[i][j]: aligning the first i slots with the first j words; ties prefer a match or
+    # substitution over a deletion/insertion pair, which keeps the network short.
+    cost = [[0] * (m + 1) for _ in range(n + 1)]
+    move = [[""] * (m + 1) for _ in range(n + 1)]
+    for i in range(1, n + 1):
+        cost[i][0], move[i][0] = cost[i - 1][0] + (not empty[i - 1]), "skip"
+    for j in range(1, m + 1):
+        cost[0][j], move[0][j] = cost[0][j - 1] + 1, "new"
+    for i in range(1, n + 1):
+        for j in range(1, m + 1):
+            cost[i][j], move[i][j] = min(
+                (cost[i - 1][j - 1] + (words[j - 1] not in network[i - 1]), "pair"),
+                (cost[i - 1][j] + (not empty[i - 1]), "skip"),
+                (cost[i][j - 1] + 1, "new"),
+                key=lambda c: c[0])  # min keeps the first of equal costs: pair, skip, new
+    out: list[Slot] = []
+    i, j = n, m
+    while i or j:
+        if move[i][j] == "pair":
+            out.append(network[i - 1] + (words[j - 1],))
+            i, j = i - 1, j - 1
+        elif move[i][j] == "skip":
+            out.append(network[i - 1] + (None,))
+            i -= 1
+        else:
+            out.append((None,) * k + (words[j - 1],))
+            j -= 1
+    return out[::-1]
+
+
+def word_network(hypotheses: Sequence[str]) -> list[Slot]:
+    """Each hypothesis (a string of words) aligned into one network of slots."""
+    network: list[Slot] = [(w,) for w in hypotheses[0].split()] if hypotheses else []
+    for k, hyp in enumerate(hypotheses[1:], start=1):
+        words = hyp.split()
+        network = align(network, words) if network else [(None,) * k + (w,) for w in words]
+    return network
+
+
+def vote(network: list[Slot], weights: Sequence[float] | None = None) -> list[str]:
+    """Each slot's most voted word (the empty word None wins by leaving the slot out)."""
+    out = []
+    for slot in network:
+        votes: dict[str | None, float] = defaultdict(float)
+        first: dict[str | None, int] = {}
+        for s, word in enumerate(slot):
+            votes[word] += 1.0 if weights is None else weights[s]
+            first.setdefault(word, s)
+        best = max(votes, key=lambda w: (votes[w], -first[w]))
+        if best is not None:
+            out.append(best)
+    return out
+
+
+def combine(hypotheses: Sequence[str], weights: Sequence[float] | None = None) -> str:
+    """ROVER of one utterance's hypotheses, best system first: combine(["a b c", "a x c", "a x"]) == "a x c"."""
+    if weights is not None and len(weights) != len(hypotheses):
+        raise ValueError(f"{len(weights)} weights for {len(hypotheses)} hypotheses")
+    return " ".join(vote(word_network(hypotheses), weights))
+
+
+def combine_reports(directories: Sequence[str | Path], weights: Sequence[float] | None = None
+                    ) -> tuple[Report, list[str]]:
+    """ROVER of ``asr evaluate --report`` directories (best first) -> (combined report, notes).
+
+    Utterances missing from any report are left out and counted in the notes; all reports
+    must hold the same reference for an utterance (else they scored different test sets).
+    """
+    if len(directories) < 2:
+        raise ReportError("combining needs at least two reports")
+    if weights is not None and len(weights) != len(directories):
+        raise ReportError(f"{len(weights)} weights for {len(directories)} reports")
+    reports = [load_report(d) for d in directories]
+    by_id = [{u.id: u for u in r.utterances} for r in reports]
+    common = [u for u in reports[0].utterances if all(u.id in b for b in by_id[1:])]
+    notes = []
+    left_out = len({u.id for r in reports for u in r.utterances}) - len(common)
+    if left_out:
+        notes.append(f"{left_out} utterance(s) are not in every report and were left out")
+    for d, b in zip(directories[1:], by_id[1:]):
+        differs = [u.id for u in common if b[u.id].reference != u.reference]
+        if differs:
+            raise ReportError(f"{d}: {len(differs)} utterance(s) have another reference than in "
+                              f"{directories[0]} (e.g. {differs[0]}): not the same test set")
+    rows = [_Combined(u.id, u.speaker, u.reference, combine([b[u.id].hypothesis for b in by_id], weights),
+                      u.audio_filepath) for u in common]
+    meta = {"combined": [str(d) for d in directories], "method": "ROVER, frequency vote, ties to the first",
+            "weights": list(weights) if weights is not None else None,
+            "systems": [r.meta.get("model", "?") for r in reports],
+            "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
+    return build_report(rows, meta), notes
+
+
+@dataclass
+class _Combined:
+    id: str
+    speaker: str | None
+    reference: str
+    hypothesis: str
+    audio_filepath: str

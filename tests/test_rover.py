@@ -1,0 +1,91 @@
+"""ROVER: several systems' hypotheses aligned into one word network, then a vote per slot."""
+
+import json
+
+import pytest
+
+from asr.cli import main
+from asr.evaluate import UtteranceResult
+from asr.report import ReportError, build_report, write_report
+from asr.rover import combine, combine_reports, word_network
+
+
+def test_the_majority_corrects_each_systems_own_error():
+    # each system makes one different mistake; two of three are right in every slot
+    assert combine(["the cat sat down", "the bat sat down", "the cat sat"]) == "the cat sat down"
+    assert combine(["a b c", "a x c", "a x"]) == "a x c"
+
+
+def test_network_has_a_slot_per_aligned_word_and_empty_entries_for_gaps():
+    net = word_network(["the cat sat", "the cat sat down", "cat sat"])
+    assert net == [("the", "the", None), ("cat", "cat", "cat"), ("sat", "sat", "sat"), (None, "down", None)]
+
+
+def test_a_word_only_one_system_inserted_is_voted_out_but_kept_when_most_agree():
+    assert combine(["go home", "go home now", "go home"]) == "go home"
+    assert combine(["go home", "go home now", "go home now"]) == "go home now"
+
+
+def test_a_word_most_systems_deleted_is_dropped():
+    assert combine(["one two three", "one three", "one three"]) == "one three"
+
+
+def test_ties_go_to_the_system_listed_first():
+    assert combine(["red car", "blue car"]) == "red car"
+    assert combine(["blue car", "red car"]) == "blue car"
+
+
+def test_weights_let_a_better_system_outvote_two_others():
+    hyps = ["red car", "blue car", "blue car"]
+    assert combine(hyps) == "blue car"
+    assert combine(hyps, weights=[3, 1, 1]) == "red car"
+    with pytest.raises(ValueError, match="2 weights for 3 hypotheses"):
+        combine(hyps, weights=[1, 1])
+
+
+def test_empty_hypotheses_combine_to_what_the_others_agree_on():
+    assert combine(["", "yes", "yes"]) == "yes"
+    assert combine(["", "", "yes"]) == ""
+    assert combine(["", ""]) == ""
+
+
+def _report(tmp_path, name, pairs):
+    rows = [UtteranceResult(i, f"{i}.wav", ref, hyp, "spk") for i, ref, hyp in pairs]
+    return write_report(build_report(rows, {"model": name}), tmp_path / name)
+
+
+def test_combining_reports_scores_the_vote_over_the_utterances_all_reports_hold(tmp_path):
+    a = _report(tmp_path, "a", [("u1", "the cat sat", "the bat sat"), ("u2", "hello world", "hello word"),
+                                ("u3", "only here", "only here")])
+    b = _report(tmp_path, "b", [("u1", "the cat sat", "the cat sat"), ("u2", "hello world", "yellow world")])
+    c = _report(tmp_path, "c", [("u1", "the cat sat", "the cat mat"), ("u2", "hello world", "hello world")])
+    report, notes = combine_reports([a, b, c])
+    assert [(u.id, u.hypothesis) for u in report.utterances] == [("u1", "the cat sat"), ("u2", "hello world")]
+    assert report.summary()["word_errors"] == 0  # each system alone has 1 or 2 errors in these 5 words
+    assert notes == ["1 utterance(s) are not in every report and were left out"]
+    assert report.meta["systems"] == ["a", "b", "c"]
+
+
+def test_reports_of_different_test_sets_are_refused_by_name(tmp_path):
+    a = _report(tmp_path, "a", [("u1", "the cat sat", "the cat sat")])
+    b = _report(tmp_path, "b", [("u1", "a dog ran", "a dog ran")])
+    with pytest.raises(ReportError, match=r"b: 1 utterance\(s\) have another reference.*u1"):
+        combine_reports([a, b])
+    with pytest.raises(ReportError, match="at least two"):
+        combine_reports([a])
+
+
+def test_combine_command_writes_a_report_that_compare_can_read(tmp_path, capsys):
+    a = _report(tmp_path, "a", [("u1", "the cat sat down", "the bat sat down")])
+    b = _report(tmp_path, "b", [("u1", "the cat sat down", "the cat sat")])
+    c = _report(tmp_path, "c", [("u1", "the cat sat down", "the cat sat down")])
+    assert main(["combine", str(a), str(b), str(c), "-o", str(tmp_path / "rover")]) == 0
+    out = capsys.readouterr().out
+    assert "a: WER 25.00%" in out and "combined: WER 0.00% (0/4" in out
+    data = json.loads((tmp_path / "rover" / "results.json").read_text())
+    assert data["utterances"][0]["hypothesis"] == "the cat sat down"
+    assert main(["compare", str(a), str(tmp_path / "rover")]) == 0
+    assert main(["combine", str(a), str(b), "-o", str(tmp_path / "rover")]) == 2  # not empty, no --force
+    assert "not empty" in capsys.readouterr().err
+    assert main(["combine", str(a), str(tmp_path / "missing"), "-o", str(tmp_path / "r2")]) == 2
+    assert "missing: no results.json" in capsys.readouterr().err
