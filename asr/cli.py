@@ -96,6 +96,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "--lm ...), else greedy; beam: CTC beam search (see README, Decoding)")
         p.add_argument("--device", default="auto", help="cpu, cuda or auto")
 
+    def combine_args(p):
+        p.add_argument("--combine", nargs="+", metavar="MODEL", help="also run these model directories (each "
+                       "searching as its package says) and combine every system's words by ROVER, --model "
+                       "first (it wins ties; beam search options apply to it alone); see asr combine")
+
     def beam_args(p):
         g = p.add_argument_group("beam search (unset values come from MODEL/decoding.yaml when searching with "
                                  "an LM, else defaults)")
@@ -119,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("manifest")
     model_args(p)
     beam_args(p)
+    combine_args(p)
     p.add_argument("--json", action="store_true", help="end stdout with one JSON summary line")
     p.add_argument("--output", "-o", help="write per-utterance REF/HYP lines here instead of stdout")
     p.add_argument("--batch-seconds", type=float, default=300.0)
@@ -132,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "or - for a WAV on stdin; m4a/mp4/webm/... need ffmpeg")
     model_args(p)
     beam_args(p)
+    combine_args(p)
     p.add_argument("--format", default="txt", choices=["txt", "json", "srt", "vtt", "tsv", "all"],
                    help="txt: path<TAB>text (a line per segment in --output-dir); json: words, segments, times "
                    "and confidence; srt/vtt: subtitles; tsv: start/end ms + text; all: each (needs --output-dir)")

@@ -6,6 +6,7 @@ command, so a command loads only what it uses (torch alone costs seconds).
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from pathlib import Path
@@ -83,8 +84,16 @@ def cmd_evaluate(args) -> int:
             print_error(str(e))
             return 2
     utterances = read_manifest(args.manifest)
-    transcriber = _load_transcriber(args)  # LM/lexicon errors surface here, before any audio
-    result = evaluate(transcriber, utterances, batch_seconds=args.batch_seconds)
+    systems = _systems(args)  # LM/lexicon errors surface here, before any audio
+    results = [evaluate(t, utterances, batch_seconds=args.batch_seconds) for t in systems]
+    result, described = results[0], systems[0].decoder.describe()
+    if len(systems) > 1:
+        from asr.rover import combine_evaluations
+
+        for name, t, r in zip([args.model or "packaged default", *args.combine], systems, results):
+            print_error(f"{name}: WER {100 * r.wer:.2f}%  CER {100 * r.cer:.2f}% ({t.decoder.describe()})")
+        result = combine_evaluations(results)
+        described = f"ROVER of {len(systems)} systems (--model, then --combine in order)"
     for path, reason in result.skipped:
         print_error(f"skipped {path}: {reason}")
     lines = []
@@ -94,7 +103,7 @@ def cmd_evaluate(args) -> int:
         Path(args.output).write_text("\n".join(lines) + "\n", encoding="utf-8")
     elif not args.json:
         print("\n".join(lines))
-    s = {**result.summary(), "decoder": transcriber.decoder.describe()}
+    s = {**result.summary(), "decoder": described}
     print(f"WER {100 * s['wer']:.2f}% ({s['word_errors']}/{s['words']}: {s['substitutions']} sub, "
           f"{s['deletions']} del, {s['insertions']} ins)  CER {100 * s['cer']:.2f}%  "
           f"{s['utterances']} utterances, {s['audio_seconds']:.1f} s audio, RTF {s['rtf']}; {s['decoder']}")
@@ -105,8 +114,8 @@ def cmd_evaluate(args) -> int:
 
         from asr.report import build_report, write_report
 
-        meta = {"model": args.model or "packaged default", "manifest": args.manifest,
-                "decoder": transcriber.decoder.describe(),
+        meta = {"model": ", ".join([args.model or "packaged default", *(args.combine or [])]),
+                "manifest": args.manifest, "decoder": described,
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "skipped": result.skipped}
         write_report(build_report(result.utterances, meta), args.report, force=True)  # checked above
         print_error(f"report written to {args.report}/ (report.md, report.html, results.json)")
@@ -140,6 +149,17 @@ def _load_transcriber(args):
     return Transcriber(loaded, decoder, device=args.device)
 
 
+def _systems(args) -> list:
+    """--model's transcriber, then one per --combine model directory: each of those searches as
+    its own package says (its LM and decoding.yaml), with --decoder, --device and --decode-workers."""
+    systems = [_load_transcriber(args)]
+    for directory in args.combine or []:
+        own = argparse.Namespace(**{**vars(args), "model": directory, "lm": None, "lexicon": None, "hotwords": None,
+                                    **{n: None for n in _SEARCH_OPTIONS}})
+        systems.append(_load_transcriber(own))
+    return systems
+
+
 def cmd_transcribe(args) -> int:
     from asr.inputs import duration_of, expand_inputs, needs_ffmpeg
     from asr.writers import WRITERS, DirectoryOutput, OutputError, get_writer
@@ -166,8 +186,12 @@ def cmd_transcribe(args) -> int:
     if paths.count("-") > 1:
         print_error("-: stdin can be read only once")
         return 2
-    transcriber = _load_transcriber(args)
-    transcriber.batch_size = args.batch_size
+    if args.combine and "-" in paths:
+        print_error("-: stdin can be read only once, so not with --combine")
+        return 2
+    systems = _systems(args)  # every model loads (or fails) before any audio is read
+    for transcriber in systems:
+        transcriber.batch_size = args.batch_size
     bar = None
     if not args.quiet and sys.stderr.isatty():
         from tqdm import tqdm
@@ -175,11 +199,17 @@ def cmd_transcribe(args) -> int:
         # seconds of audio; unknown (stdin, ffmpeg) -> no total; unreadable files count 0
         seconds = [duration_of(p) for p in paths]
         total = None if any(p == "-" or needs_ffmpeg(p) for p in paths) else sum(s or 0 for s in seconds)
+        total = total * len(systems) if total else None
         bar = tqdm(total=round(total, 1) if total else None, unit="s", desc="audio", file=sys.stderr,
                    dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]"
                    if total else None)
     failed = len(input_errors)
-    for path, outcome in transcriber.transcribe_files(paths, progress=None if bar is None else bar.update):
+    progress = None if bar is None else bar.update
+    if len(systems) == 1:
+        outcomes = systems[0].transcribe_files(paths, progress=progress)  # each file as soon as it is done
+    else:
+        outcomes = _combined_outcomes(systems, paths, progress)
+    for path, outcome in outcomes:
         if isinstance(outcome, Exception):
             if bar is not None:
                 bar.write(f"asr: {outcome}", file=sys.stderr)
@@ -194,6 +224,17 @@ def cmd_transcribe(args) -> int:
     if failed:
         print_error(f"{failed} of {len(paths) + len(input_errors)} file(s) failed")
     return 1 if failed else 0
+
+
+def _combined_outcomes(systems, paths, progress):
+    """(path, ROVER of every system's Result, or the first system's AudioError) per path."""
+    from asr.rover import combine_results
+
+    runs = [list(t.transcribe_files(paths, progress=progress)) for t in systems]
+    for per_system in zip(*runs):
+        path = per_system[0][0]
+        errors = [o for _, o in per_system if isinstance(o, Exception)]
+        yield path, errors[0] if errors else combine_results([o for _, o in per_system])
 
 
 def cmd_lm_build(args) -> int:

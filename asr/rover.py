@@ -24,7 +24,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
+from asr.evaluate import Evaluation, UtteranceResult
+from asr.metrics import char_errors, word_errors
 from asr.report import Report, ReportError, build_report, load_report
+from asr.transcribe import Result, Segment, Word, split_at_pauses
 
 Slot = tuple  # one word (str) or None per system aligned so far
 
@@ -73,9 +76,11 @@ def word_network(hypotheses: Sequence[str]) -> list[Slot]:
     return network
 
 
-def vote(network: list[Slot], weights: Sequence[float] | None = None) -> list[str]:
-    """Each slot's most voted word (the empty word None wins by leaving the slot out)."""
+def vote_slots(network: list[Slot], weights: Sequence[float] | None = None) -> list[tuple[str, int, int]]:
+    """(winning word, first system that voted for it, the word's position in that system's
+    hypothesis) per slot that the empty word None did not win."""
     out = []
+    position = [0] * (len(network[0]) if network else 0)  # words of each system passed so far
     for slot in network:
         votes: dict[str | None, float] = defaultdict(float)
         first: dict[str | None, int] = {}
@@ -84,8 +89,15 @@ def vote(network: list[Slot], weights: Sequence[float] | None = None) -> list[st
             first.setdefault(word, s)
         best = max(votes, key=lambda w: (votes[w], -first[w]))
         if best is not None:
-            out.append(best)
+            out.append((best, first[best], position[first[best]]))
+        for s, word in enumerate(slot):
+            position[s] += word is not None
     return out
+
+
+def vote(network: list[Slot], weights: Sequence[float] | None = None) -> list[str]:
+    """Each slot's most voted word (the empty word None wins by leaving the slot out)."""
+    return [word for word, _, _ in vote_slots(network, weights)]
 
 
 def combine(hypotheses: Sequence[str], weights: Sequence[float] | None = None) -> str:
@@ -93,6 +105,55 @@ def combine(hypotheses: Sequence[str], weights: Sequence[float] | None = None) -
     if weights is not None and len(weights) != len(hypotheses):
         raise ValueError(f"{len(weights)} weights for {len(hypotheses)} hypotheses")
     return " ".join(vote(word_network(hypotheses), weights))
+
+
+def combine_results(results: Sequence[Result], weights: Sequence[float] | None = None,
+                    pause: float = 0.6, gap: float = 0.5) -> Result:
+    """ROVER of several systems' transcripts of one file, best system first, keeping word times.
+
+    As rover does with time-marked (CTM) input, the words are first cut into stretches at the
+    silences no system put a word in (gaps of more than ``gap`` seconds), and each stretch is
+    aligned and voted on its own: that keeps an hour-long file's alignment cheap, and words far
+    apart in time never share a slot. A winning word keeps the times and confidence it had in the
+    first system that voted for it. Without word times, whole transcripts are combined.
+    """
+    if not results:
+        raise ValueError("no results to combine")
+    if weights is not None and len(weights) != len(results):
+        raise ValueError(f"{len(weights)} weights for {len(results)} results")
+    first = results[0]
+    if any(len(r.words) != len(r.text.split()) for r in results):  # no usable times
+        text = combine([r.text for r in results], weights)
+        return Result(text, first.duration, [Segment(0.0, first.duration, text)] if text else [], [])
+    timed = sorted(((w.start, w.end, s, k) for s, r in enumerate(results) for k, w in enumerate(r.words)))
+    words: list[Word] = []
+    stretch: list[tuple] = []
+    end = -1.0
+    for item in timed + [(float("inf"), float("inf"), -1, -1)]:
+        if stretch and item[0] - end > gap:
+            per_system = [[results[s].words[k] for _, _, s2, k in stretch if s2 == s] for s in range(len(results))]
+            network = word_network([" ".join(w.word for w in ws) for ws in per_system])
+            words += [per_system[s][k] for _, s, k in vote_slots(network, weights)]
+            stretch, end = [], -1.0
+        stretch.append(item)
+        end = max(end, item[1])
+    text = " ".join(w.word for w in words)
+    scored = [w.confidence for w in words if w.confidence is not None]
+    return Result(text, first.duration, split_at_pauses(words, text, pause), words,
+                  round(sum(scored) / len(scored), 4) if scored else None)
+
+
+def combine_evaluations(evaluations: Sequence[Evaluation], weights: Sequence[float] | None = None) -> Evaluation:
+    """ROVER of several systems' evaluations of one manifest (best first), scored again.
+    Utterances that any system could not read are left out (and listed as skipped)."""
+    by_id = [{u.id: u for u in e.utterances} for e in evaluations]
+    rows = [UtteranceResult(u.id, u.audio_filepath, u.reference,
+                            combine([b[u.id].hypothesis for b in by_id], weights), u.speaker)
+            for u in evaluations[0].utterances if all(u.id in b for b in by_id[1:])]
+    skipped = list(dict.fromkeys(item for e in evaluations for item in e.skipped))
+    refs, hyps = [r.reference for r in rows], [r.hypothesis for r in rows]
+    return Evaluation(rows, word_errors(refs, hyps), char_errors(refs, hyps), evaluations[0].audio_seconds,
+                      sum(e.decode_seconds for e in evaluations), skipped)
 
 
 def combine_reports(directories: Sequence[str | Path], weights: Sequence[float] | None = None

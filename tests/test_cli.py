@@ -71,6 +71,36 @@ def test_transcribe_goes_on_after_a_bad_file_and_exits_non_zero(trained, tiny_co
     assert "2 of 4 file(s) failed" in err
 
 
+def test_combine_lets_the_majority_of_models_decide_in_evaluate_and_transcribe(trained, tiny_model_dir, tiny_corpus,
+                                                                              tmp_path, capsys):
+    # the trained model twice and an untrained one: every word the two copies agree on wins,
+    # so the combination must give exactly the trained model's transcripts and score
+    valid = str(tiny_corpus / "valid.jsonl")
+    assert main(["evaluate", valid, "--model", str(trained), "--json"]) == 0
+    alone = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert main(["evaluate", valid, "--model", str(tiny_model_dir), "--combine", str(trained), str(trained),
+                 "--json", "--report", str(tmp_path / "rep")]) == 0
+    out, err = capsys.readouterr()
+    combined = json.loads(out.strip().splitlines()[-1])
+    assert combined["wer"] == alone["wer"] and combined["decoder"].startswith("ROVER of 3 systems")
+    assert err.count(": WER ") == 3  # each system's own score
+    audio = [json.loads(line)["audio_filepath"] for line in (tiny_corpus / "valid.jsonl").read_text().splitlines()]
+    assert main(["transcribe", *audio, "--model", str(trained), "--format", "json", "-o", str(tmp_path / "a")]) == 0
+    assert main(["transcribe", *audio, "--model", str(tiny_model_dir), "--combine", str(trained), str(trained),
+                 "--format", "json", "-o", str(tmp_path / "c")]) == 0
+    assert main(["transcribe", *audio, "--model", str(tiny_model_dir), "--format", "json", "-o",
+                 str(tmp_path / "u")]) == 0
+    texts = {d: [json.loads(p.read_text())["text"] for p in sorted((tmp_path / d).iterdir())] for d in "acu"}
+    assert texts["u"] != texts["a"]  # the untrained model, listed first, would win every tie
+    for name in sorted(p.name for p in (tmp_path / "a").iterdir()):
+        a, c = (json.loads((tmp_path / d / name).read_text()) for d in ("a", "c"))
+        assert c["text"] == a["text"] and c["words"] == a["words"]  # with the trained model's times
+    assert main(["transcribe", "-", "--combine", str(trained)]) == 2
+    assert "not with --combine" in capsys.readouterr().err
+    assert main(["transcribe", audio[0], "--model", str(trained), "--combine", str(tmp_path / "nowhere")]) == 2
+    assert "nowhere" in capsys.readouterr().err
+
+
 def test_python_api_transcribes_paths_and_arrays(trained, tiny_corpus):
     import asr
 

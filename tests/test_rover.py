@@ -7,7 +7,8 @@ import pytest
 from asr.cli import main
 from asr.evaluate import UtteranceResult
 from asr.report import ReportError, build_report, write_report
-from asr.rover import combine, combine_reports, word_network
+from asr.rover import combine, combine_reports, combine_results, word_network
+from asr.transcribe import Result, Segment, Word
 
 
 def test_the_majority_corrects_each_systems_own_error():
@@ -89,3 +90,45 @@ def test_combine_command_writes_a_report_that_compare_can_read(tmp_path, capsys)
     assert "not empty" in capsys.readouterr().err
     assert main(["combine", str(a), str(tmp_path / "missing"), "-o", str(tmp_path / "r2")]) == 2
     assert "missing: no results.json" in capsys.readouterr().err
+
+
+def _result(*words):
+    """A Result from (word, start, end) triples."""
+    ws = [Word(w, s, e, 0.9) for w, s, e in words]
+    text = " ".join(w for w, _, _ in words)
+    return Result(text, 10.0, [Segment(ws[0].start, ws[-1].end, text)] if ws else [], ws, 0.9)
+
+
+def test_combined_transcript_keeps_the_times_of_the_first_system_that_voted_for_each_word():
+    a = _result(("the", 0.10, 0.20), ("bat", 0.30, 0.40), ("sat", 0.50, 0.60))
+    b = _result(("the", 0.12, 0.22), ("cat", 0.32, 0.42), ("sat", 0.52, 0.62))
+    c = _result(("a", 0.14, 0.24), ("cat", 0.34, 0.44), ("sat", 0.54, 0.64))
+    out = combine_results([a, b, c])
+    assert out.text == "the cat sat"
+    assert [(w.word, w.start, w.end) for w in out.words] == [("the", 0.10, 0.20), ("cat", 0.32, 0.42),
+                                                             ("sat", 0.50, 0.60)]
+    assert [(s.start, s.end, s.text) for s in out.segments] == [(0.10, 0.60, "the cat sat")]
+    assert out.duration == 10.0 and out.confidence == pytest.approx(0.9)
+
+
+def test_words_far_apart_in_time_never_share_a_slot():
+    # as plain text, "go" has two votes of three; in time, each "go" stands alone in its stretch
+    a, b, c = _result(("go", 0.0, 0.2)), _result(("go", 3.0, 3.2)), _result()
+    assert combine([a.text, b.text, c.text]) == "go"
+    assert combine_results([a, b, c]).text == ""
+
+
+def test_long_transcripts_are_cut_at_shared_silences_and_re_segmented_at_pauses():
+    phrase = lambda t0: [("one", t0, t0 + 0.2), ("two", t0 + 0.3, t0 + 0.5)]  # noqa: E731
+    a = _result(*phrase(0.0), *phrase(2.0), ("three", 2.6, 2.8))
+    b = _result(*phrase(0.0), *phrase(2.0))
+    out = combine_results([a, b, b])
+    assert out.text == "one two one two"
+    assert [s.text for s in out.segments] == ["one two", "one two"]
+
+
+def test_transcripts_without_word_times_are_combined_as_text():
+    untimed = Result("red car", 2.0)
+    out = combine_results([untimed, Result("blue car", 2.0), Result("blue car", 2.0)])
+    assert out.text == "blue car" and out.words == []
+    assert [(s.start, s.end) for s in out.segments] == [(0.0, 2.0)]
