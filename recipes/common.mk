@@ -15,6 +15,10 @@
 #   evaluate  -> $(MODEL_EXP)/SET.json (greedy) and $(MODEL_EXP)/SET_lm.json (beam search + LM) for each SET
 #                in $(EVAL_SETS) ($(DATA)/SET.jsonl), with SET_hyp.txt / SET_lm_hyp.txt (REF/HYP
 #                per utterance) and the logs
+#   combine   -> $(MODEL_EXP)/combined/SET.json per SET: ROVER of this run's model (with the LM) and
+#                the model directories in COMBINE (e.g. other runs packaged with their LMs by
+#                `asr export RUN/best PKG --lm LM`; one without a packaged LM decodes greedy), with
+#                SET_hyp.txt and an error report SET_report/
 #
 # Stages are files: each runs only when its inputs changed; delete an output to redo it.
 
@@ -23,7 +27,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
 
-.PHONY: all download prepare synth train finetune lm tune evaluate
+.PHONY: all download prepare synth train finetune lm tune evaluate combine
 
 synth: $(TRAIN_MANIFEST)
 
@@ -89,3 +93,12 @@ $(MODEL_EXP)/%.json: $(MODEL_EXP)/train.done
 	$(ASR) evaluate $(DATA)/$*.jsonl --model $(MODEL_EXP)/best --decoder greedy --json -o $(MODEL_EXP)/$*_hyp.txt \
 	  | tee $(MODEL_EXP)/$*.log
 	tail -n 1 $(MODEL_EXP)/$*.log > $@
+
+combine: $(foreach set,$(EVAL_SETS),$(MODEL_EXP)/combined/$(set).json)
+
+$(MODEL_EXP)/combined/%.json: $(MODEL_EXP)/best/decoding.yaml
+	@test -n "$(COMBINE)" || { echo "combine needs COMBINE=\"MODEL_DIR ...\" (other systems)" >&2; exit 1; }
+	mkdir -p $(@D)
+	$(ASR) evaluate $(DATA)/$*.jsonl --model $(MODEL_EXP)/best --lm $(LM) --combine $(COMBINE) --json \
+	  -o $(@D)/$*_hyp.txt --report $(@D)/$*_report --force | tee $(@D)/$*.log
+	tail -n 1 $(@D)/$*.log > $@

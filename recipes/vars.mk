@@ -44,3 +44,5 @@ FINETUNE_EPOCHS ?= 0
 FINETUNE_OVERRIDES ?= train.lr=3e-4 train.warmup_steps=50
 MODEL_EXP = $(if $(filter-out 0,$(FINETUNE_EPOCHS)),$(EXP)/finetune,$(EXP))
 TRAIN_MANIFEST = $(if $(filter-out 0,$(TTS_SENTENCES)),$(DATA)/train_tts$(TTS_SENTENCES).jsonl,$(DATA)/train.jsonl)
+# Model directories the `combine` stage votes with this run's model (ROVER), best first.
+COMBINE ?=

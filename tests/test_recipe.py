@@ -205,3 +205,11 @@ def test_without_fine_tuning_the_trained_model_itself_is_tuned_and_evaluated():
     plan = planned("evaluate", "FINETUNE_EPOCHS=3")
     assert "train.init_from=exp/small/best train.epochs=3" in plan
     assert "--model exp/small/finetune/best" in plan
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_the_combine_stage_votes_the_run_s_model_with_the_listed_systems():
+    plan = planned("combine", "COMBINE=exp/other/pkg exp/third/pkg")
+    line = plan[plan.index("evaluate data/test.jsonl --model exp/small/finetune/best --lm"):]
+    assert "--combine exp/other/pkg exp/third/pkg" in line.splitlines()[0]
+    assert "--report exp/small/finetune/combined/test_report" in line.splitlines()[0]
