@@ -363,9 +363,10 @@ def cmd_combine(args) -> int:
 
     try:
         check_report_dir(args.output, args.force)
-        combined, notes = combine_reports(args.reports, args.weights)
-        for d in args.reports:
-            s = load_report(d).summary()
+        reports = [load_report(d) for d in args.reports]
+        combined, notes = combine_reports(reports, args.reports, args.weights)
+        for d, report in zip(args.reports, reports):
+            s = report.summary()
             print(f"{d}: WER {100 * s['wer']:.2f}%  CER {100 * s['cer']:.2f}%")
         write_report(combined, args.output, force=True)
     except ReportError as e:

@@ -22,13 +22,11 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Sequence
 
 from asr.evaluate import Evaluation, UtteranceResult
 from asr.metrics import char_errors, word_errors
-from asr.report import Report, ReportError, build_report, load_report
+from asr.report import Report, ReportError, build_report
 from asr.transcribe import Result, Segment, Word, split_at_pauses
 
 Slot = tuple  # one word (str) or None per system aligned so far
@@ -145,55 +143,48 @@ def combine_results(results: Sequence[Result], weights: Sequence[float] | None =
                   round(sum(scored) / len(scored), 4) if scored else None)
 
 
+def _voted(utterances, by_id: list[dict], weights) -> list[UtteranceResult]:
+    """Each utterance (scored or not) with the ROVER of every system's hypothesis for its id."""
+    return [UtteranceResult(u.id, u.audio_filepath, u.reference,
+                            combine([b[u.id].hypothesis for b in by_id], weights), u.speaker) for u in utterances]
+
+
 def combine_evaluations(evaluations: Sequence[Evaluation], weights: Sequence[float] | None = None) -> Evaluation:
     """ROVER of several systems' evaluations of one manifest (best first), scored again.
     Utterances that any system could not read are left out (and listed as skipped)."""
     by_id = [{u.id: u for u in e.utterances} for e in evaluations]
-    rows = [UtteranceResult(u.id, u.audio_filepath, u.reference,
-                            combine([b[u.id].hypothesis for b in by_id], weights), u.speaker)
-            for u in evaluations[0].utterances if all(u.id in b for b in by_id[1:])]
+    rows = _voted([u for u in evaluations[0].utterances if all(u.id in b for b in by_id[1:])], by_id, weights)
     skipped = list(dict.fromkeys(item for e in evaluations for item in e.skipped))
     refs, hyps = [r.reference for r in rows], [r.hypothesis for r in rows]
     return Evaluation(rows, word_errors(refs, hyps), char_errors(refs, hyps), evaluations[0].audio_seconds,
                       sum(e.decode_seconds for e in evaluations), skipped)
 
 
-def combine_reports(directories: Sequence[str | Path], weights: Sequence[float] | None = None
+def combine_reports(reports: Sequence[Report], names: Sequence[str], weights: Sequence[float] | None = None
                     ) -> tuple[Report, list[str]]:
-    """ROVER of ``asr evaluate --report`` directories (best first) -> (combined report, notes).
+    """ROVER of ``asr evaluate --report`` reports (``load_report``; best first), named in errors
+    by ``names`` (their directories) -> (combined report, notes).
 
     Utterances missing from any report are left out and counted in the notes; all reports
     must hold the same reference for an utterance (else they scored different test sets).
     """
-    if len(directories) < 2:
+    if len(reports) < 2:
         raise ReportError("combining needs at least two reports")
-    if weights is not None and len(weights) != len(directories):
-        raise ReportError(f"{len(weights)} weights for {len(directories)} reports")
-    reports = [load_report(d) for d in directories]
+    if weights is not None and len(weights) != len(reports):
+        raise ReportError(f"{len(weights)} weights for {len(reports)} reports")
     by_id = [{u.id: u for u in r.utterances} for r in reports]
     common = [u for u in reports[0].utterances if all(u.id in b for b in by_id[1:])]
     notes = []
     left_out = len({u.id for r in reports for u in r.utterances}) - len(common)
     if left_out:
         notes.append(f"{left_out} utterance(s) are not in every report and were left out")
-    for d, b in zip(directories[1:], by_id[1:]):
+    for name, b in zip(names[1:], by_id[1:]):
         differs = [u.id for u in common if b[u.id].reference != u.reference]
         if differs:
-            raise ReportError(f"{d}: {len(differs)} utterance(s) have another reference than in "
-                              f"{directories[0]} (e.g. {differs[0]}): not the same test set")
-    rows = [_Combined(u.id, u.speaker, u.reference, combine([b[u.id].hypothesis for b in by_id], weights),
-                      u.audio_filepath) for u in common]
-    meta = {"combined": [str(d) for d in directories], "method": "ROVER, frequency vote, ties to the first",
+            raise ReportError(f"{name}: {len(differs)} utterance(s) have another reference than in "
+                              f"{names[0]} (e.g. {differs[0]}): not the same test set")
+    meta = {"combined": [str(n) for n in names], "method": "ROVER, frequency vote, ties to the first",
             "weights": list(weights) if weights is not None else None,
             "systems": [r.meta.get("model", "?") for r in reports],
             "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}
-    return build_report(rows, meta), notes
-
-
-@dataclass
-class _Combined:
-    id: str
-    speaker: str | None
-    reference: str
-    hypothesis: str
-    audio_filepath: str
+    return build_report(_voted(common, by_id, weights), meta), notes

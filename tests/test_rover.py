@@ -6,7 +6,7 @@ import pytest
 
 from asr.cli import main
 from asr.evaluate import UtteranceResult
-from asr.report import ReportError, build_report, write_report
+from asr.report import ReportError, build_report, load_report, write_report
 from asr.rover import combine, combine_reports, combine_results, word_network
 from asr.transcribe import Result, Segment, Word
 
@@ -60,7 +60,7 @@ def test_combining_reports_scores_the_vote_over_the_utterances_all_reports_hold(
                                 ("u3", "only here", "only here")])
     b = _report(tmp_path, "b", [("u1", "the cat sat", "the cat sat"), ("u2", "hello world", "yellow world")])
     c = _report(tmp_path, "c", [("u1", "the cat sat", "the cat mat"), ("u2", "hello world", "hello world")])
-    report, notes = combine_reports([a, b, c])
+    report, notes = combine_reports([load_report(d) for d in (a, b, c)], [a, b, c])
     assert [(u.id, u.hypothesis) for u in report.utterances] == [("u1", "the cat sat"), ("u2", "hello world")]
     assert report.summary()["word_errors"] == 0  # each system alone has 1 or 2 errors in these 5 words
     assert notes == ["1 utterance(s) are not in every report and were left out"]
@@ -71,9 +71,9 @@ def test_reports_of_different_test_sets_are_refused_by_name(tmp_path):
     a = _report(tmp_path, "a", [("u1", "the cat sat", "the cat sat")])
     b = _report(tmp_path, "b", [("u1", "a dog ran", "a dog ran")])
     with pytest.raises(ReportError, match=r"b: 1 utterance\(s\) have another reference.*u1"):
-        combine_reports([a, b])
+        combine_reports([load_report(a), load_report(b)], [a, b])
     with pytest.raises(ReportError, match="at least two"):
-        combine_reports([a])
+        combine_reports([load_report(a)], [a])
 
 
 def test_combine_command_writes_a_report_that_compare_can_read(tmp_path, capsys):
