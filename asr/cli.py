@@ -1,6 +1,6 @@
 """The ``asr`` command: its arguments (argparse), and one-line errors for what a user can get wrong.
 
-The subcommands themselves are in asr/commands.py."""
+The subcommands themselves are in asr/commands.py (``asr lm ...`` in asr/lm_commands.py)."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import argparse
 import os
 import sys
 
-from asr.commands import (cmd_combine, cmd_compare, cmd_diagram, cmd_download, cmd_evaluate, cmd_export, cmd_lm_build,
-                          cmd_lm_mix, cmd_lm_perplexity, cmd_lm_tune, cmd_plot, cmd_prepare, cmd_synthesize,
-                          cmd_train, cmd_transcribe, print_error)
+from asr.commands import (cmd_combine, cmd_compare, cmd_diagram, cmd_download, cmd_evaluate, cmd_export, cmd_plot,
+                          cmd_prepare, cmd_synthesize, cmd_train, cmd_transcribe, print_error)
+from asr.lm_commands import cmd_lm_build, cmd_lm_mix, cmd_lm_perplexity, cmd_lm_tune
 
 
 def _floats(text: str) -> list[float]:

@@ -60,14 +60,3 @@ class GreedyDecoder(Decoder):
             results.append(Hypothesis(self.tokenizer.decode(tokens), tuple(tokens), tuple(frames),
                                       float(best[b, :n].sum())))
         return results
-
-
-def make_decoder(name: str, tokenizer: Tokenizer, **options) -> Decoder:
-    """``greedy`` or ``beam`` (options: see ``BeamSearchDecoder``)."""
-    if name == "greedy":
-        return GreedyDecoder(tokenizer, **options)
-    if name == "beam":
-        from asr.beam_search import BeamSearchDecoder  # flashlight loads only when asked for
-
-        return BeamSearchDecoder(tokenizer, **options)
-    raise ValueError(f"unknown decoder {name!r}; available: greedy, beam")

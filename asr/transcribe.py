@@ -22,7 +22,7 @@ import torch
 
 from asr.alignment import align_words
 from asr.audio import AudioError, load_audio, prepare_array
-from asr.decoding import Decoder, Hypothesis, make_decoder
+from asr.decoding import Decoder, GreedyDecoder, Hypothesis
 from asr.inputs import stream_audio
 from asr.model import resolve_device
 from asr.model_dir import LoadedModel, load_model_dir
@@ -68,6 +68,17 @@ def words_from_hypothesis(hyp: Hypothesis, tokenizer, frame_shift: float) -> lis
         first = frame if first is None else first
         last = frame
     return words
+
+
+def make_decoder(name: str, tokenizer, **options) -> Decoder:
+    """``greedy`` or ``beam`` (options: see ``BeamSearchDecoder``)."""
+    if name == "greedy":
+        return GreedyDecoder(tokenizer, **options)
+    if name == "beam":
+        from asr.beam_search import BeamSearchDecoder  # flashlight loads only when asked for
+
+        return BeamSearchDecoder(tokenizer, **options)
+    raise ValueError(f"unknown decoder {name!r}; available: greedy, beam")
 
 
 class Transcriber:

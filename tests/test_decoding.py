@@ -7,11 +7,12 @@ import torch
 
 from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
 from asr.decoding_config import DECODING_FILE, read_decoding_defaults, resolve_options, write_decoding_defaults
-from asr.decoding import GreedyDecoder, make_decoder
+from asr.decoding import GreedyDecoder
 from asr.hotwords import PhraseMatcher, parse_hotwords
 from asr.lexicon import LexiconError, read_lexicon
 from asr.lm import LMError, build_lm
 from asr.text import CharTokenizer
+from asr.transcribe import make_decoder
 from conftest import ctc_log_probs, spelled_frames
 
 TOKENIZER = CharTokenizer.build(["the cat sat on a mat with zebra dogs quiz"])

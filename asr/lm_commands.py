@@ -1,0 +1,73 @@
+"""What each ``asr lm`` subcommand does: build, mix, score and tune word LMs (thin wrappers, as
+in asr/commands.py, importing the library inside each command)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from asr.commands import print_error
+
+
+def cmd_lm_build(args) -> int:
+    from asr.lm import KENLM_MAX_ORDER, build_lm, inspect_lm
+
+    if args.order > KENLM_MAX_ORDER:
+        print_error(f"warning: beam search loads LMs up to order {KENLM_MAX_ORDER} (flashlight-text's KenLM)")
+    path, tool = build_lm(args.texts, args.output, order=args.order, unit=args.unit)
+    info = inspect_lm(path)
+    counts = ", ".join(f"{n}-grams {c}" for n, c in enumerate(info.counts, 1))
+    print(f"{path}: {info.order}-gram {args.unit} LM ({tool}): {counts}")
+    return 0
+
+
+def cmd_lm_mix(args) -> int:
+    from asr.lm_mix import mix_files
+
+    weights = args.weights or None
+    path, used = mix_files(args.lms, args.output, weights=weights, dev=args.dev or ())
+    how = "fitted on " + ", ".join(args.dev) if args.dev and not weights else "given" if weights else "equal"
+    print(f"{path}: weights {', '.join(f'{w:.3f}' for w in used)} ({how})")
+    return 0
+
+
+def cmd_lm_perplexity(args) -> int:
+    from asr.lm import read_sentences
+    from asr.lm_mix import load_arpa, perplexity
+
+    sentences = list(read_sentences(args.texts))
+    for lm in args.lms:
+        ppl, scored, oov = perplexity(load_arpa(lm), sentences)
+        print(f"{lm}: perplexity {ppl:.1f} on {scored} tokens ({len(sentences)} sentences), "
+              f"{oov} OOV ({100 * oov / (scored + oov):.2f}%)")
+    return 0
+
+
+def cmd_lm_tune(args) -> int:
+    from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
+    from asr.data import read_manifest
+    from asr.transcribe import load_model
+    from asr.tuning import store, tune
+
+    if Path(args.manifest).stem.startswith("test"):
+        print_error(f"warning: {args.manifest} looks like a test split; tune on a dev split, or its WER means little")
+    utterances = read_manifest(args.manifest)
+    transcriber = load_model(args.model, decoder="greedy", device=args.device)
+    given = {"beam_size": args.beam_size, "beam_size_token": args.beam_size_token,
+             "beam_threshold": args.beam_threshold}  # None: not given, BeamSearchOptions' default
+    decoder = BeamSearchDecoder(transcriber.tokenizer, lm=args.lm, lexicon=args.lexicon,
+                                options=BeamSearchOptions(**{k: v for k, v in given.items() if v is not None}),
+                                workers=args.decode_workers)
+    for note in decoder.notes:
+        print_error(note)
+    result = tune(transcriber, decoder, utterances, args.lm_weights, args.word_scores, args.blank_penalties,
+                  batch_seconds=args.batch_seconds,
+                  progress=lambda w, s, b, wer: print_error(f"lm_weight {w:g} word_score {s:g} blank_penalty {b:g}: "
+                                                     f"WER {100 * wer:.2f}%"))
+    for path, reason in result.skipped:
+        print_error(f"skipped {path}: {reason}")
+    print(f"best: lm_weight {result.lm_weight:g} word_score {result.word_score:g} blank_penalty "
+          f"{result.blank_penalty:g}: WER {100 * result.wer:.2f}% "
+          f"(greedy {100 * result.greedy_wer:.2f}%) on {result.utterances} utterances, {result.seconds:.0f} s")
+    if not args.dry_run:
+        print(f"stored in {store(args.model, result, decoder, args.lm, args.lexicon, args.manifest)}")
+    return 0
