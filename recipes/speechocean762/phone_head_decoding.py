@@ -10,7 +10,8 @@ weights, kept in last/train_state.pt):
    hypothesis also gets the phone head's CTC log-likelihood of its pronunciation, times lambda.
 
     python recipes/speechocean762/phone_head_decoding.py exp/so762_P_phonectc_ftP \\
-        data/so762/valid.jsonl --lm exp/lm_mix/mix_4gram.arpa --lm-weight 2 --word-score 0
+        data/so762/valid.jsonl --lm exp/lm_mix/mix_4gram.arpa --lm-weight 2 --word-score 0 \\
+        --blank-penalty 2
 
 Scores on valid only: these choose whether to build anything, so dev stays unseen.
 """
@@ -121,6 +122,7 @@ def main() -> None:
     p.add_argument("--word-scores", type=floats, default="0,2,4")
     p.add_argument("--lm-weight", type=float, default=2.0, help="the character search's, for the n-best")
     p.add_argument("--word-score", type=float, default=0.0)
+    p.add_argument("--blank-penalty", type=float, default=0.0, help="the subword/character search's")
     p.add_argument("--nbest", type=int, default=32)
     p.add_argument("--lambdas", type=floats, default="0,0.2,0.5,1,1.5")
     args = p.parse_args()
@@ -129,7 +131,8 @@ def main() -> None:
     tokenizer, rows = outputs(args.run, args.manifest, args.phone_layer)
     phone_lexicon_search(rows, lexicon, args.lm, args.lm_weights, args.word_scores, args.beam_size)
     rescore(rows, tokenizer, lexicon, args.lm, BeamSearchOptions(
-        beam_size=args.beam_size, lm_weight=args.lm_weight, word_score=args.word_score, nbest=args.nbest),
+        beam_size=args.beam_size, lm_weight=args.lm_weight, word_score=args.word_score, nbest=args.nbest,
+        blank_penalty=args.blank_penalty),
         args.lambdas)
 
 
