@@ -13,8 +13,14 @@ def imports(module: Path) -> set[str]:
     """The asr modules a module imports, deferred (in-function) imports included."""
     found = set()
     for node in ast.walk(ast.parse(module.read_text(encoding="utf-8"))):
-        names = [node.module] if isinstance(node, ast.ImportFrom) and node.module else \
-            [a.name for a in node.names] if isinstance(node, ast.Import) else []
+        if isinstance(node, ast.Import):
+            names = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module == "asr":  # from asr import data
+            names = [f"asr.{a.name}" for a in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module:
+            names = [node.module]
+        else:
+            continue
         found |= {n.split(".")[1] for n in names if n.startswith("asr.")}
     return found
 
