@@ -19,6 +19,8 @@
 #                the model directories in COMBINE (e.g. other runs packaged with their LMs by
 #                `asr export RUN/best PKG --lm LM`; one without a packaged LM decodes greedy), with
 #                SET_hyp.txt and an error report SET_report/
+#   seeds     -> $(EXP)/seedS/package for each S in SEEDS: the whole recipe again (train, finetune,
+#                tune, with this run's LM) with train.seed=S, packaged with the LM; `combine` adds them
 #
 # Stages are files: each runs only when its inputs changed; delete an output to redo it.
 
@@ -27,7 +29,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
 
-.PHONY: all download prepare synth train finetune lm tune evaluate combine
+.PHONY: all download prepare synth train finetune lm tune evaluate combine seeds
 
 synth: $(TRAIN_MANIFEST)
 
@@ -96,9 +98,21 @@ $(MODEL_EXP)/%.json: $(MODEL_EXP)/train.done
 
 combine: $(foreach set,$(EVAL_SETS),$(MODEL_EXP)/combined/$(set).json)
 
-$(MODEL_EXP)/combined/%.json: $(MODEL_EXP)/best/decoding.yaml
-	@test -n "$(COMBINE)" || { echo "combine needs COMBINE=\"MODEL_DIR ...\" (other systems)" >&2; exit 1; }
+SEED_PACKAGES = $(foreach s,$(SEEDS),$(EXP)/seed$(s)/package)
+
+$(MODEL_EXP)/combined/%.json: $(MODEL_EXP)/best/decoding.yaml $(addsuffix /model.safetensors,$(SEED_PACKAGES))
+	@test -n "$(strip $(COMBINE) $(SEEDS))" || { echo "combine needs COMBINE=\"MODEL_DIR ...\" (other systems) or SEEDS=\"S ...\"" >&2; exit 1; }
 	mkdir -p $(@D)
-	$(ASR) evaluate $(DATA)/$*.jsonl --model $(MODEL_EXP)/best --lm $(LM) --combine $(COMBINE) --json \
+	$(ASR) evaluate $(DATA)/$*.jsonl --model $(MODEL_EXP)/best --lm $(LM) --combine $(strip $(COMBINE) $(SEED_PACKAGES)) --json \
 	  -o $(@D)/$*_hyp.txt --report $(@D)/$*_report --force | tee $(@D)/$*.log
 	tail -n 1 $(@D)/$*.log > $@
+
+seeds: $(addsuffix /model.safetensors,$(SEED_PACKAGES))
+
+# One seed's run is this recipe run again by make itself, in its own EXP, with the seed added to the
+# overrides and this run's LM (so every seed is tuned and packaged with the same one). The package
+# is written aside and moved into place, so a failed export leaves no half package behind.
+$(EXP)/seed%/package/model.safetensors: $(LM)
+	$(MAKE) tune EXP=$(EXP)/seed$* LM=$(LM) SEEDS= EXTRA_OVERRIDES="$(strip $(EXTRA_OVERRIDES) train.seed=$*)"
+	rm -rf $(@D).tmp && $(ASR) export $(call model_exp,$(EXP)/seed$*)/best $(@D).tmp --half --lm $(LM) \
+	  && rm -rf $(@D) && mv $(@D).tmp $(@D)

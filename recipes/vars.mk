@@ -42,7 +42,12 @@ TTS_OPTIONS ?=
 # $(EXP)/best into $(EXP)/finetune, which is then the model tuned, evaluated and packaged.
 FINETUNE_EPOCHS ?= 0
 FINETUNE_OVERRIDES ?= train.lr=3e-4 train.warmup_steps=50
-MODEL_EXP = $(if $(filter-out 0,$(FINETUNE_EPOCHS)),$(EXP)/finetune,$(EXP))
+# $(call model_exp,RUN_DIR): the model a run tunes, evaluates and packages (its fine-tuned one, if any).
+model_exp = $(if $(filter-out 0,$(FINETUNE_EPOCHS)),$(1)/finetune,$(1))
+MODEL_EXP = $(call model_exp,$(EXP))
 TRAIN_MANIFEST = $(if $(filter-out 0,$(TTS_SENTENCES)),$(DATA)/train_tts$(TTS_SENTENCES).jsonl,$(DATA)/train.jsonl)
 # Model directories the `combine` stage votes with this run's model (ROVER), best first.
 COMBINE ?=
+# Other random seeds for the same recipe (SEEDS="7 42"): the `seeds` stage trains, tunes and
+# packages each into $(EXP)/seedS/package, and `combine` votes them too.
+SEEDS ?=

@@ -213,3 +213,28 @@ def test_the_combine_stage_votes_the_run_s_model_with_the_listed_systems():
     line = plan[plan.index("evaluate data/test.jsonl --model exp/small/finetune/best --lm"):]
     assert "--combine exp/other/pkg exp/third/pkg" in line.splitlines()[0]
     assert "--report exp/small/finetune/combined/test_report" in line.splitlines()[0]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_seeds_rerun_the_whole_recipe_per_seed_with_this_run_s_lm_and_combine_votes_them():
+    plan = planned("combine", "SEEDS=7 42")
+    for seed in ("7", "42"):
+        run = f"exp/small/seed{seed}"
+        assert f'tune EXP={run} LM=exp/small/lm/words_4gram.arpa SEEDS= EXTRA_OVERRIDES="train.seed={seed}"' in plan
+        trains = [line for line in plan.splitlines() if f"train.output_dir={run}" in line]
+        assert len(trains) == 2 and all(f"train.seed={seed}" in line for line in trains)  # train + finetune
+        assert f"lm tune data/valid.jsonl --model {run}/finetune/best --lm exp/small/lm/words_4gram.arpa" in plan
+        assert f"export {run}/finetune/best {run}/package.tmp --half --lm exp/small/lm/words_4gram.arpa" in plan
+    line = plan[plan.index("evaluate data/test.jsonl --model exp/small/finetune/best --lm"):].splitlines()[0]
+    assert "--combine exp/small/seed7/package exp/small/seed42/package" in line
+    assert "train.seed" not in planned("combine", "COMBINE=exp/other/pkg")
+
+
+def test_combine_without_systems_or_seeds_says_what_it_needs(tmp_path):
+    exp = tmp_path / "exp"
+    (exp / "finetune" / "best").mkdir(parents=True)
+    (exp / "finetune" / "best" / "decoding.yaml").write_text("lm_weight: 1\n")
+    done = subprocess.run(["make", "-C", str(REPO_ROOT / "recipes/speechocean762"), "combine", f"EXP={exp}",
+                           f"DATA={tmp_path / 'data'}", "-o", str(exp / "finetune" / "best" / "decoding.yaml")],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "combine needs COMBINE" in done.stderr and "SEEDS" in done.stderr
