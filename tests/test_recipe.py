@@ -230,6 +230,7 @@ def test_seeds_rerun_the_whole_recipe_per_seed_with_this_run_s_lm_and_combine_vo
     assert "train.seed" not in planned("combine", "COMBINE=exp/other/pkg")
 
 
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_combine_without_systems_or_seeds_says_what_it_needs(tmp_path):
     exp = tmp_path / "exp"
     (exp / "finetune" / "best").mkdir(parents=True)
