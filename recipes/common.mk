@@ -99,15 +99,17 @@ $(MODEL_EXP)/%.json: $(MODEL_EXP)/train.done
 combine: $(foreach set,$(EVAL_SETS),$(MODEL_EXP)/combined/$(set).json)
 
 SEED_PACKAGES = $(foreach s,$(SEEDS),$(EXP)/seed$(s)/package)
+# A package appears whole (it is moved into place), so one of its files stands for it.
+SEED_MODELS = $(addsuffix /model.safetensors,$(SEED_PACKAGES))
 
-$(MODEL_EXP)/combined/%.json: $(MODEL_EXP)/best/decoding.yaml $(addsuffix /model.safetensors,$(SEED_PACKAGES))
+$(MODEL_EXP)/combined/%.json: $(MODEL_EXP)/best/decoding.yaml $(SEED_MODELS)
 	@test -n "$(strip $(COMBINE) $(SEEDS))" || { echo "combine needs COMBINE=\"MODEL_DIR ...\" (other systems) or SEEDS=\"S ...\"" >&2; exit 1; }
 	mkdir -p $(@D)
 	$(ASR) evaluate $(DATA)/$*.jsonl --model $(MODEL_EXP)/best --lm $(LM) --combine $(strip $(COMBINE) $(SEED_PACKAGES)) --json \
 	  -o $(@D)/$*_hyp.txt --report $(@D)/$*_report --force | tee $(@D)/$*.log
 	tail -n 1 $(@D)/$*.log > $@
 
-seeds: $(addsuffix /model.safetensors,$(SEED_PACKAGES))
+seeds: $(SEED_MODELS)
 
 # One seed's run is this recipe run again by make itself, in its own EXP, with the seed added to the
 # overrides and this run's LM (so every seed is tuned and packaged with the same one). The package
