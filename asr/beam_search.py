@@ -5,8 +5,9 @@ Which search runs follows from the files given:
 - a lexicon (``--lexicon FILE``): lexicon-constrained search, every word from the lexicon;
 - a word LM in ARPA format and no lexicon: lexicon-constrained search over the LM's words
   (a word LM in lexicon-free search scores characters as if they were words, and fails badly);
-- a character LM (every unit a token of the tokenizer; character models only), or
-  ``lexicon="none"``: lexicon-free;
+- an LM over the model's own tokens (``asr lm build --unit token --tokenizer MODEL``; for a
+  character model a character LM is one), or ``lexicon="none"``: lexicon-free, so words
+  outside any word list can be written;
 - neither: lexicon-free prefix beam search without an LM.
 
 KenLM binary files carry no readable word list, so a binary word LM needs ``--lexicon``.
@@ -112,10 +113,10 @@ class SearchSpace:
             lex = report.lexicon
             if report.skipped:
                 notes.append(report.summary(str(lexicon)))
-        elif info is not None and not lexicon_free and not info.is_char_lm:
+        elif info is not None and not lexicon_free and not (info.is_char_lm or info.is_token_lm(tokenizer)):
             if info.binary:
                 raise LMError(f"{info.path}: a binary KenLM file has no readable word list; give --lexicon "
-                              "(or --lexicon none for a character LM)")
+                              "(or --lexicon none for an LM over the model's tokens)")
             report = lexicon_from_words(info.words, tokenizer)
             lex = report.lexicon
             if report.skipped:
@@ -133,9 +134,10 @@ class SearchSpace:
         else:
             words = None
             lm_words = Dictionary([*tokenizer.tokens, UNK])
-            if info is not None and tokenizer.kind != "char":  # no tool here builds an LM over pieces
-                raise LMError(f"{info.path}: lexicon-free search scores the model's tokens with the LM, and "
-                              f"this model's tokens are {tokenizer.kind} pieces: give a word LM and a lexicon")
+            if info is not None and not info.binary and not info.is_token_lm(tokenizer) and tokenizer.kind != "char":
+                raise LMError(f"{info.path}: lexicon-free search scores the model's tokens with the LM, and its "
+                              f"units are not this model's {tokenizer.kind} pieces: build one with `asr lm build "
+                              "--unit token --tokenizer MODEL`, or give a word LM and a lexicon")
         kenlm = None
         if info is not None:
             if info.order and info.order > KENLM_MAX_ORDER:

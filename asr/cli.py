@@ -156,8 +156,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("texts", nargs="+", metavar="TEXT", help="text files (a sentence a line) or .jsonl manifests")
     b.add_argument("--output", "-o", required=True, metavar="LM.arpa")
     b.add_argument("--order", type=int, default=3)
-    b.add_argument("--unit", default="word", choices=["word", "char"],
-                   help="char: a character LM for lexicon-free search (use a higher --order, e.g. 6)")
+    b.add_argument("--unit", default="word", choices=["word", "char", "token"],
+                   help="word: for a lexicon; char or token: units of the model itself, for lexicon-free search "
+                   "(use a higher --order, e.g. 6)")
+    b.add_argument("--tokenizer", metavar="MODEL", help="with --unit token: the model directory (or its "
+                   "tokenizer.json) whose tokens the LM predicts")
     b.set_defaults(func=cmd_lm_build)
     m = lsub.add_parser("mix", help="linear interpolation of ARPA LMs, weights given or fitted on dev text "
                         "(lowest perplexity)")
@@ -167,10 +170,13 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--weights", type=_floats, help="comma-separated, one per LM, summing to 1")
     g.add_argument("--dev", nargs="+", metavar="TEXT", help="fit the weights on these texts or manifests "
                    "(a dev split, never the test split)")
+    m.add_argument("--tokenizer", metavar="MODEL", help="token LMs: the dev texts are spelled in this model's "
+                   "tokens (its directory or tokenizer.json)")
     m.set_defaults(func=cmd_lm_mix)
     pp = lsub.add_parser("perplexity", help="perplexity and OOV rate of word ARPA LMs on texts or manifests")
     pp.add_argument("lms", nargs="+", metavar="LM.arpa")
     pp.add_argument("--texts", nargs="+", required=True, metavar="TEXT")
+    pp.add_argument("--tokenizer", metavar="MODEL", help="token LMs: spell the texts in this model's tokens")
     pp.set_defaults(func=cmd_lm_perplexity)
     t = lsub.add_parser("tune", help="grid-search LM weight, word score and blank penalty on a dev manifest; "
                         "store the best in MODEL/decoding.yaml")

@@ -7,8 +7,11 @@ three discounts per order from count-of-counts, interpolation down to a uniform 
 and backoff weights equal to the interpolation weights, so that the ARPA file gives exactly the
 interpolated probabilities. Probabilities in ARPA files are log10.
 
-A word LM has words as its units; a character LM (``unit="char"``) has the tokenizer's
-characters, with ``|`` between words, for lexicon-free beam search.
+A word LM has words as its units, for lexicon-constrained beam search. For lexicon-free search
+the LM's units are the model's own: a character LM (``unit="char"``) has characters with ``|``
+between words, and a token LM (``unit="token"``, given the model's tokenizer) has whatever the
+tokenizer spells words with (characters or subword pieces, NeMo's "token-level n-gram"), so a
+subword model can write words no lexicon lists.
 """
 
 from __future__ import annotations
@@ -23,12 +26,16 @@ import tempfile
 from collections import Counter, defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import TYPE_CHECKING, Iterable, Iterator
 
 from asr.text import WORD_SEP, normalize_text
 
+if TYPE_CHECKING:
+    from asr.tokenizers import Tokenizer
+
 BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 SPECIAL = (BOS, EOS, UNK)
+UNITS = ("word", "char", "token")
 KENLM_BINARY_MAGIC = b"mmap lm "
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # lmplz --discount_fallback's values
 KENLM_MAX_ORDER = 6  # what the KenLM inside flashlight-text's wheels was compiled for
@@ -38,10 +45,15 @@ class LMError(ValueError):
     pass
 
 
-def read_sentences(paths: Iterable[str | Path], unit: str = "word") -> Iterator[list[str]]:
-    """Normalized sentences from text files (one per line) or manifests (``.jsonl``: ``text``)."""
-    if unit not in ("word", "char"):
-        raise LMError(f"unknown LM unit {unit!r}; use word or char")
+def read_sentences(paths: Iterable[str | Path], unit: str = "word", tokenizer: "Tokenizer | None" = None,
+                   skipped: list[str] | None = None) -> Iterator[list[str]]:
+    """Normalized sentences from text files (one per line) or manifests (``.jsonl``: ``text``), as
+    words, characters or ``tokenizer``'s tokens. With tokens, a sentence the tokenizer cannot
+    spell is left out and its ``file:line`` appended to ``skipped``."""
+    if unit not in UNITS:
+        raise LMError(f"unknown LM unit {unit!r}; use {', '.join(UNITS)}")
+    if unit == "token" and tokenizer is None:
+        raise LMError("a token LM is built with the model's tokenizer: give one (asr lm build --tokenizer MODEL)")
     for path in paths:
         path = Path(path)
         if not path.is_file():
@@ -56,7 +68,15 @@ def read_sentences(paths: Iterable[str | Path], unit: str = "word") -> Iterator[
                     except (json.JSONDecodeError, KeyError, TypeError):
                         raise LMError(f"{path}:{lineno}: not a manifest line with a 'text' field") from None
                 text = normalize_text(line)
-                if text:
+                if not text:
+                    continue
+                if unit == "token":
+                    if tokenizer.unknown_chars(text):
+                        if skipped is not None:
+                            skipped.append(f"{path}:{lineno}")
+                        continue
+                    yield [tokenizer.tokens[i] for i in tokenizer.encode(text)]
+                else:
                     yield list(text.replace(" ", WORD_SEP)) if unit == "char" else text.split()
 
 
@@ -166,9 +186,11 @@ def kenlm_tool(name: str) -> str | None:
 
 
 def build_lm(texts: Iterable[str | Path], output: str | Path, order: int = 3, unit: str = "word",
-             use_lmplz: bool | None = None) -> tuple[Path, str]:
-    """Normalize ``texts`` and write an ARPA LM; returns (path, the tool that estimated it)."""
-    sentences = list(read_sentences(texts, unit))
+             use_lmplz: bool | None = None, tokenizer: "Tokenizer | None" = None,
+             skipped: list[str] | None = None) -> tuple[Path, str]:
+    """Normalize ``texts`` and write an ARPA LM; returns (path, the tool that estimated it).
+    ``unit="token"`` needs ``tokenizer``; sentences it cannot spell go to ``skipped``."""
+    sentences = list(read_sentences(texts, unit, tokenizer, skipped))
     if not sentences:
         raise LMError("no text to build a language model from (all inputs empty after normalization)")
     lmplz = kenlm_tool("lmplz")
@@ -207,6 +229,16 @@ class LMInfo:
     def is_char_lm(self) -> bool:
         """Units are single characters with ``|`` between words (for lexicon-free search)."""
         return WORD_SEP in self.words and all(len(w) == 1 for w in self.words)
+
+    def is_token_lm(self, tokenizer: "Tokenizer") -> bool:
+        """Units are ``tokenizer``'s tokens, ``|`` between words: lexicon-free search can use it.
+        A character LM is one for a character model, not for a subword model: that model's
+        multi-letter pieces would all be unknown to it."""
+        units = set(self.words)
+        if WORD_SEP not in units or not units <= set(tokenizer.tokens):
+            return False
+        has_pieces = any(len(t) > 1 for t in tokenizer.tokens[2:])
+        return not has_pieces or any(len(u) > 1 for u in units)
 
 
 def inspect_lm(path: str | Path) -> LMInfo:

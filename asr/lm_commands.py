@@ -8,12 +8,29 @@ from pathlib import Path
 from asr.commands import print_error
 
 
+def _tokenizer(args):
+    """``--tokenizer``: a model directory or its tokenizer.json; None when not given."""
+    if not getattr(args, "tokenizer", None):
+        return None
+    from asr.tokenizers import load_tokenizer
+
+    path = Path(args.tokenizer)
+    return load_tokenizer(path / "tokenizer.json" if path.is_dir() else path)
+
+
 def cmd_lm_build(args) -> int:
     from asr.lm import KENLM_MAX_ORDER, build_lm, inspect_lm
 
     if args.order > KENLM_MAX_ORDER:
         print_error(f"warning: beam search loads LMs up to order {KENLM_MAX_ORDER} (flashlight-text's KenLM)")
-    path, tool = build_lm(args.texts, args.output, order=args.order, unit=args.unit)
+    if args.tokenizer and args.unit != "token":
+        print_error("warning: --tokenizer is used only with --unit token")
+    skipped: list[str] = []
+    path, tool = build_lm(args.texts, args.output, order=args.order, unit=args.unit, tokenizer=_tokenizer(args),
+                          skipped=skipped)
+    if skipped:
+        print_error(f"skipped {len(skipped)} sentences with characters the tokenizer cannot spell "
+                    f"(first: {', '.join(skipped[:3])})")
     info = inspect_lm(path)
     counts = ", ".join(f"{n}-grams {c}" for n, c in enumerate(info.counts, 1))
     print(f"{path}: {info.order}-gram {args.unit} LM ({tool}): {counts}")
@@ -24,7 +41,7 @@ def cmd_lm_mix(args) -> int:
     from asr.lm_mix import mix_files
 
     weights = args.weights or None
-    path, used = mix_files(args.lms, args.output, weights=weights, dev=args.dev or ())
+    path, used = mix_files(args.lms, args.output, weights=weights, dev=args.dev or (), tokenizer=_tokenizer(args))
     how = "fitted on " + ", ".join(args.dev) if args.dev and not weights else "given" if weights else "equal"
     print(f"{path}: weights {', '.join(f'{w:.3f}' for w in used)} ({how})")
     return 0
@@ -34,7 +51,8 @@ def cmd_lm_perplexity(args) -> int:
     from asr.lm import read_sentences
     from asr.lm_mix import load_arpa, perplexity
 
-    sentences = list(read_sentences(args.texts))
+    tokenizer = _tokenizer(args)
+    sentences = list(read_sentences(args.texts, "token" if tokenizer else "word", tokenizer))
     for lm in args.lms:
         ppl, scored, oov = perplexity(load_arpa(lm), sentences)
         print(f"{lm}: perplexity {ppl:.1f} on {scored} tokens ({len(sentences)} sentences), "

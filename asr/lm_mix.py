@@ -126,9 +126,12 @@ def load_arpa(path: str | Path) -> ArpaModel:
 
 
 def mix_files(lms: Sequence[str | Path], output: str | Path, weights: Sequence[float] | None = None,
-              dev: Sequence[str | Path] = ()) -> tuple[Path, list[float]]:
-    """Interpolate ARPA files; weights given, or fitted on ``dev`` texts/manifests (or equal)."""
+              dev: Sequence[str | Path] = (), tokenizer=None) -> tuple[Path, list[float]]:
+    """Interpolate ARPA files; weights given, or fitted on ``dev`` texts/manifests (or equal).
+    Token LMs are fitted on the dev texts spelled by ``tokenizer``."""
     models = [load_arpa(lm) for lm in lms]
-    if weights is None:
-        weights = best_weights(models, list(read_sentences(dev))) if dev else [1.0 / len(models)] * len(models)
+    if weights is None and dev:
+        weights = best_weights(models, list(read_sentences(dev, "token" if tokenizer else "word", tokenizer)))
+    elif weights is None:
+        weights = [1.0 / len(models)] * len(models)
     return write_arpa(interpolate(models, weights), output), list(weights)

@@ -111,10 +111,13 @@ def store(model_dir: str | Path, result: TuneResult, decoder: BeamSearchDecoder,
     """
     previous = read_decoding_defaults(model_dir)
     packaged = {k: previous[k] for k in ("lm", "lexicon") if previous.get(k)}
-    tuned = {"lm": str(Path(lm).resolve()), "lexicon": str(Path(lexicon).resolve()) if lexicon else None}
+    lexicon_free = lexicon is not None and str(lexicon).lower() == "none"  # a setting, not a file
+    tuned = {"lm": str(Path(lm).resolve()),
+             "lexicon": "none" if lexicon_free else str(Path(lexicon).resolve()) if lexicon else None}
     if packaged and names_file(model_dir, packaged["lm"], lm):
         tuned["lm"] = packaged["lm"]
-        if lexicon and "lexicon" in packaged and names_file(model_dir, packaged["lexicon"], lexicon):
+        if lexicon and not lexicon_free and "lexicon" in packaged and names_file(model_dir, packaged["lexicon"],
+                                                                                  lexicon):
             tuned["lexicon"] = packaged["lexicon"]
         if (previous.get("tuned") or {}).get("source_lm"):
             tuned["source_lm"] = previous["tuned"]["source_lm"]

@@ -107,3 +107,27 @@ def test_cli_perplexity_of_a_missing_or_malformed_lm_is_a_clear_error(lms, tmp_p
                          (tmp_path / "junk.arpa", "not an ARPA file")):
         assert main(["lm", "perplexity", str(bad), "--texts", str(d / "a.txt")]) == 2
         assert f"{bad}: {problem}" in capsys.readouterr().err
+
+
+def test_cli_builds_mixes_and_scores_token_lms_in_a_models_pieces(lms, tmp_path, capsys):
+    from asr.tokenizers import SubwordTokenizer
+
+    d, _, _ = lms
+    tokenizer = tmp_path / "tokenizer.json"
+    SubwordTokenizer.build((IN_DOMAIN + GENERAL).splitlines(), vocab_size=40).save(tokenizer)
+    (tmp_path / "b.txt").write_text(GENERAL + "the quiz\n")  # no q or z in the tokenizer's text
+    arpas = [tmp_path / "ta.arpa", tmp_path / "tb.arpa"]
+    for text, arpa in zip((d / "a.txt", tmp_path / "b.txt"), arpas):
+        assert main(["lm", "build", str(text), "-o", str(arpa), "--order", "4", "--unit", "token",
+                     "--tokenizer", str(tokenizer)]) == 0
+    out, err = capsys.readouterr()
+    assert "4-gram token LM" in out
+    assert f"skipped 1 sentences with characters the tokenizer cannot spell (first: {tmp_path / 'b.txt'}:5)" in err
+    (d / "dev.txt").write_text("the cat sat on a mat\n")
+    assert main(["lm", "mix", *map(str, arpas), "--dev", str(d / "dev.txt"), "--tokenizer", str(tokenizer),
+                 "-o", str(tmp_path / "tm.arpa")]) == 0
+    weights = [float(w) for w in capsys.readouterr().out.split("weights ")[1].split(" (")[0].split(", ")]
+    assert weights[0] > weights[1]  # the dev sentence is in-domain
+    assert main(["lm", "perplexity", str(tmp_path / "tm.arpa"), "--texts", str(d / "dev.txt"),
+                 "--tokenizer", str(tokenizer)]) == 0
+    assert "0 OOV" in capsys.readouterr().out

@@ -166,3 +166,32 @@ def test_tuning_a_package_again_keeps_its_lm_packaged(tuned_model, lm, tmp_path,
     assert (stored["lm_weight"], stored["word_score"], stored["beam_size"]) == (1.0, 0.0, 100)
     assert stored["tuned"]["lm"] == "lm.arpa" and stored["tuned"]["source_lm"] == str(lm.resolve())
     assert stored["tuned"]["manifest"] == "dev.jsonl"
+
+
+@pytest.mark.parametrize("binary", [False, pytest.param(True, marks=pytest.mark.skipif(
+    kenlm_tool("build_binary") is None, reason="KenLM build_binary is not installed (make kenlm)"))])
+def test_a_token_lm_is_packaged_for_lexicon_free_search(tuned_model, tmp_path, monkeypatch, binary):
+    if not binary:
+        monkeypatch.setattr(decoding_config, "kenlm_tool", lambda name: None)
+    tokenizer = load_model_dir(tuned_model).tokenizer
+    letters = "".join(t for t in tokenizer.tokens[2:] if t.isalpha())
+    (tmp_path / "t.txt").write_text(f"{letters[:3]} {letters[3:6]}\n{letters[3:6]} {letters[:3]}\n")
+    lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "t.arpa", order=4, unit="token", tokenizer=tokenizer,
+                     use_lmplz=False)
+    package_lm(tuned_model, lm, tokenizer)
+    stored = read_decoding_defaults(tuned_model)
+    assert stored["lm"] == ("lm.bin" if binary else "lm.arpa")
+    assert stored.get("lexicon", "none") == "none" and not (tuned_model / "lexicon.txt").exists()
+    model = asr.load_model(tuned_model, device="cpu")
+    assert isinstance(model.decoder, BeamSearchDecoder) and model.decoder.lexicon_free
+
+
+def test_tuning_lexicon_free_records_none_as_a_setting_not_a_file(tuned_model, lm, tmp_path):
+    from types import SimpleNamespace
+
+    from asr.beam_search import BeamSearchOptions
+    from asr.tuning import TuneResult, store
+
+    store(tuned_model, TuneResult(lm_weight=1.0, word_score=0.0, wer=0.4, greedy_wer=0.6, utterances=3),
+          SimpleNamespace(options=BeamSearchOptions()), lm, "none", "dev.jsonl")
+    assert read_decoding_defaults(tuned_model)["tuned"]["lexicon"] == "none"

@@ -1,14 +1,15 @@
 """Subword units: sentencepiece BPE pieces inside words, ``|`` between them; saved and loaded
-with the model; spelled in lexicons and searched with a word LM like characters."""
+with the model; spelled in lexicons and searched with a word LM like characters, or searched
+without a lexicon with an LM over the pieces themselves."""
 
 import json
 
 import pytest
 
-from asr.beam_search import BeamSearchDecoder
+from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
 from asr.decoding import GreedyDecoder
 from asr.lexicon import lexicon_from_words, spell
-from asr.lm import LMError, build_lm
+from asr.lm import LMError, build_lm, inspect_lm
 from asr.text import BLANK, WORD_SEP, CharTokenizer, UnknownCharacterError
 from asr.tokenizers import SubwordTokenizer, TokenizerError, build_tokenizer, load_tokenizer
 from conftest import ctc_log_probs
@@ -137,8 +138,48 @@ def test_beam_search_without_an_lm_decodes_pieces():
 def test_a_character_lm_with_a_subword_model_is_refused_by_name(tmp_path):
     (tmp_path / "t.txt").write_text("\n".join(TEXTS[:6]) + "\n")
     lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "c.arpa", order=4, unit="char", use_lmplz=False)
-    with pytest.raises(LMError, match="c.arpa: lexicon-free search .* bpe pieces"):
+    assert inspect_lm(lm).is_token_lm(CharTokenizer.build(TEXTS)) and not inspect_lm(lm).is_token_lm(BPE)
+    with pytest.raises(LMError, match="c.arpa: lexicon-free search .* bpe pieces: build one with `asr lm build "
+                       "--unit token"):
         BeamSearchDecoder(BPE, lm=lm)
+
+
+def test_a_token_lm_predicts_the_models_own_pieces_with_the_separator_between_words(tmp_path):
+    (tmp_path / "t.txt").write_text("\n".join(TEXTS[:6]) + "\n")
+    lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "p.arpa", order=6, unit="token", tokenizer=BPE,
+                     use_lmplz=False)
+    info = inspect_lm(lm)
+    assert set(info.words) == {t for text in TEXTS for t in pieces(BPE, text)}
+    assert WORD_SEP in info.words and info.is_token_lm(BPE)
+    words, _ = build_lm([tmp_path / "t.txt"], tmp_path / "w.arpa", order=2, use_lmplz=False)
+    assert not inspect_lm(words).is_token_lm(BPE)
+
+
+def test_a_token_lm_needs_the_tokenizer_and_leaves_out_sentences_it_cannot_spell(tmp_path):
+    (tmp_path / "t.txt").write_text("the cat sat\nthe zebra sat\nthat cat\n")
+    with pytest.raises(LMError, match="tokenizer"):
+        build_lm([tmp_path / "t.txt"], tmp_path / "p.arpa", unit="token", use_lmplz=False)
+    skipped = []
+    lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "p.arpa", order=3, unit="token", tokenizer=BPE,
+                     use_lmplz=False, skipped=skipped)
+    assert skipped == [f"{tmp_path / 't.txt'}:2"]  # "z" and "b" are no pieces of BPE
+    assert not {"z", "b"} & set(inspect_lm(lm).words)
+
+
+def test_lexicon_free_search_with_a_token_lm_repairs_a_word_and_can_write_words_no_lexicon_lists(tmp_path):
+    (tmp_path / "t.txt").write_text("\n".join(TEXTS[:6]) + "\n")
+    lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "p.arpa", order=6, unit="token", tokenizer=BPE,
+                     use_lmplz=False)
+    frames = piece_frames(BPE, "the cat sat on the mat")
+    i = len(frames) - 2 * len(BPE.word_tokens("mat"))
+    frames[i] = {frames[i]: 0.45, BPE.word_tokens("rat")[0]: 0.55}
+    lp = ctc_log_probs(BPE, frames)
+    decoder = BeamSearchDecoder(BPE, lm=lm, options=BeamSearchOptions(lm_weight=1.0))
+    assert decoder.lexicon_free  # chosen from the LM's units, no lexicon given
+    assert decoder.decode(*lp)[0].text == "the cat sat on the mat"
+    # "catnat" is in no text the LM saw: clear acoustics still win, which a lexicon would forbid
+    clear = ctc_log_probs(BPE, piece_frames(BPE, "the catnat sat"))
+    assert decoder.decode(*clear)[0].text == "the catnat sat"
 
 
 def test_a_model_whose_tokenizer_cannot_be_read_is_a_one_line_error_naming_the_file(tiny_model_dir, tmp_path,
