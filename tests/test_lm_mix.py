@@ -131,3 +131,6 @@ def test_cli_builds_mixes_and_scores_token_lms_in_a_models_pieces(lms, tmp_path,
     assert main(["lm", "perplexity", str(tmp_path / "tm.arpa"), "--texts", str(d / "dev.txt"),
                  "--tokenizer", str(tokenizer)]) == 0
     assert "0 OOV" in capsys.readouterr().out
+    assert main(["lm", "build", str(d / "a.txt"), "-o", str(tmp_path / "x.arpa"), "--unit", "token",
+                 "--tokenizer", str(tmp_path / "absent")]) == 2
+    assert f"{tmp_path / 'absent'}: no tokenizer there" in capsys.readouterr().err
