@@ -162,6 +162,9 @@ def package_lm(model_dir: str | Path, lm: str | Path, tokenizer: Tokenizer,
         notes.append(f"{base / DECODING_FILE}: settings were tuned with {tuned_lm}, not {lm}")
     if info.binary and lexicon is None:
         raise LMError(f"{lm}: a binary KenLM file has no readable word list; give a lexicon (or 'none')")
+    if lexicon is None and info.is_char_lm and not info.is_token_lm(tokenizer):  # refused before anything changes
+        raise LMError(f"{lm}: a character LM, and this model's tokens are {tokenizer.kind} pieces: build an LM over "
+                      "them (asr lm build --unit token --tokenizer MODEL) or give a word LM")
     for old in ("lm.bin", "lm.arpa", "lexicon.txt"):
         (base / old).unlink(missing_ok=True)
     build_binary = kenlm_tool("build_binary") if binary and not info.binary else None

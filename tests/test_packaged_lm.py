@@ -195,3 +195,16 @@ def test_tuning_lexicon_free_records_none_as_a_setting_not_a_file(tuned_model, l
     store(tuned_model, TuneResult(lm_weight=1.0, word_score=0.0, wer=0.4, greedy_wer=0.6, utterances=3),
           SimpleNamespace(options=BeamSearchOptions()), lm, "none", "dev.jsonl")
     assert read_decoding_defaults(tuned_model)["tuned"]["lexicon"] == "none"
+
+
+def test_a_character_lm_for_a_subword_model_is_refused_before_the_package_changes(tuned_model, lm, tmp_path):
+    from asr.tokenizers import SubwordTokenizer
+
+    package_lm(tuned_model, lm, load_model_dir(tuned_model).tokenizer, binary=False)
+    before = sorted(p.name for p in tuned_model.iterdir())
+    (tmp_path / "t.txt").write_text("hello world\n")
+    char_lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "c.arpa", order=3, unit="char", use_lmplz=False)
+    pieces = SubwordTokenizer.build(["hello world", "held old words"], vocab_size=20)
+    with pytest.raises(LMError, match="c.arpa: a character LM, and this model's tokens are bpe pieces"):
+        package_lm(tuned_model, char_lm, pieces)
+    assert sorted(p.name for p in tuned_model.iterdir()) == before and (tuned_model / "lm.arpa").is_file()
