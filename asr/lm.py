@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
-from asr.text import WORD_SEP, normalize_text
+from asr.text import WORD_SEP, UnknownCharacterError, normalize_text
 
 if TYPE_CHECKING:
     from asr.tokenizers import Tokenizer
@@ -71,11 +71,13 @@ def read_sentences(paths: Iterable[str | Path], unit: str = "word", tokenizer: "
                 if not text:
                     continue
                 if unit == "token":
-                    if tokenizer.unknown_chars(text):
+                    try:
+                        ids = tokenizer.encode(text)
+                    except UnknownCharacterError:
                         if skipped is not None:
                             skipped.append(f"{path}:{lineno}")
                         continue
-                    yield [tokenizer.tokens[i] for i in tokenizer.encode(text)]
+                    yield [tokenizer.tokens[i] for i in ids]
                 else:
                     yield list(text.replace(" ", WORD_SEP)) if unit == "char" else text.split()
 
