@@ -113,7 +113,7 @@ class SearchSpace:
             lex = report.lexicon
             if report.skipped:
                 notes.append(report.summary(str(lexicon)))
-        elif info is not None and not lexicon_free and not (info.is_char_lm or info.is_token_lm(tokenizer)):
+        elif info is not None and not lexicon_free and not info.searches_lexicon_free(tokenizer):
             if info.binary:
                 raise LMError(f"{info.path}: a binary KenLM file has no readable word list; give --lexicon "
                               "(or --lexicon none for an LM over the model's tokens)")

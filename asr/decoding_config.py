@@ -175,7 +175,7 @@ def package_lm(model_dir: str | Path, lm: str | Path, tokenizer: Tokenizer,
         if proc.returncode != 0:
             raise LMError(f"{lm}: build_binary failed: {proc.stderr.strip().splitlines()[-1:]}")
         if lexicon is None:
-            if info.is_char_lm or info.is_token_lm(tokenizer):  # lexicon-free; refused below if it does not fit
+            if info.searches_lexicon_free(tokenizer):
                 lexicon = "none"
             else:  # the binary has no word list: keep the ARPA's words as the lexicon
                 report = lexicon_from_words(info.words, tokenizer)

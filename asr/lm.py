@@ -242,6 +242,11 @@ class LMInfo:
         has_pieces = any(len(t) > 1 for t in tokenizer.tokens[2:])
         return not has_pieces or any(len(u) > 1 for u in units)
 
+    def searches_lexicon_free(self, tokenizer: "Tokenizer") -> bool:
+        """Its units are letters or the model's tokens, not words: the search needs no lexicon
+        (a character LM with a subword model is sent here too, to be refused by name there)."""
+        return self.is_char_lm or self.is_token_lm(tokenizer)
+
 
 def inspect_lm(path: str | Path) -> LMInfo:
     """Check an LM file's header (and read an ARPA file's unigrams) without loading it all."""
