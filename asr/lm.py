@@ -192,9 +192,12 @@ def build_lm(texts: Iterable[str | Path], output: str | Path, order: int = 3, un
              skipped: list[str] | None = None) -> tuple[Path, str]:
     """Normalize ``texts`` and write an ARPA LM; returns (path, the tool that estimated it).
     ``unit="token"`` needs ``tokenizer``; sentences it cannot spell go to ``skipped``."""
+    skipped = [] if skipped is None else skipped
     sentences = list(read_sentences(texts, unit, tokenizer, skipped))
     if not sentences:
-        raise LMError("no text to build a language model from (all inputs empty after normalization)")
+        why = (f"each of the {len(skipped)} sentences has characters the tokenizer cannot spell, e.g. {skipped[0]}"
+               if skipped else "all inputs empty after normalization")
+        raise LMError(f"no text to build a language model from ({why})")
     lmplz = kenlm_tool("lmplz")
     if use_lmplz or (use_lmplz is None and lmplz):
         if not lmplz:

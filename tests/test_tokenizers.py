@@ -164,6 +164,10 @@ def test_a_token_lm_needs_the_tokenizer_and_leaves_out_sentences_it_cannot_spell
                      use_lmplz=False, skipped=skipped)
     assert skipped == [f"{tmp_path / 't.txt'}:2"]  # "z" and "b" are no pieces of BPE
     assert not {"z", "b"} & set(inspect_lm(lm).words)
+    (tmp_path / "z.txt").write_text("zebra\nquiz\n")
+    with pytest.raises(LMError, match=f"each of the 2 sentences has characters the tokenizer cannot spell, "
+                                      f"e.g. {tmp_path / 'z.txt'}:1"):
+        build_lm([tmp_path / "z.txt"], tmp_path / "z.arpa", unit="token", tokenizer=BPE, use_lmplz=False)
 
 
 def test_lexicon_free_search_with_a_token_lm_repairs_a_word_and_can_write_words_no_lexicon_lists(tmp_path):
