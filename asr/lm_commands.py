@@ -12,13 +12,10 @@ def _tokenizer(args):
     """``--tokenizer``: a model directory or its tokenizer.json; None when not given."""
     if not getattr(args, "tokenizer", None):
         return None
-    from asr.tokenizers import TokenizerError, load_tokenizer
+    from asr.tokenizers import load_tokenizer
 
     path = Path(args.tokenizer)
-    path = path / "tokenizer.json" if path.is_dir() else path
-    if not path.is_file():
-        raise TokenizerError(f"{path}: no tokenizer there (give a model directory or its tokenizer.json)")
-    return load_tokenizer(path)
+    return load_tokenizer(path / "tokenizer.json" if path.is_dir() else path)
 
 
 def cmd_lm_build(args) -> int:

@@ -126,7 +126,11 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     """The tokenizer saved in ``path`` (a model directory's tokenizer.json), of either kind."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+    except OSError:
+        raise TokenizerError(f"{path}: no tokenizer there (give a model directory or its tokenizer.json)") from None
+    try:
+        data = json.loads(text)
         kind = data.get("type")
         if kind == "char":
             return CharTokenizer(tuple(data["tokens"]))

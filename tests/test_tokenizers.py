@@ -102,6 +102,12 @@ def test_a_bad_tokenizer_file_is_an_error_naming_the_file(tmp_path, content, pro
     assert str(path) in str(e.value)
 
 
+def test_a_missing_tokenizer_file_is_an_error_naming_the_path(tmp_path):
+    with pytest.raises(TokenizerError, match="no tokenizer there") as e:
+        load_tokenizer(tmp_path / "absent.json")
+    assert str(tmp_path / "absent.json") in str(e.value)
+
+
 def test_lexicon_spellings_are_the_words_pieces_then_the_separator():
     assert spell("cat", BPE) == [*BPE.word_tokens("cat"), WORD_SEP]
     report = lexicon_from_words(["cat", "zebra"], BPE)
