@@ -14,8 +14,7 @@ def _tokenizer(args):
         return None
     from asr.tokenizers import load_tokenizer
 
-    path = Path(args.tokenizer)
-    return load_tokenizer(path / "tokenizer.json" if path.is_dir() else path)
+    return load_tokenizer(args.tokenizer)
 
 
 def cmd_lm_build(args) -> int:

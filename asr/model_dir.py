@@ -22,10 +22,10 @@ from safetensors.torch import load_file, save_file
 
 from asr.config import Config, ConfigError, config_from_dict, save_config
 from asr.model import AcousticModel
-from asr.tokenizers import Tokenizer, TokenizerError, load_tokenizer
+from asr.tokenizers import TOKENIZER_FILE, Tokenizer, TokenizerError, load_tokenizer
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained" / "default"
-REQUIRED_FILES = ("config.yaml", "model.safetensors", "tokenizer.json", "cmvn.json")
+REQUIRED_FILES = ("config.yaml", "model.safetensors", TOKENIZER_FILE, "cmvn.json")
 
 
 class ModelDirError(ValueError):
@@ -54,7 +54,7 @@ def save_model_dir(path: str | Path, config: Config, model: AcousticModel,
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
     save_config(config, tmp / "config.yaml")
-    tokenizer.save(tmp / "tokenizer.json")
+    tokenizer.save(tmp / TOKENIZER_FILE)
     model.frontend.normalizer.save(tmp / "cmvn.json")
     for name, content in (extra_files or {}).items():  # text to write, or a file to copy
         if isinstance(content, Path):
@@ -87,7 +87,7 @@ def load_model_dir(path: str | Path | None = None, device: str | torch.device = 
     except (ConfigError, yaml.YAMLError) as e:
         raise ModelDirError(f"{path / 'config.yaml'}: {e}") from None
     try:
-        tokenizer = load_tokenizer(path / "tokenizer.json")
+        tokenizer = load_tokenizer(path / TOKENIZER_FILE)
     except TokenizerError as e:
         raise ModelDirError(str(e)) from None
     model = AcousticModel(config.features, config.model, len(tokenizer))

@@ -113,6 +113,9 @@ class SubwordTokenizer:
 Tokenizer = CharTokenizer | SubwordTokenizer
 
 
+TOKENIZER_FILE = "tokenizer.json"  # its name inside a model directory
+
+
 def build_tokenizer(units: str, texts: Iterable[str], vocab_size: int = 200) -> Tokenizer:
     """The tokenizer for ``train.units`` from the training texts."""
     if units == "char":
@@ -123,8 +126,11 @@ def build_tokenizer(units: str, texts: Iterable[str], vocab_size: int = 200) -> 
 
 
 def load_tokenizer(path: str | Path) -> Tokenizer:
-    """The tokenizer saved in ``path`` (a model directory's tokenizer.json), of either kind."""
+    """The tokenizer saved in ``path``, of either kind: a tokenizer file, or a model directory
+    (its ``TOKENIZER_FILE``)."""
     path = Path(path)
+    if path.is_dir():
+        path = path / TOKENIZER_FILE
     try:
         text = path.read_text(encoding="utf-8")
     except OSError:

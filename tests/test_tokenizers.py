@@ -11,7 +11,7 @@ from asr.decoding import GreedyDecoder
 from asr.lexicon import lexicon_from_words, spell
 from asr.lm import LMError, build_lm, inspect_lm
 from asr.text import BLANK, WORD_SEP, CharTokenizer, UnknownCharacterError
-from asr.tokenizers import SubwordTokenizer, TokenizerError, build_tokenizer, load_tokenizer
+from asr.tokenizers import TOKENIZER_FILE, SubwordTokenizer, TokenizerError, build_tokenizer, load_tokenizer
 from conftest import ctc_log_probs
 
 TEXTS = ["the cat sat on the mat", "the cats sat on the mats", "that thin cat", "then the cat ran",
@@ -86,6 +86,17 @@ def test_save_then_load_gives_the_same_pieces_and_segmentation(tmp_path):
 def test_load_tokenizer_reads_character_tokenizers_too(tmp_path):
     CharTokenizer.build(TEXTS).save(tmp_path / "tokenizer.json")
     assert load_tokenizer(tmp_path / "tokenizer.json") == CharTokenizer.build(TEXTS)
+
+
+def test_load_tokenizer_given_a_model_directory_reads_its_tokenizer_file(tmp_path):
+    BPE.save(tmp_path / TOKENIZER_FILE)
+    assert load_tokenizer(tmp_path).tokens == BPE.tokens
+
+
+def test_a_directory_without_a_tokenizer_is_an_error_naming_the_missing_file(tmp_path):
+    with pytest.raises(TokenizerError, match="no tokenizer there") as e:
+        load_tokenizer(tmp_path)
+    assert str(tmp_path / TOKENIZER_FILE) in str(e.value)
 
 
 @pytest.mark.parametrize("content, problem", [
