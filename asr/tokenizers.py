@@ -134,7 +134,7 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError:
-        raise TokenizerError(f"{path}: no tokenizer there (give a model directory or its tokenizer.json)") from None
+        raise TokenizerError(f"{path}: no tokenizer there (give a model directory or its {TOKENIZER_FILE})") from None
     try:
         data = json.loads(text)
         kind = data.get("type")
