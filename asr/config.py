@@ -127,6 +127,9 @@ class TrainConfig:
     # Average the weights of the last N epochs (icefall's --avg) at the end; the average
     # replaces best/ if its valid WER is lower. 0 or 1 = off.
     average_last: int = 0
+    # Weight noise (asr/weight_noise.py; Graves et al., 2013): each step's gradient is taken at
+    # weights perturbed by N(0, std^2) and applied to the clean ones. 0 = off.
+    weight_noise: float = 0.0
     # Intermediate CTC (Lee & Watanabe, 2021): the CTC head also reads the output of recurrent
     # layer inter_ctc_layer (0 = the middle one, (num_layers + 1) // 2), and that loss is mixed
     # in at this weight. A regularizer for training only: parameters and inference are unchanged.
@@ -145,6 +148,9 @@ class TrainConfig:
     # better dev WER with the LM (recipes/speechocean762/README.md).
     units: str = "char"
     bpe_vocab_size: int = 150
+    # BPE-dropout (Provilkov et al., 2020), subword units only: each training utterance's labels
+    # are re-segmented every epoch with each BPE merge skipped at this probability. 0 = off.
+    bpe_dropout: float = 0.0
     # Start from a trained model directory's weights, tokenizer and feature statistics (fine-tuning):
     # a new optimizer and schedule. Its features and model sections must equal this config's.
     init_from: str = ""
@@ -171,6 +177,12 @@ class Config:
         _check_choice("train.units", t.units, ("char", "bpe"))
         if t.units == "bpe" and t.bpe_vocab_size < 2:
             raise ConfigError("train.bpe_vocab_size must be >= 2")
+        if not 0.0 <= t.bpe_dropout < 1.0:
+            raise ConfigError("train.bpe_dropout must be in [0, 1)")
+        if t.bpe_dropout and t.units != "bpe":
+            raise ConfigError("train.bpe_dropout needs subword units (train.units=bpe)")
+        if t.weight_noise < 0:
+            raise ConfigError("train.weight_noise must be >= 0 (0: off)")
         if t.time_budget_minutes < 0:
             raise ConfigError("train.time_budget_minutes must be >= 0 (0: no budget)")
         if not 0.0 <= t.phone_ctc_weight < 1.0:

@@ -124,13 +124,17 @@ class SpeechDataset(torch.utils.data.Dataset):
     3-way perturbation) is chosen by the sampler, reproducibly, and its result cached too.
     Utterances whose text has characters outside the vocabulary are reported and left out.
     With a ``phone_lexicon`` each item also carries the transcript's phones (None where a word
-    is missing from the lexicon).
+    is missing from the lexicon). With ``bpe_dropout`` (subword units only) each item's labels
+    are a fresh BPE-dropout segmentation, a function of (seed, epoch, utterance), so that a
+    resumed run sees the labels an uninterrupted one does; ``set_epoch`` says which epoch.
     """
 
     def __init__(self, utterances: list[Utterance], tokenizer: Tokenizer, sample_rate: int,
-                 cache: bool = True, phone_lexicon=None):
+                 cache: bool = True, phone_lexicon=None, bpe_dropout: float = 0.0, seed: int = 0):
         self.sample_rate = sample_rate
         self.cache = cache
+        self.tokenizer, self.bpe_dropout, self.seed, self.epoch = tokenizer, bpe_dropout, seed, 0
+        self.texts: list[str] = []
         self._cache: dict[tuple[int, float], torch.Tensor] = {}
         self.utterances, self.targets, self.skipped = [], [], []
         self.phones: list[torch.Tensor | None] | None = [] if phone_lexicon is not None else None
@@ -145,6 +149,7 @@ class SpeechDataset(torch.utils.data.Dataset):
                 self.skipped.append((utt, str(e)))
                 continue
             self.utterances.append(utt)
+            self.texts.append(text)
             self.targets.append(torch.tensor(ids, dtype=torch.long))
             if self.phones is not None:
                 phone_ids = phone_lexicon.encode(text)
@@ -172,10 +177,19 @@ class SpeechDataset(torch.utils.data.Dataset):
                 self._cache[key] = stored
         return stored.float() / 32767.0
 
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def labels(self, index: int) -> torch.Tensor:
+        if not self.bpe_dropout:
+            return self.targets[index]
+        rng = random.Random((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index)
+        return torch.tensor(self.tokenizer.encode(self.texts[index], self.bpe_dropout, rng), dtype=torch.long)
+
     def __getitem__(self, item) -> Example:
         index, speed = item if isinstance(item, tuple) else (item, 1.0)
         phones = self.phones[index] if self.phones is not None else None
-        return Example(index, self.waveform(index, speed), self.targets[index], phones)
+        return Example(index, self.waveform(index, speed), self.labels(index), phones)
 
 
 def collate(examples: list[Example]) -> Batch:

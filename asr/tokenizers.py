@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import base64
 import json
+import random
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -54,6 +55,9 @@ class SubwordTokenizer:
         object.__setattr__(self, "_sp", processor)
         object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.tokens)})
         object.__setattr__(self, "_alphabet", frozenset(t for t in self.tokens[2:] if len(t) == 1))
+        # BPE's merges in the order learned: sentencepiece scores a BPE piece by minus its merge rank.
+        object.__setattr__(self, "_merge_rank", {t: -processor.get_score(processor.piece_to_id(t))
+                                                 for t in self.tokens[2:] if len(t) > 1})
 
     @classmethod
     def build(cls, texts: Iterable[str], vocab_size: int = 200) -> "SubwordTokenizer":
@@ -90,8 +94,22 @@ class SubwordTokenizer:
         """A word's pieces (its characters must all be known)."""
         return self._sp.encode(word, out_type=str)
 
-    def encode(self, normalized: str) -> list[int]:
-        """Token ids of already-normalized text: each word's pieces, ``|`` between words."""
+    def sample_word_tokens(self, word: str, dropout: float, rng: random.Random) -> list[str]:
+        """BPE-dropout (Provilkov et al., 2020): BPE's merges applied in their learned order, but
+        at every step each possible merge is skipped with probability ``dropout``, so a word is
+        sometimes spelled in smaller pieces. With ``dropout=0`` this is BPE's own segmentation."""
+        parts = list(word)
+        while True:
+            ranked = [(self._merge_rank[a + b], i) for i, (a, b) in enumerate(zip(parts, parts[1:]))
+                      if a + b in self._merge_rank and rng.random() >= dropout]
+            if not ranked:
+                return parts
+            _, i = min(ranked)  # the earliest-learned merge, leftmost first
+            parts[i: i + 2] = [parts[i] + parts[i + 1]]
+
+    def encode(self, normalized: str, dropout: float = 0.0, rng: random.Random | None = None) -> list[int]:
+        """Token ids of already-normalized text: each word's pieces, ``|`` between words; with
+        ``dropout`` > 0, a random segmentation drawn from ``rng`` (subword regularization)."""
         unknown = self.unknown_chars(normalized)
         if unknown:
             raise UnknownCharacterError(normalized, unknown)
@@ -99,7 +117,8 @@ class SubwordTokenizer:
         for i, word in enumerate(normalized.split()):
             if i:
                 ids.append(self.word_sep_id)
-            ids += [self._index[p] for p in self.word_tokens(word)]
+            pieces = self.sample_word_tokens(word, dropout, rng) if dropout else self.word_tokens(word)
+            ids += [self._index[p] for p in pieces]
         return ids
 
     decode = CharTokenizer.decode  # the same: tokens joined, each | a space

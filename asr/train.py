@@ -40,6 +40,7 @@ from asr.phones import LexiconError, PhoneLexicon
 from asr.schedule import WarmupCosine, epochs_within_budget
 from asr.selection import average_last_epochs, validate
 from asr.tokenizers import Tokenizer, build_tokenizer
+from asr.weight_noise import WeightNoise
 
 
 class TrainingError(RuntimeError):
@@ -92,11 +93,13 @@ def check_same_model(loaded: LoadedModel, cfg: Config, source: str) -> None:
         raise TrainingError(f"{source}: its config differs from this one ({'; '.join(differ)})")
 
 
-def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False, phone_lexicon=None) -> SpeechDataset:
+def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False, phone_lexicon=None,
+               bpe_dropout: float = 0.0) -> SpeechDataset:
     utts = read_manifest(path)
     too_long = [u for u in utts if u.duration > cfg.train.max_duration]
     dataset = SpeechDataset([u for u in utts if u.duration <= cfg.train.max_duration], tokenizer,
-                            cfg.features.sample_rate, cache=cfg.train.cache_audio, phone_lexicon=phone_lexicon)
+                            cfg.features.sample_rate, cache=cfg.train.cache_audio, phone_lexicon=phone_lexicon,
+                            bpe_dropout=bpe_dropout, seed=cfg.train.seed)
     if not quiet:
         for utt, reason in dataset.skipped:
             log(f"skipped {name} utterance {utt.id or utt.audio_filepath}: {reason}")
@@ -177,7 +180,8 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
                                 f"with the run's own train.phone_ctc_* and train.phone_lexicon settings")
         if saved is not None:
             model.phone_head.load_state_dict(saved)
-    train_set = load_split(tc.train_manifest, cfg, tokenizer, "train", quiet=not d.is_main, phone_lexicon=lexicon)
+    train_set = load_split(tc.train_manifest, cfg, tokenizer, "train", quiet=not d.is_main, phone_lexicon=lexicon,
+                           bpe_dropout=tc.bpe_dropout)  # the valid set keeps BPE's own spelling
     valid_set = None
     if tc.valid_manifest and d.is_main:
         valid_set = load_split(tc.valid_manifest, cfg, tokenizer, "valid")
@@ -198,6 +202,12 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     if cfg.phone_ctc_layer:
         say(f"phone CTC: layer {cfg.phone_ctc_layer} at weight {tc.phone_ctc_weight} "
             f"({sum(p.numel() for p in model.phone_head.parameters()):,} parameters, training only)")
+
+    weight_noise = WeightNoise(model.parameters(), tc.weight_noise)
+    if tc.weight_noise:
+        say(f"weight noise: {weight_noise.describe()}")
+    if tc.bpe_dropout:
+        say(f"BPE-dropout: each training utterance re-segmented every epoch, merges skipped at p={tc.bpe_dropout:g}")
 
     sampler = BucketBatchSampler(train_set.durations, tc.batch_seconds, tc.max_batch_size, shuffle=True,
                                  sortagrad=tc.sortagrad, seed=tc.seed, speed_factors=cfg.augment.speed_factors,
@@ -250,6 +260,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     epoch, epoch_times = start_epoch, []
     while epoch < epochs:
         sampler.set_epoch(epoch, skip)
+        train_set.set_epoch(epoch)
         loader = BatchLoader(train_set, sampler, pin_memory=device.type == "cuda")
         loss_sum, n_utts, too_short, audio_seconds, t0 = 0.0, 0, 0, 0.0, time.time()
         phone_sum, n_phone = 0.0, 0
@@ -258,9 +269,10 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
             torch.manual_seed(tc.seed * 1_000_003 + step * d.world_size + d.rank)  # dropout, SpecAugment
             batch = batch.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
-            b_loss, b_n, b_short, finite, b_phone, b_n_phone = forward_backward(
-                ddp, batch, tokenizer.blank_id, scaler, use_amp, device,
-                inter=(cfg.inter_ctc_layer, tc.inter_ctc_weight), phone_weight=tc.phone_ctc_weight)
+            with weight_noise.applied():  # the gradient at noisy weights; the update to the clean ones
+                b_loss, b_n, b_short, finite, b_phone, b_n_phone = forward_backward(
+                    ddp, batch, tokenizer.blank_id, scaler, use_amp, device,
+                    inter=(cfg.inter_ctc_layer, tc.inter_ctc_weight), phone_weight=tc.phone_ctc_weight)
             finite = distributed.all_true(finite, d, device)
             too_short += b_short
             step += 1

@@ -315,3 +315,25 @@ def test_cached_and_uncached_datasets_give_identical_samples(sine_wav, tokenizer
     assert torch.equal(cached[(0, 1.1)].waveform, first)
     assert torch.equal(uncached[(0, 1.1)].waveform, first)
     assert len(uncached._cache) == 0 and len(cached._cache) == 1
+
+
+def test_with_bpe_dropout_labels_are_redrawn_per_epoch_but_fixed_within_one(sine_wav):
+    from asr.tokenizers import SubwordTokenizer
+
+    texts = ["the cat sat on the mat", "the cats sat on the mats", "that thin cat"] * 10
+    bpe = SubwordTokenizer.build(texts, vocab_size=25)
+    utts = [Utterance(str(sine_wav()), 0.5, "the cats sat on the mats")]
+    plain = SpeechDataset(utts, bpe, sample_rate=16000)
+    ds = SpeechDataset(utts, bpe, sample_rate=16000, bpe_dropout=0.5, seed=3)
+    by_epoch = []
+    for epoch in range(8):
+        ds.set_epoch(epoch)
+        labels = ds[0].targets.tolist()
+        assert ds[0].targets.tolist() == labels  # the same epoch draws the same spelling
+        assert bpe.decode(labels) == "the cats sat on the mats"
+        by_epoch.append(labels)
+    assert len({tuple(x) for x in by_epoch}) > 1
+    assert plain[0].targets.tolist() == bpe.encode("the cats sat on the mats")  # off: BPE's own spelling
+    again = SpeechDataset(utts, bpe, sample_rate=16000, bpe_dropout=0.5, seed=3)
+    again.set_epoch(5)
+    assert again[0].targets.tolist() == by_epoch[5]  # a function of (seed, epoch, utterance)

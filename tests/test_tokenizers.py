@@ -3,6 +3,7 @@ with the model; spelled in lexicons and searched with a word LM like characters,
 without a lexicon with an LM over the pieces themselves."""
 
 import json
+import random
 
 import pytest
 
@@ -53,6 +54,26 @@ def test_encode_then_decode_gives_back_the_normalized_text(text):
 def test_decode_skips_blanks_and_collapses_separators():
     ids = BPE.encode("the cat")
     assert BPE.decode([0, *ids[:1], 0, 1, 1, *ids[1:], 0]) == "the cat"
+
+
+def test_bpe_dropout_at_zero_spells_every_word_exactly_as_sentencepieces_bpe():
+    words = {w for text in TEXTS for w in text.split()} | {"mattress", "thatch", "tatters"}
+    for word in words:
+        assert BPE.sample_word_tokens(word, 0.0, random.Random(0)) == BPE.word_tokens(word), word
+
+
+def test_bpe_dropout_spells_words_in_smaller_pieces_sometimes_and_always_the_same_letters():
+    rng = random.Random(1)
+    text = "the cats sat on the mats"
+    spellings = {tuple(BPE.encode(text, dropout=0.3, rng=rng)) for _ in range(200)}
+    assert tuple(BPE.encode(text)) in spellings and len(spellings) > 5
+    assert all(BPE.decode(list(ids)) == text for ids in spellings)
+    assert max(map(len, spellings)) > len(BPE.encode(text))  # broken into more, shorter pieces
+
+
+def test_bpe_dropout_is_a_function_of_the_random_generator_state():
+    draws = [BPE.encode("the cats sat on the mats", dropout=0.5, rng=random.Random(42)) for _ in range(2)]
+    assert draws[0] == draws[1]
 
 
 def test_a_character_the_pieces_do_not_cover_raises_naming_it():

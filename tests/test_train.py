@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 import asr.losses as losses_module
 from asr.phones import PhoneLexicon
-from asr.config import load_config
+from asr.config import ConfigError, load_config
 from asr.model_dir import load_model_dir
 from asr.text import normalize_text
 from asr.tokenizers import SubwordTokenizer
@@ -310,3 +310,36 @@ def test_noise_augmentation_trains_and_an_unusable_noise_folder_stops_the_run_be
                             "augment.noise_snr=[5,20]"))
     assert "noise: white/pink/brown noise on 100% of utterances at 5-20 dB SNR" in capsys.readouterr().err
     assert len(epochs(run)) == 1 and load_model_dir(run / "last").model.num_parameters() > 0
+
+
+def test_weight_noise_trains_from_a_trained_model_and_changes_where_it_goes(tiny_corpus, tmp_path):
+    base = train(tiny_config(tiny_corpus, tmp_path / "base", "train.epochs=2"))
+    runs = {}
+    for std in ("0", "0.05"):
+        runs[std] = train(tiny_config(tiny_corpus, tmp_path / f"wn{std}", "train.epochs=1",
+                                      f"train.init_from={base / 'best'}", f"train.weight_noise={std}"))
+        assert all(torch.isfinite(torch.tensor(e["train_loss"])) for e in epochs(runs[std]))
+    clean = load_file(str(runs["0"] / "last" / "model.safetensors"))
+    noisy = load_file(str(runs["0.05"] / "last" / "model.safetensors"))
+    assert any(not torch.equal(clean[k], noisy[k]) for k in clean)  # same seed and data: only the noise differs
+
+
+def test_bpe_dropout_draws_new_labels_each_epoch_and_a_killed_run_resumes_exactly(tiny_corpus, tmp_path):
+    extra = ["train.epochs=2", "train.checkpoint_every=2", "train.units=bpe", "train.bpe_vocab_size=40",
+             "train.bpe_dropout=0.3"]
+    straight = train(tiny_config(tiny_corpus, tmp_path / "straight", *extra))
+    killed = tmp_path / "killed"
+    train(tiny_config(tiny_corpus, killed, *extra), stop_at_step=3)
+    resumed = train(tiny_config(tiny_corpus, killed, *extra), resume=True)
+    a = load_file(str(straight / "last" / "model.safetensors"))
+    b = load_file(str(resumed / "last" / "model.safetensors"))
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    plain = train(tiny_config(tiny_corpus, tmp_path / "plain", *extra[:-1]))
+    c = load_file(str(plain / "last" / "model.safetensors"))
+    assert any(not torch.equal(a[k], c[k]) for k in a)  # the labels it saw were other segmentations
+
+
+def test_bpe_dropout_is_refused_for_character_units():
+    with pytest.raises(ConfigError, match="train.bpe_dropout needs subword units"):
+        load_config("configs/small.yaml", ["train.bpe_dropout=0.1"])
