@@ -33,6 +33,23 @@ def epochs(run_dir):
     return [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
 
 
+def straight_and_resumed(corpus, tmp_path, *extra):
+    """The same run twice: once straight through, once killed at step 3 (mid-epoch 1) and resumed."""
+    straight = train(tiny_config(corpus, tmp_path / "straight", *extra))
+    killed = tmp_path / "killed"
+    train(tiny_config(corpus, killed, *extra), stop_at_step=3)
+    assert not (killed / "log.jsonl").exists()
+    return straight, train(tiny_config(corpus, killed, *extra), resume=True)
+
+
+def assert_same_weights(run_a, run_b):
+    a = load_file(str(run_a / "last" / "model.safetensors"))
+    b = load_file(str(run_b / "last" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
 def test_training_reduces_the_loss_and_writes_loadable_models(tiny_corpus, tmp_path):
     run = train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=6"))
     log = epochs(run)
@@ -63,17 +80,8 @@ def test_the_last_epochs_are_averaged_and_the_average_kept_only_if_it_validates_
 
 
 def test_a_killed_run_resumes_to_exactly_the_same_weights(tiny_corpus, tmp_path):
-    extra = ["train.epochs=2", "train.checkpoint_every=2"]
-    straight = train(tiny_config(tiny_corpus, tmp_path / "straight", *extra))
-    killed = tmp_path / "killed"
-    train(tiny_config(tiny_corpus, killed, *extra), stop_at_step=3)  # mid-epoch 1
-    assert not (killed / "log.jsonl").exists()
-    resumed = train(tiny_config(tiny_corpus, killed, *extra), resume=True)
-    a = load_file(str(straight / "last" / "model.safetensors"))
-    b = load_file(str(resumed / "last" / "model.safetensors"))
-    assert a.keys() == b.keys()
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    straight, resumed = straight_and_resumed(tiny_corpus, tmp_path, "train.epochs=2", "train.checkpoint_every=2")
+    assert_same_weights(straight, resumed)
     assert [e["train_loss"] for e in epochs(straight)][-1] == pytest.approx(epochs(resumed)[-1]["train_loss"])
 
 
@@ -208,16 +216,11 @@ def test_phone_ctc_trains_resumes_exactly_and_saves_the_model_without_its_head(t
     lexicon = SHARED_SO762 / "resource" / "lexicon.txt"
     extra = ["model.num_layers=2", "train.epochs=2", "train.checkpoint_every=2", "train.phone_ctc_weight=0.3",
              f"train.phone_lexicon={lexicon}"]
-    straight = train(tiny_config(tiny_corpus, tmp_path / "straight", *extra))
-    killed = tmp_path / "killed"
-    train(tiny_config(tiny_corpus, killed, *extra), stop_at_step=3)
-    resumed = train(tiny_config(tiny_corpus, killed, *extra), resume=True)
-    a = load_file(str(straight / "last" / "model.safetensors"))
-    b = load_file(str(resumed / "last" / "model.safetensors"))
-    for key in a:  # exact only if the phone head's weights and moments came back too
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    straight, resumed = straight_and_resumed(tiny_corpus, tmp_path, *extra)
+    assert_same_weights(straight, resumed)  # exact only if the phone head's weights and moments came back too
     plain = train(tiny_config(tiny_corpus, tmp_path / "plain", "model.num_layers=2", "train.epochs=1"))
-    assert a.keys() == load_file(str(plain / "best" / "model.safetensors")).keys()
+    assert load_file(str(straight / "last" / "model.safetensors")).keys() == \
+        load_file(str(plain / "best" / "model.safetensors")).keys()
     logged = epochs(straight)
     assert 0 < logged[-1]["train_phone_loss"] < logged[0]["train_phone_loss"]  # the phone head learns
     assert "train_phone_loss" not in epochs(plain)[0]
@@ -327,15 +330,10 @@ def test_weight_noise_trains_from_a_trained_model_and_changes_where_it_goes(tiny
 def test_bpe_dropout_draws_new_labels_each_epoch_and_a_killed_run_resumes_exactly(tiny_corpus, tmp_path):
     extra = ["train.epochs=2", "train.checkpoint_every=2", "train.units=bpe", "train.bpe_vocab_size=40",
              "train.bpe_dropout=0.3"]
-    straight = train(tiny_config(tiny_corpus, tmp_path / "straight", *extra))
-    killed = tmp_path / "killed"
-    train(tiny_config(tiny_corpus, killed, *extra), stop_at_step=3)
-    resumed = train(tiny_config(tiny_corpus, killed, *extra), resume=True)
-    a = load_file(str(straight / "last" / "model.safetensors"))
-    b = load_file(str(resumed / "last" / "model.safetensors"))
-    for key in a:
-        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    straight, resumed = straight_and_resumed(tiny_corpus, tmp_path, *extra)
+    assert_same_weights(straight, resumed)
     plain = train(tiny_config(tiny_corpus, tmp_path / "plain", *extra[:-1]))
+    a = load_file(str(straight / "last" / "model.safetensors"))
     c = load_file(str(plain / "last" / "model.safetensors"))
     assert any(not torch.equal(a[k], c[k]) for k in a)  # the labels it saw were other segmentations
 
