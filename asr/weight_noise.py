@@ -3,13 +3,14 @@ little data, used in their TIMIT BiLSTM-CTC experiments.
 
 At every step the gradient is taken at randomly perturbed weights ``W + e`` with ``e ~ N(0, std^2)``
 drawn afresh for each weight matrix, and the update is then applied to the clean ``W``. The
-network is pushed towards flat regions of the loss, where small changes of its weights do not
-change its output: on small corpora it learns the training set less exactly and generalizes
-better. Graves et al. started it from a network already trained without noise, which is what
-the speechocean762 recipe's fine-tuning stage provides.
+intent is to push the network towards flat regions of the loss, where small changes of its
+weights do not change its output, so that it fits a small training set less exactly. Graves et
+al. drew the noise once per training sequence, and started from a network already trained
+without it; here it is drawn once per batch, and the speechocean762 recipe tried it in the
+fine-tuning stage (no gain there: recipes/speechocean762/README.md, XWn1 and XWn3).
 
 Only matrices and convolution kernels are perturbed (the parameters weight decay acts on);
-biases and normalization gains are left alone, as in the paper.
+biases and normalization gains are left alone.
 """
 
 from __future__ import annotations
