@@ -127,9 +127,13 @@ class TrainConfig:
     # Average the weights of the last N epochs (icefall's --avg) at the end; the average
     # replaces best/ if its valid WER is lower. 0 or 1 = off.
     average_last: int = 0
-    # Weight noise (asr/weight_noise.py; Graves et al., 2013): each step's gradient is taken at
-    # weights perturbed by N(0, std^2) and applied to the clean ones. 0 = off.
+    # Weight noise (asr/weight_perturbation.py; Graves et al., 2013): each step's gradient is taken
+    # at weights perturbed by N(0, std^2) and applied to the clean ones. 0 = off.
     weight_noise: float = 0.0
+    # Weight drop (asr/weight_perturbation.py; DropConnect on the recurrent matrices W_h, as in
+    # AWD-LSTM): each step drops this fraction of every W_h's connections, one mask for all time
+    # steps of the batch. 0 = off.
+    weight_drop: float = 0.0
     # Intermediate CTC (Lee & Watanabe, 2021): the CTC head also reads the output of recurrent
     # layer inter_ctc_layer (0 = the middle one, (num_layers + 1) // 2), and that loss is mixed
     # in at this weight. A regularizer for training only: parameters and inference are unchanged.
@@ -183,6 +187,8 @@ class Config:
             raise ConfigError("train.bpe_dropout needs subword units (train.units=bpe)")
         if t.weight_noise < 0:
             raise ConfigError("train.weight_noise must be >= 0 (0: off)")
+        if not 0.0 <= t.weight_drop < 1.0:
+            raise ConfigError("train.weight_drop must be in [0, 1) (0: off)")
         if t.time_budget_minutes < 0:
             raise ConfigError("train.time_budget_minutes must be >= 0 (0: no budget)")
         if not 0.0 <= t.phone_ctc_weight < 1.0:

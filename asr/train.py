@@ -40,7 +40,7 @@ from asr.phones import LexiconError, PhoneLexicon
 from asr.schedule import WarmupCosine, epochs_within_budget
 from asr.selection import average_last_epochs, validate
 from asr.tokenizers import Tokenizer, build_tokenizer
-from asr.weight_noise import WeightNoise
+from asr.weight_perturbation import WeightDrop, WeightNoise
 
 
 class TrainingError(RuntimeError):
@@ -206,6 +206,9 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     weight_noise = WeightNoise(model.parameters(), tc.weight_noise)
     if tc.weight_noise:
         say(f"weight noise: {weight_noise.describe()}")
+    weight_drop = WeightDrop(model.named_parameters(), tc.weight_drop)
+    if tc.weight_drop:
+        say(f"weight drop: {weight_drop.describe()}")
     if tc.bpe_dropout:
         say(f"BPE-dropout: each training utterance re-segmented every epoch, merges skipped at p={tc.bpe_dropout:g}")
 
@@ -269,7 +272,9 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
             torch.manual_seed(tc.seed * 1_000_003 + step * d.world_size + d.rank)  # dropout, SpecAugment
             batch = batch.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
-            with weight_noise.applied():  # the gradient at noisy weights; the update to the clean ones
+            # the gradient at perturbed weights; the update to the clean ones
+            drop_seed = (tc.seed * 1_000_003 + step) * 1_000_003 + 17  # one mask on all ranks; not dropout's stream
+            with weight_noise.applied(), weight_drop.applied(seed=drop_seed):
                 b_loss, b_n, b_short, finite, b_phone, b_n_phone = forward_backward(
                     ddp, batch, tokenizer.blank_id, scaler, use_amp, device,
                     inter=(cfg.inter_ctc_layer, tc.inter_ctc_weight), phone_weight=tc.phone_ctc_weight)

@@ -327,6 +327,16 @@ def test_weight_noise_trains_from_a_trained_model_and_changes_where_it_goes(tiny
     assert any(not torch.equal(clean[k], noisy[k]) for k in clean)  # same seed and data: only the noise differs
 
 
+def test_weight_drop_changes_the_training_and_a_killed_run_resumes_exactly(tiny_corpus, tmp_path):
+    extra = ["train.epochs=2", "train.checkpoint_every=2", "train.weight_drop=0.3"]
+    straight, resumed = straight_and_resumed(tiny_corpus, tmp_path, *extra)
+    assert_same_weights(straight, resumed)  # the masks are a function of (seed, step)
+    plain = train(tiny_config(tiny_corpus, tmp_path / "plain", *extra[:-1]))
+    a = load_file(str(straight / "last" / "model.safetensors"))
+    c = load_file(str(plain / "last" / "model.safetensors"))
+    assert any(not torch.equal(a[k], c[k]) for k in a)  # same seed and data: only the masks differ
+
+
 def test_bpe_dropout_draws_new_labels_each_epoch_and_a_killed_run_resumes_exactly(tiny_corpus, tmp_path):
     extra = ["train.epochs=2", "train.checkpoint_every=2", "train.units=bpe", "train.bpe_vocab_size=40",
              "train.bpe_dropout=0.3"]
