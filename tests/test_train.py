@@ -42,12 +42,20 @@ def straight_and_resumed(corpus, tmp_path, *extra):
     return straight, train(tiny_config(corpus, killed, *extra), resume=True)
 
 
+def last_weights(run_dir):
+    return load_file(str(run_dir / "last" / "model.safetensors"))
+
+
 def assert_same_weights(run_a, run_b):
-    a = load_file(str(run_a / "last" / "model.safetensors"))
-    b = load_file(str(run_b / "last" / "model.safetensors"))
+    a, b = last_weights(run_a), last_weights(run_b)
     assert a.keys() == b.keys()
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+
+
+def assert_different_weights(run_a, run_b):
+    a, b = last_weights(run_a), last_weights(run_b)
+    assert any(not torch.equal(a[k], b[k]) for k in a)
 
 
 def test_training_reduces_the_loss_and_writes_loadable_models(tiny_corpus, tmp_path):
@@ -219,8 +227,7 @@ def test_phone_ctc_trains_resumes_exactly_and_saves_the_model_without_its_head(t
     straight, resumed = straight_and_resumed(tiny_corpus, tmp_path, *extra)
     assert_same_weights(straight, resumed)  # exact only if the phone head's weights and moments came back too
     plain = train(tiny_config(tiny_corpus, tmp_path / "plain", "model.num_layers=2", "train.epochs=1"))
-    assert load_file(str(straight / "last" / "model.safetensors")).keys() == \
-        load_file(str(plain / "best" / "model.safetensors")).keys()
+    assert last_weights(straight).keys() == load_file(str(plain / "best" / "model.safetensors")).keys()
     logged = epochs(straight)
     assert 0 < logged[-1]["train_phone_loss"] < logged[0]["train_phone_loss"]  # the phone head learns
     assert "train_phone_loss" not in epochs(plain)[0]
@@ -322,9 +329,7 @@ def test_weight_noise_trains_from_a_trained_model_and_changes_where_it_goes(tiny
         runs[std] = train(tiny_config(tiny_corpus, tmp_path / f"wn{std}", "train.epochs=1",
                                       f"train.init_from={base / 'best'}", f"train.weight_noise={std}"))
         assert all(torch.isfinite(torch.tensor(e["train_loss"])) for e in epochs(runs[std]))
-    clean = load_file(str(runs["0"] / "last" / "model.safetensors"))
-    noisy = load_file(str(runs["0.05"] / "last" / "model.safetensors"))
-    assert any(not torch.equal(clean[k], noisy[k]) for k in clean)  # same seed and data: only the noise differs
+    assert_different_weights(runs["0"], runs["0.05"])  # same seed and data: only the noise differs
 
 
 def test_weight_drop_changes_the_training_and_a_killed_run_resumes_exactly(tiny_corpus, tmp_path):
@@ -332,9 +337,7 @@ def test_weight_drop_changes_the_training_and_a_killed_run_resumes_exactly(tiny_
     straight, resumed = straight_and_resumed(tiny_corpus, tmp_path, *extra)
     assert_same_weights(straight, resumed)  # the masks are a function of (seed, step)
     plain = train(tiny_config(tiny_corpus, tmp_path / "plain", *extra[:-1]))
-    a = load_file(str(straight / "last" / "model.safetensors"))
-    c = load_file(str(plain / "last" / "model.safetensors"))
-    assert any(not torch.equal(a[k], c[k]) for k in a)  # same seed and data: only the masks differ
+    assert_different_weights(straight, plain)  # same seed and data: only the masks differ
 
 
 def test_bpe_dropout_draws_new_labels_each_epoch_and_a_killed_run_resumes_exactly(tiny_corpus, tmp_path):
@@ -343,9 +346,7 @@ def test_bpe_dropout_draws_new_labels_each_epoch_and_a_killed_run_resumes_exactl
     straight, resumed = straight_and_resumed(tiny_corpus, tmp_path, *extra)
     assert_same_weights(straight, resumed)
     plain = train(tiny_config(tiny_corpus, tmp_path / "plain", *extra[:-1]))
-    a = load_file(str(straight / "last" / "model.safetensors"))
-    c = load_file(str(plain / "last" / "model.safetensors"))
-    assert any(not torch.equal(a[k], c[k]) for k in a)  # the labels it saw were other segmentations
+    assert_different_weights(straight, plain)  # the labels it saw were other segmentations
 
 
 def test_bpe_dropout_is_refused_for_character_units():
