@@ -156,9 +156,11 @@ class SearchSpace:
 
     def _add_phrases(self, phrases: list[str], tokenizer: Tokenizer) -> None:
         for phrase in phrases:
-            if tokenizer.unknown_chars(phrase):
-                self.notes.append(f"hotword {phrase!r} left out: characters outside the tokenizer "
-                                  f"{''.join(sorted(tokenizer.unknown_chars(phrase)))!r}")
+            unknown = sorted(tokenizer.unknown_chars(phrase))
+            if unknown:
+                what = (f"words without a pronunciation: {' '.join(unknown)}" if tokenizer.kind == "phone"
+                        else f"characters outside the tokenizer {''.join(unknown)!r}")
+                self.notes.append(f"hotword {phrase!r} left out: {what}")
                 continue
             if self.words is not None:  # the search asks the LM once per word
                 self.phrases.append(tuple(self.words.get_index(w) for w in phrase.split()))

@@ -257,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
         source.add_argument("--model", help="model directory (default: the packaged model)")
         source.add_argument("--config", help="a training config instead (untrained weights)")
         p.add_argument("--vocab-size", type=int, help="with --config: output tokens (default 29 for characters, "
-                       "train.bpe_vocab_size + 1 for train.units=bpe)")
+                       "train.bpe_vocab_size + 1 for train.units=bpe, 41 for phones)")
         if name == "diagram":
             p.add_argument("--output", "-o", required=True, help="image file, e.g. net.svg or net.png")
         else:

@@ -145,8 +145,8 @@ class TrainConfig:
     phone_ctc_weight: float = 0.0
     phone_ctc_layer: int = 0
     phone_lexicon: str = "cmudict"
-    # Output units (asr/tokenizers.py): characters, or sentencepiece BPE pieces within words with
-    # ``|`` between words; bpe_vocab_size is sentencepiece's vocabulary (the model then has
+    # Output units (asr/tokenizers.py): characters, sentencepiece BPE pieces within words, or
+    # each word's phones from phone_lexicon; ``|`` between words. bpe_vocab_size is sentencepiece's vocabulary (the model then has
     # bpe_vocab_size + 1 outputs: its <unk> dropped, the CTC blank and ``|`` added). 150 is
     # the speechocean762 recipe's: 300-4,000 pieces gave better greedy WER there but none gave
     # better dev WER with the LM (recipes/speechocean762/README.md).
@@ -178,7 +178,7 @@ class Config:
         if t.inter_ctc_weight and not 1 <= self.inter_ctc_layer < self.model.num_layers:
             raise ConfigError(f"train.inter_ctc_layer={t.inter_ctc_layer}: intermediate CTC needs a layer "
                               f"below the last of model.num_layers={self.model.num_layers}")
-        _check_choice("train.units", t.units, ("char", "bpe"))
+        _check_choice("train.units", t.units, ("char", "bpe", "phone"))
         if t.units == "bpe" and t.bpe_vocab_size < 2:
             raise ConfigError("train.bpe_vocab_size must be >= 2")
         if not 0.0 <= t.bpe_dropout < 1.0:

@@ -42,11 +42,12 @@ def model_to_draw(model_dir: str | Path | None = None, config: str | Path | None
                   vocab_size: int | None = None) -> tuple[AcousticModel, str]:
     """(model, name) from a model directory, or built from a config file (untrained weights;
     the vocabulary size is not in a config, so it is given, or else 29 = blank, |, a-z and ';
-    with ``train.units=bpe``, the pieces asked for, ``train.bpe_vocab_size + 1``)."""
+    with ``train.units=bpe``, the pieces asked for, ``train.bpe_vocab_size + 1``; with phones,
+    41 = blank, | and cmudict's 39 phones)."""
     if config is not None:
         cfg = load_config(config)
         if vocab_size is None:
-            vocab_size = cfg.train.bpe_vocab_size + 1 if cfg.train.units == "bpe" else 29
+            vocab_size = {"bpe": cfg.train.bpe_vocab_size + 1, "phone": 41}.get(cfg.train.units, 29)
         return AcousticModel(cfg.features, cfg.model, vocab_size), str(config)
     if model_dir is None and not PRETRAINED_DIR.is_dir():
         raise ModelDirError(f"no packaged model in {PRETRAINED_DIR}: pass --model DIR or --config CONFIG.yaml")

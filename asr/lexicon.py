@@ -48,6 +48,9 @@ def lexicon_from_words(words: Iterable[str], tokenizer: Tokenizer) -> LexiconRep
             continue
         spelling = spell(word, tokenizer)
         if spelling is None:
+            if tokenizer.kind == "phone":
+                report.skipped.append((word, "no pronunciation"))
+                continue
             bad = "".join(sorted(tokenizer.unknown_chars(word))) or WORD_SEP
             report.skipped.append((word, f"characters outside the tokenizer: {bad!r}"))
         else:

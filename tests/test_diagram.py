@@ -90,6 +90,9 @@ def test_a_config_with_subword_units_is_drawn_with_as_many_outputs_as_pieces_ask
                    "train:\n  units: bpe\n  bpe_vocab_size: 150\n")
     assert main(["diagram", "--config", str(cfg), "-o", str(tmp_path / "net.svg")]) == 0
     assert "151 tokens" in svg_text(tmp_path / "net.svg")
+    cfg.write_text(cfg.read_text().replace("units: bpe", "units: phone"))
+    assert main(["diagram", "--config", str(cfg), "-o", str(tmp_path / "phones.svg")]) == 0
+    assert "41 tokens" in svg_text(tmp_path / "phones.svg")  # blank, | and cmudict's 39 phones
 
 
 def test_without_a_model_or_a_packaged_default_the_error_says_what_to_pass(monkeypatch, tmp_path, capsys):

@@ -12,7 +12,7 @@ from asr.phones import PhoneLexicon
 from asr.config import ConfigError, load_config
 from asr.model_dir import load_model_dir
 from asr.text import normalize_text
-from asr.tokenizers import SubwordTokenizer
+from asr.tokenizers import PhoneTokenizer, SubwordTokenizer
 from asr.train import TrainingError, train
 from conftest import SHARED_SO762
 
@@ -288,6 +288,19 @@ def test_subword_units_train_save_their_sentencepiece_model_and_must_match_when_
     assert loaded.tokenizer.decode(loaded.tokenizer.encode(normalize_text(text))) == normalize_text(text)
     with pytest.raises(TrainingError, match="units: 'bpe' there, train.units='char' here"):
         train(tiny_config(tiny_corpus, tmp_path / "char", f"train.init_from={run / 'best'}"))
+
+
+def test_phone_units_train_on_the_lexicons_phones_and_a_missing_lexicon_is_named(tiny_corpus, tmp_path):
+    lexicon = SHARED_SO762 / "resource" / "lexicon.txt"
+    run = train(tiny_config(tiny_corpus, tmp_path / "phones", "train.epochs=1", "train.units=phone",
+                            f"train.phone_lexicon={lexicon}"))
+    loaded = load_model_dir(run / "best")
+    assert isinstance(loaded.tokenizer, PhoneTokenizer)
+    assert len(loaded.tokenizer) == len(PhoneLexicon.load(lexicon).phones) + 2 == loaded.model.head.out_features
+    text = normalize_text(json.loads((tiny_corpus / "train.jsonl").read_text().splitlines()[0])["text"])
+    assert loaded.tokenizer.decode(loaded.tokenizer.encode(text)) == text
+    with pytest.raises(TrainingError, match="train.phone_lexicon: .*nowhere.txt: no such lexicon file"):
+        train(tiny_config(tiny_corpus, tmp_path / "none", "train.units=phone", f"train.phone_lexicon={tmp_path}/nowhere.txt"))
 
 
 def test_an_audio_file_that_vanishes_mid_run_is_skipped_with_a_warning(tiny_corpus, tmp_path, capsys):

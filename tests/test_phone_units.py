@@ -1,0 +1,121 @@
+"""Phone units (``train.units=phone``): each word spelled by its pronunciation, ``|`` between
+words. Words come back through the lexicon: the beam search spells a word LM's words in phones,
+and greedy decoding looks each phone string up."""
+
+import json
+
+import pytest
+
+from asr.beam_search import BeamSearchDecoder
+from asr.decoding import GreedyDecoder
+from asr.lexicon import lexicon_from_words, spell
+from asr.lm import build_lm
+from asr.text import BLANK, WORD_SEP, UnknownCharacterError
+from asr.tokenizers import PhoneTokenizer, TokenizerError, UnknownWordError, build_tokenizer, load_tokenizer
+from conftest import ctc_log_probs
+
+LEXICON = """THE DH AH0
+THE(2) DH IY0
+CAT K AE1 T
+SAT S AE1 T
+MAT M AE1 T
+RAT R AE1 T
+ON AA1 N
+A AH0
+READ R EH1 D
+READ(2) R IY1 D
+RED R EH1 D
+"""
+TEXTS = ["the cat sat on the mat", "a red rat", "the red cat", "a cat on a mat"]
+
+
+@pytest.fixture
+def lexicon(tmp_path):
+    path = tmp_path / "lexicon.txt"
+    path.write_text(LEXICON)
+    return path
+
+
+@pytest.fixture
+def phones(lexicon):
+    return PhoneTokenizer.build(TEXTS, lexicon)
+
+
+def frames_of(tokenizer, text):
+    """Clean CTC frames for ``text``: each token then a blank."""
+    frames = []
+    for i in tokenizer.encode(text):
+        frames += [tokenizer.tokens[i], BLANK]
+    return frames
+
+
+def test_words_are_spelled_by_their_first_pronunciation_without_stress_with_the_separator_between(phones, lexicon):
+    assert phones.tokens[:2] == (BLANK, WORD_SEP)
+    # IY is only in second pronunciations (THE(2), READ(2)), which are not used
+    assert set(phones.tokens[2:]) == {"DH", "AH", "K", "AE", "T", "S", "M", "R", "AA", "N", "EH", "D"}
+    assert [phones.tokens[i] for i in phones.encode("the cat")] == ["DH", "AH", WORD_SEP, "K", "AE", "T"]
+    assert spell("read", phones) == ["R", "EH", "D", WORD_SEP]
+    assert build_tokenizer("phone", TEXTS, phone_lexicon=str(lexicon)) == phones  # as train.units=phone builds it
+
+
+def test_greedy_decoding_looks_each_phone_string_up_in_the_lexicon(phones):
+    lp = ctc_log_probs(phones, frames_of(phones, "the cat sat on the mat"))
+    assert GreedyDecoder(phones).decode(*lp)[0].text == "the cat sat on the mat"
+
+
+def test_a_homophone_comes_back_as_the_training_texts_commoner_word(lexicon):
+    reds = PhoneTokenizer.build(TEXTS, lexicon)
+    assert reds.decode(reds.encode("read")) == "red"
+    readers = PhoneTokenizer.build(["read read", "red"], lexicon)
+    assert readers.decode(readers.encode("red")) == "read"
+
+
+def test_a_phone_string_that_no_word_has_is_written_as_its_phones(phones):
+    ids = [phones.tokens.index(p) for p in ("K", "AE", "D")]
+    assert phones.decode([*ids, phones.word_sep_id, *phones.encode("cat")]) == "K_AE_D cat"
+
+
+def test_a_word_without_a_pronunciation_is_refused_by_name_and_left_out_of_lexicons(phones):
+    with pytest.raises(UnknownWordError, match="words without a pronunciation: dog in 'the dog'") as e:
+        phones.encode("the dog")
+    assert isinstance(e.value, UnknownCharacterError)  # so datasets report and skip the utterance
+    report = lexicon_from_words(["cat", "dog"], phones)
+    assert report.lexicon == {"cat": [["K", "AE", "T", WORD_SEP]]}
+    assert report.skipped == [("dog", "no pronunciation")]
+
+
+def test_save_then_load_keeps_the_phones_and_which_homophone_wins(tmp_path, lexicon):
+    readers = PhoneTokenizer.build(["read read", "red"], lexicon)
+    readers.save(tmp_path / "tokenizer.json")
+    loaded = load_tokenizer(tmp_path / "tokenizer.json")
+    assert isinstance(loaded, PhoneTokenizer) and loaded.tokens == readers.tokens
+    assert loaded.encode("the red cat") == readers.encode("the red cat")
+    assert loaded.decode(loaded.encode("red")) == "read"
+
+
+def test_a_tokenizer_file_whose_pronunciations_use_unknown_phones_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps({"type": "phone", "tokens": [BLANK, WORD_SEP, "K"], "pronunciations": {"cat": "K AE T"}}))
+    with pytest.raises(TokenizerError, match="phones outside the tokens: AE T") as e:
+        load_tokenizer(path)
+    assert str(path) in str(e.value)
+
+
+def test_a_word_lm_search_over_phones_repairs_a_misheard_word(tmp_path, phones):
+    (tmp_path / "t.txt").write_text("\n".join(TEXTS) + "\n")
+    lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "w.arpa", order=2, use_lmplz=False)
+    frames = frames_of(phones, "the cat sat on the mat")
+    i = len(frames) - 6  # the M of "mat"
+    frames[i] = {"M": 0.45, "R": 0.55}  # the acoustics lean to "rat"
+    lp = ctc_log_probs(phones, frames)
+    assert GreedyDecoder(phones).decode(*lp)[0].text == "the cat sat on the rat"
+    assert BeamSearchDecoder(phones, lm=lm).decode(*lp)[0].text == "the cat sat on the mat"
+
+
+def test_lexicon_words_and_hotwords_without_a_pronunciation_are_left_out_and_said(tmp_path, phones):
+    (tmp_path / "t.txt").write_text("the cat sat on the dog\n")
+    lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "w.arpa", order=2, use_lmplz=False)
+    decoder = BeamSearchDecoder(phones, lm=lm, hotwords="dog,mat")
+    assert any("1 word(s) left out of the lexicon: 'dog' (no pronunciation)" in n for n in decoder.notes)
+    assert "hotword 'dog' left out: words without a pronunciation: dog" in decoder.notes
+    assert not any("'mat'" in n for n in decoder.notes)
