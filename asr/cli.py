@@ -9,7 +9,7 @@ import os
 import sys
 
 from asr.commands import (cmd_combine, cmd_compare, cmd_diagram, cmd_download, cmd_evaluate, cmd_export, cmd_plot,
-                          cmd_prepare, cmd_synthesize, cmd_train, cmd_transcribe, print_error)
+                          cmd_prepare, cmd_synthesize, cmd_train, cmd_transcribe, cmd_tune_rescoring, print_error)
 from asr.lm_commands import cmd_lm_build, cmd_lm_mix, cmd_lm_perplexity, cmd_lm_tune
 
 
@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--combine", nargs="+", metavar="MODEL", help="also run these model directories (each "
                        "searching as its package says) and combine every system's words by ROVER, --model "
                        "first (it wins ties; beam search options apply to it alone); see asr combine")
+        p.add_argument("--rescoring", metavar="FILE", help="n-best rescoring across the models that FILE names, "
+                       "with its tuned weights (write one with asr tune-rescoring); instead of --model and --combine")
 
     def beam_args(p):
         g = p.add_argument_group("beam search (unset values come from MODEL/decoding.yaml when searching with "
@@ -131,6 +133,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--report", metavar="DIR", help="also write an sclite-style error report here (md, html, json)")
     p.add_argument("--force", action="store_true", help="overwrite a --report directory that is not empty")
     p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("tune-rescoring", help="tune n-best rescoring across models (their CTC scores, the first "
+                       "model's word LM, a word bonus) on a dev manifest -> a file for --rescoring")
+    p.add_argument("manifest", help="a dev manifest (never the test split)")
+    p.add_argument("--model", required=True, help="the first system: its tokenizer, word LM and word times are used")
+    p.add_argument("--combine", nargs="+", required=True, metavar="MODEL", help="the other systems")
+    p.add_argument("--output", "-o", required=True, metavar="FILE", help="write the tuned settings here (YAML)")
+    p.add_argument("--nbest", type=int, default=16, help="candidates each system proposes (default 16)")
+    p.add_argument("--device", default="auto", help="cpu, cuda or auto")
+    p.add_argument("--decode-workers", type=int, default=min(2, os.cpu_count() or 1),
+                   help="processes for each system's beam search (default: 2 if there are 2 cores)")
+    p.add_argument("--batch-seconds", type=float, default=300.0)
+    p.set_defaults(func=cmd_tune_rescoring)
 
     p = sub.add_parser("transcribe", help="transcribe audio files, folders, globs or - (stdin) of any length: "
                        "text, JSON with word times, SRT/VTT subtitles")
@@ -271,7 +286,8 @@ def build_parser() -> argparse.ArgumentParser:
 # and importing them all up front would load torch for every command (~3 s for `asr download`).
 _USER_ERRORS = (("asr.config", "ConfigError"), ("asr.corpora", "CorpusError"), ("asr.data", "ManifestError"),
                 ("asr.lexicon", "LexiconError"), ("asr.lm", "LMError"), ("asr.model_dir", "ModelDirError"),
-                ("asr.tokenizers", "TokenizerError"), ("asr.train", "TrainingError"))
+                ("asr.rescoring", "RescoringError"), ("asr.tokenizers", "TokenizerError"),
+                ("asr.train", "TrainingError"))
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:

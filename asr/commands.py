@@ -86,12 +86,12 @@ def cmd_evaluate(args) -> int:
     utterances = read_manifest(args.manifest)
     systems = _systems(args)  # LM/lexicon errors surface here, before any audio
     results = [evaluate(t, utterances, batch_seconds=args.batch_seconds) for t in systems]
-    result, described = results[0], systems[0].decoder.describe()
+    result, described = results[0], systems[0].describe()
     if len(systems) > 1:
         from asr.rover import combine_evaluations
 
         for name, t, r in zip([args.model or "packaged default", *args.combine], systems, results):
-            print_error(f"{name}: WER {100 * r.wer:.2f}%  CER {100 * r.cer:.2f}% ({t.decoder.describe()})")
+            print_error(f"{name}: WER {100 * r.wer:.2f}%  CER {100 * r.cer:.2f}% ({t.describe()})")
         result = combine_evaluations(results)
         described = f"ROVER of {len(systems)} systems (--model, then --combine in order)"
     for path, reason in result.skipped:
@@ -114,7 +114,9 @@ def cmd_evaluate(args) -> int:
 
         from asr.report import build_report, write_report
 
-        meta = {"model": ", ".join([args.model or "packaged default", *(args.combine or [])]),
+        models = [f"--rescoring {args.rescoring}"] if args.rescoring else [args.model or "packaged default",
+                                                                            *(args.combine or [])]
+        meta = {"model": ", ".join(models),
                 "manifest": args.manifest, "decoder": described,
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "skipped": result.skipped}
         write_report(build_report(result.utterances, meta), args.report, force=True)  # checked above
@@ -152,12 +154,50 @@ def _load_transcriber(args):
 def _systems(args) -> list:
     """--model's transcriber, then one per --combine model directory: each of those searches as
     its own package says (its LM and decoding.yaml), with --decoder, --device and --decode-workers."""
+    if getattr(args, "rescoring", None):
+        return [_rescoring_transcriber(args)]
     systems = [_load_transcriber(args)]
-    for directory in args.combine or []:
-        own = argparse.Namespace(**{**vars(args), "model": directory, "lm": None, "lexicon": None, "hotwords": None,
-                                    **{n: None for n in _SEARCH_OPTIONS}})
-        systems.append(_load_transcriber(own))
+    systems += [_load_transcriber(_as_packaged(args, directory)) for directory in args.combine or []]
     return systems
+
+
+def _as_packaged(args, directory: str) -> argparse.Namespace:
+    """``args`` for another model directory that searches as its package says."""
+    return argparse.Namespace(**{**vars(args), "model": directory, "lm": None, "lexicon": None, "hotwords": None,
+                                 **{n: None for n in _SEARCH_OPTIONS}})
+
+
+def _rescoring_transcriber(args):
+    """One transcriber that rescores the pooled n-best of the models a --rescoring file names."""
+    from asr.rescoring import RescoringTranscriber, read_rescoring
+
+    given = [f"--{n.replace('_', '-')}" for n in ("model", "combine", "lm", "lexicon", "hotwords", *_SEARCH_OPTIONS)
+             if getattr(args, n, None) is not None]
+    if given or args.decoder != "auto":
+        raise RuntimeError(f"--rescoring names the models and their settings: not with "
+                           f"{', '.join(given or ['--decoder'])}")
+    models, options = read_rescoring(args.rescoring)
+    return RescoringTranscriber([_load_transcriber(_as_packaged(args, m)) for m in models], options)
+
+
+def cmd_tune_rescoring(args) -> int:
+    from asr.data import read_manifest
+    from asr.rescoring import RescoringOptions, RescoringTranscriber, tune, write_rescoring
+
+    utterances = read_manifest(args.manifest)
+    models = [args.model, *args.combine]
+    args.decoder = "auto"
+    systems = [_load_transcriber(_as_packaged(args, m)) for m in models]
+    combined = RescoringTranscriber(systems, RescoringOptions((1.0,) * len(systems), nbest=args.nbest))
+    result = tune(combined, utterances, batch_seconds=args.batch_seconds)
+    for path, reason in result.skipped:
+        print_error(f"skipped {path}: {reason}")
+    path = write_rescoring(args.output, models, result, args.manifest)
+    o = result.options
+    print(f"{args.manifest}: WER {100 * result.wer:.2f}% rescored ({args.model} alone: {100 * result.first_wer:.2f}%), "
+          f"{result.utterances} utterances, {len(result.grid)} settings in {result.seconds:.0f} s; weights "
+          f"{', '.join(f'{w:g}' for w in o.weights)}, lm_weight {o.lm_weight:g}, word_score {o.word_score:g} -> {path}")
+    return 1 if result.skipped else 0
 
 
 def cmd_transcribe(args) -> int:
@@ -186,8 +226,8 @@ def cmd_transcribe(args) -> int:
     if paths.count("-") > 1:
         print_error("-: stdin can be read only once")
         return 2
-    if args.combine and "-" in paths:
-        print_error("-: stdin can be read only once, so not with --combine")
+    if (args.combine or args.rescoring) and "-" in paths:
+        print_error("-: stdin can be read only once, so not with --combine or --rescoring")
         return 2
     systems = _systems(args)  # every model loads (or fails) before any audio is read
     for transcriber in systems:

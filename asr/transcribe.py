@@ -99,18 +99,30 @@ class Transcriber:
         self.batch_size = batch_size
 
     @torch.inference_mode()
-    def transcribe_waveforms(self, waves: Sequence[torch.Tensor]) -> list[Result]:
-        """Mono waveforms at the model's rate -> one Result each, run as one batch."""
+    def log_probs(self, waves: Sequence[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Mono waveforms at the model's rate, run as one batch -> (B, T, V) log-probs and the
+        frames of each, on the CPU."""
         lengths = torch.tensor([w.numel() for w in waves], dtype=torch.long)
         batch = torch.zeros(len(waves), int(lengths.max()))
         for i, w in enumerate(waves):
             batch[i, : w.numel()] = w
         log_probs, out_lengths = self.model(batch.to(self.device), lengths.to(self.device))
-        log_probs, out_lengths = log_probs.cpu(), out_lengths.cpu()
-        nbests = self.decoder.decode_nbest(log_probs, out_lengths)  # all utterances at once
+        return log_probs.cpu(), out_lengths.cpu()
+
+    def nbests(self, waves: Sequence[torch.Tensor], log_probs: torch.Tensor, out_lengths: torch.Tensor
+               ) -> list[list[Hypothesis]]:
+        """The decoder's n best per utterance (all at once); asr.rescoring overrides it."""
+        return self.decoder.decode_nbest(log_probs, out_lengths)
+
+    @torch.inference_mode()
+    def transcribe_waveforms(self, waves: Sequence[torch.Tensor]) -> list[Result]:
+        """Mono waveforms at the model's rate -> one Result each, run as one batch."""
+        lengths = [w.numel() for w in waves]
+        log_probs, out_lengths = self.log_probs(waves)
+        nbests = self.nbests(waves, log_probs, out_lengths)
         shift = self.model.frame_shift
         results = []
-        for b, (nbest, n) in enumerate(zip(nbests, lengths.tolist())):
+        for b, (nbest, n) in enumerate(zip(nbests, lengths)):
             hyp = nbest[0]
             duration = n / self.sample_rate
             aligned = align_words(log_probs[b, : int(out_lengths[b])], hyp, self.tokenizer)
@@ -124,6 +136,10 @@ class Transcriber:
             segments = [Segment(0.0, round(duration, 3), hyp.text)] if hyp.text else []
             results.append(Result(hyp.text, duration, segments, words, confidence, [h.text for h in nbest[1:]]))
         return results
+
+    def describe(self) -> str:
+        """One line for logs and reports: how this transcriber decodes."""
+        return self.decoder.describe()
 
     def load(self, audio, sample_rate: int | None = None) -> torch.Tensor:
         """The whole signal in memory (short files); ``transcribe`` streams long ones instead."""

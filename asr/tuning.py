@@ -57,12 +57,7 @@ def model_outputs(transcriber: Transcriber, utterances: Sequence[Utterance], bat
                 skipped.append((utterances[i].audio_filepath, e.problem))
         if not waves:
             continue
-        lengths = torch.tensor([w.numel() for w in waves])
-        padded = torch.zeros(len(waves), int(lengths.max()))
-        for j, w in enumerate(waves):
-            padded[j, : w.numel()] = w
-        log_probs, out_lengths = transcriber.model(padded.to(transcriber.device), lengths.to(transcriber.device))
-        batches.append((log_probs.cpu(), out_lengths.cpu(), refs))
+        batches.append((*transcriber.log_probs(waves), refs))
     return batches, skipped
 
 

@@ -20,7 +20,11 @@
 #                `asr export RUN/best PKG --lm LM`; one without a packaged LM decodes greedy), with
 #                SET_hyp.txt and an error report SET_report/
 #   seeds     -> $(EXP)/seedS/package for each S in SEEDS: the whole recipe again (train, finetune,
-#                tune, with this run's LM) with train.seed=S, packaged with the LM; `combine` adds them
+#                tune, with this run's LM) with train.seed=S, packaged with the LM; `combine` and
+#                `rescore` add them
+#   rescore   -> $(MODEL_EXP)/rescored/SET.json per SET: n-best rescoring of this run's model
+#                (packaged with the LM as $(MODEL_EXP)/package) and the COMBINE/SEEDS systems, its
+#                weights tuned on $(VALID) (rescoring.yaml), with SET_hyp.txt and SET_report/
 #
 # Stages are files: each runs only when its inputs changed; delete an output to redo it.
 
@@ -29,7 +33,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
 
-.PHONY: all download prepare synth train finetune lm tune evaluate combine seeds
+.PHONY: all download prepare synth train finetune lm tune evaluate combine rescore seeds
 
 synth: $(TRAIN_MANIFEST)
 
@@ -107,6 +111,23 @@ $(MODEL_EXP)/combined/%.json: $(MODEL_EXP)/best/decoding.yaml $(SEED_MODELS)
 	mkdir -p $(@D)
 	$(ASR) evaluate $(DATA)/$*.jsonl --model $(MODEL_EXP)/best --lm $(LM) --combine $(strip $(COMBINE) $(SEED_PACKAGES)) --json \
 	  -o $(@D)/$*_hyp.txt --report $(@D)/$*_report --force | tee $(@D)/$*.log
+	tail -n 1 $(@D)/$*.log > $@
+
+rescore: $(foreach set,$(EVAL_SETS),$(MODEL_EXP)/rescored/$(set).json)
+
+# Rescoring takes the first system's word LM from its package.
+$(MODEL_EXP)/package/model.safetensors: $(MODEL_EXP)/best/decoding.yaml
+	rm -rf $(@D).tmp && $(ASR) export $(MODEL_EXP)/best $(@D).tmp --half --lm $(LM) && rm -rf $(@D) && mv $(@D).tmp $(@D)
+
+$(MODEL_EXP)/rescored/rescoring.yaml: $(MODEL_EXP)/package/model.safetensors $(SEED_MODELS)
+	@test -n "$(strip $(COMBINE) $(SEEDS))" || { echo "rescore needs COMBINE=\"MODEL_DIR ...\" (other systems) or SEEDS=\"S ...\"" >&2; exit 1; }
+	@test -n "$(VALID)" || { echo "rescoring is tuned on a valid set (VALID)" >&2; exit 1; }
+	mkdir -p $(@D)
+	$(ASR) tune-rescoring $(DATA)/$(VALID).jsonl --model $(MODEL_EXP)/package --combine $(strip $(COMBINE) $(SEED_PACKAGES)) -o $@
+
+$(MODEL_EXP)/rescored/%.json: $(MODEL_EXP)/rescored/rescoring.yaml
+	$(ASR) evaluate $(DATA)/$*.jsonl --rescoring $< --json -o $(@D)/$*_hyp.txt --report $(@D)/$*_report --force \
+	  | tee $(@D)/$*.log
 	tail -n 1 $(@D)/$*.log > $@
 
 seeds: $(SEED_MODELS)

@@ -231,6 +231,18 @@ def test_seeds_rerun_the_whole_recipe_per_seed_with_this_run_s_lm_and_combine_vo
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_the_rescore_stage_packages_the_run_s_model_first_and_tunes_on_valid_before_the_test_set():
+    plan = planned("rescore", "SEEDS=7")
+    export = plan.index("export exp/small/finetune/best exp/small/finetune/package.tmp --half --lm "
+                        "exp/small/lm/words_4gram.arpa")
+    tune = plan.index("tune-rescoring data/valid.jsonl --model exp/small/finetune/package --combine "
+                      "exp/small/seed7/package -o exp/small/finetune/rescored/rescoring.yaml")
+    evaluate = plan.index("evaluate data/test.jsonl --rescoring exp/small/finetune/rescored/rescoring.yaml")
+    assert export < tune < evaluate
+    assert "--report exp/small/finetune/rescored/test_report" in plan[evaluate:].splitlines()[0]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_combine_without_systems_or_seeds_says_what_it_needs(tmp_path):
     exp = tmp_path / "exp"
     (exp / "finetune" / "best").mkdir(parents=True)

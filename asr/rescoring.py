@@ -1,0 +1,237 @@
+"""N-best rescoring across systems (``asr tune-rescoring``, then ``--rescoring FILE``).
+
+Each system (a model package, searching as its package says) proposes its ``nbest`` best
+transcripts of an utterance. Every candidate is then scored by every system's acoustic model,
+by the first system's word LM and by its length, and the best total wins:
+
+    score(W) = sum_s weight_s * log P_s(W | X) + lm_weight * log10 P_LM(W) + word_score * |W|
+
+``log P_s(W | X)`` is CTC's log-likelihood of W spelled in system s's units: the sum over all
+its alignments (torch's ``ctc_loss``), so a phone model and a BPE model judge the same words in
+their own terms. The first system's weight is 1. A candidate that some system cannot spell (a
+word without a pronunciation, for a phone model) is left out, unless no candidate is left.
+
+Unlike ROVER (``asr combine``), which votes word by word and needs three systems to outvote
+one, two systems already help here, since each scores the other's hypotheses; the weights are
+tuned on a dev manifest (``tune``) and kept in a small YAML file that names the systems.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+import yaml
+
+from asr.audio import AudioError
+from asr.data import Utterance
+from asr.decoding import Hypothesis
+from asr.evaluate import batches_by_duration
+from asr.metrics import word_errors
+from asr.text import normalize_text
+from asr.tokenizers import Tokenizer
+from asr.transcribe import Transcriber
+
+DEFAULT_WEIGHTS = (0.25, 0.5, 1.0, 1.5)  # of each system after the first
+DEFAULT_LM_WEIGHTS = (0.5, 1.0, 2.0, 3.0, 4.0)
+DEFAULT_WORD_SCORES = (-2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
+
+
+class RescoringError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class RescoringOptions:
+    weights: tuple[float, ...] = (1.0,)  # per system, the first 1
+    lm_weight: float = 1.0
+    word_score: float = 0.0
+    nbest: int = 16  # candidates each system proposes
+
+
+@dataclass
+class Candidates:
+    """One utterance's candidate transcripts and their scores, system by system."""
+
+    texts: list[str]
+    ctc: list[list[float]]  # [system][candidate]: log P_s(W | X), -inf where s cannot spell W
+    lm: list[float]  # log10 P_LM(W), with the sentence end
+
+    def best(self, options: RescoringOptions) -> int:
+        def total(i: int) -> float:
+            acoustic = sum(w * scores[i] for w, scores in zip(options.weights, self.ctc) if w)
+            return acoustic + options.lm_weight * self.lm[i] + options.word_score * len(self.texts[i].split())
+
+        spellable = [i for i in range(len(self.texts)) if all(s[i] > -math.inf for s in self.ctc)]
+        return max(spellable or range(len(self.texts)), key=total)  # ties: the first system's order
+
+
+def ctc_log_likelihoods(log_probs: torch.Tensor, tokenizer: Tokenizer, texts: Sequence[str]) -> list[float]:
+    """(T, V) log-probs of one utterance -> log P(text | audio) per text, summed over all CTC
+    alignments of its spelling; -inf for a text the tokenizer cannot spell or the frames cannot fit."""
+    log_probs = log_probs.detach().float().cpu()
+    scores = []
+    for text in texts:
+        try:
+            ids = tokenizer.encode(text)
+        except ValueError:  # UnknownCharacterError / UnknownWordError
+            scores.append(-math.inf)
+            continue
+        if not ids:
+            scores.append(float(log_probs[:, tokenizer.blank_id].sum()))
+            continue
+        loss = F.ctc_loss(log_probs[:, None, :], torch.tensor([ids]), torch.tensor([log_probs.shape[0]]),
+                          torch.tensor([len(ids)]), blank=tokenizer.blank_id, reduction="sum")
+        scores.append(-float(loss))  # inf loss (too few frames) -> -inf
+    return scores
+
+
+class WordLM:
+    """log10 P(sentence) under the word n-gram LM that a beam search decoder has loaded."""
+
+    def __init__(self, decoder):
+        space = getattr(decoder, "space", None)
+        if space is None or space.kenlm is None or space.words is None:
+            raise RescoringError("n-best rescoring needs a word LM: the first system must search with a word LM "
+                                 "and lexicon (a package exported with --lm, or --lm)")
+        self.kenlm, self.words = space.kenlm, space.words
+
+    def score(self, text: str) -> float:
+        state, total = self.kenlm.start(False), 0.0
+        for word in text.split():
+            state, s = self.kenlm.score(state, self.words.get_index(word))  # unknown words: <unk>'s index
+            total += s
+        return total + self.kenlm.finish(state)[1]
+
+
+class RescoringTranscriber(Transcriber):
+    """The first system's transcriber (its tokenizer, segmenter and word times), whose n-best
+    comes from every system and is rescored; ``options.weights`` has one weight per system."""
+
+    def __init__(self, systems: Sequence[Transcriber], options: RescoringOptions):
+        first = systems[0]
+        if len(options.weights) != len(systems):
+            raise RescoringError(f"{len(options.weights)} weight(s) for {len(systems)} systems")
+        rates = {t.sample_rate for t in systems}
+        if len(rates) > 1:
+            raise RescoringError(f"the systems' sample rates differ ({', '.join(map(str, sorted(rates)))} Hz)")
+        super().__init__(first.loaded, first.decoder, device=str(first.device), segmenter=first.segmenter.options,
+                         batch_size=first.batch_size)
+        self.systems, self.options, self.lm = list(systems), options, WordLM(first.decoder)
+        for t in self.systems:
+            if hasattr(t.decoder, "with_options") and t.decoder.options.nbest < options.nbest:
+                t.decoder = t.decoder.with_options(nbest=options.nbest)
+
+    def candidates(self, waves: Sequence[torch.Tensor], first_log_probs=None) -> list[Candidates]:
+        """Every system's n-best of each wave, pooled (first system first), and their scores."""
+        outputs = [first_log_probs if i == 0 and first_log_probs is not None else t.log_probs(waves)
+                   for i, t in enumerate(self.systems)]
+        nbests = [t.decoder.decode_nbest(*out) for t, out in zip(self.systems, outputs)]
+        pooled = []
+        for b in range(len(waves)):
+            texts = list(dict.fromkeys(h.text for nbest in nbests for h in nbest[b][: self.options.nbest]))
+            ctc = [ctc_log_likelihoods(lp[b, : int(n[b])], t.tokenizer, texts)
+                   for t, (lp, n) in zip(self.systems, outputs)]
+            pooled.append(Candidates(texts, ctc, [self.lm.score(text) for text in texts]))
+        return pooled
+
+    def nbests(self, waves, log_probs, out_lengths) -> list[list[Hypothesis]]:
+        results = []
+        for c in self.candidates(waves, (log_probs, out_lengths)):
+            text = c.texts[c.best(self.options)]
+            try:  # the first system's spelling; word times come from aligning it (asr.alignment)
+                tokens = tuple(self.tokenizer.encode(text))
+            except ValueError:
+                tokens = ()
+            results.append([Hypothesis(text, tokens, (), 0.0)])
+        return results
+
+    def describe(self) -> str:
+        o = self.options
+        return (f"n-best rescoring of {len(self.systems)} systems ({o.nbest} each; weights "
+                f"{', '.join(f'{w:g}' for w in o.weights)}, lm_weight {o.lm_weight:g}, word_score {o.word_score:g})")
+
+
+@dataclass
+class RescoringTuneResult:
+    options: RescoringOptions
+    wer: float
+    first_wer: float  # the first system alone, as its package searches
+    grid: list[tuple[tuple[float, ...], float, float, float]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    utterances: int = 0
+    seconds: float = 0.0
+
+
+def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weights=DEFAULT_WEIGHTS,
+         lm_weights=DEFAULT_LM_WEIGHTS, word_scores=DEFAULT_WORD_SCORES, batch_seconds: float = 300.0,
+         progress: Callable[[int], None] | None = None) -> RescoringTuneResult:
+    """Grid search on a dev manifest: every system runs once; each grid point only re-ranks the
+    pooled candidates. Ties go to the smaller weights, then the word score nearer 0."""
+    start = time.perf_counter()
+    pooled, refs, firsts, skipped = [], [], [], []
+    for batch in batches_by_duration(list(utterances), batch_seconds):
+        waves = []
+        for i in batch:
+            try:
+                waves.append(combined.load(utterances[i].audio_filepath))
+                refs.append(normalize_text(utterances[i].text))
+            except AudioError as e:
+                skipped.append((utterances[i].audio_filepath, e.problem))
+        if waves:
+            with torch.inference_mode():
+                for c in combined.candidates(waves):
+                    pooled.append(c)
+                    firsts.append(c.texts[0])  # the first system's best (n-best lists are pooled in order)
+        if progress:
+            progress(len(batch))
+    if not pooled:
+        raise RescoringError("no readable utterances to tune on")
+    others = len(combined.systems) - 1
+    grid = []
+    for rest, lm_weight, word_score in itertools.product(itertools.product(weights, repeat=others), lm_weights,
+                                                         word_scores):
+        o = RescoringOptions((1.0, *rest), lm_weight, word_score, combined.options.nbest)
+        wer = word_errors(refs, [c.texts[c.best(o)] for c in pooled]).rate
+        grid.append(((1.0, *rest), lm_weight, word_score, wer))
+    best = min(grid, key=lambda g: (round(g[3], 9), sum(g[0]), g[1], abs(g[2])))
+    return RescoringTuneResult(RescoringOptions(best[0], best[1], best[2], combined.options.nbest), best[3],
+                               word_errors(refs, firsts).rate, grid, skipped, len(pooled),
+                               time.perf_counter() - start)
+
+
+def write_rescoring(path: str | Path, models: Sequence[str], result: RescoringTuneResult, manifest: str) -> Path:
+    """The YAML that ``--rescoring`` reads: the systems in order and the tuned settings."""
+    o = result.options
+    settings = {"models": [str(Path(m).resolve()) for m in models], "weights": list(o.weights),
+                "lm_weight": o.lm_weight, "word_score": o.word_score, "nbest": o.nbest,
+                "tuned": {"manifest": str(manifest), "wer": round(result.wer, 6),
+                          "first_system_wer": round(result.first_wer, 6), "utterances": result.utterances}}
+    path = Path(path)
+    path.write_text("# written by `asr tune-rescoring`; use with `asr evaluate|transcribe --rescoring`\n"
+                    + yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+    return path
+
+
+def read_rescoring(path: str | Path) -> tuple[list[str], RescoringOptions]:
+    """(model directories, options) from a ``write_rescoring`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RescoringError(f"{path}: rescoring file not found (write one with `asr tune-rescoring`)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        models = [str(m) for m in data["models"]]
+        options = RescoringOptions(tuple(float(w) for w in data["weights"]), float(data["lm_weight"]),
+                                   float(data["word_score"]), int(data.get("nbest", RescoringOptions.nbest)))
+    except (yaml.YAMLError, TypeError, KeyError, ValueError) as e:
+        raise RescoringError(f"{path}: not a rescoring file ({type(e).__name__}: {e})") from None
+    if len(models) < 2 or len(models) != len(options.weights):
+        raise RescoringError(f"{path}: expected two or more models and one weight per model")
+    return models, options
+

@@ -1,0 +1,138 @@
+"""N-best rescoring across systems: every system's candidates, scored by every system's CTC
+likelihood, the first system's word LM and a word bonus; weights tuned on a dev manifest."""
+
+import json
+import math
+import shutil
+
+import pytest
+import torch
+
+from asr.cli import main
+from asr.decoding_config import write_decoding_defaults
+from asr.lm import build_lm
+from asr.rescoring import (Candidates, RescoringError, RescoringOptions, RescoringTuneResult, WordLM,
+                           ctc_log_likelihoods, read_rescoring, write_rescoring)
+from asr.text import CharTokenizer
+from asr.transcribe import load_model
+from conftest import ctc_log_probs, spelled_frames
+
+TOKENIZER = CharTokenizer.build(["hello world"])
+
+
+def test_the_ctc_likelihood_is_the_sum_over_every_alignment_of_the_spelling():
+    log_probs, _ = ctc_log_probs(TOKENIZER, [{"h": 0.6, "<blank>": 0.4}, {"h": 0.3, "<blank>": 0.7}])
+    p = log_probs[0].exp()
+    h, blank = TOKENIZER.tokens.index("h"), TOKENIZER.blank_id
+    # "hh", "h-" and "-h" all spell "h"
+    expected = p[0, h] * p[1, h] + p[0, h] * p[1, blank] + p[0, blank] * p[1, h]
+    assert ctc_log_likelihoods(log_probs[0], TOKENIZER, ["h"])[0] == pytest.approx(math.log(expected), rel=1e-5)
+
+
+def test_the_spoken_words_score_higher_than_others_and_unspellable_texts_score_minus_infinity():
+    log_probs, _ = ctc_log_probs(TOKENIZER, spelled_frames("hello world"))
+    scores = ctc_log_likelihoods(log_probs[0], TOKENIZER, ["hello world", "hello", "world hello", "hellx", ""])
+    assert scores[0] > max(scores[1:3]) and scores[0] > -1.0
+    assert scores[3] == -math.inf  # 'x' is not a token
+    assert scores[4] < scores[0]  # all blanks
+    too_long = ctc_log_likelihoods(log_probs[0, :3], TOKENIZER, ["hello world"])
+    assert too_long == [-math.inf]  # 11 letters cannot fit 3 frames
+
+
+def test_the_best_candidate_weighs_every_system_the_lm_and_the_word_count():
+    c = Candidates(["a b", "a c", "d"], ctc=[[-10.0, -9.0, -20.0], [-5.0, -8.0, -30.0]], lm=[-2.0, -3.0, -1.0])
+    assert c.best(RescoringOptions((1.0, 0.0), lm_weight=0.0)) == 1  # the first system alone
+    assert c.best(RescoringOptions((1.0, 1.0), lm_weight=0.0)) == 0  # the second system outweighs it
+    assert c.best(RescoringOptions((1.0, 0.0), lm_weight=30.0)) == 2  # a strong LM prefers "d"
+    assert c.best(RescoringOptions((1.0, 0.0), lm_weight=30.0, word_score=40.0)) == 0  # a word bonus, two words
+
+
+def test_a_candidate_that_one_system_cannot_spell_is_out_unless_none_is_left():
+    c = Candidates(["x", "y"], ctc=[[-1.0, -9.0], [-math.inf, -9.0]], lm=[0.0, 0.0])
+    assert c.best(RescoringOptions((1.0, 0.5))) == 1
+    c = Candidates(["x", "y"], ctc=[[-1.0, -9.0], [-math.inf, -math.inf]], lm=[0.0, 0.0])
+    assert c.best(RescoringOptions((1.0, 0.5))) in (0, 1)  # still answers
+
+
+def test_rescoring_needs_a_first_system_with_a_word_lm(tiny_model_dir):
+    with pytest.raises(RescoringError, match="word LM"):
+        WordLM(load_model(tiny_model_dir, decoder="greedy", device="cpu").decoder)
+
+
+def test_the_settings_file_round_trips_and_a_bad_one_is_named(tmp_path):
+    result = RescoringTuneResult(RescoringOptions((1.0, 0.5), 3.0, -1.0, 8), wer=0.4, first_wer=0.5, utterances=7)
+    path = write_rescoring(tmp_path / "r.yaml", ["a", "b"], result, "valid.jsonl")
+    models, options = read_rescoring(path)
+    assert [m.rsplit("/", 1)[-1] for m in models] == ["a", "b"] and options == result.options
+    with pytest.raises(RescoringError, match="nowhere.yaml: rescoring file not found"):
+        read_rescoring(tmp_path / "nowhere.yaml")
+    (tmp_path / "bad.yaml").write_text("models: [a]\nweights: [1]\nlm_weight: 1\nword_score: 0\n")
+    with pytest.raises(RescoringError, match="bad.yaml: expected two or more models"):
+        read_rescoring(tmp_path / "bad.yaml")
+    (tmp_path / "worse.yaml").write_text("just text\n")
+    with pytest.raises(RescoringError, match="worse.yaml: not a rescoring file"):
+        read_rescoring(tmp_path / "worse.yaml")
+
+
+@pytest.fixture(scope="module")
+def packages(tiny_model_dir, tmp_path_factory):
+    """Two different tiny models, the first packaged with a word LM (as `asr export --lm` leaves it)."""
+    from asr.config import Config, ModelConfig
+    from asr.model import AcousticModel
+    from asr.model_dir import load_model_dir, save_model_dir
+
+    tmp = tmp_path_factory.mktemp("rescoring")
+    (tmp / "text.txt").write_text("hello world\nhello hello world\nworld hello\n")
+    lm = build_lm([tmp / "text.txt"], tmp / "hw.arpa", order=2, use_lmplz=False)[0]
+    first = tmp / "first"
+    shutil.copytree(tiny_model_dir, first)
+    write_decoding_defaults(first, {"lm_weight": 0.5, "word_score": 0.0, "beam_size": 8,
+                                    "tuned": {"lm": str(lm.resolve()), "manifest": "valid.jsonl", "wer": 1.0}})
+    assert main(["export", str(first), str(tmp / "first_pkg"), "--lm", str(lm)]) == 0
+    torch.manual_seed(1)
+    cfg = Config(model=ModelConfig(cell="lstm", num_layers=1, hidden_size=8, conv_channels=4, dropout=0.0))
+    second = save_model_dir(tmp / "second", cfg, AcousticModel(cfg.features, cfg.model, len(TOKENIZER)),
+                            load_model_dir(tiny_model_dir).tokenizer)
+    return tmp / "first_pkg", second
+
+
+def test_tuned_settings_reproduce_their_wer_in_evaluate_and_serve_transcribe(packages, tiny_corpus, tmp_path,
+                                                                            capsys):
+    first, second = packages
+    valid = str(tiny_corpus / "valid.jsonl")
+    settings = tmp_path / "rescoring.yaml"
+    assert main(["tune-rescoring", valid, "--model", str(first), "--combine", str(second), "-o", str(settings),
+                 "--nbest", "4", "--decode-workers", "1"]) == 0
+    assert "rescored" in capsys.readouterr().out
+    models, options = read_rescoring(settings)
+    assert models == [str(first.resolve()), str(second.resolve())] and options.nbest == 4
+    tuned = __import__("yaml").safe_load(settings.read_text())["tuned"]
+    assert tuned["utterances"] == 4
+
+    hyps = tmp_path / "hyps.txt"
+    assert main(["evaluate", valid, "--rescoring", str(settings), "--json", "-o", str(hyps)]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["wer"] == pytest.approx(tuned["wer"], abs=1e-6)
+    assert summary["decoder"].startswith("n-best rescoring of 2 systems")
+
+    first_utterance = json.loads(open(valid).readline())
+    assert main(["transcribe", first_utterance["audio_filepath"], "--rescoring", str(settings), "--format",
+                 "json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert f"{first_utterance['id']}\tHYP: {result['text']}\n" in hyps.read_text()  # the same choice
+    assert [w["word"] for w in result["words"]] == result["text"].split()  # aligned in the first system's units
+
+
+def test_rescoring_names_its_own_models_so_model_and_combine_are_refused(packages, tiny_corpus, tmp_path, capsys):
+    first, second = packages
+    settings = tmp_path / "r.yaml"
+    write_rescoring(settings, [str(first), str(second)],
+                    RescoringTuneResult(RescoringOptions((1.0, 1.0), 1.0, 0.0, 2), 1.0, 1.0), "valid.jsonl")
+    valid = str(tiny_corpus / "valid.jsonl")
+    assert main(["evaluate", valid, "--rescoring", str(settings), "--model", str(first)]) == 2
+    assert "not with --model" in capsys.readouterr().err
+    assert main(["evaluate", valid, "--rescoring", str(tmp_path / "missing.yaml")]) == 2
+    assert "missing.yaml: rescoring file not found" in capsys.readouterr().err
+    assert main(["tune-rescoring", valid, "--model", str(second), "--combine", str(first), "-o",
+                 str(tmp_path / "x.yaml")]) == 2  # the first system has no LM
+    assert "needs a word LM" in capsys.readouterr().err
