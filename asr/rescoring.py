@@ -23,7 +23,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 import torch
 import torch.nn.functional as F
@@ -124,15 +124,15 @@ class RescoringTranscriber(Transcriber):
         super().__init__(first.loaded, first.decoder, device=str(first.device), segmenter=first.segmenter.options,
                          batch_size=first.batch_size)
         self.systems, self.options, self.lm = list(systems), options, WordLM(first.decoder)
-        for t in self.systems:
-            if hasattr(t.decoder, "with_options") and t.decoder.options.nbest < options.nbest:
-                t.decoder = t.decoder.with_options(nbest=options.nbest)
+        # each system's own search, asked for the n best (a greedy decoder has one)
+        self.searches = [t.decoder.with_options(nbest=options.nbest) if hasattr(t.decoder, "with_options")
+                         else t.decoder for t in self.systems]
 
     def candidates(self, waves: Sequence[torch.Tensor], first_log_probs=None) -> list[Candidates]:
         """Every system's n-best of each wave, pooled (first system first), and their scores."""
         outputs = [first_log_probs if i == 0 and first_log_probs is not None else t.log_probs(waves)
                    for i, t in enumerate(self.systems)]
-        nbests = [t.decoder.decode_nbest(*out) for t, out in zip(self.systems, outputs)]
+        nbests = [search.decode_nbest(*out) for search, out in zip(self.searches, outputs)]
         pooled = []
         for b in range(len(waves)):
             texts = list(dict.fromkeys(h.text for nbest in nbests for h in nbest[b][: self.options.nbest]))
@@ -170,8 +170,8 @@ class RescoringTuneResult:
 
 
 def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weights=DEFAULT_WEIGHTS,
-         lm_weights=DEFAULT_LM_WEIGHTS, word_scores=DEFAULT_WORD_SCORES, batch_seconds: float = 300.0,
-         progress: Callable[[int], None] | None = None) -> RescoringTuneResult:
+         lm_weights=DEFAULT_LM_WEIGHTS, word_scores=DEFAULT_WORD_SCORES, batch_seconds: float = 300.0
+         ) -> RescoringTuneResult:
     """Grid search on a dev manifest: every system runs once; each grid point only re-ranks the
     pooled candidates. Ties go to the smaller weights, then the word score nearer 0."""
     start = time.perf_counter()
@@ -189,8 +189,6 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
                 for c in combined.candidates(waves):
                     pooled.append(c)
                     firsts.append(c.texts[0])  # the first system's best (n-best lists are pooled in order)
-        if progress:
-            progress(len(batch))
     if not pooled:
         raise RescoringError("no readable utterances to tune on")
     others = len(combined.systems) - 1
