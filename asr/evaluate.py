@@ -57,6 +57,21 @@ def batches_by_duration(utterances: list[Utterance], batch_seconds: float, max_b
     return [[i for i, _ in batch] for batch in sampler]
 
 
+def readable_batches(transcriber: Transcriber, utterances: list[Utterance], batch_seconds: float, skipped: list):
+    """(waves at the transcriber's rate, normalized references) per length-sorted batch, for
+    tuning; an unreadable file is appended to ``skipped`` as (path, problem) and left out."""
+    for batch in batches_by_duration(utterances, batch_seconds):
+        waves, refs = [], []
+        for i in batch:
+            try:
+                waves.append(transcriber.load(utterances[i].audio_filepath))
+                refs.append(normalize_text(utterances[i].text))
+            except AudioError as e:
+                skipped.append((utterances[i].audio_filepath, e.problem))
+        if waves:
+            yield waves, refs
+
+
 def evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_seconds: float = 300.0,
              progress=None) -> Evaluation:
     """Transcribe every utterance (in length-sorted batches) and score against its text.

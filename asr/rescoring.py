@@ -29,12 +29,10 @@ import torch
 import torch.nn.functional as F
 import yaml
 
-from asr.audio import AudioError
 from asr.data import Utterance
 from asr.decoding import Hypothesis
-from asr.evaluate import batches_by_duration
+from asr.evaluate import readable_batches
 from asr.metrics import word_errors
-from asr.text import normalize_text
 from asr.tokenizers import Tokenizer
 from asr.transcribe import Transcriber
 
@@ -176,19 +174,12 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
     pooled candidates. Ties go to the smaller weights, then the word score nearer 0."""
     start = time.perf_counter()
     pooled, refs, firsts, skipped = [], [], [], []
-    for batch in batches_by_duration(list(utterances), batch_seconds):
-        waves = []
-        for i in batch:
-            try:
-                waves.append(combined.load(utterances[i].audio_filepath))
-                refs.append(normalize_text(utterances[i].text))
-            except AudioError as e:
-                skipped.append((utterances[i].audio_filepath, e.problem))
-        if waves:
-            with torch.inference_mode():
-                for c in combined.candidates(waves):
-                    pooled.append(c)
-                    firsts.append(c.texts[0])  # the first system's best (n-best lists are pooled in order)
+    for waves, batch_refs in readable_batches(combined, list(utterances), batch_seconds, skipped):
+        refs += batch_refs
+        with torch.inference_mode():
+            for c in combined.candidates(waves):
+                pooled.append(c)
+                firsts.append(c.texts[0])  # the first system's best (n-best lists are pooled in order)
     if not pooled:
         raise RescoringError("no readable utterances to tune on")
     others = len(combined.systems) - 1

@@ -14,14 +14,12 @@ from typing import Callable, Sequence
 
 import torch
 
-from asr.audio import AudioError
 from asr.beam_search import BeamSearchDecoder
 from asr.decoding_config import names_file, read_decoding_defaults, write_decoding_defaults
 from asr.data import Utterance
 from asr.decoding import GreedyDecoder
-from asr.evaluate import batches_by_duration
+from asr.evaluate import readable_batches
 from asr.metrics import word_errors
-from asr.text import normalize_text
 from asr.transcribe import Transcriber
 
 DEFAULT_LM_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
@@ -46,18 +44,9 @@ class TuneResult:
 @torch.inference_mode()
 def model_outputs(transcriber: Transcriber, utterances: Sequence[Utterance], batch_seconds: float = 300.0):
     """-> [(log_probs (B,T,V), lengths, references)] per batch, and the skipped (path, reason)."""
-    batches, skipped = [], []
-    for batch in batches_by_duration(list(utterances), batch_seconds):
-        waves, refs = [], []
-        for i in batch:
-            try:
-                waves.append(transcriber.load(utterances[i].audio_filepath))
-                refs.append(normalize_text(utterances[i].text))
-            except AudioError as e:
-                skipped.append((utterances[i].audio_filepath, e.problem))
-        if not waves:
-            continue
-        batches.append((*transcriber.log_probs(waves), refs))
+    skipped = []
+    batches = [(*transcriber.log_probs(waves), refs)
+               for waves, refs in readable_batches(transcriber, list(utterances), batch_seconds, skipped)]
     return batches, skipped
 
 
