@@ -6,10 +6,18 @@ __version__ = "0.1.0"
 def load_model(path=None, decoder="auto", device="auto", **decoder_options):
     """Load a model directory (default: the packaged model) ready to ``.transcribe()``.
 
-    ``decoder="auto"`` searches with the model's packaged LM when it has one, else decodes greedily.
+    ``decoder="auto"`` rescores with the package's systems when it has a ``rescoring.yaml``, else
+    searches with the model's packaged LM when it has one, else decodes greedily; ``greedy`` and
+    ``beam`` use the package's own model alone.
 
     ``model.transcribe(path_or_array, sample_rate=None, decoder=None, lm=None)`` returns a Result
     with ``.text``, ``.segments`` and ``.words`` (see ``asr/transcribe.py``)."""
     from asr.transcribe import load_model as _load
 
+    if decoder == "auto" and not decoder_options:
+        from asr.rescoring import load_rescoring, packaged_rescoring
+
+        settings = packaged_rescoring(path)
+        if settings:
+            return load_rescoring(settings, device=device)
     return _load(path, decoder=decoder, device=device, **decoder_options)

@@ -92,8 +92,9 @@ def build_parser() -> argparse.ArgumentParser:
     def model_args(p):
         p.add_argument("--model", help="model directory (default: the packaged model)")
         p.add_argument("--decoder", default="auto", choices=["auto", "greedy", "beam"],
-                       help="auto (default): beam search with the model's packaged LM if it has one (or with "
-                       "--lm ...), else greedy; beam: CTC beam search (see README, Decoding)")
+                       help="auto (default): the package's n-best rescoring if it has one (rescoring.yaml), else "
+                       "beam search with its packaged LM if it has one (or with --lm ...), else greedy; greedy and "
+                       "beam use the package's own model alone (see README, Decoding)")
         p.add_argument("--device", default="auto", help="cpu, cuda or auto")
 
     def combine_args(p):
@@ -229,8 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "factor in this range: 1,1.3 makes adult voices more child-like (default 1,1: as synthesized)")
     p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
     p.set_defaults(func=cmd_synthesize)
-    p = sub.add_parser("export", help="copy a model directory, optionally with float16 weights")
-    p.add_argument("src")
+    p = sub.add_parser("export", help="copy a model directory, optionally with float16 weights; or package "
+                       "a rescoring file's systems as one model directory")
+    p.add_argument("src", help="a model directory, or a file from asr tune-rescoring: DST then becomes one "
+                   "package that rescores (the first system, the others in DST/systemN, rescoring.yaml)")
     p.add_argument("dst")
     p.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
     p.add_argument("--lm", help="package this LM with the model (quantized KenLM binary if build_binary is "

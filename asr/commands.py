@@ -130,14 +130,19 @@ _SEARCH_OPTIONS = ("beam_size", "beam_size_token", "beam_threshold", "lm_weight"
                    "nbest", "hotword_weight")
 
 
-def _load_transcriber(args):
-    """Model + decoder from the shared options; beam settings from MODEL/decoding.yaml unless given."""
+def _load_transcriber(args, rescore: bool = True):
+    """Model + decoder from the shared options; beam settings from MODEL/decoding.yaml unless given.
+    A package that rescores (MODEL/rescoring.yaml) does so with ``--decoder auto`` and no search options."""
     from asr.decoding_config import choose_decoder, model_decoder
     from asr.model_dir import load_model_dir
+    from asr.rescoring import packaged_rescoring
     from asr.transcribe import Transcriber
 
     beam_given = [f"--{n.replace('_', '-')}" for n in ("lm", "lexicon", "hotwords", *_SEARCH_OPTIONS)
                   if getattr(args, n, None) is not None]
+    settings = packaged_rescoring(args.model) if rescore and args.decoder == "auto" and not beam_given else None
+    if settings:
+        return _rescoring_from(args, settings)
     loaded = load_model_dir(args.model)
     if choose_decoder(args.decoder, loaded.path, bool(beam_given)) == "greedy":
         if beam_given:
@@ -157,7 +162,7 @@ def _systems(args) -> list:
     if getattr(args, "rescoring", None):
         return [_rescoring_transcriber(args)]
     systems = [_load_transcriber(args)]
-    systems += [_load_transcriber(_as_packaged(args, directory)) for directory in args.combine or []]
+    systems += [_load_transcriber(_as_packaged(args, directory), rescore=False) for directory in args.combine or []]
     return systems
 
 
@@ -169,15 +174,19 @@ def _as_packaged(args, directory: str) -> argparse.Namespace:
 
 def _rescoring_transcriber(args):
     """One transcriber that rescores the pooled n-best of the models a --rescoring file names."""
-    from asr.rescoring import RescoringTranscriber, read_rescoring
-
     given = [f"--{n.replace('_', '-')}" for n in ("model", "combine", "lm", "lexicon", "hotwords", *_SEARCH_OPTIONS)
              if getattr(args, n, None) is not None]
     if given or args.decoder != "auto":
         raise RuntimeError(f"--rescoring names the models and their settings: not with "
                            f"{', '.join(given or ['--decoder'])}")
-    models, options = read_rescoring(args.rescoring)
-    return RescoringTranscriber([_load_transcriber(_as_packaged(args, m)) for m in models], options)
+    return _rescoring_from(args, args.rescoring)
+
+
+def _rescoring_from(args, settings):
+    from asr.rescoring import RescoringTranscriber, read_rescoring
+
+    models, options = read_rescoring(settings)
+    return RescoringTranscriber([_load_transcriber(_as_packaged(args, m), rescore=False) for m in models], options)
 
 
 def cmd_tune_rescoring(args) -> int:
@@ -187,7 +196,7 @@ def cmd_tune_rescoring(args) -> int:
     utterances = read_manifest(args.manifest)
     models = [args.model, *args.combine]
     args.decoder = "auto"
-    systems = [_load_transcriber(_as_packaged(args, m)) for m in models]
+    systems = [_load_transcriber(_as_packaged(args, m), rescore=False) for m in models]
     combined = RescoringTranscriber(systems, RescoringOptions((1.0,) * len(systems), nbest=args.nbest))
     result = tune(combined, utterances, batch_seconds=args.batch_seconds)
     for path, reason in result.skipped:
@@ -306,6 +315,15 @@ def cmd_export(args) -> int:
     from asr.decoding_config import DECODING_FILE, package_lm, packaged_files
     from asr.model_dir import load_model_dir, save_model_dir
 
+    if Path(args.src).is_file():  # a tune-rescoring file: its systems become one package
+        from asr.rescoring import package_rescoring
+
+        if args.half or args.lm or args.lexicon:
+            raise RuntimeError(f"{args.src}: a rescoring file's systems are packaged as they are (no --half, --lm, "
+                               "--lexicon)")
+        print(f"{package_rescoring(args.src, args.dst)}: the package rescores; re-tune it on a dev set (asr "
+              f"tune-rescoring DEV --model {args.dst} --combine {args.dst}/system2 ... -o {args.dst}/rescoring.yaml)")
+        return 0
     loaded = load_model_dir(args.src)
     carried = {p.name: p for p in packaged_files(loaded.path)}  # tuned settings and a packaged LM
     if args.lm:  # keep the tuned weights; the LM is replaced
@@ -364,7 +382,7 @@ def cmd_plot(args) -> int:
         if args.what == "training":
             out = plot_training(args.source, args.output)
         else:
-            out = plot_alignment(_load_transcriber(args), args.source, args.output)
+            out = plot_alignment(_load_transcriber(args, rescore=False), args.source, args.output)
     except (AudioError, PlotError) as e:
         print_error(str(e))
         return 2

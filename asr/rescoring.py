@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -150,6 +151,13 @@ class RescoringTranscriber(Transcriber):
             results.append([Hypothesis(text, tokens, (), 0.0)])
         return results
 
+    def transcribe(self, audio, sample_rate=None, decoder=None, lm=None, **decoder_options):
+        """As ``Transcriber.transcribe``; a decoder, LM or search option for one call is the first
+        system's alone (as ``--decoder greedy|beam`` is for a package that rescores)."""
+        if decoder is not None or lm is not None or decoder_options:
+            return self.systems[0].transcribe(audio, sample_rate, decoder=decoder, lm=lm, **decoder_options)
+        return super().transcribe(audio, sample_rate)
+
     def describe(self) -> str:
         o = self.options
         return (f"n-best rescoring of {len(self.systems)} systems ({o.nbest} each; weights "
@@ -196,16 +204,22 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
 
 
 def write_rescoring(path: str | Path, models: Sequence[str], result: RescoringTuneResult, manifest: str) -> Path:
-    """The YAML that ``--rescoring`` reads: the systems in order and the tuned settings."""
+    """The YAML that ``--rescoring`` reads: the systems in order and the tuned settings. A system
+    inside the file's folder is named relative to it, so a package that rescores can move."""
     o = result.options
-    settings = {"models": [str(Path(m).resolve()) for m in models], "weights": list(o.weights),
+    path = Path(path)
+    settings = {"models": [_named_from(path.resolve().parent, m) for m in models], "weights": list(o.weights),
                 "lm_weight": o.lm_weight, "word_score": o.word_score, "nbest": o.nbest,
                 "tuned": {"manifest": str(manifest), "wer": round(result.wer, 6),
                           "first_system_wer": round(result.first_wer, 6), "utterances": result.utterances}}
-    path = Path(path)
     path.write_text("# written by `asr tune-rescoring`; use with `asr evaluate|transcribe --rescoring`\n"
                     + yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
     return path
+
+
+def _named_from(base: Path, model: str | Path) -> str:
+    model = Path(model).resolve()
+    return model.relative_to(base).as_posix() if model.is_relative_to(base) else str(model)
 
 
 def read_rescoring(path: str | Path) -> tuple[list[str], RescoringOptions]:
@@ -215,7 +229,7 @@ def read_rescoring(path: str | Path) -> tuple[list[str], RescoringOptions]:
         raise RescoringError(f"{path}: rescoring file not found (write one with `asr tune-rescoring`)")
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
-        models = [str(m) for m in data["models"]]
+        models = [str(path.parent / str(m)) for m in data["models"]]  # relative: to the file's folder
         options = RescoringOptions(tuple(float(w) for w in data["weights"]), float(data["lm_weight"]),
                                    float(data["word_score"]), int(data.get("nbest", RescoringOptions.nbest)))
     except (yaml.YAMLError, TypeError, KeyError, ValueError) as e:
@@ -224,3 +238,74 @@ def read_rescoring(path: str | Path) -> tuple[list[str], RescoringOptions]:
         raise RescoringError(f"{path}: expected two or more models and one weight per model")
     return models, options
 
+
+RESCORING_FILE = "rescoring.yaml"  # in a model directory: the package rescores with these systems
+
+
+def packaged_rescoring(model_dir: str | Path | None) -> Path | None:
+    """MODEL/rescoring.yaml when the package rescores (``None``: the built-in model), else None."""
+    from asr.model_dir import PRETRAINED_DIR
+
+    path = Path(model_dir or PRETRAINED_DIR) / RESCORING_FILE
+    return path if path.is_file() else None
+
+
+def load_rescoring(settings: str | Path, device: str = "auto", batch_size: int = 16) -> RescoringTranscriber:
+    """The transcriber a ``write_rescoring`` file describes; each system searches as its package says."""
+    from asr.transcribe import load_model
+
+    models, options = read_rescoring(settings)
+    return RescoringTranscriber([load_model(m, device=device, batch_size=batch_size) for m in models], options)
+
+
+def package_rescoring(settings: str | Path, dst: str | Path) -> Path:
+    """Make ``dst`` one model directory that rescores: the first system's package as it is, each
+    other system's model in ``dst/systemN`` (float16), and ``dst/rescoring.yaml``.
+
+    The other systems search with the first one's packaged LM (``../lm.bin``) over its words,
+    spelled in their own units (``systemN/lexicon.txt``), so the package carries one LM; a phone
+    tokenizer keeps only those words' pronunciations. Their tuned LM weights and the rescoring
+    weights are kept: re-tune with ``asr tune-rescoring`` on the package if its LM differs."""
+    from asr.decoding_config import packaged_lm, read_decoding_defaults, write_decoding_defaults
+    from asr.lexicon import lexicon_from_words, write_lexicon
+    from asr.lm import inspect_lm
+    from asr.model_dir import load_model_dir, save_model_dir
+    from asr.tokenizers import PhoneTokenizer
+
+    models, options = read_rescoring(settings)
+    dst, first = Path(dst), Path(models[0])
+    if first.resolve() != dst.resolve():
+        if dst.exists():
+            raise RescoringError(f"{dst}: already exists; give a new directory (or the first system's own)")
+        shutil.copytree(first, dst, ignore=shutil.ignore_patterns(RESCORING_FILE, "system[0-9]*"))
+    packaged = packaged_lm(dst)
+    if packaged is None:
+        raise RescoringError(f"{first}: the first system needs a packaged word LM (asr export --lm)")
+    lm, lexicon = packaged
+    if isinstance(lexicon, Path):  # a binary LM lists its words in the lexicon
+        lines = lexicon.read_text(encoding="utf-8").split("\n")
+        words = list(dict.fromkeys(line.split(maxsplit=1)[0] for line in lines if line.strip()))
+    else:
+        words = list(inspect_lm(lm).words)
+    names = ["."]
+    for number, model in enumerate(models[1:], start=2):
+        loaded, sub = load_model_dir(model), dst / f"system{number}"
+        tokenizer = loaded.tokenizer
+        if isinstance(tokenizer, PhoneTokenizer):  # cmudict is 3.5 MB; the search knows only the LM's words
+            keep = set(words)
+            kept = {w: p for w, p in tokenizer.pronunciations.items() if w in keep}  # in order: homophones
+            tokenizer = PhoneTokenizer(tokenizer.tokens, kept)
+        stored = read_decoding_defaults(loaded.path)
+        save_model_dir(sub, loaded.config, loaded.model, tokenizer, half=True)
+        write_lexicon(lexicon_from_words(words, tokenizer).lexicon, sub / "lexicon.txt")
+        write_decoding_defaults(sub, {**{k: v for k, v in stored.items() if k not in ("lm", "lexicon", "tuned")},
+                                      "lm": Path("..", lm.relative_to(dst)).as_posix(), "lexicon": "lexicon.txt"})
+        names.append(sub.name)
+    tuned = yaml.safe_load(Path(settings).read_text(encoding="utf-8")).get("tuned")
+    out = dst / RESCORING_FILE
+    out.write_text("# written by `asr export RESCORING_FILE DST`: this package rescores with these systems\n"
+                   + yaml.safe_dump({"models": names, "weights": list(options.weights), "lm_weight": options.lm_weight,
+                                     "word_score": options.word_score, "nbest": options.nbest,
+                                     "tuned": {**(tuned or {}), "packaged_from": str(Path(settings).resolve())}},
+                                    sort_keys=False), encoding="utf-8")
+    return out

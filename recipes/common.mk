@@ -22,9 +22,12 @@
 #   seeds     -> $(EXP)/seedS/package for each S in SEEDS: the whole recipe again (train, finetune,
 #                tune, with this run's LM) with train.seed=S, packaged with the LM; `combine` and
 #                `rescore` add them
+#   phones    -> $(EXP)/phonesS/package for each S in PHONE_SEEDS: the same with phone units too
 #   rescore   -> $(MODEL_EXP)/rescored/SET.json per SET: n-best rescoring of this run's model
-#                (packaged with the LM as $(MODEL_EXP)/package) and the COMBINE/SEEDS systems, its
-#                weights tuned on $(VALID) (rescoring.yaml), with SET_hyp.txt and SET_report/
+#                (packaged with the LM as $(MODEL_EXP)/package) and the COMBINE/SEEDS/PHONE_SEEDS
+#                systems, its weights tuned on $(VALID) (rescoring.yaml), with SET_hyp.txt and SET_report/
+#   package   -> $(PACKAGE_DIR) (the built-in model): this run's model and its LM; with other
+#                systems (COMBINE/SEEDS/PHONE_SEEDS), one package that rescores with them, re-tuned on $(VALID)
 #
 # Stages are files: each runs only when its inputs changed; delete an output to redo it.
 
@@ -33,7 +36,7 @@ SHELL := /bin/bash
 .SHELLFLAGS := -o pipefail -c
 
 
-.PHONY: all download prepare synth train finetune lm tune evaluate combine rescore seeds
+.PHONY: all download prepare synth train finetune lm tune evaluate combine rescore seeds phones package
 
 synth: $(TRAIN_MANIFEST)
 
@@ -102,12 +105,12 @@ $(MODEL_EXP)/%.json: $(MODEL_EXP)/train.done
 
 combine: $(foreach set,$(EVAL_SETS),$(MODEL_EXP)/combined/$(set).json)
 
-SEED_PACKAGES = $(foreach s,$(SEEDS),$(EXP)/seed$(s)/package)
+SEED_PACKAGES = $(foreach s,$(SEEDS),$(EXP)/seed$(s)/package) $(foreach s,$(PHONE_SEEDS),$(EXP)/phones$(s)/package)
 # A package appears whole (it is moved into place), so one of its files stands for it.
 SEED_MODELS = $(addsuffix /model.safetensors,$(SEED_PACKAGES))
 
 $(MODEL_EXP)/combined/%.json: $(MODEL_EXP)/best/decoding.yaml $(SEED_MODELS)
-	@test -n "$(strip $(COMBINE) $(SEEDS))" || { echo "combine needs COMBINE=\"MODEL_DIR ...\" (other systems) or SEEDS=\"S ...\"" >&2; exit 1; }
+	@test -n "$(strip $(COMBINE) $(SEED_PACKAGES))" || { echo "combine needs COMBINE=\"MODEL_DIR ...\" (other systems), SEEDS=\"S ...\" or PHONE_SEEDS=\"S ...\"" >&2; exit 1; }
 	mkdir -p $(@D)
 	$(ASR) evaluate $(DATA)/$*.jsonl --model $(MODEL_EXP)/best --lm $(LM) --combine $(strip $(COMBINE) $(SEED_PACKAGES)) --json \
 	  -o $(@D)/$*_hyp.txt --report $(@D)/$*_report --force | tee $(@D)/$*.log
@@ -120,7 +123,7 @@ $(MODEL_EXP)/package/model.safetensors: $(MODEL_EXP)/best/decoding.yaml
 	rm -rf $(@D).tmp && $(ASR) export $(MODEL_EXP)/best $(@D).tmp --half --lm $(LM) && rm -rf $(@D) && mv $(@D).tmp $(@D)
 
 $(MODEL_EXP)/rescored/rescoring.yaml: $(MODEL_EXP)/package/model.safetensors $(SEED_MODELS)
-	@test -n "$(strip $(COMBINE) $(SEEDS))" || { echo "rescore needs COMBINE=\"MODEL_DIR ...\" (other systems) or SEEDS=\"S ...\"" >&2; exit 1; }
+	@test -n "$(strip $(COMBINE) $(SEED_PACKAGES))" || { echo "rescore needs COMBINE=\"MODEL_DIR ...\" (other systems), SEEDS=\"S ...\" or PHONE_SEEDS=\"S ...\"" >&2; exit 1; }
 	@test -n "$(VALID)" || { echo "rescoring is tuned on a valid set (VALID)" >&2; exit 1; }
 	mkdir -p $(@D)
 	$(ASR) tune-rescoring $(DATA)/$(VALID).jsonl --model $(MODEL_EXP)/package --combine $(strip $(COMBINE) $(SEED_PACKAGES)) -o $@
@@ -130,7 +133,7 @@ $(MODEL_EXP)/rescored/%.json: $(MODEL_EXP)/rescored/rescoring.yaml
 	  | tee $(@D)/$*.log
 	tail -n 1 $(@D)/$*.log > $@
 
-seeds: $(SEED_MODELS)
+seeds phones: $(SEED_MODELS)
 
 # One seed's run is this recipe run again by make itself, in its own EXP, with the seed added to the
 # overrides and this run's LM (so every seed is tuned and packaged with the same one). The package
@@ -139,3 +142,21 @@ $(EXP)/seed%/package/model.safetensors: $(LM)
 	$(MAKE) tune EXP=$(EXP)/seed$* LM=$(LM) SEEDS= EXTRA_OVERRIDES="$(strip $(EXTRA_OVERRIDES) train.seed=$*)"
 	rm -rf $(@D).tmp && $(ASR) export $(call model_exp,$(EXP)/seed$*)/best $(@D).tmp --half --lm $(LM) \
 	  && rm -rf $(@D) && mv $(@D).tmp $(@D)
+
+$(EXP)/phones%/package/model.safetensors: $(LM)
+	$(MAKE) tune EXP=$(EXP)/phones$* LM=$(LM) SEEDS= PHONE_SEEDS= EXTRA_OVERRIDES="$(strip $(EXTRA_OVERRIDES) train.units=phone train.seed=$*)"
+	rm -rf $(@D).tmp && $(ASR) export $(call model_exp,$(EXP)/phones$*)/best $(@D).tmp --half --lm $(LM) \
+	  && rm -rf $(@D) && mv $(@D).tmp $(@D)
+
+# The built-in model: this run's model, or with other systems one package that rescores with them
+# (asr export RESCORING_FILE DIR; the others then search with this run's packaged LM, so the weights
+# are tuned again on $(VALID)). Built aside and moved into place.
+package: $(if $(strip $(COMBINE) $(SEED_PACKAGES)),$(MODEL_EXP)/rescored/rescoring.yaml,$(MODEL_EXP)/best/decoding.yaml)
+ifeq ($(strip $(COMBINE) $(SEED_PACKAGES)),)
+	$(ASR) export $(MODEL_EXP)/best $(PACKAGE_DIR) --half --lm $(LM)
+else
+	rm -rf $(PACKAGE_DIR).tmp && $(ASR) export $< $(PACKAGE_DIR).tmp
+	$(ASR) tune-rescoring $(DATA)/$(VALID).jsonl --model $(PACKAGE_DIR).tmp \
+	  --combine $$(ls -dv $(PACKAGE_DIR).tmp/system*) -o $(PACKAGE_DIR).tmp/rescoring.yaml
+	rm -rf $(PACKAGE_DIR) && mv $(PACKAGE_DIR).tmp $(PACKAGE_DIR)
+endif

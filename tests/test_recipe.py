@@ -243,6 +243,28 @@ def test_the_rescore_stage_packages_the_run_s_model_first_and_tunes_on_valid_bef
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_phone_seeds_rerun_the_recipe_with_phone_units_and_package_installs_one_rescoring_package():
+    plan = planned("package", "PHONE_SEEDS=7", "PACKAGE_DIR=pkg")
+    run = "exp/small/phones7"
+    assert f'tune EXP={run} LM=exp/small/lm/words_4gram.arpa SEEDS= PHONE_SEEDS= ' \
+           f'EXTRA_OVERRIDES="train.units=phone train.seed=7"' in plan
+    trains = [line for line in plan.splitlines() if f"train.output_dir={run}" in line]
+    assert len(trains) == 2 and all("train.units=phone train.seed=7" in line for line in trains)  # + finetune
+    assert all(line.index("train.units=bpe") < line.index("train.units=phone") for line in trains)  # the later wins
+    steps = [plan.index(step) for step in (
+        f"export {run}/finetune/best {run}/package.tmp --half --lm exp/small/lm/words_4gram.arpa",
+        f"tune-rescoring data/valid.jsonl --model exp/small/finetune/package --combine {run}/package "
+        "-o exp/small/finetune/rescored/rescoring.yaml",
+        "export exp/small/finetune/rescored/rescoring.yaml pkg.tmp",
+        "--combine $(ls -dv pkg.tmp/system*) -o pkg.tmp/rescoring.yaml",  # re-tuned as packaged
+        "mv pkg.tmp pkg")]
+    assert steps == sorted(steps)
+    single = planned("package", "PACKAGE_DIR=pkg")
+    assert "export exp/small/finetune/best pkg --half --lm exp/small/lm/words_4gram.arpa" in single
+    assert "rescoring" not in single and "phones" not in single
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_combine_without_systems_or_seeds_says_what_it_needs(tmp_path):
     exp = tmp_path / "exp"
     (exp / "finetune" / "best").mkdir(parents=True)

@@ -11,8 +11,8 @@ import torch
 from asr.cli import main
 from asr.decoding_config import write_decoding_defaults
 from asr.lm import build_lm
-from asr.rescoring import (Candidates, RescoringError, RescoringOptions, RescoringTuneResult, WordLM,
-                           ctc_log_likelihoods, read_rescoring, write_rescoring)
+from asr.rescoring import (Candidates, RescoringError, RescoringOptions, RescoringTranscriber,
+                           RescoringTuneResult, WordLM, ctc_log_likelihoods, read_rescoring, write_rescoring)
 from asr.text import CharTokenizer
 from asr.transcribe import load_model
 from conftest import ctc_log_probs, spelled_frames
@@ -136,3 +136,84 @@ def test_rescoring_names_its_own_models_so_model_and_combine_are_refused(package
     assert main(["tune-rescoring", valid, "--model", str(second), "--combine", str(first), "-o",
                  str(tmp_path / "x.yaml")]) == 2  # the first system has no LM
     assert "needs a word LM" in capsys.readouterr().err
+
+
+def test_a_decoder_asked_for_one_call_is_the_first_system_s_alone(packages, tiny_corpus):
+    first, second = packages
+    alone = load_model(first)
+    combined = RescoringTranscriber([alone, load_model(second)], RescoringOptions((1.0, 0.5), 1.0, 0.0, 2))
+    audio = json.loads((tiny_corpus / "valid.jsonl").read_text().splitlines()[0])["audio_filepath"]
+    assert isinstance(combined.transcribe(audio).text, str)
+    asked, original = [], alone.transcribe
+    alone.transcribe = lambda *a, **k: asked.append(k) or original(*a, **k)
+    for per_call in ({"decoder": "greedy"}, {"lm": "none"}, {"beam_size": 4}):
+        assert combined.transcribe(audio, **per_call).text == original(audio, **per_call).text
+    assert [{k: v for k, v in call.items() if v is not None} for call in asked] == [
+        {"decoder": "greedy"}, {"lm": "none"}, {"beam_size": 4}]
+
+
+def test_a_settings_file_names_systems_inside_its_folder_relatively_so_the_folder_can_move(tmp_path):
+    result = RescoringTuneResult(RescoringOptions((1.0, 0.5, 0.5), 3.0, -1.0, 8), wer=0.4, first_wer=0.5)
+    (tmp_path / "pkg" / "system2").mkdir(parents=True)
+    path = write_rescoring(tmp_path / "pkg" / "rescoring.yaml", [tmp_path / "pkg", tmp_path / "pkg" / "system2",
+                                                                 "/elsewhere/model"], result, "valid.jsonl")
+    assert __import__("yaml").safe_load(path.read_text())["models"] == [".", "system2", "/elsewhere/model"]
+    shutil.move(tmp_path / "pkg", tmp_path / "moved")
+    models, _ = read_rescoring(tmp_path / "moved" / "rescoring.yaml")
+    assert models == [str(tmp_path / "moved"), str(tmp_path / "moved" / "system2"), "/elsewhere/model"]
+
+
+@pytest.fixture(scope="module")
+def phone_model(tmp_path_factory):
+    """A tiny phone-unit model whose dictionary knows a word the LM does not ('extra')."""
+    from asr.config import Config, ModelConfig
+    from asr.model import AcousticModel
+    from asr.model_dir import save_model_dir
+    from asr.phones import PhoneLexicon
+    from asr.tokenizers import PhoneTokenizer
+
+    lexicon = PhoneLexicon({"hello": ("HH", "AH", "L", "OW"), "world": ("W", "ER", "L", "D"),
+                            "extra": ("EH", "K", "S", "T", "R", "AH")})
+    tokenizer = PhoneTokenizer.build(["hello world"], lexicon)
+    torch.manual_seed(2)
+    cfg = Config(model=ModelConfig(cell="gru", num_layers=1, hidden_size=8, conv_channels=4, dropout=0.0))
+    return save_model_dir(tmp_path_factory.mktemp("phones") / "phones", cfg,
+                          AcousticModel(cfg.features, cfg.model, len(tokenizer)), tokenizer)
+
+
+def test_export_makes_one_package_that_rescores_by_default_and_decodes_alone_when_asked(
+        packages, phone_model, tiny_corpus, tmp_path, capsys):
+    import asr
+    from asr.model_dir import load_model_dir
+
+    first, _ = packages
+    valid = str(tiny_corpus / "valid.jsonl")
+    settings = tmp_path / "r.yaml"
+    write_rescoring(settings, [first, phone_model],
+                    RescoringTuneResult(RescoringOptions((1.0, 0.5), 1.0, 0.0, 4), 1.0, 1.0), valid)
+    package = tmp_path / "pkg"
+    assert main(["export", str(settings), str(package)]) == 0
+    system2 = load_model_dir(package / "system2")
+    assert set(system2.tokenizer.pronunciations) == {"hello", "world"}  # only the LM's words are searched
+    assert (package / "system2" / "lexicon.txt").read_text().splitlines() == ["hello HH AH L OW |",
+                                                                              "world W ER L D |"]
+    assert "lm.arpa" not in {p.name for p in (package / "system2").iterdir()}  # one LM, the first system's
+    assert main(["tune-rescoring", valid, "--model", str(package), "--combine", str(package / "system2"),
+                 "-o", str(package / "rescoring.yaml"), "--nbest", "4", "--decode-workers", "1"]) == 0
+    tuned = __import__("yaml").safe_load((package / "rescoring.yaml").read_text())
+    assert tuned["models"] == [".", "system2"]
+    capsys.readouterr()
+
+    moved = tmp_path / "moved"
+    shutil.move(package, moved)  # a package is self-contained
+    assert main(["evaluate", valid, "--model", str(moved), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert summary["decoder"].startswith("n-best rescoring of 2 systems")
+    assert summary["wer"] == pytest.approx(tuned["tuned"]["wer"], abs=1e-6)
+    for alone in (["--decoder", "beam"], ["--decoder", "greedy"], ["--beam-size", "4"]):
+        assert main(["evaluate", valid, "--model", str(moved), "--json", *alone]) == 0
+        assert not json.loads(capsys.readouterr().out.strip().splitlines()[-1])["decoder"].startswith("n-best")
+    assert isinstance(asr.load_model(moved, device="cpu"), RescoringTranscriber)
+    assert not isinstance(asr.load_model(moved, decoder="greedy", device="cpu"), RescoringTranscriber)
+    assert main(["export", str(settings), str(moved)]) == 2
+    assert "already exists" in capsys.readouterr().err
