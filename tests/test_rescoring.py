@@ -217,3 +217,10 @@ def test_export_makes_one_package_that_rescores_by_default_and_decodes_alone_whe
     assert not isinstance(asr.load_model(moved, decoder="greedy", device="cpu"), RescoringTranscriber)
     assert main(["export", str(settings), str(moved)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+    in_place = tmp_path / "in_place"  # the first system's own directory becomes the package
+    shutil.copytree(first, in_place)
+    write_rescoring(settings, [in_place, phone_model],
+                    RescoringTuneResult(RescoringOptions((1.0, 0.5), 1.0, 0.0, 4), 1.0, 1.0), valid)
+    assert main(["export", str(settings), str(in_place)]) == 0
+    assert read_rescoring(in_place / "rescoring.yaml")[0] == [str(in_place), str(in_place / "system2")]
