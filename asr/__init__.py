@@ -19,5 +19,5 @@ def load_model(path=None, decoder="auto", device="auto", **decoder_options):
 
         settings = packaged_rescoring(path)
         if settings:
-            return load_rescoring(settings, device=device)
+            return load_rescoring(settings, lambda model: _load(model, device=device))
     return _load(path, decoder=decoder, device=device, **decoder_options)

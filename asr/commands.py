@@ -183,10 +183,9 @@ def _rescoring_transcriber(args):
 
 
 def _rescoring_from(args, settings):
-    from asr.rescoring import RescoringTranscriber, read_rescoring
+    from asr.rescoring import load_rescoring
 
-    models, options = read_rescoring(settings)
-    return RescoringTranscriber([_load_transcriber(_as_packaged(args, m), rescore=False) for m in models], options)
+    return load_rescoring(settings, lambda model: _load_transcriber(_as_packaged(args, model), rescore=False))
 
 
 def cmd_tune_rescoring(args) -> int:

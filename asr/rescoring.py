@@ -206,14 +206,18 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
 def write_rescoring(path: str | Path, models: Sequence[str], result: RescoringTuneResult, manifest: str) -> Path:
     """The YAML that ``--rescoring`` reads: the systems in order and the tuned settings. A system
     inside the file's folder is named relative to it, so a package that rescores can move."""
-    o = result.options
+    tuned = {"manifest": str(manifest), "wer": round(result.wer, 6), "first_system_wer": round(result.first_wer, 6),
+             "utterances": result.utterances}
+    return _write_settings(path, models, result.options, tuned,
+                           "written by `asr tune-rescoring`; use with `asr evaluate|transcribe --rescoring`")
+
+
+def _write_settings(path: str | Path, models: Sequence[str | Path], o: RescoringOptions, tuned: dict,
+                    header: str) -> Path:
     path = Path(path)
     settings = {"models": [_named_from(path.resolve().parent, m) for m in models], "weights": list(o.weights),
-                "lm_weight": o.lm_weight, "word_score": o.word_score, "nbest": o.nbest,
-                "tuned": {"manifest": str(manifest), "wer": round(result.wer, 6),
-                          "first_system_wer": round(result.first_wer, 6), "utterances": result.utterances}}
-    path.write_text("# written by `asr tune-rescoring`; use with `asr evaluate|transcribe --rescoring`\n"
-                    + yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
+                "lm_weight": o.lm_weight, "word_score": o.word_score, "nbest": o.nbest, "tuned": tuned}
+    path.write_text(f"# {header}\n" + yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
     return path
 
 
@@ -250,12 +254,14 @@ def packaged_rescoring(model_dir: str | Path | None) -> Path | None:
     return path if path.is_file() else None
 
 
-def load_rescoring(settings: str | Path, device: str = "auto", batch_size: int = 16) -> RescoringTranscriber:
-    """The transcriber a ``write_rescoring`` file describes; each system searches as its package says."""
-    from asr.transcribe import load_model
+def load_rescoring(settings: str | Path, load_system=None) -> RescoringTranscriber:
+    """The transcriber a ``write_rescoring`` file describes. ``load_system(model_dir)`` loads each
+    system (default: ``asr.transcribe.load_model``, searching as its package says)."""
+    if load_system is None:
+        from asr.transcribe import load_model as load_system
 
     models, options = read_rescoring(settings)
-    return RescoringTranscriber([load_model(m, device=device, batch_size=batch_size) for m in models], options)
+    return RescoringTranscriber([load_system(m) for m in models], options)
 
 
 def package_rescoring(settings: str | Path, dst: str | Path) -> Path:
@@ -267,10 +273,10 @@ def package_rescoring(settings: str | Path, dst: str | Path) -> Path:
     tokenizer keeps only those words' pronunciations. Their tuned LM weights and the rescoring
     weights are kept: re-tune with ``asr tune-rescoring`` on the package if its LM differs."""
     from asr.decoding_config import packaged_lm, read_decoding_defaults, write_decoding_defaults
-    from asr.lexicon import lexicon_from_words, write_lexicon
+    from asr.lexicon import lexicon_from_words, read_lexicon, write_lexicon
     from asr.lm import inspect_lm
     from asr.model_dir import load_model_dir, save_model_dir
-    from asr.tokenizers import PhoneTokenizer
+    from asr.tokenizers import TOKENIZER_FILE, PhoneTokenizer, load_tokenizer
 
     models, options = read_rescoring(settings)
     dst, first = Path(dst), Path(models[0])
@@ -283,29 +289,24 @@ def package_rescoring(settings: str | Path, dst: str | Path) -> Path:
         raise RescoringError(f"{first}: the first system needs a packaged word LM (asr export --lm)")
     lm, lexicon = packaged
     if isinstance(lexicon, Path):  # a binary LM lists its words in the lexicon
-        lines = lexicon.read_text(encoding="utf-8").split("\n")
-        words = list(dict.fromkeys(line.split(maxsplit=1)[0] for line in lines if line.strip()))
+        words = list(read_lexicon(lexicon, load_tokenizer(dst / TOKENIZER_FILE)).lexicon)
     else:
         words = list(inspect_lm(lm).words)
-    names = ["."]
+    known = set(words)
+    systems = [dst]
     for number, model in enumerate(models[1:], start=2):
         loaded, sub = load_model_dir(model), dst / f"system{number}"
         tokenizer = loaded.tokenizer
         if isinstance(tokenizer, PhoneTokenizer):  # cmudict is 3.5 MB; the search knows only the LM's words
-            keep = set(words)
-            kept = {w: p for w, p in tokenizer.pronunciations.items() if w in keep}  # in order: homophones
+            kept = {w: p for w, p in tokenizer.pronunciations.items() if w in known}  # in order: homophones
             tokenizer = PhoneTokenizer(tokenizer.tokens, kept)
         stored = read_decoding_defaults(loaded.path)
         save_model_dir(sub, loaded.config, loaded.model, tokenizer, half=True)
         write_lexicon(lexicon_from_words(words, tokenizer).lexicon, sub / "lexicon.txt")
         write_decoding_defaults(sub, {**{k: v for k, v in stored.items() if k not in ("lm", "lexicon", "tuned")},
                                       "lm": Path("..", lm.relative_to(dst)).as_posix(), "lexicon": "lexicon.txt"})
-        names.append(sub.name)
-    tuned = yaml.safe_load(Path(settings).read_text(encoding="utf-8")).get("tuned")
-    out = dst / RESCORING_FILE
-    out.write_text("# written by `asr export RESCORING_FILE DST`: this package rescores with these systems\n"
-                   + yaml.safe_dump({"models": names, "weights": list(options.weights), "lm_weight": options.lm_weight,
-                                     "word_score": options.word_score, "nbest": options.nbest,
-                                     "tuned": {**(tuned or {}), "packaged_from": str(Path(settings).resolve())}},
-                                    sort_keys=False), encoding="utf-8")
-    return out
+        systems.append(sub)
+    tuned = yaml.safe_load(Path(settings).read_text(encoding="utf-8")).get("tuned") or {}
+    return _write_settings(dst / RESCORING_FILE, systems, options,
+                           {**tuned, "packaged_from": str(Path(settings).resolve())},
+                           "written by `asr export RESCORING_FILE DST`: this package rescores with these systems")
