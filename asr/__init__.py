@@ -14,10 +14,9 @@ def load_model(path=None, decoder="auto", device="auto", **decoder_options):
     with ``.text``, ``.segments`` and ``.words`` (see ``asr/transcribe.py``)."""
     from asr.transcribe import load_model as _load
 
-    if decoder == "auto" and not decoder_options:
-        from asr.rescoring import load_rescoring, packaged_rescoring
+    from asr.rescoring import load_rescoring, packaged_rescoring
 
-        settings = packaged_rescoring(path)
-        if settings:
-            return load_rescoring(settings, lambda model: _load(model, device=device))
+    settings = packaged_rescoring(path, decoder, bool(decoder_options))
+    if settings:
+        return load_rescoring(settings, lambda model: _load(model, device=device))
     return _load(path, decoder=decoder, device=device, **decoder_options)

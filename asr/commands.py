@@ -140,7 +140,7 @@ def _load_transcriber(args, rescore: bool = True):
 
     beam_given = [f"--{n.replace('_', '-')}" for n in ("lm", "lexicon", "hotwords", *_SEARCH_OPTIONS)
                   if getattr(args, n, None) is not None]
-    settings = packaged_rescoring(args.model) if rescore and args.decoder == "auto" and not beam_given else None
+    settings = packaged_rescoring(args.model, args.decoder, bool(beam_given)) if rescore else None
     if settings:
         return _rescoring_from(args, settings)
     loaded = load_model_dir(args.model)

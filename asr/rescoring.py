@@ -246,10 +246,15 @@ def read_rescoring(path: str | Path) -> tuple[list[str], RescoringOptions]:
 RESCORING_FILE = "rescoring.yaml"  # in a model directory: the package rescores with these systems
 
 
-def packaged_rescoring(model_dir: str | Path | None) -> Path | None:
-    """MODEL/rescoring.yaml when the package rescores (``None``: the built-in model), else None."""
+def packaged_rescoring(model_dir: str | Path | None, decoder: str = "auto",
+                       search_options: bool = False) -> Path | None:
+    """MODEL/rescoring.yaml when the package rescores (``None``: the built-in model) and the caller
+    leaves the decoding to it: ``decoder`` auto and no search options. ``greedy``, ``beam`` or
+    options of its own mean the package's first system alone. Else None."""
     from asr.model_dir import PRETRAINED_DIR
 
+    if decoder != "auto" or search_options:
+        return None
     path = Path(model_dir or PRETRAINED_DIR) / RESCORING_FILE
     return path if path.is_file() else None
 
