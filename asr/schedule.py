@@ -3,7 +3,8 @@ wall-clock budget.
 
 With ``train.time_budget_minutes`` a run re-plans its length after every epoch: as many epochs
 as the time left allows at its mean epoch's pace (never more than ``train.epochs``), and the
-cosine decay is stretched or squeezed to end there. A run that must stop early thus still
+cosine decay is stretched or squeezed to end there, going on from the rate it has reached (so a
+plan that swings with a noisy host's pace never sends the rate back up). A run that must stop early thus still
 anneals, instead of being cut off at a high learning rate (budgeted training, Li et al. 2020).
 """
 
@@ -15,18 +16,31 @@ import math
 class WarmupCosine:
     """The learning-rate factor at each step, for ``torch.optim.lr_scheduler.LambdaLR``.
 
-    ``total_steps`` may change mid-run: the decay then heads for the new end from where it is.
+    ``retarget`` moves the end of the decay mid-run (a time budget re-plans the run's length):
+    the decay goes on from where it is to the new end, so the rate never jumps, up or down.
     """
 
     def __init__(self, warmup_steps: int, total_steps: int, final_fraction: float):
         self.warmup_steps, self.total_steps, self.final_fraction = warmup_steps, total_steps, final_fraction
+        self.anchor_step, self.anchor_progress = warmup_steps, 0.0  # where the current plan's decay starts
+
+    def progress(self, step: int) -> float:
+        """How far along the cosine the decay is at ``step``: 0 at its start, 1 at the floor."""
+        span = max(1, self.total_steps - self.anchor_step)
+        return min(1.0, self.anchor_progress + (1 - self.anchor_progress) * max(0, step - self.anchor_step) / span)
+
+    def retarget(self, step: int, total_steps: int) -> None:
+        """From ``step`` on, decay to the floor at ``total_steps`` instead (a plan made longer slows
+        the decay; one made shorter hastens it; a decay at its floor stays there)."""
+        if step > self.anchor_step:
+            self.anchor_progress, self.anchor_step = self.progress(step), step
+        self.total_steps = total_steps
 
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
             return (step + 1) / self.warmup_steps
-        progress = min(1.0, (step - self.warmup_steps) / max(1, self.total_steps - self.warmup_steps))
         floor = self.final_fraction
-        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * progress))
+        return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * self.progress(step)))
 
 
 def epochs_within_budget(budget_seconds: float, elapsed_seconds: float, epochs_done: int,

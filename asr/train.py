@@ -362,7 +362,8 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
             if planned != epochs:
                 say(f"time budget: {float(clock[0]) / 60:.1f} of {tc.time_budget_minutes:g} min spent, "
                     f"{float(clock[1]):.0f} s per epoch: {planned} epochs in all (were {epochs})")
-                epochs, schedule.total_steps = planned, steps_per_epoch * planned
+                epochs = planned
+                schedule.retarget(scheduler.last_epoch, steps_per_epoch * planned)
         checkpoint(epoch + 1, 0)
         epoch += 1
     if tc.average_last > 1 and d.is_main:

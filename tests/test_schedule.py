@@ -15,12 +15,36 @@ def test_the_rate_warms_up_linearly_then_decays_along_a_cosine_to_its_floor():
     assert schedule(110) == pytest.approx(0.02) and schedule(500) == pytest.approx(0.02)
 
 
-def test_a_shortened_schedule_heads_for_its_new_end_from_where_it_is():
+def test_a_shortened_schedule_goes_on_from_its_rate_and_reaches_the_floor_at_the_new_end():
     schedule = WarmupCosine(warmup_steps=0, total_steps=100, final_fraction=0.0)
     before = schedule(25)
-    schedule.total_steps = 50
-    assert schedule(25) < before and schedule(25) == pytest.approx(0.5)
-    assert schedule(50) == pytest.approx(0.0)
+    schedule.retarget(25, total_steps=50)
+    assert schedule(25) == pytest.approx(before)  # no jump
+    assert schedule(26) < WarmupCosine(0, 100, 0.0)(26)  # the decay hastens
+    assert schedule(50) == pytest.approx(0.0) and schedule(60) == pytest.approx(0.0)
+
+
+def test_a_lengthened_schedule_never_sends_the_rate_back_up():
+    schedule = WarmupCosine(warmup_steps=10, total_steps=110, final_fraction=0.02)
+    rates = [schedule(step) for step in range(80)]
+    schedule.retarget(80, total_steps=210)  # a noisy host's pace made the plan longer
+    rates += [schedule(step) for step in range(80, 300)]
+    after_warmup = rates[10:]
+    assert all(b <= a + 1e-12 for a, b in zip(after_warmup, after_warmup[1:]))
+    assert rates[80] == pytest.approx(WarmupCosine(10, 110, 0.02)(80)) and schedule(210) == pytest.approx(0.02)
+
+
+def test_a_decay_at_its_floor_stays_there_when_the_plan_grows():
+    schedule = WarmupCosine(warmup_steps=0, total_steps=100, final_fraction=0.1)
+    schedule.retarget(100, total_steps=150)
+    assert schedule(100) == pytest.approx(0.1) and schedule(125) == pytest.approx(0.1)
+
+
+def test_retargeting_during_warmup_moves_only_the_end():
+    schedule = WarmupCosine(warmup_steps=10, total_steps=110, final_fraction=0.0)
+    schedule.retarget(5, total_steps=60)
+    assert schedule(5) == pytest.approx(0.6) and schedule(10) == pytest.approx(1.0)
+    assert schedule(35) == pytest.approx(0.5) and schedule(60) == pytest.approx(0.0)
 
 
 @pytest.mark.parametrize("budget, elapsed, done, epoch_s, most, expected", [
