@@ -10,7 +10,7 @@ import sys
 
 from asr.commands import (cmd_combine, cmd_compare, cmd_diagram, cmd_download, cmd_evaluate, cmd_export, cmd_plot,
                           cmd_prepare, cmd_synthesize, cmd_train, cmd_transcribe, cmd_tune_rescoring, print_error)
-from asr.lm_commands import cmd_lm_build, cmd_lm_mix, cmd_lm_perplexity, cmd_lm_tune
+from asr.lm_commands import cmd_lm_build, cmd_lm_mix, cmd_lm_perplexity, cmd_lm_rnn, cmd_lm_tune
 
 
 def _floats(text: str) -> list[float]:
@@ -142,6 +142,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--combine", nargs="+", required=True, metavar="MODEL", help="the other systems")
     p.add_argument("--output", "-o", required=True, metavar="FILE", help="write the tuned settings here (YAML)")
     p.add_argument("--nbest", type=int, default=16, help="candidates each system proposes (default 16)")
+    p.add_argument("--rnnlm", metavar="DIR", help="a recurrent word LM (asr lm rnn) to interpolate with the first "
+                   "system's word LM; its share is chosen by perplexity on the manifest's transcripts")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--decode-workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="processes for each system's beam search (default: 2 if there are 2 cores)")
@@ -189,6 +191,21 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--tokenizer", metavar="MODEL", help="token LMs: the dev texts are spelled in this model's "
                    "tokens (its directory or tokenizer.json)")
     m.set_defaults(func=cmd_lm_mix)
+    r = lsub.add_parser("rnn", help="train a recurrent (LSTM) word LM for n-best rescoring (asr tune-rescoring "
+                        "--rnnlm), keeping the epoch with the lowest dev perplexity")
+    r.add_argument("texts", nargs="+", metavar="TEXT", help="text files (a sentence a line) or .jsonl manifests")
+    r.add_argument("--output", "-o", required=True, metavar="DIR")
+    r.add_argument("--dev", nargs="+", metavar="TEXT", help="select the epoch on these (a dev split, never the "
+                   "test split); without, the last epoch is kept")
+    r.add_argument("--repeat", type=_floats, help="times each TEXT's sentences are seen per epoch, comma-separated "
+                   "(e.g. 10,1: the in-domain transcripts weigh more); default once each")
+    r.add_argument("--epochs", type=int, help="default: asr.rnnlm.RNNLMOptions")
+    r.add_argument("--hidden-size", type=int, help="default: asr.rnnlm.RNNLMOptions")
+    r.add_argument("--num-layers", type=int, help="default: asr.rnnlm.RNNLMOptions")
+    r.add_argument("--dropout", type=float, help="default: asr.rnnlm.RNNLMOptions")
+    r.add_argument("--seed", type=int, help="default: asr.rnnlm.RNNLMOptions")
+    r.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
+    r.set_defaults(func=cmd_lm_rnn)
     pp = lsub.add_parser("perplexity", help="perplexity and OOV rate of word ARPA LMs on texts or manifests")
     pp.add_argument("lms", nargs="+", metavar="LM.arpa")
     pp.add_argument("--texts", nargs="+", required=True, metavar="TEXT")
@@ -289,7 +306,7 @@ def build_parser() -> argparse.ArgumentParser:
 # and importing them all up front would load torch for every command (~3 s for `asr download`).
 _USER_ERRORS = (("asr.config", "ConfigError"), ("asr.corpora", "CorpusError"), ("asr.data", "ManifestError"),
                 ("asr.lexicon", "LexiconError"), ("asr.lm", "LMError"), ("asr.model_dir", "ModelDirError"),
-                ("asr.rescoring", "RescoringError"), ("asr.tokenizers", "TokenizerError"),
+                ("asr.rescoring", "RescoringError"), ("asr.rnnlm", "RNNLMError"), ("asr.tokenizers", "TokenizerError"),
                 ("asr.train", "TrainingError"))
 
 

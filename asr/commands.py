@@ -196,12 +196,17 @@ def cmd_tune_rescoring(args) -> int:
     models = [args.model, *args.combine]
     args.decoder = "auto"
     systems = [_load_transcriber(_as_packaged(args, m), rescore=False) for m in models]
-    combined = RescoringTranscriber(systems, RescoringOptions((1.0,) * len(systems), nbest=args.nbest))
+    options = RescoringOptions((1.0,) * len(systems), nbest=args.nbest, rnnlm=args.rnnlm)  # tune picks its share
+    combined = RescoringTranscriber(systems, options)
     result = tune(combined, utterances, batch_seconds=args.batch_seconds)
     for path, reason in result.skipped:
         print_error(f"skipped {path}: {reason}")
     path = write_rescoring(args.output, models, result, args.manifest)
     o = result.options
+    if result.perplexities:
+        table = ", ".join(f"{lam:g}: {ppl:.1f}" for lam, ppl in result.perplexities.items() if lam in (0, 0.5, 1)
+                          or lam == o.rnnlm_lambda)
+        print(f"RNN LM share {o.rnnlm_lambda:g}, chosen by perplexity on {args.manifest} ({table})")
     print(f"{args.manifest}: WER {100 * result.wer:.2f}% rescored ({args.model} alone: {100 * result.first_wer:.2f}%), "
           f"{result.utterances} utterances, {len(result.grid)} settings in {result.seconds:.0f} s; weights "
           f"{', '.join(f'{w:g}' for w in o.weights)}, lm_weight {o.lm_weight:g}, word_score {o.word_score:g} -> {path}")

@@ -46,6 +46,26 @@ def cmd_lm_mix(args) -> int:
     return 0
 
 
+def cmd_lm_rnn(args) -> int:
+    import torch
+
+    from asr.rnnlm import RNNLMOptions, train_rnnlm
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.set_flush_denormal(True)  # denormal floats slow CPU training many-fold
+    repeats = [int(r) for r in args.repeat] if args.repeat else []
+    if any(r != int(r) or r < 1 for r in args.repeat or []):
+        print_error("--repeat takes whole numbers of at least 1")
+        return 2
+    given = {k: getattr(args, k) for k in ("hidden_size", "num_layers", "dropout", "epochs", "seed")}
+    options = RNNLMOptions(**{k: v for k, v in given.items() if v is not None})
+    model = train_rnnlm(args.texts, args.output, repeats, args.dev or (), options, log=print_error)
+    params = sum(p.numel() for p in model.parameters())
+    print(f"{args.output}: LSTM word LM, {len(model.words)} words, {params / 1e6:.2f} M parameters")
+    return 0
+
+
 def cmd_lm_perplexity(args) -> int:
     from asr.lm import read_sentences
     from asr.lm_mix import load_arpa, perplexity

@@ -8,7 +8,8 @@ by the first system's word LM and by its length, and the best total wins:
 
 ``log P_s(W | X)`` is CTC's log-likelihood of W spelled in system s's units: the sum over all
 its alignments (torch's ``ctc_loss``), so a phone model and a BPE model judge the same words in
-their own terms. The first system's weight is 1. A candidate that some system cannot spell (a
+their own terms. ``P_LM`` is the first system's word n-gram, or, given a recurrent LM (``asr lm
+rnn``), the two interpolated word by word. The first system's weight is 1. A candidate that some system cannot spell (a
 word without a pronunciation, for a phone model) is left out, unless no candidate is left.
 
 Unlike ROVER (``asr combine``), which votes word by word and needs three systems to outvote
@@ -22,10 +23,11 @@ import itertools
 import math
 import shutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 import yaml
@@ -34,6 +36,8 @@ from asr.data import Utterance
 from asr.decoding import Hypothesis
 from asr.evaluate import readable_batches
 from asr.metrics import word_errors
+from asr.text import normalize_text
+from asr.rnnlm import interpolate, interpolation_weight, load_rnnlm
 from asr.tokenizers import Tokenizer
 from asr.transcribe import Transcriber
 
@@ -52,6 +56,8 @@ class RescoringOptions:
     lm_weight: float = 1.0
     word_score: float = 0.0
     nbest: int = 16  # candidates each system proposes
+    rnnlm: str | None = None  # a recurrent LM (asr lm rnn) interpolated with the word LM, if any
+    rnnlm_lambda: float = 0.0  # its share, chosen by perplexity on the tuning manifest's transcripts
 
 
 @dataclass
@@ -92,21 +98,37 @@ def ctc_log_likelihoods(log_probs: torch.Tensor, tokenizer: Tokenizer, texts: Se
 
 
 class WordLM:
-    """log10 P(sentence) under the word n-gram LM that a beam search decoder has loaded."""
+    """log10 P(sentence) under the word n-gram LM that a beam search decoder has loaded, or under
+    its interpolation with a recurrent LM (``asr.rnnlm``): word by word,
+    P = (1 - rnnlm_lambda) P_ngram + rnnlm_lambda P_rnn."""
 
-    def __init__(self, decoder):
+    def __init__(self, decoder, rnnlm=None, rnnlm_lambda: float = 0.0):
         space = getattr(decoder, "space", None)
         if space is None or space.kenlm is None or space.words is None:
             raise RescoringError("n-best rescoring needs a word LM: the first system must search with a word LM "
                                  "and lexicon (a package exported with --lm, or --lm)")
         self.kenlm, self.words = space.kenlm, space.words
+        self.unknown = self.words.get_index("<unk>")
+        self.rnnlm, self.rnnlm_lambda = rnnlm, rnnlm_lambda
 
-    def score(self, text: str) -> float:
-        state, total = self.kenlm.start(False), 0.0
+    def ngram_word_log_probs(self, text: str) -> np.ndarray:
+        """ln P of each word and of the sentence end under the n-gram."""
+        state, scores = self.kenlm.start(False), []
         for word in text.split():
             state, s = self.kenlm.score(state, self.words.get_index(word))  # unknown words: <unk>'s index
-            total += s
-        return total + self.kenlm.finish(state)[1]
+            scores.append(s)
+        scores.append(self.kenlm.finish(state)[1])
+        return np.array(scores) * math.log(10)
+
+    def scores(self, texts: Sequence[str]) -> list[float]:
+        ngram = [self.ngram_word_log_probs(t) for t in texts]
+        if self.rnnlm is None or self.rnnlm_lambda <= 0:
+            return [float(n.sum() / math.log(10)) for n in ngram]
+        rnn = self.rnnlm.word_log_probs([t.split() for t in texts])
+        return [interpolate(n, r, self.rnnlm_lambda) for n, r in zip(ngram, rnn)]
+
+    def score(self, text: str) -> float:
+        return self.scores([text])[0]
 
 
 class RescoringTranscriber(Transcriber):
@@ -122,7 +144,9 @@ class RescoringTranscriber(Transcriber):
             raise RescoringError(f"the systems' sample rates differ ({', '.join(map(str, sorted(rates)))} Hz)")
         super().__init__(first.loaded, first.decoder, device=str(first.device), segmenter=first.segmenter.options,
                          batch_size=first.batch_size)
-        self.systems, self.options, self.lm = list(systems), options, WordLM(first.decoder)
+        rnnlm = load_rnnlm(options.rnnlm) if options.rnnlm else None
+        self.systems, self.options = list(systems), options
+        self.lm = WordLM(first.decoder, rnnlm, options.rnnlm_lambda)
         # each system's own search, asked for the n best (a greedy decoder has one)
         self.searches = [t.decoder.with_options(nbest=options.nbest) if hasattr(t.decoder, "with_options")
                          else t.decoder for t in self.systems]
@@ -137,7 +161,7 @@ class RescoringTranscriber(Transcriber):
             texts = list(dict.fromkeys(h.text for nbest in nbests for h in nbest[b][: self.options.nbest]))
             ctc = [ctc_log_likelihoods(lp[b, : int(n[b])], t.tokenizer, texts)
                    for t, (lp, n) in zip(self.systems, outputs)]
-            pooled.append(Candidates(texts, ctc, [self.lm.score(text) for text in texts]))
+            pooled.append(Candidates(texts, ctc, self.lm.scores(texts)))
         return pooled
 
     def nbests(self, waves, log_probs, out_lengths) -> list[list[Hypothesis]]:
@@ -160,8 +184,10 @@ class RescoringTranscriber(Transcriber):
 
     def describe(self) -> str:
         o = self.options
+        rnn = f", with an RNN LM at {o.rnnlm_lambda:g}" if self.lm.rnnlm is not None and o.rnnlm_lambda > 0 else ""
         return (f"n-best rescoring of {len(self.systems)} systems ({o.nbest} each; weights "
-                f"{', '.join(f'{w:g}' for w in o.weights)}, lm_weight {o.lm_weight:g}, word_score {o.word_score:g})")
+                f"{', '.join(f'{w:g}' for w in o.weights)}, lm_weight {o.lm_weight:g}{rnn}, "
+                f"word_score {o.word_score:g})")
 
 
 @dataclass
@@ -173,14 +199,22 @@ class RescoringTuneResult:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     utterances: int = 0
     seconds: float = 0.0
+    perplexities: dict[float, float] = field(default_factory=dict)  # RNN LM share -> dev perplexity
 
 
 def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weights=DEFAULT_WEIGHTS,
          lm_weights=DEFAULT_LM_WEIGHTS, word_scores=DEFAULT_WORD_SCORES, batch_seconds: float = 300.0
          ) -> RescoringTuneResult:
     """Grid search on a dev manifest: every system runs once; each grid point only re-ranks the
-    pooled candidates. Ties go to the smaller weights, then the word score nearer 0."""
+    pooled candidates. Ties go to the smaller weights, then the word score nearer 0. With an RNN
+    LM (``combined.options.rnnlm``) its share of the LM is chosen first, by perplexity on the
+    manifest's transcripts: a smoother criterion than the WER of a few hundred words."""
     start = time.perf_counter()
+    base, perplexities = combined.options, {}
+    if combined.lm.rnnlm is not None:
+        lam, perplexities = choose_rnnlm_lambda(combined.lm, [normalize_text(u.text) for u in utterances])
+        base = replace(base, rnnlm_lambda=lam)
+        combined.options, combined.lm.rnnlm_lambda = base, lam
     pooled, refs, firsts, skipped = [], [], [], []
     for waves, batch_refs in readable_batches(combined, list(utterances), batch_seconds, skipped):
         refs += batch_refs
@@ -194,13 +228,24 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
     grid = []
     for rest, lm_weight, word_score in itertools.product(itertools.product(weights, repeat=others), lm_weights,
                                                          word_scores):
-        o = RescoringOptions((1.0, *rest), lm_weight, word_score, combined.options.nbest)
+        o = replace(base, weights=(1.0, *rest), lm_weight=lm_weight, word_score=word_score)
         wer = word_errors(refs, [c.texts[c.best(o)] for c in pooled]).rate
         grid.append(((1.0, *rest), lm_weight, word_score, wer))
     best = min(grid, key=lambda g: (round(g[3], 9), sum(g[0]), g[1], abs(g[2])))
-    return RescoringTuneResult(RescoringOptions(best[0], best[1], best[2], combined.options.nbest), best[3],
+    return RescoringTuneResult(replace(base, weights=best[0], lm_weight=best[1], word_score=best[2]), best[3],
                                word_errors(refs, firsts).rate, grid, skipped, len(pooled),
-                               time.perf_counter() - start)
+                               time.perf_counter() - start, perplexities)
+
+
+def choose_rnnlm_lambda(lm: WordLM, texts: Sequence[str]) -> tuple[float, dict[float, float]]:
+    """The RNN LM's share with the lowest perplexity on ``texts`` (words both LMs know, and the
+    sentence ends) -> (share, {share: perplexity})."""
+    sentences = [t.split() for t in texts if t.strip()]
+    ngram = [lm.ngram_word_log_probs(" ".join(s)) for s in sentences]
+    rnn = lm.rnnlm.word_log_probs(sentences)
+    known = [np.array([lm.rnnlm.known(w) and lm.words.get_index(w) != lm.unknown for w in s] + [True])
+             for s in sentences]
+    return interpolation_weight(ngram, rnn, known)
 
 
 def write_rescoring(path: str | Path, models: Sequence[str], result: RescoringTuneResult, manifest: str) -> Path:
@@ -216,7 +261,10 @@ def _write_settings(path: str | Path, models: Sequence[str | Path], o: Rescoring
                     header: str) -> Path:
     path = Path(path)
     settings = {"models": [_named_from(path.resolve().parent, m) for m in models], "weights": list(o.weights),
-                "lm_weight": o.lm_weight, "word_score": o.word_score, "nbest": o.nbest, "tuned": tuned}
+                "lm_weight": o.lm_weight, "word_score": o.word_score, "nbest": o.nbest}
+    if o.rnnlm:
+        settings |= {"rnnlm": _named_from(path.resolve().parent, o.rnnlm), "rnnlm_lambda": o.rnnlm_lambda}
+    settings["tuned"] = tuned
     path.write_text(f"# {header}\n" + yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
     return path
 
@@ -234,8 +282,10 @@ def read_rescoring(path: str | Path) -> tuple[list[str], RescoringOptions]:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
         models = [str(path.parent / str(m)) for m in data["models"]]  # relative: to the file's folder
+        rnnlm = str(path.parent / str(data["rnnlm"])) if data.get("rnnlm") else None
         options = RescoringOptions(tuple(float(w) for w in data["weights"]), float(data["lm_weight"]),
-                                   float(data["word_score"]), int(data.get("nbest", RescoringOptions.nbest)))
+                                   float(data["word_score"]), int(data.get("nbest", RescoringOptions.nbest)),
+                                   rnnlm, float(data.get("rnnlm_lambda", 0.0)))
     except (yaml.YAMLError, TypeError, KeyError, ValueError) as e:
         raise RescoringError(f"{path}: not a rescoring file ({type(e).__name__}: {e})") from None
     if len(models) < 2 or len(models) != len(options.weights):
@@ -288,7 +338,7 @@ def package_rescoring(settings: str | Path, dst: str | Path) -> Path:
     if first.resolve() != dst.resolve():
         if dst.exists():
             raise RescoringError(f"{dst}: already exists; give a new directory (or the first system's own)")
-        shutil.copytree(first, dst, ignore=shutil.ignore_patterns(RESCORING_FILE, "system[0-9]*"))
+        shutil.copytree(first, dst, ignore=shutil.ignore_patterns(RESCORING_FILE, "system[0-9]*", "rnnlm"))
     packaged = packaged_lm(dst)
     if packaged is None:
         raise RescoringError(f"{first}: the first system needs a packaged word LM (asr export --lm)")
@@ -311,6 +361,10 @@ def package_rescoring(settings: str | Path, dst: str | Path) -> Path:
         write_decoding_defaults(sub, {**{k: v for k, v in stored.items() if k not in ("lm", "lexicon", "tuned")},
                                       "lm": Path("..", lm.relative_to(dst)).as_posix(), "lexicon": "lexicon.txt"})
         systems.append(sub)
+    if options.rnnlm:  # the package carries its RNN LM too
+        if Path(options.rnnlm).resolve() != (dst / "rnnlm").resolve():
+            shutil.copytree(options.rnnlm, dst / "rnnlm", dirs_exist_ok=True)
+        options = replace(options, rnnlm=str(dst / "rnnlm"))
     tuned = yaml.safe_load(Path(settings).read_text(encoding="utf-8")).get("tuned") or {}
     return _write_settings(dst / RESCORING_FILE, systems, options,
                            {**tuned, "packaged_from": str(Path(settings).resolve())},

@@ -25,7 +25,8 @@
 #   phones    -> $(EXP)/phonesS/package for each S in PHONE_SEEDS: the same with phone units too
 #   rescore   -> $(MODEL_EXP)/rescored/SET.json per SET: n-best rescoring of this run's model
 #                (packaged with the LM as $(MODEL_EXP)/package) and the COMBINE/SEEDS/PHONE_SEEDS
-#                systems, its weights tuned on $(VALID) (rescoring.yaml), with SET_hyp.txt and SET_report/
+#                systems, its weights tuned on $(VALID) (rescoring.yaml), with SET_hyp.txt and SET_report/;
+#                with RNNLM=1 the LM is the n-gram interpolated with $(EXP)/lm/rnnlm (asr lm rnn)
 #   package   -> $(PACKAGE_DIR) (the built-in model): this run's model and its LM; with other
 #                systems (COMBINE/SEEDS/PHONE_SEEDS), one package that rescores with them, re-tuned on $(VALID)
 #
@@ -122,11 +123,23 @@ rescore: $(foreach set,$(EVAL_SETS),$(MODEL_EXP)/rescored/$(set).json)
 $(MODEL_EXP)/package/model.safetensors: $(MODEL_EXP)/best/decoding.yaml
 	rm -rf $(@D).tmp && $(ASR) export $(MODEL_EXP)/best $(@D).tmp --half --lm $(LM) && rm -rf $(@D) && mv $(@D).tmp $(@D)
 
-$(MODEL_EXP)/rescored/rescoring.yaml: $(MODEL_EXP)/package/model.safetensors $(SEED_MODELS)
+RNNLM_MODEL = $(if $(filter-out 0,$(RNNLM)),$(RNNLM_DIR)/model.safetensors)
+comma := ,
+RNNLM_REPEATS = $(subst $() ,$(comma),$(strip $(RNNLM_REPEAT) $(foreach t,$(LM_TEXTS),1)))
+
+# The recurrent LM: the train transcripts RNNLM_REPEAT times an epoch, LM_TEXTS once, the epoch
+# with the lowest valid perplexity kept.
+$(RNNLM_DIR)/model.safetensors: $(DATA)/train.jsonl $(LM_TEXTS)
+	rm -rf $(@D).tmp && $(ASR) lm rnn $(DATA)/train.jsonl $(LM_TEXTS) -o $(@D).tmp \
+	  --repeat $(RNNLM_REPEATS) $(if $(VALID),--dev $(DATA)/$(VALID).jsonl) \
+	  && rm -rf $(@D) && mv $(@D).tmp $(@D)
+
+$(MODEL_EXP)/rescored/rescoring.yaml: $(MODEL_EXP)/package/model.safetensors $(SEED_MODELS) $(RNNLM_MODEL)
 	@test -n "$(strip $(COMBINE) $(SEED_PACKAGES))" || { echo "rescore needs COMBINE=\"MODEL_DIR ...\" (other systems), SEEDS=\"S ...\" or PHONE_SEEDS=\"S ...\"" >&2; exit 1; }
 	@test -n "$(VALID)" || { echo "rescoring is tuned on a valid set (VALID)" >&2; exit 1; }
 	mkdir -p $(@D)
-	$(ASR) tune-rescoring $(DATA)/$(VALID).jsonl --model $(MODEL_EXP)/package --combine $(strip $(COMBINE) $(SEED_PACKAGES)) -o $@
+	$(ASR) tune-rescoring $(DATA)/$(VALID).jsonl --model $(MODEL_EXP)/package --combine $(strip $(COMBINE) $(SEED_PACKAGES)) \
+	  $(if $(RNNLM_MODEL),--rnnlm $(RNNLM_DIR)) -o $@
 
 $(MODEL_EXP)/rescored/%.json: $(MODEL_EXP)/rescored/rescoring.yaml
 	$(ASR) evaluate $(DATA)/$*.jsonl --rescoring $< --json -o $(@D)/$*_hyp.txt --report $(@D)/$*_report --force \
@@ -157,6 +170,7 @@ ifeq ($(strip $(COMBINE) $(SEED_PACKAGES)),)
 else
 	rm -rf $(PACKAGE_DIR).tmp && $(ASR) export $< $(PACKAGE_DIR).tmp
 	$(ASR) tune-rescoring $(DATA)/$(VALID).jsonl --model $(PACKAGE_DIR).tmp \
-	  --combine $$(ls -dv $(PACKAGE_DIR).tmp/system*) -o $(PACKAGE_DIR).tmp/rescoring.yaml
+	  --combine $$(ls -dv $(PACKAGE_DIR).tmp/system*) $(if $(RNNLM_MODEL),--rnnlm $(PACKAGE_DIR).tmp/rnnlm) \
+	  -o $(PACKAGE_DIR).tmp/rescoring.yaml
 	rm -rf $(PACKAGE_DIR) && mv $(PACKAGE_DIR).tmp $(PACKAGE_DIR)
 endif

@@ -224,3 +224,50 @@ def test_export_makes_one_package_that_rescores_by_default_and_decodes_alone_whe
                     RescoringTuneResult(RescoringOptions((1.0, 0.5), 1.0, 0.0, 4), 1.0, 1.0), valid)
     assert main(["export", str(settings), str(in_place)]) == 0
     assert read_rescoring(in_place / "rescoring.yaml")[0] == [str(in_place), str(in_place / "system2")]
+
+
+def test_an_rnn_lm_joins_the_word_lm_at_a_share_tuned_by_perplexity_and_travels_with_the_package(
+        packages, phone_model, tiny_corpus, tmp_path, capsys):
+    from asr.rnnlm import RNNLMOptions, train_rnnlm
+
+    first, _ = packages
+    valid = str(tiny_corpus / "valid.jsonl")
+    (tmp_path / "text.txt").write_text("hello world\nhello hello world\nworld hello\n")
+    train_rnnlm([tmp_path / "text.txt"], tmp_path / "rnnlm", options=RNNLMOptions(hidden_size=8, epochs=2),
+                log=lambda line: None)
+    settings = tmp_path / "r.yaml"
+    assert main(["tune-rescoring", valid, "--model", str(first), "--combine", str(phone_model), "-o",
+                 str(settings), "--nbest", "4", "--decode-workers", "1", "--rnnlm", str(tmp_path / "rnnlm")]) == 0
+    assert "RNN LM share" in capsys.readouterr().out
+    saved = __import__("yaml").safe_load(settings.read_text())
+    assert saved["rnnlm"] == "rnnlm" and 0 <= saved["rnnlm_lambda"] <= 1  # beside the file: named relatively
+    models, options = read_rescoring(settings)
+    assert options.rnnlm == str(tmp_path / "rnnlm") and options.rnnlm_lambda == saved["rnnlm_lambda"]
+
+    package = tmp_path / "pkg"
+    assert main(["export", str(settings), str(package)]) == 0
+    assert (package / "rnnlm" / "model.safetensors").is_file()
+    packaged = __import__("yaml").safe_load((package / "rescoring.yaml").read_text())
+    assert packaged["rnnlm"] == "rnnlm" and packaged["rnnlm_lambda"] == saved["rnnlm_lambda"]
+    shutil.rmtree(tmp_path / "rnnlm")  # the package has its own copy
+    capsys.readouterr()
+    assert main(["evaluate", valid, "--model", str(package), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["decoder"].startswith("n-best rescoring")
+
+
+def test_the_word_lm_with_an_rnn_lm_interpolates_word_by_word(packages):
+    import numpy as np
+
+    from asr.rnnlm import RecurrentLM, RNNLMOptions
+
+    first, _ = packages
+    lm = load_model(first).decoder
+    plain = WordLM(lm)
+    rnn = RecurrentLM(["</s>", "<unk>", "hello", "world"], RNNLMOptions(hidden_size=4))
+    mixed = WordLM(lm, rnn, 0.5)
+    text = "hello world"
+    ngram, neural = plain.ngram_word_log_probs(text), rnn.word_log_probs([text.split()])[0]
+    assert plain.score(text) == pytest.approx(ngram.sum() / math.log(10), rel=1e-5)
+    expected = np.log(0.5 * np.exp(ngram) + 0.5 * np.exp(neural)).sum() / math.log(10)
+    assert mixed.score(text) == pytest.approx(expected, rel=1e-5)
+    assert WordLM(lm, rnn, 0.0).score(text) == pytest.approx(plain.score(text))

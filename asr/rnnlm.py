@@ -1,0 +1,226 @@
+"""A recurrent word language model for n-best rescoring (``asr lm rnn``).
+
+    h(t) = LSTM(E w(t-1), h(t-1)),    P(w(t) | w(1..t-1)) = softmax(W_y h(t) + b_y)
+
+The same recurrence as the acoustic model, over words: it conditions on the whole sentence so
+far where the n-gram sees three words, and its embeddings share strength between similar words,
+which counts for much when the LM text is small (a few hundred thousand words here). It does not
+replace the n-gram in the beam search (flashlight's search needs an n-gram); it rescores the
+n-best lists, its word probabilities linearly interpolated with the n-gram's (Mikolov et al.
+2011), the interpolation weight chosen by perplexity on dev text (``interpolation_weight``).
+
+The output layer is an adaptive softmax (Grave et al. 2017) once the vocabulary passes 2,000
+words: frequent words in a full head, rare ones in smaller clusters, so a CPU epoch takes
+minutes. A trained LM is a directory: ``config.yaml``, ``words.txt`` (one per line, by
+frequency; ``</s>`` and ``<unk>`` first) and ``model.safetensors`` (float16), no pickle.
+"""
+
+from __future__ import annotations
+
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.nn as nn
+import yaml
+from safetensors.torch import load_file, save_file
+
+from asr.lm import read_sentences
+
+BOUNDARY, UNKNOWN = "</s>", "<unk>"  # </s> also starts each sentence, as in Mikolov's RNNLM
+CUTOFFS = (2000, 6000)  # adaptive softmax clusters: the 2,000 likeliest words, the next 4,000, the rest
+
+
+class RNNLMError(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class RNNLMOptions:
+    hidden_size: int = 256
+    num_layers: int = 1
+    dropout: float = 0.3
+    epochs: int = 6  # at most: training stops when dev perplexity stops falling
+    lr: float = 2e-3
+    lr_decay: float = 0.8  # per epoch
+    batch_size: int = 32  # sentences
+    seed: int = 0
+
+
+class RecurrentLM(nn.Module):
+    def __init__(self, words: Sequence[str], options: RNNLMOptions = RNNLMOptions()):
+        super().__init__()
+        self.words, self.options = list(words), options
+        self.index = {w: i for i, w in enumerate(self.words)}
+        if self.words[:2] != [BOUNDARY, UNKNOWN]:
+            raise RNNLMError(f"the vocabulary must start with {BOUNDARY} and {UNKNOWN}")
+        v, h = len(self.words), options.hidden_size
+        self.embedding = nn.Embedding(v, h)
+        self.dropout = nn.Dropout(options.dropout)
+        self.rnn = nn.LSTM(h, h, options.num_layers, batch_first=True,
+                           dropout=options.dropout if options.num_layers > 1 else 0.0)
+        cutoffs = [c for c in CUTOFFS if c < v - 1]
+        self.output = (nn.AdaptiveLogSoftmaxWithLoss(h, v, cutoffs=cutoffs, div_value=4.0) if cutoffs
+                       else nn.Linear(h, v))
+
+    def _batch(self, sentences: Sequence[Sequence[str]]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Inputs (</s> then the words) and targets (the words then </s>; -100 past the end)."""
+        ids = [[self.index.get(w, 1) for w in s] for s in sentences]
+        steps = max(len(s) for s in ids) + 1
+        x = torch.zeros(len(ids), steps, dtype=torch.long)
+        y = torch.full((len(ids), steps), -100, dtype=torch.long)
+        for b, s in enumerate(ids):
+            x[b, : len(s) + 1] = torch.tensor([0, *s])
+            y[b, : len(s) + 1] = torch.tensor([*s, 0])
+        return x, y
+
+    def _target_log_probs(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """ln P of each target (0 where y is -100)."""
+        hidden, _ = self.rnn(self.dropout(self.embedding(x)))
+        hidden, keep = self.dropout(hidden), y != -100
+        h, targets = hidden[keep], y[keep]
+        if isinstance(self.output, nn.Linear):
+            picked = self.output(h).log_softmax(-1).gather(1, targets[:, None])[:, 0]
+        else:
+            picked = self.output.log_prob(h).gather(1, targets[:, None])[:, 0]
+        out = torch.zeros(y.shape, dtype=picked.dtype)
+        out[keep] = picked
+        return out
+
+    def loss(self, sentences: Sequence[Sequence[str]]) -> torch.Tensor:
+        x, y = self._batch(sentences)
+        return -self._target_log_probs(x, y).sum() / (y != -100).sum()
+
+    @torch.inference_mode()
+    def word_log_probs(self, sentences: Sequence[Sequence[str]], batch_size: int = 128) -> list[np.ndarray]:
+        """ln P of each word of each sentence and of its end: len(sentence) + 1 values each.
+        A word outside the vocabulary is scored as <unk>."""
+        was_training = self.training
+        self.eval()
+        out: list[np.ndarray] = []
+        for i in range(0, len(sentences), batch_size):
+            chunk = sentences[i: i + batch_size]
+            lp = self._target_log_probs(*self._batch(chunk)).float().numpy()
+            out += [lp[b, : len(s) + 1].astype(np.float64) for b, s in enumerate(chunk)]
+        self.train(was_training)
+        return out
+
+    def known(self, word: str) -> bool:
+        return word in self.index and self.index[word] > 1
+
+
+def perplexity(model: RecurrentLM, sentences: Sequence[Sequence[str]]) -> float:
+    """Over the words in the vocabulary and the sentence ends (unknown words left out, as
+    ``asr lm perplexity`` does for the n-gram)."""
+    total, count = 0.0, 0
+    for s, lp in zip(sentences, model.word_log_probs(sentences)):
+        keep = np.array([model.known(w) for w in s] + [True])
+        total, count = total - lp[keep].sum(), count + int(keep.sum())
+    return math.exp(total / max(count, 1))
+
+
+def vocabulary(sentences: Sequence[Sequence[str]]) -> list[str]:
+    counts: dict[str, int] = {}
+    for s in sentences:
+        for w in s:
+            counts[w] = counts.get(w, 0) + 1
+    return [BOUNDARY, UNKNOWN] + sorted(counts, key=lambda w: (-counts[w], w))
+
+
+def train_rnnlm(texts: Sequence[str | Path], output_dir: str | Path, repeats: Sequence[int] = (),
+                dev: Sequence[str | Path] = (), options: RNNLMOptions = RNNLMOptions(),
+                log: Callable[[str], None] = print) -> RecurrentLM:
+    """Train on ``texts`` (text files or manifests; the sentences of the i-th seen ``repeats[i]``
+    times per epoch, default once: in-domain text weighs more, as in an n-gram mix) and save the
+    epoch with the lowest ``dev`` perplexity (without dev, the last) to ``output_dir``."""
+    if repeats and len(repeats) != len(texts):
+        raise RNNLMError(f"{len(repeats)} repeat counts for {len(texts)} texts")
+    corpora = [list(read_sentences([t])) for t in texts]
+    for text, sentences in zip(texts, corpora):
+        if not sentences:
+            raise RNNLMError(f"{text}: no sentences")
+    data = [s for n, sentences in zip(repeats or [1] * len(texts), corpora) for s in sentences * n]
+    held = list(read_sentences(dev)) if dev else []
+    torch.manual_seed(options.seed)
+    rng = random.Random(options.seed)
+    model = RecurrentLM(vocabulary(data), options)
+    optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
+    best = math.inf
+    for epoch in range(1, options.epochs + 1):
+        start = time.perf_counter()
+        rng.shuffle(data)
+        model.train()
+        for i in range(0, len(data), options.batch_size):
+            loss = model.loss(data[i: i + options.batch_size])
+            optimizer.zero_grad()
+            loss.backward()
+            nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+        for group in optimizer.param_groups:
+            group["lr"] *= options.lr_decay
+        ppl = perplexity(model, held) if held else math.nan
+        log(f"epoch {epoch}: {len(data)} sentences, {time.perf_counter() - start:.0f} s"
+            + (f", dev perplexity {ppl:.1f}" if held else ""))
+        if not held or ppl < best:
+            best = ppl
+            save_rnnlm(model, output_dir)
+        elif held:
+            break  # dev perplexity rose: the saved epoch is the best
+    return load_rnnlm(output_dir)
+
+
+def save_rnnlm(model: RecurrentLM, output_dir: str | Path) -> Path:
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "words.txt").write_text("\n".join(model.words) + "\n", encoding="utf-8")
+    (out / "config.yaml").write_text(yaml.safe_dump({"rnnlm": asdict(model.options)}, sort_keys=False),
+                                     encoding="utf-8")
+    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    return out
+
+
+def load_rnnlm(path: str | Path) -> RecurrentLM:
+    path = Path(path)
+    try:
+        options = RNNLMOptions(**yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))["rnnlm"])
+        words = (path / "words.txt").read_text(encoding="utf-8").split("\n")[:-1]
+        state = load_file(str(path / "model.safetensors"))
+    except FileNotFoundError as e:
+        raise RNNLMError(f"{path}: not an RNN LM directory ({Path(e.filename).name} is missing; "
+                         f"train one with `asr lm rnn`)") from None
+    except (yaml.YAMLError, TypeError, KeyError) as e:
+        raise RNNLMError(f"{path}: unreadable RNN LM config ({type(e).__name__}: {e})") from None
+    model = RecurrentLM(words, options)
+    model.load_state_dict({k: v.float() for k, v in state.items()})
+    return model.eval()
+
+
+def interpolation_weight(ngram: Sequence[np.ndarray], rnn: Sequence[np.ndarray],
+                         known: Sequence[np.ndarray] | None = None) -> tuple[float, dict[float, float]]:
+    """The RNN LM's share lambda in P = (1 - lambda) P_ngram + lambda P_rnn with the lowest
+    perplexity over dev text, given both LMs' per-word ln P (and which words count); a grid in
+    steps of 0.05 -> (lambda, {lambda: perplexity})."""
+    keep = [np.ones(len(a), bool) for a in ngram] if known is None else known
+    a = np.concatenate([x[k] for x, k in zip(ngram, keep)])
+    b = np.concatenate([x[k] for x, k in zip(rnn, keep)])
+    if not len(a):
+        raise RNNLMError("no dev words to choose the interpolation weight on")
+    table = {}
+    for lam in np.round(np.linspace(0, 1, 21), 2):
+        mixed = np.logaddexp(np.log1p(-lam) + a if lam < 1 else -np.inf, np.log(lam) + b if lam > 0 else -np.inf)
+        table[float(lam)] = float(math.exp(-mixed.mean()))
+    return min(table, key=table.get), table
+
+
+def interpolate(ngram: np.ndarray, rnn: np.ndarray, lam: float) -> float:
+    """log10 P(sentence) of the interpolated LM, from both LMs' per-word ln P."""
+    if lam <= 0:
+        return float(ngram.sum() / math.log(10))
+    mixed = np.logaddexp(np.log1p(-lam) + ngram if lam < 1 else -np.inf, np.log(lam) + rnn)
+    return float(mixed.sum() / math.log(10))

@@ -1,0 +1,100 @@
+"""The recurrent word LM (asr lm rnn): it learns word order from text, is saved without pickle,
+and rescores n-best lists interpolated with the n-gram at a share chosen by dev perplexity."""
+
+import math
+
+import numpy as np
+import pytest
+import yaml
+
+from asr.cli import main
+from asr.rnnlm import (RecurrentLM, RNNLMError, RNNLMOptions, interpolate, interpolation_weight, load_rnnlm,
+                       perplexity, train_rnnlm, vocabulary)
+
+SMALL = RNNLMOptions(hidden_size=16, dropout=0.0, epochs=30, lr=1e-2, lr_decay=1.0, batch_size=4)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("rnnlm")
+    (tmp / "text.txt").write_text("the cat sat on the mat\nthe dog sat on the log\na cat sat on a mat\n")
+    return train_rnnlm([tmp / "text.txt"], tmp / "lm", options=SMALL, log=lambda line: None), tmp
+
+
+def test_a_trained_lm_prefers_the_word_order_it_was_taught(trained):
+    model, _ = trained
+    seen, scrambled = model.word_log_probs([["the", "cat", "sat", "on", "the", "mat"],
+                                            ["mat", "the", "on", "sat", "cat", "the"]])
+    assert len(seen) == 7  # six words and the sentence end
+    assert seen.sum() > scrambled.sum() + 5
+    untrained = RecurrentLM(model.words, SMALL)
+    assert perplexity(model, [["the", "dog", "sat", "on", "the", "log"]]) < perplexity(
+        untrained, [["the", "dog", "sat", "on", "the", "log"]])
+
+
+def test_the_vocabulary_is_ordered_by_frequency_after_the_boundary_and_unknown_words():
+    assert vocabulary([["b", "a", "b"], ["c", "b", "a"]]) == ["</s>", "<unk>", "b", "a", "c"]
+    model = RecurrentLM(vocabulary([["b", "a"]]), SMALL)
+    assert not model.known("zebra") and model.known("a")
+    assert len(model.word_log_probs([["zebra"]])[0]) == 2  # scored as <unk>, then the end
+
+
+def test_a_saved_lm_is_safetensors_and_text_and_scores_as_before_float16(trained):
+    model, tmp = trained
+    assert sorted(p.name for p in (tmp / "lm").iterdir()) == ["config.yaml", "model.safetensors", "words.txt"]
+    assert (tmp / "lm" / "words.txt").read_text().splitlines()[:3] == ["</s>", "<unk>", "the"]
+    assert yaml.safe_load((tmp / "lm" / "config.yaml").read_text())["rnnlm"]["hidden_size"] == 16
+    again = load_rnnlm(tmp / "lm")
+    sentence = [["the", "cat", "sat", "on", "the", "mat"]]
+    assert np.allclose(again.word_log_probs(sentence)[0], model.word_log_probs(sentence)[0])
+
+
+def test_a_missing_or_broken_lm_directory_is_named(tmp_path):
+    with pytest.raises(RNNLMError, match="nowhere: not an RNN LM directory"):
+        load_rnnlm(tmp_path / "nowhere")
+    (tmp_path / "broken").mkdir()
+    (tmp_path / "broken" / "config.yaml").write_text("rnnlm: [1, 2]\n")
+    (tmp_path / "broken" / "words.txt").write_text("</s>\n<unk>\n")
+    (tmp_path / "broken" / "model.safetensors").write_bytes(b"")
+    with pytest.raises(RNNLMError, match="broken"):
+        load_rnnlm(tmp_path / "broken")
+
+
+def test_repeat_counts_must_match_the_texts(tmp_path):
+    (tmp_path / "a.txt").write_text("a b\n")
+    with pytest.raises(RNNLMError, match="2 repeat counts for 1 texts"):
+        train_rnnlm([tmp_path / "a.txt"], tmp_path / "lm", repeats=[1, 2], options=SMALL)
+    (tmp_path / "empty.txt").write_text("\n")
+    with pytest.raises(RNNLMError, match="empty.txt: no sentences"):
+        train_rnnlm([tmp_path / "empty.txt"], tmp_path / "lm", options=SMALL)
+
+
+def test_with_dev_text_training_keeps_the_epoch_with_the_lowest_dev_perplexity(tmp_path):
+    (tmp_path / "train.txt").write_text("the cat sat on the mat\n" * 5)
+    (tmp_path / "dev.txt").write_text("a dog ran under a tree\n")  # nothing in common: it only gets worse
+    lines = []
+    model = train_rnnlm([tmp_path / "train.txt"], tmp_path / "lm", dev=[tmp_path / "dev.txt"], options=SMALL,
+                        log=lines.append)
+    dev_ppl = [float(line.rsplit(" ", 1)[1]) for line in lines]
+    assert len(lines) < SMALL.epochs  # stopped once dev perplexity rose
+    assert perplexity(model, [["a", "dog", "ran", "under", "a", "tree"]]) == pytest.approx(min(dev_ppl), rel=0.01)
+
+
+def test_the_interpolation_share_goes_to_the_lm_that_predicts_dev_text_better():
+    good, poor = [np.log(np.full(4, 0.5))], [np.log(np.full(4, 0.01))]
+    share, table = interpolation_weight(poor, good)
+    assert share >= 0.95 and table[0.0] == pytest.approx(100.0) and table[1.0] == pytest.approx(2.0)
+    assert interpolation_weight(good, poor)[0] <= 0.05
+    assert interpolate(good[0], poor[0], 0.0) == pytest.approx(4 * math.log10(0.5))
+    assert interpolate(good[0], poor[0], 0.5) == pytest.approx(4 * math.log10(0.255))
+
+
+def test_the_cli_trains_an_lm_and_names_a_missing_text(tmp_path, capsys):
+    (tmp_path / "t.txt").write_text("hello world\nworld hello\n")
+    assert main(["lm", "rnn", str(tmp_path / "t.txt"), str(tmp_path / "t.txt"), "--repeat", "2,1", "-o",
+                 str(tmp_path / "lm"), "--dev", str(tmp_path / "t.txt"), "--epochs", "2", "--hidden-size", "8"]) == 0
+    out = capsys.readouterr()
+    assert "LSTM word LM, 4 words" in out.out and "dev perplexity" in out.err
+    assert main(["lm", "rnn", str(tmp_path / "missing.txt"), "-o", str(tmp_path / "lm2")]) == 2
+    assert "missing.txt: text file not found" in capsys.readouterr().err
+    assert main(["lm", "rnn", str(tmp_path / "t.txt"), "--repeat", "0.5", "-o", str(tmp_path / "lm3")]) == 2
