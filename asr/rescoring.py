@@ -161,7 +161,10 @@ class RescoringTranscriber(Transcriber):
             texts = list(dict.fromkeys(h.text for nbest in nbests for h in nbest[b][: self.options.nbest]))
             ctc = [ctc_log_likelihoods(lp[b, : int(n[b])], t.tokenizer, texts)
                    for t, (lp, n) in zip(self.systems, outputs)]
-            pooled.append(Candidates(texts, ctc, self.lm.scores(texts)))
+            pooled.append(Candidates(texts, ctc, []))
+        lm = iter(self.lm.scores([text for c in pooled for text in c.texts]))  # the batch's in one LM run
+        for c in pooled:
+            c.lm = [next(lm) for _ in c.texts]
         return pooled
 
     def nbests(self, waves, log_probs, out_lengths) -> list[list[Hypothesis]]:

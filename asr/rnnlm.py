@@ -86,8 +86,8 @@ class RecurrentLM(nn.Module):
         h, targets = hidden[keep], y[keep]
         if isinstance(self.output, nn.Linear):
             picked = self.output(h).log_softmax(-1).gather(1, targets[:, None])[:, 0]
-        else:
-            picked = self.output.log_prob(h).gather(1, targets[:, None])[:, 0]
+        else:  # only the head and each target's cluster, not all the words
+            picked = self.output(h, targets).output
         out = torch.zeros(y.shape, dtype=picked.dtype)
         out[keep] = picked
         return out
@@ -102,11 +102,13 @@ class RecurrentLM(nn.Module):
         A word outside the vocabulary is scored as <unk>."""
         was_training = self.training
         self.eval()
-        out: list[np.ndarray] = []
-        for i in range(0, len(sentences), batch_size):
-            chunk = sentences[i: i + batch_size]
-            lp = self._target_log_probs(*self._batch(chunk)).float().numpy()
-            out += [lp[b, : len(s) + 1].astype(np.float64) for b, s in enumerate(chunk)]
+        order = sorted(range(len(sentences)), key=lambda i: len(sentences[i]))  # batches of like lengths
+        out: list[np.ndarray] = [np.zeros(0)] * len(sentences)
+        for i in range(0, len(order), batch_size):
+            chunk = order[i: i + batch_size]
+            lp = self._target_log_probs(*self._batch([sentences[j] for j in chunk])).float().numpy()
+            for b, j in enumerate(chunk):
+                out[j] = lp[b, : len(sentences[j]) + 1].astype(np.float64)
         self.train(was_training)
         return out
 
