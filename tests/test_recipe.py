@@ -8,6 +8,7 @@ import subprocess
 import sys
 
 import pytest
+import yaml
 
 from conftest import REPO_ROOT, SHARED_SO762
 
@@ -58,6 +59,37 @@ def test_one_make_command_prepares_trains_and_evaluates(tmp_path):
     assert "lm_weight" in (model / "best" / "decoding.yaml").read_text()
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # every stage is done
     assert again.returncode == 0 and "asr.cli train" not in again.stdout
+
+
+@pytest.mark.skipif(not SHARED_SO762.is_dir(), reason="../shared/data/speechocean762 is not present")
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_package_with_a_phone_seed_builds_one_package_that_rescores_with_an_lstm_lm(tmp_path):
+    """`make package PHONE_SEEDS=...` end to end: the run, a phone-unit run, the LSTM LM, the
+    rescoring tuned on valid, one package re-tuned as packaged."""
+    fake_release(tmp_path / "corpus", n_per_speaker=4)
+    lexicon = tmp_path / "corpus" / "resource" / "lexicon.txt"
+    tiny = ("model.cell=gru model.num_layers=1 model.hidden_size=16 model.conv_channels=4 train.epochs=1 "
+            f"train.batch_seconds=30 train.progress=false train.phone_ctc_weight=0.3 train.phone_lexicon={lexicon}")
+    package = tmp_path / "pkg"
+    cmd = ["make", "-C", str(REPO_ROOT / "recipes" / "speechocean762"), f"ASR={sys.executable} -m asr.cli",
+           f"CORPUS={tmp_path / 'corpus'}", f"DATA={tmp_path / 'data'}", f"EXP={tmp_path / 'exp'}",
+           f"OVERRIDES={tiny}", "VALID_SPEAKERS=1", "LM_ORDER=2", "LM_WEIGHTS=0.5", "WORD_SCORES=0",
+           "BLANK_PENALTIES=0", "BEAM_SIZE=8", "TTS_SENTENCES=0", "FINETUNE_EPOCHS=1", "LM_TEXTS=",
+           "RNNLM_REPEAT=2", "PHONE_SEEDS=7", f"PACKAGE_DIR={package}", "package"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
+    assert done.returncode == 0, done.stderr[-3000:]
+    phone_run = yaml.safe_load((tmp_path / "exp" / "phones7" / "finetune" / "config.yaml").read_text())["train"]
+    assert phone_run["units"] == "phone" and phone_run["seed"] == 7
+    settings = yaml.safe_load((package / "rescoring.yaml").read_text())
+    assert settings["models"] == [".", "system2"] and settings["rnnlm"] == "rnnlm"
+    assert 0 <= settings["rnnlm_lambda"] <= 1 and settings["tuned"]["manifest"].endswith("valid.jsonl")
+    assert (package / "rnnlm" / "model.safetensors").is_file() and (package / "system2" / "lexicon.txt").is_file()
+    evaluated = subprocess.run([sys.executable, "-m", "asr.cli", "evaluate", str(tmp_path / "data" / "test.jsonl"),
+                                "--model", str(package), "--json"], capture_output=True, text=True, timeout=300)
+    assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+    summary = json.loads(evaluated.stdout.strip().splitlines()[-1])
+    assert summary["utterances"] == 4 and summary["decoder"].startswith("n-best rescoring of 2 systems")
+    assert ("with an RNN LM" in summary["decoder"]) == (settings["rnnlm_lambda"] > 0)
 
 
 def test_without_a_corpus_the_recipe_says_how_to_get_one(tmp_path):
