@@ -54,10 +54,10 @@ def cmd_lm_rnn(args) -> int:
     if args.threads:
         torch.set_num_threads(args.threads)
     torch.set_flush_denormal(True)  # denormal floats slow CPU training many-fold
-    repeats = [int(r) for r in args.repeat] if args.repeat else []
     if any(r != int(r) or r < 1 for r in args.repeat or []):
         print_error("--repeat takes whole numbers of at least 1")
         return 2
+    repeats = [int(r) for r in args.repeat or []]
     given = {k: getattr(args, k) for k in ("hidden_size", "num_layers", "dropout", "epochs", "seed")}
     options = RNNLMOptions(**{k: v for k, v in given.items() if v is not None})
     model = train_rnnlm(args.texts, args.output, repeats, args.dev or (), options, log=print_error)

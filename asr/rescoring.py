@@ -9,8 +9,9 @@ by the first system's word LM and by its length, and the best total wins:
 ``log P_s(W | X)`` is CTC's log-likelihood of W spelled in system s's units: the sum over all
 its alignments (torch's ``ctc_loss``), so a phone model and a BPE model judge the same words in
 their own terms. ``P_LM`` is the first system's word n-gram, or, given a recurrent LM (``asr lm
-rnn``), the two interpolated word by word. The first system's weight is 1. A candidate that some system cannot spell (a
-word without a pronunciation, for a phone model) is left out, unless no candidate is left.
+rnn``), the two interpolated word by word. The first system's weight is 1. A candidate that some
+system cannot spell (a word without a pronunciation, for a phone model) is left out, unless no
+candidate is left.
 
 Unlike ROVER (``asr combine``), which votes word by word and needs three systems to outvote
 one, two systems already help here, since each scores the other's hypotheses; the weights are
@@ -36,8 +37,8 @@ from asr.data import Utterance
 from asr.decoding import Hypothesis
 from asr.evaluate import readable_batches
 from asr.metrics import word_errors
-from asr.text import normalize_text
 from asr.rnnlm import interpolate, interpolation_weight, load_rnnlm
+from asr.text import normalize_text
 from asr.tokenizers import Tokenizer
 from asr.transcribe import Transcriber
 
