@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "model's word LM, a word bonus) on a dev manifest -> a file for --rescoring")
     p.add_argument("manifest", help="a dev manifest (never the test split)")
     p.add_argument("--model", required=True, help="the first system: its tokenizer, word LM and word times are used")
-    p.add_argument("--combine", nargs="+", required=True, metavar="MODEL", help="the other systems")
+    p.add_argument("--combine", nargs="+", default=[], metavar="MODEL", help="the other systems (none: the "
+                   "first model's own n-best, rescored with --rnnlm)")
     p.add_argument("--output", "-o", required=True, metavar="FILE", help="write the tuned settings here (YAML)")
     p.add_argument("--nbest", type=int, default=16, help="candidates each system proposes (default 16)")
     p.add_argument("--rnnlm", metavar="DIR", help="a recurrent word LM (asr lm rnn) to interpolate with the first "

@@ -192,6 +192,9 @@ def cmd_tune_rescoring(args) -> int:
     from asr.data import read_manifest
     from asr.rescoring import RescoringOptions, RescoringTranscriber, tune, write_rescoring
 
+    if not args.combine and not args.rnnlm:
+        print_error("tune-rescoring needs other systems (--combine) or an RNN LM (--rnnlm), or both")
+        return 2
     utterances = read_manifest(args.manifest)
     models = [args.model, *args.combine]
     args.decoder = "auto"

@@ -189,7 +189,8 @@ class RescoringTranscriber(Transcriber):
     def describe(self) -> str:
         o = self.options
         rnn = f", with an RNN LM at {o.rnnlm_lambda:g}" if self.lm.rnnlm is not None and o.rnnlm_lambda > 0 else ""
-        return (f"n-best rescoring of {len(self.systems)} systems ({o.nbest} each; weights "
+        systems = f"{len(self.systems)} systems" if len(self.systems) > 1 else "1 system"
+        return (f"n-best rescoring of {systems} ({o.nbest} each; weights "
                 f"{', '.join(f'{w:g}' for w in o.weights)}, lm_weight {o.lm_weight:g}{rnn}, "
                 f"word_score {o.word_score:g})")
 
@@ -292,8 +293,8 @@ def read_rescoring(path: str | Path) -> tuple[list[str], RescoringOptions]:
                                    rnnlm, float(data.get("rnnlm_lambda", 0.0)))
     except (yaml.YAMLError, TypeError, KeyError, ValueError) as e:
         raise RescoringError(f"{path}: not a rescoring file ({type(e).__name__}: {e})") from None
-    if len(models) < 2 or len(models) != len(options.weights):
-        raise RescoringError(f"{path}: expected two or more models and one weight per model")
+    if len(models) < (1 if options.rnnlm else 2) or len(models) != len(options.weights):
+        raise RescoringError(f"{path}: expected two or more models (or one and an RNN LM) and one weight per model")
     return models, options
 
 

@@ -67,7 +67,7 @@ def test_the_settings_file_round_trips_and_a_bad_one_is_named(tmp_path):
     with pytest.raises(RescoringError, match="nowhere.yaml: rescoring file not found"):
         read_rescoring(tmp_path / "nowhere.yaml")
     (tmp_path / "bad.yaml").write_text("models: [a]\nweights: [1]\nlm_weight: 1\nword_score: 0\n")
-    with pytest.raises(RescoringError, match="bad.yaml: expected two or more models"):
+    with pytest.raises(RescoringError, match=r"bad.yaml: expected two or more models \(or one and an RNN LM\)"):
         read_rescoring(tmp_path / "bad.yaml")
     (tmp_path / "worse.yaml").write_text("just text\n")
     with pytest.raises(RescoringError, match="worse.yaml: not a rescoring file"):
@@ -271,3 +271,24 @@ def test_the_word_lm_with_an_rnn_lm_interpolates_word_by_word(packages):
     expected = np.log(0.5 * np.exp(ngram) + 0.5 * np.exp(neural)).sum() / math.log(10)
     assert mixed.score(text) == pytest.approx(expected, rel=1e-5)
     assert WordLM(lm, rnn, 0.0).score(text) == pytest.approx(plain.score(text))
+
+
+def test_one_model_s_own_n_best_can_be_rescored_with_an_rnn_lm_alone(packages, tiny_corpus, tmp_path, capsys):
+    from asr.rnnlm import RNNLMOptions, train_rnnlm
+
+    first, _ = packages
+    valid = str(tiny_corpus / "valid.jsonl")
+    assert main(["tune-rescoring", valid, "--model", str(first), "-o", str(tmp_path / "none.yaml")]) == 2
+    assert "needs other systems (--combine) or an RNN LM (--rnnlm)" in capsys.readouterr().err
+    (tmp_path / "text.txt").write_text("hello world\nworld hello\n")
+    train_rnnlm([tmp_path / "text.txt"], tmp_path / "rnnlm", options=RNNLMOptions(hidden_size=8, epochs=1),
+                log=lambda line: None)
+    settings = tmp_path / "r.yaml"
+    assert main(["tune-rescoring", valid, "--model", str(first), "--rnnlm", str(tmp_path / "rnnlm"), "-o",
+                 str(settings), "--nbest", "4", "--decode-workers", "1"]) == 0
+    models, options = read_rescoring(settings)
+    assert models == [str(first.resolve())] and options.weights == (1.0,) and options.rnnlm
+    capsys.readouterr()
+    assert main(["evaluate", valid, "--rescoring", str(settings), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["decoder"].startswith(
+        "n-best rescoring of 1 system (4 each")
