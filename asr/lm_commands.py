@@ -53,7 +53,6 @@ def cmd_lm_rnn(args) -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)  # denormal floats slow CPU training many-fold
     if any(r != int(r) or r < 1 for r in args.repeat or []):
         print_error("--repeat takes whole numbers of at least 1")
         return 2

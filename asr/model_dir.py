@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 import yaml
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from asr.config import Config, ConfigError, config_from_dict, save_config
@@ -91,7 +92,10 @@ def load_model_dir(path: str | Path | None = None, device: str | torch.device = 
     except TokenizerError as e:
         raise ModelDirError(str(e)) from None
     model = AcousticModel(config.features, config.model, len(tokenizer))
-    state = load_file(str(path / "model.safetensors"))
+    try:
+        state = load_file(str(path / "model.safetensors"))
+    except SafetensorError as e:
+        raise ModelDirError(f"{path / 'model.safetensors'}: not readable weights ({e})") from None
     reference = model.state_dict()
     state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
     try:

@@ -103,14 +103,14 @@ class WordLM:
     its interpolation with a recurrent LM (``asr.rnnlm``): word by word,
     P = (1 - rnnlm_lambda) P_ngram + rnnlm_lambda P_rnn."""
 
-    def __init__(self, decoder, rnnlm=None, rnnlm_lambda: float = 0.0):
+    def __init__(self, decoder, rnnlm=None):
         space = getattr(decoder, "space", None)
         if space is None or space.kenlm is None or space.words is None:
             raise RescoringError("n-best rescoring needs a word LM: the first system must search with a word LM "
                                  "and lexicon (a package exported with --lm, or --lm)")
         self.kenlm, self.words = space.kenlm, space.words
         self.unknown = self.words.get_index("<unk>")
-        self.rnnlm, self.rnnlm_lambda = rnnlm, rnnlm_lambda
+        self.rnnlm = rnnlm
 
     def ngram_word_log_probs(self, text: str) -> np.ndarray:
         """ln P of each word and of the sentence end under the n-gram."""
@@ -121,15 +121,15 @@ class WordLM:
         scores.append(self.kenlm.finish(state)[1])
         return np.array(scores) * math.log(10)
 
-    def scores(self, texts: Sequence[str]) -> list[float]:
+    def scores(self, texts: Sequence[str], rnnlm_lambda: float = 0.0) -> list[float]:
         ngram = [self.ngram_word_log_probs(t) for t in texts]
-        if self.rnnlm is None or self.rnnlm_lambda <= 0:
+        if self.rnnlm is None or rnnlm_lambda <= 0:
             return [float(n.sum() / math.log(10)) for n in ngram]
         rnn = self.rnnlm.word_log_probs([t.split() for t in texts])
-        return [interpolate(n, r, self.rnnlm_lambda) for n, r in zip(ngram, rnn)]
+        return [interpolate(n, r, rnnlm_lambda) for n, r in zip(ngram, rnn)]
 
-    def score(self, text: str) -> float:
-        return self.scores([text])[0]
+    def score(self, text: str, rnnlm_lambda: float = 0.0) -> float:
+        return self.scores([text], rnnlm_lambda)[0]
 
 
 class RescoringTranscriber(Transcriber):
@@ -147,7 +147,7 @@ class RescoringTranscriber(Transcriber):
                          batch_size=first.batch_size)
         rnnlm = load_rnnlm(options.rnnlm) if options.rnnlm else None
         self.systems, self.options = list(systems), options
-        self.lm = WordLM(first.decoder, rnnlm, options.rnnlm_lambda)
+        self.lm = WordLM(first.decoder, rnnlm)  # its share in the LM: options.rnnlm_lambda
         # each system's own search, asked for the n best (a greedy decoder has one)
         self.searches = [t.decoder.with_options(nbest=options.nbest) if hasattr(t.decoder, "with_options")
                          else t.decoder for t in self.systems]
@@ -163,7 +163,7 @@ class RescoringTranscriber(Transcriber):
             ctc = [ctc_log_likelihoods(lp[b, : int(n[b])], t.tokenizer, texts)
                    for t, (lp, n) in zip(self.systems, outputs)]
             pooled.append(Candidates(texts, ctc, []))
-        lm = iter(self.lm.scores([text for c in pooled for text in c.texts]))  # the batch's in one LM run
+        lm = iter(self.lm.scores([text for c in pooled for text in c.texts], self.options.rnnlm_lambda))  # one LM run
         for c in pooled:
             c.lm = [next(lm) for _ in c.texts]
         return pooled
@@ -218,8 +218,7 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
     base, perplexities = combined.options, {}
     if combined.lm.rnnlm is not None:
         lam, perplexities = choose_rnnlm_lambda(combined.lm, [normalize_text(u.text) for u in utterances])
-        base = replace(base, rnnlm_lambda=lam)
-        combined.options, combined.lm.rnnlm_lambda = base, lam
+        combined.options = base = replace(base, rnnlm_lambda=lam)  # the candidates are scored with it
     pooled, refs, firsts, skipped = [], [], [], []
     for waves, batch_refs in readable_batches(combined, list(utterances), batch_seconds, skipped):
         refs += batch_refs
@@ -245,8 +244,9 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
 def choose_rnnlm_lambda(lm: WordLM, texts: Sequence[str]) -> tuple[float, dict[float, float]]:
     """The RNN LM's share with the lowest perplexity on ``texts`` (words both LMs know, and the
     sentence ends) -> (share, {share: perplexity})."""
-    sentences = [t.split() for t in texts if t.strip()]
-    ngram = [lm.ngram_word_log_probs(" ".join(s)) for s in sentences]
+    texts = [t for t in texts if t.strip()]
+    sentences = [t.split() for t in texts]
+    ngram = [lm.ngram_word_log_probs(t) for t in texts]
     rnn = lm.rnnlm.word_log_probs(sentences)
     known = [np.array([lm.rnnlm.known(w) and lm.words.get_index(w) != lm.unknown for w in s] + [True])
              for s in sentences]

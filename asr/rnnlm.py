@@ -20,6 +20,7 @@ from __future__ import annotations
 import math
 import random
 import time
+from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -28,6 +29,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 import yaml
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from asr.lm import read_sentences
@@ -127,10 +129,7 @@ def perplexity(model: RecurrentLM, sentences: Sequence[Sequence[str]]) -> float:
 
 
 def vocabulary(sentences: Sequence[Sequence[str]]) -> list[str]:
-    counts: dict[str, int] = {}
-    for s in sentences:
-        for w in s:
-            counts[w] = counts.get(w, 0) + 1
+    counts = Counter(w for s in sentences for w in s)
     return [BOUNDARY, UNKNOWN] + sorted(counts, key=lambda w: (-counts[w], w))
 
 
@@ -148,6 +147,7 @@ def train_rnnlm(texts: Sequence[str | Path], output_dir: str | Path, repeats: Se
             raise RNNLMError(f"{text}: no sentences")
     data = [s for n, sentences in zip(repeats or [1] * len(texts), corpora) for s in sentences * n]
     held = list(read_sentences(dev)) if dev else []
+    torch.set_flush_denormal(True)  # denormal floats slow CPU training many-fold
     torch.manual_seed(options.seed)
     rng = random.Random(options.seed)
     model = RecurrentLM(vocabulary(data), options)
@@ -198,8 +198,13 @@ def load_rnnlm(path: str | Path) -> RecurrentLM:
                          f"train one with `asr lm rnn`)") from None
     except (yaml.YAMLError, TypeError, KeyError) as e:
         raise RNNLMError(f"{path}: unreadable RNN LM config ({type(e).__name__}: {e})") from None
+    except SafetensorError as e:
+        raise RNNLMError(f"{path / 'model.safetensors'}: not readable weights ({e})") from None
     model = RecurrentLM(words, options)
-    model.load_state_dict({k: v.float() for k, v in state.items()})
+    try:
+        model.load_state_dict({k: v.float() for k, v in state.items()})
+    except RuntimeError as e:
+        raise RNNLMError(f"{path / 'model.safetensors'}: weights do not fit config.yaml and words.txt ({e})") from None
     return model.eval()
 
 
@@ -215,14 +220,19 @@ def interpolation_weight(ngram: Sequence[np.ndarray], rnn: Sequence[np.ndarray],
         raise RNNLMError("no dev words to choose the interpolation weight on")
     table = {}
     for lam in np.round(np.linspace(0, 1, 21), 2):
-        mixed = np.logaddexp(np.log1p(-lam) + a if lam < 1 else -np.inf, np.log(lam) + b if lam > 0 else -np.inf)
-        table[float(lam)] = float(math.exp(-mixed.mean()))
+        table[float(lam)] = float(math.exp(-_mixed(a, b, lam).mean()))
     return min(table, key=table.get), table
 
 
 def interpolate(ngram: np.ndarray, rnn: np.ndarray, lam: float) -> float:
     """log10 P(sentence) of the interpolated LM, from both LMs' per-word ln P."""
+    return float(_mixed(ngram, rnn, lam).sum() / math.log(10))
+
+
+def _mixed(ngram: np.ndarray, rnn: np.ndarray, lam: float) -> np.ndarray:
+    """ln((1 - lam) P_ngram + lam P_rnn) word by word; at lam 0 or 1 one LM alone, exactly."""
     if lam <= 0:
-        return float(ngram.sum() / math.log(10))
-    mixed = np.logaddexp(np.log1p(-lam) + ngram if lam < 1 else -np.inf, np.log(lam) + rnn)
-    return float(mixed.sum() / math.log(10))
+        return ngram
+    if lam >= 1:
+        return rnn
+    return np.logaddexp(np.log1p(-lam) + ngram, np.log(lam) + rnn)

@@ -169,3 +169,12 @@ def test_weights_that_do_not_fit_the_config_are_a_clear_error(tmp_path):
     (tmp_path / "m" / "config.yaml").write_text("model:\n  cell: gru\n  hidden_size: 32\n")
     with pytest.raises(ModelDirError, match="do not fit"):
         load_model_dir(tmp_path / "m")
+
+
+def test_corrupt_weights_are_a_clear_error_naming_the_file(tmp_path):
+    cfg = Config(model=small("gru"))
+    tok = _tokenizer()
+    save_model_dir(tmp_path / "m", cfg, AcousticModel(cfg.features, cfg.model, len(tok)), tok)
+    (tmp_path / "m" / "model.safetensors").write_bytes(b"not safetensors at all")
+    with pytest.raises(ModelDirError, match=r"model.safetensors: not readable weights"):
+        load_model_dir(tmp_path / "m")

@@ -264,13 +264,13 @@ def test_the_word_lm_with_an_rnn_lm_interpolates_word_by_word(packages):
     lm = load_model(first).decoder
     plain = WordLM(lm)
     rnn = RecurrentLM(["</s>", "<unk>", "hello", "world"], RNNLMOptions(hidden_size=4))
-    mixed = WordLM(lm, rnn, 0.5)
+    mixed = WordLM(lm, rnn)
     text = "hello world"
     ngram, neural = plain.ngram_word_log_probs(text), rnn.word_log_probs([text.split()])[0]
     assert plain.score(text) == pytest.approx(ngram.sum() / math.log(10), rel=1e-5)
     expected = np.log(0.5 * np.exp(ngram) + 0.5 * np.exp(neural)).sum() / math.log(10)
-    assert mixed.score(text) == pytest.approx(expected, rel=1e-5)
-    assert WordLM(lm, rnn, 0.0).score(text) == pytest.approx(plain.score(text))
+    assert mixed.score(text, 0.5) == pytest.approx(expected, rel=1e-5)
+    assert mixed.score(text, 0.0) == pytest.approx(plain.score(text))
 
 
 def test_one_model_s_own_n_best_can_be_rescored_with_an_rnn_lm_alone(packages, tiny_corpus, tmp_path, capsys):

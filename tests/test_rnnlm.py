@@ -60,6 +60,22 @@ def test_a_missing_or_broken_lm_directory_is_named(tmp_path):
         load_rnnlm(tmp_path / "broken")
 
 
+
+def test_corrupt_or_mismatched_weights_are_named(trained, tmp_path):
+    import shutil
+
+    _, tmp = trained
+    shutil.copytree(tmp / "lm", tmp_path / "corrupt")
+    (tmp_path / "corrupt" / "model.safetensors").write_bytes(b"garbage")
+    with pytest.raises(RNNLMError, match="model.safetensors: not readable weights"):
+        load_rnnlm(tmp_path / "corrupt")
+    shutil.copytree(tmp / "lm", tmp_path / "mismatched")
+    with open(tmp_path / "mismatched" / "words.txt", "a") as f:
+        f.write("zebra\n")  # one word more than the weights have
+    with pytest.raises(RNNLMError, match="weights do not fit config.yaml and words.txt"):
+        load_rnnlm(tmp_path / "mismatched")
+
+
 def test_repeat_counts_must_match_the_texts(tmp_path):
     (tmp_path / "a.txt").write_text("a b\n")
     with pytest.raises(RNNLMError, match="2 repeat counts for 1 texts"):
