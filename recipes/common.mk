@@ -25,10 +25,11 @@
 #   phones    -> $(EXP)/phonesS/package for each S in PHONE_SEEDS: the same with phone units too
 #   rescore   -> $(MODEL_EXP)/rescored/SET.json per SET: n-best rescoring of this run's model
 #                (packaged with the LM as $(MODEL_EXP)/package) and the COMBINE/SEEDS/PHONE_SEEDS
-#                systems, its weights tuned on $(VALID) (rescoring.yaml), with SET_hyp.txt and SET_report/;
+#                systems (none: its own n-best, with RNNLM=1), its weights tuned on $(VALID) (rescoring.yaml), with SET_hyp.txt and SET_report/;
 #                with RNNLM=1 the LM is the n-gram interpolated with $(EXP)/lm/rnnlm (asr lm rnn)
 #   package   -> $(PACKAGE_DIR) (the built-in model): this run's model and its LM; with other
-#                systems (COMBINE/SEEDS/PHONE_SEEDS), one package that rescores with them, re-tuned on $(VALID)
+#                systems (COMBINE/SEEDS/PHONE_SEEDS) or RNNLM=1, one package that rescores (with them,
+#                with the LSTM LM, or both), re-tuned on $(VALID)
 #
 # Stages are files: each runs only when its inputs changed; delete an output to redo it.
 
@@ -134,11 +135,16 @@ $(RNNLM_DIR)/model.safetensors: $(DATA)/train.jsonl $(LM_TEXTS)
 	  --repeat $(RNNLM_REPEATS) $(if $(VALID),--dev $(DATA)/$(VALID).jsonl) \
 	  && rm -rf $(@D) && mv $(@D).tmp $(@D)
 
+# The systems that rescore with this run's model; with none, RNNLM=1 still rescores the model's own
+# n-best with the LSTM LM (RESCORING is empty only when there is nothing to rescore with).
+RESCORING_SYSTEMS = $(strip $(COMBINE) $(SEED_PACKAGES))
+RESCORING = $(strip $(RESCORING_SYSTEMS) $(RNNLM_MODEL))
+
 $(MODEL_EXP)/rescored/rescoring.yaml: $(MODEL_EXP)/package/model.safetensors $(SEED_MODELS) $(RNNLM_MODEL)
-	@test -n "$(strip $(COMBINE) $(SEED_PACKAGES))" || { echo "rescore needs COMBINE=\"MODEL_DIR ...\" (other systems), SEEDS=\"S ...\" or PHONE_SEEDS=\"S ...\"" >&2; exit 1; }
+	@test -n "$(RESCORING)" || { echo "rescore needs COMBINE=\"MODEL_DIR ...\" (other systems), SEEDS=\"S ...\", PHONE_SEEDS=\"S ...\" or RNNLM=1" >&2; exit 1; }
 	@test -n "$(VALID)" || { echo "rescoring is tuned on a valid set (VALID)" >&2; exit 1; }
 	mkdir -p $(@D)
-	$(ASR) tune-rescoring $(DATA)/$(VALID).jsonl --model $(MODEL_EXP)/package --combine $(strip $(COMBINE) $(SEED_PACKAGES)) \
+	$(ASR) tune-rescoring $(DATA)/$(VALID).jsonl --model $(MODEL_EXP)/package $(if $(RESCORING_SYSTEMS),--combine $(RESCORING_SYSTEMS)) \
 	  $(if $(RNNLM_MODEL),--rnnlm $(RNNLM_DIR)) -o $@
 
 $(MODEL_EXP)/rescored/%.json: $(MODEL_EXP)/rescored/rescoring.yaml
@@ -161,16 +167,16 @@ $(EXP)/phones%/package/model.safetensors: $(LM)
 	rm -rf $(@D).tmp && $(ASR) export $(call model_exp,$(EXP)/phones$*)/best $(@D).tmp --half --lm $(LM) \
 	  && rm -rf $(@D) && mv $(@D).tmp $(@D)
 
-# The built-in model: this run's model, or with other systems one package that rescores with them
-# (asr export RESCORING_FILE DIR; the others then search with this run's packaged LM, so the weights
-# are tuned again on $(VALID)). Built aside and moved into place.
-package: $(if $(strip $(COMBINE) $(SEED_PACKAGES)),$(MODEL_EXP)/rescored/rescoring.yaml,$(MODEL_EXP)/best/decoding.yaml)
-ifeq ($(strip $(COMBINE) $(SEED_PACKAGES)),)
+# The built-in model: this run's model, or one package that rescores with the other systems and/or
+# the LSTM LM (asr export RESCORING_FILE DIR; the others then search with this run's packaged LM, so
+# the weights are tuned again on $(VALID)). Built aside and moved into place.
+package: $(if $(RESCORING),$(MODEL_EXP)/rescored/rescoring.yaml,$(MODEL_EXP)/best/decoding.yaml)
+ifeq ($(RESCORING),)
 	$(ASR) export $(MODEL_EXP)/best $(PACKAGE_DIR) --half --lm $(LM)
 else
 	rm -rf $(PACKAGE_DIR).tmp && $(ASR) export $< $(PACKAGE_DIR).tmp
 	$(ASR) tune-rescoring $(DATA)/$(VALID).jsonl --model $(PACKAGE_DIR).tmp \
-	  --combine $$(ls -dv $(PACKAGE_DIR).tmp/system*) $(if $(RNNLM_MODEL),--rnnlm $(PACKAGE_DIR).tmp/rnnlm) \
+	  $(if $(RESCORING_SYSTEMS),--combine $$(ls -dv $(PACKAGE_DIR).tmp/system*)) $(if $(RNNLM_MODEL),--rnnlm $(PACKAGE_DIR).tmp/rnnlm) \
 	  -o $(PACKAGE_DIR).tmp/rescoring.yaml
 	rm -rf $(PACKAGE_DIR) && mv $(PACKAGE_DIR).tmp $(PACKAGE_DIR)
 endif

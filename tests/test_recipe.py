@@ -295,9 +295,38 @@ def test_phone_seeds_rerun_the_recipe_with_phone_units_and_package_installs_one_
         "mv pkg.tmp pkg")]
     assert steps == sorted(steps)
     assert "lm rnn" not in planned("package", "PHONE_SEEDS=7", "PACKAGE_DIR=pkg", "RNNLM=0")
-    single = planned("package", "PACKAGE_DIR=pkg")
+    single = planned("package", "PACKAGE_DIR=pkg", "RNNLM=0")
     assert "export exp/small/finetune/best pkg --half --lm exp/small/lm/words_4gram.arpa" in single
     assert "rescoring" not in single and "phones" not in single
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_with_no_other_system_the_lstm_lm_alone_makes_a_package_that_rescores_its_own_n_best():
+    plan = re.sub(" +", " ", planned("package", "PACKAGE_DIR=pkg"))  # RNNLM=1 is the recipe's default
+    steps = [plan.index(step) for step in (
+        "export exp/small/finetune/best exp/small/finetune/package.tmp --half --lm exp/small/lm/words_4gram.arpa",
+        "lm rnn data/train.jsonl",
+        "tune-rescoring data/valid.jsonl --model exp/small/finetune/package --rnnlm exp/small/lm/rnnlm "
+        "-o exp/small/finetune/rescored/rescoring.yaml",
+        "export exp/small/finetune/rescored/rescoring.yaml pkg.tmp",
+        "tune-rescoring data/valid.jsonl --model pkg.tmp --rnnlm pkg.tmp/rnnlm -o pkg.tmp/rescoring.yaml",
+        "mv pkg.tmp pkg")]
+    assert steps == sorted(steps)
+    assert "--combine" not in plan and "phones" not in plan
+    assert "evaluate data/test.jsonl --rescoring exp/small/finetune/rescored/rescoring.yaml" in \
+        re.sub(" +", " ", planned("rescore"))
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_rescore_without_systems_or_an_lstm_lm_says_what_it_needs(tmp_path):
+    exp = tmp_path / "exp"
+    package = exp / "finetune" / "package" / "model.safetensors"
+    package.parent.mkdir(parents=True)
+    package.write_text("")
+    done = subprocess.run(["make", "-C", str(REPO_ROOT / "recipes/speechocean762"), "rescore", "RNNLM=0",
+                           f"EXP={exp}", f"DATA={tmp_path / 'data'}", "-o", str(package)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode != 0 and "rescore needs COMBINE" in done.stderr and "RNNLM=1" in done.stderr
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")

@@ -292,3 +292,11 @@ def test_one_model_s_own_n_best_can_be_rescored_with_an_rnn_lm_alone(packages, t
     assert main(["evaluate", valid, "--rescoring", str(settings), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["decoder"].startswith(
         "n-best rescoring of 1 system (4 each")
+    # ... and packaged as one model that rescores its own n-best (`make package` with RNNLM=1 alone)
+    package = tmp_path / "pkg"
+    assert main(["export", str(settings), str(package)]) == 0
+    assert not list(package.glob("system*")) and (package / "rnnlm" / "model.safetensors").is_file()
+    capsys.readouterr()
+    assert main(["evaluate", valid, "--model", str(package), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["decoder"].startswith(
+        "n-best rescoring of 1 system (4 each")
