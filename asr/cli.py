@@ -193,7 +193,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "tokens (its directory or tokenizer.json)")
     m.set_defaults(func=cmd_lm_mix)
     r = lsub.add_parser("rnn", help="train a recurrent (LSTM) word LM for n-best rescoring (asr tune-rescoring "
-                        "--rnnlm), keeping the epoch with the lowest dev perplexity")
+                        "--rnnlm), keeping the weights with the lowest dev perplexity")
     r.add_argument("texts", nargs="+", metavar="TEXT", help="text files (a sentence a line) or .jsonl manifests")
     r.add_argument("--output", "-o", required=True, metavar="DIR")
     r.add_argument("--dev", nargs="+", metavar="TEXT", help="select the epoch on these (a dev split, never the "
@@ -205,6 +205,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--num-layers", type=int, help="default: asr.rnnlm.RNNLMOptions")
     r.add_argument("--dropout", type=float, help="default: asr.rnnlm.RNNLMOptions")
     r.add_argument("--seed", type=int, help="default: asr.rnnlm.RNNLMOptions")
+    r.add_argument("--lr", type=float, help="default: asr.rnnlm.RNNLMOptions")
+    r.add_argument("--checks-per-epoch", type=int, help="with --dev: dev perplexity checks per epoch "
+                   "(default: asr.rnnlm.RNNLMOptions)")
+    r.add_argument("--halvings", type=int, help="with --dev: how often a rise in dev perplexity sends training back "
+                   "to the best weights at half the rate before it stops (default: asr.rnnlm.RNNLMOptions)")
     r.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
     r.set_defaults(func=cmd_lm_rnn)
     pp = lsub.add_parser("perplexity", help="perplexity and OOV rate of word ARPA LMs on texts or manifests")

@@ -47,11 +47,13 @@ class RNNLMOptions:
     hidden_size: int = 256
     num_layers: int = 1
     dropout: float = 0.3
-    epochs: int = 6  # at most: training stops when dev perplexity stops falling
+    epochs: int = 6  # at most: with dev text, training stops once halving the rate stops helping
     lr: float = 2e-3
     lr_decay: float = 0.8  # per epoch
     batch_size: int = 32  # sentences
     seed: int = 0
+    checks_per_epoch: int = 4  # dev perplexity checks per epoch
+    halvings: int = 3  # when dev perplexity rises: back to the best weights at half the rate, this often
 
 
 class RecurrentLM(nn.Module):
@@ -138,7 +140,13 @@ def train_rnnlm(texts: Sequence[str | Path], output_dir: str | Path, repeats: Se
                 log: Callable[[str], None] = print) -> RecurrentLM:
     """Train on ``texts`` (text files or manifests; the sentences of the i-th seen ``repeats[i]``
     times per epoch, default once: in-domain text weighs more, as in an n-gram mix) and save the
-    epoch with the lowest ``dev`` perplexity (without dev, the last) to ``output_dir``."""
+    weights with the lowest ``dev`` perplexity (without dev, the last epoch's) to ``output_dir``.
+
+    With dev text the rate follows "newbob", as Mikolov's RNNLM toolkit does: dev perplexity is
+    checked ``checks_per_epoch`` times an epoch; when it rises, training goes back to the best
+    weights and halves the rate, and after ``halvings`` halvings it stops. The in-domain text,
+    seen many times an epoch, overfits within one or two epochs, so checks between epochs alone
+    would miss the best point and a fixed decay would not slow down in time."""
     if repeats and len(repeats) != len(texts):
         raise RNNLMError(f"{len(repeats)} repeat counts for {len(texts)} texts")
     corpora = [list(read_sentences([t])) for t in texts]
@@ -152,27 +160,43 @@ def train_rnnlm(texts: Sequence[str | Path], output_dir: str | Path, repeats: Se
     rng = random.Random(options.seed)
     model = RecurrentLM(vocabulary(data), options)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
-    best = math.inf
+    starts = range(0, len(data), options.batch_size)
+    check_every = max(1, math.ceil(len(starts) / max(1, options.checks_per_epoch)))
+    best, best_state, halvings = math.inf, None, 0
+
+    def scale_rate(factor: float) -> None:
+        for group in optimizer.param_groups:
+            group["lr"] *= factor
+
     for epoch in range(1, options.epochs + 1):
         start = time.perf_counter()
         rng.shuffle(data)
         model.train()
-        for i in range(0, len(data), options.batch_size):
+        for n, i in enumerate(starts, start=1):
             loss = model.loss(data[i: i + options.batch_size])
             optimizer.zero_grad()
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
-        for group in optimizer.param_groups:
-            group["lr"] *= options.lr_decay
-        ppl = perplexity(model, held) if held else math.nan
-        log(f"epoch {epoch}: {len(data)} sentences, {time.perf_counter() - start:.0f} s"
-            + (f", dev perplexity {ppl:.1f}" if held else ""))
-        if not held or ppl < best:
-            best = ppl
+            if not held or (n % check_every and n != len(starts)):
+                continue
+            ppl = perplexity(model, held)
+            model.train()
+            log(f"epoch {epoch} ({n}/{len(starts)} batches, {time.perf_counter() - start:.0f} s): "
+                f"lr {optimizer.param_groups[0]['lr']:.2g}, dev perplexity {ppl:.2f}")
+            if best_state is None or ppl < best:
+                best, best_state = ppl, {k: v.clone() for k, v in model.state_dict().items()}
+                save_rnnlm(model, output_dir)
+            elif halvings == options.halvings:
+                return load_rnnlm(output_dir)  # the saved weights are the best
+            else:
+                halvings += 1
+                model.load_state_dict(best_state)
+                scale_rate(0.5)
+        scale_rate(options.lr_decay)
+        if not held:
+            log(f"epoch {epoch}: {len(data)} sentences, {time.perf_counter() - start:.0f} s")
             save_rnnlm(model, output_dir)
-        elif held:
-            break  # dev perplexity rose: the saved epoch is the best
     return load_rnnlm(output_dir)
 
 

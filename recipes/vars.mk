@@ -61,6 +61,8 @@ PHONE_SEEDS ?=
 # speechocean762 it took valid perplexity from 90 to 68 (recipes/speechocean762/README.md).
 RNNLM ?= 0
 RNNLM_REPEAT ?= 10
+# More `asr lm rnn` options, e.g. RNNLM_OPTIONS="--hidden-size 512 --halvings 0".
+RNNLM_OPTIONS ?=
 RNNLM_DIR = $(EXP)/lm/rnnlm
 # Where `make package` installs the run's model: the built-in default.
 PACKAGE_DIR ?= $(ROOT)/asr/pretrained/default

@@ -85,15 +85,35 @@ def test_repeat_counts_must_match_the_texts(tmp_path):
         train_rnnlm([tmp_path / "empty.txt"], tmp_path / "lm", options=SMALL)
 
 
-def test_with_dev_text_training_keeps_the_epoch_with_the_lowest_dev_perplexity(tmp_path):
+def test_with_dev_text_training_keeps_the_weights_with_the_lowest_dev_perplexity(tmp_path):
     (tmp_path / "train.txt").write_text("the cat sat on the mat\n" * 5)
     (tmp_path / "dev.txt").write_text("a dog ran under a tree\n")  # nothing in common: it only gets worse
     lines = []
     model = train_rnnlm([tmp_path / "train.txt"], tmp_path / "lm", dev=[tmp_path / "dev.txt"], options=SMALL,
                         log=lines.append)
     dev_ppl = [float(line.rsplit(" ", 1)[1]) for line in lines]
-    assert len(lines) < SMALL.epochs  # stopped once dev perplexity rose
+    assert len(lines) < SMALL.epochs  # stopped once halving the rate no longer helped
     assert perplexity(model, [["a", "dog", "ran", "under", "a", "tree"]]) == pytest.approx(min(dev_ppl), rel=0.01)
+
+
+def test_each_rise_in_dev_perplexity_halves_the_rate_until_the_halvings_run_out(tmp_path):
+    (tmp_path / "train.txt").write_text("the cat sat on the mat\n" * 5)
+    (tmp_path / "dev.txt").write_text("a dog ran under a tree\n")
+    options = RNNLMOptions(**{**SMALL.__dict__, "halvings": 2, "checks_per_epoch": 2})
+    lines = []
+    train_rnnlm([tmp_path / "train.txt"], tmp_path / "lm", dev=[tmp_path / "dev.txt"], options=options,
+                log=lines.append)
+    checks = [(float(line.split("lr ")[1].split(",")[0]), float(line.rsplit(" ", 1)[1])) for line in lines]
+    best, rises = math.inf, 0
+    for (lr, ppl), (next_lr, _) in zip(checks, checks[1:] + [(None, None)]):
+        if ppl < best:
+            best = ppl
+            assert next_lr in (lr, None)  # the rate holds while dev perplexity falls
+        else:
+            rises += 1
+            assert next_lr in (lr / 2, None)
+    assert rises == options.halvings + 1 and checks[-1][1] >= best  # the third rise ends training
+    assert checks[0][0] == options.lr and len(checks) < 2 * options.epochs
 
 
 def test_the_interpolation_share_goes_to_the_lm_that_predicts_dev_text_better():
