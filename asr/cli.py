@@ -196,7 +196,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "--rnnlm), keeping the weights with the lowest dev perplexity")
     r.add_argument("texts", nargs="+", metavar="TEXT", help="text files (a sentence a line) or .jsonl manifests")
     r.add_argument("--output", "-o", required=True, metavar="DIR")
-    r.add_argument("--dev", nargs="+", metavar="TEXT", help="select the epoch on these (a dev split, never the "
+    r.add_argument("--dev", nargs="+", metavar="TEXT", help="select the weights on these (a dev split, never the "
                    "test split); without, the last epoch is kept")
     r.add_argument("--repeat", type=_floats, help="times each TEXT's sentences are seen per epoch, comma-separated "
                    "(e.g. 10,1: the in-domain transcripts weigh more); default once each")

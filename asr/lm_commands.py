@@ -57,7 +57,8 @@ def cmd_lm_rnn(args) -> int:
         print_error("--repeat takes whole numbers of at least 1")
         return 2
     repeats = [int(r) for r in args.repeat or []]
-    given = {k: getattr(args, k) for k in ("hidden_size", "num_layers", "dropout", "epochs", "seed", "lr", "checks_per_epoch", "halvings")}
+    given = {k: getattr(args, k) for k in ("hidden_size", "num_layers", "dropout", "epochs", "seed", "lr",
+                                           "checks_per_epoch", "halvings")}
     options = RNNLMOptions(**{k: v for k, v in given.items() if v is not None})
     model = train_rnnlm(args.texts, args.output, repeats, args.dev or (), options, log=print_error)
     params = sum(p.numel() for p in model.parameters())

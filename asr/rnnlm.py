@@ -181,7 +181,6 @@ def train_rnnlm(texts: Sequence[str | Path], output_dir: str | Path, repeats: Se
             if not held or (n % check_every and n != len(starts)):
                 continue
             ppl = perplexity(model, held)
-            model.train()
             log(f"epoch {epoch} ({n}/{len(starts)} batches, {time.perf_counter() - start:.0f} s): "
                 f"lr {optimizer.param_groups[0]['lr']:.2g}, dev perplexity {ppl:.2f}")
             if best_state is None or ppl < best:
