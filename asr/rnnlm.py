@@ -149,6 +149,9 @@ def train_rnnlm(texts: Sequence[str | Path], output_dir: str | Path, repeats: Se
     would miss the best point and a fixed decay would not slow down in time."""
     if repeats and len(repeats) != len(texts):
         raise RNNLMError(f"{len(repeats)} repeat counts for {len(texts)} texts")
+    if options.checks_per_epoch < 1 or options.halvings < 0:
+        raise RNNLMError(f"dev checks per epoch must be at least 1 and halvings at least 0 "
+                         f"(got {options.checks_per_epoch} and {options.halvings})")
     corpora = [list(read_sentences([t])) for t in texts]
     for text, sentences in zip(texts, corpora):
         if not sentences:
@@ -161,7 +164,7 @@ def train_rnnlm(texts: Sequence[str | Path], output_dir: str | Path, repeats: Se
     model = RecurrentLM(vocabulary(data), options)
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
     starts = range(0, len(data), options.batch_size)
-    check_every = max(1, math.ceil(len(starts) / max(1, options.checks_per_epoch)))
+    check_every = math.ceil(len(starts) / options.checks_per_epoch)
     best, best_state, halvings = math.inf, None, 0
 
     def scale_rate(factor: float) -> None:
@@ -178,7 +181,7 @@ def train_rnnlm(texts: Sequence[str | Path], output_dir: str | Path, repeats: Se
             loss.backward()
             nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
-            if not held or (n % check_every and n != len(starts)):
+            if not held or not (n % check_every == 0 or n == len(starts)):  # a dev check after this batch?
                 continue
             ppl = perplexity(model, held)
             log(f"epoch {epoch} ({n}/{len(starts)} batches, {time.perf_counter() - start:.0f} s): "

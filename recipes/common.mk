@@ -129,7 +129,8 @@ comma := ,
 RNNLM_REPEATS = $(subst $() ,$(comma),$(strip $(RNNLM_REPEAT) $(foreach t,$(LM_TEXTS),1)))
 
 # The recurrent LM: the train transcripts RNNLM_REPEAT times an epoch, LM_TEXTS once, the weights
-# with the lowest valid perplexity kept (checked 4 times an epoch; a rise halves the rate).
+# with the lowest valid perplexity kept (asr lm rnn's defaults: checked 4 times an epoch, a rise
+# halves the rate; RNNLM_OPTIONS changes them).
 $(RNNLM_DIR)/model.safetensors: $(DATA)/train.jsonl $(LM_TEXTS)
 	rm -rf $(@D).tmp && $(ASR) lm rnn $(DATA)/train.jsonl $(LM_TEXTS) -o $(@D).tmp \
 	  --repeat $(RNNLM_REPEATS) $(if $(VALID),--dev $(DATA)/$(VALID).jsonl) $(RNNLM_OPTIONS) \

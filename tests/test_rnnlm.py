@@ -116,6 +116,14 @@ def test_each_rise_in_dev_perplexity_halves_the_rate_until_the_halvings_run_out(
     assert checks[0][0] == options.lr and len(checks) < 2 * options.epochs
 
 
+@pytest.mark.parametrize("bad", [{"checks_per_epoch": 0}, {"halvings": -1}])
+def test_a_schedule_without_dev_checks_or_with_negative_halvings_is_refused(tmp_path, bad):
+    (tmp_path / "t.txt").write_text("the cat sat\n")
+    with pytest.raises(RNNLMError, match="checks per epoch must be at least 1 and halvings at least 0"):
+        train_rnnlm([tmp_path / "t.txt"], tmp_path / "lm", options=RNNLMOptions(**{**SMALL.__dict__, **bad}))
+    assert not (tmp_path / "lm").exists()
+
+
 def test_the_interpolation_share_goes_to_the_lm_that_predicts_dev_text_better():
     good, poor = [np.log(np.full(4, 0.5))], [np.log(np.full(4, 0.01))]
     share, table = interpolation_weight(poor, good)
