@@ -55,6 +55,11 @@ class RNNLMOptions:
     checks_per_epoch: int = 4  # dev perplexity checks per epoch
     halvings: int = 3  # when dev perplexity rises: back to the best weights at half the rate, this often
 
+    def __post_init__(self):
+        if self.checks_per_epoch < 1 or self.halvings < 0:
+            raise RNNLMError(f"dev checks per epoch must be at least 1 and halvings at least 0 "
+                             f"(got {self.checks_per_epoch} and {self.halvings})")
+
 
 class RecurrentLM(nn.Module):
     def __init__(self, words: Sequence[str], options: RNNLMOptions = RNNLMOptions()):
@@ -149,9 +154,6 @@ def train_rnnlm(texts: Sequence[str | Path], output_dir: str | Path, repeats: Se
     would miss the best point and a fixed decay would not slow down in time."""
     if repeats and len(repeats) != len(texts):
         raise RNNLMError(f"{len(repeats)} repeat counts for {len(texts)} texts")
-    if options.checks_per_epoch < 1 or options.halvings < 0:
-        raise RNNLMError(f"dev checks per epoch must be at least 1 and halvings at least 0 "
-                         f"(got {options.checks_per_epoch} and {options.halvings})")
     corpora = [list(read_sentences([t])) for t in texts]
     for text, sentences in zip(texts, corpora):
         if not sentences:
