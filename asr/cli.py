@@ -10,7 +10,7 @@ import sys
 
 from asr.commands import (cmd_combine, cmd_compare, cmd_diagram, cmd_download, cmd_evaluate, cmd_export, cmd_plot,
                           cmd_prepare, cmd_synthesize, cmd_train, cmd_transcribe, cmd_tune_rescoring, print_error)
-from asr.lm_commands import cmd_lm_build, cmd_lm_mix, cmd_lm_perplexity, cmd_lm_rnn, cmd_lm_tune
+from asr.lm_commands import cmd_lm_build, cmd_lm_import_sphinx, cmd_lm_mix, cmd_lm_perplexity, cmd_lm_rnn, cmd_lm_tune
 
 
 def _floats(text: str) -> list[float]:
@@ -192,6 +192,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--tokenizer", metavar="MODEL", help="token LMs: the dev texts are spelled in this model's "
                    "tokens (its directory or tokenizer.json)")
     m.set_defaults(func=cmd_lm_mix)
+    s = lsub.add_parser("import-sphinx", help="a CMU Sphinx binary trie LM (*.lm.bin, e.g. pocketsphinx's "
+                        "en-us.lm.bin) as an ARPA file over normalized words")
+    s.add_argument("lm", metavar="BIN", help="the .lm.bin file (or .lm.bin.gz)")
+    s.add_argument("--output", "-o", required=True, metavar="OUT.arpa")
+    s.add_argument("--keep-all-words", action="store_true", help="write every word as it is (default: lower-case "
+                   "words, drop those that normalization would change, e.g. 'a.', 'al-qaeda', with their n-grams)")
+    s.set_defaults(func=cmd_lm_import_sphinx)
     r = lsub.add_parser("rnn", help="train a recurrent (LSTM) word LM for n-best rescoring (asr tune-rescoring "
                         "--rnnlm), keeping the weights with the lowest dev perplexity")
     r.add_argument("texts", nargs="+", metavar="TEXT", help="text files (a sentence a line) or .jsonl manifests")

@@ -1,4 +1,4 @@
-"""What each ``asr lm`` subcommand does: build, mix, score and tune word LMs (thin wrappers, as
+"""What each ``asr lm`` subcommand does: build, mix, import, score and tune word LMs (thin wrappers, as
 in asr/commands.py, importing the library inside each command)."""
 
 from __future__ import annotations
@@ -43,6 +43,23 @@ def cmd_lm_mix(args) -> int:
     path, used = mix_files(args.lms, args.output, weights=weights, dev=args.dev or (), tokenizer=_tokenizer(args))
     how = "fitted on " + ", ".join(args.dev) if args.dev and not weights else "given" if weights else "equal"
     print(f"{path}: weights {', '.join(f'{w:.3f}' for w in used)} ({how})")
+    return 0
+
+
+def cmd_lm_import_sphinx(args) -> int:
+    from asr.sphinx_lm import normalized_word, sphinx_to_arpa
+
+    dropped: list[str] = []
+    notes: list[str] = []
+    counts = sphinx_to_arpa(args.lm, args.output, word_filter=None if args.keep_all_words else normalized_word,
+                            dropped=dropped, notes=notes)
+    for note in notes:
+        print_error(note)
+    grams = ", ".join(f"{n}-grams {c}" for n, c in counts.items())
+    kept = "all words kept" if args.keep_all_words else (
+        f"{len(dropped)} words not in normalized form dropped with their n-grams"
+        + (f" (e.g. {', '.join(dropped[:5])})" if dropped else ""))
+    print(f"{args.output}: {len(counts)}-gram word LM from {args.lm}: {grams}; {kept}")
     return 0
 
 

@@ -9,7 +9,8 @@
 #                $(DATA)/train.jsonl alone; MODEL_EXP, the run tuned and evaluated below, is then
 #                $(EXP)/finetune, else $(EXP)
 #   lm        -> $(EXP)/lm/words_$(LM_ORDER)gram.arpa: the train transcripts' LM, mixed with one
-#                of $(LM_TEXTS) (if given) at the weights that fit the valid transcripts best
+#                of $(LM_TEXTS) (if given) and the ARPA files in $(LM_ARPAS) (if given) at the
+#                weights that fit the valid transcripts best
 #   tune      -> $(MODEL_EXP)/best/decoding.yaml: LM weight, word score and blank penalty tuned on
 #                $(VALID) at BEAM_SIZE
 #   evaluate  -> $(MODEL_EXP)/SET.json (greedy) and $(MODEL_EXP)/SET_lm.json (beam search + LM) for each SET
@@ -73,16 +74,16 @@ $(EXP)/finetune/train.done: $(EXP)/train.done $(DATA)/train.jsonl
 
 lm: $(LM)
 
-# With LM_TEXTS: an LM of the train transcripts and one of LM_TEXTS, interpolated with the
-# weights that give the lowest perplexity on the valid transcripts (asr lm mix).
-$(LM): $(DATA)/train.jsonl $(LM_TEXTS)
-ifeq ($(strip $(LM_TEXTS)),)
+# With LM_TEXTS or LM_ARPAS: an LM of the train transcripts, one of LM_TEXTS and the LM_ARPAS,
+# interpolated with the weights that give the lowest perplexity on the valid transcripts (asr lm mix).
+$(LM): $(DATA)/train.jsonl $(LM_TEXTS) $(LM_ARPAS)
+ifeq ($(strip $(LM_TEXTS)$(LM_ARPAS)),)
 	$(ASR) lm build $(DATA)/train.jsonl -o $@ --order $(LM_ORDER)
 else
 	$(ASR) lm build $(DATA)/train.jsonl -o $(@D)/train_$(LM_ORDER)gram.arpa --order $(LM_ORDER)
-	$(ASR) lm build $(LM_TEXTS) -o $(@D)/texts_$(LM_ORDER)gram.arpa --order $(LM_ORDER)
-	$(ASR) lm mix $(@D)/train_$(LM_ORDER)gram.arpa $(@D)/texts_$(LM_ORDER)gram.arpa -o $@ \
-	  $(if $(VALID),--dev $(DATA)/$(VALID).jsonl)
+	$(if $(strip $(LM_TEXTS)),$(ASR) lm build $(LM_TEXTS) -o $(@D)/texts_$(LM_ORDER)gram.arpa --order $(LM_ORDER))
+	$(ASR) lm mix $(@D)/train_$(LM_ORDER)gram.arpa $(if $(strip $(LM_TEXTS)),$(@D)/texts_$(LM_ORDER)gram.arpa) \
+	  $(LM_ARPAS) -o $@ $(if $(VALID),--dev $(DATA)/$(VALID).jsonl)
 endif
 
 tune: $(MODEL_EXP)/best/decoding.yaml

@@ -32,6 +32,9 @@ BEAM_SIZE_TOKEN ?= 30
 # (recipes/speechocean762/README.md). 280 grid points: ~10 min on one core at beam 100.
 BLANK_PENALTIES ?= 0,0.5,1,1.5,2
 LM = $(EXP)/lm/words_$(LM_ORDER)gram.arpa
+# ARPA LMs mixed in as further components of the LM (each weighted by the valid transcripts, as
+# LM_TEXTS's LM is), e.g. a generic English LM; a recipe may give a rule that makes them.
+LM_ARPAS ?=
 # Synthetic speech mixed into training (asr synthesize; needs flite/espeak-ng): 0 = none.
 TTS_SENTENCES ?= 0
 TTS_TEXTS ?= $(LM_TEXTS)

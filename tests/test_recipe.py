@@ -41,7 +41,7 @@ def test_one_make_command_prepares_trains_and_evaluates(tmp_path):
     cmd = ["make", "-C", str(REPO_ROOT / "recipes" / "speechocean762"), f"ASR={sys.executable} -m asr.cli",
            f"CORPUS={tmp_path / 'corpus'}", f"DATA={tmp_path / 'data'}", f"EXP={tmp_path / 'exp'}",
            f"OVERRIDES={tiny}", "VALID_SPEAKERS=1", "LM_ORDER=2", "LM_WEIGHTS=0,0.5", "WORD_SCORES=-1,0", "TTS_SENTENCES=0",
-           "FINETUNE_EPOCHS=1"]
+           "FINETUNE_EPOCHS=1", "GENERIC_LM=0"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert len((tmp_path / "data" / "test.jsonl").read_text().splitlines()) == 6
@@ -74,7 +74,7 @@ def test_package_with_a_phone_seed_builds_one_package_that_rescores_with_an_lstm
     cmd = ["make", "-C", str(REPO_ROOT / "recipes" / "speechocean762"), f"ASR={sys.executable} -m asr.cli",
            f"CORPUS={tmp_path / 'corpus'}", f"DATA={tmp_path / 'data'}", f"EXP={tmp_path / 'exp'}",
            f"OVERRIDES={tiny}", "VALID_SPEAKERS=1", "LM_ORDER=2", "LM_WEIGHTS=0.5", "WORD_SCORES=0",
-           "BLANK_PENALTIES=0", "BEAM_SIZE=8", "TTS_SENTENCES=0", "FINETUNE_EPOCHS=1", "LM_TEXTS=",
+           "BLANK_PENALTIES=0", "BEAM_SIZE=8", "TTS_SENTENCES=0", "FINETUNE_EPOCHS=1", "LM_TEXTS=", "GENERIC_LM=0",
            "RNNLM_REPEAT=2", "PHONE_SEEDS=7", f"PACKAGE_DIR={package}", "package"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -194,6 +194,28 @@ def test_the_recipe_trains_the_default_model_unless_told_otherwise():
     assert "train.train_manifest=data/train.jsonl" in custom
     assert "train.epochs=3" in custom and "normalize" not in custom and "phone" not in custom
     assert "units" not in custom
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_the_lm_mixes_a_generic_english_lm_in_as_a_third_component_unless_told_otherwise():
+    sphinx_lm = REPO_ROOT / "tests" / "data" / "tiny_sphinx.lm.bin.gz"  # a file make finds (Debian's: en-us.lm.bin)
+    plan = re.sub(" +", " ", planned("lm", "EXP=e", f"SPHINX_LM={sphinx_lm}"))
+    assert f"lm import-sphinx {sphinx_lm} -o e/lm/en-us_3gram.arpa" in plan
+    assert "lm mix e/lm/train_4gram.arpa e/lm/texts_4gram.arpa e/lm/en-us_3gram.arpa -o e/lm/words_4gram.arpa " \
+           "--dev data/valid.jsonl" in plan  # weights fitted on valid, as for the other two
+    without = re.sub(" +", " ", planned("lm", "EXP=e", "GENERIC_LM=0"))
+    assert "import-sphinx" not in without and "lm mix e/lm/train_4gram.arpa e/lm/texts_4gram.arpa -o" in without
+    arpa = REPO_ROOT / "tests" / "data" / "tiny_sphinx.arpa"
+    only_arpas = re.sub(" +", " ", planned("lm", "EXP=e", "LM_TEXTS=", f"LM_ARPAS={arpa}"))
+    assert "lm build" in only_arpas and "texts_4gram" not in only_arpas
+    assert f"lm mix e/lm/train_4gram.arpa {arpa} -o e/lm/words_4gram.arpa" in only_arpas
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_without_the_debian_package_the_generic_lm_comes_from_the_pocketsphinx_wheel():
+    plan = planned("e/lm/en-us.lm.bin", "EXP=e")
+    assert "pip download --no-deps --only-binary :all: pocketsphinx==5.1.1 -d e/lm/wheel" in plan
+    assert "pocketsphinx/model/en-us/en-us.lm.bin" in plan
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
