@@ -15,6 +15,10 @@ from asr.text import WORD_SEP
 from asr.tokenizers import Tokenizer
 
 Lexicon = dict[str, list[list[str]]]  # flashlight's layout: word -> list of spellings
+# flashlight's lexicon trie holds at most 6 words per spelling and prints a line on stderr for
+# each one more (kept nowhere). Phone spellings reach it in a large vocabulary ("OW |": o, oh,
+# owe, eau, ...), so lexicons keep the first 6 in their order (LM words: likeliest first).
+MAX_HOMOPHONES = 6
 
 
 class LexiconError(ValueError):
@@ -40,9 +44,20 @@ def spell(word: str, tokenizer: Tokenizer) -> list[str] | None:
     return [*tokenizer.word_tokens(word), WORD_SEP]
 
 
+def _homophone_limit(spelled: dict[tuple[str, ...], int], spelling: list[str]) -> str | None:
+    """Count one more word spelled ``spelling``; the reason to leave it out past the limit."""
+    key = tuple(spelling)
+    if spelled.get(key, 0) >= MAX_HOMOPHONES:
+        return f"{MAX_HOMOPHONES} words before it are spelled {' '.join(spelling)}"
+    spelled[key] = spelled.get(key, 0) + 1
+    return None
+
+
 def lexicon_from_words(words: Iterable[str], tokenizer: Tokenizer) -> LexiconReport:
-    """Spell each word with the tokenizer; words with characters outside it are reported."""
+    """Spell each word with the tokenizer; words with characters outside it, or past
+    ``MAX_HOMOPHONES`` words with the same spelling, are reported."""
     report = LexiconReport({})
+    spelled: dict[tuple[str, ...], int] = {}
     for word in words:
         if word in report.lexicon:
             continue
@@ -53,6 +68,8 @@ def lexicon_from_words(words: Iterable[str], tokenizer: Tokenizer) -> LexiconRep
                 continue
             bad = "".join(sorted(tokenizer.unknown_chars(word))) or WORD_SEP
             report.skipped.append((word, f"characters outside the tokenizer: {bad!r}"))
+        elif (why := _homophone_limit(spelled, spelling)) is not None:
+            report.skipped.append((word, why))
         else:
             report.lexicon[word] = [spelling]
     return report
@@ -65,6 +82,7 @@ def read_lexicon(path: str | Path, tokenizer: Tokenizer) -> LexiconReport:
         raise LexiconError(f"{path}: lexicon file not found")
     tokens = set(tokenizer.tokens)
     report = LexiconReport({})
+    spelled: dict[tuple[str, ...], int] = {}
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
@@ -77,6 +95,10 @@ def read_lexicon(path: str | Path, tokenizer: Tokenizer) -> LexiconReport:
             continue
         if spelling[-1] != WORD_SEP:
             spelling.append(WORD_SEP)  # see the module docstring
+        why = _homophone_limit(spelled, spelling)
+        if why is not None:
+            report.skipped.append((word, why))
+            continue
         report.lexicon.setdefault(word, []).append(spelling)
     if not report.lexicon:
         raise LexiconError(f"{path}: no usable lexicon entries")

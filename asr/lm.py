@@ -228,7 +228,7 @@ class LMInfo:
     binary: bool
     order: int | None  # None for binary files (KenLM reads them)
     counts: tuple[int, ...]
-    words: tuple[str, ...]  # unigrams without <s>, </s>, <unk> (empty for binary files)
+    words: tuple[str, ...]  # unigrams without <s>, </s>, <unk>, likeliest first (empty for binary files)
 
     @property
     def is_char_lm(self) -> bool:
@@ -260,7 +260,7 @@ def inspect_lm(path: str | Path) -> LMInfo:
         if f.read(len(KENLM_BINARY_MAGIC)) == KENLM_BINARY_MAGIC:
             return LMInfo(path, True, None, (), ())
     counts: dict[int, int] = {}
-    words: list[str] = []
+    words: list[tuple[float, str]] = []
     section = None
     with path.open(encoding="utf-8", errors="replace") as f:
         for lineno, line in enumerate(f, 1):
@@ -288,18 +288,20 @@ def inspect_lm(path: str | Path) -> LMInfo:
             if len(fields) < 2:
                 raise LMError(f"{path}:{lineno}: malformed unigram line {line[:40]!r}")
             try:
-                float(fields[0])
+                words.append((float(fields[0]), fields[1].strip()))
             except ValueError:
                 raise LMError(f"{path}:{lineno}: malformed unigram line {line[:40]!r}") from None
-            words.append(fields[1].strip())
     if section is None:
         raise LMError(f"{path}: not an ARPA file (no \\data\\ header) nor a KenLM binary file")
     if not counts or sorted(counts) != list(range(1, len(counts) + 1)):
         raise LMError(f"{path}: ARPA header has no consecutive 'ngram N=COUNT' lines")
     if len(words) != counts[1]:
         raise LMError(f"{path}: header says {counts[1]} unigrams, file has {len(words)}")
+    # Likeliest first: a lexicon built from these words keeps the likeliest of many homophones
+    # (asr/lexicon.py, MAX_HOMOPHONES).
+    words.sort(key=lambda pw: -pw[0])
     return LMInfo(path, False, len(counts), tuple(counts[n] for n in sorted(counts)),
-                  tuple(w for w in words if w not in SPECIAL))
+                  tuple(w for _, w in words if w not in SPECIAL))
 
 
 class ArpaModel:

@@ -8,7 +8,7 @@ import pytest
 
 from asr.beam_search import BeamSearchDecoder
 from asr.decoding import GreedyDecoder
-from asr.lexicon import lexicon_from_words, spell
+from asr.lexicon import lexicon_from_words, read_lexicon, spell
 from asr.lm import build_lm
 from asr.text import BLANK, WORD_SEP, UnknownCharacterError
 from asr.tokenizers import PhoneTokenizer, TokenizerError, UnknownWordError, build_tokenizer, load_tokenizer
@@ -119,3 +119,27 @@ def test_lexicon_words_and_hotwords_without_a_pronunciation_are_left_out_and_sai
     assert any("1 word(s) left out of the lexicon: 'dog' (no pronunciation)" in n for n in decoder.notes)
     assert "hotword 'dog' left out: words without a pronunciation: dog" in decoder.notes
     assert not any("'mat'" in n for n in decoder.notes)
+
+
+def test_past_six_homophones_the_lm_s_likeliest_stay_in_the_search_and_the_rest_are_said(tmp_path, capfd):
+    # flashlight's lexicon trie holds 6 words per spelling and prints a line for each one more
+    names = ["lu", "lou", "loo", "lieu", "lew", "leu", "lue", "louw"]  # all L UW
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("".join(f"{w.upper()} L UW1\n" for w in names))
+    phones = PhoneTokenizer.build(["lou"], lexicon)
+    # a unigram LM whose two unlikeliest words come first in the file
+    probs = {"louw": -4.0, "lue": -3.5, "leu": -2.0, "lew": -1.9, "lieu": -1.8, "loo": -1.7, "lou": -1.6, "lu": -1.5}
+    lm = tmp_path / "w.arpa"
+    lm.write_text("\\data\\\nngram 1=11\nngram 2=1\n\n\\1-grams:\n-1\t<s>\t0\n-1\t</s>\n-9\t<unk>\n"
+                  + "".join(f"{p}\t{w}\t0\n" for w, p in probs.items())
+                  + "\n\\2-grams:\n-0.5\t<s> lu\n\n\\end\\\n")  # KenLM wants a bigram
+    decoder = BeamSearchDecoder(phones, lm=lm)
+    kept = {w for w in decoder.space.lexicon if w in names}
+    assert kept == {"lu", "lou", "loo", "lieu", "lew", "leu"}
+    assert any("2 word(s) left out" in n and "'lue'" in n and "spelled L UW |" in n for n in decoder.notes)
+    assert "Trie label number reached limit" not in capfd.readouterr().err
+
+    written = tmp_path / "lex_file.txt"  # a lexicon file is kept in its own order
+    written.write_text("".join(f"{w} L UW |\n" for w in reversed(names)))
+    report = read_lexicon(written, phones)
+    assert list(report.lexicon) == list(reversed(names))[:6] and [w for w, _ in report.skipped] == ["lou", "lu"]
