@@ -1,4 +1,4 @@
-"""CTC beam search with flashlight-text (through torchaudio): n-gram LMs, lexicons, hotwords.
+"""CTC beam search with flashlight-text (torchaudio's decoder's engine): n-gram LMs, lexicons, hotwords.
 
 Which search runs follows from the files given:
 
@@ -28,11 +28,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from flashlight.lib.text.decoder import (CriterionType, LexiconDecoderOptions, LexiconFreeDecoderOptions,
-                                         ZeroLM)
+from flashlight.lib.text.decoder import (CriterionType, LexiconDecoder, LexiconDecoderOptions, LexiconFreeDecoder,
+                                         LexiconFreeDecoderOptions, SmearingMode, Trie, ZeroLM)
 from flashlight.lib.text.decoder.kenlm import KenLM
 from flashlight.lib.text.dictionary import Dictionary
-from torchaudio.models.decoder import CTCDecoder
 
 from asr.decoding import Decoder, Hypothesis
 from asr.hotwords import HotwordLM, PhraseMatcher, parse_hotwords
@@ -100,6 +99,8 @@ class SearchSpace:
     shares: list[tuple[float, ...]] = field(default_factory=list)  # of the hotword weight, per unit
     notes: list[str] = field(default_factory=list)  # what was left out, for the user
     source: str = ""  # the LM and lexicon files, for describe()
+    zero_lm: ZeroLM = field(default_factory=ZeroLM, repr=False)  # the LM when there is none
+    _tries: dict = field(default_factory=dict, repr=False)  # id(lm) -> (lm, its trie)
 
     @classmethod
     def load(cls, tokenizer: Tokenizer, lm: str | Path | None = None, lexicon: str | Path | None = None,
@@ -154,6 +155,28 @@ class SearchSpace:
         space._add_phrases(phrases, tokenizer)
         return space
 
+    def trie(self, lm) -> Trie:
+        """The lexicon as flashlight's trie, each word's unigram score under ``lm`` smeared along
+        its spelling (as torchaudio's ctc_decoder builds it). Built once per LM of this space:
+        73 k words take seconds, and tuning and rescoring make a search per setting."""
+        if lm is not self.kenlm and lm is not self.zero_lm:  # a hotword wrapper: its own
+            return self._build_trie(lm)
+        if id(lm) not in self._tries:
+            self._tries[id(lm)] = (lm, self._build_trie(lm))
+        return self._tries[id(lm)][1]
+
+    def _build_trie(self, lm) -> Trie:
+        ids = {self.tokens.get_entry(i): i for i in range(self.tokens.index_size())}
+        trie = Trie(self.tokens.index_size(), self.tokens.get_index(WORD_SEP))
+        start = lm.start(False)
+        for word, spellings in self.lexicon.items():
+            index = self.words.get_index(word)
+            _, score = lm.score(start, index)
+            for spelling in spellings:
+                trie.insert([ids[t] for t in spelling], index, score)
+        trie.smear(SmearingMode.MAX)
+        return trie
+
     def _add_phrases(self, phrases: list[str], tokenizer: Tokenizer) -> None:
         for phrase in phrases:
             unknown = sorted(tokenizer.unknown_chars(phrase))
@@ -173,6 +196,16 @@ class SearchSpace:
                     shares += [1.0 / len(ids)] * len(ids) + [0.0]
                 self.phrases.append(tuple(units))
                 self.shares.append(tuple(shares))
+
+
+@dataclass
+class _Search:
+    """A flashlight decoder and what it was given: pybind11 keeps no reference to them, so
+    they must outlive it here (pytorch/audio#3218)."""
+
+    decoder: LexiconDecoder | LexiconFreeDecoder
+    lm: object
+    trie: Trie | None = None
 
 
 class BeamSearchDecoder(Decoder):
@@ -206,7 +239,7 @@ class BeamSearchDecoder(Decoder):
     def lexicon_free(self) -> bool:
         return self.space.lexicon is None
 
-    def _build(self) -> CTCDecoder:
+    def _build(self) -> _Search:
         o, s = self.options, self.space
         lm, lm_weight = s.kenlm, o.lm_weight
         if s.phrases:  # the wrapper applies lm_weight itself, so hotword bonuses stay in log-prob units
@@ -214,7 +247,7 @@ class BeamSearchDecoder(Decoder):
             lm, lm_weight = HotwordLM(s.kenlm, o.lm_weight, PhraseMatcher(
                 s.phrases, bonuses, None if s.words is not None else self.tokenizer.word_sep_id)), 1.0
         elif lm is None:
-            lm = ZeroLM()
+            lm = s.zero_lm
         token_beam = o.beam_size_token or len(self.tokenizer)
         if s.lexicon is not None:
             opts = LexiconDecoderOptions(beam_size=o.beam_size, beam_size_token=token_beam,
@@ -226,7 +259,11 @@ class BeamSearchDecoder(Decoder):
                                              beam_threshold=o.beam_threshold, lm_weight=lm_weight,
                                              sil_score=o.word_score, log_add=o.log_add,
                                              criterion_type=CriterionType.CTC)
-        return CTCDecoder(o.nbest, s.lexicon, s.words, s.tokens, lm, opts, BLANK, WORD_SEP, UNK)
+        blank, sep = s.tokens.get_index(BLANK), s.tokens.get_index(WORD_SEP)
+        if s.lexicon is not None:
+            trie = s.trie(lm)
+            return _Search(LexiconDecoder(opts, trie, lm, sep, blank, s.words.get_index(UNK), [], False), lm, trie)
+        return _Search(LexiconFreeDecoder(opts, lm, sep, blank, []), lm)
 
     # -- searching ------------------------------------------------------------------------------
 

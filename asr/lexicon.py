@@ -44,12 +44,13 @@ def spell(word: str, tokenizer: Tokenizer) -> list[str] | None:
     return [*tokenizer.word_tokens(word), WORD_SEP]
 
 
-def _homophone_limit(spelled: dict[tuple[str, ...], int], spelling: list[str]) -> str | None:
+def _homophone_limit(spelled: dict[str, int], spelling: list[str]) -> str | None:
     """Count one more word spelled ``spelling``; the reason to leave it out past the limit."""
-    key = tuple(spelling)
-    if spelled.get(key, 0) >= MAX_HOMOPHONES:
-        return f"{MAX_HOMOPHONES} words before it are spelled {' '.join(spelling)}"
-    spelled[key] = spelled.get(key, 0) + 1
+    key = " ".join(spelling)
+    count = spelled.get(key, 0)
+    if count >= MAX_HOMOPHONES:
+        return f"{MAX_HOMOPHONES} words before it are spelled {key}"
+    spelled[key] = count + 1
     return None
 
 
@@ -57,7 +58,7 @@ def lexicon_from_words(words: Iterable[str], tokenizer: Tokenizer) -> LexiconRep
     """Spell each word with the tokenizer; words with characters outside it, or past
     ``MAX_HOMOPHONES`` words with the same spelling, are reported."""
     report = LexiconReport({})
-    spelled: dict[tuple[str, ...], int] = {}
+    spelled: dict[str, int] = {}
     for word in words:
         if word in report.lexicon:
             continue
@@ -82,15 +83,15 @@ def read_lexicon(path: str | Path, tokenizer: Tokenizer) -> LexiconReport:
         raise LexiconError(f"{path}: lexicon file not found")
     tokens = set(tokenizer.tokens)
     report = LexiconReport({})
-    spelled: dict[tuple[str, ...], int] = {}
+    spelled: dict[str, int] = {}
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         word, *spelling = line.split()
         if not spelling:
             raise LexiconError(f"{path}:{lineno}: no spelling after the word {word!r}")
-        unknown = sorted({t for t in spelling if t not in tokens})
-        if unknown:
+        if not tokens.issuperset(spelling):
+            unknown = sorted({t for t in spelling if t not in tokens})
             report.skipped.append((word, f"tokens outside the tokenizer: {' '.join(unknown)}"))
             continue
         if spelling[-1] != WORD_SEP:

@@ -59,6 +59,26 @@ def test_word_lm_repairs_a_misheard_letter_that_greedy_keeps(word_lm):
     assert best(beam, lp) == "the cat sat on the mat"
 
 
+def test_searches_with_other_settings_share_one_lexicon_trie_and_find_the_same(word_lm, monkeypatch):
+    # A 73 k-word lexicon takes seconds to build; tuning and rescoring make a search per setting.
+    from asr.beam_search import SearchSpace
+
+    built = []
+    real = SearchSpace._build_trie
+    monkeypatch.setattr(SearchSpace, "_build_trie", lambda self, lm: built.append(lm) or real(self, lm))
+    frames = spelled_frames("the cat sat on the mat")
+    frames[frames.index("m") + 2] = {"q": 0.55, "a": 0.45}
+    lp = ctc_log_probs(TOKENIZER, frames)
+    beam = BeamSearchDecoder(TOKENIZER, lm=word_lm)
+    others = [beam.with_options(lm_weight=w, word_score=s) for w in (0.5, 2.0) for s in (-1.0, 1.0)]
+    assert len(built) == 1
+    fresh = BeamSearchDecoder(TOKENIZER, lm=word_lm, options=others[-1].options)
+    assert len(built) == 2  # another decoder loads its own files
+    assert others[-1].decode(*lp)[0].text == fresh.decode(*lp)[0].text == "the cat sat on the mat"
+    hot = BeamSearchDecoder(TOKENIZER, lm=word_lm, hotwords="mat")  # the hotword LM: a trie of its own
+    assert best(hot.with_options(lm_weight=2.0), lp) == "the cat sat on the mat" and len(built) == 4
+
+
 def test_a_blank_penalty_keeps_letters_that_blank_slightly_outweighs():
     lp = doubtful("the cat sat on a mat", "cat", 0.3)  # each letter of "cat" 0.3, blank 0.7
     plain = BeamSearchDecoder(TOKENIZER)
