@@ -37,7 +37,7 @@ from asr.decoding import Decoder, Hypothesis
 from asr.hotwords import HotwordLM, PhraseMatcher, parse_hotwords
 from asr.lexicon import Lexicon, lexicon_from_words, read_lexicon, spell
 from asr.lm import KENLM_MAX_ORDER, UNK, LMError, inspect_lm
-from asr.text import BLANK, WORD_SEP
+from asr.text import WORD_SEP
 from asr.tokenizers import Tokenizer
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ class SearchSpace:
     notes: list[str] = field(default_factory=list)  # what was left out, for the user
     source: str = ""  # the LM and lexicon files, for describe()
     zero_lm: ZeroLM = field(default_factory=ZeroLM, repr=False)  # the LM when there is none
-    _tries: dict = field(default_factory=dict, repr=False)  # id(lm) -> (lm, its trie)
+    _tries: dict = field(default_factory=dict, repr=False)  # id(lm) -> trie, for kenlm and zero_lm
 
     @classmethod
     def load(cls, tokenizer: Tokenizer, lm: str | Path | None = None, lexicon: str | Path | None = None,
@@ -161,9 +161,9 @@ class SearchSpace:
         73 k words take seconds, and tuning and rescoring make a search per setting."""
         if lm is not self.kenlm and lm is not self.zero_lm:  # a hotword wrapper: its own
             return self._build_trie(lm)
-        if id(lm) not in self._tries:
-            self._tries[id(lm)] = (lm, self._build_trie(lm))
-        return self._tries[id(lm)][1]
+        if id(lm) not in self._tries:  # both LMs live as long as this space, so their ids stay theirs
+            self._tries[id(lm)] = self._build_trie(lm)
+        return self._tries[id(lm)]
 
     def _build_trie(self, lm) -> Trie:
         ids = {self.tokens.get_entry(i): i for i in range(self.tokens.index_size())}
@@ -259,7 +259,7 @@ class BeamSearchDecoder(Decoder):
                                              beam_threshold=o.beam_threshold, lm_weight=lm_weight,
                                              sil_score=o.word_score, log_add=o.log_add,
                                              criterion_type=CriterionType.CTC)
-        blank, sep = s.tokens.get_index(BLANK), s.tokens.get_index(WORD_SEP)
+        blank, sep = self.tokenizer.blank_id, self.tokenizer.word_sep_id
         if s.lexicon is not None:
             trie = s.trie(lm)
             return _Search(LexiconDecoder(opts, trie, lm, sep, blank, s.words.get_index(UNK), [], False), lm, trie)

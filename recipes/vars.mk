@@ -2,6 +2,7 @@
 # (a `?=` after it would be ignored), and the command line overrides either. ROOT is the repository (recipes run with make -C recipes/NAME).
 ROOT := $(abspath ../..)
 ASR ?= $(ROOT)/.venv/bin/asr
+PYTHON ?= $(ROOT)/.venv/bin/python
 DATA ?= data
 EXP ?= exp/small
 CONFIG ?= $(ROOT)/configs/small.yaml
