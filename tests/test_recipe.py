@@ -74,10 +74,14 @@ def test_package_with_a_phone_seed_builds_one_package_that_rescores_with_an_lstm
     cmd = ["make", "-C", str(REPO_ROOT / "recipes" / "speechocean762"), f"ASR={sys.executable} -m asr.cli",
            f"CORPUS={tmp_path / 'corpus'}", f"DATA={tmp_path / 'data'}", f"EXP={tmp_path / 'exp'}",
            f"OVERRIDES={tiny}", "VALID_SPEAKERS=1", "LM_ORDER=2", "LM_WEIGHTS=0.5", "WORD_SCORES=0",
-           "BLANK_PENALTIES=0", "BEAM_SIZE=8", "TTS_SENTENCES=0", "FINETUNE_EPOCHS=1", "LM_TEXTS=", "GENERIC_LM=0",
+           "BLANK_PENALTIES=0", "BEAM_SIZE=8", "TTS_SENTENCES=0", "FINETUNE_EPOCHS=1", "LM_TEXTS=",
+           f"SPHINX_LM={REPO_ROOT / 'tests' / 'data' / 'tiny_sphinx.lm.bin.gz'}",  # the generic LM's stand-in
            "RNNLM_REPEAT=2", "PHONE_SEEDS=7", f"PACKAGE_DIR={package}", "package"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
+    # one LM, made once: the phone run searches with it and imports or mixes nothing of its own
+    assert done.stdout.count("lm import-sphinx") == 1 and done.stdout.count("lm mix") == 1
+    assert not (tmp_path / "exp" / "phones7" / "lm").exists()
     phone_run = yaml.safe_load((tmp_path / "exp" / "phones7" / "finetune" / "config.yaml").read_text())["train"]
     assert phone_run["units"] == "phone" and phone_run["seed"] == 7
     settings = yaml.safe_load((package / "rescoring.yaml").read_text())
@@ -316,6 +320,11 @@ def test_phone_seeds_rerun_the_recipe_with_phone_units_and_package_installs_one_
         "--combine $(ls -dv pkg.tmp/system*) --rnnlm pkg.tmp/rnnlm -o pkg.tmp/rescoring.yaml",  # re-tuned as packaged
         "mv pkg.tmp pkg")]
     assert steps == sorted(steps)
+    # A seed's run searches with this run's LM, whose components it finds beside it: it imports
+    # no generic LM of its own (which, newer than the LM, would have it mixed again).
+    for seeds, run in (("PHONE_SEEDS=7", "phones7"), ("SEEDS=7", "seed7")):
+        plan = planned("package", seeds, "PACKAGE_DIR=pkg")
+        assert f"exp/small/{run}/lm/" not in plan and "-o exp/small/lm/en-us_3gram.arpa" in plan, seeds
     assert "lm rnn" not in planned("package", "PHONE_SEEDS=7", "PACKAGE_DIR=pkg", "RNNLM=0")
     single = planned("package", "PACKAGE_DIR=pkg", "RNNLM=0")
     assert "export exp/small/finetune/best pkg --half --lm exp/small/lm/words_4gram.arpa" in single
