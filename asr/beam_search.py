@@ -17,10 +17,12 @@ is shared copy-on-write, not loaded again).
 
 from __future__ import annotations
 
+import hashlib
 import math
 import multiprocessing as mp
 import os
 import sys
+import weakref
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -105,6 +107,18 @@ class SearchSpace:
     @classmethod
     def load(cls, tokenizer: Tokenizer, lm: str | Path | None = None, lexicon: str | Path | None = None,
              hotwords=None) -> "SearchSpace":
+        """The search space of these files, shared with any decoder that asked for the same ones
+        while it lives (a package's phone systems search one lexicon with one LM: loaded once)."""
+        key = _share_key(tokenizer, lm, lexicon, hotwords)
+        space = _SHARED.get(key) if key else None
+        if space is None:
+            space = cls._load(tokenizer, lm, lexicon, hotwords)
+            if key:
+                _SHARED[key] = space
+        return space
+
+    @classmethod
+    def _load(cls, tokenizer: Tokenizer, lm, lexicon, hotwords) -> "SearchSpace":
         info = inspect_lm(lm) if lm else None
         lexicon_free = isinstance(lexicon, str) and lexicon.lower() == "none"
         notes: list[str] = []
@@ -196,6 +210,23 @@ class SearchSpace:
                     shares += [1.0 / len(ids)] * len(ids) + [0.0]
                 self.phrases.append(tuple(units))
                 self.shares.append(tuple(shares))
+
+
+_SHARED: "weakref.WeakValueDictionary[tuple, SearchSpace]" = weakref.WeakValueDictionary()
+
+
+def _share_key(tokenizer: Tokenizer, lm, lexicon, hotwords) -> tuple | None:
+    """What makes two spaces the same: the tokens, the LM file and the lexicon file's content.
+    Only for a lexicon file without hotwords (else the tokenizer's own spellings enter)."""
+    if hotwords or not lexicon or str(lexicon).lower() == "none" or not Path(lexicon).is_file() \
+            or (lm and not Path(lm).is_file()):  # (a missing file: loading says so)
+        return None
+    lm_stat = None
+    if lm:
+        st = Path(lm).stat()
+        lm_stat = (str(Path(lm).resolve()), st.st_size, st.st_mtime_ns)
+    digest = hashlib.sha1(Path(lexicon).read_bytes()).hexdigest()
+    return tuple(tokenizer.tokens), lm_stat, digest
 
 
 @dataclass

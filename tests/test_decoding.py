@@ -79,6 +79,23 @@ def test_searches_with_other_settings_share_one_lexicon_trie_and_find_the_same(w
     assert best(hot.with_options(lm_weight=2.0), lp) == "the cat sat on the mat" and len(built) == 4
 
 
+def test_decoders_of_the_same_lexicon_file_and_lm_share_one_search_space(word_lm, tmp_path):
+    # A package's phone systems search the same lexicon with the same LM: loaded once, not twice.
+    (tmp_path / "a.txt").write_text("the t h e |\ncat c a t |\nmat m a t |\n")
+    (tmp_path / "b.txt").write_text((tmp_path / "a.txt").read_text())  # same content, another file
+    first = BeamSearchDecoder(TOKENIZER, lm=word_lm, lexicon=tmp_path / "a.txt")
+    assert BeamSearchDecoder(TOKENIZER, lm=word_lm, lexicon=tmp_path / "b.txt").space is first.space
+    (tmp_path / "c.txt").write_text("the t h e |\ncat c a t |\n")
+    other_tokens = CharTokenizer.build(["the cat mat"])
+    for other in (BeamSearchDecoder(TOKENIZER, lm=word_lm, lexicon=tmp_path / "c.txt"),
+                  BeamSearchDecoder(TOKENIZER, lexicon=tmp_path / "a.txt"),  # no LM
+                  BeamSearchDecoder(other_tokens, lm=word_lm, lexicon=tmp_path / "a.txt"),
+                  BeamSearchDecoder(TOKENIZER, lm=word_lm, lexicon=tmp_path / "a.txt", hotwords="cat")):
+        assert other.space is not first.space
+    lp = ctc_log_probs(TOKENIZER, spelled_frames("the cat"))
+    assert best(BeamSearchDecoder(TOKENIZER, lm=word_lm, lexicon=tmp_path / "b.txt"), lp) == "the cat"
+
+
 def test_a_blank_penalty_keeps_letters_that_blank_slightly_outweighs():
     lp = doubtful("the cat sat on a mat", "cat", 0.3)  # each letter of "cat" 0.3, blank 0.7
     plain = BeamSearchDecoder(TOKENIZER)
