@@ -10,7 +10,8 @@ import sys
 
 from asr.commands import (cmd_combine, cmd_compare, cmd_diagram, cmd_download, cmd_evaluate, cmd_export, cmd_plot,
                           cmd_prepare, cmd_synthesize, cmd_train, cmd_transcribe, cmd_tune_rescoring, print_error)
-from asr.lm_commands import cmd_lm_build, cmd_lm_import_sphinx, cmd_lm_mix, cmd_lm_perplexity, cmd_lm_rnn, cmd_lm_tune
+from asr.lm_commands import (cmd_lm_build, cmd_lm_import_sphinx, cmd_lm_mix, cmd_lm_perplexity, cmd_lm_prune, cmd_lm_rnn,
+                             cmd_lm_tune)
 
 
 def _floats(text: str) -> list[float]:
@@ -192,6 +193,13 @@ def build_parser() -> argparse.ArgumentParser:
     m.add_argument("--tokenizer", metavar="MODEL", help="token LMs: the dev texts are spelled in this model's "
                    "tokens (its directory or tokenizer.json)")
     m.set_defaults(func=cmd_lm_mix)
+    pr = lsub.add_parser("prune", help="entropy-based pruning of an ARPA LM (Stolcke 1998, as SRILM's ngram -prune): "
+                         "drop the n-grams whose removal raises perplexity least")
+    pr.add_argument("lm", metavar="LM.arpa")
+    pr.add_argument("--output", "-o", required=True, metavar="OUT.arpa")
+    pr.add_argument("--threshold", type=float, required=True, help="drop an n-gram when the relative perplexity "
+                    "increase it alone causes is below this (1e-8 gentle, 1e-7 Kaldi's small LMs)")
+    pr.set_defaults(func=cmd_lm_prune)
     s = lsub.add_parser("import-sphinx", help="a CMU Sphinx binary trie LM (*.lm.bin, e.g. pocketsphinx's "
                         "en-us.lm.bin) as an ARPA file over normalized words")
     s.add_argument("lm", metavar="BIN", help="the .lm.bin file (or .lm.bin.gz)")

@@ -46,6 +46,15 @@ def cmd_lm_mix(args) -> int:
     return 0
 
 
+def cmd_lm_prune(args) -> int:
+    from asr.lm_prune import prune_file
+
+    result = prune_file(args.lm, args.output, args.threshold)
+    counts = ", ".join(f"{n}-grams {b} -> {a}" for n, (b, a) in enumerate(zip(result.before, result.after), 1))
+    print(f"{args.output}: pruned at {args.threshold:g}: {counts}")
+    return 0
+
+
 def cmd_lm_import_sphinx(args) -> int:
     from asr.sphinx_lm import normalized_word, sphinx_to_arpa
 

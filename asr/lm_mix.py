@@ -47,8 +47,15 @@ def interpolate(models: Sequence[ArpaModel], weights: Sequence[float]) -> NgramM
             table[g] = 0.0 if g == (BOS,) else math.log10(max(mixed(g[-1], g[:-1]), 1e-99))  # as lmplz writes <s>
         probs.append(table)
 
-    # Backoff weights, lowest order first: bow(h) = (1 - sum p(w|h)) / (1 - sum p(w|h[1:])) over
-    # the words w seen after h; p(w|h[1:]) may itself back off through lower-order weights.
+    return with_backoffs(probs)
+
+
+def with_backoffs(probs: list[dict[tuple[str, ...], float]]) -> NgramModel:
+    """A backoff model from its n-grams' log10 probabilities (``probs[n-1]``: the n-grams), with
+    every backoff weight computed so that each context sums to 1 (lowest order first):
+    bow(h) = (1 - sum p(w|h)) / (1 - sum p(w|h[1:])) over the words w seen after h, where
+    p(w|h[1:]) may itself back off through lower-order weights."""
+    order = len(probs)
     backoffs: dict[tuple[str, ...], float] = {}
 
     def lookup(word: str, history: tuple[str, ...]) -> float:
