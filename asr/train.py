@@ -29,119 +29,16 @@ from safetensors.torch import save_file
 
 from asr import distributed
 from asr.config import Config, load_config, save_config
-from asr.data import (BatchLoader, BucketBatchSampler, SpeechDataset, collate,
-                      read_manifest, total_hours)
-from asr.features import StatsAccumulator
+from asr.data import BatchLoader, BucketBatchSampler
 from asr.losses import forward_backward, log
 from asr.model import AcousticModel
-from asr.model_dir import LoadedModel, load_model_dir, save_model_dir
+from asr.model_dir import save_model_dir
 from asr.noise import NoiseError
 from asr.phones import LexiconError, PhoneLexicon
 from asr.schedule import WarmupCosine, epochs_within_budget
 from asr.selection import average_last_epochs, validate
-from asr.tokenizers import Tokenizer, build_tokenizer
+from asr.train_setup import TrainingError, compute_cmvn, load_split, model_to_train
 from asr.weight_perturbation import WeightDrop, WeightNoise
-
-
-class TrainingError(RuntimeError):
-    pass
-
-
-def compute_cmvn(model: AcousticModel, dataset: SpeechDataset, device, d=distributed.Dist(),
-                 batch_size=16) -> None:
-    """Global mean/std of the unaugmented training features (each rank its share, summed)."""
-    acc = StatsAccumulator(model.features_cfg.dim)
-    extractor = model.frontend.extractor
-    indices = list(range(d.rank, len(dataset), d.world_size))
-    for start in range(0, len(indices), batch_size):
-        batch = collate([dataset[(i, 1.0)] for i in indices[start: start + batch_size]])
-        with torch.no_grad():
-            feats, lengths = extractor(batch.waveforms.to(device), batch.wave_lengths.to(device))
-        acc.add(feats, lengths)
-    sums = distributed.all_sum(torch.cat([acc.sum, acc.sumsq, torch.tensor([float(acc.count)],
-                                                                            dtype=torch.float64)]).to(device), d)
-    dim = acc.sum.numel()
-    acc.sum, acc.sumsq, acc.count = sums[:dim].cpu(), sums[dim: 2 * dim].cpu(), int(sums[-1])
-    mean, std = acc.result()
-    model.frontend.normalizer.set_stats(mean.to(device), std.to(device))
-
-
-def load_to_train(path, cfg: Config, device) -> LoadedModel:
-    """A model directory, with ``cfg``'s augmentation (model directories load without it)."""
-    loaded = load_model_dir(path, device)
-    loaded.model.frontend.set_augment(cfg.augment)
-    return loaded
-
-
-def initial_model(cfg: Config, device) -> tuple[Tokenizer, AcousticModel]:
-    """The tokenizer and model of ``train.init_from``, checked against ``cfg``, ready to train."""
-    loaded = load_to_train(cfg.train.init_from, cfg, device)
-    check_same_model(loaded, cfg, f"train.init_from={cfg.train.init_from}")
-    return loaded.tokenizer, loaded.model
-
-
-def check_same_model(loaded: LoadedModel, cfg: Config, source: str) -> None:
-    """Refuse a checkpoint whose features, model or units differ from ``cfg``'s: training would
-    go on with the checkpoint's, and the run's config.yaml would record ``cfg``'s."""
-    differ = [f"{section}.{key}: {theirs!r} there, {ours!r} here"
-              for section in ("features", "model")
-              for key, theirs in getattr(loaded.config, section).__dict__.items()
-              if (ours := getattr(getattr(cfg, section), key)) != theirs]
-    if loaded.tokenizer.kind != cfg.train.units:
-        differ.append(f"units: {loaded.tokenizer.kind!r} there, train.units={cfg.train.units!r} here")
-    if differ:
-        raise TrainingError(f"{source}: its config differs from this one ({'; '.join(differ)})")
-
-
-def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False, phone_lexicon=None,
-               bpe_dropout: float = 0.0) -> SpeechDataset:
-    utts = read_manifest(path)
-    too_long = [u for u in utts if u.duration > cfg.train.max_duration]
-    dataset = SpeechDataset([u for u in utts if u.duration <= cfg.train.max_duration], tokenizer,
-                            cfg.features.sample_rate, cache=cfg.train.cache_audio, phone_lexicon=phone_lexicon,
-                            bpe_dropout=bpe_dropout, seed=cfg.train.seed)
-    if not quiet:
-        for utt, reason in dataset.skipped:
-            log(f"skipped {name} utterance {utt.id or utt.audio_filepath}: {reason}")
-        if too_long:
-            log(f"skipped {len(too_long)} {name} utterance(s) longer than {cfg.train.max_duration} s")
-        log(f"{name}: {len(dataset)} utterances, {total_hours(dataset.utterances):.2f} h")
-        if phone_lexicon is not None:
-            missing = phone_lexicon.missing_words(u.text for u in dataset.utterances)
-            with_phones = sum(p is not None for p in dataset.phones)
-            common = ", ".join(w for w, _ in sorted(missing.items(), key=lambda kv: -kv[1])[:8])
-            log(f"{name}: phones for {with_phones} of {len(dataset)} utterances from {phone_lexicon.source} "
-                f"({len(phone_lexicon.phones)} phones)" + (f"; {len(missing)} words missing, e.g. {common}"
-                                                           if missing else ""))
-    if len(dataset) == 0:
-        raise TrainingError(f"{path}: no usable utterances")
-    return dataset
-
-
-def _model_to_train(cfg: Config, resume: bool, device, say):
-    """(tokenizer, model, train state or None): resumed, initialized from a model, or new."""
-    tc, run_dir, state = cfg.train, Path(cfg.train.output_dir), None
-    if resume and (run_dir / "last" / "train_state.pt").is_file():
-        loaded = load_to_train(run_dir / "last", cfg, device)
-        check_same_model(loaded, cfg, f"--resume {run_dir / 'last'}")
-        tokenizer, model = loaded.tokenizer, loaded.model
-        state = torch.load(run_dir / "last" / "train_state.pt", weights_only=True, map_location="cpu")
-        say(f"resuming {run_dir} at epoch {state['epoch'] + 1}, step {state['step']}")
-    elif resume:
-        say(f"nothing to resume in {run_dir}: starting a new run")
-    if state is None and (run_dir / "last").exists():
-        raise TrainingError(f"{run_dir} already holds a run: use --resume, or another train.output_dir")
-    if state is None and tc.init_from:
-        tokenizer, model = initial_model(cfg, device)
-        say(f"starting from the weights of {tc.init_from}")
-    elif state is None:
-        try:
-            tokenizer = build_tokenizer(tc.units, (u.text for u in read_manifest(tc.train_manifest)),
-                                        tc.bpe_vocab_size, phone_lexicon=tc.phone_lexicon)
-        except LexiconError as e:
-            raise TrainingError(f"train.phone_lexicon: {e}") from None
-        model = AcousticModel(cfg.features, cfg.model, len(tokenizer), cfg.augment).to(device)
-    return tokenizer, model, state
 
 
 def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) -> Path:
@@ -159,31 +56,14 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     say = log if d.is_main else (lambda message: None)
 
     try:  # an unusable augment.noise_dir is found as the model is built
-        tokenizer, model, state = _model_to_train(cfg, resume, device, say)
+        tokenizer, model, state = model_to_train(cfg, resume, device, say)
     except NoiseError as e:
         raise TrainingError(str(e)) from None
     if d.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
 
-    lexicon = None
-    if cfg.phone_ctc_layer:
-        try:
-            lexicon = PhoneLexicon.load(tc.phone_lexicon)
-        except LexiconError as e:
-            raise TrainingError(f"train.phone_lexicon: {e}") from None
-        model.add_phone_head(len(lexicon), cfg.phone_ctc_layer)
-        model.phone_head.to(device)
-    if state is not None:  # the optimizer's state covers the phone head: both sides must agree
-        saved = state.get("phone_head")
-        if (saved is None) != (lexicon is None) or (saved is not None and saved["weight"].shape
-                                                      != model.phone_head.weight.shape):
-            raise TrainingError(f"{run_dir / 'last'}: its phone CTC head does not match this config "
-                                f"(saved: {'none' if saved is None else tuple(saved['weight'].shape)}, here: "
-                                f"{'none' if lexicon is None else tuple(model.phone_head.weight.shape)}); resume "
-                                f"with the run's own train.phone_ctc_* and train.phone_lexicon settings")
-        if saved is not None:
-            model.phone_head.load_state_dict(saved)
+    lexicon = _attach_phone_head(model, cfg, state, device)
     train_set = load_split(tc.train_manifest, cfg, tokenizer, "train", quiet=not d.is_main, phone_lexicon=lexicon,
                            bpe_dropout=tc.bpe_dropout)  # the valid set keeps BPE's own spelling
     valid_set = None
@@ -196,35 +76,15 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         t0 = time.time()
         compute_cmvn(model, train_set, device, d)
         say(f"feature statistics from {len(train_set)} utterances in {time.time() - t0:.1f} s")
-    say(f"model: {cfg.model.num_layers}x{cfg.model.hidden_size} {cfg.model.cell} "
-        f"{'bi' if cfg.model.bidirectional else 'uni'}directional, {model.num_parameters():,} parameters, "
-        f"{len(tokenizer)} tokens, device {device}, {d.world_size} process(es)")
-    if cfg.inter_ctc_layer:
-        say(f"intermediate CTC: layer {cfg.inter_ctc_layer} at weight {tc.inter_ctc_weight}")
-    if cfg.augment.noise_prob > 0:
-        say(f"noise: {model.frontend.noise.describe()}")
-    if cfg.phone_ctc_layer:
-        say(f"phone CTC: layer {cfg.phone_ctc_layer} at weight {tc.phone_ctc_weight} "
-            f"({sum(p.numel() for p in model.phone_head.parameters()):,} parameters, training only)")
-
     weight_noise = WeightNoise(model.parameters(), tc.weight_noise)
-    if tc.weight_noise:
-        say(f"weight noise: {weight_noise.describe()}")
     weight_drop = WeightDrop(model.named_parameters(), tc.weight_drop)
-    if tc.weight_drop:
-        say(f"weight drop: {weight_drop.describe()}")
-    if tc.bpe_dropout:
-        say(f"BPE-dropout: each training utterance re-segmented every epoch, merges skipped at p={tc.bpe_dropout:g}")
+    _describe(cfg, model, tokenizer, device, d, weight_noise, weight_drop, say)
 
     sampler = BucketBatchSampler(train_set.durations, tc.batch_seconds, tc.max_batch_size, shuffle=True,
                                  sortagrad=tc.sortagrad, seed=tc.seed, speed_factors=cfg.augment.speed_factors,
                                  rank=d.rank, world_size=d.world_size)
     steps_per_epoch = len(sampler.batches(0))
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (decay if p.ndim > 1 else no_decay).append(p)
-    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
-                                   {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr)
+    optimizer = _optimizer(model, tc)
     epochs, spent_before = tc.epochs, 0.0  # epochs: as planned now (train.time_budget_minutes re-plans)
     if state is not None and tc.time_budget_minutes:
         epochs, spent_before = state.get("planned_epochs", tc.epochs), state.get("seconds", 0.0)
@@ -330,38 +190,12 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         if cfg.phone_ctc_layer:  # the phone head's CTC per utterance that has phones
             record["train_phone_loss"] = totals[4] / max(totals[5], 1)
         if d.is_main:
-            if valid_set is not None:
-                record.update(validate(model, valid_set, cfg, device, tokenizer))
-                from asr.plots import log_posteriorgram  # matplotlib only once there is a figure
-
-                log_posteriorgram(writer, model, valid_set, tokenizer, epoch + 1)
-            for key, value in record.items():
-                if key not in ("epoch", "step"):
-                    writer.add_scalar(f"epoch/{key}", value, epoch + 1)
-            with open(run_dir / "log.jsonl", "a") as f:
-                f.write(json.dumps(record) + "\n")
-            log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-            current = record.get("valid_wer", -record["epoch"])  # no valid set: latest is best
-            if current < best_wer:
-                best_wer = current
-                save_model_dir(run_dir / "best", cfg, model, tokenizer)
-            if tc.average_last > 1 and epoch + 1 > epochs - tc.average_last:
-                (run_dir / "epochs").mkdir(exist_ok=True)
-                save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-                          str(run_dir / "epochs" / f"epoch-{epoch + 1:03d}.safetensors"))
+            best_wer = _end_epoch(cfg, model, tokenizer, valid_set, device, writer, record, best_wer, epochs)
         if tc.time_budget_minutes:
-            # The pace is the mean epoch (validation included) after this process's first, which
-            # decodes the audio, so that the plan does not swing with each epoch's noise. Summed
-            # over ranks and divided, so that every rank plans the same number of epochs.
             epoch_times.append(time.time() - t0)
-            pace = statistics.mean(epoch_times[1:] or epoch_times)
-            clock = distributed.all_sum(torch.tensor([spent_before + time.time() - t_start, pace],
-                                                     dtype=torch.float64, device=device), d) / d.world_size
-            planned = epochs_within_budget(tc.time_budget_minutes * 60, float(clock[0]), epoch + 1,
-                                           float(clock[1]), tc.epochs)
+            planned = _replan(tc, epochs, epoch + 1, epoch_times, spent_before + time.time() - t_start, d, device,
+                              say)
             if planned != epochs:
-                say(f"time budget: {float(clock[0]) / 60:.1f} of {tc.time_budget_minutes:g} min spent, "
-                    f"{float(clock[1]):.0f} s per epoch: {planned} epochs in all (were {epochs})")
                 epochs = planned
                 schedule.retarget(scheduler.last_epoch, steps_per_epoch * planned)
         checkpoint(epoch + 1, 0)
@@ -371,6 +205,102 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     if writer is not None:
         writer.close()
     return run_dir
+
+
+def _attach_phone_head(model: AcousticModel, cfg: Config, state: dict | None, device) -> PhoneLexicon | None:
+    """With auxiliary phone CTC, its lexicon and a phone head on the model (resumed with the saved
+    one, which must match: the optimizer's state covers it)."""
+    lexicon = None
+    if cfg.phone_ctc_layer:
+        try:
+            lexicon = PhoneLexicon.load(cfg.train.phone_lexicon)
+        except LexiconError as e:
+            raise TrainingError(f"train.phone_lexicon: {e}") from None
+        model.add_phone_head(len(lexicon), cfg.phone_ctc_layer)
+        model.phone_head.to(device)
+    if state is not None:
+        saved = state.get("phone_head")
+        if (saved is None) != (lexicon is None) or (saved is not None and saved["weight"].shape
+                                                      != model.phone_head.weight.shape):
+            raise TrainingError(f"{Path(cfg.train.output_dir) / 'last'}: its phone CTC head does not match this "
+                                f"config (saved: {'none' if saved is None else tuple(saved['weight'].shape)}, here: "
+                                f"{'none' if lexicon is None else tuple(model.phone_head.weight.shape)}); resume "
+                                f"with the run's own train.phone_ctc_* and train.phone_lexicon settings")
+        if saved is not None:
+            model.phone_head.load_state_dict(saved)
+    return lexicon
+
+
+def _describe(cfg: Config, model, tokenizer, device, d, weight_noise, weight_drop, say) -> None:
+    """What is about to train, one line per part that is switched on."""
+    tc = cfg.train
+    say(f"model: {cfg.model.num_layers}x{cfg.model.hidden_size} {cfg.model.cell} "
+        f"{'bi' if cfg.model.bidirectional else 'uni'}directional, {model.num_parameters():,} parameters, "
+        f"{len(tokenizer)} tokens, device {device}, {d.world_size} process(es)")
+    if cfg.inter_ctc_layer:
+        say(f"intermediate CTC: layer {cfg.inter_ctc_layer} at weight {tc.inter_ctc_weight}")
+    if cfg.augment.noise_prob > 0:
+        say(f"noise: {model.frontend.noise.describe()}")
+    if cfg.phone_ctc_layer:
+        say(f"phone CTC: layer {cfg.phone_ctc_layer} at weight {tc.phone_ctc_weight} "
+            f"({sum(p.numel() for p in model.phone_head.parameters()):,} parameters, training only)")
+    if tc.weight_noise:
+        say(f"weight noise: {weight_noise.describe()}")
+    if tc.weight_drop:
+        say(f"weight drop: {weight_drop.describe()}")
+    if tc.bpe_dropout:
+        say(f"BPE-dropout: each training utterance re-segmented every epoch, merges skipped at p={tc.bpe_dropout:g}")
+
+
+def _optimizer(model: AcousticModel, tc) -> torch.optim.AdamW:
+    """AdamW, with no weight decay on biases and normalization gains (the 1-D parameters)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (decay if p.ndim > 1 else no_decay).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr)
+
+
+def _end_epoch(cfg: Config, model, tokenizer, valid_set, device, writer, record: dict, best_wer: float,
+               epochs: int) -> float:
+    """The main process after an epoch: validate, log, keep the best model (and, for averaging,
+    the last epochs' weights); returns the best validation WER so far."""
+    tc, run_dir, epoch = cfg.train, Path(cfg.train.output_dir), record["epoch"]
+    if valid_set is not None:
+        record.update(validate(model, valid_set, cfg, device, tokenizer))
+        from asr.plots import log_posteriorgram  # matplotlib only once there is a figure
+
+        log_posteriorgram(writer, model, valid_set, tokenizer, epoch)
+    for key, value in record.items():
+        if key not in ("epoch", "step"):
+            writer.add_scalar(f"epoch/{key}", value, epoch)
+    with open(run_dir / "log.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+    log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+    current = record.get("valid_wer", -epoch)  # no valid set: latest is best
+    if current < best_wer:
+        best_wer = current
+        save_model_dir(run_dir / "best", cfg, model, tokenizer)
+    if tc.average_last > 1 and epoch > epochs - tc.average_last:
+        (run_dir / "epochs").mkdir(exist_ok=True)
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+                  str(run_dir / "epochs" / f"epoch-{epoch:03d}.safetensors"))
+    return best_wer
+
+
+def _replan(tc, epochs: int, done: int, epoch_times: list[float], spent: float, d, device, say) -> int:
+    """The epochs that fit ``train.time_budget_minutes`` with ``done`` of them after ``spent``
+    seconds, given this process's ``epoch_times`` (``epochs`` planned so far). The pace is the mean epoch (validation included)
+    after the first, which decodes the audio, so that the plan does not swing with each epoch's
+    noise; summed over ranks and divided, so that every rank plans the same number of epochs."""
+    pace = statistics.mean(epoch_times[1:] or epoch_times)
+    clock = distributed.all_sum(torch.tensor([spent, pace], dtype=torch.float64, device=device), d) / d.world_size
+    spent, pace = float(clock[0]), float(clock[1])
+    planned = epochs_within_budget(tc.time_budget_minutes * 60, spent, done, pace, tc.epochs)
+    if planned != epochs:
+        say(f"time budget: {spent / 60:.1f} of {tc.time_budget_minutes:g} min spent, "
+            f"{pace:.0f} s per epoch: {planned} epochs in all (were {epochs})")
+    return planned
 
 
 def _progress(total: int, desc: str, enabled: bool):

@@ -15,7 +15,7 @@ from asr.config import Config
 from asr.corpus_formats import prepare_own_data
 from asr.data import read_manifest
 from asr.text import CharTokenizer
-from asr.train import load_split
+from asr.train_setup import load_split
 from conftest import REPO_ROOT
 from fake_corpora import make_an4, make_commonvoice, make_librispeech, make_own_folder
 

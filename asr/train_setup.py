@@ -1,0 +1,119 @@
+"""What a training run starts from: its model (new, from ``train.init_from``, or resumed from
+``last/``, each checked against the config), its data splits, and global feature statistics."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from asr import distributed
+from asr.config import Config
+from asr.data import SpeechDataset, collate, read_manifest, total_hours
+from asr.features import StatsAccumulator
+from asr.losses import log
+from asr.model import AcousticModel
+from asr.model_dir import LoadedModel, load_model_dir
+from asr.phones import LexiconError
+from asr.tokenizers import Tokenizer, build_tokenizer
+
+
+class TrainingError(RuntimeError):
+    pass
+
+
+def compute_cmvn(model: AcousticModel, dataset: SpeechDataset, device, d=distributed.Dist(),
+                 batch_size=16) -> None:
+    """Global mean/std of the unaugmented training features (each rank its share, summed)."""
+    acc = StatsAccumulator(model.features_cfg.dim)
+    extractor = model.frontend.extractor
+    indices = list(range(d.rank, len(dataset), d.world_size))
+    for start in range(0, len(indices), batch_size):
+        batch = collate([dataset[(i, 1.0)] for i in indices[start: start + batch_size]])
+        with torch.no_grad():
+            feats, lengths = extractor(batch.waveforms.to(device), batch.wave_lengths.to(device))
+        acc.add(feats, lengths)
+    sums = distributed.all_sum(torch.cat([acc.sum, acc.sumsq, torch.tensor([float(acc.count)],
+                                                                            dtype=torch.float64)]).to(device), d)
+    dim = acc.sum.numel()
+    acc.sum, acc.sumsq, acc.count = sums[:dim].cpu(), sums[dim: 2 * dim].cpu(), int(sums[-1])
+    mean, std = acc.result()
+    model.frontend.normalizer.set_stats(mean.to(device), std.to(device))
+
+
+def load_to_train(path, cfg: Config, device) -> LoadedModel:
+    """A model directory, with ``cfg``'s augmentation (model directories load without it)."""
+    loaded = load_model_dir(path, device)
+    loaded.model.frontend.set_augment(cfg.augment)
+    return loaded
+
+
+def initial_model(cfg: Config, device) -> tuple[Tokenizer, AcousticModel]:
+    """The tokenizer and model of ``train.init_from``, checked against ``cfg``, ready to train."""
+    loaded = load_to_train(cfg.train.init_from, cfg, device)
+    check_same_model(loaded, cfg, f"train.init_from={cfg.train.init_from}")
+    return loaded.tokenizer, loaded.model
+
+
+def check_same_model(loaded: LoadedModel, cfg: Config, source: str) -> None:
+    """Refuse a checkpoint whose features, model or units differ from ``cfg``'s: training would
+    go on with the checkpoint's, and the run's config.yaml would record ``cfg``'s."""
+    differ = [f"{section}.{key}: {theirs!r} there, {ours!r} here"
+              for section in ("features", "model")
+              for key, theirs in getattr(loaded.config, section).__dict__.items()
+              if (ours := getattr(getattr(cfg, section), key)) != theirs]
+    if loaded.tokenizer.kind != cfg.train.units:
+        differ.append(f"units: {loaded.tokenizer.kind!r} there, train.units={cfg.train.units!r} here")
+    if differ:
+        raise TrainingError(f"{source}: its config differs from this one ({'; '.join(differ)})")
+
+
+def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False, phone_lexicon=None,
+               bpe_dropout: float = 0.0) -> SpeechDataset:
+    utts = read_manifest(path)
+    too_long = [u for u in utts if u.duration > cfg.train.max_duration]
+    dataset = SpeechDataset([u for u in utts if u.duration <= cfg.train.max_duration], tokenizer,
+                            cfg.features.sample_rate, cache=cfg.train.cache_audio, phone_lexicon=phone_lexicon,
+                            bpe_dropout=bpe_dropout, seed=cfg.train.seed)
+    if not quiet:
+        for utt, reason in dataset.skipped:
+            log(f"skipped {name} utterance {utt.id or utt.audio_filepath}: {reason}")
+        if too_long:
+            log(f"skipped {len(too_long)} {name} utterance(s) longer than {cfg.train.max_duration} s")
+        log(f"{name}: {len(dataset)} utterances, {total_hours(dataset.utterances):.2f} h")
+        if phone_lexicon is not None:
+            missing = phone_lexicon.missing_words(u.text for u in dataset.utterances)
+            with_phones = sum(p is not None for p in dataset.phones)
+            common = ", ".join(w for w, _ in sorted(missing.items(), key=lambda kv: -kv[1])[:8])
+            log(f"{name}: phones for {with_phones} of {len(dataset)} utterances from {phone_lexicon.source} "
+                f"({len(phone_lexicon.phones)} phones)" + (f"; {len(missing)} words missing, e.g. {common}"
+                                                           if missing else ""))
+    if len(dataset) == 0:
+        raise TrainingError(f"{path}: no usable utterances")
+    return dataset
+
+
+def model_to_train(cfg: Config, resume: bool, device, say):
+    """(tokenizer, model, train state or None): resumed, initialized from a model, or new."""
+    tc, run_dir, state = cfg.train, Path(cfg.train.output_dir), None
+    if resume and (run_dir / "last" / "train_state.pt").is_file():
+        loaded = load_to_train(run_dir / "last", cfg, device)
+        check_same_model(loaded, cfg, f"--resume {run_dir / 'last'}")
+        tokenizer, model = loaded.tokenizer, loaded.model
+        state = torch.load(run_dir / "last" / "train_state.pt", weights_only=True, map_location="cpu")
+        say(f"resuming {run_dir} at epoch {state['epoch'] + 1}, step {state['step']}")
+    elif resume:
+        say(f"nothing to resume in {run_dir}: starting a new run")
+    if state is None and (run_dir / "last").exists():
+        raise TrainingError(f"{run_dir} already holds a run: use --resume, or another train.output_dir")
+    if state is None and tc.init_from:
+        tokenizer, model = initial_model(cfg, device)
+        say(f"starting from the weights of {tc.init_from}")
+    elif state is None:
+        try:
+            tokenizer = build_tokenizer(tc.units, (u.text for u in read_manifest(tc.train_manifest)),
+                                        tc.bpe_vocab_size, phone_lexicon=tc.phone_lexicon)
+        except LexiconError as e:
+            raise TrainingError(f"train.phone_lexicon: {e}") from None
+        model = AcousticModel(cfg.features, cfg.model, len(tokenizer), cfg.augment).to(device)
+    return tokenizer, model, state
