@@ -128,7 +128,7 @@ def best_weights(models: Sequence[ArpaModel], sentences: list[list[str]], iterat
 def load_arpa(path: str | Path) -> ArpaModel:
     """An ARPA file in memory, after the checks of ``inspect_lm`` (missing, malformed, binary)."""
     if inspect_lm(path).binary:
-        raise LMError(f"{path}: mixing and perplexity need ARPA files, not KenLM binaries")
+        raise LMError(f"{path}: a KenLM binary; mixing, pruning and perplexity read ARPA files")
     return ArpaModel(path)
 
 

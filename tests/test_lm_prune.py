@@ -8,7 +8,7 @@ import math
 import pytest
 
 from asr.cli import main
-from asr.lm import BOS, EOS, ArpaModel, LMError, build_lm, write_arpa
+from asr.lm import BOS, EOS, KENLM_BINARY_MAGIC, ArpaModel, LMError, build_lm, write_arpa
 from asr.lm_mix import perplexity, with_backoffs
 from asr.lm_prune import prune, prune_file, removal_costs
 
@@ -107,6 +107,11 @@ def test_cli_prunes_a_file_and_reports_the_counts(trigram, tmp_path, capsys):
     assert (tmp_path / "out.arpa").read_text() == (tmp_path / "again.arpa").read_text()
 
 
-def test_cli_names_a_missing_lm(tmp_path, capsys):
+def test_cli_names_a_missing_lm_or_a_kenlm_binary(tmp_path, capsys):
     assert main(["lm", "prune", str(tmp_path / "nope.arpa"), "-o", str(tmp_path / "o.arpa"), "--threshold", "1e-8"]) != 0
     assert "nope.arpa" in capsys.readouterr().err
+    binary = tmp_path / "lm.bin"
+    binary.write_bytes(KENLM_BINARY_MAGIC + bytes(16))
+    assert main(["lm", "prune", str(binary), "-o", str(tmp_path / "o.arpa"), "--threshold", "1e-8"]) != 0
+    err = capsys.readouterr().err
+    assert "lm.bin" in err and "ARPA" in err and not (tmp_path / "o.arpa").exists()
