@@ -135,6 +135,29 @@ def test_wer_by_age_groups_speakers_by_their_age(tmp_path):
     assert "10-14" not in out  # groups without speakers are left out
 
 
+def test_wordnet_examples_are_the_quoted_examples_of_the_glosses_each_once(tmp_path):
+    header = "  1 This software and database is being provided to you, the LICENSEE, \"as is\"\n"
+    synsets = {
+        "noun": '00001740 03 n 01 unit 0 000 | a single undivided whole; "the team is a unit"; "a unit"\n',
+        "verb": '00002325 29 v 01 respire 0 000 | breathe; "The patient is respiring"; "the team is a unit"\n',
+        "adj": '00001740 00 a 01 able 0 000 | having the means; "she was able to swim"\n',
+        "adv": '00001740 02 r 01 well 0 000 | in a good manner\n',
+    }
+    for pos, line in synsets.items():
+        (tmp_path / f"data.{pos}").write_text(header + line)
+    script = REPO_ROOT / "recipes/speechocean762/wordnet_examples.py"
+    done = subprocess.run([sys.executable, str(script), str(tmp_path), "-o", str(tmp_path / "out.txt")],
+                          capture_output=True, text=True)
+    assert done.returncode == 0 and "3 examples" in done.stdout
+    # file order, the header's quotes and two-word examples left out, a repeated one once
+    assert (tmp_path / "out.txt").read_text().splitlines() == [
+        "the team is a unit", "The patient is respiring", "she was able to swim"]
+    (tmp_path / "data.adv").unlink()
+    done = subprocess.run([sys.executable, str(script), str(tmp_path), "-o", str(tmp_path / "o.txt")],
+                          capture_output=True, text=True)
+    assert done.returncode == 1 and "data.adv" in done.stderr
+
+
 def test_phone_head_decoding_scores_the_phone_head_alone_and_as_an_n_best_rescorer(tiny_corpus, tmp_path):
     from asr.config import load_config
     from asr.lm import build_lm
