@@ -1,4 +1,4 @@
-"""What each ``asr lm`` subcommand does: build, mix, import, score and tune word LMs (thin wrappers, as
+"""What each ``asr lm`` subcommand does: build, mix, prune, import, score and tune word LMs (thin wrappers, as
 in asr/commands.py, importing the library inside each command)."""
 
 from __future__ import annotations
