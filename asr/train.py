@@ -290,9 +290,10 @@ def _end_epoch(cfg: Config, model, tokenizer, valid_set, device, writer, record:
 
 def _replan(tc, epochs: int, done: int, epoch_times: list[float], spent: float, d, device, say) -> int:
     """The epochs that fit ``train.time_budget_minutes`` with ``done`` of them after ``spent``
-    seconds, given this process's ``epoch_times`` (``epochs`` planned so far). The pace is the mean epoch (validation included)
-    after the first, which decodes the audio, so that the plan does not swing with each epoch's
-    noise; summed over ranks and divided, so that every rank plans the same number of epochs."""
+    seconds, given this process's ``epoch_times`` (``epochs`` planned so far). The pace is the
+    mean epoch (validation included) after the first, which decodes the audio, so that the plan
+    does not swing with each epoch's noise; summed over ranks and divided, so that every rank
+    plans the same number of epochs."""
     pace = statistics.mean(epoch_times[1:] or epoch_times)
     clock = distributed.all_sum(torch.tensor([spent, pace], dtype=torch.float64, device=device), d) / d.world_size
     spent, pace = float(clock[0]), float(clock[1])
