@@ -3,7 +3,9 @@
 # command of about 9 minutes that writes what it learns under $OUT as it goes (training runs one
 # at a time, then the best one fine-tuned on the real audio). From the `run` tool:
 #
+#   bash bench/device_tree.sh hide      # here, first: the 75 MB built-in package would not fit
 #   run(command="bash bench/device_session.sh", carry=[".whl", ".device"], timeout_s=600)
+#   bash bench/device_tree.sh restore   # here, at once after the call
 #
 # Needs .device/so762 (bench/pack_for_device.py: train, valid, tts as Ogg Opus; plus lexicon.txt, a copy
 # of the corpus's resource/lexicon.txt, for the phone CTC run) and .whl (soundfile, cffi, pycparser,
@@ -135,16 +137,16 @@ fi
 # of the time left and fits itself to it with train.time_budget_minutes, so that its learning
 # rate still decays to the end; the deadline kill is only a fallback (a killed run keeps the
 # epochs it logged and its best/). Two runs in one ~9 min lease left each short of epochs (M-bpe
-# and M4-bpe of recipes/speechocean762/README.md: 16 and 15 of 30 on the H200, 2026-11-27, both
-# behind the CPU-sized W), so one run takes the whole sweep time now: configs/medium.yaml (run M:
-# 30 epochs in 4.2 min alone) with 600 subword units (run Z; 1,000 and 2,000 units, Z2 and Z3, did
-# better greedy on the CPU later, and none did better with the LM).
+# and M4-bpe of recipes/speechocean762/README.md: 16 and 15 of 30), so one run takes the whole
+# sweep time. The built-in package's best systems are phone-unit models (XPH, XPH7, XPH42: 4x256,
+# 20 epochs on the CPU), so this session trains that recipe wider and longer: 4x384 with
+# configs/medium.yaml's dropout and batches, up to 40 epochs as the time allows (run MPH).
 COMMON="train.train_manifest=$PACK/train_tts.jsonl train.valid_manifest=$PACK/valid.jsonl
   train.device=$DEVICE train.progress=false train.threads=$RUN_THREADS features.normalize=utterance"
 LEX=$([ -f "$PACK/lexicon.txt" ] && echo "$PACK/lexicon.txt,cmudict" || echo cmudict)
 PHONES="train.phone_ctc_weight=0.3 train.phone_lexicon=$LEX"
 RUNS=(  # name|config|overrides; each run gets an equal share of the time
-  "m3x512_bpe600|configs/medium.yaml|$PHONES train.units=bpe train.bpe_vocab_size=600"
+  "m4x384_phone|configs/medium.yaml|$PHONES train.units=phone model.num_layers=4 model.hidden_size=384 train.epochs=40"
 )
 minutes() { awk -v s="$1" 'BEGIN { printf "%.2f", s / 60 }'; }
 start_run() {  # NAME CONFIG OVERRIDES CAP_S

@@ -50,3 +50,48 @@ def test_sweep_summary_names_the_run_with_the_lowest_valid_wer(tmp_path):
     rows = {r["run_summary"]["run"]: r["run_summary"] for r in map(json.loads, open(tmp_path / "s.jsonl"))}
     assert rows["a"]["best_epoch"] == 2 and rows["b"]["epochs_done"] == 2
     assert "| b | 2/3 |" in out.stdout
+
+
+def _git(repo, *args):
+    return subprocess.run(["git", *args], cwd=repo, capture_output=True, text=True, check=True).stdout
+
+
+def _device_tree(repo, verb):
+    return subprocess.run(["bash", str(REPO_ROOT / "bench" / "device_tree.sh"), verb], cwd=repo,
+                          capture_output=True, text=True)
+
+
+def test_device_tree_hide_keeps_the_package_on_disk_but_out_of_what_travels_until_restore(tmp_path):
+    repo = tmp_path / "repo"
+    pkg = repo / "asr" / "pretrained" / "default"
+    pkg.mkdir(parents=True)
+    (pkg / "model.safetensors").write_bytes(b"\0" * 4096)
+    (repo / "README.md").write_text("hi\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init")
+    travels = lambda: _git(repo, "ls-files", "-co", "--exclude-standard").split()  # noqa: E731
+
+    assert _device_tree(repo, "hide").returncode == 0
+    assert travels() == ["README.md"]
+    assert (pkg / "model.safetensors").stat().st_size == 4096
+
+    assert _device_tree(repo, "restore").returncode == 0
+    assert "asr/pretrained/default/model.safetensors" in travels()
+    assert _git(repo, "status", "--porcelain") == ""  # index and exclude file as before
+
+
+def test_device_tree_hide_refuses_while_other_changes_are_staged(tmp_path):
+    repo = tmp_path / "repo"
+    (repo / "asr" / "pretrained" / "default").mkdir(parents=True)
+    (repo / "asr" / "pretrained" / "default" / "config.yaml").write_text("a: 1\n")
+    _git(repo, "init", "-q")
+    _git(repo, "add", ".")
+    _git(repo, "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-q", "-m", "init")
+    (repo / "new.txt").write_text("staged\n")
+    _git(repo, "add", "new.txt")
+
+    result = _device_tree(repo, "hide")
+
+    assert result.returncode != 0 and "staged changes" in result.stderr
+    assert "asr/pretrained/default/config.yaml" in _git(repo, "ls-files")
