@@ -27,6 +27,7 @@ from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Sequence
 
 import numpy as np
 import torch
@@ -55,6 +56,10 @@ class BeamSearchOptions:
     # posteriors are dominated by blank, so a letter the model half-hears loses to it; a penalty
     # keeps such letters in the search, and the LM, at a higher weight, chooses among them.
     blank_penalty: float = 0.0
+    # Subtracted, times log p(k), from each non-blank token's log-prob (asr/priors.py): the
+    # posterior becomes a scaled likelihood, which is what should meet the LM. Needs the
+    # model's token priors (``log_priors``).
+    prior_scale: float = 0.0
     nbest: int = 1
     log_add: bool = False
     hotword_weight: float = 5.0  # bonus per hotword word, in the model's log-prob units
@@ -247,10 +252,12 @@ class BeamSearchDecoder(Decoder):
 
     def __init__(self, tokenizer: Tokenizer, lm: str | Path | None = None, lexicon: str | Path | None = None,
                  hotwords=None, options: BeamSearchOptions = BeamSearchOptions(), workers: int = 1,
-                 space: SearchSpace | None = None):
+                 space: SearchSpace | None = None, log_priors: Sequence[float] | None = None):
         super().__init__(tokenizer)
         self.options = options
         self.workers = max(1, workers)
+        self.log_priors = log_priors
+        self._offsets = self._emission_offsets()
         self.space = space or SearchSpace.load(tokenizer, lm, lexicon, hotwords)
         self.notes = self.space.notes
         self._pool: ProcessPoolExecutor | None = None
@@ -259,12 +266,29 @@ class BeamSearchDecoder(Decoder):
     def with_options(self, **changes) -> "BeamSearchDecoder":
         """Same files and loaded LM, other settings (for tuning)."""
         return BeamSearchDecoder(self.tokenizer, options=replace(self.options, **changes), workers=self.workers,
-                                 space=self.space)
+                                 space=self.space, log_priors=self.log_priors)
 
     def describe(self) -> str:
         o = self.options
         return (f"beam {o.beam_size}, {self.space.source or 'no LM'}, lm_weight {o.lm_weight:g}, "
-                f"word_score {o.word_score:g}" + (f", blank_penalty {o.blank_penalty:g}" if o.blank_penalty else ""))
+                f"word_score {o.word_score:g}" + (f", blank_penalty {o.blank_penalty:g}" if o.blank_penalty else "")
+                + (f", prior_scale {o.prior_scale:g}" if o.prior_scale else ""))
+
+    def _emission_offsets(self) -> np.ndarray | None:
+        """What each frame's log-probs lose: the blank penalty, and prior_scale * log p(k) elsewhere."""
+        o = self.options
+        if not o.blank_penalty and not o.prior_scale:
+            return None
+        offsets = np.zeros(len(self.tokenizer), dtype=np.float32)
+        if o.prior_scale:
+            if self.log_priors is None:
+                raise LMError(f"prior_scale {o.prior_scale:g} needs the model's token priors: run `asr priors MODEL "
+                              "TRAIN_MANIFEST` first")
+            if len(self.log_priors) != len(self.tokenizer):
+                raise LMError(f"{len(self.log_priors)} token priors for {len(self.tokenizer)} tokens")
+            offsets[:] = o.prior_scale * np.asarray(self.log_priors, dtype=np.float32)
+        offsets[self.tokenizer.blank_id] = o.blank_penalty
+        return offsets
 
     @property
     def lexicon_free(self) -> bool:
@@ -303,9 +327,8 @@ class BeamSearchDecoder(Decoder):
         frames = emissions.shape[0]
         if frames == 0:
             return [([], [], 0.0)]
-        if self.options.blank_penalty:
-            emissions = emissions.copy()
-            emissions[:, self.tokenizer.blank_id] -= self.options.blank_penalty
+        if self._offsets is not None:
+            emissions = emissions - self._offsets
         if self.space.lexicon is not None:
             # A lexicon word is complete only after its |, which our models do not emit at the
             # end of an utterance: a free extra frame of | (or blank) lets the last word end.

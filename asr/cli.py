@@ -11,7 +11,7 @@ import sys
 from asr.commands import (cmd_combine, cmd_compare, cmd_diagram, cmd_download, cmd_evaluate, cmd_export, cmd_plot,
                           cmd_prepare, cmd_synthesize, cmd_train, cmd_transcribe, cmd_tune_rescoring, print_error)
 from asr.lm_commands import (cmd_lm_build, cmd_lm_import_sphinx, cmd_lm_mix, cmd_lm_perplexity, cmd_lm_prune, cmd_lm_rnn,
-                             cmd_lm_tune)
+                             cmd_lm_tune, cmd_priors)
 
 
 def _floats(text: str) -> list[float]:
@@ -118,6 +118,8 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--lm-weight", type=float)
         g.add_argument("--word-score", type=float, help="added per word (insertion bonus)")
         g.add_argument("--blank-penalty", type=float, help="subtracted from the blank's log-prob at every frame")
+        g.add_argument("--prior-scale", type=float, help="times log p(token), subtracted from each token's log-prob "
+                       "(needs MODEL/token_priors.json: asr priors)")
         g.add_argument("--nbest", type=int, help="keep this many transcripts (json: 'alternatives')")
         g.add_argument("--hotwords", help="words/phrases to boost: a file (one per line) or 'a,b c'")
         g.add_argument("--hotword-weight", type=float, help="bonus per hotword word (default 5)")
@@ -146,6 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--nbest", type=int, default=16, help="candidates each system proposes (default 16)")
     p.add_argument("--rnnlm", metavar="DIR", help="a recurrent word LM (asr lm rnn) to interpolate with the first "
                    "system's word LM; its share is chosen by perplexity on the manifest's transcripts")
+    p.add_argument("--prior-scales", type=_floats, default="0", help="comma-separated grid (default 0: none), e.g. "
+                   "0,0.3,0.6: each system's CTC scores over posteriors divided by its token priors to this power "
+                   "(needs every system's token_priors.json: asr priors)")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--decode-workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="processes for each system's beam search (default: 2 if there are 2 cores)")
@@ -232,7 +237,8 @@ def build_parser() -> argparse.ArgumentParser:
     pp.add_argument("--texts", nargs="+", required=True, metavar="TEXT")
     pp.add_argument("--tokenizer", metavar="MODEL", help="token LMs: spell the texts in this model's tokens")
     pp.set_defaults(func=cmd_lm_perplexity)
-    t = lsub.add_parser("tune", help="grid-search LM weight, word score and blank penalty on a dev manifest; "
+    t = lsub.add_parser("tune", help="grid-search LM weight, word score, blank penalty and prior scale on a dev "
+                        "manifest; "
                         "store the best in MODEL/decoding.yaml")
     t.add_argument("manifest", help="dev manifest (never the test split)")
     t.add_argument("--model", required=True, help="model directory; decoding.yaml is written into it")
@@ -243,6 +249,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated grid; a list that starts with a minus needs '=': --word-scores=-2,-1,0")
     t.add_argument("--blank-penalties", type=_floats, default="0",
                    help="comma-separated grid (default 0: no penalty), e.g. 0,0.5,1,1.5")
+    t.add_argument("--prior-scales", type=_floats, default="0",
+                   help="comma-separated grid (default 0: none), e.g. 0,0.3,0.6: log p(k) times this is taken from "
+                   "each token's log-prob (needs MODEL/token_priors.json: asr priors)")
     t.add_argument("--beam-size", type=int, default=50)
     t.add_argument("--beam-size-token", type=int, help="tokens tried per frame, the likeliest (default: all); "
                    "stored with the weights")
@@ -278,6 +287,14 @@ def build_parser() -> argparse.ArgumentParser:
                    "installed): plain `asr transcribe` then searches with it, using decoding.yaml's tuned weights")
     p.add_argument("--lexicon", help="with --lm: the lexicon to package (default: the ARPA LM's words)")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("priors", help="estimate a CTC model's token priors (its mean posterior over training frames) "
+                       "into MODEL/token_priors.json, for prior-corrected beam search (asr lm tune --prior-scales)")
+    p.add_argument("model", help="model directory (a rescoring package's systems are directories too)")
+    p.add_argument("manifest", help="training manifest (never the test split)")
+    p.add_argument("--every", type=int, default=1, metavar="N", help="every Nth utterance only (default: all)")
+    p.add_argument("--batch-seconds", type=float, default=300.0)
+    p.add_argument("--device", default="auto")
+    p.set_defaults(func=cmd_priors)
 
     p = sub.add_parser("compare", help="which utterances got better or worse between two evaluate --report dirs")
     p.add_argument("report_a", metavar="REPORT_A")

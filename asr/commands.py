@@ -127,7 +127,7 @@ def cmd_evaluate(args) -> int:
 # The beam search options of transcribe/evaluate/plot (asr/cli.py's beam_args), by their
 # BeamSearchOptions names; unset ones come from MODEL/decoding.yaml or the defaults.
 _SEARCH_OPTIONS = ("beam_size", "beam_size_token", "beam_threshold", "lm_weight", "word_score", "blank_penalty",
-                   "nbest", "hotword_weight")
+                   "prior_scale", "nbest", "hotword_weight")
 
 
 def _load_transcriber(args, rescore: bool = True):
@@ -201,7 +201,7 @@ def cmd_tune_rescoring(args) -> int:
     systems = [_load_transcriber(_as_packaged(args, m), rescore=False) for m in models]
     options = RescoringOptions((1.0,) * len(systems), nbest=args.nbest, rnnlm=args.rnnlm)  # tune picks its share
     combined = RescoringTranscriber(systems, options)
-    result = tune(combined, utterances, batch_seconds=args.batch_seconds)
+    result = tune(combined, utterances, batch_seconds=args.batch_seconds, prior_scales=args.prior_scales or [0.0])
     for path, reason in result.skipped:
         print_error(f"skipped {path}: {reason}")
     path = write_rescoring(args.output, models, result, args.manifest)
@@ -212,7 +212,8 @@ def cmd_tune_rescoring(args) -> int:
         print(f"RNN LM share {o.rnnlm_lambda:g}, chosen by perplexity on {args.manifest} ({table})")
     print(f"{args.manifest}: WER {100 * result.wer:.2f}% rescored ({args.model} alone: {100 * result.first_wer:.2f}%), "
           f"{result.utterances} utterances, {len(result.grid)} settings in {result.seconds:.0f} s; weights "
-          f"{', '.join(f'{w:g}' for w in o.weights)}, lm_weight {o.lm_weight:g}, word_score {o.word_score:g} -> {path}")
+          f"{', '.join(f'{w:g}' for w in o.weights)}, lm_weight {o.lm_weight:g}, word_score {o.word_score:g}"
+          + (f", prior_scale {o.prior_scale:g}" if o.prior_scale else "") + f" -> {path}")
     return 1 if result.skipped else 0
 
 
@@ -319,7 +320,7 @@ def cmd_synthesize(args) -> int:
 
 
 def cmd_export(args) -> int:
-    from asr.decoding_config import DECODING_FILE, package_lm, packaged_files
+    from asr.decoding_config import DECODING_FILE, PRIORS_FILE, package_lm, packaged_files
     from asr.model_dir import load_model_dir, save_model_dir
 
     if Path(args.src).is_file():  # a tune-rescoring file: its systems become one package
@@ -333,8 +334,8 @@ def cmd_export(args) -> int:
         return 0
     loaded = load_model_dir(args.src)
     carried = {p.name: p for p in packaged_files(loaded.path)}  # tuned settings and a packaged LM
-    if args.lm:  # keep the tuned weights; the LM is replaced
-        carried = {name: p for name, p in carried.items() if name == DECODING_FILE}
+    if args.lm:  # keep the tuned weights and the token priors; the LM is replaced
+        carried = {name: p for name, p in carried.items() if name in (DECODING_FILE, PRIORS_FILE)}
     save_model_dir(args.dst, loaded.config, loaded.model, loaded.tokenizer, half=args.half, extra_files=carried)
     if args.lm:
         for note in package_lm(args.dst, args.lm, loaded.tokenizer, lexicon=args.lexicon):

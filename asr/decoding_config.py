@@ -15,6 +15,8 @@ directory, so a copied model keeps its LM. Plain ``asr transcribe`` then searche
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import shutil
 import subprocess
@@ -36,6 +38,7 @@ if TYPE_CHECKING:
 # beam_search (flashlight, torchaudio's decoder: ~1.2 s to import) is imported only where a search
 # is built, so that choosing greedy decoding from decoding.yaml stays cheap.
 DECODING_FILE = "decoding.yaml"
+PRIORS_FILE = "token_priors.json"  # asr.priors writes it; prior_scale > 0 needs it
 
 
 def read_decoding_defaults(model_dir: str | Path | None) -> dict:
@@ -137,12 +140,28 @@ def packaged_lm(model_dir: str | Path | None) -> tuple[Path, Path | str | None] 
 
 
 def packaged_files(model_dir: str | Path) -> list[Path]:
-    """decoding.yaml and the files it names: what a copy of the model directory must carry."""
+    """decoding.yaml, the files it names and the token priors: what a copy of the model directory must carry."""
     base = Path(model_dir)
+    priors = [base / PRIORS_FILE] if (base / PRIORS_FILE).is_file() else []
     if not (base / DECODING_FILE).is_file():
-        return []
+        return priors
     lm_files = packaged_lm(base)
-    return [base / DECODING_FILE] + [p for p in (lm_files or ()) if isinstance(p, Path)]
+    return [base / DECODING_FILE] + [p for p in (lm_files or ()) if isinstance(p, Path)] + priors
+
+
+def load_log_priors(model_dir: str | Path | None, vocab_size: int) -> list[float] | None:
+    """log p(k) from MODEL/token_priors.json (``asr priors``), or None when the model has none."""
+    path = Path(model_dir) / PRIORS_FILE if model_dir is not None else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        priors = json.loads(path.read_text(encoding="utf-8"))["priors"]
+        logs = [math.log(max(float(p), 1e-10)) for p in priors]
+    except (ValueError, KeyError, TypeError) as e:
+        raise LMError(f"{path}: not a token priors file ({e})") from None
+    if len(logs) != vocab_size:
+        raise LMError(f"{path}: {len(logs)} priors for a model with {vocab_size} tokens")
+    return logs
 
 
 def package_lm(model_dir: str | Path, lm: str | Path, tokenizer: Tokenizer,
@@ -216,6 +235,12 @@ def model_decoder(model_dir: str | Path | None, tokenizer: Tokenizer, lm: str | 
     from asr.beam_search import BeamSearchDecoder
 
     resolved, notes = resolve_options(model_dir, lm, **explicit)
-    decoder = BeamSearchDecoder(tokenizer, lm=lm, lexicon=lexicon, hotwords=hotwords,
-                                options=options or resolved, workers=workers)
+    options = options or resolved
+    log_priors = load_log_priors(model_dir, len(tokenizer))
+    if options.prior_scale and log_priors is None:
+        where = Path(model_dir) / PRIORS_FILE if model_dir is not None else PRIORS_FILE
+        raise LMError(f"{where}: missing, and prior_scale is {options.prior_scale:g}: run `asr priors "
+                      f"{model_dir or 'MODEL'} TRAIN_MANIFEST`")
+    decoder = BeamSearchDecoder(tokenizer, lm=lm, lexicon=lexicon, hotwords=hotwords, options=options,
+                                workers=workers, log_priors=log_priors)
     return decoder, notes + decoder.notes

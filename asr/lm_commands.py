@@ -108,6 +108,7 @@ def cmd_lm_perplexity(args) -> int:
 def cmd_lm_tune(args) -> int:
     from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
     from asr.data import read_manifest
+    from asr.decoding_config import PRIORS_FILE, load_log_priors
     from asr.transcribe import load_model
     from asr.tuning import store, tune
 
@@ -117,20 +118,49 @@ def cmd_lm_tune(args) -> int:
     transcriber = load_model(args.model, decoder="greedy", device=args.device)
     given = {"beam_size": args.beam_size, "beam_size_token": args.beam_size_token,
              "beam_threshold": args.beam_threshold}  # None: not given, BeamSearchOptions' default
+    log_priors = load_log_priors(args.model, len(transcriber.tokenizer))
+    if any(args.prior_scales) and log_priors is None:
+        print_error(f"{Path(args.model) / PRIORS_FILE}: missing, and --prior-scales asks for it: run `asr priors "
+                    f"{args.model} TRAIN_MANIFEST` first")
+        return 2
     decoder = BeamSearchDecoder(transcriber.tokenizer, lm=args.lm, lexicon=args.lexicon,
                                 options=BeamSearchOptions(**{k: v for k, v in given.items() if v is not None}),
-                                workers=args.decode_workers)
+                                workers=args.decode_workers, log_priors=log_priors)
     for note in decoder.notes:
         print_error(note)
     result = tune(transcriber, decoder, utterances, args.lm_weights, args.word_scores, args.blank_penalties,
-                  batch_seconds=args.batch_seconds,
-                  progress=lambda w, s, b, wer: print_error(f"lm_weight {w:g} word_score {s:g} blank_penalty {b:g}: "
-                                                     f"WER {100 * wer:.2f}%"))
+                  batch_seconds=args.batch_seconds, prior_scales=args.prior_scales,
+                  progress=lambda w, s, b, p, wer: print_error(
+                      f"lm_weight {w:g} word_score {s:g} blank_penalty {b:g}" + (f" prior_scale {p:g}" if p else "")
+                      + f": WER {100 * wer:.2f}%"))
     for path, reason in result.skipped:
         print_error(f"skipped {path}: {reason}")
     print(f"best: lm_weight {result.lm_weight:g} word_score {result.word_score:g} blank_penalty "
-          f"{result.blank_penalty:g}: WER {100 * result.wer:.2f}% "
+          f"{result.blank_penalty:g} prior_scale {result.prior_scale:g}: WER {100 * result.wer:.2f}% "
           f"(greedy {100 * result.greedy_wer:.2f}%) on {result.utterances} utterances, {result.seconds:.0f} s")
     if not args.dry_run:
         print(f"stored in {store(args.model, result, decoder, args.lm, args.lexicon, args.manifest)}")
+    return 0
+
+
+def cmd_priors(args) -> int:
+    from asr.data import read_manifest
+    from asr.priors import estimate_priors, save_priors
+    from asr.transcribe import load_model
+
+    if Path(args.manifest).stem.startswith("test"):
+        print_error(f"warning: {args.manifest} looks like a test split; estimate priors on training audio")
+    if args.every < 1:
+        print_error(f"--every must be at least 1, got {args.every}")
+        return 2
+    utterances = read_manifest(args.manifest)[:: args.every]
+    transcriber = load_model(args.model, decoder="greedy", device=args.device)
+    priors, frames, skipped = estimate_priors(transcriber, utterances, args.batch_seconds)
+    for path, reason in skipped:
+        print_error(f"skipped {path}: {reason}")
+    tokens = transcriber.tokenizer.tokens
+    top = sorted(range(len(priors)), key=priors.__getitem__, reverse=True)[:5]
+    print(f"{save_priors(args.model, priors, frames, args.manifest)}: {len(priors)} tokens over {frames:,} frames of "
+          f"{len(utterances) - len(skipped)} utterances; most likely: "
+          + ", ".join(f"{tokens[k]} {priors[k]:.3f}" for k in top))
     return 0

@@ -8,8 +8,11 @@ by the first system's word LM and by its length, and the best total wins:
 
 ``log P_s(W | X)`` is CTC's log-likelihood of W spelled in system s's units: the sum over all
 its alignments (torch's ``ctc_loss``), so a phone model and a BPE model judge the same words in
-their own terms. ``P_LM`` is the first system's word n-gram, or, given a recurrent LM (``asr lm
-rnn``), the two interpolated word by word. The first system's weight is 1. A candidate that some
+their own terms. With ``prior_scale`` each system's frame posteriors are first divided by its
+token priors to that power (``asr priors``; the blank is left alone), so the sum is over scaled
+likelihoods, as in prior-corrected search: frequent tokens lose their head start. ``P_LM`` is
+the first system's word n-gram, or, given a recurrent LM (``asr lm rnn``), the two interpolated
+word by word. The first system's weight is 1. A candidate that some
 system cannot spell (a word without a pronunciation, for a phone model) is left out, unless no
 candidate is left.
 
@@ -35,6 +38,7 @@ import yaml
 
 from asr.data import Utterance
 from asr.decoding import Hypothesis
+from asr.decoding_config import load_log_priors
 from asr.evaluate import readable_batches
 from asr.metrics import word_errors
 from asr.rnnlm import interpolate, interpolation_weight, load_rnnlm
@@ -59,6 +63,7 @@ class RescoringOptions:
     nbest: int = 16  # candidates each system proposes
     rnnlm: str | None = None  # a recurrent LM (asr lm rnn) interpolated with the word LM, if any
     rnnlm_lambda: float = 0.0  # its share, chosen by perplexity on the tuning manifest's transcripts
+    prior_scale: float = 0.0  # each system's CTC scores over p(k|x) / p(k)^prior_scale (asr.priors)
 
 
 @dataclass
@@ -151,22 +156,46 @@ class RescoringTranscriber(Transcriber):
         # each system's own search, asked for the n best (a greedy decoder has one)
         self.searches = [t.decoder.with_options(nbest=options.nbest) if hasattr(t.decoder, "with_options")
                          else t.decoder for t in self.systems]
+        self.log_priors = [load_log_priors(t.loaded.path, len(t.tokenizer)) for t in self.systems]
+        self._check_priors(options.prior_scale)
+
+    def _check_priors(self, prior_scale: float) -> None:
+        missing = [str(t.loaded.path) for t, p in zip(self.systems, self.log_priors) if p is None]
+        if prior_scale and missing:
+            raise RescoringError(f"prior_scale {prior_scale:g} needs every system's token priors; "
+                                 f"{', '.join(missing)}: none (run `asr priors MODEL TRAIN_MANIFEST`)")
 
     def candidates(self, waves: Sequence[torch.Tensor], first_log_probs=None) -> list[Candidates]:
         """Every system's n-best of each wave, pooled (first system first), and their scores."""
+        return self.candidates_at(waves, (self.options.prior_scale,), first_log_probs)[self.options.prior_scale]
+
+    def candidates_at(self, waves: Sequence[torch.Tensor], prior_scales: Sequence[float], first_log_probs=None
+                      ) -> dict[float, list[Candidates]]:
+        """``candidates`` scored at each prior scale: the systems search once (as their packages
+        say) and the LM scores once; only the CTC scores differ."""
+        self._check_priors(max(prior_scales, default=0.0))
         outputs = [first_log_probs if i == 0 and first_log_probs is not None else t.log_probs(waves)
                    for i, t in enumerate(self.systems)]
         nbests = [search.decode_nbest(*out) for search, out in zip(self.searches, outputs)]
-        pooled = []
-        for b in range(len(waves)):
-            texts = list(dict.fromkeys(h.text for nbest in nbests for h in nbest[b][: self.options.nbest]))
-            ctc = [ctc_log_likelihoods(lp[b, : int(n[b])], t.tokenizer, texts)
-                   for t, (lp, n) in zip(self.systems, outputs)]
-            pooled.append(Candidates(texts, ctc, []))
-        lm = iter(self.lm.scores([text for c in pooled for text in c.texts], self.options.rnnlm_lambda))  # one LM run
-        for c in pooled:
-            c.lm = [next(lm) for _ in c.texts]
+        texts = [list(dict.fromkeys(h.text for nbest in nbests for h in nbest[b][: self.options.nbest]))
+                 for b in range(len(waves))]
+        lm = iter(self.lm.scores([text for t in texts for text in t], self.options.rnnlm_lambda))  # one LM run
+        lm_scores = [[next(lm) for _ in t] for t in texts]
+        pooled = {}
+        for scale in dict.fromkeys(prior_scales):
+            scored = [(self._divided(lp, i, scale), n) for i, (lp, n) in enumerate(outputs)]
+            pooled[scale] = [Candidates(texts[b], [ctc_log_likelihoods(lp[b, : int(n[b])], t.tokenizer, texts[b])
+                                                   for t, (lp, n) in zip(self.systems, scored)], lm_scores[b])
+                             for b in range(len(waves))]
         return pooled
+
+    def _divided(self, log_probs: torch.Tensor, system: int, scale: float) -> torch.Tensor:
+        """log p(k|x) - scale * log p(k) for every token but the blank."""
+        if not scale:
+            return log_probs
+        offsets = scale * torch.tensor(self.log_priors[system], dtype=log_probs.dtype)
+        offsets[self.systems[system].tokenizer.blank_id] = 0.0
+        return log_probs - offsets
 
     def nbests(self, waves, log_probs, out_lengths) -> list[list[Hypothesis]]:
         results = []
@@ -190,9 +219,10 @@ class RescoringTranscriber(Transcriber):
         o = self.options
         rnn = f", with an RNN LM at {o.rnnlm_lambda:g}" if self.lm.rnnlm is not None and o.rnnlm_lambda > 0 else ""
         systems = f"{len(self.systems)} systems" if len(self.systems) > 1 else "1 system"
+        prior = f", prior_scale {o.prior_scale:g}" if o.prior_scale else ""
         return (f"n-best rescoring of {systems} ({o.nbest} each; weights "
                 f"{', '.join(f'{w:g}' for w in o.weights)}, lm_weight {o.lm_weight:g}{rnn}, "
-                f"word_score {o.word_score:g})")
+                f"word_score {o.word_score:g}{prior})")
 
 
 @dataclass
@@ -200,7 +230,7 @@ class RescoringTuneResult:
     options: RescoringOptions
     wer: float
     first_wer: float  # the first system alone, as its package searches
-    grid: list[tuple[tuple[float, ...], float, float, float]] = field(default_factory=list)
+    grid: list[tuple[tuple[float, ...], float, float, float, float]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     utterances: int = 0
     seconds: float = 0.0
@@ -208,10 +238,11 @@ class RescoringTuneResult:
 
 
 def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weights=DEFAULT_WEIGHTS,
-         lm_weights=DEFAULT_LM_WEIGHTS, word_scores=DEFAULT_WORD_SCORES, batch_seconds: float = 300.0
-         ) -> RescoringTuneResult:
+         lm_weights=DEFAULT_LM_WEIGHTS, word_scores=DEFAULT_WORD_SCORES, batch_seconds: float = 300.0,
+         prior_scales: Sequence[float] = (0.0,)) -> RescoringTuneResult:
     """Grid search on a dev manifest: every system runs once; each grid point only re-ranks the
-    pooled candidates. Ties go to the smaller weights, then the word score nearer 0. With an RNN
+    pooled candidates. Ties go to the smaller weights, then the word score nearer 0, then the
+    smaller prior scale (which needs every system's token priors). With an RNN
     LM (``combined.options.rnnlm``) its share of the LM is chosen first, by perplexity on the
     manifest's transcripts: a smoother criterion than the WER of a few hundred words."""
     start = time.perf_counter()
@@ -219,25 +250,26 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
     if combined.lm.rnnlm is not None:
         lam, perplexities = choose_rnnlm_lambda(combined.lm, [normalize_text(u.text) for u in utterances])
         combined.options = base = replace(base, rnnlm_lambda=lam)  # the candidates are scored with it
-    pooled, refs, firsts, skipped = [], [], [], []
+    pooled, refs, skipped = {s: [] for s in prior_scales}, [], []
     for waves, batch_refs in readable_batches(combined, list(utterances), batch_seconds, skipped):
         refs += batch_refs
         with torch.inference_mode():
-            for c in combined.candidates(waves):
-                pooled.append(c)
-                firsts.append(c.texts[0])  # the first system's best (n-best lists are pooled in order)
-    if not pooled:
+            for scale, candidates in combined.candidates_at(waves, prior_scales).items():
+                pooled[scale] += candidates
+    if not refs:
         raise RescoringError("no readable utterances to tune on")
+    firsts = [c.texts[0] for c in pooled[prior_scales[0]]]  # the first system's best (n-best lists pooled in order)
     others = len(combined.systems) - 1
     grid = []
-    for rest, lm_weight, word_score in itertools.product(itertools.product(weights, repeat=others), lm_weights,
-                                                         word_scores):
-        o = replace(base, weights=(1.0, *rest), lm_weight=lm_weight, word_score=word_score)
-        wer = word_errors(refs, [c.texts[c.best(o)] for c in pooled]).rate
-        grid.append(((1.0, *rest), lm_weight, word_score, wer))
-    best = min(grid, key=lambda g: (round(g[3], 9), sum(g[0]), g[1], abs(g[2])))
-    return RescoringTuneResult(replace(base, weights=best[0], lm_weight=best[1], word_score=best[2]), best[3],
-                               word_errors(refs, firsts).rate, grid, skipped, len(pooled),
+    for scale, rest, lm_weight, word_score in itertools.product(
+            pooled, itertools.product(weights, repeat=others), lm_weights, word_scores):
+        o = replace(base, weights=(1.0, *rest), lm_weight=lm_weight, word_score=word_score, prior_scale=scale)
+        wer = word_errors(refs, [c.texts[c.best(o)] for c in pooled[scale]]).rate
+        grid.append(((1.0, *rest), lm_weight, word_score, scale, wer))
+    best = min(grid, key=lambda g: (round(g[4], 9), sum(g[0]), g[1], abs(g[2]), g[3]))
+    return RescoringTuneResult(replace(base, weights=best[0], lm_weight=best[1], word_score=best[2],
+                                       prior_scale=best[3]), best[4],
+                               word_errors(refs, firsts).rate, grid, skipped, len(refs),
                                time.perf_counter() - start, perplexities)
 
 
@@ -267,6 +299,8 @@ def _write_settings(path: str | Path, models: Sequence[str | Path], o: Rescoring
     path = Path(path)
     settings = {"models": [_named_from(path.resolve().parent, m) for m in models], "weights": list(o.weights),
                 "lm_weight": o.lm_weight, "word_score": o.word_score, "nbest": o.nbest}
+    if o.prior_scale:
+        settings["prior_scale"] = o.prior_scale
     if o.rnnlm:
         settings |= {"rnnlm": _named_from(path.resolve().parent, o.rnnlm), "rnnlm_lambda": o.rnnlm_lambda}
     settings["tuned"] = tuned
@@ -290,7 +324,7 @@ def read_rescoring(path: str | Path) -> tuple[list[str], RescoringOptions]:
         rnnlm = str(path.parent / str(data["rnnlm"])) if data.get("rnnlm") else None
         options = RescoringOptions(tuple(float(w) for w in data["weights"]), float(data["lm_weight"]),
                                    float(data["word_score"]), int(data.get("nbest", RescoringOptions.nbest)),
-                                   rnnlm, float(data.get("rnnlm_lambda", 0.0)))
+                                   rnnlm, float(data.get("rnnlm_lambda", 0.0)), float(data.get("prior_scale", 0.0)))
     except (yaml.YAMLError, TypeError, KeyError, ValueError) as e:
         raise RescoringError(f"{path}: not a rescoring file ({type(e).__name__}: {e})") from None
     if len(models) < (1 if options.rnnlm else 2) or len(models) != len(options.weights):
@@ -332,7 +366,7 @@ def package_rescoring(settings: str | Path, dst: str | Path) -> Path:
     spelled in their own units (``systemN/lexicon.txt``), so the package carries one LM; a phone
     tokenizer keeps only those words' pronunciations. Their tuned LM weights and the rescoring
     weights are kept: re-tune with ``asr tune-rescoring`` on the package if its LM differs."""
-    from asr.decoding_config import packaged_lm, read_decoding_defaults, write_decoding_defaults
+    from asr.decoding_config import PRIORS_FILE, packaged_lm, read_decoding_defaults, write_decoding_defaults
     from asr.lexicon import lexicon_from_words, read_lexicon, write_lexicon
     from asr.lm import inspect_lm
     from asr.model_dir import load_model_dir, save_model_dir
@@ -361,7 +395,9 @@ def package_rescoring(settings: str | Path, dst: str | Path) -> Path:
             kept = {w: p for w, p in tokenizer.pronunciations.items() if w in known}  # in order: homophones
             tokenizer = PhoneTokenizer(tokenizer.tokens, kept)
         stored = read_decoding_defaults(loaded.path)
-        save_model_dir(sub, loaded.config, loaded.model, tokenizer, half=True)
+        priors = Path(loaded.path) / PRIORS_FILE  # its prior_scale, kept below, needs them
+        save_model_dir(sub, loaded.config, loaded.model, tokenizer, half=True,
+                       extra_files={PRIORS_FILE: priors} if priors.is_file() else None)
         write_lexicon(lexicon_from_words(words, tokenizer).lexicon, sub / "lexicon.txt")
         write_decoding_defaults(sub, {**{k: v for k, v in stored.items() if k not in ("lm", "lexicon", "tuned")},
                                       "lm": Path("..", lm.relative_to(dst)).as_posix(), "lexicon": "lexicon.txt"})

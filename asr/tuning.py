@@ -1,4 +1,5 @@
-"""Tune beam search (LM weight, word score, blank penalty) on a dev manifest, and store the best with the model.
+"""Tune beam search (LM weight, word score, blank penalty, prior scale) on a dev manifest, and store the best with
+the model.
 
 The acoustic model runs once over the manifest; every grid point only re-runs the search on
 the kept log-probabilities. Never tune on the test split.
@@ -25,6 +26,7 @@ from asr.transcribe import Transcriber
 DEFAULT_LM_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 DEFAULT_WORD_SCORES = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
 DEFAULT_BLANK_PENALTIES = (0.0,)
+DEFAULT_PRIOR_SCALES = (0.0,)
 
 
 @dataclass
@@ -34,8 +36,9 @@ class TuneResult:
     wer: float
     greedy_wer: float
     blank_penalty: float = 0.0
-    # (lm_weight, word_score, blank_penalty, wer)
-    grid: list[tuple[float, float, float, float]] = field(default_factory=list)
+    prior_scale: float = 0.0
+    # (lm_weight, word_score, blank_penalty, prior_scale, wer)
+    grid: list[tuple[float, float, float, float, float]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     utterances: int = 0
     seconds: float = 0.0
@@ -61,27 +64,30 @@ def _wer(decoder, batches) -> float:
 def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Sequence[Utterance],
          lm_weights: Sequence[float] = DEFAULT_LM_WEIGHTS, word_scores: Sequence[float] = DEFAULT_WORD_SCORES,
          blank_penalties: Sequence[float] = DEFAULT_BLANK_PENALTIES, batch_seconds: float = 300.0,
-         progress: Callable[[float, float, float, float], None] | None = None) -> TuneResult:
+         progress: Callable[[float, float, float, float, float], None] | None = None,
+         prior_scales: Sequence[float] = DEFAULT_PRIOR_SCALES) -> TuneResult:
     """Grid search; ties go to the smaller LM weight, then the word score nearer 0, then the
-    smaller blank penalty."""
+    smaller blank penalty, then the smaller prior scale (which needs the decoder's token priors)."""
     start = time.perf_counter()
     batches, skipped = model_outputs(transcriber, utterances, batch_seconds)
     if not batches:
         raise ValueError("no readable utterances to tune on")
     greedy = _wer(GreedyDecoder(transcriber.tokenizer), batches)
     grid = []
-    for lm_weight, word_score, penalty in itertools.product(lm_weights, word_scores, blank_penalties):
-        search = decoder.with_options(lm_weight=lm_weight, word_score=word_score, blank_penalty=penalty)
+    for scale, lm_weight, word_score, penalty in itertools.product(prior_scales, lm_weights, word_scores,
+                                                                   blank_penalties):
+        search = decoder.with_options(lm_weight=lm_weight, word_score=word_score, blank_penalty=penalty,
+                                      prior_scale=scale)
         try:
             wer = _wer(search, batches)
         finally:
             search.close()
-        grid.append((lm_weight, word_score, penalty, wer))
+        grid.append((lm_weight, word_score, penalty, scale, wer))
         if progress:
-            progress(lm_weight, word_score, penalty, wer)
-    best = min(grid, key=lambda g: (round(g[3], 9), g[0], abs(g[1]), g[2]))
-    return TuneResult(lm_weight=best[0], word_score=best[1], wer=best[3], greedy_wer=greedy, blank_penalty=best[2],
-                      grid=grid, skipped=skipped, utterances=sum(len(b[2]) for b in batches),
+            progress(lm_weight, word_score, penalty, scale, wer)
+    best = min(grid, key=lambda g: (round(g[4], 9), g[0], abs(g[1]), g[2], g[3]))
+    return TuneResult(lm_weight=best[0], word_score=best[1], wer=best[4], greedy_wer=greedy, blank_penalty=best[2],
+                      prior_scale=best[3], grid=grid, skipped=skipped, utterances=sum(len(b[2]) for b in batches),
                       seconds=time.perf_counter() - start)
 
 
@@ -107,7 +113,8 @@ def store(model_dir: str | Path, result: TuneResult, decoder: BeamSearchDecoder,
             tuned["source_lm"] = previous["tuned"]["source_lm"]
     return write_decoding_defaults(model_dir, {
         **packaged, "lm_weight": result.lm_weight, "word_score": result.word_score,
-        "blank_penalty": result.blank_penalty, "beam_size": decoder.options.beam_size,
+        "blank_penalty": result.blank_penalty, **({"prior_scale": result.prior_scale} if result.prior_scale else {}),
+        "beam_size": decoder.options.beam_size,
         **({"beam_size_token": decoder.options.beam_size_token} if decoder.options.beam_size_token is not None else {}),
         "beam_threshold": decoder.options.beam_threshold,
         "tuned": {**tuned, "manifest": str(manifest), "wer": round(result.wer, 6),

@@ -90,9 +90,10 @@ tune: $(MODEL_EXP)/best/decoding.yaml
 
 $(MODEL_EXP)/best/decoding.yaml: $(MODEL_EXP)/train.done $(LM)
 	@test -n "$(VALID)" || { echo "tuning needs a valid set (VALID)" >&2; exit 1; }
+	$(if $(filter-out 0,$(PRIOR_SCALES)),$(ASR) priors $(MODEL_EXP)/best $(DATA)/train.jsonl)
 	$(ASR) lm tune $(DATA)/$(VALID).jsonl --model $(MODEL_EXP)/best --lm $(LM) \
 	  --lm-weights=$(LM_WEIGHTS) --word-scores=$(WORD_SCORES) --blank-penalties=$(BLANK_PENALTIES) \
-	  --beam-size $(BEAM_SIZE) $(if $(BEAM_SIZE_TOKEN),--beam-size-token $(BEAM_SIZE_TOKEN))
+	  --prior-scales=$(PRIOR_SCALES) --beam-size $(BEAM_SIZE) $(if $(BEAM_SIZE_TOKEN),--beam-size-token $(BEAM_SIZE_TOKEN))
 
 evaluate: $(foreach set,$(EVAL_SETS),$(MODEL_EXP)/$(set).json $(if $(VALID),$(MODEL_EXP)/$(set)_lm.json))
 
@@ -147,7 +148,7 @@ $(MODEL_EXP)/rescored/rescoring.yaml: $(MODEL_EXP)/package/model.safetensors $(S
 	@test -n "$(VALID)" || { echo "rescoring is tuned on a valid set (VALID)" >&2; exit 1; }
 	mkdir -p $(@D)
 	$(ASR) tune-rescoring $(DATA)/$(VALID).jsonl --model $(MODEL_EXP)/package $(if $(RESCORING_SYSTEMS),--combine $(RESCORING_SYSTEMS)) \
-	  $(if $(RNNLM_MODEL),--rnnlm $(RNNLM_DIR)) -o $@
+	  $(if $(RNNLM_MODEL),--rnnlm $(RNNLM_DIR)) --prior-scales=$(PRIOR_SCALES) -o $@
 
 $(MODEL_EXP)/rescored/%.json: $(MODEL_EXP)/rescored/rescoring.yaml
 	$(ASR) evaluate $(DATA)/$*.jsonl --rescoring $< --json -o $(@D)/$*_hyp.txt --report $(@D)/$*_report --force \
@@ -179,6 +180,6 @@ else
 	rm -rf $(PACKAGE_DIR).tmp && $(ASR) export $< $(PACKAGE_DIR).tmp
 	$(ASR) tune-rescoring $(DATA)/$(VALID).jsonl --model $(PACKAGE_DIR).tmp \
 	  $(if $(RESCORING_SYSTEMS),--combine $$(ls -dv $(PACKAGE_DIR).tmp/system*)) $(if $(RNNLM_MODEL),--rnnlm $(PACKAGE_DIR).tmp/rnnlm) \
-	  -o $(PACKAGE_DIR).tmp/rescoring.yaml
+	  --prior-scales=$(PRIOR_SCALES) -o $(PACKAGE_DIR).tmp/rescoring.yaml
 	rm -rf $(PACKAGE_DIR) && mv $(PACKAGE_DIR).tmp $(PACKAGE_DIR)
 endif

@@ -32,6 +32,12 @@ BEAM_SIZE_TOKEN ?= 30
 # speechocean762, 1.5 took valid WER from 59.0% to 57.4% and dev from 53.9% to 52.7%
 # (recipes/speechocean762/README.md). 280 grid points: ~10 min on one core at beam 100.
 BLANK_PENALTIES ?= 0,0.5,1,1.5,2
+# Prior scales tried too (asr lm tune --prior-scales), and by the rescoring (asr tune-rescoring
+# --prior-scales): anything but 0 makes the tune stage estimate the model's token priors on
+# $(DATA)/train.jsonl first (asr priors). Off here; speechocean762 turns it on (0,0.3,0.45: dev
+# 41.9% -> 39.4% for its package, recipes/speechocean762/README.md). Every system that rescores
+# (COMBINE too) then needs its token_priors.json.
+PRIOR_SCALES ?= 0
 LM = $(EXP)/lm/words_$(LM_ORDER)gram.arpa
 # ARPA LMs mixed in as further components of the LM (each weighted by the valid transcripts, as
 # LM_TEXTS's LM is), e.g. a generic English LM; a recipe may give a rule that makes them.

@@ -88,6 +88,7 @@ def test_package_with_a_phone_seed_builds_one_package_that_rescores_with_an_lstm
     assert settings["models"] == [".", "system2"] and settings["rnnlm"] == "rnnlm"
     assert 0 <= settings["rnnlm_lambda"] <= 1 and settings["tuned"]["manifest"].endswith("valid.jsonl")
     assert (package / "rnnlm" / "model.safetensors").is_file() and (package / "system2" / "lexicon.txt").is_file()
+    assert (package / "token_priors.json").is_file() and (package / "system2" / "token_priors.json").is_file()
     evaluated = subprocess.run([sys.executable, "-m", "asr.cli", "evaluate", str(tmp_path / "data" / "test.jsonl"),
                                 "--model", str(package), "--json"], capture_output=True, text=True, timeout=300)
     assert evaluated.returncode == 0, evaluated.stderr[-2000:]
@@ -224,6 +225,18 @@ def test_the_recipe_trains_the_default_model_unless_told_otherwise():
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_the_tune_stage_estimates_token_priors_first_and_tunes_prior_scales_unless_told_otherwise():
+    plan = re.sub(" +", " ", planned("tune"))
+    priors = plan.index("asr priors exp/small/finetune/best data/train.jsonl")  # real audio, after fine-tuning
+    assert priors < plan.index("lm tune data/valid.jsonl") and "--prior-scales=0,0.3,0.45" in plan[priors:]
+    off = re.sub(" +", " ", planned("tune", "PRIOR_SCALES=0"))
+    assert "asr priors" not in off and "--prior-scales=0 " in off
+    rescore = re.sub(" +", " ", planned("rescore", "PHONE_SEEDS=7"))
+    line = rescore[rescore.index("tune-rescoring"):].splitlines()[0]
+    assert "--prior-scales=0,0.3,0.45" in line
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_the_lm_mixes_a_generic_english_lm_in_as_a_third_component_unless_told_otherwise():
     sphinx_lm = REPO_ROOT / "tests" / "data" / "tiny_sphinx.lm.bin.gz"  # a file make finds (Debian's: en-us.lm.bin)
     plan = re.sub(" +", " ", planned("lm", "EXP=e", f"SPHINX_LM={sphinx_lm}"))
@@ -318,7 +331,8 @@ def test_the_rescore_stage_packages_the_run_s_model_first_and_tunes_on_valid_bef
     export = plan.index("export exp/small/finetune/best exp/small/finetune/package.tmp --half --lm "
                         "exp/small/lm/words_4gram.arpa")
     tune = plan.index("tune-rescoring data/valid.jsonl --model exp/small/finetune/package --combine "
-                      "exp/small/seed7/package --rnnlm exp/small/lm/rnnlm -o exp/small/finetune/rescored/rescoring.yaml")
+                      "exp/small/seed7/package --rnnlm exp/small/lm/rnnlm --prior-scales=0,0.3,0.45 "
+                      "-o exp/small/finetune/rescored/rescoring.yaml")
     evaluate = plan.index("evaluate data/test.jsonl --rescoring exp/small/finetune/rescored/rescoring.yaml")
     assert export < tune < evaluate
     assert "--report exp/small/finetune/rescored/test_report" in plan[evaluate:].splitlines()[0]
@@ -338,9 +352,10 @@ def test_phone_seeds_rerun_the_recipe_with_phone_units_and_package_installs_one_
         # the LSTM LM: train transcripts 10 times an epoch, LJ Speech text once, selected on valid
         "lm rnn data/train.jsonl", "--repeat 10,1 --dev data/valid.jsonl",
         f"tune-rescoring data/valid.jsonl --model exp/small/finetune/package --combine {run}/package "
-        "--rnnlm exp/small/lm/rnnlm -o exp/small/finetune/rescored/rescoring.yaml",
+        "--rnnlm exp/small/lm/rnnlm --prior-scales=0,0.3,0.45 -o exp/small/finetune/rescored/rescoring.yaml",
         "export exp/small/finetune/rescored/rescoring.yaml pkg.tmp",  # carries the LSTM LM into pkg.tmp/rnnlm
-        "--combine $(ls -dv pkg.tmp/system*) --rnnlm pkg.tmp/rnnlm -o pkg.tmp/rescoring.yaml",  # re-tuned as packaged
+        "--combine $(ls -dv pkg.tmp/system*) --rnnlm pkg.tmp/rnnlm --prior-scales=0,0.3,0.45 "
+        "-o pkg.tmp/rescoring.yaml",  # re-tuned as packaged
         "mv pkg.tmp pkg")]
     assert steps == sorted(steps)
     # A seed's run searches with this run's LM, whose components it finds beside it: it imports
@@ -361,9 +376,10 @@ def test_with_no_other_system_the_lstm_lm_alone_makes_a_package_that_rescores_it
         "export exp/small/finetune/best exp/small/finetune/package.tmp --half --lm exp/small/lm/words_4gram.arpa",
         "lm rnn data/train.jsonl",
         "tune-rescoring data/valid.jsonl --model exp/small/finetune/package --rnnlm exp/small/lm/rnnlm "
-        "-o exp/small/finetune/rescored/rescoring.yaml",
+        "--prior-scales=0,0.3,0.45 -o exp/small/finetune/rescored/rescoring.yaml",
         "export exp/small/finetune/rescored/rescoring.yaml pkg.tmp",
-        "tune-rescoring data/valid.jsonl --model pkg.tmp --rnnlm pkg.tmp/rnnlm -o pkg.tmp/rescoring.yaml",
+        "tune-rescoring data/valid.jsonl --model pkg.tmp --rnnlm pkg.tmp/rnnlm --prior-scales=0,0.3,0.45 "
+        "-o pkg.tmp/rescoring.yaml",
         "mv pkg.tmp pkg")]
     assert steps == sorted(steps)
     assert "--combine" not in plan and "phones" not in plan

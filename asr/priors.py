@@ -1,0 +1,52 @@
+"""Token priors of a CTC model, for prior-corrected beam search.
+
+A CTC model gives posteriors p(k | x) per frame. Combined with an LM, Bayes' rule wants
+likelihoods p(x | k) ∝ p(k | x) / p(k): without the division, tokens the model emits often (in
+a small training set, the frequent pieces of frequent words) keep a head start that the LM
+then has to fight. The prior p(k) is the model's own average posterior over training frames,
+as hybrid systems estimate theirs; beam search subtracts ``prior_scale * log p(k)`` from each
+non-blank token's log-probability (the blank's share is the blank penalty, tuned beside it).
+Scales near 0.3 are usual for CTC with an external LM.
+
+``asr priors MODEL MANIFEST`` writes MODEL/token_priors.json; ``asr lm tune --prior-scales``
+chooses the scale on a dev set. Estimate on training audio, never on the test split.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Sequence
+
+import torch
+
+from asr.data import Utterance
+from asr.decoding_config import PRIORS_FILE
+from asr.evaluate import readable_batches
+from asr.transcribe import Transcriber
+
+
+@torch.inference_mode()
+def estimate_priors(transcriber: Transcriber, utterances: Sequence[Utterance], batch_seconds: float = 300.0
+                    ) -> tuple[list[float], int, list[tuple[str, str]]]:
+    """Mean posterior of each token over every output frame -> (priors, frames, skipped)."""
+    skipped: list[tuple[str, str]] = []
+    total, frames = torch.zeros(len(transcriber.tokenizer), dtype=torch.float64), 0
+    for waves, _ in readable_batches(transcriber, list(utterances), batch_seconds, skipped):
+        log_probs, lengths = transcriber.log_probs(waves)
+        valid = torch.arange(log_probs.shape[1])[None, :] < lengths[:, None]
+        total += log_probs.double().exp()[valid].sum(0)
+        frames += int(valid.sum())
+    if frames == 0:
+        raise ValueError("no readable utterances to estimate token priors from")
+    return (total / frames).tolist(), frames, skipped
+
+
+def save_priors(model_dir: str | Path, priors: Sequence[float], frames: int, manifest: str | Path) -> Path:
+    path = Path(model_dir) / PRIORS_FILE
+    tmp = path.with_name(f".{PRIORS_FILE}.tmp-{os.getpid()}")
+    tmp.write_text(json.dumps({"manifest": str(manifest), "frames": frames,
+                               "priors": [round(p, 8) for p in priors]}, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(path)
+    return path
