@@ -176,3 +176,15 @@ def test_tune_rescoring_searches_prior_scales_and_the_file_keeps_the_chosen_one(
     (second / PRIORS_FILE).unlink()
     assert main(tune + ["--prior-scales", "0,0.5"]) != 0
     assert f"{second}: none (run `asr priors" in capsys.readouterr().err
+
+
+def test_an_unreadable_file_is_skipped_and_named_and_the_rest_still_count(model, tiny_corpus, tmp_path, capsys):
+    rows = (tiny_corpus / "train.jsonl").read_text().splitlines()[:3]
+    broken = tmp_path / "broken.flac"
+    broken.write_bytes(b"not audio")
+    rows.append(json.dumps({"audio_filepath": str(broken), "duration": 1.0, "text": "hello"}))
+    (tmp_path / "m.jsonl").write_text("\n".join(rows) + "\n")
+    assert main(["priors", str(model), str(tmp_path / "m.jsonl")]) == 0
+    captured = capsys.readouterr()
+    assert f"skipped {broken}" in captured.err and "3 utterances" in captured.out
+    assert (model / PRIORS_FILE).is_file()
