@@ -345,7 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
 _USER_ERRORS = (("asr.config", "ConfigError"), ("asr.corpora", "CorpusError"), ("asr.data", "ManifestError"),
                 ("asr.lexicon", "LexiconError"), ("asr.lm", "LMError"), ("asr.model_dir", "ModelDirError"),
                 ("asr.rescoring", "RescoringError"), ("asr.rnnlm", "RNNLMError"), ("asr.tokenizers", "TokenizerError"),
-                ("asr.train", "TrainingError"))
+                ("asr.train_setup", "TrainingError"))
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:

@@ -23,7 +23,7 @@ import subprocess
 import typing
 from dataclasses import fields
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 import yaml
 
@@ -164,6 +164,18 @@ def load_log_priors(model_dir: str | Path | None, vocab_size: int) -> list[float
     return logs
 
 
+def log_priors_for(model_dir: str | Path | None, vocab_size: int, prior_scales: Sequence[float]
+                   ) -> list[float] | None:
+    """``load_log_priors``, refused (naming the file) when a non-zero scale needs priors the model lacks."""
+    logs = load_log_priors(model_dir, vocab_size)
+    scale = next((s for s in prior_scales if s), 0.0)
+    if scale and logs is None:
+        where = Path(model_dir) / PRIORS_FILE if model_dir is not None else PRIORS_FILE
+        raise LMError(f"{where}: missing, and prior_scale is {scale:g}: run `asr priors "
+                      f"{model_dir or 'MODEL'} TRAIN_MANIFEST`")
+    return logs
+
+
 def package_lm(model_dir: str | Path, lm: str | Path, tokenizer: Tokenizer,
                lexicon: str | Path | None = None, binary: bool = True) -> list[str]:
     """Put ``lm`` into MODEL so that plain ``asr transcribe`` searches with it; returns notes.
@@ -236,11 +248,7 @@ def model_decoder(model_dir: str | Path | None, tokenizer: Tokenizer, lm: str | 
 
     resolved, notes = resolve_options(model_dir, lm, **explicit)
     options = options or resolved
-    log_priors = load_log_priors(model_dir, len(tokenizer))
-    if options.prior_scale and log_priors is None:
-        where = Path(model_dir) / PRIORS_FILE if model_dir is not None else PRIORS_FILE
-        raise LMError(f"{where}: missing, and prior_scale is {options.prior_scale:g}: run `asr priors "
-                      f"{model_dir or 'MODEL'} TRAIN_MANIFEST`")
     decoder = BeamSearchDecoder(tokenizer, lm=lm, lexicon=lexicon, hotwords=hotwords, options=options,
-                                workers=workers, log_priors=log_priors)
+                                workers=workers, log_priors=log_priors_for(model_dir, len(tokenizer),
+                                                                           (options.prior_scale,)))
     return decoder, notes + decoder.notes

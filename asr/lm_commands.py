@@ -108,7 +108,7 @@ def cmd_lm_perplexity(args) -> int:
 def cmd_lm_tune(args) -> int:
     from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
     from asr.data import read_manifest
-    from asr.decoding_config import PRIORS_FILE, load_log_priors
+    from asr.decoding_config import log_priors_for
     from asr.transcribe import load_model
     from asr.tuning import store, tune
 
@@ -118,11 +118,7 @@ def cmd_lm_tune(args) -> int:
     transcriber = load_model(args.model, decoder="greedy", device=args.device)
     given = {"beam_size": args.beam_size, "beam_size_token": args.beam_size_token,
              "beam_threshold": args.beam_threshold}  # None: not given, BeamSearchOptions' default
-    log_priors = load_log_priors(args.model, len(transcriber.tokenizer))
-    if any(args.prior_scales) and log_priors is None:
-        print_error(f"{Path(args.model) / PRIORS_FILE}: missing, and --prior-scales asks for it: run `asr priors "
-                    f"{args.model} TRAIN_MANIFEST` first")
-        return 2
+    log_priors = log_priors_for(args.model, len(transcriber.tokenizer), args.prior_scales)
     decoder = BeamSearchDecoder(transcriber.tokenizer, lm=args.lm, lexicon=args.lexicon,
                                 options=BeamSearchOptions(**{k: v for k, v in given.items() if v is not None}),
                                 workers=args.decode_workers, log_priors=log_priors)

@@ -156,11 +156,14 @@ class RescoringTranscriber(Transcriber):
         # each system's own search, asked for the n best (a greedy decoder has one)
         self.searches = [t.decoder.with_options(nbest=options.nbest) if hasattr(t.decoder, "with_options")
                          else t.decoder for t in self.systems]
-        self.log_priors = [load_log_priors(t.loaded.path, len(t.tokenizer)) for t in self.systems]
+        # each system's log p(k), the blank's 0 (left alone): what its log-probs lose, times the scale
+        self.prior_offsets = [None if (logs := load_log_priors(t.loaded.path, len(t.tokenizer))) is None
+                              else torch.tensor(logs).index_fill_(0, torch.tensor([t.tokenizer.blank_id]), 0.0)
+                              for t in self.systems]
         self._check_priors(options.prior_scale)
 
     def _check_priors(self, prior_scale: float) -> None:
-        missing = [str(t.loaded.path) for t, p in zip(self.systems, self.log_priors) if p is None]
+        missing = [str(t.loaded.path) for t, p in zip(self.systems, self.prior_offsets) if p is None]
         if prior_scale and missing:
             raise RescoringError(f"prior_scale {prior_scale:g} needs every system's token priors; "
                                  f"{', '.join(missing)}: none (run `asr priors MODEL TRAIN_MANIFEST`)")
@@ -191,11 +194,7 @@ class RescoringTranscriber(Transcriber):
 
     def _divided(self, log_probs: torch.Tensor, system: int, scale: float) -> torch.Tensor:
         """log p(k|x) - scale * log p(k) for every token but the blank."""
-        if not scale:
-            return log_probs
-        offsets = scale * torch.tensor(self.log_priors[system], dtype=log_probs.dtype)
-        offsets[self.systems[system].tokenizer.blank_id] = 0.0
-        return log_probs - offsets
+        return log_probs - scale * self.prior_offsets[system] if scale else log_probs
 
     def nbests(self, waves, log_probs, out_lengths) -> list[list[Hypothesis]]:
         results = []
