@@ -72,6 +72,12 @@ def readable_batches(transcriber: Transcriber, utterances: list[Utterance], batc
             yield waves, refs
 
 
+def none_readable(count: int, skipped: list[tuple[str, str]], purpose: str) -> str:
+    """The message when no utterance of a manifest could be read: how many, and the first problem."""
+    first = f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""
+    return f"no readable utterances {purpose}: {len(skipped)} of {count} unreadable{first}"
+
+
 def evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_seconds: float = 300.0,
              progress=None) -> Evaluation:
     """Transcribe every utterance (in length-sorted batches) and score against its text.

@@ -21,9 +21,9 @@ from typing import Sequence
 
 import torch
 
-from asr.data import Utterance
+from asr.data import ManifestError, Utterance
 from asr.decoding_config import PRIORS_FILE
-from asr.evaluate import readable_batches
+from asr.evaluate import none_readable, readable_batches
 from asr.transcribe import Transcriber
 
 
@@ -39,7 +39,7 @@ def estimate_priors(transcriber: Transcriber, utterances: Sequence[Utterance], b
         total += log_probs.double().exp()[valid].sum(0)
         frames += int(valid.sum())
     if frames == 0:
-        raise ValueError("no readable utterances to estimate token priors from")
+        raise ManifestError(none_readable(len(utterances), skipped, "to estimate token priors from"))
     return (total / frames).tolist(), frames, skipped
 
 

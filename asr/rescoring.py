@@ -39,7 +39,7 @@ import yaml
 from asr.data import Utterance
 from asr.decoding import Hypothesis
 from asr.decoding_config import load_log_priors
-from asr.evaluate import readable_batches
+from asr.evaluate import none_readable, readable_batches
 from asr.metrics import word_errors
 from asr.rnnlm import interpolate, interpolation_weight, load_rnnlm
 from asr.text import normalize_text
@@ -256,7 +256,7 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
             for scale, candidates in combined.candidates_at(waves, prior_scales).items():
                 pooled[scale] += candidates
     if not refs:
-        raise RescoringError("no readable utterances to tune on")
+        raise RescoringError(none_readable(len(utterances), skipped, "to tune on"))
     firsts = [c.texts[0] for c in pooled[prior_scales[0]]]  # the first system's best (n-best lists pooled in order)
     others = len(combined.systems) - 1
     grid = []

@@ -17,9 +17,9 @@ import torch
 
 from asr.beam_search import BeamSearchDecoder
 from asr.decoding_config import names_file, read_decoding_defaults, write_decoding_defaults
-from asr.data import Utterance
+from asr.data import ManifestError, Utterance
 from asr.decoding import GreedyDecoder
-from asr.evaluate import readable_batches
+from asr.evaluate import none_readable, readable_batches
 from asr.metrics import word_errors
 from asr.transcribe import Transcriber
 
@@ -71,7 +71,7 @@ def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Seque
     start = time.perf_counter()
     batches, skipped = model_outputs(transcriber, utterances, batch_seconds)
     if not batches:
-        raise ValueError("no readable utterances to tune on")
+        raise ManifestError(none_readable(len(utterances), skipped, "to tune on"))
     greedy = _wer(GreedyDecoder(transcriber.tokenizer), batches)
     grid = []
     for scale, lm_weight, word_score, penalty in itertools.product(prior_scales, lm_weights, word_scores,

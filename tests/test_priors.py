@@ -188,3 +188,13 @@ def test_an_unreadable_file_is_skipped_and_named_and_the_rest_still_count(model,
     captured = capsys.readouterr()
     assert f"skipped {broken}" in captured.err and "3 utterances" in captured.out
     assert (model / PRIORS_FILE).is_file()
+
+
+def test_a_manifest_with_no_readable_audio_is_a_clear_error_naming_the_first_problem(model, tmp_path, capsys):
+    broken = tmp_path / "broken.flac"
+    broken.write_bytes(b"not audio")
+    (tmp_path / "m.jsonl").write_text(json.dumps({"audio_filepath": str(broken), "duration": 1.0, "text": "hi"}) + "\n")
+    assert main(["priors", str(model), str(tmp_path / "m.jsonl")]) == 2
+    assert f"no readable utterances to estimate token priors from: 1 of 1 unreadable (first: {broken}:" \
+        in capsys.readouterr().err
+    assert not (model / PRIORS_FILE).exists()
