@@ -18,6 +18,7 @@ from typing import Iterable, Iterator
 
 import torch
 
+from asr.atomic import atomic_open
 from asr.audio import AudioError, load_audio, resample
 from asr.text import UnknownCharacterError, normalize_text
 from asr.tokenizers import Tokenizer
@@ -73,15 +74,11 @@ def read_manifest(path: str | Path) -> list[Utterance]:
 
 
 def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> int:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
     n = 0
-    with open(tmp, "w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         for utt in utterances:
             f.write(utt.to_json() + "\n")
             n += 1
-    tmp.replace(path)
     return n
 
 

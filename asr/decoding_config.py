@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import shutil
 import subprocess
 import typing
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING, Sequence
 
 import yaml
 
+from asr.atomic import write_text_atomic
 from asr.config import ConfigError, coerce
 from asr.lexicon import lexicon_from_words, write_lexicon
 from asr.lm import LMError, inspect_lm, kenlm_tool
@@ -57,12 +57,9 @@ def read_decoding_defaults(model_dir: str | Path | None) -> dict:
 
 def write_decoding_defaults(model_dir: str | Path, settings: dict) -> Path:
     """Write MODEL/decoding.yaml atomically (a reader never sees half a file)."""
-    path = Path(model_dir) / DECODING_FILE
-    tmp = path.with_name(f".{DECODING_FILE}.tmp-{os.getpid()}")
-    tmp.write_text("# written by `asr lm tune` / `asr export --lm`; beam search starts from these settings\n"
-                   + yaml.safe_dump(settings, sort_keys=False), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(Path(model_dir) / DECODING_FILE,
+                             "# written by `asr lm tune` / `asr export --lm`; beam search starts from these settings\n"
+                             + yaml.safe_dump(settings, sort_keys=False))
 
 
 def resolve_options(model_dir: str | Path | None, lm: str | Path | None, **explicit

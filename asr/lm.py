@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
+from asr.atomic import atomic_open
 from asr.text import WORD_SEP, UnknownCharacterError, normalize_text
 
 if TYPE_CHECKING:
@@ -166,9 +167,7 @@ def estimate_kneser_ney(sentences: Iterable[list[str]], order: int) -> NgramMode
 
 def write_arpa(model: NgramModel, path: str | Path) -> Path:
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_open(path) as f:
         f.write("\\data\\\n")
         for n, table in enumerate(model.ngrams, 1):
             f.write(f"ngram {n}={len(table)}\n")
@@ -178,7 +177,6 @@ def write_arpa(model: NgramModel, path: str | Path) -> Path:
                 words = " ".join(g)
                 f.write(f"{lp:.7g}\t{words}\t{bo:.7g}\n" if bo is not None else f"{lp:.7g}\t{words}\n")
         f.write("\n\\end\\\n")
-    tmp.replace(path)
     return path
 
 

@@ -21,6 +21,7 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from asr.atomic import temp_path
 from asr.config import Config, ConfigError, config_from_dict, save_config
 from asr.model import AcousticModel
 from asr.tokenizers import TOKENIZER_FILE, Tokenizer, TokenizerError, load_tokenizer
@@ -47,7 +48,7 @@ def save_model_dir(path: str | Path, config: Config, model: AcousticModel,
     ``extra_files`` maps names to text or to a Path to copy (e.g. decoding.yaml and a packaged LM)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    tmp = temp_path(path)  # the directory appears whole: written aside, then renamed
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir()
     state = {k: v.detach().cpu().contiguous() for k, v in model.inference_state_dict().items()}

@@ -15,12 +15,12 @@ chooses the scale on a dev set. Estimate on training audio, never on the test sp
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Sequence
 
 import torch
 
+from asr.atomic import write_text_atomic
 from asr.data import ManifestError, Utterance
 from asr.decoding_config import PRIORS_FILE
 from asr.evaluate import none_readable, readable_batches
@@ -44,9 +44,6 @@ def estimate_priors(transcriber: Transcriber, utterances: Sequence[Utterance], b
 
 
 def save_priors(model_dir: str | Path, priors: Sequence[float], frames: int, manifest: str | Path) -> Path:
-    path = Path(model_dir) / PRIORS_FILE
-    tmp = path.with_name(f".{PRIORS_FILE}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps({"manifest": str(manifest), "frames": frames,
-                               "priors": [round(p, 8) for p in priors]}, indent=1) + "\n", encoding="utf-8")
-    tmp.replace(path)
-    return path
+    return write_text_atomic(Path(model_dir) / PRIORS_FILE,
+                             json.dumps({"manifest": str(manifest), "frames": frames,
+                                         "priors": [round(p, 8) for p in priors]}, indent=1) + "\n")

@@ -31,6 +31,7 @@ from typing import Callable
 
 import numpy as np
 
+from asr.atomic import atomic_open
 from asr.lm import BOS, EOS, SPECIAL, UNK, LMError, NgramModel
 from asr.text import normalize_text
 
@@ -208,10 +209,7 @@ def sphinx_to_arpa(src: str | Path, dst: str | Path, word_filter: Callable[[str]
     add_unk = UNK not in first
     counts = {n: len(t[0]) + (n == 1 and add_unk) for n, t in enumerate(tables, 1)}
 
-    dst = Path(dst)
-    dst.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dst.with_name(f".{dst.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
+    with atomic_open(dst) as f:
         f.write("\\data\\\n" + "".join(f"ngram {n}={c}\n" for n, c in counts.items()))
         for n, (ids, probs, bows) in enumerate(tables, 1):
             f.write(f"\n\\{n}-grams:\n")
@@ -226,7 +224,6 @@ def sphinx_to_arpa(src: str | Path, dst: str | Path, word_filter: Callable[[str]
                     f.writelines(f"{lp:.7g}\t{g}\t{b:.7g}\n"
                                  for lp, g, b in zip(p, grams, bows[at: at + 100_000].tolist()))
         f.write("\n\\end\\\n")
-    tmp.replace(dst)
     if BOS not in first or EOS not in first:
         notes.append(f"{src}: no {BOS} or {EOS} unigram; KenLM will refuse the ARPA file")
     return counts

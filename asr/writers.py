@@ -9,12 +9,12 @@ whisper's writers do. Add a format by subclassing ``Writer`` and listing it in `
 from __future__ import annotations
 
 import json
-import os
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TextIO
 
+from asr.atomic import atomic_open
 from asr.transcribe import Result, Word
 
 
@@ -201,10 +201,8 @@ class DirectoryOutput:
         name, written = self.name_for(path), []
         for writer in self.writers:
             out = self.directory / f"{name}.{writer.extension}"
-            tmp = out.with_name(out.name + ".part")
-            with open(tmp, "w", encoding="utf-8") as f:
+            with atomic_open(out) as f:
                 writer.write_file(path, result, f)
-            os.replace(tmp, out)  # a reader never sees half a file
             written.append(out)
         return written
 

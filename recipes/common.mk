@@ -159,13 +159,15 @@ seeds phones: $(SEED_MODELS)
 
 # One seed's run is this recipe run again by make itself, in its own EXP, with the seed added to the
 # overrides and this run's LM (so every seed is tuned and packaged with the same one). The package
-# is written aside and moved into place, so a failed export leaves no half package behind.
-$(EXP)/seed%/package/model.safetensors: $(LM)
+# is written aside and moved into place, so a failed export leaves no half package behind. The
+# training manifest comes first: under make -j the sub-makes would otherwise synthesize the same
+# $(DATA)/ttsN beside this run and each other.
+$(EXP)/seed%/package/model.safetensors: $(LM) $(TRAIN_MANIFEST)
 	$(MAKE) tune EXP=$(EXP)/seed$* LM=$(LM) SEEDS= EXTRA_OVERRIDES="$(strip $(EXTRA_OVERRIDES) train.seed=$*)"
 	rm -rf $(@D).tmp && $(ASR) export $(call model_exp,$(EXP)/seed$*)/best $(@D).tmp --half --lm $(LM) \
 	  && rm -rf $(@D) && mv $(@D).tmp $(@D)
 
-$(EXP)/phones%/package/model.safetensors: $(LM)
+$(EXP)/phones%/package/model.safetensors: $(LM) $(TRAIN_MANIFEST)
 	$(MAKE) tune EXP=$(EXP)/phones$* LM=$(LM) SEEDS= PHONE_SEEDS= EXTRA_OVERRIDES="$(strip $(EXTRA_OVERRIDES) train.units=phone train.seed=$*)"
 	rm -rf $(@D).tmp && $(ASR) export $(call model_exp,$(EXP)/phones$*)/best $(@D).tmp --half --lm $(LM) \
 	  && rm -rf $(@D) && mv $(@D).tmp $(@D)

@@ -83,7 +83,7 @@ def test_write_manifest_then_read_manifest_gives_the_same_utterances(tmp_path):
     path = tmp_path / "sub" / "m.jsonl"
     assert write_manifest(path, utts) == 3
     assert read_manifest(path) == utts
-    assert not path.with_name("m.jsonl.tmp").exists()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["m.jsonl"]
 
 
 def test_write_manifest_omits_missing_optional_fields(tmp_path):

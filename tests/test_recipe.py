@@ -326,6 +326,14 @@ def test_seeds_rerun_the_whole_recipe_per_seed_with_this_run_s_lm_and_combine_vo
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_seed_runs_start_after_the_synthetic_speech_so_make_j_never_synthesizes_it_twice_at_once():
+    for target in ("exp/small/seed7/package/model.safetensors", "exp/small/phones7/package/model.safetensors"):
+        plan = planned(target)
+        assert "asr synthesize" in plan
+        assert plan.index("asr synthesize") < plan.index("make tune EXP=exp/small/")  # the parent's, first
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_the_rescore_stage_packages_the_run_s_model_first_and_tunes_on_valid_before_the_test_set():
     plan = re.sub(" +", " ", planned("rescore", "SEEDS=7"))
     export = plan.index("export exp/small/finetune/best exp/small/finetune/package.tmp --half --lm "

@@ -1,0 +1,44 @@
+"""Files that appear whole or not at all.
+
+Every file the toolkit writes for another step to read (manifests, LMs, decoding settings,
+priors, transcripts) is written beside its final name and renamed into place: a reader, or a
+``make`` that sees the file and skips its stage, never gets half of one, and a write that fails
+leaves what was there before.
+"""
+from __future__ import annotations
+
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Iterator
+
+
+def temp_path(path: str | Path) -> Path:
+    """A hidden sibling of ``path`` for this process to write before renaming it into place."""
+    path = Path(path)
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}")
+
+
+@contextmanager
+def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
+    """``open(path, mode)`` for writing, the file renamed into place when the block ends without
+    an error; on an error the partial file is removed and ``path`` is left as it was."""
+    if not mode.startswith("w"):
+        raise ValueError(f"atomic_open writes whole files: mode {mode!r} is not 'w' or 'wb'")
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    try:
+        with open(tmp, mode, **({} if "b" in mode else {"encoding": "utf-8"})) as f:
+            yield f
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_text_atomic(path: str | Path, text: str) -> Path:
+    """Write ``text`` (UTF-8) to ``path`` whole, or not at all."""
+    with atomic_open(path) as f:
+        f.write(text)
+    return Path(path)
