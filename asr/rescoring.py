@@ -40,7 +40,7 @@ from asr.data import Utterance
 from asr.decoding import Hypothesis
 from asr.decoding_config import load_log_priors
 from asr.evaluate import none_readable, readable_batches
-from asr.metrics import word_errors
+from asr.metrics import oracle_word_errors, word_errors
 from asr.rnnlm import interpolate, interpolation_weight, load_rnnlm
 from asr.text import normalize_text
 from asr.tokenizers import Tokenizer
@@ -229,6 +229,8 @@ class RescoringTuneResult:
     options: RescoringOptions
     wer: float
     first_wer: float  # the first system alone, as its package searches
+    oracle_wer: float = math.nan  # the best candidate of each utterance: what no weights can beat
+    candidates_per_utterance: float = 0.0  # pooled, on average
     grid: list[tuple[tuple[float, ...], float, float, float, float]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     utterances: int = 0
@@ -266,9 +268,11 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
         wer = word_errors(refs, [c.texts[c.best(o)] for c in pooled[scale]]).rate
         grid.append(((1.0, *rest), lm_weight, word_score, scale, wer))
     best = min(grid, key=lambda g: (round(g[4], 9), sum(g[0]), g[1], abs(g[2]), g[3]))
+    lists = [c.texts for c in pooled[prior_scales[0]]]
     return RescoringTuneResult(replace(base, weights=best[0], lm_weight=best[1], word_score=best[2],
                                        prior_scale=best[3]), best[4],
-                               word_errors(refs, firsts).rate, grid, skipped, len(refs),
+                               word_errors(refs, firsts).rate, oracle_word_errors(refs, lists).rate,
+                               sum(map(len, lists)) / len(lists), grid, skipped, len(refs),
                                time.perf_counter() - start, perplexities)
 
 
@@ -288,6 +292,7 @@ def write_rescoring(path: str | Path, models: Sequence[str], result: RescoringTu
     """The YAML that ``--rescoring`` reads: the systems in order and the tuned settings. A system
     inside the file's folder is named relative to it, so a package that rescores can move."""
     tuned = {"manifest": str(manifest), "wer": round(result.wer, 6), "first_system_wer": round(result.first_wer, 6),
+             **({} if math.isnan(result.oracle_wer) else {"oracle_wer": round(result.oracle_wer, 6)}),
              "utterances": result.utterances}
     return _write_settings(path, models, result.options, tuned,
                            "written by `asr tune-rescoring`; use with `asr evaluate|transcribe --rescoring`")

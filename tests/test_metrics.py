@@ -2,7 +2,7 @@
 
 import pytest
 
-from asr.metrics import ErrorCounts, cer, char_errors, wer, word_errors
+from asr.metrics import ErrorCounts, cer, char_errors, oracle_word_errors, wer, word_errors
 
 
 def test_one_substituted_word_is_one_substitution():
@@ -84,6 +84,21 @@ def test_only_empty_references_give_rate_one_if_anything_was_said_else_zero():
     assert wer([""], ["hi there"]) == 1.0
     assert wer([""], [""]) == 0.0
     assert cer([""], [""]) == 0.0
+
+
+def test_the_oracle_takes_each_utterance_s_best_candidate():
+    refs = ["the cat sat", "a dog"]
+    candidates = [["the hat sat", "the cat sat", "cat"], ["a frog", "the frog runs"]]
+    assert oracle_word_errors(refs, candidates) == word_errors(refs, ["the cat sat", "a frog"])
+    assert oracle_word_errors(refs, candidates).errors == 1
+
+
+def test_the_oracle_of_one_candidate_each_is_its_plain_error_count_and_no_candidate_is_silence():
+    refs, hyps = ["the cat sat", "a dog"], ["the hat", "a dog barks"]
+    assert oracle_word_errors(refs, [[h] for h in hyps]) == word_errors(refs, hyps)
+    assert oracle_word_errors(["a dog"], [[]]) == ErrorCounts(0, 2, 0, 2)
+    with pytest.raises(ValueError, match="candidate lists"):
+        oracle_word_errors(refs, [["x"]])
 
 
 def test_bootstrap_interval_excludes_zero_only_when_one_system_is_consistently_better():

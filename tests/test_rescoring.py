@@ -103,11 +103,15 @@ def test_tuned_settings_reproduce_their_wer_in_evaluate_and_serve_transcribe(pac
     settings = tmp_path / "rescoring.yaml"
     assert main(["tune-rescoring", valid, "--model", str(first), "--combine", str(second), "-o", str(settings),
                  "--nbest", "4", "--decode-workers", "1"]) == 0
-    assert "rescored" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "rescored" in out
     models, options = read_rescoring(settings)
     assert models == [str(first.resolve()), str(second.resolve())] and options.nbest == 4
     tuned = __import__("yaml").safe_load(settings.read_text())["tuned"]
     assert tuned["utterances"] == 4
+    # the best candidate per utterance bounds what any weights can reach
+    assert 0 <= tuned["oracle_wer"] <= min(tuned["wer"], tuned["first_system_wer"])  # both choose among them
+    assert f"gives WER {100 * tuned['oracle_wer']:.2f}%" in out
 
     hyps = tmp_path / "hyps.txt"
     assert main(["evaluate", valid, "--rescoring", str(settings), "--json", "-o", str(hyps)]) == 0
