@@ -49,7 +49,8 @@ def oracle_word_errors(references: list[str], candidates: list[list[str]]) -> Er
     oracle, as Kaldi's ``lattice-oracle``): how far better rescoring could go without a new search."""
     if len(references) != len(candidates):
         raise ValueError(f"{len(references)} references but {len(candidates)} candidate lists")
-    best = [min(texts or [""], key=lambda h: word_errors([ref], [h]).errors) for ref, texts in zip(references, candidates)]
+    best = [min(texts or [""], key=lambda h: word_errors([ref], [h]).errors)  # no candidate: silence
+            for ref, texts in zip(references, candidates)]
     return word_errors(references, best)
 
 
