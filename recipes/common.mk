@@ -76,7 +76,11 @@ lm: $(LM)
 
 # With LM_TEXTS or LM_ARPAS: an LM of the train transcripts, one of LM_TEXTS and the LM_ARPAS,
 # interpolated with the weights that give the lowest perplexity on the valid transcripts (asr lm mix).
-$(LM): $(DATA)/train.jsonl $(LM_TEXTS) $(LM_ARPAS)
+# LM_TEXTS come from outside the recipe, as the corpus does, so only their presence counts (after
+# the `|`): a fresh copy of the same text (a new machine, a copy without -p) has new times, and by
+# times it would rebuild the LMs and re-tune every model downstream, hours of work for nothing.
+# Delete the LM to rebuild it from other text.
+$(LM): $(DATA)/train.jsonl $(LM_ARPAS) | $(LM_TEXTS)
 ifeq ($(strip $(LM_TEXTS)$(LM_ARPAS)),)
 	$(ASR) lm build $(DATA)/train.jsonl -o $@ --order $(LM_ORDER)
 else
@@ -133,7 +137,7 @@ RNNLM_REPEATS = $(subst $() ,$(comma),$(strip $(RNNLM_REPEAT) $(foreach t,$(LM_T
 # The recurrent LM: the train transcripts RNNLM_REPEAT times an epoch, LM_TEXTS once, the weights
 # with the lowest valid perplexity kept (asr lm rnn's defaults: checked 4 times an epoch, a rise
 # halves the rate; RNNLM_OPTIONS changes them).
-$(RNNLM_DIR)/model.safetensors: $(DATA)/train.jsonl $(LM_TEXTS)
+$(RNNLM_DIR)/model.safetensors: $(DATA)/train.jsonl | $(LM_TEXTS)  # as $(LM)
 	rm -rf $(@D).tmp && $(ASR) lm rnn $(DATA)/train.jsonl $(LM_TEXTS) -o $(@D).tmp \
 	  --repeat $(RNNLM_REPEATS) $(if $(VALID),--dev $(DATA)/$(VALID).jsonl) $(RNNLM_OPTIONS) \
 	  && rm -rf $(@D) && mv $(@D).tmp $(@D)

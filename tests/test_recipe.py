@@ -2,10 +2,12 @@
 small copy of the corpus in the official layout."""
 
 import json
+import os
 import re
 import shutil
 import subprocess
 import sys
+import time
 
 import pytest
 import yaml
@@ -249,6 +251,28 @@ def test_the_lm_mixes_a_generic_english_lm_in_as_a_third_component_unless_told_o
     only_arpas = re.sub(" +", " ", planned("lm", "EXP=e", "LM_TEXTS=", f"LM_ARPAS={arpa}"))
     assert "lm build" in only_arpas and "texts_4gram" not in only_arpas
     assert f"lm mix e/lm/train_4gram.arpa {arpa} -o e/lm/words_4gram.arpa" in only_arpas
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_fresh_copy_of_the_outside_text_rebuilds_no_lm(tmp_path):
+    # A new machine's copy of ../shared has new times and the same bytes: the LMs built from it
+    # (and every tuning downstream) stay; the run's own train transcripts still count by time.
+    text, sphinx = tmp_path / "texts.txt", tmp_path / "en-us.lm.bin"
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "train.jsonl").write_text("")
+    lm_dir = tmp_path / "e" / "lm"
+    (lm_dir / "rnnlm").mkdir(parents=True)
+    built = [lm_dir / "en-us_3gram.arpa", lm_dir / "words_4gram.arpa", lm_dir / "rnnlm" / "model.safetensors"]
+    for path in built:
+        path.write_text("")
+    for path in (text, sphinx):  # copied after the LMs were built
+        path.write_text("")
+        os.utime(path, (time.time() + 60, time.time() + 60))
+    args = [f"DATA={tmp_path / 'data'}", f"EXP={tmp_path / 'e'}", f"LM_TEXTS={text}", f"SPHINX_LM={sphinx}"]
+    up_to_date = ["make", "-q", "-C", str(REPO_ROOT / "recipes/speechocean762"), *map(str, built), *args]
+    assert subprocess.run(up_to_date).returncode == 0
+    os.utime(tmp_path / "data" / "train.jsonl", (time.time() + 120, time.time() + 120))
+    assert subprocess.run(up_to_date).returncode == 1
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
