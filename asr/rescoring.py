@@ -41,6 +41,7 @@ from asr.decoding import Hypothesis
 from asr.decoding_config import load_log_priors
 from asr.evaluate import none_readable, readable_batches
 from asr.metrics import oracle_word_errors, word_errors
+from asr.rescoring_grid import CandidateTable
 from asr.rnnlm import interpolate, interpolation_weight, load_rnnlm
 from asr.text import normalize_text
 from asr.tokenizers import Tokenizer
@@ -261,11 +262,10 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
         raise RescoringError(none_readable(len(utterances), skipped, "to tune on"))
     firsts = [c.texts[0] for c in pooled[prior_scales[0]]]  # the first system's best (n-best lists pooled in order)
     others = len(combined.systems) - 1
-    grid = []
+    tables, grid = {scale: CandidateTable(candidates, refs) for scale, candidates in pooled.items()}, []
     for scale, rest, lm_weight, word_score in itertools.product(
             pooled, itertools.product(weights, repeat=others), lm_weights, word_scores):
-        o = replace(base, weights=(1.0, *rest), lm_weight=lm_weight, word_score=word_score, prior_scale=scale)
-        wer = word_errors(refs, [c.texts[c.best(o)] for c in pooled[scale]]).rate
+        wer = tables[scale].word_error_rate((1.0, *rest), lm_weight, word_score)
         grid.append(((1.0, *rest), lm_weight, word_score, scale, wer))
     best = min(grid, key=lambda g: (round(g[4], 9), sum(g[0]), g[1], abs(g[2]), g[3]))
     lists = [c.texts for c in pooled[prior_scales[0]]]
