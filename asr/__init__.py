@@ -14,7 +14,7 @@ def load_model(path=None, decoder="auto", device="auto", **decoder_options):
     with ``.text``, ``.segments`` and ``.words`` (see ``asr/transcribe.py``)."""
     from asr.transcribe import load_model as _load
 
-    from asr.rescoring import load_rescoring, packaged_rescoring
+    from asr.rescoring_files import load_rescoring, packaged_rescoring
 
     settings = packaged_rescoring(path, decoder, bool(decoder_options))
     if settings:

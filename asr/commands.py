@@ -135,7 +135,7 @@ def _load_transcriber(args, rescore: bool = True):
     A package that rescores (MODEL/rescoring.yaml) does so with ``--decoder auto`` and no search options."""
     from asr.decoding_config import choose_decoder, model_decoder
     from asr.model_dir import load_model_dir
-    from asr.rescoring import packaged_rescoring
+    from asr.rescoring_files import packaged_rescoring
     from asr.transcribe import Transcriber
 
     beam_given = [f"--{n.replace('_', '-')}" for n in ("lm", "lexicon", "hotwords", *_SEARCH_OPTIONS)
@@ -183,14 +183,15 @@ def _rescoring_transcriber(args):
 
 
 def _rescoring_from(args, settings):
-    from asr.rescoring import load_rescoring
+    from asr.rescoring_files import load_rescoring
 
     return load_rescoring(settings, lambda model: _load_transcriber(_as_packaged(args, model), rescore=False))
 
 
 def cmd_tune_rescoring(args) -> int:
     from asr.data import read_manifest
-    from asr.rescoring import RescoringOptions, RescoringTranscriber, tune, write_rescoring
+    from asr.rescoring import RescoringOptions, RescoringTranscriber, tune
+    from asr.rescoring_files import write_rescoring
 
     if not args.combine and not args.rnnlm:
         print_error("tune-rescoring needs other systems (--combine) or an RNN LM (--rnnlm), or both")
@@ -326,7 +327,7 @@ def cmd_export(args) -> int:
     from asr.model_dir import load_model_dir, save_model_dir
 
     if Path(args.src).is_file():  # a tune-rescoring file: its systems become one package
-        from asr.rescoring import package_rescoring
+        from asr.rescoring_files import package_rescoring
 
         if args.half or args.lm or args.lexicon:
             raise RuntimeError(f"{args.src}: a rescoring file's systems are packaged as they are (no --half, --lm, "

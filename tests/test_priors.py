@@ -157,7 +157,7 @@ def test_rescoring_scores_each_system_s_candidates_over_its_posteriors_divided_b
 
 def test_tune_rescoring_searches_prior_scales_and_the_file_keeps_the_chosen_one(two_systems, tiny_corpus, tmp_path,
                                                                                 capsys):
-    from asr.rescoring import read_rescoring
+    from asr.rescoring_files import read_rescoring
 
     first, second = two_systems
     valid = str(tiny_corpus / "valid.jsonl")

@@ -12,7 +12,8 @@ from asr.cli import main
 from asr.decoding_config import write_decoding_defaults
 from asr.lm import build_lm
 from asr.rescoring import (Candidates, RescoringError, RescoringOptions, RescoringTranscriber,
-                           RescoringTuneResult, WordLM, ctc_log_likelihoods, read_rescoring, write_rescoring)
+                           RescoringTuneResult, WordLM, ctc_log_likelihoods)
+from asr.rescoring_files import read_rescoring, write_rescoring
 from asr.text import CharTokenizer
 from asr.transcribe import load_model
 from conftest import ctc_log_probs, spelled_frames

