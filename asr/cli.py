@@ -151,6 +151,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--prior-scales", type=_floats, default="0", help="comma-separated grid (default 0: none), e.g. "
                    "0,0.3,0.6: each system's CTC scores over posteriors divided by its token priors to this power "
                    "(needs every system's token_priors.json: asr priors)")
+    # The grids (asr.rescoring's DEFAULT_*): each point only re-ranks the pooled candidates, so
+    # wide ones are cheap; the systems search once whatever their size.
+    p.add_argument("--weights", type=_floats, help="comma-separated grid of each system's weight after the first "
+                   "(default 0.25,0.5,1,1.5; 0: the system only rules out what it cannot spell)")
+    p.add_argument("--lm-weights", type=_floats, help="comma-separated grid (default 0.5,1,2,3,4)")
+    p.add_argument("--word-scores", type=_floats, help="comma-separated grid (default -2,-1,0,1,2,3); a list that "
+                   "starts with a minus needs '=': --word-scores=-2,0,2")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
     p.add_argument("--decode-workers", type=int, default=min(2, os.cpu_count() or 1),
                    help="processes for each system's beam search (default: 2 if there are 2 cores)")

@@ -190,7 +190,8 @@ def _rescoring_from(args, settings):
 
 def cmd_tune_rescoring(args) -> int:
     from asr.data import read_manifest
-    from asr.rescoring import RescoringOptions, RescoringTranscriber, tune
+    from asr.rescoring import (DEFAULT_LM_WEIGHTS, DEFAULT_WEIGHTS, DEFAULT_WORD_SCORES, RescoringOptions,
+                               RescoringTranscriber, tune)
     from asr.rescoring_files import write_rescoring
 
     if not args.combine and not args.rnnlm:
@@ -202,7 +203,9 @@ def cmd_tune_rescoring(args) -> int:
     systems = [_load_transcriber(_as_packaged(args, m), rescore=False) for m in models]
     options = RescoringOptions((1.0,) * len(systems), nbest=args.nbest, rnnlm=args.rnnlm)  # tune picks its share
     combined = RescoringTranscriber(systems, options)
-    result = tune(combined, utterances, batch_seconds=args.batch_seconds, prior_scales=args.prior_scales or [0.0])
+    result = tune(combined, utterances, weights=args.weights or DEFAULT_WEIGHTS,
+                  lm_weights=args.lm_weights or DEFAULT_LM_WEIGHTS, word_scores=args.word_scores or DEFAULT_WORD_SCORES,
+                  batch_seconds=args.batch_seconds, prior_scales=args.prior_scales or [0.0])
     for path, reason in result.skipped:
         print_error(f"skipped {path}: {reason}")
     path = write_rescoring(args.output, models, result, args.manifest)

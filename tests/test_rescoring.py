@@ -128,6 +128,27 @@ def test_tuned_settings_reproduce_their_wer_in_evaluate_and_serve_transcribe(pac
     assert [w["word"] for w in result["words"]] == result["text"].split()  # aligned in the first system's units
 
 
+def test_tune_rescoring_searches_the_grids_it_is_given(packages, tiny_corpus, tmp_path, capsys):
+    first, second = packages
+    settings = tmp_path / "rescoring.yaml"
+    assert main(["tune-rescoring", str(tiny_corpus / "valid.jsonl"), "--model", str(first), "--combine", str(second),
+                 "-o", str(settings), "--nbest", "4", "--decode-workers", "1", "--weights", "0,2",
+                 "--lm-weights", "0.5", "--word-scores=-1,1"]) == 0
+    assert "4 settings" in capsys.readouterr().out  # 2 weights x 1 LM weight x 2 word scores
+    options = read_rescoring(settings)[1]
+    assert options.weights[1] in (0.0, 2.0) and options.lm_weight == 0.5 and options.word_score in (-1.0, 1.0)
+
+
+def test_tune_rescoring_s_help_states_the_grids_it_searches_by_default(capsys):
+    from asr.rescoring import DEFAULT_LM_WEIGHTS, DEFAULT_WEIGHTS, DEFAULT_WORD_SCORES
+
+    with pytest.raises(SystemExit):
+        main(["tune-rescoring", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    for grid in (DEFAULT_WEIGHTS, DEFAULT_LM_WEIGHTS, DEFAULT_WORD_SCORES):
+        assert f"default {','.join(f'{v:g}' for v in grid)}" in help_text
+
+
 def test_rescoring_names_its_own_models_so_model_and_combine_are_refused(packages, tiny_corpus, tmp_path, capsys):
     first, second = packages
     settings = tmp_path / "r.yaml"
