@@ -152,7 +152,7 @@ $(MODEL_EXP)/rescored/rescoring.yaml: $(MODEL_EXP)/package/model.safetensors $(S
 	@test -n "$(VALID)" || { echo "rescoring is tuned on a valid set (VALID)" >&2; exit 1; }
 	mkdir -p $(@D)
 	$(ASR) tune-rescoring $(DATA)/$(VALID).jsonl --model $(MODEL_EXP)/package $(if $(RESCORING_SYSTEMS),--combine $(RESCORING_SYSTEMS)) \
-	  $(if $(RNNLM_MODEL),--rnnlm $(RNNLM_DIR)) --prior-scales=$(PRIOR_SCALES) -o $@
+	  $(if $(RNNLM_MODEL),--rnnlm $(RNNLM_DIR)) --prior-scales=$(PRIOR_SCALES) $(RESCORING_GRID) -o $@
 
 $(MODEL_EXP)/rescored/%.json: $(MODEL_EXP)/rescored/rescoring.yaml
 	$(ASR) evaluate $(DATA)/$*.jsonl --rescoring $< --json -o $(@D)/$*_hyp.txt --report $(@D)/$*_report --force \
@@ -186,6 +186,6 @@ else
 	rm -rf $(PACKAGE_DIR).tmp && $(ASR) export $< $(PACKAGE_DIR).tmp
 	$(ASR) tune-rescoring $(DATA)/$(VALID).jsonl --model $(PACKAGE_DIR).tmp \
 	  $(if $(RESCORING_SYSTEMS),--combine $$(ls -dv $(PACKAGE_DIR).tmp/system*)) $(if $(RNNLM_MODEL),--rnnlm $(PACKAGE_DIR).tmp/rnnlm) \
-	  --prior-scales=$(PRIOR_SCALES) -o $(PACKAGE_DIR).tmp/rescoring.yaml
+	  --prior-scales=$(PRIOR_SCALES) $(RESCORING_GRID) -o $(PACKAGE_DIR).tmp/rescoring.yaml
 	rm -rf $(PACKAGE_DIR) && mv $(PACKAGE_DIR).tmp $(PACKAGE_DIR)
 endif

@@ -396,6 +396,10 @@ def test_phone_seeds_rerun_the_recipe_with_phone_units_and_package_installs_one_
         plan = planned("package", seeds, "PACKAGE_DIR=pkg")
         assert f"exp/small/{run}/lm/" not in plan and "-o exp/small/lm/en-us_3gram.arpa" in plan, seeds
     assert "lm rnn" not in planned("package", "PHONE_SEEDS=7", "PACKAGE_DIR=pkg", "RNNLM=0")
+    assert "--weights" not in plan  # tune-rescoring's own grid unless told otherwise
+    told = planned("package", "PHONE_SEEDS=7", "PACKAGE_DIR=pkg", "RESCORING_WEIGHTS=0,0.5")
+    tunings = [line for line in told.splitlines() if "tune-rescoring" in line or "pkg.tmp/rescoring.yaml" in line]
+    assert len(tunings) == 2 and all("--weights=0,0.5" in line for line in tunings)  # the run's and the package's
     single = planned("package", "PACKAGE_DIR=pkg", "RNNLM=0")
     assert "export exp/small/finetune/best pkg --half --lm exp/small/lm/words_4gram.arpa" in single
     assert "rescoring" not in single and "phones" not in single
