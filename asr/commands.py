@@ -6,10 +6,11 @@ command, so a command loads only what it uses (torch alone costs seconds).
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
+
+from asr.cli_systems import as_packaged, load_transcriber, systems_from
 
 
 def print_error(message: str) -> None:
@@ -84,7 +85,7 @@ def cmd_evaluate(args) -> int:
             print_error(str(e))
             return 2
     utterances = read_manifest(args.manifest)
-    systems = _systems(args)  # LM/lexicon errors surface here, before any audio
+    systems = systems_from(args)  # LM/lexicon errors surface here, before any audio
     results = [evaluate(t, utterances, batch_seconds=args.batch_seconds) for t in systems]
     result, described = results[0], systems[0].describe()
     if len(systems) > 1:
@@ -124,70 +125,6 @@ def cmd_evaluate(args) -> int:
     return 1 if result.skipped else 0
 
 
-# The beam search options of transcribe/evaluate/plot (asr/cli.py's beam_args), by their
-# BeamSearchOptions names; unset ones come from MODEL/decoding.yaml or the defaults.
-_SEARCH_OPTIONS = ("beam_size", "beam_size_token", "beam_threshold", "lm_weight", "word_score", "blank_penalty",
-                   "prior_scale", "nbest", "hotword_weight")
-
-
-def _load_transcriber(args, rescore: bool = True):
-    """Model + decoder from the shared options; beam settings from MODEL/decoding.yaml unless given.
-    A package that rescores (MODEL/rescoring.yaml) does so with ``--decoder auto`` and no search options."""
-    from asr.decoding_config import choose_decoder, model_decoder
-    from asr.model_dir import load_model_dir
-    from asr.rescoring_files import packaged_rescoring
-    from asr.transcribe import Transcriber
-
-    beam_given = [f"--{n.replace('_', '-')}" for n in ("lm", "lexicon", "hotwords", *_SEARCH_OPTIONS)
-                  if getattr(args, n, None) is not None]
-    settings = packaged_rescoring(args.model, args.decoder, bool(beam_given)) if rescore else None
-    if settings:
-        return _rescoring_from(args, settings)
-    loaded = load_model_dir(args.model)
-    if choose_decoder(args.decoder, loaded.path, bool(beam_given)) == "greedy":
-        if beam_given:
-            raise RuntimeError(f"{', '.join(beam_given)} need beam search (--decoder beam or auto)")
-        return Transcriber(loaded, "greedy", device=args.device)
-    decoder, notes = model_decoder(
-        loaded.path, loaded.tokenizer, lm=args.lm, lexicon=args.lexicon, hotwords=args.hotwords,
-        workers=args.decode_workers, **{n: getattr(args, n, None) for n in _SEARCH_OPTIONS})
-    for note in notes:
-        print_error(note)
-    return Transcriber(loaded, decoder, device=args.device)
-
-
-def _systems(args) -> list:
-    """--model's transcriber, then one per --combine model directory: each of those searches as
-    its own package says (its LM and decoding.yaml), with --decoder, --device and --decode-workers."""
-    if getattr(args, "rescoring", None):
-        return [_rescoring_transcriber(args)]
-    systems = [_load_transcriber(args)]
-    systems += [_load_transcriber(_as_packaged(args, directory), rescore=False) for directory in args.combine or []]
-    return systems
-
-
-def _as_packaged(args, directory: str) -> argparse.Namespace:
-    """``args`` for another model directory that searches as its package says."""
-    return argparse.Namespace(**{**vars(args), "model": directory, "lm": None, "lexicon": None, "hotwords": None,
-                                 **{n: None for n in _SEARCH_OPTIONS}})
-
-
-def _rescoring_transcriber(args):
-    """One transcriber that rescores the pooled n-best of the models a --rescoring file names."""
-    given = [f"--{n.replace('_', '-')}" for n in ("model", "combine", "lm", "lexicon", "hotwords", *_SEARCH_OPTIONS)
-             if getattr(args, n, None) is not None]
-    if given or args.decoder != "auto":
-        raise RuntimeError(f"--rescoring names the models and their settings: not with "
-                           f"{', '.join(given or ['--decoder'])}")
-    return _rescoring_from(args, args.rescoring)
-
-
-def _rescoring_from(args, settings):
-    from asr.rescoring_files import load_rescoring
-
-    return load_rescoring(settings, lambda model: _load_transcriber(_as_packaged(args, model), rescore=False))
-
-
 def cmd_tune_rescoring(args) -> int:
     from asr.data import read_manifest
     from asr.rescoring import (DEFAULT_LM_WEIGHTS, DEFAULT_WEIGHTS, DEFAULT_WORD_SCORES, RescoringOptions,
@@ -200,7 +137,7 @@ def cmd_tune_rescoring(args) -> int:
     utterances = read_manifest(args.manifest)
     models = [args.model, *args.combine]
     args.decoder = "auto"
-    systems = [_load_transcriber(_as_packaged(args, m), rescore=False) for m in models]
+    systems = [load_transcriber(as_packaged(args, m), rescore=False) for m in models]
     options = RescoringOptions((1.0,) * len(systems), nbest=args.nbest, rnnlm=args.rnnlm)  # tune picks its share
     combined = RescoringTranscriber(systems, options)
     result = tune(combined, utterances, weights=args.weights or DEFAULT_WEIGHTS,
@@ -252,7 +189,7 @@ def cmd_transcribe(args) -> int:
     if (args.combine or args.rescoring) and "-" in paths:
         print_error("-: stdin can be read only once, so not with --combine or --rescoring")
         return 2
-    systems = _systems(args)  # every model loads (or fails) before any audio is read
+    systems = systems_from(args)  # every model loads (or fails) before any audio is read
     for transcriber in systems:
         transcriber.batch_size = args.batch_size
     bar = None
@@ -396,7 +333,7 @@ def cmd_plot(args) -> int:
         if args.what == "training":
             out = plot_training(args.source, args.output)
         else:
-            out = plot_alignment(_load_transcriber(args, rescore=False), args.source, args.output)
+            out = plot_alignment(load_transcriber(args, rescore=False), args.source, args.output)
     except (AudioError, PlotError) as e:
         print_error(str(e))
         return 2

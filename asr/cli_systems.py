@@ -1,0 +1,73 @@
+"""Which transcribers the command-line options describe: a model directory with its own beam
+settings or the ones given, the models it is combined with, or a rescoring file's systems.
+
+Shared by evaluate, transcribe, tune-rescoring and plot (asr/commands.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+# The beam search options of transcribe/evaluate/plot (asr/cli.py's beam_args), by their
+# BeamSearchOptions names; unset ones come from MODEL/decoding.yaml or the defaults.
+SEARCH_OPTIONS = ("beam_size", "beam_size_token", "beam_threshold", "lm_weight", "word_score", "blank_penalty",
+                  "prior_scale", "nbest", "hotword_weight")
+
+
+def load_transcriber(args, rescore: bool = True):
+    """Model + decoder from the shared options; beam settings from MODEL/decoding.yaml unless given.
+    A package that rescores (MODEL/rescoring.yaml) does so with ``--decoder auto`` and no search options."""
+    from asr.decoding_config import choose_decoder, model_decoder
+    from asr.model_dir import load_model_dir
+    from asr.rescoring_files import packaged_rescoring
+    from asr.transcribe import Transcriber
+
+    beam_given = [f"--{n.replace('_', '-')}" for n in ("lm", "lexicon", "hotwords", *SEARCH_OPTIONS)
+                  if getattr(args, n, None) is not None]
+    settings = packaged_rescoring(args.model, args.decoder, bool(beam_given)) if rescore else None
+    if settings:
+        return rescoring_from(args, settings)
+    loaded = load_model_dir(args.model)
+    if choose_decoder(args.decoder, loaded.path, bool(beam_given)) == "greedy":
+        if beam_given:
+            raise RuntimeError(f"{', '.join(beam_given)} need beam search (--decoder beam or auto)")
+        return Transcriber(loaded, "greedy", device=args.device)
+    decoder, notes = model_decoder(
+        loaded.path, loaded.tokenizer, lm=args.lm, lexicon=args.lexicon, hotwords=args.hotwords,
+        workers=args.decode_workers, **{n: getattr(args, n, None) for n in SEARCH_OPTIONS})
+    for note in notes:
+        print(f"asr: {note}", file=sys.stderr, flush=True)
+    return Transcriber(loaded, decoder, device=args.device)
+
+
+def systems_from(args) -> list:
+    """--model's transcriber, then one per --combine model directory: each of those searches as
+    its own package says (its LM and decoding.yaml), with --decoder, --device and --decode-workers."""
+    if getattr(args, "rescoring", None):
+        return [rescoring_transcriber(args)]
+    systems = [load_transcriber(args)]
+    systems += [load_transcriber(as_packaged(args, directory), rescore=False) for directory in args.combine or []]
+    return systems
+
+
+def as_packaged(args, directory: str) -> argparse.Namespace:
+    """``args`` for another model directory that searches as its package says."""
+    return argparse.Namespace(**{**vars(args), "model": directory, "lm": None, "lexicon": None, "hotwords": None,
+                                 **{n: None for n in SEARCH_OPTIONS}})
+
+
+def rescoring_transcriber(args):
+    """One transcriber that rescores the pooled n-best of the models a --rescoring file names."""
+    given = [f"--{n.replace('_', '-')}" for n in ("model", "combine", "lm", "lexicon", "hotwords", *SEARCH_OPTIONS)
+             if getattr(args, n, None) is not None]
+    if given or args.decoder != "auto":
+        raise RuntimeError(f"--rescoring names the models and their settings: not with "
+                           f"{', '.join(given or ['--decoder'])}")
+    return rescoring_from(args, args.rescoring)
+
+
+def rescoring_from(args, settings):
+    from asr.rescoring_files import load_rescoring
+
+    return load_rescoring(settings, lambda model: load_transcriber(as_packaged(args, model), rescore=False))
