@@ -1,13 +1,19 @@
 """Which transcribers the command-line options describe: a model directory with its own beam
 settings or the ones given, the models it is combined with, or a rescoring file's systems.
 
-Shared by evaluate, transcribe, tune-rescoring and plot (asr/commands.py).
+Shared by evaluate, transcribe, tune-rescoring and plot (asr/commands.py), with the one way
+the CLI prints a message to stderr.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+
+
+def print_error(message: str) -> None:
+    print(f"asr: {message}", file=sys.stderr, flush=True)
+
 
 # The beam search options of transcribe/evaluate/plot (asr/cli.py's beam_args), by their
 # BeamSearchOptions names; unset ones come from MODEL/decoding.yaml or the defaults.
@@ -37,7 +43,7 @@ def load_transcriber(args, rescore: bool = True):
         loaded.path, loaded.tokenizer, lm=args.lm, lexicon=args.lexicon, hotwords=args.hotwords,
         workers=args.decode_workers, **{n: getattr(args, n, None) for n in SEARCH_OPTIONS})
     for note in notes:
-        print(f"asr: {note}", file=sys.stderr, flush=True)
+        print_error(note)
     return Transcriber(loaded, decoder, device=args.device)
 
 

@@ -10,11 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from asr.cli_systems import as_packaged, load_transcriber, systems_from
-
-
-def print_error(message: str) -> None:
-    print(f"asr: {message}", file=sys.stderr, flush=True)
+from asr.cli_systems import as_packaged, load_transcriber, print_error, systems_from
 
 
 def cmd_prepare(args) -> int:
