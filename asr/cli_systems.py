@@ -19,6 +19,12 @@ def print_error(message: str) -> None:
 # BeamSearchOptions names; unset ones come from MODEL/decoding.yaml or the defaults.
 SEARCH_OPTIONS = ("beam_size", "beam_size_token", "beam_threshold", "lm_weight", "word_score", "blank_penalty",
                   "prior_scale", "nbest", "hotword_weight")
+BEAM_OPTIONS = ("lm", "lexicon", "hotwords", *SEARCH_OPTIONS)  # each means beam search
+
+
+def flags_given(args, names) -> list[str]:
+    """The command-line flags among ``names`` that were given (``lm_weight`` -> ``--lm-weight``)."""
+    return [f"--{n.replace('_', '-')}" for n in names if getattr(args, n, None) is not None]
 
 
 def load_transcriber(args, rescore: bool = True):
@@ -29,8 +35,7 @@ def load_transcriber(args, rescore: bool = True):
     from asr.rescoring_files import packaged_rescoring
     from asr.transcribe import Transcriber
 
-    beam_given = [f"--{n.replace('_', '-')}" for n in ("lm", "lexicon", "hotwords", *SEARCH_OPTIONS)
-                  if getattr(args, n, None) is not None]
+    beam_given = flags_given(args, BEAM_OPTIONS)
     settings = packaged_rescoring(args.model, args.decoder, bool(beam_given)) if rescore else None
     if settings:
         return rescoring_from(args, settings)
@@ -59,14 +64,12 @@ def systems_from(args) -> list:
 
 def as_packaged(args, directory: str) -> argparse.Namespace:
     """``args`` for another model directory that searches as its package says."""
-    return argparse.Namespace(**{**vars(args), "model": directory, "lm": None, "lexicon": None, "hotwords": None,
-                                 **{n: None for n in SEARCH_OPTIONS}})
+    return argparse.Namespace(**{**vars(args), "model": directory, **{n: None for n in BEAM_OPTIONS}})
 
 
 def rescoring_transcriber(args):
     """One transcriber that rescores the pooled n-best of the models a --rescoring file names."""
-    given = [f"--{n.replace('_', '-')}" for n in ("model", "combine", "lm", "lexicon", "hotwords", *SEARCH_OPTIONS)
-             if getattr(args, n, None) is not None]
+    given = flags_given(args, ("model", "combine", *BEAM_OPTIONS))
     if given or args.decoder != "auto":
         raise RuntimeError(f"--rescoring names the models and their settings: not with "
                            f"{', '.join(given or ['--decoder'])}")
