@@ -23,8 +23,10 @@ knows can be trained on or recognized, so the tokenizer carries its whole lexico
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import random
+import weakref
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -243,16 +245,28 @@ def build_tokenizer(units: str, texts: Iterable[str], vocab_size: int = 200,
 
 def load_tokenizer(path: str | Path) -> Tokenizer:
     """The tokenizer saved in ``path``, of either kind: a tokenizer file, or a model directory
-    (its ``TOKENIZER_FILE``)."""
+    (its ``TOKENIZER_FILE``). Tokenizers are immutable, so files with the same content give the
+    same one while it lives: a package's phone systems share one 130 k-word pronunciation dict."""
     path = Path(path)
     if path.is_dir():
         path = path / TOKENIZER_FILE
     try:
-        text = path.read_text(encoding="utf-8")
+        raw = path.read_bytes()
     except OSError:
         raise TokenizerError(f"{path}: no tokenizer there (give a model directory or its {TOKENIZER_FILE})") from None
+    key = hashlib.sha1(raw).hexdigest()
+    tokenizer = _LOADED.get(key)
+    if tokenizer is None:
+        tokenizer = _LOADED[key] = _parse_tokenizer(path, raw)
+    return tokenizer
+
+
+_LOADED: "weakref.WeakValueDictionary[str, Tokenizer]" = weakref.WeakValueDictionary()
+
+
+def _parse_tokenizer(path: Path, raw: bytes) -> Tokenizer:
     try:
-        data = json.loads(text)
+        data = json.loads(raw.decode("utf-8"))
         kind = data.get("type")
         if kind == "char":
             return CharTokenizer(tuple(data["tokens"]))
@@ -261,6 +275,6 @@ def load_tokenizer(path: str | Path) -> Tokenizer:
         if kind == "phone":
             return PhoneTokenizer(tuple(data["tokens"]),
                                   {w: tuple(p.split()) for w, p in data["pronunciations"].items()})
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:  # RuntimeError: sentencepiece's
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError) as e:  # RuntimeError: sentencepiece's
         raise TokenizerError(f"{path}: unreadable tokenizer ({e})") from None
     raise TokenizerError(f"{path}: unsupported tokenizer type {kind!r}")

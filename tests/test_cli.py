@@ -159,3 +159,23 @@ def test_an_unexpected_error_is_not_hidden_as_a_user_error(monkeypatch):
     monkeypatch.setattr(cli, "cmd_lm_perplexity", broken)
     with pytest.raises(ValueError, match="a bug"):
         main(["lm", "perplexity", "x.arpa", "--texts", "y"])
+
+
+def test_models_load_with_the_cyclic_collector_paused_and_it_is_back_on_after():
+    import gc
+
+    from asr import cli_systems
+
+    seen = []
+    paused = cli_systems.cyclic_gc_paused(lambda fail=False: seen.append(gc.isenabled()) or (fail and 1 / 0))
+    assert gc.isenabled()
+    paused()
+    with pytest.raises(ZeroDivisionError):  # a model that fails to load: the collector is back on too
+        paused(True)
+    assert seen == [False, False] and gc.isenabled()
+    gc.disable()  # a caller that turned it off keeps it off
+    try:
+        paused()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -125,6 +125,7 @@ def test_a_directory_without_a_tokenizer_is_an_error_naming_the_missing_file(tmp
     ({"type": "bpe", "tokens": [BLANK, WORD_SEP, "th"], "sentencepiece_model": "bm90IGEgbW9kZWw="},
      "unreadable tokenizer"),
     ({"type": "bpe", "tokens": [BLANK, WORD_SEP]}, "unreadable tokenizer"),
+    ([BLANK, WORD_SEP, "a"], "unreadable tokenizer"),
 ])
 def test_a_bad_tokenizer_file_is_an_error_naming_the_file(tmp_path, content, problem):
     path = tmp_path / "tokenizer.json"
@@ -132,6 +133,24 @@ def test_a_bad_tokenizer_file_is_an_error_naming_the_file(tmp_path, content, pro
     with pytest.raises(TokenizerError, match=problem) as e:
         load_tokenizer(path)
     assert str(path) in str(e.value)
+
+
+def test_a_tokenizer_file_that_is_not_utf8_is_an_error_naming_the_file(tmp_path):
+    path = tmp_path / "tokenizer.json"
+    path.write_bytes(b'{"type": "char", "tokens": ["\xff"]}')
+    with pytest.raises(TokenizerError, match="unreadable tokenizer") as e:
+        load_tokenizer(path)
+    assert str(path) in str(e.value)
+
+
+def test_files_with_the_same_content_load_as_one_shared_tokenizer(tmp_path):
+    # A package's phone systems each carry the same tokenizer file: its pronunciations load once.
+    for name in ("a", "b"):
+        BPE.save(tmp_path / f"{name}.json")
+    CharTokenizer.build(TEXTS).save(tmp_path / "c.json")
+    a = load_tokenizer(tmp_path / "a.json")
+    assert load_tokenizer(tmp_path / "b.json") is a
+    assert load_tokenizer(tmp_path / "c.json") is not a
 
 
 def test_a_missing_tokenizer_file_is_an_error_naming_the_path(tmp_path):
