@@ -1,4 +1,4 @@
-"""Files that appear whole or not at all.
+"""Files (and directories) that appear whole or not at all.
 
 Every file the toolkit writes for another step to read (manifests, LMs, decoding settings,
 priors, transcripts) is written beside its final name and renamed into place: a reader, or a
@@ -8,6 +8,7 @@ leaves what was there before.
 from __future__ import annotations
 
 import os
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Iterator
@@ -42,3 +43,24 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     with atomic_open(path) as f:
         f.write(text)
     return Path(path)
+
+
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """An empty directory beside ``path`` to fill; it replaces ``path`` (and all it held) when the
+    block ends without an error. On an error it is removed and ``path`` is left as it was."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path(path)
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    if path.exists():
+        path.rename(old)  # two renames: a reader sees the old directory or the new, never a mix
+    tmp.rename(path)
+    shutil.rmtree(old, ignore_errors=True)

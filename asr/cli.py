@@ -22,6 +22,20 @@ def _floats(text: str) -> list[float]:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
 
 
+def _positive(kind):
+    """argparse type: a count, size or duration, which must be above 0 (``kind``: int or float)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {'whole ' if kind is int else ''}number, got {text!r}") \
+                from None
+        if not value > 0:  # (also NaN)
+            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asr", description="Recurrent CTC speech recognition.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -112,28 +126,30 @@ def build_parser() -> argparse.ArgumentParser:
                        "the LM packaged in the model, if any; 'none': search without an LM")
         g.add_argument("--lexicon", help="word -> spelling file (default: the ARPA LM's words; "
                        "'none' for lexicon-free search with a character LM)")
-        g.add_argument("--beam-size", type=int)
-        g.add_argument("--beam-size-token", type=int, help="tokens tried per frame, the likeliest (default: all)")
+        g.add_argument("--beam-size", type=_positive(int))
+        g.add_argument("--beam-size-token", type=_positive(int), help="tokens tried per frame, the likeliest (default: all)")
         g.add_argument("--beam-threshold", type=float)
         g.add_argument("--lm-weight", type=float)
         g.add_argument("--word-score", type=float, help="added per word (insertion bonus)")
         g.add_argument("--blank-penalty", type=float, help="subtracted from the blank's log-prob at every frame")
         g.add_argument("--prior-scale", type=float, help="times log p(token), subtracted from each token's log-prob "
                        "(needs MODEL/token_priors.json: asr priors)")
-        g.add_argument("--nbest", type=int, help="keep this many transcripts (json: 'alternatives')")
+        g.add_argument("--nbest", type=_positive(int), help="keep this many transcripts (json: 'alternatives')")
         g.add_argument("--hotwords", help="words/phrases to boost: a file (one per line) or 'a,b c'")
         g.add_argument("--hotword-weight", type=float, help="bonus per hotword word (default 5)")
-        g.add_argument("--decode-workers", type=int, default=min(2, os.cpu_count() or 1),
+        g.add_argument("--decode-workers", type=_positive(int), default=min(2, os.cpu_count() or 1),
                        help="processes for the beam search of a batch (default: 2 if there are 2 cores)")
 
     p = sub.add_parser("evaluate", help="WER/CER of a model on a manifest")
-    p.add_argument("manifest")
+    p.add_argument("manifest", help="JSON lines with audio_filepath and text (asr prepare writes them)")
     model_args(p)
     beam_args(p)
     combine_args(p)
-    p.add_argument("--json", action="store_true", help="end stdout with one JSON summary line")
+    p.add_argument("--json", action="store_true", help="stdout is the summary line, then the same as one JSON "
+                   "object (the per-utterance lines go to -o, if given)")
     p.add_argument("--output", "-o", help="write per-utterance REF/HYP lines here instead of stdout")
-    p.add_argument("--batch-seconds", type=float, default=300.0)
+    p.add_argument("--batch-seconds", type=_positive(float), default=300.0,
+                   help="audio per model run, in seconds (default 300; less needs less memory)")
     p.add_argument("--report", metavar="DIR", help="also write an sclite-style error report here (md, html, json)")
     p.add_argument("--force", action="store_true", help="overwrite a --report directory that is not empty")
     p.set_defaults(func=cmd_evaluate)
@@ -145,7 +161,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--combine", nargs="+", default=[], metavar="MODEL", help="the other systems (none: the "
                    "first model's own n-best, rescored with --rnnlm)")
     p.add_argument("--output", "-o", required=True, metavar="FILE", help="write the tuned settings here (YAML)")
-    p.add_argument("--nbest", type=int, default=16, help="candidates each system proposes (default 16)")
+    p.add_argument("--nbest", type=_positive(int), default=16, help="candidates each system proposes (default 16)")
     p.add_argument("--rnnlm", metavar="DIR", help="a recurrent word LM (asr lm rnn) to interpolate with the first "
                    "system's word LM; its share is chosen by perplexity on the manifest's transcripts")
     p.add_argument("--prior-scales", type=_floats, default="0", help="comma-separated grid (default 0: none), e.g. "
@@ -159,9 +175,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--word-scores", type=_floats, help="comma-separated grid (default -2,-1,0,1,2,3); a list that "
                    "starts with a minus needs '=': --word-scores=-2,0,2")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    p.add_argument("--decode-workers", type=int, default=min(2, os.cpu_count() or 1),
+    p.add_argument("--decode-workers", type=_positive(int), default=min(2, os.cpu_count() or 1),
                    help="processes for each system's beam search (default: 2 if there are 2 cores)")
-    p.add_argument("--batch-seconds", type=float, default=300.0)
+    p.add_argument("--batch-seconds", type=_positive(float), default=300.0,
+                   help="audio per model run, in seconds (default 300; less needs less memory)")
     p.set_defaults(func=cmd_tune_rescoring)
 
     p = sub.add_parser("transcribe", help="transcribe audio files, folders, globs or - (stdin) of any length: "
@@ -176,8 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "and confidence; srt/vtt: subtitles; tsv: start/end ms + text; all: each (needs --output-dir)")
     p.add_argument("--output-dir", "-o", metavar="DIR", help="write one file per input and format here, named "
                    "after the input (default: print to stdout)")
-    p.add_argument("--batch-size", type=int, default=16, help="segments (of files or of long files) per model run")
-    p.add_argument("--threads", type=int, help="CPU threads for the model (torch.set_num_threads)")
+    p.add_argument("--batch-size", type=_positive(int), default=16, help="segments (of files or of long files) per model run")
+    p.add_argument("--threads", type=_positive(int), help="CPU threads for the model (torch.set_num_threads)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar (it is off anyway when stderr "
                    "is not a terminal)")
     p.set_defaults(func=cmd_transcribe)
@@ -187,7 +204,8 @@ def build_parser() -> argparse.ArgumentParser:
     b = lsub.add_parser("build", help="modified Kneser-Ney ARPA from text files and manifests (normalized)")
     b.add_argument("texts", nargs="+", metavar="TEXT", help="text files (a sentence a line) or .jsonl manifests")
     b.add_argument("--output", "-o", required=True, metavar="LM.arpa")
-    b.add_argument("--order", type=int, default=3)
+    b.add_argument("--order", type=_positive(int), default=3, help="n-gram order (default 3; beam search loads "
+                   "up to 6)")
     b.add_argument("--unit", default="word", choices=["word", "char", "token"],
                    help="word: for a lexicon; char or token: units of the model itself, for lexicon-free search "
                    "(use a higher --order, e.g. 6)")
@@ -227,17 +245,20 @@ def build_parser() -> argparse.ArgumentParser:
                    "test split); without, the last epoch is kept")
     r.add_argument("--repeat", type=_floats, help="times each TEXT's sentences are seen per epoch, comma-separated "
                    "(e.g. 10,1: the in-domain transcripts weigh more); default once each")
-    r.add_argument("--epochs", type=int, help="default: asr.rnnlm.RNNLMOptions")
-    r.add_argument("--hidden-size", type=int, help="default: asr.rnnlm.RNNLMOptions")
-    r.add_argument("--num-layers", type=int, help="default: asr.rnnlm.RNNLMOptions")
-    r.add_argument("--dropout", type=float, help="default: asr.rnnlm.RNNLMOptions")
-    r.add_argument("--seed", type=int, help="default: asr.rnnlm.RNNLMOptions")
-    r.add_argument("--lr", type=float, help="default: asr.rnnlm.RNNLMOptions")
-    r.add_argument("--checks-per-epoch", type=int, help="with --dev: dev perplexity checks per epoch "
-                   "(default: asr.rnnlm.RNNLMOptions)")
+    # The defaults are asr.rnnlm.RNNLMOptions' (importing it here would load torch for every
+    # command; tests/test_cli.py checks that these match).
+    r.add_argument("--epochs", type=_positive(int), help="at most; with --dev, training stops earlier when "
+                   "halving the rate stops helping (default 6)")
+    r.add_argument("--hidden-size", type=_positive(int), help="LSTM units (default 256)")
+    r.add_argument("--num-layers", type=_positive(int), help="LSTM layers (default 1)")
+    r.add_argument("--dropout", type=float, help="(default 0.3)")
+    r.add_argument("--seed", type=int, help="(default 0)")
+    r.add_argument("--lr", type=_positive(float), help="learning rate, times 0.8 each epoch (default 0.002)")
+    r.add_argument("--checks-per-epoch", type=_positive(int), help="with --dev: dev perplexity checks per epoch "
+                   "(default 4)")
     r.add_argument("--halvings", type=int, help="with --dev: how often a rise in dev perplexity sends training back "
-                   "to the best weights at half the rate before it stops (default: asr.rnnlm.RNNLMOptions)")
-    r.add_argument("--threads", type=int, help="CPU threads (torch.set_num_threads)")
+                   "to the best weights at half the rate before it stops (default 3)")
+    r.add_argument("--threads", type=_positive(int), help="CPU threads (torch.set_num_threads)")
     r.set_defaults(func=cmd_lm_rnn)
     pp = lsub.add_parser("perplexity", help="perplexity and OOV rate of word ARPA LMs on texts or manifests")
     pp.add_argument("lms", nargs="+", metavar="LM.arpa")
@@ -249,7 +270,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "store the best in MODEL/decoding.yaml")
     t.add_argument("manifest", help="dev manifest (never the test split)")
     t.add_argument("--model", required=True, help="model directory; decoding.yaml is written into it")
-    t.add_argument("--lm", required=True)
+    t.add_argument("--lm", required=True, help="ARPA or KenLM binary LM (asr lm build)")
     t.add_argument("--lexicon")
     t.add_argument("--lm-weights", type=_floats, default="0,0.25,0.5,0.75,1,1.5,2,3", help="comma-separated grid")
     t.add_argument("--word-scores", type=_floats, default="-3,-2,-1,0,1,2,3",
@@ -259,13 +280,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--prior-scales", type=_floats, default="0",
                    help="comma-separated grid (default 0: none), e.g. 0,0.3,0.6: log p(k) times this is taken from "
                    "each token's log-prob (needs MODEL/token_priors.json: asr priors)")
-    t.add_argument("--beam-size", type=int, default=50)
-    t.add_argument("--beam-size-token", type=int, help="tokens tried per frame, the likeliest (default: all); "
+    t.add_argument("--beam-size", type=_positive(int), default=50)
+    t.add_argument("--beam-size-token", type=_positive(int), help="tokens tried per frame, the likeliest (default: all); "
                    "stored with the weights")
     t.add_argument("--beam-threshold", type=float, help="drop hypotheses this far below the best (default 25); "
                    "stored with the weights")
-    t.add_argument("--batch-seconds", type=float, default=300.0)
-    t.add_argument("--decode-workers", type=int, default=min(2, os.cpu_count() or 1))
+    t.add_argument("--batch-seconds", type=_positive(float), default=300.0,
+                   help="audio per model run, in seconds (default 300; less needs less memory)")
+    t.add_argument("--decode-workers", type=_positive(int), default=min(2, os.cpu_count() or 1))
     t.add_argument("--device", default="auto")
     t.add_argument("--dry-run", action="store_true", help="print the best settings, write nothing")
     t.set_defaults(func=cmd_lm_tune)
@@ -273,7 +295,7 @@ def build_parser() -> argparse.ArgumentParser:
                        "-> OUT/train.jsonl + OUT/audio/")
     p.add_argument("texts", nargs="+", metavar="TEXT", help="text files, a sentence a line")
     p.add_argument("out", metavar="OUT")
-    p.add_argument("--num", type=int, default=1000, help="sentences to synthesize (default 1000)")
+    p.add_argument("--num", type=_positive(int), default=1000, help="sentences to synthesize (default 1000)")
     p.add_argument("--voices", help="comma-separated flite:NAME / espeak-ng:NAME (default: 4 flite voices "
                    "and 4 espeak-ng American English variants)")
     p.add_argument("--min-words", type=int, default=3)
@@ -282,7 +304,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--freq-scale", type=_floats, default="1,1", metavar="LOW,HIGH",
                    help="scale each utterance's frequencies (F0 and formants, at the same duration) by a random "
                    "factor in this range: 1,1.3 makes adult voices more child-like (default 1,1: as synthesized)")
-    p.add_argument("--jobs", type=int, default=os.cpu_count() or 1)
+    p.add_argument("--jobs", type=_positive(int), default=os.cpu_count() or 1)
     p.set_defaults(func=cmd_synthesize)
     p = sub.add_parser("export", help="copy a model directory, optionally with float16 weights; or package "
                        "a rescoring file's systems as one model directory")
@@ -293,13 +315,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lm", help="package this LM with the model (quantized KenLM binary if build_binary is "
                    "installed): plain `asr transcribe` then searches with it, using decoding.yaml's tuned weights")
     p.add_argument("--lexicon", help="with --lm: the lexicon to package (default: the ARPA LM's words)")
+    p.add_argument("--force", action="store_true", help="replace a DST that exists (a model directory: it is "
+                   "replaced whole, whatever else it held)")
     p.set_defaults(func=cmd_export)
     p = sub.add_parser("priors", help="estimate a CTC model's token priors (its mean posterior over training frames) "
                        "into MODEL/token_priors.json, for prior-corrected beam search (asr lm tune --prior-scales)")
     p.add_argument("model", help="model directory (a rescoring package's systems are directories too)")
     p.add_argument("manifest", help="training manifest (never the test split)")
-    p.add_argument("--every", type=int, default=1, metavar="N", help="every Nth utterance only (default: all)")
-    p.add_argument("--batch-seconds", type=float, default=300.0)
+    p.add_argument("--every", type=_positive(int), default=1, metavar="N", help="every Nth utterance only (default: all)")
+    p.add_argument("--batch-seconds", type=_positive(float), default=300.0,
+                   help="audio per model run, in seconds (default 300; less needs less memory)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_priors)
 
@@ -350,7 +375,7 @@ def build_parser() -> argparse.ArgumentParser:
 # not a traceback. Looked up lazily: a class can only have been raised if its module was imported,
 # and importing them all up front would load torch for every command (~3 s for `asr download`).
 _USER_ERRORS = (("asr.config", "ConfigError"), ("asr.corpora", "CorpusError"), ("asr.data", "ManifestError"),
-                ("asr.lexicon", "LexiconError"), ("asr.lm", "LMError"), ("asr.model_dir", "ModelDirError"),
+                ("asr.hotwords", "HotwordsError"), ("asr.lexicon", "LexiconError"), ("asr.lm", "LMError"), ("asr.model_dir", "ModelDirError"),
                 ("asr.rescoring", "RescoringError"), ("asr.rnnlm", "RNNLMError"), ("asr.tokenizers", "TokenizerError"),
                 ("asr.train_setup", "TrainingError"))
 

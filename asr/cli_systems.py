@@ -62,7 +62,8 @@ def load_transcriber(args, rescore: bool = True):
     loaded = load_model_dir(args.model)
     if choose_decoder(args.decoder, loaded.path, bool(beam_given)) == "greedy":
         if beam_given:
-            raise RuntimeError(f"{', '.join(beam_given)} need beam search (--decoder beam or auto)")
+            raise RuntimeError(f"{', '.join(beam_given)} need{'s' if len(beam_given) == 1 else ''} beam search "
+                               "(--decoder beam or auto)")
         return Transcriber(loaded, "greedy", device=args.device)
     decoder, notes = model_decoder(
         loaded.path, loaded.tokenizer, lm=args.lm, lexicon=args.lexicon, hotwords=args.hotwords,

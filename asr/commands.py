@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
 from pathlib import Path
 
 from asr.cli_systems import as_packaged, load_transcriber, print_error, systems_from
@@ -18,6 +19,9 @@ def cmd_prepare(args) -> int:
     from asr.corpora import import_kaldi_dir, prepare_speechocean762
     from asr.data import total_hours, write_manifest
 
+    if not Path(args.src).exists():  # before any corpus's own "not a ... release"
+        fetch = args.corpus in ("speechocean762", "librispeech", "an4", "commonvoice")
+        raise RuntimeError(f"{args.src}: not found" + (f"; get it with: asr download {args.corpus}" if fetch else ""))
     if args.corpus == "speechocean762":
         reports = prepare_speechocean762(args.src, args.out, valid_speakers=args.valid_speakers)
     elif args.corpus == "librispeech":
@@ -81,8 +85,20 @@ def cmd_evaluate(args) -> int:
             print_error(str(e))
             return 2
     utterances = read_manifest(args.manifest)
+    if not utterances:
+        raise RuntimeError(f"{args.manifest}: no utterances to evaluate")
+    ids = Counter(u.id or u.audio_filepath for u in utterances)
+    if (repeated := [i for i, n in ids.items() if n > 1]):  # scored all the same; asr compare matches by id
+        print_error(f"warning: {args.manifest}: {len(repeated)} utterance id(s) occur more than once "
+                    f"(e.g. {repeated[0]!r}): reports of it cannot be compared or combined")
     systems = systems_from(args)  # LM/lexicon errors surface here, before any audio
     results = [evaluate(t, utterances, batch_seconds=args.batch_seconds) for t in systems]
+    for path, reason in dict.fromkeys(item for r in results for item in r.skipped):
+        print_error(f"skipped {path}: {reason}")
+    if not all(r.utterances for r in results):  # a WER of 0/0 words would read as a perfect score
+        print_error(f"{args.manifest}: none of its {len(utterances)} utterances could be read: nothing scored"
+                    + (", no report written" if args.report else ""))
+        return 1
     result, described = results[0], systems[0].describe()
     if len(systems) > 1:
         from asr.rover import combine_evaluations
@@ -91,8 +107,6 @@ def cmd_evaluate(args) -> int:
             print_error(f"{name}: WER {100 * r.wer:.2f}%  CER {100 * r.cer:.2f}% ({t.describe()})")
         result = combine_evaluations(results)
         described = f"ROVER of {len(systems)} systems (--model, then --combine in order)"
-    for path, reason in result.skipped:
-        print_error(f"skipped {path}: {reason}")
     lines = []
     for r in result.utterances:
         lines.append(f"{r.id}\tREF: {r.reference}\n{r.id}\tHYP: {r.hypothesis}")
@@ -259,27 +273,35 @@ def cmd_synthesize(args) -> int:
 
 
 def cmd_export(args) -> int:
+    from asr.atomic import atomic_dir
     from asr.decoding_config import DECODING_FILE, PRIORS_FILE, package_lm, packaged_files
     from asr.model_dir import load_model_dir, save_model_dir
 
     if Path(args.src).is_file():  # a tune-rescoring file: its systems become one package
         from asr.rescoring_files import package_rescoring
 
-        if args.half or args.lm or args.lexicon:
-            raise RuntimeError(f"{args.src}: a rescoring file's systems are packaged as they are (no --half, --lm, "
-                               "--lexicon)")
+        if args.half or args.lm or args.lexicon or args.force:
+            raise RuntimeError(f"{args.src}: a rescoring file's systems are packaged as they are, into a new "
+                               "directory or the first system's own (no --half, --lm, --lexicon, --force)")
         print(f"{package_rescoring(args.src, args.dst)}: the package rescores; re-tune it on a dev set (asr "
               f"tune-rescoring DEV --model {args.dst} --combine {args.dst}/system2 ... -o {args.dst}/rescoring.yaml)")
         return 0
     loaded = load_model_dir(args.src)
+    dst = Path(args.dst)
+    if dst.exists() and not (dst.is_dir() and not any(dst.iterdir())) and not args.force:
+        raise RuntimeError(f"{dst}: already exists{' and is not empty' if dst.is_dir() else ''}; "
+                           "give a new directory, or --force to replace it and all it holds")
     carried = {p.name: p for p in packaged_files(loaded.path)}  # tuned settings and a packaged LM
     if args.lm:  # keep the tuned weights and the token priors; the LM is replaced
         carried = {name: p for name, p in carried.items() if name in (DECODING_FILE, PRIORS_FILE)}
-    save_model_dir(args.dst, loaded.config, loaded.model, loaded.tokenizer, half=args.half, extra_files=carried)
-    if args.lm:
-        for note in package_lm(args.dst, args.lm, loaded.tokenizer, lexicon=args.lexicon):
-            print_error(note)
-    files = sorted(Path(args.dst).iterdir())
+    notes = []
+    with atomic_dir(dst) as staged:  # a missing or unusable LM leaves DST as it was
+        save_model_dir(staged, loaded.config, loaded.model, loaded.tokenizer, half=args.half, extra_files=carried)
+        if args.lm:
+            notes = package_lm(staged, args.lm, loaded.tokenizer, lexicon=args.lexicon)
+    for note in notes:
+        print_error(note.replace(str(staged), str(dst)))
+    files = sorted(dst.iterdir())
     print(f"{args.dst}: {loaded.model.num_parameters():,} parameters, "
           f"{sum(f.stat().st_size for f in files) / 2**20:.1f} MiB ({', '.join(f.name for f in files)})")
     return 0

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asr.metrics import paired_bootstrap
-from asr.report import Report, _pct, load_report, sclite_lines
+from asr.report import Report, _pct, load_report, no_common_utterances, sclite_lines
 
 
 @dataclass
@@ -29,8 +29,11 @@ class Comparison:
 
 def compare_reports(dir_a: str | Path, dir_b: str | Path) -> Comparison:
     a, b = load_report(dir_a), load_report(dir_b)
-    by_id = {u.id: u for u in b.utterances}
+    a.by_id(dir_a)  # refuses repeated ids, as B's
+    by_id = b.by_id(dir_b)
     common = [u for u in a.utterances if u.id in by_id]
+    if not common:
+        raise no_common_utterances((dir_a, dir_b))
     only_a = [u.id for u in a.utterances if u.id not in by_id]
     ids_a = {u.id for u in a.utterances}
     only_b = [u.id for u in b.utterances if u.id not in ids_a]

@@ -16,6 +16,15 @@ from torchaudio.models.decoder import CTCDecoderLM, CTCDecoderLMState
 from asr.text import normalize_text
 
 
+class HotwordsError(ValueError):
+    pass
+
+
+# A --hotwords value with one of these suffixes or a path separator (and no comma) names a file:
+# if there is none, a typo in its name must not quietly boost the phrase "names txt".
+_FILE_SUFFIXES = (".txt", ".lst", ".list", ".csv", ".tsv")
+
+
 def parse_hotwords(spec: str | Path | list[str] | tuple[str, ...] | None) -> list[str]:
     """Normalized phrases from a list, a file (one per line) or a comma-separated string."""
     if spec is None:
@@ -23,7 +32,13 @@ def parse_hotwords(spec: str | Path | list[str] | tuple[str, ...] | None) -> lis
     if isinstance(spec, (list, tuple)):
         items = list(spec)
     elif Path(spec).is_file():
-        items = Path(spec).read_text(encoding="utf-8").splitlines()
+        try:
+            items = Path(spec).read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as e:
+            raise HotwordsError(f"{spec}: hotwords file is not UTF-8 text ({e.reason} at byte {e.start})") from None
+    elif isinstance(spec, Path) or ("," not in spec and (Path(spec).suffix.lower() in _FILE_SUFFIXES
+                                                         or "/" in spec or "\\" in spec)):
+        raise HotwordsError(f"{spec}: hotwords file not found (phrases are given as 'a,b c')")
     else:
         items = str(spec).split(",")
     phrases = []

@@ -60,27 +60,35 @@ def read_sentences(paths: Iterable[str | Path], unit: str = "word", tokenizer: "
         if not path.is_file():
             raise LMError(f"{path}: text file not found")
         with path.open(encoding="utf-8") as f:
-            for lineno, line in enumerate(f, 1):
-                if path.suffix == ".jsonl":
-                    if not line.strip():
-                        continue
-                    try:
-                        line = json.loads(line)["text"]
-                    except (json.JSONDecodeError, KeyError, TypeError):
-                        raise LMError(f"{path}:{lineno}: not a manifest line with a 'text' field") from None
-                text = normalize_text(line)
-                if not text:
-                    continue
-                if unit == "token":
-                    try:
-                        ids = tokenizer.encode(text)
-                    except UnknownCharacterError:
-                        if skipped is not None:
-                            skipped.append(f"{path}:{lineno}")
-                        continue
-                    yield [tokenizer.tokens[i] for i in ids]
-                else:
-                    yield list(text.replace(" ", WORD_SEP)) if unit == "char" else text.split()
+            try:
+                yield from _sentences(path, f, unit, tokenizer, skipped)
+            except UnicodeDecodeError as e:
+                raise LMError(f"{path}: not UTF-8 text ({e.reason}); convert it first, e.g. iconv -f latin1 "
+                              "-t utf-8") from None
+
+
+def _sentences(path: Path, lines: Iterable[str], unit: str, tokenizer, skipped) -> Iterator[list[str]]:
+    for lineno, line in enumerate(lines, 1):
+        if path.suffix == ".jsonl":
+            if not line.strip():
+                continue
+            try:
+                line = json.loads(line)["text"]
+            except (json.JSONDecodeError, KeyError, TypeError):
+                raise LMError(f"{path}:{lineno}: not a manifest line with a 'text' field") from None
+        text = normalize_text(line)
+        if not text:
+            continue
+        if unit == "token":
+            try:
+                ids = tokenizer.encode(text)
+            except UnknownCharacterError:
+                if skipped is not None:
+                    skipped.append(f"{path}:{lineno}")
+                continue
+            yield [tokenizer.tokens[i] for i in ids]
+        else:
+            yield list(text.replace(" ", WORD_SEP)) if unit == "char" else text.split()
 
 
 @dataclass

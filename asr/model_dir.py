@@ -11,7 +11,6 @@ saving never leaves a half-written model where a good one was.
 
 from __future__ import annotations
 
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,7 +20,7 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from asr.atomic import temp_path
+from asr.atomic import atomic_dir
 from asr.config import Config, ConfigError, config_from_dict, save_config
 from asr.model import AcousticModel
 from asr.tokenizers import TOKENIZER_FILE, Tokenizer, TokenizerError, load_tokenizer
@@ -46,35 +45,22 @@ def save_model_dir(path: str | Path, config: Config, model: AcousticModel,
                    tokenizer: Tokenizer, half: bool = False, extra_files: dict | None = None) -> Path:
     """Write a model directory atomically. ``half`` stores weights as float16 (half the size);
     ``extra_files`` maps names to text or to a Path to copy (e.g. decoding.yaml and a packaged LM)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = temp_path(path)  # the directory appears whole: written aside, then renamed
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir()
-    state = {k: v.detach().cpu().contiguous() for k, v in model.inference_state_dict().items()}
-    if half:
-        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
-    save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-    save_config(config, tmp / "config.yaml")
-    tokenizer.save(tmp / TOKENIZER_FILE)
-    model.frontend.normalizer.save(tmp / "cmvn.json")
-    for name, content in (extra_files or {}).items():  # text to write, or a file to copy
-        if isinstance(content, Path):
-            shutil.copyfile(content, tmp / name)
-        else:
-            (tmp / name).write_text(content, encoding="utf-8")
-    for f in tmp.iterdir():
-        f.chmod(0o644)  # safetensors writes 0600; a model is meant to be shared and packaged
-    _replace_dir(tmp, path)
-    return path
-
-
-def _replace_dir(new: Path, target: Path) -> None:
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.exists():
-        target.rename(old)
-    new.rename(target)
-    shutil.rmtree(old, ignore_errors=True)
+    with atomic_dir(path) as tmp:  # the directory appears whole: written aside, then renamed
+        state = {k: v.detach().cpu().contiguous() for k, v in model.inference_state_dict().items()}
+        if half:
+            state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
+        save_file(state, str(tmp / "model.safetensors"), metadata={"format": "pt"})
+        save_config(config, tmp / "config.yaml")
+        tokenizer.save(tmp / TOKENIZER_FILE)
+        model.frontend.normalizer.save(tmp / "cmvn.json")
+        for name, content in (extra_files or {}).items():  # text to write, or a file to copy
+            if isinstance(content, Path):
+                shutil.copyfile(content, tmp / name)
+            else:
+                (tmp / name).write_text(content, encoding="utf-8")
+        for f in tmp.iterdir():
+            f.chmod(0o644)  # safetensors writes 0600; a model is meant to be shared and packaged
+    return Path(path)
 
 
 def load_model_dir(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:

@@ -69,6 +69,16 @@ class Report:
     def words(self) -> ErrorCounts:
         return _sum(u.words for u in self.utterances)
 
+    def by_id(self, name) -> dict[str, ScoredUtterance]:
+        """The utterances by id, for matching them across reports; ``name`` (its directory) in the error."""
+        ids = Counter(u.id for u in self.utterances)
+        repeated = [i for i, n in ids.items() if n > 1]
+        if repeated:
+            raise ReportError(f"{name}: {len(repeated)} utterance id(s) occur more than once (e.g. {repeated[0]!r}: "
+                              f"{ids[repeated[0]]} times), so its utterances cannot be matched by id; give the "
+                              "manifest unique ids")
+        return {u.id: u for u in self.utterances}
+
     @property
     def chars(self) -> ErrorCounts:
         return _sum(u.chars for u in self.utterances)
@@ -304,6 +314,11 @@ def render_html(report: Report, top: int = 20) -> str:
 
 
 # --- files -----------------------------------------------------------------------------------
+
+def no_common_utterances(names) -> ReportError:
+    return ReportError(f"{' and '.join(map(str, names))}: no utterance ids in common, so nothing to match (an "
+                       "utterance's id is its manifest's \"id\", else its audio path): not the same test set")
+
 
 def check_report_dir(directory: str | Path, force: bool = False) -> Path:
     """Refuse a directory that already holds something, unless ``force`` (checked up front,

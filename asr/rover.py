@@ -26,7 +26,7 @@ from typing import Sequence
 
 from asr.evaluate import Evaluation, UtteranceResult
 from asr.metrics import char_errors, word_errors
-from asr.report import Report, ReportError, build_report
+from asr.report import Report, ReportError, build_report, no_common_utterances
 from asr.transcribe import Result, Segment, Word, split_at_pauses
 
 Slot = tuple  # one word (str) or None per system aligned so far
@@ -172,8 +172,10 @@ def combine_reports(reports: Sequence[Report], names: Sequence[str], weights: Se
         raise ReportError("combining needs at least two reports")
     if weights is not None and len(weights) != len(reports):
         raise ReportError(f"{len(weights)} weights for {len(reports)} reports")
-    by_id = [{u.id: u for u in r.utterances} for r in reports]
+    by_id = [r.by_id(name) for r, name in zip(reports, names)]
     common = [u for u in reports[0].utterances if all(u.id in b for b in by_id[1:])]
+    if not common:
+        raise no_common_utterances(names)
     notes = []
     left_out = len({u.id for r in reports for u in r.utterances}) - len(common)
     if left_out:

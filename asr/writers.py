@@ -170,6 +170,8 @@ def get_writer(name: str, stream: TextIO | None = None) -> Writer:
 def check_output_dir(directory: str | Path) -> Path:
     """Create ``directory`` if needed and prove it is writable, or raise OutputError."""
     directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise OutputError(f"{directory}: is a file, not an output directory")
     try:
         directory.mkdir(parents=True, exist_ok=True)
         with tempfile.NamedTemporaryFile(dir=directory, prefix=".asr-write-test-"):

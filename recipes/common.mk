@@ -181,7 +181,7 @@ $(EXP)/phones%/package/model.safetensors: $(LM) $(TRAIN_MANIFEST)
 # the weights are tuned again on $(VALID)). Built aside and moved into place.
 package: $(if $(RESCORING),$(MODEL_EXP)/rescored/rescoring.yaml,$(MODEL_EXP)/best/decoding.yaml)
 ifeq ($(RESCORING),)
-	$(ASR) export $(MODEL_EXP)/best $(PACKAGE_DIR) --half --lm $(LM)
+	$(ASR) export $(MODEL_EXP)/best $(PACKAGE_DIR) --half --lm $(LM) --force
 else
 	rm -rf $(PACKAGE_DIR).tmp && $(ASR) export $< $(PACKAGE_DIR).tmp
 	$(ASR) tune-rescoring $(DATA)/$(VALID).jsonl --model $(PACKAGE_DIR).tmp \

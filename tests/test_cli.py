@@ -46,12 +46,45 @@ def test_prepare_kaldi_writes_a_manifest_and_reports_what_it_skipped(kaldi_dir, 
     assert "20 utterances" in out and "1 skipped" in out
 
 
+def test_prepare_from_a_folder_that_is_not_there_says_so(tmp_path, capsys):
+    assert main(["prepare", "speechocean762", str(tmp_path / "nowhere"), str(tmp_path / "out")]) == 2
+    assert f"{tmp_path / 'nowhere'}: not found" in capsys.readouterr().err
+
+
 def test_evaluate_prints_wer_and_ends_with_a_json_summary(trained, tiny_corpus, capsys):
     assert main(["evaluate", str(tiny_corpus / "valid.jsonl"), "--model", str(trained), "--json"]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     summary = json.loads(last)
     assert {"wer", "cer", "utterances", "audio_seconds", "decode_seconds"} <= summary.keys()
     assert summary["utterances"] == 4 and summary["audio_seconds"] > 0
+
+
+def test_evaluate_refuses_an_empty_manifest(tiny_model_dir, tmp_path, capsys):
+    (tmp_path / "empty.jsonl").write_text("")
+    assert main(["evaluate", str(tmp_path / "empty.jsonl"), "--model", str(tiny_model_dir)]) == 2
+    assert "empty.jsonl: no utterances to evaluate" in capsys.readouterr().err
+
+
+def test_evaluate_with_no_readable_audio_scores_nothing_rather_than_a_perfect_zero(tiny_model_dir, tmp_path,
+                                                                                      capsys):
+    rows = [{"audio_filepath": str(tmp_path / f"gone{i}.wav"), "duration": 1.0, "text": "hello", "id": f"u{i}"}
+            for i in range(2)]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["evaluate", str(tmp_path / "m.jsonl"), "--model", str(tiny_model_dir), "--json",
+                 "--report", str(tmp_path / "rep")]) == 1
+    out, err = capsys.readouterr()
+    assert "WER" not in out and "wer" not in out
+    assert "gone0.wav" in err and "none of its 2 utterances could be read: nothing scored, no report written" in err
+    assert not (tmp_path / "rep").exists()
+
+
+def test_evaluate_warns_that_repeated_ids_make_its_reports_unmatchable(trained, tiny_corpus, tmp_path, capsys):
+    line = (tiny_corpus / "valid.jsonl").read_text().splitlines()[0]
+    (tmp_path / "twice.jsonl").write_text(f"{line}\n{line}\n")
+    assert main(["evaluate", str(tmp_path / "twice.jsonl"), "--model", str(trained), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert "1 utterance id(s) occur more than once" in err
+    assert json.loads(out.strip().splitlines()[-1])["utterances"] == 2  # both scored all the same
 
 
 def test_transcribe_goes_on_after_a_bad_file_and_exits_non_zero(trained, tiny_corpus, tmp_path, capsys):
@@ -130,6 +163,38 @@ def test_a_malformed_number_list_is_refused_before_any_work(argv, capsys):
         main(argv)
     assert exit_.value.code == 2
     assert "expected comma-separated numbers, got" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, flag", [
+    (["transcribe", "a.wav", "--threads", "-1"], "--threads"),
+    (["transcribe", "a.wav", "--batch-size", "0"], "--batch-size"),
+    (["evaluate", "dev.jsonl", "--batch-seconds", "-5"], "--batch-seconds"),
+    (["lm", "build", "text.txt", "-o", "lm.arpa", "--order", "0"], "--order"),
+    (["lm", "rnn", "text.txt", "-o", "rnnlm", "--epochs", "nan"], "--epochs"),
+])
+def test_a_count_or_size_below_one_is_refused_naming_the_option(argv, flag, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"argument {flag}" in err
+    assert "must be above 0" in err or "expected a whole number" in err
+
+
+def test_lm_rnn_help_gives_the_defaults_that_training_uses():
+    import argparse
+
+    from asr.cli import build_parser
+    from asr.rnnlm import RNNLMOptions
+
+    def subparser(parser, name):
+        action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+        return action.choices[name]
+
+    rnn, defaults = subparser(subparser(build_parser(), "lm"), "rnn"), RNNLMOptions()
+    helps = {a.dest: a.help for a in rnn._actions}
+    for name in ("epochs", "hidden_size", "num_layers", "dropout", "seed", "lr", "checks_per_epoch", "halvings"):
+        assert helps[name].endswith(f"(default {getattr(defaults, name)})"), name
+    assert f"times {defaults.lr_decay} each epoch" in helps["lr"]
 
 
 def test_the_console_script_runs(tmp_path):

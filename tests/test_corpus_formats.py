@@ -311,7 +311,8 @@ def test_asr_prepare_prints_counts_and_every_skip(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("argv, words", [
-    (["prepare", "an4", "{tmp}/none", "{tmp}/data"], "not an AN4 release"),
+    (["prepare", "an4", "{tmp}", "{tmp}/data"], "not an AN4 release"),
+    (["prepare", "an4", "{tmp}/none", "{tmp}/data"], "none: not found; get it with: asr download an4"),
     (["prepare", "commonvoice", "{tmp}", "{tmp}/data"], "no Common Voice folder"),
     (["prepare", "librispeech", "{tmp}", "{tmp}/data"], "no LibriSpeech train-* subset"),
     (["prepare", "folder", "{tmp}/none", "{tmp}/data"], "not found"),

@@ -8,7 +8,7 @@ import torch
 from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
 from asr.decoding_config import DECODING_FILE, read_decoding_defaults, resolve_options, write_decoding_defaults
 from asr.decoding import GreedyDecoder
-from asr.hotwords import PhraseMatcher, parse_hotwords
+from asr.hotwords import HotwordsError, PhraseMatcher, parse_hotwords
 from asr.lexicon import LexiconError, read_lexicon
 from asr.lm import LMError, build_lm
 from asr.text import CharTokenizer
@@ -226,6 +226,19 @@ def test_hotwords_are_normalized_from_lists_strings_and_files(tmp_path):
     assert parse_hotwords(tmp_path / "hot.txt") == ["zebra", "new york"]
     assert parse_hotwords("Zebra, quiz ,zebra") == ["zebra", "quiz"]
     assert parse_hotwords(["A.B."]) == ["a b"]
+
+
+@pytest.mark.parametrize("missing", ["names.txt", "lists/names", "names.LST"])
+def test_a_hotwords_file_that_is_not_there_is_an_error_not_a_phrase(missing):
+    with pytest.raises(HotwordsError, match=f"{missing}: hotwords file not found"):
+        parse_hotwords(missing)
+    assert parse_hotwords("names.txt, mary") == ["names txt", "mary"]  # a comma: phrases, as written
+
+
+def test_a_hotwords_file_that_is_not_utf8_is_an_error_naming_it(tmp_path):
+    (tmp_path / "hot.txt").write_bytes(b"caf\xe9\n")
+    with pytest.raises(HotwordsError, match="hot.txt: hotwords file is not UTF-8"):
+        parse_hotwords(tmp_path / "hot.txt")
 
 
 def test_nbest_gives_distinct_transcripts_best_first(word_lm):

@@ -126,6 +126,12 @@ def test_empty_text_is_refused(tmp_path):
         list(read_sentences([tmp_path / "missing.txt"]))
 
 
+def test_text_that_is_not_utf8_is_refused_naming_the_file(tmp_path):
+    (tmp_path / "latin1.txt").write_bytes("a caf\u00e9 in the town\n".encode("latin-1"))
+    with pytest.raises(LMError, match="latin1.txt: not UTF-8 text"):
+        build_lm([tmp_path / "latin1.txt"], tmp_path / "lm.arpa", use_lmplz=False)
+
+
 @pytest.mark.skipif(not kenlm_tool("lmplz"), reason="KenLM's lmplz is not installed (make kenlm)")
 @pytest.mark.parametrize("order", [2, 4])
 def test_python_estimator_gives_the_same_model_as_lmplz(tmp_path, order):

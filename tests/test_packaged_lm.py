@@ -105,7 +105,7 @@ def test_cli_transcripts_with_the_packaged_lm_equal_those_with_the_same_lm_given
 def test_greedy_with_beam_options_is_refused(tiny_model_dir, wav, capsys):
     assert main(["transcribe", str(wav), "--model", str(tiny_model_dir), "--decoder", "greedy",
                  "--lm", "x.arpa"]) == 2
-    assert "--lm need beam search" in capsys.readouterr().err
+    assert "--lm needs beam search" in capsys.readouterr().err
 
 
 def test_a_package_missing_its_lm_file_names_it(tuned_model, lm, wav, capsys, no_build_binary):
@@ -208,3 +208,35 @@ def test_a_character_lm_for_a_subword_model_is_refused_before_the_package_change
     with pytest.raises(LMError, match="c.arpa: a character LM, and this model's tokens are bpe pieces"):
         package_lm(tuned_model, char_lm, pieces)
     assert sorted(p.name for p in tuned_model.iterdir()) == before and (tuned_model / "lm.arpa").is_file()
+
+
+def test_export_refuses_a_destination_that_holds_anything_and_leaves_it_as_it_was(tuned_model, tmp_path, capsys):
+    run = tmp_path / "run"  # e.g. the training run the model came from
+    (run / "best").mkdir(parents=True)
+    (run / "log.jsonl").write_text("{}\n")
+    assert main(["export", str(tuned_model), str(run)]) == 2
+    assert "already exists and is not empty" in capsys.readouterr().err
+    assert sorted(p.name for p in run.iterdir()) == ["best", "log.jsonl"]
+    (tmp_path / "a_file").write_text("x")
+    assert main(["export", str(tuned_model), str(tmp_path / "a_file")]) == 2
+    assert (tmp_path / "a_file").read_text() == "x"
+    (tmp_path / "empty").mkdir()
+    assert main(["export", str(tuned_model), str(tmp_path / "empty")]) == 0  # an empty folder is as good as none
+
+
+def test_export_force_replaces_the_destination_whole(tuned_model, lm, tmp_path, no_build_binary):
+    package = tmp_path / "package"
+    assert main(["export", str(tuned_model), str(package), "--lm", str(lm)]) == 0
+    (package / "notes.txt").write_text("mine")
+    assert main(["export", str(tuned_model), str(package), "--force"]) == 0
+    assert not (package / "notes.txt").exists()
+    assert packaged_lm(package) is None  # the source carried no LM, so neither does the new package
+
+
+def test_an_lm_that_cannot_be_packaged_leaves_no_destination_behind(tuned_model, tmp_path, capsys):
+    package = tmp_path / "package"
+    assert main(["export", str(tuned_model), str(package), "--lm", str(tmp_path / "absent.arpa")]) == 2
+    assert "absent.arpa" in capsys.readouterr().err
+    assert list(tmp_path.glob("*package*")) == []  # neither the package nor its staging folder
+    assert main(["export", str(tuned_model), str(tuned_model), "--force", "--lm", str(tmp_path / "absent.arpa")]) == 2
+    assert load_model_dir(tuned_model).path == tuned_model and (tuned_model / DECODING_FILE).is_file()

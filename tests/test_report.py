@@ -129,6 +129,16 @@ def test_compare_names_a_directory_that_is_not_a_report(tmp_path, capsys):
     assert "results.json" in capsys.readouterr().err
 
 
+def test_compare_refuses_reports_with_no_utterance_in_common_or_with_repeated_ids(tmp_path, capsys):
+    write_report(build_report(results([("u1", "s", "one two", "one two")])), tmp_path / "a")
+    write_report(build_report(results([("v1", "s", "one two", "one two")])), tmp_path / "b")
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 2
+    assert "no utterance ids in common" in capsys.readouterr().err
+    write_report(build_report(results([("u1", "s", "one", "one"), ("u1", "s", "two", "too")])), tmp_path / "twice")
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "twice")]) == 2
+    assert "twice: 1 utterance id(s) occur more than once (e.g. 'u1': 2 times)" in capsys.readouterr().err
+
+
 def test_skipped_files_are_listed_with_their_reason():
     report = build_report(results(), {"skipped": [["bad.wav", "file not found"]]})
     assert "- bad.wav: file not found" in render_markdown(report)

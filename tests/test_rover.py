@@ -76,6 +76,14 @@ def test_reports_of_different_test_sets_are_refused_by_name(tmp_path):
         combine_reports([load_report(a)], [a])
 
 
+def test_reports_with_no_utterance_in_common_are_refused_not_combined_into_nothing(tmp_path, capsys):
+    a = _report(tmp_path, "a", [("u1", "the cat sat", "the cat sat")])
+    b = _report(tmp_path, "b", [("v1", "the cat sat", "the cat sat")])
+    assert main(["combine", str(a), str(b), "-o", str(tmp_path / "rover")]) == 2
+    assert "no utterance ids in common" in capsys.readouterr().err
+    assert not (tmp_path / "rover").exists()
+
+
 def test_combine_command_writes_a_report_that_compare_can_read(tmp_path, capsys):
     a = _report(tmp_path, "a", [("u1", "the cat sat down", "the bat sat down")])
     b = _report(tmp_path, "b", [("u1", "the cat sat down", "the cat sat")])

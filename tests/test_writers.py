@@ -97,3 +97,5 @@ def test_an_unwritable_output_dir_is_a_clear_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(OutputError, match="file.txt/out: output directory is not writable"):
         check_output_dir(blocker / "out")
+    with pytest.raises(OutputError, match="file.txt: is a file, not an output directory"):
+        check_output_dir(blocker)
