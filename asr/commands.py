@@ -196,6 +196,9 @@ def cmd_transcribe(args) -> int:
     if paths.count("-") > 1:
         print_error("-: stdin can be read only once")
         return 2
+    if not args.output_dir and args.format in ("srt", "vtt", "tsv") and len(paths) > 1:
+        print_error(f"--format {args.format} is one file per input: give --output-dir for {len(paths)} inputs")
+        return 2
     if (args.combine or args.rescoring) and "-" in paths:
         print_error("-: stdin can be read only once, so not with --combine or --rescoring")
         return 2
@@ -231,6 +234,8 @@ def cmd_transcribe(args) -> int:
     if bar is not None:
         bar.close()
     output.close()
+    for path, name in getattr(output, "renamed", []):
+        print_error(f"{path}: written as {name}.* ({Path(path).stem}.* was an earlier input's)")
     if failed:
         print_error(f"{failed} of {len(paths) + len(input_errors)} file(s) failed")
     return 1 if failed else 0

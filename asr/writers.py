@@ -189,6 +189,7 @@ class DirectoryOutput:
         self.directory = check_output_dir(directory)
         self.writers = [get_writer(f) for f in formats]
         self.used: set[str] = set()
+        self.renamed: list[tuple[str, str]] = []  # (input, the name its files got instead of its own)
 
     def name_for(self, path: str) -> str:
         stem = "stdin" if path == "-" else Path(path).stem or "audio"
@@ -197,6 +198,8 @@ class DirectoryOutput:
             n += 1
             name = f"{stem}-{n}"
         self.used.add(name)
+        if name != stem:
+            self.renamed.append((path, name))
         return name
 
     def write(self, path: str, result: Result) -> list[Path]:

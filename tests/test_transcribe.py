@@ -200,6 +200,21 @@ def test_cli_writes_subtitles_per_input_for_a_folder_and_reads_stdin(tiny_model_
     assert row["path"] == "-" and row["duration"] == pytest.approx(sf.info(str(folder / "sub0" / "u0.wav")).duration)
 
 
+def test_cli_says_which_input_got_a_renamed_output_and_keeps_subtitles_one_file_per_input(tiny_model_dir, tiny_corpus,
+                                                                                          tmp_path, capsys):
+    data, rate = sf.read(json.loads((tiny_corpus / "valid.jsonl").read_text().splitlines()[0])["audio_filepath"])
+    for sub in ("a", "b"):
+        (tmp_path / "in" / sub).mkdir(parents=True)
+        sf.write(str(tmp_path / "in" / sub / "talk.wav"), data, rate)
+    inputs = [str(tmp_path / "in" / sub / "talk.wav") for sub in ("a", "b")]
+    assert main(["transcribe", *inputs, "--model", str(tiny_model_dir), "--output-dir", str(tmp_path / "out"),
+                 "--quiet"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["talk-2.txt", "talk.txt"]
+    assert f"{inputs[1]}: written as talk-2.* (talk.* was an earlier input's)" in capsys.readouterr().err
+    assert main(["transcribe", *inputs, "--model", str(tiny_model_dir), "--format", "srt"]) == 2
+    assert "--format srt is one file per input: give --output-dir for 2 inputs" in capsys.readouterr().err
+
+
 def test_cli_refuses_an_unwritable_output_dir_before_reading_audio(tiny_model_dir, tmp_path, capsys):
     (tmp_path / "f").write_text("x")
     code = main(["transcribe", str(tmp_path / "missing.wav"), "--model", str(tiny_model_dir),
