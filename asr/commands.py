@@ -60,9 +60,10 @@ def cmd_download(args) -> int:
 
 def cmd_train(args) -> int:
     from asr.config import load_config
-    from asr.train import train
+    from asr.train import check_trainable, train
 
     cfg = load_config(args.config, args.overrides)  # fail here, before any process starts
+    check_trainable(cfg)
     if args.gpus > 1:
         from asr.distributed import launch
 

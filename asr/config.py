@@ -163,6 +163,19 @@ class TrainConfig:
     cache_audio: bool = True
     progress: bool = True
 
+    def __post_init__(self):
+        # `not x > 0` also refuses NaN; torch would fail later, after the run directory is made
+        if not self.lr > 0:
+            raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+        if self.epochs < 1:  # 0 would end at once, with no best/ to use
+            raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}")
+        if not self.batch_seconds > 0:
+            raise ConfigError(f"train.batch_seconds must be > 0, got {self.batch_seconds}")
+        if self.max_batch_size < 1:
+            raise ConfigError(f"train.max_batch_size must be >= 1, got {self.max_batch_size}")
+        if self.threads < 0:  # would be ignored silently
+            raise ConfigError(f"train.threads must be >= 0 (0: torch's default), got {self.threads}")
+
 
 @dataclass(frozen=True)
 class Config:
@@ -328,9 +341,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         try:
-            data = yaml.safe_load(path.read_text()) or {}
+            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
         except yaml.YAMLError as e:
             raise ConfigError(f"{path}: not valid YAML: {e}") from None
+        except UnicodeDecodeError as e:  # e.g. an audio file given for the config
+            raise ConfigError(f"{path}: not valid YAML: not UTF-8 text (byte {e.object[e.start]:#04x} at "
+                              f"position {e.start})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping of sections")
     data = _merge(data, parse_overrides(list(overrides)))

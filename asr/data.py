@@ -43,10 +43,16 @@ class Utterance:
 
 def read_manifest(path: str | Path) -> list[Utterance]:
     path = Path(path)
+    if path.is_dir():
+        raise ManifestError(f"{path}: a directory, not a manifest (JSON lines: asr prepare writes them)")
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:  # e.g. an audio file given for the manifest
+        raise ManifestError(f"{path}: not a manifest (not UTF-8 text: {e.reason})") from None
     utterances = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
@@ -124,12 +130,16 @@ class SpeechDataset(torch.utils.data.Dataset):
     is missing from the lexicon). With ``bpe_dropout`` (subword units only) each item's labels
     are a fresh BPE-dropout segmentation, a function of (seed, epoch, utterance), so that a
     resumed run sees the labels an uninterrupted one does; ``set_epoch`` says which epoch.
+    Audio that cannot be read raises AudioError, is warned about once (naming ``source``, the
+    manifest) and is not tried again: ``unreadable`` maps its index to the problem.
     """
 
     def __init__(self, utterances: list[Utterance], tokenizer: Tokenizer, sample_rate: int,
-                 cache: bool = True, phone_lexicon=None, bpe_dropout: float = 0.0, seed: int = 0):
+                 cache: bool = True, phone_lexicon=None, bpe_dropout: float = 0.0, seed: int = 0,
+                 source: str = ""):
         self.sample_rate = sample_rate
-        self.cache = cache
+        self.cache, self.source = cache, source
+        self.unreadable: dict[int, str] = {}
         self.tokenizer, self.bpe_dropout, self.seed, self.epoch = tokenizer, bpe_dropout, seed, 0
         self.texts: list[str] = []
         self._cache: dict[tuple[int, float], torch.Tensor] = {}
@@ -163,7 +173,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         key = (index, speed)
         stored = self._cache.get(key)
         if stored is None:
-            wave = load_audio(self.utterances[index].audio_filepath, self.sample_rate)
+            wave = self._load(index)
             if speed != 1.0:
                 # Played `speed` times faster: pretend it was recorded at rate*speed.
                 wave = resample(wave, round(self.sample_rate * speed), self.sample_rate)
@@ -173,6 +183,44 @@ class SpeechDataset(torch.utils.data.Dataset):
             if self.cache:
                 self._cache[key] = stored
         return stored.float() / 32767.0
+
+    def _load(self, index: int) -> torch.Tensor:
+        path = self.utterances[index].audio_filepath
+        if index in self.unreadable:  # said once; every epoch would try (and warn) again
+            raise AudioError(path, self.unreadable[index])
+        try:
+            return load_audio(path, self.sample_rate)
+        except AudioError as e:
+            self.unreadable[index] = e.problem
+            print(f"warning: {f'{self.source}: ' if self.source else ''}skipped {e}", file=sys.stderr, flush=True)
+            raise
+
+    def keep(self, indices: Iterable[int]) -> None:
+        """Only these utterances, in this order (renumbered; their decoded audio kept)."""
+        new = {old: i for i, old in enumerate(indices)}
+
+        def pick(items):
+            return [items[old] for old in new]
+
+        self.utterances, self.texts, self.targets = pick(self.utterances), pick(self.texts), pick(self.targets)
+        if self.phones is not None:
+            self.phones = pick(self.phones)
+        self._cache = {(new[i], speed): w for (i, speed), w in self._cache.items() if i in new}
+        self.unreadable = {new[i]: problem for i, problem in self.unreadable.items() if i in new}
+
+    def drop_unreadable(self) -> list[tuple[Utterance, str]]:
+        """Read every utterance now (kept, when caching) and leave out those whose audio cannot be
+        read; returns them with their problems. For a set read whole every epoch (validation),
+        whose reader cannot skip an utterance the way the training loader does."""
+        for index in range(len(self)):
+            try:
+                self.waveform(index)
+            except AudioError:
+                pass  # warned about, and in self.unreadable
+        dropped = [(self.utterances[i], problem) for i, problem in sorted(self.unreadable.items())]
+        if dropped:
+            self.keep(i for i in range(len(self)) if i not in self.unreadable)
+        return dropped
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
@@ -293,6 +341,7 @@ class BatchLoader:
                  pin_memory: bool = False):
         self.dataset, self.sampler = dataset, sampler
         self.workers, self.prefetch, self.pin_memory = max(1, workers), max(1, prefetch), pin_memory
+        self.unreadable = 0  # items left out for their audio (the dataset warned, naming the file)
 
     def __len__(self) -> int:
         return len(self.sampler)
@@ -300,12 +349,13 @@ class BatchLoader:
     def _get(self, item):
         try:
             return self.dataset[item]
-        except AudioError as e:  # e.g. a file deleted mid-run: this run goes on without it
-            print(f"warning: skipped {e}", file=sys.stderr, flush=True)
+        except AudioError:  # corrupt, or deleted mid-run: this run goes on without it
             return None
 
     def _load(self, pool, items) -> Batch | None:
-        examples = [e for e in pool.map(self._get, items) if e is not None]
+        loaded = list(pool.map(self._get, items))
+        examples = [e for e in loaded if e is not None]
+        self.unreadable += len(loaded) - len(examples)  # one loader thread: no race
         if not examples:
             return None
         batch = collate(examples)

@@ -28,8 +28,8 @@ import torch
 from safetensors.torch import save_file
 
 from asr import distributed
-from asr.config import Config, load_config, save_config
-from asr.data import BatchLoader, BucketBatchSampler
+from asr.config import Config, ConfigError, load_config, save_config
+from asr.data import BatchLoader, BucketBatchSampler, ManifestError
 from asr.losses import forward_backward, log
 from asr.model import AcousticModel
 from asr.model_dir import save_model_dir
@@ -37,14 +37,24 @@ from asr.noise import NoiseError
 from asr.phones import LexiconError, PhoneLexicon
 from asr.schedule import WarmupCosine, epochs_within_budget
 from asr.selection import average_last_epochs, validate
-from asr.train_setup import TrainingError, compute_cmvn, load_split, model_to_train
+from asr.train_setup import (TrainingError, compute_cmvn, load_split, model_to_train, nothing_readable,
+                             unreadable_files)
 from asr.weight_perturbation import WeightDrop, WeightNoise
+
+
+def check_trainable(cfg: Config) -> None:
+    """What a config needs to train that Config itself cannot ask (other commands load configs
+    without a manifest); `asr train --gpus N` asks before it starts N processes."""
+    if not cfg.train.train_manifest:
+        raise ConfigError("train.train_manifest is not set: give it in the config or as "
+                          "train.train_manifest=MANIFEST.jsonl")
 
 
 def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) -> Path:
     """Train per ``cfg``; returns the run directory. ``stop_at_step`` ends the run right after
     that step's checkpoint, as if the process had been killed there (for tests)."""
     tc = cfg.train
+    check_trainable(cfg)
     run_dir = Path(tc.output_dir)
     t_start = time.time()
     torch.manual_seed(tc.seed)
@@ -67,15 +77,15 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     train_set = load_split(tc.train_manifest, cfg, tokenizer, "train", quiet=not d.is_main, phone_lexicon=lexicon,
                            bpe_dropout=tc.bpe_dropout)  # the valid set keeps BPE's own spelling
     valid_set = None
-    if tc.valid_manifest and d.is_main:
-        valid_set = load_split(tc.valid_manifest, cfg, tokenizer, "valid")
-        if tc.valid_max_utts:
-            valid_set.utterances = valid_set.utterances[: tc.valid_max_utts]
-            valid_set.targets = valid_set.targets[: tc.valid_max_utts]
+    if tc.valid_manifest and d.is_main:  # read now: an unreadable file would stop validation at an epoch's end
+        valid_set = load_split(tc.valid_manifest, cfg, tokenizer, "valid", max_utts=tc.valid_max_utts,
+                               read_audio=True)
     if state is None and cfg.features.normalize == "global" and not tc.init_from:
         t0 = time.time()
-        compute_cmvn(model, train_set, device, d)
-        say(f"feature statistics from {len(train_set)} utterances in {time.time() - t0:.1f} s")
+        read = compute_cmvn(model, train_set, device, d)
+        say(f"feature statistics from {read} utterances in {time.time() - t0:.1f} s"
+            + (f"; {len(train_set) - read} utterance(s) with unreadable audio left out of training"
+               if read < len(train_set) else ""))
     weight_noise = WeightNoise(model.parameters(), tc.weight_noise)
     weight_drop = WeightDrop(model.named_parameters(), tc.weight_drop)
     _describe(cfg, model, tokenizer, device, d, weight_noise, weight_drop, say)
@@ -132,6 +142,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         loss_sum, n_utts, too_short, audio_seconds, t0 = 0.0, 0, 0, 0.0, time.time()
         phone_sum, n_phone = 0.0, 0
         bar = _progress(len(sampler), f"epoch {epoch + 1}/{epochs}", tc.progress and d.is_main)
+        from_start = skip == 0  # a resumed epoch may have nothing left to read
         for batch_in_epoch, batch in enumerate(loader, start=skip):
             torch.manual_seed(tc.seed * 1_000_003 + step * d.world_size + d.rank)  # dropout, SpecAugment
             batch = batch.to(device, non_blocking=True)
@@ -181,12 +192,16 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
             bar.close()
         skip = 0
         seconds = time.time() - t0
-        totals = distributed.all_sum(torch.tensor([loss_sum, n_utts, too_short, audio_seconds, phone_sum, n_phone],
-                                                  dtype=torch.float64, device=device), d).tolist()
+        totals = distributed.all_sum(torch.tensor([loss_sum, n_utts, too_short, audio_seconds, phone_sum, n_phone,
+                                                   loader.unreadable], dtype=torch.float64, device=device), d).tolist()
+        if totals[3] == 0 and totals[6] and from_start:  # the same totals on every rank: all stop
+            raise TrainingError(nothing_readable(tc.train_manifest, len(train_set), unreadable_files(train_set)))
         record = {"epoch": epoch + 1, "step": step, "train_loss": totals[0] / max(totals[1], 1),
                   "lr": scheduler.get_last_lr()[0], "epoch_seconds": round(seconds, 1),
                   "audio_seconds_per_second": round(totals[3] / max(seconds, 1e-9), 1),
                   "skipped_too_short": int(totals[2])}
+        if totals[6]:  # the files were named as they failed
+            record["skipped_unreadable"] = int(totals[6])
         if cfg.phone_ctc_layer:  # the phone head's CTC per utterance that has phones
             record["train_phone_loss"] = totals[4] / max(totals[5], 1)
         if d.is_main:
@@ -321,7 +336,7 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         train(load_config(args.config, args.overrides), resume=args.resume)
-    except TrainingError as e:
+    except (TrainingError, ConfigError, ManifestError) as e:  # the user errors `asr train` reports in one line
         log(f"asr: {e}")
         return 2
     finally:

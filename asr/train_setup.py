@@ -8,6 +8,7 @@ from pathlib import Path
 import torch
 
 from asr import distributed
+from asr.audio import AudioError
 from asr.config import Config
 from asr.data import SpeechDataset, collate, read_manifest, total_hours
 from asr.features import StatsAccumulator
@@ -23,22 +24,49 @@ class TrainingError(RuntimeError):
 
 
 def compute_cmvn(model: AcousticModel, dataset: SpeechDataset, device, d=distributed.Dist(),
-                 batch_size=16) -> None:
-    """Global mean/std of the unaugmented training features (each rank its share, summed)."""
+                 batch_size=16) -> int:
+    """Global mean/std of the unaugmented training features (each rank its share, summed);
+    returns how many utterances had readable audio (all ranks)."""
     acc = StatsAccumulator(model.features_cfg.dim)
     extractor = model.frontend.extractor
     indices = list(range(d.rank, len(dataset), d.world_size))
     for start in range(0, len(indices), batch_size):
-        batch = collate([dataset[(i, 1.0)] for i in indices[start: start + batch_size]])
+        examples = []
+        for i in indices[start: start + batch_size]:
+            try:
+                examples.append(dataset[(i, 1.0)])
+            except AudioError:
+                pass  # the dataset warned; training leaves it out too
+        if not examples:
+            continue
+        batch = collate(examples)
         with torch.no_grad():
             feats, lengths = extractor(batch.waveforms.to(device), batch.wave_lengths.to(device))
         acc.add(feats, lengths)
-    sums = distributed.all_sum(torch.cat([acc.sum, acc.sumsq, torch.tensor([float(acc.count)],
-                                                                            dtype=torch.float64)]).to(device), d)
+    local = [float(acc.count), float(len(indices) - sum(i in dataset.unreadable for i in indices))]
+    sums = distributed.all_sum(torch.cat([acc.sum, acc.sumsq, torch.tensor(local, dtype=torch.float64)]).to(device), d)
     dim = acc.sum.numel()
-    acc.sum, acc.sumsq, acc.count = sums[:dim].cpu(), sums[dim: 2 * dim].cpu(), int(sums[-1])
+    acc.sum, acc.sumsq, acc.count, read = sums[:dim].cpu(), sums[dim: 2 * dim].cpu(), int(sums[-2]), int(sums[-1])
+    if read == 0:  # every rank agrees: the sums are global
+        raise TrainingError(nothing_readable(dataset.source, len(dataset), unreadable_files(dataset)))
     mean, std = acc.result()
     model.frontend.normalizer.set_stats(mean.to(device), std.to(device))
+    return read
+
+
+def unreadable_files(dataset: SpeechDataset) -> list[tuple[str, str]]:
+    """(audio file, problem) for each utterance whose audio failed to load so far."""
+    return [(dataset.utterances[i].audio_filepath, problem) for i, problem in sorted(dataset.unreadable.items())]
+
+
+def nothing_readable(manifest: str, count: int, problems: list[tuple[str, str]], name: str = "train",
+                     shown: int = 3) -> str:
+    """The error when none of a manifest's ``count`` utterances has readable audio, naming the
+    first few files (worded as asr.evaluate.none_readable)."""
+    first = "; ".join(f"{path}: {problem}" for path, problem in problems[:shown])
+    more = f"; {len(problems) - shown} more" if len(problems) > shown else ""
+    return (f"{manifest}: no readable {name} utterances: {len(problems)} of {count} unreadable "
+            f"(first: {first}{more})")
 
 
 def load_to_train(path, cfg: Config, device) -> LoadedModel:
@@ -68,29 +96,61 @@ def check_same_model(loaded: LoadedModel, cfg: Config, source: str) -> None:
         raise TrainingError(f"{source}: its config differs from this one ({'; '.join(differ)})")
 
 
+_SHOWN = 20  # missing files listed one per line; a wrong audio folder would list the whole corpus
+
+
 def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False, phone_lexicon=None,
-               bpe_dropout: float = 0.0) -> SpeechDataset:
+               bpe_dropout: float = 0.0, max_utts: int = 0, read_audio: bool = False) -> SpeechDataset:
+    """A manifest's usable utterances, the rest reported (unless ``quiet``): audio files that do
+    not exist (a cheap check here; corrupt files show when first read), transcripts outside the
+    vocabulary, utterances over train.max_duration. ``max_utts`` keeps the first that many. With
+    ``read_audio`` all the audio is read now and unreadable files are left out too: for the valid
+    set, which validation reads whole every epoch with no way to skip an utterance."""
     utts = read_manifest(path)
-    too_long = [u for u in utts if u.duration > cfg.train.max_duration]
-    dataset = SpeechDataset([u for u in utts if u.duration <= cfg.train.max_duration], tokenizer,
+    problems = [_missing_audio(u.audio_filepath) for u in utts]
+    missing = [(u, problem) for u, problem in zip(utts, problems) if problem]
+    present = [u for u, problem in zip(utts, problems) if not problem]
+    too_long = [u for u in present if u.duration > cfg.train.max_duration]
+    dataset = SpeechDataset([u for u in present if u.duration <= cfg.train.max_duration], tokenizer,
                             cfg.features.sample_rate, cache=cfg.train.cache_audio, phone_lexicon=phone_lexicon,
-                            bpe_dropout=bpe_dropout, seed=cfg.train.seed)
+                            bpe_dropout=bpe_dropout, seed=cfg.train.seed, source=str(path))
+    if max_utts:
+        dataset.keep(range(min(max_utts, len(dataset))))
+    unreadable = dataset.drop_unreadable() if read_audio else []  # each one warned about as it is read
     if not quiet:
+        for utt, problem in missing[:_SHOWN]:
+            log(f"skipped {name} utterance {f'{utt.id}: ' if utt.id else ''}{utt.audio_filepath}: {problem}")
+        if missing:
+            more = f" ({len(missing) - _SHOWN} more not listed)" if len(missing) > _SHOWN else ""
+            log(f"{path}: skipped {len(missing)} {name} utterance(s) whose audio file is missing{more}")
+        if unreadable:
+            log(f"{path}: skipped {len(unreadable)} {name} utterance(s) whose audio is unreadable")
         for utt, reason in dataset.skipped:
             log(f"skipped {name} utterance {utt.id or utt.audio_filepath}: {reason}")
         if too_long:
             log(f"skipped {len(too_long)} {name} utterance(s) longer than {cfg.train.max_duration} s")
         log(f"{name}: {len(dataset)} utterances, {total_hours(dataset.utterances):.2f} h")
         if phone_lexicon is not None:
-            missing = phone_lexicon.missing_words(u.text for u in dataset.utterances)
+            missing_words = phone_lexicon.missing_words(u.text for u in dataset.utterances)
             with_phones = sum(p is not None for p in dataset.phones)
-            common = ", ".join(w for w, _ in sorted(missing.items(), key=lambda kv: -kv[1])[:8])
+            common = ", ".join(w for w, _ in sorted(missing_words.items(), key=lambda kv: -kv[1])[:8])
             log(f"{name}: phones for {with_phones} of {len(dataset)} utterances from {phone_lexicon.source} "
-                f"({len(phone_lexicon.phones)} phones)" + (f"; {len(missing)} words missing, e.g. {common}"
-                                                           if missing else ""))
+                f"({len(phone_lexicon.phones)} phones)" + (f"; {len(missing_words)} words missing, e.g. {common}"
+                                                           if missing_words else ""))
     if len(dataset) == 0:
+        lost = [(u.audio_filepath, problem) for u, problem in missing + unreadable]
+        if lost and len(lost) == len(utts):  # not the transcripts' fault: say what is wrong with the audio
+            raise TrainingError(nothing_readable(path, len(utts), lost, name))
         raise TrainingError(f"{path}: no usable utterances")
     return dataset
+
+
+def _missing_audio(path: str) -> str | None:
+    """The problem with an audio path that is not a file, in load_audio's words; None if it is one."""
+    p = Path(path)
+    if p.is_file():
+        return None
+    return "is a directory, not an audio file" if p.is_dir() else "file not found"
 
 
 def model_to_train(cfg: Config, resume: bool, device, say):

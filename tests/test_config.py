@@ -74,6 +74,13 @@ def test_invalid_yaml_raises_config_error(tmp_path):
         load_config(path)
 
 
+def test_a_config_file_that_is_not_utf8_text_raises_config_error_naming_it(tmp_path):
+    path = tmp_path / "speech.wav"  # an audio file given where the config goes
+    path.write_bytes(b"RIFF\x24\x00\x00\x00WAVEfmt \x10\x00\x00\x00\x01\x00\x01\x00\x80\x3e\x00\x00")
+    with pytest.raises(ConfigError, match=r"speech\.wav: not valid YAML: not UTF-8"):
+        load_config(path)
+
+
 def test_a_section_that_is_not_a_mapping_raises_config_error(tmp_path):
     path = write_yaml(tmp_path / "c.yaml", {"model": 3})
     with pytest.raises(ConfigError, match="model"):
@@ -174,6 +181,13 @@ def test_a_value_outside_the_allowed_choices_raises_config_error(override):
 @pytest.mark.parametrize("override", ["model.num_layers=0", "model.dropout=1.0", "model.subsampling_factor=3"])
 def test_out_of_range_model_values_raise_config_error(override):
     with pytest.raises(ConfigError):
+        load_config(None, [override])
+
+
+@pytest.mark.parametrize("override", ["train.lr=-1", "train.lr=0", "train.lr=.nan", "train.epochs=0",
+                                      "train.batch_seconds=0", "train.max_batch_size=0", "train.threads=-1"])
+def test_out_of_range_training_values_raise_config_error_naming_the_field(override):
+    with pytest.raises(ConfigError, match=override.split("=")[0].replace(".", r"\.") + " must be"):
         load_config(None, [override])
 
 

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from asr.audio import AudioError
 from asr.data import (BucketBatchSampler, Example, ManifestError, SpeechDataset, Utterance, collate,
                       frames_needed, read_manifest, total_hours, write_manifest)
 from asr.text import CharTokenizer
@@ -337,3 +338,63 @@ def test_with_bpe_dropout_labels_are_redrawn_per_epoch_but_fixed_within_one(sine
     again = SpeechDataset(utts, bpe, sample_rate=16000, bpe_dropout=0.5, seed=3)
     again.set_epoch(5)
     assert again[0].targets.tolist() == by_epoch[5]  # a function of (seed, epoch, utterance)
+
+
+def test_unreadable_audio_is_warned_about_once_naming_the_file_and_manifest_and_not_read_again(
+        tmp_path, sine_wav, tokenizer, capsys, monkeypatch):
+    import asr.data as data_module
+
+    corrupt = tmp_path / "corrupt.wav"
+    corrupt.write_text("junk\n")
+    ds = SpeechDataset([Utterance(str(sine_wav()), 0.5, "a"), Utterance(str(corrupt), 0.5, "b")], tokenizer,
+                       sample_rate=16000, source="train.jsonl")
+    reads = []
+    real_load = data_module.load_audio
+    monkeypatch.setattr(data_module, "load_audio", lambda path, rate: reads.append(path) or real_load(path, rate))
+    for _ in range(2):  # two epochs, one at another speed
+        with pytest.raises(AudioError, match="corrupt.wav: not readable as audio"):
+            ds[(1, 1.1)]
+        with pytest.raises(AudioError, match="corrupt.wav: not readable as audio"):
+            ds[1]
+    assert reads == [str(corrupt)]
+    assert list(ds.unreadable) == [1] and "not readable as audio" in ds.unreadable[1]
+    err = capsys.readouterr().err
+    assert err.count("warning:") == 1 and err.startswith(f"warning: train.jsonl: skipped {corrupt}: not readable")
+    assert ds[0].waveform.numel() == 8000  # the readable one is unaffected
+
+
+def test_drop_unreadable_leaves_out_missing_and_corrupt_audio_and_keeps_the_rest_aligned(
+        tmp_path, sine_wav, tokenizer, capsys):
+    (tmp_path / "corrupt.wav").write_text("junk\n")
+    utts = [Utterance(str(sine_wav("a.wav", seconds=0.5)), 0.5, "a", id="a"),
+            Utterance(str(tmp_path / "corrupt.wav"), 0.5, "b", id="b"),
+            Utterance(str(tmp_path / "gone.wav"), 0.5, "c", id="c"),
+            Utterance(str(sine_wav("d.wav", seconds=0.25)), 0.25, "d", id="d")]
+    ds = SpeechDataset(utts, tokenizer, sample_rate=16000)
+    dropped = ds.drop_unreadable()
+    assert [(u.id, problem.split(" (")[0]) for u, problem in dropped] == [("b", "not readable as audio"),
+                                                                          ("c", "file not found")]
+    assert [u.id for u in ds.utterances] == ["a", "d"] and ds.unreadable == {}
+    assert [ds[i].targets.tolist() for i in range(2)] == [tokenizer.encode("a"), tokenizer.encode("d")]
+    assert [ds[i].waveform.numel() for i in range(2)] == [8000, 4000]  # each utterance its own audio
+    assert ds.durations == [0.5, 0.25]
+
+
+def test_the_batch_loader_leaves_unreadable_audio_out_counts_it_and_goes_on(tmp_path, sine_wav, tokenizer):
+    from asr.data import BatchLoader
+
+    (tmp_path / "corrupt.wav").write_text("junk\n")
+    utts = [Utterance(str(sine_wav("a.wav")), 0.5, "a"), Utterance(str(tmp_path / "corrupt.wav"), 0.5, "b"),
+            Utterance(str(sine_wav("c.wav")), 0.5, "c")]
+    ds = SpeechDataset(utts, tokenizer, sample_rate=16000)
+    loader = BatchLoader(ds, [[(0, 1.0), (1, 1.0)], [(1, 1.0)], [(2, 1.0)]])
+    assert [batch.indices for batch in loader] == [[0], [2]]  # the batch of nothing readable is left out
+    assert loader.unreadable == 2
+
+
+def test_a_directory_or_an_audio_file_given_as_a_manifest_is_named_for_what_it_is(tmp_path):
+    with pytest.raises(ManifestError, match="a directory, not a manifest"):
+        read_manifest(tmp_path)
+    (tmp_path / "a.wav").write_bytes(b"RIFF\x00\xff\xfe")
+    with pytest.raises(ManifestError, match="a.wav: not a manifest"):
+        read_manifest(tmp_path / "a.wav")

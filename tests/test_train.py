@@ -323,6 +323,74 @@ def test_an_audio_file_that_vanishes_mid_run_is_skipped_with_a_warning(tiny_corp
     assert f"{utts[0].id}.flac: file not found" in capsys.readouterr().err
 
 
+def with_bad_audio(corpus, out, splits=("train", "valid"), keep_good=True):
+    """``corpus`` with one entry whose audio file does not exist and one whose file is not audio
+    added to each of ``splits`` (relative paths, resolved against ``out``)."""
+    out.mkdir()
+    (out / "corrupt.wav").write_text("junk\n")
+    text = json.loads((corpus / "train.jsonl").read_text().splitlines()[0])["text"]  # in the vocabulary
+    for split in ("train", "valid"):
+        lines = (corpus / f"{split}.jsonl").read_text().splitlines() if keep_good or split not in splits else []
+        if split in splits:
+            lines += [json.dumps({"audio_filepath": name, "duration": 1.0, "text": text, "id": f"{split}-{name}"})
+                      for name in ("nope.wav", "corrupt.wav")]
+        (out / f"{split}.jsonl").write_text("\n".join(lines) + "\n")
+    return out
+
+
+def test_missing_and_corrupt_audio_in_the_train_and_valid_manifests_is_skipped_named_and_counted(
+        tiny_corpus, tmp_path, capsys):
+    corpus = with_bad_audio(tiny_corpus, tmp_path / "corpus")
+    run = train(tiny_config(corpus, tmp_path / "run", "train.epochs=2"))
+    assert (run / "best" / "model.safetensors").is_file()
+    assert [e["skipped_unreadable"] for e in epochs(run)] == [1, 1]  # the corrupt one, each epoch
+    err = capsys.readouterr().err
+    for split in ("train", "valid"):
+        manifest = corpus / f"{split}.jsonl"
+        assert f"skipped {split} utterance {split}-nope.wav: {corpus / 'nope.wav'}: file not found" in err
+        assert f"{manifest}: skipped 1 {split} utterance(s) whose audio file is missing" in err
+        assert f"warning: {manifest}: skipped {corpus / 'corrupt.wav'}: not readable as audio" in err
+    assert err.count("corrupt.wav: not readable") == 2  # said once per manifest, not every epoch
+    # the corrupt train file is found when read; the valid set is read up front (and one of its 4 has a
+    # character unseen in training)
+    assert "train: 21 utterances" in err and "valid: 3 utterances" in err
+    assert "1 utterance(s) with unreadable audio left out of training" in err
+    assert f"{corpus / 'valid.jsonl'}: skipped 1 valid utterance(s) whose audio is unreadable" in err
+
+
+def test_a_run_with_a_corrupt_training_file_resumes_exactly(tiny_corpus, tmp_path):
+    corpus = with_bad_audio(tiny_corpus, tmp_path / "corpus", splits=("train",))
+    straight, resumed = straight_and_resumed(corpus, tmp_path, "train.epochs=2", "train.checkpoint_every=2")
+    assert_same_weights(straight, resumed)  # found by the statistics pass in one, in the epoch in the other
+
+
+def test_a_train_manifest_whose_only_audio_is_missing_is_named_and_not_the_valid_manifest(tiny_corpus, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    line = json.loads((tiny_corpus / "train.jsonl").read_text().splitlines()[0])
+    (corpus / "train.jsonl").write_text(json.dumps({**line, "audio_filepath": "nope.wav"}) + "\n")
+    (corpus / "valid.jsonl").write_text((tiny_corpus / "valid.jsonl").read_text())
+    with pytest.raises(TrainingError) as error:
+        train(tiny_config(corpus, tmp_path / "run"))
+    assert str(error.value) == (f"{corpus / 'train.jsonl'}: no readable train utterances: 1 of 1 unreadable "
+                                f"(first: {corpus / 'nope.wav'}: file not found)")
+
+
+@pytest.mark.parametrize("normalize", ["global", "utterance"])
+def test_a_train_manifest_with_no_readable_audio_stops_the_run_naming_it(tiny_corpus, tmp_path, normalize):
+    corpus = with_bad_audio(tiny_corpus, tmp_path / "corpus", splits=("train",), keep_good=False)
+    with pytest.raises(TrainingError, match=r"train\.jsonl: no readable train utterances: 1 of 1 unreadable "
+                                            r"\(first: .*corrupt\.wav: not readable as audio"):
+        train(tiny_config(corpus, tmp_path / "run", f"features.normalize={normalize}", "train.valid_manifest="))
+    assert not (tmp_path / "run" / "best").exists()
+
+
+def test_training_without_a_train_manifest_says_it_is_not_set(tmp_path):
+    with pytest.raises(ConfigError, match="train.train_manifest is not set"):
+        train(load_config("configs/small.yaml", [f"train.output_dir={tmp_path / 'run'}"]))
+    assert not (tmp_path / "run").exists()
+
+
 def test_noise_augmentation_trains_and_an_unusable_noise_folder_stops_the_run_before_it_starts(
         tiny_corpus, tmp_path, capsys):
     with pytest.raises(TrainingError, match="augment.noise_dir .*absent: not a directory"):
