@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from asr.audio import audio_info
 from asr.decoding import GreedyDecoder
@@ -194,14 +195,14 @@ def training_figure(records: list[dict], title: str = "") -> Figure:
         ax_err.plot(epochs, np.array(series("valid_cer"), dtype=float) * 100, label="CER", **style)
         ax_err.plot([epochs[best]], [wer[best]], marker="*", markersize=14, color="#d62728", linestyle="none")
         ax_err.set_ylim(bottom=0, top=max(100.0, float(np.nanmax(wer))) * 1.08)
-        ax_err.legend(loc="upper right")
+        ax_err.legend(loc="best")  # not over the best epoch's star
     else:
         ax_err.text(0.5, 0.5, "no validation set in this run", ha="center", va="center",
                     transform=ax_err.transAxes, color="#666")
     ax_err.set(xlabel="epoch", ylabel="error rate (%)", title="validation error rates (greedy)")
     for ax in (ax_loss, ax_err):
         ax.grid(alpha=0.3)
-        ax.xaxis.get_major_locator().set_params(integer=True)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # epochs: no 0.98 after one
     if title:
         fig.suptitle(title, fontsize=10)
     return fig

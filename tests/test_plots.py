@@ -11,7 +11,7 @@ from matplotlib.image import imread
 from asr.cli import main
 from asr.data import SpeechDataset, Utterance
 from asr.model_dir import load_model_dir
-from asr.plots import PlotError, log_posteriorgram, read_training_log
+from asr.plots import PlotError, log_posteriorgram, read_training_log, training_figure
 from conftest import write_sine
 
 
@@ -73,6 +73,15 @@ def test_plot_training_draws_the_curves_of_a_run(tmp_path):
     image = imread(tmp_path / "curves.png")
     assert image.shape[:2] == (420, 1100)  # 11 x 4.2 inches at 100 dpi
     assert image[..., :3].std() > 0.05
+
+
+@pytest.mark.parametrize("epochs", [[1], [1, 2], range(1, 31)])
+def test_the_epoch_axis_has_whole_epochs_only(tmp_path, epochs):
+    write_log(tmp_path / "run", epochs)
+    fig = training_figure(read_training_log(tmp_path / "run"))
+    for ax in fig.axes:
+        ticks = [t for t in ax.get_xticks() if ax.get_xlim()[0] <= t <= ax.get_xlim()[1]]
+        assert ticks and all(float(t).is_integer() for t in ticks)
 
 
 def test_a_resumed_run_that_logged_an_epoch_twice_is_plotted_with_the_later_record(tmp_path):
