@@ -206,6 +206,7 @@ def cmd_transcribe(args) -> int:
     systems = systems_from(args)  # every model loads (or fails) before any audio is read
     for transcriber in systems:
         transcriber.batch_size = args.batch_size
+    _warn_of_narrowband(paths, systems[0].sample_rate)
     bar = None
     if not args.quiet and sys.stderr.isatty():
         from tqdm import tqdm
@@ -240,6 +241,25 @@ def cmd_transcribe(args) -> int:
     if failed:
         print_error(f"{failed} of {len(paths) + len(input_errors)} file(s) failed")
     return 1 if failed else 0
+
+
+def _warn_of_narrowband(paths: list[str], rate: int, shown: int = 3) -> None:
+    """Name the files recorded below the model's rate (telephone audio at 8 kHz): they are
+    transcribed, upsampled, but the band above their Nyquist frequency, which the model heard in
+    training, is silent there. From the headers only; unreadable files get their error later."""
+    from asr.audio import AudioError, audio_info
+
+    low = []
+    for path in paths:
+        try:
+            if path != "-" and (r := audio_info(path).sample_rate) < rate:
+                low.append(f"{path} ({r} Hz)")
+        except AudioError:
+            pass
+    if low:
+        more = f" and {len(low) - shown} more" if len(low) > shown else ""
+        print_error(f"warning: {', '.join(low[:shown])}{more}: recorded below the model's {rate} Hz; upsampling "
+                    "cannot restore the missing band, so expect more errors")
 
 
 def _combined_outcomes(systems, paths, progress):

@@ -215,6 +215,15 @@ def test_cli_says_which_input_got_a_renamed_output_and_keeps_subtitles_one_file_
     assert "--format srt is one file per input: give --output-dir for 2 inputs" in capsys.readouterr().err
 
 
+def test_cli_warns_of_audio_recorded_below_the_model_rate_and_still_transcribes_it(tiny_model_dir, tmp_path, capsys):
+    phone = write_sine(tmp_path / "phone.wav", seconds=1.0, sample_rate=8000)
+    wideband = write_sine(tmp_path / "wide.wav", seconds=1.0, sample_rate=16000)
+    assert main(["transcribe", str(phone), str(wideband), "--model", str(tiny_model_dir), "--quiet"]) == 0
+    out, err = capsys.readouterr()
+    assert len(out.splitlines()) == 2
+    assert f"{phone} (8000 Hz): recorded below the model's 16000 Hz" in err and "wide.wav" not in err
+
+
 def test_cli_refuses_an_unwritable_output_dir_before_reading_audio(tiny_model_dir, tmp_path, capsys):
     (tmp_path / "f").write_text("x")
     code = main(["transcribe", str(tmp_path / "missing.wav"), "--model", str(tiny_model_dir),
