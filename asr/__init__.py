@@ -16,7 +16,8 @@ def load_model(path=None, decoder="auto", device="auto", **decoder_options):
 
     from asr.rescoring_files import load_rescoring, packaged_rescoring
 
-    settings = packaged_rescoring(path, decoder, bool(decoder_options))
+    running = {k: decoder_options.pop(k) for k in ("batch_size", "workers") if k in decoder_options}
+    settings = packaged_rescoring(path, decoder, bool(decoder_options))  # how it runs is not how it searches
     if settings:
-        return load_rescoring(settings, lambda model: _load(model, device=device))
-    return _load(path, decoder=decoder, device=device, **decoder_options)
+        return load_rescoring(settings, lambda model: _load(model, device=device, **running))
+    return _load(path, decoder=decoder, device=device, **running, **decoder_options)

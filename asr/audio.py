@@ -83,10 +83,29 @@ def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
 
 
 def prepare_array(array, sample_rate: int | None, target_rate: int, name="<array>") -> torch.Tensor:
-    """An in-memory signal (numpy or torch; (samples,) or (samples, channels)) -> mono tensor."""
-    samples = array.detach().cpu().numpy() if isinstance(array, torch.Tensor) else np.asarray(array)
-    if samples.ndim == 2 and samples.shape[0] < samples.shape[1] and samples.shape[0] <= 8:
-        samples = samples.T  # accept torchaudio's (channels, samples) layout too
+    """An in-memory signal (numpy or torch; (samples,) or (samples, channels)) -> mono tensor.
+    Floats are taken as they are (full scale 1.0); integer samples (scipy's wavfile, int16 PCM)
+    are scaled to that range. ``sample_rate`` None means ``target_rate``."""
+    if isinstance(array, torch.Tensor):
+        samples = array.detach().cpu().numpy()
+    elif isinstance(array, (np.ndarray, list, tuple)):
+        samples = np.asarray(array)
+    else:
+        raise AudioError(name, f"expected a file path, or an array or tensor of samples; got {type(array).__name__}")
+    if sample_rate is not None:
+        if isinstance(sample_rate, bool) or not isinstance(sample_rate, (int, float, np.integer, np.floating)) \
+                or not sample_rate > 0 or not float(sample_rate).is_integer():
+            raise AudioError(name, f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
+        sample_rate = int(sample_rate)
+    if samples.dtype.kind not in "iuf":
+        raise AudioError(name, f"expected numeric samples, got {samples.dtype} (a list of paths? one at a time, "
+                         "or transcribe_files)")
+    if samples.dtype.kind in "iu":  # PCM: full scale is the type's range
+        info = np.iinfo(samples.dtype)
+        middle = (int(info.max) + int(info.min) + 1) / 2  # 0, or 128 for uint8
+        samples = (samples.astype(np.float64) - middle) / (int(info.max) + 1 - middle)
+    if samples.ndim == 2 and samples.shape[0] < samples.shape[1]:
+        samples = samples.T  # torchaudio's (channels, samples) layout: never fewer samples than channels
     if samples.ndim not in (1, 2):
         raise AudioError(name, f"expected a 1-D or 2-D array, got shape {samples.shape}")
     samples = to_mono(samples.astype(np.float32, copy=False))

@@ -199,7 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "is not a terminal)")
     p.set_defaults(func=cmd_transcribe)
 
-    p = sub.add_parser("lm", help="n-gram language models for beam search: build, tune")
+    p = sub.add_parser("lm", help="language models: n-grams for beam search (build, tune, mix, prune, "
+                       "import-sphinx, perplexity) and an LSTM for rescoring (rnn)")
     lsub = p.add_subparsers(dest="lm_command", required=True)
     b = lsub.add_parser("build", help="modified Kneser-Ney ARPA from text files and manifests (normalized)")
     b.add_argument("texts", nargs="+", metavar="TEXT", help="text files (a sentence a line) or .jsonl manifests")
@@ -345,7 +346,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plot", help="pictures: one file's alignment, or a run's training curves")
     psub = p.add_subparsers(dest="what", required=True)
-    pa = psub.add_parser("alignment", help="waveform, features, CTC posteriorgram and words of one audio file")
+    pa = psub.add_parser("alignment", help="waveform, features, CTC posteriorgram and words of one audio file "
+                         "(of one model: a package that rescores draws its first system)")
     pa.add_argument("source", metavar="FILE")
     model_args(pa)
     beam_args(pa)
@@ -361,12 +363,13 @@ def build_parser() -> argparse.ArgumentParser:
         source = p.add_mutually_exclusive_group()
         source.add_argument("--model", help="model directory (default: the packaged model)")
         source.add_argument("--config", help="a training config instead (untrained weights)")
-        p.add_argument("--vocab-size", type=int, help="with --config: output tokens (default 29 for characters, "
+        p.add_argument("--vocab-size", type=_positive(int), help="with --config: output tokens (default 29 for characters, "
                        "train.bpe_vocab_size + 1 for train.units=bpe, 41 for phones)")
         if name == "diagram":
             p.add_argument("--output", "-o", required=True, help="image file, e.g. net.svg or net.png")
         else:
-            p.add_argument("--seconds", type=float, default=1.0, help="input duration for the shapes (default 1)")
+            p.add_argument("--seconds", type=_positive(float), default=1.0,
+                           help="input duration for the shapes (default 1; at most 600: the model runs on it)")
         p.set_defaults(func=cmd_diagram)
     return parser
 

@@ -389,11 +389,12 @@ def cmd_diagram(args) -> int:
     from asr.diagram import model_title, model_to_draw, save_diagram, summary_text
     from asr.plots import PlotError
 
+    if args.vocab_size and not args.config:
+        raise RuntimeError("--vocab-size is for --config: a model directory has its own tokens")
+    if args.command == "summary" and not args.seconds <= 600:  # (inf, nan too) the model runs on that much audio
+        raise RuntimeError(f"--seconds must be at most 600, got {args.seconds}")
     model, name = model_to_draw(args.model, args.config, args.vocab_size)
     if args.command == "summary":
-        if args.seconds <= 0:
-            print_error(f"--seconds must be positive, got {args.seconds}")
-            return 2
         print(summary_text(model, args.seconds, model_title(model, name)))
         return 0
     try:

@@ -338,6 +338,8 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     data: dict = {}
     if path is not None:
         path = Path(path)
+        if path.is_dir():
+            raise ConfigError(f"{path}: a directory, not a config file (configs/*.yaml)")
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         try:

@@ -197,5 +197,7 @@ def prepare_speechocean762(src: str | Path, out: str | Path, valid_speakers: int
         if split == "train" and valid_speakers:
             utts, valid = split_by_speaker(utts, valid_speakers)
             write_manifest(out / "valid.jsonl", valid)
+            reports["train"] = ImportReport(utts, report.skipped, report.notes)  # what train.jsonl holds
+            reports["valid"] = ImportReport(valid)
         write_manifest(out / f"{split}.jsonl", utts)
     return reports

@@ -86,14 +86,15 @@ def prepare_librispeech(src: str | Path, out: str | Path, train: list[str] | Non
     for subset in eval_sets:
         report = ImportReport()
         reports[subset] = check_entries(librispeech_entries(src, subset, report), report)
-    _write_train_valid(out, reports["train"], valid_speakers=valid_speakers, seed=seed)
+    reports.update(_write_train_valid(out, reports["train"], valid_speakers=valid_speakers, seed=seed))
     for subset in eval_sets:
         write_split(out, subset, reports[subset])
     return reports
 
 
 def _write_train_valid(out: Path, report: ImportReport, valid_speakers: int = 0, valid_list=None,
-                       valid_fraction: float = 0.0, seed: int = 0) -> None:
+                       valid_fraction: float = 0.0, seed: int = 0) -> dict[str, ImportReport]:
+    """OUT/train.jsonl and, if asked for, OUT/valid.jsonl held out of it -> their reports."""
     chosen = [bool(valid_speakers), valid_list is not None, bool(valid_fraction)]
     if sum(chosen) > 1:
         raise CorpusError("choose one way to make the valid set: speakers, a list, or a fraction")
@@ -111,9 +112,12 @@ def _write_train_valid(out: Path, report: ImportReport, valid_speakers: int = 0,
         utts, valid = split_random(utts, valid_fraction, seed)
     else:
         valid = None
-    write_split(out, "train", ImportReport(utts, report.skipped))
+    written = {"train": ImportReport(utts, report.skipped, report.notes)}
     if valid is not None:
-        write_split(out, "valid", ImportReport(valid))
+        written["valid"] = ImportReport(valid)
+    for split, part in written.items():
+        write_split(out, split, part)
+    return written
 
 
 # --- AN4 ------------------------------------------------------------------------------------
@@ -167,7 +171,7 @@ def prepare_an4(src: str | Path, out: str | Path, valid_speakers: int = 4, seed:
     for split in ("train", "test"):
         report = ImportReport()
         reports[split] = check_entries(an4_entries(src, split, report), report)
-    _write_train_valid(out, reports["train"], valid_speakers=valid_speakers, seed=seed)
+    reports.update(_write_train_valid(out, reports["train"], valid_speakers=valid_speakers, seed=seed))
     write_split(out, "test", reports["test"])
     return reports
 
@@ -335,8 +339,8 @@ def prepare_own_data(src: str | Path, out: str | Path, test: str | Path | None =
     """``OUT/train.jsonl``; ``OUT/valid.jsonl`` held out by speaker count, by a list of ids or
     speakers, or by a random fraction; ``OUT/test.jsonl`` from a second source ``test``."""
     reports = {"train": import_own_data(src)}
-    _write_train_valid(Path(out), reports["train"], valid_speakers=valid_speakers, valid_list=valid_list,
-                       valid_fraction=valid_fraction, seed=seed)
+    reports.update(_write_train_valid(Path(out), reports["train"], valid_speakers=valid_speakers,
+                                      valid_list=valid_list, valid_fraction=valid_fraction, seed=seed))
     if test is not None:
         reports["test"] = import_own_data(test)
         write_split(Path(out), "test", reports["test"])

@@ -20,13 +20,17 @@ from torch import nn
 from asr.config import AugmentConfig, FeatureConfig, ModelConfig
 from asr.features import Frontend, lengths_to_mask
 
-def resolve_device(name: str | None, setting: str = "--device") -> torch.device:
+def resolve_device(name: str | None, setting: str = "device") -> torch.device:
     """"auto" (or None) picks CUDA when present; asking for CUDA without it is an error."""
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name.startswith("cuda") and not torch.cuda.is_available():
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise RuntimeError(f"{setting}={name!r}: not a device (auto, cpu, cuda or cuda:N)") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"{setting}={name} was asked for, but no CUDA device is available")
-    return torch.device(name)
+    return device
 
 
 _RNN_CLASSES = {"rnn_tanh": nn.RNN, "rnn_relu": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}

@@ -65,6 +65,8 @@ def save_model_dir(path: str | Path, config: Config, model: AcousticModel,
 
 def load_model_dir(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
     path = Path(path) if path is not None else PRETRAINED_DIR
+    if path.is_file():
+        raise ModelDirError(f"{path}: a file, not a model directory (config.yaml, model.safetensors, ...)")
     if not path.is_dir():
         raise ModelDirError(f"{path}: model directory not found")
     missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]

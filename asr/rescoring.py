@@ -208,7 +208,7 @@ class RescoringTranscriber(Transcriber):
     def transcribe(self, audio, sample_rate=None, decoder=None, lm=None, **decoder_options):
         """As ``Transcriber.transcribe``; a decoder, LM or search option for one call is the first
         system's alone (as ``--decoder greedy|beam`` is for a package that rescores)."""
-        if decoder is not None or lm is not None or decoder_options:
+        if decoder not in (None, "auto") or lm is not None or decoder_options:  # auto: this rescoring
             return self.systems[0].transcribe(audio, sample_rate, decoder=decoder, lm=lm, **decoder_options)
         return super().transcribe(audio, sample_rate)
 

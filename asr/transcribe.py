@@ -176,7 +176,11 @@ class Transcriber:
             options = {**options, "lm": str(lm)}
         from asr.decoding_config import choose_decoder
 
-        name = choose_decoder(decoder or "auto", self.loaded.path, bool(options))
+        search = [k for k in options if k != "workers"]  # processes for the search are not a search setting
+        name = choose_decoder(decoder or "auto", self.loaded.path, bool(search))
+        if name == "greedy" and search:
+            raise ValueError(f"{', '.join(search)}: beam search settings; greedy decoding has none "
+                             "(decoder='beam' or 'auto')")
         key = (name, repr(sorted(options.items())))
         if key not in self._decoders:
             if name == "beam":  # search settings may come loose: beam_size=8, lm_weight=0.5, ...
@@ -184,7 +188,7 @@ class Transcriber:
 
                 self._decoders[key] = model_decoder(self.loaded.path, self.tokenizer, **options)[0]
             else:
-                self._decoders[key] = make_decoder(name, self.tokenizer, **options)
+                self._decoders[key] = make_decoder(name, self.tokenizer)
         return self._decoders[key]
 
     def _run_all(self, segments: Iterable[AudioSegment]) -> list[tuple[float, Result]]:

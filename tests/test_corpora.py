@@ -214,13 +214,14 @@ def test_prepare_speechocean762_writes_train_and_test_manifests(tmp_path):
 
 def test_prepare_speechocean762_holds_out_valid_speakers_from_train(tmp_path):
     src = make_release(tmp_path / "src")
-    prepare_speechocean762(src, tmp_path / "out", valid_speakers=1)
+    reports = prepare_speechocean762(src, tmp_path / "out", valid_speakers=1)
     train = read_manifest(tmp_path / "out" / "train.jsonl")
     valid = read_manifest(tmp_path / "out" / "valid.jsonl")
     valid_speakers = {u.speaker for u in valid}
     assert len(valid_speakers) == 1 and len(valid) == 2
     assert not valid_speakers & {u.speaker for u in train}
     assert len(train) + len(valid) == 6
+    assert {split: len(r.utterances) for split, r in reports.items()} == {"train": 4, "valid": 2, "test": 2}
 
 
 @pytest.mark.parametrize("missing", ["train", "test"])

@@ -66,10 +66,12 @@ def test_librispeech_finds_the_subsets_present_when_none_are_named(libri, tmp_pa
 
 def test_librispeech_valid_speakers_are_held_out_of_train(libri, tmp_path):
     src, _ = libri
-    prepare_librispeech(src, tmp_path / "data", train=["train-clean-100"], eval_sets=[], valid_speakers=1)
+    reports = prepare_librispeech(src, tmp_path / "data", train=["train-clean-100"], eval_sets=[],
+                                  valid_speakers=1)
     train = read_manifest(tmp_path / "data" / "train.jsonl")
     valid = read_manifest(tmp_path / "data" / "valid.jsonl")
     assert len({u.speaker for u in valid}) == 1 and len(train) + len(valid) == 6
+    assert (len(reports["train"].utterances), len(reports["valid"].utterances)) == (len(train), len(valid))
     assert not {u.speaker for u in train} & {u.speaker for u in valid}
 
 
@@ -134,7 +136,7 @@ def test_an4_without_fileids_finds_audio_by_the_utterance_name(tmp_path):
     for f in (an4 / "etc").glob("*.fileids"):
         f.unlink()
     reports = prepare_an4(an4, tmp_path / "data", valid_speakers=1)
-    assert len(reports["train"].utterances) == 4 and not reports["train"].skipped
+    assert len(reports["train"].utterances) + len(reports["valid"].utterances) == 4 and not reports["train"].skipped
 
 
 def test_an4_reports_malformed_lines_and_absent_audio(tmp_path):

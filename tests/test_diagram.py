@@ -113,3 +113,15 @@ def test_many_layers_are_drawn_first_two_then_the_last(tmp_path):
 def test_an_unknown_image_format_is_refused(tmp_path, capsys, bad):
     assert main(["diagram", "--config", str(_config(tmp_path, 1)), "-o", str(tmp_path / bad)]) == 2
     assert "unsupported" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, problem", [
+    (["summary", "--config", "configs/small.yaml", "--seconds", "1e5"], "--seconds must be at most 600"),
+    (["summary", "--model", "MODEL", "--vocab-size", "5"], "--vocab-size is for --config"),
+    (["summary", "--config", "configs"], "configs: a directory, not a config file"),
+    (["summary", "--model", "configs/small.yaml"], "configs/small.yaml: a file, not a model directory"),
+])
+def test_summary_and_diagram_refuse_what_they_cannot_draw_by_name(tiny_model_dir, argv, problem, capsys):
+    argv = [str(tiny_model_dir) if a == "MODEL" else a for a in argv]
+    assert main(argv) == 2
+    assert problem in capsys.readouterr().err

@@ -239,8 +239,16 @@ def test_export_makes_one_package_that_rescores_by_default_and_decodes_alone_whe
     for alone in (["--decoder", "beam"], ["--decoder", "greedy"], ["--beam-size", "4"]):
         assert main(["evaluate", valid, "--model", str(moved), "--json", *alone]) == 0
         assert not json.loads(capsys.readouterr().out.strip().splitlines()[-1])["decoder"].startswith("n-best")
-    assert isinstance(asr.load_model(moved, device="cpu"), RescoringTranscriber)
+    packaged = asr.load_model(moved, device="cpu")
+    assert isinstance(packaged, RescoringTranscriber)
     assert not isinstance(asr.load_model(moved, decoder="greedy", device="cpu"), RescoringTranscriber)
+    # how it runs is not how it searches: batch size and search processes keep the rescoring
+    running = asr.load_model(moved, device="cpu", batch_size=4, workers=1)
+    assert isinstance(running, RescoringTranscriber) and running.systems[0].batch_size == 4
+    alone = []  # decoder="auto" on one call is the rescoring, as for the whole model
+    packaged.systems[0].transcribe = lambda *args, **kwargs: alone.append(kwargs)
+    packaged.transcribe(json.loads(open(valid).readline())["audio_filepath"], decoder="auto")
+    assert alone == []
     assert main(["export", str(settings), str(moved)]) == 2
     assert "already exists" in capsys.readouterr().err
 

@@ -118,6 +118,44 @@ def test_arrays_and_files_give_the_same_result_and_an_other_rate_is_resampled(ti
     assert abs(len(t.transcribe(stereo8k, sample_rate=8000).words) - len(from_file.words)) <= 2
 
 
+def test_integer_samples_are_scaled_to_full_scale_one_as_soundfile_reads_them(tiny_model_dir, long_file):
+    t = speller(tiny_model_dir, max_seconds=10.0)
+    floats, _ = sf.read(str(long_file), dtype="float32")
+    pcm, _ = sf.read(str(long_file), dtype="int16")  # what scipy.io.wavfile gives
+    assert t.transcribe(pcm, sample_rate=RATE).words == t.transcribe(floats, sample_rate=RATE).words
+    assert t.load(pcm, RATE).abs().max() <= 1.0
+    unsigned = ((pcm.astype(np.int32) + 32768) >> 8).astype(np.uint8)  # 8-bit WAV: unsigned, silence at 128
+    assert abs(float(t.load(unsigned, RATE).mean())) < 0.01
+
+
+def test_channels_first_arrays_are_read_whatever_the_number_of_channels(tiny_model_dir):
+    t = speller(tiny_model_dir)
+    ramp = np.linspace(-0.5, 0.5, RATE, dtype=np.float32)
+    for channels in (2, 9):
+        assert t.load(np.tile(ramp, (channels, 1)), RATE).shape == (RATE,)
+
+
+@pytest.mark.parametrize("audio, rate, problem", [
+    (None, None, "expected a file path, or an array or tensor of samples; got NoneType"),
+    (5, None, "got int"),
+    (["a.wav", "b.wav"], None, "a list of paths? one at a time"),
+    (np.zeros(RATE, dtype=np.float32), 0, "sample_rate must be a positive whole number of Hz, got 0"),
+    (np.zeros(RATE, dtype=np.float32), -16000, "got -16000"),
+    (np.zeros(RATE, dtype=np.float32), "16000", "got '16000'"),
+])
+def test_what_is_not_audio_or_not_a_sample_rate_is_refused_by_name(tiny_model_dir, audio, rate, problem):
+    with pytest.raises(AudioError, match=re.escape(problem)):
+        speller(tiny_model_dir).transcribe(audio, sample_rate=rate)
+
+
+def test_beam_settings_with_greedy_decoding_are_refused_by_name(tiny_model_dir):
+    import asr
+
+    with pytest.raises(ValueError, match="beam_size: beam search settings; greedy decoding has none"):
+        asr.load_model(tiny_model_dir, decoder="greedy", beam_size=4, device="cpu")
+    assert asr.load_model(tiny_model_dir, decoder="greedy", workers=2, device="cpu")  # how to run, not search
+
+
 def test_a_silent_file_transcribes_to_empty_text(tiny_model_dir, tmp_path):
     sf.write(str(tmp_path / "silence.wav"), np.zeros(3 * RATE, dtype=np.float32), RATE)
     t = speller(tiny_model_dir)
