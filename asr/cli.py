@@ -260,6 +260,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--halvings", type=int, help="with --dev: how often a rise in dev perplexity sends training back "
                    "to the best weights at half the rate before it stops (default 3)")
     r.add_argument("--threads", type=_positive(int), help="CPU threads (torch.set_num_threads)")
+    r.add_argument("--force", action="store_true", help="replace an --output directory that holds anything")
     r.set_defaults(func=cmd_lm_rnn)
     pp = lsub.add_parser("perplexity", help="perplexity and OOV rate of word ARPA LMs on texts or manifests")
     pp.add_argument("lms", nargs="+", metavar="LM.arpa")

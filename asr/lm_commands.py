@@ -82,6 +82,11 @@ def cmd_lm_rnn(args) -> int:
     if any(r != int(r) or r < 1 for r in args.repeat or []):
         print_error("--repeat takes whole numbers of at least 1")
         return 2
+    out = Path(args.output)
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not args.force:
+        print_error(f"{out}: already exists{' and is not empty' if out.is_dir() else ' (a file)'}; give a new "
+                    "directory, or --force to replace it and all it holds")  # before the training, not after
+        return 2
     repeats = [int(r) for r in args.repeat or []]
     given = {k: getattr(args, k) for k in ("hidden_size", "num_layers", "dropout", "epochs", "seed", "lr",
                                            "checks_per_epoch", "halvings")}

@@ -32,6 +32,7 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from asr.atomic import atomic_dir
 from asr.lm import read_sentences
 
 BOUNDARY, UNKNOWN = "</s>", "<unk>"  # </s> also starts each sentence, as in Mikolov's RNNLM
@@ -56,6 +57,8 @@ class RNNLMOptions:
     halvings: int = 3  # when dev perplexity rises: back to the best weights at half the rate, this often
 
     def __post_init__(self):
+        if not 0 <= self.dropout < 1:
+            raise RNNLMError(f"dropout must be at least 0 and below 1, got {self.dropout}")
         if self.checks_per_epoch < 1 or self.halvings < 0:
             raise RNNLMError(f"dev checks per epoch must be at least 1 and halvings at least 0 "
                              f"(got {self.checks_per_epoch} and {self.halvings})")
@@ -205,14 +208,14 @@ def train_rnnlm(texts: Sequence[str | Path], output_dir: str | Path, repeats: Se
 
 
 def save_rnnlm(model: RecurrentLM, output_dir: str | Path) -> Path:
-    out = Path(output_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "words.txt").write_text("\n".join(model.words) + "\n", encoding="utf-8")
-    (out / "config.yaml").write_text(yaml.safe_dump({"rnnlm": asdict(model.options)}, sort_keys=False),
-                                     encoding="utf-8")
-    state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
-    save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
-    return out
+    """Write the LM's directory whole (replacing what was there), or not at all."""
+    with atomic_dir(output_dir) as out:
+        (out / "words.txt").write_text("\n".join(model.words) + "\n", encoding="utf-8")
+        (out / "config.yaml").write_text(yaml.safe_dump({"rnnlm": asdict(model.options)}, sort_keys=False),
+                                         encoding="utf-8")
+        state = {k: v.detach().to(torch.float16).contiguous() for k, v in model.state_dict().items()}
+        save_file(state, str(out / "model.safetensors"), metadata={"format": "pt"})
+    return Path(output_dir)
 
 
 def load_rnnlm(path: str | Path) -> RecurrentLM:

@@ -116,12 +116,34 @@ def test_each_rise_in_dev_perplexity_halves_the_rate_until_the_halvings_run_out(
     assert checks[0][0] == options.lr and len(checks) < 2 * options.epochs
 
 
+def test_the_cli_refuses_an_output_that_holds_anything_before_training_and_force_replaces_it(tmp_path, capsys):
+    (tmp_path / "t.txt").write_text("hello world\nworld hello\n")
+    model = tmp_path / "acoustic_model"  # e.g. a model directory given by mistake
+    model.mkdir()
+    (model / "config.yaml").write_text("model: {}\n")
+    rnn = ["lm", "rnn", str(tmp_path / "t.txt"), "--epochs", "1", "--hidden-size", "8", "-o"]
+    assert main([*rnn, str(model)]) == 2
+    assert "acoustic_model: already exists and is not empty" in capsys.readouterr().err
+    assert (model / "config.yaml").read_text() == "model: {}\n"
+    (tmp_path / "a_file").write_text("x")
+    assert main([*rnn, str(tmp_path / "a_file")]) == 2
+    assert main([*rnn, str(model), "--force"]) == 0
+    assert sorted(p.name for p in model.iterdir()) == ["config.yaml", "model.safetensors", "words.txt"]
+    assert load_rnnlm(model).words
+
+
 @pytest.mark.parametrize("bad", [{"checks_per_epoch": 0}, {"halvings": -1}])
 def test_a_schedule_without_dev_checks_or_with_negative_halvings_is_refused(tmp_path, bad):
     (tmp_path / "t.txt").write_text("the cat sat\n")
     with pytest.raises(RNNLMError, match="checks per epoch must be at least 1 and halvings at least 0"):
         train_rnnlm([tmp_path / "t.txt"], tmp_path / "lm", options=RNNLMOptions(**{**SMALL.__dict__, **bad}))
     assert not (tmp_path / "lm").exists()
+
+
+@pytest.mark.parametrize("dropout", [-0.1, 1.0, 2.0])
+def test_a_dropout_outside_0_to_1_is_refused(dropout):
+    with pytest.raises(RNNLMError, match=f"dropout must be at least 0 and below 1, got {dropout}"):
+        RNNLMOptions(dropout=dropout)
 
 
 def test_the_interpolation_share_goes_to_the_lm_that_predicts_dev_text_better():
