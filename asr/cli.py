@@ -5,6 +5,7 @@ The subcommands themselves are in asr/commands.py (``asr lm ...`` in asr/lm_comm
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 
@@ -15,11 +16,15 @@ from asr.lm_commands import (cmd_lm_build, cmd_lm_import_sphinx, cmd_lm_mix, cmd
 
 
 def _floats(text: str) -> list[float]:
-    """argparse type for comma-separated numbers ("0,0.5,1"); empty items are skipped."""
+    """argparse type for comma-separated finite numbers ("0,0.5,1"); empty items are skipped, but
+    not all of them (an empty grid would tune nothing)."""
     try:
-        return [float(x) for x in text.split(",") if x.strip()]
+        values = [float(x) for x in text.split(",") if x.strip()]
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+        values = []
+    if not values or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+    return values
 
 
 def _positive(kind):
@@ -100,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("overrides", nargs="*", help="e.g. train.lr=1e-3 model.cell=gru")
     p.add_argument("--resume", action="store_true", help="continue the run in train.output_dir")
-    p.add_argument("--gpus", type=int, default=1,
+    p.add_argument("--gpus", type=_positive(int), default=1,
                    help="data-parallel processes on this machine (torchrun; gloo on CPU, nccl on GPU)")
     p.set_defaults(func=cmd_train)
 

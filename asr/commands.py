@@ -145,6 +145,9 @@ def cmd_tune_rescoring(args) -> int:
     if not args.combine and not args.rnnlm:
         print_error("tune-rescoring needs other systems (--combine) or an RNN LM (--rnnlm), or both")
         return 2
+    if args.weights and min(args.weights) < 0:  # a system that cannot spell a candidate scores -inf: x -1 = +inf
+        print_error(f"--weights are each system's share of the score: at least 0, got {min(args.weights):g}")
+        return 2
     utterances = read_manifest(args.manifest)
     models = [args.model, *args.combine]
     args.decoder = "auto"

@@ -173,6 +173,8 @@ class TrainConfig:
             raise ConfigError(f"train.batch_seconds must be > 0, got {self.batch_seconds}")
         if self.max_batch_size < 1:
             raise ConfigError(f"train.max_batch_size must be >= 1, got {self.max_batch_size}")
+        if self.average_last < 0:
+            raise ConfigError(f"train.average_last must be >= 0 (0: no average), got {self.average_last}")
         if self.threads < 0:  # would be ignored silently
             raise ConfigError(f"train.threads must be >= 0 (0: torch's default), got {self.threads}")
 

@@ -110,7 +110,8 @@ class WordLM:
         space = getattr(decoder, "space", None)
         if space is None or space.kenlm is None or space.words is None:
             raise RescoringError("n-best rescoring needs a word LM: the first system must search with a word LM "
-                                 "and lexicon (a package exported with --lm, or --lm)")
+                                 "and lexicon: give it one with `asr export MODEL PACKAGE --lm LM` and rescore "
+                                 "with PACKAGE first")
         self.kenlm, self.words = space.kenlm, space.words
         self.unknown = self.words.get_index("<unk>")
         self.rnnlm = rnnlm

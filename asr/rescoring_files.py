@@ -11,7 +11,7 @@ from typing import Sequence
 
 import yaml
 
-from asr.atomic import write_text_atomic
+from asr.atomic import atomic_dir, write_text_atomic
 from asr.rescoring import RescoringError, RescoringOptions, RescoringTranscriber, RescoringTuneResult
 
 
@@ -104,39 +104,43 @@ def package_rescoring(settings: str | Path, dst: str | Path) -> Path:
 
     models, options = read_rescoring(settings)
     dst, first = Path(dst), Path(models[0])
-    if first.resolve() != dst.resolve():
-        if dst.exists():
-            raise RescoringError(f"{dst}: already exists; give a new directory (or the first system's own)")
-        shutil.copytree(first, dst, ignore=shutil.ignore_patterns(RESCORING_FILE, "system[0-9]*", "rnnlm"))
-    packaged = packaged_lm(dst)
-    if packaged is None:
-        raise RescoringError(f"{first}: the first system needs a packaged word LM (asr export --lm)")
-    lm, lexicon = packaged
-    if isinstance(lexicon, Path):  # a binary LM lists its words in the lexicon
-        words = list(read_lexicon(lexicon, load_tokenizer(dst / TOKENIZER_FILE)).lexicon)
-    else:
-        words = list(inspect_lm(lm).words)
-    known = set(words)
-    systems = [dst]
-    for number, model in enumerate(models[1:], start=2):
-        loaded, sub = load_model_dir(model), dst / f"system{number}"
-        tokenizer = loaded.tokenizer
-        if isinstance(tokenizer, PhoneTokenizer):  # cmudict is 3.5 MB; the search knows only the LM's words
-            kept = {w: p for w, p in tokenizer.pronunciations.items() if w in known}  # in order: homophones
-            tokenizer = PhoneTokenizer(tokenizer.tokens, kept)
-        stored = read_decoding_defaults(loaded.path)
-        priors = Path(loaded.path) / PRIORS_FILE  # its prior_scale, kept below, needs them
-        save_model_dir(sub, loaded.config, loaded.model, tokenizer, half=True,
-                       extra_files={PRIORS_FILE: priors} if priors.is_file() else None)
-        write_lexicon(lexicon_from_words(words, tokenizer).lexicon, sub / "lexicon.txt")
-        write_decoding_defaults(sub, {**{k: v for k, v in stored.items() if k not in ("lm", "lexicon", "tuned")},
-                                      "lm": Path("..", lm.relative_to(dst)).as_posix(), "lexicon": "lexicon.txt"})
-        systems.append(sub)
-    if options.rnnlm:  # the package carries its RNN LM too
-        if Path(options.rnnlm).resolve() != (dst / "rnnlm").resolve():
-            shutil.copytree(options.rnnlm, dst / "rnnlm", dirs_exist_ok=True)
-        options = replace(options, rnnlm=str(dst / "rnnlm"))
-    tuned = yaml.safe_load(Path(settings).read_text(encoding="utf-8")).get("tuned") or {}
-    return _write_settings(dst / RESCORING_FILE, systems, options,
-                           {**tuned, "packaged_from": str(Path(settings).resolve())},
-                           "written by `asr export RESCORING_FILE DST`: this package rescores with these systems")
+    if first.resolve() != dst.resolve() and dst.exists():
+        raise RescoringError(f"{dst}: already exists; give a new directory (or the first system's own)")
+    # Built aside from the systems (which may live inside dst) and renamed into place: a system
+    # that fails to load leaves dst as it was, not a package that quietly does not rescore.
+    with atomic_dir(dst) as staged:
+        shutil.copytree(first, staged, ignore=shutil.ignore_patterns(RESCORING_FILE, "system[0-9]*", "rnnlm"),
+                        dirs_exist_ok=True)
+        packaged = packaged_lm(staged)
+        if packaged is None:
+            raise RescoringError(f"{first}: the first system needs a packaged word LM (asr export --lm)")
+        lm, lexicon = packaged
+        if isinstance(lexicon, Path):  # a binary LM lists its words in the lexicon
+            words = list(read_lexicon(lexicon, load_tokenizer(staged / TOKENIZER_FILE)).lexicon)
+        else:
+            words = list(inspect_lm(lm).words)
+        known = set(words)
+        systems = [staged]
+        for number, model in enumerate(models[1:], start=2):
+            loaded, sub = load_model_dir(model), staged / f"system{number}"
+            tokenizer = loaded.tokenizer
+            if isinstance(tokenizer, PhoneTokenizer):  # cmudict is 3.5 MB; the search knows only the LM's words
+                kept = {w: p for w, p in tokenizer.pronunciations.items() if w in known}  # in order: homophones
+                tokenizer = PhoneTokenizer(tokenizer.tokens, kept)
+            stored = read_decoding_defaults(loaded.path)
+            priors = Path(loaded.path) / PRIORS_FILE  # its prior_scale, kept below, needs them
+            save_model_dir(sub, loaded.config, loaded.model, tokenizer, half=True,
+                           extra_files={PRIORS_FILE: priors} if priors.is_file() else None)
+            write_lexicon(lexicon_from_words(words, tokenizer).lexicon, sub / "lexicon.txt")
+            write_decoding_defaults(sub, {**{k: v for k, v in stored.items() if k not in ("lm", "lexicon", "tuned")},
+                                          "lm": Path("..", lm.relative_to(staged)).as_posix(),
+                                          "lexicon": "lexicon.txt"})
+            systems.append(sub)
+        if options.rnnlm:  # the package carries its RNN LM too
+            shutil.copytree(options.rnnlm, staged / "rnnlm")
+            options = replace(options, rnnlm=str(staged / "rnnlm"))
+        tuned = yaml.safe_load(Path(settings).read_text(encoding="utf-8")).get("tuned") or {}
+        _write_settings(staged / RESCORING_FILE, systems, options,  # relative paths: they hold after the rename
+                        {**tuned, "packaged_from": str(Path(settings).resolve())},
+                        "written by `asr export RESCORING_FILE DST`: this package rescores with these systems")
+    return dst / RESCORING_FILE

@@ -82,6 +82,10 @@ class SubwordTokenizer:
         if not words:
             raise TokenizerError("no training text to build subword units from")
         model = io.BytesIO()
+        characters = len({c for w in words for c in w})
+        if vocab_size <= characters:  # every character is a piece (and sentencepiece's own <unk>)
+            raise TokenizerError(f"train.bpe_vocab_size={vocab_size} leaves no room for pieces beyond the "
+                                 f"training words' {characters} characters: give more than {characters}")
         # One "sentence" per word occurrence: no dummy prefix, so pieces carry no "▁"; identity
         # normalization, since the text is already normalized (NFKC would change characters).
         spm.SentencePieceTrainer.train(

@@ -161,7 +161,11 @@ def model_to_train(cfg: Config, resume: bool, device, say):
         check_same_model(loaded, cfg, f"--resume {run_dir / 'last'}")
         tokenizer, model = loaded.tokenizer, loaded.model
         state = torch.load(run_dir / "last" / "train_state.pt", weights_only=True, map_location="cpu")
-        say(f"resuming {run_dir} at epoch {state['epoch'] + 1}, step {state['step']}")
+        if state["epoch"] >= tc.epochs:
+            say(f"{run_dir} has trained all its {tc.epochs} epochs: nothing to resume (a larger train.epochs "
+                "trains on)")
+        else:
+            say(f"resuming {run_dir} at epoch {state['epoch'] + 1}, step {state['step']}")
     elif resume:
         say(f"nothing to resume in {run_dir}: starting a new run")
     if state is None and (run_dir / "last").exists():
@@ -175,5 +179,8 @@ def model_to_train(cfg: Config, resume: bool, device, say):
                                         tc.bpe_vocab_size, phone_lexicon=tc.phone_lexicon)
         except LexiconError as e:
             raise TrainingError(f"train.phone_lexicon: {e}") from None
+        if tc.units == "bpe" and len(tokenizer) < tc.bpe_vocab_size + 1:  # sentencepiece stops when merges run out
+            say(f"train.bpe_vocab_size={tc.bpe_vocab_size}: the training words make only "
+                f"{len(tokenizer) - 1} units, so the model has {len(tokenizer)} outputs")
         model = AcousticModel(cfg.features, cfg.model, len(tokenizer), cfg.augment).to(device)
     return tokenizer, model, state

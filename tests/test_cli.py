@@ -157,12 +157,20 @@ def test_a_missing_model_directory_is_a_one_line_error(tmp_path, capsys):
     ["lm", "tune", "dev.jsonl", "--model", "m", "--lm", "lm.arpa", "--blank-penalties", "0,one"],
     ["lm", "mix", "a.arpa", "b.arpa", "-o", "mix.arpa", "--weights", "0.5,half"],
     ["synthesize", "text.txt", "out", "--freq-scale", "1,x"],
+    ["lm", "tune", "dev.jsonl", "--model", "m", "--lm", "lm.arpa", "--lm-weights="],  # an empty grid
+    ["tune-rescoring", "dev.jsonl", "--model", "m", "--combine", "b", "-o", "r.yaml", "--weights=nan"],
 ])
 def test_a_malformed_number_list_is_refused_before_any_work(argv, capsys):
     with pytest.raises(SystemExit) as exit_:
         main(argv)
     assert exit_.value.code == 2
     assert "expected comma-separated numbers, got" in capsys.readouterr().err
+
+
+def test_negative_rescoring_weights_are_refused_before_any_work(capsys):
+    assert main(["tune-rescoring", "dev.jsonl", "--model", "m", "--combine", "b", "-o", "r.yaml",
+                 "--weights=-1,0.5"]) == 2
+    assert "--weights are each system's share of the score: at least 0, got -1" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("argv, flag", [

@@ -185,7 +185,8 @@ def test_out_of_range_model_values_raise_config_error(override):
 
 
 @pytest.mark.parametrize("override", ["train.lr=-1", "train.lr=0", "train.lr=.nan", "train.epochs=0",
-                                      "train.batch_seconds=0", "train.max_batch_size=0", "train.threads=-1"])
+                                      "train.batch_seconds=0", "train.max_batch_size=0", "train.threads=-1",
+                                      "train.average_last=-1"])
 def test_out_of_range_training_values_raise_config_error_naming_the_field(override):
     with pytest.raises(ConfigError, match=override.split("=")[0].replace(".", r"\.") + " must be"):
         load_config(None, [override])

@@ -207,6 +207,19 @@ def phone_model(tmp_path_factory):
                           AcousticModel(cfg.features, cfg.model, len(tokenizer)), tokenizer)
 
 
+def test_a_rescoring_package_that_cannot_be_made_leaves_no_directory_behind(packages, tiny_model_dir, tiny_corpus,
+                                                                             tmp_path, capsys):
+    first, _ = packages
+    tuned = RescoringTuneResult(RescoringOptions((1.0, 0.5), 1.0, 0.0, 4), 1.0, 1.0)
+    write_rescoring(tmp_path / "gone.yaml", [first, tmp_path / "gone"], tuned, str(tiny_corpus / "valid.jsonl"))
+    write_rescoring(tmp_path / "no_lm.yaml", [tiny_model_dir, first], tuned, str(tiny_corpus / "valid.jsonl"))
+    for settings, problem in (("gone.yaml", "gone: model directory not found"),
+                              ("no_lm.yaml", "the first system needs a packaged word LM")):
+        assert main(["export", str(tmp_path / settings), str(tmp_path / "pkg")]) == 2
+        assert problem in capsys.readouterr().err
+        assert not list(tmp_path.glob("*pkg*"))  # neither a package that would not rescore nor its staging
+
+
 def test_export_makes_one_package_that_rescores_by_default_and_decodes_alone_when_asked(
         packages, phone_model, tiny_corpus, tmp_path, capsys):
     import asr

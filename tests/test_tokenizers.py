@@ -81,6 +81,13 @@ def test_a_character_the_pieces_do_not_cover_raises_naming_it():
         BPE.encode("the zebra")
 
 
+def test_a_vocabulary_with_no_room_beyond_the_characters_is_refused_saying_how_many_there_are():
+    characters = len({c for text in TEXTS for c in text.replace(" ", "")})
+    with pytest.raises(TokenizerError, match=f"training words' {characters} characters: give more than"):
+        SubwordTokenizer.build(TEXTS, vocab_size=characters)
+    assert len(SubwordTokenizer.build(TEXTS, vocab_size=characters + 1)) == characters + 2
+
+
 def test_the_vocabulary_size_is_sentencepieces_minus_its_unknown_plus_blank_and_separator():
     texts = ["".join(chr(97 + (i * 7 + j) % 26) for j in range(6)) for i in range(300)]
     assert len(SubwordTokenizer.build(texts, vocab_size=60)) == 61

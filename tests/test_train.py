@@ -100,6 +100,16 @@ def test_a_new_run_refuses_to_overwrite_an_existing_one(tiny_corpus, tmp_path):
         train(cfg)
 
 
+def test_resuming_a_finished_run_says_there_is_nothing_left_and_changes_nothing(tiny_corpus, tmp_path, capsys):
+    run = train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=1"))
+    weights = (run / "best" / "model.safetensors").read_bytes()
+    capsys.readouterr()
+    train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=1"), resume=True)
+    err = capsys.readouterr().err
+    assert "has trained all its 1 epochs: nothing to resume" in err and f"resuming {run}" not in err
+    assert (run / "best" / "model.safetensors").read_bytes() == weights and len(epochs(run)) == 1
+
+
 def test_resuming_with_another_model_or_units_is_refused_by_name(tiny_corpus, tmp_path):
     cfg = tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=2")
     train(cfg, stop_at_step=1)
