@@ -226,8 +226,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--weights", type=_floats, help="comma-separated, one per LM, summing to 1")
     g.add_argument("--dev", nargs="+", metavar="TEXT", help="fit the weights on these texts or manifests "
                    "(a dev split, never the test split)")
-    m.add_argument("--tokenizer", metavar="MODEL", help="token LMs: the dev texts are spelled in this model's "
-                   "tokens (its directory or tokenizer.json)")
+    m.add_argument("--tokenizer", metavar="MODEL", help="token LMs with --dev: the dev texts are spelled in this "
+                   "model's tokens (its directory or tokenizer.json)")
     m.set_defaults(func=cmd_lm_mix)
     pr = lsub.add_parser("prune", help="entropy-based pruning of an ARPA LM (Stolcke 1998, as SRILM's ngram -prune): "
                          "drop the n-grams whose removal raises perplexity least")
@@ -267,7 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--threads", type=_positive(int), help="CPU threads (torch.set_num_threads)")
     r.add_argument("--force", action="store_true", help="replace an --output directory that holds anything")
     r.set_defaults(func=cmd_lm_rnn)
-    pp = lsub.add_parser("perplexity", help="perplexity and OOV rate of word ARPA LMs on texts or manifests")
+    pp = lsub.add_parser("perplexity", help="perplexity and OOV rate of ARPA LMs (word, character or token: "
+                         "the text is read in the LM's units) on texts or manifests")
     pp.add_argument("lms", nargs="+", metavar="LM.arpa")
     pp.add_argument("--texts", nargs="+", required=True, metavar="TEXT")
     pp.add_argument("--tokenizer", metavar="MODEL", help="token LMs: spell the texts in this model's tokens")

@@ -46,6 +46,14 @@ class LMError(ValueError):
     pass
 
 
+def unspellable(tokenizer: "Tokenizer") -> str:
+    """What a sentence ``tokenizer`` leaves out has, for messages: a phone tokenizer spells words
+    by their pronunciations, not by their letters."""
+    if getattr(tokenizer, "kind", None) == "phone":
+        return "words the tokenizer has no pronunciation for"
+    return "characters the tokenizer cannot spell"
+
+
 def read_sentences(paths: Iterable[str | Path], unit: str = "word", tokenizer: "Tokenizer | None" = None,
                    skipped: list[str] | None = None) -> Iterator[list[str]]:
     """Normalized sentences from text files (one per line) or manifests (``.jsonl``: ``text``), as
@@ -201,7 +209,7 @@ def build_lm(texts: Iterable[str | Path], output: str | Path, order: int = 3, un
     skipped = [] if skipped is None else skipped
     sentences = list(read_sentences(texts, unit, tokenizer, skipped))
     if not sentences:
-        why = (f"each of the {len(skipped)} sentences has characters the tokenizer cannot spell, e.g. {skipped[0]}"
+        why = (f"each of the {len(skipped)} sentences has {unspellable(tokenizer)}, e.g. {skipped[0]}"
                if skipped else "all inputs empty after normalization")
         raise LMError(f"no text to build a language model from ({why})")
     lmplz = kenlm_tool("lmplz")
@@ -240,6 +248,16 @@ class LMInfo:
     def is_char_lm(self) -> bool:
         """Units are single characters with ``|`` between words (for lexicon-free search)."""
         return WORD_SEP in self.words and all(len(w) == 1 for w in self.words)
+
+    @property
+    def unit(self) -> str | None:
+        """"word", "char" or "token" (subword pieces or phones), from the unigrams: only character
+        and token LMs have ``|`` between words. None for a binary file (its unigrams are not read)."""
+        if self.binary:
+            return None
+        if WORD_SEP not in self.words:
+            return "word"
+        return "char" if self.is_char_lm else "token"
 
     def is_token_lm(self, tokenizer: "Tokenizer") -> bool:
         """Units are ``tokenizer``'s tokens, ``|`` between words: lexicon-free search can use it.

@@ -17,19 +17,33 @@ def _tokenizer(args):
     return load_tokenizer(args.tokenizer)
 
 
+def _report_skipped(skipped: list[str], tokenizer) -> None:
+    """The sentences ``tokenizer`` could not spell, left out of what was built or scored."""
+    from asr.lm import unspellable
+
+    if skipped:
+        print_error(f"skipped {len(skipped)} sentences with {unspellable(tokenizer)} "
+                    f"(first: {', '.join(skipped[:3])})")
+
+
+# KenLM (flashlight-text's decoder, build_binary) refuses a unigram LM: it "assumes at least a bigram model".
+UNIGRAM_WARNING = "beam search needs an LM of order 2 or more (KenLM cannot load a unigram LM)"
+
+
 def cmd_lm_build(args) -> int:
     from asr.lm import KENLM_MAX_ORDER, build_lm, inspect_lm
 
     if args.order > KENLM_MAX_ORDER:
         print_error(f"warning: beam search loads LMs up to order {KENLM_MAX_ORDER} (flashlight-text's KenLM)")
+    if args.order < 2:
+        print_error(f"warning: {UNIGRAM_WARNING}; give --order 2 or more")
     if args.tokenizer and args.unit != "token":
         print_error("warning: --tokenizer is used only with --unit token")
     skipped: list[str] = []
-    path, tool = build_lm(args.texts, args.output, order=args.order, unit=args.unit, tokenizer=_tokenizer(args),
+    tokenizer = _tokenizer(args)
+    path, tool = build_lm(args.texts, args.output, order=args.order, unit=args.unit, tokenizer=tokenizer,
                           skipped=skipped)
-    if skipped:
-        print_error(f"skipped {len(skipped)} sentences with characters the tokenizer cannot spell "
-                    f"(first: {', '.join(skipped[:3])})")
+    _report_skipped(skipped, tokenizer)
     info = inspect_lm(path)
     counts = ", ".join(f"{n}-grams {c}" for n, c in enumerate(info.counts, 1))
     print(f"{path}: {info.order}-gram {args.unit} LM ({tool}): {counts}")
@@ -40,7 +54,13 @@ def cmd_lm_mix(args) -> int:
     from asr.lm_mix import mix_files
 
     weights = args.weights or None
-    path, used = mix_files(args.lms, args.output, weights=weights, dev=args.dev or (), tokenizer=_tokenizer(args))
+    if args.tokenizer and not args.dev:
+        print_error("warning: --tokenizer is used only with --dev")
+    skipped: list[str] = []
+    tokenizer = _tokenizer(args)
+    path, used = mix_files(args.lms, args.output, weights=weights, dev=args.dev or (), tokenizer=tokenizer,
+                           skipped=skipped)
+    _report_skipped(skipped, tokenizer)
     how = "fitted on " + ", ".join(args.dev) if args.dev and not weights else "given" if weights else "equal"
     print(f"{path}: weights {', '.join(f'{w:.3f}' for w in used)} ({how})")
     return 0
@@ -52,6 +72,8 @@ def cmd_lm_prune(args) -> int:
     result = prune_file(args.lm, args.output, args.threshold)
     counts = ", ".join(f"{n}-grams {b} -> {a}" for n, (b, a) in enumerate(zip(result.before, result.after), 1))
     print(f"{args.output}: pruned at {args.threshold:g}: {counts}")
+    if len(result.before) > 1 and not any(result.after[1:]):
+        print_error(f"warning: {args.output} has only unigrams left; {UNIGRAM_WARNING}: give a lower --threshold")
     return 0
 
 
@@ -87,6 +109,10 @@ def cmd_lm_rnn(args) -> int:
         print_error(f"{out}: already exists{' and is not empty' if out.is_dir() else ' (a file)'}; give a new "
                     "directory, or --force to replace it and all it holds")  # before the training, not after
         return 2
+    if args.dev:  # an empty one would silently train without dev selection (train_rnnlm takes it as none)
+        from asr.lm_mix import read_scored_text
+
+        read_scored_text(args.dev, "word", what="dev text")
     repeats = [int(r) for r in args.repeat or []]
     given = {k: getattr(args, k) for k in ("hidden_size", "num_layers", "dropout", "epochs", "seed", "lr",
                                            "checks_per_epoch", "halvings")}
@@ -98,13 +124,20 @@ def cmd_lm_rnn(args) -> int:
 
 
 def cmd_lm_perplexity(args) -> int:
-    from asr.lm import read_sentences
-    from asr.lm_mix import load_arpa, perplexity
+    from asr.lm import ArpaModel
+    from asr.lm_mix import arpa_info, perplexity, read_scored_text, text_unit
 
     tokenizer = _tokenizer(args)
-    sentences = list(read_sentences(args.texts, "token" if tokenizer else "word", tokenizer))
-    for lm in args.lms:
-        ppl, scored, oov = perplexity(load_arpa(lm), sentences)
+    units = [text_unit(arpa_info(lm), tokenizer) for lm in args.lms]  # all checked before any is scored
+    texts: dict[str, list[list[str]]] = {}  # per unit: a character LM's text is read as characters
+    for unit in units:
+        if unit not in texts:
+            skipped: list[str] = []
+            texts[unit] = read_scored_text(args.texts, unit, tokenizer, skipped)
+            _report_skipped(skipped, tokenizer)
+    for lm, unit in zip(args.lms, units):
+        sentences = texts[unit]
+        ppl, scored, oov = perplexity(ArpaModel(lm), sentences)
         print(f"{lm}: perplexity {ppl:.1f} on {scored} tokens ({len(sentences)} sentences), "
               f"{oov} OOV ({100 * oov / (scored + oov):.2f}%)")
     return 0

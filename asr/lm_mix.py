@@ -8,6 +8,10 @@ other: every n-gram of any component gets its exact mixed probability, and backo
 recomputed so that each context still sums to 1. N-grams that no component holds then back off
 in the mixture rather than in each component, the same approximation as SRILM's static mix.
 A word one component does not know gets probability 0 from it (not its ``<unk>`` mass).
+
+The components must have the same units (words, characters, or one model's tokens), and dev text
+is read in those units: scored in others, nearly every unit is out of vocabulary and the fitted
+weights and perplexities mean nothing.
 """
 
 from __future__ import annotations
@@ -17,7 +21,11 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Iterable, Sequence
 
-from asr.lm import BOS, EOS, UNK, ArpaModel, LMError, NgramModel, inspect_lm, read_sentences, write_arpa
+from asr.lm import (BOS, EOS, UNK, ArpaModel, LMError, LMInfo, NgramModel, inspect_lm, read_sentences, unspellable,
+                    write_arpa)
+from asr.text import WORD_SEP
+
+UNIT_NAMES = {"word": "word LM", "char": "character LM", "token": "token LM"}
 
 
 def _prob(model: ArpaModel, vocab: set[str], word: str, history: tuple[str, ...]) -> float:
@@ -125,20 +133,77 @@ def best_weights(models: Sequence[ArpaModel], sentences: list[list[str]], iterat
     return weights
 
 
-def load_arpa(path: str | Path) -> ArpaModel:
-    """An ARPA file in memory, after the checks of ``inspect_lm`` (missing, malformed, binary)."""
-    if inspect_lm(path).binary:
+def arpa_info(path: str | Path) -> LMInfo:
+    """The checks of ``inspect_lm`` (missing, malformed), and that the file is an ARPA file."""
+    info = inspect_lm(path)
+    if info.binary:
         raise LMError(f"{path}: a KenLM binary; mixing, pruning and perplexity read ARPA files")
+    return info
+
+
+def load_arpa(path: str | Path) -> ArpaModel:
+    """An ARPA file in memory, after the checks of ``arpa_info``."""
+    arpa_info(path)
     return ArpaModel(path)
 
 
+def text_unit(info: LMInfo, tokenizer=None) -> str:
+    """The units to read text in to score the ARPA LM of ``info``: words for a word LM, characters
+    for a character LM, ``tokenizer``'s tokens for a token LM (or a character LM of a character
+    model). Text in other units is almost all out of vocabulary and gives a meaningless number,
+    so a mismatch is refused, saying what to give instead."""
+    if info.unit == "word":
+        if tokenizer is not None:
+            raise LMError(f"{info.path}: a word LM, which scores text as words; leave out the tokenizer "
+                          "(--tokenizer is for token LMs)")
+        return "word"
+    if tokenizer is not None:
+        if info.is_token_lm(tokenizer):
+            return "token"
+        if info.unit == "char":
+            raise LMError(f"{info.path}: a character LM, whose units are not the tokenizer's tokens; leave out "
+                          "--tokenizer to score it on characters")
+        raise LMError(f"{info.path}: a token LM whose units are not the tokenizer's tokens; give the model it was "
+                      "built with (--tokenizer MODEL)")
+    if info.unit == "char":
+        return "char"
+    examples = " ".join([u for u in info.words if u != WORD_SEP][:5])
+    raise LMError(f"{info.path}: a token LM (units such as {examples}), which cannot score text "
+                  "read as words; give the model it was built with (--tokenizer MODEL) to spell the text in its tokens")
+
+
+def read_scored_text(paths: Sequence[str | Path], unit: str, tokenizer=None, skipped: list[str] | None = None,
+                     what: str = "text") -> list[list[str]]:
+    """``read_sentences``, refusing text with no sentences (``what`` names it: "dev text")."""
+    skipped = [] if skipped is None else skipped
+    sentences = list(read_sentences(paths, unit, tokenizer, skipped))
+    if not sentences:
+        names = ", ".join(map(str, paths))
+        if skipped:
+            raise LMError(f"{names}: each of the {len(skipped)} sentences of the {what} has {unspellable(tokenizer)}, "
+                          f"e.g. {skipped[0]}")
+        raise LMError(f"{names}: the {what} has no sentences (empty after normalization)")
+    return sentences
+
+
 def mix_files(lms: Sequence[str | Path], output: str | Path, weights: Sequence[float] | None = None,
-              dev: Sequence[str | Path] = (), tokenizer=None) -> tuple[Path, list[float]]:
-    """Interpolate ARPA files; weights given, or fitted on ``dev`` texts/manifests (or equal).
-    Token LMs are fitted on the dev texts spelled by ``tokenizer``."""
-    models = [load_arpa(lm) for lm in lms]
+              dev: Sequence[str | Path] = (), tokenizer=None,
+              skipped: list[str] | None = None) -> tuple[Path, list[float]]:
+    """Interpolate ARPA files of the same units; weights given, or fitted on ``dev`` texts/manifests
+    (or equal). The dev text is read in the LMs' units: token LMs need ``tokenizer``, and the dev
+    sentences it cannot spell go to ``skipped``."""
+    infos = [arpa_info(lm) for lm in lms]  # all checked before any is loaded: large files load slowly
+    for info in infos[1:]:
+        if info.unit != infos[0].unit:
+            raise LMError(f"{infos[0].path} is a {UNIT_NAMES[infos[0].unit]} and {info.path} a "
+                          f"{UNIT_NAMES[info.unit]}: mix LMs of the same units")
+    sentences = None
     if weights is None and dev:
-        weights = best_weights(models, list(read_sentences(dev, "token" if tokenizer else "word", tokenizer)))
+        unit = [text_unit(info, tokenizer) for info in infos][0]  # each checked: token LMs of another model
+        sentences = read_scored_text(dev, unit, tokenizer, skipped, what="dev text")
+    models = [ArpaModel(lm) for lm in lms]
+    if sentences is not None:
+        weights = best_weights(models, sentences)
     elif weights is None:
         weights = [1.0 / len(models)] * len(models)
     return write_arpa(interpolate(models, weights), output), list(weights)

@@ -68,12 +68,17 @@ def removal_costs(model: ArpaModel, n: int) -> dict[tuple[str, ...], float]:
     return costs
 
 
+def check_threshold(threshold: float) -> None:
+    # NaN compares false with everything, so it would keep every n-gram; inf would drop all but unigrams.
+    if not (math.isfinite(threshold) and threshold >= 0):
+        raise LMError(f"pruning threshold must be a finite number >= 0, got {threshold}")
+
+
 def prune(model: ArpaModel, threshold: float) -> NgramModel:
     """``model`` without the n-grams whose removal raises its perplexity by less than
     ``threshold`` (relative, each judged alone against the full model; 0 keeps all);
     backoff weights recomputed."""
-    if threshold < 0:
-        raise LMError(f"pruning threshold must be >= 0, got {threshold}")
+    check_threshold(threshold)
     tables: list[dict[tuple[str, ...], float]] = [{} for _ in range(model.order)]
     for g, (lp, _) in model.ngrams.items():
         tables[len(g) - 1][g] = lp
@@ -94,6 +99,7 @@ def prune(model: ArpaModel, threshold: float) -> NgramModel:
 
 def prune_file(lm: str | Path, output: str | Path, threshold: float) -> PruneResult:
     """Prune an ARPA file into another; the n-gram counts before and after."""
+    check_threshold(threshold)  # before loading what may be a large file
     model = load_arpa(lm)
     before = [0] * model.order
     for g in model.ngrams:

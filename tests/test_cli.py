@@ -220,7 +220,7 @@ def test_commands_that_need_no_model_start_without_torch(tmp_path):
             "print('torch' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
-    assert "x: text file not found" in out.stderr
+    assert "none.arpa: language model file not found" in out.stderr  # the LMs are checked before the text
 
 
 def test_an_unexpected_error_is_not_hidden_as_a_user_error(monkeypatch):

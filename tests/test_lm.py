@@ -9,6 +9,8 @@ from flashlight.lib.text.dictionary import Dictionary
 
 from asr.lm import (BOS, EOS, UNK, ArpaModel, LMError, build_lm, estimate_kneser_ney, inspect_lm, kenlm_tool,
                     read_sentences, write_arpa)
+from asr.cli import main
+from asr.text import BLANK, WORD_SEP
 from conftest import REPO_ROOT
 
 CORPUS = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog", "the cat ate the fish",
@@ -162,3 +164,52 @@ def test_binary_lm_scores_like_its_arpa(arpa3, tmp_path):
             total += s
         scores.append(total)
     assert scores[0] == pytest.approx(scores[1], abs=1e-4)
+
+
+def test_lm_info_tells_word_character_and_token_lms_apart(tmp_path):
+    from asr.tokenizers import SubwordTokenizer
+
+    (tmp_path / "a.txt").write_text("\n".join(CORPUS) + "\n")
+    tokenizer = SubwordTokenizer.build(CORPUS, vocab_size=30)
+    units = {}
+    for unit in ("word", "char", "token"):
+        path, _ = build_lm([tmp_path / "a.txt"], tmp_path / f"{unit}.arpa", order=2, unit=unit, use_lmplz=False,
+                           tokenizer=tokenizer)
+        units[unit] = inspect_lm(path).unit
+    assert units == {"word": "word", "char": "char", "token": "token"}
+
+
+def test_building_a_unigram_lm_warns_that_beam_search_cannot_load_it(tmp_path, capsys):
+    (tmp_path / "a.txt").write_text("\n".join(CORPUS) + "\n")
+    assert main(["lm", "build", str(tmp_path / "a.txt"), "-o", str(tmp_path / "lm2.arpa"), "--order", "2"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(["lm", "build", str(tmp_path / "a.txt"), "-o", str(tmp_path / "lm1.arpa"), "--order", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "order 2 or more" in err
+
+
+def test_a_phone_tokenizers_left_out_sentences_are_said_to_have_words_without_a_pronunciation(tmp_path, capsys):
+    from asr.tokenizers import PhoneTokenizer
+
+    tokenizer = tmp_path / "tokenizer.json"
+    PhoneTokenizer((BLANK, WORD_SEP, "K", "AE", "T", "D", "AO", "G"),
+                   {"cat": ("K", "AE", "T"), "dog": ("D", "AO", "G")}).save(tokenizer)
+    (tmp_path / "a.txt").write_text("cat dog\nthe cat\ndog cat\n")
+    assert main(["lm", "build", str(tmp_path / "a.txt"), "-o", str(tmp_path / "p.arpa"), "--order", "2",
+                 "--unit", "token", "--tokenizer", str(tokenizer)]) == 0
+    err = capsys.readouterr().err
+    assert f"skipped 1 sentences with words the tokenizer has no pronunciation for (first: {tmp_path / 'a.txt'}:2)" \
+        in err
+    (tmp_path / "b.txt").write_text("the cat\n")
+    assert main(["lm", "build", str(tmp_path / "b.txt"), "-o", str(tmp_path / "q.arpa"), "--unit", "token",
+                 "--tokenizer", str(tokenizer)]) == 2
+    assert "each of the 1 sentences has words the tokenizer has no pronunciation for" in capsys.readouterr().err
+
+
+def test_lm_rnn_refuses_an_empty_dev_text_before_training(tmp_path, capsys):
+    (tmp_path / "a.txt").write_text("\n".join(CORPUS) + "\n")
+    (tmp_path / "dev.txt").write_text("\n ... \n")
+    assert main(["lm", "rnn", str(tmp_path / "a.txt"), "-o", str(tmp_path / "rnn"), "--dev",
+                 str(tmp_path / "dev.txt")]) == 2
+    assert f"{tmp_path / 'dev.txt'}: the dev text has no sentences" in capsys.readouterr().err
+    assert not (tmp_path / "rnn").exists()

@@ -134,3 +134,89 @@ def test_cli_builds_mixes_and_scores_token_lms_in_a_models_pieces(lms, tmp_path,
     assert main(["lm", "build", str(d / "a.txt"), "-o", str(tmp_path / "x.arpa"), "--unit", "token",
                  "--tokenizer", str(tmp_path / "absent")]) == 2
     assert f"{tmp_path / 'absent'}: no tokenizer there" in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def unit_lms(lms, tmp_path_factory):
+    """A subword tokenizer and, for the texts of `lms`, token and character LMs of them."""
+    from asr.tokenizers import SubwordTokenizer, load_tokenizer
+
+    d, _, _ = lms
+    out = tmp_path_factory.mktemp("units")
+    tokenizer = out / "tokenizer.json"
+    SubwordTokenizer.build((IN_DOMAIN + GENERAL).splitlines(), vocab_size=40).save(tokenizer)
+    paths = {}
+    for name in ("a", "b"):
+        for unit in ("token", "char"):
+            paths[unit, name] = build_lm([d / f"{name}.txt"], out / f"{unit}-{name}.arpa", order=3, unit=unit,
+                                         use_lmplz=False, tokenizer=load_tokenizer(tokenizer))[0]
+    (out / "dev.txt").write_text("the cat sat on a mat\nthe dog ate\n")
+    return out, tokenizer, paths
+
+
+def test_lms_of_different_units_are_refused_naming_both_files(lms, unit_lms, tmp_path, capsys):
+    _, a, _ = lms
+    out, _, paths = unit_lms
+    for first, second, kinds in ((a, paths["char", "b"], "a word LM and .* a character LM"),
+                                 (paths["token", "a"], paths["char", "b"], "a token LM and .* a character LM")):
+        with pytest.raises(LMError, match=kinds) as e:
+            mix_files([first, second], tmp_path / "m.arpa", weights=[0.5, 0.5])
+        assert str(first) in str(e.value) and str(second) in str(e.value)
+    assert main(["lm", "mix", str(a), str(paths["char", "b"]), "--weights", "0.5,0.5", "-o",
+                 str(tmp_path / "m.arpa")]) == 2
+    assert "mix LMs of the same units" in capsys.readouterr().err and not (tmp_path / "m.arpa").exists()
+
+
+def test_a_token_lm_is_not_scored_or_fitted_on_text_read_as_words(unit_lms, tmp_path, capsys):
+    out, _, paths = unit_lms
+    ta, tb = str(paths["token", "a"]), str(paths["token", "b"])
+    assert main(["lm", "perplexity", ta, "--texts", str(out / "dev.txt")]) == 2
+    assert f"{ta}: a token LM" in capsys.readouterr().err
+    assert main(["lm", "mix", ta, tb, "--dev", str(out / "dev.txt"), "-o", str(tmp_path / "m.arpa")]) == 2
+    err = capsys.readouterr().err
+    assert f"{ta}: a token LM" in err and "--tokenizer MODEL" in err
+
+
+def test_a_word_lm_is_not_scored_or_fitted_on_a_tokenizers_tokens(lms, unit_lms, tmp_path, capsys):
+    d, a, b = lms
+    out, tokenizer, _ = unit_lms
+    assert main(["lm", "perplexity", str(a), "--texts", str(out / "dev.txt"), "--tokenizer", str(tokenizer)]) == 2
+    assert f"{a}: a word LM" in capsys.readouterr().err
+    assert main(["lm", "mix", str(a), str(b), "--dev", str(out / "dev.txt"), "--tokenizer", str(tokenizer),
+                 "-o", str(tmp_path / "m.arpa")]) == 2
+    assert "leave out the tokenizer" in capsys.readouterr().err
+
+
+def test_a_character_lm_is_scored_and_fitted_on_characters(unit_lms, tmp_path, capsys):
+    out, tokenizer, paths = unit_lms
+    ca, cb = str(paths["char", "a"]), str(paths["char", "b"])
+    assert main(["lm", "perplexity", ca, "--texts", str(out / "dev.txt")]) == 0
+    assert "0 OOV" in capsys.readouterr().out
+    assert main(["lm", "mix", ca, cb, "--dev", str(out / "dev.txt"), "-o", str(tmp_path / "m.arpa")]) == 0
+    weights = [float(w) for w in capsys.readouterr().out.split("weights ")[1].split(" (")[0].split(", ")]
+    assert 0.5 < weights[0] < 1  # the dev text is in-domain, and both LMs know its letters
+    # A subword model's pieces are not a character LM's units.
+    assert main(["lm", "perplexity", ca, "--texts", str(out / "dev.txt"), "--tokenizer", str(tokenizer)]) == 2
+    assert "leave out --tokenizer to score it on characters" in capsys.readouterr().err
+
+
+def test_perplexity_says_how_many_sentences_the_tokenizer_could_not_spell(unit_lms, tmp_path, capsys):
+    out, tokenizer, paths = unit_lms
+    (tmp_path / "t.txt").write_text("the cat sat\nthe quiz\nthe dog ate\n")  # no q or z in the tokenizer's text
+    assert main(["lm", "perplexity", str(paths["token", "a"]), "--texts", str(tmp_path / "t.txt"),
+                 "--tokenizer", str(tokenizer)]) == 0
+    captured = capsys.readouterr()
+    assert f"skipped 1 sentences with characters the tokenizer cannot spell (first: {tmp_path / 't.txt'}:2)" \
+        in captured.err
+    assert "(2 sentences)" in captured.out
+
+
+@pytest.mark.parametrize("command", [["perplexity", "{a}", "--texts", "{empty}"],
+                                     ["mix", "{a}", "{b}", "--dev", "{empty}", "-o", "{out}"]])
+def test_an_empty_text_is_refused_as_having_no_sentences(lms, tmp_path, capsys, command):
+    d, a, b = lms
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n ... \n")
+    args = [c.format(a=a, b=b, empty=empty, out=tmp_path / "m.arpa") for c in command]
+    assert main(["lm", *args]) == 2
+    assert f"{empty}: the {'dev ' if command[0] == 'mix' else ''}text has no sentences" in capsys.readouterr().err

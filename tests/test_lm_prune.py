@@ -115,3 +115,22 @@ def test_cli_names_a_missing_lm_or_a_kenlm_binary(tmp_path, capsys):
     assert main(["lm", "prune", str(binary), "-o", str(tmp_path / "o.arpa"), "--threshold", "1e-8"]) != 0
     err = capsys.readouterr().err
     assert "lm.bin" in err and "ARPA" in err and not (tmp_path / "o.arpa").exists()
+
+
+@pytest.mark.parametrize("threshold", [math.inf, math.nan])
+def test_an_infinite_or_nan_threshold_is_refused(trigram, tmp_path, capsys, threshold):
+    with pytest.raises(LMError, match="finite"):
+        prune(trigram, threshold)
+    src = write_arpa(prune(trigram, 0.0), tmp_path / "in.arpa")
+    assert main(["lm", "prune", str(src), "-o", str(tmp_path / "out.arpa"), "--threshold", str(threshold)]) == 2
+    assert "pruning threshold must be a finite number" in capsys.readouterr().err
+    assert not (tmp_path / "out.arpa").exists()
+
+
+def test_pruning_down_to_unigrams_warns_that_beam_search_cannot_load_the_result(trigram, tmp_path, capsys):
+    src = write_arpa(prune(trigram, 0.0), tmp_path / "in.arpa")
+    assert main(["lm", "prune", str(src), "-o", str(tmp_path / "out.arpa"), "--threshold", "1e-2"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(["lm", "prune", str(src), "-o", str(tmp_path / "out.arpa"), "--threshold", "1e9"]) == 0
+    err = capsys.readouterr().err
+    assert "warning:" in err and "only unigrams left" in err and "order 2 or more" in err
