@@ -278,10 +278,9 @@ def _combined_outcomes(systems, paths, progress):
 
 def cmd_synthesize(args) -> int:
     from asr.data import total_hours
-    from asr.tts import DEFAULT_VOICES, Voice, select_sentences, synthesize
+    from asr.tts import parse_voices, select_sentences, synthesize
 
-    specs = args.voices.split(",") if args.voices else DEFAULT_VOICES
-    voices = [Voice.parse(v.strip()) for v in specs if v.strip()]
+    voices = parse_voices(args.voices)  # None: the defaults; "" is refused, not taken as the defaults
     lines = []
     for path in args.texts:
         try:

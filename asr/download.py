@@ -1,14 +1,16 @@
-"""Corpus downloads: official URLs, resumable, checksummed, extracted exactly once.
+"""Corpus downloads: official URLs, resumable, checksummed where a checksum is known, extracted exactly once.
 
 ``asr download CORPUS --data-dir DIR`` fetches each archive into DIR (a ``NAME.part`` file that
-an HTTP Range request resumes), checks it against the known checksum, and unpacks it through
-the temporary folder ``DIR/.NAME.extracting``. The completion marker ``DIR/.NAME.extracted`` is
-written last, so a run killed at any point is redone on the next call, and a complete one is
-skipped. A corpus folder found without a marker and without its archive (a copy you made
-yourself) is used as it is.
+an HTTP Range request resumes), checks it against the known checksum if there is one, and
+unpacks it through the temporary folder ``DIR/.NAME.extracting``, where what it unpacked is
+checked against the corpus layout (its folder and a telltale file) before anything reaches DIR.
+The completion marker ``DIR/.NAME.extracted`` is written last, so a run killed at any point is
+redone on the next call, and a complete one is skipped. A corpus folder found without a marker
+and without its archive (a copy you made yourself) is used as it is.
 
 Checksums are the published ones where we found them, each with its source below; ``None``
-means we found no trustworthy value, and the archive is then only checked by unpacking it.
+means we found no trustworthy value (AN4, speechocean762, and Common Voice, whose archive is the
+user's), and the archive is then only checked by unpacking it and looking at its layout.
 """
 
 from __future__ import annotations
@@ -35,6 +37,9 @@ class Archive:
     url: str
     checksum: str | None = None  # "sha256:<hex>" or "md5:<hex>"
     creates: str | None = None  # the folder it unpacks to, relative to the data dir
+    # Globs relative to the data dir, any one of which shows the layout the importer reads: without a
+    # checksum, this is what tells the official archive from some other tarball.
+    layout: tuple[str, ...] = ()
 
     @property
     def name(self) -> str:
@@ -63,22 +68,25 @@ _MINI_LIBRISPEECH_MD5 = {
 # corpus -> ({subset: Archive}, subsets fetched when none are named)
 CORPORA: dict[str, tuple[dict[str, Archive], tuple[str, ...]]] = {
     "librispeech": (
-        {s: Archive(f"{_OPENSLR}/12/{s}.tar.gz", f"sha256:{h}", f"LibriSpeech/{s}")
+        {s: Archive(f"{_OPENSLR}/12/{s}.tar.gz", f"sha256:{h}", f"LibriSpeech/{s}",
+                    (f"LibriSpeech/{s}/*/*/*.trans.txt",))
          for s, h in _LIBRISPEECH_SHA256.items()},
         ("train-clean-100", "dev-clean", "dev-other", "test-clean", "test-other"),
     ),
     "mini_librispeech": (
-        {s: Archive(f"{_OPENSLR}/31/{s}.tar.gz", f"md5:{h}", f"LibriSpeech/{s}")
+        {s: Archive(f"{_OPENSLR}/31/{s}.tar.gz", f"md5:{h}", f"LibriSpeech/{s}",
+                    (f"LibriSpeech/{s}/*/*/*.trans.txt",))
          for s, h in _MINI_LIBRISPEECH_MD5.items()},
         ("train-clean-5", "dev-clean-2"),
     ),
-    "an4": ({"an4": Archive("http://www.speech.cs.cmu.edu/databases/an4/an4_sphere.tar.gz", None, "an4")},
-            ("an4",)),
-    "speechocean762": ({"speechocean762": Archive(f"{_OPENSLR}/101/speechocean762.tar.gz", None,
-                                                  "speechocean762")}, ("speechocean762",)),
+    "an4": ({"an4": Archive("http://www.speech.cs.cmu.edu/databases/an4/an4_sphere.tar.gz", None, "an4",
+                            ("an4/etc/an4_train.transcription",))}, ("an4",)),
+    "speechocean762": ({"speechocean762": Archive(f"{_OPENSLR}/101/speechocean762.tar.gz", None, "speechocean762",
+                                                  ("speechocean762/train/wav.scp",))}, ("speechocean762",)),
     # Noise, music and babble for augmentation (11 GB), not a corpus to import: point
     # augment.noise_dir at musan/noise (or musan/music) for asr.noise.
-    "musan": ({"musan": Archive(f"{_OPENSLR}/17/musan.tar.gz", "md5:0c472d4fc0c5141eca47ad1ffeb2a7df", "musan")},
+    "musan": ({"musan": Archive(f"{_OPENSLR}/17/musan.tar.gz", "md5:0c472d4fc0c5141eca47ad1ffeb2a7df", "musan",
+                                ("musan/noise",))},
               ("musan",)),
 }
 COMMONVOICE_HELP = ("Common Voice needs a login: download the archive for your language from "
@@ -216,8 +224,23 @@ def is_extracted(data_dir: Path, archive_name: str) -> bool:
     return all((Path(data_dir) / name).exists() for name in contents)
 
 
-def extract(archive: Path, data_dir: Path, progress: bool = True) -> list[str]:
-    """Unpack a tar archive (any compression) into ``data_dir``; returns its top-level names."""
+def _missing(root: Path, creates: str | None, layout: tuple[str, ...]) -> str | None:
+    """What of the expected layout is absent under ``root``, in words; None if nothing is."""
+    if creates is not None and not (root / creates).is_dir():
+        return f"the folder {creates}/"
+    if layout and not any(next(root.glob(pattern), None) is not None for pattern in layout):
+        return " or ".join(layout)
+    return None
+
+
+def extract(archive: Path, data_dir: Path, progress: bool = True, creates: str | None = None,
+            layout: tuple[str, ...] = ()) -> list[str]:
+    """Unpack a tar archive (any compression) into ``data_dir``; returns its top-level names.
+
+    ``creates`` (a folder) and ``layout`` (globs, any one of which must match), both relative to
+    ``data_dir``, are checked before anything is moved there: an archive that fails, or cannot be
+    unpacked, leaves ``data_dir`` as it was.
+    """
     archive, data_dir = Path(archive), Path(data_dir)
     tmp = data_dir / f".{archive.name}.extracting"
     if tmp.exists():
@@ -225,13 +248,21 @@ def extract(archive: Path, data_dir: Path, progress: bool = True) -> list[str]:
     tmp.mkdir(parents=True)
     options = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # no ../ or absolute paths
     try:
-        with open(archive, "rb") as raw, _bar(archive.stat().st_size, f"extract {archive.name}", progress) as bar:
-            with tarfile.open(fileobj=_ProgressReader(raw, bar), mode="r|*") as tar:
-                tar.extractall(tmp, **options)
-    except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
-        raise DownloadError(f"{archive}: cannot extract ({e}); the archive is damaged or incomplete: "
-                            "delete it and run again") from None
-    contents = sorted(p.name for p in tmp.iterdir())
+        try:
+            with open(archive, "rb") as raw, _bar(archive.stat().st_size, f"extract {archive.name}", progress) as bar:
+                with tarfile.open(fileobj=_ProgressReader(raw, bar), mode="r|*") as tar:
+                    tar.extractall(tmp, **options)
+        except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+            raise DownloadError(f"{archive}: cannot extract ({e}); the archive is damaged or incomplete") from None
+        contents = sorted(p.name for p in tmp.iterdir())
+        missing = _missing(tmp, creates, layout)
+        if missing is not None:
+            raise DownloadError(f"{archive}: not the expected archive: it unpacks to "
+                                f"{', '.join(contents) or 'nothing'}, without {missing}")
+    except DownloadError:
+        # A failed extraction is not an interrupted one: leave no folder that says otherwise.
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
     _merge(tmp, data_dir)
     shutil.rmtree(tmp)
     marker_path(data_dir, archive.name).write_text(json.dumps({"archive": archive.name, "contents": contents}) + "\n")
@@ -252,7 +283,8 @@ def download_corpus(corpus: str, data_dir: str | Path, subsets: list[str] | None
                 log(f"{data_dir}: Common Voice already extracted")
                 return data_dir
             raise DownloadError(COMMONVOICE_HELP)
-        items = [(Archive(Path(archive).name), Path(archive))]
+        # Releases unpack to cv-corpus-VERSION/LANG/clips (older ones to LANG/clips).
+        items = [(Archive(Path(archive).name, layout=("*/*/clips", "*/clips")), Path(archive))]
     elif corpus in CORPORA:
         table, defaults = CORPORA[corpus]
         subsets = list(subsets or defaults)
@@ -281,12 +313,20 @@ def download_corpus(corpus: str, data_dir: str | Path, subsets: list[str] | None
             if not local.is_file():
                 raise DownloadError(f"{local}: archive not found" + (f". {COMMONVOICE_HELP}" if corpus == "commonvoice" else ""))
             verify(local, item.checksum, progress)
+            # Never advise deleting the user's own file: it may be their only copy.
+            advice = "check that --archive names the right file, or get it again"
         else:
             url = f"{url_base.rstrip('/')}/{item.name}" if url_base else item.url
             log(f"{local.name}: downloading {url}")
             fetch(url, local, item.checksum, progress)
+            advice = f"delete {local} and run again to download it anew"
+        if item.checksum is None:
+            log(f"{local.name}: no published checksum to check; checking what it unpacks to instead")
         log(f"{local.name}: extracting into {data_dir}")
-        contents = extract(local, data_dir, progress)
+        try:
+            contents = extract(local, data_dir, progress, item.creates, item.layout)
+        except DownloadError as e:
+            raise DownloadError(f"{e}; {advice}") from None
         log(f"{local.name}: done ({', '.join(contents)})")
         if remove_archive and archive is None:
             local.unlink()

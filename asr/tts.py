@@ -76,10 +76,78 @@ class Voice:
                 "-w", str(wav), text]
 
 
+def parse_voices(spec: str | None) -> list[Voice]:
+    """``--voices``: comma-separated ENGINE:NAME; None (the option left out) means DEFAULT_VOICES."""
+    if spec is None:
+        return [Voice.parse(v) for v in DEFAULT_VOICES]
+    voices = [Voice.parse(v.strip()) for v in spec.split(",") if v.strip()]
+    if not voices:
+        raise TTSError(f"voices {spec!r}: no voice named; give at least one, e.g. flite:slt, or leave the "
+                       "option out for the defaults")
+    return voices
+
+
 def check_engines(voices: list[Voice]) -> None:
     for engine in sorted({v.engine for v in voices}):
         if shutil.which(engine) is None:
             raise TTSError(f"{engine} is not installed (Debian: apt-get install {_ENGINE_PACKAGE[engine]})")
+
+
+def _flite_voices(listing: str) -> list[str]:
+    """The voices compiled into flite, from ``flite -lv``: "Voices available: kal awb ..."."""
+    return listing.partition(":")[2].split()
+
+
+def _espeak_languages(listing: str) -> list[str]:
+    """The Language column of ``espeak-ng --voices``."""
+    return [row.split()[1] for row in listing.splitlines()[1:] if len(row.split()) > 1]
+
+
+def _espeak_variants(listing: str) -> list[str]:
+    """The variants (the +NAME of en-us+f3) from ``espeak-ng --voices=variant``: files in its !v/ folder."""
+    return [word[3:] for row in listing.splitlines()[1:] for word in row.split() if word.startswith("!v/")]
+
+
+def _unknown_voice(voice: Voice, ask) -> str | None:
+    """Why ``voice`` cannot be used, or None if it can. ``ask(*cmd)`` runs an engine's command."""
+    if voice.engine == "flite":
+        if "/" in voice.name:  # a .flitevox file or URL: flite reports a failed load on its output, rc 0
+            probe = ask("flite", "-voice", voice.name, "-t", "a", "-o", "none")
+            said = " ".join((probe.stdout + probe.stderr).split())
+            if probe.returncode != 0 or "error" in said.lower():
+                return f"flite cannot load voice {voice.name} ({said or 'no reason given'})"
+            return None
+        # flite reads any other unknown name with its default voice, silently: only its list is safe.
+        known = _flite_voices(ask("flite", "-lv").stdout)
+        if voice.name not in known:
+            return f"flite has no voice {voice.name!r} (it has: {', '.join(known) or 'none'})"
+        return None
+    base, plus, variant = voice.name.partition("+")
+    # espeak-ng -v takes a language, a voice file or a voice name; trying it is the one reliable test.
+    if not base or ask("espeak-ng", "-q", "-v", base, "a").returncode != 0:
+        languages = _espeak_languages(ask("espeak-ng", "--voices").stdout)
+        return f"espeak-ng has no voice {base!r} (its languages: {', '.join(languages)}; see espeak-ng --voices)"
+    if plus:  # an unknown variant is ignored silently, so check it against the list
+        known = _espeak_variants(ask("espeak-ng", "--voices=variant").stdout)
+        if variant not in known:
+            return (f"espeak-ng has no variant {variant!r} (variants, case-sensitive: {', '.join(known)}; "
+                    "see espeak-ng --voices=variant)")
+    return None
+
+
+def check_voices(voices: list[Voice]) -> None:
+    """Refuse, before anything is synthesized, a voice the engine would reject on every sentence
+    or, worse, silently replace by its default while the manifest names the one asked for."""
+    answers: dict[tuple[str, ...], subprocess.CompletedProcess] = {}
+
+    def ask(*cmd: str) -> subprocess.CompletedProcess:  # each listing and each probe once per check
+        if cmd not in answers:
+            answers[cmd] = subprocess.run(list(cmd), capture_output=True, text=True)
+        return answers[cmd]
+
+    problems = [f"voice {v}: {why}" for v in dict.fromkeys(voices) if (why := _unknown_voice(v, ask))]
+    if problems:
+        raise TTSError("; ".join(problems))
 
 
 def speakable(sentence: str, min_words: int, max_words: int) -> bool:
@@ -94,6 +162,8 @@ def speakable(sentence: str, min_words: int, max_words: int) -> bool:
 def select_sentences(lines: list[str], n: int, min_words: int = 3, max_words: int = 14,
                      seed: int = 0) -> list[str]:
     """``n`` distinct speakable sentences, drawn at random."""
+    if not 1 <= min_words <= max_words:
+        raise TTSError(f"sentences of {min_words} to {max_words} words: expected 1 <= min words <= max words")
     seen, candidates = set(), []
     for line in lines:
         line = " ".join(line.split())
@@ -140,16 +210,25 @@ def synthesize(sentences: list[str], out_dir: str | Path, voices: list[Voice], s
     """Each sentence read once by a random voice at a random rate, pitch, frequency scale and noise level.
 
     Writes ``out_dir/audio/tts-NNNNN.flac`` and ``out_dir/train.jsonl``; a sentence the
-    synthesizer fails on is reported and skipped. Rates above 1 are slower than the voice's
-    default: the learners in L2 corpora read slowly.
+    synthesizer fails on is reported and skipped. The voices, the frequency scale range and
+    ``out_dir`` are checked first: a refused run creates nothing. Rates above 1 are slower than
+    the voice's default: the learners in L2 corpora read slowly.
     """
-    check_engines(voices)
-    out_dir = Path(out_dir)
-    (out_dir / "audio").mkdir(parents=True, exist_ok=True)
-    rng = random.Random(seed)
     lo, hi = freq_scale_range
     if not 0.5 <= lo <= hi <= 2.0:
         raise TTSError(f"frequency scale range {lo:g}-{hi:g}: expected 0.5 <= low <= high <= 2")
+    if not voices:
+        raise TTSError("no voices given: name at least one, e.g. flite:slt")
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise TTSError(f"{out_dir}: exists and is not a directory; give a new or existing directory for the output")
+    check_engines(voices)
+    check_voices(voices)
+    try:
+        (out_dir / "audio").mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TTSError(f"{out_dir / 'audio'}: cannot create the output folder ({e.strerror or e})") from None
+    rng = random.Random(seed)
     plans = [(i, text, rng.choice(voices), rng.uniform(*rate_range), rng.random(), rng.uniform(*snr_range))
              for i, text in enumerate(sentences)]
     # A stream of its own, so that the default (1, 1) leaves every other draw, and the audio, as before.

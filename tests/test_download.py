@@ -240,6 +240,36 @@ def test_a_damaged_archive_is_a_clear_error(tmp_path):
     assert not (tmp_path / "out" / ".bad.tar.gz.extracted").exists()
 
 
+def test_a_damaged_archive_leaves_no_extraction_folder_behind(tmp_path):
+    bad = tmp_path / "bad.tar.gz"
+    bad.write_bytes(b"not a tar archive at all")
+    with pytest.raises(DownloadError, match="cannot extract"):
+        extract(bad, tmp_path / "out", progress=False)
+    assert list((tmp_path / "out").iterdir()) == []  # no .bad.tar.gz.extracting to mistake for an interruption
+
+
+def test_an_archive_without_the_expected_folder_is_refused_and_nothing_reaches_the_data_dir(tmp_path):
+    junk = make_tar_gz(tmp_path / "junk.tar.gz", {"somefile": b"hi"})
+    with pytest.raises(DownloadError, match=r"junk.tar.gz: not the expected archive: it unpacks to somefile, "
+                                            r"without the folder an4/"):
+        extract(junk, tmp_path / "out", progress=False, creates="an4")
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_an_archive_without_the_telltale_file_of_its_layout_is_refused(tmp_path):
+    almost = make_tar_gz(tmp_path / "almost.tar.gz", {"an4/README": b"not the corpus"})
+    with pytest.raises(DownloadError, match="without an4/etc/an4_train.transcription"):
+        extract(almost, tmp_path / "out", progress=False, creates="an4", layout=("an4/etc/an4_train.transcription",))
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def test_corpora_without_a_checksum_name_the_layout_that_proves_their_archive():
+    for corpus, subset in (("an4", "an4"), ("speechocean762", "speechocean762")):
+        entry = download.CORPORA[corpus][0][subset]
+        assert entry.checksum is None and entry.creates == corpus
+        assert entry.layout and all(pattern.startswith(f"{corpus}/") for pattern in entry.layout)
+
+
 def test_archives_cannot_write_outside_the_data_dir(tmp_path):
     evil = make_tar_gz(tmp_path / "evil.tar.gz", {"../escaped.txt": b"x"})
     with pytest.raises(DownloadError):
@@ -297,3 +327,45 @@ def test_asr_download_commonvoice_unpacks_the_given_archive_once(tmp_path, capsy
     assert (tmp_path / "c" / "cv-corpus-0.0" / "xx" / "clips" / "a.mp3").exists()
     capsys.readouterr()
     assert main(args) == 0 and "already extracted" in capsys.readouterr().err
+
+
+def test_asr_download_of_a_tarball_that_is_not_the_corpus_exits_2_and_leaves_the_users_file(tmp_path, capsys):
+    junk = make_tar_gz(tmp_path / "junk.tar.gz", {"somefile": b"hi"})
+    code = main(["download", "an4", "--data-dir", str(tmp_path / "c"), "--archive", str(junk)])
+    err = capsys.readouterr().err
+    assert code == 2 and "junk.tar.gz: not the expected archive" in err and "without the folder an4/" in err
+    assert "no published checksum" in err  # an unchecked archive is not called checksummed
+    assert "delete" not in err  # it is the user's own file, maybe their only copy
+    assert junk.is_file() and list((tmp_path / "c").iterdir()) == []  # no marker, no somefile, no leftovers
+
+
+def test_asr_download_of_a_non_tar_archive_exits_2_and_leaves_no_extraction_folder(tmp_path, capsys):
+    bogus = tmp_path / "an4_sphere.tar.gz"
+    bogus.write_bytes(b"garbage")
+    code = main(["download", "an4", "--data-dir", str(tmp_path / "c"), "--archive", str(bogus)])
+    err = capsys.readouterr().err
+    assert code == 2 and "cannot extract" in err and "check that --archive names the right file" in err
+    assert "delete" not in err
+    assert bogus.is_file() and list((tmp_path / "c").iterdir()) == []
+
+
+def test_a_downloaded_archive_that_is_not_the_corpus_is_refused_with_advice_to_fetch_it_again(server, tmp_path,
+                                                                                              capsys):
+    make_tar_gz(server.root / "an4_sphere.tar.gz", {"an4/README": b"a mirror's stand-in"})
+    code = main(["download", "an4", "--data-dir", str(tmp_path / "c"), "--url-base", server.url])
+    err = capsys.readouterr().err
+    assert code == 2 and "without an4/etc/an4_train.transcription" in err and "delete" in err
+    assert not (tmp_path / "c" / "an4").exists()
+
+
+def test_asr_download_of_an_archive_with_the_corpus_layout_succeeds(tmp_path, capsys):
+    archive = make_tar_gz(tmp_path / "an4_sphere.tar.gz", {"an4/etc/an4_train.transcription": b"<s> YES </s> (a)\n"})
+    assert main(["download", "an4", "--data-dir", str(tmp_path / "c"), "--archive", str(archive)]) == 0
+    assert (tmp_path / "c" / "an4" / "etc" / "an4_train.transcription").is_file()
+    assert "an4: ready in" in capsys.readouterr().out
+
+
+def test_a_common_voice_archive_without_clips_is_refused(tmp_path, capsys):
+    archive = make_tar_gz(tmp_path / "cv.tar.gz", {"cv-corpus-0.0/xx/train.tsv": b"client_id\tpath\tsentence\n"})
+    assert main(["download", "commonvoice", "--data-dir", str(tmp_path / "c"), "--archive", str(archive)]) == 2
+    assert "without */*/clips or */clips" in capsys.readouterr().err

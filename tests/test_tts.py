@@ -12,7 +12,7 @@ import soundfile as sf
 from asr import tts
 from asr.cli import main
 from asr.data import read_manifest
-from asr.tts import TTSError, Voice, select_sentences, speakable, synthesize
+from asr.tts import DEFAULT_VOICES, TTSError, Voice, parse_voices, select_sentences, speakable, synthesize
 
 
 @pytest.mark.parametrize("sentence,ok", [
@@ -51,6 +51,35 @@ def test_a_missing_synthesizer_names_the_package_to_install(tmp_path, monkeypatc
         synthesize(["a b c"], tmp_path, [Voice("flite", "slt")])
 
 
+# What flite -lv, espeak-ng --voices and espeak-ng --voices=variant print (abridged).
+FLITE_LIST = "Voices available: kal awb_time kal16 awb rms slt \n"
+ESPEAK_HEADER = "Pty Language       Age/Gender VoiceName          File                 Other Languages\n"
+ESPEAK_LANGUAGES = ESPEAK_HEADER + (" 5  en-us           --/M      English_(America)  gmw/en-US            \n"
+                                    " 2  en              --/M      English            gmw/en               \n")
+ESPEAK_VARIANTS = ESPEAK_HEADER + (" 5  variant         --/M      Alex               !v/Alex              \n"
+                                   " 5  variant         --/F      f3                 !v/f3                \n"
+                                   " 5  variant         --/F      f4                 !v/f4                \n"
+                                   " 5  variant         --/M      m3                 !v/m3                \n")
+
+
+def engines(synthesizer, asked=None):
+    """Stands in for what the engines answer about their voices (appending each question to
+    ``asked``); the synthesis calls go to ``synthesizer``."""
+    def run(cmd, capture_output, text):
+        answers = {("flite", "-lv"): FLITE_LIST, ("espeak-ng", "--voices"): ESPEAK_LANGUAGES,
+                   ("espeak-ng", "--voices=variant"): ESPEAK_VARIANTS}
+        if tuple(cmd) in answers or cmd[1] == "-q":
+            if asked is not None:
+                asked.append(cmd)
+            if cmd[1] == "-q":  # espeak-ng -q -v NAME a: try the voice
+                if cmd[3] in {"en-us", "en"}:
+                    return subprocess.CompletedProcess(cmd, 0, "", "")
+                return subprocess.CompletedProcess(cmd, 1, "", "Error: The specified espeak-ng voice does not exist.")
+            return subprocess.CompletedProcess(cmd, 0, answers[tuple(cmd)], "")
+        return synthesizer(cmd, capture_output, text)
+    return run
+
+
 def fake_synthesizer(rate_hz=22050, fail_on=None):
     """Stands in for flite/espeak-ng: writes a tone to the -o/-w path (or fails on one text)."""
     def run(cmd, capture_output, text):
@@ -66,7 +95,7 @@ def fake_synthesizer(rate_hz=22050, fail_on=None):
 
 def test_each_sentence_becomes_a_16khz_flac_in_a_manifest_and_failures_are_skipped(tmp_path, monkeypatch):
     monkeypatch.setattr(tts.shutil, "which", lambda name: f"/usr/bin/{name}")
-    monkeypatch.setattr(tts.subprocess, "run", fake_synthesizer(fail_on="Second one here"))
+    monkeypatch.setattr(tts.subprocess, "run", engines(fake_synthesizer(fail_on="Second one here")))
     skipped = []
     voices = [Voice("flite", "slt"), Voice("espeak-ng", "en-us")]
     utts = synthesize(["First one here, please.", "Second one here", "Third and last one"], tmp_path / "out",
@@ -102,9 +131,9 @@ def test_a_frequency_scale_raises_pitch_and_formants_at_the_same_duration(tmp_pa
     monkeypatch.setattr(tts.shutil, "which", lambda name: f"/usr/bin/{name}")
     sentences = ["One two three four.", "Five six seven eight.", "Nine ten eleven twelve."]
     plain_calls, scaled_calls = [], []
-    monkeypatch.setattr(tts.subprocess, "run", stretch_synthesizer(plain_calls))
+    monkeypatch.setattr(tts.subprocess, "run", engines(stretch_synthesizer(plain_calls)))
     plain = synthesize(sentences, tmp_path / "plain", [Voice("flite", "slt")], jobs=1)
-    monkeypatch.setattr(tts.subprocess, "run", stretch_synthesizer(scaled_calls))
+    monkeypatch.setattr(tts.subprocess, "run", engines(stretch_synthesizer(scaled_calls)))
     scaled = synthesize(sentences, tmp_path / "scaled", [Voice("flite", "slt")], freq_scale_range=(1.25, 1.25),
                         jobs=1)
     # Read 1.25x slower, then played 1.25x faster: the same length, every frequency 1.25x higher.
@@ -120,9 +149,9 @@ def test_frequency_scales_are_drawn_without_changing_the_other_draws(tmp_path, m
     sentences = [f"Sentence number {w} is here." for w in ("one", "two", "three", "four", "five", "six")]
     voices = [Voice("flite", "slt"), Voice("flite", "awb")]
     plain_calls, scaled_calls = [], []
-    monkeypatch.setattr(tts.subprocess, "run", stretch_synthesizer(plain_calls))
+    monkeypatch.setattr(tts.subprocess, "run", engines(stretch_synthesizer(plain_calls)))
     plain = synthesize(sentences, tmp_path / "plain", voices, jobs=1)
-    monkeypatch.setattr(tts.subprocess, "run", stretch_synthesizer(scaled_calls))
+    monkeypatch.setattr(tts.subprocess, "run", engines(stretch_synthesizer(scaled_calls)))
     scaled = synthesize(sentences, tmp_path / "scaled", voices, freq_scale_range=(1.0, 1.3), jobs=1)
     assert [u.speaker for u in scaled] == [u.speaker for u in plain]  # same voices, same rates
     ratios = [b / a for (_, a), (_, b) in zip(plain_calls, scaled_calls)]
@@ -149,3 +178,123 @@ def test_a_malformed_frequency_scale_is_refused_by_name(tmp_path, capsys):
     (tmp_path / "text.txt").write_text("The cat sat on the mat.\n")
     assert main(["synthesize", str(tmp_path / "text.txt"), str(tmp_path / "out"), "--freq-scale", "1.3"]) != 0
     assert "--freq-scale '1.3': expected LOW,HIGH" in capsys.readouterr().err
+
+
+# --- checked before anything is synthesized or written ---------------------------------------
+
+@pytest.fixture
+def installed(monkeypatch):
+    """Both engines "installed"; returns the questions asked of them, and the sentences read."""
+    monkeypatch.setattr(tts.shutil, "which", lambda name: f"/usr/bin/{name}")
+    asked, said = [], []
+
+    def synthesizer(cmd, capture_output, text):
+        said.append(cmd)
+        return fake_synthesizer()(cmd, capture_output, text)
+    monkeypatch.setattr(tts.subprocess, "run", engines(synthesizer, asked))
+    return asked, said
+
+
+SENTENCES = [f"Sentence number {w} is here." for w in ("one", "two", "three", "four", "five", "six")]
+
+
+def test_a_flite_voice_that_flite_lacks_is_refused_with_the_voices_it_has(tmp_path, installed):
+    _, said = installed
+    # flite would read it with its default voice, and the manifest would call that voice "flite:nosuch".
+    with pytest.raises(TTSError, match=r"voice flite:nosuch: flite has no voice 'nosuch' \(it has: kal, awb_time, "
+                                       r"kal16, awb, rms, slt\)"):
+        synthesize(SENTENCES, tmp_path / "out", [Voice("flite", "slt"), Voice("flite", "nosuch")])
+    assert said == [] and not (tmp_path / "out").exists()
+
+
+def test_an_espeak_ng_voice_or_variant_it_lacks_is_refused_by_name_with_what_it_has(tmp_path, installed):
+    _, said = installed
+    with pytest.raises(TTSError, match=r"voice espeak-ng:zz-nope: espeak-ng has no voice 'zz-nope' "
+                                       r"\(its languages: en-us, en;"):
+        synthesize(SENTENCES, tmp_path / "out", [Voice("espeak-ng", "zz-nope")])
+    # An unknown variant is read with the plain voice, silently: refused too (variant names are case-sensitive).
+    with pytest.raises(TTSError, match=r"espeak-ng:en-us\+alex: espeak-ng has no variant 'alex' "
+                                       r"\(variants, case-sensitive: Alex, f3, f4, m3;"):
+        synthesize(SENTENCES, tmp_path / "out", [Voice("espeak-ng", "en-us+alex")])
+    assert said == [] and not (tmp_path / "out").exists()
+
+
+def test_every_bad_voice_is_named_in_one_error(tmp_path, installed):
+    with pytest.raises(TTSError) as error:
+        synthesize(SENTENCES, tmp_path / "out", [Voice("flite", "nosuch"), Voice("espeak-ng", "en-us+zz")])
+    assert "flite:nosuch" in str(error.value) and "espeak-ng:en-us+zz" in str(error.value)
+
+
+def test_each_voice_is_checked_once_however_many_sentences_it_reads(tmp_path, installed):
+    asked, said = installed
+    voices = [Voice("flite", "slt"), Voice("flite", "awb"), Voice("espeak-ng", "en-us+f3"), Voice("flite", "slt"),
+              Voice("espeak-ng", "en-us+m3")]
+    utts = synthesize(SENTENCES, tmp_path / "out", voices, jobs=1)
+    assert len(utts) == len(SENTENCES) == len(said)
+    assert asked == [["flite", "-lv"], ["espeak-ng", "-q", "-v", "en-us", "a"], ["espeak-ng", "--voices=variant"]]
+
+
+def test_the_default_voices_are_all_known_to_the_engines(installed):
+    tts.check_voices(parse_voices(None))
+    assert parse_voices(None) == [Voice.parse(v) for v in DEFAULT_VOICES]
+
+
+def test_an_empty_voice_list_is_refused_not_replaced_by_the_defaults(tmp_path):
+    for spec in ("", " , "):
+        with pytest.raises(TTSError, match="no voice named; give at least one"):
+            parse_voices(spec)
+    assert parse_voices("flite:slt, espeak-ng:en-us") == [Voice("flite", "slt"), Voice("espeak-ng", "en-us")]
+    with pytest.raises(TTSError, match="no voices given"):
+        synthesize(SENTENCES, tmp_path / "out", [])
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_minimum_sentence_length_above_the_maximum_is_refused(tmp_path, capsys):
+    with pytest.raises(TTSError, match="sentences of 10 to 3 words: expected 1 <= min words <= max words"):
+        select_sentences(SENTENCES, 5, min_words=10, max_words=3)
+    (tmp_path / "text.txt").write_text("\n".join(SENTENCES) + "\n")
+    assert main(["synthesize", str(tmp_path / "text.txt"), str(tmp_path / "out"), "--min-words", "10",
+                 "--max-words", "3"]) == 2
+    assert "sentences of 10 to 3 words" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("voices", ["", ","])
+def test_an_empty_voice_list_on_the_command_line_is_refused_not_taken_as_the_defaults(tmp_path, capsys, voices):
+    (tmp_path / "text.txt").write_text("\n".join(SENTENCES) + "\n")
+    assert main(["synthesize", str(tmp_path / "text.txt"), str(tmp_path / "out"), "--voices", voices]) == 2
+    assert "no voice named" in capsys.readouterr().err and not (tmp_path / "out").exists()
+
+
+def test_a_bad_frequency_scale_creates_no_output_folder(tmp_path, installed):
+    with pytest.raises(TTSError, match="frequency scale range 3-1"):
+        synthesize(SENTENCES, tmp_path / "out", [Voice("flite", "slt")], freq_scale_range=(3.0, 1.0))
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_output_that_is_a_file_is_a_clear_error(tmp_path, capsys):
+    (tmp_path / "text.txt").write_text("\n".join(SENTENCES) + "\n")
+    (tmp_path / "out").write_text("not a folder")
+    assert main(["synthesize", str(tmp_path / "text.txt"), str(tmp_path / "out"), "--voices", "flite:slt"]) == 2
+    assert f"{tmp_path / 'out'}: exists and is not a directory" in capsys.readouterr().err
+    assert (tmp_path / "out").read_text() == "not a folder"
+
+
+@pytest.mark.skipif(shutil.which("flite") is None, reason="flite is not installed (apt-get install flite)")
+def test_asr_synthesize_refuses_a_voice_the_real_flite_lacks(tmp_path, capsys):
+    (tmp_path / "text.txt").write_text("\n".join(SENTENCES) + "\n")
+    assert main(["synthesize", str(tmp_path / "text.txt"), str(tmp_path / "out"), "--num", "2",
+                 "--voices", "flite:nosuch"]) == 2
+    err = capsys.readouterr().err
+    assert "flite has no voice 'nosuch'" in err and "slt" in err and not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                    reason="espeak-ng is not installed (apt-get install espeak-ng)")
+def test_asr_synthesize_refuses_an_espeak_ng_voice_it_lacks_in_one_line(tmp_path, capsys):
+    (tmp_path / "text.txt").write_text("\n".join(SENTENCES) + "\n")
+    for voice, problem in (("zz-nope", "has no voice 'zz-nope'"), ("en-us+nosuch", "has no variant 'nosuch'")):
+        assert main(["synthesize", str(tmp_path / "text.txt"), str(tmp_path / "out"), "--num", "6",
+                     "--voices", f"espeak-ng:{voice}"]) == 2
+        err = capsys.readouterr().err
+        assert problem in err and len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
+    tts.check_voices(parse_voices(None))  # and the real engines know every default voice
