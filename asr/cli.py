@@ -9,8 +9,9 @@ import math
 import os
 import sys
 
-from asr.commands import (cmd_combine, cmd_compare, cmd_diagram, cmd_download, cmd_evaluate, cmd_export, cmd_plot,
-                          cmd_prepare, cmd_synthesize, cmd_train, cmd_transcribe, cmd_tune_rescoring, print_error)
+from asr.commands import (cmd_combine, cmd_compare, cmd_diagram, cmd_evaluate, cmd_export, cmd_plot, cmd_train,
+                          cmd_transcribe, cmd_tune_rescoring, print_error)
+from asr.data_commands import cmd_download, cmd_prepare, cmd_synthesize
 from asr.lm_commands import (cmd_lm_build, cmd_lm_import_sphinx, cmd_lm_mix, cmd_lm_perplexity, cmd_lm_prune, cmd_lm_rnn,
                              cmd_lm_tune, cmd_priors)
 

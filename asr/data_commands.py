@@ -1,0 +1,76 @@
+"""What ``asr prepare``, ``asr download`` and ``asr synthesize`` do: the commands that make data
+(thin wrappers, as in asr/commands.py, importing the library inside each command)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from asr.cli_systems import print_error
+
+
+def cmd_prepare(args) -> int:
+    from asr import corpus_formats as cf
+    from asr.corpora import import_kaldi_dir, prepare_speechocean762
+    from asr.data import total_hours, write_manifest
+
+    if not Path(args.src).exists():  # before any corpus's own "not a ... release"
+        fetch = args.corpus in ("speechocean762", "librispeech", "an4", "commonvoice")
+        raise RuntimeError(f"{args.src}: not found" + (f"; get it with: asr download {args.corpus}" if fetch else ""))
+    if args.corpus == "speechocean762":
+        reports = prepare_speechocean762(args.src, args.out, valid_speakers=args.valid_speakers)
+    elif args.corpus == "librispeech":
+        reports = cf.prepare_librispeech(args.src, args.out, train=args.train, eval_sets=args.eval,
+                                         valid_speakers=args.valid_speakers, seed=args.seed)
+    elif args.corpus == "an4":
+        reports = cf.prepare_an4(args.src, args.out, valid_speakers=args.valid_speakers, seed=args.seed)
+    elif args.corpus == "commonvoice":
+        reports = cf.prepare_commonvoice(args.src, args.out, train_tsv=args.train_tsv, language=args.language)
+    elif args.corpus == "folder":
+        reports = cf.prepare_own_data(args.src, args.out, test=args.test, valid_speakers=args.valid_speakers,
+                                      valid_list=args.valid_list, valid_fraction=args.valid_fraction,
+                                      seed=args.seed)
+    else:
+        report = import_kaldi_dir(args.src, root=args.root)
+        write_manifest(args.out, report.utterances)
+        reports = {Path(args.out).stem: report}
+    for split, report in reports.items():
+        for utt_id, reason in report.skipped:
+            print_error(f"skipped {split} {utt_id}: {reason}")
+        for note in report.notes:
+            print_error(f"{split}: {note}")
+        print(f"{split}: {len(report.utterances)} utterances, {total_hours(report.utterances):.2f} h, "
+              f"{len(report.skipped)} skipped")
+    return 0
+
+
+def cmd_download(args) -> int:
+    from asr.download import download_corpus
+
+    where = download_corpus(args.corpus, args.data_dir, subsets=args.subsets, archive=args.archive,
+                            url_base=args.url_base, remove_archive=args.remove_archive)
+    print(f"{args.corpus}: ready in {where}")
+    return 0
+
+
+def cmd_synthesize(args) -> int:
+    from asr.data import total_hours
+    from asr.tts import parse_voices, select_sentences, synthesize
+
+    voices = parse_voices(args.voices)  # None: the defaults; "" is refused, not taken as the defaults
+    lines = []
+    for path in args.texts:
+        try:
+            lines += Path(path).read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise RuntimeError(f"{path}: cannot read text ({e})") from None
+    sentences = select_sentences(lines, args.num, args.min_words, args.max_words, seed=args.seed)
+    if len(sentences) < args.num:
+        print_error(f"warning: only {len(sentences)} speakable sentences of {args.min_words}-{args.max_words} words")
+    if len(args.freq_scale) != 2:
+        given = ",".join(f"{x:g}" for x in args.freq_scale)
+        raise RuntimeError(f"--freq-scale '{given}': expected LOW,HIGH, e.g. 1,1.3")
+    utterances = synthesize(sentences, args.out, voices, seed=args.seed, freq_scale_range=tuple(args.freq_scale),
+                            jobs=args.jobs, log=print_error)
+    print(f"{Path(args.out) / 'train.jsonl'}: {len(utterances)} utterances, {total_hours(utterances):.2f} h, "
+          f"{len(sentences) - len(utterances)} skipped")
+    return 0 if utterances else 1
