@@ -64,7 +64,7 @@ def readable_batches(transcriber: Transcriber, utterances: list[Utterance], batc
         waves, refs = [], []
         for i in batch:
             try:
-                waves.append(transcriber.load(utterances[i].audio_filepath))
+                waves.append(transcriber.speech(transcriber.load(utterances[i].audio_filepath)))
                 refs.append(normalize_text(utterances[i].text))
             except AudioError as e:
                 skipped.append((utterances[i].audio_filepath, e.problem))
@@ -90,17 +90,19 @@ def evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_second
         waves, kept = [], []
         for i in batch:
             try:
-                waves.append(transcriber.load(utterances[i].audio_filepath))
-                kept.append(i)
+                wave = transcriber.load(utterances[i].audio_filepath)
             except AudioError as e:
                 skipped.append((utterances[i].audio_filepath, e.problem))
+                continue
+            audio_seconds += wave.numel() / transcriber.sample_rate  # the file's, before its edges are trimmed
+            waves.append(transcriber.speech(wave))
+            kept.append(i)
         if waves:
             start = time.perf_counter()
             results = transcriber.transcribe_waveforms(waves)
             decode_seconds += time.perf_counter() - start
-            for i, wave, res in zip(kept, waves, results):
-                hyps[i] = res.text
-                audio_seconds += wave.numel() / transcriber.sample_rate
+            for i, res in zip(kept, results):
+                hyps[i] = normalize_text(res.text)  # as the reference: a user's lexicon may spell "Don’t"
         if progress is not None:
             progress(len(batch))
     rows = [UtteranceResult(u.id or u.audio_filepath, u.audio_filepath, normalize_text(u.text), hyps[i], u.speaker)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from dataclasses import replace
 from typing import Sequence
 
 from asr.evaluate import Evaluation, UtteranceResult
@@ -137,10 +138,23 @@ def combine_results(results: Sequence[Result], weights: Sequence[float] | None =
             stretch, end = [], -1.0
         stretch.append(item)
         end = max(end, item[1])
+    words = _in_time_order(words)
     text = " ".join(w.word for w in words)
     scored = [w.confidence for w in words if w.confidence is not None]
     return Result(text, first.duration, split_at_pauses(words, text, pause), words,
                   round(sum(scored) / len(scored), 4) if scored else None)
+
+
+def _in_time_order(words: list[Word]) -> list[Word]:
+    """The voted words with times that never go back: slots are aligned by text, and each winner
+    brings its own system's times, so "i" (4.80 s) from one system can follow "if" (4.92 s) from
+    another; a word then starts where the one before it ended (subtitle cues stay well formed)."""
+    out, end = [], 0.0
+    for w in words:
+        start = max(w.start, end)
+        end = max(w.end, start)
+        out.append(w if (start, end) == (w.start, w.end) else replace(w, start=start, end=end))
+    return out
 
 
 def _voted(utterances, by_id: list[dict], weights) -> list[UtteranceResult]:

@@ -5,6 +5,11 @@ most ``max_seconds`` of them, and cuts where the short-time energy is lowest (th
 longest, quietest pause) in the second half of that window. Energy-based VAD needs no extra
 package and no model run, and the cut only has to avoid splitting a word: the model itself
 decides what is speech. Segments of digital silence are flagged ``silent`` and not transcribed.
+
+A segment's quiet edges longer than ``trim_after_seconds`` are cut to ``trim_margin_seconds``:
+models are trained on clips cut close to the speech (speechocean762's have at most 0.7 s of
+quiet at either end), and with per-utterance feature normalization 3 s of leading silence took
+the built-in model's WER on 18 valid clips from 41% to 56%.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ class SegmenterOptions:
     frame_seconds: float = 0.025  # energy frame
     smooth_seconds: float = 0.3  # the quietest 300 ms is taken as the pause to cut in
     silence_rms: float = 1e-4  # a segment quieter than this (about -80 dBFS) is not transcribed
+    trim_after_seconds: float = 1.0  # quiet edges longer than this are cut (0: never) ...
+    trim_margin_seconds: float = 0.5  # ... down to this much
+    quiet_db: float = 40.0  # quiet: this far below the segment's loudest energy frame
 
 
 @dataclass(frozen=True)
@@ -77,7 +85,30 @@ class Segmenter:
 
     def _emit(self, samples: np.ndarray, start: int) -> Iterator[AudioSegment]:
         silent = bool(np.sqrt(np.mean(samples.astype(np.float64) ** 2)) < self.options.silence_rms)
+        if not silent:
+            lo, hi = self.speech_span(samples)
+            samples, start = samples[lo:hi], start + lo
         yield AudioSegment(start / self.sample_rate, torch.from_numpy(np.ascontiguousarray(samples)), silent)
+
+    def speech_span(self, samples: np.ndarray) -> tuple[int, int]:
+        """[lo, hi) of ``samples`` without quiet edges longer than trim_after_seconds (cut to
+        trim_margin_seconds; lo on the model's frame grid, so times stay where they were)."""
+        opts, rate = self.options, self.sample_rate
+        frame = max(1, int(opts.frame_seconds * rate))
+        n = samples.size // frame
+        if not opts.trim_after_seconds or n == 0:
+            return 0, samples.size
+        energy = (samples[: n * frame].reshape(n, frame).astype(np.float64) ** 2).mean(axis=1)
+        if not energy.max() > 0:
+            return 0, samples.size
+        loud = np.flatnonzero(energy >= energy.max() * 10 ** (-opts.quiet_db / 10))
+        lo, hi = 0, samples.size
+        first, last = int(loud[0]) * frame, (int(loud[-1]) + 1) * frame
+        if first > opts.trim_after_seconds * rate:
+            lo = (first - int(opts.trim_margin_seconds * rate)) // self.align * self.align
+        if samples.size - last > opts.trim_after_seconds * rate:
+            hi = last + int(opts.trim_margin_seconds * rate)
+        return lo, hi
 
 
 def array_blocks(samples: np.ndarray, block: int) -> Iterator[np.ndarray]:

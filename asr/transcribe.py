@@ -141,6 +141,12 @@ class Transcriber:
         """One line for logs and reports: how this transcriber decodes."""
         return self.decoder.describe()
 
+    def speech(self, wave: torch.Tensor) -> torch.Tensor:
+        """``wave`` without quiet edges longer than the segmenter's trim_after_seconds: what
+        ``transcribe`` does to each segment, for callers that run whole utterances (evaluate, tuning)."""
+        lo, hi = self.segmenter.speech_span(wave.numpy())
+        return wave[lo:hi]
+
     def load(self, audio, sample_rate: int | None = None) -> torch.Tensor:
         """The whole signal in memory (short files); ``transcribe`` streams long ones instead."""
         if isinstance(audio, (str, Path)):

@@ -127,6 +127,16 @@ def test_lexicon_spellings_get_the_word_separator_and_bad_entries_are_reported(t
         read_lexicon(tmp_path / "missing.txt", TOKENIZER)
 
 
+def test_lexicon_words_take_the_normalized_form_that_references_and_lms_have(tmp_path):
+    # A hand-made lexicon in CMUdict's capitals or with a curly apostrophe would otherwise put
+    # "Cat" in transcripts (scored against "cat": a substitution) and miss the LM's "cat".
+    path = tmp_path / "lex.txt"
+    path.write_text("Cat c a t |\nMAT m a t |\nit\u2019s i t ' s |\nwell-known w e l l |\n")
+    report = read_lexicon(path, CharTokenizer.build(["cat mat it's well"]))
+    assert list(report.lexicon) == ["cat", "mat", "it's"]
+    assert report.skipped == [("well-known", "not one word once normalized ('well known')")]
+
+
 def test_lm_words_outside_the_tokenizer_are_reported(tmp_path):
     (tmp_path / "t.txt").write_text("the café sat\n")
     lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "lm.arpa", order=2, use_lmplz=False)

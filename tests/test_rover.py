@@ -119,6 +119,19 @@ def test_combined_transcript_keeps_the_times_of_the_first_system_that_voted_for_
     assert out.duration == 10.0 and out.confidence == pytest.approx(0.9)
 
 
+def test_winners_from_different_systems_are_put_in_time_order_so_cues_never_end_before_they_start():
+    # the slots are aligned by text: "i" keeps a's times (4.90 s), "if" b's, which begin earlier
+    a = _result(("i", 4.90, 4.94), ("of", 4.95, 5.00), ("go", 5.30, 5.50))
+    b = _result(("i", 4.80, 4.84), ("if", 4.85, 4.88), ("go", 5.32, 5.52))
+    c = _result(("i", 4.81, 4.85), ("if", 4.86, 4.90), ("go", 5.31, 5.51))
+    out = combine_results([a, b, c])
+    assert out.text == "i if go"
+    starts_ends = [(w.start, w.end) for w in out.words]
+    assert all(s <= e for s, e in starts_ends)
+    assert all(e1 <= s2 for (_, e1), (s2, _) in zip(starts_ends, starts_ends[1:]))
+    assert all(seg.start <= seg.end for seg in out.segments)
+
+
 def test_words_far_apart_in_time_never_share_a_slot():
     # as plain text, "go" has two votes of three; in time, each "go" stands alone in its stretch
     a, b, c = _result(("go", 0.0, 0.2)), _result(("go", 3.0, 3.2)), _result()

@@ -68,3 +68,20 @@ def test_the_quietest_point_is_the_middle_of_the_pause(pause_at):
     signal = bursts([(pause_at, True), (0.4, False), (6.0 - pause_at, True)], seed=4)
     cut = quietest_point(signal, RATE, 0, signal.size, SegmenterOptions())
     assert pause_at * RATE < cut < (pause_at + 0.4) * RATE
+
+
+def test_quiet_edges_longer_than_a_second_are_cut_to_half_a_second_and_keep_their_place_in_time():
+    signal = bursts([(3.0, False), (2.0, True), (2.5, False)], seed=4)
+    signal[: 3 * RATE] += 1e-3  # low-level noise, 50 dB below the speech: quiet, not digital silence
+    (seg,) = segments_of(signal, max_seconds=20.0)
+    assert seg.start == pytest.approx(2.5, abs=0.03)  # speech at 3.0 s, half a second before it kept
+    assert (seg.start + seg.samples.numel() / RATE) == pytest.approx(5.5, abs=0.03)
+    assert np.array_equal(seg.samples.numpy(), signal[int(round(seg.start * RATE)):][: seg.samples.numel()])
+
+
+def test_edges_as_short_as_a_training_clips_are_left_alone():
+    signal = bursts([(0.7, False), (2.0, True), (0.9, False)], seed=5)  # speechocean762's: at most ~0.7 s
+    (seg,) = segments_of(signal, max_seconds=20.0)
+    assert seg.start == 0 and seg.samples.numel() == signal.size
+    (untrimmed,) = segments_of(bursts([(3.0, False), (2.0, True)], seed=4), max_seconds=20.0, trim_after_seconds=0)
+    assert untrimmed.start == 0 and untrimmed.samples.numel() == 5 * RATE

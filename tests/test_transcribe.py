@@ -156,6 +156,23 @@ def test_beam_settings_with_greedy_decoding_are_refused_by_name(tiny_model_dir):
     assert asr.load_model(tiny_model_dir, decoder="greedy", workers=2, device="cpu")  # how to run, not search
 
 
+def test_evaluate_runs_an_utterance_without_its_long_silent_lead_in_and_counts_the_whole_file(tiny_model_dir,
+                                                                                             tmp_path):
+    from asr.data import Utterance
+    from asr.evaluate import evaluate
+
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(RATE) / RATE)
+    sf.write(str(tmp_path / "late.wav"), np.concatenate([np.zeros(3 * RATE), tone]).astype(np.float32), RATE)
+    t = speller(tiny_model_dir)
+    seen = []
+    run = t.transcribe_waveforms
+    t.transcribe_waveforms = lambda waves: seen.extend(w.numel() for w in waves) or run(waves)
+    result = evaluate(t, [Utterance(str(tmp_path / "late.wav"), 4.0, "hello")])
+    # half a second of the lead-in kept (to the model's frame), as transcribe keeps it
+    assert len(seen) == 1 and abs(seen[0] - 1.5 * RATE) <= 0.04 * RATE
+    assert result.audio_seconds == pytest.approx(4.0)
+
+
 def test_a_silent_file_transcribes_to_empty_text(tiny_model_dir, tmp_path):
     sf.write(str(tmp_path / "silence.wav"), np.zeros(3 * RATE, dtype=np.float32), RATE)
     t = speller(tiny_model_dir)
