@@ -7,9 +7,9 @@ package and no model run, and the cut only has to avoid splitting a word: the mo
 decides what is speech. Segments of digital silence are flagged ``silent`` and not transcribed.
 
 A segment's quiet edges longer than ``trim_after_seconds`` are cut to ``trim_margin_seconds``:
-models are trained on clips cut close to the speech (speechocean762's have at most 0.7 s of
-quiet at either end), and with per-utterance feature normalization 3 s of leading silence took
-the built-in model's WER on 18 valid clips from 41% to 56%.
+models are trained on clips cut close to the speech (99% of speechocean762's train clips have
+under 0.62 s of quiet at either end), and with per-utterance feature normalization 3 s of
+leading silence took the built-in model's WER on 18 valid clips from 41% to 56% (README.md).
 """
 
 from __future__ import annotations
