@@ -63,4 +63,7 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     if path.exists():
         path.rename(old)  # two renames: a reader sees the old directory or the new, never a mix
     tmp.rename(path)
-    shutil.rmtree(old, ignore_errors=True)
+    if old.is_dir():
+        shutil.rmtree(old, ignore_errors=True)
+    else:  # a file that --force replaced with a directory
+        old.unlink(missing_ok=True)

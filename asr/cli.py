@@ -28,16 +28,17 @@ def _floats(text: str) -> list[float]:
     return values
 
 
-def _positive(kind):
-    """argparse type: a count, size or duration, which must be above 0 (``kind``: int or float)."""
+def _positive(kind, zero: bool = False):
+    """argparse type: a count, size or duration, which must be above 0 (``kind``: int or float);
+    with ``zero``, 0 too (where it means "the default", as for --threads)."""
     def parse(text: str):
         try:
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"expected a {'whole ' if kind is int else ''}number, got {text!r}") \
                 from None
-        if not value > 0:  # (also NaN)
-            raise argparse.ArgumentTypeError(f"must be above 0, got {text}")
+        if not (value > 0 or zero and value == 0):  # (NaN too)
+            raise argparse.ArgumentTypeError(f"must be {'at least' if zero else 'above'} 0, got {text}")
         return value
     return parse
 
@@ -133,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--lexicon", help="word -> spelling file (default: the ARPA LM's words; "
                        "'none' for lexicon-free search with a character LM)")
         g.add_argument("--beam-size", type=_positive(int))
-        g.add_argument("--beam-size-token", type=_positive(int), help="tokens tried per frame, the likeliest (default: all)")
+        g.add_argument("--beam-size-token", type=_positive(int),
+                       help="tokens tried per frame, the likeliest (default: all)")
         g.add_argument("--beam-threshold", type=float)
         g.add_argument("--lm-weight", type=float)
         g.add_argument("--word-score", type=float, help="added per word (insertion bonus)")
@@ -199,8 +201,10 @@ def build_parser() -> argparse.ArgumentParser:
                    "and confidence; srt/vtt: subtitles; tsv: start/end ms + text; all: each (needs --output-dir)")
     p.add_argument("--output-dir", "-o", metavar="DIR", help="write one file per input and format here, named "
                    "after the input (default: print to stdout)")
-    p.add_argument("--batch-size", type=_positive(int), default=16, help="segments (of files or of long files) per model run")
-    p.add_argument("--threads", type=_positive(int), help="CPU threads for the model (torch.set_num_threads)")
+    p.add_argument("--batch-size", type=_positive(int), default=16,
+                   help="segments (of files or of long files) per model run")
+    p.add_argument("--threads", type=_positive(int, zero=True), help="CPU threads for the model "
+                   "(torch.set_num_threads; 0 or none: torch's default)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar (it is off anyway when stderr "
                    "is not a terminal)")
     p.set_defaults(func=cmd_transcribe)
@@ -265,7 +269,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "(default 4)")
     r.add_argument("--halvings", type=int, help="with --dev: how often a rise in dev perplexity sends training back "
                    "to the best weights at half the rate before it stops (default 3)")
-    r.add_argument("--threads", type=_positive(int), help="CPU threads (torch.set_num_threads)")
+    r.add_argument("--threads", type=_positive(int, zero=True), help="CPU threads (torch.set_num_threads; 0 or "
+                   "none: torch's default)")
     r.add_argument("--force", action="store_true", help="replace an --output directory that holds anything")
     r.set_defaults(func=cmd_lm_rnn)
     pp = lsub.add_parser("perplexity", help="perplexity and OOV rate of ARPA LMs (word, character or token: "
@@ -290,7 +295,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="comma-separated grid (default 0: none), e.g. 0,0.3,0.6: log p(k) times this is taken from "
                    "each token's log-prob (needs MODEL/token_priors.json: asr priors)")
     t.add_argument("--beam-size", type=_positive(int), default=50)
-    t.add_argument("--beam-size-token", type=_positive(int), help="tokens tried per frame, the likeliest (default: all); "
+    t.add_argument("--beam-size-token", type=_positive(int),
+                   help="tokens tried per frame, the likeliest (default: all); "
                    "stored with the weights")
     t.add_argument("--beam-threshold", type=float, help="drop hypotheses this far below the best (default 25); "
                    "stored with the weights")
@@ -331,7 +337,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "into MODEL/token_priors.json, for prior-corrected beam search (asr lm tune --prior-scales)")
     p.add_argument("model", help="model directory (a rescoring package's systems are directories too)")
     p.add_argument("manifest", help="training manifest (never the test split)")
-    p.add_argument("--every", type=_positive(int), default=1, metavar="N", help="every Nth utterance only (default: all)")
+    p.add_argument("--every", type=_positive(int), default=1, metavar="N",
+                   help="every Nth utterance only (default: all)")
     p.add_argument("--batch-seconds", type=_positive(float), default=300.0,
                    help="audio per model run, in seconds (default 300; less needs less memory)")
     p.add_argument("--device", default="auto")
@@ -371,7 +378,8 @@ def build_parser() -> argparse.ArgumentParser:
         source = p.add_mutually_exclusive_group()
         source.add_argument("--model", help="model directory (default: the packaged model)")
         source.add_argument("--config", help="a training config instead (untrained weights)")
-        p.add_argument("--vocab-size", type=_positive(int), help="with --config: output tokens (default 29 for characters, "
+        p.add_argument("--vocab-size", type=_positive(int),
+                       help="with --config: output tokens (default 29 for characters, "
                        "train.bpe_vocab_size + 1 for train.units=bpe, 41 for phones)")
         if name == "diagram":
             p.add_argument("--output", "-o", required=True, help="image file, e.g. net.svg or net.png")
@@ -386,9 +394,9 @@ def build_parser() -> argparse.ArgumentParser:
 # not a traceback. Looked up lazily: a class can only have been raised if its module was imported,
 # and importing them all up front would load torch for every command (~3 s for `asr download`).
 _USER_ERRORS = (("asr.config", "ConfigError"), ("asr.corpora", "CorpusError"), ("asr.data", "ManifestError"),
-                ("asr.hotwords", "HotwordsError"), ("asr.lexicon", "LexiconError"), ("asr.lm", "LMError"), ("asr.model_dir", "ModelDirError"),
-                ("asr.rescoring", "RescoringError"), ("asr.rnnlm", "RNNLMError"), ("asr.tokenizers", "TokenizerError"),
-                ("asr.train_setup", "TrainingError"))
+                ("asr.hotwords", "HotwordsError"), ("asr.lexicon", "LexiconError"), ("asr.lm", "LMError"),
+                ("asr.model_dir", "ModelDirError"), ("asr.rescoring", "RescoringError"), ("asr.rnnlm", "RNNLMError"),
+                ("asr.tokenizers", "TokenizerError"), ("asr.train_setup", "TrainingError"))
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:

@@ -363,7 +363,10 @@ class BatchLoader:
             batch = batch.map_tensors(torch.Tensor.pin_memory)
         return batch
 
-    def __iter__(self) -> Iterator[Batch]:
+    def __iter__(self) -> Iterator[Batch | None]:
+        """One batch per sampler batch, in order; None for one whose audio was all unreadable, so
+        that every rank of a distributed run takes the same steps and a batch's position (which
+        ``--resume`` records) stays its position in the sampler."""
         from concurrent.futures import ThreadPoolExecutor
 
         with ThreadPoolExecutor(self.workers) as pool, ThreadPoolExecutor(1) as loader:
@@ -371,10 +374,6 @@ class BatchLoader:
             for items in self.sampler:
                 pending.append(loader.submit(self._load, pool, items))
                 if len(pending) > self.prefetch:
-                    batch = pending.pop(0).result()
-                    if batch is not None:
-                        yield batch
+                    yield pending.pop(0).result()
             for future in pending:
-                batch = future.result()
-                if batch is not None:
-                    yield batch
+                yield future.result()

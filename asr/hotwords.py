@@ -20,8 +20,9 @@ class HotwordsError(ValueError):
     pass
 
 
-# A --hotwords value with one of these suffixes or a path separator (and no comma) names a file:
-# if there is none, a typo in its name must not quietly boost the phrase "names txt".
+# A --hotwords value with one of these suffixes or in a folder that exists (and no comma) names a
+# file: if there is none, a typo in its name must not quietly boost the phrase "names txt" ("AC/DC"
+# stays a phrase).
 _FILE_SUFFIXES = (".txt", ".lst", ".list", ".csv", ".tsv")
 
 
@@ -37,7 +38,7 @@ def parse_hotwords(spec: str | Path | list[str] | tuple[str, ...] | None) -> lis
         except UnicodeDecodeError as e:
             raise HotwordsError(f"{spec}: hotwords file is not UTF-8 text ({e.reason} at byte {e.start})") from None
     elif isinstance(spec, Path) or ("," not in spec and (Path(spec).suffix.lower() in _FILE_SUFFIXES
-                                                         or "/" in spec or "\\" in spec)):
+                                                         or Path(spec).parent.name and Path(spec).parent.is_dir())):
         raise HotwordsError(f"{spec}: hotwords file not found (phrases are given as 'a,b c')")
     else:
         items = str(spec).split(",")

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from asr.text import WORD_SEP, normalize_text
+from asr.text import WORD_SEP
 from asr.tokenizers import Tokenizer
 
 Lexicon = dict[str, list[list[str]]]  # flashlight's layout: word -> list of spellings
@@ -90,11 +90,6 @@ def read_lexicon(path: str | Path, tokenizer: Tokenizer) -> LexiconReport:
         word, *spelling = line.split()
         if not spelling:
             raise LexiconError(f"{path}:{lineno}: no spelling after the word {word!r}")
-        if not (word.isascii() and word.isalpha() and word.islower()):  # (those are normalized already: fast)
-            written, word = word, normalize_text(word)  # the LM's and references' form: "Something" -> "something"
-            if not word or " " in word:
-                report.skipped.append((written, f"not one word once normalized ({word!r})"))
-                continue
         if not tokens.issuperset(spelling):
             unknown = sorted({t for t in spelling if t not in tokens})
             report.skipped.append((word, f"tokens outside the tokenizer: {' '.join(unknown)}"))

@@ -104,11 +104,6 @@ def cmd_lm_rnn(args) -> int:
     if any(r != int(r) or r < 1 for r in args.repeat or []):
         print_error("--repeat takes whole numbers of at least 1")
         return 2
-    out = Path(args.output)
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not args.force:
-        print_error(f"{out}: already exists{' and is not empty' if out.is_dir() else ' (a file)'}; give a new "
-                    "directory, or --force to replace it and all it holds")  # before the training, not after
-        return 2
     if args.dev:  # an empty one would silently train without dev selection (train_rnnlm takes it as none)
         from asr.lm_mix import read_scored_text
 
@@ -117,7 +112,7 @@ def cmd_lm_rnn(args) -> int:
     given = {k: getattr(args, k) for k in ("hidden_size", "num_layers", "dropout", "epochs", "seed", "lr",
                                            "checks_per_epoch", "halvings")}
     options = RNNLMOptions(**{k: v for k, v in given.items() if v is not None})
-    model = train_rnnlm(args.texts, args.output, repeats, args.dev or (), options, log=print_error)
+    model = train_rnnlm(args.texts, args.output, repeats, args.dev or (), options, log=print_error, force=args.force)
     params = sum(p.numel() for p in model.parameters())
     print(f"{args.output}: LSTM word LM, {len(model.words)} words, {params / 1e6:.2f} M parameters")
     return 0

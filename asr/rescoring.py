@@ -209,7 +209,8 @@ class RescoringTranscriber(Transcriber):
     def transcribe(self, audio, sample_rate=None, decoder=None, lm=None, **decoder_options):
         """As ``Transcriber.transcribe``; a decoder, LM or search option for one call is the first
         system's alone (as ``--decoder greedy|beam`` is for a package that rescores)."""
-        if decoder not in (None, "auto") or lm is not None or decoder_options:  # auto: this rescoring
+        search = {k for k in decoder_options if k not in ("workers", "batch_size")}  # how it runs, not searches
+        if decoder not in (None, "auto") or lm is not None or search:  # auto: this rescoring
             return self.systems[0].transcribe(audio, sample_rate, decoder=decoder, lm=lm, **decoder_options)
         return super().transcribe(audio, sample_rate)
 

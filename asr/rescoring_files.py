@@ -104,13 +104,15 @@ def package_rescoring(settings: str | Path, dst: str | Path) -> Path:
 
     models, options = read_rescoring(settings)
     dst, first = Path(dst), Path(models[0])
-    if first.resolve() != dst.resolve() and dst.exists():
+    if first.resolve() != dst.resolve() and dst.exists() and not (dst.is_dir() and not any(dst.iterdir())):
         raise RescoringError(f"{dst}: already exists; give a new directory (or the first system's own)")
     # Built aside from the systems (which may live inside dst) and renamed into place: a system
     # that fails to load leaves dst as it was, not a package that quietly does not rescore.
     with atomic_dir(dst) as staged:
-        shutil.copytree(first, staged, ignore=shutil.ignore_patterns(RESCORING_FILE, "system[0-9]*", "rnnlm"),
-                        dirs_exist_ok=True)
+        skip = shutil.ignore_patterns(RESCORING_FILE, "system[0-9]*", "rnnlm")
+        inside = {staged.resolve(), dst.resolve()}  # dst may lie inside the first system: not into itself
+        shutil.copytree(first, staged, dirs_exist_ok=True, ignore=lambda folder, names: set(skip(folder, names)) | {
+            n for n in names if (Path(folder) / n).resolve() in inside})
         packaged = packaged_lm(staged)
         if packaged is None:
             raise RescoringError(f"{first}: the first system needs a packaged word LM (asr export --lm)")

@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from asr.metrics import word_errors
+from asr.text import normalize_text
 
 
 class CandidateTable:
@@ -38,7 +39,7 @@ class CandidateTable:
             self.ctc[:, u, :n] = c.ctc
             self.lm[u, :n] = c.lm
             self.words[u, :n] = [len(t.split()) for t in c.texts]
-            self.errors[u, :n] = [word_errors([ref], [t]).errors for t in c.texts]
+            self.errors[u, :n] = [word_errors([ref], [normalize_text(t)]).errors for t in c.texts]  # as evaluate
             spellable = np.isfinite(self.ctc[:, u, :n]).all(axis=0)
             self.allowed[u, :n] = spellable if spellable.any() else True  # none left: all of them
         self.first_allowed = self.allowed.argmax(axis=1)

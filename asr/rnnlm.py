@@ -145,7 +145,7 @@ def vocabulary(sentences: Sequence[Sequence[str]]) -> list[str]:
 
 def train_rnnlm(texts: Sequence[str | Path], output_dir: str | Path, repeats: Sequence[int] = (),
                 dev: Sequence[str | Path] = (), options: RNNLMOptions = RNNLMOptions(),
-                log: Callable[[str], None] = print) -> RecurrentLM:
+                log: Callable[[str], None] = print, force: bool = False) -> RecurrentLM:
     """Train on ``texts`` (text files or manifests; the sentences of the i-th seen ``repeats[i]``
     times per epoch, default once: in-domain text weighs more, as in an n-gram mix) and save the
     weights with the lowest ``dev`` perplexity (without dev, the last epoch's) to ``output_dir``.
@@ -154,7 +154,14 @@ def train_rnnlm(texts: Sequence[str | Path], output_dir: str | Path, repeats: Se
     checked ``checks_per_epoch`` times an epoch; when it rises, training goes back to the best
     weights and halves the rate, and after ``halvings`` halvings it stops. The in-domain text,
     seen many times an epoch, overfits within one or two epochs, so checks between epochs alone
-    would miss the best point and a fixed decay would not slow down in time."""
+    would miss the best point and a fixed decay would not slow down in time.
+
+    An ``output_dir`` that holds anything is refused before training unless ``force``: it is
+    replaced whole (a model directory given by mistake would lose its weights)."""
+    out = Path(output_dir)
+    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not force:
+        raise RNNLMError(f"{out}: already exists{' and is not empty' if out.is_dir() else ' (a file)'}; give a new "
+                         "directory, or force (--force) to replace it and all it holds")
     if repeats and len(repeats) != len(texts):
         raise RNNLMError(f"{len(repeats)} repeat counts for {len(texts)} texts")
     corpora = [list(read_sentences([t])) for t in texts]

@@ -38,6 +38,7 @@ class AudioSegment:
     start: float  # seconds from the beginning of the file
     samples: torch.Tensor  # mono float32 at the model's rate
     silent: bool = False  # digital silence: not worth a model run (it would decode to nothing)
+    covers: float = 0.0  # seconds of the file it stands for, quiet edges included (for progress)
 
 
 def quietest_point(samples: np.ndarray, sample_rate: int, lo: int, hi: int, opts: SegmenterOptions) -> int:
@@ -85,10 +86,11 @@ class Segmenter:
 
     def _emit(self, samples: np.ndarray, start: int) -> Iterator[AudioSegment]:
         silent = bool(np.sqrt(np.mean(samples.astype(np.float64) ** 2)) < self.options.silence_rms)
+        covers = samples.size / self.sample_rate
         if not silent:
             lo, hi = self.speech_span(samples)
             samples, start = samples[lo:hi], start + lo
-        yield AudioSegment(start / self.sample_rate, torch.from_numpy(np.ascontiguousarray(samples)), silent)
+        yield AudioSegment(start / self.sample_rate, torch.from_numpy(np.ascontiguousarray(samples)), silent, covers)
 
     def speech_span(self, samples: np.ndarray) -> tuple[int, int]:
         """[lo, hi) of ``samples`` without quiet edges longer than trim_after_seconds (cut to
@@ -105,9 +107,9 @@ class Segmenter:
         lo, hi = 0, samples.size
         first, last = int(loud[0]) * frame, (int(loud[-1]) + 1) * frame
         if first > opts.trim_after_seconds * rate:
-            lo = (first - int(opts.trim_margin_seconds * rate)) // self.align * self.align
+            lo = max(0, first - int(opts.trim_margin_seconds * rate)) // self.align * self.align
         if samples.size - last > opts.trim_after_seconds * rate:
-            hi = last + int(opts.trim_margin_seconds * rate)
+            hi = min(samples.size, last + int(opts.trim_margin_seconds * rate))
         return lo, hi
 
 

@@ -144,6 +144,10 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         bar = _progress(len(sampler), f"epoch {epoch + 1}/{epochs}", tc.progress and d.is_main)
         from_start = skip == 0  # a resumed epoch may have nothing left to read
         for batch_in_epoch, batch in enumerate(loader, start=skip):
+            if not distributed.all_true(batch is not None, d, device):
+                if bar is not None:  # a batch of unreadable audio on some rank: every rank skips this step
+                    bar.update(1)
+                continue
             torch.manual_seed(tc.seed * 1_000_003 + step * d.world_size + d.rank)  # dropout, SpecAugment
             batch = batch.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)

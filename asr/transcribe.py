@@ -225,7 +225,7 @@ class Transcriber:
                     state.pieces.append((seg.start, result))
                     state.pending -= 1
                 if progress:
-                    progress(sum(seg.samples.numel() for _, seg in queue) / self.sample_rate)
+                    progress(sum(seg.covers for _, seg in queue))
                 queue.clear()
 
         def ready():
@@ -240,7 +240,7 @@ class Transcriber:
                 for seg in self.segmenter.segments(state.count(stream_audio(path, self.sample_rate, stdin=stdin))):
                     if seg.silent:
                         if progress:
-                            progress(seg.samples.numel() / self.sample_rate)
+                            progress(seg.covers)
                         continue
                     queue.append((state, seg))
                     state.pending += 1

@@ -21,6 +21,7 @@ from asr.data import ManifestError, Utterance
 from asr.decoding import GreedyDecoder
 from asr.evaluate import none_readable, readable_batches
 from asr.metrics import word_errors
+from asr.text import normalize_text
 from asr.transcribe import Transcriber
 
 DEFAULT_LM_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
@@ -56,7 +57,7 @@ def model_outputs(transcriber: Transcriber, utterances: Sequence[Utterance], bat
 def _wer(decoder, batches) -> float:
     refs, hyps = [], []
     for log_probs, lengths, batch_refs in batches:
-        hyps += [h.text for h in decoder.decode(log_probs, lengths)]
+        hyps += [normalize_text(h.text) for h in decoder.decode(log_probs, lengths)]  # as references (evaluate)
         refs += batch_refs
     return word_errors(refs, hyps).rate
 

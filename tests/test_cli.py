@@ -185,7 +185,7 @@ def test_a_count_or_size_below_one_is_refused_naming_the_option(argv, flag, caps
         main(argv)
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and f"argument {flag}" in err
-    assert "must be above 0" in err or "expected a whole number" in err
+    assert "must be above 0" in err or "must be at least 0" in err or "expected a whole number" in err
 
 
 def test_lm_rnn_help_gives_the_defaults_that_training_uses():

@@ -127,16 +127,6 @@ def test_lexicon_spellings_get_the_word_separator_and_bad_entries_are_reported(t
         read_lexicon(tmp_path / "missing.txt", TOKENIZER)
 
 
-def test_lexicon_words_take_the_normalized_form_that_references_and_lms_have(tmp_path):
-    # A hand-made lexicon in CMUdict's capitals or with a curly apostrophe would otherwise put
-    # "Cat" in transcripts (scored against "cat": a substitution) and miss the LM's "cat".
-    path = tmp_path / "lex.txt"
-    path.write_text("Cat c a t |\nMAT m a t |\nit\u2019s i t ' s |\nwell-known w e l l |\n")
-    report = read_lexicon(path, CharTokenizer.build(["cat mat it's well"]))
-    assert list(report.lexicon) == ["cat", "mat", "it's"]
-    assert report.skipped == [("well-known", "not one word once normalized ('well known')")]
-
-
 def test_lm_words_outside_the_tokenizer_are_reported(tmp_path):
     (tmp_path / "t.txt").write_text("the café sat\n")
     lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "lm.arpa", order=2, use_lmplz=False)
@@ -238,11 +228,13 @@ def test_hotwords_are_normalized_from_lists_strings_and_files(tmp_path):
     assert parse_hotwords(["A.B."]) == ["a b"]
 
 
-@pytest.mark.parametrize("missing", ["names.txt", "lists/names", "names.LST"])
-def test_a_hotwords_file_that_is_not_there_is_an_error_not_a_phrase(missing):
+@pytest.mark.parametrize("missing", ["names.txt", "{folder}/names", "names.LST"])
+def test_a_hotwords_file_that_is_not_there_is_an_error_not_a_phrase(missing, tmp_path):
+    missing = missing.format(folder=tmp_path)
     with pytest.raises(HotwordsError, match=f"{missing}: hotwords file not found"):
         parse_hotwords(missing)
     assert parse_hotwords("names.txt, mary") == ["names txt", "mary"]  # a comma: phrases, as written
+    assert parse_hotwords("AC/DC") == ["ac dc"]  # no such folder: a phrase
 
 
 def test_a_hotwords_file_that_is_not_utf8_is_an_error_naming_it(tmp_path):

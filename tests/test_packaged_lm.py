@@ -231,6 +231,9 @@ def test_export_force_replaces_the_destination_whole(tuned_model, lm, tmp_path, 
     assert main(["export", str(tuned_model), str(package), "--force"]) == 0
     assert not (package / "notes.txt").exists()
     assert packaged_lm(package) is None  # the source carried no LM, so neither does the new package
+    (tmp_path / "a_file").write_text("x")
+    assert main(["export", str(tuned_model), str(tmp_path / "a_file"), "--force"]) == 0
+    assert (tmp_path / "a_file").is_dir() and not list(tmp_path.glob(".a_file*"))  # no old file left hidden
 
 
 def test_an_lm_that_cannot_be_packaged_leaves_no_destination_behind(tuned_model, tmp_path, capsys):

@@ -220,6 +220,19 @@ def test_a_rescoring_package_that_cannot_be_made_leaves_no_directory_behind(pack
         assert not list(tmp_path.glob("*pkg*"))  # neither a package that would not rescore nor its staging
 
 
+def test_a_rescoring_package_can_be_made_inside_its_first_system_or_in_an_empty_folder(packages, phone_model,
+                                                                                     tiny_corpus, tmp_path):
+    first = tmp_path / "first"
+    shutil.copytree(packages[0], first)
+    tuned = RescoringTuneResult(RescoringOptions((1.0, 0.5), 1.0, 0.0, 4), 1.0, 1.0)
+    write_rescoring(tmp_path / "r.yaml", [first, phone_model], tuned, str(tiny_corpus / "valid.jsonl"))
+    assert main(["export", str(tmp_path / "r.yaml"), str(first / "pkg")]) == 0
+    assert not [p for p in (first / "pkg").iterdir() if p.name.startswith(".") or p.name == "pkg"]
+    (tmp_path / "empty").mkdir()
+    assert main(["export", str(tmp_path / "r.yaml"), str(tmp_path / "empty")]) == 0
+    assert (tmp_path / "empty" / "rescoring.yaml").is_file()
+
+
 def test_export_makes_one_package_that_rescores_by_default_and_decodes_alone_when_asked(
         packages, phone_model, tiny_corpus, tmp_path, capsys):
     import asr
@@ -261,6 +274,7 @@ def test_export_makes_one_package_that_rescores_by_default_and_decodes_alone_whe
     alone = []  # decoder="auto" on one call is the rescoring, as for the whole model
     packaged.systems[0].transcribe = lambda *args, **kwargs: alone.append(kwargs)
     packaged.transcribe(json.loads(open(valid).readline())["audio_filepath"], decoder="auto")
+    packaged.transcribe(json.loads(open(valid).readline())["audio_filepath"], workers=1)  # how, not what
     assert alone == []
     assert main(["export", str(settings), str(moved)]) == 2
     assert "already exists" in capsys.readouterr().err

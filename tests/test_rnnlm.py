@@ -132,6 +132,17 @@ def test_the_cli_refuses_an_output_that_holds_anything_before_training_and_force
     assert load_rnnlm(model).words
 
 
+def test_training_into_a_folder_that_holds_anything_is_refused_unless_forced(tmp_path):
+    (tmp_path / "t.txt").write_text("the cat sat\n")
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "notes.txt").write_text("mine")
+    with pytest.raises(RNNLMError, match="model: already exists and is not empty"):
+        train_rnnlm([tmp_path / "t.txt"], tmp_path / "model", options=SMALL)
+    assert (tmp_path / "model" / "notes.txt").read_text() == "mine"
+    train_rnnlm([tmp_path / "t.txt"], tmp_path / "model", options=SMALL, force=True)
+    assert not (tmp_path / "model" / "notes.txt").exists()
+
+
 @pytest.mark.parametrize("bad", [{"checks_per_epoch": 0}, {"halvings": -1}])
 def test_a_schedule_without_dev_checks_or_with_negative_halvings_is_refused(tmp_path, bad):
     (tmp_path / "t.txt").write_text("the cat sat\n")

@@ -173,6 +173,28 @@ def test_evaluate_runs_an_utterance_without_its_long_silent_lead_in_and_counts_t
     assert result.audio_seconds == pytest.approx(4.0)
 
 
+def test_progress_counts_the_whole_file_quiet_edges_included(tiny_model_dir, tmp_path):
+    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(RATE) / RATE)
+    quiet = np.zeros(3 * RATE)
+    sf.write(str(tmp_path / "q.wav"), np.concatenate([quiet, tone, quiet]).astype(np.float32), RATE)
+    seconds = []
+    list(speller(tiny_model_dir).transcribe_files([str(tmp_path / "q.wav")], progress=seconds.append))
+    assert sum(seconds) == pytest.approx(7.0)
+
+
+def test_evaluate_scores_hypotheses_normalized_as_the_references_are(tiny_model_dir, tmp_path):
+    # a user's lexicon may spell words "Something" or "It’s": the same words as "something", "it's"
+    from asr.data import Utterance
+    from asr.evaluate import evaluate
+    from asr.transcribe import Result
+
+    sf.write(str(tmp_path / "a.wav"), np.zeros(RATE, dtype=np.float32) + 0.1, RATE)
+    t = speller(tiny_model_dir)
+    t.transcribe_waveforms = lambda waves: [Result("It\u2019s Something", 1.0) for _ in waves]
+    result = evaluate(t, [Utterance(str(tmp_path / "a.wav"), 1.0, "IT'S SOMETHING")])
+    assert result.words.errors == 0 and result.utterances[0].hypothesis == "it's something"
+
+
 def test_a_silent_file_transcribes_to_empty_text(tiny_model_dir, tmp_path):
     sf.write(str(tmp_path / "silence.wav"), np.zeros(3 * RATE, dtype=np.float32), RATE)
     t = speller(tiny_model_dir)
