@@ -1,46 +1,20 @@
 """The ``asr`` command: its arguments (argparse), and one-line errors for what a user can get wrong.
 
-The subcommands themselves are in asr/commands.py (``asr lm ...`` in asr/lm_commands.py)."""
+The subcommands themselves are in asr/commands.py, asr/data_commands.py and asr/lm_commands.py
+(``asr lm ...``, whose arguments are in asr/cli_lm.py)."""
 
 from __future__ import annotations
 
 import argparse
-import math
 import os
 import sys
 
+from asr.cli_lm import add_lm_parser
+from asr.cli_types import floats, positive
 from asr.commands import (cmd_combine, cmd_compare, cmd_diagram, cmd_evaluate, cmd_export, cmd_plot, cmd_train,
                           cmd_transcribe, cmd_tune_rescoring, print_error)
 from asr.data_commands import cmd_download, cmd_prepare, cmd_synthesize
-from asr.lm_commands import (cmd_lm_build, cmd_lm_import_sphinx, cmd_lm_mix, cmd_lm_perplexity, cmd_lm_prune, cmd_lm_rnn,
-                             cmd_lm_tune, cmd_priors)
-
-
-def _floats(text: str) -> list[float]:
-    """argparse type for comma-separated finite numbers ("0,0.5,1"); empty items are skipped, but
-    not all of them (an empty grid would tune nothing)."""
-    try:
-        values = [float(x) for x in text.split(",") if x.strip()]
-    except ValueError:
-        values = []
-    if not values or not all(math.isfinite(v) for v in values):
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
-    return values
-
-
-def _positive(kind, zero: bool = False):
-    """argparse type: a count, size or duration, which must be above 0 (``kind``: int or float);
-    with ``zero``, 0 too (where it means "the default", as for --threads)."""
-    def parse(text: str):
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a {'whole ' if kind is int else ''}number, got {text!r}") \
-                from None
-        if not (value > 0 or zero and value == 0):  # (NaN too)
-            raise argparse.ArgumentTypeError(f"must be {'at least' if zero else 'above'} 0, got {text}")
-        return value
-    return parse
+from asr.lm_commands import cmd_priors
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -91,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--seed", type=int, default=0, help="seed of the random held-out choice")
     p.set_defaults(func=cmd_prepare)
 
-    p = sub.add_parser("download", help="fetch and unpack a corpus (resumable, checksummed; skipped when present)")
+    p = sub.add_parser("download", help="fetch and unpack a corpus (resumable; checksummed where a checksum is "
+                       "published, else checked by what it unpacks to; skipped when present)")
     p.add_argument("corpus", choices=["librispeech", "mini_librispeech", "an4", "speechocean762", "commonvoice", "musan"])
     p.add_argument("--data-dir", default="corpus", help="where archives and corpora go, or where a local copy is "
                    "(default: ./corpus)")
@@ -107,7 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("config")
     p.add_argument("overrides", nargs="*", help="e.g. train.lr=1e-3 model.cell=gru")
     p.add_argument("--resume", action="store_true", help="continue the run in train.output_dir")
-    p.add_argument("--gpus", type=_positive(int), default=1,
+    p.add_argument("--gpus", type=positive(int), default=1,
                    help="data-parallel processes on this machine (torchrun; gloo on CPU, nccl on GPU)")
     p.set_defaults(func=cmd_train)
 
@@ -133,8 +108,8 @@ def build_parser() -> argparse.ArgumentParser:
                        "the LM packaged in the model, if any; 'none': search without an LM")
         g.add_argument("--lexicon", help="word -> spelling file (default: the ARPA LM's words; "
                        "'none' for lexicon-free search with a character LM)")
-        g.add_argument("--beam-size", type=_positive(int))
-        g.add_argument("--beam-size-token", type=_positive(int),
+        g.add_argument("--beam-size", type=positive(int))
+        g.add_argument("--beam-size-token", type=positive(int),
                        help="tokens tried per frame, the likeliest (default: all)")
         g.add_argument("--beam-threshold", type=float)
         g.add_argument("--lm-weight", type=float)
@@ -142,10 +117,10 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--blank-penalty", type=float, help="subtracted from the blank's log-prob at every frame")
         g.add_argument("--prior-scale", type=float, help="times log p(token), subtracted from each token's log-prob "
                        "(needs MODEL/token_priors.json: asr priors)")
-        g.add_argument("--nbest", type=_positive(int), help="keep this many transcripts (json: 'alternatives')")
+        g.add_argument("--nbest", type=positive(int), help="keep this many transcripts (json: 'alternatives')")
         g.add_argument("--hotwords", help="words/phrases to boost: a file (one per line) or 'a,b c'")
         g.add_argument("--hotword-weight", type=float, help="bonus per hotword word (default 5)")
-        g.add_argument("--decode-workers", type=_positive(int), default=min(2, os.cpu_count() or 1),
+        g.add_argument("--decode-workers", type=positive(int), default=min(2, os.cpu_count() or 1),
                        help="processes for the beam search of a batch (default: 2 if there are 2 cores)")
 
     p = sub.add_parser("evaluate", help="WER/CER of a model on a manifest")
@@ -156,7 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="stdout is the summary line, then the same as one JSON "
                    "object (the per-utterance lines go to -o, if given)")
     p.add_argument("--output", "-o", help="write per-utterance REF/HYP lines here instead of stdout")
-    p.add_argument("--batch-seconds", type=_positive(float), default=300.0,
+    p.add_argument("--batch-seconds", type=positive(float), default=300.0,
                    help="audio per model run, in seconds (default 300; less needs less memory)")
     p.add_argument("--report", metavar="DIR", help="also write an sclite-style error report here (md, html, json)")
     p.add_argument("--force", action="store_true", help="overwrite a --report directory that is not empty")
@@ -169,23 +144,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--combine", nargs="+", default=[], metavar="MODEL", help="the other systems (none: the "
                    "first model's own n-best, rescored with --rnnlm)")
     p.add_argument("--output", "-o", required=True, metavar="FILE", help="write the tuned settings here (YAML)")
-    p.add_argument("--nbest", type=_positive(int), default=16, help="candidates each system proposes (default 16)")
+    p.add_argument("--nbest", type=positive(int), default=16, help="candidates each system proposes (default 16)")
     p.add_argument("--rnnlm", metavar="DIR", help="a recurrent word LM (asr lm rnn) to interpolate with the first "
                    "system's word LM; its share is chosen by perplexity on the manifest's transcripts")
-    p.add_argument("--prior-scales", type=_floats, default="0", help="comma-separated grid (default 0: none), e.g. "
+    p.add_argument("--prior-scales", type=floats, default="0", help="comma-separated grid (default 0: none), e.g. "
                    "0,0.3,0.6: each system's CTC scores over posteriors divided by its token priors to this power "
                    "(needs every system's token_priors.json: asr priors)")
     # The grids (asr.rescoring's DEFAULT_*): each point only re-ranks the pooled candidates, so
     # wide ones are cheap; the systems search once whatever their size.
-    p.add_argument("--weights", type=_floats, help="comma-separated grid of each system's weight after the first "
+    p.add_argument("--weights", type=floats, help="comma-separated grid of each system's weight after the first "
                    "(default 0.25,0.5,1,1.5; 0: the system only rules out what it cannot spell)")
-    p.add_argument("--lm-weights", type=_floats, help="comma-separated grid (default 0.5,1,2,3,4)")
-    p.add_argument("--word-scores", type=_floats, help="comma-separated grid (default -2,-1,0,1,2,3); a list that "
+    p.add_argument("--lm-weights", type=floats, help="comma-separated grid (default 0.5,1,2,3,4)")
+    p.add_argument("--word-scores", type=floats, help="comma-separated grid (default -2,-1,0,1,2,3); a list that "
                    "starts with a minus needs '=': --word-scores=-2,0,2")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    p.add_argument("--decode-workers", type=_positive(int), default=min(2, os.cpu_count() or 1),
+    p.add_argument("--decode-workers", type=positive(int), default=min(2, os.cpu_count() or 1),
                    help="processes for each system's beam search (default: 2 if there are 2 cores)")
-    p.add_argument("--batch-seconds", type=_positive(float), default=300.0,
+    p.add_argument("--batch-seconds", type=positive(float), default=300.0,
                    help="audio per model run, in seconds (default 300; less needs less memory)")
     p.set_defaults(func=cmd_tune_rescoring)
 
@@ -201,125 +176,29 @@ def build_parser() -> argparse.ArgumentParser:
                    "and confidence; srt/vtt: subtitles; tsv: start/end ms + text; all: each (needs --output-dir)")
     p.add_argument("--output-dir", "-o", metavar="DIR", help="write one file per input and format here, named "
                    "after the input (default: print to stdout)")
-    p.add_argument("--batch-size", type=_positive(int), default=16,
+    p.add_argument("--batch-size", type=positive(int), default=16,
                    help="segments (of files or of long files) per model run")
-    p.add_argument("--threads", type=_positive(int, zero=True), help="CPU threads for the model "
+    p.add_argument("--threads", type=positive(int, zero=True), help="CPU threads for the model "
                    "(torch.set_num_threads; 0 or none: torch's default)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar (it is off anyway when stderr "
                    "is not a terminal)")
     p.set_defaults(func=cmd_transcribe)
 
-    p = sub.add_parser("lm", help="language models: n-grams for beam search (build, tune, mix, prune, "
-                       "import-sphinx, perplexity) and an LSTM for rescoring (rnn)")
-    lsub = p.add_subparsers(dest="lm_command", required=True)
-    b = lsub.add_parser("build", help="modified Kneser-Ney ARPA from text files and manifests (normalized)")
-    b.add_argument("texts", nargs="+", metavar="TEXT", help="text files (a sentence a line) or .jsonl manifests")
-    b.add_argument("--output", "-o", required=True, metavar="LM.arpa")
-    b.add_argument("--order", type=_positive(int), default=3, help="n-gram order (default 3; beam search loads "
-                   "up to 6)")
-    b.add_argument("--unit", default="word", choices=["word", "char", "token"],
-                   help="word: for a lexicon; char or token: units of the model itself, for lexicon-free search "
-                   "(use a higher --order, e.g. 6)")
-    b.add_argument("--tokenizer", metavar="MODEL", help="with --unit token: the model directory (or its "
-                   "tokenizer.json) whose tokens the LM predicts")
-    b.set_defaults(func=cmd_lm_build)
-    m = lsub.add_parser("mix", help="linear interpolation of ARPA LMs, weights given or fitted on dev text "
-                        "(lowest perplexity)")
-    m.add_argument("lms", nargs="+", metavar="LM.arpa")
-    m.add_argument("--output", "-o", required=True, metavar="OUT.arpa")
-    g = m.add_mutually_exclusive_group()
-    g.add_argument("--weights", type=_floats, help="comma-separated, one per LM, summing to 1")
-    g.add_argument("--dev", nargs="+", metavar="TEXT", help="fit the weights on these texts or manifests "
-                   "(a dev split, never the test split)")
-    m.add_argument("--tokenizer", metavar="MODEL", help="token LMs with --dev: the dev texts are spelled in this "
-                   "model's tokens (its directory or tokenizer.json)")
-    m.set_defaults(func=cmd_lm_mix)
-    pr = lsub.add_parser("prune", help="entropy-based pruning of an ARPA LM (Stolcke 1998, as SRILM's ngram -prune): "
-                         "drop the n-grams whose removal raises perplexity least")
-    pr.add_argument("lm", metavar="LM.arpa")
-    pr.add_argument("--output", "-o", required=True, metavar="OUT.arpa")
-    pr.add_argument("--threshold", type=float, required=True, help="drop an n-gram when the relative perplexity "
-                    "increase it alone causes is below this (1e-8 gentle, 1e-7 Kaldi's small LMs)")
-    pr.set_defaults(func=cmd_lm_prune)
-    s = lsub.add_parser("import-sphinx", help="a CMU Sphinx binary trie LM (*.lm.bin, e.g. pocketsphinx's "
-                        "en-us.lm.bin) as an ARPA file over normalized words")
-    s.add_argument("lm", metavar="BIN", help="the .lm.bin file (or .lm.bin.gz)")
-    s.add_argument("--output", "-o", required=True, metavar="OUT.arpa")
-    s.add_argument("--keep-all-words", action="store_true", help="write every word as it is (default: lower-case "
-                   "words, drop those that normalization would change, e.g. 'a.', 'al-qaeda', with their n-grams)")
-    s.set_defaults(func=cmd_lm_import_sphinx)
-    r = lsub.add_parser("rnn", help="train a recurrent (LSTM) word LM for n-best rescoring (asr tune-rescoring "
-                        "--rnnlm), keeping the weights with the lowest dev perplexity")
-    r.add_argument("texts", nargs="+", metavar="TEXT", help="text files (a sentence a line) or .jsonl manifests")
-    r.add_argument("--output", "-o", required=True, metavar="DIR")
-    r.add_argument("--dev", nargs="+", metavar="TEXT", help="select the weights on these (a dev split, never the "
-                   "test split); without, the last epoch is kept")
-    r.add_argument("--repeat", type=_floats, help="times each TEXT's sentences are seen per epoch, comma-separated "
-                   "(e.g. 10,1: the in-domain transcripts weigh more); default once each")
-    # The defaults are asr.rnnlm.RNNLMOptions' (importing it here would load torch for every
-    # command; tests/test_cli.py checks that these match).
-    r.add_argument("--epochs", type=_positive(int), help="at most; with --dev, training stops earlier when "
-                   "halving the rate stops helping (default 6)")
-    r.add_argument("--hidden-size", type=_positive(int), help="LSTM units (default 256)")
-    r.add_argument("--num-layers", type=_positive(int), help="LSTM layers (default 1)")
-    r.add_argument("--dropout", type=float, help="(default 0.3)")
-    r.add_argument("--seed", type=int, help="(default 0)")
-    r.add_argument("--lr", type=_positive(float), help="learning rate, times 0.8 each epoch (default 0.002)")
-    r.add_argument("--checks-per-epoch", type=_positive(int), help="with --dev: dev perplexity checks per epoch "
-                   "(default 4)")
-    r.add_argument("--halvings", type=int, help="with --dev: how often a rise in dev perplexity sends training back "
-                   "to the best weights at half the rate before it stops (default 3)")
-    r.add_argument("--threads", type=_positive(int, zero=True), help="CPU threads (torch.set_num_threads; 0 or "
-                   "none: torch's default)")
-    r.add_argument("--force", action="store_true", help="replace an --output directory that holds anything")
-    r.set_defaults(func=cmd_lm_rnn)
-    pp = lsub.add_parser("perplexity", help="perplexity and OOV rate of ARPA LMs (word, character or token: "
-                         "the text is read in the LM's units) on texts or manifests")
-    pp.add_argument("lms", nargs="+", metavar="LM.arpa")
-    pp.add_argument("--texts", nargs="+", required=True, metavar="TEXT")
-    pp.add_argument("--tokenizer", metavar="MODEL", help="token LMs: spell the texts in this model's tokens")
-    pp.set_defaults(func=cmd_lm_perplexity)
-    t = lsub.add_parser("tune", help="grid-search LM weight, word score, blank penalty and prior scale on a dev "
-                        "manifest; "
-                        "store the best in MODEL/decoding.yaml")
-    t.add_argument("manifest", help="dev manifest (never the test split)")
-    t.add_argument("--model", required=True, help="model directory; decoding.yaml is written into it")
-    t.add_argument("--lm", required=True, help="ARPA or KenLM binary LM (asr lm build)")
-    t.add_argument("--lexicon")
-    t.add_argument("--lm-weights", type=_floats, default="0,0.25,0.5,0.75,1,1.5,2,3", help="comma-separated grid")
-    t.add_argument("--word-scores", type=_floats, default="-3,-2,-1,0,1,2,3",
-                   help="comma-separated grid; a list that starts with a minus needs '=': --word-scores=-2,-1,0")
-    t.add_argument("--blank-penalties", type=_floats, default="0",
-                   help="comma-separated grid (default 0: no penalty), e.g. 0,0.5,1,1.5")
-    t.add_argument("--prior-scales", type=_floats, default="0",
-                   help="comma-separated grid (default 0: none), e.g. 0,0.3,0.6: log p(k) times this is taken from "
-                   "each token's log-prob (needs MODEL/token_priors.json: asr priors)")
-    t.add_argument("--beam-size", type=_positive(int), default=50)
-    t.add_argument("--beam-size-token", type=_positive(int),
-                   help="tokens tried per frame, the likeliest (default: all); "
-                   "stored with the weights")
-    t.add_argument("--beam-threshold", type=float, help="drop hypotheses this far below the best (default 25); "
-                   "stored with the weights")
-    t.add_argument("--batch-seconds", type=_positive(float), default=300.0,
-                   help="audio per model run, in seconds (default 300; less needs less memory)")
-    t.add_argument("--decode-workers", type=_positive(int), default=min(2, os.cpu_count() or 1))
-    t.add_argument("--device", default="auto")
-    t.add_argument("--dry-run", action="store_true", help="print the best settings, write nothing")
-    t.set_defaults(func=cmd_lm_tune)
+    add_lm_parser(sub)
     p = sub.add_parser("synthesize", help="extra training speech: sentences read by flite/espeak-ng voices "
                        "-> OUT/train.jsonl + OUT/audio/")
     p.add_argument("texts", nargs="+", metavar="TEXT", help="text files, a sentence a line")
     p.add_argument("out", metavar="OUT")
-    p.add_argument("--num", type=_positive(int), default=1000, help="sentences to synthesize (default 1000)")
+    p.add_argument("--num", type=positive(int), default=1000, help="sentences to synthesize (default 1000)")
     p.add_argument("--voices", help="comma-separated flite:NAME / espeak-ng:NAME (default: 4 flite voices "
                    "and 4 espeak-ng American English variants)")
     p.add_argument("--min-words", type=int, default=3)
     p.add_argument("--max-words", type=int, default=14)
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--freq-scale", type=_floats, default="1,1", metavar="LOW,HIGH",
+    p.add_argument("--freq-scale", type=floats, default="1,1", metavar="LOW,HIGH",
                    help="scale each utterance's frequencies (F0 and formants, at the same duration) by a random "
                    "factor in this range: 1,1.3 makes adult voices more child-like (default 1,1: as synthesized)")
-    p.add_argument("--jobs", type=_positive(int), default=os.cpu_count() or 1)
+    p.add_argument("--jobs", type=positive(int), default=os.cpu_count() or 1)
     p.set_defaults(func=cmd_synthesize)
     p = sub.add_parser("export", help="copy a model directory, optionally with float16 weights; or package "
                        "a rescoring file's systems as one model directory")
@@ -337,9 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "into MODEL/token_priors.json, for prior-corrected beam search (asr lm tune --prior-scales)")
     p.add_argument("model", help="model directory (a rescoring package's systems are directories too)")
     p.add_argument("manifest", help="training manifest (never the test split)")
-    p.add_argument("--every", type=_positive(int), default=1, metavar="N",
+    p.add_argument("--every", type=positive(int), default=1, metavar="N",
                    help="every Nth utterance only (default: all)")
-    p.add_argument("--batch-seconds", type=_positive(float), default=300.0,
+    p.add_argument("--batch-seconds", type=positive(float), default=300.0,
                    help="audio per model run, in seconds (default 300; less needs less memory)")
     p.add_argument("--device", default="auto")
     p.set_defaults(func=cmd_priors)
@@ -355,7 +234,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("reports", nargs="+", metavar="REPORT", help="report directories, best system first "
                    "(it wins ties)")
     p.add_argument("--output", "-o", required=True, metavar="DIR", help="write the combined report here")
-    p.add_argument("--weights", type=_floats, help="votes per system, comma-separated (default: 1 each)")
+    p.add_argument("--weights", type=floats, help="votes per system, comma-separated (default: 1 each)")
     p.add_argument("--force", action="store_true", help="overwrite an --output directory that is not empty")
     p.set_defaults(func=cmd_combine)
 
@@ -378,13 +257,13 @@ def build_parser() -> argparse.ArgumentParser:
         source = p.add_mutually_exclusive_group()
         source.add_argument("--model", help="model directory (default: the packaged model)")
         source.add_argument("--config", help="a training config instead (untrained weights)")
-        p.add_argument("--vocab-size", type=_positive(int),
+        p.add_argument("--vocab-size", type=positive(int),
                        help="with --config: output tokens (default 29 for characters, "
                        "train.bpe_vocab_size + 1 for train.units=bpe, 41 for phones)")
         if name == "diagram":
             p.add_argument("--output", "-o", required=True, help="image file, e.g. net.svg or net.png")
         else:
-            p.add_argument("--seconds", type=_positive(float), default=1.0,
+            p.add_argument("--seconds", type=positive(float), default=1.0,
                            help="input duration for the shapes (default 1; at most 600: the model runs on it)")
         p.set_defaults(func=cmd_diagram)
     return parser

@@ -224,12 +224,12 @@ def test_commands_that_need_no_model_start_without_torch(tmp_path):
 
 
 def test_an_unexpected_error_is_not_hidden_as_a_user_error(monkeypatch):
-    import asr.cli as cli
+    import asr.cli_lm as cli_lm
 
     def broken(args):
         raise ValueError("a bug")
 
-    monkeypatch.setattr(cli, "cmd_lm_perplexity", broken)
+    monkeypatch.setattr(cli_lm, "cmd_lm_perplexity", broken)
     with pytest.raises(ValueError, match="a bug"):
         main(["lm", "perplexity", "x.arpa", "--texts", "y"])
 

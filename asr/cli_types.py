@@ -1,0 +1,33 @@
+"""argparse types the ``asr`` parsers share: checked before any work starts."""
+
+from __future__ import annotations
+
+import argparse
+import math
+
+
+def floats(text: str) -> list[float]:
+    """argparse type for comma-separated finite numbers ("0,0.5,1"); empty items are skipped, but
+    not all of them (an empty grid would tune nothing)."""
+    try:
+        values = [float(x) for x in text.split(",") if x.strip()]
+    except ValueError:
+        values = []
+    if not values or not all(math.isfinite(v) for v in values):
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
+    return values
+
+
+def positive(kind, zero: bool = False):
+    """argparse type: a count, size or duration, which must be above 0 (``kind``: int or float);
+    with ``zero``, 0 too (where it means "the default", as for --threads)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a {'whole ' if kind is int else ''}number, got {text!r}") \
+                from None
+        if not (value > 0 or zero and value == 0):  # (NaN too)
+            raise argparse.ArgumentTypeError(f"must be {'at least' if zero else 'above'} 0, got {text}")
+        return value
+    return parse
