@@ -12,11 +12,11 @@ def load_model(path=None, decoder="auto", device="auto", **decoder_options):
 
     ``model.transcribe(path_or_array, sample_rate=None, decoder=None, lm=None)`` returns a Result
     with ``.text``, ``.segments`` and ``.words`` (see ``asr/transcribe.py``)."""
-    from asr.transcribe import load_model as _load
+    from asr.transcribe import RUN_OPTIONS, load_model as _load
 
     from asr.rescoring_files import load_rescoring, packaged_rescoring
 
-    running = {k: decoder_options.pop(k) for k in ("batch_size", "workers") if k in decoder_options}
+    running = {k: decoder_options.pop(k) for k in RUN_OPTIONS if k in decoder_options}
     settings = packaged_rescoring(path, decoder, bool(decoder_options))  # how it runs is not how it searches
     if settings:
         return load_rescoring(settings, lambda model: _load(model, device=device, **running))

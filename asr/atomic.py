@@ -45,6 +45,12 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
+def occupied(path: str | Path) -> bool:
+    """``path`` exists and is not an empty directory: writing a directory there would replace something."""
+    path = Path(path)
+    return path.exists() and not (path.is_dir() and not any(path.iterdir()))
+
+
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """An empty directory beside ``path`` to fill; it replaces ``path`` (and all it held) when the

@@ -65,13 +65,19 @@ def check_samples(path, samples: np.ndarray) -> None:
         raise AudioError(path, "audio contains NaN or infinite samples")
 
 
+def path_problem(path: str | Path) -> str | None:
+    """Why ``path`` cannot be an audio file before it is opened (missing, a folder); None if it can."""
+    path = Path(path)
+    if not path.exists():
+        return "file not found"
+    return "is a directory, not an audio file" if path.is_dir() else None
+
+
 def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
     """Read a file as a mono float32 tensor of shape (samples,) at ``sample_rate``."""
     path = Path(path)
-    if not path.exists():
-        raise AudioError(path, "file not found")
-    if path.is_dir():
-        raise AudioError(path, "is a directory, not an audio file")
+    if (problem := path_problem(path)) is not None:
+        raise AudioError(path, problem)
     try:
         samples, rate = sf.read(str(path), dtype="float32", always_2d=False)
     except Exception as e:

@@ -233,7 +233,7 @@ def _combined_outcomes(systems, paths, progress):
 
 
 def cmd_export(args) -> int:
-    from asr.atomic import atomic_dir
+    from asr.atomic import atomic_dir, occupied
     from asr.decoding_config import DECODING_FILE, PRIORS_FILE, package_lm, packaged_files
     from asr.model_dir import load_model_dir, save_model_dir
 
@@ -248,7 +248,7 @@ def cmd_export(args) -> int:
         return 0
     loaded = load_model_dir(args.src)
     dst = Path(args.dst)
-    if dst.exists() and not (dst.is_dir() and not any(dst.iterdir())) and not args.force:
+    if occupied(dst) and not args.force:
         raise RuntimeError(f"{dst}: already exists{' and is not empty' if dst.is_dir() else ''}; "
                            "give a new directory, or --force to replace it and all it holds")
     carried = {p.name: p for p in packaged_files(loaded.path)}  # tuned settings and a packaged LM

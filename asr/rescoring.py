@@ -42,7 +42,7 @@ from asr.rescoring_grid import CandidateTable
 from asr.rnnlm import interpolate, interpolation_weight, load_rnnlm
 from asr.text import normalize_text
 from asr.tokenizers import Tokenizer
-from asr.transcribe import Transcriber
+from asr.transcribe import RUN_OPTIONS, Transcriber
 
 DEFAULT_WEIGHTS = (0.25, 0.5, 1.0, 1.5)  # of each system after the first
 DEFAULT_LM_WEIGHTS = (0.5, 1.0, 2.0, 3.0, 4.0)
@@ -209,7 +209,7 @@ class RescoringTranscriber(Transcriber):
     def transcribe(self, audio, sample_rate=None, decoder=None, lm=None, **decoder_options):
         """As ``Transcriber.transcribe``; a decoder, LM or search option for one call is the first
         system's alone (as ``--decoder greedy|beam`` is for a package that rescores)."""
-        search = {k for k in decoder_options if k not in ("workers", "batch_size")}  # how it runs, not searches
+        search = {k for k in decoder_options if k not in RUN_OPTIONS}
         if decoder not in (None, "auto") or lm is not None or search:  # auto: this rescoring
             return self.systems[0].transcribe(audio, sample_rate, decoder=decoder, lm=lm, **decoder_options)
         return super().transcribe(audio, sample_rate)

@@ -11,7 +11,7 @@ from typing import Sequence
 
 import yaml
 
-from asr.atomic import atomic_dir, write_text_atomic
+from asr.atomic import atomic_dir, occupied, write_text_atomic
 from asr.rescoring import RescoringError, RescoringOptions, RescoringTranscriber, RescoringTuneResult
 
 
@@ -104,7 +104,7 @@ def package_rescoring(settings: str | Path, dst: str | Path) -> Path:
 
     models, options = read_rescoring(settings)
     dst, first = Path(dst), Path(models[0])
-    if first.resolve() != dst.resolve() and dst.exists() and not (dst.is_dir() and not any(dst.iterdir())):
+    if first.resolve() != dst.resolve() and occupied(dst):
         raise RescoringError(f"{dst}: already exists; give a new directory (or the first system's own)")
     # Built aside from the systems (which may live inside dst) and renamed into place: a system
     # that fails to load leaves dst as it was, not a package that quietly does not rescore.

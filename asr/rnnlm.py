@@ -32,7 +32,7 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from asr.atomic import atomic_dir
+from asr.atomic import atomic_dir, occupied
 from asr.lm import read_sentences
 
 BOUNDARY, UNKNOWN = "</s>", "<unk>"  # </s> also starts each sentence, as in Mikolov's RNNLM
@@ -159,7 +159,7 @@ def train_rnnlm(texts: Sequence[str | Path], output_dir: str | Path, repeats: Se
     An ``output_dir`` that holds anything is refused before training unless ``force``: it is
     replaced whole (a model directory given by mistake would lose its weights)."""
     out = Path(output_dir)
-    if out.exists() and not (out.is_dir() and not any(out.iterdir())) and not force:
+    if occupied(out) and not force:
         raise RNNLMError(f"{out}: already exists{' and is not empty' if out.is_dir() else ' (a file)'}; give a new "
                          "directory, or force (--force) to replace it and all it holds")
     if repeats and len(repeats) != len(texts):

@@ -8,7 +8,7 @@ from pathlib import Path
 import torch
 
 from asr import distributed
-from asr.audio import AudioError
+from asr.audio import AudioError, path_problem
 from asr.config import Config
 from asr.data import SpeechDataset, collate, read_manifest, total_hours
 from asr.features import StatsAccumulator
@@ -107,7 +107,7 @@ def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False, phone_
     ``read_audio`` all the audio is read now and unreadable files are left out too: for the valid
     set, which validation reads whole every epoch with no way to skip an utterance."""
     utts = read_manifest(path)
-    problems = [_missing_audio(u.audio_filepath) for u in utts]
+    problems = [path_problem(u.audio_filepath) for u in utts]
     missing = [(u, problem) for u, problem in zip(utts, problems) if problem]
     present = [u for u, problem in zip(utts, problems) if not problem]
     too_long = [u for u in present if u.duration > cfg.train.max_duration]
@@ -143,14 +143,6 @@ def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False, phone_
             raise TrainingError(nothing_readable(path, len(utts), lost, name))
         raise TrainingError(f"{path}: no usable utterances")
     return dataset
-
-
-def _missing_audio(path: str) -> str | None:
-    """The problem with an audio path that is not a file, in load_audio's words; None if it is one."""
-    p = Path(path)
-    if p.is_file():
-        return None
-    return "is a directory, not an audio file" if p.is_dir() else "file not found"
 
 
 def model_to_train(cfg: Config, resume: bool, device, say):

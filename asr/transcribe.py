@@ -70,6 +70,11 @@ def words_from_hypothesis(hyp: Hypothesis, tokenizer, frame_shift: float) -> lis
     return words
 
 
+# Options that say how a transcriber runs, not how it searches: given alone, they neither ask for
+# beam search nor leave a package's rescoring for its first system.
+RUN_OPTIONS = ("workers", "batch_size")
+
+
 def make_decoder(name: str, tokenizer, **options) -> Decoder:
     """``greedy`` or ``beam`` (options: see ``BeamSearchDecoder``)."""
     if name == "greedy":
@@ -182,7 +187,7 @@ class Transcriber:
             options = {**options, "lm": str(lm)}
         from asr.decoding_config import choose_decoder
 
-        search = [k for k in options if k != "workers"]  # processes for the search are not a search setting
+        search = [k for k in options if k not in RUN_OPTIONS]
         name = choose_decoder(decoder or "auto", self.loaded.path, bool(search))
         if name == "greedy" and search:
             raise ValueError(f"{', '.join(search)}: beam search settings; greedy decoding has none "
