@@ -45,10 +45,15 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     return Path(path)
 
 
-def occupied(path: str | Path) -> bool:
-    """``path`` exists and is not an empty directory: writing a directory there would replace something."""
+def occupied(path: str | Path) -> str | None:
+    """What writing a directory at ``path`` would replace, in words ("already exists and is not
+    empty", "already exists (a file)"); None for nothing there or an empty directory."""
     path = Path(path)
-    return path.exists() and not (path.is_dir() and not any(path.iterdir()))
+    if not path.exists():
+        return None
+    if path.is_dir():
+        return "already exists and is not empty" if any(path.iterdir()) else None
+    return "already exists (a file)"
 
 
 @contextmanager

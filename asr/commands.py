@@ -248,9 +248,8 @@ def cmd_export(args) -> int:
         return 0
     loaded = load_model_dir(args.src)
     dst = Path(args.dst)
-    if occupied(dst) and not args.force:
-        raise RuntimeError(f"{dst}: already exists{' and is not empty' if dst.is_dir() else ''}; "
-                           "give a new directory, or --force to replace it and all it holds")
+    if (taken := occupied(dst)) and not args.force:
+        raise RuntimeError(f"{dst}: {taken}; give a new directory, or --force to replace it and all it holds")
     carried = {p.name: p for p in packaged_files(loaded.path)}  # tuned settings and a packaged LM
     if args.lm:  # keep the tuned weights and the token priors; the LM is replaced
         carried = {name: p for name, p in carried.items() if name in (DECODING_FILE, PRIORS_FILE)}

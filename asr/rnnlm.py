@@ -159,9 +159,8 @@ def train_rnnlm(texts: Sequence[str | Path], output_dir: str | Path, repeats: Se
     An ``output_dir`` that holds anything is refused before training unless ``force``: it is
     replaced whole (a model directory given by mistake would lose its weights)."""
     out = Path(output_dir)
-    if occupied(out) and not force:
-        raise RNNLMError(f"{out}: already exists{' and is not empty' if out.is_dir() else ' (a file)'}; give a new "
-                         "directory, or force (--force) to replace it and all it holds")
+    if (taken := occupied(out)) and not force:
+        raise RNNLMError(f"{out}: {taken}; give a new directory, or force (--force) to replace it and all it holds")
     if repeats and len(repeats) != len(texts):
         raise RNNLMError(f"{len(repeats)} repeat counts for {len(texts)} texts")
     corpora = [list(read_sentences([t])) for t in texts]

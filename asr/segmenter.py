@@ -41,14 +41,19 @@ class AudioSegment:
     covers: float = 0.0  # seconds of the file it stands for, quiet edges included (for progress)
 
 
+def frame_energy(samples: np.ndarray, frame: int) -> np.ndarray:
+    """Mean square of each whole ``frame`` of samples (a partial last frame is left out)."""
+    n = samples.size // frame
+    return (samples[: n * frame].reshape(n, frame).astype(np.float64) ** 2).mean(axis=1)
+
+
 def quietest_point(samples: np.ndarray, sample_rate: int, lo: int, hi: int, opts: SegmenterOptions) -> int:
     """The sample index in [lo, hi) at the centre of the lowest-energy ``smooth_seconds`` window."""
     frame = max(1, int(opts.frame_seconds * sample_rate))
     n = (hi - lo) // frame
     if n < 2:
         return hi
-    frames = samples[lo: lo + n * frame].reshape(n, frame)
-    energy = (frames.astype(np.float64) ** 2).mean(axis=1)
+    energy = frame_energy(samples[lo: lo + n * frame], frame)
     width = max(1, int(opts.smooth_seconds / opts.frame_seconds))
     if n > width:
         energy = np.convolve(energy, np.ones(width) / width, mode="valid")
@@ -97,10 +102,9 @@ class Segmenter:
         trim_margin_seconds; lo on the model's frame grid, so times stay where they were)."""
         opts, rate = self.options, self.sample_rate
         frame = max(1, int(opts.frame_seconds * rate))
-        n = samples.size // frame
-        if not opts.trim_after_seconds or n == 0:
+        if not opts.trim_after_seconds or samples.size < frame:
             return 0, samples.size
-        energy = (samples[: n * frame].reshape(n, frame).astype(np.float64) ** 2).mean(axis=1)
+        energy = frame_energy(samples, frame)
         if not energy.max() > 0:
             return 0, samples.size
         loud = np.flatnonzero(energy >= energy.max() * 10 ** (-opts.quiet_db / 10))
