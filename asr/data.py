@@ -132,13 +132,16 @@ class SpeechDataset(torch.utils.data.Dataset):
     resumed run sees the labels an uninterrupted one does; ``set_epoch`` says which epoch.
     Audio that cannot be read raises AudioError, is warned about once (naming ``source``, the
     manifest) and is not tried again: ``unreadable`` maps its index to the problem.
+    ``span`` (samples -> [lo, hi)), when given, cuts each clip as read: the valid set gets the
+    quiet-edge cut that evaluation and transcription make, so that training picks its best
+    checkpoint on what ``asr evaluate`` will score.
     """
 
     def __init__(self, utterances: list[Utterance], tokenizer: Tokenizer, sample_rate: int,
                  cache: bool = True, phone_lexicon=None, bpe_dropout: float = 0.0, seed: int = 0,
-                 source: str = ""):
+                 source: str = "", span=None):
         self.sample_rate = sample_rate
-        self.cache, self.source = cache, source
+        self.cache, self.source, self.span = cache, source, span
         self.unreadable: dict[int, str] = {}
         self.tokenizer, self.bpe_dropout, self.seed, self.epoch = tokenizer, bpe_dropout, seed, 0
         self.texts: list[str] = []
@@ -189,11 +192,15 @@ class SpeechDataset(torch.utils.data.Dataset):
         if index in self.unreadable:  # said once; every epoch would try (and warn) again
             raise AudioError(path, self.unreadable[index])
         try:
-            return load_audio(path, self.sample_rate)
+            wave = load_audio(path, self.sample_rate)
         except AudioError as e:
             self.unreadable[index] = e.problem
             print(f"warning: {f'{self.source}: ' if self.source else ''}skipped {e}", file=sys.stderr, flush=True)
             raise
+        if self.span is None:
+            return wave
+        lo, hi = self.span(wave.numpy())
+        return wave[lo:hi]
 
     def keep(self, indices: Iterable[int]) -> None:
         """Only these utterances, in this order (renumbered; their decoded audio kept)."""

@@ -36,6 +36,7 @@ from asr.model_dir import save_model_dir
 from asr.noise import NoiseError
 from asr.phones import LexiconError, PhoneLexicon
 from asr.schedule import WarmupCosine, epochs_within_budget
+from asr.segmenter import Segmenter
 from asr.selection import average_last_epochs, validate
 from asr.train_setup import (TrainingError, compute_cmvn, load_split, model_to_train, nothing_readable,
                              unreadable_files)
@@ -78,8 +79,11 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
                            bpe_dropout=tc.bpe_dropout)  # the valid set keeps BPE's own spelling
     valid_set = None
     if tc.valid_manifest and d.is_main:  # read now: an unreadable file would stop validation at an epoch's end
+        # cut as evaluate cuts (Transcriber.speech), so the best checkpoint is picked on what it scores
+        rate = cfg.features.sample_rate
+        edges = Segmenter(rate, align=int(round(model.frame_shift * rate)))
         valid_set = load_split(tc.valid_manifest, cfg, tokenizer, "valid", max_utts=tc.valid_max_utts,
-                               read_audio=True)
+                               read_audio=True, span=edges.speech_span)
     if state is None and cfg.features.normalize == "global" and not tc.init_from:
         t0 = time.time()
         read = compute_cmvn(model, train_set, device, d)
@@ -102,6 +106,9 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     step, start_epoch, skip, best_wer, nan_run = 0, 0, 0, float("inf"), 0
+    # a resumed epoch's sums so far (loss, utterances, too short, audio seconds, phone loss, phone
+    # utterances, unreadable; then seconds): its log line then covers the whole epoch
+    carried = [0.0] * 8
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -111,6 +118,8 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         skip = state["global_batch_in_epoch"] // d.world_size
         step = state["step"] * state["world_size"] // d.world_size
         scheduler.last_epoch = step
+        if skip:
+            carried = state.get("epoch_totals", carried)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if d.enabled else model
 
     writer = None
@@ -118,12 +127,21 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
         writer = SummaryWriter(str(run_dir / "tb"))
 
+    def epoch_totals() -> list[float]:
+        """This epoch's sums so far over all ranks (every rank calls it), carried ones included."""
+        local = torch.tensor([loss_sum, n_utts, too_short, audio_seconds, phone_sum, n_phone, loader.unreadable,
+                              0.0], dtype=torch.float64, device=device)
+        totals = distributed.all_sum(local, d).tolist()
+        totals[7] = time.time() - t0  # wall time: the same on every rank, not summed
+        return [a + b for a, b in zip(totals, carried)]
+
     def checkpoint(epoch: int, batch_in_epoch: int) -> None:
+        sums = epoch_totals() if batch_in_epoch else [0.0] * 8
         if d.is_main:
             train_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                            "scaler": scaler.state_dict(), "step": step, "epoch": epoch, "world_size": d.world_size,
                            "global_batch_in_epoch": batch_in_epoch * d.world_size, "best_wer": best_wer,
-                           "nan_run": nan_run, "planned_epochs": epochs,
+                           "nan_run": nan_run, "planned_epochs": epochs, "epoch_totals": sums,
                            "seconds": spent_before + time.time() - t_start}
             if model.phone_head is not None:
                 train_state["phone_head"] = model.phone_head.state_dict()
@@ -195,9 +213,8 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         if bar is not None:
             bar.close()
         skip = 0
-        seconds = time.time() - t0
-        totals = distributed.all_sum(torch.tensor([loss_sum, n_utts, too_short, audio_seconds, phone_sum, n_phone,
-                                                   loader.unreadable], dtype=torch.float64, device=device), d).tolist()
+        totals = epoch_totals()
+        seconds, carried = totals[7], [0.0] * 8
         if totals[3] == 0 and totals[6] and from_start:  # the same totals on every rank: all stop
             raise TrainingError(nothing_readable(tc.train_manifest, len(train_set), unreadable_files(train_set)))
         record = {"epoch": epoch + 1, "step": step, "train_loss": totals[0] / max(totals[1], 1),

@@ -100,12 +100,13 @@ _SHOWN = 20  # missing files listed one per line; a wrong audio folder would lis
 
 
 def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False, phone_lexicon=None,
-               bpe_dropout: float = 0.0, max_utts: int = 0, read_audio: bool = False) -> SpeechDataset:
+               bpe_dropout: float = 0.0, max_utts: int = 0, read_audio: bool = False, span=None) -> SpeechDataset:
     """A manifest's usable utterances, the rest reported (unless ``quiet``): audio files that do
     not exist (a cheap check here; corrupt files show when first read), transcripts outside the
     vocabulary, utterances over train.max_duration. ``max_utts`` keeps the first that many. With
     ``read_audio`` all the audio is read now and unreadable files are left out too: for the valid
-    set, which validation reads whole every epoch with no way to skip an utterance."""
+    set, which validation reads whole every epoch with no way to skip an utterance. ``span``: see
+    SpeechDataset."""
     utts = read_manifest(path)
     problems = [path_problem(u.audio_filepath) for u in utts]
     missing = [(u, problem) for u, problem in zip(utts, problems) if problem]
@@ -113,7 +114,7 @@ def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False, phone_
     too_long = [u for u in present if u.duration > cfg.train.max_duration]
     dataset = SpeechDataset([u for u in present if u.duration <= cfg.train.max_duration], tokenizer,
                             cfg.features.sample_rate, cache=cfg.train.cache_audio, phone_lexicon=phone_lexicon,
-                            bpe_dropout=bpe_dropout, seed=cfg.train.seed, source=str(path))
+                            bpe_dropout=bpe_dropout, seed=cfg.train.seed, source=str(path), span=span)
     if max_utts:
         dataset.keep(range(min(max_utts, len(dataset))))
     unreadable = dataset.drop_unreadable() if read_audio else []  # each one warned about as it is read

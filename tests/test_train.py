@@ -90,7 +90,14 @@ def test_the_last_epochs_are_averaged_and_the_average_kept_only_if_it_validates_
 def test_a_killed_run_resumes_to_exactly_the_same_weights(tiny_corpus, tmp_path):
     straight, resumed = straight_and_resumed(tiny_corpus, tmp_path, "train.epochs=2", "train.checkpoint_every=2")
     assert_same_weights(straight, resumed)
-    assert [e["train_loss"] for e in epochs(straight)][-1] == pytest.approx(epochs(resumed)[-1]["train_loss"])
+    assert_same_epoch_sums(straight, resumed)
+
+
+def assert_same_epoch_sums(straight, resumed):
+    """The resumed epoch's log line covers the steps before the kill too, as the straight run's does."""
+    keys = ("epoch", "step", "train_loss", "skipped_too_short", "skipped_unreadable")
+    for a, b in zip(epochs(straight), epochs(resumed), strict=True):
+        assert {k: a.get(k) for k in keys} == pytest.approx({k: b.get(k) for k in keys})
 
 
 def test_a_new_run_refuses_to_overwrite_an_existing_one(tiny_corpus, tmp_path):
@@ -372,6 +379,7 @@ def test_a_run_with_a_corrupt_training_file_resumes_exactly(tiny_corpus, tmp_pat
     corpus = with_bad_audio(tiny_corpus, tmp_path / "corpus", splits=("train",))
     straight, resumed = straight_and_resumed(corpus, tmp_path, "train.epochs=2", "train.checkpoint_every=2")
     assert_same_weights(straight, resumed)  # found by the statistics pass in one, in the epoch in the other
+    assert_same_epoch_sums(straight, resumed)
 
 
 def test_a_train_manifest_whose_only_audio_is_missing_is_named_and_not_the_valid_manifest(tiny_corpus, tmp_path):
@@ -443,3 +451,37 @@ def test_bpe_dropout_draws_new_labels_each_epoch_and_a_killed_run_resumes_exactl
 def test_bpe_dropout_is_refused_for_character_units():
     with pytest.raises(ConfigError, match="train.bpe_dropout needs subword units"):
         load_config("configs/small.yaml", ["train.bpe_dropout=0.1"])
+
+
+def test_the_valid_set_is_cut_of_long_quiet_edges_as_evaluate_cuts_it(tiny_corpus, tmp_path, monkeypatch):
+    """Validation picks the best checkpoint, so it must score the audio `asr evaluate` scores:
+    a valid clip after 3 s of digital silence is cut as Transcriber.speech cuts it."""
+    import numpy as np
+    import soundfile as sf
+
+    import asr.train as train_module
+    from asr.audio import load_audio
+    from asr.transcribe import Transcriber
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    (corpus / "train.jsonl").write_text((tiny_corpus / "train.jsonl").read_text())
+    lines = []
+    for i, line in enumerate((tiny_corpus / "valid.jsonl").read_text().splitlines()):
+        entry = json.loads(line)
+        wave = load_audio(entry["audio_filepath"], 16000).numpy()
+        path = corpus / f"padded{i}.wav"
+        sf.write(str(path), np.concatenate([np.zeros(3 * 16000, np.float32), wave]), 16000)
+        lines.append(json.dumps({**entry, "audio_filepath": str(path), "duration": entry["duration"] + 3}))
+    (corpus / "valid.jsonl").write_text("\n".join(lines) + "\n")
+    made = []
+    load_split = train_module.load_split
+    monkeypatch.setattr(train_module, "load_split", lambda *a, **k: made.append(load_split(*a, **k)) or made[-1])
+    run = train(tiny_config(corpus, tmp_path / "run", "train.epochs=1"))
+    valid = made[-1]
+    evaluate_cut = Transcriber(load_model_dir(run / "best"), decoder="greedy", device="cpu")
+    assert len(valid) == 3  # of 4: one has a character unseen in training
+    for i, utt in enumerate(valid.utterances):
+        expected = evaluate_cut.speech(load_audio(utt.audio_filepath, 16000))
+        assert len(expected) < len(load_audio(utt.audio_filepath, 16000)) - 2 * 16000
+        assert torch.equal(valid.waveform(i), (expected.clamp(-1, 1) * 32767).round() / 32767)
