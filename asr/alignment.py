@@ -4,6 +4,12 @@ The decoder picks the words; ``torchaudio.functional.forced_align`` then finds t
 frame path that spells exactly them (their tokens, ``|`` between words), so every word gets the
 frames its letters were aligned to, whichever decoder chose it.
 
+A CTC model marks each letter with a one-frame spike, often early, so a word's last spike is
+not where its sound ends ("elephant" in examples/: spike at 2.48 s, sound to 2.8 s). A word's
+end is therefore moved on (``extend_word_ends``) through the frames that still sound, up to the
+next word's start, a pause, or ``max_tail`` frames; starts stay at the first spike. "Sound" is
+judged against the word's own level, so cutting a file at other points gives the same times.
+
 Confidence comes from the model's posteriors along that path: a letter's confidence is its mean
 posterior over its frames, a word's the lowest of its letters' (one doubtful letter makes a
 doubtful word), an utterance's the mean of its words'. Words the LM pushed in against the
@@ -12,7 +18,8 @@ acoustics get low confidence. An empty transcript's confidence is the mean blank
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Sequence
 
 import torch
 from torchaudio.functional import forced_align, merge_tokens
@@ -66,3 +73,21 @@ def align_words(log_probs: torch.Tensor, hyp: Hypothesis, tokenizer: Tokenizer
             letters.append(span)
     confidence = sum(w.confidence for w in result) / len(result)
     return result, confidence
+
+
+def extend_word_ends(words: list[WordAlignment], energy: Sequence[float], max_tail: int,
+                     quiet_db: float) -> list[WordAlignment]:
+    """Each word's end moved on through the following frames that still sound (``energy`` per
+    frame within ``quiet_db`` of the loudest frame from the word's start to where it may end:
+    the word's own level, so a quiet word keeps its tail after a loud one), stopping at the
+    next word's first frame and after at most ``max_tail`` frames."""
+    out = []
+    for i, word in enumerate(words):
+        limit = min(words[i + 1].start if i + 1 < len(words) else len(energy), word.end + max_tail, len(energy))
+        end = word.end
+        if word.start < limit:
+            floor = max(energy[word.start:limit]) * 10 ** (-quiet_db / 10)
+            while end < limit and energy[end] > 0 and energy[end] >= floor:
+                end += 1
+        out.append(replace(word, end=end))
+    return out

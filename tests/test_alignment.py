@@ -74,6 +74,33 @@ def test_transcriber_results_carry_word_times_in_seconds_and_confidence():
     assert all(w.confidence > 0.9 for w in result.words) and result.confidence > 0.9
 
 
+def _tone(seconds: float, *spans: tuple[float, float], rate: int = 16000) -> torch.Tensor:
+    """``seconds`` of silence with a 200 Hz tone over each (start, end) span."""
+    wave = torch.zeros(int(seconds * rate))
+    for start, end in spans:
+        t = torch.arange(int(start * rate), int(end * rate))
+        wave[t] = 0.5 * torch.sin(2 * torch.pi * 200 * t / rate)
+    return wave
+
+
+@pytest.mark.parametrize("spans, ends", [
+    # go's sound stops before hello's starts; hello's stops at 0.72 s
+    ([(0.2, 0.32), (0.36, 0.72)], [0.32, 0.72]),
+    # sound throughout: go ends where hello starts, hello at most 0.5 s after its last spike
+    # (12 frames of 40 ms)
+    ([(0.2, 1.3)], [0.36, 1.08]),
+])
+def test_a_word_ends_where_its_sound_ends_not_at_its_last_spike(spans, ends):
+    frames = ["<blank>"] * 5 + ["g", "o", "<blank>", "|", "h", "e", "l", "<blank>", "l", "o"] + ["<blank>"] * 20
+    cfg = config_from_dict({"model": {"num_layers": 1, "hidden_size": 8, "conv_channels": 2}})
+    loaded = LoadedModel(cfg, AcousticModel(cfg.features, cfg.model, len(TOKENIZER)), TOKENIZER, None)
+    transcriber = Transcriber(loaded, GreedyDecoder(TOKENIZER), device="cpu")
+    transcriber.model = _FixedOutputs(ctc_log_probs(TOKENIZER, frames)[0])
+    result = transcriber.transcribe_waveforms([_tone(1.4, *spans)])[0]
+    assert [(w.word, w.start) for w in result.words] == [("go", 0.2), ("hello", 0.36)]  # starts: the spikes
+    assert [w.end for w in result.words] == pytest.approx(ends)
+
+
 def test_json_writer_carries_words_times_and_confidence_and_txt_stays_one_line():
     result = Result("go hello", 1.5, [], [Word("go", 0.2, 0.28, 0.95), Word("hello", 0.36, 0.6, 0.5)], 0.725)
     out = io.StringIO()

@@ -85,9 +85,10 @@ def test_a_long_file_is_cut_into_ordered_segments_with_words_inside_them_on_the_
         assert len(inside) == len(seg.text.split())
         last = seg.end
     assert len(result.words) == len(result.text.split()) == sum(len(s.text.split()) for s in result.segments)
-    for w in result.words:  # each word sits on loud audio in the original file
+    for w in result.words:  # each word sits on loud audio in the original file (its tail may fade)
         region = signal[int(w.start * RATE): int(w.end * RATE)]
-        assert region.size and np.sqrt(np.mean(region ** 2)) > 0.005, w
+        frames = region[: region.size // 640 * 640].reshape(-1, 640)  # 40 ms
+        assert frames.size and np.sqrt(np.mean(frames ** 2, axis=1)).max() > 0.005, w
 
 
 def test_cutting_at_pauses_keeps_the_words_and_their_times(tiny_model_dir, long_file):
