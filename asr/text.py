@@ -18,7 +18,8 @@ from typing import Iterable
 BLANK = "<blank>"
 WORD_SEP = "|"
 
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "\u00b4": "'"})
+# typographic, modifier letter, grave, acute, prime, fullwidth
+_APOSTROPHES = str.maketrans({c: "'" for c in "\u2019\u2018\u02bc`\u00b4\u2032\uff07"})
 _DASHES = re.compile(r"[\u2010-\u2015\-_/]+")
 
 

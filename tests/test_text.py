@@ -18,7 +18,7 @@ def test_normalize_lowercases():
     assert normalize_text("Hello WORLD") == "hello world"
 
 
-@pytest.mark.parametrize("apostrophe", ["'", "\u2019", "\u2018", "\u02bc", "`", "\u00b4"])
+@pytest.mark.parametrize("apostrophe", ["'", "\u2019", "\u2018", "\u02bc", "`", "\u00b4", "\u2032", "\uff07"])
 def test_normalize_keeps_any_apostrophe_inside_a_word_as_a_straight_one(apostrophe):
     assert normalize_text(f"Don{apostrophe}t") == "don't"
 
