@@ -10,7 +10,7 @@ import os
 import sys
 
 from asr.cli_lm import add_lm_parser
-from asr.cli_types import floats, positive
+from asr.cli_types import floats, positive, threads_arg
 from asr.commands import (cmd_combine, cmd_compare, cmd_diagram, cmd_evaluate, cmd_export, cmd_plot, cmd_train,
                           cmd_transcribe, cmd_tune_rescoring, print_error)
 from asr.data_commands import cmd_download, cmd_prepare, cmd_synthesize
@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--lm", metavar="LM", help="KenLM language model, ARPA or binary (asr lm build); default: "
                        "the LM packaged in the model, if any; 'none': search without an LM")
         g.add_argument("--lexicon", help="word -> spelling file (default: the ARPA LM's words; "
-                       "'none' for lexicon-free search with a character LM)")
+                       "'none' for lexicon-free search with a character or token LM)")
         g.add_argument("--beam-size", type=positive(int))
         g.add_argument("--beam-size-token", type=positive(int),
                        help="tokens tried per frame, the likeliest (default: all)")
@@ -135,6 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="audio per model run, in seconds (default 300; less needs less memory)")
     p.add_argument("--report", metavar="DIR", help="also write an sclite-style error report here (md, html, json)")
     p.add_argument("--force", action="store_true", help="overwrite a --report directory that is not empty")
+    threads_arg(p)
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("tune-rescoring", help="tune n-best rescoring across models (their CTC scores, the first "
@@ -162,6 +163,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="processes for each system's beam search (default: 2 if there are 2 cores)")
     p.add_argument("--batch-seconds", type=positive(float), default=300.0,
                    help="audio per model run, in seconds (default 300; less needs less memory)")
+    threads_arg(p)
     p.set_defaults(func=cmd_tune_rescoring)
 
     p = sub.add_parser("transcribe", help="transcribe audio files, folders, globs or - (stdin) of any length: "
@@ -178,8 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "after the input (default: print to stdout)")
     p.add_argument("--batch-size", type=positive(int), default=16,
                    help="segments (of files or of long files) per model run")
-    p.add_argument("--threads", type=positive(int, zero=True), help="CPU threads for the model "
-                   "(torch.set_num_threads; 0 or none: torch's default)")
+    threads_arg(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar (it is off anyway when stderr "
                    "is not a terminal)")
     p.set_defaults(func=cmd_transcribe)
@@ -191,7 +192,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("out", metavar="OUT")
     p.add_argument("--num", type=positive(int), default=1000, help="sentences to synthesize (default 1000)")
     p.add_argument("--voices", help="comma-separated flite:NAME / espeak-ng:NAME (default: 4 flite voices "
-                   "and 4 espeak-ng American English variants)")
+                   "and 4 espeak-ng English variants)")
     p.add_argument("--min-words", type=int, default=3)
     p.add_argument("--max-words", type=int, default=14)
     p.add_argument("--seed", type=int, default=0)
@@ -221,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-seconds", type=positive(float), default=300.0,
                    help="audio per model run, in seconds (default 300; less needs less memory)")
     p.add_argument("--device", default="auto")
+    threads_arg(p)
     p.set_defaults(func=cmd_priors)
 
     p = sub.add_parser("compare", help="which utterances got better or worse between two evaluate --report dirs")
@@ -285,6 +287,10 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
+    if getattr(args, "threads", None):
+        import torch
+
+        torch.set_num_threads(args.threads)
     try:
         return args.func(args)
     except BrokenPipeError:  # `asr ... | head`: the reader left; stop quietly, as Unix tools do

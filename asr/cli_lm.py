@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from asr.cli_types import floats, positive
+from asr.cli_types import floats, positive, threads_arg
 from asr.lm_commands import (cmd_lm_build, cmd_lm_import_sphinx, cmd_lm_mix, cmd_lm_perplexity, cmd_lm_prune, cmd_lm_rnn,
                              cmd_lm_tune)
 
@@ -71,8 +71,7 @@ def add_lm_parser(sub) -> None:
                    "(default 4)")
     r.add_argument("--halvings", type=int, help="with --dev: how often a rise in dev perplexity sends training back "
                    "to the best weights at half the rate before it stops (default 3)")
-    r.add_argument("--threads", type=positive(int, zero=True), help="CPU threads (torch.set_num_threads; 0 or "
-                   "none: torch's default)")
+    threads_arg(r)
     r.add_argument("--force", action="store_true", help="replace an --output directory that holds anything")
     r.set_defaults(func=cmd_lm_rnn)
     pp = lsub.add_parser("perplexity", help="perplexity and OOV rate of ARPA LMs (word, character or token: "
@@ -107,4 +106,5 @@ def add_lm_parser(sub) -> None:
     t.add_argument("--decode-workers", type=positive(int), default=min(2, os.cpu_count() or 1))
     t.add_argument("--device", default="auto")
     t.add_argument("--dry-run", action="store_true", help="print the best settings, write nothing")
+    threads_arg(t)
     t.set_defaults(func=cmd_lm_tune)

@@ -31,3 +31,9 @@ def positive(kind, zero: bool = False):
             raise argparse.ArgumentTypeError(f"must be {'at least' if zero else 'above'} 0, got {text}")
         return value
     return parse
+
+
+def threads_arg(parser) -> None:
+    """--threads, applied by asr.cli.main before the command runs."""
+    parser.add_argument("--threads", type=positive(int, zero=True), help="CPU threads for the models "
+                        "(torch.set_num_threads; 0 or none: torch's default)")

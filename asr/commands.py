@@ -146,10 +146,6 @@ def cmd_transcribe(args) -> int:
         return 2
     else:
         output = get_writer(args.format, sys.stdout)
-    if args.threads:
-        import torch
-
-        torch.set_num_threads(args.threads)
     paths, input_errors = expand_inputs(args.files)
     for message in input_errors:
         print_error(message)
@@ -243,8 +239,14 @@ def cmd_export(args) -> int:
         if args.half or args.lm or args.lexicon or args.force:
             raise RuntimeError(f"{args.src}: a rescoring file's systems are packaged as they are, into a new "
                                "directory or the first system's own (no --half, --lm, --lexicon, --force)")
-        print(f"{package_rescoring(args.src, args.dst)}: the package rescores; re-tune it on a dev set (asr "
-              f"tune-rescoring DEV --model {args.dst} --combine {args.dst}/system2 ... -o {args.dst}/rescoring.yaml)")
+        written = package_rescoring(args.src, args.dst)  # PACKAGE/rescoring.yaml
+        package = written.parent
+        systems = sorted((p for p in package.glob("system*") if p.is_dir() and p.name[6:].isdigit()),
+                         key=lambda p: int(p.name[6:]))
+        retune = (f" --combine {' '.join(str(p) for p in systems)}" if systems else "") + (
+            f" --rnnlm {package / 'rnnlm'}" if (package / "rnnlm").is_dir() else "")
+        print(f"{written}: the package rescores; re-tune it on a dev set (asr tune-rescoring DEV --model "
+              f"{package}{retune} -o {written})")
         return 0
     loaded = load_model_dir(args.src)
     dst = Path(args.dst)

@@ -95,12 +95,8 @@ def cmd_lm_import_sphinx(args) -> int:
 
 
 def cmd_lm_rnn(args) -> int:
-    import torch
-
     from asr.rnnlm import RNNLMOptions, train_rnnlm
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
     if any(r != int(r) or r < 1 for r in args.repeat or []):
         print_error("--repeat takes whole numbers of at least 1")
         return 2

@@ -252,3 +252,29 @@ def test_models_load_with_the_cyclic_collector_paused_and_it_is_back_on_after():
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+@pytest.mark.parametrize("argv", [
+    ["evaluate", "dev.jsonl"], ["transcribe", "a.wav"], ["tune-rescoring", "dev.jsonl", "--model", "m", "-o", "r.yaml"],
+    ["priors", "model", "train.jsonl"], ["lm", "tune", "dev.jsonl", "--model", "m", "--lm", "lm.arpa"],
+    ["lm", "rnn", "text.txt", "-o", "rnnlm"],
+])
+def test_every_command_that_runs_a_model_takes_threads_and_sets_them_before_it_runs(argv, monkeypatch):
+    import torch
+
+    import asr.cli
+
+    parser = asr.cli.build_parser()
+    monkeypatch.setattr(asr.cli, "build_parser", lambda: parser)
+    seen = []
+    for action in parser._subparsers._group_actions[0].choices.values():  # every command: record, don't run
+        action.set_defaults(func=lambda args: seen.append(torch.get_num_threads()) or 0)
+        for sub in getattr(action, "_subparsers", None) and action._subparsers._group_actions[0].choices.values() or []:
+            sub.set_defaults(func=lambda args: seen.append(torch.get_num_threads()) or 0)
+    before = torch.get_num_threads()
+    wanted = 2 if before == 1 else 1
+    try:
+        assert main(argv + ["--threads", str(wanted)]) == 0
+    finally:
+        torch.set_num_threads(before)
+    assert seen == [wanted]

@@ -287,6 +287,14 @@ def test_export_makes_one_package_that_rescores_by_default_and_decodes_alone_whe
     assert read_rescoring(in_place / "rescoring.yaml")[0] == [str(in_place), str(in_place / "system2")]
 
 
+def assert_the_retuning_hint_runs(printed: str, dev: str) -> None:
+    """`asr export RESCORING.yaml` says how to re-tune the package: that command, on ``dev``, works."""
+    import re
+
+    hint = re.search(r"\(asr (tune-rescoring DEV .*)\)$", printed.strip()).group(1)
+    assert main(hint.replace("DEV", dev, 1).split() + ["--nbest", "4", "--decode-workers", "1"]) == 0
+
+
 def test_an_rnn_lm_joins_the_word_lm_at_a_share_tuned_by_perplexity_and_travels_with_the_package(
         packages, phone_model, tiny_corpus, tmp_path, capsys):
     from asr.rnnlm import RNNLMOptions, train_rnnlm
@@ -306,8 +314,10 @@ def test_an_rnn_lm_joins_the_word_lm_at_a_share_tuned_by_perplexity_and_travels_
     assert options.rnnlm == str(tmp_path / "rnnlm") and options.rnnlm_lambda == saved["rnnlm_lambda"]
 
     package = tmp_path / "pkg"
+    capsys.readouterr()
     assert main(["export", str(settings), str(package)]) == 0
     assert (package / "rnnlm" / "model.safetensors").is_file()
+    assert_the_retuning_hint_runs(capsys.readouterr().out, valid)
     packaged = __import__("yaml").safe_load((package / "rescoring.yaml").read_text())
     assert packaged["rnnlm"] == "rnnlm" and packaged["rnnlm_lambda"] == saved["rnnlm_lambda"]
     shutil.rmtree(tmp_path / "rnnlm")  # the package has its own copy
@@ -355,9 +365,10 @@ def test_one_model_s_own_n_best_can_be_rescored_with_an_rnn_lm_alone(packages, t
         "n-best rescoring of 1 system (4 each")
     # ... and packaged as one model that rescores its own n-best (`make package` with RNNLM=1 alone)
     package = tmp_path / "pkg"
+    capsys.readouterr()
     assert main(["export", str(settings), str(package)]) == 0
     assert not list(package.glob("system*")) and (package / "rnnlm" / "model.safetensors").is_file()
-    capsys.readouterr()
+    assert_the_retuning_hint_runs(capsys.readouterr().out, valid)
     assert main(["evaluate", valid, "--model", str(package), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["decoder"].startswith(
         "n-best rescoring of 1 system (4 each")
