@@ -84,12 +84,25 @@ def check_entries(entries: Iterable[Entry], report: ImportReport | None = None,
     return report
 
 
-def write_split(out: Path, name: str, report: ImportReport) -> None:
-    """``OUT/name.jsonl``; a split with nothing usable is an error, not an empty file."""
+def check_split(name: str, report: ImportReport) -> None:
+    """A split with nothing usable is an error, not an empty file."""
     if not report.utterances:
         first = f" (first: {report.skipped[0][0]}: {report.skipped[0][1]})" if report.skipped else ""
         raise CorpusError(f"{name}: no usable utterances, {len(report.skipped)} skipped{first}")
-    write_manifest(Path(out) / f"{name}.jsonl", report.utterances)
+
+
+def write_splits(out: str | Path, reports: dict[str, ImportReport]) -> None:
+    """``OUT/NAME.jsonl`` for every split, all checked before any is written, ``train.jsonl`` last.
+
+    The recipes take ``train.jsonl`` for a finished prepare: a failed or killed one must leave
+    none, so an earlier one goes before the other splits are rewritten (each appears whole)."""
+    for name, report in reports.items():
+        check_split(name, report)
+    out = Path(out)
+    if "train" in reports:
+        (out / "train.jsonl").unlink(missing_ok=True)
+    for name in sorted(reports, key=lambda name: name == "train"):  # a stable sort: train moves last
+        write_manifest(out / f"{name}.jsonl", reports[name].utterances)
 
 
 def read_kaldi_table(path: Path, required: bool = True) -> tuple[dict[str, str], list[tuple[str, str]]]:
@@ -189,15 +202,11 @@ def prepare_speechocean762(src: str | Path, out: str | Path, valid_speakers: int
     for split in ("train", "test"):
         if not (src / split).is_dir():
             raise CorpusError(f"{src}: not a speechocean762 release (no {split}/ directory)")
-    reports = {}
-    for split in ("train", "test"):
-        report = import_kaldi_dir(src / split, root=src)
-        reports[split] = report
-        utts = report.utterances
-        if split == "train" and valid_speakers:
-            utts, valid = split_by_speaker(utts, valid_speakers)
-            write_manifest(out / "valid.jsonl", valid)
-            reports["train"] = ImportReport(utts, report.skipped, report.notes)  # what train.jsonl holds
-            reports["valid"] = ImportReport(valid)
-        write_manifest(out / f"{split}.jsonl", utts)
+    train, test = (import_kaldi_dir(src / split, root=src) for split in ("train", "test"))
+    reports = {"train": train}
+    if valid_speakers:
+        utts, valid = split_by_speaker(train.utterances, valid_speakers)
+        reports = {"train": ImportReport(utts, train.skipped, train.notes), "valid": ImportReport(valid)}
+    reports["test"] = test
+    write_splits(out, reports)
     return reports

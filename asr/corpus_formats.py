@@ -19,7 +19,7 @@ import re
 from pathlib import Path
 
 from asr.corpora import (CorpusError, Entry, ImportReport, check_entries, split_by_list,
-                         split_by_speaker, split_random, write_split)
+                         split_by_speaker, split_random, write_splits)
 
 # --- LibriSpeech ----------------------------------------------------------------------------
 
@@ -86,15 +86,14 @@ def prepare_librispeech(src: str | Path, out: str | Path, train: list[str] | Non
     for subset in eval_sets:
         report = ImportReport()
         reports[subset] = check_entries(librispeech_entries(src, subset, report), report)
-    reports.update(_write_train_valid(out, reports["train"], valid_speakers=valid_speakers, seed=seed))
-    for subset in eval_sets:
-        write_split(out, subset, reports[subset])
+    reports.update(_split_train_valid(reports["train"], valid_speakers=valid_speakers, seed=seed))
+    write_splits(out, reports)
     return reports
 
 
-def _write_train_valid(out: Path, report: ImportReport, valid_speakers: int = 0, valid_list=None,
+def _split_train_valid(report: ImportReport, valid_speakers: int = 0, valid_list=None,
                        valid_fraction: float = 0.0, seed: int = 0) -> dict[str, ImportReport]:
-    """OUT/train.jsonl and, if asked for, OUT/valid.jsonl held out of it -> their reports."""
+    """The train split and, if asked for, a valid split held out of it -> their reports."""
     chosen = [bool(valid_speakers), valid_list is not None, bool(valid_fraction)]
     if sum(chosen) > 1:
         raise CorpusError("choose one way to make the valid set: speakers, a list, or a fraction")
@@ -112,12 +111,10 @@ def _write_train_valid(out: Path, report: ImportReport, valid_speakers: int = 0,
         utts, valid = split_random(utts, valid_fraction, seed)
     else:
         valid = None
-    written = {"train": ImportReport(utts, report.skipped, report.notes)}
+    splits = {"train": ImportReport(utts, report.skipped, report.notes)}
     if valid is not None:
-        written["valid"] = ImportReport(valid)
-    for split, part in written.items():
-        write_split(out, split, part)
-    return written
+        splits["valid"] = ImportReport(valid)
+    return splits
 
 
 # --- AN4 ------------------------------------------------------------------------------------
@@ -166,13 +163,12 @@ def an4_entries(src: str | Path, split: str, report: ImportReport) -> list[Entry
 def prepare_an4(src: str | Path, out: str | Path, valid_speakers: int = 4, seed: int = 0) -> dict[str, ImportReport]:
     """``OUT/train.jsonl``, ``OUT/valid.jsonl`` (``valid_speakers`` train speakers held out; AN4
     has no dev set) and ``OUT/test.jsonl``."""
-    out = Path(out)
     reports = {}
     for split in ("train", "test"):
         report = ImportReport()
         reports[split] = check_entries(an4_entries(src, split, report), report)
-    reports.update(_write_train_valid(out, reports["train"], valid_speakers=valid_speakers, seed=seed))
-    write_split(out, "test", reports["test"])
+    reports.update(_split_train_valid(reports["train"], valid_speakers=valid_speakers, seed=seed))
+    write_splits(out, reports)
     return reports
 
 
@@ -241,8 +237,7 @@ def prepare_commonvoice(src: str | Path, out: str | Path, train_tsv: str = "trai
                             "dev/test or spoken by a dev/test speaker")
         entries = kept
     reports["train"] = check_entries(entries, report)
-    for split in ("train", "dev", "test"):
-        write_split(Path(out), split, reports[split])
+    write_splits(out, reports)
     return reports
 
 
@@ -338,10 +333,9 @@ def prepare_own_data(src: str | Path, out: str | Path, test: str | Path | None =
                      valid_fraction: float = 0.0, seed: int = 0) -> dict[str, ImportReport]:
     """``OUT/train.jsonl``; ``OUT/valid.jsonl`` held out by speaker count, by a list of ids or
     speakers, or by a random fraction; ``OUT/test.jsonl`` from a second source ``test``."""
-    reports = {"train": import_own_data(src)}
-    reports.update(_write_train_valid(Path(out), reports["train"], valid_speakers=valid_speakers,
-                                      valid_list=valid_list, valid_fraction=valid_fraction, seed=seed))
+    reports = _split_train_valid(import_own_data(src), valid_speakers=valid_speakers, valid_list=valid_list,
+                                 valid_fraction=valid_fraction, seed=seed)
     if test is not None:
         reports["test"] = import_own_data(test)
-        write_split(Path(out), "test", reports["test"])
+    write_splits(out, reports)
     return reports

@@ -234,6 +234,33 @@ def test_prepare_speechocean762_without_a_split_dir_raises_corpus_error(tmp_path
         prepare_speechocean762(src, tmp_path / "out")
 
 
+def test_prepare_speechocean762_with_an_unusable_test_split_writes_no_manifest(tmp_path):
+    src = make_release(tmp_path / "src")
+    for wav in (src / "WAVE" / "SPEAKER0004").iterdir():
+        wav.unlink()
+    with pytest.raises(CorpusError, match="test: no usable utterances"):
+        prepare_speechocean762(src, tmp_path / "out", valid_speakers=1)
+    assert list(tmp_path.glob("out/*.jsonl")) == []
+
+
+def test_prepare_speechocean762_killed_while_writing_leaves_no_train_manifest_not_even_an_old_one(
+        tmp_path, monkeypatch):
+    import asr.corpora
+    src = make_release(tmp_path / "src")
+    prepare_speechocean762(src, tmp_path / "out", valid_speakers=1)  # an earlier run's manifests
+    real_write, written = asr.corpora.write_manifest, []
+
+    def killed_after_the_first(path, utts):
+        if written:
+            raise KeyboardInterrupt  # the kill arrives while the second manifest is written
+        written.append(path)
+        return real_write(path, utts)
+    monkeypatch.setattr(asr.corpora, "write_manifest", killed_after_the_first)
+    with pytest.raises(KeyboardInterrupt):
+        prepare_speechocean762(src, tmp_path / "out", valid_speakers=2)
+    assert not (tmp_path / "out" / "train.jsonl").exists()  # so make runs prepare again
+
+
 @pytest.mark.skipif(not (SPEECHOCEAN / "test").is_dir(), reason=f"{SPEECHOCEAN} not present")
 def test_the_real_speechocean762_test_split_imports_completely():
     report = import_kaldi_dir(SPEECHOCEAN / "test")

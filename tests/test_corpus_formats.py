@@ -300,6 +300,55 @@ def test_a_split_with_nothing_usable_is_an_error_naming_the_first_problem(tmp_pa
         prepare_own_data(root, tmp_path / "data")
 
 
+# --- a failed prepare ---------------------------------------------------------------------
+# The recipes take OUT/train.jsonl for a finished prepare: whatever split fails, none is written.
+
+def _break_librispeech(tmp_path):
+    make_librispeech(tmp_path / "corpus", {"train-clean-5": 4, "dev-clean-2": 2})
+    for flac in (tmp_path / "corpus" / "LibriSpeech" / "dev-clean-2").rglob("*.flac"):
+        flac.write_bytes(b"not audio")
+    return lambda: prepare_librispeech(tmp_path / "corpus", tmp_path / "data", valid_speakers=1)
+
+
+def _break_an4(tmp_path):
+    an4 = make_an4(tmp_path / "corpus", n_train=4, n_test=2)
+    for sph in (an4 / "wav" / "an4test_clstk").rglob("*.sph"):
+        sph.unlink()
+    return lambda: prepare_an4(an4, tmp_path / "data", valid_speakers=1)
+
+
+def _break_commonvoice(tmp_path):
+    lang_dir = make_commonvoice(tmp_path / "cv", "en")
+    (lang_dir / "test.tsv").write_text("\t".join(("client_id", "path", "sentence")) + "\n")
+    return lambda: prepare_commonvoice(tmp_path / "cv", tmp_path / "data")
+
+
+def _break_own_data_test_path(tmp_path):
+    make_own_folder(tmp_path / "mine", n=6, speakers=2)
+    return lambda: prepare_own_data(tmp_path / "mine", tmp_path / "data", test=tmp_path / "tset", valid_speakers=1)
+
+
+@pytest.mark.parametrize("broken, words", [
+    (_break_librispeech, "dev-clean-2: no usable utterances"), (_break_an4, "test: no usable utterances"),
+    (_break_commonvoice, "test: no usable utterances"), (_break_own_data_test_path, "tset: not found"),
+])
+def test_a_prepare_whose_last_split_fails_writes_no_manifest_at_all(tmp_path, broken, words):
+    prepare = broken(tmp_path)
+    with pytest.raises(CorpusError, match=words):
+        prepare()
+    assert list(tmp_path.glob("data/*.jsonl")) == []
+
+
+def test_the_train_manifest_is_written_last_after_every_other_split(tmp_path, monkeypatch):
+    import asr.corpora
+    make_librispeech(tmp_path / "corpus", {"train-clean-5": 4, "dev-clean-2": 2, "test-clean": 2})
+    written = []
+    monkeypatch.setattr(asr.corpora, "write_manifest", lambda path, utts: written.append(path.name))
+    prepare_librispeech(tmp_path / "corpus", tmp_path / "data", valid_speakers=1)
+    assert sorted(written[:-1]) == ["dev-clean-2.jsonl", "test-clean.jsonl", "valid.jsonl"]
+    assert written[-1] == "train.jsonl"
+
+
 # --- the asr prepare commands ---------------------------------------------------------------
 
 def test_asr_prepare_prints_counts_and_every_skip(tmp_path, capsys):

@@ -3,6 +3,7 @@ on a tiny corpus in the real layout; the others prepare theirs; bad input stops 
 
 import http.server
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -133,3 +134,93 @@ def test_a_valid_transcript_with_a_character_unseen_in_training_is_reported_by_n
     err = capsys.readouterr().err
     assert [u.id for u in dataset.utterances] == ["spk1/utt01"]
     assert "skipped valid utterance spk1/utt03" in err and "outside the vocabulary" in err and "'é'" in err
+
+
+def test_recipe_paths_may_hold_spaces(tmp_path):
+    mine = make_own_folder(tmp_path / "sp ace" / "my data", n=6, speakers=3)
+    make_own_folder(tmp_path / "sp ace" / "my test", n=2, speakers=1)
+    (tmp_path / "sp ace" / "valid list.txt").write_text("spk0\n")
+    done = make("own_data", tmp_path, f"SRC={mine}", f"TEST_SRC={tmp_path / 'sp ace' / 'my test'}",
+                f"VALID_LIST={tmp_path / 'sp ace' / 'valid list.txt'}", "prepare")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert [lines(tmp_path / "data" / f"{split}.jsonl") for split in ("train", "valid", "test")] == [4, 2, 2]
+    make_an4(tmp_path / "an4 copy", n_train=4, n_test=2)
+    done = make("an4", tmp_path, f"CORPUS_DIR={tmp_path / 'an4 copy'}", "DATA=" + str(tmp_path / "an4data"),
+                "VALID_SPEAKERS=1", "prepare")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert lines(tmp_path / "an4data" / "test.jsonl") == 2
+
+
+@pytest.mark.parametrize("variable", ["DATA", "EXP"])
+def test_a_data_or_exp_path_with_a_space_is_refused_in_one_line(tmp_path, variable):
+    done = make("own_data", tmp_path, f"{variable}={tmp_path / 'sp ace'}", "prepare")
+    assert done.returncode != 0 and f"{variable}=" in done.stderr and "space" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_failed_prepare_is_redone_by_the_next_make_with_the_same_arguments(tmp_path):
+    mine = make_own_folder(tmp_path / "mine", n=6, speakers=3)
+    tests = make_own_folder(tmp_path / "tests", n=2, speakers=1)
+    audio = sorted(tests.rglob("*.wav"))
+    saved = [wav.read_bytes() for wav in audio]
+    for wav in audio:
+        wav.write_bytes(b"not audio")  # the test set fails after train and valid were read
+    args = [f"SRC={mine}", f"TEST_SRC={tests}", "VALID_SPEAKERS=1", "prepare"]
+    failed = make("own_data", tmp_path, *args)
+    assert failed.returncode != 0 and "test: no usable utterances" in failed.stderr
+    assert not (tmp_path / "data" / "train.jsonl").exists()
+    for wav, data in zip(audio, saved):
+        wav.write_bytes(data)
+    done = make("own_data", tmp_path, *args)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert lines(tmp_path / "data" / "test.jsonl") == 2
+
+
+def test_a_step_that_writes_its_output_and_then_fails_leaves_no_output(tmp_path):
+    fake = tmp_path / "fake_asr.py"  # `asr prepare folder SRC DATA ...` that writes half a train.jsonl and fails
+    fake.write_text("import pathlib, sys\npathlib.Path(sys.argv[4], 'train.jsonl').write_text('{')\nsys.exit(1)\n")
+    (tmp_path / "data").mkdir()
+    done = make("own_data", tmp_path, f"ASR={sys.executable} {fake}", "SRC=x", "VALID_SPEAKERS=1", "prepare")
+    assert done.returncode != 0 and not (tmp_path / "data" / "train.jsonl").exists()
+
+
+def test_changed_arguments_redo_their_stage_and_the_same_ones_do_not(tmp_path):
+    mine = make_own_folder(tmp_path / "mine", n=6, speakers=3)
+    first = make("own_data", tmp_path, f"SRC={mine}", "VALID_SPEAKERS=1", "prepare")
+    assert first.returncode == 0, first.stderr[-3000:]
+    same = make("own_data", tmp_path, f"SRC={mine}", "VALID_SPEAKERS=1", "prepare")
+    assert "asr.cli prepare" not in same.stdout
+    other = make("own_data", tmp_path, f"SRC={mine}", "VALID_SPEAKERS=2", "prepare")
+    assert other.returncode == 0, other.stderr[-3000:]
+    assert lines(tmp_path / "data" / "valid.jsonl") == 4  # two speakers' utterances now
+
+
+def test_a_finished_run_is_trained_again_when_its_overrides_change(tmp_path):
+    # A finished run from before the stamps: its outputs only. The arguments given now are taken
+    # for the ones it was made with; other ones make `make train` run the training again.
+    data, exp = tmp_path / "data", tmp_path / "exp"
+    data.mkdir()
+    exp.mkdir()
+    for path in (data / "train.jsonl", data / "valid.jsonl", exp / "train.done"):
+        path.write_text("")
+    args = ["SRC=x", "VALID_SPEAKERS=1", "OVERRIDES=train.epochs=3"]
+    assert make("own_data", tmp_path, "-q", "train", *args).returncode == 0  # up to date
+    assert make("own_data", tmp_path, "-q", "train", *args).returncode == 0  # still
+    assert make("own_data", tmp_path, "-q", "train", *args[:2], "OVERRIDES=train.epochs=6").returncode == 1
+    again = make("own_data", tmp_path, "-n", "train", *args[:2], "OVERRIDES=train.epochs=6").stdout
+    assert "asr.cli train" in again and "train.epochs=6" in again and "asr.cli prepare" not in again
+    assert make("own_data", tmp_path, "-q", "train", *args[:2], "VALID_SPEAKERS=2").returncode == 1  # prepare
+
+
+@pytest.mark.parametrize("recipe", ["an4", "commonvoice", "librispeech", "mini_librispeech", "own_data",
+                                    "speechocean762"])
+def test_each_recipe_s_header_names_the_stages_its_default_make_runs(recipe):
+    plan = subprocess.run(["make", "-n", "-C", str(REPO_ROOT / "recipes" / recipe), "SRC=x", "VALID_SPEAKERS=1"],
+                          capture_output=True, text=True, check=True).stdout
+    header = (REPO_ROOT / "recipes" / recipe / "Makefile").read_text().split("\n#\n")[0]
+    header = " ".join(line.lstrip("# ") for line in header.splitlines())
+    chain = set(re.findall(r"(\w+) ->", header)) | set(re.findall(r"-> (\w+)", header))  # a -> b -> c
+    for stage, command in (("prepare", r"asr prepare "), ("train", r"asr train "), ("lm", r"asr lm (build|mix) "),
+                           ("tune", r"asr lm tune "), ("evaluate", r"asr evaluate ")):
+        assert re.search(command, plan), (recipe, stage)
+        assert stage in chain, (recipe, stage)
