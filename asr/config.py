@@ -7,13 +7,17 @@ errors, not silently ignored: a typo in a config must never train the wrong mode
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import math
+import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import yaml
+
+from asr.atomic import write_text_atomic
 
 
 class ConfigError(ValueError):
@@ -38,6 +42,22 @@ class FeatureConfig:
     def __post_init__(self):
         _check_choice("features.kind", self.kind, ("fbank", "mfcc", "spectrogram"))
         _check_choice("features.normalize", self.normalize, ("global", "utterance", "none"))
+        for name in ("sample_rate", "n_fft", "hop_length", "n_mels", "n_mfcc"):
+            _check_at_least(f"features.{name}", getattr(self, name), 1)
+        top = self.sample_rate / 2 if self.f_max is None else self.f_max
+        if not 0.0 <= self.f_min < top:
+            where = "features.f_max" if self.f_max is not None else "sample_rate / 2"
+            raise ConfigError(f"features.f_min must be >= 0 and below {where} ({top:g}), got {self.f_min}")
+        if not 0.0 <= self.preemphasis <= 1.0:  # as Kaldi's preemphasis-coefficient; 0: off
+            raise ConfigError(f"features.preemphasis must be in [0, 1], got {self.preemphasis}")
+        if self.kind == "mfcc" and self.n_mfcc > self.n_mels:  # the DCT keeps at most n_mels coefficients
+            raise ConfigError(f"features.n_mfcc={self.n_mfcc} must be at most features.n_mels={self.n_mels}")
+        if self.kind in ("fbank", "mfcc"):
+            empty = _empty_mel_filters(self)
+            if empty:
+                raise ConfigError(f"features.n_mels={self.n_mels}: {empty} mel filter(s) would hold no FFT bin at "
+                                  f"n_fft={self.n_fft} (bins {self.sample_rate / self.n_fft:g} Hz apart): use fewer "
+                                  f"mels, a larger n_fft or a wider f_min..f_max")
 
     @property
     def dim(self) -> int:
@@ -68,6 +88,7 @@ class ModelConfig:
             raise ConfigError("model.subsampling_factor for conv must be 1, 2, 4 or 8")
         if self.num_layers < 1 or self.hidden_size < 1 or self.subsampling_factor < 1:
             raise ConfigError("model.num_layers, hidden_size and subsampling_factor must be >= 1")
+        _check_at_least("model.conv_channels", self.conv_channels, 1)
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError("model.dropout must be in [0, 1)")
 
@@ -89,9 +110,17 @@ class AugmentConfig:
     noise_dir: str = ""
 
     def __post_init__(self):
+        for name in ("freq_masks", "freq_mask_width", "time_masks"):
+            _check_at_least(f"augment.{name}", getattr(self, name), 0)
+        if not 0.0 <= self.time_mask_fraction <= 1.0:
+            raise ConfigError(f"augment.time_mask_fraction must be in [0, 1], got {self.time_mask_fraction}")
+        if not self.speed_factors or not all(0 < f < math.inf for f in self.speed_factors):
+            raise ConfigError(f"augment.speed_factors must be numbers > 0 (1.0: unchanged), "
+                              f"got {list(self.speed_factors)}")
         if not 0.0 <= self.noise_prob <= 1.0:
             raise ConfigError(f"augment.noise_prob must be in [0, 1], got {self.noise_prob}")
-        if len(self.noise_snr) != 2 or self.noise_snr[0] > self.noise_snr[1]:
+        if len(self.noise_snr) != 2 or not all(map(math.isfinite, self.noise_snr)) \
+                or self.noise_snr[0] > self.noise_snr[1]:
             raise ConfigError(f"augment.noise_snr must be [low, high] dB with low <= high, got {list(self.noise_snr)}")
 
     @property
@@ -164,9 +193,21 @@ class TrainConfig:
     progress: bool = True
 
     def __post_init__(self):
-        # `not x > 0` also refuses NaN; torch would fail later, after the run directory is made
-        if not self.lr > 0:
-            raise ConfigError(f"train.lr must be > 0, got {self.lr}")
+        # `not x > 0` also refuses NaN; torch would fail later, after the run directory is made. An
+        # infinite rate makes the first update's weights NaN.
+        if not 0 < self.lr < math.inf:
+            raise ConfigError(f"train.lr must be > 0 and finite, got {self.lr}")
+        if not 0 <= self.weight_decay < math.inf:
+            raise ConfigError(f"train.weight_decay must be >= 0 (0: none), got {self.weight_decay}")
+        if not self.grad_clip > 0:  # 0 would zero every gradient, a negative one flip it
+            raise ConfigError(f"train.grad_clip must be > 0 (the largest gradient norm), got {self.grad_clip}")
+        if not 0.0 <= self.final_lr_fraction <= 1.0:
+            raise ConfigError(f"train.final_lr_fraction must be in [0, 1], got {self.final_lr_fraction}")
+        if not self.max_duration > 0:
+            raise ConfigError(f"train.max_duration must be > 0 (seconds), got {self.max_duration}")
+        for name, least in (("warmup_steps", 0), ("checkpoint_every", 0), ("max_nan_steps", 1),
+                            ("valid_max_utts", 0)):
+            _check_at_least(f"train.{name}", getattr(self, name), least)
         if self.epochs < 1:  # 0 would end at once, with no best/ to use
             raise ConfigError(f"train.epochs must be >= 1, got {self.epochs}")
         if not self.batch_seconds > 0:
@@ -200,11 +241,11 @@ class Config:
             raise ConfigError("train.bpe_dropout must be in [0, 1)")
         if t.bpe_dropout and t.units != "bpe":
             raise ConfigError("train.bpe_dropout needs subword units (train.units=bpe)")
-        if t.weight_noise < 0:
+        if not 0 <= t.weight_noise < math.inf:
             raise ConfigError("train.weight_noise must be >= 0 (0: off)")
         if not 0.0 <= t.weight_drop < 1.0:
             raise ConfigError("train.weight_drop must be in [0, 1) (0: off)")
-        if t.time_budget_minutes < 0:
+        if not t.time_budget_minutes >= 0:
             raise ConfigError("train.time_budget_minutes must be >= 0 (0: no budget)")
         if not 0.0 <= t.phone_ctc_weight < 1.0:
             raise ConfigError("train.phone_ctc_weight must be in [0, 1)")
@@ -236,6 +277,29 @@ class Config:
 def _check_choice(name, value, choices):
     if value not in choices:
         raise ConfigError(f"{name}={value!r}: expected one of {', '.join(choices)}")
+
+
+def _check_at_least(name, value, least):
+    if value < least:
+        raise ConfigError(f"{name} must be >= {least}, got {value}")
+
+
+def _empty_mel_filters(cfg: FeatureConfig) -> int:
+    """How many of the mel filters (HTK scale, as asr/features.py builds them) hold no FFT bin:
+    torchaudio's "filterbank has all zero values" case, a feature that is always 0."""
+    def mel(hz):
+        return 2595.0 * math.log10(1.0 + hz / 700.0)
+
+    n_freqs, nyquist = cfg.n_fft // 2 + 1, cfg.sample_rate // 2
+    freqs = [nyquist * i / max(n_freqs - 1, 1) for i in range(n_freqs)]
+    low, high = mel(cfg.f_min), mel(cfg.f_max or cfg.sample_rate / 2)
+    edges = [700.0 * (10 ** ((low + (high - low) * i / (cfg.n_mels + 1)) / 2595.0) - 1)
+             for i in range(cfg.n_mels + 2)]
+    empty = 0
+    for m in range(cfg.n_mels):  # filter m rises from edges[m] and falls to edges[m + 2], 0 at both
+        j = bisect.bisect_right(freqs, edges[m])  # the first bin above its start
+        empty += not (j < n_freqs and freqs[j] < edges[m + 2])
+    return empty
 
 
 def _to_plain(value):
@@ -290,6 +354,16 @@ def coerce(name: str, value, annotation):
     return value
 
 
+# Path-valued settings: a shell leaves the ~ of `key=~/x` as it is, so it is expanded here.
+PATH_KEYS = frozenset({"train.train_manifest", "train.valid_manifest", "train.output_dir", "train.init_from",
+                       "train.phone_lexicon", "augment.noise_dir"})
+
+
+def _expand_user(value: str) -> str:
+    """``~/x`` -> the home's x; each of a comma-joined list (train.phone_lexicon takes several)."""
+    return ",".join(os.path.expanduser(part) for part in value.split(",")) if value else value
+
+
 def _build(cls, data: dict, prefix: str):
     if data is None:
         data = {}
@@ -308,6 +382,8 @@ def _build(cls, data: dict, prefix: str):
             kwargs[name] = _build(hint, value, key)
         else:
             kwargs[name] = coerce(key, value, hint)
+            if key in PATH_KEYS:
+                kwargs[name] = _expand_user(kwargs[name])
     return cls(**kwargs)
 
 
@@ -358,4 +434,5 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
 
 
 def save_config(config: Config, path: str | Path) -> None:
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
+    """Written whole or not at all: a run's config.yaml is what resume and evaluate read back."""
+    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

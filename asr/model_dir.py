@@ -44,7 +44,9 @@ class LoadedModel:
 def save_model_dir(path: str | Path, config: Config, model: AcousticModel,
                    tokenizer: Tokenizer, half: bool = False, extra_files: dict | None = None) -> Path:
     """Write a model directory atomically. ``half`` stores weights as float16 (half the size);
-    ``extra_files`` maps names to text or to a Path to copy (e.g. decoding.yaml and a packaged LM)."""
+    ``extra_files`` maps names to text, to a Path to copy (e.g. decoding.yaml and a packaged LM) or
+    to a function that writes the file at the path it is given (a training run's train_state.pt):
+    they appear with the model, all at once."""
     with atomic_dir(path) as tmp:  # the directory appears whole: written aside, then renamed
         state = {k: v.detach().cpu().contiguous() for k, v in model.inference_state_dict().items()}
         if half:
@@ -53,9 +55,11 @@ def save_model_dir(path: str | Path, config: Config, model: AcousticModel,
         save_config(config, tmp / "config.yaml")
         tokenizer.save(tmp / TOKENIZER_FILE)
         model.frontend.normalizer.save(tmp / "cmvn.json")
-        for name, content in (extra_files or {}).items():  # text to write, or a file to copy
+        for name, content in (extra_files or {}).items():  # text to write, a file to copy, or a writer
             if isinstance(content, Path):
                 shutil.copyfile(content, tmp / name)
+            elif callable(content):
+                content(tmp / name)
             else:
                 (tmp / name).write_text(content, encoding="utf-8")
         for f in tmp.iterdir():

@@ -36,6 +36,7 @@ from asr.phones import PhoneLexicon
 from asr.text import BLANK, WORD_SEP, CharTokenizer, UnknownCharacterError, normalize_text
 
 UNITS = ("char", "bpe", "phone")
+UNKNOWN_JOINER = "'"  # between the phones of a phone string that no word has
 
 
 class TokenizerError(ValueError):
@@ -211,7 +212,8 @@ class PhoneTokenizer:
 
     def decode(self, ids: Iterable[int]) -> str:
         """Token ids (blanks and repeats removed) -> words: each ``|``-delimited run of phones
-        looked up in the lexicon, or written as its phones joined by ``_`` when no word has it."""
+        looked up in the lexicon, or written as its phones joined by ``'`` when no word has it (the
+        one joiner normalize_text keeps inside a word: ``_`` would split it, each part an insertion)."""
         out, phones = [], []
         for i in [*ids, self.word_sep_id]:
             if i == self.blank_id:
@@ -219,7 +221,7 @@ class PhoneTokenizer:
             if i != self.word_sep_id:
                 phones.append(self.tokens[i])
             elif phones:
-                out.append(self._words.get(tuple(phones)) or "_".join(phones))
+                out.append(self._words.get(tuple(phones)) or UNKNOWN_JOINER.join(phones))
                 phones = []
         return " ".join(out)
 

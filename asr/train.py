@@ -4,8 +4,8 @@ resume.
 
 A run directory holds::
 
-    last/        model directory + train_state.pt (optimizer, schedule, position)
-    best/        model directory with the best validation WER so far
+    last/        model directory + train_state.pt (optimizer, schedule, position, data identity)
+    best/        model directory with the best validation WER so far (ties: lower CER, then loss)
     log.jsonl    one JSON object per epoch
     tb/          TensorBoard logs
 
@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import statistics
 import sys
 import time
@@ -37,9 +38,9 @@ from asr.noise import NoiseError
 from asr.phones import LexiconError, PhoneLexicon
 from asr.schedule import WarmupCosine, epochs_within_budget
 from asr.segmenter import Segmenter
-from asr.selection import average_last_epochs, validate
-from asr.train_setup import (TrainingError, compute_cmvn, load_split, model_to_train, nothing_readable,
-                             unreadable_files)
+from asr.selection import average_last_epochs, selection_key, validate
+from asr.train_setup import (TrainingError, compute_cmvn, data_identity, load_split, model_to_train,
+                             nothing_readable, unreadable_files)
 from asr.weight_perturbation import WeightDrop, WeightNoise
 
 
@@ -70,6 +71,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         tokenizer, model, state = model_to_train(cfg, resume, device, say)
     except NoiseError as e:
         raise TrainingError(str(e)) from None
+    data = data_identity(cfg)  # kept in the train state: --resume refuses data that changed since
     if d.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
@@ -101,11 +103,12 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     optimizer = _optimizer(model, tc)
     epochs, spent_before = tc.epochs, 0.0  # epochs: as planned now (train.time_budget_minutes re-plans)
     if state is not None and tc.time_budget_minutes:
-        epochs, spent_before = state.get("planned_epochs", tc.epochs), state.get("seconds", 0.0)
+        epochs, spent_before = min(state.get("planned_epochs", tc.epochs), tc.epochs), state.get("seconds", 0.0)
     schedule = WarmupCosine(tc.warmup_steps, steps_per_epoch * epochs, tc.final_lr_fraction)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
-    step, start_epoch, skip, best_wer, nan_run = 0, 0, 0, float("inf"), 0
+    step, start_epoch, skip, nan_run, saved_step = 0, 0, 0, 0, None  # saved_step: of the last checkpoint
+    best = (math.inf,) * 3  # the best model's selection_key
     # a resumed epoch's sums so far (loss, utterances, too short, audio seconds, phone loss, phone
     # utterances, unreadable; then seconds): its log line then covers the whole epoch
     carried = [0.0] * 8
@@ -113,11 +116,15 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         scaler.load_state_dict(state["scaler"])
-        start_epoch, best_wer, nan_run = state["epoch"], state["best_wer"], state["nan_run"]
+        start_epoch, nan_run = state["epoch"], state["nan_run"]
+        # saved before ties were broken: a tie keeps the best, as it did
+        best = tuple(state.get("best_key") or (state["best_wer"], -math.inf, -math.inf))
         # Positions are stored in global batches, so another world size continues at the same point.
         skip = state["global_batch_in_epoch"] // d.world_size
-        step = state["step"] * state["world_size"] // d.world_size
+        step = saved_step = state["step"] * state["world_size"] // d.world_size
         scheduler.last_epoch = step
+        if schedule.total_steps != steps_per_epoch * epochs:  # the state's plan: another train.epochs now
+            schedule.retarget(step, steps_per_epoch * epochs)
         if skip:
             carried = state.get("epoch_totals", carried)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if d.enabled else model
@@ -136,19 +143,20 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         return [a + b for a, b in zip(totals, carried)]
 
     def checkpoint(epoch: int, batch_in_epoch: int) -> None:
+        nonlocal saved_step
         sums = epoch_totals() if batch_in_epoch else [0.0] * 8
         if d.is_main:
             train_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                            "scaler": scaler.state_dict(), "step": step, "epoch": epoch, "world_size": d.world_size,
-                           "global_batch_in_epoch": batch_in_epoch * d.world_size, "best_wer": best_wer,
-                           "nan_run": nan_run, "planned_epochs": epochs, "epoch_totals": sums,
-                           "seconds": spent_before + time.time() - t_start}
+                           "global_batch_in_epoch": batch_in_epoch * d.world_size, "best_wer": best[0],
+                           "best_key": list(best), "nan_run": nan_run, "planned_epochs": epochs,
+                           "epoch_totals": sums, "seconds": spent_before + time.time() - t_start, "data": data}
             if model.phone_head is not None:
                 train_state["phone_head"] = model.phone_head.state_dict()
-            tmp = run_dir / ".train_state.pt.tmp"
-            torch.save(train_state, tmp)
-            save_model_dir(run_dir / "last", cfg, model, tokenizer)
-            tmp.replace(run_dir / "last" / "train_state.pt")
+            # in the directory before it appears: a kill never leaves a last/ that --resume cannot read
+            save_model_dir(run_dir / "last", cfg, model, tokenizer,
+                           extra_files={"train_state.pt": lambda path: torch.save(train_state, path)})
+        saved_step = step
         distributed.barrier(d)
 
     model.train()
@@ -200,6 +208,12 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
                         writer.add_scalar("train/phone_loss", b_phone / b_n_phone, step)
                     writer.add_scalar("train/grad_norm", float(grad_norm), step)
                     writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
+            if not distributed.all_true(_finite(model), d, device):  # no later step could bring them back
+                last = (f"the last good checkpoint is {run_dir / 'last'} (step {saved_step})" if saved_step is not None
+                        else "no checkpoint was saved before it")
+                raise TrainingError(f"step {step}: the update made the weights non-finite (NaN or inf) at "
+                                    f"lr {scheduler.get_last_lr()[0]:.3g}; the run stops: {last} (lower train.lr "
+                                    f"or train.grad_clip)")
             scheduler.step()
             audio_seconds += float(batch.wave_lengths.sum()) / cfg.features.sample_rate
             if bar is not None:
@@ -226,7 +240,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         if cfg.phone_ctc_layer:  # the phone head's CTC per utterance that has phones
             record["train_phone_loss"] = totals[4] / max(totals[5], 1)
         if d.is_main:
-            best_wer = _end_epoch(cfg, model, tokenizer, valid_set, device, writer, record, best_wer, epochs)
+            best = _end_epoch(cfg, model, tokenizer, valid_set, device, writer, record, best, epochs)
         if tc.time_budget_minutes:
             epoch_times.append(time.time() - t0)
             planned = _replan(tc, epochs, epoch + 1, epoch_times, spent_before + time.time() - t_start, d, device,
@@ -237,7 +251,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         checkpoint(epoch + 1, 0)
         epoch += 1
     if tc.average_last > 1 and d.is_main:
-        average_last_epochs(cfg, model, tokenizer, valid_set, device, best_wer, epochs)
+        average_last_epochs(cfg, model, tokenizer, valid_set, device, best, epochs)
     if writer is not None:
         writer.close()
     return run_dir
@@ -297,10 +311,10 @@ def _optimizer(model: AcousticModel, tc) -> torch.optim.AdamW:
                               {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr)
 
 
-def _end_epoch(cfg: Config, model, tokenizer, valid_set, device, writer, record: dict, best_wer: float,
-               epochs: int) -> float:
+def _end_epoch(cfg: Config, model, tokenizer, valid_set, device, writer, record: dict, best: tuple,
+               epochs: int) -> tuple:
     """The main process after an epoch: validate, log, keep the best model (and, for averaging,
-    the last epochs' weights); returns the best validation WER so far."""
+    the last epochs' weights); returns the best model's selection_key so far."""
     tc, run_dir, epoch = cfg.train, Path(cfg.train.output_dir), record["epoch"]
     if valid_set is not None:
         record.update(validate(model, valid_set, cfg, device, tokenizer))
@@ -313,15 +327,21 @@ def _end_epoch(cfg: Config, model, tokenizer, valid_set, device, writer, record:
     with open(run_dir / "log.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
     log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-    current = record.get("valid_wer", -epoch)  # no valid set: latest is best
-    if current < best_wer:
-        best_wer = current
+    current = selection_key(record)
+    if current is not None and current < best:
+        best = current
         save_model_dir(run_dir / "best", cfg, model, tokenizer)
     if tc.average_last > 1 and epoch > epochs - tc.average_last:
         (run_dir / "epochs").mkdir(exist_ok=True)
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                   str(run_dir / "epochs" / f"epoch-{epoch:03d}.safetensors"))
-    return best_wer
+    return best
+
+
+def _finite(model: AcousticModel) -> bool:
+    """Whether every weight and floating-point buffer is finite (one device sync)."""
+    tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
+    return bool(torch.stack([t.isfinite().all() for t in tensors]).all())
 
 
 def _replan(tc, epochs: int, done: int, epoch_times: list[float], spent: float, d, device, say) -> int:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import torch
@@ -146,23 +147,66 @@ def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False, phone_
     return dataset
 
 
+def manifest_identity(path: str) -> dict | None:
+    """What tells a manifest's content apart (resolved path, size, SHA-1 of its bytes); None for
+    none or a file that cannot be read (load_split names the problem)."""
+    try:
+        raw = Path(path).read_bytes() if path else None
+    except OSError:
+        return None
+    if raw is None:
+        return None
+    return {"path": str(Path(path).resolve()), "size": len(raw), "sha1": hashlib.sha1(raw).hexdigest()}
+
+
+def data_identity(cfg: Config) -> dict:
+    """The identities of a run's train and valid manifests, kept in its train state."""
+    return {"train_manifest": manifest_identity(cfg.train.train_manifest),
+            "valid_manifest": manifest_identity(cfg.train.valid_manifest)}
+
+
+def check_same_data(state: dict, cfg: Config, run_dir: Path) -> None:
+    """Refuse to resume a run on data that changed since (a recipe re-split its corpus): it would
+    go on with the model of the old split, and the new valid set may hold former training speakers.
+    States saved before identities were kept resume as they did."""
+    saved, here = state.get("data") or {}, data_identity(cfg)
+    for key in ("train_manifest", "valid_manifest"):
+        old, new = saved.get(key), here[key]
+        if not old or not new or old["sha1"] == new["sha1"]:
+            continue  # not recorded (none, or an older run), unreadable now (named as it is loaded), or the same
+        given = getattr(cfg.train, key)
+        what = (f"{given} (changed since)" if old["path"] == new["path"]
+                else f"{key.replace('_', ' ')} ({old['path']}, not the content of {given})")
+        raise TrainingError(f"{run_dir} was trained on another {what}; use another train.output_dir, "
+                            f"or delete {run_dir}")
+
+
+# What a run writes before or beside its first checkpoint: a new run there would mix with it.
+RUN_FILES = ("last", "best", "log.jsonl", "epochs", "avg")
+
+
 def model_to_train(cfg: Config, resume: bool, device, say):
     """(tokenizer, model, train state or None): resumed, initialized from a model, or new."""
     tc, run_dir, state = cfg.train, Path(cfg.train.output_dir), None
-    if resume and (run_dir / "last" / "train_state.pt").is_file():
+    resumable = (run_dir / "last" / "train_state.pt").is_file()
+    if resume and resumable:
         loaded = load_to_train(run_dir / "last", cfg, device)
         check_same_model(loaded, cfg, f"--resume {run_dir / 'last'}")
         tokenizer, model = loaded.tokenizer, loaded.model
         state = torch.load(run_dir / "last" / "train_state.pt", weights_only=True, map_location="cpu")
+        check_same_data(state, cfg, run_dir)
         if state["epoch"] >= tc.epochs:
             say(f"{run_dir} has trained all its {tc.epochs} epochs: nothing to resume (a larger train.epochs "
                 "trains on)")
         else:
             say(f"resuming {run_dir} at epoch {state['epoch'] + 1}, step {state['step']}")
+    elif any((run_dir / name).exists() for name in RUN_FILES):
+        if resumable:
+            raise TrainingError(f"{run_dir} already holds a run: use --resume, or another train.output_dir")
+        raise TrainingError(f"{run_dir} holds a run with no checkpoint to resume from (no last/train_state.pt): "
+                            f"use another train.output_dir, or delete {run_dir}")
     elif resume:
         say(f"nothing to resume in {run_dir}: starting a new run")
-    if state is None and (run_dir / "last").exists():
-        raise TrainingError(f"{run_dir} already holds a run: use --resume, or another train.output_dir")
     if state is None and tc.init_from:
         tokenizer, model = initial_model(cfg, device)
         say(f"starting from the weights of {tc.init_from}")

@@ -184,12 +184,51 @@ def test_out_of_range_model_values_raise_config_error(override):
         load_config(None, [override])
 
 
-@pytest.mark.parametrize("override", ["train.lr=-1", "train.lr=0", "train.lr=.nan", "train.epochs=0",
+@pytest.mark.parametrize("override", ["train.lr=-1", "train.lr=0", "train.lr=.nan", "train.lr=.inf", "train.epochs=0",
                                       "train.batch_seconds=0", "train.max_batch_size=0", "train.threads=-1",
-                                      "train.average_last=-1"])
+                                      "train.average_last=-1", "train.grad_clip=0", "train.grad_clip=-1",
+                                      "train.weight_decay=-0.01", "train.warmup_steps=-1", "train.max_nan_steps=0",
+                                      "train.final_lr_fraction=1.5", "train.max_duration=0",
+                                      "train.checkpoint_every=-1", "train.valid_max_utts=-1"])
 def test_out_of_range_training_values_raise_config_error_naming_the_field(override):
     with pytest.raises(ConfigError, match=override.split("=")[0].replace(".", r"\.") + " must be"):
         load_config(None, [override])
+
+
+@pytest.mark.parametrize("override", [
+    "features.sample_rate=0", "features.hop_length=0", "features.n_fft=0", "features.n_mels=0", "features.n_mfcc=0",
+    "features.f_min=-1", "features.preemphasis=1.5", "model.conv_channels=0", "augment.freq_masks=-1",
+    "augment.freq_mask_width=-1", "augment.time_masks=-1", "augment.time_mask_fraction=-0.1",
+    "augment.time_mask_fraction=1.5", "augment.speed_factors=[0.9,0]", "augment.speed_factors=[-1.0]",
+    "augment.speed_factors=[]", "augment.noise_snr=[.nan,30]"])
+def test_impossible_feature_model_and_augmentation_values_raise_config_error_naming_the_field(override):
+    with pytest.raises(ConfigError, match=override.split("=")[0].replace(".", r"\.") + " must be"):
+        load_config(None, [override])
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["features.kind=mfcc", "features.n_mels=20", "features.n_mfcc=40"], "features.n_mfcc=40 must be at most "
+                                                                         "features.n_mels=20"),
+    (["features.f_min=4000", "features.f_max=3000"], r"features.f_min must be >= 0 and below features.f_max \(3000\)"),
+    (["features.f_min=8000"], r"features.f_min must be >= 0 and below sample_rate / 2 \(8000\)"),
+    (["features.n_fft=64", "features.n_mels=80"], "features.n_mels=80: .* mel filter.s. would hold no FFT bin at "
+                                                  "n_fft=64"),
+])
+def test_feature_settings_that_contradict_each_other_raise_config_error_naming_them(overrides, message):
+    with pytest.raises(ConfigError, match=message):
+        load_config(None, overrides)
+
+
+def test_a_tilde_in_a_path_setting_is_the_home_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    cfg = load_config(None, ["train.train_manifest=~/data/train.jsonl", "train.output_dir=~/exp/run",
+                             "train.init_from=~/models/base", "train.phone_lexicon=~/lex.txt,cmudict",
+                             "augment.noise_dir=~/musan/noise", "train.valid_manifest=~/data/valid.jsonl"])
+    assert cfg.train.train_manifest == f"{tmp_path}/data/train.jsonl"
+    assert cfg.train.valid_manifest == f"{tmp_path}/data/valid.jsonl"
+    assert cfg.train.output_dir == f"{tmp_path}/exp/run" and cfg.train.init_from == f"{tmp_path}/models/base"
+    assert cfg.train.phone_lexicon == f"{tmp_path}/lex.txt,cmudict"
+    assert cfg.augment.noise_dir == f"{tmp_path}/musan/noise"
 
 
 def test_feature_dim_follows_the_feature_kind():
@@ -206,6 +245,22 @@ def test_a_config_round_trips_through_save_config_and_load_config(tmp_path):
     path = tmp_path / "saved.yaml"
     save_config(cfg, path)
     assert load_config(path) == cfg
+
+
+def test_a_save_config_killed_before_it_finishes_leaves_the_old_file_whole(tmp_path, monkeypatch):
+    import os
+
+    path = tmp_path / "config.yaml"
+    save_config(Config(), path)
+    before = path.read_text()
+
+    def killed(src, dst):  # the process dies just before the new file takes the old one's place
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        save_config(load_config(None, ["model.cell=gru"]), path)
+    assert path.read_text() == before and [p.name for p in tmp_path.iterdir()] == ["config.yaml"]
 
 
 def test_the_default_config_round_trips_through_save_config(tmp_path):

@@ -10,7 +10,8 @@ from asr.beam_search import BeamSearchDecoder
 from asr.decoding import GreedyDecoder
 from asr.lexicon import lexicon_from_words, read_lexicon, spell
 from asr.lm import build_lm
-from asr.text import BLANK, WORD_SEP, UnknownCharacterError
+from asr.metrics import word_errors
+from asr.text import BLANK, WORD_SEP, UnknownCharacterError, normalize_text
 from asr.tokenizers import PhoneTokenizer, TokenizerError, UnknownWordError, build_tokenizer, load_tokenizer
 from conftest import ctc_log_probs
 
@@ -70,9 +71,12 @@ def test_a_homophone_comes_back_as_the_training_texts_commoner_word(lexicon):
     assert readers.decode(readers.encode("red")) == "read"
 
 
-def test_a_phone_string_that_no_word_has_is_written_as_its_phones(phones):
+def test_a_phone_string_that_no_word_has_is_written_as_its_phones_and_scores_as_one_word(phones):
     ids = [phones.tokens.index(p) for p in ("K", "AE", "D")]
-    assert phones.decode([*ids, phones.word_sep_id, *phones.encode("cat")]) == "K_AE_D cat"
+    hypothesis = phones.decode([*ids, phones.word_sep_id, *phones.encode("cat")])
+    assert hypothesis == "K'AE'D cat"
+    assert normalize_text(hypothesis) == "k'ae'd cat"  # as evaluate scores it: one substitution, no insertions
+    assert word_errors(["cad cat"], [normalize_text(hypothesis)]).errors == 1
 
 
 def test_a_word_without_a_pronunciation_is_refused_by_name_and_left_out_of_lexicons(phones):

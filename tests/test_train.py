@@ -81,10 +81,11 @@ def test_the_last_epochs_are_averaged_and_the_average_kept_only_if_it_validates_
             torch.testing.assert_close(avg[key], (e2[key] + e3[key]) / 2)
     record = epochs(run)[-1]
     assert record["averaged"] == ["epoch-002", "epoch-003"] and "valid_wer" in record
-    best_wer = min(e["valid_wer"] for e in epochs(run)[:-1])
+    rank = lambda e: (e["valid_wer"], e["valid_cer"], e["valid_loss"])  # noqa: E731  (WER, ties: CER, loss)
+    best_epoch = min(epochs(run)[:-1], key=rank)
     best = load_file(str(run / "best" / "model.safetensors"))
     same_as_avg = all(torch.equal(best[k], avg[k]) for k in avg)
-    assert same_as_avg == (record["valid_wer"] < best_wer) == record.get("best", False)
+    assert same_as_avg == (rank(record) < rank(best_epoch)) == record.get("best", False)
 
 
 def test_a_killed_run_resumes_to_exactly_the_same_weights(tiny_corpus, tmp_path):
@@ -485,3 +486,159 @@ def test_the_valid_set_is_cut_of_long_quiet_edges_as_evaluate_cuts_it(tiny_corpu
         expected = evaluate_cut.speech(load_audio(utt.audio_filepath, 16000))
         assert len(expected) < len(load_audio(utt.audio_filepath, 16000)) - 2 * 16000
         assert torch.equal(valid.waveform(i), (expected.clamp(-1, 1) * 32767).round() / 32767)
+
+
+def test_an_update_that_makes_the_weights_non_finite_stops_the_run_at_once_and_saves_none_of_them(
+        tiny_corpus, tmp_path, monkeypatch):
+    real_clip = torch.nn.utils.clip_grad_norm_
+    calls = {"n": 0}
+
+    def poisoned_clip(parameters, max_norm, *args, **kwargs):  # step 3's gradient: NaN, its loss finite
+        parameters = list(parameters)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            parameters[0].grad.fill_(float("nan"))
+        return real_clip(parameters, max_norm, *args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", poisoned_clip)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingError, match=r"step 3: the update made the weights non-finite .*the last good "
+                                            rf"checkpoint is {out / 'last'} \(step 2\)"):
+        train(tiny_config(tiny_corpus, out, "train.epochs=3", "train.checkpoint_every=2"))
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", real_clip)
+    assert not (out / "best").exists() and not (out / "log.jsonl").exists()
+    clean = train(tiny_config(tiny_corpus, tmp_path / "clean", "train.epochs=3"), stop_at_step=2)
+    assert_same_weights(out, clean)  # last/ is the clean step-2 checkpoint, never overwritten
+
+
+def validated(tokenizer, text, frames, tmp_path, sine_wav):
+    """selection.validate on one utterance of ``text`` for which the model puts out ``frames``."""
+    from asr.config import Config
+    from asr.data import SpeechDataset, Utterance
+    from asr.selection import validate
+    from conftest import ctc_log_probs
+
+    class Emits(torch.nn.Module):
+        def forward(self, waves, lengths):
+            log_probs, out_lengths = ctc_log_probs(tokenizer, frames)
+            return log_probs.expand(len(waves), -1, -1), out_lengths.expand(len(waves))
+
+    dataset = SpeechDataset([Utterance(str(sine_wav()), 0.5, text)], tokenizer, 16000, source="valid.jsonl")
+    return validate(Emits(), dataset, Config(), "cpu", tokenizer)
+
+
+def test_validation_scores_a_phone_model_against_the_transcript_not_its_homophone(tmp_path, sine_wav):
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("READ R EH1 D\nRED R EH1 D\n")
+    phones = PhoneTokenizer.build(["red"], lexicon)  # "red" wins the homophones
+    scores = validated(phones, "read", ["R", "<blank>", "EH", "<blank>", "D", "<blank>"], tmp_path, sine_wav)
+    assert scores["valid_wer"] == 1.0  # as asr evaluate scores "red" against "read"
+
+
+def test_validation_normalizes_the_hypothesis_as_evaluate_does(tmp_path, sine_wav):
+    from asr.text import CharTokenizer
+
+    chars = CharTokenizer.build(["it's"])
+    scores = validated(chars, "s", ["'", "<blank>", "s", "<blank>"], tmp_path, sine_wav)
+    assert scores["valid_wer"] == 0.0 and scores["valid_cer"] == 0.0  # "'s" normalizes to "s"
+
+
+def test_a_valid_set_that_cannot_be_scored_logs_a_nan_loss_with_a_warning_and_makes_no_best(
+        tiny_corpus, tmp_path, capsys):
+    rows = [json.loads(line) for line in (tiny_corpus / "train.jsonl").read_text().splitlines()]
+    (tmp_path / "train.jsonl").write_text((tiny_corpus / "train.jsonl").read_text())
+    # each a training transcript 30 times over in ~1 s of audio: too short for CTC
+    (tmp_path / "valid.jsonl").write_text("\n".join(json.dumps({**r, "text": " ".join([r["text"]] * 30)})
+                                                    for r in rows[:2]) + "\n")
+    run = train(tiny_config(tmp_path, tmp_path / "run", "train.epochs=1"))
+    record = epochs(run)[0]
+    assert record["valid_loss"] != record["valid_loss"]  # NaN, not a perfect 0
+    assert "none of its 2 utterances could be scored" in capsys.readouterr().err
+    assert not (run / "best").exists()
+
+
+def test_a_valid_wer_tie_goes_to_the_epoch_with_the_lower_cer_then_loss(tiny_corpus, tmp_path):
+    run = train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=3"))
+    log = epochs(run)
+    assert len({e["valid_wer"] for e in log}) == 1  # the tie this is about (an untrained model outputs little)
+    ranked = min(log, key=lambda e: (e["valid_cer"], e["valid_loss"]))
+    assert ranked["epoch"] == len(log) > 1  # the last ranks first here: best/ must be last/
+    best, last = (load_file(str(run / name / "model.safetensors")) for name in ("best", "last"))
+    assert all(torch.equal(best[k], last[k]) for k in last)
+
+
+def test_averaging_more_epochs_than_the_run_has_says_why_there_is_no_average(tiny_corpus, tmp_path, capsys):
+    run = train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=1", "train.average_last=3"))
+    assert "train.average_last=3: no average, as 1 epoch file(s) were saved" in capsys.readouterr().err
+    assert not (run / "avg").exists()
+
+
+def test_resuming_with_more_epochs_stretches_the_learning_rate_schedule_to_them(tiny_corpus, tmp_path):
+    straight = train(tiny_config(tiny_corpus, tmp_path / "straight", "train.epochs=3"))
+    killed = tmp_path / "killed"
+    train(tiny_config(tiny_corpus, killed, "train.epochs=2"), stop_at_step=1)  # in warmup: plans alike so far
+    resumed = train(tiny_config(tiny_corpus, killed, "train.epochs=3"), resume=True)
+    assert [e["lr"] for e in epochs(resumed)] == pytest.approx([e["lr"] for e in epochs(straight)])
+    assert_same_weights(straight, resumed)
+
+
+def test_resuming_on_a_train_or_valid_manifest_that_changed_since_is_refused(tiny_corpus, tmp_path):
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for split in ("train", "valid"):
+        (corpus / f"{split}.jsonl").write_text((tiny_corpus / f"{split}.jsonl").read_text())
+    run = train(tiny_config(corpus, tmp_path / "run", "train.epochs=1"))
+    for split in ("train", "valid"):
+        manifest = corpus / f"{split}.jsonl"
+        kept = manifest.read_text()
+        manifest.write_text("".join(kept.splitlines(keepends=True)[1:]))  # a re-split: one line fewer
+        with pytest.raises(TrainingError) as error:
+            train(tiny_config(corpus, run, "train.epochs=2"), resume=True)
+        assert str(error.value) == (f"{run} was trained on another {manifest} (changed since); use another "
+                                    f"train.output_dir, or delete {run}")
+        manifest.write_text(kept)
+    assert len(epochs(run)) == 1
+
+
+def test_a_train_state_from_before_tie_breaks_and_data_identities_still_resumes(tiny_corpus, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_config(tiny_corpus, run, "train.epochs=2"), stop_at_step=1)
+    path = run / "last" / "train_state.pt"
+    state = torch.load(path, weights_only=True)
+    del state["best_key"], state["data"]
+    torch.save(state, path)
+    train(tiny_config(tiny_corpus, run, "train.epochs=2"), resume=True)
+    assert len(epochs(run)) == 2
+
+
+def test_a_kill_as_last_appears_leaves_a_run_that_resumes(tiny_corpus, tmp_path, monkeypatch, capsys):
+    import asr.train as train_module
+
+    real_save = train_module.save_model_dir
+
+    def killed_after_last(path, *args, **kwargs):
+        saved = real_save(path, *args, **kwargs)
+        if saved.name == "last":
+            raise KeyboardInterrupt  # the process dies the moment last/ is in place
+        return saved
+
+    monkeypatch.setattr(train_module, "save_model_dir", killed_after_last)
+    cfg = tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=1", "train.checkpoint_every=1")
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    monkeypatch.setattr(train_module, "save_model_dir", real_save)
+    capsys.readouterr()
+    run = train(cfg, resume=True)
+    assert f"resuming {run} at epoch 1, step 1" in capsys.readouterr().err and len(epochs(run)) == 1
+
+
+def test_a_run_directory_without_a_checkpoint_but_with_results_is_never_run_into(tiny_corpus, tmp_path):
+    import shutil
+
+    cfg = tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=1")
+    run = train(cfg)
+    shutil.rmtree(run / "last")  # killed between best/ and the epoch's checkpoint, say
+    for resume in (False, True):
+        with pytest.raises(TrainingError, match=f"{run} holds a run with no checkpoint to resume from .*delete {run}"):
+            train(cfg, resume=resume)
+    assert len(epochs(run)) == 1
