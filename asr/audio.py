@@ -16,6 +16,10 @@ import torch
 import torchaudio.functional as AF
 
 
+MIN_RATE, MAX_RATE = 1000, 384_000  # plausible sample rates of an array (Hz)
+NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
+
+
 class AudioError(Exception):
     """A file that cannot be used as audio. The message names the file and the problem."""
 
@@ -40,6 +44,8 @@ def audio_info(path: str | Path) -> AudioInfo:
     path = Path(path)
     if not path.exists():
         raise AudioError(path, "file not found")
+    if not path.is_file() and not path.is_dir():  # a pipe or device: reading its header would consume it
+        raise AudioError(path, "a pipe or device, not a file: its header cannot be read ahead")
     try:
         info = sf.info(str(path))
     except Exception as e:  # libsndfile's messages are informative; keep them
@@ -93,7 +99,9 @@ def prepare_array(array, sample_rate: int | None, target_rate: int, name="<array
     Floats are taken as they are (full scale 1.0); integer samples (scipy's wavfile, int16 PCM)
     are scaled to that range. ``sample_rate`` None means ``target_rate``."""
     if isinstance(array, torch.Tensor):
-        samples = array.detach().cpu().numpy()
+        array = array.detach().cpu()
+        # numpy has no bfloat16 (nor float8); float32 holds every value of those exactly
+        samples = (array.float() if array.is_floating_point() and array.dtype not in NUMPY_FLOATS else array).numpy()
     elif isinstance(array, (np.ndarray, list, tuple)):
         samples = np.asarray(array)
     else:
@@ -103,6 +111,9 @@ def prepare_array(array, sample_rate: int | None, target_rate: int, name="<array
                 or not sample_rate > 0 or not float(sample_rate).is_integer():
             raise AudioError(name, f"sample_rate must be a positive whole number of Hz, got {sample_rate!r}")
         sample_rate = int(sample_rate)
+        if not MIN_RATE <= sample_rate <= MAX_RATE:  # resampling from 1 Hz would need gigabytes
+            raise AudioError(name, f"sample_rate {sample_rate} Hz is not an audio rate "
+                                   f"({MIN_RATE}..{MAX_RATE} Hz; the samples' rate, not their count?)")
     if samples.dtype.kind not in "iuf":
         raise AudioError(name, f"expected numeric samples, got {samples.dtype} (a list of paths? one at a time, "
                          "or transcribe_files)")

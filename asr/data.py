@@ -10,6 +10,7 @@ A relative ``audio_filepath`` is resolved against the manifest's folder.
 from __future__ import annotations
 
 import json
+import math
 import random
 import sys
 from dataclasses import asdict, dataclass, fields, replace
@@ -65,15 +66,16 @@ def read_manifest(path: str | Path) -> list[Utterance]:
         missing = [k for k in ("audio_filepath", "duration", "text") if k not in row]
         if missing:
             raise ManifestError(f"{where}: missing field(s) {', '.join(missing)}")
-        audio = Path(row["audio_filepath"])
+        audio = row["audio_filepath"]
+        if not isinstance(audio, str) or not audio:  # "" would resolve to the manifest's folder
+            raise ManifestError(f"{where}: audio_filepath {audio!r} is not a file path (a non-empty string)")
+        audio = Path(audio)
         if not audio.is_absolute():
             audio = path.parent / audio
-        try:
-            duration = float(row["duration"])
-        except (TypeError, ValueError):
-            raise ManifestError(f"{where}: duration {row['duration']!r} is not a number") from None
+        if not isinstance(row["text"], str):  # str(None) would score as the word "none"
+            raise ManifestError(f"{where}: text {row['text']!r} is not a string (an empty one: nothing is said)")
         utterances.append(Utterance(
-            audio_filepath=str(audio), duration=duration, text=str(row["text"]),
+            audio_filepath=str(audio), duration=_duration(row["duration"], where), text=row["text"],
             speaker=_opt_str(row.get("speaker")), id=_opt_str(row.get("id")),
         ))
     return utterances
@@ -86,6 +88,17 @@ def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> int:
             f.write(utt.to_json() + "\n")
             n += 1
     return n
+
+
+def _duration(value, where: str) -> float:
+    """Seconds, finite and above 0: batching trusts them (importers write each file's length)."""
+    try:
+        duration = float(value) if not isinstance(value, bool) else math.nan
+    except (TypeError, ValueError):
+        raise ManifestError(f"{where}: duration {value!r} is not a number") from None
+    if not math.isfinite(duration) or duration <= 0:
+        raise ManifestError(f"{where}: duration {value!r} is not a length in seconds (a finite number above 0)")
+    return duration
 
 
 def _opt_str(value):

@@ -57,17 +57,25 @@ def batches_by_duration(utterances: list[Utterance], batch_seconds: float, max_b
     return [[i for i, _ in batch] for batch in sampler]
 
 
-def readable_batches(transcriber: Transcriber, utterances: list[Utterance], batch_seconds: float, skipped: list):
+def readable_batches(transcriber: Transcriber, utterances: list[Utterance], batch_seconds: float, skipped: list,
+                     silent: list | None = None):
     """(waves at the transcriber's rate, normalized references) per length-sorted batch, for
-    tuning; an unreadable file is appended to ``skipped`` as (path, problem) and left out."""
+    tuning; an unreadable file is appended to ``skipped`` as (path, problem) and left out. Given
+    a ``silent`` list, a silent utterance's reference goes there instead of to the model: its
+    hypothesis is empty, as transcribe and evaluate make it."""
     for batch in batches_by_duration(utterances, batch_seconds):
         waves, refs = [], []
         for i in batch:
             try:
-                waves.append(transcriber.speech(transcriber.load(utterances[i].audio_filepath)))
-                refs.append(normalize_text(utterances[i].text))
+                wave = transcriber.load(utterances[i].audio_filepath)
             except AudioError as e:
                 skipped.append((utterances[i].audio_filepath, e.problem))
+                continue
+            if silent is not None and transcriber.segmenter.is_silent(wave.numpy()):
+                silent.append(normalize_text(utterances[i].text))
+                continue
+            waves.append(transcriber.speech(wave))
+            refs.append(normalize_text(utterances[i].text))
         if waves:
             yield waves, refs
 
@@ -82,19 +90,32 @@ def evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_second
              progress=None) -> Evaluation:
     """Transcribe every utterance (in length-sorted batches) and score against its text.
 
-    Unreadable audio is skipped, reported in ``Evaluation.skipped``, and left out of the score.
+    As ``asr transcribe`` would: a silent utterance gets the empty hypothesis without a model
+    run, and one of the segmenter's ``max_seconds`` or more is streamed and cut at pauses
+    (``Transcriber.transcribe_files``) rather than run whole. Unreadable audio is skipped,
+    reported in ``Evaluation.skipped``, and left out of the score.
     """
     hyps: dict[int, str] = {}
     skipped, audio_seconds, decode_seconds = [], 0.0, 0.0
-    for batch in batches_by_duration(utterances, batch_seconds):
+    limit = transcriber.segmenter.options.max_seconds
+    max_len = int(limit * transcriber.sample_rate)  # the segmenter cuts a buffer of this many samples
+    short = [i for i, u in enumerate(utterances) if u.duration < limit]
+    long = [i for i, u in enumerate(utterances) if u.duration >= limit]
+    for batch in batches_by_duration([utterances[i] for i in short], batch_seconds):
         waves, kept = [], []
-        for i in batch:
+        for i in (short[j] for j in batch):
             try:
                 wave = transcriber.load(utterances[i].audio_filepath)
             except AudioError as e:
                 skipped.append((utterances[i].audio_filepath, e.problem))
                 continue
+            if wave.numel() >= max_len:  # longer than its manifest says: cut as transcribe cuts it
+                long.append(i)
+                continue
             audio_seconds += wave.numel() / transcriber.sample_rate  # the file's, before its edges are trimmed
+            if transcriber.segmenter.is_silent(wave.numpy()):
+                hyps[i] = ""
+                continue
             waves.append(transcriber.speech(wave))
             kept.append(i)
         if waves:
@@ -105,6 +126,17 @@ def evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_second
                 hyps[i] = normalize_text(res.text)  # as the reference: a user's lexicon may spell "Don’t"
         if progress is not None:
             progress(len(batch))
+    if long:
+        start = time.perf_counter()
+        for i, (_, outcome) in zip(long, transcriber.transcribe_files([utterances[i].audio_filepath for i in long])):
+            if isinstance(outcome, AudioError):
+                skipped.append((utterances[i].audio_filepath, outcome.problem))
+            else:
+                audio_seconds += outcome.duration
+                hyps[i] = normalize_text(outcome.text)
+            if progress is not None and utterances[i].duration >= limit:  # the others were counted in their batch
+                progress(1)
+        decode_seconds += time.perf_counter() - start
     rows = [UtteranceResult(u.id or u.audio_filepath, u.audio_filepath, normalize_text(u.text), hyps[i], u.speaker)
             for i, u in enumerate(utterances) if i in hyps]
     refs, hyp_texts = [r.reference for r in rows], [r.hypothesis for r in rows]

@@ -1,10 +1,10 @@
 """What ``asr transcribe`` reads: input discovery (files, folders, globs, ``-``) and audio
 sources that stream a file in blocks, so an hour of audio never sits in memory whole.
 
-libsndfile (``soundfile``) reads WAV, FLAC, OGG, MP3, ...; other containers (m4a, mp4, webm)
-go through an ``ffmpeg`` binary when one is installed, decoded to 16-bit PCM on a pipe. A WAV on
-stdin is parsed here and streamed too (libsndfile needs to seek); other formats on stdin are
-read whole.
+libsndfile (``soundfile``) reads WAV, FLAC, OGG, MP3, ...; what it cannot read (m4a, mp4, webm)
+goes through an ``ffmpeg`` binary when one is installed, decoded to 16-bit PCM on a pipe. A WAV on
+stdin or a named pipe (``<(sox ...)``) is parsed here and streamed too (libsndfile needs to
+seek); other formats there are read whole.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import glob
 import io
 import re
 import shutil
+import stat
 import subprocess
 import sys
 from pathlib import Path
@@ -65,12 +66,25 @@ def ffmpeg_path() -> str | None:
 
 
 def needs_ffmpeg(path: str) -> bool:
+    """An extension ffmpeg usually reads (libsndfile is still tried first: a FLAC named .m4a)."""
     return path != STDIN and Path(path).suffix.lower() in FFMPEG_EXTENSIONS
+
+
+def is_stream(path: str) -> bool:
+    """``-``, or a path that is a pipe or a character device (``<(sox ...)``, /dev/stdin): read
+    once, front to back, as stdin is; a header read ahead of it would be gone."""
+    if path == STDIN:
+        return True
+    try:
+        mode = Path(path).stat().st_mode
+    except OSError:
+        return False
+    return stat.S_ISFIFO(mode) or stat.S_ISCHR(mode)
 
 
 def duration_of(path: str) -> float | None:
     """Seconds, when cheap to know (for a progress bar); None otherwise."""
-    if path == STDIN or needs_ffmpeg(path):
+    if is_stream(path):
         return None
     try:
         return sf.info(path).duration
@@ -82,39 +96,50 @@ def stream_audio(path: str, sample_rate: int, block_seconds: float = BLOCK_SECON
                  stdin=None) -> Iterator[np.ndarray]:
     """Mono float32 blocks at ``sample_rate`` from a file, ``-`` (a WAV on stdin) or, via ffmpeg,
     any container. Raises AudioError naming the file: unreadable, empty, NaN samples, ..."""
-    if needs_ffmpeg(path):
-        yield from _ffmpeg_blocks(path, sample_rate, block_seconds)
+    if path != STDIN and is_stream(path):  # a named pipe or device: read as stdin is
+        try:
+            with open(path, "rb") as stream:
+                yield from _stream_blocks(stream, path, sample_rate, block_seconds)
+        except OSError as e:
+            raise AudioError(path, f"read error ({e.strerror or e})") from None
         return
     if path == STDIN:
-        stream, name = stdin or sys.stdin.buffer, "<stdin>"
-        head = _read_exactly(stream, 12)
-        if not head:
-            raise AudioError(name, "nothing on stdin (0 bytes)")
-        if head[:4] == b"RIFF" and head[8:12] == b"WAVE":  # a WAV streams: no seeking needed
-            yield from _wav_pipe_blocks(stream, name, sample_rate, block_seconds)
-            return
-        source = io.BytesIO(head + stream.read())  # other formats: libsndfile needs to seek
-    else:
-        p = Path(path)
-        if not p.exists():
-            raise AudioError(path, "file not found")
-        if p.is_dir():
-            raise AudioError(path, "is a directory, not an audio file")
-        source, name = str(p), path
-        if p.is_file() and p.stat().st_size == 0:
-            raise AudioError(path, "file is empty (0 bytes)")
+        yield from _stream_blocks(stdin or sys.stdin.buffer, "<stdin>", sample_rate, block_seconds)
+        return
+    p = Path(path)
+    if not p.exists():
+        raise AudioError(path, "file not found")
+    if p.is_dir():
+        raise AudioError(path, "is a directory, not an audio file")
+    if p.is_file() and p.stat().st_size == 0:
+        raise AudioError(path, "file is empty (0 bytes)")
+    yield from _sndfile_blocks(str(p), path, sample_rate, block_seconds)
+
+
+def _stream_blocks(stream, name: str, sample_rate: int, block_seconds: float) -> Iterator[np.ndarray]:
+    """Audio read once from a stream (stdin, a pipe): a WAV block by block, else all of it."""
+    head = _read_exactly(stream, 12)
+    if not head:
+        raise AudioError(name, "nothing on stdin (0 bytes)" if name == "<stdin>" else "nothing to read (0 bytes)")
+    if head[:4] == b"RIFF" and head[8:12] == b"WAVE":  # a WAV streams: no seeking needed
+        yield from _wav_pipe_blocks(stream, name, sample_rate, block_seconds)
+        return
+    yield from _sndfile_blocks(io.BytesIO(head + stream.read()), name, sample_rate, block_seconds)  # needs seeking
+
+
+def _sndfile_blocks(source, name: str, sample_rate: int, block_seconds: float) -> Iterator[np.ndarray]:
+    """libsndfile first, whatever the extension says (a FLAC named .m4a); ffmpeg, when installed,
+    for a file it cannot read that has an extension it does not know."""
     try:
         f = sf.SoundFile(source)
     except Exception as e:  # libsndfile's messages are informative; keep them, less the path
         problem = re.sub(r"^Error opening .*?: ", "", _short(e))
-        unknown = path != STDIN and Path(path).suffix.lower() not in SNDFILE_EXTENSIONS
-        if not (unknown and ffmpeg_path()):
-            hint = "; ffmpeg (not installed) might read it" if unknown else ""
-            raise AudioError(name, f"not readable as audio ({problem}){hint}") from None
-        f = None
-    if f is None:  # an unknown extension libsndfile cannot read: ffmpeg may
-        yield from _ffmpeg_blocks(path, sample_rate, block_seconds)
-        return
+        unknown = isinstance(source, str) and Path(name).suffix.lower() not in SNDFILE_EXTENSIONS
+        if unknown and (ffmpeg_path() or needs_ffmpeg(name)):  # "needs ffmpeg" when it is missing
+            yield from _ffmpeg_blocks(name, sample_rate, block_seconds)
+            return
+        hint = "; ffmpeg (not installed) might read it" if unknown else ""
+        raise AudioError(name, f"not readable as audio ({problem}){hint}") from None
     with f:
         rate = int(f.samplerate)
         if rate <= 0:
@@ -166,16 +191,17 @@ def _wav_pipe_blocks(stream, name: str, sample_rate: int, block_seconds: float) 
     placeholder (0 or 0xFFFFFFFF, as streaming writers leave it): then it is read to the end."""
     import struct
 
+    wav = "WAV on stdin" if name == "<stdin>" else "WAV on a pipe"
     fmt = None
     while True:
         header = _read_exactly(stream, 8)
         if len(header) < 8:
-            raise AudioError(name, "WAV on stdin has no 'data' chunk")
+            raise AudioError(name, f"{wav} has no 'data' chunk")
         chunk, size = header[:4], struct.unpack("<I", header[4:])[0]
         if chunk == b"fmt ":
             body = _read_exactly(stream, size + (size & 1))
             if len(body) < 16:
-                raise AudioError(name, "WAV on stdin has a truncated 'fmt ' chunk")
+                raise AudioError(name, f"{wav} has a truncated 'fmt ' chunk")
             tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
             if tag == 0xFFFE and len(body) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the real tag leads the GUID
                 tag = struct.unpack("<H", body[24:26])[0]
@@ -185,10 +211,10 @@ def _wav_pipe_blocks(stream, name: str, sample_rate: int, block_seconds: float) 
         else:
             _read_exactly(stream, size + (size & 1))
     if fmt is None:
-        raise AudioError(name, "WAV on stdin has no 'fmt ' chunk before its data")
+        raise AudioError(name, f"{wav} has no 'fmt ' chunk before its data")
     tag, channels, rate, bits = fmt
     if (tag, bits) not in _WAV_TYPES or channels < 1 or rate < 1:
-        raise AudioError(name, f"WAV on stdin: unsupported encoding (format {tag}, {bits} bits, "
+        raise AudioError(name, f"{wav}: unsupported encoding (format {tag}, {bits} bits, "
                                f"{channels} channels, {rate} Hz); pipe PCM or float WAV")
     dtype = np.dtype(_WAV_TYPES[(tag, bits)])
     frame = dtype.itemsize * channels

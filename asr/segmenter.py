@@ -89,8 +89,14 @@ class Segmenter:
         if buffer.size:
             yield from self._emit(buffer, start)
 
+    def is_silent(self, samples: np.ndarray) -> bool:
+        """Below ``silence_rms`` throughout: a model run would only make text up (evaluate and
+        tuning ask this of whole utterances, so they agree with transcribe)."""
+        rms = np.sqrt(np.mean(samples.astype(np.float64) ** 2)) if samples.size else np.inf
+        return bool(rms < self.options.silence_rms)
+
     def _emit(self, samples: np.ndarray, start: int) -> Iterator[AudioSegment]:
-        silent = bool(np.sqrt(np.mean(samples.astype(np.float64) ** 2)) < self.options.silence_rms)
+        silent = self.is_silent(samples)
         covers = samples.size / self.sample_rate
         if not silent:
             lo, hi = self.speech_span(samples)

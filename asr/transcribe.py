@@ -12,6 +12,7 @@ mix segments of consecutive files, and stitched back on each file's clock (``mer
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,9 @@ class Result:
     segments: list[Segment] = field(default_factory=list)
     words: list[Word] = field(default_factory=list)
     confidence: float | None = None  # of the whole transcript, 0..1
-    alternatives: list[str] = field(default_factory=list)  # the next best transcripts (beam, nbest > 1)
+    # the next best transcripts when n-best was asked for (beam, nbest > 1), else None; a file cut
+    # into several segments gets [] (a list per segment would not be whole-file transcripts)
+    alternatives: list[str] | None = None
 
 
 def words_from_hypothesis(hyp: Hypothesis, tokenizer, frame_shift: float) -> list[Word]:
@@ -73,6 +76,12 @@ def words_from_hypothesis(hyp: Hypothesis, tokenizer, frame_shift: float) -> lis
 # A word's sound rarely goes on this long after its last CTC spike ("elephant" in examples/: 0.3 s),
 # and it has ended 30 dB below the word's loudest (speechocean762's noise floors lie ~40-50 dB below).
 MAX_WORD_TAIL_SECONDS, WORD_END_QUIET_DB = 0.5, 30.0
+
+
+def wants_alternatives(decoder: Decoder) -> bool:
+    """Whether ``decoder`` was asked for more than its best transcript (beam search's nbest)."""
+    return getattr(getattr(decoder, "options", None), "nbest", 1) > 1
+
 
 # Options that say how a transcriber runs, not how it searches: given alone, they neither ask for
 # beam search nor leave a package's rescoring for its first system.
@@ -130,6 +139,7 @@ class Transcriber:
         log_probs, out_lengths = self.log_probs(waves)
         nbests = self.nbests(waves, log_probs, out_lengths)
         shift = self.model.frame_shift
+        asked = wants_alternatives(self.decoder)
         results = []
         for b, (nbest, n) in enumerate(zip(nbests, lengths)):
             hyp = nbest[0]
@@ -146,8 +156,13 @@ class Transcriber:
                               round(w.confidence, 4)) for w in words]
                 confidence = round(aligned[1], 4)
             segments = [Segment(0.0, round(duration, 3), hyp.text)] if hyp.text else []
-            results.append(Result(hyp.text, duration, segments, words, confidence, [h.text for h in nbest[1:]]))
+            results.append(Result(hyp.text, duration, segments, words, confidence,
+                                  [h.text for h in nbest[1:]] if asked else None))
         return results
+
+    def silence_dbfs(self) -> float:
+        """The segmenter's silence level (its RMS) in dB below full scale."""
+        return 20 * math.log10(self.segmenter.options.silence_rms) if self.segmenter.options.silence_rms else -math.inf
 
     def describe(self) -> str:
         """One line for logs and reports: how this transcriber decodes."""
@@ -181,7 +196,7 @@ class Transcriber:
                 return outcome
             wave = prepare_array(audio, sample_rate, self.sample_rate).numpy()
             pieces = self._run_all(self.segmenter.segments(array_blocks(wave, 30 * self.sample_rate)))
-            return merge_results(pieces, wave.size / self.sample_rate)
+            return merge_results(pieces, wave.size / self.sample_rate, alternatives=wants_alternatives(self.decoder))
         finally:
             self.decoder = previous
 
@@ -223,12 +238,17 @@ class Transcriber:
         return pieces
 
     def transcribe_files(self, paths: Sequence[str], progress: Callable[[float], None] | None = None,
-                         stdin=None) -> Iterator[tuple[str, Result | AudioError]]:
+                         stdin=None, note: Callable[[str], None] | None = None
+                         ) -> Iterator[tuple[str, Result | AudioError]]:
         """(path, Result or AudioError) per path, in order, as soon as each is done. Segments of
         consecutive files share model batches; at most ``batch_size`` segments (plus one file's
-        read-ahead block) are in memory. ``progress(seconds)`` is called per batch."""
+        read-ahead block) are in memory. ``progress(seconds)`` is called per batch. ``note(line)``
+        gets what a user should know of a result (a file with no sound; the first n-best request
+        a file cut into segments cannot answer), each line naming its file."""
         states: deque[_FileState] = deque()
         queue: list[tuple[_FileState, AudioSegment]] = []
+        asked = wants_alternatives(self.decoder)
+        told_of_alternatives = False
 
         def run_queue():
             if queue:
@@ -241,9 +261,19 @@ class Transcriber:
                 queue.clear()
 
         def ready():
+            nonlocal told_of_alternatives
             while states and states[0].done and states[0].pending == 0:
                 state = states.popleft()
-                yield state.path, (state.error or merge_results(state.pieces, state.samples / self.sample_rate))
+                if state.error is None and note is not None:
+                    if state.samples and not state.sounded:
+                        note(f"{state.path}: no sound above {self.silence_dbfs():.0f} dBFS; nothing transcribed")
+                    elif asked and len(state.pieces) > 1 and not told_of_alternatives:
+                        note(f"{state.path}: cut into {len(state.pieces)} segments, so no alternatives (n-best "
+                             f"transcripts are given only for audio of one segment, up to "
+                             f"{self.segmenter.options.max_seconds:g} s)")
+                        told_of_alternatives = True
+                yield state.path, (state.error or merge_results(state.pieces, state.samples / self.sample_rate,
+                                                                alternatives=asked))
 
         for path in paths:
             state = _FileState(path)
@@ -256,6 +286,7 @@ class Transcriber:
                         continue
                     queue.append((state, seg))
                     state.pending += 1
+                    state.sounded = True
                     if len(queue) >= self.batch_size:
                         run_queue()
                         yield from ready()
@@ -274,6 +305,7 @@ class _FileState:
 
     def __init__(self, path: str):
         self.path, self.pieces, self.pending, self.done, self.error, self.samples = path, [], 0, False, None, 0
+        self.sounded = False  # a segment above the segmenter's silence level was queued
 
     def count(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         for block in blocks:
@@ -295,9 +327,11 @@ def split_at_pauses(words: list[Word], text: str, pause: float) -> list[Segment]
     return segments
 
 
-def merge_results(pieces: list[tuple[float, Result]], duration: float, pause: float = 0.6) -> Result:
+def merge_results(pieces: list[tuple[float, Result]], duration: float, pause: float = 0.6,
+                  alternatives: bool = False) -> Result:
     """Per-segment Results (each timed from its own start) -> one Result on the file's clock,
-    with segments re-cut at the pauses between words (see ``split_at_pauses``)."""
+    with segments re-cut at the pauses between words (see ``split_at_pauses``). ``alternatives``:
+    n-best was asked for; a single piece keeps its own, other files get none ([])."""
     segments, words, texts, weighted, count = [], [], [], 0.0, 0
     pieces = sorted(pieces, key=lambda p: p[0])
     for offset, r in pieces:
@@ -312,9 +346,9 @@ def merge_results(pieces: list[tuple[float, Result]], duration: float, pause: fl
             segments.append(Segment(round(offset, 3), round(offset + r.duration, 3), r.text))
         if r.confidence is not None:
             weighted, count = weighted + r.confidence * max(1, len(moved)), count + max(1, len(moved))
-    alternatives = pieces[0][1].alternatives if len(pieces) == 1 else []
+    kept = (pieces[0][1].alternatives or []) if len(pieces) == 1 else []
     return Result(" ".join(texts), duration, segments, words,
-                  round(weighted / count, 4) if count else None, alternatives)
+                  round(weighted / count, 4) if count else None, kept if alternatives else None)
 
 
 def load_model(path: str | Path | None = None, decoder: str | Decoder = "auto",

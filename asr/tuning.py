@@ -47,15 +47,16 @@ class TuneResult:
 
 @torch.inference_mode()
 def model_outputs(transcriber: Transcriber, utterances: Sequence[Utterance], batch_seconds: float = 300.0):
-    """-> [(log_probs (B,T,V), lengths, references)] per batch, and the skipped (path, reason)."""
-    skipped = []
+    """-> [(log_probs (B,T,V), lengths, references)] per batch, the skipped (path, reason), and the
+    references of silent utterances (never run: their hypothesis is empty, as evaluate's is)."""
+    skipped, silent = [], []
     batches = [(*transcriber.log_probs(waves), refs)
-               for waves, refs in readable_batches(transcriber, list(utterances), batch_seconds, skipped)]
-    return batches, skipped
+               for waves, refs in readable_batches(transcriber, list(utterances), batch_seconds, skipped, silent)]
+    return batches, skipped, silent
 
 
-def _wer(decoder, batches) -> float:
-    refs, hyps = [], []
+def _wer(decoder, batches, silent: Sequence[str] = ()) -> float:
+    refs, hyps = list(silent), [""] * len(silent)
     for log_probs, lengths, batch_refs in batches:
         hyps += [normalize_text(h.text) for h in decoder.decode(log_probs, lengths)]  # as references (evaluate)
         refs += batch_refs
@@ -70,17 +71,17 @@ def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Seque
     """Grid search; ties go to the smaller LM weight, then the word score nearer 0, then the
     smaller blank penalty, then the smaller prior scale (which needs the decoder's token priors)."""
     start = time.perf_counter()
-    batches, skipped = model_outputs(transcriber, utterances, batch_seconds)
-    if not batches:
+    batches, skipped, silent = model_outputs(transcriber, utterances, batch_seconds)
+    if not batches and not silent:
         raise ManifestError(none_readable(len(utterances), skipped, "to tune on"))
-    greedy = _wer(GreedyDecoder(transcriber.tokenizer), batches)
+    greedy = _wer(GreedyDecoder(transcriber.tokenizer), batches, silent)
     grid = []
     for scale, lm_weight, word_score, penalty in itertools.product(prior_scales, lm_weights, word_scores,
                                                                    blank_penalties):
         search = decoder.with_options(lm_weight=lm_weight, word_score=word_score, blank_penalty=penalty,
                                       prior_scale=scale)
         try:
-            wer = _wer(search, batches)
+            wer = _wer(search, batches, silent)
         finally:
             search.close()
         grid.append((lm_weight, word_score, penalty, scale, wer))
@@ -88,8 +89,8 @@ def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Seque
             progress(lm_weight, word_score, penalty, scale, wer)
     best = min(grid, key=lambda g: (round(g[4], 9), g[0], abs(g[1]), g[2], g[3]))
     return TuneResult(lm_weight=best[0], word_score=best[1], wer=best[4], greedy_wer=greedy, blank_penalty=best[2],
-                      prior_scale=best[3], grid=grid, skipped=skipped, utterances=sum(len(b[2]) for b in batches),
-                      seconds=time.perf_counter() - start)
+                      prior_scale=best[3], grid=grid, skipped=skipped,
+                      utterances=sum(len(b[2]) for b in batches) + len(silent), seconds=time.perf_counter() - start)
 
 
 def store(model_dir: str | Path, result: TuneResult, decoder: BeamSearchDecoder, lm: str | Path,

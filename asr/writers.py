@@ -116,7 +116,7 @@ class JsonWriter(Writer):
         data = {"path": str(path), "text": result.text, "duration": round(result.duration, 3),
                 "confidence": result.confidence, "words": [asdict(w) for w in result.words],
                 "segments": [asdict(s) for s in result.segments]}
-        if result.alternatives:
+        if result.alternatives is not None:  # asked for (nbest > 1): the key is there for every file, maybe []
             data["alternatives"] = result.alternatives
         return data
 

@@ -72,6 +72,28 @@ def test_a_bad_manifest_line_raises_manifest_error_naming_file_and_line(tmp_path
     assert words in message
 
 
+@pytest.mark.parametrize("field, value, words", [
+    ("audio_filepath", None, "audio_filepath None"), ("audio_filepath", 5, "audio_filepath 5"),
+    ("audio_filepath", ["a"], "audio_filepath ['a']"), ("audio_filepath", "", "audio_filepath ''"),
+    ("text", None, "text None"), ("text", 5, "text 5"),
+    ("duration", float("nan"), "duration nan"), ("duration", float("inf"), "duration inf"),
+    ("duration", -5, "duration -5"), ("duration", 0, "duration 0"), ("duration", True, "duration True"),
+])
+def test_manifest_fields_of_the_wrong_type_or_impossible_durations_are_refused_naming_file_and_line(
+        tmp_path, field, value, words):
+    row = {"audio_filepath": "/b.wav", "duration": 1.0, "text": "x", field: value}
+    path = write_lines(tmp_path / "m.jsonl", [GOOD, json.dumps(row)])
+    with pytest.raises(ManifestError) as info:
+        read_manifest(path)
+    assert str(info.value).startswith(f"{path}:2: {words} ")
+
+
+def test_a_manifest_may_say_nothing_is_said_with_an_empty_text(tmp_path):
+    # a silent clip's reference: scored as insertions of whatever is heard (asr.metrics)
+    path = write_lines(tmp_path / "m.jsonl", [{"audio_filepath": "/a.wav", "duration": 1.0, "text": ""}])
+    assert read_manifest(path)[0].text == ""
+
+
 def test_a_missing_manifest_raises_manifest_error(tmp_path):
     with pytest.raises(ManifestError, match="not found"):
         read_manifest(tmp_path / "none.jsonl")

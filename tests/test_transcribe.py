@@ -374,7 +374,8 @@ def test_fuzz_damaged_files_each_get_one_error_line_and_good_files_are_still_tra
                           env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 1, proc.stderr
     transcribed = {line.split("\t")[0] for line in proc.stdout.splitlines()}
-    errors = [line for line in proc.stderr.splitlines() if not re.search(r"\d+ of \d+ file\(s\) failed", line)]
+    errors = [line for line in proc.stderr.splitlines()
+              if not re.search(r"\d+ of \d+ file\(s\) failed|nothing transcribed$", line)]  # silent.wav's note
     failed = {re.match(r"asr: (.+?): ", line).group(1) for line in errors}
     assert len(failed) == len(errors), "one line per bad file"
     assert all(line.startswith("asr: ") and "Traceback" not in line for line in proc.stderr.splitlines())
@@ -506,3 +507,60 @@ def test_a_wav_on_stdin_streams_in_blocks_like_libsndfile_reads_it_even_with_pla
 def test_bad_input_on_stdin_is_a_one_line_error(data, problem):
     with pytest.raises(AudioError, match=f"<stdin>: .*{re.escape(problem)}"):
         list(stream_audio("-", RATE, stdin=io.BytesIO(data)))
+
+
+def test_a_whole_file_of_silence_gets_one_note_naming_it_and_empty_text(tiny_model_dir, tmp_path):
+    sf.write(str(tmp_path / "silence.wav"), np.zeros(25 * RATE, dtype=np.float32), RATE)  # two silent segments
+    write_sine(tmp_path / "tone.wav", seconds=1.0)
+    notes = []
+    paths = [str(tmp_path / "silence.wav"), str(tmp_path / "tone.wav")]
+    outcomes = dict(speller(tiny_model_dir).transcribe_files(paths, note=notes.append))
+    assert outcomes[str(tmp_path / "silence.wav")].text == ""
+    assert notes == [f"{tmp_path / 'silence.wav'}: no sound above -80 dBFS; nothing transcribed"]
+
+
+def test_alternatives_are_given_for_every_file_when_asked_and_a_cut_file_has_none_said_once(tiny_model_dir,
+                                                                                             long_file, tmp_path):
+    t = speller(tiny_model_dir, max_seconds=10.0)
+    t.decoder = t._decoder_for("beam", None, {"beam_size": 4, "nbest": 3})
+    short = str(write_sine(tmp_path / "short.wav", seconds=1.0))
+    notes = []
+    outcomes = dict(t.transcribe_files([str(long_file), short, str(long_file)], note=notes.append))
+    assert outcomes[str(long_file)].alternatives == [] and isinstance(outcomes[short].alternatives, list)
+    assert len(notes) == 1 and notes[0].startswith(f"{long_file}: cut into ") and "no alternatives" in notes[0]
+    assert speller(tiny_model_dir).transcribe(short).alternatives is None  # not asked for
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".flac"])  # a WAV streams; other formats are read whole
+def test_audio_on_a_named_pipe_is_read_as_stdin_is(tmp_path, suffix):
+    import os
+    import threading
+
+    path = write_sine(tmp_path / f"a{suffix}", seconds=1.0)
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=lambda: fifo.write_bytes(path.read_bytes()))
+    writer.start()
+    blocks = list(stream_audio(str(fifo), RATE))
+    writer.join()
+    expected, _ = sf.read(str(path), dtype="float32")
+    np.testing.assert_allclose(np.concatenate(blocks), expected, atol=1e-4)
+
+
+def test_a_file_libsndfile_reads_is_read_without_ffmpeg_whatever_its_extension(tmp_path, monkeypatch):
+    import asr.inputs
+
+    monkeypatch.setattr(asr.inputs, "ffmpeg_path", lambda: None)
+    flac = write_sine(tmp_path / "real.flac", seconds=1.0)
+    (tmp_path / "fake.m4a").write_bytes(flac.read_bytes())
+    assert sum(len(b) for b in stream_audio(str(tmp_path / "fake.m4a"), RATE)) == RATE
+
+
+def test_transcribe_reads_a_process_substitution_once_front_to_back(tiny_model_dir, tmp_path):
+    # before any audio is read, asr transcribe looks at each input's header for its rate: not a pipe's
+    wav = write_sine(tmp_path / "a.wav", seconds=1.0)
+    command = f'"{sys.executable}" -m asr.cli transcribe <(cat "{wav}") --model "{tiny_model_dir}" --quiet'
+    proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=120, cwd=REPO_ROOT,
+                          env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert proc.returncode == 0, proc.stderr
+    assert re.fullmatch(r"/dev/fd/\d+\t.*\n", proc.stdout)

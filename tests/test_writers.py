@@ -99,3 +99,13 @@ def test_an_unwritable_output_dir_is_a_clear_error(tmp_path):
         check_output_dir(blocker / "out")
     with pytest.raises(OutputError, match="file.txt: is a file, not an output directory"):
         check_output_dir(blocker)
+
+
+def test_json_has_alternatives_for_every_file_when_asked_even_an_empty_list_and_none_when_not():
+    def data(alternatives):
+        stream = io.StringIO()
+        get_writer("json", stream).write("a.wav", Result("hi", 1.0, alternatives=alternatives))
+        return json.loads(stream.getvalue())
+
+    assert data([])["alternatives"] == [] and data(["high"])["alternatives"] == ["high"]
+    assert "alternatives" not in data(None)

@@ -1,0 +1,59 @@
+"""Scoring a manifest as asr transcribe would transcribe its files: silence gets no words,
+long utterances are cut at pauses; tuning sees silence as evaluate does."""
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr.data import Utterance
+from asr.evaluate import evaluate
+from asr.text import normalize_text
+from asr.tuning import model_outputs
+from tests.test_transcribe import RATE, long_file, speller  # noqa: F401 (a fixture)
+
+
+def test_a_silent_utterance_gets_the_empty_hypothesis_without_a_model_run(tiny_model_dir, tmp_path):
+    sf.write(str(tmp_path / "silence.wav"), np.zeros(5 * RATE, dtype=np.float32), RATE)
+    t = speller(tiny_model_dir)
+    t.transcribe_waveforms = lambda waves: pytest.fail("digital silence reached the model")
+    result = evaluate(t, [Utterance(str(tmp_path / "silence.wav"), 5.0, "hello world")])
+    assert [u.hypothesis for u in result.utterances] == [""] and result.words.deletions == 2
+    assert result.audio_seconds == pytest.approx(5.0)
+    assert t.transcribe(str(tmp_path / "silence.wav")).text == ""  # as transcribe has it
+
+
+def test_tuning_scores_a_silent_utterance_as_empty_without_a_model_run(tiny_model_dir, tmp_path):
+    sf.write(str(tmp_path / "silence.wav"), np.zeros(2 * RATE, dtype=np.float32), RATE)
+    sf.write(str(tmp_path / "tone.wav"), 0.5 * np.sin(np.arange(RATE) / 3.0).astype(np.float32), RATE)
+    t = speller(tiny_model_dir)
+    batches, skipped, silent = model_outputs(t, [Utterance(str(tmp_path / "silence.wav"), 2.0, "Hello"),
+                                                 Utterance(str(tmp_path / "tone.wav"), 1.0, "world")])
+    assert silent == ["hello"] and skipped == []
+    assert [refs for _, _, refs in batches] == [["world"]]
+
+
+@pytest.mark.parametrize("manifest_seconds", [None, 1.0])  # as the file is; a manifest that says it is short
+def test_a_long_utterance_is_scored_as_transcribe_transcribes_it(tiny_model_dir, long_file, manifest_seconds):
+    seconds = sf.info(str(long_file)).duration
+    t = speller(tiny_model_dir)
+    expected = t.transcribe(str(long_file))
+    seen = []
+    run = t.transcribe_waveforms
+    t.transcribe_waveforms = lambda waves: seen.extend(w.numel() for w in waves) or run(waves)
+    result = evaluate(t, [Utterance(str(long_file), manifest_seconds or seconds, "ho ho")])
+    assert seen and max(seen) <= 20 * RATE  # in segments of at most max_seconds, never whole
+    assert result.utterances[0].hypothesis == normalize_text(expected.text) != ""
+    assert result.audio_seconds == pytest.approx(seconds)
+
+
+def test_short_utterances_keep_the_batched_path(tiny_model_dir, tmp_path):
+    paths = []
+    for i in range(3):
+        paths.append(tmp_path / f"{i}.wav")
+        sf.write(str(paths[-1]), 0.5 * np.sin(np.arange((i + 1) * RATE) / 3.0).astype(np.float32), RATE)
+    t = speller(tiny_model_dir)
+    batches = []
+    run = t.transcribe_waveforms
+    t.transcribe_waveforms = lambda waves: batches.append(len(waves)) or run(waves)
+    result = evaluate(t, [Utterance(str(p), i + 1.0, "ho") for i, p in enumerate(paths)])
+    assert batches == [3] and len(result.utterances) == 3
