@@ -7,9 +7,11 @@ leaves what was there before.
 """
 from __future__ import annotations
 
+import errno
 import os
 import shutil
-from contextlib import contextmanager
+import tempfile
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Iterator
 
@@ -34,7 +36,8 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
             yield f
         os.replace(tmp, path)
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        with suppress(OSError):  # on a read-only file system even this fails: keep the first error
+            tmp.unlink(missing_ok=True)
         raise
 
 
@@ -43,6 +46,26 @@ def write_text_atomic(path: str | Path, text: str) -> Path:
     with atomic_open(path) as f:
         f.write(text)
     return Path(path)
+
+
+def check_writable(path: str | Path, directory: bool = False) -> Path:
+    """Raise an OSError (naming ``path``) now, before a long run, if a file (or, with ``directory``,
+    a directory) cannot be written at ``path``: a file is created and removed in the nearest
+    existing folder above it, where this module writes its temporary siblings."""
+    path = Path(path)
+    if path.is_dir() and not directory:
+        raise IsADirectoryError(errno.EISDIR, "is a directory, not a file to write", str(path))
+    parent = path.absolute().parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    try:
+        if not parent.is_dir():
+            raise NotADirectoryError(errno.ENOTDIR, f"{parent} is not a directory")
+        with tempfile.NamedTemporaryFile(dir=parent, prefix=".asr-write-test-"):
+            pass
+    except OSError as e:
+        raise OSError(e.errno, f"cannot write here: {e.strerror or e}", str(path)) from None
+    return path
 
 
 def occupied(path: str | Path) -> str | None:
@@ -61,6 +84,8 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     """An empty directory beside ``path`` to fill; it replaces ``path`` (and all it held) when the
     block ends without an error. On an error it is removed and ``path`` is left as it was."""
     path = Path(path)
+    if path.is_symlink():  # replace what it points to: renaming the link would leave the target as it was
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     shutil.rmtree(tmp, ignore_errors=True)

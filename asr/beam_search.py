@@ -21,10 +21,11 @@ import hashlib
 import math
 import multiprocessing as mp
 import os
+import signal
 import sys
 import weakref
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Sequence
@@ -365,7 +366,11 @@ class BeamSearchDecoder(Decoder):
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("fork"),
                                                  initializer=_set_worker, initargs=(self,))
             chunk = max(1, len(items) // (4 * self.workers))
-            raw = list(self._pool.map(_worker_search, items, chunksize=chunk))
+            try:
+                raw = list(self._pool.map(_worker_search, items, chunksize=chunk))
+            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (asr.cli raises it as one): not the whole batch first
+                self.close(stop=True)
+                raise
         else:
             raw = [self._search_one(e) for e in items]
         return [[self._hypothesis(*r) for r in results] for results in raw]
@@ -373,9 +378,15 @@ class BeamSearchDecoder(Decoder):
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
         return [nbest[0] for nbest in self.decode_nbest(log_probs, lengths)]
 
-    def close(self) -> None:
+    def close(self, stop: bool = False) -> None:
+        """End the worker processes once their work is done; with ``stop``, once the search each
+        is in is done (the rest of the batch is dropped)."""
         if self._pool is not None:
-            self._pool.shutdown()
+            if stop:  # (terminating them instead can leave the pool's queue feeder blocked at exit)
+                for pid in list(getattr(self._pool, "_processes", None) or {}):
+                    with suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGINT)
+            self._pool.shutdown(wait=not stop, cancel_futures=stop)
             self._pool = None
 
     def __del__(self):
@@ -386,12 +397,25 @@ class BeamSearchDecoder(Decoder):
 
 
 _WORKER: BeamSearchDecoder | None = None
+_STOPPING = False
 
 
 def _set_worker(decoder: BeamSearchDecoder) -> None:
     global _WORKER
     _WORKER = decoder
+    # Ctrl-C reaches the whole process group, SIGTERM often does (SLURM): the parent handles them.
+    # A worker's own KeyboardInterrupt, raised while it waits for work, would print a traceback,
+    # and one dying leaves the pool broken: it finishes the search it is in and refuses the rest.
+    signal.signal(signal.SIGINT, _stop_searching)
+    signal.signal(signal.SIGTERM, _stop_searching)
+
+
+def _stop_searching(signum, frame) -> None:
+    global _STOPPING
+    _STOPPING = True
 
 
 def _worker_search(emissions: np.ndarray):
+    if _STOPPING:
+        raise KeyboardInterrupt  # sent back to the parent as the result, not printed
     return _WORKER._search_one(emissions)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from asr.cli_types import floats, positive, threads_arg
+from asr.cli_types import floats, positive, threads_arg, user_path
 from asr.lm_commands import (cmd_lm_build, cmd_lm_import_sphinx, cmd_lm_mix, cmd_lm_perplexity, cmd_lm_prune, cmd_lm_rnn,
                              cmd_lm_tune)
 
@@ -15,46 +15,52 @@ def add_lm_parser(sub) -> None:
                        "import-sphinx, perplexity) and an LSTM for rescoring (rnn)")
     lsub = p.add_subparsers(dest="lm_command", required=True)
     b = lsub.add_parser("build", help="modified Kneser-Ney ARPA from text files and manifests (normalized)")
-    b.add_argument("texts", nargs="+", metavar="TEXT", help="text files (a sentence a line) or .jsonl manifests")
-    b.add_argument("--output", "-o", required=True, metavar="LM.arpa")
+    b.add_argument("texts", type=user_path, nargs="+", metavar="TEXT",
+                   help="text files (a sentence a line) or .jsonl manifests")
+    b.add_argument("--output", "-o", type=user_path, required=True, metavar="LM.arpa")
     b.add_argument("--order", type=positive(int), default=3, help="n-gram order (default 3; beam search loads "
                    "up to 6)")
     b.add_argument("--unit", default="word", choices=["word", "char", "token"],
                    help="word: for a lexicon; char or token: units of the model itself, for lexicon-free search "
                    "(use a higher --order, e.g. 6)")
-    b.add_argument("--tokenizer", metavar="MODEL", help="with --unit token: the model directory (or its "
+    b.add_argument("--tokenizer", type=user_path, metavar="MODEL",
+                   help="with --unit token: the model directory (or its "
                    "tokenizer.json) whose tokens the LM predicts")
     b.set_defaults(func=cmd_lm_build)
     m = lsub.add_parser("mix", help="linear interpolation of ARPA LMs, weights given or fitted on dev text "
                         "(lowest perplexity)")
-    m.add_argument("lms", nargs="+", metavar="LM.arpa")
-    m.add_argument("--output", "-o", required=True, metavar="OUT.arpa")
+    m.add_argument("lms", type=user_path, nargs="+", metavar="LM.arpa")
+    m.add_argument("--output", "-o", type=user_path, required=True, metavar="OUT.arpa")
     g = m.add_mutually_exclusive_group()
     g.add_argument("--weights", type=floats, help="comma-separated, one per LM, summing to 1")
-    g.add_argument("--dev", nargs="+", metavar="TEXT", help="fit the weights on these texts or manifests "
+    g.add_argument("--dev", type=user_path, nargs="+", metavar="TEXT",
+                   help="fit the weights on these texts or manifests "
                    "(a dev split, never the test split)")
-    m.add_argument("--tokenizer", metavar="MODEL", help="token LMs with --dev: the dev texts are spelled in this "
+    m.add_argument("--tokenizer", type=user_path, metavar="MODEL",
+                   help="token LMs with --dev: the dev texts are spelled in this "
                    "model's tokens (its directory or tokenizer.json)")
     m.set_defaults(func=cmd_lm_mix)
     pr = lsub.add_parser("prune", help="entropy-based pruning of an ARPA LM (Stolcke 1998, as SRILM's ngram -prune): "
                          "drop the n-grams whose removal raises perplexity least")
-    pr.add_argument("lm", metavar="LM.arpa")
-    pr.add_argument("--output", "-o", required=True, metavar="OUT.arpa")
+    pr.add_argument("lm", type=user_path, metavar="LM.arpa")
+    pr.add_argument("--output", "-o", type=user_path, required=True, metavar="OUT.arpa")
     pr.add_argument("--threshold", type=float, required=True, help="drop an n-gram when the relative perplexity "
                     "increase it alone causes is below this (1e-8 gentle, 1e-7 Kaldi's small LMs)")
     pr.set_defaults(func=cmd_lm_prune)
     s = lsub.add_parser("import-sphinx", help="a CMU Sphinx binary trie LM (*.lm.bin, e.g. pocketsphinx's "
                         "en-us.lm.bin) as an ARPA file over normalized words")
-    s.add_argument("lm", metavar="BIN", help="the .lm.bin file (or .lm.bin.gz)")
-    s.add_argument("--output", "-o", required=True, metavar="OUT.arpa")
+    s.add_argument("lm", type=user_path, metavar="BIN", help="the .lm.bin file (or .lm.bin.gz)")
+    s.add_argument("--output", "-o", type=user_path, required=True, metavar="OUT.arpa")
     s.add_argument("--keep-all-words", action="store_true", help="write every word as it is (default: lower-case "
                    "words, drop those that normalization would change, e.g. 'a.', 'al-qaeda', with their n-grams)")
     s.set_defaults(func=cmd_lm_import_sphinx)
     r = lsub.add_parser("rnn", help="train a recurrent (LSTM) word LM for n-best rescoring (asr tune-rescoring "
                         "--rnnlm), keeping the weights with the lowest dev perplexity")
-    r.add_argument("texts", nargs="+", metavar="TEXT", help="text files (a sentence a line) or .jsonl manifests")
-    r.add_argument("--output", "-o", required=True, metavar="DIR")
-    r.add_argument("--dev", nargs="+", metavar="TEXT", help="select the weights on these (a dev split, never the "
+    r.add_argument("texts", type=user_path, nargs="+", metavar="TEXT",
+                   help="text files (a sentence a line) or .jsonl manifests")
+    r.add_argument("--output", "-o", type=user_path, required=True, metavar="DIR")
+    r.add_argument("--dev", type=user_path, nargs="+", metavar="TEXT",
+                   help="select the weights on these (a dev split, never the "
                    "test split); without, the last epoch is kept")
     r.add_argument("--repeat", type=floats, help="times each TEXT's sentences are seen per epoch, comma-separated "
                    "(e.g. 10,1: the in-domain transcripts weigh more); default once each")
@@ -76,17 +82,18 @@ def add_lm_parser(sub) -> None:
     r.set_defaults(func=cmd_lm_rnn)
     pp = lsub.add_parser("perplexity", help="perplexity and OOV rate of ARPA LMs (word, character or token: "
                          "the text is read in the LM's units) on texts or manifests")
-    pp.add_argument("lms", nargs="+", metavar="LM.arpa")
-    pp.add_argument("--texts", nargs="+", required=True, metavar="TEXT")
-    pp.add_argument("--tokenizer", metavar="MODEL", help="token LMs: spell the texts in this model's tokens")
+    pp.add_argument("lms", type=user_path, nargs="+", metavar="LM.arpa")
+    pp.add_argument("--texts", type=user_path, nargs="+", required=True, metavar="TEXT")
+    pp.add_argument("--tokenizer", type=user_path, metavar="MODEL",
+                    help="token LMs: spell the texts in this model's tokens")
     pp.set_defaults(func=cmd_lm_perplexity)
     t = lsub.add_parser("tune", help="grid-search LM weight, word score, blank penalty and prior scale on a dev "
                         "manifest; "
                         "store the best in MODEL/decoding.yaml")
-    t.add_argument("manifest", help="dev manifest (never the test split)")
-    t.add_argument("--model", required=True, help="model directory; decoding.yaml is written into it")
-    t.add_argument("--lm", required=True, help="ARPA or KenLM binary LM (asr lm build)")
-    t.add_argument("--lexicon")
+    t.add_argument("manifest", type=user_path, help="dev manifest (never the test split)")
+    t.add_argument("--model", type=user_path, required=True, help="model directory; decoding.yaml is written into it")
+    t.add_argument("--lm", type=user_path, required=True, help="ARPA or KenLM binary LM (asr lm build)")
+    t.add_argument("--lexicon", type=user_path)
     t.add_argument("--lm-weights", type=floats, default="0,0.25,0.5,0.75,1,1.5,2,3", help="comma-separated grid")
     t.add_argument("--word-scores", type=floats, default="-3,-2,-1,0,1,2,3",
                    help="comma-separated grid; a list that starts with a minus needs '=': --word-scores=-2,-1,0")

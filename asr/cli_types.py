@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 
 
 def floats(text: str) -> list[float]:
@@ -16,6 +17,11 @@ def floats(text: str) -> list[float]:
     if not values or not all(math.isfinite(v) for v in values):
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}")
     return values
+
+
+def user_path(text: str) -> str:
+    """argparse type for a file or directory: ``~`` expanded, as the shell does not in ``--lm=~/x.arpa``."""
+    return os.path.expanduser(text)
 
 
 def positive(kind, zero: bool = False):

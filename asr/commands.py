@@ -18,8 +18,11 @@ def cmd_train(args) -> int:
     from asr.config import load_config
     from asr.train import check_trainable, train
 
+    from asr.atomic import check_writable
+
     cfg = load_config(args.config, args.overrides)  # fail here, before any process starts
     check_trainable(cfg)
+    check_writable(cfg.train.output_dir, directory=True)
     if args.gpus > 1:
         from asr.distributed import launch
 
@@ -30,9 +33,12 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
+    from asr.atomic import check_writable, write_text_atomic
     from asr.data import read_manifest
     from asr.evaluate import evaluate
 
+    if args.output:
+        check_writable(args.output)  # before a long evaluation, not after it
     if args.report:
         from asr.report import ReportError, check_report_dir
 
@@ -68,7 +74,7 @@ def cmd_evaluate(args) -> int:
     for r in result.utterances:
         lines.append(f"{r.id}\tREF: {r.reference}\n{r.id}\tHYP: {r.hypothesis}")
     if args.output:
-        Path(args.output).write_text("\n".join(lines) + "\n", encoding="utf-8")
+        write_text_atomic(args.output, "\n".join(lines) + "\n")
     elif not args.json:
         print("\n".join(lines))
     s = {**result.summary(), "decoder": described}
@@ -93,6 +99,7 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_tune_rescoring(args) -> int:
+    from asr.atomic import check_writable
     from asr.data import read_manifest
     from asr.rescoring import (DEFAULT_LM_WEIGHTS, DEFAULT_WEIGHTS, DEFAULT_WORD_SCORES, RescoringOptions,
                                RescoringTranscriber, tune)
@@ -104,6 +111,7 @@ def cmd_tune_rescoring(args) -> int:
     if args.weights and min(args.weights) < 0:  # a system that cannot spell a candidate scores -inf: x -1 = +inf
         print_error(f"--weights are each system's share of the score: at least 0, got {min(args.weights):g}")
         return 2
+    check_writable(args.output)  # before the systems search, not after
     utterances = read_manifest(args.manifest)
     models = [args.model, *args.combine]
     args.decoder = "auto"
@@ -229,7 +237,7 @@ def _combined_outcomes(systems, paths, progress):
 
 
 def cmd_export(args) -> int:
-    from asr.atomic import atomic_dir, occupied
+    from asr.atomic import atomic_dir, check_writable, occupied
     from asr.decoding_config import DECODING_FILE, PRIORS_FILE, package_lm, packaged_files
     from asr.model_dir import load_model_dir, save_model_dir
 
@@ -252,6 +260,7 @@ def cmd_export(args) -> int:
     dst = Path(args.dst)
     if (taken := occupied(dst)) and not args.force:
         raise RuntimeError(f"{dst}: {taken}; give a new directory, or --force to replace it and all it holds")
+    check_writable(dst.resolve(), directory=True)  # DST is staged beside it (beside its target, for a link)
     carried = {p.name: p for p in packaged_files(loaded.path)}  # tuned settings and a packaged LM
     if args.lm:  # keep the tuned weights and the token priors; the LM is replaced
         carried = {name: p for name, p in carried.items() if name in (DECODING_FILE, PRIORS_FILE)}

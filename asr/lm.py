@@ -217,15 +217,14 @@ def build_lm(texts: Iterable[str | Path], output: str | Path, order: int = 3, un
         if not lmplz:
             raise LMError("lmplz was asked for but is not on PATH")
         output = Path(output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory() as tmp:
-            text = "".join(" ".join(s) + "\n" for s in sentences)
-            with open(Path(tmp) / "lm.arpa", "w", encoding="utf-8") as out:
-                run = subprocess.run([lmplz, "-o", str(order), "--discount_fallback", "-T", tmp, "-S", "20%"],
-                                     input=text, stdout=out, stderr=subprocess.PIPE, text=True)
+        text = "".join(" ".join(s) + "\n" for s in sentences)
+        # The ARPA goes to a sibling renamed into place (a move from TMPDIR on another file system
+        # would be a copy, which a kill leaves half done at the final name); TMPDIR gets lmplz's sort files.
+        with tempfile.TemporaryDirectory() as tmp, atomic_open(output) as out:
+            run = subprocess.run([lmplz, "-o", str(order), "--discount_fallback", "-T", tmp, "-S", "20%"],
+                                 input=text, stdout=out, stderr=subprocess.PIPE, text=True)
             if run.returncode:
                 raise LMError(f"lmplz failed: {' '.join(run.stderr.strip().splitlines()[-1:])}")
-            shutil.move(Path(tmp) / "lm.arpa", output)
         return output, "lmplz"
     return write_arpa(estimate_kneser_ney(sentences, order), output), "python modified Kneser-Ney"
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from asr.atomic import check_writable
 from asr.commands import print_error
 
 
@@ -39,6 +40,7 @@ def cmd_lm_build(args) -> int:
         print_error(f"warning: {UNIGRAM_WARNING}; give --order 2 or more")
     if args.tokenizer and args.unit != "token":
         print_error("warning: --tokenizer is used only with --unit token")
+    check_writable(args.output)  # before the text is read and counted
     skipped: list[str] = []
     tokenizer = _tokenizer(args)
     path, tool = build_lm(args.texts, args.output, order=args.order, unit=args.unit, tokenizer=tokenizer,
@@ -54,6 +56,7 @@ def cmd_lm_mix(args) -> int:
     from asr.lm_mix import mix_files
 
     weights = args.weights or None
+    check_writable(args.output)
     if args.tokenizer and not args.dev:
         print_error("warning: --tokenizer is used only with --dev")
     skipped: list[str] = []
@@ -69,6 +72,7 @@ def cmd_lm_mix(args) -> int:
 def cmd_lm_prune(args) -> int:
     from asr.lm_prune import prune_file
 
+    check_writable(args.output)
     result = prune_file(args.lm, args.output, args.threshold)
     counts = ", ".join(f"{n}-grams {b} -> {a}" for n, (b, a) in enumerate(zip(result.before, result.after), 1))
     print(f"{args.output}: pruned at {args.threshold:g}: {counts}")
@@ -82,6 +86,7 @@ def cmd_lm_import_sphinx(args) -> int:
 
     dropped: list[str] = []
     notes: list[str] = []
+    check_writable(args.output)
     counts = sphinx_to_arpa(args.lm, args.output, word_filter=None if args.keep_all_words else normalized_word,
                             dropped=dropped, notes=notes)
     for note in notes:
@@ -104,6 +109,7 @@ def cmd_lm_rnn(args) -> int:
         from asr.lm_mix import read_scored_text
 
         read_scored_text(args.dev, "word", what="dev text")
+    check_writable(args.output, directory=True)  # the LM is staged beside it
     repeats = [int(r) for r in args.repeat or []]
     given = {k: getattr(args, k) for k in ("hidden_size", "num_layers", "dropout", "epochs", "seed", "lr",
                                            "checks_per_epoch", "halvings")}
@@ -137,12 +143,14 @@ def cmd_lm_perplexity(args) -> int:
 def cmd_lm_tune(args) -> int:
     from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
     from asr.data import read_manifest
-    from asr.decoding_config import log_priors_for
+    from asr.decoding_config import DECODING_FILE, log_priors_for
     from asr.transcribe import load_model
     from asr.tuning import store, tune
 
     if Path(args.manifest).stem.startswith("test"):
         print_error(f"warning: {args.manifest} looks like a test split; tune on a dev split, or its WER means little")
+    if not args.dry_run:
+        check_writable(Path(args.model) / DECODING_FILE)  # before the grid, not after it
     utterances = read_manifest(args.manifest)
     transcriber = load_model(args.model, decoder="greedy", device=args.device)
     given = {"beam_size": args.beam_size, "beam_size_token": args.beam_size_token,
@@ -170,6 +178,7 @@ def cmd_lm_tune(args) -> int:
 
 def cmd_priors(args) -> int:
     from asr.data import read_manifest
+    from asr.decoding_config import PRIORS_FILE
     from asr.priors import estimate_priors, save_priors
     from asr.transcribe import load_model
 
@@ -178,6 +187,7 @@ def cmd_priors(args) -> int:
     if args.every < 1:
         print_error(f"--every must be at least 1, got {args.every}")
         return 2
+    check_writable(Path(args.model) / PRIORS_FILE)  # before the model runs over the manifest
     utterances = read_manifest(args.manifest)[:: args.every]
     transcriber = load_model(args.model, decoder="greedy", device=args.device)
     priors, frames, skipped = estimate_priors(transcriber, utterances, args.batch_seconds)

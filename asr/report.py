@@ -22,6 +22,7 @@ from typing import Iterable
 
 import jiwer
 
+from asr.atomic import check_writable, write_text_atomic
 from asr.metrics import ErrorCounts
 
 
@@ -321,13 +322,14 @@ def no_common_utterances(names) -> ReportError:
 
 
 def check_report_dir(directory: str | Path, force: bool = False) -> Path:
-    """Refuse a directory that already holds something, unless ``force`` (checked up front,
-    so that a long evaluation does not end in a refusal)."""
+    """Refuse a directory that already holds something, unless ``force``, or that cannot be
+    written (an OSError) (checked up front, so that a long evaluation does not end in a refusal)."""
     directory = Path(directory)
     if directory.exists() and not directory.is_dir():
         raise ReportError(f"{directory}: exists and is not a directory")
     if directory.is_dir() and any(directory.iterdir()) and not force:
         raise ReportError(f"{directory}: report directory exists and is not empty (use --force to overwrite)")
+    check_writable(directory / "results.json")
     return directory
 
 
@@ -339,10 +341,10 @@ def write_report(report: Report, directory: str | Path, force: bool = False) -> 
                                "reference": u.reference, "hypothesis": u.hypothesis,
                                "word_errors": u.words.errors, "words": u.words.reference_length}
                               for u in report.utterances]}
-    (directory / "results.json").write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n",
-                                            encoding="utf-8")
-    (directory / "report.md").write_text(render_markdown(report), encoding="utf-8")
-    (directory / "report.html").write_text(render_html(report), encoding="utf-8")
+    # each file whole or not at all: asr compare and combine read results.json
+    write_text_atomic(directory / "results.json", json.dumps(results, ensure_ascii=False, indent=1) + "\n")
+    write_text_atomic(directory / "report.md", render_markdown(report))
+    write_text_atomic(directory / "report.html", render_html(report))
     return directory
 
 

@@ -169,6 +169,15 @@ def train_rnnlm(texts: Sequence[str | Path], output_dir: str | Path, repeats: Se
             raise RNNLMError(f"{text}: no sentences")
     data = [s for n, sentences in zip(repeats or [1] * len(texts), corpora) for s in sentences * n]
     held = list(read_sentences(dev)) if dev else []
+    # The best weights so far are kept in a hidden sibling, renamed into place when training
+    # ends: an interrupted run leaves no partly trained LM that rescoring would take for one.
+    with atomic_dir(out) as staged:
+        return _fit(data, held, options, log, staged)
+
+
+def _fit(data: list[list[str]], held: list[list[str]], options: RNNLMOptions, log: Callable[[str], None],
+         output_dir: Path) -> RecurrentLM:
+    """train_rnnlm's loop: each improvement (each epoch, without ``held`` dev text) is saved to ``output_dir``."""
     torch.set_flush_denormal(True)  # denormal floats slow CPU training many-fold
     torch.manual_seed(options.seed)
     rng = random.Random(options.seed)

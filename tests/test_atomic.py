@@ -1,7 +1,10 @@
 """Files the toolkit writes appear whole or not at all (asr.atomic)."""
+import errno
+from pathlib import Path
+
 import pytest
 
-from asr.atomic import atomic_open, write_text_atomic
+from asr.atomic import atomic_dir, atomic_open, check_writable, write_text_atomic
 from asr.data import write_manifest
 
 
@@ -54,3 +57,40 @@ def test_a_manifest_that_fails_half_way_leaves_no_manifest(tmp_path):
     with pytest.raises(OSError):
         write_manifest(tmp_path / "m.jsonl", utterances())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_check_writable_names_an_output_that_cannot_be_written_and_leaves_nothing_behind(tmp_path):
+    blocker = tmp_path / "a_file"  # (a folder the tests' root user cannot write: none; a file as the parent)
+    blocker.write_text("x")
+    with pytest.raises(NotADirectoryError) as error:
+        check_writable(blocker / "sub" / "hyp.txt")
+    assert error.value.filename == str(blocker / "sub" / "hyp.txt") and "cannot write here" in error.value.strerror
+    with pytest.raises(IsADirectoryError):
+        check_writable(tmp_path)  # a file to write, where a folder is
+    assert check_writable(tmp_path / "new" / "dir", directory=True) == tmp_path / "new" / "dir"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]  # the probe is gone, nothing was created
+
+
+def test_a_write_that_fails_on_a_read_only_file_system_raises_its_own_error_not_the_cleanups(tmp_path,
+                                                                                               monkeypatch):
+    def read_only(self, missing_ok=False):
+        raise OSError(errno.EROFS, "Read-only file system", str(self))
+
+    monkeypatch.setattr(Path, "unlink", read_only)
+    with pytest.raises(RuntimeError, match="the writer failed"):
+        with atomic_open(tmp_path / "out.txt"):
+            raise RuntimeError("the writer failed")
+
+
+def test_a_directory_written_through_a_symlink_replaces_its_target_and_leaves_no_old_copy(tmp_path):
+    target = tmp_path / "models" / "v1"
+    target.mkdir(parents=True)
+    (target / "old.txt").write_text("old")
+    link = tmp_path / "current"
+    link.symlink_to(target)
+    with atomic_dir(link) as staged:
+        (staged / "new.txt").write_text("new")
+    assert link.is_symlink() and link.resolve() == target.resolve()
+    assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "models"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["v1"]

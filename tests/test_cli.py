@@ -1,9 +1,12 @@
 """The command line end to end: prepare a Kaldi dir, train, evaluate, transcribe."""
 
+import errno
 import json
+import os
 import shutil
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -278,3 +281,112 @@ def test_every_command_that_runs_a_model_takes_threads_and_sets_them_before_it_r
     finally:
         torch.set_num_threads(before)
     assert seen == [wanted]
+
+
+def test_an_os_error_is_one_line_naming_the_file_and_the_errno(monkeypatch, capsys):
+    import asr.cli_lm as cli_lm
+
+    def unwritable(args):
+        raise PermissionError(errno.EACCES, "Permission denied", "ro/lm.arpa")
+
+    monkeypatch.setattr(cli_lm, "cmd_lm_perplexity", unwritable)
+    assert main(["lm", "perplexity", "x.arpa", "--texts", "y"]) == 2
+    assert capsys.readouterr().err == "asr: ro/lm.arpa: Permission denied (EACCES)\n"
+
+
+@pytest.mark.parametrize("argv", [
+    ["evaluate", "{manifest}", "-o", "{blocked}/hyp.txt"],
+    ["evaluate", "{manifest}", "--report", "{blocked}/report"],
+    ["lm", "tune", "{manifest}", "--model", "{blocked}/model", "--lm", "lm.arpa"],
+    ["priors", "{blocked}/model", "{manifest}"],
+    ["tune-rescoring", "{manifest}", "--model", "m", "--combine", "b", "-o", "{blocked}/r.yaml"],
+    ["lm", "build", "{manifest}", "-o", "{blocked}/lm.arpa"],
+    ["lm", "rnn", "{manifest}", "-o", "{blocked}/rnnlm"],
+    ["train", "configs/small.yaml", "train.train_manifest={manifest}", "train.output_dir={blocked}/run"],
+    ["export", "{model}", "{blocked}/model"],
+])
+def test_an_output_that_cannot_be_written_is_refused_before_any_work(argv, tiny_corpus, tiny_model_dir, tmp_path,
+                                                                      monkeypatch, capsys):
+    import asr.data
+    import asr.lm
+    import asr.model_dir
+    import asr.rnnlm
+    import asr.train
+
+    def work(*args, **kwargs):
+        raise AssertionError("the work started before the output was checked")
+
+    for module, name in ((asr.data, "read_manifest"), (asr.lm, "build_lm"), (asr.rnnlm, "train_rnnlm"),
+                         (asr.train, "train"), (asr.model_dir, "save_model_dir")):
+        monkeypatch.setattr(module, name, work)
+    blocked = tmp_path / "a_file"  # a file where a folder should be (the tests' root user can write any folder)
+    blocked.write_text("x")
+    values = {"manifest": tiny_corpus / "valid.jsonl", "blocked": blocked, "model": tiny_model_dir}
+    assert main([a.format(**values) for a in argv]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"asr: {blocked}/") and "cannot write here" in err and len(err.splitlines()) == 1
+
+
+def test_evaluate_output_is_written_whole_renamed_into_place(tiny_corpus, tiny_model_dir, tmp_path, monkeypatch):
+    import os
+
+    renamed, replace = [], os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: renamed.append(str(dst)) or replace(src, dst))
+    (tmp_path / "hyp.txt").write_text("an earlier run\n")
+    assert main(["evaluate", str(tiny_corpus / "valid.jsonl"), "--model", str(tiny_model_dir), "--device", "cpu",
+                 "--decoder", "greedy", "-o", str(tmp_path / "hyp.txt")]) == 0
+    assert renamed == [str(tmp_path / "hyp.txt")]
+    assert (tmp_path / "hyp.txt").read_text().count("\tHYP: ") == 4
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["hyp.txt"]
+
+
+def test_sigterm_ends_a_command_like_ctrl_c_removing_what_it_was_writing(tmp_path, monkeypatch, capsys):
+    import signal
+
+    import asr.cli_lm as cli_lm
+    from asr.atomic import atomic_open
+
+    def killed(args):
+        with atomic_open(tmp_path / "lm.arpa") as f:
+            f.write("half an LM")
+            os.kill(os.getpid(), signal.SIGTERM)  # kill, docker stop, a SLURM time limit
+            time.sleep(5)  # (the handler runs at once)
+        return 0
+
+    def not_handled(signum, frame):
+        raise AssertionError("asr left SIGTERM to the default: the process would die with no message")
+
+    monkeypatch.setattr(cli_lm, "cmd_lm_perplexity", killed)
+    before = signal.signal(signal.SIGTERM, not_handled)
+    try:
+        assert main(["lm", "perplexity", "x.arpa", "--texts", "y"]) == 143
+        assert signal.getsignal(signal.SIGTERM) is not_handled  # main puts back the handler it found
+    finally:
+        signal.signal(signal.SIGTERM, before)
+    assert capsys.readouterr().err == "asr: terminated\n"
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_export_force_onto_a_symlink_replaces_the_model_it_points_to(tiny_model_dir, tmp_path, capsys):
+    shutil.copytree(tiny_model_dir, tmp_path / "v1")
+    (tmp_path / "v1" / "stale.txt").write_text("from the old model")
+    (tmp_path / "current").symlink_to(tmp_path / "v1")
+    assert main(["export", str(tiny_model_dir), str(tmp_path / "current"), "--half", "--force"]) == 0
+    assert (tmp_path / "current").is_symlink() and not (tmp_path / "v1" / "stale.txt").exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "v1"]  # no .current.old-PID beside it
+
+
+def test_a_tilde_after_an_equals_sign_is_the_home_directory_as_the_shell_makes_it(monkeypatch):
+    from asr.cli import build_parser
+
+    monkeypatch.setenv("HOME", "/home/me")
+    args = build_parser().parse_args(["evaluate", "~/dev.jsonl", "--lm=~/lm.arpa", "--lexicon=~/lex.txt",
+                                      "--model=~/m", "--combine", "~/m2", "--report=~/rep", "-o", "~/hyp.txt"])
+    assert (args.manifest, args.lm, args.lexicon, args.model, args.combine, args.report, args.output) == (
+        "/home/me/dev.jsonl", "/home/me/lm.arpa", "/home/me/lex.txt", "/home/me/m", ["/home/me/m2"],
+        "/home/me/rep", "/home/me/hyp.txt")
+    args = build_parser().parse_args(["lm", "tune", "dev.jsonl", "--model=~/m", "--lm=~/lm.arpa", "--lexicon=none"])
+    assert (args.model, args.lm, args.lexicon) == ("/home/me/m", "/home/me/lm.arpa", "none")
+    args = build_parser().parse_args(["lm", "rnn", "~/t.txt", "--output=~/rnnlm", "--dev=~/dev.txt"])
+    assert (args.texts, args.output, args.dev) == (["/home/me/t.txt"], "/home/me/rnnlm", ["/home/me/dev.txt"])
+    assert build_parser().parse_args(["transcribe", "-", "--output-dir=~/out"]).files == ["-"]

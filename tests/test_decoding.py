@@ -386,3 +386,50 @@ def test_an_lm_of_higher_order_than_kenlm_supports_is_refused_by_name(tmp_path):
     lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "c7.arpa", order=7, unit="char", use_lmplz=False)
     with pytest.raises(LMError, match="c7.arpa: a 7-gram LM"):
         BeamSearchDecoder(TOKENIZER, lm=lm)
+
+
+def test_a_search_worker_given_ctrl_c_refuses_its_work_quietly_for_the_parent_to_stop(word_lm, capfd):
+    # Ctrl-C reaches the whole process group: a worker's own KeyboardInterrupt printed ~20 lines.
+    import os
+    import signal
+    import time
+
+    lp = ctc_log_probs(TOKENIZER, spelled_frames("the cat sat"))
+    batch = (torch.cat([lp[0]] * 4), torch.cat([lp[1]] * 4))
+    parallel = BeamSearchDecoder(TOKENIZER, lm=word_lm, workers=2)
+    try:
+        parallel.decode(*batch)  # the pool starts; its workers wait for work
+        for pid in list(parallel._pool._processes):
+            os.kill(pid, signal.SIGINT)
+        time.sleep(0.5)
+        with pytest.raises(KeyboardInterrupt):
+            parallel.decode(*batch)
+        assert parallel._pool is None  # dropped: a later batch starts a fresh one
+        assert [h.text for h in parallel.decode(*batch)] == ["the cat sat"] * 4
+    finally:
+        parallel.close()
+    assert "Traceback" not in capfd.readouterr().err
+
+
+def test_an_interrupted_parallel_search_stops_its_workers_after_their_current_search():
+    import _thread
+    import threading
+
+    torch.manual_seed(0)
+    parallel = BeamSearchDecoder(TOKENIZER, options=BeamSearchOptions(beam_size=200), workers=2)
+    lp = ctc_log_probs(TOKENIZER, spelled_frames("the cat"))
+    parallel.decode(torch.cat([lp[0]] * 2), torch.cat([lp[1]] * 2))  # the pool starts
+    workers = list(parallel._pool._processes.values())
+    n, frames = 16, 2000  # half a minute of search or more; one utterance's takes seconds
+    log_probs = torch.randn(n, frames, len(TOKENIZER)).log_softmax(-1)
+    timer = threading.Timer(1.0, _thread.interrupt_main)  # Ctrl-C, the parent alone
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            parallel.decode(log_probs, torch.full((n,), frames))
+        for worker in workers:
+            worker.join(timeout=15)
+        assert not any(worker.is_alive() for worker in workers)
+    finally:
+        timer.cancel()
+        parallel.close()

@@ -2,6 +2,7 @@
 
 import json
 import subprocess
+from pathlib import Path
 
 import pytest
 from flashlight.lib.text.decoder.kenlm import KenLM
@@ -213,3 +214,21 @@ def test_lm_rnn_refuses_an_empty_dev_text_before_training(tmp_path, capsys):
                  str(tmp_path / "dev.txt")]) == 2
     assert f"{tmp_path / 'dev.txt'}: the dev text has no sentences" in capsys.readouterr().err
     assert not (tmp_path / "rnn").exists()
+
+
+@pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="needs /proc to see where lmplz writes")
+def test_lmplz_writes_its_arpa_beside_the_output_so_a_kill_never_leaves_half_of_one_there(tmp_path, monkeypatch):
+    # A move from TMPDIR on another file system is a copy, which a kill leaves half done at the final name.
+    fake = tmp_path / "lmplz"
+    fake.write_text("#!/bin/sh\ncat > /dev/null\nout=$(readlink /proc/$$/fd/1)\n"  # where its stdout goes
+                    f"echo \"$out\" > {tmp_path / 'stdout'}\n"
+                    "printf '\\\\data\\\\\\nngram 1=0\\n\\n\\\\end\\\\\\n'\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr("asr.lm.kenlm_tool", lambda name: str(fake))
+    (tmp_path / "text.txt").write_text("the cat sat\n")
+    out = tmp_path / "lms" / "lm.arpa"
+    assert build_lm([tmp_path / "text.txt"], out, order=2) == (out, "lmplz")
+    written = Path((tmp_path / "stdout").read_text().strip())
+    assert written.parent == out.parent and written.name.startswith(".lm.arpa.tmp-")
+    assert out.read_text().startswith("\\data\\\nngram 1=0")
+    assert sorted(p.name for p in out.parent.iterdir()) == ["lm.arpa"]

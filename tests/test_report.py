@@ -8,7 +8,7 @@ from asr.cli import main
 from asr.compare import compare_reports, render_comparison
 from asr.evaluate import UtteranceResult
 from asr.metrics import cer
-from asr.report import (ReportError, build_report, render_html,
+from asr.report import (ReportError, build_report, check_report_dir, render_html,
                         render_markdown, sclite_lines, write_report)
 from conftest import write_sine
 
@@ -143,3 +143,20 @@ def test_skipped_files_are_listed_with_their_reason():
     report = build_report(results(), {"skipped": [["bad.wav", "file not found"]]})
     assert "- bad.wav: file not found" in render_markdown(report)
     assert "bad.wav: file not found" in render_html(report)
+
+
+def test_report_files_are_written_whole_each_renamed_into_place(tmp_path, monkeypatch):
+    import os
+
+    renamed, replace = [], os.replace
+    monkeypatch.setattr(os, "replace", lambda src, dst: renamed.append(os.path.basename(dst)) or replace(src, dst))
+    write_report(build_report(results()), tmp_path / "rep")
+    assert sorted(renamed) == ["report.html", "report.md", "results.json"]
+    assert sorted(p.name for p in (tmp_path / "rep").iterdir()) == ["report.html", "report.md", "results.json"]
+
+
+def test_a_report_directory_that_cannot_be_written_is_refused_up_front_naming_it(tmp_path):
+    (tmp_path / "a_file").write_text("x")  # a file where a folder should be
+    with pytest.raises(OSError, match="cannot write here") as error:
+        check_report_dir(tmp_path / "a_file" / "rep")
+    assert error.value.filename == str(tmp_path / "a_file" / "rep" / "results.json")

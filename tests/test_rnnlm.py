@@ -175,3 +175,24 @@ def test_the_cli_trains_an_lm_and_names_a_missing_text(tmp_path, capsys):
     assert main(["lm", "rnn", str(tmp_path / "missing.txt"), "-o", str(tmp_path / "lm2")]) == 2
     assert "missing.txt: text file not found" in capsys.readouterr().err
     assert main(["lm", "rnn", str(tmp_path / "t.txt"), "--repeat", "0.5", "-o", str(tmp_path / "lm3")]) == 2
+
+
+def test_the_best_weights_so_far_stay_hidden_until_training_ends_so_an_interrupted_run_leaves_no_lm(tmp_path):
+    (tmp_path / "train.txt").write_text("the cat sat on the mat\n" * 5)
+    (tmp_path / "dev.txt").write_text("the cat sat\n")
+    seen = []
+
+    def interrupt_at_the_second_check(line):
+        seen.append(sorted(p.name for p in tmp_path.iterdir()))
+        if len(seen) == 2:  # the first check's weights were saved
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        train_rnnlm([tmp_path / "train.txt"], tmp_path / "lm", dev=[tmp_path / "dev.txt"], options=SMALL,
+                    log=interrupt_at_the_second_check)
+    assert "lm" not in seen[1]  # nothing at the final name that rescoring would take for a trained LM
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dev.txt", "train.txt"]
+    train_rnnlm([tmp_path / "train.txt"], tmp_path / "lm", dev=[tmp_path / "dev.txt"], options=SMALL,
+                log=lambda line: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dev.txt", "lm", "train.txt"]
+    assert load_rnnlm(tmp_path / "lm").words
