@@ -193,6 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--output-dir", "-o", type=user_path, metavar="DIR",
                    help="write one file per input and format here, named "
                    "after the input (default: print to stdout)")
+    p.add_argument("--force", action="store_true", help="with --output-dir a folder that holds inputs: replace "
+                   "its existing files (a.txt beside a.wav is kept otherwise: it may be a reference transcript)")
     p.add_argument("--batch-size", type=positive(int), default=16,
                    help="segments (of files or of long files) per model run")
     threads_arg(p)

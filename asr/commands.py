@@ -157,6 +157,8 @@ def cmd_transcribe(args) -> int:
     paths, input_errors = expand_inputs(args.files)
     for message in input_errors:
         print_error(message)
+    if isinstance(output, DirectoryOutput):
+        output.guard(paths, args.force)
     if paths.count("-") > 1:
         print_error("-: stdin can be read only once")
         return 2
@@ -183,10 +185,11 @@ def cmd_transcribe(args) -> int:
                    if total else None)
     failed = len(input_errors)
     progress = None if bar is None else bar.update
+    note = print_error if bar is None else (lambda line: bar.write(f"asr: {line}", file=sys.stderr))
     if len(systems) == 1:
-        outcomes = systems[0].transcribe_files(paths, progress=progress)  # each file as soon as it is done
+        outcomes = systems[0].transcribe_files(paths, progress=progress, note=note)  # each file once done
     else:
-        outcomes = _combined_outcomes(systems, paths, progress)
+        outcomes = _combined_outcomes(systems, paths, progress, note)
     for path, outcome in outcomes:
         if isinstance(outcome, Exception):
             if bar is not None:
@@ -195,7 +198,11 @@ def cmd_transcribe(args) -> int:
                 print_error(str(outcome))
             failed += 1
         else:
-            output.write(path, outcome)
+            try:
+                output.write(path, outcome)
+            except OutputError as e:
+                note(str(e))
+                failed += 1
     if bar is not None:
         bar.close()
     output.close()
@@ -225,11 +232,13 @@ def _warn_of_narrowband(paths: list[str], rate: int, shown: int = 3) -> None:
                     "cannot restore the missing band, so expect more errors")
 
 
-def _combined_outcomes(systems, paths, progress):
+def _combined_outcomes(systems, paths, progress, note):
     """(path, ROVER of every system's Result, or the first system's AudioError) per path."""
     from asr.rover import combine_results
 
-    runs = [list(t.transcribe_files(paths, progress=progress)) for t in systems]
+    # the notes are of the files, so the first system's are enough
+    runs = [list(t.transcribe_files(paths, progress=progress, note=note if i == 0 else None))
+            for i, t in enumerate(systems)]
     for per_system in zip(*runs):
         path = per_system[0][0]
         errors = [o for _, o in per_system if isinstance(o, Exception)]

@@ -251,15 +251,19 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
     if combined.lm.rnnlm is not None:
         lam, perplexities = choose_rnnlm_lambda(combined.lm, [normalize_text(u.text) for u in utterances])
         combined.options = base = replace(base, rnnlm_lambda=lam)  # the candidates are scored with it
-    pooled, refs, skipped = {s: [] for s in prior_scales}, [], []
-    for waves, batch_refs in readable_batches(combined, list(utterances), batch_seconds, skipped):
+    pooled, refs, skipped, silent = {s: [] for s in prior_scales}, [], [], []
+    for waves, batch_refs in readable_batches(combined, list(utterances), batch_seconds, skipped, silent):
         refs += batch_refs
         with torch.inference_mode():
             for scale, candidates in combined.candidates_at(waves, prior_scales).items():
                 pooled[scale] += candidates
+    for ref in silent:  # no model run, no candidate: transcribed as silence, as evaluate and transcribe do
+        refs.append(ref)
+        for scale in pooled:
+            pooled[scale].append(Candidates([], [[] for _ in combined.systems], []))
     if not refs:
         raise RescoringError(none_readable(len(utterances), skipped, "to tune on"))
-    firsts = [c.texts[0] for c in pooled[prior_scales[0]]]  # the first system's best (n-best lists pooled in order)
+    firsts = [c.texts[0] if c.texts else "" for c in pooled[prior_scales[0]]]  # the first system's best (n-best lists pooled in order)
     others = len(combined.systems) - 1
     tables, grid = {scale: CandidateTable(candidates, refs) for scale, candidates in pooled.items()}, []
     for scale, rest, lm_weight, word_score in itertools.product(

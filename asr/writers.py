@@ -190,6 +190,15 @@ class DirectoryOutput:
         self.writers = [get_writer(f) for f in formats]
         self.used: set[str] = set()
         self.renamed: list[tuple[str, str]] = []  # (input, the name its files got instead of its own)
+        self.inputs: set[Path] = set()
+        self.beside_inputs = False
+
+    def guard(self, inputs: list[str], force: bool = False) -> None:
+        """Never write onto an input; and when the directory holds inputs, replace none of its files
+        unless ``force``: beside audio, ``a.txt`` is likelier a reference transcript than an old output."""
+        self.inputs = {Path(p).resolve() for p in inputs if p != "-"}
+        here = self.directory.resolve()
+        self.beside_inputs = not force and any(p.parent == here for p in self.inputs)
 
     def name_for(self, path: str) -> str:
         stem = "stdin" if path == "-" else Path(path).stem or "audio"
@@ -204,8 +213,14 @@ class DirectoryOutput:
 
     def write(self, path: str, result: Result) -> list[Path]:
         name, written = self.name_for(path), []
-        for writer in self.writers:
-            out = self.directory / f"{name}.{writer.extension}"
+        outs = [self.directory / f"{name}.{writer.extension}" for writer in self.writers]
+        for out in outs:  # all or none of an input's files
+            if out.resolve() in self.inputs:
+                raise OutputError(f"{out}: is an input; not overwritten (give another --output-dir)")
+            if self.beside_inputs and out.exists():
+                raise OutputError(f"{out}: exists beside the audio (a reference transcript?); not replaced: "
+                                  "give another --output-dir, or --force to replace it")
+        for writer, out in zip(self.writers, outs):
             with atomic_open(out) as f:
                 writer.write_file(path, result, f)
             written.append(out)

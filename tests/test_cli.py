@@ -390,3 +390,28 @@ def test_a_tilde_after_an_equals_sign_is_the_home_directory_as_the_shell_makes_i
     args = build_parser().parse_args(["lm", "rnn", "~/t.txt", "--output=~/rnnlm", "--dev=~/dev.txt"])
     assert (args.texts, args.output, args.dev) == (["/home/me/t.txt"], "/home/me/rnnlm", ["/home/me/dev.txt"])
     assert build_parser().parse_args(["transcribe", "-", "--output-dir=~/out"]).files == ["-"]
+
+
+def test_transcribing_into_the_audio_s_own_folder_keeps_a_reference_transcript_there_unless_forced(
+        tiny_model_dir, tmp_path, capsys):
+    folder = tmp_path / "data"
+    folder.mkdir()
+    sf.write(str(folder / "a.wav"), 0.1 * np.sin(np.arange(16000) * 0.05).astype(np.float32), 16000)
+    (folder / "a.txt").write_text("THE REFERENCE\n")
+    assert main(["transcribe", str(folder), "--model", str(tiny_model_dir), "-o", str(folder)]) == 1
+    assert (folder / "a.txt").read_text() == "THE REFERENCE\n"
+    assert "a.txt: exists beside the audio (a reference transcript?); not replaced" in capsys.readouterr().err
+    # elsewhere, a rerun replaces its own earlier outputs
+    out = tmp_path / "out"
+    for _ in range(2):
+        assert main(["transcribe", str(folder), "--model", str(tiny_model_dir), "-o", str(out)]) == 0
+    assert main(["transcribe", str(folder), "--model", str(tiny_model_dir), "-o", str(folder), "--force"]) == 0
+    assert (folder / "a.txt").read_text() == (out / "a.txt").read_text() != "THE REFERENCE\n"
+
+
+def test_a_file_of_silence_is_named_on_stderr_with_its_empty_transcript(tiny_model_dir, tmp_path, capsys):
+    sf.write(str(tmp_path / "quiet.wav"), np.zeros(16000, dtype=np.float32), 16000)
+    assert main(["transcribe", str(tmp_path / "quiet.wav"), "--model", str(tiny_model_dir)]) == 0
+    captured = capsys.readouterr()
+    assert captured.out == f"{tmp_path / 'quiet.wav'}\t\n"
+    assert f"asr: {tmp_path / 'quiet.wav'}: no sound above -80 dBFS; nothing transcribed" in captured.err

@@ -372,3 +372,30 @@ def test_one_model_s_own_n_best_can_be_rescored_with_an_rnn_lm_alone(packages, t
     assert main(["evaluate", valid, "--model", str(package), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["decoder"].startswith(
         "n-best rescoring of 1 system (4 each")
+
+
+def test_tune_rescoring_scores_a_silent_utterance_as_empty_without_a_model_run(packages, tiny_corpus, tmp_path,
+                                                                             monkeypatch):
+    import numpy as np
+    import soundfile as sf
+
+    from asr.data import Utterance, read_manifest
+    from asr.metrics import word_errors
+    from asr.rescoring import tune
+    from asr.text import normalize_text
+
+    first, second = packages
+    sf.write(str(tmp_path / "silence.wav"), np.zeros(32000, dtype=np.float32), 16000)
+    utterances = read_manifest(tiny_corpus / "valid.jsonl")[:2]
+    silent = Utterance(str(tmp_path / "silence.wav"), 2.0, "hello world", None, "silence")
+    combined = RescoringTranscriber([load_model(first), load_model(second)], RescoringOptions(weights=(1.0, 1.0), nbest=4))
+    seen = []
+    original = combined.candidates_at
+    monkeypatch.setattr(combined, "candidates_at", lambda waves, scales: seen.extend(waves) or original(waves, scales))
+    result = tune(combined, utterances + [silent], weights=(1.0,), lm_weights=(0.5,), word_scores=(0.0,))
+    assert len(seen) == 2 and all(w.abs().max() > 0 for w in seen)  # the silence never reached the models
+    alone = tune(combined, utterances, weights=(1.0,), lm_weights=(0.5,), word_scores=(0.0,))
+    refs = [normalize_text(u.text) for u in utterances]
+    # the silent utterance's two reference words are deleted: two more errors, two more words
+    words = word_errors(refs, refs).reference_length
+    assert result.wer * (words + 2) == pytest.approx(alone.wer * words + 2)
