@@ -32,10 +32,10 @@
 #                systems (COMBINE/SEEDS/PHONE_SEEDS) or RNNLM=1, one package that rescores (with them,
 #                with the LSTM LM, or both), re-tuned on $(VALID)
 #
-# Stages are files: each runs only when its inputs changed; delete an output to redo it. A stage's
-# inputs are its files and, for prepare, train, finetune, lm and tune, its arguments (a changed
-# VALID_SPEAKERS, OVERRIDES or LM_WEIGHTS redoes the stage and those after it): see "Stage arguments".
-# A step that fails or is stopped leaves no output that make would take for done.
+# Stages are files: each runs only when its input files changed; delete an output to redo it (other
+# arguments, e.g. VALID_SPEAKERS or OVERRIDES, do not redo a stage by themselves: delete its output,
+# or give another DATA/EXP). A step that fails or is stopped leaves no output that make would take
+# for done.
 
 # bash with pipefail, so that a failing `asr evaluate | tee` fails its stage.
 SHELL := /bin/bash
@@ -48,27 +48,6 @@ SHELL := /bin/bash
 # itself cannot name files whose paths have spaces, and DATA and EXP name the stages' files.
 $(foreach v,DATA EXP,$(if $(word 2,$($(v))),$(error $(v)="$($(v))": make cannot name files in a path with a \
   space; choose a $(v) without one)))
-
-# --- Stage arguments -------------------------------------------------------------------------
-# A stage whose arguments matter has a stamp, a file holding them (STAMP: ARGS = ...), among its
-# prerequisites. It is rewritten only when they change (its FORCE prerequisite, given at parse
-# time), so the stage and all after it are redone then, and only then. A stamp missing beside an
-# existing output (a run from before the stamps) is written now, as old as the output: the output
-# is taken to have been made with the arguments given now.
-# $(call changed,STAMP,OUTPUT,ARGS): FORCE when STAMP exists and does not hold ARGS.
-sq = '$(subst ','\'',$(1))'
-changed = $(shell if [ ! -e $(call sq,$(1)) ]; then [ ! -e $(call sq,$(2)) ] || { printf '%s\n' $(call sq,$(3)) \
-  > $(call sq,$(1)) && touch -r $(call sq,$(2)) $(call sq,$(1)); }; \
-  elif ! printf '%s\n' $(call sq,$(3)) | cmp -s - $(call sq,$(1)); then echo FORCE; fi)
-
-FORCE:
-
-%.args:
-	@mkdir -p $(@D) && printf '%s\n' $(call sq,$(ARGS)) > $@
-
-$(DATA)/.prepare.args: ARGS = $(PREPARE_ARGS)
-$(DATA)/.prepare.args: $(call changed,$(DATA)/.prepare.args,$(DATA)/train.jsonl,$(PREPARE_ARGS))
-$(DATA)/train.jsonl: $(DATA)/.prepare.args
 
 
 .PHONY: all download prepare synth train finetune lm tune evaluate combine rescore seeds phones package
@@ -87,20 +66,13 @@ $(DATA)/train_tts%.jsonl: $(DATA)/train.jsonl $(DATA)/tts%/train.jsonl
 train: $(EXP)/train.done
 
 # $(call asr_train,MANIFEST,RUN_DIR,MORE_OVERRIDES): one training run; it resumes RUN_DIR's
-# checkpoint when a killed run left one (or when its arguments changed: more epochs train on; a
-# changed model or training manifest is refused, and the message says what to do).
+# checkpoint when a killed run left one (a training manifest changed since is refused, and the
+# message says what to do).
 asr_train = $(ASR) train $(call train_data,$(1)) train.output_dir=$(2) $(OVERRIDES) $(EXTRA_OVERRIDES) $(3) \
   $(if $(filter-out 1,$(GPUS)),--gpus $(GPUS)) $(if $(wildcard $(2)/last/train_state.pt),--resume)
 train_data = "$(CONFIG)" train.train_manifest=$(1) $(if $(VALID),train.valid_manifest=$(DATA)/$(VALID).jsonl)
-# $(call train_stamp,MANIFEST,MORE_OVERRIDES): a run's arguments for its stamp (the run directory is
-# where the stamp is; GPUS and --resume change how it runs, not what it makes).
-train_stamp = $(call train_data,$(1)) $(OVERRIDES) $(EXTRA_OVERRIDES) $(2)
 
-TRAIN_ARGS = $(call train_stamp,$(TRAIN_MANIFEST))
-$(EXP)/.train.args: ARGS = $(TRAIN_ARGS)
-$(EXP)/.train.args: $(call changed,$(EXP)/.train.args,$(EXP)/train.done,$(TRAIN_ARGS))
-
-$(EXP)/train.done: $(TRAIN_MANIFEST) $(EXP)/.train.args
+$(EXP)/train.done: $(TRAIN_MANIFEST)
 	$(call asr_train,$(TRAIN_MANIFEST),$(EXP))
 	touch $@
 
@@ -109,11 +81,8 @@ finetune: $(EXP)/finetune/train.done
 # The synthetic speech taught words and spellings; a few epochs on the real audio alone, at a
 # low learning rate, then fit the model to the real recordings (selected on valid as before).
 FINETUNE_RUN = train.init_from=$(EXP)/best train.epochs=$(FINETUNE_EPOCHS) $(FINETUNE_OVERRIDES)
-FINETUNE_ARGS = $(call train_stamp,$(DATA)/train.jsonl,$(FINETUNE_RUN))
-$(EXP)/finetune/.train.args: ARGS = $(FINETUNE_ARGS)
-$(EXP)/finetune/.train.args: $(call changed,$(EXP)/finetune/.train.args,$(EXP)/finetune/train.done,$(FINETUNE_ARGS))
 
-$(EXP)/finetune/train.done: $(EXP)/train.done $(DATA)/train.jsonl $(EXP)/finetune/.train.args
+$(EXP)/finetune/train.done: $(EXP)/train.done $(DATA)/train.jsonl
 	$(call asr_train,$(DATA)/train.jsonl,$(EXP)/finetune,$(FINETUNE_RUN))
 	touch $@
 
@@ -124,14 +93,8 @@ lm: $(LM)
 # LM_TEXTS come from outside the recipe, as the corpus does, so only their presence counts (after
 # the `|`): a fresh copy of the same text (a new machine, a copy without -p) has new times, and by
 # times it would rebuild the LMs and re-tune every model downstream, hours of work for nothing.
-# Other LM_TEXTS or LM_ARPAS, or another VALID, rebuild it (the stamp); delete the LM to rebuild it
-# from the same files changed.
-LM_STAMP = $(dir $(LM)).$(notdir $(LM)).args
-LM_ARGS = texts: $(strip $(LM_TEXTS)); arpas: $(strip $(LM_ARPAS)); dev: $(VALID)
-$(LM_STAMP): ARGS = $(LM_ARGS)
-$(LM_STAMP): $(call changed,$(LM_STAMP),$(LM),$(LM_ARGS))
-
-$(LM): $(DATA)/train.jsonl $(LM_ARPAS) $(LM_STAMP) | $(LM_TEXTS)
+# Delete the LM to rebuild it from other text.
+$(LM): $(DATA)/train.jsonl $(LM_ARPAS) | $(LM_TEXTS)
 ifeq ($(strip $(LM_TEXTS)$(LM_ARPAS)),)
 	$(ASR) lm build $(DATA)/train.jsonl -o $@ --order $(LM_ORDER)
 else
@@ -145,11 +108,8 @@ tune: $(MODEL_EXP)/best/decoding.yaml
 
 TUNE_OPTIONS = --lm-weights=$(LM_WEIGHTS) --word-scores=$(WORD_SCORES) --blank-penalties=$(BLANK_PENALTIES) \
   --prior-scales=$(PRIOR_SCALES) --beam-size $(BEAM_SIZE) $(if $(BEAM_SIZE_TOKEN),--beam-size-token $(BEAM_SIZE_TOKEN))
-TUNE_ARGS = $(VALID) $(TUNE_OPTIONS)
-$(MODEL_EXP)/.tune.args: ARGS = $(TUNE_ARGS)
-$(MODEL_EXP)/.tune.args: $(call changed,$(MODEL_EXP)/.tune.args,$(MODEL_EXP)/best/decoding.yaml,$(TUNE_ARGS))
 
-$(MODEL_EXP)/best/decoding.yaml: $(MODEL_EXP)/train.done $(LM) $(MODEL_EXP)/.tune.args
+$(MODEL_EXP)/best/decoding.yaml: $(MODEL_EXP)/train.done $(LM)
 	@test -n "$(VALID)" || { echo "tuning needs a valid set (VALID)" >&2; exit 1; }
 	$(if $(filter-out 0,$(PRIOR_SCALES)),$(ASR) priors $(MODEL_EXP)/best $(DATA)/train.jsonl)
 	$(ASR) lm tune $(DATA)/$(VALID).jsonl --model $(MODEL_EXP)/best --lm $(LM) $(TUNE_OPTIONS)

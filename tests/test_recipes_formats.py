@@ -184,34 +184,6 @@ def test_a_step_that_writes_its_output_and_then_fails_leaves_no_output(tmp_path)
     assert done.returncode != 0 and not (tmp_path / "data" / "train.jsonl").exists()
 
 
-def test_changed_arguments_redo_their_stage_and_the_same_ones_do_not(tmp_path):
-    mine = make_own_folder(tmp_path / "mine", n=6, speakers=3)
-    first = make("own_data", tmp_path, f"SRC={mine}", "VALID_SPEAKERS=1", "prepare")
-    assert first.returncode == 0, first.stderr[-3000:]
-    same = make("own_data", tmp_path, f"SRC={mine}", "VALID_SPEAKERS=1", "prepare")
-    assert "asr.cli prepare" not in same.stdout
-    other = make("own_data", tmp_path, f"SRC={mine}", "VALID_SPEAKERS=2", "prepare")
-    assert other.returncode == 0, other.stderr[-3000:]
-    assert lines(tmp_path / "data" / "valid.jsonl") == 4  # two speakers' utterances now
-
-
-def test_a_finished_run_is_trained_again_when_its_overrides_change(tmp_path):
-    # A finished run from before the stamps: its outputs only. The arguments given now are taken
-    # for the ones it was made with; other ones make `make train` run the training again.
-    data, exp = tmp_path / "data", tmp_path / "exp"
-    data.mkdir()
-    exp.mkdir()
-    for path in (data / "train.jsonl", data / "valid.jsonl", exp / "train.done"):
-        path.write_text("")
-    args = ["SRC=x", "VALID_SPEAKERS=1", "OVERRIDES=train.epochs=3"]
-    assert make("own_data", tmp_path, "-q", "train", *args).returncode == 0  # up to date
-    assert make("own_data", tmp_path, "-q", "train", *args).returncode == 0  # still
-    assert make("own_data", tmp_path, "-q", "train", *args[:2], "OVERRIDES=train.epochs=6").returncode == 1
-    again = make("own_data", tmp_path, "-n", "train", *args[:2], "OVERRIDES=train.epochs=6").stdout
-    assert "asr.cli train" in again and "train.epochs=6" in again and "asr.cli prepare" not in again
-    assert make("own_data", tmp_path, "-q", "train", *args[:2], "VALID_SPEAKERS=2").returncode == 1  # prepare
-
-
 @pytest.mark.parametrize("recipe", ["an4", "commonvoice", "librispeech", "mini_librispeech", "own_data",
                                     "speechocean762"])
 def test_each_recipe_s_header_names_the_stages_its_default_make_runs(recipe):
