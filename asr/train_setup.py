@@ -160,9 +160,12 @@ def manifest_identity(path: str) -> dict | None:
 
 
 def data_identity(cfg: Config) -> dict:
-    """The identities of a run's train and valid manifests, kept in its train state."""
+    """The identities of a run's train and valid manifests and of the weights it started from
+    (train.init_from), kept in its train state."""
+    init = cfg.train.init_from
     return {"train_manifest": manifest_identity(cfg.train.train_manifest),
-            "valid_manifest": manifest_identity(cfg.train.valid_manifest)}
+            "valid_manifest": manifest_identity(cfg.train.valid_manifest),
+            "init_from": manifest_identity(str(Path(init) / "model.safetensors")) if init else None}
 
 
 def check_same_data(state: dict, cfg: Config, run_dir: Path) -> None:
@@ -170,13 +173,17 @@ def check_same_data(state: dict, cfg: Config, run_dir: Path) -> None:
     go on with the model of the old split, and the new valid set may hold former training speakers.
     States saved before identities were kept resume as they did."""
     saved, here = state.get("data") or {}, data_identity(cfg)
-    for key in ("train_manifest", "valid_manifest"):
+    for key in ("train_manifest", "valid_manifest", "init_from"):
         old, new = saved.get(key), here[key]
         if not old or not new or old["sha1"] == new["sha1"]:
             continue  # not recorded (none, or an older run), unreadable now (named as it is loaded), or the same
         given = getattr(cfg.train, key)
-        what = (f"{given} (changed since)" if old["path"] == new["path"]
-                else f"{key.replace('_', ' ')} ({old['path']}, not the content of {given})")
+        if key == "init_from":  # a fine-tuning run of a model trained on since: its result is of the old one
+            what = f"train.init_from model: {given}'s weights changed since"
+        elif old["path"] == new["path"]:
+            what = f"{given} (changed since)"
+        else:
+            what = f"{key.replace('_', ' ')} ({old['path']}, not the content of {given})"
         raise TrainingError(f"{run_dir} was trained on another {what}; use another train.output_dir, "
                             f"or delete {run_dir}")
 

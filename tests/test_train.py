@@ -600,6 +600,22 @@ def test_resuming_on_a_train_or_valid_manifest_that_changed_since_is_refused(tin
     assert len(epochs(run)) == 1
 
 
+def test_resuming_a_fine_tuning_run_whose_starting_model_was_trained_on_since_is_refused(tiny_corpus, tmp_path):
+    # a recipe's finetune stage, redone after the main run trained on: a finished fine-tuning run
+    # of the old model must not pass for one of the new
+    base = train(tiny_config(tiny_corpus, tmp_path / "base", "train.epochs=1"))
+    tuned = train(tiny_config(tiny_corpus, tmp_path / "tuned", "train.epochs=1", f"train.init_from={base / 'best'}"))
+    from safetensors.torch import save_file
+
+    weights = load_file(str(base / "best" / "model.safetensors"))  # the main run trained on: best/ changed
+    save_file({k: v + 0.01 if v.is_floating_point() else v for k, v in weights.items()},
+              str(base / "best" / "model.safetensors"))
+    with pytest.raises(TrainingError) as error:
+        train(tiny_config(tiny_corpus, tuned, "train.epochs=1", f"train.init_from={base / 'best'}"), resume=True)
+    assert str(error.value) == (f"{tuned} was trained on another train.init_from model: {base / 'best'}'s weights "
+                                f"changed since; use another train.output_dir, or delete {tuned}")
+
+
 def test_a_train_state_from_before_tie_breaks_and_data_identities_still_resumes(tiny_corpus, tmp_path):
     run = tmp_path / "run"
     train(tiny_config(tiny_corpus, run, "train.epochs=2"), stop_at_step=1)
