@@ -15,14 +15,15 @@ from asr.cli_systems import as_packaged, load_transcriber, print_error, systems_
 
 
 def cmd_train(args) -> int:
+    from asr.atomic import check_writable
     from asr.config import load_config
     from asr.train import check_trainable, train
 
-    from asr.atomic import check_writable
-
     cfg = load_config(args.config, args.overrides)  # fail here, before any process starts
     check_trainable(cfg)
-    check_writable(cfg.train.output_dir, directory=True)
+    # a run writes inside its directory (config.yaml, log.jsonl, last/ staged there): probed there,
+    # or where it will be made
+    check_writable(Path(cfg.train.output_dir) / "config.yaml")
     if args.gpus > 1:
         from asr.distributed import launch
 
@@ -139,7 +140,7 @@ def cmd_tune_rescoring(args) -> int:
 
 
 def cmd_transcribe(args) -> int:
-    from asr.inputs import duration_of, expand_inputs, needs_ffmpeg
+    from asr.inputs import duration_of, expand_inputs, is_stream, needs_ffmpeg
     from asr.writers import WRITERS, DirectoryOutput, OutputError, get_writer
 
     formats = list(WRITERS) if args.format == "all" else [args.format]
@@ -165,8 +166,8 @@ def cmd_transcribe(args) -> int:
     if not args.output_dir and args.format in ("srt", "vtt", "tsv") and len(paths) > 1:
         print_error(f"--format {args.format} is one file per input: give --output-dir for {len(paths)} inputs")
         return 2
-    if (args.combine or args.rescoring) and "-" in paths:
-        print_error("-: stdin can be read only once, so not with --combine or --rescoring")
+    if (args.combine or args.rescoring) and (streams := [p for p in paths if is_stream(p)]):
+        print_error(f"{streams[0]}: a pipe can be read only once, so not with --combine or --rescoring")
         return 2
     systems = systems_from(args)  # every model loads (or fails) before any audio is read
     for transcriber in systems:
@@ -178,7 +179,7 @@ def cmd_transcribe(args) -> int:
 
         # seconds of audio; unknown (stdin, ffmpeg) -> no total; unreadable files count 0
         seconds = [duration_of(p) for p in paths]
-        total = None if any(p == "-" or needs_ffmpeg(p) for p in paths) else sum(s or 0 for s in seconds)
+        total = None if any(is_stream(p) or needs_ffmpeg(p) for p in paths) else sum(s or 0 for s in seconds)
         total = total * len(systems) if total else None
         bar = tqdm(total=round(total, 1) if total else None, unit="s", desc="audio", file=sys.stderr,
                    dynamic_ncols=True, bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s audio [{elapsed}<{remaining}]"

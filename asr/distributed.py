@@ -14,6 +14,7 @@ buckets; rank 0 alone validates, logs and writes checkpoints.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -89,4 +90,14 @@ def launch(n_procs: int, argv: list[str]) -> int:
     """Re-run ``asr.train`` under torchrun with ``n_procs`` processes on this machine."""
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n_procs}",
            "-m", "asr.train", *argv]
-    return subprocess.call(cmd)
+    with subprocess.Popen(cmd) as proc:
+        try:
+            return proc.wait()
+        except KeyboardInterrupt as stop:  # Ctrl-C (torchrun has it too) or SIGTERM (asr.cli raises it as one):
+            # passed on, so torchrun stops its ranks and they leave nothing running on the GPUs
+            proc.send_signal(signal.SIGTERM if type(stop).__name__ == "Terminated" else signal.SIGINT)
+            try:
+                proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+            raise

@@ -415,3 +415,12 @@ def test_a_file_of_silence_is_named_on_stderr_with_its_empty_transcript(tiny_mod
     captured = capsys.readouterr()
     assert captured.out == f"{tmp_path / 'quiet.wav'}\t\n"
     assert f"asr: {tmp_path / 'quiet.wav'}: no sound above -80 dBFS; nothing transcribed" in captured.err
+
+
+def test_a_named_pipe_cannot_feed_several_systems_and_is_refused_by_name(tiny_model_dir, tmp_path, capsys):
+    import os
+
+    os.mkfifo(tmp_path / "pipe.wav")  # never opened: the refusal comes first
+    assert main(["transcribe", str(tmp_path / "pipe.wav"), "--model", str(tiny_model_dir), "--decoder", "greedy",
+                 "--combine", str(tiny_model_dir), str(tiny_model_dir)]) == 2
+    assert f"{tmp_path / 'pipe.wav'}: a pipe can be read only once, so not with --combine" in capsys.readouterr().err

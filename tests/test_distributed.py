@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -65,3 +66,42 @@ def test_two_gloo_processes_train_one_model_and_hold_identical_weights(tiny_corp
     assert "resuming" in resumed.stderr
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in log] == [1, 2]
+
+
+@pytest.mark.parametrize("stop, sent", [("Terminated", "SIGTERM"), ("KeyboardInterrupt", "SIGINT")])
+def test_stopping_a_multi_process_run_passes_the_signal_on_to_torchrun_and_waits_for_it(monkeypatch, stop, sent):
+    import signal
+
+    import asr.distributed as distributed
+    from asr.cli import Terminated
+
+    interrupt = Terminated if stop == "Terminated" else KeyboardInterrupt
+    seen = []
+
+    class Torchrun:  # stands in for the torchrun process: stopped while the launcher waits for it
+        def __init__(self, cmd):
+            self.waits = 0
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return False
+
+        def wait(self, timeout=None):
+            self.waits += 1
+            if self.waits == 1:
+                raise interrupt()
+            seen.append(("waited", timeout))
+            return 0
+
+        def send_signal(self, sig):
+            seen.append(signal.Signals(sig).name)
+
+        def kill(self):
+            seen.append("killed")
+
+    monkeypatch.setattr(distributed.subprocess, "Popen", Torchrun)
+    with pytest.raises(interrupt):
+        distributed.launch(2, ["configs/small.yaml"])
+    assert seen == [sent, ("waited", 60)]  # passed on, then given time to stop its ranks; never killed
