@@ -158,8 +158,12 @@ def cmd_transcribe(args) -> int:
     paths, input_errors = expand_inputs(args.files)
     for message in input_errors:
         print_error(message)
-    if isinstance(output, DirectoryOutput):
-        output.guard(paths, args.force)
+    if isinstance(output, DirectoryOutput) and (problems := output.guard(paths, args.force)):
+        for problem in problems[:5]:  # before any model loads or audio is read
+            print_error(problem)
+        if len(problems) > 5:
+            print_error(f"... {len(problems) - 5} more")
+        return 2
     if paths.count("-") > 1:
         print_error("-: stdin can be read only once")
         return 2

@@ -52,9 +52,9 @@ class Result:
     segments: list[Segment] = field(default_factory=list)
     words: list[Word] = field(default_factory=list)
     confidence: float | None = None  # of the whole transcript, 0..1
-    # the next best transcripts when n-best was asked for (beam, nbest > 1), else None; a file cut
-    # into several segments gets [] (a list per segment would not be whole-file transcripts)
-    alternatives: list[str] | None = None
+    # the next best transcripts when n-best was asked for (beam, nbest > 1); none for a file cut
+    # into several segments (a list per segment would not be whole-file transcripts)
+    alternatives: list[str] = field(default_factory=list)
 
 
 def words_from_hypothesis(hyp: Hypothesis, tokenizer, frame_shift: float) -> list[Word]:
@@ -348,7 +348,7 @@ def merge_results(pieces: list[tuple[float, Result]], duration: float, pause: fl
             weighted, count = weighted + r.confidence * max(1, len(moved)), count + max(1, len(moved))
     kept = (pieces[0][1].alternatives or []) if len(pieces) == 1 else []
     return Result(" ".join(texts), duration, segments, words,
-                  round(weighted / count, 4) if count else None, kept if alternatives else None)
+                  round(weighted / count, 4) if count else None, kept if alternatives else [])
 
 
 def load_model(path: str | Path | None = None, decoder: str | Decoder = "auto",

@@ -115,9 +115,8 @@ class JsonWriter(Writer):
     def data(path: str, result: Result) -> dict:
         data = {"path": str(path), "text": result.text, "duration": round(result.duration, 3),
                 "confidence": result.confidence, "words": [asdict(w) for w in result.words],
-                "segments": [asdict(s) for s in result.segments]}
-        if result.alternatives is not None:  # asked for (nbest > 1): the key is there for every file, maybe []
-            data["alternatives"] = result.alternatives
+                "segments": [asdict(s) for s in result.segments],
+                "alternatives": result.alternatives}  # every file has each key ([]: none asked for or given)
         return data
 
     def write(self, path: str, result: Result) -> None:
@@ -193,12 +192,28 @@ class DirectoryOutput:
         self.inputs: set[Path] = set()
         self.beside_inputs = False
 
-    def guard(self, inputs: list[str], force: bool = False) -> None:
+    def guard(self, inputs: list[str], force: bool = False) -> list[str]:
         """Never write onto an input; and when the directory holds inputs, replace none of its files
-        unless ``force``: beside audio, ``a.txt`` is likelier a reference transcript than an old output."""
+        unless ``force``: beside audio, ``a.txt`` is likelier a reference transcript than an old output.
+        Returns the problems that writing ``inputs`` would meet, for a refusal before any work."""
         self.inputs = {Path(p).resolve() for p in inputs if p != "-"}
         here = self.directory.resolve()
         self.beside_inputs = not force and any(p.parent == here for p in self.inputs)
+        used, self.used = self.used, set(self.used)  # names as write() will give them, without taking them
+        try:
+            return [problem for path in inputs for problem in self._problems(self.name_for(path))]
+        finally:
+            self.used, self.renamed = used, []
+
+    def _problems(self, name: str) -> list[str]:
+        problems = []
+        for out in (self.directory / f"{name}.{writer.extension}" for writer in self.writers):
+            if out.resolve() in self.inputs:
+                problems.append(f"{out}: is an input; not overwritten (give another --output-dir)")
+            elif self.beside_inputs and out.exists():
+                problems.append(f"{out}: exists beside the audio (a reference transcript?); not replaced: "
+                                "give another --output-dir, or --force to replace it")
+        return problems
 
     def name_for(self, path: str) -> str:
         stem = "stdin" if path == "-" else Path(path).stem or "audio"
@@ -213,13 +228,9 @@ class DirectoryOutput:
 
     def write(self, path: str, result: Result) -> list[Path]:
         name, written = self.name_for(path), []
+        if problems := self._problems(name):  # all or none of an input's files (one that appeared meanwhile)
+            raise OutputError(problems[0])
         outs = [self.directory / f"{name}.{writer.extension}" for writer in self.writers]
-        for out in outs:  # all or none of an input's files
-            if out.resolve() in self.inputs:
-                raise OutputError(f"{out}: is an input; not overwritten (give another --output-dir)")
-            if self.beside_inputs and out.exists():
-                raise OutputError(f"{out}: exists beside the audio (a reference transcript?); not replaced: "
-                                  "give another --output-dir, or --force to replace it")
         for writer, out in zip(self.writers, outs):
             with atomic_open(out) as f:
                 writer.write_file(path, result, f)
