@@ -60,9 +60,9 @@ def batches_by_duration(utterances: list[Utterance], batch_seconds: float, max_b
 def readable_batches(transcriber: Transcriber, utterances: list[Utterance], batch_seconds: float, skipped: list,
                      silent: list | None = None):
     """(waves at the transcriber's rate, normalized references) per length-sorted batch, for
-    tuning; an unreadable file is appended to ``skipped`` as (path, problem) and left out. Given
-    a ``silent`` list, a silent utterance's reference goes there instead of to the model: its
-    hypothesis is empty, as transcribe and evaluate make it."""
+    tuning and priors; an unreadable file is appended to ``skipped`` as (path, problem) and left
+    out. A silent utterance never reaches the model (its hypothesis is empty, as transcribe and
+    evaluate make it): its reference goes to ``silent`` when a list is given."""
     for batch in batches_by_duration(utterances, batch_seconds):
         waves, refs = [], []
         for i in batch:
@@ -71,10 +71,11 @@ def readable_batches(transcriber: Transcriber, utterances: list[Utterance], batc
             except AudioError as e:
                 skipped.append((utterances[i].audio_filepath, e.problem))
                 continue
-            if silent is not None and transcriber.segmenter.is_silent(wave.numpy()):
-                silent.append(normalize_text(utterances[i].text))
+            if (speech := transcriber.speech(wave)) is None:  # silence: its hypothesis is empty, no run
+                if silent is not None:
+                    silent.append(normalize_text(utterances[i].text))
                 continue
-            waves.append(transcriber.speech(wave))
+            waves.append(speech)
             refs.append(normalize_text(utterances[i].text))
         if waves:
             yield waves, refs
@@ -113,10 +114,10 @@ def evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_second
                 long.append(i)
                 continue
             audio_seconds += wave.numel() / transcriber.sample_rate  # the file's, before its edges are trimmed
-            if transcriber.segmenter.is_silent(wave.numpy()):
+            if (speech := transcriber.speech(wave)) is None:
                 hyps[i] = ""
                 continue
-            waves.append(transcriber.speech(wave))
+            waves.append(speech)
             kept.append(i)
         if waves:
             start = time.perf_counter()

@@ -68,6 +68,11 @@ def quietest_point(samples: np.ndarray, sample_rate: int, lo: int, hi: int, opts
 class Segmenter:
     """Feed blocks in, take segments out; memory is bounded by ``max_seconds`` plus one block."""
 
+    @classmethod
+    def on_frames(cls, sample_rate: int, frame_shift: float, options: SegmenterOptions = SegmenterOptions()):
+        """A segmenter that cuts on a model's output frames (``frame_shift`` seconds apart)."""
+        return cls(sample_rate, options, align=int(round(frame_shift * sample_rate)))
+
     def __init__(self, sample_rate: int, options: SegmenterOptions = SegmenterOptions(), align: int = 1):
         self.sample_rate = sample_rate
         self.options = options

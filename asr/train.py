@@ -82,8 +82,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     valid_set = None
     if tc.valid_manifest and d.is_main:  # read now: an unreadable file would stop validation at an epoch's end
         # cut as evaluate cuts (Transcriber.speech), so the best checkpoint is picked on what it scores
-        rate = cfg.features.sample_rate
-        edges = Segmenter(rate, align=int(round(model.frame_shift * rate)))
+        edges = Segmenter.on_frames(cfg.features.sample_rate, model.frame_shift)
         valid_set = load_split(tc.valid_manifest, cfg, tokenizer, "valid", max_utts=tc.valid_max_utts,
                                read_audio=True, span=edges.speech_span)
     if state is None and cfg.features.normalize == "global" and not tc.init_from:

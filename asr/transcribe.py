@@ -112,8 +112,7 @@ class Transcriber:
         self.sample_rate = loaded.config.features.sample_rate
         self._decoders: dict = {}
         self.decoder = self._decoder_for(decoder, None, decoder_options)
-        frame = int(round(self.model.frame_shift * self.sample_rate))
-        self.segmenter = Segmenter(self.sample_rate, segmenter, align=frame)
+        self.segmenter = Segmenter.on_frames(self.sample_rate, self.model.frame_shift, segmenter)
         self.batch_size = batch_size
 
     @torch.inference_mode()
@@ -168,10 +167,14 @@ class Transcriber:
         """One line for logs and reports: how this transcriber decodes."""
         return self.decoder.describe()
 
-    def speech(self, wave: torch.Tensor) -> torch.Tensor:
-        """``wave`` without quiet edges longer than the segmenter's trim_after_seconds: what
-        ``transcribe`` does to each segment, for callers that run whole utterances (evaluate, tuning)."""
-        lo, hi = self.segmenter.speech_span(wave.numpy())
+    def speech(self, wave: torch.Tensor) -> torch.Tensor | None:
+        """``wave`` as ``transcribe`` runs each segment, for callers that run whole utterances
+        (evaluate, tuning, priors): None for silence (never run; its text is empty), else without
+        quiet edges longer than the segmenter's trim_after_seconds."""
+        samples = wave.numpy()
+        if self.segmenter.is_silent(samples):
+            return None
+        lo, hi = self.segmenter.speech_span(samples)
         return wave[lo:hi]
 
     def load(self, audio, sample_rate: int | None = None) -> torch.Tensor:
