@@ -141,8 +141,20 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         totals[7] = time.time() - t0  # wall time: the same on every rank, not summed
         return [a + b for a, b in zip(totals, carried)]
 
+    def last_good() -> str:
+        return (f"the last good checkpoint is {run_dir / 'last'} (step {saved_step})" if saved_step is not None
+                else "no checkpoint was saved before it")
+
+    def ensure_finite() -> None:
+        """Stop before non-finite weights are validated or saved: no later step brings them back."""
+        if not _finite(model):  # the weights are the same on every rank
+            raise TrainingError(f"step {step}: the weights became non-finite (NaN or inf) at lr "
+                                f"{scheduler.get_last_lr()[0]:.3g}; the run stops: {last_good()} (lower train.lr "
+                                "or train.grad_clip)")
+
     def checkpoint(epoch: int, batch_in_epoch: int) -> None:
         nonlocal saved_step
+        ensure_finite()
         sums = epoch_totals() if batch_in_epoch else [0.0] * 8
         if d.is_main:
             train_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
@@ -185,18 +197,24 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
             finite = distributed.all_true(finite, d, device)
             too_short += b_short
             step += 1
-            if distributed.all_true(b_n == 0, d, device):
+            empty, grad_norm = distributed.all_true(b_n == 0, d, device), None
+            if finite and not empty:
+                scaler.unscale_(optimizer)
+                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
+                # Clipping by an infinite norm makes every gradient NaN, and the update every weight:
+                # skipped as a non-finite loss is (ESPnet does the same). Under AMP the scaler skips it.
+                finite = use_amp or bool(torch.isfinite(grad_norm))  # the same on every rank (all-reduced)
+            if empty:
                 pass  # nothing usable on any rank: no update (AdamW would still decay weights)
             elif not finite:
                 nan_run += 1
-                say(f"step {step}: non-finite loss ({nan_run} in a row); batch skipped")
+                say(f"step {step}: non-finite {'loss' if grad_norm is None else 'gradient'} ({nan_run} in a row); "
+                    "batch skipped")
                 if nan_run >= tc.max_nan_steps:
-                    raise TrainingError(f"{nan_run} non-finite losses in a row at step {step}; "
-                                        f"the last good checkpoint is {run_dir / 'last'}")
+                    raise TrainingError(f"{nan_run} non-finite losses or gradients in a row at step {step}; "
+                                        f"{last_good()}")
             else:
                 nan_run = 0
-                scaler.unscale_(optimizer)
-                grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
                 scaler.step(optimizer)
                 scaler.update()
                 loss_sum, n_utts = loss_sum + b_loss, n_utts + b_n
@@ -207,12 +225,6 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
                         writer.add_scalar("train/phone_loss", b_phone / b_n_phone, step)
                     writer.add_scalar("train/grad_norm", float(grad_norm), step)
                     writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
-            if not distributed.all_true(_finite(model), d, device):  # no later step could bring them back
-                last = (f"the last good checkpoint is {run_dir / 'last'} (step {saved_step})" if saved_step is not None
-                        else "no checkpoint was saved before it")
-                raise TrainingError(f"step {step}: the update made the weights non-finite (NaN or inf) at "
-                                    f"lr {scheduler.get_last_lr()[0]:.3g}; the run stops: {last} (lower train.lr "
-                                    f"or train.grad_clip)")
             scheduler.step()
             audio_seconds += float(batch.wave_lengths.sum()) / cfg.features.sample_rate
             if bar is not None:
@@ -238,6 +250,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
             record["skipped_unreadable"] = int(totals[6])
         if cfg.phone_ctc_layer:  # the phone head's CTC per utterance that has phones
             record["train_phone_loss"] = totals[4] / max(totals[5], 1)
+        ensure_finite()
         if d.is_main:
             best = _end_epoch(cfg, model, tokenizer, valid_set, device, writer, record, best, epochs)
         if tc.time_budget_minutes:

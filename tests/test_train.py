@@ -488,24 +488,43 @@ def test_the_valid_set_is_cut_of_long_quiet_edges_as_evaluate_cuts_it(tiny_corpu
         assert torch.equal(valid.waveform(i), (expected.clamp(-1, 1) * 32767).round() / 32767)
 
 
-def test_an_update_that_makes_the_weights_non_finite_stops_the_run_at_once_and_saves_none_of_them(
-        tiny_corpus, tmp_path, monkeypatch):
+def test_a_non_finite_gradient_skips_its_update_and_the_run_goes_on_with_finite_weights(
+        tiny_corpus, tmp_path, monkeypatch, capsys):
     real_clip = torch.nn.utils.clip_grad_norm_
     calls = {"n": 0}
 
-    def poisoned_clip(parameters, max_norm, *args, **kwargs):  # step 3's gradient: NaN, its loss finite
+    def poisoned_clip(parameters, max_norm, *args, **kwargs):  # step 3's gradient: inf, its loss finite
         parameters = list(parameters)
         calls["n"] += 1
         if calls["n"] == 3:
-            parameters[0].grad.fill_(float("nan"))
+            parameters[0].grad.fill_(float("inf"))
         return real_clip(parameters, max_norm, *args, **kwargs)
 
     monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", poisoned_clip)
+    run = train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=2"))
+    assert "step 3: non-finite gradient (1 in a row); batch skipped" in capsys.readouterr().err
+    assert all(torch.isfinite(w).all() for w in last_weights(run).values())  # clipping by inf would make NaN
+    assert len(epochs(run)) == 2 and (run / "best").is_dir()
+
+
+def test_weights_that_become_non_finite_stop_the_run_before_they_are_validated_or_saved(
+        tiny_corpus, tmp_path, monkeypatch):
+    real_step = torch.optim.AdamW.step
+    calls = {"n": 0}
+
+    def poisoned_step(self, *args, **kwargs):  # step 3's update leaves a NaN weight, whatever caused it
+        result = real_step(self, *args, **kwargs)
+        calls["n"] += 1
+        if calls["n"] == 3:
+            self.param_groups[0]["params"][0].data.fill_(float("nan"))
+        return result
+
+    monkeypatch.setattr(torch.optim.AdamW, "step", poisoned_step)
     out = tmp_path / "run"
-    with pytest.raises(TrainingError, match=r"step 3: the update made the weights non-finite .*the last good "
+    with pytest.raises(TrainingError, match=r"step 3: the weights became non-finite .*the last good "
                                             rf"checkpoint is {out / 'last'} \(step 2\)"):
         train(tiny_config(tiny_corpus, out, "train.epochs=3", "train.checkpoint_every=2"))
-    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", real_clip)
+    monkeypatch.setattr(torch.optim.AdamW, "step", real_step)
     assert not (out / "best").exists() and not (out / "log.jsonl").exists()
     clean = train(tiny_config(tiny_corpus, tmp_path / "clean", "train.epochs=3"), stop_at_step=2)
     assert_same_weights(out, clean)  # last/ is the clean step-2 checkpoint, never overwritten
