@@ -19,6 +19,7 @@ from matplotlib.ticker import MaxNLocator
 
 from asr.audio import audio_info
 from asr.decoding import GreedyDecoder
+from asr.selection import selection_key
 
 
 class PlotError(ValueError):
@@ -156,27 +157,37 @@ def plot_alignment(transcriber, audio_path: str | Path, out: str | Path) -> Path
 
 def read_training_log(run_dir: str | Path) -> list[dict]:
     """log.jsonl of a run, one record per epoch (a resumed run's repeated epoch: the last one)."""
+    return _read_log(run_dir)[0]
+
+
+def _read_log(run_dir: str | Path) -> tuple[list[dict], dict | None]:
+    """(a run's epoch records, its end-of-run weight average's record or None)."""
     run_dir = Path(run_dir)
     path = run_dir if run_dir.is_file() else run_dir / "log.jsonl"
     if not path.is_file():
         raise PlotError(f"{path}: training log not found (expected RUN_DIR/log.jsonl)")
     by_epoch: dict[int, dict] = {}
+    average = None
     for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
             if "averaged" in record:  # the end-of-run weight average, not an epoch
+                average = record
                 continue
             by_epoch[int(record["epoch"])] = record
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
             raise PlotError(f"{path}:{lineno}: not a training log record (JSON with an 'epoch')") from None
     if not by_epoch:
         raise PlotError(f"{path}: no epochs logged yet")
-    return [by_epoch[e] for e in sorted(by_epoch)]
+    return [by_epoch[e] for e in sorted(by_epoch)], average
 
 
-def training_figure(records: list[dict], title: str = "") -> Figure:
+def training_figure(records: list[dict], title: str = "", average: dict | None = None) -> Figure:
+    """Loss and validation error curves; the star marks the model best/ holds, ranked as training
+    ranks it (asr.selection.selection_key: WER, then CER, then loss; epochs validation could not
+    score are left out), or the end-of-run weight average when that became best/."""
     epochs = [r["epoch"] for r in records]
     series = lambda key: [r.get(key, np.nan) for r in records]  # noqa: E731
     has_valid = any("valid_wer" in r for r in records)
@@ -189,12 +200,22 @@ def training_figure(records: list[dict], title: str = "") -> Figure:
     ax_loss.set(xlabel="epoch", ylabel="CTC loss per utterance", title="loss")
     ax_loss.legend()
     if has_valid:
-        wer = np.array(series("valid_wer"), dtype=float) * 100
-        best = int(np.nanargmin(wer))
-        ax_err.plot(epochs, wer, label=f"WER (best {wer[best]:.1f}%, epoch {epochs[best]})", **style)
-        ax_err.plot(epochs, np.array(series("valid_cer"), dtype=float) * 100, label="CER", **style)
-        ax_err.plot([epochs[best]], [wer[best]], marker="*", markersize=14, color="#d62728", linestyle="none")
-        ax_err.set_ylim(bottom=0, top=max(100.0, float(np.nanmax(wer))) * 1.08)
+        keys = [selection_key(r) if "valid_wer" in r else None for r in records]
+        scored = np.array([k is not None for k in keys])  # nothing scored: its 0/0 "WER" is not drawn
+        wer = np.where(scored, np.array(series("valid_wer"), dtype=float) * 100, np.nan)
+        cer = np.where(scored, np.array(series("valid_cer"), dtype=float) * 100, np.nan)
+        ranked = [i for i in range(len(records)) if keys[i] is not None]
+        best = min(ranked, key=lambda i: keys[i]) if ranked else None
+        star = None if best is None else (epochs[best], wer[best], f"best {wer[best]:.1f}%, epoch {epochs[best]}")
+        if average is not None and average.get("best") and selection_key({**average, "epoch": 0}) is not None:
+            star = (epochs[-1], average["valid_wer"] * 100,
+                    f"best {average['valid_wer'] * 100:.1f}%, the average of {len(average['averaged'])} epochs")
+        ax_err.plot(epochs, wer, label=f"WER ({star[2] if star else 'nothing scored'})", **style)
+        ax_err.plot(epochs, cer, label="CER", **style)
+        if star is not None:
+            ax_err.plot([star[0]], [star[1]], marker="*", markersize=14, color="#d62728", linestyle="none")
+        top = np.nanmax(wer) if scored.any() else 100.0
+        ax_err.set_ylim(bottom=0, top=max(100.0, float(top)) * 1.08)
         ax_err.legend(loc="best")  # not over the best epoch's star
     else:
         ax_err.text(0.5, 0.5, "no validation set in this run", ha="center", va="center",
@@ -210,7 +231,8 @@ def training_figure(records: list[dict], title: str = "") -> Figure:
 
 def plot_training(run_dir: str | Path, out: str | Path) -> Path:
     out = image_path(out)
-    return save_figure(training_figure(read_training_log(run_dir), title=str(run_dir)), out)
+    records, average = _read_log(run_dir)
+    return save_figure(training_figure(records, title=str(run_dir), average=average), out)
 
 
 # --- TensorBoard -----------------------------------------------------------------------------

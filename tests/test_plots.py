@@ -125,3 +125,24 @@ def test_tensorboard_gets_one_validation_posteriorgram_and_the_model_stays_in_tr
     assert image.dtype == np.uint8 and image.ndim == 3 and image.shape[2] == 3 and image.std() > 0
     assert model.training
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def _wer_legend(fig):
+    return next(t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()
+                if t.get_text().startswith("WER"))
+
+
+def test_the_star_marks_the_model_training_kept_as_best(tmp_path):
+    from asr.plots import _read_log
+
+    lines = [{"epoch": 1, "train_loss": 100, "valid_loss": 80, "valid_wer": 0.5, "valid_cer": 0.40},
+             {"epoch": 2, "train_loss": 90, "valid_loss": 70, "valid_wer": 0.5, "valid_cer": 0.30},  # tie: lower CER
+             {"epoch": 3, "train_loss": 85, "valid_loss": float("nan"), "valid_wer": 0.0, "valid_cer": 0.0}]
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    records, average = _read_log(tmp_path)
+    assert _wer_legend(training_figure(records, average=average)) == "WER (best 50.0%, epoch 2)"  # not 3's 0/0
+    with open(tmp_path / "log.jsonl", "a") as f:
+        f.write(json.dumps({"averaged": ["epoch-001", "epoch-002"], "valid_loss": 60, "valid_wer": 0.45,
+                            "valid_cer": 0.28, "best": True}) + "\n")
+    records, average = _read_log(tmp_path)
+    assert _wer_legend(training_figure(records, average=average)) == "WER (best 45.0%, the average of 2 epochs)"
