@@ -12,7 +12,7 @@ import signal
 import sys
 
 from asr.cli_lm import add_lm_parser
-from asr.cli_types import floats, positive, threads_arg, user_path
+from asr.cli_types import floats, positive, threads_arg, user_path, votes
 from asr.commands import (cmd_combine, cmd_compare, cmd_diagram, cmd_evaluate, cmd_export, cmd_plot, cmd_train,
                           cmd_transcribe, cmd_tune_rescoring, print_error)
 from asr.data_commands import cmd_download, cmd_prepare, cmd_synthesize
@@ -247,7 +247,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="which utterances got better or worse between two evaluate --report dirs")
     p.add_argument("report_a", type=user_path, metavar="REPORT_A")
     p.add_argument("report_b", type=user_path, metavar="REPORT_B")
-    p.add_argument("--limit", type=int, default=0, help="show at most N utterances per list (default: all)")
+    p.add_argument("--limit", type=positive(int, zero=True), default=0,
+                   help="show at most N utterances per list (default, 0: all)")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("combine", help="ROVER: vote word by word among several systems' evaluate --report dirs "
@@ -256,7 +257,7 @@ def build_parser() -> argparse.ArgumentParser:
                    "(it wins ties)")
     p.add_argument("--output", "-o", type=user_path, required=True, metavar="DIR",
                    help="write the combined report here")
-    p.add_argument("--weights", type=floats, help="votes per system, comma-separated (default: 1 each)")
+    p.add_argument("--weights", type=votes, help="votes per system, comma-separated, at least 0 (default: 1 each)")
     p.add_argument("--force", action="store_true", help="overwrite an --output directory that is not empty")
     p.set_defaults(func=cmd_combine)
 

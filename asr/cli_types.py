@@ -19,6 +19,14 @@ def floats(text: str) -> list[float]:
     return values
 
 
+def votes(text: str) -> list[float]:
+    """argparse type for ROVER's votes per system: numbers of at least 0, not all 0."""
+    values = floats(text)
+    if min(values) < 0 or not any(values):
+        raise argparse.ArgumentTypeError(f"expected votes of at least 0, not all 0, got {text!r}")
+    return values
+
+
 def user_path(text: str) -> str:
     """argparse type for a file or directory: ``~`` expanded, as the shell does not in ``--lm=~/x.arpa``."""
     return os.path.expanduser(text)

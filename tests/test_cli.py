@@ -424,3 +424,15 @@ def test_a_named_pipe_cannot_feed_several_systems_and_is_refused_by_name(tiny_mo
     assert main(["transcribe", str(tmp_path / "pipe.wav"), "--model", str(tiny_model_dir), "--decoder", "greedy",
                  "--combine", str(tiny_model_dir), str(tiny_model_dir)]) == 2
     assert f"{tmp_path / 'pipe.wav'}: a pipe can be read only once, so not with --combine" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("argv, flag, message", [
+    (["combine", "a", "b", "-o", "x", "--weights=-1,1"], "--weights", "expected votes of at least 0, not all 0"),
+    (["combine", "a", "b", "-o", "x", "--weights=0,0"], "--weights", "expected votes of at least 0, not all 0"),
+    (["compare", "a", "b", "--limit", "-1"], "--limit", "must be at least 0"),
+])
+def test_negative_votes_or_limits_are_refused_naming_the_option(argv, flag, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"argument {flag}" in err and message in err
