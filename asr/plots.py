@@ -9,6 +9,7 @@ display, no global state, safe inside a training loop.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -53,12 +54,13 @@ def token_labels(tokens) -> list[str]:
     return ["blank" if i == 0 else ("| (space)" if t == "|" else t) for i, t in enumerate(tokens)]
 
 
-def draw_posteriorgram(ax, log_probs: torch.Tensor, tokens, frame_shift: float):
-    """Token probabilities (rows, blank on top) over output frames (columns, in seconds)."""
+def draw_posteriorgram(ax, log_probs: torch.Tensor, tokens, frame_shift: float, offset: float = 0.0):
+    """Token probabilities (rows, blank on top) over output frames (columns, in seconds from
+    ``offset``)."""
     probs = log_probs.detach().float().exp().cpu().numpy().T  # (V, T)
     V, T = probs.shape
     image = ax.imshow(probs, aspect="auto", interpolation="nearest", cmap="Greys", vmin=0.0, vmax=1.0,
-                      extent=(0.0, T * frame_shift, V - 0.5, -0.5))
+                      extent=(offset, offset + T * frame_shift, V - 0.5, -0.5))
     ax.set_yticks(range(V))
     ax.set_yticklabels(token_labels(tokens), fontsize=max(5, min(9, 260 // max(V, 1))), family="monospace")
     ax.set_ylabel("token")
@@ -79,26 +81,27 @@ def posteriorgram_figure(log_probs: torch.Tensor, tokens, frame_shift: float, ti
 
 def alignment_figure(wave: torch.Tensor, sample_rate: int, feats: torch.Tensor, feat_shift: float,
                      feat_name: str, log_probs: torch.Tensor, frame_shift: float, tokens, words,
-                     title: str = "") -> Figure:
-    """Waveform, features, posteriorgram and word spans, stacked on a shared time axis."""
+                     title: str = "", offset: float = 0.0) -> Figure:
+    """Waveform, features, posteriorgram and word spans, stacked on a shared time axis; ``wave``
+    starts ``offset`` seconds into its file (word times are the file's)."""
     duration = wave.numel() / sample_rate
     width = float(np.clip(4 + 1.6 * duration, 10, 24))
     fig = Figure(figsize=(width, 9.5), layout="constrained")
     axes = fig.subplots(4, 1, sharex=True, height_ratios=[1, 1.6, 2.6, 0.55])
     ax_wave, ax_feat, ax_post, ax_words = axes
 
-    t = np.arange(wave.numel()) / sample_rate
+    t = offset + np.arange(wave.numel()) / sample_rate
     ax_wave.plot(t, wave.cpu().numpy(), linewidth=0.4, color="#1f77b4")
     ax_wave.set_ylabel("waveform")
     ax_wave.margins(y=0.05)
 
     f = feats.detach().float().cpu().numpy().T  # (dim, frames)
     feat_image = ax_feat.imshow(f, aspect="auto", origin="lower", cmap="magma", interpolation="nearest",
-                   extent=(-feat_shift / 2, (f.shape[1] - 0.5) * feat_shift, -0.5, f.shape[0] - 0.5))
+                   extent=(offset - feat_shift / 2, offset + (f.shape[1] - 0.5) * feat_shift, -0.5, f.shape[0] - 0.5))
     ax_feat.set_ylabel(f"{feat_name}\n(model input)")
     fig.colorbar(feat_image, ax=ax_feat, pad=0.005, fraction=0.02)
 
-    post_image = draw_posteriorgram(ax_post, log_probs, tokens, frame_shift)
+    post_image = draw_posteriorgram(ax_post, log_probs, tokens, frame_shift, offset)
     fig.colorbar(post_image, ax=ax_post, pad=0.005, fraction=0.02, label="probability")
     ax_post.set_ylabel(f"token\n(CTC posteriors, {1000 * frame_shift:.0f} ms frames)")
 
@@ -115,7 +118,7 @@ def alignment_figure(wave: torch.Tensor, sample_rate: int, feats: torch.Tensor, 
     if not words:
         ax_words.text(0.5, 0.5, "(no words recognized)", ha="center", va="center",
                       transform=ax_words.transAxes, color="#666")
-    ax_words.set_xlim(0, duration)
+    ax_words.set_xlim(offset, offset + duration)
     ax_words.set_xlabel("time (s)")
     if title:
         fig.suptitle(title, fontsize=10, x=0.01, ha="left", family="monospace")
@@ -139,7 +142,19 @@ def plot_alignment(transcriber, audio_path: str | Path, out: str | Path) -> Path
     if wave.numel() < hop * model.cfg.subsampling_factor:
         raise PlotError(f"{path}: {wave.numel() / rate:.3f} s is shorter than one output frame "
                         f"({model.frame_shift:.3f} s)")
+    # what transcribe runs: the file without its long quiet edges (a file over the segmenter's
+    # max_seconds is run whole here, which transcribe cuts at pauses: the title says so)
+    if transcriber.segmenter.is_silent(wave.numpy()):
+        raise PlotError(f"{path}: no sound above -80 dBFS: nothing to plot (transcribe gives no words)")
+    lo, hi = transcriber.segmenter.speech_span(wave.numpy())
+    full, wave, offset = wave.numel(), wave[lo:hi], lo / rate
     result = transcriber.transcribe_waveforms([wave])[0]
+    words = [replace(w, start=round(w.start + offset, 3), end=round(w.end + offset, 3)) for w in result.words]
+    note = ""
+    if lo or hi < full:
+        note += f"   (quiet edges cut: {offset:.2f}-{hi / rate:.2f} s)"
+    if wave.numel() > transcriber.segmenter.options.max_seconds * rate:
+        note += f"   (run whole: transcribe cuts files over {transcriber.segmenter.options.max_seconds:g} s at pauses)"
     device = next(model.parameters()).device
     waves, lengths = wave[None].to(device), torch.tensor([wave.numel()], device=device)
     with torch.inference_mode():
@@ -149,7 +164,7 @@ def plot_alignment(transcriber, audio_path: str | Path, out: str | Path) -> Path
     name = {"fbank": "log-mel bin", "mfcc": "MFCC", "spectrogram": "frequency bin"}[kind]
     fig = alignment_figure(wave, rate, feats[0, : feat_lengths[0]], hop / rate, name,
                            log_probs[0, : out_lengths[0]], model.frame_shift, transcriber.tokenizer.tokens,
-                           result.words, title=f"{path.name}   HYP: {result.text or '(empty)'}")
+                           words, title=f"{path.name}   HYP: {result.text or '(empty)'}{note}", offset=offset)
     return save_figure(fig, out)
 
 

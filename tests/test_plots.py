@@ -146,3 +146,26 @@ def test_the_star_marks_the_model_training_kept_as_best(tmp_path):
                             "valid_cer": 0.28, "best": True}) + "\n")
     records, average = _read_log(tmp_path)
     assert _wer_legend(training_figure(records, average=average)) == "WER (best 45.0%, the average of 2 epochs)"
+
+
+def test_plot_alignment_explains_the_words_transcribe_gives_on_the_file_s_clock(tmp_path, monkeypatch):
+    import soundfile as sf
+
+    import asr.plots as plots
+    from asr.plots import plot_alignment
+    from asr.transcribe import load_model
+    from conftest import REPO_ROOT
+
+    audio, rate = sf.read(str(REPO_ROOT / "examples" / "speechocean762_000030012.flac"), dtype="float32")
+    padded = tmp_path / "padded.wav"  # 3 s of silence before: transcribe cuts it, so must the plot
+    sf.write(str(padded), np.concatenate([np.zeros(3 * rate, np.float32), audio, np.zeros(2 * rate, np.float32)]),
+             rate)
+    transcriber = load_model(decoder="greedy", device="cpu")
+    expected = transcriber.transcribe(str(padded))
+    drawn = {}
+    figure = plots.alignment_figure
+    monkeypatch.setattr(plots, "alignment_figure", lambda *a, **k: drawn.update(k, words=a[8]) or figure(*a, **k))
+    plot_alignment(transcriber, padded, tmp_path / "a.png")
+    assert drawn["title"].startswith(f"padded.wav   HYP: {expected.text}   (quiet edges cut: ")
+    assert [(w.word, w.start) for w in drawn["words"]] == [(w.word, w.start) for w in expected.words]
+    assert drawn["offset"] > 2.0
