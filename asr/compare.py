@@ -71,14 +71,23 @@ def render_comparison(c: Comparison, limit: int = 0) -> str:
     return "\n".join(lines)
 
 
+# Resampling fewer speakers than this gives an "interval" made of their own deltas (2 speakers: 3
+# distinct resamples); utterances are resampled instead, and the output says so.
+MIN_SPEAKERS = 10
+
+
 def _significance(c: Comparison) -> str:
-    """The WER difference's 95% interval, resampling speakers when every utterance has one."""
+    """The WER difference's 95% interval, resampling speakers when every utterance has one (and
+    there are at least MIN_SPEAKERS), else utterances."""
     pairs = list(zip(c.a.utterances, c.b.utterances))
-    by_speaker = all(ua.speaker for ua, _ in pairs)
+    speakers = {ua.speaker for ua, _ in pairs}
+    by_speaker = all(ua.speaker for ua, _ in pairs) and len(speakers) >= MIN_SPEAKERS
     boot = paired_bootstrap([ua.words.errors for ua, _ in pairs], [ub.words.errors for _, ub in pairs],
                             [ua.words.reference_length for ua, _ in pairs],
                             [ua.speaker for ua, _ in pairs] if by_speaker else None)
     return (f"WER B - A: {100 * boot.difference:+.2f} points, {boot.level:.0%} interval "
             f"[{100 * boot.low:+.2f}, {100 * boot.high:+.2f}] (paired bootstrap over {boot.groups} "
             f"{'speakers' if by_speaker else 'utterances'}, {boot.resamples} resamples); "
-            f"B better in {boot.prob_b_better:.0%} of them")
+            f"B better in {boot.prob_b_better:.0%} of them"
+            + (f"; utterances, as {len(speakers)} speakers are too few to resample"
+               if not by_speaker and all(ua.speaker for ua, _ in pairs) else ""))

@@ -118,7 +118,8 @@ def test_compare_lists_the_utterances_that_got_better_and_worse(tmp_path, capsys
     text = render_comparison(comparison)
     assert "better in B: 1, worse in B: 1, unchanged: 1" in text
     assert "WER B - A: +16.67 points" in text  # 1 -> 2 errors in the 6 shared words
-    assert "paired bootstrap over 1 speakers" in text
+    # one speaker cannot be resampled into an interval: its utterances are, and the line says why
+    assert "paired bootstrap over 3 utterances" in text and "utterances, as 1 speakers are too few" in text
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
     assert "u1 (s): 0 -> 2 word errors" in out and "u2 (s): 1 -> 0 word errors" in out
@@ -160,3 +161,12 @@ def test_a_report_directory_that_cannot_be_written_is_refused_up_front_naming_it
     with pytest.raises(OSError, match="cannot write here") as error:
         check_report_dir(tmp_path / "a_file" / "rep")
     assert error.value.filename == str(tmp_path / "a_file" / "rep" / "results.json")
+
+
+def test_compare_resamples_speakers_when_there_are_enough_of_them(tmp_path):
+    rows = [(f"u{i}", f"s{i % 12}", "one two three", "one two three") for i in range(24)]
+    worse = [(u, spk, ref, "one too three" if i % 3 == 0 else hyp) for i, (u, spk, ref, hyp) in enumerate(rows)]
+    write_report(build_report(results(rows)), tmp_path / "a")
+    write_report(build_report(results(worse)), tmp_path / "b")
+    text = render_comparison(compare_reports(tmp_path / "a", tmp_path / "b"))
+    assert "paired bootstrap over 12 speakers" in text and "too few" not in text
