@@ -185,7 +185,8 @@ class Transcriber:
 
     def transcribe(self, audio, sample_rate: int | None = None, decoder: str | Decoder | None = None,
                    lm: str | Path | None = None, **decoder_options) -> Result:
-        """``audio``: a file path, or an array/tensor with its ``sample_rate``. Any length: long
+        """``audio``: a file path, or an array/tensor with its ``sample_rate`` (left out: the
+        model's own rate, as whisper takes arrays at 16 kHz; nothing can check it). Any length: long
         audio is cut at pauses and the pieces' times are put back on the file's clock.
         ``decoder``/``lm``/options pick another decoder for this call (``lm`` implies beam)."""
         previous = self.decoder
