@@ -23,6 +23,7 @@ import multiprocessing as mp
 import os
 import signal
 import sys
+import threading
 import weakref
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, suppress
@@ -367,7 +368,9 @@ class BeamSearchDecoder(Decoder):
                                                  initializer=_set_worker, initargs=(self,))
             chunk = max(1, len(items) // (4 * self.workers))
             try:
-                raw = list(self._pool.map(_worker_search, items, chunksize=chunk))
+                with _signals_held():  # the workers fork as the work is handed out
+                    results = self._pool.map(_worker_search, items, chunksize=chunk)
+                raw = list(results)
             except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (asr.cli raises it as one): not the whole batch first
                 self.close(stop=True)
                 raise
@@ -398,6 +401,30 @@ class BeamSearchDecoder(Decoder):
 
 _WORKER: BeamSearchDecoder | None = None
 _STOPPING = False
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def _signals_held():
+    """Ctrl-C or SIGTERM is noted, then acted on when the block ends. An exception raised by
+    their handlers inside CPython's fork hooks is swallowed ("Exception ignored"): a Ctrl-C that
+    landed while the search workers forked was lost, and the run went on to exit 0."""
+    if threading.current_thread() is not threading.main_thread():  # only it can set handlers
+        yield
+        return
+    caught = []
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if caught:  # what the handler in place would have done
+        handler = previous[caught[0]]
+        if callable(handler):
+            handler(caught[0], None)
+        elif handler == signal.SIG_DFL:
+            os.kill(os.getpid(), caught[0])
 
 
 def _set_worker(decoder: BeamSearchDecoder) -> None:

@@ -79,7 +79,8 @@ def check_entries(entries: Iterable[Entry], report: ImportReport | None = None,
             if isinstance(info, str):
                 report.skip(e.id, info)
                 continue
-            report.utterances.append(Utterance(str(Path(e.audio).resolve()), round(info.duration, 4),
+            # at least 0.1 ms: a file of a few samples is not rounded to the 0 s a manifest refuses
+            report.utterances.append(Utterance(str(Path(e.audio).resolve()), max(round(info.duration, 4), 1e-4),
                                                " ".join(e.text.split()), e.speaker, e.id))
     return report
 

@@ -156,6 +156,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         self.sample_rate = sample_rate
         self.cache, self.source, self.span = cache, source, span
         self.unreadable: dict[int, str] = {}
+        self.silent: set[int] = set()  # indices validation scores as saying nothing (asr.train sets them)
         self.tokenizer, self.bpe_dropout, self.seed, self.epoch = tokenizer, bpe_dropout, seed, 0
         self.texts: list[str] = []
         self._cache: dict[tuple[int, float], torch.Tensor] = {}

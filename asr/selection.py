@@ -29,6 +29,7 @@ def validate(model, dataset, cfg, device, tokenizer) -> dict:
     sampler = BucketBatchSampler(dataset.durations, cfg.train.batch_seconds, cfg.train.max_batch_size,
                                  shuffle=False)
     decoder = GreedyDecoder(tokenizer)
+    silent = dataset.silent  # decoded as nothing, as evaluate and transcribe do
     loss_sum, n, refs, hyps = 0.0, 0, [], []
     for items in sampler:
         batch = collate([dataset[i] for i in items]).to(device)
@@ -37,7 +38,7 @@ def validate(model, dataset, cfg, device, tokenizer) -> dict:
         loss_sum += float(losses[valid].sum())
         n += int(valid.sum())
         for hyp, i in zip(decoder.decode(log_probs.cpu(), out_lengths.cpu()), batch.indices):
-            hyps.append(normalize_text(hyp.text))
+            hyps.append("" if i in silent else normalize_text(hyp.text))
             refs.append(dataset.texts[i])  # normalized as it was read
     model.train()
     if not n:

@@ -85,6 +85,8 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         edges = Segmenter.on_frames(cfg.features.sample_rate, model.frame_shift)
         valid_set = load_split(tc.valid_manifest, cfg, tokenizer, "valid", max_utts=tc.valid_max_utts,
                                read_audio=True, span=edges.speech_span)
+        # and scored as evaluate scores silence: the empty hypothesis (read_audio has cached them)
+        valid_set.silent = {i for i in range(len(valid_set)) if edges.is_silent(valid_set.waveform(i).numpy())}
     if state is None and cfg.features.normalize == "global" and not tc.init_from:
         t0 = time.time()
         read = compute_cmvn(model, train_set, device, d)

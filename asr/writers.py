@@ -196,9 +196,12 @@ class DirectoryOutput:
         """Never write onto an input; and when the directory holds inputs, replace none of its files
         unless ``force``: beside audio, ``a.txt`` is likelier a reference transcript than an old output.
         Returns the problems that writing ``inputs`` would meet, for a refusal before any work."""
-        self.inputs = {Path(p).resolve() for p in inputs if p != "-"}
+        given = [Path(p) for p in inputs if p != "-"]
+        self.inputs = {p.resolve() for p in given}
         here = self.directory.resolve()
-        self.beside_inputs = not force and any(p.parent == here for p in self.inputs)
+        # the folder an input is named in (a symlink's), and the one its audio is in
+        folders = {p.absolute().parent.resolve() for p in given} | {p.parent for p in self.inputs}
+        self.beside_inputs = not force and here in folders
         used, self.used = self.used, set(self.used)  # names as write() will give them, without taking them
         try:
             return [problem for path in inputs for problem in self._problems(self.name_for(path))]

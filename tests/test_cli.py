@@ -436,3 +436,16 @@ def test_negative_votes_or_limits_are_refused_naming_the_option(argv, flag, mess
         main(argv)
     err = capsys.readouterr().err
     assert exit_.value.code == 2 and f"argument {flag}" in err and message in err
+
+
+def test_a_folder_of_symlinked_audio_keeps_its_reference_transcripts_too(tiny_model_dir, tmp_path, capsys):
+    audio = tmp_path / "elsewhere" / "a.wav"
+    audio.parent.mkdir()
+    sf.write(str(audio), 0.1 * np.sin(np.arange(16000) * 0.05).astype(np.float32), 16000)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    (folder / "u1.wav").symlink_to(audio)
+    (folder / "u1.txt").write_text("THE REFERENCE\n")
+    assert main(["transcribe", str(folder), "--model", str(tiny_model_dir), "-o", str(folder)]) == 2
+    assert (folder / "u1.txt").read_text() == "THE REFERENCE\n"
+    assert "u1.txt: exists beside the audio" in capsys.readouterr().err

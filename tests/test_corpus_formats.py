@@ -5,6 +5,7 @@ import json
 import random
 import shutil
 
+import numpy as np
 import pytest
 import soundfile as sf
 
@@ -232,6 +233,15 @@ def test_own_folder_pairs_audio_with_same_name_txt_and_takes_the_speaker_from_th
     assert len(train) == 8 and len(valid) == 4 and not reports["train"].skipped
     assert {u.speaker for u in train + valid} == {"spk0", "spk1", "spk2"}
     assert all(u.id == f"{u.speaker}/{u.id.split('/')[1]}" for u in train)
+
+
+def test_a_clip_of_a_few_samples_gets_a_duration_its_manifest_can_be_read_with(tmp_path):
+    make_own_folder(tmp_path / "mine", n=6, speakers=2)
+    sf.write(str(tmp_path / "mine" / "spk0" / "blip.wav"), np.zeros(1, np.float32), 48000)  # 21 microseconds
+    (tmp_path / "mine" / "spk0" / "blip.txt").write_text("blip\n")
+    prepare_own_data(tmp_path / "mine", tmp_path / "data", valid_speakers=1)
+    rows = read_manifest(tmp_path / "data" / "train.jsonl") + read_manifest(tmp_path / "data" / "valid.jsonl")
+    assert [u.duration for u in rows if u.id.endswith("blip")] == [0.0001]
 
 
 def test_own_folder_reports_audio_without_txt_and_txt_without_audio(tmp_path):

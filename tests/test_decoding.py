@@ -433,3 +433,37 @@ def test_an_interrupted_parallel_search_stops_its_workers_after_their_current_se
     finally:
         timer.cancel()
         parallel.close()
+
+
+def test_a_ctrl_c_that_lands_while_the_search_workers_fork_still_stops_the_search():
+    # CPython swallows an exception raised in its fork hooks: a Ctrl-C there was lost and the run
+    # went on to exit 0. A fresh process, whose first fork gets the SIGINT.
+    script = """
+import os, signal, torch
+from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
+from asr.text import CharTokenizer
+from conftest import ctc_log_probs, spelled_frames
+TOKENIZER = CharTokenizer.build(["the cat sat on a mat with zebra dogs quiz"])
+sent = []
+def before():
+    if not sent:
+        sent.append(1)
+        os.kill(os.getpid(), signal.SIGINT)
+os.register_at_fork(before=before)
+decoder = BeamSearchDecoder(TOKENIZER, options=BeamSearchOptions(beam_size=8), workers=2)
+lp = ctc_log_probs(TOKENIZER, spelled_frames("the cat"))
+try:
+    decoder.decode(torch.cat([lp[0]] * 4), torch.cat([lp[1]] * 4))
+except KeyboardInterrupt:
+    print("interrupted")
+else:
+    print("finished")
+"""
+    import subprocess
+    import sys
+
+    from conftest import REPO_ROOT
+
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          cwd=REPO_ROOT / "tests")
+    assert done.stdout.strip() == "interrupted", done.stderr[-2000:]
