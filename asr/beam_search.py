@@ -23,7 +23,6 @@ import multiprocessing as mp
 import os
 import signal
 import sys
-import threading
 import weakref
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, suppress
@@ -42,6 +41,7 @@ from asr.decoding import Decoder, Hypothesis
 from asr.hotwords import HotwordLM, PhraseMatcher, parse_hotwords
 from asr.lexicon import Lexicon, lexicon_from_words, read_lexicon, spell
 from asr.lm import KENLM_MAX_ORDER, UNK, LMError, inspect_lm
+from asr.search_workers import set_worker, signals_held, worker_search
 from asr.text import WORD_SEP
 from asr.tokenizers import Tokenizer
 
@@ -365,11 +365,11 @@ class BeamSearchDecoder(Decoder):
         if self.workers > 1 and len(items) > 1 and "fork" in mp.get_all_start_methods():
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("fork"),
-                                                 initializer=_set_worker, initargs=(self,))
+                                                 initializer=set_worker, initargs=(self,))
             chunk = max(1, len(items) // (4 * self.workers))
             try:
-                with _signals_held():  # the workers fork as the work is handed out
-                    results = self._pool.map(_worker_search, items, chunksize=chunk)
+                with signals_held():  # the workers fork as the work is handed out
+                    results = self._pool.map(worker_search, items, chunksize=chunk)
                 raw = list(results)
             except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (asr.cli raises it as one): not the whole batch first
                 self.close(stop=True)
@@ -398,51 +398,3 @@ class BeamSearchDecoder(Decoder):
         except Exception:
             pass
 
-
-_WORKER: BeamSearchDecoder | None = None
-_STOPPING = False
-_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
-
-@contextmanager
-def _signals_held():
-    """Ctrl-C or SIGTERM is noted, then acted on when the block ends. An exception raised by
-    their handlers inside CPython's fork hooks is swallowed ("Exception ignored"): a Ctrl-C that
-    landed while the search workers forked was lost, and the run went on to exit 0."""
-    if threading.current_thread() is not threading.main_thread():  # only it can set handlers
-        yield
-        return
-    caught = []
-    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in _STOP_SIGNALS}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    if caught:  # what the handler in place would have done
-        handler = previous[caught[0]]
-        if callable(handler):
-            handler(caught[0], None)
-        elif handler == signal.SIG_DFL:
-            os.kill(os.getpid(), caught[0])
-
-
-def _set_worker(decoder: BeamSearchDecoder) -> None:
-    global _WORKER
-    _WORKER = decoder
-    # Ctrl-C reaches the whole process group, SIGTERM often does (SLURM): the parent handles them.
-    # A worker's own KeyboardInterrupt, raised while it waits for work, would print a traceback,
-    # and one dying leaves the pool broken: it finishes the search it is in and refuses the rest.
-    signal.signal(signal.SIGINT, _stop_searching)
-    signal.signal(signal.SIGTERM, _stop_searching)
-
-
-def _stop_searching(signum, frame) -> None:
-    global _STOPPING
-    _STOPPING = True
-
-
-def _worker_search(emissions: np.ndarray):
-    if _STOPPING:
-        raise KeyboardInterrupt  # sent back to the parent as the result, not printed
-    return _WORKER._search_one(emissions)

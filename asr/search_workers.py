@@ -1,0 +1,63 @@
+"""The processes that run beam searches in parallel (``BeamSearchDecoder(workers=N)``), and how
+they and their parent take Ctrl-C and SIGTERM.
+
+Ctrl-C reaches the whole process group, and SIGTERM often does (SLURM): the parent handles them.
+A worker's own KeyboardInterrupt, raised while it waits for work, would print a traceback, and one
+dying leaves the pool broken: a worker finishes the search it is in and refuses the rest, which
+goes back to the parent as a result, not printed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+from contextlib import contextmanager
+
+import numpy as np
+
+_WORKER = None  # this process's asr.beam_search.BeamSearchDecoder (not imported: it imports this module)
+_STOPPING = False
+_STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+@contextmanager
+def signals_held():
+    """Ctrl-C or SIGTERM is noted, then acted on when the block ends. An exception raised by
+    their handlers inside CPython's fork hooks is swallowed ("Exception ignored"): a Ctrl-C that
+    landed while the search workers forked was lost, and the run went on to exit 0."""
+    if threading.current_thread() is not threading.main_thread():  # only it can set handlers
+        yield
+        return
+    caught = []
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in _STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    if caught:  # what the handler in place would have done
+        handler = previous[caught[0]]
+        if callable(handler):
+            handler(caught[0], None)
+        elif handler == signal.SIG_DFL:
+            os.kill(os.getpid(), caught[0])
+
+
+def set_worker(decoder) -> None:
+    """The pool's initializer: this process searches with ``decoder`` and stops on a signal."""
+    global _WORKER
+    _WORKER = decoder
+    signal.signal(signal.SIGINT, _stop_searching)
+    signal.signal(signal.SIGTERM, _stop_searching)
+
+
+def _stop_searching(signum, frame) -> None:
+    global _STOPPING
+    _STOPPING = True
+
+
+def worker_search(emissions: np.ndarray):
+    if _STOPPING:
+        raise KeyboardInterrupt  # sent back to the parent as the result, not printed
+    return _WORKER._search_one(emissions)
