@@ -412,17 +412,21 @@ def test_a_search_worker_given_ctrl_c_refuses_its_work_quietly_for_the_parent_to
 
 
 def test_an_interrupted_parallel_search_stops_its_workers_after_their_current_search():
-    import _thread
+    import os
+    import signal
     import threading
+    import time
 
     torch.manual_seed(0)
     parallel = BeamSearchDecoder(TOKENIZER, options=BeamSearchOptions(beam_size=200), workers=2)
     lp = ctc_log_probs(TOKENIZER, spelled_frames("the cat"))
     parallel.decode(torch.cat([lp[0]] * 2), torch.cat([lp[1]] * 2))  # the pool starts
     workers = list(parallel._pool._processes.values())
-    n, frames = 16, 2000  # half a minute of search or more; one utterance's takes seconds
+    n, frames = 64, 2000  # half a minute of search or more; one utterance's takes about a second
     log_probs = torch.randn(n, frames, len(TOKENIZER)).log_softmax(-1)
-    timer = threading.Timer(1.0, _thread.interrupt_main)  # Ctrl-C, the parent alone
+    # Ctrl-C, the parent alone: a real signal (_thread.interrupt_main would wait for a result to come in)
+    timer = threading.Timer(1.0, os.kill, (os.getpid(), signal.SIGINT))
+    start = time.monotonic()
     timer.start()
     try:
         with pytest.raises(KeyboardInterrupt):
@@ -430,6 +434,7 @@ def test_an_interrupted_parallel_search_stops_its_workers_after_their_current_se
         for worker in workers:
             worker.join(timeout=15)
         assert not any(worker.is_alive() for worker in workers)
+        assert time.monotonic() - start < 16  # not the rest of the batch first (half a minute or more)
     finally:
         timer.cancel()
         parallel.close()
