@@ -81,7 +81,8 @@ def _significance(c: Comparison) -> str:
     there are at least MIN_SPEAKERS), else utterances."""
     pairs = list(zip(c.a.utterances, c.b.utterances))
     speakers = {ua.speaker for ua, _ in pairs}
-    by_speaker = all(ua.speaker for ua, _ in pairs) and len(speakers) >= MIN_SPEAKERS
+    has_speakers = all(ua.speaker for ua, _ in pairs)
+    by_speaker = has_speakers and len(speakers) >= MIN_SPEAKERS
     boot = paired_bootstrap([ua.words.errors for ua, _ in pairs], [ub.words.errors for _, ub in pairs],
                             [ua.words.reference_length for ua, _ in pairs],
                             [ua.speaker for ua, _ in pairs] if by_speaker else None)
@@ -90,4 +91,4 @@ def _significance(c: Comparison) -> str:
             f"{'speakers' if by_speaker else 'utterances'}, {boot.resamples} resamples); "
             f"B better in {boot.prob_b_better:.0%} of them"
             + (f"; utterances, as {len(speakers)} speakers are too few to resample"
-               if not by_speaker and all(ua.speaker for ua, _ in pairs) else ""))
+               if has_speakers and not by_speaker else ""))

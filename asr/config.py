@@ -7,7 +7,6 @@ errors, not silently ignored: a typo in a config must never train the wrong mode
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import math
 import os
@@ -53,11 +52,23 @@ class FeatureConfig:
         if self.kind == "mfcc" and self.n_mfcc > self.n_mels:  # the DCT keeps at most n_mels coefficients
             raise ConfigError(f"features.n_mfcc={self.n_mfcc} must be at most features.n_mels={self.n_mels}")
         if self.kind in ("fbank", "mfcc"):
-            empty = _empty_mel_filters(self)
+            empty = int((self.mel_filterbank().amax(dim=0) == 0).sum())  # a feature that is always 0
             if empty:
                 raise ConfigError(f"features.n_mels={self.n_mels}: {empty} mel filter(s) would hold no FFT bin at "
                                   f"n_fft={self.n_fft} (bins {self.sample_rate / self.n_fft:g} Hz apart): use fewer "
                                   f"mels, a larger n_fft or a wider f_min..f_max")
+
+    def mel_filterbank(self):
+        """(n_fft // 2 + 1, n_mels) HTK mel filters, as the fbank and mfcc frontends apply them."""
+        import warnings
+
+        from torchaudio.functional import melscale_fbanks  # here: torch is not needed to read a config
+
+        with warnings.catch_warnings():  # "filterbank has all zero values": refused by name in __post_init__
+            warnings.simplefilter("ignore")
+            return melscale_fbanks(n_freqs=self.n_fft // 2 + 1, f_min=self.f_min,
+                                   f_max=self.f_max or self.sample_rate / 2, n_mels=self.n_mels,
+                                   sample_rate=self.sample_rate, norm=None, mel_scale="htk")
 
     @property
     def dim(self) -> int:
@@ -282,24 +293,6 @@ def _check_choice(name, value, choices):
 def _check_at_least(name, value, least):
     if value < least:
         raise ConfigError(f"{name} must be >= {least}, got {value}")
-
-
-def _empty_mel_filters(cfg: FeatureConfig) -> int:
-    """How many of the mel filters (HTK scale, as asr/features.py builds them) hold no FFT bin:
-    torchaudio's "filterbank has all zero values" case, a feature that is always 0."""
-    def mel(hz):
-        return 2595.0 * math.log10(1.0 + hz / 700.0)
-
-    n_freqs, nyquist = cfg.n_fft // 2 + 1, cfg.sample_rate // 2
-    freqs = [nyquist * i / max(n_freqs - 1, 1) for i in range(n_freqs)]
-    low, high = mel(cfg.f_min), mel(cfg.f_max or cfg.sample_rate / 2)
-    edges = [700.0 * (10 ** ((low + (high - low) * i / (cfg.n_mels + 1)) / 2595.0) - 1)
-             for i in range(cfg.n_mels + 2)]
-    empty = 0
-    for m in range(cfg.n_mels):  # filter m rises from edges[m] and falls to edges[m + 2], 0 at both
-        j = bisect.bisect_right(freqs, edges[m])  # the first bin above its start
-        empty += not (j < n_freqs and freqs[j] < edges[m + 2])
-    return empty
 
 
 def _to_plain(value):

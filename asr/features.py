@@ -40,10 +40,7 @@ class FeatureExtractor(nn.Module):
         self.spectrogram = torchaudio.transforms.Spectrogram(
             n_fft=cfg.n_fft, hop_length=cfg.hop_length, power=2.0, center=True, pad_mode="constant")
         if cfg.kind in ("fbank", "mfcc"):
-            fb = torchaudio.functional.melscale_fbanks(
-                n_freqs=cfg.n_fft // 2 + 1, f_min=cfg.f_min, f_max=cfg.f_max or cfg.sample_rate / 2,
-                n_mels=cfg.n_mels, sample_rate=cfg.sample_rate, norm=None, mel_scale="htk")
-            self.register_buffer("mel_fb", fb, persistent=False)  # (freqs, mels)
+            self.register_buffer("mel_fb", cfg.mel_filterbank(), persistent=False)  # (freqs, mels)
         if cfg.kind == "mfcc":
             dct = torchaudio.functional.create_dct(cfg.n_mfcc, cfg.n_mels, norm="ortho")
             self.register_buffer("dct", dct, persistent=False)  # (mels, mfcc)

@@ -22,7 +22,7 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from asr.audio import AudioError, _short, resample, to_mono
+from asr.audio import AudioError, _short, path_problem, resample, to_mono
 
 SNDFILE_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".sph", ".nist", ".aiff", ".aif",
                       ".aifc", ".au", ".snd", ".w64", ".caf", ".rf64", ".voc"}
@@ -107,10 +107,8 @@ def stream_audio(path: str, sample_rate: int, block_seconds: float = BLOCK_SECON
         yield from _stream_blocks(stdin or sys.stdin.buffer, "<stdin>", sample_rate, block_seconds)
         return
     p = Path(path)
-    if not p.exists():
-        raise AudioError(path, "file not found")
-    if p.is_dir():
-        raise AudioError(path, "is a directory, not an audio file")
+    if (problem := path_problem(p)) is not None:
+        raise AudioError(path, problem)
     if p.is_file() and p.stat().st_size == 0:
         raise AudioError(path, "file is empty (0 bytes)")
     yield from _sndfile_blocks(str(p), path, sample_rate, block_seconds)

@@ -144,9 +144,10 @@ def plot_alignment(transcriber, audio_path: str | Path, out: str | Path) -> Path
                         f"({model.frame_shift:.3f} s)")
     # what transcribe runs: the file without its long quiet edges (a file over the segmenter's
     # max_seconds is run whole here, which transcribe cuts at pauses: the title says so)
-    if transcriber.segmenter.is_silent(wave.numpy()):
-        raise PlotError(f"{path}: no sound above -80 dBFS: nothing to plot (transcribe gives no words)")
-    lo, hi = transcriber.segmenter.speech_span(wave.numpy())
+    if (span := transcriber.speech_span(wave)) is None:
+        raise PlotError(f"{path}: no sound above {transcriber.silence_dbfs():.0f} dBFS: nothing to plot "
+                        "(transcribe gives no words)")
+    lo, hi = span
     full, wave, offset = wave.numel(), wave[lo:hi], lo / rate
     result = transcriber.transcribe_waveforms([wave])[0]
     words = [replace(w, start=round(w.start + offset, 3), end=round(w.end + offset, 3)) for w in result.words]

@@ -67,11 +67,11 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     use_amp = tc.amp and device.type == "cuda"
     say = log if d.is_main else (lambda message: None)
 
+    data = data_identity(cfg)  # kept in the train state: --resume refuses data that changed since
     try:  # an unusable augment.noise_dir is found as the model is built
-        tokenizer, model, state = model_to_train(cfg, resume, device, say)
+        tokenizer, model, state = model_to_train(cfg, resume, device, say, data)
     except NoiseError as e:
         raise TrainingError(str(e)) from None
-    data = data_identity(cfg)  # kept in the train state: --resume refuses data that changed since
     if d.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")

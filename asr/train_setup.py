@@ -147,9 +147,9 @@ def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False, phone_
     return dataset
 
 
-def manifest_identity(path: str) -> dict | None:
-    """What tells a manifest's content apart (resolved path, size, SHA-1 of its bytes); None for
-    none or a file that cannot be read (load_split names the problem)."""
+def file_identity(path: str) -> dict | None:
+    """What tells a file's content apart (resolved path, size, SHA-1 of its bytes); None for none
+    or a file that cannot be read (load_split names the problem)."""
     try:
         raw = Path(path).read_bytes() if path else None
     except OSError:
@@ -163,16 +163,16 @@ def data_identity(cfg: Config) -> dict:
     """The identities of a run's train and valid manifests and of the weights it started from
     (train.init_from), kept in its train state."""
     init = cfg.train.init_from
-    return {"train_manifest": manifest_identity(cfg.train.train_manifest),
-            "valid_manifest": manifest_identity(cfg.train.valid_manifest),
-            "init_from": manifest_identity(str(Path(init) / "model.safetensors")) if init else None}
+    return {"train_manifest": file_identity(cfg.train.train_manifest),
+            "valid_manifest": file_identity(cfg.train.valid_manifest),
+            "init_from": file_identity(str(Path(init) / "model.safetensors")) if init else None}
 
 
-def check_same_data(state: dict, cfg: Config, run_dir: Path) -> None:
+def check_same_data(state: dict, here: dict, cfg: Config, run_dir: Path) -> None:
     """Refuse to resume a run on data that changed since (a recipe re-split its corpus): it would
     go on with the model of the old split, and the new valid set may hold former training speakers.
-    States saved before identities were kept resume as they did."""
-    saved, here = state.get("data") or {}, data_identity(cfg)
+    ``here``: ``data_identity(cfg)`` now. States saved before identities were kept resume as they did."""
+    saved = state.get("data") or {}
     for key in ("train_manifest", "valid_manifest", "init_from"):
         old, new = saved.get(key), here[key]
         if not old or not new or old["sha1"] == new["sha1"]:
@@ -192,8 +192,9 @@ def check_same_data(state: dict, cfg: Config, run_dir: Path) -> None:
 RUN_FILES = ("last", "best", "log.jsonl", "epochs", "avg")
 
 
-def model_to_train(cfg: Config, resume: bool, device, say):
-    """(tokenizer, model, train state or None): resumed, initialized from a model, or new."""
+def model_to_train(cfg: Config, resume: bool, device, say, data: dict):
+    """(tokenizer, model, train state or None): resumed (on the same ``data``: data_identity),
+    initialized from a model, or new."""
     tc, run_dir, state = cfg.train, Path(cfg.train.output_dir), None
     resumable = (run_dir / "last" / "train_state.pt").is_file()
     if resume and resumable:
@@ -201,7 +202,7 @@ def model_to_train(cfg: Config, resume: bool, device, say):
         check_same_model(loaded, cfg, f"--resume {run_dir / 'last'}")
         tokenizer, model = loaded.tokenizer, loaded.model
         state = torch.load(run_dir / "last" / "train_state.pt", weights_only=True, map_location="cpu")
-        check_same_data(state, cfg, run_dir)
+        check_same_data(state, data, cfg, run_dir)
         if state["epoch"] >= tc.epochs:
             say(f"{run_dir} has trained all its {tc.epochs} epochs: nothing to resume (a larger train.epochs "
                 "trains on)")

@@ -156,7 +156,7 @@ class Transcriber:
                 confidence = round(aligned[1], 4)
             segments = [Segment(0.0, round(duration, 3), hyp.text)] if hyp.text else []
             results.append(Result(hyp.text, duration, segments, words, confidence,
-                                  [h.text for h in nbest[1:]] if asked else None))
+                                  [h.text for h in nbest[1:]] if asked else []))
         return results
 
     def silence_dbfs(self) -> float:
@@ -167,15 +167,19 @@ class Transcriber:
         """One line for logs and reports: how this transcriber decodes."""
         return self.decoder.describe()
 
-    def speech(self, wave: torch.Tensor) -> torch.Tensor | None:
-        """``wave`` as ``transcribe`` runs each segment, for callers that run whole utterances
-        (evaluate, tuning, priors): None for silence (never run; its text is empty), else without
-        quiet edges longer than the segmenter's trim_after_seconds."""
+    def speech_span(self, wave: torch.Tensor) -> tuple[int, int] | None:
+        """[lo, hi) of ``wave`` that ``transcribe`` would run as a segment: None for silence (never
+        run; its text is empty), else all but quiet edges longer than trim_after_seconds."""
         samples = wave.numpy()
         if self.segmenter.is_silent(samples):
             return None
-        lo, hi = self.segmenter.speech_span(samples)
-        return wave[lo:hi]
+        return self.segmenter.speech_span(samples)
+
+    def speech(self, wave: torch.Tensor) -> torch.Tensor | None:
+        """``wave`` cut to its ``speech_span`` (None for silence), for callers that run whole
+        utterances (evaluate, tuning, priors)."""
+        span = self.speech_span(wave)
+        return None if span is None else wave[span[0]:span[1]]
 
     def load(self, audio, sample_rate: int | None = None) -> torch.Tensor:
         """The whole signal in memory (short files); ``transcribe`` streams long ones instead."""
@@ -200,7 +204,7 @@ class Transcriber:
                 return outcome
             wave = prepare_array(audio, sample_rate, self.sample_rate).numpy()
             pieces = self._run_all(self.segmenter.segments(array_blocks(wave, 30 * self.sample_rate)))
-            return merge_results(pieces, wave.size / self.sample_rate, alternatives=wants_alternatives(self.decoder))
+            return merge_results(pieces, wave.size / self.sample_rate)
         finally:
             self.decoder = previous
 
@@ -276,8 +280,7 @@ class Transcriber:
                              f"transcripts are given only for audio of one segment, up to "
                              f"{self.segmenter.options.max_seconds:g} s)")
                         told_of_alternatives = True
-                yield state.path, (state.error or merge_results(state.pieces, state.samples / self.sample_rate,
-                                                                alternatives=asked))
+                yield state.path, (state.error or merge_results(state.pieces, state.samples / self.sample_rate))
 
         for path in paths:
             state = _FileState(path)
@@ -331,11 +334,10 @@ def split_at_pauses(words: list[Word], text: str, pause: float) -> list[Segment]
     return segments
 
 
-def merge_results(pieces: list[tuple[float, Result]], duration: float, pause: float = 0.6,
-                  alternatives: bool = False) -> Result:
+def merge_results(pieces: list[tuple[float, Result]], duration: float, pause: float = 0.6) -> Result:
     """Per-segment Results (each timed from its own start) -> one Result on the file's clock,
-    with segments re-cut at the pauses between words (see ``split_at_pauses``). ``alternatives``:
-    n-best was asked for; a single piece keeps its own, other files get none ([])."""
+    with segments re-cut at the pauses between words (see ``split_at_pauses``). A single piece
+    keeps its n-best alternatives; a file of several pieces gets none."""
     segments, words, texts, weighted, count = [], [], [], 0.0, 0
     pieces = sorted(pieces, key=lambda p: p[0])
     for offset, r in pieces:
@@ -350,9 +352,9 @@ def merge_results(pieces: list[tuple[float, Result]], duration: float, pause: fl
             segments.append(Segment(round(offset, 3), round(offset + r.duration, 3), r.text))
         if r.confidence is not None:
             weighted, count = weighted + r.confidence * max(1, len(moved)), count + max(1, len(moved))
-    kept = (pieces[0][1].alternatives or []) if len(pieces) == 1 else []
+    alternatives = pieces[0][1].alternatives if len(pieces) == 1 else []
     return Result(" ".join(texts), duration, segments, words,
-                  round(weighted / count, 4) if count else None, kept if alternatives else [])
+                  round(weighted / count, 4) if count else None, alternatives)
 
 
 def load_model(path: str | Path | None = None, decoder: str | Decoder = "auto",
