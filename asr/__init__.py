@@ -10,8 +10,10 @@ def load_model(path=None, decoder="auto", device="auto", **decoder_options):
     searches with the model's packaged LM when it has one, else decodes greedily; ``greedy`` and
     ``beam`` use the package's own model alone.
 
-    ``model.transcribe(path_or_array, sample_rate=None, decoder=None, lm=None)`` returns a Result
-    with ``.text``, ``.segments`` and ``.words`` (see ``asr/transcribe.py``)."""
+    ``model.transcribe(path_or_array, sample_rate=None, decoder=None, lm=None, **options)`` returns a
+    Result with ``.text``, ``.segments`` and ``.words`` (see ``asr/results.py``); a decoder, LM
+    or search option given there is that call's alone, and ``workers``/``batch_size`` (here or
+    there) say how it runs, never which decoder runs."""
     from asr.transcribe import RUN_OPTIONS, load_model as _load
 
     from asr.rescoring_files import load_rescoring, packaged_rescoring

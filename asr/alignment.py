@@ -41,22 +41,51 @@ def _alignable(targets: list[int], frames: int) -> bool:
     return len(targets) + repeats <= frames
 
 
+def _word_starts(tokens: Sequence[int], sep: int) -> list[int]:
+    """Where each ``sep``-delimited run of tokens (a word's spelling) starts."""
+    return [i for i, t in enumerate(tokens) if t != sep and (i == 0 or tokens[i - 1] == sep)]
+
+
+def complete_words(hyp: Hypothesis, tokenizer: Tokenizer) -> Hypothesis | None:
+    """``hyp`` with its tokens (and frames) cut to the spellings of its text's words, or None
+    when they do not spell that many words. A lexicon search's path can go on into a word it never
+    completed (flashlight's, with a small beam: "the fox jum"); its text has only the complete
+    words, and so must its words' times."""
+    words, sep = len(hyp.text.split()), tokenizer.word_sep_id
+    starts = _word_starts(hyp.tokens, sep)
+    if len(starts) < words:
+        return None
+    if len(starts) == words:
+        return hyp
+    end = starts[words] if words else 0
+    while end > 0 and hyp.tokens[end - 1] == sep:
+        end -= 1
+    return replace(hyp, tokens=hyp.tokens[:end], frames=hyp.frames[:end])
+
+
 def align_words(log_probs: torch.Tensor, hyp: Hypothesis, tokenizer: Tokenizer
                 ) -> tuple[list[WordAlignment], float] | None:
     """(T, V) log-probs of one utterance and its hypothesis -> (words, utterance confidence).
 
-    The hypothesis' tokens are aligned (a lexicon word's spelling need not be its letters).
-    None when they cannot fit the frames or do not split into the hypothesis' words.
+    The hypothesis' tokens for its text's words are aligned (``complete_words``: a lexicon word's
+    spelling need not be its letters), else the text as the tokenizer spells it. None when
+    neither spells the text or fits the frames.
     """
     log_probs = log_probs.detach().float().cpu()
     words = hyp.text.split()
     if not words:
         blank = log_probs[:, tokenizer.blank_id].exp()
         return [], float(blank.mean()) if blank.numel() else 1.0
-    targets = list(hyp.tokens)
-    sep = tokenizer.word_sep_id
-    groups = sum(1 for i, t in enumerate(targets) if t != sep and (i == 0 or targets[i - 1] == sep))
-    if groups != len(words) or not _alignable(targets, log_probs.shape[0]):
+    complete = complete_words(hyp, tokenizer)
+    if complete is not None:
+        targets = list(complete.tokens)
+    else:
+        try:
+            targets = tokenizer.encode(" ".join(words))
+        except ValueError:  # UnknownCharacterError / UnknownWordError: a word it cannot spell
+            return None
+    if len(_word_starts(targets, tokenizer.word_sep_id)) != len(words) \
+            or not _alignable(targets, log_probs.shape[0]):
         return None
     path, scores = forced_align(log_probs[None], torch.tensor([targets], dtype=torch.int32),
                                 blank=tokenizer.blank_id)

@@ -3,12 +3,22 @@ at the model's sample rate.
 
 torchaudio 2.9+ no longer loads files without FFmpeg/torchcodec, so files are read with
 soundfile and resampled with ``torchaudio.functional.resample``.
+
+One policy for a file cut short (a copy or download that stopped early), for every command and
+for whole-file and streaming reads alike, as ffmpeg and Kaldi have it: what is there is used,
+with a one-line warning on stderr naming the file and how much is missing; a file with no audio
+that can be decoded is an AudioError naming the file and the problem.
 """
 
 from __future__ import annotations
 
+import re
+import sys
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import soundfile as sf
@@ -18,6 +28,20 @@ import torchaudio.functional as AF
 
 MIN_RATE, MAX_RATE = 1000, 384_000  # plausible sample rates of an array (Hz)
 NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
+BLOCK_SECONDS = 30.0  # decoded at a time: bounded memory for a file of any length
+# The "length unknown" data sizes streaming writers leave in a header they cannot go back to fill
+# in: 0xFFFFFFFF (ffmpeg; AU's -1), 0x7FFFFFFF, and sox's 0x7FFFF000 (WAV) and 0x7F000000 (AIFF,
+# whose SSND size adds its 8-byte offset/block header), which sox rounds down to whole sample
+# frames (24-bit WAV: 0x7FFFEFFF). 0 is a writer that never filled it in.
+_PLACEHOLDER_SIZES = (0x7F000000, 0x7FFFF000, 0x7FFFFFFF, 0xFFFFFFFF)
+# A FLAC STREAMINFO total of 0 is "unknown" (libsndfile bumps it to SF_COUNT_MAX); 2**36 - 1, the
+# field's largest value (16 days at 48 kHz), is no real length either.
+FLAC_UNKNOWN_FRAMES = 2 ** 36 - 1
+# libsndfile logs a PCM data chunk longer than the file holds as "data : 59040 (should be 956)":
+# WAV's data, AIFF's SSND, AU's "Data Size"; its own frame count is then what is there.
+_DATA_SIZE = re.compile(r"^\s*(?:data|SSND|Data Size)\s*: (\d+) \(should be (\d+)\)", re.M)
+_SAMPLE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
+                 "ULAW": 1, "ALAW": 1}
 
 
 class AudioError(Exception):
@@ -41,16 +65,188 @@ class AudioInfo:
 
 
 def audio_info(path: str | Path) -> AudioInfo:
-    path = Path(path)
+    """From the header, and cheap: a file cut short is found (and warned about, as reading it
+    would) without decoding it, except a FLAC whose end is missing: that one is decoded to count
+    what is there, and one that declares no length (written to a pipe). ``frames`` is what can be
+    read; none at all is an AudioError."""
+    name, path = path, Path(path)  # a warning names the file as reading it will (once for both)
     if not path.exists():
         raise AudioError(path, "file not found")
     if not path.is_file() and not path.is_dir():  # a pipe or device: reading its header would consume it
         raise AudioError(path, "a pipe or device, not a file: its header cannot be read ahead")
     try:
-        info = sf.info(str(path))
+        with sf.SoundFile(str(path)) as f:
+            rate, channels, frames = int(f.samplerate), int(f.channels), int(f.frames)
+            declared = declared_frames(f)
+            if f.format == "FLAC" and (declared is None or not _last_frame_decodes(f)):
+                # no total (a streaming writer's), or the end missing: count what decodes
+                frames = sum(len(block) for block in _reopened_blocks(path, name))  # warns, or raises for none
+            elif (declared and frames < declared) or _unended_ogg(f):
+                check_ending(name, rate, frames, declared, unended=_unended_ogg(f))
+    except AudioError:
+        raise
     except Exception as e:  # libsndfile's messages are informative; keep them
-        raise AudioError(path, f"not readable as audio ({_short(e)})") from None
-    return AudioInfo(int(info.samplerate), int(info.frames), int(info.channels))
+        raise AudioError(path, f"not readable as audio ({_open_problem(e)})") from None
+    return AudioInfo(rate, frames, channels)
+
+
+def _last_frame_decodes(f: sf.SoundFile) -> bool:
+    """A FLAC's last frame decodes (a seek, not a decode of the whole file): it is not cut short."""
+    try:
+        f.seek(f.frames - 1)
+        return len(f.read(1, dtype="float32")) == 1
+    except RuntimeError:  # libsndfile cannot seek or decode past where the file ends
+        return False
+
+
+def _reopened_blocks(path: Path, name) -> Iterator[np.ndarray]:
+    with sf.SoundFile(str(path)) as f:  # a failed seek leaves a decoder that cannot be trusted
+        yield from decode_blocks(f, name)
+
+
+def declared_frames(f: sf.SoundFile) -> int | None:
+    """The frame count ``f``'s header declares, where it can be more than libsndfile will read:
+    FLAC's, and a WAV/AIFF/AU data chunk longer than the file (libsndfile's ``frames`` is then what
+    is there). None where no length is declared (Ogg, MP3), for a streaming writer's "length
+    unknown" (``unknown_size``; FLAC's 0), and for a file that holds all its header declares."""
+    if f.format == "FLAC":
+        return None if flac_length_unknown(f) else int(f.frames)
+    found, size = _DATA_SIZE.search(f.extra_info), _SAMPLE_BYTES.get(f.subtype)
+    if found and size:
+        declared, held = int(found[1]), int(found[2])
+        if held < declared and not unknown_size(declared, size * f.channels):
+            return int(f.frames) + -(-(declared - held) // (size * f.channels))  # a part sample counts as one
+    return None
+
+
+def unknown_size(size: int, frame_bytes: int) -> bool:
+    """Whether a WAV/AIFF/AU data size is a streaming writer's placeholder rather than a length:
+    0, or within a few sample frames (of ``frame_bytes``) of one of ``_PLACEHOLDER_SIZES``."""
+    slack = 4 * frame_bytes + 8  # sox rounds down to whole frames; AIFF's SSND size adds 8 bytes
+    return size == 0 or any(abs(size - placeholder) <= slack for placeholder in _PLACEHOLDER_SIZES)
+
+
+def flac_length_unknown(f) -> bool:
+    """A FLAC (an open SoundFile or sf.info's) whose STREAMINFO has no total (a streaming writer's)."""
+    return f.format == "FLAC" and int(f.frames) >= FLAC_UNKNOWN_FRAMES
+
+
+def _unended_ogg(f: sf.SoundFile) -> bool:
+    """An Ogg stream that stops mid-page or lacks its end-of-stream page: it was cut short."""
+    log = f.extra_info
+    return f.format == "OGG" and ("end-of-stream" in log.lower() or "Junk after the last page" in log)
+
+
+def decode_blocks(f: sf.SoundFile, name, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
+    """(frames, channels) float32 blocks of an open file, front to back: the reading of every
+    command. A decoding error keeps the audio before it (libsndfile stops at a FLAC cut short or
+    damaged); then ``check_ending`` warns, or raises AudioError when nothing could be decoded."""
+    rate = int(f.samplerate)
+    if rate <= 0:
+        raise AudioError(name, f"invalid sample rate {rate}")
+    block = max(1, int(block_seconds * rate))
+    if 0 < f.frames < block:  # a short file in one read (a count that is off costs a read more or less)
+        block = int(f.frames) + 1
+    total, failure, ended = 0, None, False
+    while not ended:
+        out = np.full((block, f.channels), np.nan, dtype=np.float32)
+        try:
+            samples = f.read(out=out)
+        except RuntimeError as e:
+            samples, ended = out[:_rows_written(out)], True
+            failure = None if _stream_end(f) else e
+        if len(samples):
+            total += len(samples)
+            yield samples
+        ended = ended or len(samples) < block
+    check_ending(name, rate, total, declared_frames(f), failure, _unended_ogg(f))
+
+
+def _rows_written(out: np.ndarray) -> int:
+    """How many rows of a NaN-filled ``out`` a failed read decoded: pysoundfile raises without
+    the count (and tell() fails after a FLAC of unknown length), but decoded PCM is never NaN."""
+    missing = np.isnan(out).any(axis=1)
+    return int(missing.argmax()) if missing.any() else len(out)
+
+
+def _stream_end(f: sf.SoundFile) -> bool:
+    """The "error" after the last read of a FLAC of unknown length read to its end: pysoundfile's
+    seek to where the read stopped fails there. A cut or damaged one has the decoder's error in
+    libsndfile's log (its error callback writes "ERROR : FLAC__STREAM_DECODER_ERROR_STATUS_...")."""
+    return flac_length_unknown(f) and "ERROR : FLAC__STREAM_DECODER_ERROR" not in f.extra_info
+
+
+def check_ending(name, rate: int, frames: int, declared: int | None = None, failure: Exception | None = None,
+                 unended: bool = False) -> None:
+    """Judge a read that ended after ``frames``: short of the ``declared`` count, stopped by a
+    decoding ``failure``, or an Ogg stream ``unended``: a warning naming the file and what is
+    missing, or an AudioError if nothing was read."""
+    short = declared is not None and frames < declared
+    if frames == 0:
+        if failure is not None:
+            cut = f"; the file is cut short or damaged (its header declares {_seconds(declared, rate)})" \
+                if declared else "; the file is cut short or damaged"
+            raise AudioError(name, f"no audio could be decoded ({_libsndfile(failure)}){cut}")
+        if short:
+            raise AudioError(name, f"cut short: no audio in it, where its header declares {_seconds(declared, rate)}")
+        if unended:
+            raise AudioError(name, "cut short: no complete page of audio in its Ogg stream")
+        raise AudioError(name, "audio is empty (0 samples)")
+    why = f"; decoding stopped: {_libsndfile(failure)}" if failure is not None else ""
+    if short:
+        warn(name, f"truncated: {_seconds(frames, rate)} of audio where its header declares "
+                   f"{_seconds(declared, rate)} ({_amount(declared - frames, rate)} missing{why}); using what is there")
+    elif failure is not None:
+        warn(name, f"truncated or damaged: decoding stopped after {_seconds(frames, rate)} "
+                   f"({_libsndfile(failure)}); using the audio before it")
+    elif unended:
+        warn(name, f"truncated: its Ogg stream ends without its last page; using the {_seconds(frames, rate)} "
+                   "before it")
+
+
+_warned: set[str] = set()
+_warned_lock = threading.Lock()
+_gathering: list[list[str]] = []  # the lists of the open gathered_warnings, innermost last
+
+
+def warn(name, message: str) -> None:
+    """``asr: warning: NAME: message`` on stderr, once a process: a file read every epoch, or
+    probed and then read, is named once. Inside ``gathered_warnings`` the line is kept instead."""
+    line = f"{name}: {message}"
+    with _warned_lock:  # one write, under the lock: lines from threads (asr prepare's) never interleave
+        if line in _warned:
+            return
+        _warned.add(line)
+        if _gathering:
+            _gathering[-1].append(line)
+            return
+        sys.stderr.write(f"asr: warning: {line}\n")
+        sys.stderr.flush()
+
+
+@contextmanager
+def gathered_warnings() -> Iterator[list[str]]:
+    """The warnings of the files read inside it (in any thread), gathered in the list it gives
+    rather than printed: a batch job that reads a corpus names a few and a total, as it does
+    every other kind of problem (asr.train_checks.listed), or none at all on a process that does
+    not report (a training rank other than the first). Each is still said once a process."""
+    lines: list[str] = []
+    with _warned_lock:
+        _gathering.append(lines)
+    try:
+        yield lines
+    finally:
+        with _warned_lock:
+            _gathering[:] = [g for g in _gathering if g is not lines]  # by identity: two may be equal
+
+
+def _seconds(frames: int, rate: int) -> str:
+    return f"{frames / rate:.2f} s"
+
+
+def _amount(frames: int, rate: int) -> str:
+    """Seconds, or samples below a hundredth of one (a WAV cut mid-sample lacks one)."""
+    return _seconds(frames, rate) if frames >= rate / 100 else f"{frames} sample{'s' if frames != 1 else ''}"
 
 
 def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
@@ -85,25 +281,41 @@ def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
     if (problem := path_problem(path)) is not None:
         raise AudioError(path, problem)
     try:
-        samples, rate = sf.read(str(path), dtype="float32", always_2d=False)
+        f = sf.SoundFile(str(path))
     except Exception as e:
-        raise AudioError(path, f"not readable as audio ({_short(e)})") from None
+        raise AudioError(path, f"not readable as audio ({_open_problem(e)})") from None
+    with f:
+        rate = int(f.samplerate)
+        samples = np.concatenate(list(decode_blocks(f, path)))  # AudioError for none; a warning for a part
     samples = to_mono(samples)
     check_samples(path, samples)
     waveform = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
-    return resample(waveform, int(rate), sample_rate)
+    return resample(waveform, rate, sample_rate)
 
 
 def prepare_array(array, sample_rate: int | None, target_rate: int, name="<array>") -> torch.Tensor:
     """An in-memory signal (numpy or torch; (samples,) or (samples, channels)) -> mono tensor.
-    Floats are taken as they are (full scale 1.0); integer samples (scipy's wavfile, int16 PCM)
-    are scaled to that range. ``sample_rate`` None means ``target_rate``."""
+    ``sample_rate`` None means ``target_rate``.
+
+    Floats are taken as they are (full scale 1.0). Integers are PCM of their type's width, scaled
+    to that range: int16 (scipy's wavfile, soundfile's dtype="int16") by 2**15, int32 by 2**31
+    (32-bit PCM, and 24-bit as soundfile reads it: however quiet, as a near-silent passage is),
+    uint8 (8-bit WAV) around 128. Refused, by a one-line error, rather than heard as silence:
+    int64/uint64 (no PCM format has them; Python ints, ``x.astype(int)`` and torch.long are
+    int64). One clip per call: a list of arrays or tensors is refused, not mixed."""
     if isinstance(array, torch.Tensor):
         array = array.detach().cpu()
         # numpy has no bfloat16 (nor float8); float32 holds every value of those exactly
         samples = (array.float() if array.is_floating_point() and array.dtype not in NUMPY_FLOATS else array).numpy()
     elif isinstance(array, (np.ndarray, list, tuple)):
-        samples = np.asarray(array)
+        if not isinstance(array, np.ndarray) and any(isinstance(a, (np.ndarray, torch.Tensor)) for a in array):
+            raise AudioError(name, f"expected one clip, got a {type(array).__name__} of {len(array)} arrays or "
+                             "tensors: one at a time (or transcribe_files for paths); channels go in one 2-D array")
+        try:
+            samples = np.asarray(array)
+        except ValueError:  # nested lists of different lengths
+            raise AudioError(name, "expected one clip, got lists of different lengths: one at a time (or "
+                             "transcribe_files for paths); channels go in one 2-D array") from None
     else:
         raise AudioError(name, f"expected a file path, or an array or tensor of samples; got {type(array).__name__}")
     if sample_rate is not None:
@@ -117,6 +329,10 @@ def prepare_array(array, sample_rate: int | None, target_rate: int, name="<array
     if samples.dtype.kind not in "iuf":
         raise AudioError(name, f"expected numeric samples, got {samples.dtype} (a list of paths? one at a time, "
                          "or transcribe_files)")
+    if samples.dtype.kind in "iu" and samples.dtype.itemsize == 8:
+        raise AudioError(name, f"{samples.dtype} samples: no PCM format has them (Python ints and torch.long are "
+                         "int64); give 16-bit PCM as int16 (x.astype(np.int16)), 32-bit PCM as int32, or floats "
+                         "in [-1, 1]")
     if samples.dtype.kind in "iu":  # PCM: full scale is the type's range
         info = np.iinfo(samples.dtype)
         middle = (int(info.max) + int(info.min) + 1) / 2  # 0, or 128 for uint8
@@ -129,6 +345,16 @@ def prepare_array(array, sample_rate: int | None, target_rate: int, name="<array
     check_samples(name, samples)
     waveform = torch.from_numpy(np.ascontiguousarray(samples))
     return resample(waveform, sample_rate or target_rate, target_rate)
+
+
+def _open_problem(error: Exception) -> str:
+    """libsndfile's reason a file would not open, less its "Error opening 'PATH': " (the path leads the message)."""
+    return re.sub(r"^Error opening .*?: ", "", _short(error))
+
+
+def _libsndfile(error: Exception) -> str:
+    """A decoding error as a clause: "Error : flac decoder lost sync." -> "flac decoder lost sync"."""
+    return re.sub(r"^Error\s*:\s*", "", _short(error)).rstrip(".")
 
 
 def _short(error: Exception) -> str:

@@ -2,7 +2,8 @@
 
 Which search runs follows from the files given:
 
-- a lexicon (``--lexicon FILE``): lexicon-constrained search, every word from the lexicon;
+- a lexicon (``--lexicon FILE``): lexicon-constrained search, every word from the lexicon,
+  scored by a word LM (an LM over the model's tokens is refused with a lexicon);
 - a word LM in ARPA format and no lexicon: lexicon-constrained search over the LM's words
   (a word LM in lexicon-free search scores characters as if they were words, and fails badly);
 - an LM over the model's own tokens (``asr lm build --unit token --tokenizer MODEL``; for a
@@ -11,38 +12,33 @@ Which search runs follows from the files given:
 - neither: lexicon-free prefix beam search without an LM.
 
 KenLM binary files carry no readable word list, so a binary word LM needs ``--lexicon``.
+asr/search_space.py loads the files and checks that they go together.
 The search holds the GIL, so batches are spread over worker processes (forked: the loaded LM
 is shared copy-on-write, not loaded again).
 """
 
 from __future__ import annotations
 
-import hashlib
 import math
 import multiprocessing as mp
 import os
 import signal
-import sys
-import weakref
 from concurrent.futures import ProcessPoolExecutor
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field, replace
+from contextlib import suppress
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 from flashlight.lib.text.decoder import (CriterionType, LexiconDecoder, LexiconDecoderOptions, LexiconFreeDecoder,
-                                         LexiconFreeDecoderOptions, SmearingMode, Trie, ZeroLM)
-from flashlight.lib.text.decoder.kenlm import KenLM
-from flashlight.lib.text.dictionary import Dictionary
+                                         LexiconFreeDecoderOptions, Trie)
 
 from asr.decoding import Decoder, Hypothesis
-from asr.hotwords import HotwordLM, PhraseMatcher, parse_hotwords
-from asr.lexicon import Lexicon, lexicon_from_words, read_lexicon, spell
-from asr.lm import KENLM_MAX_ORDER, UNK, LMError, inspect_lm
+from asr.hotwords import HotwordLM, PhraseMatcher
+from asr.lm import UNK, LMError
+from asr.search_space import SearchSpace
 from asr.search_workers import set_worker, signals_held, worker_search
-from asr.text import WORD_SEP
 from asr.tokenizers import Tokenizer
 
 @dataclass(frozen=True)
@@ -76,164 +72,6 @@ class BeamSearchOptions:
         # Below zero every hypothesis falls under the best and is pruned: an empty transcript.
         if self.beam_threshold < 0:
             raise LMError(f"beam_threshold must be 0 or more, got {self.beam_threshold}")
-
-
-@contextmanager
-def _quiet_stderr():
-    """KenLM prints progress bars to fd 2 while loading; keep the CLI's stderr for messages."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            sys.stderr.flush()
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
-
-
-@dataclass
-class SearchSpace:
-    """What the files give: tokens, words, the loaded LM and hotword phrases; shared by decoders."""
-
-    tokens: Dictionary
-    words: Dictionary | None  # None without a lexicon
-    lexicon: Lexicon | None
-    kenlm: KenLM | None
-    phrases: list[tuple[int, ...]] = field(default_factory=list)
-    shares: list[tuple[float, ...]] = field(default_factory=list)  # of the hotword weight, per unit
-    notes: list[str] = field(default_factory=list)  # what was left out, for the user
-    source: str = ""  # the LM and lexicon files, for describe()
-    zero_lm: ZeroLM = field(default_factory=ZeroLM, repr=False)  # the LM when there is none
-    _tries: dict = field(default_factory=dict, repr=False)  # id(lm) -> trie, for kenlm and zero_lm
-
-    @classmethod
-    def load(cls, tokenizer: Tokenizer, lm: str | Path | None = None, lexicon: str | Path | None = None,
-             hotwords=None) -> "SearchSpace":
-        """The search space of these files, shared with any decoder that asked for the same ones
-        while it lives (a package's phone systems search one lexicon with one LM: loaded once)."""
-        key = _share_key(tokenizer, lm, lexicon, hotwords)
-        space = _SHARED.get(key) if key else None
-        if space is None:
-            space = cls._load(tokenizer, lm, lexicon, hotwords)
-            if key:
-                _SHARED[key] = space
-        return space
-
-    @classmethod
-    def _load(cls, tokenizer: Tokenizer, lm, lexicon, hotwords) -> "SearchSpace":
-        info = inspect_lm(lm) if lm else None
-        lexicon_free = isinstance(lexicon, str) and lexicon.lower() == "none"
-        notes: list[str] = []
-        lex = None
-        if lexicon and not lexicon_free:
-            report = read_lexicon(lexicon, tokenizer)
-            lex = report.lexicon
-            if report.skipped:
-                notes.append(report.summary(str(lexicon)))
-        elif info is not None and not lexicon_free and not info.searches_lexicon_free(tokenizer):
-            if info.binary:
-                raise LMError(f"{info.path}: a binary KenLM file has no readable word list; give --lexicon "
-                              "(or --lexicon none for an LM over the model's tokens)")
-            report = lexicon_from_words(info.words, tokenizer)
-            lex = report.lexicon
-            if report.skipped:
-                notes.append(report.summary(str(info.path)))
-        phrases = parse_hotwords(hotwords)
-        if lex is not None:
-            for word in {w for p in phrases for w in p.split()} - lex.keys():
-                if spell(word, tokenizer):
-                    lex[word] = [spell(word, tokenizer)]
-        tokens = Dictionary(list(tokenizer.tokens))
-        if lex is not None:
-            words = Dictionary([*lex, UNK] if UNK not in lex else list(lex))
-            words.set_default_index(words.get_index(UNK))
-            lm_words = words
-        else:
-            words = None
-            lm_words = Dictionary([*tokenizer.tokens, UNK])
-            if info is not None and not info.binary and not info.is_token_lm(tokenizer) and tokenizer.kind != "char":
-                raise LMError(f"{info.path}: lexicon-free search scores the model's tokens with the LM, and its "
-                              f"units are not this model's {tokenizer.kind} pieces: build one with `asr lm build "
-                              "--unit token --tokenizer MODEL`, or give a word LM and a lexicon")
-        kenlm = None
-        if info is not None:
-            if info.order and info.order > KENLM_MAX_ORDER:
-                raise LMError(f"{info.path}: a {info.order}-gram LM; the KenLM in flashlight-text loads up to "
-                              f"{KENLM_MAX_ORDER}-grams")
-            try:
-                with _quiet_stderr():
-                    kenlm = KenLM(str(info.path), lm_words)
-            except Exception as e:  # KenLM's errors arrive as RuntimeError: where it threw, then why
-                lines = str(e).strip().splitlines()
-                raise LMError(f"{info.path}: KenLM cannot load it: {' '.join(lines[1:2] or lines[:1])}") from None
-        source = ", ".join(f"{k} {v}" for k, v in (("lm", lm), ("lexicon", lexicon)) if v)
-        space = cls(tokens, words, lex, kenlm, notes=notes, source=source)
-        space._add_phrases(phrases, tokenizer)
-        return space
-
-    def trie(self, lm) -> Trie:
-        """The lexicon as flashlight's trie, each word's unigram score under ``lm`` smeared along
-        its spelling (as torchaudio's ctc_decoder builds it). Built once per LM of this space:
-        73 k words take seconds, and tuning and rescoring make a search per setting."""
-        if lm is not self.kenlm and lm is not self.zero_lm:  # a hotword wrapper: its own
-            return self._build_trie(lm)
-        if id(lm) not in self._tries:  # both LMs live as long as this space, so their ids stay theirs
-            self._tries[id(lm)] = self._build_trie(lm)
-        return self._tries[id(lm)]
-
-    def _build_trie(self, lm) -> Trie:
-        ids = {self.tokens.get_entry(i): i for i in range(self.tokens.index_size())}
-        trie = Trie(self.tokens.index_size(), self.tokens.get_index(WORD_SEP))
-        start = lm.start(False)
-        for word, spellings in self.lexicon.items():
-            index = self.words.get_index(word)
-            _, score = lm.score(start, index)
-            for spelling in spellings:
-                trie.insert([ids[t] for t in spelling], index, score)
-        trie.smear(SmearingMode.MAX)
-        return trie
-
-    def _add_phrases(self, phrases: list[str], tokenizer: Tokenizer) -> None:
-        for phrase in phrases:
-            unknown = sorted(tokenizer.unknown_chars(phrase))
-            if unknown:
-                what = (f"words without a pronunciation: {' '.join(unknown)}" if tokenizer.kind == "phone"
-                        else f"characters outside the tokenizer {''.join(unknown)!r}")
-                self.notes.append(f"hotword {phrase!r} left out: {what}")
-                continue
-            if self.words is not None:  # the search asks the LM once per word
-                self.phrases.append(tuple(self.words.get_index(w) for w in phrase.split()))
-                self.shares.append(tuple(1.0 for _ in phrase.split()))
-            else:  # once per token: the phrase is |w o r d|, the bonus spread over its tokens
-                units, shares = [tokenizer.word_sep_id], [0.0]
-                for word in phrase.split():
-                    ids = tokenizer.encode(word)
-                    units += ids + [tokenizer.word_sep_id]
-                    shares += [1.0 / len(ids)] * len(ids) + [0.0]
-                self.phrases.append(tuple(units))
-                self.shares.append(tuple(shares))
-
-
-_SHARED: "weakref.WeakValueDictionary[tuple, SearchSpace]" = weakref.WeakValueDictionary()
-
-
-def _share_key(tokenizer: Tokenizer, lm, lexicon, hotwords) -> tuple | None:
-    """What makes two spaces the same: the tokens, the LM file and the lexicon file's content.
-    Only for a lexicon file without hotwords (else the tokenizer's own spellings enter)."""
-    if hotwords or not lexicon or str(lexicon).lower() == "none" or not Path(lexicon).is_file() \
-            or (lm and not Path(lm).is_file()):  # (a missing file: loading says so)
-        return None
-    lm_stat = None
-    if lm:
-        st = Path(lm).stat()
-        lm_stat = (str(Path(lm).resolve()), st.st_size, st.st_mtime_ns)
-    digest = hashlib.sha1(Path(lexicon).read_bytes()).hexdigest()
-    return tuple(tokenizer.tokens), lm_stat, digest
 
 
 @dataclass
@@ -302,7 +140,7 @@ class BeamSearchDecoder(Decoder):
         if s.phrases:  # the wrapper applies lm_weight itself, so hotword bonuses stay in log-prob units
             bonuses = [tuple(o.hotword_weight * x for x in shares) for shares in s.shares]
             lm, lm_weight = HotwordLM(s.kenlm, o.lm_weight, PhraseMatcher(
-                s.phrases, bonuses, None if s.words is not None else self.tokenizer.word_sep_id)), 1.0
+                s.phrases, bonuses, None if s.words is not None else self.tokenizer.word_sep_id), s.lifts), 1.0
         elif lm is None:
             lm = s.zero_lm
         token_beam = o.beam_size_token or len(self.tokenizer)

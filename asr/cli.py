@@ -11,6 +11,7 @@ import os
 import signal
 import sys
 
+from asr import __version__
 from asr.cli_lm import add_lm_parser
 from asr.cli_types import floats, positive, threads_arg, user_path, votes
 from asr.commands import (cmd_combine, cmd_compare, cmd_diagram, cmd_evaluate, cmd_export, cmd_plot, cmd_train,
@@ -21,6 +22,7 @@ from asr.lm_commands import cmd_priors
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asr", description="Recurrent CTC speech recognition.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("prepare", help="write JSON-lines manifests from a corpus")
@@ -114,9 +116,12 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--lm", type=user_path, metavar="LM",
                        help="KenLM language model, ARPA or binary (asr lm build); default: "
                        "the LM packaged in the model, if any; 'none': search without an LM")
-        g.add_argument("--lexicon", type=user_path, help="word -> spelling file (default: the ARPA LM's words; "
-                       "'none' for lexicon-free search with a character or token LM)")
-        g.add_argument("--beam-size", type=positive(int))
+        g.add_argument("--lexicon", type=user_path,
+                       help="lexicon file, a line per spelling: a word, its tokens as the model segments it, "
+                       "then | (default: the ARPA LM's words; 'none' for lexicon-free search with a character "
+                       "or token LM)")
+        g.add_argument("--beam-size", type=positive(int),
+                       help="hypotheses kept per frame (default: MODEL/decoding.yaml's with an LM, else 50)")
         g.add_argument("--beam-size-token", type=positive(int),
                        help="tokens tried per frame, the likeliest (default: all)")
         g.add_argument("--beam-threshold", type=float)
@@ -127,7 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
                        "(needs MODEL/token_priors.json: asr priors)")
         g.add_argument("--nbest", type=positive(int), help="keep this many transcripts (json: 'alternatives')")
         g.add_argument("--hotwords", type=user_path, help="words/phrases to boost: a file (one per line) or 'a,b c'")
-        g.add_argument("--hotword-weight", type=float, help="bonus per hotword word (default 5)")
+        g.add_argument("--hotword-weight", type=float,
+                       help="bonus per hotword word (default 5); a hotword the LM does not know is scored as "
+                       "its rarest word when its <unk> is less likely")
         g.add_argument("--decode-workers", type=positive(int), default=min(2, os.cpu_count() or 1),
                        help="processes for the beam search of a batch (default: 2 if there are 2 cores)")
 
@@ -191,12 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="txt: path<TAB>text (a line per segment in --output-dir); json: words, segments, times "
                    "and confidence; srt/vtt: subtitles; tsv: start/end ms + text; all: each (needs --output-dir)")
     p.add_argument("--output-dir", "-o", type=user_path, metavar="DIR",
-                   help="write one file per input and format here, named "
-                   "after the input (default: print to stdout)")
+                   help="write one file per input and format here, named after the input (a/x.wav -> x.txt); "
+                   "inputs of one name from different folders get the folders that tell them apart, whatever "
+                   "their order (a/x.wav, b/x.wav -> a_x.txt, b_x.txt; x.wav, x.flac -> x.wav.txt, x.flac.txt) "
+                   "(default: print to stdout)")
     p.add_argument("--force", action="store_true", help="with --output-dir a folder that holds inputs: replace "
                    "its existing files (a.txt beside a.wav is kept otherwise: it may be a reference transcript)")
     p.add_argument("--batch-size", type=positive(int), default=16,
-                   help="segments (of files or of long files) per model run")
+                   help="segments (of files or of long files) per model run (default %(default)s)")
     threads_arg(p)
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar (it is off anyway when stderr "
                    "is not a terminal)")
@@ -263,8 +272,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("plot", help="pictures: one file's alignment, or a run's training curves")
     psub = p.add_subparsers(dest="what", required=True)
-    pa = psub.add_parser("alignment", help="waveform, features, CTC posteriorgram and words of one audio file "
-                         "(of one model: a package that rescores draws its first system)")
+    pa = psub.add_parser("alignment", help="waveform, features, CTC posteriorgram and words of one audio file; "
+                         "the words are transcribe's (a package that rescores: the rescored words, aligned to "
+                         "its first system's posteriors, which are drawn)")
     pa.add_argument("source", type=user_path, metavar="FILE")
     model_args(pa)
     beam_args(pa)
@@ -280,9 +290,13 @@ def build_parser() -> argparse.ArgumentParser:
         source = p.add_mutually_exclusive_group()
         source.add_argument("--model", type=user_path, help="model directory (default: the packaged model)")
         source.add_argument("--config", type=user_path, help="a training config instead (untrained weights)")
+        p.add_argument("overrides", nargs="*", metavar="section.key=value",
+                       help="with --config: changes to it, as asr train takes them (e.g. model.cell=gru)")
         p.add_argument("--vocab-size", type=positive(int),
-                       help="with --config: output tokens (default 29 for characters, "
-                       "train.bpe_vocab_size + 1 for train.units=bpe, 41 for phones)")
+                       help="with --config: output tokens (default: assumed 29 for characters, "
+                       "train.bpe_vocab_size + 1 for train.units=bpe; phones counted from train.phone_lexicon)")
+        p.add_argument("--system", type=positive(int), metavar="N",
+                       help="of a package that rescores, only system N (1-based; default: all of them)")
         if name == "diagram":
             p.add_argument("--output", "-o", type=user_path, required=True, help="image file, e.g. net.svg or net.png")
         else:
@@ -298,7 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
 _USER_ERRORS = (("asr.config", "ConfigError"), ("asr.corpora", "CorpusError"), ("asr.data", "ManifestError"),
                 ("asr.hotwords", "HotwordsError"), ("asr.lexicon", "LexiconError"), ("asr.lm", "LMError"),
                 ("asr.model_dir", "ModelDirError"), ("asr.rescoring", "RescoringError"), ("asr.rnnlm", "RNNLMError"),
-                ("asr.tokenizers", "TokenizerError"), ("asr.train_setup", "TrainingError"))
+                ("asr.tokenizers", "TokenizerError"), ("asr.train_checks", "TrainingError"))
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:

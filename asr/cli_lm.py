@@ -9,6 +9,10 @@ from asr.lm_commands import (cmd_lm_build, cmd_lm_import_sphinx, cmd_lm_mix, cmd
                              cmd_lm_tune)
 
 
+TEXTS_HELP = ("text files (a sentence a line) or manifests (JSON lines with a 'text' field: *.jsonl, *.json), "
+              "plain or gzipped")
+
+
 def add_lm_parser(sub) -> None:
     """``asr lm build|mix|prune|import-sphinx|rnn|perplexity|tune`` on the ``asr`` subparsers ``sub``."""
     p = sub.add_parser("lm", help="language models: n-grams for beam search (build, tune, mix, prune, "
@@ -16,7 +20,7 @@ def add_lm_parser(sub) -> None:
     lsub = p.add_subparsers(dest="lm_command", required=True)
     b = lsub.add_parser("build", help="modified Kneser-Ney ARPA from text files and manifests (normalized)")
     b.add_argument("texts", type=user_path, nargs="+", metavar="TEXT",
-                   help="text files (a sentence a line) or .jsonl manifests")
+                   help=TEXTS_HELP)
     b.add_argument("--output", "-o", type=user_path, required=True, metavar="LM.arpa")
     b.add_argument("--order", type=positive(int), default=3, help="n-gram order (default 3; beam search loads "
                    "up to 6)")
@@ -57,7 +61,7 @@ def add_lm_parser(sub) -> None:
     r = lsub.add_parser("rnn", help="train a recurrent (LSTM) word LM for n-best rescoring (asr tune-rescoring "
                         "--rnnlm), keeping the weights with the lowest dev perplexity")
     r.add_argument("texts", type=user_path, nargs="+", metavar="TEXT",
-                   help="text files (a sentence a line) or .jsonl manifests")
+                   help=TEXTS_HELP)
     r.add_argument("--output", "-o", type=user_path, required=True, metavar="DIR")
     r.add_argument("--dev", type=user_path, nargs="+", metavar="TEXT",
                    help="select the weights on these (a dev split, never the "

@@ -16,7 +16,7 @@ from asr.cli_systems import as_packaged, load_transcriber, print_error, systems_
 
 def cmd_train(args) -> int:
     from asr.atomic import check_writable
-    from asr.config import load_config
+    from asr.config_files import load_config
     from asr.train import check_trainable, train
 
     cfg = load_config(args.config, args.overrides)  # fail here, before any process starts
@@ -24,13 +24,21 @@ def cmd_train(args) -> int:
     # a run writes inside its directory (config.yaml, log.jsonl, last/ staged there): probed there,
     # or where it will be made
     check_writable(Path(cfg.train.output_dir) / "config.yaml")
+    run_dir = Path(cfg.train.output_dir)
     if args.gpus > 1:
         from asr.distributed import launch
 
-        return launch(args.gpus, [args.config, *args.overrides] + (["--resume"] if args.resume else []))
-    run_dir = train(cfg, resume=args.resume)
-    print(f"best model: {run_dir / 'best'}")
-    return 0
+        if status := launch(args.gpus, [args.config, *args.overrides] + (["--resume"] if args.resume else [])):
+            return status
+    else:
+        train(cfg, resume=args.resume)
+    if (run_dir / "best").is_dir():
+        print(f"best model: {run_dir / 'best'}")
+        return 0
+    # validation scored no epoch (see the log): the weights are there, but nothing chose them
+    last = f"; the last checkpoint is {run_dir / 'last'}" if (run_dir / "last").is_dir() else ""
+    print_error(f"{run_dir}: no best model was saved: validation could not score any epoch{last}")
+    return 1
 
 
 def cmd_evaluate(args) -> int:
@@ -134,8 +142,8 @@ def cmd_tune_rescoring(args) -> int:
           f"{result.utterances} utterances, {len(result.grid)} settings in {result.seconds:.0f} s; weights "
           f"{', '.join(f'{w:g}' for w in o.weights)}, lm_weight {o.lm_weight:g}, word_score {o.word_score:g}"
           + (f", prior_scale {o.prior_scale:g}" if o.prior_scale else "") + f" -> {path}")
-    print(f"oracle: the best of each utterance's {result.candidates_per_utterance:.1f} candidates (on average) "
-          f"gives WER {100 * result.oracle_wer:.2f}%, the floor for any weights")
+    print(f"oracle: the best of each utterance's {result.candidates_per_utterance:.1f} candidates (on average; "
+          f"a cut one's per piece) gives WER {100 * result.oracle_wer:.2f}%, the floor for any weights")
     return 1 if result.skipped else 0
 
 
@@ -212,7 +220,7 @@ def cmd_transcribe(args) -> int:
         bar.close()
     output.close()
     for path, name in getattr(output, "renamed", []):
-        print_error(f"{path}: written as {name}.* ({Path(path).stem}.* was an earlier input's)")
+        print_error(f"{path}: written as {name}.* (other inputs are named {Path(path).stem} too)")
     if failed:
         print_error(f"{failed} of {len(paths) + len(input_errors)} file(s) failed")
     return 1 if failed else 0
@@ -253,7 +261,7 @@ def _combined_outcomes(systems, paths, progress, note):
 def cmd_export(args) -> int:
     from asr.atomic import atomic_dir, check_writable, occupied
     from asr.decoding_config import DECODING_FILE, PRIORS_FILE, package_lm, packaged_files
-    from asr.model_dir import load_model_dir, save_model_dir
+    from asr.model_dir import load_model_dir, make_portable, save_model_dir
 
     if Path(args.src).is_file():  # a tune-rescoring file: its systems become one package
         from asr.rescoring_files import package_rescoring
@@ -261,8 +269,11 @@ def cmd_export(args) -> int:
         if args.half or args.lm or args.lexicon or args.force:
             raise RuntimeError(f"{args.src}: a rescoring file's systems are packaged as they are, into a new "
                                "directory or the first system's own (no --half, --lm, --lexicon, --force)")
-        written = package_rescoring(args.src, args.dst)  # PACKAGE/rescoring.yaml
+        written, notes = package_rescoring(args.src, args.dst)  # PACKAGE/rescoring.yaml
+        for note in notes:
+            print_error(note)
         package = written.parent
+        make_portable(package)  # its provenance names no folder of this machine's: it can be copied as is
         systems = sorted((p for p in package.glob("system*") if p.is_dir() and p.name[6:].isdigit()),
                          key=lambda p: int(p.name[6:]))
         retune = (f" --combine {' '.join(str(p) for p in systems)}" if systems else "") + (
@@ -283,6 +294,7 @@ def cmd_export(args) -> int:
         save_model_dir(staged, loaded.config, loaded.model, loaded.tokenizer, half=args.half, extra_files=carried)
         if args.lm:
             notes = package_lm(staged, args.lm, loaded.tokenizer, lexicon=args.lexicon)
+        make_portable(staged)  # its provenance names no folder of this machine's: it can be copied as is
     for note in notes:
         print_error(note.replace(str(staged), str(dst)))
     files = sorted(dst.iterdir())
@@ -335,7 +347,7 @@ def cmd_plot(args) -> int:
         if args.what == "training":
             out = plot_training(args.source, args.output)
         else:
-            out = plot_alignment(load_transcriber(args, rescore=False), args.source, args.output)
+            out = plot_alignment(load_transcriber(args), args.source, args.output)  # what transcribe runs
     except (AudioError, PlotError) as e:
         print_error(str(e))
         return 2
@@ -344,19 +356,22 @@ def cmd_plot(args) -> int:
 
 
 def cmd_diagram(args) -> int:
-    from asr.diagram import model_title, model_to_draw, save_diagram, summary_text
-    from asr.plots import PlotError
+    from asr.diagram_text import systems_summary_text, systems_to_draw
 
     if args.vocab_size and not args.config:
         raise RuntimeError("--vocab-size is for --config: a model directory has its own tokens")
     if args.command == "summary" and not args.seconds <= 600:  # (inf, nan too) the model runs on that much audio
         raise RuntimeError(f"--seconds must be at most 600, got {args.seconds}")
-    model, name = model_to_draw(args.model, args.config, args.vocab_size)
+    # a rescoring package: all its systems, or --system N
+    systems, heading = systems_to_draw(args.model, args.config, args.vocab_size, args.overrides, args.system)
     if args.command == "summary":
-        print(summary_text(model, args.seconds, model_title(model, name)))
+        print(systems_summary_text(systems, args.seconds, heading))
         return 0
+    from asr.diagram import save_diagram
+    from asr.plots import PlotError
+
     try:
-        print(save_diagram(model, args.output, model_title(model, name)))
+        print(save_diagram(systems, args.output, heading=heading))
     except PlotError as e:
         print_error(str(e))
         return 2

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asr.metrics import paired_bootstrap
-from asr.report import Report, _pct, load_report, no_common_utterances, sclite_lines
+from asr.report import Report, load_report, no_common_utterances
+from asr.report_text import pct, sclite_lines
 
 
 @dataclass
@@ -51,7 +52,7 @@ def render_comparison(c: Comparison, limit: int = 0) -> str:
                      f"e.g. {c.reference_differs[0]}")
     lines.append(f"{'':8}{'A':>10}{'B':>10}{'B - A':>10}")
     for key in ("wer", "cer", "ser"):
-        lines.append(f"{key.upper():8}{_pct(sa[key]):>10}{_pct(sb[key]):>10}{100 * (sb[key] - sa[key]):>+9.2f}%")
+        lines.append(f"{key.upper():8}{pct(sa[key]):>10}{pct(sb[key]):>10}{100 * (sb[key] - sa[key]):>+9.2f}%")
     for key in ("substitutions", "deletions", "insertions"):
         lines.append(f"{key[:3]:8}{sa[key]:>10}{sb[key]:>10}{sb[key] - sa[key]:>+10}")
     lines.append(_significance(c))

@@ -1,22 +1,16 @@
-"""Typed configuration: frozen dataclasses, loaded from YAML, overridden by ``key=value``.
+"""Typed configuration: frozen dataclasses, each checked as it is made (read from YAML and
+``key=value`` overrides by asr.config_files).
 
-A config file has one section per dataclass (``features``, ``model``, ``augment``,
-``train``). Overrides use dotted keys: ``train.lr=1e-3 model.cell=gru``. Unknown keys are
-errors, not silently ignored: a typo in a config must never train the wrong model.
+A config has one section per dataclass (``features``, ``model``, ``augment``, ``train``).
+Overrides use dotted keys: ``train.lr=1e-3 model.cell=gru``. Unknown keys are errors, not
+silently ignored: a typo in a config must never train the wrong model.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
-import os
-import typing
 from dataclasses import dataclass, field
-from pathlib import Path
-
-import yaml
-
-from asr.atomic import write_text_atomic
 
 
 class ConfigError(ValueError):
@@ -198,8 +192,9 @@ class TrainConfig:
     # Start from a trained model directory's weights, tokenizer and feature statistics (fine-tuning):
     # a new optimizer and schedule. Its features and model sections must equal this config's.
     init_from: str = ""
-    # Decoded audio is kept in RAM as int16 (~11.5 GB per 100 h per speed factor drawn);
-    # turn off for corpora larger than memory: audio is then decoded at every step.
+    # Decoded audio is kept in RAM as int16 with a scale per clip (asr.data.to_int16; ~11.5 GB per
+    # 100 h per speed factor drawn); turn off for corpora larger than memory: audio is then decoded
+    # at every step.
     cache_audio: bool = True
     progress: bool = True
 
@@ -258,6 +253,8 @@ class Config:
             raise ConfigError("train.weight_drop must be in [0, 1) (0: off)")
         if not t.time_budget_minutes >= 0:
             raise ConfigError("train.time_budget_minutes must be >= 0 (0: no budget)")
+        for factor in self.augment.speed_factors:
+            _check_speed_factor(factor, self.features.sample_rate)
         if not 0.0 <= t.phone_ctc_weight < 1.0:
             raise ConfigError("train.phone_ctc_weight must be in [0, 1)")
         if t.phone_ctc_weight and not 1 <= self.phone_ctc_layer <= self.model.num_layers:
@@ -285,6 +282,48 @@ class Config:
         return dataclasses.replace(self, **sections)
 
 
+def perturbed_rate(sample_rate: int, factor: float) -> int:
+    """Speed perturbation plays audio ``factor`` times faster: it is resampled as if recorded at
+    this rate (asr.data.SpeechDataset.waveform)."""
+    return round(sample_rate * factor)
+
+
+# torchaudio's resampling filter has about p x q taps for a ratio p:q in lowest terms, built anew
+# for every clip: 9:10 (Kaldi's 0.9 at 16 kHz) takes a millisecond per second of audio, 1013:1000
+# 30 ms, 14619:16000 (0.9137) 24 s and 4.5 GB. Terms up to 200 admit every two-decimal factor
+# at 8 or 16 kHz.
+CHEAP_RATIO_TERMS = 200
+
+
+def _ratio(rate: int, sample_rate: int) -> tuple[int, int]:
+    gcd = math.gcd(rate, sample_rate)
+    return rate // gcd, sample_rate // gcd
+
+
+def _cheap(factor: float, sample_rate: int) -> bool:
+    rate = perturbed_rate(sample_rate, factor)
+    return rate >= 1 and max(_ratio(rate, sample_rate)) <= CHEAP_RATIO_TERMS
+
+
+def _check_speed_factor(factor: float, sample_rate: int) -> None:
+    if _cheap(factor, sample_rate):
+        return
+    # a two-decimal factor near it, as people write them; else the nearest cheap ratio
+    near = [f for f in (round(factor, 2) + k / 100 for k in range(-5, 6)) if _cheap(f, sample_rate)]
+    terms = range(1, CHEAP_RATIO_TERMS + 1)
+    near = near or [p / q for q in terms if sample_rate % q == 0 for p in terms]
+    nearby = round(min(near, key=lambda f: abs(f - factor)), 6)
+    rate = perturbed_rate(sample_rate, factor)
+    if rate < 1:
+        problem = f"leaves no sample at features.sample_rate={sample_rate} (it rounds to {rate} Hz)"
+    else:
+        p, q = _ratio(rate, sample_rate)
+        problem = (f"resamples {rate} Hz to features.sample_rate={sample_rate}, a ratio of {p}:{q} in lowest "
+                   f"terms: a resampling filter of ~{p * q:,} taps for every clip, slow and memory-hungry (cheap "
+                   f"ratios have terms up to {CHEAP_RATIO_TERMS}, as 0.9 at 16 kHz: 9:10)")
+    raise ConfigError(f"augment.speed_factors: {factor:g} {problem}; use {nearby:g} instead")
+
+
 def _check_choice(name, value, choices):
     if value not in choices:
         raise ConfigError(f"{name}={value!r}: expected one of {', '.join(choices)}")
@@ -301,131 +340,3 @@ def _to_plain(value):
     if isinstance(value, (list, tuple)):
         return [_to_plain(v) for v in value]
     return value
-
-
-def coerce(name: str, value, annotation):
-    """Convert a YAML value to a field's declared type, or raise ConfigError naming ``name``.
-    Also checks the search settings a model stores in decoding.yaml."""
-    origin = typing.get_origin(annotation)
-    args = typing.get_args(annotation)
-    if annotation is typing.Any:
-        return value
-    if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
-        if value is None and type(None) in args:
-            return None
-        inner = [a for a in args if a is not type(None)]
-        return coerce(name, value, inner[0])
-    if origin is tuple:
-        if not isinstance(value, (list, tuple)):
-            value = [value]
-        return tuple(coerce(name, v, args[0]) for v in value)
-    if annotation is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{name}: expected true/false, got {value!r}")
-    if annotation is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        if isinstance(value, float) and value.is_integer():
-            return int(value)
-        raise ConfigError(f"{name}: expected an integer, got {value!r}")
-    if annotation is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "3e-3" (no dot) as a string
-            try:
-                number = float(value)
-            except ValueError:
-                number = None
-            if number is not None and math.isfinite(number):
-                return number
-        raise ConfigError(f"{name}: expected a number, got {value!r}")
-    if annotation is str:
-        if isinstance(value, (str, int, float)) and not isinstance(value, bool):
-            return str(value)
-        raise ConfigError(f"{name}: expected a string, got {value!r}")
-    return value
-
-
-# Path-valued settings: a shell leaves the ~ of `key=~/x` as it is, so it is expanded here.
-PATH_KEYS = frozenset({"train.train_manifest", "train.valid_manifest", "train.output_dir", "train.init_from",
-                       "train.phone_lexicon", "augment.noise_dir"})
-
-
-def _expand_user(value: str) -> str:
-    """``~/x`` -> the home's x; each of a comma-joined list (train.phone_lexicon takes several)."""
-    return ",".join(os.path.expanduser(part) for part in value.split(",")) if value else value
-
-
-def _build(cls, data: dict, prefix: str):
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        raise ConfigError(f"unknown key(s) in {prefix or 'config'}: {', '.join(unknown)}")
-    kwargs = {}
-    for name, value in data.items():
-        key = f"{prefix}.{name}" if prefix else name
-        hint = hints[name]
-        if dataclasses.is_dataclass(hint):
-            kwargs[name] = _build(hint, value, key)
-        else:
-            kwargs[name] = coerce(key, value, hint)
-            if key in PATH_KEYS:
-                kwargs[name] = _expand_user(kwargs[name])
-    return cls(**kwargs)
-
-
-def config_from_dict(data: dict) -> Config:
-    return _build(Config, data, "")
-
-
-def parse_overrides(overrides: list[str]) -> dict:
-    """``["train.lr=1e-3", "model.cell=gru"]`` -> nested dict, values parsed as YAML."""
-    nested: dict = {}
-    for item in overrides:
-        if "=" not in item:
-            raise ConfigError(f"override {item!r} is not key=value")
-        key, raw = item.split("=", 1)
-        parts = key.strip().split(".")
-        if len(parts) != 2 or not all(parts):
-            raise ConfigError(f"override key {key!r} must be section.name, e.g. train.lr")
-        nested.setdefault(parts[0], {})[parts[1]] = yaml.safe_load(raw) if raw else ""
-    return nested
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = _merge(out.get(k) or {}, v) if isinstance(v, dict) else v
-    return out
-
-
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
-    data: dict = {}
-    if path is not None:
-        path = Path(path)
-        if path.is_dir():
-            raise ConfigError(f"{path}: a directory, not a config file (configs/*.yaml)")
-        if not path.is_file():
-            raise ConfigError(f"{path}: config file not found")
-        try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
-        except UnicodeDecodeError as e:  # e.g. an audio file given for the config
-            raise ConfigError(f"{path}: not valid YAML: not UTF-8 text (byte {e.object[e.start]:#04x} at "
-                              f"position {e.start})") from None
-        if not isinstance(data, dict):
-            raise ConfigError(f"{path}: expected a mapping of sections")
-    data = _merge(data, parse_overrides(list(overrides)))
-    return config_from_dict(data)
-
-
-def save_config(config: Config, path: str | Path) -> None:
-    """Written whole or not at all: a run's config.yaml is what resume and evaluate read back."""
-    write_text_atomic(path, yaml.safe_dump(config.to_dict(), sort_keys=False))

@@ -1,4 +1,4 @@
-"""Manifests, the training dataset, length-bucketed batches and collation.
+"""Manifests, the training dataset and collation (batches: asr.batching).
 
 A manifest is JSON lines, one utterance per line::
 
@@ -15,12 +15,13 @@ import random
 import sys
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable
 
 import torch
 
 from asr.atomic import atomic_open
 from asr.audio import AudioError, load_audio, resample
+from asr.config import perturbed_rate
 from asr.text import UnknownCharacterError, normalize_text
 from asr.tokenizers import Tokenizer
 
@@ -109,7 +110,7 @@ def _opt_str(value):
 class Example:
     index: int
     waveform: torch.Tensor  # (samples,) float32
-    targets: torch.Tensor  # (label_len,) int64
+    targets: torch.Tensor | None  # (label_len,) int64; None: a transcript the tokenizer cannot spell
     phones: torch.Tensor | None = None  # (phone_len,) int64; None: no phone transcription
 
 
@@ -123,6 +124,13 @@ class Batch:
     # Phone CTC targets (train.phone_ctc_weight), else None; length 0: no phones for that utterance.
     phone_targets: torch.Tensor | None = None  # (B, P) int64, zero padded
     phone_lengths: torch.Tensor | None = None  # (B,)
+    # (B,) bool: False for an item with no labels (targets None; only SpeechDataset(keep_unspellable=True)
+    # makes them): its zero-length row is padding, which no loss may count. None: all True.
+    has_labels: torch.Tensor | None = None
+
+    def __post_init__(self):
+        if self.has_labels is None:
+            self.has_labels = torch.ones(len(self.indices), dtype=torch.bool)
 
     def map_tensors(self, fn) -> "Batch":
         """The same batch with ``fn`` applied to every tensor (the phone targets too, when present)."""
@@ -133,12 +141,28 @@ class Batch:
         return self.map_tensors(lambda t: t.to(device, non_blocking=non_blocking))
 
 
+def to_int16(wave: torch.Tensor) -> tuple[torch.Tensor, float]:
+    """``wave`` as int16 samples and the scale that gives them back (half the memory of float32;
+    the cache is what holds a corpus in RAM). 16-bit PCM as read comes back exactly (scale
+    1/32768, libsndfile's); other audio (float, 24-bit, resampled) is scaled to its own peak:
+    nothing clipped above full scale, a quiet clip kept to 16 bits of its level, as inference reads it."""
+    pcm = wave * 32768.0  # exact: a power of two
+    if bool(((pcm == pcm.round()) & (pcm >= -32768) & (pcm <= 32767)).all()):
+        return pcm.to(torch.int16), 1 / 32768
+    scale = float(wave.abs().max()) / 32767
+    return (wave / scale).round().clamp(-32767, 32767).to(torch.int16), scale
+
+
 class SpeechDataset(torch.utils.data.Dataset):
-    """Utterances with their token ids; audio decoded once and kept in memory as int16.
+    """Utterances with their token ids; audio decoded once and kept in memory as int16 (``to_int16``).
 
     Items are ``(index, speed)`` pairs so that speed perturbation (resampling, as in Kaldi's
     3-way perturbation) is chosen by the sampler, reproducibly, and its result cached too.
-    Utterances whose text has characters outside the vocabulary are reported and left out.
+    Utterances with an empty transcript or one the tokenizer cannot spell (characters outside
+    the vocabulary) are left out, each in ``skipped`` with why. With ``keep_unspellable`` (the
+    valid set, scored as `asr evaluate` scores it) they are kept: an empty transcript with no
+    labels to emit (CTC's loss then asks for silence), an unspellable one with ``targets`` None
+    (no labels; collate marks it in ``Batch.has_labels``) and its reason in ``unspellable``.
     With a ``phone_lexicon`` each item also carries the transcript's phones (None where a word
     is missing from the lexicon). With ``bpe_dropout`` (subword units only) each item's labels
     are a fresh BPE-dropout segmentation, a function of (seed, epoch, utterance), so that a
@@ -152,31 +176,34 @@ class SpeechDataset(torch.utils.data.Dataset):
 
     def __init__(self, utterances: list[Utterance], tokenizer: Tokenizer, sample_rate: int,
                  cache: bool = True, phone_lexicon=None, bpe_dropout: float = 0.0, seed: int = 0,
-                 source: str = "", span=None):
+                 source: str = "", span=None, keep_unspellable: bool = False):
         self.sample_rate = sample_rate
         self.cache, self.source, self.span = cache, source, span
         self.unreadable: dict[int, str] = {}
+        self.unspellable: dict[int, str] = {}  # index -> why its transcript has no labels (keep_unspellable)
         self.silent: set[int] = set()  # indices validation scores as saying nothing (asr.train sets them)
         self.tokenizer, self.bpe_dropout, self.seed, self.epoch = tokenizer, bpe_dropout, seed, 0
         self.texts: list[str] = []
-        self._cache: dict[tuple[int, float], torch.Tensor] = {}
-        self.utterances, self.targets, self.skipped = [], [], []
+        self._cache: dict[tuple[int, float], tuple[torch.Tensor, float]] = {}  # to_int16's
+        self.utterances, self.skipped = [], []
+        self.targets: list[torch.Tensor | None] = []
         self.phones: list[torch.Tensor | None] | None = [] if phone_lexicon is not None else None
         for utt in utterances:
-            text = normalize_text(utt.text)
-            if not text:
-                self.skipped.append((utt, "empty transcript"))
-                continue
+            text, ids, why = normalize_text(utt.text), None, None
             try:
-                ids = tokenizer.encode(text)
+                ids = tokenizer.encode(text) if text else []
             except UnknownCharacterError as e:
-                self.skipped.append((utt, str(e)))
+                why = str(e)
+            if (not text or why) and not keep_unspellable:
+                self.skipped.append((utt, why or "empty transcript"))
                 continue
+            if why:
+                self.unspellable[len(self.utterances)] = why
             self.utterances.append(utt)
             self.texts.append(text)
-            self.targets.append(torch.tensor(ids, dtype=torch.long))
+            self.targets.append(None if ids is None else torch.tensor(ids, dtype=torch.long))
             if self.phones is not None:
-                phone_ids = phone_lexicon.encode(text)
+                phone_ids = phone_lexicon.encode(text) if ids else None  # none for a kept empty or unspellable one
                 self.phones.append(None if phone_ids is None else torch.tensor(phone_ids, dtype=torch.long))
 
     def __len__(self) -> int:
@@ -193,13 +220,14 @@ class SpeechDataset(torch.utils.data.Dataset):
             wave = self._load(index)
             if speed != 1.0:
                 # Played `speed` times faster: pretend it was recorded at rate*speed.
-                wave = resample(wave, round(self.sample_rate * speed), self.sample_rate)
+                wave = resample(wave, perturbed_rate(self.sample_rate, speed), self.sample_rate)
             # Always through int16, cached or not, so that a resumed run (empty cache) sees
             # exactly the samples an uninterrupted one does.
-            stored = (wave.clamp(-1, 1) * 32767.0).round().to(torch.int16)
+            stored = to_int16(wave)
             if self.cache:
                 self._cache[key] = stored
-        return stored.float() / 32767.0
+        samples, scale = stored
+        return samples.float() * scale
 
     def _load(self, index: int) -> torch.Tensor:
         path = self.utterances[index].audio_filepath
@@ -228,6 +256,7 @@ class SpeechDataset(torch.utils.data.Dataset):
             self.phones = pick(self.phones)
         self._cache = {(new[i], speed): w for (i, speed), w in self._cache.items() if i in new}
         self.unreadable = {new[i]: problem for i, problem in self.unreadable.items() if i in new}
+        self.unspellable = dict(sorted((new[i], why) for i, why in self.unspellable.items() if i in new))
 
     def drop_unreadable(self) -> list[tuple[Utterance, str]]:
         """Read every utterance now (kept, when caching) and leave out those whose audio cannot be
@@ -246,8 +275,8 @@ class SpeechDataset(torch.utils.data.Dataset):
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def labels(self, index: int) -> torch.Tensor:
-        if not self.bpe_dropout:
+    def labels(self, index: int) -> torch.Tensor | None:
+        if not self.bpe_dropout or self.targets[index] is None:
             return self.targets[index]
         rng = random.Random((self.seed * 1_000_003 + self.epoch) * 1_000_003 + index)
         return torch.tensor(self.tokenizer.encode(self.texts[index], self.bpe_dropout, rng), dtype=torch.long)
@@ -259,14 +288,18 @@ class SpeechDataset(torch.utils.data.Dataset):
 
 
 def collate(examples: list[Example]) -> Batch:
+    """Examples padded into one batch; one with no labels (targets None) gets a zero-length row
+    and False in ``has_labels``."""
     wave_lengths = torch.tensor([e.waveform.numel() for e in examples], dtype=torch.long)
-    target_lengths = torch.tensor([e.targets.numel() for e in examples], dtype=torch.long)
+    has_labels = torch.tensor([e.targets is not None for e in examples], dtype=torch.bool)
+    labels = [e.targets if e.targets is not None else torch.zeros(0, dtype=torch.long) for e in examples]
+    target_lengths = torch.tensor([t.numel() for t in labels], dtype=torch.long)
     waves = torch.zeros(len(examples), int(wave_lengths.max()))
     targets = torch.zeros(len(examples), max(1, int(target_lengths.max())), dtype=torch.long)
-    for i, e in enumerate(examples):
+    for i, (e, t) in enumerate(zip(examples, labels)):
         waves[i, : e.waveform.numel()] = e.waveform
-        targets[i, : e.targets.numel()] = e.targets
-    batch = Batch(waves, wave_lengths, targets, target_lengths, [e.index for e in examples])
+        targets[i, : t.numel()] = t
+    batch = Batch(waves, wave_lengths, targets, target_lengths, [e.index for e in examples], has_labels=has_labels)
     if any(e.phones is not None for e in examples):
         batch.phone_lengths = torch.tensor([0 if e.phones is None else e.phones.numel() for e in examples])
         batch.phone_targets = torch.zeros(len(examples), max(1, int(batch.phone_lengths.max())), dtype=torch.long)
@@ -274,67 +307,6 @@ def collate(examples: list[Example]) -> Batch:
             if e.phones is not None:
                 batch.phone_targets[i, : e.phones.numel()] = e.phones
     return batch
-
-
-class BucketBatchSampler(torch.utils.data.Sampler):
-    """Batches of similar-length utterances, at most ``batch_seconds`` of padded audio each.
-
-    Epoch ``e`` is a pure function of ``(seed, e)``: the order can be recomputed on resume
-    and ``skip`` batches already done. With ``sortagrad`` the first epoch runs shortest
-    first (Amodei et al. 2016), which stabilizes early CTC training. Each item is an
-    ``(index, speed)`` pair; the speed factor is drawn per utterance and epoch.
-    """
-
-    def __init__(self, durations: list[float], batch_seconds: float, max_batch_size: int,
-                 shuffle: bool = True, sortagrad: bool = False, seed: int = 0,
-                 speed_factors: tuple[float, ...] = (1.0,), rank: int = 0, world_size: int = 1):
-        self.durations = durations
-        self.batch_seconds = batch_seconds
-        self.max_batch_size = max_batch_size
-        self.shuffle, self.sortagrad, self.seed = shuffle, sortagrad, seed
-        self.speed_factors = tuple(speed_factors) or (1.0,)
-        self.rank, self.world_size = rank, world_size
-        self.epoch, self.skip = 0, 0
-
-    def set_epoch(self, epoch: int, skip: int = 0) -> None:
-        self.epoch, self.skip = epoch, skip
-
-    def batches(self, epoch: int) -> list[list[tuple[int, float]]]:
-        rng = random.Random(self.seed * 100_003 + epoch)
-        n = len(self.durations)
-        speeds = [rng.choice(self.speed_factors) if self.shuffle else 1.0 for _ in range(n)]
-        if self.shuffle and not (self.sortagrad and epoch == 0):
-            # Sorting on jittered lengths changes which utterances share a batch every
-            # epoch while keeping padding low.
-            keys = [self.durations[i] / speeds[i] * rng.uniform(0.9, 1.1) for i in range(n)]
-        else:
-            keys = [self.durations[i] / speeds[i] for i in range(n)]
-        order = sorted(range(n), key=lambda i: keys[i])
-        batches, current, longest = [], [], 0.0
-        for i in order:
-            length = self.durations[i] / speeds[i]
-            longest_if_added = max(longest, length)
-            if current and (longest_if_added * (len(current) + 1) > self.batch_seconds
-                            or len(current) >= self.max_batch_size):
-                batches.append(current)
-                current, longest_if_added = [], length
-            current.append((i, speeds[i]))
-            longest = longest_if_added
-        if current:
-            batches.append(current)
-        if self.shuffle and not (self.sortagrad and epoch == 0):
-            rng.shuffle(batches)
-        if self.world_size > 1:
-            # Every rank takes the same number of batches so that collectives line up.
-            per_rank = len(batches) // self.world_size
-            batches = batches[self.rank: per_rank * self.world_size: self.world_size]
-        return batches
-
-    def __iter__(self) -> Iterator[list[tuple[int, float]]]:
-        yield from self.batches(self.epoch)[self.skip:]
-
-    def __len__(self) -> int:
-        return max(0, len(self.batches(self.epoch)) - self.skip)
 
 
 def frames_needed(targets: torch.Tensor) -> int:
@@ -347,54 +319,3 @@ def frames_needed(targets: torch.Tensor) -> int:
 
 def total_hours(utterances: list[Utterance]) -> float:
     return sum(u.duration for u in utterances) / 3600.0
-
-
-
-class BatchLoader:
-    """Iterate a batch sampler, preparing the next batches in background threads.
-
-    Items (audio decode on first use, speed perturbation) load on a small thread pool —
-    libsndfile and torch release the GIL — and each batch is collated, and pinned for a
-    fast asynchronous copy when training on GPU, while the model works on the previous one.
-    """
-
-    def __init__(self, dataset: SpeechDataset, sampler, workers: int = 4, prefetch: int = 2,
-                 pin_memory: bool = False):
-        self.dataset, self.sampler = dataset, sampler
-        self.workers, self.prefetch, self.pin_memory = max(1, workers), max(1, prefetch), pin_memory
-        self.unreadable = 0  # items left out for their audio (the dataset warned, naming the file)
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-    def _get(self, item):
-        try:
-            return self.dataset[item]
-        except AudioError:  # corrupt, or deleted mid-run: this run goes on without it
-            return None
-
-    def _load(self, pool, items) -> Batch | None:
-        loaded = list(pool.map(self._get, items))
-        examples = [e for e in loaded if e is not None]
-        self.unreadable += len(loaded) - len(examples)  # one loader thread: no race
-        if not examples:
-            return None
-        batch = collate(examples)
-        if self.pin_memory:
-            batch = batch.map_tensors(torch.Tensor.pin_memory)
-        return batch
-
-    def __iter__(self) -> Iterator[Batch | None]:
-        """One batch per sampler batch, in order; None for one whose audio was all unreadable, so
-        that every rank of a distributed run takes the same steps and a batch's position (which
-        ``--resume`` records) stays its position in the sampler."""
-        from concurrent.futures import ThreadPoolExecutor
-
-        with ThreadPoolExecutor(self.workers) as pool, ThreadPoolExecutor(1) as loader:
-            pending = []
-            for items in self.sampler:
-                pending.append(loader.submit(self._load, pool, items))
-                if len(pending) > self.prefetch:
-                    yield pending.pop(0).result()
-            for future in pending:
-                yield future.result()

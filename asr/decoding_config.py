@@ -26,10 +26,12 @@ from typing import TYPE_CHECKING, Sequence
 
 import yaml
 
+from asr.arpa import inspect_lm
 from asr.atomic import write_text_atomic
-from asr.config import ConfigError, coerce
-from asr.lexicon import lexicon_from_words, write_lexicon
-from asr.lm import LMError, inspect_lm, kenlm_tool
+from asr.config import ConfigError
+from asr.config_files import coerce
+from asr.lexicon import lexicon_from_words, read_lexicon, write_lexicon
+from asr.lm import LMError, kenlm_tool
 from asr.tokenizers import Tokenizer
 
 if TYPE_CHECKING:
@@ -179,7 +181,9 @@ def package_lm(model_dir: str | Path, lm: str | Path, tokenizer: Tokenizer,
 
     An ARPA LM becomes a KenLM trie with 8-bit quantization and compressed pointers (a 19 MB
     4-gram ARPA -> 2.8 MB; speechocean762's 119 MB mix -> 21.7 MB, 28.6 MB without ``-a``, the
-    same scores and speed) when build_binary is installed, else it is copied as is.
+    same scores and speed) when build_binary is installed, else it is copied as is. A lexicon is
+    packaged as the search reads it (asr/lexicon.py: normalized, respelled, without repeats). The
+    notes say what the search will leave out or score as <unk>, as transcribe would.
     """
     base, info, notes = Path(model_dir), inspect_lm(lm), []
     stored = read_decoding_defaults(base)
@@ -194,6 +198,13 @@ def package_lm(model_dir: str | Path, lm: str | Path, tokenizer: Tokenizer,
     if lexicon is None and info.is_char_lm and not info.is_token_lm(tokenizer):  # refused before anything changes
         raise LMError(f"{lm}: a character LM, and this model's tokens are {tokenizer.kind} pieces: build an LM over "
                       "them (asr lm build --unit token --tokenizer MODEL) or give a word LM")
+    given = None  # a lexicon file, read before anything changes and packaged as the search reads it
+    if lexicon is not None and str(lexicon).lower() != "none":
+        from asr.search_space import lm_knows
+
+        report = read_lexicon(lexicon, tokenizer, lm_knows(info))
+        notes += report.notes(str(lexicon))
+        given = report.lexicon
     for old in ("lm.bin", "lm.arpa", "lexicon.txt"):
         (base / old).unlink(missing_ok=True)
     build_binary = kenlm_tool("build_binary") if binary and not info.binary else None
@@ -208,13 +219,14 @@ def package_lm(model_dir: str | Path, lm: str | Path, tokenizer: Tokenizer,
                 lexicon = "none"
             else:  # the binary has no word list: keep the ARPA's words as the lexicon
                 report = lexicon_from_words(info.words, tokenizer)
+                if report.skipped:  # gone from the package: said now, as transcribe says it of an ARPA file
+                    notes.append(report.summary(str(lm)))
                 lexicon = write_lexicon(report.lexicon, base / "lexicon.txt")
     else:
         target = base / ("lm.bin" if info.binary else "lm.arpa")
         shutil.copyfile(lm, target)
-    if lexicon is not None and str(lexicon).lower() != "none" and Path(lexicon) != base / "lexicon.txt":
-        shutil.copyfile(lexicon, base / "lexicon.txt")
-        lexicon = base / "lexicon.txt"
+    if given is not None:
+        lexicon = write_lexicon(given, base / "lexicon.txt")
     settings = {"lm": target.name}
     if lexicon is not None:
         settings["lexicon"] = "none" if str(lexicon).lower() == "none" else "lexicon.txt"
@@ -222,10 +234,10 @@ def package_lm(model_dir: str | Path, lm: str | Path, tokenizer: Tokenizer,
     if tuned_lm and not tuned_elsewhere:
         settings["tuned"] = {**stored["tuned"], "lm": target.name, "source_lm": str(tuned_lm)}
     write_decoding_defaults(base, settings)
-    from asr.beam_search import SearchSpace
+    from asr.search_space import SearchSpace
 
-    SearchSpace.load(tokenizer, *packaged_lm(base))  # a package that cannot load fails here, not later
-    return notes
+    space = SearchSpace.load(tokenizer, *packaged_lm(base))  # a package that cannot load fails here, not later
+    return notes + [note for note in space.notes if note not in notes]
 
 
 def model_decoder(model_dir: str | Path | None, tokenizer: Tokenizer, lm: str | Path | None = None,

@@ -3,7 +3,8 @@
 Launch with torchrun, which sets RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR:
 
     torchrun --nproc_per_node 4 -m asr.train configs/deepspeech2.yaml train.train_manifest=...
-    asr train configs/deepspeech2.yaml --gpus 4 ...        # the same, launched for you
+    asr train configs/deepspeech2.yaml --gpus 4 ...        # the same, launched for you (a Ctrl-C then
+                                                           # stops every rank, in one line)
 
 Several machines: run the same command on each with
 ``--nnodes N --node_rank I --rdzv_backend c10d --rdzv_endpoint HOST:PORT`` (HOST = the first
@@ -87,17 +88,84 @@ def all_sum(tensor: torch.Tensor, d: Dist) -> torch.Tensor:
 
 
 def launch(n_procs: int, argv: list[str]) -> int:
-    """Re-run ``asr.train`` under torchrun with ``n_procs`` processes on this machine."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={n_procs}",
-           "-m", "asr.train", *argv]
-    with subprocess.Popen(cmd) as proc:
+    """Re-run ``asr.train`` under torchrun with ``n_procs`` processes on this machine.
+
+    torchrun runs in a session of its own, so that a stop reaches it once, from here: Ctrl-C
+    (SIGINT to the terminal's process group) or SIGTERM to the group would otherwise reach it
+    twice, and a second signal interrupts its shutdown of the ranks with a traceback of its own.
+    """
+    cmd = [sys.executable, "-c", _TORCHRUN, "--standalone", f"--nproc_per_node={n_procs}",
+           "--no-python", sys.executable, "-u", "-c", _RANK, *argv]
+    with subprocess.Popen(cmd, start_new_session=True) as proc:
         try:
             return proc.wait()
-        except KeyboardInterrupt as stop:  # Ctrl-C (torchrun has it too) or SIGTERM (asr.cli raises it as one):
-            # passed on, so torchrun stops its ranks and they leave nothing running on the GPUs
-            proc.send_signal(signal.SIGTERM if type(stop).__name__ == "Terminated" else signal.SIGINT)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (asr.cli raises it as Terminated): passed on as
+            # SIGTERM, which torchrun passes on to its ranks (a rank still importing torch ends without
+            # a traceback); they leave nothing running on the GPUs, and asr.cli says it in one line,
+            # with the exit status of a single-process run
+            held = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}  # one stop at a time
             try:
-                proc.wait(timeout=60)
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)  # torchrun gives its ranks 30 s, then kills them
             except subprocess.TimeoutExpired:
                 proc.kill()
+            finally:
+                for s, handler in held.items():
+                    signal.signal(s, handler)
             raise
+
+
+# torchrun and its ranks, run by ``launch``: a stop passed on ends them without a traceback.
+_TORCHRUN = "import sys; from asr.distributed import run_torchrun; sys.exit(run_torchrun(sys.argv[1:]))"
+_RANK = ("import sys; from asr.distributed import run_rank; from asr.train import main; "
+         "sys.exit(run_rank(main, sys.argv[1:]))")
+
+
+def run_torchrun(args: list[str]) -> int:
+    """torchrun with ``args``; stopped by a signal, it exits 128 + the signal, quietly.
+
+    torchrun passes the signal on to its ranks, waits for them (30 s, then kills them) and raises
+    SignalException, whose traceback and shutdown warnings would repeat what the launcher says in
+    one line. Should the launcher die without passing a stop on (SIGKILL, a closed terminal),
+    torchrun gets SIGTERM (Linux), so its ranks do not train on, orphaned.
+    """
+    import logging
+
+    from torch.distributed.elastic.agent.server import api as agent_api
+    from torch.distributed.elastic.multiprocessing import api as mp_api
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.run import main as torchrun_main
+
+    if sys.platform == "linux":
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+    class WhileStopping(logging.Filter):  # the shutdown's warnings are logged while SignalException is handled
+        def filter(self, record):
+            return not isinstance(sys.exc_info()[1], SignalException)
+
+    for logger in (agent_api.logger, mp_api.logger):
+        logger.addFilter(WhileStopping())
+    try:
+        torchrun_main(args)
+    except SignalException as stop:
+        return 128 + int(stop.sigval)
+    return 0
+
+
+def run_rank(main, argv: list[str]) -> int:
+    """One rank: ``main(argv)`` (asr.train's), stopped by the SIGTERM torchrun passes on (or a
+    SIGINT) as a single process is: ``finally`` blocks run (a checkpoint being written is not left
+    half there), and it exits quietly, 143 (130); the launcher reports the stop."""
+    stopped_by = []
+
+    def stop(signum, frame):
+        stopped_by.append(signum)
+        raise KeyboardInterrupt()
+
+    signal.signal(signal.SIGTERM, stop)
+    try:
+        return main(argv)
+    except KeyboardInterrupt:
+        return 128 + (stopped_by[0] if stopped_by else signal.SIGINT)

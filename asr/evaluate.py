@@ -4,10 +4,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from typing import Sequence
+
+import torch
 
 from asr.audio import AudioError
-from asr.data import BucketBatchSampler, Utterance
+from asr.batching import BucketBatchSampler
+from asr.data import Utterance
 from asr.metrics import ErrorCounts, char_errors, word_errors
+from asr.segmenter import Segmenter
 from asr.text import normalize_text
 from asr.transcribe import Transcriber
 
@@ -57,26 +62,58 @@ def batches_by_duration(utterances: list[Utterance], batch_seconds: float, max_b
     return [[i for i, _ in batch] for batch in sampler]
 
 
+def speech_pieces(segmenter: Segmenter, wave: torch.Tensor) -> list[torch.Tensor]:
+    """What ``asr transcribe`` runs of a loaded utterance, in order: nothing for silence; its
+    speech span (``Transcriber.speech``) when shorter than the segmenter's ``max_seconds``; else
+    the sounded segments it is cut into at pauses, each without its quiet edges. The pieces'
+    hypotheses joined (``join_pieces``) are its transcript, as ``merge_results`` joins a file's."""
+    # as one block: the segmenter's cuts depend on the samples, not on how they were read
+    return [seg.samples for seg in segmenter.segments([wave.numpy()]) if not seg.silent]
+
+
+def join_pieces(references: Sequence[str | None], hypotheses: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Per-piece (references, hypotheses) in ``readable_batches``' order -> per utterance: a piece
+    whose reference is None continues the utterance before it, and its text is joined on."""
+    refs: list[str] = []
+    hyps: list[str] = []
+    for ref, hyp in zip(references, hypotheses, strict=True):
+        if ref is None:
+            hyps[-1] = " ".join(t for t in (hyps[-1], hyp) if t)
+        else:
+            refs.append(ref)
+            hyps.append(hyp)
+    return refs, hyps
+
+
 def readable_batches(transcriber: Transcriber, utterances: list[Utterance], batch_seconds: float, skipped: list,
                      silent: list | None = None):
     """(waves at the transcriber's rate, normalized references) per length-sorted batch, for
-    tuning and priors; an unreadable file is appended to ``skipped`` as (path, problem) and left
+    tuning and priors, cut as evaluate and transcribe cut them (``speech_pieces``): an utterance
+    of ``max_seconds`` or more comes as several waves, the first with its reference and the rest
+    with None (``join_pieces`` puts their hypotheses together); its pieces are never split
+    across batches. An unreadable file is appended to ``skipped`` as (path, problem) and left
     out. A silent utterance never reaches the model (its hypothesis is empty, as transcribe and
     evaluate make it): its reference goes to ``silent`` when a list is given."""
+    budget = batch_seconds * transcriber.sample_rate
     for batch in batches_by_duration(utterances, batch_seconds):
-        waves, refs = [], []
+        waves, refs, longest = [], [], 0
         for i in batch:
             try:
                 wave = transcriber.load(utterances[i].audio_filepath)
             except AudioError as e:
                 skipped.append((utterances[i].audio_filepath, e.problem))
                 continue
-            if (speech := transcriber.speech(wave)) is None:  # silence: its hypothesis is empty, no run
+            pieces = speech_pieces(transcriber.segmenter, wave)
+            if not pieces:  # silence: its hypothesis is empty, no run
                 if silent is not None:
                     silent.append(normalize_text(utterances[i].text))
                 continue
-            waves.append(speech)
-            refs.append(normalize_text(utterances[i].text))
+            longest = max([longest] + [p.numel() for p in pieces])
+            if waves and (len(waves) + len(pieces)) * longest > budget:  # a cut one's pieces pad more
+                yield waves, refs
+                waves, refs, longest = [], [], max(p.numel() for p in pieces)
+            waves += pieces
+            refs += [normalize_text(utterances[i].text)] + [None] * (len(pieces) - 1)
         if waves:
             yield waves, refs
 

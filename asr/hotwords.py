@@ -4,7 +4,8 @@
 a bonus while the hypothesis is inside a hotword phrase. A partial match that breaks off gives
 its bonus back, so only complete phrases gain (the idea of icefall's context graph). The search
 calls the LM once per word with a lexicon and once per token without one; phrases are matched
-in those units.
+in those units. A hotword word the LM does not know is scored as the LM's rarest word when its
+<unk> is less likely than that, so that the bonus can make it win.
 """
 
 from __future__ import annotations
@@ -88,11 +89,16 @@ class PhraseMatcher:
 
 
 class HotwordLM(CTCDecoderLM):
-    """``lm_weight * base LM score + hotword bonus``; use it with the search's lm_weight = 1."""
+    """``lm_weight * (base LM score + lift) + hotword bonus``; use it with the search's lm_weight = 1.
 
-    def __init__(self, base, lm_weight: float, matcher: PhraseMatcher):
+    ``lifts`` (unit -> log10) raise the base score of hotword words the LM does not know: it
+    scores them as its <unk>, which can be so unlikely (-99 in an imported Sphinx LM) that no
+    bonus makes up for it (asr/search_space.py sets them)."""
+
+    def __init__(self, base, lm_weight: float, matcher: PhraseMatcher, lifts: dict[int, float] | None = None):
         CTCDecoderLM.__init__(self)
         self.base, self.lm_weight, self.matcher = base, lm_weight, matcher
+        self.lifts = lifts or {}
         self.states: dict = {}
 
     def start(self, start_with_nothing: bool = False):
@@ -109,7 +115,7 @@ class HotwordLM(CTCDecoderLM):
             score = 0.0
             if base is not None:
                 base, score = self.base.score(base, usr_token_idx)
-                score *= self.lm_weight
+                score = (score + self.lifts.get(usr_token_idx, 0.0)) * self.lm_weight
             match, bonus = self.matcher.step(match, usr_token_idx)
             self.states[child] = (base, match, score + bonus)
         return child, self.states[child][2]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import glob
 import io
-import re
 import shutil
 import stat
 import subprocess
@@ -22,14 +21,14 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from asr.audio import AudioError, _short, path_problem, resample, to_mono
+from asr.audio import (BLOCK_SECONDS, AudioError, _open_problem, check_ending, decode_blocks, flac_length_unknown,
+                       path_problem, resample, to_mono, unknown_size)
 
 SNDFILE_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".sph", ".nist", ".aiff", ".aif",
                       ".aifc", ".au", ".snd", ".w64", ".caf", ".rf64", ".voc"}
 FFMPEG_EXTENSIONS = {".m4a", ".mp4", ".aac", ".webm", ".mkv", ".mov", ".wma", ".amr", ".3gp", ".avi", ".mpeg"}
 AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS
 STDIN = "-"
-BLOCK_SECONDS = 30.0
 
 
 class InputError(Exception):
@@ -87,9 +86,10 @@ def duration_of(path: str) -> float | None:
     if is_stream(path):
         return None
     try:
-        return sf.info(path).duration
+        info = sf.info(path)
     except Exception:
         return None
+    return None if flac_length_unknown(info) else info.duration  # a FLAC written to a pipe declares none
 
 
 def stream_audio(path: str, sample_rate: int, block_seconds: float = BLOCK_SECONDS,
@@ -131,32 +131,17 @@ def _sndfile_blocks(source, name: str, sample_rate: int, block_seconds: float) -
     try:
         f = sf.SoundFile(source)
     except Exception as e:  # libsndfile's messages are informative; keep them, less the path
-        problem = re.sub(r"^Error opening .*?: ", "", _short(e))
+        problem = _open_problem(e)
         unknown = isinstance(source, str) and Path(name).suffix.lower() not in SNDFILE_EXTENSIONS
         if unknown and (ffmpeg_path() or needs_ffmpeg(name)):  # "needs ffmpeg" when it is missing
             yield from _ffmpeg_blocks(name, sample_rate, block_seconds)
             return
         hint = "; ffmpeg (not installed) might read it" if unknown else ""
         raise AudioError(name, f"not readable as audio ({problem}){hint}") from None
-    with f:
+    with f:  # asr.audio's reading: a file cut short gives what is there, with a warning
         rate = int(f.samplerate)
-        if rate <= 0:
-            raise AudioError(name, f"invalid sample rate {rate}")
-        block = max(1, int(block_seconds * rate))
-        total = 0
-        while True:
-            try:
-                samples = f.read(block, dtype="float32", always_2d=True)
-            except Exception as e:
-                raise AudioError(name, f"read error after {total / rate:.1f} s ({_short(e)})") from None
-            if samples.shape[0] == 0:
-                break
-            total += samples.shape[0]
+        for samples in decode_blocks(f, name, block_seconds):
             yield _prepare_block(name, to_mono(samples), rate, sample_rate)
-            if samples.shape[0] < block:
-                break
-        if total == 0:
-            raise AudioError(name, "audio is empty (0 samples)")
 
 
 def _prepare_block(name: str, samples: np.ndarray, rate: int, target: int) -> np.ndarray:
@@ -186,7 +171,8 @@ _WAV_TYPES = {(1, 8): np.uint8, (1, 16): np.dtype("<i2"), (1, 24): np.dtype("V3"
 
 def _wav_pipe_blocks(stream, name: str, sample_rate: int, block_seconds: float) -> Iterator[np.ndarray]:
     """PCM or float WAV from a pipe (after "RIFF....WAVE"), in blocks. The data size may be a
-    placeholder (0 or 0xFFFFFFFF, as streaming writers leave it): then it is read to the end."""
+    placeholder (asr.audio.unknown_size: 0, or sox's or ffmpeg's "length unknown"): then it is read to the
+    end. A stream that ends before its data size is judged as a file cut short is."""
     import struct
 
     wav = "WAV on stdin" if name == "<stdin>" else "WAV on a pipe"
@@ -216,7 +202,7 @@ def _wav_pipe_blocks(stream, name: str, sample_rate: int, block_seconds: float) 
                                f"{channels} channels, {rate} Hz); pipe PCM or float WAV")
     dtype = np.dtype(_WAV_TYPES[(tag, bits)])
     frame = dtype.itemsize * channels
-    left = None if size in (0, 0xFFFFFFFF) else size
+    left = None if unknown_size(size, frame) else size
     total = 0
     while left is None or left > 0:
         want = max(1, int(block_seconds * rate)) * frame
@@ -237,8 +223,8 @@ def _wav_pipe_blocks(stream, name: str, sample_rate: int, block_seconds: float) 
             samples = samples.astype(np.float32) / float(2 ** (8 * dtype.itemsize - 1))
         total += samples.shape[0]
         yield _prepare_block(name, to_mono(samples.astype(np.float32, copy=False)), rate, sample_rate)
-    if total == 0:
-        raise AudioError(name, "audio is empty (0 samples)")
+    missing = -(-left // frame) if left else 0  # the bytes of a part sample count as one
+    check_ending(name, rate, total, total + missing if missing else None)
 
 
 def _ffmpeg_blocks(path: str, sample_rate: int, block_seconds: float) -> Iterator[np.ndarray]:

@@ -1,17 +1,26 @@
 """Lexicons for lexicon-constrained beam search: word -> spellings in the tokenizer's tokens.
 
-A file has one spelling per line, ``word w o r d |``. Every spelling ends with the word
+A file has one spelling per line, the word and then its tokens as the model's tokenizer
+segments it: ``cat c a t |`` for a character model, ``cat c at |`` for a subword model (the
+pieces ``asr lm build --unit token`` would write; the lexicon ``asr export --lm`` packages is
+one), ``cat K AE T |`` for a phone model (a pronunciation). Every spelling ends with the word
 separator ``|``: the model emits it between words, and a lexicon without it makes the search
-glue words together (the word error rate explodes).
+glue words together (the word error rate explodes), so one is added where it is missing.
+
+Words are normalized as ``asr lm build`` normalizes an LM's words (lower case, no punctuation),
+unless the LM holds the word as written. A subword model hardly ever emits another
+segmentation of a word than its tokenizer's (``c a t`` for ``cat c at``): the search would find
+such a spelling only by chance, so it is respelled in the model's own pieces, and said once.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
+from typing import Callable, Iterable
 
-from asr.text import WORD_SEP
+from asr.text import WORD_SEP, normalize_text
 from asr.tokenizers import Tokenizer
 
 Lexicon = dict[str, list[list[str]]]  # flashlight's layout: word -> list of spellings
@@ -19,6 +28,7 @@ Lexicon = dict[str, list[list[str]]]  # flashlight's layout: word -> list of spe
 # each one more (kept nowhere). Phone spellings reach it in a large vocabulary ("OW |": o, oh,
 # owe, eau, ...), so lexicons keep the first 6 in their order (LM words: likeliest first).
 MAX_HOMOPHONES = 6
+_PLAIN = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")  # words normalize_text leaves as they are (the common case, fast)
 
 
 class LexiconError(ValueError):
@@ -28,13 +38,33 @@ class LexiconError(ValueError):
 @dataclass
 class LexiconReport:
     lexicon: Lexicon
-    skipped: list[tuple[str, str]] = field(default_factory=list)  # (word, reason)
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (word, reason): words left out
+    # (word, reason): spellings left out of words the lexicon keeps with another spelling
+    dropped_spellings: list[tuple[str, str]] = field(default_factory=list)
+    respelled: list[tuple[str, list[str], list[str]]] = field(default_factory=list)  # (word, given, own)
+    spellings: int = 0  # lines read (file lexicons)
 
     def summary(self, source: str, shown: int = 8) -> str:
         """One line: how many words were left out and a few examples."""
-        words = ", ".join(f"{w!r} ({why})" for w, why in self.skipped[:shown])
-        more = f" and {len(self.skipped) - shown} more" if len(self.skipped) > shown else ""
-        return f"{source}: {len(self.skipped)} word(s) left out of the lexicon: {words}{more}"
+        return f"{source}: {len(self.skipped)} word(s) left out of the lexicon: {_examples(self.skipped, shown)}"
+
+    def notes(self, source: str) -> list[str]:
+        """What the user should hear about this lexicon: words and spellings left out, respellings."""
+        notes = [self.summary(source)] if self.skipped else []
+        if self.dropped_spellings:
+            notes.append(f"{source}: {len(self.dropped_spellings)} spelling(s) left out of words the lexicon keeps "
+                         f"with another spelling: {_examples(self.dropped_spellings, 8)}")
+        if self.respelled:
+            shown = ", ".join(f"{w}: {' '.join(given)} -> {' '.join(own)}" for w, given, own in self.respelled[:3])
+            notes.append(f"{source}: {len(self.respelled)} of {self.spellings} spellings are not the model's own "
+                         f"segmentation of the word, the one it emits: respelled in its tokens ({shown}"
+                         + (", ...)" if len(self.respelled) > 3 else ")"))
+        return notes
+
+
+def _examples(items: list[tuple[str, str]], shown: int) -> str:
+    listed = ", ".join(f"{w!r} ({why})" for w, why in items[:shown])
+    return listed + (f" and {len(items) - shown} more" if len(items) > shown else "")
 
 
 def spell(word: str, tokenizer: Tokenizer) -> list[str] | None:
@@ -42,6 +72,41 @@ def spell(word: str, tokenizer: Tokenizer) -> list[str] | None:
     if tokenizer.unknown_chars(word) or WORD_SEP in word:
         return None
     return [*tokenizer.word_tokens(word), WORD_SEP]
+
+
+def own_spellings(spellings: list[list[str]], tokenizer: Tokenizer) -> list[list[str]]:
+    """Each spelling (ending with ``|``) as the tokenizer segments its letters, each ``|``-delimited
+    part on its own; a phone model's spellings are pronunciations, kept as they are (and a
+    character model's are its letters). A subword model segments all the words in one call."""
+    if tokenizer.kind in ("phone", "char"):
+        return spellings
+    parts = []  # (entry, start, end): tokens [start:end) of an entry are one word's, of several pieces
+    for n, spelling in enumerate(spellings):
+        if len(spelling) <= 2:  # one piece (or none) and |: nothing to segment
+            continue
+        end = spelling.index(WORD_SEP)
+        if end == len(spelling) - 1:  # one word: the common case, kept fast (a lexicon has 70,000)
+            parts.append((n, 0, end))
+            continue
+        start = 0
+        for k, token in enumerate(spelling):  # several words in one entry
+            if token == WORD_SEP:
+                if k - start > 1:
+                    parts.append((n, start, k))
+                start = k + 1
+    own = list(spellings)
+    segmented = _segmented(["".join(spellings[n][start:end]) for n, start, end in parts], tokenizer)
+    for (n, start, end), pieces in reversed(list(zip(parts, segmented))):  # an entry's last word first:
+        if spellings[n][start:end] != pieces:  # its earlier ones keep their places
+            own[n] = own[n][:start] + pieces + own[n][end:]
+    return own
+
+
+def _segmented(words: list[str], tokenizer: Tokenizer) -> list[list[str]]:
+    """``tokenizer.word_tokens`` of each word, at once where the tokenizer can (sentencepiece)."""
+    if hasattr(tokenizer, "words_tokens"):
+        return tokenizer.words_tokens(words)
+    return [tokenizer.word_tokens(w) for w in words]
 
 
 def _homophone_limit(spelled: dict[str, int], spelling: list[str]) -> str | None:
@@ -76,33 +141,69 @@ def lexicon_from_words(words: Iterable[str], tokenizer: Tokenizer) -> LexiconRep
     return report
 
 
-def read_lexicon(path: str | Path, tokenizer: Tokenizer) -> LexiconReport:
-    """Read ``word t o k e n s |`` lines. Malformed lines raise; unknown tokens are reported."""
+def _lines(path: Path) -> list[str]:
+    try:  # -sig: an editor's byte-order mark would be part of the first word (U+FEFF, invisible)
+        return path.read_text(encoding="utf-8-sig").splitlines()
+    except UnicodeDecodeError as e:
+        raise LexiconError(f"{path}: lexicon file is not UTF-8 text ({e.reason} at byte {e.start})") from None
+
+
+def read_lexicon(path: str | Path, tokenizer: Tokenizer,
+                 lm_knows: Callable[[set[str]], set[str]] | None = None) -> LexiconReport:
+    """Read ``word t o k e n s |`` lines. Malformed lines raise; unknown tokens are reported.
+
+    Words are normalized (``normalize_text``) except those that ``lm_knows`` (given the words
+    that normalizing would change, it returns those the LM holds as written); spellings are
+    respelled in the model's own segmentation (see the module docstring); a line repeating a
+    word and spelling already read is dropped (not a homophone)."""
     path = Path(path)
     if not path.is_file():
         raise LexiconError(f"{path}: lexicon file not found")
+    entries = []
+    for lineno, line in enumerate(_lines(path), 1):
+        if line.strip():
+            written, *spelling = line.split()
+            if not spelling:
+                raise LexiconError(f"{path}:{lineno}: no spelling after the word {written!r}")
+            if spelling[-1] != WORD_SEP:
+                spelling.append(WORD_SEP)  # see the module docstring
+            entries.append((written, written if _PLAIN.fullmatch(written) else normalize_text(written), spelling))
+    owns = own_spellings([spelling for _, _, spelling in entries], tokenizer)
+    changed = {w for w, normal, _ in entries if normal != w}
+    as_written = lm_knows(changed) if changed and lm_knows is not None else set()
     tokens = set(tokenizer.tokens)
-    report = LexiconReport({})
+    report = LexiconReport({}, spellings=len(entries))
     spelled: dict[str, int] = {}
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
+    for (written, normal, spelling), own in zip(entries, owns):
+        word = written if written in as_written else normal
+        if not word or " " in word:
+            what = "no letters or digits" if not word else f"normalizes to several words: {word!r}"
+            report.skipped.append((written, what))
             continue
-        word, *spelling = line.split()
-        if not spelling:
-            raise LexiconError(f"{path}:{lineno}: no spelling after the word {word!r}")
         if not tokens.issuperset(spelling):
             unknown = sorted({t for t in spelling if t not in tokens})
             report.skipped.append((word, f"tokens outside the tokenizer: {' '.join(unknown)}"))
             continue
-        if spelling[-1] != WORD_SEP:
-            spelling.append(WORD_SEP)  # see the module docstring
-        why = _homophone_limit(spelled, spelling)
+        if own != spelling and tokens.issuperset(own):
+            report.respelled.append((word, spelling, own))
+        else:
+            own = spelling
+        if own in report.lexicon.get(word, ()):
+            continue  # the same line again (lexicons merged from several sources repeat them)
+        why = _homophone_limit(spelled, own)
         if why is not None:
             report.skipped.append((word, why))
             continue
-        report.lexicon.setdefault(word, []).append(spelling)
+        report.lexicon.setdefault(word, []).append(own)
     if not report.lexicon:
         raise LexiconError(f"{path}: no usable lexicon entries")
+    # A word kept with another spelling is in the lexicon: only that spelling was left out.
+    report.dropped_spellings = [(w, why) for w, why in report.skipped if w in report.lexicon]
+    left_out = {}  # a word, once, with its first reason
+    for w, why in report.skipped:
+        if w not in report.lexicon:
+            left_out.setdefault(w, why)
+    report.skipped = list(left_out.items())
     return report
 
 

@@ -12,6 +12,9 @@ the LM's units are the model's own: a character LM (``unit="char"``) has charact
 between words, and a token LM (``unit="token"``, given the model's tokenizer) has whatever the
 tokenizer spells words with (characters or subword pieces, NeMo's "token-level n-gram"), so a
 subword model can write words no lexicon lists.
+
+Text and ARPA files may be gzip-compressed (recognized by their first bytes): public LMs and
+corpora ship as ``.gz``. Reading, writing and checking ARPA files is asr/arpa.py.
 """
 
 from __future__ import annotations
@@ -23,27 +26,21 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import unicodedata
 from collections import Counter, defaultdict
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
+from asr.arpa import BOS, EOS, UNK, LMError, NgramModel, open_text, reading, write_arpa
 from asr.atomic import atomic_open
 from asr.text import WORD_SEP, UnknownCharacterError, normalize_text
 
 if TYPE_CHECKING:
     from asr.tokenizers import Tokenizer
 
-BOS, EOS, UNK = "<s>", "</s>", "<unk>"
-SPECIAL = (BOS, EOS, UNK)
 UNITS = ("word", "char", "token")
-KENLM_BINARY_MAGIC = b"mmap lm "
 FALLBACK_DISCOUNTS = (0.5, 1.0, 1.5)  # lmplz --discount_fallback's values
 KENLM_MAX_ORDER = 6  # what the KenLM inside flashlight-text's wheels was compiled for
-
-
-class LMError(ValueError):
-    pass
 
 
 def unspellable(tokenizer: "Tokenizer") -> str:
@@ -56,35 +53,70 @@ def unspellable(tokenizer: "Tokenizer") -> str:
 
 def read_sentences(paths: Iterable[str | Path], unit: str = "word", tokenizer: "Tokenizer | None" = None,
                    skipped: list[str] | None = None) -> Iterator[list[str]]:
-    """Normalized sentences from text files (one per line) or manifests (``.jsonl``: ``text``), as
-    words, characters or ``tokenizer``'s tokens. With tokens, a sentence the tokenizer cannot
-    spell is left out and its ``file:line`` appended to ``skipped``."""
+    """Normalized sentences from text files (one per line) or manifests (JSON lines: ``text``),
+    plain or gzipped, as words, characters or ``tokenizer``'s tokens. With tokens, a sentence the
+    tokenizer cannot spell is left out and its ``file:line`` appended to ``skipped``."""
     if unit not in UNITS:
         raise LMError(f"unknown LM unit {unit!r}; use {', '.join(UNITS)}")
     if unit == "token" and tokenizer is None:
         raise LMError("a token LM is built with the model's tokenizer: give one (asr lm build --tokenizer MODEL)")
     for path in paths:
         path = Path(path)
+        if path.is_dir():
+            raise LMError(f"{path}: a directory, not a text file or manifest")
         if not path.is_file():
             raise LMError(f"{path}: text file not found")
-        with path.open(encoding="utf-8") as f:
-            try:
-                yield from _sentences(path, f, unit, tokenizer, skipped)
-            except UnicodeDecodeError as e:
-                raise LMError(f"{path}: not UTF-8 text ({e.reason}); convert it first, e.g. iconv -f latin1 "
-                              "-t utf-8") from None
+        with open_text(path) as f, reading(path):
+            yield from _sentences(path, f, unit, tokenizer, skipped)
+
+
+def _name_without_gz(path: Path) -> str:
+    name = path.name.lower()
+    return name[:-3] if name.endswith(".gz") else name
+
+
+def _looks_like_manifest(line: str) -> bool:
+    """A JSON object with a ``text`` field: no sentence of a plain-text corpus is one."""
+    if not line.lstrip().startswith("{"):
+        return False
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return False
+    return isinstance(row, dict) and "text" in row
+
+
+def manifest_text(line: str, where: str) -> str:
+    """The ``text`` of a manifest line; the checks (and messages) of asr.data.read_manifest, which
+    this module does not import (it loads torch)."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as e:
+        raise LMError(f"{where}: not valid JSON ({e.msg})") from None
+    if not isinstance(row, dict):
+        raise LMError(f"{where}: expected a JSON object")
+    if "text" not in row:
+        raise LMError(f"{where}: missing field text")
+    if not isinstance(row["text"], str):  # str(None) would become the word "none"
+        raise LMError(f"{where}: text {row['text']!r} is not a string (an empty one: nothing is said)")
+    return row["text"]
 
 
 def _sentences(path: Path, lines: Iterable[str], unit: str, tokenizer, skipped) -> Iterator[list[str]]:
+    # A *.jsonl file is a manifest; any other one is when its first line is a manifest line (NeMo
+    # names manifests *.json). A *.json file that is not one is refused: its keys would become words.
+    name = _name_without_gz(path)
+    manifest = True if name.endswith(".jsonl") else None
     for lineno, line in enumerate(lines, 1):
-        if path.suffix == ".jsonl":
-            if not line.strip():
-                continue
-            try:
-                line = json.loads(line)["text"]
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise LMError(f"{path}:{lineno}: not a manifest line with a 'text' field") from None
-        text = normalize_text(line)
+        if not line.strip():
+            continue
+        where = f"{path}:{lineno}"
+        if manifest is None:
+            manifest = _looks_like_manifest(line)
+            if not manifest and name.endswith(".json"):
+                raise LMError(f"{where}: a .json file that is not a manifest (JSON lines, each an object with a "
+                              "'text' field); name a plain-text corpus .txt")
+        text = normalize_text(manifest_text(line, where) if manifest else line)
         if not text:
             continue
         if unit == "token":
@@ -92,39 +124,56 @@ def _sentences(path: Path, lines: Iterable[str], unit: str, tokenizer, skipped) 
                 ids = tokenizer.encode(text)
             except UnknownCharacterError:
                 if skipped is not None:
-                    skipped.append(f"{path}:{lineno}")
+                    skipped.append(where)
                 continue
             yield [tokenizer.tokens[i] for i in ids]
         else:
             yield list(text.replace(" ", WORD_SEP)) if unit == "char" else text.split()
 
 
-@dataclass
-class NgramModel:
-    """``ngrams[n-1]``: n-gram tuple -> (log10 prob, log10 backoff or None)."""
+def digits_note(sentences: list[list[str]], unit: str) -> str | None:
+    """A note on the words with digits in word or character ``sentences``: normalization keeps
+    digits as written, and the acoustic models spell words in letters (a token LM's sentences
+    were spelled by the tokenizer already)."""
+    if unit == "token":
+        return None
+    words = (w for s in sentences for w in (s if unit == "word" else "".join(s).split(WORD_SEP)))
+    with_digits = Counter(w for w in words if any(unicodedata.category(c) == "Nd" for c in w))
+    if not with_digits:
+        return None
+    examples = ", ".join(w for w, _ in with_digits.most_common(5))
+    return (f"note: {len(with_digits)} distinct words contain digits (e.g. {examples}): normalization keeps digits "
+            "as written and does not spell numbers out, so a model can output them only if its tokenizer has "
+            "digits (the built-in model's has none); write numbers as words in the text to have them recognized")
 
-    ngrams: list[dict[tuple[str, ...], tuple[float, float | None]]]
 
-    @property
-    def order(self) -> int:
-        return len(self.ngrams)
-
-
-def _discounts(adjusted: Iterable[int]) -> tuple[float, float, float]:
+def _discounts(adjusted: Iterable[int], n: int) -> tuple[tuple[float, float, float], str | None]:
+    """Modified Kneser-Ney discounts D1, D2, D3+ for the ``n``-grams of these adjusted counts by
+    lmplz's rule (lm/builder/adjust_counts.cc): count-of-counts n_1..n_3 must be above 0 (n_4 may
+    be 0), each D_k within [0, k], the bounds included; otherwise the fallback of
+    ``lmplz --discount_fallback``, and why (else None)."""
     t = Counter(c for c in adjusted if c <= 4)  # count-of-counts n_1 .. n_4
-    try:
-        y = t[1] / (t[1] + 2 * t[2])
-        d = (1 - 2 * y * t[2] / t[1], 2 - 3 * y * t[3] / t[2], 3 - 4 * y * t[4] / t[3])
-    except ZeroDivisionError:
-        return FALLBACK_DISCOUNTS
-    # Tiny corpora give count-of-counts that put a discount outside (0, k): fall back as lmplz does.
-    if not all(0 < dk < k for dk, k in zip(d, (1, 2, 3))):
-        return FALLBACK_DISCOUNTS
-    return d
+    missing = [k for k in (1, 2, 3) if not t[k]]
+    if missing:
+        return FALLBACK_DISCOUNTS, f"no {n}-gram has adjusted count {missing[0]}"
+    y = t[1] / (t[1] + 2 * t[2])  # Chen & Goodman (26)
+    d = (1 - 2 * y * t[2] / t[1], 2 - 3 * y * t[3] / t[2], 3 - 4 * y * t[4] / t[3])
+    bad = [k for k in (1, 2, 3) if not 0 <= d[k - 1] <= k]
+    if bad:
+        return FALLBACK_DISCOUNTS, f"{n}-gram discount D{bad[0]} would be {d[bad[0] - 1]:.4g}, outside [0, {bad[0]}]"
+    return d, None
 
 
-def estimate_kneser_ney(sentences: Iterable[list[str]], order: int) -> NgramModel:
-    """Interpolated modified Kneser-Ney n-gram model of tokenized sentences."""
+def fallback_note(orders: list[int], why: str | None = None) -> str:
+    """What lmplz --discount_fallback warns of, in one line for all ``orders``."""
+    grams = ", ".join(f"{n}-grams" for n in orders)
+    return (f"warning: {grams}: the text is too small or artificial for Kneser-Ney's discount estimate"
+            + (f" ({why})" if why else "") + ": used lmplz's fallback discounts D1=0.5 D2=1 D3+=1.5")
+
+
+def estimate_kneser_ney(sentences: Iterable[list[str]], order: int, notes: list[str] | None = None) -> NgramModel:
+    """Interpolated modified Kneser-Ney n-gram model of tokenized sentences; warnings (fallback
+    discounts) go to ``notes``."""
     if order < 1:
         raise LMError(f"LM order must be >= 1, got {order}")
     counts: list[Counter] = [Counter() for _ in range(order)]
@@ -148,9 +197,12 @@ def estimate_kneser_ney(sentences: Iterable[list[str]], order: int) -> NgramMode
     uniform = 1.0 / len(vocab)  # <s> is never predicted, so it is not in the uniform distribution
     probs: list[dict[tuple, float]] = []
     gammas: list[dict[tuple, float]] = []
+    fallbacks: dict[int, str] = {}  # order -> why its discounts are the fallback
     for n in range(1, order + 1):
         adj = adjusted[n - 1]
-        d = _discounts(adj.values())
+        d, why = _discounts(adj.values(), n)
+        if why:
+            fallbacks[n] = why
         total: dict[tuple, int] = defaultdict(int)
         discount_mass: dict[tuple, float] = defaultdict(float)
         for g, c in adj.items():
@@ -166,6 +218,8 @@ def estimate_kneser_ney(sentences: Iterable[list[str]], order: int) -> NgramMode
             p[(UNK,)] = p.get((UNK,), 0.0) + gamma[()] * uniform
         probs.append(p)
         gammas.append(gamma)
+    if fallbacks and notes is not None:  # the first reason: the lowest order's
+        notes.append(fallback_note(list(fallbacks), next(iter(fallbacks.values()))))
 
     ngrams = []
     for n in range(1, order + 1):
@@ -181,21 +235,6 @@ def estimate_kneser_ney(sentences: Iterable[list[str]], order: int) -> NgramMode
     return NgramModel(ngrams)
 
 
-def write_arpa(model: NgramModel, path: str | Path) -> Path:
-    path = Path(path)
-    with atomic_open(path) as f:
-        f.write("\\data\\\n")
-        for n, table in enumerate(model.ngrams, 1):
-            f.write(f"ngram {n}={len(table)}\n")
-        for n, table in enumerate(model.ngrams, 1):
-            f.write(f"\n\\{n}-grams:\n")
-            for g, (lp, bo) in sorted(table.items()):
-                words = " ".join(g)
-                f.write(f"{lp:.7g}\t{words}\t{bo:.7g}\n" if bo is not None else f"{lp:.7g}\t{words}\n")
-        f.write("\n\\end\\\n")
-    return path
-
-
 def kenlm_tool(name: str) -> str | None:
     """KenLM's ``lmplz`` or ``build_binary``: on PATH, or next to this Python (``make kenlm``)."""
     return shutil.which(name) or shutil.which(name, path=str(Path(sys.executable).parent))
@@ -203,15 +242,21 @@ def kenlm_tool(name: str) -> str | None:
 
 def build_lm(texts: Iterable[str | Path], output: str | Path, order: int = 3, unit: str = "word",
              use_lmplz: bool | None = None, tokenizer: "Tokenizer | None" = None,
-             skipped: list[str] | None = None) -> tuple[Path, str]:
+             skipped: list[str] | None = None, notes: list[str] | None = None) -> tuple[Path, str]:
     """Normalize ``texts`` and write an ARPA LM; returns (path, the tool that estimated it).
-    ``unit="token"`` needs ``tokenizer``; sentences it cannot spell go to ``skipped``."""
+    ``unit="token"`` needs ``tokenizer``; sentences it cannot spell go to ``skipped``, remarks on
+    the text and the estimate (words with digits, fallback discounts) to ``notes``."""
+
     skipped = [] if skipped is None else skipped
+    notes = [] if notes is None else notes
     sentences = list(read_sentences(texts, unit, tokenizer, skipped))
     if not sentences:
         why = (f"each of the {len(skipped)} sentences has {unspellable(tokenizer)}, e.g. {skipped[0]}"
                if skipped else "all inputs empty after normalization")
         raise LMError(f"no text to build a language model from ({why})")
+    note = digits_note(sentences, unit)
+    if note:
+        notes.append(note)
     lmplz = kenlm_tool("lmplz")
     if use_lmplz or (use_lmplz is None and lmplz):
         if not lmplz:
@@ -225,134 +270,11 @@ def build_lm(texts: Iterable[str | Path], output: str | Path, order: int = 3, un
                                  input=text, stdout=out, stderr=subprocess.PIPE, text=True)
             if run.returncode:
                 raise LMError(f"lmplz failed: {' '.join(run.stderr.strip().splitlines()[-1:])}")
+        fallbacks = [int(i) + 1 for i in _LMPLZ_FALLBACK.findall(run.stderr)]  # lmplz's "order 0": unigrams
+        if fallbacks:
+            notes.append(fallback_note(fallbacks))
         return output, "lmplz"
-    return write_arpa(estimate_kneser_ney(sentences, order), output), "python modified Kneser-Ney"
+    return write_arpa(estimate_kneser_ney(sentences, order, notes), output), "python modified Kneser-Ney"
 
 
-# ---------------------------------------------------------------------------------------------
-# Reading and checking LM files
-
-_COUNT = re.compile(r"^ngram (\d+)=(\d+)$")
-
-
-@dataclass(frozen=True)
-class LMInfo:
-    path: Path
-    binary: bool
-    order: int | None  # None for binary files (KenLM reads them)
-    counts: tuple[int, ...]
-    words: tuple[str, ...]  # unigrams without <s>, </s>, <unk>, likeliest first (empty for binary files)
-
-    @property
-    def is_char_lm(self) -> bool:
-        """Units are single characters with ``|`` between words (for lexicon-free search)."""
-        return WORD_SEP in self.words and all(len(w) == 1 for w in self.words)
-
-    @property
-    def unit(self) -> str | None:
-        """"word", "char" or "token" (subword pieces or phones), from the unigrams: only character
-        and token LMs have ``|`` between words. None for a binary file (its unigrams are not read)."""
-        if self.binary:
-            return None
-        if WORD_SEP not in self.words:
-            return "word"
-        return "char" if self.is_char_lm else "token"
-
-    def is_token_lm(self, tokenizer: "Tokenizer") -> bool:
-        """Units are ``tokenizer``'s tokens, ``|`` between words: lexicon-free search can use it.
-        A character LM is one for a character model, not for a subword model: that model's
-        multi-letter pieces would all be unknown to it."""
-        units = set(self.words)
-        if WORD_SEP not in units or not units <= set(tokenizer.tokens):
-            return False
-        has_pieces = any(len(t) > 1 for t in tokenizer.tokens[2:])
-        return not has_pieces or any(len(u) > 1 for u in units)
-
-    def searches_lexicon_free(self, tokenizer: "Tokenizer") -> bool:
-        """Its units are letters or the model's tokens, not words: the search needs no lexicon
-        (a character LM with a subword model is sent here too, to be refused by name there)."""
-        return self.is_char_lm or self.is_token_lm(tokenizer)
-
-
-def inspect_lm(path: str | Path) -> LMInfo:
-    """Check an LM file's header (and read an ARPA file's unigrams) without loading it all."""
-    path = Path(path)
-    if not path.is_file():
-        raise LMError(f"{path}: language model file not found")
-    with path.open("rb") as f:
-        if f.read(len(KENLM_BINARY_MAGIC)) == KENLM_BINARY_MAGIC:
-            return LMInfo(path, True, None, (), ())
-    counts: dict[int, int] = {}
-    words: list[tuple[float, str]] = []
-    section = None
-    with path.open(encoding="utf-8", errors="replace") as f:
-        for lineno, line in enumerate(f, 1):
-            line = line.strip()
-            if not line:
-                continue
-            if section is None:
-                if line == "\\data\\":
-                    section = "data"
-                elif lineno > 50:
-                    break
-                continue
-            if section == "data":
-                m = _COUNT.match(line)
-                if m:
-                    counts[int(m.group(1))] = int(m.group(2))
-                    continue
-                if line != "\\1-grams:":
-                    raise LMError(f"{path}:{lineno}: expected 'ngram N=COUNT' or '\\1-grams:', got {line[:40]!r}")
-                section = "1-grams"
-                continue
-            if line.startswith("\\"):
-                break
-            fields = line.split("\t") if "\t" in line else line.split()
-            if len(fields) < 2:
-                raise LMError(f"{path}:{lineno}: malformed unigram line {line[:40]!r}")
-            try:
-                words.append((float(fields[0]), fields[1].strip()))
-            except ValueError:
-                raise LMError(f"{path}:{lineno}: malformed unigram line {line[:40]!r}") from None
-    if section is None:
-        raise LMError(f"{path}: not an ARPA file (no \\data\\ header) nor a KenLM binary file")
-    if not counts or sorted(counts) != list(range(1, len(counts) + 1)):
-        raise LMError(f"{path}: ARPA header has no consecutive 'ngram N=COUNT' lines")
-    if len(words) != counts[1]:
-        raise LMError(f"{path}: header says {counts[1]} unigrams, file has {len(words)}")
-    # Likeliest first: a lexicon built from these words keeps the likeliest of many homophones
-    # (asr/lexicon.py, MAX_HOMOPHONES).
-    words.sort(key=lambda pw: -pw[0])
-    return LMInfo(path, False, len(counts), tuple(counts[n] for n in sorted(counts)),
-                  tuple(w for _, w in words if w not in SPECIAL))
-
-
-class ArpaModel:
-    """An ARPA file in memory, for tests and inspection: ``log10_prob(word, history)``."""
-
-    def __init__(self, path: str | Path):
-        self.ngrams: dict[tuple[str, ...], tuple[float, float]] = {}
-        self.order = 0
-        for line in Path(path).read_text(encoding="utf-8").splitlines():
-            m = re.match(r"^\\(\d+)-grams:$", line)
-            if m:
-                self.order = int(m.group(1))
-                continue
-            if not self.order or not line.strip() or line.startswith("\\"):
-                continue
-            fields = line.split("\t")
-            self.ngrams[tuple(fields[1].split())] = (float(fields[0]), float(fields[2]) if len(fields) > 2 else 0.0)
-        self.vocabulary = [g[0] for g in self.ngrams if len(g) == 1]
-
-    def log10_prob(self, word: str, history: tuple[str, ...] = ()) -> float:
-        """Backoff probability of ``word`` after ``history`` (most recent word last)."""
-        history = tuple(history)[-(self.order - 1):] if self.order > 1 else ()
-        backoff = 0.0
-        while True:
-            g = (*history, word)
-            if g in self.ngrams:
-                return backoff + self.ngrams[g][0]
-            if not history:
-                return backoff + self.ngrams[(UNK,)][0]
-            backoff += self.ngrams.get(history, (0.0, 0.0))[1]
-            history = history[1:]
+_LMPLZ_FALLBACK = re.compile(r"^Substituting fallback discounts for order (\d+)", re.MULTILINE)

@@ -32,7 +32,8 @@ UNIGRAM_WARNING = "beam search needs an LM of order 2 or more (KenLM cannot load
 
 
 def cmd_lm_build(args) -> int:
-    from asr.lm import KENLM_MAX_ORDER, build_lm, inspect_lm
+    from asr.arpa import inspect_lm
+    from asr.lm import KENLM_MAX_ORDER, build_lm
 
     if args.order > KENLM_MAX_ORDER:
         print_error(f"warning: beam search loads LMs up to order {KENLM_MAX_ORDER} (flashlight-text's KenLM)")
@@ -42,10 +43,13 @@ def cmd_lm_build(args) -> int:
         print_error("warning: --tokenizer is used only with --unit token")
     check_writable(args.output)  # before the text is read and counted
     skipped: list[str] = []
+    notes: list[str] = []
     tokenizer = _tokenizer(args)
     path, tool = build_lm(args.texts, args.output, order=args.order, unit=args.unit, tokenizer=tokenizer,
-                          skipped=skipped)
+                          skipped=skipped, notes=notes)
     _report_skipped(skipped, tokenizer)
+    for note in notes:
+        print_error(note)
     info = inspect_lm(path)
     counts = ", ".join(f"{n}-grams {c}" for n, c in enumerate(info.counts, 1))
     print(f"{path}: {info.order}-gram {args.unit} LM ({tool}): {counts}")
@@ -76,7 +80,10 @@ def cmd_lm_prune(args) -> int:
     result = prune_file(args.lm, args.output, args.threshold)
     counts = ", ".join(f"{n}-grams {b} -> {a}" for n, (b, a) in enumerate(zip(result.before, result.after), 1))
     print(f"{args.output}: pruned at {args.threshold:g}: {counts}")
-    if len(result.before) > 1 and not any(result.after[1:]):
+    if len(result.before) == 1:
+        print_error(f"warning: {args.lm} is a unigram LM: pruning keeps every unigram, so there was nothing to prune; "
+                    f"{UNIGRAM_WARNING}")
+    elif not any(result.after[1:]):
         print_error(f"warning: {args.output} has only unigrams left; {UNIGRAM_WARNING}: give a lower --threshold")
     return 0
 
@@ -94,7 +101,7 @@ def cmd_lm_import_sphinx(args) -> int:
     grams = ", ".join(f"{n}-grams {c}" for n, c in counts.items())
     kept = "all words kept" if args.keep_all_words else (
         f"{len(dropped)} words not in normalized form dropped with their n-grams"
-        + (f" (e.g. {', '.join(dropped[:5])})" if dropped else ""))
+        + (f" (e.g. {', '.join(dropped[:5])}), probabilities renormalized" if dropped else ""))
     print(f"{args.output}: {len(counts)}-gram word LM from {args.lm}: {grams}; {kept}")
     return 0
 
@@ -120,9 +127,22 @@ def cmd_lm_rnn(args) -> int:
     return 0
 
 
+def _perplexity(lm, sentences: list[list[str]]) -> tuple[float, int, int]:
+    """``asr.lm_mix.perplexity`` of the ARPA file ``lm``; every error names the file."""
+    from asr.arpa import ArpaModel
+    from asr.lm import LMError
+    from asr.lm_mix import perplexity
+
+    model = ArpaModel(lm)  # its errors name the file and line
+    try:
+        return perplexity(model, sentences)
+    except LMError as e:
+        raise LMError(f"{lm}: {e}") from None
+
+
 def cmd_lm_perplexity(args) -> int:
-    from asr.lm import ArpaModel
-    from asr.lm_mix import arpa_info, perplexity, read_scored_text, text_unit
+    from asr.lm import LMError
+    from asr.lm_mix import arpa_info, read_scored_text, text_unit
 
     tokenizer = _tokenizer(args)
     units = [text_unit(arpa_info(lm), tokenizer) for lm in args.lms]  # all checked before any is scored
@@ -132,12 +152,18 @@ def cmd_lm_perplexity(args) -> int:
             skipped: list[str] = []
             texts[unit] = read_scored_text(args.texts, unit, tokenizer, skipped)
             _report_skipped(skipped, tokenizer)
+    failed = 0
     for lm, unit in zip(args.lms, units):
         sentences = texts[unit]
-        ppl, scored, oov = perplexity(ArpaModel(lm), sentences)
+        try:
+            ppl, scored, oov = _perplexity(lm, sentences)
+        except LMError as e:  # the other LMs are still scored
+            print_error(str(e))
+            failed += 1
+            continue
         print(f"{lm}: perplexity {ppl:.1f} on {scored} tokens ({len(sentences)} sentences), "
               f"{oov} OOV ({100 * oov / (scored + oov):.2f}%)")
-    return 0
+    return 1 if failed else 0
 
 
 def cmd_lm_tune(args) -> int:

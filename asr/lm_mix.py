@@ -19,10 +19,10 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
-from asr.lm import (BOS, EOS, UNK, ArpaModel, LMError, LMInfo, NgramModel, inspect_lm, read_sentences, unspellable,
-                    write_arpa)
+from asr.arpa import ArpaModel, LMInfo, NgramModel, inspect_lm, write_arpa
+from asr.lm import BOS, EOS, UNK, LMError, read_sentences, unspellable
 from asr.text import WORD_SEP
 
 UNIT_NAMES = {"word": "word LM", "char": "character LM", "token": "token LM"}
@@ -90,38 +90,56 @@ def with_backoffs(probs: list[dict[tuple[str, ...], float]]) -> NgramModel:
                        for n, table in enumerate(probs)])
 
 
-def perplexity(model: ArpaModel, sentences: Iterable[list[str]]) -> tuple[float, int, int]:
-    """(perplexity, words scored, out-of-vocabulary words): ``</s>`` counts, OOVs are skipped."""
-    vocab = set(model.vocabulary)
-    total, scored, oov = 0.0, 0, 0
+def _scored(sentences: Iterable[list[str]], order: int) -> Iterator[tuple[str, tuple[str, ...]]]:
+    """Each (unit, history) to score, ``</s>`` last in each sentence; the history keeps the last
+    ``order - 1`` units, all an LM of that order looks at (a longer one would make scoring a long
+    sentence quadratic in its length)."""
+    keep = max(order - 1, 0)
     for words in sentences:
-        history: tuple[str, ...] = (BOS,)
+        history: tuple[str, ...] = (BOS,)[:keep]
         for word in [*words, EOS]:
-            if word in vocab:
-                total += model.log10_prob(word, history)
-                scored += 1
-            else:
-                oov += 1
-            history = (*history, word)
-    if not scored:
-        raise LMError("no in-vocabulary words to score")
+            yield word, history
+            if keep:
+                history = (*history, word)[-keep:]
+
+
+def _is_word(unit: str) -> bool:
+    """A unit of the text itself: ``</s>`` and a character LM's ``|`` are known to every LM."""
+    return unit not in (EOS, WORD_SEP)
+
+
+def perplexity(model: ArpaModel, sentences: Iterable[list[str]]) -> tuple[float, int, int]:
+    """(perplexity, words scored, out-of-vocabulary words): ``</s>`` counts, OOVs are skipped.
+    Text with no known word is refused: its perplexity would come from ``</s>`` alone."""
+    vocab = set(model.vocabulary)
+    total, scored, oov, known_words = 0.0, 0, 0, 0
+    for word, history in _scored(sentences, model.order):
+        if word in vocab:
+            total += model.log10_prob(word, history)
+            scored += 1
+            known_words += _is_word(word)
+        else:
+            oov += 1
+    if not known_words:
+        raise LMError(f"no word of the text is in the LM's vocabulary (all {oov} are out of vocabulary): "
+                      "no perplexity to give")
     return 10 ** (-total / scored), scored, oov
 
 
 def best_weights(models: Sequence[ArpaModel], sentences: list[list[str]], iterations: int = 50) -> list[float]:
     """Weights that minimize the mixture's perplexity on ``sentences`` (EM, as SRILM's
-    compute-best-mix): each iteration, a model's weight becomes its average posterior share."""
+    compute-best-mix): each iteration, a model's weight becomes its average posterior share.
+    Dev text none of whose words any LM knows is refused: ``</s>`` alone would set the weights."""
     vocabs = [set(m.vocabulary) for m in models]
     rows = []  # per word: the probability each model gives it
-    for words in sentences:
-        history: tuple[str, ...] = (BOS,)
-        for word in [*words, EOS]:
-            ps = [_prob(m, v, word, history) for m, v in zip(models, vocabs)]
-            if any(ps):
-                rows.append(ps)
-            history = (*history, word)
-    if not rows:
-        raise LMError("no word of the dev text is known to any LM")
+    known_words = 0
+    for word, history in _scored(sentences, max(m.order for m in models)):
+        ps = [_prob(m, v, word, history) for m, v in zip(models, vocabs)]
+        if any(ps):
+            rows.append(ps)
+            known_words += _is_word(word)
+    if not known_words:
+        raise LMError("no word of the dev text is in any LM's vocabulary: it cannot fit mixture weights")
     weights = [1.0 / len(models)] * len(models)
     for _ in range(iterations):
         shares = [0.0] * len(models)

@@ -27,7 +27,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
-from asr.lm import BOS, ArpaModel, LMError, NgramModel, write_arpa
+from asr.arpa import ArpaModel, NgramModel, write_arpa
+from asr.lm import BOS, LMError
 from asr.lm_mix import load_arpa, with_backoffs
 
 _FLOOR = 1e-12  # keeps a context whose seen words hold all its mass (or none) finite

@@ -93,7 +93,7 @@ def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None,
 def _slice(batch, start, end):
     wl, tl = batch.wave_lengths[start:end], batch.target_lengths[start:end]
     part = Batch(batch.waveforms[start:end, : int(wl.max())], wl, batch.targets[start:end, : max(1, int(tl.max()))],
-                 tl, batch.indices[start:end])
+                 tl, batch.indices[start:end], has_labels=batch.has_labels[start:end])
     if batch.phone_lengths is not None:
         part.phone_lengths = batch.phone_lengths[start:end]
         part.phone_targets = batch.phone_targets[start:end, : max(1, int(part.phone_lengths.max()))]

@@ -22,7 +22,15 @@ class ErrorCounts:
 
     @property
     def rate(self) -> float:
+        """Errors per reference unit; with no reference units, 1 if anything was said, else 0 (a
+        convention, so that a corpus total is always a number: jiwer 4 would say the insertion count)."""
         return self.errors / self.reference_length if self.reference_length else float(self.errors > 0)
+
+    @property
+    def rate_or_none(self) -> float | None:
+        """Errors per reference unit, or None with no reference units: undefined, as for a speaker
+        whose references are all empty (whose insertions are still counted)."""
+        return self.errors / self.reference_length if self.reference_length else None
 
 
 def _errors(references, hypotheses, process, units) -> ErrorCounts:

@@ -79,12 +79,22 @@ class FrameStacking(nn.Module):
 
 
 class MaskedBatchNorm(nn.BatchNorm1d):
-    """BatchNorm over valid frames only: padding must not shift the statistics."""
+    """BatchNorm over valid frames only: padding must not shift the statistics.
+
+    A training batch with a single valid frame in all (one short clip, e.g. train.max_batch_size=1
+    or the out-of-memory halving down to one) has no batch variance (torch refuses it): that frame
+    is normalized with the running statistics, as in evaluation, and leaves them as they are.
+    """
 
     def forward(self, x: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mask = lengths_to_mask(lengths, x.shape[1])
         out = torch.zeros_like(x)
-        out[mask] = super().forward(x[mask])
+        frames = x[mask]
+        if self.training and frames.shape[0] <= 1:
+            out[mask] = nn.functional.batch_norm(frames, self.running_mean, self.running_var, self.weight,
+                                                 self.bias, training=False, eps=self.eps)
+        else:
+            out[mask] = super().forward(frames)
         return out
 
 

@@ -7,12 +7,18 @@
 
 Directories are written next to their destination and renamed into place, so a crash while
 saving never leaves a half-written model where a good one was.
+
+A package (``asr export``) records where it came from (config.yaml's manifests and run folder, the
+manifest its weights were tuned on, ...) by paths that hold on another machine: ``make_portable``.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import shutil
 from dataclasses import dataclass
+from itertools import takewhile
 from pathlib import Path
 
 import torch
@@ -20,12 +26,16 @@ import yaml
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from asr.atomic import atomic_dir
-from asr.config import Config, ConfigError, config_from_dict, save_config
+from asr.atomic import atomic_dir, write_text_atomic
+from asr.config import Config, ConfigError
+from asr.config_files import PATH_KEYS, config_from_dict, save_config
 from asr.model import AcousticModel
 from asr.tokenizers import TOKENIZER_FILE, Tokenizer, TokenizerError, load_tokenizer
 
 PRETRAINED_DIR = Path(__file__).parent / "pretrained" / "default"
+# The checkout asr runs from (None when installed as a package): what a package's paths are relative to.
+_SOURCE = Path(__file__).resolve().parent.parent
+SOURCE_ROOT = _SOURCE if (_SOURCE / "pyproject.toml").is_file() else None
 REQUIRED_FILES = ("config.yaml", "model.safetensors", TOKENIZER_FILE, "cmvn.json")
 
 
@@ -98,3 +108,70 @@ def load_model_dir(path: str | Path | None = None, device: str | torch.device = 
     model.frontend.normalizer.load(path / "cmvn.json")
     model.eval().to(device)
     return LoadedModel(config, model, tokenizer, path)
+
+
+def portable_path(path: str, root: Path | None = SOURCE_ROOT, cwd: str | Path | None = None) -> str:
+    """``path`` as a package records it: an absolute path in the checkout's folder, or beside it
+    (``../shared/...``, where the recipes' corpus lies), relative to the checkout; else one under the
+    current directory relative to it; any other (and a relative one, whose base is not known) as it is.
+    A comma-joined list (train.phone_lexicon) is taken apart."""
+    if "," in path:
+        return ",".join(portable_path(part, root, cwd) for part in path.split(","))
+    if not os.path.isabs(path):
+        return path
+    cwd = Path(os.getcwd() if cwd is None else cwd)
+    # (base, the folder a path must lie in to be named from base); never all of the file system
+    bases = [(root, root.parent), (root, root)] if root is not None else []
+    bases = [(base, reach) for base, reach in bases + [(cwd, cwd)] if reach != Path(reach.anchor)]
+    for candidate in dict.fromkeys((os.path.normpath(path), os.path.realpath(path))):  # as given, or its links followed
+        for base, reach in bases:
+            if Path(candidate).is_relative_to(reach):
+                return os.path.relpath(candidate, base)
+    return path
+
+
+def make_portable(model_dir: str | Path) -> None:
+    """Rewrite the provenance a package records (its systems' too, ``systemN/``) by ``portable_path``:
+    config.yaml's path settings, and the ``manifest``/``source_lm``/``packaged_from`` that
+    decoding.yaml, rescoring.yaml and token_priors.json name. Only where things came from: nothing
+    reads these to find a file. The paths that do (decoding.yaml's ``lm`` and ``tuned.lm``,
+    rescoring.yaml's ``models``) are relative to the package already, or name files outside it."""
+    base = Path(model_dir)
+    for folder in [base, *sorted(p for p in base.glob("system[0-9]*") if p.is_dir())]:
+        _rewrite_yaml(folder / "config.yaml", _portable_config)
+        _rewrite_yaml(folder / "decoding.yaml", _portable_tuned)
+        _rewrite_yaml(folder / "rescoring.yaml", _portable_tuned)
+        priors = folder / "token_priors.json"
+        if priors.is_file():
+            data = json.loads(priors.read_text(encoding="utf-8"))
+            if isinstance(data.get("manifest"), str):
+                data["manifest"] = portable_path(data["manifest"])
+                write_text_atomic(priors, json.dumps(data, indent=1) + "\n")  # as asr.priors writes it
+
+
+def _portable_config(data: dict) -> None:
+    for name in PATH_KEYS:
+        section, key = name.split(".")
+        values = data.get(section)
+        if isinstance(values, dict) and isinstance(values.get(key), str):
+            values[key] = portable_path(values[key])
+
+
+def _portable_tuned(data: dict) -> None:
+    tuned = data.get("tuned")
+    for key in ("manifest", "source_lm", "packaged_from") if isinstance(tuned, dict) else ():
+        if isinstance(tuned.get(key), str):
+            tuned[key] = portable_path(tuned[key])
+
+
+def _rewrite_yaml(path: Path, change) -> None:
+    """Apply ``change`` to the YAML mapping at ``path`` (when there is one), keeping its opening comments."""
+    if not path.is_file():
+        return
+    text = path.read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    if not isinstance(data, dict):
+        return
+    change(data)
+    header = "".join(takewhile(lambda line: line.startswith("#"), text.splitlines(keepends=True)))
+    write_text_atomic(path, header + yaml.safe_dump(data, sort_keys=False))

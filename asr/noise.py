@@ -115,11 +115,12 @@ class AddNoise(nn.Module):
             return waves
         if self.bank is not None:
             noise = self.bank.crops(B, N).to(waves.device)
-            # A crop of a recording's silent stretch cannot be scaled to any SNR (0/0): skip it.
-            chosen &= (noise * mask).pow(2).sum(1) > 0
         else:
             colours = torch.tensor(list(COLOURS.values()))[torch.randint(len(COLOURS), (B,))]
             noise = coloured_noise(B, N, colours, self.sample_rate, device=waves.device)
+        # Noise with no energy cannot be scaled to any SNR (0/0): a crop of a recording's silent
+        # stretch, or coloured noise on a 1-sample utterance (its one bin is DC, which is cut). Skip it.
+        chosen &= (noise * mask).pow(2).sum(1) > 0
         snr = torch.empty(B, device=waves.device).uniform_(self.snr_low, self.snr_high)
         # With lengths, both energies are measured over the utterance alone; the padding the
         # noise spills into is zeroed after.

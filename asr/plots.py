@@ -54,23 +54,45 @@ def token_labels(tokens) -> list[str]:
     return ["blank" if i == 0 else ("| (space)" if t == "|" else t) for i, t in enumerate(tokens)]
 
 
-def draw_posteriorgram(ax, log_probs: torch.Tensor, tokens, frame_shift: float, offset: float = 0.0):
+MAX_TOKEN_ROWS = 40  # more (BPE pieces, phones with a big lexicon) and their labels would overlap
+SHOWN_ABOVE = 0.05  # with more tokens, a row is drawn if its token ever gets more probability than this
+
+
+def step_centre_seconds(model) -> float:
+    """Where output frame 0 is centred on the features' clock (frame k: this + k * frame_shift)."""
+    from asr.diagram_text import step_centre
+
+    return step_centre(model.subsampling) * model.features_cfg.hop_length / model.features_cfg.sample_rate
+
+
+def draw_posteriorgram(ax, log_probs: torch.Tensor, tokens, frame_shift: float, offset: float = 0.0,
+                       centre: float = 0.0, label: str = "token"):
     """Token probabilities (rows, blank on top) over output frames (columns, in seconds from
-    ``offset``)."""
+    ``offset``, frame k centred at ``centre + k * frame_shift``). Of more than MAX_TOKEN_ROWS
+    tokens only the blank and those that ever exceed SHOWN_ABOVE are drawn; the label says so."""
     probs = log_probs.detach().float().exp().cpu().numpy().T  # (V, T)
     V, T = probs.shape
-    image = ax.imshow(probs, aspect="auto", interpolation="nearest", cmap="Greys", vmin=0.0, vmax=1.0,
-                      extent=(offset, offset + T * frame_shift, V - 0.5, -0.5))
-    ax.set_yticks(range(V))
-    ax.set_yticklabels(token_labels(tokens), fontsize=max(5, min(9, 260 // max(V, 1))), family="monospace")
-    ax.set_ylabel("token")
+    rows = np.arange(V)
+    if V > MAX_TOKEN_ROWS:
+        rows = np.flatnonzero((probs.max(axis=1) > SHOWN_ABOVE) | (rows == 0))
+        label += f"\n({len(rows)} of {V} shown; the rest never exceed {SHOWN_ABOVE:.0%})"
+    start = offset + centre - frame_shift / 2
+    image = ax.imshow(probs[rows], aspect="auto", interpolation="nearest", cmap="Greys", vmin=0.0, vmax=1.0,
+                      extent=(start, start + T * frame_shift, len(rows) - 0.5, -0.5))
+    ax.set_yticks(range(len(rows)))
+    labels = token_labels(tokens)
+    ax.set_yticklabels([labels[i] for i in rows], fontsize=max(5, min(9, 260 // max(len(rows), 1))),
+                       family="monospace")
+    ax.set_ylabel(label)
     return image
 
 
-def posteriorgram_figure(log_probs: torch.Tensor, tokens, frame_shift: float, title: str = "") -> Figure:
+def posteriorgram_figure(log_probs: torch.Tensor, tokens, frame_shift: float, title: str = "",
+                         centre: float = 0.0) -> Figure:
     fig = Figure(figsize=(10, 5), layout="constrained")
     ax = fig.add_subplot()
-    fig.colorbar(draw_posteriorgram(ax, log_probs, tokens, frame_shift), ax=ax, label="probability", pad=0.01)
+    fig.colorbar(draw_posteriorgram(ax, log_probs, tokens, frame_shift, centre=centre), ax=ax,
+                 label="probability", pad=0.01)
     ax.set_xlabel("time (s)")
     if title:
         ax.set_title(title, fontsize=9, loc="left", family="monospace")
@@ -81,9 +103,10 @@ def posteriorgram_figure(log_probs: torch.Tensor, tokens, frame_shift: float, ti
 
 def alignment_figure(wave: torch.Tensor, sample_rate: int, feats: torch.Tensor, feat_shift: float,
                      feat_name: str, log_probs: torch.Tensor, frame_shift: float, tokens, words,
-                     title: str = "", offset: float = 0.0) -> Figure:
+                     title: str = "", offset: float = 0.0, centre: float = 0.0) -> Figure:
     """Waveform, features, posteriorgram and word spans, stacked on a shared time axis; ``wave``
-    starts ``offset`` seconds into its file (word times are the file's)."""
+    starts ``offset`` seconds into its file (word times are the file's); output frame k is
+    centred ``centre + k * frame_shift`` seconds after feature frame 0 (``step_centre_seconds``)."""
     duration = wave.numel() / sample_rate
     width = float(np.clip(4 + 1.6 * duration, 10, 24))
     fig = Figure(figsize=(width, 9.5), layout="constrained")
@@ -101,9 +124,9 @@ def alignment_figure(wave: torch.Tensor, sample_rate: int, feats: torch.Tensor, 
     ax_feat.set_ylabel(f"{feat_name}\n(model input)")
     fig.colorbar(feat_image, ax=ax_feat, pad=0.005, fraction=0.02)
 
-    post_image = draw_posteriorgram(ax_post, log_probs, tokens, frame_shift, offset)
+    post_image = draw_posteriorgram(ax_post, log_probs, tokens, frame_shift, offset, centre,
+                                    label=f"token\n(CTC posteriors, {1000 * frame_shift:.0f} ms frames)")
     fig.colorbar(post_image, ax=ax_post, pad=0.005, fraction=0.02, label="probability")
-    ax_post.set_ylabel(f"token\n(CTC posteriors, {1000 * frame_shift:.0f} ms frames)")
 
     ax_words.set_yticks([])
     ax_words.set_ylabel("words")
@@ -163,9 +186,13 @@ def plot_alignment(transcriber, audio_path: str | Path, out: str | Path) -> Path
         log_probs, out_lengths = model(waves, lengths)
     kind = model.features_cfg.kind
     name = {"fbank": "log-mel bin", "mfcc": "MFCC", "spectrogram": "frequency bin"}[kind]
+    title = f"{path.name}   HYP: {result.text or '(empty)'}{note}"
+    if (systems := getattr(transcriber, "systems", None)) is not None:  # asr.rescoring's transcriber
+        title += (f"\nwords: n-best rescoring of {len(systems)} system{'s' if len(systems) > 1 else ''} (as "
+                  f"transcribe); posteriors: system 1 ({transcriber.loaded.path.name}), the words aligned to them")
     fig = alignment_figure(wave, rate, feats[0, : feat_lengths[0]], hop / rate, name,
                            log_probs[0, : out_lengths[0]], model.frame_shift, transcriber.tokenizer.tokens,
-                           words, title=f"{path.name}   HYP: {result.text or '(empty)'}{note}", offset=offset)
+                           words, title=title, offset=offset, centre=step_centre_seconds(model))
     return save_figure(fig, out)
 
 
@@ -267,7 +294,8 @@ def log_posteriorgram(writer, model, dataset, tokenizer, step: int, index: int =
     model.train(was_training)
     log_probs, lengths = log_probs.cpu(), lengths.cpu()
     hyp = GreedyDecoder(tokenizer).decode(log_probs, lengths)[0].text
-    ref = tokenizer.decode(example.targets.tolist())
+    # an utterance with no labels (asr.data.SpeechDataset's keep_unspellable) shows its transcript
+    ref = dataset.texts[index] if example.targets is None else tokenizer.decode(example.targets.tolist())
     fig = posteriorgram_figure(log_probs[0, : lengths[0]], tokenizer.tokens, model.frame_shift,
-                               title=f"REF: {ref}\nHYP: {hyp}")
+                               title=f"REF: {ref}\nHYP: {hyp}", centre=step_centre_seconds(model))
     writer.add_image(tag, figure_to_array(fig), step, dataformats="HWC")

@@ -24,13 +24,16 @@ from asr.atomic import write_text_atomic
 from asr.data import ManifestError, Utterance
 from asr.decoding_config import PRIORS_FILE
 from asr.evaluate import none_readable, readable_batches
+from asr.model_dir import portable_path
 from asr.transcribe import Transcriber
 
 
 @torch.inference_mode()
 def estimate_priors(transcriber: Transcriber, utterances: Sequence[Utterance], batch_seconds: float = 300.0
                     ) -> tuple[list[float], int, list[tuple[str, str]]]:
-    """Mean posterior of each token over every output frame -> (priors, frames, skipped)."""
+    """Mean posterior of each token over every output frame -> (priors, frames, skipped). The
+    frames are those transcribe runs (``readable_batches``): silence is left out, and an utterance
+    of the segmenter's ``max_seconds`` or more is run in the pieces it is cut into at pauses."""
     skipped: list[tuple[str, str]] = []
     total, frames = torch.zeros(len(transcriber.tokenizer), dtype=torch.float64), 0
     for waves, _ in readable_batches(transcriber, list(utterances), batch_seconds, skipped):
@@ -45,5 +48,5 @@ def estimate_priors(transcriber: Transcriber, utterances: Sequence[Utterance], b
 
 def save_priors(model_dir: str | Path, priors: Sequence[float], frames: int, manifest: str | Path) -> Path:
     return write_text_atomic(Path(model_dir) / PRIORS_FILE,
-                             json.dumps({"manifest": str(manifest), "frames": frames,
+                             json.dumps({"manifest": portable_path(str(manifest)), "frames": frames,
                                          "priors": [round(p, 8) for p in priors]}, indent=1) + "\n")

@@ -24,6 +24,7 @@ import jiwer
 
 from asr.atomic import check_writable, write_text_atomic
 from asr.metrics import ErrorCounts
+from asr.report_text import UNDEFINED, fenced, md, pct, sclite_lines
 
 
 class ReportError(ValueError):
@@ -102,12 +103,24 @@ class Report:
                 "ser": self.ser}
 
     def speakers(self) -> list[tuple[str, "Report"]]:
-        """(speaker, that speaker's utterances as a Report), worst WER first."""
+        """(speaker, that speaker's utterances as a Report), worst WER first; then the speakers
+        with no reference words, whose WER is undefined (not 100%, however much they inserted)."""
         groups: dict[str, list[ScoredUtterance]] = {}
         for u in self.utterances:
             groups.setdefault(u.speaker or "-", []).append(u)
         rows = [(s, Report(us)) for s, us in groups.items()]
-        return sorted(rows, key=lambda r: (-r[1].words.rate, r[0]))
+
+        def order(row):
+            rate = row[1].words.rate_or_none
+            return (rate is None, -(rate or 0.0), row[0])
+        return sorted(rows, key=order)
+
+    def speaker_table(self) -> list[dict]:
+        """One row per speaker, in ``speakers()`` order; ``wer``/``cer`` None where undefined."""
+        return [{"speaker": name, "utterances": len(r.utterances), "words": r.words.reference_length,
+                 "substitutions": r.words.substitutions, "deletions": r.words.deletions,
+                 "insertions": r.words.insertions, "wer": r.words.rate_or_none, "cer": r.chars.rate_or_none,
+                 "ser": r.ser} for name, r in self.speakers()]
 
     def confusions(self) -> tuple[Counter, Counter, Counter]:
         """Counters of (ref, hyp) substitutions, deleted words and inserted words."""
@@ -175,30 +188,7 @@ def build_report(utterances: Iterable, meta: dict | None = None) -> Report:
     return Report(score(utterances), dict(meta or {}))
 
 
-# --- text renderings -------------------------------------------------------------------------
-
-def sclite_lines(alignment: list[Column]) -> tuple[str, str]:
-    """("REF:  the CAT sat ON  the mat ****", "HYP:  the BAT sat *** the mat DOWN")."""
-    ref_cells, hyp_cells = [], []
-    for c in alignment:
-        width = max(len(c.ref or ""), len(c.hyp or ""), 1 if c.op == "ok" else 3)
-        if c.op == "ok":
-            r, h = c.ref, c.hyp
-        else:
-            r = c.ref.upper() if c.ref is not None else "*" * width
-            h = c.hyp.upper() if c.hyp is not None else "*" * width
-        ref_cells.append(r.ljust(width))
-        hyp_cells.append(h.ljust(width))
-    return "REF:  " + " ".join(ref_cells).rstrip(), "HYP:  " + " ".join(hyp_cells).rstrip()
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.2f}%"
-
-
-def _md(text) -> str:
-    return str(text).replace("|", "\\|")
-
+# --- Markdown and HTML (their text: asr.report_text) -----------------------------------------
 
 def _counts_line(u: ScoredUtterance) -> str:
     w = u.words
@@ -215,29 +205,35 @@ def confusion_tables(report: Report, top: int = 20) -> list[tuple[str, tuple, li
             ("Insertions (hypothesis words added)", ("count", "word"), [(n, w) for w, n in ins.most_common(top)])]
 
 
+NO_WORDS_NOTE = (f"{UNDEFINED}: no reference words, so no error rate (their inserted words are counted in ins, "
+                 "and in the totals)")
+
+
 def render_markdown(report: Report, top: int = 20) -> str:
     s = report.summary()
     lines = ["# Error report", ""]
-    lines += [f"- {k}: {_md(v)}" for k, v in report.meta.items() if k != "skipped"]
+    lines += [f"- {md(k, cell=False)}: {md(v, cell=False)}" for k, v in report.meta.items() if k != "skipped"]
     skipped = report.meta.get("skipped") or []
     if skipped:
         lines.append(f"- skipped (unreadable audio, not scored): {len(skipped)}")
     lines += ["", "## Totals", "", "| | count | rate |", "|---|---:|---:|",
               f"| reference words | {s['words']} | |",
-              f"| correct | {s['correct']} | {_pct(s['correct'] / max(s['words'], 1))} |",
-              f"| substitutions | {s['substitutions']} | {_pct(s['substitutions'] / max(s['words'], 1))} |",
-              f"| deletions | {s['deletions']} | {_pct(s['deletions'] / max(s['words'], 1))} |",
-              f"| insertions | {s['insertions']} | {_pct(s['insertions'] / max(s['words'], 1))} |",
-              f"| **word errors (WER)** | {s['word_errors']} | **{_pct(s['wer'])}** |",
-              f"| character errors (CER) | {s['char_errors']} / {s['chars']} | {_pct(s['cer'])} |",
-              f"| sentences with errors (SER) | {s['sentence_errors']} / {s['utterances']} | {_pct(s['ser'])} |",
+              f"| correct | {s['correct']} | {pct(s['correct'] / max(s['words'], 1))} |",
+              f"| substitutions | {s['substitutions']} | {pct(s['substitutions'] / max(s['words'], 1))} |",
+              f"| deletions | {s['deletions']} | {pct(s['deletions'] / max(s['words'], 1))} |",
+              f"| insertions | {s['insertions']} | {pct(s['insertions'] / max(s['words'], 1))} |",
+              f"| **word errors (WER)** | {s['word_errors']} | **{pct(s['wer'])}** |",
+              f"| character errors (CER) | {s['char_errors']} / {s['chars']} | {pct(s['cer'])} |",
+              f"| sentences with errors (SER) | {s['sentence_errors']} / {s['utterances']} | {pct(s['ser'])} |",
               "", "## Speakers (worst WER first)", "",
               "| speaker | utterances | words | sub | del | ins | WER | CER | SER |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, r in report.speakers():
-        w = r.words
-        lines.append(f"| {_md(name)} | {len(r.utterances)} | {w.reference_length} | {w.substitutions} | "
-                     f"{w.deletions} | {w.insertions} | {_pct(w.rate)} | {_pct(r.chars.rate)} | {_pct(r.ser)} |")
+    speakers = report.speaker_table()
+    for r in speakers:
+        lines.append(f"| {md(r['speaker'])} | {r['utterances']} | {r['words']} | {r['substitutions']} | "
+                     f"{r['deletions']} | {r['insertions']} | {pct(r['wer'])} | {pct(r['cer'])} | {pct(r['ser'])} |")
+    if any(r["wer"] is None for r in speakers):
+        lines += ["", NO_WORDS_NOTE]
     lines += ["", "## Most frequent errors"]
     for title, header, rows in confusion_tables(report, top):
         lines += ["", f"### {title}", ""]
@@ -245,13 +241,11 @@ def render_markdown(report: Report, top: int = 20) -> str:
             lines.append("(none)")
             continue
         lines += ["| " + " | ".join(header) + " |", "|---:|" + "---|" * (len(header) - 1)]
-        lines += ["| " + " | ".join(_md(x) for x in row) + " |" for row in rows]
-    lines += ["", "## Utterances", "", "Errors upper-cased, gaps `***` (as sclite).", "", "```"]
-    for u in report.utterances:
-        lines += [_counts_line(u), *sclite_lines(u.alignment), ""]
-    lines.append("```")
+        lines += ["| " + " | ".join(md(x) for x in row) + " |" for row in rows]
+    lines += ["", "## Utterances", "", "Errors upper-cased, gaps `***` (as sclite).", ""]
+    lines += fenced([line for u in report.utterances for line in (_counts_line(u), *sclite_lines(u.alignment), "")])
     if skipped:
-        lines += ["", "## Skipped", ""] + [f"- {_md(p)}: {_md(why)}" for p, why in skipped]
+        lines += ["", "## Skipped", ""] + [f"- {md(p, cell=False)}: {md(why, cell=False)}" for p, why in skipped]
     return "\n".join(lines) + "\n"
 
 
@@ -275,20 +269,21 @@ def render_html(report: Report, top: int = 20) -> str:
     meta += "".join(f"<li>skipped (not scored): {_e(p)}: {_e(why)}</li>" for p, why in skipped)
     rows = [("reference words", s["words"], ""), ("substitutions", s["substitutions"], ""),
             ("deletions", s["deletions"], ""), ("insertions", s["insertions"], ""),
-            ("<b>word error rate</b>", s["word_errors"], f"<b>{_pct(s['wer'])}</b>"),
-            ("character error rate", f"{s['char_errors']} / {s['chars']}", _pct(s["cer"])),
-            ("sentence error rate", f"{s['sentence_errors']} / {s['utterances']}", _pct(s["ser"]))]
+            ("<b>word error rate</b>", s["word_errors"], f"<b>{pct(s['wer'])}</b>"),
+            ("character error rate", f"{s['char_errors']} / {s['chars']}", pct(s["cer"])),
+            ("sentence error rate", f"{s['sentence_errors']} / {s['utterances']}", pct(s["ser"]))]
     out = [f"<!doctype html><meta charset=utf-8><title>Error report</title><style>{_CSS}</style>",
            f"<h1>Error report</h1><ul>{meta}</ul><h2>Totals</h2><table>",
            *(f"<tr><td>{a}</td><td>{b}</td><td>{c}</td></tr>" for a, b, c in rows), "</table>",
            "<h2>Speakers (worst WER first)</h2><table><tr><th>speaker</th><th>utterances</th>"
            "<th>words</th><th>sub</th><th>del</th><th>ins</th><th>WER</th><th>CER</th><th>SER</th></tr>"]
-    for name, r in report.speakers():
-        w = r.words
-        out.append(f"<tr><td>{_e(name)}</td><td>{len(r.utterances)}</td><td>{w.reference_length}</td>"
-                   f"<td>{w.substitutions}</td><td>{w.deletions}</td><td>{w.insertions}</td>"
-                   f"<td>{_pct(w.rate)}</td><td>{_pct(r.chars.rate)}</td><td>{_pct(r.ser)}</td></tr>")
-    out.append("</table><h2>Most frequent errors</h2>")
+    speakers = report.speaker_table()
+    for r in speakers:
+        out.append(f"<tr><td>{_e(r['speaker'])}</td><td>{r['utterances']}</td><td>{r['words']}</td>"
+                   f"<td>{r['substitutions']}</td><td>{r['deletions']}</td><td>{r['insertions']}</td>"
+                   f"<td>{pct(r['wer'])}</td><td>{pct(r['cer'])}</td><td>{pct(r['ser'])}</td></tr>")
+    out.append("</table>" + (f"<p>{_e(NO_WORDS_NOTE)}</p>" if any(r["wer"] is None for r in speakers) else "")
+               + "<h2>Most frequent errors</h2>")
     for title, header, rows in confusion_tables(report, top):
         out.append(f"<h3>{_e(title)}</h3>")
         if not rows:
@@ -337,6 +332,7 @@ def write_report(report: Report, directory: str | Path, force: bool = False) -> 
     directory = check_report_dir(directory, force)
     directory.mkdir(parents=True, exist_ok=True)
     results = {"summary": report.summary(), "meta": report.meta,
+               "speakers": report.speaker_table(),  # wer/cer null for a speaker with no reference words
                "utterances": [{"id": u.id, "speaker": u.speaker, "audio_filepath": u.audio_filepath,
                                "reference": u.reference, "hypothesis": u.hypothesis,
                                "word_errors": u.words.errors, "words": u.words.reference_length}

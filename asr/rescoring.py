@@ -36,7 +36,7 @@ import torch.nn.functional as F
 from asr.data import Utterance
 from asr.decoding import Hypothesis
 from asr.decoding_config import load_log_priors
-from asr.evaluate import none_readable, readable_batches
+from asr.evaluate import join_pieces, none_readable, readable_batches
 from asr.metrics import oracle_word_errors, word_errors
 from asr.rescoring_grid import CandidateTable
 from asr.rnnlm import interpolate, interpolation_weight, load_rnnlm
@@ -167,18 +167,19 @@ class RescoringTranscriber(Transcriber):
             raise RescoringError(f"prior_scale {prior_scale:g} needs every system's token priors; "
                                  f"{', '.join(missing)}: none (run `asr priors MODEL TRAIN_MANIFEST`)")
 
-    def candidates(self, waves: Sequence[torch.Tensor], first_log_probs=None) -> list[Candidates]:
+    def candidates(self, waves: Sequence[torch.Tensor], first_log_probs=None, searches=None) -> list[Candidates]:
         """Every system's n-best of each wave, pooled (first system first), and their scores."""
-        return self.candidates_at(waves, (self.options.prior_scale,), first_log_probs)[self.options.prior_scale]
+        return self.candidates_at(waves, (self.options.prior_scale,), first_log_probs,
+                                  searches)[self.options.prior_scale]
 
-    def candidates_at(self, waves: Sequence[torch.Tensor], prior_scales: Sequence[float], first_log_probs=None
-                      ) -> dict[float, list[Candidates]]:
+    def candidates_at(self, waves: Sequence[torch.Tensor], prior_scales: Sequence[float], first_log_probs=None,
+                      searches=None) -> dict[float, list[Candidates]]:
         """``candidates`` scored at each prior scale: the systems search once (as their packages
-        say) and the LM scores once; only the CTC scores differ."""
+        say, or with ``searches``: ``search_for``'s) and the LM scores once; only the CTC scores differ."""
         self._check_priors(max(prior_scales, default=0.0))
         outputs = [first_log_probs if i == 0 and first_log_probs is not None else t.log_probs(waves)
                    for i, t in enumerate(self.systems)]
-        nbests = [search.decode_nbest(*out) for search, out in zip(self.searches, outputs)]
+        nbests = [search.decode_nbest(*out) for search, out in zip(searches or self.searches, outputs)]
         texts = [list(dict.fromkeys(h.text for nbest in nbests for h in nbest[b][: self.options.nbest]))
                  for b in range(len(waves))]
         lm = iter(self.lm.scores([text for t in texts for text in t], self.options.rnnlm_lambda))  # one LM run
@@ -195,9 +196,13 @@ class RescoringTranscriber(Transcriber):
         """log p(k|x) - scale * log p(k) for every token but the blank."""
         return log_probs - scale * self.prior_offsets[system] if scale else log_probs
 
-    def nbests(self, waves, log_probs, out_lengths) -> list[list[Hypothesis]]:
+    def search_for(self, workers: int | None = None) -> tuple:
+        """Each system's search, in ``workers`` processes when given."""
+        return tuple(self._with_workers(search, workers) for search in self.searches)
+
+    def nbests(self, waves, log_probs, out_lengths, search=None) -> list[list[Hypothesis]]:
         results = []
-        for c in self.candidates(waves, (log_probs, out_lengths)):
+        for c in self.candidates(waves, (log_probs, out_lengths), search):
             text = c.texts[c.best(self.options)]
             try:  # the first system's spelling; word times come from aligning it (asr.alignment)
                 tokens = tuple(self.tokenizer.encode(text))
@@ -208,11 +213,12 @@ class RescoringTranscriber(Transcriber):
 
     def transcribe(self, audio, sample_rate=None, decoder=None, lm=None, **decoder_options):
         """As ``Transcriber.transcribe``; a decoder, LM or search option for one call is the first
-        system's alone (as ``--decoder greedy|beam`` is for a package that rescores)."""
+        system's alone (as ``--decoder greedy|beam`` is for a package that rescores); run options
+        alone (``workers``, ``batch_size``) keep the rescoring."""
         search = {k for k in decoder_options if k not in RUN_OPTIONS}
         if decoder not in (None, "auto") or lm is not None or search:  # auto: this rescoring
             return self.systems[0].transcribe(audio, sample_rate, decoder=decoder, lm=lm, **decoder_options)
-        return super().transcribe(audio, sample_rate)
+        return super().transcribe(audio, sample_rate, **decoder_options)
 
     def describe(self) -> str:
         o = self.options
@@ -229,8 +235,8 @@ class RescoringTuneResult:
     options: RescoringOptions
     wer: float
     first_wer: float  # the first system alone, as its package searches
-    oracle_wer: float = math.nan  # the best candidate of each utterance: what no weights can beat
-    candidates_per_utterance: float = 0.0  # pooled, on average
+    oracle_wer: float = math.nan  # the best candidate of each utterance (piece): what no weights can beat
+    candidates_per_utterance: float = 0.0  # pooled, on average (per piece of an utterance cut at pauses)
     grid: list[tuple[tuple[float, ...], float, float, float, float]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     utterances: int = 0
@@ -245,7 +251,12 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
     pooled candidates. Ties go to the smaller weights, then the word score nearer 0, then the
     smaller prior scale (which needs every system's token priors). With an RNN
     LM (``combined.options.rnnlm``) its share of the LM is chosen first, by perplexity on the
-    manifest's transcripts: a smoother criterion than the WER of a few hundred words."""
+    manifest's transcripts: a smoother criterion than the WER of a few hundred words.
+
+    Utterances are run as ``asr evaluate`` runs them (``readable_batches``): one of the
+    segmenter's ``max_seconds`` or more is cut at pauses, each piece gets its own candidates and
+    choice, and the choices' texts are joined and scored against the whole reference
+    (``PieceTable``), as evaluate joins and scores them."""
     start = time.perf_counter()
     base, perplexities = combined.options, {}
     if combined.lm.rnnlm is not None:
@@ -253,7 +264,7 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
         combined.options = base = replace(base, rnnlm_lambda=lam)  # the candidates are scored with it
     pooled, refs, skipped, silent = {s: [] for s in prior_scales}, [], [], []
     for waves, batch_refs in readable_batches(combined, list(utterances), batch_seconds, skipped, silent):
-        refs += batch_refs
+        refs += batch_refs  # per piece: None continues the utterance before it
         with torch.inference_mode():
             for scale, candidates in combined.candidates_at(waves, prior_scales).items():
                 pooled[scale] += candidates
@@ -263,20 +274,84 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
             pooled[scale].append(Candidates([], [[] for _ in combined.systems], []))
     if not refs:
         raise RescoringError(none_readable(len(utterances), skipped, "to tune on"))
-    firsts = [c.texts[0] if c.texts else "" for c in pooled[prior_scales[0]]]  # the first system's best (n-best lists pooled in order)
+    lists = [c.texts for c in pooled[prior_scales[0]]]  # per piece
+    # the first system's best (n-best lists are pooled in order), as evaluate scores it
+    whole_refs, first_hyps = join_pieces(refs, [normalize_text(texts[0]) if texts else "" for texts in lists])
     others = len(combined.systems) - 1
-    tables, grid = {scale: CandidateTable(candidates, refs) for scale, candidates in pooled.items()}, []
+    tables, grid = {scale: PieceTable(candidates, refs) for scale, candidates in pooled.items()}, []
     for scale, rest, lm_weight, word_score in itertools.product(
             pooled, itertools.product(weights, repeat=others), lm_weights, word_scores):
         wer = tables[scale].word_error_rate((1.0, *rest), lm_weight, word_score)
         grid.append(((1.0, *rest), lm_weight, word_score, scale, wer))
     best = min(grid, key=lambda g: (round(g[4], 9), sum(g[0]), g[1], abs(g[2]), g[3]))
-    lists = [c.texts for c in pooled[prior_scales[0]]]
     return RescoringTuneResult(replace(base, weights=best[0], lm_weight=best[1], word_score=best[2],
                                        prior_scale=best[3]), best[4],
-                               word_errors(refs, firsts).rate, oracle_word_errors(refs, lists).rate,
-                               sum(map(len, lists)) / len(lists), grid, skipped, len(refs),
+                               word_errors(whole_refs, first_hyps).rate, tables[prior_scales[0]].oracle_rate(),
+                               sum(map(len, lists)) / len(lists), grid, skipped, len(whole_refs),
                                time.perf_counter() - start, perplexities)
+
+
+class PieceTable:
+    """A ``CandidateTable`` whose rows are pieces (``readable_batches``' references: None continues
+    the utterance before): an utterance cut at pauses is scored on its pieces' chosen texts
+    joined, against its whole reference, as evaluate scores it; the others as the table does."""
+
+    def __init__(self, candidates: Sequence[Candidates], references: Sequence[str | None]):
+        groups: list[tuple[str, list[int]]] = []  # (reference, rows)
+        for row, ref in enumerate(references):
+            if ref is None:
+                groups[-1][1].append(row)
+            else:
+                groups.append((ref, [row]))
+        self.whole = {rows[0]: ref for ref, rows in groups if len(rows) == 1}
+        # a piece's errors against the whole reference mean nothing: the table scores it against ""
+        self.table = CandidateTable(candidates, [self.whole.get(row, "") for row in range(len(references))])
+        self.whole_rows = np.array(sorted(self.whole), dtype=int)
+        self.texts = [c.texts for c in candidates]
+        self.cut = [(ref, rows, [self.texts[r] for r in rows]) for ref, rows in groups if len(rows) > 1]
+        references = [ref for ref, _ in groups]
+        self.reference_words = word_errors(references, references).reference_length
+        self._joined_errors: dict[tuple, int] = {}  # a grid repeats few of a cut utterance's combinations
+
+    def word_error_rate(self, weights: Sequence[float], lm_weight: float, word_score: float) -> float:
+        chosen = self.table.choices(weights, lm_weight, word_score)
+        errors = float(self.table.errors[self.whole_rows, chosen[self.whole_rows]].sum())
+        for u, (ref, rows, texts) in enumerate(self.cut):
+            picks = tuple(int(chosen[r]) for r in rows)
+            if (u, *picks) not in self._joined_errors:
+                hyp = " ".join(normalize_text(t[k]) for t, k in zip(texts, picks) if k < len(t))
+                self._joined_errors[(u, *picks)] = word_errors([ref], [hyp]).errors
+            errors += self._joined_errors[(u, *picks)]
+        return errors / self.reference_words if self.reference_words else float(errors > 0)
+
+    def oracle_rate(self) -> float:
+        """The WER of the best candidate of each utterance (of each piece, jointly, for a cut one)."""
+        rows = sorted(self.whole)
+        errors = oracle_word_errors([self.whole[r] for r in rows],
+                                    [[normalize_text(t) for t in self.texts[r]] for r in rows]).errors  # as evaluate
+        errors += sum(joined_oracle_errors(ref, texts) for ref, _, texts in self.cut)
+        return errors / self.reference_words if self.reference_words else float(errors > 0)
+
+
+def joined_oracle_errors(reference: str, pieces: Sequence[Sequence[str]]) -> int:
+    """The fewest word errors against ``reference`` of one candidate per piece, joined in order
+    (no candidates: the empty text). Exact without trying every combination: Levenshtein's row
+    over the reference is carried from piece to piece, keeping at each reference position the
+    best of the piece's candidates (the rest of the alignment only adds to it)."""
+    ref = np.array(reference.split(), dtype=object)
+    positions = np.arange(len(ref) + 1)
+    row = positions.copy()  # the empty hypothesis against each prefix of the reference: deletions
+    for texts in pieces:
+        best = None
+        for text in texts or [""]:
+            current = row
+            for word in normalize_text(text).split():
+                step = current + 1  # the word inserted
+                step[1:] = np.minimum(step[1:], current[:-1] + (ref != word))  # matched or substituted
+                current = np.minimum.accumulate(step - positions) + positions  # then reference words deleted
+            best = current if best is None else np.minimum(best, current)
+        row = best
+    return int(row[-1])
 
 
 def choose_rnnlm_lambda(lm: WordLM, texts: Sequence[str]) -> tuple[float, dict[float, float]]:

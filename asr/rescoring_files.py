@@ -12,13 +12,15 @@ from typing import Sequence
 import yaml
 
 from asr.atomic import atomic_dir, occupied, write_text_atomic
+from asr.model_dir import portable_path
 from asr.rescoring import RescoringError, RescoringOptions, RescoringTranscriber, RescoringTuneResult
 
 
 def write_rescoring(path: str | Path, models: Sequence[str], result: RescoringTuneResult, manifest: str) -> Path:
     """The YAML that ``--rescoring`` reads: the systems in order and the tuned settings. A system
     inside the file's folder is named relative to it, so a package that rescores can move."""
-    tuned = {"manifest": str(manifest), "wer": round(result.wer, 6), "first_system_wer": round(result.first_wer, 6),
+    tuned = {"manifest": portable_path(str(manifest)), "wer": round(result.wer, 6),
+             "first_system_wer": round(result.first_wer, 6),
              **({} if math.isnan(result.oracle_wer) else {"oracle_wer": round(result.oracle_wer, 6)}),
              "utterances": result.utterances}
     return _write_settings(path, models, result.options, tuned,
@@ -88,17 +90,18 @@ def load_rescoring(settings: str | Path, load_system=None) -> RescoringTranscrib
     return RescoringTranscriber([load_system(m) for m in models], options)
 
 
-def package_rescoring(settings: str | Path, dst: str | Path) -> Path:
+def package_rescoring(settings: str | Path, dst: str | Path) -> tuple[Path, list[str]]:
     """Make ``dst`` one model directory that rescores: the first system's package as it is, each
     other system's model in ``dst/systemN`` (float16), and ``dst/rescoring.yaml``.
 
     The other systems search with the first one's packaged LM (``../lm.bin``) over its words,
     spelled in their own units (``systemN/lexicon.txt``), so the package carries one LM; a phone
     tokenizer keeps only those words' pronunciations. Their tuned LM weights and the rescoring
-    weights are kept: re-tune with ``asr tune-rescoring`` on the package if its LM differs."""
+    weights are kept: re-tune with ``asr tune-rescoring`` on the package if its LM differs.
+    Returns the settings file written and notes for the user: LM words a system cannot spell."""
     from asr.decoding_config import PRIORS_FILE, packaged_lm, read_decoding_defaults, write_decoding_defaults
     from asr.lexicon import lexicon_from_words, read_lexicon, write_lexicon
-    from asr.lm import inspect_lm
+    from asr.arpa import inspect_lm
     from asr.model_dir import load_model_dir, save_model_dir
     from asr.tokenizers import TOKENIZER_FILE, PhoneTokenizer, load_tokenizer
 
@@ -122,7 +125,7 @@ def package_rescoring(settings: str | Path, dst: str | Path) -> Path:
         else:
             words = list(inspect_lm(lm).words)
         known = set(words)
-        systems = [staged]
+        systems, notes = [staged], []
         for number, model in enumerate(models[1:], start=2):
             loaded, sub = load_model_dir(model), staged / f"system{number}"
             tokenizer = loaded.tokenizer
@@ -133,7 +136,9 @@ def package_rescoring(settings: str | Path, dst: str | Path) -> Path:
             priors = Path(loaded.path) / PRIORS_FILE  # its prior_scale, kept below, needs them
             save_model_dir(sub, loaded.config, loaded.model, tokenizer, half=True,
                            extra_files={PRIORS_FILE: priors} if priors.is_file() else None)
-            write_lexicon(lexicon_from_words(words, tokenizer).lexicon, sub / "lexicon.txt")
+            spelled = lexicon_from_words(words, tokenizer)
+            notes += spelled.notes(f"{model} (system{number}/lexicon.txt)")  # said, as export says them
+            write_lexicon(spelled.lexicon, sub / "lexicon.txt")
             write_decoding_defaults(sub, {**{k: v for k, v in stored.items() if k not in ("lm", "lexicon", "tuned")},
                                           "lm": Path("..", lm.relative_to(staged)).as_posix(),
                                           "lexicon": "lexicon.txt"})
@@ -145,4 +150,4 @@ def package_rescoring(settings: str | Path, dst: str | Path) -> Path:
         _write_settings(staged / RESCORING_FILE, systems, options,  # relative paths: they hold after the rename
                         {**tuned, "packaged_from": str(Path(settings).resolve())},
                         "written by `asr export RESCORING_FILE DST`: this package rescores with these systems")
-    return dst / RESCORING_FILE
+    return dst / RESCORING_FILE, notes

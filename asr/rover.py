@@ -28,7 +28,7 @@ from typing import Sequence
 from asr.evaluate import Evaluation, UtteranceResult
 from asr.metrics import char_errors, word_errors
 from asr.report import Report, ReportError, build_report, no_common_utterances
-from asr.transcribe import Result, Segment, Word, split_at_pauses
+from asr.results import Result, Segment, Word, split_at_pauses
 
 Slot = tuple  # one word (str) or None per system aligned so far
 

@@ -43,6 +43,24 @@ class WarmupCosine:
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * self.progress(step)))
 
 
+def warmup_warning(warmup_steps: int, total_steps: int, lr: float) -> str | None:
+    """A warning when warmup takes over half of a run's ``total_steps`` (a small corpus makes few
+    steps an epoch, and train.warmup_steps counts steps): the rate then peaks below ``lr``, or
+    decays over what little is left. None otherwise. Left as configured, not capped: the same
+    config gives the same schedule on any corpus."""
+    if warmup_steps <= total_steps / 2:
+        return None
+    shorter = f"a smaller train.warmup_steps (a tenth of the run: {max(1, total_steps // 10)})"
+    if warmup_steps >= total_steps:
+        peak = lr * total_steps / warmup_steps  # the rate of the last step: (step + 1) / warmup_steps of lr
+        return (f"warning: train.warmup_steps={warmup_steps} is more than the run's {total_steps} steps: the learning "
+                f"rate rises to {peak:.3g}, {100 * total_steps / warmup_steps:.2g}% of train.lr={lr:g}, and never "
+                f"decays; give {shorter}")
+    return (f"warning: train.warmup_steps={warmup_steps} is {100 * warmup_steps / total_steps:.0f}% of the run's "
+            f"{total_steps} steps: the learning rate decays over the last {total_steps - warmup_steps} only; give "
+            f"{shorter}")
+
+
 def epochs_within_budget(budget_seconds: float, elapsed_seconds: float, epochs_done: int,
                          epoch_seconds: float, max_epochs: int) -> int:
     """How many epochs the whole run can have: those done, plus as many more of ``epoch_seconds``

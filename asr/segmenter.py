@@ -95,8 +95,8 @@ class Segmenter:
             yield from self._emit(buffer, start)
 
     def is_silent(self, samples: np.ndarray) -> bool:
-        """Below ``silence_rms`` throughout: a model run would only make text up (evaluate and
-        tuning ask this of whole utterances, so they agree with transcribe)."""
+        """Below ``silence_rms`` throughout: a model run would only make text up (evaluate, tuning
+        and validation ask this of what they would run, so they agree with transcribe)."""
         rms = np.sqrt(np.mean(samples.astype(np.float64) ** 2)) if samples.size else np.inf
         return bool(rms < self.options.silence_rms)
 

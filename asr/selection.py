@@ -1,5 +1,6 @@
-"""Model selection on the valid set: each epoch's greedy WER/CER and CTC loss, and the average
-of the last epochs' weights (``train.average_last``), kept as best/ only if it validates better."""
+"""Model selection on the valid set: each epoch's greedy WER/CER and CTC loss, logged, and the
+model kept as best/ when it ranks first so far; the average of the last epochs' weights
+(``train.average_last``), kept as best/ only if it validates better."""
 
 from __future__ import annotations
 
@@ -8,15 +9,19 @@ import math
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
+from torch.nn.utils.rnn import pad_sequence
 
+from asr.batching import BucketBatchSampler
 from asr.config import Config
-from asr.data import BucketBatchSampler, collate
+from asr.data import collate
 from asr.decoding import GreedyDecoder
+from asr.evaluate import speech_pieces
 from asr.losses import ctc_loss, log
 from asr.metrics import char_errors, word_errors
 from asr.model import AcousticModel
 from asr.model_dir import save_model_dir
+from asr.segmenter import Segmenter, SegmenterOptions
 from asr.text import normalize_text
 
 
@@ -24,28 +29,80 @@ from asr.text import normalize_text
 def validate(model, dataset, cfg, device, tokenizer) -> dict:
     """Greedy WER and CER scored as asr/evaluate.py scores them (the normalized transcript against
     the normalized hypothesis: a phone model's references are not its decoded labels, which would
-    turn words into homophones), and the mean CTC loss; NaN when no utterance could be scored."""
+    turn words into homophones), and the mean CTC loss over the utterances that have labels, are
+    long enough for them (asr.losses.ctc_loss) and shorter than the segmenter's ``max_seconds``;
+    NaN when no utterance could be scored.
+
+    Decoded as evaluate decodes: an utterance in ``dataset.silent`` gets the empty hypothesis, and
+    one of ``max_seconds`` or more (``long_utterances``; asr.train keeps it uncut for that) is
+    decoded in the pieces evaluate cuts it into at pauses (``asr.evaluate.speech_pieces``), their
+    texts joined. It is never run whole, so it has no loss: the pieces have no transcripts of
+    their own, and one long recording's loss (its CTC table grows with its length times its
+    transcript's) would swamp the mean and could exhaust memory."""
     model.eval()
-    sampler = BucketBatchSampler(dataset.durations, cfg.train.batch_seconds, cfg.train.max_batch_size,
-                                 shuffle=False)
+    long = long_utterances(dataset)
+    scored = [i for i in range(len(dataset)) if i not in long]
+    sampler = BucketBatchSampler([dataset.durations[i] for i in scored], cfg.train.batch_seconds,
+                                 cfg.train.max_batch_size, shuffle=False)
     decoder = GreedyDecoder(tokenizer)
     silent = dataset.silent  # decoded as nothing, as evaluate and transcribe do
     loss_sum, n, refs, hyps = 0.0, 0, [], []
     for items in sampler:
-        batch = collate([dataset[i] for i in items]).to(device)
+        batch = collate([dataset[(scored[j], speed)] for j, speed in items]).to(device)
         log_probs, out_lengths = model(batch.waveforms, batch.wave_lengths)
         losses, valid = ctc_loss(log_probs, out_lengths, batch, tokenizer.blank_id)
+        valid &= batch.has_labels  # one with no labels (an unspellable transcript) has no loss to take
         loss_sum += float(losses[valid].sum())
         n += int(valid.sum())
         for hyp, i in zip(decoder.decode(log_probs.cpu(), out_lengths.cpu()), batch.indices):
             hyps.append("" if i in silent else normalize_text(hyp.text))
             refs.append(dataset.texts[i])  # normalized as it was read
+    if long:
+        segmenter = Segmenter.on_frames(cfg.features.sample_rate, model.frame_shift)  # as a Transcriber's
+        for i in sorted(long):
+            pieces = speech_pieces(segmenter, dataset.waveform(i))
+            hyps.append(_decode_pieces(model, decoder, pieces, device, cfg.train.batch_seconds * dataset.sample_rate))
+            refs.append(dataset.texts[i])
     model.train()
     if not n:
         log(f"warning: {dataset.source or 'valid'}: none of its {len(dataset)} utterances could be scored (each too "
-            f"short for its transcript at the model's frame rate): valid_loss is NaN, and cannot pick best/")
+            f"short for its transcript at the model's frame rate, one it cannot spell, or one of "
+            f"{SegmenterOptions().max_seconds:g} s or more): valid_loss is NaN, and cannot pick best/")
     return {"valid_loss": loss_sum / n if n else math.nan, "valid_wer": word_errors(refs, hyps).rate,
             "valid_cer": char_errors(refs, hyps).rate}
+
+
+def long_utterances(dataset) -> set[int]:
+    """The valid utterances of the segmenter's ``max_seconds`` or more, as read (asr.train keeps
+    them uncut): decoded in pieces, and left out of the loss. Their files' durations say which
+    may be; only those are measured (a read, when the audio is not cached)."""
+    rate = dataset.sample_rate
+    longest = int(SegmenterOptions().max_seconds * rate)  # what transcribe cuts
+    return {i for i, seconds in enumerate(dataset.durations)
+            if seconds * rate >= longest - rate and dataset.waveform(i).numel() >= longest}
+
+
+def _decode_pieces(model, decoder, pieces: list[torch.Tensor], device, batch_samples: float) -> str:
+    """One utterance's pieces, run in batches of at most ``batch_samples`` of padded audio (an
+    hour's would not fit one), their greedy texts joined (none: silence)."""
+    texts = []
+    for group in _batches(pieces, batch_samples):
+        lengths = torch.tensor([p.numel() for p in group])
+        log_probs, out_lengths = model(pad_sequence(group, batch_first=True).to(device), lengths.to(device))
+        texts += [normalize_text(h.text) for h in decoder.decode(log_probs.cpu(), out_lengths.cpu())]
+    return " ".join(t for t in texts if t)  # as merge_results joins a cut file's
+
+
+def _batches(pieces: list[torch.Tensor], batch_samples: float):
+    """``pieces`` in order, in groups whose padded size is at most ``batch_samples`` (or one piece)."""
+    group: list[torch.Tensor] = []
+    for piece in pieces:
+        if group and (len(group) + 1) * max(piece.numel(), *(p.numel() for p in group)) > batch_samples:
+            yield group
+            group = []
+        group.append(piece)
+    if group:
+        yield group
 
 
 def selection_key(record: dict) -> tuple[float, float, float] | None:
@@ -56,6 +113,31 @@ def selection_key(record: dict) -> tuple[float, float, float] | None:
     if math.isnan(record["valid_loss"]):
         return None
     return (record["valid_wer"], record["valid_cer"], record["valid_loss"])
+
+
+def end_epoch(cfg: Config, model, tokenizer, valid_set, device, writer, record: dict, best: tuple,
+              epochs: int) -> tuple:
+    """The main process after an epoch: validate, log (``record``, in log.jsonl and TensorBoard's
+    ``writer``), keep the best model (and, for averaging, the last epochs' weights); returns the
+    best model's selection_key so far."""
+    tc, run_dir, epoch = cfg.train, Path(cfg.train.output_dir), record["epoch"]
+    if valid_set is not None:
+        record.update(validate(model, valid_set, cfg, device, tokenizer))
+    for key, value in record.items():
+        if key not in ("epoch", "step"):
+            writer.add_scalar(f"epoch/{key}", value, epoch)
+    with open(run_dir / "log.jsonl", "a") as f:
+        f.write(json.dumps(record) + "\n")
+    log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+    current = selection_key(record)
+    if current is not None and current < best:
+        best = current
+        save_model_dir(run_dir / "best", cfg, model, tokenizer)
+    if tc.average_last > 1 and epoch > epochs - tc.average_last:
+        (run_dir / "epochs").mkdir(exist_ok=True)
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
+                  str(run_dir / "epochs" / f"epoch-{epoch:03d}.safetensors"))
+    return best
 
 
 def average_last_epochs(cfg: Config, model: AcousticModel, tokenizer, valid_set, device, best: tuple,

@@ -25,20 +25,25 @@ from __future__ import annotations
 import gzip
 import math
 import zlib
+from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 
+from asr.arpa import write_arpa
 from asr.atomic import atomic_open
-from asr.lm import BOS, EOS, SPECIAL, UNK, LMError, NgramModel
+from asr.arpa import GZIP_MAGIC, SPECIAL, NgramModel
+from asr.lm import BOS, EOS, UNK, LMError
+from asr.lm_mix import with_backoffs
 from asr.text import normalize_text
 
 HEADER = b"Trie Language Model"
 LOG10_OF_BASE = math.log10(1.0001)  # pocketsphinx's logmath_log_float_to_log10 with its default base
 QUANT_BITS = 16  # per probability or backoff bin index
 MAX_ORDER = 5  # NGRAM_MAX_ORDER
+UNK_LOG10 = -99  # for an <unk> the file lacks: KenLM expects one
 _UNIGRAM = np.dtype([("prob", "<f4"), ("bo", "<f4"), ("next", "<u4")])
 
 
@@ -92,8 +97,9 @@ def read_sphinx_trie(path: str | Path) -> SphinxTrie:
     path = Path(path)
     if not path.is_file():
         raise LMError(f"{path}: language model file not found")
-    try:  # gzipped too, as pocketsphinx reads them
-        r = _Reader(path, gzip.decompress(path.read_bytes()) if path.suffix == ".gz" else path.read_bytes())
+    try:  # gzipped too, as pocketsphinx reads them (known by the magic bytes, whatever the name)
+        data = path.read_bytes()
+        r = _Reader(path, gzip.decompress(data) if data[:2] == GZIP_MAGIC else data)
     except (OSError, EOFError, zlib.error) as e:
         raise LMError(f"{path}: cannot read: {e}") from None
     if r.data[:len(HEADER)] != HEADER:
@@ -178,8 +184,11 @@ def sphinx_to_arpa(src: str | Path, dst: str | Path, word_filter: Callable[[str]
 
     ``word_filter`` maps each word (not ``<s>``, ``</s>``, ``<unk>``) to the word to write or None;
     n-grams with a dropped word are left out, and those dropped words appended to ``dropped``.
-    Words it maps to the same word are merged: of n-grams that then coincide the likeliest stays.
-    ``<unk>`` is added (log10 prob -99) when missing, as KenLM expects one. Remarks go to ``notes``."""
+    Words it maps to the same word are merged (see ``_merged``). When it drops or merges any, the
+    model is renormalized: unigrams scaled to sum to 1, every backoff weight recomputed so that
+    each context sums to 1 (as ``asr lm mix`` and ``prune`` do). Otherwise the trie's values are
+    written as they are. ``<unk>`` is added (log10 prob -99) when missing, as KenLM expects one.
+    Remarks go to ``notes``."""
     trie = read_sphinx_trie(src)
     notes = [] if notes is None else notes
     for n, (declared, found) in enumerate(zip(trie.header_counts, trie.ids), 1):
@@ -189,34 +198,30 @@ def sphinx_to_arpa(src: str | Path, dst: str | Path, word_filter: Callable[[str]
     names = [w if w in SPECIAL or word_filter is None else word_filter(w) for w in trie.words]
     if dropped is not None:
         dropped.extend(w for w, name in zip(trie.words, names) if name is None)
-    first: dict[str, int] = {}
-    canon = np.array([-1 if name is None else first.setdefault(name, i) for i, name in enumerate(names)], np.int64)
-    merged = sum(1 for i, c in enumerate(canon) if c not in (-1, i))
-    if merged:
-        notes.append(f"{merged} words merged into others by the word filter; coinciding n-grams keep the likeliest")
+    if names == trie.words:
+        counts = _write_as_is(trie, dst)
+    else:
+        model = _renormalized(trie, names, notes)
+        write_arpa(model, dst)
+        counts = {n: len(table) for n, table in enumerate(model.ngrams, 1)}
+    if BOS not in names or EOS not in names:
+        notes.append(f"{src}: no {BOS} or {EOS} unigram; KenLM will refuse the ARPA file")
+    return counts
 
-    tables = []  # per order: word ids, probs, backoffs of what is written, sorted by n-gram
-    for n in range(1, trie.order + 1):
-        ids = canon[trie.ids[n - 1]]
-        keep = np.flatnonzero((ids >= 0).all(axis=1))
-        ids, probs = ids[keep], trie.probs[n - 1][keep]
-        rank = np.lexsort((-probs, *ids.T[::-1]))  # the likeliest first among merged n-grams
-        unique = np.ones(len(rank), bool)
-        unique[1:] = (ids[rank[1:]] != ids[rank[:-1]]).any(axis=1)
-        rank = keep[rank[unique]]
-        bows = trie.backoffs[n - 1]
-        tables.append((canon[trie.ids[n - 1][rank]], trie.probs[n - 1][rank], None if bows is None else bows[rank]))
-    add_unk = UNK not in first
-    counts = {n: len(t[0]) + (n == 1 and add_unk) for n, t in enumerate(tables, 1)}
 
+def _write_as_is(trie: SphinxTrie, dst: str | Path) -> dict[int, int]:
+    """The trie's n-grams with their values, written from its arrays (no dicts of all n-grams: for
+    pocketsphinx's en-us.lm.bin, 3.8 M of them, those take 1.6 GB)."""
+    add_unk = UNK not in trie.words
+    counts = {n: len(ids) + (n == 1 and add_unk) for n, ids in enumerate(trie.ids, 1)}
     with atomic_open(dst) as f:
         f.write("\\data\\\n" + "".join(f"ngram {n}={c}\n" for n, c in counts.items()))
-        for n, (ids, probs, bows) in enumerate(tables, 1):
+        for n, (ids, probs, bows) in enumerate(zip(trie.ids, trie.probs, trie.backoffs), 1):
             f.write(f"\n\\{n}-grams:\n")
             if n == 1 and add_unk:
-                f.write(f"-99\t{UNK}\t0\n" if bows is not None else f"-99\t{UNK}\n")
+                f.write(f"{UNK_LOG10}\t{UNK}\t0\n" if bows is not None else f"{UNK_LOG10}\t{UNK}\n")
             for at in range(0, len(ids), 100_000):  # in chunks: the strings of all n-grams take GBs
-                grams = [" ".join(names[i] for i in row) for row in ids[at: at + 100_000].tolist()]
+                grams = [" ".join(trie.words[i] for i in row) for row in ids[at: at + 100_000].tolist()]
                 p = probs[at: at + 100_000].tolist()
                 if bows is None:
                     f.writelines(f"{lp:.7g}\t{g}\n" for lp, g in zip(p, grams))
@@ -224,6 +229,48 @@ def sphinx_to_arpa(src: str | Path, dst: str | Path, word_filter: Callable[[str]
                     f.writelines(f"{lp:.7g}\t{g}\t{b:.7g}\n"
                                  for lp, g, b in zip(p, grams, bows[at: at + 100_000].tolist()))
         f.write("\n\\end\\\n")
-    if BOS not in first or EOS not in first:
-        notes.append(f"{src}: no {BOS} or {EOS} unigram; KenLM will refuse the ARPA file")
     return counts
+
+
+def _renormalized(trie: SphinxTrie, names: list[str | None], notes: list[str]) -> NgramModel:
+    """The trie's n-grams over ``names`` (None: dropped with its n-grams), as a normalized model."""
+    first: dict[str, int] = {}
+    canon = [-1 if name is None else first.setdefault(name, i) for i, name in enumerate(names)]
+    merged = sum(1 for i, c in enumerate(canon) if c not in (-1, i))
+    canon_ids = np.asarray(canon)
+    kept = [np.flatnonzero((canon_ids[ids] >= 0).all(axis=1)) for ids in trie.ids]
+    probs: list[dict[tuple[str, ...], float]] = []
+    for n, (ids, logps, keep) in enumerate(zip(trie.ids, trie.probs, kept), 1):
+        rows, lps = ids[keep].tolist(), logps[keep].tolist()
+        if merged:
+            contexts = trie.ids[n - 2][kept[n - 2]].tolist() if n > 1 else [[]]
+            probs.append(_merged(rows, lps, contexts, canon, names, trie.probs[0].tolist()))
+        else:
+            probs.append({tuple(names[i] for i in row): lp for row, lp in zip(rows, lps)})
+    # The dropped words' unigram mass goes to the others (<s> is never predicted: not counted).
+    shift = math.log10(sum(10 ** lp for g, lp in probs[0].items() if g != (BOS,)))
+    probs[0] = {g: lp if g == (BOS,) else lp - shift for g, lp in probs[0].items()}
+    probs[0].setdefault((UNK,), UNK_LOG10)
+    if merged:
+        notes.append(f"{merged} words merged into others by the word filter: their probabilities added up")
+    return with_backoffs(probs)
+
+
+def _merged(rows: list[list[int]], logps: list[float], contexts: list[list[int]], canon: list[int],
+            names: list[str | None], unigram: list[float]) -> dict[tuple[str, ...], float]:
+    """One order's n-grams (``rows``, word ids) once merged words are one word. In one context the
+    merged word's probability is the sum of its variants'. Contexts that merge ("The cat", "the
+    cat") have distributions of their own: the merged one is their mixture, each weighted by its
+    probability, here the product of its words' unigram probabilities (the trie holds no better).
+    ``contexts``: all kept (n-1)-grams (the variants of each merged context)."""
+    def weight(context: tuple[int, ...]) -> float:
+        return 10 ** sum(unigram[i] for i in context)
+
+    total: dict[tuple[int, ...], float] = defaultdict(float)  # merged context -> its variants' weight
+    for context in map(tuple, contexts):
+        total[tuple(canon[i] for i in context)] += weight(context)
+    mixed: dict[tuple[str, ...], float] = defaultdict(float)
+    for row, lp in zip(rows, logps):
+        context = tuple(row[:-1])
+        mixed[tuple(names[i] for i in row)] += weight(context) / total[tuple(canon[i] for i in context)] * 10 ** lp
+    return {g: math.log10(p) for g, p in mixed.items()}

@@ -21,6 +21,7 @@ WORD_SEP = "|"
 # typographic, modifier letter, grave, acute, prime, fullwidth
 _APOSTROPHES = str.maketrans({c: "'" for c in "\u2019\u2018\u02bc`\u00b4\u2032\uff07"})
 _DASHES = re.compile(r"[\u2010-\u2015\-_/]+")
+_ZERO_WIDTH_SPACE = "\u200b"
 
 
 def normalize_text(text: str) -> str:
@@ -28,7 +29,11 @@ def normalize_text(text: str) -> str:
 
     Apostrophes survive only inside words ("don't", "o'clock"); quotes around words go.
     Dashes and slashes separate words ("well-known" -> "well known"). Letters of any
-    alphabet are kept, so the same normalizer serves non-English corpora.
+    alphabet are kept, so the same normalizer serves non-English corpora. Invisible format
+    characters (Unicode category Cf: soft hyphen, zero-width joiner and non-joiner, byte-order
+    mark) are dropped, not turned into spaces: they sit inside words (a soft hyphen in web text,
+    a ZWNJ in Persian or Hindi words). The zero-width space is the exception: Thai or Khmer text
+    marks word boundaries with it.
     """
     text = unicodedata.normalize("NFKC", text.translate(_APOSTROPHES)).lower()  # NFKC splits ´
     text = _DASHES.sub(" ", text)
@@ -37,7 +42,7 @@ def normalize_text(text: str) -> str:
         cat = unicodedata.category(ch)
         if ch == "'" or cat[0] in "LNM":  # letters, digits, combining marks
             kept.append(ch)
-        else:
+        elif cat != "Cf" or ch == _ZERO_WIDTH_SPACE:
             kept.append(" ")
     words = []
     for word in "".join(kept).split():

@@ -110,6 +110,11 @@ class SubwordTokenizer:
         """A word's pieces (its characters must all be known)."""
         return self._sp.encode(word, out_type=str)
 
+    def words_tokens(self, words: list[str]) -> list[list[str]]:
+        """``word_tokens`` of each word, in one sentencepiece call (73,000 words one by one took
+        0.3 s of every model load; as a list, a third of that)."""
+        return self._sp.encode(words, out_type=str) if words else []
+
     def sample_word_tokens(self, word: str, dropout: float, rng: random.Random) -> list[str]:
         """BPE-dropout (Provilkov et al., 2020): BPE's merges applied in their learned order, but
         at every step each possible merge is skipped with probability ``dropout``, so a word is

@@ -6,7 +6,7 @@ A run directory holds::
 
     last/        model directory + train_state.pt (optimizer, schedule, position, data identity)
     best/        model directory with the best validation WER so far (ties: lower CER, then loss)
-    log.jsonl    one JSON object per epoch
+    log.jsonl    one JSON object per epoch (train_loss NaN for one in which no step trained)
     tb/          TensorBoard logs
 
 Every step reseeds torch from (seed, step), and each epoch's batches are a function of
@@ -18,29 +18,30 @@ point in the epoch, rounded down to whole steps).
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
 
 from asr import distributed
-from asr.config import Config, ConfigError, load_config, save_config
-from asr.data import BatchLoader, BucketBatchSampler, ManifestError
+from asr.batching import BatchLoader, BucketBatchSampler
+from asr.config import Config, ConfigError
+from asr.config_files import load_config, save_config
+from asr.data import ManifestError
 from asr.losses import forward_backward, log
 from asr.model import AcousticModel
 from asr.model_dir import save_model_dir
 from asr.noise import NoiseError
-from asr.phones import LexiconError, PhoneLexicon
-from asr.schedule import WarmupCosine, epochs_within_budget
-from asr.segmenter import Segmenter
-from asr.selection import average_last_epochs, selection_key, validate
-from asr.train_setup import (TrainingError, compute_cmvn, data_identity, load_split, model_to_train,
-                             nothing_readable, unreadable_files)
+from asr.schedule import WarmupCosine, epochs_within_budget, warmup_warning
+from asr.segmenter import Segmenter, SegmenterOptions
+from asr.selection import average_last_epochs, end_epoch
+from asr.train_checks import (TrainingError, check_trainable_lengths, nothing_readable, unreadable_files,
+                              valid_loss_note, warn_of_silence)
+from asr.train_setup import attach_phone_head, compute_cmvn, data_identity, load_split, model_to_train
 from asr.weight_perturbation import WeightDrop, WeightNoise
 
 
@@ -76,17 +77,23 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
 
-    lexicon = _attach_phone_head(model, cfg, state, device)
+    lexicon = attach_phone_head(model, cfg, state, device)
     train_set = load_split(tc.train_manifest, cfg, tokenizer, "train", quiet=not d.is_main, phone_lexicon=lexicon,
                            bpe_dropout=tc.bpe_dropout)  # the valid set keeps BPE's own spelling
+    check_trainable_lengths(train_set, model, cfg.augment.speed_factors, say)
     valid_set = None
     if tc.valid_manifest and d.is_main:  # read now: an unreadable file would stop validation at an epoch's end
-        # cut as evaluate cuts (Transcriber.speech), so the best checkpoint is picked on what it scores
+        # cut as evaluate cuts (Transcriber.speech), so the best checkpoint is picked on what it scores;
+        # one of max_seconds or more is kept whole: validate cuts it at pauses, as transcribe does
         edges = Segmenter.on_frames(cfg.features.sample_rate, model.frame_shift)
-        valid_set = load_split(tc.valid_manifest, cfg, tokenizer, "valid", max_utts=tc.valid_max_utts,
-                               read_audio=True, span=edges.speech_span)
+        longest = int(edges.options.max_seconds * cfg.features.sample_rate)
+        valid_set = load_split(tc.valid_manifest, cfg, tokenizer, "valid", max_utts=tc.valid_max_utts, read_audio=True,
+                               span=lambda s: edges.speech_span(s) if len(s) < longest else (0, len(s)),
+                               as_evaluated=True)
         # and scored as evaluate scores silence: the empty hypothesis (read_audio has cached them)
         valid_set.silent = {i for i in range(len(valid_set)) if edges.is_silent(valid_set.waveform(i).numpy())}
+        if (note := valid_loss_note(valid_set, model)) is not None:
+            say(note)
     if state is None and cfg.features.normalize == "global" and not tc.init_from:
         t0 = time.time()
         read = compute_cmvn(model, train_set, device, d)
@@ -109,10 +116,16 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     step, start_epoch, skip, nan_run, saved_step = 0, 0, 0, 0, None  # saved_step: of the last checkpoint
+    # the last step that updated the weights (None: none yet), and that step as of the last checkpoint:
+    # weights change only in such steps, so last/ holds that step's weights
+    trained_step = saved_trained = None
+    # (trained step,) whose weights validated to a non-finite loss, when the latest validation did; and
+    # whether last/ holds those weights: no checkpoint to go back to then
+    invalid, saved_invalid = None, False
     best = (math.inf,) * 3  # the best model's selection_key
     # a resumed epoch's sums so far (loss, utterances, too short, audio seconds, phone loss, phone
-    # utterances, unreadable; then seconds): its log line then covers the whole epoch
-    carried = [0.0] * 8
+    # utterances, unreadable; then seconds; then non-finite steps): its log line then covers the whole epoch
+    carried = [0.0] * 9
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -123,11 +136,16 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         # Positions are stored in global batches, so another world size continues at the same point.
         skip = state["global_batch_in_epoch"] // d.world_size
         step = saved_step = state["step"] * state["world_size"] // d.world_size
+        trained = state.get("trained_step", state["step"])  # a state saved before it was kept: as trained
+        trained_step = saved_trained = None if trained is None else trained * state["world_size"] // d.world_size
         scheduler.last_epoch = step
         if schedule.total_steps != steps_per_epoch * epochs:  # the state's plan: another train.epochs now
             schedule.retarget(step, steps_per_epoch * epochs)
         if skip:
-            carried = state.get("epoch_totals", carried)
+            saved = state.get("epoch_totals", carried)
+            carried = list(saved) + [0.0] * (len(carried) - len(saved))  # an older state keeps fewer sums
+    if step < tc.warmup_steps and (warning := warmup_warning(tc.warmup_steps, steps_per_epoch * epochs, tc.lr)):
+        say(warning)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if d.enabled else model
 
     writer = None
@@ -138,48 +156,63 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     def epoch_totals() -> list[float]:
         """This epoch's sums so far over all ranks (every rank calls it), carried ones included."""
         local = torch.tensor([loss_sum, n_utts, too_short, audio_seconds, phone_sum, n_phone, loader.unreadable,
-                              0.0], dtype=torch.float64, device=device)
+                              0.0, non_finite], dtype=torch.float64, device=device)
         totals = distributed.all_sum(local, d).tolist()
         totals[7] = time.time() - t0  # wall time: the same on every rank, not summed
         return [a + b for a, b in zip(totals, carried)]
 
     def last_good() -> str:
-        return (f"the last good checkpoint is {run_dir / 'last'} (step {saved_step})" if saved_step is not None
-                else "no checkpoint was saved before it")
+        """The checkpoint to go back to: last/, if a step that trained came before it."""
+        last = run_dir / "last"
+        if saved_step is None:
+            return "no checkpoint was saved before it"
+        if saved_trained is None:
+            return f"{last} (step {saved_step}) holds the initial weights: no step before it trained"
+        if saved_invalid:
+            return (f"no checkpoint has a finite valid loss: {last} (saved at step {saved_step}) holds the weights "
+                    f"of step {saved_trained}, whose valid_loss was not finite")
+        if saved_trained == saved_step:
+            return f"the last good checkpoint is {last} (step {saved_step})"
+        return (f"the last good checkpoint is {last} (saved at step {saved_step} with the weights of step "
+                f"{saved_trained}: no step between them trained)")
 
     def ensure_finite() -> None:
         """Stop before non-finite weights are validated or saved: no later step brings them back."""
         if not _finite(model):  # the weights are the same on every rank
             raise TrainingError(f"step {step}: the weights became non-finite (NaN or inf) at lr "
-                                f"{scheduler.get_last_lr()[0]:.3g}; the run stops: {last_good()} (lower train.lr "
+                                f"{step_lr:.3g}; the run stops: {last_good()} (lower train.lr "
                                 "or train.grad_clip)")
 
     def checkpoint(epoch: int, batch_in_epoch: int) -> None:
-        nonlocal saved_step
+        nonlocal saved_step, saved_trained, saved_invalid
         ensure_finite()
-        sums = epoch_totals() if batch_in_epoch else [0.0] * 8
+        sums = epoch_totals() if batch_in_epoch else [0.0] * len(carried)
         if d.is_main:
             train_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                            "scaler": scaler.state_dict(), "step": step, "epoch": epoch, "world_size": d.world_size,
                            "global_batch_in_epoch": batch_in_epoch * d.world_size, "best_wer": best[0],
                            "best_key": list(best), "nan_run": nan_run, "planned_epochs": epochs,
-                           "epoch_totals": sums, "seconds": spent_before + time.time() - t_start, "data": data}
+                           "epoch_totals": sums, "seconds": spent_before + time.time() - t_start, "data": data,
+                           "trained_step": trained_step}
             if model.phone_head is not None:
                 train_state["phone_head"] = model.phone_head.state_dict()
             # in the directory before it appears: a kill never leaves a last/ that --resume cannot read
             save_model_dir(run_dir / "last", cfg, model, tokenizer,
                            extra_files={"train_state.pt": lambda path: torch.save(train_state, path)})
-        saved_step = step
+        saved_step, saved_trained, saved_invalid = step, trained_step, invalid == (trained_step,)
         distributed.barrier(d)
 
     model.train()
     epoch, epoch_times = start_epoch, []
+    silence_rms = SegmenterOptions().silence_rms  # digital silence, as validation and evaluate judge it
     while epoch < epochs:
         sampler.set_epoch(epoch, skip)
         train_set.set_epoch(epoch)
         loader = BatchLoader(train_set, sampler, pin_memory=device.type == "cuda")
         loss_sum, n_utts, too_short, audio_seconds, t0 = 0.0, 0, 0, 0.0, time.time()
-        phone_sum, n_phone = 0.0, 0
+        phone_sum, n_phone, non_finite = 0.0, 0, 0
+        step_lr = scheduler.get_last_lr()[0]  # the rate of the latest step (logged: the epoch's last one's)
+        silent = [] if epoch == start_epoch else None  # looked for in the first epoch this process runs
         bar = _progress(len(sampler), f"epoch {epoch + 1}/{epochs}", tc.progress and d.is_main)
         from_start = skip == 0  # a resumed epoch may have nothing left to read
         for batch_in_epoch, batch in enumerate(loader, start=skip):
@@ -188,6 +221,9 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
                     bar.update(1)
                 continue
             torch.manual_seed(tc.seed * 1_000_003 + step * d.world_size + d.rank)  # dropout, SpecAugment
+            if silent is not None:  # zero padding adds nothing to the energy
+                rms = (batch.waveforms.pow(2).sum(1) / batch.wave_lengths.clamp(min=1)).sqrt()
+                silent += [i for i, r in zip(batch.indices, rms.tolist()) if r < silence_rms]
             batch = batch.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             # the gradient at perturbed weights; the update to the clean ones
@@ -209,14 +245,14 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
             if empty:
                 pass  # nothing usable on any rank: no update (AdamW would still decay weights)
             elif not finite:
-                nan_run += 1
+                nan_run, non_finite = nan_run + 1, non_finite + 1
                 say(f"step {step}: non-finite {'loss' if grad_norm is None else 'gradient'} ({nan_run} in a row); "
                     "batch skipped")
                 if nan_run >= tc.max_nan_steps:
                     raise TrainingError(f"{nan_run} non-finite losses or gradients in a row at step {step}; "
                                         f"{last_good()}")
             else:
-                nan_run = 0
+                nan_run, trained_step = 0, step
                 scaler.step(optimizer)
                 scaler.update()
                 loss_sum, n_utts = loss_sum + b_loss, n_utts + b_n
@@ -227,7 +263,10 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
                         writer.add_scalar("train/phone_loss", b_phone / b_n_phone, step)
                     writer.add_scalar("train/grad_norm", float(grad_norm), step)
                     writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
-            scheduler.step()
+            with warnings.catch_warnings():  # a step that updated nothing still moves the schedule on
+                warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before", UserWarning)
+                step_lr = scheduler.get_last_lr()[0]
+                scheduler.step()
             audio_seconds += float(batch.wave_lengths.sum()) / cfg.features.sample_rate
             if bar is not None:
                 bar.update(1)
@@ -241,20 +280,35 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
             bar.close()
         skip = 0
         totals = epoch_totals()
-        seconds, carried = totals[7], [0.0] * 8
+        seconds, carried = totals[7], [0.0] * len(carried)
         if totals[3] == 0 and totals[6] and from_start:  # the same totals on every rank: all stop
             raise TrainingError(nothing_readable(tc.train_manifest, len(train_set), unreadable_files(train_set)))
-        record = {"epoch": epoch + 1, "step": step, "train_loss": totals[0] / max(totals[1], 1),
-                  "lr": scheduler.get_last_lr()[0], "epoch_seconds": round(seconds, 1),
+        if silent is not None:
+            warn_of_silence(tc.train_manifest, train_set, silent, d, device)
+        if not totals[1]:  # no step updated the weights: a loss of 0 would read as a perfect fit
+            why = _why_untrained(totals)
+            if trained_step is None:  # the same totals and steps on every rank: all stop
+                raise TrainingError(f"{tc.train_manifest}: no step of epoch {epoch + 1} trained the model ({why}), "
+                                    "nor any before it: the run stops with nothing learned")
+            say(f"epoch {epoch + 1}: no step trained the model ({why}): train_loss is NaN")
+        record = {"epoch": epoch + 1, "step": step, "train_loss": totals[0] / totals[1] if totals[1] else math.nan,
+                  "lr": step_lr, "epoch_seconds": round(seconds, 1),
                   "audio_seconds_per_second": round(totals[3] / max(seconds, 1e-9), 1),
                   "skipped_too_short": int(totals[2])}
         if totals[6]:  # the files were named as they failed
             record["skipped_unreadable"] = int(totals[6])
         if cfg.phone_ctc_layer:  # the phone head's CTC per utterance that has phones
-            record["train_phone_loss"] = totals[4] / max(totals[5], 1)
+            record["train_phone_loss"] = totals[4] / totals[5] if totals[5] else math.nan
         ensure_finite()
         if d.is_main:
-            best = _end_epoch(cfg, model, tokenizer, valid_set, device, writer, record, best, epochs)
+            best = end_epoch(cfg, model, tokenizer, valid_set, device, writer, record, best, epochs)
+            if valid_set is not None:
+                from asr.plots import log_posteriorgram  # matplotlib only once there is a figure
+
+                log_posteriorgram(writer, model, valid_set, tokenizer, epoch + 1)
+        if tc.valid_manifest:  # every rank learns it (the main one validates), as every rank names last_good()
+            finite = not d.is_main or math.isfinite(record["valid_loss"])
+            invalid = None if distributed.all_true(finite, d, device) else (trained_step,)
         if tc.time_budget_minutes:
             epoch_times.append(time.time() - t0)
             planned = _replan(tc, epochs, epoch + 1, epoch_times, spent_before + time.time() - t_start, d, device,
@@ -271,28 +325,12 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     return run_dir
 
 
-def _attach_phone_head(model: AcousticModel, cfg: Config, state: dict | None, device) -> PhoneLexicon | None:
-    """With auxiliary phone CTC, its lexicon and a phone head on the model (resumed with the saved
-    one, which must match: the optimizer's state covers it)."""
-    lexicon = None
-    if cfg.phone_ctc_layer:
-        try:
-            lexicon = PhoneLexicon.load(cfg.train.phone_lexicon)
-        except LexiconError as e:
-            raise TrainingError(f"train.phone_lexicon: {e}") from None
-        model.add_phone_head(len(lexicon), cfg.phone_ctc_layer)
-        model.phone_head.to(device)
-    if state is not None:
-        saved = state.get("phone_head")
-        if (saved is None) != (lexicon is None) or (saved is not None and saved["weight"].shape
-                                                      != model.phone_head.weight.shape):
-            raise TrainingError(f"{Path(cfg.train.output_dir) / 'last'}: its phone CTC head does not match this "
-                                f"config (saved: {'none' if saved is None else tuple(saved['weight'].shape)}, here: "
-                                f"{'none' if lexicon is None else tuple(model.phone_head.weight.shape)}); resume "
-                                f"with the run's own train.phone_ctc_* and train.phone_lexicon settings")
-        if saved is not None:
-            model.phone_head.load_state_dict(saved)
-    return lexicon
+def _why_untrained(totals: list[float]) -> str:
+    """What the epoch's sums say left no step to train on."""
+    parts = [f"{int(n)} {what}" for n, what in ((totals[2], "utterance(s) too short for their transcripts"),
+                                                (totals[8], "step(s) with a non-finite loss or gradient"),
+                                                (totals[6], "utterance(s) with unreadable audio")) if n]
+    return ", ".join(parts) or "no batch to train on"
 
 
 def _describe(cfg: Config, model, tokenizer, device, d, weight_noise, weight_drop, say) -> None:
@@ -323,33 +361,6 @@ def _optimizer(model: AcousticModel, tc) -> torch.optim.AdamW:
         (decay if p.ndim > 1 else no_decay).append(p)
     return torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
                               {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr)
-
-
-def _end_epoch(cfg: Config, model, tokenizer, valid_set, device, writer, record: dict, best: tuple,
-               epochs: int) -> tuple:
-    """The main process after an epoch: validate, log, keep the best model (and, for averaging,
-    the last epochs' weights); returns the best model's selection_key so far."""
-    tc, run_dir, epoch = cfg.train, Path(cfg.train.output_dir), record["epoch"]
-    if valid_set is not None:
-        record.update(validate(model, valid_set, cfg, device, tokenizer))
-        from asr.plots import log_posteriorgram  # matplotlib only once there is a figure
-
-        log_posteriorgram(writer, model, valid_set, tokenizer, epoch)
-    for key, value in record.items():
-        if key not in ("epoch", "step"):
-            writer.add_scalar(f"epoch/{key}", value, epoch)
-    with open(run_dir / "log.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
-    log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
-    current = selection_key(record)
-    if current is not None and current < best:
-        best = current
-        save_model_dir(run_dir / "best", cfg, model, tokenizer)
-    if tc.average_last > 1 and epoch > epochs - tc.average_last:
-        (run_dir / "epochs").mkdir(exist_ok=True)
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
-                  str(run_dir / "epochs" / f"epoch-{epoch:03d}.safetensors"))
-    return best
 
 
 def _finite(model: AcousticModel) -> bool:

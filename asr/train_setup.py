@@ -1,27 +1,26 @@
 """What a training run starts from: its model (new, from ``train.init_from``, or resumed from
-``last/``, each checked against the config), its data splits, and global feature statistics."""
+``last/``, each checked against the config) with its phone head, its data splits (checked by
+asr.train_checks), and global feature statistics."""
 
 from __future__ import annotations
 
 import hashlib
+import math
 from pathlib import Path
 
 import torch
 
 from asr import distributed
-from asr.audio import AudioError, path_problem
+from asr.audio import AudioError, gathered_warnings, path_problem
 from asr.config import Config
 from asr.data import SpeechDataset, collate, read_manifest, total_hours
 from asr.features import StatsAccumulator
 from asr.losses import log
 from asr.model import AcousticModel
 from asr.model_dir import LoadedModel, load_model_dir
-from asr.phones import LexiconError
+from asr.phones import LexiconError, PhoneLexicon
 from asr.tokenizers import Tokenizer, build_tokenizer
-
-
-class TrainingError(RuntimeError):
-    pass
+from asr.train_checks import TrainingError, file_durations, nothing_readable, report_split, unreadable_files
 
 
 def compute_cmvn(model: AcousticModel, dataset: SpeechDataset, device, d=distributed.Dist(),
@@ -55,21 +54,6 @@ def compute_cmvn(model: AcousticModel, dataset: SpeechDataset, device, d=distrib
     return read
 
 
-def unreadable_files(dataset: SpeechDataset) -> list[tuple[str, str]]:
-    """(audio file, problem) for each utterance whose audio failed to load so far."""
-    return [(dataset.utterances[i].audio_filepath, problem) for i, problem in sorted(dataset.unreadable.items())]
-
-
-def nothing_readable(manifest: str, count: int, problems: list[tuple[str, str]], name: str = "train",
-                     shown: int = 3) -> str:
-    """The error when none of a manifest's ``count`` utterances has readable audio, naming the
-    first few files (worded as asr.evaluate.none_readable)."""
-    first = "; ".join(f"{path}: {problem}" for path, problem in problems[:shown])
-    more = f"; {len(problems) - shown} more" if len(problems) > shown else ""
-    return (f"{manifest}: no readable {name} utterances: {len(problems)} of {count} unreadable "
-            f"(first: {first}{more})")
-
-
 def load_to_train(path, cfg: Config, device) -> LoadedModel:
     """A model directory, with ``cfg``'s augmentation (model directories load without it)."""
     loaded = load_model_dir(path, device)
@@ -97,40 +81,42 @@ def check_same_model(loaded: LoadedModel, cfg: Config, source: str) -> None:
         raise TrainingError(f"{source}: its config differs from this one ({'; '.join(differ)})")
 
 
-_SHOWN = 20  # missing files listed one per line; a wrong audio folder would list the whole corpus
-
-
 def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False, phone_lexicon=None,
-               bpe_dropout: float = 0.0, max_utts: int = 0, read_audio: bool = False, span=None) -> SpeechDataset:
-    """A manifest's usable utterances, the rest reported (unless ``quiet``): audio files that do
-    not exist (a cheap check here; corrupt files show when first read), transcripts outside the
-    vocabulary, utterances over train.max_duration. ``max_utts`` keeps the first that many. With
-    ``read_audio`` all the audio is read now and unreadable files are left out too: for the valid
-    set, which validation reads whole every epoch with no way to skip an utterance. ``span``: see
-    SpeechDataset."""
+               bpe_dropout: float = 0.0, max_utts: int = 0, read_audio: bool = False, span=None,
+               as_evaluated: bool = False) -> SpeechDataset:
+    """A manifest's usable utterances, the rest reported (unless ``quiet``; each kind of problem a
+    few by name and a total): audio files that do not exist (a cheap check here; corrupt files
+    show when first read), transcripts outside the vocabulary, utterances over train.max_duration
+    (by their files' durations, which replace the manifest's: ``file_durations``). ``max_utts``
+    keeps the first that many. With ``read_audio`` all the audio is read now and unreadable files
+    are left out too: for the valid set, which validation reads whole every epoch with no way to
+    skip an utterance. ``span``: see SpeechDataset.
+
+    ``as_evaluated`` (the valid set) keeps every utterance `asr evaluate` scores: none is left out
+    for its length or transcript (SpeechDataset's ``keep_unspellable``). One whose transcript the
+    tokenizer cannot spell has no labels (``unspellable`` says why): it counts in WER and CER but
+    not in the loss (asr.selection.validate). Such utterances go last, so that the one validation
+    draws each epoch (the first: asr.plots.log_posteriorgram) shows a transcript the model can spell."""
     utts = read_manifest(path)
     problems = [path_problem(u.audio_filepath) for u in utts]
     missing = [(u, problem) for u, problem in zip(utts, problems) if problem]
-    present = [u for u, problem in zip(utts, problems) if not problem]
-    too_long = [u for u in present if u.duration > cfg.train.max_duration]
-    dataset = SpeechDataset([u for u in present if u.duration <= cfg.train.max_duration], tokenizer,
-                            cfg.features.sample_rate, cache=cfg.train.cache_audio, phone_lexicon=phone_lexicon,
-                            bpe_dropout=bpe_dropout, seed=cfg.train.seed, source=str(path), span=span)
+    present, off, narrow, cut = file_durations([u for u, problem in zip(utts, problems) if not problem],
+                                               cfg.features.sample_rate)  # a rank that is ``quiet`` drops ``cut``
+    limit = math.inf if as_evaluated else cfg.train.max_duration  # evaluate cuts a long one at pauses
+    too_long = [u for u in present if u.duration > limit]
+    kept = [u for u in present if u.duration <= limit]
+    dataset = SpeechDataset(kept, tokenizer, cfg.features.sample_rate, cache=cfg.train.cache_audio,
+                            phone_lexicon=phone_lexicon, bpe_dropout=bpe_dropout, seed=cfg.train.seed,
+                            source=str(path), span=span, keep_unspellable=as_evaluated)
     if max_utts:
         dataset.keep(range(min(max_utts, len(dataset))))
-    unreadable = dataset.drop_unreadable() if read_audio else []  # each one warned about as it is read
+    with gathered_warnings() as damaged:  # cut short where its header did not tell: listed with ``cut``
+        unreadable = dataset.drop_unreadable() if read_audio else []  # each one warned about as it is read
+    cut += damaged
+    if dataset.unspellable:
+        dataset.keep(sorted(range(len(dataset)), key=lambda i: i in dataset.unspellable))
     if not quiet:
-        for utt, problem in missing[:_SHOWN]:
-            log(f"skipped {name} utterance {f'{utt.id}: ' if utt.id else ''}{utt.audio_filepath}: {problem}")
-        if missing:
-            more = f" ({len(missing) - _SHOWN} more not listed)" if len(missing) > _SHOWN else ""
-            log(f"{path}: skipped {len(missing)} {name} utterance(s) whose audio file is missing{more}")
-        if unreadable:
-            log(f"{path}: skipped {len(unreadable)} {name} utterance(s) whose audio is unreadable")
-        for utt, reason in dataset.skipped:
-            log(f"skipped {name} utterance {utt.id or utt.audio_filepath}: {reason}")
-        if too_long:
-            log(f"skipped {len(too_long)} {name} utterance(s) longer than {cfg.train.max_duration} s")
+        report_split(path, name, cfg, utts, missing, off, narrow, too_long, unreadable, dataset.skipped, cut)
         log(f"{name}: {len(dataset)} utterances, {total_hours(dataset.utterances):.2f} h")
         if phone_lexicon is not None:
             missing_words = phone_lexicon.missing_words(u.text for u in dataset.utterances)
@@ -199,7 +185,8 @@ def model_to_train(cfg: Config, resume: bool, device, say, data: dict):
     resumable = (run_dir / "last" / "train_state.pt").is_file()
     if resume and resumable:
         loaded = load_to_train(run_dir / "last", cfg, device)
-        check_same_model(loaded, cfg, f"--resume {run_dir / 'last'}")
+        check_same_model(loaded, cfg, f"{run_dir / 'last'}, resumed (--resume or, from Python, train(cfg, "
+                                      "resume=True))")
         tokenizer, model = loaded.tokenizer, loaded.model
         state = torch.load(run_dir / "last" / "train_state.pt", weights_only=True, map_location="cpu")
         check_same_data(state, data, cfg, run_dir)
@@ -210,7 +197,8 @@ def model_to_train(cfg: Config, resume: bool, device, say, data: dict):
             say(f"resuming {run_dir} at epoch {state['epoch'] + 1}, step {state['step']}")
     elif any((run_dir / name).exists() for name in RUN_FILES):
         if resumable:
-            raise TrainingError(f"{run_dir} already holds a run: use --resume, or another train.output_dir")
+            raise TrainingError(f"{run_dir} already holds a run: resume it (--resume; from Python, "
+                                "train(cfg, resume=True)), or use another train.output_dir")
         raise TrainingError(f"{run_dir} holds a run with no checkpoint to resume from (no last/train_state.pt): "
                             f"use another train.output_dir, or delete {run_dir}")
     elif resume:
@@ -229,3 +217,27 @@ def model_to_train(cfg: Config, resume: bool, device, say, data: dict):
                 f"{len(tokenizer) - 1} units, so the model has {len(tokenizer)} outputs")
         model = AcousticModel(cfg.features, cfg.model, len(tokenizer), cfg.augment).to(device)
     return tokenizer, model, state
+
+
+def attach_phone_head(model: AcousticModel, cfg: Config, state: dict | None, device) -> PhoneLexicon | None:
+    """With auxiliary phone CTC, its lexicon and a phone head on the model (resumed with the saved
+    one, which must match: the optimizer's state covers it)."""
+    lexicon = None
+    if cfg.phone_ctc_layer:
+        try:
+            lexicon = PhoneLexicon.load(cfg.train.phone_lexicon)
+        except LexiconError as e:
+            raise TrainingError(f"train.phone_lexicon: {e}") from None
+        model.add_phone_head(len(lexicon), cfg.phone_ctc_layer)
+        model.phone_head.to(device)
+    if state is not None:
+        saved = state.get("phone_head")
+        if (saved is None) != (lexicon is None) or (saved is not None and saved["weight"].shape
+                                                      != model.phone_head.weight.shape):
+            raise TrainingError(f"{Path(cfg.train.output_dir) / 'last'}: its phone CTC head does not match this "
+                                f"config (saved: {'none' if saved is None else tuple(saved['weight'].shape)}, here: "
+                                f"{'none' if lexicon is None else tuple(model.phone_head.weight.shape)}); resume "
+                                f"with the run's own train.phone_ctc_* and train.phone_lexicon settings")
+        if saved is not None:
+            model.phone_head.load_state_dict(saved)
+    return lexicon

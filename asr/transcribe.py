@@ -2,7 +2,8 @@
 
 Files of any length are streamed from disk (``asr.inputs``), cut at pauses into segments of at
 most ``SegmenterOptions.max_seconds`` (``asr.segmenter``), run through the model in batches that
-mix segments of consecutive files, and stitched back on each file's clock (``merge_results``).
+mix segments of consecutive files, and stitched back on each file's clock
+(``asr.results.merge_results``).
 
     >>> import asr
     >>> model = asr.load_model()            # the packaged default model
@@ -13,8 +14,9 @@ mix segments of consecutive files, and stitched back on each file's clock (``mer
 from __future__ import annotations
 
 import math
+import threading
 from collections import deque
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
 
@@ -27,50 +29,8 @@ from asr.decoding import Decoder, GreedyDecoder, Hypothesis
 from asr.inputs import stream_audio
 from asr.model import resolve_device
 from asr.model_dir import LoadedModel, load_model_dir
+from asr.results import Result, Segment, Word, merge_results, words_from_hypothesis
 from asr.segmenter import AudioSegment, Segmenter, SegmenterOptions, array_blocks, frame_energy
-
-
-@dataclass(frozen=True)
-class Word:
-    word: str
-    start: float  # seconds
-    end: float
-    confidence: float | None = None  # 0..1, from the model's posteriors (see asr/alignment.py)
-
-
-@dataclass(frozen=True)
-class Segment:
-    start: float
-    end: float
-    text: str
-
-
-@dataclass(frozen=True)
-class Result:
-    text: str
-    duration: float
-    segments: list[Segment] = field(default_factory=list)
-    words: list[Word] = field(default_factory=list)
-    confidence: float | None = None  # of the whole transcript, 0..1
-    # the next best transcripts when n-best was asked for (beam, nbest > 1); none for a file cut
-    # into several segments (a list per segment would not be whole-file transcripts)
-    alternatives: list[str] = field(default_factory=list)
-
-
-def words_from_hypothesis(hyp: Hypothesis, tokenizer, frame_shift: float) -> list[Word]:
-    """Word times from the frames where the word's first and last characters were emitted."""
-    words, chars, first, last = [], [], None, None
-    for token, frame in zip(list(hyp.tokens) + [tokenizer.word_sep_id], list(hyp.frames) + [None]):
-        if token == tokenizer.word_sep_id:
-            if chars:
-                words.append(Word("".join(chars), round(first * frame_shift, 3),
-                                  round((last + 1) * frame_shift, 3)))
-            chars, first = [], None
-            continue
-        chars.append(tokenizer.tokens[token])
-        first = frame if first is None else first
-        last = frame
-    return words
 
 
 # A word's sound rarely goes on this long after its last CTC spike ("elephant" in examples/: 0.3 s),
@@ -83,9 +43,19 @@ def wants_alternatives(decoder: Decoder) -> bool:
     return getattr(getattr(decoder, "options", None), "nbest", 1) > 1
 
 
-# Options that say how a transcriber runs, not how it searches: given alone, they neither ask for
-# beam search nor leave a package's rescoring for its first system.
+# Options that say how a transcriber runs, not how it searches: they never change which decoder
+# runs (given alone, they neither ask for beam search nor leave a package's rescoring).
 RUN_OPTIONS = ("workers", "batch_size")
+DECODERS = ("auto", "greedy", "beam")
+
+
+def check_run_options(options: dict) -> None:
+    """``workers`` and ``batch_size`` are counts of at least 1 (as the CLI's --decode-workers and
+    --batch-size are), refused by name otherwise."""
+    for name in RUN_OPTIONS:
+        value = options.get(name)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
+            raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
 
 
 def make_decoder(name: str, tokenizer, **options) -> Decoder:
@@ -100,17 +70,22 @@ def make_decoder(name: str, tokenizer, **options) -> Decoder:
 
 
 class Transcriber:
-    """A model ready to transcribe: weights, tokenizer, decoder and device together."""
+    """A model ready to transcribe: weights, tokenizer, decoder and device together.
+
+    Safe to share between threads: a call's own decoder or run options travel with the call
+    (``search``, ``batch_size``), never through the transcriber's attributes."""
 
     def __init__(self, loaded: LoadedModel, decoder: str | Decoder = "auto",
                  device: str | None = "auto", segmenter: SegmenterOptions = SegmenterOptions(),
                  batch_size: int = 16, **decoder_options):
+        check_run_options({"batch_size": batch_size, "workers": decoder_options.get("workers")})
         self.loaded = loaded
         self.device = resolve_device(device)
         self.model = loaded.model.to(self.device).eval()
         self.tokenizer = loaded.tokenizer
         self.sample_rate = loaded.config.features.sample_rate
         self._decoders: dict = {}
+        self._building = threading.Lock()  # two threads asking for one decoder load its LM once
         self.decoder = self._decoder_for(decoder, None, decoder_options)
         self.segmenter = Segmenter.on_frames(self.sample_rate, self.model.frame_shift, segmenter)
         self.batch_size = batch_size
@@ -126,25 +101,33 @@ class Transcriber:
         log_probs, out_lengths = self.model(batch.to(self.device), lengths.to(self.device))
         return log_probs.cpu(), out_lengths.cpu()
 
-    def nbests(self, waves: Sequence[torch.Tensor], log_probs: torch.Tensor, out_lengths: torch.Tensor
-               ) -> list[list[Hypothesis]]:
-        """The decoder's n best per utterance (all at once); asr.rescoring overrides it."""
-        return self.decoder.decode_nbest(log_probs, out_lengths)
+    def search_for(self, workers: int | None = None):
+        """What ``nbests`` searches with: the decoder, its search spread over ``workers`` processes
+        when given (asr.rescoring: each system's search)."""
+        return self._with_workers(self.decoder, workers)
+
+    def nbests(self, waves: Sequence[torch.Tensor], log_probs: torch.Tensor, out_lengths: torch.Tensor,
+               search=None) -> list[list[Hypothesis]]:
+        """``search``'s n best per utterance (all at once; None: ``search_for()``'s); asr.rescoring
+        overrides it."""
+        return (self.search_for() if search is None else search).decode_nbest(log_probs, out_lengths)
 
     @torch.inference_mode()
-    def transcribe_waveforms(self, waves: Sequence[torch.Tensor]) -> list[Result]:
-        """Mono waveforms at the model's rate -> one Result each, run as one batch."""
+    def transcribe_waveforms(self, waves: Sequence[torch.Tensor], search=None) -> list[Result]:
+        """Mono waveforms at the model's rate -> one Result each, run as one batch (``search``:
+        see ``nbests``)."""
+        search = self.search_for() if search is None else search
         lengths = [w.numel() for w in waves]
         log_probs, out_lengths = self.log_probs(waves)
-        nbests = self.nbests(waves, log_probs, out_lengths)
+        nbests = self.nbests(waves, log_probs, out_lengths, search)
         shift = self.model.frame_shift
-        asked = wants_alternatives(self.decoder)
+        asked = wants_alternatives(search)
         results = []
         for b, (nbest, n) in enumerate(zip(nbests, lengths)):
             hyp = nbest[0]
             duration = n / self.sample_rate
             aligned = align_words(log_probs[b, : int(out_lengths[b])], hyp, self.tokenizer)
-            if aligned is None:  # not expected for a CTC path; keep the decoder's frames then
+            if aligned is None:  # a spelling the frames cannot fit; keep the decoder's frames then
                 words, confidence = words_from_hypothesis(hyp, self.tokenizer, shift), None
             else:
                 hop = int(round(shift * self.sample_rate))
@@ -177,7 +160,7 @@ class Transcriber:
 
     def speech(self, wave: torch.Tensor) -> torch.Tensor | None:
         """``wave`` cut to its ``speech_span`` (None for silence), for callers that run whole
-        utterances (evaluate, tuning, priors)."""
+        utterances shorter than the segmenter's ``max_seconds`` (evaluate)."""
         span = self.speech_span(wave)
         return None if span is None else wave[span[0]:span[1]]
 
@@ -190,29 +173,37 @@ class Transcriber:
     def transcribe(self, audio, sample_rate: int | None = None, decoder: str | Decoder | None = None,
                    lm: str | Path | None = None, **decoder_options) -> Result:
         """``audio``: a file path, or an array/tensor with its ``sample_rate`` (left out: the
-        model's own rate, as whisper takes arrays at 16 kHz; nothing can check it). Any length: long
-        audio is cut at pauses and the pieces' times are put back on the file's clock.
-        ``decoder``/``lm``/options pick another decoder for this call (``lm`` implies beam)."""
-        previous = self.decoder
-        if decoder is not None or lm is not None or decoder_options:
-            self.decoder = self._decoder_for(decoder, lm, decoder_options)
-        try:
-            if isinstance(audio, (str, Path)):
-                outcome = next(self.transcribe_files([str(audio)]))[1]
-                if isinstance(outcome, AudioError):
-                    raise outcome
-                return outcome
-            wave = prepare_array(audio, sample_rate, self.sample_rate).numpy()
-            pieces = self._run_all(self.segmenter.segments(array_blocks(wave, 30 * self.sample_rate)))
-            return merge_results(pieces, wave.size / self.sample_rate)
-        finally:
-            self.decoder = previous
+        model's own rate, as whisper takes arrays at 16 kHz; nothing can check it; a file has its
+        own). Any length: long audio is cut at pauses and the pieces' times are put back on the
+        file's clock. ``decoder``/``lm``/search options pick another decoder for this call (``lm``
+        or a search option alone implies beam); ``workers``/``batch_size`` change how this call
+        runs, never which decoder runs."""
+        run = {k: decoder_options.pop(k) for k in RUN_OPTIONS if k in decoder_options}
+        check_run_options(run)
+        if decoder is None and lm is None and not decoder_options:
+            search = self.search_for(run["workers"]) if "workers" in run else None  # None: the transcriber's
+        else:
+            workers = {"workers": run["workers"]} if "workers" in run else {}
+            search = self._decoder_for(decoder, lm, {**decoder_options, **workers})
+        batch_size = run.get("batch_size", self.batch_size)
+        if isinstance(audio, (str, Path)):
+            if sample_rate is not None:
+                raise AudioError(audio, f"sample_rate={sample_rate!r} is for arrays; a file's rate is read from it")
+            outcome = next(self.transcribe_files([str(audio)], search=search, batch_size=batch_size))[1]
+            if isinstance(outcome, AudioError):
+                raise outcome
+            return outcome
+        wave = prepare_array(audio, sample_rate, self.sample_rate).numpy()
+        pieces = self._run_all(self.segmenter.segments(array_blocks(wave, 30 * self.sample_rate)), search, batch_size)
+        return merge_results(pieces, wave.size / self.sample_rate)
 
     def _decoder_for(self, decoder, lm, options) -> Decoder:
         """``auto``: beam search when the model has a packaged LM or an LM/beam option is given, else
         greedy. ``beam`` without ``lm`` uses the packaged LM (``lm="none"``: no LM)."""
         if isinstance(decoder, Decoder):
             return decoder
+        if (decoder or "auto") not in DECODERS:
+            raise ValueError(f"unknown decoder {decoder!r}; available: {', '.join(DECODERS)}")
         if lm is not None:
             options = {**options, "lm": str(lm)}
         from asr.decoding_config import choose_decoder
@@ -223,44 +214,68 @@ class Transcriber:
             raise ValueError(f"{', '.join(search)}: beam search settings; greedy decoding has none "
                              "(decoder='beam' or 'auto')")
         key = (name, repr(sorted(options.items())))
-        if key not in self._decoders:
-            if name == "beam":  # search settings may come loose: beam_size=8, lm_weight=0.5, ...
-                from asr.decoding_config import model_decoder
+        with self._building:
+            if key not in self._decoders:
+                if name == "beam":  # search settings may come loose: beam_size=8, lm_weight=0.5, ...
+                    from asr.decoding_config import model_decoder
 
-                self._decoders[key] = model_decoder(self.loaded.path, self.tokenizer, **options)[0]
-            else:
-                self._decoders[key] = make_decoder(name, self.tokenizer)
-        return self._decoders[key]
+                    self._decoders[key] = model_decoder(self.loaded.path, self.tokenizer, **options)[0]
+                else:
+                    self._decoders[key] = make_decoder(name, self.tokenizer)
+            return self._decoders[key]
 
-    def _run_all(self, segments: Iterable[AudioSegment]) -> list[tuple[float, Result]]:
-        pieces, batch = [], []
+    def _with_workers(self, decoder: Decoder, workers: int | None) -> Decoder:
+        """``decoder``'s search in ``workers`` processes: the same files, LM and settings (greedy
+        decoding has no search to spread)."""
+        if workers is None or getattr(decoder, "workers", workers) == workers:
+            return decoder
+        from asr.beam_search import BeamSearchDecoder
+
+        if not isinstance(decoder, BeamSearchDecoder):
+            return decoder
+        key = ("workers", id(decoder), workers)  # the key's decoder is kept alive by self.decoder or the cache
+        with self._building:
+            if key not in self._decoders:
+                self._decoders[key] = BeamSearchDecoder(decoder.tokenizer, options=decoder.options, workers=workers,
+                                                        space=decoder.space, log_priors=decoder.log_priors)
+            return self._decoders[key]
+
+    def _batch_runner(self, search) -> Callable[[Sequence[torch.Tensor]], list[Result]]:
+        """``transcribe_waveforms`` with ``search``; without one (the transcriber's), called with the
+        waves alone, as a caller's wrapper of it may expect."""
+        return self.transcribe_waveforms if search is None else partial(self.transcribe_waveforms, search=search)
+
+    def _run_all(self, segments: Iterable[AudioSegment], search, batch_size: int) -> list[tuple[float, Result]]:
+        pieces, batch, run = [], [], self._batch_runner(search)
         for seg in segments:
             if seg.silent:
                 continue
             batch.append(seg)
-            if len(batch) >= self.batch_size:
-                pieces += zip([s.start for s in batch], self.transcribe_waveforms([s.samples for s in batch]))
+            if len(batch) >= batch_size:
+                pieces += zip([s.start for s in batch], run([s.samples for s in batch]))
                 batch = []
         if batch:
-            pieces += zip([s.start for s in batch], self.transcribe_waveforms([s.samples for s in batch]))
+            pieces += zip([s.start for s in batch], run([s.samples for s in batch]))
         return pieces
 
     def transcribe_files(self, paths: Sequence[str], progress: Callable[[float], None] | None = None,
-                         stdin=None, note: Callable[[str], None] | None = None
-                         ) -> Iterator[tuple[str, Result | AudioError]]:
+                         stdin=None, note: Callable[[str], None] | None = None, *, search=None,
+                         batch_size: int | None = None) -> Iterator[tuple[str, Result | AudioError]]:
         """(path, Result or AudioError) per path, in order, as soon as each is done. Segments of
         consecutive files share model batches; at most ``batch_size`` segments (plus one file's
         read-ahead block) are in memory. ``progress(seconds)`` is called per batch. ``note(line)``
         gets what a user should know of a result (a file with no sound; the first n-best request
-        a file cut into segments cannot answer), each line naming its file."""
+        a file cut into segments cannot answer), each line naming its file. ``search`` and
+        ``batch_size``: this run's, if not the transcriber's (see ``nbests``)."""
+        run, batch_size = self._batch_runner(search), batch_size or self.batch_size
         states: deque[_FileState] = deque()
         queue: list[tuple[_FileState, AudioSegment]] = []
-        asked = wants_alternatives(self.decoder)
+        asked = wants_alternatives(self.search_for() if search is None else search)
         told_of_alternatives = False
 
         def run_queue():
             if queue:
-                results = self.transcribe_waveforms([seg.samples for _, seg in queue])
+                results = run([seg.samples for _, seg in queue])
                 for (state, seg), result in zip(queue, results):
                     state.pieces.append((seg.start, result))
                     state.pending -= 1
@@ -294,7 +309,7 @@ class Transcriber:
                     queue.append((state, seg))
                     state.pending += 1
                     state.sounded = True
-                    if len(queue) >= self.batch_size:
+                    if len(queue) >= batch_size:
                         run_queue()
                         yield from ready()
             except AudioError as e:
@@ -318,43 +333,6 @@ class _FileState:
         for block in blocks:
             self.samples += len(block)
             yield block
-
-
-def split_at_pauses(words: list[Word], text: str, pause: float) -> list[Segment]:
-    """Phrases: a new segment wherever the words pause for more than ``pause`` seconds. Each
-    segment spans its first to last word, so subtitles do not show text over silence."""
-    tokens = text.split()
-    if not words or len(tokens) != len(words):  # no usable word times: one segment
-        return [Segment(words[0].start, words[-1].end, text)] if words else []
-    segments, first = [], 0
-    for i in range(1, len(words) + 1):
-        if i == len(words) or words[i].start - words[i - 1].end > pause:
-            segments.append(Segment(words[first].start, words[i - 1].end, " ".join(tokens[first:i])))
-            first = i
-    return segments
-
-
-def merge_results(pieces: list[tuple[float, Result]], duration: float, pause: float = 0.6) -> Result:
-    """Per-segment Results (each timed from its own start) -> one Result on the file's clock,
-    with segments re-cut at the pauses between words (see ``split_at_pauses``). A single piece
-    keeps its n-best alternatives; a file of several pieces gets none."""
-    segments, words, texts, weighted, count = [], [], [], 0.0, 0
-    pieces = sorted(pieces, key=lambda p: p[0])
-    for offset, r in pieces:
-        if not r.text:
-            continue
-        texts.append(r.text)
-        moved = [Word(w.word, round(w.start + offset, 3), round(w.end + offset, 3), w.confidence) for w in r.words]
-        words += moved
-        if moved:
-            segments += split_at_pauses(moved, r.text, pause)
-        else:
-            segments.append(Segment(round(offset, 3), round(offset + r.duration, 3), r.text))
-        if r.confidence is not None:
-            weighted, count = weighted + r.confidence * max(1, len(moved)), count + max(1, len(moved))
-    alternatives = pieces[0][1].alternatives if len(pieces) == 1 else []
-    return Result(" ".join(texts), duration, segments, words,
-                  round(weighted / count, 4) if count else None, alternatives)
 
 
 def load_model(path: str | Path | None = None, decoder: str | Decoder = "auto",

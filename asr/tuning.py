@@ -1,8 +1,9 @@
 """Tune beam search (LM weight, word score, blank penalty, prior scale) on a dev manifest, and store the best with
 the model.
 
-The acoustic model runs once over the manifest; every grid point only re-runs the search on
-the kept log-probabilities. Never tune on the test split.
+The acoustic model runs once over the manifest, on what ``asr evaluate`` runs (silence left out,
+long utterances cut at pauses: ``asr.evaluate.readable_batches``); every grid point only re-runs
+the search on the kept log-probabilities. Never tune on the test split.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from asr.beam_search import BeamSearchDecoder
 from asr.decoding_config import names_file, read_decoding_defaults, write_decoding_defaults
 from asr.data import ManifestError, Utterance
 from asr.decoding import GreedyDecoder
-from asr.evaluate import none_readable, readable_batches
+from asr.evaluate import join_pieces, none_readable, readable_batches
 from asr.metrics import word_errors
+from asr.model_dir import portable_path
 from asr.text import normalize_text
 from asr.transcribe import Transcriber
 
@@ -48,7 +50,9 @@ class TuneResult:
 @torch.inference_mode()
 def model_outputs(transcriber: Transcriber, utterances: Sequence[Utterance], batch_seconds: float = 300.0):
     """-> [(log_probs (B,T,V), lengths, references)] per batch, the skipped (path, reason), and the
-    references of silent utterances (never run: their hypothesis is empty, as evaluate's is)."""
+    references of silent utterances (never run: their hypothesis is empty, as evaluate's is). A
+    long utterance is run in the pieces evaluate cuts it into: rows whose reference is None
+    continue the utterance before them (``readable_batches``)."""
     skipped, silent = [], []
     batches = [(*transcriber.log_probs(waves), refs)
                for waves, refs in readable_batches(transcriber, list(utterances), batch_seconds, skipped, silent)]
@@ -56,11 +60,12 @@ def model_outputs(transcriber: Transcriber, utterances: Sequence[Utterance], bat
 
 
 def _wer(decoder, batches, silent: Sequence[str] = ()) -> float:
-    refs, hyps = list(silent), [""] * len(silent)
+    refs, hyps = [], []
     for log_probs, lengths, batch_refs in batches:
         hyps += [normalize_text(h.text) for h in decoder.decode(log_probs, lengths)]  # as references (evaluate)
         refs += batch_refs
-    return word_errors(refs, hyps).rate
+    refs, hyps = join_pieces(refs, hyps)  # a cut utterance is scored whole, as evaluate scores it
+    return word_errors(list(silent) + refs, [""] * len(silent) + hyps).rate
 
 
 def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Sequence[Utterance],
@@ -90,7 +95,8 @@ def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Seque
     best = min(grid, key=lambda g: (round(g[4], 9), g[0], abs(g[1]), g[2], g[3]))
     return TuneResult(lm_weight=best[0], word_score=best[1], wer=best[4], greedy_wer=greedy, blank_penalty=best[2],
                       prior_scale=best[3], grid=grid, skipped=skipped,
-                      utterances=sum(len(b[2]) for b in batches) + len(silent), seconds=time.perf_counter() - start)
+                      utterances=sum(r is not None for b in batches for r in b[2]) + len(silent),  # pieces: None
+                      seconds=time.perf_counter() - start)
 
 
 def store(model_dir: str | Path, result: TuneResult, decoder: BeamSearchDecoder, lm: str | Path,
@@ -119,5 +125,5 @@ def store(model_dir: str | Path, result: TuneResult, decoder: BeamSearchDecoder,
         "beam_size": decoder.options.beam_size,
         **({"beam_size_token": decoder.options.beam_size_token} if decoder.options.beam_size_token is not None else {}),
         "beam_threshold": decoder.options.beam_threshold,
-        "tuned": {**tuned, "manifest": str(manifest), "wer": round(result.wer, 6),
+        "tuned": {**tuned, "manifest": portable_path(str(manifest)), "wer": round(result.wer, 6),
                   "greedy_wer": round(result.greedy_wer, 6), "utterances": result.utterances}})

@@ -3,19 +3,24 @@
 A writer gets each file's Result as soon as it is ready. On a stream (stdout) ``write`` prints
 one record per file (txt: ``path<TAB>text``; json: one object per line), so long jobs print as
 they go. With ``--output-dir`` ``write_file`` writes one file per input, named after it, as
-whisper's writers do. Add a format by subclassing ``Writer`` and listing it in ``WRITERS``.
+whisper's writers do (``output_names``: inputs of the same name from different folders are told
+apart by their folders, whatever their order). Add a format by subclassing ``Writer`` and listing
+it in ``WRITERS``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import tempfile
+from collections import defaultdict
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Iterable, TextIO
 
 from asr.atomic import atomic_open
-from asr.transcribe import Result, Word
+from asr.results import Result, Word
 
 
 class OutputError(Exception):
@@ -180,33 +185,166 @@ def check_output_dir(directory: str | Path) -> Path:
     return directory
 
 
+@dataclass(frozen=True)
+class _Input:
+    key: str  # what makes two arguments one input: the absolute path, or "-"
+    folders: tuple[str, ...]  # of its absolute path
+    stem: str
+    filename: str
+
+
+def _input(path: str) -> _Input:
+    if path == "-":
+        return _Input("-", Path.cwd().parts, "stdin", "stdin")
+    where = Path(os.path.abspath(path))  # "./a.wav" and "a.wav" are one input; a symlink is its own
+    return _Input(str(where), where.parent.parts, where.stem or "audio", where.name or "audio")
+
+
+def output_names(paths: Iterable[str]) -> dict[str, str]:
+    """Each input's output name (no extension), from its own path and the set of inputs, never
+    from their order, so a rerun in another order writes each input's files under the same names
+    (each short enough for a file name, with any writer's extension: ``_joined``):
+
+    - the input's stem: ``a/x.wav`` -> ``x`` (``-``, stdin: ``stdin``);
+    - inputs that share a stem get their folders below the one they all share, joined by ``_``:
+      ``a/x.wav``, ``b/x.wav`` -> ``a_x``, ``b_x``; ``in/a/x.wav``, ``out/a/x.wav`` -> ``in_a_x``, ``out_a_x``;
+    - inputs that share a folder as well keep their extension: ``x.wav``, ``x.flac`` -> ``x.wav``, ``x.flac``;
+    - a name still shared (``a/x.wav`` and ``a_x.wav``) gets 8 hex digits of its input's path's SHA-1.
+
+    Names are compared case-blind: ``X.txt`` and ``x.txt`` are one file on macOS and Windows."""
+    inputs = {path: _input(path) for path in paths}
+    names = _names(set(inputs.values()))
+    return {path: names[i] for path, i in inputs.items()}
+
+
+def _names(inputs: set[_Input]) -> dict[_Input, str]:
+    by_stem: dict[str, list[_Input]] = defaultdict(list)
+    for i in inputs:
+        by_stem[i.stem.casefold()].append(i)
+    names = {}
+    for group in by_stem.values():
+        if len(group) == 1:
+            names[group[0]] = _joined((group[0].stem,), group[0])
+            continue
+        shared = len(os.path.commonprefix([i.folders for i in group]))
+        for i in group:
+            names[i] = _joined(i.folders[shared:] + (i.stem,), i)
+        for i in _sharing({i: names[i] for i in group}, group):  # one folder: the extension tells them apart
+            names[i] = _joined(i.folders[shared:] + (i.filename,), i)
+    for i in _sharing(names, inputs):
+        names[i] = _hashed(names[i], i)
+    return names
+
+
+NAME_MAX = 255  # bytes (UTF-8) of a file name, on Linux's and macOS's file systems
+# What a written file adds around its output name: ".EXT", inside atomic_open's ".NAME.EXT.tmp-PID"
+# (a PID has at most 7 digits); and what a hash adds (``_hashed``).
+_AROUND, _HASH = len("..") + len(".tmp-") + 7, len("-01234567")
+
+
+def _most_bytes() -> int:
+    """The longest output name that every writer's file, and its temporary one, can have."""
+    return NAME_MAX - _AROUND - max(len(w.extension.encode()) for w in WRITERS.values())
+
+
+def _joined(parts: tuple[str, ...], i: _Input) -> str:
+    """``parts`` (folders, then the stem or file name) joined by ``_``. When that is too long for
+    a file name (two copies of a deep corpus): the stem, with as many of the folders nearest to
+    it as fit, and the input's path hash, as the folder that told it apart may be one left out.
+    Always room for a hash more (``_hashed``)."""
+    room = _most_bytes() - _HASH
+    name = "_".join(parts)
+    if len(name.encode()) <= room:
+        return name
+    room -= _HASH  # for its own
+    name = parts[-1].encode()[:room].decode(errors="ignore")  # a stem too long alone: its start
+    for folder in reversed(parts[:-1]):
+        if len(f"{folder}_{name}".encode()) > room:
+            break
+        name = f"{folder}_{name}"
+    return _hashed(name, i)
+
+
+def _sharing(names: dict[_Input, str], among: Iterable[_Input]) -> list[_Input]:
+    """The inputs of ``among`` whose name another input also has."""
+    count: dict[str, int] = defaultdict(int)
+    for name in names.values():
+        count[name.casefold()] += 1
+    return [i for i in among if count[names[i].casefold()] > 1]
+
+
+def _hashed(name: str, i: _Input) -> str:
+    return f"{name}-{hashlib.sha1(i.key.encode()).hexdigest()[:8]}"
+
+
 class DirectoryOutput:
-    """One file per input and format in ``directory``, named after the input (``a.wav`` ->
-    ``a.srt``); a second input with the same name gets ``a-2.srt`` rather than overwriting."""
+    """One file per input and format in ``directory``, named after the input by ``output_names``
+    (``a.wav`` -> ``a.srt``; ``a/x.wav`` and ``b/x.wav`` -> ``a_x.srt``, ``b_x.srt``). The names
+    are chosen for all inputs at once in ``guard`` (or ``plan``), so they do not depend on the
+    inputs' order; an input first seen by ``write`` is named beside those, never taking a name
+    already given. No input's files ever replace another's in one run."""
 
     def __init__(self, directory: str | Path, formats: list[str]):
         self.directory = check_output_dir(directory)
         self.writers = [get_writer(f) for f in formats]
-        self.used: set[str] = set()
-        self.renamed: list[tuple[str, str]] = []  # (input, the name its files got instead of its own)
+        self.names: dict[_Input, str] = {}
+        self.by_stem: dict[str, set[_Input]] = defaultdict(set)  # casefolded stem -> its inputs named so far
+        self.shared: dict[str, tuple[str, ...]] = {}  # casefolded stem -> the folders its inputs all share
+        self.taken: set[str] = set()  # the names given, casefolded
+        self.written: dict[str, _Input] = {}  # casefolded name -> the input whose files have it
+        self.renamed: list[tuple[str, str]] = []  # (input, the name its files got instead of its stem)
         self.inputs: set[Path] = set()
         self.beside_inputs = False
 
+    def plan(self, inputs: Iterable[str]) -> None:
+        """Name ``inputs`` together (names already given stay as they are)."""
+        new = {i for i in map(_input, inputs) if i not in self.names}
+        if not new:  # each write asks: no work (a batch of 10,000 is named once)
+            return
+        if len(new) == 1:  # one first seen by write: named in constant time, not by re-planning its stem's
+            (i,) = new
+            self._give(i, self._beside(i))
+            return
+        # only the inputs named already that share a stem with a new one bear on its name
+        related = {i for stem in {i.stem.casefold() for i in new} for i in self.by_stem[stem]}
+        for i, name in _names(new | related).items():
+            if i in new:  # new ones never share a name (_names): only one given before can be taken
+                self._give(i, _hashed(name, i) if name.casefold() in self.taken else name)
+
+    def _beside(self, i: _Input) -> str:
+        """The name ``_names`` would give ``i`` among the inputs named so far that share its stem
+        (their shared folders kept as they are named), hashed if it is taken."""
+        stem = i.stem.casefold()
+        if not self.by_stem[stem]:
+            name = _joined((i.stem,), i)
+        else:
+            below = i.folders[len(os.path.commonprefix([self.shared[stem], i.folders])):]
+            name = _joined(below + (i.stem,), i)
+            if name.casefold() in self.taken:  # one folder: the extension tells them apart
+                name = _joined(below + (i.filename,), i)
+        return _hashed(name, i) if name.casefold() in self.taken else name
+
+    def _give(self, i: _Input, name: str) -> None:
+        stem = i.stem.casefold()
+        self.names[i] = name
+        self.taken.add(name.casefold())
+        self.shared[stem] = (tuple(os.path.commonprefix([self.shared[stem], i.folders])) if stem in self.shared
+                             else i.folders)
+        self.by_stem[stem].add(i)
+
     def guard(self, inputs: list[str], force: bool = False) -> list[str]:
-        """Never write onto an input; and when the directory holds inputs, replace none of its files
-        unless ``force``: beside audio, ``a.txt`` is likelier a reference transcript than an old output.
-        Returns the problems that writing ``inputs`` would meet, for a refusal before any work."""
+        """Name the inputs (``plan``). Never write onto an input; and when the directory holds inputs, replace
+        none of its files unless ``force``: beside audio, ``a.txt`` is likelier a reference transcript than an
+        old output. Returns the problems that writing ``inputs`` would meet, for a refusal before any work."""
+        self.plan(inputs)
         given = [Path(p) for p in inputs if p != "-"]
         self.inputs = {p.resolve() for p in given}
         here = self.directory.resolve()
         # the folder an input is named in (a symlink's), and the one its audio is in
         folders = {p.absolute().parent.resolve() for p in given} | {p.parent for p in self.inputs}
         self.beside_inputs = not force and here in folders
-        used, self.used = self.used, set(self.used)  # names as write() will give them, without taking them
-        try:
-            return [problem for path in inputs for problem in self._problems(self.name_for(path))]
-        finally:
-            self.used, self.renamed = used, []
+        names = dict.fromkeys(self.name_for(path) for path in inputs)  # an input given twice: said once
+        return [problem for name in names for problem in self._problems(name)]
 
     def _problems(self, name: str) -> list[str]:
         problems = []
@@ -219,25 +357,24 @@ class DirectoryOutput:
         return problems
 
     def name_for(self, path: str) -> str:
-        stem = "stdin" if path == "-" else Path(path).stem or "audio"
-        name, n = stem, 1
-        while name in self.used:
-            n += 1
-            name = f"{stem}-{n}"
-        self.used.add(name)
-        if name != stem:
-            self.renamed.append((path, name))
-        return name
+        self.plan([path])
+        return self.names[_input(path)]
 
     def write(self, path: str, result: Result) -> list[Path]:
-        name, written = self.name_for(path), []
-        if problems := self._problems(name):  # all or none of an input's files (one that appeared meanwhile)
+        name, written, source = self.name_for(path), [], _input(path)
+        if self.written.get(name.casefold(), source) != source:  # a guard against a bug, not a user's error
+            raise OutputError(f"{self.directory / name}.*: already written for another input in this run")
+        again = name.casefold() in self.written  # the same input given twice: its own files, not a reference's
+        if not again and (problems := self._problems(name)):  # all or none of its files (one that appeared meanwhile)
             raise OutputError(problems[0])
         outs = [self.directory / f"{name}.{writer.extension}" for writer in self.writers]
         for writer, out in zip(self.writers, outs):
             with atomic_open(out) as f:
                 writer.write_file(path, result, f)
             written.append(out)
+        self.written[name.casefold()] = source
+        if name != source.stem and not again:
+            self.renamed.append((path, name))
         return written
 
     def close(self) -> None:

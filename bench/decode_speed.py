@@ -31,11 +31,17 @@ import torch
 from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
 from asr.data import read_manifest
 from asr.decoding import GreedyDecoder
+from asr.evaluate import join_pieces
 from asr.metrics import word_errors
 from asr.transcribe import load_model
 from asr.tuning import DEFAULT_LM_WEIGHTS, DEFAULT_WORD_SCORES, model_outputs
 
 PYCTC_SCRIPT = Path(__file__).with_name("pyctcdecode_decode.py")
+
+
+def wer(refs, hyps) -> float:
+    """Pieces of a cut utterance (reference None) joined, as evaluate scores them."""
+    return word_errors(*join_pieces(refs, hyps)).rate
 
 
 def run(decoder, batches):
@@ -44,7 +50,7 @@ def run(decoder, batches):
     for log_probs, lengths, batch_refs in batches:
         hyps += [h.text for h in decoder.decode(log_probs, lengths)]
         refs += batch_refs
-    return word_errors(refs, hyps).rate, time.perf_counter() - start
+    return wer(refs, hyps), time.perf_counter() - start
 
 
 def flatten(batches):
@@ -89,13 +95,14 @@ def main(argv=None):
     for name, path in (("report", args.manifest), ("tune", args.tune_manifest)):
         utts = read_manifest(path)[: args.limit or None]
         start = time.perf_counter()
-        batches, skipped = model_outputs(transcriber, utts)
+        batches, skipped, silent = model_outputs(transcriber, utts)  # silent ones: never run
         audio = sum(u.duration for u in utts)
         sets[name] = (batches, audio, time.perf_counter() - start)
-        print(f"# {name}: {path}, {sum(len(b[2]) for b in batches)} utterances, {audio:.0f} s audio, "
+        print(f"# {name}: {path}, {sum(r is not None for b in batches for r in b[2])} utterances run, "
+              f"{len(silent)} silent, {audio:.0f} s audio, "
               f"acoustic model + audio loading {sets[name][2]:.1f} s, {len(skipped)} skipped", file=sys.stderr)
     test, audio, _ = sets["report"]
-    n_utts = sum(len(b[2]) for b in test)
+    n_utts = sum(r is not None for b in test for r in b[2])
     rows = []
 
     def row(name, wer, seconds, **extra):
@@ -130,25 +137,25 @@ def main(argv=None):
                 grid_p = [(round(f * w / math.log(10), 4), s + d) for f in (0.5, 1.0, 1.5) for d in (-1.0, 0.0, 1.0)]
                 tuned = pyctcdecode(args.pyctc_python, arrays["tune"][0], tokenizer.tokens, lm, words, grid_p,
                                     args.beam_size, Path(tmp))
-                scored = [(a, b, word_errors(arrays["tune"][1], hyps).rate) for a, b, hyps, _ in tuned["weights"]]
+                scored = [(a, b, wer(arrays["tune"][1], hyps)) for a, b, hyps, _ in tuned["weights"]]
                 a, b, tune_wer = min(scored, key=lambda g: (round(g[2], 9), g[0], abs(g[1])))
                 out = pyctcdecode(args.pyctc_python, arrays["report"][0], tokenizer.tokens, lm, words, [(a, b)],
                                   args.beam_size, Path(tmp))
                 _, _, hyps, seconds = out["weights"][0]
-                row(f"pyctcdecode beam {args.beam_size} + {Path(lm).name}", word_errors(arrays["report"][1], hyps).rate,
+                row(f"pyctcdecode beam {args.beam_size} + {Path(lm).name}", wer(arrays["report"][1], hyps),
                     seconds, alpha=a, beta=b, tune_wer=round(tune_wer, 4), lm_load_seconds=round(out["load_seconds"], 2))
                 # ... and at our decoder's tuned weights, for the same search problem.
                 out = pyctcdecode(args.pyctc_python, arrays["report"][0], tokenizer.tokens, lm, words,
                                   [(round(w / math.log(10), 4), s)], args.beam_size, Path(tmp))
                 _, _, hyps, seconds = out["weights"][0]
                 row(f"pyctcdecode beam {args.beam_size} + {Path(lm).name}, our weights",
-                    word_errors(arrays["report"][1], hyps).rate, seconds, alpha=round(w / math.log(10), 4), beta=s)
+                    wer(arrays["report"][1], hyps), seconds, alpha=round(w / math.log(10), 4), beta=s)
     if args.pyctc_python:
         with tempfile.TemporaryDirectory() as tmp:
             out = pyctcdecode(args.pyctc_python, arrays["report"][0], tokenizer.tokens, None, [], [(0.0, 0.0)],
                               args.beam_size, Path(tmp))
             _, _, hyps, seconds = out["weights"][0]
-            row(f"pyctcdecode beam {args.beam_size}, no LM", word_errors(arrays["report"][1], hyps).rate, seconds)
+            row(f"pyctcdecode beam {args.beam_size}, no LM", wer(arrays["report"][1], hyps), seconds)
 
     print(f"\n{n_utts} utterances, {audio:.0f} s audio; model {args.model}\n")
     print("| decoder | WER % | utterances/s | RTF (search only) | weights (tuned on dev) |")

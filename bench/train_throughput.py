@@ -20,12 +20,13 @@ import time
 
 import torch
 
-from asr.config import load_config
-from asr.data import Batch, BatchLoader, BucketBatchSampler, SpeechDataset, read_manifest
+from asr import distributed
+from asr.batching import BatchLoader, BucketBatchSampler
+from asr.config_files import load_config
+from asr.data import Batch, SpeechDataset, read_manifest
+from asr.losses import ctc_loss
 from asr.model import AcousticModel
 from asr.text import CharTokenizer
-from asr import distributed
-from asr.losses import ctc_loss
 
 
 def step(model, optimizer, batch, blank, use_amp, scaler):

@@ -44,8 +44,9 @@ SHELL := /bin/bash
 # for the next make to take as done).
 .DELETE_ON_ERROR:
 
-# Paths given to commands are quoted ("$(SRC)"), so a corpus or source path may hold spaces. Make
-# itself cannot name files whose paths have spaces, and DATA and EXP name the stages' files.
+# Paths given to commands are quoted ("$(SRC)"), so a corpus or source path, PACKAGE_DIR and the
+# checkout's own path (ROOT, vars.mk) may hold spaces. Make itself cannot name files whose paths have
+# spaces, and DATA and EXP name the stages' files.
 $(foreach v,DATA EXP,$(if $(word 2,$($(v))),$(error $(v)="$($(v))": make cannot name files in a path with a \
   space; choose a $(v) without one)))
 
@@ -193,14 +194,15 @@ $(EXP)/phones%/package/model.safetensors: $(LM) $(TRAIN_MANIFEST)
 
 # The built-in model: this run's model, or one package that rescores with the other systems and/or
 # the LSTM LM (asr export RESCORING_FILE DIR; the others then search with this run's packaged LM, so
-# the weights are tuned again on $(VALID)). Built aside and moved into place.
+# the weights are tuned again on $(VALID)). Built aside and moved into place. The systems' folders are
+# split at line ends only (IFS): PACKAGE_DIR may hold spaces.
 package: $(if $(RESCORING),$(MODEL_EXP)/rescored/rescoring.yaml,$(MODEL_EXP)/best/decoding.yaml)
 ifeq ($(RESCORING),)
-	$(ASR) export $(MODEL_EXP)/best $(PACKAGE_DIR) --half --lm $(LM) --force
+	$(ASR) export $(MODEL_EXP)/best "$(PACKAGE_DIR)" --half --lm $(LM) --force
 else
-	rm -rf $(PACKAGE_DIR).tmp && $(ASR) export $< $(PACKAGE_DIR).tmp
-	$(ASR) tune-rescoring $(DATA)/$(VALID).jsonl --model $(PACKAGE_DIR).tmp \
-	  $(if $(RESCORING_SYSTEMS),--combine $$(ls -dv $(PACKAGE_DIR).tmp/system*)) $(if $(RNNLM_MODEL),--rnnlm $(PACKAGE_DIR).tmp/rnnlm) \
-	  --prior-scales=$(PRIOR_SCALES) $(RESCORING_GRID) -o $(PACKAGE_DIR).tmp/rescoring.yaml
-	rm -rf $(PACKAGE_DIR) && mv $(PACKAGE_DIR).tmp $(PACKAGE_DIR)
+	rm -rf "$(PACKAGE_DIR).tmp" && $(ASR) export $< "$(PACKAGE_DIR).tmp"
+	IFS=$$'\n'; $(ASR) tune-rescoring $(DATA)/$(VALID).jsonl --model "$(PACKAGE_DIR).tmp" \
+	  $(if $(RESCORING_SYSTEMS),--combine $$(ls -dv "$(PACKAGE_DIR).tmp"/system*)) $(if $(RNNLM_MODEL),--rnnlm "$(PACKAGE_DIR).tmp/rnnlm") \
+	  --prior-scales=$(PRIOR_SCALES) $(RESCORING_GRID) -o "$(PACKAGE_DIR).tmp/rescoring.yaml"
+	rm -rf "$(PACKAGE_DIR)" && mv "$(PACKAGE_DIR).tmp" "$(PACKAGE_DIR)"
 endif

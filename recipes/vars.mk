@@ -1,8 +1,12 @@
 # Defaults shared by every recipe, all `?=`: a recipe sets its own before including this file
 # (a `?=` after it would be ignored), and the command line overrides either. ROOT is the repository (recipes run with make -C recipes/NAME).
 ROOT := $(abspath ../..)
-ASR ?= $(ROOT)/.venv/bin/asr
-PYTHON ?= $(ROOT)/.venv/bin/python
+# The checkout's path may hold spaces: ROOT names no file make must track, only commands and the files
+# they read, and commands get it quoted ("$(CONFIG)", "$(PACKAGE_DIR)"), or in ASR and PYTHON, which
+# may carry arguments (ASR="python -m asr.cli"), with its spaces escaped.
+ROOT_SH := $(subst $() ,\ ,$(ROOT))
+ASR ?= $(ROOT_SH)/.venv/bin/asr
+PYTHON ?= $(ROOT_SH)/.venv/bin/python
 DATA ?= data
 EXP ?= exp/small
 CONFIG ?= $(ROOT)/configs/small.yaml

@@ -7,12 +7,13 @@ import pytest
 import torch
 
 from asr.alignment import align_words
-from asr.config import config_from_dict
+from asr.config_files import config_from_dict
 from asr.decoding import GreedyDecoder, Hypothesis
 from asr.model import AcousticModel
 from asr.model_dir import LoadedModel
+from asr.results import Result, Word
 from asr.text import CharTokenizer
-from asr.transcribe import Result, Transcriber, Word
+from asr.transcribe import Transcriber
 from asr.writers import get_writer
 from conftest import ctc_log_probs
 
@@ -49,6 +50,21 @@ def test_an_empty_transcript_has_no_words_and_the_blank_posterior_as_confidence(
     assert words == [] and confidence == pytest.approx(0.8, abs=0.01)
 
 
+def test_a_beam_path_s_unfinished_last_word_is_left_out_of_the_alignment():
+    # flashlight's lexicon search with a small beam: text "go", a path that went on into "hel"
+    frames = ["g", "o", "|", "h", "e", "l", "<blank>"]
+    lp = ctc_log_probs(TOKENIZER, frames)[0][0]
+    unfinished = Hypothesis("go", tuple(TOKENIZER.encode("go hel")), (0, 1, 2, 3, 4, 5), 0.0)
+    words, confidence = align_words(lp, unfinished, TOKENIZER)
+    assert [(w.word, w.start) for w in words] == [("go", 0)] and confidence is not None
+
+
+def test_tokens_that_do_not_spell_the_text_s_words_are_replaced_by_the_text_s_spelling():
+    lp = ctc_log_probs(TOKENIZER, ["g", "o", "|", "h", "e", "l", "<blank>", "l", "o"])[0][0]
+    words, _ = align_words(lp, Hypothesis("go hello", tuple(TOKENIZER.encode("go")), (), 0.0), TOKENIZER)
+    assert [w.word for w in words] == ["go", "hello"]
+
+
 class _FixedOutputs(torch.nn.Module):
     """Stands in for an acoustic model: the same log-probs for every input."""
 
@@ -72,6 +88,25 @@ def test_transcriber_results_carry_word_times_in_seconds_and_confidence():
     assert result.text == "go hello"
     assert [(w.word, w.start, w.end) for w in result.words] == [("go", 0.2, 0.28), ("hello", 0.36, 0.6)]
     assert all(w.confidence > 0.9 for w in result.words) and result.confidence > 0.9
+
+
+class _UnfinishedLastWord(GreedyDecoder):
+    """A lexicon search that stopped inside its last word: the path spells one word more than the text."""
+
+    def decode(self, log_probs, lengths):
+        return [Hypothesis(" ".join(h.text.split()[:-1]), h.tokens, h.frames, h.score)
+                for h in super().decode(log_probs, lengths)]
+
+
+def test_a_transcript_s_words_are_its_text_s_even_when_the_search_ended_inside_a_word():
+    frames = ["<blank>"] * 5 + ["g", "o", "<blank>", "|", "h", "e", "l", "<blank>", "l", "o"] + ["<blank>"] * 5
+    cfg = config_from_dict({"model": {"num_layers": 1, "hidden_size": 8, "conv_channels": 2}})
+    loaded = LoadedModel(cfg, AcousticModel(cfg.features, cfg.model, len(TOKENIZER)), TOKENIZER, None)
+    transcriber = Transcriber(loaded, _UnfinishedLastWord(TOKENIZER), device="cpu")
+    transcriber.model = _FixedOutputs(ctc_log_probs(TOKENIZER, frames)[0])
+    result = transcriber.transcribe_waveforms([torch.zeros(16000)])[0]
+    assert result.text == "go" and [w.word for w in result.words] == ["go"]
+    assert result.words[0].confidence is not None and result.confidence is not None
 
 
 def _tone(seconds: float, *spans: tuple[float, float], rate: int = 16000) -> torch.Tensor:

@@ -101,3 +101,13 @@ def test_a_pipes_header_is_not_read_ahead(tmp_path):
     assert raised
     with pytest.raises(AudioError, match="pipe: a pipe or device, not a file"):
         audio_info(fifo)
+
+
+def test_int32_samples_are_32_bit_pcm_however_quiet_as_the_same_file_read_by_path(tmp_path):
+    # a silent passage exported with +-1 LSB of TPDF dither, as a DAW writes one; soundfile gives 24-bit as int32
+    rng = np.random.default_rng(0)
+    dither = (rng.integers(-1, 2, 16000) + rng.integers(-1, 2, 16000)) / 2 ** 23
+    sf.write(str(tmp_path / "dither24.wav"), dither, 16000, subtype="PCM_24")
+    as_int32, _ = sf.read(str(tmp_path / "dither24.wav"), dtype="int32")
+    assert 0 < np.abs(as_int32).max() <= 2 ** 15  # near-silence looks like widened 16-bit PCM, and is not
+    assert torch.equal(prepare_array(as_int32, 16000, 16000), load_audio(tmp_path / "dither24.wav", 16000))

@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from asr.config import (AugmentConfig, Config, ConfigError, FeatureConfig, ModelConfig, TrainConfig,
-                        load_config, parse_overrides, save_config)
+from asr.config import AugmentConfig, Config, ConfigError, FeatureConfig, ModelConfig, TrainConfig
+from asr.config_files import load_config, parse_overrides, save_config
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -217,6 +217,35 @@ def test_impossible_feature_model_and_augmentation_values_raise_config_error_nam
 def test_feature_settings_that_contradict_each_other_raise_config_error_naming_them(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, overrides)
+
+
+@pytest.mark.parametrize("factor, rate, ratio, nearby", [
+    (0.9137, 16000, "14619:16000", "0.91"), (1.013, 16000, "1013:1000", "1.01"),
+    (0.9, 11025, "9922:11025", None)])  # Kaldi's 0.9 at 11025 Hz rounds to 9922 Hz
+def test_a_speed_factor_whose_resampling_ratio_does_not_reduce_is_refused_by_name_with_a_cheap_one_nearby(
+        factor, rate, ratio, nearby):
+    # torchaudio's filter for 14619:16000 takes 24 s and 4.5 GB per second of audio; for 9:10, a millisecond
+    with pytest.raises(ConfigError) as info:
+        load_config(None, [f"augment.speed_factors=[1.0,{factor}]", f"features.sample_rate={rate}"])
+    message = str(info.value)
+    assert message.startswith(f"augment.speed_factors: {factor} resamples ") and ratio in message
+    suggested = float(message.rsplit("use ", 1)[1].split()[0])
+    assert abs(suggested - factor) <= 0.05 and (nearby is None or f"use {nearby} " in message)
+    load_config(None, [f"augment.speed_factors=[1.0,{suggested}]", f"features.sample_rate={rate}"])
+
+
+@pytest.mark.parametrize("factors, rate", [
+    *[(f, rate) for f in ([0.8, 0.95, 1.05, 1.2], [0.91, 1.23, 1.99], [0.915]) for rate in (8000, 16000)],
+    *[([0.9, 1.0, 1.1], rate) for rate in (8000, 16000, 22050, 44100, 48000)]])
+def test_kaldis_speed_factors_and_any_of_two_decimals_at_8_or_16_khz_are_accepted(factors, rate):
+    cfg = load_config(None, [f"augment.speed_factors={factors}", f"features.sample_rate={rate}",
+                             "features.n_fft=2048"])  # enough FFT bins for 80 mels at any of these rates
+    assert cfg.augment.speed_factors == tuple(factors)
+
+
+def test_a_speed_factor_too_small_to_leave_a_sample_is_refused_by_name():
+    with pytest.raises(ConfigError, match=r"augment\.speed_factors: 1e-05 .*0 Hz.*use 0\.01 "):
+        load_config(None, ["augment.speed_factors=[0.00001]"])
 
 
 def test_a_tilde_in_a_path_setting_is_the_home_directory(monkeypatch, tmp_path):

@@ -8,8 +8,9 @@ import pytest
 import torch
 
 from asr.audio import AudioError
-from asr.data import (BucketBatchSampler, Example, ManifestError, SpeechDataset, Utterance, collate,
-                      frames_needed, read_manifest, total_hours, write_manifest)
+from asr.batching import BucketBatchSampler
+from asr.data import (Example, ManifestError, SpeechDataset, Utterance, collate, frames_needed, read_manifest,
+                      total_hours, write_manifest)
 from asr.text import CharTokenizer
 
 
@@ -246,18 +247,44 @@ def test_len_is_the_number_of_batches_yielded():
     assert len(sampler) == 0 and list(sampler) == []
 
 
+def shards(durs, world_size, epoch, **kwargs):
+    return [BucketBatchSampler(durs, 60, 8, seed=2, rank=r, world_size=world_size, **kwargs).batches(epoch)
+            for r in range(world_size)]
+
+
+@pytest.mark.parametrize("world_size", [2, 3, 4])
+@pytest.mark.parametrize("sortagrad", [True, False])
 @pytest.mark.parametrize("epoch", [0, 1])
-def test_two_ranks_get_disjoint_shards_of_equal_length(epoch):
+def test_ranks_take_the_whole_epochs_batches_in_turn_padded_with_its_first_ones_to_equal_counts(
+        world_size, sortagrad, epoch):
+    # as torch's DistributedSampler pads: no batch is left out (in sortagrad's first epoch the last
+    # one holds the longest utterances), and every rank takes the same number of steps
     durs = durations(301)
-    ranks = [BucketBatchSampler(durs, 60, 8, seed=2, rank=r, world_size=2) for r in (0, 1)]
-    shards = [r.batches(epoch) for r in ranks]
-    assert len(shards[0]) == len(shards[1]) > 0
-    assert len(ranks[0]) == len(ranks[1])
-    idx0 = {i for i, _ in flat(shards[0])}
-    idx1 = {i for i, _ in flat(shards[1])}
-    assert not idx0 & idx1
-    whole = BucketBatchSampler(durs, 60, 8, seed=2).batches(epoch)
-    assert len(shards[0]) + len(shards[1]) in (len(whole), len(whole) - 1)  # at most one batch dropped
+    whole = BucketBatchSampler(durs, 60, 8, seed=2, sortagrad=sortagrad).batches(epoch)
+    per_rank = shards(durs, world_size, epoch, sortagrad=sortagrad)
+    steps = -(-len(whole) // world_size)
+    assert [len(s) for s in per_rank] == [steps] * world_size
+    in_turn = [per_rank[k % world_size][k // world_size] for k in range(steps * world_size)]
+    assert in_turn == whole + whole[: len(in_turn) - len(whole)]
+    assert sorted(i for i, _ in flat(in_turn[: len(whole)])) == list(range(len(durs)))
+
+
+@pytest.mark.parametrize("batches", [1, 2, 3])
+def test_an_epoch_of_fewer_batches_than_processes_still_trains_every_utterance_on_every_rank(batches):
+    durs = [50.0] * batches  # one utterance per batch
+    per_rank = shards(durs, 4, 0)
+    assert [len(s) for s in per_rank] == [1] * 4
+    assert {i for s in per_rank for i, _ in flat(s)} == set(range(batches))
+
+
+def test_a_position_in_global_batches_means_the_same_batch_for_any_number_of_processes():
+    # --resume stores a position as global batches (steps x processes) and continues with another count
+    durs = durations(301)
+    whole = BucketBatchSampler(durs, 60, 8, seed=2).batches(1)
+    for world_size in (1, 2, 3):
+        per_rank = shards(durs, world_size, 1)
+        for k in range(len(whole)):
+            assert per_rank[k % world_size][k // world_size] == whole[k]
 
 
 def test_items_are_index_speed_pairs_with_speeds_from_the_given_factors():
@@ -315,6 +342,30 @@ def test_dataset_puts_empty_and_unknown_character_utterances_in_skipped(sine_wav
         assert repr(ch) in reasons["foreign"]
 
 
+def test_keep_unspellable_keeps_them_in_order_with_no_labels_and_collate_marks_them(sine_wav, tokenizer):
+    wav = str(sine_wav())
+    good = Utterance(wav, 0.5, "good", id="good")
+    empty = Utterance(wav, 0.5, " ?! ", id="empty")
+    foreign = Utterance(wav, 0.5, "naïve 42", id="foreign")
+    ds = SpeechDataset([empty, good, foreign], tokenizer, sample_rate=16000, keep_unspellable=True)
+    assert ds.utterances == [empty, good, foreign] and ds.skipped == []
+    assert ds.texts == ["", "good", "naïve 42"]  # what WER and CER score
+    assert ds.targets[0].tolist() == [] and ds.targets[1].tolist() == tokenizer.encode("good")  # empty: silence
+    assert ds.targets[2] is None and ds[2].targets is None
+    assert list(ds.unspellable) == [2] and "'ï'" in ds.unspellable[2]
+    batch = collate([ds[i] for i in (2, 1, 0)])
+    assert batch.has_labels.tolist() == [False, True, True]
+    assert batch.target_lengths.tolist() == [0, 4, 0] and batch.targets[0].tolist() == [0] * 4
+    ds.keep([2, 1])  # renumbered with the rest
+    assert ds.unspellable.keys() == {0} and ds.targets[0] is None
+
+
+def test_collate_marks_every_item_of_a_labelled_batch_as_having_labels():
+    batch = collate([Example(0, torch.ones(2), torch.tensor([3])), Example(1, torch.ones(3), torch.tensor([4, 5]))])
+    assert batch.has_labels.tolist() == [True, True]
+    assert batch.to("cpu").has_labels.tolist() == [True, True]  # moved with the other tensors
+
+
 def test_speed_perturbation_shortens_the_waveform_by_the_speed_factor(sine_wav, tokenizer):
     ds = SpeechDataset([Utterance(str(sine_wav(seconds=0.5)), 0.5, "a")], tokenizer, sample_rate=16000)
     normal = ds[(0, 1.0)].waveform.numel()
@@ -338,6 +389,39 @@ def test_cached_and_uncached_datasets_give_identical_samples(sine_wav, tokenizer
     assert torch.equal(cached[(0, 1.1)].waveform, first)
     assert torch.equal(uncached[(0, 1.1)].waveform, first)
     assert len(uncached._cache) == 0 and len(cached._cache) == 1
+
+
+def float_wav(path, peak, seconds=0.5):
+    import numpy as np
+    import soundfile as sf
+
+    t = np.arange(int(seconds * 16000)) / 16000
+    wave = np.sin(2 * np.pi * 220 * t) * np.sin(2 * np.pi * 3 * t)  # a swell: many levels below the peak
+    sf.write(str(path), (wave * peak / np.abs(wave).max()).astype(np.float32), 16000, subtype="FLOAT")
+    return path
+
+
+def test_training_reads_16_bit_pcm_audio_exactly_as_transcription_does(sine_wav, tokenizer):
+    from asr.audio import load_audio
+
+    path = sine_wav(seconds=0.5)
+    ds = SpeechDataset([Utterance(str(path), 0.5, "a")], tokenizer, sample_rate=16000)
+    assert torch.equal(ds[0].waveform, load_audio(path, 16000))
+
+
+@pytest.mark.parametrize("peak", [4.0, 1.0, 10 ** (-75 / 20)])  # over full scale; full scale; -75 dBFS
+def test_training_reads_float_audio_of_any_level_as_transcription_does_to_16_bits_of_its_peak(
+        tmp_path, tokenizer, peak):
+    # no clipping above full scale, no quiet clip reduced to a few levels
+    from asr.audio import load_audio
+
+    path = float_wav(tmp_path / "f.wav", peak)
+    for cache in (True, False):
+        ds = SpeechDataset([Utterance(str(path), 0.5, "a")], tokenizer, sample_rate=16000, cache=cache)
+        read, heard = ds[0].waveform, load_audio(path, 16000)
+        assert (read - heard).abs().max() <= peak / 32767 / 2 * 1.001
+        assert read.abs().max() == pytest.approx(peak, rel=1e-4)
+        assert len(read.unique()) > 1000
 
 
 def test_with_bpe_dropout_labels_are_redrawn_per_epoch_but_fixed_within_one(sine_wav):
@@ -403,7 +487,7 @@ def test_drop_unreadable_leaves_out_missing_and_corrupt_audio_and_keeps_the_rest
 
 
 def test_the_batch_loader_leaves_unreadable_audio_out_counts_it_and_goes_on(tmp_path, sine_wav, tokenizer):
-    from asr.data import BatchLoader
+    from asr.batching import BatchLoader
 
     (tmp_path / "corrupt.wav").write_text("junk\n")
     utts = [Utterance(str(sine_wav("a.wav")), 0.5, "a"), Utterance(str(tmp_path / "corrupt.wav"), 0.5, "b"),

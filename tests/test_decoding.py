@@ -1,16 +1,18 @@
 """Beam search: with and without LMs and lexicons, hotwords, n-best, workers, tuned settings."""
 
 import math
+import re
+import subprocess
 
 import pytest
 import torch
 
 from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
-from asr.decoding_config import DECODING_FILE, read_decoding_defaults, resolve_options, write_decoding_defaults
 from asr.decoding import GreedyDecoder
+from asr.decoding_config import DECODING_FILE, read_decoding_defaults, resolve_options, write_decoding_defaults
 from asr.hotwords import HotwordsError, PhraseMatcher, parse_hotwords
 from asr.lexicon import LexiconError, read_lexicon
-from asr.lm import LMError, build_lm
+from asr.lm import LMError, build_lm, kenlm_tool
 from asr.text import CharTokenizer
 from asr.transcribe import make_decoder
 from conftest import ctc_log_probs, spelled_frames
@@ -61,7 +63,7 @@ def test_word_lm_repairs_a_misheard_letter_that_greedy_keeps(word_lm):
 
 def test_searches_with_other_settings_share_one_lexicon_trie_and_find_the_same(word_lm, monkeypatch):
     # A 73 k-word lexicon takes seconds to build; tuning and rescoring make a search per setting.
-    from asr.beam_search import SearchSpace
+    from asr.search_space import SearchSpace
 
     built = []
     real = SearchSpace._build_trie
@@ -135,6 +137,55 @@ def test_lm_words_outside_the_tokenizer_are_reported(tmp_path):
     assert any("café" in note and "é" in note for note in decoder.notes)
 
 
+def binary_of(arpa):
+    """The ARPA file as a KenLM binary (build_binary), beside it."""
+    out = arpa.with_suffix(".bin")
+    subprocess.run([kenlm_tool("build_binary"), str(arpa), str(out)], check=True, capture_output=True)
+    return out
+
+
+BINARY = [False, pytest.param(True, marks=pytest.mark.skipif(
+    kenlm_tool("build_binary") is None, reason="KenLM build_binary is not installed (make kenlm)"))]
+
+
+@pytest.mark.parametrize("binary", BINARY)
+def test_an_lm_over_the_model_s_units_with_a_word_lexicon_is_refused_naming_the_pairing_needed(tmp_path, binary):
+    # The search looked the lexicon's words up among the LM's letters: almost all were its <unk>,
+    # and the few that are letters too ("a") won: nonsense, without a word. The reverse pairing
+    # (a word LM, --lexicon none) was refused already.
+    (tmp_path / "t.txt").write_text(LM_TEXT)
+    (tmp_path / "lex.txt").write_text("the t h e |\ncat c a t |\na a |\n")
+    lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "c.arpa", order=4, unit="char", use_lmplz=False)
+    lm = binary_of(lm) if binary else lm
+    with pytest.raises(LMError, match=rf"{lm.name}: an LM over the model's tokens .* give a word LM .* with the "
+                                      r"lexicon, or this LM without one \(--lexicon none\)"):
+        BeamSearchDecoder(TOKENIZER, lm=lm, lexicon=tmp_path / "lex.txt")
+    assert BeamSearchDecoder(TOKENIZER, lm=lm, lexicon="none").lexicon_free
+
+
+@pytest.mark.parametrize("binary", BINARY)
+def test_lexicon_words_the_lm_does_not_know_are_counted_when_more_than_a_few(word_lm, tmp_path, binary):
+    lm = binary_of(word_lm) if binary else word_lm
+    lexicon = tmp_path / "lex.txt"
+    lexicon.write_text("the t h e |\ncat c a t |\nzebra z e b r a |\nquiz q u i z |\n")
+    notes = BeamSearchDecoder(TOKENIZER, lm=lm, lexicon=lexicon).notes
+    assert notes == [f"{lexicon}: 2 of 4 lexicon words are not in {lm} (e.g. 'zebra', 'quiz'): the search scores "
+                     "them as its <unk>"]
+    lexicon.write_text("THE t h e |\nCat c a t |\nmat m a t |\n")  # normalized as the LM's words: all known
+    assert BeamSearchDecoder(TOKENIZER, lm=lm, lexicon=lexicon).notes == []
+
+
+def test_an_upper_case_lexicon_is_searched_with_a_lower_case_lm(word_lm, tmp_path):
+    # Every word of it was the LM's <unk>: the LM added a constant, and "mqt" stayed.
+    frames = spelled_frames("the cat sat on the mat")
+    frames[frames.index("m") + 2] = {"q": 0.55, "a": 0.45}
+    lp = ctc_log_probs(TOKENIZER, frames)
+    (tmp_path / "lex.txt").write_text("".join(f"{w.upper()} {' '.join(w)} |\n"
+                                              for w in ("the", "cat", "sat", "on", "mat", "mqt")))
+    assert best(BeamSearchDecoder(TOKENIZER, lm=word_lm, lexicon=tmp_path / "lex.txt"), lp) \
+        == "the cat sat on the mat"
+
+
 def test_beam_size_token_limits_the_search_to_each_frames_likeliest_tokens(word_lm):
     frames = spelled_frames("the cat sat on the mat")
     frames[frames.index("m") + 2] = {"q": 0.55, "a": 0.45}
@@ -193,6 +244,25 @@ def test_a_boosted_hotword_outside_the_lm_is_recognized_only_with_the_boost(word
     boosted = BeamSearchDecoder(TOKENIZER, hotwords="zebra", **kwargs)
     assert best(boosted, lp) == "the zebra sat"
     assert best(boosted.with_options(hotword_weight=0.0), lp) == "the sat"  # the weight is what does it
+
+
+@pytest.mark.parametrize("binary", BINARY)
+def test_a_hotword_outside_an_lm_whose_unk_is_hopeless_still_wins_with_its_bonus(word_lm, tmp_path, binary):
+    # asr lm import-sphinx writes <unk> at log10 -99 (KenLM takes -100 when an ARPA has none):
+    # scored as that, a hotword outside the LM could not win at any weight.
+    hopeless = tmp_path / "unk99.arpa"
+    hopeless.write_text(re.sub(r"^-[0-9.]+\t<unk>", "-99\t<unk>", word_lm.read_text(), flags=re.M))
+    files = {"lm": hopeless}
+    if binary:  # with the LM's words as a lexicon, zebra not among them
+        (tmp_path / "lex.txt").write_text("".join(f"{w} {' '.join(w)} |\n" for w in set(LM_TEXT.split())))
+        files = {"lm": binary_of(hopeless), "lexicon": tmp_path / "lex.txt"}
+    lp = doubtful("the zebra sat", "zebra", 0.4)
+    boosted = BeamSearchDecoder(TOKENIZER, hotwords="zebra", **files)
+    assert best(boosted, lp) == "the zebra sat"
+    assert best(boosted.with_options(hotword_weight=0.0), lp) == "the sat"  # the floor alone does not do it
+    [note] = boosted.notes
+    assert note.startswith(f"hotword word(s) not in {files['lm']}: zebra; scored as its rarest lexicon word")
+    assert note.endswith("instead of its <unk> (-99.00)")
 
 
 def test_an_empty_hotword_list_changes_nothing(word_lm):
@@ -317,7 +387,7 @@ def untrained_model(tiny_corpus, tmp_path_factory):
     """A model directory with random weights: enough to run every decoding path end to end."""
     import json
 
-    from asr.config import config_from_dict
+    from asr.config_files import config_from_dict
     from asr.model import AcousticModel
     from asr.model_dir import save_model_dir
 

@@ -1,8 +1,11 @@
 """Data-parallel training with the gloo backend on CPU: two processes, one model."""
 
 import json
+import os
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -13,7 +16,7 @@ from conftest import REPO_ROOT
 SCRIPT = '''
 import os, sys, torch
 import torch.nn.parallel
-from asr.config import load_config
+from asr.config_files import load_config
 from asr.train import train
 from asr import distributed
 
@@ -68,10 +71,8 @@ def test_two_gloo_processes_train_one_model_and_hold_identical_weights(tiny_corp
     assert [e["epoch"] for e in log] == [1, 2]
 
 
-@pytest.mark.parametrize("stop, sent", [("Terminated", "SIGTERM"), ("KeyboardInterrupt", "SIGINT")])
-def test_stopping_a_multi_process_run_passes_the_signal_on_to_torchrun_and_waits_for_it(monkeypatch, stop, sent):
-    import signal
-
+@pytest.mark.parametrize("stop", ["Terminated", "KeyboardInterrupt"])
+def test_stopping_a_multi_process_run_passes_sigterm_on_to_torchrun_once_and_waits_for_it(monkeypatch, stop):
     import asr.distributed as distributed
     from asr.cli import Terminated
 
@@ -79,8 +80,9 @@ def test_stopping_a_multi_process_run_passes_the_signal_on_to_torchrun_and_waits
     seen = []
 
     class Torchrun:  # stands in for the torchrun process: stopped while the launcher waits for it
-        def __init__(self, cmd):
+        def __init__(self, cmd, **kwargs):
             self.waits = 0
+            seen.append(("own session", kwargs.get("start_new_session")))
 
         def __enter__(self):
             return self
@@ -92,7 +94,7 @@ def test_stopping_a_multi_process_run_passes_the_signal_on_to_torchrun_and_waits
             self.waits += 1
             if self.waits == 1:
                 raise interrupt()
-            seen.append(("waited", timeout))
+            seen.append(("waited", timeout, signal.getsignal(signal.SIGINT) == signal.SIG_IGN))
             return 0
 
         def send_signal(self, sig):
@@ -102,6 +104,51 @@ def test_stopping_a_multi_process_run_passes_the_signal_on_to_torchrun_and_waits
             seen.append("killed")
 
     monkeypatch.setattr(distributed.subprocess, "Popen", Torchrun)
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     with pytest.raises(interrupt):
         distributed.launch(2, ["configs/small.yaml"])
-    assert seen == [sent, ("waited", 60)]  # passed on, then given time to stop its ranks; never killed
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
+    # in a session of its own (a Ctrl-C reaches it from the launcher alone), passed SIGTERM once (a rank
+    # still importing torch then ends without a traceback), then given time to stop its ranks, a second
+    # Ctrl-C ignored meanwhile; never killed
+    assert seen == [("own session", True), "SIGTERM", ("waited", 60, True)]
+
+
+def _running_with(text):
+    """Processes whose command line holds ``text``."""
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            if proc.name.isdigit() and text in (proc / "cmdline").read_bytes().decode(errors="replace"):
+                found.append(int(proc.name))
+        except OSError:  # gone meanwhile
+            pass
+    return found
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="lists processes through /proc")
+@pytest.mark.parametrize("gpus", [1, 2])
+def test_ctrl_c_ends_a_run_of_one_or_two_processes_with_one_line_and_exit_status_130(tiny_corpus, tmp_path, gpus):
+    run = tmp_path / "run"
+    cmd = [sys.executable, "-m", "asr.cli", "train", "configs/small.yaml",
+           f"train.train_manifest={tiny_corpus / 'train.jsonl'}", f"train.valid_manifest={tiny_corpus / 'valid.jsonl'}",
+           f"train.output_dir={run}", *TINY, "train.epochs=1000", "--gpus", str(gpus)]
+    # the process group a terminal would signal (SIGINT as a terminal's shell leaves it, not ignored)
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True, env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    try:
+        started = []
+        for line in proc.stderr:
+            started.append(line)
+            if line.startswith("model:"):  # every rank is training
+                break
+        assert proc.poll() is None, "".join(started)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C
+        _, err = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 130, err
+    assert [line for line in err.splitlines() if not line.startswith("epoch=")] == ["asr: interrupted"]
+    assert _running_with(f"train.output_dir={run}") == []  # torchrun and its ranks stopped with it

@@ -1,6 +1,8 @@
 """N-gram LMs: modified Kneser-Ney estimation, ARPA files KenLM loads, checks of LM files."""
 
+import gzip
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -8,12 +10,16 @@ import pytest
 from flashlight.lib.text.decoder.kenlm import KenLM
 from flashlight.lib.text.dictionary import Dictionary
 
-from asr.lm import (BOS, EOS, UNK, ArpaModel, LMError, build_lm, estimate_kneser_ney, inspect_lm, kenlm_tool,
-                    read_sentences, write_arpa)
+from asr.arpa import ArpaModel, inspect_lm, write_arpa
+from asr.lm import BOS, EOS, UNK, LMError, _discounts, build_lm, estimate_kneser_ney, kenlm_tool, read_sentences
 from asr.cli import main
 from asr.text import BLANK, WORD_SEP
 from conftest import REPO_ROOT
 
+# No bigram of it is seen 4 times: the bigram discount D3+ is exactly 3, on lmplz's bound.
+EDGE_CORPUS = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog", "the cat ran"]
+# Its unigram count-of-counts give D2 = -1: lmplz falls back.
+NEGATIVE_DISCOUNT_CORPUS = ["b b", "a a c e", "a c e c", "e", "e b e", "d a e"]
 CORPUS = ["the cat sat on the mat", "the dog sat on the log", "a cat and a dog", "the cat ate the fish",
           "dogs and cats sat together", "on the mat sat a cat", "the fish ate", "a dog ate the cat food"]
 LJ_TEXT = REPO_ROOT.parent / "shared" / "data" / "text" / "ljspeech-13100.txt"
@@ -146,8 +152,8 @@ def test_python_estimator_gives_the_same_model_as_lmplz(tmp_path, order):
     assert tool == "lmplz"
     a, b = ArpaModel(ours).ngrams, ArpaModel(theirs).ngrams
     assert a.keys() == b.keys()
-    for ngram, (prob, backoff) in a.items():
-        assert prob == pytest.approx(b[ngram][0], abs=1e-4) and backoff == pytest.approx(b[ngram][1], abs=1e-4)
+    for ngram, (prob, backoff) in a.items():  # 2e-6: one unit of ARPA's 7th digit, after lmplz's float32 rounding
+        assert prob == pytest.approx(b[ngram][0], abs=2e-6) and backoff == pytest.approx(b[ngram][1], abs=2e-6)
 
 
 @pytest.mark.skipif(not kenlm_tool("build_binary"), reason="KenLM's build_binary is not installed (make kenlm)")
@@ -232,3 +238,199 @@ def test_lmplz_writes_its_arpa_beside_the_output_so_a_kill_never_leaves_half_of_
     assert written.parent == out.parent and written.name.startswith(".lm.arpa.tmp-")
     assert out.read_text().startswith("\\data\\\nngram 1=0")
     assert sorted(p.name for p in out.parent.iterdir()) == ["lm.arpa"]
+
+
+# --- agreement with lmplz where the discount estimate is on or past its bounds --------------------------------------
+
+def test_a_discount_on_its_bound_is_kept_as_lmplz_keeps_it():
+    # count-of-counts n1=15 n2=3 n3=1 n4=0: D3+ = 3 - 4 y n4 / n3 = 3, which lmplz accepts (0 <= D_k <= k)
+    assert _discounts([1] * 15 + [2] * 3 + [3], 2) == ((pytest.approx(5 / 7), pytest.approx(9 / 7), 3.0), None)
+
+
+@pytest.mark.parametrize("adjusted, why", [
+    ([1] * 2 + [2] * 3 + [3] + [4] * 5, "3-gram discount D3 would be -2, outside [0, 3]"),
+    ([1] * 2 + [2] * 3, "no 3-gram has adjusted count 3"),
+    ([2] * 3 + [3] * 2, "no 3-gram has adjusted count 1"),
+])
+def test_a_discount_out_of_range_or_undefined_falls_back_to_lmplzs_fallback(adjusted, why):
+    assert _discounts(adjusted, 3) == ((0.5, 1.0, 1.5), why)
+
+
+def test_the_python_estimator_gives_lmplzs_model_when_no_bigram_is_seen_four_times():
+    # Values lmplz 0.3.0 wrote (lmplz -o 2 --discount_fallback); it printed "2 19 D1=0.714286 D2=1.28571 D3+=3"
+    # and substituted the fallback discounts for the unigrams (no unigram has adjusted count 3).
+    notes: list[str] = []
+    lm = estimate_kneser_ney([s.split() for s in EDGE_CORPUS], order=2, notes=notes)
+    unigrams, bigrams = lm.ngrams
+    assert unigrams[(UNK,)][0] == pytest.approx(-1.4036922, abs=1e-6)
+    assert unigrams[("the",)] == (pytest.approx(-1.0357156, abs=1e-6), pytest.approx(-0.1638568, abs=1e-6))
+    assert unigrams[(BOS,)] == (0.0, pytest.approx(-0.032184668, abs=1e-6))
+    for bigram, lmplz in {(BOS, "the"): -1.0679002, ("the", "cat"): -0.6861011, ("sat", "on"): -0.39855275,
+                          ("the", "mat"): -0.9903127, (BOS, "a"): -0.80422515}.items():
+        assert bigrams[bigram][0] == pytest.approx(lmplz, abs=1e-6), bigram
+    assert notes == ["warning: 1-grams: the text is too small or artificial for Kneser-Ney's discount estimate "
+                     "(no 1-gram has adjusted count 3): used lmplz's fallback discounts D1=0.5 D2=1 D3+=1.5"]
+
+
+@pytest.mark.skipif(not kenlm_tool("lmplz"), reason="KenLM's lmplz is not installed (make kenlm)")
+@pytest.mark.parametrize("corpus", [EDGE_CORPUS, NEGATIVE_DISCOUNT_CORPUS, CORPUS])
+@pytest.mark.parametrize("order", [1, 2, 3])
+def test_the_python_estimator_matches_lmplz_on_small_texts_and_warns_when_it_does(tmp_path, corpus, order):
+    text = tmp_path / "t.txt"
+    text.write_text("\n".join(corpus) + "\n")
+    ours_notes, their_notes = [], []
+    ours, _ = build_lm([text], tmp_path / "ours.arpa", order=order, use_lmplz=False, notes=ours_notes)
+    theirs, tool = build_lm([text], tmp_path / "lmplz.arpa", order=order, use_lmplz=True, notes=their_notes)
+    assert tool == "lmplz"
+    a, b = ArpaModel(ours).ngrams, ArpaModel(theirs).ngrams
+    assert a.keys() == b.keys()
+    for ngram, (prob, backoff) in a.items():
+        assert (prob, backoff) == (pytest.approx(b[ngram][0], abs=2e-6), pytest.approx(b[ngram][1], abs=2e-6)), ngram
+    # the same orders fall back (lmplz does not say why)
+    assert [n.split(":")[1] for n in ours_notes] == [n.split(":")[1] for n in their_notes]
+
+
+def test_lmplzs_fallback_warnings_become_one_note(tmp_path, monkeypatch):
+    (tmp_path / "out.arpa").write_text("\\data\\\nngram 1=0\n\n\\end\\\n")
+    fake = tmp_path / "lmplz"
+    fake.write_text("#!/bin/sh\ncat > /dev/null\n"
+                    "echo 'Substituting fallback discounts for order 0: D1=0.5 D2=1 D3+=1.5' >&2\n"
+                    "echo 'Substituting fallback discounts for order 1: D1=0.5 D2=1 D3+=1.5' >&2\n"
+                    f"cat {tmp_path / 'out.arpa'}\n")
+    fake.chmod(0o755)
+    monkeypatch.setattr("asr.lm.kenlm_tool", lambda name: str(fake))
+    (tmp_path / "text.txt").write_text("the cat sat\n")
+    notes: list[str] = []
+    build_lm([tmp_path / "text.txt"], tmp_path / "lm.arpa", order=2, notes=notes)
+    assert notes == ["warning: 1-grams, 2-grams: the text is too small or artificial for Kneser-Ney's discount "
+                     "estimate: used lmplz's fallback discounts D1=0.5 D2=1 D3+=1.5"]
+
+
+# --- what the toolchain reads: ARPA fields, manifests, gzip, BOMs ---------------------------------------------------
+
+def test_arpa_fields_separated_by_spaces_read_as_those_separated_by_tabs(arpa3, tmp_path):
+    spaced = tmp_path / "spaced.arpa"
+    spaced.write_text(arpa3.read_text().replace("\t", " "))
+    assert ArpaModel(spaced).ngrams == ArpaModel(arpa3).ngrams
+    assert inspect_lm(spaced).words == inspect_lm(arpa3).words
+
+
+@pytest.mark.parametrize("line, section", [
+    ("-0.5\tthe cat", 3),  # two words in the 3-gram section
+    ("-0.5\tthe cat sat on\t-0.1", 3),
+    ("high\tthe cat sat", 3),
+    ("-0.5\tthe\tlow", 1),
+])
+def test_a_malformed_ngram_line_is_a_one_line_error_naming_file_and_line(tmp_path, line, section):
+    lines = ["\\data\\", "ngram 1=1", "ngram 2=0", "ngram 3=1", "", "\\1-grams:", "-1\tthe\t0", "",
+             "\\2-grams:", "", "\\3-grams:", "-0.2\tthe the the", "", "\\end\\"]
+    at = lines.index(f"\\{section}-grams:") + 1
+    lines.insert(at, line)
+    path = tmp_path / "bad.arpa"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(LMError) as e:
+        ArpaModel(path)
+    assert str(e.value).startswith(f"{path}:{at + 1}: malformed {section}-gram line") and "\n" not in str(e.value)
+
+
+def test_cli_scores_prunes_and_mixes_an_arpa_file_with_spaces_and_names_a_bad_line(arpa3, tmp_path, capsys):
+    spaced = tmp_path / "spaced.arpa"
+    spaced.write_text(arpa3.read_text().replace("\t", " "))
+    (tmp_path / "t.txt").write_text("the cat sat\n")
+    assert main(["lm", "perplexity", str(spaced), "--texts", str(tmp_path / "t.txt")]) == 0
+    assert main(["lm", "prune", str(spaced), "-o", str(tmp_path / "p.arpa"), "--threshold", "1e-3"]) == 0
+    assert main(["lm", "mix", str(spaced), str(arpa3), "-o", str(tmp_path / "m.arpa")]) == 0
+    capsys.readouterr()
+    lines = spaced.read_text().splitlines()
+    at = lines.index("\\3-grams:") + 1
+    lines[at] = "x" + lines[at]
+    spaced.write_text("\n".join(lines) + "\n")
+    assert main(["lm", "perplexity", str(spaced), str(arpa3), "--texts", str(tmp_path / "t.txt")]) == 1
+    captured = capsys.readouterr()
+    assert captured.err.startswith(f"asr: {spaced}:{at + 1}: malformed 3-gram line")
+    assert len(captured.err.splitlines()) == 1
+    assert captured.out.startswith(f"{arpa3}: perplexity")  # the other LM is still scored
+
+
+@pytest.mark.parametrize("value", [None, 42, ["a"]])
+def test_a_manifest_text_that_is_not_a_string_is_a_one_line_error_naming_file_and_line(tmp_path, value):
+    path = tmp_path / "m.jsonl"
+    path.write_text(json.dumps({"text": "hello world"}) + "\n" + json.dumps({"text": value}) + "\n")
+    with pytest.raises(LMError, match="^" + re.escape(f"{path}:2: text {value!r} is not a string")):
+        build_lm([path], tmp_path / "lm.arpa", use_lmplz=False)
+
+
+@pytest.mark.parametrize("name", ["manifest.json", "train.JSONL", "train.Jsonl", "lines.txt", "m.json.gz"])
+def test_manifests_are_read_as_manifests_whatever_their_name(tmp_path, name):
+    rows = [{"audio_filepath": "x.wav", "duration": 1.5, "text": "Hello there, friend"},
+            {"audio_filepath": "y.wav", "duration": 2.0, "text": "the cat sat"}]
+    data = "".join(json.dumps(r) + "\n" for r in rows).encode()
+    (tmp_path / name).write_bytes(gzip.compress(data) if name.endswith(".gz") else data)
+    words = {w for s in read_sentences([tmp_path / name]) for w in s}
+    assert words == {"hello", "there", "friend", "the", "cat", "sat"}
+
+
+def test_a_json_file_that_is_not_a_manifest_is_refused_rather_than_read_as_words(tmp_path):
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"text": "x", "other": 1}, indent=1) + "\n")  # pretty-printed: not JSON lines
+    with pytest.raises(LMError, match=f"^{path}:1: a .json file that is not a manifest"):
+        list(read_sentences([path]))
+
+
+def test_gzipped_texts_manifests_and_arpa_files_read_like_plain_ones(arpa3, tmp_path):
+    (tmp_path / "t.txt.gz").write_bytes(gzip.compress("The cat sat.\nA dog\n".encode()))
+    (tmp_path / "no_suffix.txt").write_bytes(gzip.compress("the mat\n".encode()))  # known by its magic bytes
+    (tmp_path / "m.jsonl.gz").write_bytes(gzip.compress(json.dumps({"text": "Hello"}).encode() + b"\n"))
+    sentences = list(read_sentences([tmp_path / "t.txt.gz", tmp_path / "no_suffix.txt", tmp_path / "m.jsonl.gz"]))
+    assert sentences == [["the", "cat", "sat"], ["a", "dog"], ["the", "mat"], ["hello"]]
+    packed = tmp_path / "lm3.arpa.gz"
+    packed.write_bytes(gzip.compress(arpa3.read_bytes()))
+    plain, gz = inspect_lm(arpa3), inspect_lm(packed)
+    assert (gz.binary, gz.order, gz.counts, gz.words) == (plain.binary, plain.order, plain.counts, plain.words)
+    assert ArpaModel(packed).ngrams == ArpaModel(arpa3).ngrams
+    words = Dictionary(["the", "cat", "sat"])  # the decoder's KenLM reads it too
+    scores = []
+    for path in (arpa3, packed):
+        lm = KenLM(str(path), words)
+        state, total = lm.start(False), 0.0
+        for i in range(3):
+            state, score = lm.score(state, i)
+            total += score
+        scores.append(total)
+    assert scores[0] == pytest.approx(scores[1], abs=1e-6)
+
+
+def test_a_damaged_gzip_file_is_a_one_line_error_naming_it(arpa3, tmp_path):
+    cut = tmp_path / "t.txt.gz"
+    cut.write_bytes(gzip.compress(("the cat sat\n" * 1000).encode())[:60])
+    with pytest.raises(LMError, match=f"^{cut}: damaged gzip file"):
+        list(read_sentences([cut]))
+    packed = tmp_path / "lm.arpa.gz"
+    packed.write_bytes(gzip.compress(arpa3.read_bytes())[:200])
+    with pytest.raises(LMError, match=f"^{packed}: damaged gzip file"):
+        ArpaModel(packed)
+
+
+def test_a_byte_order_mark_is_dropped_from_text_files_and_manifests_alike(tmp_path):
+    (tmp_path / "t.txt").write_text("the cat\n", encoding="utf-8-sig")
+    (tmp_path / "m.jsonl").write_text(json.dumps({"text": "a dog"}) + "\n", encoding="utf-8-sig")
+    assert list(read_sentences([tmp_path / "t.txt", tmp_path / "m.jsonl"])) == [["the", "cat"], ["a", "dog"]]
+
+
+def test_a_directory_given_as_text_is_said_to_be_one(tmp_path):
+    with pytest.raises(LMError, match=f"^{tmp_path}: a directory, not a text file or manifest"):
+        list(read_sentences([tmp_path]))
+
+
+def test_building_says_once_how_many_words_have_digits_with_examples(tmp_path, capsys):
+    (tmp_path / "a.txt").write_text("in 1999 we paid $5.50\nin 1999 the cat sat\nthe dog sat\n")
+    assert main(["lm", "build", str(tmp_path / "a.txt"), "-o", str(tmp_path / "lm.arpa"), "--order", "2"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("contain digits") == 1
+    assert "3 distinct words contain digits (e.g. 1999, 5, 50)" in err and "does not spell numbers out" in err
+    assert main(["lm", "build", str(tmp_path / "a.txt"), "-o", str(tmp_path / "c.arpa"), "--order", "2",
+                 "--unit", "char"]) == 0
+    assert "3 distinct words contain digits" in capsys.readouterr().err
+    (tmp_path / "b.txt").write_text("\n".join(CORPUS) + "\n")
+    assert main(["lm", "build", str(tmp_path / "b.txt"), "-o", str(tmp_path / "lm.arpa"), "--order", "2"]) == 0
+    assert "digits" not in capsys.readouterr().err

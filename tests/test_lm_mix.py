@@ -7,7 +7,8 @@ import math
 import pytest
 
 from asr.cli import main
-from asr.lm import BOS, EOS, KENLM_BINARY_MAGIC, UNK, ArpaModel, LMError, build_lm
+from asr.arpa import KENLM_BINARY_MAGIC, ArpaModel
+from asr.lm import BOS, EOS, UNK, LMError, build_lm
 from asr.lm_mix import best_weights, interpolate, mix_files, perplexity
 
 IN_DOMAIN = "the cat sat on the mat\nthe cat ate\na dog sat on a mat\nthe dog ate the cat food\n"
@@ -220,3 +221,42 @@ def test_an_empty_text_is_refused_as_having_no_sentences(lms, tmp_path, capsys, 
     args = [c.format(a=a, b=b, empty=empty, out=tmp_path / "m.arpa") for c in command]
     assert main(["lm", *args]) == 2
     assert f"{empty}: the {'dev ' if command[0] == 'mix' else ''}text has no sentences" in capsys.readouterr().err
+
+
+def test_text_with_no_known_word_gets_no_perplexity_and_fits_no_weights(lms, tmp_path, capsys):
+    # </s> is known to every LM: on its own it would give a perplexity and fit weights
+    d, a, b = lms
+    zoo = [["zebra", "yak", "quokka"], ["wombat"]]
+    with pytest.raises(LMError, match="no word of the text is in the LM's vocabulary"):
+        perplexity(ArpaModel(a), zoo)
+    with pytest.raises(LMError, match="no word of the dev text is in any LM's vocabulary"):
+        best_weights([ArpaModel(a), ArpaModel(b)], zoo)
+    assert perplexity(ArpaModel(a), zoo + [["cat"]])[1:] == (4, 4)  # one known word is enough: cat and three </s>
+    (tmp_path / "zoo.txt").write_text("zebra yak quokka\nwombat\n")
+    (tmp_path / "zoo_lm.txt").write_text("the zebra and the yak\n")
+    zoo_lm = build_lm([tmp_path / "zoo_lm.txt"], tmp_path / "zoo.arpa", order=2, use_lmplz=False)[0]
+    assert main(["lm", "mix", str(a), str(b), "--dev", str(tmp_path / "zoo.txt"), "-o", str(tmp_path / "m.arpa")]) == 2
+    assert "no word of the dev text is in any LM's vocabulary" in capsys.readouterr().err
+    assert not (tmp_path / "m.arpa").exists()
+    assert main(["lm", "perplexity", str(a), str(zoo_lm), "--texts", str(tmp_path / "zoo.txt")]) == 1
+    captured = capsys.readouterr()
+    assert f"{a}: no word of the text is in the LM's vocabulary (all 4 are out of vocabulary)" in captured.err
+    assert captured.out.startswith(f"{zoo_lm}: perplexity")  # the other LM is still scored
+
+
+def test_scoring_gives_the_lm_only_the_words_its_order_looks_at(lms, monkeypatch):
+    # A history that grows with the sentence makes scoring quadratic in its length (a book on one line: hours).
+    d, a, b = lms
+    A, B = ArpaModel(a), ArpaModel(b)
+    sentence = ["the", "cat", "sat", "on", "the", "mat"] * 200
+    full = (BOS, *sentence, EOS)
+    expected = 10 ** (-sum(A.log10_prob(w, full[:i]) for i, w in enumerate(full) if i) / (len(full) - 1))
+    longest = []
+    for model in (A, B):
+        score = model.log10_prob
+        monkeypatch.setattr(model, "log10_prob", lambda w, h, score=score: longest.append(len(h)) or score(w, h))
+    assert perplexity(A, [sentence]) == (pytest.approx(expected), len(full) - 1, 0)
+    assert max(longest) == A.order - 1
+    longest.clear()
+    best_weights([A, B], [sentence], iterations=1)
+    assert max(longest) == max(A.order, B.order) - 1

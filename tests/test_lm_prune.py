@@ -8,7 +8,8 @@ import math
 import pytest
 
 from asr.cli import main
-from asr.lm import BOS, EOS, KENLM_BINARY_MAGIC, ArpaModel, LMError, build_lm, write_arpa
+from asr.arpa import KENLM_BINARY_MAGIC, ArpaModel, write_arpa
+from asr.lm import BOS, EOS, LMError, build_lm
 from asr.lm_mix import perplexity, with_backoffs
 from asr.lm_prune import prune, prune_file, removal_costs
 
@@ -134,3 +135,12 @@ def test_pruning_down_to_unigrams_warns_that_beam_search_cannot_load_the_result(
     assert main(["lm", "prune", str(src), "-o", str(tmp_path / "out.arpa"), "--threshold", "1e9"]) == 0
     err = capsys.readouterr().err
     assert "warning:" in err and "only unigrams left" in err and "order 2 or more" in err
+
+
+def test_pruning_a_unigram_lm_warns_that_there_is_nothing_to_prune(tmp_path, capsys):
+    (tmp_path / "text.txt").write_text(TEXT)
+    src = build_lm([tmp_path / "text.txt"], tmp_path / "uni.arpa", order=1, use_lmplz=False)[0]
+    assert main(["lm", "prune", str(src), "-o", str(tmp_path / "out.arpa"), "--threshold", "1e-3"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {src} is a unigram LM: pruning keeps every unigram, so there was nothing to prune" in err
+    assert "order 2 or more" in err and len(err.splitlines()) == 1

@@ -86,6 +86,12 @@ def test_only_empty_references_give_rate_one_if_anything_was_said_else_zero():
     assert cer([""], [""]) == 0.0
 
 
+def test_a_rate_over_no_reference_units_is_undefined_where_asked_while_the_total_rate_keeps_its_convention():
+    silent = word_errors([""], ["uh huh"])
+    assert silent.rate_or_none is None and silent.rate == 1.0  # totals keep their convention
+    assert word_errors(["a b"], ["a c"]).rate_or_none == pytest.approx(0.5)
+    assert ErrorCounts(0, 0, 0, 0).rate_or_none is None
+
 def test_the_oracle_takes_each_utterance_s_best_candidate():
     refs = ["the cat sat", "a dog"]
     candidates = [["the hat sat", "the cat sat", "cat"], ["a frog", "the frog runs"]]

@@ -72,6 +72,43 @@ def test_an_utterance_gets_the_same_output_alone_or_padded_in_a_batch(norm, subs
     torch.testing.assert_close(batched[0, : lengths[0]], alone[0], atol=1e-5, rtol=1e-4)
 
 
+def test_batch_norm_in_training_normalizes_a_single_valid_frame_with_its_running_statistics():
+    # one value per channel has no variance to speak of: torch refuses it, and statistics from it would be noise
+    from asr.model import MaskedBatchNorm
+
+    norm = MaskedBatchNorm(4).train()
+    norm.running_mean.fill_(0.5)
+    norm.running_var.fill_(4.0)
+    x = torch.randn(2, 3, 4)
+    out = norm(x, torch.tensor([1, 0]))
+    torch.testing.assert_close(out[0, 0], (x[0, 0] - 0.5) / (4.0 + norm.eps) ** 0.5)
+    assert out[0, 1:].abs().sum() == 0 and out[1].abs().sum() == 0  # padding stays zero
+    assert norm.running_mean.eq(0.5).all() and norm.running_var.eq(4.0).all()  # not moved by one frame
+    assert int(norm.num_batches_tracked) == 0
+    out.sum().backward()  # still trains the gain and bias
+    assert norm.weight.grad is not None and norm.bias.grad is not None
+
+
+def test_batch_norm_in_training_still_uses_the_batch_statistics_of_two_or_more_frames():
+    from asr.model import MaskedBatchNorm
+
+    norm = MaskedBatchNorm(4).train()
+    x = torch.randn(1, 5, 4)
+    out = norm(x, torch.tensor([2]))
+    torch.testing.assert_close(out[0, :2].mean(0), torch.zeros(4), atol=1e-5, rtol=0)
+    assert not norm.running_mean.eq(0).all()
+
+
+def test_a_batch_norm_model_trains_on_a_batch_of_one_utterance_one_output_frame_long():
+    # train.max_batch_size=1 and a 30 ms clip, or the GPU out-of-memory halving down to one such clip
+    model = AcousticModel(FeatureConfig(), dataclasses.replace(small("lstm"), norm="batch"), vocab_size=6).train()
+    x, n = waves(0.03)
+    log_probs, lengths = model(x, n)
+    assert lengths.tolist() == [1]
+    log_probs.sum().backward()
+    assert torch.isfinite(log_probs).all()
+
+
 def test_gradients_reach_every_parameter():
     model = AcousticModel(FeatureConfig(), small("lstm"), vocab_size=6)
     x, n = waves(0.5, 0.4)

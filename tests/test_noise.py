@@ -61,6 +61,13 @@ def test_evaluation_mode_probability_zero_and_silent_utterances_are_left_alone()
     assert torch.equal(noise_on(on)(silent, torch.tensor([RATE])), silent)  # no SNR to reach: no NaN
 
 
+def test_a_one_sample_utterance_is_left_alone_rather_than_made_nan():
+    # coloured noise one sample long is its DC bin alone, which the low cut removes: no energy to scale
+    torch.manual_seed(0)
+    one = torch.tensor([[0.3]])
+    assert torch.equal(noise_on(AugmentConfig(noise_prob=1.0))(one, torch.tensor([1])), one)
+
+
 @pytest.mark.parametrize("exponent, octave_ratio", [(0.0, 2.0), (1.0, 1.0), (2.0, 0.5)])
 def test_white_pink_and_brown_noise_have_their_spectral_slopes(exponent, octave_ratio):
     # Band power from 2-4 kHz over 1-2 kHz: white doubles (flat per Hz), pink stays (-3 dB per

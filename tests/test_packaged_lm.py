@@ -14,7 +14,8 @@ from asr.beam_search import BeamSearchDecoder
 from asr.cli import main
 from asr.decoding import GreedyDecoder
 from asr.decoding_config import DECODING_FILE, package_lm, packaged_lm, read_decoding_defaults, write_decoding_defaults
-from asr.lm import KENLM_BINARY_MAGIC, LMError, build_lm, kenlm_tool
+from asr.arpa import KENLM_BINARY_MAGIC
+from asr.lm import LMError, build_lm, kenlm_tool
 from asr.model_dir import load_model_dir
 
 
@@ -148,6 +149,31 @@ def test_with_build_binary_the_lm_is_packaged_as_a_quantized_trie_with_its_words
     assert all(line.endswith(" |") for line in (tuned_model / "lexicon.txt").read_text().splitlines())
     model = asr.load_model(tuned_model, device="cpu")
     assert isinstance(model.decoder, BeamSearchDecoder) and not model.decoder.lexicon_free
+
+
+@pytest.mark.parametrize("binary", [False, pytest.param(True, marks=pytest.mark.skipif(
+    kenlm_tool("build_binary") is None, reason="KenLM build_binary is not installed (make kenlm)"))])
+def test_lm_words_the_model_cannot_spell_are_reported_at_export(tuned_model, tmp_path, monkeypatch, binary):
+    # With build_binary they were left out of the packaged lexicon silently, and transcribe,
+    # reading that lexicon, had nothing to say either.
+    if not binary:
+        monkeypatch.setattr(decoding_config, "kenlm_tool", lambda name: None)
+    (tmp_path / "text.txt").write_text("hello world\nhello café world\n")
+    lm, _ = build_lm([tmp_path / "text.txt"], tmp_path / "cafe.arpa", order=2, use_lmplz=False)
+    notes = package_lm(tuned_model, lm, load_model_dir(tuned_model).tokenizer)
+    assert read_decoding_defaults(tuned_model)["lm"] == ("lm.bin" if binary else "lm.arpa")
+    assert any("1 word(s) left out of the lexicon: 'café' (characters outside the tokenizer" in n for n in notes)
+
+
+def test_a_given_lexicon_is_packaged_as_the_search_reads_it(tuned_model, lm, tmp_path, no_build_binary):
+    (tmp_path / "lex.txt").write_text("HELLO h e l l o |\nhello h e l l o |\nworld w o r l d\n",
+                                      encoding="utf-8-sig")
+    tokenizer = load_model_dir(tuned_model).tokenizer
+    assert package_lm(tuned_model, lm, tokenizer, lexicon=tmp_path / "lex.txt") == []  # nothing left out
+    assert (tuned_model / "lexicon.txt").read_text() == "hello h e l l o |\nworld w o r l d |\n"
+    # the package's own lexicon, given again, is read before the old files go
+    package_lm(tuned_model, lm, tokenizer, lexicon=tuned_model / "lexicon.txt")
+    assert (tuned_model / "lexicon.txt").read_text() == "hello h e l l o |\nworld w o r l d |\n"
 
 
 def test_tuning_a_package_again_keeps_its_lm_packaged(tuned_model, lm, tmp_path, no_build_binary):

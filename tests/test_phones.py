@@ -4,7 +4,8 @@ the first pronunciation kept, and no phones for a transcript with a word the lex
 import pytest
 import torch
 
-from asr.data import BatchLoader, Example, SpeechDataset, Utterance, collate
+from asr.batching import BatchLoader
+from asr.data import Example, SpeechDataset, Utterance, collate
 from asr.phones import LexiconError, PhoneLexicon
 from asr.text import CharTokenizer
 
@@ -84,4 +85,4 @@ def test_batches_pinned_for_the_gpu_keep_their_phone_targets(tmp_path, monkeypat
     loader = BatchLoader(items, [list(items)], pin_memory=True)  # the loader only indexes its dataset
     (batch,) = list(loader)
     assert batch.phone_targets.tolist() == [[1, 2, 3, 4], [2, 3, 4, 0]]
-    assert len(pinned) == 6  # waveforms, their lengths, targets, their lengths, phones, their lengths
+    assert len(pinned) == 7  # waveforms, their lengths, targets, their lengths, phones, their lengths, has_labels

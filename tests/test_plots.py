@@ -169,3 +169,78 @@ def test_plot_alignment_explains_the_words_transcribe_gives_on_the_file_s_clock(
     assert drawn["title"].startswith(f"padded.wav   HYP: {expected.text}   (quiet edges cut: ")
     assert [(w.word, w.start) for w in drawn["words"]] == [(w.word, w.start) for w in expected.words]
     assert drawn["offset"] > 2.0
+
+
+def _drawn_figure(monkeypatch):
+    """What plot_alignment hands to alignment_figure, and the figure it gets back."""
+    import asr.plots as plots
+
+    drawn, figure = {}, plots.alignment_figure
+
+    def capture(*a, **k):
+        drawn.update(k, words=a[8], figure=figure(*a, **k))
+        return drawn["figure"]
+    monkeypatch.setattr(plots, "alignment_figure", capture)
+    return drawn
+
+
+def test_plot_alignment_of_the_built_in_package_shows_the_rescored_words_transcribe_gives(tmp_path, monkeypatch,
+                                                                                         capsys):
+    from conftest import REPO_ROOT
+
+    audio = REPO_ROOT / "examples" / "speechocean762_000030012.flac"  # its system 1 alone says "see if"
+    assert main(["transcribe", str(audio), "--device", "cpu"]) == 0
+    transcribed = capsys.readouterr().out.strip().split("\t")[-1]
+    drawn = _drawn_figure(monkeypatch)
+    assert main(["plot", "alignment", str(audio), "--device", "cpu", "-o", str(tmp_path / "a.png")]) == 0
+    first, second = drawn["title"].split("\n")
+    assert first == f"{audio.name}   HYP: {transcribed}"
+    assert " ".join(w.word for w in drawn["words"]) == transcribed
+    assert second.startswith("words: n-best rescoring of 4 systems (as transcribe); posteriors: system 1 (default)")
+
+
+def test_a_posteriorgram_of_many_tokens_shows_only_the_blank_and_the_tokens_that_get_probability():
+    from matplotlib.figure import Figure
+
+    from asr.plots import draw_posteriorgram
+
+    tokens = ["<blank>", "|", *(f"p{i}" for i in range(149))]
+    probs = torch.full((20, 151), 1e-4)
+    probs[:, 0] = 1.0
+    probs[5, 40], probs[9, 7], probs[12, 3] = 50.0, 2.0, 0.01  # 0.96, 0.3, then never above 5%
+    ax = Figure().add_subplot()
+    draw_posteriorgram(ax, (probs / probs.sum(-1, keepdim=True)).log(), tokens, 0.04)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["blank", "p5", "p38"]
+    assert "3 of 151 shown; the rest never exceed 5%" in ax.get_ylabel()
+    few = Figure().add_subplot()
+    draw_posteriorgram(few, probs[:, :29].log_softmax(-1), tokens[:29], 0.04)  # characters: every row
+    assert len(few.get_yticklabels()) == 29 and "shown" not in few.get_ylabel()
+
+
+@pytest.mark.parametrize("subsampling", ["conv", "stack"])
+def test_each_posteriorgram_column_is_centred_on_the_feature_frames_its_step_sees(tmp_path, monkeypatch, subsampling):
+    from asr.config import Config, ModelConfig
+    from asr.diagram_text import step_frames
+    from asr.model import AcousticModel
+    from asr.model_dir import save_model_dir
+    from asr.plots import plot_alignment
+    from asr.text import CharTokenizer
+    from asr.transcribe import load_model
+
+    cfg = Config(model=ModelConfig(subsampling=subsampling, num_layers=1, hidden_size=8, conv_channels=2))
+    tokenizer = CharTokenizer.build(["hello world"])
+    model = AcousticModel(cfg.features, cfg.model, len(tokenizer))
+    transcriber = load_model(save_model_dir(tmp_path / "m", cfg, model, tokenizer), decoder="greedy", device="cpu")
+    drawn = _drawn_figure(monkeypatch)
+    plot_alignment(transcriber, speechlike(tmp_path / "a.wav", 1.5), tmp_path / "a.png")
+    axes = drawn["figure"].axes
+    feat_ax, post_ax = axes[1], next(ax for ax in axes if ax.get_ylabel().startswith("token"))
+    feat_left, feat_right = feat_ax.images[0].get_extent()[:2]
+    feat_shift = (feat_right - feat_left) / feat_ax.images[0].get_array().shape[1]
+    left, right = post_ax.images[0].get_extent()[:2]
+    shift = model.frame_shift
+    assert right - left == pytest.approx(post_ax.images[0].get_array().shape[1] * shift)
+    for k in (3, 7):
+        lo, hi = step_frames(model.subsampling, k)
+        feature_centre = feat_left + feat_shift * ((lo + hi) / 2 + 0.5)  # feature frame i spans feat_left + i * shift
+        assert left + (k + 0.5) * shift == pytest.approx(feature_centre)

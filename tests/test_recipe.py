@@ -162,7 +162,7 @@ def test_wordnet_examples_are_the_quoted_examples_of_the_glosses_each_once(tmp_p
 
 
 def test_phone_head_decoding_scores_the_phone_head_alone_and_as_an_n_best_rescorer(tiny_corpus, tmp_path):
-    from asr.config import load_config
+    from asr.config_files import load_config
     from asr.lm import build_lm
     from asr.train import train
 
@@ -398,10 +398,10 @@ def test_phone_seeds_rerun_the_recipe_with_phone_units_and_package_installs_one_
         "lm rnn data/train.jsonl", "--repeat 10,1 --dev data/valid.jsonl",
         f"tune-rescoring data/valid.jsonl --model exp/small/finetune/package --combine {run}/package "
         "--rnnlm exp/small/lm/rnnlm --prior-scales=0,0.3,0.45 -o exp/small/finetune/rescored/rescoring.yaml",
-        "export exp/small/finetune/rescored/rescoring.yaml pkg.tmp",  # carries the LSTM LM into pkg.tmp/rnnlm
-        "--combine $(ls -dv pkg.tmp/system*) --rnnlm pkg.tmp/rnnlm --prior-scales=0,0.3,0.45 "
-        "-o pkg.tmp/rescoring.yaml",  # re-tuned as packaged
-        "mv pkg.tmp pkg")]
+        'export exp/small/finetune/rescored/rescoring.yaml "pkg.tmp"',  # carries the LSTM LM into pkg.tmp/rnnlm
+        '--combine $(ls -dv "pkg.tmp"/system*) --rnnlm "pkg.tmp/rnnlm" --prior-scales=0,0.3,0.45 '
+        '-o "pkg.tmp/rescoring.yaml"',  # re-tuned as packaged
+        'mv "pkg.tmp" "pkg"')]
     assert steps == sorted(steps)
     # A seed's run searches with this run's LM, whose components it finds beside it: it imports
     # no generic LM of its own (which, newer than the LM, would have it mixed again).
@@ -414,7 +414,7 @@ def test_phone_seeds_rerun_the_recipe_with_phone_units_and_package_installs_one_
     tunings = [line for line in told.splitlines() if "tune-rescoring" in line or "pkg.tmp/rescoring.yaml" in line]
     assert len(tunings) == 2 and all("--weights=0,0.5" in line for line in tunings)  # the run's and the package's
     single = planned("package", "PACKAGE_DIR=pkg", "RNNLM=0")
-    assert "export exp/small/finetune/best pkg --half --lm exp/small/lm/words_4gram.arpa" in single
+    assert 'export exp/small/finetune/best "pkg" --half --lm exp/small/lm/words_4gram.arpa' in single
     assert "rescoring" not in single and "phones" not in single
 
 
@@ -426,10 +426,10 @@ def test_with_no_other_system_the_lstm_lm_alone_makes_a_package_that_rescores_it
         "lm rnn data/train.jsonl",
         "tune-rescoring data/valid.jsonl --model exp/small/finetune/package --rnnlm exp/small/lm/rnnlm "
         "--prior-scales=0,0.3,0.45 -o exp/small/finetune/rescored/rescoring.yaml",
-        "export exp/small/finetune/rescored/rescoring.yaml pkg.tmp",
-        "tune-rescoring data/valid.jsonl --model pkg.tmp --rnnlm pkg.tmp/rnnlm --prior-scales=0,0.3,0.45 "
-        "-o pkg.tmp/rescoring.yaml",
-        "mv pkg.tmp pkg")]
+        'export exp/small/finetune/rescored/rescoring.yaml "pkg.tmp"',
+        'tune-rescoring data/valid.jsonl --model "pkg.tmp" --rnnlm "pkg.tmp/rnnlm" --prior-scales=0,0.3,0.45 '
+        '-o "pkg.tmp/rescoring.yaml"',
+        'mv "pkg.tmp" "pkg"')]
     assert steps == sorted(steps)
     assert "--combine" not in plan and "phones" not in plan
     assert "evaluate data/test.jsonl --rescoring exp/small/finetune/rescored/rescoring.yaml" in \
@@ -457,3 +457,76 @@ def test_combine_without_systems_or_seeds_says_what_it_needs(tmp_path):
                            f"DATA={tmp_path / 'data'}", "-o", str(exp / "finetune" / "best" / "decoding.yaml")],
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and "combine needs COMBINE" in done.stderr and "SEEDS" in done.stderr
+
+
+# `asr` as the recipes find it in a checkout (ROOT/.venv/bin/asr): it records each call and makes
+# what make then looks for.
+FAKE_ASR = '''
+import json, pathlib, sys
+args = sys.argv[1:]
+with open(pathlib.Path(sys.argv[0]).parent / "calls.jsonl", "a") as log:
+    log.write(json.dumps(args) + "\\n")
+if args[0] == "prepare":  # prepare folder SRC DATA ...
+    pathlib.Path(args[3]).mkdir(parents=True, exist_ok=True)
+    for split in ("train", "valid"):
+        pathlib.Path(args[3], split + ".jsonl").write_text("")
+elif args[0] == "train":
+    pathlib.Path(next(a for a in args if a.startswith("train.output_dir=")).split("=", 1)[1]).mkdir(parents=True)
+elif args[0] == "export":  # a rescoring file's systems become system2, system3, ...
+    for system in ("system2", "system10") if args[1].endswith(".yaml") else ():
+        pathlib.Path(args[2], system).mkdir(parents=True)
+    pathlib.Path(args[2]).mkdir(parents=True, exist_ok=True)
+elif args[0] == "tune-rescoring":
+    pathlib.Path(args[args.index("-o") + 1]).write_text("")
+'''
+
+
+@pytest.fixture
+def spaced_checkout(tmp_path):
+    """The recipes and configs in a checkout whose path holds a space, with the fake asr in its .venv."""
+    root = tmp_path / "check out"
+    for name in ("recipes/vars.mk", "recipes/common.mk", "recipes/own_data/Makefile",
+                 "recipes/speechocean762/Makefile", "configs/small.yaml"):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(REPO_ROOT / name, root / name)
+    asr = root / ".venv" / "bin" / "asr"
+    asr.parent.mkdir(parents=True)
+    asr.write_text(f"#!{sys.executable}\n{FAKE_ASR}")
+    asr.chmod(0o755)
+    return root
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_checkout_whose_path_holds_a_space_runs_the_recipes_with_its_asr_config_and_package_dir(
+        spaced_checkout, tmp_path):
+    root = spaced_checkout
+    recipe = ["make", "-C", str(root / "recipes" / "own_data"), f"DATA={tmp_path / 'data'}", f"EXP={tmp_path / 'exp'}"]
+    done = subprocess.run([*recipe, "SRC=x", "VALID_SPEAKERS=1", "train"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    # the package stage that rescores: its systems' folders listed under ROOT/asr/pretrained/default.tmp
+    settings = tmp_path / "exp" / "rescored" / "rescoring.yaml"
+    settings.parent.mkdir(parents=True)
+    settings.write_text("")
+    done = subprocess.run([*recipe, "COMBINE=other/pkg", "VALID=valid", "package", "-o", str(settings)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    calls = [json.loads(line) for line in (root / ".venv" / "bin" / "calls.jsonl").read_text().splitlines()]
+    assert [call[0] for call in calls] == ["prepare", "train", "export", "tune-rescoring"]
+    assert calls[1][1] == str(root / "configs" / "small.yaml")  # the default CONFIG, one argument
+    package = root / "asr" / "pretrained" / "default"  # the default PACKAGE_DIR
+    tune = calls[3]
+    assert tune[tune.index("--model") + 1] == f"{package}.tmp"
+    assert tune[tune.index("--combine") + 1: tune.index("--combine") + 3] == [f"{package}.tmp/system2",
+                                                                              f"{package}.tmp/system10"]
+    assert (package / "system10").is_dir() and (package / "rescoring.yaml").is_file()
+    assert not package.with_name("default.tmp").exists()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_checkout_whose_path_holds_a_space_still_finds_the_lj_speech_text_beside_it(spaced_checkout, tmp_path):
+    text = tmp_path / "shared" / "data" / "text" / "ljspeech-13100.txt"  # ROOT/../shared, as on this machine
+    text.parent.mkdir(parents=True)
+    text.write_text("a sentence\n")
+    plan = subprocess.run(["make", "-n", "-C", str(spaced_checkout / "recipes" / "speechocean762"), "lm", "EXP=e",
+                           "GENERIC_LM=0"], capture_output=True, text=True, check=True).stdout
+    assert "lm build ../../../shared/data/text/ljspeech-13100.txt -o e/lm/texts_4gram.arpa" in plan

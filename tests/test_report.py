@@ -1,15 +1,16 @@
 """Error reports (sclite-style) and comparisons between two of them."""
 
 import json
+import re
 
 import pytest
 
 from asr.cli import main
 from asr.compare import compare_reports, render_comparison
 from asr.evaluate import UtteranceResult
-from asr.metrics import cer
-from asr.report import (ReportError, build_report, check_report_dir, render_html,
-                        render_markdown, sclite_lines, write_report)
+from asr.metrics import cer, wer
+from asr.report import ReportError, build_report, check_report_dir, render_html, render_markdown, write_report
+from asr.report_text import sclite_lines
 from conftest import write_sine
 
 # Hand-counted: u1 has 1 substitution (cat->bat), 1 deletion (on), 1 insertion (down) in 6 words;
@@ -170,3 +171,84 @@ def test_compare_resamples_speakers_when_there_are_enough_of_them(tmp_path):
     write_report(build_report(results(worse)), tmp_path / "b")
     text = render_comparison(compare_reports(tmp_path / "a", tmp_path / "b"))
     assert "paired bootstrap over 12 speakers" in text and "too few" not in text
+
+
+# --- words that look like markup, or are wider or narrower than their length ------------------
+
+def rendered_markdown(md: str) -> str:
+    """report.md as a Markdown renderer shows it (Python-Markdown, tensorboard's dependency)."""
+    markdown = pytest.importorskip("markdown")
+    return markdown.markdown(md, extensions=["tables", "fenced_code"])
+
+
+MARKUP = [("u1", "<i>s\\|1</i>", "the <b>cat</b> sat", "the |cat| *sat* _x_ `y` [z](w) a&amp;b")]
+
+
+def test_markdown_tables_escape_pipes_so_every_row_keeps_its_columns():
+    md = render_markdown(build_report(results(MARKUP)))
+    assert "s\\\\\\|1" in md  # the backslash escaped, then the pipe
+    html = rendered_markdown(md)
+    for table in re.findall(r"<table>.*?</table>", html, re.S):
+        cells = [len(re.findall(r"<t[hd][ >]", row)) for row in re.findall(r"<tr>.*?</tr>", table, re.S)]
+        assert len(set(cells)) == 1, table  # a stray | would add a column to its row
+
+
+def test_markdown_shows_words_that_look_like_html_or_markup_as_the_words_themselves():
+    md = render_markdown(build_report(results(MARKUP), {"model": "<script>alert(1)</script>\n## heading"}))
+    html = rendered_markdown(md)
+    for tag in ("<b>", "<i>", "<script>", "<em>", "<code>y</code>", "<a href", "<h2>heading"):
+        assert tag not in html
+    assert "&lt;b&gt;cat&lt;/b&gt;" in html and "&lt;i&gt;s\\|1&lt;/i&gt;" in html
+    assert "*sat*" in html and "_x_" in html and "`y`" in html and "a&amp;amp;b" in html
+
+
+def test_markdown_keeps_the_aligned_utterances_verbatim_in_a_code_block_and_html_escapes_as_before():
+    report = build_report(results(MARKUP))
+    md = render_markdown(report)
+    for line in sclite_lines(report.utterances[0].alignment):
+        assert line in md  # in a code block nothing is markup: escaping would show the backslashes
+    assert "<B>CAT</B>" in md
+    assert "&lt;b&gt;cat&lt;/b&gt;" in render_html(report) and "*sat*" in render_html(report)
+
+
+def test_an_utterance_id_cannot_close_the_code_block_of_aligned_utterances():
+    md = render_markdown(build_report(results([("u1\n```\n<b>x</b>", "s", "a", "a")])))
+    assert "<b>" not in rendered_markdown(md)
+
+
+@pytest.mark.parametrize("ref, hyp, lines", [
+    ("der fuß ist", "der fus ist", ("REF:  der FUSS ist", "HYP:  der FUS  ist")),  # ß upper-cases to SS
+    ("the 猫 sat", "the cat sat", ("REF:  the 猫  sat", "HYP:  the CAT sat")),  # a wide character is 2 columns
+    ("cafe\u0301 noir", "cafe noir", ("REF:  CAFE\u0301 noir", "HYP:  CAFE noir")),  # the accent combines: 0
+    ("我 爱 你", "我 你", ("REF:  我 爱  你", "HYP:  我 *** 你")),
+])
+def test_aligned_columns_line_up_as_displayed_whatever_upper_casing_or_character_widths_do(ref, hyp, lines):
+    assert sclite_lines(build_report(results([("u", "s", ref, hyp)])).utterances[0].alignment) == lines
+
+
+# --- a speaker with no reference words ---------------------------------------------------------
+
+SILENT = [("u1", "talker", "one two three four", "one too three four"),
+          ("u2", "silent", "", "uh huh"), ("u3", "silent", "", "")]
+
+
+def test_a_speaker_with_no_reference_words_has_no_wer_but_keeps_its_insertions(tmp_path):
+    report = build_report(results(SILENT))
+    md = render_markdown(report)
+    assert "| silent | 2 | 0 | 0 | 0 | 2 | — | — | 50.00% |" in md
+    assert "| talker | 1 | 4 | 1 | 0 | 0 | 25.00% |" in md
+    html = render_html(report)
+    assert "<td>silent</td><td>2</td><td>0</td><td>0</td><td>0</td><td>2</td><td>—</td><td>—</td>" in html
+    write_report(report, tmp_path / "rep")
+    speakers = {s["speaker"]: s for s in json.loads((tmp_path / "rep" / "results.json").read_text())["speakers"]}
+    assert speakers["silent"]["wer"] is None and speakers["silent"]["cer"] is None
+    assert speakers["silent"]["insertions"] == 2 and speakers["silent"]["ser"] == pytest.approx(0.5)
+    assert speakers["talker"]["wer"] == pytest.approx(0.25)
+
+
+def test_speakers_without_reference_words_sort_after_those_with_a_wer_and_the_total_is_unchanged():
+    report = build_report(results(SILENT + [("u4", "perfect", "a b", "a b")]))
+    assert [name for name, _ in report.speakers()] == ["talker", "perfect", "silent"]
+    refs, hyps = [p[2] for p in SILENT], [p[3] for p in SILENT]
+    assert report.summary()["wer"] == pytest.approx(wer(refs + ["a b"], hyps + ["a b"]))  # 3 errors / 6 words
+    assert report.summary()["wer"] == pytest.approx(0.5)

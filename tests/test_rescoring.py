@@ -178,6 +178,29 @@ def test_a_decoder_asked_for_one_call_is_the_first_system_s_alone(packages, tiny
         {"decoder": "greedy"}, {"lm": "none"}, {"beam_size": 4}]
 
 
+def test_run_options_on_a_call_keep_the_rescoring_and_apply_to_its_searches(packages, tiny_corpus, monkeypatch):
+    import numpy as np
+    import soundfile as sf
+
+    from asr.beam_search import BeamSearchDecoder
+    from asr.segmenter import Segmenter, SegmenterOptions
+
+    first, second = packages
+    combined = RescoringTranscriber([load_model(first), load_model(second)], RescoringOptions((1.0, 0.5), 1.0, 0.0, 2))
+    combined.segmenter = Segmenter.on_frames(combined.sample_rate, combined.model.frame_shift,
+                                             SegmenterOptions(max_seconds=1.0, min_seconds=0.5))
+    rows = [json.loads(line) for line in (tiny_corpus / "valid.jsonl").read_text().splitlines()]
+    audio = np.concatenate([sf.read(r["audio_filepath"], dtype="float32")[0] for r in rows])
+    batches, workers = [], []
+    candidates, search = combined.candidates, BeamSearchDecoder.decode_nbest
+    monkeypatch.setattr(combined, "candidates", lambda waves, *a: batches.append(len(waves)) or candidates(waves, *a))
+    monkeypatch.setattr(BeamSearchDecoder, "decode_nbest",
+                        lambda self, *a: workers.append(self.workers) or search(self, *a))
+    combined.transcribe(audio, batch_size=1, workers=2)
+    assert len(batches) > 1 and set(batches) == {1}  # rescored, in batches of one
+    assert set(workers) == {2} and combined.batch_size == 16 and combined.searches[0].workers == 1
+
+
 def test_a_settings_file_names_systems_inside_its_folder_relatively_so_the_folder_can_move(tmp_path):
     result = RescoringTuneResult(RescoringOptions((1.0, 0.5, 0.5), 3.0, -1.0, 8), wer=0.4, first_wer=0.5)
     (tmp_path / "pkg" / "system2").mkdir(parents=True)
@@ -399,3 +422,24 @@ def test_tune_rescoring_scores_a_silent_utterance_as_empty_without_a_model_run(p
     # the silent utterance's two reference words are deleted: two more errors, two more words
     words = word_errors(refs, refs).reference_length
     assert result.wer * (words + 2) == pytest.approx(alone.wer * words + 2)
+
+
+def test_export_says_which_lm_words_a_system_cannot_spell_in_the_package(packages, tiny_corpus, tmp_path, capsys):
+    from asr.config import Config, ModelConfig
+    from asr.model import AcousticModel
+    from asr.model_dir import save_model_dir
+    from asr.phones import PhoneLexicon
+    from asr.tokenizers import PhoneTokenizer
+
+    first, _ = packages  # its LM knows "hello" and "world"
+    tokenizer = PhoneTokenizer.build(["hello"], PhoneLexicon({"hello": ("HH", "AH", "L", "OW")}))
+    cfg = Config(model=ModelConfig(cell="gru", num_layers=1, hidden_size=8, conv_channels=4, dropout=0.0))
+    no_world = save_model_dir(tmp_path / "no_world", cfg, AcousticModel(cfg.features, cfg.model, len(tokenizer)),
+                              tokenizer)
+    settings = write_rescoring(tmp_path / "r.yaml", [first, no_world],
+                               RescoringTuneResult(RescoringOptions((1.0, 0.5), 1.0, 0.0, 4), 1.0, 1.0),
+                               str(tiny_corpus / "valid.jsonl"))
+    assert main(["export", str(settings), str(tmp_path / "pkg")]) == 0
+    err = capsys.readouterr().err
+    assert "system2/lexicon.txt): 1 word(s) left out of the lexicon" in err and "world" in err
+    assert (tmp_path / "pkg" / "system2" / "lexicon.txt").read_text().splitlines() == ["hello HH AH L OW |"]

@@ -7,8 +7,8 @@ import pytest
 from asr.cli import main
 from asr.evaluate import UtteranceResult
 from asr.report import ReportError, build_report, load_report, write_report
+from asr.results import Result, Segment, Word
 from asr.rover import combine, combine_reports, combine_results, word_network
-from asr.transcribe import Result, Segment, Word
 
 
 def test_the_majority_corrects_each_systems_own_error():

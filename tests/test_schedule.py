@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from asr.schedule import WarmupCosine, epochs_within_budget
+from asr.schedule import WarmupCosine, epochs_within_budget, warmup_warning
 
 
 def test_the_rate_warms_up_linearly_then_decays_along_a_cosine_to_its_floor():
@@ -75,7 +75,22 @@ def test_a_run_over_its_time_budget_stops_after_the_epoch_it_is_in_and_resume_ke
 
 
 def test_a_negative_time_budget_is_refused_by_name():
-    from asr.config import ConfigError, load_config
+    from asr.config import ConfigError
+    from asr.config_files import load_config
 
     with pytest.raises(ConfigError, match="train.time_budget_minutes"):
         load_config(None, ["train.time_budget_minutes=-5"])
+
+
+def test_warmup_over_the_whole_run_is_warned_about_with_the_rate_it_reaches():
+    # configs/small.yaml's 300 warmup steps on a corpus of 2 steps an epoch, for 30 epochs
+    warning = warmup_warning(warmup_steps=300, total_steps=60, lr=1.5e-3)
+    assert warning == ("warning: train.warmup_steps=300 is more than the run's 60 steps: the learning rate rises to "
+                       "0.0003, 20% of train.lr=0.0015, and never decays; give a smaller train.warmup_steps (a tenth "
+                       "of the run: 6)")
+
+
+def test_warmup_over_half_the_run_is_warned_about_and_a_usual_one_is_not():
+    assert "is 75% of the run's 400 steps: the learning rate decays over the last 100 only" in warmup_warning(
+        300, 400, 1e-3)
+    assert warmup_warning(300, 600, 1e-3) is None and warmup_warning(0, 0, 1e-3) is None

@@ -14,7 +14,8 @@ import struct
 import pytest
 
 from asr.cli import main
-from asr.lm import BOS, EOS, UNK, ArpaModel, LMError, inspect_lm
+from asr.arpa import ArpaModel, inspect_lm
+from asr.lm import BOS, EOS, UNK, LMError
 from asr.sphinx_lm import normalized_word, read_sphinx_lm, read_sphinx_trie, sphinx_to_arpa
 from conftest import REPO_ROOT
 
@@ -53,7 +54,10 @@ def test_every_ngram_comes_back_with_its_probability_and_backoff():
             assert got[gram][1] is None  # the highest order has no backoff
 
 
-def test_plain_and_gzipped_files_read_the_same(plain_bin):
+def test_plain_and_gzipped_files_read_the_same_whatever_their_name(plain_bin, tmp_path):
+    unnamed = tmp_path / "gzipped.lm.bin"  # without .gz: known by its magic bytes
+    unnamed.write_bytes(BIN.read_bytes())
+    assert read_sphinx_trie(unnamed).words == read_sphinx_trie(BIN).words
     a, b = read_sphinx_trie(plain_bin), read_sphinx_trie(BIN)
     assert a.words == b.words and a.header_counts == b.header_counts == (20, 36, 39)
     assert all((x == y).all() for x, y in zip(a.ids, b.ids))
@@ -76,26 +80,53 @@ def test_the_arpa_file_is_standard_and_loads_as_the_source(tmp_path):
             assert model.log10_prob(word, history) == pytest.approx(source.log10_prob(word, history), abs=2 * TOLERANCE)
 
 
-def test_the_word_filter_drops_words_and_every_ngram_holding_them(tmp_path):
+def contexts_sum(model: ArpaModel) -> dict[tuple[str, ...], float]:
+    """Each context's (and the empty history's) total probability over the words it can predict."""
+    vocabulary = [w for w in model.vocabulary if w != BOS]
+    histories = [()] + [g for g in model.ngrams if len(g) < model.order and g != (EOS,)]
+    return {h: sum(10 ** model.log10_prob(w, h) for w in vocabulary) for h in histories}
+
+
+def test_the_word_filter_drops_words_and_every_ngram_holding_them_and_renormalizes(tmp_path):
     out = tmp_path / "lm.arpa"
     dropped: list[str] = []
     sphinx_to_arpa(BIN, out, word_filter=lambda w: None if w in ("Dr.", "fish") else w, dropped=dropped)
     assert sorted(dropped) == ["Dr.", "fish"]
     model, source = ArpaModel(out), ArpaModel(SOURCE)
     assert set(model.ngrams) == {g for g in source.ngrams if "Dr." not in g and "fish" not in g} | {(UNK,)}
-    assert all(model.ngrams[g] == pytest.approx(source.ngrams[g], abs=TOLERANCE) for g in model.ngrams if g != (UNK,))
+    # Higher orders keep their probabilities; unigrams share out the dropped words' mass in proportion
+    # (and that of the <unk> the source lost); backoff weights are recomputed.
+    assert all(model.ngrams[g][0] == pytest.approx(source.ngrams[g][0], abs=TOLERANCE)
+               for g in model.ngrams if len(g) > 1)
+    unigrams = [g for g in model.ngrams if len(g) == 1 and g not in ((UNK,), (BOS,))]
+    scale = {model.ngrams[g][0] - source.ngrams[g][0] for g in unigrams}
+    assert max(scale) - min(scale) < 2 * TOLERANCE and min(scale) > 0
+    assert all(total == pytest.approx(1.0, abs=1e-5) for total in contexts_sum(model).values())
 
 
-def test_words_the_filter_merges_keep_the_likelier_ngram(tmp_path):
+def test_words_the_filter_merges_add_up_and_every_context_still_sums_to_one(tmp_path):
     out = tmp_path / "lm.arpa"
     notes: list[str] = []
     sphinx_to_arpa(BIN, out, word_filter=str.lower, notes=notes)
     model, source = ArpaModel(out), ArpaModel(SOURCE)
     assert ("The",) not in model.ngrams and sum(inspect_lm(out).counts) == len(model.ngrams)  # no n-gram twice
-    # "<s> The" is less likely than "<s> the" (1 sentence to 3); "The cat" more likely than "the cat"
-    assert model.ngrams[(BOS, "the")][0] == pytest.approx(source.ngrams[(BOS, "the")][0], abs=TOLERANCE)
-    assert model.ngrams[("the", "cat")][0] == pytest.approx(source.ngrams[("The", "cat")][0], abs=TOLERANCE)
-    assert any("merged" in note for note in notes)
+    # "<s> The" and "<s> the" are one n-gram now, with both probabilities: "The" starts 1 sentence, "the" 3
+    both = 10 ** source.ngrams[(BOS, "the")][0] + 10 ** source.ngrams[(BOS, "The")][0]
+    assert 10 ** model.ngrams[(BOS, "the")][0] == pytest.approx(both, rel=1e-5)
+    # after the merged context "the", a mixture of what follows "the" and what follows "The"
+    after = sorted(source.ngrams[(h, "cat")][0] for h in ("the", "The"))
+    assert after[0] < model.ngrams[("the", "cat")][0] < after[1]
+    assert all(g[:-1] in model.ngrams and g[1:] in model.ngrams for g in model.ngrams if len(g) > 1)  # well formed
+    assert all(total == pytest.approx(1.0, abs=1e-5) for total in contexts_sum(model).values())
+    assert any("merged" in note and "added up" in note for note in notes)
+
+
+def test_without_a_filter_the_trie_is_written_as_it_is(tmp_path):
+    # no word dropped or merged: nothing to renormalize (the source's own deficit, its deleted <unk>, stays)
+    out = tmp_path / "lm.arpa"
+    sphinx_to_arpa(BIN, out, word_filter=lambda w: w)
+    model, source = ArpaModel(out), ArpaModel(SOURCE)
+    assert all(model.ngrams[g] == pytest.approx(source.ngrams[g], abs=TOLERANCE) for g in model.ngrams if g != (UNK,))
 
 
 def test_the_normalizing_filter_lower_cases_and_drops_what_normalization_would_change():
@@ -145,6 +176,7 @@ def test_cli_writes_a_normalized_arpa_file(tmp_path, capsys):
     assert main(["lm", "import-sphinx", str(BIN), "-o", str(out)]) == 0
     printed = capsys.readouterr().out
     assert "3-gram word LM" in printed and "2 words not in normalized form dropped" in printed
+    assert "probabilities renormalized" in printed
     model = ArpaModel(out)
     words = set(model.vocabulary)
     assert {"the", "smith", "jones", BOS, EOS, UNK} <= words and not {"The", "Dr.", "dr.", "well-known"} & words

@@ -65,6 +65,24 @@ def test_normalize_keeps_letters_of_other_alphabets(text, expected):
     assert normalize_text(text) == expected
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("co\u00adoperate", "cooperate"),  # soft hyphen (web and e-book text)
+    ("\u0645\u06cc\u200c\u062e\u0648\u0627\u0647\u0645", "\u0645\u06cc\u062e\u0648\u0627\u0647\u0645"),  # ZWNJ
+    ("\u0915\u094d\u200d\u0937", "\u0915\u094d\u0937"),  # ZWJ in Devanagari
+    ("x\u2060y", "xy"),  # word joiner
+    ("\ufeffhello world", "hello world"),  # byte-order mark
+    ("\u200eHello\u200f", "hello"),  # left-to-right and right-to-left marks
+])
+def test_normalize_drops_invisible_format_characters_instead_of_splitting_words_at_them(text, expected):
+    assert normalize_text(text) == expected
+
+
+def test_normalize_splits_words_at_a_zero_width_space():
+    # Thai and Khmer text marks word boundaries with it
+    thai, language = "\u0e44\u0e17\u0e22", "\u0e20\u0e32\u0e29\u0e32"
+    assert normalize_text(f"{language}\u200b{thai}") == f"{language} {thai}"
+
+
 def test_normalize_composes_decomposed_accents():
     assert normalize_text("Cafe\u0301") == "caf\u00e9"
 

@@ -10,7 +10,8 @@ import pytest
 from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
 from asr.decoding import GreedyDecoder
 from asr.lexicon import lexicon_from_words, spell
-from asr.lm import LMError, build_lm, inspect_lm
+from asr.arpa import inspect_lm
+from asr.lm import LMError, build_lm
 from asr.text import BLANK, WORD_SEP, CharTokenizer, UnknownCharacterError
 from asr.tokenizers import TOKENIZER_FILE, SubwordTokenizer, TokenizerError, build_tokenizer, load_tokenizer
 from conftest import ctc_log_probs

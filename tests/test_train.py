@@ -8,12 +8,14 @@ import torch
 from safetensors.torch import load_file
 
 import asr.losses as losses_module
-from asr.phones import PhoneLexicon
-from asr.config import ConfigError, load_config
+from asr.config import ConfigError
+from asr.config_files import load_config
 from asr.model_dir import load_model_dir
+from asr.phones import PhoneLexicon
 from asr.text import normalize_text
 from asr.tokenizers import PhoneTokenizer, SubwordTokenizer
-from asr.train import TrainingError, train
+from asr.train import train
+from asr.train_checks import TrainingError
 from conftest import SHARED_SO762
 
 TINY = [
@@ -118,17 +120,27 @@ def test_resuming_a_finished_run_says_there_is_nothing_left_and_changes_nothing(
     assert (run / "best" / "model.safetensors").read_bytes() == weights and len(epochs(run)) == 1
 
 
+def test_training_again_into_a_run_says_how_to_resume_it_from_the_command_line_and_from_python(tiny_corpus,
+                                                                                                  tmp_path):
+    cfg = tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=2")
+    train(cfg, stop_at_step=1)
+    with pytest.raises(TrainingError, match=r"run already holds a run: resume it \(--resume; from Python, "
+                                            r"train\(cfg, resume=True\)\), or use another train.output_dir$"):
+        train(cfg)
+
+
 def test_resuming_with_another_model_or_units_is_refused_by_name(tiny_corpus, tmp_path):
     cfg = tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=2")
     train(cfg, stop_at_step=1)
-    with pytest.raises(TrainingError, match="--resume .*config differs.*units: 'char' there, train.units='bpe'"):
+    with pytest.raises(TrainingError, match=r"last, resumed \(--resume or, from Python, train\(cfg, resume=True\)\): "
+                                            "its config differs.*units: 'char' there, train.units='bpe'"):
         train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=2", "train.units=bpe"), resume=True)
     with pytest.raises(TrainingError, match="model.hidden_size: 48 there, 64 here"):
         train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=2", "model.hidden_size=64"), resume=True)
     assert load_config(tmp_path / "run" / "config.yaml").train.units == "char"  # the record is left as it was
 
 
-def test_utterances_too_short_for_their_label_are_skipped_and_counted(tiny_corpus, tmp_path):
+def test_utterances_too_short_for_their_label_are_named_skipped_and_counted(tiny_corpus, tmp_path, capsys):
     rows = [json.loads(line) for line in (tiny_corpus / "train.jsonl").read_text().splitlines()]
     rows[0]["text"] = " ".join(["abcdefghij"] * 40)  # 440 labels in ~1 s of audio
     (tmp_path / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
@@ -137,6 +149,68 @@ def test_utterances_too_short_for_their_label_are_skipped_and_counted(tiny_corpu
     log = epochs(run)[0]
     assert log["skipped_too_short"] == 1
     assert log["train_loss"] == pytest.approx(log["train_loss"]) and log["train_loss"] < float("inf")
+    err = capsys.readouterr().err
+    assert f"train utterance {rows[0]['id']}: too short for its transcript (" in err and "439 needed)" in err
+    assert f"{tmp_path / 'train.jsonl'}: 1 train utterance(s) too short for their transcripts" in err
+
+
+def poisoned_in_epochs(monkeypatch, bad_epochs):
+    """Every training loss of the epochs (counted from 0) in ``bad_epochs`` is NaN; validation's are not."""
+    from asr.data import SpeechDataset
+
+    real_loss, real_set_epoch = losses_module.ctc_loss, SpeechDataset.set_epoch
+    now = {}
+
+    def set_epoch(self, epoch):
+        now["epoch"] = epoch
+        real_set_epoch(self, epoch)
+
+    def poisoned(*args, **kwargs):
+        losses, valid = real_loss(*args, **kwargs)
+        return (losses * float("nan") if torch.is_grad_enabled() and now["epoch"] in bad_epochs else losses), valid
+
+    monkeypatch.setattr(SpeechDataset, "set_epoch", set_epoch)
+    monkeypatch.setattr(losses_module, "ctc_loss", poisoned)
+
+
+def test_an_epoch_in_which_no_step_trained_logs_a_nan_loss_and_says_why(tiny_corpus, tmp_path, monkeypatch, capsys):
+    poisoned_in_epochs(monkeypatch, {1})
+    run = train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=2", "train.max_nan_steps=100"))
+    first, second = epochs(run)
+    assert first["train_loss"] > 0 and second["train_loss"] != second["train_loss"]  # NaN: not a perfect 0
+    steps = second["step"] - first["step"]
+    assert (f"epoch 2: no step trained the model ({steps} step(s) with a non-finite loss or gradient): train_loss "
+            "is NaN") in capsys.readouterr().err
+
+
+def test_a_run_in_which_no_step_trained_stops_and_saves_no_best_model(tiny_corpus, tmp_path, monkeypatch):
+    poisoned_in_epochs(monkeypatch, {0, 1})
+    out = tmp_path / "run"
+    with pytest.raises(TrainingError, match=r"train\.jsonl: no step of epoch 1 trained the model \(\d+ step\(s\) with "
+                                            r"a non-finite loss or gradient\), nor any before it: the run stops"):
+        train(tiny_config(tiny_corpus, out, "train.epochs=2", "train.max_nan_steps=100"))
+    assert not (out / "best").exists() and not (out / "log.jsonl").exists()
+
+
+def test_the_last_good_checkpoint_named_holds_the_weights_of_the_last_step_that_trained(tiny_corpus, tmp_path,
+                                                                                    monkeypatch):
+    real = losses_module.ctc_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):  # step 1 trains; every step after it is non-finite
+        losses, valid = real(*args, **kwargs)
+        calls["n"] += torch.is_grad_enabled()
+        return (losses * float("nan") if calls["n"] > 1 else losses), valid
+
+    monkeypatch.setattr(losses_module, "ctc_loss", poisoned)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingError) as error:
+        train(tiny_config(tiny_corpus, out, "train.epochs=3", "train.checkpoint_every=1", "train.max_nan_steps=3"))
+    assert str(error.value).endswith(f"the last good checkpoint is {out / 'last'} (saved at step 3 with the weights "
+                                     "of step 1: no step between them trained)")
+    monkeypatch.setattr(losses_module, "ctc_loss", real)
+    clean = train(tiny_config(tiny_corpus, tmp_path / "clean", "train.epochs=3"), stop_at_step=1)
+    assert_same_weights(out, clean)
 
 
 def test_repeated_non_finite_losses_stop_the_run_and_keep_the_last_checkpoint(tiny_corpus, tmp_path, monkeypatch):
@@ -324,7 +398,8 @@ def test_phone_units_train_on_the_lexicons_phones_and_a_missing_lexicon_is_named
 def test_an_audio_file_that_vanishes_mid_run_is_skipped_with_a_warning(tiny_corpus, tmp_path, capsys):
     import shutil
 
-    from asr.data import BatchLoader, BucketBatchSampler, SpeechDataset, read_manifest
+    from asr.batching import BatchLoader, BucketBatchSampler
+    from asr.data import SpeechDataset, read_manifest
     from asr.text import CharTokenizer
 
     utts = read_manifest(tiny_corpus / "train.jsonl")[:6]
@@ -369,9 +444,9 @@ def test_missing_and_corrupt_audio_in_the_train_and_valid_manifests_is_skipped_n
         assert f"{manifest}: skipped 1 {split} utterance(s) whose audio file is missing" in err
         assert f"warning: {manifest}: skipped {corpus / 'corrupt.wav'}: not readable as audio" in err
     assert err.count("corrupt.wav: not readable") == 2  # said once per manifest, not every epoch
-    # the corrupt train file is found when read; the valid set is read up front (and one of its 4 has a
-    # character unseen in training)
-    assert "train: 21 utterances" in err and "valid: 3 utterances" in err
+    # the corrupt train file is found when read; the valid set is read up front (one of its 4 has a
+    # character unseen in training: scored all the same, as asr evaluate scores it)
+    assert "train: 21 utterances" in err and "valid: 4 utterances" in err
     assert "1 utterance(s) with unreadable audio left out of training" in err
     assert f"{corpus / 'valid.jsonl'}: skipped 1 valid utterance(s) whose audio is unreadable" in err
 
@@ -481,11 +556,11 @@ def test_the_valid_set_is_cut_of_long_quiet_edges_as_evaluate_cuts_it(tiny_corpu
     run = train(tiny_config(corpus, tmp_path / "run", "train.epochs=1"))
     valid = made[-1]
     evaluate_cut = Transcriber(load_model_dir(run / "best"), decoder="greedy", device="cpu")
-    assert len(valid) == 3  # of 4: one has a character unseen in training
+    assert len(valid) == 4  # one has a character unseen in training: scored all the same, as evaluate does
     for i, utt in enumerate(valid.utterances):
         expected = evaluate_cut.speech(load_audio(utt.audio_filepath, 16000))
         assert len(expected) < len(load_audio(utt.audio_filepath, 16000)) - 2 * 16000
-        assert torch.equal(valid.waveform(i), (expected.clamp(-1, 1) * 32767).round() / 32767)
+        torch.testing.assert_close(valid.waveform(i), expected, rtol=0, atol=1 / 32767)  # as its int16 cache holds it
 
 
 def test_a_non_finite_gradient_skips_its_update_and_the_run_goes_on_with_finite_weights(
@@ -505,6 +580,28 @@ def test_a_non_finite_gradient_skips_its_update_and_the_run_goes_on_with_finite_
     assert "step 3: non-finite gradient (1 in a row); batch skipped" in capsys.readouterr().err
     assert all(torch.isfinite(w).all() for w in last_weights(run).values())  # clipping by inf would make NaN
     assert len(epochs(run)) == 2 and (run / "best").is_dir()
+
+
+def test_a_checkpoint_whose_weights_validated_to_a_non_finite_loss_is_not_called_good(tiny_corpus, tmp_path,
+                                                                                      monkeypatch):
+    import asr.selection as selection_module
+
+    real = losses_module.ctc_loss
+    calls = {"n": 0}
+
+    def poisoned(*args, **kwargs):  # step 1 trains; every loss after it is NaN, validation's too
+        losses, valid = real(*args, **kwargs)
+        calls["n"] += 1
+        return (losses * float("nan") if calls["n"] > 1 else losses), valid
+
+    monkeypatch.setattr(losses_module, "ctc_loss", poisoned)
+    monkeypatch.setattr(selection_module, "ctc_loss", poisoned)
+    out = tmp_path / "run"
+    with pytest.raises(TrainingError) as error:
+        train(tiny_config(tiny_corpus, out, "train.epochs=3", "train.checkpoint_every=1", "train.max_nan_steps=3"))
+    assert str(error.value).endswith(f"no checkpoint has a finite valid loss: {out / 'last'} (saved at step 3) "
+                                     "holds the weights of step 1, whose valid_loss was not finite")
+    assert epochs(out)[0]["valid_loss"] != epochs(out)[0]["valid_loss"]  # NaN: those weights, validated
 
 
 def test_weights_that_become_non_finite_stop_the_run_before_they_are_validated_or_saved(
@@ -610,6 +707,22 @@ def test_a_valid_set_that_cannot_be_scored_logs_a_nan_loss_with_a_warning_and_ma
     assert not (run / "best").exists()
 
 
+def test_asr_train_names_no_best_model_when_validation_scored_no_epoch(tiny_corpus, tmp_path, capsys):
+    from asr.cli import main
+
+    rows = [json.loads(line) for line in (tiny_corpus / "train.jsonl").read_text().splitlines()]
+    (tmp_path / "valid.jsonl").write_text("\n".join(json.dumps({**r, "text": " ".join([r["text"]] * 30)})
+                                                    for r in rows[:2]) + "\n")  # too short to score
+    run = tmp_path / "run"
+    status = main(["train", "configs/small.yaml", f"train.train_manifest={tiny_corpus / 'train.jsonl'}",
+                   f"train.valid_manifest={tmp_path / 'valid.jsonl'}", f"train.output_dir={run}", *TINY,
+                   "train.epochs=1"])
+    out, err = capsys.readouterr()
+    assert status == 1 and "best model" not in out and not (run / "best").exists()
+    assert f"{run}: no best model was saved: validation could not score any epoch; the last checkpoint is " \
+           f"{run / 'last'}" in err
+
+
 def test_a_valid_wer_tie_goes_to_the_epoch_with_the_lower_cer_then_loss(tiny_corpus, tmp_path):
     run = train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=3"))
     log = epochs(run)
@@ -674,7 +787,8 @@ def test_a_train_state_from_before_tie_breaks_and_data_identities_still_resumes(
     train(tiny_config(tiny_corpus, run, "train.epochs=2"), stop_at_step=1)
     path = run / "last" / "train_state.pt"
     state = torch.load(path, weights_only=True)
-    del state["best_key"], state["data"]
+    del state["best_key"], state["data"], state["trained_step"]  # nor the last step that trained
+    state["epoch_totals"] = state["epoch_totals"][:8]  # nor the count of non-finite steps
     torch.save(state, path)
     train(tiny_config(tiny_corpus, run, "train.epochs=2"), resume=True)
     assert len(epochs(run)) == 2

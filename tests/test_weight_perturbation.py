@@ -3,7 +3,8 @@
 import pytest
 import torch
 
-from asr.config import ConfigError, load_config
+from asr.config import ConfigError
+from asr.config_files import load_config
 from asr.weight_perturbation import WeightDrop, WeightNoise
 
 

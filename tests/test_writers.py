@@ -3,11 +3,12 @@ one file per input in --output-dir, and an unwritable directory refused up front
 
 import io
 import json
+import os
 import re
 
 import pytest
 
-from asr.transcribe import Result, Segment, Word
+from asr.results import Result, Segment, Word
 from asr.writers import DirectoryOutput, OutputError, check_output_dir, get_writer, make_cues, timestamp
 
 
@@ -80,16 +81,124 @@ def test_timestamps_round_to_milliseconds_and_carry_hours():
 
 def test_output_dir_gets_one_file_per_input_and_format_named_after_it(tmp_path):
     out = DirectoryOutput(tmp_path / "out", ["txt", "json", "srt", "vtt", "tsv"])
+    out.guard(["x/talk.flac", "y/talk.wav", "z/other.wav"])
     out.write("x/talk.flac", long_result())
-    out.write("y/talk.wav", Result("", 1.0))  # same name: kept apart, not overwritten
+    out.write("y/talk.wav", Result("", 1.0))  # same name: kept apart by its folder, not overwritten
+    out.write("z/other.wav", Result("", 1.0))
     names = sorted(p.name for p in (tmp_path / "out").iterdir())
     formats = ("txt", "json", "srt", "vtt", "tsv")
-    assert names == sorted(f"{stem}.{ext}" for stem in ("talk", "talk-2") for ext in formats)
-    data = json.loads((tmp_path / "out" / "talk.json").read_text())
+    assert names == sorted(f"{stem}.{ext}" for stem in ("x_talk", "y_talk", "other") for ext in formats)
+    data = json.loads((tmp_path / "out" / "x_talk.json").read_text())
     assert data["path"] == "x/talk.flac" and len(data["segments"]) == 2 and len(data["words"]) == 40
     assert data["words"][0] == {"word": "word0", "start": 1.0, "end": 1.35, "confidence": 0.9}
-    assert (tmp_path / "out" / "talk.txt").read_text().splitlines() == [s.text for s in long_result().segments]
-    assert (tmp_path / "out" / "talk-2.srt").read_text() == ""
+    assert (tmp_path / "out" / "x_talk.txt").read_text().splitlines() == [s.text for s in long_result().segments]
+    assert (tmp_path / "out" / "y_talk.srt").read_text() == ""
+    assert out.renamed == [("x/talk.flac", "x_talk"), ("y/talk.wav", "y_talk")]
+
+
+def written_paths(directory) -> dict[str, str]:
+    """output file name -> the input its JSON says it is of."""
+    return {p.name: json.loads(p.read_text())["path"] for p in directory.glob("*.json")}
+
+
+@pytest.mark.parametrize("inputs", [["a/x.wav", "b/x.wav", "c/x.flac", "a/y.wav"],
+                                    ["in/a/x.wav", "out/a/x.wav", "x.wav"],
+                                    ["x.wav", "x.flac", "sub/x.wav"]])
+def test_an_inputs_output_name_does_not_depend_on_the_order_of_the_inputs(tmp_path, inputs):
+    first, second = tmp_path / "first", tmp_path / "second"
+    for order, directory in ((inputs, first), (inputs[::-1], second)):
+        out = DirectoryOutput(directory, ["json"])
+        assert out.guard(order) == []
+        for path in order:
+            out.write(path, Result("", 1.0))
+    assert written_paths(first) == written_paths(second)
+    assert sorted(written_paths(first).values()) == sorted(inputs)  # one file each: none replaced another's
+
+
+def test_a_rerun_in_another_order_replaces_each_inputs_own_files(tmp_path):
+    for order in (["a/x.wav", "b/x.wav"], ["b/x.wav", "a/x.wav"]):
+        out = DirectoryOutput(tmp_path / "out", ["json"])
+        out.guard(order)
+        for path in order:
+            out.write(path, Result("", 1.0))
+    assert written_paths(tmp_path / "out") == {"a_x.json": "a/x.wav", "b_x.json": "b/x.wav"}
+
+
+def test_output_names_follow_the_folders_and_extensions_that_tell_inputs_apart():
+    from asr.writers import output_names
+
+    assert output_names(["a/x.wav", "b/x.wav", "c/y.wav"]) == {"a/x.wav": "a_x", "b/x.wav": "b_x", "c/y.wav": "y"}
+    assert output_names(["in/a/x.wav", "out/a/x.wav"]) == {"in/a/x.wav": "in_a_x", "out/a/x.wav": "out_a_x"}
+    assert output_names(["x.wav", "x.flac", "./x.wav"]) == {"x.wav": "x.wav", "x.flac": "x.flac", "./x.wav": "x.wav"}
+    assert output_names(["d/X.wav", "e/x.wav"]) == {"d/X.wav": "d_X", "e/x.wav": "e_x"}  # one file on macOS
+    assert output_names(["-", "stdin.wav"]) == {"-": "stdin", "stdin.wav": "stdin.wav"}
+
+
+def test_a_name_two_rules_give_alike_gets_each_inputs_path_hash_and_stays_apart():
+    from asr.writers import output_names
+
+    names = output_names(["a/x.wav", "b/x.wav", "a_x.wav"])
+    assert names["b/x.wav"] == "b_x"
+    assert re.fullmatch(r"a_x-[0-9a-f]{8}", names["a/x.wav"]) and re.fullmatch(r"a_x-[0-9a-f]{8}", names["a_x.wav"])
+    assert names["a/x.wav"] != names["a_x.wav"]
+    assert output_names(["a_x.wav", "b/x.wav", "a/x.wav"]) == names
+
+
+def test_inputs_of_one_name_deep_in_two_copies_of_a_corpus_get_names_a_file_system_takes(tmp_path):
+    from asr.writers import NAME_MAX, WRITERS
+
+    deep = "/".join(f"séance_recording_folder_number_{n:02d}_of_the_corpus" for n in range(6))  # 2-byte é
+    inputs = [f"{tmp_path}/{deep}/utt.wav", f"{tmp_path}/other/{deep}/utt.wav", f"{tmp_path}/{'u' * 250}.wav"]
+    for path in inputs:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+    out = DirectoryOutput(tmp_path / "out", list(WRITERS))
+    assert out.guard(inputs) == []
+    for path in inputs:
+        out.write(path, Result("", 1.0))  # ENAMETOOLONG, from a name of every folder below the shared one
+    names = [out.name_for(path) for path in inputs]
+    longest = max(len(f".{name}.{ext}.tmp-4194304".encode()) for name in names for ext in WRITERS)
+    assert longest <= NAME_MAX and len(set(names)) == 3
+    # the stem, with the folders nearest to it that fit, and the path's hash for the one that told them apart
+    assert all(re.fullmatch(r"séance_recording_folder_number_0[2-5].*_05_of_the_corpus_utt-[0-9a-f]{8}", name)
+               for name in names[:2])
+    assert re.fullmatch(r"u+-[0-9a-f]{8}", names[2])
+    assert sorted(written_paths(tmp_path / "out").values()) == sorted(inputs)
+
+
+def test_naming_inputs_one_by_one_costs_each_its_own_name_not_a_replanning_of_all_so_far(tmp_path, monkeypatch):
+    import asr.writers as writers
+
+    planned = []  # the inputs named together (4,000 one by one took 24 s when each re-planned all before it)
+    real = writers._names
+    monkeypatch.setattr(writers, "_names", lambda inputs: planned.extend(inputs) or real(inputs))
+    out = DirectoryOutput(tmp_path, ["txt"])
+    names = [out.name_for(f"/d{n % 50}/s{n}/utt.wav") for n in range(2000)]  # one stem in 2,000 folders
+    assert len(set(names)) == 2000 and len(planned) <= 2000
+
+
+def test_an_input_first_named_by_write_never_takes_a_name_already_given(tmp_path):
+    out = DirectoryOutput(tmp_path / "out", ["json"])
+    out.guard(["a/x.wav"])
+    out.write("a/x.wav", Result("", 1.0))
+    out.write("x.wav", Result("", 1.0))  # alone it would be x, as a/x.wav already is
+    assert sorted(written_paths(tmp_path / "out").values()) == ["a/x.wav", "x.wav"]
+
+
+def test_beside_the_inputs_existing_files_are_kept_unless_forced_and_an_input_is_never_written_onto(
+        tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    for folder in ("a", "b"):
+        (tmp_path / folder).mkdir()
+        (tmp_path / folder / "x.wav").write_bytes(b"")
+    (tmp_path / "a" / "a_x.txt").write_text("reference")
+    inputs = ["a/x.wav", "b/x.wav"]
+    assert DirectoryOutput("a", ["txt"]).guard(inputs) == [
+        "a/a_x.txt: exists beside the audio (a reference transcript?); not replaced: give another --output-dir, "
+        "or --force to replace it"]
+    assert DirectoryOutput("a", ["txt"]).guard(inputs, force=True) == []
+    (tmp_path / "a" / "y.txt").write_bytes(b"")  # audio, whatever its name says
+    assert DirectoryOutput("a", ["txt"]).guard(["a/y.txt"], force=True) == [
+        "a/y.txt: is an input; not overwritten (give another --output-dir)"]
 
 
 def test_an_unwritable_output_dir_is_a_clear_error(tmp_path):

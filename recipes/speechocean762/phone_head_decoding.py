@@ -31,7 +31,7 @@ from torchaudio.models.decoder import ctc_decoder
 from asr.audio import load_audio
 from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
 from asr.data import read_manifest
-from asr.lm import inspect_lm
+from asr.arpa import inspect_lm
 from asr.model_dir import load_model_dir
 from asr.phones import PhoneLexicon
 from asr.text import normalize_text

@@ -5,7 +5,7 @@ from pathlib import Path
 from asr.model_dir import load_model_dir, save_model_dir
 from asr.phones import PhoneLexicon
 from asr.tokenizers import PhoneTokenizer
-from asr.lm import inspect_lm
+from asr.arpa import inspect_lm
 
 lm, *pairs = sys.argv[1:]
 words = set(inspect_lm(lm).words)

@@ -1,5 +1,5 @@
 import sys, time
-from asr.lm import ArpaModel, write_arpa
+from asr.arpa import ArpaModel, write_arpa
 from asr.lm_prune import prune
 t = time.time(); m = ArpaModel('exp/lmx/mix3.arpa'); print('load', round(time.time()-t), flush=True)
 for th in sys.argv[1:]:

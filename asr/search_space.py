@@ -1,0 +1,272 @@
+"""What a beam search searches over, loaded from its files: the tokens, the lexicon's words, the
+KenLM model and the hotword phrases (see asr/beam_search.py for how the files choose the search).
+
+Loading checks that the files go together: a lexicon's words are looked up in a word LM, so an
+LM over the model's tokens is refused with a lexicon, and lexicon words the LM does not know
+are counted; hotword words the LM does not know get a floor score (``SearchSpace.lifts``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sys
+import weakref
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from flashlight.lib.text.decoder import SmearingMode, Trie, ZeroLM
+from flashlight.lib.text.decoder.kenlm import KenLM
+from flashlight.lib.text.dictionary import Dictionary
+
+from asr.hotwords import parse_hotwords
+from asr.lexicon import Lexicon, lexicon_from_words, read_lexicon, spell
+from asr.arpa import LMInfo, inspect_lm
+from asr.lm import KENLM_MAX_ORDER, UNK, LMError
+from asr.text import WORD_SEP
+from asr.tokenizers import Tokenizer
+
+# Lexicon words the LM does not know score as its <unk>: said when more than this share of them.
+UNKNOWN_WORDS_NOTED = 0.05
+
+
+@contextmanager
+def _quiet_stderr():
+    """KenLM prints progress bars to fd 2 while loading; keep the CLI's stderr for messages."""
+    try:
+        saved = os.dup(2)
+    except OSError:
+        yield
+        return
+    try:
+        with open(os.devnull, "w") as null:
+            sys.stderr.flush()
+            os.dup2(null.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _load_kenlm(info: LMInfo, words: Dictionary) -> KenLM:
+    if info.order and info.order > KENLM_MAX_ORDER:
+        raise LMError(f"{info.path}: a {info.order}-gram LM; the KenLM in flashlight-text loads up to "
+                      f"{KENLM_MAX_ORDER}-grams")
+    try:
+        with _quiet_stderr():
+            return KenLM(str(info.path), words)
+    except Exception as e:  # KenLM's errors arrive as RuntimeError: where it threw, then why
+        lines = str(e).strip().splitlines()
+        raise LMError(f"{info.path}: KenLM cannot load it: {' '.join(lines[1:2] or lines[:1])}") from None
+
+
+def lm_knows(info: LMInfo) -> Callable[[set[str]], set[str]]:
+    """words -> those the LM holds. An ARPA file lists its words; KenLM scores a word outside a
+    binary file as its <unk>, to the bit (loaded again for these words: only a few are asked)."""
+    if not info.binary:
+        vocabulary = set(info.words)
+        return lambda words: words & vocabulary
+
+    def known(words: set[str]) -> set[str]:
+        asked = sorted(words - {UNK})
+        lm = _load_kenlm(info, Dictionary([*asked, UNK]))
+        null = lm.start(True)
+        unk = lm.score(null, len(asked))[1]
+        return {w for i, w in enumerate(asked) if lm.score(null, i)[1] != unk}
+
+    return known
+
+
+def _token_lm_refusal(path, lexicon) -> LMError:
+    return LMError(f"{path}: an LM over the model's tokens (| between words), and the lexicon search "
+                   f"scores the words of {lexicon} with it: give a word LM (asr lm build TEXT) with the "
+                   "lexicon, or this LM without one (--lexicon none)")
+
+
+@dataclass
+class SearchSpace:
+    """What the files give: tokens, words, the loaded LM and hotword phrases; shared by decoders."""
+
+    tokens: Dictionary
+    words: Dictionary | None  # None without a lexicon
+    lexicon: Lexicon | None
+    kenlm: KenLM | None
+    phrases: list[tuple[int, ...]] = field(default_factory=list)
+    shares: list[tuple[float, ...]] = field(default_factory=list)  # of the hotword weight, per unit
+    # word index -> log10 added to its LM score: hotword words the LM scores as a hopeless <unk>
+    lifts: dict[int, float] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)  # what was left out, for the user
+    source: str = ""  # the LM and lexicon files, for describe()
+    zero_lm: ZeroLM = field(default_factory=ZeroLM, repr=False)  # the LM when there is none
+    _tries: dict = field(default_factory=dict, repr=False)  # id(lm) -> trie, for kenlm and zero_lm
+
+    @classmethod
+    def load(cls, tokenizer: Tokenizer, lm: str | Path | None = None, lexicon: str | Path | None = None,
+             hotwords=None) -> "SearchSpace":
+        """The search space of these files, shared with any decoder that asked for the same ones
+        while it lives (a package's phone systems search one lexicon with one LM: loaded once)."""
+        key = _share_key(tokenizer, lm, lexicon, hotwords)
+        space = _SHARED.get(key) if key else None
+        if space is None:
+            space = cls._load(tokenizer, lm, lexicon, hotwords)
+            if key:
+                _SHARED[key] = space
+        return space
+
+    @classmethod
+    def _load(cls, tokenizer: Tokenizer, lm, lexicon, hotwords) -> "SearchSpace":
+        info = inspect_lm(lm) if lm else None
+        lexicon_free = isinstance(lexicon, str) and lexicon.lower() == "none"
+        notes: list[str] = []
+        lex = None
+        from_file = bool(lexicon) and not lexicon_free
+        if from_file:
+            if info is not None and info.unit in ("char", "token"):  # a word LM has no | among its words
+                raise _token_lm_refusal(info.path, lexicon)
+            report = read_lexicon(lexicon, tokenizer, lm_knows(info) if info is not None else None)
+            lex = report.lexicon
+            notes += report.notes(str(lexicon))
+        elif info is not None and not lexicon_free and not info.searches_lexicon_free(tokenizer):
+            if info.binary:
+                raise LMError(f"{info.path}: a binary KenLM file has no readable word list; give --lexicon "
+                              "(or --lexicon none for an LM over the model's tokens)")
+            report = lexicon_from_words(info.words, tokenizer)
+            lex = report.lexicon
+            if report.skipped:
+                notes.append(report.summary(str(info.path)))
+        lexicon_words = list(lex) if from_file else []
+        phrases = parse_hotwords(hotwords)
+        if lex is not None:
+            for word in {w for p in phrases for w in p.split()} - lex.keys():
+                if spell(word, tokenizer):
+                    lex[word] = [spell(word, tokenizer)]
+        tokens = Dictionary(list(tokenizer.tokens))
+        if lex is not None:
+            words = Dictionary([*lex, UNK] if UNK not in lex else list(lex))
+            words.set_default_index(words.get_index(UNK))
+            lm_words = words
+        else:
+            words = None
+            lm_words = Dictionary([*tokenizer.tokens, UNK])
+            if info is not None and not info.binary and not info.is_token_lm(tokenizer) and tokenizer.kind != "char":
+                raise LMError(f"{info.path}: lexicon-free search scores the model's tokens with the LM, and its "
+                              f"units are not this model's {tokenizer.kind} pieces: build one with `asr lm build "
+                              "--unit token --tokenizer MODEL`, or give a word LM and a lexicon")
+        kenlm = _load_kenlm(info, lm_words) if info is not None else None
+        source = ", ".join(f"{k} {v}" for k, v in (("lm", lm), ("lexicon", lexicon)) if v)
+        space = cls(tokens, words, lex, kenlm, notes=notes, source=source)
+        if kenlm is not None and lexicon_words:
+            space._check_lexicon_words(info, lexicon, lexicon_words)
+        space._add_phrases(phrases, tokenizer)
+        if kenlm is not None and words is not None and phrases:
+            space._lift_hotwords(info, {w for p in space.phrases for w in p})
+        return space
+
+    # -- the LM's view of the words -------------------------------------------------------------
+
+    def _unigrams(self, indices) -> dict[int, float]:
+        """log10 p(word) under the LM for these word indices (a word it lacks gets its <unk>'s)."""
+        null = self.kenlm.start(True)  # no context: the unigram
+        return {i: self.kenlm.score(null, i)[1] for i in indices}
+
+    def _unknown(self, info: LMInfo, indices) -> set[int]:
+        """The word indices the LM does not know. An ARPA file lists its words; KenLM scores any
+        word outside a binary file as its <unk>, to the bit."""
+        if not info.binary:
+            known = set(info.words)
+            return {i for i in indices if self.words.get_entry(i) not in known}
+        unk = self._unigrams([self.words.get_index(UNK)])[self.words.get_index(UNK)]
+        return {i for i, score in self._unigrams(indices).items() if score == unk}
+
+    def _check_lexicon_words(self, info: LMInfo, lexicon, lexicon_words: list[str]) -> None:
+        """Say how many of the lexicon file's words the LM lacks (each scores as its <unk>); refuse
+        a binary LM over the model's tokens (an ARPA one is refused before the lexicon is read)."""
+        unknown = sorted(self._unknown(info, [self.words.get_index(w) for w in lexicon_words]))
+        if len(unknown) / len(lexicon_words) > UNKNOWN_WORDS_NOTED:
+            if info.binary and lm_knows(info)({WORD_SEP}):  # no word LM has | (asked only now: a second load)
+                raise _token_lm_refusal(info.path, lexicon)
+            shown = ", ".join(repr(self.words.get_entry(i)) for i in unknown[:5])
+            self.notes.append(f"{lexicon}: {len(unknown)} of {len(lexicon_words)} lexicon words are not in "
+                              f"{info.path} (e.g. {shown}): the search scores them as its <unk>")
+
+    def _lift_hotwords(self, info: LMInfo, indices: set[int]) -> None:
+        """A hotword the LM does not know scores as its <unk>, which may be hopeless (-99 in an
+        imported Sphinx LM: no bonus makes up for it). Floor it at the lexicon's rarest word the
+        LM knows when that is likelier: the hotword can then win with its bonus."""
+        missing = self._unknown(info, indices)
+        if not missing:
+            return
+        unk_index = self.words.get_index(UNK)
+        unk = self._unigrams([unk_index])[unk_index]
+        known = [i for i in range(self.words.index_size()) if i != unk_index]
+        known = set(known) - self._unknown(info, known)
+        floor = min(self._unigrams(known).values(), default=unk)
+        if floor <= unk:
+            return
+        self.lifts = {i: floor - unk for i in missing}
+        shown = ", ".join(sorted(self.words.get_entry(i) for i in missing))
+        self.notes.append(f"hotword word(s) not in {info.path}: {shown}; scored as its rarest lexicon word "
+                          f"(log10 p {floor:.2f}) instead of its <unk> ({unk:.2f})")
+
+    # -- the trie and the phrases ---------------------------------------------------------------
+
+    def trie(self, lm) -> Trie:
+        """The lexicon as flashlight's trie, each word's unigram score under ``lm`` smeared along
+        its spelling (as torchaudio's ctc_decoder builds it). Built once per LM of this space:
+        73 k words take seconds, and tuning and rescoring make a search per setting."""
+        if lm is not self.kenlm and lm is not self.zero_lm:  # a hotword wrapper: its own
+            return self._build_trie(lm)
+        if id(lm) not in self._tries:  # both LMs live as long as this space, so their ids stay theirs
+            self._tries[id(lm)] = self._build_trie(lm)
+        return self._tries[id(lm)]
+
+    def _build_trie(self, lm) -> Trie:
+        ids = {self.tokens.get_entry(i): i for i in range(self.tokens.index_size())}
+        trie = Trie(self.tokens.index_size(), self.tokens.get_index(WORD_SEP))
+        start = lm.start(False)
+        for word, spellings in self.lexicon.items():
+            index = self.words.get_index(word)
+            _, score = lm.score(start, index)
+            for spelling in spellings:
+                trie.insert([ids[t] for t in spelling], index, score)
+        trie.smear(SmearingMode.MAX)
+        return trie
+
+    def _add_phrases(self, phrases: list[str], tokenizer: Tokenizer) -> None:
+        for phrase in phrases:
+            unknown = sorted(tokenizer.unknown_chars(phrase))
+            if unknown:
+                what = (f"words without a pronunciation: {' '.join(unknown)}" if tokenizer.kind == "phone"
+                        else f"characters outside the tokenizer {''.join(unknown)!r}")
+                self.notes.append(f"hotword {phrase!r} left out: {what}")
+                continue
+            if self.words is not None:  # the search asks the LM once per word
+                self.phrases.append(tuple(self.words.get_index(w) for w in phrase.split()))
+                self.shares.append(tuple(1.0 for _ in phrase.split()))
+            else:  # once per token: the phrase is |w o r d|, the bonus spread over its tokens
+                units, shares = [tokenizer.word_sep_id], [0.0]
+                for word in phrase.split():
+                    ids = tokenizer.encode(word)
+                    units += ids + [tokenizer.word_sep_id]
+                    shares += [1.0 / len(ids)] * len(ids) + [0.0]
+                self.phrases.append(tuple(units))
+                self.shares.append(tuple(shares))
+
+
+_SHARED: "weakref.WeakValueDictionary[tuple, SearchSpace]" = weakref.WeakValueDictionary()
+
+
+def _share_key(tokenizer: Tokenizer, lm, lexicon, hotwords) -> tuple | None:
+    """What makes two spaces the same: the tokens, the LM file and the lexicon file's content.
+    Only for a lexicon file without hotwords (else the tokenizer's own spellings enter)."""
+    if hotwords or not lexicon or str(lexicon).lower() == "none" or not Path(lexicon).is_file() \
+            or (lm and not Path(lm).is_file()):  # (a missing file: loading says so)
+        return None
+    lm_stat = None
+    if lm:
+        st = Path(lm).stat()
+        lm_stat = (str(Path(lm).resolve()), st.st_size, st.st_mtime_ns)
+    digest = hashlib.sha1(Path(lexicon).read_bytes()).hexdigest()
+    return tuple(tokenizer.tokens), lm_stat, digest

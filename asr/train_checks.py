@@ -1,0 +1,196 @@
+"""What training checks of its data, and says: manifest durations against the files' headers,
+repeated ids, audio below the model's rate, missing and unreadable files, transcripts left out,
+utterances too short for their transcripts (refused when that is all of them), digital silence
+with a transcript, and which valid utterances the loss leaves out. Each kind of problem is named
+a few at a time, then counted."""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from dataclasses import replace
+
+import torch
+
+from asr import distributed
+from asr.audio import AudioError, audio_info, gathered_warnings
+from asr.data import SpeechDataset, Utterance, frames_needed
+from asr.losses import log
+from asr.model import AcousticModel
+from asr.segmenter import SegmenterOptions
+
+
+class TrainingError(RuntimeError):
+    pass
+
+
+def unreadable_files(dataset: SpeechDataset) -> list[tuple[str, str]]:
+    """(audio file, problem) for each utterance whose audio failed to load so far."""
+    return [(dataset.utterances[i].audio_filepath, problem) for i, problem in sorted(dataset.unreadable.items())]
+
+
+def nothing_readable(manifest: str, count: int, problems: list[tuple[str, str]], name: str = "train",
+                     shown: int = 3) -> str:
+    """The error when none of a manifest's ``count`` utterances has readable audio, naming the
+    first few files (worded as asr.evaluate.none_readable)."""
+    first = "; ".join(f"{path}: {problem}" for path, problem in problems[:shown])
+    more = f"; {len(problems) - shown} more" if len(problems) > shown else ""
+    return (f"{manifest}: no readable {name} utterances: {len(problems)} of {count} unreadable "
+            f"(first: {first}{more})")
+
+
+_SHOWN = 20  # problems listed one per line; a wrong audio folder would list the whole corpus
+# A manifest duration further than both of these from its file's is reported (importers round theirs,
+# MP3 headers estimate theirs); the file's own is used either way.
+DURATION_SLACK_SECONDS, DURATION_SLACK_FRACTION = 0.1, 0.1
+
+
+def listed(lines: list[str], summary: str, say=log) -> None:
+    """The first ``_SHOWN`` of ``lines``, then ``summary`` with how many more there were."""
+    for line in lines[:_SHOWN]:
+        say(line)
+    say(summary + (f" ({len(lines) - _SHOWN} more not listed)" if len(lines) > _SHOWN else ""))
+
+
+def _name(utt: Utterance) -> str:
+    return utt.id or utt.audio_filepath
+
+
+def file_durations(utts: list[Utterance], sample_rate: int):
+    """(the utterances with their files' own durations, [(utterance, its manifest duration) where that
+    was off], [(utterance, its file's rate) below ``sample_rate``], [the warnings of files cut short,
+    for report_split]), from the headers (cheap: 0.4 s for 2,380 FLAC files): batching and
+    train.max_duration need the real lengths, and a manifest's may be wrong. A header that cannot be
+    read leaves the manifest's duration (the file is reported as it is read)."""
+    checked, off, narrow = [], [], []
+    with gathered_warnings() as cut:  # listed by report_split: a corpus may hold many
+        for u in utts:
+            try:
+                info = audio_info(u.audio_filepath)
+            except AudioError:
+                checked.append(u)
+                continue
+            if info.sample_rate < sample_rate:
+                narrow.append((u, info.sample_rate))
+            error = abs(info.duration - u.duration)
+            checked.append(replace(u, duration=info.duration))
+            if error > DURATION_SLACK_SECONDS and error > DURATION_SLACK_FRACTION * u.duration:
+                off.append((checked[-1], u.duration))
+    return checked, off, narrow, cut
+
+
+def _warn_of_duplicates(path, utts: list[Utterance], name: str) -> None:
+    """Worded as asr evaluate warns (a manifest concatenated twice, two corpora whose ids collide)."""
+    repeated = [i for i, n in Counter(_name(u) for u in utts).items() if n > 1]
+    if repeated:
+        log(f"warning: {path}: {len(repeated)} utterance id(s) occur more than once (e.g. {repeated[0]!r}): "
+            f"each entry is {'trained on' if name == 'train' else 'scored'} (one listed twice counts twice)")
+
+
+def report_split(path, name, cfg, utts, missing, off, narrow, too_long, unreadable, skipped, cut=()) -> None:
+    """load_split's report of what it found wrong with a manifest, a few by name and a total each
+    (``cut``: the warnings of files cut short, from file_durations)."""
+    _warn_of_duplicates(path, utts, name)
+    if cut:
+        listed(list(cut), f"warning: {path}: {len(cut)} {name} audio file(s) cut short or damaged: the audio "
+                          "before the cut is used")
+    if missing:
+        listed([f"skipped {name} utterance {f'{u.id}: ' if u.id else ''}{u.audio_filepath}: {problem}"
+                for u, problem in missing],
+               f"{path}: skipped {len(missing)} {name} utterance(s) whose audio file is missing")
+    if off:
+        listed([f"{name} utterance {_name(u)}: {u.audio_filepath} lasts {u.duration:.2f} s, not the manifest's "
+                f"{declared:g} s" for u, declared in off],
+               f"warning: {path}: {len(off)} {name} utterance(s) whose manifest duration is not their file's: "
+               "the files' durations are used")
+    if narrow:
+        listed([f"{name} utterance {_name(u)}: {u.audio_filepath} is recorded at {rate} Hz" for u, rate in narrow],
+               f"warning: {path}: {len(narrow)} {name} utterance(s) recorded below the model's "
+               f"{cfg.features.sample_rate} Hz: upsampled, with nothing in the band above their Nyquist frequency "
+               "that the model hears in the rest")
+    if unreadable:
+        log(f"{path}: skipped {len(unreadable)} {name} utterance(s) whose audio is unreadable")
+    if skipped:
+        listed([f"skipped {name} utterance {_name(u)}: {reason}" for u, reason in skipped],
+               f"{path}: skipped {len(skipped)} of {len(utts)} {name} utterance(s) "
+               f"({100 * len(skipped) / len(utts):.0f}%) for their transcripts")
+    if too_long:
+        listed([f"skipped {name} utterance {_name(u)}: {u.duration:.2f} s" for u in too_long],
+               f"{path}: skipped {len(too_long)} {name} utterance(s) longer than train.max_duration="
+               f"{cfg.train.max_duration:g} s")
+
+
+@torch.no_grad()
+def output_frames(model: AcousticModel, samples: list[int]) -> list[int]:
+    """The model's output frames for utterances of these many samples, by its own length rule: its
+    subsampling is run on one-frame inputs (the lengths it returns do not depend on the features)."""
+    device = next(model.parameters()).device
+    lengths = model.frontend.extractor.output_lengths(torch.tensor(samples, dtype=torch.long, device=device))
+    _, frames = model.subsampling(torch.zeros(len(samples), 1, model.features_cfg.dim, device=device), lengths)
+    return frames.tolist()
+
+
+def too_short(dataset: SpeechDataset, model: AcousticModel, speed: float = 1.0) -> list[tuple[int, int, int]]:
+    """(index, output frames, frames needed) of each utterance too short for its labels (CTC needs
+    a frame per label, and a blank between repeated ones) when played ``speed`` times as fast, by
+    its file's duration (``load_split`` has read it)."""
+    frames = output_frames(model, [math.ceil(d * dataset.sample_rate / speed) for d in dataset.durations])
+    needed = [frames_needed(t) for t in dataset.targets]
+    return [(i, f, n) for i, (f, n) in enumerate(zip(frames, needed)) if f < n]
+
+
+def check_trainable_lengths(dataset: SpeechDataset, model: AcousticModel, speed_factors, say) -> None:
+    """Name the training utterances too short for their transcripts (the loss leaves them out,
+    every epoch: icefall's remove_short_and_long_utt names them too), and refuse a set where that
+    is every utterance, even slowed down by the slowest ``speed_factors``: nothing would train."""
+    short = too_short(dataset, model)
+    frame_ms = 1000 * model.frame_shift
+    if short:
+        listed([f"train utterance {_name(dataset.utterances[i])}: too short for its transcript ({frames} output "
+                f"frames, {needed} needed)" for i, frames, needed in short],
+               f"{dataset.source}: {len(short)} train utterance(s) too short for their transcripts at the model's "
+               f"{frame_ms:g} ms frames: the loss leaves them out (skipped_too_short counts them)", say)
+    slowest = min(speed_factors or (1.0,))
+    if len(short) == len(dataset) and (slowest >= 1.0 or len(too_short(dataset, model, slowest)) == len(dataset)):
+        i, frames, needed = short[0]
+        raise TrainingError(f"{dataset.source}: every one of its {len(dataset)} train utterances is too short for "
+                            f"its transcript at the model's {frame_ms:g} ms output frames (CTC needs a frame per "
+                            f"label, and a blank between repeated ones; e.g. {_name(dataset.utterances[i])}: "
+                            f"{frames} frames, {needed} needed): nothing can train")
+
+
+def valid_loss_note(dataset: SpeechDataset, model: AcousticModel) -> str | None:
+    """The line saying which valid utterances the loss leaves out while WER and CER count them
+    (those with no labels, their transcripts unspellable; those too short for their transcripts,
+    by the audio validation runs; and those of the segmenter's max_seconds or more, which
+    validation decodes in pieces and never runs whole: asr.selection.validate); None when the
+    loss counts them all."""
+    from asr.selection import long_utterances  # validate's own rule
+
+    unlabelled = dataset.unspellable
+    long = long_utterances(dataset) - set(unlabelled)  # each left out counted once, for its first reason
+    rest = [i for i in range(len(dataset)) if i not in long and i not in unlabelled]
+    frames = output_frames(model, [dataset.waveform(i).numel() for i in rest])
+    short = [i for i, f in zip(rest, frames) if f < frames_needed(dataset.targets[i])]
+    if not short and not unlabelled and not long:
+        return None
+    shown = "; ".join(f"{_name(dataset.utterances[i])}: {why}" for i, why in list(unlabelled.items())[:3])
+    parts = ([f"{len(unlabelled)} with a transcript the model cannot spell, e.g. {shown}"] if unlabelled else []) \
+        + ([f"{len(short)} too short for their transcripts"] if short else []) \
+        + ([f"{len(long)} of {SegmenterOptions().max_seconds:g} s or more, decoded in pieces and never run whole"]
+           if long else [])
+    return (f"{dataset.source}: the valid loss is over {len(rest) - len(short)} of its {len(dataset)} utterances "
+            f"(not {'; '.join(parts)}); valid WER and CER are over all {len(dataset)}, as asr evaluate scores them")
+
+
+def warn_of_silence(manifest: str, dataset, silent: list[int], d, device) -> None:
+    """Name the training utterances found to be digital silence: each has a transcript, so the
+    model is taught to hear words where validation and `asr evaluate` hear none. All ranks count;
+    the main one names those it saw."""
+    total = int(distributed.all_sum(torch.tensor([float(len(set(silent)))], dtype=torch.float64, device=device), d))
+    if total and d.is_main:
+        named = [f"silent train utterance {_name(dataset.utterances[i])}: {dataset.utterances[i].audio_filepath}"
+                 for i in sorted(set(silent))]
+        listed(named, f"warning: {manifest}: {total} train utterance(s) are digital silence (below "
+                      f"{20 * math.log10(SegmenterOptions().silence_rms):.0f} dBFS) yet have a transcript: the model "
+                      "learns words in silence, which validation and asr evaluate score as saying nothing")

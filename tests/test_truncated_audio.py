@@ -1,0 +1,237 @@
+"""A file cut short (a copy or download that stopped early) is read one way by every command,
+whole-file or streamed, WAV, FLAC or Ogg, as ffmpeg and Kaldi read it: the audio that is there
+is used, with one warning line naming the file and how much is missing; a file with no audio
+that can be decoded is an AudioError naming the file and the problem."""
+
+import io
+import json
+import struct
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from asr.audio import AudioError, audio_info, load_audio
+from asr.cli import main
+from asr.corpora import Entry, check_entries
+from asr.inputs import stream_audio
+from conftest import write_sine
+
+RATE = 16000
+
+
+def tone(tmp_path, suffix, subtype=None):
+    """One second of a 16 kHz tone: its bytes."""
+    return write_sine(tmp_path / f"whole{suffix}", seconds=1.0, subtype=subtype).read_bytes()
+
+
+def cut(tmp_path, name, data: bytes):
+    path = tmp_path / name
+    path.write_bytes(data)
+    return path
+
+
+def streamed(path) -> np.ndarray:
+    return np.concatenate(list(stream_audio(str(path), RATE, block_seconds=0.25)))
+
+
+def warnings_of(capsys) -> list[str]:
+    return [line for line in capsys.readouterr().err.splitlines() if line.startswith("asr: warning: ")]
+
+
+def test_a_wav_cut_in_its_data_gives_what_is_there_and_one_warning_saying_how_much_is_missing(tmp_path, capsys):
+    path = cut(tmp_path, "half.wav", tone(tmp_path, ".wav")[: 44 + RATE])  # 0.5 s of 16-bit samples
+    wave = load_audio(path, RATE)
+    assert wave.numel() == RATE // 2
+    assert warnings_of(capsys) == [f"asr: warning: {path}: truncated: 0.50 s of audio where its header declares "
+                                   "1.00 s (0.50 s missing); using what is there"]
+    np.testing.assert_array_equal(streamed(path), wave.numpy())  # streaming reads the same
+    assert warnings_of(capsys) == []  # said once a process: a training set is read every epoch
+
+
+def test_a_wav_cut_mid_sample_is_one_sample_short_and_says_so(tmp_path, capsys):
+    path = cut(tmp_path, "odd.wav", tone(tmp_path, ".wav")[:-1])
+    assert load_audio(path, RATE).numel() == RATE - 1
+    assert warnings_of(capsys) == [f"asr: warning: {path}: truncated: 1.00 s of audio where its header declares "
+                                   "1.00 s (1 sample missing); using what is there"]
+
+
+def noise(tmp_path, suffix, subtype=None):
+    """One second of noise (a tone's Ogg is one page, which a cut loses whole): its bytes."""
+    samples = 0.3 * np.random.default_rng(0).standard_normal(RATE).astype(np.float32)
+    sf.write(str(tmp_path / f"whole{suffix}"), samples, RATE, subtype=subtype)
+    return (tmp_path / f"whole{suffix}").read_bytes()
+
+
+@pytest.mark.parametrize("suffix, subtype", [(".flac", None), (".ogg", "VORBIS")])
+def test_a_flac_or_ogg_cut_in_its_last_part_gives_the_rest_with_a_warning_where_it_was_an_error(
+        tmp_path, capsys, suffix, subtype):
+    data = noise(tmp_path, suffix, subtype)
+    end = data.rindex(b"OggS") + (len(data) - data.rindex(b"OggS")) // 2 if suffix == ".ogg" else len(data) * 2 // 3
+    path = cut(tmp_path, f"cut{suffix}", data[:end])
+    wave = load_audio(path, RATE)
+    assert 0.2 * RATE < wave.numel() < RATE
+    whole = load_audio(tmp_path / f"whole{suffix}", RATE)
+    np.testing.assert_array_equal(wave.numpy(), whole[: wave.numel()].numpy())
+    [warning] = warnings_of(capsys)
+    if suffix == ".flac":
+        assert warning.startswith(f"asr: warning: {path}: truncated: {wave.numel() / RATE:.2f} s of audio where its "
+                                  "header declares 1.00 s (")
+    else:  # Ogg declares no length: its missing last page tells
+        assert warning == (f"asr: warning: {path}: truncated: its Ogg stream ends without its last page; using the "
+                           f"{wave.numel() / RATE:.2f} s before it")
+    np.testing.assert_array_equal(streamed(path), wave.numpy())
+
+
+@pytest.mark.parametrize("suffix, subtype, keep, problem", [
+    (".wav", None, 30, "not readable as audio"),  # mid-header
+    (".wav", None, 44, "cut short: no audio in it, where its header declares 1.00 s"),  # the header alone
+    (".flac", None, 30, "not readable as audio"),
+    (".ogg", "VORBIS", 200, "not readable as audio"),
+])
+def test_a_file_cut_before_any_audio_is_an_error_naming_it_in_every_reader(tmp_path, suffix, subtype, keep, problem):
+    path = cut(tmp_path, f"early{suffix}", tone(tmp_path, suffix, subtype)[:keep])
+    for read in (lambda: load_audio(path, RATE), lambda: streamed(path), lambda: audio_info(path)):
+        with pytest.raises(AudioError, match=problem) as err:
+            read()
+        assert str(err.value).startswith(f"{path}: ")
+
+
+def test_a_flac_cut_after_its_header_is_an_error_and_not_a_crash(tmp_path):
+    data = tone(tmp_path, ".flac")
+    first_frame = data.index(b"\xff\xf8")  # the first frame's sync code: the header ends there
+    path = cut(tmp_path, "headers.flac", data[: first_frame + 40])
+    with pytest.raises(AudioError, match=rf"^{path}: no audio could be decoded \(.*\); the file is cut short or "
+                                         r"damaged \(its header declares 1.00 s\)$"):
+        load_audio(path, RATE)
+
+
+def test_audio_info_counts_what_a_cut_file_holds_and_warns_as_reading_it_does_once(tmp_path, capsys):
+    data = tone(tmp_path, ".flac")
+    path = cut(tmp_path, "probe.flac", data[: len(data) * 2 // 3])
+    info = audio_info(path)
+    assert info.frames == load_audio(path, RATE).numel() < RATE
+    assert len(warnings_of(capsys)) == 1
+    assert audio_info(tmp_path / "whole.flac").frames == RATE and warnings_of(capsys) == []
+
+
+BYTES = {"PCM_U8": 1, "PCM_S8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8}
+
+
+def with_data_size(data: bytes, size) -> bytes:
+    """A WAV's data size, or an AIFF's SSND size, set to ``size`` (as a streaming writer leaves it)."""
+    data = bytearray(data)
+    if data[:4] == b"RIFF":
+        at = data.index(b"data") + 4
+        data[at: at + 4] = struct.pack("<I", size)
+    else:
+        at = data.index(b"SSND") + 4
+        data[at: at + 4] = struct.pack(">I", size)
+    return bytes(data)
+
+
+def sox_unknown(suffix, frame: int) -> int:
+    """sox's "length unknown" when it writes to a pipe: 0x7FFFF000 (WAV) or 0x7F000000 (AIFF, plus
+    the SSND chunk's 8-byte header), rounded down to whole sample frames (read from sox 14.4's output)."""
+    return 0x7FFFF000 // frame * frame if suffix == ".wav" else 0x7F000000 // frame * frame + 8
+
+
+@pytest.mark.parametrize("suffix, subtype, channels", [
+    (".wav", "PCM_U8", 1), (".wav", "PCM_16", 1), (".wav", "PCM_24", 1), (".wav", "PCM_24", 2),
+    (".wav", "PCM_32", 1), (".wav", "FLOAT", 2), (".wav", "DOUBLE", 1), (".aiff", "PCM_S8", 1),
+    (".aiff", "PCM_16", 2), (".aiff", "PCM_24", 1), (".aiff", "PCM_24", 2), (".aiff", "PCM_32", 1),
+    (".aiff", "FLOAT", 1)])
+@pytest.mark.parametrize("writer", ["sox", "ffmpeg", "0x7FFFFFFF"])
+def test_a_streaming_writers_length_unknown_is_no_truncation_in_any_sample_format(
+        tmp_path, capsys, suffix, subtype, channels, writer):
+    frame = BYTES[subtype] * channels
+    ffmpeg = 0xFFFFFFFF if suffix == ".wav" else 0  # its AIFF muxer's placeholder is 0
+    size = {"sox": sox_unknown(suffix, frame), "ffmpeg": ffmpeg, "0x7FFFFFFF": 0x7FFFFFFF}[writer]
+    whole = write_sine(tmp_path / f"whole{suffix}", seconds=1.0, channels=channels, subtype=subtype)
+    path = cut(tmp_path, f"streamed{suffix}", with_data_size(whole.read_bytes(), size))
+    assert load_audio(path, RATE).numel() == RATE and audio_info(path).frames == RATE
+    assert streamed(path).size == RATE
+    assert sum(b.size for b in stream_audio("-", RATE, stdin=io.BytesIO(path.read_bytes()))) == RATE  # parsed here
+    assert warnings_of(capsys) == []
+
+
+def test_a_real_data_size_near_but_not_at_a_placeholder_is_still_a_truncation(tmp_path, capsys):
+    path = cut(tmp_path, "big.wav", with_data_size(tone(tmp_path, ".wav"), 0x7FFFF000 - 4096))
+    assert load_audio(path, RATE).numel() == RATE
+    [warning] = warnings_of(capsys)
+    assert "truncated: 1.00 s of audio where its header declares" in warning
+
+
+def without_total(flac: bytes) -> bytes:
+    """A FLAC as a streaming writer leaves it: STREAMINFO's 36-bit total of samples 0 ("unknown")."""
+    data = bytearray(flac)
+    at = 8 + 10  # "fLaC", the block header, then 10 bytes before rate, channels, bits and the total
+    fields = int.from_bytes(data[at: at + 8], "big") & ~(2 ** 36 - 1)
+    data[at: at + 8] = fields.to_bytes(8, "big")
+    return bytes(data)
+
+
+def test_a_flac_written_to_a_pipe_declares_no_length_and_reads_whole_in_every_reader(tmp_path, capsys):
+    path = cut(tmp_path, "streamed.flac", without_total(noise(tmp_path, ".flac")))
+    whole = load_audio(tmp_path / "whole.flac", RATE).numpy()
+    np.testing.assert_array_equal(load_audio(path, RATE).numpy(), whole)
+    np.testing.assert_array_equal(streamed(path), whole)
+    assert audio_info(path).frames == RATE
+    assert warnings_of(capsys) == []
+
+
+def test_a_flac_written_to_a_pipe_and_cut_short_gives_what_decodes_with_a_warning(tmp_path, capsys):
+    data = without_total(noise(tmp_path, ".flac"))
+    path = cut(tmp_path, "cut.flac", data[: len(data) * 2 // 3])
+    wave = load_audio(path, RATE)
+    assert 0.2 * RATE < wave.numel() < RATE and audio_info(path).frames == wave.numel()
+    np.testing.assert_array_equal(wave.numpy(), load_audio(tmp_path / "whole.flac", RATE)[: wave.numel()].numpy())
+    assert warnings_of(capsys) == [f"asr: warning: {path}: truncated or damaged: decoding stopped after "
+                                   f"{wave.numel() / RATE:.2f} s (flac decoder lost sync); using the audio before it"]
+
+
+def test_a_wav_on_stdin_that_ends_early_is_read_with_the_same_warning(tmp_path, capsys):
+    data = tone(tmp_path, ".wav")[: 44 + RATE // 2]
+    samples = np.concatenate(list(stream_audio("-", RATE, stdin=io.BytesIO(data))))
+    assert samples.size == RATE // 4
+    assert warnings_of(capsys) == ["asr: warning: <stdin>: truncated: 0.25 s of audio where its header declares "
+                                   "1.00 s (0.75 s missing); using what is there"]
+    with pytest.raises(AudioError, match="<stdin>: cut short: no audio in it, where its header declares 1.00 s"):
+        list(stream_audio("-", RATE, stdin=io.BytesIO(data[:44])))
+
+
+def test_transcribe_uses_a_cut_file_with_a_warning_and_skips_an_undecodable_one_doing_the_rest(
+        tiny_model_dir, tmp_path, capsys):
+    flac = tone(tmp_path, ".flac")
+    good, good2 = write_sine(tmp_path / "good.wav"), write_sine(tmp_path / "good2.flac")
+    partial = cut(tmp_path, "partial.flac", flac[: len(flac) // 2])
+    broken = cut(tmp_path, "broken.flac", flac[:30])
+    assert main(["transcribe", str(good), str(partial), str(broken), str(good2), "--model", str(tiny_model_dir),
+                 "--quiet"]) == 1
+    out, err = capsys.readouterr()
+    assert [line.split("\t")[0] for line in out.splitlines()] == [str(good), str(partial), str(good2)]
+    assert f"asr: warning: {partial}: truncated: " in err
+    assert f"asr: {broken}: not readable as audio" in err and "1 of 4 file(s) failed" in err
+
+
+def test_evaluate_scores_a_cut_file_and_says_it_was_cut(tiny_model_dir, tmp_path, capsys):
+    flac = tone(tmp_path, ".flac")
+    partial = cut(tmp_path, "partial.flac", flac[: len(flac) // 2])
+    rows = [{"audio_filepath": str(p), "duration": 1.0, "text": "hello"} for p in (tmp_path / "whole.flac", partial)]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["evaluate", str(tmp_path / "m.jsonl"), "--model", str(tiny_model_dir), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out.splitlines()[-1])["utterances"] == 2
+    assert f"asr: warning: {partial}: truncated: " in err
+
+
+def test_preparing_a_corpus_keeps_a_cut_file_at_the_length_it_has_and_names_it(tmp_path, capsys):
+    flac = tone(tmp_path, ".flac")
+    partial = cut(tmp_path, "partial.flac", flac[: len(flac) // 2])
+    broken = cut(tmp_path, "broken.flac", flac[:30])
+    report = check_entries([Entry(p.stem, p, "hello") for p in (tmp_path / "whole.flac", partial, broken)])
+    durations = {u.id: u.duration for u in report.utterances}
+    assert durations["whole"] == 1.0 and durations["partial"] == pytest.approx(load_audio(partial, RATE).numel() / RATE)
+    assert [(utt, reason.startswith(f"{broken}: not readable as audio")) for utt, reason in report.skipped] == \
+        [("broken", True)]
+    assert f"asr: warning: {partial}: truncated: " in capsys.readouterr().err
