@@ -7,7 +7,8 @@ soundfile and resampled with ``torchaudio.functional.resample``.
 One policy for a file cut short (a copy or download that stopped early), for every command and
 for whole-file and streaming reads alike, as ffmpeg and Kaldi have it: what is there is used,
 with a one-line warning on stderr naming the file and how much is missing; a file with no audio
-that can be decoded is an AudioError naming the file and the problem.
+that can be decoded is an AudioError naming the file and the problem. A batch job (prepare,
+evaluate, training) gathers those warnings and names a few with a total instead (``report_cut``).
 """
 
 from __future__ import annotations
@@ -74,6 +75,8 @@ def audio_info(path: str | Path) -> AudioInfo:
         raise AudioError(path, "file not found")
     if not path.is_file() and not path.is_dir():  # a pipe or device: reading its header would consume it
         raise AudioError(path, "a pipe or device, not a file: its header cannot be read ahead")
+    if path.is_file() and path.stat().st_size == 0:  # libsndfile would call it missing or a pipe
+        raise AudioError(path, "empty file (0 bytes)")
     try:
         with sf.SoundFile(str(path)) as f:
             rate, channels, frames = int(f.samplerate), int(f.channels), int(f.frames)
@@ -205,8 +208,10 @@ def check_ending(name, rate: int, frames: int, declared: int | None = None, fail
 
 
 _warned: set[str] = set()
+_listed: set[str] = set()  # the lines report_cut has named
 _warned_lock = threading.Lock()
 _gathering: list[list[str]] = []  # the lists of the open gathered_warnings, innermost last
+SHOWN = 20  # problems listed one per line; a wrong audio folder would list the whole corpus
 
 
 def warn(name, message: str) -> None:
@@ -214,22 +219,26 @@ def warn(name, message: str) -> None:
     probed and then read, is named once. Inside ``gathered_warnings`` the line is kept instead."""
     line = f"{name}: {message}"
     with _warned_lock:  # one write, under the lock: lines from threads (asr prepare's) never interleave
+        if _gathering:  # kept even if said before: a job counts every cut file it used
+            if line not in _gathering[-1]:
+                _gathering[-1].append(line)
+            _warned.add(line)
+            return
         if line in _warned:
             return
         _warned.add(line)
-        if _gathering:
-            _gathering[-1].append(line)
-            return
         sys.stderr.write(f"asr: warning: {line}\n")
         sys.stderr.flush()
 
 
 @contextmanager
 def gathered_warnings() -> Iterator[list[str]]:
-    """The warnings of the files read inside it (in any thread), gathered in the list it gives
-    rather than printed: a batch job that reads a corpus names a few and a total, as it does
-    every other kind of problem (asr.train_checks.listed), or none at all on a process that does
-    not report (a training rank other than the first). Each is still said once a process."""
+    """The warnings of the files read inside it, each once, gathered in the list it gives rather
+    than printed: a batch job that reads a corpus names a few and a total (``report_cut``), as it
+    does every other kind of problem, or none at all on a process that does not report (a
+    training rank other than the first); the job's count includes files warned of before. The
+    list is global, not per thread: warnings from any thread (asr prepare's probing pool) land
+    in it. Gathered lines are not printed by a later ``warn``."""
     lines: list[str] = []
     with _warned_lock:
         _gathering.append(lines)
@@ -238,6 +247,30 @@ def gathered_warnings() -> Iterator[list[str]]:
     finally:
         with _warned_lock:
             _gathering[:] = [g for g in _gathering if g is not lines]  # by identity: two may be equal
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"asr: {message}\n")  # as the CLI's other messages
+    sys.stderr.flush()
+
+
+def listed(lines: list[str], summary: str, say=_say) -> None:
+    """The first ``SHOWN`` of ``lines``, then ``summary`` with how many more there were."""
+    for line in lines[:SHOWN]:
+        say(line)
+    say(summary + (f" ({len(lines) - SHOWN} more not listed)" if len(lines) > SHOWN else ""))
+
+
+def report_cut(lines, where=None, what: str = "", say=_say) -> None:
+    """Name a few of the gathered warnings ``lines`` and total them, those not named before in
+    this process (a file probed then read, or scored by several systems, is named once):
+    "warning: WHERE: N WHAT audio file(s) cut short or damaged: the audio before the cut is used"."""
+    with _warned_lock:
+        fresh = [line for line in dict.fromkeys(lines) if line not in _listed]
+        _listed.update(fresh)
+    if fresh:
+        listed(fresh, f"warning: {f'{where}: ' if where else ''}{len(fresh)} {f'{what} ' if what else ''}audio "
+                      "file(s) cut short or damaged: the audio before the cut is used", say)
 
 
 def _seconds(frames: int, rate: int) -> str:
@@ -268,11 +301,15 @@ def check_samples(path, samples: np.ndarray) -> None:
 
 
 def path_problem(path: str | Path) -> str | None:
-    """Why ``path`` cannot be an audio file before it is opened (missing, a folder); None if it can."""
+    """Why ``path`` cannot be an audio file before it is opened (missing, a folder, empty); None if it can."""
     path = Path(path)
     if not path.exists():
         return "file not found"
-    return "is a directory, not an audio file" if path.is_dir() else None
+    if path.is_dir():
+        return "is a directory, not an audio file"
+    # libsndfile calls an empty file "not a regular file (possibly a pipe?)" or "Format not recognised";
+    # a truncated download or copy is the usual cause, so say what it is.
+    return "empty file (0 bytes)" if path.is_file() and path.stat().st_size == 0 else None
 
 
 def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:

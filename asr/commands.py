@@ -101,7 +101,8 @@ def cmd_evaluate(args) -> int:
                                                                             *(args.combine or [])]
         meta = {"model": ", ".join(models),
                 "manifest": args.manifest, "decoder": described,
-                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "skipped": result.skipped}
+                "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "skipped": result.skipped,
+                **({"cut short": len(result.truncated)} if result.truncated else {})}
         write_report(build_report(result.utterances, meta), args.report, force=True)  # checked above
         print_error(f"report written to {args.report}/ (report.md, report.html, results.json)")
     return 1 if result.skipped else 0

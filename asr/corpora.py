@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from asr.audio import AudioError, AudioInfo, audio_info
+from asr.audio import AudioError, AudioInfo, audio_info, gathered_warnings, report_cut
 from asr.data import Utterance, write_manifest
 from asr.text import normalize_text
 
@@ -58,7 +58,9 @@ def check_entries(entries: Iterable[Entry], report: ImportReport | None = None,
     """Keep the entries whose id is new, transcript non-empty and audio readable; report the rest.
 
     The first entry with an id wins; later ones are skipped as duplicates. Audio headers are
-    read in a thread pool (libsndfile releases the GIL), which matters for 100k+ files.
+    read in a thread pool (libsndfile releases the GIL), which matters for 100k+ files. Files
+    cut short are kept at the length they have, named a few at a time and counted once the
+    probing is done (``asr.audio.report_cut``), not a line each.
     """
     report = report if report is not None else ImportReport()
     seen = {u.id: "" for u in report.utterances}
@@ -74,7 +76,8 @@ def check_entries(entries: Iterable[Entry], report: ImportReport | None = None,
             continue
         todo.append(e)
     workers = workers or min(8, (os.cpu_count() or 1) * 2)
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    # the pool's threads warn of files cut short into one list (it is global): a few named, and a total
+    with gathered_warnings() as cut, ThreadPoolExecutor(max_workers=workers) as pool:
         for e, info in zip(todo, pool.map(_probe, [Path(e.audio) for e in todo])):
             if isinstance(info, str):
                 report.skip(e.id, info)
@@ -82,6 +85,7 @@ def check_entries(entries: Iterable[Entry], report: ImportReport | None = None,
             # at least 0.1 ms: a file of a few samples is not rounded to the 0 s a manifest refuses
             report.utterances.append(Utterance(str(Path(e.audio).resolve()), max(round(info.duration, 4), 1e-4),
                                                " ".join(e.text.split()), e.speaker, e.id))
+    report_cut(sorted(cut))  # the threads finish in any order
     return report
 
 
@@ -106,6 +110,17 @@ def write_splits(out: str | Path, reports: dict[str, ImportReport]) -> None:
         write_manifest(out / f"{name}.jsonl", reports[name].utterances)
 
 
+def read_text(path: Path) -> str:
+    """A corpus text file (a BOM dropped); a non-UTF-8 byte is a one-line error naming the file and line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        line = data.count(b"\n", 0, e.start) + 1
+        raise CorpusError(f"{path}:{line}: not UTF-8 text (byte {data[e.start]:#04x}); convert it first, "
+                          f"e.g. iconv -f latin1 -t utf-8") from None
+
+
 def read_kaldi_table(path: Path, required: bool = True) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """``id value...`` lines -> {id: value}; duplicates and malformed lines are returned apart."""
     if not path.is_file():
@@ -113,7 +128,7 @@ def read_kaldi_table(path: Path, required: bool = True) -> tuple[dict[str, str],
             raise CorpusError(f"{path}: missing (a Kaldi data dir needs wav.scp and text)")
         return {}, []
     table, problems = {}, []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_text(path).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.strip().split(maxsplit=1)
@@ -131,6 +146,10 @@ def import_kaldi_dir(data_dir: str | Path, root: str | Path | None = None) -> Im
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise CorpusError(f"{data_dir}: not a directory")
+    if (data_dir / "segments").exists():
+        # the manifest has no start/end offsets: importing whole recordings would pair them with wrong text
+        raise CorpusError(f"{data_dir / 'segments'}: segments files are not supported: cut the recordings into "
+                          "one file per utterance first (e.g. Kaldi's extract-segments) and list those in wav.scp")
     root = Path(root) if root is not None else data_dir.parent
     wavs, wav_problems = read_kaldi_table(data_dir / "wav.scp")
     texts, text_problems = read_kaldi_table(data_dir / "text")
@@ -161,18 +180,29 @@ def import_kaldi_dir(data_dir: str | Path, root: str | Path | None = None) -> Im
 def split_by_speaker(utterances: list[Utterance], n_speakers: int, seed: int = 0):
     """Hold out all utterances of ``n_speakers`` randomly chosen speakers."""
     speakers = sorted({u.speaker for u in utterances if u.speaker is not None})
+    if n_speakers < 0:
+        raise CorpusError(f"cannot hold out {n_speakers} speakers (give 0 or more)")
     if n_speakers >= len(speakers):
         raise CorpusError(f"cannot hold out {n_speakers} of {len(speakers)} speakers")
     held = set(random.Random(seed).sample(speakers, n_speakers))
     return [u for u in utterances if u.speaker not in held], [u for u in utterances if u.speaker in held]
 
 
-def split_by_list(utterances: list[Utterance], names: Iterable[str], source: str = "the list"):
-    """Hold out the utterances whose id or speaker is in ``names`` (one per line in a file)."""
-    names = {n.strip() for n in names if n.strip()}
+def split_by_list(utterances: list[Utterance], names: Iterable[str], source: str = "the list",
+                  skipped: Iterable[str] = ()):
+    """Hold out the utterances whose id or speaker is in ``names`` (one per line in a file).
+
+    A name that matches nothing (a typo, a BOM) would leave its speaker in train unseen: refused,
+    unless it is the id of an utterance ``skipped`` on import."""
+    names = {n.strip().lstrip("\ufeff") for n in names if n.strip()}
     held = [u for u in utterances if u.id in names or u.speaker in names]
     if not held:
         raise CorpusError(f"{source}: none of its {len(names)} name(s) is an utterance id or speaker of the data")
+    known = {u.id for u in utterances} | {u.speaker for u in utterances} | set(skipped)
+    unknown = sorted(names - known)
+    if unknown:
+        raise CorpusError(f"{source}: {len(unknown)} name(s) match no utterance id or speaker of the data: "
+                          + ", ".join(unknown[:5]) + (", ..." if len(unknown) > 5 else ""))
     if len(held) == len(utterances):
         raise CorpusError(f"{source}: it names every utterance; nothing would be left to train on")
     held_ids = {id(u) for u in held}

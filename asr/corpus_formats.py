@@ -15,10 +15,12 @@ AN4's ``<s>`` removed); normalization happens at training time, so any alphabet 
 from __future__ import annotations
 
 import csv
+import io
+import os
 import re
 from pathlib import Path
 
-from asr.corpora import (CorpusError, Entry, ImportReport, check_entries, split_by_list,
+from asr.corpora import (CorpusError, Entry, ImportReport, check_entries, read_text, split_by_list,
                          split_by_speaker, split_random, write_splits)
 
 # --- LibriSpeech ----------------------------------------------------------------------------
@@ -52,7 +54,7 @@ def librispeech_entries(src: str | Path, subset: str, report: ImportReport) -> l
     entries, listed = [], set()
     for trans in transcripts:
         speaker = trans.parent.parent.name
-        for lineno, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):
+        for lineno, line in enumerate(read_text(trans).splitlines(), 1):
             if not line.strip():
                 continue
             utt_id, _, text = line.strip().partition(" ")
@@ -106,7 +108,8 @@ def _split_train_valid(report: ImportReport, valid_speakers: int = 0, valid_list
         path = Path(valid_list)
         if not path.is_file():
             raise CorpusError(f"{path}: valid list not found")
-        utts, valid = split_by_list(utts, path.read_text(encoding="utf-8").splitlines(), str(path))
+        utts, valid = split_by_list(utts, read_text(path).splitlines(), str(path),
+                                    skipped=[utt_id for utt_id, _ in report.skipped])
     elif valid_fraction:
         utts, valid = split_random(utts, valid_fraction, seed)
     else:
@@ -137,10 +140,10 @@ def an4_entries(src: str | Path, split: str, report: ImportReport) -> list[Entry
     fileids = root / "etc" / f"an4_{split}.fileids"
     located = {}
     if fileids.is_file():
-        for line in fileids.read_text(encoding="utf-8").split():
+        for line in read_text(fileids).split():
             located[Path(line).name] = root / "wav" / f"{line}.sph"
     entries, seen_sources = [], set()
-    for lineno, line in enumerate(trans.read_text(encoding="utf-8").splitlines(), 1):
+    for lineno, line in enumerate(read_text(trans).splitlines(), 1):
         if not line.strip():
             continue
         m = _AN4_LINE.match(line.strip())
@@ -197,7 +200,7 @@ def commonvoice_entries(lang_dir: Path, name: str, report: ImportReport) -> list
     if not tsv.is_file():
         raise CorpusError(f"{tsv}: not found")
     entries = []
-    with open(tsv, newline="", encoding="utf-8") as f:
+    with io.StringIO(read_text(tsv), newline="") as f:
         # Sentences may contain quotes; Common Voice's TSVs are not quoted.
         reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         missing = {"path", "sentence"} - set(reader.fieldnames or ())
@@ -250,26 +253,55 @@ _SPEAKER_COLUMNS = ("speaker", "speaker_id", "client_id", "spk")
 _ID_COLUMNS = ("id", "utt_id", "utterance_id")
 
 
+def _walk_files(root: Path, report: ImportReport) -> list[Path]:
+    """Every file below ROOT, through symlinked folders too (data dirs are often assembled from links
+    to other disks); a folder reached twice (a link loop, two links to one place) is read once."""
+    files, seen = [], set()
+    for folder, dirs, names in os.walk(root, followlinks=True):
+        real = os.path.realpath(folder)
+        if real in seen:
+            dirs[:] = []
+            report.notes.append(f"{folder}: already read as {real} (a symlink loop or a second link); not read twice")
+            continue
+        seen.add(real)
+        dirs.sort()
+        files += [Path(folder, name) for name in names if os.path.isfile(os.path.join(folder, name))]
+    return files
+
+
+def _read_transcript(txt: Path) -> str:
+    """UTF-8, or UTF-16 with its BOM (Notepad's "Unicode"); a UTF-8 BOM is dropped."""
+    data = txt.read_bytes()
+    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return data.decode("utf-16")
+    return data.decode("utf-8-sig")
+
+
 def folder_entries(root: Path, report: ImportReport) -> list[Entry]:
     """Every audio file below ROOT with a same-name ``.txt`` beside it. The speaker is the first
     folder below ROOT (``ROOT/SPEAKER/.../a.wav``); files directly in ROOT have none."""
-    audio = sorted(p for p in root.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
-    texts = {p for p in root.rglob("*.txt") if p.is_file()}
+    files = _walk_files(root, report)
+    audio = sorted(p for p in files if p.suffix.lower() in AUDIO_SUFFIXES)
+    texts = {p for p in files if p.suffix == ".txt"}
     entries, used = [], set()
     for path in audio:
         rel = path.relative_to(root).with_suffix("")
         utt_id = rel.as_posix()
         txt = path.with_suffix(".txt")
+        if "\n" in str(rel) or "\r" in str(rel):  # ids are one line in manifests and Kaldi-style outputs
+            report.skip(repr(utt_id), f"{str(path)!r}: a file name with a line break; rename it")
+            continue
         if txt not in texts:
             report.skip(utt_id, f"{path}: no transcript {txt.name} beside it")
             continue
         used.add(txt)
         try:
-            text = txt.read_text(encoding="utf-8")
-        except UnicodeDecodeError:
+            text = _read_transcript(txt)
+        except UnicodeError:
             report.skip(utt_id, f"{txt}: not UTF-8 text")
             continue
-        entries.append(Entry(utt_id, path, text, rel.parts[0] if len(rel.parts) > 1 else None, str(txt)))
+        # the audio as origin: dup.wav and dup.flac share dup.txt, and the message must say which is kept
+        entries.append(Entry(utt_id, path, text, rel.parts[0] if len(rel.parts) > 1 else None, str(path)))
     for txt in sorted(texts - used):
         report.skip(txt.relative_to(root).with_suffix("").as_posix(), f"{txt}: transcript without a same-name audio file")
     return entries
@@ -279,9 +311,12 @@ def table_entries(table: Path, report: ImportReport) -> list[Entry]:
     """A CSV (``,``) or TSV (``.tsv``: tab) of ``path,text[,speaker]``, with or without a header
     row naming the columns; relative paths start from the table's folder."""
     delimiter = "\t" if table.suffix.lower() in (".tsv", ".tab") else ","
-    with open(table, newline="", encoding="utf-8") as f:
+    # TSV is never quoted (Kaldi, Common Voice): a text starting with " must not swallow the rows after it.
+    # utf-8-sig: Excel's "CSV UTF-8" starts with a BOM, which would hide the header.
+    quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
+    with open(table, newline="", encoding="utf-8-sig") as f:
         try:
-            rows = list(csv.reader(f, delimiter=delimiter))
+            rows = list(csv.reader(f, delimiter=delimiter, quoting=quoting))
         except (csv.Error, UnicodeDecodeError) as e:
             raise CorpusError(f"{table}: not a readable UTF-8 {'CSV' if delimiter == ',' else 'TSV'} ({e})") from None
     columns: dict[str, int | None] = {"path": 0, "text": 1, "speaker": 2, "id": None}
@@ -337,5 +372,12 @@ def prepare_own_data(src: str | Path, out: str | Path, test: str | Path | None =
                                  valid_fraction=valid_fraction, seed=seed)
     if test is not None:
         reports["test"] = import_own_data(test)
+        # scoring on training audio would report a word error rate that means nothing
+        trained = {u.audio_filepath for name in ("train", "valid") if name in reports
+                   for u in reports[name].utterances}
+        shared = [u.audio_filepath for u in reports["test"].utterances if u.audio_filepath in trained]
+        if shared:
+            raise CorpusError(f"{test}: the test set shares {len(shared)} audio file(s) with train/valid "
+                              f"(e.g. {shared[0]}); give a test set held out of the training data")
     write_splits(out, reports)
     return reports

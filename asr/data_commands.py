@@ -10,7 +10,7 @@ from asr.cli_systems import print_error
 
 def cmd_prepare(args) -> int:
     from asr import corpus_formats as cf
-    from asr.corpora import import_kaldi_dir, prepare_speechocean762
+    from asr.corpora import check_split, import_kaldi_dir, prepare_speechocean762
     from asr.data import total_hours, write_manifest
 
     if not Path(args.src).exists():  # before any corpus's own "not a ... release"
@@ -31,6 +31,7 @@ def cmd_prepare(args) -> int:
                                       seed=args.seed)
     else:
         report = import_kaldi_dir(args.src, root=args.root)
+        check_split(args.src, report)  # nothing usable is an error, not an empty manifest
         write_manifest(args.out, report.utterances)
         reports = {Path(args.out).stem: report}
     for split, report in reports.items():
@@ -54,7 +55,7 @@ def cmd_download(args) -> int:
 
 def cmd_synthesize(args) -> int:
     from asr.data import total_hours
-    from asr.tts import parse_voices, select_sentences, synthesize
+    from asr.tts import describe_rejected, parse_voices, select_sentences, synthesize
 
     voices = parse_voices(args.voices)  # None: the defaults; "" is refused, not taken as the defaults
     lines = []
@@ -63,9 +64,16 @@ def cmd_synthesize(args) -> int:
             lines += Path(path).read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as e:
             raise RuntimeError(f"{path}: cannot read text ({e})") from None
-    sentences = select_sentences(lines, args.num, args.min_words, args.max_words, seed=args.seed)
+    rejected: list[str] = []
+    sentences = select_sentences(lines, args.num, args.min_words, args.max_words, seed=args.seed, voices=voices,
+                                 rejected=rejected)
+    left_out = f"; left out: {describe_rejected(rejected)}" if rejected else ""
+    if not sentences:  # refused before anything is written: an empty manifest would pass for done
+        raise RuntimeError(f"{', '.join(args.texts)}: no speakable sentences of {args.min_words}-{args.max_words} "
+                           f"words{left_out}")
     if len(sentences) < args.num:
-        print_error(f"warning: only {len(sentences)} speakable sentences of {args.min_words}-{args.max_words} words")
+        print_error(f"warning: only {len(sentences)} speakable sentences of {args.min_words}-{args.max_words} words"
+                    f"{left_out}")
     if len(args.freq_scale) != 2:
         given = ",".join(f"{x:g}" for x in args.freq_scale)
         raise RuntimeError(f"--freq-scale '{given}': expected LOW,HIGH, e.g. 1,1.3")
@@ -73,4 +81,4 @@ def cmd_synthesize(args) -> int:
                             jobs=args.jobs, log=print_error)
     print(f"{Path(args.out) / 'train.jsonl'}: {len(utterances)} utterances, {total_hours(utterances):.2f} h, "
           f"{len(sentences) - len(utterances)} skipped")
-    return 0 if utterances else 1
+    return 0

@@ -23,6 +23,7 @@ import sys
 import tarfile
 import urllib.error
 import urllib.request
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -235,7 +236,9 @@ def _missing(root: Path, creates: str | None, layout: tuple[str, ...]) -> str | 
 
 def extract(archive: Path, data_dir: Path, progress: bool = True, creates: str | None = None,
             layout: tuple[str, ...] = ()) -> list[str]:
-    """Unpack a tar archive (any compression) into ``data_dir``; returns its top-level names.
+    """Unpack a tar archive (any compression) or a zip archive into ``data_dir``; returns its
+    top-level names. An entry that would land outside the folder (``..``, an absolute path, a link
+    pointing out, a device) is refused, and the archive with it.
 
     ``creates`` (a folder) and ``layout`` (globs, any one of which must match), both relative to
     ``data_dir``, are checked before anything is moved there: an archive that fails, or cannot be
@@ -246,13 +249,13 @@ def extract(archive: Path, data_dir: Path, progress: bool = True, creates: str |
     if tmp.exists():
         shutil.rmtree(tmp)
     tmp.mkdir(parents=True)
-    options = {"filter": "data"} if hasattr(tarfile, "data_filter") else {}  # no ../ or absolute paths
     try:
         try:
-            with open(archive, "rb") as raw, _bar(archive.stat().st_size, f"extract {archive.name}", progress) as bar:
-                with tarfile.open(fileobj=_ProgressReader(raw, bar), mode="r|*") as tar:
-                    tar.extractall(tmp, **options)
-        except (tarfile.TarError, EOFError, zlib.error, OSError) as e:
+            if zipfile.is_zipfile(archive):  # re-packed Common Voice copies often are
+                _extract_zip(archive, tmp, data_dir)
+            else:
+                _extract_tar(archive, tmp, data_dir, progress)
+        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as e:
             raise DownloadError(f"{archive}: cannot extract ({e}); the archive is damaged or incomplete") from None
         contents = sorted(p.name for p in tmp.iterdir())
         missing = _missing(tmp, creates, layout)
@@ -269,6 +272,38 @@ def extract(archive: Path, data_dir: Path, progress: bool = True, creates: str |
     return contents
 
 
+def _unsafe(archive: Path, entry: str, data_dir: Path) -> DownloadError:
+    return DownloadError(f"{archive}: refused: entry {entry!r} would be written outside {data_dir} "
+                         "(or is a link or device); unpack it yourself if you trust it")
+
+
+def _extract_tar(archive: Path, tmp: Path, data_dir: Path, progress: bool) -> None:
+    if not hasattr(tarfile, "data_filter"):  # Python < 3.11.4 has no filter: refuse rather than trust
+        raise DownloadError(f"{archive}: this Python's tarfile cannot extract safely; use Python >= 3.11.4")
+    with open(archive, "rb") as raw, _bar(archive.stat().st_size, f"extract {archive.name}", progress) as bar:
+        with tarfile.open(fileobj=_ProgressReader(raw, bar), mode="r|*") as tar:
+            try:
+                tar.extractall(tmp, filter="data")  # no ../, absolute paths, links out, devices
+            except tarfile.FilterError as e:
+                raise _unsafe(archive, e.tarinfo.name, data_dir) from None
+
+
+def _extract_zip(archive: Path, tmp: Path, data_dir: Path) -> None:
+    """zipfile silently rewrites ``..`` and absolute names; refuse them instead, as the tar filter does."""
+    with zipfile.ZipFile(archive) as z:
+        for info in z.infolist():
+            parts = Path(info.filename.replace("\\", "/")).parts
+            is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
+            if info.filename.startswith(("/", "\\")) or ".." in parts or ":" in info.filename or is_link:
+                raise _unsafe(archive, info.filename, data_dir)
+        z.extractall(tmp)
+
+
+def _commonvoice_present(data_dir: Path) -> bool:
+    """A Common Voice release under ``data_dir``: its own clips folder, not another corpus's marker."""
+    return any(data_dir.glob("*/*/clips")) or any(data_dir.glob("*/clips"))
+
+
 def download_corpus(corpus: str, data_dir: str | Path, subsets: list[str] | None = None,
                     archive: str | Path | None = None, url_base: str | None = None,
                     remove_archive: bool = False, progress: bool = True) -> Path:
@@ -279,7 +314,7 @@ def download_corpus(corpus: str, data_dir: str | Path, subsets: list[str] | None
     data_dir.mkdir(parents=True, exist_ok=True)
     if corpus == "commonvoice":
         if archive is None:
-            if any(data_dir.glob(".*.extracted")) or any(data_dir.glob("*/*/clips")) or any(data_dir.glob("*/clips")):
+            if _commonvoice_present(data_dir):
                 log(f"{data_dir}: Common Voice already extracted")
                 return data_dir
             raise DownloadError(COMMONVOICE_HELP)

@@ -8,11 +8,11 @@ from typing import Sequence
 
 import torch
 
-from asr.audio import AudioError
+from asr.audio import AudioError, gathered_warnings, report_cut
 from asr.batching import BucketBatchSampler
 from asr.data import Utterance
 from asr.metrics import ErrorCounts, char_errors, word_errors
-from asr.segmenter import Segmenter
+from asr.segmenter import Segmenter, array_blocks
 from asr.text import normalize_text
 from asr.transcribe import Transcriber
 
@@ -34,6 +34,7 @@ class Evaluation:
     audio_seconds: float
     decode_seconds: float
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    truncated: list[str] = field(default_factory=list)  # the warnings of the files scored cut short, one each
 
     @property
     def wer(self) -> float:
@@ -46,7 +47,7 @@ class Evaluation:
     def summary(self) -> dict:
         return {
             "wer": round(self.wer, 6), "cer": round(self.cer, 6),
-            "utterances": len(self.utterances), "skipped": len(self.skipped),
+            "utterances": len(self.utterances), "skipped": len(self.skipped), "truncated": len(self.truncated),
             "word_errors": self.words.errors, "words": self.words.reference_length,
             "substitutions": self.words.substitutions, "deletions": self.words.deletions,
             "insertions": self.words.insertions,
@@ -67,8 +68,10 @@ def speech_pieces(segmenter: Segmenter, wave: torch.Tensor) -> list[torch.Tensor
     speech span (``Transcriber.speech``) when shorter than the segmenter's ``max_seconds``; else
     the sounded segments it is cut into at pauses, each without its quiet edges. The pieces'
     hypotheses joined (``join_pieces``) are its transcript, as ``merge_results`` joins a file's."""
-    # as one block: the segmenter's cuts depend on the samples, not on how they were read
-    return [seg.samples for seg in segmenter.segments([wave.numpy()]) if not seg.silent]
+    # in 30 s blocks, as transcribe streams a file: the cuts depend on the samples, not on how they
+    # were read, and a 10-minute wave in one block cost ~550 MB more (each cut copies the rest)
+    blocks = array_blocks(wave.numpy(), 30 * segmenter.sample_rate)
+    return [seg.samples for seg in segmenter.segments(blocks) if not seg.silent]
 
 
 def join_pieces(references: Sequence[str | None], hypotheses: Sequence[str]) -> tuple[list[str], list[str]]:
@@ -93,13 +96,17 @@ def readable_batches(transcriber: Transcriber, utterances: list[Utterance], batc
     with None (``join_pieces`` puts their hypotheses together); its pieces are never split
     across batches. An unreadable file is appended to ``skipped`` as (path, problem) and left
     out. A silent utterance never reaches the model (its hypothesis is empty, as transcribe and
-    evaluate make it): its reference goes to ``silent`` when a list is given."""
+    evaluate make it): its reference goes to ``silent`` when a list is given. Files cut short are
+    used as they are, and named a few at a time with a total once all are read."""
     budget = batch_seconds * transcriber.sample_rate
+    cut: list[str] = []
     for batch in batches_by_duration(utterances, batch_seconds):
         waves, refs, longest = [], [], 0
         for i in batch:
             try:
-                wave = transcriber.load(utterances[i].audio_filepath)
+                with gathered_warnings() as warned:  # around the read alone: the caller runs between yields
+                    wave = transcriber.load(utterances[i].audio_filepath)
+                cut += warned
             except AudioError as e:
                 skipped.append((utterances[i].audio_filepath, e.problem))
                 continue
@@ -116,6 +123,7 @@ def readable_batches(transcriber: Transcriber, utterances: list[Utterance], batc
             refs += [normalize_text(utterances[i].text)] + [None] * (len(pieces) - 1)
         if waves:
             yield waves, refs
+    report_cut(cut)
 
 
 def none_readable(count: int, skipped: list[tuple[str, str]], purpose: str) -> str:
@@ -131,8 +139,18 @@ def evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_second
     As ``asr transcribe`` would: a silent utterance gets the empty hypothesis without a model
     run, and one of the segmenter's ``max_seconds`` or more is streamed and cut at pauses
     (``Transcriber.transcribe_files``) rather than run whole. Unreadable audio is skipped,
-    reported in ``Evaluation.skipped``, and left out of the score.
+    reported in ``Evaluation.skipped``, and left out of the score. Audio cut short is scored as
+    far as it goes: ``Evaluation.truncated`` has each file's warning, and a few are named with a
+    total on stderr once all are read (not a line each: a damaged corpus would flood it).
     """
+    with gathered_warnings() as cut:
+        evaluation = _evaluate(transcriber, utterances, batch_seconds, progress)
+    evaluation.truncated = list(cut)
+    report_cut(cut)
+    return evaluation
+
+
+def _evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_seconds: float, progress) -> Evaluation:
     hyps: dict[int, str] = {}
     skipped, audio_seconds, decode_seconds = [], 0.0, 0.0
     limit = transcriber.segmenter.options.max_seconds

@@ -170,8 +170,9 @@ def combine_evaluations(evaluations: Sequence[Evaluation], weights: Sequence[flo
     rows = _voted([u for u in evaluations[0].utterances if all(u.id in b for b in by_id[1:])], by_id, weights)
     skipped = list(dict.fromkeys(item for e in evaluations for item in e.skipped))
     refs, hyps = [r.reference for r in rows], [r.hypothesis for r in rows]
+    truncated = list(dict.fromkeys(line for e in evaluations for line in e.truncated))  # the same files each time
     return Evaluation(rows, word_errors(refs, hyps), char_errors(refs, hyps), evaluations[0].audio_seconds,
-                      sum(e.decode_seconds for e in evaluations), skipped)
+                      sum(e.decode_seconds for e in evaluations), skipped, truncated)
 
 
 def combine_reports(reports: Sequence[Report], names: Sequence[str], weights: Sequence[float] | None = None

@@ -13,7 +13,8 @@ from dataclasses import replace
 import torch
 
 from asr import distributed
-from asr.audio import AudioError, audio_info, gathered_warnings
+from asr import audio
+from asr.audio import AudioError, audio_info, gathered_warnings, report_cut
 from asr.data import SpeechDataset, Utterance, frames_needed
 from asr.losses import log
 from asr.model import AcousticModel
@@ -39,17 +40,14 @@ def nothing_readable(manifest: str, count: int, problems: list[tuple[str, str]],
             f"(first: {first}{more})")
 
 
-_SHOWN = 20  # problems listed one per line; a wrong audio folder would list the whole corpus
 # A manifest duration further than both of these from its file's is reported (importers round theirs,
 # MP3 headers estimate theirs); the file's own is used either way.
 DURATION_SLACK_SECONDS, DURATION_SLACK_FRACTION = 0.1, 0.1
 
 
 def listed(lines: list[str], summary: str, say=log) -> None:
-    """The first ``_SHOWN`` of ``lines``, then ``summary`` with how many more there were."""
-    for line in lines[:_SHOWN]:
-        say(line)
-    say(summary + (f" ({len(lines) - _SHOWN} more not listed)" if len(lines) > _SHOWN else ""))
+    """asr.audio.listed, said as training says everything (``log``, without the CLI's "asr: ")."""
+    audio.listed(lines, summary, say)
 
 
 def _name(utt: Utterance) -> str:
@@ -91,9 +89,7 @@ def report_split(path, name, cfg, utts, missing, off, narrow, too_long, unreadab
     """load_split's report of what it found wrong with a manifest, a few by name and a total each
     (``cut``: the warnings of files cut short, from file_durations)."""
     _warn_of_duplicates(path, utts, name)
-    if cut:
-        listed(list(cut), f"warning: {path}: {len(cut)} {name} audio file(s) cut short or damaged: the audio "
-                          "before the cut is used")
+    report_cut(cut, path, name, log)  # a file probed then read is in ``cut`` twice, named once
     if missing:
         listed([f"skipped {name} utterance {f'{u.id}: ' if u.id else ''}{u.audio_filepath}: {problem}"
                 for u, problem in missing],

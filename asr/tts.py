@@ -23,6 +23,7 @@ import re
 import shutil
 import subprocess
 import tempfile
+import unicodedata
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +42,8 @@ SAMPLE_RATE = 16000
 DEFAULT_VOICES = ("flite:slt", "flite:awb", "flite:rms", "flite:kal16",
                   "espeak-ng:en-us", "espeak-ng:en-us+f3", "espeak-ng:en-us+m3", "espeak-ng:en+f4")
 _ENGINE_PACKAGE = {"flite": "flite", "espeak-ng": "espeak-ng"}
-_ALLOWED = re.compile(r"^[A-Za-z ,.;:?!'\"()\-]+$")
+# Punctuation that is not read aloud (and that normalize_text drops or keeps as an apostrophe).
+_SILENT_PUNCTUATION = set(" ,.;:?!'\"()-") | set("«»‘’“”„¿¡…–—。，、？！：；")
 # Read aloud as something other than their letters.
 _ABBREVIATION = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|No|Co|Jr|Sr|Gen|Col|Capt|Lt|Rev|Hon|Esq|etc|vs)\.",
                            re.IGNORECASE)
@@ -150,30 +152,77 @@ def check_voices(voices: list[Voice]) -> None:
         raise TTSError("; ".join(problems))
 
 
-def speakable(sentence: str, min_words: int, max_words: int) -> bool:
-    """True if the sentence reads aloud exactly as its normalized text, within the length."""
-    if not _ALLOWED.match(sentence) or _ABBREVIATION.search(sentence):
-        return False
+def _voice_can_say(ch: str, engines: set[str]) -> bool:
+    """flite's voices are English-only: ASCII letters. espeak-ng reads the letters of any script
+    that normalize_text keeps (its voices are picked per language)."""
+    if ch in _SILENT_PUNCTUATION:
+        return True
+    if "flite" in engines:
+        return ch.isascii() and ch.isalpha()
+    return unicodedata.category(ch)[0] in "LM"
+
+
+def unspeakable_reason(sentence: str, min_words: int, max_words: int, engines=frozenset({"flite"})) -> str | None:
+    """Why the sentence would not read aloud exactly as its normalized text by every engine in
+    ``engines``, within the length; None if it would. The reason is a category ("characters the
+    voices cannot speak: é"), so that a summary can count lines per reason."""
+    engines = set(engines)
+    odd = sorted({ch for ch in sentence if not _voice_can_say(ch, engines)})
+    if odd:
+        named = " ".join(ch if ch.isprintable() and not ch.isspace() else repr(ch) for ch in odd[:10])
+        return f"characters the voices cannot speak as written: {named}"
+    if _ABBREVIATION.search(sentence):
+        return "abbreviations (read as other words)"
     if re.search(r"\b[A-Z]{2,}\b", sentence):  # acronyms are spelled out letter by letter
-        return False
-    return min_words <= len(normalize_text(sentence).split()) <= max_words
+        return "acronyms (spelled out letter by letter)"
+    if not min_words <= len(normalize_text(sentence).split()) <= max_words:
+        return f"not {min_words}-{max_words} words long"
+    return None
+
+
+def speakable(sentence: str, min_words: int, max_words: int, engines=frozenset({"flite"})) -> bool:
+    """True if the sentence reads aloud exactly as its normalized text, within the length."""
+    return unspeakable_reason(sentence, min_words, max_words, engines) is None
 
 
 def select_sentences(lines: list[str], n: int, min_words: int = 3, max_words: int = 14,
-                     seed: int = 0) -> list[str]:
-    """``n`` distinct speakable sentences, drawn at random."""
+                     seed: int = 0, voices: list[Voice] | None = None, rejected: list[str] | None = None) -> list[str]:
+    """``n`` distinct speakable sentences, drawn at random; each must suit every voice (None: flite's,
+    English-only). ``rejected``, if given, gets the reason for each line left out (see describe_rejected)."""
     if not 1 <= min_words <= max_words:
         raise TTSError(f"sentences of {min_words} to {max_words} words: expected 1 <= min words <= max words")
+    engines = {v.engine for v in voices} if voices else {"flite"}
     seen, candidates = set(), []
     for line in lines:
         line = " ".join(line.split())
         key = normalize_text(line)
-        if key in seen or not speakable(line, min_words, max_words):
+        if not line or key in seen:
+            continue
+        if (why := unspeakable_reason(line, min_words, max_words, engines)) is not None:
+            if rejected is not None:
+                rejected.append(why)
             continue
         seen.add(key)
         candidates.append(line)
     random.Random(seed).shuffle(candidates)
     return candidates[:n]
+
+
+def describe_rejected(reasons: list[str]) -> str:
+    """"5 lines (characters the voices cannot speak as written: à é), 2 lines (not 3-14 words long)": the
+    lines left out, counted per kind of reason, the characters of all of them together."""
+    counts: dict[str, int] = {}
+    chars: dict[str, set[str]] = {}
+    for why in reasons:
+        kind, _, detail = why.partition(": ")
+        counts[kind] = counts.get(kind, 0) + 1
+        chars.setdefault(kind, set()).update(detail.split())
+    parts = []
+    for kind, n in sorted(counts.items(), key=lambda item: -item[1]):
+        shown = sorted(chars[kind])
+        detail = f": {' '.join(shown[:20])}{' ...' if len(shown) > 20 else ''}" if shown else ""
+        parts.append(f"{n} line{'s' if n != 1 else ''} ({kind}{detail})")
+    return ", ".join(parts)
 
 
 def synthesize_one(voice: Voice, text: str, out: Path, rate: float, pitch: float, noise_db: float,
@@ -210,10 +259,14 @@ def synthesize(sentences: list[str], out_dir: str | Path, voices: list[Voice], s
     """Each sentence read once by a random voice at a random rate, pitch, frequency scale and noise level.
 
     Writes ``out_dir/audio/tts-NNNNN.flac`` and ``out_dir/train.jsonl``; a sentence the
-    synthesizer fails on is reported and skipped. The voices, the frequency scale range and
-    ``out_dir`` are checked first: a refused run creates nothing. Rates above 1 are slower than
-    the voice's default: the learners in L2 corpora read slowly.
+    synthesizer fails on is reported and skipped. The sentences, the voices, the frequency scale
+    range and ``out_dir`` are checked first: a refused run creates nothing. The manifest is written
+    (atomically) only if some sentence was synthesized: an empty one would pass for a finished
+    job with `make` (recipes keep it .PRECIOUS). Rates above 1 are slower than the voice's
+    default: the learners in L2 corpora read slowly.
     """
+    if not sentences:
+        raise TTSError("no sentences to synthesize")
     lo, hi = freq_scale_range
     if not 0.5 <= lo <= hi <= 2.0:
         raise TTSError(f"frequency scale range {lo:g}-{hi:g}: expected 0.5 <= low <= high <= 2")
@@ -224,6 +277,7 @@ def synthesize(sentences: list[str], out_dir: str | Path, voices: list[Voice], s
         raise TTSError(f"{out_dir}: exists and is not a directory; give a new or existing directory for the output")
     check_engines(voices)
     check_voices(voices)
+    new_dirs = [d for d in (out_dir, out_dir / "audio") if not d.exists()]
     try:
         (out_dir / "audio").mkdir(parents=True, exist_ok=True)
     except OSError as e:
@@ -250,5 +304,10 @@ def synthesize(sentences: list[str], out_dir: str | Path, voices: list[Voice], s
 
     with ThreadPoolExecutor(max(1, jobs)) as pool:  # the synthesizers are subprocesses
         utterances = [u for u in pool.map(run, plans) if u is not None]
+    if not utterances:
+        for d in reversed(new_dirs):  # ours, and empty: no audio was written
+            d.rmdir()
+        raise TTSError(f"none of the {len(plans)} sentences could be synthesized (see above); "
+                       f"{out_dir / 'train.jsonl'} not written")
     write_manifest(out_dir / "train.jsonl", utterances)
     return utterances

@@ -41,7 +41,6 @@ def test_audio_info_reports_duration_without_decoding(tmp_path):
 @pytest.mark.parametrize("make,problem", [
     (lambda p: None, "file not found"),
     (lambda p: p.write_bytes(b"RIFF\x00\x00garbage" * 10), "not readable as audio"),
-    (lambda p: p.write_bytes(b""), "not readable as audio"),
     (lambda p: p.mkdir(), "directory"),
 ])
 def test_bad_files_raise_an_error_naming_the_file_and_the_problem(tmp_path, make, problem):
@@ -50,6 +49,15 @@ def test_bad_files_raise_an_error_naming_the_file_and_the_problem(tmp_path, make
     with pytest.raises(AudioError, match=problem) as err:
         load_audio(path, 16000)
     assert str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("suffix", [".wav", ".mp3", ".flac"])
+def test_a_0_byte_file_is_called_empty_not_unreadable_or_a_pipe(tmp_path, suffix):
+    path = tmp_path / f"clip{suffix}"
+    path.write_bytes(b"")  # a truncated download or copy
+    with pytest.raises(AudioError, match=r"empty file \(0 bytes\)") as err:
+        load_audio(path, 16000)
+    assert str(path) in str(err.value) and "pipe" not in str(err.value)
 
 
 def test_a_zero_length_file_and_nan_samples_are_errors(tmp_path):
@@ -111,3 +119,13 @@ def test_int32_samples_are_32_bit_pcm_however_quiet_as_the_same_file_read_by_pat
     as_int32, _ = sf.read(str(tmp_path / "dither24.wav"), dtype="int32")
     assert 0 < np.abs(as_int32).max() <= 2 ** 15  # near-silence looks like widened 16-bit PCM, and is not
     assert torch.equal(prepare_array(as_int32, 16000, 16000), load_audio(tmp_path / "dither24.wav", 16000))
+
+
+def test_a_0_byte_file_is_called_empty_by_the_header_check_too(tmp_path):
+    from asr.audio import audio_info
+
+    for suffix in (".wav", ".mp3"):
+        empty = tmp_path / f"empty{suffix}"
+        empty.write_bytes(b"")
+        with pytest.raises(AudioError, match=r"empty file \(0 bytes\)"):
+            audio_info(empty)

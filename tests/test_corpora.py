@@ -278,3 +278,29 @@ def test_import_kaldi_dir_skips_a_transcript_that_normalizes_to_nothing(tmp_path
     report = import_kaldi_dir(d)
     assert [u.id for u in report.utterances] == ["b"]
     assert report.skipped[0][0] == "a" and "empty transcript" in report.skipped[0][1]
+
+
+def test_a_kaldi_dir_with_a_segments_file_is_refused_naming_it(good_dir):
+    (good_dir / "segments").write_text("u1-0 u1 0.0 0.2\n")
+    with pytest.raises(CorpusError, match="segments files are not supported"):
+        import_kaldi_dir(good_dir)
+
+
+def test_a_non_utf8_byte_in_kaldi_text_names_the_file_and_line(good_dir):
+    (good_dir / "text").write_bytes(b"u1 HELLO\nu2 caf\xe9 one\n")
+    with pytest.raises(CorpusError, match=r"text:2: not UTF-8"):
+        import_kaldi_dir(good_dir)
+
+
+def test_prepare_kaldi_with_nothing_usable_fails_and_writes_no_manifest(tmp_path, capsys):
+    from asr.cli import main
+    data = make_kaldi_dir(tmp_path, wav=["recX wav/nothere.wav"], text=["recX hello"])
+    assert main(["prepare", "kaldi", str(data), str(tmp_path / "o.jsonl")]) != 0
+    assert "no usable utterances" in capsys.readouterr().err
+    assert not (tmp_path / "o.jsonl").exists()
+
+
+def test_split_by_speaker_refuses_a_negative_count():
+    utts = [Utterance("a.wav", 1.0, "x", speaker=s, id=s) for s in ("s1", "s2")]
+    with pytest.raises(CorpusError, match="cannot hold out -1"):
+        split_by_speaker(utts, -1)

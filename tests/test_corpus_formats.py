@@ -275,7 +275,8 @@ def test_own_valid_list_that_matches_nothing_is_an_error(tmp_path):
 @pytest.mark.parametrize("delimiter, header", [(",", True), ("\t", False)])
 def test_own_table_of_path_text_speaker(tmp_path, delimiter, header):
     table = make_own_table(tmp_path / "mine", n=6, delimiter=delimiter, header=header)
-    prepare_own_data(table, tmp_path / "data", valid_speakers=1, test=table)
+    other = make_own_table(tmp_path / "other", n=6, delimiter=delimiter, header=header)
+    prepare_own_data(table, tmp_path / "data", valid_speakers=1, test=other)
     train = read_manifest(tmp_path / "data" / "train.jsonl")
     assert len(train) == 3 and {u.speaker for u in train} <= {"s0", "s1"}
     assert all(u.audio_filepath.endswith(".flac") and u.id.startswith("audio/a") for u in train)
@@ -389,3 +390,104 @@ def test_asr_prepare_folder_writes_manifests_readable_as_json(tmp_path, capsys):
     assert main(["prepare", "folder", str(tmp_path / "mine"), str(tmp_path / "data"), "--valid-fraction", "0.5"]) == 0
     rows = [json.loads(line) for line in (tmp_path / "data" / "train.jsonl").read_text().splitlines()]
     assert len(rows) == 3 and {"audio_filepath", "duration", "text", "speaker", "id"} <= set(rows[0])
+
+
+# --- messy input to your own data ----------------------------------------------------------
+
+def test_own_tsv_is_read_unquoted_so_a_text_starting_with_a_quote_keeps_the_rows_after_it(tmp_path):
+    table = make_own_table(tmp_path / "mine", n=4, delimiter="\t", header=False)
+    lines = table.read_text().splitlines()
+    path, _, speaker = lines[0].split("\t")
+    lines[0] = "\t".join([path, '"Stop, he said', speaker])
+    table.write_text("\n".join(lines) + "\n")
+    report = prepare_own_data(table, tmp_path / "data")["train"]
+    assert len(report.utterances) == 4
+    assert report.utterances[0].text == '"Stop, he said'
+
+
+def test_own_csv_with_a_utf8_bom_keeps_its_header(tmp_path):
+    table = make_own_table(tmp_path / "mine", n=4)
+    rows = [line.split(",") for line in table.read_text().splitlines()[1:]]
+    # Excel's "CSV UTF-8": a BOM, CRLF, and here the speaker column first
+    table.write_text("\ufeffspeaker,text,path\r\n" + "".join(f"{r[2]},{r[1]},{r[0]}\r\n" for r in rows),
+                     encoding="utf-8", newline="")
+    report = prepare_own_data(table, tmp_path / "data")["train"]
+    assert len(report.utterances) == 4 and {u.speaker for u in report.utterances} == {"s0", "s1"}
+
+
+def test_own_folder_follows_symlinked_speaker_folders_and_survives_a_link_loop(tmp_path):
+    root = make_own_folder(tmp_path / "mine", n=4, speakers=2)
+    make_own_folder(tmp_path / "elsewhere", n=2, speakers=1)
+    (root / "spk9").symlink_to(tmp_path / "elsewhere" / "spk0", target_is_directory=True)
+    (root / "spk0" / "loop").symlink_to(root, target_is_directory=True)
+    report = prepare_own_data(root, tmp_path / "data")["train"]
+    assert sorted(u.id for u in report.utterances) == ["spk0/utt00", "spk0/utt02", "spk1/utt01", "spk1/utt03",
+                                                       "spk9/utt00", "spk9/utt01"]
+    assert any("symlink loop" in note for note in report.notes)
+
+
+def test_own_folder_transcripts_lose_a_utf8_bom_and_utf16_is_read_by_its_bom(tmp_path):
+    root = make_own_folder(tmp_path / "mine", n=2, speakers=1)
+    (root / "spk0" / "utt00.txt").write_bytes(b"\xef\xbb\xbfhello bom")
+    (root / "spk0" / "utt01.txt").write_text("caf\u00e9 unicode", encoding="utf-16")
+    texts = {u.id: u.text for u in prepare_own_data(root, tmp_path / "data")["train"].utterances}
+    assert texts == {"spk0/utt00": "hello bom", "spk0/utt01": "caf\u00e9 unicode"}
+
+
+def test_own_folder_duplicate_names_the_audio_kept_and_refuses_a_name_with_a_line_break(tmp_path):
+    root = make_own_folder(tmp_path / "mine", n=2, speakers=1)
+    data, rate = sf.read(str(root / "spk0" / "utt00.wav"))
+    sf.write(str(root / "spk0" / "utt00.flac"), data, rate)
+    shutil.copy(root / "spk0" / "utt01.wav", root / "spk0" / "bad\nname.wav")
+    (root / "spk0" / "bad\nname.txt").write_text("words here")
+    report = prepare_own_data(root, tmp_path / "data")["train"]
+    found = reasons(report)
+    assert "utt00.wav" in found["spk0/utt00"] and "utt00.flac" in found["spk0/utt00"]
+    assert "line break" in found[repr("spk0/bad\nname")]
+    assert all("\n" not in u.id for u in report.utterances)
+
+
+def test_own_valid_list_saved_by_notepad_holds_out_every_name(tmp_path):
+    root = make_own_folder(tmp_path / "mine", n=6, speakers=3)
+    (tmp_path / "valid.txt").write_bytes(b"\xef\xbb\xbfspk1\r\nspk2\r\n")
+    prepare_own_data(root, tmp_path / "data", valid_list=tmp_path / "valid.txt")
+    assert {u.speaker for u in read_manifest(tmp_path / "data" / "valid.jsonl")} == {"spk1", "spk2"}
+
+
+def test_own_valid_list_with_a_name_matching_nothing_is_refused_naming_it(tmp_path):
+    root = make_own_folder(tmp_path / "mine", n=4, speakers=2)
+    (tmp_path / "valid.txt").write_text("spk1\nspk0/utt99\n")
+    with pytest.raises(CorpusError, match="1 name.*match no utterance id or speaker.*spk0/utt99"):
+        prepare_own_data(root, tmp_path / "data", valid_list=tmp_path / "valid.txt")
+    assert not (tmp_path / "data" / "train.jsonl").exists()
+
+
+def test_own_test_set_sharing_audio_with_train_is_refused(tmp_path):
+    root = make_own_folder(tmp_path / "mine", n=4, speakers=2)
+    with pytest.raises(CorpusError, match="shares 4 audio file"):
+        prepare_own_data(root, tmp_path / "data", test=root)
+    assert not (tmp_path / "data" / "train.jsonl").exists()
+
+
+def test_negative_valid_speakers_is_refused_by_the_command_line(tmp_path, capsys):
+    root = make_own_folder(tmp_path / "mine", n=4, speakers=2)
+    with pytest.raises(SystemExit) as exit_:
+        main(["prepare", "folder", str(root), str(tmp_path / "data"), "--valid-speakers", "-1"])
+    assert exit_.value.code == 2 and "at least 0" in capsys.readouterr().err
+
+
+def test_a_non_utf8_byte_in_a_transcript_file_names_the_file_and_line(libri, tmp_path):
+    src, _ = libri
+    trans = sorted(src.glob("LibriSpeech/train-clean-100/*/*/*.trans.txt"))[0]
+    trans.write_bytes(trans.read_bytes() + b"9-9-9999 CAF\xc9\n")
+    line = trans.read_bytes().count(b"\n")
+    with pytest.raises(CorpusError, match=rf"{trans.name}:{line}: not UTF-8"):
+        prepare_librispeech(src, tmp_path / "data")
+
+
+def test_a_non_utf8_byte_in_a_commonvoice_tsv_names_the_file(tmp_path):
+    lang = make_commonvoice(tmp_path / "cv")
+    tsv = lang / "train.tsv"
+    tsv.write_bytes(tsv.read_bytes() + b"x\tcaf\xe9.mp3\tcaf\xe9\n")
+    with pytest.raises(CorpusError, match=r"train.tsv:\d+: not UTF-8"):
+        prepare_commonvoice(tmp_path / "cv", tmp_path / "data")

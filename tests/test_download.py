@@ -10,6 +10,7 @@ import io
 import json
 import tarfile
 import threading
+import zipfile
 
 import pytest
 
@@ -277,6 +278,45 @@ def test_archives_cannot_write_outside_the_data_dir(tmp_path):
     assert not (tmp_path / "escaped.txt").exists()
 
 
+def test_an_unsafe_tar_entry_is_refused_by_name_not_called_damaged(tmp_path):
+    evil = make_tar_gz(tmp_path / "evil.tar.gz", {"an4/ok.txt": b"x", "../escaped.txt": b"x"})
+    with pytest.raises(DownloadError, match=r"refused: entry '\.\./escaped\.txt' would be written outside") as err:
+        extract(evil, tmp_path / "out", progress=False)
+    assert "damaged" not in str(err.value)
+    assert list((tmp_path / "out").iterdir()) == []
+
+
+def make_zip(path, files: dict[str, bytes], links: dict[str, str] = {}):
+    with zipfile.ZipFile(path, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+        for name, target in links.items():  # a symlink entry, as `zip --symlinks` stores it
+            info = zipfile.ZipInfo(name)
+            info.external_attr = (0o120777 << 16)
+            z.writestr(info, target)
+    return path
+
+
+def test_a_zip_archive_is_unpacked_like_a_tar(tmp_path, capsys):
+    archive = make_zip(tmp_path / "cv-xx.zip", {"cv-corpus-0.0/xx/train.tsv": b"client_id\tpath\tsentence\n",
+                                                 "cv-corpus-0.0/xx/clips/a.mp3": b"mp3"})
+    assert main(["download", "commonvoice", "--data-dir", str(tmp_path / "c"), "--archive", str(archive)]) == 0
+    assert (tmp_path / "c" / "cv-corpus-0.0" / "xx" / "clips" / "a.mp3").read_bytes() == b"mp3"
+    assert is_extracted(tmp_path / "c", "cv-xx.zip")
+
+
+@pytest.mark.parametrize("files,links,entry", [
+    ({"../escaped.txt": b"x"}, {}, "../escaped.txt"),
+    ({"/tmp/abs.txt": b"x"}, {}, "/tmp/abs.txt"),
+    ({"an4/ok.txt": b"x"}, {"an4/link": "/etc/passwd"}, "an4/link"),
+])
+def test_a_zip_entry_outside_the_data_dir_or_a_link_is_refused_and_nothing_is_written(tmp_path, files, links, entry):
+    evil = make_zip(tmp_path / "evil.zip", files, links)
+    with pytest.raises(DownloadError, match=f"refused: entry '{entry}' would be written outside"):
+        extract(evil, tmp_path / "out", progress=False)
+    assert list((tmp_path / "out").iterdir()) == [] and not (tmp_path / "escaped.txt").exists()
+
+
 def test_unknown_subsets_are_refused_with_the_choices(tmp_path):
     with pytest.raises(DownloadError, match="train-clean-100"):
         download_corpus("librispeech", tmp_path, subsets=["train-clean-1000"], progress=False)
@@ -316,6 +356,15 @@ def test_asr_download_commonvoice_needs_the_users_archive(tmp_path, capsys):
     assert main(["download", "commonvoice", "--data-dir", str(tmp_path / "c"),
                  "--archive", str(tmp_path / "missing.tar.gz")]) == 2
     assert "archive not found" in capsys.readouterr().err
+
+
+def test_another_corpus_marker_does_not_make_common_voice_ready(tmp_path, capsys):
+    archive = make_tar_gz(tmp_path / "an4_sphere.tar.gz", {"an4/etc/an4_train.transcription": b"<s> YES </s> (a)\n"})
+    assert main(["download", "an4", "--data-dir", str(tmp_path / "c"), "--archive", str(archive)]) == 0
+    capsys.readouterr()
+    assert main(["download", "commonvoice", "--data-dir", str(tmp_path / "c")]) == 2
+    err = capsys.readouterr().err
+    assert "already extracted" not in err and "needs a login" in err
 
 
 def test_asr_download_commonvoice_unpacks_the_given_archive_once(tmp_path, capsys):

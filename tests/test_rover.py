@@ -153,3 +153,18 @@ def test_transcripts_without_word_times_are_combined_as_text():
     out = combine_results([untimed, Result("blue car", 2.0), Result("blue car", 2.0)])
     assert out.text == "blue car" and out.words == []
     assert [(s.start, s.end) for s in out.segments] == [(0.0, 2.0)]
+
+
+def test_a_combined_evaluation_counts_each_file_scored_cut_short_once():
+    from asr.evaluate import Evaluation
+    from asr.metrics import char_errors, word_errors
+    from asr.rover import combine_evaluations
+
+    def evaluation(hyp, truncated):
+        rows = [UtteranceResult("a", "a.wav", "a cat", hyp, "spk")]
+        return Evaluation(rows, word_errors(["a cat"], [hyp]), char_errors(["a cat"], [hyp]), 1.0, 0.1,
+                          truncated=truncated)
+
+    cut = ["a.wav: truncated: 0.5 s of audio where its header declares 1 s"]
+    combined = combine_evaluations([evaluation("a cat", cut), evaluation("a hat", cut)])
+    assert combined.truncated == cut and combined.summary()["truncated"] == 1

@@ -5,13 +5,17 @@ that can be decoded is an AudioError naming the file and the problem."""
 
 import io
 import json
+import shutil
 import struct
+import subprocess
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.audio import AudioError, audio_info, load_audio
+from asr.audio import AudioError, audio_info, gathered_warnings, load_audio
 from asr.cli import main
 from asr.corpora import Entry, check_entries
 from asr.inputs import stream_audio
@@ -221,8 +225,9 @@ def test_evaluate_scores_a_cut_file_and_says_it_was_cut(tiny_model_dir, tmp_path
     (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert main(["evaluate", str(tmp_path / "m.jsonl"), "--model", str(tiny_model_dir), "--json"]) == 0
     out, err = capsys.readouterr()
-    assert json.loads(out.splitlines()[-1])["utterances"] == 2
-    assert f"asr: warning: {partial}: truncated: " in err
+    assert json.loads(out.splitlines()[-1])["utterances"] == 2 and json.loads(out.splitlines()[-1])["truncated"] == 1
+    assert f"asr: {partial}: truncated: " in err
+    assert "asr: warning: 1 audio file(s) cut short or damaged: the audio before the cut is used" in err
 
 
 def test_preparing_a_corpus_keeps_a_cut_file_at_the_length_it_has_and_names_it(tmp_path, capsys):
@@ -234,4 +239,100 @@ def test_preparing_a_corpus_keeps_a_cut_file_at_the_length_it_has_and_names_it(t
     assert durations["whole"] == 1.0 and durations["partial"] == pytest.approx(load_audio(partial, RATE).numel() / RATE)
     assert [(utt, reason.startswith(f"{broken}: not readable as audio")) for utt, reason in report.skipped] == \
         [("broken", True)]
-    assert f"asr: warning: {partial}: truncated: " in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert f"asr: {partial}: truncated: " in err
+    assert "asr: warning: 1 audio file(s) cut short or damaged: the audio before the cut is used" in err
+
+
+@pytest.fixture
+def spoken_cut_copies(tmp_path):
+    """25 copies of a spoken clip (flite, resampled to 16 kHz by sox) cut to their first half with
+    head -c, each with its transcript beside it: a corpus damaged by a copy that stopped early."""
+    if shutil.which("flite") is None or shutil.which("sox") is None:
+        pytest.skip("flite and sox are needed to synthesize the clip")
+    subprocess.run(["flite", "-t", "hello world", "-o", str(tmp_path / "spoken.wav")], check=True)
+    subprocess.run(["sox", str(tmp_path / "spoken.wav"), "-r", "16000", str(tmp_path / "clip.wav")], check=True)
+    half = (tmp_path / "clip.wav").stat().st_size // 2
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for n in range(25):
+        with open(corpus / f"cut{n:02}.wav", "wb") as out:
+            subprocess.run(["head", "-c", str(half), str(tmp_path / "clip.wav")], stdout=out, check=True)
+        (corpus / f"cut{n:02}.txt").write_text("hello world\n")
+    return sorted(corpus.glob("*.wav"))
+
+
+def lines_naming(err: str, paths) -> list[str]:
+    return [line for line in err.splitlines() if any(str(p) in line for p in paths)]
+
+
+def test_prepare_names_twenty_of_twenty_five_cut_files_then_totals_them_not_a_line_each(
+        spoken_cut_copies, tmp_path, capsys):
+    assert main(["prepare", "folder", str(spoken_cut_copies[0].parent), str(tmp_path / "out")]) == 0
+    err = capsys.readouterr().err
+    named = lines_naming(err, spoken_cut_copies)
+    assert len(named) == 20 and all(": truncated: " in line and "using what is there" in line for line in named)
+    assert named == sorted(named)  # in file order, whichever probing thread finished first
+    assert "asr: warning: 25 audio file(s) cut short or damaged: the audio before the cut is used " \
+           "(5 more not listed)" in err
+    assert len(err.splitlines()) <= 21
+    assert len((tmp_path / "out" / "train.jsonl").read_text().splitlines()) == 25  # every one kept, as it is
+
+
+def test_evaluate_names_twenty_of_twenty_five_cut_files_and_its_json_counts_all_twenty_five(
+        spoken_cut_copies, tiny_model_dir, tmp_path, capsys):
+    rows = [{"audio_filepath": str(p), "duration": 1.0, "text": "hello world"} for p in spoken_cut_copies]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["evaluate", str(tmp_path / "m.jsonl"), "--model", str(tiny_model_dir), "--json"]) == 0
+    out, err = capsys.readouterr()
+    summary = json.loads(out.splitlines()[-1])
+    assert summary["utterances"] == 25 and summary["truncated"] == 25 and summary["skipped"] == 0
+    assert len(lines_naming(err, spoken_cut_copies)) == 20
+    assert "asr: warning: 25 audio file(s) cut short or damaged: the audio before the cut is used " \
+           "(5 more not listed)" in err
+    assert len(err.splitlines()) <= 21
+
+
+def test_evaluating_the_same_cut_files_again_counts_them_again_but_names_them_once(
+        tiny_model_dir, tmp_path, capsys):
+    from asr.data import Utterance
+    from asr.evaluate import evaluate
+    from tests.test_transcribe import speller
+
+    flac = tone(tmp_path, ".flac")
+    partial = cut(tmp_path, "partial.flac", flac[: len(flac) // 2])
+    t = speller(tiny_model_dir)
+    first, second = (evaluate(t, [Utterance(str(partial), 1.0, "hello")]) for _ in range(2))  # as --combine does
+    assert first.summary()["truncated"] == second.summary()["truncated"] == 1
+    assert capsys.readouterr().err.count(f"{partial}: truncated: ") == 1
+
+
+def test_tuning_reads_names_cut_files_with_a_total_once_all_are_read(tiny_model_dir, tmp_path, capsys):
+    from asr.data import Utterance
+    from asr.evaluate import readable_batches
+    from tests.test_transcribe import speller
+
+    wav = tone(tmp_path, ".wav")
+    utts = [Utterance(str(cut(tmp_path, f"half{n}.wav", wav[: 44 + RATE])), 1.0, "hello") for n in range(3)]
+    batches = list(readable_batches(speller(tiny_model_dir), utts, 300.0, skipped := []))
+    assert len(batches) == 1 and skipped == []
+    err = capsys.readouterr().err
+    assert err.count(": truncated: 0.50 s of audio") == 3 and err.count("asr: warning:") == 1  # the total alone
+    assert err.splitlines()[-1] == \
+        "asr: warning: 3 audio file(s) cut short or damaged: the audio before the cut is used"
+
+
+def test_warnings_raised_in_worker_threads_are_gathered_by_the_thread_that_opened_the_gathering(tmp_path, capsys):
+    wav = tone(tmp_path, ".wav")
+    paths = [cut(tmp_path, f"half{n}.wav", wav[: 44 + RATE]) for n in range(16)]
+    threads = set()
+
+    def probe(path):
+        threads.add(threading.get_ident())
+        return audio_info(path)
+
+    with gathered_warnings() as lines, ThreadPoolExecutor(max_workers=4) as pool:
+        list(pool.map(probe, paths))
+    assert threading.get_ident() not in threads
+    assert sorted(line.split(":")[0] for line in lines) == sorted(str(p) for p in paths)
+    assert capsys.readouterr().err == ""

@@ -298,3 +298,74 @@ def test_asr_synthesize_refuses_an_espeak_ng_voice_it_lacks_in_one_line(tmp_path
         err = capsys.readouterr().err
         assert problem in err and len(err.splitlines()) == 1 and not (tmp_path / "out").exists()
     tts.check_voices(parse_voices(None))  # and the real engines know every default voice
+
+
+# --- what each engine can say, and why a line is left out --------------------------------------
+
+FRENCH = ["Le café est très bon ce soir.", "Je suis allé à la plage hier.", "Nous mangeons du pain ici."]
+
+
+def test_accented_letters_are_speakable_by_espeak_ng_voices_but_not_by_english_only_flite():
+    for sentence in FRENCH[:2] + ["Это очень хороший день сегодня."]:
+        assert speakable(sentence, 3, 14, engines={"espeak-ng"})
+        assert not speakable(sentence, 3, 14, engines={"flite"})
+        assert not speakable(sentence, 3, 14, engines={"flite", "espeak-ng"})  # every voice must say it
+    assert not speakable("Il a 3 chats ce soir.", 3, 14, engines={"espeak-ng"})  # digits stay out for every engine
+
+
+def test_select_sentences_keeps_accented_lines_for_espeak_ng_voices_and_says_why_others_are_left_out():
+    rejected = []
+    picked = select_sentences(FRENCH + ["Trop court.", "Il a 3 chats ce soir."], 10, voices=[Voice("espeak-ng", "fr")],
+                              rejected=rejected)
+    assert sorted(picked) == sorted(FRENCH)
+    assert tts.describe_rejected(rejected) == ("1 line (not 3-14 words long), "  # most common first, then as met
+                                               "1 line (characters the voices cannot speak as written: 3)")
+    rejected.clear()
+    assert select_sentences(FRENCH, 10, voices=[Voice("flite", "slt")], rejected=rejected) == [FRENCH[2]]
+    assert "2 lines (characters the voices cannot speak as written: à è é)" == tts.describe_rejected(rejected)
+
+
+def test_the_shortfall_warning_names_the_characters_the_voices_cannot_speak_not_the_length(tmp_path, capsys,
+                                                                                            installed):
+    (tmp_path / "fr.txt").write_text("\n".join(FRENCH) + "\n")
+    assert main(["synthesize", str(tmp_path / "fr.txt"), str(tmp_path / "out"), "--num", "3",
+                 "--voices", "flite:slt", "--jobs", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "only 1 speakable sentences" in err and "2 lines (characters the voices cannot speak as written: à è é)" in err
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None,
+                    reason="espeak-ng is not installed (apt-get install espeak-ng)")
+def test_asr_synthesize_reads_accented_sentences_with_an_espeak_ng_voice_of_their_language(tmp_path, capsys):
+    (tmp_path / "fr.txt").write_text("\n".join(FRENCH[:2]) + "\n")
+    assert main(["synthesize", str(tmp_path / "fr.txt"), str(tmp_path / "out"), "--num", "2",
+                 "--voices", "espeak-ng:fr", "--jobs", "1"]) == 0
+    rows = read_manifest(tmp_path / "out" / "train.jsonl")
+    assert sorted(u.text for u in rows) == ["je suis allé à la plage hier", "le café est très bon ce soir"]
+
+
+# --- an empty manifest would pass for a finished job (recipes keep it .PRECIOUS) ---------------
+
+def test_no_speakable_sentence_is_refused_before_anything_is_written(tmp_path, capsys, installed):
+    (tmp_path / "zero.txt").write_text("12345\n\n这是\n", encoding="utf-8")
+    assert main(["synthesize", str(tmp_path / "zero.txt"), str(tmp_path / "out"), "--num", "5",
+                 "--voices", "flite:slt"]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'zero.txt'}: no speakable sentences of 3-14 words" in err
+    assert "characters the voices cannot speak as written: 1 2 3 4 5" in err
+    assert not (tmp_path / "out").exists() and installed[1] == []  # nothing synthesized, nothing written
+
+
+def test_synthesize_refuses_an_empty_sentence_list_and_creates_nothing(tmp_path, installed):
+    with pytest.raises(TTSError, match="no sentences to synthesize"):
+        synthesize([], tmp_path / "out", [Voice("flite", "slt")])
+    assert not (tmp_path / "out").exists()
+
+
+def test_when_every_sentence_fails_to_synthesize_no_manifest_is_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(tts.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(tts.subprocess, "run", engines(fake_synthesizer(fail_on="Second one here")))
+    skipped = []
+    with pytest.raises(TTSError, match="none of the 1 sentences could be synthesized"):
+        synthesize(["Second one here"], tmp_path / "out", [Voice("flite", "slt")], log=skipped.append)
+    assert len(skipped) == 1 and not (tmp_path / "out").exists()
