@@ -45,11 +45,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help="train subsets, joined (default: every train-* found), e.g. train-clean-100 train-clean-360")
     ls.add_argument("--eval", nargs="*", metavar="SUBSET",
                     help="dev/test subsets, one manifest each (default: every other subset found)")
-    ls.add_argument("--valid-speakers", type=positive(int, zero=True), default=0, help="hold out this many train speakers as OUT/valid.jsonl")
+    ls.add_argument("--valid-speakers", type=positive(int, zero=True), default=0,
+                    help="hold out this many train speakers as OUT/valid.jsonl")
     an = psub.add_parser("an4", help="CMU AN4 (SPHERE audio) -> OUT/{train,valid,test}.jsonl")
     an.add_argument("src", type=user_path, help="the an4/ folder, or the folder holding it")
     an.add_argument("out", type=user_path)
-    an.add_argument("--valid-speakers", type=positive(int, zero=True), default=4, help="train speakers held out as OUT/valid.jsonl")
+    an.add_argument("--valid-speakers", type=positive(int, zero=True), default=4,
+                    help="train speakers held out as OUT/valid.jsonl")
     cv = psub.add_parser("commonvoice", help="Common Voice, any language (TSV + MP3 clips) -> "
                          "OUT/{train,dev,test}.jsonl")
     cv.add_argument("src", type=user_path, help="the language folder (clips/ + *.tsv), or a folder above it")
@@ -63,7 +65,8 @@ def build_parser() -> argparse.ArgumentParser:
     fo.add_argument("out", type=user_path)
     fo.add_argument("--test", type=user_path, help="a second folder or table for OUT/test.jsonl")
     held = fo.add_mutually_exclusive_group()
-    held.add_argument("--valid-speakers", type=positive(int, zero=True), default=0, help="hold out this many speakers as OUT/valid.jsonl")
+    held.add_argument("--valid-speakers", type=positive(int, zero=True), default=0,
+                      help="hold out this many speakers as OUT/valid.jsonl")
     held.add_argument("--valid-list", type=user_path,
                       help="file of utterance ids or speakers (one a line) for OUT/valid.jsonl")
     held.add_argument("--valid-fraction", type=float, default=0.0, help="hold out this random fraction instead")

@@ -34,7 +34,8 @@ def test_a_path_in_or_beside_the_checkout_is_named_from_it_one_under_the_current
     lexicons = f"{root}/../shared/so762/lexicon.txt,cmudict"  # beside the checkout, as the recipes' corpus
     assert portable_path(lexicons, root, here) == "../shared/so762/lexicon.txt,cmudict"
     assert portable_path(f"{here}/valid.jsonl", root, here) == "valid.jsonl"
-    assert portable_path("/opt/corpora/valid.jsonl", root, here) == "/opt/corpora/valid.jsonl"  # nothing to name it from
+    # nothing to name it from
+    assert portable_path("/opt/corpora/valid.jsonl", root, here) == "/opt/corpora/valid.jsonl"
     assert portable_path("data/valid.jsonl", root, here) == "data/valid.jsonl"  # relative to a folder not known
     assert portable_path(f"{root}/data/v.jsonl", None, here) == f"{root}/data/v.jsonl"  # asr installed, no checkout
     assert portable_path("/opt/x.jsonl", root, Path("/")) == "/opt/x.jsonl"  # never named from the file system's top
