@@ -214,8 +214,10 @@ def commonvoice_entries(lang_dir: Path, name: str, report: ImportReport) -> list
             if not row["path"]:
                 report.skip(where, f"{where}: empty path")
                 continue
-            entries.append(Entry(Path(row["path"]).stem, lang_dir / "clips" / row["path"], row["sentence"],
-                                 row.get("client_id") or None, where))
+            clip = lang_dir / "clips" / row["path"]
+            if not clip.suffix and not clip.exists():  # early releases list clips without .mp3
+                clip = clip.with_name(clip.name + ".mp3")
+            entries.append(Entry(Path(row["path"]).stem, clip, row["sentence"], row.get("client_id") or None, where))
     return entries
 
 

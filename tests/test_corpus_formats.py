@@ -4,6 +4,7 @@ real layouts (FLAC, NIST SPHERE, MP3) -> manifests; every entry left out is repo
 import json
 import random
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -173,6 +174,16 @@ def test_commonvoice_reads_mp3_clips_and_the_official_splits(tmp_path):
             assert utt.audio_filepath.endswith(".mp3") and utt.id.startswith("common_voice_en_")
             assert utt.duration > 0.5 and len(utt.speaker) > 20  # client_id
             assert utt.text.endswith(".")  # stored as written; normalized at training time
+
+
+def test_commonvoice_paths_named_without_their_mp3_suffix_find_their_clips(tmp_path):
+    lang_dir = make_commonvoice(tmp_path / "cv", "en")
+    for tsv in lang_dir.glob("*.tsv"):  # as early releases list them
+        tsv.write_text(tsv.read_text(encoding="utf-8").replace(".mp3\t", "\t"), encoding="utf-8")
+    reports = prepare_commonvoice(tmp_path / "cv", tmp_path / "data")
+    utts = read_manifest(tmp_path / "data" / "train.jsonl")
+    assert len(utts) == 6 and not reports["train"].skipped
+    assert all(u.audio_filepath.endswith(".mp3") and Path(u.audio_filepath).is_file() for u in utts)
 
 
 def test_commonvoice_keeps_any_alphabet_and_the_vocabulary_comes_from_the_data(tmp_path):
