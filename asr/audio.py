@@ -80,12 +80,12 @@ def audio_info(path: str | Path) -> AudioInfo:
     try:
         with sf.SoundFile(str(path)) as f:
             rate, channels, frames = int(f.samplerate), int(f.channels), int(f.frames)
-            declared = declared_frames(f)
+            declared, unended = declared_frames(f), _unended_ogg(f)
             if f.format == "FLAC" and (declared is None or not _last_frame_decodes(f)):
                 # no total (a streaming writer's), or the end missing: count what decodes
                 frames = sum(len(block) for block in _reopened_blocks(path, name))  # warns, or raises for none
-            elif (declared and frames < declared) or _unended_ogg(f):
-                check_ending(name, rate, frames, declared, unended=_unended_ogg(f))
+            elif (declared and frames < declared) or unended:
+                check_ending(name, rate, frames, declared, unended=unended)
     except AudioError:
         raise
     except Exception as e:  # libsndfile's messages are informative; keep them

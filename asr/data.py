@@ -182,6 +182,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         self.unreadable: dict[int, str] = {}
         self.unspellable: dict[int, str] = {}  # index -> why its transcript has no labels (keep_unspellable)
         self.silent: set[int] = set()  # indices validation scores as saying nothing (asr.train sets them)
+        self.long: set[int] | None = None  # those validation decodes in pieces (asr.selection.long_utterances)
         self.tokenizer, self.bpe_dropout, self.seed, self.epoch = tokenizer, bpe_dropout, seed, 0
         self.texts: list[str] = []
         self._cache: dict[tuple[int, float], tuple[torch.Tensor, float]] = {}  # to_int16's
@@ -257,6 +258,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         self._cache = {(new[i], speed): w for (i, speed), w in self._cache.items() if i in new}
         self.unreadable = {new[i]: problem for i, problem in self.unreadable.items() if i in new}
         self.unspellable = dict(sorted((new[i], why) for i, why in self.unspellable.items() if i in new))
+        self.long = None  # measured again, on the new numbering, when asked
 
     def drop_unreadable(self) -> list[tuple[Utterance, str]]:
         """Read every utterance now (kept, when caching) and leave out those whose audio cannot be

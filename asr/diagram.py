@@ -16,7 +16,7 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Polygon, Rectangle
 
 from asr.diagram_text import (FEATURE_NAMES, NORMALIZED, System, describe, equations, frames_seen, layer_rows,
-                              model_title, n_params, plural, step_centre, step_frames)
+                              n_params, plural, step_centre, step_frames)
 from asr.model import AcousticModel, ConvSubsampling
 from asr.plots import image_path
 
@@ -74,15 +74,11 @@ class _Canvas:
         return self.fig
 
 
-def unrolled_figure(model: AcousticModel, title: str = "") -> Figure:
-    """The network drawn as in a textbook: input frames, subsampling, every recurrent layer
-    unrolled over STEPS time steps with its recurrent connections, and the CTC outputs."""
-    return systems_figure([System(model, title or model_title(model))])
-
-
 def systems_figure(systems: list[System], heading: str = "") -> Figure:
-    """Each system unrolled as ``unrolled_figure`` draws it, the first at the top, the next below
-    it..., under ``heading`` (a package's several systems in one picture)."""
+    """Each system's network drawn as in a textbook (``_draw_unrolled``: input frames,
+    subsampling, every recurrent layer unrolled over STEPS time steps with its recurrent
+    connections, the CTC outputs), the first at the top, the next below it..., under ``heading``
+    (a package's several systems in one picture)."""
     cv = _Canvas(WIDTH, 40.0 * len(systems))  # height fixed at the end, once everything is placed
     for i, system in enumerate(reversed(systems)):  # drawn from the bottom up
         if i:
@@ -273,10 +269,9 @@ def _draw_equations(cv: _Canvas, model: AcousticModel, bottom: float) -> float:
     return bottom + height
 
 
-def save_diagram(systems: AcousticModel | list[System], out: str | Path, heading: str = "") -> Path:
-    """One model, or several systems one above the other under ``heading``."""
+def save_diagram(systems: list[System], out: str | Path, heading: str = "") -> Path:
+    """The systems one above the other under ``heading`` (``systems_figure``)."""
     out = image_path(out)  # an unknown suffix is refused before any drawing
-    systems = [System(systems, model_title(systems))] if isinstance(systems, AcousticModel) else list(systems)
     out.parent.mkdir(parents=True, exist_ok=True)
     with rc_context({"svg.fonttype": "none", "svg.hashsalt": "asr"}):  # SVG text stays text
         metadata = {"Date": None} if out.suffix.lower() in (".svg", ".pdf") else None  # reproducible files

@@ -75,11 +75,14 @@ def validate(model, dataset, cfg, device, tokenizer) -> dict:
 def long_utterances(dataset) -> set[int]:
     """The valid utterances of the segmenter's ``max_seconds`` or more, as read (asr.train keeps
     them uncut): decoded in pieces, and left out of the loss. Their files' durations say which
-    may be; only those are measured (a read, when the audio is not cached)."""
-    rate = dataset.sample_rate
-    longest = int(SegmenterOptions().max_seconds * rate)  # what transcribe cuts
-    return {i for i, seconds in enumerate(dataset.durations)
-            if seconds * rate >= longest - rate and dataset.waveform(i).numel() >= longest}
+    may be; only those are measured (a read, when the audio is not cached), once per dataset:
+    every epoch's validation asks again."""
+    if dataset.long is None:
+        rate = dataset.sample_rate
+        longest = int(SegmenterOptions().max_seconds * rate)  # what transcribe cuts
+        dataset.long = {i for i, seconds in enumerate(dataset.durations)
+                        if seconds * rate >= longest - rate and dataset.waveform(i).numel() >= longest}
+    return dataset.long
 
 
 def _decode_pieces(model, decoder, pieces: list[torch.Tensor], device, batch_samples: float) -> str:
