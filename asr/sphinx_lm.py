@@ -32,9 +32,8 @@ from typing import Callable
 
 import numpy as np
 
-from asr.arpa import write_arpa
 from asr.atomic import atomic_open
-from asr.arpa import GZIP_MAGIC, SPECIAL, NgramModel
+from asr.arpa import GZIP_MAGIC, SPECIAL, NgramModel, write_arpa
 from asr.lm import BOS, EOS, UNK, LMError
 from asr.lm_mix import with_backoffs
 from asr.text import normalize_text
@@ -240,11 +239,13 @@ def _renormalized(trie: SphinxTrie, names: list[str | None], notes: list[str]) -
     canon_ids = np.asarray(canon)
     kept = [np.flatnonzero((canon_ids[ids] >= 0).all(axis=1)) for ids in trie.ids]
     probs: list[dict[tuple[str, ...], float]] = []
-    for n, (ids, logps, keep) in enumerate(zip(trie.ids, trie.probs, kept), 1):
+    unigram = trie.probs[0].tolist() if merged else []
+    contexts: list[list[int]] = [[]]  # an order's contexts are the kept n-grams of the order below
+    for ids, logps, keep in zip(trie.ids, trie.probs, kept):
         rows, lps = ids[keep].tolist(), logps[keep].tolist()
         if merged:
-            contexts = trie.ids[n - 2][kept[n - 2]].tolist() if n > 1 else [[]]
-            probs.append(_merged(rows, lps, contexts, canon, names, trie.probs[0].tolist()))
+            probs.append(_merged(rows, lps, contexts, canon, names, unigram))
+            contexts = rows
         else:
             probs.append({tuple(names[i] for i in row): lp for row, lp in zip(rows, lps)})
     # The dropped words' unigram mass goes to the others (<s> is never predicted: not counted).
