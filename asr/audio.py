@@ -7,16 +7,15 @@ soundfile and resampled with ``torchaudio.functional.resample``.
 One policy for a file cut short (a copy or download that stopped early), for every command and
 for whole-file and streaming reads alike, as ffmpeg and Kaldi have it: what is there is used,
 with a one-line warning on stderr naming the file and how much is missing; a file with no audio
-that can be decoded is an AudioError naming the file and the problem. A batch job (prepare,
+that can be decoded is an AudioError naming the file and the problem (an MP3's length is its
+Xing/Info tag's; libmpg123's own notes on stderr are kept from the user's). A batch job (prepare,
 evaluate, training) gathers those warnings and names a few with a total instead (``report_cut``).
 """
 
 from __future__ import annotations
 
+import os
 import re
-import sys
-import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -25,6 +24,9 @@ import numpy as np
 import soundfile as sf
 import torch
 import torchaudio.functional as AF
+
+from asr.text import plural
+from asr.user_warnings import quiet_stderr, warn
 
 
 MIN_RATE, MAX_RATE = 1000, 384_000  # plausible sample rates of an array (Hz)
@@ -78,11 +80,12 @@ def audio_info(path: str | Path) -> AudioInfo:
     if path.is_file() and path.stat().st_size == 0:  # libsndfile would call it missing or a pipe
         raise AudioError(path, "empty file (0 bytes)")
     try:
-        with sf.SoundFile(str(path)) as f:
+        with open_audio(str(path)) as f:
             rate, channels, frames = int(f.samplerate), int(f.channels), int(f.frames)
             declared, unended = declared_frames(f), _unended_ogg(f)
-            if f.format == "FLAC" and (declared is None or not _last_frame_decodes(f)):
-                # no total (a streaming writer's), or the end missing: count what decodes
+            if (f.format == "FLAC" and declared is None) or \
+                    (f.format in ("FLAC", "MP3") and declared is not None and not _last_frame_decodes(f)):
+                # a FLAC with no total (a streaming writer's), or the end missing: count what decodes
                 frames = sum(len(block) for block in _reopened_blocks(path, name))  # warns, or raises for none
             elif (declared and frames < declared) or unended:
                 check_ending(name, rate, frames, declared, unended=unended)
@@ -94,32 +97,66 @@ def audio_info(path: str | Path) -> AudioInfo:
 
 
 def _last_frame_decodes(f: sf.SoundFile) -> bool:
-    """A FLAC's last frame decodes (a seek, not a decode of the whole file): it is not cut short."""
+    """A FLAC's or MP3's last frame decodes (a seek, not a decode of the whole file): it is not cut short."""
     try:
-        f.seek(f.frames - 1)
-        return len(f.read(1, dtype="float32")) == 1
+        with quiet_stderr(f.format == "MP3"):  # libmpg123 notes the garbage a seek past the cut lands on
+            f.seek(f.frames - 1)
+            return len(f.read(1, dtype="float32")) == 1
     except RuntimeError:  # libsndfile cannot seek or decode past where the file ends
         return False
 
 
 def _reopened_blocks(path: Path, name) -> Iterator[np.ndarray]:
-    with sf.SoundFile(str(path)) as f:  # a failed seek leaves a decoder that cannot be trusted
+    with open_audio(str(path)) as f:  # a failed seek leaves a decoder that cannot be trusted
         yield from decode_blocks(f, name)
 
 
 def declared_frames(f: sf.SoundFile) -> int | None:
     """The frame count ``f``'s header declares, where it can be more than libsndfile will read:
-    FLAC's, and a WAV/AIFF/AU data chunk longer than the file (libsndfile's ``frames`` is then what
-    is there). None where no length is declared (Ogg, MP3), for a streaming writer's "length
-    unknown" (``unknown_size``; FLAC's 0), and for a file that holds all its header declares."""
+    FLAC's, an MP3's Xing/Info tag's, and a WAV/AIFF/AU data chunk longer than the file (libsndfile's
+    ``frames`` is then what is there). None where no length is declared (Ogg, an MP3 without that
+    tag), for a streaming writer's "length unknown" (``unknown_size``; FLAC's 0), and for a file
+    that holds all its header declares."""
     if f.format == "FLAC":
         return None if flac_length_unknown(f) else int(f.frames)
+    if f.format == "MP3":
+        return int(f.frames) if _mp3_frame_count_tagged(f.name) else None
     found, size = _DATA_SIZE.search(f.extra_info), _SAMPLE_BYTES.get(f.subtype)
     if found and size:
         declared, held = int(found[1]), int(found[2])
         if held < declared and not unknown_size(declared, size * f.channels):
             return int(f.frames) + -(-(declared - held) // (size * f.channels))  # a part sample counts as one
     return None
+
+
+def _mp3_frame_count_tagged(source) -> bool:
+    """An MP3 whose first frame holds a Xing/Info tag with a frame count (LAME writes one): libmpg123's
+    ``frames`` is then that count; without one it is a guess from the file's size (sox's MP3s)."""
+    head, start = _head(source, 10), 0
+    if head[:3] == b"ID3" and len(head) == 10:  # an ID3v2 tag first: a 10-byte header, 7 bits a byte of size
+        start = 10 + sum((b & 0x7F) << 7 * (3 - i) for i, b in enumerate(head[6:10])) + 10 * bool(head[5] & 0x10)
+    frame = _head(source, 48, start)
+    at = max(frame.find(b"Xing"), frame.find(b"Info"))  # after the side information: byte 13, 21 or 36
+    return at >= 0 and len(frame) >= at + 8 and bool(frame[at + 7] & 1)  # flags' bit 0: the frame count
+
+
+def _head(source, size: int, start: int = 0) -> bytes:
+    """``size`` bytes from ``start`` of a file (not a pipe: they would be gone) or of the file object
+    libsndfile reads (left where it was); none where they cannot be read."""
+    try:
+        if isinstance(source, (str, Path)):
+            if not os.path.isfile(source):
+                return b""
+            with open(source, "rb") as file:
+                file.seek(start)
+                return file.read(size)
+        at = source.tell()
+        source.seek(start)
+        data = source.read(size)
+        source.seek(at)
+        return data
+    except (OSError, AttributeError, ValueError):  # unreadable; a closed or unseekable stream
+        return b""
 
 
 def unknown_size(size: int, frame_bytes: int) -> bool:
@@ -207,70 +244,12 @@ def check_ending(name, rate: int, frames: int, declared: int | None = None, fail
                    "before it")
 
 
-_warned: set[str] = set()
-_listed: set[str] = set()  # the lines report_cut has named
-_warned_lock = threading.Lock()
-_gathering: list[list[str]] = []  # the lists of the open gathered_warnings, innermost last
-SHOWN = 20  # problems listed one per line; a wrong audio folder would list the whole corpus
-
-
-def warn(name, message: str) -> None:
-    """``asr: warning: NAME: message`` on stderr, once a process: a file read every epoch, or
-    probed and then read, is named once. Inside ``gathered_warnings`` the line is kept instead."""
-    line = f"{name}: {message}"
-    with _warned_lock:  # one write, under the lock: lines from threads (asr prepare's) never interleave
-        if _gathering:  # kept even if said before: a job counts every cut file it used
-            if line not in _gathering[-1]:
-                _gathering[-1].append(line)
-            _warned.add(line)
-            return
-        if line in _warned:
-            return
-        _warned.add(line)
-        sys.stderr.write(f"asr: warning: {line}\n")
-        sys.stderr.flush()
-
-
-@contextmanager
-def gathered_warnings() -> Iterator[list[str]]:
-    """The warnings of the files read inside it, each once, gathered in the list it gives rather
-    than printed: a batch job that reads a corpus names a few and a total (``report_cut``), as it
-    does every other kind of problem, or none at all on a process that does not report (a
-    training rank other than the first); the job's count includes files warned of before. The
-    list is global, not per thread: warnings from any thread (asr prepare's probing pool) land
-    in it. Gathered lines are not printed by a later ``warn``."""
-    lines: list[str] = []
-    with _warned_lock:
-        _gathering.append(lines)
-    try:
-        yield lines
-    finally:
-        with _warned_lock:
-            _gathering[:] = [g for g in _gathering if g is not lines]  # by identity: two may be equal
-
-
-def _say(message: str) -> None:
-    sys.stderr.write(f"asr: {message}\n")  # as the CLI's other messages
-    sys.stderr.flush()
-
-
-def listed(lines: list[str], summary: str, say=_say) -> None:
-    """The first ``SHOWN`` of ``lines``, then ``summary`` with how many more there were."""
-    for line in lines[:SHOWN]:
-        say(line)
-    say(summary + (f" ({len(lines) - SHOWN} more not listed)" if len(lines) > SHOWN else ""))
-
-
-def report_cut(lines, where=None, what: str = "", say=_say) -> None:
-    """Name a few of the gathered warnings ``lines`` and total them, those not named before in
-    this process (a file probed then read, or scored by several systems, is named once):
-    "warning: WHERE: N WHAT audio file(s) cut short or damaged: the audio before the cut is used"."""
-    with _warned_lock:
-        fresh = [line for line in dict.fromkeys(lines) if line not in _listed]
-        _listed.update(fresh)
-    if fresh:
-        listed(fresh, f"warning: {f'{where}: ' if where else ''}{len(fresh)} {f'{what} ' if what else ''}audio "
-                      "file(s) cut short or damaged: the audio before the cut is used", say)
+def open_audio(source) -> sf.SoundFile:
+    """``sf.SoundFile(source)``, with libmpg123's notes on an MP3's header ("Warning: Xing stream size
+    off by more than 1%...", for one cut short) kept off stderr: the warning here says it in words."""
+    head = _head(source, 3)
+    with quiet_stderr(head == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)):  # MPEG
+        return sf.SoundFile(source)
 
 
 def _seconds(frames: int, rate: int) -> str:
@@ -279,7 +258,7 @@ def _seconds(frames: int, rate: int) -> str:
 
 def _amount(frames: int, rate: int) -> str:
     """Seconds, or samples below a hundredth of one (a WAV cut mid-sample lacks one)."""
-    return _seconds(frames, rate) if frames >= rate / 100 else f"{frames} sample{'s' if frames != 1 else ''}"
+    return _seconds(frames, rate) if frames >= rate / 100 else plural(frames, "sample")
 
 
 def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Tensor:
@@ -318,7 +297,7 @@ def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
     if (problem := path_problem(path)) is not None:
         raise AudioError(path, problem)
     try:
-        f = sf.SoundFile(str(path))
+        f = open_audio(str(path))
     except Exception as e:
         raise AudioError(path, f"not readable as audio ({_open_problem(e)})") from None
     with f:

@@ -1,11 +1,12 @@
 """Batches for training, validation and evaluation: length-bucketed batches of at most a given length of
-padded audio (``BucketBatchSampler``), and a loader that prepares the next ones in background
+padded audio (``BucketBatchSampler``), waves taken in order up to such a length (``padded_batches``:
+an utterance's pieces, cut at pauses), and a loader that prepares the next ones in background
 threads (``BatchLoader``)."""
 
 from __future__ import annotations
 
 import random
-from typing import Iterator
+from typing import Callable, Iterable, Iterator, TypeVar
 
 import torch
 
@@ -75,6 +76,29 @@ class BucketBatchSampler(torch.utils.data.Sampler):
 
     def __len__(self) -> int:
         return max(0, len(self.batches(self.epoch)) - self.skip)
+
+
+Group = TypeVar("Group")
+
+
+def padded_batches(groups: Iterable[Group], lengths: Callable[[Group], list[int]],
+                   budget: float) -> Iterator[list[Group]]:
+    """``groups`` in order, in batches of at most ``budget`` padded samples (their waves' count times
+    the longest; a group alone may exceed it). A group's waves (``lengths`` gives theirs: e.g. the
+    pieces an utterance is cut into) are never split across batches. ``groups`` is read as the
+    batches are taken: a generator can read its audio as it goes."""
+    batch: list[Group] = []
+    count, longest = 0, 0
+    for group in groups:
+        sizes = lengths(group)
+        wider = max([longest, *sizes])
+        if batch and (count + len(sizes)) * wider > budget:
+            yield batch
+            batch, count, wider = [], 0, max([0, *sizes])
+        batch.append(group)
+        count, longest = count + len(sizes), wider
+    if batch:
+        yield batch
 
 
 class BatchLoader:

@@ -103,9 +103,11 @@ class BeamSearchDecoder(Decoder):
         self._pool: ProcessPoolExecutor | None = None
         self._search = self._build()
 
-    def with_options(self, **changes) -> "BeamSearchDecoder":
-        """Same files and loaded LM, other settings (for tuning)."""
-        return BeamSearchDecoder(self.tokenizer, options=replace(self.options, **changes), workers=self.workers,
+    def with_options(self, workers: int | None = None, **changes) -> "BeamSearchDecoder":
+        """Same files and loaded LM, other settings (for tuning) or another number of ``workers``
+        (left out: this decoder's)."""
+        return BeamSearchDecoder(self.tokenizer, options=replace(self.options, **changes),
+                                 workers=self.workers if workers is None else workers,
                                  space=self.space, log_priors=self.log_priors)
 
     def describe(self) -> str:

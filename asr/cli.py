@@ -6,7 +6,6 @@ The subcommands themselves are in asr/commands.py, asr/data_commands.py and asr/
 from __future__ import annotations
 
 import argparse
-import errno
 import os
 import signal
 import sys
@@ -18,6 +17,7 @@ from asr.commands import (cmd_combine, cmd_compare, cmd_diagram, cmd_evaluate, c
                           cmd_transcribe, cmd_tune_rescoring, print_error)
 from asr.data_commands import cmd_download, cmd_prepare, cmd_synthesize
 from asr.lm_commands import cmd_priors
+from asr.user_errors import describe, user_error_types
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -309,29 +309,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-# The errors a user can cause (bad config, manifest, corpus, model, LM...): printed as one line,
-# not a traceback. Looked up lazily: a class can only have been raised if its module was imported,
-# and importing them all up front would load torch for every command (~3 s for `asr download`).
-_USER_ERRORS = (("asr.config", "ConfigError"), ("asr.corpora", "CorpusError"), ("asr.data", "ManifestError"),
-                ("asr.hotwords", "HotwordsError"), ("asr.lexicon", "LexiconError"), ("asr.lm", "LMError"),
-                ("asr.model_dir", "ModelDirError"), ("asr.rescoring", "RescoringError"), ("asr.rnnlm", "RNNLMError"),
-                ("asr.tokenizers", "TokenizerError"), ("asr.train_checks", "TrainingError"))
-
-
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    loaded = (getattr(sys.modules[module], name) for module, name in _USER_ERRORS if module in sys.modules)
-    return (RuntimeError, OSError, *loaded)  # OSError: an unwritable output, a full disk, a missing file
-
-
-def _describe(e: Exception) -> str:
-    """One line for an error; an OSError's names its file(s) and errno ("ro/x: Permission denied (EACCES)")."""
-    if not isinstance(e, OSError) or not e.strerror:
-        return str(e)
-    files = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
-    code = f" ({errno.errorcode[e.errno]})" if e.errno in errno.errorcode else ""
-    return f"{files + ': ' if files else ''}{e.strerror}{code}"
-
-
 class Terminated(KeyboardInterrupt):
     """SIGTERM (kill, docker stop, a SLURM time limit), raised where the process is, as Ctrl-C is:
     ``finally`` blocks and context managers remove the temporary files they were writing."""
@@ -354,9 +331,9 @@ def main(argv=None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except Exception as e:
-        if not isinstance(e, _user_error_types()):
+        if not isinstance(e, user_error_types()):
             raise
-        print_error(_describe(e))
+        print_error(describe(e))
         return 2
     except Terminated:
         print_error("terminated")

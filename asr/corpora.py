@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 
-from asr.audio import AudioError, AudioInfo, audio_info, gathered_warnings, report_cut
+from asr.audio import AudioError, AudioInfo, audio_info
+from asr.user_warnings import gathered_warnings, report_cut
 from asr.data import Utterance, write_manifest
 from asr.text import normalize_text
 
@@ -60,7 +61,7 @@ def check_entries(entries: Iterable[Entry], report: ImportReport | None = None,
     The first entry with an id wins; later ones are skipped as duplicates. Audio headers are
     read in a thread pool (libsndfile releases the GIL), which matters for 100k+ files. Files
     cut short are kept at the length they have, named a few at a time and counted once the
-    probing is done (``asr.audio.report_cut``), not a line each.
+    probing is done (``asr.user_warnings.report_cut``), not a line each.
     """
     report = report if report is not None else ImportReport()
     seen = {u.id: "" for u in report.utterances}
@@ -111,12 +112,17 @@ def write_splits(out: str | Path, reports: dict[str, ImportReport]) -> None:
 
 
 def read_text(path: Path) -> str:
-    """A corpus text file (a BOM dropped); a non-UTF-8 byte is a one-line error naming the file and line."""
+    """A corpus text file: UTF-8 (a BOM dropped), or UTF-16 by its BOM (Notepad's "Unicode"). A byte
+    that is not text in it is a one-line error naming the file and line."""
     data = path.read_bytes()
+    encoding = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
     try:
-        return data.decode("utf-8-sig")
+        return data.decode(encoding)
     except UnicodeDecodeError as e:
-        line = data.count(b"\n", 0, e.start) + 1
+        line = data[: e.start].decode(encoding, errors="replace").count("\n") + 1
+        if encoding == "utf-16":
+            raise CorpusError(f"{path}:{line}: not UTF-16 text, though it starts with UTF-16's BOM "
+                              f"({e.reason})") from None
         raise CorpusError(f"{path}:{line}: not UTF-8 text (byte {data[e.start]:#04x}); convert it first, "
                           f"e.g. iconv -f latin1 -t utf-8") from None
 

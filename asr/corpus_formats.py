@@ -60,6 +60,9 @@ def librispeech_entries(src: str | Path, subset: str, report: ImportReport) -> l
             utt_id, _, text = line.strip().partition(" ")
             audio = trans.parent / f"{utt_id}.flac"
             listed.add(audio)
+            if not text.strip():  # not a transcript that normalizes to nothing: a line that lost its words
+                report.skip(utt_id, f"{trans}:{lineno}: malformed line: an utterance id with no words after it")
+                continue
             entries.append(Entry(utt_id, audio, text, speaker, f"{trans.name}:{lineno}"))
     for flac in sorted(folder.glob("*/*/*.flac")):
         if flac not in listed:
@@ -271,14 +274,6 @@ def _walk_files(root: Path, report: ImportReport) -> list[Path]:
     return files
 
 
-def _read_transcript(txt: Path) -> str:
-    """UTF-8, or UTF-16 with its BOM (Notepad's "Unicode"); a UTF-8 BOM is dropped."""
-    data = txt.read_bytes()
-    if data.startswith((b"\xff\xfe", b"\xfe\xff")):
-        return data.decode("utf-16")
-    return data.decode("utf-8-sig")
-
-
 def folder_entries(root: Path, report: ImportReport) -> list[Entry]:
     """Every audio file below ROOT with a same-name ``.txt`` beside it. The speaker is the first
     folder below ROOT (``ROOT/SPEAKER/.../a.wav``); files directly in ROOT have none."""
@@ -298,9 +293,9 @@ def folder_entries(root: Path, report: ImportReport) -> list[Entry]:
             continue
         used.add(txt)
         try:
-            text = _read_transcript(txt)
-        except UnicodeError:
-            report.skip(utt_id, f"{txt}: not UTF-8 text")
+            text = read_text(txt)
+        except CorpusError as e:  # one bad file among many: skipped, named with its line
+            report.skip(utt_id, str(e))
             continue
         # the audio as origin: dup.wav and dup.flac share dup.txt, and the message must say which is kept
         entries.append(Entry(utt_id, path, text, rel.parts[0] if len(rel.parts) > 1 else None, str(path)))

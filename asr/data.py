@@ -1,109 +1,20 @@
-"""Manifests, the training dataset and collation (batches: asr.batching).
-
-A manifest is JSON lines, one utterance per line::
-
-    {"audio_filepath": "wav/a.flac", "duration": 3.2, "text": "hello", "speaker": "s1", "id": "a"}
-
-A relative ``audio_filepath`` is resolved against the manifest's folder.
-"""
+"""The training dataset and collation (batches: asr.batching), over manifests (asr.manifest, whose
+names are imported from here too: ``from asr.data import read_manifest, Utterance``)."""
 
 from __future__ import annotations
 
-import json
-import math
 import random
 import sys
-from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
+from dataclasses import dataclass, fields, replace
 from typing import Iterable
 
 import torch
 
-from asr.atomic import atomic_open
 from asr.audio import AudioError, load_audio, resample
 from asr.config import perturbed_rate
+from asr.manifest import ManifestError, Utterance, read_manifest, write_manifest  # noqa: F401 (re-exported)
 from asr.text import UnknownCharacterError, normalize_text
 from asr.tokenizers import Tokenizer
-
-
-class ManifestError(ValueError):
-    pass
-
-
-@dataclass(frozen=True)
-class Utterance:
-    audio_filepath: str
-    duration: float
-    text: str
-    speaker: str | None = None
-    id: str | None = None
-
-    def to_json(self) -> str:
-        data = {k: v for k, v in asdict(self).items() if v is not None}
-        return json.dumps(data, ensure_ascii=False)
-
-
-def read_manifest(path: str | Path) -> list[Utterance]:
-    path = Path(path)
-    if path.is_dir():
-        raise ManifestError(f"{path}: a directory, not a manifest (JSON lines: asr prepare writes them)")
-    if not path.is_file():
-        raise ManifestError(f"{path}: manifest not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:  # e.g. an audio file given for the manifest
-        raise ManifestError(f"{path}: not a manifest (not UTF-8 text: {e.reason})") from None
-    utterances = []
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        where = f"{path}:{lineno}"
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise ManifestError(f"{where}: not valid JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise ManifestError(f"{where}: expected a JSON object")
-        missing = [k for k in ("audio_filepath", "duration", "text") if k not in row]
-        if missing:
-            raise ManifestError(f"{where}: missing field(s) {', '.join(missing)}")
-        audio = row["audio_filepath"]
-        if not isinstance(audio, str) or not audio:  # "" would resolve to the manifest's folder
-            raise ManifestError(f"{where}: audio_filepath {audio!r} is not a file path (a non-empty string)")
-        audio = Path(audio)
-        if not audio.is_absolute():
-            audio = path.parent / audio
-        if not isinstance(row["text"], str):  # str(None) would score as the word "none"
-            raise ManifestError(f"{where}: text {row['text']!r} is not a string (an empty one: nothing is said)")
-        utterances.append(Utterance(
-            audio_filepath=str(audio), duration=_duration(row["duration"], where), text=row["text"],
-            speaker=_opt_str(row.get("speaker")), id=_opt_str(row.get("id")),
-        ))
-    return utterances
-
-
-def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> int:
-    n = 0
-    with atomic_open(path) as f:
-        for utt in utterances:
-            f.write(utt.to_json() + "\n")
-            n += 1
-    return n
-
-
-def _duration(value, where: str) -> float:
-    """Seconds, finite and above 0: batching trusts them (importers write each file's length)."""
-    try:
-        duration = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
-        raise ManifestError(f"{where}: duration {value!r} is not a number") from None
-    if not math.isfinite(duration) or duration <= 0:
-        raise ManifestError(f"{where}: duration {value!r} is not a length in seconds (a finite number above 0)")
-    return duration
-
-
-def _opt_str(value):
-    return None if value is None else str(value)
 
 
 @dataclass
@@ -181,7 +92,6 @@ class SpeechDataset(torch.utils.data.Dataset):
         self.cache, self.source, self.span = cache, source, span
         self.unreadable: dict[int, str] = {}
         self.unspellable: dict[int, str] = {}  # index -> why its transcript has no labels (keep_unspellable)
-        self.silent: set[int] = set()  # indices validation scores as saying nothing (asr.train sets them)
         self.long: set[int] | None = None  # those validation decodes in pieces (asr.selection.long_utterances)
         self.tokenizer, self.bpe_dropout, self.seed, self.epoch = tokenizer, bpe_dropout, seed, 0
         self.texts: list[str] = []

@@ -16,9 +16,10 @@ from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Polygon, Rectangle
 
 from asr.diagram_text import (FEATURE_NAMES, NORMALIZED, System, describe, equations, frames_seen, layer_rows,
-                              n_params, plural, step_centre, step_frames)
-from asr.model import AcousticModel, ConvSubsampling
+                              n_params)
+from asr.model import AcousticModel, ConvSubsampling, step_centre
 from asr.plots import image_path
+from asr.text import plural
 
 FORWARD, BACKWARD, GREY, OUTPUT, TRAINING = "#1f6fb4", "#d9720b", "#555555", "#2a8a2a", "#7b3294"
 STEPS, COL_W, LEFT_W, RIGHT_W = 4, 1.55, 3.3, 3.1
@@ -157,11 +158,11 @@ def _draw_unrolled(cv: _Canvas, system: System) -> float:
 
 def _draw_frames(cv: _Canvas, model: AcousticModel, cols: list[float], left) -> float:
     """The feature frames at their own 10 ms pace, ``factor`` of them between two steps, each
-    step's cone over the frames it sees (step_frames); returns the top of the cones."""
+    step's cone over the frames it sees (its ``input_frames``); returns the top of the cones."""
     f, sub = model.features_cfg, model.subsampling
     y, frame_w = 0.95, COL_W / model.cfg.subsampling_factor  # y: the frames' middle
     x_of = lambda i: cols[0] + (i - step_centre(sub)) * frame_w  # noqa: E731  (frame i, 0-based)
-    seen = [step_frames(sub, t) for t in range(len(cols))]
+    seen = [sub.input_frames(t) for t in range(len(cols))]
     bar_w = min(0.2, 0.7 * frame_w)
     rng, cmap = np.random.default_rng(0), colormaps["magma"]
     for i in range(max(hi for _, hi in seen) + 1):
@@ -174,7 +175,7 @@ def _draw_frames(cv: _Canvas, model: AcousticModel, cols: list[float], left) -> 
                    alpha=0.12, edgecolor=GREY, linewidth=0.8, zorder=1)
         cv.arrow((x0, apex - 0.2), (x0, apex))
         cv.text(x0, y - 0.58, f"frames {lo + 1}-{hi + 1}" if hi > lo else f"frame {lo + 1}", size=8, color="#444")
-    ms = 1000 * f.hop_length / f.sample_rate
+    ms = 1000 * model.feature_shift
     left(y + 0.1, "features", f"{f.dim} {FEATURE_NAMES[f.kind]}, a frame every {ms:g} ms,\n{NORMALIZED[f.normalize]}"
          + ("\ncones: the frames each step sees" if isinstance(sub, ConvSubsampling) else ""))
     return apex

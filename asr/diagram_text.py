@@ -20,14 +20,11 @@ from asr.config import Config, ConfigError
 from asr.config_files import load_config
 from asr.model import AcousticModel, ConvSubsampling, FrameStacking, MaskedBatchNorm, RecurrentLayer
 from asr.model_dir import PRETRAINED_DIR, ModelDirError, load_model_dir
+from asr.text import plural
 
 CELL_NAMES = {"rnn_tanh": "RNN (tanh)", "rnn_relu": "RNN (ReLU)", "lstm": "LSTM", "gru": "GRU"}
 FEATURE_NAMES = {"fbank": "log-mel", "mfcc": "MFCC", "spectrogram": "log power spectrum"}
 NORMALIZED = {"global": "global CMVN", "utterance": "per-utterance CMVN", "none": "not normalized"}
-
-
-def plural(n: int, word: str) -> str:
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 @dataclass(frozen=True)
@@ -165,8 +162,7 @@ def describe(module: nn.Module, model: AcousticModel) -> str:
     """One line naming what a module computes, with its sizes."""
     if module is model.frontend:
         f = model.features_cfg
-        ms = 1000 * f.hop_length / f.sample_rate
-        return f"{FEATURE_NAMES[f.kind]} {f.dim} every {ms:g} ms, {NORMALIZED[f.normalize]}"
+        return f"{FEATURE_NAMES[f.kind]} {f.dim} every {1000 * model.feature_shift:g} ms, {NORMALIZED[f.normalize]}"
     if isinstance(module, ConvSubsampling):
         return (f"{plural(len(module.convs), 'conv layer')} (3x3, stride {module.strides[0]}, "
                 f"{module.convs[0].out_channels} ch) + linear -> {module.proj.out_features}")
@@ -276,32 +272,10 @@ def systems_summary_text(systems: list[System], seconds: float = 1.0, heading: s
 
 # --- what each step sees, and what each cell computes --------------------------------------
 
-def step_frames(subsampling: nn.Module, step: int, clipped: bool = True) -> tuple[int, int]:
-    """The first and last feature frames (0-based) that output step ``step`` (0-based) depends
-    on: stacking's own ``factor`` frames; for convolutions, each layer's kernel window traced
-    down through its stride and padding (clipped at frame 0, where padding holds no frame)."""
-    if isinstance(subsampling, FrameStacking):
-        f = subsampling.factor
-        return step * f, step * f + f - 1
-    lo = hi = step
-    for conv in reversed(subsampling.convs):  # along time: kernel_size[0], stride[0], padding[0]
-        lo = lo * conv.stride[0] - conv.padding[0]
-        hi = hi * conv.stride[0] - conv.padding[0] + conv.kernel_size[0] - 1
-        lo = max(lo, 0) if clipped else lo
-    return lo, hi
-
-
-def frames_seen(subsampling: nn.Module) -> int:
-    """How many feature frames a step past the first few sees."""
-    lo, hi = step_frames(subsampling, 8, clipped=False)
+def frames_seen(subsampling: ConvSubsampling | FrameStacking) -> int:
+    """How many feature frames a step past the first few sees (the subsampling's ``input_frames``)."""
+    lo, hi = subsampling.input_frames(8, clipped=False)
     return hi - lo + 1
-
-
-def step_centre(subsampling: nn.Module) -> float:
-    """Where output step k is centred, in feature frames: k * factor + this (its window's middle,
-    the padding counted as frames: 0 for centred kernels, (factor - 1) / 2 for stacking)."""
-    lo, hi = step_frames(subsampling, 0, clipped=False)
-    return (lo + hi) / 2
 
 
 def cell_equations(cell: str, bidirectional: bool) -> list[str]:
@@ -338,7 +312,7 @@ def equations(model: AcousticModel) -> list[str]:
     c, sub = model.cfg, model.subsampling
     seen = (f"stacks {plural(sub.factor, 'feature frame')}" if isinstance(sub, FrameStacking)
             else f"sees {plural(frames_seen(sub), 'feature frame')}")
-    hop = 1000 * model.features_cfg.hop_length / model.features_cfg.sample_rate
+    hop = 1000 * model.feature_shift
     return [f"{CELL_NAMES[c.cell]} cell, every layer and direction with its own W_x, W_h, b"
             + ("; σ: sigmoid, ⊙: elementwise product" if c.cell in ("lstm", "gru") else ""),
             *cell_equations(c.cell, c.bidirectional),

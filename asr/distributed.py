@@ -18,7 +18,9 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.distributed as dist
@@ -87,8 +89,31 @@ def all_sum(tensor: torch.Tensor, d: Dist) -> torch.Tensor:
     return tensor
 
 
+# The folder where the ranks ``launch`` starts leave their one-line errors, for it to say once.
+ERRORS_ENV = "ASR_RANK_ERRORS"
+
+
+def report_error(message: str) -> None:
+    """A user error that ends this process (a missing or bad manifest, a config that cannot train),
+    said as asr.cli says one: "asr: ``message``". A rank that ``launch`` started leaves it to the
+    launcher instead, which says it once however many ranks met it, without torchrun's traceback."""
+    folder = os.environ.get(ERRORS_ENV)
+    if folder and "RANK" in os.environ:
+        Path(folder, f"rank-{int(os.environ['RANK']):05d}").write_text(message, encoding="utf-8")
+    else:
+        print(f"asr: {message}", file=sys.stderr, flush=True)
+
+
+def rank_errors(folder: str | None) -> list[str]:
+    """The distinct errors the ranks left in ``folder`` (report_error), in rank order."""
+    if not folder or not Path(folder).is_dir():
+        return []
+    return list(dict.fromkeys(p.read_text(encoding="utf-8") for p in sorted(Path(folder).glob("rank-*"))))
+
+
 def launch(n_procs: int, argv: list[str]) -> int:
-    """Re-run ``asr.train`` under torchrun with ``n_procs`` processes on this machine.
+    """Re-run ``asr.train`` under torchrun with ``n_procs`` processes on this machine; returns its
+    exit status (2 after a user error, said here once: ``report_error``).
 
     torchrun runs in a session of its own, so that a stop reaches it once, from here: Ctrl-C
     (SIGINT to the terminal's process group) or SIGTERM to the group would otherwise reach it
@@ -96,23 +121,33 @@ def launch(n_procs: int, argv: list[str]) -> int:
     """
     cmd = [sys.executable, "-c", _TORCHRUN, "--standalone", f"--nproc_per_node={n_procs}",
            "--no-python", sys.executable, "-u", "-c", _RANK, *argv]
-    with subprocess.Popen(cmd, start_new_session=True) as proc:
+    with tempfile.TemporaryDirectory(prefix="asr-ranks-") as errors:
+        with subprocess.Popen(cmd, start_new_session=True, env={**os.environ, ERRORS_ENV: errors}) as proc:
+            status = _wait(proc)
+        for message in rank_errors(errors):  # each rank may have met the same one: said once
+            print(f"asr: {message}", file=sys.stderr, flush=True)
+            status = 2
+    return status
+
+
+def _wait(proc: subprocess.Popen) -> int:
+    """torchrun's exit status; a stop while waiting is passed on to it once (``launch``)."""
+    try:
+        return proc.wait()
+    except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (asr.cli raises it as Terminated): passed on as
+        # SIGTERM, which torchrun passes on to its ranks (a rank still importing torch ends without
+        # a traceback); they leave nothing running on the GPUs, and asr.cli says it in one line,
+        # with the exit status of a single-process run
+        held = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}  # one stop at a time
         try:
-            return proc.wait()
-        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (asr.cli raises it as Terminated): passed on as
-            # SIGTERM, which torchrun passes on to its ranks (a rank still importing torch ends without
-            # a traceback); they leave nothing running on the GPUs, and asr.cli says it in one line,
-            # with the exit status of a single-process run
-            held = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}  # one stop at a time
-            try:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=60)  # torchrun gives its ranks 30 s, then kills them
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            finally:
-                for s, handler in held.items():
-                    signal.signal(s, handler)
-            raise
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout=60)  # torchrun gives its ranks 30 s, then kills them
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        finally:
+            for s, handler in held.items():
+                signal.signal(s, handler)
+        raise
 
 
 # torchrun and its ranks, run by ``launch``: a stop passed on ends them without a traceback.
@@ -128,12 +163,17 @@ def run_torchrun(args: list[str]) -> int:
     SignalException, whose traceback and shutdown warnings would repeat what the launcher says in
     one line. Should the launcher die without passing a stop on (SIGKILL, a closed terminal),
     torchrun gets SIGTERM (Linux), so its ranks do not train on, orphaned.
+
+    A rank that ends on a user error leaves it for the launcher (``report_error``): torchrun's
+    ChildFailedError traceback and its log of stopping the other ranks would bury that one line,
+    so they are left out then, and torchrun exits 2, as a single process does.
     """
     import logging
 
     from torch.distributed.elastic.agent.server import api as agent_api
     from torch.distributed.elastic.multiprocessing import api as mp_api
     from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.run import main as torchrun_main
 
     if sys.platform == "linux":
@@ -141,9 +181,11 @@ def run_torchrun(args: list[str]) -> int:
 
         ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
+    errors = os.environ.get(ERRORS_ENV)
+
     class WhileStopping(logging.Filter):  # the shutdown's warnings are logged while SignalException is handled
-        def filter(self, record):
-            return not isinstance(sys.exc_info()[1], SignalException)
+        def filter(self, record):  # or once a rank has left a user error (it exited before they are logged)
+            return not isinstance(sys.exc_info()[1], SignalException) and not rank_errors(errors)
 
     for logger in (agent_api.logger, mp_api.logger):
         logger.addFilter(WhileStopping())
@@ -151,13 +193,18 @@ def run_torchrun(args: list[str]) -> int:
         torchrun_main(args)
     except SignalException as stop:
         return 128 + int(stop.sigval)
+    except ChildFailedError:
+        if not rank_errors(errors):  # a crash: its traceback (the rank's) and torchrun's summary stand
+            raise
+        return 2
     return 0
 
 
 def run_rank(main, argv: list[str]) -> int:
     """One rank: ``main(argv)`` (asr.train's), stopped by the SIGTERM torchrun passes on (or a
     SIGINT) as a single process is: ``finally`` blocks run (a checkpoint being written is not left
-    half there), and it exits quietly, 143 (130); the launcher reports the stop."""
+    half there), and it exits quietly, 143 (130); the launcher reports the stop. It exits quietly
+    too, 1, when it fails after another rank ended on a user error, which the launcher says."""
     stopped_by = []
 
     def stop(signum, frame):
@@ -169,3 +216,9 @@ def run_rank(main, argv: list[str]) -> int:
         return main(argv)
     except KeyboardInterrupt:
         return 128 + (stopped_by[0] if stopped_by else signal.SIGINT)
+    except Exception:
+        # A rank that left a user error (report_error) has ended: the others fail in their next
+        # collective ("Connection closed by peer"), as a consequence the launcher need not show.
+        if not rank_errors(os.environ.get(ERRORS_ENV)):
+            raise
+        return 1

@@ -8,8 +8,9 @@ from typing import Sequence
 
 import torch
 
-from asr.audio import AudioError, gathered_warnings, report_cut
-from asr.batching import BucketBatchSampler
+from asr.audio import AudioError
+from asr.user_warnings import gathered_warnings, report_cut
+from asr.batching import BucketBatchSampler, padded_batches
 from asr.data import Utterance
 from asr.metrics import ErrorCounts, char_errors, word_errors
 from asr.segmenter import Segmenter, array_blocks
@@ -100,13 +101,13 @@ def readable_batches(transcriber: Transcriber, utterances: list[Utterance], batc
     used as they are, and named a few at a time with a total once all are read."""
     budget = batch_seconds * transcriber.sample_rate
     cut: list[str] = []
-    for batch in batches_by_duration(utterances, batch_seconds):
-        waves, refs, longest = [], [], 0
+
+    def pieces_of(batch):  # (reference, pieces) of each utterance of ``batch`` that the model runs
         for i in batch:
             try:
                 with gathered_warnings() as warned:  # around the read alone: the caller runs between yields
                     wave = transcriber.load(utterances[i].audio_filepath)
-                cut += warned
+                cut.extend(warned)
             except AudioError as e:
                 skipped.append((utterances[i].audio_filepath, e.problem))
                 continue
@@ -115,14 +116,13 @@ def readable_batches(transcriber: Transcriber, utterances: list[Utterance], batc
                 if silent is not None:
                     silent.append(normalize_text(utterances[i].text))
                 continue
-            longest = max([longest] + [p.numel() for p in pieces])
-            if waves and (len(waves) + len(pieces)) * longest > budget:  # a cut one's pieces pad more
-                yield waves, refs
-                waves, refs, longest = [], [], max(p.numel() for p in pieces)
-            waves += pieces
-            refs += [normalize_text(utterances[i].text)] + [None] * (len(pieces) - 1)
-        if waves:
-            yield waves, refs
+            yield normalize_text(utterances[i].text), pieces
+
+    for batch in batches_by_duration(utterances, batch_seconds):
+        # a cut one's pieces pad more: packed by their own lengths, never split
+        for group in padded_batches(pieces_of(batch), lambda utt: [p.numel() for p in utt[1]], budget):
+            yield ([p for _, pieces in group for p in pieces],
+                   [r for ref, pieces in group for r in [ref] + [None] * (len(pieces) - 1)])
     report_cut(cut)
 
 

@@ -148,14 +148,65 @@ def _lines(path: Path) -> list[str]:
         raise LexiconError(f"{path}: lexicon file is not UTF-8 text ({e.reason} at byte {e.start})") from None
 
 
-def read_lexicon(path: str | Path, tokenizer: Tokenizer,
-                 lm_knows: Callable[[set[str]], set[str]] | None = None) -> LexiconReport:
-    """Read ``word t o k e n s |`` lines. Malformed lines raise; unknown tokens are reported.
+@dataclass
+class LexiconLines:
+    """A lexicon file's lines as read, before anything is asked of an LM: (as written, normalized,
+    spelling) each, with the model's own segmentation of each spelling. ``words`` is what the LM
+    may be asked about, so that one loaded LM can answer (asr/search_space.py)."""
 
-    Words are normalized (``normalize_text``) except those that ``lm_knows`` (given the words
-    that normalizing would change, it returns those the LM holds as written); spellings are
-    respelled in the model's own segmentation (see the module docstring); a line repeating a
-    word and spelling already read is dropped (not a homophone)."""
+    path: Path
+    tokenizer: Tokenizer
+    entries: list[tuple[str, str, list[str]]]
+    owns: list[list[str]]
+
+    def words(self) -> list[str]:
+        """Every word as normalized and, where that differs, as written; each once."""
+        words = dict.fromkeys([normal for _, normal, _ in self.entries if normal])
+        words.update(dict.fromkeys([written for written, normal, _ in self.entries if written != normal]))
+        return list(words)
+
+    def report(self, lm_knows: Callable[[set[str]], set[str]] | None = None) -> LexiconReport:
+        """The lexicon the search reads (see ``read_lexicon``)."""
+        changed = {w for w, normal, _ in self.entries if normal != w}
+        as_written = lm_knows(changed) if changed and lm_knows is not None else set()
+        tokens = set(self.tokenizer.tokens)
+        report = LexiconReport({}, spellings=len(self.entries))
+        spelled: dict[str, int] = {}
+        for (written, normal, spelling), own in zip(self.entries, self.owns):
+            word = written if written in as_written else normal
+            if not word or " " in word:
+                what = "no letters or digits" if not word else f"normalizes to several words: {word!r}"
+                report.skipped.append((written, what))
+                continue
+            if not tokens.issuperset(spelling):
+                unknown = sorted({t for t in spelling if t not in tokens})
+                report.skipped.append((word, f"tokens outside the tokenizer: {' '.join(unknown)}"))
+                continue
+            if own != spelling and tokens.issuperset(own):
+                report.respelled.append((word, spelling, own))
+            else:
+                own = spelling
+            if own in report.lexicon.get(word, ()):
+                continue  # the same line again (lexicons merged from several sources repeat them)
+            why = _homophone_limit(spelled, own)
+            if why is not None:
+                report.skipped.append((word, why))
+                continue
+            report.lexicon.setdefault(word, []).append(own)
+        if not report.lexicon:
+            raise LexiconError(f"{self.path}: no usable lexicon entries")
+        # A word kept with another spelling is in the lexicon: only that spelling was left out.
+        report.dropped_spellings = [(w, why) for w, why in report.skipped if w in report.lexicon]
+        left_out = {}  # a word, once, with its first reason
+        for w, why in report.skipped:
+            if w not in report.lexicon:
+                left_out.setdefault(w, why)
+        report.skipped = list(left_out.items())
+        return report
+
+
+def read_lexicon_lines(path: str | Path, tokenizer: Tokenizer) -> LexiconLines:
+    """Parse ``word t o k e n s |`` lines; malformed lines raise (``read_lexicon`` reads them whole)."""
     path = Path(path)
     if not path.is_file():
         raise LexiconError(f"{path}: lexicon file not found")
@@ -168,43 +219,18 @@ def read_lexicon(path: str | Path, tokenizer: Tokenizer,
             if spelling[-1] != WORD_SEP:
                 spelling.append(WORD_SEP)  # see the module docstring
             entries.append((written, written if _PLAIN.fullmatch(written) else normalize_text(written), spelling))
-    owns = own_spellings([spelling for _, _, spelling in entries], tokenizer)
-    changed = {w for w, normal, _ in entries if normal != w}
-    as_written = lm_knows(changed) if changed and lm_knows is not None else set()
-    tokens = set(tokenizer.tokens)
-    report = LexiconReport({}, spellings=len(entries))
-    spelled: dict[str, int] = {}
-    for (written, normal, spelling), own in zip(entries, owns):
-        word = written if written in as_written else normal
-        if not word or " " in word:
-            what = "no letters or digits" if not word else f"normalizes to several words: {word!r}"
-            report.skipped.append((written, what))
-            continue
-        if not tokens.issuperset(spelling):
-            unknown = sorted({t for t in spelling if t not in tokens})
-            report.skipped.append((word, f"tokens outside the tokenizer: {' '.join(unknown)}"))
-            continue
-        if own != spelling and tokens.issuperset(own):
-            report.respelled.append((word, spelling, own))
-        else:
-            own = spelling
-        if own in report.lexicon.get(word, ()):
-            continue  # the same line again (lexicons merged from several sources repeat them)
-        why = _homophone_limit(spelled, own)
-        if why is not None:
-            report.skipped.append((word, why))
-            continue
-        report.lexicon.setdefault(word, []).append(own)
-    if not report.lexicon:
-        raise LexiconError(f"{path}: no usable lexicon entries")
-    # A word kept with another spelling is in the lexicon: only that spelling was left out.
-    report.dropped_spellings = [(w, why) for w, why in report.skipped if w in report.lexicon]
-    left_out = {}  # a word, once, with its first reason
-    for w, why in report.skipped:
-        if w not in report.lexicon:
-            left_out.setdefault(w, why)
-    report.skipped = list(left_out.items())
-    return report
+    return LexiconLines(path, tokenizer, entries, own_spellings([spelling for _, _, spelling in entries], tokenizer))
+
+
+def read_lexicon(path: str | Path, tokenizer: Tokenizer,
+                 lm_knows: Callable[[set[str]], set[str]] | None = None) -> LexiconReport:
+    """Read ``word t o k e n s |`` lines. Malformed lines raise; unknown tokens are reported.
+
+    Words are normalized (``normalize_text``) except those that ``lm_knows`` (given the words
+    that normalizing would change, it returns those the LM holds as written); spellings are
+    respelled in the model's own segmentation (see the module docstring); a line repeating a
+    word and spelling already read is dropped (not a homophone)."""
+    return read_lexicon_lines(path, tokenizer).report(lm_knows)
 
 
 def write_lexicon(lexicon: Lexicon, path: str | Path) -> Path:

@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Iterable, Iterator
 
 from asr.arpa import BOS, EOS, UNK, LMError, NgramModel, open_text, reading, write_arpa
 from asr.atomic import atomic_open
+from asr.manifest import ManifestError, manifest_row
 from asr.text import WORD_SEP, UnknownCharacterError, normalize_text
 
 if TYPE_CHECKING:
@@ -87,19 +88,11 @@ def _looks_like_manifest(line: str) -> bool:
 
 
 def manifest_text(line: str, where: str) -> str:
-    """The ``text`` of a manifest line; the checks (and messages) of asr.data.read_manifest, which
-    this module does not import (it loads torch)."""
+    """The ``text`` of a manifest line, checked as asr.manifest reads manifests (a bad one is an LMError)."""
     try:
-        row = json.loads(line)
-    except json.JSONDecodeError as e:
-        raise LMError(f"{where}: not valid JSON ({e.msg})") from None
-    if not isinstance(row, dict):
-        raise LMError(f"{where}: expected a JSON object")
-    if "text" not in row:
-        raise LMError(f"{where}: missing field text")
-    if not isinstance(row["text"], str):  # str(None) would become the word "none"
-        raise LMError(f"{where}: text {row['text']!r} is not a string (an empty one: nothing is said)")
-    return row["text"]
+        return manifest_row(line, where, required=("text",))["text"]
+    except ManifestError as e:
+        raise LMError(str(e)) from None
 
 
 def _sentences(path: Path, lines: Iterable[str], unit: str, tokenizer, skipped) -> Iterator[list[str]]:

@@ -61,6 +61,17 @@ class ConvSubsampling(nn.Module):
         B, C, T, F = x.shape
         return self.proj(x.permute(0, 2, 1, 3).reshape(B, T, C * F)), lengths
 
+    def input_frames(self, step: int, clipped: bool = True) -> tuple[int, int]:
+        """The first and last input frames (0-based) that output step ``step`` depends on: each
+        layer's kernel window traced down through its stride and padding (clipped at frame 0,
+        where padding holds no frame)."""
+        lo = hi = step
+        for conv in reversed(self.convs):  # along time: kernel_size[0], stride[0], padding[0]
+            lo = lo * conv.stride[0] - conv.padding[0]
+            hi = hi * conv.stride[0] - conv.padding[0] + conv.kernel_size[0] - 1
+            lo = max(lo, 0) if clipped else lo
+        return lo, hi
+
 
 class FrameStacking(nn.Module):
     """Concatenate k consecutive frames into one (k times fewer steps), then project."""
@@ -76,6 +87,17 @@ class FrameStacking(nn.Module):
         x = nn.functional.pad(x, (0, 0, 0, pad))
         x = x.reshape(B, (T + pad) // self.factor, F * self.factor)
         return self.proj(x), (lengths + self.factor - 1) // self.factor
+
+    def input_frames(self, step: int, clipped: bool = True) -> tuple[int, int]:
+        """The first and last input frames (0-based) of output step ``step``: its own ``factor``."""
+        return step * self.factor, step * self.factor + self.factor - 1
+
+
+def step_centre(subsampling: ConvSubsampling | FrameStacking) -> float:
+    """Where output step k is centred, in input frames: k * factor + this (its window's middle,
+    the padding counted as frames: 0 for centred kernels, (factor - 1) / 2 for stacking)."""
+    lo, hi = subsampling.input_frames(0, clipped=False)
+    return (lo + hi) / 2
 
 
 class MaskedBatchNorm(nn.BatchNorm1d):
@@ -207,9 +229,22 @@ class AcousticModel(nn.Module):
         self.phone_head, self.phone_layer = None, 0
 
     @property
+    def feature_shift(self) -> float:
+        """Seconds between feature frames (the frontend's hop)."""
+        return self.features_cfg.hop_length / self.features_cfg.sample_rate
+
+    @property
     def frame_shift(self) -> float:
-        """Seconds between output frames."""
+        """Seconds between output frames (one division: feature_shift * factor can be 1 ulp off)."""
         return self.features_cfg.hop_length * self.cfg.subsampling_factor / self.features_cfg.sample_rate
+
+    @property
+    def frame_centre(self) -> float:
+        """Seconds from the audio's start to the centre of output frame 0; frame k is centred at
+        this + k * frame_shift. Feature frame i is centred on sample i * hop_length (the
+        spectrogram's windows are centred), so this is 0 for the convolutions' centred kernels and
+        (factor - 1) / 2 feature frames for stacking, whose step k holds frames k * factor onwards."""
+        return step_centre(self.subsampling) * self.feature_shift
 
     def add_phone_head(self, num_phones: int, layer: int) -> None:
         """A training-only output: phone log-probs from recurrent layer ``layer`` (auxiliary

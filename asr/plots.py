@@ -20,6 +20,7 @@ from matplotlib.ticker import MaxNLocator
 
 from asr.audio import audio_info
 from asr.decoding import GreedyDecoder
+from asr.text import plural
 from asr.selection import selection_key
 
 
@@ -56,13 +57,6 @@ def token_labels(tokens) -> list[str]:
 
 MAX_TOKEN_ROWS = 40  # more (BPE pieces, phones with a big lexicon) and their labels would overlap
 SHOWN_ABOVE = 0.05  # with more tokens, a row is drawn if its token ever gets more probability than this
-
-
-def step_centre_seconds(model) -> float:
-    """Where output frame 0 is centred on the features' clock (frame k: this + k * frame_shift)."""
-    from asr.diagram_text import step_centre
-
-    return step_centre(model.subsampling) * model.features_cfg.hop_length / model.features_cfg.sample_rate
 
 
 def draw_posteriorgram(ax, log_probs: torch.Tensor, tokens, frame_shift: float, offset: float = 0.0,
@@ -106,7 +100,7 @@ def alignment_figure(wave: torch.Tensor, sample_rate: int, feats: torch.Tensor, 
                      title: str = "", offset: float = 0.0, centre: float = 0.0) -> Figure:
     """Waveform, features, posteriorgram and word spans, stacked on a shared time axis; ``wave``
     starts ``offset`` seconds into its file (word times are the file's); output frame k is
-    centred ``centre + k * frame_shift`` seconds after feature frame 0 (``step_centre_seconds``)."""
+    centred ``centre + k * frame_shift`` seconds after feature frame 0 (the model's ``frame_centre``)."""
     duration = wave.numel() / sample_rate
     width = float(np.clip(4 + 1.6 * duration, 10, 24))
     fig = Figure(figsize=(width, 9.5), layout="constrained")
@@ -161,8 +155,7 @@ def plot_alignment(transcriber, audio_path: str | Path, out: str | Path) -> Path
         raise PlotError(f"{path}: recorded at {info.sample_rate} Hz, but the model expects {rate} Hz; "
                         "upsampling cannot restore the missing band, so the plot would mislead")
     wave = transcriber.load(path)
-    hop = model.features_cfg.hop_length
-    if wave.numel() < hop * model.cfg.subsampling_factor:
+    if wave.numel() < round(model.frame_shift * rate):
         raise PlotError(f"{path}: {wave.numel() / rate:.3f} s is shorter than one output frame "
                         f"({model.frame_shift:.3f} s)")
     # what transcribe runs: the file without its long quiet edges (a file over the segmenter's
@@ -188,11 +181,11 @@ def plot_alignment(transcriber, audio_path: str | Path, out: str | Path) -> Path
     name = {"fbank": "log-mel bin", "mfcc": "MFCC", "spectrogram": "frequency bin"}[kind]
     title = f"{path.name}   HYP: {result.text or '(empty)'}{note}"
     if (systems := getattr(transcriber, "systems", None)) is not None:  # asr.rescoring's transcriber
-        title += (f"\nwords: n-best rescoring of {len(systems)} system{'s' if len(systems) > 1 else ''} (as "
+        title += (f"\nwords: n-best rescoring of {plural(len(systems), 'system')} (as "
                   f"transcribe); posteriors: system 1 ({transcriber.loaded.path.name}), the words aligned to them")
-    fig = alignment_figure(wave, rate, feats[0, : feat_lengths[0]], hop / rate, name,
+    fig = alignment_figure(wave, rate, feats[0, : feat_lengths[0]], model.feature_shift, name,
                            log_probs[0, : out_lengths[0]], model.frame_shift, transcriber.tokenizer.tokens,
-                           words, title=title, offset=offset, centre=step_centre_seconds(model))
+                           words, title=title, offset=offset, centre=model.frame_centre)
     return save_figure(fig, out)
 
 
@@ -297,5 +290,5 @@ def log_posteriorgram(writer, model, dataset, tokenizer, step: int, index: int =
     # an utterance with no labels (asr.data.SpeechDataset's keep_unspellable) shows its transcript
     ref = dataset.texts[index] if example.targets is None else tokenizer.decode(example.targets.tolist())
     fig = posteriorgram_figure(log_probs[0, : lengths[0]], tokenizer.tokens, model.frame_shift,
-                               title=f"REF: {ref}\nHYP: {hyp}", centre=step_centre_seconds(model))
+                               title=f"REF: {ref}\nHYP: {hyp}", centre=model.frame_centre)
     writer.add_image(tag, figure_to_array(fig), step, dataformats="HWC")

@@ -209,7 +209,8 @@ NO_WORDS_NOTE = (f"{UNDEFINED}: no reference words, so no error rate (their inse
                  "and in the totals)")
 
 
-def render_markdown(report: Report, top: int = 20) -> str:
+def render_markdown(report: Report, top: int = 20, speakers: list[dict] | None = None) -> str:
+    """``speakers``: ``report.speaker_table()``, when the caller has it already (``write_report``)."""
     s = report.summary()
     lines = ["# Error report", ""]
     lines += [f"- {md(k, cell=False)}: {md(v, cell=False)}" for k, v in report.meta.items() if k != "skipped"]
@@ -228,7 +229,7 @@ def render_markdown(report: Report, top: int = 20) -> str:
               "", "## Speakers (worst WER first)", "",
               "| speaker | utterances | words | sub | del | ins | WER | CER | SER |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    speakers = report.speaker_table()
+    speakers = report.speaker_table() if speakers is None else speakers
     for r in speakers:
         lines.append(f"| {md(r['speaker'])} | {r['utterances']} | {r['words']} | {r['substitutions']} | "
                      f"{r['deletions']} | {r['insertions']} | {pct(r['wer'])} | {pct(r['cer'])} | {pct(r['ser'])} |")
@@ -262,7 +263,8 @@ def _e(x) -> str:
     return html.escape(str(x))
 
 
-def render_html(report: Report, top: int = 20) -> str:
+def render_html(report: Report, top: int = 20, speakers: list[dict] | None = None) -> str:
+    """``speakers``: as ``render_markdown``'s."""
     s = report.summary()
     meta = "".join(f"<li>{_e(k)}: {_e(v)}</li>" for k, v in report.meta.items() if k != "skipped")
     skipped = report.meta.get("skipped") or []
@@ -277,7 +279,7 @@ def render_html(report: Report, top: int = 20) -> str:
            *(f"<tr><td>{a}</td><td>{b}</td><td>{c}</td></tr>" for a, b, c in rows), "</table>",
            "<h2>Speakers (worst WER first)</h2><table><tr><th>speaker</th><th>utterances</th>"
            "<th>words</th><th>sub</th><th>del</th><th>ins</th><th>WER</th><th>CER</th><th>SER</th></tr>"]
-    speakers = report.speaker_table()
+    speakers = report.speaker_table() if speakers is None else speakers
     for r in speakers:
         out.append(f"<tr><td>{_e(r['speaker'])}</td><td>{r['utterances']}</td><td>{r['words']}</td>"
                    f"<td>{r['substitutions']}</td><td>{r['deletions']}</td><td>{r['insertions']}</td>"
@@ -331,16 +333,17 @@ def check_report_dir(directory: str | Path, force: bool = False) -> Path:
 def write_report(report: Report, directory: str | Path, force: bool = False) -> Path:
     directory = check_report_dir(directory, force)
     directory.mkdir(parents=True, exist_ok=True)
+    speakers = report.speaker_table()  # a Report per speaker, re-summed: built once for all three files
     results = {"summary": report.summary(), "meta": report.meta,
-               "speakers": report.speaker_table(),  # wer/cer null for a speaker with no reference words
+               "speakers": speakers,  # wer/cer null for a speaker with no reference words
                "utterances": [{"id": u.id, "speaker": u.speaker, "audio_filepath": u.audio_filepath,
                                "reference": u.reference, "hypothesis": u.hypothesis,
                                "word_errors": u.words.errors, "words": u.words.reference_length}
                               for u in report.utterances]}
     # each file whole or not at all: asr compare and combine read results.json
     write_text_atomic(directory / "results.json", json.dumps(results, ensure_ascii=False, indent=1) + "\n")
-    write_text_atomic(directory / "report.md", render_markdown(report))
-    write_text_atomic(directory / "report.html", render_html(report))
+    write_text_atomic(directory / "report.md", render_markdown(report, speakers=speakers))
+    write_text_atomic(directory / "report.html", render_html(report, speakers=speakers))
     return directory
 
 

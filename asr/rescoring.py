@@ -37,10 +37,10 @@ from asr.data import Utterance
 from asr.decoding import Hypothesis
 from asr.decoding_config import load_log_priors
 from asr.evaluate import join_pieces, none_readable, readable_batches
-from asr.metrics import oracle_word_errors, word_errors
+from asr.metrics import word_errors
 from asr.rescoring_grid import CandidateTable
 from asr.rnnlm import interpolate, interpolation_weight, load_rnnlm
-from asr.text import normalize_text
+from asr.text import normalize_text, plural
 from asr.tokenizers import Tokenizer
 from asr.transcribe import RUN_OPTIONS, Transcriber
 
@@ -223,7 +223,7 @@ class RescoringTranscriber(Transcriber):
     def describe(self) -> str:
         o = self.options
         rnn = f", with an RNN LM at {o.rnnlm_lambda:g}" if self.lm.rnnlm is not None and o.rnnlm_lambda > 0 else ""
-        systems = f"{len(self.systems)} systems" if len(self.systems) > 1 else "1 system"
+        systems = plural(len(self.systems), "system")
         prior = f", prior_scale {o.prior_scale:g}" if o.prior_scale else ""
         return (f"n-best rescoring of {systems} ({o.nbest} each; weights "
                 f"{', '.join(f'{w:g}' for w in o.weights)}, lm_weight {o.lm_weight:g}{rnn}, "
@@ -326,9 +326,11 @@ class PieceTable:
 
     def oracle_rate(self) -> float:
         """The WER of the best candidate of each utterance (of each piece, jointly, for a cut one)."""
-        rows = sorted(self.whole)
-        errors = oracle_word_errors([self.whole[r] for r in rows],
-                                    [[normalize_text(t) for t in self.texts[r]] for r in rows]).errors  # as evaluate
+        # An uncut utterance's candidates' errors are in the table already (no candidate: the
+        # empty text's, in column 0); the columns past its candidates are padding.
+        counts = np.array([max(len(self.texts[r]), 1) for r in self.whole_rows], dtype=int)
+        padding = np.arange(self.table.errors.shape[1]) >= counts[:, None]
+        errors = int(np.where(padding, np.inf, self.table.errors[self.whole_rows]).min(axis=1).sum())
         errors += sum(joined_oracle_errors(ref, texts) for ref, _, texts in self.cut)
         return errors / self.reference_words if self.reference_words else float(errors > 0)
 

@@ -37,9 +37,14 @@ class Result:
     alternatives: list[str] = field(default_factory=list)
 
 
-def words_from_hypothesis(hyp: Hypothesis, tokenizer, frame_shift: float) -> list[Word]:
+def words_from_hypothesis(hyp: Hypothesis, tokenizer, frame_shift: float, frame_centre: float = 0.0) -> list[Word]:
     """The text's words, timed from the frames where each one's first and last tokens were emitted
-    (when forced alignment cannot place them); none when the tokens do not spell the text's words."""
+    (when forced alignment cannot place them); none when the tokens do not spell the text's words.
+
+    Output frame k is centred ``frame_centre + k * frame_shift`` seconds into the audio (the
+    model's ``frame_centre``: 0 for conv subsampling, (factor - 1) / 2 feature frames for frame
+    stacking). A word starts at its first frame's centre and ends at the centre of the frame
+    after its last, as forced-aligned words do."""
     hyp = complete_words(hyp, tokenizer)
     if hyp is None or len(hyp.frames) != len(hyp.tokens):
         return []
@@ -47,7 +52,8 @@ def words_from_hypothesis(hyp: Hypothesis, tokenizer, frame_shift: float) -> lis
     for token, frame in zip(list(hyp.tokens) + [tokenizer.word_sep_id], list(hyp.frames) + [None]):
         if token == tokenizer.word_sep_id:
             if first is not None:
-                words.append(Word(next(names), round(first * frame_shift, 3), round((last + 1) * frame_shift, 3)))
+                start, end = frame_centre + first * frame_shift, frame_centre + (last + 1) * frame_shift
+                words.append(Word(next(names), round(start, 3), round(end, 3)))
             first = None
             continue
         first = frame if first is None else first

@@ -36,6 +36,14 @@ class WarmupCosine:
             self.anchor_progress, self.anchor_step = self.progress(step), step
         self.total_steps = total_steps
 
+    def rescale(self, factor: float) -> None:
+        """Count steps ``factor`` times as many to the epoch (a run resumed with another number of
+        processes, or batches of another size): warmup, decay and any retargeting keep their
+        places in the data, so that step ``round(s * factor)`` has the rate step ``s`` had."""
+        self.warmup_steps = round(self.warmup_steps * factor)
+        self.total_steps = round(self.total_steps * factor)
+        self.anchor_step = round(self.anchor_step * factor)
+
     def __call__(self, step: int) -> float:
         if step < self.warmup_steps:
             return (step + 1) / self.warmup_steps

@@ -4,15 +4,14 @@ KenLM model and the hotword phrases (see asr/beam_search.py for how the files ch
 Loading checks that the files go together: a lexicon's words are looked up in a word LM, so an
 LM over the model's tokens is refused with a lexicon, and lexicon words the LM does not know
 are counted; hotword words the LM does not know get a floor score (``SearchSpace.lifts``).
+KenLM is loaded once, with every word it will be asked about or searched for (flashlight maps a
+Dictionary's words to the LM's at load), and scores the vocabulary once for all these questions.
 """
 
 from __future__ import annotations
 
 import hashlib
-import os
-import sys
 import weakref
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -22,32 +21,15 @@ from flashlight.lib.text.decoder.kenlm import KenLM
 from flashlight.lib.text.dictionary import Dictionary
 
 from asr.hotwords import parse_hotwords
-from asr.lexicon import Lexicon, lexicon_from_words, read_lexicon, spell
+from asr.lexicon import Lexicon, lexicon_from_words, read_lexicon_lines, spell
 from asr.arpa import LMInfo, inspect_lm
 from asr.lm import KENLM_MAX_ORDER, UNK, LMError
 from asr.text import WORD_SEP
 from asr.tokenizers import Tokenizer
+from asr.user_warnings import quiet_stderr
 
 # Lexicon words the LM does not know score as its <unk>: said when more than this share of them.
 UNKNOWN_WORDS_NOTED = 0.05
-
-
-@contextmanager
-def _quiet_stderr():
-    """KenLM prints progress bars to fd 2 while loading; keep the CLI's stderr for messages."""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            sys.stderr.flush()
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _load_kenlm(info: LMInfo, words: Dictionary) -> KenLM:
@@ -55,26 +37,63 @@ def _load_kenlm(info: LMInfo, words: Dictionary) -> KenLM:
         raise LMError(f"{info.path}: a {info.order}-gram LM; the KenLM in flashlight-text loads up to "
                       f"{KENLM_MAX_ORDER}-grams")
     try:
-        with _quiet_stderr():
+        with quiet_stderr():  # KenLM prints progress bars to fd 2 while loading
             return KenLM(str(info.path), words)
     except Exception as e:  # KenLM's errors arrive as RuntimeError: where it threw, then why
         lines = str(e).strip().splitlines()
         raise LMError(f"{info.path}: KenLM cannot load it: {' '.join(lines[1:2] or lines[:1])}") from None
 
 
-def lm_knows(info: LMInfo) -> Callable[[set[str]], set[str]]:
-    """words -> those the LM holds. An ARPA file lists its words; KenLM scores a word outside a
-    binary file as its <unk>, to the bit (loaded again for these words: only a few are asked)."""
+def _load_words(info: LMInfo, names) -> tuple[KenLM, Dictionary, list[str]]:
+    """KenLM loaded for these words and <unk> (the default index), and the words in index order.
+    flashlight maps the words to the LM's ids at load, and refuses to score any added later:
+    every word that will be scored (searched, looked up or asked about) must be among them."""
+    names = list(dict.fromkeys([*names, UNK]))  # (a repeat is an error there)
+    words = Dictionary(names)
+    words.set_default_index(words.get_index(UNK))
+    return _load_kenlm(info, words), words, names
+
+
+def _unigram_scores(kenlm: KenLM, words: Dictionary) -> list[float]:
+    """log10 p(word) of each word index under the LM, without context (a word it lacks gets its <unk>'s)."""
+    null, score = kenlm.start(True), kenlm.score
+    return [score(null, i)[1] for i in range(words.index_size())]
+
+
+def _unknown_indices(info: LMInfo, words: Dictionary, scores: list[float] | None, indices) -> set[int]:
+    """The word indices the LM does not know. An ARPA file lists its words; KenLM scores any
+    word outside a binary file as its <unk>, to the bit (``scores``: ``_unigram_scores``)."""
+    if not info.binary:
+        known = set(info.words)
+        return {i for i in indices if words.get_entry(i) not in known}
+    unk = scores[words.get_index(UNK)]
+    return {i for i in indices if scores[i] == unk}
+
+
+def _knows(info: LMInfo, words: Dictionary | None = None, names: list[str] | None = None,
+           scores: list[float] | None = None) -> Callable[[set[str]], set[str]]:
+    """words -> those the LM holds, as ``read_lexicon`` asks. A binary LM's word list is not
+    readable: it answers for the ``words`` it was loaded with (``names``, their ``scores``)."""
     if not info.binary:
         vocabulary = set(info.words)
-        return lambda words: words & vocabulary
+        return lambda asked: asked & vocabulary
 
-    def known(words: set[str]) -> set[str]:
-        asked = sorted(words - {UNK})
-        lm = _load_kenlm(info, Dictionary([*asked, UNK]))
-        null = lm.start(True)
-        unk = lm.score(null, len(asked))[1]
-        return {w for i, w in enumerate(asked) if lm.score(null, i)[1] != unk}
+    def knows(asked: set[str]) -> set[str]:  # (asked only when some lexicon word normalizes to another)
+        indices = {i: w for i, w in enumerate(names) if w in asked}
+        return {indices[i] for i in indices.keys() - _unknown_indices(info, words, scores, indices)}
+
+    return knows
+
+
+def lm_knows(info: LMInfo) -> Callable[[set[str]], set[str]]:
+    """words -> those the LM holds (for a lexicon read without a search: ``asr export --lm``). A
+    binary LM is loaded for the words asked, once, when they are asked."""
+    if not info.binary:
+        return _knows(info)
+
+    def known(asked: set[str]) -> set[str]:
+        kenlm, words, names = _load_words(info, sorted(asked - {UNK}))
+        return _knows(info, words, names, _unigram_scores(kenlm, words))(asked)
 
     return known
 
@@ -101,6 +120,7 @@ class SearchSpace:
     source: str = ""  # the LM and lexicon files, for describe()
     zero_lm: ZeroLM = field(default_factory=ZeroLM, repr=False)  # the LM when there is none
     _tries: dict = field(default_factory=dict, repr=False)  # id(lm) -> trie, for kenlm and zero_lm
+    _scores: list[float] | None = field(default=None, repr=False)  # word index -> its unigram log10 p
 
     @classmethod
     def load(cls, tokenizer: Tokenizer, lm: str | Path | None = None, lexicon: str | Path | None = None,
@@ -120,12 +140,20 @@ class SearchSpace:
         info = inspect_lm(lm) if lm else None
         lexicon_free = isinstance(lexicon, str) and lexicon.lower() == "none"
         notes: list[str] = []
-        lex = None
+        lex = kenlm = words = scores = None
+        phrases = parse_hotwords(hotwords)
         from_file = bool(lexicon) and not lexicon_free
         if from_file:
             if info is not None and info.unit in ("char", "token"):  # a word LM has no | among its words
                 raise _token_lm_refusal(info.path, lexicon)
-            report = read_lexicon(lexicon, tokenizer, lm_knows(info) if info is not None else None)
+            lines = read_lexicon_lines(lexicon, tokenizer)
+            knows = None
+            if info is not None:  # loaded once, for every word it will be asked about or searched for
+                asked = [*lines.words(), *(w for p in phrases for w in p.split() if spell(w, tokenizer))]
+                kenlm, words, names = _load_words(info, [*asked, WORD_SEP] if info.binary else asked)
+                scores = _unigram_scores(kenlm, words) if info.binary else None  # how a binary LM says what it knows
+                knows = _knows(info, words, names, scores)
+            report = lines.report(knows)
             lex = report.lexicon
             notes += report.notes(str(lexicon))
         elif info is not None and not lexicon_free and not info.searches_lexicon_free(tokenizer):
@@ -137,55 +165,54 @@ class SearchSpace:
             if report.skipped:
                 notes.append(report.summary(str(info.path)))
         lexicon_words = list(lex) if from_file else []
-        phrases = parse_hotwords(hotwords)
         if lex is not None:
             for word in {w for p in phrases for w in p.split()} - lex.keys():
                 if spell(word, tokenizer):
                     lex[word] = [spell(word, tokenizer)]
         tokens = Dictionary(list(tokenizer.tokens))
-        if lex is not None:
+        # With a lexicon file and an LM, ``words`` were loaded with the LM above: those beyond the
+        # lexicon (as written where it has them normalized) are never searched, and n-best
+        # rescoring scores them as the LM does.
+        if words is None and lex is not None:
             words = Dictionary([*lex, UNK] if UNK not in lex else list(lex))
             words.set_default_index(words.get_index(UNK))
             lm_words = words
-        else:
-            words = None
+        elif lex is None:
             lm_words = Dictionary([*tokenizer.tokens, UNK])
             if info is not None and not info.binary and not info.is_token_lm(tokenizer) and tokenizer.kind != "char":
                 raise LMError(f"{info.path}: lexicon-free search scores the model's tokens with the LM, and its "
                               f"units are not this model's {tokenizer.kind} pieces: build one with `asr lm build "
                               "--unit token --tokenizer MODEL`, or give a word LM and a lexicon")
-        kenlm = _load_kenlm(info, lm_words) if info is not None else None
+        if kenlm is None and info is not None:
+            kenlm = _load_kenlm(info, lm_words)
         source = ", ".join(f"{k} {v}" for k, v in (("lm", lm), ("lexicon", lexicon)) if v)
-        space = cls(tokens, words, lex, kenlm, notes=notes, source=source)
+        space = cls(tokens, words, lex, kenlm, notes=notes, source=source, _scores=scores)
         if kenlm is not None and lexicon_words:
             space._check_lexicon_words(info, lexicon, lexicon_words)
         space._add_phrases(phrases, tokenizer)
         if kenlm is not None and words is not None and phrases:
             space._lift_hotwords(info, {w for p in space.phrases for w in p})
+        space._scores = None  # asked only while loading: not kept for the search (73 k floats a space)
         return space
 
     # -- the LM's view of the words -------------------------------------------------------------
 
-    def _unigrams(self, indices) -> dict[int, float]:
-        """log10 p(word) under the LM for these word indices (a word it lacks gets its <unk>'s)."""
-        null = self.kenlm.start(True)  # no context: the unigram
-        return {i: self.kenlm.score(null, i)[1] for i in indices}
+    def _unigrams(self) -> list[float]:
+        """Every word index's log10 p(word) under the LM, scored once for all who ask."""
+        if self._scores is None:
+            self._scores = _unigram_scores(self.kenlm, self.words)
+        return self._scores
 
     def _unknown(self, info: LMInfo, indices) -> set[int]:
-        """The word indices the LM does not know. An ARPA file lists its words; KenLM scores any
-        word outside a binary file as its <unk>, to the bit."""
-        if not info.binary:
-            known = set(info.words)
-            return {i for i in indices if self.words.get_entry(i) not in known}
-        unk = self._unigrams([self.words.get_index(UNK)])[self.words.get_index(UNK)]
-        return {i for i, score in self._unigrams(indices).items() if score == unk}
+        """The word indices the LM does not know (an ARPA file lists its words: none scored)."""
+        return _unknown_indices(info, self.words, self._unigrams() if info.binary else None, indices)
 
     def _check_lexicon_words(self, info: LMInfo, lexicon, lexicon_words: list[str]) -> None:
         """Say how many of the lexicon file's words the LM lacks (each scores as its <unk>); refuse
         a binary LM over the model's tokens (an ARPA one is refused before the lexicon is read)."""
         unknown = sorted(self._unknown(info, [self.words.get_index(w) for w in lexicon_words]))
         if len(unknown) / len(lexicon_words) > UNKNOWN_WORDS_NOTED:
-            if info.binary and lm_knows(info)({WORD_SEP}):  # no word LM has | (asked only now: a second load)
+            if info.binary and not self._unknown(info, [self.words.get_index(WORD_SEP)]):  # no word LM has |
                 raise _token_lm_refusal(info.path, lexicon)
             shown = ", ".join(repr(self.words.get_entry(i)) for i in unknown[:5])
             self.notes.append(f"{lexicon}: {len(unknown)} of {len(lexicon_words)} lexicon words are not in "
@@ -199,10 +226,10 @@ class SearchSpace:
         if not missing:
             return
         unk_index = self.words.get_index(UNK)
-        unk = self._unigrams([unk_index])[unk_index]
-        known = [i for i in range(self.words.index_size()) if i != unk_index]
-        known = set(known) - self._unknown(info, known)
-        floor = min(self._unigrams(known).values(), default=unk)
+        scores = self._unigrams()  # one pass over the vocabulary serves both questions
+        unk = scores[unk_index]
+        known = {self.words.get_index(w) for w in self.lexicon} - {unk_index}
+        floor = min((scores[i] for i in known - self._unknown(info, known)), default=unk)
         if floor <= unk:
             return
         self.lifts = {i: floor - unk for i in missing}

@@ -12,7 +12,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch.nn.utils.rnn import pad_sequence
 
-from asr.batching import BucketBatchSampler
+from asr.batching import BucketBatchSampler, padded_batches
 from asr.config import Config
 from asr.data import collate
 from asr.decoding import GreedyDecoder
@@ -33,7 +33,9 @@ def validate(model, dataset, cfg, device, tokenizer) -> dict:
     long enough for them (asr.losses.ctc_loss) and shorter than the segmenter's ``max_seconds``;
     NaN when no utterance could be scored.
 
-    Decoded as evaluate decodes: an utterance in ``dataset.silent`` gets the empty hypothesis, and
+    Decoded as evaluate decodes: an utterance that is digital silence as read (the segmenter's
+    ``is_silent``, asked here of each batch read, so that training never reads the set for it
+    beforehand) gets the empty hypothesis, and
     one of ``max_seconds`` or more (``long_utterances``; asr.train keeps it uncut for that) is
     decoded in the pieces evaluate cuts it into at pauses (``asr.evaluate.speech_pieces``), their
     texts joined. It is never run whole, so it has no loss: the pieces have no transcripts of
@@ -45,10 +47,12 @@ def validate(model, dataset, cfg, device, tokenizer) -> dict:
     sampler = BucketBatchSampler([dataset.durations[i] for i in scored], cfg.train.batch_seconds,
                                  cfg.train.max_batch_size, shuffle=False)
     decoder = GreedyDecoder(tokenizer)
-    silent = dataset.silent  # decoded as nothing, as evaluate and transcribe do
+    is_silent = Segmenter(cfg.features.sample_rate).is_silent  # evaluate's rule (it cuts nothing here)
     loss_sum, n, refs, hyps = 0.0, 0, [], []
     for items in sampler:
-        batch = collate([dataset[(scored[j], speed)] for j, speed in items]).to(device)
+        examples = [dataset[(scored[j], speed)] for j, speed in items]
+        silent = {e.index for e in examples if is_silent(e.waveform.numpy())}  # decoded as nothing
+        batch = collate(examples).to(device)
         log_probs, out_lengths = model(batch.waveforms, batch.wave_lengths)
         losses, valid = ctc_loss(log_probs, out_lengths, batch, tokenizer.blank_id)
         valid &= batch.has_labels  # one with no labels (an unspellable transcript) has no loss to take
@@ -89,23 +93,11 @@ def _decode_pieces(model, decoder, pieces: list[torch.Tensor], device, batch_sam
     """One utterance's pieces, run in batches of at most ``batch_samples`` of padded audio (an
     hour's would not fit one), their greedy texts joined (none: silence)."""
     texts = []
-    for group in _batches(pieces, batch_samples):
+    for group in padded_batches(pieces, lambda piece: [piece.numel()], batch_samples):
         lengths = torch.tensor([p.numel() for p in group])
         log_probs, out_lengths = model(pad_sequence(group, batch_first=True).to(device), lengths.to(device))
         texts += [normalize_text(h.text) for h in decoder.decode(log_probs.cpu(), out_lengths.cpu())]
     return " ".join(t for t in texts if t)  # as merge_results joins a cut file's
-
-
-def _batches(pieces: list[torch.Tensor], batch_samples: float):
-    """``pieces`` in order, in groups whose padded size is at most ``batch_samples`` (or one piece)."""
-    group: list[torch.Tensor] = []
-    for piece in pieces:
-        if group and (len(group) + 1) * max(piece.numel(), *(p.numel() for p in group)) > batch_samples:
-            yield group
-            group = []
-        group.append(piece)
-    if group:
-        yield group
 
 
 def selection_key(record: dict) -> tuple[float, float, float] | None:

@@ -24,6 +24,11 @@ _DASHES = re.compile(r"[\u2010-\u2015\-_/]+")
 _ZERO_WIDTH_SPACE = "\u200b"
 
 
+def plural(n: int, word: str) -> str:
+    """``1 word``, ``2 words``: counts in messages and diagram labels."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 def normalize_text(text: str) -> str:
     """Lower case, unify apostrophes, drop punctuation, collapse spaces.
 

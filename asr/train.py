@@ -12,7 +12,8 @@ A run directory holds::
 Every step reseeds torch from (seed, step), and each epoch's batches are a function of
 (seed, epoch), so a run resumed from ``last/`` takes exactly the steps the killed run would
 have taken (with the same number of processes; with another, it continues from the same
-point in the epoch, rounded down to whole steps).
+point in the epoch, rounded down to whole steps, and the learning-rate schedule, which counts
+steps, is rescaled to the new steps per epoch: asr.train_setup.resume_schedule).
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from asr import distributed
 from asr.batching import BatchLoader, BucketBatchSampler
 from asr.config import Config, ConfigError
 from asr.config_files import load_config, save_config
-from asr.data import ManifestError
+from asr.data import read_manifest
 from asr.losses import forward_backward, log
 from asr.model import AcousticModel
 from asr.model_dir import save_model_dir
@@ -41,7 +42,9 @@ from asr.segmenter import Segmenter, SegmenterOptions
 from asr.selection import average_last_epochs, end_epoch
 from asr.train_checks import (TrainingError, check_trainable_lengths, nothing_readable, unreadable_files,
                               valid_loss_note, warn_of_silence)
-from asr.train_setup import attach_phone_head, compute_cmvn, data_identity, load_split, model_to_train
+from asr.train_setup import (attach_phone_head, compute_cmvn, data_identity, describe_run, load_split,
+                             make_optimizer, model_to_train, resume_schedule)
+from asr.user_errors import asr_error_types, describe
 from asr.weight_perturbation import WeightDrop, WeightNoise
 
 
@@ -51,6 +54,9 @@ def check_trainable(cfg: Config) -> None:
     if not cfg.train.train_manifest:
         raise ConfigError("train.train_manifest is not set: give it in the config or as "
                           "train.train_manifest=MANIFEST.jsonl")
+    for manifest in (cfg.train.train_manifest, cfg.train.valid_manifest):
+        if manifest and not Path(manifest).is_file():
+            read_manifest(manifest)  # raises its one-line error (not found, a directory); reads nothing
 
 
 def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) -> Path:
@@ -89,9 +95,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         longest = int(edges.options.max_seconds * cfg.features.sample_rate)
         valid_set = load_split(tc.valid_manifest, cfg, tokenizer, "valid", max_utts=tc.valid_max_utts, read_audio=True,
                                span=lambda s: edges.speech_span(s) if len(s) < longest else (0, len(s)),
-                               as_evaluated=True)
-        # and scored as evaluate scores silence: the empty hypothesis (read_audio has cached them)
-        valid_set.silent = {i for i in range(len(valid_set)) if edges.is_silent(valid_set.waveform(i).numpy())}
+                               as_evaluated=True)  # its digital silence: found by validate as it reads
         if (note := valid_loss_note(valid_set, model)) is not None:
             say(note)
     if state is None and cfg.features.normalize == "global" and not tc.init_from:
@@ -102,13 +106,16 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
                if read < len(train_set) else ""))
     weight_noise = WeightNoise(model.parameters(), tc.weight_noise)
     weight_drop = WeightDrop(model.named_parameters(), tc.weight_drop)
-    _describe(cfg, model, tokenizer, device, d, weight_noise, weight_drop, say)
+    describe_run(cfg, model, tokenizer, device, d, weight_noise, weight_drop, say)
 
-    sampler = BucketBatchSampler(train_set.durations, tc.batch_seconds, tc.max_batch_size, shuffle=True,
-                                 sortagrad=tc.sortagrad, seed=tc.seed, speed_factors=cfg.augment.speed_factors,
-                                 rank=d.rank, world_size=d.world_size)
+    def bucket_sampler(rank: int, world_size: int) -> BucketBatchSampler:
+        return BucketBatchSampler(train_set.durations, tc.batch_seconds, tc.max_batch_size, shuffle=True,
+                                  sortagrad=tc.sortagrad, seed=tc.seed, speed_factors=cfg.augment.speed_factors,
+                                  rank=rank, world_size=world_size)
+
+    sampler = bucket_sampler(d.rank, d.world_size)
     steps_per_epoch = len(sampler.batches(0))
-    optimizer = _optimizer(model, tc)
+    optimizer = make_optimizer(model, tc)
     epochs, spent_before = tc.epochs, 0.0  # epochs: as planned now (train.time_budget_minutes re-plans)
     if state is not None and tc.time_budget_minutes:
         epochs, spent_before = min(state.get("planned_epochs", tc.epochs), tc.epochs), state.get("seconds", 0.0)
@@ -128,16 +135,19 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     carried = [0.0] * 9
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        # a state from before steps_per_epoch was kept: its run's, recomputed (on the same data: data_identity)
+        saved_steps = state.get("steps_per_epoch") or len(bucket_sampler(0, state["world_size"]).batches(0))
+        factor = resume_schedule(state, scheduler, schedule, steps_per_epoch, saved_steps, d.world_size, say)
         scaler.load_state_dict(state["scaler"])
         start_epoch, nan_run = state["epoch"], state["nan_run"]
         # saved before ties were broken: a tie keeps the best, as it did
         best = tuple(state.get("best_key") or (state["best_wer"], -math.inf, -math.inf))
-        # Positions are stored in global batches, so another world size continues at the same point.
+        # Positions are stored in global batches, so another world size continues at the same point;
+        # steps are counted in this run's (the factor is 1 with the same world size: an exact resume).
         skip = state["global_batch_in_epoch"] // d.world_size
-        step = saved_step = state["step"] * state["world_size"] // d.world_size
+        step = saved_step = round(state["step"] * factor)
         trained = state.get("trained_step", state["step"])  # a state saved before it was kept: as trained
-        trained_step = saved_trained = None if trained is None else trained * state["world_size"] // d.world_size
+        trained_step = saved_trained = None if trained is None else round(trained * factor)
         scheduler.last_epoch = step
         if schedule.total_steps != steps_per_epoch * epochs:  # the state's plan: another train.epochs now
             schedule.retarget(step, steps_per_epoch * epochs)
@@ -192,6 +202,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
                            "scaler": scaler.state_dict(), "step": step, "epoch": epoch, "world_size": d.world_size,
                            "global_batch_in_epoch": batch_in_epoch * d.world_size, "best_wer": best[0],
                            "best_key": list(best), "nan_run": nan_run, "planned_epochs": epochs,
+                           "steps_per_epoch": steps_per_epoch,
                            "epoch_totals": sums, "seconds": spent_before + time.time() - t_start, "data": data,
                            "trained_step": trained_step}
             if model.phone_head is not None:
@@ -333,36 +344,6 @@ def _why_untrained(totals: list[float]) -> str:
     return ", ".join(parts) or "no batch to train on"
 
 
-def _describe(cfg: Config, model, tokenizer, device, d, weight_noise, weight_drop, say) -> None:
-    """What is about to train, one line per part that is switched on."""
-    tc = cfg.train
-    say(f"model: {cfg.model.num_layers}x{cfg.model.hidden_size} {cfg.model.cell} "
-        f"{'bi' if cfg.model.bidirectional else 'uni'}directional, {model.num_parameters():,} parameters, "
-        f"{len(tokenizer)} tokens, device {device}, {d.world_size} process(es)")
-    if cfg.inter_ctc_layer:
-        say(f"intermediate CTC: layer {cfg.inter_ctc_layer} at weight {tc.inter_ctc_weight}")
-    if cfg.augment.noise_prob > 0:
-        say(f"noise: {model.frontend.noise.describe()}")
-    if cfg.phone_ctc_layer:
-        say(f"phone CTC: layer {cfg.phone_ctc_layer} at weight {tc.phone_ctc_weight} "
-            f"({sum(p.numel() for p in model.phone_head.parameters()):,} parameters, training only)")
-    if tc.weight_noise:
-        say(f"weight noise: {weight_noise.describe()}")
-    if tc.weight_drop:
-        say(f"weight drop: {weight_drop.describe()}")
-    if tc.bpe_dropout:
-        say(f"BPE-dropout: each training utterance re-segmented every epoch, merges skipped at p={tc.bpe_dropout:g}")
-
-
-def _optimizer(model: AcousticModel, tc) -> torch.optim.AdamW:
-    """AdamW, with no weight decay on biases and normalization gains (the 1-D parameters)."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (decay if p.ndim > 1 else no_decay).append(p)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr)
-
-
 def _finite(model: AcousticModel) -> bool:
     """Whether every weight and floating-point buffer is finite (one device sync)."""
     tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
@@ -402,8 +383,9 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     try:
         train(load_config(args.config, args.overrides), resume=args.resume)
-    except (TrainingError, ConfigError, ManifestError) as e:  # the user errors `asr train` reports in one line
-        log(f"asr: {e}")
+    except (OSError, *asr_error_types()) as e:  # the user errors `asr train` reports in one line; a
+        # RuntimeError may be a crash of one rank (gloo, NCCL) and keeps its traceback
+        distributed.report_error(describe(e))  # under `asr train --gpus N`, by the launcher, once for all ranks
         return 2
     finally:
         distributed.teardown()

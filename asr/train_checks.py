@@ -13,8 +13,9 @@ from dataclasses import replace
 import torch
 
 from asr import distributed
-from asr import audio
-from asr.audio import AudioError, audio_info, gathered_warnings, report_cut
+from asr import user_warnings
+from asr.audio import AudioError, audio_info
+from asr.user_warnings import gathered_warnings, report_cut
 from asr.data import SpeechDataset, Utterance, frames_needed
 from asr.losses import log
 from asr.model import AcousticModel
@@ -46,8 +47,8 @@ DURATION_SLACK_SECONDS, DURATION_SLACK_FRACTION = 0.1, 0.1
 
 
 def listed(lines: list[str], summary: str, say=log) -> None:
-    """asr.audio.listed, said as training says everything (``log``, without the CLI's "asr: ")."""
-    audio.listed(lines, summary, say)
+    """asr.user_warnings.listed, said as training says everything (``log``, without the CLI's "asr: ")."""
+    user_warnings.listed(lines, summary, say)
 
 
 def _name(utt: Utterance) -> str:

@@ -1,6 +1,7 @@
 """What a training run starts from: its model (new, from ``train.init_from``, or resumed from
 ``last/``, each checked against the config) with its phone head, its data splits (checked by
-asr.train_checks), and global feature statistics."""
+asr.train_checks), global feature statistics, its optimizer, the schedule of a run resumed with another
+number of processes, and the lines that describe it."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 import torch
 
 from asr import distributed
-from asr.audio import AudioError, gathered_warnings, path_problem
+from asr.audio import AudioError, path_problem
 from asr.config import Config
 from asr.data import SpeechDataset, collate, read_manifest, total_hours
 from asr.features import StatsAccumulator
@@ -21,6 +22,7 @@ from asr.model_dir import LoadedModel, load_model_dir
 from asr.phones import LexiconError, PhoneLexicon
 from asr.tokenizers import Tokenizer, build_tokenizer
 from asr.train_checks import TrainingError, file_durations, nothing_readable, report_split, unreadable_files
+from asr.user_warnings import gathered_warnings
 
 
 def compute_cmvn(model: AcousticModel, dataset: SpeechDataset, device, d=distributed.Dist(),
@@ -217,6 +219,56 @@ def model_to_train(cfg: Config, resume: bool, device, say, data: dict):
                 f"{len(tokenizer) - 1} units, so the model has {len(tokenizer)} outputs")
         model = AcousticModel(cfg.features, cfg.model, len(tokenizer), cfg.augment).to(device)
     return tokenizer, model, state
+
+
+def resume_schedule(state: dict, scheduler, schedule, steps_per_epoch: int, saved_steps_per_epoch: int,
+                    world_size: int, say) -> float:
+    """Load ``state``'s learning-rate schedule into ``scheduler`` (a LambdaLR of ``schedule``, an
+    asr.schedule.WarmupCosine) for a run of ``steps_per_epoch`` steps an epoch, where the saved one
+    made ``saved_steps_per_epoch``: with another number of processes (``world_size`` now) or
+    train.batch_seconds an epoch has another number of steps, and the schedule counts steps, so it
+    is rescaled to go on at the same point of training (said once when it is). Returns the factor
+    that turns the state's steps into steps now."""
+    scheduler.load_state_dict(state["scheduler"])  # the schedule's own plan, in the saved run's steps
+    factor = steps_per_epoch / saved_steps_per_epoch
+    if factor != 1:
+        warmup, total = schedule.warmup_steps, schedule.total_steps
+        schedule.rescale(factor)
+        say(f"resuming with {world_size} process(es) and {steps_per_epoch} steps an epoch a run saved with "
+            f"{state['world_size']} and {saved_steps_per_epoch}: step {state['step']} goes on as step "
+            f"{round(state['step'] * factor)}, the learning-rate schedule rescaled to the same point of training "
+            f"(warmup {warmup} -> {schedule.warmup_steps} steps, {total} -> {schedule.total_steps} in all)")
+    return factor
+
+
+def describe_run(cfg: Config, model, tokenizer, device, d, weight_noise, weight_drop, say) -> None:
+    """What is about to train, one line per part that is switched on."""
+    tc = cfg.train
+    say(f"model: {cfg.model.num_layers}x{cfg.model.hidden_size} {cfg.model.cell} "
+        f"{'bi' if cfg.model.bidirectional else 'uni'}directional, {model.num_parameters():,} parameters, "
+        f"{len(tokenizer)} tokens, device {device}, {d.world_size} process(es)")
+    if cfg.inter_ctc_layer:
+        say(f"intermediate CTC: layer {cfg.inter_ctc_layer} at weight {tc.inter_ctc_weight}")
+    if cfg.augment.noise_prob > 0:
+        say(f"noise: {model.frontend.noise.describe()}")
+    if cfg.phone_ctc_layer:
+        say(f"phone CTC: layer {cfg.phone_ctc_layer} at weight {tc.phone_ctc_weight} "
+            f"({sum(p.numel() for p in model.phone_head.parameters()):,} parameters, training only)")
+    if tc.weight_noise:
+        say(f"weight noise: {weight_noise.describe()}")
+    if tc.weight_drop:
+        say(f"weight drop: {weight_drop.describe()}")
+    if tc.bpe_dropout:
+        say(f"BPE-dropout: each training utterance re-segmented every epoch, merges skipped at p={tc.bpe_dropout:g}")
+
+
+def make_optimizer(model: AcousticModel, tc) -> torch.optim.AdamW:
+    """AdamW, with no weight decay on biases and normalization gains (the 1-D parameters)."""
+    decay, no_decay = [], []
+    for p in model.parameters():
+        (decay if p.ndim > 1 else no_decay).append(p)
+    return torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
+                              {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr)
 
 
 def attach_phone_head(model: AcousticModel, cfg: Config, state: dict | None, device) -> PhoneLexicon | None:

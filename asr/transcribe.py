@@ -58,15 +58,25 @@ def check_run_options(options: dict) -> None:
             raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
 
 
+def check_decoder_name(name) -> str:
+    """``name`` when it is one of ``DECODERS``; any other is refused, naming them all."""
+    if name not in DECODERS:
+        raise ValueError(f"unknown decoder {name!r}; available: {', '.join(DECODERS)}")
+    return name
+
+
 def make_decoder(name: str, tokenizer, **options) -> Decoder:
-    """``greedy`` or ``beam`` (options: see ``BeamSearchDecoder``)."""
+    """``greedy`` or ``beam`` (options: see ``BeamSearchDecoder``); ``auto`` is beam search when
+    options are given, else greedy (a model's packaged LM: ``Transcriber``)."""
+    if check_decoder_name(name) == "auto":
+        from asr.decoding_config import choose_decoder
+
+        name = choose_decoder(name, None, bool(options))
     if name == "greedy":
         return GreedyDecoder(tokenizer, **options)
-    if name == "beam":
-        from asr.beam_search import BeamSearchDecoder  # flashlight loads only when asked for
+    from asr.beam_search import BeamSearchDecoder  # flashlight loads only when asked for
 
-        return BeamSearchDecoder(tokenizer, **options)
-    raise ValueError(f"unknown decoder {name!r}; available: greedy, beam")
+    return BeamSearchDecoder(tokenizer, **options)
 
 
 class Transcriber:
@@ -120,7 +130,7 @@ class Transcriber:
         lengths = [w.numel() for w in waves]
         log_probs, out_lengths = self.log_probs(waves)
         nbests = self.nbests(waves, log_probs, out_lengths, search)
-        shift = self.model.frame_shift
+        shift, centre = self.model.frame_shift, self.model.frame_centre  # frame k's centre: centre + k * shift
         asked = wants_alternatives(search)
         results = []
         for b, (nbest, n) in enumerate(zip(nbests, lengths)):
@@ -128,13 +138,14 @@ class Transcriber:
             duration = n / self.sample_rate
             aligned = align_words(log_probs[b, : int(out_lengths[b])], hyp, self.tokenizer)
             if aligned is None:  # a spelling the frames cannot fit; keep the decoder's frames then
-                words, confidence = words_from_hypothesis(hyp, self.tokenizer, shift), None
+                words, confidence = words_from_hypothesis(hyp, self.tokenizer, shift, centre), None
             else:
                 hop = int(round(shift * self.sample_rate))
-                words = extend_word_ends(aligned[0], frame_energy(waves[b].numpy(), hop).tolist(),
+                words = extend_word_ends(aligned[0], frame_energy(waves[b].numpy()[int(round(centre * self.sample_rate)):], hop).tolist(),
                                          int(MAX_WORD_TAIL_SECONDS / shift + 1e-9), WORD_END_QUIET_DB)
                 # The last output frame can reach past the audio's end (frames are rounded up).
-                words = [Word(w.word, round(min(w.start * shift, duration), 3), round(min(w.end * shift, duration), 3),
+                words = [Word(w.word, round(min(centre + w.start * shift, duration), 3),
+                              round(min(centre + w.end * shift, duration), 3),
                               round(w.confidence, 4)) for w in words]
                 confidence = round(aligned[1], 4)
             segments = [Segment(0.0, round(duration, 3), hyp.text)] if hyp.text else []
@@ -202,8 +213,7 @@ class Transcriber:
         greedy. ``beam`` without ``lm`` uses the packaged LM (``lm="none"``: no LM)."""
         if isinstance(decoder, Decoder):
             return decoder
-        if (decoder or "auto") not in DECODERS:
-            raise ValueError(f"unknown decoder {decoder!r}; available: {', '.join(DECODERS)}")
+        check_decoder_name(decoder or "auto")
         if lm is not None:
             options = {**options, "lm": str(lm)}
         from asr.decoding_config import choose_decoder
@@ -236,8 +246,7 @@ class Transcriber:
         key = ("workers", id(decoder), workers)  # the key's decoder is kept alive by self.decoder or the cache
         with self._building:
             if key not in self._decoders:
-                self._decoders[key] = BeamSearchDecoder(decoder.tokenizer, options=decoder.options, workers=workers,
-                                                        space=decoder.space, log_priors=decoder.log_priors)
+                self._decoders[key] = decoder.with_options(workers=workers)
             return self._decoders[key]
 
     def _batch_runner(self, search) -> Callable[[Sequence[torch.Tensor]], list[Result]]:

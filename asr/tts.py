@@ -34,7 +34,7 @@ import torch
 
 from asr.audio import resample
 from asr.data import Utterance, write_manifest
-from asr.text import normalize_text
+from asr.text import normalize_text, plural
 
 SAMPLE_RATE = 16000
 # flite's US/Scottish voices and espeak-ng's American English with a few variants; kal16 is
@@ -221,7 +221,7 @@ def describe_rejected(reasons: list[str]) -> str:
     for kind, n in sorted(counts.items(), key=lambda item: -item[1]):
         shown = sorted(chars[kind])
         detail = f": {' '.join(shown[:20])}{' ...' if len(shown) > 20 else ''}" if shown else ""
-        parts.append(f"{n} line{'s' if n != 1 else ''} ({kind}{detail})")
+        parts.append(f"{plural(n, 'line')} ({kind}{detail})")
     return ", ".join(parts)
 
 

@@ -223,17 +223,20 @@ def _names(inputs: set[_Input]) -> dict[_Input, str]:
         by_stem[i.stem.casefold()].append(i)
     names = {}
     for group in by_stem.values():
-        if len(group) == 1:
-            names[group[0]] = _joined((group[0].stem,), group[0])
-            continue
-        shared = len(os.path.commonprefix([i.folders for i in group]))
+        shared = len(os.path.commonprefix([i.folders for i in group]))  # all of them, for a stem of one input
         for i in group:
-            names[i] = _joined(i.folders[shared:] + (i.stem,), i)
+            names[i] = _below(i, shared)
         for i in _sharing({i: names[i] for i in group}, group):  # one folder: the extension tells them apart
-            names[i] = _joined(i.folders[shared:] + (i.filename,), i)
+            names[i] = _below(i, shared, by_filename=True)
     for i in _sharing(names, inputs):
         names[i] = _hashed(names[i], i)
     return names
+
+
+def _below(i: _Input, shared: int, by_filename: bool = False) -> str:
+    """``i``'s name among the inputs of its stem, whose folders share the first ``shared``: the folders
+    below those, then its stem (or its file name, where the stem leaves two of them one name)."""
+    return _joined(i.folders[shared:] + (i.filename if by_filename else i.stem,), i)
 
 
 NAME_MAX = 255  # bytes (UTF-8) of a file name, on Linux's and macOS's file systems
@@ -315,13 +318,10 @@ class DirectoryOutput:
         """The name ``_names`` would give ``i`` among the inputs named so far that share its stem
         (their shared folders kept as they are named), hashed if it is taken."""
         stem = i.stem.casefold()
-        if not self.by_stem[stem]:
-            name = _joined((i.stem,), i)
-        else:
-            below = i.folders[len(os.path.commonprefix([self.shared[stem], i.folders])):]
-            name = _joined(below + (i.stem,), i)
-            if name.casefold() in self.taken:  # one folder: the extension tells them apart
-                name = _joined(below + (i.filename,), i)
+        shared = len(os.path.commonprefix([self.shared.get(stem, i.folders), i.folders]))
+        name = _below(i, shared)
+        if self.by_stem[stem] and name.casefold() in self.taken:  # one folder: the extension tells them apart
+            name = _below(i, shared, by_filename=True)
         return _hashed(name, i) if name.casefold() in self.taken else name
 
     def _give(self, i: _Input, name: str) -> None:

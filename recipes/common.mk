@@ -32,10 +32,11 @@
 #                systems (COMBINE/SEEDS/PHONE_SEEDS) or RNNLM=1, one package that rescores (with them,
 #                with the LSTM LM, or both), re-tuned on $(VALID)
 #
-# Stages are files: each runs only when its input files changed; delete an output to redo it (other
-# arguments, e.g. VALID_SPEAKERS or OVERRIDES, do not redo a stage by themselves: delete its output,
-# or give another DATA/EXP). A step that fails or is stopped leaves no output that make would take
-# for done.
+# Stages are files: each runs when its input files or its arguments changed (OVERRIDES, EPOCHS,
+# CORPUS, LM_ORDER, PRIOR_SCALES, ...: see "Arguments stamps" below), and the stages downstream
+# follow; `make` again with the same arguments redoes nothing. A step that fails or is stopped
+# leaves no output that make would take for done. A run trained anew in the same EXP replaces the
+# old one (give another EXP to keep both).
 
 # bash with pipefail, so that a failing `asr evaluate | tee` fails its stage.
 SHELL := /bin/bash
@@ -57,24 +58,39 @@ synth: $(TRAIN_MANIFEST)
 
 .PRECIOUS: $(DATA)/tts%/train.jsonl  # an intermediate of train_ttsN.jsonl, but minutes of work
 
+synth_args = $(TTS_TEXTS) $(DATA)/tts$(1) --num $(1) $(TTS_OPTIONS)
+SYNTH_ARGS = $(call synth_args,$(TTS_SENTENCES))
+
 $(DATA)/tts%/train.jsonl:
 	@test -n "$(TTS_TEXTS)" || { echo "TTS_SENTENCES needs text: set TTS_TEXTS" >&2; exit 1; }
-	$(ASR) synthesize $(TTS_TEXTS) $(DATA)/tts$* --num $* $(TTS_OPTIONS)
+	$(ASR) synthesize $(call synth_args,$*)
 
 $(DATA)/train_tts%.jsonl: $(DATA)/train.jsonl $(DATA)/tts%/train.jsonl
 	cat $^ > $@.tmp && mv $@.tmp $@
 
 train: $(EXP)/train.done
 
-# $(call asr_train,MANIFEST,RUN_DIR,MORE_OVERRIDES): one training run; it resumes RUN_DIR's
-# checkpoint when a killed run left one (a training manifest changed since is refused, and the
-# message says what to do).
-asr_train = $(ASR) train $(call train_data,$(1)) train.output_dir=$(2) $(OVERRIDES) $(EXTRA_OVERRIDES) $(3) \
-  $(if $(filter-out 1,$(GPUS)),--gpus $(GPUS)) $(if $(wildcard $(2)/last/train_state.pt),--resume)
-train_data = "$(CONFIG)" train.train_manifest=$(1) $(if $(VALID),train.valid_manifest=$(DATA)/$(VALID).jsonl)
+# $(call train_args,MANIFEST,RUN_DIR,MORE_OVERRIDES): the arguments of one training run.
+train_args = "$(CONFIG)" train.train_manifest=$(1) $(if $(VALID),train.valid_manifest=$(DATA)/$(VALID).jsonl) \
+  train.output_dir=$(2) $(OVERRIDES) $(EXTRA_OVERRIDES) $(3)
+TRAIN_ARGS = $(call train_args,$(TRAIN_MANIFEST),$(EXP))
+
+# $(call asr_train,ARGS_VARIABLE,RUN_DIR): one training run. A checkpoint saved after the stage's
+# inputs and arguments (its prerequisites, the stamp among them) last changed is a killed run's: it
+# is resumed. An older one is a finished or other run's: its files are removed first, so that the
+# run starts anew rather than resume it or be refused. (A dry run rewrites no stamp: arguments that
+# differ from it rule out resuming.)
+asr_train = $(if $(call current_checkpoint,$(1),$(2)),,$(call remove_old_run,$(2))) $(ASR) train $($(1)) \
+  $(if $(filter-out 1,$(GPUS)),--gpus $(GPUS)) $(if $(call current_checkpoint,$(1),$(2)),--resume)
+current_checkpoint = $(if $(call args_changed,$(foreach f,$^,$(if $(findstring /.args/,$(f)),$(f))),$(1)),,$(shell \
+  for f in $^; do test $(2)/last/train_state.pt -nt $$f || exit 1; done && echo yes))
+# What asr train writes in its folder (asr.train_setup.RUN_FILES, and tb/).
+TRAIN_RUN_FILES := last best log.jsonl epochs avg tb
+old_run = $(wildcard $(addprefix $(1)/,$(TRAIN_RUN_FILES)))
+remove_old_run = $(if $(call old_run,$(1)),rm -rf $(call old_run,$(1)) &&)
 
 $(EXP)/train.done: $(TRAIN_MANIFEST)
-	$(call asr_train,$(TRAIN_MANIFEST),$(EXP))
+	$(call asr_train,TRAIN_ARGS,$(EXP))
 	touch $@
 
 finetune: $(EXP)/finetune/train.done
@@ -82,9 +98,10 @@ finetune: $(EXP)/finetune/train.done
 # The synthetic speech taught words and spellings; a few epochs on the real audio alone, at a
 # low learning rate, then fit the model to the real recordings (selected on valid as before).
 FINETUNE_RUN = train.init_from=$(EXP)/best train.epochs=$(FINETUNE_EPOCHS) $(FINETUNE_OVERRIDES)
+FINETUNE_ARGS = $(call train_args,$(DATA)/train.jsonl,$(EXP)/finetune,$(FINETUNE_RUN))
 
 $(EXP)/finetune/train.done: $(EXP)/train.done $(DATA)/train.jsonl
-	$(call asr_train,$(DATA)/train.jsonl,$(EXP)/finetune,$(FINETUNE_RUN))
+	$(call asr_train,FINETUNE_ARGS,$(EXP)/finetune)
 	touch $@
 
 lm: $(LM)
@@ -94,9 +111,13 @@ lm: $(LM)
 # LM_TEXTS come from outside the recipe, as the corpus does, so only their presence counts (after
 # the `|`): a fresh copy of the same text (a new machine, a copy without -p) has new times, and by
 # times it would rebuild the LMs and re-tune every model downstream, hours of work for nothing.
-# Delete the LM to rebuild it from other text.
+# Other text (another LM_TEXTS) rebuilds it by its arguments.
+LM_MIXED = $(strip $(LM_TEXTS)$(LM_ARPAS))
+LM_ARGS = $(DATA)/train.jsonl $(LM_TEXTS) $(LM_ARPAS) --order $(LM_ORDER) \
+  $(if $(LM_MIXED),$(if $(VALID),--dev $(DATA)/$(VALID).jsonl))
+
 $(LM): $(DATA)/train.jsonl $(LM_ARPAS) | $(LM_TEXTS)
-ifeq ($(strip $(LM_TEXTS)$(LM_ARPAS)),)
+ifeq ($(LM_MIXED),)
 	$(ASR) lm build $(DATA)/train.jsonl -o $@ --order $(LM_ORDER)
 else
 	$(ASR) lm build $(DATA)/train.jsonl -o $(@D)/train_$(LM_ORDER)gram.arpa --order $(LM_ORDER)
@@ -109,11 +130,12 @@ tune: $(MODEL_EXP)/best/decoding.yaml
 
 TUNE_OPTIONS = --lm-weights=$(LM_WEIGHTS) --word-scores=$(WORD_SCORES) --blank-penalties=$(BLANK_PENALTIES) \
   --prior-scales=$(PRIOR_SCALES) --beam-size $(BEAM_SIZE) $(if $(BEAM_SIZE_TOKEN),--beam-size-token $(BEAM_SIZE_TOKEN))
+TUNE_ARGS = $(DATA)/$(VALID).jsonl --model $(MODEL_EXP)/best --lm $(LM) $(TUNE_OPTIONS)
 
 $(MODEL_EXP)/best/decoding.yaml: $(MODEL_EXP)/train.done $(LM)
 	@test -n "$(VALID)" || { echo "tuning needs a valid set (VALID)" >&2; exit 1; }
 	$(if $(filter-out 0,$(PRIOR_SCALES)),$(ASR) priors $(MODEL_EXP)/best $(DATA)/train.jsonl)
-	$(ASR) lm tune $(DATA)/$(VALID).jsonl --model $(MODEL_EXP)/best --lm $(LM) $(TUNE_OPTIONS)
+	$(ASR) lm tune $(TUNE_ARGS)
 
 evaluate: $(foreach set,$(EVAL_SETS),$(MODEL_EXP)/$(set).json $(if $(VALID),$(MODEL_EXP)/$(set)_lm.json))
 
@@ -132,11 +154,12 @@ combine: $(foreach set,$(EVAL_SETS),$(MODEL_EXP)/combined/$(set).json)
 SEED_PACKAGES = $(foreach s,$(SEEDS),$(EXP)/seed$(s)/package) $(foreach s,$(PHONE_SEEDS),$(EXP)/phones$(s)/package)
 # A package appears whole (it is moved into place), so one of its files stands for it.
 SEED_MODELS = $(addsuffix /model.safetensors,$(SEED_PACKAGES))
+COMBINE_ARGS = --lm $(LM) --combine $(strip $(COMBINE) $(SEED_PACKAGES))
 
 $(MODEL_EXP)/combined/%.json: $(MODEL_EXP)/best/decoding.yaml $(SEED_MODELS)
 	@test -n "$(strip $(COMBINE) $(SEED_PACKAGES))" || { echo "combine needs COMBINE=\"MODEL_DIR ...\" (other systems), SEEDS=\"S ...\" or PHONE_SEEDS=\"S ...\"" >&2; exit 1; }
 	mkdir -p $(@D)
-	$(ASR) evaluate $(DATA)/$*.jsonl --model $(MODEL_EXP)/best --lm $(LM) --combine $(strip $(COMBINE) $(SEED_PACKAGES)) --json \
+	$(ASR) evaluate $(DATA)/$*.jsonl --model $(MODEL_EXP)/best $(COMBINE_ARGS) --json \
 	  -o $(@D)/$*_hyp.txt --report $(@D)/$*_report --force | tee $(@D)/$*.log
 	tail -n 1 $(@D)/$*.log > $@.tmp && mv $@.tmp $@
 
@@ -153,22 +176,25 @@ RNNLM_REPEATS = $(subst $() ,$(comma),$(strip $(RNNLM_REPEAT) $(foreach t,$(LM_T
 # The recurrent LM: the train transcripts RNNLM_REPEAT times an epoch, LM_TEXTS once, the weights
 # with the lowest valid perplexity kept (asr lm rnn's defaults: checked 4 times an epoch, a rise
 # halves the rate; RNNLM_OPTIONS changes them).
+RNNLM_ARGS = $(DATA)/train.jsonl $(LM_TEXTS) --repeat $(RNNLM_REPEATS) $(if $(VALID),--dev $(DATA)/$(VALID).jsonl) \
+  $(RNNLM_OPTIONS)
+
 $(RNNLM_DIR)/model.safetensors: $(DATA)/train.jsonl | $(LM_TEXTS)  # as $(LM)
-	rm -rf $(@D).tmp && $(ASR) lm rnn $(DATA)/train.jsonl $(LM_TEXTS) -o $(@D).tmp \
-	  --repeat $(RNNLM_REPEATS) $(if $(VALID),--dev $(DATA)/$(VALID).jsonl) $(RNNLM_OPTIONS) \
-	  && rm -rf $(@D) && mv $(@D).tmp $(@D)
+	rm -rf $(@D).tmp && $(ASR) lm rnn $(RNNLM_ARGS) -o $(@D).tmp && rm -rf $(@D) && mv $(@D).tmp $(@D)
 
 # The systems that rescore with this run's model; with none, RNNLM=1 still rescores the model's own
 # n-best with the LSTM LM (RESCORING is empty only when there is nothing to rescore with).
 RESCORING_SYSTEMS = $(strip $(COMBINE) $(SEED_PACKAGES))
 RESCORING = $(strip $(RESCORING_SYSTEMS) $(RNNLM_MODEL))
+RESCORE_ARGS = $(DATA)/$(VALID).jsonl --model $(MODEL_EXP)/package \
+  $(if $(RESCORING_SYSTEMS),--combine $(RESCORING_SYSTEMS)) $(if $(RNNLM_MODEL),--rnnlm $(RNNLM_DIR)) \
+  --prior-scales=$(PRIOR_SCALES) $(RESCORING_GRID)
 
 $(MODEL_EXP)/rescored/rescoring.yaml: $(MODEL_EXP)/package/model.safetensors $(SEED_MODELS) $(RNNLM_MODEL)
 	@test -n "$(RESCORING)" || { echo "rescore needs COMBINE=\"MODEL_DIR ...\" (other systems), SEEDS=\"S ...\", PHONE_SEEDS=\"S ...\" or RNNLM=1" >&2; exit 1; }
 	@test -n "$(VALID)" || { echo "rescoring is tuned on a valid set (VALID)" >&2; exit 1; }
 	mkdir -p $(@D)
-	$(ASR) tune-rescoring $(DATA)/$(VALID).jsonl --model $(MODEL_EXP)/package $(if $(RESCORING_SYSTEMS),--combine $(RESCORING_SYSTEMS)) \
-	  $(if $(RNNLM_MODEL),--rnnlm $(RNNLM_DIR)) --prior-scales=$(PRIOR_SCALES) $(RESCORING_GRID) -o $@
+	$(ASR) tune-rescoring $(RESCORE_ARGS) -o $@
 
 $(MODEL_EXP)/rescored/%.json: $(MODEL_EXP)/rescored/rescoring.yaml
 	$(ASR) evaluate $(DATA)/$*.jsonl --rescoring $< --json -o $(@D)/$*_hyp.txt --report $(@D)/$*_report --force \
@@ -181,7 +207,10 @@ seeds phones: $(SEED_MODELS)
 # overrides and this run's LM (so every seed is tuned and packaged with the same one). The package
 # is written aside and moved into place, so a failed export leaves no half package behind. The
 # training manifest comes first: under make -j the sub-makes would otherwise synthesize the same
-# $(DATA)/ttsN beside this run and each other.
+# $(DATA)/ttsN beside this run and each other. The seeds' runs share this run's arguments (their
+# stamp, below): a change to them redoes each seed's `make`, which redoes the stages it touches.
+SEEDS_ARGS = $(TRAIN_ARGS) $(if $(filter-out 0,$(FINETUNE_EPOCHS)),$(FINETUNE_ARGS)) $(TUNE_ARGS)
+
 $(EXP)/seed%/package/model.safetensors: $(LM) $(TRAIN_MANIFEST)
 	$(MAKE) tune EXP=$(EXP)/seed$* LM=$(LM) SEEDS= EXTRA_OVERRIDES="$(strip $(EXTRA_OVERRIDES) train.seed=$*)"
 	rm -rf $(@D).tmp && $(ASR) export $(call model_exp,$(EXP)/seed$*)/best $(@D).tmp --half --lm $(LM) \
@@ -206,3 +235,64 @@ else
 	  --prior-scales=$(PRIOR_SCALES) $(RESCORING_GRID) -o "$(PACKAGE_DIR).tmp/rescoring.yaml"
 	rm -rf "$(PACKAGE_DIR)" && mv "$(PACKAGE_DIR).tmp" "$(PACKAGE_DIR)"
 endif
+
+
+# Arguments stamps. Each stage's arguments (the command line it runs, less the program and how it
+# runs: ASR, GPUS, --resume) are kept in a stamp file beside its output, which the output depends
+# on. The stamp is rewritten only when they differ from the last run's (with a line saying so), so
+# its time moves only then: the stage is redone, and the stages downstream follow by their files.
+# Arguments that a stage does not use do not redo it (RNNLM_OPTIONS retrains no acoustic model).
+# The checkout's own path is written $(ROOT): a moved checkout redoes nothing.
+#
+#   stage     stamp                              arguments
+#   prepare   $(DATA)/.args/prepare              PREPARE_ARGS (the recipe's: CORPUS, VALID_SPEAKERS, ...)
+#   synth     $(DATA)/.args/ttsN                 TTS_TEXTS, TTS_OPTIONS
+#   train     $(EXP)/.args/train                 CONFIG, TRAIN_MANIFEST, VALID, OVERRIDES, EXTRA_OVERRIDES
+#   finetune  $(EXP)/.args/finetune              the same on train.jsonl, FINETUNE_EPOCHS, FINETUNE_OVERRIDES
+#   lm        $(EXP)/lm/.args/words_Ngram        LM_ORDER, LM_TEXTS, LM_ARPAS, VALID
+#   tune      $(MODEL_EXP)/.args/tune            VALID, LM, LM_WEIGHTS, WORD_SCORES, BLANK_PENALTIES,
+#                                                PRIOR_SCALES, BEAM_SIZE, BEAM_SIZE_TOKEN
+#   combine   $(MODEL_EXP)/.args/combine         LM, COMBINE, SEEDS, PHONE_SEEDS
+#   (rnnlm)   $(EXP)/lm/.args/rnnlm              LM_TEXTS, VALID, RNNLM_REPEAT, RNNLM_OPTIONS
+#   rescore   $(MODEL_EXP)/.args/rescore         COMBINE, SEEDS, PHONE_SEEDS, RNNLM, PRIOR_SCALES,
+#                                                RESCORING_WEIGHTS
+#   seeds     $(EXP)/.args/seeds                 train's, finetune's and tune's
+#
+# evaluate and the packages have no arguments of their own beyond their input files. A stamp whose
+# outputs were made before stamps existed is written at once with an old time: those outputs are
+# taken as made with the arguments given (outside dry runs, make -n/-q/-t, which write nothing).
+
+# $(call args_text,VARIABLE): what a stamp holds.
+args_text = $(subst $(ROOT),$$(ROOT),$(strip $($(1))))
+# $(call differ,A,B): non-empty when the strings A and B differ. (A file is read stripped: make 4.3's
+# $(file <) may keep its last newline.)
+differ = $(if $(subst x$(1),,x$(2))$(subst x$(2),,x$(1)),yes)
+args_changed = $(if $(wildcard $(1)),$(call differ,$(strip $(file <$(1))),$(call args_text,$(2))))
+dry_run := $(findstring n,$(firstword -$(MAKEFLAGS)))$(findstring q,$(firstword -$(MAKEFLAGS)))$(findstring \
+  t,$(firstword -$(MAKEFLAGS)))
+args_adopted = $(if $(wildcard $(1)),,$(if $(wildcard $(2)),yes$(if $(dry_run),,$(shell mkdir -p $(dir $(1)))$(file \
+  >$(1),$(call args_text,$(3)))$(shell touch -d @0 $(1)))))
+
+# $(call args_stamp,STAGE,STAMP,OUTPUTS,ARGS_VARIABLE): OUTPUTS depend on STAMP, rewritten (FORCE)
+# only when it holds other arguments.
+define args_stamp
+$(if $(call args_adopted,$(2),$(3),$(4)),,$(3): $(2))
+$(2): $(if $(call args_changed,$(2),$(4)),FORCE)
+	$(if $(call args_changed,$(2),$(4)),@echo "$(1): arguments changed$(comma) redoing")
+	@mkdir -p $$(@D) && printf '%s\n' '$$(subst ','\'',$$(call args_text,$(4)))' > $$@.tmp && mv $$@.tmp $$@
+endef
+
+$(eval $(call args_stamp,prepare,$(DATA)/.args/prepare,$(DATA)/train.jsonl,PREPARE_ARGS))
+$(if $(filter-out 0,$(TTS_SENTENCES)),$(eval $(call args_stamp,synth,$(DATA)/.args/tts$(TTS_SENTENCES),\
+  $(DATA)/tts$(TTS_SENTENCES)/train.jsonl,SYNTH_ARGS)))
+$(eval $(call args_stamp,train,$(EXP)/.args/train,$(EXP)/train.done,TRAIN_ARGS))
+$(eval $(call args_stamp,finetune,$(EXP)/.args/finetune,$(EXP)/finetune/train.done,FINETUNE_ARGS))
+$(eval $(call args_stamp,lm,$(dir $(LM)).args/$(basename $(notdir $(LM))),$(LM),LM_ARGS))
+$(eval $(call args_stamp,tune,$(MODEL_EXP)/.args/tune,$(MODEL_EXP)/best/decoding.yaml,TUNE_ARGS))
+$(eval $(call args_stamp,combine,$(MODEL_EXP)/.args/combine,$(foreach set,$(EVAL_SETS),\
+  $(MODEL_EXP)/combined/$(set).json),COMBINE_ARGS))
+$(eval $(call args_stamp,rnnlm,$(dir $(RNNLM_DIR)).args/rnnlm,$(RNNLM_DIR)/model.safetensors,RNNLM_ARGS))
+$(eval $(call args_stamp,rescore,$(MODEL_EXP)/.args/rescore,$(MODEL_EXP)/rescored/rescoring.yaml,RESCORE_ARGS))
+$(if $(SEED_MODELS),$(eval $(call args_stamp,seeds,$(EXP)/.args/seeds,$(SEED_MODELS),SEEDS_ARGS)))
+
+FORCE:

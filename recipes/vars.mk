@@ -56,7 +56,8 @@ LM_ARPAS ?=
 TTS_SENTENCES ?= 0
 TTS_TEXTS ?= $(LM_TEXTS)
 # More `asr synthesize` options, e.g. TTS_OPTIONS="--freq-scale 1,1.3" (child-like voices). The
-# synthetic audio lands in $(DATA)/ttsN whatever the options: give another DATA to keep both.
+# synthetic audio lands in $(DATA)/ttsN whatever the options (other options synthesize it again):
+# give another DATA to keep both.
 TTS_OPTIONS ?=
 # Fine-tuning on the real audio alone after training (FINETUNE_EPOCHS > 0): a short run from
 # $(EXP)/best into $(EXP)/finetune, which is then the model tuned, evaluated and packaged.

@@ -69,10 +69,11 @@ class _FixedOutputs(torch.nn.Module):
     """Stands in for an acoustic model: the same log-probs for every input."""
 
     frame_shift = 0.04
+    frame_centre = 0.0  # a conv model's: frame k centred k * frame_shift into the audio
 
-    def __init__(self, log_probs):
+    def __init__(self, log_probs, frame_centre=0.0):
         super().__init__()
-        self.log_probs = log_probs
+        self.log_probs, self.frame_centre = log_probs, frame_centre
 
     def forward(self, waves, lengths):
         return self.log_probs.expand(len(waves), -1, -1), torch.full((len(waves),), self.log_probs.shape[1])
@@ -88,6 +89,17 @@ def test_transcriber_results_carry_word_times_in_seconds_and_confidence():
     assert result.text == "go hello"
     assert [(w.word, w.start, w.end) for w in result.words] == [("go", 0.2, 0.28), ("hello", 0.36, 0.6)]
     assert all(w.confidence > 0.9 for w in result.words) and result.confidence > 0.9
+
+
+def test_transcriber_word_times_of_a_frame_stacking_model_are_moved_to_its_frames_centres():
+    frames = ["<blank>"] * 5 + ["g", "o", "<blank>", "|", "h", "e", "l", "<blank>", "l", "o"] + ["<blank>"] * 5
+    cfg = config_from_dict({"model": {"num_layers": 1, "hidden_size": 8, "subsampling": "stack"}})
+    model = AcousticModel(cfg.features, cfg.model, len(TOKENIZER))
+    loaded = LoadedModel(cfg, model, TOKENIZER, None)
+    transcriber = Transcriber(loaded, GreedyDecoder(TOKENIZER), device="cpu")
+    transcriber.model = _FixedOutputs(ctc_log_probs(TOKENIZER, frames)[0], model.frame_centre)  # 15 ms at x4
+    result = transcriber.transcribe_waveforms([torch.zeros(16000)])[0]
+    assert [(w.word, w.start, w.end) for w in result.words] == [("go", 0.215, 0.295), ("hello", 0.375, 0.615)]
 
 
 class _UnfinishedLastWord(GreedyDecoder):

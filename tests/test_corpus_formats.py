@@ -92,13 +92,16 @@ def test_librispeech_reports_absent_and_unreadable_audio_and_audio_without_trans
     assert len(report.utterances) == 4
 
 
-def test_librispeech_reports_an_empty_transcript_line(libri, tmp_path):
+def test_librispeech_calls_a_line_with_an_id_and_no_words_malformed_naming_its_file_and_line(libri, tmp_path):
     src, made = libri
     trans = sorted((src / "LibriSpeech" / "dev-clean").glob("*/*/*.trans.txt"))[0]
-    first = trans.read_text().splitlines()[0].split()[0]
-    trans.write_text("\n".join([first] + trans.read_text().splitlines()[1:]) + "\n")
+    lines = trans.read_text().splitlines()
+    first = lines[0].split()[0]
+    trans.write_text("\n".join(["", first + " "] + lines[1:]) + "\n")  # a blank line first, then the id alone
     report = prepare_librispeech(src, tmp_path / "data", train=["train-clean-100"], eval_sets=["dev-clean"])
-    assert "empty transcript" in reasons(report["dev-clean"])[first]
+    assert reasons(report["dev-clean"])[first] == \
+        f"{trans}:2: malformed line: an utterance id with no words after it"
+    assert len(report["dev-clean"].skipped) == 1  # its audio is not also "without a line"
 
 
 def test_librispeech_missing_subset_is_an_error_that_says_how_to_get_it(libri, tmp_path):
@@ -443,6 +446,17 @@ def test_own_folder_transcripts_lose_a_utf8_bom_and_utf16_is_read_by_its_bom(tmp
     (root / "spk0" / "utt01.txt").write_text("caf\u00e9 unicode", encoding="utf-16")
     texts = {u.id: u.text for u in prepare_own_data(root, tmp_path / "data")["train"].utterances}
     assert texts == {"spk0/utt00": "hello bom", "spk0/utt01": "caf\u00e9 unicode"}
+
+
+def test_own_folder_skips_a_transcript_that_is_not_text_naming_its_file_and_line_and_keeps_the_rest(tmp_path):
+    root = make_own_folder(tmp_path / "mine", n=3, speakers=1)
+    (root / "spk0" / "utt00.txt").write_bytes(b"hello\ncaf\xe9\n")
+    (root / "spk0" / "utt01.txt").write_bytes("hello".encode("utf-16") + b"\x00")  # UTF-16 cut mid-character
+    report = prepare_own_data(root, tmp_path / "data")["train"]
+    found = reasons(report)
+    assert found["spk0/utt00"].startswith(f"{root / 'spk0' / 'utt00.txt'}:2: not UTF-8 text (byte 0xe9)")
+    assert found["spk0/utt01"].startswith(f"{root / 'spk0' / 'utt01.txt'}:1: not UTF-16 text")
+    assert [u.id for u in report.utterances] == ["spk0/utt02"]
 
 
 def test_own_folder_duplicate_names_the_audio_kept_and_refuses_a_name_with_a_line_break(tmp_path):

@@ -95,6 +95,14 @@ def test_a_manifest_may_say_nothing_is_said_with_an_empty_text(tmp_path):
     assert read_manifest(path)[0].text == ""
 
 
+def test_the_manifest_names_are_still_imported_from_asr_data_as_they_are_from_asr_manifest():
+    import asr.data
+    import asr.manifest
+
+    for name in ("ManifestError", "Utterance", "read_manifest", "write_manifest"):
+        assert getattr(asr.data, name) is getattr(asr.manifest, name)
+
+
 def test_a_missing_manifest_raises_manifest_error(tmp_path):
     with pytest.raises(ManifestError, match="not found"):
         read_manifest(tmp_path / "none.jsonl")

@@ -81,6 +81,25 @@ def test_searches_with_other_settings_share_one_lexicon_trie_and_find_the_same(w
     assert best(hot.with_options(lm_weight=2.0), lp) == "the cat sat on the mat" and len(built) == 4
 
 
+def test_with_options_can_change_the_number_of_workers_keeping_files_settings_and_priors(word_lm):
+    beam = BeamSearchDecoder(TOKENIZER, lm=word_lm, options=BeamSearchOptions(beam_size=8, lm_weight=0.5),
+                             log_priors=[-1.0] * len(TOKENIZER))
+    spread = beam.with_options(workers=3)
+    assert spread.workers == 3 and beam.workers == 1
+    assert spread.space is beam.space and spread.options == beam.options and spread.log_priors is beam.log_priors
+    retuned = spread.with_options(lm_weight=2.0)  # other settings keep the workers
+    assert retuned.workers == 3 and retuned.options.lm_weight == 2.0 and retuned.options.beam_size == 8
+
+
+def test_make_decoder_builds_greedy_or_beam_and_auto_is_beam_only_when_asked_for_search_settings():
+    assert type(make_decoder("greedy", TOKENIZER)) is GreedyDecoder
+    assert type(make_decoder("beam", TOKENIZER)) is BeamSearchDecoder
+    assert type(make_decoder("auto", TOKENIZER)) is GreedyDecoder
+    assert make_decoder("auto", TOKENIZER, options=BeamSearchOptions(beam_size=4)).options.beam_size == 4
+    with pytest.raises(ValueError, match=re.escape("unknown decoder 'foo'; available: auto, greedy, beam")):
+        make_decoder("foo", TOKENIZER)
+
+
 def test_decoders_of_the_same_lexicon_file_and_lm_share_one_search_space(word_lm, tmp_path):
     # A package's phone systems search the same lexicon with the same LM: loaded once, not twice.
     (tmp_path / "a.txt").write_text("the t h e |\ncat c a t |\nmat m a t |\n")

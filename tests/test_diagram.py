@@ -9,7 +9,7 @@ from matplotlib.image import imread
 import asr.diagram_text
 from asr.cli import main
 from asr.config_files import load_config
-from asr.diagram_text import layer_rows, step_frames
+from asr.diagram_text import layer_rows
 from asr.model import AcousticModel
 from asr.model_dir import load_model_dir
 from conftest import REPO_ROOT
@@ -216,7 +216,7 @@ def test_the_frames_a_step_is_said_to_see_are_the_ones_its_output_depends_on(sub
     for step in range(4):
         grad, = torch.autograd.grad(out[0, step].sum(), feats, retain_graph=True)
         used = (grad[0].abs().sum(-1) > 0).nonzero().flatten()
-        assert step_frames(model.subsampling, step) == (int(used.min()), int(used.max()))
+        assert model.subsampling.input_frames(step) == (int(used.min()), int(used.max()))
 
 
 def test_each_step_is_labelled_with_the_overlapping_frames_its_convolutions_see(tmp_path):

@@ -67,6 +67,8 @@ def test_two_gloo_processes_train_one_model_and_hold_identical_weights(tiny_corp
                              env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "resuming" in resumed.stderr
+    # one process makes more steps an epoch than two: the schedule's steps are rescaled to them, and it says so
+    assert "the learning-rate schedule rescaled to the same point of training" in resumed.stderr
     log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
     assert [e["epoch"] for e in log] == [1, 2]
 
@@ -152,3 +154,33 @@ def test_ctrl_c_ends_a_run_of_one_or_two_processes_with_one_line_and_exit_status
     assert proc.returncode == 130, err
     assert [line for line in err.splitlines() if not line.startswith("epoch=")] == ["asr: interrupted"]
     assert _running_with(f"train.output_dir={run}") == []  # torchrun and its ranks stopped with it
+
+
+@pytest.mark.parametrize("bad", ["train", "valid"])
+def test_a_user_error_of_a_two_process_run_is_said_once_in_one_line_with_exit_status_2(tiny_corpus, tmp_path, bad):
+    # every rank reads the train manifest; rank 0 alone the valid one (the other then loses its peer)
+    manifests = {split: tiny_corpus / f"{split}.jsonl" for split in ("train", "valid")}
+    manifests[bad] = tmp_path / f"{bad}.jsonl"
+    manifests[bad].write_text('{"audio_filepath": "a.wav",\n')
+    cmd = [sys.executable, "-m", "asr.cli", "train", "configs/small.yaml", f"train.train_manifest={manifests['train']}",
+           f"train.valid_manifest={manifests['valid']}", f"train.output_dir={tmp_path / 'run'}", *TINY, "--gpus", "2"]
+    done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                          env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2, done.stderr[-3000:]
+    errors = [line for line in done.stderr.splitlines() if not line.startswith("train: ")]  # rank 0's progress
+    assert len(errors) == 1 and errors[0].startswith(f"asr: {manifests[bad]}:1: not valid JSON"), done.stderr[-3000:]
+
+
+def test_a_missing_manifest_is_refused_before_any_process_starts(tiny_corpus, tmp_path, monkeypatch, capsys):
+    import asr.distributed as distributed
+    from asr.cli import main
+
+    monkeypatch.setattr(distributed, "launch", lambda *args: pytest.fail("torchrun was started"))
+    for given in ({"train": tmp_path / "missing.jsonl"}, {"valid": tmp_path / "missing.jsonl"}, {"train": tmp_path}):
+        manifests = {"train": tiny_corpus / "train.jsonl", "valid": tiny_corpus / "valid.jsonl", **given}
+        status = main(["train", "configs/small.yaml", f"train.train_manifest={manifests['train']}",
+                       f"train.valid_manifest={manifests['valid']}", f"train.output_dir={tmp_path / 'run'}",
+                       "--gpus", "2"])
+        wrong = next(iter(given.values()))
+        problem = "manifest not found" if wrong != tmp_path else "a directory, not a manifest"
+        assert status == 2 and capsys.readouterr().err.startswith(f"asr: {wrong}: {problem}")

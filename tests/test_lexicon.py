@@ -3,7 +3,7 @@ LM's words are, spellings in the model's own segmentation, repeated lines read o
 
 import pytest
 
-from asr.lexicon import MAX_HOMOPHONES, LexiconError, read_lexicon
+from asr.lexicon import MAX_HOMOPHONES, LexiconError, read_lexicon, read_lexicon_lines
 from asr.text import WORD_SEP, CharTokenizer
 from asr.tokenizers import PhoneTokenizer, SubwordTokenizer
 
@@ -48,6 +48,15 @@ def test_a_word_the_lm_holds_as_written_is_kept_as_written(tmp_path):
     report = read_lexicon(path, CHARS, lm_knows=lambda words: asked.append(words) or {"THE"})
     assert asked == [{"THE", "CAT"}]  # only the words that normalizing would change
     assert list(report.lexicon) == ["THE", "cat"]
+
+
+def test_the_words_an_lm_is_loaded_for_are_each_word_as_normalized_and_as_written(tmp_path):
+    # A binary LM answers only for the words it was loaded with: the search loads it once, with
+    # these, to ask which it holds as written and to search the lexicon with the rest.
+    path = lexicon_file(tmp_path, "THE t h e |\nthe t h e |\ncat c a t |\nDr. d r |\n!!! t |\n")
+    lines = read_lexicon_lines(path, CHARS)
+    assert sorted(lines.words()) == ["!!!", "Dr.", "THE", "cat", "dr", "the"]
+    assert list(lines.report(lambda words: {"THE"} & words).lexicon) == ["THE", "the", "cat", "dr"]
 
 
 def test_repeated_lines_are_read_once_and_are_not_homophones(tmp_path):

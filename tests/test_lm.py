@@ -4,6 +4,7 @@ import gzip
 import json
 import re
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -358,6 +359,27 @@ def test_a_manifest_text_that_is_not_a_string_is_a_one_line_error_naming_file_an
     path.write_text(json.dumps({"text": "hello world"}) + "\n" + json.dumps({"text": value}) + "\n")
     with pytest.raises(LMError, match="^" + re.escape(f"{path}:2: text {value!r} is not a string")):
         build_lm([path], tmp_path / "lm.arpa", use_lmplz=False)
+
+
+@pytest.mark.parametrize("bad_line", ['{"audio_filepath": "a.wav", "text": "hi"', '["a.wav", 1.0, "hi"]',
+                                      '{"audio_filepath": "a.wav", "duration": 1.0, "txt": "hi"}',
+                                      '{"audio_filepath": "a.wav", "duration": 1.0, "text": 7}'])
+def test_a_bad_manifest_line_is_refused_in_the_words_of_read_manifest(tmp_path, bad_line):
+    from asr.data import ManifestError, read_manifest
+
+    path = tmp_path / "m.jsonl"
+    path.write_text(json.dumps({"audio_filepath": "b.wav", "duration": 1.0, "text": "hello"}) + "\n" + bad_line + "\n")
+    with pytest.raises(ManifestError) as by_data:
+        read_manifest(path)
+    with pytest.raises(LMError) as by_lm:
+        build_lm([path], tmp_path / "lm.arpa", use_lmplz=False)
+    assert str(by_lm.value) == str(by_data.value) and str(by_lm.value).startswith(f"{path}:2: ")
+
+
+def test_reading_a_manifests_text_loads_no_torch():
+    code = "import sys, asr.lm, asr.manifest; print('torch' in sys.modules)"
+    assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                          cwd=REPO_ROOT).stdout.strip() == "False"
 
 
 @pytest.mark.parametrize("name", ["manifest.json", "train.JSONL", "train.Jsonl", "lines.txt", "m.json.gz"])

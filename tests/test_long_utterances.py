@@ -81,6 +81,16 @@ def test_a_long_utterance_s_pieces_never_fill_a_batch_past_its_seconds(t, long_u
     assert all(refs == [long_utterance.text] + [None] * (len(pieces) - 1) for _, refs in batches)  # never split
 
 
+def test_pieces_are_packed_in_order_up_to_the_padded_budget_and_a_group_is_never_split():
+    # one packing for validation's pieces (asr.selection) and tuning's and priors' (readable_batches)
+    from asr.batching import padded_batches
+
+    groups = [[2], [2, 2], [3], [1], [9], [1, 1]]
+    batches = list(padded_batches(groups, lambda sizes: sizes, budget=9))
+    assert batches == [[[2], [2, 2]], [[3], [1]], [[9]], [[1, 1]]]  # [3] would pad 4 waves to 12 > 9
+    assert list(padded_batches([[2], [2, 2]], lambda sizes: sizes, budget=5)) == [[[2]], [[2, 2]]]  # whole, later
+
+
 def test_lm_tuning_scores_a_long_utterance_as_evaluate_does(t, long_utterance):
     seen = watch_model_runs(t)
     result = tune_lm(t, BeamSearchDecoder(t.tokenizer), [long_utterance], lm_weights=(0.0,), word_scores=(0.0,))

@@ -49,6 +49,12 @@ def test_subsampling_divides_the_frame_rate(subsampling, factor):
     assert model.frame_shift == pytest.approx(0.01 * factor)
 
 
+def test_feature_shift_is_the_frontend_hop_in_seconds_and_an_output_frame_spans_factor_of_them():
+    features = FeatureConfig(n_fft=200, hop_length=100, n_mels=40)  # 6.25 ms hops
+    model = AcousticModel(features, dataclasses.replace(small(), subsampling="stack", subsampling_factor=3), 5)
+    assert model.feature_shift == 0.00625 and model.frame_shift == 0.01875
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_fused_kernel_computes_the_textbook_recurrence_unrolled_over_time(cell):
     """h(t) = f(W_x x(t) + W_h h(t-1) + b), both directions, step by step."""

@@ -269,3 +269,25 @@ def test_an_lm_that_cannot_be_packaged_leaves_no_destination_behind(tuned_model,
     assert list(tmp_path.glob("*package*")) == []  # neither the package nor its staging folder
     assert main(["export", str(tuned_model), str(tuned_model), "--force", "--lm", str(tmp_path / "absent.arpa")]) == 2
     assert load_model_dir(tuned_model).path == tuned_model and (tuned_model / DECODING_FILE).is_file()
+
+
+@pytest.mark.skipif(kenlm_tool("build_binary") is None, reason="KenLM build_binary is not installed (make kenlm)")
+def test_exporting_a_binary_lm_with_a_lexicon_loads_it_once_to_read_the_lexicon_and_once_to_check_the_package(
+        tuned_model, lm, tmp_path, monkeypatch):
+    # Reading the packaged lexicon back asked the LM again, in a load of its own, which words it
+    # holds as written ("HELLO"): three loads where two do.
+    import re
+    import subprocess
+
+    from asr import search_space
+
+    upper = tmp_path / "upper.arpa"
+    upper.write_text(re.sub(r"(?<=[\t ])hello(?=[\t \n])", "HELLO", lm.read_text()))
+    binary = tmp_path / "upper.bin"
+    subprocess.run([kenlm_tool("build_binary"), str(upper), str(binary)], check=True, capture_output=True)
+    (tmp_path / "lex.txt").write_text("HELLO h e l l o |\nWorld w o r l d |\n")
+    loads, real = [], search_space.KenLM
+    monkeypatch.setattr(search_space, "KenLM", lambda path, words: loads.append(path) or real(path, words))
+    package_lm(tuned_model, binary, load_model_dir(tuned_model).tokenizer, lexicon=tmp_path / "lex.txt")
+    assert loads == [str(binary), str(tuned_model / "lm.bin")]
+    assert (tuned_model / "lexicon.txt").read_text() == "HELLO h e l l o |\nworld w o r l d |\n"

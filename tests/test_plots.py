@@ -220,7 +220,6 @@ def test_a_posteriorgram_of_many_tokens_shows_only_the_blank_and_the_tokens_that
 @pytest.mark.parametrize("subsampling", ["conv", "stack"])
 def test_each_posteriorgram_column_is_centred_on_the_feature_frames_its_step_sees(tmp_path, monkeypatch, subsampling):
     from asr.config import Config, ModelConfig
-    from asr.diagram_text import step_frames
     from asr.model import AcousticModel
     from asr.model_dir import save_model_dir
     from asr.plots import plot_alignment
@@ -241,6 +240,6 @@ def test_each_posteriorgram_column_is_centred_on_the_feature_frames_its_step_see
     shift = model.frame_shift
     assert right - left == pytest.approx(post_ax.images[0].get_array().shape[1] * shift)
     for k in (3, 7):
-        lo, hi = step_frames(model.subsampling, k)
+        lo, hi = model.subsampling.input_frames(k)
         feature_centre = feat_left + feat_shift * ((lo + hi) / 2 + 0.5)  # feature frame i spans feat_left + i * shift
         assert left + (k + 0.5) * shift == pytest.approx(feature_centre)

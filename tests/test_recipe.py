@@ -61,6 +61,17 @@ def test_one_make_command_prepares_trains_and_evaluates(tmp_path):
     assert "lm_weight" in (model / "best" / "decoding.yaml").read_text()
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)  # every stage is done
     assert again.returncode == 0 and "asr.cli train" not in again.stdout
+    # Other tuning grids: tuned and evaluated with the LM again, the same model
+    retuned = subprocess.run([*cmd, "LM_WEIGHTS=0.5"], capture_output=True, text=True, timeout=600)
+    assert retuned.returncode == 0, retuned.stderr[-3000:]
+    assert "tune: arguments changed, redoing" in retuned.stdout and "--lm-weights=0.5 " in retuned.stdout
+    assert "asr.cli train" not in retuned.stdout
+    # Other overrides: the run is trained anew in the same folder (not resumed), then everything after it
+    retrained = subprocess.run([*cmd, f"OVERRIDES={tiny.replace('train.epochs=2', 'train.epochs=1')}"],
+                               capture_output=True, text=True, timeout=600)
+    assert retrained.returncode == 0, retrained.stderr[-3000:]
+    assert "train: arguments changed, redoing" in retrained.stdout and "--resume" not in retrained.stdout
+    assert "epochs: 1" in (tmp_path / "exp" / "best" / "config.yaml").read_text()
 
 
 @pytest.mark.skipif(not SHARED_SO762.is_dir(), reason="../shared/data/speechocean762 is not present")
@@ -195,10 +206,12 @@ def test_phone_head_decoding_scores_the_phone_head_alone_and_as_an_n_best_rescor
     assert done.returncode != 0 and "no phone head" in done.stderr
 
 
-def planned(target, *make_args):
-    """What `make -n TARGET` would run in the speechocean762 recipe (continued lines joined)."""
-    return subprocess.run(["make", "-n", "-C", str(REPO_ROOT / "recipes/speechocean762"), target, *make_args],
+def planned(target, *make_args, stamps=False):
+    """What `make -n TARGET` would run in the speechocean762 recipe (continued lines joined), less the
+    lines that write the stages' arguments stamps unless `stamps`."""
+    plan = subprocess.run(["make", "-n", "-C", str(REPO_ROOT / "recipes/speechocean762"), target, *make_args],
                           capture_output=True, text=True, check=True).stdout.replace("\\\n", " ")
+    return plan if stamps else "".join(line for line in plan.splitlines(True) if "/.args/" not in line)
 
 
 def planned_train_command(*make_args):
@@ -290,7 +303,7 @@ def test_without_the_debian_package_the_generic_lm_comes_from_the_pocketsphinx_w
 def test_no_step_writes_its_output_in_place_where_a_killed_step_would_leave_half_of_it(target):
     # A shell redirection into the output itself would leave a partial file that make takes for
     # done; outputs are written aside (.tmp) and moved into place.
-    plan = planned(target, "EXP=e", "SEEDS=7", "TTS_SENTENCES=2")
+    plan = planned(target, "EXP=e", "SEEDS=7", "TTS_SENTENCES=2", stamps=True)
     written = [path for path in re.findall(r"(?<![0-9&])> *([^\s&|;]+)", plan)]
     assert written and all(path.endswith(".tmp") for path in written), written
 
@@ -470,14 +483,26 @@ if args[0] == "prepare":  # prepare folder SRC DATA ...
     pathlib.Path(args[3]).mkdir(parents=True, exist_ok=True)
     for split in ("train", "valid"):
         pathlib.Path(args[3], split + ".jsonl").write_text("")
-elif args[0] == "train":
-    pathlib.Path(next(a for a in args if a.startswith("train.output_dir=")).split("=", 1)[1]).mkdir(parents=True)
+elif args[0] == "train":  # as asr train: a folder that holds a run is resumed or refused
+    run = pathlib.Path(next(a for a in args if a.startswith("train.output_dir=")).split("=", 1)[1])
+    if (run / "best").exists() and "--resume" not in args:
+        sys.exit(f"{run} already holds a run")
+    (run / "best").mkdir(parents=True, exist_ok=True)
 elif args[0] == "export":  # a rescoring file's systems become system2, system3, ...
     for system in ("system2", "system10") if args[1].endswith(".yaml") else ():
         pathlib.Path(args[2], system).mkdir(parents=True)
     pathlib.Path(args[2]).mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args[2], "model.safetensors").write_text("")
 elif args[0] == "tune-rescoring":
     pathlib.Path(args[args.index("-o") + 1]).write_text("")
+elif args[:2] == ["lm", "build"]:
+    pathlib.Path(args[args.index("-o") + 1]).parent.mkdir(parents=True, exist_ok=True)
+    pathlib.Path(args[args.index("-o") + 1]).write_text("")
+elif args[:2] == ["lm", "rnn"]:
+    pathlib.Path(args[args.index("-o") + 1]).mkdir(parents=True)
+    pathlib.Path(args[args.index("-o") + 1], "model.safetensors").write_text("")
+elif args[:2] == ["lm", "tune"]:
+    pathlib.Path(args[args.index("--model") + 1], "decoding.yaml").write_text("")
 '''
 
 
@@ -530,3 +555,146 @@ def test_a_checkout_whose_path_holds_a_space_still_finds_the_lj_speech_text_besi
     plan = subprocess.run(["make", "-n", "-C", str(spaced_checkout / "recipes" / "speechocean762"), "lm", "EXP=e",
                            "GENERIC_LM=0"], capture_output=True, text=True, check=True).stdout
     assert "lm build ../../../shared/data/text/ljspeech-13100.txt -o e/lm/texts_4gram.arpa" in plan
+
+
+def own_data(tmp_path, *args):
+    """`make ARGS` in the own_data recipe (SRC=x, one valid speaker) with FAKE_ASR: the result and
+    the asr calls it made, each named by its command ("lm tune") and followed by its arguments."""
+    script = tmp_path / "fake" / "asr.py"
+    script.parent.mkdir(exist_ok=True)
+    script.write_text(FAKE_ASR)
+    calls = script.parent / "calls.jsonl"
+    calls.unlink(missing_ok=True)
+    done = subprocess.run(["make", "-C", str(REPO_ROOT / "recipes/own_data"), f"ASR={sys.executable} {script}",
+                           f"DATA={tmp_path / 'data'}", f"EXP={tmp_path / 'exp'}", "SRC=x", "VALID_SPEAKERS=1", *args],
+                          capture_output=True, text=True, timeout=120)
+    made = [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
+    return done, [[" ".join(call[:2]) if call[0] == "lm" else call[0], *call[1:]] for call in made]
+
+
+def up_to_date(tmp_path, *args):
+    """Whether `make -q ARGS` finds every stage of own_data's default target (or ARGS's) done."""
+    done, calls = own_data(tmp_path, "-q", *args)
+    assert not calls and done.returncode in (0, 1), done.stderr
+    return done.returncode == 0
+
+
+def names(calls):
+    return sorted(call[0] for call in calls)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_again_with_the_same_arguments_redoes_no_stage(tmp_path):
+    done, calls = own_data(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert names(calls) == ["evaluate", "evaluate", "lm build", "lm tune", "prepare", "train"]
+    assert up_to_date(tmp_path)
+    done, calls = own_data(tmp_path)
+    assert done.returncode == 0 and calls == [] and "Nothing to be done" in done.stdout
+    # the stamp holds the stage's arguments, less the program
+    assert (tmp_path / "exp" / ".args" / "train").read_text().startswith('"$(ROOT)/configs/small.yaml" train.')
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_changed_overrides_retrain_and_redo_the_stages_after_training_but_not_prepare_or_the_lm(tmp_path):
+    own_data(tmp_path)
+    assert not up_to_date(tmp_path, "OVERRIDES=model.cell=gru")
+    done, calls = own_data(tmp_path, "OVERRIDES=model.cell=gru")
+    assert done.returncode == 0, done.stderr
+    assert "train: arguments changed, redoing" in done.stdout
+    assert names(calls) == ["evaluate", "evaluate", "lm tune", "train"]
+    train = next(call for call in calls if call[0] == "train")
+    # a new run, not the old one resumed (the fake, as asr train, refuses a folder that holds a run)
+    assert "model.cell=gru" in train and "--resume" not in train
+    assert up_to_date(tmp_path, "OVERRIDES=model.cell=gru")
+    assert not up_to_date(tmp_path)  # back to the recipe's own: trained again
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize("change, redone", [
+    ("LM_ORDER=3", ["evaluate", "lm build", "lm tune"]),
+    ("LM_WEIGHTS=1,2", ["evaluate", "lm tune"]),
+    ("PRIOR_SCALES=0,0.3", ["evaluate", "lm tune", "priors"]),
+])
+def test_lm_and_tuning_arguments_redo_their_stages_and_those_after_them_but_not_training(tmp_path, change, redone):
+    own_data(tmp_path)
+    done, calls = own_data(tmp_path, change)
+    assert done.returncode == 0, done.stderr
+    assert names(calls) == redone  # the greedy evaluation, of the same model, stays
+    assert up_to_date(tmp_path, change)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_arguments_that_no_stage_of_the_target_uses_redo_nothing(tmp_path):
+    own_data(tmp_path)
+    for unused in ("RNNLM_OPTIONS=--halvings 0", "RESCORING_WEIGHTS=0,1", "COMBINE=other/pkg", "GPUS=2",
+                   "PACKAGE_DIR=elsewhere", "FINETUNE_OVERRIDES=train.lr=1"):
+        assert up_to_date(tmp_path, unused), unused
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_changed_lstm_lm_options_redo_the_lstm_lm_and_the_rescoring_but_not_training(tmp_path):
+    done, calls = own_data(tmp_path, "RNNLM=1", "rescore")
+    assert done.returncode == 0, done.stderr
+    done, calls = own_data(tmp_path, "RNNLM=1", "RNNLM_OPTIONS=--halvings 0", "rescore")
+    assert done.returncode == 0, done.stderr
+    assert names(calls) == ["evaluate", "lm rnn", "tune-rescoring"]
+    assert "--halvings" in next(call for call in calls if call[0] == "lm rnn")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_killed_training_run_resumes_and_one_whose_arguments_changed_starts_anew(tmp_path):
+    own_data(tmp_path, "train")
+    checkpoint = tmp_path / "exp" / "last" / "train_state.pt"
+    checkpoint.parent.mkdir()
+    checkpoint.write_text("")
+    # killed: its checkpoint saved after its inputs and arguments, and no train.done
+    now = time.time()
+    for path, age in ((tmp_path / "data" / ".args" / "prepare", 90), (tmp_path / "data" / "train.jsonl", 60),
+                      (tmp_path / "exp" / ".args" / "train", 60), (checkpoint, 30)):
+        os.utime(path, (now - age, now - age))
+    (tmp_path / "exp" / "train.done").unlink()
+    done, calls = own_data(tmp_path, "train")
+    assert done.returncode == 0 and [call[0] for call in calls] == ["train"] and "--resume" in calls[0]
+    (tmp_path / "exp" / "train.done").unlink()  # killed again; then run with other arguments
+    assert "--resume" not in own_data(tmp_path, "-n", "train", "OVERRIDES=model.cell=gru")[0].stdout
+    done, calls = own_data(tmp_path, "train", "OVERRIDES=model.cell=gru")
+    assert done.returncode == 0, done.stderr
+    assert [call[0] for call in calls] == ["train"] and "--resume" not in calls[0]
+    assert not checkpoint.exists()  # the other run's files went first
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_outputs_made_before_arguments_stamps_existed_are_kept_and_then_follow_their_arguments(tmp_path):
+    own_data(tmp_path)
+    for stamps in (tmp_path / "data" / ".args", tmp_path / "exp" / ".args", tmp_path / "exp" / "lm" / ".args"):
+        shutil.rmtree(stamps)
+    assert up_to_date(tmp_path) and not (tmp_path / "exp" / ".args").exists()  # a dry run writes nothing
+    done, calls = own_data(tmp_path)
+    assert done.returncode == 0 and calls == []
+    assert (tmp_path / "exp" / ".args" / "train").is_file()  # written, with an old time
+    assert up_to_date(tmp_path)
+    assert not up_to_date(tmp_path, "OVERRIDES=model.cell=gru")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_changed_arguments_of_the_run_redo_its_seed_runs(tmp_path):
+    done, _ = own_data(tmp_path, "SEEDS=7", "combine")
+    assert done.returncode == 0, done.stderr
+    assert up_to_date(tmp_path, "SEEDS=7", "combine")
+    done, calls = own_data(tmp_path, "SEEDS=7", "EXTRA_OVERRIDES=train.lr=1e-3", "combine")
+    assert done.returncode == 0, done.stderr
+    assert "seeds: arguments changed, redoing" in done.stdout
+    trained = [next(a for a in call if a.startswith("train.output_dir=")) for call in calls if call[0] == "train"]
+    assert sorted(trained) == [f"train.output_dir={tmp_path / 'exp'}", f"train.output_dir={tmp_path / 'exp' / 'seed7'}"]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_moved_checkout_redoes_no_stage(spaced_checkout, tmp_path):
+    # The stamps name the checkout's files by $(ROOT): the same run seen from another checkout
+    # (here this one) is done.
+    args = [f"DATA={tmp_path / 'data'}", f"EXP={tmp_path / 'exp'}", "SRC=x", "VALID_SPEAKERS=1", "train"]
+    done = subprocess.run(["make", "-C", str(spaced_checkout / "recipes" / "own_data"), *args],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert subprocess.run(["make", "-q", "-C", str(REPO_ROOT / "recipes" / "own_data"), *args]).returncode == 0

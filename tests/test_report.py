@@ -57,6 +57,18 @@ def test_report_directory_holds_markdown_html_and_json_with_the_exact_counts(tmp
     assert "70.00%" in html
 
 
+def test_writing_a_report_builds_its_speaker_table_once_for_all_three_files(tmp_path, monkeypatch):
+    from asr.report import Report
+
+    built, table = [], Report.speaker_table
+    monkeypatch.setattr(Report, "speaker_table", lambda self: built.append(1) or table(self))
+    report = build_report(results())
+    write_report(report, tmp_path / "rep")
+    assert len(built) == 1
+    assert (tmp_path / "rep" / "report.md").read_text() == render_markdown(report)  # the same files as before
+    assert (tmp_path / "rep" / "report.html").read_text() == render_html(report)
+
+
 def test_speakers_are_listed_worst_first_and_confusions_most_frequent_first():
     pairs = [("a", "good", "a b c d", "a b c d"), ("b", "bad", "cat cat dog", "bat bat dog"),
              ("c", "bad", "cat dog", "rat dog")]

@@ -11,7 +11,8 @@ import torch
 from asr.cli import main
 from asr.decoding_config import write_decoding_defaults
 from asr.lm import build_lm
-from asr.rescoring import (Candidates, RescoringError, RescoringOptions, RescoringTranscriber,
+from asr.metrics import oracle_word_errors, word_errors
+from asr.rescoring import (Candidates, PieceTable, RescoringError, RescoringOptions, RescoringTranscriber,
                            RescoringTuneResult, WordLM, ctc_log_likelihoods)
 from asr.rescoring_files import read_rescoring, write_rescoring
 from asr.text import CharTokenizer
@@ -53,6 +54,20 @@ def test_a_candidate_that_one_system_cannot_spell_is_out_unless_none_is_left():
     assert c.best(RescoringOptions((1.0, 0.5))) == 1
     c = Candidates(["x", "y"], ctc=[[-1.0, -9.0], [-math.inf, -math.inf]], lm=[0.0, 0.0])
     assert c.best(RescoringOptions((1.0, 0.5))) in (0, 1)  # still answers
+
+
+def test_the_oracle_wer_is_jiwer_s_wer_of_each_utterance_s_best_candidate():
+    # uncut utterances (one with no candidate, one with an empty reference, unequal list lengths
+    # that leave padding in the table) and a cut one, whose pieces are joined
+    lists = [["the cat sat", "a cat sat on", "the hat"], ["Hello, World!"], [], ["uh", ""], ["a b"], ["c d", "x"]]
+    references = ["the cat sat on", "hello world", "yes", "", "a b c", None]
+    candidates = [Candidates(texts, [[0.0] * len(texts)], [0.0] * len(texts)) for texts in lists]
+    table = PieceTable(candidates, references)
+    uncut = oracle_word_errors(references[:4], [[t.lower().replace(",", "").replace("!", "") for t in texts]
+                                                for texts in lists[:4]])
+    cut = min(word_errors(["a b c"], [f"a b {t}"]).errors for t in lists[5])
+    assert uncut.errors == 1 + 0 + 1 + 0 and cut == 1  # "the cat sat" (or "a cat sat on"), "hello world", ""
+    assert table.oracle_rate() == pytest.approx((uncut.errors + cut) / (4 + 2 + 1 + 3))
 
 
 def test_rescoring_needs_a_first_system_with_a_word_lm(tiny_model_dir):

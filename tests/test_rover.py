@@ -22,6 +22,13 @@ def test_network_has_a_slot_per_aligned_word_and_empty_entries_for_gaps():
     assert net == [("the", "the", None), ("cat", "cat", "cat"), ("sat", "sat", "sat"), (None, "down", None)]
 
 
+def test_hypotheses_shifted_by_a_word_line_up_on_the_words_they_share_as_sclite_aligns_them():
+    # two substitutions (q for p, r for q) cost more than a deletion, a match and an insertion
+    assert word_network(["p q", "q", "q r"]) == [("p", None, None), ("q", "q", "q"), (None, None, "r")]
+    assert combine(["p q", "q", "q r"]) == "q"  # p and r: one vote of three each
+    assert combine(["the cat sat", "cat sat on", "the cat sat on"]) == "the cat sat on"
+
+
 def test_a_word_only_one_system_inserted_is_voted_out_but_kept_when_most_agree():
     assert combine(["go home", "go home now", "go home"]) == "go home"
     assert combine(["go home", "go home now", "go home now"]) == "go home now"
@@ -42,6 +49,12 @@ def test_weights_let_a_better_system_outvote_two_others():
     assert combine(hyps, weights=[3, 1, 1]) == "red car"
     with pytest.raises(ValueError, match="2 weights for 3 hypotheses"):
         combine(hyps, weights=[1, 1])
+
+
+def test_weights_that_tie_but_for_float_rounding_still_give_the_tie_to_the_system_listed_first():
+    assert 0.1 + 0.2 != 0.3  # the two "blue" votes sum above the one "red" vote, in floats
+    assert combine(["red car", "blue car", "blue car"], weights=[0.3, 0.1, 0.2]) == "red car"
+    assert combine(["red car", "blue car", "blue car"], weights=[3, 1, 2]) == "red car"  # the same votes, whole
 
 
 def test_empty_hypotheses_combine_to_what_the_others_agree_on():

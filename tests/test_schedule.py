@@ -94,3 +94,55 @@ def test_warmup_over_half_the_run_is_warned_about_and_a_usual_one_is_not():
     assert "is 75% of the run's 400 steps: the learning rate decays over the last 100 only" in warmup_warning(
         300, 400, 1e-3)
     assert warmup_warning(300, 600, 1e-3) is None and warmup_warning(0, 0, 1e-3) is None
+
+
+def test_a_rescaled_schedule_gives_each_point_of_training_the_rate_it_had():
+    # 3 steps an epoch become 6 (two processes' run resumed in one): step s is now step 2s
+    before = WarmupCosine(warmup_steps=2, total_steps=12, final_fraction=0.05)
+    before.retarget(7, total_steps=15)  # a time budget re-planned it once
+    after = WarmupCosine(warmup_steps=2, total_steps=12, final_fraction=0.05)
+    after.__dict__.update(before.__dict__)
+    after.rescale(2.0)
+    assert (after.warmup_steps, after.total_steps, after.anchor_step) == (4, 30, 14)
+    assert [after(2 * s) for s in range(2, 20)] == pytest.approx([before(s) for s in range(2, 20)])
+    # warmup climbs the same line, in steps of its own: within one of them
+    assert all(abs(after(2 * s) - before(s)) <= 1 / after.warmup_steps for s in range(2))
+
+
+def resumed_schedule(saved_steps, steps_now, epochs, at_step, world_size):
+    """A run of ``saved_steps`` steps an epoch saved at ``at_step`` (its LambdaLR's state), resumed
+    by one of ``steps_now`` with ``world_size`` processes: (schedule before, after, the step it goes
+    on from, what it said)."""
+    import torch
+
+    from asr.train_setup import resume_schedule
+
+    def scheduler(schedule):
+        optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+        return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+
+    before = WarmupCosine(warmup_steps=2, total_steps=saved_steps * epochs, final_fraction=0.0)
+    saved = scheduler(before)
+    for _ in range(at_step):
+        saved.optimizer.step()
+        saved.step()
+    state = {"scheduler": saved.state_dict(), "step": at_step, "world_size": 2}
+    after, said = WarmupCosine(warmup_steps=2, total_steps=steps_now * epochs, final_fraction=0.0), []
+    factor = resume_schedule(state, scheduler(after), after, steps_now, saved_steps, world_size, said.append)
+    return before, after, round(at_step * factor), said
+
+
+def test_a_two_process_run_resumed_in_one_goes_on_at_the_same_point_of_its_learning_rate_schedule():
+    # 6 batches an epoch: 3 steps of two processes, 6 of one; saved mid-epoch 3 of 4, after warmup
+    before, after, step, said = resumed_schedule(saved_steps=3, steps_now=6, epochs=4, at_step=7, world_size=1)
+    assert step == 14 and step / after.total_steps == 7 / before.total_steps  # the same fraction of training
+    assert after(step) == pytest.approx(before(7))  # at the rate it had reached
+    assert after(after.total_steps) == pytest.approx(0.0)  # and decays to the end of the run, not past it
+    assert said == ["resuming with 1 process(es) and 6 steps an epoch a run saved with 2 and 3: step 7 goes on "
+                    "as step 14, the learning-rate schedule rescaled to the same point of training (warmup 2 -> 4 "
+                    "steps, 12 -> 24 in all)"]
+
+
+def test_a_resume_with_the_same_steps_an_epoch_keeps_the_schedule_as_saved_and_says_nothing_of_it():
+    before, after, step, said = resumed_schedule(saved_steps=3, steps_now=3, epochs=4, at_step=7, world_size=2)
+    assert step == 7 and after.__dict__ == before.__dict__ and said == []

@@ -29,6 +29,7 @@ class EnergySpeller(torch.nn.Module):
     the first quiet frame, so every word must lie where the audio is loud."""
 
     frame_shift = HOP / RATE
+    frame_centre = 0.0
 
     def __init__(self, tokenizer, threshold=0.01):
         super().__init__()

@@ -1,10 +1,11 @@
 """A file cut short (a copy or download that stopped early) is read one way by every command,
-whole-file or streamed, WAV, FLAC or Ogg, as ffmpeg and Kaldi read it: the audio that is there
+whole-file or streamed, WAV, FLAC, Ogg or MP3, as ffmpeg and Kaldi read it: the audio that is there
 is used, with one warning line naming the file and how much is missing; a file with no audio
 that can be decoded is an AudioError naming the file and the problem."""
 
 import io
 import json
+import os
 import shutil
 import struct
 import subprocess
@@ -15,7 +16,8 @@ import numpy as np
 import pytest
 import soundfile as sf
 
-from asr.audio import AudioError, audio_info, gathered_warnings, load_audio
+from asr.audio import AudioError, audio_info, load_audio
+from asr.user_warnings import gathered_warnings
 from asr.cli import main
 from asr.corpora import Entry, check_entries
 from asr.inputs import stream_audio
@@ -87,14 +89,84 @@ def test_a_flac_or_ogg_cut_in_its_last_part_gives_the_rest_with_a_warning_where_
     np.testing.assert_array_equal(streamed(path), wave.numpy())
 
 
+def mp3(tmp_path, name="whole.mp3"):
+    """Two seconds of noise as libsndfile's LAME writes an MP3: a Xing tag in its first frame declares the length."""
+    assert "MP3" in sf.available_formats(), "libsndfile >= 1.1 writes MP3"
+    samples = 0.3 * np.random.default_rng(0).standard_normal(2 * RATE).astype(np.float32)
+    sf.write(str(tmp_path / name), samples, RATE, format="MP3")
+    return (tmp_path / name).read_bytes()
+
+
+ID3 = b"ID3\x04\x00\x00" + bytes([0, 0, 2, 0]) + bytes(256)  # an ID3v2.4 tag: 256 bytes (of padding)
+
+
+@pytest.mark.parametrize("tag", [b"", ID3], ids=["bare", "after-an-id3-tag"])
+def test_an_mp3_cut_short_gives_what_is_there_with_a_warning_and_none_of_libmpg123s_own_lines(tmp_path, capfd, tag):
+    data = mp3(tmp_path)
+    path = cut(tmp_path, "cut.mp3", tag + data[: len(data) // 2])
+    wave = load_audio(path, RATE)
+    assert 0.5 * RATE < wave.numel() < 1.5 * RATE
+    whole = load_audio(tmp_path / "whole.mp3", RATE)
+    np.testing.assert_allclose(wave.numpy(), whole[: wave.numel()].numpy(), atol=1e-6)
+    assert audio_info(path).frames == wave.numel()
+    assert capfd.readouterr().err.splitlines() == [  # fd 2 itself: libmpg123 writes there, not to sys.stderr
+        f"asr: warning: {path}: truncated: {wave.numel() / RATE:.2f} s of audio where its header declares 2.00 s "
+        f"({(2 * RATE - wave.numel()) / RATE:.2f} s missing); using what is there"]
+    np.testing.assert_allclose(streamed(path), wave.numpy(), atol=1e-6)  # libmpg123 rounds by the read's size
+
+
+def test_cut_mp3s_probed_by_many_threads_at_once_each_warn_and_leave_stderr_as_it_was(tmp_path, capfd):
+    data = mp3(tmp_path)
+    paths = [cut(tmp_path, f"cut{n}.mp3", data[: len(data) // 2]) for n in range(24)]
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        infos = list(pool.map(audio_info, paths))
+    assert len({info.frames for info in infos}) == 1
+    os.write(2, b"still here\n")  # fd 2 itself, after threads quieted it in turns
+    err = capfd.readouterr().err.splitlines()
+    assert sorted(err[:-1]) == sorted(f"asr: warning: {p}: truncated: {infos[0].frames / RATE:.2f} s of audio where "
+                                      f"its header declares 2.00 s ({(2 * RATE - infos[0].frames) / RATE:.2f} s "
+                                      "missing); using what is there" for p in paths)
+    assert err[-1] == "still here"
+
+
+def test_an_mp3_cut_short_on_stdin_is_read_with_the_same_warning(tmp_path, capsys):
+    data = mp3(tmp_path)
+    samples = np.concatenate(list(stream_audio("-", RATE, stdin=io.BytesIO(data[: len(data) * 3 // 4]))))
+    assert 0.5 * RATE < samples.size < 2 * RATE
+    assert warnings_of(capsys) == [f"asr: warning: <stdin>: truncated: {samples.size / RATE:.2f} s of audio where its "
+                                   f"header declares 2.00 s ({(2 * RATE - samples.size) / RATE:.2f} s missing); "
+                                   "using what is there"]
+
+
+def test_a_whole_mp3_reads_whole_with_no_warning(tmp_path, capfd):
+    mp3(tmp_path)
+    assert load_audio(tmp_path / "whole.mp3", RATE).numel() == audio_info(tmp_path / "whole.mp3").frames == 2 * RATE
+    assert capfd.readouterr().err == ""
+
+
+def test_an_mp3_without_a_length_tag_is_not_called_truncated_for_decoding_short_of_libmpg123s_guess(tmp_path, capfd):
+    if shutil.which("sox") is None or "mp3" not in subprocess.run(["sox", "-h"], capture_output=True, text=True).stdout:
+        pytest.skip("sox with MP3 support writes an MP3 without a Xing tag")
+    path = tmp_path / "sox.mp3"
+    subprocess.run(["sox", "-n", "-r", "22050", "-c", "1", str(path), "synth", "1.37", "sine", "440"], check=True)
+    assert b"Xing" not in path.read_bytes() and b"Info" not in path.read_bytes()
+    with sf.SoundFile(str(path)) as f:
+        guessed, decoded = f.frames, len(f.read())
+    assert decoded < guessed  # libmpg123's length, from the file's size, is no declaration
+    assert load_audio(path, 22050).numel() == decoded
+    assert capfd.readouterr().err == ""
+
+
 @pytest.mark.parametrize("suffix, subtype, keep, problem", [
     (".wav", None, 30, "not readable as audio"),  # mid-header
     (".wav", None, 44, "cut short: no audio in it, where its header declares 1.00 s"),  # the header alone
     (".flac", None, 30, "not readable as audio"),
     (".ogg", "VORBIS", 200, "not readable as audio"),
+    (".mp3", None, 600, "not readable as audio"),  # the Xing tag's frame and a little
 ])
 def test_a_file_cut_before_any_audio_is_an_error_naming_it_in_every_reader(tmp_path, suffix, subtype, keep, problem):
-    path = cut(tmp_path, f"early{suffix}", tone(tmp_path, suffix, subtype)[:keep])
+    data = mp3(tmp_path) if suffix == ".mp3" else tone(tmp_path, suffix, subtype)
+    path = cut(tmp_path, f"early{suffix}", data[:keep])
     for read in (lambda: load_audio(path, RATE), lambda: streamed(path), lambda: audio_info(path)):
         with pytest.raises(AudioError, match=problem) as err:
             read()

@@ -176,6 +176,17 @@ def test_naming_inputs_one_by_one_costs_each_its_own_name_not_a_replanning_of_al
     assert len(set(names)) == 2000 and len(planned) <= 2000
 
 
+def test_an_input_first_seen_by_write_is_named_by_the_rule_that_names_inputs_planned_together(tmp_path):
+    from asr.writers import output_names
+
+    out = DirectoryOutput(tmp_path / "out", ["txt"])
+    out.guard(["d/a/x.wav"])
+    seen = ["d/a/x.wav"]
+    for path, name in (("d/b/x.wav", "b_x"), ("d/b/x.flac", "b_x.flac"), ("d/c/y.wav", "y")):
+        seen.append(path)
+        assert out.name_for(path) == output_names(seen)[path] == name
+
+
 def test_an_input_first_named_by_write_never_takes_a_name_already_given(tmp_path):
     out = DirectoryOutput(tmp_path / "out", ["json"])
     out.guard(["a/x.wav"])

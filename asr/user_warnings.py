@@ -1,0 +1,101 @@
+"""The warnings a user sees: each said once a process, or gathered by a batch job that names a few
+and a total (``report_cut``, ``listed``); and C libraries' notes kept off stderr (``quiet_stderr``)
+while a warning here says the same in words.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import threading
+from contextlib import contextmanager
+from typing import Iterator
+
+_warned: set[str] = set()
+_listed: set[str] = set()  # the lines report_cut has named
+_warned_lock = threading.Lock()
+_gathering: list[list[str]] = []  # the lists of the open gathered_warnings, innermost last
+SHOWN = 20  # problems listed one per line; a wrong audio folder would list the whole corpus
+
+
+def warn(name, message: str) -> None:
+    """``asr: warning: NAME: message`` on stderr, once a process: a file read every epoch, or
+    probed and then read, is named once. Inside ``gathered_warnings`` the line is kept instead."""
+    line = f"{name}: {message}"
+    with _warned_lock:  # one write, under the lock: lines from threads (asr prepare's) never interleave
+        if _gathering:  # kept even if said before: a job counts every cut file it used
+            if line not in _gathering[-1]:
+                _gathering[-1].append(line)
+            _warned.add(line)
+            return
+        if line in _warned:
+            return
+        _warned.add(line)
+        sys.stderr.write(f"asr: warning: {line}\n")
+        sys.stderr.flush()
+
+
+@contextmanager
+def quiet_stderr(when: bool = True) -> Iterator[None]:
+    """fd 2 to /dev/null meanwhile (if ``when``): C libraries write their notes straight to it. Under
+    the warnings' lock: two threads never swap fd 2 at once, and no warning goes to /dev/null."""
+    if not when:
+        yield
+        return
+    with _warned_lock:
+        sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:  # no fd 2 to quiet
+            yield
+            return
+        try:
+            null = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(null, 2)
+            os.close(null)
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+@contextmanager
+def gathered_warnings() -> Iterator[list[str]]:
+    """The warnings of the files read inside it, each once, gathered in the list it gives rather
+    than printed: a batch job that reads a corpus names a few and a total (``report_cut``), as it
+    does every other kind of problem, or none at all on a process that does not report (a
+    training rank other than the first); the job's count includes files warned of before. The
+    list is global, not per thread: warnings from any thread (asr prepare's probing pool) land
+    in it. Gathered lines are not printed by a later ``warn``."""
+    lines: list[str] = []
+    with _warned_lock:
+        _gathering.append(lines)
+    try:
+        yield lines
+    finally:
+        with _warned_lock:
+            _gathering[:] = [g for g in _gathering if g is not lines]  # by identity: two may be equal
+
+
+def _say(message: str) -> None:
+    sys.stderr.write(f"asr: {message}\n")  # as the CLI's other messages
+    sys.stderr.flush()
+
+
+def listed(lines: list[str], summary: str, say=_say) -> None:
+    """The first ``SHOWN`` of ``lines``, then ``summary`` with how many more there were."""
+    for line in lines[:SHOWN]:
+        say(line)
+    say(summary + (f" ({len(lines) - SHOWN} more not listed)" if len(lines) > SHOWN else ""))
+
+
+def report_cut(lines, where=None, what: str = "", say=_say) -> None:
+    """Name a few of the gathered warnings ``lines`` and total them, those not named before in
+    this process (a file probed then read, or scored by several systems, is named once):
+    "warning: WHERE: N WHAT audio file(s) cut short or damaged: the audio before the cut is used"."""
+    with _warned_lock:
+        fresh = [line for line in dict.fromkeys(lines) if line not in _listed]
+        _listed.update(fresh)
+    if fresh:
+        listed(fresh, f"warning: {f'{where}: ' if where else ''}{len(fresh)} {f'{what} ' if what else ''}audio "
+                      "file(s) cut short or damaged: the audio before the cut is used", say)
