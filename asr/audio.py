@@ -8,7 +8,8 @@ One policy for a file cut short (a copy or download that stopped early), for eve
 for whole-file and streaming reads alike, as ffmpeg and Kaldi have it: what is there is used,
 with a one-line warning on stderr naming the file and how much is missing; a file with no audio
 that can be decoded is an AudioError naming the file and the problem (an MP3's length is its
-Xing/Info tag's; libmpg123's own notes on stderr are kept from the user's). A batch job (prepare,
+Xing/Info tag's; libmpg123's own note on a file whose size is off the tag's is kept from the
+user's stderr, and one holding more than the tag says, of which only that is read, is warned of). A batch job (prepare,
 evaluate, training) gathers those warnings and names a few with a total instead (``report_cut``).
 """
 
@@ -31,6 +32,9 @@ from asr.user_warnings import quiet_stderr, warn
 
 MIN_RATE, MAX_RATE = 1000, 384_000  # plausible sample rates of an array (Hz)
 NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
+# The extensions of the formats libsndfile reads (folders of audio are searched for them).
+SNDFILE_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".sph", ".nist", ".aiff", ".aif",
+                      ".aifc", ".au", ".snd", ".w64", ".caf", ".rf64", ".voc"}
 BLOCK_SECONDS = 30.0  # decoded at a time: bounded memory for a file of any length
 # The "length unknown" data sizes streaming writers leave in a header they cannot go back to fill
 # in: 0xFFFFFFFF (ffmpeg; AU's -1), 0x7FFFFFFF, and sox's 0x7FFFF000 (WAV) and 0x7F000000 (AIFF,
@@ -99,7 +103,8 @@ def audio_info(path: str | Path) -> AudioInfo:
 def _last_frame_decodes(f: sf.SoundFile) -> bool:
     """A FLAC's or MP3's last frame decodes (a seek, not a decode of the whole file): it is not cut short."""
     try:
-        with quiet_stderr(f.format == "MP3"):  # libmpg123 notes the garbage a seek past the cut lands on
+        # libmpg123 notes the garbage a seek past the cut lands on (a file shorter than its tag says)
+        with quiet_stderr(f.format == "MP3" and (tag := _xing_tag(f.name)) is not None and tag.size_off):
             f.seek(f.frames - 1)
             return len(f.read(1, dtype="float32")) == 1
     except RuntimeError:  # libsndfile cannot seek or decode past where the file ends
@@ -120,7 +125,8 @@ def declared_frames(f: sf.SoundFile) -> int | None:
     if f.format == "FLAC":
         return None if flac_length_unknown(f) else int(f.frames)
     if f.format == "MP3":
-        return int(f.frames) if _mp3_frame_count_tagged(f.name) else None
+        tag = _xing_tag(f.name)
+        return int(f.frames) if tag is not None and tag.counts_frames else None
     found, size = _DATA_SIZE.search(f.extra_info), _SAMPLE_BYTES.get(f.subtype)
     if found and size:
         declared, held = int(found[1]), int(found[2])
@@ -129,15 +135,46 @@ def declared_frames(f: sf.SoundFile) -> int | None:
     return None
 
 
-def _mp3_frame_count_tagged(source) -> bool:
-    """An MP3 whose first frame holds a Xing/Info tag with a frame count (LAME writes one): libmpg123's
-    ``frames`` is then that count; without one it is a guess from the file's size (sox's MP3s)."""
+@dataclass(frozen=True)
+class _XingTag:
+    """An MP3's Xing/Info tag (LAME writes one in its first frame)."""
+    counts_frames: bool  # libmpg123's ``frames`` is then the tag's count, else a guess from the file's size
+    stream_bytes: int | None  # the MPEG stream's length it gives
+    held_bytes: int  # the file's, less its ID3 tags
+
+    @property
+    def size_off(self) -> bool:
+        """The file holds more than 1% more or less than the tag says: libmpg123 then prints a note
+        of its own ("Xing stream size off by more than 1%"), and reads only as far as the tag says."""
+        return self.stream_bytes is not None and abs(self.held_bytes - self.stream_bytes) > self.stream_bytes / 100
+
+
+def _xing_tag(source) -> _XingTag | None:
     head, start = _head(source, 10), 0
     if head[:3] == b"ID3" and len(head) == 10:  # an ID3v2 tag first: a 10-byte header, 7 bits a byte of size
         start = 10 + sum((b & 0x7F) << 7 * (3 - i) for i, b in enumerate(head[6:10])) + 10 * bool(head[5] & 0x10)
-    frame = _head(source, 48, start)
+    frame = _head(source, 60, start)
     at = max(frame.find(b"Xing"), frame.find(b"Info"))  # after the side information: byte 13, 21 or 36
-    return at >= 0 and len(frame) >= at + 8 and bool(frame[at + 7] & 1)  # flags' bit 0: the frame count
+    if at < 0 or len(frame) < at + 8:
+        return None
+    flags = int.from_bytes(frame[at + 4: at + 8], "big")  # then the frame count (bit 0), the byte count (bit 1)
+    size_at = at + 8 + 4 * (flags & 1)
+    stream = int.from_bytes(frame[size_at: size_at + 4], "big") if flags & 2 and len(frame) >= size_at + 4 else None
+    size = _size(source)
+    held = size - start - 128 * (_head(source, 3, max(0, size - 128)) == b"TAG")  # an ID3v1 tag last
+    return _XingTag(bool(flags & 1), stream, held)
+
+
+def _size(source) -> int:
+    try:
+        if isinstance(source, (str, Path)):
+            return os.path.getsize(source)
+        at = source.tell()
+        end = source.seek(0, os.SEEK_END)
+        source.seek(at)
+        return end
+    except (OSError, AttributeError, ValueError):
+        return 0
 
 
 def _head(source, size: int, start: int = 0) -> bytes:
@@ -244,12 +281,21 @@ def check_ending(name, rate: int, frames: int, declared: int | None = None, fail
                    "before it")
 
 
-def open_audio(source) -> sf.SoundFile:
-    """``sf.SoundFile(source)``, with libmpg123's notes on an MP3's header ("Warning: Xing stream size
-    off by more than 1%...", for one cut short) kept off stderr: the warning here says it in words."""
+def open_audio(source, name=None) -> sf.SoundFile:
+    """``sf.SoundFile(source)``. An MP3 that holds more or less than its Xing/Info tag says: libmpg123's
+    note on it ("Warning: Xing stream size off by more than 1%...") kept off stderr, and said here in
+    words: a cut one when reading finds the cut, one that holds more now (``name``: the file's, by
+    default its path), as only the part the tag gives is read. (stderr is quieted for such files
+    alone: it is the whole process's, and other threads' lines meanwhile are lost.)"""
     head = _head(source, 3)
-    with quiet_stderr(head == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)):  # MPEG
-        return sf.SoundFile(source)
+    mpeg = head == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
+    tag = _xing_tag(source) if mpeg else None
+    with quiet_stderr(tag is not None and tag.size_off):
+        f = sf.SoundFile(source)
+    if tag is not None and tag.size_off and tag.held_bytes > tag.stream_bytes:
+        warn(name or source, f"{tag.held_bytes - tag.stream_bytes} bytes past the MP3 stream length its Xing/Info "
+                             "tag gives (another file joined to it?): only the part before them is read")
+    return f
 
 
 def _seconds(frames: int, rate: int) -> str:

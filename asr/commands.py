@@ -264,6 +264,15 @@ def cmd_export(args) -> int:
     from asr.decoding_config import DECODING_FILE, PRIORS_FILE, package_lm, packaged_files
     from asr.model_dir import load_model_dir, make_portable, save_model_dir
 
+    from asr.rescoring_files import RESCORING_FILE
+
+    src = Path(args.src)
+    rescores = src.is_dir() and (src / RESCORING_FILE).is_file()  # a package that rescores (the built-in one)
+    if rescores and not (args.half or args.lm or args.lexicon):  # copied whole, as its rescoring file makes it
+        args.src = str(src / RESCORING_FILE)
+    elif rescores:
+        print_error(f"warning: {src} rescores with other systems ({RESCORING_FILE}); with --half, --lm or --lexicon "
+                    "only its first system is exported, and the copy decodes by beam search alone")
     if Path(args.src).is_file():  # a tune-rescoring file: its systems become one package
         from asr.rescoring_files import package_rescoring
 
@@ -279,6 +288,9 @@ def cmd_export(args) -> int:
                          key=lambda p: int(p.name[6:]))
         retune = (f" --combine {' '.join(str(p) for p in systems)}" if systems else "") + (
             f" --rnnlm {package / 'rnnlm'}" if (package / "rnnlm").is_dir() else "")
+        if rescores:  # a copy of a tuned package: its weights still hold
+            print(f"{package}: the package copied whole, with its {len(systems) + 1} systems and their tuned rescoring")
+            return 0
         print(f"{written}: the package rescores; re-tune it on a dev set (asr tune-rescoring DEV --model "
               f"{package}{retune} -o {written})")
         return 0

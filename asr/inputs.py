@@ -21,11 +21,9 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from asr.audio import (BLOCK_SECONDS, AudioError, _open_problem, check_ending, decode_blocks, flac_length_unknown,
-                       open_audio, path_problem, resample, to_mono, unknown_size)
+from asr.audio import (BLOCK_SECONDS, SNDFILE_EXTENSIONS, AudioError, _open_problem, check_ending, decode_blocks,
+                       flac_length_unknown, open_audio, path_problem, resample, to_mono, unknown_size)
 
-SNDFILE_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".sph", ".nist", ".aiff", ".aif",
-                      ".aifc", ".au", ".snd", ".w64", ".caf", ".rf64", ".voc"}
 FFMPEG_EXTENSIONS = {".m4a", ".mp4", ".aac", ".webm", ".mkv", ".mov", ".wma", ".amr", ".3gp", ".avi", ".mpeg"}
 AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS
 STDIN = "-"
@@ -129,7 +127,7 @@ def _sndfile_blocks(source, name: str, sample_rate: int, block_seconds: float) -
     """libsndfile first, whatever the extension says (a FLAC named .m4a); ffmpeg, when installed,
     for a file it cannot read that has an extension it does not know."""
     try:
-        f = open_audio(source)  # (libmpg123's own notes kept off stderr)
+        f = open_audio(source, name)  # (libmpg123's own notes kept off stderr)
     except Exception as e:  # libsndfile's messages are informative; keep them, less the path
         problem = _open_problem(e)
         unknown = isinstance(source, str) and Path(name).suffix.lower() not in SNDFILE_EXTENSIONS

@@ -1,8 +1,9 @@
 """Word and character error rates (jiwer), with the error counts behind them, and how sure a
-difference between two systems is (paired bootstrap)."""
+difference between two systems is (paired bootstrap); how a validated model ranks (``selection_key``)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import jiwer
@@ -108,3 +109,13 @@ def paired_bootstrap(errors_a, errors_b, lengths, groups=None, resamples: int = 
     return BootstrapResult(float((sums[1].sum() - sums[0].sum()) / max(sums[2].sum(), 1)),
                            float(np.quantile(delta, tail)), float(np.quantile(delta, 1 - tail)),
                            float(np.mean(b < a)), len(index), resamples, level)
+
+
+def selection_key(record: dict) -> tuple[float, float, float] | None:
+    """How a validated model ranks for best/, lower first: valid WER, ties broken on CER, then on
+    loss; None when validation scored nothing. Without a valid set the latest epoch ranks first."""
+    if "valid_wer" not in record:
+        return (-record["epoch"], 0.0, 0.0)
+    if math.isnan(record["valid_loss"]):
+        return None
+    return (record["valid_wer"], record["valid_cer"], record["valid_loss"])

@@ -16,9 +16,8 @@ import torch
 import torchaudio
 from torch import nn
 
-from asr.audio import AudioError, load_audio
+from asr.audio import SNDFILE_EXTENSIONS, AudioError, load_audio
 from asr.config import AugmentConfig
-from asr.inputs import SNDFILE_EXTENSIONS
 
 COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # exponent of 1/f in the power spectrum
 

@@ -21,7 +21,7 @@ from matplotlib.ticker import MaxNLocator
 from asr.audio import audio_info
 from asr.decoding import GreedyDecoder
 from asr.text import plural
-from asr.selection import selection_key
+from asr.metrics import selection_key
 
 
 class PlotError(ValueError):
@@ -222,7 +222,7 @@ def _read_log(run_dir: str | Path) -> tuple[list[dict], dict | None]:
 
 def training_figure(records: list[dict], title: str = "", average: dict | None = None) -> Figure:
     """Loss and validation error curves; the star marks the model best/ holds, ranked as training
-    ranks it (asr.selection.selection_key: WER, then CER, then loss; epochs validation could not
+    ranks it (asr.metrics.selection_key: WER, then CER, then loss; epochs validation could not
     score are left out), or the end-of-run weight average when that became best/."""
     epochs = [r["epoch"] for r in records]
     series = lambda key: [r.get(key, np.nan) for r in records]  # noqa: E731

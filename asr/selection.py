@@ -18,7 +18,7 @@ from asr.data import collate
 from asr.decoding import GreedyDecoder
 from asr.evaluate import speech_pieces
 from asr.losses import ctc_loss, log
-from asr.metrics import char_errors, word_errors
+from asr.metrics import char_errors, selection_key, word_errors
 from asr.model import AcousticModel
 from asr.model_dir import save_model_dir
 from asr.segmenter import Segmenter, SegmenterOptions
@@ -98,16 +98,6 @@ def _decode_pieces(model, decoder, pieces: list[torch.Tensor], device, batch_sam
         log_probs, out_lengths = model(pad_sequence(group, batch_first=True).to(device), lengths.to(device))
         texts += [normalize_text(h.text) for h in decoder.decode(log_probs.cpu(), out_lengths.cpu())]
     return " ".join(t for t in texts if t)  # as merge_results joins a cut file's
-
-
-def selection_key(record: dict) -> tuple[float, float, float] | None:
-    """How a validated model ranks for best/, lower first: valid WER, ties broken on CER, then on
-    loss; None when validation scored nothing. Without a valid set the latest epoch ranks first."""
-    if "valid_wer" not in record:
-        return (-record["epoch"], 0.0, 0.0)
-    if math.isnan(record["valid_loss"]):
-        return None
-    return (record["valid_wer"], record["valid_cer"], record["valid_loss"])
 
 
 def end_epoch(cfg: Config, model, tokenizer, valid_set, device, writer, record: dict, best: tuple,

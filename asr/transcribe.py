@@ -138,11 +138,14 @@ class Transcriber:
             duration = n / self.sample_rate
             aligned = align_words(log_probs[b, : int(out_lengths[b])], hyp, self.tokenizer)
             if aligned is None:  # a spelling the frames cannot fit; keep the decoder's frames then
-                words, confidence = words_from_hypothesis(hyp, self.tokenizer, shift, centre), None
+                words = [Word(w.word, round(min(w.start, duration), 3), round(min(w.end, duration), 3))  # as below
+                         for w in words_from_hypothesis(hyp, self.tokenizer, shift, centre)]
+                confidence = None
             else:
                 hop = int(round(shift * self.sample_rate))
-                words = extend_word_ends(aligned[0], frame_energy(waves[b].numpy()[int(round(centre * self.sample_rate)):], hop).tolist(),
-                                         int(MAX_WORD_TAIL_SECONDS / shift + 1e-9), WORD_END_QUIET_DB)
+                energy = frame_energy(waves[b].numpy()[int(round(centre * self.sample_rate)):], hop)  # frame k's
+                words = extend_word_ends(aligned[0], energy.tolist(), int(MAX_WORD_TAIL_SECONDS / shift + 1e-9),
+                                         WORD_END_QUIET_DB)
                 # The last output frame can reach past the audio's end (frames are rounded up).
                 words = [Word(w.word, round(min(centre + w.start * shift, duration), 3),
                               round(min(centre + w.end * shift, duration), 3),

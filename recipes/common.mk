@@ -36,7 +36,13 @@
 # CORPUS, LM_ORDER, PRIOR_SCALES, ...: see "Arguments stamps" below), and the stages downstream
 # follow; `make` again with the same arguments redoes nothing. A step that fails or is stopped
 # leaves no output that make would take for done. A run trained anew in the same EXP replaces the
-# old one (give another EXP to keep both).
+# old one, whose files are kept in EXP/replaced until the next (give another EXP to keep both).
+
+# The arguments stamps (below) are read with $(file <), which came with GNU make 4.2: an older
+# make reads every stamp as empty and would redo every stage, training included, at each run.
+ifneq ($(filter 3.% 4.0 4.0.% 4.1 4.1.%,$(MAKE_VERSION)),)
+$(error GNU make $(MAKE_VERSION) is too old for the recipes: they need GNU make 4.2 or newer)
+endif
 
 # bash with pipefail, so that a failing `asr evaluate | tee` fails its stage.
 SHELL := /bin/bash
@@ -50,6 +56,11 @@ SHELL := /bin/bash
 # spaces, and DATA and EXP name the stages' files.
 $(foreach v,DATA EXP,$(if $(word 2,$($(v))),$(error $(v)="$($(v))": make cannot name files in a path with a \
   space; choose a $(v) without one)))
+# Training replaces the files of an old run in EXP (asr_train): EXP must name one folder, not the
+# root, nothing, or a pattern that make would expand to other folders.
+$(foreach v,DATA EXP,$(if $(filter /,$(abspath $(or $($(v)),/))),$(error $(v)="$($(v))": give a folder of its own, not \
+  the root or nothing))$(if $(findstring *,$($(v)))$(findstring ?,$($(v)))$(findstring [,$($(v))),$(error \
+  $(v)="$($(v))": a path with *, ? or [ is a pattern to make; choose a $(v) without them)))
 
 
 .PHONY: all download prepare synth train finetune lm tune evaluate combine rescore seeds phones package
@@ -77,9 +88,10 @@ TRAIN_ARGS = $(call train_args,$(TRAIN_MANIFEST),$(EXP))
 
 # $(call asr_train,ARGS_VARIABLE,RUN_DIR): one training run. A checkpoint saved after the stage's
 # inputs and arguments (its prerequisites, the stamp among them) last changed is a killed run's: it
-# is resumed. An older one is a finished or other run's: its files are removed first, so that the
-# run starts anew rather than resume it or be refused. (A dry run rewrites no stamp: arguments that
-# differ from it rule out resuming.)
+# is resumed. An older one is a finished or other run's: its files are moved into RUN_DIR/replaced
+# first (the one there before is removed), so that the run starts anew rather than resume it or be
+# refused, and a mistyped override that fails at once costs no finished run. (A dry run rewrites no
+# stamp: arguments that differ from it rule out resuming.)
 asr_train = $(if $(call current_checkpoint,$(1),$(2)),,$(call remove_old_run,$(2))) $(ASR) train $($(1)) \
   $(if $(filter-out 1,$(GPUS)),--gpus $(GPUS)) $(if $(call current_checkpoint,$(1),$(2)),--resume)
 current_checkpoint = $(if $(call args_changed,$(foreach f,$^,$(if $(findstring /.args/,$(f)),$(f))),$(1)),,$(shell \
@@ -87,7 +99,8 @@ current_checkpoint = $(if $(call args_changed,$(foreach f,$^,$(if $(findstring /
 # What asr train writes in its folder (asr.train_setup.RUN_FILES, and tb/).
 TRAIN_RUN_FILES := last best log.jsonl epochs avg tb
 old_run = $(wildcard $(addprefix $(1)/,$(TRAIN_RUN_FILES)))
-remove_old_run = $(if $(call old_run,$(1)),rm -rf $(call old_run,$(1)) &&)
+remove_old_run = $(if $(call old_run,$(1)),rm -rf $(1)/replaced && mkdir $(1)/replaced && mv $(call old_run,$(1)) \
+  $(1)/replaced &&)
 
 $(EXP)/train.done: $(TRAIN_MANIFEST)
 	$(call asr_train,TRAIN_ARGS,$(EXP))
@@ -259,8 +272,9 @@ endif
 #   seeds     $(EXP)/.args/seeds                 train's, finetune's and tune's
 #
 # evaluate and the packages have no arguments of their own beyond their input files. A stamp whose
-# outputs were made before stamps existed is written at once with an old time: those outputs are
-# taken as made with the arguments given (outside dry runs, make -n/-q/-t, which write nothing).
+# outputs were made before stamps existed is written at once, with a line saying so and an old time
+# (POSIX touch -t): those outputs are taken as made with the arguments given (outside dry runs, make
+# -n/-q/-t, which write nothing). So is a training run killed before then: it is resumed, as it was.
 
 # $(call args_text,VARIABLE): what a stamp holds.
 args_text = $(subst $(ROOT),$$(ROOT),$(strip $($(1))))
@@ -270,13 +284,16 @@ differ = $(if $(subst x$(1),,x$(2))$(subst x$(2),,x$(1)),yes)
 args_changed = $(if $(wildcard $(1)),$(call differ,$(strip $(file <$(1))),$(call args_text,$(2))))
 dry_run := $(findstring n,$(firstword -$(MAKEFLAGS)))$(findstring q,$(firstword -$(MAKEFLAGS)))$(findstring \
   t,$(firstword -$(MAKEFLAGS)))
-args_adopted = $(if $(wildcard $(1)),,$(if $(wildcard $(2)),yes$(if $(dry_run),,$(shell mkdir -p $(dir $(1)))$(file \
-  >$(1),$(call args_text,$(3)))$(shell touch -d @0 $(1)))))
+# $(call args_adopted,STAGE,STAMP,FILES,ARGS_VARIABLE): non-empty when STAMP is missing and one of
+# FILES (the stage's outputs, or a killed run's checkpoint) is there; STAMP is then written.
+args_adopted = $(if $(wildcard $(2)),,$(if $(wildcard $(3)),yes$(if $(dry_run),,$(info $(1): \
+  $(firstword $(wildcard $(3))) predates arguments stamps: taken as made with these arguments)$(shell \
+  mkdir -p $(dir $(2)))$(file >$(2),$(call args_text,$(4)))$(shell touch -t 200001010000 $(2)))))
 
-# $(call args_stamp,STAGE,STAMP,OUTPUTS,ARGS_VARIABLE): OUTPUTS depend on STAMP, rewritten (FORCE)
-# only when it holds other arguments.
+# $(call args_stamp,STAGE,STAMP,OUTPUTS,ARGS_VARIABLE[,CHECKPOINT]): OUTPUTS depend on STAMP,
+# rewritten (FORCE) only when it holds other arguments.
 define args_stamp
-$(if $(call args_adopted,$(2),$(3),$(4)),,$(3): $(2))
+$(if $(call args_adopted,$(1),$(2),$(3) $(5),$(4)),,$(3): $(2))
 $(2): $(if $(call args_changed,$(2),$(4)),FORCE)
 	$(if $(call args_changed,$(2),$(4)),@echo "$(1): arguments changed$(comma) redoing")
 	@mkdir -p $$(@D) && printf '%s\n' '$$(subst ','\'',$$(call args_text,$(4)))' > $$@.tmp && mv $$@.tmp $$@
@@ -285,8 +302,9 @@ endef
 $(eval $(call args_stamp,prepare,$(DATA)/.args/prepare,$(DATA)/train.jsonl,PREPARE_ARGS))
 $(if $(filter-out 0,$(TTS_SENTENCES)),$(eval $(call args_stamp,synth,$(DATA)/.args/tts$(TTS_SENTENCES),\
   $(DATA)/tts$(TTS_SENTENCES)/train.jsonl,SYNTH_ARGS)))
-$(eval $(call args_stamp,train,$(EXP)/.args/train,$(EXP)/train.done,TRAIN_ARGS))
-$(eval $(call args_stamp,finetune,$(EXP)/.args/finetune,$(EXP)/finetune/train.done,FINETUNE_ARGS))
+$(eval $(call args_stamp,train,$(EXP)/.args/train,$(EXP)/train.done,TRAIN_ARGS,$(EXP)/last/train_state.pt))
+$(eval $(call args_stamp,finetune,$(EXP)/.args/finetune,$(EXP)/finetune/train.done,FINETUNE_ARGS,\
+  $(EXP)/finetune/last/train_state.pt))
 $(eval $(call args_stamp,lm,$(dir $(LM)).args/$(basename $(notdir $(LM))),$(LM),LM_ARGS))
 $(eval $(call args_stamp,tune,$(MODEL_EXP)/.args/tune,$(MODEL_EXP)/best/decoding.yaml,TUNE_ARGS))
 $(eval $(call args_stamp,combine,$(MODEL_EXP)/.args/combine,$(foreach set,$(EVAL_SETS),\

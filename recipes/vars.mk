@@ -9,6 +9,10 @@ ASR ?= $(ROOT_SH)/.venv/bin/asr
 PYTHON ?= $(ROOT_SH)/.venv/bin/python
 DATA ?= data
 EXP ?= exp/small
+# A trailing slash (as a shell's completion leaves it) names the same folder: dropped, or it would
+# change the stages' arguments and redo them, training included.
+override DATA := $(patsubst %/,%,$(DATA))
+override EXP := $(patsubst %/,%,$(EXP))
 CONFIG ?= $(ROOT)/configs/small.yaml
 OVERRIDES ?=
 # Added to OVERRIDES, which a recipe may set (the command line's OVERRIDES replaces the recipe's):

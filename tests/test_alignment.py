@@ -102,6 +102,21 @@ def test_transcriber_word_times_of_a_frame_stacking_model_are_moved_to_its_frame
     assert [(w.word, w.start, w.end) for w in result.words] == [("go", 0.215, 0.295), ("hello", 0.375, 0.615)]
 
 
+def test_word_times_from_the_decoder_s_frames_when_alignment_fails_end_within_the_audio(monkeypatch):
+    # The last output frame can reach past the audio's end (frames are rounded up), and a frame
+    # stacking model's centre moves it further: the aligned words were clamped, these were not.
+    import asr.transcribe
+
+    frames = ["<blank>"] * 20 + ["g", "o"]  # 22 frames of 40 ms: 0.88 s, on 0.85 s of audio
+    cfg = config_from_dict({"model": {"num_layers": 1, "hidden_size": 8, "subsampling": "stack"}})
+    model = AcousticModel(cfg.features, cfg.model, len(TOKENIZER))
+    transcriber = Transcriber(LoadedModel(cfg, model, TOKENIZER, None), GreedyDecoder(TOKENIZER), device="cpu")
+    transcriber.model = _FixedOutputs(ctc_log_probs(TOKENIZER, frames)[0], model.frame_centre)
+    monkeypatch.setattr(asr.transcribe, "align_words", lambda *args: None)  # a spelling the frames cannot fit
+    result = transcriber.transcribe_waveforms([torch.zeros(int(0.85 * 16000))])[0]
+    assert [(w.word, w.start, w.end) for w in result.words] == [("go", 0.815, 0.85)]
+
+
 class _UnfinishedLastWord(GreedyDecoder):
     """A lexicon search that stopped inside its last word: the path spells one word more than the text."""
 

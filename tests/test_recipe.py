@@ -475,10 +475,12 @@ def test_combine_without_systems_or_seeds_says_what_it_needs(tmp_path):
 # `asr` as the recipes find it in a checkout (ROOT/.venv/bin/asr): it records each call and makes
 # what make then looks for.
 FAKE_ASR = '''
-import json, pathlib, sys
+import json, os, pathlib, sys
 args = sys.argv[1:]
 with open(pathlib.Path(sys.argv[0]).parent / "calls.jsonl", "a") as log:
     log.write(json.dumps(args) + "\\n")
+if args[0] == os.environ.get("FAKE_ASR_FAILS"):  # a command that fails at once (e.g. a mistyped override)
+    sys.exit(f"{args[0]} failed")
 if args[0] == "prepare":  # prepare folder SRC DATA ...
     pathlib.Path(args[3]).mkdir(parents=True, exist_ok=True)
     for split in ("train", "valid"):
@@ -557,9 +559,10 @@ def test_a_checkout_whose_path_holds_a_space_still_finds_the_lj_speech_text_besi
     assert "lm build ../../../shared/data/text/ljspeech-13100.txt -o e/lm/texts_4gram.arpa" in plan
 
 
-def own_data(tmp_path, *args):
-    """`make ARGS` in the own_data recipe (SRC=x, one valid speaker) with FAKE_ASR: the result and
-    the asr calls it made, each named by its command ("lm tune") and followed by its arguments."""
+def own_data(tmp_path, *args, fails=""):
+    """`make ARGS` in the own_data recipe (SRC=x, one valid speaker) with FAKE_ASR (whose command
+    `fails`, e.g. "train", fails): the result and the asr calls it made, each named by its command
+    ("lm tune") and followed by its arguments."""
     script = tmp_path / "fake" / "asr.py"
     script.parent.mkdir(exist_ok=True)
     script.write_text(FAKE_ASR)
@@ -567,7 +570,7 @@ def own_data(tmp_path, *args):
     calls.unlink(missing_ok=True)
     done = subprocess.run(["make", "-C", str(REPO_ROOT / "recipes/own_data"), f"ASR={sys.executable} {script}",
                            f"DATA={tmp_path / 'data'}", f"EXP={tmp_path / 'exp'}", "SRC=x", "VALID_SPEAKERS=1", *args],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env={**os.environ, "FAKE_ASR_FAILS": fails})
     made = [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
     return done, [[" ".join(call[:2]) if call[0] == "lm" else call[0], *call[1:]] for call in made]
 
@@ -661,7 +664,8 @@ def test_a_killed_training_run_resumes_and_one_whose_arguments_changed_starts_an
     done, calls = own_data(tmp_path, "train", "OVERRIDES=model.cell=gru")
     assert done.returncode == 0, done.stderr
     assert [call[0] for call in calls] == ["train"] and "--resume" not in calls[0]
-    assert not checkpoint.exists()  # the other run's files went first
+    assert not checkpoint.exists()  # the other run's files went first, aside
+    assert (tmp_path / "exp" / "replaced" / "last" / "train_state.pt").is_file()
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
@@ -672,6 +676,7 @@ def test_outputs_made_before_arguments_stamps_existed_are_kept_and_then_follow_t
     assert up_to_date(tmp_path) and not (tmp_path / "exp" / ".args").exists()  # a dry run writes nothing
     done, calls = own_data(tmp_path)
     assert done.returncode == 0 and calls == []
+    assert f"train: {tmp_path / 'exp' / 'train.done'} predates arguments stamps" in done.stdout  # said once
     assert (tmp_path / "exp" / ".args" / "train").is_file()  # written, with an old time
     assert up_to_date(tmp_path)
     assert not up_to_date(tmp_path, "OVERRIDES=model.cell=gru")
@@ -679,10 +684,10 @@ def test_outputs_made_before_arguments_stamps_existed_are_kept_and_then_follow_t
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_changed_arguments_of_the_run_redo_its_seed_runs(tmp_path):
-    done, _ = own_data(tmp_path, "SEEDS=7", "combine")
+    done, _ = own_data(tmp_path, "-j2", "SEEDS=7", "combine")  # the seed's sub-make beside the run's stages
     assert done.returncode == 0, done.stderr
     assert up_to_date(tmp_path, "SEEDS=7", "combine")
-    done, calls = own_data(tmp_path, "SEEDS=7", "EXTRA_OVERRIDES=train.lr=1e-3", "combine")
+    done, calls = own_data(tmp_path, "-j2", "SEEDS=7", "EXTRA_OVERRIDES=train.lr=1e-3", "combine")
     assert done.returncode == 0, done.stderr
     assert "seeds: arguments changed, redoing" in done.stdout
     trained = [next(a for a in call if a.startswith("train.output_dir=")) for call in calls if call[0] == "train"]
@@ -698,3 +703,79 @@ def test_a_moved_checkout_redoes_no_stage(spaced_checkout, tmp_path):
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr[-3000:]
     assert subprocess.run(["make", "-q", "-C", str(REPO_ROOT / "recipes" / "own_data"), *args]).returncode == 0
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_stage_that_fails_after_its_arguments_changed_is_redone_by_the_next_make(tmp_path):
+    own_data(tmp_path)
+    for program, command, change in (("lm", "lm tune", "LM_WEIGHTS=1"), ("train", "train", "OVERRIDES=model.cell=gru")):
+        done, _ = own_data(tmp_path, change, fails=program)  # the stamp was rewritten, then the stage failed
+        assert done.returncode != 0 and f"{program} failed" in done.stderr
+        assert not up_to_date(tmp_path, change), command  # not taken as done with the new arguments
+        done, calls = own_data(tmp_path, change)
+        assert done.returncode == 0 and command in names(calls), command
+        assert up_to_date(tmp_path, change)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_retraining_that_fails_at_once_keeps_the_finished_run_aside(tmp_path):
+    own_data(tmp_path, "train")
+    (tmp_path / "exp" / "best" / "model.safetensors").write_text("hours of training")
+    done, _ = own_data(tmp_path, "train", "OVERRIDES=model.cel=gru", fails="train")  # a mistyped key
+    assert done.returncode != 0
+    assert (tmp_path / "exp" / "replaced" / "best" / "model.safetensors").read_text() == "hours of training"
+    assert not (tmp_path / "exp" / "best").exists()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_run_killed_before_arguments_stamps_existed_is_resumed_not_replaced(tmp_path):
+    own_data(tmp_path, "train")
+    checkpoint = tmp_path / "exp" / "last" / "train_state.pt"  # killed: a checkpoint and no train.done
+    checkpoint.parent.mkdir()
+    checkpoint.write_text("")
+    (tmp_path / "exp" / "train.done").unlink()
+    for stamps in (tmp_path / "data" / ".args", tmp_path / "exp" / ".args"):
+        shutil.rmtree(stamps)
+    done, calls = own_data(tmp_path, "train")
+    assert done.returncode == 0, done.stderr
+    assert [call[0] for call in calls] == ["train"] and "--resume" in calls[0]
+    assert checkpoint.is_file() and up_to_date(tmp_path, "train")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize("setting", ["EXP=", "EXP=/", "DATA=", "EXP=exp/*", "EXP=exp/run?", "EXP=exp/[ab]"])
+def test_a_data_or_exp_that_is_empty_the_root_or_a_pattern_is_refused_before_anything_runs(tmp_path, setting):
+    # training moves the old run's files aside by their paths under EXP: a pattern there would
+    # match other runs' folders too
+    done, calls = own_data(tmp_path, setting)
+    assert done.returncode != 0 and calls == []
+    assert f'{setting.split("=")[0]}="' in done.stderr  # names the variable
+    assert len([line for line in done.stderr.splitlines() if "***" in line]) == 1
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize("version", ["3.81", "4.1"])
+def test_a_make_older_than_4_2_is_refused_with_the_version_it_needs(tmp_path, version):
+    # make 3.81 reads no stamp ($(file <) is 4.2's): it would retrain at every run
+    done, calls = own_data(tmp_path, f"MAKE_VERSION={version}")
+    assert done.returncode != 0 and calls == []
+    assert f"GNU make {version} is too old" in done.stderr and "4.2 or newer" in done.stderr
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_arguments_with_quotes_spaces_dollars_hashes_percents_and_commas_are_kept_exactly(tmp_path):
+    source = "SRC=my recordings/it's"  # a path with a space and a quote
+    tricky = "OVERRIDES=a='b c' d=$$HOME e=f#g h=100% i=j,k l=\"m\""
+    done, calls = own_data(tmp_path, source, tricky)
+    assert done.returncode == 0, done.stderr
+    assert "my recordings/it's" in calls[0] and "a=b c" in calls[1]  # as the shell gave them
+    assert "a='b c' d=$HOME e=f#g h=100% i=j,k l=\"m\"" in (tmp_path / "exp" / ".args" / "train").read_text()
+    assert up_to_date(tmp_path, source, tricky)
+    assert not up_to_date(tmp_path, source, tricky.replace("100%", "10%"))
+    assert not up_to_date(tmp_path, "SRC=my recordings/its", tricky)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_trailing_slash_on_data_or_exp_redoes_no_stage(tmp_path):
+    own_data(tmp_path)  # then the same folders as a shell's completion gives them
+    assert up_to_date(tmp_path, f"DATA={tmp_path / 'data'}/", f"EXP={tmp_path / 'exp'}/")

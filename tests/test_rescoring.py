@@ -325,6 +325,24 @@ def test_export_makes_one_package_that_rescores_by_default_and_decodes_alone_whe
     assert read_rescoring(in_place / "rescoring.yaml")[0] == [str(in_place), str(in_place / "system2")]
 
 
+def test_exporting_a_package_that_rescores_copies_all_its_systems_and_its_tuned_rescoring(
+        packages, phone_model, tiny_corpus, tmp_path, capsys):
+    # It used to copy the first system alone, silently: the copy then decoded by beam search.
+    first, _ = packages
+    valid = str(tiny_corpus / "valid.jsonl")
+    tuned = RescoringTuneResult(RescoringOptions((1.0, 0.5), 1.0, 0.0, 4), 1.0, 1.0)
+    write_rescoring(tmp_path / "r.yaml", [first, phone_model], tuned, valid)
+    assert main(["export", str(tmp_path / "r.yaml"), str(tmp_path / "pkg")]) == 0
+    capsys.readouterr()
+    assert main(["export", str(tmp_path / "pkg"), str(tmp_path / "copy")]) == 0
+    assert "copied whole, with its 2 systems" in capsys.readouterr().out
+    assert (tmp_path / "copy" / "system2" / "model.safetensors").is_file()
+    assert read_rescoring(tmp_path / "copy" / "rescoring.yaml")[1:] == read_rescoring(tmp_path / "pkg" / "rescoring.yaml")[1:]
+    assert main(["export", str(tmp_path / "pkg"), str(tmp_path / "half"), "--half"]) == 0  # the first system alone
+    assert "only its first system is exported" in capsys.readouterr().err
+    assert not (tmp_path / "half" / "rescoring.yaml").exists()
+
+
 def assert_the_retuning_hint_runs(printed: str, dev: str) -> None:
     """`asr export RESCORING.yaml` says how to re-tune the package: that command, on ``dev``, works."""
     import re

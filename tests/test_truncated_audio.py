@@ -144,6 +144,31 @@ def test_a_whole_mp3_reads_whole_with_no_warning(tmp_path, capfd):
     assert capfd.readouterr().err == ""
 
 
+def test_opening_a_whole_mp3_leaves_fd_2_alone_so_no_other_thread_s_line_is_lost(tmp_path, monkeypatch):
+    # fd 2 is the whole process's: quieting it for every MP3 lost the lines other threads wrote
+    # meanwhile (the training loop's, while loader threads opened MP3s). Only a file whose size
+    # is off its tag's, on which libmpg123 has something to say, is quieted.
+    import asr.audio
+
+    data = mp3(tmp_path)
+    cut_path = cut(tmp_path, "cut.mp3", data[: len(data) // 2])
+    quieted, real = [], asr.audio.quiet_stderr
+    monkeypatch.setattr(asr.audio, "quiet_stderr", lambda when=True: quieted.append(bool(when)) or real(when))
+    load_audio(tmp_path / "whole.mp3", RATE), audio_info(tmp_path / "whole.mp3")
+    assert quieted and not any(quieted)
+    audio_info(cut_path)
+    assert any(quieted)
+
+
+def test_an_mp3_holding_more_than_its_tag_says_is_read_as_far_as_the_tag_says_with_a_warning(tmp_path, capfd):
+    data = mp3(tmp_path)
+    path = cut(tmp_path, "joined.mp3", data + data)  # two files joined with cat: libmpg123 stops at the first's end
+    assert load_audio(path, RATE).numel() == audio_info(path).frames == 2 * RATE
+    assert capfd.readouterr().err.splitlines() == [
+        f"asr: warning: {path}: {len(data)} bytes past the MP3 stream length its Xing/Info tag gives (another file "
+        "joined to it?): only the part before them is read"]
+
+
 def test_an_mp3_without_a_length_tag_is_not_called_truncated_for_decoding_short_of_libmpg123s_guess(tmp_path, capfd):
     if shutil.which("sox") is None or "mp3" not in subprocess.run(["sox", "-h"], capture_output=True, text=True).stdout:
         pytest.skip("sox with MP3 support writes an MP3 without a Xing tag")
