@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
                        help="hypotheses kept per frame (default: MODEL/decoding.yaml's with an LM, else 50)")
         g.add_argument("--beam-size-token", type=positive(int),
                        help="tokens tried per frame, the likeliest (default: all)")
-        g.add_argument("--beam-threshold", type=float)
+        g.add_argument("--beam-threshold", type=positive(float, zero=True))  # NaN would keep no hypothesis
         g.add_argument("--lm-weight", type=float)
         g.add_argument("--word-score", type=float, help="added per word (insertion bonus)")
         g.add_argument("--blank-penalty", type=float, help="subtracted from the blank's log-prob at every frame")

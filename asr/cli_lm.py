@@ -110,8 +110,8 @@ def add_lm_parser(sub) -> None:
     t.add_argument("--beam-size-token", type=positive(int),
                    help="tokens tried per frame, the likeliest (default: all); "
                    "stored with the weights")
-    t.add_argument("--beam-threshold", type=float, help="drop hypotheses this far below the best (default 25); "
-                   "stored with the weights")
+    t.add_argument("--beam-threshold", type=positive(float, zero=True),  # NaN would keep no hypothesis
+                   help="drop hypotheses this far below the best (default 25); stored with the weights")
     t.add_argument("--batch-seconds", type=positive(float), default=300.0,
                    help="audio per model run, in seconds (default 300; less needs less memory)")
     t.add_argument("--decode-workers", type=positive(int), default=min(2, os.cpu_count() or 1))

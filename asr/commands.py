@@ -123,6 +123,9 @@ def cmd_tune_rescoring(args) -> int:
         return 2
     check_writable(args.output)  # before the systems search, not after
     utterances = read_manifest(args.manifest)
+    if not utterances:  # before the systems load
+        print_error(f"{args.manifest}: no utterances to tune on")
+        return 2
     models = [args.model, *args.combine]
     args.decoder = "auto"
     systems = [load_transcriber(as_packaged(args, m), rescore=False) for m in models]

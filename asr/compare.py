@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from asr.metrics import paired_bootstrap
-from asr.report import Report, load_report, no_common_utterances
+from asr.report import Report, ReportError, load_report, no_common_utterances
 from asr.report_text import pct, sclite_lines
 
 
@@ -30,6 +30,9 @@ class Comparison:
 
 def compare_reports(dir_a: str | Path, dir_b: str | Path) -> Comparison:
     a, b = load_report(dir_a), load_report(dir_b)
+    for name, report in ((dir_a, a), (dir_b, b)):  # said as it is, not as "no utterance ids in common"
+        if not report.utterances:
+            raise ReportError(f"{name}: the report has no utterances, so nothing to compare")
     a.by_id(dir_a)  # refuses repeated ids, as B's
     by_id = b.by_id(dir_b)
     common = [u for u in a.utterances if u.id in by_id]
@@ -55,7 +58,10 @@ def render_comparison(c: Comparison, limit: int = 0) -> str:
         lines.append(f"{key.upper():8}{pct(sa[key]):>10}{pct(sb[key]):>10}{100 * (sb[key] - sa[key]):>+9.2f}%")
     for key in ("substitutions", "deletions", "insertions"):
         lines.append(f"{key[:3]:8}{sa[key]:>10}{sb[key]:>10}{sb[key] - sa[key]:>+10}")
-    lines.append(_significance(c))
+    if c.reference_differs:  # the bootstrap scores both on A's references: its "B - A" would not be the table's
+        lines.append("WER B - A: not tested for significance, as the references differ")
+    else:
+        lines.append(_significance(c))
     better, worse = c.changes()
     lines.append(f"better in B: {len(better)}, worse in B: {len(worse)}, "
                  f"unchanged: {len(c.a.utterances) - len(better) - len(worse)}")

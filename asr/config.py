@@ -89,13 +89,13 @@ class ModelConfig:
         _check_choice("model.cell", self.cell, ("rnn_tanh", "rnn_relu", "lstm", "gru"))
         _check_choice("model.norm", self.norm, ("layer", "batch", "none"))
         _check_choice("model.subsampling", self.subsampling, ("conv", "stack"))
+        for name in ("num_layers", "hidden_size", "subsampling_factor", "conv_channels"):
+            _check_at_least(f"model.{name}", getattr(self, name), 1)
         if self.subsampling == "conv" and self.subsampling_factor not in (1, 2, 4, 8):
-            raise ConfigError("model.subsampling_factor for conv must be 1, 2, 4 or 8")
-        if self.num_layers < 1 or self.hidden_size < 1 or self.subsampling_factor < 1:
-            raise ConfigError("model.num_layers, hidden_size and subsampling_factor must be >= 1")
-        _check_at_least("model.conv_channels", self.conv_channels, 1)
+            raise ConfigError(f"model.subsampling_factor must be 1, 2, 4 or 8 with model.subsampling=conv "
+                              f"(any >= 1 with stack), got {self.subsampling_factor}")
         if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError("model.dropout must be in [0, 1)")
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
 
 
 @dataclass(frozen=True)

@@ -5,8 +5,10 @@ back (a run's config.yaml, a model directory's)."""
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import math
 import os
+import re
 import typing
 from pathlib import Path
 
@@ -16,9 +18,64 @@ from asr.atomic import write_text_atomic
 from asr.config import Config, ConfigError
 
 
+class _TextLoader(yaml.SafeLoader):
+    """YAML that leaves every plain scalar but null as its text, for ``coerce`` to read by the field's
+    type: PyYAML's YAML 1.1 would make ``output_dir: 0755`` the number 493, ``2024-05-01`` a date,
+    ``num_layers: 010`` 8 and ``lr: 1:30`` 90. A key given twice is refused (PyYAML keeps the last)."""
+
+
+_KEPT_TAGS = ("tag:yaml.org,2002:null", "tag:yaml.org,2002:merge")  # `<<: *defaults` still merges
+_TextLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag in _KEPT_TAGS]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
+
+
+def _construct_unique_mapping(loader, node):
+    seen = {}
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults`: its keys may be overridden here
+            continue
+        key = loader.construct_object(key_node)
+        if not isinstance(key, typing.Hashable):
+            break  # refused as such by construct_mapping
+        if key in seen:
+            raise yaml.constructor.ConstructorError(
+                "while reading a mapping", node.start_mark,
+                f"the key {key!r} is given twice (first on line {seen[key] + 1})", key_node.start_mark)
+        seen[key] = key_node.start_mark.line
+    return loader.construct_mapping(node)
+
+
+_TextLoader.add_constructor("tag:yaml.org,2002:map", _construct_unique_mapping)
+
+
+def read_yaml_text(text: str):
+    """A config's YAML: scalars as text (null as None), a repeated key refused (yaml.YAMLError)."""
+    return yaml.load(text, Loader=_TextLoader)
+
+
+_BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
+_INT = re.compile(r"[-+]?[0-9]+(\.0*)?")  # decimal, as written; an integral 7.0 too
+_YAML_INF = re.compile(r"([-+]?)\.inf", re.IGNORECASE)
+
+
+def _float_text(text: str) -> float | None:
+    """YAML's spellings of a number (``1e-3``, ``.inf``, ``.nan``), else None."""
+    if infinite := _YAML_INF.fullmatch(text):
+        return -math.inf if infinite.group(1) == "-" else math.inf
+    if text.lower() == ".nan":
+        return math.nan  # refused by name by the field's range check
+    try:
+        number = float(text)
+    except ValueError:
+        return None
+    # Python also reads "inf", "nan" and "1_000"; YAML does not
+    return number if math.isfinite(number) and "_" not in text else None
+
+
 def coerce(name: str, value, annotation):
-    """Convert a YAML value to a field's declared type, or raise ConfigError naming ``name``.
-    Also checks the search settings a model stores in decoding.yaml."""
+    """Convert a YAML value (typed, or text as ``read_yaml_text`` leaves it) to a field's declared type,
+    or raise ConfigError naming ``name``. Also checks the search settings a model stores in decoding.yaml."""
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if annotation is typing.Any:
@@ -29,29 +86,30 @@ def coerce(name: str, value, annotation):
         inner = [a for a in args if a is not type(None)]
         return coerce(name, value, inner[0])
     if origin is tuple:
+        if isinstance(value, str) and "," in value:  # speed_factors=0.9,1.0,1.1 as well as [0.9, 1.0, 1.1]
+            value = [part.strip() for part in value.split(",")]
         if not isinstance(value, (list, tuple)):
             value = [value]
         return tuple(coerce(name, v, args[0]) for v in value)
     if annotation is bool:
         if isinstance(value, bool):
             return value
+        if isinstance(value, str) and value.lower() in _BOOLS:
+            return _BOOLS[value.lower()]
         raise ConfigError(f"{name}: expected true/false, got {value!r}")
     if annotation is int:
         if isinstance(value, int) and not isinstance(value, bool):
             return value
         if isinstance(value, float) and value.is_integer():
             return int(value)
+        if isinstance(value, str) and _INT.fullmatch(value.strip()):
+            return int(float(value)) if "." in value else int(value)
         raise ConfigError(f"{name}: expected an integer, got {value!r}")
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             return float(value)
-        if isinstance(value, str):  # YAML 1.1 reads "3e-3" (no dot) as a string
-            try:
-                number = float(value)
-            except ValueError:
-                number = None
-            if number is not None and math.isfinite(number):
-                return number
+        if isinstance(value, str) and (number := _float_text(value.strip())) is not None:
+            return number
         raise ConfigError(f"{name}: expected a number, got {value!r}")
     if annotation is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
@@ -77,9 +135,9 @@ def _build(cls, data: dict, prefix: str):
         raise ConfigError(f"{prefix or 'config'}: expected a mapping, got {data!r}")
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    unknown = sorted(set(data) - names, key=str)
     if unknown:
-        raise ConfigError(f"unknown key(s) in {prefix or 'config'}: {', '.join(unknown)}")
+        raise ConfigError(f"unknown key(s) in {prefix or 'config'}: {', '.join(map(_with_suggestion(names), unknown))}")
     kwargs = {}
     for name, value in data.items():
         key = f"{prefix}.{name}" if prefix else name
@@ -91,6 +149,13 @@ def _build(cls, data: dict, prefix: str):
             if key in PATH_KEYS:
                 kwargs[name] = _expand_user(kwargs[name])
     return cls(**kwargs)
+
+
+def _with_suggestion(names):
+    def named(key) -> str:
+        close = difflib.get_close_matches(str(key), sorted(names), n=1)
+        return f"{key} (did you mean {close[0]}?)" if close else str(key)
+    return named
 
 
 def config_from_dict(data: dict) -> Config:
@@ -107,7 +172,11 @@ def parse_overrides(overrides: list[str]) -> dict:
         parts = key.strip().split(".")
         if len(parts) != 2 or not all(parts):
             raise ConfigError(f"override key {key!r} must be section.name, e.g. train.lr")
-        nested.setdefault(parts[0], {})[parts[1]] = yaml.safe_load(raw) if raw else ""
+        try:
+            value = read_yaml_text(raw) if raw else ""
+        except yaml.YAMLError as e:
+            raise ConfigError(f"override {item!r}: not a YAML value ({' '.join(str(e).split())})") from None
+        nested.setdefault(parts[0], {})[parts[1]] = value  # a repeated key: the last one wins
     return nested
 
 
@@ -127,16 +196,29 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
         try:
-            data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"{path}: not valid YAML: {e}") from None
+            data = read_yaml_text(path.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as e:  # one line: PyYAML's message spans several, with a caret under the spot
+            raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
         except UnicodeDecodeError as e:  # e.g. an audio file given for the config
             raise ConfigError(f"{path}: not valid YAML: not UTF-8 text (byte {e.object[e.start]:#04x} at "
                               f"position {e.start})") from None
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping of sections")
+    from_file = data
     data = _merge(data, parse_overrides(list(overrides)))
-    return config_from_dict(data)
+    try:
+        return config_from_dict(data)
+    except ConfigError as e:
+        if path is None:
+            raise
+        if overrides:  # the file's own mistake, or one the overrides made?
+            try:
+                config_from_dict(from_file)
+            except ConfigError:
+                pass
+            else:
+                raise ConfigError(f"{e} (from the overrides {' '.join(overrides)} to {path})") from None
+        raise ConfigError(f"{path}: {e}") from None
 
 
 def save_config(config: Config, path: str | Path) -> None:

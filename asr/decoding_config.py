@@ -51,7 +51,7 @@ def read_decoding_defaults(model_dir: str | Path | None) -> dict:
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
-        raise LMError(f"{path}: not valid YAML ({e})") from None
+        raise LMError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None  # one line, as configs say it
     if not isinstance(data, dict):
         raise LMError(f"{path}: expected a mapping of settings")
     return data

@@ -15,6 +15,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Iterator
 
@@ -27,6 +28,9 @@ from asr.audio import (BLOCK_SECONDS, SNDFILE_EXTENSIONS, AudioError, _open_prob
 FFMPEG_EXTENSIONS = {".m4a", ".mp4", ".aac", ".webm", ".mkv", ".mov", ".wma", ".amr", ".3gp", ".avi", ".mpeg"}
 AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS
 STDIN = "-"
+# A named pipe's open() waits, silently, until some program opens it to write: after this long
+# the user is told what the run is waiting for (a mkfifo with no writer would look like a hang).
+PIPE_WAIT_NOTE_SECONDS = 5.0
 
 
 class InputError(Exception):
@@ -96,7 +100,7 @@ def stream_audio(path: str, sample_rate: int, block_seconds: float = BLOCK_SECON
     any container. Raises AudioError naming the file: unreadable, empty, NaN samples, ..."""
     if path != STDIN and is_stream(path):  # a named pipe or device: read as stdin is
         try:
-            with open(path, "rb") as stream:
+            with _open_pipe(path) as stream:
                 yield from _stream_blocks(stream, path, sample_rate, block_seconds)
         except OSError as e:
             raise AudioError(path, f"read error ({e.strerror or e})") from None
@@ -110,6 +114,22 @@ def stream_audio(path: str, sample_rate: int, block_seconds: float = BLOCK_SECON
     if p.is_file() and p.stat().st_size == 0:
         raise AudioError(path, "file is empty (0 bytes)")
     yield from _sndfile_blocks(str(p), path, sample_rate, block_seconds)
+
+
+def _open_pipe(path: str):
+    """``open(path, "rb")`` for a named pipe, saying on stderr, once it has waited
+    ``PIPE_WAIT_NOTE_SECONDS`` for a writer, that it is waiting for one."""
+    def note():
+        sys.stderr.write(f"asr: {path}: waiting for a program to write to this named pipe (Ctrl-C to stop)\n")
+        sys.stderr.flush()
+
+    timer = threading.Timer(PIPE_WAIT_NOTE_SECONDS, note)
+    timer.daemon = True
+    timer.start()
+    try:
+        return open(path, "rb")
+    finally:
+        timer.cancel()
 
 
 def _stream_blocks(stream, name: str, sample_rate: int, block_seconds: float) -> Iterator[np.ndarray]:

@@ -178,6 +178,9 @@ def cmd_lm_tune(args) -> int:
     if not args.dry_run:
         check_writable(Path(args.model) / DECODING_FILE)  # before the grid, not after it
     utterances = read_manifest(args.manifest)
+    if not utterances:  # before the model loads (as evaluate says it)
+        print_error(f"{args.manifest}: no utterances to tune on")
+        return 2
     transcriber = load_model(args.model, decoder="greedy", device=args.device)
     given = {"beam_size": args.beam_size, "beam_size_token": args.beam_size_token,
              "beam_threshold": args.beam_threshold}  # None: not given, BeamSearchOptions' default
@@ -215,6 +218,9 @@ def cmd_priors(args) -> int:
         return 2
     check_writable(Path(args.model) / PRIORS_FILE)  # before the model runs over the manifest
     utterances = read_manifest(args.manifest)[:: args.every]
+    if not utterances:
+        print_error(f"{args.manifest}: no utterances to estimate token priors from")
+        return 2
     transcriber = load_model(args.model, decoder="greedy", device=args.device)
     priors, frames, skipped = estimate_priors(transcriber, utterances, args.batch_seconds)
     for path, reason in skipped:

@@ -15,6 +15,7 @@ manifest its weights were tuned on, ...) by paths that hold on another machine: 
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ from safetensors.torch import load_file, save_file
 
 from asr.atomic import atomic_dir, write_text_atomic
 from asr.config import Config, ConfigError
-from asr.config_files import PATH_KEYS, config_from_dict, save_config
+from asr.config_files import PATH_KEYS, config_from_dict, read_yaml_text, save_config
 from asr.model import AcousticModel
 from asr.tokenizers import TOKENIZER_FILE, Tokenizer, TokenizerError, load_tokenizer
 
@@ -86,28 +87,79 @@ def load_model_dir(path: str | Path | None = None, device: str | torch.device = 
     missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
     if missing:
         raise ModelDirError(f"{path}: not a model directory (missing {', '.join(missing)})")
-    try:
-        config = config_from_dict(yaml.safe_load((path / "config.yaml").read_text()) or {})
-    except (ConfigError, yaml.YAMLError) as e:
-        raise ModelDirError(f"{path / 'config.yaml'}: {e}") from None
+    config = _read_config(path / "config.yaml")
     try:
         tokenizer = load_tokenizer(path / TOKENIZER_FILE)
     except TokenizerError as e:
         raise ModelDirError(str(e)) from None
     model = AcousticModel(config.features, config.model, len(tokenizer))
+    weights = path / "model.safetensors"
     try:
-        state = load_file(str(path / "model.safetensors"))
+        state = load_file(str(weights))
     except SafetensorError as e:
-        raise ModelDirError(f"{path / 'model.safetensors'}: not readable weights ({e})") from None
+        raise ModelDirError(f"{weights}: not readable weights ({e})") from None
+    _check_weights(weights, state, model.state_dict(), len(tokenizer))
     reference = model.state_dict()
-    state = {k: v.to(reference[k].dtype) if k in reference else v for k, v in state.items()}
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as e:
-        raise ModelDirError(f"{path / 'model.safetensors'}: weights do not fit config.yaml ({e})") from None
-    model.frontend.normalizer.load(path / "cmvn.json")
+    model.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()})
+    mean, std = _read_cmvn(path / "cmvn.json", model.frontend.normalizer.mean.numel())
+    model.frontend.normalizer.set_stats(mean, std)
     model.eval().to(device)
     return LoadedModel(config, model, tokenizer, path)
+
+
+def _read_config(path: Path) -> Config:
+    try:  # as a config file is read (asr.config_files): a repeated key is refused, not the last one taken
+        return config_from_dict(read_yaml_text(path.read_text(encoding="utf-8")) or {})
+    except ConfigError as e:
+        newer = " (a model from a newer asr?)" if str(e).startswith("unknown key") else ""
+        raise ModelDirError(f"{path}: {e}{newer}") from None
+    except yaml.YAMLError as e:
+        raise ModelDirError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise ModelDirError(f"{path}: unreadable ({e})") from None
+
+
+def _check_weights(path: Path, state: dict, reference: dict, outputs: int) -> None:
+    """One line naming what does not fit; load_state_dict's message lists every tensor on lines of its own."""
+    head = reference.get("head.weight")
+    stored = state.get("head.weight")
+    if head is not None and stored is not None and stored.shape[:1] != head.shape[:1]:
+        raise ModelDirError(f"{path}: weights for {stored.shape[0]} output units, but {TOKENIZER_FILE} has "
+                            f"{outputs}: the tokenizer is not the one these weights were trained with")
+    missing, unexpected = sorted(reference.keys() - state.keys()), sorted(state.keys() - reference.keys())
+    resized = [k for k in reference.keys() & state.keys() if state[k].shape != reference[k].shape]
+    problems = [f"{len(names)} {what} (e.g. {names[0]})" for names, what in (
+        (missing, "missing"), (unexpected, "not in the model"), (sorted(resized), "of another shape")) if names]
+    if problems:
+        raise ModelDirError(f"{path}: weights do not fit config.yaml: {'; '.join(problems)}")
+    for name, tensor in state.items():
+        if reference[name].is_floating_point() and not tensor.is_floating_point():
+            raise ModelDirError(f"{path}: {name} is stored as {tensor.dtype}, not floating point")
+        if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):  # a run that diverged
+            raise ModelDirError(f"{path}: {name} holds NaN or infinite weights")
+
+
+def _read_cmvn(path: Path, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """The feature statistics, checked: a NaN or a std <= 0 would turn every feature into NaN or noise."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise ModelDirError(f"{path}: unreadable feature statistics ({e})") from None
+    stats = []
+    for key in ("mean", "std"):
+        values = data.get(key) if isinstance(data, dict) else None
+        if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                   for v in values):
+            raise ModelDirError(f"{path}: {key!r} must be a list of numbers")
+        if len(values) != dim:
+            raise ModelDirError(f"{path}: {len(values)} {key} values for features of dimension {dim} "
+                                f"(config.yaml's features)")
+        if not all(map(math.isfinite, values)):
+            raise ModelDirError(f"{path}: {key!r} holds NaN or infinite values")
+        stats.append(torch.tensor(values, dtype=torch.float32))
+    if not bool((stats[1] > 0).all()):
+        raise ModelDirError(f"{path}: 'std' holds values <= 0")
+    return stats[0], stats[1]
 
 
 def portable_path(path: str, root: Path | None = SOURCE_ROOT, cwd: str | Path | None = None) -> str:

@@ -35,12 +35,16 @@ def estimate_priors(transcriber: Transcriber, utterances: Sequence[Utterance], b
     frames are those transcribe runs (``readable_batches``): silence is left out, and an utterance
     of the segmenter's ``max_seconds`` or more is run in the pieces it is cut into at pauses."""
     skipped: list[tuple[str, str]] = []
+    silent: list[str] = []
     total, frames = torch.zeros(len(transcriber.tokenizer), dtype=torch.float64), 0
-    for waves, _ in readable_batches(transcriber, list(utterances), batch_seconds, skipped):
+    for waves, _ in readable_batches(transcriber, list(utterances), batch_seconds, skipped, silent):
         log_probs, lengths = transcriber.log_probs(waves)
         valid = torch.arange(log_probs.shape[1])[None, :] < lengths[:, None]
         total += log_probs.double().exp()[valid].sum(0)
         frames += int(valid.sum())
+    if frames == 0 and silent:  # read, but nothing to run the model on: not "unreadable"
+        raise ManifestError(f"no speech to estimate token priors from: {len(silent)} of {len(utterances)} "
+                            f"utterances are silent" + (f", {len(skipped)} unreadable" if skipped else ""))
     if frames == 0:
         raise ManifestError(none_readable(len(utterances), skipped, "to estimate token priors from"))
     return (total / frames).tolist(), frames, skipped

@@ -274,6 +274,8 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
             pooled[scale].append(Candidates([], [[] for _ in combined.systems], []))
     if not refs:
         raise RescoringError(none_readable(len(utterances), skipped, "to tune on"))
+    if len(refs) == len(silent):  # every point would score the same: the "best" would be the grid's first
+        raise RescoringError(f"no speech to tune on: all {len(silent)} readable utterances are silent")
     lists = [c.texts for c in pooled[prior_scales[0]]]  # per piece
     # the first system's best (n-best lists are pooled in order), as evaluate scores it
     whole_refs, first_hyps = join_pieces(refs, [normalize_text(texts[0]) if texts else "" for texts in lists])

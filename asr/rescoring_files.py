@@ -61,7 +61,28 @@ def read_rescoring(path: str | Path) -> tuple[list[str], RescoringOptions]:
         raise RescoringError(f"{path}: not a rescoring file ({type(e).__name__}: {e})") from None
     if len(models) < (1 if options.rnnlm else 2) or len(models) != len(options.weights):
         raise RescoringError(f"{path}: expected two or more models (or one and an RNN LM) and one weight per model")
+    if problem := _bad_value(data, options):
+        raise RescoringError(f"{path}: {problem}")
     return models, options
+
+
+def _bad_value(data: dict, o: RescoringOptions) -> str | None:
+    """What is wrong with a hand-edited file's values, else None: a NaN weight ranks candidates at
+    random, a negative one turns a system's -inf (cannot spell it) into +inf, and ``int()`` would
+    quietly take nbest 2.7 as 2 (and True as 1)."""
+    nbest = data.get("nbest", o.nbest)
+    if isinstance(nbest, bool) or not isinstance(nbest, (int, float)) or nbest != int(nbest) or nbest < 1:
+        return f"nbest must be a whole number of at least 1, got {nbest!r}"
+    numbers = {"lm_weight": o.lm_weight, "word_score": o.word_score, "prior_scale": o.prior_scale,
+               "rnnlm_lambda": o.rnnlm_lambda, **{f"weights[{i}]": w for i, w in enumerate(o.weights)}}
+    for name, value in numbers.items():
+        if not math.isfinite(value):
+            return f"{name} must be a finite number, got {value}"
+    if min(o.weights) < 0 or o.prior_scale < 0:
+        return f"weights and prior_scale must be at least 0, got {min(min(o.weights), o.prior_scale):g}"
+    if not 0 <= o.rnnlm_lambda <= 1:
+        return f"rnnlm_lambda is the RNN LM's share: between 0 and 1, got {o.rnnlm_lambda:g}"
+    return None
 
 
 RESCORING_FILE = "rescoring.yaml"  # in a model directory: the package rescores with these systems

@@ -1,8 +1,9 @@
 """Long audio in bounded memory: stream a source in blocks, cut it into segments at pauses.
 
 A source (``asr.inputs``) yields mono float32 blocks at the model's rate. ``Segmenter`` keeps at
-most ``max_seconds`` of them, and cuts where the short-time energy is lowest (the middle of the
-longest, quietest pause) in the second half of that window. Energy-based VAD needs no extra
+most ``max_seconds`` of them, and cuts in the middle of the first pause of ``pause_seconds``
+after ``min_seconds`` (quiet: ``quiet_db`` below the loudest frame), else where the short-time
+energy is lowest (the middle of the longest, quietest pause) in the second half of that window. Energy-based VAD needs no extra
 package and no model run, and the cut only has to avoid splitting a word: the model itself
 decides what is speech. Segments of digital silence are flagged ``silent`` and not transcribed.
 
@@ -24,13 +25,17 @@ import torch
 @dataclass(frozen=True)
 class SegmenterOptions:
     max_seconds: float = 20.0  # the model was trained on utterances of a few seconds to ~20 s
-    min_seconds: float = 5.0  # never cut before this much audio (unless the file ends)
+    min_seconds: float = 2.0  # never cut before this much audio (unless the file ends)
     frame_seconds: float = 0.025  # energy frame
     smooth_seconds: float = 0.3  # the quietest 300 ms is taken as the pause to cut in
     silence_rms: float = 1e-4  # a segment quieter than this (about -80 dBFS) is not transcribed
     trim_after_seconds: float = 1.0  # quiet edges longer than this are cut (0: never) ...
     trim_margin_seconds: float = 0.5  # ... down to this much
     quiet_db: float = 40.0  # quiet: this far below the segment's loudest energy frame
+    # Cut at the first quiet stretch this long after min_seconds (0: never): a model trained on
+    # single utterances decodes a recording better one utterance a segment (bench/segment_long_files.py:
+    # 0.8-5 points of WER on recordings of valid clips; README.md).
+    pause_seconds: float = 0.5
 
 
 @dataclass(frozen=True)
@@ -86,13 +91,34 @@ class Segmenter:
         start = 0  # sample offset of buffer[0] in the file
         for block in blocks:
             buffer = np.concatenate([buffer, block]) if buffer.size else np.asarray(block, dtype=np.float32)
-            while buffer.size >= max_len:
-                cut = quietest_point(buffer, rate, max(min_len, max_len // 2), max_len, opts)
+            while buffer.size >= max_len or (opts.pause_seconds and buffer.size > min_len):
+                cut = self._pause(buffer, min_len, max_len) if opts.pause_seconds else None
+                if cut is None:
+                    if buffer.size < max_len:
+                        break
+                    cut = quietest_point(buffer, rate, max(min_len, max_len // 2), max_len, opts)
                 cut = min(max(cut // self.align * self.align, self.align), max_len)
                 yield from self._emit(buffer[:cut], start)
                 buffer, start = buffer[cut:].copy(), start + cut
         if buffer.size:
             yield from self._emit(buffer, start)
+
+    def _pause(self, samples: np.ndarray, after: int, within: int) -> int | None:
+        """The middle of the first quiet stretch of ``pause_seconds`` or more that ends (speech
+        follows it) within the first ``within`` samples, its middle past ``after``; or None. A frame
+        is quiet ``quiet_db`` below the loudest one before it: decided by what came before, so
+        that the cuts do not depend on how much audio each block brings."""
+        opts, rate = self.options, self.sample_rate
+        frame = max(1, int(opts.frame_seconds * rate))
+        energy = frame_energy(samples[:within], frame)
+        louder = np.concatenate([[0.0], np.maximum.accumulate(energy)[:-1]]) if energy.size else energy
+        quiet = np.concatenate([[False], energy < louder * 10 ** (-opts.quiet_db / 10)])
+        edges = np.flatnonzero(np.diff(quiet.astype(np.int8)))  # starts and ends of quiet runs, in turn
+        need = opts.pause_seconds / opts.frame_seconds
+        for lo, hi in zip(edges[::2], edges[1::2]):  # quiet frames [lo, hi), speech at hi
+            if hi - lo >= need and (lo + hi) // 2 * frame > after:
+                return (lo + hi) // 2 * frame
+        return None
 
     def is_silent(self, samples: np.ndarray) -> bool:
         """Below ``silence_rms`` throughout: a model run would only make text up (evaluate, tuning

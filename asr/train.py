@@ -57,6 +57,10 @@ def check_trainable(cfg: Config) -> None:
     for manifest in (cfg.train.train_manifest, cfg.train.valid_manifest):
         if manifest and not Path(manifest).is_file():
             read_manifest(manifest)  # raises its one-line error (not found, a directory); reads nothing
+    a, dim = cfg.augment, cfg.features.dim
+    if a.freq_masks > 0 and a.freq_mask_width >= dim:  # (a saved model may hold such a config: refused here only)
+        raise ConfigError(f"augment.freq_mask_width {a.freq_mask_width} is as wide as the {dim} features: a mask "
+                          f"could blank them all; give augment.freq_mask_width below {dim} (or augment.freq_masks=0)")
 
 
 def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) -> Path:

@@ -76,9 +76,14 @@ def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Seque
     """Grid search; ties go to the smaller LM weight, then the word score nearer 0, then the
     smaller blank penalty, then the smaller prior scale (which needs the decoder's token priors)."""
     start = time.perf_counter()
+    # A repeated value would only search the same point again.
+    prior_scales, lm_weights, word_scores, blank_penalties = (
+        list(dict.fromkeys(g)) for g in (prior_scales, lm_weights, word_scores, blank_penalties))
     batches, skipped, silent = model_outputs(transcriber, utterances, batch_seconds)
     if not batches and not silent:
         raise ManifestError(none_readable(len(utterances), skipped, "to tune on"))
+    if not batches:  # every point would score the same: the "best" would be the grid's first, stored as tuned
+        raise ManifestError(f"no speech to tune on: all {len(silent)} readable utterances are silent")
     greedy = _wer(GreedyDecoder(transcriber.tokenizer), batches, silent)
     grid = []
     for scale, lm_weight, word_score, penalty in itertools.product(prior_scales, lm_weights, word_scores,

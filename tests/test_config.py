@@ -128,9 +128,12 @@ def test_a_scalar_for_a_tuple_field_becomes_a_one_element_tuple():
     assert load_config(None, ["augment.speed_factors=1"]).augment.speed_factors == (1.0,)
 
 
-def test_parse_overrides_builds_a_nested_dict():
-    assert parse_overrides(["train.lr=0.5", "model.cell=gru", "train.epochs=2"]) == {
-        "train": {"lr": 0.5, "epochs": 2}, "model": {"cell": "gru"}}
+def test_parse_overrides_builds_a_nested_dict_of_yaml_values_with_scalars_as_text():
+    # scalars stay text until coerce reads them by the field's type (asr.config_files.read_yaml_text)
+    assert parse_overrides(["train.lr=0.5", "model.cell=gru", "train.epochs=2", "augment.speed_factors=[1, 2]",
+                            "features.f_max=null"]) == {
+        "train": {"lr": "0.5", "epochs": "2"}, "model": {"cell": "gru"}, "augment": {"speed_factors": ["1", "2"]},
+        "features": {"f_max": None}}
 
 
 @pytest.mark.parametrize("override", ["train.lr", "lr=1", "train.lr.x=1", ".lr=1"])
@@ -182,6 +185,23 @@ def test_a_value_outside_the_allowed_choices_raises_config_error(override):
 def test_out_of_range_model_values_raise_config_error(override):
     with pytest.raises(ConfigError):
         load_config(None, [override])
+
+
+@pytest.mark.parametrize("override, message", [
+    ("model.num_layers=0", "model.num_layers must be >= 1, got 0"),
+    ("model.hidden_size=-3", "model.hidden_size must be >= 1, got -3"),
+    ("model.subsampling_factor=0", "model.subsampling_factor must be >= 1, got 0"),
+    ("model.subsampling_factor=3", r"model.subsampling_factor must be 1, 2, 4 or 8 with model.subsampling=conv "
+                                   r"\(any >= 1 with stack\), got 3"),
+    ("model.dropout=-0.1", r"model.dropout must be in \[0, 1\), got -0.1"),
+])
+def test_an_out_of_range_model_value_is_named_alone_with_the_value_given(override, message):
+    with pytest.raises(ConfigError, match=f"^{message}$"):
+        load_config(None, [override])
+
+
+def test_stacked_frames_take_any_subsampling_factor_of_at_least_one():
+    assert load_config(None, ["model.subsampling=stack", "model.subsampling_factor=3"]).model.subsampling_factor == 3
 
 
 @pytest.mark.parametrize("override", ["train.lr=-1", "train.lr=0", "train.lr=.nan", "train.lr=.inf", "train.epochs=0",

@@ -343,6 +343,20 @@ def test_exporting_a_package_that_rescores_copies_all_its_systems_and_its_tuned_
     assert not (tmp_path / "half" / "rescoring.yaml").exists()
 
 
+def test_tune_rescoring_on_silent_audio_alone_is_refused_and_writes_no_settings(packages, phone_model, tmp_path, capsys):
+    # Every grid point scored the same on it, and the grid's first was written as "tuned".
+    import numpy as np
+    import soundfile as sf
+
+    sf.write(str(tmp_path / "silence.wav"), np.zeros(16000, dtype=np.float32), 16000)
+    rows = [{"audio_filepath": str(tmp_path / "silence.wav"), "duration": 1.0, "text": f"hello {i}"} for i in range(2)]
+    (tmp_path / "silent.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["tune-rescoring", str(tmp_path / "silent.jsonl"), "--model", str(packages[0]), "--combine",
+                 str(phone_model), "-o", str(tmp_path / "r.yaml"), "--nbest", "4", "--decode-workers", "1"]) == 2
+    assert "no speech to tune on: all 2 readable utterances are silent" in capsys.readouterr().err
+    assert not (tmp_path / "r.yaml").exists()
+
+
 def assert_the_retuning_hint_runs(printed: str, dev: str) -> None:
     """`asr export RESCORING.yaml` says how to re-tune the package: that command, on ``dev``, works."""
     import re

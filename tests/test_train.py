@@ -485,6 +485,13 @@ def test_training_without_a_train_manifest_says_it_is_not_set(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
+def test_a_frequency_mask_as_wide_as_the_features_is_refused_before_training(tiny_corpus, tmp_path):
+    # 13 MFCCs under small.yaml's 15-wide mask: a mask could blank every feature of a frame.
+    with pytest.raises(ConfigError, match=r"augment.freq_mask_width 15 is as wide as the 13 features"):
+        train(tiny_config(tiny_corpus, tmp_path / "run", "features.kind=mfcc", "features.n_mfcc=13"))
+    assert not (tmp_path / "run").exists()
+
+
 def test_noise_augmentation_trains_and_an_unusable_noise_folder_stops_the_run_before_it_starts(
         tiny_corpus, tmp_path, capsys):
     with pytest.raises(TrainingError, match="augment.noise_dir .*absent: not a directory"):

@@ -1,0 +1,150 @@
+"""The tuning and comparison tools met as a user meets them: odd grids, manifests with nothing to
+tune on, hand-edited rescoring files and reports that do not match refuse clearly, and never
+leave settings that were chosen from nothing."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import soundfile as sf
+import yaml
+
+from asr.cli import main
+from asr.compare import compare_reports, render_comparison
+from asr.decoding_config import DECODING_FILE, PRIORS_FILE
+from asr.evaluate import UtteranceResult
+from asr.report import ReportError, build_report, write_report
+from asr.rescoring import RescoringError
+from asr.rescoring_files import read_rescoring
+
+
+@pytest.fixture
+def model(tiny_model_dir, tmp_path):
+    shutil.copytree(tiny_model_dir, tmp_path / "model")
+    return tmp_path / "model"
+
+
+@pytest.fixture
+def tune_args(model, tiny_corpus, tmp_path):
+    lm = tmp_path / "lm.arpa"
+    assert main(["lm", "build", str(tiny_corpus / "train.jsonl"), "-o", str(lm), "--order", "2"]) == 0
+    return ["--model", str(model), "--lm", str(lm), "--lm-weights", "0.5", "--word-scores", "0", "--beam-size", "4",
+            "--decode-workers", "1"]
+
+
+@pytest.fixture
+def silent_manifest(tmp_path):
+    sf.write(str(tmp_path / "silence.wav"), np.zeros(16000, dtype=np.float32), 16000)
+    rows = [{"audio_filepath": str(tmp_path / "silence.wav"), "duration": 1.0, "text": f"words {i}"} for i in range(2)]
+    (tmp_path / "silent.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return tmp_path / "silent.jsonl"
+
+
+def test_lm_tune_refuses_a_nan_beam_threshold_naming_the_option(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(["lm", "tune", "dev.jsonl", "--model", "m", "--lm", "lm.arpa", "--beam-threshold", "nan"])
+    assert exit_.value.code == 2 and "argument --beam-threshold" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["evaluate", "transcribe"])
+def test_evaluate_and_transcribe_refuse_a_nan_beam_threshold_naming_the_option(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main([command, "x", "--beam-threshold", "nan"])
+    assert exit_.value.code == 2 and "argument --beam-threshold" in capsys.readouterr().err
+
+
+def test_a_decoding_yaml_that_is_not_yaml_is_refused_in_one_line_naming_it(model):
+    from asr.decoding_config import read_decoding_defaults
+    from asr.lm import LMError
+
+    (model / DECODING_FILE).write_text("lm_weight: [2.5\nword_score: 1\n")
+    with pytest.raises(LMError, match=rf"{DECODING_FILE}: not valid YAML: ") as error:
+        read_decoding_defaults(model)
+    assert "\n" not in str(error.value)
+
+
+def test_lm_tune_searches_a_value_given_twice_once(tune_args, tiny_corpus, capsys):
+    assert main(["lm", "tune", str(tiny_corpus / "valid.jsonl"), *tune_args, "--lm-weights", "0.5,0.5,1",
+                 "--dry-run"]) == 0
+    err = capsys.readouterr().err
+    assert err.count("lm_weight 0.5 word_score 0") == 1 and err.count("lm_weight 1 word_score 0") == 1
+
+
+def test_lm_tune_on_silent_audio_alone_is_refused_and_keeps_the_stored_settings(model, tune_args, silent_manifest,
+                                                                                  capsys):
+    (model / DECODING_FILE).write_text("lm_weight: 2.5\nword_score: 1.0\n")
+    assert main(["lm", "tune", str(silent_manifest), *tune_args]) == 2
+    assert "no speech to tune on: all 2 readable utterances are silent" in capsys.readouterr().err
+    assert (model / DECODING_FILE).read_text() == "lm_weight: 2.5\nword_score: 1.0\n"
+
+
+@pytest.mark.parametrize("command", [["lm", "tune", "{manifest}", "--model", "{model}", "--lm", "{model}/lm.arpa"],
+                                     ["priors", "{model}", "{manifest}"],
+                                     ["tune-rescoring", "{manifest}", "--model", "{model}", "--combine", "{model}",
+                                      "-o", "{manifest}.yaml"]])
+def test_an_empty_manifest_is_named_before_the_model_loads(command, tmp_path, capsys):
+    (tmp_path / "empty.jsonl").write_text("\n")
+    argv = [a.format(manifest=tmp_path / "empty.jsonl", model=tmp_path / "no_model") for a in command]
+    assert main(argv) == 2  # the model directory does not exist: the manifest is refused first
+    assert f"{tmp_path / 'empty.jsonl'}: no utterances to" in capsys.readouterr().err
+
+
+def test_priors_from_silent_audio_alone_say_silent_not_unreadable_and_write_nothing(model, silent_manifest, capsys):
+    assert main(["priors", str(model), str(silent_manifest)]) == 2
+    assert "no speech to estimate token priors from: 2 of 2 utterances are silent" in capsys.readouterr().err
+    assert not (model / PRIORS_FILE).exists()
+
+
+GOOD = {"models": ["a", "b"], "weights": [1.0, 0.5], "lm_weight": 2.0, "word_score": -1.0, "nbest": 8}
+
+
+@pytest.mark.parametrize("edit, message", [
+    ({"nbest": 0}, "nbest must be a whole number of at least 1, got 0"),
+    ({"nbest": -3}, "nbest must be a whole number of at least 1, got -3"),
+    ({"nbest": 2.7}, "nbest must be a whole number of at least 1, got 2.7"),
+    ({"nbest": True}, "nbest must be a whole number of at least 1, got True"),
+    ({"weights": [1.0, float("nan")]}, "weights[1] must be a finite number, got nan"),
+    ({"lm_weight": float("inf")}, "lm_weight must be a finite number, got inf"),
+    ({"weights": [1.0, -0.5]}, "weights and prior_scale must be at least 0, got -0.5"),
+    ({"prior_scale": -0.3}, "weights and prior_scale must be at least 0, got -0.3"),
+    ({"rnnlm": "rnn", "rnnlm_lambda": 1.5}, "rnnlm_lambda is the RNN LM's share: between 0 and 1, got 1.5"),
+])
+def test_a_hand_edited_rescoring_file_with_a_bad_value_is_refused_naming_file_and_value(edit, message, tmp_path):
+    path = tmp_path / "r.yaml"
+    path.write_text(yaml.safe_dump({**GOOD, **edit}))
+    with pytest.raises(RescoringError) as e:
+        read_rescoring(path)
+    assert str(e.value) == f"{path}: {message}"
+
+
+def test_a_whole_float_nbest_and_good_values_are_read(tmp_path):
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({**GOOD, "nbest": 8.0}))
+    assert read_rescoring(tmp_path / "r.yaml")[1].nbest == 8
+
+
+def _report(directory, pairs):
+    write_report(build_report([UtteranceResult(i, f"{i}.wav", ref, hyp, "s") for i, ref, hyp in pairs]), directory)
+    return directory
+
+
+def test_compare_says_a_report_is_empty_rather_than_that_ids_do_not_match(tmp_path):
+    a = _report(tmp_path / "a", [("u1", "one two", "one two")])
+    empty = _report(tmp_path / "empty", [])
+    with pytest.raises(ReportError, match=f"^{empty}: the report has no utterances, so nothing to compare$"):
+        compare_reports(a, empty)
+
+
+def test_compare_with_different_references_gives_no_interval_that_contradicts_its_table(tmp_path):
+    a = _report(tmp_path / "a", [("u1", "one two three four", "one two three four"), ("u2", "five", "five")])
+    b = _report(tmp_path / "b", [("u1", "one two three four five six", "one two three four"), ("u2", "five", "five")])
+    text = render_comparison(compare_reports(a, b))
+    assert "warning: 1 utterance(s) have different references in A and B" in text
+    assert "WER B - A: not tested for significance, as the references differ" in text
+    assert "paired bootstrap" not in text
+
+
+def test_compare_of_a_report_with_itself_shows_no_change(tmp_path):
+    a = _report(tmp_path / "a", [("u1", "one two", "one too"), ("u2", "three", "three")])
+    text = render_comparison(compare_reports(a, a))
+    assert "WER B - A: +0.00 points" in text and "better in B: 0, worse in B: 0, unchanged: 2" in text
