@@ -15,7 +15,6 @@ evaluate, training) gathers those warnings and names a few with a total instead 
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +25,7 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from asr.mp3_tags import file_head, xing_tag
 from asr.text import plural
 from asr.user_warnings import quiet_stderr, warn
 
@@ -104,7 +104,7 @@ def _last_frame_decodes(f: sf.SoundFile) -> bool:
     """A FLAC's or MP3's last frame decodes (a seek, not a decode of the whole file): it is not cut short."""
     try:
         # libmpg123 notes the garbage a seek past the cut lands on (a file shorter than its tag says)
-        with quiet_stderr(f.format == "MP3" and (tag := _xing_tag(f.name)) is not None and tag.size_off):
+        with quiet_stderr(f.format == "MP3" and (tag := xing_tag(f.name)) is not None and tag.size_off):
             f.seek(f.frames - 1)
             return len(f.read(1, dtype="float32")) == 1
     except RuntimeError:  # libsndfile cannot seek or decode past where the file ends
@@ -125,7 +125,7 @@ def declared_frames(f: sf.SoundFile) -> int | None:
     if f.format == "FLAC":
         return None if flac_length_unknown(f) else int(f.frames)
     if f.format == "MP3":
-        tag = _xing_tag(f.name)
+        tag = xing_tag(f.name)
         return int(f.frames) if tag is not None and tag.counts_frames else None
     found, size = _DATA_SIZE.search(f.extra_info), _SAMPLE_BYTES.get(f.subtype)
     if found and size:
@@ -133,67 +133,6 @@ def declared_frames(f: sf.SoundFile) -> int | None:
         if held < declared and not unknown_size(declared, size * f.channels):
             return int(f.frames) + -(-(declared - held) // (size * f.channels))  # a part sample counts as one
     return None
-
-
-@dataclass(frozen=True)
-class _XingTag:
-    """An MP3's Xing/Info tag (LAME writes one in its first frame)."""
-    counts_frames: bool  # libmpg123's ``frames`` is then the tag's count, else a guess from the file's size
-    stream_bytes: int | None  # the MPEG stream's length it gives
-    held_bytes: int  # the file's, less its ID3 tags
-
-    @property
-    def size_off(self) -> bool:
-        """The file holds more than 1% more or less than the tag says: libmpg123 then prints a note
-        of its own ("Xing stream size off by more than 1%"), and reads only as far as the tag says."""
-        return self.stream_bytes is not None and abs(self.held_bytes - self.stream_bytes) > self.stream_bytes / 100
-
-
-def _xing_tag(source) -> _XingTag | None:
-    head, start = _head(source, 10), 0
-    if head[:3] == b"ID3" and len(head) == 10:  # an ID3v2 tag first: a 10-byte header, 7 bits a byte of size
-        start = 10 + sum((b & 0x7F) << 7 * (3 - i) for i, b in enumerate(head[6:10])) + 10 * bool(head[5] & 0x10)
-    frame = _head(source, 60, start)
-    at = max(frame.find(b"Xing"), frame.find(b"Info"))  # after the side information: byte 13, 21 or 36
-    if at < 0 or len(frame) < at + 8:
-        return None
-    flags = int.from_bytes(frame[at + 4: at + 8], "big")  # then the frame count (bit 0), the byte count (bit 1)
-    size_at = at + 8 + 4 * (flags & 1)
-    stream = int.from_bytes(frame[size_at: size_at + 4], "big") if flags & 2 and len(frame) >= size_at + 4 else None
-    size = _size(source)
-    held = size - start - 128 * (_head(source, 3, max(0, size - 128)) == b"TAG")  # an ID3v1 tag last
-    return _XingTag(bool(flags & 1), stream, held)
-
-
-def _size(source) -> int:
-    try:
-        if isinstance(source, (str, Path)):
-            return os.path.getsize(source)
-        at = source.tell()
-        end = source.seek(0, os.SEEK_END)
-        source.seek(at)
-        return end
-    except (OSError, AttributeError, ValueError):
-        return 0
-
-
-def _head(source, size: int, start: int = 0) -> bytes:
-    """``size`` bytes from ``start`` of a file (not a pipe: they would be gone) or of the file object
-    libsndfile reads (left where it was); none where they cannot be read."""
-    try:
-        if isinstance(source, (str, Path)):
-            if not os.path.isfile(source):
-                return b""
-            with open(source, "rb") as file:
-                file.seek(start)
-                return file.read(size)
-        at = source.tell()
-        source.seek(start)
-        data = source.read(size)
-        source.seek(at)
-        return data
-    except (OSError, AttributeError, ValueError):  # unreadable; a closed or unseekable stream
-        return b""
 
 
 def unknown_size(size: int, frame_bytes: int) -> bool:
@@ -287,9 +226,9 @@ def open_audio(source, name=None) -> sf.SoundFile:
     words: a cut one when reading finds the cut, one that holds more now (``name``: the file's, by
     default its path), as only the part the tag gives is read. (stderr is quieted for such files
     alone: it is the whole process's, and other threads' lines meanwhile are lost.)"""
-    head = _head(source, 3)
+    head = file_head(source, 3)
     mpeg = head == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
-    tag = _xing_tag(source) if mpeg else None
+    tag = xing_tag(source) if mpeg else None
     with quiet_stderr(tag is not None and tag.size_off):
         f = sf.SoundFile(source)
     if tag is not None and tag.size_off and tag.held_bytes > tag.stream_bytes:

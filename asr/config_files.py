@@ -104,6 +104,8 @@ def coerce(name: str, value, annotation):
             return int(value)
         if isinstance(value, str) and _INT.fullmatch(value.strip()):
             return int(float(value)) if "." in value else int(value)
+        if isinstance(value, str) and (number := _float_text(value.strip())) is not None and number.is_integer():
+            return int(number)  # 1.0e+2, as YAML reads it
         raise ConfigError(f"{name}: expected an integer, got {value!r}")
     if annotation is float:
         if isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -1,9 +1,11 @@
 """Long audio in bounded memory: stream a source in blocks, cut it into segments at pauses.
 
 A source (``asr.inputs``) yields mono float32 blocks at the model's rate. ``Segmenter`` keeps at
-most ``max_seconds`` of them, and cuts in the middle of the first pause of ``pause_seconds``
-after ``min_seconds`` (quiet: ``quiet_db`` below the loudest frame), else where the short-time
-energy is lowest (the middle of the longest, quietest pause) in the second half of that window. Energy-based VAD needs no extra
+most ``max_seconds`` of them. Audio shorter than that is one segment (evaluate decodes an
+utterance whole too). A longer recording is cut in the middle of the first pause of
+``pause_seconds`` after ``min_seconds`` (quiet: ``quiet_db`` below the loudest frame before it),
+else where the short-time energy is lowest (the middle of the longest, quietest pause) in the
+second half of the window. Energy-based VAD needs no extra
 package and no model run, and the cut only has to avoid splitting a word: the model itself
 decides what is speech. Segments of digital silence are flagged ``silent`` and not transcribed.
 
@@ -89,9 +91,11 @@ class Segmenter:
         max_len, min_len = int(opts.max_seconds * rate), int(opts.min_seconds * rate)
         buffer = np.zeros(0, dtype=np.float32)
         start = 0  # sample offset of buffer[0] in the file
+        long = False  # a recording of max_seconds or more: cut at pauses (a shorter one is one utterance)
         for block in blocks:
             buffer = np.concatenate([buffer, block]) if buffer.size else np.asarray(block, dtype=np.float32)
-            while buffer.size >= max_len or (opts.pause_seconds and buffer.size > min_len):
+            long = long or buffer.size >= max_len
+            while buffer.size >= max_len or (long and opts.pause_seconds and buffer.size > min_len):
                 cut = self._pause(buffer, min_len, max_len) if opts.pause_seconds else None
                 if cut is None:
                     if buffer.size < max_len:

@@ -225,10 +225,10 @@ def resume_schedule(state: dict, scheduler, schedule, steps_per_epoch: int, save
                     world_size: int, say) -> float:
     """Load ``state``'s learning-rate schedule into ``scheduler`` (a LambdaLR of ``schedule``, an
     asr.schedule.WarmupCosine) for a run of ``steps_per_epoch`` steps an epoch, where the saved one
-    made ``saved_steps_per_epoch``: with another number of processes (``world_size`` now) or
-    train.batch_seconds an epoch has another number of steps, and the schedule counts steps, so it
-    is rescaled to go on at the same point of training (said once when it is). Returns the factor
-    that turns the state's steps into steps now."""
+    made ``saved_steps_per_epoch``: with another number of processes (``world_size`` now) an epoch
+    has another number of steps, and the schedule counts steps, so it is rescaled to go on at the
+    same point of training (said once when it is). Returns the factor that turns the state's steps
+    into steps now."""
     scheduler.load_state_dict(state["scheduler"])  # the schedule's own plan, in the saved run's steps
     factor = steps_per_epoch / saved_steps_per_epoch
     if factor != 1:

@@ -273,3 +273,10 @@ def test_a_list_used_as_a_key_is_refused_as_invalid_yaml_naming_the_file(tmp_pat
     path.write_text("model:\n  [cell]: gru\n")
     with pytest.raises(ConfigError, match=r"odd\.yaml: not valid YAML: .*unhashable key"):
         load_config(path)
+
+
+def test_an_integer_setting_written_as_a_whole_float_in_exponent_form_is_read():
+    # PyYAML reads 1.0e+2 as 100.0, which an integer field took before values were read as text
+    from asr.config_files import load_config
+    assert load_config(None, ["train.max_batch_size=1.0e+2"]).train.max_batch_size == 100
+

@@ -29,9 +29,12 @@ def test_a_named_pipe_nobody_writes_to_says_on_stderr_what_it_waits_for(tmp_path
     got = []
     reader = threading.Thread(target=lambda: got.extend(stream_audio(str(fifo), RATE)), daemon=True)
     reader.start()
-    time.sleep(1.0)  # no writer yet: open() is still waiting
-    assert reader.is_alive()
-    assert f"{fifo}: waiting for a program to write to this named pipe" in capfd.readouterr().err
+    err, deadline = "", time.monotonic() + 10  # (a busy machine may run the note's timer late)
+    while "waiting for a program" not in err and time.monotonic() < deadline:
+        time.sleep(0.05)
+        err += capfd.readouterr().err
+    assert reader.is_alive()  # no writer yet: open() is still waiting
+    assert f"{fifo}: waiting for a program to write to this named pipe" in err
     with open(fifo, "wb") as w:  # a writer comes: the wait ends and the audio is read
         w.write(wav_bytes(1.0))
     reader.join(10)
@@ -52,5 +55,5 @@ def test_a_named_pipe_whose_writer_is_there_is_read_without_a_note(tmp_path, mon
     writer.start()
     assert sum(b.size for b in stream_audio(str(fifo), RATE)) == 2 * RATE
     writer.join(10)
-    time.sleep(1.0)  # past the note's time: it was called off when the pipe opened
+    time.sleep(3 * inputs.PIPE_WAIT_NOTE_SECONDS)  # past the note's time: it was called off when the pipe opened
     assert "waiting" not in capfd.readouterr().err

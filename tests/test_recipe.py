@@ -66,12 +66,7 @@ def test_one_make_command_prepares_trains_and_evaluates(tmp_path):
     assert retuned.returncode == 0, retuned.stderr[-3000:]
     assert "tune: arguments changed, redoing" in retuned.stdout and "--lm-weights=0.5 " in retuned.stdout
     assert "asr.cli train" not in retuned.stdout
-    # Other overrides: the run is trained anew in the same folder (not resumed), then everything after it
-    retrained = subprocess.run([*cmd, f"OVERRIDES={tiny.replace('train.epochs=2', 'train.epochs=1')}"],
-                               capture_output=True, text=True, timeout=600)
-    assert retrained.returncode == 0, retrained.stderr[-3000:]
-    assert "train: arguments changed, redoing" in retrained.stdout and "--resume" not in retrained.stdout
-    assert "epochs: 1" in (tmp_path / "exp" / "best" / "config.yaml").read_text()
+    # (Other overrides retrain in the same folder: test_changed_overrides_retrain_..., with a fake asr.)
 
 
 @pytest.mark.skipif(not SHARED_SO762.is_dir(), reason="../shared/data/speechocean762 is not present")

@@ -30,15 +30,18 @@ def test_cuts_fall_inside_pauses_not_inside_speech():
         assert np.all(signal[cut - 160: cut + 160] == 0), f"cut at {s.start:.2f} s is not in a pause"
 
 
-def test_utterances_with_pauses_between_them_become_one_segment_each():
+def test_a_long_recording_is_cut_at_its_pauses_one_utterance_a_segment():
     # The model was trained on single utterances: several in one segment, with the pauses between
     # them, decoded worse (bench/segment_long_files.py: 0.8-5 points of WER).
-    layout = [(3.0, True), (0.6, False), (2.5, True), (0.8, False), (4.0, True), (0.3, False), (2.2, True)]
-    signal = bursts(layout, seed=4)
-    segs = segments_of(signal, silence_rms=0.0)  # the defaults: a pause of 0.5 s after 2 s of audio
-    starts = [round(s.start, 2) for s in segs]
-    assert starts == [0.0, 3.3, 6.5]  # mid-pause; the 0.3 s pause is too short to cut at
-    assert [round(s.samples.numel() / RATE, 2) for s in segs] == [3.3, 3.2, 6.9]
+    layout = [(3.0, True), (0.6, False), (2.5, True), (0.8, False), (4.0, True), (0.3, False), (2.2, True)] * 2
+    segs = segments_of(bursts(layout, seed=4), silence_rms=0.0)  # 26.8 s; the defaults: 0.5 s pauses after 2 s
+    assert [round(s.start, 2) for s in segs] == [0.0, 3.3, 6.5, 16.7, 19.9]  # mid-pause; 0.3 s is too short
+
+
+def test_audio_shorter_than_max_seconds_is_one_segment_whatever_its_pauses():
+    # as evaluate decodes an utterance of under 20 s: whole
+    segs = segments_of(bursts([(3.0, True), (0.8, False), (2.5, True)], seed=5), silence_rms=0.0)
+    assert [(s.start, s.samples.numel()) for s in segs] == [(0.0, int(6.3 * RATE))]
 
 
 def test_segments_are_contiguous_in_order_and_lose_no_sample():

@@ -118,9 +118,15 @@ def test_a_hand_edited_rescoring_file_with_a_bad_value_is_refused_naming_file_an
     assert str(e.value) == f"{path}: {message}"
 
 
-def test_a_whole_float_nbest_and_good_values_are_read(tmp_path):
+def test_a_rescoring_file_s_whole_float_nbest_is_read_as_an_integer(tmp_path):
     (tmp_path / "r.yaml").write_text(yaml.safe_dump({**GOOD, "nbest": 8.0}))
     assert read_rescoring(tmp_path / "r.yaml")[1].nbest == 8
+
+
+def test_an_infinite_nbest_is_refused_naming_the_file_not_a_traceback(tmp_path):
+    (tmp_path / "r.yaml").write_text(yaml.safe_dump({**GOOD, "nbest": float("inf")}))
+    with pytest.raises(RescoringError, match=r"r\.yaml: "):
+        read_rescoring(tmp_path / "r.yaml")
 
 
 def _report(directory, pairs):
