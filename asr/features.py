@@ -13,6 +13,7 @@ batch.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import torch
@@ -102,10 +103,27 @@ class Normalizer(nn.Module):
         Path(path).write_text(json.dumps(data) + "\n")
 
     def load(self, path: str | Path) -> None:
-        data = json.loads(Path(path).read_text())
-        if len(data["mean"]) != self.mean.numel():
-            raise ValueError(f"{path}: {len(data['mean'])} statistics for a {self.mean.numel()}-dim feature")
-        self.set_stats(torch.tensor(data["mean"]), torch.tensor(data["std"]))
+        """The statistics ``save`` wrote, checked (a ValueError naming ``path``): a NaN or a std <= 0
+        would turn every feature into NaN or noise."""
+        try:
+            data = json.loads(Path(path).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as e:
+            raise ValueError(f"{path}: unreadable feature statistics ({e})") from None
+        dim, stats = self.mean.numel(), []
+        for key in ("mean", "std"):
+            values = data.get(key) if isinstance(data, dict) else None
+            if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                       for v in values):
+                raise ValueError(f"{path}: {key!r} must be a list of numbers")
+            if len(values) != dim:
+                raise ValueError(f"{path}: {len(values)} {key} values for features of dimension {dim} "
+                                 f"(config.yaml's features)")
+            if not all(map(math.isfinite, values)):
+                raise ValueError(f"{path}: {key!r} holds NaN or infinite values")
+            stats.append(torch.tensor(values, dtype=torch.float32))
+        if not bool((stats[1] > 0).all()):
+            raise ValueError(f"{path}: 'std' holds values <= 0")
+        self.set_stats(*stats)
 
 
 class StatsAccumulator:

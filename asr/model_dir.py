@@ -15,7 +15,6 @@ manifest its weights were tuned on, ...) by paths that hold on another machine: 
 from __future__ import annotations
 
 import json
-import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -98,11 +97,13 @@ def load_model_dir(path: str | Path | None = None, device: str | torch.device = 
         state = load_file(str(weights))
     except SafetensorError as e:
         raise ModelDirError(f"{weights}: not readable weights ({e})") from None
-    _check_weights(weights, state, model.state_dict(), len(tokenizer))
     reference = model.state_dict()
+    _check_weights(weights, state, reference, len(tokenizer))
     model.load_state_dict({k: v.to(reference[k].dtype) for k, v in state.items()})
-    mean, std = _read_cmvn(path / "cmvn.json", model.frontend.normalizer.mean.numel())
-    model.frontend.normalizer.set_stats(mean, std)
+    try:
+        model.frontend.normalizer.load(path / "cmvn.json")
+    except ValueError as e:  # its checks name the file
+        raise ModelDirError(str(e)) from None
     model.eval().to(device)
     return LoadedModel(config, model, tokenizer, path)
 
@@ -137,29 +138,6 @@ def _check_weights(path: Path, state: dict, reference: dict, outputs: int) -> No
             raise ModelDirError(f"{path}: {name} is stored as {tensor.dtype}, not floating point")
         if tensor.is_floating_point() and not bool(torch.isfinite(tensor).all()):  # a run that diverged
             raise ModelDirError(f"{path}: {name} holds NaN or infinite weights")
-
-
-def _read_cmvn(path: Path, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """The feature statistics, checked: a NaN or a std <= 0 would turn every feature into NaN or noise."""
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as e:
-        raise ModelDirError(f"{path}: unreadable feature statistics ({e})") from None
-    stats = []
-    for key in ("mean", "std"):
-        values = data.get(key) if isinstance(data, dict) else None
-        if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
-                                                   for v in values):
-            raise ModelDirError(f"{path}: {key!r} must be a list of numbers")
-        if len(values) != dim:
-            raise ModelDirError(f"{path}: {len(values)} {key} values for features of dimension {dim} "
-                                f"(config.yaml's features)")
-        if not all(map(math.isfinite, values)):
-            raise ModelDirError(f"{path}: {key!r} holds NaN or infinite values")
-        stats.append(torch.tensor(values, dtype=torch.float32))
-    if not bool((stats[1] > 0).all()):
-        raise ModelDirError(f"{path}: 'std' holds values <= 0")
-    return stats[0], stats[1]
 
 
 def portable_path(path: str, root: Path | None = SOURCE_ROOT, cwd: str | Path | None = None) -> str:

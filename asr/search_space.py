@@ -11,10 +11,7 @@ Dictionary's words to the LM's at load), and scores the vocabulary once for all 
 from __future__ import annotations
 
 import hashlib
-import os
-import sys
 import weakref
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -29,28 +26,10 @@ from asr.arpa import LMInfo, inspect_lm
 from asr.lm import KENLM_MAX_ORDER, UNK, LMError
 from asr.text import WORD_SEP
 from asr.tokenizers import Tokenizer
+from asr.user_warnings import quiet_stderr
 
 # Lexicon words the LM does not know score as its <unk>: said when more than this share of them.
 UNKNOWN_WORDS_NOTED = 0.05
-
-
-@contextmanager
-def _quiet_stderr():
-    """KenLM prints progress bars to fd 2 while loading; keep the CLI's stderr for messages. (Not
-    asr.user_warnings.quiet_stderr, which holds the warnings' lock: a big LM loads for minutes.)"""
-    try:
-        saved = os.dup(2)
-    except OSError:
-        yield
-        return
-    try:
-        with open(os.devnull, "w") as null:
-            sys.stderr.flush()
-            os.dup2(null.fileno(), 2)
-            yield
-    finally:
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def _load_kenlm(info: LMInfo, words: Dictionary) -> KenLM:
@@ -58,7 +37,7 @@ def _load_kenlm(info: LMInfo, words: Dictionary) -> KenLM:
         raise LMError(f"{info.path}: a {info.order}-gram LM; the KenLM in flashlight-text loads up to "
                       f"{KENLM_MAX_ORDER}-grams")
     try:
-        with _quiet_stderr():
+        with quiet_stderr():  # KenLM prints progress bars to fd 2 while loading
             return KenLM(str(info.path), words)
     except Exception as e:  # KenLM's errors arrive as RuntimeError: where it threw, then why
         lines = str(e).strip().splitlines()

@@ -15,6 +15,7 @@ _warned: set[str] = set()
 _listed: set[str] = set()  # the lines report_cut has named
 _warned_lock = threading.Lock()
 _gathering: list[list[str]] = []  # the lists of the open gathered_warnings, innermost last
+_quieted = {"depth": 0, "saved": None, "held": []}  # quiet_stderr's: blocks open, the real fd 2, warnings held back
 SHOWN = 20  # problems listed one per line; a wrong audio folder would list the whole corpus
 
 
@@ -31,32 +32,48 @@ def warn(name, message: str) -> None:
         if line in _warned:
             return
         _warned.add(line)
+        if _quieted["depth"]:  # fd 2 is /dev/null meanwhile: said when it is back
+            _quieted["held"].append(line)
+            return
         sys.stderr.write(f"asr: warning: {line}\n")
         sys.stderr.flush()
 
 
 @contextmanager
 def quiet_stderr(when: bool = True) -> Iterator[None]:
-    """fd 2 to /dev/null meanwhile (if ``when``): C libraries write their notes straight to it. Under
-    the warnings' lock: two threads never swap fd 2 at once, and no warning goes to /dev/null."""
+    """fd 2 to /dev/null meanwhile (if ``when``): C libraries (libmpg123, KenLM) write their notes
+    straight to it. Blocks in several threads at once share one swap, undone when the last ends;
+    a ``warn`` meanwhile is held back and said then. (The lock is not held during the block: a big
+    LM loads for minutes. Other lines written to fd 2 meanwhile are lost: keep blocks short.)"""
     if not when:
         yield
         return
     with _warned_lock:
-        sys.stderr.flush()
-        try:
-            saved = os.dup(2)
-        except OSError:  # no fd 2 to quiet
-            yield
-            return
-        try:
-            null = os.open(os.devnull, os.O_WRONLY)
-            os.dup2(null, 2)
-            os.close(null)
-            yield
-        finally:
-            os.dup2(saved, 2)
-            os.close(saved)
+        if not _quieted["depth"]:
+            sys.stderr.flush()
+            try:
+                saved = os.dup(2)
+            except OSError:  # no fd 2 to quiet
+                saved = None
+            if saved is not None:
+                null = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(null, 2)
+                os.close(null)
+            _quieted["saved"] = saved
+        _quieted["depth"] += 1
+    try:
+        yield
+    finally:
+        with _warned_lock:
+            _quieted["depth"] -= 1
+            if not _quieted["depth"]:
+                if _quieted["saved"] is not None:
+                    os.dup2(_quieted["saved"], 2)
+                    os.close(_quieted["saved"])
+                held, _quieted["held"], _quieted["saved"] = _quieted["held"], [], None
+                for line in held:
+                    sys.stderr.write(f"asr: warning: {line}\n")
+                sys.stderr.flush()
 
 
 @contextmanager

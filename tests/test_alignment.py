@@ -79,12 +79,22 @@ class _FixedOutputs(torch.nn.Module):
         return self.log_probs.expand(len(waves), -1, -1), torch.full((len(waves),), self.log_probs.shape[1])
 
 
+GO_HELLO = ["<blank>"] * 5 + ["g", "o", "<blank>", "|", "h", "e", "l", "<blank>", "l", "o"] + ["<blank>"] * 5
+
+
+def fixed_transcriber(frames, subsampling="conv", decoder=None) -> Transcriber:
+    """A transcriber whose model (a tiny one of this ``subsampling``, x4) always puts out ``frames``."""
+    cfg = config_from_dict({"model": {"num_layers": 1, "hidden_size": 8, "conv_channels": 2,
+                                      "subsampling": subsampling}})
+    model = AcousticModel(cfg.features, cfg.model, len(TOKENIZER))
+    transcriber = Transcriber(LoadedModel(cfg, model, TOKENIZER, None), decoder or GreedyDecoder(TOKENIZER),
+                              device="cpu")
+    transcriber.model = _FixedOutputs(ctc_log_probs(TOKENIZER, frames)[0], model.frame_centre)
+    return transcriber
+
+
 def test_transcriber_results_carry_word_times_in_seconds_and_confidence():
-    frames = ["<blank>"] * 5 + ["g", "o", "<blank>", "|", "h", "e", "l", "<blank>", "l", "o"] + ["<blank>"] * 5
-    cfg = config_from_dict({"model": {"num_layers": 1, "hidden_size": 8, "conv_channels": 2}})
-    loaded = LoadedModel(cfg, AcousticModel(cfg.features, cfg.model, len(TOKENIZER)), TOKENIZER, None)
-    transcriber = Transcriber(loaded, GreedyDecoder(TOKENIZER), device="cpu")
-    transcriber.model = _FixedOutputs(ctc_log_probs(TOKENIZER, frames)[0])
+    transcriber = fixed_transcriber(GO_HELLO)
     result = transcriber.transcribe_waveforms([torch.zeros(16000)])[0]
     assert result.text == "go hello"
     assert [(w.word, w.start, w.end) for w in result.words] == [("go", 0.2, 0.28), ("hello", 0.36, 0.6)]
@@ -92,12 +102,7 @@ def test_transcriber_results_carry_word_times_in_seconds_and_confidence():
 
 
 def test_transcriber_word_times_of_a_frame_stacking_model_are_moved_to_its_frames_centres():
-    frames = ["<blank>"] * 5 + ["g", "o", "<blank>", "|", "h", "e", "l", "<blank>", "l", "o"] + ["<blank>"] * 5
-    cfg = config_from_dict({"model": {"num_layers": 1, "hidden_size": 8, "subsampling": "stack"}})
-    model = AcousticModel(cfg.features, cfg.model, len(TOKENIZER))
-    loaded = LoadedModel(cfg, model, TOKENIZER, None)
-    transcriber = Transcriber(loaded, GreedyDecoder(TOKENIZER), device="cpu")
-    transcriber.model = _FixedOutputs(ctc_log_probs(TOKENIZER, frames)[0], model.frame_centre)  # 15 ms at x4
+    transcriber = fixed_transcriber(GO_HELLO, "stack")  # frame centres 15 ms later, at x4
     result = transcriber.transcribe_waveforms([torch.zeros(16000)])[0]
     assert [(w.word, w.start, w.end) for w in result.words] == [("go", 0.215, 0.295), ("hello", 0.375, 0.615)]
 
@@ -107,11 +112,7 @@ def test_word_times_from_the_decoder_s_frames_when_alignment_fails_end_within_th
     # stacking model's centre moves it further: the aligned words were clamped, these were not.
     import asr.transcribe
 
-    frames = ["<blank>"] * 20 + ["g", "o"]  # 22 frames of 40 ms: 0.88 s, on 0.85 s of audio
-    cfg = config_from_dict({"model": {"num_layers": 1, "hidden_size": 8, "subsampling": "stack"}})
-    model = AcousticModel(cfg.features, cfg.model, len(TOKENIZER))
-    transcriber = Transcriber(LoadedModel(cfg, model, TOKENIZER, None), GreedyDecoder(TOKENIZER), device="cpu")
-    transcriber.model = _FixedOutputs(ctc_log_probs(TOKENIZER, frames)[0], model.frame_centre)
+    transcriber = fixed_transcriber(["<blank>"] * 20 + ["g", "o"], "stack")  # 22 frames of 40 ms: 0.88 s, on 0.85 s
     monkeypatch.setattr(asr.transcribe, "align_words", lambda *args: None)  # a spelling the frames cannot fit
     result = transcriber.transcribe_waveforms([torch.zeros(int(0.85 * 16000))])[0]
     assert [(w.word, w.start, w.end) for w in result.words] == [("go", 0.815, 0.85)]
@@ -126,11 +127,7 @@ class _UnfinishedLastWord(GreedyDecoder):
 
 
 def test_a_transcript_s_words_are_its_text_s_even_when_the_search_ended_inside_a_word():
-    frames = ["<blank>"] * 5 + ["g", "o", "<blank>", "|", "h", "e", "l", "<blank>", "l", "o"] + ["<blank>"] * 5
-    cfg = config_from_dict({"model": {"num_layers": 1, "hidden_size": 8, "conv_channels": 2}})
-    loaded = LoadedModel(cfg, AcousticModel(cfg.features, cfg.model, len(TOKENIZER)), TOKENIZER, None)
-    transcriber = Transcriber(loaded, _UnfinishedLastWord(TOKENIZER), device="cpu")
-    transcriber.model = _FixedOutputs(ctc_log_probs(TOKENIZER, frames)[0])
+    transcriber = fixed_transcriber(GO_HELLO, decoder=_UnfinishedLastWord(TOKENIZER))
     result = transcriber.transcribe_waveforms([torch.zeros(16000)])[0]
     assert result.text == "go" and [w.word for w in result.words] == ["go"]
     assert result.words[0].confidence is not None and result.confidence is not None
@@ -153,11 +150,7 @@ def _tone(seconds: float, *spans: tuple[float, float], rate: int = 16000) -> tor
     ([(0.2, 1.3)], [0.36, 1.08]),
 ])
 def test_a_word_ends_where_its_sound_ends_not_at_its_last_spike(spans, ends):
-    frames = ["<blank>"] * 5 + ["g", "o", "<blank>", "|", "h", "e", "l", "<blank>", "l", "o"] + ["<blank>"] * 20
-    cfg = config_from_dict({"model": {"num_layers": 1, "hidden_size": 8, "conv_channels": 2}})
-    loaded = LoadedModel(cfg, AcousticModel(cfg.features, cfg.model, len(TOKENIZER)), TOKENIZER, None)
-    transcriber = Transcriber(loaded, GreedyDecoder(TOKENIZER), device="cpu")
-    transcriber.model = _FixedOutputs(ctc_log_probs(TOKENIZER, frames)[0])
+    transcriber = fixed_transcriber(GO_HELLO + ["<blank>"] * 15)
     result = transcriber.transcribe_waveforms([_tone(1.4, *spans)])[0]
     assert [(w.word, w.start) for w in result.words] == [("go", 0.2), ("hello", 0.36)]  # starts: the spikes
     assert [w.end for w in result.words] == pytest.approx(ends)

@@ -157,21 +157,22 @@ def test_python_estimator_gives_the_same_model_as_lmplz(tmp_path, order):
         assert prob == pytest.approx(b[ngram][0], abs=2e-6) and backoff == pytest.approx(b[ngram][1], abs=2e-6)
 
 
+def kenlm_sentence_score(path) -> float:
+    """log10 p("the cat sat") as the decoder's KenLM scores it from ``path``, no end of sentence."""
+    lm = KenLM(str(path), Dictionary(["the", "cat", "sat"]))
+    state, total = lm.start(False), 0.0
+    for i in range(3):
+        state, score = lm.score(state, i)
+        total += score
+    return total
+
+
 @pytest.mark.skipif(not kenlm_tool("build_binary"), reason="KenLM's build_binary is not installed (make kenlm)")
 def test_binary_lm_scores_like_its_arpa(arpa3, tmp_path):
     binary = tmp_path / "lm3.bin"
     subprocess.run([kenlm_tool("build_binary"), str(arpa3), str(binary)], check=True, capture_output=True)
     assert inspect_lm(binary).binary
-    words = Dictionary(["the", "cat", "sat"])
-    scores = []
-    for path in (arpa3, binary):
-        lm = KenLM(str(path), words)
-        state, total = lm.start(False), 0.0
-        for i in range(3):
-            state, s = lm.score(state, i)
-            total += s
-        scores.append(total)
-    assert scores[0] == pytest.approx(scores[1], abs=1e-4)
+    assert kenlm_sentence_score(arpa3) == pytest.approx(kenlm_sentence_score(binary), abs=1e-4)
 
 
 def test_lm_info_tells_word_character_and_token_lms_apart(tmp_path):
@@ -410,16 +411,7 @@ def test_gzipped_texts_manifests_and_arpa_files_read_like_plain_ones(arpa3, tmp_
     plain, gz = inspect_lm(arpa3), inspect_lm(packed)
     assert (gz.binary, gz.order, gz.counts, gz.words) == (plain.binary, plain.order, plain.counts, plain.words)
     assert ArpaModel(packed).ngrams == ArpaModel(arpa3).ngrams
-    words = Dictionary(["the", "cat", "sat"])  # the decoder's KenLM reads it too
-    scores = []
-    for path in (arpa3, packed):
-        lm = KenLM(str(path), words)
-        state, total = lm.start(False), 0.0
-        for i in range(3):
-            state, score = lm.score(state, i)
-            total += score
-        scores.append(total)
-    assert scores[0] == pytest.approx(scores[1], abs=1e-6)
+    assert kenlm_sentence_score(arpa3) == pytest.approx(kenlm_sentence_score(packed), abs=1e-6)  # the decoder's KenLM
 
 
 def test_a_damaged_gzip_file_is_a_one_line_error_naming_it(arpa3, tmp_path):

@@ -17,7 +17,7 @@ import pytest
 import soundfile as sf
 
 from asr.audio import AudioError, audio_info, load_audio
-from asr.user_warnings import gathered_warnings
+from asr.user_warnings import gathered_warnings, quiet_stderr, warn
 from asr.cli import main
 from asr.corpora import Entry, check_entries
 from asr.inputs import stream_audio
@@ -158,6 +158,17 @@ def test_opening_a_whole_mp3_leaves_fd_2_alone_so_no_other_thread_s_line_is_lost
     assert quieted and not any(quieted)
     audio_info(cut_path)
     assert any(quieted)
+
+
+def test_a_warning_given_while_stderr_is_quieted_is_said_once_it_is_back(capfd):
+    # fd 2 is /dev/null while a C library's notes are kept off it (a KenLM load, an MP3's header):
+    # a warning from any thread meanwhile would be lost, or, under a held lock, wait minutes.
+    with quiet_stderr():
+        warn("held.wav", "truncated: 1.00 s of audio where its header declares 2.00 s")
+        os.write(2, b"a library's note\n")
+    os.write(2, b"after\n")
+    assert capfd.readouterr().err.splitlines() == [
+        "asr: warning: held.wav: truncated: 1.00 s of audio where its header declares 2.00 s", "after"]
 
 
 def test_an_mp3_holding_more_than_its_tag_says_is_read_as_far_as_the_tag_says_with_a_warning(tmp_path, capfd):
