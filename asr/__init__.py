@@ -2,6 +2,10 @@
 
 __version__ = "0.1.0"
 
+# load_model's decoder names and the CLI's --decoder choices: here, where `asr --help` reads
+# them without importing asr.transcribe (and torch)
+DECODERS = ("auto", "greedy", "beam")
+
 
 def load_model(path=None, decoder="auto", device="auto", **decoder_options):
     """Load a model directory (default: the packaged model) ready to ``.transcribe()``.

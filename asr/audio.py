@@ -15,6 +15,7 @@ evaluate, training) gathers those warnings and names a few with a total instead 
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -230,7 +231,8 @@ def open_audio(source, name=None) -> sf.SoundFile:
     mpeg = head == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
     tag = xing_tag(source) if mpeg else None
     with quiet_stderr(tag is not None and tag.size_off):
-        f = sf.SoundFile(source)
+        # bytes: soundfile encodes a str path strictly, so a name not in UTF-8 (os.fsdecode's surrogates) fails
+        f = sf.SoundFile(os.fsencode(source) if isinstance(source, (str, os.PathLike)) else source)
     if tag is not None and tag.size_off and tag.held_bytes > tag.stream_bytes:
         warn(name or source, f"{tag.held_bytes - tag.stream_bytes} bytes past the MP3 stream length its Xing/Info "
                              "tag gives (another file joined to it?): only the part before them is read")

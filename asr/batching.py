@@ -38,6 +38,20 @@ class BucketBatchSampler(torch.utils.data.Sampler):
         self.epoch, self.skip = epoch, skip
 
     def batches(self, epoch: int) -> list[list[tuple[int, float]]]:
+        """This rank's batches of epoch ``epoch``."""
+        batches = self.global_batches(epoch)
+        if self.world_size > 1 and batches:
+            # Ranks take batches in turn; every rank takes the same number so that collectives line
+            # up. The last round is filled with the epoch's first batches again, as torch's
+            # DistributedSampler pads: none is left out, however few. Global position k is rank
+            # k % world_size's batch k // world_size for any world size (how --resume counts).
+            total = -(-len(batches) // self.world_size) * self.world_size
+            batches = [batches[k % len(batches)] for k in range(self.rank, total, self.world_size)]
+        return batches
+
+    def global_batches(self, epoch: int) -> list[list[tuple[int, float]]]:
+        """The batches of epoch ``epoch`` of all ranks together, in order (the same for any
+        number of them)."""
         rng = random.Random(self.seed * 100_003 + epoch)
         n = len(self.durations)
         speeds = [rng.choice(self.speed_factors) if self.shuffle else 1.0 for _ in range(n)]
@@ -62,13 +76,6 @@ class BucketBatchSampler(torch.utils.data.Sampler):
             batches.append(current)
         if self.shuffle and not (self.sortagrad and epoch == 0):
             rng.shuffle(batches)
-        if self.world_size > 1 and batches:
-            # Ranks take batches in turn; every rank takes the same number so that collectives line
-            # up. The last round is filled with the epoch's first batches again, as torch's
-            # DistributedSampler pads: none is left out, however few. Global position k is rank
-            # k % world_size's batch k // world_size for any world size (how --resume counts).
-            total = -(-len(batches) // self.world_size) * self.world_size
-            batches = [batches[k % len(batches)] for k in range(self.rank, total, self.world_size)]
         return batches
 
     def __iter__(self) -> Iterator[list[tuple[int, float]]]:

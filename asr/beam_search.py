@@ -69,8 +69,14 @@ class BeamSearchOptions:
             value = getattr(self, name)
             if value is not None and value < 1:
                 raise LMError(f"{name} must be at least 1, got {value}")
+        # A NaN weight empties every transcript, an infinite one lets one term decide them all.
+        for name in ("lm_weight", "word_score", "blank_penalty", "prior_scale", "hotword_weight"):
+            value = getattr(self, name)
+            if not math.isfinite(value):
+                raise LMError(f"{name} must be a finite number, got {value}")
         # Below zero every hypothesis falls under the best and is pruned: an empty transcript.
-        if self.beam_threshold < 0:
+        # NaN compares false with everything, so it would slip past that test; inf is no pruning.
+        if math.isnan(self.beam_threshold) or self.beam_threshold < 0:
             raise LMError(f"beam_threshold must be 0 or more, got {self.beam_threshold}")
 
 

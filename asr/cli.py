@@ -10,9 +10,9 @@ import os
 import signal
 import sys
 
-from asr import __version__
+from asr import DECODERS, __version__
 from asr.cli_lm import add_lm_parser
-from asr.cli_types import floats, positive, threads_arg, user_path, votes
+from asr.cli_types import floats, lm_weights, positive, prior_scales, threads_arg, user_path, votes
 from asr.commands import (cmd_combine, cmd_compare, cmd_diagram, cmd_evaluate, cmd_export, cmd_plot, cmd_train,
                           cmd_transcribe, cmd_tune_rescoring, print_error)
 from asr.data_commands import cmd_download, cmd_prepare, cmd_synthesize
@@ -98,7 +98,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     def model_args(p):
         p.add_argument("--model", type=user_path, help="model directory (default: the packaged model)")
-        p.add_argument("--decoder", default="auto", choices=["auto", "greedy", "beam"],
+        p.add_argument("--decoder", default="auto", choices=DECODERS,
                        help="auto (default): the package's n-best rescoring if it has one (rescoring.yaml), else "
                        "beam search with its packaged LM if it has one (or with --lm ...), else greedy; greedy and "
                        "beam use the package's own model alone (see README, Decoding)")
@@ -134,7 +134,8 @@ def build_parser() -> argparse.ArgumentParser:
         g.add_argument("--prior-scale", type=float, help="times log p(token), subtracted from each token's log-prob "
                        "(needs MODEL/token_priors.json: asr priors)")
         g.add_argument("--nbest", type=positive(int), help="keep this many transcripts (json: 'alternatives')")
-        g.add_argument("--hotwords", type=user_path, help="words/phrases to boost: a file (one per line) or 'a,b c'")
+        g.add_argument("--hotwords", type=user_path, help="words/phrases to boost: a file (a phrase a line, or several "
+                       "comma-separated) or 'a,b c'")
         g.add_argument("--hotword-weight", type=float,
                        help="bonus per hotword word (default 5); a hotword the LM does not know is scored as "
                        "its rarest word when its <unk> is less likely")
@@ -171,14 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rnnlm", type=user_path, metavar="DIR",
                    help="a recurrent word LM (asr lm rnn) to interpolate with the first "
                    "system's word LM; its share is chosen by perplexity on the manifest's transcripts")
-    p.add_argument("--prior-scales", type=floats, default="0", help="comma-separated grid (default 0: none), e.g. "
-                   "0,0.3,0.6: each system's CTC scores over posteriors divided by its token priors to this power "
-                   "(needs every system's token_priors.json: asr priors)")
+    p.add_argument("--prior-scales", type=prior_scales, default="0",
+                   help="comma-separated grid (default 0: none), e.g. 0,0.3,0.6: each system's CTC scores over "
+                   "posteriors divided by its token priors to this power (needs every "
+                   "system's token_priors.json: asr priors)")
     # The grids (asr.rescoring's DEFAULT_*): each point only re-ranks the pooled candidates, so
     # wide ones are cheap; the systems search once whatever their size.
     p.add_argument("--weights", type=floats, help="comma-separated grid of each system's weight after the first "
                    "(default 0.25,0.5,1,1.5; 0: the system only rules out what it cannot spell)")
-    p.add_argument("--lm-weights", type=floats, help="comma-separated grid (default 0.5,1,2,3,4)")
+    p.add_argument("--lm-weights", type=lm_weights, help="comma-separated grid (default 0.5,1,2,3,4)")
     p.add_argument("--word-scores", type=floats, help="comma-separated grid (default -2,-1,0,1,2,3); a list that "
                    "starts with a minus needs '=': --word-scores=-2,0,2")
     p.add_argument("--device", default="auto", help="cpu, cuda or auto")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from asr.cli_types import floats, positive, threads_arg, user_path
+from asr.cli_types import floats, lm_weights, positive, prior_scales, threads_arg, user_path
 from asr.lm_commands import (cmd_lm_build, cmd_lm_import_sphinx, cmd_lm_mix, cmd_lm_perplexity, cmd_lm_prune, cmd_lm_rnn,
                              cmd_lm_tune)
 
@@ -98,12 +98,13 @@ def add_lm_parser(sub) -> None:
     t.add_argument("--model", type=user_path, required=True, help="model directory; decoding.yaml is written into it")
     t.add_argument("--lm", type=user_path, required=True, help="ARPA or KenLM binary LM (asr lm build)")
     t.add_argument("--lexicon", type=user_path)
-    t.add_argument("--lm-weights", type=floats, default="0,0.25,0.5,0.75,1,1.5,2,3", help="comma-separated grid")
+    t.add_argument("--lm-weights", type=lm_weights, default="0,0.25,0.5,0.75,1,1.5,2,3",
+                   help="comma-separated grid")
     t.add_argument("--word-scores", type=floats, default="-3,-2,-1,0,1,2,3",
                    help="comma-separated grid; a list that starts with a minus needs '=': --word-scores=-2,-1,0")
     t.add_argument("--blank-penalties", type=floats, default="0",
                    help="comma-separated grid (default 0: no penalty), e.g. 0,0.5,1,1.5")
-    t.add_argument("--prior-scales", type=floats, default="0",
+    t.add_argument("--prior-scales", type=prior_scales, default="0",
                    help="comma-separated grid (default 0: none), e.g. 0,0.3,0.6: log p(k) times this is taken from "
                    "each token's log-prob (needs MODEL/token_priors.json: asr priors)")
     t.add_argument("--beam-size", type=positive(int), default=50)

@@ -55,6 +55,9 @@ def load_transcriber(args, rescore: bool = True):
     from asr.rescoring_files import packaged_rescoring
     from asr.transcribe import Transcriber
 
+    # Alone, it would switch to beam search and boost nothing: surely a forgotten --hotwords.
+    if getattr(args, "hotword_weight", None) is not None and getattr(args, "hotwords", None) is None:
+        raise RuntimeError("--hotword-weight needs --hotwords")
     beam_given = flags_given(args, BEAM_OPTIONS)
     settings = packaged_rescoring(args.model, args.decoder, bool(beam_given)) if rescore else None
     if settings:

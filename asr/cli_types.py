@@ -27,6 +27,23 @@ def votes(text: str) -> list[float]:
     return values
 
 
+def scales(why: str):
+    """argparse type for a grid of scales (comma-separated, as ``floats``), each at least 0; ``why``
+    says what one below 0 would do. (Word scores and blank penalties are offsets, which may go
+    either way: plain ``floats``.)"""
+    def parse(text: str) -> list[float]:
+        values = floats(text)
+        if min(values) < 0:
+            raise argparse.ArgumentTypeError(f"must each be at least 0 (below, {why}), got {min(values):g}")
+        return values
+    return parse
+
+
+# --lm-weights and --prior-scales of `asr lm tune` and `asr tune-rescoring`
+lm_weights = scales("the LM would favour unlikely words")
+prior_scales = scales("the posteriors would be multiplied by the priors, not divided")
+
+
 def user_path(text: str) -> str:
     """argparse type for a file or directory: ``~`` expanded, as the shell does not in ``--lm=~/x.arpa``."""
     return os.path.expanduser(text)

@@ -87,6 +87,9 @@ def cmd_evaluate(args) -> int:
     elif not args.json:
         print("\n".join(lines))
     s = {**result.summary(), "decoder": described}
+    if not s["words"]:  # the WER below is then 1 for any word said (ErrorCounts.rate's convention)
+        print_error(f"warning: {args.manifest}: the references have no words after normalization, so no error "
+                    f"rate can be given ({s['insertions']} hypothesis word(s), all insertions)")
     print(f"WER {100 * s['wer']:.2f}% ({s['word_errors']}/{s['words']}: {s['substitutions']} sub, "
           f"{s['deletions']} del, {s['insertions']} ins)  CER {100 * s['cer']:.2f}%  "
           f"{s['utterances']} utterances, {s['audio_seconds']:.1f} s audio, RTF {s['rtf']}; {s['decoder']}")

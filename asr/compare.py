@@ -8,7 +8,7 @@ from pathlib import Path
 
 from asr.metrics import paired_bootstrap
 from asr.report import Report, ReportError, load_report, no_common_utterances
-from asr.report_text import pct, sclite_lines
+from asr.report_text import UNDEFINED, pct, sclite_lines, shown_rates
 
 
 @dataclass
@@ -48,6 +48,7 @@ def compare_reports(dir_a: str | Path, dir_b: str | Path) -> Comparison:
 
 def render_comparison(c: Comparison, limit: int = 0) -> str:
     sa, sb = c.a.summary(), c.b.summary()
+    ra, rb = shown_rates(c.a), shown_rates(c.b)  # None over no reference words, as in the reports
     lines = [f"{len(c.a.utterances)} utterances in both reports"
              + (f"; {len(c.only_a)} only in A, {len(c.only_b)} only in B (left out)" if c.only_a or c.only_b else "")]
     if c.reference_differs:
@@ -55,11 +56,14 @@ def render_comparison(c: Comparison, limit: int = 0) -> str:
                      f"e.g. {c.reference_differs[0]}")
     lines.append(f"{'':8}{'A':>10}{'B':>10}{'B - A':>10}")
     for key in ("wer", "cer", "ser"):
-        lines.append(f"{key.upper():8}{pct(sa[key]):>10}{pct(sb[key]):>10}{100 * (sb[key] - sa[key]):>+9.2f}%")
+        change = UNDEFINED if ra[key] is None or rb[key] is None else f"{100 * (rb[key] - ra[key]):+.2f}%"
+        lines.append(f"{key.upper():8}{pct(ra[key]):>10}{pct(rb[key]):>10}{change:>10}")
     for key in ("substitutions", "deletions", "insertions"):
         lines.append(f"{key[:3]:8}{sa[key]:>10}{sb[key]:>10}{sb[key] - sa[key]:>+10}")
     if c.reference_differs:  # the bootstrap scores both on A's references: its "B - A" would not be the table's
         lines.append("WER B - A: not tested for significance, as the references differ")
+    elif ra["wer"] is None:  # a difference of insertion counts, not of rates
+        lines.append("WER B - A: not tested for significance, as the utterances in both have no reference words")
     else:
         lines.append(_significance(c))
     better, worse = c.changes()

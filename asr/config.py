@@ -37,6 +37,9 @@ class FeatureConfig:
         _check_choice("features.normalize", self.normalize, ("global", "utterance", "none"))
         for name in ("sample_rate", "n_fft", "hop_length", "n_mels", "n_mfcc"):
             _check_at_least(f"features.{name}", getattr(self, name), 1)
+        if self.hop_length > self.n_fft:  # each window is n_fft samples long: the rest would never be read
+            raise ConfigError(f"features.hop_length={self.hop_length} is longer than features.n_fft={self.n_fft}: "
+                              f"the {self.hop_length - self.n_fft} samples between windows would be skipped")
         top = self.sample_rate / 2 if self.f_max is None else self.f_max
         if not 0.0 <= self.f_min < top:
             where = "features.f_max" if self.f_max is not None else "sample_rate / 2"

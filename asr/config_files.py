@@ -39,9 +39,8 @@ def _construct_unique_mapping(loader, node):
         if not isinstance(key, typing.Hashable):
             break  # refused as such by construct_mapping
         if key in seen:
-            raise yaml.constructor.ConstructorError(
-                "while reading a mapping", node.start_mark,
-                f"the key {key!r} is given twice (first on line {seen[key] + 1})", key_node.start_mark)
+            raise yaml.constructor.ConstructorError(  # the repeated key's place says it all: no context
+                None, None, f"the key {key!r} is given twice (first on line {seen[key] + 1})", key_node.start_mark)
         seen[key] = key_node.start_mark.line
     return loader.construct_mapping(node)
 
@@ -54,6 +53,39 @@ def read_yaml_text(text: str):
     return yaml.load(text, Loader=_TextLoader)
 
 
+def yaml_problem(error: yaml.YAMLError, column_offset: int | None = None) -> tuple[str, str] | None:
+    """(where, problem) of PyYAML's error: ``LINE:COLUMN`` (1-based) and the problem on one line, with
+    where its context began (``expected ',' or ']' ... (while parsing a flow sequence at 1:8)``); None
+    when it names no place. With ``column_offset``, the YAML is one line quoted after that many
+    characters (an override's value after ``key=``), and the place is ``column N`` of the quoted text.
+    PyYAML's own message quotes the source line with a caret under it, over several lines."""
+    def place(mark) -> str:
+        if column_offset is None:
+            return f"{mark.line + 1}:{mark.column + 1}"
+        return f"column {column_offset + mark.column + 1}"
+
+    mark = getattr(error, "problem_mark", None)
+    if mark is None:
+        return None
+    context, where = getattr(error, "context", None), getattr(error, "context_mark", None)
+    problem = getattr(error, "problem", None) or context or "not valid YAML"
+    if context and where is not None and (where.line, where.column) != (mark.line, mark.column):
+        problem = f"{problem} ({context} at {place(where)})"
+    return place(mark), " ".join(problem.split())
+
+
+def yaml_error_line(path, error: yaml.YAMLError, text: str | None = None) -> str:
+    """``FILE:LINE:COLUMN: problem``, as compilers name a mistake; ``FILE: not valid YAML: ...`` without a place.
+    ``text``, the YAML read, places a control character (PyYAML gives only its offset)."""
+    if found := yaml_problem(error):
+        return f"{path}:{found[0]}: {found[1]}"
+    if isinstance(error, yaml.reader.ReaderError) and text is not None and isinstance(error.character, int):
+        line, column = text.count("\n", 0, error.position) + 1, error.position - text.rfind("\n", 0, error.position)
+        return f"{path}:{line}:{column}: unacceptable character #x{error.character:04x}: {error.reason}"
+    return f"{path}: not valid YAML: {' '.join(str(error).split())}"
+
+
+_EXPECTED = {bool: "true/false", int: "an integer", float: "a number"}
 _BOOLS = {"true": True, "yes": True, "on": True, "false": False, "no": False, "off": False}
 _INT = re.compile(r"[-+]?[0-9]+(\.0*)?")  # decimal, as written; an integral 7.0 too
 _YAML_INF = re.compile(r"([-+]?)\.inf", re.IGNORECASE)
@@ -81,7 +113,7 @@ def coerce(name: str, value, annotation):
     if annotation is typing.Any:
         return value
     if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
-        if value is None and type(None) in args:
+        if (value is None or value == "") and type(None) in args:  # `features.f_max=`, as `f_max:` in a file
             return None
         inner = [a for a in args if a is not type(None)]
         return coerce(name, value, inner[0])
@@ -91,6 +123,8 @@ def coerce(name: str, value, annotation):
         if not isinstance(value, (list, tuple)):
             value = [value]
         return tuple(coerce(name, v, args[0]) for v in value)
+    if value == "" and annotation in _EXPECTED:  # `key=`: only a setting that may be None takes it (above)
+        raise ConfigError(f"{name}: expected {_EXPECTED[annotation]}, got an empty value")
     if annotation is bool:
         if isinstance(value, bool):
             return value
@@ -177,7 +211,12 @@ def parse_overrides(overrides: list[str]) -> dict:
         try:
             value = read_yaml_text(raw) if raw else ""
         except yaml.YAMLError as e:
-            raise ConfigError(f"override {item!r}: not a YAML value ({' '.join(str(e).split())})") from None
+            as_typed = repr(item)[1:-1] == item  # else the quote escapes a newline, tab, quote...: count in the value
+            if found := yaml_problem(e, column_offset=len(key) + 1 if as_typed else None):
+                problem = f" at {found[0]}{'' if as_typed else ' of its value'}: {found[1]}"
+            else:
+                problem = f" ({' '.join(str(e).split())})"
+            raise ConfigError(f"override {item!r}: not a YAML value{problem}") from None
         nested.setdefault(parts[0], {})[parts[1]] = value  # a repeated key: the last one wins
     return nested
 
@@ -197,10 +236,12 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
             raise ConfigError(f"{path}: a directory, not a config file (configs/*.yaml)")
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
+        text = None
         try:
-            data = read_yaml_text(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:  # one line: PyYAML's message spans several, with a caret under the spot
-            raise ConfigError(f"{path}: not valid YAML: {' '.join(str(e).split())}") from None
+            text = path.read_text(encoding="utf-8")
+            data = read_yaml_text(text) or {}
+        except yaml.YAMLError as e:
+            raise ConfigError(yaml_error_line(path, e, text)) from None
         except UnicodeDecodeError as e:  # e.g. an audio file given for the config
             raise ConfigError(f"{path}: not valid YAML: not UTF-8 text (byte {e.object[e.start]:#04x} at "
                               f"position {e.start})") from None

@@ -14,9 +14,9 @@ from pathlib import Path
 from typing import Iterable
 
 from asr.audio import AudioError, AudioInfo, audio_info
-from asr.user_warnings import gathered_warnings, report_cut
 from asr.data import Utterance, write_manifest
 from asr.text import normalize_text
+from asr.user_warnings import gathered_warnings, report_cut
 
 
 class CorpusError(ValueError):

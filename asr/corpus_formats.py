@@ -279,19 +279,20 @@ def folder_entries(root: Path, report: ImportReport) -> list[Entry]:
     folder below ROOT (``ROOT/SPEAKER/.../a.wav``); files directly in ROOT have none."""
     files = _walk_files(root, report)
     audio = sorted(p for p in files if p.suffix.lower() in AUDIO_SUFFIXES)
-    texts = {p for p in files if p.suffix == ".txt"}
-    entries, used = [], set()
+    texts = sorted(p for p in files if p.suffix.lower() == ".txt")
+    by_name = {p.with_suffix(""): p for p in texts}  # A.WAV's is A.TXT (sorted: a.txt wins over a.TXT)
+    entries, used = [], {}  # transcript -> the (first) audio it is used for
     for path in audio:
         rel = path.relative_to(root).with_suffix("")
         utt_id = rel.as_posix()
-        txt = path.with_suffix(".txt")
+        txt = by_name.get(path.with_suffix(""))
         if "\n" in str(rel) or "\r" in str(rel):  # ids are one line in manifests and Kaldi-style outputs
             report.skip(repr(utt_id), f"{str(path)!r}: a file name with a line break; rename it")
             continue
-        if txt not in texts:
-            report.skip(utt_id, f"{path}: no transcript {txt.name} beside it")
+        if txt is None:
+            report.skip(utt_id, f"{path}: no transcript {path.with_suffix('.txt').name} beside it")
             continue
-        used.add(txt)
+        used.setdefault(txt, path)
         try:
             text = read_text(txt)
         except CorpusError as e:  # one bad file among many: skipped, named with its line
@@ -299,8 +300,11 @@ def folder_entries(root: Path, report: ImportReport) -> list[Entry]:
             continue
         # the audio as origin: dup.wav and dup.flac share dup.txt, and the message must say which is kept
         entries.append(Entry(utt_id, path, text, rel.parts[0] if len(rel.parts) > 1 else None, str(path)))
-    for txt in sorted(texts - used):
-        report.skip(txt.relative_to(root).with_suffix("").as_posix(), f"{txt}: transcript without a same-name audio file")
+    for txt in sorted(set(texts) - used.keys()):
+        kept = by_name[txt.with_suffix("")]  # a.txt, when this is a.TXT beside it
+        why = (f"a second transcript for {used[kept].name} ({kept.name} is used)" if kept in used
+               else "transcript without a same-name audio file")
+        report.skip(txt.relative_to(root).with_suffix("").as_posix(), f"{txt}: {why}")
     return entries
 
 
@@ -309,13 +313,13 @@ def table_entries(table: Path, report: ImportReport) -> list[Entry]:
     row naming the columns; relative paths start from the table's folder."""
     delimiter = "\t" if table.suffix.lower() in (".tsv", ".tab") else ","
     # TSV is never quoted (Kaldi, Common Voice): a text starting with " must not swallow the rows after it.
-    # utf-8-sig: Excel's "CSV UTF-8" starts with a BOM, which would hide the header.
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
-    with open(table, newline="", encoding="utf-8-sig") as f:
+    # read_text: Excel's BOM (it would hide the header) dropped, its UTF-16 "Unicode Text" read, a bad line named
+    with io.StringIO(read_text(table), newline="") as f:
         try:
             rows = list(csv.reader(f, delimiter=delimiter, quoting=quoting))
-        except (csv.Error, UnicodeDecodeError) as e:
-            raise CorpusError(f"{table}: not a readable UTF-8 {'CSV' if delimiter == ',' else 'TSV'} ({e})") from None
+        except csv.Error as e:
+            raise CorpusError(f"{table}: not a readable {'CSV' if delimiter == ',' else 'TSV'} ({e})") from None
     columns: dict[str, int | None] = {"path": 0, "text": 1, "speaker": 2, "id": None}
     start = 0
     header = [c.strip().lower() for c in rows[0]] if rows else []
@@ -339,6 +343,9 @@ def table_entries(table: Path, report: ImportReport) -> list[Entry]:
             i = columns[key]
             return row[i].strip() or None if i is not None and i < len(row) else None
 
+        if not row[columns["path"]].strip():
+            report.skip(where, "empty audio path")
+            continue
         rel = Path(row[columns["path"]].strip())
         audio = rel if rel.is_absolute() else table.parent / rel
         entries.append(Entry(cell("id") or rel.with_suffix("").as_posix(), audio, row[columns["text"]],

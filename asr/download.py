@@ -1,36 +1,34 @@
 """Corpus downloads: official URLs, resumable, checksummed where a checksum is known, extracted exactly once.
 
 ``asr download CORPUS --data-dir DIR`` fetches each archive into DIR (a ``NAME.part`` file that
-an HTTP Range request resumes), checks it against the known checksum if there is one, and
-unpacks it through the temporary folder ``DIR/.NAME.extracting``, where what it unpacked is
-checked against the corpus layout (its folder and a telltale file) before anything reaches DIR.
-The completion marker ``DIR/.NAME.extracted`` is written last, so a run killed at any point is
-redone on the next call, and a complete one is skipped. A corpus folder found without a marker
-and without its archive (a copy you made yourself) is used as it is.
+an HTTP Range request resumes; a web page sent in its place is refused, not saved), checks it
+against the known checksum if there is one, and unpacks it through the temporary folder
+``DIR/.NAME.extracting``, where what it unpacked is checked against the corpus layout (its
+folder and a telltale file) before anything reaches DIR; that unpacking, with its safety checks,
+is :mod:`asr.archives`'s. The completion marker ``DIR/.NAME.extracted`` is written last, so a run
+killed at any point is redone on the next call, and a complete one is skipped. A corpus folder
+found without a marker and without its archive (a copy you made yourself) is used as it is.
 
 Checksums are the published ones where we found them, each with its source below; ``None``
 means we found no trustworthy value (AN4, speechocean762, and Common Voice, whose archive is the
-user's), and the archive is then only checked by unpacking it and looking at its layout.
+user's), and the archive is then only checked by unpacking it (gzip's own CRC-32 included) and
+looking at its layout.
 """
 
 from __future__ import annotations
 
 import hashlib
 import http.client
-import json
-import shutil
 import sys
-import tarfile
 import urllib.error
 import urllib.request
-import zipfile
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
-
-class DownloadError(RuntimeError):
-    pass
+# The errors live with the extraction, which raises them too (it cannot import this module);
+# callers keep importing them from here.
+from asr.archives import (DiskError, DownloadError, disk_error, extract, is_extracted, missing_layout,
+                          progress_bar, web_page)
 
 
 @dataclass(frozen=True)
@@ -99,16 +97,9 @@ def log(message: str) -> None:
     print(f"asr download: {message}", file=sys.stderr, flush=True)
 
 
-def _bar(total, desc: str, progress: bool, initial: int = 0):
-    from tqdm import tqdm
-
-    return tqdm(total=total, initial=initial, desc=desc, unit="B", unit_scale=True, unit_divisor=1024,
-                file=sys.stderr, disable=None if progress else True, leave=False)
-
-
 def file_checksum(path: Path, algorithm: str, progress: bool = True) -> str:
     digest = hashlib.new(algorithm)
-    with open(path, "rb") as f, _bar(path.stat().st_size, f"{algorithm} {path.name}", progress) as bar:
+    with open(path, "rb") as f, progress_bar(path.stat().st_size, f"{algorithm} {path.name}", progress) as bar:
         while chunk := f.read(1 << 22):
             digest.update(chunk)
             bar.update(len(chunk))
@@ -155,22 +146,28 @@ def fetch(url: str, dest: str | Path, checksum: str | None = None, progress: boo
                             f"at {dest} yourself") from None
     if response is not None:
         with response:
-            if offset and response.getcode() != 206:
+            resumed = offset and response.getcode() == 206
+            chunk = _read(response, url, part)
+            page = None if resumed else web_page(chunk)  # looked at before a .part is started over
+            if page is not None:
+                raise DownloadError(f"{url}: the server sent a web page ({page}), not the file; "
+                                    "check the URL or the mirror (--url-base)")
+            if offset and not resumed:
                 log(f"{url}: the server does not resume downloads; starting over")
                 offset = 0
             length = response.headers.get("Content-Length")
             total = offset + int(length) if length is not None else None
             if offset:
                 log(f"{dest.name}: resuming at {offset / 2**20:.1f} MiB")
-            try:
-                with open(part, "ab" if offset else "wb") as f, \
-                        _bar(total, dest.name, progress, initial=offset) as bar:
-                    while chunk := response.read(1 << 20):
+            with (open(part, "ab" if offset else "wb") as f,
+                  progress_bar(total, dest.name, progress, initial=offset) as bar):
+                while chunk:
+                    try:
                         f.write(chunk)
-                        bar.update(len(chunk))
-            except (OSError, http.client.HTTPException) as e:  # reset, timeout, IncompleteRead
-                raise DownloadError(f"{url}: interrupted after {part.stat().st_size} bytes ({e!r}); "
-                                    "run again to resume") from None
+                    except OSError as e:
+                        raise disk_error(part, e, "what was downloaded") from None
+                    bar.update(len(chunk))
+                    chunk = _read(response, url, part)
         size = part.stat().st_size
         if total is not None and size != total:
             raise DownloadError(f"{url}: incomplete ({size} of {total} bytes); run again to resume")
@@ -183,120 +180,12 @@ def fetch(url: str, dest: str | Path, checksum: str | None = None, progress: boo
     return dest
 
 
-class _ProgressReader:
-    """A file wrapper that advances a progress bar by the compressed bytes read."""
-
-    def __init__(self, f, bar):
-        self.f, self.bar = f, bar
-
-    def read(self, n=-1):
-        data = self.f.read(n)
-        self.bar.update(len(data))
-        return data
-
-
-def _merge(src: Path, dst: Path) -> None:
-    """Move the tree ``src`` into ``dst``: folders are merged, files replaced."""
-    dst.mkdir(parents=True, exist_ok=True)
-    for child in src.iterdir():
-        target = dst / child.name
-        if child.is_dir() and not child.is_symlink() and target.is_dir():
-            _merge(child, target)
-            continue
-        if target.is_dir() and not target.is_symlink():
-            shutil.rmtree(target)
-        elif target.exists() or target.is_symlink():
-            target.unlink()
-        child.rename(target)
-
-
-def marker_path(data_dir: Path, archive_name: str) -> Path:
-    return Path(data_dir) / f".{archive_name}.extracted"
-
-
-def is_extracted(data_dir: Path, archive_name: str) -> bool:
-    marker = marker_path(data_dir, archive_name)
-    if not marker.is_file():
-        return False
+def _read(response, url: str, part: Path) -> bytes:
     try:
-        contents = json.loads(marker.read_text())["contents"]
-    except (ValueError, KeyError, TypeError):
-        return False
-    return all((Path(data_dir) / name).exists() for name in contents)
-
-
-def _missing(root: Path, creates: str | None, layout: tuple[str, ...]) -> str | None:
-    """What of the expected layout is absent under ``root``, in words; None if nothing is."""
-    if creates is not None and not (root / creates).is_dir():
-        return f"the folder {creates}/"
-    if layout and not any(next(root.glob(pattern), None) is not None for pattern in layout):
-        return " or ".join(layout)
-    return None
-
-
-def extract(archive: Path, data_dir: Path, progress: bool = True, creates: str | None = None,
-            layout: tuple[str, ...] = ()) -> list[str]:
-    """Unpack a tar archive (any compression) or a zip archive into ``data_dir``; returns its
-    top-level names. An entry that would land outside the folder (``..``, an absolute path, a link
-    pointing out, a device) is refused, and the archive with it.
-
-    ``creates`` (a folder) and ``layout`` (globs, any one of which must match), both relative to
-    ``data_dir``, are checked before anything is moved there: an archive that fails, or cannot be
-    unpacked, leaves ``data_dir`` as it was.
-    """
-    archive, data_dir = Path(archive), Path(data_dir)
-    tmp = data_dir / f".{archive.name}.extracting"
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    try:
-        try:
-            if zipfile.is_zipfile(archive):  # re-packed Common Voice copies often are
-                _extract_zip(archive, tmp, data_dir)
-            else:
-                _extract_tar(archive, tmp, data_dir, progress)
-        except (tarfile.TarError, zipfile.BadZipFile, EOFError, zlib.error, OSError) as e:
-            raise DownloadError(f"{archive}: cannot extract ({e}); the archive is damaged or incomplete") from None
-        contents = sorted(p.name for p in tmp.iterdir())
-        missing = _missing(tmp, creates, layout)
-        if missing is not None:
-            raise DownloadError(f"{archive}: not the expected archive: it unpacks to "
-                                f"{', '.join(contents) or 'nothing'}, without {missing}")
-    except DownloadError:
-        # A failed extraction is not an interrupted one: leave no folder that says otherwise.
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    _merge(tmp, data_dir)
-    shutil.rmtree(tmp)
-    marker_path(data_dir, archive.name).write_text(json.dumps({"archive": archive.name, "contents": contents}) + "\n")
-    return contents
-
-
-def _unsafe(archive: Path, entry: str, data_dir: Path) -> DownloadError:
-    return DownloadError(f"{archive}: refused: entry {entry!r} would be written outside {data_dir} "
-                         "(or is a link or device); unpack it yourself if you trust it")
-
-
-def _extract_tar(archive: Path, tmp: Path, data_dir: Path, progress: bool) -> None:
-    if not hasattr(tarfile, "data_filter"):  # Python < 3.11.4 has no filter: refuse rather than trust
-        raise DownloadError(f"{archive}: this Python's tarfile cannot extract safely; use Python >= 3.11.4")
-    with open(archive, "rb") as raw, _bar(archive.stat().st_size, f"extract {archive.name}", progress) as bar:
-        with tarfile.open(fileobj=_ProgressReader(raw, bar), mode="r|*") as tar:
-            try:
-                tar.extractall(tmp, filter="data")  # no ../, absolute paths, links out, devices
-            except tarfile.FilterError as e:
-                raise _unsafe(archive, e.tarinfo.name, data_dir) from None
-
-
-def _extract_zip(archive: Path, tmp: Path, data_dir: Path) -> None:
-    """zipfile silently rewrites ``..`` and absolute names; refuse them instead, as the tar filter does."""
-    with zipfile.ZipFile(archive) as z:
-        for info in z.infolist():
-            parts = Path(info.filename.replace("\\", "/")).parts
-            is_link = (info.external_attr >> 16) & 0o170000 == 0o120000
-            if info.filename.startswith(("/", "\\")) or ".." in parts or ":" in info.filename or is_link:
-                raise _unsafe(archive, info.filename, data_dir)
-        z.extractall(tmp)
+        return response.read(1 << 20)
+    except (OSError, http.client.HTTPException) as e:  # reset, timeout, IncompleteRead
+        done = part.stat().st_size if part.is_file() else 0
+        raise DownloadError(f"{url}: interrupted after {done} bytes ({e!r}); run again to resume") from None
 
 
 def _commonvoice_present(data_dir: Path) -> bool:
@@ -333,12 +222,14 @@ def download_corpus(corpus: str, data_dir: str | Path, subsets: list[str] | None
         raise DownloadError(f"unknown corpus {corpus!r} (choose from {', '.join([*CORPORA, 'commonvoice'])})")
 
     for item, local in items:
-        if is_extracted(data_dir, local.name):
+        # Subsets share a top folder (LibriSpeech/): the marker alone misses one deleted since.
+        whole = missing_layout(data_dir, item.creates, item.layout) is None
+        if is_extracted(data_dir, local.name) and whole:
             log(f"{local.name}: already extracted in {data_dir}")
             continue
         interrupted = (data_dir / f".{local.name}.extracting").exists()
         present = item.creates is not None and (data_dir / item.creates).is_dir()
-        if present and not interrupted and not local.is_file():
+        if present and whole and not interrupted and not local.is_file():
             log(f"{data_dir / item.creates}: present without a completion marker (a copy made by hand?); "
                 "using it as it is. Delete it and run again to download it afresh.")
             continue
@@ -360,6 +251,8 @@ def download_corpus(corpus: str, data_dir: str | Path, subsets: list[str] | None
         log(f"{local.name}: extracting into {data_dir}")
         try:
             contents = extract(local, data_dir, progress, item.creates, item.layout)
+        except DiskError:
+            raise
         except DownloadError as e:
             raise DownloadError(f"{e}; {advice}") from None
         log(f"{local.name}: done ({', '.join(contents)})")

@@ -9,13 +9,13 @@ from typing import Sequence
 import torch
 
 from asr.audio import AudioError
-from asr.user_warnings import gathered_warnings, report_cut
 from asr.batching import BucketBatchSampler, padded_batches
 from asr.data import Utterance
 from asr.metrics import ErrorCounts, char_errors, word_errors
 from asr.segmenter import Segmenter, array_blocks
 from asr.text import normalize_text
 from asr.transcribe import Transcriber
+from asr.user_warnings import gathered_warnings, report_cut
 
 
 @dataclass

@@ -2,19 +2,22 @@
 
 ``HotwordLM`` is a flashlight language model that wraps the real one (KenLM or none) and adds
 a bonus while the hypothesis is inside a hotword phrase. A partial match that breaks off gives
-its bonus back, so only complete phrases gain (the idea of icefall's context graph). The search
-calls the LM once per word with a lexicon and once per token without one; phrases are matched
-in those units. A hotword word the LM does not know is scored as the LM's rarest word when its
-<unk> is less likely than that, so that the bonus can make it win.
+its bonus back, so only complete phrases gain, and a phrase may begin inside one that broke off
+(icefall's context graph: an Aho-Corasick automaton). The search calls the LM once per word
+with a lexicon and once per token without one; phrases are matched in those units. A hotword
+word the LM does not know is scored as the LM's rarest word when its <unk> is less likely than
+that, so that the bonus can make it win.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from torchaudio.models.decoder import CTCDecoderLM, CTCDecoderLMState
 
 from asr.text import normalize_text
+from asr.user_warnings import warn
 
 
 class HotwordsError(ValueError):
@@ -28,16 +31,21 @@ _FILE_SUFFIXES = (".txt", ".lst", ".list", ".csv", ".tsv")
 
 
 def parse_hotwords(spec: str | Path | list[str] | tuple[str, ...] | None) -> list[str]:
-    """Normalized phrases from a list, a file (one per line) or a comma-separated string."""
+    """Normalized phrases from a list, a file (one per line, or several comma-separated) or a
+    comma-separated string. A file with none is warned about: it was meant to boost something."""
     if spec is None:
         return []
+    from_file = False
     if isinstance(spec, (list, tuple)):
         items = list(spec)
     elif Path(spec).is_file():
         try:
-            items = Path(spec).read_text(encoding="utf-8").splitlines()
+            lines = Path(spec).read_text(encoding="utf-8").splitlines()
         except UnicodeDecodeError as e:
             raise HotwordsError(f"{spec}: hotwords file is not UTF-8 text ({e.reason} at byte {e.start})") from None
+        # A line may list several, comma-separated, as --hotwords does: a names.csv of "tina,john"
+        # is two names, not the phrase "tina john" (normalizing would drop the comma).
+        items, from_file = [item for line in lines for item in line.split(",")], True
     elif isinstance(spec, Path) or ("," not in spec and (Path(spec).suffix.lower() in _FILE_SUFFIXES
                                                          or Path(spec).parent.name and Path(spec).parent.is_dir())):
         raise HotwordsError(f"{spec}: hotwords file not found (phrases are given as 'a,b c')")
@@ -48,44 +56,75 @@ def parse_hotwords(spec: str | Path | list[str] | tuple[str, ...] | None) -> lis
         phrase = normalize_text(item)
         if phrase and phrase not in phrases:
             phrases.append(phrase)
+    if from_file and not phrases:  # an empty list was meant to boost something: say it boosts nothing
+        warn(spec, "no hotwords in this file (one phrase a line): nothing is boosted")
     return phrases
 
 
 class PhraseMatcher:
-    """Prefix matching of unit sequences. A state is (matched units, bonus not yet earned)."""
+    """Phrase matching over a stream of units, as an Aho-Corasick automaton (icefall's context
+    graph): a phrase is found wherever it ends, also inside a longer match that broke off ("new
+    york university" holds "york university" when the other phrase is "new york city").
+
+    A state is (node, covered): the longest end of the stream that begins some phrase, and a bit
+    mask of its units that lie in a complete phrase. Each unit of the node counts its bonus while
+    it may still complete one; a unit that leaves the node keeps it if covered, else gives it back.
+    """
 
     def __init__(self, phrases: list[tuple[int, ...]], bonuses: list[tuple[float, ...]],
                  boundary: int | None = None):
-        self.gain: dict[tuple[int, ...], float] = {}  # phrase prefix -> bonus of its last unit
+        odd = [b for bonus in bonuses for b in bonus if not math.isfinite(b)]
+        if odd:  # an infinite bonus empties every transcript, a NaN one scrambles them
+            # (each bonus is the weight times a share of 0 to 1: an infinite one shows the weight)
+            shown = next((b for b in odd if math.isinf(b)), odd[0])
+            raise HotwordsError(f"hotword weight must be a finite number (--hotword-weight), got {shown}")
+        self.gain: dict[tuple[int, ...], float] = {(): 0.0}  # phrase prefix -> bonus of its last unit
         self.complete = set(phrases)
-        self.extendable = {p[:i] for p in phrases for i in range(1, len(p))}
         for phrase, bonus in zip(phrases, bonuses):
             for i in range(1, len(phrase) + 1):
                 self.gain[phrase[:i]] = bonus[i - 1]
+        self.total = {node: sum(self.gain[node[:i]] for i in range(1, len(node) + 1)) for node in self.gain}
+        # node -> lengths of the phrases it ends with (its "output" links)
+        self.ends = {node: [n for n in range(1, len(node) + 1) if node[-n:] in self.complete] for node in self.gain}
+        self._longest: dict[tuple[int, ...], tuple[int, ...]] = {}  # stream end -> its node, as asked
         # With token units a phrase is |w o r d|: the start of the utterance counts as a |.
         self.boundary = boundary
-        self.initial = ((boundary,), 0.0) if boundary is not None else ((), 0.0)
+        self.initial = ((boundary,), 0) if boundary is not None else ((), 0)
 
-    def step(self, state: tuple[tuple[int, ...], float], unit: int) -> tuple[tuple, float]:
+    def _node(self, units: tuple[int, ...]) -> tuple[int, ...]:
+        """The longest end of ``units`` that begins a phrase (the failure links, found as needed)."""
+        if units not in self._longest:
+            self._longest[units] = next(units[k:] for k in range(len(units) + 1) if units[k:] in self.gain)
+        return self._longest[units]
+
+    def _uncovered(self, node: tuple[int, ...], covered: int, count: int) -> float:
+        """The bonus of the first ``count`` units of ``node`` that no complete phrase covers."""
+        return sum(self.gain[node[: i + 1]] for i in range(count) if not covered >> i & 1)
+
+    def step(self, state: tuple[tuple[int, ...], int], unit: int) -> tuple[tuple, float]:
         """-> (new state, score change)."""
-        matched, pending = state
-        cand = matched + (unit,)
-        if cand in self.gain:
-            gain = self.gain[cand]
-            if cand in self.complete:  # earned: a later break cannot take it back
-                return ((cand, 0.0) if cand in self.extendable else self.initial), gain
-            return (cand, pending + gain), gain
-        if not matched:
-            return ((), 0.0), 0.0
-        # The match broke off: give back what was not earned and start again from this unit.
-        new, change = self.step(((), 0.0), unit)
-        return new, change - pending
+        node, covered = state
+        if not node and (unit,) not in self.gain:  # most units, outside every phrase
+            return state, 0.0
+        cand = node + (unit,)
+        new = self._node(cand)
+        drop = len(cand) - len(new)
+        gone = min(drop, len(node))  # the node's units that leave it
+        # of those, the covered keep their bonus and the rest give it back; the units that stay
+        # count at the new node's bonuses (another phrase may give them others)
+        change = -self._uncovered(node, covered, gone) - (self.total[node] - self.total[node[:gone]])
+        change += self.total[new]
+        covered >>= drop
+        for n in self.ends[new]:  # complete here: its units keep their bonus whatever comes next
+            covered |= ((1 << n) - 1) << (len(new) - n)
+        return (new, covered), change
 
     def finish(self, state) -> float:
-        matched, pending = state
-        if self.boundary is not None and matched + (self.boundary,) in self.complete:
-            return self.gain[matched + (self.boundary,)]  # the end of the utterance closes the word
-        return -pending
+        change = 0.0
+        if self.boundary is not None:  # the end of the utterance closes the word
+            state, change = self.step(state, self.boundary)
+        node, covered = state
+        return change - self._uncovered(node, covered, len(node))
 
 
 class HotwordLM(CTCDecoderLM):

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import glob
 import io
+import os
 import shutil
 import stat
 import subprocess
@@ -24,6 +25,7 @@ import soundfile as sf
 
 from asr.audio import (BLOCK_SECONDS, SNDFILE_EXTENSIONS, AudioError, _open_problem, check_ending, decode_blocks,
                        flac_length_unknown, open_audio, path_problem, resample, to_mono, unknown_size)
+from asr.user_warnings import warn
 
 FFMPEG_EXTENSIONS = {".m4a", ".mp4", ".aac", ".webm", ".mkv", ".mov", ".wma", ".amr", ".3gp", ".avi", ".mpeg"}
 AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS
@@ -88,7 +90,7 @@ def duration_of(path: str) -> float | None:
     if is_stream(path):
         return None
     try:
-        info = sf.info(path)
+        info = sf.info(os.fsencode(path))  # bytes: a name not in UTF-8 (see asr.audio.open_audio)
     except Exception:
         return None
     return None if flac_length_unknown(info) else info.duration  # a FLAC written to a pipe declares none
@@ -156,10 +158,24 @@ def _sndfile_blocks(source, name: str, sample_rate: int, block_seconds: float) -
             return
         hint = "; ffmpeg (not installed) might read it" if unknown else ""
         raise AudioError(name, f"not readable as audio ({problem}){hint}") from None
+    size = _size(source)
+    read = 0
     with f:  # asr.audio's reading: a file cut short gives what is there, with a warning
         rate = int(f.samplerate)
         for samples in decode_blocks(f, name, block_seconds):
+            read += len(samples)
             yield _prepare_block(name, to_mono(samples), rate, sample_rate)
+    if size is not None and (_size(source) or 0) > size:  # a recording still being written: say what was used
+        warn(name, f"grew while it was read (still being written?): transcribed its first {read / rate:.2f} s, "
+                   "as far as it went when opened")
+
+
+def _size(source) -> int | None:
+    """A file's size in bytes now; None for a stream or a file gone."""
+    try:
+        return os.stat(source).st_size if isinstance(source, (str, Path)) else None
+    except OSError:
+        return None
 
 
 def _prepare_block(name: str, samples: np.ndarray, rate: int, target: int) -> np.ndarray:

@@ -206,7 +206,7 @@ def cmd_lm_tune(args) -> int:
 
 
 def cmd_priors(args) -> int:
-    from asr.data import read_manifest
+    from asr.data import ManifestError, read_manifest
     from asr.decoding_config import PRIORS_FILE
     from asr.priors import estimate_priors, save_priors
     from asr.transcribe import load_model
@@ -222,12 +222,15 @@ def cmd_priors(args) -> int:
         print_error(f"{args.manifest}: no utterances to estimate token priors from")
         return 2
     transcriber = load_model(args.model, decoder="greedy", device=args.device)
-    priors, frames, skipped = estimate_priors(transcriber, utterances, args.batch_seconds)
-    for path, reason in skipped:
+    try:
+        estimate = estimate_priors(transcriber, utterances, args.batch_seconds)
+    except ManifestError as e:  # nothing to estimate from: say which manifest
+        raise ManifestError(f"{args.manifest}: {e}") from None
+    for path, reason in estimate.skipped:
         print_error(f"skipped {path}: {reason}")
-    tokens = transcriber.tokenizer.tokens
+    tokens, priors = transcriber.tokenizer.tokens, estimate.priors
     top = sorted(range(len(priors)), key=priors.__getitem__, reverse=True)[:5]
-    print(f"{save_priors(args.model, priors, frames, args.manifest)}: {len(priors)} tokens over {frames:,} frames of "
-          f"{len(utterances) - len(skipped)} utterances; most likely: "
+    print(f"{save_priors(args.model, priors, estimate.frames, args.manifest)}: {len(priors)} tokens over "
+          f"{estimate.frames:,} frames of {estimate.used} utterances; most likely: "
           + ", ".join(f"{tokens[k]} {priors[k]:.3f}" for k in top))
     return 0

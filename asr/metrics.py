@@ -78,10 +78,11 @@ def cer(references: list[str], hypotheses: list[str]) -> float:
 
 @dataclass(frozen=True)
 class BootstrapResult:
+    """NaN where there are no reference words: the whole set's (``difference``), every resample's (the rest)."""
     difference: float  # error rate of B minus that of A, on the whole set
-    low: float  # the central ``level`` interval of that difference over the resamples
+    low: float  # the central ``level`` interval of that difference over the resamples that hold reference words
     high: float
-    prob_b_better: float  # share of resamples where B made fewer errors
+    prob_b_better: float  # share of those resamples where B made fewer errors
     groups: int
     resamples: int
     level: float
@@ -104,11 +105,16 @@ def paired_bootstrap(errors_a, errors_b, lengths, groups=None, resamples: int = 
         sums[:, index[k]] += (ea, eb, n)
     pick = np.random.default_rng(seed).integers(0, len(index), size=(resamples, len(index)))
     a, b, n = (sums[row][pick].sum(axis=1) for row in range(3))
-    delta = (b - a) / np.maximum(n, 1)
+    # A resample (or set) with no reference words has no rate: its insertions are not a rate difference
+    defined = n > 0
+    total = sums[2].sum()
+    difference = float((sums[1].sum() - sums[0].sum()) / total) if total else math.nan
+    if not defined.any():  # every reference empty (nan-aware numpy would warn of an all-NaN slice)
+        return BootstrapResult(difference, math.nan, math.nan, math.nan, len(index), resamples, level)
+    delta = np.where(defined, b - a, np.nan) / np.where(defined, n, 1)
     tail = (1 - level) / 2
-    return BootstrapResult(float((sums[1].sum() - sums[0].sum()) / max(sums[2].sum(), 1)),
-                           float(np.quantile(delta, tail)), float(np.quantile(delta, 1 - tail)),
-                           float(np.mean(b < a)), len(index), resamples, level)
+    return BootstrapResult(difference, float(np.nanquantile(delta, tail)), float(np.nanquantile(delta, 1 - tail)),
+                           float(np.nanmean(np.where(defined, b < a, np.nan))), len(index), resamples, level)
 
 
 def selection_key(record: dict) -> tuple[float, float, float] | None:

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 
 @dataclass(frozen=True)
@@ -42,7 +41,7 @@ def xing_tag(source) -> XingTag | None:
 
 def _size(source) -> int:
     try:
-        if isinstance(source, (str, Path)):
+        if isinstance(source, (str, bytes, os.PathLike)):  # bytes: a path (soundfile's f.name, see asr.audio)
             return os.path.getsize(source)
         at = source.tell()
         end = source.seek(0, os.SEEK_END)
@@ -56,7 +55,7 @@ def file_head(source, size: int, start: int = 0) -> bytes:
     """``size`` bytes from ``start`` of a file (not a pipe: they would be gone) or of the file object
     libsndfile reads (left where it was); none where they cannot be read."""
     try:
-        if isinstance(source, (str, Path)):
+        if isinstance(source, (str, bytes, os.PathLike)):  # bytes: a path (soundfile's f.name, see asr.audio)
             if not os.path.isfile(source):
                 return b""
             with open(source, "rb") as file:

@@ -9,6 +9,7 @@ display, no global state, safe inside a training loop.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import replace
 from pathlib import Path
 
@@ -20,8 +21,9 @@ from matplotlib.ticker import MaxNLocator
 
 from asr.audio import audio_info
 from asr.decoding import GreedyDecoder
-from asr.text import plural
 from asr.metrics import selection_key
+from asr.text import plural
+from asr.user_warnings import warn
 
 
 class PlotError(ValueError):
@@ -95,6 +97,11 @@ def posteriorgram_figure(log_probs: torch.Tensor, tokens, frame_shift: float, ti
 
 # --- one utterance ---------------------------------------------------------------------------
 
+# Longer, and the figure (at most 24 inches wide) packs the words too tightly to read, while the
+# drawing takes minutes (3 min of audio: 2 min, 1.8 GB); transcribe runs pieces of at most 20 s.
+MAX_PLOT_SECONDS = 60.0
+
+
 def alignment_figure(wave: torch.Tensor, sample_rate: int, feats: torch.Tensor, feat_shift: float,
                      feat_name: str, log_probs: torch.Tensor, frame_shift: float, tokens, words,
                      title: str = "", offset: float = 0.0, centre: float = 0.0) -> Figure:
@@ -164,6 +171,9 @@ def plot_alignment(transcriber, audio_path: str | Path, out: str | Path) -> Path
         raise PlotError(f"{path}: no sound above {transcriber.silence_dbfs():.0f} dBFS: nothing to plot "
                         "(transcribe gives no words)")
     lo, hi = span
+    if (hi - lo) / rate > MAX_PLOT_SECONDS:
+        raise PlotError(f"{path}: {(hi - lo) / rate:.1f} s of sound; an alignment plot is readable for at most "
+                        f"{MAX_PLOT_SECONDS:g} s: plot a piece (e.g. sox {path} piece.wav trim START 20)")
     full, wave, offset = wave.numel(), wave[lo:hi], lo / rate
     result = transcriber.transcribe_waveforms([wave])[0]
     words = [replace(w, start=round(w.start + offset, 3), end=round(w.end + offset, 3)) for w in result.words]
@@ -204,7 +214,9 @@ def _read_log(run_dir: str | Path) -> tuple[list[dict], dict | None]:
         raise PlotError(f"{path}: training log not found (expected RUN_DIR/log.jsonl)")
     by_epoch: dict[int, dict] = {}
     average = None
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    text = path.read_text(encoding="utf-8")
+    lines = text.splitlines()
+    for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
@@ -214,6 +226,10 @@ def _read_log(run_dir: str | Path) -> tuple[list[dict], dict | None]:
                 continue
             by_epoch[int(record["epoch"])] = record
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
+            if lineno == len(lines) and not text.endswith("\n"):  # a record still being written, or cut off
+                warn(path, f"line {lineno} is incomplete (being written, or the run stopped while writing it): "
+                           "left out")
+                continue
             raise PlotError(f"{path}:{lineno}: not a training log record (JSON with an 'epoch')") from None
     if not by_epoch:
         raise PlotError(f"{path}: no epochs logged yet")
@@ -230,9 +246,9 @@ def training_figure(records: list[dict], title: str = "", average: dict | None =
     fig = Figure(figsize=(11, 4.2), layout="constrained")
     ax_loss, ax_err = fig.subplots(1, 2)
     style = {"marker": "o", "markersize": 3, "linewidth": 1.5}
-    ax_loss.plot(epochs, series("train_loss"), label="train", **style)
+    ax_loss.plot(epochs, series("train_loss"), label="train" + _not_drawn(records, "train_loss"), **style)
     if any("valid_loss" in r for r in records):
-        ax_loss.plot(epochs, series("valid_loss"), label="valid", **style)
+        ax_loss.plot(epochs, series("valid_loss"), label="valid" + _not_drawn(records, "valid_loss"), **style)
     ax_loss.set(xlabel="epoch", ylabel="CTC loss per utterance", title="loss")
     ax_loss.legend()
     if has_valid:
@@ -259,10 +275,31 @@ def training_figure(records: list[dict], title: str = "", average: dict | None =
     ax_err.set(xlabel="epoch", ylabel="error rate (%)", title="validation error rates (greedy)")
     for ax in (ax_loss, ax_err):
         ax.grid(alpha=0.3)
+        # the run's epochs, whatever was drawn: with no finite value, matplotlib would show epoch 0 alone
+        ax.set_xlim(min(epochs) - 0.5, max(epochs) + 0.5)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))  # epochs: no 0.98 after one
     if title:
         fig.suptitle(title, fontsize=10)
     return fig
+
+
+def _not_drawn(records: list[dict], key: str, shown: int = 4) -> str:
+    """" (not drawn: nan at epochs 2, 5)": the logged values a line cannot show (a NaN train_loss is
+    an epoch in which no step trained), which would otherwise be a silent gap."""
+    groups: dict[str, list[int]] = {}
+    for r in records:
+        if isinstance(v := r.get(key), (int, float)) and not math.isfinite(v):
+            groups.setdefault(f"{v:g}", []).append(r["epoch"])
+    if not groups:
+        return ""
+    parts = []
+    for value, epochs in groups.items():
+        if len(epochs) == len(records) > 1:
+            parts.append(f"{value} at every epoch")
+        else:
+            listed = ", ".join(map(str, epochs[:shown])) + (", ..." if len(epochs) > shown else "")
+            parts.append(f"{value} at epoch{'s' if len(epochs) > 1 else ''} {listed}")
+    return f" (not drawn: {'; '.join(parts)})"
 
 
 def plot_training(run_dir: str | Path, out: str | Path) -> Path:

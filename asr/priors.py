@@ -15,6 +15,7 @@ chooses the scale on a dev set. Estimate on training audio, never on the test sp
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
 
@@ -26,13 +27,25 @@ from asr.decoding_config import PRIORS_FILE
 from asr.evaluate import none_readable, readable_batches
 from asr.model_dir import portable_path
 from asr.transcribe import Transcriber
+from asr.user_warnings import warn
+
+
+@dataclass(frozen=True)
+class PriorEstimate:
+    """Token priors and what they were estimated from."""
+
+    priors: list[float]
+    frames: int
+    used: int  # utterances whose frames were counted
+    skipped: list[tuple[str, str]]  # (path, reason) of each unreadable utterance
+    silent: int  # utterances read but left out: no sound for the model to run on
 
 
 @torch.inference_mode()
 def estimate_priors(transcriber: Transcriber, utterances: Sequence[Utterance], batch_seconds: float = 300.0
-                    ) -> tuple[list[float], int, list[tuple[str, str]]]:
-    """Mean posterior of each token over every output frame -> (priors, frames, skipped). The
-    frames are those transcribe runs (``readable_batches``): silence is left out, and an utterance
+                    ) -> PriorEstimate:
+    """Mean posterior of each token over every output frame. The frames are those transcribe runs
+    (``readable_batches``): silence is left out (with a warning that counts it), and an utterance
     of the segmenter's ``max_seconds`` or more is run in the pieces it is cut into at pauses."""
     skipped: list[tuple[str, str]] = []
     silent: list[str] = []
@@ -47,7 +60,11 @@ def estimate_priors(transcriber: Transcriber, utterances: Sequence[Utterance], b
                             f"utterances are silent" + (f", {len(skipped)} unreadable" if skipped else ""))
     if frames == 0:
         raise ManifestError(none_readable(len(utterances), skipped, "to estimate token priors from"))
-    return (total / frames).tolist(), frames, skipped
+    if silent:  # read, but not among the frames counted: say so, as the unreadable ones are said
+        warn("token priors", f"{len(silent)} of {len(utterances)} utterances are silent (no sound for the model "
+                             "to run on): left out")
+    return PriorEstimate((total / frames).tolist(), frames, len(utterances) - len(skipped) - len(silent), skipped,
+                         len(silent))
 
 
 def save_priors(model_dir: str | Path, priors: Sequence[float], frames: int, manifest: str | Path) -> Path:

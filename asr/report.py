@@ -24,7 +24,7 @@ import jiwer
 
 from asr.atomic import check_writable, write_text_atomic
 from asr.metrics import ErrorCounts
-from asr.report_text import UNDEFINED, fenced, md, pct, sclite_lines
+from asr.report_text import UNDEFINED, fenced, md, pct, sclite_lines, shown_rates
 
 
 class ReportError(ValueError):
@@ -211,7 +211,7 @@ NO_WORDS_NOTE = (f"{UNDEFINED}: no reference words, so no error rate (their inse
 
 def render_markdown(report: Report, top: int = 20, speakers: list[dict] | None = None) -> str:
     """``speakers``: ``report.speaker_table()``, when the caller has it already (``write_report``)."""
-    s = report.summary()
+    s, r = report.summary(), shown_rates(report)
     lines = ["# Error report", ""]
     lines += [f"- {md(k, cell=False)}: {md(v, cell=False)}" for k, v in report.meta.items() if k != "skipped"]
     skipped = report.meta.get("skipped") or []
@@ -219,13 +219,13 @@ def render_markdown(report: Report, top: int = 20, speakers: list[dict] | None =
         lines.append(f"- skipped (unreadable audio, not scored): {len(skipped)}")
     lines += ["", "## Totals", "", "| | count | rate |", "|---|---:|---:|",
               f"| reference words | {s['words']} | |",
-              f"| correct | {s['correct']} | {pct(s['correct'] / max(s['words'], 1))} |",
-              f"| substitutions | {s['substitutions']} | {pct(s['substitutions'] / max(s['words'], 1))} |",
-              f"| deletions | {s['deletions']} | {pct(s['deletions'] / max(s['words'], 1))} |",
-              f"| insertions | {s['insertions']} | {pct(s['insertions'] / max(s['words'], 1))} |",
-              f"| **word errors (WER)** | {s['word_errors']} | **{pct(s['wer'])}** |",
-              f"| character errors (CER) | {s['char_errors']} / {s['chars']} | {pct(s['cer'])} |",
-              f"| sentences with errors (SER) | {s['sentence_errors']} / {s['utterances']} | {pct(s['ser'])} |",
+              f"| correct | {s['correct']} | {pct(r['correct'])} |",
+              f"| substitutions | {s['substitutions']} | {pct(r['substitutions'])} |",
+              f"| deletions | {s['deletions']} | {pct(r['deletions'])} |",
+              f"| insertions | {s['insertions']} | {pct(r['insertions'])} |",
+              f"| **word errors (WER)** | {s['word_errors']} | **{pct(r['wer'])}** |",
+              f"| character errors (CER) | {s['char_errors']} / {s['chars']} | {pct(r['cer'])} |",
+              f"| sentences with errors (SER) | {s['sentence_errors']} / {s['utterances']} | {pct(r['ser'])} |",
               "", "## Speakers (worst WER first)", "",
               "| speaker | utterances | words | sub | del | ins | WER | CER | SER |",
               "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
@@ -265,15 +265,15 @@ def _e(x) -> str:
 
 def render_html(report: Report, top: int = 20, speakers: list[dict] | None = None) -> str:
     """``speakers``: as ``render_markdown``'s."""
-    s = report.summary()
+    s, r = report.summary(), shown_rates(report)
     meta = "".join(f"<li>{_e(k)}: {_e(v)}</li>" for k, v in report.meta.items() if k != "skipped")
     skipped = report.meta.get("skipped") or []
     meta += "".join(f"<li>skipped (not scored): {_e(p)}: {_e(why)}</li>" for p, why in skipped)
     rows = [("reference words", s["words"], ""), ("substitutions", s["substitutions"], ""),
             ("deletions", s["deletions"], ""), ("insertions", s["insertions"], ""),
-            ("<b>word error rate</b>", s["word_errors"], f"<b>{pct(s['wer'])}</b>"),
-            ("character error rate", f"{s['char_errors']} / {s['chars']}", pct(s["cer"])),
-            ("sentence error rate", f"{s['sentence_errors']} / {s['utterances']}", pct(s["ser"]))]
+            ("<b>word error rate</b>", s["word_errors"], f"<b>{pct(r['wer'])}</b>"),
+            ("character error rate", f"{s['char_errors']} / {s['chars']}", pct(r["cer"])),
+            ("sentence error rate", f"{s['sentence_errors']} / {s['utterances']}", pct(r["ser"]))]
     out = [f"<!doctype html><meta charset=utf-8><title>Error report</title><style>{_CSS}</style>",
            f"<h1>Error report</h1><ul>{meta}</ul><h2>Totals</h2><table>",
            *(f"<tr><td>{a}</td><td>{b}</td><td>{c}</td></tr>" for a, b, c in rows), "</table>",
@@ -363,8 +363,24 @@ def load_report(directory: str | Path) -> Report:
         raise ReportError(f"{directory}: no results.json (write one with asr evaluate --report DIR)")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-        rows = [_Row(str(u["id"]), u.get("speaker"), u["reference"], u["hypothesis"], u.get("audio_filepath", ""))
-                for u in data["utterances"]]
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        rows = [_row(u) for u in data["utterances"]]
+        meta = data.get("meta") or {}
+        if not isinstance(meta, dict):
+            raise TypeError(f"its meta is a {type(meta).__name__}, not an object")
+    except UnicodeDecodeError as e:  # asr writes UTF-8; another encoding would be scored as other words
+        raise ReportError(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}): "
+                          "not a results file asr wrote") from None
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
         raise ReportError(f"{path}: not a results file ({type(e).__name__}: {e})") from None
-    return build_report(rows, data.get("meta") or {})
+    return build_report(rows, meta)
+
+
+def _row(u: dict) -> _Row:
+    """One utterance of results.json; TypeError for fields of the wrong type (they would fail
+    later, in scoring or in sorting the speakers, far from the file)."""
+    reference, hypothesis, speaker = u["reference"], u["hypothesis"], u.get("speaker")
+    if not (isinstance(reference, str) and isinstance(hypothesis, str)):
+        raise TypeError(f"utterance {u.get('id')!r}: its reference and hypothesis must be text, not "
+                        f"{type(reference).__name__} and {type(hypothesis).__name__}")
+    return _Row(str(u["id"]), None if speaker is None else str(speaker), reference, hypothesis,
+                str(u.get("audio_filepath") or ""))

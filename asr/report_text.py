@@ -1,6 +1,6 @@
 """Text for reports, in a terminal or monospace font and in Markdown: display widths, sclite's
-aligned REF/HYP lines, error rates as percentages, and text escaped so that Markdown shows it as
-itself."""
+aligned REF/HYP lines, error rates (None where undefined) as percentages, and text escaped so
+that Markdown shows it as itself."""
 
 from __future__ import annotations
 
@@ -38,6 +38,23 @@ UNDEFINED = "\u2014"  # an error rate over no reference words
 def pct(x: float | None) -> str:
     """A rate as a percentage; ``UNDEFINED`` for none."""
     return UNDEFINED if x is None else f"{100 * x:.2f}%"
+
+
+def _share(count: int, total: int) -> float | None:
+    """``count`` of ``total`` reference units, None (shown as UNDEFINED) of none: 13 insertions
+    in references that normalized to nothing are no rate at all, not 1300%."""
+    return count / total if total else None
+
+
+def shown_rates(report) -> dict:
+    """The totals' rates of an ``asr.report.Report`` as shown: None where there is nothing to
+    divide by. (``summary()`` keeps ``ErrorCounts.rate``'s number for them, as ``asr evaluate``
+    prints it.) The report is not imported here: asr.report imports this module."""
+    s = report.summary()
+    return {"correct": _share(s["correct"], s["words"]), "substitutions": _share(s["substitutions"], s["words"]),
+            "deletions": _share(s["deletions"], s["words"]), "insertions": _share(s["insertions"], s["words"]),
+            "wer": report.words.rate_or_none, "cer": report.chars.rate_or_none,
+            "ser": _share(s["sentence_errors"], s["utterances"])}
 
 
 # Markdown would read these as markup wherever they stand: backslash-escaped (CommonMark escapes

@@ -78,8 +78,8 @@ def _bad_value(data: dict, o: RescoringOptions) -> str | None:
     for name, value in numbers.items():
         if not math.isfinite(value):
             return f"{name} must be a finite number, got {value}"
-    if min(o.weights) < 0 or o.prior_scale < 0:
-        return f"weights and prior_scale must be at least 0, got {min(min(o.weights), o.prior_scale):g}"
+    if (lowest := min(*o.weights, o.lm_weight, o.prior_scale)) < 0:  # a negative lm_weight favours unlikely words
+        return f"weights, lm_weight and prior_scale must be at least 0, got {lowest:g}"
     if not 0 <= o.rnnlm_lambda <= 1:
         return f"rnnlm_lambda is the RNN LM's share: between 0 and 1, got {o.rnnlm_lambda:g}"
     return None

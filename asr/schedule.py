@@ -39,14 +39,16 @@ class WarmupCosine:
     def rescale(self, factor: float) -> None:
         """Count steps ``factor`` times as many to the epoch (a run resumed with another number of
         processes, or batches of another size): warmup, decay and any retargeting keep their
-        places in the data, so that step ``round(s * factor)`` has the rate step ``s`` had."""
-        self.warmup_steps = round(self.warmup_steps * factor)
+        places in the data, so that step ``s * factor`` has the rate step ``s`` had. Warmup's end
+        and the decay's start may become fractional and stay so: rounded, they would shift the
+        whole decay. The end, whole epochs of steps, stays whole."""
+        self.warmup_steps = self.warmup_steps * factor
         self.total_steps = round(self.total_steps * factor)
-        self.anchor_step = round(self.anchor_step * factor)
+        self.anchor_step = self.anchor_step * factor
 
     def __call__(self, step: int) -> float:
-        if step < self.warmup_steps:
-            return (step + 1) / self.warmup_steps
+        if step < self.warmup_steps:  # capped: a fractional warmup's last step would pass 1
+            return min(1.0, (step + 1) / self.warmup_steps)
         floor = self.final_fraction
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * self.progress(step)))
 

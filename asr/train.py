@@ -11,9 +11,11 @@ A run directory holds::
 
 Every step reseeds torch from (seed, step), and each epoch's batches are a function of
 (seed, epoch), so a run resumed from ``last/`` takes exactly the steps the killed run would
-have taken (with the same number of processes; with another, it continues from the same
-point in the epoch, rounded down to whole steps, and the learning-rate schedule, which counts
-steps, is rescaled to the new steps per epoch: asr.train_setup.resume_schedule).
+have taken. Resumed with another number of processes, batch size or train.max_duration, it goes
+on from the same fraction of training instead: the learning-rate schedule, which counts steps, is
+rescaled to the new steps per epoch, and the position in the epoch is kept (the same batch if the
+batches are the same, rounded down to whole steps; else the same fraction of the new ones), the
+step being that of the position: asr.train_setup.resume_point.
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ from asr.segmenter import Segmenter, SegmenterOptions
 from asr.selection import average_last_epochs, end_epoch
 from asr.train_checks import (TrainingError, check_trainable_lengths, nothing_readable, unreadable_files,
                               valid_loss_note, warn_of_silence)
-from asr.train_setup import (attach_phone_head, compute_cmvn, data_identity, describe_run, load_split,
-                             make_optimizer, model_to_train, resume_schedule)
+from asr.train_setup import (attach_phone_head, compute_cmvn, data_identity, describe_run, durations_id, load_split,
+                             make_optimizer, model_to_train, resume_point)
 from asr.user_errors import asr_error_types, describe
 from asr.weight_perturbation import WeightDrop, WeightNoise
 
@@ -80,7 +82,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
 
     data = data_identity(cfg)  # kept in the train state: --resume refuses data that changed since
     try:  # an unusable augment.noise_dir is found as the model is built
-        tokenizer, model, state = model_to_train(cfg, resume, device, say, data)
+        tokenizer, model, state, saved_cfg = model_to_train(cfg, resume, device, say, data)
     except NoiseError as e:
         raise TrainingError(str(e)) from None
     if d.is_main:
@@ -112,13 +114,14 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     weight_drop = WeightDrop(model.named_parameters(), tc.weight_drop)
     describe_run(cfg, model, tokenizer, device, d, weight_noise, weight_drop, say)
 
-    def bucket_sampler(rank: int, world_size: int) -> BucketBatchSampler:
-        return BucketBatchSampler(train_set.durations, tc.batch_seconds, tc.max_batch_size, shuffle=True,
-                                  sortagrad=tc.sortagrad, seed=tc.seed, speed_factors=cfg.augment.speed_factors,
-                                  rank=rank, world_size=world_size)
+    def bucket_sampler(c: Config, rank: int, world_size: int) -> BucketBatchSampler:
+        return BucketBatchSampler(train_set.durations, c.train.batch_seconds, c.train.max_batch_size, shuffle=True,
+                                  sortagrad=c.train.sortagrad, seed=c.train.seed,
+                                  speed_factors=c.augment.speed_factors, rank=rank, world_size=world_size)
 
-    sampler = bucket_sampler(d.rank, d.world_size)
+    sampler = bucket_sampler(cfg, d.rank, d.world_size)
     steps_per_epoch = len(sampler.batches(0))
+    durations = durations_id(train_set.durations)  # kept: whether a resumed run can rebuild these batches
     optimizer = make_optimizer(model, tc)
     epochs, spent_before = tc.epochs, 0.0  # epochs: as planned now (train.time_budget_minutes re-plans)
     if state is not None and tc.time_budget_minutes:
@@ -139,19 +142,21 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     carried = [0.0] * 9
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
-        # a state from before steps_per_epoch was kept: its run's, recomputed (on the same data: data_identity)
-        saved_steps = state.get("steps_per_epoch") or len(bucket_sampler(0, state["world_size"]).batches(0))
-        factor = resume_schedule(state, scheduler, schedule, steps_per_epoch, saved_steps, d.world_size, say)
+        # the saved run's settings on today's utterances (the same data: data_identity; resume_point
+        # finds the saved run's among them, where another train.max_duration chose others)
+        saved_sampler = bucket_sampler(saved_cfg, 0, state["world_size"])
+        factor, step, skip = resume_point(state, scheduler, schedule, sampler, saved_sampler, say,
+                                          max_duration=(saved_cfg.train.max_duration, tc.max_duration))
         scaler.load_state_dict(state["scaler"])
         start_epoch, nan_run = state["epoch"], state["nan_run"]
         # saved before ties were broken: a tie keeps the best, as it did
         best = tuple(state.get("best_key") or (state["best_wer"], -math.inf, -math.inf))
-        # Positions are stored in global batches, so another world size continues at the same point;
-        # steps are counted in this run's (the factor is 1 with the same world size: an exact resume).
-        skip = state["global_batch_in_epoch"] // d.world_size
-        step = saved_step = round(state["step"] * factor)
+        # steps are counted in this run's (the factor is 1 with the same steps an epoch: an exact resume)
+        saved_step = step
         trained = state.get("trained_step", state["step"])  # a state saved before it was kept: as trained
-        trained_step = saved_trained = None if trained is None else round(trained * factor)
+        # the resumed step, if it trained; else rescaled, and never after it
+        trained_step = saved_trained = (None if trained is None else step if trained == state["step"]
+                                        else min(step, round(trained * factor)))
         scheduler.last_epoch = step
         if schedule.total_steps != steps_per_epoch * epochs:  # the state's plan: another train.epochs now
             schedule.retarget(step, steps_per_epoch * epochs)
@@ -206,7 +211,8 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
                            "scaler": scaler.state_dict(), "step": step, "epoch": epoch, "world_size": d.world_size,
                            "global_batch_in_epoch": batch_in_epoch * d.world_size, "best_wer": best[0],
                            "best_key": list(best), "nan_run": nan_run, "planned_epochs": epochs,
-                           "steps_per_epoch": steps_per_epoch,
+                           "steps_per_epoch": steps_per_epoch, "durations_id": durations,
+                           "epoch_batches": epoch_batches if batch_in_epoch else None,
                            "epoch_totals": sums, "seconds": spent_before + time.time() - t_start, "data": data,
                            "trained_step": trained_step}
             if model.phone_head is not None:
@@ -222,6 +228,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     silence_rms = SegmenterOptions().silence_rms  # digital silence, as validation and evaluate judge it
     while epoch < epochs:
         sampler.set_epoch(epoch, skip)
+        epoch_batches = len(sampler.global_batches(epoch))  # kept mid-epoch: what a position is a fraction of
         train_set.set_epoch(epoch)
         loader = BatchLoader(train_set, sampler, pin_memory=device.type == "cuda")
         loss_sum, n_utts, too_short, audio_seconds, t0 = 0.0, 0, 0, 0.0, time.time()

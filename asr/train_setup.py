@@ -1,10 +1,11 @@
 """What a training run starts from: its model (new, from ``train.init_from``, or resumed from
 ``last/``, each checked against the config) with its phone head, its data splits (checked by
-asr.train_checks), global feature statistics, its optimizer, the schedule of a run resumed with another
-number of processes, and the lines that describe it."""
+asr.train_checks), global feature statistics, its optimizer, where a run resumed with another number of
+processes or batch size goes on (its schedule and place in the epoch), and the lines that describe it."""
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import math
 from pathlib import Path
@@ -181,15 +182,15 @@ RUN_FILES = ("last", "best", "log.jsonl", "epochs", "avg")
 
 
 def model_to_train(cfg: Config, resume: bool, device, say, data: dict):
-    """(tokenizer, model, train state or None): resumed (on the same ``data``: data_identity),
-    initialized from a model, or new."""
-    tc, run_dir, state = cfg.train, Path(cfg.train.output_dir), None
+    """(tokenizer, model, train state or None, the config of the run that saved it or None):
+    resumed (on the same ``data``: data_identity), initialized from a model, or new."""
+    tc, run_dir, state, saved_cfg = cfg.train, Path(cfg.train.output_dir), None, None
     resumable = (run_dir / "last" / "train_state.pt").is_file()
     if resume and resumable:
         loaded = load_to_train(run_dir / "last", cfg, device)
         check_same_model(loaded, cfg, f"{run_dir / 'last'}, resumed (--resume or, from Python, train(cfg, "
                                       "resume=True))")
-        tokenizer, model = loaded.tokenizer, loaded.model
+        tokenizer, model, saved_cfg = loaded.tokenizer, loaded.model, loaded.config
         state = torch.load(run_dir / "last" / "train_state.pt", weights_only=True, map_location="cpu")
         check_same_data(state, data, cfg, run_dir)
         if state["epoch"] >= tc.epochs:
@@ -218,27 +219,105 @@ def model_to_train(cfg: Config, resume: bool, device, say, data: dict):
             say(f"train.bpe_vocab_size={tc.bpe_vocab_size}: the training words make only "
                 f"{len(tokenizer) - 1} units, so the model has {len(tokenizer)} outputs")
         model = AcousticModel(cfg.features, cfg.model, len(tokenizer), cfg.augment).to(device)
-    return tokenizer, model, state
+    return tokenizer, model, state, saved_cfg
 
 
-def resume_schedule(state: dict, scheduler, schedule, steps_per_epoch: int, saved_steps_per_epoch: int,
-                    world_size: int, say) -> float:
+# The sampler settings that shape an epoch's batches, by the names a user sets them with.
+BATCH_SIZE = (("batch_seconds", "train.batch_seconds"), ("max_batch_size", "train.max_batch_size"))
+BATCH_ORDER = (("speed_factors", "augment.speed_factors"), ("sortagrad", "train.sortagrad"), ("seed", "train.seed"))
+
+
+def resume_point(state: dict, scheduler, schedule, sampler, saved, say,
+                 max_duration: tuple[float, float] | None = None) -> tuple[float, int, int]:
     """Load ``state``'s learning-rate schedule into ``scheduler`` (a LambdaLR of ``schedule``, an
-    asr.schedule.WarmupCosine) for a run of ``steps_per_epoch`` steps an epoch, where the saved one
-    made ``saved_steps_per_epoch``: with another number of processes (``world_size`` now) an epoch
-    has another number of steps, and the schedule counts steps, so it is rescaled to go on at the
-    same point of training (said once when it is). Returns the factor that turns the state's steps
-    into steps now."""
+    asr.schedule.WarmupCosine) and find where the resumed run goes on: (the factor that turns the
+    state's steps into steps now, the step it goes on from, the batches of its epoch that this
+    process skips). ``sampler`` is this run's asr.batching.BucketBatchSampler; ``saved`` one with
+    the settings and number of processes of the run that saved ``state`` (its last/config.yaml) on
+    today's utterances; ``max_duration``: (the saved run's train.max_duration, this run's).
+
+    Steps and positions in an epoch count batches, and a run resumed with another number of
+    processes or another batch size (train.batch_seconds, train.max_batch_size) makes another
+    number of them an epoch. Training is measured in epochs instead: the schedule (warmup, decay,
+    any time-budget retargeting) is rescaled by the ratio of steps an epoch, so that it goes on
+    from the same fraction of the run, and the position is kept at the same fraction of the epoch.
+    With the same batches (another number of processes only) that is the same batch, rounded down
+    to whole steps; with other batches it is the same fraction of them, whose utterances are not
+    the saved run's: until the epoch ends some may come twice and others not at all. Other
+    utterances (another train.max_duration: ``_saved_run``) make other batches too. The step it goes
+    on from is the epochs before, rescaled, plus the batches skipped: the step of the position, so
+    that the run ends at the schedule's end. One line says what changed and what was rescaled; an
+    exact resume says nothing."""
     scheduler.load_state_dict(state["scheduler"])  # the schedule's own plan, in the saved run's steps
-    factor = steps_per_epoch / saved_steps_per_epoch
+    saved, rebuilt = _saved_run(state, saved, max_duration)
+    steps_now, steps_then = len(sampler.batches(0)), state.get("steps_per_epoch") or len(saved.batches(0))
+    factor, world_size = steps_now / steps_then, sampler.world_size
+    epoch, position = state["epoch"], state["global_batch_in_epoch"]  # global batches: any world size
+    skip, where = position // world_size, ""
+    batches = (sampler.global_batches(epoch), saved.global_batches(epoch)) if position else ([], [])
+    if position and (not rebuilt or batches[0] != batches[1]):
+        # the saved run's epoch: as kept, where its batches cannot be rebuilt (a state from before it
+        # was kept: the saved settings on today's utterances, an estimate)
+        now, then = len(batches[0]), len(batches[1])
+        then = then if rebuilt else state.get("epoch_batches") or then
+        skip = round(min(1.0, position / then) * now) // world_size
+        where = (f"; epoch {epoch + 1} goes on after {skip * world_size} of its {now} batches, the same "
+                 f"fraction as {position} of {then} before (other batches: until it ends, some of its "
+                 f"utterances may come twice and others not at all)")
+    # rounded on its own, the rescaled step could part from the position (4.5 steps -> 4 where 1.5
+    # batches -> 2), and the run would end short of the schedule's end
+    step = round((state["step"] - position // state["world_size"]) * steps_now / steps_then) + skip
+    size, order = _changes(saved, sampler, BATCH_SIZE), _changes(saved, sampler, BATCH_ORDER)
+    utterances = not rebuilt or saved.durations != sampler.durations
+    if factor == 1 and not where and not size and not utterances:
+        return factor, step, skip  # an exact resume, or another number of processes that makes the same steps
+    what = [f"{state['world_size']} -> {world_size} process(es)"] if state["world_size"] != world_size else []
+    if size:
+        what.append(f"another batch size ({', '.join(size)})")
+    if utterances:
+        then_limit, now_limit = max_duration or (None, None)
+        what.append("other utterances (" + (f"train.max_duration {then_limit:g} -> {now_limit:g}"
+                                            if then_limit != now_limit else "their audio changed since") + ")")
+    if order or not what:  # none named: the batches differ for a reason not known here
+        what.append(f"other batches ({', '.join(order) or 'from the same settings'})")
+    rescaled = "nothing to rescale"
     if factor != 1:
         warmup, total = schedule.warmup_steps, schedule.total_steps
         schedule.rescale(factor)
-        say(f"resuming with {world_size} process(es) and {steps_per_epoch} steps an epoch a run saved with "
-            f"{state['world_size']} and {saved_steps_per_epoch}: step {state['step']} goes on as step "
-            f"{round(state['step'] * factor)}, the learning-rate schedule rescaled to the same point of training "
-            f"(warmup {warmup} -> {schedule.warmup_steps} steps, {total} -> {schedule.total_steps} in all)")
-    return factor
+        rescaled = (f"step {state['step']} goes on as step {step}, the learning-rate schedule rescaled to the "
+                    f"same point of training (warmup {warmup:g} -> {schedule.warmup_steps:g} steps, {total} -> "
+                    f"{schedule.total_steps} in all)")
+    say(f"resuming with {' and '.join(what)}: {steps_now} steps an epoch, {steps_then} before: {rescaled}{where}")
+    return factor, step, skip
+
+
+def durations_id(durations: list[float]) -> str:
+    """What tells a training set's utterance durations apart (kept in the train state: whether a
+    resumed run's batches can be rebuilt)."""
+    return hashlib.sha1(repr([float(d) for d in durations]).encode()).hexdigest()
+
+
+def _saved_run(state: dict, saved, max_duration: tuple[float, float] | None):
+    """``saved`` (a sampler on today's utterances) on the utterances of the run that saved ``state``,
+    and whether those are known: today's, less any over a lower train.max_duration then
+    (``max_duration``: then, now). Those that a lower one now leaves out are not known here; nor
+    are others, should the audio have changed since (the state's ``durations_id`` tells). A state
+    from before that was kept: today's, unless train.max_duration is lower now."""
+    then, now = max_duration or (math.inf, math.inf)
+    if then < now:
+        saved = copy.copy(saved)
+        saved.durations = [d for d in saved.durations if d <= then]  # as load_split keeps them
+    kept = state.get("durations_id")
+    return saved, (durations_id(saved.durations) == kept if kept else then <= now)
+
+
+def _changes(saved, sampler, names) -> list[str]:
+    """``names``' settings that differ between two samplers, as 'name old -> new'."""
+    def shown(value) -> str:
+        return f"{value:g}" if isinstance(value, float) else str(list(value) if isinstance(value, tuple) else value)
+
+    return [f"{name} {shown(getattr(saved, key))} -> {shown(getattr(sampler, key))}"
+            for key, name in names if getattr(saved, key) != getattr(sampler, key)]
 
 
 def describe_run(cfg: Config, model, tokenizer, device, d, weight_noise, weight_drop, say) -> None:

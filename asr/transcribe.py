@@ -23,6 +23,7 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
+from asr import DECODERS
 from asr.alignment import align_words, extend_word_ends
 from asr.audio import AudioError, load_audio, prepare_array
 from asr.decoding import Decoder, GreedyDecoder, Hypothesis
@@ -46,7 +47,6 @@ def wants_alternatives(decoder: Decoder) -> bool:
 # Options that say how a transcriber runs, not how it searches: they never change which decoder
 # runs (given alone, they neither ask for beam search nor leave a package's rescoring).
 RUN_OPTIONS = ("workers", "batch_size")
-DECODERS = ("auto", "greedy", "beam")
 
 
 def check_run_options(options: dict) -> None:

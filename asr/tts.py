@@ -32,6 +32,7 @@ import numpy as np
 import soundfile as sf
 import torch
 
+from asr.atomic import atomic_open
 from asr.audio import resample
 from asr.data import Utterance, write_manifest
 from asr.text import normalize_text, plural
@@ -74,8 +75,10 @@ class Voice:
         if self.engine == "flite":
             return ["flite", "-voice", self.name, "--setf", f"duration_stretch={rate:.3f}",
                     "--setf", f"int_f0_target_mean={90 + 170 * pitch:.0f}", "-t", text, "-o", str(wav)]
+        # "--": a line that starts with a dash ("- Come in, he said") is text, not an option (espeak-ng
+        # would print "invalid option", exit 0 and write nothing)
         return ["espeak-ng", "-v", self.name, "-s", f"{175 / rate:.0f}", "-p", f"{20 + 70 * pitch:.0f}",
-                "-w", str(wav), text]
+                "-w", str(wav), "--", text]
 
 
 def parse_voices(spec: str | None) -> list[Voice]:
@@ -194,7 +197,8 @@ def select_sentences(lines: list[str], n: int, min_words: int = 3, max_words: in
     engines = {v.engine for v in voices} if voices else {"flite"}
     seen, candidates = set(), []
     for line in lines:
-        line = " ".join(line.split())
+        # (a UTF-8 file saved by Windows tools starts with a byte order mark, which is no character to read)
+        line = " ".join(line.replace("\ufeff", " ").split())
         key = normalize_text(line)
         if not line or key in seen:
             continue
@@ -249,7 +253,8 @@ def synthesize_one(voice: Voice, text: str, out: Path, rate: float, pitch: float
     signal_power = float(np.mean(audio ** 2))
     audio = audio + rng.normal(0, np.sqrt(signal_power / 10 ** (noise_db / 10)), audio.shape).astype(np.float32)
     audio = audio / max(1.0, float(np.abs(audio).max()) / 0.95)
-    sf.write(out, audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    with atomic_open(out, "wb") as f:  # an interrupted run leaves no half-written FLAC under its name
+        sf.write(f, audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
     return len(audio) / SAMPLE_RATE
 
 
@@ -262,8 +267,10 @@ def synthesize(sentences: list[str], out_dir: str | Path, voices: list[Voice], s
     synthesizer fails on is reported and skipped. The sentences, the voices, the frequency scale
     range and ``out_dir`` are checked first: a refused run creates nothing. The manifest is written
     (atomically) only if some sentence was synthesized: an empty one would pass for a finished
-    job with `make` (recipes keep it .PRECIOUS). Rates above 1 are slower than the voice's
-    default: the learners in L2 corpora read slowly.
+    job with `make` (recipes keep it .PRECIOUS). A rerun into the same ``out_dir`` synthesizes
+    every sentence again, and removes the earlier manifest before it starts: stopped midway, it
+    leaves no manifest rather than one that names overwritten audio. Rates above 1 are slower
+    than the voice's default: the learners in L2 corpora read slowly.
     """
     if not sentences:
         raise TTSError("no sentences to synthesize")
@@ -282,6 +289,13 @@ def synthesize(sentences: list[str], out_dir: str | Path, voices: list[Voice], s
         (out_dir / "audio").mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise TTSError(f"{out_dir / 'audio'}: cannot create the output folder ({e.strerror or e})") from None
+    # A manifest of an earlier run names the audio files that this one overwrites: were this run
+    # stopped, it would pair that run's sentences with this run's audio. It goes now, and the new
+    # one is written at the end (every file is synthesized again: the same seed gives the same audio).
+    try:
+        (out_dir / "train.jsonl").unlink(missing_ok=True)
+    except OSError as e:
+        raise TTSError(f"{out_dir / 'train.jsonl'}: cannot replace the earlier manifest ({e.strerror or e})") from None
     rng = random.Random(seed)
     plans = [(i, text, rng.choice(voices), rng.uniform(*rate_range), rng.random(), rng.uniform(*snr_range))
              for i, text in enumerate(sentences)]

@@ -1,12 +1,11 @@
 """Output formats for ``asr transcribe``: one Writer class per format (txt, json, srt, vtt, tsv).
 
-A writer gets each file's Result as soon as it is ready. On a stream (stdout) ``write`` prints
-one record per file (txt: ``path<TAB>text``; json: one object per line), so long jobs print as
-they go. With ``--output-dir`` ``write_file`` writes one file per input, named after it, as
-whisper's writers do (``output_names``: inputs of the same name from different folders are told
-apart by their folders, whatever their order). Add a format by subclassing ``Writer`` and listing
-it in ``WRITERS``.
-"""
+A writer gets each file's Result as soon as it is ready. On a stream (stdout) ``write`` prints one
+record per file (txt: ``path<TAB>text``; json: one object per line), so long jobs print as they go.
+With ``--output-dir`` ``write_file`` writes one file per input, named after it, as whisper's
+writers do (``output_names``: inputs of the same name from different folders are told apart by
+their folders, whatever their order). Add a format by subclassing ``Writer`` and listing it in
+``WRITERS``."""
 
 from __future__ import annotations
 
@@ -15,6 +14,7 @@ import json
 import os
 import tempfile
 from collections import defaultdict
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Iterable, TextIO
@@ -78,6 +78,17 @@ def timestamp(seconds: float, decimal: str = ".", hours: bool = True) -> str:
     return (f"{h:02d}:" if hours or h else "") + f"{m:02d}:{s:02d}{decimal}{ms:03d}"
 
 
+def shown(path: str) -> str:
+    """``path`` as text that any UTF-8 output can hold: a file name's bytes that are not UTF-8
+    (Python keeps them as lone surrogates, which no encoder takes) as ``\\xe9`` escapes."""
+    return os.fsencode(path).decode("utf-8", errors="backslashreplace")
+
+
+def _bytes(name: str) -> int:
+    """The bytes ``name`` takes as a file name (its undecodable bytes as they were)."""
+    return len(os.fsencode(name))
+
+
 class Writer:
     extension = ""
 
@@ -103,7 +114,7 @@ class TxtWriter(Writer):
     extension = "txt"
 
     def write(self, path: str, result: Result) -> None:
-        print(f"{path}\t{result.text}", file=self.stream, flush=True)
+        print(f"{shown(path)}\t{result.text}", file=self.stream, flush=True)
 
     def write_file(self, path: str, result: Result, stream: TextIO) -> None:
         for seg in result.segments:
@@ -118,11 +129,10 @@ class JsonWriter(Writer):
 
     @staticmethod
     def data(path: str, result: Result) -> dict:
-        data = {"path": str(path), "text": result.text, "duration": round(result.duration, 3),
+        return {"path": shown(str(path)), "text": result.text, "duration": round(result.duration, 3),
                 "confidence": result.confidence, "words": [asdict(w) for w in result.words],
                 "segments": [asdict(s) for s in result.segments],
                 "alternatives": result.alternatives}  # every file has each key ([]: none asked for or given)
-        return data
 
     def write(self, path: str, result: Result) -> None:
         print(json.dumps(self.data(path, result), ensure_ascii=False), file=self.stream, flush=True)
@@ -247,7 +257,7 @@ _AROUND, _HASH = len("..") + len(".tmp-") + 7, len("-01234567")
 
 def _most_bytes() -> int:
     """The longest output name that every writer's file, and its temporary one, can have."""
-    return NAME_MAX - _AROUND - max(len(w.extension.encode()) for w in WRITERS.values())
+    return NAME_MAX - _AROUND - max(_bytes(w.extension) for w in WRITERS.values())
 
 
 def _joined(parts: tuple[str, ...], i: _Input) -> str:
@@ -257,12 +267,14 @@ def _joined(parts: tuple[str, ...], i: _Input) -> str:
     Always room for a hash more (``_hashed``)."""
     room = _most_bytes() - _HASH
     name = "_".join(parts)
-    if len(name.encode()) <= room:
+    if _bytes(name) <= room:
         return name
     room -= _HASH  # for its own
-    name = parts[-1].encode()[:room].decode(errors="ignore")  # a stem too long alone: its start
+    name = parts[-1]
+    while _bytes(name) > room:  # a stem too long alone: its start, cut between characters
+        name = name[:-1]
     for folder in reversed(parts[:-1]):
-        if len(f"{folder}_{name}".encode()) > room:
+        if _bytes(f"{folder}_{name}") > room:
             break
         name = f"{folder}_{name}"
     return _hashed(name, i)
@@ -277,7 +289,7 @@ def _sharing(names: dict[_Input, str], among: Iterable[_Input]) -> list[_Input]:
 
 
 def _hashed(name: str, i: _Input) -> str:
-    return f"{name}-{hashlib.sha1(i.key.encode()).hexdigest()[:8]}"
+    return f"{name}-{hashlib.sha1(os.fsencode(i.key)).hexdigest()[:8]}"
 
 
 class DirectoryOutput:
@@ -351,6 +363,8 @@ class DirectoryOutput:
         for out in (self.directory / f"{name}.{writer.extension}" for writer in self.writers):
             if out.resolve() in self.inputs:
                 problems.append(f"{out}: is an input; not overwritten (give another --output-dir)")
+            elif out.is_dir():
+                problems.append(f"{out}: is a directory, so this input's {out.suffix[1:]} cannot be written there")
             elif self.beside_inputs and out.exists():
                 problems.append(f"{out}: exists beside the audio (a reference transcript?); not replaced: "
                                 "give another --output-dir, or --force to replace it")
@@ -369,8 +383,14 @@ class DirectoryOutput:
             raise OutputError(problems[0])
         outs = [self.directory / f"{name}.{writer.extension}" for writer in self.writers]
         for writer, out in zip(self.writers, outs):
-            with atomic_open(out) as f:
-                writer.write_file(path, result, f)
+            try:
+                with atomic_open(out) as f:
+                    writer.write_file(path, result, f)
+            except OSError as e:  # this input's failure (a full disk, a lost permission): the batch goes on
+                for done in [] if again else written:  # none of its files: beside the audio, a rerun would refuse them
+                    with suppress(OSError):  # (as references); the error to report is the one above
+                        done.unlink(missing_ok=True)
+                raise OutputError(f"{out}: not written ({e.strerror or e})") from None
             written.append(out)
         self.written[name.casefold()] = source
         if name != source.stem and not again:

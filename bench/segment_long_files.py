@@ -1,5 +1,6 @@
 """Long recordings made of valid clips: WER when the segmenter cuts only at the quietest point
-(the old rule: pause_seconds=0, min_seconds=5) against cutting at pauses too (the defaults).
+(the old rule: pause_seconds=0, min_seconds=5), at pauses too keeping the whole pause (cut in its
+middle: the rule before pause_margin_seconds), and at pauses keeping 0.2 s of each (the defaults).
 
     python bench/segment_long_files.py data/so762/valid.jsonl exp/long_files [--package]
 
@@ -30,7 +31,8 @@ from asr.text import normalize_text  # noqa: E402
 
 RATE = 16000
 RULES = {"quietest point only": SegmenterOptions(pause_seconds=0.0, min_seconds=5.0),
-         "also at pauses": SegmenterOptions()}
+         "at pauses, cut mid-pause": SegmenterOptions(pause_margin_seconds=3600.0),
+         "at pauses, 0.2 s of each kept": SegmenterOptions()}
 
 
 def build(out: Path, utterances, name, gap, rng, long_silence=None, noise_db=None, fmt="WAV", subtype=None) -> dict:

@@ -129,6 +129,15 @@ LM_MIXED = $(strip $(LM_TEXTS)$(LM_ARPAS))
 LM_ARGS = $(DATA)/train.jsonl $(LM_TEXTS) $(LM_ARPAS) --order $(LM_ORDER) \
   $(if $(LM_MIXED),$(if $(VALID),--dev $(DATA)/$(VALID).jsonl))
 
+# The lm stage builds an LM under EXP only. Another (LM=FILE: a seed's run is given its parent run's,
+# which the parent makes first; or one of yours) is used as given: no stage of this run rebuilds it
+# (the seeds' makes, in parallel, would each make the parent's LM again) or writes beside it.
+LM_OURS = $(filter $(abspath $(EXP))/%,$(abspath $(LM)))
+
+ifeq ($(LM_OURS),)
+$(LM):
+	@echo "LM=$(LM): no such file (an LM outside EXP is used as given; the lm stage makes one under EXP)" >&2; exit 1
+else
 $(LM): $(DATA)/train.jsonl $(LM_ARPAS) | $(LM_TEXTS)
 ifeq ($(LM_MIXED),)
 	$(ASR) lm build $(DATA)/train.jsonl -o $@ --order $(LM_ORDER)
@@ -137,6 +146,7 @@ else
 	$(if $(strip $(LM_TEXTS)),$(ASR) lm build $(LM_TEXTS) -o $(@D)/texts_$(LM_ORDER)gram.arpa --order $(LM_ORDER))
 	$(ASR) lm mix $(@D)/train_$(LM_ORDER)gram.arpa $(if $(strip $(LM_TEXTS)),$(@D)/texts_$(LM_ORDER)gram.arpa) \
 	  $(LM_ARPAS) -o $@ $(if $(VALID),--dev $(DATA)/$(VALID).jsonl)
+endif
 endif
 
 tune: $(MODEL_EXP)/best/decoding.yaml
@@ -257,12 +267,20 @@ endif
 # Arguments that a stage does not use do not redo it (RNNLM_OPTIONS retrains no acoustic model).
 # The checkout's own path is written $(ROOT): a moved checkout redoes nothing.
 #
+# Arguments are compared word by word: make's word functions, which build them, make each run of
+# spaces one, so a change of spacing inside a quoted argument (OVERRIDES="a='x  y'") redoes nothing.
+# Telling those spaces from the ones between words needs the shell's parse of the command line at
+# every make (which would also expand $VARS and run $(commands) there, under -n too), and would
+# change every stamp written so far (every stage redone, training included). Touch the stage's stamp
+# (touch EXP/.args/train) to redo it anew.
+#
 #   stage     stamp                              arguments
 #   prepare   $(DATA)/.args/prepare              PREPARE_ARGS (the recipe's: CORPUS, VALID_SPEAKERS, ...)
 #   synth     $(DATA)/.args/ttsN                 TTS_TEXTS, TTS_OPTIONS
 #   train     $(EXP)/.args/train                 CONFIG, TRAIN_MANIFEST, VALID, OVERRIDES, EXTRA_OVERRIDES
 #   finetune  $(EXP)/.args/finetune              the same on train.jsonl, FINETUNE_EPOCHS, FINETUNE_OVERRIDES
-#   lm        $(EXP)/lm/.args/words_Ngram        LM_ORDER, LM_TEXTS, LM_ARPAS, VALID
+#   lm        $(EXP)/lm/.args/words_Ngram        LM_ORDER, LM_TEXTS, LM_ARPAS, VALID (none for an LM
+#                                                outside EXP, which is used as given)
 #   tune      $(MODEL_EXP)/.args/tune            VALID, LM, LM_WEIGHTS, WORD_SCORES, BLANK_PENALTIES,
 #                                                PRIOR_SCALES, BEAM_SIZE, BEAM_SIZE_TOKEN
 #   combine   $(MODEL_EXP)/.args/combine         LM, COMBINE, SEEDS, PHONE_SEEDS
@@ -273,17 +291,54 @@ endif
 #
 # evaluate and the packages have no arguments of their own beyond their input files. A stamp whose
 # outputs were made before stamps existed is written at once, with a line saying so and an old time
-# (POSIX touch -t): those outputs are taken as made with the arguments given (outside dry runs, make
-# -n/-q/-t, which write nothing). So is a training run killed before then: it is resumed, as it was.
+# (POSIX touch -t): those outputs are taken as made with the arguments given (outside make -n/-q/-t,
+# which leave that to the next make). So is a training run killed before then: it is resumed, as it was.
+# make -t, which runs no step but touches its targets, writes the stamps it touches (their line is
+# marked `+` for it): a touched stamp would keep the last arguments (one made anew none), and the
+# next make would redo the stages that -t took as done.
 
 # $(call args_text,VARIABLE): what a stamp holds.
-args_text = $(subst $(ROOT),$$(ROOT),$(strip $($(1))))
+args_text = $(call rooted,$(strip $($(1))))
+# $(call rooted,TEXT): TEXT with the checkout's path written $(ROOT) where it is a whole path or one's
+# first folders: after the start, a space, a quote, =, a comma, a colon or a semicolon, and before
+# the end, a space, a quote, a comma, a colon, a semicolon or / (/work/main2/x and /mnt/work/main/x
+# are not in /work/main: a moved checkout's twins would pass for them). Each ROOT in TEXT is marked
+# by a tab, those after a boundary then by a newline (stripped text holds neither), and those of
+# them before a boundary (or before another ROOT, which begins with /) become $(ROOT); the other
+# marks become ROOT again.
+rooted = $(strip $(subst $(tab),$(ROOT),$(subst $(newline),$(ROOT),$(call root_ends,$(call root_starts,$(1))))))
+root_starts = $(call after_each,$(path_starts),$(tab),$(newline),$(subst $(ROOT),$(tab),$(space)$(1)$(space)))
+root_ends = $(call before_each,$(path_ends),$(newline),$$(ROOT),$(1))
+path_starts := space quote apostrophe equals comma colon semicolon
+path_ends := space quote apostrophe comma colon semicolon slash tab
+# $(call after_each,NAMES,A,B,TEXT): TEXT with each CA made CB, for the character C of each variable
+# in NAMES; before_each: each AC made BC.
+after_each = $(if $(1),$(call after_each,$(call rest_of,$(1)),$(2),$(3),$(call after_one,$(1),$(2),$(3),$(4))),$(4))
+after_one = $(subst $(call first_char,$(1))$(2),$(call first_char,$(1))$(3),$(4))
+before_each = $(if $(1),$(call before_each,$(call rest_of,$(1)),$(2),$(3),$(call before_one,$(1),$(2),$(3),$(4))),$(4))
+before_one = $(subst $(2)$(call first_char,$(1)),$(3)$(call first_char,$(1)),$(4))
+rest_of = $(wordlist 2,$(words $(1)),$(1))
+first_char = $($(firstword $(1)))
+space := $() $()
+tab := $(subst ,,	)
+quote := "
+apostrophe := '
+equals := =
+colon := :
+semicolon := ;
+slash := /
+define newline
+
+
+endef
 # $(call differ,A,B): non-empty when the strings A and B differ. (A file is read stripped: make 4.3's
 # $(file <) may keep its last newline.)
 differ = $(if $(subst x$(1),,x$(2))$(subst x$(2),,x$(1)),yes)
 args_changed = $(if $(wildcard $(1)),$(call differ,$(strip $(file <$(1))),$(call args_text,$(2))))
 dry_run := $(findstring n,$(firstword -$(MAKEFLAGS)))$(findstring q,$(firstword -$(MAKEFLAGS)))$(findstring \
   t,$(firstword -$(MAKEFLAGS)))
+# make -t, not with -n (which runs `+` lines too) or -q (which runs none)
+touch_run := $(if $(findstring n,$(dry_run))$(findstring q,$(dry_run)),,$(findstring t,$(dry_run)))
 # $(call args_adopted,STAGE,STAMP,FILES,ARGS_VARIABLE): non-empty when STAMP is missing and one of
 # FILES (the stage's outputs, or a killed run's checkpoint) is there; STAMP is then written.
 args_adopted = $(if $(wildcard $(2)),,$(if $(wildcard $(3)),yes$(if $(dry_run),,$(info $(1): \
@@ -296,7 +351,7 @@ define args_stamp
 $(if $(call args_adopted,$(1),$(2),$(3) $(5),$(4)),,$(3): $(2))
 $(2): $(if $(call args_changed,$(2),$(4)),FORCE)
 	$(if $(call args_changed,$(2),$(4)),@echo "$(1): arguments changed$(comma) redoing")
-	@mkdir -p $$(@D) && printf '%s\n' '$$(subst ','\'',$$(call args_text,$(4)))' > $$@.tmp && mv $$@.tmp $$@
+	$(if $(touch_run),+)@mkdir -p $$(@D) && printf '%s\n' '$$(subst ','\'',$$(call args_text,$(4)))' > $$@.tmp && mv $$@.tmp $$@
 endef
 
 $(eval $(call args_stamp,prepare,$(DATA)/.args/prepare,$(DATA)/train.jsonl,PREPARE_ARGS))
@@ -305,7 +360,7 @@ $(if $(filter-out 0,$(TTS_SENTENCES)),$(eval $(call args_stamp,synth,$(DATA)/.ar
 $(eval $(call args_stamp,train,$(EXP)/.args/train,$(EXP)/train.done,TRAIN_ARGS,$(EXP)/last/train_state.pt))
 $(eval $(call args_stamp,finetune,$(EXP)/.args/finetune,$(EXP)/finetune/train.done,FINETUNE_ARGS,\
   $(EXP)/finetune/last/train_state.pt))
-$(eval $(call args_stamp,lm,$(dir $(LM)).args/$(basename $(notdir $(LM))),$(LM),LM_ARGS))
+$(if $(LM_OURS),$(eval $(call args_stamp,lm,$(dir $(LM)).args/$(basename $(notdir $(LM))),$(LM),LM_ARGS)))
 $(eval $(call args_stamp,tune,$(MODEL_EXP)/.args/tune,$(MODEL_EXP)/best/decoding.yaml,TUNE_ARGS))
 $(eval $(call args_stamp,combine,$(MODEL_EXP)/.args/combine,$(foreach set,$(EVAL_SETS),\
   $(MODEL_EXP)/combined/$(set).json),COMBINE_ARGS))

@@ -4,6 +4,7 @@ model, and which arrays count as audio."""
 import re
 import shutil
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -184,6 +185,17 @@ def test_a_sample_rate_given_with_a_file_is_refused_for_the_file_has_its_own(tin
     sf.write(str(tmp_path / "a.wav"), tone(), RATE)
     with pytest.raises(AudioError, match=re.escape(f"{tmp_path / 'a.wav'}: sample_rate=8000 is for arrays")):
         asr.load_model(tiny_model_dir, device="cpu").transcribe(str(tmp_path / "a.wav"), sample_rate=8000)
+
+
+def test_a_model_config_yaml_that_is_not_yaml_is_refused_naming_file_line_and_column(tiny_model_dir, tmp_path):
+    from asr.model_dir import ModelDirError
+
+    model = Path(shutil.copytree(tiny_model_dir, tmp_path / "model"))
+    (model / "config.yaml").write_text("model:\n  cell: [lstm\n  num_layers: 1\n")
+    with pytest.raises(ModelDirError) as error:
+        asr.load_model(model, device="cpu")
+    assert str(error.value) == (f"{model / 'config.yaml'}:3:13: expected ',' or ']', but got ':' "
+                                "(while parsing a flow sequence at 2:9)")
 
 
 # -- naming what there is ------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """Reading audio: any libsndfile format, mono, the model's rate; clear errors for bad files."""
 
+import os
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -129,3 +131,15 @@ def test_a_0_byte_file_is_called_empty_by_the_header_check_too(tmp_path):
         empty.write_bytes(b"")
         with pytest.raises(AudioError, match=r"empty file \(0 bytes\)"):
             audio_info(empty)
+
+
+def test_a_file_whose_name_is_not_utf8_is_read_by_every_reader(tmp_path):
+    from asr.inputs import duration_of, stream_audio
+
+    # a Latin-1 name, as Python lists it: the byte 0xe9 as a surrogate escape
+    name = os.fsdecode(os.fsencode(tmp_path) + b"/caf\xe9.wav")
+    sf.write(os.fsencode(name), np.full(8000, 0.25, dtype=np.float32), 16000, subtype="FLOAT")
+    assert load_audio(name, 16000).numel() == 8000
+    assert audio_info(name).duration == pytest.approx(0.5)
+    assert duration_of(name) == pytest.approx(0.5)
+    assert sum(len(block) for block in stream_audio(name, 16000)) == 8000

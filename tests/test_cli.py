@@ -226,6 +226,36 @@ def test_commands_that_need_no_model_start_without_torch(tmp_path):
     assert "none.arpa: language model file not found" in out.stderr  # the LMs are checked before the text
 
 
+@pytest.mark.parametrize("argv", [["--help"], ["transcribe", "--help"], ["plot", "alignment", "--help"]])
+def test_help_starts_without_torch_though_it_lists_the_decoders(argv):
+    # The --decoder choices must not pull asr.transcribe (and torch, seconds) into `asr --help`.
+    code = ("import sys\nfrom asr.cli import main\n"
+            f"try:\n    main({argv!r})\nexcept SystemExit as e:\n    assert e.code == 0, e.code\n"
+            "print('torch' in sys.modules, file=sys.stderr)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stderr.strip() == "False"
+    assert "usage: asr" in out.stdout
+
+
+def test_the_decoder_option_offers_exactly_the_decoders_the_library_accepts():
+    import argparse
+
+    from asr import DECODERS
+    from asr.cli import build_parser
+
+    def decoder_choices(parser, path):
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from decoder_choices(sub, f"{path} {name}")
+            elif action.dest == "decoder":
+                yield path, list(action.choices)
+
+    found = dict(decoder_choices(build_parser(), "asr"))
+    assert {"asr evaluate", "asr transcribe", "asr plot alignment"} <= set(found)
+    assert {path: choices for path, choices in found.items() if choices != list(DECODERS)} == {}
+
+
 def test_an_unexpected_error_is_not_hidden_as_a_user_error(monkeypatch):
     import asr.cli_lm as cli_lm
 
@@ -449,3 +479,18 @@ def test_a_folder_of_symlinked_audio_keeps_its_reference_transcripts_too(tiny_mo
     assert main(["transcribe", str(folder), "--model", str(tiny_model_dir), "-o", str(folder)]) == 2
     assert (folder / "u1.txt").read_text() == "THE REFERENCE\n"
     assert "u1.txt: exists beside the audio" in capsys.readouterr().err
+
+
+def test_the_hotwords_help_says_a_file_line_may_hold_several_comma_separated_phrases(capsys):
+    with pytest.raises(SystemExit):
+        main(["transcribe", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())  # as one line, however argparse wrapped it
+    assert "a file (a phrase a line, or several comma-separated) or 'a,b c'" in help_text
+
+
+def test_a_hotword_weight_without_hotwords_is_refused_in_one_line(tiny_model_dir, tmp_path, capsys):
+    # it used to switch to beam search and boost nothing
+    sf.write(str(tmp_path / "a.wav"), 0.1 * np.sin(np.arange(16000) * 0.05).astype(np.float32), 16000)
+    assert main(["transcribe", str(tmp_path / "a.wav"), "--model", str(tiny_model_dir),
+                 "--hotword-weight", "3"]) == 2
+    assert capsys.readouterr().err == "asr: --hotword-weight needs --hotwords\n"

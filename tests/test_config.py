@@ -67,10 +67,10 @@ def test_a_missing_config_file_raises_config_error(tmp_path):
         load_config(tmp_path / "nope.yaml")
 
 
-def test_invalid_yaml_raises_config_error(tmp_path):
+def test_invalid_yaml_raises_config_error_naming_the_file_line_and_column(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("model: [unclosed\n")
-    with pytest.raises(ConfigError, match="YAML"):
+    with pytest.raises(ConfigError, match=rf"^{path}:2:1: expected ',' or '\]'"):
         load_config(path)
 
 
@@ -231,12 +231,38 @@ def test_impossible_feature_model_and_augmentation_values_raise_config_error_nam
                                                                          "features.n_mels=20"),
     (["features.f_min=4000", "features.f_max=3000"], r"features.f_min must be >= 0 and below features.f_max \(3000\)"),
     (["features.f_min=8000"], r"features.f_min must be >= 0 and below sample_rate / 2 \(8000\)"),
-    (["features.n_fft=64", "features.n_mels=80"], "features.n_mels=80: .* mel filter.s. would hold no FFT bin at "
-                                                  "n_fft=64"),
+    (["features.n_fft=64", "features.hop_length=32", "features.n_mels=80"],
+     "features.n_mels=80: .* mel filter.s. would hold no FFT bin at n_fft=64"),
 ])
 def test_feature_settings_that_contradict_each_other_raise_config_error_naming_them(overrides, message):
     with pytest.raises(ConfigError, match=message):
         load_config(None, overrides)
+
+
+def test_a_hop_longer_than_the_analysis_window_is_refused_naming_both_settings():
+    # the samples between one window's end and the next one's start would never be read
+    with pytest.raises(ConfigError, match=r"^features\.hop_length=480 is longer than features\.n_fft=400: .*"
+                                          r"80 samples between windows"):
+        load_config(None, ["features.hop_length=480"])
+    assert load_config(None, ["features.hop_length=400"]).features.hop_length == 400  # windows that just touch
+
+
+def test_an_empty_override_of_a_setting_that_may_be_none_means_none(tmp_path):
+    path = write_yaml(tmp_path / "c.yaml", {"features": {"f_max": 7600}})
+    assert load_config(path, ["features.f_max="]).features.f_max is None  # as `f_max:` in the file
+
+
+@pytest.mark.parametrize("override, expected", [("model.num_layers=", "an integer"), ("train.lr=", "a number"),
+                                                ("model.bidirectional=", "true/false"),
+                                                ("augment.speed_factors=", "a number")])
+def test_an_empty_override_of_a_setting_that_cannot_be_none_is_refused_as_empty_naming_it(override, expected):
+    with pytest.raises(ConfigError, match=f"^{override[:-1].replace('.', '[.]')}: expected {expected}, got an "
+                                          f"empty value"):
+        load_config(None, [override])
+
+
+def test_an_empty_override_of_a_text_setting_is_the_empty_text():
+    assert load_config(None, ["train.init_from=~/m", "train.init_from="]).train.init_from == ""
 
 
 @pytest.mark.parametrize("factor, rate, ratio, nearby", [

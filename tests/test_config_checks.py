@@ -89,10 +89,9 @@ def test_an_unknown_key_or_section_is_refused_with_the_closest_known_name(overri
 def test_a_key_given_twice_in_a_config_file_is_refused_naming_the_file_key_and_lines(tmp_path):
     path = tmp_path / "c.yaml"
     path.write_text("model:\n  hidden_size: 256\n  cell: lstm\n  hidden_size: 512\n")
-    with pytest.raises(ConfigError, match=r"c\.yaml: not valid YAML: .*'hidden_size' is given twice \(first on "
-                                          r"line 2\).*line 4") as info:
+    with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert "\n" not in str(info.value)
+    assert str(info.value) == f"{path}:4:3: the key 'hidden_size' is given twice (first on line 2)"
 
 
 def test_a_section_given_twice_in_a_config_file_is_refused(tmp_path):
@@ -105,9 +104,41 @@ def test_a_section_given_twice_in_a_config_file_is_refused(tmp_path):
 def test_a_config_file_indented_with_tabs_is_refused_on_one_line_naming_the_file(tmp_path):
     path = tmp_path / "tabs.yaml"
     path.write_text("model:\n\tcell: gru\n")
-    with pytest.raises(ConfigError, match=r"tabs\.yaml: not valid YAML") as info:
+    with pytest.raises(ConfigError) as info:
         load_config(path)
-    assert "\n" not in str(info.value)
+    assert str(info.value) == f"{path}:2:1: found character '\\t' that cannot start any token"
+
+
+@pytest.mark.parametrize("text, where, problem", [
+    ("model: [unclosed\n", "2:1", "expected ',' or ']', but got '<stream end>' (while parsing a flow sequence at 1:8)"),
+    ("model:\n  cell: gru\n  dropout\n  num_layers: 2\n", "4:3",
+     "could not find expected ':' (while scanning a simple key at 3:3)"),
+    ("train:\n  output_dir: \"exp/run\n", "3:1", "found unexpected end of stream (while scanning a quoted scalar "
+                                                 "at 2:15)"),
+    ("model:\n  cell: g\x01ru\n", "2:10", "unacceptable character #x0001: special characters are not allowed"),
+])
+def test_a_yaml_syntax_error_is_named_by_file_line_and_column_on_one_line_without_the_snippet(tmp_path, text, where,
+                                                                                              problem):
+    path = tmp_path / "c.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+    assert str(info.value) == f"{path}:{where}: {problem}"  # no source line, no caret under it
+
+
+def test_an_override_that_is_not_yaml_is_refused_with_the_problem_and_its_column_in_the_quoted_text():
+    with pytest.raises(ConfigError) as info:
+        load_config(None, ["train.output_dir=[a"])
+    # column 18 is the '[' of the quoted item, 20 just after its end
+    assert str(info.value) == ("override 'train.output_dir=[a': not a YAML value at column 20: expected ',' or ']', "
+                               "but got '<stream end>' (while parsing a flow sequence at column 18)")
+
+
+def test_an_override_whose_quote_escapes_characters_is_placed_by_line_and_column_of_its_value():
+    with pytest.raises(ConfigError) as info:  # the quote shows the tab as \t: its columns are not the item's
+        load_config(None, ["train.output_dir=[a\tb"])
+    assert str(info.value) == ("override 'train.output_dir=[a\\tb': not a YAML value at 1:3 of its value: "
+                               "found character '\\t' that cannot start any token")
 
 
 def test_a_config_file_with_a_list_at_the_top_is_refused_naming_the_file(tmp_path):
@@ -202,7 +233,7 @@ def test_a_config_yaml_that_is_not_utf8_is_refused_naming_it(broken):
 
 def test_a_config_yaml_with_a_key_given_twice_is_refused_not_read_as_its_last(broken):
     (broken / "config.yaml").write_text((broken / "config.yaml").read_text() + "model:\n  num_layers: 3\n")
-    _refused(broken, r"broken model/config\.yaml: not valid YAML: .*'model' is given twice")
+    _refused(broken, r"broken model/config\.yaml:\d+:\d+: the key 'model' is given twice")
 
 
 def test_a_config_yaml_with_a_key_this_version_does_not_know_is_refused_naming_it(broken):
@@ -271,8 +302,9 @@ def test_a_config_file_may_share_settings_through_yaml_anchors_and_merge_keys(tm
 def test_a_list_used_as_a_key_is_refused_as_invalid_yaml_naming_the_file(tmp_path):
     path = tmp_path / "odd.yaml"
     path.write_text("model:\n  [cell]: gru\n")
-    with pytest.raises(ConfigError, match=r"odd\.yaml: not valid YAML: .*unhashable key"):
+    with pytest.raises(ConfigError) as info:
         load_config(path)
+    assert str(info.value) == f"{path}:2:3: found unhashable key"
 
 
 def test_an_integer_setting_written_as_a_whole_float_in_exponent_form_is_read():

@@ -516,3 +516,46 @@ def test_a_non_utf8_byte_in_a_commonvoice_tsv_names_the_file(tmp_path):
     tsv.write_bytes(tsv.read_bytes() + b"x\tcaf\xe9.mp3\tcaf\xe9\n")
     with pytest.raises(CorpusError, match=r"train.tsv:\d+: not UTF-8"):
         prepare_commonvoice(tmp_path / "cv", tmp_path / "data")
+
+
+def test_own_table_row_with_an_empty_path_is_skipped_naming_its_line(tmp_path):
+    table = make_own_table(tmp_path / "mine", n=4)
+    table.write_text(table.read_text() + ",a transcript without its file,s0\n")
+    report = prepare_own_data(table, tmp_path / "data")["train"]
+    assert "empty audio path" in reasons(report)["metadata.csv:6"]
+    assert len(report.utterances) == 4
+
+
+def test_own_table_saved_as_utf16_is_read_by_its_bom(tmp_path):
+    table = make_own_table(tmp_path / "mine", n=4, delimiter="\t")
+    # as Excel saves "Unicode Text": UTF-16 with a BOM, CRLF
+    table.write_bytes(table.read_text(encoding="utf-8").replace("\n", "\r\n").encode("utf-16"))
+    report = prepare_own_data(table, tmp_path / "data")["train"]
+    assert len(report.utterances) == 4 and report.skipped == []
+
+
+def test_a_non_utf8_byte_in_an_own_table_names_its_file_and_line(tmp_path):
+    table = make_own_table(tmp_path / "mine", n=4)
+    table.write_bytes(table.read_bytes() + b"audio/a00.flac,caf\xe9,s0\n")
+    with pytest.raises(CorpusError, match=r"metadata.csv:6: not UTF-8 text \(byte 0xe9\)"):
+        prepare_own_data(table, tmp_path / "data")
+
+
+def test_own_folder_pairs_upper_case_wav_and_txt_names(tmp_path):
+    # Windows recorders and speechocean762 itself write A.WAV; their transcripts are A.TXT
+    root = make_own_folder(tmp_path / "mine", n=4, speakers=1)
+    for path in sorted(root.rglob("*.*")):
+        path.rename(path.with_name(path.stem.upper() + path.suffix.upper()))
+    report = prepare_own_data(root, tmp_path / "data")["train"]
+    assert len(report.utterances) == 4 and report.skipped == []
+
+
+def test_own_folder_with_a_txt_and_a_TXT_beside_one_audio_uses_the_txt_and_names_the_other_a_second_transcript(
+        tmp_path):
+    root = make_own_folder(tmp_path / "mine", n=4, speakers=1)
+    (root / "spk0" / "utt00.TXT").write_text("another transcript\n")
+    report = prepare_own_data(root, tmp_path / "data")["train"]
+    assert reasons(report) == {"spk0/utt00": f"{root / 'spk0' / 'utt00.TXT'}: a second transcript for utt00.wav "
+                                             "(utt00.txt is used)"}
+    assert len(report.utterances) == 4
+    assert "another" not in (tmp_path / "data" / "train.jsonl").read_text()

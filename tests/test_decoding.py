@@ -234,6 +234,23 @@ def test_a_negative_beam_threshold_is_refused_and_zero_keeps_the_best(word_lm):
     assert best(greedyish, lp) == "the cat sat on the mat"
 
 
+@pytest.mark.parametrize("option", ["lm_weight", "word_score", "blank_penalty", "prior_scale", "hotword_weight"])
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf])
+def test_a_nan_or_infinite_weight_or_score_is_refused_by_name(option, value):
+    # --lm-weight nan gave empty transcripts, --word-score inf garbage
+    with pytest.raises(LMError, match=f"^{option} must be a finite number, got {value}$"):
+        BeamSearchOptions(**{option: value})
+    assert getattr(BeamSearchOptions(**{option: -1.5}), option) == -1.5
+
+
+def test_a_nan_beam_threshold_is_refused_but_an_infinite_one_means_no_pruning(word_lm):
+    with pytest.raises(LMError, match="beam_threshold must be 0 or more, got nan"):
+        BeamSearchOptions(beam_threshold=math.nan)
+    lp = ctc_log_probs(TOKENIZER, spelled_frames("the cat sat on the mat"))
+    unpruned = BeamSearchDecoder(TOKENIZER, lm=word_lm, options=BeamSearchOptions(beam_threshold=math.inf))
+    assert best(unpruned, lp) == "the cat sat on the mat"
+
+
 def test_character_lm_selects_lexicon_free_search(tmp_path):
     (tmp_path / "t.txt").write_text(LM_TEXT)
     lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "c.arpa", order=5, unit="char", use_lmplz=False)
@@ -310,6 +327,26 @@ def test_a_phrase_earns_its_bonus_only_when_complete():
     assert first + matcher.finish(state) == 0.0  # ... also when the utterance ends inside it
 
 
+def gained(matcher, units):
+    state, total = matcher.initial, 0.0
+    for unit in units:
+        state, change = matcher.step(state, unit)
+        total += change
+    return total + matcher.finish(state)
+
+
+def test_a_phrase_that_begins_inside_a_match_that_broke_off_still_earns_its_bonus():
+    new, york, city, university, other = 1, 2, 3, 4, 5
+    matcher = PhraseMatcher([(new, york, city), (york, university)], [(2.0, 2.0, 2.0), (2.0, 2.0)])
+    assert gained(matcher, [new, york, university]) == 4.0  # "new york" broke off; "york university" is there
+    assert gained(matcher, [new, york, other]) == 0.0
+    a, b = 1, 2
+    assert gained(PhraseMatcher([(a, a, b)], [(1.0, 1.0, 1.0)]), [a, a, a, b]) == 3.0  # restarted one unit back
+    # a phrase complete inside a longer one that then breaks off keeps its bonus, and only its own
+    matcher = PhraseMatcher([(1, 2, 3, 4), (2, 3)], [(1.0,) * 4, (1.0, 1.0)])
+    assert gained(matcher, [1, 2, 3, 9]) == 2.0 and gained(matcher, [1, 2, 3, 4]) == 4.0
+
+
 def test_hotwords_are_normalized_from_lists_strings_and_files(tmp_path):
     (tmp_path / "hot.txt").write_text("Zebra\n\nNew-York\n")
     assert parse_hotwords(tmp_path / "hot.txt") == ["zebra", "new york"]
@@ -330,6 +367,25 @@ def test_a_hotwords_file_that_is_not_utf8_is_an_error_naming_it(tmp_path):
     (tmp_path / "hot.txt").write_bytes(b"caf\xe9\n")
     with pytest.raises(HotwordsError, match="hot.txt: hotwords file is not UTF-8"):
         parse_hotwords(tmp_path / "hot.txt")
+
+
+def test_a_hotwords_file_line_may_list_several_comma_separated_phrases(tmp_path):
+    (tmp_path / "names.csv").write_text("Tina,John Smith\nzebra\n")
+    assert parse_hotwords(tmp_path / "names.csv") == ["tina", "john smith", "zebra"]
+
+
+def test_an_empty_hotwords_file_is_warned_about_and_boosts_nothing(tmp_path, capsys):
+    (tmp_path / "hot.txt").write_text("\n  \n,\n")
+    assert parse_hotwords(tmp_path / "hot.txt") == []
+    assert f"{tmp_path / 'hot.txt'}: no hotwords in this file" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bonus", [math.inf, -math.inf, math.nan])
+def test_a_phrase_matcher_refuses_an_infinite_or_nan_bonus(bonus):
+    # an infinite bonus left every transcript empty, a NaN one changed them at random (a matcher
+    # built without BeamSearchOptions, which refuses such a hotword_weight first)
+    with pytest.raises(HotwordsError, match=f"hotword weight must be a finite number .*got {bonus}"):
+        PhraseMatcher([(1, 2)], [(1.0, bonus)])
 
 
 def test_nbest_gives_distinct_transcripts_best_first(word_lm):

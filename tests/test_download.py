@@ -15,8 +15,9 @@ import zipfile
 import pytest
 
 from asr import download
+from asr.archives import extract, is_extracted
 from asr.cli import main
-from asr.download import Archive, DownloadError, download_corpus, extract, fetch, is_extracted
+from asr.download import Archive, DownloadError, download_corpus, fetch
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -418,3 +419,183 @@ def test_a_common_voice_archive_without_clips_is_refused(tmp_path, capsys):
     archive = make_tar_gz(tmp_path / "cv.tar.gz", {"cv-corpus-0.0/xx/train.tsv": b"client_id\tpath\tsentence\n"})
     assert main(["download", "commonvoice", "--data-dir", str(tmp_path / "c"), "--archive", str(archive)]) == 2
     assert "without */*/clips or */clips" in capsys.readouterr().err
+
+
+# --- what users meet: links that climb out, web pages, full disks, deleted subsets ----------
+
+def make_link_chain_tar(path, outside: str):
+    """The published escape from tarfile's "data" filter (CVE-2025-4517, Python < 3.11.13): links
+    nested past PATH_MAX stop its realpath() check, so a link out, and a file through it, pass."""
+    comp, steps, prefix = "d" * 247, "abcdefghijklmnop", ""
+    with tarfile.open(path, "w") as tar:
+        for step in steps:
+            folder = tarfile.TarInfo(f"{prefix}{comp}")
+            folder.type = tarfile.DIRTYPE
+            tar.addfile(folder)
+            link = tarfile.TarInfo(f"{prefix}{step}")
+            link.type, link.linkname = tarfile.SYMTYPE, comp
+            tar.addfile(link)
+            prefix += comp + "/"
+        deep = "/".join(steps) + "/" + "l" * 254
+        climb = tarfile.TarInfo(deep)
+        climb.type, climb.linkname = tarfile.SYMTYPE, "../" * len(steps)
+        tar.addfile(climb)
+        escape = tarfile.TarInfo("escape")
+        escape.type, escape.linkname = tarfile.SYMTYPE, f"{deep}/../../{outside}"
+        tar.addfile(escape)
+        tar.addfile(tarfile.TarInfo("escape/pwned"), io.BytesIO(b""))
+    return path
+
+
+def test_a_chain_of_links_climbing_out_of_the_data_dir_is_refused_and_writes_nothing_outside(tmp_path):
+    (tmp_path / "outside").mkdir()
+    evil = make_link_chain_tar(tmp_path / "evil.tar", "outside")
+    with pytest.raises(DownloadError, match="refused: entry"):
+        extract(evil, tmp_path / "data", progress=False)
+    assert list((tmp_path / "outside").iterdir()) == [] and list((tmp_path / "data").iterdir()) == []
+
+
+def add_link(tar, name, target, kind=tarfile.SYMTYPE):
+    info = tarfile.TarInfo(name)
+    info.type, info.linkname = kind, target
+    tar.addfile(info)
+
+
+@pytest.mark.parametrize("links, entry", [
+    ([("an4/up", "../an4/etc")], "an4/up"),                                   # a link that climbs
+    ([("an4/lnk", "etc"), ("an4/lnk/f.txt", None)], "an4/lnk/f.txt"),         # a file written through a link
+    ([("an4/lnk", "etc"), ("an4/hard", "an4/lnk", tarfile.LNKTYPE)], "an4/hard"),  # a hard link to a link
+])
+def test_links_that_climb_or_that_entries_go_through_are_refused(tmp_path, links, entry):
+    with tarfile.open(tmp_path / "a.tar", "w") as tar:
+        tar.addfile(tarfile.TarInfo("an4/etc/x.txt"), io.BytesIO(b""))
+        for name, target, *kind in links:
+            if target is None:
+                tar.addfile(tarfile.TarInfo(name), io.BytesIO(b""))
+            else:
+                add_link(tar, name, target, *kind)
+    with pytest.raises(DownloadError, match=f"refused: entry '{entry}'"):
+        extract(tmp_path / "a.tar", tmp_path / "data", progress=False)
+
+
+def test_a_link_pointing_down_inside_the_archive_is_kept(tmp_path):
+    with tarfile.open(tmp_path / "a.tar", "w") as tar:
+        tar.addfile(tarfile.TarInfo("an4/etc/x.txt"), io.BytesIO(b""))
+        add_link(tar, "an4/latest", "etc")
+    extract(tmp_path / "a.tar", tmp_path / "data", progress=False)
+    assert (tmp_path / "data" / "an4" / "latest" / "x.txt").is_file()
+
+
+HTML = b"<!DOCTYPE html>\n<html><head><title>503 Service Unavailable</title></head><body>busy</body></html>\n"
+
+
+def test_a_web_page_served_instead_of_the_archive_is_refused_by_name_and_not_kept(server, tmp_path):
+    (server.root / "an4_sphere.tar.gz").write_bytes(HTML)
+    with pytest.raises(DownloadError, match=r"a web page \(503 Service Unavailable\), not the file"):
+        fetch(f"{server.url}/an4_sphere.tar.gz", tmp_path / "an4_sphere.tar.gz", progress=False)
+    assert list(tmp_path.iterdir()) == [server.root]  # no archive and no .part to take for one next time
+
+
+def test_a_web_page_answering_a_resume_request_leaves_the_part_file_as_it_was(server, tmp_path):
+    (server.root / "a.bin").write_bytes(HTML)
+    server.ignore_range = True
+    (tmp_path / "a.bin.part").write_bytes(BLOB[:30000])
+    with pytest.raises(DownloadError, match="web page"):
+        fetch(f"{server.url}/a.bin", tmp_path / "a.bin", progress=False)
+    assert (tmp_path / "a.bin.part").read_bytes() == BLOB[:30000]
+
+
+@pytest.fixture
+def disk_full():
+    """Call it to make writes past 64 KiB fail as on a full disk (EFBIG, "File too large"), in this
+    process only, until the test ends."""
+    import resource
+    import signal
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # else the kernel kills the process
+    yield lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (65536, hard))
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    signal.signal(signal.SIGXFSZ, previous)
+
+
+def test_a_full_disk_during_extraction_is_not_called_a_damaged_archive_and_the_archive_is_kept(tmp_path, capsys,
+                                                                                                disk_full):
+    archive = make_tar_gz(tmp_path / "an4_sphere.tar.gz", {"an4/etc/an4_train.transcription": b"<s> YES </s> (a)\n",
+                                                             "an4/wav/big.sph": bytes(200_000)})
+    data = tmp_path / "c"
+    disk_full()
+    code = main(["download", "an4", "--data-dir", str(data), "--archive", str(archive)])
+    err = capsys.readouterr().err
+    assert code == 2 and "File too large" in err and "damaged" not in err and "get it again" not in err
+    assert archive.is_file() and list(data.iterdir()) == []
+
+
+def test_a_full_disk_during_a_download_says_so_and_keeps_what_was_written(server, tmp_path, disk_full):
+    (server.root / "a.bin").write_bytes(BLOB)
+    disk_full()
+    with pytest.raises(DownloadError, match=r"a.bin.part: cannot write \(File too large\)") as err:
+        fetch(f"{server.url}/a.bin", tmp_path / "a.bin", progress=False)
+    assert "interrupted" not in str(err.value)
+    assert (tmp_path / "a.bin.part").stat().st_size > 0
+
+
+def test_a_subset_deleted_after_extraction_is_extracted_again(server, tmp_path, monkeypatch):
+    # Two subsets unpack into one top folder (LibriSpeech/dev-clean, LibriSpeech/test-clean).
+    table = {}
+    for subset in ("one", "two"):
+        make_tar_gz(server.root / f"{subset}.tar.gz", {f"toy/{subset}/a.txt": subset.encode()})
+        table[subset] = Archive(f"{server.url}/{subset}.tar.gz", None, f"toy/{subset}", (f"toy/{subset}/a.txt",))
+    monkeypatch.setitem(download.CORPORA, "toy", (table, ("one", "two")))
+    data = tmp_path / "data"
+    download_corpus("toy", data, progress=False, remove_archive=True)
+    (data / "toy" / "one" / "a.txt").unlink()
+    (data / "toy" / "one").rmdir()
+    download_corpus("toy", data, progress=False)
+    assert (data / "toy" / "one" / "a.txt").read_bytes() == b"one"
+
+
+def test_a_tar_gz_whose_data_was_altered_fails_its_gzip_crc_and_is_not_extracted(tmp_path):
+    # Without a published checksum (AN4, speechocean762, Common Voice) gzip's CRC-32 is the only
+    # check of the audio bytes; tarfile's stream mode never reads it.
+    import random
+
+    archive = make_tar_gz(tmp_path / "an4_sphere.tar.gz", {"an4/wav/a.sph": random.Random(0).randbytes(200_000)})
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # inside a stored block: the tar still parses
+    archive.write_bytes(bytes(data))
+    with pytest.raises(DownloadError, match="CRC check failed.*damaged"):
+        extract(archive, tmp_path / "data", progress=False)
+    assert list((tmp_path / "data").iterdir()) == []
+
+
+def test_a_corpus_folder_linked_to_another_disk_receives_the_extraction(toy, tmp_path, monkeypatch):
+    # data/toy -> a folder on a bigger disk: files cannot be renamed into it, only copied (EXDEV).
+    import errno
+    import os
+
+    other_disk = tmp_path / "other_disk" / "toy"
+    other_disk.mkdir(parents=True)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "toy").symlink_to(other_disk)
+    rename = os.rename
+
+    def rename_within_one_disk(src, dst, **kw):
+        if (str(other_disk) in os.path.realpath(os.path.dirname(dst))) != (str(other_disk) in os.path.realpath(src)):
+            raise OSError(errno.EXDEV, os.strerror(errno.EXDEV), src, dst)
+        return rename(src, dst, **kw)
+
+    monkeypatch.setattr(os, "rename", rename_within_one_disk)
+    download_corpus("toy", data, progress=False)
+    assert (other_disk / "part1" / "b" / "c.txt").read_bytes() == b"gamma" and (data / "toy").is_symlink()
+    assert is_extracted(data, "part1.tar.gz")
+
+
+def test_an_archive_that_is_a_saved_web_page_is_called_one(tmp_path, capsys):
+    # Common Voice's links expire: "Save link as" then keeps the sign-in page
+    saved = tmp_path / "cv-corpus-17.0-xx.tar.gz"
+    saved.write_bytes(HTML)
+    assert main(["download", "commonvoice", "--data-dir", str(tmp_path / "c"), "--archive", str(saved)]) == 2
+    err = capsys.readouterr().err
+    assert "a web page (503 Service Unavailable), not an archive" in err and "damaged" not in err

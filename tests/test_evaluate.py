@@ -57,3 +57,20 @@ def test_short_utterances_keep_the_batched_path(tiny_model_dir, tmp_path):
     t.transcribe_waveforms = lambda waves: batches.append(len(waves)) or run(waves)
     result = evaluate(t, [Utterance(str(p), i + 1.0, "ho") for i, p in enumerate(paths)])
     assert batches == [3] and len(result.utterances) == 3
+
+
+def test_evaluate_warns_that_references_with_no_words_after_normalization_give_no_rate(tiny_model_dir, tmp_path,
+                                                                                       capsys):
+    import json
+
+    from asr.cli import main
+
+    sf.write(str(tmp_path / "tone.wav"), 0.5 * np.sin(np.arange(RATE) / 3.0).astype(np.float32), RATE)
+    (tmp_path / "m.jsonl").write_text(json.dumps({"audio_filepath": str(tmp_path / "tone.wav"), "duration": 1.0,
+                                                  "text": "... !?"}) + "\n")
+    assert main(["evaluate", str(tmp_path / "m.jsonl"), "--model", str(tiny_model_dir), "--json"]) == 0
+    captured = capsys.readouterr()
+    warning = [line for line in captured.err.splitlines() if "no words after normalization" in line]
+    assert warning == [f"asr: warning: {tmp_path / 'm.jsonl'}: the references have no words after normalization, "
+                       f"so no error rate can be given ({json.loads(captured.out.splitlines()[-1])['insertions']} "
+                       "hypothesis word(s), all insertions)"]

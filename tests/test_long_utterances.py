@@ -101,9 +101,9 @@ def test_lm_tuning_scores_a_long_utterance_as_evaluate_does(t, long_utterance):
 def test_token_priors_are_averaged_over_the_frames_of_a_long_utterance_s_pieces(t, long_utterance):
     pieces = pieces_transcribe_runs(t, long_utterance.audio_filepath)
     seen = watch_model_runs(t)
-    priors, frames, skipped = estimate_priors(t, [long_utterance])
-    assert seen == pieces and skipped == []
-    assert frames == sum(n // HOP for n in pieces)  # the speller's frames
+    estimate = estimate_priors(t, [long_utterance])
+    assert seen == pieces and estimate.skipped == [] and estimate.used == 1
+    assert estimate.frames == sum(n // HOP for n in pieces)  # the speller's frames
 
 
 def test_validation_decodes_a_long_utterance_in_pieces_never_runs_it_whole_and_leaves_it_out_of_the_loss(

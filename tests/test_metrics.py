@@ -1,5 +1,8 @@
 """Word and character error rates, checked against hand-counted edits."""
 
+import math
+import warnings
+
 import pytest
 
 from asr.metrics import ErrorCounts, cer, char_errors, oracle_word_errors, wer, word_errors
@@ -134,6 +137,26 @@ def test_bootstrap_resamples_speakers_not_utterances():
     by_utterance = paired_bootstrap([2] * 20, b, [10] * 20)
     assert by_speaker.groups == 4 and by_utterance.groups == 20
     assert by_speaker.high - by_speaker.low > by_utterance.high - by_utterance.low
+
+
+def test_bootstrap_leaves_out_resamples_with_no_reference_words_for_their_insertions_are_no_rate():
+    from asr.metrics import paired_bootstrap
+
+    # Utterance 0: 10 words, 2 errors each; utterance 1: empty, B says 3 words. A resample holding
+    # utterance 0 twice differs by 0, once by 3/10; one holding utterance 1 twice (a quarter of them)
+    # has no words to divide its 6 insertions by, and is no rate difference of 6 (600 points).
+    boot = paired_bootstrap([2, 0], [2, 3], [10, 0], resamples=200)
+    assert boot.low == 0.0 and boot.high == pytest.approx(0.3)
+    assert boot.difference == pytest.approx(0.3) and boot.prob_b_better == 0.0
+
+
+def test_bootstrap_over_references_that_are_all_empty_gives_no_difference_or_interval():
+    from asr.metrics import paired_bootstrap
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no all-NaN-slice warning on the way
+        boot = paired_bootstrap([0, 1], [2, 0], [0, 0])
+    assert all(math.isnan(v) for v in (boot.difference, boot.low, boot.high, boot.prob_b_better))
 
 
 def test_bootstrap_needs_one_entry_per_utterance():

@@ -103,6 +103,42 @@ def test_a_bad_training_log_is_a_clear_error_naming_the_line(tmp_path, capsys):
     assert "log.jsonl: training log not found" in capsys.readouterr().err
 
 
+def test_a_partial_last_line_of_a_training_log_is_left_out_with_a_warning(tmp_path, capsys):
+    # a run writing its next record, or stopped while it wrote it: the epochs before still plot
+    write_log(tmp_path / "run", [1, 2])
+    with open(tmp_path / "run" / "log.jsonl", "a") as f:
+        f.write('{"epoch": 3, "train_lo')
+    assert [r["epoch"] for r in read_training_log(tmp_path / "run")] == [1, 2]
+    assert "log.jsonl: line 3 is incomplete" in capsys.readouterr().err
+    assert main(["plot", "training", str(tmp_path / "run"), "-o", str(tmp_path / "c.png")]) == 0
+
+
+def test_epochs_whose_losses_are_nan_keep_their_place_on_the_axis_and_are_named_in_the_legend(tmp_path):
+    nan = float("nan")
+    records = [{"epoch": e, "train_loss": nan, "valid_loss": nan, "valid_wer": nan, "valid_cer": nan}
+               for e in (1, 2)]
+    fig = training_figure(records)
+    for ax in fig.axes:  # nothing finite to draw: the axis showed epoch 0 alone
+        assert ax.get_xlim()[0] < 1 and ax.get_xlim()[1] > 2
+    assert [t.get_text() for t in fig.axes[0].get_legend().get_texts()] == [
+        "train (not drawn: nan at every epoch)", "valid (not drawn: nan at every epoch)"]
+    records = [{"epoch": e, "train_loss": nan if e == 2 else 1.0 / e} for e in (1, 2, 3)]
+    assert fig_texts(training_figure(records)) >= {"train (not drawn: nan at epoch 2)"}
+
+
+def fig_texts(fig):
+    return {t.get_text() for ax in fig.axes if ax.get_legend() for t in ax.get_legend().get_texts()}
+
+
+def test_plot_alignment_refuses_more_than_a_minute_of_sound_naming_the_file(tiny_model_dir, tmp_path, capsys):
+    # 3 min took 2 min and 1.8 GB to draw, its words packed too tightly to read
+    audio = speechlike(tmp_path / "long.wav", 61.0)
+    assert main(["plot", "alignment", str(audio), "--model", str(tiny_model_dir), "--device", "cpu",
+                 "-o", str(tmp_path / "out.png")]) == 2
+    assert f"{audio}: 61.0 s of sound; an alignment plot is readable for at most 60 s" in capsys.readouterr().err
+    assert not (tmp_path / "out.png").exists()
+
+
 class FakeWriter:
     def __init__(self):
         self.images = []

@@ -5,7 +5,9 @@ import json
 import math
 import shutil
 
+import numpy as np
 import pytest
+import soundfile as sf
 import torch
 
 from asr.beam_search import BeamSearchDecoder
@@ -33,14 +35,16 @@ def test_the_priors_are_the_mean_posterior_over_every_frame_of_the_manifest(mode
 
     utterances = read_manifest(tiny_corpus / "train.jsonl")[:5]
     transcriber = load_model(model, decoder="greedy", device="cpu")
-    priors, frames, skipped = estimate_priors(transcriber, utterances, batch_seconds=3.0)  # several batches
+    estimate = estimate_priors(transcriber, utterances, batch_seconds=3.0)  # several batches
 
     posteriors = []
     for waves, _ in readable_batches(transcriber, utterances, 300.0, []):
         log_probs, lengths = transcriber.log_probs(waves)
         posteriors += [log_probs[b, : int(lengths[b])].exp() for b in range(len(waves))]
     expected = torch.cat(posteriors).double().mean(0)
-    assert frames == sum(len(p) for p in posteriors) and skipped == []
+    assert estimate.frames == sum(len(p) for p in posteriors) and estimate.skipped == []
+    assert (estimate.used, estimate.silent) == (5, 0)
+    priors = estimate.priors
     assert torch.tensor(priors, dtype=torch.float64).allclose(expected, atol=1e-6) and sum(priors) == pytest.approx(1.0)
 
 
@@ -196,5 +200,36 @@ def test_a_manifest_with_no_readable_audio_is_a_clear_error_naming_the_first_pro
     (tmp_path / "m.jsonl").write_text(json.dumps({"audio_filepath": str(broken), "duration": 1.0, "text": "hi"}) + "\n")
     assert main(["priors", str(model), str(tmp_path / "m.jsonl")]) == 2
     assert f"no readable utterances to estimate token priors from: 1 of 1 unreadable (first: {broken}:" \
+        in capsys.readouterr().err
+    assert not (model / PRIORS_FILE).exists()
+
+
+def with_silent_files(rows: list[str], tmp_path, count: int) -> str:
+    """A manifest of ``rows`` and then ``count`` one-second files of digital silence."""
+    for i in range(count):
+        sf.write(tmp_path / f"quiet{i}.wav", np.zeros(16000, dtype=np.float32), 16000)
+        rows = rows + [json.dumps({"audio_filepath": str(tmp_path / f"quiet{i}.wav"), "duration": 1.0,
+                                   "text": "hello"})]
+    (tmp_path / "m.jsonl").write_text("\n".join(rows) + "\n")
+    return str(tmp_path / "m.jsonl")
+
+
+def test_silent_files_are_left_out_of_the_priors_and_counted_in_a_warning(model, tiny_corpus, tmp_path, capsys):
+    manifest = with_silent_files((tiny_corpus / "train.jsonl").read_text().splitlines()[:3], tmp_path, 2)
+    assert main(["priors", str(model), manifest]) == 0
+    assert "token priors: 2 of 5 utterances are silent (no sound for the model to run on): left out" \
+        in capsys.readouterr().err
+
+
+def test_the_summary_counts_only_the_utterances_whose_frames_were_used(model, tiny_corpus, tmp_path, capsys):
+    manifest = with_silent_files((tiny_corpus / "train.jsonl").read_text().splitlines()[:3], tmp_path, 2)
+    assert main(["priors", str(model), manifest]) == 0
+    assert "frames of 3 utterances;" in capsys.readouterr().out  # not of 5: the silent two gave none
+
+
+def test_a_manifest_of_silent_files_only_is_an_error_naming_the_manifest(model, tmp_path, capsys):
+    manifest = with_silent_files([], tmp_path, 2)
+    assert main(["priors", str(model), manifest]) == 2
+    assert f"{manifest}: no speech to estimate token priors from: 2 of 2 utterances are silent" \
         in capsys.readouterr().err
     assert not (model / PRIORS_FILE).exists()

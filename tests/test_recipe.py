@@ -774,3 +774,104 @@ def test_arguments_with_quotes_spaces_dollars_hashes_percents_and_commas_are_kep
 def test_a_trailing_slash_on_data_or_exp_redoes_no_stage(tmp_path):
     own_data(tmp_path)  # then the same folders as a shell's completion gives them
     assert up_to_date(tmp_path, f"DATA={tmp_path / 'data'}/", f"EXP={tmp_path / 'exp'}/")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_t_records_the_arguments_of_the_stages_it_takes_as_done(tmp_path):
+    # make -t touches targets instead of running them: a touched stamp would keep the old
+    # arguments (or, made anew, none), and the next make would redo what -t took as done.
+    own_data(tmp_path)
+    done, calls = own_data(tmp_path, "-t", "OVERRIDES=model.cell=gru")
+    assert done.returncode == 0 and calls == [], done.stderr
+    assert "model.cell=gru" in (tmp_path / "exp" / ".args" / "train").read_text()
+    assert up_to_date(tmp_path, "OVERRIDES=model.cell=gru") and not up_to_date(tmp_path)
+    fresh = tmp_path / "fresh"  # nothing made yet (make -t makes no folder): the stamps -t makes hold
+    for folder in ("data", "exp/best", "exp/lm"):  # what a real run writes
+        (fresh / folder).mkdir(parents=True)
+    done, calls = own_data(fresh, "-t", "OVERRIDES=model.cell=gru")
+    assert done.returncode == 0 and calls == [], done.stderr
+    assert up_to_date(fresh, "OVERRIDES=model.cell=gru") and not up_to_date(fresh)
+    for stamp in ("data/.args/prepare", "exp/.args/train", "exp/.args/tune", "exp/lm/.args/words_4gram"):
+        made = (fresh / stamp).read_text()
+        assert made and made == (tmp_path / stamp).read_text().replace(str(tmp_path), str(fresh)), stamp
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_n_and_make_q_write_no_stamp(tmp_path):
+    for flag in ("-n", "-q", "-nt"):
+        done, calls = own_data(tmp_path, flag)
+        assert calls == [] and not (tmp_path / "exp").exists() and not (tmp_path / "data").exists(), flag
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_only_whole_paths_under_the_checkout_are_written_root_in_a_stamp(tmp_path):
+    # /work/main2/x and /mnt/work/main/x are not in the checkout /work/main: written $(ROOT)2/x or
+    # /mnt$(ROOT)/x, another checkout's twin folder would be taken for them
+    root = str(REPO_ROOT)
+    overrides = (f"OVERRIDES=a={root}2/x b=/mnt{root}/y c={root}/z d={root} e='{root}' "
+                 f"f={root},cmudict g={root}/{root.lstrip('/')}/w h={root}x")
+    done, _ = own_data(tmp_path, "train", overrides)
+    assert done.returncode == 0, done.stderr
+    stamp = (tmp_path / "exp" / ".args" / "train").read_text()
+    assert (f"a={root}2/x b=/mnt{root}/y c=$(ROOT)/z d=$(ROOT) e='$(ROOT)' f=$(ROOT),cmudict "
+            f"g=$(ROOT)/{root.lstrip('/')}/w h={root}x\n") in stamp
+    assert stamp.startswith('"$(ROOT)/configs/small.yaml" train.')
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_checkout_s_twin_folder_is_not_taken_for_the_moved_checkout_s(spaced_checkout, tmp_path):
+    # the same run from the checkout "check out" with a file of "check out2", then from this one
+    # with this one's twin: other files, trained again
+    args = [f"DATA={tmp_path / 'data'}", f"EXP={tmp_path / 'exp'}", "SRC=x", "VALID_SPEAKERS=1", "train"]
+    done = subprocess.run(["make", "-C", str(spaced_checkout / "recipes" / "own_data"), *args,
+                           f"OVERRIDES=train.phone_lexicon={spaced_checkout}2/lexicon.txt"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert subprocess.run(["make", "-q", "-C", str(REPO_ROOT / "recipes" / "own_data"), *args,
+                           f"OVERRIDES=train.phone_lexicon={REPO_ROOT}2/lexicon.txt"]).returncode == 1
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_an_lm_outside_exp_is_used_as_given_with_no_stamp_beside_it(tmp_path):
+    # (a seed's run is given its parent run's LM so: the parent makes it, and the seeds, in parallel,
+    # must not make it again)
+    mine = tmp_path / "elsewhere" / "mine.arpa"
+    mine.parent.mkdir()
+    mine.write_text("")
+    os.utime(mine, (time.time() - 3600, time.time() - 3600))  # older than the train transcripts
+    done, calls = own_data(tmp_path, f"LM={mine}")
+    assert done.returncode == 0, done.stderr
+    assert names(calls) == ["evaluate", "evaluate", "lm tune", "prepare", "train"]
+    tune = next(call for call in calls if call[0] == "lm tune")
+    assert tune[tune.index("--lm") + 1] == str(mine) and mine.read_text() == ""
+    assert os.listdir(mine.parent) == ["mine.arpa"] and up_to_date(tmp_path, f"LM={mine}")
+    done, calls = own_data(tmp_path, f"LM={tmp_path / 'none.arpa'}")
+    assert done.returncode != 0 and calls == []
+    assert f"LM={tmp_path / 'none.arpa'}: no such file" in done.stderr
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_touching_a_stage_s_stamp_redoes_the_stage_and_its_training_anew(tmp_path):
+    # The stamps compare arguments word by word (common.mk): a change of spacing inside a quoted
+    # argument is redone so.
+    own_data(tmp_path, "train")
+    checkpoint = tmp_path / "exp" / "last" / "train_state.pt"  # a finished run's
+    checkpoint.parent.mkdir()
+    checkpoint.write_text("")
+    os.utime(checkpoint, (time.time() - 30, time.time() - 30))
+    (tmp_path / "exp" / ".args" / "train").touch()
+    done, calls = own_data(tmp_path, "train")
+    assert done.returncode == 0, done.stderr
+    assert [call[0] for call in calls] == ["train"] and "--resume" not in calls[0]
+    assert (tmp_path / "exp" / "replaced" / "last" / "train_state.pt").is_file()
+    assert up_to_date(tmp_path, "train")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_the_files_the_recipes_move_aside_before_a_new_training_run_are_those_asr_train_writes(tmp_path):
+    from asr.train_setup import RUN_FILES
+    done = subprocess.run(["make", "-s", "-C", str(REPO_ROOT / "recipes/own_data"), f"DATA={tmp_path / 'data'}",
+                           f"EXP={tmp_path / 'exp'}", "--eval=run-files: ; @echo $(TRAIN_RUN_FILES)", "run-files"],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert sorted(done.stdout.split()) == sorted([*RUN_FILES, "tb"])  # tb: its TensorBoard log (asr/train.py)

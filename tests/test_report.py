@@ -264,3 +264,66 @@ def test_speakers_without_reference_words_sort_after_those_with_a_wer_and_the_to
     refs, hyps = [p[2] for p in SILENT], [p[3] for p in SILENT]
     assert report.summary()["wer"] == pytest.approx(wer(refs + ["a b"], hyps + ["a b"]))  # 3 errors / 6 words
     assert report.summary()["wer"] == pytest.approx(0.5)
+
+
+# --- references that normalized to nothing, and results files asr did not write ---------------
+
+NOTHING = [("e1", "s", "", "uh huh"), ("e2", "s", "", "")]  # "!!!" and "--" as references, normalized
+
+
+def test_totals_over_references_that_normalized_to_nothing_are_no_rate_not_a_percentage_of_zero_words():
+    report = build_report(results(NOTHING))
+    md = render_markdown(report)
+    for row in ("| insertions | 2 | — |", "| **word errors (WER)** | 2 | **—** |",
+                "| character errors (CER) | 6 / 0 | — |", "| sentences with errors (SER) | 1 / 2 | 50.00% |"):
+        assert row in md
+    assert "%" not in md.split("## Totals")[1].split("| sentences")[0]  # was: insertions 200.00%, WER 100.00%
+    assert "<td><b>word error rate</b></td><td>2</td><td><b>—</b></td>" in render_html(report)
+    assert report.summary()["wer"] == 1.0  # results.json keeps the number asr evaluate prints
+
+
+def test_compare_of_utterances_without_reference_words_shows_no_rates_and_tests_no_difference(tmp_path):
+    write_report(build_report(results(NOTHING)), tmp_path / "a")
+    write_report(build_report(results([(i, s, ref, "") for i, s, ref, _ in NOTHING])), tmp_path / "b")
+    text = render_comparison(compare_reports(tmp_path / "a", tmp_path / "b"))
+    assert re.search(r"^WER +— +— +—$", text, re.M) and re.search(r"^SER +50.00% +0.00% +-50.00%$", text, re.M)
+    assert "WER B - A: not tested for significance, as the utterances in both have no reference words" in text
+    assert "points" not in text  # was: "-200.00 points", beside a table saying -100.00%
+
+
+def write_results(directory, data: bytes):
+    directory.mkdir()
+    (directory / "results.json").write_bytes(data)
+    return directory
+
+
+def test_a_results_file_that_is_not_utf8_is_refused_naming_the_file(tmp_path, capsys):
+    write_report(build_report(results()), tmp_path / "a")
+    latin = write_results(tmp_path / "latin", json.dumps(
+        {"utterances": [{"id": "u1", "reference": "café", "hypothesis": "cafe"}]}, ensure_ascii=False).encode("latin-1"))
+    assert main(["compare", str(tmp_path / "a"), str(latin)]) == 2
+    assert f"{latin / 'results.json'}: not UTF-8 text (byte 0xe9 at offset 46)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("data, problem", [
+    ({"utterances": [{"id": "u1", "reference": None, "hypothesis": "x"}]},
+     "utterance 'u1': its reference and hypothesis must be text, not NoneType and str"),
+    ({"utterances": [{"id": "u1", "reference": "x", "hypothesis": "x"}], "meta": ["model"]},
+     "its meta is a list, not an object"),
+])
+def test_a_results_file_with_fields_of_the_wrong_type_is_refused_naming_the_file_and_the_problem(
+        tmp_path, capsys, data, problem):
+    write_report(build_report(results()), tmp_path / "a")
+    odd = write_results(tmp_path / "odd", json.dumps(data).encode())
+    assert main(["compare", str(tmp_path / "a"), str(odd)]) == 2
+    err = capsys.readouterr().err
+    assert f"{odd / 'results.json'}: not a results file" in err and problem in err
+
+
+def test_speakers_stored_as_numbers_are_read_as_names_and_sort_beside_utterances_without_one(tmp_path):
+    from asr.report import load_report
+
+    rows = [{"id": "u1", "speaker": 7, "reference": "a b", "hypothesis": "a c"},
+            {"id": "u2", "speaker": None, "reference": "a b", "hypothesis": "a c"}]  # the same WER: sorted by name
+    rep = write_results(tmp_path / "rep", json.dumps({"utterances": rows}).encode())
+    assert [name for name, _ in load_report(rep).speakers()] == ["-", "7"]

@@ -154,6 +154,25 @@ def test_tune_rescoring_searches_the_grids_it_is_given(packages, tiny_corpus, tm
     assert options.weights[1] in (0.0, 2.0) and options.lm_weight == 0.5 and options.word_score in (-1.0, 1.0)
 
 
+@pytest.mark.parametrize("grid, message", [
+    ("--lm-weights=1,-2", "argument --lm-weights: must each be at least 0 (below, the LM would favour unlikely "
+                          "words), got -2"),
+    ("--prior-scales=-0.5", "argument --prior-scales: must each be at least 0 (below, the posteriors would be "
+                            "multiplied by the priors, not divided), got -0.5"),
+])
+def test_tune_rescoring_refuses_negative_lm_weights_and_prior_scales_as_it_reads_its_arguments(grid, message, tmp_path,
+                                                                                             monkeypatch, capsys):
+    import asr.cli
+
+    monkeypatch.setattr(asr.cli, "cmd_tune_rescoring", lambda args: pytest.fail("the command ran: models would load"))
+    with pytest.raises(SystemExit) as exit_:
+        main(["tune-rescoring", str(tmp_path / "dev.jsonl"), "--model", str(tmp_path / "m"), "--combine",
+              str(tmp_path / "b"), "-o", str(tmp_path / "r.yaml"), grid])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == f"asr tune-rescoring: error: {message}"
+    assert not (tmp_path / "r.yaml").exists()
+
+
 def test_tune_rescoring_s_help_states_the_grids_it_searches_by_default(capsys):
     from asr.rescoring import DEFAULT_LM_WEIGHTS, DEFAULT_WEIGHTS, DEFAULT_WORD_SCORES
 

@@ -109,40 +109,172 @@ def test_a_rescaled_schedule_gives_each_point_of_training_the_rate_it_had():
     assert all(abs(after(2 * s) - before(s)) <= 1 / after.warmup_steps for s in range(2))
 
 
-def resumed_schedule(saved_steps, steps_now, epochs, at_step, world_size):
-    """A run of ``saved_steps`` steps an epoch saved at ``at_step`` (its LambdaLR's state), resumed
-    by one of ``steps_now`` with ``world_size`` processes: (schedule before, after, the step it goes
-    on from, what it said)."""
+def test_a_schedule_rescaled_to_fewer_steps_keeps_its_decay_in_place_and_warmup_at_most_the_full_rate():
+    # a fractional warmup (3 steps become 1.5) is kept so: rounded, it would shift the whole decay
+    before = WarmupCosine(warmup_steps=3, total_steps=20, final_fraction=0.0)
+    after = WarmupCosine(warmup_steps=3, total_steps=20, final_fraction=0.0)
+    after.rescale(0.5)
+    assert (after.warmup_steps, after.total_steps) == (1.5, 10)
+    assert [after(s) for s in range(2, 12)] == pytest.approx([before(2 * s) for s in range(2, 12)])
+    assert [after(0), after(1)] == pytest.approx([1 / 1.5, 1.0])  # 2 / 1.5 would pass the full rate
+
+
+def resumed(then, now, at_step, epochs=4, saved=None, max_duration=None, **kept):
+    """A run batched by ``then`` (an asr.batching.BucketBatchSampler, with its number of processes)
+    saved after ``at_step`` steps, resumed batched by ``now``: (the schedule before, after, the step
+    it goes on from, the batches of its epoch this process skips, what it said). ``saved``: the saved
+    run's settings on today's utterances, where they are not ``then``'s (``max_duration``: the limits
+    then and now that chose them); ``kept``: more of its train state."""
     import torch
 
-    from asr.train_setup import resume_schedule
+    from asr.train_setup import resume_point
 
     def scheduler(schedule):
         optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
         return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
-    before = WarmupCosine(warmup_steps=2, total_steps=saved_steps * epochs, final_fraction=0.0)
-    saved = scheduler(before)
+    steps_then = len(then.batches(0))
+    before = WarmupCosine(warmup_steps=2, total_steps=steps_then * epochs, final_fraction=0.0)
+    schedule_then = scheduler(before)
     for _ in range(at_step):
-        saved.optimizer.step()
-        saved.step()
-    state = {"scheduler": saved.state_dict(), "step": at_step, "world_size": 2}
-    after, said = WarmupCosine(warmup_steps=2, total_steps=steps_now * epochs, final_fraction=0.0), []
-    factor = resume_schedule(state, scheduler(after), after, steps_now, saved_steps, world_size, said.append)
-    return before, after, round(at_step * factor), said
+        schedule_then.optimizer.step()
+        schedule_then.step()
+    epoch, steps_in = divmod(at_step, steps_then)
+    # unless ``kept`` holds it, a state from before steps_per_epoch was kept: the saved run's, from its own settings
+    state = {"scheduler": schedule_then.state_dict(), "step": at_step, "world_size": then.world_size, "epoch": epoch,
+             "global_batch_in_epoch": steps_in * then.world_size, **kept}
+    after, said = WarmupCosine(warmup_steps=2, total_steps=len(now.batches(0)) * epochs, final_fraction=0.0), []
+    factor, step, skip = resume_point(state, scheduler(after), after, now, saved or then, said.append, max_duration)
+    return before, after, step, skip, said
+
+
+def batched(utterances=6, batch_seconds=1.0, max_batch_size=8, world_size=1):
+    """A sampler of ``utterances`` one-second utterances."""
+    from asr.batching import BucketBatchSampler
+
+    return BucketBatchSampler([1.0] * utterances, batch_seconds, max_batch_size, world_size=world_size)
 
 
 def test_a_two_process_run_resumed_in_one_goes_on_at_the_same_point_of_its_learning_rate_schedule():
     # 6 batches an epoch: 3 steps of two processes, 6 of one; saved mid-epoch 3 of 4, after warmup
-    before, after, step, said = resumed_schedule(saved_steps=3, steps_now=6, epochs=4, at_step=7, world_size=1)
+    before, after, step, skip, said = resumed(batched(world_size=2), batched(world_size=1), at_step=7)
     assert step == 14 and step / after.total_steps == 7 / before.total_steps  # the same fraction of training
     assert after(step) == pytest.approx(before(7))  # at the rate it had reached
     assert after(after.total_steps) == pytest.approx(0.0)  # and decays to the end of the run, not past it
-    assert said == ["resuming with 1 process(es) and 6 steps an epoch a run saved with 2 and 3: step 7 goes on "
-                    "as step 14, the learning-rate schedule rescaled to the same point of training (warmup 2 -> 4 "
-                    "steps, 12 -> 24 in all)"]
+    assert skip == 2  # the same batches: the same one of them (the third of epoch 3)
+    assert said == ["resuming with 2 -> 1 process(es): 6 steps an epoch, 3 before: step 7 goes on as step 14, the "
+                    "learning-rate schedule rescaled to the same point of training (warmup 2 -> 4 steps, 12 -> 24 "
+                    "in all)"]
 
 
 def test_a_resume_with_the_same_steps_an_epoch_keeps_the_schedule_as_saved_and_says_nothing_of_it():
-    before, after, step, said = resumed_schedule(saved_steps=3, steps_now=3, epochs=4, at_step=7, world_size=2)
-    assert step == 7 and after.__dict__ == before.__dict__ and said == []
+    before, after, step, skip, said = resumed(batched(world_size=2), batched(world_size=2), at_step=7)
+    assert step == 7 and skip == 1 and after.__dict__ == before.__dict__ and said == []
+
+
+def test_a_run_resumed_with_twice_the_batch_seconds_goes_on_from_the_same_fraction_of_the_run_and_the_epoch():
+    # 12 one-second utterances: 6 batches of 2 at 2 s, 3 of 4 at 4 s; saved 4 batches into epoch 3 of 4
+    then, now = batched(12, batch_seconds=2), batched(12, batch_seconds=4)
+    before, after, step, skip, said = resumed(then, now, at_step=16)
+    assert step == 8 and step / after.total_steps == 16 / before.total_steps
+    assert [after(s) for s in range(step, 13)] == pytest.approx([before(2 * s) for s in range(step, 13)])
+    assert skip == 2  # 2 of 3 batches done, as 4 of 6 were
+    assert said == ["resuming with another batch size (train.batch_seconds 2 -> 4): 3 steps an epoch, 6 before: "
+                    "step 16 goes on as step 8, the learning-rate schedule rescaled to the same point of training "
+                    "(warmup 2 -> 1 steps, 24 -> 12 in all); epoch 3 goes on after 2 of its 3 batches, the same "
+                    "fraction as 4 of 6 before (other batches: until it ends, some of its utterances may come twice "
+                    "and others not at all)"]
+
+
+def test_another_batch_size_and_number_of_processes_are_rescaled_together_and_said_in_one_line():
+    # 2 batches of 6 utterances in one process become 6 of 2, in turn over 3 processes (2 steps each)
+    before, after, step, skip, said = resumed(batched(12, batch_seconds=6), batched(12, 2, world_size=3), at_step=5)
+    assert step == 5 and after(step) == pytest.approx(before(5))  # 2 steps an epoch then and now
+    assert skip == 1  # half of epoch 3: 3 of its 6 batches, rounded down to a whole step of 3 processes
+    assert said == ["resuming with 1 -> 3 process(es) and another batch size (train.batch_seconds 6 -> 2): 2 steps "
+                    "an epoch, 2 before: nothing to rescale; epoch 3 goes on after 3 of its 6 batches, the same "
+                    "fraction as 1 of 2 before (other batches: until it ends, some of its utterances may come twice "
+                    "and others not at all)"]
+
+
+def test_a_batch_size_that_makes_the_same_batches_resumes_exactly_and_says_so():
+    # at most 2 utterances a batch either way: the same 6 batches
+    then, now = batched(12, batch_seconds=4, max_batch_size=2), batched(12, batch_seconds=8, max_batch_size=2)
+    before, after, step, skip, said = resumed(then, now, at_step=9)
+    assert step == 9 and skip == 3 and after.__dict__ == before.__dict__
+    assert said == ["resuming with another batch size (train.batch_seconds 4 -> 8): 6 steps an epoch, 6 before: "
+                    "nothing to rescale"]
+
+
+def test_a_position_half_a_batch_in_goes_on_at_the_step_of_its_skipped_batches_and_ends_on_the_last_step():
+    # 10 batches an epoch become 3 (of 4, 4 and 2); saved 5 into epoch 2: 1.5 of 3, rounded to 2 batches
+    # skipped, where the step, 15 * 0.3 = 4.5 rounded on its own, would be 4 and part from them
+    before, after, step, skip, said = resumed(batched(10), batched(10, batch_seconds=4, max_batch_size=4), at_step=15)
+    assert skip == 2 and step == 1 * 3 + skip
+    assert step + (3 - skip) + 3 * 2 == after.total_steps  # the rest of epoch 2, then 3 and 4: the schedule's end
+    assert after(after.total_steps) == pytest.approx(0.0)
+    assert "step 15 goes on as step 5" in said[0]
+    assert "after 2 of its 3 batches, the same fraction as 5 of 10" in said[0]
+
+
+def test_a_resumed_run_goes_on_at_the_step_of_its_position_wherever_it_was_saved():
+    then, now = batched(10), batched(10, batch_seconds=4, max_batch_size=4)
+    for at_step in range(40):
+        _, after, step, skip, _ = resumed(then, now, at_step)
+        assert step == at_step // 10 * 3 + skip, at_step
+
+
+def test_a_higher_max_duration_resumes_from_the_same_fraction_of_the_utterances_the_saved_run_had():
+    # 6 utterances of 1 s trained (train.max_duration 1.5), 6 of 2 s join (3): 6 batches of one an epoch become 12
+    from asr.batching import BucketBatchSampler
+    from asr.train_setup import durations_id
+
+    today = [1.0] * 6 + [2.0] * 6
+    then, now = BucketBatchSampler(today[:6], 1.0, 8), BucketBatchSampler(today, 1.0, 8)
+    saved = BucketBatchSampler(today, 1.0, 8)  # the saved settings on today's utterances: now's batches
+    before, after, step, skip, said = resumed(then, now, at_step=9, saved=saved, max_duration=(1.5, 3.0),
+                                              steps_per_epoch=6, durations_id=durations_id(today[:6]))
+    assert skip == 6 and step == 12 + 6  # half of epoch 2 as half of it was, not its 4th batch again
+    assert said == ["resuming with other utterances (train.max_duration 1.5 -> 3): 12 steps an epoch, 6 before: "
+                    "step 9 goes on as step 18, the learning-rate schedule rescaled to the same point of training "
+                    "(warmup 2 -> 4 steps, 24 -> 48 in all); epoch 2 goes on after 6 of its 12 batches, the same "
+                    "fraction as 3 of 6 before (other batches: until it ends, some of its utterances may come twice "
+                    "and others not at all)"]
+
+
+def test_a_lower_max_duration_resumes_from_the_same_fraction_of_the_epoch_the_saved_run_kept():
+    # 12 utterances trained (train.max_duration 3), 6 of them now (1.5): 12 batches of one an epoch become 6
+    from asr.batching import BucketBatchSampler
+    from asr.train_setup import durations_id
+
+    today = [1.0] * 6
+    then, now = BucketBatchSampler(today + [2.0] * 6, 1.0, 8), BucketBatchSampler(today, 1.0, 8)
+    saved = BucketBatchSampler(today, 1.0, 8)  # the saved settings on today's utterances: not the saved run's
+    before, after, step, skip, said = resumed(then, now, at_step=18, saved=saved, max_duration=(3.0, 1.5),
+                                              steps_per_epoch=12, epoch_batches=12,
+                                              durations_id=durations_id(today + [2.0] * 6))
+    assert skip == 3 and step == 6 + 3  # half of epoch 2 as half of its 12 was, not all 6 of today's
+    assert after(step) == pytest.approx(before(18))
+    assert said[0].startswith("resuming with other utterances (train.max_duration 3 -> 1.5): 6 steps an epoch, 12 "
+                              "before: step 18 goes on as step 9")
+    assert said[0].endswith("; epoch 2 goes on after 3 of its 6 batches, the same fraction as 6 of 12 before (other "
+                            "batches: until it ends, some of its utterances may come twice and others not at all)")
+
+
+@pytest.mark.parametrize("limits", [(1.5, 3.0), (3.0, 1.5)])
+def test_another_max_duration_that_leaves_the_same_utterances_resumes_exactly_and_says_nothing(limits):
+    from asr.train_setup import durations_id
+
+    before, after, step, skip, said = resumed(batched(6), batched(6), at_step=9, saved=batched(6), max_duration=limits,
+                                              steps_per_epoch=6, epoch_batches=6, durations_id=durations_id([1.0] * 6))
+    assert (step, skip, said) == (9, 3, []) and after.__dict__ == before.__dict__
+
+
+def test_utterances_whose_durations_changed_since_with_the_same_max_duration_are_said_to_have_changed():
+    # the state's record of its utterances' durations differs from today's (the audio was replaced)
+    before, after, step, skip, said = resumed(batched(6), batched(6), at_step=9, max_duration=(30.0, 30.0),
+                                              steps_per_epoch=6, epoch_batches=6, durations_id="another")
+    assert (step, skip) == (9, 3)
+    assert said == ["resuming with other utterances (their audio changed since): 6 steps an epoch, 6 before: nothing "
+                    "to rescale; epoch 2 goes on after 3 of its 6 batches, the same fraction as 3 of 6 before (other "
+                    "batches: until it ends, some of its utterances may come twice and others not at all)"]

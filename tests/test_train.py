@@ -747,6 +747,61 @@ def test_resuming_with_more_epochs_stretches_the_learning_rate_schedule_to_them(
     assert_same_weights(straight, resumed)
 
 
+def test_resuming_with_twice_the_batch_seconds_goes_on_from_the_same_fraction_of_the_run_and_of_its_epoch(
+        tiny_corpus, tmp_path, capsys):
+    from asr.schedule import WarmupCosine
+
+    # 20 utterances of about 2 s: 10 batches an epoch at 5 s, 5 at 10 s; 2 epochs, so 20 steps then 10
+    run, extra = tmp_path / "run", ("train.epochs=2", "train.warmup_steps=3")
+    train(tiny_config(tiny_corpus, run, *extra, "train.batch_seconds=5"), stop_at_step=6)  # 6 of 10 batches
+    cfg = tiny_config(tiny_corpus, run, *extra, "train.batch_seconds=10")
+    train(cfg, resume=True, stop_at_step=4)  # goes on as step 3, after 3 of 5 batches; one step more
+    state = torch.load(run / "last" / "train_state.pt", weights_only=True)
+    assert (state["epoch"], state["global_batch_in_epoch"], state["step"]) == (0, 4, 4)
+    # the rate at 4 of the 10 steps is the saved run's schedule's at the same fraction: 8 of its 20
+    saved_schedule = WarmupCosine(warmup_steps=3, total_steps=20, final_fraction=cfg.train.final_lr_fraction)
+    assert state["scheduler"]["_last_lr"][0] == pytest.approx(cfg.train.lr * saved_schedule(8), rel=1e-9)
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("resuming with")]
+    assert said == ["resuming with another batch size (train.batch_seconds 5 -> 10): 5 steps an epoch, 10 before: "
+                    "step 6 goes on as step 3, the learning-rate schedule rescaled to the same point of training "
+                    "(warmup 3 -> 1.5 steps, 20 -> 10 in all); epoch 1 goes on after 3 of its 5 batches, the same "
+                    "fraction as 6 of 10 before (other batches: until it ends, some of its utterances may come "
+                    "twice and others not at all)"]
+
+
+def test_a_run_resumed_half_a_batch_into_its_epoch_goes_on_at_the_step_of_its_position_and_ends_at_the_floor(
+        tiny_corpus, tmp_path, capsys):
+    # 4 batches an epoch at 12 s become 3 at 20 s; saved 2 into epoch 2 (step 6): 1.5 of 3, rounded to
+    # 2, where 6 * 0.75 = 4.5 steps rounded on their own would be 4 and the run would end on step 5
+    run, extra = tmp_path / "run", ("train.epochs=2", "train.warmup_steps=1")
+    train(tiny_config(tiny_corpus, run, *extra, "train.batch_seconds=12"), stop_at_step=6)
+    cfg = tiny_config(tiny_corpus, run, *extra, "train.batch_seconds=20")
+    train(cfg, resume=True)
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("resuming with")]
+    assert "step 6 goes on as step 5" in said[0] and "after 2 of its 3 batches, the same fraction as 2 of 4" in said[0]
+    assert [e["step"] for e in epochs(run)] == [4, 6]  # step 5 = 1 epoch of 3 + 2 batches; one more ends it
+    state = torch.load(run / "last" / "train_state.pt", weights_only=True)
+    assert (state["step"], state["scheduler"]["last_epoch"]) == (6, 6)  # the schedule's 3 * 2 steps
+    assert state["scheduler"]["_last_lr"][0] == pytest.approx(cfg.train.lr * cfg.train.final_lr_fraction, rel=1e-9)
+
+
+def test_resuming_with_a_lower_max_duration_goes_on_from_the_same_fraction_of_the_epoch_and_says_why(
+        tiny_corpus, tmp_path, capsys):
+    # 20 utterances in 10 batches at 5 s; 9 of them up to 1.95 s make 5. Saved 4 into the first epoch: 2 of 5
+    # now (the same batch index, 4, would skip most of today's epoch)
+    run, extra = tmp_path / "run", ("train.epochs=2", "train.warmup_steps=3", "train.batch_seconds=5")
+    train(tiny_config(tiny_corpus, run, *extra), stop_at_step=4)
+    train(tiny_config(tiny_corpus, run, *extra, "train.max_duration=1.95"), resume=True, stop_at_step=3)
+    state = torch.load(run / "last" / "train_state.pt", weights_only=True)
+    assert (state["epoch"], state["global_batch_in_epoch"], state["step"]) == (0, 3, 3)
+    said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("resuming with")]
+    assert said == ["resuming with other utterances (train.max_duration 30 -> 1.95): 5 steps an epoch, 10 before: "
+                    "step 4 goes on as step 2, the learning-rate schedule rescaled to the same point of training "
+                    "(warmup 3 -> 1.5 steps, 20 -> 10 in all); epoch 1 goes on after 2 of its 5 batches, the same "
+                    "fraction as 4 of 10 before (other batches: until it ends, some of its utterances may come "
+                    "twice and others not at all)"]
+
+
 def test_resuming_on_a_train_or_valid_manifest_that_changed_since_is_refused(tiny_corpus, tmp_path):
     corpus = tmp_path / "corpus"
     corpus.mkdir()

@@ -444,3 +444,21 @@ def test_warnings_raised_in_worker_threads_are_gathered_by_the_thread_that_opene
     assert threading.get_ident() not in threads
     assert sorted(line.split(":")[0] for line in lines) == sorted(str(p) for p in paths)
     assert capsys.readouterr().err == ""
+
+
+def test_a_file_that_grows_while_it_is_read_is_used_as_far_as_it_went_and_says_so(tmp_path, capsys):
+    # a recording still being written: its header (read when opened) says how much there is
+    path = write_sine(tmp_path / "recording.wav", seconds=1.0)
+    blocks = stream_audio(str(path), RATE, block_seconds=0.25)
+    first = next(blocks)
+    with open(path, "ab") as f:  # the recorder writes on
+        f.write(b"\0" * 3200)
+    audio = np.concatenate([first, *blocks])
+    assert audio.size == RATE
+    assert warnings_of(capsys) == [f"asr: warning: {path}: grew while it was read (still being written?): "
+                                   "transcribed its first 1.00 s, as far as it went when opened"]
+
+
+def test_a_file_that_does_not_change_while_it_is_read_gets_no_warning(tmp_path, capsys):
+    assert streamed(write_sine(tmp_path / "done.wav", seconds=1.0)).size == RATE
+    assert warnings_of(capsys) == []

@@ -4,6 +4,7 @@ random rate and pitch into a 16 kHz FLAC, listed in a manifest; failures are rep
 import json
 import shutil
 import subprocess
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -35,6 +36,12 @@ def test_sentences_are_drawn_distinct_and_reproducibly():
     assert len(picked) == 3  # the duplicate (after normalization) and the digits are left out
     assert picked == select_sentences(lines, 10, min_words=3, seed=1)
     assert select_sentences(lines, 2, min_words=3, seed=1) == picked[:2]
+
+
+def test_a_byte_order_mark_at_the_start_of_a_text_file_does_not_make_its_first_sentence_unspeakable():
+    rejected = []
+    assert select_sentences(["\ufeffThe cat sat on the mat."], 5, rejected=rejected) == ["The cat sat on the mat."]
+    assert rejected == []
 
 
 def test_voices_are_parsed_from_engine_and_name():
@@ -370,3 +377,47 @@ def test_when_every_sentence_fails_to_synthesize_no_manifest_is_written(tmp_path
     with pytest.raises(TTSError, match="none of the 1 sentences could be synthesized"):
         synthesize(["Second one here"], tmp_path / "out", [Voice("flite", "slt")], log=skipped.append)
     assert len(skipped) == 1 and not (tmp_path / "out").exists()
+
+
+# --- reruns and interruptions ------------------------------------------------------------------
+
+def interrupted_at(sentence):
+    """fake_synthesizer, but Ctrl-C arrives while it reads ``sentence``."""
+    def run(cmd, capture_output, text):
+        if sentence in cmd:
+            raise KeyboardInterrupt
+        return fake_synthesizer()(cmd, capture_output, text)
+    return run
+
+
+def test_a_rerun_stopped_midway_leaves_no_manifest_naming_the_audio_it_overwrote(tmp_path, monkeypatch):
+    monkeypatch.setattr(tts.shutil, "which", lambda name: f"/usr/bin/{name}")
+    voices = [Voice("flite", "slt")]
+    monkeypatch.setattr(tts.subprocess, "run", engines(fake_synthesizer()))
+    synthesize(["The first old one", "The second old one"], tmp_path / "out", voices, jobs=1)
+    monkeypatch.setattr(tts.subprocess, "run", engines(interrupted_at("The second new one")))
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(["The first new one", "The second new one"], tmp_path / "out", voices, jobs=1)
+    # tts-00000.flac now reads "the first new one": the old manifest would label it "the first old one"
+    assert not (tmp_path / "out" / "train.jsonl").exists()
+
+
+def test_a_flac_interrupted_while_it_is_written_is_not_left_under_its_name(tmp_path, monkeypatch):
+    monkeypatch.setattr(tts.shutil, "which", lambda name: f"/usr/bin/{name}")
+    monkeypatch.setattr(tts.subprocess, "run", engines(fake_synthesizer()))
+
+    def write_half(file, *args, **kwargs):  # Ctrl-C arrives while the FLAC is written
+        (open(file, "wb") if isinstance(file, (str, type(tmp_path))) else file).write(b"fLaC\0")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(tts, "sf", SimpleNamespace(read=sf.read, write=write_half))  # (not the fake engine's)
+    with pytest.raises(KeyboardInterrupt):
+        synthesize(["The only one here"], tmp_path / "out", [Voice("flite", "slt")], jobs=1)
+    assert list((tmp_path / "out" / "audio").iterdir()) == []
+
+
+@pytest.mark.skipif(shutil.which("espeak-ng") is None, reason="espeak-ng is not installed (apt-get install espeak-ng)")
+def test_a_sentence_that_starts_with_a_dash_is_read_by_espeak_ng_not_taken_for_an_option(tmp_path):
+    # espeak-ng took "- Come in" for options: "invalid option", exit status 0, no audio
+    skipped = []
+    [utt] = synthesize(["- Come in, he said."], tmp_path / "out", [Voice("espeak-ng", "en-us")], log=skipped.append)
+    assert skipped == [] and utt.text == "come in he said" and utt.duration > 0.5

@@ -54,14 +54,49 @@ def test_evaluate_and_transcribe_refuse_a_nan_beam_threshold_naming_the_option(c
     assert exit_.value.code == 2 and "argument --beam-threshold" in capsys.readouterr().err
 
 
-def test_a_decoding_yaml_that_is_not_yaml_is_refused_in_one_line_naming_it(model):
+@pytest.mark.parametrize("option, grid, why", [
+    ("--lm-weights", "0,-0.5,1", "the LM would favour unlikely words), got -0.5"),
+    ("--prior-scales", "-0.3,0.3", "the posteriors would be multiplied by the priors, not divided), got -0.3")])
+def test_lm_tune_refuses_a_negative_lm_weight_or_prior_scale_as_it_reads_its_arguments(option, grid, why,
+                                                                                      monkeypatch, capsys):
+    from asr import cli_lm
+
+    monkeypatch.setattr(cli_lm, "cmd_lm_tune", lambda args: pytest.fail("the command ran: the model would load"))
+    with pytest.raises(SystemExit) as exit_:
+        main(["lm", "tune", "dev.jsonl", "--model", "m", "--lm", "lm.arpa", f"{option}={grid}"])
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"asr lm tune: error: argument {option}: must each be at least 0 (below, {why}")
+
+
+def test_lm_tune_searches_negative_word_scores_and_blank_penalties(tune_args, tiny_corpus, capsys):
+    # a word score below 0 charges each word, a blank penalty below 0 favours blank: both have their uses
+    assert main(["lm", "tune", str(tiny_corpus / "valid.jsonl"), *tune_args, "--word-scores=-1",
+                 "--blank-penalties=-0.5", "--dry-run"]) == 0
+    assert "lm_weight 0.5 word_score -1 blank_penalty -0.5: WER" in capsys.readouterr().err
+
+
+def test_a_decoding_yaml_that_is_not_yaml_is_refused_in_one_line_naming_file_line_and_column(model):
     from asr.decoding_config import read_decoding_defaults
     from asr.lm import LMError
 
     (model / DECODING_FILE).write_text("lm_weight: [2.5\nword_score: 1\n")
-    with pytest.raises(LMError, match=rf"{DECODING_FILE}: not valid YAML: ") as error:
+    with pytest.raises(LMError) as error:
         read_decoding_defaults(model)
-    assert "\n" not in str(error.value)
+    assert str(error.value) == (f"{model / DECODING_FILE}:2:11: expected ',' or ']', but got ':' "
+                                "(while parsing a flow sequence at 1:12)")
+
+
+def test_a_decoding_yaml_that_is_not_utf8_is_refused_in_one_line_naming_the_file(tmp_path):
+    from asr.decoding_config import read_decoding_defaults
+    from asr.lm import LMError
+    from asr.user_errors import user_error_types
+
+    (tmp_path / DECODING_FILE).write_bytes("lm_weight: 2.5  # café\n".encode("latin-1"))
+    with pytest.raises(LMError) as error:
+        read_decoding_defaults(tmp_path)
+    assert str(error.value).startswith(f"{tmp_path / DECODING_FILE}: unreadable (") and "utf-8" in str(error.value)
+    assert "\n" not in str(error.value) and isinstance(error.value, user_error_types())  # the CLI says it as is
 
 
 def test_lm_tune_searches_a_value_given_twice_once(tune_args, tiny_corpus, capsys):
@@ -106,8 +141,9 @@ GOOD = {"models": ["a", "b"], "weights": [1.0, 0.5], "lm_weight": 2.0, "word_sco
     ({"nbest": True}, "nbest must be a whole number of at least 1, got True"),
     ({"weights": [1.0, float("nan")]}, "weights[1] must be a finite number, got nan"),
     ({"lm_weight": float("inf")}, "lm_weight must be a finite number, got inf"),
-    ({"weights": [1.0, -0.5]}, "weights and prior_scale must be at least 0, got -0.5"),
-    ({"prior_scale": -0.3}, "weights and prior_scale must be at least 0, got -0.3"),
+    ({"weights": [1.0, -0.5]}, "weights, lm_weight and prior_scale must be at least 0, got -0.5"),
+    ({"prior_scale": -0.3}, "weights, lm_weight and prior_scale must be at least 0, got -0.3"),
+    ({"lm_weight": -2.0}, "weights, lm_weight and prior_scale must be at least 0, got -2"),
     ({"rnnlm": "rnn", "rnnlm_lambda": 1.5}, "rnnlm_lambda is the RNN LM's share: between 0 and 1, got 1.5"),
 ])
 def test_a_hand_edited_rescoring_file_with_a_bad_value_is_refused_naming_file_and_value(edit, message, tmp_path):

@@ -229,3 +229,76 @@ def test_every_json_has_the_same_keys_alternatives_included_even_when_there_are_
 
     assert data(alternatives=["high"])["alternatives"] == ["high"]
     assert data()["alternatives"] == [] and data().keys() == data(alternatives=["high"]).keys()
+
+
+def test_a_directory_where_an_output_file_would_go_is_named_up_front_not_met_mid_batch(tmp_path):
+    (tmp_path / "out" / "a.txt").mkdir(parents=True)
+    out = DirectoryOutput(tmp_path / "out", ["txt", "json"])
+    assert out.guard(["in/a.wav", "in/b.wav"]) == [
+        f"{tmp_path / 'out' / 'a.txt'}: is a directory, so this input's txt cannot be written there"]
+
+
+def test_a_file_that_cannot_be_written_fails_its_input_alone_with_an_error_naming_it(tmp_path, monkeypatch):
+    import errno
+
+    out = DirectoryOutput(tmp_path / "out", ["txt"])
+    out.guard(["a.wav", "b.wav"])
+    (tmp_path / "out" / "a.txt").mkdir()  # appeared after the guard: met by the write itself
+    with pytest.raises(OutputError, match=r"a.txt: is a directory"):
+        out.write("a.wav", Result("hi", 1.0))
+    writer = out.writers[0]
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(writer, "write_file", full)
+    with pytest.raises(OutputError, match=r"b.txt: not written \(No space left on device\)"):
+        out.write("b.wav", Result("hi", 1.0))  # an OutputError: asr transcribe says so and goes on
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.txt"]  # no partial b.txt left behind
+
+
+def test_an_input_whose_second_format_cannot_be_written_keeps_none_of_its_files_and_a_rerun_writes_them(
+        tmp_path, monkeypatch):
+    import errno
+
+    (tmp_path / "a.wav").write_bytes(b"")
+    out = DirectoryOutput(tmp_path, ["txt", "json"])  # beside the audio: a.txt left there is "a reference"
+    assert out.guard([str(tmp_path / "a.wav")]) == []
+
+    def full(*args):
+        raise OSError(errno.ENOSPC, "No space left on device")
+    monkeypatch.setattr(out.writers[1], "write_file", full)
+    with pytest.raises(OutputError, match=r"a.json: not written \(No space left on device\)"):
+        out.write(str(tmp_path / "a.wav"), Result("hi", 1.0))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.wav"]  # a.txt, written first, removed too
+
+    rerun = DirectoryOutput(tmp_path, ["txt", "json"])
+    assert rerun.guard([str(tmp_path / "a.wav")]) == []
+    assert [p.name for p in rerun.write(str(tmp_path / "a.wav"), Result("hi", 1.0))] == ["a.txt", "a.json"]
+
+
+UNDECODABLE = os.fsdecode(b"caf\xe9.wav")  # a Latin-1 file name, as Python reads it from a UTF-8 file system
+
+
+def test_an_input_whose_file_name_is_not_utf8_gets_files_of_its_own_name_and_an_escaped_path_in_the_text(tmp_path):
+    audio = tmp_path / UNDECODABLE
+    audio.write_bytes(b"")
+    out = DirectoryOutput(tmp_path / "out", ["json", "txt"])
+    assert out.guard([str(audio)]) == []
+    out.write(str(audio), Result("hi", 1.0))
+    assert sorted(os.listdir(os.fsencode(tmp_path / "out"))) == [b"caf\xe9.json", b"caf\xe9.txt"]
+    assert json.loads((tmp_path / "out" / os.fsdecode(b"caf\xe9.json")).read_text())["path"] == \
+        str(tmp_path / "caf\\xe9.wav")
+    stream = io.TextIOWrapper(io.BytesIO(), encoding="utf-8")  # stdout, strict as it is in a UTF-8 locale
+    get_writer("txt", stream).write(UNDECODABLE, Result("hi", 1.0))
+    stream.seek(0)
+    assert stream.read() == "caf\\xe9.wav\thi\n"
+
+
+def test_names_of_undecodable_inputs_are_measured_and_hashed_by_their_bytes():
+    from asr.writers import NAME_MAX, output_names
+
+    stem = UNDECODABLE[:-len(".wav")]
+    assert output_names([f"a/{UNDECODABLE}", f"b/{UNDECODABLE}"]) == {
+        f"a/{UNDECODABLE}": f"a_{stem}", f"b/{UNDECODABLE}": f"b_{stem}"}
+    (name,) = output_names([os.fsdecode(b"\xe9" * 250 + b".wav")]).values()  # too long: cut, and hashed
+    assert re.fullmatch("\udce9+-[0-9a-f]{8}", name) and len(os.fsencode(f".{name}.json.tmp-4194304")) <= NAME_MAX
