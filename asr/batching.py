@@ -45,9 +45,20 @@ class BucketBatchSampler(torch.utils.data.Sampler):
             # up. The last round is filled with the epoch's first batches again, as torch's
             # DistributedSampler pads: none is left out, however few. Global position k is rank
             # k % world_size's batch k // world_size for any world size (how --resume counts).
-            total = -(-len(batches) // self.world_size) * self.world_size
+            total = self.steps(len(batches)) * self.world_size
             batches = [batches[k % len(batches)] for k in range(self.rank, total, self.world_size)]
         return batches
+
+    def steps(self, batches: int) -> int:
+        """How many of an epoch's ``batches`` (of all ranks) each rank takes: all as many."""
+        return -(-batches // self.world_size)
+
+    def batch_counts(self, epochs: int, start: int = 0) -> list[int]:
+        """How many batches (of all ranks) each of epochs ``start`` .. ``epochs - 1`` has. Not the same
+        every epoch: sortagrad's sorted first one packs into fewer than shuffled ones, and each epoch's
+        jittered lengths pack their own way, so a schedule that counts steps sums them. Each epoch is
+        packed to be counted: about 2 us an utterance (0.25 s for 50 epochs of 2,380)."""
+        return [len(self.global_batches(epoch)) for epoch in range(start, epochs)]
 
     def global_batches(self, epoch: int) -> list[list[tuple[int, float]]]:
         """The batches of epoch ``epoch`` of all ranks together, in order (the same for any

@@ -11,6 +11,11 @@ anneals, instead of being cut off at a high learning rate (budgeted training, Li
 from __future__ import annotations
 
 import math
+import statistics
+
+import torch
+
+from asr import distributed
 
 
 class WarmupCosine:
@@ -37,11 +42,11 @@ class WarmupCosine:
         self.total_steps = total_steps
 
     def rescale(self, factor: float) -> None:
-        """Count steps ``factor`` times as many to the epoch (a run resumed with another number of
+        """Count steps ``factor`` times as many to the run (one resumed with another number of
         processes, or batches of another size): warmup, decay and any retargeting keep their
         places in the data, so that step ``s * factor`` has the rate step ``s`` had. Warmup's end
         and the decay's start may become fractional and stay so: rounded, they would shift the
-        whole decay. The end, whole epochs of steps, stays whole."""
+        whole decay. The end, the steps of whole epochs, stays whole."""
         self.warmup_steps = self.warmup_steps * factor
         self.total_steps = round(self.total_steps * factor)
         self.anchor_step = self.anchor_step * factor
@@ -79,3 +84,19 @@ def epochs_within_budget(budget_seconds: float, elapsed_seconds: float, epochs_d
         return max_epochs
     more = int(max(0.0, budget_seconds - elapsed_seconds) // max(epoch_seconds, 1e-9))
     return max(epochs_done, min(max_epochs, epochs_done + more))
+
+
+def replan_to_budget(tc, epochs: int, done: int, epoch_times: list[float], spent: float, d, device, say) -> int:
+    """The epochs that fit ``train.time_budget_minutes`` (``tc``: a config's train section) with
+    ``done`` of them after ``spent`` seconds, given this process's ``epoch_times`` (``epochs``
+    planned so far). The pace is the mean epoch (validation included) after the first, which
+    decodes the audio, so that the plan does not swing with each epoch's noise; summed over ranks
+    (``d``: asr.distributed.Dist) and divided, so that every rank plans the same number of epochs."""
+    pace = statistics.mean(epoch_times[1:] or epoch_times)
+    clock = distributed.all_sum(torch.tensor([spent, pace], dtype=torch.float64, device=device), d) / d.world_size
+    spent, pace = float(clock[0]), float(clock[1])
+    planned = epochs_within_budget(tc.time_budget_minutes * 60, spent, done, pace, tc.epochs)
+    if planned != epochs:
+        say(f"time budget: {spent / 60:.1f} of {tc.time_budget_minutes:g} min spent, "
+            f"{pace:.0f} s per epoch: {planned} epochs in all (were {epochs})")
+    return planned

@@ -2,12 +2,13 @@
 
 A source (``asr.inputs``) yields mono float32 blocks at the model's rate. ``Segmenter`` keeps at
 most ``max_seconds`` of them. Audio shorter than that is one segment (evaluate decodes an
-utterance whole too). A longer recording is cut in the middle of the first pause of
-``pause_seconds`` after ``min_seconds`` (quiet: ``quiet_db`` below the loudest frame before it),
-else where the short-time energy is lowest (the middle of the longest, quietest pause) in the
-second half of the window. Energy-based VAD needs no extra
-package and no model run, and the cut only has to avoid splitting a word: the model itself
-decides what is speech. Segments of digital silence are flagged ``silent`` and not transcribed.
+utterance whole too). A longer recording is cut in the first pause of ``pause_seconds`` after
+``min_seconds`` (quiet: ``quiet_db`` below the loudest frame before it, or, as in a noisy
+recording, near the quietest one before it), else where the short-time energy is lowest (the
+middle of the longest, quietest pause) in the second half of the window. Energy-based VAD needs
+no extra package and no model run, and the cut only has to avoid splitting a word: the model
+itself decides what is speech. Segments of digital silence are flagged ``silent`` and not
+transcribed.
 
 A pause the recording is cut at keeps only ``pause_margin_seconds`` of quiet on either side; its
 middle is not transcribed. Models learn from clips cut close to the speech, and the built-in
@@ -37,7 +38,11 @@ class SegmenterOptions:
     silence_rms: float = 1e-4  # a segment quieter than this (about -80 dBFS) is not transcribed
     trim_after_seconds: float = 1.0  # quiet edges longer than this are cut (0: never) ...
     trim_margin_seconds: float = 0.5  # ... down to this much
-    quiet_db: float = 40.0  # quiet: this far below the segment's loudest energy frame
+    quiet_db: float = 40.0  # quiet: this far below the segment's loudest energy frame, or ...
+    # ... within noise_floor_db of its quietest frame so far and floor_quiet_db below the loudest: in
+    # a noisy recording a pause is only 20-35 dB below the speech (0: the quiet_db rule alone)
+    noise_floor_db: float = 6.0
+    floor_quiet_db: float = 20.0
     # Cut at the first quiet stretch this long after min_seconds (0: never): a model trained on
     # single utterances decodes a recording better one utterance a segment (bench/segment_long_files.py:
     # 0.8-5 points of WER on recordings of valid clips; README.md).
@@ -126,14 +131,23 @@ class Segmenter:
 
     def _pause(self, samples: np.ndarray, after: int, within: int) -> tuple[int, int] | None:
         """[lo, hi) in samples of the first quiet stretch of ``pause_seconds`` or more that ends
-        (speech follows it) within the first ``within`` samples, its middle past ``after``; or None. A frame
-        is quiet ``quiet_db`` below the loudest one before it: decided by what came before, so
-        that the cuts do not depend on how much audio each block brings."""
+        (speech follows it) within the first ``within`` samples, its middle past ``after``; or None.
+        A frame is quiet ``quiet_db`` below the loudest one before it, or near the quietest one
+        before it (``noise_floor_db``) and ``floor_quiet_db`` below the loudest: decided by what
+        came before, so that the cuts do not depend on how much audio each block brings."""
         opts, rate = self.options, self.sample_rate
         frame = max(1, int(opts.frame_seconds * rate))
         energy = frame_energy(samples[:within], frame)
-        louder = np.concatenate([[0.0], np.maximum.accumulate(energy)[:-1]]) if energy.size else energy
-        quiet = np.concatenate([[False], energy < louder * 10 ** (-opts.quiet_db / 10)])
+        if not energy.size:
+            return None
+        louder = np.concatenate([[0.0], np.maximum.accumulate(energy)[:-1]])
+        quiet = energy < louder * 10 ** (-opts.quiet_db / 10)
+        if opts.noise_floor_db:  # the floor of what is audible: a dropout's zeros would make it 0 for good
+            audible = np.where(energy > opts.silence_rms ** 2, energy, np.inf)
+            floor = np.concatenate([[np.inf], np.minimum.accumulate(audible)[:-1]])
+            quiet |= (energy < floor * 10 ** (opts.noise_floor_db / 10)) & \
+                (energy < louder * 10 ** (-opts.floor_quiet_db / 10))
+        quiet = np.concatenate([[False], quiet])
         edges = np.flatnonzero(np.diff(quiet.astype(np.int8)))  # starts and ends of quiet runs, in turn
         need = opts.pause_seconds / opts.frame_seconds
         for lo, hi in zip(edges[::2], edges[1::2]):  # quiet frames [lo, hi), speech at hi

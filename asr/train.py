@@ -11,18 +11,18 @@ A run directory holds::
 
 Every step reseeds torch from (seed, step), and each epoch's batches are a function of
 (seed, epoch), so a run resumed from ``last/`` takes exactly the steps the killed run would
-have taken. Resumed with another number of processes, batch size or train.max_duration, it goes
-on from the same fraction of training instead: the learning-rate schedule, which counts steps, is
-rescaled to the new steps per epoch, and the position in the epoch is kept (the same batch if the
-batches are the same, rounded down to whole steps; else the same fraction of the new ones), the
-step being that of the position: asr.train_setup.resume_point.
+have taken. The learning-rate schedule's length is the sum of the steps of the run's epochs (each
+packs its own number of batches). Resumed with another number of processes, batch size or
+train.max_duration, a run goes on from the same fraction of training instead: the schedule, which
+counts steps, is rescaled to the run's new steps, and the position in the epoch is kept (the same
+batch if the batches are the same, rounded down to whole steps; else the same fraction of the new
+ones), the step being that of the position: asr.train_setup.resume_point.
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import statistics
 import sys
 import time
 import warnings
@@ -39,13 +39,13 @@ from asr.losses import forward_backward, log
 from asr.model import AcousticModel
 from asr.model_dir import save_model_dir
 from asr.noise import NoiseError
-from asr.schedule import WarmupCosine, epochs_within_budget, warmup_warning
+from asr.schedule import WarmupCosine, replan_to_budget, warmup_warning
 from asr.segmenter import Segmenter, SegmenterOptions
 from asr.selection import average_last_epochs, end_epoch
 from asr.train_checks import (TrainingError, check_trainable_lengths, nothing_readable, unreadable_files,
                               valid_loss_note, warn_of_silence)
-from asr.train_setup import (attach_phone_head, compute_cmvn, data_identity, describe_run, durations_id, load_split,
-                             make_optimizer, model_to_train, resume_point)
+from asr.train_setup import (attach_phone_head, compute_cmvn, data_identity, describe_run, durations_id, epoch_starts,
+                             load_split, make_optimizer, model_to_train, resume_point)
 from asr.user_errors import asr_error_types, describe
 from asr.weight_perturbation import WeightDrop, WeightNoise
 
@@ -120,13 +120,16 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
                                   speed_factors=c.augment.speed_factors, rank=rank, world_size=world_size)
 
     sampler = bucket_sampler(cfg, d.rank, d.world_size)
-    steps_per_epoch = len(sampler.batches(0))
+    # each epoch packs its own number of batches (sortagrad's sorted first one fewer): the schedule's
+    # length is their sum, and starts[e] the step epoch e starts at (the same on every rank)
+    counts = sampler.batch_counts(max(tc.epochs, state["epoch"] if state is not None else 0))
+    starts = epoch_starts(sampler, counts)
     durations = durations_id(train_set.durations)  # kept: whether a resumed run can rebuild these batches
     optimizer = make_optimizer(model, tc)
     epochs, spent_before = tc.epochs, 0.0  # epochs: as planned now (train.time_budget_minutes re-plans)
     if state is not None and tc.time_budget_minutes:
         epochs, spent_before = min(state.get("planned_epochs", tc.epochs), tc.epochs), state.get("seconds", 0.0)
-    schedule = WarmupCosine(tc.warmup_steps, steps_per_epoch * epochs, tc.final_lr_fraction)
+    schedule = WarmupCosine(tc.warmup_steps, starts[epochs], tc.final_lr_fraction)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     step, start_epoch, skip, nan_run, saved_step = 0, 0, 0, 0, None  # saved_step: of the last checkpoint
@@ -145,25 +148,27 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         # the saved run's settings on today's utterances (the same data: data_identity; resume_point
         # finds the saved run's among them, where another train.max_duration chose others)
         saved_sampler = bucket_sampler(saved_cfg, 0, state["world_size"])
-        factor, step, skip = resume_point(state, scheduler, schedule, sampler, saved_sampler, say,
+        factor, step, skip = resume_point(state, scheduler, schedule, sampler, saved_sampler, say, counts,
                                           max_duration=(saved_cfg.train.max_duration, tc.max_duration))
         scaler.load_state_dict(state["scaler"])
         start_epoch, nan_run = state["epoch"], state["nan_run"]
         # saved before ties were broken: a tie keeps the best, as it did
         best = tuple(state.get("best_key") or (state["best_wer"], -math.inf, -math.inf))
-        # steps are counted in this run's (the factor is 1 with the same steps an epoch: an exact resume)
+        # steps are counted in this run's: ``factor`` (the saved plan's whole run's steps now over then) turns
+        # the state's into them
         saved_step = step
         trained = state.get("trained_step", state["step"])  # a state saved before it was kept: as trained
         # the resumed step, if it trained; else rescaled, and never after it
         trained_step = saved_trained = (None if trained is None else step if trained == state["step"]
                                         else min(step, round(trained * factor)))
         scheduler.last_epoch = step
-        if schedule.total_steps != steps_per_epoch * epochs:  # the state's plan: another train.epochs now
-            schedule.retarget(step, steps_per_epoch * epochs)
+        # the state's plan: another train.epochs now (or a state from before the plan summed its epochs' steps)
+        if schedule.total_steps != starts[epochs]:
+            schedule.retarget(step, starts[epochs])
         if skip:
             saved = state.get("epoch_totals", carried)
             carried = list(saved) + [0.0] * (len(carried) - len(saved))  # an older state keeps fewer sums
-    if step < tc.warmup_steps and (warning := warmup_warning(tc.warmup_steps, steps_per_epoch * epochs, tc.lr)):
+    if step < tc.warmup_steps and (warning := warmup_warning(tc.warmup_steps, starts[epochs], tc.lr)):
         say(warning)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if d.enabled else model
 
@@ -211,8 +216,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
                            "scaler": scaler.state_dict(), "step": step, "epoch": epoch, "world_size": d.world_size,
                            "global_batch_in_epoch": batch_in_epoch * d.world_size, "best_wer": best[0],
                            "best_key": list(best), "nan_run": nan_run, "planned_epochs": epochs,
-                           "steps_per_epoch": steps_per_epoch, "durations_id": durations,
-                           "epoch_batches": epoch_batches if batch_in_epoch else None,
+                           "batch_counts": counts, "durations_id": durations,
                            "epoch_totals": sums, "seconds": spent_before + time.time() - t_start, "data": data,
                            "trained_step": trained_step}
             if model.phone_head is not None:
@@ -228,14 +232,13 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     silence_rms = SegmenterOptions().silence_rms  # digital silence, as validation and evaluate judge it
     while epoch < epochs:
         sampler.set_epoch(epoch, skip)
-        epoch_batches = len(sampler.global_batches(epoch))  # kept mid-epoch: what a position is a fraction of
         train_set.set_epoch(epoch)
         loader = BatchLoader(train_set, sampler, pin_memory=device.type == "cuda")
         loss_sum, n_utts, too_short, audio_seconds, t0 = 0.0, 0, 0, 0.0, time.time()
         phone_sum, n_phone, non_finite = 0.0, 0, 0
         step_lr = scheduler.get_last_lr()[0]  # the rate of the latest step (logged: the epoch's last one's)
         silent = [] if epoch == start_epoch else None  # looked for in the first epoch this process runs
-        bar = _progress(len(sampler), f"epoch {epoch + 1}/{epochs}", tc.progress and d.is_main)
+        bar = _progress(sampler.steps(counts[epoch]) - skip, f"epoch {epoch + 1}/{epochs}", tc.progress and d.is_main)
         from_start = skip == 0  # a resumed epoch may have nothing left to read
         for batch_in_epoch, batch in enumerate(loader, start=skip):
             if not distributed.all_true(batch is not None, d, device):
@@ -333,11 +336,11 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
             invalid = None if distributed.all_true(finite, d, device) else (trained_step,)
         if tc.time_budget_minutes:
             epoch_times.append(time.time() - t0)
-            planned = _replan(tc, epochs, epoch + 1, epoch_times, spent_before + time.time() - t_start, d, device,
-                              say)
+            planned = replan_to_budget(tc, epochs, epoch + 1, epoch_times, spent_before + time.time() - t_start,
+                                       d, device, say)
             if planned != epochs:
                 epochs = planned
-                schedule.retarget(scheduler.last_epoch, steps_per_epoch * planned)
+                schedule.retarget(scheduler.last_epoch, starts[planned])
         checkpoint(epoch + 1, 0)
         epoch += 1
     if tc.average_last > 1 and d.is_main:
@@ -359,22 +362,6 @@ def _finite(model: AcousticModel) -> bool:
     """Whether every weight and floating-point buffer is finite (one device sync)."""
     tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
     return bool(torch.stack([t.isfinite().all() for t in tensors]).all())
-
-
-def _replan(tc, epochs: int, done: int, epoch_times: list[float], spent: float, d, device, say) -> int:
-    """The epochs that fit ``train.time_budget_minutes`` with ``done`` of them after ``spent``
-    seconds, given this process's ``epoch_times`` (``epochs`` planned so far). The pace is the
-    mean epoch (validation included) after the first, which decodes the audio, so that the plan
-    does not swing with each epoch's noise; summed over ranks and divided, so that every rank
-    plans the same number of epochs."""
-    pace = statistics.mean(epoch_times[1:] or epoch_times)
-    clock = distributed.all_sum(torch.tensor([spent, pace], dtype=torch.float64, device=device), d) / d.world_size
-    spent, pace = float(clock[0]), float(clock[1])
-    planned = epochs_within_budget(tc.time_budget_minutes * 60, spent, done, pace, tc.epochs)
-    if planned != epochs:
-        say(f"time budget: {spent / 60:.1f} of {tc.time_budget_minutes:g} min spent, "
-            f"{pace:.0f} s per epoch: {planned} epochs in all (were {epochs})")
-    return planned
 
 
 def _progress(total: int, desc: str, enabled: bool):

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import hashlib
+import itertools
 import math
 from pathlib import Path
 
@@ -227,50 +228,75 @@ BATCH_SIZE = (("batch_seconds", "train.batch_seconds"), ("max_batch_size", "trai
 BATCH_ORDER = (("speed_factors", "augment.speed_factors"), ("sortagrad", "train.sortagrad"), ("seed", "train.seed"))
 
 
-def resume_point(state: dict, scheduler, schedule, sampler, saved, say,
+def epoch_starts(sampler, counts: list[int]) -> list[int]:
+    """The step each epoch of ``counts`` (its batches: asr.batching.BucketBatchSampler.batch_counts)
+    starts at in each of ``sampler``'s processes, and after them the step they end at."""
+    return [0, *itertools.accumulate(sampler.steps(n) for n in counts)]
+
+
+def resume_point(state: dict, scheduler, schedule, sampler, saved, say, counts: list[int],
                  max_duration: tuple[float, float] | None = None) -> tuple[float, int, int]:
     """Load ``state``'s learning-rate schedule into ``scheduler`` (a LambdaLR of ``schedule``, an
     asr.schedule.WarmupCosine) and find where the resumed run goes on: (the factor that turns the
     state's steps into steps now, the step it goes on from, the batches of its epoch that this
-    process skips). ``sampler`` is this run's asr.batching.BucketBatchSampler; ``saved`` one with
-    the settings and number of processes of the run that saved ``state`` (its last/config.yaml) on
-    today's utterances; ``max_duration``: (the saved run's train.max_duration, this run's).
+    process skips). ``sampler`` is this run's asr.batching.BucketBatchSampler and ``counts`` its
+    batch_counts of the first epochs (more are counted as needed); ``saved`` one with the settings and
+    number of processes of the run that saved ``state`` (its last/config.yaml) on today's utterances;
+    ``max_duration``: (the saved run's train.max_duration, this run's).
 
     Steps and positions in an epoch count batches, and a run resumed with another number of
     processes or another batch size (train.batch_seconds, train.max_batch_size) makes another
-    number of them an epoch. Training is measured in epochs instead: the schedule (warmup, decay,
-    any time-budget retargeting) is rescaled by the ratio of steps an epoch, so that it goes on
-    from the same fraction of the run, and the position is kept at the same fraction of the epoch.
-    With the same batches (another number of processes only) that is the same batch, rounded down
-    to whole steps; with other batches it is the same fraction of them, whose utterances are not
-    the saved run's: until the epoch ends some may come twice and others not at all. Other
-    utterances (another train.max_duration: ``_saved_run``) make other batches too. The step it goes
-    on from is the epochs before, rescaled, plus the batches skipped: the step of the position, so
-    that the run ends at the schedule's end. One line says what changed and what was rescaled; an
-    exact resume says nothing."""
+    number of them. Training is measured in epochs instead: the schedule (warmup, decay, any
+    time-budget retargeting) is rescaled by the ratio of the steps of the saved run's planned epochs
+    now and then, so that it goes on from the same fraction of the run, and the position is kept at
+    the same fraction of the epoch. With the same batches (another number of processes only) that is
+    the same batch, rounded down to whole steps; with other batches it is the same fraction of them,
+    whose utterances are not the saved run's: until the epoch ends some may come twice and others not
+    at all. Other utterances (another train.max_duration: ``_saved_run``) make other batches too. The
+    step it goes on from is that of the position: the steps of the epochs before it now, plus the
+    batches skipped, less the steps the saved run did not take (batches of unreadable audio), in
+    today's: the step nearest the saved run's point, whose rate it goes on from (within half a step's
+    change where the processes share an epoch's batches evenly), ending as short of the schedule's
+    end as the saved run would have (by the steps not taken). An exact resume (the same settings and
+    processes) keeps the saved step and says nothing; else one line says what changed."""
     scheduler.load_state_dict(state["scheduler"])  # the schedule's own plan, in the saved run's steps
     saved, rebuilt = _saved_run(state, saved, max_duration)
-    steps_now, steps_then = len(sampler.batches(0)), state.get("steps_per_epoch") or len(saved.batches(0))
-    factor, world_size = steps_now / steps_then, sampler.world_size
-    epoch, position = state["epoch"], state["global_batch_in_epoch"]  # global batches: any world size
-    skip, where = position // world_size, ""
+    epoch, position, world_size = state["epoch"], state["global_batch_in_epoch"], sampler.world_size
+    planned = state.get("planned_epochs") or max(epoch, 1)  # the epochs the saved schedule spans
+    need = max(planned, epoch)
+    kept = state.get("batch_counts") or []  # the saved run's own (a state from before they were kept: none)
+    now = epoch_starts(sampler, counts + sampler.batch_counts(need, start=len(counts)))
+    if len(kept) >= need or rebuilt or not state.get("steps_per_epoch"):
+        then = epoch_starts(saved, kept[:need] if len(kept) >= need else saved.batch_counts(need))
+    else:  # an older state on utterances not known here: its first epoch's steps, each epoch (as it planned)
+        then = [e * state["steps_per_epoch"] for e in range(need + 1)]
+    factor = now[planned] / max(1, then[planned])
+    skip, where = position // world_size, ""  # global batches: any world size
+    at = position / world_size  # the position in today's steps, of which ``skip`` is the whole ones
     batches = (sampler.global_batches(epoch), saved.global_batches(epoch)) if position else ([], [])
     if position and (not rebuilt or batches[0] != batches[1]):
         # the saved run's epoch: as kept, where its batches cannot be rebuilt (a state from before it
         # was kept: the saved settings on today's utterances, an estimate)
-        now, then = len(batches[0]), len(batches[1])
-        then = then if rebuilt else state.get("epoch_batches") or then
-        skip = round(min(1.0, position / then) * now) // world_size
-        where = (f"; epoch {epoch + 1} goes on after {skip * world_size} of its {now} batches, the same "
-                 f"fraction as {position} of {then} before (other batches: until it ends, some of its "
+        n_now, n_then = len(batches[0]), len(batches[1])
+        if not rebuilt:
+            n_then = (kept[epoch] if len(kept) > epoch else state.get("epoch_batches")) or n_then
+        share = min(1.0, position / n_then) * n_now  # the batches of today's the position is worth
+        skip, at = round(share) // world_size, share / world_size
+        where = (f"; epoch {epoch + 1} goes on after {skip * world_size} of its {n_now} batches, the same "
+                 f"fraction as {position} of {n_then} before (other batches: until it ends, some of its "
                  f"utterances may come twice and others not at all)")
-    # rounded on its own, the rescaled step could part from the position (4.5 steps -> 4 where 1.5
-    # batches -> 2), and the run would end short of the schedule's end
-    step = round((state["step"] - position // state["world_size"]) * steps_now / steps_then) + skip
     size, order = _changes(saved, sampler, BATCH_SIZE), _changes(saved, sampler, BATCH_ORDER)
     utterances = not rebuilt or saved.durations != sampler.durations
+    if factor == 1 and state["world_size"] == world_size and not (where or size or order or utterances):
+        return factor, state["step"], skip  # exact: the step as saved, whatever its counts would make it
+    # the steps the saved run did not take, where its own counts tell (an estimate's difference is not), in
+    # today's steps as its schedule's (else the rate jumps): the step nearest its point (``skip`` is rounded)
+    own = len(kept) >= need or rebuilt
+    not_taken = max(0, then[epoch] + position // state["world_size"] - state["step"]) if own else 0
+    untaken = max(0, round(not_taken * factor - (at - skip))) if not_taken else 0
+    step = max(0, now[epoch] + skip - untaken)
     if factor == 1 and not where and not size and not utterances:
-        return factor, step, skip  # an exact resume, or another number of processes that makes the same steps
+        return factor, step, skip  # another number of processes that makes the same steps
     what = [f"{state['world_size']} -> {world_size} process(es)"] if state["world_size"] != world_size else []
     if size:
         what.append(f"another batch size ({', '.join(size)})")
@@ -282,12 +308,12 @@ def resume_point(state: dict, scheduler, schedule, sampler, saved, say,
         what.append(f"other batches ({', '.join(order) or 'from the same settings'})")
     rescaled = "nothing to rescale"
     if factor != 1:
-        warmup, total = schedule.warmup_steps, schedule.total_steps
+        warmup = schedule.warmup_steps
         schedule.rescale(factor)
         rescaled = (f"step {state['step']} goes on as step {step}, the learning-rate schedule rescaled to the "
-                    f"same point of training (warmup {warmup:g} -> {schedule.warmup_steps:g} steps, {total} -> "
-                    f"{schedule.total_steps} in all)")
-    say(f"resuming with {' and '.join(what)}: {steps_now} steps an epoch, {steps_then} before: {rescaled}{where}")
+                    f"same point of training (warmup {warmup:g} -> {schedule.warmup_steps:g} steps)")
+    say(f"resuming with {' and '.join(what)}: {now[planned]} steps in {planned} epoch(s), {then[planned]} before: "
+        f"{rescaled}{where}")
     return factor, step, skip
 
 

@@ -295,6 +295,20 @@ def test_a_position_in_global_batches_means_the_same_batch_for_any_number_of_pro
             assert per_rank[k % world_size][k // world_size] == whole[k]
 
 
+@pytest.mark.parametrize("world_size", [1, 3])
+def test_batch_counts_are_each_epochs_own_and_every_rank_takes_the_steps_they_make(world_size):
+    # sortagrad's sorted first epoch packs into fewer batches than shuffled ones, whose jittered
+    # lengths pack their own way: a run's steps are the sum of its epochs', not a multiple of the first's
+    samplers = [BucketBatchSampler(durations(301), 60, 8, seed=2, sortagrad=True, speed_factors=(0.9, 1.0, 1.1),
+                                   rank=r, world_size=world_size) for r in range(world_size)]
+    counts = samplers[0].batch_counts(6)
+    assert counts == [len(samplers[0].global_batches(e)) for e in range(6)]
+    assert counts[0] < min(counts[1:]) and len(set(counts[1:])) > 1
+    for sampler in samplers:
+        assert [sampler.steps(n) for n in counts] == [len(sampler.batches(e)) for e in range(6)]
+    assert samplers[0].batch_counts(6, start=4) == counts[4:]
+
+
 def test_items_are_index_speed_pairs_with_speeds_from_the_given_factors():
     factors = (0.9, 1.0, 1.1)
     sampler = BucketBatchSampler(durations(), 60, 8, seed=7, speed_factors=factors)

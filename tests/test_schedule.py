@@ -120,31 +120,35 @@ def test_a_schedule_rescaled_to_fewer_steps_keeps_its_decay_in_place_and_warmup_
 
 
 def resumed(then, now, at_step, epochs=4, saved=None, max_duration=None, **kept):
-    """A run batched by ``then`` (an asr.batching.BucketBatchSampler, with its number of processes)
-    saved after ``at_step`` steps, resumed batched by ``now``: (the schedule before, after, the step
-    it goes on from, the batches of its epoch this process skips, what it said). ``saved``: the saved
-    run's settings on today's utterances, where they are not ``then``'s (``max_duration``: the limits
-    then and now that chose them); ``kept``: more of its train state."""
+    """A run of ``epochs`` batched by ``then`` (an asr.batching.BucketBatchSampler, with its number of
+    processes) saved after ``at_step`` steps, resumed batched by ``now``: (the schedule before, after,
+    the step it goes on from, the batches of its epoch this process skips, what it said). ``saved``:
+    the saved run's settings on today's utterances, where they are not ``then``'s (``max_duration``:
+    the limits then and now that chose them); ``kept``: more of its train state, or other values of it
+    (batch_counts=None: a state from before they were kept)."""
     import torch
 
-    from asr.train_setup import resume_point
+    from asr.train_setup import epoch_starts, resume_point
 
     def scheduler(schedule):
         optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
         return torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
 
-    steps_then = len(then.batches(0))
-    before = WarmupCosine(warmup_steps=2, total_steps=steps_then * epochs, final_fraction=0.0)
+    counts_then, counts_now = then.batch_counts(epochs), now.batch_counts(epochs)
+    starts = epoch_starts(then, counts_then)
+    before = WarmupCosine(warmup_steps=2, total_steps=starts[epochs], final_fraction=0.0)
     schedule_then = scheduler(before)
     for _ in range(at_step):
         schedule_then.optimizer.step()
         schedule_then.step()
-    epoch, steps_in = divmod(at_step, steps_then)
-    # unless ``kept`` holds it, a state from before steps_per_epoch was kept: the saved run's, from its own settings
+    epoch = max(e for e in range(epochs + 1) if starts[e] <= at_step)
     state = {"scheduler": schedule_then.state_dict(), "step": at_step, "world_size": then.world_size, "epoch": epoch,
-             "global_batch_in_epoch": steps_in * then.world_size, **kept}
-    after, said = WarmupCosine(warmup_steps=2, total_steps=len(now.batches(0)) * epochs, final_fraction=0.0), []
-    factor, step, skip = resume_point(state, scheduler(after), after, now, saved or then, said.append, max_duration)
+             "global_batch_in_epoch": (at_step - starts[epoch]) * then.world_size, "planned_epochs": epochs,
+             "batch_counts": counts_then, **kept}
+    after = WarmupCosine(warmup_steps=2, total_steps=epoch_starts(now, counts_now)[epochs], final_fraction=0.0)
+    said = []
+    factor, step, skip = resume_point(state, scheduler(after), after, now, saved or then, said.append, counts_now,
+                                      max_duration)
     return before, after, step, skip, said
 
 
@@ -155,6 +159,49 @@ def batched(utterances=6, batch_seconds=1.0, max_batch_size=8, world_size=1):
     return BucketBatchSampler([1.0] * utterances, batch_seconds, max_batch_size, world_size=world_size)
 
 
+def sortagrad(world_size=1, rank=0):
+    """A sampler of 120 utterances of 0.5 to 10.4 s whose epochs pack into different numbers of
+    batches: sortagrad's sorted first one into fewer than the shuffled ones."""
+    from asr.batching import BucketBatchSampler
+
+    durations = [0.5 + (i * 37 % 100) / 10 for i in range(120)]
+    return BucketBatchSampler(durations, 20.0, 8, sortagrad=True, seed=1, speed_factors=(0.9, 1.0, 1.1), rank=rank,
+                              world_size=world_size)
+
+
+@pytest.mark.parametrize("world_size", [1, 3])
+def test_a_sortagrad_run_whose_epochs_make_different_numbers_of_steps_reaches_the_floor_on_its_last_step(world_size):
+    from asr.train_setup import epoch_starts
+
+    samplers = [sortagrad(world_size, rank) for rank in range(world_size)]
+    counts = samplers[0].batch_counts(5)
+    assert counts[0] < min(counts[1:]) and len(set(counts)) > 2  # the premise
+    starts = epoch_starts(samplers[0], counts)
+    # the steps each process takes, as training iterates its batches: all alike, and the schedule's length
+    assert [sum(len(s.batches(e)) for e in range(5)) for s in samplers] == [starts[5]] * world_size
+    assert starts[5] > 5 * len(samplers[0].batches(0))  # where a multiple of the first epoch's would end it
+    schedule = WarmupCosine(warmup_steps=3, total_steps=starts[5], final_fraction=0.05)
+    assert schedule(starts[5]) == pytest.approx(0.05)  # the rate once the last step is taken
+    assert min(schedule(s) for s in range(starts[5])) > 0.05 + 1e-6  # no earlier step's
+    # a time budget that keeps 3 epochs decays to the floor as the third ends, from where it is
+    schedule.retarget(starts[1], starts[3])
+    assert schedule(starts[3]) == pytest.approx(0.05) and schedule(starts[3] - 1) > 0.05 + 1e-6
+
+
+def test_a_sortagrad_run_resumed_in_another_number_of_processes_goes_on_at_the_step_of_its_position():
+    from asr.train_setup import epoch_starts
+
+    then, now = sortagrad(world_size=3), sortagrad(world_size=1)
+    starts_then, starts_now = epoch_starts(then, then.batch_counts(4)), epoch_starts(now, now.batch_counts(4))
+    for at_step in range(starts_then[4]):
+        before, after, step, skip, _ = resumed(then, now, at_step)
+        epoch = max(e for e in range(4) if starts_then[e] <= at_step)
+        assert skip == (at_step - starts_then[epoch]) * 3 and step == starts_now[epoch] + skip, at_step
+        assert after.total_steps == starts_now[4]  # the steps the rest of the run takes end at the floor
+        if at_step >= before.warmup_steps:  # (warmup climbs in steps of its own)
+            assert after(step) == pytest.approx(before(at_step), abs=0.02)  # near the rate it had reached
+
+
 def test_a_two_process_run_resumed_in_one_goes_on_at_the_same_point_of_its_learning_rate_schedule():
     # 6 batches an epoch: 3 steps of two processes, 6 of one; saved mid-epoch 3 of 4, after warmup
     before, after, step, skip, said = resumed(batched(world_size=2), batched(world_size=1), at_step=7)
@@ -162,14 +209,49 @@ def test_a_two_process_run_resumed_in_one_goes_on_at_the_same_point_of_its_learn
     assert after(step) == pytest.approx(before(7))  # at the rate it had reached
     assert after(after.total_steps) == pytest.approx(0.0)  # and decays to the end of the run, not past it
     assert skip == 2  # the same batches: the same one of them (the third of epoch 3)
-    assert said == ["resuming with 2 -> 1 process(es): 6 steps an epoch, 3 before: step 7 goes on as step 14, the "
-                    "learning-rate schedule rescaled to the same point of training (warmup 2 -> 4 steps, 12 -> 24 "
-                    "in all)"]
+    assert said == ["resuming with 2 -> 1 process(es): 24 steps in 4 epoch(s), 12 before: step 7 goes on as step 14, "
+                    "the learning-rate schedule rescaled to the same point of training (warmup 2 -> 4 steps)"]
 
 
 def test_a_resume_with_the_same_steps_an_epoch_keeps_the_schedule_as_saved_and_says_nothing_of_it():
     before, after, step, skip, said = resumed(batched(world_size=2), batched(world_size=2), at_step=7)
     assert step == 7 and skip == 1 and after.__dict__ == before.__dict__ and said == []
+
+
+def test_steps_the_saved_run_did_not_take_stay_untaken_when_it_resumes():
+    # two batches of unreadable audio on some process: no step for them, so step 5 at batch 7 of 3-step epochs
+    _, _, step, skip, _ = resumed(batched(world_size=2), batched(world_size=2), at_step=7, step=5)
+    assert (step, skip) == (5, 1)  # an exact resume
+    before, after, step, skip, _ = resumed(batched(world_size=2), batched(world_size=1), at_step=7, step=5)
+    # two epochs of 6 steps and the 2 batches skipped, less the 2 untaken steps of two processes: 4 of one
+    assert (step, skip) == (2 * 6 + 2 - 4, 2)
+    assert after(step) == pytest.approx(before(5))  # the rate the saved run had reached, not a later one
+
+
+@pytest.mark.parametrize("processes, batch_seconds", [((2, 1), 1), ((1, 2), 1), ((2, 3), 1), ((3, 1), 1), ((1, 4), 1),
+                                                    ((1, 1), 4), ((1, 2), 2), ((3, 2), 3)])
+def test_a_run_that_did_not_take_some_steps_resumes_elsewhere_at_the_rate_it_had_within_half_a_step(processes,
+                                                                                                   batch_seconds):
+    # 12 batches of 1 s an epoch, 4 epochs; saved at any step past the peak (warmup's 2), 1 to 5 steps short of
+    # its position's (batches of unreadable audio); resumed in another number of processes, or batch size, that
+    # shares each epoch's batches evenly (where one is padded, its position's own step is off the point already)
+    then, now = batched(12, world_size=processes[0]), batched(12, batch_seconds, world_size=processes[1])
+    steps = sum(then.batch_counts(4)) // then.world_size
+    for saved_step in range(3, steps):
+        for not_taken in range(1, min(6, steps - saved_step)):
+            before, after, step, skip, _ = resumed(then, now, saved_step + not_taken, step=saved_step)
+            rate, near = before(saved_step), (after(step - 0.5), after(step + 0.5))
+            # the rate the saved run had reached is that of a point within half a step (the cosine falls steadily)
+            assert min(near) - 1e-12 <= rate <= max(near) + 1e-12, (saved_step, not_taken, step)
+
+
+@pytest.mark.parametrize("older", [{}, {"batch_counts": None, "steps_per_epoch": 3}])
+def test_an_exact_resume_goes_on_from_the_saved_step_whatever_its_epochs_count(older):
+    # a state whose step is beyond its position's (saved by an older version that counted otherwise):
+    # the same settings and processes take the same steps, so nothing is recounted
+    before, after, step, skip, said = resumed(batched(world_size=2), batched(world_size=2), at_step=7, step=9,
+                                              **older)
+    assert (step, skip, said) == (9, 1, []) and after.__dict__ == before.__dict__
 
 
 def test_a_run_resumed_with_twice_the_batch_seconds_goes_on_from_the_same_fraction_of_the_run_and_the_epoch():
@@ -179,9 +261,9 @@ def test_a_run_resumed_with_twice_the_batch_seconds_goes_on_from_the_same_fracti
     assert step == 8 and step / after.total_steps == 16 / before.total_steps
     assert [after(s) for s in range(step, 13)] == pytest.approx([before(2 * s) for s in range(step, 13)])
     assert skip == 2  # 2 of 3 batches done, as 4 of 6 were
-    assert said == ["resuming with another batch size (train.batch_seconds 2 -> 4): 3 steps an epoch, 6 before: "
-                    "step 16 goes on as step 8, the learning-rate schedule rescaled to the same point of training "
-                    "(warmup 2 -> 1 steps, 24 -> 12 in all); epoch 3 goes on after 2 of its 3 batches, the same "
+    assert said == ["resuming with another batch size (train.batch_seconds 2 -> 4): 12 steps in 4 epoch(s), 24 "
+                    "before: step 16 goes on as step 8, the learning-rate schedule rescaled to the same point of "
+                    "training (warmup 2 -> 1 steps); epoch 3 goes on after 2 of its 3 batches, the same "
                     "fraction as 4 of 6 before (other batches: until it ends, some of its utterances may come twice "
                     "and others not at all)"]
 
@@ -191,8 +273,8 @@ def test_another_batch_size_and_number_of_processes_are_rescaled_together_and_sa
     before, after, step, skip, said = resumed(batched(12, batch_seconds=6), batched(12, 2, world_size=3), at_step=5)
     assert step == 5 and after(step) == pytest.approx(before(5))  # 2 steps an epoch then and now
     assert skip == 1  # half of epoch 3: 3 of its 6 batches, rounded down to a whole step of 3 processes
-    assert said == ["resuming with 1 -> 3 process(es) and another batch size (train.batch_seconds 6 -> 2): 2 steps "
-                    "an epoch, 2 before: nothing to rescale; epoch 3 goes on after 3 of its 6 batches, the same "
+    assert said == ["resuming with 1 -> 3 process(es) and another batch size (train.batch_seconds 6 -> 2): 8 steps "
+                    "in 4 epoch(s), 8 before: nothing to rescale; epoch 3 goes on after 3 of its 6 batches, the same "
                     "fraction as 1 of 2 before (other batches: until it ends, some of its utterances may come twice "
                     "and others not at all)"]
 
@@ -202,8 +284,8 @@ def test_a_batch_size_that_makes_the_same_batches_resumes_exactly_and_says_so():
     then, now = batched(12, batch_seconds=4, max_batch_size=2), batched(12, batch_seconds=8, max_batch_size=2)
     before, after, step, skip, said = resumed(then, now, at_step=9)
     assert step == 9 and skip == 3 and after.__dict__ == before.__dict__
-    assert said == ["resuming with another batch size (train.batch_seconds 4 -> 8): 6 steps an epoch, 6 before: "
-                    "nothing to rescale"]
+    assert said == ["resuming with another batch size (train.batch_seconds 4 -> 8): 24 steps in 4 epoch(s), 24 "
+                    "before: nothing to rescale"]
 
 
 def test_a_position_half_a_batch_in_goes_on_at_the_step_of_its_skipped_batches_and_ends_on_the_last_step():
@@ -233,17 +315,20 @@ def test_a_higher_max_duration_resumes_from_the_same_fraction_of_the_utterances_
     then, now = BucketBatchSampler(today[:6], 1.0, 8), BucketBatchSampler(today, 1.0, 8)
     saved = BucketBatchSampler(today, 1.0, 8)  # the saved settings on today's utterances: now's batches
     before, after, step, skip, said = resumed(then, now, at_step=9, saved=saved, max_duration=(1.5, 3.0),
-                                              steps_per_epoch=6, durations_id=durations_id(today[:6]))
+                                              durations_id=durations_id(today[:6]))
     assert skip == 6 and step == 12 + 6  # half of epoch 2 as half of it was, not its 4th batch again
-    assert said == ["resuming with other utterances (train.max_duration 1.5 -> 3): 12 steps an epoch, 6 before: "
-                    "step 9 goes on as step 18, the learning-rate schedule rescaled to the same point of training "
-                    "(warmup 2 -> 4 steps, 24 -> 48 in all); epoch 2 goes on after 6 of its 12 batches, the same "
+    assert said == ["resuming with other utterances (train.max_duration 1.5 -> 3): 48 steps in 4 epoch(s), 24 "
+                    "before: step 9 goes on as step 18, the learning-rate schedule rescaled to the same point of "
+                    "training (warmup 2 -> 4 steps); epoch 2 goes on after 6 of its 12 batches, the same "
                     "fraction as 3 of 6 before (other batches: until it ends, some of its utterances may come twice "
                     "and others not at all)"]
 
 
-def test_a_lower_max_duration_resumes_from_the_same_fraction_of_the_epoch_the_saved_run_kept():
-    # 12 utterances trained (train.max_duration 3), 6 of them now (1.5): 12 batches of one an epoch become 6
+@pytest.mark.parametrize("older", [{}, {"batch_counts": None, "steps_per_epoch": 12, "epoch_batches": 12}])
+def test_a_lower_max_duration_resumes_from_the_same_fraction_of_the_epoch_the_saved_run_kept(older):
+    # 12 utterances trained (train.max_duration 3), 6 of them now (1.5): 12 batches of one an epoch become 6.
+    # ``older``: a state from before its epochs' batches were kept, but its first epoch's steps and the batches of
+    # the epoch it was saved in
     from asr.batching import BucketBatchSampler
     from asr.train_setup import durations_id
 
@@ -251,12 +336,11 @@ def test_a_lower_max_duration_resumes_from_the_same_fraction_of_the_epoch_the_sa
     then, now = BucketBatchSampler(today + [2.0] * 6, 1.0, 8), BucketBatchSampler(today, 1.0, 8)
     saved = BucketBatchSampler(today, 1.0, 8)  # the saved settings on today's utterances: not the saved run's
     before, after, step, skip, said = resumed(then, now, at_step=18, saved=saved, max_duration=(3.0, 1.5),
-                                              steps_per_epoch=12, epoch_batches=12,
-                                              durations_id=durations_id(today + [2.0] * 6))
+                                              durations_id=durations_id(today + [2.0] * 6), **older)
     assert skip == 3 and step == 6 + 3  # half of epoch 2 as half of its 12 was, not all 6 of today's
     assert after(step) == pytest.approx(before(18))
-    assert said[0].startswith("resuming with other utterances (train.max_duration 3 -> 1.5): 6 steps an epoch, 12 "
-                              "before: step 18 goes on as step 9")
+    assert said[0].startswith("resuming with other utterances (train.max_duration 3 -> 1.5): 24 steps in 4 "
+                              "epoch(s), 48 before: step 18 goes on as step 9")
     assert said[0].endswith("; epoch 2 goes on after 3 of its 6 batches, the same fraction as 6 of 12 before (other "
                             "batches: until it ends, some of its utterances may come twice and others not at all)")
 
@@ -266,15 +350,16 @@ def test_another_max_duration_that_leaves_the_same_utterances_resumes_exactly_an
     from asr.train_setup import durations_id
 
     before, after, step, skip, said = resumed(batched(6), batched(6), at_step=9, saved=batched(6), max_duration=limits,
-                                              steps_per_epoch=6, epoch_batches=6, durations_id=durations_id([1.0] * 6))
+                                              durations_id=durations_id([1.0] * 6))
     assert (step, skip, said) == (9, 3, []) and after.__dict__ == before.__dict__
 
 
 def test_utterances_whose_durations_changed_since_with_the_same_max_duration_are_said_to_have_changed():
     # the state's record of its utterances' durations differs from today's (the audio was replaced)
     before, after, step, skip, said = resumed(batched(6), batched(6), at_step=9, max_duration=(30.0, 30.0),
-                                              steps_per_epoch=6, epoch_batches=6, durations_id="another")
+                                              durations_id="another")
     assert (step, skip) == (9, 3)
-    assert said == ["resuming with other utterances (their audio changed since): 6 steps an epoch, 6 before: nothing "
-                    "to rescale; epoch 2 goes on after 3 of its 6 batches, the same fraction as 3 of 6 before (other "
-                    "batches: until it ends, some of its utterances may come twice and others not at all)"]
+    assert said == ["resuming with other utterances (their audio changed since): 24 steps in 4 epoch(s), 24 before: "
+                    "nothing to rescale; epoch 2 goes on after 3 of its 6 batches, the same fraction as 3 of 6 "
+                    "before (other batches: until it ends, some of its utterances may come twice and others not at "
+                    "all)"]

@@ -51,6 +51,37 @@ def test_a_pause_cut_at_keeps_a_margin_of_quiet_on_each_side_and_skips_its_middl
     assert wide[1].start == pytest.approx(4.0)  # ... cuts in its middle and skips nothing
 
 
+def test_a_noisy_recording_is_cut_at_pauses_that_lie_at_its_noise_floor_not_40_db_below_its_speech():
+    # a room's noise 30 dB below the speech: its pauses are quiet by the noise floor alone
+    # (the built-in package on valid clips under noise at -50 dBFS: README.md)
+    layout = [(3.0, True), (0.8, False), (2.5, True), (0.8, False), (4.0, True), (0.8, False)] * 3
+    signal = bursts(layout, seed=7)
+    signal += 0.3 * 10 ** (-30 / 20) * np.random.default_rng(8).standard_normal(signal.size).astype(np.float32)
+    segs = segments_of(signal, silence_rms=0.0)  # 35.7 s
+    assert [round(s.start, 2) for s in segs[:4]] == [0.0, 3.6, 6.9, 11.7]  # 0.2 s before each speech
+    by_loudest_alone = segments_of(signal, silence_rms=0.0, noise_floor_db=0.0)
+    # no pause 40 dB down: cut at the quietest point of each window's second half only
+    assert all(s.samples.numel() >= 10 * RATE for s in by_loudest_alone[:-1])
+
+
+def test_leading_digital_silence_or_a_dropout_does_not_hide_a_noisy_recording_s_pauses():
+    layout = [(3.0, True), (0.8, False), (2.5, True), (0.8, False), (4.0, True), (0.8, False)] * 3
+    signal = bursts(layout, seed=7)
+    signal += 0.3 * 10 ** (-30 / 20) * np.random.default_rng(8).standard_normal(signal.size).astype(np.float32)
+    signal[: int(0.05 * RATE)] = 0  # zeros before the recording starts
+    signal[int(1.0 * RATE): int(1.03 * RATE)] = 0  # a 30 ms dropout
+    segs = segments_of(signal, silence_rms=0.0)
+    assert [round(s.start, 2) for s in segs[:4]] == [0.0, 3.6, 6.9, 11.7]
+
+
+def test_the_noise_floor_cuts_are_the_same_whatever_the_block_size():
+    signal = bursts([(2.0, True), (0.7, False)] * 12, seed=9)
+    signal += 0.01 * np.random.default_rng(10).standard_normal(signal.size).astype(np.float32)
+    a = segments_of(signal, block_seconds=0.37, silence_rms=0.0)
+    b = segments_of(signal, block_seconds=13.0, silence_rms=0.0)
+    assert len(a) > 2 and [(s.start, s.samples.numel()) for s in a] == [(s.start, s.samples.numel()) for s in b]
+
+
 def test_audio_shorter_than_max_seconds_is_one_segment_whatever_its_pauses():
     # as evaluate decodes an utterance of under 20 s: whole
     segs = segments_of(bursts([(3.0, True), (0.8, False), (2.5, True)], seed=5), silence_rms=0.0)

@@ -747,6 +747,59 @@ def test_resuming_with_more_epochs_stretches_the_learning_rate_schedule_to_them(
     assert_same_weights(straight, resumed)
 
 
+# At 8 s a batch the 20 utterances of about 2 s pack into 6, 6 and 7 batches (sortagrad's sorted first
+# epoch, then shuffled ones): 19 steps in 3 epochs, where 3 times the first epoch's would be 18.
+UNEVEN = ("train.epochs=3", "train.batch_seconds=8")
+
+
+def assert_ends_at_the_floor(run, cfg, epochs_run=3):
+    """The run's last step took it to the floor of its learning rate, and no step before it did."""
+    state = torch.load(run / "last" / "train_state.pt", weights_only=True)
+    counts, floor = state["batch_counts"][:epochs_run], cfg.train.lr * cfg.train.final_lr_fraction
+    assert counts[0] < max(counts)  # the premise: epochs of different numbers of steps
+    assert state["step"] == state["scheduler"]["last_epoch"] == sum(counts) == epochs(run)[-1]["step"]
+    assert state["scheduler"]["_last_lr"][0] == pytest.approx(floor, rel=1e-9)  # the rate once the last step is taken
+    assert epochs(run)[-1]["lr"] > floor * 1.001  # the last step's own: the decay is still above the floor
+
+
+def test_a_sortagrad_run_whose_epochs_make_different_numbers_of_steps_decays_to_the_floor_on_its_last_step(
+        tiny_corpus, tmp_path):
+    straight, resumed = straight_and_resumed(tiny_corpus, tmp_path, *UNEVEN)
+    cfg = tiny_config(tiny_corpus, straight, *UNEVEN)
+    for run in (straight, resumed):
+        assert_ends_at_the_floor(run, cfg)
+    assert [e["lr"] for e in epochs(resumed)] == [e["lr"] for e in epochs(straight)]  # the same schedule exactly
+    assert_same_weights(straight, resumed)
+
+
+def test_a_time_budget_that_keeps_fewer_epochs_decays_to_the_floor_on_the_last_step_of_the_last_one(
+        tiny_corpus, tmp_path, monkeypatch):
+    import asr.train as train_module
+
+    monkeypatch.setattr(train_module, "replan_to_budget", lambda *args: 3)  # after the first epoch, 3 of 5 fit the budget
+    cfg = tiny_config(tiny_corpus, tmp_path / "run", *UNEVEN, "train.epochs=5", "train.time_budget_minutes=60")
+    run = train(cfg)
+    assert len(epochs(run)) == 3
+    assert_ends_at_the_floor(run, cfg)
+
+
+def test_a_train_state_from_before_epochs_were_counted_one_by_one_resumes_to_its_true_end(tiny_corpus, tmp_path,
+                                                                                           capsys):
+    # its schedule ended at 3 times the first epoch's steps, one step short: stretched to the last from where it is
+    run = tmp_path / "run"
+    cfg = tiny_config(tiny_corpus, run, *UNEVEN)
+    train(cfg, stop_at_step=3)
+    path = run / "last" / "train_state.pt"
+    state = torch.load(path, weights_only=True)
+    first = state.pop("batch_counts")[0]
+    state["steps_per_epoch"], state["scheduler"]["lr_lambdas"][0]["total_steps"] = first, 3 * first
+    torch.save(state, path)
+    capsys.readouterr()
+    train(cfg, resume=True)
+    assert "resuming with" not in capsys.readouterr().err  # the same batches: nothing to say
+    assert_ends_at_the_floor(run, cfg)
+
+
 def test_resuming_with_twice_the_batch_seconds_goes_on_from_the_same_fraction_of_the_run_and_of_its_epoch(
         tiny_corpus, tmp_path, capsys):
     from asr.schedule import WarmupCosine
@@ -762,9 +815,9 @@ def test_resuming_with_twice_the_batch_seconds_goes_on_from_the_same_fraction_of
     saved_schedule = WarmupCosine(warmup_steps=3, total_steps=20, final_fraction=cfg.train.final_lr_fraction)
     assert state["scheduler"]["_last_lr"][0] == pytest.approx(cfg.train.lr * saved_schedule(8), rel=1e-9)
     said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("resuming with")]
-    assert said == ["resuming with another batch size (train.batch_seconds 5 -> 10): 5 steps an epoch, 10 before: "
-                    "step 6 goes on as step 3, the learning-rate schedule rescaled to the same point of training "
-                    "(warmup 3 -> 1.5 steps, 20 -> 10 in all); epoch 1 goes on after 3 of its 5 batches, the same "
+    assert said == ["resuming with another batch size (train.batch_seconds 5 -> 10): 10 steps in 2 epoch(s), 20 "
+                    "before: step 6 goes on as step 3, the learning-rate schedule rescaled to the same point of "
+                    "training (warmup 3 -> 1.5 steps); epoch 1 goes on after 3 of its 5 batches, the same "
                     "fraction as 6 of 10 before (other batches: until it ends, some of its utterances may come "
                     "twice and others not at all)"]
 
@@ -795,9 +848,9 @@ def test_resuming_with_a_lower_max_duration_goes_on_from_the_same_fraction_of_th
     state = torch.load(run / "last" / "train_state.pt", weights_only=True)
     assert (state["epoch"], state["global_batch_in_epoch"], state["step"]) == (0, 3, 3)
     said = [line for line in capsys.readouterr().err.splitlines() if line.startswith("resuming with")]
-    assert said == ["resuming with other utterances (train.max_duration 30 -> 1.95): 5 steps an epoch, 10 before: "
-                    "step 4 goes on as step 2, the learning-rate schedule rescaled to the same point of training "
-                    "(warmup 3 -> 1.5 steps, 20 -> 10 in all); epoch 1 goes on after 2 of its 5 batches, the same "
+    assert said == ["resuming with other utterances (train.max_duration 30 -> 1.95): 10 steps in 2 epoch(s), 20 "
+                    "before: step 4 goes on as step 2, the learning-rate schedule rescaled to the same point of "
+                    "training (warmup 3 -> 1.5 steps); epoch 1 goes on after 2 of its 5 batches, the same "
                     "fraction as 4 of 10 before (other batches: until it ends, some of its utterances may come "
                     "twice and others not at all)"]
 

@@ -17,7 +17,7 @@ from asr.cli import main
 from asr.inputs import expand_inputs, stream_audio
 from asr.model_dir import load_model_dir
 from asr.segmenter import SegmenterOptions
-from asr.transcribe import Transcriber
+from asr.transcribe import MAX_WORD_TAIL_SECONDS, Transcriber
 from tests.conftest import REPO_ROOT, write_sine
 
 RATE = 16000
@@ -94,10 +94,17 @@ def test_a_long_file_is_cut_into_ordered_segments_with_words_inside_them_on_the_
 
 def test_cutting_at_pauses_keeps_the_words_and_their_times(tiny_model_dir, long_file):
     whole = speller(tiny_model_dir, max_seconds=1000.0).transcribe(str(long_file))
-    cut = speller(tiny_model_dir, max_seconds=8.0, min_seconds=2.0).transcribe(str(long_file))
+    cut = speller(tiny_model_dir, max_seconds=8.0, min_seconds=2.0, noise_floor_db=0.0).transcribe(str(long_file))
     assert len(cut.words) == len(whole.words) > 20
     for a, b in zip(cut.words, whole.words):
         assert abs(a.start - b.start) <= 0.04 and abs(a.end - b.end) <= 0.04
+    # pauses by the noise floor too: a clip's trailing room noise (-50 dBFS after speech at about -20)
+    # begins the pause, and a word's tail, which goes on through frames within 30 dB of the word,
+    # stops at the segment's end, 0.2 s into it; the words and their starts stay as they were
+    floor_cut = speller(tiny_model_dir, max_seconds=8.0, min_seconds=2.0).transcribe(str(long_file))
+    assert [w.word for w in floor_cut.words] == [w.word for w in whole.words]
+    for a, b in zip(floor_cut.words, whole.words):
+        assert abs(a.start - b.start) <= 0.04 and b.end - MAX_WORD_TAIL_SECONDS <= a.end <= b.end + 0.04
 
 
 def test_memory_stays_bounded_segments_and_batches_are_capped(tiny_model_dir, long_file):
