@@ -25,6 +25,7 @@ import soundfile as sf
 
 from asr.audio import (BLOCK_SECONDS, SNDFILE_EXTENSIONS, AudioError, _open_problem, check_ending, decode_blocks,
                        flac_length_unknown, open_audio, path_problem, resample, to_mono, unknown_size)
+from asr.mp3_tags import file_size
 from asr.user_warnings import warn
 
 FFMPEG_EXTENSIONS = {".m4a", ".mp4", ".aac", ".webm", ".mkv", ".mov", ".wma", ".amr", ".3gp", ".avi", ".mpeg"}
@@ -158,24 +159,16 @@ def _sndfile_blocks(source, name: str, sample_rate: int, block_seconds: float) -
             return
         hint = "; ffmpeg (not installed) might read it" if unknown else ""
         raise AudioError(name, f"not readable as audio ({problem}){hint}") from None
-    size = _size(source)
+    size = file_size(source)  # (a stream read whole into memory does not grow)
     read = 0
     with f:  # asr.audio's reading: a file cut short gives what is there, with a warning
         rate = int(f.samplerate)
         for samples in decode_blocks(f, name, block_seconds):
             read += len(samples)
             yield _prepare_block(name, to_mono(samples), rate, sample_rate)
-    if size is not None and (_size(source) or 0) > size:  # a recording still being written: say what was used
+    if file_size(source) > size:  # a recording still being written: say what was used
         warn(name, f"grew while it was read (still being written?): transcribed its first {read / rate:.2f} s, "
                    "as far as it went when opened")
-
-
-def _size(source) -> int | None:
-    """A file's size in bytes now; None for a stream or a file gone."""
-    try:
-        return os.stat(source).st_size if isinstance(source, (str, Path)) else None
-    except OSError:
-        return None
 
 
 def _prepare_block(name: str, samples: np.ndarray, rate: int, target: int) -> np.ndarray:

@@ -1,6 +1,6 @@
 """An MP3's Xing/Info tag: the length LAME writes in the first frame, which libmpg123 reports as the
-file's (asr.audio uses it to tell a cut or joined MP3), and reading a file's first bytes without
-moving a reader's position."""
+file's (asr.audio uses it to tell a cut or joined MP3), and reading a file's first bytes and its
+size without moving a reader's position."""
 
 from __future__ import annotations
 
@@ -34,12 +34,14 @@ def xing_tag(source) -> XingTag | None:
     flags = int.from_bytes(frame[at + 4: at + 8], "big")  # then the frame count (bit 0), the byte count (bit 1)
     size_at = at + 8 + 4 * (flags & 1)
     stream = int.from_bytes(frame[size_at: size_at + 4], "big") if flags & 2 and len(frame) >= size_at + 4 else None
-    size = _size(source)
+    size = file_size(source)
     held = size - start - 128 * (file_head(source, 3, max(0, size - 128)) == b"TAG")  # an ID3v1 tag last
     return XingTag(bool(flags & 1), stream, held)
 
 
-def _size(source) -> int:
+def file_size(source) -> int:
+    """The size in bytes of a file (by path) or of the file object libsndfile reads (left where it
+    was); 0 where it cannot be told."""
     try:
         if isinstance(source, (str, bytes, os.PathLike)):  # bytes: a path (soundfile's f.name, see asr.audio)
             return os.path.getsize(source)
