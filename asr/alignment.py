@@ -8,7 +8,8 @@ A CTC model marks each letter with a one-frame spike, often early, so a word's l
 not where its sound ends ("elephant" in examples/: spike at 2.48 s, sound to 2.8 s). A word's
 end is therefore moved on (``extend_word_ends``) through the frames that still sound, up to the
 next word's start, a pause, or ``max_tail`` frames; starts stay at the first spike. "Sound" is
-judged against the word's own level, so cutting a file at other points gives the same times.
+judged against the word's own level and the recording's noise floor, so cutting a file at other
+points gives the same times.
 
 Confidence comes from the model's posteriors along that path: a letter's confidence is its mean
 posterior over its frames, a word's the lowest of its letters' (one doubtful letter makes a
@@ -105,17 +106,21 @@ def align_words(log_probs: torch.Tensor, hyp: Hypothesis, tokenizer: Tokenizer
 
 
 def extend_word_ends(words: list[WordAlignment], energy: Sequence[float], max_tail: int,
-                     quiet_db: float) -> list[WordAlignment]:
+                     quiet_db: float, noise_floor: float = 0.0, floor_quiet_db: float = 20.0
+                     ) -> list[WordAlignment]:
     """Each word's end moved on through the following frames that still sound (``energy`` per
     frame within ``quiet_db`` of the loudest frame from the word's start to where it may end:
-    the word's own level, so a quiet word keeps its tail after a loud one), stopping at the
-    next word's first frame and after at most ``max_tail`` frames."""
+    the word's own level, so a quiet word keeps its tail after a loud one; and, once
+    ``floor_quiet_db`` below that level, at or above ``noise_floor``: room noise 25 dB under a
+    loud word is no tail of it), stopping at the next word's first frame and after at most
+    ``max_tail`` frames. As the segmenter takes a pause, so that cut and whole files agree."""
     out = []
     for i, word in enumerate(words):
         limit = min(words[i + 1].start if i + 1 < len(words) else len(energy), word.end + max_tail, len(energy))
         end = word.end
         if word.start < limit:
-            floor = max(energy[word.start:limit]) * 10 ** (-quiet_db / 10)
+            level = max(energy[word.start:limit])
+            floor = max(level * 10 ** (-quiet_db / 10), min(noise_floor, level * 10 ** (-floor_quiet_db / 10)))
             while end < limit and energy[end] > 0 and energy[end] >= floor:
                 end += 1
         out.append(replace(word, end=end))

@@ -131,7 +131,9 @@ class BatchLoader:
                  pin_memory: bool = False):
         self.dataset, self.sampler = dataset, sampler
         self.workers, self.prefetch, self.pin_memory = max(1, workers), max(1, prefetch), pin_memory
-        self.unreadable = 0  # items left out for their audio (the dataset warned, naming the file)
+        # items left out for their audio (the dataset warned, naming the file), in the batches handed out
+        # so far: a checkpoint mid-epoch saves it, and batches prepared ahead are read again on resume
+        self.unreadable = 0
 
     def __len__(self) -> int:
         return len(self.sampler)
@@ -142,16 +144,16 @@ class BatchLoader:
         except AudioError:  # corrupt, or deleted mid-run: this run goes on without it
             return None
 
-    def _load(self, pool, items) -> Batch | None:
+    def _load(self, pool, items) -> tuple[Batch | None, int]:
+        """The batch (None if no item could be read) and how many of its items could not."""
         loaded = list(pool.map(self._get, items))
         examples = [e for e in loaded if e is not None]
-        self.unreadable += len(loaded) - len(examples)  # one loader thread: no race
         if not examples:
-            return None
+            return None, len(loaded)
         batch = collate(examples)
         if self.pin_memory:
             batch = batch.map_tensors(torch.Tensor.pin_memory)
-        return batch
+        return batch, len(loaded) - len(examples)
 
     def __iter__(self) -> Iterator[Batch | None]:
         """One batch per sampler batch, in order; None for one whose audio was all unreadable, so
@@ -159,11 +161,16 @@ class BatchLoader:
         ``--resume`` records) stays its position in the sampler."""
         from concurrent.futures import ThreadPoolExecutor
 
+        def handed_out(future):
+            batch, lost = future.result()
+            self.unreadable += lost
+            return batch
+
         with ThreadPoolExecutor(self.workers) as pool, ThreadPoolExecutor(1) as loader:
             pending = []
             for items in self.sampler:
                 pending.append(loader.submit(self._load, pool, items))
                 if len(pending) > self.prefetch:
-                    yield pending.pop(0).result()
+                    yield handed_out(pending.pop(0))
             for future in pending:
-                yield future.result()
+                yield handed_out(future)

@@ -185,11 +185,23 @@ class BeamSearchDecoder(Decoder):
             emissions = np.concatenate([emissions, end])
         emissions = np.ascontiguousarray(emissions, dtype=np.float32)
         results = self._search.decoder.decode(emissions.ctypes.data, emissions.shape[0], emissions.shape[1])
-        # flashlight's paths have one extra step at each end (the start and end states).
-        return [(list(r.tokens)[1: frames + 1], [w for w in r.words if w >= 0], float(r.score))
-                for r in results[: self.options.nbest]] or [([], [], -math.inf)]
+        # flashlight keeps apart paths that differ only in a | at the end or twice between words, in
+        # how subwords split a word, or in a last word left unfinished: one transcript, listed once
+        # (best first) in n-best.
+        found, seen = [], set()
+        for r in results:
+            path, words = list(r.tokens)[1: frames + 1], [w for w in r.words if w >= 0]  # (start, end states)
+            key = tuple(words) if self.space.words is not None else self.tokenizer.decode(self._collapse(path)[0])
+            if key not in seen:
+                seen.add(key)
+                found.append((path, words, float(r.score)))
+            if len(found) == self.options.nbest:
+                break
+        return found or [([], [], -math.inf)]
 
-    def _hypothesis(self, path: list[int], word_ids: list[int], score: float) -> Hypothesis:
+    def _collapse(self, path: list[int]) -> tuple[list[int], list[int]]:
+        """A frame path -> (tokens, their frames): repeats merged, blanks dropped, no | before the
+        first word, after the last or twice in a row."""
         blank, sep = self.tokenizer.blank_id, self.tokenizer.word_sep_id
         tokens, frames, prev = [], [], blank
         for t, tok in enumerate(path):
@@ -200,6 +212,10 @@ class BeamSearchDecoder(Decoder):
         if tokens and tokens[-1] == sep:
             tokens.pop()
             frames.pop()
+        return tokens, frames
+
+    def _hypothesis(self, path: list[int], word_ids: list[int], score: float) -> Hypothesis:
+        tokens, frames = self._collapse(path)
         if self.space.words is not None:
             text = " ".join(self.space.words.get_entry(w) for w in word_ids)
         else:

@@ -44,7 +44,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from asr.atomic import check_writable, write_text_atomic
     from asr.data import read_manifest
-    from asr.evaluate import evaluate
+    from asr.evaluate import evaluate, unwritable_note
 
     if args.output:
         check_writable(args.output)  # before a long evaluation, not after it
@@ -87,6 +87,8 @@ def cmd_evaluate(args) -> int:
     elif not args.json:
         print("\n".join(lines))
     s = {**result.summary(), "decoder": described}
+    if note := unwritable_note(args.manifest, systems[0].tokenizer, [r.reference for r in result.utterances]):
+        print_error(note)
     if not s["words"]:  # the WER below is then 1 for any word said (ErrorCounts.rate's convention)
         print_error(f"warning: {args.manifest}: the references have no words after normalization, so no error "
                     f"rate can be given ({s['insertions']} hypothesis word(s), all insertions)")

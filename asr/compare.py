@@ -48,7 +48,7 @@ def compare_reports(dir_a: str | Path, dir_b: str | Path) -> Comparison:
 
 def render_comparison(c: Comparison, limit: int = 0) -> str:
     sa, sb = c.a.summary(), c.b.summary()
-    ra, rb = shown_rates(c.a), shown_rates(c.b)  # None over no reference words, as in the reports
+    ra, rb = shown_rates(sa), shown_rates(sb)  # None over no reference words, as in the reports
     lines = [f"{len(c.a.utterances)} utterances in both reports"
              + (f"; {len(c.only_a)} only in A, {len(c.only_b)} only in B (left out)" if c.only_a or c.only_b else "")]
     if c.reference_differs:

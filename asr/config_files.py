@@ -18,18 +18,6 @@ from asr.atomic import write_text_atomic
 from asr.config import Config, ConfigError
 
 
-class _TextLoader(yaml.SafeLoader):
-    """YAML that leaves every plain scalar but null as its text, for ``coerce`` to read by the field's
-    type: PyYAML's YAML 1.1 would make ``output_dir: 0755`` the number 493, ``2024-05-01`` a date,
-    ``num_layers: 010`` 8 and ``lr: 1:30`` 90. A key given twice is refused (PyYAML keeps the last)."""
-
-
-_KEPT_TAGS = ("tag:yaml.org,2002:null", "tag:yaml.org,2002:merge")  # `<<: *defaults` still merges
-_TextLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag in _KEPT_TAGS]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
-
-
 def _construct_unique_mapping(loader, node):
     seen = {}
     for key_node, _ in node.value:
@@ -45,12 +33,45 @@ def _construct_unique_mapping(loader, node):
     return loader.construct_mapping(node)
 
 
-_TextLoader.add_constructor("tag:yaml.org,2002:map", _construct_unique_mapping)
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe YAML, but a key given twice is refused (PyYAML keeps the last one silently)."""
+
+
+_UniqueKeyLoader.add_constructor("tag:yaml.org,2002:map", _construct_unique_mapping)
+
+
+class _TextLoader(_UniqueKeyLoader):
+    """YAML that leaves every plain scalar but null as its text, for ``coerce`` to read by the field's
+    type: PyYAML's YAML 1.1 would make ``output_dir: 0755`` the number 493, ``2024-05-01`` a date,
+    ``num_layers: 010`` 8 and ``lr: 1:30`` 90."""
+
+
+_KEPT_TAGS = ("tag:yaml.org,2002:null", "tag:yaml.org,2002:merge")  # `<<: *defaults` still merges
+_TextLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag in _KEPT_TAGS]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()}
 
 
 def read_yaml_text(text: str):
     """A config's YAML: scalars as text (null as None), a repeated key refused (yaml.YAMLError)."""
     return yaml.load(text, Loader=_TextLoader)
+
+
+def read_yaml_file(path: str | Path, error: type[Exception], as_text: bool = False):
+    """The YAML at ``path`` (None when empty), a repeated key refused; every problem is one ``error``
+    naming the file: ``FILE:LINE:COLUMN: problem``, ``FILE: unreadable (...)`` or ``FILE: not valid
+    YAML: not UTF-8 text``. ``as_text`` leaves scalars as text for ``coerce`` (``read_yaml_text``)."""
+    text = None
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        return read_yaml_text(text) if as_text else yaml.load(text, Loader=_UniqueKeyLoader)
+    except yaml.YAMLError as e:
+        raise error(yaml_error_line(path, e, text)) from None
+    except UnicodeDecodeError as e:  # e.g. an audio file given for the config
+        raise error(f"{path}: not valid YAML: not UTF-8 text (byte {e.object[e.start]:#04x} at "
+                    f"position {e.start})") from None
+    except OSError as e:
+        raise error(f"{path}: unreadable ({e.strerror or e})") from None
 
 
 def yaml_problem(error: yaml.YAMLError, column_offset: int | None = None) -> tuple[str, str] | None:
@@ -236,15 +257,7 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
             raise ConfigError(f"{path}: a directory, not a config file (configs/*.yaml)")
         if not path.is_file():
             raise ConfigError(f"{path}: config file not found")
-        text = None
-        try:
-            text = path.read_text(encoding="utf-8")
-            data = read_yaml_text(text) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(yaml_error_line(path, e, text)) from None
-        except UnicodeDecodeError as e:  # e.g. an audio file given for the config
-            raise ConfigError(f"{path}: not valid YAML: not UTF-8 text (byte {e.object[e.start]:#04x} at "
-                              f"position {e.start})") from None
+        data = read_yaml_file(path, ConfigError, as_text=True) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping of sections")
     from_file = data

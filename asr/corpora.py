@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import random
+import re
+from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -98,22 +100,34 @@ def check_split(name: str, report: ImportReport) -> None:
 
 
 def write_splits(out: str | Path, reports: dict[str, ImportReport]) -> None:
-    """``OUT/NAME.jsonl`` for every split, all checked before any is written, ``train.jsonl`` last.
+    """``OUT/NAME.jsonl`` for every split, all checked before any is written, ``train.jsonl`` last;
+    none when every one would be written as it is.
 
     The recipes take ``train.jsonl`` for a finished prepare: a failed or killed one must leave
     none, so an earlier one goes before the other splits are rewritten (each appears whole)."""
     for name, report in reports.items():
         check_split(name, report)
     out = Path(out)
+    if all(_unchanged(out / f"{name}.jsonl", report.utterances) for name, report in reports.items()):
+        return  # the same manifests again keep their times: a recipe's later stages need not run again
     if "train" in reports:
         (out / "train.jsonl").unlink(missing_ok=True)
     for name in sorted(reports, key=lambda name: name == "train"):  # a stable sort: train moves last
         write_manifest(out / f"{name}.jsonl", reports[name].utterances)
 
 
-def read_text(path: Path) -> str:
+def _unchanged(path: Path, utterances: list[Utterance]) -> bool:
+    try:
+        return path.read_text(encoding="utf-8") == "".join(u.to_json() + "\n" for u in utterances)
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def read_text(path: Path, bad: dict[int, str] | None = None) -> str:
     """A corpus text file: UTF-8 (a BOM dropped), or UTF-16 by its BOM (Notepad's "Unicode"). A byte
-    that is not text in it is a one-line error naming the file and line."""
+    that is not text in it is a one-line error naming the file and line; with ``bad``, such a line is
+    read with U+FFFD for its bad bytes and ``bad[line]`` says why, so that a table of transcripts
+    loses that line's utterance alone (the caller skips it) and not the whole corpus."""
     data = path.read_bytes()
     encoding = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
     try:
@@ -123,8 +137,19 @@ def read_text(path: Path) -> str:
         if encoding == "utf-16":
             raise CorpusError(f"{path}:{line}: not UTF-16 text, though it starts with UTF-16's BOM "
                               f"({e.reason})") from None
-        raise CorpusError(f"{path}:{line}: not UTF-8 text (byte {data[e.start]:#04x}); convert it first, "
-                          f"e.g. iconv -f latin1 -t utf-8") from None
+        if bad is None:
+            raise CorpusError(_not_utf8(path, line, data[e.start])) from None
+    lines = data.split(b"\n")
+    for number, raw in enumerate(lines, 1):
+        try:
+            raw.decode(encoding)
+        except UnicodeDecodeError as e:
+            bad[number] = _not_utf8(path, number, raw[e.start])
+    return data.decode(encoding, errors="replace")
+
+
+def _not_utf8(path: Path, line: int, byte: int) -> str:
+    return f"{path}:{line}: not UTF-8 text (byte {byte:#04x}); convert it first, e.g. iconv -f latin1 -t utf-8"
 
 
 def read_kaldi_table(path: Path, required: bool = True) -> tuple[dict[str, str], list[tuple[str, str]]]:
@@ -133,17 +158,26 @@ def read_kaldi_table(path: Path, required: bool = True) -> tuple[dict[str, str],
         if required:
             raise CorpusError(f"{path}: missing (a Kaldi data dir needs wav.scp and text)")
         return {}, []
-    table, problems = {}, []
-    for lineno, line in enumerate(read_text(path).splitlines(), 1):
+    table, problems, bad = {}, [], {}
+    for lineno, line in enumerate(read_text(path, bad).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.strip().split(maxsplit=1)
         key = parts[0]
+        if lineno in bad:  # its id is still told apart: the utterance is skipped, not paired with the rest
+            problems.append((key, bad[lineno]))
+            continue
         if key in table:
             problems.append((key, f"duplicate id in {path.name} (line {lineno})"))
             continue
         table[key] = parts[1].strip() if len(parts) > 1 else ""
     return table, problems
+
+
+# Kaldi transcripts mark noises and unknown words as words of their own ([noise], <unk>,
+# [laughter]); scoring filters them out, as ESPnet's non_linguistic_symbols do. Left in, the
+# normalizer would make them the words "noise" and "unk", for the model to learn to say.
+_TAG = re.compile(r"\[[^\[\]\s]*\]|<[^<>\s]*>")
 
 
 def import_kaldi_dir(data_dir: str | Path, root: str | Path | None = None) -> ImportReport:
@@ -159,12 +193,13 @@ def import_kaldi_dir(data_dir: str | Path, root: str | Path | None = None) -> Im
     root = Path(root) if root is not None else data_dir.parent
     wavs, wav_problems = read_kaldi_table(data_dir / "wav.scp")
     texts, text_problems = read_kaldi_table(data_dir / "text")
-    speakers, _ = read_kaldi_table(data_dir / "utt2spk", required=False)
+    speakers, speaker_problems = read_kaldi_table(data_dir / "utt2spk", required=False)
     report = ImportReport()
-    for utt_id, reason in wav_problems + text_problems:
+    problems = wav_problems + text_problems + speaker_problems
+    for utt_id, reason in problems:
         report.skip(utt_id, reason)
-    duplicates = {utt_id for utt_id, _ in wav_problems + text_problems}
-    entries = []
+    duplicates = {utt_id for utt_id, _ in problems}
+    entries, tags = [], Counter()
     for utt_id, spec in wavs.items():
         if utt_id in duplicates:
             continue
@@ -175,8 +210,14 @@ def import_kaldi_dir(data_dir: str | Path, root: str | Path | None = None) -> Im
             report.skip(utt_id, "no transcript in text")
             continue
         path = Path(spec)
-        entries.append(Entry(utt_id, path if path.is_absolute() else root / path, texts[utt_id],
-                             speakers.get(utt_id)))
+        words = texts[utt_id].split()
+        tags.update(w for w in words if _TAG.fullmatch(w))
+        entries.append(Entry(utt_id, path if path.is_absolute() else root / path,
+                             " ".join(w for w in words if not _TAG.fullmatch(w)), speakers.get(utt_id)))
+    if tags:
+        report.notes.append(f"{data_dir / 'text'}: left out {sum(tags.values())} non-speech tag(s) of Kaldi's "
+                            f"transcripts ({', '.join(t for t, _ in tags.most_common(5))}"
+                            f"{', ...' if len(tags) > 5 else ''}): no one says them")
     check_entries(entries, report)
     for utt_id in texts.keys() - wavs.keys():
         report.skip(utt_id, "transcript without audio in wav.scp")

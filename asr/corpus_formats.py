@@ -54,12 +54,16 @@ def librispeech_entries(src: str | Path, subset: str, report: ImportReport) -> l
     entries, listed = [], set()
     for trans in transcripts:
         speaker = trans.parent.parent.name
-        for lineno, line in enumerate(read_text(trans).splitlines(), 1):
+        bad: dict[int, str] = {}
+        for lineno, line in enumerate(read_text(trans, bad).splitlines(), 1):
             if not line.strip():
                 continue
             utt_id, _, text = line.strip().partition(" ")
             audio = trans.parent / f"{utt_id}.flac"
             listed.add(audio)
+            if lineno in bad:
+                report.skip(utt_id, bad[lineno])
+                continue
             if not text.strip():  # not a transcript that normalizes to nothing: a line that lost its words
                 report.skip(utt_id, f"{trans}:{lineno}: malformed line: an utterance id with no words after it")
                 continue
@@ -145,11 +149,16 @@ def an4_entries(src: str | Path, split: str, report: ImportReport) -> list[Entry
     if fileids.is_file():
         for line in read_text(fileids).split():
             located[Path(line).name] = root / "wav" / f"{line}.sph"
-    entries, seen_sources = [], set()
-    for lineno, line in enumerate(read_text(trans).splitlines(), 1):
+    entries, seen_sources, bad = [], set(), {}
+    for lineno, line in enumerate(read_text(trans, bad).splitlines(), 1):
         if not line.strip():
             continue
         m = _AN4_LINE.match(line.strip())
+        if lineno in bad:
+            if m is not None:
+                seen_sources.add(m["source"])  # said once, here, not again as "has no line"
+            report.skip(m["source"] if m is not None else f"{trans.name}:{lineno}", bad[lineno])
+            continue
         if m is None:
             report.skip(f"{trans.name}:{lineno}", f"not '<s> WORDS </s> (utterance-id)': {line.strip()!r}")
             continue
@@ -202,8 +211,8 @@ def commonvoice_entries(lang_dir: Path, name: str, report: ImportReport) -> list
     tsv = lang_dir / f"{name}.tsv"
     if not tsv.is_file():
         raise CorpusError(f"{tsv}: not found")
-    entries = []
-    with io.StringIO(read_text(tsv), newline="") as f:
+    entries, bad = [], {}
+    with io.StringIO(read_text(tsv, bad), newline="") as f:
         # Sentences may contain quotes; Common Voice's TSVs are not quoted.
         reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         missing = {"path", "sentence"} - set(reader.fieldnames or ())
@@ -211,6 +220,9 @@ def commonvoice_entries(lang_dir: Path, name: str, report: ImportReport) -> list
             raise CorpusError(f"{tsv}: no column(s) {', '.join(sorted(missing))} in its header")
         for lineno, row in enumerate(reader, 2):
             where = f"{tsv.name}:{lineno}"
+            if lineno in bad:
+                report.skip(where, bad[lineno])
+                continue
             if None in row or row.get("sentence") is None:
                 report.skip(where, f"{where}: wrong number of tab-separated fields")
                 continue
@@ -315,7 +327,8 @@ def table_entries(table: Path, report: ImportReport) -> list[Entry]:
     # TSV is never quoted (Kaldi, Common Voice): a text starting with " must not swallow the rows after it.
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     # read_text: Excel's BOM (it would hide the header) dropped, its UTF-16 "Unicode Text" read, a bad line named
-    with io.StringIO(read_text(table), newline="") as f:
+    bad: dict[int, str] = {}
+    with io.StringIO(read_text(table, bad), newline="") as f:
         try:
             rows = list(csv.reader(f, delimiter=delimiter, quoting=quoting))
         except csv.Error as e:
@@ -333,6 +346,9 @@ def table_entries(table: Path, report: ImportReport) -> list[Entry]:
     for lineno, row in enumerate(rows[start:], start + 1):
         where = f"{table.name}:{lineno}"
         if not any(cell.strip() for cell in row):
+            continue
+        if lineno in bad:
+            report.skip(where, bad[lineno])
             continue
         if len(row) <= max(columns["path"], columns["text"]):
             report.skip(where, f"{where}: expected path,text[,speaker] ({'tab' if delimiter != ',' else 'comma'}"

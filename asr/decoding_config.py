@@ -29,7 +29,7 @@ import yaml
 from asr.arpa import inspect_lm
 from asr.atomic import write_text_atomic
 from asr.config import ConfigError
-from asr.config_files import coerce, yaml_error_line
+from asr.config_files import coerce, read_yaml_file
 from asr.lexicon import lexicon_from_words, read_lexicon, write_lexicon
 from asr.lm import LMError, kenlm_tool
 from asr.tokenizers import Tokenizer
@@ -48,14 +48,7 @@ def read_decoding_defaults(model_dir: str | Path | None) -> dict:
     if model_dir is None or not (Path(model_dir) / DECODING_FILE).is_file():
         return {}
     path = Path(model_dir) / DECODING_FILE
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:  # one line, as asr.model_dir says it of config.yaml
-        raise LMError(f"{path}: unreadable ({e})") from None
-    try:
-        data = yaml.safe_load(text) or {}
-    except yaml.YAMLError as e:
-        raise LMError(yaml_error_line(path, e, text)) from None  # FILE:LINE:COLUMN, as configs say it
+    data = read_yaml_file(path, LMError) or {}  # one line naming the file, as configs say it
     if not isinstance(data, dict):
         raise LMError(f"{path}: expected a mapping of settings")
     return data

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from asr.config import ConfigError
 from asr.model import resolve_device
 
 
@@ -56,8 +57,17 @@ def setup(device_name: str) -> tuple[Dist, torch.device]:
 
 
 def _device(name: str, local_rank: int | None) -> torch.device:
-    device = resolve_device(name, setting="train.device")
+    # ConfigError, not RuntimeError: a user error each rank reports in one line (report_error), not
+    # with a traceback per rank
+    try:
+        device = resolve_device(name, setting="train.device")
+    except RuntimeError as e:
+        raise ConfigError(str(e)) from None
     if device.type == "cuda" and local_rank is not None:
+        if local_rank >= (count := torch.cuda.device_count()):  # else CUDA's "invalid device ordinal"
+            procs = int(os.environ.get("LOCAL_WORLD_SIZE", local_rank + 1))
+            raise ConfigError(f"train.device={name}: {procs} processes on this machine but {count} CUDA "
+                              f"device(s); give --gpus {count} at most")
         torch.cuda.set_device(local_rank)
         return torch.device("cuda", local_rank)
     return device

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import hashlib
 import http.client
+import re
 import sys
 import urllib.error
 import urllib.request
@@ -136,7 +137,11 @@ def fetch(url: str, dest: str | Path, checksum: str | None = None, progress: boo
     try:
         response = urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=timeout)
     except urllib.error.HTTPError as e:
-        if e.code == 416 and offset:  # nothing after `offset`: the .part file is already whole
+        if e.code == 416 and offset:  # nothing after `offset`: the .part file is whole, or too long
+            if (whole := _range_total(e.headers)) is not None and whole != offset:
+                log(f"{part}: {offset} bytes, but the file on the server has {whole}; starting over")
+                part.unlink()
+                return fetch(url, dest, checksum, progress, timeout)
             response = None
         else:
             raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
@@ -178,6 +183,12 @@ def fetch(url: str, dest: str | Path, checksum: str | None = None, progress: boo
         raise DownloadError(f"{e}; deleted it, run again to download it anew") from None
     part.replace(dest)
     return dest
+
+
+def _range_total(headers) -> int | None:
+    """The file's size from a 416 answer's ``Content-Range: bytes */SIZE``, when it gives one."""
+    found = re.fullmatch(r"bytes \*/(\d+)", (headers or {}).get("Content-Range", "").strip())
+    return int(found[1]) if found else None
 
 
 def _read(response, url: str, part: Path) -> bytes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Sequence
 
@@ -124,6 +125,23 @@ def readable_batches(transcriber: Transcriber, utterances: list[Utterance], batc
             yield ([p for _, pieces in group for p in pieces],
                    [r for ref, pieces in group for r in [ref] + [None] * (len(pieces) - 1)])
     report_cut(cut)
+
+
+def unwritable_note(manifest, tokenizer, references: Sequence[str]) -> str | None:
+    """A warning when references hold characters the model has no token for (a phone model: words
+    it has no pronunciation for), e.g. digits for a model trained on spelled-out numbers: those
+    count as errors whatever it hears, which the WER alone does not tell. None when there are none."""
+    counts, holding = Counter(), 0
+    for reference in references:
+        if unknown := tokenizer.unknown_chars(reference):
+            holding += 1
+            counts.update(unknown)
+    if not holding:
+        return None
+    what = "words it has no pronunciation for" if hasattr(tokenizer, "pronunciations") else "characters it has no token for"
+    shown = " ".join(repr(c) for c, _ in counts.most_common(10)) + (" ..." if len(counts) > 10 else "")
+    return (f"warning: {manifest}: {holding} reference(s) hold {what} ({shown}): they count as errors "
+            "whatever the model hears")
 
 
 def none_readable(count: int, skipped: list[tuple[str, str]], purpose: str) -> str:

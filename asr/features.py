@@ -52,10 +52,16 @@ class FeatureExtractor(nn.Module):
     @torch.autocast("cuda", enabled=False)  # an FFT in fp16 loses the quiet bins
     def forward(self, waves: torch.Tensor, wave_lengths: torch.Tensor):
         """(B, samples), (B,) -> features (B, frames, dim), frame lengths (B,)."""
-        waves = waves.float()
+        if not waves.is_floating_point():  # int16 PCM would be read as +-32768, silently 90 dB too loud
+            raise TypeError(f"waves must be float samples in [-1, 1], not {waves.dtype} (divide int16 PCM by 32768)")
+        # Samples past a length may hold anything (a reused buffer, NaN): the last frames' windows
+        # reach into them, so they become the zeros a lone clip is padded with (where, not a
+        # product: NaN * 0 is NaN).
+        valid = lengths_to_mask(wave_lengths, waves.shape[1])
+        waves = torch.where(valid, waves.float(), 0.0)
         if self.cfg.preemphasis:
             waves = torch.cat([waves[:, :1], waves[:, 1:] - self.cfg.preemphasis * waves[:, :-1]], 1)
-            waves = waves * lengths_to_mask(wave_lengths, waves.shape[1])
+            waves = waves * valid
         power = self.spectrogram(waves)  # (B, freqs, frames)
         if self.cfg.kind == "spectrogram":
             feats = torch.log(power + LOG_FLOOR)

@@ -112,7 +112,7 @@ def cmd_lm_rnn(args) -> int:
     if any(r != int(r) or r < 1 for r in args.repeat or []):
         print_error("--repeat takes whole numbers of at least 1")
         return 2
-    if args.dev:  # an empty one would silently train without dev selection (train_rnnlm takes it as none)
+    if args.dev:  # refused before the training text is read, with the reader's own message
         from asr.lm_mix import read_scored_text
 
         read_scored_text(args.dev, "word", what="dev text")

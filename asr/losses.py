@@ -11,7 +11,7 @@ import sys
 import torch
 import torch.nn.functional as F
 
-from asr.data import Batch, frames_needed
+from asr.data import Batch
 
 
 def log(message: str) -> None:
@@ -19,14 +19,21 @@ def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def frames_needed_batch(targets: torch.Tensor, target_lengths: torch.Tensor) -> torch.Tensor:
+    """``asr.data.frames_needed`` of each padded row of ``targets`` at once: on a GPU, one step's
+    check without a host sync per utterance."""
+    lengths = target_lengths.to(targets.device)
+    inside = torch.arange(1, max(1, targets.shape[1]), device=targets.device) < lengths[:, None]  # (j-1, j) in it
+    repeats = ((targets[:, 1:] == targets[:, :-1]) & inside).sum(1)
+    return lengths + repeats
+
+
 def ctc_loss(log_probs, out_lengths, batch, blank: int, targets=None, target_lengths=None):
     """Per-utterance CTC losses; utterances with too few frames for their label are masked.
     The labels are the batch's characters unless ``targets``, ``target_lengths`` are given."""
     if targets is None:
         targets, target_lengths = batch.targets, batch.target_lengths
-    needed = torch.tensor([frames_needed(targets[i, : target_lengths[i]])
-                           for i in range(len(batch.indices))], device=out_lengths.device)
-    valid = out_lengths >= needed
+    valid = out_lengths >= frames_needed_batch(targets, target_lengths).to(out_lengths.device)
     losses = F.ctc_loss(log_probs.transpose(0, 1), targets, out_lengths, target_lengths,
                         blank=blank, reduction="none", zero_infinity=True)
     return losses, valid
@@ -45,10 +52,12 @@ def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None,
     backward, even on a batch with nothing usable, so that the gradient all-reduce lines up.
     A batch that runs out of GPU memory is split in halves whose gradients accumulate (under
     DDP the first half skips the all-reduce); a single utterance that still does not fit is
-    skipped with a warning.
+    skipped with a warning. Either way, what the failed pass's backward had added to the
+    gradients before it ran out is undone first.
     """
     divisor = divisor or len(batch.indices)
     layer, weight = inter
+    before = _gradients(model)
     try:
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
             outputs = model(batch.waveforms, batch.wave_lengths, inter_layer=layer, phones=phone_weight > 0)
@@ -74,6 +83,8 @@ def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None,
         return (float(losses[valid].detach().sum()), n_valid, len(batch.indices) - n_valid, bool(torch.isfinite(loss)),
                 phone_sum, n_phone)
     except torch.OutOfMemoryError:
+        _restore(before)  # a backward that failed part way has added to some gradients already
+        del before
         if device.type == "cuda":
             torch.cuda.empty_cache()
         if len(batch.indices) == 1:
@@ -88,6 +99,20 @@ def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None,
         b = forward_backward(model, _slice(batch, half, len(batch.indices)), blank, scaler, use_amp, device,
                              divisor, inter, phone_weight)
         return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] and b[3], a[4] + b[4], a[5] + b[5]
+
+
+def _gradients(model) -> list:
+    """Each parameter with a copy of its gradient as it stands (None: none yet; after zero_grad,
+    as at the start of a step, nothing is copied)."""
+    return [(p, None if p.grad is None else p.grad.detach().clone()) for p in model.parameters()]
+
+
+def _restore(saved: list) -> None:
+    for p, grad in saved:
+        if grad is None:
+            p.grad = None
+        else:
+            p.grad.copy_(grad)
 
 
 def _slice(batch, start, end):

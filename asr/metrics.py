@@ -53,16 +53,6 @@ def word_errors(references: list[str], hypotheses: list[str]) -> ErrorCounts:
     return _errors(references, hypotheses, jiwer.process_words, lambda h: len(h.split()))
 
 
-def oracle_word_errors(references: list[str], candidates: list[list[str]]) -> ErrorCounts:
-    """The word errors of the best choice among each utterance's candidates (an n-best list's
-    oracle, as Kaldi's ``lattice-oracle``): how far better rescoring could go without a new search."""
-    if len(references) != len(candidates):
-        raise ValueError(f"{len(references)} references but {len(candidates)} candidate lists")
-    best = [min(texts or [""], key=lambda h: word_errors([ref], [h]).errors)  # no candidate: silence
-            for ref, texts in zip(references, candidates)]
-    return word_errors(references, best)
-
-
 def char_errors(references: list[str], hypotheses: list[str]) -> ErrorCounts:
     """Corpus-level character errors (spaces between words count as characters)."""
     return _errors(references, hypotheses, jiwer.process_characters, lambda h: len(h.strip()))

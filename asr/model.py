@@ -21,15 +21,22 @@ from asr.config import AugmentConfig, FeatureConfig, ModelConfig
 from asr.features import Frontend, lengths_to_mask
 
 def resolve_device(name: str | None, setting: str = "device") -> torch.device:
-    """"auto" (or None) picks CUDA when present; asking for CUDA without it is an error."""
+    """"auto" (or None) picks CUDA when present; asking for CUDA without it, or for a CUDA device
+    this machine does not have, is an error, as is any other kind (mps, meta: the model runs on
+    neither)."""
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except (RuntimeError, TypeError):
-        raise RuntimeError(f"{setting}={name!r}: not a device (auto, cpu, cuda or cuda:N)") from None
+        device = None
+    if device is None or device.type not in ("cpu", "cuda"):
+        raise RuntimeError(f"{setting}={name!r}: not a device (auto, cpu, cuda or cuda:N)")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError(f"{setting}={name} was asked for, but no CUDA device is available")
+    if device.type == "cuda" and (device.index or 0) >= (count := torch.cuda.device_count()):
+        present = "one CUDA device (cuda:0)" if count == 1 else f"{count} CUDA devices (cuda:0 to cuda:{count - 1})"
+        raise RuntimeError(f"{setting}={name} was asked for, but this machine has {present}")
     return device
 
 

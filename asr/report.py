@@ -211,7 +211,8 @@ NO_WORDS_NOTE = (f"{UNDEFINED}: no reference words, so no error rate (their inse
 
 def render_markdown(report: Report, top: int = 20, speakers: list[dict] | None = None) -> str:
     """``speakers``: ``report.speaker_table()``, when the caller has it already (``write_report``)."""
-    s, r = report.summary(), shown_rates(report)
+    s = report.summary()
+    r = shown_rates(s)
     lines = ["# Error report", ""]
     lines += [f"- {md(k, cell=False)}: {md(v, cell=False)}" for k, v in report.meta.items() if k != "skipped"]
     skipped = report.meta.get("skipped") or []
@@ -265,7 +266,8 @@ def _e(x) -> str:
 
 def render_html(report: Report, top: int = 20, speakers: list[dict] | None = None) -> str:
     """``speakers``: as ``render_markdown``'s."""
-    s, r = report.summary(), shown_rates(report)
+    s = report.summary()
+    r = shown_rates(s)
     meta = "".join(f"<li>{_e(k)}: {_e(v)}</li>" for k, v in report.meta.items() if k != "skipped")
     skipped = report.meta.get("skipped") or []
     meta += "".join(f"<li>skipped (not scored): {_e(p)}: {_e(why)}</li>" for p, why in skipped)

@@ -46,14 +46,13 @@ def _share(count: int, total: int) -> float | None:
     return count / total if total else None
 
 
-def shown_rates(report) -> dict:
-    """The totals' rates of an ``asr.report.Report`` as shown: None where there is nothing to
+def shown_rates(s: dict) -> dict:
+    """The rates of an ``asr.report.Report.summary()`` as shown: None where there is nothing to
     divide by. (``summary()`` keeps ``ErrorCounts.rate``'s number for them, as ``asr evaluate``
-    prints it.) The report is not imported here: asr.report imports this module."""
-    s = report.summary()
+    prints it.)"""
     return {"correct": _share(s["correct"], s["words"]), "substitutions": _share(s["substitutions"], s["words"]),
             "deletions": _share(s["deletions"], s["words"]), "insertions": _share(s["insertions"], s["words"]),
-            "wer": report.words.rate_or_none, "cer": report.chars.rate_or_none,
+            "wer": _share(s["word_errors"], s["words"]), "cer": _share(s["char_errors"], s["chars"]),
             "ser": _share(s["sentence_errors"], s["utterances"])}
 
 

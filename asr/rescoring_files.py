@@ -12,6 +12,7 @@ from typing import Sequence
 import yaml
 
 from asr.atomic import atomic_dir, occupied, write_text_atomic
+from asr.config_files import read_yaml_file
 from asr.model_dir import portable_path
 from asr.rescoring import RescoringError, RescoringOptions, RescoringTranscriber, RescoringTuneResult
 
@@ -50,8 +51,8 @@ def read_rescoring(path: str | Path) -> tuple[list[str], RescoringOptions]:
     path = Path(path)
     if not path.is_file():
         raise RescoringError(f"{path}: rescoring file not found (write one with `asr tune-rescoring`)")
+    data = read_yaml_file(path, RescoringError)  # FILE:LINE:COLUMN; a key given twice refused
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
         models = [str(path.parent / str(m)) for m in data["models"]]  # relative: to the file's folder
         rnnlm = str(path.parent / str(data["rnnlm"])) if data.get("rnnlm") else None
         options = RescoringOptions(tuple(float(w) for w in data["weights"]), float(data["lm_weight"]),

@@ -96,8 +96,9 @@ def merge_results(pieces: list[tuple[float, Result]], duration: float, pause: fl
             segments += split_at_pauses(moved, r.text, pause)
         else:
             segments.append(Segment(round(offset, 3), round(offset + r.duration, 3), r.text))
-        if r.confidence is not None:
-            weighted, count = weighted + r.confidence * max(1, len(moved)), count + max(1, len(moved))
+        if r.confidence is not None:  # a mean over its words: weighted by its text's words, timed or not
+            n = len(r.text.split())
+            weighted, count = weighted + r.confidence * n, count + n
     alternatives = pieces[0][1].alternatives if len(pieces) == 1 else []
     confidence = round(weighted / count, 4) if count else None
     if not texts and heard_nothing:

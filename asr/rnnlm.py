@@ -131,6 +131,8 @@ class RecurrentLM(nn.Module):
 def perplexity(model: RecurrentLM, sentences: Sequence[Sequence[str]]) -> float:
     """Over the words in the vocabulary and the sentence ends (unknown words left out, as
     ``asr lm perplexity`` does for the n-gram)."""
+    if not sentences:  # exp(0 / 1) would read as a perfect fit
+        raise RNNLMError("no sentences to score")
     total, count = 0.0, 0
     for s, lp in zip(sentences, model.word_log_probs(sentences)):
         keep = np.array([model.known(w) for w in s] + [True])
@@ -163,12 +165,16 @@ def train_rnnlm(texts: Sequence[str | Path], output_dir: str | Path, repeats: Se
         raise RNNLMError(f"{out}: {taken}; give a new directory, or force (--force) to replace it and all it holds")
     if repeats and len(repeats) != len(texts):
         raise RNNLMError(f"{len(repeats)} repeat counts for {len(texts)} texts")
+    if any(r != int(r) or r < 1 for r in repeats):  # 0 would leave a text out of the LM without a word
+        raise RNNLMError(f"repeat counts must be whole numbers of at least 1, got {list(repeats)}")
     corpora = [list(read_sentences([t])) for t in texts]
     for text, sentences in zip(texts, corpora):
         if not sentences:
             raise RNNLMError(f"{text}: no sentences")
     data = [s for n, sentences in zip(repeats or [1] * len(texts), corpora) for s in sentences * n]
     held = list(read_sentences(dev)) if dev else []
+    if dev and not held:  # else training would go on as if no dev text were given, keeping the last epoch
+        raise RNNLMError(f"{', '.join(str(d) for d in dev)}: no sentences (dev text)")
     # The best weights so far are kept in a hidden sibling, renamed into place when training
     # ends: an interrupted run leaves no partly trained LM that rescoring would take for one.
     with atomic_dir(out) as staged:
@@ -244,9 +250,14 @@ def load_rnnlm(path: str | Path) -> RecurrentLM:
                          f"train one with `asr lm rnn`)") from None
     except (yaml.YAMLError, TypeError, KeyError) as e:
         raise RNNLMError(f"{path}: unreadable RNN LM config ({type(e).__name__}: {e})") from None
+    except RNNLMError as e:  # an option out of range
+        raise RNNLMError(f"{path / 'config.yaml'}: {e}") from None
     except SafetensorError as e:
         raise RNNLMError(f"{path / 'model.safetensors'}: not readable weights ({e})") from None
-    model = RecurrentLM(words, options)
+    try:
+        model = RecurrentLM(words, options)
+    except ValueError as e:  # RNNLMError too: a vocabulary without </s> and <unk> first, a 0-unit LSTM
+        raise RNNLMError(f"{path}: config.yaml and words.txt do not make an RNN LM ({e})") from None
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()})
     except RuntimeError as e:

@@ -134,7 +134,8 @@ def combine_results(results: Sequence[Result], weights: Sequence[float] | None =
     first = results[0]
     if any(len(r.words) != len(r.text.split()) for r in results):  # no usable times
         text = combine([r.text for r in results], weights)
-        return Result(text, first.duration, [Segment(0.0, first.duration, text)] if text else [], [])
+        return Result(text, first.duration, [Segment(0.0, first.duration, text)] if text else [], [],
+                      None if text else _heard_nothing(results))
     timed = sorted(((w.start, w.end, s, k) for s, r in enumerate(results) for k, w in enumerate(r.words)))
     words: list[Word] = []
     stretch: list[tuple] = []
@@ -150,8 +151,15 @@ def combine_results(results: Sequence[Result], weights: Sequence[float] | None =
     words = _in_time_order(words)
     text = " ".join(w.word for w in words)
     scored = [w.confidence for w in words if w.confidence is not None]
+    confidence = round(sum(scored) / len(scored), 4) if scored else None
     return Result(text, first.duration, split_at_pauses(words, text, pause), words,
-                  round(sum(scored) / len(scored), 4) if scored else None)
+                  confidence if text else _heard_nothing(results))
+
+
+def _heard_nothing(results: Sequence[Result]) -> float | None:
+    """The confidence of a combined transcript of nothing: as a winning word's, the first system's
+    that gave it (its blank posterior, asr.alignment; None where it ran no model: silence)."""
+    return next((r.confidence for r in results if not r.text), None)
 
 
 def _in_time_order(words: list[Word]) -> list[Word]:

@@ -40,7 +40,8 @@ def normalize_text(text: str) -> str:
     a ZWNJ in Persian or Hindi words). The zero-width space is the exception: Thai or Khmer text
     marks word boundaries with it.
     """
-    text = unicodedata.normalize("NFKC", text.translate(_APOSTROPHES)).lower()  # NFKC splits ´
+    # Unified before NFKC, which splits ´, and after it, which makes some ("ŉ", fullwidth "｀")
+    text = unicodedata.normalize("NFKC", text.translate(_APOSTROPHES)).translate(_APOSTROPHES).lower()
     text = _DASHES.sub(" ", text)
     kept = []
     for ch in text:

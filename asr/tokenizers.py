@@ -16,7 +16,7 @@ The phone tokenizer spells each word by its pronunciation (ARPAbet without stres
 English spelling from a few hours of audio, only the sounds (the classic choice of HMM and
 EESEN-style CTC systems). Words come back through the lexicon: the beam search spells every LM
 word in phones, and greedy decoding looks each ``|``-delimited phone string up (a string no word
-has is written as its phones joined by ``_``, and scores as an error). Only words the lexicon
+has is written as its phones joined by ``'``, and scores as an error). Only words the lexicon
 knows can be trained on or recognized, so the tokenizer carries its whole lexicon.
 """
 
@@ -93,7 +93,9 @@ class SubwordTokenizer:
             sentence_iterator=(w for w, n in sorted(words.items()) for _ in range(n)), model_writer=model,
             model_type="bpe", vocab_size=vocab_size, character_coverage=1.0, add_dummy_prefix=False,
             normalization_rule_name="identity", split_digits=False, bos_id=-1, eos_id=-1, unk_id=0,
-            hard_vocab_limit=False, num_threads=1, minloglevel=2)
+            hard_vocab_limit=False, num_threads=1, minloglevel=2,
+            # it skips longer "sentences" silently (a word of an unspaced script can be one)
+            max_sentence_length=max(4192, *(len(w.encode("utf-8")) + 1 for w in words)))
         processor = spm.SentencePieceProcessor(model_proto=model.getvalue())
         pieces = [processor.id_to_piece(i) for i in range(processor.get_piece_size())
                   if not (processor.is_unknown(i) or processor.is_control(i))]

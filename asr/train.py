@@ -44,8 +44,9 @@ from asr.segmenter import Segmenter, SegmenterOptions
 from asr.selection import average_last_epochs, end_epoch
 from asr.train_checks import (TrainingError, check_trainable_lengths, nothing_readable, unreadable_files,
                               valid_loss_note, warn_of_silence)
+from asr.train_resume import apply_new_settings, load_scaler, make_optimizer, trim_log
 from asr.train_setup import (attach_phone_head, compute_cmvn, data_identity, describe_run, durations_id, epoch_starts,
-                             load_split, make_optimizer, model_to_train, resume_point)
+                             load_split, model_to_train, resume_point)
 from asr.user_errors import asr_error_types, describe
 from asr.weight_perturbation import WeightDrop, WeightNoise
 
@@ -112,7 +113,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
                if read < len(train_set) else ""))
     weight_noise = WeightNoise(model.parameters(), tc.weight_noise)
     weight_drop = WeightDrop(model.named_parameters(), tc.weight_drop)
-    describe_run(cfg, model, tokenizer, device, d, weight_noise, weight_drop, say)
+    describe_run(cfg, model, tokenizer, device, d, weight_noise, weight_drop, say, train_set.durations)
 
     def bucket_sampler(c: Config, rank: int, world_size: int) -> BucketBatchSampler:
         return BucketBatchSampler(train_set.durations, c.train.batch_seconds, c.train.max_batch_size, shuffle=True,
@@ -150,10 +151,12 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         saved_sampler = bucket_sampler(saved_cfg, 0, state["world_size"])
         factor, step, skip = resume_point(state, scheduler, schedule, sampler, saved_sampler, say, counts,
                                           max_duration=(saved_cfg.train.max_duration, tc.max_duration))
-        scaler.load_state_dict(state["scaler"])
+        load_scaler(scaler, state["scaler"], say)
         start_epoch, nan_run = state["epoch"], state["nan_run"]
         # saved before ties were broken: a tie keeps the best, as it did
         best = tuple(state.get("best_key") or (state["best_wer"], -math.inf, -math.inf))
+        if tc.valid_manifest and best[0] < 0:  # ranked by epoch (no valid set): validation outranks it
+            best = (math.inf,) * 3
         # steps are counted in this run's: ``factor`` (the saved plan's whole run's steps now over then) turns
         # the state's into them
         saved_step = step
@@ -165,9 +168,12 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         # the state's plan: another train.epochs now (or a state from before the plan summed its epochs' steps)
         if schedule.total_steps != starts[epochs]:
             schedule.retarget(step, starts[epochs])
+        apply_new_settings(optimizer, scheduler, schedule, tc, saved_cfg.train, step, say)
         if skip:
             saved = state.get("epoch_totals", carried)
             carried = list(saved) + [0.0] * (len(carried) - len(saved))  # an older state keeps fewer sums
+    # epochs logged after last/ was saved train again, logged once; a finished run averages once
+    averaged, best = trim_log(run_dir, start_epoch, start_epoch >= epochs, best) if state and d.is_main else (False, best)
     if step < tc.warmup_steps and (warning := warmup_warning(tc.warmup_steps, starts[epochs], tc.lr)):
         say(warning)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if d.enabled else model
@@ -343,7 +349,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
                 schedule.retarget(scheduler.last_epoch, starts[planned])
         checkpoint(epoch + 1, 0)
         epoch += 1
-    if tc.average_last > 1 and d.is_main:
+    if tc.average_last > 1 and d.is_main and not averaged:
         average_last_epochs(cfg, model, tokenizer, valid_set, device, best, epochs)
     if writer is not None:
         writer.close()

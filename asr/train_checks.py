@@ -182,12 +182,16 @@ def valid_loss_note(dataset: SpeechDataset, model: AcousticModel) -> str | None:
 
 def warn_of_silence(manifest: str, dataset, silent: list[int], d, device) -> None:
     """Name the training utterances found to be digital silence: each has a transcript, so the
-    model is taught to hear words where validation and `asr evaluate` hear none. All ranks count;
-    the main one names those it saw."""
-    total = int(distributed.all_sum(torch.tensor([float(len(set(silent)))], dtype=torch.float64, device=device), d))
+    model is taught to hear words where validation and `asr evaluate` hear none. The ranks pool what
+    they saw (an epoch's last round of batches repeats its first ones: two ranks may see the same
+    utterance), and the main one names them all."""
+    seen = torch.zeros(len(dataset.utterances), dtype=torch.int32, device=device)
+    seen[sorted(set(silent))] = 1
+    found = distributed.all_sum(seen, d).nonzero().flatten().tolist()
+    total = len(found)
     if total and d.is_main:
         named = [f"silent train utterance {_name(dataset.utterances[i])}: {dataset.utterances[i].audio_filepath}"
-                 for i in sorted(set(silent))]
+                 for i in found]
         listed(named, f"warning: {manifest}: {total} train utterance(s) are digital silence (below "
                       f"{20 * math.log10(SegmenterOptions().silence_rms):.0f} dBFS) yet have a transcript: the model "
                       "learns words in silence, which validation and asr evaluate score as saying nothing")

@@ -194,9 +194,12 @@ def model_to_train(cfg: Config, resume: bool, device, say, data: dict):
         tokenizer, model, saved_cfg = loaded.tokenizer, loaded.model, loaded.config
         state = torch.load(run_dir / "last" / "train_state.pt", weights_only=True, map_location="cpu")
         check_same_data(state, data, cfg, run_dir)
-        if state["epoch"] >= tc.epochs:
-            say(f"{run_dir} has trained all its {tc.epochs} epochs: nothing to resume (a larger train.epochs "
-                "trains on)")
+        planned = min(state.get("planned_epochs") or tc.epochs, tc.epochs) if tc.time_budget_minutes else tc.epochs
+        if state["epoch"] >= planned:
+            say(f"{run_dir} has trained all its {planned} epochs" + (
+                f" (of train.epochs={tc.epochs}, as train.time_budget_minutes={tc.time_budget_minutes:g} planned): "
+                "nothing to resume (without train.time_budget_minutes, train.epochs trains on)"
+                if planned < tc.epochs else ": nothing to resume (a larger train.epochs trains on)"))
         else:
             say(f"resuming {run_dir} at epoch {state['epoch'] + 1}, step {state['step']}")
     elif any((run_dir / name).exists() for name in RUN_FILES):
@@ -346,9 +349,15 @@ def _changes(saved, sampler, names) -> list[str]:
             for key, name in names if getattr(saved, key) != getattr(sampler, key)]
 
 
-def describe_run(cfg: Config, model, tokenizer, device, d, weight_noise, weight_drop, say) -> None:
-    """What is about to train, one line per part that is switched on."""
+def describe_run(cfg: Config, model, tokenizer, device, d, weight_noise, weight_drop, say,
+                 durations: list[float] = ()) -> None:
+    """What is about to train, one line per part switched on; training ``durations`` over a batch, counted."""
     tc = cfg.train
+    slowest = min(cfg.augment.speed_factors)
+    if over := sum(seconds / slowest > tc.batch_seconds for seconds in durations):  # train.max_duration allows it
+        say(f"{over} of {len(durations)} training utterances are longer than train.batch_seconds={tc.batch_seconds:g} s"
+            + (f" at speed factor {slowest:g}" if slowest != 1 else "") + ": each makes a batch of its own, over "
+            "that budget")
     say(f"model: {cfg.model.num_layers}x{cfg.model.hidden_size} {cfg.model.cell} "
         f"{'bi' if cfg.model.bidirectional else 'uni'}directional, {model.num_parameters():,} parameters, "
         f"{len(tokenizer)} tokens, device {device}, {d.world_size} process(es)")
@@ -365,15 +374,6 @@ def describe_run(cfg: Config, model, tokenizer, device, d, weight_noise, weight_
         say(f"weight drop: {weight_drop.describe()}")
     if tc.bpe_dropout:
         say(f"BPE-dropout: each training utterance re-segmented every epoch, merges skipped at p={tc.bpe_dropout:g}")
-
-
-def make_optimizer(model: AcousticModel, tc) -> torch.optim.AdamW:
-    """AdamW, with no weight decay on biases and normalization gains (the 1-D parameters)."""
-    decay, no_decay = [], []
-    for p in model.parameters():
-        (decay if p.ndim > 1 else no_decay).append(p)
-    return torch.optim.AdamW([{"params": decay, "weight_decay": tc.weight_decay},
-                              {"params": no_decay, "weight_decay": 0.0}], lr=tc.lr)
 
 
 def attach_phone_head(model: AcousticModel, cfg: Config, state: dict | None, device) -> PhoneLexicon | None:

@@ -355,6 +355,10 @@ $(2): $(if $(call args_changed,$(2),$(4)),FORCE)
 endef
 
 $(eval $(call args_stamp,prepare,$(DATA)/.args/prepare,$(DATA)/train.jsonl,PREPARE_ARGS))
+# Each recipe's prepare ends with this. `asr prepare` leaves manifests it would write unchanged as
+# they were, times and all, so nothing after them is redone (make sees that); the stamp then takes
+# train.jsonl's time, else make would find train.jsonl older than it and prepare again every time.
+prepared = touch -c -r $(DATA)/train.jsonl $(DATA)/.args/prepare
 $(if $(filter-out 0,$(TTS_SENTENCES)),$(eval $(call args_stamp,synth,$(DATA)/.args/tts$(TTS_SENTENCES),\
   $(DATA)/tts$(TTS_SENTENCES)/train.jsonl,SYNTH_ARGS)))
 $(eval $(call args_stamp,train,$(EXP)/.args/train,$(EXP)/train.done,TRAIN_ARGS,$(EXP)/last/train_state.pt))

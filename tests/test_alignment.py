@@ -156,6 +156,15 @@ def test_a_word_ends_where_its_sound_ends_not_at_its_last_spike(spans, ends):
     assert [w.end for w in result.words] == pytest.approx(ends)
 
 
+@pytest.mark.parametrize("noise_dbfs", [-60.0, -35.0])  # room noise 50 and 25 dB under the word
+def test_a_word_s_tail_stops_at_the_recording_s_noise_floor_not_30_db_under_the_word(noise_dbfs):
+    # Within 30 dB of a loud word, room noise would pass for its tail: flite sentences under white
+    # noise at -40 dBFS ended their last word 0.29 s late on average, 0.02 s early with the floor.
+    noise = torch.randn(int(1.4 * 16000), generator=torch.Generator().manual_seed(0)) * 10 ** (noise_dbfs / 20)
+    result = fixed_transcriber(GO_HELLO + ["<blank>"] * 15).transcribe_waveforms([_tone(1.4, (0.36, 0.72)) + noise])[0]
+    assert result.words[-1].word == "hello" and result.words[-1].end == pytest.approx(0.72)
+
+
 def test_json_writer_carries_words_times_and_confidence_and_txt_stays_one_line():
     result = Result("go hello", 1.5, [], [Word("go", 0.2, 0.28, 0.95), Word("hello", 0.36, 0.6, 0.5)], 0.725)
     out = io.StringIO()

@@ -228,7 +228,7 @@ def test_a_model_directory_loads_through_a_symlink_and_a_path_with_spaces(model_
 
 def test_a_config_yaml_that_is_not_utf8_is_refused_naming_it(broken):
     (broken / "config.yaml").write_bytes(b"\xff\xfe model")
-    _refused(broken, r"broken model/config\.yaml: unreadable .*utf-8")
+    _refused(broken, r"broken model/config\.yaml: not valid YAML: not UTF-8 text \(byte 0xff at position 0\)")
 
 
 def test_a_config_yaml_with_a_key_given_twice_is_refused_not_read_as_its_last(broken):

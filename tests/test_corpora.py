@@ -286,10 +286,18 @@ def test_a_kaldi_dir_with_a_segments_file_is_refused_naming_it(good_dir):
         import_kaldi_dir(good_dir)
 
 
-def test_a_non_utf8_byte_in_kaldi_text_names_the_file_and_line(good_dir):
+def test_a_non_utf8_line_in_kaldi_text_skips_that_utterance_alone_naming_the_file_and_line(good_dir):
     (good_dir / "text").write_bytes(b"u1 HELLO\nu2 caf\xe9 one\n")
-    with pytest.raises(CorpusError, match=r"text:2: not UTF-8"):
-        import_kaldi_dir(good_dir)
+    report = import_kaldi_dir(good_dir)
+    assert [u.id for u in report.utterances] == ["u1"]
+    assert report.skipped == [("u2", f"{good_dir / 'text'}:2: not UTF-8 text (byte 0xe9); convert it first, "
+                                     "e.g. iconv -f latin1 -t utf-8")]
+
+
+def test_a_non_utf8_line_in_utt2spk_skips_its_utterance_rather_than_losing_its_speaker(good_dir):
+    (good_dir / "utt2spk").write_bytes(b"u1 spk1\nu2 sp\xe9k2\n")
+    report = import_kaldi_dir(good_dir)
+    assert [u.id for u in report.utterances] == ["u1"] and report.skipped[0][0] == "u2"
 
 
 def test_prepare_kaldi_with_nothing_usable_fails_and_writes_no_manifest(tmp_path, capsys):
@@ -304,3 +312,32 @@ def test_split_by_speaker_refuses_a_negative_count():
     utts = [Utterance("a.wav", 1.0, "x", speaker=s, id=s) for s in ("s1", "s2")]
     with pytest.raises(CorpusError, match="cannot hold out -1"):
         split_by_speaker(utts, -1)
+
+
+def test_a_prepare_that_would_write_the_same_manifests_leaves_them_and_their_times_as_they_were(good_dir, tmp_path):
+    from asr.corpora import write_splits
+
+    report = import_kaldi_dir(good_dir)
+    out = tmp_path / "manifests"
+    out.mkdir()
+    write_splits(out, {"train": report})
+    os.utime(out / "train.jsonl", (1_000_000_000, 1_000_000_000))
+    write_splits(out, {"train": import_kaldi_dir(good_dir)})
+    assert (out / "train.jsonl").stat().st_mtime == 1_000_000_000
+    write_splits(out, {"train": type(report)(report.utterances[:1])})  # other contents: written anew
+    assert (out / "train.jsonl").stat().st_mtime > 1_000_000_000 and len(read_manifest(out / "train.jsonl")) == 1
+
+
+def test_kaldi_non_speech_tags_are_left_out_of_the_transcripts_and_said_once(good_dir):
+    (good_dir / "text").write_text("u1 [noise] HELLO <unk> WORLD [laughter]\nu2 [noise]\n")
+    report = import_kaldi_dir(good_dir)
+    assert [(u.id, u.text) for u in report.utterances] == [("u1", "HELLO WORLD")]
+    assert report.skipped[0][0] == "u2" and "empty transcript" in report.skipped[0][1]  # nothing said in it
+    assert report.notes == [f"{good_dir / 'text'}: left out 4 non-speech tag(s) of Kaldi's transcripts "
+                            "([noise], <unk>, [laughter]): no one says them"]
+
+
+def test_brackets_inside_a_word_or_around_several_words_are_kept_as_text(good_dir):
+    (good_dir / "text").write_text("u1 HELLO [THE WORLD]\nu2 a<b c[d]\n")
+    report = import_kaldi_dir(good_dir)
+    assert sorted(u.text for u in report.utterances) == ["HELLO [THE WORLD]", "a<b c[d]"] and report.notes == []

@@ -144,6 +144,18 @@ def test_an4_without_fileids_finds_audio_by_the_utterance_name(tmp_path):
     assert len(reports["train"].utterances) + len(reports["valid"].utterances) == 4 and not reports["train"].skipped
 
 
+def test_an4_skips_a_non_utf8_transcription_line_once_under_its_utterance_name(tmp_path):
+    an4 = make_an4(tmp_path, n_train=4, n_test=2)
+    trans = an4 / "etc" / "an4_train.transcription"
+    lines = trans.read_bytes().splitlines()
+    trans.write_bytes(b"\n".join([lines[0].replace(b"<s> ", b"<s> CAF\xc9 "), *lines[1:]]) + b"\n")
+    source = lines[0].decode().rsplit("(", 1)[1].rstrip(")")
+    reports = prepare_an4(an4, tmp_path / "data", valid_speakers=1)
+    assert reports["train"].skipped == [(source, f"{trans}:1: not UTF-8 text (byte 0xc9); convert it first, "
+                                                 "e.g. iconv -f latin1 -t utf-8")]
+    assert len(reports["train"].utterances) + len(reports["valid"].utterances) == 3
+
+
 def test_an4_reports_malformed_lines_and_absent_audio(tmp_path):
     an4 = make_an4(tmp_path, n_train=6, n_test=2)
     trans = an4 / "etc" / "an4_train.transcription"
@@ -501,21 +513,27 @@ def test_negative_valid_speakers_is_refused_by_the_command_line(tmp_path, capsys
     assert exit_.value.code == 2 and "at least 0" in capsys.readouterr().err
 
 
-def test_a_non_utf8_byte_in_a_transcript_file_names_the_file_and_line(libri, tmp_path):
+def test_a_non_utf8_line_in_a_transcript_file_skips_that_utterance_naming_the_file_and_line(libri, tmp_path):
     src, _ = libri
     trans = sorted(src.glob("LibriSpeech/train-clean-100/*/*/*.trans.txt"))[0]
-    trans.write_bytes(trans.read_bytes() + b"9-9-9999 CAF\xc9\n")
-    line = trans.read_bytes().count(b"\n")
-    with pytest.raises(CorpusError, match=rf"{trans.name}:{line}: not UTF-8"):
-        prepare_librispeech(src, tmp_path / "data")
+    lines = trans.read_bytes().splitlines()
+    bad_id = lines[0].split()[0].decode()
+    trans.write_bytes(b"\n".join([lines[0] + b" CAF\xc9", *lines[1:]]) + b"\n")
+    reports = prepare_librispeech(src, tmp_path / "data")
+    assert reasons(reports["train"])[bad_id] == (f"{trans}:1: not UTF-8 text (byte 0xc9); convert it first, "
+                                                  "e.g. iconv -f latin1 -t utf-8")
+    kept = {u.id for u in reports["train"].utterances}
+    assert bad_id not in kept and {line.split()[0].decode() for line in lines[1:]} <= kept
 
 
-def test_a_non_utf8_byte_in_a_commonvoice_tsv_names_the_file(tmp_path):
+def test_a_non_utf8_line_in_a_commonvoice_tsv_skips_that_row_alone(tmp_path):
     lang = make_commonvoice(tmp_path / "cv")
     tsv = lang / "train.tsv"
+    rows = tsv.read_bytes().count(b"\n")
     tsv.write_bytes(tsv.read_bytes() + b"x\tcaf\xe9.mp3\tcaf\xe9\n")
-    with pytest.raises(CorpusError, match=r"train.tsv:\d+: not UTF-8"):
-        prepare_commonvoice(tmp_path / "cv", tmp_path / "data")
+    report = prepare_commonvoice(tmp_path / "cv", tmp_path / "data")["train"]
+    assert reasons(report)[f"train.tsv:{rows + 1}"].startswith(f"{tsv}:{rows + 1}: not UTF-8 text (byte 0xe9)")
+    assert len(report.utterances) == rows - 1  # every row but the header
 
 
 def test_own_table_row_with_an_empty_path_is_skipped_naming_its_line(tmp_path):
@@ -534,11 +552,12 @@ def test_own_table_saved_as_utf16_is_read_by_its_bom(tmp_path):
     assert len(report.utterances) == 4 and report.skipped == []
 
 
-def test_a_non_utf8_byte_in_an_own_table_names_its_file_and_line(tmp_path):
+def test_a_non_utf8_row_in_an_own_table_is_skipped_naming_its_file_and_line(tmp_path):
     table = make_own_table(tmp_path / "mine", n=4)
     table.write_bytes(table.read_bytes() + b"audio/a00.flac,caf\xe9,s0\n")
-    with pytest.raises(CorpusError, match=r"metadata.csv:6: not UTF-8 text \(byte 0xe9\)"):
-        prepare_own_data(table, tmp_path / "data")
+    report = prepare_own_data(table, tmp_path / "data")["train"]
+    assert reasons(report)["metadata.csv:6"].startswith(f"{table}:6: not UTF-8 text (byte 0xe9)")
+    assert len(report.utterances) == 4
 
 
 def test_own_folder_pairs_upper_case_wav_and_txt_names(tmp_path):

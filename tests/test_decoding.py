@@ -398,6 +398,17 @@ def test_nbest_gives_distinct_transcripts_best_first(word_lm):
     assert nbest[0].text == "the cat sat on the mat"
 
 
+def test_nbest_lists_each_transcript_once_though_paths_differ_in_a_separator_or_an_unfinished_word(word_lm):
+    # a last frame as likely | as blank: "the|cat|" and "the|cat" are one transcript
+    lp = ctc_log_probs(TOKENIZER, spelled_frames("the cat")[:-1] + [{"|": 0.5, "<blank>": 0.5}])
+    nbest = BeamSearchDecoder(TOKENIZER, options=BeamSearchOptions(nbest=4)).decode_nbest(*lp)[0]
+    assert [h.text for h in nbest][0] == "the cat" and len({h.text for h in nbest}) == len(nbest) == 4
+    # a small lexicon search whose paths went on into unfinished words ("the|cat|sa", "the|cat|a")
+    lp = ctc_log_probs(TOKENIZER, spelled_frames("the cat sa"))
+    nbest = BeamSearchDecoder(TOKENIZER, lm=word_lm, options=BeamSearchOptions(nbest=4, beam_size=2)).decode_nbest(*lp)[0]
+    assert [h.text for h in nbest] == ["the cat"]
+
+
 def test_worker_processes_give_the_same_results_as_one(word_lm):
     texts = ["the cat sat", "a mat", "the dog sat on a mat"]
     batch = [ctc_log_probs(TOKENIZER, spelled_frames(t))[0][0] for t in texts]

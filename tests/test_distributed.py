@@ -184,3 +184,32 @@ def test_a_missing_manifest_is_refused_before_any_process_starts(tiny_corpus, tm
         wrong = next(iter(given.values()))
         problem = "manifest not found" if wrong != tmp_path else "a directory, not a manifest"
         assert status == 2 and capsys.readouterr().err.startswith(f"asr: {wrong}: {problem}")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
+def test_a_multi_process_run_asking_for_cuda_without_it_is_refused_in_one_line_with_exit_status_2(
+        tiny_corpus, tmp_path):
+    cmd = [sys.executable, "-m", "asr.cli", "train", "configs/small.yaml",
+           f"train.train_manifest={tiny_corpus / 'train.jsonl'}", f"train.output_dir={tmp_path / 'run'}",
+           "train.device=cuda", *TINY, "--gpus", "2"]
+    done = subprocess.run(cmd, cwd=REPO_ROOT, capture_output=True, text=True, timeout=300,
+                          env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2, done.stderr[-3000:]
+    assert done.stderr.splitlines() == ["asr: train.device=cuda was asked for, but no CUDA device is available"]
+
+
+def test_a_process_beyond_the_machine_s_gpus_is_refused_by_name_before_it_joins_the_others(monkeypatch):
+    import asr.distributed as distributed
+    from asr.config import ConfigError
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda i: pytest.fail(f"set_device({i})"))
+    monkeypatch.setattr(distributed.dist, "init_process_group", lambda *a, **k: pytest.fail("joined the others"))
+    monkeypatch.setenv("WORLD_SIZE", "3")
+    monkeypatch.setenv("RANK", "2")
+    monkeypatch.setenv("LOCAL_RANK", "2")
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "3")
+    with pytest.raises(ConfigError, match=r"^train.device=auto: 3 processes on this machine but 2 CUDA device\(s\); "
+                                          r"give --gpus 2 at most$"):
+        distributed.setup("auto")

@@ -136,6 +136,16 @@ def test_a_complete_part_file_is_finished_without_downloading_again(server, tmp_
     assert (tmp_path / "a.bin").read_bytes() == BLOB
 
 
+def test_a_part_file_longer_than_the_served_file_is_downloaded_anew_even_without_a_checksum(server, tmp_path, capsys):
+    (server.root / "a.bin").write_bytes(BLOB)
+    (tmp_path / "a.bin.part").write_bytes(BLOB + b"a longer file once stood at this URL")
+    fetch(f"{server.url}/a.bin", tmp_path / "a.bin", None, progress=False)
+    assert (tmp_path / "a.bin").read_bytes() == BLOB
+    assert server.requests[-1] == ("/a.bin", None)
+    assert f"a.bin.part: {len(BLOB) + 36} bytes, but the file on the server has {len(BLOB)}; starting over" \
+        in capsys.readouterr().err
+
+
 def test_a_checksum_mismatch_is_an_error_and_the_bad_download_is_deleted(server, tmp_path):
     (server.root / "a.bin").write_bytes(BLOB)
     with pytest.raises(DownloadError, match="checksum mismatch.*deleted it"):

@@ -74,3 +74,22 @@ def test_evaluate_warns_that_references_with_no_words_after_normalization_give_n
     assert warning == [f"asr: warning: {tmp_path / 'm.jsonl'}: the references have no words after normalization, "
                        f"so no error rate can be given ({json.loads(captured.out.splitlines()[-1])['insertions']} "
                        "hypothesis word(s), all insertions)"]
+
+
+def test_evaluate_warns_when_references_hold_characters_the_model_cannot_write(tiny_model_dir, tmp_path, capsys):
+    import json
+
+    from asr.cli import main
+    from asr.model_dir import load_model_dir
+
+    alphabet = set(load_model_dir(tiny_model_dir, device="cpu").tokenizer.tokens)
+    assert not {"7", "9"} & alphabet  # digits: as for a model trained on spelled-out numbers
+    sf.write(str(tmp_path / "tone.wav"), 0.5 * np.sin(np.arange(RATE) / 3.0).astype(np.float32), RATE)
+    a, b = sorted(c for c in alphabet if c.isalpha() and len(c) == 1)[:2]
+    rows = [{"id": f"u{i}", "audio_filepath": str(tmp_path / "tone.wav"), "duration": 1.0, "text": text}
+            for i, text in enumerate((f"{a}{b} 7 {a} 9", f"{b} 77", a * 2))]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
+    assert main(["evaluate", str(tmp_path / "m.jsonl"), "--model", str(tiny_model_dir), "--json"]) == 0
+    warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
+    assert warnings == [f"asr: warning: {tmp_path / 'm.jsonl'}: 2 reference(s) hold characters it has no token for "
+                        "('7' '9'): they count as errors whatever the model hears"]

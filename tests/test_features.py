@@ -87,6 +87,21 @@ def test_an_utterance_has_the_same_features_alone_and_padded_in_a_batch(kind):
     assert together[0, n[0]:].abs().max() == 0  # padding frames are zero
 
 
+@pytest.mark.parametrize("preemphasis", [0.0, 0.97])
+@pytest.mark.parametrize("padding", ["more audio", "NaN"])
+def test_samples_past_an_utterances_length_never_reach_its_features(preemphasis, padding):
+    # a batch need not be zero padded: a reused buffer, or a longer clip cut short by its length
+    ext = FeatureExtractor(FeatureConfig(preemphasis=preemphasis))
+    wave = torch.from_numpy(speechlike(1.0))
+    alone, n_alone = ext(wave[None, :9000], torch.tensor([9000]))
+    if padding == "NaN":
+        wave[9000:] = float("nan")
+    cut, n = ext(wave[None], torch.tensor([9000]))
+    assert n[0] == n_alone[0]
+    torch.testing.assert_close(cut[0, : n[0]], alone[0], atol=1e-5, rtol=1e-5)
+    assert cut[0, n[0]:].abs().max() == 0
+
+
 def test_global_statistics_equal_mean_and_std_of_all_valid_frames():
     feats = torch.randn(3, 10, 4) * 2 + 1
     lengths = torch.tensor([10, 6, 3])
@@ -155,3 +170,9 @@ def test_frontend_applies_specaugment_only_in_training_mode():
 def test_feature_config_rejects_unknown_kind():
     with pytest.raises(ValueError, match="features.kind"):
         dataclasses.replace(FeatureConfig(), kind="wavelets")
+
+
+def test_integer_pcm_is_refused_rather_than_read_as_samples_32768_times_too_loud():
+    extractor = FeatureExtractor(FeatureConfig())
+    with pytest.raises(TypeError, match="not torch.int16 .*divide int16 PCM by 32768"):
+        extractor(torch.zeros(1, 1600, dtype=torch.int16), torch.tensor([1600]))

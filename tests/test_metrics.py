@@ -5,7 +5,7 @@ import warnings
 
 import pytest
 
-from asr.metrics import ErrorCounts, cer, char_errors, oracle_word_errors, wer, word_errors
+from asr.metrics import ErrorCounts, cer, char_errors, wer, word_errors
 
 
 def test_one_substituted_word_is_one_substitution():
@@ -94,20 +94,6 @@ def test_a_rate_over_no_reference_units_is_undefined_where_asked_while_the_total
     assert silent.rate_or_none is None and silent.rate == 1.0  # totals keep their convention
     assert word_errors(["a b"], ["a c"]).rate_or_none == pytest.approx(0.5)
     assert ErrorCounts(0, 0, 0, 0).rate_or_none is None
-
-def test_the_oracle_takes_each_utterance_s_best_candidate():
-    refs = ["the cat sat", "a dog"]
-    candidates = [["the hat sat", "the cat sat", "cat"], ["a frog", "the frog runs"]]
-    assert oracle_word_errors(refs, candidates) == word_errors(refs, ["the cat sat", "a frog"])
-    assert oracle_word_errors(refs, candidates).errors == 1
-
-
-def test_the_oracle_of_one_candidate_each_is_its_plain_error_count_and_no_candidate_is_silence():
-    refs, hyps = ["the cat sat", "a dog"], ["the hat", "a dog barks"]
-    assert oracle_word_errors(refs, [[h] for h in hyps]) == word_errors(refs, hyps)
-    assert oracle_word_errors(["a dog"], [[]]) == ErrorCounts(0, 2, 0, 2)
-    with pytest.raises(ValueError, match="candidate lists"):
-        oracle_word_errors(refs, [["x"]])
 
 
 def test_bootstrap_interval_excludes_zero_only_when_one_system_is_consistently_better():

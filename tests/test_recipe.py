@@ -476,10 +476,12 @@ with open(pathlib.Path(sys.argv[0]).parent / "calls.jsonl", "a") as log:
     log.write(json.dumps(args) + "\\n")
 if args[0] == os.environ.get("FAKE_ASR_FAILS"):  # a command that fails at once (e.g. a mistyped override)
     sys.exit(f"{args[0]} failed")
-if args[0] == "prepare":  # prepare folder SRC DATA ...
+if args[0] == "prepare":  # prepare folder SRC DATA ...: as asr prepare, the same manifests again are left as they were
     pathlib.Path(args[3]).mkdir(parents=True, exist_ok=True)
     for split in ("train", "valid"):
-        pathlib.Path(args[3], split + ".jsonl").write_text("")
+        manifest = pathlib.Path(args[3], split + ".jsonl")
+        if not manifest.exists() or manifest.read_text() != "":
+            manifest.write_text("")
 elif args[0] == "train":  # as asr train: a folder that holds a run is resumed or refused
     run = pathlib.Path(next(a for a in args if a.startswith("train.output_dir=")).split("=", 1)[1])
     if (run / "best").exists() and "--resume" not in args:
@@ -620,6 +622,15 @@ def test_lm_and_tuning_arguments_redo_their_stages_and_those_after_them_but_not_
     assert done.returncode == 0, done.stderr
     assert names(calls) == redone  # the greedy evaluation, of the same model, stays
     assert up_to_date(tmp_path, change)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_prepare_redone_that_writes_the_same_manifests_redoes_nothing_after_it_nor_itself_again(tmp_path):
+    own_data(tmp_path)
+    done, calls = own_data(tmp_path, "SRC=./x")  # other arguments, the same manifests
+    assert done.returncode == 0, done.stderr
+    assert "prepare: arguments changed, redoing" in done.stdout and names(calls) == ["prepare"]
+    assert up_to_date(tmp_path, "SRC=./x")
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")

@@ -11,7 +11,7 @@ import torch
 from asr.cli import main
 from asr.decoding_config import write_decoding_defaults
 from asr.lm import build_lm
-from asr.metrics import oracle_word_errors, word_errors
+from asr.metrics import word_errors
 from asr.rescoring import (Candidates, PieceTable, RescoringError, RescoringOptions, RescoringTranscriber,
                            RescoringTuneResult, WordLM, ctc_log_likelihoods)
 from asr.rescoring_files import read_rescoring, write_rescoring
@@ -56,6 +56,12 @@ def test_a_candidate_that_one_system_cannot_spell_is_out_unless_none_is_left():
     assert c.best(RescoringOptions((1.0, 0.5))) in (0, 1)  # still answers
 
 
+def oracle_word_errors(references, candidates):
+    """By brute force: jiwer's errors of each utterance's best candidate (none: silence)."""
+    return word_errors(references, [min(texts or [""], key=lambda h: word_errors([ref], [h]).errors)
+                                    for ref, texts in zip(references, candidates)])
+
+
 def test_the_oracle_wer_is_jiwer_s_wer_of_each_utterance_s_best_candidate():
     # uncut utterances (one with no candidate, one with an empty reference, unequal list lengths
     # that leave padding in the table) and a cut one, whose pieces are joined
@@ -88,6 +94,9 @@ def test_the_settings_file_round_trips_and_a_bad_one_is_named(tmp_path):
     (tmp_path / "worse.yaml").write_text("just text\n")
     with pytest.raises(RescoringError, match="worse.yaml: not a rescoring file"):
         read_rescoring(tmp_path / "worse.yaml")
+    (tmp_path / "twice.yaml").write_text("models: [a, b]\nweights: [1, 1]\nlm_weight: 1\nword_score: 0\nlm_weight: 2\n")
+    with pytest.raises(RescoringError, match=r"twice.yaml:5:1: the key 'lm_weight' is given twice \(first on line 3\)"):
+        read_rescoring(tmp_path / "twice.yaml")
 
 
 @pytest.fixture(scope="module")

@@ -196,3 +196,44 @@ def test_the_best_weights_so_far_stay_hidden_until_training_ends_so_an_interrupt
                 log=lambda line: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dev.txt", "lm", "train.txt"]
     assert load_rnnlm(tmp_path / "lm").words
+
+
+def test_dev_text_with_no_sentences_is_refused_not_taken_for_no_dev_text(tmp_path):
+    (tmp_path / "t.txt").write_text("the cat sat\n")
+    (tmp_path / "dev.txt").write_text("\n")
+    with pytest.raises(RNNLMError, match=r"dev.txt: no sentences \(dev text\)"):
+        train_rnnlm([tmp_path / "t.txt"], tmp_path / "lm", dev=[tmp_path / "dev.txt"], options=SMALL)
+    assert not (tmp_path / "lm").exists()
+
+
+@pytest.mark.parametrize("repeats", [[0], [1, 0], [-1, 2]])
+def test_repeat_counts_below_one_are_refused_not_a_text_silently_left_out(tmp_path, repeats):
+    for name in ("a.txt", "b.txt"):
+        (tmp_path / name).write_text("the cat sat\n")
+    texts = [tmp_path / "a.txt", tmp_path / "b.txt"][: len(repeats)]
+    with pytest.raises(RNNLMError, match="repeat counts must be whole numbers of at least 1"):
+        train_rnnlm(texts, tmp_path / "lm", repeats=repeats, options=SMALL)
+    assert not (tmp_path / "lm").exists()
+
+
+def test_the_perplexity_of_no_sentences_is_refused_not_a_perfect_score():
+    with pytest.raises(RNNLMError, match="no sentences to score"):
+        perplexity(RecurrentLM(vocabulary([["a"]]), SMALL), [])
+
+
+@pytest.mark.parametrize("file, change", [("words.txt", "hello\nworld\n"), ("config.yaml", "hidden_size: 0"),
+                                          ("config.yaml", "dropout: 1.5")])
+def test_a_damaged_vocabulary_or_config_is_named_with_the_lm_directory(trained, tmp_path, file, change):
+    import shutil
+
+    _, tmp = trained
+    shutil.copytree(tmp / "lm", tmp_path / "damaged")
+    path = tmp_path / "damaged" / file
+    if file == "words.txt":
+        path.write_text(change)
+    else:
+        key = change.split(":")[0]
+        path.write_text("\n".join(f"  {change}" if line.strip().startswith(f"{key}:") else line
+                                  for line in path.read_text().splitlines()) + "\n")
+    with pytest.raises(RNNLMError, match=f"damaged.*{file}"):
+        load_rnnlm(tmp_path / "damaged")

@@ -181,3 +181,15 @@ def test_a_combined_evaluation_counts_each_file_scored_cut_short_once():
     cut = ["a.wav: truncated: 0.5 s of audio where its header declares 1 s"]
     combined = combine_evaluations([evaluation("a cat", cut), evaluation("a hat", cut)])
     assert combined.truncated == cut and combined.summary()["truncated"] == 1
+
+
+def test_a_combined_transcript_of_nothing_keeps_the_confidence_of_the_first_system_that_heard_nothing():
+    # as merge_results does: None is kept for audio no model was run on (silence)
+    nothing = [Result("", 2.0, confidence=0.95), Result("", 2.0, confidence=0.9)]
+    assert combine_results(nothing).confidence == 0.95
+    voted_out = [_result(("go", 0.0, 0.2)), Result("", 10.0, confidence=0.8), Result("", 10.0, confidence=0.7)]
+    out = combine_results(voted_out)
+    assert out.text == "" and out.confidence == 0.8
+    untimed = [Result("go", 10.0), Result("", 10.0, confidence=0.8), Result("", 10.0, confidence=0.7)]
+    assert combine_results(untimed).confidence == 0.8
+    assert combine_results([Result("", 2.0), Result("", 2.0)]).confidence is None

@@ -23,6 +23,15 @@ def test_normalize_keeps_any_apostrophe_inside_a_word_as_a_straight_one(apostrop
     assert normalize_text(f"Don{apostrophe}t") == "don't"
 
 
+@pytest.mark.parametrize("text, expected", [
+    ("don\uff40t", "don't"),  # fullwidth grave accent: NFKC makes it a grave accent, an apostrophe variant
+    ("\u0149 huis", "n huis"),  # Afrikaans 'n as one letter: NFKC makes it a modifier apostrophe and n
+])
+def test_normalize_unifies_the_apostrophes_that_unicode_compatibility_mapping_produces(text, expected):
+    assert normalize_text(text) == expected
+    assert normalize_text(expected) == expected
+
+
 def test_normalize_keeps_several_apostrophes_inside_a_word():
     assert normalize_text("rock'n'roll o\u2019clock") == "rock'n'roll o'clock"
 
@@ -81,6 +90,16 @@ def test_normalize_splits_words_at_a_zero_width_space():
     # Thai and Khmer text marks word boundaries with it
     thai, language = "\u0e44\u0e17\u0e22", "\u0e20\u0e32\u0e29\u0e32"
     assert normalize_text(f"{language}\u200b{thai}") == f"{language} {thai}"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("1,000", "1 000"), ("3.5", "3 5"), ("3:30", "3 30"), ("$5", "5"), ("50%", "50"),
+    ("2nd", "2nd"), ("90s", "90s"), ("1990's", "1990's"), ("\uff11\uff12", "12"),
+])
+def test_normalize_splits_numbers_at_the_punctuation_inside_them_and_drops_symbols_as_the_readme_says(
+        text, expected):
+    # As whisper's basic normalizer: the same rule for training text, references and hypotheses
+    assert normalize_text(text) == expected
 
 
 def test_normalize_composes_decomposed_accents():

@@ -89,6 +89,17 @@ def test_a_vocabulary_with_no_room_beyond_the_characters_is_refused_saying_how_m
     assert len(SubwordTokenizer.build(TEXTS, vocab_size=characters + 1)) == characters + 2
 
 
+def test_words_longer_than_sentencepieces_sentence_limit_are_trained_on_too():
+    # sentencepiece skips "sentences" over 4192 bytes: a character seen only in one was no piece,
+    # and a text of nothing else failed inside sentencepiece (unspaced scripts make long words)
+    long_word = "ab" * 3000 + "q"
+    bpe = SubwordTokenizer.build([long_word, "ab ab cab"], vocab_size=10)
+    assert "q" in bpe.tokens
+    assert bpe.decode(bpe.encode(long_word)) == long_word
+    only_long = SubwordTokenizer.build(["\u4f60\u597d\u4e16\u754c" * 800], vocab_size=10)
+    assert set(only_long.tokens[2:]) >= set("\u4f60\u597d\u4e16\u754c")
+
+
 def test_the_vocabulary_size_is_sentencepieces_minus_its_unknown_plus_blank_and_separator():
     texts = ["".join(chr(97 + (i * 7 + j) % 26) for j in range(6)) for i in range(300)]
     assert len(SubwordTokenizer.build(texts, vocab_size=60)) == 61

@@ -238,3 +238,36 @@ def test_warmup_longer_than_the_run_is_warned_about_at_the_start_with_the_rate_t
             "0.67% of train.lr=0.0015, and never decays") in capsys.readouterr().err
     logged = [json.loads(line)["lr"] for line in (run / "log.jsonl").read_text().splitlines()]
     assert logged == pytest.approx([5e-06, 1e-05])  # each epoch's last step's rate: not the step after it
+
+
+def _silence_on_rank(rank, folder, silent):
+    """One of two gloo processes: warn_of_silence of the silent utterances this rank saw; the log of
+    the first rank goes to folder/said.txt."""
+    import io
+    import sys
+    from types import SimpleNamespace
+
+    import torch.distributed as dist
+
+    from asr.data import Utterance
+    from asr.distributed import Dist
+    from asr.train_checks import warn_of_silence
+
+    dist.init_process_group("gloo", init_method=f"file://{folder}/store", rank=rank, world_size=2)
+    sys.stderr = said = io.StringIO()
+    dataset = SimpleNamespace(utterances=[Utterance(f"{i}.wav", 1.0, "so", id=f"u{i}") for i in range(6)])
+    warn_of_silence("train.jsonl", dataset, silent[rank], Dist(rank, 2), "cpu")
+    dist.destroy_process_group()
+    if rank == 0:
+        (folder / "said.txt").write_text(said.getvalue())
+
+
+def test_silent_utterances_seen_by_two_ranks_are_counted_once_and_all_named(tmp_path):
+    # the last round of an epoch's batches is filled with its first ones, so another rank may see
+    # a silent utterance the first one saw too; and the first one names those only others saw
+    import torch.multiprocessing as mp
+
+    mp.start_processes(_silence_on_rank, args=(tmp_path, [[0], [0, 3]]), nprocs=2, start_method="spawn")
+    said = (tmp_path / "said.txt").read_text()
+    assert "silent train utterance u0: 0.wav" in said and "silent train utterance u3: 3.wav" in said
+    assert "warning: train.jsonl: 2 train utterance(s) are digital silence" in said
