@@ -8,8 +8,8 @@ A CTC model marks each letter with a one-frame spike, often early, so a word's l
 not where its sound ends ("elephant" in examples/: spike at 2.48 s, sound to 2.8 s). A word's
 end is therefore moved on (``extend_word_ends``) through the frames that still sound, up to the
 next word's start, a pause, or ``max_tail`` frames; starts stay at the first spike. "Sound" is
-judged against the word's own level and the recording's noise floor, so cutting a file at other
-points gives the same times.
+judged against the word's own level and the noise floor of the audio decoded (a cut file's:
+each segment's), so cutting a file at other points gives the same times.
 
 Confidence comes from the model's posteriors along that path: a letter's confidence is its mean
 posterior over its frames, a word's the lowest of its letters' (one doubtful letter makes a

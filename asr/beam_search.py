@@ -24,6 +24,7 @@ import multiprocessing as mp
 import os
 import signal
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -107,6 +108,7 @@ class BeamSearchDecoder(Decoder):
         self.space = space or SearchSpace.load(tokenizer, lm, lexicon, hotwords)
         self.notes = self.space.notes
         self._pool: ProcessPoolExecutor | None = None
+        self._pool_size = 0
         self._search = self._build()
 
     def with_options(self, workers: int | None = None, **changes) -> "BeamSearchDecoder":
@@ -225,10 +227,16 @@ class BeamSearchDecoder(Decoder):
     def decode_nbest(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
         items = [log_probs[b, : int(lengths[b])].detach().float().cpu().numpy() for b in range(log_probs.shape[0])]
         if self.workers > 1 and len(items) > 1 and "fork" in mp.get_all_start_methods():
+            # a forking pool starts all its processes at once: no more than the batch has utterances
+            # (3 files with --decode-workers 8 forked 8, and a package's 4 systems 32)
+            size = min(self.workers, len(items))
+            if self._pool is not None and self._pool_size < size:
+                self.close()
             if self._pool is None:
-                self._pool = ProcessPoolExecutor(self.workers, mp_context=mp.get_context("fork"),
+                self._pool = ProcessPoolExecutor(size, mp_context=mp.get_context("fork"),
                                                  initializer=set_worker, initargs=(self,))
-            chunk = max(1, len(items) // (4 * self.workers))
+                self._pool_size = size
+            chunk = max(1, len(items) // (4 * self._pool_size))
             try:
                 with signals_held():  # the workers fork as the work is handed out
                     results = self._pool.map(worker_search, items, chunksize=chunk)
@@ -236,6 +244,15 @@ class BeamSearchDecoder(Decoder):
             except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (asr.cli raises it as one): not the whole batch first
                 self.close(stop=True)
                 raise
+            except BrokenProcessPool:  # a worker killed (out of memory?): said once, and the next batch forks anew
+                # the others too: the pool ends them with SIGTERM, which a worker takes as "stop after
+                # this search" (asr.search_workers) and so never exits, and exit would wait for them
+                for pid in list(getattr(self._pool, "_processes", None) or {}):
+                    with suppress(ProcessLookupError):
+                        os.kill(pid, signal.SIGKILL)
+                self.close(stop=True)
+                raise LMError("a beam search worker process died (out of memory?); run again with fewer "
+                              "--decode-workers, or 1") from None
         else:
             raw = [self._search_one(e) for e in items]
         return [[self._hypothesis(*r) for r in results] for results in raw]

@@ -269,7 +269,7 @@ def _combined_outcomes(systems, paths, progress, note):
 
 def cmd_export(args) -> int:
     from asr.atomic import atomic_dir, check_writable, occupied
-    from asr.decoding_config import DECODING_FILE, PRIORS_FILE, package_lm, packaged_files
+    from asr.decoding_config import DECODING_FILE, PRIORS_FILE, carried_files, package_lm
     from asr.model_dir import load_model_dir, make_portable, save_model_dir
 
     from asr.rescoring_files import RESCORING_FILE
@@ -307,7 +307,7 @@ def cmd_export(args) -> int:
     if (taken := occupied(dst)) and not args.force:
         raise RuntimeError(f"{dst}: {taken}; give a new directory, or --force to replace it and all it holds")
     check_writable(dst.resolve(), directory=True)  # DST is staged beside it (beside its target, for a link)
-    carried = {p.name: p for p in packaged_files(loaded.path)}  # tuned settings and a packaged LM
+    carried = carried_files(loaded.path)  # tuned settings and a packaged LM (one outside it: copied in)
     if args.lm:  # keep the tuned weights and the token priors; the LM is replaced
         carried = {name: p for name, p in carried.items() if name in (DECODING_FILE, PRIORS_FILE)}
     notes = []

@@ -123,11 +123,16 @@ def _unchanged(path: Path, utterances: list[Utterance]) -> bool:
         return False
 
 
-def read_text(path: Path, bad: dict[int, str] | None = None) -> str:
+# What a byte that is not UTF-8 reads as in a lenient ``read_text``: a line holding it is skipped.
+DAMAGED = "\ufffd"
+
+
+def read_text(path: Path, lenient: bool = False) -> str:
     """A corpus text file: UTF-8 (a BOM dropped), or UTF-16 by its BOM (Notepad's "Unicode"). A byte
-    that is not text in it is a one-line error naming the file and line; with ``bad``, such a line is
-    read with U+FFFD for its bad bytes and ``bad[line]`` says why, so that a table of transcripts
-    loses that line's utterance alone (the caller skips it) and not the whole corpus."""
+    that is not text in it is a one-line error naming the file and line; ``lenient``, it reads as
+    U+FFFD (``DAMAGED``), so that a table of transcripts loses the lines that hold one (the caller
+    skips them, ``not_utf8`` says why) and not the whole corpus. Lines are told by their content,
+    not their number: a quoted line break or a blank line counts differently in each reader."""
     data = path.read_bytes()
     encoding = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
     try:
@@ -137,19 +142,14 @@ def read_text(path: Path, bad: dict[int, str] | None = None) -> str:
         if encoding == "utf-16":
             raise CorpusError(f"{path}:{line}: not UTF-16 text, though it starts with UTF-16's BOM "
                               f"({e.reason})") from None
-        if bad is None:
-            raise CorpusError(_not_utf8(path, line, data[e.start])) from None
-    lines = data.split(b"\n")
-    for number, raw in enumerate(lines, 1):
-        try:
-            raw.decode(encoding)
-        except UnicodeDecodeError as e:
-            bad[number] = _not_utf8(path, number, raw[e.start])
+        if not lenient:
+            raise CorpusError(not_utf8(path, line, data[e.start])) from None
     return data.decode(encoding, errors="replace")
 
 
-def _not_utf8(path: Path, line: int, byte: int) -> str:
-    return f"{path}:{line}: not UTF-8 text (byte {byte:#04x}); convert it first, e.g. iconv -f latin1 -t utf-8"
+def not_utf8(path: Path, line: int, byte: int | None = None) -> str:
+    what = f" (byte {byte:#04x})" if byte is not None else ""
+    return f"{path}:{line}: not UTF-8 text{what}; convert it first, e.g. iconv -f latin1 -t utf-8"
 
 
 def read_kaldi_table(path: Path, required: bool = True) -> tuple[dict[str, str], list[tuple[str, str]]]:
@@ -158,14 +158,14 @@ def read_kaldi_table(path: Path, required: bool = True) -> tuple[dict[str, str],
         if required:
             raise CorpusError(f"{path}: missing (a Kaldi data dir needs wav.scp and text)")
         return {}, []
-    table, problems, bad = {}, [], {}
-    for lineno, line in enumerate(read_text(path, bad).splitlines(), 1):
+    table, problems = {}, []
+    for lineno, line in enumerate(read_text(path, lenient=True).splitlines(), 1):
         if not line.strip():
             continue
         parts = line.strip().split(maxsplit=1)
         key = parts[0]
-        if lineno in bad:  # its id is still told apart: the utterance is skipped, not paired with the rest
-            problems.append((key, bad[lineno]))
+        if DAMAGED in line:  # its id is still told apart: the utterance is skipped, not paired with the rest
+            problems.append((key, not_utf8(path, lineno)))
             continue
         if key in table:
             problems.append((key, f"duplicate id in {path.name} (line {lineno})"))
@@ -219,7 +219,7 @@ def import_kaldi_dir(data_dir: str | Path, root: str | Path | None = None) -> Im
                             f"transcripts ({', '.join(t for t, _ in tags.most_common(5))}"
                             f"{', ...' if len(tags) > 5 else ''}): no one says them")
     check_entries(entries, report)
-    for utt_id in texts.keys() - wavs.keys():
+    for utt_id in sorted(texts.keys() - wavs.keys()):  # in a stable order, run to run
         report.skip(utt_id, "transcript without audio in wav.scp")
     return report
 

@@ -20,8 +20,8 @@ import os
 import re
 from pathlib import Path
 
-from asr.corpora import (CorpusError, Entry, ImportReport, check_entries, read_text, split_by_list,
-                         split_by_speaker, split_random, write_splits)
+from asr.corpora import (DAMAGED, CorpusError, Entry, ImportReport, check_entries, not_utf8, read_text,
+                         split_by_list, split_by_speaker, split_random, write_splits)
 
 # --- LibriSpeech ----------------------------------------------------------------------------
 
@@ -54,15 +54,14 @@ def librispeech_entries(src: str | Path, subset: str, report: ImportReport) -> l
     entries, listed = [], set()
     for trans in transcripts:
         speaker = trans.parent.parent.name
-        bad: dict[int, str] = {}
-        for lineno, line in enumerate(read_text(trans, bad).splitlines(), 1):
+        for lineno, line in enumerate(read_text(trans, lenient=True).splitlines(), 1):
             if not line.strip():
                 continue
             utt_id, _, text = line.strip().partition(" ")
             audio = trans.parent / f"{utt_id}.flac"
             listed.add(audio)
-            if lineno in bad:
-                report.skip(utt_id, bad[lineno])
+            if DAMAGED in line:
+                report.skip(utt_id, not_utf8(trans, lineno))
                 continue
             if not text.strip():  # not a transcript that normalizes to nothing: a line that lost its words
                 report.skip(utt_id, f"{trans}:{lineno}: malformed line: an utterance id with no words after it")
@@ -149,15 +148,15 @@ def an4_entries(src: str | Path, split: str, report: ImportReport) -> list[Entry
     if fileids.is_file():
         for line in read_text(fileids).split():
             located[Path(line).name] = root / "wav" / f"{line}.sph"
-    entries, seen_sources, bad = [], set(), {}
-    for lineno, line in enumerate(read_text(trans, bad).splitlines(), 1):
+    entries, seen_sources = [], set()
+    for lineno, line in enumerate(read_text(trans, lenient=True).splitlines(), 1):
         if not line.strip():
             continue
         m = _AN4_LINE.match(line.strip())
-        if lineno in bad:
+        if DAMAGED in line:
             if m is not None:
                 seen_sources.add(m["source"])  # said once, here, not again as "has no line"
-            report.skip(m["source"] if m is not None else f"{trans.name}:{lineno}", bad[lineno])
+            report.skip(m["source"] if m is not None else f"{trans.name}:{lineno}", not_utf8(trans, lineno))
             continue
         if m is None:
             report.skip(f"{trans.name}:{lineno}", f"not '<s> WORDS </s> (utterance-id)': {line.strip()!r}")
@@ -211,17 +210,17 @@ def commonvoice_entries(lang_dir: Path, name: str, report: ImportReport) -> list
     tsv = lang_dir / f"{name}.tsv"
     if not tsv.is_file():
         raise CorpusError(f"{tsv}: not found")
-    entries, bad = [], {}
-    with io.StringIO(read_text(tsv, bad), newline="") as f:
+    entries = []
+    with io.StringIO(read_text(tsv, lenient=True), newline="") as f:
         # Sentences may contain quotes; Common Voice's TSVs are not quoted.
         reader = csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE)
         missing = {"path", "sentence"} - set(reader.fieldnames or ())
         if missing:
             raise CorpusError(f"{tsv}: no column(s) {', '.join(sorted(missing))} in its header")
-        for lineno, row in enumerate(reader, 2):
-            where = f"{tsv.name}:{lineno}"
-            if lineno in bad:
-                report.skip(where, bad[lineno])
+        for row in reader:
+            where = f"{tsv.name}:{reader.line_num}"  # the file's line (a blank one is no row)
+            if DAMAGED in str(list(row.values())):
+                report.skip(where, not_utf8(tsv, reader.line_num))
                 continue
             if None in row or row.get("sentence") is None:
                 report.skip(where, f"{where}: wrong number of tab-separated fields")
@@ -327,15 +326,16 @@ def table_entries(table: Path, report: ImportReport) -> list[Entry]:
     # TSV is never quoted (Kaldi, Common Voice): a text starting with " must not swallow the rows after it.
     quoting = csv.QUOTE_NONE if delimiter == "\t" else csv.QUOTE_MINIMAL
     # read_text: Excel's BOM (it would hide the header) dropped, its UTF-16 "Unicode Text" read, a bad line named
-    bad: dict[int, str] = {}
-    with io.StringIO(read_text(table, bad), newline="") as f:
+    with io.StringIO(read_text(table, lenient=True), newline="") as f:
         try:
-            rows = list(csv.reader(f, delimiter=delimiter, quoting=quoting))
+            reader, rows = csv.reader(f, delimiter=delimiter, quoting=quoting), []
+            for row in reader:  # each with the line it starts on (a quoted field may hold line breaks)
+                rows.append((reader.line_num - sum(cell.count("\n") for cell in row), row))
         except csv.Error as e:
             raise CorpusError(f"{table}: not a readable {'CSV' if delimiter == ',' else 'TSV'} ({e})") from None
     columns: dict[str, int | None] = {"path": 0, "text": 1, "speaker": 2, "id": None}
     start = 0
-    header = [c.strip().lower() for c in rows[0]] if rows else []
+    header = [c.strip().lower() for c in rows[0][1]] if rows else []
     if set(header) & set(_PATH_COLUMNS) and set(header) & set(_TEXT_COLUMNS):
         def pick(names):
             return next((header.index(n) for n in names if n in header), None)
@@ -343,12 +343,12 @@ def table_entries(table: Path, report: ImportReport) -> list[Entry]:
                    "speaker": pick(_SPEAKER_COLUMNS), "id": pick(_ID_COLUMNS)}
         start = 1
     entries = []
-    for lineno, row in enumerate(rows[start:], start + 1):
+    for lineno, row in rows[start:]:
         where = f"{table.name}:{lineno}"
         if not any(cell.strip() for cell in row):
             continue
-        if lineno in bad:
-            report.skip(where, bad[lineno])
+        if any(DAMAGED in cell for cell in row):
+            report.skip(where, not_utf8(table, lineno))
             continue
         if len(row) <= max(columns["path"], columns["text"]):
             report.skip(where, f"{where}: expected path,text[,speaker] ({'tab' if delimiter != ',' else 'comma'}"

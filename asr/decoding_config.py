@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import shutil
 import subprocess
 import typing
@@ -51,14 +52,19 @@ def read_decoding_defaults(model_dir: str | Path | None) -> dict:
     data = read_yaml_file(path, LMError) or {}  # one line naming the file, as configs say it
     if not isinstance(data, dict):
         raise LMError(f"{path}: expected a mapping of settings")
+    if not isinstance(data.get("tuned") or {}, dict):  # its readers ask it for keys
+        raise LMError(f"{path}: tuned: expected a mapping of what `asr lm tune` recorded, got {data['tuned']!r}")
     return data
 
 
 def write_decoding_defaults(model_dir: str | Path, settings: dict) -> Path:
     """Write MODEL/decoding.yaml atomically (a reader never sees half a file)."""
-    return write_text_atomic(Path(model_dir) / DECODING_FILE,
-                             "# written by `asr lm tune` / `asr export --lm`; beam search starts from these settings\n"
-                             + yaml.safe_dump(settings, sort_keys=False))
+    return write_text_atomic(Path(model_dir) / DECODING_FILE, _decoding_text(settings))
+
+
+def _decoding_text(settings: dict) -> str:
+    return ("# written by `asr lm tune` / `asr export --lm`; beam search starts from these settings\n"
+            + yaml.safe_dump(settings, sort_keys=False))
 
 
 def resolve_options(model_dir: str | Path | None, lm: str | Path | None, **explicit
@@ -129,9 +135,10 @@ def packaged_lm(model_dir: str | Path | None) -> tuple[Path, Path | str | None] 
     lexicon = stored.get("lexicon")
     if lexicon and str(lexicon).lower() != "none":
         lexicon = base / str(lexicon)
-    for path in (lm, lexicon):
-        if isinstance(path, Path) and not path.is_file():
-            raise LMError(f"{base / DECODING_FILE} names {path.name}, which is missing from {base}")
+    for name, path in ((stored["lm"], lm), (stored.get("lexicon"), lexicon)):
+        if isinstance(path, Path) and not path.is_file():  # where it was looked for: ../lm.bin is not in MODEL
+            raise LMError(f"{base / DECODING_FILE} names {name}, which is missing from "
+                          f"{os.path.normpath(path.parent)}")
     return lm, lexicon
 
 
@@ -143,6 +150,28 @@ def packaged_files(model_dir: str | Path) -> list[Path]:
         return priors
     lm_files = packaged_lm(base)
     return [base / DECODING_FILE] + [p for p in (lm_files or ()) if isinstance(p, Path)] + priors
+
+
+def carried_files(model_dir: str | Path) -> dict[str, Path | str]:
+    """``packaged_files`` by the name each takes in a copy of the model directory, as
+    ``save_model_dir``'s ``extra_files``: an LM or lexicon named by a path outside the directory
+    (a package's systems share its LM as ../lm.bin) is copied beside the model, and decoding.yaml,
+    given as text, names it there (else the copy named a file it did not have)."""
+    base = Path(model_dir)
+    files = {p.name: p for p in packaged_files(base)}
+    if DECODING_FILE not in files:
+        return files
+    stored = read_decoding_defaults(base)
+    named = {key: str(stored[key]) for key in ("lm", "lexicon") if stored.get(key)}
+    moved = {key: Path(name).name for key, name in named.items()
+             if name.lower() != "none" and Path(name).name != name}
+    if not moved:
+        return files
+    tuned = stored.get("tuned") or {}
+    if "lm" in moved and tuned.get("lm") and names_file(base, tuned["lm"], base / str(stored["lm"])):
+        stored["tuned"] = {**tuned, "lm": moved["lm"]}  # tuned with the packaged LM: still so in the copy
+    files[DECODING_FILE] = _decoding_text({**stored, **moved})
+    return files
 
 
 def load_log_priors(model_dir: str | Path | None, vocab_size: int) -> list[float] | None:

@@ -138,7 +138,8 @@ def unwritable_note(manifest, tokenizer, references: Sequence[str]) -> str | Non
             counts.update(unknown)
     if not holding:
         return None
-    what = "words it has no pronunciation for" if hasattr(tokenizer, "pronunciations") else "characters it has no token for"
+    what = ("words the model has no pronunciation for" if hasattr(tokenizer, "pronunciations")
+            else "characters the model has no token for")
     shown = " ".join(repr(c) for c, _ in counts.most_common(10)) + (" ..." if len(counts) > 10 else "")
     return (f"warning: {manifest}: {holding} reference(s) hold {what} ({shown}): they count as errors "
             "whatever the model hears")

@@ -57,8 +57,9 @@ def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None,
     """
     divisor = divisor or len(batch.indices)
     layer, weight = inter
-    before = _gradients(model)
+    before = None
     try:
+        before = _gradients(model)  # inside: a copy that runs out of memory has changed nothing, and splits
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
             outputs = model(batch.waveforms, batch.wave_lengths, inter_layer=layer, phones=phone_weight > 0)
         log_probs, out_lengths = outputs[:2]
@@ -83,7 +84,8 @@ def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None,
         return (float(losses[valid].detach().sum()), n_valid, len(batch.indices) - n_valid, bool(torch.isfinite(loss)),
                 phone_sum, n_phone)
     except torch.OutOfMemoryError:
-        _restore(before)  # a backward that failed part way has added to some gradients already
+        if before is not None:  # a backward that failed part way has added to some gradients already
+            _restore(before)
         del before
         if device.type == "cuda":
             torch.cuda.empty_cache()

@@ -2,7 +2,8 @@
 
     {"audio_filepath": "wav/a.flac", "duration": 3.2, "text": "hello", "speaker": "s1", "id": "a"}
 
-A relative ``audio_filepath`` is resolved against the manifest's folder. Reading a line and its
+A relative ``audio_filepath`` is resolved against the manifest's folder (for a manifest given by a
+symlink, the folder of the file it points to). Reading a line and its
 checks are here, torch-free, for the dataset (asr.data, which re-exports these names) and for
 asr.lm, which reads manifests' text without loading torch.
 """
@@ -11,9 +12,10 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from asr.atomic import atomic_open
 
@@ -44,6 +46,8 @@ def manifest_row(line: str, where: str, required: Iterable[str] = REQUIRED) -> d
         row = json.loads(line)
     except json.JSONDecodeError as e:
         raise ManifestError(f"{where}: not valid JSON ({e.msg})") from None
+    except ValueError:  # Python reads no integer of more than 4300 digits
+        raise ManifestError(f"{where}: not valid JSON (a number too long to read)") from None
     if not isinstance(row, dict):
         raise ManifestError(f"{where}: expected a JSON object")
     missing = [k for k in required if k not in row]
@@ -60,12 +64,10 @@ def read_manifest(path: str | Path) -> list[Utterance]:
         raise ManifestError(f"{path}: a directory, not a manifest (JSON lines: asr prepare writes them)")
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as e:  # e.g. an audio file given for the manifest
-        raise ManifestError(f"{path}: not a manifest (not UTF-8 text: {e.reason})") from None
+    # relative audio lies beside the manifest file itself, not beside a link to it
+    base = Path(os.path.realpath(path)).parent if path.is_symlink() else path.parent
     utterances = []
-    for lineno, line in enumerate(text.splitlines(), 1):
+    for lineno, line in _lines(path):
         if not line.strip():
             continue
         where = f"{path}:{lineno}"
@@ -75,12 +77,26 @@ def read_manifest(path: str | Path) -> list[Utterance]:
             raise ManifestError(f"{where}: audio_filepath {audio!r} is not a file path (a non-empty string)")
         audio = Path(audio)
         if not audio.is_absolute():
-            audio = path.parent / audio
+            audio = base / audio
         utterances.append(Utterance(
             audio_filepath=str(audio), duration=_duration(row["duration"], where), text=row["text"],
             speaker=_opt_str(row.get("speaker")), id=_opt_str(row.get("id")),
         ))
     return utterances
+
+
+def _lines(path: Path) -> Iterator[tuple[int, str]]:
+    """(number, text) of each line: split at "\n" alone (str.splitlines would also split a text at
+    U+2028, U+0085, ..., which write_manifest keeps as they are), without a leading byte order mark."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as e:
+                if lineno == 1:  # e.g. an audio file given for the manifest
+                    raise ManifestError(f"{path}: not a manifest (not UTF-8 text: {e.reason})") from None
+                raise ManifestError(f"{path}:{lineno}: not UTF-8 text ({e.reason})") from None
+            yield lineno, line
 
 
 def write_manifest(path: str | Path, utterances: Iterable[Utterance]) -> int:
@@ -96,7 +112,7 @@ def _duration(value, where: str) -> float:
     """Seconds, finite and above 0: batching trusts them (importers write each file's length)."""
     try:
         duration = float(value) if not isinstance(value, bool) else math.nan
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # an integer of 400 digits overflows a float
         raise ManifestError(f"{where}: duration {value!r} is not a number") from None
     if not math.isfinite(duration) or duration <= 0:
         raise ManifestError(f"{where}: duration {value!r} is not a length in seconds (a finite number above 0)")

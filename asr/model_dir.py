@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 from dataclasses import dataclass
 from itertools import takewhile
 from pathlib import Path
@@ -68,12 +69,18 @@ def save_model_dir(path: str | Path, config: Config, model: AcousticModel,
         for name, content in (extra_files or {}).items():  # text to write, a file to copy, or a writer
             if isinstance(content, Path):
                 shutil.copyfile(content, tmp / name)
+                if name.endswith(".json"):  # token_priors.json: refused here, named as the user knows it
+                    _json_object(content)
             elif callable(content):
                 content(tmp / name)
             else:
                 (tmp / name).write_text(content, encoding="utf-8")
+        # safetensors (and torch.save) write 0600; a model is meant to be shared and packaged: each
+        # file as open() makes config.yaml, by the umask
+        mode = stat.S_IMODE((tmp / "config.yaml").stat().st_mode)
         for f in tmp.iterdir():
-            f.chmod(0o644)  # safetensors writes 0600; a model is meant to be shared and packaged
+            if f.is_file():
+                f.chmod(mode)
     return Path(path)
 
 
@@ -170,10 +177,20 @@ def make_portable(model_dir: str | Path) -> None:
         _rewrite_yaml(folder / "rescoring.yaml", _portable_tuned)
         priors = folder / "token_priors.json"
         if priors.is_file():
-            data = json.loads(priors.read_text(encoding="utf-8"))
+            data = _json_object(priors)
             if isinstance(data.get("manifest"), str):
                 data["manifest"] = portable_path(data["manifest"])
                 write_text_atomic(priors, json.dumps(data, indent=1) + "\n")  # as asr.priors writes it
+
+
+def _json_object(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, ValueError) as e:
+        raise ModelDirError(f"{path}: not JSON ({e})") from None
+    if not isinstance(data, dict):
+        raise ModelDirError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
 
 
 def _portable_config(data: dict) -> None:

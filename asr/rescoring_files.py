@@ -58,7 +58,7 @@ def read_rescoring(path: str | Path) -> tuple[list[str], RescoringOptions]:
         options = RescoringOptions(tuple(float(w) for w in data["weights"]), float(data["lm_weight"]),
                                    float(data["word_score"]), int(data.get("nbest", RescoringOptions.nbest)),
                                    rnnlm, float(data.get("rnnlm_lambda", 0.0)), float(data.get("prior_scale", 0.0)))
-    except (yaml.YAMLError, TypeError, KeyError, ValueError, OverflowError) as e:  # (Overflow: nbest .inf)
+    except (TypeError, KeyError, ValueError, OverflowError) as e:  # (Overflow: nbest .inf)
         raise RescoringError(f"{path}: not a rescoring file ({type(e).__name__}: {e})") from None
     if len(models) < (1 if options.rnnlm else 2) or len(models) != len(options.weights):
         raise RescoringError(f"{path}: expected two or more models (or one and an RNN LM) and one weight per model")

@@ -4,7 +4,8 @@ they and their parent take Ctrl-C and SIGTERM.
 Ctrl-C reaches the whole process group, and SIGTERM often does (SLURM): the parent handles them.
 A worker's own KeyboardInterrupt, raised while it waits for work, would print a traceback, and one
 dying leaves the pool broken: a worker finishes the search it is in and refuses the rest, which
-goes back to the parent as a result, not printed.
+goes back to the parent as a result, not printed. A worker whose parent is killed outright
+(SIGKILL: the OOM killer, a batch system after its grace period) ends itself.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import os
 import signal
 import threading
+import time
 from contextlib import contextmanager
 
 import numpy as np
@@ -50,6 +52,15 @@ def set_worker(decoder) -> None:
     _WORKER = decoder
     signal.signal(signal.SIGINT, _stop_searching)
     signal.signal(signal.SIGTERM, _stop_searching)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+
+
+def _exit_with_parent(parent: int, every: float = 1.0) -> None:
+    """An orphaned worker waits for work forever, holding its copy of the LM: it ends instead
+    (once its search, which holds the GIL, is done). Reparented, it has another parent id."""
+    while os.getppid() == parent:
+        time.sleep(every)
+    os._exit(1)
 
 
 def _stop_searching(signum, frame) -> None:

@@ -134,9 +134,8 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     step, start_epoch, skip, nan_run, saved_step = 0, 0, 0, 0, None  # saved_step: of the last checkpoint
-    # the last step that updated the weights (None: none yet), and that step as of the last checkpoint:
-    # weights change only in such steps, so last/ holds that step's weights
-    trained_step = saved_trained = None
+    # the last step that updated the weights (None: none yet), and that step as of the last checkpoint
+    trained_step = saved_trained = None  # (weights change only in such steps: last/ holds that step's)
     # (trained step,) whose weights validated to a non-finite loss, when the latest validation did; and
     # whether last/ holds those weights: no checkpoint to go back to then
     invalid, saved_invalid = None, False
@@ -172,9 +171,10 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         if skip:
             saved = state.get("epoch_totals", carried)
             carried = list(saved) + [0.0] * (len(carried) - len(saved))  # an older state keeps fewer sums
-    # epochs logged after last/ was saved train again, logged once; a finished run averages once
-    averaged, best = trim_log(run_dir, start_epoch, start_epoch >= epochs, best) if state and d.is_main else (False, best)
-    if step < tc.warmup_steps and (warning := warmup_warning(tc.warmup_steps, starts[epochs], tc.lr)):
+    averaged, best = (trim_log(run_dir, start_epoch, start_epoch >= epochs, best) if state and d.is_main
+                      else (False, best))  # epochs logged past last/ are trained and logged again, once
+    warmup = (saved_cfg if state is not None else cfg).train.warmup_steps  # a resumed run keeps its own
+    if step < warmup and (warning := warmup_warning(warmup, starts[epochs], tc.lr)):
         say(warning)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if d.enabled else model
 

@@ -356,7 +356,7 @@ def describe_run(cfg: Config, model, tokenizer, device, d, weight_noise, weight_
     slowest = min(cfg.augment.speed_factors)
     if over := sum(seconds / slowest > tc.batch_seconds for seconds in durations):  # train.max_duration allows it
         say(f"{over} of {len(durations)} training utterances are longer than train.batch_seconds={tc.batch_seconds:g} s"
-            + (f" at speed factor {slowest:g}" if slowest != 1 else "") + ": each makes a batch of its own, over "
+            + (f" at speed factor {slowest:g}" if slowest != 1 else "") + ": each can make a batch of its own, over "
             "that budget")
     say(f"model: {cfg.model.num_layers}x{cfg.model.hidden_size} {cfg.model.cell} "
         f"{'bi' if cfg.model.bidirectional else 'uni'}directional, {model.num_parameters():,} parameters, "

@@ -1,5 +1,10 @@
 """Files the toolkit writes appear whole or not at all (asr.atomic)."""
 import errno
+import os
+import stat
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -94,3 +99,88 @@ def test_a_directory_written_through_a_symlink_replaces_its_target_and_leaves_no
     assert sorted(p.name for p in target.iterdir()) == ["new.txt"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["current", "models"]
     assert sorted(p.name for p in target.parent.iterdir()) == ["v1"]
+
+
+def test_a_file_written_through_a_symlink_replaces_its_target_and_keeps_the_link(tmp_path):
+    (tmp_path / "shared").mkdir()
+    target = tmp_path / "shared" / "decoding.yaml"
+    target.write_text("old\n")
+    link = tmp_path / "decoding.yaml"
+    link.symlink_to(target)
+    write_text_atomic(link, "new\n")
+    assert link.is_symlink() and target.read_text() == "new\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["decoding.yaml", "shared"]
+    assert sorted(p.name for p in target.parent.iterdir()) == ["decoding.yaml"]
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o640, 0o755])
+def test_a_rewritten_file_keeps_the_permissions_it_had(tmp_path, mode):
+    path = tmp_path / "out.txt"
+    path.write_text("old\n")
+    path.chmod(mode)
+    write_text_atomic(path, "new\n")
+    assert stat.S_IMODE(path.stat().st_mode) == mode and path.read_text() == "new\n"
+
+
+def test_a_new_file_gets_the_permissions_the_umask_gives(tmp_path):
+    before = os.umask(0o027)
+    try:
+        write_text_atomic(tmp_path / "out.txt", "new\n")
+    finally:
+        os.umask(before)
+    assert stat.S_IMODE((tmp_path / "out.txt").stat().st_mode) == 0o640
+
+
+def test_a_fifo_is_written_into_not_replaced_by_a_file(tmp_path):
+    # e.g. -o /dev/stdout: renaming a file onto a device or a pipe would replace it for everyone
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    read = []
+    reader = threading.Thread(target=lambda: read.append(fifo.read_text()))
+    reader.start()
+    write_text_atomic(fifo, "through the pipe\n")
+    reader.join(timeout=10)
+    assert read == ["through the pipe\n"] and stat.S_ISFIFO(fifo.stat().st_mode)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pipe"]
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_what_a_killed_writer_left_beside_a_directory_is_removed_by_the_next_write_of_it(tmp_path):
+    dead, alive = dead_pid(), os.getppid()  # a writer gone, and one still at work
+    (tmp_path / f".model.tmp-{dead}").mkdir()
+    (tmp_path / f".model.tmp-{dead}" / "model.safetensors").write_text("half")
+    (tmp_path / f".model.old-{dead}").mkdir()
+    (tmp_path / f".model.tmp-{alive}").mkdir()
+    with atomic_dir(tmp_path / "model") as staged:
+        (staged / "config.yaml").write_text("x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f".model.tmp-{alive}", "model"]
+
+
+def test_a_package_whose_export_is_killed_is_cleared_by_the_next_export(tmp_path):
+    # asr export stages the package, and save_model_dir stages the model inside that: two levels
+    killed = ("import os\nfrom asr.atomic import atomic_dir\nwith atomic_dir('pkg') as d, atomic_dir(d) as m:\n"
+              "    (m / 'model.safetensors').write_text('half')\n    os._exit(9)\n")
+    assert subprocess.run([sys.executable, "-c", killed], cwd=tmp_path).returncode == 9
+    assert len(list(tmp_path.iterdir())) == 2  # the kill left both stagings
+    with atomic_dir(tmp_path / "pkg") as staged:
+        (staged / "model.safetensors").write_text("whole")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg"]
+
+
+def test_a_pipe_in_a_folder_that_cannot_be_written_is_writable_output(tmp_path, monkeypatch):
+    # -o /dev/stdout: /dev takes no probe file, but the output is written where it is
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+
+    def no_files_here(**kwargs):
+        raise PermissionError(errno.EACCES, "Permission denied", str(tmp_path))
+
+    monkeypatch.setattr("asr.atomic.tempfile.NamedTemporaryFile", no_files_here)
+    assert check_writable(fifo) == fifo
+    with pytest.raises(PermissionError, match="cannot write here"):
+        check_writable(tmp_path / "out.txt")

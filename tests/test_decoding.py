@@ -423,6 +423,38 @@ def test_worker_processes_give_the_same_results_as_one(word_lm):
         parallel.close()
 
 
+def test_a_batch_forks_no_more_search_workers_than_it_has_utterances_and_a_larger_one_more(word_lm):
+    lp = ctc_log_probs(TOKENIZER, spelled_frames("the cat sat"))
+    parallel = BeamSearchDecoder(TOKENIZER, lm=word_lm, workers=4)
+    try:
+        for n, forked in ((2, 2), (6, 4)):  # a batch of 2 forks 2; then one of 6, all 4
+            texts = [h.text for h in parallel.decode(torch.cat([lp[0]] * n), torch.cat([lp[1]] * n))]
+            assert texts == ["the cat sat"] * n and len(parallel._pool._processes) == forked
+    finally:
+        parallel.close()
+
+
+def test_a_search_worker_that_dies_is_one_clear_error_and_the_next_batch_searches_anew(word_lm):
+    import os
+    import signal
+    import time
+
+    from asr.lm import LMError
+
+    lp = ctc_log_probs(TOKENIZER, spelled_frames("the cat sat"))
+    batch = (torch.cat([lp[0]] * 4), torch.cat([lp[1]] * 4))
+    parallel = BeamSearchDecoder(TOKENIZER, lm=word_lm, workers=2)
+    try:
+        parallel.decode(*batch)
+        os.kill(next(iter(parallel._pool._processes)), signal.SIGKILL)  # as the out-of-memory killer would
+        time.sleep(1)  # (a batch that came first might still run on the other worker)
+        with pytest.raises(LMError, match="a beam search worker process died .*--decode-workers"):
+            parallel.decode(*batch)
+        assert [h.text for h in parallel.decode(*batch)] == ["the cat sat"] * 4
+    finally:
+        parallel.close()
+
+
 def test_tuned_settings_apply_with_an_lm_and_explicit_options_win(tmp_path, word_lm):
     assert read_decoding_defaults(tmp_path) == {}
     write_decoding_defaults(tmp_path, {"lm_weight": 0.7, "word_score": 1.5, "blank_penalty": 0.5, "beam_size": 20,

@@ -91,5 +91,5 @@ def test_evaluate_warns_when_references_hold_characters_the_model_cannot_write(t
     (tmp_path / "m.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows))
     assert main(["evaluate", str(tmp_path / "m.jsonl"), "--model", str(tiny_model_dir), "--json"]) == 0
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
-    assert warnings == [f"asr: warning: {tmp_path / 'm.jsonl'}: 2 reference(s) hold characters it has no token for "
+    assert warnings == [f"asr: warning: {tmp_path / 'm.jsonl'}: 2 reference(s) hold characters the model has no token for "
                         "('7' '9'): they count as errors whatever the model hears"]

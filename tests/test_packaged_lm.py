@@ -291,3 +291,60 @@ def test_exporting_a_binary_lm_with_a_lexicon_loads_it_once_to_read_the_lexicon_
     package_lm(tuned_model, binary, load_model_dir(tuned_model).tokenizer, lexicon=tmp_path / "lex.txt")
     assert loads == [str(binary), str(tuned_model / "lm.bin")]
     assert (tuned_model / "lexicon.txt").read_text() == "HELLO h e l l o |\nworld w o r l d |\n"
+
+
+def test_a_system_copied_without_the_lm_it_shares_says_where_the_lm_was_looked_for(tuned_model, lm, tmp_path,
+                                                                                    no_build_binary):
+    # A package's systems name its one LM as ../lm.bin: copied alone, the error said that lm.bin
+    # was missing from the system's own folder, where it had never been looked for.
+    package_lm(tuned_model, lm, load_model_dir(tuned_model).tokenizer)
+    stored = read_decoding_defaults(tuned_model)
+    write_decoding_defaults(tuned_model, {**stored, "lm": "../shared/lm.arpa"})
+    with pytest.raises(LMError) as caught:
+        packaged_lm(tuned_model)
+    assert str(caught.value) == (f"{tuned_model / DECODING_FILE} names ../shared/lm.arpa, which is missing from "
+                                 f"{tmp_path / 'shared'}")
+
+
+def test_a_hand_edited_tuned_entry_that_is_not_a_mapping_is_named_in_one_line(tuned_model, lm):
+    from asr.decoding_config import resolve_options
+
+    write_decoding_defaults(tuned_model, {"lm_weight": 0.5, "tuned": "yesterday"})
+    with pytest.raises(LMError, match=rf"{DECODING_FILE}: tuned: expected a mapping of what `asr lm tune` "
+                                      r"recorded, got 'yesterday'"):
+        resolve_options(tuned_model, lm)
+
+
+def test_a_copy_of_a_system_that_names_its_lm_outside_itself_carries_it_and_names_it_there(tuned_model, lm, tmp_path,
+                                                                                          no_build_binary):
+    # `asr export PACKAGE/system2 OUT` copied ../lm.bin into OUT as lm.bin, and OUT/decoding.yaml
+    # still named ../lm.bin: the copy could not decode.
+    from asr.decoding_config import carried_files
+    from asr.model_dir import save_model_dir
+
+    package_lm(tuned_model, lm, load_model_dir(tuned_model).tokenizer)
+    (tmp_path / "shared").mkdir()
+    shutil.move(str(tuned_model / "lm.arpa"), tmp_path / "shared" / "lm.arpa")
+    stored = read_decoding_defaults(tuned_model)
+    write_decoding_defaults(tuned_model, {**stored, "lm": "../shared/lm.arpa",
+                                          "tuned": {**stored["tuned"], "lm": "../shared/lm.arpa"}})
+    loaded = load_model_dir(tuned_model)
+    copy = save_model_dir(tmp_path / "copy", loaded.config, loaded.model, loaded.tokenizer,
+                          extra_files=carried_files(tuned_model))
+    assert packaged_lm(copy) == (copy / "lm.arpa", None)
+    copied = read_decoding_defaults(copy)
+    assert copied["tuned"]["lm"] == "lm.arpa" and copied["lm_weight"] == 0.5  # still tuned for its LM
+    assert (copy / "lm.arpa").read_bytes() == lm.read_bytes()
+    model = asr.load_model(copy, device="cpu")
+    assert str(copy / "lm.arpa") in model.decoder.describe() and model.decoder.options.beam_size == 8
+
+
+def test_asr_export_of_a_system_that_shares_its_package_s_lm_gives_a_package_that_decodes_with_it(
+        tuned_model, lm, tmp_path, no_build_binary):
+    package_lm(tuned_model, lm, load_model_dir(tuned_model).tokenizer)
+    (tmp_path / "shared").mkdir()
+    shutil.move(str(tuned_model / "lm.arpa"), tmp_path / "shared" / "lm.arpa")  # as PACKAGE/systemN's ../lm.bin
+    write_decoding_defaults(tuned_model, {**read_decoding_defaults(tuned_model), "lm": "../shared/lm.arpa"})
+    assert main(["export", str(tuned_model), str(tmp_path / "out")]) == 0
+    assert packaged_lm(tmp_path / "out") == (tmp_path / "out" / "lm.arpa", None)
+    assert str(tmp_path / "out" / "lm.arpa") in asr.load_model(tmp_path / "out", device="cpu").decoder.describe()
