@@ -12,7 +12,9 @@ import os
 import re
 import shutil
 import stat
+import sys
 import tempfile
+import time
 from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import IO, Iterator
@@ -24,22 +26,28 @@ def temp_path(path: str | Path) -> Path:
     return path.with_name(f".{path.name}.tmp-{os.getpid()}")
 
 
+# Names of a process's open files: written through the descriptor itself, at its offset (a shell's
+# `> log` shares it with the prints around): resolved, /dev/stdout would be the file stdout goes
+# to, replaced whole, or a pipe's name, which no one can open.
+_STREAMS = re.compile(r"/dev/(?:(?P<std>stdout|stderr)|fd/(?P<fd>\d+))|/proc/(?P<pid>self|\d+)/fd/(?P<pfd>\d+)")
+
+
 @contextmanager
 def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
     """``open(path, mode)`` for writing, the file renamed into place when the block ends without
     an error; on an error the partial file is removed and ``path`` is left as it was. As ``open``,
-    it writes through a symlink, keeps an existing file's permissions, and writes a pipe or a
-    device (``-o /dev/stdout``) as it is: nothing can be renamed onto those."""
+    it writes through a symlink and keeps an existing file's permissions; a pipe, a device or a
+    stream (``-o /dev/stdout``) is written as it is: nothing can be renamed onto those."""
     if not mode.startswith("w"):
         raise ValueError(f"atomic_open writes whole files: mode {mode!r} is not 'w' or 'wb'")
     encoding = {} if "b" in mode else {"encoding": "utf-8"}
     path = Path(path)
-    if path.is_symlink():  # renaming onto the link would replace it, and leave its target as it was
-        path = path.resolve()
-    if path.exists() and not path.is_file() and not path.is_dir():  # a FIFO, a device
-        with open(path, mode, **encoding) as f:
+    if _STREAMS.fullmatch(str(path)) or (path.exists() and not path.is_file() and not path.is_dir()):
+        with _open_stream(path, mode, encoding) as f:
             yield f
         return
+    if path.is_symlink():  # renaming onto the link would replace it, and leave its target as it was
+        path = path.resolve()
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path(path)
     try:
@@ -54,12 +62,38 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
         raise
 
 
-def remove_stale(path: Path) -> None:
+def _open_stream(path: Path, mode: str, encoding: dict) -> IO:
+    """A pipe, device or stream opened for writing: one of this process's own descriptors through
+    a copy of it (what Python buffered for it goes first); a FIFO no process reads yet is said on
+    stderr before the wait (open blocks until one does), not a silent hang at the end of a run."""
+    if found := _STREAMS.fullmatch(str(path)):
+        if found["pid"] in (None, "self", str(os.getpid())):
+            fd = {"stdout": 1, "stderr": 2}[found["std"]] if found["std"] else int(found["fd"] or found["pfd"])
+            for stream in (sys.stdout, sys.stderr):
+                with suppress(Exception):
+                    stream.flush()
+            return open(os.dup(fd), mode.replace("w", "a"), **encoding)
+    if stat.S_ISFIFO(os.stat(path).st_mode):
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+        except OSError as e:
+            if e.errno != errno.ENXIO:
+                raise
+            print(f"asr: {path}: waiting for a process to read it", file=sys.stderr, flush=True)
+        else:
+            os.set_blocking(fd, True)
+            return open(fd, mode, **encoding)
+    return open(path, mode, **encoding)
+
+
+def remove_stale(path: Path, min_age: float = 3600.0) -> None:
     """Remove what a killed ``atomic_dir`` left beside ``path`` (``.NAME.tmp-PID``, ``.NAME.old-PID``,
     and ``..NAME.tmp-PID.tmp-PID`` from one staged in another) when no process of those PIDs runs
-    here: a kill runs no cleanup, and a staged package is as large as the package. A live PID's is
-    another writer's. (Not for each file atomic_open writes: a folder of 10,000 transcripts would
-    be listed 10,000 times.)"""
+    here and it was last changed ``min_age`` seconds ago or more: a kill runs no cleanup, and a
+    staged package is as large as the package. A live PID's is another writer's, and so may be a
+    recent one's (another machine's, on a shared disk); a number no PID can be is a name of the
+    user's (``.model.old-20240101``). (Not for each file atomic_open writes: a folder of 10,000
+    transcripts would be listed 10,000 times.)"""
     pattern = re.compile(r"\.+" + re.escape(path.name) + r"((?:\.(?:tmp|old)-\d+)+)")
     try:
         names = [e.name for e in os.scandir(path.parent) if e.name.startswith(".")]
@@ -68,14 +102,27 @@ def remove_stale(path: Path) -> None:
     for name in names:
         match = pattern.fullmatch(name)
         pids = [int(pid) for pid in re.findall(r"-(\d+)", match.group(1))] if match else []
-        if not pids or any(pid == os.getpid() or _running(pid) for pid in pids):
+        if not pids or any(pid == os.getpid() or pid > _PID_MAX or _running(pid) for pid in pids):
             continue
         stale = path.parent / name
+        with suppress(OSError):
+            if time.time() - stale.lstat().st_mtime < min_age:
+                continue
         if stale.is_dir() and not stale.is_symlink():
             shutil.rmtree(stale, ignore_errors=True)
         else:
             with suppress(OSError):
                 stale.unlink()
+
+
+def _pid_max() -> int:
+    try:
+        return int(Path("/proc/sys/kernel/pid_max").read_text())
+    except (OSError, ValueError):
+        return 4_194_304  # Linux's largest
+
+
+_PID_MAX = _pid_max()
 
 
 def _running(pid: int) -> bool:

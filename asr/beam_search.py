@@ -234,7 +234,7 @@ class BeamSearchDecoder(Decoder):
                 self.close()
             if self._pool is None:
                 self._pool = ProcessPoolExecutor(size, mp_context=mp.get_context("fork"),
-                                                 initializer=set_worker, initargs=(self,))
+                                                 initializer=set_worker, initargs=(self, os.getpid()))
                 self._pool_size = size
             chunk = max(1, len(items) // (4 * self._pool_size))
             try:
@@ -247,9 +247,8 @@ class BeamSearchDecoder(Decoder):
             except BrokenProcessPool:  # a worker killed (out of memory?): said once, and the next batch forks anew
                 # the others too: the pool ends them with SIGTERM, which a worker takes as "stop after
                 # this search" (asr.search_workers) and so never exits, and exit would wait for them
-                for pid in list(getattr(self._pool, "_processes", None) or {}):
-                    with suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGKILL)
+                for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+                    process.kill()  # (not by PID: the dead one's may be reaped and taken already)
                 self.close(stop=True)
                 raise LMError("a beam search worker process died (out of memory?); run again with fewer "
                               "--decode-workers, or 1") from None
@@ -265,9 +264,10 @@ class BeamSearchDecoder(Decoder):
         is in is done (the rest of the batch is dropped)."""
         if self._pool is not None:
             if stop:  # (terminating them instead can leave the pool's queue feeder blocked at exit)
-                for pid in list(getattr(self._pool, "_processes", None) or {}):
-                    with suppress(ProcessLookupError):
-                        os.kill(pid, signal.SIGINT)
+                for process in list((getattr(self._pool, "_processes", None) or {}).values()):
+                    if process.is_alive():  # (a reaped one's PID may be another process's by now)
+                        with suppress(ProcessLookupError):
+                            os.kill(process.pid, signal.SIGINT)
             self._pool.shutdown(wait=not stop, cancel_futures=stop)
             self._pool = None
 

@@ -106,3 +106,16 @@ def rescoring_from(args, settings):
     from asr.rescoring_files import load_rescoring
 
     return load_rescoring(settings, lambda model: load_transcriber(as_packaged(args, model), rescore=False))
+
+
+def combined_outcomes(systems, paths, progress, note):
+    """(path, ROVER of every system's Result, or the first system's AudioError) per path."""
+    from asr.rover import combine_results
+
+    # the notes are of the files, so the first system's are enough
+    runs = [list(t.transcribe_files(paths, progress=progress, note=note if i == 0 else None))
+            for i, t in enumerate(systems)]
+    for per_system in zip(*runs):
+        path = per_system[0][0]
+        errors = [o for _, o in per_system if isinstance(o, Exception)]
+        yield path, errors[0] if errors else combine_results([o for _, o in per_system])

@@ -68,3 +68,21 @@ def threads_arg(parser) -> None:
     """--threads, applied by asr.cli.main before the command runs."""
     parser.add_argument("--threads", type=positive(int, zero=True), help="CPU threads for the models "
                         "(torch.set_num_threads; 0 or none: torch's default)")
+
+
+def check_output(output: str, inputs=(), directory: bool = False):
+    """``asr.atomic.check_writable(output, directory)``, and refuse (a RuntimeError: one line, exit 2) an
+    ``output`` that is one of ``inputs``, by path or through a link: commands read their inputs,
+    then replace the output whole, so that input would be lost to a file of another kind (a
+    manifest to hypotheses, a text to an LM)."""
+    from asr.atomic import check_writable
+
+    for given in inputs if os.path.exists(output) else ():
+        try:
+            same = os.path.samefile(output, given)
+        except OSError:  # an input not there: its reader names it
+            continue
+        if same:
+            raise RuntimeError(f"{output}: it is also the input {given}: writing it would destroy it; "
+                               "give another output")
+    return check_writable(output, directory)

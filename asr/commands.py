@@ -11,7 +11,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from asr.cli_systems import as_packaged, load_transcriber, print_error, systems_from
+from asr.cli_systems import as_packaged, combined_outcomes, load_transcriber, print_error, systems_from
+from asr.cli_types import check_output
 
 
 def cmd_train(args) -> int:
@@ -42,15 +43,19 @@ def cmd_train(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from asr.atomic import check_writable, write_text_atomic
+    from asr.atomic import write_text_atomic
     from asr.data import read_manifest
     from asr.evaluate import evaluate, unwritable_note
 
     if args.output:
-        check_writable(args.output)  # before a long evaluation, not after it
+        check_output(args.output, [args.manifest])  # before a long evaluation, not after it
     if args.report:
         from asr.report import ReportError, check_report_dir
 
+        written = {Path(args.report, name).resolve() for name in ("", "results.json", "report.md", "report.html")}
+        if args.output and Path(args.output).resolve() in written:  # one would replace the other, after decoding
+            print_error(f"-o {args.output} is where --report {args.report} writes its report: give another file")
+            return 2
         try:
             check_report_dir(args.report, args.force)  # before a long evaluation, not after it
         except ReportError as e:
@@ -114,7 +119,6 @@ def cmd_evaluate(args) -> int:
 
 
 def cmd_tune_rescoring(args) -> int:
-    from asr.atomic import check_writable
     from asr.data import read_manifest
     from asr.rescoring import (DEFAULT_LM_WEIGHTS, DEFAULT_WEIGHTS, DEFAULT_WORD_SCORES, RescoringOptions,
                                RescoringTranscriber, tune)
@@ -126,7 +130,7 @@ def cmd_tune_rescoring(args) -> int:
     if args.weights and min(args.weights) < 0:  # a system that cannot spell a candidate scores -inf: x -1 = +inf
         print_error(f"--weights are each system's share of the score: at least 0, got {min(args.weights):g}")
         return 2
-    check_writable(args.output)  # before the systems search, not after
+    check_output(args.output, [args.manifest])  # before the systems search, not after
     utterances = read_manifest(args.manifest)
     if not utterances:  # before the systems load
         print_error(f"{args.manifest}: no utterances to tune on")
@@ -211,7 +215,7 @@ def cmd_transcribe(args) -> int:
     if len(systems) == 1:
         outcomes = systems[0].transcribe_files(paths, progress=progress, note=note)  # each file once done
     else:
-        outcomes = _combined_outcomes(systems, paths, progress, note)
+        outcomes = combined_outcomes(systems, paths, progress, note)
     for path, outcome in outcomes:
         if isinstance(outcome, Exception):
             if bar is not None:
@@ -254,19 +258,6 @@ def _warn_of_narrowband(paths: list[str], rate: int, shown: int = 3) -> None:
                     "cannot restore the missing band, so expect more errors")
 
 
-def _combined_outcomes(systems, paths, progress, note):
-    """(path, ROVER of every system's Result, or the first system's AudioError) per path."""
-    from asr.rover import combine_results
-
-    # the notes are of the files, so the first system's are enough
-    runs = [list(t.transcribe_files(paths, progress=progress, note=note if i == 0 else None))
-            for i, t in enumerate(systems)]
-    for per_system in zip(*runs):
-        path = per_system[0][0]
-        errors = [o for _, o in per_system if isinstance(o, Exception)]
-        yield path, errors[0] if errors else combine_results([o for _, o in per_system])
-
-
 def cmd_export(args) -> int:
     from asr.atomic import atomic_dir, check_writable, occupied
     from asr.decoding_config import DECODING_FILE, PRIORS_FILE, carried_files, package_lm
@@ -274,6 +265,8 @@ def cmd_export(args) -> int:
 
     from asr.rescoring_files import RESCORING_FILE
 
+    if args.lexicon and not args.lm:  # it would be left out silently: the copy would search with the LM's words
+        raise RuntimeError("--lexicon is packaged with an LM: give --lm too")
     src = Path(args.src)
     rescores = src.is_dir() and (src / RESCORING_FILE).is_file()  # a package that rescores (the built-in one)
     if rescores and not (args.half or args.lm or args.lexicon):  # copied whole, as its rescoring file makes it
@@ -340,6 +333,7 @@ def cmd_combine(args) -> int:
     from asr.report import ReportError, check_report_dir, load_report, write_report
     from asr.rover import combine_reports
 
+    check_output(args.output, args.reports, directory=True)  # --force replaces a report, not an input
     try:
         check_report_dir(args.output, args.force)
         reports = [load_report(d) for d in args.reports]

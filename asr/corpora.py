@@ -123,16 +123,13 @@ def _unchanged(path: Path, utterances: list[Utterance]) -> bool:
         return False
 
 
-# What a byte that is not UTF-8 reads as in a lenient ``read_text``: a line holding it is skipped.
-DAMAGED = "\ufffd"
-
-
 def read_text(path: Path, lenient: bool = False) -> str:
     """A corpus text file: UTF-8 (a BOM dropped), or UTF-16 by its BOM (Notepad's "Unicode"). A byte
-    that is not text in it is a one-line error naming the file and line; ``lenient``, it reads as
-    U+FFFD (``DAMAGED``), so that a table of transcripts loses the lines that hold one (the caller
-    skips them, ``not_utf8`` says why) and not the whole corpus. Lines are told by their content,
-    not their number: a quoted line break or a blank line counts differently in each reader."""
+    that is not text in it is a one-line error naming the file and line; ``lenient``, it reads as a
+    lone surrogate (Python's surrogateescape, which no text holds), so that a table of transcripts
+    loses the lines that hold one (the caller skips them: ``bad_byte``, ``not_utf8``) and not the
+    whole corpus. Lines are told by their content, not their number: a quoted line break or a
+    blank line counts differently in each reader."""
     data = path.read_bytes()
     encoding = "utf-16" if data.startswith((b"\xff\xfe", b"\xfe\xff")) else "utf-8-sig"
     try:
@@ -144,12 +141,25 @@ def read_text(path: Path, lenient: bool = False) -> str:
                               f"({e.reason})") from None
         if not lenient:
             raise CorpusError(not_utf8(path, line, data[e.start])) from None
-    return data.decode(encoding, errors="replace")
+    return data.decode(encoding, errors="surrogateescape")
 
 
-def not_utf8(path: Path, line: int, byte: int | None = None) -> str:
-    what = f" (byte {byte:#04x})" if byte is not None else ""
-    return f"{path}:{line}: not UTF-8 text{what}; convert it first, e.g. iconv -f latin1 -t utf-8"
+_ESCAPED = re.compile("[\udc80-\udcff]")
+
+
+def bad_byte(text: str) -> int | None:
+    """The first byte of ``text`` (from a lenient ``read_text``) that was not UTF-8, else None."""
+    found = _ESCAPED.search(text)
+    return ord(found[0]) - 0xdc00 if found else None
+
+
+def readable(text: str) -> str:
+    """``text`` of a lenient ``read_text`` with its bad bytes as U+FFFD: printable (an id in a message)."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def not_utf8(path: Path, line: int, byte: int) -> str:
+    return f"{path}:{line}: not UTF-8 text (byte {byte:#04x}); convert it first, e.g. iconv -f latin1 -t utf-8"
 
 
 def read_kaldi_table(path: Path, required: bool = True) -> tuple[dict[str, str], list[tuple[str, str]]]:
@@ -164,8 +174,8 @@ def read_kaldi_table(path: Path, required: bool = True) -> tuple[dict[str, str],
             continue
         parts = line.strip().split(maxsplit=1)
         key = parts[0]
-        if DAMAGED in line:  # its id is still told apart: the utterance is skipped, not paired with the rest
-            problems.append((key, not_utf8(path, lineno)))
+        if (byte := bad_byte(line)) is not None:  # its id still told apart: skipped, not paired with the rest
+            problems.append((readable(key), not_utf8(path, lineno, byte)))
             continue
         if key in table:
             problems.append((key, f"duplicate id in {path.name} (line {lineno})"))

@@ -20,7 +20,7 @@ import os
 import re
 from pathlib import Path
 
-from asr.corpora import (DAMAGED, CorpusError, Entry, ImportReport, check_entries, not_utf8, read_text,
+from asr.corpora import (CorpusError, Entry, ImportReport, bad_byte, check_entries, not_utf8, read_text, readable,
                          split_by_list, split_by_speaker, split_random, write_splits)
 
 # --- LibriSpeech ----------------------------------------------------------------------------
@@ -60,8 +60,8 @@ def librispeech_entries(src: str | Path, subset: str, report: ImportReport) -> l
             utt_id, _, text = line.strip().partition(" ")
             audio = trans.parent / f"{utt_id}.flac"
             listed.add(audio)
-            if DAMAGED in line:
-                report.skip(utt_id, not_utf8(trans, lineno))
+            if (byte := bad_byte(line)) is not None:
+                report.skip(readable(utt_id), not_utf8(trans, lineno, byte))
                 continue
             if not text.strip():  # not a transcript that normalizes to nothing: a line that lost its words
                 report.skip(utt_id, f"{trans}:{lineno}: malformed line: an utterance id with no words after it")
@@ -153,10 +153,11 @@ def an4_entries(src: str | Path, split: str, report: ImportReport) -> list[Entry
         if not line.strip():
             continue
         m = _AN4_LINE.match(line.strip())
-        if DAMAGED in line:
+        if (byte := bad_byte(line)) is not None:
             if m is not None:
                 seen_sources.add(m["source"])  # said once, here, not again as "has no line"
-            report.skip(m["source"] if m is not None else f"{trans.name}:{lineno}", not_utf8(trans, lineno))
+            report.skip(readable(m["source"]) if m is not None else f"{trans.name}:{lineno}",
+                        not_utf8(trans, lineno, byte))
             continue
         if m is None:
             report.skip(f"{trans.name}:{lineno}", f"not '<s> WORDS </s> (utterance-id)': {line.strip()!r}")
@@ -219,8 +220,8 @@ def commonvoice_entries(lang_dir: Path, name: str, report: ImportReport) -> list
             raise CorpusError(f"{tsv}: no column(s) {', '.join(sorted(missing))} in its header")
         for row in reader:
             where = f"{tsv.name}:{reader.line_num}"  # the file's line (a blank one is no row)
-            if DAMAGED in str(list(row.values())):
-                report.skip(where, not_utf8(tsv, reader.line_num))
+            if (byte := bad_byte("".join(v for v in row.values() if isinstance(v, str)))) is not None:
+                report.skip(where, not_utf8(tsv, reader.line_num, byte))
                 continue
             if None in row or row.get("sentence") is None:
                 report.skip(where, f"{where}: wrong number of tab-separated fields")
@@ -347,8 +348,8 @@ def table_entries(table: Path, report: ImportReport) -> list[Entry]:
         where = f"{table.name}:{lineno}"
         if not any(cell.strip() for cell in row):
             continue
-        if any(DAMAGED in cell for cell in row):
-            report.skip(where, not_utf8(table, lineno))
+        if (byte := bad_byte("".join(row))) is not None:
+            report.skip(where, not_utf8(table, lineno, byte))
             continue
         if len(row) <= max(columns["path"], columns["text"]):
             report.skip(where, f"{where}: expected path,text[,speaker] ({'tab' if delimiter != ',' else 'comma'}"

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from asr.cli_systems import print_error
+from asr.cli_types import check_output
 
 
 def cmd_prepare(args) -> int:
@@ -16,6 +17,12 @@ def cmd_prepare(args) -> int:
     if not Path(args.src).exists():  # before any corpus's own "not a ... release"
         fetch = args.corpus in ("speechocean762", "librispeech", "an4", "commonvoice")
         raise RuntimeError(f"{args.src}: not found" + (f"; get it with: asr download {args.corpus}" if fetch else ""))
+    # before the corpus is read (every audio file's header: minutes for a large one); a Kaldi
+    # dir's manifest must not replace one of the files it is made from
+    if args.corpus == "kaldi":
+        check_output(args.out, [str(Path(args.src) / name) for name in ("wav.scp", "text", "utt2spk")])
+    else:  # a folder of manifests: probed where they go
+        check_output(str(Path(args.out) / "train.jsonl"))
     if args.corpus == "speechocean762":
         reports = prepare_speechocean762(args.src, args.out, valid_speakers=args.valid_speakers)
     elif args.corpus == "librispeech":

@@ -6,6 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from asr.atomic import check_writable
+from asr.cli_types import check_output
 from asr.commands import print_error
 
 
@@ -41,7 +42,7 @@ def cmd_lm_build(args) -> int:
         print_error(f"warning: {UNIGRAM_WARNING}; give --order 2 or more")
     if args.tokenizer and args.unit != "token":
         print_error("warning: --tokenizer is used only with --unit token")
-    check_writable(args.output)  # before the text is read and counted
+    check_output(args.output, args.texts)  # before the text is read and counted
     skipped: list[str] = []
     notes: list[str] = []
     tokenizer = _tokenizer(args)
@@ -60,7 +61,7 @@ def cmd_lm_mix(args) -> int:
     from asr.lm_mix import mix_files
 
     weights = args.weights or None
-    check_writable(args.output)
+    check_output(args.output, [*args.lms, *(args.dev or [])])
     if args.tokenizer and not args.dev:
         print_error("warning: --tokenizer is used only with --dev")
     skipped: list[str] = []
@@ -76,7 +77,7 @@ def cmd_lm_mix(args) -> int:
 def cmd_lm_prune(args) -> int:
     from asr.lm_prune import prune_file
 
-    check_writable(args.output)
+    check_output(args.output, [args.lm])
     result = prune_file(args.lm, args.output, args.threshold)
     counts = ", ".join(f"{n}-grams {b} -> {a}" for n, (b, a) in enumerate(zip(result.before, result.after), 1))
     print(f"{args.output}: pruned at {args.threshold:g}: {counts}")
@@ -93,7 +94,7 @@ def cmd_lm_import_sphinx(args) -> int:
 
     dropped: list[str] = []
     notes: list[str] = []
-    check_writable(args.output)
+    check_output(args.output, [args.lm])
     counts = sphinx_to_arpa(args.lm, args.output, word_filter=None if args.keep_all_words else normalized_word,
                             dropped=dropped, notes=notes)
     for note in notes:
@@ -116,7 +117,7 @@ def cmd_lm_rnn(args) -> int:
         from asr.lm_mix import read_scored_text
 
         read_scored_text(args.dev, "word", what="dev text")
-    check_writable(args.output, directory=True)  # the LM is staged beside it
+    check_output(args.output, [*args.texts, *(args.dev or [])], directory=True)  # the LM is staged beside it
     repeats = [int(r) for r in args.repeat or []]
     given = {k: getattr(args, k) for k in ("hidden_size", "num_layers", "dropout", "epochs", "seed", "lr",
                                            "checks_per_epoch", "halvings")}
@@ -197,12 +198,14 @@ def cmd_lm_tune(args) -> int:
                       + f": WER {100 * wer:.2f}%"))
     for path, reason in result.skipped:
         print_error(f"skipped {path}: {reason}")
+    if result.skipped:  # tuned on the rest, and stored; the exit status says it was not all
+        print_error(f"{len(result.skipped)} of {len(utterances)} utterances skipped")
     print(f"best: lm_weight {result.lm_weight:g} word_score {result.word_score:g} blank_penalty "
           f"{result.blank_penalty:g} prior_scale {result.prior_scale:g}: WER {100 * result.wer:.2f}% "
           f"(greedy {100 * result.greedy_wer:.2f}%) on {result.utterances} utterances, {result.seconds:.0f} s")
     if not args.dry_run:
         print(f"stored in {store(args.model, result, decoder, args.lm, args.lexicon, args.manifest)}")
-    return 0
+    return 1 if result.skipped else 0
 
 
 def cmd_priors(args) -> int:

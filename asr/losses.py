@@ -59,7 +59,7 @@ def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None,
     layer, weight = inter
     before = None
     try:
-        before = _gradients(model)  # inside: a copy that runs out of memory has changed nothing, and splits
+        before = _gradients(model)
         with torch.autocast(device.type, dtype=torch.float16, enabled=use_amp):
             outputs = model(batch.waveforms, batch.wave_lengths, inter_layer=layer, phones=phone_weight > 0)
         log_probs, out_lengths = outputs[:2]
@@ -104,9 +104,10 @@ def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None,
 
 
 def _gradients(model) -> list:
-    """Each parameter with a copy of its gradient as it stands (None: none yet; after zero_grad,
+    """Each parameter with a copy of its gradient as it stands, in host memory: a batch split after
+    running out of GPU memory has no room for a second set there (None: none yet; after zero_grad,
     as at the start of a step, nothing is copied)."""
-    return [(p, None if p.grad is None else p.grad.detach().clone()) for p in model.parameters()]
+    return [(p, None if p.grad is None else p.grad.detach().to("cpu", copy=True)) for p in model.parameters()]
 
 
 def _restore(saved: list) -> None:

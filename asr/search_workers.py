@@ -46,13 +46,14 @@ def signals_held():
             os.kill(os.getpid(), caught[0])
 
 
-def set_worker(decoder) -> None:
-    """The pool's initializer: this process searches with ``decoder`` and stops on a signal."""
+def set_worker(decoder, parent: int) -> None:
+    """The pool's initializer: this process searches with ``decoder``, stops on a signal and ends
+    with ``parent``, the PID that forked it (given, not asked: it may be gone by now)."""
     global _WORKER
     _WORKER = decoder
     signal.signal(signal.SIGINT, _stop_searching)
     signal.signal(signal.SIGTERM, _stop_searching)
-    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
+    threading.Thread(target=_exit_with_parent, args=(parent,), daemon=True).start()
 
 
 def _exit_with_parent(parent: int, every: float = 1.0) -> None:

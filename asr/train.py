@@ -173,7 +173,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
             carried = list(saved) + [0.0] * (len(carried) - len(saved))  # an older state keeps fewer sums
     averaged, best = (trim_log(run_dir, start_epoch, start_epoch >= epochs, best) if state and d.is_main
                       else (False, best))  # epochs logged past last/ are trained and logged again, once
-    warmup = (saved_cfg if state is not None else cfg).train.warmup_steps  # a resumed run keeps its own
+    warmup = round(schedule.warmup_steps)  # a resumed run's own, in this run's steps (resume_point)
     if step < warmup and (warning := warmup_warning(warmup, starts[epochs], tc.lr)):
         say(warning)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if d.enabled else model

@@ -5,6 +5,7 @@ import stat
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -136,7 +137,7 @@ def test_a_fifo_is_written_into_not_replaced_by_a_file(tmp_path):
     fifo = tmp_path / "pipe"
     os.mkfifo(fifo)
     read = []
-    reader = threading.Thread(target=lambda: read.append(fifo.read_text()))
+    reader = threading.Thread(target=lambda: read.append(fifo.read_text()), daemon=True)  # never holds up exit
     reader.start()
     write_text_atomic(fifo, "through the pipe\n")
     reader.join(timeout=10)
@@ -150,15 +151,26 @@ def dead_pid() -> int:
     return process.pid
 
 
+def aged(*paths, seconds=7200):
+    for path in paths:
+        os.utime(path, (time.time() - seconds,) * 2)
+
+
 def test_what_a_killed_writer_left_beside_a_directory_is_removed_by_the_next_write_of_it(tmp_path):
     dead, alive = dead_pid(), os.getppid()  # a writer gone, and one still at work
     (tmp_path / f".model.tmp-{dead}").mkdir()
     (tmp_path / f".model.tmp-{dead}" / "model.safetensors").write_text("half")
     (tmp_path / f".model.old-{dead}").mkdir()
     (tmp_path / f".model.tmp-{alive}").mkdir()
+    (tmp_path / ".model.old-20240101").mkdir()  # the user's: no PID is so large
+    (tmp_path / ".model.tmp-99999999999").mkdir()
+    aged(*tmp_path.iterdir())
+    (tmp_path / f".model.old-{dead + 1}").mkdir()  # a dead PID's, but just now: maybe another machine's
     with atomic_dir(tmp_path / "model") as staged:
         (staged / "config.yaml").write_text("x")
-    assert sorted(p.name for p in tmp_path.iterdir()) == [f".model.tmp-{alive}", "model"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([f".model.old-{dead + 1}", ".model.old-20240101",
+                                                                 f".model.tmp-{alive}", ".model.tmp-99999999999",
+                                                                 "model"])
 
 
 def test_a_package_whose_export_is_killed_is_cleared_by_the_next_export(tmp_path):
@@ -167,6 +179,7 @@ def test_a_package_whose_export_is_killed_is_cleared_by_the_next_export(tmp_path
               "    (m / 'model.safetensors').write_text('half')\n    os._exit(9)\n")
     assert subprocess.run([sys.executable, "-c", killed], cwd=tmp_path).returncode == 9
     assert len(list(tmp_path.iterdir())) == 2  # the kill left both stagings
+    aged(*tmp_path.iterdir())  # (an hour ago: a recent one may be another machine's, on a shared disk)
     with atomic_dir(tmp_path / "pkg") as staged:
         (staged / "model.safetensors").write_text("whole")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["pkg"]
@@ -184,3 +197,32 @@ def test_a_pipe_in_a_folder_that_cannot_be_written_is_writable_output(tmp_path, 
     assert check_writable(fifo) == fifo
     with pytest.raises(PermissionError, match="cannot write here"):
         check_writable(tmp_path / "out.txt")
+
+
+WRITES_TO_STDOUT = ("import sys; from asr.atomic import write_text_atomic; print('before', flush=True); "
+                    "write_text_atomic(sys.argv[1], 'the output\\n'); print('after', flush=True)")
+
+
+@pytest.mark.parametrize("name", ["/dev/stdout", "/proc/self/fd/1"])
+def test_output_to_dev_stdout_redirected_to_a_file_goes_between_the_prints_around_it(tmp_path, name):
+    with open(tmp_path / "log.txt", "w") as log:  # as a shell's `> log.txt`
+        subprocess.run([sys.executable, "-c", WRITES_TO_STDOUT, name], stdout=log, check=True)
+    assert (tmp_path / "log.txt").read_text() == "before\nthe output\nafter\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["log.txt"]
+
+
+def test_output_to_dev_stdout_that_is_a_pipe_is_written_into_it():
+    done = subprocess.run([sys.executable, "-c", WRITES_TO_STDOUT, "/dev/stdout"], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout == "before\nthe output\nafter\n"
+
+
+def test_a_fifo_no_one_reads_yet_is_said_before_the_wait(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    writer = subprocess.Popen([sys.executable, "-c", "import sys; from asr.atomic import write_text_atomic; "
+                               "write_text_atomic(sys.argv[1], 'late\\n')", str(fifo)], stderr=subprocess.PIPE,
+                              text=True)
+    waiting = writer.stderr.readline()
+    assert waiting == f"asr: {fifo}: waiting for a process to read it\n"
+    assert fifo.read_text() == "late\n" and writer.wait(timeout=30) == 0

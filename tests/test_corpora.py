@@ -290,8 +290,19 @@ def test_a_non_utf8_line_in_kaldi_text_skips_that_utterance_alone_naming_the_fil
     (good_dir / "text").write_bytes(b"u1 HELLO\nu2 caf\xe9 one\n")
     report = import_kaldi_dir(good_dir)
     assert [u.id for u in report.utterances] == ["u1"]
-    assert report.skipped == [("u2", f"{good_dir / 'text'}:2: not UTF-8 text; convert it first, "
+    assert report.skipped == [("u2", f"{good_dir / 'text'}:2: not UTF-8 text (byte 0xe9); convert it first, "
                                      "e.g. iconv -f latin1 -t utf-8")]
+
+
+def test_a_kaldi_line_that_is_utf8_holding_a_replacement_character_is_imported_as_text(good_dir):
+    (good_dir / "text").write_text("u1 HELLO\nu2 caf\ufffd one\n", encoding="utf-8")  # damaged once, long ago
+    assert sorted(u.id for u in import_kaldi_dir(good_dir).utterances) == ["u1", "u2"]
+
+
+def test_a_bad_byte_in_a_kaldi_id_is_shown_printably_in_the_skip(good_dir):
+    (good_dir / "text").write_bytes(b"u1 HELLO\nu\xe92 one\n")
+    report = import_kaldi_dir(good_dir)
+    assert report.skipped[0][0] == "u\ufffd2" and report.skipped[0][0].encode("utf-8")
 
 
 def test_a_non_utf8_line_in_utt2spk_skips_its_utterance_rather_than_losing_its_speaker(good_dir):

@@ -151,7 +151,7 @@ def test_an4_skips_a_non_utf8_transcription_line_once_under_its_utterance_name(t
     trans.write_bytes(b"\n".join([lines[0].replace(b"<s> ", b"<s> CAF\xc9 "), *lines[1:]]) + b"\n")
     source = lines[0].decode().rsplit("(", 1)[1].rstrip(")")
     reports = prepare_an4(an4, tmp_path / "data", valid_speakers=1)
-    assert reports["train"].skipped == [(source, f"{trans}:1: not UTF-8 text; convert it first, "
+    assert reports["train"].skipped == [(source, f"{trans}:1: not UTF-8 text (byte 0xc9); convert it first, "
                                                  "e.g. iconv -f latin1 -t utf-8")]
     assert len(reports["train"].utterances) + len(reports["valid"].utterances) == 3
 
@@ -520,7 +520,7 @@ def test_a_non_utf8_line_in_a_transcript_file_skips_that_utterance_naming_the_fi
     bad_id = lines[0].split()[0].decode()
     trans.write_bytes(b"\n".join([lines[0] + b" CAF\xc9", *lines[1:]]) + b"\n")
     reports = prepare_librispeech(src, tmp_path / "data")
-    assert reasons(reports["train"])[bad_id] == (f"{trans}:1: not UTF-8 text; convert it first, "
+    assert reasons(reports["train"])[bad_id] == (f"{trans}:1: not UTF-8 text (byte 0xc9); convert it first, "
                                                   "e.g. iconv -f latin1 -t utf-8")
     kept = {u.id for u in reports["train"].utterances}
     assert bad_id not in kept and {line.split()[0].decode() for line in lines[1:]} <= kept
@@ -532,7 +532,7 @@ def test_a_non_utf8_line_in_a_commonvoice_tsv_skips_that_row_alone(tmp_path):
     rows = tsv.read_bytes().count(b"\n")
     tsv.write_bytes(tsv.read_bytes() + b"x\tcaf\xe9.mp3\tcaf\xe9\n")
     report = prepare_commonvoice(tmp_path / "cv", tmp_path / "data")["train"]
-    assert reasons(report)[f"train.tsv:{rows + 1}"].startswith(f"{tsv}:{rows + 1}: not UTF-8 text;")
+    assert reasons(report)[f"train.tsv:{rows + 1}"].startswith(f"{tsv}:{rows + 1}: not UTF-8 text (byte 0xe9)")
     assert len(report.utterances) == rows - 1  # every row but the header
 
 
@@ -556,7 +556,7 @@ def test_a_non_utf8_row_in_an_own_table_is_skipped_naming_its_file_and_line(tmp_
     table = make_own_table(tmp_path / "mine", n=4)
     table.write_bytes(table.read_bytes() + b"audio/a00.flac,caf\xe9,s0\n")
     report = prepare_own_data(table, tmp_path / "data")["train"]
-    assert reasons(report)["metadata.csv:6"].startswith(f"{table}:6: not UTF-8 text;")
+    assert reasons(report)["metadata.csv:6"].startswith(f"{table}:6: not UTF-8 text (byte 0xe9)")
     assert len(report.utterances) == 4
 
 

@@ -1,0 +1,170 @@
+"""Each subcommand end to end as a user runs it: what it writes, what it refuses, its exit status."""
+
+import json
+import shutil
+
+import pytest
+
+from asr.cli import main
+
+
+def manifest_of(tiny_corpus, path, rows: int = 2, extra=()):
+    """A manifest of the first ``rows`` valid utterances (real audio), then ``extra`` entries."""
+    lines = (tiny_corpus / "valid.jsonl").read_text().splitlines()[:rows] + [json.dumps(e) for e in extra]
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+@pytest.fixture
+def word_lm(tmp_path):
+    text = tmp_path / "lm_text.txt"
+    text.write_text("hello world\nhello there world\nthe world says hello\n")
+    assert main(["lm", "build", str(text), "-o", str(tmp_path / "lm.arpa"), "--order", "2"]) == 0
+    return tmp_path / "lm.arpa"
+
+
+def test_evaluate_refuses_to_write_its_hypotheses_over_the_manifest_it_reads(tiny_model_dir, tiny_corpus, tmp_path,
+                                                                             capsys):
+    manifest = manifest_of(tiny_corpus, tmp_path / "dev.jsonl")
+    before = manifest.read_text()
+    assert main(["evaluate", str(manifest), "--model", str(tiny_model_dir), "-o", str(manifest)]) == 2
+    assert f"{manifest}: it is also the input {manifest}" in capsys.readouterr().err
+    assert manifest.read_text() == before
+
+
+def test_evaluate_refuses_an_output_that_is_a_link_to_its_manifest(tiny_model_dir, tiny_corpus, tmp_path, capsys):
+    manifest = manifest_of(tiny_corpus, tmp_path / "dev.jsonl")
+    before = manifest.read_text()
+    (tmp_path / "hyp.txt").symlink_to(manifest)
+    assert main(["evaluate", str(manifest), "--model", str(tiny_model_dir), "-o", str(tmp_path / "hyp.txt")]) == 2
+    assert "it is also the input" in capsys.readouterr().err
+    assert manifest.read_text() == before
+
+
+def test_tune_rescoring_refuses_to_write_over_its_manifest_before_any_system_loads(tmp_path, capsys):
+    manifest = tmp_path / "dev.jsonl"
+    manifest.write_text(json.dumps({"audio_filepath": "a.wav", "duration": 1.0, "text": "hi"}) + "\n")
+    before = manifest.read_text()
+    assert main(["tune-rescoring", str(manifest), "--model", str(tmp_path / "no_model"), "--combine",
+                 str(tmp_path / "no_model2"), "-o", str(manifest)]) == 2
+    err = capsys.readouterr().err
+    assert "it is also the input" in err and "no_model" not in err
+    assert manifest.read_text() == before
+
+
+def test_lm_build_refuses_to_write_the_lm_over_one_of_its_texts(tmp_path, capsys):
+    text = tmp_path / "corpus.txt"
+    text.write_text("hello world\n")
+    assert main(["lm", "build", str(text), "-o", str(text), "--order", "2"]) == 2
+    assert f"{text}: it is also the input {text}" in capsys.readouterr().err
+    assert text.read_text() == "hello world\n"
+
+
+@pytest.mark.parametrize("command", [["lm", "prune", "{lm}", "-o", "{lm}", "--threshold", "1e-8"],
+                                     ["lm", "mix", "{lm}", "{lm2}", "-o", "{lm}"],
+                                     ["lm", "mix", "{lm2}", "{lm2}", "--dev", "{text}", "-o", "{text}"],
+                                     ["lm", "import-sphinx", "{lm}", "-o", "{lm}"]])
+def test_lm_commands_refuse_to_write_over_an_input_they_read(command, word_lm, tmp_path, capsys):
+    lm2 = tmp_path / "lm2.arpa"
+    shutil.copy(word_lm, lm2)
+    text = tmp_path / "lm_text.txt"
+    before = {p: p.read_bytes() for p in (word_lm, lm2, text)}
+    capsys.readouterr()
+    argv = [a.format(lm=word_lm, lm2=lm2, text=text) for a in command]
+    assert main(argv) == 2
+    assert "it is also the input" in capsys.readouterr().err
+    assert {p: p.read_bytes() for p in before} == before
+
+
+def kaldi_dir(tiny_corpus, path):
+    """A one-utterance Kaldi data dir over a real audio file."""
+    row = json.loads((tiny_corpus / "valid.jsonl").read_text().splitlines()[0])
+    path.mkdir()
+    (path / "wav.scp").write_text(f"u1 {row['audio_filepath']}\n")
+    (path / "text").write_text(f"u1 {row['text']}\n")
+    (path / "utt2spk").write_text("u1 s1\n")
+    return path
+
+
+def test_prepare_kaldi_refuses_to_write_the_manifest_over_the_data_dir_s_own_text(tiny_corpus, tmp_path, capsys):
+    data = kaldi_dir(tiny_corpus, tmp_path / "train")
+    before = (data / "text").read_text()
+    assert main(["prepare", "kaldi", str(data), str(data / "text")]) == 2
+    assert f"{data / 'text'}: it is also the input" in capsys.readouterr().err
+    assert (data / "text").read_text() == before
+
+
+def test_prepare_kaldi_into_a_directory_is_refused_naming_it_before_the_corpus_is_read(tiny_corpus, tmp_path,
+                                                                                       monkeypatch, capsys):
+    import asr.corpora
+
+    data = kaldi_dir(tiny_corpus, tmp_path / "train")
+    monkeypatch.setattr(asr.corpora, "import_kaldi_dir", lambda *a, **k: pytest.fail("the corpus was read"))
+    (tmp_path / "out").mkdir()
+    assert main(["prepare", "kaldi", str(data), str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'out'}: is a directory" in err and ".tmp-" not in err
+
+
+def test_prepare_into_a_folder_that_is_a_file_is_refused_before_the_corpus_is_read(tmp_path, monkeypatch, capsys):
+    import asr.corpora
+
+    monkeypatch.setattr(asr.corpora, "prepare_speechocean762", lambda *a, **k: pytest.fail("the corpus was read"))
+    (tmp_path / "src").mkdir()
+    (tmp_path / "out").write_text("")
+    assert main(["prepare", "speechocean762", str(tmp_path / "src"), str(tmp_path / "out")]) == 2
+    assert f"{tmp_path / 'out'}" in capsys.readouterr().err
+
+
+def test_lm_tune_that_skipped_an_unreadable_utterance_stores_its_result_but_exits_1(tiny_model_dir, tiny_corpus,
+                                                                                    word_lm, tmp_path, capsys):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, model)
+    manifest = manifest_of(tiny_corpus, tmp_path / "dev.jsonl", rows=1,
+                           extra=[{"audio_filepath": str(tmp_path / "gone.wav"), "duration": 1.0, "text": "hello"}])
+    assert main(["lm", "tune", str(manifest), "--model", str(model), "--lm", str(word_lm), "--lm-weights", "0.5",
+                 "--word-scores", "0", "--beam-size", "4", "--decode-workers", "1"]) == 1
+    out, err = capsys.readouterr()
+    assert f"skipped {tmp_path / 'gone.wav'}" in err and "1 of 2 utterances skipped" in err
+    assert "on 1 utterances" in out and (model / "decoding.yaml").is_file()
+
+
+def test_export_refuses_a_lexicon_without_an_lm_rather_than_leave_it_out(tiny_model_dir, tmp_path, capsys):
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("hello h e l l o |\n")
+    assert main(["export", str(tiny_model_dir), str(tmp_path / "pkg"), "--lexicon", str(lexicon)]) == 2
+    assert "--lexicon is packaged with an LM: give --lm too" in capsys.readouterr().err
+    assert not (tmp_path / "pkg").exists()
+
+
+@pytest.mark.parametrize("output", ["rep", "rep/results.json", "rep/report.md"])
+def test_evaluate_refuses_hypotheses_written_where_its_report_goes_before_it_decodes(output, tiny_corpus, tmp_path,
+                                                                                   monkeypatch, capsys):
+    import asr.evaluate
+
+    monkeypatch.setattr(asr.evaluate, "evaluate", lambda *a, **k: pytest.fail("it decoded"))
+    manifest = manifest_of(tiny_corpus, tmp_path / "dev.jsonl")
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", str(manifest), "-o", output, "--report", "rep"]) == 2
+    assert f"-o {output} is where --report rep writes its report: give another file" in capsys.readouterr().err
+
+
+def test_combine_refuses_to_write_over_one_of_the_reports_it_votes_among_even_with_force(tmp_path, capsys):
+    from asr.report import build_report, write_report
+    from asr.evaluate import UtteranceResult
+
+    for name, hyp in (("a", "hello world"), ("b", "hello word")):
+        rows = [UtteranceResult("u1", "u1.wav", "hello world", hyp, "spk")]
+        write_report(build_report(rows, {"model": name}), tmp_path / name)
+    before = (tmp_path / "b" / "results.json").read_text()
+    assert main(["combine", str(tmp_path / "a"), str(tmp_path / "b"), "-o", str(tmp_path / "b"), "--force"]) == 2
+    assert f"{tmp_path / 'b'}: it is also the input {tmp_path / 'b'}" in capsys.readouterr().err
+    assert (tmp_path / "b" / "results.json").read_text() == before
+
+
+def test_lm_rnn_refuses_to_replace_one_of_its_texts_with_the_lm_even_with_force(tmp_path, capsys):
+    text = tmp_path / "corpus.txt"
+    text.write_text("hello world\nhello there\n")
+    assert main(["lm", "rnn", str(text), "-o", str(text), "--force", "--epochs", "1", "--hidden-size", "8"]) == 2
+    assert f"{text}: it is also the input {text}" in capsys.readouterr().err
+    assert text.read_text() == "hello world\nhello there\n"
