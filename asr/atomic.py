@@ -8,6 +8,7 @@ leaves what was there before.
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import re
 import shutil
@@ -62,17 +63,27 @@ def atomic_open(path: str | Path, mode: str = "w") -> Iterator[IO]:
         raise
 
 
+def _own_descriptor(path: Path) -> int | None:
+    """The descriptor of this process that ``path`` names (/dev/stdout, /dev/fd/3, ...), else None."""
+    found = _STREAMS.fullmatch(str(path))
+    if found is None or found["pid"] not in (None, "self", str(os.getpid())):
+        return None
+    return {"stdout": 1, "stderr": 2}[found["std"]] if found["std"] else int(found["fd"] or found["pfd"])
+
+
 def _open_stream(path: Path, mode: str, encoding: dict) -> IO:
     """A pipe, device or stream opened for writing: one of this process's own descriptors through
     a copy of it (what Python buffered for it goes first); a FIFO no process reads yet is said on
     stderr before the wait (open blocks until one does), not a silent hang at the end of a run."""
-    if found := _STREAMS.fullmatch(str(path)):
-        if found["pid"] in (None, "self", str(os.getpid())):
-            fd = {"stdout": 1, "stderr": 2}[found["std"]] if found["std"] else int(found["fd"] or found["pfd"])
-            for stream in (sys.stdout, sys.stderr):
-                with suppress(Exception):
-                    stream.flush()
-            return open(os.dup(fd), mode.replace("w", "a"), **encoding)
+    if (fd := _own_descriptor(path)) is not None:
+        for stream in (sys.stdout, sys.stderr):
+            with suppress(Exception):
+                stream.flush()
+        try:
+            copy = os.dup(fd)
+        except OSError as e:
+            raise OSError(e.errno, "not an open descriptor: nothing to write to", str(path)) from None
+        return open(copy, mode.replace("w", "a"), **encoding)
     if stat.S_ISFIFO(os.stat(path).st_mode):
         try:
             fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
@@ -149,6 +160,14 @@ def check_writable(path: str | Path, directory: bool = False) -> Path:
     a directory) cannot be written at ``path``: a file is created and removed in the nearest
     existing folder above it, where this module writes its temporary siblings."""
     path = Path(path)
+    if (fd := _own_descriptor(path)) is not None:  # written through the descriptor: is it open for writing?
+        try:
+            flags = fcntl.fcntl(fd, fcntl.F_GETFL)
+        except OSError:
+            raise OSError(errno.EBADF, "not an open descriptor: nothing to write to", str(path)) from None
+        if flags & os.O_ACCMODE == os.O_RDONLY:
+            raise PermissionError(errno.EBADF, "open for reading only", str(path))
+        return path
     if path.is_dir() and not directory:
         raise IsADirectoryError(errno.EISDIR, "is a directory, not a file to write", str(path))
     if path.exists() and not path.is_file() and not path.is_dir():  # a pipe, a device: written as it is

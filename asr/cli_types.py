@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from pathlib import Path
 
 
 def floats(text: str) -> list[float]:
@@ -82,7 +83,9 @@ def check_output(output: str, inputs=(), directory: bool = False):
             same = os.path.samefile(output, given)
         except OSError:  # an input not there: its reader names it
             continue
-        if same:
+        # a folder replaced whole takes what is in it along
+        inside = directory and Path(os.path.realpath(given)).is_relative_to(os.path.realpath(output))
+        if same or inside:
             raise RuntimeError(f"{output}: it is also the input {given}: writing it would destroy it; "
                                "give another output")
     return check_writable(output, directory)
