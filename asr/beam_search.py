@@ -245,11 +245,7 @@ class BeamSearchDecoder(Decoder):
                 self.close(stop=True)
                 raise
             except BrokenProcessPool:  # a worker killed (out of memory?): said once, and the next batch forks anew
-                # the others too: the pool ends them with SIGTERM, which a worker takes as "stop after
-                # this search" (asr.search_workers) and so never exits, and exit would wait for them
-                for process in list((getattr(self._pool, "_processes", None) or {}).values()):
-                    process.kill()  # (not by PID: the dead one's may be reaped and taken already)
-                self.close(stop=True)
+                self.close(stop=True, kill=True)
                 raise LMError("a beam search worker process died (out of memory?); run again with fewer "
                               "--decode-workers, or 1") from None
         else:
@@ -259,13 +255,18 @@ class BeamSearchDecoder(Decoder):
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
         return [nbest[0] for nbest in self.decode_nbest(log_probs, lengths)]
 
-    def close(self, stop: bool = False) -> None:
+    def close(self, stop: bool = False, kill: bool = False) -> None:
         """End the worker processes once their work is done; with ``stop``, once the search each
-        is in is done (the rest of the batch is dropped)."""
+        is in is done (the rest of the batch is dropped); with ``kill`` (a broken pool), at once:
+        the pool ends them with SIGTERM, which a worker takes as "stop after this search"
+        (asr.search_workers) and so never exits, and exit would wait for them."""
         if self._pool is not None:
             if stop:  # (terminating them instead can leave the pool's queue feeder blocked at exit)
+                # through the Process objects, not PIDs: a reaped one's PID may be another process's
                 for process in list((getattr(self._pool, "_processes", None) or {}).values()):
-                    if process.is_alive():  # (a reaped one's PID may be another process's by now)
+                    if kill:
+                        process.kill()
+                    elif process.is_alive():
                         with suppress(ProcessLookupError):
                             os.kill(process.pid, signal.SIGINT)
             self._pool.shutdown(wait=not stop, cancel_futures=stop)

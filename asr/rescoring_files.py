@@ -168,7 +168,7 @@ def package_rescoring(settings: str | Path, dst: str | Path) -> tuple[Path, list
         if options.rnnlm:  # the package carries its RNN LM too
             shutil.copytree(options.rnnlm, staged / "rnnlm")
             options = replace(options, rnnlm=str(staged / "rnnlm"))
-        tuned = yaml.safe_load(Path(settings).read_text(encoding="utf-8")).get("tuned") or {}
+        tuned = read_yaml_file(settings, RescoringError).get("tuned") or {}  # (read_rescoring checked it)
         _write_settings(staged / RESCORING_FILE, systems, options,  # relative paths: they hold after the rename
                         {**tuned, "packaged_from": str(Path(settings).resolve())},
                         "written by `asr export RESCORING_FILE DST`: this package rescores with these systems")

@@ -22,6 +22,7 @@ leading silence took the built-in model's WER on 18 valid clips from 41% to 56% 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -142,9 +143,8 @@ class Segmenter:
             return None
         louder = np.concatenate([[0.0], np.maximum.accumulate(energy)[:-1]])
         quiet = energy < louder * 10 ** (-opts.quiet_db / 10)
-        if opts.noise_floor_db:  # the floor of what is audible: a dropout's zeros would make it 0 for good
-            audible = np.where(energy > opts.silence_rms ** 2, energy, np.inf)
-            floor = np.concatenate([[np.inf], np.minimum.accumulate(audible)[:-1]])
+        if opts.noise_floor_db:
+            floor = np.concatenate([[np.inf], np.minimum.accumulate(self._audible(energy))[:-1]])
             quiet |= (energy < floor * 10 ** (opts.noise_floor_db / 10)) & \
                 (energy < louder * 10 ** (-opts.floor_quiet_db / 10))
         quiet = np.concatenate([[False], quiet])
@@ -154,6 +154,20 @@ class Segmenter:
             if hi - lo >= need and (lo + hi) // 2 * frame > after:
                 return lo * frame, hi * frame
         return None
+
+    def _audible(self, energy: np.ndarray) -> np.ndarray:
+        """``energy`` with digital silence as inf: the floor of what is audible, which a dropout's
+        zeros would make 0 for good."""
+        return np.where(energy > self.options.silence_rms ** 2, energy, np.inf)
+
+    def noise_floor(self, energy: np.ndarray) -> float:
+        """``noise_floor_db`` over the quietest audible frame of ``energy`` (per frame): what the
+        pause rule takes for near the floor, over a whole piece (a word's tail stops there:
+        asr.transcribe); 0 when the rule is off or nothing is audible."""
+        lowest = float(self._audible(energy).min(initial=np.inf))
+        if not self.options.noise_floor_db or math.isinf(lowest):
+            return 0.0
+        return lowest * 10 ** (self.options.noise_floor_db / 10)
 
     def is_silent(self, samples: np.ndarray) -> bool:
         """Below ``silence_rms`` throughout: a model run would only make text up (evaluate, tuning

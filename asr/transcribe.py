@@ -145,7 +145,7 @@ class Transcriber:
                 hop = int(round(shift * self.sample_rate))
                 energy = frame_energy(waves[b].numpy()[int(round(centre * self.sample_rate)):], hop)  # frame k's
                 words = extend_word_ends(aligned[0], energy.tolist(), int(MAX_WORD_TAIL_SECONDS / shift + 1e-9),
-                                         WORD_END_QUIET_DB, self._noise_floor(energy),
+                                         WORD_END_QUIET_DB, self.segmenter.noise_floor(energy),
                                          self.segmenter.options.floor_quiet_db)
                 # The last output frame can reach past the audio's end (frames are rounded up).
                 words = [Word(w.word, round(min(centre + w.start * shift, duration), 3),
@@ -156,15 +156,6 @@ class Transcriber:
             results.append(Result(hyp.text, duration, segments, words, confidence,
                                   [h.text for h in nbest[1:]] if asked else []))
         return results
-
-    def _noise_floor(self, energy: np.ndarray) -> float:
-        """The level a word's tail must stay above: ``noise_floor_db`` over the quietest audible
-        frame (not digital silence), as the segmenter takes a pause (0: no such rule)."""
-        opts = self.segmenter.options
-        audible = energy[energy > opts.silence_rms ** 2]
-        if not opts.noise_floor_db or not audible.size:
-            return 0.0
-        return float(audible.min()) * 10 ** (opts.noise_floor_db / 10)
 
     def silence_dbfs(self) -> float:
         """The segmenter's silence level (its RMS) in dB below full scale."""
