@@ -4,7 +4,7 @@ sources that stream a file in blocks, so an hour of audio never sits in memory w
 libsndfile (``soundfile``) reads WAV, FLAC, OGG, MP3, ...; what it cannot read (m4a, mp4, webm)
 goes through an ``ffmpeg`` binary when one is installed, decoded to 16-bit PCM on a pipe. A WAV on
 stdin or a named pipe (``<(sox ...)``) is parsed here and streamed too (libsndfile needs to
-seek); other formats there are read whole.
+seek); other formats there, and WAV codecs other than PCM and float (mu-law, ADPCM), are read whole.
 """
 
 from __future__ import annotations
@@ -50,19 +50,24 @@ def expand_inputs(args: list[str]) -> tuple[list[str], list[str]]:
         if arg == STDIN or p.is_file():
             paths.append(arg)
         elif p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and f.is_file())
+            found = sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and _file_or_link(f))
             if not found:
                 errors.append(f"{arg}: no audio files in this folder (looked for "
                               f"{', '.join(sorted(AUDIO_EXTENSIONS))})")
             paths.extend(found)
         elif glob.has_magic(arg):
-            found = sorted(f for f in glob.glob(arg, recursive=True) if Path(f).is_file())
+            found = sorted(f for f in glob.glob(arg, recursive=True) if _file_or_link(Path(f)))
             if not found:
                 errors.append(f"{arg}: no file matches this pattern")
             paths.extend(found)
         else:
             paths.append(arg)
     return paths, errors
+
+
+def _file_or_link(path: Path) -> bool:
+    """A file, or a link whose target is gone: an input whose reading says so, not one left out."""
+    return path.is_file() or (path.is_symlink() and not path.exists())
 
 
 def ffmpeg_path() -> str | None:
@@ -109,7 +114,7 @@ def stream_audio(path: str, sample_rate: int, block_seconds: float = BLOCK_SECON
             raise AudioError(path, f"read error ({e.strerror or e})") from None
         return
     if path == STDIN:
-        yield from _stream_blocks(stdin or sys.stdin.buffer, "<stdin>", sample_rate, block_seconds)
+        yield from _stream_blocks(_stdin(stdin), "<stdin>", sample_rate, block_seconds)
         return
     p = Path(path)
     if (problem := path_problem(p)) is not None:
@@ -117,6 +122,18 @@ def stream_audio(path: str, sample_rate: int, block_seconds: float = BLOCK_SECON
     if p.is_file() and p.stat().st_size == 0:
         raise AudioError(path, "file is empty (0 bytes)")
     yield from _sndfile_blocks(str(p), path, sample_rate, block_seconds)
+
+
+def _stdin(stdin=None):
+    """``stdin``, else the process's stdin as bytes; refused when closed (``<&-``), or when a
+    terminal: nothing was piped in, and reading would wait, silently, for typed audio."""
+    stream = stdin if stdin is not None else getattr(sys.stdin, "buffer", None)
+    if stream is None:
+        raise AudioError("<stdin>", "stdin is closed: pipe a WAV into it (sox in.flac -t wav - | asr transcribe -)")
+    if getattr(stream, "isatty", lambda: False)():
+        raise AudioError("<stdin>", "stdin is a terminal, not audio: pipe a WAV into it "
+                                    "(sox in.flac -t wav - | asr transcribe -)")
+    return stream
 
 
 def _open_pipe(path: str):
@@ -141,7 +158,7 @@ def _stream_blocks(stream, name: str, sample_rate: int, block_seconds: float) ->
     if not head:
         raise AudioError(name, "nothing on stdin (0 bytes)" if name == "<stdin>" else "nothing to read (0 bytes)")
     if head[:4] == b"RIFF" and head[8:12] == b"WAVE":  # a WAV streams: no seeking needed
-        yield from _wav_pipe_blocks(stream, name, sample_rate, block_seconds)
+        yield from _wav_pipe_blocks(stream, name, sample_rate, block_seconds, head)
         return
     yield from _sndfile_blocks(io.BytesIO(head + stream.read()), name, sample_rate, block_seconds)  # needs seeking
 
@@ -163,12 +180,22 @@ def _sndfile_blocks(source, name: str, sample_rate: int, block_seconds: float) -
     read = 0
     with f:  # asr.audio's reading: a file cut short gives what is there, with a warning
         rate = int(f.samplerate)
+        if not isinstance(source, str):  # stdin or a pipe, read whole
+            _warn_of_narrowband(name, rate, sample_rate)
         for samples in decode_blocks(f, name, block_seconds):
             read += len(samples)
             yield _prepare_block(name, to_mono(samples), rate, sample_rate)
     if file_size(source) > size:  # a recording still being written: say what was used
         warn(name, f"grew while it was read (still being written?): transcribed its first {read / rate:.2f} s, "
                    "as far as it went when opened")
+
+
+def _warn_of_narrowband(name: str, rate: int, target: int) -> None:
+    """A stream's rate below the model's, said once its header is read (asr transcribe says it of
+    files from their headers before any audio is read; a pipe's cannot be read ahead)."""
+    if rate < target:
+        warn(name, f"recorded at {rate} Hz, below the model's {target} Hz; upsampling cannot restore the missing "
+                   "band, so expect more errors")
 
 
 def _prepare_block(name: str, samples: np.ndarray, rate: int, target: int) -> np.ndarray:
@@ -196,21 +223,25 @@ _WAV_TYPES = {(1, 8): np.uint8, (1, 16): np.dtype("<i2"), (1, 24): np.dtype("V3"
               (3, 32): np.dtype("<f4"), (3, 64): np.dtype("<f8")}
 
 
-def _wav_pipe_blocks(stream, name: str, sample_rate: int, block_seconds: float) -> Iterator[np.ndarray]:
-    """PCM or float WAV from a pipe (after "RIFF....WAVE"), in blocks. The data size may be a
+def _wav_pipe_blocks(stream, name: str, sample_rate: int, block_seconds: float,
+                     head: bytes = b"") -> Iterator[np.ndarray]:
+    """PCM or float WAV from a pipe (after ``head``, its "RIFF....WAVE"), in blocks. The data size may be a
     placeholder (asr.audio.unknown_size: 0, or sox's or ffmpeg's "length unknown"): then it is read to the
-    end. A stream that ends before its data size is judged as a file cut short is."""
+    end. A stream that ends before its data size is judged as a file cut short is. Other codecs
+    (telephone audio's mu-law, A-law, ADPCM, GSM) are read whole by libsndfile, as a file would be."""
     import struct
 
     wav = "WAV on stdin" if name == "<stdin>" else "WAV on a pipe"
-    fmt = None
+    fmt, read = None, [head]  # the bytes read so far, for libsndfile to read the whole WAV from
     while True:
         header = _read_exactly(stream, 8)
+        read.append(header)
         if len(header) < 8:
             raise AudioError(name, f"{wav} has no 'data' chunk")
         chunk, size = header[:4], struct.unpack("<I", header[4:])[0]
         if chunk == b"fmt ":
             body = _read_exactly(stream, size + (size & 1))
+            read.append(body)
             if len(body) < 16:
                 raise AudioError(name, f"{wav} has a truncated 'fmt ' chunk")
             tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
@@ -220,13 +251,19 @@ def _wav_pipe_blocks(stream, name: str, sample_rate: int, block_seconds: float) 
         elif chunk == b"data":
             break
         else:
-            _read_exactly(stream, size + (size & 1))
+            read.append(_read_exactly(stream, size + (size & 1)))
     if fmt is None:
         raise AudioError(name, f"{wav} has no 'fmt ' chunk before its data")
     tag, channels, rate, bits = fmt
-    if (tag, bits) not in _WAV_TYPES or channels < 1 or rate < 1:
-        raise AudioError(name, f"{wav}: unsupported encoding (format {tag}, {bits} bits, "
-                               f"{channels} channels, {rate} Hz); pipe PCM or float WAV")
+    if channels < 1 or rate < 1:
+        raise AudioError(name, f"{wav}: its 'fmt ' chunk says {channels} channels at {rate} Hz")
+    if (tag, bits) not in _WAV_TYPES:
+        rest = stream.read()
+        if size == 0:  # a writer that never filled it in (read to the end, as PCM is): libsndfile would read none
+            read[-1] = b"data" + struct.pack("<I", min(len(rest), 0xFFFFFFFF))
+        yield from _sndfile_blocks(io.BytesIO(b"".join(read) + rest), name, sample_rate, block_seconds)
+        return
+    _warn_of_narrowband(name, rate, sample_rate)
     dtype = np.dtype(_WAV_TYPES[(tag, bits)])
     frame = dtype.itemsize * channels
     left = None if unknown_size(size, frame) else size

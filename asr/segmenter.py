@@ -152,7 +152,7 @@ class Segmenter:
         need = opts.pause_seconds / opts.frame_seconds
         for lo, hi in zip(edges[::2], edges[1::2]):  # quiet frames [lo, hi), speech at hi
             if hi - lo >= need and (lo + hi) // 2 * frame > after:
-                return lo * frame, hi * frame
+                return int(lo) * frame, int(hi) * frame  # (numpy's ints would make the times numpy floats)
         return None
 
     def _audible(self, energy: np.ndarray) -> np.ndarray:

@@ -146,3 +146,11 @@ def test_edges_as_short_as_a_training_clips_are_left_alone():
     assert seg.start == 0 and seg.samples.numel() == signal.size
     (untrimmed,) = segments_of(bursts([(3.0, False), (2.0, True)], seed=4), max_seconds=20.0, trim_after_seconds=0)
     assert untrimmed.start == 0 and untrimmed.samples.numel() == 5 * RATE
+
+
+def test_segment_starts_are_plain_python_floats_after_a_pause_cut_as_after_any_other():
+    # numpy's float64 leaked into Word/Segment times: printed as np.float64(62.48) (the README's
+    # `print(word)`), refused by yaml.safe_dump
+    layout = [(3.0, True), (0.6, False), (2.5, True), (0.8, False), (4.0, True)] * 3
+    segs = segments_of(bursts(layout, seed=4), silence_rms=0.0)
+    assert len(segs) > 3 and all(type(s.start) is float and type(s.covers) is float for s in segs)
