@@ -13,8 +13,11 @@ $(BIN)/asr: pyproject.toml
 	$(BIN)/pip install --quiet -e ".[test,phones]"
 	@touch $@
 
+# One pytest worker per core, at most 4 (each holds torch, ~1.5 GB): the suite's tests are
+# independent (own tmp dirs; torchrun picks free ports), and its subprocess-heavy recipe tests
+# leave a core idle otherwise. `pytest` alone still runs them one at a time.
 test: install
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto --maxprocesses 4
 
 # Training throughput (audio-seconds/s) and transcription real-time factor on this machine.
 bench: install

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from asr.cli_systems import as_packaged, combined_outcomes, load_transcriber, print_error, systems_from
 from asr.cli_types import check_output
+from asr.text import plural
 
 
 def cmd_train(args) -> int:
@@ -45,7 +46,8 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from asr.atomic import write_text_atomic
     from asr.data import read_manifest
-    from asr.evaluate import evaluate, unwritable_note
+    from asr.evaluate import evaluate, unwritable_note, utterance_id
+    from asr.user_warnings import listed
 
     if args.output:
         check_output(args.output, [args.manifest])  # before a long evaluation, not after it
@@ -64,14 +66,17 @@ def cmd_evaluate(args) -> int:
     utterances = read_manifest(args.manifest)
     if not utterances:
         raise RuntimeError(f"{args.manifest}: no utterances to evaluate")
-    ids = Counter(u.id or u.audio_filepath for u in utterances)
+    ids = Counter(utterance_id(u) for u in utterances)
     if (repeated := [i for i, n in ids.items() if n > 1]):  # scored all the same; asr compare matches by id
         print_error(f"warning: {args.manifest}: {len(repeated)} utterance id(s) occur more than once "
                     f"(e.g. {repeated[0]!r}): reports of it cannot be compared or combined")
     systems = systems_from(args)  # LM/lexicon errors surface here, before any audio
     results = [evaluate(t, utterances, batch_seconds=args.batch_seconds) for t in systems]
-    for path, reason in dict.fromkeys(item for r in results for item in r.skipped):
-        print_error(f"skipped {path}: {reason}")
+    skipped = [f"skipped {path}: {why}" for path, why in dict.fromkeys(i for r in results for i in r.skipped)]
+    if skipped:
+        # a few and a total, as training's checks: a wrong audio folder would list the whole corpus
+        listed(skipped, f"{len(skipped)} of {plural(len(utterances), 'utterance')} skipped (unreadable audio): "
+                        "not scored", print_error)
     if not all(r.utterances for r in results):  # a WER of 0/0 words would read as a perfect score
         print_error(f"{args.manifest}: none of its {len(utterances)} utterances could be read: nothing scored"
                     + (", no report written" if args.report else ""))
@@ -99,7 +104,7 @@ def cmd_evaluate(args) -> int:
                     f"rate can be given ({s['insertions']} hypothesis word(s), all insertions)")
     print(f"WER {100 * s['wer']:.2f}% ({s['word_errors']}/{s['words']}: {s['substitutions']} sub, "
           f"{s['deletions']} del, {s['insertions']} ins)  CER {100 * s['cer']:.2f}%  "
-          f"{s['utterances']} utterances, {s['audio_seconds']:.1f} s audio, RTF {s['rtf']}; {s['decoder']}")
+          f"{plural(s['utterances'], 'utterance')}, {s['audio_seconds']:.1f} s audio, RTF {s['rtf']}; {s['decoder']}")
     if args.json:
         print(json.dumps(s))
     if args.report:
@@ -145,6 +150,8 @@ def cmd_tune_rescoring(args) -> int:
                   batch_seconds=args.batch_seconds, prior_scales=args.prior_scales or [0.0])
     for path, reason in result.skipped:
         print_error(f"skipped {path}: {reason}")
+    if result.skipped:  # tuned on the rest, and stored, as `asr lm tune` does (exit 0)
+        print_error(f"{len(result.skipped)} of {len(utterances)} utterances skipped")
     path = write_rescoring(args.output, models, result, args.manifest)
     o = result.options
     if result.perplexities:
@@ -152,12 +159,12 @@ def cmd_tune_rescoring(args) -> int:
                           or lam == o.rnnlm_lambda)
         print(f"RNN LM share {o.rnnlm_lambda:g}, chosen by perplexity on {args.manifest} ({table})")
     print(f"{args.manifest}: WER {100 * result.wer:.2f}% rescored ({args.model} alone: {100 * result.first_wer:.2f}%), "
-          f"{result.utterances} utterances, {len(result.grid)} settings in {result.seconds:.0f} s; weights "
+          f"{plural(result.utterances, 'utterance')}, {plural(len(result.grid), 'setting')} in {result.seconds:.0f} s; weights "
           f"{', '.join(f'{w:g}' for w in o.weights)}, lm_weight {o.lm_weight:g}, word_score {o.word_score:g}"
           + (f", prior_scale {o.prior_scale:g}" if o.prior_scale else "") + f" -> {path}")
     print(f"oracle: the best of each utterance's {result.candidates_per_utterance:.1f} candidates (on average; "
           f"a cut one's per piece) gives WER {100 * result.oracle_wer:.2f}%, the floor for any weights")
-    return 1 if result.skipped else 0
+    return 0
 
 
 def cmd_transcribe(args) -> int:
@@ -190,6 +197,10 @@ def cmd_transcribe(args) -> int:
         return 2
     if not args.output_dir and args.format in ("srt", "vtt", "tsv") and len(paths) > 1:
         print_error(f"--format {args.format} is one file per input: give --output-dir for {len(paths)} inputs")
+        return 2
+    if args.combine and args.nbest:  # before any model loads: the vote would drop them silently
+        print_error("--nbest with --combine: a ROVER vote gives one transcript, with no alternatives; n-best across "
+                    "models is --rescoring (asr tune-rescoring)")
         return 2
     if (args.combine or args.rescoring) and (streams := [p for p in paths if is_stream(p)]):
         print_error(f"{streams[0]}: a pipe can be read only once, so not with --combine or --rescoring")
@@ -349,7 +360,7 @@ def cmd_combine(args) -> int:
         print_error(note)
     s = combined.summary()
     print(f"combined: WER {100 * s['wer']:.2f}% ({s['word_errors']}/{s['words']}: {s['substitutions']} sub, "
-          f"{s['deletions']} del, {s['insertions']} ins)  CER {100 * s['cer']:.2f}%  {s['utterances']} utterances")
+          f"{s['deletions']} del, {s['insertions']} ins)  CER {100 * s['cer']:.2f}%  {plural(s['utterances'], 'utterance')}")
     print_error(f"report written to {args.output}/ (report.md, report.html, results.json)")
     return 0
 

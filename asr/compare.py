@@ -9,6 +9,7 @@ from pathlib import Path
 from asr.metrics import paired_bootstrap
 from asr.report import Report, ReportError, load_report, no_common_utterances
 from asr.report_text import UNDEFINED, pct, sclite_lines, shown_rates
+from asr.text import plural
 
 
 @dataclass
@@ -49,7 +50,7 @@ def compare_reports(dir_a: str | Path, dir_b: str | Path) -> Comparison:
 def render_comparison(c: Comparison, limit: int = 0) -> str:
     sa, sb = c.a.summary(), c.b.summary()
     ra, rb = shown_rates(sa), shown_rates(sb)  # None over no reference words, as in the reports
-    lines = [f"{len(c.a.utterances)} utterances in both reports"
+    lines = [f"{plural(len(c.a.utterances), 'utterance')} in both reports"
              + (f"; {len(c.only_a)} only in A, {len(c.only_b)} only in B (left out)" if c.only_a or c.only_b else "")]
     if c.reference_differs:
         lines.append(f"warning: {len(c.reference_differs)} utterance(s) have different references in A and B, "

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from asr.cli_systems import print_error
 from asr.cli_types import check_output
+from asr.text import plural
 
 
 def cmd_prepare(args) -> int:
@@ -46,7 +47,7 @@ def cmd_prepare(args) -> int:
             print_error(f"skipped {split} {utt_id}: {reason}")
         for note in report.notes:
             print_error(f"{split}: {note}")
-        print(f"{split}: {len(report.utterances)} utterances, {total_hours(report.utterances):.2f} h, "
+        print(f"{split}: {plural(len(report.utterances), 'utterance')}, {total_hours(report.utterances):.2f} h, "
               f"{len(report.skipped)} skipped")
     return 0
 
@@ -86,6 +87,6 @@ def cmd_synthesize(args) -> int:
         raise RuntimeError(f"--freq-scale '{given}': expected LOW,HIGH, e.g. 1,1.3")
     utterances = synthesize(sentences, args.out, voices, seed=args.seed, freq_scale_range=tuple(args.freq_scale),
                             jobs=args.jobs, log=print_error)
-    print(f"{Path(args.out) / 'train.jsonl'}: {len(utterances)} utterances, {total_hours(utterances):.2f} h, "
+    print(f"{Path(args.out) / 'train.jsonl'}: {plural(len(utterances), 'utterance')}, {total_hours(utterances):.2f} h, "
           f"{len(sentences) - len(utterances)} skipped")
     return 0

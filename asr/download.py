@@ -211,7 +211,6 @@ def download_corpus(corpus: str, data_dir: str | Path, subsets: list[str] | None
     already complete is skipped. ``archive``: a local copy of the archive to unpack instead of
     downloading (required for Common Voice). ``url_base``: a mirror holding the same files."""
     data_dir = Path(data_dir)
-    data_dir.mkdir(parents=True, exist_ok=True)
     if corpus == "commonvoice":
         if archive is None:
             if _commonvoice_present(data_dir):
@@ -231,7 +230,7 @@ def download_corpus(corpus: str, data_dir: str | Path, subsets: list[str] | None
         items = [(table[s], Path(archive) if archive is not None else data_dir / table[s].name) for s in subsets]
     else:
         raise DownloadError(f"unknown corpus {corpus!r} (choose from {', '.join([*CORPORA, 'commonvoice'])})")
-
+    data_dir.mkdir(parents=True, exist_ok=True)  # after the checks: a refused command leaves no empty folder
     for item, local in items:
         # Subsets share a top folder (LibriSpeech/): the marker alone misses one deleted since.
         whole = missing_layout(data_dir, item.creates, item.layout) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -57,6 +58,13 @@ class Evaluation:
             "decode_seconds": round(self.decode_seconds, 3),
             "rtf": round(self.decode_seconds / self.audio_seconds, 6) if self.audio_seconds else None,
         }
+
+
+def utterance_id(utterance: Utterance) -> str:
+    """Its manifest's id, else its audio file's resolved path: the manifest's folder as the
+    command line named it (relative to where it ran) would tell the same file apart by the
+    working folder, and reports are matched by id (``asr compare``, ``asr combine``)."""
+    return utterance.id or os.path.realpath(utterance.audio_filepath)
 
 
 def batches_by_duration(utterances: list[Utterance], batch_seconds: float, max_batch: int = 64):
@@ -212,7 +220,7 @@ def _evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_secon
             if progress is not None and utterances[i].duration >= limit:  # the others were counted in their batch
                 progress(1)
         decode_seconds += time.perf_counter() - start
-    rows = [UtteranceResult(u.id or u.audio_filepath, u.audio_filepath, normalize_text(u.text), hyps[i], u.speaker)
+    rows = [UtteranceResult(utterance_id(u), u.audio_filepath, normalize_text(u.text), hyps[i], u.speaker)
             for i, u in enumerate(utterances) if i in hyps]
     refs, hyp_texts = [r.reference for r in rows], [r.hypothesis for r in rows]
     return Evaluation(rows, word_errors(refs, hyp_texts), char_errors(refs, hyp_texts),

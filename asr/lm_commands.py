@@ -8,6 +8,7 @@ from pathlib import Path
 from asr.atomic import check_writable
 from asr.cli_types import check_output
 from asr.commands import print_error
+from asr.text import plural
 
 
 def _tokenizer(args):
@@ -202,7 +203,7 @@ def cmd_lm_tune(args) -> int:
         print_error(f"{len(result.skipped)} of {len(utterances)} utterances skipped")
     print(f"best: lm_weight {result.lm_weight:g} word_score {result.word_score:g} blank_penalty "
           f"{result.blank_penalty:g} prior_scale {result.prior_scale:g}: WER {100 * result.wer:.2f}% "
-          f"(greedy {100 * result.greedy_wer:.2f}%) on {result.utterances} utterances, {result.seconds:.0f} s")
+          f"(greedy {100 * result.greedy_wer:.2f}%) on {plural(result.utterances, 'utterance')}, {result.seconds:.0f} s")
     if not args.dry_run:
         print(f"stored in {store(args.model, result, decoder, args.lm, args.lexicon, args.manifest)}")
     return 0
@@ -234,6 +235,6 @@ def cmd_priors(args) -> int:
     tokens, priors = transcriber.tokenizer.tokens, estimate.priors
     top = sorted(range(len(priors)), key=priors.__getitem__, reverse=True)[:5]
     print(f"{save_priors(args.model, priors, estimate.frames, args.manifest)}: {len(priors)} tokens over "
-          f"{estimate.frames:,} frames of {estimate.used} utterances; most likely: "
+          f"{estimate.frames:,} frames of {plural(estimate.used, 'utterance')}; most likely: "
           + ", ".join(f"{tokens[k]} {priors[k]:.3f}" for k in top))
     return 0

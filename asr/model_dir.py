@@ -212,10 +212,10 @@ def _rewrite_yaml(path: Path, change) -> None:
     """Apply ``change`` to the YAML mapping at ``path`` (when there is one), keeping its opening comments."""
     if not path.is_file():
         return
-    text = path.read_text(encoding="utf-8")
-    data = yaml.safe_load(text)
+    data = read_yaml_file(path, ModelDirError)  # a broken file: one error naming it, as when it loads
     if not isinstance(data, dict):
         return
     change(data)
+    text = path.read_text(encoding="utf-8")
     header = "".join(takewhile(lambda line: line.startswith("#"), text.splitlines(keepends=True)))
     write_text_atomic(path, header + yaml.safe_dump(data, sort_keys=False))

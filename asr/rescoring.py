@@ -129,7 +129,14 @@ class WordLM:
         ngram = [self.ngram_word_log_probs(t) for t in texts]
         if self.rnnlm is None or rnnlm_lambda <= 0:
             return [float(n.sum() / math.log(10)) for n in ngram]
-        rnn = self.rnnlm.word_log_probs([t.split() for t in texts])
+        sentences = [t.split() for t in texts]
+        rnn = self.rnnlm.word_log_probs(sentences)
+        for s, n, r in zip(sentences, ngram, rnn):
+            # a word the RNN LM does not know would get its <unk>, which it never trained on (every
+            # training word is in its vocabulary): the n-gram alone scores it, as choose_rnnlm_lambda
+            # leaves such words out of the perplexity that sets the share
+            unknown = np.array([not self.rnnlm.known(w) for w in s] + [False])
+            r[unknown] = n[unknown]
         return [interpolate(n, r, rnnlm_lambda) for n, r in zip(ngram, rnn)]
 
     def score(self, text: str, rnnlm_lambda: float = 0.0) -> float:

@@ -22,7 +22,7 @@ below the best of them (recipes/speechocean762/README.md).
 from __future__ import annotations
 
 import time
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import replace
 from typing import Sequence
 
@@ -180,11 +180,23 @@ def _voted(utterances, by_id: list[dict], weights) -> list[UtteranceResult]:
                             combine([b[u.id].hypothesis for b in by_id], weights), u.speaker) for u in utterances]
 
 
+def _by_occurrence(rows) -> dict:
+    """Rows keyed by (id, how many rows before had it): an id that a manifest repeats (evaluate warns)
+    has its k-th row matched to every system's k-th, not to the last."""
+    seen: Counter = Counter()
+    keyed = {}
+    for u in rows:
+        keyed[(u.id, seen[u.id])] = u
+        seen[u.id] += 1
+    return keyed
+
+
 def combine_evaluations(evaluations: Sequence[Evaluation], weights: Sequence[float] | None = None) -> Evaluation:
     """ROVER of several systems' evaluations of one manifest (best first), scored again.
     Utterances that any system could not read are left out (and listed as skipped)."""
-    by_id = [{u.id: u for u in e.utterances} for e in evaluations]
-    rows = _voted([u for u in evaluations[0].utterances if all(u.id in b for b in by_id[1:])], by_id, weights)
+    by_key = [_by_occurrence(e.utterances) for e in evaluations]
+    rows = [UtteranceResult(u.id, u.audio_filepath, u.reference, combine([b[k].hypothesis for b in by_key], weights),
+                            u.speaker) for k, u in by_key[0].items() if all(k in b for b in by_key[1:])]
     skipped = list(dict.fromkeys(item for e in evaluations for item in e.skipped))
     refs, hyps = [r.reference for r in rows], [r.hypothesis for r in rows]
     truncated = list(dict.fromkeys(line for e in evaluations for line in e.truncated))  # the same files each time

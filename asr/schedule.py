@@ -58,22 +58,34 @@ class WarmupCosine:
         return floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * self.progress(step)))
 
 
-def warmup_warning(warmup_steps: int, total_steps: int, lr: float) -> str | None:
+def warmup_warning(warmup_steps: int, total_steps: int, lr: float, configured: int | None = None,
+                   resumed: bool = False) -> str | None:
     """A warning when warmup takes over half of a run's ``total_steps`` (a small corpus makes few
     steps an epoch, and train.warmup_steps counts steps): the rate then peaks below ``lr``, or
     decays over what little is left. None otherwise. Left as configured, not capped: the same
-    config gives the same schedule on any corpus."""
+    config gives the same schedule on any corpus.
+
+    ``configured``: the train.warmup_steps the run was given, when ``warmup_steps`` is it rescaled
+    to this run's steps (a resumed run on another number of processes). ``resumed``: the run keeps
+    its warmup, so the advice is to start anew."""
     if warmup_steps <= total_steps / 2:
         return None
+    named = f"train.warmup_steps={warmup_steps}"
+    if configured is not None and configured != warmup_steps:
+        named = f"train.warmup_steps={configured} ({warmup_steps} of this run's steps)"
     shorter = f"a smaller train.warmup_steps (a tenth of the run: {max(1, total_steps // 10)})"
+    if resumed:
+        shorter = f"a run started anew with {shorter}: a resumed run keeps its warmup"
     if warmup_steps >= total_steps:
         peak = lr * total_steps / warmup_steps  # the rate of the last step: (step + 1) / warmup_steps of lr
-        return (f"warning: train.warmup_steps={warmup_steps} is more than the run's {total_steps} steps: the learning "
-                f"rate rises to {peak:.3g}, {100 * total_steps / warmup_steps:.2g}% of train.lr={lr:g}, and never "
-                f"decays; give {shorter}")
-    return (f"warning: train.warmup_steps={warmup_steps} is {100 * warmup_steps / total_steps:.0f}% of the run's "
-            f"{total_steps} steps: the learning rate decays over the last {total_steps - warmup_steps} only; give "
-            f"{shorter}")
+        span = "more than" if warmup_steps > total_steps else "all of"
+        share = 100 * total_steps / warmup_steps
+        return (f"warning: {named} is {span} the run's {total_steps} steps: the learning rate rises to {peak:.3g}, "
+                f"{share:.2g}% of train.lr={lr:g}, and never decays; give {shorter}" if share < 99.5 else
+                f"warning: {named} is {span} the run's {total_steps} steps: the learning rate reaches train.lr={lr:g} "
+                f"on the last step, and never decays; give {shorter}")
+    return (f"warning: {named} is {100 * warmup_steps / total_steps:.0f}% of the run's {total_steps} steps: the "
+            f"learning rate decays over the last {total_steps - warmup_steps} only; give {shorter}")
 
 
 def epochs_within_budget(budget_seconds: float, elapsed_seconds: float, epochs_done: int,

@@ -42,6 +42,7 @@ from asr.noise import NoiseError
 from asr.schedule import WarmupCosine, replan_to_budget, warmup_warning
 from asr.segmenter import Segmenter, SegmenterOptions
 from asr.selection import average_last_epochs, end_epoch
+from asr.text import plural
 from asr.train_checks import (TrainingError, check_trainable_lengths, nothing_readable, unreadable_files,
                               valid_loss_note, warn_of_silence)
 from asr.train_resume import apply_new_settings, load_scaler, make_optimizer, trim_log
@@ -108,7 +109,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     if state is None and cfg.features.normalize == "global" and not tc.init_from:
         t0 = time.time()
         read = compute_cmvn(model, train_set, device, d)
-        say(f"feature statistics from {read} utterances in {time.time() - t0:.1f} s"
+        say(f"feature statistics from {plural(read, 'utterance')} in {time.time() - t0:.1f} s"
             + (f"; {len(train_set) - read} utterance(s) with unreadable audio left out of training"
                if read < len(train_set) else ""))
     weight_noise = WeightNoise(model.parameters(), tc.weight_noise)
@@ -174,14 +175,17 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     averaged, best = (trim_log(run_dir, start_epoch, start_epoch >= epochs, best) if state and d.is_main
                       else (False, best))  # epochs logged past last/ are trained and logged again, once
     warmup = round(schedule.warmup_steps)  # a resumed run's own, in this run's steps (resume_point)
-    if step < warmup and (warning := warmup_warning(warmup, starts[epochs], tc.lr)):
+    own = saved_cfg.train.warmup_steps if state else tc.warmup_steps  # a resumed run keeps its own (apply_new_settings)
+    if step < warmup and (warning := warmup_warning(warmup, starts[epochs], tc.lr, own, resumed=bool(state))):
         say(warning)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if d.enabled else model
 
     writer = None
     if d.is_main:
         from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
-        writer = SummaryWriter(str(run_dir / "tb"))
+        # resumed: TensorBoard hides what the killed run logged past the checkpoint (its steps are
+        # trained and logged again), not shown twice
+        writer = SummaryWriter(str(run_dir / "tb"), purge_step=step + 1 if state else None)
 
     def epoch_totals() -> list[float]:
         """This epoch's sums so far over all ranks (every rank calls it), carried ones included."""

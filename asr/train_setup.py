@@ -23,6 +23,7 @@ from asr.losses import log
 from asr.model import AcousticModel
 from asr.model_dir import LoadedModel, load_model_dir
 from asr.phones import LexiconError, PhoneLexicon
+from asr.text import plural
 from asr.tokenizers import Tokenizer, build_tokenizer
 from asr.train_checks import TrainingError, file_durations, nothing_readable, report_split, unreadable_files
 from asr.user_warnings import gathered_warnings
@@ -122,7 +123,7 @@ def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False, phone_
         dataset.keep(sorted(range(len(dataset)), key=lambda i: i in dataset.unspellable))
     if not quiet:
         report_split(path, name, cfg, utts, missing, off, narrow, too_long, unreadable, dataset.skipped, cut)
-        log(f"{name}: {len(dataset)} utterances, {total_hours(dataset.utterances):.2f} h")
+        log(f"{name}: {plural(len(dataset), 'utterance')}, {total_hours(dataset.utterances):.2f} h")
         if phone_lexicon is not None:
             missing_words = phone_lexicon.missing_words(u.text for u in dataset.utterances)
             with_phones = sum(p is not None for p in dataset.phones)

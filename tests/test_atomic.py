@@ -226,3 +226,15 @@ def test_a_fifo_no_one_reads_yet_is_said_before_the_wait(tmp_path):
     waiting = writer.stderr.readline()
     assert waiting == f"asr: {fifo}: waiting for a process to read it\n"
     assert fifo.read_text() == "late\n" and writer.wait(timeout=30) == 0
+
+
+def test_an_old_copy_left_under_this_process_s_own_pid_does_not_block_replacing_a_directory(tmp_path):
+    # a container reuses low PIDs: a killed run of the same PID left its old copy there
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "a").write_text("old")
+    left = tmp_path / f".pkg.old-{os.getpid()}"
+    left.mkdir()
+    (left / "stale").write_text("from a killed run")
+    with atomic_dir(tmp_path / "pkg") as staged:
+        (staged / "a").write_text("new")
+    assert (tmp_path / "pkg" / "a").read_text() == "new" and not left.exists()

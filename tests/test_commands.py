@@ -135,7 +135,7 @@ def test_lm_tune_that_skipped_an_unreadable_utterance_names_it_and_stores_its_re
                  "--word-scores", "0", "--beam-size", "4", "--decode-workers", "1"]) == 0
     out, err = capsys.readouterr()
     assert f"skipped {tmp_path / 'gone.wav'}" in err and "1 of 2 utterances skipped" in err
-    assert "on 1 utterances" in out and (model / "decoding.yaml").is_file()
+    assert "on 1 utterance," in out and (model / "decoding.yaml").is_file()
 
 
 def test_export_refuses_a_lexicon_without_an_lm_rather_than_leave_it_out(tiny_model_dir, tmp_path, capsys):
@@ -216,3 +216,12 @@ def test_output_to_a_descriptor_that_is_not_open_is_refused_before_any_work(tmp_
     done = subprocess.run([sys.executable, "-c", WRITES_LM_TO, str(tmp_path / "t.txt"), "/dev/fd/7"],
                           capture_output=True, text=True)
     assert done.returncode == 2 and "/dev/fd/7: not an open descriptor: nothing to write to" in done.stderr
+
+
+def test_transcribe_refuses_nbest_with_combine_before_any_model_loads(tmp_path, monkeypatch, capsys):
+    import asr.commands
+
+    monkeypatch.setattr(asr.commands, "systems_from", lambda args: pytest.fail("a model loaded"))
+    (tmp_path / "a.wav").write_bytes(b"")
+    assert main(["transcribe", str(tmp_path / "a.wav"), "--combine", str(tmp_path), "--nbest", "3"]) == 2
+    assert "--nbest with --combine: a ROVER vote gives one transcript" in capsys.readouterr().err

@@ -328,9 +328,10 @@ def test_a_zip_entry_outside_the_data_dir_or_a_link_is_refused_and_nothing_is_wr
     assert list((tmp_path / "out").iterdir()) == [] and not (tmp_path / "escaped.txt").exists()
 
 
-def test_unknown_subsets_are_refused_with_the_choices(tmp_path):
+def test_unknown_subsets_are_refused_with_the_choices_and_leave_no_data_dir(tmp_path):
     with pytest.raises(DownloadError, match="train-clean-100"):
-        download_corpus("librispeech", tmp_path, subsets=["train-clean-1000"], progress=False)
+        download_corpus("librispeech", tmp_path / "c", subsets=["train-clean-1000"], progress=False)
+    assert not (tmp_path / "c").exists()
 
 
 def test_known_archives_use_the_official_urls_and_checksums_where_known():
@@ -363,7 +364,7 @@ def test_asr_download_of_a_missing_archive_exits_2(server, tmp_path, capsys):
 
 def test_asr_download_commonvoice_needs_the_users_archive(tmp_path, capsys):
     assert main(["download", "commonvoice", "--data-dir", str(tmp_path / "c")]) == 2
-    assert "needs a login" in capsys.readouterr().err
+    assert "needs a login" in capsys.readouterr().err and not (tmp_path / "c").exists()
     assert main(["download", "commonvoice", "--data-dir", str(tmp_path / "c"),
                  "--archive", str(tmp_path / "missing.tar.gz")]) == 2
     assert "archive not found" in capsys.readouterr().err

@@ -93,3 +93,43 @@ def test_evaluate_warns_when_references_hold_characters_the_model_cannot_write(t
     warnings = [line for line in capsys.readouterr().err.splitlines() if "warning" in line]
     assert warnings == [f"asr: warning: {tmp_path / 'm.jsonl'}: 2 reference(s) hold characters the model has no token for "
                         "('7' '9'): they count as errors whatever the model hears"]
+
+
+def test_an_utterance_without_an_id_gets_the_same_id_from_any_working_folder_so_its_reports_compare(
+        tiny_model_dir, tmp_path, monkeypatch, capsys):
+    import json
+
+    from asr.cli import main
+    from asr.compare import compare_reports
+
+    (tmp_path / "data" / "audio").mkdir(parents=True)
+    sf.write(str(tmp_path / "data" / "audio" / "tone.wav"),
+             0.5 * np.sin(np.arange(RATE) / 3.0).astype(np.float32), RATE)
+    (tmp_path / "data" / "m.jsonl").write_text(json.dumps({"audio_filepath": "audio/tone.wav", "duration": 1.0,
+                                                           "text": "hello"}) + "\n")
+    monkeypatch.chdir(tmp_path)
+    assert main(["evaluate", "data/m.jsonl", "--model", str(tiny_model_dir), "--report", "a"]) == 0
+    monkeypatch.chdir(tmp_path / "data")
+    assert main(["evaluate", "m.jsonl", "--model", str(tiny_model_dir), "--report", "../b"]) == 0
+    comparison = compare_reports(tmp_path / "a", tmp_path / "b")
+    assert [u.id for u in comparison.a.utterances] == [u.id for u in comparison.b.utterances]
+    assert comparison.only_a == comparison.only_b == []
+
+
+def test_evaluate_names_a_few_unreadable_files_and_totals_them_rather_than_listing_a_whole_corpus(
+        tiny_model_dir, tmp_path, capsys):
+    import json
+
+    from asr.cli import main
+    from asr.user_warnings import SHOWN
+
+    sf.write(str(tmp_path / "tone.wav"), 0.5 * np.sin(np.arange(RATE) / 3.0).astype(np.float32), RATE)
+    rows = [{"audio_filepath": str(tmp_path / "tone.wav"), "duration": 1.0, "text": "hello", "id": "ok"}]
+    rows += [{"audio_filepath": str(tmp_path / f"gone{i}.wav"), "duration": 1.0, "text": "hello", "id": f"u{i}"}
+             for i in range(SHOWN + 5)]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["evaluate", str(tmp_path / "m.jsonl"), "--model", str(tiny_model_dir)]) == 1  # as before: 1
+    err = capsys.readouterr().err.splitlines()
+    assert [line for line in err if line.startswith("asr: skipped ")] == [
+        f"asr: skipped {tmp_path / f'gone{i}.wav'}: file not found" for i in range(SHOWN)]
+    assert f"asr: {SHOWN + 5} of {SHOWN + 6} utterances skipped (unreadable audio): not scored (5 more not listed)" in err

@@ -43,3 +43,12 @@ def test_exporting_a_model_whose_token_priors_are_not_json_names_the_file_in_one
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and f"{model / 'token_priors.json'}" in error
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model"]  # no package, no staging left
+
+
+def test_making_a_package_portable_names_a_broken_settings_file_with_its_line_and_column(tmp_path):
+    from asr.model_dir import ModelDirError, make_portable
+
+    (tmp_path / "decoding.yaml").write_text("# tuned\nlm_weight: 0.5\nlm_weight: 0.7\n")
+    with pytest.raises(ModelDirError, match=rf"^{tmp_path / 'decoding.yaml'}:3:1: .*lm_weight"):
+        make_portable(tmp_path)
+    assert (tmp_path / "decoding.yaml").read_text() == "# tuned\nlm_weight: 0.5\nlm_weight: 0.7\n"  # left as it was

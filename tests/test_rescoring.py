@@ -163,6 +163,22 @@ def test_tune_rescoring_searches_the_grids_it_is_given(packages, tiny_corpus, tm
     assert options.weights[1] in (0.0, 2.0) and options.lm_weight == 0.5 and options.word_score in (-1.0, 1.0)
 
 
+def test_tune_rescoring_that_skipped_an_unreadable_utterance_names_it_and_stores_its_result(packages, tiny_corpus,
+                                                                                          tmp_path, capsys):
+    # exit 0, as `asr lm tune`: a recipe goes on with the settings (make would delete them on an error)
+    first, second = packages
+    manifest = tmp_path / "dev.jsonl"
+    gone = {"audio_filepath": str(tmp_path / "gone.wav"), "duration": 1.0, "text": "hello"}
+    manifest.write_text((tiny_corpus / "valid.jsonl").read_text().splitlines()[0] + "\n" + json.dumps(gone) + "\n")
+    settings = tmp_path / "rescoring.yaml"
+    assert main(["tune-rescoring", str(manifest), "--model", str(first), "--combine", str(second), "-o", str(settings),
+                 "--nbest", "2", "--decode-workers", "1", "--weights", "1", "--lm-weights", "0.5",
+                 "--word-scores", "0"]) == 0
+    out, err = capsys.readouterr()
+    assert f"skipped {tmp_path / 'gone.wav'}" in err and "1 of 2 utterances skipped" in err
+    assert "1 utterance," in out and read_rescoring(settings)[1].lm_weight == 0.5
+
+
 @pytest.mark.parametrize("grid, message", [
     ("--lm-weights=1,-2", "argument --lm-weights: must each be at least 0 (below, the LM would favour unlikely "
                           "words), got -2"),
@@ -440,6 +456,21 @@ def test_the_word_lm_with_an_rnn_lm_interpolates_word_by_word(packages):
     expected = np.log(0.5 * np.exp(ngram) + 0.5 * np.exp(neural)).sum() / math.log(10)
     assert mixed.score(text, 0.5) == pytest.approx(expected, rel=1e-5)
     assert mixed.score(text, 0.0) == pytest.approx(plain.score(text))
+
+
+def test_a_word_the_rnn_lm_does_not_know_is_scored_by_the_word_lm_alone_not_by_an_untrained_unk(packages):
+    import numpy as np
+
+    from asr.rnnlm import RecurrentLM, RNNLMOptions
+
+    first, _ = packages
+    lm = load_model(first).decoder
+    plain = WordLM(lm)
+    rnn = RecurrentLM(["</s>", "<unk>", "world"], RNNLMOptions(hidden_size=4))  # "hello" is not in its words
+    mixed = WordLM(lm, rnn)
+    ngram, neural = plain.ngram_word_log_probs("hello world"), rnn.word_log_probs([["hello", "world"]])[0]
+    both = np.log(0.5 * np.exp(ngram) + 0.5 * np.exp(neural))
+    assert mixed.score("hello world", 0.5) == pytest.approx((ngram[0] + both[1:].sum()) / math.log(10), rel=1e-5)
 
 
 def test_one_model_s_own_n_best_can_be_rescored_with_an_rnn_lm_alone(packages, tiny_corpus, tmp_path, capsys):

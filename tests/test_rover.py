@@ -193,3 +193,18 @@ def test_a_combined_transcript_of_nothing_keeps_the_confidence_of_the_first_syst
     untimed = [Result("go", 10.0), Result("", 10.0, confidence=0.8), Result("", 10.0, confidence=0.7)]
     assert combine_results(untimed).confidence == 0.8
     assert combine_results([Result("", 2.0), Result("", 2.0)]).confidence is None
+
+
+def test_an_id_the_manifest_repeats_is_combined_row_by_row_not_with_its_last_row_s_hypotheses():
+    from asr.evaluate import Evaluation
+    from asr.metrics import char_errors, word_errors
+    from asr.rover import combine_evaluations
+
+    refs = ["a cat", "a dog"]
+
+    def evaluation(hyps):
+        rows = [UtteranceResult("same", f"{i}.wav", r, h, "spk") for i, (r, h) in enumerate(zip(refs, hyps))]
+        return Evaluation(rows, word_errors(refs, hyps), char_errors(refs, hyps), 2.0, 0.1)
+
+    combined = combine_evaluations([evaluation(["a cat", "a dog"])] * 2 + [evaluation(["a hat", "a log"])])
+    assert [u.hypothesis for u in combined.utterances] == ["a cat", "a dog"] and combined.wer == 0

@@ -90,6 +90,20 @@ def test_warmup_over_the_whole_run_is_warned_about_with_the_rate_it_reaches():
                        "of the run: 6)")
 
 
+def test_warmup_as_long_as_the_run_is_warned_about_as_all_of_it_not_more():
+    assert warmup_warning(60, 60, 1e-3).startswith("warning: train.warmup_steps=60 is all of the run's 60 steps: the "
+                                                   "learning rate reaches train.lr=0.001 on the last step, and never "
+                                                   "decays")
+
+
+def test_a_resumed_run_s_warning_names_its_configured_warmup_and_that_only_a_new_run_can_change_it():
+    # 300 warmup steps of a run on two processes, resumed on one: 600 of this run's steps
+    warning = warmup_warning(600, 800, 1e-3, configured=300, resumed=True)
+    assert warning.startswith("warning: train.warmup_steps=300 (600 of this run's steps) is 75% of the run's 800 steps")
+    assert warning.endswith("give a run started anew with a smaller train.warmup_steps (a tenth of the run: 80): a "
+                            "resumed run keeps its warmup")
+
+
 def test_warmup_over_half_the_run_is_warned_about_and_a_usual_one_is_not():
     assert "is 75% of the run's 400 steps: the learning rate decays over the last 100 only" in warmup_warning(
         300, 400, 1e-3)

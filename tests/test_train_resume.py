@@ -183,3 +183,27 @@ def test_an_average_that_did_not_become_best_leaves_the_key_as_the_checkpoint_sa
                {"averaged": ["epoch-001"], "valid_wer": 0.45, "valid_cer": 0.2, "valid_loss": 1.4}]
     (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     assert trim_log(tmp_path, 1, True, (0.4, 0.2, 1.5)) == (True, (0.4, 0.2, 1.5))  # finished: kept as logged
+
+
+def test_tensorboard_shows_each_step_once_after_a_kill_between_checkpoints(tiny_corpus, tmp_path, monkeypatch):
+    from torch.utils.tensorboard import SummaryWriter
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    cfg = tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=2", "train.checkpoint_every=2")
+    real = SummaryWriter.add_scalar
+
+    def killed_after_logging_step_3(writer, tag, value, step, *args, **kwargs):
+        real(writer, tag, value, step, *args, **kwargs)
+        if tag == "train/lr" and step == 3:  # last/ holds step 2: step 3 is trained and logged again
+            writer.flush()
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(SummaryWriter, "add_scalar", killed_after_logging_step_3)
+    with pytest.raises(KeyboardInterrupt):
+        train(cfg)
+    monkeypatch.setattr(SummaryWriter, "add_scalar", real)
+    run = train(cfg, resume=True)
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()
+    steps = [e.step for e in events.Scalars("train/loss")]
+    assert steps == sorted(set(steps)) and steps[:3] == [1, 2, 3]
