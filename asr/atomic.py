@@ -218,6 +218,8 @@ def atomic_dir(path: str | Path) -> Iterator[Path]:
     old = path.with_name(f".{path.name}.old-{os.getpid()}")
     if old.is_dir() and not old.is_symlink():  # a killed process of our PID left it (a container reuses PIDs)
         shutil.rmtree(old, ignore_errors=True)
+    else:  # or the file that its --force was replacing with a directory
+        old.unlink(missing_ok=True)
     if path.exists():
         path.rename(old)  # two renames: a reader sees the old directory or the new, never a mix
     tmp.rename(path)

@@ -159,8 +159,8 @@ def decode_blocks(f: sf.SoundFile, name, block_seconds: float = BLOCK_SECONDS) -
     command. A decoding error keeps the audio before it (libsndfile stops at a FLAC cut short or
     damaged); then ``check_ending`` warns, or raises AudioError when nothing could be decoded."""
     rate = int(f.samplerate)
-    if rate <= 0:
-        raise AudioError(name, f"invalid sample rate {rate}")
+    if not MIN_RATE <= rate <= MAX_RATE:  # a damaged header; resampling from 1 Hz would need gigabytes
+        raise AudioError(name, f"its header says {rate} Hz, not an audio rate ({MIN_RATE}..{MAX_RATE} Hz)")
     block = max(1, int(block_seconds * rate))
     if 0 < f.frames < block:  # a short file in one read (a count that is off costs a read more or less)
         block = int(f.frames) + 1

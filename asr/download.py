@@ -230,7 +230,6 @@ def download_corpus(corpus: str, data_dir: str | Path, subsets: list[str] | None
         items = [(table[s], Path(archive) if archive is not None else data_dir / table[s].name) for s in subsets]
     else:
         raise DownloadError(f"unknown corpus {corpus!r} (choose from {', '.join([*CORPORA, 'commonvoice'])})")
-    data_dir.mkdir(parents=True, exist_ok=True)  # after the checks: a refused command leaves no empty folder
     for item, local in items:
         # Subsets share a top folder (LibriSpeech/): the marker alone misses one deleted since.
         whole = missing_layout(data_dir, item.creates, item.layout) is None
@@ -245,9 +244,10 @@ def download_corpus(corpus: str, data_dir: str | Path, subsets: list[str] | None
             continue
         if interrupted or present:
             log(f"{local.name}: its extraction did not finish; extracting again")
+        if archive is not None and not local.is_file():
+            raise DownloadError(f"{local}: archive not found" + (f". {COMMONVOICE_HELP}" if corpus == "commonvoice" else ""))
+        data_dir.mkdir(parents=True, exist_ok=True)  # after every check: a refused command leaves no empty folder
         if archive is not None:
-            if not local.is_file():
-                raise DownloadError(f"{local}: archive not found" + (f". {COMMONVOICE_HELP}" if corpus == "commonvoice" else ""))
             verify(local, item.checksum, progress)
             # Never advise deleting the user's own file: it may be their only copy.
             advice = "check that --archive names the right file, or get it again"

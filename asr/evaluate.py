@@ -61,10 +61,11 @@ class Evaluation:
 
 
 def utterance_id(utterance: Utterance) -> str:
-    """Its manifest's id, else its audio file's resolved path: the manifest's folder as the
-    command line named it (relative to where it ran) would tell the same file apart by the
-    working folder, and reports are matched by id (``asr compare``, ``asr combine``)."""
-    return utterance.id or os.path.realpath(utterance.audio_filepath)
+    """Its manifest's id, else its audio file's absolute path: the manifest's folder as the command
+    line named it (relative to where it ran) would tell the same file apart by the working folder,
+    and reports are matched by id (``asr compare``, ``asr combine``). Links are not followed: two
+    links to one file (git-annex, DVC) are two utterances."""
+    return utterance.id or os.path.abspath(utterance.audio_filepath)
 
 
 def batches_by_duration(utterances: list[Utterance], batch_seconds: float, max_batch: int = 64):

@@ -23,9 +23,10 @@ from typing import Iterator
 import numpy as np
 import soundfile as sf
 
-from asr.audio import (BLOCK_SECONDS, SNDFILE_EXTENSIONS, AudioError, _open_problem, check_ending, decode_blocks,
-                       flac_length_unknown, open_audio, path_problem, resample, to_mono, unknown_size)
+from asr.audio import (BLOCK_SECONDS, MAX_RATE, MIN_RATE, SNDFILE_EXTENSIONS, AudioError, _open_problem, check_ending,
+                       decode_blocks, flac_length_unknown, open_audio, path_problem, resample, to_mono, unknown_size)
 from asr.mp3_tags import file_size
+from asr.text import plural
 from asr.user_warnings import warn
 
 FFMPEG_EXTENSIONS = {".m4a", ".mp4", ".aac", ".webm", ".mkv", ".mov", ".wma", ".amr", ".3gp", ".avi", ".mpeg"}
@@ -129,7 +130,8 @@ def _stdin(stdin=None):
     terminal: nothing was piped in, and reading would wait, silently, for typed audio."""
     stream = stdin if stdin is not None else getattr(sys.stdin, "buffer", None)
     if stream is None:
-        raise AudioError("<stdin>", "stdin is closed: pipe a WAV into it (sox in.flac -t wav - | asr transcribe -)")
+        raise AudioError("<stdin>", "stdin is closed, or reads text only (a notebook's): pipe a WAV into it "
+                                    "(sox in.flac -t wav - | asr transcribe -)")
     if getattr(stream, "isatty", lambda: False)():
         raise AudioError("<stdin>", "stdin is a terminal, not audio: pipe a WAV into it "
                                     "(sox in.flac -t wav - | asr transcribe -)")
@@ -255,8 +257,9 @@ def _wav_pipe_blocks(stream, name: str, sample_rate: int, block_seconds: float,
     if fmt is None:
         raise AudioError(name, f"{wav} has no 'fmt ' chunk before its data")
     tag, channels, rate, bits = fmt
-    if channels < 1 or rate < 1:
-        raise AudioError(name, f"{wav}: its 'fmt ' chunk says {channels} channels at {rate} Hz")
+    if channels < 1 or not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(name, f"{wav}: its 'fmt ' chunk says {plural(channels, 'channel')} at {rate} Hz (audio is "
+                               f"{MIN_RATE}..{MAX_RATE} Hz)")
     if (tag, bits) not in _WAV_TYPES:
         rest = stream.read()
         if size == 0:  # a writer that never filled it in (read to the end, as PCM is): libsndfile would read none

@@ -238,3 +238,13 @@ def test_an_old_copy_left_under_this_process_s_own_pid_does_not_block_replacing_
     with atomic_dir(tmp_path / "pkg") as staged:
         (staged / "a").write_text("new")
     assert (tmp_path / "pkg" / "a").read_text() == "new" and not left.exists()
+
+
+def test_an_old_file_left_under_this_process_s_own_pid_does_not_block_replacing_a_directory(tmp_path):
+    # what a killed --force left while it replaced a file with a directory
+    (tmp_path / "pkg").mkdir()
+    left = tmp_path / f".pkg.old-{os.getpid()}"
+    left.write_text("a file that --force was replacing")
+    with atomic_dir(tmp_path / "pkg") as staged:
+        (staged / "a").write_text("new")
+    assert (tmp_path / "pkg" / "a").read_text() == "new" and not left.exists()

@@ -225,3 +225,26 @@ def test_transcribe_refuses_nbest_with_combine_before_any_model_loads(tmp_path, 
     (tmp_path / "a.wav").write_bytes(b"")
     assert main(["transcribe", str(tmp_path / "a.wav"), "--combine", str(tmp_path), "--nbest", "3"]) == 2
     assert "--nbest with --combine: a ROVER vote gives one transcript" in capsys.readouterr().err
+
+
+def test_transcribe_refuses_a_named_pipe_given_twice_rather_than_wait_for_a_second_writer(tmp_path, monkeypatch,
+                                                                                          capsys):
+    import os
+
+    import asr.commands
+
+    monkeypatch.setattr(asr.commands, "systems_from", lambda args: pytest.fail("a model loaded"))
+    os.mkfifo(tmp_path / "pipe.wav")  # never opened: the refusal comes first
+    assert main(["transcribe", str(tmp_path / "pipe.wav"), str(tmp_path / "pipe.wav")]) == 2
+    assert f"{tmp_path / 'pipe.wav'}: a pipe can be read only once" in capsys.readouterr().err
+
+
+def test_transcribe_of_inputs_that_name_no_audio_says_so_without_loading_a_model(tmp_path, monkeypatch, capsys):
+    import asr.commands
+
+    monkeypatch.setattr(asr.commands, "systems_from", lambda args: pytest.fail("a model loaded"))
+    (tmp_path / "empty").mkdir()
+    assert main(["transcribe", str(tmp_path / "empty"), str(tmp_path / "*.flac")]) == 1
+    err = capsys.readouterr().err
+    assert f"{tmp_path / 'empty'}: no audio files in this folder" in err and "no file matches this pattern" in err
+    assert "2 of 2 file(s) failed" in err

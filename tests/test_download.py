@@ -367,7 +367,7 @@ def test_asr_download_commonvoice_needs_the_users_archive(tmp_path, capsys):
     assert "needs a login" in capsys.readouterr().err and not (tmp_path / "c").exists()
     assert main(["download", "commonvoice", "--data-dir", str(tmp_path / "c"),
                  "--archive", str(tmp_path / "missing.tar.gz")]) == 2
-    assert "archive not found" in capsys.readouterr().err
+    assert "archive not found" in capsys.readouterr().err and not (tmp_path / "c").exists()
 
 
 def test_another_corpus_marker_does_not_make_common_voice_ready(tmp_path, capsys):

@@ -133,3 +133,15 @@ def test_evaluate_names_a_few_unreadable_files_and_totals_them_rather_than_listi
     assert [line for line in err if line.startswith("asr: skipped ")] == [
         f"asr: skipped {tmp_path / f'gone{i}.wav'}: file not found" for i in range(SHOWN)]
     assert f"asr: {SHOWN + 5} of {SHOWN + 6} utterances skipped (unreadable audio): not scored (5 more not listed)" in err
+
+
+def test_an_id_less_row_s_id_is_its_audio_path_made_absolute_with_links_not_followed(tmp_path, monkeypatch):
+    from asr.evaluate import utterance_id
+
+    (tmp_path / "store.wav").write_bytes(b"")
+    for name in ("a.wav", "b.wav"):  # a corpus of links (git-annex, DVC): two rows, one stored file
+        (tmp_path / name).symlink_to(tmp_path / "store.wav")
+    monkeypatch.chdir(tmp_path)
+    ids = [utterance_id(Utterance(name, 1.0, "hello")) for name in ("a.wav", "b.wav")]
+    assert ids == [str(tmp_path / "a.wav"), str(tmp_path / "b.wav")]
+    assert utterance_id(Utterance("a.wav", 1.0, "hello", id="given")) == "given"

@@ -1,5 +1,5 @@
-"""`asr transcribe` end to end, where its pieces meet: what a pipe brings, the segmenter's cuts,
-the model's frames, word times and the output files, as a user runs it."""
+"""What `asr transcribe` is given, read as a user gives it: WAVs of any codec on stdin or a pipe,
+a closed or terminal stdin, damaged headers, folders and globs with links."""
 
 import io
 import struct
@@ -82,7 +82,23 @@ def test_a_wav_on_stdin_whose_header_says_no_channels_is_a_one_line_error():
 
     raw = bytearray(sf_bytes(RATE, "WAV"))
     raw[22:24] = struct.pack("<H", 0)  # the 'fmt ' chunk's channel count
-    with pytest.raises(AudioError, match=r"^<stdin>: WAV on stdin: its 'fmt ' chunk says 0 channels at 16000 Hz$"):
+    with pytest.raises(AudioError, match=r"^<stdin>: WAV on stdin: its 'fmt ' chunk says 0 channels at 16000 Hz "
+                                         r"\(audio is 1000\.\.384000 Hz\)$"):
+        list(stream_audio("-", RATE, stdin=io.BytesIO(bytes(raw))))
+
+
+def test_a_wav_whose_header_says_1_hz_is_a_one_line_error_on_disk_and_on_stdin_not_a_resampling_to_gigabytes(
+        tmp_path):
+    from asr.audio import AudioError, load_audio
+
+    raw = bytearray(sf_bytes(RATE, "WAV"))
+    raw[24:28] = struct.pack("<I", 1)  # the 'fmt ' chunk's sample rate: a damaged header
+    (tmp_path / "one.wav").write_bytes(bytes(raw))
+    with pytest.raises(AudioError, match=r"one.wav: its header says 1 Hz, not an audio rate \(1000\.\.384000 Hz\)$"):
+        load_audio(tmp_path / "one.wav", RATE)
+    with pytest.raises(AudioError, match=r"one.wav: its header says 1 Hz"):
+        list(stream_audio(str(tmp_path / "one.wav"), RATE))
+    with pytest.raises(AudioError, match=r"^<stdin>: WAV on stdin: its 'fmt ' chunk says 1 channel at 1 Hz"):
         list(stream_audio("-", RATE, stdin=io.BytesIO(bytes(raw))))
 
 
