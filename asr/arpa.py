@@ -27,7 +27,7 @@ BOS, EOS, UNK = "<s>", "</s>", "<unk>"
 SPECIAL = (BOS, EOS, UNK)
 GZIP_MAGIC = b"\x1f\x8b"
 KENLM_BINARY_MAGIC = b"mmap lm "
-_COUNT = re.compile(r"^ngram (\d+)=(\d+)$")
+_COUNT = re.compile(r"^ngram\s+(\d+)=\s*(\d+)$")  # as KenLM reads it: IRSTLM writes "ngram 1= 5007"
 _SECTION = re.compile(r"^\\(\d+)-grams:$")
 
 
@@ -193,6 +193,9 @@ class ArpaModel:
         path = Path(path)
         self.ngrams: dict[tuple[str, ...], tuple[float, float]] = {}
         self.order = 0
+        declared: dict[int, int] = {}  # the header's counts
+        found: dict[int, int] = {}
+        ended = False
         with open_text(path) as f, reading(path):
             for lineno, line in enumerate(f, 1):
                 line = line.strip(" \t\r\n")
@@ -201,11 +204,24 @@ class ArpaModel:
                     if m:
                         self.order = int(m.group(1))
                     elif line == "\\end\\":
+                        ended = True
                         break
                     continue
-                if not self.order or not line:  # the header's counts, blank lines
+                if not self.order:
+                    if m := _COUNT.match(line):
+                        declared[int(m.group(1))] = int(m.group(2))
                     continue
-                self._add(path, lineno, line, _fields(line))
+                if line:
+                    self._add(path, lineno, line, _fields(line))
+                    found[self.order] = found.get(self.order, 0) + 1
+        # A file cut at a line end (an interrupted download or copy) would read as a smaller model:
+        # KenLM refuses it, and so is it here.
+        for n, count in declared.items():
+            if found.get(n, 0) != count:
+                raise LMError(f"{path}: header says {count} {n}-grams, the file has {found.get(n, 0)}: "
+                              "cut short or damaged")
+        if not ended:
+            raise LMError(f"{path}: no \\end\\ line: the file is cut short")
         self.vocabulary = [g[0] for g in self.ngrams if len(g) == 1]
 
     def _add(self, path: Path, lineno: int, line: str, fields: list[str]) -> None:

@@ -142,6 +142,15 @@ def packaged_lm(model_dir: str | Path | None) -> tuple[Path, Path | str | None] 
     return lm, lexicon
 
 
+def packaged_lexicon_for(model_dir: str | Path | None, lm: str | Path | None) -> Path | str | None:
+    """The lexicon MODEL's package searches ``lm`` with when ``lm`` is its packaged LM, named by
+    its path (re-tuning a package: ``--lm PKG/lm.bin``, whose binary has no word list), else None."""
+    stored = read_decoding_defaults(model_dir) if model_dir is not None and lm else {}
+    if not stored.get("lm") or str(lm).lower() == "none" or not names_file(model_dir, stored["lm"], lm):
+        return None
+    return packaged_lm(model_dir)[1]
+
+
 def packaged_files(model_dir: str | Path) -> list[Path]:
     """decoding.yaml, the files it names and the token priors: what a copy of the model directory must carry."""
     base = Path(model_dir)
@@ -239,12 +248,12 @@ def package_lm(model_dir: str | Path, lm: str | Path, tokenizer: Tokenizer,
         proc = subprocess.run([build_binary, "-a", "22", "-q", "8", "-b", "8", "trie", str(lm), str(target)],
                               capture_output=True, text=True)
         if proc.returncode != 0:
-            raise LMError(f"{lm}: build_binary failed: {proc.stderr.strip().splitlines()[-1:]}")
+            raise LMError(f"{lm}: build_binary failed: {_kenlm_reason(proc.stderr)}")
         if lexicon is None:
             if info.searches_lexicon_free(tokenizer):
                 lexicon = "none"
             else:  # the binary has no word list: keep the ARPA's words as the lexicon
-                report = lexicon_from_words(info.words, tokenizer)
+                report = lexicon_from_words(info.words, tokenizer, source=str(lm))
                 if report.skipped:  # gone from the package: said now, as transcribe says it of an ARPA file
                     notes.append(report.summary(str(lm)))
                 lexicon = write_lexicon(report.lexicon, base / "lexicon.txt")
@@ -266,6 +275,14 @@ def package_lm(model_dir: str | Path, lm: str | Path, tokenizer: Tokenizer,
     return notes + [note for note in space.notes if note not in notes]
 
 
+def _kenlm_reason(stderr: str) -> str:
+    """Why a KenLM tool failed, from its stderr: the line after "... threw SomeException." (its
+    last line is a bare "ERROR")."""
+    lines = [line.strip() for line in stderr.splitlines() if line.strip() and line.strip() != "ERROR"]
+    threw = next((i for i, line in enumerate(lines) if " threw " in line), None)
+    return " ".join(lines[threw + 1: threw + 2] if threw is not None else lines[-1:]) or "no reason given"
+
+
 def model_decoder(model_dir: str | Path | None, tokenizer: Tokenizer, lm: str | Path | None = None,
                   lexicon: str | Path | None = None, hotwords=None, workers: int = 1,
                   options: BeamSearchOptions | None = None, **explicit) -> tuple[BeamSearchDecoder, list[str]]:
@@ -279,6 +296,8 @@ def model_decoder(model_dir: str | Path | None, tokenizer: Tokenizer, lm: str | 
         lexicon = lexicon if lexicon is not None else packaged_lexicon
     elif isinstance(lm, str) and lm.lower() == "none":
         lm = None
+    elif lexicon is None:
+        lexicon = packaged_lexicon_for(model_dir, lm)
     from asr.beam_search import BeamSearchDecoder
 
     resolved, notes = resolve_options(model_dir, lm, **explicit)

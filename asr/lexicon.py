@@ -29,6 +29,7 @@ Lexicon = dict[str, list[list[str]]]  # flashlight's layout: word -> list of spe
 # owe, eau, ...), so lexicons keep the first 6 in their order (LM words: likeliest first).
 MAX_HOMOPHONES = 6
 _PLAIN = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")  # words normalize_text leaves as they are (the common case, fast)
+_TAG = re.compile(r"[<\[].*[>\]]")  # an LM's markup (<UNK>, [noise]): not a word to spell as its letters
 
 
 class LexiconError(ValueError):
@@ -119,25 +120,38 @@ def _homophone_limit(spelled: dict[str, int], spelling: list[str]) -> str | None
     return None
 
 
-def lexicon_from_words(words: Iterable[str], tokenizer: Tokenizer) -> LexiconReport:
+def lexicon_from_words(words: Iterable[str], tokenizer: Tokenizer, source: str | None = None) -> LexiconReport:
     """Spell each word with the tokenizer; words with characters outside it, or past
-    ``MAX_HOMOPHONES`` words with the same spelling, are reported."""
+    ``MAX_HOMOPHONES`` words with the same spelling, are reported. A word normalization would
+    change (an upper-case LM's ``THE``) is spelled as normalized and kept as written: the LM
+    scores it by that name. A list none of whose words can be spelled is refused, naming
+    ``source``: the search would output nothing."""
     report = LexiconReport({})
     spelled: dict[str, int] = {}
     for word in words:
         if word in report.lexicon:
             continue
-        spelling = spell(word, tokenizer)
+        written, spelling = word, spell(word, tokenizer)
+        if spelling is None and not _PLAIN.fullmatch(word) and not _TAG.fullmatch(word):
+            word = normalize_text(written)
+            if not word or " " in word:
+                report.skipped.append((written, f"normalizes to several words: {word!r}" if word
+                                       else "no letters or digits"))
+                continue
+            spelling = spell(word, tokenizer)
         if spelling is None:
             if tokenizer.kind == "phone":
-                report.skipped.append((word, "no pronunciation"))
+                report.skipped.append((written, "no pronunciation"))
                 continue
             bad = "".join(sorted(tokenizer.unknown_chars(word))) or WORD_SEP
-            report.skipped.append((word, f"characters outside the tokenizer: {bad!r}"))
+            report.skipped.append((written, f"characters outside the tokenizer: {bad!r}"))
         elif (why := _homophone_limit(spelled, spelling)) is not None:
-            report.skipped.append((word, why))
+            report.skipped.append((written, why))
         else:
-            report.lexicon[word] = [spelling]
+            report.lexicon[written] = [spelling]
+    if report.skipped and not report.lexicon:
+        raise LexiconError(f"{source or 'the LM'}: none of its {len(report.skipped)} words can be spelled in the "
+                           f"model's tokens (e.g. {_examples(report.skipped, 3)}): the search would output nothing")
     return report
 
 

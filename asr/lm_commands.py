@@ -171,7 +171,7 @@ def cmd_lm_perplexity(args) -> int:
 def cmd_lm_tune(args) -> int:
     from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
     from asr.data import read_manifest
-    from asr.decoding_config import DECODING_FILE, log_priors_for
+    from asr.decoding_config import DECODING_FILE, log_priors_for, packaged_lexicon_for
     from asr.transcribe import load_model
     from asr.tuning import store, tune
 
@@ -187,7 +187,9 @@ def cmd_lm_tune(args) -> int:
     given = {"beam_size": args.beam_size, "beam_size_token": args.beam_size_token,
              "beam_threshold": args.beam_threshold}  # None: not given, BeamSearchOptions' default
     log_priors = log_priors_for(args.model, len(transcriber.tokenizer), args.prior_scales)
-    decoder = BeamSearchDecoder(transcriber.tokenizer, lm=args.lm, lexicon=args.lexicon,
+    # the package's own LM searches with its own lexicon, as it will after tuning
+    lexicon = args.lexicon if args.lexicon is not None else packaged_lexicon_for(args.model, args.lm)
+    decoder = BeamSearchDecoder(transcriber.tokenizer, lm=args.lm, lexicon=lexicon,
                                 options=BeamSearchOptions(**{k: v for k, v in given.items() if v is not None}),
                                 workers=args.decode_workers, log_priors=log_priors)
     for note in decoder.notes:
@@ -205,7 +207,7 @@ def cmd_lm_tune(args) -> int:
           f"{result.blank_penalty:g} prior_scale {result.prior_scale:g}: WER {100 * result.wer:.2f}% "
           f"(greedy {100 * result.greedy_wer:.2f}%) on {plural(result.utterances, 'utterance')}, {result.seconds:.0f} s")
     if not args.dry_run:
-        print(f"stored in {store(args.model, result, decoder, args.lm, args.lexicon, args.manifest)}")
+        print(f"stored in {store(args.model, result, decoder, args.lm, lexicon, args.manifest)}")
     return 0
 
 

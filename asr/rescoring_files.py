@@ -158,7 +158,7 @@ def package_rescoring(settings: str | Path, dst: str | Path) -> tuple[Path, list
             priors = Path(loaded.path) / PRIORS_FILE  # its prior_scale, kept below, needs them
             save_model_dir(sub, loaded.config, loaded.model, tokenizer, half=True,
                            extra_files={PRIORS_FILE: priors} if priors.is_file() else None)
-            spelled = lexicon_from_words(words, tokenizer)
+            spelled = lexicon_from_words(words, tokenizer, source=f"{model} (system{number})")
             notes += spelled.notes(f"{model} (system{number}/lexicon.txt)")  # said, as export says them
             write_lexicon(spelled.lexicon, sub / "lexicon.txt")
             write_decoding_defaults(sub, {**{k: v for k, v in stored.items() if k not in ("lm", "lexicon", "tuned")},

@@ -160,7 +160,7 @@ class SearchSpace:
             if info.binary:
                 raise LMError(f"{info.path}: a binary KenLM file has no readable word list; give --lexicon "
                               "(or --lexicon none for an LM over the model's tokens)")
-            report = lexicon_from_words(info.words, tokenizer)
+            report = lexicon_from_words(info.words, tokenizer, source=str(info.path))
             lex = report.lexicon
             if report.skipped:
                 notes.append(report.summary(str(info.path)))

@@ -3,7 +3,7 @@ LM's words are, spellings in the model's own segmentation, repeated lines read o
 
 import pytest
 
-from asr.lexicon import MAX_HOMOPHONES, LexiconError, read_lexicon, read_lexicon_lines
+from asr.lexicon import MAX_HOMOPHONES, LexiconError, lexicon_from_words, read_lexicon, read_lexicon_lines
 from asr.text import WORD_SEP, CharTokenizer
 from asr.tokenizers import PhoneTokenizer, SubwordTokenizer
 
@@ -140,3 +140,22 @@ def test_character_and_phone_spellings_are_kept_as_written(tmp_path):
 def test_a_lexicon_of_words_that_all_normalize_to_nothing_has_no_usable_entries(tmp_path):
     with pytest.raises(LexiconError, match="no usable lexicon entries"):
         read_lexicon(lexicon_file(tmp_path, "... t |\n"), CHARS)
+
+
+def test_an_lm_s_words_written_otherwise_are_spelled_as_normalized_and_kept_as_the_lm_writes_them():
+    # LibriSpeech's and SRILM-built LMs have upper-case words: spelled as written, every word was
+    # left out and the search output nothing. The key stays the LM's word, which the LM scores.
+    report = lexicon_from_words(["THE", "Cat", "mat.", "on", "WELL-KNOWN", "\u00c9t\u00e9", "<UNK>", "[noise]"], CHARS)
+    assert report.lexicon == {"THE": [["t", "h", "e", WORD_SEP]], "Cat": [["c", "a", "t", WORD_SEP]],
+                              "mat.": [["m", "a", "t", WORD_SEP]], "on": [["o", "n", WORD_SEP]]}
+    assert report.skipped == [("WELL-KNOWN", "normalizes to several words: 'well known'"),
+                              ("\u00c9t\u00e9", "characters outside the tokenizer: '\u00e9'"),
+                              ("<UNK>", "characters outside the tokenizer: '<>KNU'"),  # markup, not words
+                              ("[noise]", "characters outside the tokenizer: '[]i'")]
+
+
+def test_a_word_list_none_of_whose_words_the_model_can_spell_is_refused_naming_its_source():
+    # An empty lexicon made the search output nothing for every file, with exit status 0.
+    with pytest.raises(LexiconError, match=r"ru\.arpa: none of its 2 words can be spelled in the model's "
+                                           r"tokens \(e\.g\. '\u043c\u0438\u0440' \(characters outside"):
+        lexicon_from_words(["\u043c\u0438\u0440", "\u0434\u0430"], CHARS, source="ru.arpa")

@@ -448,3 +448,35 @@ def test_building_says_once_how_many_words_have_digits_with_examples(tmp_path, c
     (tmp_path / "b.txt").write_text("\n".join(CORPUS) + "\n")
     assert main(["lm", "build", str(tmp_path / "b.txt"), "-o", str(tmp_path / "lm.arpa"), "--order", "2"]) == 0
     assert "digits" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("cut, problem", [
+    (lambda lines: lines[:lines.index("\\3-grams:") - 3], r"header says \d+ 2-grams, the file has \d+"),
+    (lambda lines: lines[:lines.index("\\end\\")], r"no \\end\\ line"),
+    (lambda lines: lines[:lines.index("\\2-grams:") + 1] + lines[lines.index("\\2-grams:") + 2:],  # one lost
+     r"header says \d+ 2-grams, the file has \d+"),
+], ids=["cut inside the 2-grams", "cut before its end line", "a 2-gram missing"])
+def test_an_arpa_file_cut_short_or_missing_ngrams_is_refused_rather_than_read_as_a_smaller_model(
+        arpa3, tmp_path, cut, problem, capsys):
+    # A download or copy cut at a line end was scored, mixed and pruned without a word (pruning
+    # wrote a good-looking 2-gram LM from a 3-gram one); KenLM refuses the file.
+    lines = arpa3.read_text().splitlines()
+    path = tmp_path / "cut.arpa"
+    path.write_text("\n".join(cut(lines)) + "\n")
+    with pytest.raises(LMError, match=f"{re.escape(str(path))}: {problem}"):
+        ArpaModel(path)
+    assert main(["lm", "prune", str(path), "-o", str(tmp_path / "p.arpa"), "--threshold", "0"]) == 2
+    assert not (tmp_path / "p.arpa").exists()
+
+
+def test_an_irstlm_header_with_a_space_after_each_equals_sign_is_read_as_kenlm_reads_it(arpa3, tmp_path, capsys):
+    # IRSTLM writes "ngram 1= 5007" after a blank first line; KenLM loads that, and asr refused
+    # it ("expected 'ngram N=COUNT'") for decoding, perplexity, mixing and pruning alike.
+    irstlm = tmp_path / "irstlm.arpa"
+    irstlm.write_text("\n" + re.sub(r"^ngram (\d+)=", r"ngram \1= ", arpa3.read_text(), flags=re.MULTILINE))
+    assert "ngram 1= " in irstlm.read_text()
+    assert inspect_lm(irstlm).counts == inspect_lm(arpa3).counts
+    assert ArpaModel(irstlm).ngrams == ArpaModel(arpa3).ngrams
+    KenLM(str(irstlm), Dictionary(["the", UNK]))  # loads
+    (tmp_path / "t.txt").write_text("the cat sat\n")
+    assert main(["lm", "perplexity", str(irstlm), "--texts", str(tmp_path / "t.txt")]) == 0

@@ -348,3 +348,31 @@ def test_asr_export_of_a_system_that_shares_its_package_s_lm_gives_a_package_tha
     assert main(["export", str(tuned_model), str(tmp_path / "out")]) == 0
     assert packaged_lm(tmp_path / "out") == (tmp_path / "out" / "lm.arpa", None)
     assert str(tmp_path / "out" / "lm.arpa") in asr.load_model(tmp_path / "out", device="cpu").decoder.describe()
+
+
+@pytest.mark.skipif(kenlm_tool("build_binary") is None, reason="KenLM build_binary is not installed (make kenlm)")
+def test_a_package_s_binary_lm_named_by_its_path_is_searched_and_tuned_with_the_package_s_lexicon(
+        tuned_model, lm, tmp_path, tiny_corpus, capsys):
+    # Re-tuning an exported package (`asr lm tune DEV --model PKG --lm PKG/lm.bin`) was refused:
+    # "a binary KenLM file has no readable word list", though the package names its lexicon.
+    package = tmp_path / "package"
+    assert main(["export", str(tuned_model), str(package), "--lm", str(lm)]) == 0
+    assert read_decoding_defaults(package)["lexicon"] == "lexicon.txt"
+    decoder, _ = decoding_config.model_decoder(package, load_model_dir(package).tokenizer, lm=str(package / "lm.bin"))
+    assert f"lexicon {package / 'lexicon.txt'}" in decoder.describe()
+    assert main(["lm", "tune", str(tiny_corpus / "valid.jsonl"), "--model", str(package), "--lm",
+                 str(package / "lm.bin"), "--lm-weights", "0.5", "--word-scores", "0", "--beam-size", "4",
+                 "--decode-workers", "1"]) == 0
+    stored = read_decoding_defaults(package)
+    assert (stored["lm"], stored["lexicon"], stored["lm_weight"]) == ("lm.bin", "lexicon.txt", 0.5)
+    assert (stored["tuned"]["lm"], stored["tuned"]["lexicon"]) == ("lm.bin", "lexicon.txt")
+
+
+@pytest.mark.skipif(kenlm_tool("build_binary") is None, reason="KenLM build_binary is not installed (make kenlm)")
+def test_an_arpa_file_build_binary_refuses_is_named_with_kenlm_s_reason(tuned_model, tmp_path):
+    # The message was "build_binary failed: ['ERROR']": the last line of its stderr, as a list.
+    bad = tmp_path / "bad.arpa"
+    bad.write_text("\\data\\\nngram 1=3\nngram 2=1\n\n\\1-grams:\n-1\ta\t0\n-1\t<s>\t0\n-1\t</s>\n\n"
+                   "\\2-grams:\n-1\ta b\n\n\\end\\\n")
+    with pytest.raises(LMError, match=r"bad\.arpa: build_binary failed: Word b was not seen in the unigrams"):
+        package_lm(tuned_model, bad, load_model_dir(tuned_model).tokenizer)
