@@ -108,9 +108,9 @@ def end_epoch(cfg: Config, model, tokenizer, valid_set, device, writer, record: 
     tc, run_dir, epoch = cfg.train, Path(cfg.train.output_dir), record["epoch"]
     if valid_set is not None:
         record.update(validate(model, valid_set, cfg, device, tokenizer))
-    for key, value in record.items():
-        if key not in ("epoch", "step"):
-            writer.add_scalar(f"epoch/{key}", value, epoch)
+    for key, value in record.items():  # at the global step, as train/*: a resumed run's purge_step covers them
+        if key != "step":
+            writer.add_scalar(f"epoch/{key}", value, record["step"])
     with open(run_dir / "log.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
     log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))

@@ -183,8 +183,8 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     writer = None
     if d.is_main:
         from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
-        # resumed: TensorBoard hides what the killed run logged past the checkpoint (its steps are
-        # trained and logged again), not shown twice
+        # resumed: TensorBoard hides what the killed run logged past the checkpoint (its steps and
+        # epochs are trained and logged again, every tag at its global step), not shown twice
         writer = SummaryWriter(str(run_dir / "tb"), purge_step=step + 1 if state else None)
 
     def epoch_totals() -> list[float]:
@@ -340,7 +340,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
             if valid_set is not None:
                 from asr.plots import log_posteriorgram  # matplotlib only once there is a figure
 
-                log_posteriorgram(writer, model, valid_set, tokenizer, epoch + 1)
+                log_posteriorgram(writer, model, valid_set, tokenizer, step)  # at the step, as the epoch's scalars
         if tc.valid_manifest:  # every rank learns it (the main one validates), as every rank names last_good()
             finite = not d.is_main or math.isfinite(record["valid_loss"])
             invalid = None if distributed.all_true(finite, d, device) else (trained_step,)

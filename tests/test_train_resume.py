@@ -14,12 +14,16 @@ from test_train import epochs, tiny_config
 
 def test_an_epoch_logged_just_before_a_kill_is_logged_once_when_the_run_resumes(tiny_corpus, tmp_path,
                                                                                  monkeypatch):
-    real = plots_module.log_posteriorgram
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    def killed_after_logging_epoch_2(writer, model, valid_set, tokenizer, epoch):
-        if epoch == 2:  # log.jsonl has epoch 2; last/ is still the checkpoint after epoch 1
+    real, calls = plots_module.log_posteriorgram, []
+
+    def killed_after_logging_epoch_2(writer, model, valid_set, tokenizer, step):
+        calls.append(step)
+        if len(calls) == 2:  # log.jsonl and TensorBoard have epoch 2; last/ is still the checkpoint after epoch 1
+            writer.flush()
             raise KeyboardInterrupt
-        return real(writer, model, valid_set, tokenizer, epoch)
+        return real(writer, model, valid_set, tokenizer, step)
 
     monkeypatch.setattr(plots_module, "log_posteriorgram", killed_after_logging_epoch_2)
     cfg = tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=2")
@@ -28,6 +32,10 @@ def test_an_epoch_logged_just_before_a_kill_is_logged_once_when_the_run_resumes(
     monkeypatch.setattr(plots_module, "log_posteriorgram", real)
     run = train(cfg, resume=True)
     assert [e["epoch"] for e in epochs(run)] == [1, 2]
+    events = EventAccumulator(str(run / "tb"))
+    events.Reload()
+    assert [e.value for e in events.Scalars("epoch/epoch")] == [1, 2]  # at each epoch's last step, once
+    assert [e.step for e in events.Scalars("epoch/epoch")] == [e["step"] for e in epochs(run)]
 
 
 def test_a_log_line_cut_off_by_a_kill_is_dropped_and_the_resumed_log_reads_whole(tiny_corpus, tmp_path):
