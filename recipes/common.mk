@@ -162,12 +162,18 @@ $(MODEL_EXP)/best/decoding.yaml: $(MODEL_EXP)/train.done $(LM)
 
 evaluate: $(foreach set,$(EVAL_SETS),$(MODEL_EXP)/$(set).json $(if $(VALID),$(MODEL_EXP)/$(set)_lm.json))
 
-$(MODEL_EXP)/%_lm.json: $(MODEL_EXP)/best/decoding.yaml
+# A set's scores follow its manifest too: a prepare redone for another test set (own_data's TEST_SRC)
+# rewrites that manifest alone, and retrains nothing. Prepare makes each beside train.jsonl (the
+# recipe only checks that it did: one that make would take for made also lets make -t touch it).
+$(filter-out $(DATA)/train.jsonl,$(foreach set,$(EVAL_SETS),$(DATA)/$(set).jsonl)): | $(DATA)/train.jsonl
+	@test -f $@ || { echo "$@: no such manifest (prepare makes one for each set of EVAL_SETS=\"$(EVAL_SETS)\")" >&2; exit 1; }
+
+$(MODEL_EXP)/%_lm.json: $(MODEL_EXP)/best/decoding.yaml $(DATA)/%.jsonl
 	$(ASR) evaluate $(DATA)/$*.jsonl --model $(MODEL_EXP)/best --lm $(LM) --json -o $(MODEL_EXP)/$*_lm_hyp.txt \
 	  | tee $(MODEL_EXP)/$*_lm.log
 	tail -n 1 $(MODEL_EXP)/$*_lm.log > $@.tmp && mv $@.tmp $@
 
-$(MODEL_EXP)/%.json: $(MODEL_EXP)/train.done
+$(MODEL_EXP)/%.json: $(MODEL_EXP)/train.done $(DATA)/%.jsonl
 	$(ASR) evaluate $(DATA)/$*.jsonl --model $(MODEL_EXP)/best --decoder greedy --json -o $(MODEL_EXP)/$*_hyp.txt \
 	  | tee $(MODEL_EXP)/$*.log
 	tail -n 1 $(MODEL_EXP)/$*.log > $@.tmp && mv $@.tmp $@
@@ -179,7 +185,7 @@ SEED_PACKAGES = $(foreach s,$(SEEDS),$(EXP)/seed$(s)/package) $(foreach s,$(PHON
 SEED_MODELS = $(addsuffix /model.safetensors,$(SEED_PACKAGES))
 COMBINE_ARGS = --lm $(LM) --combine $(strip $(COMBINE) $(SEED_PACKAGES))
 
-$(MODEL_EXP)/combined/%.json: $(MODEL_EXP)/best/decoding.yaml $(SEED_MODELS)
+$(MODEL_EXP)/combined/%.json: $(MODEL_EXP)/best/decoding.yaml $(DATA)/%.jsonl $(SEED_MODELS)
 	@test -n "$(strip $(COMBINE) $(SEED_PACKAGES))" || { echo "combine needs COMBINE=\"MODEL_DIR ...\" (other systems), SEEDS=\"S ...\" or PHONE_SEEDS=\"S ...\"" >&2; exit 1; }
 	mkdir -p $(@D)
 	$(ASR) evaluate $(DATA)/$*.jsonl --model $(MODEL_EXP)/best $(COMBINE_ARGS) --json \
@@ -219,7 +225,7 @@ $(MODEL_EXP)/rescored/rescoring.yaml: $(MODEL_EXP)/package/model.safetensors $(S
 	mkdir -p $(@D)
 	$(ASR) tune-rescoring $(RESCORE_ARGS) -o $@
 
-$(MODEL_EXP)/rescored/%.json: $(MODEL_EXP)/rescored/rescoring.yaml
+$(MODEL_EXP)/rescored/%.json: $(MODEL_EXP)/rescored/rescoring.yaml $(DATA)/%.jsonl
 	$(ASR) evaluate $(DATA)/$*.jsonl --rescoring $< --json -o $(@D)/$*_hyp.txt --report $(@D)/$*_report --force \
 	  | tee $(@D)/$*.log
 	tail -n 1 $(@D)/$*.log > $@.tmp && mv $@.tmp $@
@@ -233,14 +239,18 @@ seeds phones: $(SEED_MODELS)
 # $(DATA)/ttsN beside this run and each other. The seeds' runs share this run's arguments (their
 # stamp, below): a change to them redoes each seed's `make`, which redoes the stages it touches.
 SEEDS_ARGS = $(TRAIN_ARGS) $(if $(filter-out 0,$(FINETUNE_EPOCHS)),$(FINETUNE_ARGS)) $(TUNE_ARGS)
+# $(call sub_make_value,TEXT): TEXT as one shell word that the seed's make reads back as TEXT, whatever
+# quotes it holds (EXTRA_OVERRIDES='"train.phone_lexicon=/my corpus/lexicon.txt"'): single-quoted, as
+# the stamps are, with each $ doubled, as that make expands its command line's values again.
+sub_make_value = '$(subst $$,$$$$,$(subst ','\'',$(1)))'
 
 $(EXP)/seed%/package/model.safetensors: $(LM) $(TRAIN_MANIFEST)
-	$(MAKE) tune EXP=$(EXP)/seed$* LM=$(LM) SEEDS= EXTRA_OVERRIDES="$(strip $(EXTRA_OVERRIDES) train.seed=$*)"
+	$(MAKE) tune EXP=$(EXP)/seed$* LM=$(LM) SEEDS= EXTRA_OVERRIDES=$(call sub_make_value,$(strip $(EXTRA_OVERRIDES) train.seed=$*))
 	rm -rf $(@D).tmp && $(ASR) export $(call model_exp,$(EXP)/seed$*)/best $(@D).tmp --half --lm $(LM) \
 	  && rm -rf $(@D) && mv $(@D).tmp $(@D)
 
 $(EXP)/phones%/package/model.safetensors: $(LM) $(TRAIN_MANIFEST)
-	$(MAKE) tune EXP=$(EXP)/phones$* LM=$(LM) SEEDS= PHONE_SEEDS= EXTRA_OVERRIDES="$(strip $(EXTRA_OVERRIDES) train.units=phone train.seed=$*)"
+	$(MAKE) tune EXP=$(EXP)/phones$* LM=$(LM) SEEDS= PHONE_SEEDS= EXTRA_OVERRIDES=$(call sub_make_value,$(strip $(EXTRA_OVERRIDES) train.units=phone train.seed=$*))
 	rm -rf $(@D).tmp && $(ASR) export $(call model_exp,$(EXP)/phones$*)/best $(@D).tmp --half --lm $(LM) \
 	  && rm -rf $(@D) && mv $(@D).tmp $(@D)
 
@@ -327,10 +337,7 @@ equals := =
 colon := :
 semicolon := ;
 slash := /
-define newline
-
-
-endef
+# (newline: vars.mk)
 # $(call differ,A,B): non-empty when the strings A and B differ. (A file is read stripped: make 4.3's
 # $(file <) may keep its last newline.)
 differ = $(if $(subst x$(1),,x$(2))$(subst x$(2),,x$(1)),yes)

@@ -13,6 +13,13 @@ EXP ?= exp/small
 # change the stages' arguments and redo them, training included.
 override DATA := $(patsubst %/,%,$(DATA))
 override EXP := $(patsubst %/,%,$(EXP))
+# $(call no_trailing_slash,PATH): the same for a path that may hold spaces, a run of them kept (make's
+# word functions, patsubst's too, would fold it into one). Marked by a line end, which no path holds.
+no_trailing_slash = $(subst $(newline),,$(subst /$(newline),$(newline),$(1)$(newline)))
+define newline
+
+
+endef
 CONFIG ?= $(ROOT)/configs/small.yaml
 OVERRIDES ?=
 # Added to OVERRIDES, which a recipe may set (the command line's OVERRIDES replaces the recipe's):
@@ -21,6 +28,7 @@ OVERRIDES ?=
 EXTRA_OVERRIDES ?=
 GPUS ?= 1
 CORPUS_DIR ?= corpus
+override CORPUS_DIR := $(call no_trailing_slash,$(CORPUS_DIR))
 URL_BASE ?=
 LM_ORDER ?= 4
 # 0.5-4: with a blank penalty the best LM weight rises (3 to 3.5 on speechocean762, where no
@@ -91,3 +99,6 @@ RNNLM_OPTIONS ?=
 RNNLM_DIR = $(EXP)/lm/rnnlm
 # Where `make package` installs the run's model: the built-in default.
 PACKAGE_DIR ?= $(ROOT)/asr/pretrained/default
+# With a trailing slash, its "$(PACKAGE_DIR).tmp" (common.mk) would lie inside it and be removed with
+# the old package.
+override PACKAGE_DIR := $(call no_trailing_slash,$(PACKAGE_DIR))

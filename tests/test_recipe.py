@@ -360,7 +360,7 @@ def test_seeds_rerun_the_whole_recipe_per_seed_with_this_run_s_lm_and_combine_vo
     plan = planned("combine", "SEEDS=7 42")
     for seed in ("7", "42"):
         run = f"exp/small/seed{seed}"
-        assert f'tune EXP={run} LM=exp/small/lm/words_4gram.arpa SEEDS= EXTRA_OVERRIDES="train.seed={seed}"' in plan
+        assert f'tune EXP={run} LM=exp/small/lm/words_4gram.arpa SEEDS= EXTRA_OVERRIDES=\'train.seed={seed}\'' in plan
         trains = [line for line in plan.splitlines() if f"train.output_dir={run}" in line]
         assert len(trains) == 2 and all(f"train.seed={seed}" in line for line in trains)  # train + finetune
         assert f"lm tune data/valid.jsonl --model {run}/finetune/best --lm exp/small/lm/words_4gram.arpa" in plan
@@ -396,7 +396,7 @@ def test_phone_seeds_rerun_the_recipe_with_phone_units_and_package_installs_one_
     plan = re.sub(" +", " ", planned("package", "PHONE_SEEDS=7", "PACKAGE_DIR=pkg"))
     run = "exp/small/phones7"
     assert f'tune EXP={run} LM=exp/small/lm/words_4gram.arpa SEEDS= PHONE_SEEDS= ' \
-           f'EXTRA_OVERRIDES="train.units=phone train.seed=7"' in plan
+           f"EXTRA_OVERRIDES='train.units=phone train.seed=7'" in plan
     trains = [line for line in plan.splitlines() if f"train.output_dir={run}" in line]
     assert len(trains) == 2 and all("train.units=phone train.seed=7" in line for line in trains)  # + finetune
     assert all(line.index("train.units=bpe") < line.index("train.units=phone") for line in trains)  # the later wins
@@ -482,6 +482,10 @@ if args[0] == "prepare":  # prepare folder SRC DATA ...: as asr prepare, the sam
         manifest = pathlib.Path(args[3], split + ".jsonl")
         if not manifest.exists() or manifest.read_text() != "":
             manifest.write_text("")
+    if "--test" in args:  # the test manifest names its source
+        test, source = pathlib.Path(args[3], "test.jsonl"), args[args.index("--test") + 1]
+        if not test.exists() or test.read_text() != source:
+            test.write_text(source)
 elif args[0] == "train":  # as asr train: a folder that holds a run is resumed or refused
     run = pathlib.Path(next(a for a in args if a.startswith("train.output_dir=")).split("=", 1)[1])
     if (run / "best").exists() and "--resume" not in args:
@@ -634,6 +638,60 @@ def test_a_prepare_redone_that_writes_the_same_manifests_redoes_nothing_after_it
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_test_set_prepared_anew_is_scored_again_without_retraining(tmp_path):
+    # another TEST_SRC: prepare rewrites test.jsonl alone (train.jsonl is left as it was)
+    own_data(tmp_path, "TEST_SRC=first")
+    done, calls = own_data(tmp_path, "TEST_SRC=second")
+    assert done.returncode == 0, done.stderr
+    assert names(calls) == ["evaluate", "evaluate", "prepare"]
+    assert all(call[1] == str(tmp_path / "data" / "test.jsonl") for call in calls if call[0] == "evaluate")
+    assert up_to_date(tmp_path, "TEST_SRC=second")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_touching_the_prepare_stamp_prepares_again_as_the_own_data_readme_says_after_new_recordings(tmp_path):
+    own_data(tmp_path)
+    assert "touch recipes/own_data/data/.args/prepare" in (REPO_ROOT / "recipes/own_data/README.md").read_text()
+    (tmp_path / "data" / ".args" / "prepare").touch()
+    done, calls = own_data(tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert names(calls) == ["prepare"]  # the same manifests: nothing after it
+    assert up_to_date(tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_trailing_slash_on_the_source_path_redoes_no_stage(tmp_path):
+    own_data(tmp_path)  # SRC=x; then the same folder as a shell's completion gives it
+    assert up_to_date(tmp_path, "SRC=x/")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize("recipe, variable", [("speechocean762", "CORPUS"), ("an4", "CORPUS_DIR"),
+                                              ("librispeech", "CORPUS_DIR")])
+def test_a_trailing_slash_on_the_corpus_path_changes_no_stage_s_arguments(recipe, variable):
+    # speechocean762's training reads the corpus's lexicon: a changed path there would retrain
+    def plan(path):
+        return subprocess.run(["make", "-n", "-C", str(REPO_ROOT / "recipes" / recipe), "tune", f"{variable}={path}"],
+                              capture_output=True, text=True, check=True).stdout
+    spaced = "/data/my  corpus"  # a run of spaces, kept as it is
+    assert plan(spaced + "/") == plan(spaced) and f'"{spaced}"' in plan(spaced)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_package_dir_given_with_a_trailing_slash_is_replaced_by_the_new_package(tmp_path):
+    own_data(tmp_path, "train")
+    settings = tmp_path / "exp" / "rescored" / "rescoring.yaml"
+    settings.parent.mkdir(parents=True)
+    settings.write_text("")
+    package = tmp_path / "my package"
+    (package / "old").mkdir(parents=True)
+    done, _ = own_data(tmp_path, "COMBINE=other/pkg", f"PACKAGE_DIR={package}/", "package", "-o", str(settings))
+    assert done.returncode == 0, done.stderr
+    assert sorted(os.listdir(package)) == ["model.safetensors", "rescoring.yaml", "system10", "system2"]
+    assert os.listdir(tmp_path).count("my package.tmp") == 0
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_arguments_that_no_stage_of_the_target_uses_redo_nothing(tmp_path):
     own_data(tmp_path)
     for unused in ("RNNLM_OPTIONS=--halvings 0", "RESCORING_WEIGHTS=0,1", "COMBINE=other/pkg", "GPUS=2",
@@ -698,6 +756,18 @@ def test_changed_arguments_of_the_run_redo_its_seed_runs(tmp_path):
     assert "seeds: arguments changed, redoing" in done.stdout
     trained = [next(a for a in call if a.startswith("train.output_dir=")) for call in calls if call[0] == "train"]
     assert sorted(trained) == [f"train.output_dir={tmp_path / 'exp'}", f"train.output_dir={tmp_path / 'exp' / 'seed7'}"]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize("seeds", ["SEEDS=7", "PHONE_SEEDS=7"])
+def test_seed_runs_get_the_run_s_extra_overrides_exactly_quotes_and_dollars_included(tmp_path, seeds):
+    extra = "EXTRA_OVERRIDES=a='b c' l=\"m n\" d=$$HOME"  # a quoted path with a space, as OVERRIDES may hold
+    done, calls = own_data(tmp_path, seeds, extra, "combine")
+    assert done.returncode == 0, done.stderr
+    trains = {next(a for a in call if a.startswith("train.output_dir=")): call for call in calls if call[0] == "train"}
+    run, seed = trains.pop(f"train.output_dir={tmp_path / 'exp'}"), next(iter(trains.values()))
+    assert run[-3:] == ["a=b c", "l=m n", f"d={os.environ['HOME']}"]
+    assert seed[seed.index("a=b c"):][:3] == run[-3:] and seed[-1] == "train.seed=7"
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
