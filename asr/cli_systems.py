@@ -62,6 +62,9 @@ def load_transcriber(args, rescore: bool = True):
     settings = packaged_rescoring(args.model, args.decoder, bool(beam_given)) if rescore else None
     if settings:
         return rescoring_from(args, settings)
+    if rescore and beam_given and packaged_rescoring(args.model, args.decoder):  # as the README says, but said
+        print_error(f"note: with {', '.join(beam_given)}, the package's first system searches alone, without "
+                    "its n-best rescoring")
     loaded = load_model_dir(args.model)
     if choose_decoder(args.decoder, loaded.path, bool(beam_given)) == "greedy":
         if beam_given:

@@ -44,7 +44,9 @@ def parse_hotwords(spec: str | Path | list[str] | tuple[str, ...] | None) -> lis
         except UnicodeDecodeError as e:
             raise HotwordsError(f"{spec}: hotwords file is not UTF-8 text ({e.reason} at byte {e.start})") from None
         # A line may list several, comma-separated, as --hotwords does: a names.csv of "tina,john"
-        # is two names, not the phrase "tina john" (normalizing would drop the comma).
+        # is two names, not the phrase "tina john" (normalizing would drop the comma). A line that
+        # starts with # is a comment: normalized, "# staff names" would boost "staff names".
+        lines = [line for line in lines if not line.lstrip("\ufeff \t").startswith("#")]
         items, from_file = [item for line in lines for item in line.split(",")], True
     elif isinstance(spec, Path) or ("," not in spec and (Path(spec).suffix.lower() in _FILE_SUFFIXES
                                                          or Path(spec).parent.name and Path(spec).parent.is_dir())):
@@ -56,8 +58,12 @@ def parse_hotwords(spec: str | Path | list[str] | tuple[str, ...] | None) -> lis
         phrase = normalize_text(item)
         if phrase and phrase not in phrases:
             phrases.append(phrase)
-    if from_file and not phrases:  # an empty list was meant to boost something: say it boosts nothing
+    # An empty file or value was meant to boost something (--hotwords "$NAMES", unset): say it boosts
+    # nothing, as it still means beam search (a package's rescoring off). An empty list is the API's "none".
+    if from_file and not phrases:
         warn(spec, "no hotwords in this file (one phrase a line): nothing is boosted")
+    elif isinstance(spec, str) and not phrases:
+        warn(f"hotwords {spec!r}", "no phrase in it: nothing is boosted")
     return phrases
 
 

@@ -21,7 +21,7 @@ from flashlight.lib.text.decoder.kenlm import KenLM
 from flashlight.lib.text.dictionary import Dictionary
 
 from asr.hotwords import parse_hotwords
-from asr.lexicon import Lexicon, lexicon_from_words, read_lexicon_lines, spell
+from asr.lexicon import MAX_HOMOPHONES, Lexicon, lexicon_from_words, read_lexicon_lines, spell
 from asr.arpa import LMInfo, inspect_lm
 from asr.lm import KENLM_MAX_ORDER, UNK, LMError
 from asr.text import WORD_SEP
@@ -42,6 +42,28 @@ def _load_kenlm(info: LMInfo, words: Dictionary) -> KenLM:
     except Exception as e:  # KenLM's errors arrive as RuntimeError: where it threw, then why
         lines = str(e).strip().splitlines()
         raise LMError(f"{info.path}: KenLM cannot load it: {' '.join(lines[1:2] or lines[:1])}") from None
+
+
+def _add_hotwords(lex: Lexicon, added: dict[str, list[str]], notes: list[str]) -> None:
+    """Add hotwords the lexicon lacks. Its trie holds MAX_HOMOPHONES words a spelling and drops the
+    later ones: a hotword spelled as that many words already (a phone system's "kerri" as K EH R
+    IY: kerry, carrie, ...) takes the place of the last of them, the least likely in an LM's
+    lexicon, rather than be dropped itself."""
+    by_spelling: dict[tuple[str, ...], list[str]] = {}
+    for w, spellings in lex.items():
+        for spelling in spellings:
+            by_spelling.setdefault(tuple(spelling), []).append(w)
+    for word, spelling in added.items():
+        same = by_spelling.setdefault(tuple(spelling), [])
+        if len(same) >= MAX_HOMOPHONES:
+            last = same.pop()
+            lex[last] = [s for s in lex[last] if s != spelling]
+            if not lex[last]:
+                del lex[last]
+            notes.append(f"hotword {word!r}: {last!r}, spelled the same ({' '.join(spelling)}), left out of the "
+                         f"search to make room ({MAX_HOMOPHONES} words a spelling)")
+        lex[word] = [spelling]
+        same.append(word)
 
 
 def _load_words(info: LMInfo, names) -> tuple[KenLM, Dictionary, list[str]]:
@@ -166,9 +188,10 @@ class SearchSpace:
                 notes.append(report.summary(str(info.path)))
         lexicon_words = list(lex) if from_file else []
         if lex is not None:
-            for word in {w for p in phrases for w in p.split()} - lex.keys():
-                if spell(word, tokenizer):
-                    lex[word] = [spell(word, tokenizer)]
+            added = {w: spelling for w in dict.fromkeys(w for p in phrases for w in p.split() if w not in lex)
+                     if (spelling := spell(w, tokenizer))}
+            if added:
+                _add_hotwords(lex, added, notes)
         tokens = Dictionary(list(tokenizer.tokens))
         # With a lexicon file and an LM, ``words`` were loaded with the LM above: those beyond the
         # lexicon (as written where it has them normalized) are never searched, and n-best

@@ -45,8 +45,10 @@ DEFAULT_VOICES = ("flite:slt", "flite:awb", "flite:rms", "flite:kal16",
 _ENGINE_PACKAGE = {"flite": "flite", "espeak-ng": "espeak-ng"}
 # Punctuation that is not read aloud (and that normalize_text drops or keeps as an apostrophe).
 _SILENT_PUNCTUATION = set(" ,.;:?!'\"()-") | set("«»‘’“”„¿¡…–—。，、？！：；")
-# Read aloud as something other than their letters.
-_ABBREVIATION = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|No|Co|Jr|Sr|Gen|Col|Capt|Lt|Rev|Hon|Esq|etc|vs)\.",
+# Read aloud as something other than their letters: flite and espeak-ng say "mister" for "Mr" with or
+# without its period; the ones that are also words ("col", "rev") only with it. "No." is left out: it
+# ends "he said no." far more often than it means "number" (and then a digit follows, refused anyway).
+_ABBREVIATION = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|Jr|Sr|Capt|Lt|Esq|etc|vs)\b|\b(Co|Gen|Col|Rev|Hon)\.|\be\.g\.",
                            re.IGNORECASE)
 
 

@@ -147,3 +147,20 @@ def test_past_six_homophones_the_lm_s_likeliest_stay_in_the_search_and_the_rest_
     written.write_text("".join(f"{w} L UW |\n" for w in reversed(names)))
     report = read_lexicon(written, phones)
     assert list(report.lexicon) == list(reversed(names))[:6] and [w for w, _ in report.skipped] == ["lou", "lu"]
+
+
+def test_a_hotword_spelled_as_six_words_already_takes_the_place_of_the_least_likely_and_is_searched(tmp_path,
+                                                                                                   capfd):
+    # flashlight's trie keeps 6 words a spelling: a seventh, the hotword, was dropped with a line on stderr
+    names = ["lu", "lou", "loo", "lieu", "lew", "leu"]  # all L UW, likeliest first
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("".join(f"{w.upper()} L UW1\n" for w in [*names, "louw"]))
+    phones = PhoneTokenizer.build(["lou"], lexicon)
+    probs = {"lu": -1.5, "lou": -1.6, "loo": -1.7, "lieu": -1.8, "lew": -1.9, "leu": -2.0}
+    lm = tmp_path / "w.arpa"
+    lm.write_text("\\data\\\nngram 1=9\nngram 2=1\n\n\\1-grams:\n-1\t<s>\t0\n-1\t</s>\n-9\t<unk>\n"
+                  + "".join(f"{p}\t{w}\t0\n" for w, p in probs.items()) + "\n\\2-grams:\n-0.5\t<s> lu\n\n\\end\\\n")
+    decoder = BeamSearchDecoder(phones, lm=lm, hotwords="louw")
+    assert {w for w in decoder.space.lexicon if w in [*names, "louw"]} == {"lu", "lou", "loo", "lieu", "lew", "louw"}
+    assert any("hotword 'louw': 'leu', spelled the same (L UW |), left out" in n for n in decoder.notes)
+    assert "Trie label number reached limit" not in capfd.readouterr().err

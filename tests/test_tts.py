@@ -421,3 +421,20 @@ def test_a_sentence_that_starts_with_a_dash_is_read_by_espeak_ng_not_taken_for_a
     skipped = []
     [utt] = synthesize(["- Come in, he said."], tmp_path / "out", [Voice("espeak-ng", "en-us")], log=skipped.append)
     assert skipped == [] and utt.text == "come in he said" and utt.duration > 0.5
+
+
+@pytest.mark.parametrize("sentence", [
+    "Mr Smith went to the market early.",  # flite and espeak-ng both say "mister", no period needed
+    "We met Mrs Brown at the shop.",
+    "Dr Jones came to see us today.",
+    "They sailed to St Ives by sea.",  # "saint"
+    "Apples, e.g. red ones, are sweet.",  # espeak-ng says "for example"
+])
+def test_an_abbreviation_without_its_period_or_with_inner_periods_is_not_speakable(sentence):
+    assert tts.unspeakable_reason(sentence, 3, 14) == "abbreviations (read as other words)"
+
+
+@pytest.mark.parametrize("sentence", ["The answer to that was no.", "Go on, we said no. Then we left"])
+def test_the_word_no_before_a_full_stop_is_speakable_not_taken_for_an_abbreviation(sentence):
+    # flite reads "was no." exactly as "was no"; "No. 5" is left out anyway for its digit
+    assert speakable(sentence, min_words=3, max_words=14)

@@ -1,0 +1,35 @@
+"""Hotword lists as users write them: files with comments, Windows line ends and byte order marks,
+and values that name no phrase, which are said to boost nothing rather than taken silently."""
+
+from asr.hotwords import parse_hotwords
+
+
+def test_a_hotwords_file_line_that_starts_with_a_hash_is_a_comment_not_a_phrase(tmp_path):
+    # normalized, "# staff names" would boost the phrase "staff names"
+    (tmp_path / "hot.txt").write_bytes("\ufeff# staff names\r\nTina\r\n  # the new one:\r\n\r\nO'Brien, Kowalski\r\n"
+                                       .encode())
+    assert parse_hotwords(tmp_path / "hot.txt") == ["tina", "o'brien", "kowalski"]
+
+
+def test_a_hotwords_file_of_comments_alone_is_warned_about_and_boosts_nothing(tmp_path, capsys):
+    (tmp_path / "hot.txt").write_text("# names go here, one a line\n")
+    assert parse_hotwords(tmp_path / "hot.txt") == []
+    assert f"{tmp_path / 'hot.txt'}: no hotwords in this file" in capsys.readouterr().err
+
+
+def test_a_hotwords_value_with_no_phrase_is_warned_about_as_boosting_nothing(capsys):
+    # --hotwords "$NAMES" with NAMES unset: beam search alone, the built-in package's rescoring off
+    assert parse_hotwords(" ,;, ") == []  # (a value of its own: a warning is said once a process)
+    assert "hotwords ' ,;, ': no phrase in it: nothing is boosted" in capsys.readouterr().err
+    assert parse_hotwords([]) == [] and capsys.readouterr().err == ""  # the API's "none", said as such
+
+
+def test_hotwords_with_the_built_in_package_say_that_its_first_system_searches_without_the_rescoring(capsys):
+    from pathlib import Path
+
+    from asr.cli import main
+
+    example = Path(__file__).parent.parent / "examples" / "speechocean762_000030012.flac"
+    assert main(["transcribe", str(example), "--hotwords", "mark"]) == 0
+    assert ("note: with --hotwords, the package's first system searches alone, without its n-best rescoring"
+            in capsys.readouterr().err)
