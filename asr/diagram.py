@@ -29,6 +29,7 @@ MAX_DRAWN_LAYERS = 6
 WIDTH = LEFT_W + STEPS * COL_W + 0.9 + RIGHT_W
 RIGHT_CHARS = 50  # a line of the right column at 8.5 pt
 SYSTEM_GAP = 0.5  # between two systems' pictures, a rule across the middle
+TITLE_CHARS = 100  # of a system's title at 12 pt bold, across the picture
 
 
 class _Canvas:
@@ -66,7 +67,8 @@ class _Canvas:
         self.ax.plot(xs, [self.y0 + y for y in ys], **kw)
 
     def text(self, x, y, s, size=9, color="black", ha="center", va="center", weight="normal", zorder=4, **kw):
-        s = re.sub(r"(\d)( ?)x( ?)(\d)", r"\1\2×\3\4", s.replace("->", "→"))  # typeset the plain-text labels
+        # typeset the plain-text labels' "3x3", "2 x 16", not a name's "lstm_5x1024" or "exp/3x256"
+        s = re.sub(r"(?<![\w/.-])(\d+)( ?)x( ?)(\d+)(?![\w/.-])", r"\1\2×\3\4", s.replace("->", "→"))
         self.ax.text(x, self.y0 + y, s, fontsize=size, color=color, ha=ha, va=va, weight=weight, zorder=zorder, **kw)
 
     def fit(self, height: float) -> Figure:
@@ -152,8 +154,19 @@ def _draw_unrolled(cv: _Canvas, system: System) -> float:
     right(y, "\n".join([f"P(token | x) per step,\n{model.vocab_size} tokens incl. CTC blank",
                         *(textwrap.fill(n, RIGHT_CHARS) for n in system.notes)]), OUTPUT)
     top = _draw_equations(cv, model, y + BOX_H / 2 + 0.35)
-    cv.text(WIDTH / 2, top + 0.45, system.title, size=12, weight="bold")
-    return top + 0.8
+    lines, size = _title_lines(system.title)
+    cv.text(WIDTH / 2, top + 0.45 + 0.1 * (len(lines) - 1), "\n".join(lines), size=size, weight="bold")
+    return top + 0.8 + 0.2 * (len(lines) - 1)
+
+
+def _title_lines(title: str) -> tuple[list[str], float]:
+    """A title too wide for the picture (a model's long path) on two lines, its path then what
+    it is; a path wider still in a smaller font, so that none of it is cut off at the edges."""
+    lines = [title]
+    if len(title) > TITLE_CHARS and ": " in title:
+        name, _, what = title.rpartition(": ")
+        lines = [f"{name}:", what]
+    return lines, max(6.0, 12 * min(1.0, TITLE_CHARS / max(map(len, lines))))
 
 
 def _draw_frames(cv: _Canvas, model: AcousticModel, cols: list[float], left) -> float:

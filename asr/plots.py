@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import replace
+import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -132,10 +132,11 @@ def alignment_figure(wave: torch.Tensor, sample_rate: int, feats: torch.Tensor, 
     ax_words.set_yticks([])
     ax_words.set_ylabel("words")
     colors = ("#c6dbef", "#fdd0a2")
-    for i, w in enumerate(words):
+    rows = _word_rows(words, (width - 1.8) / max(duration, 1e-9))
+    for i, (w, row) in enumerate(zip(words, rows)):
         ax_words.axvspan(w.start, w.end, color=colors[i % 2])
-        ax_words.text((w.start + w.end) / 2, 0.5, w.word, ha="center", va="center", fontsize=10,
-                      clip_on=True, transform=ax_words.get_xaxis_transform())
+        ax_words.text((w.start + w.end) / 2, 1 - (row + 0.5) / (max(rows) + 1), w.word, ha="center", va="center",
+                      fontsize=WORD_POINTS, clip_on=True, transform=ax_words.get_xaxis_transform())
         for ax in (ax_wave, ax_feat, ax_post):
             ax.axvline(w.start, color="#2ca02c", linewidth=0.6, alpha=0.7)
             ax.axvline(w.end, color="#d62728", linewidth=0.6, alpha=0.7)
@@ -144,9 +145,30 @@ def alignment_figure(wave: torch.Tensor, sample_rate: int, feats: torch.Tensor, 
                       transform=ax_words.transAxes, color="#666")
     ax_words.set_xlim(offset, offset + duration)
     ax_words.set_xlabel("time (s)")
-    if title:
+    if title:  # wrapped: a long HYP would push the notes after it off the figure
+        chars = int(width * 72 / (0.6 * 10)) - 4  # monospace 10 pt: 0.6 em a character
+        title = "\n".join(textwrap.fill(line, chars, subsequent_indent="  ") for line in title.split("\n"))
         fig.suptitle(title, fontsize=10, x=0.01, ha="left", family="monospace")
     return fig
+
+
+WORD_POINTS, WORD_ROWS = 10, 3
+
+
+def _word_rows(words, inches_per_second: float) -> list[int]:
+    """A row (0: the top) for each word's label: the first whose last label ends before this one
+    starts, so that fast speech's labels, wider than their words, do not run into each other."""
+    ends, rows = [], []
+    for w in words:
+        half = len(w.word) * 0.62 * WORD_POINTS / 72 / inches_per_second / 2 + 0.02  # seconds, proportional font
+        middle = (w.start + w.end) / 2
+        row = next((r for r, end in enumerate(ends) if end <= middle - half), None)
+        if row is None:  # a new row, or (all rows full) the one that ends first
+            row = len(ends) if len(ends) < WORD_ROWS else min(range(len(ends)), key=ends.__getitem__)
+            ends += [0.0] * (row + 1 - len(ends))
+        ends[row] = middle + half
+        rows.append(row)
+    return rows or [0]
 
 
 def plot_alignment(transcriber, audio_path: str | Path, out: str | Path) -> Path:
@@ -165,8 +187,8 @@ def plot_alignment(transcriber, audio_path: str | Path, out: str | Path) -> Path
     if wave.numel() < round(model.frame_shift * rate):
         raise PlotError(f"{path}: {wave.numel() / rate:.3f} s is shorter than one output frame "
                         f"({model.frame_shift:.3f} s)")
-    # what transcribe runs: the file without its long quiet edges (a file over the segmenter's
-    # max_seconds is run whole here, which transcribe cuts at pauses: the title says so)
+    # the posteriors of what transcribe runs: the file without its long quiet edges, run whole
+    # (transcribe also cuts it at pauses: its words are taken from transcribe, the title says so)
     if (span := transcriber.speech_span(wave)) is None:
         raise PlotError(f"{path}: no sound above {transcriber.silence_dbfs():.0f} dBFS: nothing to plot "
                         "(transcribe gives no words)")
@@ -175,13 +197,14 @@ def plot_alignment(transcriber, audio_path: str | Path, out: str | Path) -> Path
         raise PlotError(f"{path}: {(hi - lo) / rate:.1f} s of sound; an alignment plot is readable for at most "
                         f"{MAX_PLOT_SECONDS:g} s: plot a piece (e.g. sox {path} piece.wav trim START 20)")
     full, wave, offset = wave.numel(), wave[lo:hi], lo / rate
-    result = transcriber.transcribe_waveforms([wave])[0]
-    words = [replace(w, start=round(w.start + offset, 3), end=round(w.end + offset, 3)) for w in result.words]
+    result = transcriber.transcribe(path)  # words on the file's clock, as `asr transcribe` gives them
+    words = result.words
     note = ""
     if lo or hi < full:
         note += f"   (quiet edges cut: {offset:.2f}-{hi / rate:.2f} s)"
-    if wave.numel() > transcriber.segmenter.options.max_seconds * rate:
-        note += f"   (run whole: transcribe cuts files over {transcriber.segmenter.options.max_seconds:g} s at pauses)"
+    if len(result.segments) > 1:
+        note += (f"   (words: transcribe's, cut at pauses into {len(result.segments)} pieces; "
+                 "posteriors: the sound run whole)")
     device = next(model.parameters()).device
     waves, lengths = wave[None].to(device), torch.tensor([wave.numel()], device=device)
     with torch.inference_mode():

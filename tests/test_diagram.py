@@ -350,3 +350,22 @@ def test_one_system_of_a_package_that_rescores_is_drawn_alone_when_asked_for(res
     assert text.count("output y(t)") == 1
     assert main(["summary", "--model", str(rescoring_package), "--system", "3"]) == 2
     assert "--system 3, but the package has 2 systems" in capsys.readouterr().err
+
+
+def test_a_model_s_path_is_drawn_as_named_and_a_long_title_stays_inside_the_picture(tiny_model_dir, tmp_path):
+    import shutil
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from asr.diagram import systems_figure
+    from asr.diagram_text import systems_to_draw
+
+    model = tmp_path / "librispeech_960h_bidirectional_gru_2x16_run3" / "checkpoints" / "the_best_so_far"
+    shutil.copytree(tiny_model_dir, model)
+    assert main(["diagram", "--model", str(model), "-o", str(tmp_path / "net.svg")]) == 0
+    assert str(model) in svg_text(tmp_path / "net.svg")  # "2x16" in a name is not typeset as 2 × 16
+    fig = systems_figure(*systems_to_draw(model))
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    for text in fig.axes[0].texts:
+        box = text.get_window_extent(renderer)
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.width, text.get_text()

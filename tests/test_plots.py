@@ -279,3 +279,57 @@ def test_each_posteriorgram_column_is_centred_on_the_feature_frames_its_step_see
         lo, hi = model.subsampling.input_frames(k)
         feature_centre = feat_left + feat_shift * ((lo + hi) / 2 + 0.5)  # feature frame i spans feat_left + i * shift
         assert left + (k + 0.5) * shift == pytest.approx(feature_centre)
+
+
+def test_plot_alignment_of_a_file_transcribe_cuts_at_pauses_shows_transcribe_s_words_and_says_so(tmp_path,
+                                                                                                monkeypatch):
+    from conftest import REPO_ROOT
+
+    from asr.plots import plot_alignment
+    from asr.transcribe import load_model
+
+    audio, rate = sf.read(str(REPO_ROOT / "examples" / "speechocean762_000030012.flac"), dtype="float32")
+    three = tmp_path / "three.wav"  # three utterances, a second apart: transcribe runs each on its own
+    sf.write(str(three), np.concatenate([audio, np.zeros(rate, np.float32)] * 3), rate)
+    transcriber = load_model(decoder="greedy", device="cpu")
+    expected = transcriber.transcribe(str(three))
+    assert len(expected.segments) == 3
+    drawn = _drawn_figure(monkeypatch)
+    plot_alignment(transcriber, three, tmp_path / "a.png")
+    assert [(w.word, w.start, w.end) for w in drawn["words"]] == [(w.word, w.start, w.end) for w in expected.words]
+    assert f"HYP: {expected.text}" in drawn["title"] and "cut at pauses into 3 pieces" in drawn["title"]
+
+
+def test_a_long_alignment_title_is_wrapped_inside_the_figure_so_its_notes_are_not_cut_off():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from asr.plots import alignment_figure
+    from asr.results import Word
+
+    hyp = " ".join(["mark is going to see elephant"] * 10)
+    title = f"long.wav   HYP: {hyp}   (quiet edges cut: 0.30-30.10 s)\nwords: system 1"
+    fig = alignment_figure(torch.zeros(16000), 16000, torch.zeros(101, 8), 0.01, "log-mel bin",
+                           torch.zeros(26, 3).log_softmax(-1), 0.04, ["<blank>", "|", "a"],
+                           [Word("a", 0.2, 0.4)], title=title)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    box = fig._suptitle.get_window_extent(renderer)
+    assert 0 <= box.x0 and box.x1 <= fig.bbox.width
+    assert "(quiet edges cut: 0.30-30.10 s) words: system 1" in " ".join(fig._suptitle.get_text().split())
+
+
+def test_the_word_labels_of_fast_speech_do_not_run_into_each_other():
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from asr.plots import alignment_figure
+    from asr.results import Word
+
+    seconds, rate = 30, 16000
+    words = [Word(w, 0.5 + 0.2 * i, 0.5 + 0.2 * i + 0.2) for i, w in enumerate(["mark", "is", "going", "to", "see"] * 20)]
+    fig = alignment_figure(torch.zeros(seconds * rate), rate, torch.zeros(seconds * 100 + 1, 8), 0.01, "log-mel bin",
+                           torch.zeros(seconds * 25, 3).log_softmax(-1), 0.04, ["<blank>", "|", "a"], words)
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    fig.draw(renderer)
+    boxes = [t.get_window_extent(renderer) for t in fig.axes[3].texts]  # the words' row, under the posteriors
+    assert len(boxes) == len(words)
+    assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
