@@ -28,7 +28,7 @@ Lexicon = dict[str, list[list[str]]]  # flashlight's layout: word -> list of spe
 # each one more (kept nowhere). Phone spellings reach it in a large vocabulary ("OW |": o, oh,
 # owe, eau, ...), so lexicons keep the first 6 in their order (LM words: likeliest first).
 MAX_HOMOPHONES = 6
-_PLAIN = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")  # words normalize_text leaves as they are (the common case, fast)
+PLAIN_WORD = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")  # words normalize_text leaves as they are (the common case, fast)
 _TAG = re.compile(r"[<\[].*[>\]]")  # an LM's markup (<UNK>, [noise]): not a word to spell as its letters
 
 
@@ -132,7 +132,7 @@ def lexicon_from_words(words: Iterable[str], tokenizer: Tokenizer, source: str |
         if word in report.lexicon:
             continue
         written, spelling = word, spell(word, tokenizer)
-        if spelling is None and not _PLAIN.fullmatch(word) and not _TAG.fullmatch(word):
+        if spelling is None and not PLAIN_WORD.fullmatch(word) and not _TAG.fullmatch(word):
             word = normalize_text(written)
             if not word or " " in word:
                 report.skipped.append((written, f"normalizes to several words: {word!r}" if word
@@ -232,7 +232,7 @@ def read_lexicon_lines(path: str | Path, tokenizer: Tokenizer) -> LexiconLines:
                 raise LexiconError(f"{path}:{lineno}: no spelling after the word {written!r}")
             if spelling[-1] != WORD_SEP:
                 spelling.append(WORD_SEP)  # see the module docstring
-            entries.append((written, written if _PLAIN.fullmatch(written) else normalize_text(written), spelling))
+            entries.append((written, written if PLAIN_WORD.fullmatch(written) else normalize_text(written), spelling))
     return LexiconLines(path, tokenizer, entries, own_spellings([spelling for _, _, spelling in entries], tokenizer))
 
 

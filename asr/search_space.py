@@ -21,10 +21,10 @@ from flashlight.lib.text.decoder.kenlm import KenLM
 from flashlight.lib.text.dictionary import Dictionary
 
 from asr.hotwords import parse_hotwords
-from asr.lexicon import MAX_HOMOPHONES, Lexicon, lexicon_from_words, read_lexicon_lines, spell
+from asr.lexicon import MAX_HOMOPHONES, PLAIN_WORD, Lexicon, lexicon_from_words, read_lexicon_lines, spell
 from asr.arpa import LMInfo, inspect_lm
 from asr.lm import KENLM_MAX_ORDER, UNK, LMError
-from asr.text import WORD_SEP
+from asr.text import WORD_SEP, normalize_text
 from asr.tokenizers import Tokenizer
 from asr.user_warnings import quiet_stderr
 
@@ -44,23 +44,29 @@ def _load_kenlm(info: LMInfo, words: Dictionary) -> KenLM:
         raise LMError(f"{info.path}: KenLM cannot load it: {' '.join(lines[1:2] or lines[:1])}") from None
 
 
-def _add_hotwords(lex: Lexicon, added: dict[str, list[str]], notes: list[str]) -> None:
+def _add_hotwords(lex: Lexicon, added: dict[str, list[str]], hot: set[str], notes: list[str]) -> None:
     """Add hotwords the lexicon lacks. Its trie holds MAX_HOMOPHONES words a spelling and drops the
     later ones: a hotword spelled as that many words already (a phone system's "kerri" as K EH R
-    IY: kerry, carrie, ...) takes the place of the last of them, the least likely in an LM's
-    lexicon, rather than be dropped itself."""
+    IY: kerry, carrie, ...) takes the place of the last of them that is no hotword (``hot``), the
+    least likely in an LM's lexicon, rather than be dropped itself."""
     by_spelling: dict[tuple[str, ...], list[str]] = {}
     for w, spellings in lex.items():
         for spelling in spellings:
             by_spelling.setdefault(tuple(spelling), []).append(w)
+    shown = " ".join
     for word, spelling in added.items():
         same = by_spelling.setdefault(tuple(spelling), [])
         if len(same) >= MAX_HOMOPHONES:
-            last = same.pop()
+            if not (others := [w for w in same if w not in hot]):
+                notes.append(f"hotword {word!r} left out: {MAX_HOMOPHONES} other hotwords are spelled the same "
+                             f"({shown(spelling)}), as many as the search holds")
+                continue
+            last = others[-1]
+            same.remove(last)
             lex[last] = [s for s in lex[last] if s != spelling]
             if not lex[last]:
                 del lex[last]
-            notes.append(f"hotword {word!r}: {last!r}, spelled the same ({' '.join(spelling)}), left out of the "
+            notes.append(f"hotword {word!r}: {last!r}, spelled the same ({shown(spelling)}), left out of the "
                          f"search to make room ({MAX_HOMOPHONES} words a spelling)")
         lex[word] = [spelling]
         same.append(word)
@@ -163,6 +169,7 @@ class SearchSpace:
         lexicon_free = isinstance(lexicon, str) and lexicon.lower() == "none"
         notes: list[str] = []
         lex = kenlm = words = scores = None
+        written: dict[str, str] = {}
         phrases = parse_hotwords(hotwords)
         from_file = bool(lexicon) and not lexicon_free
         if from_file:
@@ -186,12 +193,16 @@ class SearchSpace:
             lex = report.lexicon
             if report.skipped:
                 notes.append(report.summary(str(info.path)))
+            # words the LM writes otherwise (an upper-case LM's THE) are searched as written: a hotword
+            # names them so, rather than be added beside them as a word the LM does not know
+            written = {normalize_text(w): w for w in lex if not PLAIN_WORD.fullmatch(w)}
         lexicon_words = list(lex) if from_file else []
         if lex is not None:
-            added = {w: spelling for w in dict.fromkeys(w for p in phrases for w in p.split() if w not in lex)
+            added = {w: spelling for w in dict.fromkeys(w for p in phrases for w in p.split()
+                                                        if w not in lex and w not in written)
                      if (spelling := spell(w, tokenizer))}
             if added:
-                _add_hotwords(lex, added, notes)
+                _add_hotwords(lex, added, {written.get(w, w) for p in phrases for w in p.split()}, notes)
         tokens = Dictionary(list(tokenizer.tokens))
         # With a lexicon file and an LM, ``words`` were loaded with the LM above: those beyond the
         # lexicon (as written where it has them normalized) are never searched, and n-best
@@ -212,7 +223,7 @@ class SearchSpace:
         space = cls(tokens, words, lex, kenlm, notes=notes, source=source, _scores=scores)
         if kenlm is not None and lexicon_words:
             space._check_lexicon_words(info, lexicon, lexicon_words)
-        space._add_phrases(phrases, tokenizer)
+        space._add_phrases(phrases, tokenizer, written)
         if kenlm is not None and words is not None and phrases:
             space._lift_hotwords(info, {w for p in space.phrases for w in p})
         space._scores = None  # asked only while loading: not kept for the search (73 k floats a space)
@@ -284,7 +295,9 @@ class SearchSpace:
         trie.smear(SmearingMode.MAX)
         return trie
 
-    def _add_phrases(self, phrases: list[str], tokenizer: Tokenizer) -> None:
+    def _add_phrases(self, phrases: list[str], tokenizer: Tokenizer, written: dict[str, str]) -> None:
+        """Each phrase as the search meets it: word indices (``written``: a word's form in the
+        lexicon, where the LM writes it otherwise), or, lexicon-free, its tokens."""
         for phrase in phrases:
             unknown = sorted(tokenizer.unknown_chars(phrase))
             if unknown:
@@ -293,7 +306,7 @@ class SearchSpace:
                 self.notes.append(f"hotword {phrase!r} left out: {what}")
                 continue
             if self.words is not None:  # the search asks the LM once per word
-                self.phrases.append(tuple(self.words.get_index(w) for w in phrase.split()))
+                self.phrases.append(tuple(self.words.get_index(written.get(w, w)) for w in phrase.split()))
                 self.shares.append(tuple(1.0 for _ in phrase.split()))
             else:  # once per token: the phrase is |w o r d|, the bonus spread over its tokens
                 units, shares = [tokenizer.word_sep_id], [0.0]

@@ -48,7 +48,8 @@ _SILENT_PUNCTUATION = set(" ,.;:?!'\"()-") | set("«»‘’“”„¿¡…–�
 # Read aloud as something other than their letters: flite and espeak-ng say "mister" for "Mr" with or
 # without its period; the ones that are also words ("col", "rev") only with it. "No." is left out: it
 # ends "he said no." far more often than it means "number" (and then a digit follows, refused anyway).
-_ABBREVIATION = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|Jr|Sr|Capt|Lt|Esq|etc|vs)\b|\b(Co|Gen|Col|Rev|Hon)\.|\be\.g\.",
+# "e.g." and "i.e." are read as "for example" and "that is", or as letters.
+_ABBREVIATION = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|Jr|Sr|Capt|Lt|Esq|etc|vs)\b|\b(Co|Gen|Col|Rev|Hon)\.|\b(e\.g|i\.e)\.",
                            re.IGNORECASE)
 
 

@@ -162,18 +162,14 @@ $(MODEL_EXP)/best/decoding.yaml: $(MODEL_EXP)/train.done $(LM)
 
 evaluate: $(foreach set,$(EVAL_SETS),$(MODEL_EXP)/$(set).json $(if $(VALID),$(MODEL_EXP)/$(set)_lm.json))
 
-# A set's scores follow its manifest too: a prepare redone for another test set (own_data's TEST_SRC)
-# rewrites that manifest alone, and retrains nothing. Prepare makes each beside train.jsonl (the
-# recipe only checks that it did: one that make would take for made also lets make -t touch it).
-$(filter-out $(DATA)/train.jsonl,$(foreach set,$(EVAL_SETS),$(DATA)/$(set).jsonl)): | $(DATA)/train.jsonl
-	@test -f $@ || { echo "$@: no such manifest (prepare makes one for each set of EVAL_SETS=\"$(EVAL_SETS)\")" >&2; exit 1; }
-
-$(MODEL_EXP)/%_lm.json: $(MODEL_EXP)/best/decoding.yaml $(DATA)/%.jsonl
+# (A prepare that changes any manifest rewrites them all, train.jsonl last (asr prepare's
+# write_splits): a set prepared anew retrains, and so is scored again.)
+$(MODEL_EXP)/%_lm.json: $(MODEL_EXP)/best/decoding.yaml
 	$(ASR) evaluate $(DATA)/$*.jsonl --model $(MODEL_EXP)/best --lm $(LM) --json -o $(MODEL_EXP)/$*_lm_hyp.txt \
 	  | tee $(MODEL_EXP)/$*_lm.log
 	tail -n 1 $(MODEL_EXP)/$*_lm.log > $@.tmp && mv $@.tmp $@
 
-$(MODEL_EXP)/%.json: $(MODEL_EXP)/train.done $(DATA)/%.jsonl
+$(MODEL_EXP)/%.json: $(MODEL_EXP)/train.done
 	$(ASR) evaluate $(DATA)/$*.jsonl --model $(MODEL_EXP)/best --decoder greedy --json -o $(MODEL_EXP)/$*_hyp.txt \
 	  | tee $(MODEL_EXP)/$*.log
 	tail -n 1 $(MODEL_EXP)/$*.log > $@.tmp && mv $@.tmp $@
@@ -185,7 +181,7 @@ SEED_PACKAGES = $(foreach s,$(SEEDS),$(EXP)/seed$(s)/package) $(foreach s,$(PHON
 SEED_MODELS = $(addsuffix /model.safetensors,$(SEED_PACKAGES))
 COMBINE_ARGS = --lm $(LM) --combine $(strip $(COMBINE) $(SEED_PACKAGES))
 
-$(MODEL_EXP)/combined/%.json: $(MODEL_EXP)/best/decoding.yaml $(DATA)/%.jsonl $(SEED_MODELS)
+$(MODEL_EXP)/combined/%.json: $(MODEL_EXP)/best/decoding.yaml $(SEED_MODELS)
 	@test -n "$(strip $(COMBINE) $(SEED_PACKAGES))" || { echo "combine needs COMBINE=\"MODEL_DIR ...\" (other systems), SEEDS=\"S ...\" or PHONE_SEEDS=\"S ...\"" >&2; exit 1; }
 	mkdir -p $(@D)
 	$(ASR) evaluate $(DATA)/$*.jsonl --model $(MODEL_EXP)/best $(COMBINE_ARGS) --json \
@@ -225,7 +221,7 @@ $(MODEL_EXP)/rescored/rescoring.yaml: $(MODEL_EXP)/package/model.safetensors $(S
 	mkdir -p $(@D)
 	$(ASR) tune-rescoring $(RESCORE_ARGS) -o $@
 
-$(MODEL_EXP)/rescored/%.json: $(MODEL_EXP)/rescored/rescoring.yaml $(DATA)/%.jsonl
+$(MODEL_EXP)/rescored/%.json: $(MODEL_EXP)/rescored/rescoring.yaml
 	$(ASR) evaluate $(DATA)/$*.jsonl --rescoring $< --json -o $(@D)/$*_hyp.txt --report $(@D)/$*_report --force \
 	  | tee $(@D)/$*.log
 	tail -n 1 $(@D)/$*.log > $@.tmp && mv $@.tmp $@
@@ -245,12 +241,12 @@ SEEDS_ARGS = $(TRAIN_ARGS) $(if $(filter-out 0,$(FINETUNE_EPOCHS)),$(FINETUNE_AR
 sub_make_value = '$(subst $$,$$$$,$(subst ','\'',$(1)))'
 
 $(EXP)/seed%/package/model.safetensors: $(LM) $(TRAIN_MANIFEST)
-	$(MAKE) tune EXP=$(EXP)/seed$* LM=$(LM) SEEDS= EXTRA_OVERRIDES=$(call sub_make_value,$(strip $(EXTRA_OVERRIDES) train.seed=$*))
+	$(MAKE) tune EXP=$(EXP)/seed$* LM=$(LM) SEEDS= EXTRA_OVERRIDES=$(call sub_make_value,$(EXTRA_OVERRIDES)$(if $(strip $(EXTRA_OVERRIDES)), )train.seed=$*)
 	rm -rf $(@D).tmp && $(ASR) export $(call model_exp,$(EXP)/seed$*)/best $(@D).tmp --half --lm $(LM) \
 	  && rm -rf $(@D) && mv $(@D).tmp $(@D)
 
 $(EXP)/phones%/package/model.safetensors: $(LM) $(TRAIN_MANIFEST)
-	$(MAKE) tune EXP=$(EXP)/phones$* LM=$(LM) SEEDS= PHONE_SEEDS= EXTRA_OVERRIDES=$(call sub_make_value,$(strip $(EXTRA_OVERRIDES) train.units=phone train.seed=$*))
+	$(MAKE) tune EXP=$(EXP)/phones$* LM=$(LM) SEEDS= PHONE_SEEDS= EXTRA_OVERRIDES=$(call sub_make_value,$(EXTRA_OVERRIDES)$(if $(strip $(EXTRA_OVERRIDES)), )train.units=phone train.seed=$*)
 	rm -rf $(@D).tmp && $(ASR) export $(call model_exp,$(EXP)/phones$*)/best $(@D).tmp --half --lm $(LM) \
 	  && rm -rf $(@D) && mv $(@D).tmp $(@D)
 

@@ -34,6 +34,10 @@ def test_an_upper_case_arpa_lm_from_another_tool_is_searched_with_its_words_as_i
     assert not decoder.notes
     hyp = decoder.decode(*ctc_log_probs(TOKENIZER, spelled_frames("the cat sat")))[0]
     assert hyp.text == "THE CAT SAT"
+    # a hotword names the LM's word, not a new one beside it that the LM does not know
+    boosted = BeamSearchDecoder(TOKENIZER, lm=upper, hotwords="cat", options=BeamSearchOptions(beam_size=8))
+    assert not boosted.notes and "cat" not in boosted.space.lexicon
+    assert boosted.decode(*ctc_log_probs(TOKENIZER, spelled_frames("the cat sat")))[0].text == "THE CAT SAT"
 
 
 def test_an_lm_none_of_whose_words_the_model_can_spell_is_refused_rather_than_searched_with(tmp_path):

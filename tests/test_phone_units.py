@@ -164,3 +164,17 @@ def test_a_hotword_spelled_as_six_words_already_takes_the_place_of_the_least_lik
     assert {w for w in decoder.space.lexicon if w in [*names, "louw"]} == {"lu", "lou", "loo", "lieu", "lew", "louw"}
     assert any("hotword 'louw': 'leu', spelled the same (L UW |), left out" in n for n in decoder.notes)
     assert "Trie label number reached limit" not in capfd.readouterr().err
+
+
+def test_a_hotword_that_needs_room_never_takes_the_place_of_another_hotword(tmp_path):
+    names = ["lu", "lou", "loo", "lieu", "lew", "leu"]  # all L UW, likeliest first; "leu" is boosted too
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("".join(f"{w.upper()} L UW1\n" for w in [*names, "louw"]))
+    phones = PhoneTokenizer.build(["lou"], lexicon)
+    lm = tmp_path / "w.arpa"
+    lm.write_text("\\data\\\nngram 1=9\nngram 2=1\n\n\\1-grams:\n-1\t<s>\t0\n-1\t</s>\n-9\t<unk>\n"
+                  + "".join(f"-{1.5 + i / 10}\t{w}\t0\n" for i, w in enumerate(names))
+                  + "\n\\2-grams:\n-0.5\t<s> lu\n\n\\end\\\n")
+    decoder = BeamSearchDecoder(phones, lm=lm, hotwords="leu,louw")
+    assert {w for w in decoder.space.lexicon if w in [*names, "louw"]} == {"lu", "lou", "loo", "lieu", "leu", "louw"}
+    assert any("hotword 'louw': 'lew', spelled the same" in n for n in decoder.notes)

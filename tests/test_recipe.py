@@ -476,16 +476,14 @@ with open(pathlib.Path(sys.argv[0]).parent / "calls.jsonl", "a") as log:
     log.write(json.dumps(args) + "\\n")
 if args[0] == os.environ.get("FAKE_ASR_FAILS"):  # a command that fails at once (e.g. a mistyped override)
     sys.exit(f"{args[0]} failed")
-if args[0] == "prepare":  # prepare folder SRC DATA ...: as asr prepare, the same manifests again are left as they were
-    pathlib.Path(args[3]).mkdir(parents=True, exist_ok=True)
-    for split in ("train", "valid"):
-        manifest = pathlib.Path(args[3], split + ".jsonl")
-        if not manifest.exists() or manifest.read_text() != "":
-            manifest.write_text("")
-    if "--test" in args:  # the test manifest names its source
-        test, source = pathlib.Path(args[3], "test.jsonl"), args[args.index("--test") + 1]
-        if not test.exists() or test.read_text() != source:
-            test.write_text(source)
+if args[0] == "prepare":  # prepare folder SRC DATA ...: as asr prepare, the same manifests again are left as
+    # they were, and any changed rewrites them all, train.jsonl last (write_splits); a test manifest names its source
+    out = pathlib.Path(args[3])
+    out.mkdir(parents=True, exist_ok=True)
+    texts = {"valid": "", **({"test": args[args.index("--test") + 1]} if "--test" in args else {}), "train": ""}
+    if any(not (out / f"{n}.jsonl").exists() or (out / f"{n}.jsonl").read_text() != t for n, t in texts.items()):
+        for n, t in texts.items():
+            (out / f"{n}.jsonl").write_text(t)
 elif args[0] == "train":  # as asr train: a folder that holds a run is resumed or refused
     run = pathlib.Path(next(a for a in args if a.startswith("train.output_dir=")).split("=", 1)[1])
     if (run / "best").exists() and "--resume" not in args:
@@ -638,12 +636,13 @@ def test_a_prepare_redone_that_writes_the_same_manifests_redoes_nothing_after_it
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-def test_a_test_set_prepared_anew_is_scored_again_without_retraining(tmp_path):
-    # another TEST_SRC: prepare rewrites test.jsonl alone (train.jsonl is left as it was)
+def test_a_test_set_prepared_anew_is_scored_again(tmp_path):
+    # another TEST_SRC: prepare rewrites every manifest (train.jsonl too), so the stages after it follow
     own_data(tmp_path, "TEST_SRC=first")
     done, calls = own_data(tmp_path, "TEST_SRC=second")
     assert done.returncode == 0, done.stderr
-    assert names(calls) == ["evaluate", "evaluate", "prepare"]
+    assert (tmp_path / "data" / "test.jsonl").read_text() == "second"
+    assert names(calls) == ["evaluate", "evaluate", "lm build", "lm tune", "prepare", "train"]
     assert all(call[1] == str(tmp_path / "data" / "test.jsonl") for call in calls if call[0] == "evaluate")
     assert up_to_date(tmp_path, "TEST_SRC=second")
 
@@ -761,13 +760,13 @@ def test_changed_arguments_of_the_run_redo_its_seed_runs(tmp_path):
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 @pytest.mark.parametrize("seeds", ["SEEDS=7", "PHONE_SEEDS=7"])
 def test_seed_runs_get_the_run_s_extra_overrides_exactly_quotes_and_dollars_included(tmp_path, seeds):
-    extra = "EXTRA_OVERRIDES=a='b c' l=\"m n\" d=$$HOME"  # a quoted path with a space, as OVERRIDES may hold
+    extra = "EXTRA_OVERRIDES=a='b  c' l=\"m n\" d=$$HOME"  # quoted paths with spaces, as OVERRIDES may hold
     done, calls = own_data(tmp_path, seeds, extra, "combine")
     assert done.returncode == 0, done.stderr
     trains = {next(a for a in call if a.startswith("train.output_dir=")): call for call in calls if call[0] == "train"}
     run, seed = trains.pop(f"train.output_dir={tmp_path / 'exp'}"), next(iter(trains.values()))
-    assert run[-3:] == ["a=b c", "l=m n", f"d={os.environ['HOME']}"]
-    assert seed[seed.index("a=b c"):][:3] == run[-3:] and seed[-1] == "train.seed=7"
+    assert run[-3:] == ["a=b  c", "l=m n", f"d={os.environ['HOME']}"]
+    assert seed[seed.index("a=b  c"):][:3] == run[-3:] and seed[-1] == "train.seed=7"
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")

@@ -315,6 +315,20 @@ def test_a_rescoring_package_can_be_made_inside_its_first_system_or_in_an_empty_
     assert (tmp_path / "empty" / "rescoring.yaml").is_file()
 
 
+def test_a_phone_system_packaged_beside_an_upper_case_lm_keeps_the_pronunciations_of_its_words(
+        tiny_model_dir, phone_model, tiny_corpus, tmp_path):
+    # LibriSpeech's official LMs are upper case: the phone system kept no pronunciation and was refused
+    (tmp_path / "text.txt").write_text("HELLO WORLD\nWORLD HELLO\n")
+    lm = build_lm([tmp_path / "text.txt"], tmp_path / "hw.arpa", order=2, use_lmplz=False)[0]
+    lm.write_text(lm.read_text().replace("hello", "HELLO").replace("world", "WORLD"))
+    assert main(["export", str(tiny_model_dir), str(tmp_path / "first"), "--lm", str(lm)]) == 0
+    tuned = RescoringTuneResult(RescoringOptions((1.0, 0.5), 1.0, 0.0, 4), 1.0, 1.0)
+    write_rescoring(tmp_path / "r.yaml", [tmp_path / "first", phone_model], tuned, str(tiny_corpus / "valid.jsonl"))
+    assert main(["export", str(tmp_path / "r.yaml"), str(tmp_path / "pkg")]) == 0
+    assert {line.split()[0] for line in (tmp_path / "pkg" / "system2" / "lexicon.txt").read_text().splitlines()} \
+        == {"HELLO", "WORLD"}
+
+
 def test_export_makes_one_package_that_rescores_by_default_and_decodes_alone_when_asked(
         packages, phone_model, tiny_corpus, tmp_path, capsys):
     import asr

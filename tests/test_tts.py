@@ -429,6 +429,7 @@ def test_a_sentence_that_starts_with_a_dash_is_read_by_espeak_ng_not_taken_for_a
     "Dr Jones came to see us today.",
     "They sailed to St Ives by sea.",  # "saint"
     "Apples, e.g. red ones, are sweet.",  # espeak-ng says "for example"
+    "The fruit, i.e. the apples, went bad.",  # "that is", or letters
 ])
 def test_an_abbreviation_without_its_period_or_with_inner_periods_is_not_speakable(sentence):
     assert tts.unspeakable_reason(sentence, 3, 14) == "abbreviations (read as other words)"
