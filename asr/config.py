@@ -285,6 +285,18 @@ class Config:
         return dataclasses.replace(self, **sections)
 
 
+def check_new_run(config: Config) -> None:
+    """What a config file or override given to a command must hold, though a model directory's
+    config.yaml, written before it was checked, may not (such a model still loads): asked by
+    asr.config_files.load_config."""
+    t = config.train
+    if not t.output_dir.strip():  # "" is the current directory: a run would write its files there
+        raise ConfigError("train.output_dir: expected the run's directory, got an empty value")
+    # numpy's range; training seeds torch with seed * ~10^6 + step, which must fit in 64 bits
+    if not 0 <= t.seed < 2 ** 32:
+        raise ConfigError(f"train.seed must be in [0, 2**32), got {t.seed}")
+
+
 def perturbed_rate(sample_rate: int, factor: float) -> int:
     """Speed perturbation plays audio ``factor`` times faster: it is resampled as if recorded at
     this rate (asr.data.SpeechDataset.waveform)."""

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 
 from asr.atomic import write_text_atomic
-from asr.config import Config, ConfigError
+from asr.config import Config, ConfigError, check_new_run
 
 
 def _construct_unique_mapping(loader, node):
@@ -134,7 +134,8 @@ def coerce(name: str, value, annotation):
     if annotation is typing.Any:
         return value
     if origin is typing.Union or str(origin) == "<class 'types.UnionType'>":
-        if (value is None or value == "") and type(None) in args:  # `features.f_max=`, as `f_max:` in a file
+        # `features.f_max=`, as `f_max:` in a file; Python's None, as nanoGPT-style overrides write it
+        if (value is None or value == "" or value in ("None", "none", "NONE")) and type(None) in args:
             return None
         inner = [a for a in args if a is not type(None)]
         return coerce(name, value, inner[0])
@@ -167,6 +168,8 @@ def coerce(name: str, value, annotation):
             return float(value)
         if isinstance(value, str) and (number := _float_text(value.strip())) is not None:
             return number
+        if isinstance(value, str) and value.strip().lstrip("+-").lower() in ("inf", "infinity"):
+            raise ConfigError(f"{name}: expected a number, got {value!r} (YAML writes infinity as .inf, -.inf)")
         raise ConfigError(f"{name}: expected a number, got {value!r}")
     if annotation is str:
         if isinstance(value, (str, int, float)) and not isinstance(value, bool):
@@ -210,7 +213,8 @@ def _build(cls, data: dict, prefix: str):
 
 def _with_suggestion(names):
     def named(key) -> str:
-        close = difflib.get_close_matches(str(key), sorted(names), n=1)
+        same = [n for n in sorted(names) if n.lower() == str(key).lower()]  # `train.LR`: too short for difflib
+        close = same or difflib.get_close_matches(str(key), sorted(names), n=1)
         return f"{key} (did you mean {close[0]}?)" if close else str(key)
     return named
 
@@ -245,8 +249,18 @@ def parse_overrides(overrides: list[str]) -> dict:
 def _merge(base: dict, extra: dict) -> dict:
     out = dict(base)
     for k, v in extra.items():
-        out[k] = _merge(out.get(k) or {}, v) if isinstance(v, dict) else v
+        if not isinstance(v, dict):
+            out[k] = v
+        elif out.get(k) is None or isinstance(out[k], dict):
+            out[k] = _merge(out.get(k) or {}, v)
+        # else the file's `model: lstm` is kept, for config_from_dict to refuse naming the file
     return out
+
+
+def _new_run_config(data: dict) -> Config:
+    config = config_from_dict(data)
+    check_new_run(config)
+    return config
 
 
 def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
@@ -263,13 +277,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     from_file = data
     data = _merge(data, parse_overrides(list(overrides)))
     try:
-        return config_from_dict(data)
+        return _new_run_config(data)
     except ConfigError as e:
         if path is None:
             raise
         if overrides:  # the file's own mistake, or one the overrides made?
             try:
-                config_from_dict(from_file)
+                _new_run_config(from_file)
             except ConfigError:
                 pass
             else:

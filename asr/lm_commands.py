@@ -214,7 +214,7 @@ def cmd_lm_tune(args) -> int:
 def cmd_priors(args) -> int:
     from asr.data import ManifestError, read_manifest
     from asr.decoding_config import PRIORS_FILE
-    from asr.priors import estimate_priors, save_priors
+    from asr.priors import estimate_priors, save_priors, systems_left_out
     from asr.transcribe import load_model
 
     if Path(args.manifest).stem.startswith("test"):
@@ -239,4 +239,8 @@ def cmd_priors(args) -> int:
     print(f"{save_priors(args.model, priors, estimate.frames, args.manifest)}: {len(priors)} tokens over "
           f"{estimate.frames:,} frames of {plural(estimate.used, 'utterance')}; most likely: "
           + ", ".join(f"{tokens[k]} {priors[k]:.3f}" for k in top))
+    if others := systems_left_out(args.model):  # rescoring divides out theirs too: say they were not redone
+        print_error(f"note: {args.model} rescores with {len(others) + 1} systems: only its first system's priors "
+                    "were estimated; the others keep theirs (" + "; ".join(
+                        f"asr priors {m} {args.manifest}" for m in others) + " to redo them)")
     return 0

@@ -65,8 +65,11 @@ class NoiseBank:
         for i in range(n):
             clip = self.clips[int(torch.randint(len(self.clips), ()))]
             start = int(torch.randint(clip.numel(), ()))
-            reps = -(-(start + length) // clip.numel())
-            out[i] = clip.repeat(reps)[start: start + length]
+            # from the offset, then the clip again from its start as often as needed: copies the
+            # crop's length, not the whole (minutes-long) recording
+            head = clip[start: start + length]
+            need = length - head.numel()
+            out[i] = torch.cat([head, clip.repeat(-(-need // clip.numel()))[:need]]) if need else head
         return out
 
 

@@ -71,3 +71,19 @@ def save_priors(model_dir: str | Path, priors: Sequence[float], frames: int, man
     return write_text_atomic(Path(model_dir) / PRIORS_FILE,
                              json.dumps({"manifest": portable_path(str(manifest)), "frames": frames,
                                          "priors": [round(p, 8) for p in priors]}, indent=1) + "\n")
+
+
+def systems_left_out(model_dir: str | Path) -> list[str]:
+    """The systems besides its first (the directory itself) of a package that rescores, whose own
+    priors ``asr priors MODEL`` leaves as they were; [] for a plain model (or an unreadable
+    rescoring file, which its own loader names)."""
+    from asr.rescoring_files import RESCORING_FILE, RescoringError, read_rescoring
+
+    settings = Path(model_dir) / RESCORING_FILE
+    if not settings.is_file():
+        return []
+    try:
+        models = read_rescoring(settings)[0]
+    except RescoringError:
+        return []
+    return [m for m in models if Path(m).resolve() != Path(model_dir).resolve()]

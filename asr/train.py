@@ -255,14 +255,15 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
                 if bar is not None:  # a batch of unreadable audio on some rank: every rank skips this step
                     bar.update(1)
                 continue
-            torch.manual_seed(tc.seed * 1_000_003 + step * d.world_size + d.rank)  # dropout, SpecAugment
+            torch.manual_seed((tc.seed * 1_000_003 + step * d.world_size + d.rank) % 2**64)  # dropout, SpecAugment
             if silent is not None:  # zero padding adds nothing to the energy
                 rms = (batch.waveforms.pow(2).sum(1) / batch.wave_lengths.clamp(min=1)).sqrt()
                 silent += [i for i, r in zip(batch.indices, rms.tolist()) if r < silence_rms]
             batch = batch.to(device, non_blocking=True)
             optimizer.zero_grad(set_to_none=True)
             # the gradient at perturbed weights; the update to the clean ones
-            drop_seed = (tc.seed * 1_000_003 + step) * 1_000_003 + 17  # one mask on all ranks; not dropout's stream
+            # one mask on all ranks; not dropout's stream (% 2**64: a seed such as 20240501 overflows torch's)
+            drop_seed = ((tc.seed * 1_000_003 + step) * 1_000_003 + 17) % 2**64
             with weight_noise.applied(), weight_drop.applied(seed=drop_seed):
                 b_loss, b_n, b_short, finite, b_phone, b_n_phone = forward_backward(
                     ddp, batch, tokenizer.blank_id, scaler, use_amp, device,

@@ -312,3 +312,59 @@ def test_an_integer_setting_written_as_a_whole_float_in_exponent_form_is_read():
     from asr.config_files import load_config
     assert load_config(None, ["train.max_batch_size=1.0e+2"]).train.max_batch_size == 100
 
+
+
+# --- found by the config defect hunt -------------------------------------------------------
+
+@pytest.mark.parametrize("override", ["train.output_dir=", "train.output_dir=' '"])
+def test_an_empty_output_dir_is_refused_naming_it_rather_than_training_into_the_current_directory(override):
+    with pytest.raises(ConfigError, match=r"^train\.output_dir: .*empty"):
+        load_config(None, [override])
+
+
+def test_a_config_file_section_that_is_not_a_mapping_is_named_with_the_file_when_overrides_are_given(tmp_path):
+    path = tmp_path / "scalar.yaml"
+    path.write_text("model: lstm\n")
+    with pytest.raises(ConfigError, match=rf"^{tmp_path}/scalar\.yaml: model: expected a mapping, got 'lstm'$"):
+        load_config(path, ["model.cell=gru"])
+
+
+@pytest.mark.parametrize("seed", ["-1", "4294967296", "99999999999999"])
+def test_a_seed_outside_0_to_2_to_the_32_is_refused_naming_it_before_training_overflows_torch(seed):
+    with pytest.raises(ConfigError, match=rf"^train\.seed must be in \[0, 2\*\*32\), got {seed}"):
+        load_config(None, [f"train.seed={seed}"])
+
+
+@pytest.mark.parametrize("seed", [0, 2 ** 32 - 1])
+def test_the_edge_seeds_0_and_2_to_the_32_minus_1_are_accepted(seed):
+    assert load_config(None, [f"train.seed={seed}"]).train.seed == seed
+
+
+@pytest.mark.parametrize("override, suggestion", [("train.LR=1e-3", "lr"), ("MODEL.cell=gru", "model")])
+def test_an_unknown_key_that_differs_only_in_case_suggests_the_known_one(override, suggestion):
+    with pytest.raises(ConfigError, match=rf"\(did you mean {suggestion}\?\)"):
+        load_config(None, [override])
+
+
+@pytest.mark.parametrize("text", ["None", "none", "NONE"])
+def test_none_written_as_python_does_means_none_for_a_setting_that_may_be_none(text):
+    assert load_config(None, ["features.f_max=8000", f"features.f_max={text}"]).features.f_max is None
+
+
+def test_a_model_directory_trained_with_an_empty_output_dir_or_a_negative_seed_still_loads(broken):
+    # such runs trained before load_config refused them: their models stay usable
+    from asr.model_dir import load_model_dir
+
+    path = broken / "config.yaml"
+    text = path.read_text()
+    path.write_text(text.replace("output_dir: exp/run", "output_dir: ''").replace("seed: 1234", "seed: -5"))
+    assert path.read_text() != text
+    loaded = load_model_dir(broken).config.train
+    assert (loaded.output_dir, loaded.seed) == ("", -5)
+
+
+@pytest.mark.parametrize("text", ["inf", "-inf", "Infinity"])
+def test_infinity_spelled_as_python_does_is_refused_with_yamls_spelling(text):
+    with pytest.raises(ConfigError, match=r"^train\.max_duration: expected a number, got '.*' \(YAML writes "
+                                          r"infinity as \.inf"):
+        load_config(None, [f"train.max_duration={text}"])

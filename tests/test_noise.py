@@ -142,3 +142,27 @@ def test_noise_adds_nothing_to_the_model_weights():
     plain = AcousticModel(features, model, 10)
     noisy = AcousticModel(features, model, 10, AugmentConfig(noise_prob=1.0))
     assert plain.state_dict().keys() == noisy.state_dict().keys()
+
+
+def test_a_crop_starts_anywhere_in_the_recording_and_wraps_around_its_end():
+    clip = torch.arange(1.0, 8.0)  # 7 samples, none zero
+    bank = NoiseBank([clip])
+    torch.manual_seed(0)
+    for row in bank.crops(50, 17):
+        start = int(row[0]) - 1
+        assert torch.equal(row, clip[(start + torch.arange(17)) % 7])
+
+
+def test_a_killed_run_with_recorded_noise_and_weight_noise_resumes_exactly(tiny_corpus, tmp_path):
+    # Both draw from the generator reseeded at every step: (seed, step) fixes what each step adds.
+    from test_train import assert_different_weights, assert_same_weights, straight_and_resumed, tiny_config
+    from asr.train import train
+
+    write_sine(tmp_path / "noise" / "hum.wav", seconds=0.7, sample_rate=8000, freq=300.0)
+    write_sine(tmp_path / "noise" / "sub" / "whine.flac", seconds=2.5, freq=2500.0)
+    extra = ["train.epochs=2", "train.checkpoint_every=2", "augment.noise_prob=0.7", "augment.noise_snr=[0,10]",
+             f"augment.noise_dir={tmp_path / 'noise'}", "train.weight_noise=0.02"]
+    straight, resumed = straight_and_resumed(tiny_corpus, tmp_path, *extra)
+    assert_same_weights(straight, resumed)
+    plain = train(tiny_config(tiny_corpus, tmp_path / "plain", *extra[:2]))
+    assert_different_weights(straight, plain)

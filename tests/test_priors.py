@@ -233,3 +233,17 @@ def test_a_manifest_of_silent_files_only_is_an_error_naming_the_manifest(model, 
     assert f"{manifest}: no speech to estimate token priors from: 2 of 2 utterances are silent" \
         in capsys.readouterr().err
     assert not (model / PRIORS_FILE).exists()
+
+
+def test_asr_priors_on_a_package_that_rescores_says_which_of_its_systems_kept_their_old_priors(model, tiny_corpus,
+                                                                                                capsys):
+    # The package's first system is the model directory itself; its other systems have priors of their own,
+    # which rescoring at the package's prior_scale divides out too: left as they were, they must be named.
+    shutil.copytree(model, model / "system2", ignore=shutil.ignore_patterns("system2"))
+    (model / "rescoring.yaml").write_text("models: [., system2]\nweights: [1.0, 0.5]\nlm_weight: 0.0\n"
+                                          "word_score: 0.0\nprior_scale: 0.3\n")
+    assert main(["priors", str(model), str(tiny_corpus / "train.jsonl"), "--every", "5"]) == 0
+    assert (model / PRIORS_FILE).is_file() and not (model / "system2" / PRIORS_FILE).exists()
+    err = capsys.readouterr().err
+    assert f"{model} rescores with 2 systems: only its first" in err
+    assert f"asr priors {model / 'system2'} " in err

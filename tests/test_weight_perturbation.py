@@ -144,3 +144,13 @@ def test_a_weight_drop_outside_0_to_1_is_refused_by_the_config_and_the_class():
             load_config("configs/small.yaml", [f"train.weight_drop={bad}"])
     with pytest.raises(ValueError, match="weight drop"):
         WeightDrop(recurrent_net().named_parameters(), p=1.0)
+
+
+def test_a_date_like_seed_trains_with_weight_drop_rather_than_overflow_torch_s_seed(tiny_corpus, tmp_path):
+    # the per-step mask seed grows as seed * 1e12: 20240501 went past 64 bits at step 1
+    from asr.train import train
+    from test_train import tiny_config
+
+    run = train(tiny_config(tiny_corpus, tmp_path / "run", "train.seed=20240501", "train.weight_drop=0.1"),
+                stop_at_step=1)
+    assert (run / "last" / "model.safetensors").is_file()
