@@ -292,9 +292,10 @@ def check_new_run(config: Config) -> None:
     t = config.train
     if not t.output_dir.strip():  # "" is the current directory: a run would write its files there
         raise ConfigError("train.output_dir: expected the run's directory, got an empty value")
-    # numpy's range; training seeds torch with seed * ~10^6 + step, which must fit in 64 bits
-    if not 0 <= t.seed < 2 ** 32:
-        raise ConfigError(f"train.seed must be in [0, 2**32), got {t.seed}")
+    # what torch.manual_seed takes (each step's seeds are derived modulo 2**64): a run of any seed
+    # that trained before still resumes
+    if not -2 ** 63 <= t.seed < 2 ** 64:
+        raise ConfigError(f"train.seed must be in [-2**63, 2**64), as torch takes it, got {t.seed}")
 
 
 def perturbed_rate(sample_rate: int, factor: float) -> int:

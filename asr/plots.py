@@ -203,7 +203,7 @@ def plot_alignment(transcriber, audio_path: str | Path, out: str | Path) -> Path
     if lo or hi < full:
         note += f"   (quiet edges cut: {offset:.2f}-{hi / rate:.2f} s)"
     if len(result.segments) > 1:
-        note += (f"   (words: transcribe's, cut at pauses into {len(result.segments)} pieces; "
+        note += (f"   (words: transcribe's, which it gives in {len(result.segments)} segments; "
                  "posteriors: the sound run whole)")
     device = next(model.parameters()).device
     waves, lengths = wave[None].to(device), torch.tensor([wave.numel()], device=device)

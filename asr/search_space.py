@@ -44,11 +44,12 @@ def _load_kenlm(info: LMInfo, words: Dictionary) -> KenLM:
         raise LMError(f"{info.path}: KenLM cannot load it: {' '.join(lines[1:2] or lines[:1])}") from None
 
 
-def _add_hotwords(lex: Lexicon, added: dict[str, list[str]], hot: set[str], notes: list[str]) -> None:
-    """Add hotwords the lexicon lacks. Its trie holds MAX_HOMOPHONES words a spelling and drops the
-    later ones: a hotword spelled as that many words already (a phone system's "kerri" as K EH R
-    IY: kerry, carrie, ...) takes the place of the last of them that is no hotword (``hot``), the
-    least likely in an LM's lexicon, rather than be dropped itself."""
+def _add_hotwords(lex: Lexicon, added: dict[str, list[str]], hot: set[str], notes: list[str]) -> set[str]:
+    """Add hotwords the lexicon lacks; returns those it cannot hold. Its trie holds MAX_HOMOPHONES
+    words a spelling and drops the later ones: a hotword spelled as that many words already (a phone
+    system's "kerri" as K EH R IY: kerry, carrie, ...) takes the place of the last of them that is
+    no hotword (``hot``), the least likely in an LM's lexicon, rather than be dropped itself."""
+    left_out = set()
     by_spelling: dict[tuple[str, ...], list[str]] = {}
     for w, spellings in lex.items():
         for spelling in spellings:
@@ -60,6 +61,7 @@ def _add_hotwords(lex: Lexicon, added: dict[str, list[str]], hot: set[str], note
             if not (others := [w for w in same if w not in hot]):
                 notes.append(f"hotword {word!r} left out: {MAX_HOMOPHONES} other hotwords are spelled the same "
                              f"({shown(spelling)}), as many as the search holds")
+                left_out.add(word)
                 continue
             last = others[-1]
             same.remove(last)
@@ -70,6 +72,7 @@ def _add_hotwords(lex: Lexicon, added: dict[str, list[str]], hot: set[str], note
                          f"search to make room ({MAX_HOMOPHONES} words a spelling)")
         lex[word] = [spelling]
         same.append(word)
+    return left_out
 
 
 def _load_words(info: LMInfo, names) -> tuple[KenLM, Dictionary, list[str]]:
@@ -193,16 +196,18 @@ class SearchSpace:
             lex = report.lexicon
             if report.skipped:
                 notes.append(report.summary(str(info.path)))
-            # words the LM writes otherwise (an upper-case LM's THE) are searched as written: a hotword
-            # names them so, rather than be added beside them as a word the LM does not know
-            written = {normalize_text(w): w for w in lex if not PLAIN_WORD.fullmatch(w)}
         lexicon_words = list(lex) if from_file else []
-        if lex is not None:
+        if lex is not None and phrases:
+            # words the LM writes otherwise (an upper-case LM's THE, in its lexicon too) are searched as
+            # written: a hotword names them so, rather than be added beside them as a word the LM does not know
+            written = {n: w for w in lex if not PLAIN_WORD.fullmatch(w) and (n := normalize_text(w)) not in lex}
             added = {w: spelling for w in dict.fromkeys(w for p in phrases for w in p.split()
                                                         if w not in lex and w not in written)
                      if (spelling := spell(w, tokenizer))}
             if added:
-                _add_hotwords(lex, added, {written.get(w, w) for p in phrases for w in p.split()}, notes)
+                hot = {written.get(w, w) for p in phrases for w in p.split()}
+                left_out = _add_hotwords(lex, added, hot, notes)
+                phrases = [p for p in phrases if not left_out.intersection(p.split())]  # (said in the notes)
         tokens = Dictionary(list(tokenizer.tokens))
         # With a lexicon file and an LM, ``words`` were loaded with the LM above: those beyond the
         # lexicon (as written where it has them normalized) are never searched, and n-best

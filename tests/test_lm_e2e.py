@@ -45,3 +45,24 @@ def test_an_lm_none_of_whose_words_the_model_can_spell_is_refused_rather_than_se
     lm = build_lm([tmp_path / "ru.txt"], tmp_path / "ru.arpa", order=2, use_lmplz=False)[0]
     with pytest.raises(LexiconError, match=rf"^{lm}: none of its 2 words can be spelled in the model's tokens"):
         search(lm)
+
+
+def test_a_hotword_names_the_word_an_upper_case_lexicon_file_lists_as_its_lm_writes_it(word_lm, tmp_path):
+    # a package made with an upper-case LM: lm.bin (or the ARPA) and a lexicon.txt of CAT c a t |
+    upper = tmp_path / "upper.arpa"
+    upper.write_text(word_lm.read_text().replace("cat", "CAT"))
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("".join(f"{w} {' '.join(w.lower())} |\n" for w in ["the", "CAT", "sat", "on", "a", "mat"]))
+    boosted = BeamSearchDecoder(TOKENIZER, lm=upper, lexicon=lexicon, hotwords="cat",
+                                options=BeamSearchOptions(beam_size=8))
+    assert "cat" not in boosted.space.lexicon and not any("cat" in n for n in boosted.notes)
+    assert boosted.space.phrases == [(boosted.space.words.get_index("CAT"),)]
+
+
+def test_a_hotword_the_lm_has_as_written_boosts_that_word_not_a_capitalized_one_beside_it(tmp_path):
+    cased = tmp_path / "cased.arpa"  # "cat" and "Cat", as a cased LM may hold both
+    words = ["the", "cat", "Cat", "sat"]
+    cased.write_text("\\data\\\nngram 1=7\nngram 2=1\n\n\\1-grams:\n-1\t<s>\t0\n-1\t</s>\n-9\t<unk>\n"
+                     + "".join(f"-1\t{w}\t0\n" for w in words) + "\n\\2-grams:\n-0.5\t<s> the\n\n\\end\\\n")
+    boosted = BeamSearchDecoder(TOKENIZER, lm=cased, hotwords="cat", options=BeamSearchOptions(beam_size=8))
+    assert boosted.space.phrases == [(boosted.space.words.get_index("cat"),)]

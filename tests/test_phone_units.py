@@ -178,3 +178,19 @@ def test_a_hotword_that_needs_room_never_takes_the_place_of_another_hotword(tmp_
     decoder = BeamSearchDecoder(phones, lm=lm, hotwords="leu,louw")
     assert {w for w in decoder.space.lexicon if w in [*names, "louw"]} == {"lu", "lou", "loo", "lieu", "leu", "louw"}
     assert any("hotword 'louw': 'lew', spelled the same" in n for n in decoder.notes)
+
+
+def test_a_hotword_with_no_room_left_among_other_hotwords_is_not_searched_as_the_lm_s_unk(tmp_path):
+    names = ["lu", "lou", "loo", "lieu", "lew", "leu"]  # all L UW, each boosted: no room for "louw"
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("".join(f"{w.upper()} L UW1\n" for w in [*names, "louw"]))
+    phones = PhoneTokenizer.build(["lou"], lexicon)
+    lm = tmp_path / "w.arpa"
+    lm.write_text("\\data\\\nngram 1=9\nngram 2=1\n\n\\1-grams:\n-1\t<s>\t0\n-1\t</s>\n-9\t<unk>\n"
+                  + "".join(f"-{1.5 + i / 10}\t{w}\t0\n" for i, w in enumerate(names))
+                  + "\n\\2-grams:\n-0.5\t<s> lu\n\n\\end\\\n")
+    decoder = BeamSearchDecoder(phones, lm=lm, hotwords=",".join([*names, "louw"]))
+    assert any("hotword 'louw' left out: 6 other hotwords are spelled the same" in n for n in decoder.notes)
+    unk = decoder.space.words.get_index("<unk>")
+    assert len(decoder.space.phrases) == 6 and all(unk not in p for p in decoder.space.phrases)
+    assert not any("<unk>" in n for n in decoder.notes)

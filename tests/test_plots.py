@@ -297,7 +297,7 @@ def test_plot_alignment_of_a_file_transcribe_cuts_at_pauses_shows_transcribe_s_w
     drawn = _drawn_figure(monkeypatch)
     plot_alignment(transcriber, three, tmp_path / "a.png")
     assert [(w.word, w.start, w.end) for w in drawn["words"]] == [(w.word, w.start, w.end) for w in expected.words]
-    assert f"HYP: {expected.text}" in drawn["title"] and "cut at pauses into 3 pieces" in drawn["title"]
+    assert f"HYP: {expected.text}" in drawn["title"] and "which it gives in 3 segments" in drawn["title"]
 
 
 def test_a_long_alignment_title_is_wrapped_inside_the_figure_so_its_notes_are_not_cut_off():
