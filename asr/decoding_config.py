@@ -194,7 +194,8 @@ def load_log_priors(model_dir: str | Path | None, vocab_size: int) -> list[float
     except (ValueError, KeyError, TypeError) as e:
         raise LMError(f"{path}: not a token priors file ({e})") from None
     if len(logs) != vocab_size:
-        raise LMError(f"{path}: {len(logs)} priors for a model with {vocab_size} tokens")
+        raise LMError(f"{path}: {len(logs)} priors for a model with {vocab_size} tokens (estimated for another "
+                      f"model: run `asr priors {model_dir} TRAIN_MANIFEST` again)")
     return logs
 
 

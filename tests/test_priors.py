@@ -55,7 +55,8 @@ def test_asr_priors_writes_them_into_the_model_directory(model, tiny_corpus, cap
     assert stored["manifest"] == str(tiny_corpus / "train.jsonl") and stored["frames"] > 0
     logs = load_log_priors(model, len(stored["priors"]))
     assert logs == pytest.approx([math.log(p) for p in stored["priors"]])
-    with pytest.raises(LMError, match=f"{PRIORS_FILE}: {len(logs)} priors for a model with 3 tokens"):
+    with pytest.raises(LMError, match=f"{PRIORS_FILE}: {len(logs)} priors for a model with 3 tokens \\(estimated "
+                                      f"for another model: run `asr priors {model} TRAIN_MANIFEST` again\\)"):
         load_log_priors(model, 3)
 
 
