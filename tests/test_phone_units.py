@@ -149,47 +149,43 @@ def test_past_six_homophones_the_lm_s_likeliest_stay_in_the_search_and_the_rest_
     assert list(report.lexicon) == list(reversed(names))[:6] and [w for w, _ in report.skipped] == ["lou", "lu"]
 
 
+HOMOPHONES = ["lu", "lou", "loo", "lieu", "lew", "leu"]  # all L UW, likeliest first
+
+
+def homophone_decoder(tmp_path, hotwords: str) -> BeamSearchDecoder:
+    """A phone system whose LM holds six words spelled L UW (as many as the search's trie holds a
+    spelling) and whose dictionary also knows "louw", searching with ``hotwords``."""
+    lexicon = tmp_path / "lexicon.txt"
+    lexicon.write_text("".join(f"{w.upper()} L UW1\n" for w in [*HOMOPHONES, "louw"]))
+    phones = PhoneTokenizer.build(["lou"], lexicon)
+    lm = tmp_path / "w.arpa"
+    lm.write_text("\\data\\\nngram 1=9\nngram 2=1\n\n\\1-grams:\n-1\t<s>\t0\n-1\t</s>\n-9\t<unk>\n"
+                  + "".join(f"-{1.5 + i / 10}\t{w}\t0\n" for i, w in enumerate(HOMOPHONES))
+                  + "\n\\2-grams:\n-0.5\t<s> lu\n\n\\end\\\n")
+    return BeamSearchDecoder(phones, lm=lm, hotwords=hotwords)
+
+
+def searched(decoder) -> set[str]:
+    return {w for w in decoder.space.lexicon if w in [*HOMOPHONES, "louw"]}
+
+
 def test_a_hotword_spelled_as_six_words_already_takes_the_place_of_the_least_likely_and_is_searched(tmp_path,
                                                                                                    capfd):
     # flashlight's trie keeps 6 words a spelling: a seventh, the hotword, was dropped with a line on stderr
-    names = ["lu", "lou", "loo", "lieu", "lew", "leu"]  # all L UW, likeliest first
-    lexicon = tmp_path / "lexicon.txt"
-    lexicon.write_text("".join(f"{w.upper()} L UW1\n" for w in [*names, "louw"]))
-    phones = PhoneTokenizer.build(["lou"], lexicon)
-    probs = {"lu": -1.5, "lou": -1.6, "loo": -1.7, "lieu": -1.8, "lew": -1.9, "leu": -2.0}
-    lm = tmp_path / "w.arpa"
-    lm.write_text("\\data\\\nngram 1=9\nngram 2=1\n\n\\1-grams:\n-1\t<s>\t0\n-1\t</s>\n-9\t<unk>\n"
-                  + "".join(f"{p}\t{w}\t0\n" for w, p in probs.items()) + "\n\\2-grams:\n-0.5\t<s> lu\n\n\\end\\\n")
-    decoder = BeamSearchDecoder(phones, lm=lm, hotwords="louw")
-    assert {w for w in decoder.space.lexicon if w in [*names, "louw"]} == {"lu", "lou", "loo", "lieu", "lew", "louw"}
+    decoder = homophone_decoder(tmp_path, "louw")
+    assert searched(decoder) == {"lu", "lou", "loo", "lieu", "lew", "louw"}
     assert any("hotword 'louw': 'leu', spelled the same (L UW |), left out" in n for n in decoder.notes)
     assert "Trie label number reached limit" not in capfd.readouterr().err
 
 
 def test_a_hotword_that_needs_room_never_takes_the_place_of_another_hotword(tmp_path):
-    names = ["lu", "lou", "loo", "lieu", "lew", "leu"]  # all L UW, likeliest first; "leu" is boosted too
-    lexicon = tmp_path / "lexicon.txt"
-    lexicon.write_text("".join(f"{w.upper()} L UW1\n" for w in [*names, "louw"]))
-    phones = PhoneTokenizer.build(["lou"], lexicon)
-    lm = tmp_path / "w.arpa"
-    lm.write_text("\\data\\\nngram 1=9\nngram 2=1\n\n\\1-grams:\n-1\t<s>\t0\n-1\t</s>\n-9\t<unk>\n"
-                  + "".join(f"-{1.5 + i / 10}\t{w}\t0\n" for i, w in enumerate(names))
-                  + "\n\\2-grams:\n-0.5\t<s> lu\n\n\\end\\\n")
-    decoder = BeamSearchDecoder(phones, lm=lm, hotwords="leu,louw")
-    assert {w for w in decoder.space.lexicon if w in [*names, "louw"]} == {"lu", "lou", "loo", "lieu", "leu", "louw"}
+    decoder = homophone_decoder(tmp_path, "leu,louw")  # "leu", the least likely, is boosted too
+    assert searched(decoder) == {"lu", "lou", "loo", "lieu", "leu", "louw"}
     assert any("hotword 'louw': 'lew', spelled the same" in n for n in decoder.notes)
 
 
 def test_a_hotword_with_no_room_left_among_other_hotwords_is_not_searched_as_the_lm_s_unk(tmp_path):
-    names = ["lu", "lou", "loo", "lieu", "lew", "leu"]  # all L UW, each boosted: no room for "louw"
-    lexicon = tmp_path / "lexicon.txt"
-    lexicon.write_text("".join(f"{w.upper()} L UW1\n" for w in [*names, "louw"]))
-    phones = PhoneTokenizer.build(["lou"], lexicon)
-    lm = tmp_path / "w.arpa"
-    lm.write_text("\\data\\\nngram 1=9\nngram 2=1\n\n\\1-grams:\n-1\t<s>\t0\n-1\t</s>\n-9\t<unk>\n"
-                  + "".join(f"-{1.5 + i / 10}\t{w}\t0\n" for i, w in enumerate(names))
-                  + "\n\\2-grams:\n-0.5\t<s> lu\n\n\\end\\\n")
-    decoder = BeamSearchDecoder(phones, lm=lm, hotwords=",".join([*names, "louw"]))
+    decoder = homophone_decoder(tmp_path, ",".join([*HOMOPHONES, "louw"]))  # each boosted: no room for "louw"
     assert any("hotword 'louw' left out: 6 other hotwords are spelled the same" in n for n in decoder.notes)
     unk = decoder.space.words.get_index("<unk>")
     assert len(decoder.space.phrases) == 6 and all(unk not in p for p in decoder.space.phrases)
