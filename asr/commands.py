@@ -159,7 +159,8 @@ def cmd_tune_rescoring(args) -> int:
                           or lam == o.rnnlm_lambda)
         print(f"RNN LM share {o.rnnlm_lambda:g}, chosen by perplexity on {args.manifest} ({table})")
     print(f"{args.manifest}: WER {100 * result.wer:.2f}% rescored ({args.model} alone: {100 * result.first_wer:.2f}%), "
-          f"{plural(result.utterances, 'utterance')}, {plural(len(result.grid), 'setting')} in {result.seconds:.0f} s; weights "
+          f"{plural(result.utterances, 'utterance')}, {plural(len(result.grid), 'setting')} in "
+          f"{result.seconds:.0f} s; weights "
           f"{', '.join(f'{w:g}' for w in o.weights)}, lm_weight {o.lm_weight:g}, word_score {o.word_score:g}"
           + (f", prior_scale {o.prior_scale:g}" if o.prior_scale else "") + f" -> {path}")
     print(f"oracle: the best of each utterance's {result.candidates_per_utterance:.1f} candidates (on average; "
@@ -366,7 +367,8 @@ def cmd_combine(args) -> int:
         print_error(note)
     s = combined.summary()
     print(f"combined: WER {100 * s['wer']:.2f}% ({s['word_errors']}/{s['words']}: {s['substitutions']} sub, "
-          f"{s['deletions']} del, {s['insertions']} ins)  CER {100 * s['cer']:.2f}%  {plural(s['utterances'], 'utterance')}")
+          f"{s['deletions']} del, {s['insertions']} ins)  CER {100 * s['cer']:.2f}%  "
+          f"{plural(s['utterances'], 'utterance')}")
     print_error(f"report written to {args.output}/ (report.md, report.html, results.json)")
     return 0
 

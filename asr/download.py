@@ -245,7 +245,8 @@ def download_corpus(corpus: str, data_dir: str | Path, subsets: list[str] | None
         if interrupted or present:
             log(f"{local.name}: its extraction did not finish; extracting again")
         if archive is not None and not local.is_file():
-            raise DownloadError(f"{local}: archive not found" + (f". {COMMONVOICE_HELP}" if corpus == "commonvoice" else ""))
+            raise DownloadError(f"{local}: archive not found"
+                                + (f". {COMMONVOICE_HELP}" if corpus == "commonvoice" else ""))
         data_dir.mkdir(parents=True, exist_ok=True)  # after every check: a refused command leaves no empty folder
         if archive is not None:
             verify(local, item.checksum, progress)

@@ -205,7 +205,8 @@ def cmd_lm_tune(args) -> int:
         print_error(f"{len(result.skipped)} of {len(utterances)} utterances skipped")
     print(f"best: lm_weight {result.lm_weight:g} word_score {result.word_score:g} blank_penalty "
           f"{result.blank_penalty:g} prior_scale {result.prior_scale:g}: WER {100 * result.wer:.2f}% "
-          f"(greedy {100 * result.greedy_wer:.2f}%) on {plural(result.utterances, 'utterance')}, {result.seconds:.0f} s")
+          f"(greedy {100 * result.greedy_wer:.2f}%) on {plural(result.utterances, 'utterance')}, "
+          f"{result.seconds:.0f} s")
     if not args.dry_run:
         print(f"stored in {store(args.model, result, decoder, args.lm, lexicon, args.manifest)}")
     return 0
