@@ -73,7 +73,7 @@ def warmup_warning(warmup_steps: int, total_steps: int, lr: float, configured: i
     named = f"train.warmup_steps={warmup_steps}"
     if configured is not None and configured != warmup_steps:
         named = f"train.warmup_steps={configured} ({warmup_steps} of this run's steps)"
-    shorter = f"a smaller train.warmup_steps (a tenth of the run: {max(1, total_steps // 10)})"
+    shorter = f"a smaller train.warmup_steps (a tenth of the run: {total_steps // 10})"  # 0: no warmup
     if resumed:
         shorter = f"a run started anew with {shorter}: a resumed run keeps its warmup"
     if warmup_steps >= total_steps:
