@@ -278,7 +278,7 @@ def _warn_of_narrowband(paths: list[str], rate: int, shown: int = 3) -> None:
 
 def cmd_export(args) -> int:
     from asr.atomic import atomic_dir, check_writable, occupied
-    from asr.decoding_config import DECODING_FILE, PRIORS_FILE, carried_files, package_lm
+    from asr.decoding_config import DECODING_FILE, PRIORS_FILE, carried_files, package_lm, packaged_lexicon_for
     from asr.model_dir import load_model_dir, make_portable, save_model_dir
 
     from asr.rescoring_files import RESCORING_FILE
@@ -324,8 +324,9 @@ def cmd_export(args) -> int:
     notes = []
     with atomic_dir(dst) as staged:  # a missing or unusable LM leaves DST as it was
         save_model_dir(staged, loaded.config, loaded.model, loaded.tokenizer, half=args.half, extra_files=carried)
-        if args.lm:
-            notes = package_lm(staged, args.lm, loaded.tokenizer, lexicon=args.lexicon)
+        if args.lm:  # the source package's own LM named by its path: searched with its lexicon (a binary has no words)
+            lexicon = args.lexicon or packaged_lexicon_for(loaded.path, args.lm)
+            notes = package_lm(staged, args.lm, loaded.tokenizer, lexicon=lexicon)
         make_portable(staged)  # its provenance names no folder of this machine's: it can be copied as is
     for note in notes:
         print_error(note.replace(str(staged), str(dst)))

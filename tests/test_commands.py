@@ -248,3 +248,13 @@ def test_transcribe_of_inputs_that_name_no_audio_says_so_without_loading_a_model
     err = capsys.readouterr().err
     assert f"{tmp_path / 'empty'}: no audio files in this folder" in err and "no file matches this pattern" in err
     assert "2 of 2 file(s) failed" in err
+
+
+def test_export_of_a_package_with_its_own_lm_named_by_path_keeps_its_lexicon(tiny_model_dir, word_lm, tmp_path):
+    # re-exporting at half precision: --lm PKG/lm.bin, a binary with no word list, searched with PKG's lexicon
+    package = tmp_path / "pkg"
+    assert main(["export", str(tiny_model_dir), str(package), "--lm", str(word_lm)]) == 0
+    own_lm = next(p for p in package.iterdir() if p.name.startswith("lm."))
+    assert main(["export", str(package), str(tmp_path / "half"), "--half", "--lm", str(own_lm)]) == 0
+    assert (tmp_path / "half" / "lexicon.txt").read_text() == (package / "lexicon.txt").read_text() \
+        if (package / "lexicon.txt").is_file() else not (tmp_path / "half" / "lexicon.txt").exists()
