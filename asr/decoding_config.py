@@ -201,9 +201,15 @@ def load_log_priors(model_dir: str | Path | None, vocab_size: int) -> list[float
 
 def log_priors_for(model_dir: str | Path | None, vocab_size: int, prior_scales: Sequence[float]
                    ) -> list[float] | None:
-    """``load_log_priors``, refused (naming the file) when a non-zero scale needs priors the model lacks."""
-    logs = load_log_priors(model_dir, vocab_size)
+    """``load_log_priors``, refused (naming the file) when a non-zero scale needs priors the model lacks
+    or has for another model; at scale 0 alone such a file is not needed, and blocks nothing."""
     scale = next((s for s in prior_scales if s), 0.0)
+    try:
+        logs = load_log_priors(model_dir, vocab_size)
+    except LMError:
+        if scale:
+            raise
+        return None
     if scale and logs is None:
         where = Path(model_dir) / PRIORS_FILE if model_dir is not None else PRIORS_FILE
         raise LMError(f"{where}: missing, and prior_scale is {scale:g}: run `asr priors "

@@ -248,3 +248,12 @@ def test_asr_priors_on_a_package_that_rescores_says_which_of_its_systems_kept_th
     err = capsys.readouterr().err
     assert f"{model} rescores with 2 systems: only its first" in err
     assert f"asr priors {model / 'system2'} " in err
+
+
+def test_a_priors_file_of_another_model_blocks_no_search_at_prior_scale_0_and_is_named_at_any_other(model):
+    from asr.decoding_config import log_priors_for
+
+    (model / PRIORS_FILE).write_text(json.dumps({"priors": [0.1] * 10}))  # estimated for another model
+    assert log_priors_for(model, 29, [0.0]) is None
+    with pytest.raises(LMError, match=f"{PRIORS_FILE}: 10 priors for a model with 29 tokens"):
+        log_priors_for(model, 29, [0.0, 0.3])
