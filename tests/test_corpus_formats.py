@@ -526,14 +526,17 @@ def test_a_non_utf8_line_in_a_transcript_file_skips_that_utterance_naming_the_fi
     assert bad_id not in kept and {line.split()[0].decode() for line in lines[1:]} <= kept
 
 
-def test_a_non_utf8_line_in_a_commonvoice_tsv_skips_that_row_alone(tmp_path):
+@pytest.mark.parametrize("gap", [b"", b"\n"], ids=["next", "after_a_blank_line"])
+def test_a_non_utf8_line_in_a_commonvoice_tsv_skips_that_row_alone(tmp_path, gap):
     lang = make_commonvoice(tmp_path / "cv")
     tsv = lang / "train.tsv"
     rows = tsv.read_bytes().count(b"\n")
-    tsv.write_bytes(tsv.read_bytes() + b"x\tcaf\xe9.mp3\tcaf\xe9\n")
+    tsv.write_bytes(tsv.read_bytes() + gap + b"x\tcaf\xe9.mp3\tcaf\xe9 noir\n")
     report = prepare_commonvoice(tmp_path / "cv", tmp_path / "data")["train"]
-    assert reasons(report)[f"train.tsv:{rows + 1}"].startswith(f"{tsv}:{rows + 1}: not UTF-8 text (byte 0xe9)")
-    assert len(report.utterances) == rows - 1  # every row but the header
+    line = rows + 1 + len(gap)  # a blank line counts: the row is told by its content, not its number
+    assert list(reasons(report)) == [f"train.tsv:{line}"]
+    assert reasons(report)[f"train.tsv:{line}"].startswith(f"{tsv}:{line}: not UTF-8 text (byte 0xe9)")
+    assert all("\ufffd" not in u.text for u in report.utterances) and len(report.utterances) == rows - 1
 
 
 def test_own_table_row_with_an_empty_path_is_skipped_naming_its_line(tmp_path):
@@ -568,16 +571,6 @@ def test_a_non_utf8_row_after_a_quoted_line_break_is_the_row_skipped_never_impor
     assert list(reasons(report)) == ["metadata.csv:7"]  # its own line, after the two of the quoted row
     assert all("\ufffd" not in u.text and "caf" not in u.text for u in report.utterances)
     assert len(report.utterances) == 4
-
-
-def test_a_non_utf8_commonvoice_row_after_a_blank_line_is_the_row_skipped(tmp_path):
-    lang = make_commonvoice(tmp_path / "cv")
-    tsv = lang / "train.tsv"
-    lines = tsv.read_bytes().count(b"\n")
-    tsv.write_bytes(tsv.read_bytes() + b"\nx\tcaf\xe9.mp3\tcaf\xe9 noir\n")
-    report = prepare_commonvoice(tmp_path / "cv", tmp_path / "data")["train"]
-    assert list(reasons(report)) == [f"train.tsv:{lines + 2}"]
-    assert all("\ufffd" not in u.text for u in report.utterances) and len(report.utterances) == lines - 1
 
 
 def test_own_folder_pairs_upper_case_wav_and_txt_names(tmp_path):
