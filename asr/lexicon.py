@@ -28,9 +28,14 @@ Lexicon = dict[str, list[list[str]]]  # flashlight's layout: word -> list of spe
 # each one more (kept nowhere). Phone spellings reach it in a large vocabulary ("OW |": o, oh,
 # owe, eau, ...), so lexicons keep the first 6 in their order (LM words: likeliest first).
 MAX_HOMOPHONES = 6
-PLAIN_WORD = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")  # words normalize_text leaves as they are (the common case, fast)
+_PLAIN = re.compile(r"[a-z0-9]+(?:'[a-z0-9]+)*")  # words normalize_text leaves as they are (the common case, fast)
 _TAG = re.compile(r"[<\[].*[>\]]")  # an LM's markup (<UNK>, [noise]): not a word to spell as its letters
 
+
+def as_normalized(word: str) -> str:
+    """``normalize_text(word)``, skipped for the common word it would leave as it is (fast over an
+    LM's or lexicon's tens of thousands of words)."""
+    return word if _PLAIN.fullmatch(word) else normalize_text(word)
 
 class LexiconError(ValueError):
     pass
@@ -132,7 +137,7 @@ def lexicon_from_words(words: Iterable[str], tokenizer: Tokenizer, source: str |
         if word in report.lexicon:
             continue
         written, spelling = word, spell(word, tokenizer)
-        if spelling is None and not PLAIN_WORD.fullmatch(word) and not _TAG.fullmatch(word):
+        if spelling is None and not _PLAIN.fullmatch(word) and not _TAG.fullmatch(word):
             word = normalize_text(written)
             if not word or " " in word:
                 report.skipped.append((written, f"normalizes to several words: {word!r}" if word
@@ -232,7 +237,7 @@ def read_lexicon_lines(path: str | Path, tokenizer: Tokenizer) -> LexiconLines:
                 raise LexiconError(f"{path}:{lineno}: no spelling after the word {written!r}")
             if spelling[-1] != WORD_SEP:
                 spelling.append(WORD_SEP)  # see the module docstring
-            entries.append((written, written if PLAIN_WORD.fullmatch(written) else normalize_text(written), spelling))
+            entries.append((written, as_normalized(written), spelling))
     return LexiconLines(path, tokenizer, entries, own_spellings([spelling for _, _, spelling in entries], tokenizer))
 
 

@@ -122,10 +122,9 @@ def package_rescoring(settings: str | Path, dst: str | Path) -> tuple[Path, list
     weights are kept: re-tune with ``asr tune-rescoring`` on the package if its LM differs.
     Returns the settings file written and notes for the user: LM words a system cannot spell."""
     from asr.decoding_config import PRIORS_FILE, packaged_lm, read_decoding_defaults, write_decoding_defaults
-    from asr.lexicon import PLAIN_WORD, lexicon_from_words, read_lexicon, write_lexicon
+    from asr.lexicon import as_normalized, lexicon_from_words, read_lexicon, write_lexicon
     from asr.arpa import inspect_lm
     from asr.model_dir import load_model_dir, save_model_dir
-    from asr.text import normalize_text
     from asr.tokenizers import TOKENIZER_FILE, PhoneTokenizer, load_tokenizer
 
     models, options = read_rescoring(settings)
@@ -147,7 +146,7 @@ def package_rescoring(settings: str | Path, dst: str | Path) -> tuple[Path, list
             words = list(read_lexicon(lexicon, load_tokenizer(staged / TOKENIZER_FILE), lm_knows=lambda w: w).lexicon)
         else:
             words = list(inspect_lm(lm).words)
-        known = set(words) | {normalize_text(w) for w in words if not PLAIN_WORD.fullmatch(w)}  # an upper-case LM's too
+        known = set(words) | {as_normalized(w) for w in words}  # an upper-case LM's too
         systems, notes = [staged], []
         for number, model in enumerate(models[1:], start=2):
             loaded, sub = load_model_dir(model), staged / f"system{number}"

@@ -21,10 +21,10 @@ from flashlight.lib.text.decoder.kenlm import KenLM
 from flashlight.lib.text.dictionary import Dictionary
 
 from asr.hotwords import parse_hotwords
-from asr.lexicon import MAX_HOMOPHONES, PLAIN_WORD, Lexicon, lexicon_from_words, read_lexicon_lines, spell
+from asr.lexicon import MAX_HOMOPHONES, Lexicon, as_normalized, lexicon_from_words, read_lexicon_lines, spell
 from asr.arpa import LMInfo, inspect_lm
 from asr.lm import KENLM_MAX_ORDER, UNK, LMError
-from asr.text import WORD_SEP, normalize_text
+from asr.text import WORD_SEP
 from asr.tokenizers import Tokenizer
 from asr.user_warnings import quiet_stderr
 
@@ -200,7 +200,7 @@ class SearchSpace:
         if lex is not None and phrases:
             # words the LM writes otherwise (an upper-case LM's THE, in its lexicon too) are searched as
             # written: a hotword names them so, rather than be added beside them as a word the LM does not know
-            written = {n: w for w in lex if not PLAIN_WORD.fullmatch(w) and (n := normalize_text(w)) not in lex}
+            written = {n: w for w in lex if (n := as_normalized(w)) != w and n not in lex}
             added = {w: spelling for w in dict.fromkeys(w for p in phrases for w in p.split()
                                                         if w not in lex and w not in written)
                      if (spelling := spell(w, tokenizer))}
