@@ -196,11 +196,8 @@ def cmd_transcribe(args) -> int:
     if not paths:  # every input was refused above: no model need load
         print_error(f"{len(input_errors)} of {len(input_errors)} file(s) failed")
         return 1
-    if paths.count("-") > 1:
-        print_error("-: stdin can be read only once")
-        return 2
-    if (twice := [p for p, n in Counter(paths).items() if n > 1 and p != "-" and is_stream(p)]):
-        print_error(f"{twice[0]}: a pipe can be read only once")  # its second reading would wait for a writer
+    if (twice := [p for p, n in Counter(paths).items() if n > 1 and is_stream(p)]):  # a second read would wait
+        print_error(f"{twice[0]}: {'stdin' if twice[0] == '-' else 'a pipe'} can be read only once")
         return 2
     if not args.output_dir and args.format in ("srt", "vtt", "tsv") and len(paths) > 1:
         print_error(f"--format {args.format} is one file per input: give --output-dir for {len(paths)} inputs")
