@@ -22,6 +22,7 @@ def load_model(path=None, decoder="auto", device="auto", **decoder_options):
 
     from asr.rescoring_files import load_rescoring, packaged_rescoring
 
+    decoder = "auto" if decoder is None else decoder  # None: the default, as a call's decoder=None is
     running = {k: decoder_options.pop(k) for k in RUN_OPTIONS if k in decoder_options}
     settings = packaged_rescoring(path, decoder, bool(decoder_options))  # how it runs is not how it searches
     if settings:

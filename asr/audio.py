@@ -48,6 +48,11 @@ FLAC_UNKNOWN_FRAMES = 2 ** 36 - 1
 # libsndfile logs a PCM data chunk longer than the file holds as "data : 59040 (should be 956)":
 # WAV's data, AIFF's SSND, AU's "Data Size"; its own frame count is then what is there.
 _DATA_SIZE = re.compile(r"^\s*(?:data|SSND|Data Size)\s*: (\d+) \(should be (\d+)\)", re.M)
+# WAV codecs (format tags) libsndfile decodes: PCM, MS ADPCM, float, A-law, mu-law, IMA ADPCM, NMS
+# ADPCM, GSM 6.10, G.721, MPEG; and some it does not, named in its error ("Malformed 'fmt ' chunk").
+_SNDFILE_WAV_CODECS = {0x0001, 0x0002, 0x0003, 0x0006, 0x0007, 0x0011, 0x0031, 0x0038, 0x0040, 0x0050, 0x0055}
+_WAV_CODEC_NAMES = {0x0014: "G.723 ADPCM", 0x0022: "TrueSpeech", 0x0042: "G.723.1", 0x00FF: "AAC",
+                    0x0161: "WMA", 0x1610: "HE-AAC", 0x2000: "AC-3"}
 _SAMPLE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
                  "ULAW": 1, "ALAW": 1}
 
@@ -231,12 +236,36 @@ def open_audio(source, name=None) -> sf.SoundFile:
     mpeg = head == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
     tag = xing_tag(source) if mpeg else None
     with quiet_stderr(tag is not None and tag.size_off):
-        # bytes: soundfile encodes a str path strictly, so a name not in UTF-8 (os.fsdecode's surrogates) fails
-        f = sf.SoundFile(os.fsencode(source) if isinstance(source, (str, os.PathLike)) else source)
+        try:
+            # bytes: soundfile encodes a str path strictly, so a name not in UTF-8 (os.fsdecode's surrogates) fails
+            f = sf.SoundFile(os.fsencode(source) if isinstance(source, (str, os.PathLike)) else source)
+        except Exception:
+            if (codec := _wav_codec(source)) is not None and codec not in _SNDFILE_WAV_CODECS:
+                name = f", {_WAV_CODEC_NAMES[codec]}" if codec in _WAV_CODEC_NAMES else ""
+                raise RuntimeError(f"its WAV codec (0x{codec:04X}{name}) is not supported: convert it to PCM WAV "
+                                   "or FLAC") from None
+            raise
     if tag is not None and tag.size_off and tag.held_bytes > tag.stream_bytes:
         warn(name or source, f"{tag.held_bytes - tag.stream_bytes} bytes past the MP3 stream length its Xing/Info "
                              "tag gives (another file joined to it?): only the part before them is read")
     return f
+
+
+def _wav_codec(source) -> int | None:
+    """The format tag of a WAV's 'fmt ' chunk (an extensible one's: its subformat's), read from its
+    head; None for what is not a WAV or has no such chunk there."""
+    head = file_head(source, 4096)
+    if head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
+        return None
+    at = 12
+    while at + 10 <= len(head):
+        chunk, size = head[at:at + 4], int.from_bytes(head[at + 4:at + 8], "little")
+        if chunk == b"fmt ":
+            tag = int.from_bytes(head[at + 8:at + 10], "little")
+            sub = head[at + 32:at + 34]  # WAVE_FORMAT_EXTENSIBLE: the real tag leads the GUID
+            return int.from_bytes(sub, "little") if tag == 0xFFFE and len(sub) == 2 else tag
+        at += 8 + size + (size & 1)
+    return None
 
 
 def _seconds(frames: int, rate: int) -> str:
@@ -346,7 +375,7 @@ def prepare_array(array, sample_rate: int | None, target_rate: int, name="<array
         raise AudioError(name, f"expected a 1-D or 2-D array, got shape {samples.shape}")
     samples = to_mono(samples.astype(np.float32, copy=False))
     check_samples(name, samples)
-    waveform = torch.from_numpy(np.ascontiguousarray(samples))
+    waveform = torch.from_numpy(np.require(samples, np.float32, ["C", "W"]))  # a memory map is read-only
     return resample(waveform, sample_rate or target_rate, target_rate)
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 import multiprocessing as mp
+import numbers
 import os
 import signal
 from concurrent.futures import ProcessPoolExecutor
@@ -64,21 +65,36 @@ class BeamSearchOptions:
     hotword_weight: float = 5.0  # bonus per hotword word, in the model's log-prob units
 
     def __post_init__(self):
+        # Python callers' values are not coerced as decoding.yaml's and the CLI's are: "8" failed on
+        # "'<' not supported", 8.0 on a page of pybind11 signatures inside flashlight.
+        def refuse(name, what):
+            value = getattr(self, name)
+            raise LMError(f"{name} must be {what}, got {value if _is_number(value) else repr(value)}")
+
         # flashlight takes a beam of 0 or less without complaint and returns nothing (100% WER),
         # or kills the decoding worker: refuse it here, where every caller passes through.
         for name in ("beam_size", "beam_size_token", "nbest"):
             value = getattr(self, name)
+            if value is not None and not (_is_number(value) and isinstance(value, numbers.Integral)):
+                refuse(name, "a whole number")
             if value is not None and value < 1:
-                raise LMError(f"{name} must be at least 1, got {value}")
+                refuse(name, "at least 1")
         # A NaN weight empties every transcript, an infinite one lets one term decide them all.
         for name in ("lm_weight", "word_score", "blank_penalty", "prior_scale", "hotword_weight"):
-            value = getattr(self, name)
-            if not math.isfinite(value):
-                raise LMError(f"{name} must be a finite number, got {value}")
+            if not _is_number(getattr(self, name)) or not math.isfinite(getattr(self, name)):
+                refuse(name, "a finite number")
         # Below zero every hypothesis falls under the best and is pruned: an empty transcript.
         # NaN compares false with everything, so it would slip past that test; inf is no pruning.
+        if not _is_number(self.beam_threshold):
+            refuse("beam_threshold", "a number")
         if math.isnan(self.beam_threshold) or self.beam_threshold < 0:
-            raise LMError(f"beam_threshold must be 0 or more, got {self.beam_threshold}")
+            refuse("beam_threshold", "0 or more")
+        if not isinstance(self.log_add, bool):
+            refuse("log_add", "true or false")
+
+
+def _is_number(value) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)  # (True is an int to Python)
 
 
 @dataclass

@@ -12,7 +12,7 @@ import sys
 
 from asr import DECODERS, __version__
 from asr.cli_lm import add_lm_parser
-from asr.cli_types import floats, lm_weights, positive, prior_scales, threads_arg, user_path, votes
+from asr.cli_types import at_least, floats, lm_weights, positive, prior_scales, threads_arg, user_path, votes
 from asr.commands import (cmd_combine, cmd_compare, cmd_diagram, cmd_evaluate, cmd_export, cmd_plot, cmd_train,
                           cmd_transcribe, cmd_tune_rescoring, print_error)
 from asr.data_commands import cmd_download, cmd_prepare, cmd_synthesize
@@ -297,7 +297,7 @@ def build_parser() -> argparse.ArgumentParser:
         source.add_argument("--config", type=user_path, help="a training config instead (untrained weights)")
         p.add_argument("overrides", nargs="*", metavar="section.key=value",
                        help="with --config: changes to it, as asr train takes them (e.g. model.cell=gru)")
-        p.add_argument("--vocab-size", type=positive(int),
+        p.add_argument("--vocab-size", type=at_least(2, "the CTC blank and one token"),
                        help="with --config: output tokens (default: assumed 29 for characters, "
                        "train.bpe_vocab_size + 1 for train.units=bpe; phones counted from train.phone_lexicon)")
         p.add_argument("--system", type=positive(int), metavar="N",
@@ -320,8 +320,33 @@ def _terminate(signum, frame):
     raise Terminated()
 
 
+def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace:
+    """``parser.parse_args``, but an argument no parser takes is refused by the subcommand it was
+    given to, under that subcommand's usage (argparse's own error shows the top level's)."""
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _given_to(parser, args, argv, set(unknown)).error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
+
+
+def _given_to(parser, args, argv: list[str], unknown: set[str]) -> argparse.ArgumentParser:
+    """The parser whose arguments hold the first of ``unknown``: ``asr lm tune``'s for one after
+    ``lm tune``, ``asr``'s for one before the command."""
+    start = 0
+    while True:
+        subs = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+        name = getattr(args, subs[0].dest, None) if subs else None
+        if name not in (subs[0].choices if subs else ()) or name not in argv[start:]:
+            return parser
+        at = argv.index(name, start)
+        if unknown.intersection(argv[start:at]):
+            return parser
+        parser, start = subs[0].choices[name], at + 1
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
     if getattr(args, "threads", None):
         import torch
 

@@ -65,6 +65,19 @@ def positive(kind, zero: bool = False):
     return parse
 
 
+def at_least(minimum: int, why: str):
+    """argparse type: a whole number of at least ``minimum``; ``why`` says what fewer would lack."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be at least {minimum} ({why}), got {text}")
+        return value
+    return parse
+
+
 def threads_arg(parser) -> None:
     """--threads, applied by asr.cli.main before the command runs."""
     parser.add_argument("--threads", type=positive(int, zero=True), help="CPU threads for the models "

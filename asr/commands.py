@@ -346,7 +346,7 @@ def cmd_compare(args) -> int:
 
 
 def cmd_combine(args) -> int:
-    from asr.report import ReportError, check_report_dir, load_report, write_report
+    from asr.report import Report, ReportError, check_report_dir, load_report, write_report
     from asr.rover import combine_reports
 
     check_output(args.output, args.reports, directory=True)  # --force replaces a report, not an input
@@ -354,8 +354,9 @@ def cmd_combine(args) -> int:
         check_report_dir(args.output, args.force)
         reports = [load_report(d) for d in args.reports]
         combined, notes = combine_reports(reports, args.reports, args.weights)
+        voted = [u.id for u in combined.utterances]  # each system over these, as the combined rates are
         for d, report in zip(args.reports, reports):
-            s = report.summary()
+            s = Report([report.by_id(d)[i] for i in voted], report.meta).summary()
             print(f"{d}: WER {100 * s['wer']:.2f}%  CER {100 * s['cer']:.2f}%")
         write_report(combined, args.output, force=True)
     except ReportError as e:

@@ -84,13 +84,14 @@ def render_comparison(c: Comparison, limit: int = 0) -> str:
 
 
 # Resampling fewer speakers than this gives an "interval" made of their own deltas (2 speakers: 3
-# distinct resamples); utterances are resampled instead, and the output says so.
+# distinct resamples); utterances are resampled instead, and the output says so. Fewer utterances
+# than this are not resampled at all (one utterance resamples to itself: a zero-width "interval").
 MIN_SPEAKERS = 10
 
 
 def _significance(c: Comparison) -> str:
     """The WER difference's 95% interval, resampling speakers when every utterance has one (and
-    there are at least MIN_SPEAKERS), else utterances."""
+    there are at least MIN_SPEAKERS), else utterances (at least as many)."""
     pairs = list(zip(c.a.utterances, c.b.utterances))
     speakers = {ua.speaker for ua, _ in pairs}
     has_speakers = all(ua.speaker for ua, _ in pairs)
@@ -98,6 +99,12 @@ def _significance(c: Comparison) -> str:
     boot = paired_bootstrap([ua.words.errors for ua, _ in pairs], [ub.words.errors for _, ub in pairs],
                             [ua.words.reference_length for ua, _ in pairs],
                             [ua.speaker for ua, _ in pairs] if by_speaker else None)
+    if boot.groups < MIN_SPEAKERS:
+        few = plural(len(pairs), "utterance") + (" is" if len(pairs) == 1 else " are")
+        if has_speakers:
+            few = f"{plural(len(speakers), 'speaker')} and {plural(len(pairs), 'utterance')} are"
+        return (f"WER B - A: {100 * boot.difference:+.2f} points; not tested for significance, "
+                f"as {few} too few to resample")
     return (f"WER B - A: {100 * boot.difference:+.2f} points, {boot.level:.0%} interval "
             f"[{100 * boot.low:+.2f}, {100 * boot.high:+.2f}] (paired bootstrap over {boot.groups} "
             f"{'speakers' if by_speaker else 'utterances'}, {boot.resamples} resamples); "

@@ -15,6 +15,7 @@ directory, so a copied model keeps its LM. Plain ``asr transcribe`` then searche
 
 from __future__ import annotations
 
+import difflib
 import json
 import math
 import os
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
 # is built, so that choosing greedy decoding from decoding.yaml stays cheap.
 DECODING_FILE = "decoding.yaml"
 PRIORS_FILE = "token_priors.json"  # asr.priors writes it; prior_scale > 0 needs it
+PACKAGE_KEYS = {"lm", "lexicon", "tuned"}  # decoding.yaml's keys besides BeamSearchOptions' fields
 
 
 def read_decoding_defaults(model_dir: str | Path | None) -> dict:
@@ -82,7 +84,7 @@ def resolve_options(model_dir: str | Path | None, lm: str | Path | None, **expli
     values, notes = {}, []
     stored = read_decoding_defaults(model_dir) if lm else {}
     if stored:
-        values.update(_checked(Path(model_dir) / DECODING_FILE, {k: v for k, v in stored.items() if k in names}))
+        values.update(_checked(Path(model_dir) / DECODING_FILE, stored))
         if _tuned_for_other_lm(model_dir, stored, lm):
             notes.append(f"{Path(model_dir) / DECODING_FILE}: settings were tuned with {stored['tuned']['lm']}, "
                          f"not {lm}")
@@ -97,12 +99,21 @@ def _checked(path: Path, stored: dict) -> dict:
     from asr.beam_search import BeamSearchOptions
 
     hints = typing.get_type_hints(BeamSearchOptions)
+    # a misspelled key (lm_wieght) was ignored without a word, the search running at the default
+    unknown = sorted(set(stored) - set(hints) - PACKAGE_KEYS, key=str)
+    if unknown:
+        raise LMError(f"{path}: unknown setting(s): {', '.join(_with_suggestion(k, hints) for k in unknown)}")
     try:
-        checked = {key: coerce(key, value, hints[key]) for key, value in stored.items()}
+        checked = {key: coerce(key, value, hints[key]) for key, value in stored.items() if key in hints}
         BeamSearchOptions(**checked)  # its range checks, on the stored values alone
     except (ConfigError, LMError) as e:
         raise LMError(f"{path}: {e}") from None
     return checked
+
+
+def _with_suggestion(key, names) -> str:
+    close = difflib.get_close_matches(str(key), sorted(names), n=1)
+    return f"{key} (did you mean {close[0]}?)" if close else str(key)
 
 
 def _tuned_for_other_lm(model_dir: str | Path, stored: dict, lm: str | Path) -> bool:
@@ -189,10 +200,16 @@ def load_log_priors(model_dir: str | Path | None, vocab_size: int) -> list[float
     if path is None or not path.is_file():
         return None
     try:
-        priors = json.loads(path.read_text(encoding="utf-8"))["priors"]
-        logs = [math.log(max(float(p), 1e-10)) for p in priors]
+        priors = [float(p) for p in json.loads(path.read_text(encoding="utf-8"))["priors"]]
     except (ValueError, KeyError, TypeError) as e:
         raise LMError(f"{path}: not a token priors file ({e})") from None
+    # a NaN prior (a model whose outputs were NaN) kept its token out of every prior-corrected
+    # transcript without a word; all NaN emptied them (1e-6: the 8 digits the file is rounded to)
+    bad = next((i for i, p in enumerate(priors) if not 0.0 <= p <= 1.0 + 1e-6), None)
+    if bad is not None:
+        raise LMError(f"{path}: token {bad}'s prior is {priors[bad]}, not a probability (run `asr priors "
+                      f"{model_dir} TRAIN_MANIFEST` again, with a model whose outputs are finite)")
+    logs = [math.log(max(p, 1e-10)) for p in priors]
     if len(logs) != vocab_size:
         raise LMError(f"{path}: {len(logs)} priors for a model with {vocab_size} tokens (estimated for another "
                       f"model: run `asr priors {model_dir} TRAIN_MANIFEST` again)")

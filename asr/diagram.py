@@ -30,6 +30,7 @@ WIDTH = LEFT_W + STEPS * COL_W + 0.9 + RIGHT_W
 RIGHT_CHARS = 50  # a line of the right column at 8.5 pt
 SYSTEM_GAP = 0.5  # between two systems' pictures, a rule across the middle
 TITLE_CHARS = 100  # of a system's title at 12 pt bold, across the picture
+MIN_TITLE_SIZE = 7.5  # pt: a path wider than the picture at this size goes on more lines instead
 
 
 class _Canvas:
@@ -88,10 +89,12 @@ def systems_figure(systems: list[System], heading: str = "") -> Figure:
             cv.line([0.25, WIDTH - 0.25], [-SYSTEM_GAP / 2] * 2, color="#bbbbbb", linewidth=1.0, zorder=1)
         cv.y0 += _draw_unrolled(cv, system) + SYSTEM_GAP
     height = cv.y0 - SYSTEM_GAP
-    if heading:
+    if heading:  # a package's path, then what it is
+        lines, size = _title_lines(heading, 12.5)
+        extra = 0.2 * max(0, len(lines) - 2)
         cv.y0 = 0.0
-        cv.text(WIDTH / 2, height + 0.4, heading, size=12.5, weight="bold")
-        height += 0.8
+        cv.text(WIDTH / 2, height + 0.4 + extra / 2, "\n".join(lines), size=size, weight="bold")
+        height += 0.8 + extra
     return cv.fit(height)
 
 
@@ -159,14 +162,35 @@ def _draw_unrolled(cv: _Canvas, system: System) -> float:
     return top + 0.8 + 0.2 * (len(lines) - 1)
 
 
-def _title_lines(title: str) -> tuple[list[str], float]:
+def _title_lines(title: str, size: float = 12.0) -> tuple[list[str], float]:
     """A title too wide for the picture (a model's long path) on two lines, its path then what
-    it is; a path wider still in a smaller font, so that none of it is cut off at the edges."""
-    lines = [title]
-    if len(title) > TITLE_CHARS and ": " in title:
-        name, _, what = title.rpartition(": ")
-        lines = [f"{name}:", what]
-    return lines, max(6.0, 12 * min(1.0, TITLE_CHARS / max(map(len, lines))))
+    it is, in a smaller font, and a path too long even at MIN_TITLE_SIZE broken after its "/"s
+    onto more lines, so that all of it is inside the picture and readable. Returns the lines and
+    their font size (``size`` when they fit at it)."""
+    lines = []
+    for line in title.split("\n"):
+        if len(line) > TITLE_CHARS and ": " in line:
+            name, _, what = line.rpartition(": ")
+            lines += [f"{name}:", what]
+        else:
+            lines.append(line)
+    lines = [part for line in lines for part in _broken(line, int(TITLE_CHARS * 12 / MIN_TITLE_SIZE))]
+    return lines, max(MIN_TITLE_SIZE, min(size, 12 * TITLE_CHARS / max(map(len, lines))))
+
+
+def _broken(line: str, most: int) -> list[str]:
+    """``line`` in pieces of at most ``most`` characters, each ending after a "/" where it can (a
+    folder name longer than a line is cut in it)."""
+    pieces, current = [], ""
+    for part in re.findall(r"[^/]*/|[^/]+", line):
+        if current and len(current) + len(part) > most:
+            pieces.append(current)
+            current = ""
+        current += part
+        while len(current) > most:
+            pieces.append(current[:most])
+            current = current[most:]
+    return pieces + [current] if current else pieces
 
 
 def _draw_frames(cv: _Canvas, model: AcousticModel, cols: list[float], left) -> float:

@@ -49,9 +49,17 @@ class FeatureExtractor(nn.Module):
     def output_lengths(self, wave_lengths: torch.Tensor) -> torch.Tensor:
         return wave_lengths // self.hop_length + 1
 
-    @torch.autocast("cuda", enabled=False)  # an FFT in fp16 loses the quiet bins
     def forward(self, waves: torch.Tensor, wave_lengths: torch.Tensor):
-        """(B, samples), (B,) -> features (B, frames, dim), frame lengths (B,)."""
+        """(B, samples), (B,) -> features (B, frames, dim), frame lengths (B,), float32 (or float64, the
+        default dtype a model was built under) whatever the module was cast to."""
+        # An FFT or mel product in fp16/bf16 loses the quiet bins: none under any device's autocast, nor
+        # with filters a model.half() cast.
+        if not torch.amp.is_autocast_available(waves.device.type):  # meta: no autocast to leave
+            return self._features(waves, wave_lengths)
+        with torch.autocast(waves.device.type, enabled=False):
+            return self._features(waves, wave_lengths)
+
+    def _features(self, waves: torch.Tensor, wave_lengths: torch.Tensor):
         if not waves.is_floating_point():  # int16 PCM would be read as +-32768, silently 90 dB too loud
             raise TypeError(f"waves must be float samples in [-1, 1], not {waves.dtype} (divide int16 PCM by 32768)")
         # Samples past a length may hold anything (a reused buffer, NaN): the last frames' windows
@@ -66,12 +74,12 @@ class FeatureExtractor(nn.Module):
         if self.cfg.kind == "spectrogram":
             feats = torch.log(power + LOG_FLOOR)
         else:
-            mel = torch.matmul(power.transpose(1, 2), self.mel_fb).transpose(1, 2)
+            mel = torch.matmul(power.transpose(1, 2), self.mel_fb.to(power.dtype)).transpose(1, 2)
             if self.cfg.kind == "fbank":
                 feats = torch.log(mel + LOG_FLOOR)
             else:
                 db = 10.0 * torch.log10(mel.clamp(min=1e-10))
-                feats = torch.matmul(db.transpose(1, 2), self.dct).transpose(1, 2)
+                feats = torch.matmul(db.transpose(1, 2), self.dct.to(db.dtype)).transpose(1, 2)
         lengths = self.output_lengths(wave_lengths).clamp(max=feats.shape[-1])
         feats = feats.transpose(1, 2)  # (B, frames, dim)
         return feats * lengths_to_mask(lengths, feats.shape[1])[..., None], lengths
@@ -90,7 +98,7 @@ class Normalizer(nn.Module):
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         mask = lengths_to_mask(lengths, feats.shape[1])[..., None]
         if self.mode == "global":
-            out = (feats - self.mean) / self.std
+            out = (feats - self.mean.to(feats.dtype)) / self.std.to(feats.dtype)  # not a model.half()'s dtype
         elif self.mode == "utterance":
             n = lengths.clamp(min=1)[:, None, None].to(feats.dtype)
             mean = (feats * mask).sum(1, keepdim=True) / n

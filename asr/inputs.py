@@ -110,6 +110,9 @@ def stream_audio(path: str, sample_rate: int, block_seconds: float = BLOCK_SECON
     if path != STDIN and is_stream(path):  # a named pipe or device: read as stdin is
         try:
             with _open_pipe(path) as stream:
+                if stream.isatty():  # /dev/stdin with nothing piped in: reading would wait for typed audio
+                    raise AudioError(path, "a terminal, not audio: pipe a WAV into it "
+                                           "(sox in.flac -t wav - | asr transcribe -)")
                 yield from _stream_blocks(stream, path, sample_rate, block_seconds)
         except OSError as e:
             raise AudioError(path, f"read error ({e.strerror or e})") from None

@@ -92,6 +92,10 @@ def load_model_dir(path: str | Path | None = None, device: str | torch.device = 
         raise ModelDirError(f"{path}: model directory not found")
     missing = [f for f in REQUIRED_FILES if not (path / f).is_file()]
     if missing:
+        for inner, what in (("best", "best model"), ("last", "last checkpoint")):  # asr train's output_dir
+            if (path / inner / "model.safetensors").is_file():
+                raise ModelDirError(f"{path}: a training run's folder, not a model directory: its {what} is "
+                                    f"{path / inner}")
         raise ModelDirError(f"{path}: not a model directory (missing {', '.join(missing)})")
     config = _read_config(path / "config.yaml")
     try:

@@ -229,14 +229,15 @@ def read_training_log(run_dir: str | Path) -> list[dict]:
     return _read_log(run_dir)[0]
 
 
-def _read_log(run_dir: str | Path) -> tuple[list[dict], dict | None]:
-    """(a run's epoch records, its end-of-run weight average's record or None)."""
+def _read_log(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
+    """(a run's epoch records, the records of its weight averages, each with the epoch it came
+    after as "after"). A resumed run may have logged an average before its epochs went on."""
     run_dir = Path(run_dir)
     path = run_dir if run_dir.is_file() else run_dir / "log.jsonl"
     if not path.is_file():
         raise PlotError(f"{path}: training log not found (expected RUN_DIR/log.jsonl)")
     by_epoch: dict[int, dict] = {}
-    average = None
+    averages: list[dict] = []
     text = path.read_text(encoding="utf-8")
     lines = text.splitlines()
     for lineno, line in enumerate(lines, 1):
@@ -244,10 +245,13 @@ def _read_log(run_dir: str | Path) -> tuple[list[dict], dict | None]:
             continue
         try:
             record = json.loads(line)
-            if "averaged" in record:  # the end-of-run weight average, not an epoch
-                average = record
+            if "averaged" in record:  # an end-of-run weight average, not an epoch
+                averages.append({**record, "after": max(by_epoch, default=0)})
                 continue
-            by_epoch[int(record["epoch"])] = record
+            epoch = int(record["epoch"])
+            by_epoch[epoch] = record
+            # an epoch trained again: what was logged after it the first time is gone, as it is from best/'s ranking
+            averages = [a for a in averages if a["after"] < epoch]
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
             if lineno == len(lines) and not text.endswith("\n"):  # a record still being written, or cut off
                 warn(path, f"line {lineno} is incomplete (being written, or the run stopped while writing it): "
@@ -256,13 +260,31 @@ def _read_log(run_dir: str | Path) -> tuple[list[dict], dict | None]:
             raise PlotError(f"{path}:{lineno}: not a training log record (JSON with an 'epoch')") from None
     if not by_epoch:
         raise PlotError(f"{path}: no epochs logged yet")
-    return [by_epoch[e] for e in sorted(by_epoch)], average
+    return [by_epoch[e] for e in sorted(by_epoch)], averages
 
 
-def training_figure(records: list[dict], title: str = "", average: dict | None = None) -> Figure:
-    """Loss and validation error curves; the star marks the model best/ holds, ranked as training
-    ranks it (asr.metrics.selection_key: WER, then CER, then loss; epochs validation could not
-    score are left out), or the end-of-run weight average when that became best/."""
+def _best(records: list[dict], averages: list[dict]) -> tuple[float, float, str] | None:
+    """(epoch, WER %, label) of the model best/ holds, found as training found it: the epochs and
+    averages in the order they were logged, an epoch taking best/ when it ranks strictly first
+    (asr.metrics.selection_key), an average when its record says it did."""
+    events = sorted([(r["epoch"], 0, r) for r in records] + [(a["after"], 1, a) for a in averages],
+                    key=lambda event: event[:2])
+    star, best = None, None
+    for epoch, is_average, r in events:
+        key = selection_key({**r, "epoch": epoch}) if "valid_wer" in r else None
+        if key is None or (is_average and not r.get("best")):
+            continue
+        if is_average or best is None or key < best:
+            best = key
+            star = (epoch, r["valid_wer"] * 100,
+                    f"the average of {len(r['averaged'])} epochs" if is_average else f"epoch {epoch}")
+    return None if star is None else (star[0], star[1], f"best {star[1]:.1f}%, {star[2]}")
+
+
+def training_figure(records: list[dict], title: str = "", averages: list[dict] = ()) -> Figure:
+    """Loss and validation error curves; the star marks the model best/ holds (``_best``: an epoch
+    ranked as training ranks it, by WER, then CER, then loss, epochs validation could not score
+    left out; or a weight average, of ``_read_log``'s, that became best/ and stayed it)."""
     epochs = [r["epoch"] for r in records]
     series = lambda key: [r.get(key, np.nan) for r in records]  # noqa: E731
     has_valid = any("valid_wer" in r for r in records)
@@ -279,12 +301,7 @@ def training_figure(records: list[dict], title: str = "", average: dict | None =
         scored = np.array([k is not None for k in keys])  # nothing scored: its 0/0 "WER" is not drawn
         wer = np.where(scored, np.array(series("valid_wer"), dtype=float) * 100, np.nan)
         cer = np.where(scored, np.array(series("valid_cer"), dtype=float) * 100, np.nan)
-        ranked = [i for i in range(len(records)) if keys[i] is not None]
-        best = min(ranked, key=lambda i: keys[i]) if ranked else None
-        star = None if best is None else (epochs[best], wer[best], f"best {wer[best]:.1f}%, epoch {epochs[best]}")
-        if average is not None and average.get("best") and selection_key({**average, "epoch": 0}) is not None:
-            star = (epochs[-1], average["valid_wer"] * 100,
-                    f"best {average['valid_wer'] * 100:.1f}%, the average of {len(average['averaged'])} epochs")
+        star = _best(records, list(averages))
         ax_err.plot(epochs, wer, label=f"WER ({star[2] if star else 'nothing scored'})", **style)
         ax_err.plot(epochs, cer, label="CER", **style)
         if star is not None:
@@ -327,8 +344,8 @@ def _not_drawn(records: list[dict], key: str, shown: int = 4) -> str:
 
 def plot_training(run_dir: str | Path, out: str | Path) -> Path:
     out = image_path(out)
-    records, average = _read_log(run_dir)
-    return save_figure(training_figure(records, title=str(run_dir), average=average), out)
+    records, averages = _read_log(run_dir)
+    return save_figure(training_figure(records, title=str(run_dir), averages=averages), out)
 
 
 # --- TensorBoard -----------------------------------------------------------------------------

@@ -308,7 +308,7 @@ def render_html(report: Report, top: int = 20, speakers: list[dict] | None = Non
         w = u.words
         out.append(f"<div class='utt{' err' if w.errors else ''}'><div class=head>{_e(u.id)} ({_e(u.speaker or '-')})"
                    f" &middot; {w.errors} error(s): {w.substitutions} sub, {w.deletions} del, {w.insertions} ins"
-                   f"</div><div class=al>{cells}</div></div>")
+                   f"</div><div class=al dir=auto>{cells}</div></div>")  # RTL words run right to left
     out.append("</div>")
     return "\n".join(out) + "\n"
 

@@ -9,10 +9,12 @@ Voting Error Reduction (ROVER)", the method of NIST SCTK's ``rover``:
    one is aligned to it by edit distance with sclite's costs (``align``), where a word costs
    nothing in a slot that already holds it, and words the network lacks open new slots (empty
    for the earlier systems). As in rover (without ``-T``), the words' times play no part.
-2. Vote in every slot: the word (or the empty word) with the most votes wins. This is rover's
-   frequency vote (``-a 1.0``): mixing in our word confidences (``avgconf``) did worse on
-   speechocean762's valid set. Ties go to the system listed first (rover keeps the first of
-   equal scores), so list the best system first.
+   Words are compared as scored (``normalize_text``): an upper-case LM's ``CAT`` is ``cat``.
+2. Vote in every slot: the word (or the empty word) with the most votes wins, spelled as the
+   first system that voted for it spelled it. This is rover's frequency vote (``-a 1.0``):
+   mixing in our word confidences (``avgconf``) did worse on speechocean762's valid set. Ties
+   go to the system listed first (rover keeps the first of equal scores), so list the best
+   system first.
 
 Systems make different errors (other units, depths, seeds), and where two of three agree
 they are more often right: five of our speechocean762 packages combined score 3 points
@@ -24,12 +26,14 @@ from __future__ import annotations
 import time
 from collections import Counter, defaultdict
 from dataclasses import replace
+from functools import lru_cache
 from typing import Sequence
 
 from asr.evaluate import Evaluation, UtteranceResult
 from asr.metrics import char_errors, word_errors
 from asr.report import Report, ReportError, build_report, no_common_utterances
 from asr.results import Result, Segment, Word, split_at_pauses
+from asr.text import normalize_text
 
 Slot = tuple  # one word (str) or None per system aligned so far
 
@@ -42,11 +46,20 @@ Slot = tuple  # one word (str) or None per system aligned so far
 MATCH, SUBSTITUTE, SKIP, NEW = 0, 4, 3, 3
 
 
+@lru_cache(maxsize=1 << 16)
+def _same(word: str | None) -> str | None:
+    """What a word is compared by: the word as scored, so that systems whose LMs write ``THE``
+    and ``the`` vote together (a word normalizing to nothing is compared as written)."""
+    return None if word is None else normalize_text(word) or word
+
+
 def align(network: list[Slot], words: Sequence[str]) -> list[Slot]:
     """Add one system's words to the network (one more entry per slot), by minimum edit distance
     with sclite's costs, where a word matches a slot that any system put it in."""
     k = len(network[0]) if network else 0
     n, m = len(network), len(words)
+    held = [{_same(w) for w in slot} for slot in network]
+    keys = [_same(w) for w in words]
     cost = [[0] * (m + 1) for _ in range(n + 1)]  # [i][j]: the first i slots aligned with the first j words
     move = [[""] * (m + 1) for _ in range(n + 1)]
     for i in range(1, n + 1):
@@ -56,7 +69,7 @@ def align(network: list[Slot], words: Sequence[str]) -> list[Slot]:
     for i in range(1, n + 1):
         for j in range(1, m + 1):
             cost[i][j], move[i][j] = min(
-                (cost[i - 1][j - 1] + (MATCH if words[j - 1] in network[i - 1] else SUBSTITUTE), "pair"),
+                (cost[i - 1][j - 1] + (MATCH if keys[j - 1] in held[i - 1] else SUBSTITUTE), "pair"),
                 (cost[i - 1][j] + SKIP, "skip"),
                 (cost[i][j - 1] + NEW, "new"),
                 key=lambda c: c[0])  # min keeps the first of equal costs: pair, skip, new (as sclite)
@@ -86,20 +99,21 @@ def word_network(hypotheses: Sequence[str]) -> list[Slot]:
 
 def vote_slots(network: list[Slot], weights: Sequence[float] | None = None) -> list[tuple[str, int, int]]:
     """(winning word, first system that voted for it, the word's position in that system's
-    hypothesis) per slot that the empty word None did not win."""
+    hypothesis) per slot that the empty word None did not win. Words that normalize alike are one
+    vote's; the winner is spelled as that first system spelled it."""
     out = []
     position = [0] * (len(network[0]) if network else 0)  # words of each system passed so far
     for slot in network:
         votes: dict[str | None, float] = defaultdict(float)
         first: dict[str | None, int] = {}
         for s, word in enumerate(slot):
-            votes[word] += 1.0 if weights is None else weights[s]
-            first.setdefault(word, s)
+            votes[_same(word)] += 1.0 if weights is None else weights[s]
+            first.setdefault(_same(word), s)
         # Rounded, so that weights whose sums differ only by float rounding (0.1 + 0.2 against
         # 0.3) tie, and the tie goes to the system listed first, as it does with whole votes.
         best = max(votes, key=lambda w: (round(votes[w], 9), -first[w]))
         if best is not None:
-            out.append((best, first[best], position[first[best]]))
+            out.append((slot[first[best]], first[best], position[first[best]]))
         for s, word in enumerate(slot):
             position[s] += word is not None
     return out

@@ -23,7 +23,8 @@ leading silence took the built-in model's WER on 18 valid clips from 41% to 56% 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import numbers
+from dataclasses import dataclass, fields
 from typing import Iterable, Iterator
 
 import numpy as np
@@ -50,6 +51,15 @@ class SegmenterOptions:
     pause_seconds: float = 0.5
     pause_margin_seconds: float = 0.2  # the quiet kept on each side of a pause cut at (the rest is skipped)
 
+    def __post_init__(self):
+        # max_seconds <= 0 cut segments of nothing for ever; frame_seconds 0 divided by zero
+        for f in fields(self):
+            value, positive = getattr(self, f.name), f.name in ("max_seconds", "frame_seconds")
+            if isinstance(value, bool) or not isinstance(value, numbers.Real) or not value < math.inf \
+                    or not (value > 0 if positive else value >= 0):
+                raise ValueError(f"{f.name} must be a finite number of {'more than' if positive else 'at least'} 0, "
+                                 f"got {value!r}")
+
 
 @dataclass(frozen=True)
 class AudioSegment:
@@ -60,9 +70,12 @@ class AudioSegment:
 
 
 def frame_energy(samples: np.ndarray, frame: int) -> np.ndarray:
-    """Mean square of each whole ``frame`` of samples (a partial last frame is left out)."""
+    """Mean square of each whole ``frame`` of samples (a partial last frame is left out), about
+    the frame's mean: a recorder's DC offset, which no one hears (the model's pre-emphasis takes it
+    out), would otherwise fill every pause."""
     n = samples.size // frame
-    return (samples[: n * frame].reshape(n, frame).astype(np.float64) ** 2).mean(axis=1)
+    frames = samples[: n * frame].reshape(n, frame).astype(np.float64)
+    return frames.var(axis=1)
 
 
 def quietest_point(samples: np.ndarray, sample_rate: int, lo: int, hi: int, opts: SegmenterOptions) -> int:

@@ -122,6 +122,8 @@ def end_epoch(cfg: Config, model, tokenizer, valid_set, device, writer, record: 
         (run_dir / "epochs").mkdir(exist_ok=True)
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
                   str(run_dir / "epochs" / f"epoch-{epoch:03d}.safetensors"))
+        # out of the window of any end still possible (a time budget saves every epoch: each may be the last)
+        (run_dir / "epochs" / f"epoch-{epoch - tc.average_last:03d}.safetensors").unlink(missing_ok=True)
     return best
 
 

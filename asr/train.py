@@ -67,6 +67,16 @@ def check_trainable(cfg: Config) -> None:
                           f"could blank them all; give augment.freq_mask_width below {dim} (or augment.freq_masks=0)")
 
 
+# The fp16 loss scale below which a gradient that still overflows is taken to be non-finite at any
+# scale (fairseq's --min-loss-scale): some 29 halvings in a row from torch's initial 65536.
+MIN_LOSS_SCALE = 1e-4
+
+
+def grad_scaler(device: torch.device, amp: bool) -> torch.amp.GradScaler:
+    """fp16 loss scaling (train.amp), on CUDA only: where it is enabled, autocast is too."""
+    return torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
+
+
 def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) -> Path:
     """Train per ``cfg``; returns the run directory. ``stop_at_step`` ends the run right after
     that step's checkpoint, as if the process had been killed there (for tests)."""
@@ -79,7 +89,8 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     if tc.threads > 0:
         torch.set_num_threads(tc.threads)
     d, device = distributed.setup(tc.device)
-    use_amp = tc.amp and device.type == "cuda"
+    scaler = grad_scaler(device, tc.amp)
+    use_amp = scaler.is_enabled()  # fp16 autocast goes with its loss scaling
     say = log if d.is_main else (lambda message: None)
 
     data = data_identity(cfg)  # kept in the train state: --resume refuses data that changed since
@@ -133,8 +144,8 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         epochs, spent_before = min(state.get("planned_epochs", tc.epochs), tc.epochs), state.get("seconds", 0.0)
     schedule = WarmupCosine(tc.warmup_steps, starts[epochs], tc.final_lr_fraction)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
     step, start_epoch, skip, nan_run, saved_step = 0, 0, 0, 0, None  # saved_step: of the last checkpoint
+    overflows = 0  # fp16 gradient overflows in a row
     # the last step that updated the weights (None: none yet), and that step as of the last checkpoint
     trained_step = saved_trained = None  # (weights change only in such steps: last/ holds that step's)
     # (trained step,) whose weights validated to a non-finite loss, when the latest validation did; and
@@ -276,10 +287,23 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
                 scaler.unscale_(optimizer)
                 grad_norm = torch.nn.utils.clip_grad_norm_(model.parameters(), tc.grad_clip)
                 # Clipping by an infinite norm makes every gradient NaN, and the update every weight:
-                # skipped as a non-finite loss is (ESPnet does the same). Under AMP the scaler skips it.
-                finite = use_amp or bool(torch.isfinite(grad_norm))  # the same on every rank (all-reduced)
+                # skipped as a non-finite loss is (ESPnet does the same). Under AMP the scaler found the
+                # same inf as it unscaled: its skipped step trains nothing either.
+                finite = bool(torch.isfinite(grad_norm))  # the same on every rank (all-reduced)
             if empty:
                 pass  # nothing usable on any rank: no update (AdamW would still decay weights)
+            elif not finite and use_amp and grad_norm is not None:
+                # an fp16 overflow: the scaler halves its scale and the next step tries again; not
+                # max_nan_steps' business (a new run's scale takes a few to settle), unless no scale helps
+                scale, overflows, non_finite = scaler.get_scale(), overflows + 1, non_finite + 1
+                scaler.update()
+                say(f"step {step}: gradient overflow at fp16 loss scale {scale:g}; batch skipped, scale lowered to "
+                    f"{scaler.get_scale():g}")
+                if scaler.get_scale() < MIN_LOSS_SCALE:
+                    raise TrainingError(f"step {step}: the fp16 loss scale fell to {scaler.get_scale():.2g} after "
+                                        f"{overflows} gradient overflows in a row: the gradient is not finite at any "
+                                        f"scale; the run stops: {last_good()} (lower train.lr or train.grad_clip, or "
+                                        "train.amp=false)")
             elif not finite:
                 nan_run, non_finite = nan_run + 1, non_finite + 1
                 say(f"step {step}: non-finite {'loss' if grad_norm is None else 'gradient'} ({nan_run} in a row); "
@@ -288,7 +312,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
                     raise TrainingError(f"{nan_run} non-finite losses or gradients in a row at step {step}; "
                                         f"{last_good()}")
             else:
-                nan_run, trained_step = 0, step
+                nan_run, overflows, trained_step = 0, 0, step
                 scaler.step(optimizer)
                 scaler.update()
                 loss_sum, n_utts = loss_sum + b_loss, n_utts + b_n
@@ -336,8 +360,9 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         if cfg.phone_ctc_layer:  # the phone head's CTC per utterance that has phones
             record["train_phone_loss"] = totals[4] / totals[5] if totals[5] else math.nan
         ensure_finite()
-        if d.is_main:
-            best = end_epoch(cfg, model, tokenizer, valid_set, device, writer, record, best, epochs)
+        if d.is_main:  # a time budget may yet end the run at this epoch: kept for averaging as its last
+            best = end_epoch(cfg, model, tokenizer, valid_set, device, writer, record, best,
+                             epoch + 1 if tc.time_budget_minutes else epochs)
             if valid_set is not None:
                 from asr.plots import log_posteriorgram  # matplotlib only once there is a figure
 

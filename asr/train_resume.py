@@ -26,8 +26,9 @@ def trim_log(run_dir: Path, epochs_done: int, finished: bool, best: tuple) -> tu
     """Cut RUN/log.jsonl back to the epochs last/ holds (``epochs_done``): a run killed after it
     logged an epoch but before that epoch's checkpoint trains and logs the epoch again, and a line
     the kill cut short would run into the next. A ``finished`` run (nothing left to train) keeps
-    its end-of-run average's record; a run that trains on averages anew. Returns whether an average
-    is logged (a finished run that has one need not average again) and the key best/ ranks by:
+    its end-of-run average's record, and any run an average that became best/; a run that trains on
+    averages anew. Returns whether the run's own average is logged (a finished run that has one need not
+    average again) and the key best/ ranks by:
     ``best`` (the checkpoint's, saved before the average), or an average's that became best/ (an
     epoch trained on must beat it to replace it)."""
     path = run_dir / "log.jsonl"
@@ -43,15 +44,17 @@ def trim_log(run_dir: Path, epochs_done: int, finished: bool, best: tuple) -> tu
         if not line.endswith("\n"):
             continue  # whole JSON but unterminated: the next append would run into it
         if "averaged" in record:
-            if record.get("best") and (key := selection_key({**record, "epoch": 0})) is not None:
+            became_best = record.get("best") and (key := selection_key({**record, "epoch": 0})) is not None
+            if became_best:
                 best = min(best, key)
-            if finished:
+            if finished or became_best:  # best/ holds it: `asr plot training` stars its row
                 kept.append(line)
-                averaged = True
         elif isinstance(record.get("epoch"), int) and record["epoch"] <= epochs_done:
             kept.append(line)
     if kept != lines:
         write_text_atomic(path, "".join(kept))
+    # a finished run's own average comes last; one before later epochs was an earlier run's
+    averaged = finished and bool(kept) and "averaged" in json.loads(kept[-1])
     return averaged, best
 
 

@@ -244,73 +244,34 @@ def resume_point(state: dict, scheduler, schedule, sampler, saved, say, counts: 
     """Load ``state``'s learning-rate schedule into ``scheduler`` (a LambdaLR of ``schedule``, an
     asr.schedule.WarmupCosine) and find where the resumed run goes on: (the factor that turns the
     state's steps into steps now, the step it goes on from, the batches of its epoch that this
-    process skips). ``sampler`` is this run's asr.batching.BucketBatchSampler and ``counts`` its
-    batch_counts of the first epochs (more are counted as needed); ``saved`` one with the settings and
-    number of processes of the run that saved ``state`` (its last/config.yaml) on today's utterances;
+    process skips). ``sampler``: this run's asr.batching.BucketBatchSampler, ``counts`` its
+    batch_counts of the first epochs (more are counted as needed); ``saved``: one with the settings
+    and processes of the run that saved ``state`` (its last/config.yaml), on today's utterances;
     ``max_duration``: (the saved run's train.max_duration, this run's).
 
-    Steps and positions in an epoch count batches, and a run resumed with another number of
-    processes or another batch size (train.batch_seconds, train.max_batch_size) makes another
-    number of them. Training is measured in epochs instead: the schedule (warmup, decay, any
-    time-budget retargeting) is rescaled by the ratio of the steps of the saved run's planned epochs
-    now and then, so that it goes on from the same fraction of the run, and the position is kept at
-    the same fraction of the epoch. With the same batches (another number of processes only) that is
-    the same batch, rounded down to whole steps; with other batches it is the same fraction of them,
-    whose utterances are not the saved run's: until the epoch ends some may come twice and others not
-    at all. Other utterances (another train.max_duration: ``_saved_run``) make other batches too. The
-    step it goes on from is that of the position: the steps of the epochs before it now, plus the
-    batches skipped, less the steps the saved run did not take (batches of unreadable audio), in
-    today's: the step nearest the saved run's point, whose rate it goes on from (within half a step's
-    change where the processes share an epoch's batches evenly), ending as short of the schedule's
-    end as the saved run would have (by the steps not taken). An exact resume (the same settings and
-    processes) keeps the saved step and says nothing; else one line says what changed."""
+    Another number of processes, batch size or train.max_duration makes another number of steps,
+    so training is measured in epochs instead: the schedule is rescaled by ``factor`` (the steps of
+    the saved run's planned epochs, now over then), the position kept at the same fraction of the
+    epoch (``_position``), and the step is that of the position (``_step_of``). An exact resume keeps
+    the saved step and says nothing; else one line says what changed."""
     scheduler.load_state_dict(state["scheduler"])  # the schedule's own plan, in the saved run's steps
     saved, rebuilt = _saved_run(state, saved, max_duration)
-    epoch, position, world_size = state["epoch"], state["global_batch_in_epoch"], sampler.world_size
-    planned = state.get("planned_epochs") or max(epoch, 1)  # the epochs the saved schedule spans
-    need = max(planned, epoch)
     kept = state.get("batch_counts") or []  # the saved run's own (a state from before they were kept: none)
+    planned = state.get("planned_epochs") or max(state["epoch"], 1)  # the epochs the saved schedule spans
+    need = max(planned, state["epoch"])
     now = epoch_starts(sampler, counts + sampler.batch_counts(need, start=len(counts)))
-    if len(kept) >= need or rebuilt or not state.get("steps_per_epoch"):
-        then = epoch_starts(saved, kept[:need] if len(kept) >= need else saved.batch_counts(need))
-    else:  # an older state on utterances not known here: its first epoch's steps, each epoch (as it planned)
-        then = [e * state["steps_per_epoch"] for e in range(need + 1)]
+    then = _epoch_starts_then(state, saved, kept, need, rebuilt)
     factor = now[planned] / max(1, then[planned])
-    skip, where = position // world_size, ""  # global batches: any world size
-    at = position / world_size  # the position in today's steps, of which ``skip`` is the whole ones
-    batches = (sampler.global_batches(epoch), saved.global_batches(epoch)) if position else ([], [])
-    if position and (not rebuilt or batches[0] != batches[1]):
-        # the saved run's epoch: as kept, where its batches cannot be rebuilt (a state from before it
-        # was kept: the saved settings on today's utterances, an estimate)
-        n_now, n_then = len(batches[0]), len(batches[1])
-        if not rebuilt:
-            n_then = (kept[epoch] if len(kept) > epoch else state.get("epoch_batches")) or n_then
-        share = min(1.0, position / n_then) * n_now  # the batches of today's the position is worth
-        skip, at = round(share) // world_size, share / world_size
-        where = (f"; epoch {epoch + 1} goes on after {skip * world_size} of its {n_now} batches, the same "
-                 f"fraction as {position} of {n_then} before (other batches: until it ends, some of its "
-                 f"utterances may come twice and others not at all)")
+    skip, at, where = _position(state, sampler, saved, kept, rebuilt)
     size, order = _changes(saved, sampler, BATCH_SIZE), _changes(saved, sampler, BATCH_ORDER)
     utterances = not rebuilt or saved.durations != sampler.durations
-    if factor == 1 and state["world_size"] == world_size and not (where or size or order or utterances):
+    processes = state["world_size"] != sampler.world_size
+    if factor == 1 and not (processes or where or size or order or utterances):
         return factor, state["step"], skip  # exact: the step as saved, whatever its counts would make it
-    # the steps the saved run did not take, where its own counts tell (an estimate's difference is not), in
-    # today's steps as its schedule's (else the rate jumps): the step nearest its point (``skip`` is rounded)
-    own = len(kept) >= need or rebuilt
-    not_taken = max(0, then[epoch] + position // state["world_size"] - state["step"]) if own else 0
-    untaken = max(0, round(not_taken * factor - (at - skip))) if not_taken else 0
-    step = max(0, now[epoch] + skip - untaken)
+    step = _step_of(state, now, then, factor, skip, at, own=len(kept) >= need or rebuilt)
     if factor == 1 and not where and not size and not utterances:
         return factor, step, skip  # another number of processes that makes the same steps
-    what = [f"{state['world_size']} -> {world_size} process(es)"] if state["world_size"] != world_size else []
-    if size:
-        what.append(f"another batch size ({', '.join(size)})")
-    if utterances:
-        then_limit, now_limit = max_duration or (None, None)
-        what.append("other utterances (" + (f"train.max_duration {then_limit:g} -> {now_limit:g}"
-                                            if then_limit != now_limit else "their audio changed since") + ")")
-    if order or not what:  # none named: the batches differ for a reason not known here
-        what.append(f"other batches ({', '.join(order) or 'from the same settings'})")
+    what = _what_changed(state["world_size"], sampler.world_size, size, order, utterances, max_duration)
     rescaled = "nothing to rescale"
     if factor != 1:
         warmup = schedule.warmup_steps
@@ -320,6 +281,69 @@ def resume_point(state: dict, scheduler, schedule, sampler, saved, say, counts: 
     say(f"resuming with {' and '.join(what)}: {now[planned]} steps in {planned} epoch(s), {then[planned]} before: "
         f"{rescaled}{where}")
     return factor, step, skip
+
+
+def _epoch_starts_then(state: dict, saved, kept: list[int], need: int, rebuilt: bool) -> list[int]:
+    """The step each of the saved run's first ``need`` epochs started at, and where they end: by its
+    own batch counts (``kept``), or those ``saved`` makes; an older state on utterances not known
+    here: its first epoch's steps each epoch, as it planned."""
+    if len(kept) >= need or rebuilt or not state.get("steps_per_epoch"):
+        return epoch_starts(saved, kept[:need] if len(kept) >= need else saved.batch_counts(need))
+    return [e * state["steps_per_epoch"] for e in range(need + 1)]
+
+
+def _position(state: dict, sampler, saved, kept: list[int], rebuilt: bool) -> tuple[int, float, str]:
+    """Where in its epoch the resumed run goes on: (the batches this process skips, the position in
+    today's steps, of which they are the whole ones, and a note for the log where the batches differ,
+    else ""). The same batches (another number of processes only): the same batch, rounded down to
+    whole steps. Other batches: the same fraction of them, whose utterances are not the saved run's
+    (until the epoch ends some may come twice and others not at all)."""
+    epoch, position, world_size = state["epoch"], state["global_batch_in_epoch"], sampler.world_size
+    skip, at = position // world_size, position / world_size  # global batches: any world size
+    if not position:
+        return skip, at, ""
+    batches_now, batches_then = sampler.global_batches(epoch), saved.global_batches(epoch)
+    if rebuilt and batches_now == batches_then:
+        return skip, at, ""
+    # the saved run's epoch: as kept, where its batches cannot be rebuilt (a state from before it was
+    # kept: the saved settings on today's utterances, an estimate)
+    n_now, n_then = len(batches_now), len(batches_then)
+    if not rebuilt:
+        n_then = (kept[epoch] if len(kept) > epoch else state.get("epoch_batches")) or n_then
+    share = min(1.0, position / n_then) * n_now  # the batches of today's the position is worth
+    skip = round(share) // world_size
+    return skip, share / world_size, (
+        f"; epoch {epoch + 1} goes on after {skip * world_size} of its {n_now} batches, the same fraction as "
+        f"{position} of {n_then} before (other batches: until it ends, some of its utterances may come twice "
+        "and others not at all)")
+
+
+def _step_of(state: dict, now: list[int], then: list[int], factor: float, skip: int, at: float, own: bool) -> int:
+    """The step of the resumed position: the steps of the epochs before it now, plus the batches
+    skipped, less the steps the saved run did not take (batches of unreadable audio; known where its
+    ``own`` counts tell, not from an estimate), in today's steps as its schedule's (else the rate
+    jumps): the step nearest its point (``skip`` is rounded), ending as short of the schedule's end as
+    the saved run would have."""
+    epoch = state["epoch"]
+    position_then = then[epoch] + state["global_batch_in_epoch"] // state["world_size"]
+    not_taken = max(0, position_then - state["step"]) if own else 0
+    untaken = max(0, round(not_taken * factor - (at - skip))) if not_taken else 0
+    return max(0, now[epoch] + skip - untaken)
+
+
+def _what_changed(world_then: int, world_now: int, size: list[str], order: list[str], utterances: bool,
+                  max_duration: tuple[float, float] | None) -> list[str]:
+    """What a resumed run's log line names as changed since the saved run."""
+    what = [f"{world_then} -> {world_now} process(es)"] if world_then != world_now else []
+    if size:
+        what.append(f"another batch size ({', '.join(size)})")
+    if utterances:
+        then_limit, now_limit = max_duration or (None, None)
+        what.append("other utterances (" + (f"train.max_duration {then_limit:g} -> {now_limit:g}"
+                                            if then_limit != now_limit else "their audio changed since") + ")")
+    if order or not what:  # none named: the batches differ for a reason not known here
+        what.append(f"other batches ({', '.join(order) or 'from the same settings'})")
+    return what
 
 
 def durations_id(durations: list[float]) -> str:

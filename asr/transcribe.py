@@ -108,7 +108,14 @@ class Transcriber:
         batch = torch.zeros(len(waves), int(lengths.max()))
         for i, w in enumerate(waves):
             batch[i, : w.numel()] = w
-        log_probs, out_lengths = self.model(batch.to(self.device), lengths.to(self.device))
+        weight = next(self.model.parameters(), None)  # where the weights are now, if the user moved them
+        device = self.device if weight is None else weight.device
+        training = self.model.training  # a user's model.train() between calls: no dropout here, mode kept
+        self.model.eval()
+        try:
+            log_probs, out_lengths = self.model(batch.to(device), lengths.to(device))
+        finally:
+            self.model.train(training)
         return log_probs.cpu(), out_lengths.cpu()
 
     def search_for(self, workers: int | None = None):

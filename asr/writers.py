@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Iterable, TextIO
 
 from asr.atomic import atomic_open
-from asr.results import Result, Word
+from asr.results import Result, Segment, Word
 
 
 class OutputError(Exception):
@@ -36,12 +36,15 @@ class Cue:
 
 def make_cues(result: Result, max_seconds: float = 7.0, line_chars: int = 42, max_lines: int = 2) -> list[Cue]:
     """Subtitle cues from the words' times: a cue closes before it would last more than
-    ``max_seconds``, need more than ``max_lines`` lines of ``line_chars``, or span a pause > 1 s."""
+    ``max_seconds``, need more than ``max_lines`` lines of ``line_chars``, or span a pause > 1 s.
+    A segment without word times has its words spread over it by their length (``_spread``)."""
     cues = []
     for seg in result.segments:
         words = [w for w in result.words if seg.start - 1e-3 <= w.start and w.end <= seg.end + 1e-3]
-        if not words:  # no word times: the segment as one cue
-            cues.append(Cue(seg.start, seg.end, tuple(_wrap(seg.text.split(), line_chars)) or ("",)))
+        if not words:
+            words = _spread(seg)
+        if not words:  # nothing to show but its time
+            cues.append(Cue(seg.start, seg.end, ("",)))
             continue
         group: list[Word] = []
         for w in words:
@@ -53,6 +56,20 @@ def make_cues(result: Result, max_seconds: float = 7.0, line_chars: int = 42, ma
         if group:
             cues.append(_cue(group, line_chars))
     return cues
+
+
+def _spread(seg: Segment) -> list[Word]:
+    """The segment's words timed by where their characters fall in its text, evenly over its
+    time: a guess, but one that cuts a long untimed segment into cues of readable size (as one
+    cue, 20 s of speech would be ten lines on screen at once)."""
+    words = seg.text.split()
+    total = sum(len(w) + 1 for w in words)
+    out, done = [], 0
+    for w in words:
+        start = seg.start + (seg.end - seg.start) * done / total
+        done += len(w) + 1
+        out.append(Word(w, round(start, 3), round(seg.start + (seg.end - seg.start) * done / total, 3)))
+    return out
 
 
 def _cue(words: list[Word], line_chars: int) -> Cue:

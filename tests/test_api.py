@@ -198,7 +198,48 @@ def test_a_model_config_yaml_that_is_not_yaml_is_refused_naming_file_line_and_co
                                 "(while parsing a flow sequence at 2:9)")
 
 
+def test_a_model_its_user_casts_to_half_precision_still_transcribes_as_in_float32():
+    import soundfile as sf
+
+    model = asr.load_model(decoder="greedy", device="cpu")
+    audio, rate = sf.read(str(Path(__file__).parent.parent / "examples" / "speechocean762_000030012.flac"))
+    want = model.transcribe(audio, rate).text
+    for dtype in (torch.float16, torch.bfloat16):
+        model.model.to(dtype)
+        assert model.transcribe(audio, rate).text == want != ""
+
+
+def test_a_model_its_user_left_in_training_mode_transcribes_without_dropout_and_stays_in_training_mode():
+    # a notebook fine-tunes (model.train()) and transcribes between steps: the same text each
+    # time, as in eval mode, and its training goes on with the mode it had
+    import soundfile as sf
+
+    model = asr.load_model(decoder="greedy", device="cpu")
+    audio, rate = sf.read(str(Path(__file__).parent.parent / "examples" / "speechocean762_000030012.flac"))
+    want = model.transcribe(audio, rate).text
+    model.model.train()
+    torch.manual_seed(0)
+    assert [model.transcribe(audio, rate).text for _ in range(3)] == [want] * 3
+    assert model.model.training
+
+
+def test_a_model_its_user_moved_to_another_device_runs_there():
+    model = asr.load_model(decoder="greedy", device="cpu")
+    model.model.to("meta")  # a device with no data: the batch must follow the weights there
+    with pytest.raises(NotImplementedError, match="meta"):
+        model.log_probs([torch.zeros(16000)])
+
+
 # -- naming what there is ------------------------------------------------------------------------
+
+def test_decoder_none_loads_as_the_default_auto_does_with_the_package_s_rescoring(monkeypatch):
+    # None means "the default" everywhere else (a call's decoder=None: the model's own)
+    loads = []
+    monkeypatch.setattr("asr.rescoring_files.load_rescoring",
+                        lambda settings, load_system: loads.append(Path(settings).name) or "rescores")
+    assert asr.load_model(decoder="auto", device="cpu") == asr.load_model(decoder=None, device="cpu") == "rescores"
+    assert loads == ["rescoring.yaml"] * 2
+
 
 def test_an_unknown_decoder_is_refused_naming_every_one_there_is(tiny_model_dir):
     with pytest.raises(ValueError, match=re.escape("unknown decoder 'foo'; available: auto, greedy, beam")):

@@ -143,3 +143,14 @@ def test_a_file_whose_name_is_not_utf8_is_read_by_every_reader(tmp_path):
     assert audio_info(name).duration == pytest.approx(0.5)
     assert duration_of(name) == pytest.approx(0.5)
     assert sum(len(block) for block in stream_audio(name, 16000)) == 8000
+
+
+def test_a_read_only_array_such_as_a_memory_map_is_taken_without_torchs_not_writable_warning():
+    import warnings
+
+    samples = np.frombuffer((0.1 * np.ones(1600, np.float32)).tobytes(), np.float32)  # read-only
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        wave = prepare_array(samples, 16000, 16000)
+    assert torch.allclose(wave, torch.full((1600,), 0.1))
+    assert not samples.flags.writeable

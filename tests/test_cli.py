@@ -494,3 +494,18 @@ def test_a_hotword_weight_without_hotwords_is_refused_in_one_line(tiny_model_dir
     assert main(["transcribe", str(tmp_path / "a.wav"), "--model", str(tiny_model_dir),
                  "--hotword-weight", "3"]) == 2
     assert capsys.readouterr().err == "asr: --hotword-weight needs --hotwords\n"
+
+
+@pytest.mark.parametrize("argv, command", [
+    (["transcribe", "x.wav", "--no-such-flag"], "asr transcribe"),
+    (["lm", "tune", "dev.jsonl", "--model", "m", "--lm", "lm.arpa", "--bogus"], "asr lm tune"),
+    (["plot", "training", "run", "-o", "c.png", "--bogus"], "asr plot training"),
+    (["prepare", "kaldi", "data", "out.jsonl", "--bogus"], "asr prepare kaldi"),
+    (["--bogus", "transcribe", "x.wav"], "asr"),  # given before the command: the top level's
+])
+def test_an_unknown_option_is_named_under_the_usage_of_the_command_it_was_given_to(argv, command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and err.startswith(f"usage: {command} ")
+    assert f"\n{command}: error: unrecognized arguments: {argv[-1] if command != 'asr' else argv[0]}\n" in err

@@ -171,6 +171,22 @@ def test_combine_refuses_to_write_over_one_of_the_reports_it_votes_among_even_wi
     assert (tmp_path / "b" / "results.json").read_text() == before
 
 
+def test_combine_prints_each_reports_rates_over_the_utterances_it_voted_on(tmp_path, capsys):
+    # b lacks u2, so the vote is over u1 alone: each system's WER beside the combined one is u1's
+    from asr.report import build_report, write_report
+    from asr.evaluate import UtteranceResult
+
+    for name, hyps in (("a", ["hello world", "good bye"]), ("b", ["hello world"]), ("c", ["hello world"])):
+        rows = [UtteranceResult(f"u{i + 1}", f"u{i + 1}.wav", ref, hyp, "spk")
+                for i, (ref, hyp) in enumerate(zip(["hello world", "goodbye now"], hyps))]
+        write_report(build_report(rows, {"model": name}), tmp_path / name)
+    assert main(["combine", *(str(tmp_path / n) for n in "abc"), "-o", str(tmp_path / "out")]) == 0
+    out = capsys.readouterr()
+    assert f"{tmp_path / 'a'}: WER 0.00%" in out.out  # not 60.00%: u2's errors are outside the vote
+    assert "combined: WER 0.00%" in out.out
+    assert "1 utterance(s) are not in every report" in out.err
+
+
 def test_lm_rnn_refuses_to_replace_one_of_its_texts_with_the_lm_even_with_force(tmp_path, capsys):
     text = tmp_path / "corpus.txt"
     text.write_text("hello world\nhello there\n")

@@ -484,6 +484,44 @@ def test_a_mistyped_or_out_of_range_stored_setting_is_an_error_naming_the_file_a
     assert str(tmp_path / DECODING_FILE) in str(e.value)
 
 
+def test_a_misspelled_stored_setting_is_an_error_naming_the_file_and_the_setting_meant(tmp_path, word_lm):
+    # `lm_wieght: 0.3` was ignored without a word: the search ran at lm_weight 1.0
+    write_decoding_defaults(tmp_path, {"lm_wieght": 0.3, "beam": 20, "lm_weight": 0.5, "tuned": {"wer": 0.5}})
+    with pytest.raises(LMError, match=r"unknown setting\(s\): beam \(did you mean beam_size\?\), lm_wieght "
+                                      r"\(did you mean lm_weight\?\)") as e:
+        resolve_options(tmp_path, word_lm)
+    assert str(e.value).startswith(f"{tmp_path / DECODING_FILE}: ")
+
+
+@pytest.mark.parametrize("option, value, expected", [
+    ("beam_size", "8", "beam_size must be a whole number, got '8'"),
+    ("beam_size", 8.0, "beam_size must be a whole number, got 8.0"),
+    ("nbest", 2.5, "nbest must be a whole number, got 2.5"),
+    ("lm_weight", "0.5", "lm_weight must be a finite number, got '0.5'"),
+    ("beam_threshold", "25", "beam_threshold must be a number, got '25'"),
+    ("log_add", "no", "log_add must be true or false, got 'no'"),
+])
+def test_a_search_setting_of_the_wrong_type_from_python_is_refused_by_name(option, value, expected):
+    # load_model(decoder="beam", beam_size="8") failed with "'<' not supported between 'str' and 'int'",
+    # beam_size=8.0 with a page of pybind11 signatures
+    with pytest.raises(LMError, match=f"^{re.escape(expected)}$"):
+        BeamSearchOptions(**{option: value})
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -0.5, 1.5])
+def test_token_priors_that_are_not_probabilities_are_refused_naming_the_file_and_token(tmp_path, value):
+    # a NaN prior (the priors of a model whose outputs were NaN) kept its token out of every
+    # prior-corrected transcript ("the cat sat" -> "the cet sgt"); all NaN emptied them
+    import json
+
+    from asr.decoding_config import PRIORS_FILE, load_log_priors
+
+    (tmp_path / PRIORS_FILE).write_text(json.dumps({"priors": [0.5, value, 0.0]}))
+    with pytest.raises(LMError, match=rf"^{re.escape(str(tmp_path / PRIORS_FILE))}: token 1's prior is "
+                                      rf"{value}, not a probability"):
+        load_log_priors(tmp_path, 3)
+
+
 def test_stored_whole_numbers_are_taken_as_floats_and_null_where_allowed(tmp_path, word_lm):
     write_decoding_defaults(tmp_path, {"lm_weight": 2, "beam_size_token": None, "log_add": True})
     options, _ = resolve_options(tmp_path, word_lm)

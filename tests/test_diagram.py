@@ -369,3 +369,38 @@ def test_a_model_s_path_is_drawn_as_named_and_a_long_title_stays_inside_the_pict
     for text in fig.axes[0].texts:
         box = text.get_window_extent(renderer)
         assert 0 <= box.x0 and box.x1 <= fig.bbox.width, text.get_text()
+
+
+@pytest.mark.parametrize("command", [["diagram", "-o", "net.svg"], ["summary"]])
+@pytest.mark.parametrize("size", ["1", "0"])
+def test_a_vocabulary_of_fewer_than_two_tokens_is_refused_as_ctc_needs_a_blank_and_a_token(command, size, capsys,
+                                                                                           tmp_path):
+    command = [str(tmp_path / a) if a.endswith(".svg") else a for a in command]
+    with pytest.raises(SystemExit) as exit_:
+        main([*command, "--config", "configs/small.yaml", "--vocab-size", size])
+    err = capsys.readouterr().err
+    assert exit_.value.code == 2 and f"usage: asr {command[0]}" in err
+    assert f"argument --vocab-size: must be at least 2 (the CTC blank and one token), got {size}" in err
+
+
+def test_a_model_path_too_long_for_one_line_is_drawn_whole_on_several_lines_inside_the_picture(tiny_model_dir,
+                                                                                              tmp_path):
+    import shutil
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    from asr.diagram import systems_figure
+    from asr.diagram_text import systems_to_draw
+
+    model = tmp_path.joinpath(*[f"experiment_folder_number_{i}" for i in range(12)], "model")
+    assert len(str(model)) > 300
+    shutil.copytree(tiny_model_dir, model)
+    fig = systems_figure(*systems_to_draw(model))
+    renderer = FigureCanvasAgg(fig).get_renderer()
+    for text in fig.axes[0].texts:
+        box = text.get_window_extent(renderer)
+        assert 0 <= box.x0 and box.x1 <= fig.bbox.width, text.get_text()
+    title = next(t for t in fig.axes[0].texts if "experiment_folder_number_0" in t.get_text())
+    lines = title.get_text().split("\n")
+    assert "".join(lines[:-1]) == f"{model}:"  # broken after a "/", nothing left out
+    assert all(line.endswith("/") for line in lines[:-2]) and title.get_fontsize() >= 7

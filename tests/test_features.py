@@ -102,6 +102,18 @@ def test_samples_past_an_utterances_length_never_reach_its_features(preemphasis,
     assert cut[0, n[0]:].abs().max() == 0
 
 
+@pytest.mark.parametrize("kind", ["fbank", "mfcc"])
+def test_features_under_a_users_cpu_autocast_are_the_float32_ones(kind):
+    # bf16 matmuls would lose the quiet bins (features 10 units off at -40 dBFS)
+    ext = FeatureExtractor(FeatureConfig(kind=kind))
+    x = torch.from_numpy(speechlike() * 0.01)[None]
+    want, n = ext(x, torch.tensor([x.shape[1]]))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, _ = ext(x, torch.tensor([x.shape[1]]))
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got, want)
+
+
 def test_global_statistics_equal_mean_and_std_of_all_valid_frames():
     feats = torch.randn(3, 10, 4) * 2 + 1
     lengths = torch.tensor([10, 6, 3])

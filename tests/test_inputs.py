@@ -2,6 +2,7 @@
 a closed or terminal stdin, damaged headers, folders and globs with links."""
 
 import io
+import re
 import struct
 
 import numpy as np
@@ -114,3 +115,60 @@ def test_a_broken_link_to_audio_in_a_folder_or_a_glob_is_an_input_that_fails_by_
     assert expand_inputs([str(tmp_path / "*.wav")]) == (expected, [])
     with pytest.raises(AudioError, match=r"gone.wav: .*not found"):
         list(stream_audio(expected[0], RATE))
+
+
+def test_a_terminal_named_as_a_path_like_dev_stdin_is_a_one_line_error_not_a_silent_wait(tmp_path):
+    import os
+    import pty
+    import threading
+
+    leader, follower = pty.openpty()  # what /dev/stdin is when nothing is piped in
+    try:
+        for path in (os.ttyname(follower), f"/dev/fd/{follower}"):
+            outcome = []
+
+            def read(path=path):
+                try:
+                    list(stream_audio(path, RATE))
+                except AudioError as e:
+                    outcome.append(str(e))
+
+            reader = threading.Thread(target=read, daemon=True)
+            reader.start()
+            reader.join(timeout=10)
+            assert outcome == [f"{path}: a terminal, not audio: pipe a WAV into it "
+                               "(sox in.flac -t wav - | asr transcribe -)"]
+    finally:
+        os.close(leader)
+        os.close(follower)
+
+
+def wav_with_codec(tag: int, extra: bytes = struct.pack("<H", 0)) -> bytes:
+    """A well-formed mono 16 kHz WAV whose 'fmt ' chunk names codec ``tag``."""
+    data = bytes(3200)
+    fmt = struct.pack("<HHIIHH", tag, 1, RATE, 2 * RATE, 2, 16) + extra
+    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt + b"data" + struct.pack("<I", len(data)) + data
+    return b"RIFF" + struct.pack("<I", len(body)) + body
+
+
+@pytest.mark.parametrize("tag, codec", [(0x0014, "0x0014, G.723 ADPCM"), (0x1234, "0x1234")])
+def test_a_wav_codec_libsndfile_cannot_decode_is_named_as_unsupported_on_disk_on_stdin_and_on_a_pipe(
+        tmp_path, tag, codec):
+    import os
+
+    raw = wav_with_codec(tag)
+    problem = (f"not readable as audio (its WAV codec ({codec}) is not supported: convert it to PCM WAV or "
+               "FLAC)")
+    (tmp_path / "x.wav").write_bytes(raw)
+    with pytest.raises(AudioError, match=re.escape(f"{tmp_path / 'x.wav'}: {problem}") + "$"):
+        list(stream_audio(str(tmp_path / "x.wav"), RATE))
+    with pytest.raises(AudioError, match=re.escape(f"<stdin>: {problem}") + "$"):
+        list(stream_audio("-", RATE, stdin=io.BytesIO(raw)))
+    read, write = os.pipe()
+    with os.fdopen(write, "wb") as w:
+        w.write(raw)
+    try:
+        with pytest.raises(AudioError, match=re.escape(f"/dev/fd/{read}: {problem}") + "$"):
+            list(stream_audio(f"/dev/fd/{read}", RATE))
+    finally:
+        os.close(read)

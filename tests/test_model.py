@@ -117,6 +117,31 @@ def test_a_batch_norm_model_trains_on_a_batch_of_one_utterance_one_output_frame_
     assert torch.isfinite(log_probs).all()
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("kind,subsampling", [("fbank", "conv"), ("mfcc", "stack"), ("spectrogram", "conv")])
+def test_a_model_its_user_casts_to_half_precision_runs_and_gives_the_float32_outputs(dtype, kind, subsampling):
+    # model.half() in a notebook: the features are still computed in float32 (quiet bins), then cast
+    cfg = dataclasses.replace(small("lstm"), subsampling=subsampling)
+    model = AcousticModel(FeatureConfig(kind=kind), cfg, vocab_size=6).eval()
+    x, n = waves(0.7, 0.4)
+    full, lengths = model(x, n)
+    half, half_lengths = model.to(dtype)(x, n)
+    assert half.dtype == torch.float32 and torch.equal(lengths, half_lengths)
+    torch.testing.assert_close(half, full, atol=0.1, rtol=0)
+
+
+def test_a_model_built_under_a_float64_default_dtype_runs_in_float64():
+    # torch.set_default_dtype(torch.float64), as in a scientific notebook, before asr.load_model()
+    torch.set_default_dtype(torch.float64)
+    try:
+        model = AcousticModel(FeatureConfig(), small("gru"), vocab_size=6).eval()
+    finally:
+        torch.set_default_dtype(torch.float32)
+    x, n = waves(0.5)
+    log_probs, _ = model(x, n)
+    assert model.head.weight.dtype == torch.float64 and torch.isfinite(log_probs).all()
+
+
 def test_gradients_reach_every_parameter():
     model = AcousticModel(FeatureConfig(), small("lstm"), vocab_size=6)
     x, n = waves(0.5, 0.4)

@@ -7,7 +7,7 @@ import stat
 import pytest
 
 from asr.cli import main
-from asr.model_dir import load_model_dir, save_model_dir
+from asr.model_dir import ModelDirError, load_model_dir, save_model_dir
 
 
 def test_a_saved_model_directory_is_readable_as_the_umask_allows_and_no_further(tiny_model_dir, tmp_path):
@@ -52,3 +52,14 @@ def test_making_a_package_portable_names_a_broken_settings_file_with_its_line_an
     with pytest.raises(ModelDirError, match=rf"^{tmp_path / 'decoding.yaml'}:3:1: .*lm_weight"):
         make_portable(tmp_path)
     assert (tmp_path / "decoding.yaml").read_text() == "# tuned\nlm_weight: 0.5\nlm_weight: 0.7\n"  # left as it was
+
+
+def test_loading_a_training_run_s_folder_names_the_model_inside_it(tiny_model_dir, tmp_path):
+    # `asr train ... train.output_dir=exp/small` writes the model to exp/small/best (and last/)
+    run = tmp_path / "run"
+    shutil.copytree(tiny_model_dir, run / "best")
+    shutil.copy(tiny_model_dir / "config.yaml", run / "config.yaml")
+    with pytest.raises(ModelDirError) as error:
+        load_model_dir(run)
+    assert str(error.value) == (f"{run}: a training run's folder, not a model directory: its best model is "
+                                f"{run / 'best'}")

@@ -175,13 +175,13 @@ def test_the_star_marks_the_model_training_kept_as_best(tmp_path):
              {"epoch": 2, "train_loss": 90, "valid_loss": 70, "valid_wer": 0.5, "valid_cer": 0.30},  # tie: lower CER
              {"epoch": 3, "train_loss": 85, "valid_loss": float("nan"), "valid_wer": 0.0, "valid_cer": 0.0}]
     (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
-    records, average = _read_log(tmp_path)
-    assert _wer_legend(training_figure(records, average=average)) == "WER (best 50.0%, epoch 2)"  # not 3's 0/0
+    records, averages = _read_log(tmp_path)
+    assert _wer_legend(training_figure(records, averages=averages)) == "WER (best 50.0%, epoch 2)"  # not 3's 0/0
     with open(tmp_path / "log.jsonl", "a") as f:
         f.write(json.dumps({"averaged": ["epoch-001", "epoch-002"], "valid_loss": 60, "valid_wer": 0.45,
                             "valid_cer": 0.28, "best": True}) + "\n")
-    records, average = _read_log(tmp_path)
-    assert _wer_legend(training_figure(records, average=average)) == "WER (best 45.0%, the average of 2 epochs)"
+    records, averages = _read_log(tmp_path)
+    assert _wer_legend(training_figure(records, averages=averages)) == "WER (best 45.0%, the average of 2 epochs)"
 
 
 def test_plot_alignment_explains_the_words_transcribe_gives_on_the_file_s_clock(tmp_path, monkeypatch):
@@ -333,3 +333,31 @@ def test_the_word_labels_of_fast_speech_do_not_run_into_each_other():
     boxes = [t.get_window_extent(renderer) for t in fig.axes[3].texts]  # the words' row, under the posteriors
     assert len(boxes) == len(words)
     assert not any(a.overlaps(b) for i, a in enumerate(boxes) for b in boxes[i + 1:])
+
+
+def test_an_average_that_stayed_best_through_a_resumed_run_keeps_the_star_though_a_later_average_is_logged(
+        tmp_path):
+    # a run of 5 epochs averaged into best/, resumed for 2 more epochs (the killed run's epoch 6 trimmed
+    # and trained again), whose own average did not beat it: best/ still holds the first average
+    def epoch(e, wer):
+        return {"epoch": e, "step": 10 * e, "train_loss": 50 / e, "valid_loss": 40 / e, "valid_wer": wer,
+                "valid_cer": wer / 2, "lr": 1e-3, "seconds": 1.0}
+
+    lines = [epoch(1, 0.9), epoch(2, 0.6), epoch(3, 0.5), epoch(4, 0.45), epoch(5, 0.44),
+             {"averaged": ["epoch-004", "epoch-005"], "valid_loss": 7.0, "valid_wer": 0.40, "valid_cer": 0.2,
+              "best": True},
+             epoch(6, 0.43), epoch(7, 0.42),
+             {"averaged": ["epoch-006", "epoch-007"], "valid_loss": 6.0, "valid_wer": 0.41, "valid_cer": 0.2}]
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    from asr.plots import _read_log
+
+    records, averages = _read_log(tmp_path)
+    assert [r["epoch"] for r in records] == [1, 2, 3, 4, 5, 6, 7]
+    fig = training_figure(records, averages=averages)
+    assert _wer_legend(fig) == "WER (best 40.0%, the average of 2 epochs)"
+    [star] = [line for line in fig.axes[1].get_lines() if line.get_marker() == "*"]
+    assert (star.get_xdata()[0], star.get_ydata()[0]) == (5, pytest.approx(40.0))  # where it was made
+    lines[-2] = epoch(7, 0.39)  # an epoch that beats the average takes best/ from it, as training ranks them
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
+    records, averages = _read_log(tmp_path)
+    assert _wer_legend(training_figure(records, averages=averages)) == "WER (best 39.0%, epoch 7)"

@@ -131,11 +131,33 @@ def test_compare_lists_the_utterances_that_got_better_and_worse(tmp_path, capsys
     text = render_comparison(comparison)
     assert "better in B: 1, worse in B: 1, unchanged: 1" in text
     assert "WER B - A: +16.67 points" in text  # 1 -> 2 errors in the 6 shared words
-    # one speaker cannot be resampled into an interval: its utterances are, and the line says why
-    assert "paired bootstrap over 3 utterances" in text and "utterances, as 1 speakers are too few" in text
+    # neither one speaker nor three utterances can be resampled into an interval, and the line says so
+    assert "not tested for significance, as 1 speaker and 3 utterances are too few to resample" in text
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
     assert "u1 (s): 0 -> 2 word errors" in out and "u2 (s): 1 -> 0 word errors" in out
+
+
+def test_compare_resamples_utterances_when_there_are_too_few_speakers_and_says_so(tmp_path):
+    rows = [(f"u{i}", "s1" if i % 2 else "s2", "one two three", "one two three") for i in range(12)]
+    worse = [(u, spk, ref, "one too three" if i % 3 == 0 else hyp) for i, (u, spk, ref, hyp) in enumerate(rows)]
+    write_report(build_report(results(rows)), tmp_path / "a")
+    write_report(build_report(results(worse)), tmp_path / "b")
+    text = render_comparison(compare_reports(tmp_path / "a", tmp_path / "b"))
+    assert "paired bootstrap over 12 utterances" in text and "utterances, as 2 speakers are too few" in text
+
+
+@pytest.mark.parametrize("n", [1, 2, 9])
+def test_compare_gives_no_interval_over_fewer_utterances_than_a_bootstrap_can_resample(tmp_path, n):
+    # one utterance resamples to itself every time: an "interval" [+33.33, +33.33], certain of nothing
+    rows = [(f"u{i}", None, "one two three", "one two three") for i in range(n)]
+    worse = [(u, spk, ref, "one too three") for u, spk, ref, _ in rows]
+    write_report(build_report(results(rows)), tmp_path / "a")
+    write_report(build_report(results(worse)), tmp_path / "b")
+    text = render_comparison(compare_reports(tmp_path / "a", tmp_path / "b"))
+    utterances = "1 utterance is" if n == 1 else f"{n} utterances are"
+    assert f"WER B - A: +33.33 points; not tested for significance, as {utterances} too few to resample" in text
+    assert "interval" not in text
 
 
 def test_compare_names_a_directory_that_is_not_a_report(tmp_path, capsys):
@@ -221,6 +243,15 @@ def test_markdown_keeps_the_aligned_utterances_verbatim_in_a_code_block_and_html
         assert line in md  # in a code block nothing is markup: escaping would show the backslashes
     assert "<B>CAT</B>" in md
     assert "&lt;b&gt;cat&lt;/b&gt;" in render_html(report) and "*sat*" in render_html(report)
+
+
+def test_html_lays_out_each_utterances_aligned_words_in_its_own_writing_direction():
+    # a left-to-right row of Arabic words would read last word first
+    html = render_html(build_report(results([("u1", "s", "كتاب جميل",
+                                              "كتب جميل"),
+                                             ("u2", "s", "the cat", "the cat")])))
+    rows = re.findall(r"<div class=al[^>]*>", html)
+    assert len(rows) == 2 and all("dir=auto" in row for row in rows)
 
 
 def test_an_utterance_id_cannot_close_the_code_block_of_aligned_utterances():

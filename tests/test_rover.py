@@ -208,3 +208,20 @@ def test_an_id_the_manifest_repeats_is_combined_row_by_row_not_with_its_last_row
 
     combined = combine_evaluations([evaluation(["a cat", "a dog"])] * 2 + [evaluation(["a hat", "a log"])])
     assert [u.hypothesis for u in combined.utterances] == ["a cat", "a dog"] and combined.wer == 0
+
+
+def test_words_that_differ_only_in_case_vote_together_and_win_as_the_first_system_that_voted_spelled_them():
+    # an upper-case LM's system writes "THE CAT"; normalized, as scored, its "CAT" is the fourth one's "cat"
+    assert combine(["THE CAT", "the bat", "the bat", "the cat"]) == "THE CAT"
+    assert combine(["the bat", "The Cat", "the cat", "the bat"]) == "the bat"  # a tie of two: the first system's
+    assert combine(["RED CAR", "red car", "blue car"]) == "RED CAR"
+    # shifted by a word, case-blind matches still line the hypotheses up on the words they share
+    assert word_network(["P Q", "q", "q r"]) == [("P", None, None), ("Q", "q", "q"), (None, None, "r")]
+
+
+def test_a_combined_transcript_votes_words_case_blind_and_keeps_the_first_voters_spelling_and_times():
+    a = _result(("THE", 0.10, 0.20), ("CAT", 0.30, 0.40))
+    b = _result(("the", 0.12, 0.22), ("bat", 0.32, 0.42))
+    c = _result(("the", 0.14, 0.24), ("cat", 0.34, 0.44))
+    out = combine_results([a, b, c])
+    assert [(w.word, w.start, w.end) for w in out.words] == [("THE", 0.10, 0.20), ("CAT", 0.30, 0.40)]

@@ -74,6 +74,25 @@ def test_a_run_over_its_time_budget_stops_after_the_epoch_it_is_in_and_resume_ke
     assert len((run / "log.jsonl").read_text().splitlines()) == 1
 
 
+@pytest.mark.parametrize("plans", [[3, 3], [4, 3]])  # cut after the first epoch; cut late, after the second
+def test_a_time_budget_that_cuts_the_run_still_averages_its_last_epochs(tiny_corpus, tmp_path, monkeypatch, plans):
+    from test_train import tiny_config
+
+    import asr.train as train_module
+    from asr.train import train
+
+    monkeypatch.setattr(train_module, "replan_to_budget", lambda tc, epochs, done, *args: plans[done - 1]
+                        if done <= len(plans) else epochs)
+    cfg = tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=4", "train.time_budget_minutes=60",
+                      "train.average_last=2")
+    run = train(cfg)
+    logged = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert [r.get("epoch") for r in logged] == [1, 2, 3, None]
+    assert logged[-1]["averaged"] == ["epoch-002", "epoch-003"]
+    # no more weights kept than the average could still need
+    assert sorted(p.name for p in (run / "epochs").iterdir()) == ["epoch-002.safetensors", "epoch-003.safetensors"]
+
+
 def test_a_negative_time_budget_is_refused_by_name():
     from asr.config import ConfigError
     from asr.config_files import load_config

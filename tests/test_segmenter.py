@@ -1,5 +1,7 @@
 """Cutting long audio at pauses, in bounded memory, from blocks of any size."""
 
+import math
+
 import numpy as np
 import pytest
 
@@ -154,3 +156,25 @@ def test_segment_starts_are_plain_python_floats_after_a_pause_cut_as_after_any_o
     layout = [(3.0, True), (0.6, False), (2.5, True), (0.8, False), (4.0, True)] * 3
     segs = segments_of(bursts(layout, seed=4), silence_rms=0.0)
     assert len(segs) > 3 and all(type(s.start) is float and type(s.covers) is float for s in segs)
+
+
+def test_a_dc_offset_does_not_hide_pauses_or_quiet_edges():
+    # A cheap sound card's DC offset is sound to no one (the model's pre-emphasis removes it), but
+    # as energy it filled every pause: a long recording was cut at none, its edges never trimmed.
+    layout = [(3.0, True), (0.6, False), (2.5, True), (0.8, False), (4.0, True), (0.3, False), (2.2, True)] * 2
+    signal = bursts(layout, seed=4)
+    plain = segments_of(signal, silence_rms=0.0)
+    offset = segments_of(signal + np.float32(0.2), silence_rms=0.0)
+    assert [(s.start, s.samples.numel()) for s in offset] == [(s.start, s.samples.numel()) for s in plain]
+    edged = bursts([(3.0, False), (2.0, True), (2.5, False)], seed=4) + np.float32(0.05)
+    (seg,) = segments_of(edged, max_seconds=20.0)
+    assert seg.start == pytest.approx(2.5, abs=0.03)
+
+
+@pytest.mark.parametrize("option, value", [("max_seconds", 0), ("max_seconds", -1.0), ("max_seconds", math.nan),
+                                           ("frame_seconds", 0), ("min_seconds", -1.0), ("pause_seconds", math.inf),
+                                           ("silence_rms", math.nan), ("quiet_db", "40")])
+def test_segmenter_options_out_of_range_are_refused_by_name_not_a_hang(option, value):
+    # max_seconds=0 looped for ever; frame_seconds=0 divided by zero deep in the pause search
+    with pytest.raises(ValueError, match=f"^{option} must be a finite number of "):
+        SegmenterOptions(**{option: value})

@@ -589,6 +589,57 @@ def test_a_non_finite_gradient_skips_its_update_and_the_run_goes_on_with_finite_
     assert len(epochs(run)) == 2 and (run / "best").is_dir()
 
 
+def overflowing_fp16(monkeypatch, init_scale, overflows=lambda step: True):
+    """fp16 loss scaling (CUDA's, run on CPU) whose gradient overflows at the steps (from 1) that
+    ``overflows`` picks, as it does when the scale is too high: the real scaler finds the inf,
+    skips the update and lowers its scale."""
+    import asr.train as train_module
+
+    steps = {"n": 0}
+
+    class Overflowing(torch.amp.GradScaler):
+        def unscale_(self, optimizer):
+            steps["n"] += 1
+            if overflows(steps["n"]):
+                optimizer.param_groups[0]["params"][0].grad.fill_(float("inf"))
+            super().unscale_(optimizer)
+
+    monkeypatch.setattr(train_module, "grad_scaler", lambda device, amp: Overflowing("cpu", init_scale=init_scale))
+
+
+def test_an_epoch_whose_every_fp16_step_overflowed_is_not_counted_as_trained(tiny_corpus, tmp_path, monkeypatch,
+                                                                             capsys):
+    overflowing_fp16(monkeypatch, init_scale=2.0 ** 20)  # halved each step, never near the minimum here
+    out = tmp_path / "run"
+    with pytest.raises(TrainingError, match=r"no step of epoch 1 trained the model \(\d+ step\(s\) with a "
+                                            r"non-finite loss or gradient\), nor any before it"):
+        train(tiny_config(tiny_corpus, out, "train.epochs=1"))
+    err = capsys.readouterr().err
+    assert "step 1: gradient overflow at fp16 loss scale 1.04858e+06; batch skipped, scale lowered to 524288" in err
+    assert not (out / "best").exists()
+
+
+def test_an_fp16_overflow_trains_nothing_lowers_the_scale_and_the_next_step_trains(tiny_corpus, tmp_path,
+                                                                                   monkeypatch):
+    overflowing_fp16(monkeypatch, init_scale=1.0, overflows=lambda step: step == 1)
+    out = tmp_path / "run"
+    train(tiny_config(tiny_corpus, out, "train.epochs=1"), stop_at_step=1)
+    state = torch.load(out / "last" / "train_state.pt", weights_only=True)
+    assert (state["trained_step"], state["scaler"]["scale"]) == (None, 0.5)
+    train(tiny_config(tiny_corpus, out, "train.epochs=1"), resume=True, stop_at_step=2)
+    state = torch.load(out / "last" / "train_state.pt", weights_only=True)
+    assert (state["trained_step"], state["scaler"]["scale"]) == (2, 0.5)
+
+
+def test_an_fp16_gradient_that_overflows_at_every_loss_scale_stops_the_run(tiny_corpus, tmp_path, monkeypatch):
+    overflowing_fp16(monkeypatch, init_scale=2.0 ** -12)
+    with pytest.raises(TrainingError, match=r"^step 2: the fp16 loss scale fell to 6.1e-05 after 2 gradient overflows "
+                                            r"in a row: the gradient is not finite at any scale; the run stops: no "
+                                            r"checkpoint was saved before it \(lower train.lr or train.grad_clip, or "
+                                            r"train.amp=false\)$"):
+        train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=3"))
+
+
 def test_a_checkpoint_whose_weights_validated_to_a_non_finite_loss_is_not_called_good(tiny_corpus, tmp_path,
                                                                                       monkeypatch):
     import asr.selection as selection_module

@@ -171,7 +171,7 @@ def test_a_run_saved_with_loss_scaling_resumes_at_its_scale():
     assert scaler.get_scale() == 512.0 and said == []
 
 
-def test_an_average_that_became_best_stays_the_one_to_beat_when_the_run_trains_on(tmp_path):
+def test_an_average_that_became_best_stays_the_one_to_beat_and_in_the_log_when_the_run_trains_on(tmp_path):
     from asr.train_resume import trim_log
 
     records = [{"epoch": 1, "valid_wer": 0.5, "valid_cer": 0.3, "valid_loss": 2.0},
@@ -181,7 +181,19 @@ def test_an_average_that_became_best_stays_the_one_to_beat_when_the_run_trains_o
     (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     saved = (0.4, 0.2, 1.5)  # the checkpoint's key: epoch 2's, saved before the average
     assert trim_log(tmp_path, 2, False, saved) == (False, (0.35, 0.2, 1.4))  # trains on: averages anew
-    assert [json.loads(line)["epoch"] for line in (tmp_path / "log.jsonl").read_text().splitlines()] == [1, 2]
+    # best/ still holds it, so `asr plot training` can star it
+    assert [json.loads(line) for line in (tmp_path / "log.jsonl").read_text().splitlines()] == records
+
+
+def test_a_finished_run_whose_only_average_is_an_earlier_runs_averages_again(tmp_path):
+    # resumed for more epochs after an average that stayed best, then killed after its last epoch
+    from asr.train_resume import trim_log
+
+    records = [{"epoch": 1, "valid_wer": 0.5, "valid_cer": 0.3, "valid_loss": 2.0},
+               {"averaged": ["epoch-001"], "valid_wer": 0.35, "valid_cer": 0.2, "valid_loss": 1.4, "best": True},
+               {"epoch": 2, "valid_wer": 0.4, "valid_cer": 0.2, "valid_loss": 1.5}]
+    (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert trim_log(tmp_path, 2, True, (0.5, 0.3, 2.0)) == (False, (0.35, 0.2, 1.4))
 
 
 def test_an_average_that_did_not_become_best_leaves_the_key_as_the_checkpoint_saved_it(tmp_path):

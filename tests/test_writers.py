@@ -51,6 +51,17 @@ def test_srt_is_numbered_cues_with_increasing_times_short_lines_and_all_words():
     assert words == long_result().text.split()
 
 
+def test_a_segment_without_word_times_is_cut_into_cues_of_at_most_two_short_lines_and_seven_seconds():
+    # a 20 s segment of 60 words whose times could not be placed was one cue of ten lines
+    text = " ".join(f"word{i}" for i in range(60))
+    cues = make_cues(Result(text, 21.0, [Segment(1.0, 21.0, text)], []))
+    assert len(cues) > 1 and cues[0].start == 1.0 and cues[-1].end == 21.0
+    assert all(1 <= len(c.lines) <= 2 and all(len(line) <= 42 for line in c.lines) for c in cues)
+    assert all(c.start < c.end and c.end - c.start <= 7.0 for c in cues)
+    assert all(c1.end <= c2.start for c1, c2 in zip(cues, cues[1:]))
+    assert " ".join(" ".join(c.lines) for c in cues) == text
+
+
 def test_no_cue_spans_the_pause_between_segments():
     cues = make_cues(long_result())
     assert not any(c.start < 13.5 < c.end for c in cues)  # the pause is 13.5 .. 16.5 s
