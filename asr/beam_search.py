@@ -40,7 +40,7 @@ from asr.decoding import Decoder, Hypothesis
 from asr.hotwords import HotwordLM, PhraseMatcher
 from asr.lm import UNK, LMError
 from asr.search_space import SearchSpace
-from asr.search_workers import set_worker, signals_held, worker_search
+from asr.search_workers import SearchWorkerDied, set_worker, signals_held, worker_search
 from asr.tokenizers import Tokenizer
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ class BeamSearchOptions:
             refuse("beam_threshold", "a number")
         if math.isnan(self.beam_threshold) or self.beam_threshold < 0:
             refuse("beam_threshold", "0 or more")
-        if not isinstance(self.log_add, bool):
+        if not isinstance(self.log_add, (bool, np.bool_)):
             refuse("log_add", "true or false")
 
 
@@ -243,30 +243,42 @@ class BeamSearchDecoder(Decoder):
     def decode_nbest(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
         items = [log_probs[b, : int(lengths[b])].detach().float().cpu().numpy() for b in range(log_probs.shape[0])]
         if self.workers > 1 and len(items) > 1 and "fork" in mp.get_all_start_methods():
-            # a forking pool starts all its processes at once: no more than the batch has utterances
-            # (3 files with --decode-workers 8 forked 8, and a package's 4 systems 32)
-            size = min(self.workers, len(items))
-            if self._pool is not None and self._pool_size < size:
-                self.close()
-            if self._pool is None:
-                self._pool = ProcessPoolExecutor(size, mp_context=mp.get_context("fork"),
-                                                 initializer=set_worker, initargs=(self, os.getpid()))
-                self._pool_size = size
-            chunk = max(1, len(items) // (4 * self._pool_size))
-            try:
-                with signals_held():  # the workers fork as the work is handed out
-                    results = self._pool.map(worker_search, items, chunksize=chunk)
-                raw = list(results)
-            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (asr.cli raises it as one): not the whole batch first
-                self.close(stop=True)
-                raise
-            except BrokenProcessPool:  # a worker killed (out of memory?): said once, and the next batch forks anew
-                self.close(stop=True, kill=True)
-                raise LMError("a beam search worker process died (out of memory?); run again with fewer "
-                              "--decode-workers, or 1") from None
+            raw = self._search_in_workers(items)
         else:
             raw = [self._search_one(e) for e in items]
         return [[self._hypothesis(*r) for r in results] for results in raw]
+
+    def _search_in_workers(self, items: list[np.ndarray]) -> list:
+        """``items`` searched in the worker processes. A batch whose worker is killed (out of
+        memory?) is searched once more in fresh ones, never here: what killed a worker would kill
+        this process, and the whole run with it. Killed again, it is ``SearchWorkerDied``, and the
+        next batch forks anew."""
+        for _ in range(2):
+            pool = self._worker_pool(len(items))
+            try:
+                with signals_held():  # the workers fork as the work is handed out
+                    results = pool.map(worker_search, items, chunksize=max(1, len(items) // (4 * self._pool_size)))
+                return list(results)
+            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (asr.cli raises it as one): not the whole batch first
+                self.close(stop=True)
+                raise
+            except BrokenProcessPool:  # a worker killed: the next try, or batch, forks anew
+                self.close(stop=True, kill=True)
+        raise SearchWorkerDied()
+
+    def _worker_pool(self, batch: int) -> ProcessPoolExecutor:
+        # a forking pool starts all its processes at once: no more than the batch has utterances
+        # (3 files with --decode-workers 8 forked 8, and a package's 4 systems 32)
+        size = min(self.workers, batch)
+        if self._pool is not None and getattr(self._pool, "_broken", False):  # a worker killed while it waited
+            self.close(stop=True, kill=True)
+        if self._pool is not None and self._pool_size < size:
+            self.close()
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(size, mp_context=mp.get_context("fork"),
+                                             initializer=set_worker, initargs=(self, os.getpid()))
+            self._pool_size = size
+        return self._pool
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
         return [nbest[0] for nbest in self.decode_nbest(log_probs, lengths)]

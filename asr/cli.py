@@ -31,7 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     so.add_argument("src", type=user_path)
     so.add_argument("out", type=user_path)
     so.add_argument("--valid-speakers", type=positive(int, zero=True), default=0,
-                    help="hold out this many train speakers as OUT/valid.jsonl")
+                    help="hold out this many train speakers as OUT/valid.jsonl (drawn with a fixed seed: the same "
+                         "speakers every run)")
     kd = psub.add_parser("kaldi", help="any Kaldi data dir (wav.scp, text, utt2spk) -> one manifest")
     kd.add_argument("src", type=user_path, metavar="DATA_DIR")
     kd.add_argument("out", type=user_path, metavar="OUT.jsonl")

@@ -75,7 +75,7 @@ def cmd_evaluate(args) -> int:
     skipped = [f"skipped {path}: {why}" for path, why in dict.fromkeys(i for r in results for i in r.skipped)]
     if skipped:
         # a few and a total, as training's checks: a wrong audio folder would list the whole corpus
-        listed(skipped, f"{len(skipped)} of {plural(len(utterances), 'utterance')} skipped (unreadable audio): "
+        listed(skipped, f"{len(skipped)} of {plural(len(utterances), 'utterance')} skipped (unreadable audio, or a failed search): "
                         "not scored", print_error)
     if not all(r.utterances for r in results):  # a WER of 0/0 words would read as a perfect score
         print_error(f"{args.manifest}: none of its {len(utterances)} utterances could be read: nothing scored"
@@ -356,7 +356,8 @@ def cmd_combine(args) -> int:
         combined, notes = combine_reports(reports, args.reports, args.weights)
         voted = [u.id for u in combined.utterances]  # each system over these, as the combined rates are
         for d, report in zip(args.reports, reports):
-            s = Report([report.by_id(d)[i] for i in voted], report.meta).summary()
+            ids = report.by_id(d)
+            s = Report([ids[i] for i in voted], report.meta).summary()
             print(f"{d}: WER {100 * s['wer']:.2f}%  CER {100 * s['cer']:.2f}%")
         write_report(combined, args.output, force=True)
     except ReportError as e:

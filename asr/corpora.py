@@ -99,15 +99,22 @@ def check_split(name: str, report: ImportReport) -> None:
         raise CorpusError(f"{name}: no usable utterances, {len(report.skipped)} skipped{first}")
 
 
-def write_splits(out: str | Path, reports: dict[str, ImportReport]) -> None:
+def write_splits(out: str | Path, reports: dict[str, ImportReport], optional: Iterable[str] = ()) -> None:
     """``OUT/NAME.jsonl`` for every split, all checked before any is written, ``train.jsonl`` last;
-    none when every one would be written as it is.
+    none when every one would be written as it is. An ``optional`` split (``valid``, ``test``) this
+    run does not make is removed: an earlier run's would be scored, though its data may now be in train.
 
     The recipes take ``train.jsonl`` for a finished prepare: a failed or killed one must leave
     none, so an earlier one goes before the other splits are rewritten (each appears whole)."""
     for name, report in reports.items():
         check_split(name, report)
     out = Path(out)
+    for name in sorted(set(optional) - reports.keys()):
+        stale = out / f"{name}.jsonl"
+        if stale.is_file():
+            stale.unlink()
+            (reports.get("train") or next(iter(reports.values()))).notes.append(
+                f"removed {stale} of an earlier prepare: this one makes no {name} split, and its data may be in train")
     if all(_unchanged(out / f"{name}.jsonl", report.utterances) for name, report in reports.items()):
         return  # the same manifests again keep their times: a recipe's later stages need not run again
     if "train" in reports:
@@ -296,5 +303,5 @@ def prepare_speechocean762(src: str | Path, out: str | Path, valid_speakers: int
         utts, valid = split_by_speaker(train.utterances, valid_speakers)
         reports = {"train": ImportReport(utts, train.skipped, train.notes), "valid": ImportReport(valid)}
     reports["test"] = test
-    write_splits(out, reports)
+    write_splits(out, reports, optional=("valid",))
     return reports

@@ -83,10 +83,12 @@ def prepare_librispeech(src: str | Path, out: str | Path, train: list[str] | Non
     found = find_librispeech_subsets(src)
     if train is None:
         train = [s for s in found if s.startswith("train-")]
-    if eval_sets is None:
-        eval_sets = [s for s in found if not s.startswith("train-")]
+    if eval_sets is None:  # scored on what it trained on, a subset would say nothing
+        eval_sets = [s for s in found if not s.startswith("train-") and s not in train]
     if not train:
         raise CorpusError(f"{src}: no LibriSpeech train-* subset found (get one with: asr download librispeech)")
+    if both := sorted(set(train) & set(eval_sets)):
+        raise CorpusError(f"{', '.join(both)}: named both to train on and to evaluate on; give each subset once")
     reports: dict[str, ImportReport] = {}
     report = ImportReport()
     entries = [e for subset in train for e in librispeech_entries(src, subset, report)]
@@ -95,7 +97,8 @@ def prepare_librispeech(src: str | Path, out: str | Path, train: list[str] | Non
         report = ImportReport()
         reports[subset] = check_entries(librispeech_entries(src, subset, report), report)
     reports.update(_split_train_valid(reports["train"], valid_speakers=valid_speakers, seed=seed))
-    write_splits(out, reports)
+    # a subset trained on now may have been scored before: its old manifest would score training data
+    write_splits(out, reports, optional=("valid", *train))
     return reports
 
 
@@ -183,7 +186,7 @@ def prepare_an4(src: str | Path, out: str | Path, valid_speakers: int = 4, seed:
         report = ImportReport()
         reports[split] = check_entries(an4_entries(src, split, report), report)
     reports.update(_split_train_valid(reports["train"], valid_speakers=valid_speakers, seed=seed))
-    write_splits(out, reports)
+    write_splits(out, reports, optional=("valid",))
     return reports
 
 
@@ -264,7 +267,7 @@ def prepare_commonvoice(src: str | Path, out: str | Path, train_tsv: str = "trai
 # --- Your own data --------------------------------------------------------------------------
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".sph", ".aiff", ".aif")
-_PATH_COLUMNS = ("path", "audio", "audio_filepath", "file", "filename", "file_name")
+_PATH_COLUMNS = ("path", "audio", "audio_filepath", "file", "filename", "file_name", "wav_filename")
 _TEXT_COLUMNS = ("text", "transcript", "sentence", "transcription")
 _SPEAKER_COLUMNS = ("speaker", "speaker_id", "client_id", "spk")
 _ID_COLUMNS = ("id", "utt_id", "utterance_id")
@@ -337,6 +340,14 @@ def table_entries(table: Path, report: ImportReport) -> list[Entry]:
     columns: dict[str, int | None] = {"path": 0, "text": 1, "speaker": 2, "id": None}
     start = 0
     header = [c.strip().lower() for c in rows[0][1]] if rows else []
+    if any(c.endswith(AUDIO_SUFFIXES) for c in header):  # a first row of data, its transcript maybe "text"
+        header = []
+    # a header naming one column we know but not the other: read as data, its rows would import
+    # another column (DeepSpeech's wav_filesize) as the transcript
+    for what, names in (("audio path", _PATH_COLUMNS), ("transcript", _TEXT_COLUMNS)):
+        if set(header) & set(_PATH_COLUMNS + _TEXT_COLUMNS) and not set(header) & set(names):
+            raise CorpusError(f"{table}: its header ({', '.join(header)}) has no {what} column; "
+                              f"call it one of: {', '.join(names)}")
     if set(header) & set(_PATH_COLUMNS) and set(header) & set(_TEXT_COLUMNS):
         def pick(names):
             return next((header.index(n) for n in names if n in header), None)
@@ -400,5 +411,5 @@ def prepare_own_data(src: str | Path, out: str | Path, test: str | Path | None =
         if shared:
             raise CorpusError(f"{test}: the test set shares {len(shared)} audio file(s) with train/valid "
                               f"(e.g. {shared[0]}); give a test set held out of the training data")
-    write_splits(out, reports)
+    write_splits(out, reports, optional=("valid", "test"))
     return reports

@@ -102,7 +102,7 @@ def _checked(path: Path, stored: dict) -> dict:
     # a misspelled key (lm_wieght) was ignored without a word, the search running at the default
     unknown = sorted(set(stored) - set(hints) - PACKAGE_KEYS, key=str)
     if unknown:
-        raise LMError(f"{path}: unknown setting(s): {', '.join(_with_suggestion(k, hints) for k in unknown)}")
+        raise LMError(f"{path}: unknown setting(s): {', '.join(_with_suggestion(k, set(hints) | PACKAGE_KEYS) for k in unknown)}")
     try:
         checked = {key: coerce(key, value, hints[key]) for key, value in stored.items() if key in hints}
         BeamSearchOptions(**checked)  # its range checks, on the stored values alone
@@ -194,14 +194,19 @@ def carried_files(model_dir: str | Path) -> dict[str, Path | str]:
     return files
 
 
-def load_log_priors(model_dir: str | Path | None, vocab_size: int) -> list[float] | None:
-    """log p(k) from MODEL/token_priors.json (``asr priors``), or None when the model has none."""
+def load_log_priors(model_dir: str | Path | None, vocab_size: int, tokens: Sequence[str] | None = None
+                    ) -> list[float] | None:
+    """log p(k) from MODEL/token_priors.json (``asr priors``), or None when the model has none;
+    refused when estimated for another model: of another size, or (a file that keeps them) of
+    other ``tokens``."""
     path = Path(model_dir) / PRIORS_FILE if model_dir is not None else None
     if path is None or not path.is_file():
         return None
     try:
-        priors = [float(p) for p in json.loads(path.read_text(encoding="utf-8"))["priors"]]
-    except (ValueError, KeyError, TypeError) as e:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+        priors = [float(p) for p in stored["priors"]]
+        theirs = stored.get("tokens")  # files from before they were kept: none
+    except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise LMError(f"{path}: not a token priors file ({e})") from None
     # a NaN prior (a model whose outputs were NaN) kept its token out of every prior-corrected
     # transcript without a word; all NaN emptied them (1e-6: the 8 digits the file is rounded to)
@@ -213,16 +218,21 @@ def load_log_priors(model_dir: str | Path | None, vocab_size: int) -> list[float
     if len(logs) != vocab_size:
         raise LMError(f"{path}: {len(logs)} priors for a model with {vocab_size} tokens (estimated for another "
                       f"model: run `asr priors {model_dir} TRAIN_MANIFEST` again)")
+    if tokens is not None and isinstance(theirs, list) and list(theirs) != list(tokens):
+        k = next((k for k, (a, b) in enumerate(zip(tokens, theirs)) if a != b), min(len(tokens), len(theirs)))
+        here, there = (tokens[k] if k < len(tokens) else None), (theirs[k] if k < len(theirs) else None)
+        raise LMError(f"{path}: estimated for another model's tokens (token {k} is {here!r} here, {there!r} "
+                      f"there): run `asr priors {model_dir} TRAIN_MANIFEST` again")
     return logs
 
 
-def log_priors_for(model_dir: str | Path | None, vocab_size: int, prior_scales: Sequence[float]
-                   ) -> list[float] | None:
+def log_priors_for(model_dir: str | Path | None, vocab_size: int, prior_scales: Sequence[float],
+                   tokens: Sequence[str] | None = None) -> list[float] | None:
     """``load_log_priors``, refused (naming the file) when a non-zero scale needs priors the model lacks
     or has for another model; at scale 0 alone such a file is not needed, and blocks nothing."""
     scale = next((s for s in prior_scales if s), 0.0)
     try:
-        logs = load_log_priors(model_dir, vocab_size)
+        logs = load_log_priors(model_dir, vocab_size, tokens)
     except LMError:
         if scale:
             raise
@@ -328,5 +338,5 @@ def model_decoder(model_dir: str | Path | None, tokenizer: Tokenizer, lm: str | 
     options = options or resolved
     decoder = BeamSearchDecoder(tokenizer, lm=lm, lexicon=lexicon, hotwords=hotwords, options=options,
                                 workers=workers, log_priors=log_priors_for(model_dir, len(tokenizer),
-                                                                           (options.prior_scale,)))
+                                                                           (options.prior_scale,), tokenizer.tokens))
     return decoder, notes + decoder.notes

@@ -14,6 +14,7 @@ from asr.audio import AudioError
 from asr.batching import BucketBatchSampler, padded_batches
 from asr.data import Utterance
 from asr.metrics import ErrorCounts, char_errors, word_errors
+from asr.search_workers import SearchWorkerDied
 from asr.segmenter import Segmenter, array_blocks
 from asr.text import normalize_text
 from asr.transcribe import Transcriber
@@ -167,7 +168,8 @@ def evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_second
     As ``asr transcribe`` would: a silent utterance gets the empty hypothesis without a model
     run, and one of the segmenter's ``max_seconds`` or more is streamed and cut at pauses
     (``Transcriber.transcribe_files``) rather than run whole. Unreadable audio is skipped,
-    reported in ``Evaluation.skipped``, and left out of the score. Audio cut short is scored as
+    reported in ``Evaluation.skipped``, and left out of the score; so are the utterances of a batch
+    whose beam search killed its worker process twice (``SearchWorkerDied``). Audio cut short is scored as
     far as it goes: ``Evaluation.truncated`` has each file's warning, and a few are named with a
     total on stderr once all are read (not a line each: a damaged corpus would flood it).
     """
@@ -186,7 +188,7 @@ def _evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_secon
     short = [i for i, u in enumerate(utterances) if u.duration < limit]
     long = [i for i, u in enumerate(utterances) if u.duration >= limit]
     for batch in batches_by_duration([utterances[i] for i in short], batch_seconds):
-        waves, kept = [], []
+        waves, kept, seconds = [], [], 0.0
         for i in (short[j] for j in batch):
             try:
                 wave = transcriber.load(utterances[i].audio_filepath)
@@ -196,15 +198,21 @@ def _evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_secon
             if wave.numel() >= max_len:  # longer than its manifest says: cut as transcribe cuts it
                 long.append(i)
                 continue
-            audio_seconds += wave.numel() / transcriber.sample_rate  # the file's, before its edges are trimmed
             if (speech := transcriber.speech(wave)) is None:
+                audio_seconds += wave.numel() / transcriber.sample_rate
                 hyps[i] = ""
                 continue
+            seconds += wave.numel() / transcriber.sample_rate  # the file's, before its edges are trimmed
             waves.append(speech)
             kept.append(i)
         if waves:
             start = time.perf_counter()
-            results = transcriber.transcribe_waveforms(waves)
+            try:
+                results = transcriber.transcribe_waveforms(waves)
+                audio_seconds += seconds
+            except SearchWorkerDied as e:  # tried twice, in fresh processes: not scored, as unreadable files
+                skipped += [(utterances[i].audio_filepath, e.problem) for i in kept]
+                results = []
             decode_seconds += time.perf_counter() - start
             for i, res in zip(kept, results):
                 hyps[i] = normalize_text(res.text)  # as the reference: a user's lexicon may spell "Don’t"
@@ -213,7 +221,7 @@ def _evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_secon
     if long:
         start = time.perf_counter()
         for i, (_, outcome) in zip(long, transcriber.transcribe_files([utterances[i].audio_filepath for i in long])):
-            if isinstance(outcome, AudioError):
+            if isinstance(outcome, (AudioError, SearchWorkerDied)):
                 skipped.append((utterances[i].audio_filepath, outcome.problem))
             else:
                 audio_seconds += outcome.duration

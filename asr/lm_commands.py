@@ -186,7 +186,8 @@ def cmd_lm_tune(args) -> int:
     transcriber = load_model(args.model, decoder="greedy", device=args.device)
     given = {"beam_size": args.beam_size, "beam_size_token": args.beam_size_token,
              "beam_threshold": args.beam_threshold}  # None: not given, BeamSearchOptions' default
-    log_priors = log_priors_for(args.model, len(transcriber.tokenizer), args.prior_scales)
+    log_priors = log_priors_for(args.model, len(transcriber.tokenizer), args.prior_scales,
+                                transcriber.tokenizer.tokens)
     # the package's own LM searches with its own lexicon, as it will after tuning
     lexicon = args.lexicon if args.lexicon is not None else packaged_lexicon_for(args.model, args.lm)
     decoder = BeamSearchDecoder(transcriber.tokenizer, lm=args.lm, lexicon=lexicon,
@@ -237,7 +238,7 @@ def cmd_priors(args) -> int:
         print_error(f"skipped {path}: {reason}")
     tokens, priors = transcriber.tokenizer.tokens, estimate.priors
     top = sorted(range(len(priors)), key=priors.__getitem__, reverse=True)[:5]
-    print(f"{save_priors(args.model, priors, estimate.frames, args.manifest)}: {len(priors)} tokens over "
+    print(f"{save_priors(args.model, priors, estimate.frames, args.manifest, tokens)}: {len(priors)} tokens over "
           f"{estimate.frames:,} frames of {plural(estimate.used, 'utterance')}; most likely: "
           + ", ".join(f"{tokens[k]} {priors[k]:.3f}" for k in top))
     if others := systems_left_out(args.model):  # rescoring divides out theirs too: say they were not redone

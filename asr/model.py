@@ -282,7 +282,8 @@ class AcousticModel(nn.Module):
         (intermediate CTC), and ``phones`` the phone head's log-probs (``add_phone_head``).
         """
         feats, lengths = self.frontend(waves, wave_lengths)  # float32 (or 64), whatever the weights'
-        feats = feats.to(self.head.weight.dtype)  # the weights' dtype: a user's model.half() runs
+        # the weights' dtype: a user's model.half() runs (a quantized model's Linear has no .weight tensor)
+        feats = feats.to(next((p.dtype for p in self.parameters() if p.is_floating_point()), feats.dtype))
         keep = tuple(k for k in (inter_layer, self.phone_layer if phones else 0) if k)
         x, lengths, kept = self.encode(feats, lengths, keep)
         log_probs = self.head(x).float().log_softmax(dim=-1)

@@ -67,10 +67,13 @@ def estimate_priors(transcriber: Transcriber, utterances: Sequence[Utterance], b
                          len(silent))
 
 
-def save_priors(model_dir: str | Path, priors: Sequence[float], frames: int, manifest: str | Path) -> Path:
-    return write_text_atomic(Path(model_dir) / PRIORS_FILE,
-                             json.dumps({"manifest": portable_path(str(manifest)), "frames": frames,
-                                         "priors": [round(p, 8) for p in priors]}, indent=1) + "\n")
+def save_priors(model_dir: str | Path, priors: Sequence[float], frames: int, manifest: str | Path,
+                tokens: Sequence[str] | None = None) -> Path:
+    """``tokens``: the model's, kept so that priors of another model of the same size are told apart."""
+    data = {"manifest": portable_path(str(manifest)), "frames": frames, "priors": [round(p, 8) for p in priors]}
+    if tokens is not None:
+        data["tokens"] = list(tokens)
+    return write_text_atomic(Path(model_dir) / PRIORS_FILE, json.dumps(data, indent=1) + "\n")
 
 
 def systems_left_out(model_dir: str | Path) -> list[str]:

@@ -163,9 +163,9 @@ class RescoringTranscriber(Transcriber):
         self.searches = [t.decoder.with_options(nbest=options.nbest) if hasattr(t.decoder, "with_options")
                          else t.decoder for t in self.systems]
         # each system's log p(k), the blank's 0 (left alone): what its log-probs lose, times the scale
-        self.prior_offsets = [None if (logs := load_log_priors(t.loaded.path, len(t.tokenizer))) is None
-                              else torch.tensor(logs).index_fill_(0, torch.tensor([t.tokenizer.blank_id]), 0.0)
-                              for t in self.systems]
+        self.prior_offsets = [
+            None if (logs := load_log_priors(t.loaded.path, len(t.tokenizer), t.tokenizer.tokens)) is None
+            else torch.tensor(logs).index_fill_(0, torch.tensor([t.tokenizer.blank_id]), 0.0) for t in self.systems]
         self._check_priors(options.prior_scale)
 
     def _check_priors(self, prior_scale: float) -> None:

@@ -5,7 +5,8 @@ Ctrl-C reaches the whole process group, and SIGTERM often does (SLURM): the pare
 A worker's own KeyboardInterrupt, raised while it waits for work, would print a traceback, and one
 dying leaves the pool broken: a worker finishes the search it is in and refuses the rest, which
 goes back to the parent as a result, not printed. A worker whose parent is killed outright
-(SIGKILL: the OOM killer, a batch system after its grace period) ends itself.
+(SIGKILL: the OOM killer, a batch system after its grace period) ends itself. A batch whose worker
+is killed is searched again in fresh workers, once (``SearchWorkerDied``).
 """
 
 from __future__ import annotations
@@ -18,9 +19,25 @@ from contextlib import contextmanager
 
 import numpy as np
 
+from asr.arpa import LMError
+
 _WORKER = None  # this process's asr.beam_search.BeamSearchDecoder (not imported: it imports this module)
 _STOPPING = False
 _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class SearchWorkerDied(LMError):
+    """A batch whose beam search killed its worker process twice, in fresh processes each time
+    (out of memory?). With ``path``: one of the batch's files, which was not transcribed (the
+    rest of a run goes on: ``Transcriber.transcribe_files``, ``asr.evaluate``)."""
+
+    _SAID = ("a beam search worker process died twice on {} batch (out of memory?); run again with fewer "
+             "--decode-workers, or 1")
+    problem = _SAID.format("its")  # a file's (asr evaluate: "skipped PATH: PROBLEM")
+
+    def __init__(self, path=None):
+        self.path = None if path is None else str(path)
+        super().__init__(self._SAID.format("one") if path is None else f"{path}: {self.problem}")
 
 
 @contextmanager

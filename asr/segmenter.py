@@ -112,7 +112,7 @@ class Segmenter:
 
     def segments(self, blocks: Iterable[np.ndarray]) -> Iterator[AudioSegment]:
         rate, opts = self.sample_rate, self.options
-        max_len, min_len = int(opts.max_seconds * rate), int(opts.min_seconds * rate)
+        max_len, min_len = max(1, int(opts.max_seconds * rate)), int(opts.min_seconds * rate)  # 0 would never end
         buffer = np.zeros(0, dtype=np.float32)
         start = 0  # sample offset of buffer[0] in the file
         long = False  # a recording of max_seconds or more: cut at pauses (a shorter one is one utterance)

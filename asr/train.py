@@ -16,7 +16,7 @@ packs its own number of batches). Resumed with another number of processes, batc
 train.max_duration, a run goes on from the same fraction of training instead: the schedule, which
 counts steps, is rescaled to the run's new steps, and the position in the epoch is kept (the same
 batch if the batches are the same, rounded down to whole steps; else the same fraction of the new
-ones), the step being that of the position: asr.train_setup.resume_point.
+ones), the step being that of the position: asr.train_resume.resume_point.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from pathlib import Path
 import torch
 
 from asr import distributed
+from asr.amp import grad_scaler, skip_overflow
 from asr.batching import BatchLoader, BucketBatchSampler
 from asr.config import Config, ConfigError
 from asr.config_files import load_config, save_config
@@ -45,9 +46,9 @@ from asr.selection import average_last_epochs, end_epoch
 from asr.text import plural
 from asr.train_checks import (TrainingError, check_trainable_lengths, nothing_readable, unreadable_files,
                               valid_loss_note, warn_of_silence)
-from asr.train_resume import apply_new_settings, load_scaler, make_optimizer, trim_log
-from asr.train_setup import (attach_phone_head, compute_cmvn, data_identity, describe_run, durations_id, epoch_starts,
-                             load_split, model_to_train, resume_point)
+from asr.train_resume import (apply_new_settings, durations_id, epoch_starts, load_scaler, make_optimizer,
+                              resume_point, trim_log)
+from asr.train_setup import attach_phone_head, compute_cmvn, data_identity, describe_run, load_split, model_to_train
 from asr.user_errors import asr_error_types, describe
 from asr.weight_perturbation import WeightDrop, WeightNoise
 
@@ -65,16 +66,6 @@ def check_trainable(cfg: Config) -> None:
     if a.freq_masks > 0 and a.freq_mask_width >= dim:  # (a saved model may hold such a config: refused here only)
         raise ConfigError(f"augment.freq_mask_width {a.freq_mask_width} is as wide as the {dim} features: a mask "
                           f"could blank them all; give augment.freq_mask_width below {dim} (or augment.freq_masks=0)")
-
-
-# The fp16 loss scale below which a gradient that still overflows is taken to be non-finite at any
-# scale (fairseq's --min-loss-scale): some 29 halvings in a row from torch's initial 65536.
-MIN_LOSS_SCALE = 1e-4
-
-
-def grad_scaler(device: torch.device, amp: bool) -> torch.amp.GradScaler:
-    """fp16 loss scaling (train.amp), on CUDA only: where it is enabled, autocast is too."""
-    return torch.amp.GradScaler("cuda", enabled=amp and device.type == "cuda")
 
 
 def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) -> Path:
@@ -145,7 +136,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     schedule = WarmupCosine(tc.warmup_steps, starts[epochs], tc.final_lr_fraction)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
     step, start_epoch, skip, nan_run, saved_step = 0, 0, 0, 0, None  # saved_step: of the last checkpoint
-    overflows = 0  # fp16 gradient overflows in a row
+    overflows = 0  # fp16 gradient overflows since the last step that trained
     # the last step that updated the weights (None: none yet), and that step as of the last checkpoint
     trained_step = saved_trained = None  # (weights change only in such steps: last/ holds that step's)
     # (trained step,) whose weights validated to a non-finite loss, when the latest validation did; and
@@ -163,7 +154,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         factor, step, skip = resume_point(state, scheduler, schedule, sampler, saved_sampler, say, counts,
                                           max_duration=(saved_cfg.train.max_duration, tc.max_duration))
         load_scaler(scaler, state["scaler"], say)
-        start_epoch, nan_run = state["epoch"], state["nan_run"]
+        start_epoch, nan_run, overflows = state["epoch"], state["nan_run"], state.get("overflows", 0)
         # saved before ties were broken: a tie keeps the best, as it did
         best = tuple(state.get("best_key") or (state["best_wer"], -math.inf, -math.inf))
         if tc.valid_manifest and best[0] < 0:  # ranked by epoch (no valid set): validation outranks it
@@ -236,7 +227,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
             train_state = {"optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
                            "scaler": scaler.state_dict(), "step": step, "epoch": epoch, "world_size": d.world_size,
                            "global_batch_in_epoch": batch_in_epoch * d.world_size, "best_wer": best[0],
-                           "best_key": list(best), "nan_run": nan_run, "planned_epochs": epochs,
+                           "best_key": list(best), "nan_run": nan_run, "overflows": overflows, "planned_epochs": epochs,
                            "batch_counts": counts, "durations_id": durations,
                            "epoch_totals": sums, "seconds": spent_before + time.time() - t_start, "data": data,
                            "trained_step": trained_step}
@@ -290,20 +281,14 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
                 # skipped as a non-finite loss is (ESPnet does the same). Under AMP the scaler found the
                 # same inf as it unscaled: its skipped step trains nothing either.
                 finite = bool(torch.isfinite(grad_norm))  # the same on every rank (all-reduced)
+            # an fp16 overflow: the scaler lowers its scale and the next step tries again; not
+            # max_nan_steps' business (a new run's scale takes a few to settle), unless no scale helps
+            overflowed = (not finite and use_amp and grad_norm is not None
+                          and skip_overflow(scaler, step, overflows + 1, say, last_good))
             if empty:
                 pass  # nothing usable on any rank: no update (AdamW would still decay weights)
-            elif not finite and use_amp and grad_norm is not None:
-                # an fp16 overflow: the scaler halves its scale and the next step tries again; not
-                # max_nan_steps' business (a new run's scale takes a few to settle), unless no scale helps
-                scale, overflows, non_finite = scaler.get_scale(), overflows + 1, non_finite + 1
-                scaler.update()
-                say(f"step {step}: gradient overflow at fp16 loss scale {scale:g}; batch skipped, scale lowered to "
-                    f"{scaler.get_scale():g}")
-                if scaler.get_scale() < MIN_LOSS_SCALE:
-                    raise TrainingError(f"step {step}: the fp16 loss scale fell to {scaler.get_scale():.2g} after "
-                                        f"{overflows} gradient overflows in a row: the gradient is not finite at any "
-                                        f"scale; the run stops: {last_good()} (lower train.lr or train.grad_clip, or "
-                                        "train.amp=false)")
+            elif overflowed:
+                overflows, non_finite = overflows + 1, non_finite + 1
             elif not finite:
                 nan_run, non_finite = nan_run + 1, non_finite + 1
                 say(f"step {step}: non-finite {'loss' if grad_norm is None else 'gradient'} ({nan_run} in a row); "

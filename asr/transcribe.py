@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import math
 import threading
+import weakref
 from collections import deque
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Callable, Iterable, Iterator, Sequence
@@ -31,6 +33,7 @@ from asr.inputs import stream_audio
 from asr.model import resolve_device
 from asr.model_dir import LoadedModel, load_model_dir
 from asr.results import Result, Segment, Word, merge_results, words_from_hypothesis
+from asr.search_workers import SearchWorkerDied
 from asr.segmenter import AudioSegment, Segmenter, SegmenterOptions, array_blocks, frame_energy
 
 
@@ -79,6 +82,31 @@ def make_decoder(name: str, tokenizer, **options) -> Decoder:
     return BeamSearchDecoder(tokenizer, **options)
 
 
+# A user's model.train() between calls (fine-tuning in a notebook): each call runs in eval mode (no
+# dropout) and the model goes back to the user's mode once no call runs on it. Counted per model,
+# under one lock, as threads may share a model (and a package that rescores shares its first).
+_EVAL_CALLS: "weakref.WeakKeyDictionary[torch.nn.Module, list]" = weakref.WeakKeyDictionary()
+_EVAL_LOCK = threading.Lock()
+
+
+@contextmanager
+def eval_mode(model: torch.nn.Module):
+    with _EVAL_LOCK:
+        calls = _EVAL_CALLS.get(model)
+        if calls is None:
+            calls = _EVAL_CALLS[model] = [0, model.training]  # [calls running, the user's mode]
+            model.eval()
+        calls[0] += 1
+    try:
+        yield
+    finally:
+        with _EVAL_LOCK:
+            calls[0] -= 1
+            if calls[0] == 0:
+                del _EVAL_CALLS[model]
+                model.train(calls[1])
+
+
 class Transcriber:
     """A model ready to transcribe: weights, tokenizer, decoder and device together.
 
@@ -110,12 +138,8 @@ class Transcriber:
             batch[i, : w.numel()] = w
         weight = next(self.model.parameters(), None)  # where the weights are now, if the user moved them
         device = self.device if weight is None else weight.device
-        training = self.model.training  # a user's model.train() between calls: no dropout here, mode kept
-        self.model.eval()
-        try:
+        with eval_mode(self.model):
             log_probs, out_lengths = self.model(batch.to(device), lengths.to(device))
-        finally:
-            self.model.train(training)
         return log_probs.cpu(), out_lengths.cpu()
 
     def search_for(self, workers: int | None = None):
@@ -212,7 +236,7 @@ class Transcriber:
             if sample_rate is not None:
                 raise AudioError(audio, f"sample_rate={sample_rate!r} is for arrays; a file's rate is read from it")
             outcome = next(self.transcribe_files([str(audio)], search=search, batch_size=batch_size))[1]
-            if isinstance(outcome, AudioError):
+            if isinstance(outcome, Exception):
                 raise outcome
             return outcome
         wave = prepare_array(audio, sample_rate, self.sample_rate).numpy()
@@ -280,13 +304,14 @@ class Transcriber:
 
     def transcribe_files(self, paths: Sequence[str], progress: Callable[[float], None] | None = None,
                          stdin=None, note: Callable[[str], None] | None = None, *, search=None,
-                         batch_size: int | None = None) -> Iterator[tuple[str, Result | AudioError]]:
-        """(path, Result or AudioError) per path, in order, as soon as each is done. Segments of
-        consecutive files share model batches; at most ``batch_size`` segments (plus one file's
-        read-ahead block) are in memory. ``progress(seconds)`` is called per batch. ``note(line)``
-        gets what a user should know of a result (a file with no sound; the first n-best request
-        a file cut into segments cannot answer), each line naming its file. ``search`` and
-        ``batch_size``: this run's, if not the transcriber's (see ``nbests``)."""
+                         batch_size: int | None = None) -> Iterator[tuple[str, Result | AudioError | SearchWorkerDied]]:
+        """(path, Result or AudioError) per path, in order, as soon as each is done; SearchWorkerDied
+        for the files of a batch whose beam search killed its worker process twice (the rest go
+        on). Segments of consecutive files share model batches; at most ``batch_size`` segments
+        (plus one file's read-ahead block) are in memory. ``progress(seconds)`` is called per
+        batch. ``note(line)`` gets what a user should know of a result (a file with no sound; the
+        first n-best request a file cut into segments cannot answer), each line naming its file.
+        ``search`` and ``batch_size``: this run's, if not the transcriber's (see ``nbests``)."""
         run, batch_size = self._batch_runner(search), batch_size or self.batch_size
         states: deque[_FileState] = deque()
         queue: list[tuple[_FileState, AudioSegment]] = []
@@ -295,9 +320,15 @@ class Transcriber:
 
         def run_queue():
             if queue:
-                results = run([seg.samples for _, seg in queue])
+                try:
+                    results = run([seg.samples for _, seg in queue])
+                except SearchWorkerDied:  # tried twice already, in fresh processes: these files fail
+                    results = [None] * len(queue)
                 for (state, seg), result in zip(queue, results):
-                    state.pieces.append((seg.start, result))
+                    if result is None:
+                        state.error = state.error or SearchWorkerDied(state.path)
+                    else:
+                        state.pieces.append((seg.start, result))
                     state.pending -= 1
                 if progress:
                     progress(sum(seg.covers for _, seg in queue))
@@ -322,7 +353,7 @@ class Transcriber:
             states.append(state)
             try:
                 for seg in self.segmenter.segments(state.count(stream_audio(path, self.sample_rate, stdin=stdin))):
-                    if seg.silent:
+                    if seg.silent or state.error is not None:  # (failed: the rest of it is not searched)
                         if progress:
                             progress(seg.covers)
                         continue

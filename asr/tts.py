@@ -58,11 +58,11 @@ _ABBREVIATION = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|Jr|Sr|Capt|Lt|Esq|etc|vs)\b|\b(C
 # sentence is written as flite reads it, for every English voice; elsewhere (the pronoun I, "Plan C",
 # "Malcolm X") it is left as written. Numbered things take the cardinal, rulers the ordinal.
 _NUMBERED = {"chapter", "part", "volume", "book", "act", "scene", "war", "section", "article", "canto", "psalm",
-             "episode", "stage", "phase", "type", "class", "grade", "level", "mark", "series"}
+             "episode", "stage", "phase", "type", "class", "grade", "level", "series"}  # not "mark": "told Mark I would"
 _RULERS = {"king", "queen", "pope", "emperor", "empress", "tsar", "czar", "henry", "louis", "george", "edward",
            "william", "charles", "james", "richard", "elizabeth", "mary", "john", "philip", "frederick", "peter",
            "catherine", "nicholas", "alexander", "pius", "leo", "gregory", "benedict", "innocent", "clement", "paul",
-           "ferdinand", "francis", "alfonso", "victor", "ptolemy", "ramesses"}
+           "ferdinand", "francis", "alfonso", "victor", "ptolemy", "ramesses", "ivan"}
 # capitalized at a sentence's start, not names: "The MIX"
 _NOT_NAMES = {"the", "a", "an", "and", "or", "but", "of", "in", "on", "at", "to", "by", "for", "with", "from", "as",
               "if", "when", "then", "so", "this", "that", "these", "those", "it", "he", "she", "we", "they", "you",
@@ -70,7 +70,7 @@ _NOT_NAMES = {"the", "a", "an", "and", "or", "but", "of", "in", "on", "at", "to"
 # after a sentence's first word and I, these make I a numeral ("Part I of"); a verb makes it the pronoun
 _AFTER_NUMERAL_I = {"of", "and", "or", "is", "ends", "begins", "opens", "closes"}
 _ROMAN = re.compile(r"M{0,3}(CM|CD|D?C{0,3})(XC|XL|L?X{0,3})(IX|IV|V?I{0,3})")
-_WORD_AND_CAPITALS = re.compile(r"\b([A-Za-z]+)(\s+)([IVXLCDM]+)\b(?![\w'’])")
+_WORD_AND_CAPITALS = re.compile(r"\b([A-Za-z]+)(\s+)([IVXLCDM]+)\b(?=['’]s\b|[^\w'’]|$)")  # "Henry V's", not "I'm"
 _ROMAN_VALUES = {"M": 1000, "D": 500, "C": 100, "L": 50, "X": 10, "V": 5, "I": 1}
 _ONES = ("zero one two three four five six seven eight nine ten eleven twelve thirteen fourteen fifteen "
          "sixteen seventeen eighteen nineteen").split()
@@ -117,7 +117,9 @@ def _numeral_reading(text: str, m: re.Match) -> str | None:
         return number_words(value)
     if numeral == "I":  # "Henry I think": left as written (and refused: flite reads "the first")
         return None
-    if name in _RULERS or (len(numeral) > 1 and word.istitle() and name not in _NOT_NAMES):
+    # after any other name only a regnal number (I, V, X): "Washington DC", "Summer MIX" are acronyms
+    if name in _RULERS or (len(numeral) > 1 and set(numeral) <= set("IVX") and word.istitle()
+                           and name not in _NOT_NAMES):
         return "the " + number_words(value, ordinal=True)
     return None
 
@@ -132,8 +134,10 @@ def expand_roman_numerals(text: str) -> str:
 
 
 def _has_roman_numerals(text: str) -> bool:
-    """Numerals ``expand_roman_numerals`` would spell, or a ruler's name before I (flite: "the first")."""
-    return any(_numeral_reading(text, m) is not None or (m.group(3) == "I" and m.group(1).lower() in _RULERS)
+    """Numerals ``expand_roman_numerals`` would spell, or I after a ruler's name or a numbered word
+    however it is meant (flite reads "Henry I think" as "the first", "the book I read" as "one")."""
+    return any(_numeral_reading(text, m) is not None
+               or (m.group(3) == "I" and m.group(1).lower() in _RULERS | _NUMBERED)
                for m in _WORD_AND_CAPITALS.finditer(text))
 
 

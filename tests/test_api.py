@@ -223,6 +223,32 @@ def test_a_model_its_user_left_in_training_mode_transcribes_without_dropout_and_
     assert model.model.training
 
 
+def test_threads_sharing_a_model_in_training_mode_each_run_in_eval_mode_and_leave_it_in_training_mode():
+    import time
+
+    model = asr.load_model(decoder="greedy", device="cpu")
+    waves = [torch.from_numpy(tone(1.0))]
+    want = model.log_probs(waves)[0]
+    model.model.train()
+    started = threading.Barrier(2)
+    # the forwards overlap: one call ends (and would restore the mode) while the other still runs
+    model.model.register_forward_pre_hook(lambda module, args: time.sleep(0.05))
+    outputs = []
+
+    def call(delay):
+        started.wait()
+        time.sleep(delay)
+        outputs.append(model.log_probs(waves)[0])
+
+    threads = [threading.Thread(target=call, args=(d,)) for d in (0.0, 0.02)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert all(torch.equal(out, want) for out in outputs) and len(outputs) == 2
+    assert model.model.training
+
+
 def test_a_model_its_user_moved_to_another_device_runs_there():
     model = asr.load_model(decoder="greedy", device="cpu")
     model.model.to("meta")  # a device with no data: the batch must follow the weights there

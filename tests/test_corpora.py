@@ -352,3 +352,11 @@ def test_brackets_inside_a_word_or_around_several_words_are_kept_as_text(good_di
     (good_dir / "text").write_text("u1 HELLO [THE WORLD]\nu2 a<b c[d]\n")
     report = import_kaldi_dir(good_dir)
     assert sorted(u.text for u in report.utterances) == ["HELLO [THE WORLD]", "a<b c[d]"] and report.notes == []
+
+
+def test_a_prepare_without_a_valid_set_removes_the_valid_manifest_an_earlier_one_held_out_of_train(tmp_path):
+    src = make_release(tmp_path / "src")
+    prepare_speechocean762(src, tmp_path / "out", valid_speakers=1)
+    reports = prepare_speechocean762(src, tmp_path / "out")  # its speakers are now in train
+    assert not (tmp_path / "out" / "valid.jsonl").exists()
+    assert any("valid.jsonl" in note for note in reports["train"].notes)

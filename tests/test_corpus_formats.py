@@ -591,3 +591,46 @@ def test_own_folder_with_a_txt_and_a_TXT_beside_one_audio_uses_the_txt_and_names
                                              "(utt00.txt is used)"}
     assert len(report.utterances) == 4
     assert "another" not in (tmp_path / "data" / "train.jsonl").read_text()
+
+
+def test_own_data_prepared_again_without_a_test_source_removes_the_earlier_test_manifest(tmp_path):
+    table = make_own_table(tmp_path / "mine", n=6)
+    other = make_own_table(tmp_path / "other", n=4)
+    prepare_own_data(table, tmp_path / "data", valid_speakers=1, test=other)
+    prepare_own_data(table, tmp_path / "data", valid_speakers=1)
+    assert not (tmp_path / "data" / "test.jsonl").exists()
+    assert (tmp_path / "data" / "valid.jsonl").exists()
+
+
+def test_a_deepspeech_csv_header_is_read_as_a_header_not_the_file_size_as_the_transcript(tmp_path):
+    table = make_own_table(tmp_path / "mine", n=3, header=False)
+    rows = [line.split(",") for line in table.read_text().splitlines()]
+    table.write_text("wav_filename,wav_filesize,transcript\n"
+                     + "".join(f"{path},12345,{text}\n" for path, text, _ in rows))
+    report = prepare_own_data(table, tmp_path / "data")["train"]
+    assert [u.text for u in report.utterances] == [text for _, text, _ in rows]
+    assert report.skipped == []
+
+
+def test_a_table_header_naming_a_text_column_but_no_audio_column_is_refused_naming_the_accepted_names(tmp_path):
+    table = make_own_table(tmp_path / "mine", n=3)
+    table.write_text(table.read_text().replace("path,text,speaker", "clip,text,speaker", 1))
+    with pytest.raises(CorpusError, match=r"metadata\.csv: .*no audio path column.*audio_filepath"):
+        prepare_own_data(table, tmp_path / "data")
+
+
+def test_librispeech_never_writes_an_eval_manifest_of_a_subset_it_trains_on(libri, tmp_path):
+    src, made = libri
+    reports = prepare_librispeech(src, tmp_path / "data", train=["train-clean-100", "dev-clean"])
+    assert set(reports) == {"train", "test-other"}
+    assert not (tmp_path / "data" / "dev-clean.jsonl").exists()
+    with pytest.raises(CorpusError, match="dev-clean.*both"):
+        prepare_librispeech(src, tmp_path / "data2", train=["train-clean-100", "dev-clean"], eval_sets=["dev-clean"])
+
+
+def test_a_headerless_table_whose_first_transcript_is_a_column_name_imports_it_as_a_transcript(tmp_path):
+    table = make_own_table(tmp_path / "mine", n=3, header=False)
+    rows = table.read_text().splitlines()
+    table.write_text("\n".join([rows[0].split(",")[0] + ",text"] + rows[1:]) + "\n")
+    report = prepare_own_data(table, tmp_path / "data")["train"]
+    assert report.utterances[0].text == "text" and len(report.utterances) == 3

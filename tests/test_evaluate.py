@@ -132,7 +132,7 @@ def test_evaluate_names_a_few_unreadable_files_and_totals_them_rather_than_listi
     err = capsys.readouterr().err.splitlines()
     assert [line for line in err if line.startswith("asr: skipped ")] == [
         f"asr: skipped {tmp_path / f'gone{i}.wav'}: file not found" for i in range(SHOWN)]
-    assert f"asr: {SHOWN + 5} of {SHOWN + 6} utterances skipped (unreadable audio): not scored (5 more not listed)" in err
+    assert f"asr: {SHOWN + 5} of {SHOWN + 6} utterances skipped (unreadable audio, or a failed search): not scored (5 more not listed)" in err
 
 
 def test_an_id_less_row_s_id_is_its_audio_path_made_absolute_with_links_not_followed(tmp_path, monkeypatch):
@@ -145,3 +145,52 @@ def test_an_id_less_row_s_id_is_its_audio_path_made_absolute_with_links_not_foll
     ids = [utterance_id(Utterance(name, 1.0, "hello")) for name in ("a.wav", "b.wav")]
     assert ids == [str(tmp_path / "a.wav"), str(tmp_path / "b.wav")]
     assert utterance_id(Utterance("a.wav", 1.0, "hello", id="given")) == "given"
+
+
+SEARCH_DIED = ("a beam search worker process died twice on its batch (out of memory?); run again with fewer "
+               "--decode-workers, or 1")
+
+
+def _frames(model_dir, seconds: float) -> int:
+    from asr.model_dir import load_model_dir
+
+    return int(seconds / load_model_dir(model_dir, device="cpu").model.frame_shift)
+
+
+def test_utterances_whose_batch_kills_the_beam_search_process_twice_are_not_scored_and_named_exit_1(
+        tiny_model_dir, tmp_path, monkeypatch, capsys):
+    import json
+
+    from asr.cli import main
+    from tests.conftest import write_sine
+    from tests.test_search_workers import searches_that_kill_their_worker
+
+    rows = [{"id": n, "audio_filepath": str(write_sine(tmp_path / f"{n}.wav", seconds=s)), "duration": s,
+             "text": "hello"} for n, s in zip("abcd", (1.0, 1.0, 3.0, 3.0))]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    in_parent = searches_that_kill_their_worker(monkeypatch, longer_than=_frames(tiny_model_dir, 2.0))
+    assert main(["evaluate", str(tmp_path / "m.jsonl"), "--model", str(tiny_model_dir), "--decoder", "beam",
+                 "--beam-size", "4", "--decode-workers", "2", "--batch-seconds", "6", "--json"]) == 1  # [a b] [c d]
+    out, err = capsys.readouterr()
+    summary = json.loads(out.splitlines()[-1])
+    assert (summary["utterances"], summary["skipped"], summary["audio_seconds"]) == (2, 2, 2.0)
+    assert [line for line in err.splitlines() if line.startswith("asr: skipped ")] == [
+        f"asr: skipped {r['audio_filepath']}: {SEARCH_DIED}" for r in rows[2:]]
+    assert in_parent == []
+
+
+def test_a_long_utterance_whose_segments_kill_the_beam_search_process_twice_is_not_scored(tiny_model_dir, tmp_path,
+                                                                                           monkeypatch):
+    from asr.model_dir import load_model_dir
+    from asr.segmenter import SegmenterOptions
+    from asr.transcribe import Transcriber
+    from tests.conftest import write_sine
+    from tests.test_search_workers import searches_that_kill_their_worker
+
+    t = Transcriber(load_model_dir(tiny_model_dir), "beam", device="cpu", workers=2, beam_size=4,
+                    segmenter=SegmenterOptions(max_seconds=2.0, min_seconds=1.0))  # 3 s: two segments, one batch
+    short, long = (str(write_sine(tmp_path / f"{n}.wav", seconds=s)) for n, s in (("short", 1.0), ("long", 3.0)))
+    searches_that_kill_their_worker(monkeypatch, longer_than=_frames(tiny_model_dir, 1.5))
+    result = evaluate(t, [Utterance(short, 1.0, "hello"), Utterance(long, 3.0, "hello")])
+    assert [u.audio_filepath for u in result.utterances] == [short] and result.skipped == [(long, SEARCH_DIED)]
+    assert result.audio_seconds == pytest.approx(1.0)

@@ -4,6 +4,7 @@ import dataclasses
 
 import pytest
 import torch
+import torch.nn as nn
 
 from asr.config import Config, FeatureConfig, ModelConfig
 from asr.data import Batch
@@ -128,6 +129,19 @@ def test_a_model_its_user_casts_to_half_precision_runs_and_gives_the_float32_out
     half, half_lengths = model.to(dtype)(x, n)
     assert half.dtype == torch.float32 and torch.equal(lengths, half_lengths)
     torch.testing.assert_close(half, full, atol=0.1, rtol=0)
+
+
+@pytest.mark.filterwarnings("ignore:torch.ao.quantization is deprecated:DeprecationWarning")
+def test_a_model_quantized_to_int8_for_cpu_inference_runs_and_gives_outputs_near_float32():
+    # torch's dynamic quantization, the usual way to speed up an LSTM on CPU: its Linear layers
+    # have no weight tensor to read a dtype from
+    model = AcousticModel(FeatureConfig(), small("lstm"), vocab_size=6).eval()
+    x, n = waves(0.7, 0.4)
+    full, lengths = model(x, n)
+    quantized = torch.ao.quantization.quantize_dynamic(model, {nn.LSTM, nn.Linear}, dtype=torch.qint8)
+    out, out_lengths = quantized(x, n)
+    assert out.dtype == torch.float32 and torch.equal(lengths, out_lengths)
+    torch.testing.assert_close(out, full, atol=0.2, rtol=0)
 
 
 def test_a_model_built_under_a_float64_default_dtype_runs_in_float64():

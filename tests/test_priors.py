@@ -60,6 +60,23 @@ def test_asr_priors_writes_them_into_the_model_directory(model, tiny_corpus, cap
         load_log_priors(model, 3)
 
 
+def test_priors_estimated_for_another_tokenizer_of_the_same_size_are_refused_by_token(model, tiny_corpus):
+    # a model retrained with other subword units of the same count: the sizes agree, the tokens do not
+    assert main(["priors", str(model), str(tiny_corpus / "train.jsonl"), "--every", "4"]) == 0
+    stored = json.loads((model / PRIORS_FILE).read_text())
+    tokens = list(load_model(model, decoder="greedy").tokenizer.tokens)
+    assert stored["tokens"] == tokens
+    assert load_log_priors(model, len(tokens), tokens) is not None
+    other = tokens[:2] + tokens[2:][::-1]
+    with pytest.raises(LMError, match=f"{PRIORS_FILE}: estimated for another model's tokens \\(token 2 is "
+                                      f"{other[2]!r} here, {tokens[2]!r} there\\): run `asr priors {model} "
+                                      "TRAIN_MANIFEST` again"):
+        load_log_priors(model, len(tokens), other)
+    del stored["tokens"]  # a file from before tokens were kept: its size is all there is to check
+    (model / PRIORS_FILE).write_text(json.dumps(stored))
+    assert load_log_priors(model, len(tokens), other) is not None
+
+
 def test_dividing_out_the_prior_lets_a_rare_token_beat_a_frequent_one_it_trails_slightly():
     frames = spelled_frames("the cat sat on the mat")
     frames[frames.index("m") + 2] = {"q": 0.45, "a": 0.55}

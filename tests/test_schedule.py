@@ -161,7 +161,7 @@ def resumed(then, now, at_step, epochs=4, saved=None, max_duration=None, **kept)
     (batch_counts=None: a state from before they were kept)."""
     import torch
 
-    from asr.train_setup import epoch_starts, resume_point
+    from asr.train_resume import epoch_starts, resume_point
 
     def scheduler(schedule):
         optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
@@ -204,7 +204,7 @@ def sortagrad(world_size=1, rank=0):
 
 @pytest.mark.parametrize("world_size", [1, 3])
 def test_a_sortagrad_run_whose_epochs_make_different_numbers_of_steps_reaches_the_floor_on_its_last_step(world_size):
-    from asr.train_setup import epoch_starts
+    from asr.train_resume import epoch_starts
 
     samplers = [sortagrad(world_size, rank) for rank in range(world_size)]
     counts = samplers[0].batch_counts(5)
@@ -222,7 +222,7 @@ def test_a_sortagrad_run_whose_epochs_make_different_numbers_of_steps_reaches_th
 
 
 def test_a_sortagrad_run_resumed_in_another_number_of_processes_goes_on_at_the_step_of_its_position():
-    from asr.train_setup import epoch_starts
+    from asr.train_resume import epoch_starts
 
     then, now = sortagrad(world_size=3), sortagrad(world_size=1)
     starts_then, starts_now = epoch_starts(then, then.batch_counts(4)), epoch_starts(now, now.batch_counts(4))
@@ -342,7 +342,7 @@ def test_a_resumed_run_goes_on_at_the_step_of_its_position_wherever_it_was_saved
 def test_a_higher_max_duration_resumes_from_the_same_fraction_of_the_utterances_the_saved_run_had():
     # 6 utterances of 1 s trained (train.max_duration 1.5), 6 of 2 s join (3): 6 batches of one an epoch become 12
     from asr.batching import BucketBatchSampler
-    from asr.train_setup import durations_id
+    from asr.train_resume import durations_id
 
     today = [1.0] * 6 + [2.0] * 6
     then, now = BucketBatchSampler(today[:6], 1.0, 8), BucketBatchSampler(today, 1.0, 8)
@@ -363,7 +363,7 @@ def test_a_lower_max_duration_resumes_from_the_same_fraction_of_the_epoch_the_sa
     # ``older``: a state from before its epochs' batches were kept, but its first epoch's steps and the batches of
     # the epoch it was saved in
     from asr.batching import BucketBatchSampler
-    from asr.train_setup import durations_id
+    from asr.train_resume import durations_id
 
     today = [1.0] * 6
     then, now = BucketBatchSampler(today + [2.0] * 6, 1.0, 8), BucketBatchSampler(today, 1.0, 8)
@@ -380,7 +380,7 @@ def test_a_lower_max_duration_resumes_from_the_same_fraction_of_the_epoch_the_sa
 
 @pytest.mark.parametrize("limits", [(1.5, 3.0), (3.0, 1.5)])
 def test_another_max_duration_that_leaves_the_same_utterances_resumes_exactly_and_says_nothing(limits):
-    from asr.train_setup import durations_id
+    from asr.train_resume import durations_id
 
     before, after, step, skip, said = resumed(batched(6), batched(6), at_step=9, saved=batched(6), max_duration=limits,
                                               durations_id=durations_id([1.0] * 6))

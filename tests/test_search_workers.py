@@ -55,3 +55,85 @@ os.kill(os.getpid(), signal.SIGKILL)
         for pid in workers:  # left by a failing run: not to outlive the test
             if alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+def searches_that_kill_their_worker(monkeypatch, longer_than: int, once: Path | None = None) -> list[int]:
+    """From now on a beam search of more than ``longer_than`` frames kills its process, as the
+    out-of-memory killer would (SIGKILL); with ``once`` (a file it leaves), only the first such
+    search does. Returns the lengths of such searches run in this process, which must stay empty:
+    one here would have killed the whole run."""
+    from asr.beam_search import BeamSearchDecoder
+
+    parent, in_parent, search = os.getpid(), [], BeamSearchDecoder._search_one
+
+    def dying(self, emissions):
+        if emissions.shape[0] > longer_than:
+            if os.getpid() == parent:
+                in_parent.append(emissions.shape[0])
+            elif once is None or _first_time(once):
+                os.kill(os.getpid(), signal.SIGKILL)
+        return search(self, emissions)
+
+    monkeypatch.setattr(BeamSearchDecoder, "_search_one", dying)  # the workers fork with it
+    return in_parent
+
+
+def _first_time(marker: Path) -> bool:
+    try:
+        os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
+        return True
+    except FileExistsError:
+        return False
+
+
+def spelled_batch(tokenizer, texts):
+    import torch
+
+    from conftest import ctc_log_probs, spelled_frames
+
+    rows = [ctc_log_probs(tokenizer, spelled_frames(t))[0][0] for t in texts]
+    return torch.nn.utils.rnn.pad_sequence(rows, batch_first=True), torch.tensor([len(r) for r in rows])
+
+
+@pytest.fixture
+def decoder():
+    from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
+    from asr.text import CharTokenizer
+
+    decoder = BeamSearchDecoder(CharTokenizer.build(["the cat sat on a mat"]), options=BeamSearchOptions(beam_size=8),
+                                workers=2)
+    yield decoder
+    decoder.close()
+
+
+def test_a_batch_whose_search_worker_is_killed_once_is_searched_again_in_fresh_processes(decoder, monkeypatch,
+                                                                                       tmp_path):
+    texts = ["the cat sat on a mat", "a cat", "the mat", "a cat sat"]
+    in_parent = searches_that_kill_their_worker(monkeypatch, longer_than=20, once=tmp_path / "killed")
+    assert [h.text for h in decoder.decode(*spelled_batch(decoder.tokenizer, texts))] == texts
+    assert (tmp_path / "killed").exists() and in_parent == []  # a worker died; the parent searched nothing
+
+
+def test_a_batch_that_kills_its_search_worker_twice_is_one_clear_error_and_the_next_batch_searches_anew(
+        decoder, monkeypatch):
+    from asr.lm import LMError
+    from asr.search_workers import SearchWorkerDied
+
+    in_parent = searches_that_kill_their_worker(monkeypatch, longer_than=20)
+    with pytest.raises(SearchWorkerDied, match=r"^a beam search worker process died twice on one batch \(out of "
+                                               r"memory\?\); run again with fewer --decode-workers, or 1$"):
+        decoder.decode(*spelled_batch(decoder.tokenizer, ["the cat sat on a mat", "a cat"]))
+    assert issubclass(SearchWorkerDied, LMError)  # as the CLI reports asr's errors: one line
+    assert [h.text for h in decoder.decode(*spelled_batch(decoder.tokenizer, ["a cat", "the mat"]))] == ["a cat",
+                                                                                                         "the mat"]
+    assert in_parent == []
+
+
+def test_a_search_worker_killed_between_batches_costs_the_next_batch_nothing(decoder):
+    batch = spelled_batch(decoder.tokenizer, ["a cat", "the mat"])
+    decoder.decode(*batch)
+    before = set(decoder._pool._processes)
+    os.kill(next(iter(before)), signal.SIGKILL)  # idle, as the out-of-memory killer may pick it
+    time.sleep(1)  # (the pool notices)
+    assert [h.text for h in decoder.decode(*batch)] == ["a cat", "the mat"]
+    assert not before & set(decoder._pool._processes)  # searched in fresh ones

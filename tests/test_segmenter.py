@@ -171,6 +171,12 @@ def test_a_dc_offset_does_not_hide_pauses_or_quiet_edges():
     assert seg.start == pytest.approx(2.5, abs=0.03)
 
 
+def test_a_segment_length_under_one_sample_still_ends_in_segments_of_one_sample():
+    # 1e-5 s at 16 kHz is 0 samples: the cut loop never advanced
+    (first, *rest) = segments_of(np.ones(3, dtype=np.float32) * 0.1, max_seconds=1e-5, silence_rms=0.0)
+    assert first.samples.numel() >= 1 and len(rest) <= 2
+
+
 @pytest.mark.parametrize("option, value", [("max_seconds", 0), ("max_seconds", -1.0), ("max_seconds", math.nan),
                                            ("frame_seconds", 0), ("min_seconds", -1.0), ("pause_seconds", math.inf),
                                            ("silence_rms", math.nan), ("quiet_db", "40")])

@@ -587,3 +587,59 @@ def test_transcribe_reads_a_process_substitution_once_front_to_back(tiny_model_d
                           env={"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"})
     assert proc.returncode == 0, proc.stderr
     assert re.fullmatch(r"/dev/fd/\d+\t.*\n", proc.stdout)
+
+
+def _beam_transcribe(files, model_dir, *extra):
+    """asr transcribe searching in 2 worker processes, 2 segments a batch (so a batch is 2 files here)."""
+    return main(["transcribe", *files, "--model", str(model_dir), "--decoder", "beam", "--beam-size", "4",
+                 "--decode-workers", "2", "--batch-size", "2", "--format", "json", *extra])
+
+
+def _frames(model_dir, seconds: float) -> int:
+    return int(seconds / load_model_dir(model_dir, device="cpu").model.frame_shift)
+
+
+SEARCH_DIED = ("a beam search worker process died twice on its batch (out of memory?); run again with fewer "
+               "--decode-workers, or 1")
+
+
+def test_files_whose_batch_kills_the_beam_search_process_twice_are_named_and_every_other_file_is_written(
+        tiny_model_dir, tmp_path, monkeypatch, capsys):
+    from tests.test_search_workers import searches_that_kill_their_worker
+
+    files = [str(write_sine(tmp_path / f"{n}.wav", seconds=s)) for n, s in zip("abcde", (1, 1, 3, 1, 1))]
+    in_parent = searches_that_kill_their_worker(monkeypatch, longer_than=_frames(tiny_model_dir, 2.0))  # c's
+    assert _beam_transcribe(files, tiny_model_dir) == 1
+    out, err = capsys.readouterr()
+    assert [json.loads(line)["path"] for line in out.splitlines()] == files[:2] + files[4:]
+    assert err.splitlines() == [f"asr: {f}: {SEARCH_DIED}" for f in files[2:4]] + ["asr: 2 of 5 file(s) failed"]
+    assert in_parent == []  # never searched again in the run's own process: it would have died
+
+
+def test_a_beam_search_process_killed_once_costs_nothing_every_file_is_transcribed_as_without(
+        tiny_model_dir, tmp_path, monkeypatch, capsys):
+    from tests.test_search_workers import searches_that_kill_their_worker
+
+    files = [str(write_sine(tmp_path / f"{n}.wav", seconds=s)) for n, s in zip("abcd", (1, 1, 3, 1))]
+    assert _beam_transcribe(files, tiny_model_dir) == 0
+    expected = capsys.readouterr().out
+    in_parent = searches_that_kill_their_worker(monkeypatch, longer_than=_frames(tiny_model_dir, 2.0),
+                                                once=tmp_path / "killed")
+    assert _beam_transcribe(files, tiny_model_dir) == 0
+    out, err = capsys.readouterr()
+    assert (tmp_path / "killed").exists() and out == expected and err == "" and in_parent == []
+
+
+def test_the_python_api_raises_one_clear_error_when_a_call_s_batch_kills_the_beam_search_process_twice(
+        tiny_model_dir, tmp_path, monkeypatch):
+    from asr.search_workers import SearchWorkerDied
+    from tests.test_search_workers import searches_that_kill_their_worker
+
+    t = Transcriber(load_model_dir(tiny_model_dir), "beam", device="cpu", workers=2, beam_size=4,
+                    segmenter=SegmenterOptions(max_seconds=2.0, min_seconds=1.0))  # 3 s: two segments, one batch
+    path = write_sine(tmp_path / "a.wav", seconds=3.0)
+    searches_that_kill_their_worker(monkeypatch, longer_than=_frames(tiny_model_dir, 1.5))
+    with pytest.raises(SearchWorkerDied, match=f"^{re.escape(f'{path}: {SEARCH_DIED}')}$"):
+        t.transcribe(str(path))
+    with pytest.raises(SearchWorkerDied, match=r"^a beam search worker process died twice on one batch"):
+        t.transcribe(sf.read(str(path), dtype="float32")[0], RATE)

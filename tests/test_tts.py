@@ -453,6 +453,7 @@ def test_the_word_no_before_a_full_stop_is_speakable_not_taken_for_an_abbreviati
     ("Chapter XLII is long.", "Chapter forty two is long."),
     ("Pope Pius IX spoke.", "Pope Pius the ninth spoke."),
     ("Patients with Type II diabetes.", "Patients with Type two diabetes."),
+    ("Henry V's army won.", "Henry the fifth's army won."),
 ])
 def test_roman_numerals_after_a_title_word_or_a_ruler_s_name_are_written_as_the_words_read_aloud(written, read):
     assert tts.expand_roman_numerals(written) == read
@@ -463,9 +464,18 @@ def test_roman_numerals_after_a_title_word_or_a_ruler_s_name_are_written_as_the_
     "Henry I think is right.",  # a ruler's name, then the pronoun
     "Plan C worked well.", "Vitamin D is good for you.", "Malcolm X spoke here.",  # letters, not numerals
     "The MIX was loud.", "I, Claudius is a novel.",
+    "Washington DC is big.", "Summer MIX tonight.", "Size XL fits.",  # acronyms after a name: not regnal numbers
+    "I told Mark I would come.",
 ])
 def test_the_pronoun_i_and_capital_letters_that_are_not_numerals_are_left_as_written(sentence):
     assert tts.expand_roman_numerals(sentence) == sentence
+
+
+@pytest.mark.parametrize("sentence", ["The book I read was long.", "That was the best part I think.",
+                                      "In this chapter I explain it.", "Ivan I think was right."])
+def test_the_pronoun_i_after_a_numbered_word_or_a_ruler_is_refused_as_flite_reads_it_as_a_number(sentence):
+    # flite: "the book one red was long", "ivan the first think"
+    assert tts.unspeakable_reason(sentence, 3, 14) == "roman numerals (read as numbers)"
 
 
 def test_sentences_with_roman_numerals_are_synthesized_and_transcribed_as_the_numbers_flite_reads():
