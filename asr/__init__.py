@@ -24,7 +24,8 @@ def load_model(path=None, decoder="auto", device="auto", **decoder_options):
 
     decoder = "auto" if decoder is None else decoder  # None: the default, as a call's decoder=None is
     running = {k: decoder_options.pop(k) for k in RUN_OPTIONS if k in decoder_options}
-    settings = packaged_rescoring(path, decoder, bool(decoder_options))  # how it runs is not how it searches
+    # how it runs is not how it searches; an option given as None is not given (lm=None: the package's)
+    settings = packaged_rescoring(path, decoder, any(v is not None for v in decoder_options.values()))
     if settings:
         return load_rescoring(settings, lambda model: _load(model, device=device, **running))
     return _load(path, decoder=decoder, device=device, **running, **decoder_options)

@@ -24,6 +24,7 @@ import multiprocessing as mp
 import numbers
 import os
 import signal
+import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
@@ -125,6 +126,9 @@ class BeamSearchDecoder(Decoder):
         self.notes = self.space.notes
         self._pool: ProcessPoolExecutor | None = None
         self._pool_size = 0
+        # one batch at a time in the pool: threads sharing this decoder would otherwise close the
+        # fresh pool one of them forked to retry a batch, as they each saw the old one break
+        self._pool_lock = threading.Lock()
         self._search = self._build()
 
     def with_options(self, workers: int | None = None, **changes) -> "BeamSearchDecoder":
@@ -242,8 +246,9 @@ class BeamSearchDecoder(Decoder):
 
     def decode_nbest(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
         items = [log_probs[b, : int(lengths[b])].detach().float().cpu().numpy() for b in range(log_probs.shape[0])]
-        if self.workers > 1 and len(items) > 1 and "fork" in mp.get_all_start_methods():
-            raw = self._search_in_workers(items)
+        if self.workers > 1 and "fork" in mp.get_all_start_methods():  # one utterance too: never searched here
+            with self._pool_lock:
+                raw = self._search_in_workers(items)
         else:
             raw = [self._search_one(e) for e in items]
         return [[self._hypothesis(*r) for r in results] for results in raw]

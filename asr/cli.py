@@ -239,7 +239,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a model directory, or a file from asr tune-rescoring: DST then becomes one "
                    "package that rescores (the first system, the others in DST/systemN, rescoring.yaml)")
     p.add_argument("dst", type=user_path)
-    p.add_argument("--half", action="store_true", help="store weights as float16 (half the size)")
+    p.add_argument("--half", action="store_true", help="store weights as float16 (half the size; a float16 model "
+                   "stays float16 without it)")
     p.add_argument("--lm", type=user_path,
                    help="package this LM with the model (quantized KenLM binary if build_binary is "
                    "installed): plain `asr transcribe` then searches with it, using decoding.yaml's tuned weights")

@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import Iterable
 
 from asr.audio import AudioError, AudioInfo, audio_info
-from asr.data import Utterance, write_manifest
+from asr.data import Utterance, read_manifest, write_manifest
 from asr.text import normalize_text
-from asr.user_warnings import gathered_warnings, report_cut
+from asr.user_warnings import gathered_warnings, report_cut, warn
 
 
 class CorpusError(ValueError):
@@ -102,25 +102,38 @@ def check_split(name: str, report: ImportReport) -> None:
 def write_splits(out: str | Path, reports: dict[str, ImportReport], optional: Iterable[str] = ()) -> None:
     """``OUT/NAME.jsonl`` for every split, all checked before any is written, ``train.jsonl`` last;
     none when every one would be written as it is. An ``optional`` split (``valid``, ``test``) this
-    run does not make is removed: an earlier run's would be scored, though its data may now be in train.
+    run does not make is removed, saying so at once, when it holds audio this run's splits hold (an
+    earlier run's held-out speakers, now in train, would be scored as unseen); one of other audio
+    (made by hand, or by ``asr prepare kaldi``) is no prepare's to remove.
 
     The recipes take ``train.jsonl`` for a finished prepare: a failed or killed one must leave
     none, so an earlier one goes before the other splits are rewritten (each appears whole)."""
     for name, report in reports.items():
         check_split(name, report)
     out = Path(out)
+    ours = None
     for name in sorted(set(optional) - reports.keys()):
         stale = out / f"{name}.jsonl"
         if stale.is_file():
-            stale.unlink()
-            (reports.get("train") or next(iter(reports.values()))).notes.append(
-                f"removed {stale} of an earlier prepare: this one makes no {name} split, and its data may be in train")
+            ours = ours or {os.path.realpath(u.audio_filepath) for r in reports.values() for u in r.utterances}
+            if _holds_any(stale, ours):
+                stale.unlink()
+                warn(stale, f"removed: an earlier prepare's {name} split, whose audio this one puts in "
+                            f"{' and '.join(sorted(reports))}")
     if all(_unchanged(out / f"{name}.jsonl", report.utterances) for name, report in reports.items()):
         return  # the same manifests again keep their times: a recipe's later stages need not run again
     if "train" in reports:
         (out / "train.jsonl").unlink(missing_ok=True)
     for name in sorted(reports, key=lambda name: name == "train"):  # a stable sort: train moves last
         write_manifest(out / f"{name}.jsonl", reports[name].utterances)
+
+
+def _holds_any(manifest: Path, audio: set[str]) -> bool:
+    """Whether ``manifest`` names any of ``audio`` (real paths); an unreadable one: no."""
+    try:
+        return any(os.path.realpath(u.audio_filepath) in audio for u in read_manifest(manifest))
+    except (OSError, ValueError):  # ManifestError is a ValueError
+        return False
 
 
 def _unchanged(path: Path, utterances: list[Utterance]) -> bool:

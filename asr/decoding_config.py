@@ -147,6 +147,9 @@ def packaged_lm(model_dir: str | Path | None) -> tuple[Path, Path | str | None] 
     if lexicon and str(lexicon).lower() != "none":
         lexicon = base / str(lexicon)
     for name, path in ((stored["lm"], lm), (stored.get("lexicon"), lexicon)):
+        if isinstance(path, Path) and path.is_symlink() and not path.exists():  # `ls MODEL` lists it: say why
+            raise LMError(f"{base / DECODING_FILE} names {name}, a link to "
+                          f"{os.path.join(path.parent, os.readlink(path))}, which does not exist")
         if isinstance(path, Path) and not path.is_file():  # where it was looked for: ../lm.bin is not in MODEL
             raise LMError(f"{base / DECODING_FILE} names {name}, which is missing from "
                           f"{os.path.normpath(path.parent)}")

@@ -210,10 +210,10 @@ def _evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_secon
             try:
                 results = transcriber.transcribe_waveforms(waves)
                 audio_seconds += seconds
+                decode_seconds += time.perf_counter() - start  # (a failed batch's time and audio: neither)
             except SearchWorkerDied as e:  # tried twice, in fresh processes: not scored, as unreadable files
                 skipped += [(utterances[i].audio_filepath, e.problem) for i in kept]
                 results = []
-            decode_seconds += time.perf_counter() - start
             for i, res in zip(kept, results):
                 hyps[i] = normalize_text(res.text)  # as the reference: a user's lexicon may spell "Don’t"
         if progress is not None:

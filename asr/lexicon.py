@@ -5,7 +5,9 @@ segments it: ``cat c a t |`` for a character model, ``cat c at |`` for a subword
 pieces ``asr lm build --unit token`` would write; the lexicon ``asr export --lm`` packages is
 one), ``cat K AE T |`` for a phone model (a pronunciation). Every spelling ends with the word
 separator ``|``: the model emits it between words, and a lexicon without it makes the search
-glue words together (the word error rate explodes), so one is added where it is missing.
+glue words together (the word error rate explodes), so one is added where it is missing. A phone
+model's file may be the pronunciation file it was trained with (``train.phone_lexicon``): its
+stress digits, ``WORD(2)`` variants and ``#`` comments are read as asr/phones.py reads them.
 
 Words are normalized as ``asr lm build`` normalizes an LM's words (lower case, no punctuation),
 unless the LM holds the word as written. A subword model hardly ever emits another
@@ -20,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
+from asr.phones import entry_fields, model_phones
 from asr.text import WORD_SEP, normalize_text
 from asr.tokenizers import Tokenizer
 
@@ -233,6 +236,9 @@ def read_lexicon_lines(path: str | Path, tokenizer: Tokenizer) -> LexiconLines:
     for lineno, line in enumerate(_lines(path), 1):
         if line.strip():
             written, *spelling = line.split()
+            if tokenizer.kind == "phone":  # a pronunciation file, read as training reads one (asr/phones.py)
+                written, *spelling = entry_fields([written, *spelling])
+                spelling = model_phones(spelling, tokenizer.tokens)
             if not spelling:
                 raise LexiconError(f"{path}:{lineno}: no spelling after the word {written!r}")
             if spelling[-1] != WORD_SEP:

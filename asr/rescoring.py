@@ -33,6 +33,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from asr.arpa import LMError
 from asr.data import Utterance
 from asr.decoding import Hypothesis
 from asr.decoding_config import load_log_priors
@@ -162,13 +163,22 @@ class RescoringTranscriber(Transcriber):
         # each system's own search, asked for the n best (a greedy decoder has one)
         self.searches = [t.decoder.with_options(nbest=options.nbest) if hasattr(t.decoder, "with_options")
                          else t.decoder for t in self.systems]
-        # each system's log p(k), the blank's 0 (left alone): what its log-probs lose, times the scale
-        self.prior_offsets = [
-            None if (logs := load_log_priors(t.loaded.path, len(t.tokenizer), t.tokenizer.tokens)) is None
-            else torch.tensor(logs).index_fill_(0, torch.tensor([t.tokenizer.blank_id]), 0.0) for t in self.systems]
+        # each system's log p(k), the blank's 0 (left alone): what its log-probs lose, times the scale;
+        # a file of another model's priors blocks nothing at scale 0, as in beam search (log_priors_for)
+        self.prior_offsets, self._prior_errors = [], []
+        for t in self.systems:
+            try:
+                logs = load_log_priors(t.loaded.path, len(t.tokenizer), t.tokenizer.tokens)
+            except LMError as e:
+                logs = None
+                self._prior_errors.append(str(e))
+            self.prior_offsets.append(None if logs is None else torch.tensor(logs).index_fill_(
+                0, torch.tensor([t.tokenizer.blank_id]), 0.0))
         self._check_priors(options.prior_scale)
 
     def _check_priors(self, prior_scale: float) -> None:
+        if prior_scale and self._prior_errors:
+            raise RescoringError(self._prior_errors[0])
         missing = [str(t.loaded.path) for t, p in zip(self.systems, self.prior_offsets) if p is None]
         if prior_scale and missing:
             raise RescoringError(f"prior_scale {prior_scale:g} needs every system's token priors; "
@@ -265,6 +275,9 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
     choice, and the choices' texts are joined and scored against the whole reference
     (``PieceTable``), as evaluate joins and scores them."""
     start = time.perf_counter()
+    # A repeated value would only score the same points again (and count them as settings).
+    weights, lm_weights, word_scores, prior_scales = (
+        list(dict.fromkeys(g)) for g in (weights, lm_weights, word_scores, prior_scales))
     base, perplexities = combined.options, {}
     if combined.lm.rnnlm is not None:
         lam, perplexities = choose_rnnlm_lambda(combined.lm, [normalize_text(u.text) for u in utterances])
@@ -368,7 +381,10 @@ def joined_oracle_errors(reference: str, pieces: Sequence[Sequence[str]]) -> int
 def choose_rnnlm_lambda(lm: WordLM, texts: Sequence[str]) -> tuple[float, dict[float, float]]:
     """The RNN LM's share with the lowest perplexity on ``texts`` (words both LMs know, and the
     sentence ends) -> (share, {share: perplexity})."""
-    texts = [t for t in texts if t.strip()]
+    given, texts = len(texts), [t for t in texts if t.strip()]
+    if not texts:  # the sentence ends alone would choose it on nothing said
+        raise RescoringError(f"no words to choose the RNN LM's share on: the transcripts of all {given} "
+                             "utterances are empty")
     sentences = [t.split() for t in texts]
     ngram = [lm.ngram_word_log_probs(t) for t in texts]
     rnn = lm.rnnlm.word_log_probs(sentences)

@@ -4,6 +4,7 @@ rescores (the built-in model is one)."""
 from __future__ import annotations
 
 import math
+import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -52,9 +53,11 @@ def read_rescoring(path: str | Path) -> tuple[list[str], RescoringOptions]:
     if not path.is_file():
         raise RescoringError(f"{path}: rescoring file not found (write one with `asr tune-rescoring`)")
     data = read_yaml_file(path, RescoringError)  # FILE:LINE:COLUMN; a key given twice refused
+    # relative names are to the folder the file lies in (write_rescoring's), even given by a symlink
+    base = Path(os.path.realpath(path)).parent if path.is_symlink() else path.parent
     try:
-        models = [str(path.parent / str(m)) for m in data["models"]]  # relative: to the file's folder
-        rnnlm = str(path.parent / str(data["rnnlm"])) if data.get("rnnlm") else None
+        models = [str(base / str(m)) for m in data["models"]]
+        rnnlm = str(base / str(data["rnnlm"])) if data.get("rnnlm") else None
         options = RescoringOptions(tuple(float(w) for w in data["weights"]), float(data["lm_weight"]),
                                    float(data["word_score"]), int(data.get("nbest", RescoringOptions.nbest)),
                                    rnnlm, float(data.get("rnnlm_lambda", 0.0)), float(data.get("prior_scale", 0.0)))
@@ -109,7 +112,26 @@ def load_rescoring(settings: str | Path, load_system=None) -> RescoringTranscrib
         from asr.transcribe import load_model as load_system
 
     models, options = read_rescoring(settings)
+    _check_found(settings, models, options)
     return RescoringTranscriber([load_system(m) for m in models], options)
+
+
+def _check_found(settings: str | Path, models: Sequence[str], options: RescoringOptions) -> None:
+    """A system or RNN LM the file names that is not there, named with the file: one copied away
+    from its systems reads their relative names from its new folder."""
+    named = [(f"system {n}", m) for n, m in enumerate(models, start=1)] + [("rnnlm", options.rnnlm or "")]
+    for what, where in named:
+        if where and not Path(where).is_dir():
+            kind = "model directory" if what != "rnnlm" else "RNN LM directory"
+            raise RescoringError(f"{settings}: {what}, {where}: {kind} not found (a relative name is read from "
+                                 "the file's folder)")
+
+
+def _writable(tree: Path) -> None:
+    """Copied folders made writable by their owner: copytree keeps a read-only package's modes
+    (chmod a-w, a Nix store), and the systems could not be written beside them, nor the copy removed."""
+    for folder in [tree, *(p for p in tree.rglob("*") if p.is_dir() and not p.is_symlink())]:
+        folder.chmod(folder.stat().st_mode | 0o700)
 
 
 def package_rescoring(settings: str | Path, dst: str | Path) -> tuple[Path, list[str]]:
@@ -128,6 +150,7 @@ def package_rescoring(settings: str | Path, dst: str | Path) -> tuple[Path, list
     from asr.tokenizers import TOKENIZER_FILE, PhoneTokenizer, load_tokenizer
 
     models, options = read_rescoring(settings)
+    _check_found(settings, models, options)
     dst, first = Path(dst), Path(models[0])
     if first.resolve() != dst.resolve() and occupied(dst):
         raise RescoringError(f"{dst}: already exists; give a new directory (or the first system's own)")
@@ -138,6 +161,7 @@ def package_rescoring(settings: str | Path, dst: str | Path) -> tuple[Path, list
         inside = {staged.resolve(), dst.resolve()}  # dst may lie inside the first system: not into itself
         shutil.copytree(first, staged, dirs_exist_ok=True, ignore=lambda folder, names: set(skip(folder, names)) | {
             n for n in names if (Path(folder) / n).resolve() in inside})
+        _writable(staged)
         packaged = packaged_lm(staged)
         if packaged is None:
             raise RescoringError(f"{first}: the first system needs a packaged word LM (asr export --lm)")
@@ -167,6 +191,7 @@ def package_rescoring(settings: str | Path, dst: str | Path) -> tuple[Path, list
             systems.append(sub)
         if options.rnnlm:  # the package carries its RNN LM too
             shutil.copytree(options.rnnlm, staged / "rnnlm")
+            _writable(staged / "rnnlm")
             options = replace(options, rnnlm=str(staged / "rnnlm"))
         tuned = read_yaml_file(settings, RescoringError).get("tuned") or {}  # (read_rescoring checked it)
         _write_settings(staged / RESCORING_FILE, systems, options,  # relative paths: they hold after the rename

@@ -171,7 +171,7 @@ def train_rnnlm(texts: Sequence[str | Path], output_dir: str | Path, repeats: Se
     for text, sentences in zip(texts, corpora):
         if not sentences:
             raise RNNLMError(f"{text}: no sentences")
-    data = [s for n, sentences in zip(repeats or [1] * len(texts), corpora) for s in sentences * n]
+    data = [s for n, sentences in zip(repeats or [1] * len(texts), corpora) for s in sentences * int(n)]
     held = list(read_sentences(dev)) if dev else []
     if dev and not held:  # else training would go on as if no dev text were given, keeping the last epoch
         raise RNNLMError(f"{', '.join(str(d) for d in dev)}: no sentences (dev text)")
@@ -243,7 +243,7 @@ def load_rnnlm(path: str | Path) -> RecurrentLM:
     path = Path(path)
     try:
         options = RNNLMOptions(**yaml.safe_load((path / "config.yaml").read_text(encoding="utf-8"))["rnnlm"])
-        words = (path / "words.txt").read_text(encoding="utf-8").split("\n")[:-1]
+        words = (path / "words.txt").read_text(encoding="utf-8").rstrip("\n").split("\n")  # (edited: no last \n)
         state = load_file(str(path / "model.safetensors"))
     except FileNotFoundError as e:
         raise RNNLMError(f"{path}: not an RNN LM directory ({Path(e.filename).name} is missing; "
@@ -256,7 +256,8 @@ def load_rnnlm(path: str | Path) -> RecurrentLM:
         raise RNNLMError(f"{path / 'model.safetensors'}: not readable weights ({e})") from None
     try:
         model = RecurrentLM(words, options)
-    except ValueError as e:  # RNNLMError too: a vocabulary without </s> and <unk> first, a 0-unit LSTM
+    except (ValueError, TypeError, RuntimeError) as e:  # RNNLMError too: a vocabulary without </s> and <unk>
+        # first; torch's own: a 0-unit, negative or fractional size
         raise RNNLMError(f"{path}: config.yaml and words.txt do not make an RNN LM ({e})") from None
     try:
         model.load_state_dict({k: v.float() for k, v in state.items()})
@@ -271,8 +272,8 @@ def interpolation_weight(ngram: Sequence[np.ndarray], rnn: Sequence[np.ndarray],
     perplexity over dev text, given both LMs' per-word ln P (and which words count); a grid in
     steps of 0.05 -> (lambda, {lambda: perplexity})."""
     keep = [np.ones(len(a), bool) for a in ngram] if known is None else known
-    a = np.concatenate([x[k] for x, k in zip(ngram, keep)])
-    b = np.concatenate([x[k] for x, k in zip(rnn, keep)])
+    a = np.concatenate([np.zeros(0)] + [x[k] for x, k in zip(ngram, keep)])  # (no sentences: none)
+    b = np.concatenate([np.zeros(0)] + [x[k] for x, k in zip(rnn, keep)])
     if not len(a):
         raise RNNLMError("no dev words to choose the interpolation weight on")
     table = {}

@@ -58,6 +58,16 @@ def normalize_text(text: str) -> str:
     return " ".join(words)
 
 
+def check_tokens(tokens: tuple[str, ...], error: type[ValueError] = ValueError) -> None:
+    """Any tokenizer's tokens: blank and separator first, none twice (two model outputs for one
+    token, of which encoding would only ever use the later)."""
+    if tokens[:2] != (BLANK, WORD_SEP):
+        raise error(f"tokenizer must start with {BLANK!r} and {WORD_SEP!r}")
+    twice = sorted(t for t, n in Counter(tokens).items() if n > 1)
+    if twice:
+        raise error(f"tokenizer has duplicate tokens: {' '.join(twice[:5])}")
+
+
 class UnknownCharacterError(ValueError):
     def __init__(self, text: str, unknown: set[str]):
         self.unknown = unknown
@@ -70,10 +80,7 @@ class CharTokenizer:
     tokens: tuple[str, ...]
 
     def __post_init__(self):
-        if self.tokens[:2] != (BLANK, WORD_SEP):
-            raise ValueError(f"tokenizer must start with {BLANK!r} and {WORD_SEP!r}")
-        if len(set(self.tokens)) != len(self.tokens):
-            raise ValueError("tokenizer has duplicate tokens")
+        check_tokens(self.tokens)
         object.__setattr__(self, "_index", {t: i for i, t in enumerate(self.tokens)})
 
     kind = "char"

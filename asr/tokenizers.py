@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Iterable
 
 from asr.phones import PhoneLexicon
-from asr.text import BLANK, WORD_SEP, CharTokenizer, UnknownCharacterError, normalize_text
+from asr.text import BLANK, WORD_SEP, CharTokenizer, UnknownCharacterError, check_tokens, normalize_text
 
 UNITS = ("char", "bpe", "phone")
 UNKNOWN_JOINER = "'"  # between the phones of a phone string that no word has
@@ -57,8 +57,7 @@ class SubwordTokenizer:
     def __post_init__(self):
         import sentencepiece as spm  # only subword models need it
 
-        if self.tokens[:2] != (BLANK, WORD_SEP):
-            raise TokenizerError(f"tokenizer must start with {BLANK!r} and {WORD_SEP!r}")
+        check_tokens(self.tokens, TokenizerError)
         processor = spm.SentencePieceProcessor(model_proto=self.model)
         pieces = {processor.id_to_piece(i) for i in range(processor.get_piece_size())}
         missing = [t for t in self.tokens[2:] if t not in pieces]
@@ -172,12 +171,14 @@ class PhoneTokenizer:
     word_sep_id = 1
 
     def __post_init__(self):
-        if self.tokens[:2] != (BLANK, WORD_SEP):
-            raise TokenizerError(f"tokenizer must start with {BLANK!r} and {WORD_SEP!r}")
+        check_tokens(self.tokens, TokenizerError)
         index = {t: i for i, t in enumerate(self.tokens)}
-        bad = sorted({p for pron in self.pronunciations.values() for p in pron if p not in index or p == WORD_SEP})
-        if bad:
+        bad = sorted({p for pron in self.pronunciations.values() for p in pron if index.get(p, 0) < 2})
+        if bad:  # (the blank and the separator are no phones: CTC targets never hold the blank)
             raise TokenizerError(f"pronunciations use phones outside the tokens: {' '.join(bad[:5])}")
+        empty = [w for w, pron in self.pronunciations.items() if not pron]
+        if empty:  # such a word would train as nothing between two separators
+            raise TokenizerError(f"words without phones: {' '.join(empty[:5])}")
         words: dict[tuple[str, ...], str] = {}
         for word, pron in self.pronunciations.items():
             words.setdefault(pron, word)

@@ -93,8 +93,8 @@ _EVAL_LOCK = threading.Lock()
 def eval_mode(model: torch.nn.Module):
     with _EVAL_LOCK:
         calls = _EVAL_CALLS.get(model)
-        if calls is None:
-            calls = _EVAL_CALLS[model] = [0, model.training]  # [calls running, the user's mode]
+        if calls is None:  # [calls running, the user's mode of each module: a Dropout it set apart too]
+            calls = _EVAL_CALLS[model] = [0, {m: m.training for m in model.modules()}]
             model.eval()
         calls[0] += 1
     try:
@@ -104,7 +104,8 @@ def eval_mode(model: torch.nn.Module):
             calls[0] -= 1
             if calls[0] == 0:
                 del _EVAL_CALLS[model]
-                model.train(calls[1])
+                for module, training in calls[1].items():
+                    module.training = training
 
 
 class Transcriber:

@@ -223,30 +223,39 @@ def test_a_model_its_user_left_in_training_mode_transcribes_without_dropout_and_
     assert model.model.training
 
 
-def test_threads_sharing_a_model_in_training_mode_each_run_in_eval_mode_and_leave_it_in_training_mode():
-    import time
-
+def test_threads_sharing_a_model_in_training_mode_each_run_in_eval_mode_and_leave_it_as_it_was():
     model = asr.load_model(decoder="greedy", device="cpu")
     waves = [torch.from_numpy(tone(1.0))]
     want = model.log_probs(waves)[0]
     model.model.train()
-    started = threading.Barrier(2)
-    # the forwards overlap: one call ends (and would restore the mode) while the other still runs
-    model.model.register_forward_pre_hook(lambda module, args: time.sleep(0.05))
-    outputs = []
+    kept_apart = next(m for m in model.model.modules() if isinstance(m, torch.nn.Dropout))
+    kept_apart.eval()  # the user's own mix of modes
+    # A's forward starts, B's call starts, A's call ends (and would restore the mode), then B's forward runs
+    a_started, a_returned = threading.Event(), threading.Event()
 
-    def call(delay):
-        started.wait()
-        time.sleep(delay)
-        outputs.append(model.log_probs(waves)[0])
+    def hook(module, args):
+        if threading.current_thread().name == "A":
+            a_started.set()
+        else:
+            assert a_returned.wait(10)
 
-    threads = [threading.Thread(target=call, args=(d,)) for d in (0.0, 0.02)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert all(torch.equal(out, want) for out in outputs) and len(outputs) == 2
-    assert model.model.training
+    model.model.register_forward_pre_hook(hook)
+    outputs = {}
+
+    def call(name):
+        outputs[name] = model.log_probs(waves)[0]
+        if name == "A":
+            a_returned.set()
+
+    b = threading.Thread(target=call, args=("B",), name="B")
+    a = threading.Thread(target=call, args=("A",), name="A")
+    a.start()
+    assert a_started.wait(10)
+    b.start()
+    a.join(20)
+    b.join(20)
+    assert set(outputs) == {"A", "B"} and all(torch.equal(out, want) for out in outputs.values())
+    assert model.model.training and not kept_apart.training
 
 
 def test_a_model_its_user_moved_to_another_device_runs_there():
@@ -258,13 +267,14 @@ def test_a_model_its_user_moved_to_another_device_runs_there():
 
 # -- naming what there is ------------------------------------------------------------------------
 
-def test_decoder_none_loads_as_the_default_auto_does_with_the_package_s_rescoring(monkeypatch):
+def test_decoder_none_or_lm_none_loads_as_the_default_auto_does_with_the_package_s_rescoring(monkeypatch):
     # None means "the default" everywhere else (a call's decoder=None: the model's own)
     loads = []
     monkeypatch.setattr("asr.rescoring_files.load_rescoring",
                         lambda settings, load_system: loads.append(Path(settings).name) or "rescores")
     assert asr.load_model(decoder="auto", device="cpu") == asr.load_model(decoder=None, device="cpu") == "rescores"
-    assert loads == ["rescoring.yaml"] * 2
+    assert asr.load_model(lm=None, device="cpu") == "rescores"
+    assert loads == ["rescoring.yaml"] * 3
 
 
 def test_an_unknown_decoder_is_refused_naming_every_one_there_is(tiny_model_dir):

@@ -77,7 +77,7 @@ def test_evaluate_with_no_readable_audio_scores_nothing_rather_than_a_perfect_ze
                  "--report", str(tmp_path / "rep")]) == 1
     out, err = capsys.readouterr()
     assert "WER" not in out and "wer" not in out
-    assert "gone0.wav" in err and "none of its 2 utterances could be read: nothing scored, no report written" in err
+    assert "gone0.wav" in err and "none of its 2 utterances could be read and decoded: nothing scored, no report written" in err
     assert not (tmp_path / "rep").exists()
 
 

@@ -1,5 +1,6 @@
 """Corpus importers: every entry is checked, and anything left out is reported with its reason."""
 
+import json
 import os
 import random
 from pathlib import Path
@@ -354,9 +355,23 @@ def test_brackets_inside_a_word_or_around_several_words_are_kept_as_text(good_di
     assert sorted(u.text for u in report.utterances) == ["HELLO [THE WORLD]", "a<b c[d]"] and report.notes == []
 
 
-def test_a_prepare_without_a_valid_set_removes_the_valid_manifest_an_earlier_one_held_out_of_train(tmp_path):
+def test_a_prepare_without_a_valid_set_removes_the_valid_manifest_an_earlier_one_held_out_of_train(tmp_path,
+                                                                                                    capsys):
     src = make_release(tmp_path / "src")
     prepare_speechocean762(src, tmp_path / "out", valid_speakers=1)
-    reports = prepare_speechocean762(src, tmp_path / "out")  # its speakers are now in train
+    capsys.readouterr()
+    prepare_speechocean762(src, tmp_path / "out")  # its speakers are now in train
     assert not (tmp_path / "out" / "valid.jsonl").exists()
-    assert any("valid.jsonl" in note for note in reports["train"].notes)
+    assert (f"{tmp_path / 'out' / 'valid.jsonl'}: removed: an earlier prepare's valid split, whose audio this one "
+            "puts in test and train") in capsys.readouterr().err
+
+
+def test_a_valid_manifest_of_other_audio_made_beside_a_prepare_is_kept_when_it_runs_again(tmp_path):
+    # `asr prepare kaldi DEV OUT/valid.jsonl` beside `asr prepare ... OUT` with no valid split of its own
+    src = make_release(tmp_path / "src")
+    prepare_speechocean762(src, tmp_path / "out")
+    mine = tmp_path / "out" / "valid.jsonl"
+    mine.write_text(json.dumps({"audio_filepath": str(tmp_path / "elsewhere.wav"), "duration": 1.0,
+                                "text": "hello"}) + "\n")
+    prepare_speechocean762(src, tmp_path / "out")
+    assert mine.is_file()

@@ -593,13 +593,14 @@ def test_own_folder_with_a_txt_and_a_TXT_beside_one_audio_uses_the_txt_and_names
     assert "another" not in (tmp_path / "data" / "train.jsonl").read_text()
 
 
-def test_own_data_prepared_again_without_a_test_source_removes_the_earlier_test_manifest(tmp_path):
+def test_own_data_prepared_again_without_held_out_speakers_removes_the_valid_manifest_that_held_them(tmp_path):
     table = make_own_table(tmp_path / "mine", n=6)
     other = make_own_table(tmp_path / "other", n=4)
     prepare_own_data(table, tmp_path / "data", valid_speakers=1, test=other)
-    prepare_own_data(table, tmp_path / "data", valid_speakers=1)
-    assert not (tmp_path / "data" / "test.jsonl").exists()
-    assert (tmp_path / "data" / "valid.jsonl").exists()
+    prepare_own_data(table, tmp_path / "data", test=other)  # the valid speakers are in train now
+    assert not (tmp_path / "data" / "valid.jsonl").exists()
+    prepare_own_data(table, tmp_path / "data")  # the test set's audio is in no split: not this prepare's
+    assert (tmp_path / "data" / "test.jsonl").exists()
 
 
 def test_a_deepspeech_csv_header_is_read_as_a_header_not_the_file_size_as_the_transcript(tmp_path):

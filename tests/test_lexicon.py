@@ -159,3 +159,24 @@ def test_a_word_list_none_of_whose_words_the_model_can_spell_is_refused_naming_i
     with pytest.raises(LexiconError, match=r"ru\.arpa: none of its 2 words can be spelled in the model's "
                                            r"tokens \(e\.g\. '\u043c\u0438\u0440' \(characters outside"):
         lexicon_from_words(["\u043c\u0438\u0440", "\u0434\u0430"], CHARS, source="ru.arpa")
+
+
+def test_a_phone_model_reads_the_pronunciation_file_it_was_trained_with_as_training_read_it(tmp_path):
+    # train.phone_lexicon's file (speechocean762's lexicon.txt, cmudict.dict) has stress digits,
+    # CMU-style variants and comments: read as written, every word was left out but the few
+    # without a vowel, and the search output nonsense
+    phones = PhoneTokenizer(("<blank>", WORD_SEP, "AH", "B", "EH", "EY", "IY", "R", "D"),
+                            {"a": ("AH",), "bear": ("B", "EH", "R"), "read": ("R", "IY", "D")})
+    path = lexicon_file(tmp_path, "A\tAH0\nA\tEY1\nBEAR B EH1 R # animal\nread R IY1 D\nread(2) R EH1 D\n")
+    assert read_lexicon(path, phones).lexicon == {
+        "a": [["AH", WORD_SEP], ["EY", WORD_SEP]], "bear": [["B", "EH", "R", WORD_SEP]],
+        "read": [["R", "IY", "D", WORD_SEP], ["R", "EH", "D", WORD_SEP]]}
+
+
+def test_a_phone_model_whose_phones_carry_digits_keeps_them_in_its_lexicon(tmp_path):
+    # a tonal model's a2 is not its a (a neutral tone): only a stress-free model drops digits
+    tones = PhoneTokenizer(("<blank>", WORD_SEP, "m", "a", "a1", "a3"), {"ma": ("m", "a1")})
+    path = lexicon_file(tmp_path, "ma m a1\nmaa m a3\nmab m a2\n")
+    report = read_lexicon(path, tones)
+    assert report.lexicon == {"ma": [["m", "a1", WORD_SEP]], "maa": [["m", "a3", WORD_SEP]]}
+    assert report.skipped == [("mab", "tokens outside the tokenizer: a2")]

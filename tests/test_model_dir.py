@@ -63,3 +63,78 @@ def test_loading_a_training_run_s_folder_names_the_model_inside_it(tiny_model_di
         load_model_dir(run)
     assert str(error.value) == (f"{run}: a training run's folder, not a model directory: its best model is "
                                 f"{run / 'best'}")
+
+
+@pytest.mark.parametrize("name", [".", "absolute"])
+def test_exporting_into_the_current_directory_is_refused_in_one_line_and_leaves_it_in_place(
+        tiny_model_dir, tmp_path, monkeypatch, capsys, name):
+    # renamed into place, the directory the shell stands in would be replaced by another, and "." has no
+    # name to stage a sibling by (a traceback)
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    assert main(["export", str(tiny_model_dir), str(here) if name == "absolute" else name]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "the current directory" in error
+    assert here.is_dir() and os.path.samefile(os.getcwd(), here) and sorted(tmp_path.iterdir()) == [here]
+
+
+def test_exporting_a_float16_model_keeps_its_weights_in_float16(tiny_model_dir, tmp_path):
+    # a package's systems (and the built-in model) are stored in float16: a copy was twice their size
+    from safetensors import safe_open
+
+    assert main(["export", str(tiny_model_dir), str(tmp_path / "half"), "--half"]) == 0
+    assert main(["export", str(tmp_path / "half"), str(tmp_path / "copy")]) == 0
+    with safe_open(str(tmp_path / "copy" / "model.safetensors"), "pt") as f:
+        assert {str(f.get_slice(k).get_dtype()) for k in f.keys()} == {"F16"}
+    assert main(["export", str(tiny_model_dir), str(tmp_path / "full")]) == 0  # and a float32 one in float32
+    with safe_open(str(tmp_path / "full" / "model.safetensors"), "pt") as f:
+        assert {str(f.get_slice(k).get_dtype()) for k in f.keys()} == {"F32"}
+
+
+@pytest.fixture
+def rescoring_package(tiny_model_dir, tmp_path):
+    """A package that rescores, as `asr export RESCORING_FILE DIR` makes it: the tiny model with a
+    packaged LM, and itself again as system2."""
+    from asr.lm import build_lm
+
+    (tmp_path / "text.txt").write_text("hello world\nworld hello\n")
+    lm = build_lm([tmp_path / "text.txt"], tmp_path / "hw.arpa", order=2, use_lmplz=False)[0]
+    assert main(["export", str(tiny_model_dir), str(tmp_path / "first"), "--lm", str(lm)]) == 0
+    (tmp_path / "r.yaml").write_text(f"models: [{tmp_path / 'first'}, {tiny_model_dir}]\nweights: [1.0, 0.5]\n"
+                                     "lm_weight: 1.0\nword_score: 0.0\n")
+    assert main(["export", str(tmp_path / "r.yaml"), str(tmp_path / "package")]) == 0
+    return tmp_path / "package"
+
+
+def test_export_force_replaces_a_destination_with_a_whole_copy_of_a_package_that_rescores(
+        rescoring_package, tmp_path, capsys):
+    dst = tmp_path / "copy"
+    dst.mkdir()
+    (dst / "notes.txt").write_text("mine")
+    capsys.readouterr()
+    assert main(["export", str(rescoring_package), str(dst)]) == 2
+    assert capsys.readouterr().err == (f"asr: {dst}: already exists and is not empty; give a new directory, or "
+                                       "--force to replace it and all it holds\n")
+    assert main(["export", str(rescoring_package), str(dst), "--force"]) == 0
+    assert not (dst / "notes.txt").exists() and (dst / "rescoring.yaml").is_file()
+    assert load_model_dir(dst / "system2").model.num_parameters() > 0
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left beside it
+
+
+def test_a_copy_of_a_package_that_rescores_whose_files_are_refused_leaves_no_destination_behind(
+        rescoring_package, tmp_path, capsys):
+    (rescoring_package / "token_priors.json").write_text("[1")
+    assert main(["export", str(rescoring_package), str(tmp_path / "copy")]) == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and f"{rescoring_package / 'token_priors.json'}: not JSON" in error  # where it is
+    assert not [p for p in tmp_path.iterdir() if "copy" in p.name]
+
+
+@pytest.mark.parametrize("name, flags", [("model.safetensors", ["--half"]), ("config.yaml", [])])
+def test_exporting_a_file_of_a_model_directory_names_the_directory_to_export(tiny_model_dir, tmp_path, capsys,
+                                                                            name, flags):
+    # it was taken for a rescoring file: "not a rescoring file (KeyError: 'models')", or that --half is refused there
+    assert main(["export", str(tiny_model_dir / name), str(tmp_path / "pkg"), *flags]) == 2
+    assert capsys.readouterr().err == (f"asr: {tiny_model_dir / name}: a file of a model directory; export the "
+                                       f"directory, {tiny_model_dir}\n")

@@ -376,3 +376,15 @@ def test_an_arpa_file_build_binary_refuses_is_named_with_kenlm_s_reason(tuned_mo
                    "\\2-grams:\n-1\ta b\n\n\\end\\\n")
     with pytest.raises(LMError, match=r"bad\.arpa: build_binary failed: Word b was not seen in the unigrams"):
         package_lm(tuned_model, bad, load_model_dir(tuned_model).tokenizer)
+
+
+def test_a_packaged_lm_that_is_a_broken_link_is_named_as_a_link_to_a_missing_file(tuned_model, lm, tmp_path,
+                                                                                   no_build_binary):
+    # `ls MODEL` lists lm.arpa: "missing from MODEL" sent the user looking for a file that is there
+    package_lm(tuned_model, lm, load_model_dir(tuned_model).tokenizer)
+    (tuned_model / "lm.arpa").unlink()
+    (tuned_model / "lm.arpa").symlink_to(tmp_path / "moved" / "hw.arpa")
+    with pytest.raises(LMError) as caught:
+        packaged_lm(tuned_model)
+    assert str(caught.value) == (f"{tuned_model / DECODING_FILE} names lm.arpa, a link to "
+                                 f"{tmp_path / 'moved' / 'hw.arpa'}, which does not exist")

@@ -105,6 +105,20 @@ def test_a_tokenizer_file_whose_pronunciations_use_unknown_phones_is_an_error_na
     assert str(path) in str(e.value)
 
 
+@pytest.mark.parametrize("pronunciation, problem", [
+    (f"K {BLANK} T", "phones outside the tokens: <blank>"),  # CTC targets must never hold the blank
+    ("", "words without phones: cat"),  # its word would train as nothing between two separators
+])
+def test_a_tokenizer_file_with_a_pronunciation_no_model_can_emit_is_an_error_naming_the_file(
+        tmp_path, pronunciation, problem):
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps({"type": "phone", "tokens": [BLANK, WORD_SEP, "K", "AE", "T"],
+                                "pronunciations": {"cat": pronunciation, "at": "AE T"}}))
+    with pytest.raises(TokenizerError, match=problem) as e:
+        load_tokenizer(path)
+    assert str(path) in str(e.value)
+
+
 def test_a_word_lm_search_over_phones_repairs_a_misheard_word(tmp_path, phones):
     (tmp_path / "t.txt").write_text("\n".join(TEXTS) + "\n")
     lm, _ = build_lm([tmp_path / "t.txt"], tmp_path / "w.arpa", order=2, use_lmplz=False)

@@ -12,7 +12,7 @@ from asr.text import CharTokenizer
 
 def write_lexicon(tmp_path, text):
     path = tmp_path / "lexicon.txt"
-    path.write_text(text)
+    path.write_text(text, encoding="utf-8")
     return path
 
 
@@ -106,3 +106,40 @@ def test_batches_pinned_for_the_gpu_keep_their_phone_targets(tmp_path, monkeypat
     (batch,) = list(loader)
     assert batch.phone_targets.tolist() == [[1, 2, 3, 4], [2, 3, 4, 0]]
     assert len(pinned) == 7  # waveforms, their lengths, targets, their lengths, phones, their lengths, has_labels
+
+
+def test_an_inline_comment_or_disambiguation_symbol_after_the_phones_is_not_a_phone(tmp_path):
+    # cmudict.dict (cmusphinx's own file) ends some lines with "# place, danish"; Kaldi's
+    # lexicon_disambig.txt ends homophones with #1, #2
+    lexicon = PhoneLexicon.load(write_lexicon(tmp_path, (
+        "aalborg AO1 L B AO0 R G # place, danish\n"
+        "red R EH1 D #1\n"
+        "read R EH1 D #2\n"
+    )))
+    assert lexicon.phonemize("aalborg red") == ["AO", "L", "B", "AO", "R", "G", "R", "EH", "D"]
+    assert lexicon.phones == ["AO", "B", "D", "EH", "G", "L", "R"]
+
+
+def test_a_line_whose_phones_are_all_a_comment_is_named_with_its_line(tmp_path):
+    with pytest.raises(LexiconError, match=r"lexicon.txt:2: expected a word and its phones"):
+        PhoneLexicon.load(write_lexicon(tmp_path, "BEAR B EH1 R\nCAT # to do\n"))
+
+
+def test_tone_digits_of_a_tonal_lexicon_are_kept_all_alike(tmp_path):
+    # Only ARPAbet's stress (0-2, in a lexicon with no other digit) is dropped: stripping a pinyin
+    # lexicon's tones 1 and 2 but not 3-5 would merge two tones and keep the others apart.
+    lexicon = PhoneLexicon.load(write_lexicon(tmp_path, "妈 m a1\n麻 m a2\n马 m a3\n骂 m a4\n"))
+    assert lexicon.phones == ["a1", "a2", "a3", "a4", "m"]
+    assert lexicon.phonemize("妈 马") == ["m", "a1", "m", "a3"]
+
+
+def test_stress_is_dropped_from_lower_case_arpabet_phones_too(tmp_path):
+    lexicon = PhoneLexicon.load(write_lexicon(tmp_path, "hello hh ah0 l ow1\n"))
+    assert lexicon.phonemize("hello") == ["hh", "ah", "l", "ow"]
+
+
+def test_the_probabilities_of_a_kaldi_lexiconp_are_not_phones(tmp_path):
+    # lexiconp.txt: word, its pronunciation's probability, phones; lexiconp_silprob.txt: three more numbers
+    lexicon = PhoneLexicon.load(write_lexicon(tmp_path, "A 1.0 AH0\nA 0.5 EY1\nBEAR 1.0 0.18 1.02 0.87 B EH1 R\n"))
+    assert lexicon.phonemize("a bear") == ["AH", "B", "EH", "R"]
+    assert lexicon.phones == ["AH", "B", "EH", "R"]

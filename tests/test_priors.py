@@ -60,6 +60,16 @@ def test_asr_priors_writes_them_into_the_model_directory(model, tiny_corpus, cap
         load_log_priors(model, 3)
 
 
+def test_a_token_the_model_almost_never_emits_keeps_its_prior_in_the_file_not_zero(model):
+    # the built-in model's 'q' (mean posterior under 5e-9) was stored as 0.0: its correction then
+    # came from the loader's floor, not from the model
+    from asr.priors import save_priors
+
+    priors = [0.5, 0.49999999, 1.2345678e-9, 3.4e-10]
+    save_priors(model, priors, 1000, "train.jsonl")
+    assert load_log_priors(model, 4) == pytest.approx([math.log(p) for p in priors], rel=1e-7)
+
+
 def test_priors_estimated_for_another_tokenizer_of_the_same_size_are_refused_by_token(model, tiny_corpus):
     # a model retrained with other subword units of the same count: the sizes agree, the tokens do not
     assert main(["priors", str(model), str(tiny_corpus / "train.jsonl"), "--every", "4"]) == 0
@@ -274,3 +284,20 @@ def test_a_priors_file_of_another_model_blocks_no_search_at_prior_scale_0_and_is
     assert log_priors_for(model, 29, [0.0]) is None
     with pytest.raises(LMError, match=f"{PRIORS_FILE}: 10 priors for a model with 29 tokens"):
         log_priors_for(model, 29, [0.0, 0.3])
+
+
+def test_a_stale_priors_file_of_one_system_blocks_no_rescoring_at_prior_scale_0_and_is_named_at_any_other(
+        two_systems, tiny_corpus):
+    # as beam search takes it (log_priors_for): a file that is not needed blocks nothing
+    from asr.rescoring import RescoringError, RescoringOptions, RescoringTranscriber
+
+    first, second = two_systems
+    (second / PRIORS_FILE).write_text(json.dumps({"priors": [0.1] * 10}))  # estimated for another model
+    systems = [load_model(m, device="cpu") for m in two_systems]
+    combined = RescoringTranscriber(systems, RescoringOptions((1.0, 0.5), nbest=2))
+    wave = systems[0].load(json.loads((tiny_corpus / "valid.jsonl").read_text().splitlines()[0])["audio_filepath"])
+    assert len(combined.candidates_at([wave], (0.0,))[0.0]) == 1
+    with pytest.raises(RescoringError, match=f"{second / PRIORS_FILE}: 10 priors for a model with"):
+        combined.candidates_at([wave], (0.0, 0.3))
+    with pytest.raises(RescoringError, match=f"{second / PRIORS_FILE}: 10 priors"):
+        RescoringTranscriber(systems, RescoringOptions((1.0, 0.5), nbest=2, prior_scale=0.3))

@@ -163,6 +163,14 @@ def test_tune_rescoring_searches_the_grids_it_is_given(packages, tiny_corpus, tm
     assert options.weights[1] in (0.0, 2.0) and options.lm_weight == 0.5 and options.word_score in (-1.0, 1.0)
 
 
+def test_tune_rescoring_searches_a_value_given_twice_once(packages, tiny_corpus, tmp_path, capsys):
+    first, second = packages
+    assert main(["tune-rescoring", str(tiny_corpus / "valid.jsonl"), "--model", str(first), "--combine", str(second),
+                 "-o", str(tmp_path / "r.yaml"), "--nbest", "2", "--decode-workers", "1", "--weights", "1,1,2",
+                 "--lm-weights", "0.5,0.5", "--word-scores", "0,0", "--prior-scales", "0,0"]) == 0
+    assert " 2 settings in " in capsys.readouterr().out  # as `asr lm tune` searches them
+
+
 def test_tune_rescoring_that_skipped_an_unreadable_utterance_names_it_and_stores_its_result(packages, tiny_corpus,
                                                                                           tmp_path, capsys):
     # exit 0, as `asr lm tune`: a recipe goes on with the settings (make would delete them on an error)
@@ -269,6 +277,38 @@ def test_a_settings_file_names_systems_inside_its_folder_relatively_so_the_folde
     shutil.move(tmp_path / "pkg", tmp_path / "moved")
     models, _ = read_rescoring(tmp_path / "moved" / "rescoring.yaml")
     assert models == [str(tmp_path / "moved"), str(tmp_path / "moved" / "system2"), "/elsewhere/model"]
+
+
+
+def test_a_settings_file_given_by_a_symlink_names_its_systems_from_the_folder_it_lies_in(tmp_path):
+    # as a manifest given by a symlink is read: the names were written relative to the file's own folder
+    result = RescoringTuneResult(RescoringOptions((1.0, 0.5), rnnlm=str(tmp_path / "pkg" / "rnnlm")), 0.4, 0.5)
+    (tmp_path / "pkg" / "system2").mkdir(parents=True)
+    path = write_rescoring(tmp_path / "pkg" / "rescoring.yaml", [tmp_path / "pkg", tmp_path / "pkg" / "system2"],
+                           result, "valid.jsonl")
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "elsewhere" / "best.yaml").symlink_to(path)
+    models, options = read_rescoring(tmp_path / "elsewhere" / "best.yaml")
+    assert models == [str(tmp_path / "pkg"), str(tmp_path / "pkg" / "system2")]
+    assert options.rnnlm == str(tmp_path / "pkg" / "rnnlm")
+
+
+
+def test_a_settings_file_copied_away_from_its_systems_names_itself_and_the_system_it_lacks(packages, tmp_path,
+                                                                                          capsys):
+    from asr.rescoring_files import load_rescoring
+
+    first, second = packages
+    (tmp_path / "runs" / "second").mkdir(parents=True)
+    path = write_rescoring(tmp_path / "runs" / "r.yaml", [first, tmp_path / "runs" / "second"],
+                           RescoringTuneResult(RescoringOptions((1.0, 0.5)), 0.4, 0.5), "valid.jsonl")
+    assert __import__("yaml").safe_load(path.read_text())["models"][1] == "second"  # relative: to runs/
+    shutil.copy(path, tmp_path / "copied.yaml")
+    message = f"{tmp_path / 'copied.yaml'}: system 2, {tmp_path / 'second'}: model directory not found"
+    with pytest.raises(RescoringError, match=f"^{message}"):
+        load_rescoring(tmp_path / "copied.yaml")
+    assert main(["export", str(tmp_path / "copied.yaml"), str(tmp_path / "pkg")]) == 2
+    assert message in capsys.readouterr().err and not (tmp_path / "pkg").exists()
 
 
 @pytest.fixture(scope="module")
@@ -381,6 +421,27 @@ def test_export_makes_one_package_that_rescores_by_default_and_decodes_alone_whe
                     RescoringTuneResult(RescoringOptions((1.0, 0.5), 1.0, 0.0, 4), 1.0, 1.0), valid)
     assert main(["export", str(settings), str(in_place)]) == 0
     assert read_rescoring(in_place / "rescoring.yaml")[0] == [str(in_place), str(in_place / "system2")]
+
+
+def test_a_read_only_package_exports_to_a_package_its_owner_can_write_and_remove(
+        packages, phone_model, tiny_corpus, tmp_path):
+    # copytree kept the source's read-only folders: the systems could not be written beside the
+    # first one's files (for any user but root), nor the half-made copy removed
+    import stat
+
+    first, _ = packages
+    tuned = RescoringTuneResult(RescoringOptions((1.0, 0.5), 1.0, 0.0, 4), 1.0, 1.0)
+    write_rescoring(tmp_path / "r.yaml", [first, phone_model], tuned, str(tiny_corpus / "valid.jsonl"))
+    assert main(["export", str(tmp_path / "r.yaml"), str(tmp_path / "pkg")]) == 0
+    for folder in [tmp_path / "pkg", *(p for p in (tmp_path / "pkg").rglob("*") if p.is_dir())]:
+        folder.chmod(folder.stat().st_mode & ~0o222)  # chmod -R a-w
+    try:
+        assert main(["export", str(tmp_path / "pkg"), str(tmp_path / "copy")]) == 0
+        folders = [tmp_path / "copy", *(p for p in (tmp_path / "copy").rglob("*") if p.is_dir())]
+        assert all(f.stat().st_mode & stat.S_IWUSR for f in folders)
+    finally:
+        for folder in [tmp_path / "pkg", *(p for p in (tmp_path / "pkg").rglob("*") if p.is_dir())]:
+            folder.chmod(folder.stat().st_mode | 0o700)
 
 
 def test_exporting_a_package_that_rescores_copies_all_its_systems_and_its_tuned_rescoring(
@@ -515,6 +576,23 @@ def test_one_model_s_own_n_best_can_be_rescored_with_an_rnn_lm_alone(packages, t
     assert main(["evaluate", valid, "--model", str(package), "--json"]) == 0
     assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["decoder"].startswith(
         "n-best rescoring of 1 system (4 each")
+
+
+def test_tune_rescoring_with_an_rnn_lm_on_transcripts_without_words_is_refused_in_one_line(packages, tiny_corpus,
+                                                                                         tmp_path, capsys):
+    # (an empty text is a valid transcript, but the RNN LM's share cannot be chosen on no words)
+    from asr.rnnlm import RNNLMOptions, train_rnnlm
+
+    (tmp_path / "text.txt").write_text("hello world\nworld hello\n")
+    train_rnnlm([tmp_path / "text.txt"], tmp_path / "rnnlm", options=RNNLMOptions(hidden_size=8, epochs=1),
+                log=lambda line: None)
+    rows = [{**json.loads(line), "text": ""} for line in (tiny_corpus / "valid.jsonl").read_text().splitlines()]
+    (tmp_path / "empty.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["tune-rescoring", str(tmp_path / "empty.jsonl"), "--model", str(packages[0]), "--rnnlm",
+                 str(tmp_path / "rnnlm"), "-o", str(tmp_path / "r.yaml"), "--nbest", "2", "--decode-workers", "1"]) == 2
+    assert f"no words to choose the RNN LM's share on: the transcripts of all {len(rows)} utterances are empty" \
+        in capsys.readouterr().err
+    assert not (tmp_path / "r.yaml").exists()
 
 
 def test_tune_rescoring_scores_a_silent_utterance_as_empty_without_a_model_run(packages, tiny_corpus, tmp_path,

@@ -2,6 +2,7 @@
 and rescores n-best lists interpolated with the n-gram at a share chosen by dev perplexity."""
 
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -166,6 +167,11 @@ def test_the_interpolation_share_goes_to_the_lm_that_predicts_dev_text_better():
     assert interpolate(good[0], poor[0], 0.5) == pytest.approx(4 * math.log10(0.255))
 
 
+def test_choosing_the_interpolation_share_on_no_dev_sentences_is_refused_in_words():
+    with pytest.raises(RNNLMError, match="no dev words to choose the interpolation weight on"):
+        interpolation_weight([], [], [])
+
+
 def test_the_cli_trains_an_lm_and_names_a_missing_text(tmp_path, capsys):
     (tmp_path / "t.txt").write_text("hello world\nworld hello\n")
     assert main(["lm", "rnn", str(tmp_path / "t.txt"), str(tmp_path / "t.txt"), "--repeat", "2,1", "-o",
@@ -216,12 +222,31 @@ def test_repeat_counts_below_one_are_refused_not_a_text_silently_left_out(tmp_pa
     assert not (tmp_path / "lm").exists()
 
 
+def test_whole_repeat_counts_written_as_floats_are_taken_as_counts(tmp_path):
+    # (the check lets 2.0 through as a whole number; a list cannot be repeated 2.0 times)
+    (tmp_path / "a.txt").write_text("the cat sat\n")
+    model = train_rnnlm([tmp_path / "a.txt"], tmp_path / "lm", repeats=[2.0], options=replace(SMALL, epochs=1),
+                        log=lambda line: None)
+    assert model.words == ["</s>", "<unk>", "cat", "sat", "the"]
+
+
 def test_the_perplexity_of_no_sentences_is_refused_not_a_perfect_score():
     with pytest.raises(RNNLMError, match="no sentences to score"):
         perplexity(RecurrentLM(vocabulary([["a"]]), SMALL), [])
 
 
+def test_a_vocabulary_edited_to_end_without_a_newline_keeps_its_last_word(trained, tmp_path):
+    import shutil
+
+    model, tmp = trained
+    shutil.copytree(tmp / "lm", tmp_path / "edited")
+    words = tmp_path / "edited" / "words.txt"
+    words.write_text(words.read_text().rstrip("\n"))
+    assert load_rnnlm(tmp_path / "edited").words == model.words
+
+
 @pytest.mark.parametrize("file, change", [("words.txt", "hello\nworld\n"), ("config.yaml", "hidden_size: 0"),
+                                          ("config.yaml", "hidden_size: -4"), ("config.yaml", "hidden_size: 2.5"),
                                           ("config.yaml", "dropout: 1.5")])
 def test_a_damaged_vocabulary_or_config_is_named_with_the_lm_directory(trained, tmp_path, file, change):
     import shutil

@@ -129,11 +129,20 @@ def test_a_batch_that_kills_its_search_worker_twice_is_one_clear_error_and_the_n
     assert in_parent == []
 
 
-def test_a_search_worker_killed_between_batches_costs_the_next_batch_nothing(decoder):
+def test_a_search_worker_killed_between_batches_costs_the_next_batch_nothing(decoder, monkeypatch):
+    from concurrent.futures import ProcessPoolExecutor
+
     batch = spelled_batch(decoder.tokenizer, ["a cat", "the mat"])
     decoder.decode(*batch)
-    before = set(decoder._pool._processes)
+    old = decoder._pool
+    before = set(old._processes)
     os.kill(next(iter(before)), signal.SIGKILL)  # idle, as the out-of-memory killer may pick it
-    time.sleep(1)  # (the pool notices)
+    deadline = time.monotonic() + 10
+    while not old._broken and time.monotonic() < deadline:  # (the pool notices)
+        time.sleep(0.01)
+    pools = []  # the pools the batch is handed to: one, a fresh one, not a retry after the broken one
+    real_map = ProcessPoolExecutor.map
+    monkeypatch.setattr(ProcessPoolExecutor, "map", lambda pool, *a, **k: pools.append(pool) or real_map(pool, *a, **k))
     assert [h.text for h in decoder.decode(*batch)] == ["a cat", "the mat"]
-    assert not before & set(decoder._pool._processes)  # searched in fresh ones
+    assert len(pools) == 1 and pools[0] is not old
+    assert not before & set(decoder._pool._processes)

@@ -2,6 +2,7 @@
 with the model; spelled in lexicons and searched with a word LM like characters, or searched
 without a lexicon with an LM over the pieces themselves."""
 
+import base64
 import json
 import random
 
@@ -150,6 +151,22 @@ def test_a_bad_tokenizer_file_is_an_error_naming_the_file(tmp_path, content, pro
     path = tmp_path / "tokenizer.json"
     path.write_text(json.dumps(content))
     with pytest.raises(TokenizerError, match=problem) as e:
+        load_tokenizer(path)
+    assert str(path) in str(e.value)
+
+
+@pytest.mark.parametrize("kind", ["char", "bpe", "phone"])
+def test_a_tokenizer_file_listing_a_token_twice_is_an_error_naming_the_file_and_the_token(tmp_path, kind):
+    # two outputs of the model would stand for one token, and encode would only ever use the later
+    tokenizer = build_tokenizer("char", TEXTS) if kind == "char" else BPE
+    data = {"type": kind, "tokens": [*tokenizer.tokens, tokenizer.tokens[3]]}
+    if kind == "bpe":
+        data["sentencepiece_model"] = base64.b64encode(BPE.model).decode("ascii")
+    if kind == "phone":
+        data = {"type": kind, "tokens": [BLANK, WORD_SEP, "K", "AE", "T", "K"], "pronunciations": {"cat": "K AE T"}}
+    path = tmp_path / "tokenizer.json"
+    path.write_text(json.dumps(data))
+    with pytest.raises(TokenizerError, match=r"duplicate tokens: \S+") as e:
         load_tokenizer(path)
     assert str(path) in str(e.value)
 
