@@ -7,7 +7,6 @@ command, so a command loads only what it uses (torch alone costs seconds).
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 from collections import Counter
 from pathlib import Path
@@ -126,7 +125,7 @@ def cmd_evaluate(args) -> int:
 
 def cmd_tune_rescoring(args) -> int:
     from asr.data import read_manifest
-    from asr.rescoring import (DEFAULT_LM_WEIGHTS, DEFAULT_WEIGHTS, DEFAULT_WORD_SCORES, RescoringError,
+    from asr.rescoring import (DEFAULT_LM_WEIGHTS, DEFAULT_WEIGHTS, DEFAULT_WORD_SCORES, NothingToTune,
                                RescoringOptions, RescoringTranscriber, tune)
     from asr.rescoring_files import write_rescoring
 
@@ -151,8 +150,8 @@ def cmd_tune_rescoring(args) -> int:
                       lm_weights=args.lm_weights or DEFAULT_LM_WEIGHTS,
                       word_scores=args.word_scores or DEFAULT_WORD_SCORES,
                       batch_seconds=args.batch_seconds, prior_scales=args.prior_scales or [0.0])
-    except RescoringError as e:  # nothing to tune on: which manifest
-        raise RescoringError(f"{args.manifest}: {e}") from None
+    except NothingToTune as e:  # which manifest
+        raise NothingToTune(f"{args.manifest}: {e}") from None
     for path, reason in result.skipped:
         print_error(f"skipped {path}: {reason}")
     if result.skipped:  # tuned on the rest, and stored, as `asr lm tune` does (exit 0)
@@ -348,10 +347,7 @@ def _export_rescoring(args, rescores: bool) -> int:
     # Staged, as a model directory is, so that --force replaces DST whole and a file refused below
     # leaves no package behind.
     with atomic_dir(dst) as staged:
-        written, notes = package_rescoring(args.src, staged)
-        if dst.exists() and dst.resolve().is_relative_to(first.resolve()) and dst.resolve() != first.resolve():
-            # DST inside the first system, copied with it: the package replaces it, holds no copy of it
-            shutil.rmtree(staged / dst.resolve().relative_to(first.resolve()), ignore_errors=True)
+        written, notes = package_rescoring(args.src, staged, also_skip=[dst])  # DST inside the first: not copied
         try:
             make_portable(staged)  # its provenance names no folder of this machine's: it can be copied as is
         except ModelDirError as e:  # the only files not written anew are the first system's: named where they are

@@ -40,6 +40,10 @@ class FeatureConfig:
         if self.hop_length > self.n_fft:  # each window is n_fft samples long: the rest would never be read
             raise ConfigError(f"features.hop_length={self.hop_length} is longer than features.n_fft={self.n_fft}: "
                               f"the {self.hop_length - self.n_fft} samples between windows would be skipped")
+        # above Nyquist the top filters hold no bin (an infinite f_max makes them all NaN)
+        if self.f_max is not None and not self.f_max <= self.sample_rate / 2:
+            raise ConfigError(f"features.f_max must be at most sample_rate / 2 ({self.sample_rate / 2:g}, the "
+                              f"highest frequency sampled), got {self.f_max}")
         top = self.sample_rate / 2 if self.f_max is None else self.f_max
         if not 0.0 <= self.f_min < top:
             where = "features.f_max" if self.f_max is not None else "sample_rate / 2"
@@ -296,6 +300,10 @@ def check_new_run(config: Config) -> None:
     # that trained before still resumes
     if not -2 ** 63 <= t.seed < 2 ** 64:
         raise ConfigError(f"train.seed must be in [-2**63, 2**64), as torch takes it, got {t.seed}")
+    a = config.augment
+    if a.noise_dir and not a.noise_prob:  # the folder is read only when noise is drawn: it would be ignored
+        raise ConfigError(f"augment.noise_dir={a.noise_dir} adds no noise at augment.noise_prob=0: give "
+                          f"augment.noise_prob (e.g. 0.5), or leave augment.noise_dir empty")
 
 
 def perturbed_rate(sample_rate: int, factor: float) -> int:

@@ -246,13 +246,14 @@ def parse_overrides(overrides: list[str]) -> dict:
     return nested
 
 
-def _merge(base: dict, extra: dict) -> dict:
+def _merge(base: dict, overrides: dict) -> dict:
+    """The file's sections with the overrides' keys replacing its own. Merged one level deep only:
+    an override's value that is itself a mapping (`train.lr={1e-3}`) replaces the file's, for
+    coerce to refuse by name, rather than being merged into a number and dropped."""
     out = dict(base)
-    for k, v in extra.items():
-        if not isinstance(v, dict):
-            out[k] = v
-        elif out.get(k) is None or isinstance(out[k], dict):
-            out[k] = _merge(out.get(k) or {}, v)
+    for section, values in overrides.items():
+        if out.get(section) is None or isinstance(out[section], dict):
+            out[section] = {**(out.get(section) or {}), **values}
         # else the file's `model: lstm` is kept, for config_from_dict to refuse naming the file
     return out
 
@@ -269,8 +270,10 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
         path = Path(path)
         if path.is_dir():
             raise ConfigError(f"{path}: a directory, not a config file (configs/*.yaml)")
-        if not path.is_file():
+        if not path.exists():
             raise ConfigError(f"{path}: config file not found")
+        if not path.is_file():  # `<(...)`: read once here, then empty to each process of --gpus N
+            raise ConfigError(f"{path}: not a regular file (a pipe or device): give the config as a file")
         data = read_yaml_file(path, ConfigError, as_text=True) or {}
         if not isinstance(data, dict):
             raise ConfigError(f"{path}: expected a mapping of sections")

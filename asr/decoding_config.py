@@ -102,7 +102,8 @@ def _checked(path: Path, stored: dict) -> dict:
     # a misspelled key (lm_wieght) was ignored without a word, the search running at the default
     unknown = sorted(set(stored) - set(hints) - PACKAGE_KEYS, key=str)
     if unknown:
-        raise LMError(f"{path}: unknown setting(s): {', '.join(_with_suggestion(k, set(hints) | PACKAGE_KEYS) for k in unknown)}")
+        meant = set(hints) | PACKAGE_KEYS
+        raise LMError(f"{path}: unknown setting(s): {', '.join(_with_suggestion(k, meant) for k in unknown)}")
     try:
         checked = {key: coerce(key, value, hints[key]) for key, value in stored.items() if key in hints}
         BeamSearchOptions(**checked)  # its range checks, on the stored values alone
@@ -149,7 +150,7 @@ def packaged_lm(model_dir: str | Path | None) -> tuple[Path, Path | str | None] 
     for name, path in ((stored["lm"], lm), (stored.get("lexicon"), lexicon)):
         if isinstance(path, Path) and path.is_symlink() and not path.exists():  # `ls MODEL` lists it: say why
             raise LMError(f"{base / DECODING_FILE} names {name}, a link to "
-                          f"{os.path.join(path.parent, os.readlink(path))}, which does not exist")
+                          f"{os.path.normpath(os.path.join(path.parent, os.readlink(path)))}, which does not exist")
         if isinstance(path, Path) and not path.is_file():  # where it was looked for: ../lm.bin is not in MODEL
             raise LMError(f"{base / DECODING_FILE} names {name}, which is missing from "
                           f"{os.path.normpath(path.parent)}")
@@ -212,7 +213,7 @@ def load_log_priors(model_dir: str | Path | None, vocab_size: int, tokens: Seque
     except (ValueError, KeyError, TypeError, AttributeError) as e:
         raise LMError(f"{path}: not a token priors file ({e})") from None
     # a NaN prior (a model whose outputs were NaN) kept its token out of every prior-corrected
-    # transcript without a word; all NaN emptied them (1e-6: the 8 digits the file is rounded to)
+    # transcript without a word; all NaN emptied them (1e-6: room for rounding in the file)
     bad = next((i for i, p in enumerate(priors) if not 0.0 <= p <= 1.0 + 1e-6), None)
     if bad is not None:
         raise LMError(f"{path}: token {bad}'s prior is {priors[bad]}, not a probability (run `asr priors "

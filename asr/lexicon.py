@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from asr.phones import entry_fields, model_phones
+from asr.phones import entry_fields, is_comment, model_phones
 from asr.text import WORD_SEP, normalize_text
 from asr.tokenizers import Tokenizer
 
@@ -234,7 +234,7 @@ def read_lexicon_lines(path: str | Path, tokenizer: Tokenizer) -> LexiconLines:
         raise LexiconError(f"{path}: lexicon file not found")
     entries = []
     for lineno, line in enumerate(_lines(path), 1):
-        if line.strip():
+        if line.strip() and not (tokenizer.kind == "phone" and is_comment(line)):
             written, *spelling = line.split()
             if tokenizer.kind == "phone":  # a pronunciation file, read as training reads one (asr/phones.py)
                 written, *spelling = entry_fields([written, *spelling])

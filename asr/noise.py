@@ -9,6 +9,7 @@ padding stays zero, so an utterance's features still do not depend on its batch.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,7 +40,7 @@ class NoiseBank:
         if not root.is_dir():
             raise NoiseError(f"augment.noise_dir {directory}: not a directory")
         clips, skipped = [], []
-        for path in sorted(p for p in root.rglob("*") if p.suffix.lower() in SNDFILE_EXTENSIONS and p.is_file()):
+        for path in _audio_files(root):
             try:
                 clip = load_audio(path, sample_rate)
             except AudioError as e:
@@ -71,6 +72,19 @@ class NoiseBank:
             need = length - head.numel()
             out[i] = torch.cat([head, clip.repeat(-(-need // clip.numel()))[:need]]) if need else head
         return out
+
+
+def _audio_files(root: Path) -> list[Path]:
+    """The audio files under ``root``, sorted, in folders it links to as well (pathlib's rglob skips
+    those); each real folder is read once, so a link back up does not loop."""
+    seen, found = set(), []
+    for folder, subfolders, names in os.walk(root, followlinks=True):
+        if (real := os.path.realpath(folder)) in seen:
+            subfolders.clear()
+            continue
+        seen.add(real)
+        found += [Path(folder, name) for name in names if Path(name).suffix.lower() in SNDFILE_EXTENSIONS]
+    return sorted(p for p in found if p.is_file())
 
 
 def coloured_noise(n: int, length: int, exponents: torch.Tensor, sample_rate: int, device=None,

@@ -26,10 +26,9 @@ from pathlib import Path
 from asr.text import normalize_text
 
 _STRESS = re.compile(r"(?<=[A-Za-z])[0-2]$")
-_NUMBER = re.compile(r"\d+(\.\d*)?(e-?\d+)?|\.\d+")  # Kaldi lexiconp's probabilities (1.0, 0.18, 1e-05)
+_NUMBER = re.compile(r"(\d+(\.\d*)?|\.\d+)([eE][-+]?\d+)?")  # Kaldi lexiconp's probabilities (1.0, 1E-05)
 _TONE = re.compile(r"[^\W\d_][3-9]$")  # a digit ARPAbet stress never uses: a tonal lexicon's (pinyin a3)
-
-
+_UNSTRESSED = re.compile(r"(AA|AE|AH|AO|AW|AY|EH|ER|EY|IH|IY|OW|OY|UH|UW)0", re.IGNORECASE)  # ARPAbet's, AH0
 _VARIANT = re.compile(r"\(\d+\)$")  # CMU-style "WORD(2)": the word's second pronunciation
 
 
@@ -37,10 +36,16 @@ class LexiconError(ValueError):
     pass
 
 
+def is_comment(line: str) -> bool:
+    """cmudict's ``;;;`` lines, and ``#`` lines (``# my lexicon``), but not a word such as ``#hashtag``,
+    which an LM may hold and ``asr export`` writes."""
+    return line.startswith(";;;") or (line.startswith("#") and not line[1:2].isalnum())
+
+
 def entry_fields(fields: list[str]) -> list[str]:
     """A lexicon line's word (its variant number dropped) and phones, without the numbers before
     them (Kaldi lexiconp's probabilities) or a ``#`` comment after them; the word alone if none."""
-    comment = next((i for i, f in enumerate(fields) if f.startswith("#")), len(fields))
+    comment = next((i for i, f in enumerate(fields) if i and f.startswith("#")), len(fields))
     first = next((i for i in range(1, comment) if not _NUMBER.fullmatch(fields[i])), comment)
     return [_VARIANT.sub("", fields[0]) or fields[0], *fields[first:comment]]
 
@@ -76,8 +81,13 @@ class PhoneLexicon:
         """``"cmudict"``, the path of a ``WORD PH1 PH2 ...`` file, or several joined by commas."""
         if "," in str(source):
             merged: dict[str, tuple[str, ...]] = {}
-            for part in str(source).split(","):
-                for word, pron in cls.load(part.strip()).pronunciations.items():
+            parts = [cls.load(part.strip()) for part in str(source).split(",")]
+            tonal = [lex.source for lex in parts if any(_TONE.search(p) for p in lex.phones)]
+            if tonal and len(tonal) < len(parts):  # the same sound would be two phones, with and without digits
+                raise LexiconError(f"{source}: {tonal[0]} is tonal (phones end in 3-9, every digit kept), the "
+                                   "others not (stress dropped): join lexicons of one phone system")
+            for lex in parts:
+                for word, pron in lex.pronunciations.items():
                     merged.setdefault(word, pron)  # the first source that knows the word
             return cls(merged, str(source))
         if str(source) == "cmudict":
@@ -92,13 +102,20 @@ class PhoneLexicon:
         parsed = []
         for number, line in enumerate(lines, start=1):
             fields = line.split()
-            if not fields or line.startswith((";;;", "#")):
+            if not fields or is_comment(line):
                 continue
             fields = entry_fields(fields)
             if len(fields) < 2:
                 raise LexiconError(f"{path}:{number}: expected a word and its phones, got {line.strip()!r}")
-            parsed.append(fields)
-        tonal = any(_TONE.search(p) for fields in parsed for p in fields[1:])
+            parsed.append((number, fields))
+        tone = next(((n, p) for n, fields in parsed for p in fields[1:] if _TONE.search(p)), None)
+        if tone and any(_UNSTRESSED.fullmatch(p) for _, fields in parsed for p in fields[1:]):
+            # one typo (AH3) would keep every stress digit: AH0, AH1, AH2 three phones for one sound
+            raise LexiconError(f"{path}:{tone[0]}: phone {tone[1]!r} ends in a tone digit, though the lexicon's "
+                               "other phones carry ARPAbet stress (AH0): a typo? (a tonal lexicon keeps every digit, "
+                               "one with stress drops 0-2)")
+        tonal = tone is not None
+        parsed = [fields for _, fields in parsed]
         entries: dict[str, tuple[str, ...]] = {}
         respelled: set[str] = set()
         for word, *phones in parsed:

@@ -54,6 +54,10 @@ class RescoringError(ValueError):
     pass
 
 
+class NothingToTune(RescoringError):
+    """The tuning manifest gave nothing to tune on (its caller names the manifest)."""
+
+
 @dataclass(frozen=True)
 class RescoringOptions:
     weights: tuple[float, ...] = (1.0,)  # per system, the first 1
@@ -293,9 +297,9 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
         for scale in pooled:
             pooled[scale].append(Candidates([], [[] for _ in combined.systems], []))
     if not refs:
-        raise RescoringError(none_readable(len(utterances), skipped, "to tune on"))
+        raise NothingToTune(none_readable(len(utterances), skipped, "to tune on"))
     if len(refs) == len(silent):  # every point would score the same: the "best" would be the grid's first
-        raise RescoringError(f"no speech to tune on: all {len(silent)} readable utterances are silent")
+        raise NothingToTune(f"no speech to tune on: all {len(silent)} readable utterances are silent")
     lists = [c.texts for c in pooled[prior_scales[0]]]  # per piece
     # the first system's best (n-best lists are pooled in order), as evaluate scores it
     whole_refs, first_hyps = join_pieces(refs, [normalize_text(texts[0]) if texts else "" for texts in lists])
@@ -383,7 +387,7 @@ def choose_rnnlm_lambda(lm: WordLM, texts: Sequence[str]) -> tuple[float, dict[f
     sentence ends) -> (share, {share: perplexity})."""
     given, texts = len(texts), [t for t in texts if t.strip()]
     if not texts:  # the sentence ends alone would choose it on nothing said
-        raise RescoringError(f"no words to choose the RNN LM's share on: the transcripts of all {given} "
+        raise NothingToTune(f"no words to choose the RNN LM's share on: the transcripts of all {given} "
                              "utterances are empty")
     sentences = [t.split() for t in texts]
     ngram = [lm.ngram_word_log_probs(t) for t in texts]

@@ -134,7 +134,8 @@ def _writable(tree: Path) -> None:
         folder.chmod(folder.stat().st_mode | 0o700)
 
 
-def package_rescoring(settings: str | Path, dst: str | Path) -> tuple[Path, list[str]]:
+def package_rescoring(settings: str | Path, dst: str | Path, also_skip: Sequence[str | Path] = ()
+                      ) -> tuple[Path, list[str]]:
     """Make ``dst`` one model directory that rescores: the first system's package as it is, each
     other system's model in ``dst/systemN`` (float16), and ``dst/rescoring.yaml``.
 
@@ -142,6 +143,7 @@ def package_rescoring(settings: str | Path, dst: str | Path) -> tuple[Path, list
     spelled in their own units (``systemN/lexicon.txt``), so the package carries one LM; a phone
     tokenizer keeps only those words' pronunciations. Their tuned LM weights and the rescoring
     weights are kept: re-tune with ``asr tune-rescoring`` on the package if its LM differs.
+    ``also_skip``: folders not to copy with the first system (``dst`` when a caller stages it elsewhere).
     Returns the settings file written and notes for the user: LM words a system cannot spell."""
     from asr.decoding_config import PRIORS_FILE, packaged_lm, read_decoding_defaults, write_decoding_defaults
     from asr.lexicon import as_normalized, lexicon_from_words, read_lexicon, write_lexicon
@@ -158,7 +160,8 @@ def package_rescoring(settings: str | Path, dst: str | Path) -> tuple[Path, list
     # that fails to load leaves dst as it was, not a package that quietly does not rescore.
     with atomic_dir(dst) as staged:
         skip = shutil.ignore_patterns(RESCORING_FILE, "system[0-9]*", "rnnlm")
-        inside = {staged.resolve(), dst.resolve()}  # dst may lie inside the first system: not into itself
+        # dst may lie inside the first system: not into itself
+        inside = {staged.resolve(), dst.resolve(), *(Path(p).resolve() for p in also_skip)}
         shutil.copytree(first, staged, dirs_exist_ok=True, ignore=lambda folder, names: set(skip(folder, names)) | {
             n for n in names if (Path(folder) / n).resolve() in inside})
         _writable(staged)

@@ -58,7 +58,9 @@ _ABBREVIATION = re.compile(r"\b(Mr|Mrs|Ms|Dr|St|Jr|Sr|Capt|Lt|Esq|etc|vs)\b|\b(C
 # sentence is written as flite reads it, for every English voice; elsewhere (the pronoun I, "Plan C",
 # "Malcolm X") it is left as written. Numbered things take the cardinal, rulers the ordinal.
 _NUMBERED = {"chapter", "part", "volume", "book", "act", "scene", "war", "section", "article", "canto", "psalm",
-             "episode", "stage", "phase", "type", "class", "grade", "level", "series"}  # not "mark": "told Mark I would"
+             "episode", "stage", "phase", "type", "class", "grade", "level", "series"}  # not "mark": "Mark I would"
+# after these flite reads "I" as "one" whatever it means ("the book I read"); after the others, "ay"
+_I_READ_AS_ONE = {"chapter", "part", "volume", "book", "act", "scene", "war", "section"}
 _RULERS = {"king", "queen", "pope", "emperor", "empress", "tsar", "czar", "henry", "louis", "george", "edward",
            "william", "charles", "james", "richard", "elizabeth", "mary", "john", "philip", "frederick", "peter",
            "catherine", "nicholas", "alexander", "pius", "leo", "gregory", "benedict", "innocent", "clement", "paul",
@@ -137,7 +139,7 @@ def _has_roman_numerals(text: str) -> bool:
     """Numerals ``expand_roman_numerals`` would spell, or I after a ruler's name or a numbered word
     however it is meant (flite reads "Henry I think" as "the first", "the book I read" as "one")."""
     return any(_numeral_reading(text, m) is not None
-               or (m.group(3) == "I" and m.group(1).lower() in _RULERS | _NUMBERED)
+               or (m.group(3) == "I" and m.group(1).lower() in _RULERS | _I_READ_AS_ONE)
                for m in _WORD_AND_CAPITALS.finditer(text))
 
 

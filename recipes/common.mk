@@ -36,7 +36,8 @@
 # CORPUS, LM_ORDER, PRIOR_SCALES, ...: see "Arguments stamps" below), and the stages downstream
 # follow; `make` again with the same arguments redoes nothing. A step that fails or is stopped
 # leaves no output that make would take for done. A run trained anew in the same EXP replaces the
-# old one, whose files are kept in EXP/replaced until the next (give another EXP to keep both).
+# old one, whose files (its scores too) are kept in EXP/replaced until the next (give another EXP to
+# keep both).
 
 # The arguments stamps (below) are read with $(file <), which came with GNU make 4.2: an older
 # make reads every stamp as empty and would redo every stage, training included, at each run.
@@ -98,7 +99,10 @@ current_checkpoint = $(if $(call args_changed,$(foreach f,$^,$(if $(findstring /
   for f in $^; do test $(2)/last/train_state.pt -nt $$f || exit 1; done && echo yes))
 # What asr train writes in its folder (asr.train_setup.RUN_FILES, and tb/).
 TRAIN_RUN_FILES := last best log.jsonl epochs avg tb
-old_run = $(wildcard $(addprefix $(1)/,$(TRAIN_RUN_FILES)))
+# What the stages after it write there: the old model's scores go aside with it, or a set no longer
+# scored (valid, once TEST_SRC is given) would sit beside the new model's as if they were its own.
+RUN_SCORE_FILES := *.json *.log *_hyp.txt combined rescored package
+old_run = $(wildcard $(addprefix $(1)/,$(TRAIN_RUN_FILES) $(RUN_SCORE_FILES)))
 remove_old_run = $(if $(call old_run,$(1)),rm -rf $(1)/replaced && mkdir $(1)/replaced && mv $(call old_run,$(1)) \
   $(1)/replaced &&)
 

@@ -67,6 +67,16 @@ def test_a_missing_config_file_raises_config_error(tmp_path):
         load_config(tmp_path / "nope.yaml")
 
 
+def test_a_config_path_that_is_a_pipe_is_refused_as_not_a_regular_file_not_as_missing(tmp_path):
+    # `asr train <(envsubst < c.yaml)`: --gpus N reads the path again in every process, a pipe then empty
+    import os
+
+    pipe = tmp_path / "fifo"
+    os.mkfifo(pipe)
+    with pytest.raises(ConfigError, match=rf"^{pipe}: not a regular file \(a pipe or device\)"):
+        load_config(pipe)
+
+
 def test_invalid_yaml_raises_config_error_naming_the_file_line_and_column(tmp_path):
     path = tmp_path / "bad.yaml"
     path.write_text("model: [unclosed\n")
@@ -239,6 +249,14 @@ def test_feature_settings_that_contradict_each_other_raise_config_error_naming_t
         load_config(None, overrides)
 
 
+@pytest.mark.parametrize("f_max", [".inf", "8001", ".nan"])
+def test_an_f_max_above_half_the_sample_rate_is_refused_naming_it_rather_than_making_nan_features(f_max):
+    # .inf made every mel filter NaN, so every feature; 8001 blamed features.n_mels for filters past 8 kHz
+    with pytest.raises(ConfigError, match=r"^features\.f_max must be at most sample_rate / 2 \(8000, "):
+        load_config(None, [f"features.f_max={f_max}"])
+    assert load_config(None, ["features.f_max=8000"]).features.f_max == 8000  # the Nyquist frequency itself
+
+
 def test_a_hop_longer_than_the_analysis_window_is_refused_naming_both_settings():
     # the samples between one window's end and the next one's start would never be read
     with pytest.raises(ConfigError, match=r"^features\.hop_length=480 is longer than features\.n_fft=400: .*"
@@ -298,7 +316,8 @@ def test_a_tilde_in_a_path_setting_is_the_home_directory(monkeypatch, tmp_path):
     monkeypatch.setenv("HOME", str(tmp_path))
     cfg = load_config(None, ["train.train_manifest=~/data/train.jsonl", "train.output_dir=~/exp/run",
                              "train.init_from=~/models/base", "train.phone_lexicon=~/lex.txt,cmudict",
-                             "augment.noise_dir=~/musan/noise", "train.valid_manifest=~/data/valid.jsonl"])
+                             "augment.noise_dir=~/musan/noise", "augment.noise_prob=0.5",
+                             "train.valid_manifest=~/data/valid.jsonl"])
     assert cfg.train.train_manifest == f"{tmp_path}/data/train.jsonl"
     assert cfg.train.valid_manifest == f"{tmp_path}/data/valid.jsonl"
     assert cfg.train.output_dir == f"{tmp_path}/exp/run" and cfg.train.init_from == f"{tmp_path}/models/base"

@@ -70,6 +70,14 @@ def test_the_last_of_repeated_overrides_wins():
     assert load_config(None, ["train.lr=1e-3", "train.lr=2e-3"]).train.lr == 2e-3
 
 
+@pytest.mark.parametrize("override, expected", [("train.lr={1e-3}", "a number"), ("model.cell={gru}", "a string")])
+def test_an_override_whose_value_is_a_mapping_is_refused_naming_it_not_dropped_for_the_files_value(override, expected):
+    # `{1e-3}` is a YAML mapping (bash leaves a one-word brace as it is); the file's value was kept silently
+    key = override.split("=")[0]
+    with pytest.raises(ConfigError, match=rf"^{key.replace('.', '[.]')}: expected {expected}, got \{{"):
+        load_config(Path(__file__).resolve().parent.parent / "configs" / "small.yaml", [override])
+
+
 def test_an_override_value_that_is_not_yaml_is_refused_naming_the_override():
     with pytest.raises(ConfigError, match=r"override 'train\.output_dir=\[a': not a YAML value") as info:
         load_config(None, ["train.output_dir=[a"])

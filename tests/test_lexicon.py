@@ -167,10 +167,11 @@ def test_a_phone_model_reads_the_pronunciation_file_it_was_trained_with_as_train
     # without a vowel, and the search output nonsense
     phones = PhoneTokenizer(("<blank>", WORD_SEP, "AH", "B", "EH", "EY", "IY", "R", "D"),
                             {"a": ("AH",), "bear": ("B", "EH", "R"), "read": ("R", "IY", "D")})
-    path = lexicon_file(tmp_path, "A\tAH0\nA\tEY1\nBEAR B EH1 R # animal\nread R IY1 D\nread(2) R EH1 D\n")
+    path = lexicon_file(tmp_path, ";;; # CMUdict -- header\n# my lexicon\nA\tAH0\nA\tEY1\nBEAR B EH1 R # animal\n"
+                                  "read R IY1 D\nread(2) R EH1 D\n#bear B EH1 R\n")
     assert read_lexicon(path, phones).lexicon == {
         "a": [["AH", WORD_SEP], ["EY", WORD_SEP]], "bear": [["B", "EH", "R", WORD_SEP]],
-        "read": [["R", "IY", "D", WORD_SEP], ["R", "EH", "D", WORD_SEP]]}
+        "read": [["R", "IY", "D", WORD_SEP], ["R", "EH", "D", WORD_SEP]]}  # "#bear" a word that normalizes to bear
 
 
 def test_a_phone_model_whose_phones_carry_digits_keeps_them_in_its_lexicon(tmp_path):

@@ -120,6 +120,16 @@ def test_unreadable_or_silent_noise_files_are_skipped_by_name_and_an_empty_folde
         NoiseBank.load(tmp_path / "absent", RATE)
 
 
+def test_a_noise_folders_symlinked_subfolders_are_read_once_and_a_link_back_up_does_not_loop(tmp_path):
+    # a folder of links to MUSAN's noise/ and one's own recordings: pathlib's rglob skipped the links
+    write_sine(tmp_path / "musan" / "noise" / "free-sound" / "fan.wav", seconds=0.2, freq=300.0)
+    write_sine(tmp_path / "mine" / "hum.flac", seconds=0.3)
+    (tmp_path / "mine" / "musan").symlink_to(tmp_path / "musan" / "noise")
+    (tmp_path / "mine" / "musan" / "free-sound" / "up").symlink_to(tmp_path / "mine")  # a cycle
+    bank = NoiseBank.load(tmp_path / "mine", RATE)
+    assert sorted(c.numel() for c in bank.clips) == [int(0.2 * RATE), int(0.3 * RATE)] and not bank.skipped
+
+
 def _only_broken(tmp_path):
     folder = tmp_path / "broken_only"
     folder.mkdir()
@@ -135,6 +145,14 @@ def _only_broken(tmp_path):
 def test_out_of_range_noise_settings_are_refused_by_name(override, message):
     with pytest.raises(ConfigError, match=message):
         AugmentConfig(**override)
+
+
+def test_a_noise_dir_without_a_noise_probability_is_refused_rather_than_training_without_noise():
+    from asr.config_files import load_config
+
+    with pytest.raises(ConfigError, match=r"^augment\.noise_dir=musan/noise adds no noise at augment\.noise_prob=0"):
+        load_config(None, ["augment.noise_dir=musan/noise"])
+    assert load_config(None, ["augment.noise_dir=musan/noise", "augment.noise_prob=0.5"]).augment.noise_prob == 0.5
 
 
 def test_noise_adds_nothing_to_the_model_weights():

@@ -143,3 +143,29 @@ def test_the_probabilities_of_a_kaldi_lexiconp_are_not_phones(tmp_path):
     lexicon = PhoneLexicon.load(write_lexicon(tmp_path, "A 1.0 AH0\nA 0.5 EY1\nBEAR 1.0 0.18 1.02 0.87 B EH1 R\n"))
     assert lexicon.phonemize("a bear") == ["AH", "B", "EH", "R"]
     assert lexicon.phones == ["AH", "B", "EH", "R"]
+
+
+def test_a_stray_tone_digit_in_a_stressed_lexicon_is_refused_naming_its_line_not_taken_for_tones(tmp_path):
+    # one typo (UW3) kept every stress digit: AH0, AH1 and AH2 became three phones for one sound
+    path = write_lexicon(tmp_path, "A AH0\nBEAR B EH1 R\nFOO F UW3\n")
+    with pytest.raises(LexiconError, match=r"lexicon\.txt:3: phone 'UW3' ends in a tone digit, though the "
+                                           r"lexicon's other phones carry ARPAbet stress"):
+        PhoneLexicon.load(path)
+
+
+def test_a_tonal_lexicon_joined_with_a_stressed_one_is_refused(tmp_path):
+    tonal = tmp_path / "pinyin.txt"
+    tonal.write_text("ma m a3\n", encoding="utf-8")
+    with pytest.raises(LexiconError, match=r"pinyin\.txt is tonal .* join lexicons of one phone system"):
+        PhoneLexicon.load(f"{tonal},{write_lexicon(tmp_path, 'BEAR B EH1 R')}")
+
+
+def test_a_word_that_starts_with_a_hash_is_a_word_and_a_hash_line_a_comment(tmp_path):
+    # an LM may hold "#hashtag"; asr export writes it into a package's lexicon
+    lexicon = PhoneLexicon.load(write_lexicon(tmp_path, "# my lexicon\n#hashtag HH AE1 SH T AE2 G\n"))
+    assert lexicon.pronunciations == {"hashtag": ("HH", "AE", "SH", "T", "AE", "G")}
+
+
+def test_kaldi_probabilities_in_exponent_form_are_not_phones(tmp_path):
+    lexicon = PhoneLexicon.load(write_lexicon(tmp_path, "A 1E-05 AH0\nB 1e+00 B IY1\n"))
+    assert lexicon.pronunciations == {"a": ("AH",), "b": ("B", "IY")}

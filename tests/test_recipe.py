@@ -955,3 +955,25 @@ def test_the_files_the_recipes_move_aside_before_a_new_training_run_are_those_as
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, done.stderr
     assert sorted(done.stdout.split()) == sorted([*RUN_FILES, "tb"])  # tb: its TensorBoard log (asr/train.py)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_run_trained_anew_takes_the_old_model_s_scores_aside_with_it(tmp_path):
+    # a set no longer scored (valid, once TEST_SRC is given) must not sit in EXP beside the new model's
+    own_data(tmp_path)
+    old = ["valid.json", "valid.log", "valid_lm.json", "valid_lm.log"]
+    assert all((tmp_path / "exp" / name).is_file() for name in old)
+    done, calls = own_data(tmp_path, "TEST_SRC=t")  # prepared anew: trained anew, scored on test
+    assert done.returncode == 0, done.stderr
+    assert "train" in names(calls) and (tmp_path / "exp" / "test_lm.json").is_file()
+    assert not any((tmp_path / "exp" / name).exists() for name in old)
+    assert all((tmp_path / "exp" / "replaced" / name).is_file() for name in old)
+    assert (tmp_path / "exp" / "lm").is_dir()  # the LM is no run's: it stays
+    assert up_to_date(tmp_path, "TEST_SRC=t")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_two_ways_of_choosing_the_valid_set_are_refused_naming_the_recipe_s_variables(tmp_path):
+    done, calls = own_data(tmp_path, "VALID_FRACTION=0.1")  # beside own_data's VALID_SPEAKERS=1
+    assert done.returncode != 0 and calls == []
+    assert "only one of VALID_SPEAKERS" in done.stderr and "VALID_FRACTION" in done.stderr

@@ -279,7 +279,6 @@ def test_a_settings_file_names_systems_inside_its_folder_relatively_so_the_folde
     assert models == [str(tmp_path / "moved"), str(tmp_path / "moved" / "system2"), "/elsewhere/model"]
 
 
-
 def test_a_settings_file_given_by_a_symlink_names_its_systems_from_the_folder_it_lies_in(tmp_path):
     # as a manifest given by a symlink is read: the names were written relative to the file's own folder
     result = RescoringTuneResult(RescoringOptions((1.0, 0.5), rnnlm=str(tmp_path / "pkg" / "rnnlm")), 0.4, 0.5)
@@ -291,7 +290,6 @@ def test_a_settings_file_given_by_a_symlink_names_its_systems_from_the_folder_it
     models, options = read_rescoring(tmp_path / "elsewhere" / "best.yaml")
     assert models == [str(tmp_path / "pkg"), str(tmp_path / "pkg" / "system2")]
     assert options.rnnlm == str(tmp_path / "pkg" / "rnnlm")
-
 
 
 def test_a_settings_file_copied_away_from_its_systems_names_itself_and_the_system_it_lacks(packages, tmp_path,
@@ -421,6 +419,21 @@ def test_export_makes_one_package_that_rescores_by_default_and_decodes_alone_whe
                     RescoringTuneResult(RescoringOptions((1.0, 0.5), 1.0, 0.0, 4), 1.0, 1.0), valid)
     assert main(["export", str(settings), str(in_place)]) == 0
     assert read_rescoring(in_place / "rescoring.yaml")[0] == [str(in_place), str(in_place / "system2")]
+
+
+def test_exporting_into_an_empty_folder_named_as_a_system_inside_the_first_system_keeps_every_system(
+        packages, phone_model, tiny_corpus, tmp_path):
+    # DST (first/system2) was copied with the first system, then deleted from the package: with it
+    # the system2 just written there, and the export said it had succeeded
+    first, _ = packages
+    own = tmp_path / "own"
+    shutil.copytree(first, own)
+    (own / "system2").mkdir()
+    tuned = RescoringTuneResult(RescoringOptions((1.0, 0.5), 1.0, 0.0, 4), 1.0, 1.0)
+    write_rescoring(tmp_path / "r.yaml", [own, phone_model], tuned, str(tiny_corpus / "valid.jsonl"))
+    assert main(["export", str(tmp_path / "r.yaml"), str(own / "system2")]) == 0
+    assert (own / "system2" / "system2" / "model.safetensors").is_file()
+    assert not (own / "system2" / "system2" / "system2").exists()
 
 
 def test_a_read_only_package_exports_to_a_package_its_owner_can_write_and_remove(

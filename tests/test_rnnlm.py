@@ -61,7 +61,6 @@ def test_a_missing_or_broken_lm_directory_is_named(tmp_path):
         load_rnnlm(tmp_path / "broken")
 
 
-
 def test_corrupt_or_mismatched_weights_are_named(trained, tmp_path):
     import shutil
 

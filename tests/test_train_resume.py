@@ -141,7 +141,6 @@ def test_no_line_about_long_utterances_when_every_one_fits_a_batch(tiny_corpus, 
     assert "longer than train.batch_seconds" not in capsys.readouterr().err
 
 
-
 def test_a_run_resumed_with_a_valid_set_it_lacked_picks_best_by_validation_from_then_on(tiny_corpus, tmp_path):
     # without a valid set the latest epoch ranked first; a validated epoch must be able to outrank it
     run = train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=1", "train.valid_manifest="))

@@ -478,6 +478,11 @@ def test_the_pronoun_i_after_a_numbered_word_or_a_ruler_is_refused_as_flite_read
     assert tts.unspeakable_reason(sentence, 3, 14) == "roman numerals (read as numbers)"
 
 
+@pytest.mark.parametrize("sentence", ["In this class I learned a lot.", "At this stage I think we stop."])
+def test_the_pronoun_i_after_a_numbered_word_flite_reads_as_ay_stays_speakable(sentence):
+    assert tts.unspeakable_reason(sentence, 3, 14) is None
+
+
 def test_sentences_with_roman_numerals_are_synthesized_and_transcribed_as_the_numbers_flite_reads():
     # flite reads "Chapter V" as "chapter five": the transcript "chapter v" was wrong, "Henry VIII" left out
     assert not speakable("Chapter V begins here.", 3, 14)
