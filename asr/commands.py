@@ -21,7 +21,7 @@ def cmd_train(args) -> int:
     from asr.config_files import load_config
     from asr.train import check_trainable, train
 
-    cfg = load_config(args.config, args.overrides)  # fail here, before any process starts
+    cfg = load_config(args.config, args.overrides, resume=args.resume)  # fail here, before any process starts
     check_trainable(cfg)
     # a run writes inside its directory (config.yaml, log.jsonl, last/ staged there): probed there,
     # or where it will be made

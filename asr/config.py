@@ -40,10 +40,8 @@ class FeatureConfig:
         if self.hop_length > self.n_fft:  # each window is n_fft samples long: the rest would never be read
             raise ConfigError(f"features.hop_length={self.hop_length} is longer than features.n_fft={self.n_fft}: "
                               f"the {self.hop_length - self.n_fft} samples between windows would be skipped")
-        # above Nyquist the top filters hold no bin (an infinite f_max makes them all NaN)
-        if self.f_max is not None and not self.f_max <= self.sample_rate / 2:
-            raise ConfigError(f"features.f_max must be at most sample_rate / 2 ({self.sample_rate / 2:g}, the "
-                              f"highest frequency sampled), got {self.f_max}")
+        if self.f_max is not None and not math.isfinite(self.f_max):  # every mel filter NaN: every feature
+            raise ConfigError(f"features.f_max must be a finite frequency, got {self.f_max}")
         top = self.sample_rate / 2 if self.f_max is None else self.f_max
         if not 0.0 <= self.f_min < top:
             where = "features.f_max" if self.f_max is not None else "sample_rate / 2"
@@ -54,6 +52,9 @@ class FeatureConfig:
             raise ConfigError(f"features.n_mfcc={self.n_mfcc} must be at most features.n_mels={self.n_mels}")
         if self.kind in ("fbank", "mfcc"):
             empty = int((self.mel_filterbank().amax(dim=0) == 0).sum())  # a feature that is always 0
+            if empty and self.f_max is not None and self.f_max > self.sample_rate / 2:
+                raise ConfigError(f"features.f_max={self.f_max:g} is above sample_rate / 2 "
+                                  f"({self.sample_rate / 2:g}): {empty} mel filter(s) would hold no FFT bin")
             if empty:
                 raise ConfigError(f"features.n_mels={self.n_mels}: {empty} mel filter(s) would hold no FFT bin at "
                                   f"n_fft={self.n_fft} (bins {self.sample_rate / self.n_fft:g} Hz apart): use fewer "
@@ -289,10 +290,16 @@ class Config:
         return dataclasses.replace(self, **sections)
 
 
-def check_new_run(config: Config) -> None:
+def check_new_run(config: Config, resume: bool = False) -> None:
     """What a config file or override given to a command must hold, though a model directory's
     config.yaml, written before it was checked, may not (such a model still loads): asked by
-    asr.config_files.load_config."""
+    asr.config_files.load_config. ``resume``: a run that trained under the rules of its day goes on
+    (only what would break it now is checked)."""
+    f = config.features
+    # above Nyquist the top filters are cut short or hold no bin; a model trained so still loads
+    if not resume and f.f_max is not None and f.f_max > f.sample_rate / 2:
+        raise ConfigError(f"features.f_max must be at most sample_rate / 2 ({f.sample_rate / 2:g}, the "
+                          f"highest frequency sampled), got {f.f_max:g}")
     t = config.train
     if not t.output_dir.strip():  # "" is the current directory: a run would write its files there
         raise ConfigError("train.output_dir: expected the run's directory, got an empty value")
@@ -301,7 +308,7 @@ def check_new_run(config: Config) -> None:
     if not -2 ** 63 <= t.seed < 2 ** 64:
         raise ConfigError(f"train.seed must be in [-2**63, 2**64), as torch takes it, got {t.seed}")
     a = config.augment
-    if a.noise_dir and not a.noise_prob:  # the folder is read only when noise is drawn: it would be ignored
+    if not resume and a.noise_dir and not a.noise_prob:  # read only when noise is drawn: it would be ignored
         raise ConfigError(f"augment.noise_dir={a.noise_dir} adds no noise at augment.noise_prob=0: give "
                           f"augment.noise_prob (e.g. 0.5), or leave augment.noise_dir empty")
 

@@ -258,13 +258,15 @@ def _merge(base: dict, overrides: dict) -> dict:
     return out
 
 
-def _new_run_config(data: dict) -> Config:
+def _new_run_config(data: dict, resume: bool = False) -> Config:
     config = config_from_dict(data)
-    check_new_run(config)
+    check_new_run(config, resume)
     return config
 
 
-def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Config:
+def load_config(path: str | Path | None = None, overrides: list[str] = (), resume: bool = False) -> Config:
+    """``path`` (YAML) with ``overrides`` (``section.name=value``), checked as a new run's config, or
+    (``resume``) as that of a run that goes on: asr.config.check_new_run."""
     data: dict = {}
     if path is not None:
         path = Path(path)
@@ -280,13 +282,13 @@ def load_config(path: str | Path | None = None, overrides: list[str] = ()) -> Co
     from_file = data
     data = _merge(data, parse_overrides(list(overrides)))
     try:
-        return _new_run_config(data)
+        return _new_run_config(data, resume)
     except ConfigError as e:
         if path is None:
             raise
         if overrides:  # the file's own mistake, or one the overrides made?
             try:
-                _new_run_config(from_file)
+                _new_run_config(from_file, resume)
             except ConfigError:
                 pass
             else:

@@ -76,14 +76,26 @@ class NoiseBank:
 
 def _audio_files(root: Path) -> list[Path]:
     """The audio files under ``root``, sorted, in folders it links to as well (pathlib's rglob skips
-    those); each real folder is read once, so a link back up does not loop."""
-    seen, found = set(), []
-    for folder, subfolders, names in os.walk(root, followlinks=True):
-        if (real := os.path.realpath(folder)) in seen:
-            subfolders.clear()
-            continue
-        seen.add(real)
-        found += [Path(folder, name) for name in names if Path(name).suffix.lower() in SNDFILE_EXTENSIONS]
+    those). Each real folder is read once (a link back up does not loop), by its own path when it
+    lies under ``root``, else through the first link to it in sorted order: the same list, and so
+    the same noise for a seed, whatever order the file system lists folders in."""
+    seen, found, links = set(), [], []
+
+    def walk(top: str, follow: bool) -> None:
+        nonlocal found
+        for folder, subfolders, names in os.walk(top, followlinks=follow):
+            subfolders.sort()
+            if (real := os.path.realpath(folder)) in seen:
+                subfolders.clear()
+                continue
+            seen.add(real)
+            if not follow:
+                links.extend(os.path.join(folder, d) for d in subfolders if os.path.islink(os.path.join(folder, d)))
+            found += [Path(folder, name) for name in names if Path(name).suffix.lower() in SNDFILE_EXTENSIONS]
+
+    walk(str(root), follow=False)  # rglob's files, and every real folder under root marked as read
+    for link in sorted(links):
+        walk(link, follow=True)
     return sorted(p for p in found if p.is_file())
 
 

@@ -401,7 +401,7 @@ def main(argv=None) -> int:
     p.add_argument("--resume", action="store_true")
     args = p.parse_args(argv)
     try:
-        train(load_config(args.config, args.overrides), resume=args.resume)
+        train(load_config(args.config, args.overrides, resume=args.resume), resume=args.resume)
     except (OSError, *asr_error_types()) as e:  # the user errors `asr train` reports in one line; a
         # RuntimeError may be a crash of one rank (gloo, NCCL) and keeps its traceback
         distributed.report_error(describe(e))  # under `asr train --gpus N`, by the launcher, once for all ranks

@@ -101,6 +101,8 @@ current_checkpoint = $(if $(call args_changed,$(foreach f,$^,$(if $(findstring /
 TRAIN_RUN_FILES := last best log.jsonl epochs avg tb
 # What the stages after it write there: the old model's scores go aside with it, or a set no longer
 # scored (valid, once TEST_SRC is given) would sit beside the new model's as if they were its own.
+# (A file of one's own there, such as `make ... | tee $(EXP)/make.log`, goes aside with them: keep such
+# files outside the run's folder.)
 RUN_SCORE_FILES := *.json *.log *_hyp.txt combined rescored package
 old_run = $(wildcard $(addprefix $(1)/,$(TRAIN_RUN_FILES) $(RUN_SCORE_FILES)))
 remove_old_run = $(if $(call old_run,$(1)),rm -rf $(1)/replaced && mkdir $(1)/replaced && mv $(call old_run,$(1)) \

@@ -1,5 +1,6 @@
 """Typed configuration: YAML files, dotted overrides, strict validation."""
 
+import re
 from pathlib import Path
 
 import pytest
@@ -249,12 +250,31 @@ def test_feature_settings_that_contradict_each_other_raise_config_error_naming_t
         load_config(None, overrides)
 
 
-@pytest.mark.parametrize("f_max", [".inf", "8001", ".nan"])
-def test_an_f_max_above_half_the_sample_rate_is_refused_naming_it_rather_than_making_nan_features(f_max):
+@pytest.mark.parametrize("f_max, message", [(".inf", "a finite frequency, got inf"),
+                                            (".nan", "a finite frequency, got nan"),
+                                            ("8001", "at most sample_rate / 2 (8000, ")])
+def test_an_f_max_above_half_the_sample_rate_is_refused_naming_it_rather_than_making_nan_features(f_max, message):
     # .inf made every mel filter NaN, so every feature; 8001 blamed features.n_mels for filters past 8 kHz
-    with pytest.raises(ConfigError, match=r"^features\.f_max must be at most sample_rate / 2 \(8000, "):
+    with pytest.raises(ConfigError, match="^features\\.f_max must be " + re.escape(message)):
         load_config(None, [f"features.f_max={f_max}"])
     assert load_config(None, ["features.f_max=8000"]).features.f_max == 8000  # the Nyquist frequency itself
+
+
+def test_a_run_or_model_made_with_an_f_max_just_above_half_the_sample_rate_still_resumes_and_loads():
+    # its top filters are cut short, not empty: it trained, and what trained goes on
+    from asr.config_files import config_from_dict
+
+    assert load_config(None, ["features.f_max=8100"], resume=True).features.f_max == 8100
+    saved = load_config(None, resume=True, overrides=["features.f_max=8100"]).to_dict()
+    assert config_from_dict(saved).features.f_max == 8100  # as a model directory's config.yaml is read
+    with pytest.raises(ConfigError, match=r"features\.f_max=12000 is above sample_rate / 2 \(8000\): \d+ mel"):
+        load_config(None, ["features.f_max=12000"], resume=True)  # filters with no bin at all: never trained
+
+
+def test_a_run_with_a_noise_dir_and_no_noise_probability_still_resumes():
+    # started before such a config was refused: its own command goes on with it
+    config = load_config(None, ["augment.noise_dir=musan/noise"], resume=True)
+    assert config.augment.noise_dir == "musan/noise" and config.augment.noise_prob == 0
 
 
 def test_a_hop_longer_than_the_analysis_window_is_refused_naming_both_settings():

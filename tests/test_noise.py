@@ -130,6 +130,20 @@ def test_a_noise_folders_symlinked_subfolders_are_read_once_and_a_link_back_up_d
     assert sorted(c.numel() for c in bank.clips) == [int(0.2 * RATE), int(0.3 * RATE)] and not bank.skipped
 
 
+@pytest.mark.parametrize("link", ["a", "b", "k", "x"])
+def test_a_folder_reached_both_directly_and_through_a_link_is_listed_by_its_own_path_whatever_the_link_s_name(
+        tmp_path, link):
+    # the folders os.walk lists come in the file system's order: the link was kept for some names,
+    # and with it another list, and other noise for the same seed
+    from asr.noise import _audio_files
+
+    write_sine(tmp_path / "root" / "m" / "1.wav", seconds=0.1)
+    write_sine(tmp_path / "root" / "z" / "2.wav", seconds=0.1)
+    (tmp_path / "root" / link).symlink_to(tmp_path / "root" / "z")
+    assert [p.relative_to(tmp_path / "root").as_posix() for p in _audio_files(tmp_path / "root")] == \
+        ["m/1.wav", "z/2.wav"]
+
+
 def _only_broken(tmp_path):
     folder = tmp_path / "broken_only"
     folder.mkdir()
