@@ -1,7 +1,7 @@
 """The ``asr`` command: its arguments (argparse), and one-line errors for what a user can get wrong.
 
-The subcommands themselves are in asr/commands.py, asr/data_commands.py and asr/lm_commands.py
-(``asr lm ...``, whose arguments are in asr/cli_lm.py)."""
+The subcommands themselves are in asr/commands.py, asr/data_commands.py, asr/export_commands.py and
+asr/lm_commands.py (``asr lm ...``, whose arguments are in asr/cli_lm.py)."""
 
 from __future__ import annotations
 
@@ -13,9 +13,10 @@ import sys
 from asr import DECODERS, __version__
 from asr.cli_lm import add_lm_parser
 from asr.cli_types import at_least, floats, lm_weights, positive, prior_scales, threads_arg, user_path, votes
-from asr.commands import (cmd_combine, cmd_compare, cmd_diagram, cmd_evaluate, cmd_export, cmd_plot, cmd_train,
-                          cmd_transcribe, cmd_tune_rescoring, print_error)
+from asr.commands import (cmd_combine, cmd_compare, cmd_diagram, cmd_evaluate, cmd_plot, cmd_train, cmd_transcribe,
+                          cmd_tune_rescoring, print_error)
 from asr.data_commands import cmd_download, cmd_prepare, cmd_synthesize
+from asr.export_commands import cmd_export
 from asr.lm_commands import cmd_priors
 from asr.user_errors import describe, user_error_types
 
