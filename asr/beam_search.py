@@ -246,7 +246,7 @@ class BeamSearchDecoder(Decoder):
 
     def decode_nbest(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[list[Hypothesis]]:
         items = [log_probs[b, : int(lengths[b])].detach().float().cpu().numpy() for b in range(log_probs.shape[0])]
-        if self.workers > 1 and "fork" in mp.get_all_start_methods():  # one utterance too: never searched here
+        if self.workers > 1 and items and "fork" in mp.get_all_start_methods():  # one utterance too: not here
             with self._pool_lock:
                 raw = self._search_in_workers(items)
         else:

@@ -146,3 +146,11 @@ def test_a_search_worker_killed_between_batches_costs_the_next_batch_nothing(dec
     assert [h.text for h in decoder.decode(*batch)] == ["a cat", "the mat"]
     assert len(pools) == 1 and pools[0] is not old
     assert not before & set(decoder._pool._processes)
+
+
+def test_an_empty_batch_searched_with_workers_gives_no_results_and_forks_nothing(decoder):
+    import torch
+
+    lp = torch.zeros(0, 5, len(decoder.tokenizer))
+    assert decoder.decode_nbest(lp, torch.zeros(0, dtype=torch.long)) == []
+    assert decoder._pool is None
