@@ -83,10 +83,12 @@ def cmd_evaluate(args) -> int:
         return 1
     result, described = results[0], systems[0].describe()
     if len(systems) > 1:
-        from asr.rover import combine_evaluations
+        from asr.rover import combine_evaluations, shared_rates
 
-        for name, t, r in zip([args.model or "packaged default", *args.combine], systems, results):
-            print_error(f"{name}: WER {100 * r.wer:.2f}%  CER {100 * r.cer:.2f}% ({t.describe()})")
+        # over the utterances voted on: a system whose search failed on a batch scored fewer
+        for name, t, (wer, cer) in zip([args.model or "packaged default", *args.combine], systems,
+                                       shared_rates(results)):
+            print_error(f"{name}: WER {100 * wer:.2f}%  CER {100 * cer:.2f}% ({t.describe()})")
         result = combine_evaluations(results)
         described = f"ROVER of {len(systems)} systems (--model, then --combine in order)"
     lines = []

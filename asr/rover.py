@@ -218,6 +218,18 @@ def combine_evaluations(evaluations: Sequence[Evaluation], weights: Sequence[flo
                       sum(e.decode_seconds for e in evaluations), skipped, truncated)
 
 
+def shared_rates(evaluations: Sequence[Evaluation]) -> list[tuple[float, float]]:
+    """Each system's (WER, CER) over the utterances every system scored, those
+    ``combine_evaluations`` votes on: beside the vote's own, rates of the same utterances."""
+    by_key = [_by_occurrence(e.utterances) for e in evaluations]
+    shared = [k for k in by_key[0] if all(k in b for b in by_key[1:])]
+    rates = []
+    for b in by_key:
+        refs, hyps = [b[k].reference for k in shared], [b[k].hypothesis for k in shared]
+        rates.append((word_errors(refs, hyps).rate, char_errors(refs, hyps).rate))
+    return rates
+
+
 def combine_reports(reports: Sequence[Report], names: Sequence[str], weights: Sequence[float] | None = None
                     ) -> tuple[Report, list[str]]:
     """ROVER of ``asr evaluate --report`` reports (``load_report``; best first), named in errors

@@ -158,6 +158,28 @@ def test_evaluate_refuses_hypotheses_written_where_its_report_goes_before_it_dec
     assert f"-o {output} is where --report rep writes its report: give another file" in capsys.readouterr().err
 
 
+def test_evaluate_combine_prints_each_systems_rates_over_the_utterances_voted_on(tiny_model_dir, tiny_corpus,
+                                                                                 tmp_path, monkeypatch, capsys):
+    # the second system's search failed on u2: the first's rates beside the vote are u1's alone
+    import asr.evaluate
+    from asr.evaluate import Evaluation, UtteranceResult
+    from asr.metrics import char_errors, word_errors
+
+    def scored(rows):
+        refs, hyps = [r.reference for r in rows], [r.hypothesis for r in rows]
+        return Evaluation(rows, word_errors(refs, hyps), char_errors(refs, hyps), 2.0, 1.0)
+
+    both = [UtteranceResult("u1", "u1.wav", "hello world", "hello world", "s"),
+            UtteranceResult("u2", "u2.wav", "good bye", "bad buy", "s")]
+    outcomes = iter([scored(both), scored(both[:1])])
+    monkeypatch.setattr(asr.evaluate, "evaluate", lambda *a, **k: next(outcomes))
+    manifest = manifest_of(tiny_corpus, tmp_path / "dev.jsonl")
+    main(["evaluate", str(manifest), "--model", str(tiny_model_dir), "--combine", str(tiny_model_dir), "--json"])
+    rates = [line.split(": WER ")[1][:5] for line in capsys.readouterr().err.splitlines()
+             if line.startswith(f"asr: {tiny_model_dir}: WER ")]
+    assert rates == ["0.00%", "0.00%"]  # the first's is not 50.00%: u2 is not among the utterances voted on
+
+
 def test_combine_refuses_to_write_over_one_of_the_reports_it_votes_among_even_with_force(tmp_path, capsys):
     from asr.report import build_report, write_report
     from asr.evaluate import UtteranceResult
