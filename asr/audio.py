@@ -251,9 +251,15 @@ def open_audio(source, name=None) -> sf.SoundFile:
     return f
 
 
+def wav_format_tag(fmt: bytes) -> int:
+    """The codec a WAV's 'fmt ' chunk body names; an extensible one's (0xFFFE): its subformat's."""
+    tag = int.from_bytes(fmt[:2], "little")
+    return int.from_bytes(fmt[24:26], "little") if tag == 0xFFFE and len(fmt) >= 26 else tag  # leads the GUID
+
+
 def _wav_codec(source) -> int | None:
-    """The format tag of a WAV's 'fmt ' chunk (an extensible one's: its subformat's), read from its
-    head; None for what is not a WAV or has no such chunk there."""
+    """The format tag of a WAV's 'fmt ' chunk (``wav_format_tag``), read from its head; None for
+    what is not a WAV or has no such chunk there."""
     head = file_head(source, 4096)
     if head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
         return None
@@ -261,9 +267,7 @@ def _wav_codec(source) -> int | None:
     while at + 10 <= len(head):
         chunk, size = head[at:at + 4], int.from_bytes(head[at + 4:at + 8], "little")
         if chunk == b"fmt ":
-            tag = int.from_bytes(head[at + 8:at + 10], "little")
-            sub = head[at + 32:at + 34]  # WAVE_FORMAT_EXTENSIBLE: the real tag leads the GUID
-            return int.from_bytes(sub, "little") if tag == 0xFFFE and len(sub) == 2 else tag
+            return wav_format_tag(head[at + 8:at + 8 + size])
         at += 8 + size + (size & 1)
     return None
 

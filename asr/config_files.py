@@ -197,7 +197,7 @@ def _build(cls, data: dict, prefix: str):
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names, key=str)
     if unknown:
-        raise ConfigError(f"unknown key(s) in {prefix or 'config'}: {', '.join(map(_with_suggestion(names), unknown))}")
+        raise ConfigError(f"unknown key(s) in {prefix or 'config'}: {', '.join(map(with_suggestion(names), unknown))}")
     kwargs = {}
     for name, value in data.items():
         key = f"{prefix}.{name}" if prefix else name
@@ -211,7 +211,8 @@ def _build(cls, data: dict, prefix: str):
     return cls(**kwargs)
 
 
-def _with_suggestion(names):
+def with_suggestion(names):
+    """key -> "key (did you mean name?)" for the closest of ``names`` (one differing in case first), else key."""
     def named(key) -> str:
         same = [n for n in sorted(names) if n.lower() == str(key).lower()]  # `train.LR`: too short for difflib
         close = same or difflib.get_close_matches(str(key), sorted(names), n=1)

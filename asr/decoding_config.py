@@ -15,7 +15,6 @@ directory, so a copied model keeps its LM. Plain ``asr transcribe`` then searche
 
 from __future__ import annotations
 
-import difflib
 import json
 import math
 import os
@@ -31,7 +30,7 @@ import yaml
 from asr.arpa import inspect_lm
 from asr.atomic import write_text_atomic
 from asr.config import ConfigError
-from asr.config_files import coerce, read_yaml_file
+from asr.config_files import coerce, read_yaml_file, with_suggestion
 from asr.lexicon import lexicon_from_words, read_lexicon, write_lexicon
 from asr.lm import LMError, kenlm_tool
 from asr.tokenizers import Tokenizer
@@ -102,19 +101,14 @@ def _checked(path: Path, stored: dict) -> dict:
     # a misspelled key (lm_wieght) was ignored without a word, the search running at the default
     unknown = sorted(set(stored) - set(hints) - PACKAGE_KEYS, key=str)
     if unknown:
-        meant = set(hints) | PACKAGE_KEYS
-        raise LMError(f"{path}: unknown setting(s): {', '.join(_with_suggestion(k, meant) for k in unknown)}")
+        meant = with_suggestion(set(hints) | PACKAGE_KEYS)
+        raise LMError(f"{path}: unknown setting(s): {', '.join(map(meant, unknown))}")
     try:
         checked = {key: coerce(key, value, hints[key]) for key, value in stored.items() if key in hints}
         BeamSearchOptions(**checked)  # its range checks, on the stored values alone
     except (ConfigError, LMError) as e:
         raise LMError(f"{path}: {e}") from None
     return checked
-
-
-def _with_suggestion(key, names) -> str:
-    close = difflib.get_close_matches(str(key), sorted(names), n=1)
-    return f"{key} (did you mean {close[0]}?)" if close else str(key)
 
 
 def _tuned_for_other_lm(model_dir: str | Path, stored: dict, lm: str | Path) -> bool:

@@ -24,7 +24,8 @@ import numpy as np
 import soundfile as sf
 
 from asr.audio import (BLOCK_SECONDS, MAX_RATE, MIN_RATE, SNDFILE_EXTENSIONS, AudioError, _open_problem, check_ending,
-                       decode_blocks, flac_length_unknown, open_audio, path_problem, resample, to_mono, unknown_size)
+                       decode_blocks, flac_length_unknown, open_audio, path_problem, resample, to_mono, unknown_size,
+                       wav_format_tag)
 from asr.mp3_tags import file_size
 from asr.text import plural
 from asr.user_warnings import warn
@@ -249,10 +250,8 @@ def _wav_pipe_blocks(stream, name: str, sample_rate: int, block_seconds: float,
             read.append(body)
             if len(body) < 16:
                 raise AudioError(name, f"{wav} has a truncated 'fmt ' chunk")
-            tag, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
-            if tag == 0xFFFE and len(body) >= 26:  # WAVE_FORMAT_EXTENSIBLE: the real tag leads the GUID
-                tag = struct.unpack("<H", body[24:26])[0]
-            fmt = (tag, channels, rate, bits)
+            _, channels, rate, _, _, bits = struct.unpack("<HHIIHH", body[:16])
+            fmt = (wav_format_tag(body), channels, rate, bits)
         elif chunk == b"data":
             break
         else:

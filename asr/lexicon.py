@@ -40,6 +40,7 @@ def as_normalized(word: str) -> str:
     LM's or lexicon's tens of thousands of words)."""
     return word if _PLAIN.fullmatch(word) else normalize_text(word)
 
+
 class LexiconError(ValueError):
     pass
 

@@ -58,14 +58,18 @@ def manifest_row(line: str, where: str, required: Iterable[str] = REQUIRED) -> d
     return row
 
 
+def own_folder(path: Path) -> Path:
+    """The folder a file's relative names are read from: where the file itself lies, not a link to it."""
+    return Path(os.path.realpath(path)).parent if path.is_symlink() else path.parent
+
+
 def read_manifest(path: str | Path) -> list[Utterance]:
     path = Path(path)
     if path.is_dir():
         raise ManifestError(f"{path}: a directory, not a manifest (JSON lines: asr prepare writes them)")
     if not path.is_file():
         raise ManifestError(f"{path}: manifest not found")
-    # relative audio lies beside the manifest file itself, not beside a link to it
-    base = Path(os.path.realpath(path)).parent if path.is_symlink() else path.parent
+    base = own_folder(path)  # relative audio lies beside the manifest file itself
     utterances = []
     for lineno, line in _lines(path):
         if not line.strip():

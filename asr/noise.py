@@ -82,7 +82,6 @@ def _audio_files(root: Path) -> list[Path]:
     seen, found, links = set(), [], []
 
     def walk(top: str, follow: bool) -> None:
-        nonlocal found
         for folder, subfolders, names in os.walk(top, followlinks=follow):
             subfolders.sort()
             if (real := os.path.realpath(folder)) in seen:
@@ -91,7 +90,7 @@ def _audio_files(root: Path) -> list[Path]:
             seen.add(real)
             if not follow:
                 links.extend(os.path.join(folder, d) for d in subfolders if os.path.islink(os.path.join(folder, d)))
-            found += [Path(folder, name) for name in names if Path(name).suffix.lower() in SNDFILE_EXTENSIONS]
+            found.extend(Path(folder, name) for name in names if Path(name).suffix.lower() in SNDFILE_EXTENSIONS)
 
     walk(str(root), follow=False)  # rglob's files, and every real folder under root marked as read
     for link in sorted(links):

@@ -4,7 +4,6 @@ rescores (the built-in model is one)."""
 from __future__ import annotations
 
 import math
-import os
 import shutil
 from dataclasses import replace
 from pathlib import Path
@@ -14,6 +13,7 @@ import yaml
 
 from asr.atomic import atomic_dir, occupied, write_text_atomic
 from asr.config_files import read_yaml_file
+from asr.manifest import own_folder
 from asr.model_dir import portable_path
 from asr.rescoring import RescoringError, RescoringOptions, RescoringTranscriber, RescoringTuneResult
 
@@ -53,8 +53,7 @@ def read_rescoring(path: str | Path) -> tuple[list[str], RescoringOptions]:
     if not path.is_file():
         raise RescoringError(f"{path}: rescoring file not found (write one with `asr tune-rescoring`)")
     data = read_yaml_file(path, RescoringError)  # FILE:LINE:COLUMN; a key given twice refused
-    # relative names are to the folder the file lies in (write_rescoring's), even given by a symlink
-    base = Path(os.path.realpath(path)).parent if path.is_symlink() else path.parent
+    base = own_folder(path)  # relative names are to the folder the file lies in (write_rescoring's)
     try:
         models = [str(base / str(m)) for m in data["models"]]
         rnnlm = str(base / str(data["rnnlm"])) if data.get("rnnlm") else None

@@ -10,16 +10,16 @@ PYTHON ?= $(ROOT_SH)/.venv/bin/python
 DATA ?= data
 EXP ?= exp/small
 # A trailing slash (as a shell's completion leaves it) names the same folder: dropped, or it would
-# change the stages' arguments and redo them, training included.
-override DATA := $(patsubst %/,%,$(DATA))
-override EXP := $(patsubst %/,%,$(EXP))
-# $(call no_trailing_slash,PATH): the same for a path that may hold spaces, a run of them kept (make's
-# word functions, patsubst's too, would fold it into one). Marked by a line end, which no path holds.
+# change the stages' arguments and redo them, training included. $(call no_trailing_slash,PATH): a
+# path that may hold spaces keeps a run of them (make's word functions, patsubst's too, would fold it
+# into one). Marked by a line end, which no path holds.
 no_trailing_slash = $(subst $(newline),,$(subst /$(newline),$(newline),$(1)$(newline)))
 define newline
 
 
 endef
+override DATA := $(call no_trailing_slash,$(DATA))
+override EXP := $(call no_trailing_slash,$(EXP))
 CONFIG ?= $(ROOT)/configs/small.yaml
 OVERRIDES ?=
 # Added to OVERRIDES, which a recipe may set (the command line's OVERRIDES replaces the recipe's):
