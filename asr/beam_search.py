@@ -41,7 +41,7 @@ from asr.decoding import Decoder, Hypothesis
 from asr.hotwords import HotwordLM, PhraseMatcher
 from asr.lm import UNK, LMError
 from asr.search_space import SearchSpace
-from asr.search_workers import SearchWorkerDied, set_worker, signals_held, worker_search
+from asr.search_workers import SearchWorkerDied, set_worker, signals_held, survivors, worker_search
 from asr.tokenizers import Tokenizer
 
 @dataclass(frozen=True)
@@ -251,30 +251,46 @@ class BeamSearchDecoder(Decoder):
                 raw = self._search_in_workers(items)
         else:
             raw = [self._search_one(e) for e in items]
-        return [[self._hypothesis(*r) for r in results] for results in raw]
+        nbests = [None if r is None else [self._hypothesis(*h) for h in r] for r in raw]
+        if None in nbests:
+            raise SearchWorkerDied(failed=[b for b, n in enumerate(nbests) if n is None], results=nbests)
+        return nbests
 
     def _search_in_workers(self, items: list[np.ndarray]) -> list:
-        """``items`` searched in the worker processes. A batch whose worker is killed (out of
-        memory?) is searched once more in fresh ones, never here: what killed a worker would kill
-        this process, and the whole run with it. Killed again, it is ``SearchWorkerDied``, and the
-        next batch forks anew."""
-        for _ in range(2):
-            pool = self._worker_pool(len(items))
+        """``items`` searched in the worker processes, never here: what killed a worker (out of
+        memory?) would kill this process, and the whole run with it. A batch whose worker is killed
+        is searched again in half as many fresh ones; killed again, one item at a time in a single
+        process, forked anew after each death (at most one fork per item), and an item that kills
+        it alone gets None. The next batch forks anew."""
+        size = min(self.workers, len(items))
+        for workers in dict.fromkeys((size, max(1, size // 2))):  # (one worker: the pass below is its retry)
+            with suppress(BrokenProcessPool):
+                return self._mapped(items, workers)
+        results = []
+        for e in items:
             try:
-                with signals_held():  # the workers fork as the work is handed out
-                    results = pool.map(worker_search, items, chunksize=max(1, len(items) // (4 * self._pool_size)))
-                return list(results)
-            except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (asr.cli raises it as one): not the whole batch first
-                self.close(stop=True)
-                raise
-            except BrokenProcessPool:  # a worker killed: the next try, or batch, forks anew
-                self.close(stop=True, kill=True)
-        raise SearchWorkerDied()
+                results += self._mapped([e], 1)
+            except BrokenProcessPool:
+                results.append(None)
+        return results
 
-    def _worker_pool(self, batch: int) -> ProcessPoolExecutor:
-        # a forking pool starts all its processes at once: no more than the batch has utterances
-        # (3 files with --decode-workers 8 forked 8, and a package's 4 systems 32)
-        size = min(self.workers, batch)
+    def _mapped(self, items: list[np.ndarray], workers: int) -> list:
+        """``items`` searched in a pool of ``workers`` processes (the one there, if it has as many)."""
+        pool = self._worker_pool(workers)
+        try:
+            with signals_held():  # the workers fork as the work is handed out
+                results = pool.map(worker_search, items, chunksize=max(1, len(items) // (4 * self._pool_size)))
+            return list(results)
+        except KeyboardInterrupt:  # Ctrl-C, or SIGTERM (asr.cli raises it as one): not the whole batch first
+            self.close(stop=True)
+            raise
+        except BrokenProcessPool:  # a worker killed: the next try, or batch, forks anew
+            self.close(stop=True, kill=True)
+            raise
+
+    def _worker_pool(self, size: int) -> ProcessPoolExecutor:
+        # a forking pool starts all its processes at once: the caller asks no more than the batch has
+        # utterances (3 files with --decode-workers 8 forked 8, and a package's 4 systems 32)
         if self._pool is not None and getattr(self._pool, "_broken", False):  # a worker killed while it waited
             self.close(stop=True, kill=True)
         if self._pool is not None and self._pool_size < size:
@@ -286,7 +302,11 @@ class BeamSearchDecoder(Decoder):
         return self._pool
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
-        return [nbest[0] for nbest in self.decode_nbest(log_probs, lengths)]
+        nbests, died = survivors(self.decode_nbest, log_probs, lengths)
+        best = [None if nbest is None else nbest[0] for nbest in nbests]
+        if died:
+            raise died.with_results(best)
+        return best
 
     def close(self, stop: bool = False, kill: bool = False) -> None:
         """End the worker processes once their work is done; with ``stop``, once the search each

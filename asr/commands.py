@@ -90,6 +90,10 @@ def cmd_evaluate(args) -> int:
                                        shared_rates(results)):
             print_error(f"{name}: WER {100 * wer:.2f}%  CER {100 * cer:.2f}% ({t.describe()})")
         result = combine_evaluations(results)
+        if not result.utterances:  # the systems failed different utterances: a vote over none reads as 0% WER
+            print_error(f"{args.manifest}: no utterance was decoded by all {len(systems)} systems: nothing to vote "
+                        "on, nothing scored" + (", no report written" if args.report else ""))
+            return 1
         described = f"ROVER of {len(systems)} systems (--model, then --combine in order)"
     lines = []
     for r in result.utterances:

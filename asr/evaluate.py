@@ -14,7 +14,7 @@ from asr.audio import AudioError
 from asr.batching import BucketBatchSampler, padded_batches
 from asr.data import Utterance
 from asr.metrics import ErrorCounts, char_errors, word_errors
-from asr.search_workers import SearchWorkerDied
+from asr.search_workers import SearchWorkerDied, survivors
 from asr.segmenter import Segmenter, array_blocks
 from asr.text import normalize_text
 from asr.transcribe import Transcriber
@@ -28,6 +28,7 @@ class UtteranceResult:
     reference: str
     hypothesis: str
     speaker: str | None = None
+    seconds: float = 0.0  # its audio's (asr.rover: the audio every system decoded)
 
 
 @dataclass
@@ -100,16 +101,27 @@ def join_pieces(references: Sequence[str | None], hypotheses: Sequence[str]) -> 
     return refs, hyps
 
 
+def first_pieces(references: Sequence[str | None]) -> list[int]:
+    """Per piece in ``readable_batches``' order, its utterance as the index of its first piece (a
+    piece whose reference is None continues the utterance before it)."""
+    firsts: list[int] = []
+    for k, ref in enumerate(references):
+        firsts.append(firsts[-1] if ref is None else k)
+    return firsts
+
+
 def readable_batches(transcriber: Transcriber, utterances: list[Utterance], batch_seconds: float, skipped: list,
-                     silent: list | None = None):
+                     silent: list | None = None, paths: list | None = None):
     """(waves at the transcriber's rate, normalized references) per length-sorted batch, for
     tuning and priors, cut as evaluate and transcribe cut them (``speech_pieces``): an utterance
     of ``max_seconds`` or more comes as several waves, the first with its reference and the rest
     with None (``join_pieces`` puts their hypotheses together); its pieces are never split
     across batches. An unreadable file is appended to ``skipped`` as (path, problem) and left
     out. A silent utterance never reaches the model (its hypothesis is empty, as transcribe and
-    evaluate make it): its reference goes to ``silent`` when a list is given. Files cut short are
-    used as they are, and named a few at a time with a total once all are read."""
+    evaluate make it): its reference goes to ``silent`` when a list is given. ``paths``, when
+    given, gets each yielded wave's audio file as its batch is yielded (a cut one's once a piece),
+    for naming what a search fails on. Files cut short are used as they are, and named a few at a
+    time with a total once all are read."""
     budget = batch_seconds * transcriber.sample_rate
     cut: list[str] = []
 
@@ -127,13 +139,15 @@ def readable_batches(transcriber: Transcriber, utterances: list[Utterance], batc
                 if silent is not None:
                     silent.append(normalize_text(utterances[i].text))
                 continue
-            yield normalize_text(utterances[i].text), pieces
+            yield normalize_text(utterances[i].text), pieces, utterances[i].audio_filepath
 
     for batch in batches_by_duration(utterances, batch_seconds):
         # a cut one's pieces pad more: packed by their own lengths, never split
         for group in padded_batches(pieces_of(batch), lambda utt: [p.numel() for p in utt[1]], budget):
-            yield ([p for _, pieces in group for p in pieces],
-                   [r for ref, pieces in group for r in [ref] + [None] * (len(pieces) - 1)])
+            if paths is not None:
+                paths += [path for _, pieces, path in group for _ in pieces]
+            yield ([p for _, pieces, _ in group for p in pieces],
+                   [r for ref, pieces, _ in group for r in [ref] + [None] * (len(pieces) - 1)])
     report_cut(cut)
 
 
@@ -168,8 +182,9 @@ def evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_second
     As ``asr transcribe`` would: a silent utterance gets the empty hypothesis without a model
     run, and one of the segmenter's ``max_seconds`` or more is streamed and cut at pauses
     (``Transcriber.transcribe_files``) rather than run whole. Unreadable audio is skipped,
-    reported in ``Evaluation.skipped``, and left out of the score; so are the utterances of a batch
-    whose beam search killed its worker process twice (``SearchWorkerDied``). Audio cut short is scored as
+    reported in ``Evaluation.skipped``, and left out of the score; so is an utterance whose beam
+    search killed its worker process alone, after twice in its batch (``SearchWorkerDied``; the
+    rest of its batch is scored). Audio cut short is scored as
     far as it goes: ``Evaluation.truncated`` has each file's warning, and a few are named with a
     total on stderr once all are read (not a line each: a damaged corpus would flood it).
     """
@@ -182,13 +197,14 @@ def evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_second
 
 def _evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_seconds: float, progress) -> Evaluation:
     hyps: dict[int, str] = {}
-    skipped, audio_seconds, decode_seconds = [], 0.0, 0.0
+    seconds: dict[int, float] = {}  # of each utterance scored
+    skipped, decode_seconds = [], 0.0
     limit = transcriber.segmenter.options.max_seconds
     max_len = int(limit * transcriber.sample_rate)  # the segmenter cuts a buffer of this many samples
     short = [i for i, u in enumerate(utterances) if u.duration < limit]
     long = [i for i, u in enumerate(utterances) if u.duration >= limit]
     for batch in batches_by_duration([utterances[i] for i in short], batch_seconds):
-        waves, kept, seconds = [], [], 0.0
+        waves, kept = [], []
         for i in (short[j] for j in batch):
             try:
                 wave = transcriber.load(utterances[i].audio_filepath)
@@ -198,24 +214,21 @@ def _evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_secon
             if wave.numel() >= max_len:  # longer than its manifest says: cut as transcribe cuts it
                 long.append(i)
                 continue
+            seconds[i] = wave.numel() / transcriber.sample_rate  # the file's, before its edges are trimmed
             if (speech := transcriber.speech(wave)) is None:
-                audio_seconds += wave.numel() / transcriber.sample_rate
                 hyps[i] = ""
                 continue
-            seconds += wave.numel() / transcriber.sample_rate  # the file's, before its edges are trimmed
             waves.append(speech)
             kept.append(i)
         if waves:
             start = time.perf_counter()
-            try:
-                results = transcriber.transcribe_waveforms(waves)
-                audio_seconds += seconds
-                decode_seconds += time.perf_counter() - start  # (a failed batch's time and audio: neither)
-            except SearchWorkerDied as e:  # tried twice, in fresh processes: not scored, as unreadable files
-                skipped += [(utterances[i].audio_filepath, e.problem) for i in kept]
-                results = []
+            results, died = survivors(transcriber.transcribe_waveforms, waves)
+            decode_seconds += time.perf_counter() - start  # (a failed utterance's too: what the run took)
             for i, res in zip(kept, results):
-                hyps[i] = normalize_text(res.text)  # as the reference: a user's lexicon may spell "Don’t"
+                if res is None:  # its search killed its worker alone: not scored, as unreadable files
+                    skipped.append((utterances[i].audio_filepath, died.problem))
+                else:
+                    hyps[i] = normalize_text(res.text)  # as the reference: a user's lexicon may spell "Don’t"
         if progress is not None:
             progress(len(batch))
     if long:
@@ -224,13 +237,13 @@ def _evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_secon
             if isinstance(outcome, (AudioError, SearchWorkerDied)):
                 skipped.append((utterances[i].audio_filepath, outcome.problem))
             else:
-                audio_seconds += outcome.duration
+                seconds[i] = outcome.duration
                 hyps[i] = normalize_text(outcome.text)
             if progress is not None and utterances[i].duration >= limit:  # the others were counted in their batch
                 progress(1)
         decode_seconds += time.perf_counter() - start
-    rows = [UtteranceResult(utterance_id(u), u.audio_filepath, normalize_text(u.text), hyps[i], u.speaker)
+    rows = [UtteranceResult(utterance_id(u), u.audio_filepath, normalize_text(u.text), hyps[i], u.speaker, seconds[i])
             for i, u in enumerate(utterances) if i in hyps]
     refs, hyp_texts = [r.reference for r in rows], [r.hypothesis for r in rows]
     return Evaluation(rows, word_errors(refs, hyp_texts), char_errors(refs, hyp_texts),
-                      audio_seconds, decode_seconds, skipped)
+                      sum(r.seconds for r in rows), decode_seconds, skipped)

@@ -37,10 +37,11 @@ from asr.arpa import LMError
 from asr.data import Utterance
 from asr.decoding import Hypothesis
 from asr.decoding_config import load_log_priors
-from asr.evaluate import join_pieces, none_readable, readable_batches
+from asr.evaluate import first_pieces, join_pieces, none_readable, readable_batches
 from asr.metrics import word_errors
-from asr.rescoring_grid import CandidateTable
+from asr.rescoring_grid import PieceTable, joined_oracle_errors  # noqa: F401 (the latter: asr.rescoring's API)
 from asr.rnnlm import interpolate, interpolation_weight, load_rnnlm
+from asr.search_workers import SearchWorkerDied, survivors
 from asr.text import normalize_text, plural
 from asr.tokenizers import Tokenizer
 from asr.transcribe import RUN_OPTIONS, Transcriber
@@ -190,27 +191,33 @@ class RescoringTranscriber(Transcriber):
 
     def candidates(self, waves: Sequence[torch.Tensor], first_log_probs=None, searches=None) -> list[Candidates]:
         """Every system's n-best of each wave, pooled (first system first), and their scores."""
-        return self.candidates_at(waves, (self.options.prior_scale,), first_log_probs,
-                                  searches)[self.options.prior_scale]
+        scale = self.options.prior_scale
+        pooled, died = survivors(self.candidates_at, waves, (scale,), first_log_probs, searches)
+        if died:
+            raise died.with_results(pooled[scale])
+        return pooled[scale]
 
     def candidates_at(self, waves: Sequence[torch.Tensor], prior_scales: Sequence[float], first_log_probs=None,
                       searches=None) -> dict[float, list[Candidates]]:
         """``candidates`` scored at each prior scale: the systems search once (as their packages
-        say, or with ``searches``: ``search_for``'s) and the LM scores once; only the CTC scores differ."""
+        say, or with ``searches``: ``search_for``'s) and the LM scores once; only the CTC scores differ.
+        A wave whose search killed its worker alone in any system (``SearchWorkerDied``) has None."""
         self._check_priors(max(prior_scales, default=0.0))
         outputs = [first_log_probs if i == 0 and first_log_probs is not None else t.log_probs(waves)
                    for i, t in enumerate(self.systems)]
-        nbests = [search.decode_nbest(*out) for search, out in zip(searches or self.searches, outputs)]
-        texts = [list(dict.fromkeys(h.text for nbest in nbests for h in nbest[b][: self.options.nbest]))
-                 for b in range(len(waves))]
-        lm = iter(self.lm.scores([text for t in texts for text in t], self.options.rnnlm_lambda))  # one LM run
-        lm_scores = [[next(lm) for _ in t] for t in texts]
+        nbests = [survivors(search.decode_nbest, *out)[0] for search, out in zip(searches or self.searches, outputs)]
+        texts = {b: list(dict.fromkeys(h.text for nbest in nbests for h in nbest[b][: self.options.nbest]))
+                 for b in range(len(waves)) if all(nbest[b] is not None for nbest in nbests)}
+        lm = iter(self.lm.scores([text for t in texts.values() for text in t], self.options.rnnlm_lambda))  # one run
+        lm_scores = {b: [next(lm) for _ in t] for b, t in texts.items()}
         pooled = {}
         for scale in dict.fromkeys(prior_scales):
             scored = [(self._divided(lp, i, scale), n) for i, (lp, n) in enumerate(outputs)]
             pooled[scale] = [Candidates(texts[b], [ctc_log_likelihoods(lp[b, : int(n[b])], t.tokenizer, texts[b])
                                                    for t, (lp, n) in zip(self.systems, scored)], lm_scores[b])
-                             for b in range(len(waves))]
+                             if b in texts else None for b in range(len(waves))]
+        if len(texts) < len(waves):
+            raise SearchWorkerDied(failed=[b for b in range(len(waves)) if b not in texts], results=pooled)
         return pooled
 
     def _divided(self, log_probs: torch.Tensor, system: int, scale: float) -> torch.Tensor:
@@ -222,15 +229,19 @@ class RescoringTranscriber(Transcriber):
         return tuple(self._with_workers(search, workers) for search in self.searches)
 
     def nbests(self, waves, log_probs, out_lengths, search=None) -> list[list[Hypothesis]]:
-        results = []
-        for c in self.candidates(waves, (log_probs, out_lengths), search):
-            text = c.texts[c.best(self.options)]
-            try:  # the first system's spelling; word times come from aligning it (asr.alignment)
-                tokens = tuple(self.tokenizer.encode(text))
-            except ValueError:
-                tokens = ()
-            results.append([Hypothesis(text, tokens, (), 0.0)])
+        candidates, died = survivors(self.candidates, waves, (log_probs, out_lengths), search)
+        results = [None if c is None else [self._chosen(c)] for c in candidates]
+        if died:
+            raise died.with_results(results)
         return results
+
+    def _chosen(self, candidates: Candidates) -> Hypothesis:
+        text = candidates.texts[candidates.best(self.options)]
+        try:  # the first system's spelling; word times come from aligning it (asr.alignment)
+            tokens = tuple(self.tokenizer.encode(text))
+        except ValueError:
+            tokens = ()
+        return Hypothesis(text, tokens, (), 0.0)
 
     def transcribe(self, audio, sample_rate=None, decoder=None, lm=None, **decoder_options):
         """As ``Transcriber.transcribe``; a decoder, LM or search option for one call is the first
@@ -277,7 +288,8 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
     Utterances are run as ``asr evaluate`` runs them (``readable_batches``): one of the
     segmenter's ``max_seconds`` or more is cut at pauses, each piece gets its own candidates and
     choice, and the choices' texts are joined and scored against the whole reference
-    (``PieceTable``), as evaluate joins and scores them."""
+    (``PieceTable``), as evaluate joins and scores them. An utterance whose search kills its
+    worker alone in any system (``SearchWorkerDied``) is skipped, as an unreadable one is."""
     start = time.perf_counter()
     # A repeated value would only score the same points again (and count them as settings).
     weights, lm_weights, word_scores, prior_scales = (
@@ -286,12 +298,13 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
     if combined.lm.rnnlm is not None:
         lam, perplexities = choose_rnnlm_lambda(combined.lm, [normalize_text(u.text) for u in utterances])
         combined.options = base = replace(base, rnnlm_lambda=lam)  # the candidates are scored with it
-    pooled, refs, skipped, silent = {s: [] for s in prior_scales}, [], [], []
-    for waves, batch_refs in readable_batches(combined, list(utterances), batch_seconds, skipped, silent):
+    pooled, refs, skipped, silent, paths = {s: [] for s in prior_scales}, [], [], [], []
+    for waves, batch_refs in readable_batches(combined, list(utterances), batch_seconds, skipped, silent, paths):
         refs += batch_refs  # per piece: None continues the utterance before it
         with torch.inference_mode():
-            for scale, candidates in combined.candidates_at(waves, prior_scales).items():
+            for scale, candidates in survivors(combined.candidates_at, waves, prior_scales)[0].items():
                 pooled[scale] += candidates
+    refs, pooled = _without_failed(refs, pooled, paths, skipped)
     for ref in silent:  # no model run, no candidate: transcribed as silence, as evaluate and transcribe do
         refs.append(ref)
         for scale in pooled:
@@ -317,69 +330,14 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
                                time.perf_counter() - start, perplexities)
 
 
-class PieceTable:
-    """A ``CandidateTable`` whose rows are pieces (``readable_batches``' references: None continues
-    the utterance before): an utterance cut at pauses is scored on its pieces' chosen texts
-    joined, against its whole reference, as evaluate scores it; the others as the table does."""
-
-    def __init__(self, candidates: Sequence[Candidates], references: Sequence[str | None]):
-        groups: list[tuple[str, list[int]]] = []  # (reference, rows)
-        for row, ref in enumerate(references):
-            if ref is None:
-                groups[-1][1].append(row)
-            else:
-                groups.append((ref, [row]))
-        self.whole = {rows[0]: ref for ref, rows in groups if len(rows) == 1}
-        # a piece's errors against the whole reference mean nothing: the table scores it against ""
-        self.table = CandidateTable(candidates, [self.whole.get(row, "") for row in range(len(references))])
-        self.whole_rows = np.array(sorted(self.whole), dtype=int)
-        self.texts = [c.texts for c in candidates]
-        self.cut = [(ref, rows, [self.texts[r] for r in rows]) for ref, rows in groups if len(rows) > 1]
-        references = [ref for ref, _ in groups]
-        self.reference_words = word_errors(references, references).reference_length
-        self._joined_errors: dict[tuple, int] = {}  # a grid repeats few of a cut utterance's combinations
-
-    def word_error_rate(self, weights: Sequence[float], lm_weight: float, word_score: float) -> float:
-        chosen = self.table.choices(weights, lm_weight, word_score)
-        errors = float(self.table.errors[self.whole_rows, chosen[self.whole_rows]].sum())
-        for u, (ref, rows, texts) in enumerate(self.cut):
-            picks = tuple(int(chosen[r]) for r in rows)
-            if (u, *picks) not in self._joined_errors:
-                hyp = " ".join(normalize_text(t[k]) for t, k in zip(texts, picks) if k < len(t))
-                self._joined_errors[(u, *picks)] = word_errors([ref], [hyp]).errors
-            errors += self._joined_errors[(u, *picks)]
-        return errors / self.reference_words if self.reference_words else float(errors > 0)
-
-    def oracle_rate(self) -> float:
-        """The WER of the best candidate of each utterance (of each piece, jointly, for a cut one)."""
-        # An uncut utterance's candidates' errors are in the table already (no candidate: the
-        # empty text's, in column 0); the columns past its candidates are padding.
-        counts = np.array([max(len(self.texts[r]), 1) for r in self.whole_rows], dtype=int)
-        padding = np.arange(self.table.errors.shape[1]) >= counts[:, None]
-        errors = int(np.where(padding, np.inf, self.table.errors[self.whole_rows]).min(axis=1).sum())
-        errors += sum(joined_oracle_errors(ref, texts) for ref, _, texts in self.cut)
-        return errors / self.reference_words if self.reference_words else float(errors > 0)
-
-
-def joined_oracle_errors(reference: str, pieces: Sequence[Sequence[str]]) -> int:
-    """The fewest word errors against ``reference`` of one candidate per piece, joined in order
-    (no candidates: the empty text). Exact without trying every combination: Levenshtein's row
-    over the reference is carried from piece to piece, keeping at each reference position the
-    best of the piece's candidates (the rest of the alignment only adds to it)."""
-    ref = np.array(reference.split(), dtype=object)
-    positions = np.arange(len(ref) + 1)
-    row = positions.copy()  # the empty hypothesis against each prefix of the reference: deletions
-    for texts in pieces:
-        best = None
-        for text in texts or [""]:
-            current = row
-            for word in normalize_text(text).split():
-                step = current + 1  # the word inserted
-                step[1:] = np.minimum(step[1:], current[:-1] + (ref != word))  # matched or substituted
-                current = np.minimum.accumulate(step - positions) + positions  # then reference words deleted
-            best = current if best is None else np.minimum(best, current)
-        row = best
-    return int(row[-1])
+def _without_failed(refs: list, pooled: dict, paths: list, skipped: list) -> tuple[list, dict]:
+    """``refs`` and ``pooled`` without every piece of an utterance one of whose pieces has no
+    candidates (its search killed its worker alone: ``candidates_at``), which goes to ``skipped``."""
+    firsts = first_pieces(refs)
+    failed = dict.fromkeys(firsts[row] for row, c in enumerate(next(iter(pooled.values()))) if c is None)
+    skipped += [(paths[row], SearchWorkerDied.problem) for row in failed]
+    kept = [row for row in range(len(refs)) if firsts[row] not in failed]
+    return [refs[row] for row in kept], {scale: [c[row] for row in kept] for scale, c in pooled.items()}
 
 
 def choose_rnnlm_lambda(lm: WordLM, texts: Sequence[str]) -> tuple[float, dict[float, float]]:

@@ -207,15 +207,19 @@ def _by_occurrence(rows) -> dict:
 
 def combine_evaluations(evaluations: Sequence[Evaluation], weights: Sequence[float] | None = None) -> Evaluation:
     """ROVER of several systems' evaluations of one manifest (best first), scored again.
-    Utterances that any system could not read are left out (and listed as skipped)."""
+    Utterances that any system could not read or decode are left out (and listed as skipped): the
+    audio seconds are those of the utterances voted on, and the decode seconds each system's
+    share of its own for that audio (its RTF times it), so the RTF is the sum of the systems'."""
     by_key = [_by_occurrence(e.utterances) for e in evaluations]
     rows = [UtteranceResult(u.id, u.audio_filepath, u.reference, combine([b[k].hypothesis for b in by_key], weights),
-                            u.speaker) for k, u in by_key[0].items() if all(k in b for b in by_key[1:])]
+                            u.speaker, u.seconds) for k, u in by_key[0].items() if all(k in b for b in by_key[1:])]
     skipped = list(dict.fromkeys(item for e in evaluations for item in e.skipped))
     refs, hyps = [r.reference for r in rows], [r.hypothesis for r in rows]
     truncated = list(dict.fromkeys(line for e in evaluations for line in e.truncated))  # the same files each time
-    return Evaluation(rows, word_errors(refs, hyps), char_errors(refs, hyps), evaluations[0].audio_seconds,
-                      sum(e.decode_seconds for e in evaluations), skipped, truncated)
+    audio = sum(r.seconds for r in rows)
+    decode = sum(e.decode_seconds * audio / e.audio_seconds if e.audio_seconds else e.decode_seconds
+                 for e in evaluations)
+    return Evaluation(rows, word_errors(refs, hyps), char_errors(refs, hyps), audio, decode, skipped, truncated)
 
 
 def shared_rates(evaluations: Sequence[Evaluation]) -> list[tuple[float, float]]:

@@ -6,7 +6,8 @@ A worker's own KeyboardInterrupt, raised while it waits for work, would print a 
 dying leaves the pool broken: a worker finishes the search it is in and refuses the rest, which
 goes back to the parent as a result, not printed. A worker whose parent is killed outright
 (SIGKILL: the OOM killer, a batch system after its grace period) ends itself. A batch whose worker
-is killed is searched again in fresh workers, once (``SearchWorkerDied``).
+is killed is searched again in fresh workers, once; killed again, its utterances are searched one
+at a time, and only those that kill a worker alone fail (``SearchWorkerDied``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from asr.arpa import LMError
+from asr.text import plural
 
 _WORKER = None  # this process's asr.beam_search.BeamSearchDecoder (not imported: it imports this module)
 _STOPPING = False
@@ -27,17 +29,35 @@ _STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class SearchWorkerDied(LMError):
-    """A batch whose beam search killed its worker process twice, in fresh processes each time
-    (out of memory?). With ``path``: one of the batch's files, which was not transcribed (the
-    rest of a run goes on: ``Transcriber.transcribe_files``, ``asr.evaluate``)."""
+    """Beam searches that killed their worker process (out of memory?): a batch's, twice, in fresh
+    processes each time, then each of ``failed`` (indices into the batch) searched alone in a fresh
+    one. ``results``: what the call would have returned, with None for each failed item, so that a
+    caller can keep the rest (``survivors``). With ``path``: a file one of whose segments failed,
+    not transcribed (the rest of a run goes on: ``Transcriber.transcribe_files``, ``asr.evaluate``)."""
 
-    _SAID = ("a beam search worker process died twice on {} batch (out of memory?); run again with fewer "
-             "--decode-workers, or 1")
-    problem = _SAID.format("its")  # a file's (asr evaluate: "skipped PATH: PROBLEM")
+    _ADVICE = "(out of memory?); run again with fewer --decode-workers, or 1"
+    problem = f"a beam search worker process died searching it alone, after twice on its batch {_ADVICE}"
 
-    def __init__(self, path=None):
-        self.path = None if path is None else str(path)
-        super().__init__(self._SAID.format("one") if path is None else f"{path}: {self.problem}")
+    def __init__(self, path=None, failed=(), results=None):
+        self.path, self.failed, self.results = None if path is None else str(path), list(failed), results
+        super().__init__(f"a beam search worker process died searching {plural(len(self.failed), 'utterance')} of "
+                         f"one batch alone, after twice on the whole batch {self._ADVICE}" if path is None
+                         else f"{path}: {self.problem}")
+
+    def with_results(self, results) -> "SearchWorkerDied":
+        """The same failure, carrying ``results`` (a caller's, made from this one's) instead."""
+        return SearchWorkerDied(self.path, self.failed, results)
+
+
+def survivors(call, *args, **kwargs):
+    """(``call``'s results, None), or, when it raised a ``SearchWorkerDied`` that carries the
+    others' results: (those, with None for the failed, and the error)."""
+    try:
+        return call(*args, **kwargs), None
+    except SearchWorkerDied as e:
+        if e.results is None:
+            raise
+        return e.results, e
 
 
 @contextmanager

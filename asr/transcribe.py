@@ -33,7 +33,7 @@ from asr.inputs import stream_audio
 from asr.model import resolve_device
 from asr.model_dir import LoadedModel, load_model_dir
 from asr.results import Result, Segment, Word, merge_results, words_from_hypothesis
-from asr.search_workers import SearchWorkerDied
+from asr.search_workers import SearchWorkerDied, survivors
 from asr.segmenter import AudioSegment, Segmenter, SegmenterOptions, array_blocks, frame_energy
 
 
@@ -157,37 +157,40 @@ class Transcriber:
     @torch.inference_mode()
     def transcribe_waveforms(self, waves: Sequence[torch.Tensor], search=None) -> list[Result]:
         """Mono waveforms at the model's rate -> one Result each, run as one batch (``search``:
-        see ``nbests``)."""
+        see ``nbests``). A ``SearchWorkerDied`` carries the Results of the waves that did not fail."""
         search = self.search_for() if search is None else search
-        lengths = [w.numel() for w in waves]
         log_probs, out_lengths = self.log_probs(waves)
-        nbests = self.nbests(waves, log_probs, out_lengths, search)
-        shift, centre = self.model.frame_shift, self.model.frame_centre  # frame k's centre: centre + k * shift
+        nbests, died = survivors(self.nbests, waves, log_probs, out_lengths, search)
         asked = wants_alternatives(search)
-        results = []
-        for b, (nbest, n) in enumerate(zip(nbests, lengths)):
-            hyp = nbest[0]
-            duration = n / self.sample_rate
-            aligned = align_words(log_probs[b, : int(out_lengths[b])], hyp, self.tokenizer)
-            if aligned is None:  # a spelling the frames cannot fit; keep the decoder's frames then
-                words = [Word(w.word, round(min(w.start, duration), 3), round(min(w.end, duration), 3))  # as below
-                         for w in words_from_hypothesis(hyp, self.tokenizer, shift, centre)]
-                confidence = None
-            else:
-                hop = int(round(shift * self.sample_rate))
-                energy = frame_energy(waves[b].numpy()[int(round(centre * self.sample_rate)):], hop)  # frame k's
-                words = extend_word_ends(aligned[0], energy.tolist(), int(MAX_WORD_TAIL_SECONDS / shift + 1e-9),
-                                         WORD_END_QUIET_DB, self.segmenter.noise_floor(energy),
-                                         self.segmenter.options.floor_quiet_db)
-                # The last output frame can reach past the audio's end (frames are rounded up).
-                words = [Word(w.word, round(min(centre + w.start * shift, duration), 3),
-                              round(min(centre + w.end * shift, duration), 3),
-                              round(w.confidence, 4)) for w in words]
-                confidence = round(aligned[1], 4)
-            segments = [Segment(0.0, round(duration, 3), hyp.text)] if hyp.text else []
-            results.append(Result(hyp.text, duration, segments, words, confidence,
-                                  [h.text for h in nbest[1:]] if asked else []))
+        results = [None if nbest is None else self._result(waves[b], log_probs[b, : int(out_lengths[b])], nbest, asked)
+                   for b, nbest in enumerate(nbests)]
+        if died:
+            raise died.with_results(results)
         return results
+
+    def _result(self, wave: torch.Tensor, log_probs: torch.Tensor, nbest: list[Hypothesis], asked: bool) -> Result:
+        """One wave's Result from its frames' log-probs and its n-best (``asked``: alternatives kept)."""
+        shift, centre = self.model.frame_shift, self.model.frame_centre  # frame k's centre: centre + k * shift
+        hyp = nbest[0]
+        duration = wave.numel() / self.sample_rate
+        aligned = align_words(log_probs, hyp, self.tokenizer)
+        if aligned is None:  # a spelling the frames cannot fit; keep the decoder's frames then
+            words = [Word(w.word, round(min(w.start, duration), 3), round(min(w.end, duration), 3))  # as below
+                     for w in words_from_hypothesis(hyp, self.tokenizer, shift, centre)]
+            confidence = None
+        else:
+            hop = int(round(shift * self.sample_rate))
+            energy = frame_energy(wave.numpy()[int(round(centre * self.sample_rate)):], hop)  # frame k's
+            words = extend_word_ends(aligned[0], energy.tolist(), int(MAX_WORD_TAIL_SECONDS / shift + 1e-9),
+                                     WORD_END_QUIET_DB, self.segmenter.noise_floor(energy),
+                                     self.segmenter.options.floor_quiet_db)
+            # The last output frame can reach past the audio's end (frames are rounded up).
+            words = [Word(w.word, round(min(centre + w.start * shift, duration), 3),
+                          round(min(centre + w.end * shift, duration), 3),
+                          round(w.confidence, 4)) for w in words]
+            confidence = round(aligned[1], 4)
+        segments = [Segment(0.0, round(duration, 3), hyp.text)] if hyp.text else []
+        return Result(hyp.text, duration, segments, words, confidence, [h.text for h in nbest[1:]] if asked else [])
 
     def silence_dbfs(self) -> float:
         """The segmenter's silence level (its RMS) in dB below full scale."""
@@ -307,8 +310,8 @@ class Transcriber:
                          stdin=None, note: Callable[[str], None] | None = None, *, search=None,
                          batch_size: int | None = None) -> Iterator[tuple[str, Result | AudioError | SearchWorkerDied]]:
         """(path, Result or AudioError) per path, in order, as soon as each is done; SearchWorkerDied
-        for the files of a batch whose beam search killed its worker process twice (the rest go
-        on). Segments of consecutive files share model batches; at most ``batch_size`` segments
+        for a file one of whose segments' beam search killed its worker process alone, after twice
+        in its batch (the rest go on). Segments of consecutive files share model batches; at most ``batch_size`` segments
         (plus one file's read-ahead block) are in memory. ``progress(seconds)`` is called per
         batch. ``note(line)`` gets what a user should know of a result (a file with no sound; the
         first n-best request a file cut into segments cannot answer), each line naming its file.
@@ -323,8 +326,8 @@ class Transcriber:
             if queue:
                 try:
                     results = run([seg.samples for _, seg in queue])
-                except SearchWorkerDied:  # tried twice already, in fresh processes: these files fail
-                    results = [None] * len(queue)
+                except SearchWorkerDied as e:  # None: a search that killed its worker alone; its file fails
+                    results = e.results if e.results is not None else [None] * len(queue)
                 for (state, seg), result in zip(queue, results):
                     if result is None:
                         state.error = state.error or SearchWorkerDied(state.path)

@@ -20,10 +20,11 @@ from asr.beam_search import BeamSearchDecoder
 from asr.decoding_config import names_file, read_decoding_defaults, write_decoding_defaults
 from asr.data import ManifestError, Utterance
 from asr.decoding import GreedyDecoder
-from asr.evaluate import join_pieces, none_readable, readable_batches
+from asr.evaluate import first_pieces, join_pieces, none_readable, readable_batches
 from asr.metrics import word_errors
 from asr.model_dir import portable_path
-from asr.text import normalize_text
+from asr.search_workers import survivors
+from asr.text import normalize_text, plural
 from asr.transcribe import Transcriber
 
 DEFAULT_LM_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
@@ -48,23 +49,43 @@ class TuneResult:
 
 
 @torch.inference_mode()
-def model_outputs(transcriber: Transcriber, utterances: Sequence[Utterance], batch_seconds: float = 300.0):
+def model_outputs(transcriber: Transcriber, utterances: Sequence[Utterance], batch_seconds: float = 300.0,
+                  paths: list | None = None):
     """-> [(log_probs (B,T,V), lengths, references)] per batch, the skipped (path, reason), and the
     references of silent utterances (never run: their hypothesis is empty, as evaluate's is). A
     long utterance is run in the pieces evaluate cuts it into: rows whose reference is None
-    continue the utterance before them (``readable_batches``)."""
+    continue the utterance before them (``readable_batches``, as is ``paths``)."""
     skipped, silent = [], []
-    batches = [(*transcriber.log_probs(waves), refs)
-               for waves, refs in readable_batches(transcriber, list(utterances), batch_seconds, skipped, silent)]
+    batches = [(*transcriber.log_probs(waves), refs) for waves, refs in
+               readable_batches(transcriber, list(utterances), batch_seconds, skipped, silent, paths)]
     return batches, skipped, silent
 
 
-def _wer(decoder, batches, silent: Sequence[str] = ()) -> float:
-    refs, hyps = [], []
-    for log_probs, lengths, batch_refs in batches:
-        hyps += [normalize_text(h.text) for h in decoder.decode(log_probs, lengths)]  # as references (evaluate)
-        refs += batch_refs
-    refs, hyps = join_pieces(refs, hyps)  # a cut utterance is scored whole, as evaluate scores it
+def _hypotheses(decoder, batches, firsts: Sequence[int], dropped: dict[int, str]) -> list[str | None]:
+    """Each row's best transcript (normalized, as references: evaluate), None for the rows of an
+    utterance in ``dropped`` (by its first row: ``first_pieces``), which are not searched. An
+    utterance whose search kills its worker alone is added to it, with the reason."""
+    hyps: list[str | None] = []
+    for log_probs, lengths, _ in batches:
+        rows = range(len(hyps), len(hyps) + len(lengths))
+        searched = [b for b, row in enumerate(rows) if firsts[row] not in dropped]
+        found = [None] * len(lengths)
+        if searched:
+            nbests, died = survivors(decoder.decode_nbest, log_probs[searched], lengths[searched])
+            for b, nbest in zip(searched, nbests):
+                if nbest is None:
+                    dropped.setdefault(firsts[rows[b]], died.problem)
+                else:
+                    found[b] = normalize_text(nbest[0].text)
+        hyps += found
+    return hyps
+
+
+def _wer(hyps: Sequence[str | None], refs: Sequence[str | None], firsts: Sequence[int], dropped,
+         silent: Sequence[str] = ()) -> float:
+    """The WER of every utterance not in ``dropped``, a cut one scored whole, as evaluate scores it."""
+    kept = [row for row in range(len(refs)) if firsts[row] not in dropped]
+    refs, hyps = join_pieces([refs[row] for row in kept], [hyps[row] for row in kept])
     return word_errors(list(silent) + refs, [""] * len(silent) + hyps).rate
 
 
@@ -74,33 +95,46 @@ def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Seque
          progress: Callable[[float, float, float, float, float], None] | None = None,
          prior_scales: Sequence[float] = DEFAULT_PRIOR_SCALES) -> TuneResult:
     """Grid search; ties go to the smaller LM weight, then the word score nearer 0, then the
-    smaller blank penalty, then the smaller prior scale (which needs the decoder's token priors)."""
+    smaller blank penalty, then the smaller prior scale (which needs the decoder's token priors).
+
+    An utterance whose search kills its worker process alone (after twice in its batch:
+    ``SearchWorkerDied``) at any point is skipped, with the unreadable ones, and every point is
+    scored on the rest (``progress`` was told each point's WER on the utterances kept so far)."""
     start = time.perf_counter()
     # A repeated value would only search the same point again.
     prior_scales, lm_weights, word_scores, blank_penalties = (
         list(dict.fromkeys(g)) for g in (prior_scales, lm_weights, word_scores, blank_penalties))
-    batches, skipped, silent = model_outputs(transcriber, utterances, batch_seconds)
+    paths: list[str] = []
+    batches, skipped, silent = model_outputs(transcriber, utterances, batch_seconds, paths)
     if not batches and not silent:
         raise ManifestError(none_readable(len(utterances), skipped, "to tune on"))
     if not batches:  # every point would score the same: the "best" would be the grid's first, stored as tuned
         raise ManifestError(f"no speech to tune on: all {len(silent)} readable utterances are silent")
-    greedy = _wer(GreedyDecoder(transcriber.tokenizer), batches, silent)
-    grid = []
+    refs = [r for b in batches for r in b[2]]
+    firsts, dropped = first_pieces(refs), {}  # dropped: first row -> why
+    greedy = _hypotheses(GreedyDecoder(transcriber.tokenizer), batches, firsts, dropped)
+    points = []
     for scale, lm_weight, word_score, penalty in itertools.product(prior_scales, lm_weights, word_scores,
                                                                    blank_penalties):
         search = decoder.with_options(lm_weight=lm_weight, word_score=word_score, blank_penalty=penalty,
                                       prior_scale=scale)
         try:
-            wer = _wer(search, batches, silent)
+            hyps = _hypotheses(search, batches, firsts, dropped)
         finally:
             search.close()
-        grid.append((lm_weight, word_score, penalty, scale, wer))
+        points.append(((lm_weight, word_score, penalty, scale), hyps))
         if progress:
-            progress(lm_weight, word_score, penalty, scale, wer)
+            progress(lm_weight, word_score, penalty, scale, _wer(hyps, refs, firsts, dropped, silent))
+    if len(dropped) == sum(r is not None for r in refs):  # every point would score the same (silence alone)
+        first = next(iter(dropped))
+        raise ManifestError(f"no speech to tune on: the search of all {plural(len(dropped), 'utterance')} with speech "
+                            f"killed its worker process (first: {paths[first]}: {dropped[first]})")
+    grid = [(*point, _wer(hyps, refs, firsts, dropped, silent)) for point, hyps in points]
     best = min(grid, key=lambda g: (round(g[4], 9), g[0], abs(g[1]), g[2], g[3]))
-    return TuneResult(lm_weight=best[0], word_score=best[1], wer=best[4], greedy_wer=greedy, blank_penalty=best[2],
-                      prior_scale=best[3], grid=grid, skipped=skipped,
-                      utterances=sum(r is not None for b in batches for r in b[2]) + len(silent),  # pieces: None
+    return TuneResult(lm_weight=best[0], word_score=best[1], wer=best[4],
+                      greedy_wer=_wer(greedy, refs, firsts, dropped, silent), blank_penalty=best[2],
+                      prior_scale=best[3], grid=grid, skipped=skipped + [(paths[k], why) for k, why in dropped.items()],
+                      utterances=sum(r is not None for r in refs) - len(dropped) + len(silent),  # pieces: None
                       seconds=time.perf_counter() - start)
 
 

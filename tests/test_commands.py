@@ -180,6 +180,28 @@ def test_evaluate_combine_prints_each_systems_rates_over_the_utterances_voted_on
     assert rates == ["0.00%", "0.00%"]  # the first's is not 50.00%: u2 is not among the utterances voted on
 
 
+def test_evaluate_combine_with_no_utterance_every_system_decoded_scores_nothing_and_fails(tiny_model_dir, tiny_corpus,
+                                                                                          tmp_path, monkeypatch, capsys):
+    # the systems' searches failed on different utterances: a vote over none would read as 0% WER
+    import asr.evaluate
+    from asr.evaluate import Evaluation, UtteranceResult
+    from asr.metrics import char_errors, word_errors
+
+    def scored(rows):
+        refs, hyps = [r.reference for r in rows], [r.hypothesis for r in rows]
+        return Evaluation(rows, word_errors(refs, hyps), char_errors(refs, hyps), 2.0, 1.0)
+
+    outcomes = iter([scored([UtteranceResult("u1", "u1.wav", "hello world", "hello", "s")]),
+                     scored([UtteranceResult("u2", "u2.wav", "good bye", "bad buy", "s")])])
+    monkeypatch.setattr(asr.evaluate, "evaluate", lambda *a, **k: next(outcomes))
+    manifest = manifest_of(tiny_corpus, tmp_path / "dev.jsonl")
+    assert main(["evaluate", str(manifest), "--model", str(tiny_model_dir), "--combine", str(tiny_model_dir),
+                 "--report", str(tmp_path / "rep")]) == 1
+    out = capsys.readouterr()
+    assert "no utterance was decoded by all 2 systems: nothing to vote on, nothing scored, no report written" in out.err
+    assert "WER" not in out.out and not (tmp_path / "rep").exists()
+
+
 def test_combine_refuses_to_write_over_one_of_the_reports_it_votes_among_even_with_force(tmp_path, capsys):
     from asr.report import build_report, write_report
     from asr.evaluate import UtteranceResult

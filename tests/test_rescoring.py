@@ -635,6 +635,30 @@ def test_tune_rescoring_scores_a_silent_utterance_as_empty_without_a_model_run(p
     assert result.wer * (words + 2) == pytest.approx(alone.wer * words + 2)
 
 
+def test_tune_rescoring_skips_an_utterance_whose_search_kills_its_worker_alone_and_tunes_on_the_rest(
+        packages, tiny_corpus, tmp_path, monkeypatch):
+    from asr.data import Utterance, read_manifest
+    from asr.rescoring import tune
+    from asr.search_workers import SearchWorkerDied
+    from tests.conftest import write_sine
+    from tests.test_search_workers import searches_that_kill_their_worker
+
+    first, second = packages
+    utterances = read_manifest(tiny_corpus / "valid.jsonl")
+    assert max(u.duration for u in utterances) < 2.5
+    loud = Utterance(str(write_sine(tmp_path / "loud.wav", seconds=3.0)), 3.0, "hello world")
+    combined = RescoringTranscriber([load_model(first, workers=2), load_model(second, workers=2)],
+                                    RescoringOptions(weights=(1.0, 1.0), nbest=2))
+    frames = int(2.5 / load_model(first).model.frame_shift)
+    in_parent = searches_that_kill_their_worker(monkeypatch, longer_than=frames)  # the loud one's, alone
+    grid = {"weights": (1.0,), "lm_weights": (0.5,), "word_scores": (0.0, 1.0)}
+    alone = tune(combined, utterances, **grid)
+    result = tune(combined, utterances + [loud], **grid)
+    assert result.skipped == [(loud.audio_filepath, SearchWorkerDied.problem)]
+    assert (result.utterances, result.wer, result.first_wer) == (alone.utterances, alone.wer, alone.first_wer)
+    assert in_parent == []
+
+
 def test_export_says_which_lm_words_a_system_cannot_spell_in_the_package(packages, tiny_corpus, tmp_path, capsys):
     from asr.config import Config, ModelConfig
     from asr.model import AcousticModel

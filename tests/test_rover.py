@@ -183,6 +183,25 @@ def test_a_combined_evaluation_counts_each_file_scored_cut_short_once():
     assert combined.truncated == cut and combined.summary()["truncated"] == 1
 
 
+def test_a_combined_evaluation_counts_the_audio_every_system_decoded_and_the_sum_of_the_systems_rtfs():
+    # the second system skipped "b" (its search killed its worker): the vote is over "a" alone
+    from asr.evaluate import Evaluation
+    from asr.metrics import char_errors, word_errors
+    from asr.rover import combine_evaluations
+
+    def evaluation(seconds_by_id, decode_seconds):
+        rows = [UtteranceResult(i, f"{i}.wav", "a cat", "a cat", "spk", s) for i, s in seconds_by_id.items()]
+        refs = [r.reference for r in rows]
+        return Evaluation(rows, word_errors(refs, refs), char_errors(refs, refs), sum(seconds_by_id.values()),
+                          decode_seconds)
+
+    first, second = evaluation({"a": 2.0, "b": 6.0}, 0.8), evaluation({"a": 2.0}, 0.4)
+    combined = combine_evaluations([first, second])
+    assert [u.id for u in combined.utterances] == ["a"]
+    assert combined.audio_seconds == pytest.approx(2.0)
+    assert combined.summary()["rtf"] == pytest.approx(0.8 / 8.0 + 0.4 / 2.0)
+
+
 def test_a_combined_transcript_of_nothing_keeps_the_confidence_of_the_first_system_that_heard_nothing():
     # as merge_results does: None is kept for audio no model was run on (silence)
     nothing = [Result("", 2.0, confidence=0.95), Result("", 2.0, confidence=0.9)]

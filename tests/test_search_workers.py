@@ -57,20 +57,24 @@ os.kill(os.getpid(), signal.SIGKILL)
                 os.kill(pid, signal.SIGKILL)
 
 
-def searches_that_kill_their_worker(monkeypatch, longer_than: int, once: Path | None = None) -> list[int]:
+def searches_that_kill_their_worker(monkeypatch, longer_than: int, once: Path | None = None, times: int | None = None,
+                                    marker: Path | None = None) -> list[int]:
     """From now on a beam search of more than ``longer_than`` frames kills its process, as the
     out-of-memory killer would (SIGKILL); with ``once`` (a file it leaves), only the first such
-    search does. Returns the lengths of such searches run in this process, which must stay empty:
-    one here would have killed the whole run."""
+    search does; with ``times`` and ``marker`` (files it leaves beside it), only the first ``times``.
+    Returns the lengths of such searches run in this process, which must stay empty: one here
+    would have killed the whole run."""
     from asr.beam_search import BeamSearchDecoder
 
     parent, in_parent, search = os.getpid(), [], BeamSearchDecoder._search_one
+    if once is not None:
+        times, marker = 1, once
 
     def dying(self, emissions):
         if emissions.shape[0] > longer_than:
             if os.getpid() == parent:
                 in_parent.append(emissions.shape[0])
-            elif once is None or _first_time(once):
+            elif times is None or _within(marker, times):
                 os.kill(os.getpid(), signal.SIGKILL)
         return search(self, emissions)
 
@@ -78,12 +82,15 @@ def searches_that_kill_their_worker(monkeypatch, longer_than: int, once: Path | 
     return in_parent
 
 
-def _first_time(marker: Path) -> bool:
-    try:
-        os.close(os.open(marker, os.O_CREAT | os.O_EXCL))
-        return True
-    except FileExistsError:
-        return False
+def _within(marker: Path, times: int) -> bool:
+    """Whether this is one of the first ``times`` calls (across processes: files ``marker``.0, .1, ...)."""
+    for k in range(times):
+        try:
+            os.close(os.open(f"{marker}.{k}" if times > 1 else marker, os.O_CREAT | os.O_EXCL))
+            return True
+        except FileExistsError:
+            continue
+    return False
 
 
 def spelled_batch(tokenizer, texts):
@@ -114,18 +121,49 @@ def test_a_batch_whose_search_worker_is_killed_once_is_searched_again_in_fresh_p
     assert (tmp_path / "killed").exists() and in_parent == []  # a worker died; the parent searched nothing
 
 
-def test_a_batch_that_kills_its_search_worker_twice_is_one_clear_error_and_the_next_batch_searches_anew(
-        decoder, monkeypatch):
+def test_after_a_batch_kills_its_search_worker_twice_only_the_utterances_that_kill_one_alone_fail(decoder, monkeypatch):
     from asr.lm import LMError
     from asr.search_workers import SearchWorkerDied
 
-    in_parent = searches_that_kill_their_worker(monkeypatch, longer_than=20)
-    with pytest.raises(SearchWorkerDied, match=r"^a beam search worker process died twice on one batch \(out of "
-                                               r"memory\?\); run again with fewer --decode-workers, or 1$"):
-        decoder.decode(*spelled_batch(decoder.tokenizer, ["the cat sat on a mat", "a cat"]))
+    texts = ["a cat", "the cat sat on a mat", "the mat", "a mat on the cat sat"]
+    in_parent = searches_that_kill_their_worker(monkeypatch, longer_than=20)  # the 2nd and the 4th
+    with pytest.raises(SearchWorkerDied, match=r"^a beam search worker process died searching 2 utterances of one "
+                                               r"batch alone, after twice on the whole batch \(out of memory\?\); "
+                                               r"run again with fewer --decode-workers, or 1$") as died:
+        decoder.decode(*spelled_batch(decoder.tokenizer, texts))
+    assert died.value.failed == [1, 3]
+    assert [None if h is None else h.text for h in died.value.results] == ["a cat", None, "the mat", None]
     assert issubclass(SearchWorkerDied, LMError)  # as the CLI reports asr's errors: one line
     assert [h.text for h in decoder.decode(*spelled_batch(decoder.tokenizer, ["a cat", "the mat"]))] == ["a cat",
                                                                                                          "the mat"]
+    assert in_parent == []
+
+
+def test_a_killed_batch_is_retried_in_half_the_processes_then_searched_one_utterance_at_a_time_forking_anew_per_death(
+        decoder, monkeypatch):
+    from concurrent.futures import ProcessPoolExecutor
+
+    from asr.search_workers import SearchWorkerDied
+
+    maps = []  # (pool, its processes, utterances handed to it) per map
+    real_map = ProcessPoolExecutor.map
+    monkeypatch.setattr(ProcessPoolExecutor, "map", lambda pool, fn, items, **k: maps.append(
+        (pool, pool._max_workers, len(items))) or real_map(pool, fn, items, **k))
+    searches_that_kill_their_worker(monkeypatch, longer_than=20)
+    with pytest.raises(SearchWorkerDied):
+        decoder.decode_nbest(*spelled_batch(decoder.tokenizer, ["a cat", "the cat sat on a mat", "the mat", "a mat"]))
+    assert [(size, n) for _, size, n in maps] == [(2, 4), (1, 4)] + [(1, 1)] * 4
+    # alone: one process for the first two, a fresh one after the second killed it
+    pools = [pool for pool, _, _ in maps]
+    assert len({id(p) for p in pools}) == 4 and pools[2] is pools[3] and pools[4] is pools[5] is not pools[3]
+
+
+def test_a_batch_whose_utterances_each_survive_alone_is_searched_whole_after_two_deaths(decoder, monkeypatch,
+                                                                                       tmp_path):
+    # what kills a worker may be the batch's memory together (the OOM killer), not one utterance
+    texts = ["the cat sat on a mat", "a cat"]
+    in_parent = searches_that_kill_their_worker(monkeypatch, longer_than=20, times=2, marker=tmp_path / "killed")
+    assert [h.text for h in decoder.decode(*spelled_batch(decoder.tokenizer, texts))] == texts
     assert in_parent == []
 
 
@@ -154,3 +192,41 @@ def test_an_empty_batch_searched_with_workers_gives_no_results_and_forks_nothing
     lp = torch.zeros(0, 5, len(decoder.tokenizer))
     assert decoder.decode_nbest(lp, torch.zeros(0, dtype=torch.long)) == []
     assert decoder._pool is None
+
+
+def test_lm_tuning_skips_an_utterance_whose_search_kills_its_worker_alone_and_tunes_on_the_rest(tiny_model_dir,
+                                                                                             tmp_path, monkeypatch):
+    from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
+    from asr.data import Utterance
+    from asr.search_workers import SearchWorkerDied
+    from asr.tuning import tune
+    from conftest import write_sine
+    from tests.test_transcribe import HOP, RATE, speller
+
+    t = speller(tiny_model_dir)  # spells "hohoho..." over loud frames
+    paths = [str(write_sine(tmp_path / f"{n}.wav", seconds=s)) for n, s in zip("abc", (1.0, 1.0, 3.0))]
+    texts = [t.transcribe(p).text for p in paths[:2]] + ["not what it says"]  # only c's would count errors
+    in_parent = searches_that_kill_their_worker(monkeypatch, longer_than=int(2.0 * RATE / HOP))  # c's
+    decoder = BeamSearchDecoder(t.tokenizer, options=BeamSearchOptions(beam_size=4), workers=2)
+    result = tune(t, decoder, [Utterance(p, s, x) for p, s, x in zip(paths, (1.0, 1.0, 3.0), texts)],
+                  lm_weights=(0.0, 0.5), word_scores=(0.0,))
+    assert result.skipped == [(paths[2], SearchWorkerDied.problem)] and result.utterances == 2
+    assert result.greedy_wer == 0.0 and [point[4] for point in result.grid] == [0.0, 0.0]  # a and b alone
+    assert in_parent == []
+
+
+def test_lm_tuning_whose_every_search_kills_its_worker_is_refused_not_stored_as_tuned(tiny_model_dir, tmp_path,
+                                                                                     monkeypatch):
+    from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
+    from asr.data import ManifestError, Utterance
+    from asr.tuning import tune
+    from conftest import write_sine
+    from tests.test_transcribe import HOP, RATE, speller
+
+    t = speller(tiny_model_dir)
+    paths = [str(write_sine(tmp_path / f"{n}.wav", seconds=3.0)) for n in "ab"]
+    searches_that_kill_their_worker(monkeypatch, longer_than=int(2.0 * RATE / HOP))  # both
+    decoder = BeamSearchDecoder(t.tokenizer, options=BeamSearchOptions(beam_size=4), workers=2)
+    with pytest.raises(ManifestError, match=f"no speech to tune on: the search of all 2 utterances with speech "
+                                            f"killed its worker process \\(first: {paths[0]}: "):
+        tune(t, decoder, [Utterance(p, 3.0, "x y") for p in paths], lm_weights=(0.0, 0.5), word_scores=(0.0,))

@@ -599,20 +599,20 @@ def _frames(model_dir, seconds: float) -> int:
     return int(seconds / load_model_dir(model_dir, device="cpu").model.frame_shift)
 
 
-SEARCH_DIED = ("a beam search worker process died twice on its batch (out of memory?); run again with fewer "
-               "--decode-workers, or 1")
+SEARCH_DIED = ("a beam search worker process died searching it alone, after twice on its batch (out of memory?); "
+               "run again with fewer --decode-workers, or 1")
 
 
-def test_files_whose_batch_kills_the_beam_search_process_twice_are_named_and_every_other_file_is_written(
+def test_only_the_file_whose_search_kills_its_worker_alone_fails_and_every_other_file_is_written(
         tiny_model_dir, tmp_path, monkeypatch, capsys):
     from tests.test_search_workers import searches_that_kill_their_worker
 
     files = [str(write_sine(tmp_path / f"{n}.wav", seconds=s)) for n, s in zip("abcde", (1, 1, 3, 1, 1))]
     in_parent = searches_that_kill_their_worker(monkeypatch, longer_than=_frames(tiny_model_dir, 2.0))  # c's
-    assert _beam_transcribe(files, tiny_model_dir) == 1
+    assert _beam_transcribe(files, tiny_model_dir) == 1  # batches [a b] [c d] [e]: d is c's batch
     out, err = capsys.readouterr()
-    assert [json.loads(line)["path"] for line in out.splitlines()] == files[:2] + files[4:]
-    assert err.splitlines() == [f"asr: {f}: {SEARCH_DIED}" for f in files[2:4]] + ["asr: 2 of 5 file(s) failed"]
+    assert [json.loads(line)["path"] for line in out.splitlines()] == files[:2] + files[3:]
+    assert err.splitlines() == [f"asr: {files[2]}: {SEARCH_DIED}", "asr: 1 of 5 file(s) failed"]
     assert in_parent == []  # never searched again in the run's own process: it would have died
 
 
@@ -641,5 +641,6 @@ def test_the_python_api_raises_one_clear_error_when_a_call_s_batch_kills_the_bea
     searches_that_kill_their_worker(monkeypatch, longer_than=_frames(tiny_model_dir, 1.5))
     with pytest.raises(SearchWorkerDied, match=f"^{re.escape(f'{path}: {SEARCH_DIED}')}$"):
         t.transcribe(str(path))
-    with pytest.raises(SearchWorkerDied, match=r"^a beam search worker process died twice on one batch"):
+    with pytest.raises(SearchWorkerDied, match=r"^a beam search worker process died searching 1 utterance of one "
+                                               r"batch alone, after twice on the whole batch \(out of memory\?\)"):
         t.transcribe(sf.read(str(path), dtype="float32")[0], RATE)
