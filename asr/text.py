@@ -22,6 +22,12 @@ WORD_SEP = "|"
 _APOSTROPHES = str.maketrans({c: "'" for c in "\u2019\u2018\u02bc`\u00b4\u2032\uff07"})
 _DASHES = re.compile(r"[\u2010-\u2015\-_/]+")
 _ZERO_WIDTH_SPACE = "\u200b"
+# A number grouped in thousands by commas (also fullwidth and small ones) or by the no-break and
+# thin spaces of French and SI typography ("1,000,000", "10\u202f000"), one separator throughout,
+# or in the Indian way ("12,34,567"); not the tail of another number ("1.5,000", "3,1,000").
+_GROUPED = re.compile(r"(?<!\d)(?<!\d[.,\uff0c\ufe50])"
+                      r"(?:\d{1,3}([,\uff0c\ufe50\u00a0\u2009\u202f])\d{3}(?:\1\d{3})*|\d{1,2}(?:,\d{2})+,\d{3})(?!\d)")
+_DECIMAL_MARK = "."  # a comma between digits splits them: "1,2,3" is a list, "3,5" a decimal only in some places
 
 
 def plural(n: int, word: str) -> str:
@@ -39,14 +45,26 @@ def normalize_text(text: str) -> str:
     mark) are dropped, not turned into spaces: they sit inside words (a soft hyphen in web text,
     a ZWNJ in Persian or Hindi words). The zero-width space is the exception: Thai or Khmer text
     marks word boundaries with it.
+
+    A number stays one word, as whisper's English normalizer keeps it: thousands separators go
+    ("1,000" -> "1000", as a hypothesis writes it) and a decimal point between digits stays
+    ("3.5"); split, a number counted as two words and "1,000" against "1000" as two errors.
+    Other punctuation in numbers splits them as it splits words ("5:30" -> "5 30", "3,5" -> "3 5",
+    "1,2,3" -> "1 2 3"), and symbols
+    go ("$5" -> "5", "10%" -> "10"): "$5" is said "five dollars", in an order CTC labels cannot
+    follow, and ref and hypothesis lose them alike.
     """
+    # Before NFKC, which makes the no-break and thin spaces plain ones, ambiguous between numbers
+    text = _GROUPED.sub(lambda m: "".join(c for c in m.group() if c.isdecimal()), text)
     # Unified before NFKC, which splits ´, and after it, which makes some ("ŉ", fullwidth "｀")
     text = unicodedata.normalize("NFKC", text.translate(_APOSTROPHES)).translate(_APOSTROPHES).lower()
     text = _DASHES.sub(" ", text)
     kept = []
-    for ch in text:
+    for i, ch in enumerate(text):
         cat = unicodedata.category(ch)
         if ch == "'" or cat[0] in "LNM":  # letters, digits, combining marks
+            kept.append(ch)
+        elif ch == _DECIMAL_MARK and text[i - 1:i].isdecimal() and text[i + 1:i + 2].isdecimal():
             kept.append(ch)
         elif cat != "Cf" or ch == _ZERO_WIDTH_SPACE:
             kept.append(" ")

