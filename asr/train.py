@@ -46,6 +46,7 @@ from asr.selection import average_last_epochs, end_epoch
 from asr.text import plural
 from asr.train_checks import (TrainingError, check_trainable_lengths, nothing_readable, unreadable_files,
                               valid_loss_note, warn_of_silence)
+from asr.train_log import epoch_record, log_step, open_tensorboard, progress_bar, why_untrained
 from asr.train_resume import (apply_new_settings, durations_id, epoch_starts, load_scaler, make_optimizer,
                               resume_point, trim_log)
 from asr.train_setup import attach_phone_head, compute_cmvn, data_identity, describe_run, load_split, model_to_train
@@ -182,12 +183,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         say(warning)
     ddp = torch.nn.parallel.DistributedDataParallel(model) if d.enabled else model
 
-    writer = None
-    if d.is_main:
-        from torch.utils.tensorboard import SummaryWriter  # slow import; only when training
-        # resumed: TensorBoard hides what the killed run logged past the checkpoint (its steps and
-        # epochs are trained and logged again, every tag at its global step), not shown twice
-        writer = SummaryWriter(str(run_dir / "tb"), purge_step=step + 1 if state else None)
+    writer = open_tensorboard(run_dir, step, resumed=bool(state)) if d.is_main else None
 
     def epoch_totals() -> list[float]:
         """This epoch's sums so far over all ranks (every rank calls it), carried ones included."""
@@ -250,7 +246,8 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
         phone_sum, n_phone, non_finite = 0.0, 0, 0
         step_lr = scheduler.get_last_lr()[0]  # the rate of the latest step (logged: the epoch's last one's)
         silent = [] if epoch == start_epoch else None  # looked for in the first epoch this process runs
-        bar = _progress(sampler.steps(counts[epoch]) - skip, f"epoch {epoch + 1}/{epochs}", tc.progress and d.is_main)
+        bar = progress_bar(sampler.steps(counts[epoch]) - skip, f"epoch {epoch + 1}/{epochs}",
+                           tc.progress and d.is_main)
         from_start = skip == 0  # a resumed epoch may have nothing left to read
         for batch_in_epoch, batch in enumerate(loader, start=skip):
             if not distributed.all_true(batch is not None, d, device):
@@ -303,11 +300,7 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
                 loss_sum, n_utts = loss_sum + b_loss, n_utts + b_n
                 phone_sum, n_phone = phone_sum + b_phone, n_phone + b_n_phone
                 if writer is not None and b_n:
-                    writer.add_scalar("train/loss", b_loss / b_n, step)
-                    if b_n_phone:
-                        writer.add_scalar("train/phone_loss", b_phone / b_n_phone, step)
-                    writer.add_scalar("train/grad_norm", float(grad_norm), step)
-                    writer.add_scalar("train/lr", scheduler.get_last_lr()[0], step)
+                    log_step(writer, step, b_loss, b_n, b_phone, b_n_phone, grad_norm, scheduler.get_last_lr()[0])
             with warnings.catch_warnings():  # a step that updated nothing still moves the schedule on
                 warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before", UserWarning)
                 step_lr = scheduler.get_last_lr()[0]
@@ -325,25 +318,18 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
             bar.close()
         skip = 0
         totals = epoch_totals()
-        seconds, carried = totals[7], [0.0] * len(carried)
+        carried = [0.0] * len(carried)
         if totals[3] == 0 and totals[6] and from_start:  # the same totals on every rank: all stop
             raise TrainingError(nothing_readable(tc.train_manifest, len(train_set), unreadable_files(train_set)))
         if silent is not None:
             warn_of_silence(tc.train_manifest, train_set, silent, d, device)
         if not totals[1]:  # no step updated the weights: a loss of 0 would read as a perfect fit
-            why = _why_untrained(totals)
+            why = why_untrained(totals)
             if trained_step is None:  # the same totals and steps on every rank: all stop
                 raise TrainingError(f"{tc.train_manifest}: no step of epoch {epoch + 1} trained the model ({why}), "
                                     "nor any before it: the run stops with nothing learned")
             say(f"epoch {epoch + 1}: no step trained the model ({why}): train_loss is NaN")
-        record = {"epoch": epoch + 1, "step": step, "train_loss": totals[0] / totals[1] if totals[1] else math.nan,
-                  "lr": step_lr, "epoch_seconds": round(seconds, 1),
-                  "audio_seconds_per_second": round(totals[3] / max(seconds, 1e-9), 1),
-                  "skipped_too_short": int(totals[2])}
-        if totals[6]:  # the files were named as they failed
-            record["skipped_unreadable"] = int(totals[6])
-        if cfg.phone_ctc_layer:  # the phone head's CTC per utterance that has phones
-            record["train_phone_loss"] = totals[4] / totals[5] if totals[5] else math.nan
+        record = epoch_record(epoch + 1, step, step_lr, totals, phone_ctc=bool(cfg.phone_ctc_layer))
         ensure_finite()
         if d.is_main:  # a time budget may yet end the run at this epoch: kept for averaging as its last
             best = end_epoch(cfg, model, tokenizer, valid_set, device, writer, record, best,
@@ -371,26 +357,10 @@ def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) ->
     return run_dir
 
 
-def _why_untrained(totals: list[float]) -> str:
-    """What the epoch's sums say left no step to train on."""
-    parts = [f"{int(n)} {what}" for n, what in ((totals[2], "utterance(s) too short for their transcripts"),
-                                                (totals[8], "step(s) with a non-finite loss or gradient"),
-                                                (totals[6], "utterance(s) with unreadable audio")) if n]
-    return ", ".join(parts) or "no batch to train on"
-
-
 def _finite(model: AcousticModel) -> bool:
     """Whether every weight and floating-point buffer is finite (one device sync)."""
     tensors = [t for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()]
     return bool(torch.stack([t.isfinite().all() for t in tensors]).all())
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    if not enabled or not sys.stderr.isatty():
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False, dynamic_ncols=True)
 
 
 def main(argv=None) -> int:

@@ -9,7 +9,8 @@ import re
 import pytest
 
 from asr.results import Result, Segment, Word
-from asr.writers import DirectoryOutput, OutputError, check_output_dir, get_writer, make_cues, timestamp
+from asr.subtitle_cues import make_cues, timestamp
+from asr.writers import DirectoryOutput, OutputError, check_output_dir, get_writer
 
 
 def long_result():
