@@ -28,9 +28,9 @@
 #                (packaged with the LM as $(MODEL_EXP)/package) and the COMBINE/SEEDS/PHONE_SEEDS
 #                systems (none: its own n-best, with RNNLM=1), its weights tuned on $(VALID) (rescoring.yaml), with SET_hyp.txt and SET_report/;
 #                with RNNLM=1 the LM is the n-gram interpolated with $(EXP)/lm/rnnlm (asr lm rnn)
-#   package   -> $(PACKAGE_DIR) (the built-in model): this run's model and its LM; with other
-#                systems (COMBINE/SEEDS/PHONE_SEEDS) or RNNLM=1, one package that rescores (with them,
-#                with the LSTM LM, or both), re-tuned on $(VALID)
+#   package   -> $(PACKAGE_DIR) (the built-in model), $(MODEL_EXP)/package.done: this run's model and
+#                its LM; with other systems (COMBINE/SEEDS/PHONE_SEEDS) or RNNLM=1, one package that
+#                rescores (with them, with the LSTM LM, or both), re-tuned on $(VALID)
 #
 # Stages are files: each runs when its input files or its arguments changed (OVERRIDES, EPOCHS,
 # CORPUS, LM_ORDER, PRIOR_SCALES, ...: see "Arguments stamps" below), and the stages downstream
@@ -92,11 +92,15 @@ TRAIN_ARGS = $(call train_args,$(TRAIN_MANIFEST),$(EXP))
 # is resumed. An older one is a finished or other run's: its files are moved into RUN_DIR/replaced
 # first (the one there before is removed), so that the run starts anew rather than resume it or be
 # refused, and a mistyped override that fails at once costs no finished run. (A dry run rewrites no
-# stamp: arguments that differ from it rule out resuming.)
+# stamp: arguments that differ from it rule out resuming. Nor does it remake the prerequisites it
+# shows being remade, such as prepare after a touched stamp: make takes them as newer than the target
+# ($?) while their files are not. Whether they will change is not known yet; if they do, the run is
+# trained anew, as the dry run then shows; if not, nothing after them runs.)
 asr_train = $(if $(call current_checkpoint,$(1),$(2)),,$(call remove_old_run,$(2))) $(ASR) train $($(1)) \
   $(if $(filter-out 1,$(GPUS)),--gpus $(GPUS)) $(if $(call current_checkpoint,$(1),$(2)),--resume)
 current_checkpoint = $(if $(call args_changed,$(foreach f,$^,$(if $(findstring /.args/,$(f)),$(f))),$(1)),,$(shell \
-  for f in $^; do test $(2)/last/train_state.pt -nt $$f || exit 1; done && echo yes))
+  for f in $^; do test $(2)/last/train_state.pt -nt $$f || exit 1; done && \
+  for f in $?; do test $$f -nt $@ || exit 1; done && echo yes))
 # What asr train writes in its folder (asr.train_setup.RUN_FILES, and tb/).
 TRAIN_RUN_FILES := last best log.jsonl epochs avg tb
 # What the stages after it write there: the old model's scores go aside with it, or a set no longer
@@ -169,7 +173,8 @@ $(MODEL_EXP)/best/decoding.yaml: $(MODEL_EXP)/train.done $(LM)
 evaluate: $(foreach set,$(EVAL_SETS),$(MODEL_EXP)/$(set).json $(if $(VALID),$(MODEL_EXP)/$(set)_lm.json))
 
 # (A prepare that changes any manifest rewrites them all, train.jsonl last (asr prepare's
-# write_splits): a set prepared anew retrains, and so is scored again.)
+# write_splits): a set prepared anew retrains, and so is scored again. A set that a recipe prepares
+# by a rule of its own, $(DATA)/SET.jsonl (SEPARATE_SETS, below), is scored again alone.)
 $(MODEL_EXP)/%_lm.json: $(MODEL_EXP)/best/decoding.yaml
 	$(ASR) evaluate $(DATA)/$*.jsonl --model $(MODEL_EXP)/best --lm $(LM) --json -o $(MODEL_EXP)/$*_lm_hyp.txt \
 	  | tee $(MODEL_EXP)/$*_lm.log
@@ -179,6 +184,13 @@ $(MODEL_EXP)/%.json: $(MODEL_EXP)/train.done
 	$(ASR) evaluate $(DATA)/$*.jsonl --model $(MODEL_EXP)/best --decoder greedy --json -o $(MODEL_EXP)/$*_hyp.txt \
 	  | tee $(MODEL_EXP)/$*.log
 	tail -n 1 $(MODEL_EXP)/$*.log > $@.tmp && mv $@.tmp $@
+
+# The sets in SEPARATE_SETS (own_data's test set) are not written with train.jsonl, which training
+# reads, but by a rule of their own ($(DATA)/SET.jsonl): their scores follow their manifest. (One
+# written by train.jsonl's rule as a side effect would not do: under make -j its time may be read
+# before that rule rewrites it.)
+$(foreach set,$(SEPARATE_SETS),$(eval $(MODEL_EXP)/$(set).json $(MODEL_EXP)/$(set)_lm.json \
+  $(MODEL_EXP)/combined/$(set).json $(MODEL_EXP)/rescored/$(set).json: $(DATA)/$(set).jsonl))
 
 combine: $(foreach set,$(EVAL_SETS),$(MODEL_EXP)/combined/$(set).json)
 
@@ -260,17 +272,41 @@ $(EXP)/phones%/package/model.safetensors: $(LM) $(TRAIN_MANIFEST)
 # the LSTM LM (asr export RESCORING_FILE DIR; the others then search with this run's packaged LM, so
 # the weights are tuned again on $(VALID)). Built aside and moved into place. The systems' folders are
 # split at line ends only (IFS): PACKAGE_DIR may hold spaces.
-package: $(if $(RESCORING),$(MODEL_EXP)/rescored/rescoring.yaml,$(MODEL_EXP)/best/decoding.yaml)
+#
+# A stage as the others: $(MODEL_EXP)/package.done (make cannot name PACKAGE_DIR, which may hold a
+# space) follows what the export reads (the tuned model or the rescoring file and its systems, the
+# LM) and its arguments (PACKAGE_DIR among them). It holds what it installed, the size and time of
+# PACKAGE_DIR/model.safetensors: a package replaced since (another run's, the checkout's own
+# restored) or removed is installed again. (make -B would retrain everything before it: touch the
+# stamp, $(MODEL_EXP)/.args/package, to install it again anew.)
+package: $(MODEL_EXP)/package.done
+
+PACKAGE_INPUT = $(if $(RESCORING),$(MODEL_EXP)/rescored/rescoring.yaml $(SEED_MODELS) $(RNNLM_MODEL),\
+  $(MODEL_EXP)/best/decoding.yaml $(LM))
+# The arguments of its two commands (the rescoring package's folders are its own: the grid and which
+# kinds of system it holds suffice).
+PACKAGE_ARGS = $(if $(RESCORING),$(MODEL_EXP)/rescored/rescoring.yaml "$(PACKAGE_DIR)" $(DATA)/$(VALID).jsonl \
+  $(if $(RESCORING_SYSTEMS),--combine) $(if $(RNNLM_MODEL),--rnnlm) --prior-scales=$(PRIOR_SCALES) $(RESCORING_GRID),\
+  $(MODEL_EXP)/best "$(PACKAGE_DIR)" --half --lm $(LM))
+# (Python's stat: stat(1)'s options are not the same on macOS.)
+package_stat = $(PYTHON) -c 'import os, sys; s = os.stat(sys.argv[1]); print(s.st_size, s.st_mtime_ns)' \
+  "$(PACKAGE_DIR)/model.safetensors"
+installed_package = $(shell $(package_stat) 2>/dev/null)
+# (FORCE is added with the stamps, below, where `differ` is defined.)
+package_replaced = $(if $(wildcard $(MODEL_EXP)/package.done),$(call differ,$(strip $(file \
+  <$(MODEL_EXP)/package.done)),$(installed_package)))
+
+$(MODEL_EXP)/package.done: $(PACKAGE_INPUT)
 ifeq ($(RESCORING),)
 	$(ASR) export $(MODEL_EXP)/best "$(PACKAGE_DIR)" --half --lm $(LM) --force
 else
-	rm -rf "$(PACKAGE_DIR).tmp" && $(ASR) export $< "$(PACKAGE_DIR).tmp"
+	rm -rf "$(PACKAGE_DIR).tmp" && $(ASR) export $(MODEL_EXP)/rescored/rescoring.yaml "$(PACKAGE_DIR).tmp"
 	IFS=$$'\n'; $(ASR) tune-rescoring $(DATA)/$(VALID).jsonl --model "$(PACKAGE_DIR).tmp" \
 	  $(if $(RESCORING_SYSTEMS),--combine $$(ls -dv "$(PACKAGE_DIR).tmp"/system*)) $(if $(RNNLM_MODEL),--rnnlm "$(PACKAGE_DIR).tmp/rnnlm") \
 	  --prior-scales=$(PRIOR_SCALES) $(RESCORING_GRID) -o "$(PACKAGE_DIR).tmp/rescoring.yaml"
 	rm -rf "$(PACKAGE_DIR)" && mv "$(PACKAGE_DIR).tmp" "$(PACKAGE_DIR)"
 endif
-
+	$(package_stat) > $@.tmp && mv $@.tmp $@
 
 # Arguments stamps. Each stage's arguments (the command line it runs, less the program and how it
 # runs: ASR, GPUS, --resume) are kept in a stamp file beside its output, which the output depends
@@ -288,6 +324,7 @@ endif
 #
 #   stage     stamp                              arguments
 #   prepare   $(DATA)/.args/prepare              PREPARE_ARGS (the recipe's: CORPUS, VALID_SPEAKERS, ...)
+#   (test)    $(DATA)/.args/test                 own_data's test set, prepared apart: SRC, TEST_SRC
 #   synth     $(DATA)/.args/ttsN                 TTS_TEXTS, TTS_OPTIONS
 #   train     $(EXP)/.args/train                 CONFIG, TRAIN_MANIFEST, VALID, OVERRIDES, EXTRA_OVERRIDES
 #   finetune  $(EXP)/.args/finetune              the same on train.jsonl, FINETUNE_EPOCHS, FINETUNE_OVERRIDES
@@ -300,11 +337,16 @@ endif
 #   rescore   $(MODEL_EXP)/.args/rescore         COMBINE, SEEDS, PHONE_SEEDS, RNNLM, PRIOR_SCALES,
 #                                                RESCORING_WEIGHTS
 #   seeds     $(EXP)/.args/seeds                 train's, finetune's and tune's
+#   package   $(MODEL_EXP)/.args/package         PACKAGE_DIR, LM; with rescoring VALID, PRIOR_SCALES,
+#                                                RESCORING_WEIGHTS, whether with systems and RNNLM
 #
-# evaluate and the packages have no arguments of their own beyond their input files. A stamp whose
+# evaluate and the seeds' packages have no arguments of their own beyond their input files. A stamp whose
 # outputs were made before stamps existed is written at once, with a line saying so and an old time
 # (POSIX touch -t): those outputs are taken as made with the arguments given (outside make -n/-q/-t,
 # which leave that to the next make). So is a training run killed before then: it is resumed, as it was.
+# But for own_data's test set: the old recipe's prepare wrote it with train and valid, from a TEST_SRC
+# recorded there, not in $(DATA)/.args/test, so it is prepared again once (kept as it was, times and
+# all, if the same: nothing is scored again).
 # make -t, which runs no step but touches its targets, writes the stamps it touches (their line is
 # marked `+` for it): a touched stamp would keep the last arguments (one made anew none), and the
 # next make would redo the stages that -t took as done.
@@ -354,10 +396,12 @@ args_adopted = $(if $(wildcard $(2)),,$(if $(wildcard $(3)),yes$(if $(dry_run),,
   $(firstword $(wildcard $(3))) predates arguments stamps: taken as made with these arguments)$(shell \
   mkdir -p $(dir $(2)))$(file >$(2),$(call args_text,$(4)))$(shell touch -t 200001010000 $(2)))))
 
-# $(call args_stamp,STAGE,STAMP,OUTPUTS,ARGS_VARIABLE[,CHECKPOINT]): OUTPUTS depend on STAMP,
-# rewritten (FORCE) only when it holds other arguments.
+# $(call args_stamp,STAGE,STAMP,OUTPUTS,ARGS_VARIABLE[,CHECKPOINT[,UNADOPTED]]): OUTPUTS depend on
+# STAMP, rewritten (FORCE) only when it holds other arguments. With UNADOPTED (non-empty), a missing
+# STAMP is never adopted: the stage runs once (own_data's test set, whose old outputs may be another
+# TEST_SRC's).
 define args_stamp
-$(if $(call args_adopted,$(1),$(2),$(3) $(5),$(4)),,$(3): $(2))
+$(if $(if $(6),,$(call args_adopted,$(1),$(2),$(3) $(5),$(4))),,$(3): $(2))
 $(2): $(if $(call args_changed,$(2),$(4)),FORCE)
 	$(if $(call args_changed,$(2),$(4)),@echo "$(1): arguments changed$(comma) redoing")
 	$(if $(touch_run),+)@mkdir -p $$(@D) && printf '%s\n' '$$(subst ','\'',$$(call args_text,$(4)))' > $$@.tmp && mv $$@.tmp $$@
@@ -380,5 +424,7 @@ $(eval $(call args_stamp,combine,$(MODEL_EXP)/.args/combine,$(foreach set,$(EVAL
 $(eval $(call args_stamp,rnnlm,$(dir $(RNNLM_DIR)).args/rnnlm,$(RNNLM_DIR)/model.safetensors,RNNLM_ARGS))
 $(eval $(call args_stamp,rescore,$(MODEL_EXP)/.args/rescore,$(MODEL_EXP)/rescored/rescoring.yaml,RESCORE_ARGS))
 $(if $(SEED_MODELS),$(eval $(call args_stamp,seeds,$(EXP)/.args/seeds,$(SEED_MODELS),SEEDS_ARGS)))
+$(eval $(call args_stamp,package,$(MODEL_EXP)/.args/package,$(MODEL_EXP)/package.done,PACKAGE_ARGS))
+$(if $(package_replaced),$(eval $(MODEL_EXP)/package.done: FORCE))
 
 FORCE:

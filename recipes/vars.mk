@@ -79,6 +79,10 @@ FINETUNE_OVERRIDES ?= train.lr=3e-4 train.warmup_steps=50
 model_exp = $(if $(filter-out 0,$(FINETUNE_EPOCHS)),$(1)/finetune,$(1))
 MODEL_EXP = $(call model_exp,$(EXP))
 TRAIN_MANIFEST = $(if $(filter-out 0,$(TTS_SENTENCES)),$(DATA)/train_tts$(TTS_SENTENCES).jsonl,$(DATA)/train.jsonl)
+# The sets of EVAL_SETS a recipe prepares by a rule of their own, apart from train.jsonl (own_data's
+# test set, from TEST_SRC): scored again when their manifest changes (common.mk). The others are
+# written with train.jsonl.
+SEPARATE_SETS ?=
 # Model directories the `combine` stage votes with this run's model (ROVER), best first.
 COMBINE ?=
 # Other random seeds for the same recipe (SEEDS="7 42"): the `seeds` stage trains, tunes and

@@ -509,7 +509,8 @@ elif args[:2] == ["lm", "tune"]:
 
 @pytest.fixture
 def spaced_checkout(tmp_path):
-    """The recipes and configs in a checkout whose path holds a space, with the fake asr in its .venv."""
+    """The recipes and configs in a checkout whose path holds a space, with the fake asr and a python
+    (which the recipes call too) in its .venv."""
     root = tmp_path / "check out"
     for name in ("recipes/vars.mk", "recipes/common.mk", "recipes/own_data/Makefile",
                  "recipes/speechocean762/Makefile", "configs/small.yaml"):
@@ -519,6 +520,7 @@ def spaced_checkout(tmp_path):
     asr.parent.mkdir(parents=True)
     asr.write_text(f"#!{sys.executable}\n{FAKE_ASR}")
     asr.chmod(0o755)
+    (asr.parent / "python").symlink_to(sys.executable)
     return root
 
 
@@ -636,15 +638,56 @@ def test_a_prepare_redone_that_writes_the_same_manifests_redoes_nothing_after_it
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-def test_a_test_set_prepared_anew_is_scored_again(tmp_path):
-    # another TEST_SRC: prepare rewrites every manifest (train.jsonl too), so the stages after it follow
+def test_a_new_test_set_is_prepared_and_scored_alone_and_retrains_nothing(tmp_path):
+    # training never reads the test set: another TEST_SRC (make -j, the scores beside its prepare)
+    # re-prepares and re-scores the test set alone
     own_data(tmp_path, "TEST_SRC=first")
-    done, calls = own_data(tmp_path, "TEST_SRC=second")
+    train_manifest = (tmp_path / "data" / "train.jsonl").stat().st_mtime_ns
+    done, calls = own_data(tmp_path, "-j2", "TEST_SRC=second")
     assert done.returncode == 0, done.stderr
     assert (tmp_path / "data" / "test.jsonl").read_text() == "second"
-    assert names(calls) == ["evaluate", "evaluate", "lm build", "lm tune", "prepare", "train"]
+    assert names(calls) == ["evaluate", "evaluate", "prepare"]
     assert all(call[1] == str(tmp_path / "data" / "test.jsonl") for call in calls if call[0] == "evaluate")
+    prepare = calls[0]  # SRC read too: prepare refuses a test set that shares audio with train/valid
+    assert prepare[1:3] == ["folder", "x"] and prepare[prepare.index("--test") + 1] == "second"
+    assert (tmp_path / "data" / "train.jsonl").stat().st_mtime_ns == train_manifest
+    assert "second" not in (tmp_path / "data" / ".args" / "prepare").read_text()
     assert up_to_date(tmp_path, "TEST_SRC=second")
+    (tmp_path / "data" / ".args" / "test").touch()  # new recordings in TEST_SRC (the own_data README)
+    assert "touch recipes/own_data/data/.args/test" in (REPO_ROOT / "recipes/own_data/README.md").read_text()
+    done, calls = own_data(tmp_path, "TEST_SRC=second")
+    assert done.returncode == 0 and names(calls) == ["prepare"], done.stderr  # the same test manifest
+    assert up_to_date(tmp_path, "TEST_SRC=second")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_test_set_given_to_a_finished_run_is_scored_by_the_same_model(tmp_path):
+    own_data(tmp_path)
+    done, calls = own_data(tmp_path, "TEST_SRC=t")
+    assert done.returncode == 0, done.stderr
+    assert names(calls) == ["evaluate", "evaluate", "prepare"] and (tmp_path / "exp" / "test_lm.json").is_file()
+    assert up_to_date(tmp_path, "TEST_SRC=t") and up_to_date(tmp_path, "TEST_SRC=t", "prepare")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize("test_src, scored", [("second", True), ("first", False)])
+def test_a_test_set_made_by_the_old_recipe_s_single_prepare_is_prepared_anew_once(tmp_path, test_src, scored):
+    # the old recipe's prepare wrote test.jsonl with train and valid (its TEST_SRC in .args/prepare),
+    # and no .args/test: that test.jsonl may be another TEST_SRC's, so it is not taken as this one's
+    own_data(tmp_path, "TEST_SRC=first")
+    stamps = tmp_path / "data" / ".args"
+    (stamps / "test").unlink()
+    new_style = (stamps / "prepare").read_text()
+    old_style = new_style.replace(f"{tmp_path / 'data'} ", f'{tmp_path / "data"} --test "first" ')
+    assert old_style != new_style
+    (stamps / "prepare").write_text(old_style)
+    done, calls = own_data(tmp_path, f"TEST_SRC={test_src}")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "data" / "test.jsonl").read_text() == test_src
+    # SRC read again (the same manifests: nothing retrained); the test set scored again only if it changed
+    assert "prepare: arguments changed, redoing" in done.stdout and (stamps / "prepare").read_text() == new_style
+    assert names(calls) == ["evaluate", "evaluate"] * scored + ["prepare", "prepare"]
+    assert up_to_date(tmp_path, f"TEST_SRC={test_src}")
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
@@ -691,6 +734,65 @@ def test_a_package_dir_given_with_a_trailing_slash_is_replaced_by_the_new_packag
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_package_again_installs_nothing_and_a_changed_input_argument_or_package_installs_again(tmp_path):
+    package = tmp_path / "pkg"
+    install = (f"PACKAGE_DIR={package}", "package")
+    done, calls = own_data(tmp_path, *install)
+    assert done.returncode == 0, done.stderr
+    assert names(calls) == ["export", "lm build", "lm tune", "prepare", "train"]
+    assert up_to_date(tmp_path, *install)
+    done, calls = own_data(tmp_path, *install)
+    assert done.returncode == 0 and calls == [], done.stderr
+    done, calls = own_data(tmp_path, *install, "LM_WEIGHTS=1")  # a model tuned anew
+    assert done.returncode == 0 and names(calls) == ["export", "lm tune"], done.stderr
+    done, calls = own_data(tmp_path, "LM_WEIGHTS=1", f"PACKAGE_DIR={tmp_path / 'other'}", "package")
+    assert done.returncode == 0 and names(calls) == ["export"], done.stderr  # another place
+    done, calls = own_data(tmp_path, *install, "LM_WEIGHTS=1")  # back in the first
+    assert done.returncode == 0 and names(calls) == ["export"], done.stderr
+    # replaced since (another run's package, the checkout's own restored) or removed: installed again
+    (package / "model.safetensors").write_text("another model")
+    assert not up_to_date(tmp_path, *install, "LM_WEIGHTS=1")
+    shutil.rmtree(package)
+    done, calls = own_data(tmp_path, *install, "LM_WEIGHTS=1")
+    assert done.returncode == 0 and names(calls) == ["export"] and (package / "model.safetensors").is_file()
+    (tmp_path / "exp" / ".args" / "package").touch()  # the way to install it again anew (own_data README)
+    assert "touch recipes/own_data/exp/small/.args/package" in (REPO_ROOT / "recipes/own_data/README.md").read_text()
+    done, calls = own_data(tmp_path, *install, "LM_WEIGHTS=1")
+    assert done.returncode == 0 and names(calls) == ["export"], done.stderr
+    assert up_to_date(tmp_path, *install, "LM_WEIGHTS=1")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_the_package_stage_records_what_it_installed_where_stat_is_not_gnu_s(tmp_path):
+    bsd = tmp_path / "bsd"  # macOS's stat has other options
+    bsd.mkdir()
+    (bsd / "stat").write_text("#!/bin/sh\necho 'stat: illegal option -- c' >&2\nexit 1\n")
+    (bsd / "stat").chmod(0o755)
+    install = (f"PACKAGE_DIR={tmp_path / 'pkg'}", "package", f"PATH={bsd}{os.pathsep}{os.environ['PATH']}")
+    done, calls = own_data(tmp_path, *install)
+    assert done.returncode == 0 and "export" in names(calls), done.stderr
+    installed = (tmp_path / "pkg" / "model.safetensors").stat()
+    assert (tmp_path / "exp" / "package.done").read_text().split() == [str(installed.st_size),
+                                                                      str(installed.st_mtime_ns)]
+    assert up_to_date(tmp_path, *install)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_package_again_retunes_no_rescoring_and_changed_rescoring_inputs_or_weights_do(tmp_path):
+    install = (f"PACKAGE_DIR={tmp_path / 'pkg'}", "RNNLM=1", "package")
+    done, calls = own_data(tmp_path, *install)
+    assert done.returncode == 0, done.stderr
+    assert names(calls).count("tune-rescoring") == 2  # the run's, and the package's as installed
+    done, calls = own_data(tmp_path, *install)
+    assert done.returncode == 0 and calls == [], done.stderr
+    for change, redone in (("RESCORING_WEIGHTS=0,1", ["export", "tune-rescoring", "tune-rescoring"]),
+                           ("RNNLM_OPTIONS=--halvings 0", ["export", "lm rnn", "tune-rescoring", "tune-rescoring"])):
+        done, calls = own_data(tmp_path, *install, change)
+        assert done.returncode == 0 and names(calls) == redone, (change, done.stderr)
+    assert up_to_date(tmp_path, *install, "RNNLM_OPTIONS=--halvings 0")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_arguments_that_no_stage_of_the_target_uses_redo_nothing(tmp_path):
     own_data(tmp_path)
     for unused in ("RNNLM_OPTIONS=--halvings 0", "RESCORING_WEIGHTS=0,1", "COMBINE=other/pkg", "GPUS=2",
@@ -729,6 +831,27 @@ def test_a_killed_training_run_resumes_and_one_whose_arguments_changed_starts_an
     assert [call[0] for call in calls] == ["train"] and "--resume" not in calls[0]
     assert not checkpoint.exists()  # the other run's files went first, aside
     assert (tmp_path / "exp" / "replaced" / "last" / "train_state.pt").is_file()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_n_after_a_touched_prepare_stamp_shows_a_finished_run_trained_anew_not_resumed(tmp_path):
+    # make -n cannot know whether prepare will change the manifests: if it does, the run is trained
+    # anew (as the dry run shows); if not, nothing after prepare runs
+    own_data(tmp_path, "train")
+    checkpoint = tmp_path / "exp" / "last" / "train_state.pt"  # a finished run's, saved before train.done
+    checkpoint.parent.mkdir()
+    checkpoint.write_text("")
+    now = time.time()
+    for path, age in ((tmp_path / "data" / ".args" / "prepare", 90), (tmp_path / "data" / "train.jsonl", 90),
+                      (tmp_path / "exp" / ".args" / "train", 60), (checkpoint, 30), (tmp_path / "exp" / "train.done", 20)):
+        os.utime(path, (now - age, now - age))
+    (tmp_path / "data" / ".args" / "prepare").touch()
+    plan = own_data(tmp_path, "-n", "train")[0].stdout
+    assert 'prepare folder "x"' in plan and "train.output_dir=" in plan and "--resume" not in plan
+    assert "mkdir " + str(tmp_path / "exp" / "replaced") in plan  # the finished run goes aside first
+    done, calls = own_data(tmp_path, "train")
+    assert done.returncode == 0 and names(calls) == ["prepare"], done.stderr
+    assert checkpoint.is_file()
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
@@ -963,13 +1086,14 @@ def test_a_run_trained_anew_takes_the_old_model_s_scores_aside_with_it(tmp_path)
     own_data(tmp_path)
     old = ["valid.json", "valid.log", "valid_lm.json", "valid_lm.log"]
     assert all((tmp_path / "exp" / name).is_file() for name in old)
-    done, calls = own_data(tmp_path, "TEST_SRC=t")  # prepared anew: trained anew, scored on test
+    retrained = ("TEST_SRC=t", "OVERRIDES=model.cell=gru")  # trained anew, scored on test
+    done, calls = own_data(tmp_path, *retrained)
     assert done.returncode == 0, done.stderr
     assert "train" in names(calls) and (tmp_path / "exp" / "test_lm.json").is_file()
     assert not any((tmp_path / "exp" / name).exists() for name in old)
     assert all((tmp_path / "exp" / "replaced" / name).is_file() for name in old)
     assert (tmp_path / "exp" / "lm").is_dir()  # the LM is no run's: it stays
-    assert up_to_date(tmp_path, "TEST_SRC=t")
+    assert up_to_date(tmp_path, *retrained)
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")

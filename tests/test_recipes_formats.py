@@ -168,12 +168,25 @@ def test_a_failed_prepare_is_redone_by_the_next_make_with_the_same_arguments(tmp
     args = [f"SRC={mine}", f"TEST_SRC={tests}", "VALID_SPEAKERS=1", "prepare"]
     failed = make("own_data", tmp_path, *args)
     assert failed.returncode != 0 and "test: no usable utterances" in failed.stderr
-    assert not (tmp_path / "data" / "train.jsonl").exists()
+    assert not (tmp_path / "data" / "test.jsonl").exists()  # train and valid: a stage of their own
+    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == [".args", "train.jsonl", "valid.jsonl"]
     for wav, data in zip(audio, saved):
         wav.write_bytes(data)
     done = make("own_data", tmp_path, *args)
     assert done.returncode == 0, done.stderr[-3000:]
     assert lines(tmp_path / "data" / "test.jsonl") == 2
+    # its folder aside is removed, and its count of train utterances (all of SRC) is no training set's
+    assert sorted(path.name for path in (tmp_path / "data").iterdir()) == [".args", "test.jsonl", "train.jsonl",
+                                                                          "valid.jsonl"]
+    assert "test: 2 utterances" in done.stdout and not re.search("^train: ", done.stdout, re.M)
+
+
+def test_a_test_set_that_shares_audio_with_the_training_data_is_refused(tmp_path):
+    # prepared apart from train and valid, it is still checked against them
+    mine = make_own_folder(tmp_path / "mine", n=6, speakers=3)
+    done = make("own_data", tmp_path, f"SRC={mine}", f"TEST_SRC={mine / 'spk0'}", "VALID_SPEAKERS=1", "prepare")
+    assert done.returncode != 0 and "shares 2 audio file(s) with train/valid" in done.stderr
+    assert not (tmp_path / "data" / "test.jsonl").exists()
 
 
 def test_a_step_that_writes_its_output_and_then_fails_leaves_no_output(tmp_path):
