@@ -76,6 +76,9 @@ def add_lm_parser(sub) -> None:
     r.add_argument("--num-layers", type=positive(int), help="LSTM layers (default 1)")
     r.add_argument("--dropout", type=float, help="(default 0.3)")
     r.add_argument("--seed", type=int, help="(default 0)")
+    r.add_argument("--min-count", type=positive(int), help="words seen fewer times an epoch (--repeat counted) "
+                   "train <unk> instead, so that a word the LM does not know still leaves a trained context; "
+                   "1: every word is in the vocabulary (default 1)")
     r.add_argument("--lr", type=positive(float), help="learning rate, times 0.8 each epoch (default 0.002)")
     r.add_argument("--checks-per-epoch", type=positive(int), help="with --dev: dev perplexity checks per epoch "
                    "(default 4)")

@@ -121,7 +121,7 @@ def cmd_lm_rnn(args) -> int:
     check_output(args.output, [*args.texts, *(args.dev or [])], directory=True)  # the LM is staged beside it
     repeats = [int(r) for r in args.repeat or []]
     given = {k: getattr(args, k) for k in ("hidden_size", "num_layers", "dropout", "epochs", "seed", "lr",
-                                           "checks_per_epoch", "halvings")}
+                                           "checks_per_epoch", "halvings", "min_count")}
     options = RNNLMOptions(**{k: v for k, v in given.items() if v is not None})
     model = train_rnnlm(args.texts, args.output, repeats, args.dev or (), options, log=print_error, force=args.force)
     params = sum(p.numel() for p in model.parameters())

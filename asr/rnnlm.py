@@ -55,10 +55,15 @@ class RNNLMOptions:
     seed: int = 0
     checks_per_epoch: int = 4  # dev perplexity checks per epoch
     halvings: int = 3  # when dev perplexity rises: back to the best weights at half the rate, this often
+    # Words seen fewer times in an epoch's text train <unk> instead (Mikolov's vocabulary cutoff):
+    # at 1 nothing does, and a word the LM never saw feeds the next step an untrained embedding.
+    min_count: int = 1
 
     def __post_init__(self):
         if not 0 <= self.dropout < 1:
             raise RNNLMError(f"dropout must be at least 0 and below 1, got {self.dropout}")
+        if self.min_count < 1:
+            raise RNNLMError(f"the vocabulary's minimum count must be at least 1, got {self.min_count}")
         if self.checks_per_epoch < 1 or self.halvings < 0:
             raise RNNLMError(f"dev checks per epoch must be at least 1 and halvings at least 0 "
                              f"(got {self.checks_per_epoch} and {self.halvings})")
@@ -140,9 +145,10 @@ def perplexity(model: RecurrentLM, sentences: Sequence[Sequence[str]]) -> float:
     return math.exp(total / max(count, 1))
 
 
-def vocabulary(sentences: Sequence[Sequence[str]]) -> list[str]:
+def vocabulary(sentences: Sequence[Sequence[str]], min_count: int = 1) -> list[str]:
+    """</s>, <unk>, then the words seen at least ``min_count`` times, likeliest first."""
     counts = Counter(w for s in sentences for w in s)
-    return [BOUNDARY, UNKNOWN] + sorted(counts, key=lambda w: (-counts[w], w))
+    return [BOUNDARY, UNKNOWN] + sorted((w for w in counts if counts[w] >= min_count), key=lambda w: (-counts[w], w))
 
 
 def train_rnnlm(texts: Sequence[str | Path], output_dir: str | Path, repeats: Sequence[int] = (),
@@ -187,7 +193,7 @@ def _fit(data: list[list[str]], held: list[list[str]], options: RNNLMOptions, lo
     torch.set_flush_denormal(True)  # denormal floats slow CPU training many-fold
     torch.manual_seed(options.seed)
     rng = random.Random(options.seed)
-    model = RecurrentLM(vocabulary(data), options)
+    model = RecurrentLM(vocabulary(data, options.min_count), options)  # counted as seen: repeats included
     optimizer = torch.optim.Adam(model.parameters(), lr=options.lr)
     starts = range(0, len(data), options.batch_size)
     check_every = math.ceil(len(starts) / options.checks_per_epoch)

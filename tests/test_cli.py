@@ -203,7 +203,7 @@ def test_lm_rnn_help_gives_the_defaults_that_training_uses():
 
     rnn, defaults = subparser(subparser(build_parser(), "lm"), "rnn"), RNNLMOptions()
     helps = {a.dest: a.help for a in rnn._actions}
-    for name in ("epochs", "hidden_size", "num_layers", "dropout", "seed", "lr", "checks_per_epoch", "halvings"):
+    for name in ("epochs", "hidden_size", "num_layers", "dropout", "seed", "lr", "checks_per_epoch", "halvings", "min_count"):
         assert helps[name].endswith(f"(default {getattr(defaults, name)})"), name
     assert f"times {defaults.lr_decay} each epoch" in helps["lr"]
 

@@ -40,6 +40,30 @@ def test_the_vocabulary_is_ordered_by_frequency_after_the_boundary_and_unknown_w
     assert len(model.word_log_probs([["zebra"]])[0]) == 2  # scored as <unk>, then the end
 
 
+def test_words_seen_fewer_than_min_count_times_are_left_to_unk_counting_repeats():
+    assert vocabulary([["b", "a", "b"], ["c", "b", "a"]], min_count=2) == ["</s>", "<unk>", "b", "a"]
+    assert vocabulary([["b", "a", "b"], ["c", "b", "a"]] * 2, min_count=2) == ["</s>", "<unk>", "b", "a", "c"]
+    with pytest.raises(RNNLMError, match="minimum count must be at least 1, got 0"):
+        RNNLMOptions(min_count=0)
+
+
+def test_with_a_min_count_a_word_the_lm_never_saw_leaves_a_trained_context_for_the_next(tmp_path):
+    # a rare name is always followed by "then": trained as <unk>, the LM learns what follows a word
+    # it does not know; with every word in the vocabulary <unk>'s embedding is never trained, and
+    # what follows an unknown word is a guess (at this seed "then" gets 14%)
+    names = [f"name{i}" for i in range(12)]
+    (tmp_path / "t.txt").write_text("".join(f"i saw {n} then left\n" for n in names)
+                                    + "i saw the cat sat\n" * 12 + "i saw a dog ran\n" * 12)
+    then = {}
+    for min_count in (1, 2):
+        model = train_rnnlm([tmp_path / "t.txt"], tmp_path / f"lm{min_count}", log=lambda line: None,
+                            options=replace(SMALL, min_count=min_count))
+        assert model.known("name3") == (min_count == 1) and model.known("then")
+        then[min_count] = model.word_log_probs([["i", "saw", "zebra", "then", "left"]])[0][3]
+    assert math.exp(then[2]) > 0.98
+    assert then[1] < then[2] - 1
+
+
 def test_a_saved_lm_is_safetensors_and_text_and_scores_as_before_float16(trained):
     model, tmp = trained
     assert sorted(p.name for p in (tmp / "lm").iterdir()) == ["config.yaml", "model.safetensors", "words.txt"]
