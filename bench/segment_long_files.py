@@ -10,7 +10,13 @@ Builds six files from the manifest's clips in order (seeded; digital silence bet
 60 clips under white noise at -40 dBFS, 50 clips 0.4-1.2 s apart, and 60 clips under noise at
 -50 dBFS. Each is transcribed whole, greedy; --package also runs the built-in package (n-best
 rescoring) on the 50-clip file (and on its clips one by one) and on the two noisy files. The
-reference is the clips' transcripts joined.
+reference is the clips' transcripts joined. ``--files`` transcribes only some of the six (all are
+still built, so each is the same), ``--package-only`` leaves out the greedy runs, and ``--rule
+'LABEL:KEY=VALUE,...'`` (repeated) replaces the four rules with segmenter options of one's own
+(``SegmenterOptions`` fields; ``'default:'`` for the defaults), e.g. pauses of 0.4 s:
+
+    python bench/segment_long_files.py data/so762/valid.jsonl /tmp/long_files --package-only \
+        --files fifty.wav --rule default: --rule 'pause 0.4 s:pause_seconds=0.4'
 """
 
 from __future__ import annotations
@@ -55,6 +61,13 @@ def build(out: Path, utterances, name, gap, rng, long_silence=None, noise_db=Non
             "reference": " ".join(normalize_text(u.text) for u in utterances)}
 
 
+def rule(text: str) -> tuple[str, SegmenterOptions]:
+    """'LABEL:KEY=VALUE,...' -> (LABEL, SegmenterOptions with those fields)."""
+    label, _, settings = text.partition(":")
+    pairs = [item.split("=", 1) for item in settings.split(",") if item.strip()]
+    return label, SegmenterOptions(**{k.strip(): float(v) for k, v in pairs})
+
+
 def with_segmenter(model, options: SegmenterOptions):
     for system in [model, *getattr(model, "systems", [])]:
         if hasattr(system, "segmenter"):
@@ -71,7 +84,11 @@ def main() -> None:
     p.add_argument("manifest")
     p.add_argument("out", type=Path)
     p.add_argument("--package", action="store_true", help="also the built-in package on the 50-clip file")
+    p.add_argument("--package-only", action="store_true", help="the built-in package's runs alone (no greedy)")
+    p.add_argument("--files", nargs="+", help="transcribe only these files (by name; all are built)")
+    p.add_argument("--rule", action="append", type=rule, help="'LABEL:KEY=VALUE,...' instead of the four rules")
     args = p.parse_args()
+    rules = dict(args.rule) if args.rule else RULES
     args.out.mkdir(parents=True, exist_ok=True)
     rows, rng = read_manifest(args.manifest), np.random.default_rng(41)
     files = [build(args.out, rows[:120], "gaps.wav", lambda: rng.uniform(0.5, 1.5), rng),
@@ -81,12 +98,14 @@ def main() -> None:
              build(args.out, rows[:60], "noisy.wav", lambda: rng.uniform(0.5, 1.5), rng, noise_db=-40),
              build(args.out, rows[60:110], "fifty.wav", lambda: rng.uniform(0.4, 1.2), rng),
              build(args.out, rows[:60], "noisy50.wav", lambda: rng.uniform(0.5, 1.5), rng, noise_db=-50)]
-    runs = [("greedy", f) for f in files] + ([("package", files[i]) for i in (4, 3, 5)] if args.package else [])
+    runs = ([] if args.package_only else [("greedy", f) for f in files]) \
+        + ([("package", files[i]) for i in (4, 3, 5)] if args.package or args.package_only else [])
+    runs = [(decoder, f) for decoder, f in runs if not args.files or f["file"] in args.files]
     for decoder, f in runs:
         row = {"decoder": decoder, **{k: v for k, v in f.items() if k != "reference"}}
-        for rule, options in RULES.items():
+        for name, options in rules.items():
             model = asr.load_model(device="cpu", workers=1, **({"decoder": "greedy"} if decoder == "greedy" else {}))
-            row[rule] = wer(f["reference"], with_segmenter(model, options).transcribe(str(args.out / f["file"])).text)
+            row[name] = wer(f["reference"], with_segmenter(model, options).transcribe(str(args.out / f["file"])).text)
         if decoder == "package" and f["file"] == "fifty.wav":
             model = asr.load_model(device="cpu", workers=1)
             clips = [model.transcribe(u.audio_filepath).text for u in rows[60:110]]
