@@ -79,6 +79,22 @@ def tiny_model_dir(tmp_path_factory):
     return save_model_dir(tmp_path_factory.mktemp("tiny_model") / "model", cfg, model, tokenizer)
 
 
+def export_rescoring_package(model_dir, folder: Path, name: str) -> Path:
+    """A package that rescores, as `asr export RESCORING_FILE DIR` makes it, in ``folder/name``:
+    ``model_dir`` with a packaged word LM (``folder/first``), then ``model_dir`` again as system2
+    (their tune-rescoring file: ``folder/r.yaml``)."""
+    from asr.cli import main
+    from asr.lm import build_lm
+
+    (folder / "text.txt").write_text("hello world\nworld hello\n")
+    lm = build_lm([folder / "text.txt"], folder / "hw.arpa", order=2, use_lmplz=False)[0]
+    assert main(["export", str(model_dir), str(folder / "first"), "--lm", str(lm)]) == 0
+    (folder / "r.yaml").write_text(f"models: [{folder / 'first'}, {model_dir}]\nweights: [1.0, 0.5]\n"
+                                   "lm_weight: 1.0\nword_score: 0.0\n")
+    assert main(["export", str(folder / "r.yaml"), str(folder / name)]) == 0
+    return folder / name
+
+
 def ctc_log_probs(tokenizer, frames, floor: float = 1e-4):
     """Synthetic CTC outputs, one frame per entry of ``frames``: a token string (``"<blank>"``,
     ``"|"``, a letter) gets probability ~1, or a dict {token: probability} shares the frame.

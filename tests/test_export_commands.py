@@ -8,21 +8,15 @@ import pytest
 from asr.cli import main
 from asr.model_dir import load_model_dir
 from asr.rescoring_files import read_rescoring
+from conftest import export_rescoring_package
 
 
 @pytest.fixture(scope="module")
 def systems(tiny_model_dir, tmp_path_factory):
     """A tune-rescoring file (r.yaml) of two systems, the first with a packaged word LM, and the
     package made of it (pkg)."""
-    from asr.lm import build_lm
-
     tmp = tmp_path_factory.mktemp("export")
-    (tmp / "text.txt").write_text("hello world\nworld hello\n")
-    lm = build_lm([tmp / "text.txt"], tmp / "hw.arpa", order=2, use_lmplz=False)[0]
-    assert main(["export", str(tiny_model_dir), str(tmp / "first"), "--lm", str(lm)]) == 0
-    (tmp / "r.yaml").write_text(f"models: [{tmp / 'first'}, {tiny_model_dir}]\nweights: [1.0, 0.5]\n"
-                                "lm_weight: 1.0\nword_score: 0.0\n")
-    assert main(["export", str(tmp / "r.yaml"), str(tmp / "pkg")]) == 0
+    export_rescoring_package(tiny_model_dir, tmp, "pkg")
     return tmp
 
 

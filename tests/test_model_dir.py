@@ -8,6 +8,7 @@ import pytest
 
 from asr.cli import main
 from asr.model_dir import ModelDirError, load_model_dir, save_model_dir
+from conftest import export_rescoring_package
 
 
 def test_a_saved_model_directory_is_readable_as_the_umask_allows_and_no_further(tiny_model_dir, tmp_path):
@@ -96,15 +97,7 @@ def test_exporting_a_float16_model_keeps_its_weights_in_float16(tiny_model_dir, 
 def rescoring_package(tiny_model_dir, tmp_path):
     """A package that rescores, as `asr export RESCORING_FILE DIR` makes it: the tiny model with a
     packaged LM, and itself again as system2."""
-    from asr.lm import build_lm
-
-    (tmp_path / "text.txt").write_text("hello world\nworld hello\n")
-    lm = build_lm([tmp_path / "text.txt"], tmp_path / "hw.arpa", order=2, use_lmplz=False)[0]
-    assert main(["export", str(tiny_model_dir), str(tmp_path / "first"), "--lm", str(lm)]) == 0
-    (tmp_path / "r.yaml").write_text(f"models: [{tmp_path / 'first'}, {tiny_model_dir}]\nweights: [1.0, 0.5]\n"
-                                     "lm_weight: 1.0\nword_score: 0.0\n")
-    assert main(["export", str(tmp_path / "r.yaml"), str(tmp_path / "package")]) == 0
-    return tmp_path / "package"
+    return export_rescoring_package(tiny_model_dir, tmp_path, "package")
 
 
 def test_export_force_replaces_a_destination_with_a_whole_copy_of_a_package_that_rescores(
