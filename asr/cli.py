@@ -43,8 +43,9 @@ def build_parser() -> argparse.ArgumentParser:
                          "OUT/train.jsonl (+ valid.jsonl) and OUT/SUBSET.jsonl per --eval subset")
     ls.add_argument("src", type=user_path, help="folder holding LibriSpeech/ (or the subsets)")
     ls.add_argument("out", type=user_path)
-    ls.add_argument("--train", nargs="+", metavar="SUBSET",
-                    help="train subsets, joined (default: every train-* found), e.g. train-clean-100 train-clean-360")
+    ls.add_argument("--train", nargs="*", metavar="SUBSET",
+                    help="train subsets, joined (default: every train-* found), e.g. train-clean-100 train-clean-360; "
+                    "none (--train alone): the --eval subsets only, train.jsonl and valid.jsonl left as they are")
     ls.add_argument("--eval", nargs="*", metavar="SUBSET",
                     help="dev/test subsets, one manifest each (default: every other subset found)")
     ls.add_argument("--valid-speakers", type=positive(int, zero=True), default=0,

@@ -78,27 +78,38 @@ def prepare_librispeech(src: str | Path, out: str | Path, train: list[str] | Non
                         seed: int = 0) -> dict[str, ImportReport]:
     """``OUT/train.jsonl`` from the union of the ``train`` subsets, ``OUT/<subset>.jsonl`` for
     each of ``eval_sets`` (default: every ``train-*`` / other subset found under SRC), and with
-    ``valid_speakers`` > 0 ``OUT/valid.jsonl``: that many train speakers held out."""
+    ``valid_speakers`` > 0 ``OUT/valid.jsonl``: that many train speakers held out.
+
+    ``train=[]`` (``--train`` with no subset): the ``eval_sets`` alone, train.jsonl and valid.jsonl
+    left as they are, so that a recipe can prepare a set it only scores without rewriting, and so
+    retraining on, the training manifests."""
     src, out = Path(src), Path(out)
     found = find_librispeech_subsets(src)
+    eval_only = train == []
     if train is None:
         train = [s for s in found if s.startswith("train-")]
     if eval_sets is None:  # scored on what it trained on, a subset would say nothing
         eval_sets = [s for s in found if not s.startswith("train-") and s not in train]
-    if not train:
+    if eval_only and valid_speakers:
+        raise CorpusError("--valid-speakers holds out train speakers: give --train subsets with it")
+    if eval_only and not eval_sets:
+        raise CorpusError(f"{src}: nothing to prepare: no --train subset and no --eval subset")
+    if not train and not eval_only:
         raise CorpusError(f"{src}: no LibriSpeech train-* subset found (get one with: asr download librispeech)")
     if both := sorted(set(train) & set(eval_sets)):
         raise CorpusError(f"{', '.join(both)}: named both to train on and to evaluate on; give each subset once")
     reports: dict[str, ImportReport] = {}
-    report = ImportReport()
-    entries = [e for subset in train for e in librispeech_entries(src, subset, report)]
-    reports["train"] = check_entries(entries, report)
+    if not eval_only:
+        report = ImportReport()
+        entries = [e for subset in train for e in librispeech_entries(src, subset, report)]
+        reports["train"] = check_entries(entries, report)
     for subset in eval_sets:
         report = ImportReport()
         reports[subset] = check_entries(librispeech_entries(src, subset, report), report)
-    reports.update(_split_train_valid(reports["train"], valid_speakers=valid_speakers, seed=seed))
+    if not eval_only:
+        reports.update(_split_train_valid(reports["train"], valid_speakers=valid_speakers, seed=seed))
     # a subset trained on now may have been scored before: its old manifest would score training data
-    write_splits(out, reports, optional=("valid", *train))
+    write_splits(out, reports, optional=() if eval_only else ("valid", *train))
     return reports
 
 

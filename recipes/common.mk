@@ -185,10 +185,10 @@ $(MODEL_EXP)/%.json: $(MODEL_EXP)/train.done
 	  | tee $(MODEL_EXP)/$*.log
 	tail -n 1 $(MODEL_EXP)/$*.log > $@.tmp && mv $@.tmp $@
 
-# The sets in SEPARATE_SETS (own_data's test set) are not written with train.jsonl, which training
-# reads, but by a rule of their own ($(DATA)/SET.jsonl): their scores follow their manifest. (One
-# written by train.jsonl's rule as a side effect would not do: under make -j its time may be read
-# before that rule rewrites it.)
+# The sets in SEPARATE_SETS (own_data's test set, the LibriSpeech recipes' scored-only subsets) are
+# not written with train.jsonl, which training reads, but by a rule of their own ($(DATA)/SET.jsonl):
+# their scores follow their manifest. (One written by train.jsonl's rule as a side effect would not
+# do: under make -j its time may be read before that rule rewrites it.)
 $(foreach set,$(SEPARATE_SETS),$(eval $(MODEL_EXP)/$(set).json $(MODEL_EXP)/$(set)_lm.json \
   $(MODEL_EXP)/combined/$(set).json $(MODEL_EXP)/rescored/$(set).json: $(DATA)/$(set).jsonl))
 
@@ -325,6 +325,8 @@ endif
 #   stage     stamp                              arguments
 #   prepare   $(DATA)/.args/prepare              PREPARE_ARGS (the recipe's: CORPUS, VALID_SPEAKERS, ...)
 #   (test)    $(DATA)/.args/test                 own_data's test set, prepared apart: SRC, TEST_SRC
+#   (eval)    $(DATA)/.args/SUBSET               each LibriSpeech subset only scored, prepared apart:
+#                                                CORPUS_DIR (../librispeech/eval_subsets.mk)
 #   synth     $(DATA)/.args/ttsN                 TTS_TEXTS, TTS_OPTIONS
 #   train     $(EXP)/.args/train                 CONFIG, TRAIN_MANIFEST, VALID, OVERRIDES, EXTRA_OVERRIDES
 #   finetune  $(EXP)/.args/finetune              the same on train.jsonl, FINETUNE_EPOCHS, FINETUNE_OVERRIDES

@@ -46,6 +46,21 @@ def test_librispeech_train_manifest_is_the_union_of_the_train_subsets(libri, tmp
     assert ids(tmp_path / "data" / "test-other.jsonl") == made["test-other"]
 
 
+def test_librispeech_with_no_train_subset_writes_the_eval_subsets_alone_and_leaves_training_manifests(libri, tmp_path):
+    # a recipe that scores another subset must not rewrite train.jsonl, whose time would retrain
+    src, made = libri
+    data = tmp_path / "data"
+    prepare_librispeech(src, data, train=["train-clean-100"], eval_sets=["dev-clean"], valid_speakers=1)
+    before = {name: ((data / name).read_text(), (data / name).stat().st_mtime_ns) for name in ("train.jsonl", "valid.jsonl")}
+    reports = prepare_librispeech(src, data, train=[], eval_sets=["test-other"])
+    assert set(reports) == {"test-other"} and ids(data / "test-other.jsonl") == made["test-other"]
+    assert {name: ((data / name).read_text(), (data / name).stat().st_mtime_ns) for name in before} == before
+    with pytest.raises(CorpusError, match="--valid-speakers holds out train speakers: give --train subsets with it"):
+        prepare_librispeech(src, data, train=[], eval_sets=["test-other"], valid_speakers=1)
+    with pytest.raises(CorpusError, match="nothing to prepare: no --train subset and no --eval subset"):
+        prepare_librispeech(src, data, train=[], eval_sets=[])
+
+
 def test_librispeech_manifest_rows_carry_the_transcript_speaker_duration_and_flac_path(libri, tmp_path):
     src, made = libri
     prepare_librispeech(src, tmp_path / "data", train=["train-clean-100"], eval_sets=[])

@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from functools import partial
 
 import pytest
 import yaml
@@ -476,11 +477,19 @@ with open(pathlib.Path(sys.argv[0]).parent / "calls.jsonl", "a") as log:
     log.write(json.dumps(args) + "\\n")
 if args[0] == os.environ.get("FAKE_ASR_FAILS"):  # a command that fails at once (e.g. a mistyped override)
     sys.exit(f"{args[0]} failed")
-if args[0] == "prepare":  # prepare folder SRC DATA ...: as asr prepare, the same manifests again are left as
-    # they were, and any changed rewrites them all, train.jsonl last (write_splits); a test manifest names its source
+def listed(option):  # the values after an option, up to the next option
+    rest = args[args.index(option) + 1:] if option in args else []
+    return rest[:next((i for i, a in enumerate(rest) if a.startswith("--")), len(rest))]
+if args[0] == "prepare":  # prepare folder|librispeech SRC DATA ...: as asr prepare, the same manifests again are
+    # left as they were, and any changed rewrites them all, train.jsonl last (write_splits); a test manifest names
+    # its source, a librispeech --eval subset's itself, train.jsonl its --train subsets (--train with none:
+    # the --eval subsets alone)
     out = pathlib.Path(args[3])
     out.mkdir(parents=True, exist_ok=True)
-    texts = {"valid": "", **({"test": args[args.index("--test") + 1]} if "--test" in args else {}), "train": ""}
+    texts = {"valid": "", **({"test": args[args.index("--test") + 1]} if "--test" in args else {}),
+             **{subset: subset for subset in listed("--eval")}, "train": " ".join(listed("--train"))}
+    if "--train" in args and not listed("--train"):
+        texts = {subset: subset for subset in listed("--eval")}
     if any(not (out / f"{n}.jsonl").exists() or (out / f"{n}.jsonl").read_text() != t for n, t in texts.items()):
         for n, t in texts.items():
             (out / f"{n}.jsonl").write_text(t)
@@ -560,25 +569,37 @@ def test_a_checkout_whose_path_holds_a_space_still_finds_the_lj_speech_text_besi
     assert "lm build ../../../shared/data/text/ljspeech-13100.txt -o e/lm/texts_4gram.arpa" in plan
 
 
-def own_data(tmp_path, *args, fails=""):
-    """`make ARGS` in the own_data recipe (SRC=x, one valid speaker) with FAKE_ASR (whose command
-    `fails`, e.g. "train", fails): the result and the asr calls it made, each named by its command
-    ("lm tune") and followed by its arguments."""
+def fake_make(tmp_path, recipe, *args, fails=""):
+    """`make ARGS` in a recipe with FAKE_ASR (whose command `fails`, e.g. "train", fails): the result
+    and the asr calls it made, each named by its command ("lm tune") and followed by its arguments."""
     script = tmp_path / "fake" / "asr.py"
     script.parent.mkdir(exist_ok=True)
     script.write_text(FAKE_ASR)
     calls = script.parent / "calls.jsonl"
     calls.unlink(missing_ok=True)
-    done = subprocess.run(["make", "-C", str(REPO_ROOT / "recipes/own_data"), f"ASR={sys.executable} {script}",
-                           f"DATA={tmp_path / 'data'}", f"EXP={tmp_path / 'exp'}", "SRC=x", "VALID_SPEAKERS=1", *args],
+    done = subprocess.run(["make", "-C", str(REPO_ROOT / "recipes" / recipe), f"ASR={sys.executable} {script}",
+                           f"DATA={tmp_path / 'data'}", f"EXP={tmp_path / 'exp'}", *args],
                           capture_output=True, text=True, timeout=120, env={**os.environ, "FAKE_ASR_FAILS": fails})
     made = [json.loads(line) for line in calls.read_text().splitlines()] if calls.exists() else []
     return done, [[" ".join(call[:2]) if call[0] == "lm" else call[0], *call[1:]] for call in made]
 
 
-def up_to_date(tmp_path, *args):
-    """Whether `make -q ARGS` finds every stage of own_data's default target (or ARGS's) done."""
-    done, calls = own_data(tmp_path, "-q", *args)
+def own_data(tmp_path, *args, fails=""):
+    """fake_make in the own_data recipe, with SRC=x and one valid speaker."""
+    return fake_make(tmp_path, "own_data", "SRC=x", "VALID_SPEAKERS=1", *args, fails=fails)
+
+
+def librispeech(tmp_path, *args, recipe="librispeech"):
+    """fake_make in a LibriSpeech recipe (librispeech, mini_librispeech): its corpus needs no download
+    (the fake's does nothing), so its asr calls are those of the stages after."""
+    done, calls = fake_make(tmp_path, recipe, f"CORPUS_DIR={tmp_path / 'corpus'}", *args)
+    return done, [call for call in calls if call[0] != "download"]
+
+
+def up_to_date(tmp_path, *args, run=own_data):
+    """Whether `make -q ARGS` finds every stage of the recipe's default target (or ARGS's) done
+    (`run`: own_data's, or librispeech's without the download, which is always run)."""
+    done, calls = run(tmp_path, "-q", *args, *(["-o", "download"] if run is not own_data else []))
     assert not calls and done.returncode in (0, 1), done.stderr
     return done.returncode == 0
 
@@ -688,6 +709,60 @@ def test_a_test_set_made_by_the_old_recipe_s_single_prepare_is_prepared_anew_onc
     assert "prepare: arguments changed, redoing" in done.stdout and (stamps / "prepare").read_text() == new_style
     assert names(calls) == ["evaluate", "evaluate"] * scored + ["prepare", "prepare"]
     assert up_to_date(tmp_path, f"TEST_SRC={test_src}")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize("recipe, first, more, valid_set", [
+    ("librispeech", "dev-clean test-clean", "dev-clean test-clean test-other dev-other", "dev-clean"),
+    ("mini_librispeech", "dev-clean-2", "dev-clean-2 dev-other", "valid"),
+])
+def test_another_eval_subsets_prepares_and_scores_the_new_subsets_alone_and_retrains_nothing(
+        tmp_path, recipe, first, more, valid_set):
+    # training never reads the scored-only subsets (make -j, the scores beside their prepares)
+    done, calls = librispeech(tmp_path, f"EVAL_SUBSETS={first}", recipe=recipe)
+    assert done.returncode == 0, done.stderr
+    assert names(calls).count("train") == 1
+    train_manifest = (tmp_path / "data" / "train.jsonl").stat().st_mtime_ns
+    done, calls = librispeech(tmp_path, "-j2", f"EVAL_SUBSETS={more}", recipe=recipe)
+    assert done.returncode == 0, done.stderr
+    new = set(more.split()) - set(first.split())
+    assert names(calls) == ["evaluate"] * (2 * len(new)) + ["prepare"] * len(new)
+    assert sorted(call[call.index("--eval") + 1] for call in calls if call[0] == "prepare") == sorted(new)
+    assert all(call[call.index("--train") + 1] == "--eval" for call in calls if call[0] == "prepare")  # no train set
+    assert sorted(call[1] for call in calls if call[0] == "evaluate") == sorted(
+        str(tmp_path / "data" / f"{subset}.jsonl") for subset in new for _ in range(2))
+    assert all((tmp_path / "data" / f"{subset}.jsonl").read_text() == subset for subset in new)
+    assert not list((tmp_path / "data").glob("*.*.*"))  # each subset's folder aside is removed
+    assert (tmp_path / "data" / "train.jsonl").stat().st_mtime_ns == train_manifest
+    assert up_to_date(tmp_path, f"EVAL_SUBSETS={more}", run=partial(librispeech, recipe=recipe))
+    # and back: the subsets left out are not scored, and nothing is redone
+    done, calls = librispeech(tmp_path, f"EVAL_SUBSETS={first}", recipe=recipe)
+    assert done.returncode == 0 and calls == [], done.stderr
+    assert up_to_date(tmp_path, f"EVAL_SUBSETS={first}", run=partial(librispeech, recipe=recipe))
+    assert (tmp_path / "exp" / f"{valid_set}.json").exists() != (valid_set == "valid")  # valid: tune's alone
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_eval_subsets_prepared_by_the_old_recipe_s_single_prepare_are_kept_and_nothing_is_redone(tmp_path):
+    # the old recipe's prepare wrote every eval subset with train (and no stamp of theirs)
+    librispeech(tmp_path, "EVAL_SUBSETS=dev-clean test-clean")
+    stamps = tmp_path / "data" / ".args"
+    (stamps / "test-clean").unlink()
+    new_style = (stamps / "prepare").read_text()
+    (stamps / "prepare").write_text(new_style.replace("--eval dev-clean", "--eval dev-clean test-clean"))
+    done, calls = librispeech(tmp_path, "EVAL_SUBSETS=dev-clean test-clean")
+    assert done.returncode == 0, done.stderr
+    assert "test-clean.jsonl predates arguments stamps" in done.stdout
+    assert names(calls) == ["prepare"] and (stamps / "prepare").read_text() == new_style  # the same manifests
+    assert up_to_date(tmp_path, "EVAL_SUBSETS=dev-clean test-clean", run=librispeech)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_subset_both_trained_on_and_scored_is_refused_in_one_line_before_anything_runs(tmp_path):
+    done, calls = librispeech(tmp_path, "TRAIN_SUBSETS=train-clean-100 dev-other", "EVAL_SUBSETS=dev-clean dev-other")
+    assert done.returncode != 0 and calls == []
+    assert "dev-other: in both TRAIN_SUBSETS and EVAL_SUBSETS" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")

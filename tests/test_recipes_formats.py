@@ -13,7 +13,7 @@ import threading
 import pytest
 
 from asr.config import Config
-from asr.corpus_formats import prepare_own_data
+from asr.corpus_formats import prepare_librispeech, prepare_own_data
 from asr.data import read_manifest
 from asr.text import CharTokenizer
 from asr.train_setup import load_split
@@ -60,6 +60,22 @@ def test_librispeech_recipe_prepares_the_union_of_its_train_subsets(tmp_path):
     assert done.returncode == 0, done.stderr[-3000:]
     assert lines(tmp_path / "data" / "train.jsonl") == 7
     assert lines(tmp_path / "data" / "dev-clean.jsonl") == 2 and lines(tmp_path / "data" / "test-clean.jsonl") == 2
+
+
+def test_a_scored_only_subset_is_prepared_alone_as_asr_prepare_writes_it_with_the_training_set(tmp_path):
+    corpus = tmp_path / "corpus"
+    ids = make_librispeech(corpus, {"train-clean-100": 4, "dev-clean": 2, "test-clean": 3})
+    stray = next((corpus / "LibriSpeech" / "test-clean").rglob("*.flac"))
+    shutil.copy(stray, stray.with_name("stray.flac"))  # audio with no transcript: skipped, named
+    done = make("librispeech", tmp_path, f"CORPUS_DIR={corpus}", "EVAL_SUBSETS=dev-clean test-clean", "prepare")
+    assert done.returncode == 0, done.stderr[-3000:]
+    prepare_librispeech(corpus, tmp_path / "together", train=["train-clean-100"], eval_sets=["dev-clean", "test-clean"])
+    for subset in ("train", "dev-clean", "test-clean"):
+        assert (tmp_path / "data" / f"{subset}.jsonl").read_text() == (tmp_path / "together" / f"{subset}.jsonl").read_text()
+    assert [u.id for u in read_manifest(tmp_path / "data" / "test-clean.jsonl")] == ids["test-clean"]
+    assert "test-clean: 3 utterances, 0.00 h, 1 skipped" in done.stdout
+    assert "train: 4 utterances" in done.stdout and "train: 3 " not in done.stdout
+    assert "asr: skipped test-clean stray: " in done.stderr and "skipped train stray" not in done.stderr
 
 
 def test_an4_recipe_prepares_train_valid_and_test_from_sphere_audio(tmp_path):

@@ -1,0 +1,28 @@
+# The LibriSpeech recipes' scored-only subsets (SEPARATE_SETS: EVAL_SUBSETS less the valid set),
+# each a stage of its own, $(DATA)/SUBSET.jsonl with stamp $(DATA)/.args/SUBSET. Training never
+# reads them: written with train.jsonl, another EVAL_SUBSETS would rewrite it and so retrain. Now
+# another EVAL_SUBSETS prepares and scores the new subsets alone, and one left out redoes nothing.
+# Included after ../common.mk (args_stamp); the recipe sets SEPARATE_SETS before it.
+#
+# Each is prepared alone (asr prepare librispeech --train --eval SUBSET: no train subset, so
+# train.jsonl and valid.jsonl are not written) into a folder of this make's own (another make may
+# share DATA), and the manifest is kept only if it changed (its time then tells the scores to follow).
+
+# One subset both trained on and scored would score training data (asr prepare refused it when it
+# prepared them together).
+$(if $(filter $(TRAIN_SUBSETS),$(EVAL_SUBSETS)),$(error $(filter $(TRAIN_SUBSETS),$(EVAL_SUBSETS)): in both \
+  TRAIN_SUBSETS and EVAL_SUBSETS; give each subset once))
+
+prepare: $(foreach set,$(SEPARATE_SETS),$(DATA)/$(set).jsonl)
+
+$(foreach set,$(SEPARATE_SETS),$(DATA)/$(set).jsonl): $(DATA)/%.jsonl: | download
+	mkdir -p $(DATA) && tmp=$$(mktemp -d "$(DATA)/$*.XXXXXX") && trap 'rm -rf "$$tmp"' EXIT && \
+	  $(ASR) prepare librispeech "$(CORPUS_DIR)" "$$tmp" --train --eval $* && \
+	  { cmp -s "$$tmp/$*.jsonl" "$@" || mv "$$tmp/$*.jsonl" "$@"; }
+	@touch -c -r $@ $(DATA)/.args/$*
+
+# A subset's stamp holds where it is read from. One written by the old recipe's single prepare (no
+# stamp) is taken as made with these arguments, as the other stages' outputs are (the corpus may be
+# gone since: it is not read, nor downloaded, again).
+$(foreach set,$(SEPARATE_SETS),$(eval EVAL_PREPARE_ARGS.$(set) = librispeech "$$(CORPUS_DIR)" $(set))\
+  $(eval $(call args_stamp,$(set),$(DATA)/.args/$(set),$(DATA)/$(set).jsonl,EVAL_PREPARE_ARGS.$(set))))
