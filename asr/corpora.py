@@ -116,7 +116,7 @@ def write_splits(out: str | Path, reports: dict[str, ImportReport], optional: It
         stale = out / f"{name}.jsonl"
         if stale.is_file():
             ours = ours or {os.path.realpath(u.audio_filepath) for r in reports.values() for u in r.utterances}
-            if _holds_any(stale, ours):
+            if holds_any(stale, ours):
                 stale.unlink()
                 warn(stale, f"removed: an earlier prepare's {name} split, whose audio this one puts in "
                             f"{' and '.join(sorted(reports))}")
@@ -128,7 +128,7 @@ def write_splits(out: str | Path, reports: dict[str, ImportReport], optional: It
         write_manifest(out / f"{name}.jsonl", reports[name].utterances)
 
 
-def _holds_any(manifest: Path, audio: set[str]) -> bool:
+def holds_any(manifest: Path, audio: set[str]) -> bool:
     """Whether ``manifest`` names any of ``audio`` (real paths); an unreadable one: no."""
     try:
         return any(os.path.realpath(u.audio_filepath) in audio for u in read_manifest(manifest))

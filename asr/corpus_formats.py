@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 import re
 from pathlib import Path
 
-from asr.corpora import (CorpusError, Entry, ImportReport, bad_byte, check_entries, not_utf8, read_text, readable,
-                         split_by_list, split_by_speaker, split_random, write_splits)
+from asr.corpora import (CorpusError, Entry, ImportReport, bad_byte, check_entries, holds_any, not_utf8, read_text,
+                         readable, split_by_list, split_by_speaker, split_random, write_splits)
 from asr.own_data import import_own_data
 
 # --- LibriSpeech ----------------------------------------------------------------------------
@@ -106,7 +107,13 @@ def prepare_librispeech(src: str | Path, out: str | Path, train: list[str] | Non
     for subset in eval_sets:
         report = ImportReport()
         reports[subset] = check_entries(librispeech_entries(src, subset, report), report)
-    if not eval_only:
+    if eval_only:  # the training manifests there are not rewritten: none may hold what is scored now
+        for subset in eval_sets:
+            audio = {os.path.realpath(u.audio_filepath) for u in reports[subset].utterances}
+            if held := [name for name in ("train", "valid") if holds_any(out / f"{name}.jsonl", audio)]:
+                raise CorpusError(f"{out / held[0]}.jsonl holds audio of {subset}: a subset trained on is not "
+                                  "scored as unseen (prepare it into another folder)")
+    else:
         reports.update(_split_train_valid(reports["train"], valid_speakers=valid_speakers, seed=seed))
     # a subset trained on now may have been scored before: its old manifest would score training data
     write_splits(out, reports, optional=() if eval_only else ("valid", *train))

@@ -61,6 +61,16 @@ def test_librispeech_with_no_train_subset_writes_the_eval_subsets_alone_and_leav
         prepare_librispeech(src, data, train=[], eval_sets=[])
 
 
+def test_librispeech_eval_subsets_alone_refuse_a_subset_the_training_manifests_there_hold(libri, tmp_path):
+    src, _ = libri
+    data = tmp_path / "data"
+    prepare_librispeech(src, data, train=["train-clean-100", "dev-clean"], eval_sets=[], valid_speakers=1)
+    with pytest.raises(CorpusError, match=r"data/(train|valid)\.jsonl holds audio of dev-clean: a subset trained on "
+                                          "is not scored as unseen"):
+        prepare_librispeech(src, data, train=[], eval_sets=["test-other", "dev-clean"])
+    assert not (data / "dev-clean.jsonl").exists() and not (data / "test-other.jsonl").exists()
+
+
 def test_librispeech_manifest_rows_carry_the_transcript_speaker_duration_and_flac_path(libri, tmp_path):
     src, made = libri
     prepare_librispeech(src, tmp_path / "data", train=["train-clean-100"], eval_sets=[])

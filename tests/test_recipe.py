@@ -732,7 +732,7 @@ def test_another_eval_subsets_prepares_and_scores_the_new_subsets_alone_and_retr
     assert sorted(call[1] for call in calls if call[0] == "evaluate") == sorted(
         str(tmp_path / "data" / f"{subset}.jsonl") for subset in new for _ in range(2))
     assert all((tmp_path / "data" / f"{subset}.jsonl").read_text() == subset for subset in new)
-    assert not list((tmp_path / "data").glob("*.*.*"))  # each subset's folder aside is removed
+    assert not [p for p in (tmp_path / "data").iterdir() if p.is_dir() and p.name != ".args"]  # folders aside removed
     assert (tmp_path / "data" / "train.jsonl").stat().st_mtime_ns == train_manifest
     assert up_to_date(tmp_path, f"EVAL_SUBSETS={more}", run=partial(librispeech, recipe=recipe))
     # and back: the subsets left out are not scored, and nothing is redone
@@ -743,8 +743,9 @@ def test_another_eval_subsets_prepares_and_scores_the_new_subsets_alone_and_retr
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-def test_eval_subsets_prepared_by_the_old_recipe_s_single_prepare_are_kept_and_nothing_is_redone(tmp_path):
-    # the old recipe's prepare wrote every eval subset with train (and no stamp of theirs)
+def test_eval_subsets_prepared_by_the_old_recipe_s_single_prepare_are_prepared_again_and_kept_if_the_same(tmp_path):
+    # the old recipe's prepare wrote every eval subset with train (and no stamp of theirs): maybe
+    # from another CORPUS_DIR, so each is prepared again; the same manifest keeps its time and scores
     librispeech(tmp_path, "EVAL_SUBSETS=dev-clean test-clean")
     stamps = tmp_path / "data" / ".args"
     (stamps / "test-clean").unlink()
@@ -752,9 +753,29 @@ def test_eval_subsets_prepared_by_the_old_recipe_s_single_prepare_are_kept_and_n
     (stamps / "prepare").write_text(new_style.replace("--eval dev-clean", "--eval dev-clean test-clean"))
     done, calls = librispeech(tmp_path, "EVAL_SUBSETS=dev-clean test-clean")
     assert done.returncode == 0, done.stderr
-    assert "test-clean.jsonl predates arguments stamps" in done.stdout
-    assert names(calls) == ["prepare"] and (stamps / "prepare").read_text() == new_style  # the same manifests
+    assert "predates arguments stamps" not in done.stdout
+    assert names(calls) == ["prepare", "prepare"] and (stamps / "prepare").read_text() == new_style
     assert up_to_date(tmp_path, "EVAL_SUBSETS=dev-clean test-clean", run=librispeech)
+    # another corpus's manifest under the same name is replaced, and scored again
+    (stamps / "test-clean").unlink()
+    (tmp_path / "data" / "test-clean.jsonl").write_text("another corpus's test-clean")
+    done, calls = librispeech(tmp_path, "EVAL_SUBSETS=dev-clean test-clean")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "data" / "test-clean.jsonl").read_text() == "test-clean"
+    assert sorted(names(calls)) == ["evaluate", "evaluate", "prepare"]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_the_valid_subset_scored_only_before_is_prepared_again_when_it_is_scored_only_again(tmp_path):
+    # as the valid set its manifest is the main prepare's; its old stamp would vouch for it after
+    librispeech(tmp_path, "VALID_SUBSET=dev-other", "EVAL_SUBSETS=dev-clean dev-other")
+    stamps = tmp_path / "data" / ".args"
+    assert (stamps / "dev-clean").exists()
+    librispeech(tmp_path, "VALID_SUBSET=dev-clean", "EVAL_SUBSETS=dev-clean dev-other")
+    assert not (stamps / "dev-clean").exists()
+    done, calls = librispeech(tmp_path, "VALID_SUBSET=dev-other", "EVAL_SUBSETS=dev-clean dev-other")
+    assert done.returncode == 0, done.stderr
+    assert ["--eval", "dev-clean"] in [call[-2:] for call in calls if call[0] == "prepare"]
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")

@@ -21,8 +21,9 @@ $(foreach set,$(SEPARATE_SETS),$(DATA)/$(set).jsonl): $(DATA)/%.jsonl: | downloa
 	  { cmp -s "$$tmp/$*.jsonl" "$@" || mv "$$tmp/$*.jsonl" "$@"; }
 	@touch -c -r $@ $(DATA)/.args/$*
 
-# A subset's stamp holds where it is read from. One written by the old recipe's single prepare (no
-# stamp) is taken as made with these arguments, as the other stages' outputs are (the corpus may be
-# gone since: it is not read, nor downloaded, again).
+# A subset's stamp holds where it is read from. A manifest without one (the old recipe's single
+# prepare wrote them all, or this subset was the valid set then) is prepared again, never taken as
+# made from this CORPUS_DIR: it may be another corpus's. cmp keeps an identical one, times and all,
+# so its scores are not redone.
 $(foreach set,$(SEPARATE_SETS),$(eval EVAL_PREPARE_ARGS.$(set) = librispeech "$$(CORPUS_DIR)" $(set))\
-  $(eval $(call args_stamp,$(set),$(DATA)/.args/$(set),$(DATA)/$(set).jsonl,EVAL_PREPARE_ARGS.$(set))))
+  $(eval $(call args_stamp,$(set),$(DATA)/.args/$(set),$(DATA)/$(set).jsonl,EVAL_PREPARE_ARGS.$(set),,unadopted)))
