@@ -84,18 +84,24 @@ def merge_results(pieces: list[tuple[float, Result]], duration: float, pause: fl
     segments, words, texts, weighted, count = [], [], [], 0.0, 0
     heard_nothing = []  # the confidences of pieces that were run and decoded to no words
     pieces = sorted(pieces, key=lambda p: p[0])
-    for offset, r in pieces:
+    # A piece's times are rounded to the ms on its own clock, so its last word can end up to 0.5 ms
+    # past its audio, and rounded again on the file's clock, past the next piece's first word (time
+    # going back). Held to where the next piece starts (or the file ends), they stay in order.
+    starts = [offset for offset, _ in pieces[1:]] + [duration]
+    for (offset, r), later in zip(pieces, starts):
         if not r.text:
             if r.confidence is not None:
                 heard_nothing.append(r.confidence)
             continue
         texts.append(r.text)
-        moved = [Word(w.word, round(w.start + offset, 3), round(w.end + offset, 3), w.confidence) for w in r.words]
+        end = min(offset + r.duration, later)
+        moved = [Word(w.word, round(min(w.start + offset, end), 3), round(min(w.end + offset, end), 3),
+                      w.confidence) for w in r.words]
         words += moved
         if moved:
             segments += split_at_pauses(moved, r.text, pause)
         else:
-            segments.append(Segment(round(offset, 3), round(offset + r.duration, 3), r.text))
+            segments.append(Segment(round(offset, 3), round(end, 3), r.text))
         if r.confidence is not None:  # a mean over its words: weighted by its text's words, timed or not
             n = len(r.text.split())
             weighted, count = weighted + r.confidence * n, count + n

@@ -58,6 +58,7 @@ def normalize_text(text: str) -> str:
     text = _GROUPED.sub(lambda m: "".join(c for c in m.group() if c.isdecimal()), text)
     # Unified before NFKC, which splits ´, and after it, which makes some ("ŉ", fullwidth "｀")
     text = unicodedata.normalize("NFKC", text.translate(_APOSTROPHES)).translate(_APOSTROPHES).lower()
+    text = unicodedata.normalize("NFC", text)  # lower() can leave marks uncomposed or out of order: "Ϊ́"
     text = _DASHES.sub(" ", text)
     kept = []
     for i, ch in enumerate(text):
