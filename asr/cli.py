@@ -329,6 +329,11 @@ def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace
     given to, under that subcommand's usage (argparse's own error shows the top level's)."""
     argv = sys.argv[1:] if argv is None else list(argv)
     args, unknown = parser.parse_known_args(argv)
+    if unknown and getattr(args, "overrides", None) is not None:
+        # argparse takes one run of positionals: `asr train CONFIG --gpus 4 train.lr=1e-3` left the
+        # overrides after the option unparsed; they go on the list, in the order given
+        args.overrides += [a for a in unknown if "=" in a and not a.startswith("-")]
+        unknown = [a for a in unknown if a not in args.overrides]
     if unknown:
         _given_to(parser, args, argv, set(unknown)).error(f"unrecognized arguments: {' '.join(unknown)}")
     return args

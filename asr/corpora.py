@@ -115,11 +115,12 @@ def write_splits(out: str | Path, reports: dict[str, ImportReport], optional: It
     for name in sorted(set(optional) - reports.keys()):
         stale = out / f"{name}.jsonl"
         if stale.is_file():
-            ours = ours or {os.path.realpath(u.audio_filepath) for r in reports.values() for u in r.utterances}
-            if holds_any(stale, ours):
+            ours = ours or {split: {os.path.realpath(u.audio_filepath) for u in r.utterances}
+                            for split, r in reports.items()}
+            if where := [split for split, audio in sorted(ours.items()) if holds_any(stale, audio)]:
                 stale.unlink()
                 warn(stale, f"removed: an earlier prepare's {name} split, whose audio this one puts in "
-                            f"{' and '.join(sorted(reports))}")
+                            f"{' and '.join(where)}")
     if all(_unchanged(out / f"{name}.jsonl", report.utterances) for name, report in reports.items()):
         return  # the same manifests again keep their times: a recipe's later stages need not run again
     if "train" in reports:

@@ -1,8 +1,8 @@
 """What a training run starts from: its model (new, from ``train.init_from``, or resumed from
 ``last/``, each checked against the config) with its phone head, its data splits (checked by
-asr.train_checks), global feature statistics, where a run resumed with another number of processes or
-batch size goes on (its schedule and place in the epoch), and the lines that describe it. (Its optimizer,
-and what else a resumed run puts right, are asr.train_resume's.)"""
+asr.train_checks), global feature statistics, and the lines that describe it. (Its optimizer, where a
+run resumed with another number of processes or batch size goes on, and what else a resumed run puts
+right, are asr.train_resume's.)"""
 
 from __future__ import annotations
 

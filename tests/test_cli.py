@@ -208,6 +208,26 @@ def test_lm_rnn_help_gives_the_defaults_that_training_uses():
     assert f"times {defaults.lr_decay} each epoch" in helps["lr"]
 
 
+@pytest.mark.parametrize("argv, overrides", [
+    (["c.yaml", "--gpus", "4", "train.lr=1e-3", "model.cell=gru"], ["train.lr=1e-3", "model.cell=gru"]),
+    (["c.yaml", "train.lr=1e-3", "--resume", "model.cell=gru", "train.lr=2e-3"],
+     ["train.lr=1e-3", "model.cell=gru", "train.lr=2e-3"]),  # in the order given: the last one wins
+])
+def test_train_takes_overrides_before_and_after_its_options(argv, overrides):
+    from asr.cli import build_parser, parse_args
+
+    args = parse_args(build_parser(), ["train", *argv])
+    assert args.overrides == overrides and args.config == "c.yaml"
+
+
+def test_train_still_refuses_an_option_it_does_not_have_among_overrides(capsys):
+    from asr.cli import build_parser, parse_args
+
+    with pytest.raises(SystemExit):
+        parse_args(build_parser(), ["train", "c.yaml", "--gpus", "2", "train.lr=1", "--bogus"])
+    assert "asr train: error: unrecognized arguments: --bogus" in capsys.readouterr().err
+
+
 def test_the_console_script_runs(tmp_path):
     exe = shutil.which("asr", path=str(REPO_ROOT / ".venv" / "bin")) or shutil.which("asr")
     cmd = [exe, "--help"] if exe else [sys.executable, "-m", "asr.cli", "--help"]
