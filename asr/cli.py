@@ -332,8 +332,8 @@ def parse_args(parser: argparse.ArgumentParser, argv=None) -> argparse.Namespace
     if unknown and getattr(args, "overrides", None) is not None:
         # argparse takes one run of positionals: `asr train CONFIG --gpus 4 train.lr=1e-3` left the
         # overrides after the option unparsed; they go on the list, in the order given
-        args.overrides += [a for a in unknown if "=" in a and not a.startswith("-")]
-        unknown = [a for a in unknown if a not in args.overrides]
+        more = [a for a in unknown if "=" in a and not a.startswith("-")]
+        args.overrides, unknown = args.overrides + more, [a for a in unknown if a not in more]
     if unknown:
         _given_to(parser, args, argv, set(unknown)).error(f"unrecognized arguments: {' '.join(unknown)}")
     return args

@@ -22,12 +22,15 @@ WORD_SEP = "|"
 _APOSTROPHES = str.maketrans({c: "'" for c in "\u2019\u2018\u02bc`\u00b4\u2032\uff07"})
 _DASHES = re.compile(r"[\u2010-\u2015\-_/]+")
 _ZERO_WIDTH_SPACE = "\u200b"
-# A number grouped in thousands by commas (also fullwidth and small ones) or by the no-break and
+# A number grouped in thousands by commas (also fullwidth, small and Arabic ones) or by the no-break and
 # thin spaces of French and SI typography ("1,000,000", "10\u202f000"), one separator throughout,
 # or in the Indian way ("12,34,567"); not the tail of another number ("1.5,000", "3,1,000").
-_GROUPED = re.compile(r"(?<!\d)(?<!\d[.,\uff0c\ufe50])"
-                      r"(?:\d{1,3}([,\uff0c\ufe50\u00a0\u2009\u202f])\d{3}(?:\1\d{3})*|\d{1,2}(?:,\d{2})+,\d{3})(?!\d)")
-_DECIMAL_MARK = "."  # a comma between digits splits them: "1,2,3" is a list, "3,5" a decimal only in some places
+_GROUPED = re.compile(r"(?<!\d)(?<!\d[.,\uff0c\ufe50\u066b\u066c])"
+                      r"(?:\d{1,3}([,\uff0c\ufe50\u066c\u00a0\u2009\u202f])\d{3}(?:\1\d{3})*"
+                      r"|\d{1,2}(?:,\d{2})+,\d{3})(?!\d)")
+# A comma between digits splits them: "1,2,3" is a list, "3,5" a decimal only in some places.
+# Arabic's decimal separator (U+066B) is never anything else.
+_DECIMAL_MARKS = ".\u066b"
 
 
 def plural(n: int, word: str) -> str:
@@ -58,14 +61,13 @@ def normalize_text(text: str) -> str:
     text = _GROUPED.sub(lambda m: "".join(c for c in m.group() if c.isdecimal()), text)
     # Unified before NFKC, which splits ´, and after it, which makes some ("ŉ", fullwidth "｀")
     text = unicodedata.normalize("NFKC", text.translate(_APOSTROPHES)).translate(_APOSTROPHES).lower()
-    text = unicodedata.normalize("NFC", text)  # lower() can leave marks uncomposed or out of order: "Ϊ́"
     text = _DASHES.sub(" ", text)
     kept = []
     for i, ch in enumerate(text):
         cat = unicodedata.category(ch)
         if ch == "'" or cat[0] in "LNM":  # letters, digits, combining marks
             kept.append(ch)
-        elif ch == _DECIMAL_MARK and text[i - 1:i].isdecimal() and text[i + 1:i + 2].isdecimal():
+        elif ch in _DECIMAL_MARKS and text[i - 1:i].isdecimal() and text[i + 1:i + 2].isdecimal():
             kept.append(ch)
         elif cat != "Cf" or ch == _ZERO_WIDTH_SPACE:
             kept.append(" ")
@@ -74,7 +76,9 @@ def normalize_text(text: str) -> str:
         word = word.strip("'")
         if word:
             words.append(word)
-    return " ".join(words)
+    # lower() can leave marks uncomposed or out of order ("Ϊ́"), and a dropped soft hyphen a mark
+    # after a letter it did not follow: composed at the end, normalizing twice changes nothing
+    return unicodedata.normalize("NFC", " ".join(words))
 
 
 def check_tokens(tokens: tuple[str, ...], error: type[ValueError] = ValueError) -> None:

@@ -187,7 +187,7 @@ def unspeakable_reason(sentence: str, min_words: int, max_words: int, engines=fr
     if has_roman_numerals(sentence):  # select_sentences spells them first, for English voices
         return "roman numerals (read as numbers)"
     if re.search(r"\b[A-Z]{2,}\b", sentence):  # acronyms are spelled out letter by letter
-        return "acronyms (spelled out letter by letter; all-capitals text reads as acronyms: give mixed case)"
+        return "acronyms (spelled out letter by letter; all-capitals text reads as acronyms, so give mixed case)"
     if not min_words <= len(normalize_text(sentence).split()) <= max_words:
         return f"not {min_words}-{max_words} words long"
     return None

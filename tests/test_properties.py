@@ -48,6 +48,7 @@ def test_a_capital_with_a_combining_accent_normalizes_as_its_precomposed_small_l
     # same word in a reference and a hypothesis scored as an error, and normalizing twice changed it
     assert normalize_text("\u03aa\u0301") == normalize_text("\u0390") == "\u0390"
     assert normalize_text(normalize_text("\u0130\u0e48")) == normalize_text("\u0130\u0e48")  # İ + a Thai mark
+    assert normalize_text("cafe\u00ad\u0301") == normalize_text("caf\u00e9") == "caf\u00e9"  # a soft hyphen dropped
 
 
 def test_the_character_tokenizer_decodes_what_it_encodes_for_any_normalized_text():

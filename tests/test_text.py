@@ -96,6 +96,7 @@ def test_normalize_splits_words_at_a_zero_width_space():
     ("1,000", "1000"), ("12,345,678", "12345678"), ("12,345.67", "12345.67"),
     ("10\u202f000", "10000"), ("10\u00a0000", "10000"), ("10\u2009000", "10000"),  # French and SI grouping
     ("1\uff0c000", "1000"), ("12,34,567", "1234567"), ("1,00,000", "100000"),  # fullwidth; Indian grouping
+    ("\u0661\u066c\u0660\u0660\u0660", "\u0661\u0660\u0660\u0660"),  # Arabic-Indic digits, Arabic separator
     ("then...1,000", "then 1000"), ("a,1,000", "a 1000"),  # whatever comes before the number
 ])
 def test_normalize_drops_the_thousands_separators_of_a_number_so_it_scores_as_the_number_written_without(
@@ -104,7 +105,8 @@ def test_normalize_drops_the_thousands_separators_of_a_number_so_it_scores_as_th
     assert normalize_text(text) == expected == normalize_text(expected)
 
 
-@pytest.mark.parametrize("text, expected", [("3.5", "3.5"), ("0.25", "0.25"), ("1.2.3", "1.2.3")])
+@pytest.mark.parametrize("text, expected", [("3.5", "3.5"), ("0.25", "0.25"), ("1.2.3", "1.2.3"),
+                                             ("\u0663\u066b\u0665", "\u0663\u066b\u0665")])  # Arabic's decimal mark
 def test_normalize_keeps_a_decimal_point_between_digits_so_the_number_stays_one_word(text, expected):
     assert normalize_text(text) == expected
 

@@ -332,6 +332,13 @@ def test_select_sentences_keeps_accented_lines_for_espeak_ng_voices_and_says_why
     assert "2 lines (characters the voices cannot speak as written: à è é)" == tts.describe_rejected(rejected)
 
 
+def test_all_capitals_lines_are_left_out_as_acronyms_with_the_reason_and_the_way_out_said_whole():
+    rejected = []
+    assert select_sentences(["THE NASA ROCKET FLEW HIGH", "an FBI agent came home late"], 5, rejected=rejected) == []
+    assert tts.describe_rejected(rejected) == ("2 lines (acronyms (spelled out letter by letter; all-capitals text "
+                                               "reads as acronyms, so give mixed case))")
+
+
 def test_the_shortfall_warning_names_the_characters_the_voices_cannot_speak_not_the_length(tmp_path, capsys,
                                                                                             installed):
     (tmp_path / "fr.txt").write_text("\n".join(FRENCH) + "\n")
