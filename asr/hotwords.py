@@ -73,8 +73,11 @@ class PhraseMatcher:
     york university" holds "york university" when the other phrase is "new york city").
 
     A state is (node, covered): the longest end of the stream that begins some phrase, and a bit
-    mask of its units that lie in a complete phrase. Each unit of the node counts its bonus while
-    it may still complete one; a unit that leaves the node keeps it if covered, else gives it back.
+    mask of its units that lie in a complete phrase. Each uncovered unit of the node counts a
+    provisional bonus while it may still complete one, given back when it leaves the node; a unit
+    a complete phrase covers earns that phrase's own bonus for it, for good. So a phrase earns its
+    bonuses whatever other phrases share its first units ("new" beside "news", whose tokens share
+    the bonus of a word of another length).
     """
 
     def __init__(self, phrases: list[tuple[int, ...]], bonuses: list[tuple[float, ...]],
@@ -84,12 +87,15 @@ class PhraseMatcher:
             # (each bonus is the weight times a share of 0 to 1: an infinite one shows the weight)
             shown = next((b for b in odd if math.isinf(b)), odd[0])
             raise HotwordsError(f"hotword weight must be a finite number (--hotword-weight), got {shown}")
-        self.gain: dict[tuple[int, ...], float] = {(): 0.0}  # phrase prefix -> bonus of its last unit
-        self.complete = set(phrases)
+        # phrase prefix -> provisional bonus of its last unit: the largest that phrases sharing the
+        # prefix give it (as icefall's context graph), as they may give it different ones
+        self.gain: dict[tuple[int, ...], float] = {(): 0.0}
+        self.bonus: dict[tuple[int, ...], tuple[float, ...]] = {}  # complete phrase -> its own bonuses
         for phrase, bonus in zip(phrases, bonuses):
+            self.bonus[phrase] = tuple(bonus)
             for i in range(1, len(phrase) + 1):
-                self.gain[phrase[:i]] = bonus[i - 1]
-        self.total = {node: sum(self.gain[node[:i]] for i in range(1, len(node) + 1)) for node in self.gain}
+                self.gain[phrase[:i]] = max(self.gain.get(phrase[:i], -math.inf), bonus[i - 1])
+        self.complete = set(self.bonus)
         # node -> lengths of the phrases it ends with (its "output" links)
         self.ends = {node: [n for n in range(1, len(node) + 1) if node[-n:] in self.complete] for node in self.gain}
         self._longest: dict[tuple[int, ...], tuple[int, ...]] = {}  # stream end -> its node, as asked
@@ -103,9 +109,9 @@ class PhraseMatcher:
             self._longest[units] = next(units[k:] for k in range(len(units) + 1) if units[k:] in self.gain)
         return self._longest[units]
 
-    def _uncovered(self, node: tuple[int, ...], covered: int, count: int) -> float:
-        """The bonus of the first ``count`` units of ``node`` that no complete phrase covers."""
-        return sum(self.gain[node[: i + 1]] for i in range(count) if not covered >> i & 1)
+    def _pending(self, node: tuple[int, ...], covered: int) -> float:
+        """The provisional bonus of ``node``'s units that no complete phrase covers."""
+        return sum(self.gain[node[: i + 1]] for i in range(len(node)) if not covered >> i & 1)
 
     def step(self, state: tuple[tuple[int, ...], int], unit: int) -> tuple[tuple, float]:
         """-> (new state, score change)."""
@@ -114,23 +120,23 @@ class PhraseMatcher:
             return state, 0.0
         cand = node + (unit,)
         new = self._node(cand)
-        drop = len(cand) - len(new)
-        gone = min(drop, len(node))  # the node's units that leave it
-        # of those, the covered keep their bonus and the rest give it back; the units that stay
-        # count at the new node's bonuses (another phrase may give them others)
-        change = -self._uncovered(node, covered, gone) - (self.total[node] - self.total[node[:gone]])
-        change += self.total[new]
-        covered >>= drop
-        for n in self.ends[new]:  # complete here: its units keep their bonus whatever comes next
-            covered |= ((1 << n) - 1) << (len(new) - n)
-        return (new, covered), change
+        # the node's provisional bonuses go; its units that stay come back at the new node's
+        change = -self._pending(node, covered)
+        covered >>= len(cand) - len(new)
+        for n in reversed(self.ends[new]):  # complete here, longest first: its units earn its bonus
+            start = len(new) - n
+            for j, b in enumerate(self.bonus[new[start:]]):
+                if not covered >> (start + j) & 1:
+                    change += b
+                    covered |= 1 << (start + j)
+        return (new, covered), change + self._pending(new, covered)
 
     def finish(self, state) -> float:
         change = 0.0
         if self.boundary is not None:  # the end of the utterance closes the word
             state, change = self.step(state, self.boundary)
         node, covered = state
-        return change - self._uncovered(node, covered, len(node))
+        return change - self._pending(node, covered)
 
 
 class HotwordLM(CTCDecoderLM):

@@ -1,7 +1,9 @@
 """Hotword lists as users write them: files with comments, Windows line ends and byte order marks,
 and values that name no phrase, which are said to boost nothing rather than taken silently."""
 
-from asr.hotwords import parse_hotwords
+import pytest
+
+from asr.hotwords import PhraseMatcher, parse_hotwords
 
 
 def test_a_hotwords_file_line_that_starts_with_a_hash_is_a_comment_not_a_phrase(tmp_path):
@@ -33,3 +35,25 @@ def test_hotwords_with_the_built_in_package_say_that_its_first_system_searches_w
     assert main(["transcribe", str(example), "--hotwords", "mark"]) == 0
     assert ("note: with --hotwords, the package's first system searches alone, without its n-best rescoring"
             in capsys.readouterr().err)
+
+
+def _gained(matcher, units):
+    state, total = matcher.initial, 0.0
+    for unit in units:
+        state, change = matcher.step(state, unit)
+        total += change
+    return total + matcher.finish(state)
+
+
+@pytest.mark.parametrize("order", [["news", "new"], ["new", "news"]])
+def test_a_hotword_earns_its_whole_bonus_beside_a_longer_one_that_begins_with_it(order):
+    # token units |n e w|, each word's bonus spread over its tokens (as asr/search_space.py does):
+    # "new" and "news" share |n e w but give those tokens 1/3 and 1/4; the prefix kept one phrase's
+    # shares, so "new" earned 0.75 or "news" 1.25 of the weight, by the order they were listed in
+    sep, units = 0, {"new": (1, 2, 3), "news": (1, 2, 3, 4)}
+    phrases = [(sep, *units[w], sep) for w in order]
+    shares = [(0.0, *[1 / len(units[w])] * len(units[w]), 0.0) for w in order]
+    matcher = PhraseMatcher(phrases, shares, boundary=sep)
+    assert _gained(matcher, units["new"]) == pytest.approx(1.0)
+    assert _gained(matcher, units["news"]) == pytest.approx(1.0)
+    assert _gained(matcher, (1, 2)) == 0.0  # a partial match still gives its provisional bonus back
