@@ -31,7 +31,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
-from asr.arpa import BOS, EOS, UNK, LMError, NgramModel, open_text, reading, write_arpa
+from asr.arpa import BOS, EOS, SPECIAL, UNK, LMError, NgramModel, open_text, reading, write_arpa
 from asr.atomic import atomic_open
 from asr.manifest import ManifestError, manifest_row
 from asr.text import WORD_SEP, UnknownCharacterError, normalize_text
@@ -157,6 +157,29 @@ def _discounts(adjusted: Iterable[int], n: int) -> tuple[tuple[float, float, flo
     return d, None
 
 
+def _lmplz_raw_counted(counts: list[Counter], ids: dict[str, int]) -> set[tuple[str, ...]]:
+    """The n-grams whose raw count, not their adjusted count, lmplz (0.3.0, adjust_counts.cc) puts
+    in the count-of-counts its discounts come from: when it flushes the lower-order n-grams still
+    pending after the last highest-order n-gram (in suffix order of its word ids, which it gives
+    in order of first appearance after <unk> <s> </s>), it adds their ``actual_counts``. Those
+    are the suffixes of that last n-gram below the highest order. Copied so that a model is the
+    same with lmplz or without: on a small text this one count can decide a fallback."""
+    order = len(counts)
+    if order < 2:
+        return set()
+
+    def suffix_key(g: tuple[str, ...]) -> tuple[int, ...]:
+        # lmplz pads a sentence with order - 1 <s>: an n-gram that starts with <s> stands for
+        # the padded highest-order one (<s> has the lowest word id but <unk>'s)
+        return (*(ids[w] for w in reversed(g)), *[ids[BOS]] * (order - len(g)))
+
+    candidates = [*counts[-1], *(g for table in counts[:-1] for g in table if g[0] == BOS)]
+    if not candidates:
+        return set()
+    last = max(candidates, key=suffix_key)
+    return {last[-k:] for k in range(1, min(order - 1, len(last)) + 1)}
+
+
 def fallback_note(orders: list[int], why: str | None = None) -> str:
     """What lmplz --discount_fallback warns of, in one line for all ``orders``."""
     grams = ", ".join(f"{n}-grams" for n in orders)
@@ -170,7 +193,13 @@ def estimate_kneser_ney(sentences: Iterable[list[str]], order: int, notes: list[
     if order < 1:
         raise LMError(f"LM order must be >= 1, got {order}")
     counts: list[Counter] = [Counter() for _ in range(order)]
+    first_seen: dict[str, int] = {UNK: 0, BOS: 1, EOS: 2}  # lmplz's word ids, for _lmplz_raw_counted
     for sentence in sentences:
+        for w in sentence:
+            if first_seen.setdefault(w, len(first_seen)) < 3:
+                # as lmplz refuses them: a literal <unk> would get the unseen words' mass twice,
+                # and <s> or </s> mid-sentence a probability the model then cannot give
+                raise LMError(f"{w} in a sentence: the special words {', '.join(SPECIAL)} cannot be text")
         toks = (BOS, *sentence, EOS)
         for i in range(1, len(toks)):
             for n in range(1, min(order, i + 1) + 1):
@@ -191,9 +220,11 @@ def estimate_kneser_ney(sentences: Iterable[list[str]], order: int, notes: list[
     probs: list[dict[tuple, float]] = []
     gammas: list[dict[tuple, float]] = []
     fallbacks: dict[int, str] = {}  # order -> why its discounts are the fallback
+    raw_counted = _lmplz_raw_counted(counts, first_seen)
     for n in range(1, order + 1):
         adj = adjusted[n - 1]
-        d, why = _discounts(adj.values(), n)
+        stats = [counts[n - 1][g] if g in raw_counted else c for g, c in adj.items()]
+        d, why = _discounts(stats, n)
         if why:
             fallbacks[n] = why
         total: dict[tuple, int] = defaultdict(int)
