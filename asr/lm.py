@@ -31,6 +31,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator
 
+import numpy as np
+
 from asr.arpa import BOS, EOS, SPECIAL, UNK, LMError, NgramModel, open_text, reading, write_arpa
 from asr.atomic import atomic_open
 from asr.manifest import ManifestError, manifest_row
@@ -149,8 +151,11 @@ def _discounts(adjusted: Iterable[int], n: int) -> tuple[tuple[float, float, flo
     missing = [k for k in (1, 2, 3) if not t[k]]
     if missing:
         return FALLBACK_DISCOUNTS, f"no {n}-gram has adjusted count {missing[0]}"
-    y = t[1] / (t[1] + 2 * t[2])  # Chen & Goodman (26)
-    d = (1 - 2 * y * t[2] / t[1], 2 - 3 * y * t[3] / t[2], 3 - 4 * y * t[4] / t[3])
+    # Chen & Goodman (26), in float32 in lmplz's order: at a bound (D = 0 exactly) float64's
+    # rounding can fall on the other side, and the fallback with it
+    f = np.float32
+    y = f(t[1]) / f(t[1] + 2.0 * t[2])
+    d = tuple(float(f(k) - f(k + 1) * y * f(t[k + 1]) / f(t[k])) for k in (1, 2, 3))
     bad = [k for k in (1, 2, 3) if not 0 <= d[k - 1] <= k]
     if bad:
         return FALLBACK_DISCOUNTS, f"{n}-gram discount D{bad[0]} would be {d[bad[0] - 1]:.4g}, outside [0, {bad[0]}]"
@@ -251,7 +256,10 @@ def estimate_kneser_ney(sentences: Iterable[list[str]], order: int, notes: list[
         table = {}
         for g, pr in probs[n - 1].items():
             bo = contexts.get(g)
-            table[g] = (math.log10(pr), math.log10(bo) if bo else (0.0 if n < order else None))
+            # a context whose discounts left its lower order nothing: -inf, as lmplz writes it
+            # (0.0 would give its unseen words all their lower-order probability again)
+            table[g] = (math.log10(pr), None if n == order else math.log10(bo) if bo else
+                        -math.inf if bo is not None else 0.0)
         if n == 1:
             bo = contexts.get((BOS,))
             table[(BOS,)] = (0.0, math.log10(bo) if bo else 0.0)  # never predicted; lmplz writes 0

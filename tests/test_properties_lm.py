@@ -12,7 +12,7 @@ from flashlight.lib.text.decoder.kenlm import KenLM
 from flashlight.lib.text.dictionary import Dictionary
 
 from asr.arpa import ArpaModel, inspect_lm, write_arpa
-from asr.lm import BOS, EOS, UNK, LMError, build_lm, estimate_kneser_ney, kenlm_tool
+from asr.lm import BOS, EOS, UNK, LMError, _discounts, build_lm, estimate_kneser_ney, kenlm_tool
 from asr.lm_mix import _prob, _scored, best_weights, interpolate
 from asr.lm_prune import prune
 
@@ -82,6 +82,23 @@ def test_the_discounts_count_what_lmplz_counts_for_the_last_ngram_it_flushes():
     assert unigrams[(EOS,)][0] == pytest.approx(-0.60206, abs=1e-6)
     assert unigrams[("w4",)][0] == pytest.approx(-0.49939764, abs=1e-6)
     assert unigrams[(UNK,)][0] == pytest.approx(-0.93305326, abs=1e-6)
+
+
+def test_a_discount_at_its_bound_is_computed_in_float32_as_lmplz_does_not_taken_for_the_fallback():
+    # unigram counts-of-counts 4, 3, 5: D2 is 0 in float32 (lmplz keeps it), -4.4e-16 in float64
+    # (which would fall back): the model's probabilities then differed by up to 0.94
+    (d1, d2, d3), why = _discounts([1] * 4 + [2] * 3 + [3] * 5, 1)
+    assert why is None and d2 == 0.0
+
+
+def test_a_context_whose_discounts_leave_nothing_to_back_off_writes_minus_infinity_and_sums_to_one(tmp_path):
+    # D = 0 leaves "w0"'s lower order nothing: a backoff of 0.0 (weight 1) gave its continuations 1.625
+    model = estimate_kneser_ney([["w0", "w1", "w1"], ["w1", "w0", "w1", "w1", "w1"]], order=4)
+    assert model.ngrams[0][("w0",)][1] == -math.inf
+    write_arpa(model, tmp_path / "lm.arpa")
+    lm = ArpaModel(tmp_path / "lm.arpa")
+    for history in [("w0",), (BOS, "w0"), ()]:
+        assert sum(10 ** lm.log10_prob(w, history) for w in ("w0", "w1", EOS, UNK)) == pytest.approx(1, abs=1e-5)
 
 
 @pytest.mark.skipif(not kenlm_tool("lmplz"), reason="KenLM's lmplz is not installed (make kenlm)")
