@@ -36,6 +36,9 @@ NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
 # The extensions of the formats libsndfile reads (folders of audio are searched for them).
 SNDFILE_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".sph", ".nist", ".aiff", ".aif",
                       ".aifc", ".au", ".snd", ".w64", ".caf", ".rf64", ".voc"}
+# Float samples beyond this are no audio at any scale a writer uses (full scale is 1.0; a float file
+# holding 32-bit PCM's integer values reaches 2**31): a damaged file, or bytes that are no samples.
+MAX_SAMPLE = 2.0 ** 32
 BLOCK_SECONDS = 30.0  # decoded at a time: bounded memory for a file of any length
 # The "length unknown" data sizes streaming writers leave in a header they cannot go back to fill
 # in: 0xFFFFFFFF (ffmpeg; AU's -1), 0x7FFFFFFF, and sox's 0x7FFFF000 (WAV) and 0x7F000000 (AIFF,
@@ -53,6 +56,7 @@ _DATA_SIZE = re.compile(r"^\s*(?:data|SSND|Data Size)\s*: (\d+) \(should be (\d+
 _SNDFILE_WAV_CODECS = {0x0001, 0x0002, 0x0003, 0x0006, 0x0007, 0x0011, 0x0031, 0x0038, 0x0040, 0x0050, 0x0055}
 _WAV_CODEC_NAMES = {0x0014: "G.723 ADPCM", 0x0022: "TrueSpeech", 0x0042: "G.723.1", 0x00FF: "AAC",
                     0x0161: "WMA", 0x1610: "HE-AAC", 0x2000: "AC-3"}
+_NOT_A_FILE = "File does not exist or is not a regular file"  # libsndfile says so of an MP3 with no frame it decodes
 _SAMPLE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
                  "ULAW": 1, "ALAW": 1}
 
@@ -83,12 +87,10 @@ def audio_info(path: str | Path) -> AudioInfo:
     what is there, and one that declares no length (written to a pipe). ``frames`` is what can be
     read; none at all is an AudioError."""
     name, path = path, Path(path)  # a warning names the file as reading it will (once for both)
-    if not path.exists():
-        raise AudioError(path, "file not found")
-    if not path.is_file() and not path.is_dir():  # a pipe or device: reading its header would consume it
+    if path.exists() and not path.is_file() and not path.is_dir():  # reading its header would consume it
         raise AudioError(path, "a pipe or device, not a file: its header cannot be read ahead")
-    if path.is_file() and path.stat().st_size == 0:  # libsndfile would call it missing or a pipe
-        raise AudioError(path, "empty file (0 bytes)")
+    if (problem := path_problem(path)) is not None:  # missing, a folder, empty (libsndfile: "a pipe?")
+        raise AudioError(path, problem)
     try:
         with open_audio(str(path)) as f:
             rate, channels, frames = int(f.samplerate), int(f.channels), int(f.frames)
@@ -239,11 +241,16 @@ def open_audio(source, name=None) -> sf.SoundFile:
         try:
             # bytes: soundfile encodes a str path strictly, so a name not in UTF-8 (os.fsdecode's surrogates) fails
             f = sf.SoundFile(os.fsencode(source) if isinstance(source, (str, os.PathLike)) else source)
-        except Exception:
+        except Exception as e:
             if (codec := _wav_codec(source)) is not None and codec not in _SNDFILE_WAV_CODECS:
                 name = f", {_WAV_CODEC_NAMES[codec]}" if codec in _WAV_CODEC_NAMES else ""
                 raise RuntimeError(f"its WAV codec (0x{codec:04X}{name}) is not supported: convert it to PCM WAV "
                                    "or FLAC") from None
+            if _NOT_A_FILE in str(e) and isinstance(source, (str, os.PathLike)) and os.path.isfile(source) \
+                    and str(source).lower().endswith(".mp3"):
+                # libsndfile's word for an MP3 (by its name) in which libmpg123 finds no frame to decode
+                raise RuntimeError("no MPEG audio frame could be decoded in it: cut short, damaged, or not "
+                                   "an MP3") from None
             raise
     if tag is not None and tag.size_off and tag.held_bytes > tag.stream_bytes:
         warn(name or source, f"{tag.held_bytes - tag.stream_bytes} bytes past the MP3 stream length its Xing/Info "
@@ -295,8 +302,21 @@ def to_mono(samples: np.ndarray) -> np.ndarray:
 def check_samples(path, samples: np.ndarray) -> None:
     if samples.size == 0:
         raise AudioError(path, "audio is empty (0 samples)")
+    if (problem := sample_problem(samples)) is not None:
+        raise AudioError(path, problem)
+
+
+def sample_problem(samples: np.ndarray) -> str | None:
+    """Why decoded samples are no audio: NaN or infinite ones, or a peak beyond ``MAX_SAMPLE``
+    (features would overflow to inf, and one such file would turn a corpus's feature statistics,
+    or a model's token priors, into NaN); None if they are audio."""
     if not np.isfinite(samples).all():
-        raise AudioError(path, "audio contains NaN or infinite samples")
+        return "audio contains NaN or infinite samples"
+    peak = float(np.abs(samples).max()) if samples.size else 0.0
+    if peak > MAX_SAMPLE:
+        return (f"audio has samples of magnitude {peak:.3g}, far beyond full scale (1.0): a damaged float file, "
+                "or not audio")
+    return None
 
 
 def path_problem(path: str | Path) -> str | None:

@@ -37,6 +37,7 @@ class FeatureConfig:
         _check_choice("features.normalize", self.normalize, ("global", "utterance", "none"))
         for name in ("sample_rate", "n_fft", "hop_length", "n_mels", "n_mfcc"):
             _check_at_least(f"features.{name}", getattr(self, name), 1)
+            _check_at_most(f"features.{name}", getattr(self, name), _LARGEST)
         if self.hop_length > self.n_fft:  # each window is n_fft samples long: the rest would never be read
             raise ConfigError(f"features.hop_length={self.hop_length} is longer than features.n_fft={self.n_fft}: "
                               f"the {self.hop_length - self.n_fft} samples between windows would be skipped")
@@ -99,6 +100,10 @@ class ModelConfig:
         _check_choice("model.subsampling", self.subsampling, ("conv", "stack"))
         for name in ("num_layers", "hidden_size", "subsampling_factor", "conv_channels"):
             _check_at_least(f"model.{name}", getattr(self, name), 1)
+        for name in ("hidden_size", "conv_channels"):  # a weight matrix of 65536**2 floats is 16 GiB already
+            _check_at_most(f"model.{name}", getattr(self, name), 65536)
+        for name in ("num_layers", "subsampling_factor"):
+            _check_at_most(f"model.{name}", getattr(self, name), 1000)
         if self.subsampling == "conv" and self.subsampling_factor not in (1, 2, 4, 8):
             raise ConfigError(f"model.subsampling_factor must be 1, 2, 4 or 8 with model.subsampling=conv "
                               f"(any >= 1 with stack), got {self.subsampling_factor}")
@@ -125,6 +130,7 @@ class AugmentConfig:
     def __post_init__(self):
         for name in ("freq_masks", "freq_mask_width", "time_masks"):
             _check_at_least(f"augment.{name}", getattr(self, name), 0)
+            _check_at_most(f"augment.{name}", getattr(self, name), _LARGEST)
         if not 0.0 <= self.time_mask_fraction <= 1.0:
             raise ConfigError(f"augment.time_mask_fraction must be in [0, 1], got {self.time_mask_fraction}")
         if not self.speed_factors or not all(0 < f < math.inf for f in self.speed_factors):
@@ -363,6 +369,16 @@ def _check_choice(name, value, choices):
 def _check_at_least(name, value, least):
     if value < least:
         raise ConfigError(f"{name} must be >= {least}, got {value}")
+
+
+# Sizes and counts beyond any real setting (a typo, a value meant for another key): beyond it torch
+# overflows (a traceback), or a loop over them never ends, or memory runs out.
+_LARGEST = 2 ** 20
+
+
+def _check_at_most(name, value, most):
+    if value > most:
+        raise ConfigError(f"{name} must be at most {most}, got {value}")
 
 
 def _to_plain(value):

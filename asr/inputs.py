@@ -24,8 +24,8 @@ import numpy as np
 import soundfile as sf
 
 from asr.audio import (BLOCK_SECONDS, MAX_RATE, MIN_RATE, SNDFILE_EXTENSIONS, AudioError, _open_problem, check_ending,
-                       decode_blocks, flac_length_unknown, open_audio, path_problem, resample, to_mono, unknown_size,
-                       wav_format_tag)
+                       decode_blocks, flac_length_unknown, open_audio, path_problem, resample, sample_problem, to_mono,
+                       unknown_size, wav_format_tag)
 from asr.mp3_tags import file_size
 from asr.text import plural
 from asr.user_warnings import warn
@@ -205,8 +205,8 @@ def _warn_of_narrowband(name: str, rate: int, target: int) -> None:
 
 
 def _prepare_block(name: str, samples: np.ndarray, rate: int, target: int) -> np.ndarray:
-    if not np.isfinite(samples).all():
-        raise AudioError(name, "audio contains NaN or infinite samples")
+    if (problem := sample_problem(samples)) is not None:
+        raise AudioError(name, problem)
     if rate == target:
         return np.ascontiguousarray(samples, dtype=np.float32)
     import torch

@@ -84,7 +84,7 @@ def _looks_like_manifest(line: str) -> bool:
         return False
     try:
         row = json.loads(line)
-    except json.JSONDecodeError:
+    except (ValueError, RecursionError):  # not JSON, or nested too deeply to read: text
         return False
     return isinstance(row, dict) and "text" in row
 

@@ -43,11 +43,13 @@ def manifest_row(line: str, where: str, required: Iterable[str] = REQUIRED) -> d
     """A manifest line's JSON object, with its ``required`` fields and a string ``text`` (when
     required); anything else is a ManifestError naming ``where`` (``FILE:LINE``)."""
     try:
-        row = json.loads(line)
+        row = json.loads(line.rstrip("\r\n"))  # a line cut inside a string: "Unterminated string", not its newline
     except json.JSONDecodeError as e:
-        raise ManifestError(f"{where}: not valid JSON ({e.msg})") from None
+        raise ManifestError(f"{where}: not valid JSON ({e.msg} column {e.colno})") from None
     except ValueError:  # Python reads no integer of more than 4300 digits
         raise ManifestError(f"{where}: not valid JSON (a number too long to read)") from None
+    except RecursionError:  # brackets nested thousands deep
+        raise ManifestError(f"{where}: not valid JSON (arrays or objects nested too deeply to read)") from None
     if not isinstance(row, dict):
         raise ManifestError(f"{where}: expected a JSON object")
     missing = [k for k in required if k not in row]

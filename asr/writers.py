@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import tempfile
 from collections import defaultdict
@@ -71,6 +72,17 @@ class TxtWriter(Writer):
             print(seg.text, file=stream)
 
 
+def _finite(value):
+    """``value`` with NaN and infinities as None: json.dumps writes them as NaN, which is not JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 class JsonWriter(Writer):
     """Text, duration, confidence, segments and words with times and confidence. Stream: one
     object per line and file; file: the same object, indented."""
@@ -79,10 +91,10 @@ class JsonWriter(Writer):
 
     @staticmethod
     def data(path: str, result: Result) -> dict:
-        return {"path": shown(str(path)), "text": result.text, "duration": round(result.duration, 3),
-                "confidence": result.confidence, "words": [asdict(w) for w in result.words],
-                "segments": [asdict(s) for s in result.segments],
-                "alternatives": result.alternatives}  # every file has each key ([]: none asked for or given)
+        return _finite({"path": shown(str(path)), "text": result.text, "duration": round(result.duration, 3),
+                        "confidence": result.confidence, "words": [asdict(w) for w in result.words],
+                        "segments": [asdict(s) for s in result.segments],
+                        "alternatives": result.alternatives})  # every file has each key ([]: none asked for or given)
 
     def write(self, path: str, result: Result) -> None:
         print(json.dumps(self.data(path, result), ensure_ascii=False), file=self.stream, flush=True)

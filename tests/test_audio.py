@@ -154,3 +154,48 @@ def test_a_read_only_array_such_as_a_memory_map_is_taken_without_torchs_not_writ
         wave = prepare_array(samples, 16000, 16000)
     assert torch.allclose(wave, torch.full((1600,), 0.1))
     assert not samples.flags.writeable
+
+
+def _float_wav(path, peak):
+    tone = np.sin(np.arange(4000) / 5.0).astype(np.float32)
+    sf.write(str(path), tone * np.float32(peak), 16000, subtype="FLOAT")
+    return path
+
+
+@pytest.mark.parametrize("peak", [1e19, 6.5e29])
+def test_float_samples_far_beyond_full_scale_are_refused_by_every_reader(tmp_path, peak):
+    # a damaged float WAV: finite, but its features overflow to inf, and one such file made the
+    # corpus's feature statistics (every training batch's loss) and asr priors' priors NaN
+    from asr.inputs import stream_audio
+
+    path = _float_wav(tmp_path / "damaged.wav", peak)
+    expected = rf"damaged\.wav: audio has samples of magnitude .*e\+\d+, far beyond full scale"
+    with pytest.raises(AudioError, match=expected):
+        load_audio(path, 16000)
+    with pytest.raises(AudioError, match=expected):
+        list(stream_audio(str(path), 16000))
+    with pytest.raises(AudioError, match=r"<array>: audio has samples of magnitude"):
+        prepare_array(np.full(100, peak, dtype=np.float32), 16000, 16000)
+
+
+def test_a_float_file_holding_integer_pcm_values_is_still_audio(tmp_path):
+    for peak in (32767.0, 2.0 ** 31):  # 16-bit and 32-bit PCM values written as floats
+        wave = load_audio(_float_wav(tmp_path / "loud.wav", peak), 16000)
+        assert float(wave.abs().max()) == pytest.approx(peak, rel=1e-3)
+
+
+@pytest.mark.parametrize("content", [b"\x00\x01" * 2500, b"ID3\x03\x00\x00\x00\x00\x00\x10" + b"\x00" * 40])
+def test_an_mp3_with_no_frame_to_decode_is_called_so_not_missing_or_a_pipe(tmp_path, content):
+    path = tmp_path / "clip.mp3"
+    path.write_bytes(content)  # random bytes named .mp3, or an MP3 cut off inside its ID3 tag
+    for read in (lambda: load_audio(path, 16000), lambda: audio_info(path)):
+        with pytest.raises(AudioError) as err:
+            read()
+        assert str(err.value) == (f"{path}: not readable as audio (no MPEG audio frame could be decoded in it: "
+                                  "cut short, damaged, or not an MP3)")
+
+
+def test_audio_info_calls_a_folder_a_folder(tmp_path):
+    (tmp_path / "x.wav").mkdir()
+    with pytest.raises(AudioError, match=r"x\.wav: is a directory, not an audio file"):
+        audio_info(tmp_path / "x.wav")

@@ -211,6 +211,27 @@ def test_an_out_of_range_model_value_is_named_alone_with_the_value_given(overrid
         load_config(None, [override])
 
 
+BEYOND_INT64 = "99999999999999999999"
+
+
+@pytest.mark.parametrize("override, message", [
+    # each of these made asr train print a traceback (torch overflowing) or run forever (a loop over them)
+    (f"model.hidden_size={BEYOND_INT64}", f"model.hidden_size must be at most 65536, got {BEYOND_INT64}"),
+    (f"model.conv_channels={BEYOND_INT64}", f"model.conv_channels must be at most 65536, got {BEYOND_INT64}"),
+    (f"model.num_layers={BEYOND_INT64}", f"model.num_layers must be at most 1000, got {BEYOND_INT64}"),
+    (f"features.n_mels={BEYOND_INT64}", f"features.n_mels must be at most 1048576, got {BEYOND_INT64}"),
+    (f"augment.freq_masks={BEYOND_INT64}", f"augment.freq_masks must be at most 1048576, got {BEYOND_INT64}"),
+])
+def test_a_size_or_count_beyond_any_real_setting_is_refused_by_name(override, message):
+    with pytest.raises(ConfigError, match=f"^{message}$"):
+        load_config(None, [override])
+
+
+def test_the_largest_sizes_allowed_are_accepted():
+    cfg = load_config(None, ["model.hidden_size=65536", "model.num_layers=1000", "augment.freq_masks=1048576"])
+    assert (cfg.model.hidden_size, cfg.model.num_layers, cfg.augment.freq_masks) == (65536, 1000, 1048576)
+
+
 def test_stacked_frames_take_any_subsampling_factor_of_at_least_one():
     assert load_config(None, ["model.subsampling=stack", "model.subsampling_factor=3"]).model.subsampling_factor == 3
 

@@ -480,3 +480,10 @@ def test_an_irstlm_header_with_a_space_after_each_equals_sign_is_read_as_kenlm_r
     KenLM(str(irstlm), Dictionary(["the", UNK]))  # loads
     (tmp_path / "t.txt").write_text("the cat sat\n")
     assert main(["lm", "perplexity", str(irstlm), "--texts", str(tmp_path / "t.txt")]) == 0
+
+
+def test_a_text_line_of_brackets_nested_too_deep_for_json_is_read_as_text_not_a_crash(tmp_path):
+    from asr.lm import read_sentences
+
+    (tmp_path / "t.txt").write_text('{"a": ' + "[" * 100000 + "\nhello world\n")
+    assert list(read_sentences([tmp_path / "t.txt"]))[-1] == ["hello", "world"]

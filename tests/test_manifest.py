@@ -64,3 +64,17 @@ def test_a_manifest_in_a_symlinked_folder_keeps_the_folder_it_was_named_in(tmp_p
     (tmp_path / "data").symlink_to(tmp_path / "corpus")
     [utt] = read_manifest(tmp_path / "data" / "train.jsonl")
     assert utt.audio_filepath == str(tmp_path / "data" / "wav" / "a.flac")
+
+
+@pytest.mark.parametrize("line,problem", [
+    ('{"audio_filepath": "a.wav", "dura', r"not valid JSON \(Unterminated string starting at column 29\)"),
+    ('{"audio_filepath": "a.wav", "duration": 1.0, "text": "a\tb"}',
+     r"not valid JSON \(Invalid control character at column 56\)"),
+    ("[" * 100_000 + "]" * 100_000, r"not valid JSON \(arrays or objects nested too deeply to read\)"),
+])
+def test_a_line_that_is_not_json_is_a_manifest_error_naming_its_line_and_where_it_breaks(tmp_path, line, problem):
+    good = '{"audio_filepath": "a.wav", "duration": 1.0, "text": "a"}'
+    path = tmp_path / "m.jsonl"
+    path.write_text(f"{good}\n{line}\n{good}\n")
+    with pytest.raises(ManifestError, match=rf"^{re.escape(str(path))}:2: {problem}$"):
+        read_manifest(path)

@@ -48,6 +48,17 @@ def test_the_priors_are_the_mean_posterior_over_every_frame_of_the_manifest(mode
     assert torch.tensor(priors, dtype=torch.float64).allclose(expected, atol=1e-6) and sum(priors) == pytest.approx(1.0)
 
 
+def test_priors_of_a_model_whose_outputs_are_not_finite_are_refused_not_written(model, tiny_corpus, monkeypatch):
+    from asr.data import ManifestError, read_manifest
+
+    transcriber = load_model(model, decoder="greedy", device="cpu")
+    log_probs = transcriber.log_probs
+    monkeypatch.setattr(transcriber, "log_probs", lambda waves: (torch.full_like(log_probs(waves)[0], math.nan),
+                                                                  log_probs(waves)[1]))
+    with pytest.raises(ManifestError, match="outputs on 2 utterances are not finite"):
+        estimate_priors(transcriber, read_manifest(tiny_corpus / "train.jsonl")[:2])
+
+
 def test_asr_priors_writes_them_into_the_model_directory(model, tiny_corpus, capsys):
     assert main(["priors", str(model), str(tiny_corpus / "train.jsonl"), "--every", "4"]) == 0
     assert "5 utterances" in capsys.readouterr().out  # 20 utterances, every 4th

@@ -243,6 +243,14 @@ def test_every_json_has_the_same_keys_alternatives_included_even_when_there_are_
     assert data()["alternatives"] == [] and data().keys() == data(alternatives=["high"]).keys()
 
 
+def test_json_output_writes_a_confidence_that_is_not_a_number_as_null_so_it_stays_json():
+    stream = io.StringIO()
+    get_writer("json", stream).write("a.wav", Result("hi", 1.0, confidence=float("nan"),
+                                                     words=[Word("hi", 0.0, 0.5, float("inf"))]))
+    data = json.loads(stream.getvalue(), parse_constant=lambda name: pytest.fail(f"{name} is not JSON"))
+    assert data["confidence"] is None and data["words"][0]["confidence"] is None
+
+
 def test_a_directory_where_an_output_file_would_go_is_named_up_front_not_met_mid_batch(tmp_path):
     (tmp_path / "out" / "a.txt").mkdir(parents=True)
     out = DirectoryOutput(tmp_path / "out", ["txt", "json"])
