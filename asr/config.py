@@ -51,6 +51,9 @@ class FeatureConfig:
             raise ConfigError(f"features.preemphasis must be in [0, 1], got {self.preemphasis}")
         if self.kind == "mfcc" and self.n_mfcc > self.n_mels:  # the DCT keeps at most n_mels coefficients
             raise ConfigError(f"features.n_mfcc={self.n_mfcc} must be at most features.n_mels={self.n_mels}")
+        if self.kind in ("fbank", "mfcc") and self.n_mels > self.n_fft // 2 + 1:  # before building them
+            raise ConfigError(f"features.n_mels={self.n_mels} is more than the {self.n_fft // 2 + 1} FFT bins of "
+                              f"features.n_fft={self.n_fft}: some mel filters would hold no bin")
         if self.kind in ("fbank", "mfcc"):
             empty = int((self.mel_filterbank().amax(dim=0) == 0).sum())  # a feature that is always 0
             if empty and self.f_max is not None and self.f_max > self.sample_rate / 2:

@@ -96,9 +96,11 @@ class PhraseMatcher:
             for i in range(1, len(phrase) + 1):
                 self.gain[phrase[:i]] = max(self.gain.get(phrase[:i], -math.inf), bonus[i - 1])
         self.complete = set(self.bonus)
-        # each node's units' provisional bonuses, and their sum: a step asks them of two nodes
-        self.gains = {node: tuple(self.gain[node[:i + 1]] for i in range(len(node))) for node in self.gain}
-        self.total = {node: sum(gains) for node, gains in self.gains.items()}
+        # each node's units' provisional bonuses summed (by prefix: memory linear in the nodes): a step
+        # asks it of two nodes
+        self.total = {(): 0.0}
+        for node in sorted(self.gain, key=len)[1:]:
+            self.total[node] = self.total[node[:-1]] + self.gain[node]
         # node -> lengths of the phrases it ends with (its "output" links)
         self.ends = {node: [n for n in range(1, len(node) + 1) if node[-n:] in self.complete] for node in self.gain}
         self._longest: dict[tuple[int, ...], tuple[int, ...]] = {}  # stream end -> its node, as asked
@@ -116,7 +118,7 @@ class PhraseMatcher:
         """The provisional bonus of ``node``'s units that no complete phrase covers."""
         if not covered:
             return self.total[node]
-        return sum(g for i, g in enumerate(self.gains[node]) if not covered >> i & 1)
+        return sum(self.gain[node[: i + 1]] for i in range(len(node)) if not covered >> i & 1)
 
     def step(self, state: tuple[tuple[int, ...], int], unit: int) -> tuple[tuple, float]:
         """-> (new state, score change)."""

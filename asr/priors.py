@@ -61,8 +61,9 @@ def estimate_priors(transcriber: Transcriber, utterances: Sequence[Utterance], b
     if frames == 0:
         raise ManifestError(none_readable(len(utterances), skipped, "to estimate token priors from"))
     if not torch.isfinite(total).all():  # a model whose outputs are NaN: priors no search could use
-        raise ManifestError(f"the model's outputs on {len(utterances) - len(skipped) - len(silent)} utterances are not "
-                            "finite (NaN or inf): no token priors written; check the model (asr evaluate) and the audio")
+        raise ManifestError(f"the model's outputs on some of the {len(utterances) - len(skipped) - len(silent)} "
+                            "utterances are not finite (NaN or inf): no token priors written; check the model "
+                            "(asr evaluate) and the audio")
     if silent:  # read, but not among the frames counted: say so, as the unreadable ones are said
         warn("token priors", f"{len(silent)} of {len(utterances)} utterances are silent (no sound for the model "
                              "to run on): left out")

@@ -372,7 +372,7 @@ def load_report(directory: str | Path) -> Report:
     except UnicodeDecodeError as e:  # asr writes UTF-8; another encoding would be scored as other words
         raise ReportError(f"{path}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start}): "
                           "not a results file asr wrote") from None
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+    except (ValueError, RecursionError, KeyError, TypeError, AttributeError) as e:  # (JSONDecodeError is a ValueError)
         raise ReportError(f"{path}: not a results file ({type(e).__name__}: {e})") from None
     return build_report(rows, meta)
 

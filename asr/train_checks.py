@@ -94,7 +94,7 @@ def report_split(path, name, cfg, utts, missing, off, narrow, too_long, unreadab
     if missing:
         listed([f"skipped {name} utterance {f'{u.id}: ' if u.id else ''}{u.audio_filepath}: {problem}"
                 for u, problem in missing],
-               f"{path}: skipped {len(missing)} {name} utterance(s) whose audio file is missing or unreadable")
+               f"{path}: skipped {len(missing)} {name} utterance(s) whose audio file is missing, empty or not a file")
     if off:
         listed([f"{name} utterance {_name(u)}: {u.audio_filepath} lasts {u.duration:.2f} s, not the manifest's "
                 f"{declared:g} s" for u, declared in off],

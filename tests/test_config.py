@@ -264,7 +264,10 @@ def test_impossible_feature_model_and_augmentation_values_raise_config_error_nam
     (["features.f_min=4000", "features.f_max=3000"], r"features.f_min must be >= 0 and below features.f_max \(3000\)"),
     (["features.f_min=8000"], r"features.f_min must be >= 0 and below sample_rate / 2 \(8000\)"),
     (["features.n_fft=64", "features.hop_length=32", "features.n_mels=80"],
-     "features.n_mels=80: .* mel filter.s. would hold no FFT bin at n_fft=64"),
+     "features.n_mels=80 is more than the 33 FFT bins of features.n_fft=64"),
+    (["features.n_mels=1000000"], "features.n_mels=1000000 is more than the 201 FFT bins"),  # refused before it is built
+    (["features.n_fft=256", "features.hop_length=128", "features.n_mels=100"],
+     "features.n_mels=100: .* mel filter.s. would hold no FFT bin at n_fft=256"),
 ])
 def test_feature_settings_that_contradict_each_other_raise_config_error_naming_them(overrides, message):
     with pytest.raises(ConfigError, match=message):

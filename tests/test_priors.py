@@ -55,7 +55,7 @@ def test_priors_of_a_model_whose_outputs_are_not_finite_are_refused_not_written(
     log_probs = transcriber.log_probs
     monkeypatch.setattr(transcriber, "log_probs", lambda waves: (torch.full_like(log_probs(waves)[0], math.nan),
                                                                   log_probs(waves)[1]))
-    with pytest.raises(ManifestError, match="outputs on 2 utterances are not finite"):
+    with pytest.raises(ManifestError, match="outputs on some of the 2 utterances are not finite"):
         estimate_priors(transcriber, read_manifest(tiny_corpus / "train.jsonl")[:2])
 
 

@@ -165,6 +165,14 @@ def test_compare_names_a_directory_that_is_not_a_report(tmp_path, capsys):
     assert "results.json" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("content", ["[" * 100000, '{"wer": 1' + "0" * 5000 + "}"])
+def test_compare_names_a_results_file_too_deep_or_too_long_a_number_to_read(tmp_path, capsys, content):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "a" / "results.json").write_text(content)
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "a")]) == 2
+    assert f"{tmp_path / 'a'}" in capsys.readouterr().err
+
+
 def test_compare_refuses_reports_with_no_utterance_in_common_or_with_repeated_ids(tmp_path, capsys):
     write_report(build_report(results([("u1", "s", "one two", "one two")])), tmp_path / "a")
     write_report(build_report(results([("v1", "s", "one two", "one two")])), tmp_path / "b")

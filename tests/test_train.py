@@ -442,7 +442,7 @@ def test_missing_and_corrupt_audio_in_the_train_and_valid_manifests_is_skipped_n
     for split in ("train", "valid"):
         manifest = corpus / f"{split}.jsonl"
         assert f"skipped {split} utterance {split}-nope.wav: {corpus / 'nope.wav'}: file not found" in err
-        assert f"{manifest}: skipped 1 {split} utterance(s) whose audio file is missing or unreadable" in err
+        assert f"{manifest}: skipped 1 {split} utterance(s) whose audio file is missing, empty or not a file" in err
         assert f"warning: {manifest}: skipped {corpus / 'corrupt.wav'}: not readable as audio" in err
     assert err.count("corrupt.wav: not readable") == 2  # said once per manifest, not every epoch
     # the corrupt train file is found when read; the valid set is read up front (one of its 4 has a
