@@ -4,6 +4,7 @@ and values that name no phrase, which are said to boost nothing rather than take
 import pytest
 
 from asr.hotwords import PhraseMatcher, parse_hotwords
+from test_decoding import gained
 
 
 def test_a_hotwords_file_line_that_starts_with_a_hash_is_a_comment_not_a_phrase(tmp_path):
@@ -37,14 +38,6 @@ def test_hotwords_with_the_built_in_package_say_that_its_first_system_searches_w
             in capsys.readouterr().err)
 
 
-def _gained(matcher, units):
-    state, total = matcher.initial, 0.0
-    for unit in units:
-        state, change = matcher.step(state, unit)
-        total += change
-    return total + matcher.finish(state)
-
-
 @pytest.mark.parametrize("order", [["news", "new"], ["new", "news"]])
 def test_a_hotword_earns_its_whole_bonus_beside_a_longer_one_that_begins_with_it(order):
     # token units |n e w|, each word's bonus spread over its tokens (as asr/search_space.py does):
@@ -54,6 +47,6 @@ def test_a_hotword_earns_its_whole_bonus_beside_a_longer_one_that_begins_with_it
     phrases = [(sep, *units[w], sep) for w in order]
     shares = [(0.0, *[1 / len(units[w])] * len(units[w]), 0.0) for w in order]
     matcher = PhraseMatcher(phrases, shares, boundary=sep)
-    assert _gained(matcher, units["new"]) == pytest.approx(1.0)
-    assert _gained(matcher, units["news"]) == pytest.approx(1.0)
-    assert _gained(matcher, (1, 2)) == 0.0  # a partial match still gives its provisional bonus back
+    assert gained(matcher, units["new"]) == pytest.approx(1.0)
+    assert gained(matcher, units["news"]) == pytest.approx(1.0)
+    assert gained(matcher, (1, 2)) == 0.0  # a partial match still gives its provisional bonus back
