@@ -310,13 +310,15 @@ def sample_problem(samples: np.ndarray) -> str | None:
     """Why decoded samples are no audio: NaN or infinite ones, or a peak beyond ``MAX_SAMPLE``
     (features would overflow to inf, and one such file would turn a corpus's feature statistics,
     or a model's token priors, into NaN); None if they are audio."""
+    if not samples.size:
+        return None
+    low, high = float(samples.min()), float(samples.max())  # (no copy; a NaN makes both NaN)
+    if -MAX_SAMPLE <= low and high <= MAX_SAMPLE:
+        return None
     if not np.isfinite(samples).all():
         return "audio contains NaN or infinite samples"
-    peak = float(np.abs(samples).max()) if samples.size else 0.0
-    if peak > MAX_SAMPLE:
-        return (f"audio has samples of magnitude {peak:.3g}, far beyond full scale (1.0): a damaged float file, "
-                "or not audio")
-    return None
+    return (f"audio has samples of magnitude {max(-low, high):.3g}, far beyond full scale (1.0): a damaged float "
+            "file, or not audio")
 
 
 def path_problem(path: str | Path) -> str | None:

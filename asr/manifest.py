@@ -45,7 +45,8 @@ def manifest_row(line: str, where: str, required: Iterable[str] = REQUIRED) -> d
     try:
         row = json.loads(line.rstrip("\r\n"))  # a line cut inside a string: "Unterminated string", not its newline
     except json.JSONDecodeError as e:
-        raise ManifestError(f"{where}: not valid JSON ({e.msg} column {e.colno})") from None
+        at = "" if e.msg.endswith(" at") else " at"  # json's "Unterminated string starting at", "Extra data"
+        raise ManifestError(f"{where}: not valid JSON ({e.msg}{at} column {e.colno})") from None
     except ValueError:  # Python reads no integer of more than 4300 digits
         raise ManifestError(f"{where}: not valid JSON (a number too long to read)") from None
     except RecursionError:  # brackets nested thousands deep

@@ -71,6 +71,7 @@ def test_a_manifest_in_a_symlinked_folder_keeps_the_folder_it_was_named_in(tmp_p
     ('{"audio_filepath": "a.wav", "duration": 1.0, "text": "a\tb"}',
      r"not valid JSON \(Invalid control character at column 56\)"),
     ("[" * 100_000 + "]" * 100_000, r"not valid JSON \(arrays or objects nested too deeply to read\)"),
+    ('{"audio_filepath": "a.wav"} x', r"not valid JSON \(Extra data at column 29\)"),
 ])
 def test_a_line_that_is_not_json_is_a_manifest_error_naming_its_line_and_where_it_breaks(tmp_path, line, problem):
     good = '{"audio_filepath": "a.wav", "duration": 1.0, "text": "a"}'
