@@ -115,9 +115,9 @@ def write_splits(out: str | Path, reports: dict[str, ImportReport], optional: It
     for name in sorted(set(optional) - reports.keys()):
         stale = out / f"{name}.jsonl"
         if stale.is_file():
-            ours = ours or {split: {os.path.realpath(u.audio_filepath) for u in r.utterances}
-                            for split, r in reports.items()}
-            if where := [split for split, audio in sorted(ours.items()) if holds_any(stale, audio)]:
+            ours = ours or {split: real_audio(r.utterances) for split, r in reports.items()}
+            theirs = manifest_audio(stale)
+            if where := [split for split, audio in sorted(ours.items()) if not theirs.isdisjoint(audio)]:
                 stale.unlink()
                 warn(stale, f"removed: an earlier prepare's {name} split, whose audio this one puts in "
                             f"{' and '.join(where)}")
@@ -129,12 +129,17 @@ def write_splits(out: str | Path, reports: dict[str, ImportReport], optional: It
         write_manifest(out / f"{name}.jsonl", reports[name].utterances)
 
 
-def holds_any(manifest: Path, audio: set[str]) -> bool:
-    """Whether ``manifest`` names any of ``audio`` (real paths); an unreadable one: no."""
+def real_audio(utterances: Iterable[Utterance]) -> set[str]:
+    """The real paths of the utterances' audio files (links resolved)."""
+    return {os.path.realpath(u.audio_filepath) for u in utterances}
+
+
+def manifest_audio(manifest: Path) -> set[str]:
+    """``real_audio`` of a manifest's utterances; an unreadable one: none."""
     try:
-        return any(os.path.realpath(u.audio_filepath) in audio for u in read_manifest(manifest))
+        return real_audio(read_manifest(manifest))
     except (OSError, ValueError):  # ManifestError is a ValueError
-        return False
+        return set()
 
 
 def _unchanged(path: Path, utterances: list[Utterance]) -> bool:

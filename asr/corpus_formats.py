@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 import re
 from pathlib import Path
 
-from asr.corpora import (CorpusError, Entry, ImportReport, bad_byte, check_entries, holds_any, not_utf8, read_text,
-                         readable, split_by_list, split_by_speaker, split_random, write_splits)
+from asr.corpora import (CorpusError, Entry, ImportReport, bad_byte, check_entries, manifest_audio, not_utf8,
+                         read_text, readable, real_audio, split_by_list, split_by_speaker, split_random, write_splits)
 from asr.own_data import import_own_data
 
 # --- LibriSpeech ----------------------------------------------------------------------------
@@ -108,9 +107,10 @@ def prepare_librispeech(src: str | Path, out: str | Path, train: list[str] | Non
         report = ImportReport()
         reports[subset] = check_entries(librispeech_entries(src, subset, report), report)
     if eval_only:  # the training manifests there are not rewritten: none may hold what is scored now
+        training = {name: manifest_audio(out / f"{name}.jsonl") for name in ("train", "valid")}
         for subset in eval_sets:
-            audio = {os.path.realpath(u.audio_filepath) for u in reports[subset].utterances}
-            if held := [name for name in ("train", "valid") if holds_any(out / f"{name}.jsonl", audio)]:
+            audio = real_audio(reports[subset].utterances)
+            if held := [name for name, theirs in training.items() if not theirs.isdisjoint(audio)]:
                 raise CorpusError(f"{out / held[0]}.jsonl holds audio of {subset}: a subset trained on is not "
                                   "scored as unseen (prepare it into another folder)")
     else:

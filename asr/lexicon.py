@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable
 
-from asr.phones import entry_fields, is_comment, model_phones
+from asr.phones import entry_fields, is_comment, is_tonal, without_stress
 from asr.text import WORD_SEP, normalize_text
 from asr.tokenizers import Tokenizer
 
@@ -234,12 +234,14 @@ def read_lexicon_lines(path: str | Path, tokenizer: Tokenizer) -> LexiconLines:
     if not path.is_file():
         raise LexiconError(f"{path}: lexicon file not found")
     entries = []
+    phones = tokenizer.kind == "phone"  # a pronunciation file, read as training reads one (asr/phones.py)
+    tonal = phones and is_tonal(tokenizer.tokens[2:])
     for lineno, line in enumerate(_lines(path), 1):
-        if line.strip() and not (tokenizer.kind == "phone" and is_comment(line)):
+        if line.strip() and not (phones and is_comment(line)):
             written, *spelling = line.split()
-            if tokenizer.kind == "phone":  # a pronunciation file, read as training reads one (asr/phones.py)
+            if phones:
                 written, *spelling = entry_fields([written, *spelling])
-                spelling = model_phones(spelling, tokenizer.tokens)
+                spelling = list(without_stress(spelling, keep_digits=tonal))
             if not spelling:
                 raise LexiconError(f"{path}:{lineno}: no spelling after the word {written!r}")
             if spelling[-1] != WORD_SEP:

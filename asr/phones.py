@@ -23,7 +23,6 @@ word the lexicon lacks gets no phone targets; it still trains the character outp
 from __future__ import annotations
 
 import re
-from functools import lru_cache
 from pathlib import Path
 
 from asr.text import normalize_text
@@ -56,7 +55,8 @@ def entry_fields(fields: list[str]) -> list[str]:
 def is_tonal(phones) -> bool:
     """Whether a phone set marks tones (a phone ends in a letter and 3-9, which ARPAbet stress
     never uses): its digits are all kept. Training asks it of a lexicon's phones, and a phone
-    model's lexicon reader of the model's tokens, which are those phones as training kept them."""
+    model's lexicon reader (``asr.lexicon``) of the model's tokens, which are those phones as
+    training kept them: a non-tonal model's tokens may carry digits too (an IPA set's ə1)."""
     return any(_TONE.search(p) for p in phones)
 
 
@@ -64,17 +64,6 @@ def without_stress(phones, keep_digits: bool = False) -> tuple[str, ...]:
     """A pronunciation as training keeps it: ARPAbet stress dropped (AH0 -> AH), unless the
     lexicon is tonal. Other digits stay: an IPA phone set's ə1 is not written as ARPAbet's."""
     return tuple(phones) if keep_digits else tuple(_STRESS.sub("", p) for p in phones)
-
-
-def model_phones(phones: list[str], tokens: tuple[str, ...]) -> list[str]:
-    """A pronunciation in a phone model's tokens, by training's rule (``without_stress``): a
-    non-tonal model's tokens may carry digits too (an IPA set's ə1) and still have no AH0."""
-    return list(without_stress(phones, keep_digits=_tonal_tokens(tokens)))
-
-
-@lru_cache(maxsize=8)  # asked once per lexicon line, of the same few models' tokens
-def _tonal_tokens(tokens: tuple[str, ...]) -> bool:
-    return is_tonal(tokens[2:])
 
 
 class PhoneLexicon:

@@ -210,9 +210,12 @@ def combine_evaluations(evaluations: Sequence[Evaluation], weights: Sequence[flo
     Utterances that any system could not read or decode are left out (and listed as skipped): the
     audio seconds are those of the utterances voted on, and the decode seconds each system's
     share of its own for that audio (its RTF times it), so the RTF is the sum of the systems'."""
-    by_key = [_by_occurrence(e.utterances) for e in evaluations]
-    rows = [UtteranceResult(u.id, u.audio_filepath, u.reference, combine([b[k].hypothesis for b in by_key], weights),
-                            u.speaker, u.seconds) for k, u in by_key[0].items() if all(k in b for b in by_key[1:])]
+    by_key, shared = _shared(evaluations)
+    rows = []
+    for k in shared:
+        u = by_key[0][k]
+        rows.append(UtteranceResult(u.id, u.audio_filepath, u.reference,
+                                    combine([b[k].hypothesis for b in by_key], weights), u.speaker, u.seconds))
     skipped = list(dict.fromkeys(item for e in evaluations for item in e.skipped))
     refs, hyps = [r.reference for r in rows], [r.hypothesis for r in rows]
     truncated = list(dict.fromkeys(line for e in evaluations for line in e.truncated))  # the same files each time
@@ -222,11 +225,17 @@ def combine_evaluations(evaluations: Sequence[Evaluation], weights: Sequence[flo
     return Evaluation(rows, word_errors(refs, hyps), char_errors(refs, hyps), audio, decode, skipped, truncated)
 
 
+def _shared(evaluations: Sequence[Evaluation]) -> tuple[list[dict], list]:
+    """Each evaluation's utterances by key (``_by_occurrence``), and the keys every one scored, in
+    the first one's order."""
+    by_key = [_by_occurrence(e.utterances) for e in evaluations]
+    return by_key, [k for k in by_key[0] if all(k in b for b in by_key[1:])]
+
+
 def shared_rates(evaluations: Sequence[Evaluation]) -> list[tuple[float, float]]:
     """Each system's (WER, CER) over the utterances every system scored, those
     ``combine_evaluations`` votes on: beside the vote's own, rates of the same utterances."""
-    by_key = [_by_occurrence(e.utterances) for e in evaluations]
-    shared = [k for k in by_key[0] if all(k in b for b in by_key[1:])]
+    by_key, shared = _shared(evaluations)
     rates = []
     for b in by_key:
         refs, hyps = [b[k].reference for k in shared], [b[k].hypothesis for k in shared]

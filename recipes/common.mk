@@ -427,6 +427,9 @@ $(eval $(call args_stamp,rnnlm,$(dir $(RNNLM_DIR)).args/rnnlm,$(RNNLM_DIR)/model
 $(eval $(call args_stamp,rescore,$(MODEL_EXP)/.args/rescore,$(MODEL_EXP)/rescored/rescoring.yaml,RESCORE_ARGS))
 $(if $(SEED_MODELS),$(eval $(call args_stamp,seeds,$(EXP)/.args/seeds,$(SEED_MODELS),SEEDS_ARGS)))
 $(eval $(call args_stamp,package,$(MODEL_EXP)/.args/package,$(MODEL_EXP)/package.done,PACKAGE_ARGS))
-$(if $(package_replaced),$(eval $(MODEL_EXP)/package.done: FORCE))
+# (only when the package is asked for: checking the installed one starts Python, and no other goal
+# reaches package.done)
+$(if $(filter package $(MODEL_EXP)/package.done,$(MAKECMDGOALS)),$(if $(package_replaced),\
+  $(eval $(MODEL_EXP)/package.done: FORCE)))
 
 FORCE:
