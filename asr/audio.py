@@ -9,8 +9,10 @@ for whole-file and streaming reads alike, as ffmpeg and Kaldi have it: what is t
 with a one-line warning on stderr naming the file and how much is missing; a file with no audio
 that can be decoded is an AudioError naming the file and the problem (an MP3's length is its
 Xing/Info tag's; libmpg123's own note on a file whose size is off the tag's is kept from the
-user's stderr, and one holding more than the tag says, of which only that is read, is warned of). A batch job (prepare,
-evaluate, training) gathers those warnings and names a few with a total instead (``report_cut``).
+user's stderr, and one holding more than the tag says, of which only that is read, is warned of).
+libmpg123's notes on damaged MPEG data, and a channel count no speech recording has (a damaged
+header?), are warned of naming the file too (asr.audio_checks). A batch job (prepare, evaluate,
+training) gathers those warnings and names a few with a total instead (``report_cut``).
 """
 
 from __future__ import annotations
@@ -26,6 +28,9 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
+from asr.audio_checks import (MpegNotes, channels_problem, declared_frames, flac_length_unknown, named_mpeg_notes,
+                              path_problem, sample_problem, unended_ogg, unsupported_wav_codec)
+from asr.audio_checks import unknown_size, wav_format_tag  # noqa: F401 (asr.inputs imports them from here)
 from asr.mp3_tags import file_head, xing_tag
 from asr.text import plural
 from asr.user_warnings import quiet_stderr, warn
@@ -36,29 +41,8 @@ NUMPY_FLOATS = (torch.float16, torch.float32, torch.float64)
 # The extensions of the formats libsndfile reads (folders of audio are searched for them).
 SNDFILE_EXTENSIONS = {".wav", ".flac", ".ogg", ".oga", ".opus", ".mp3", ".sph", ".nist", ".aiff", ".aif",
                       ".aifc", ".au", ".snd", ".w64", ".caf", ".rf64", ".voc"}
-# Float samples beyond this are no audio at any scale a writer uses (full scale is 1.0; a float file
-# holding 32-bit PCM's integer values reaches 2**31): a damaged file, or bytes that are no samples.
-MAX_SAMPLE = 2.0 ** 32
 BLOCK_SECONDS = 30.0  # decoded at a time: bounded memory for a file of any length
-# The "length unknown" data sizes streaming writers leave in a header they cannot go back to fill
-# in: 0xFFFFFFFF (ffmpeg; AU's -1), 0x7FFFFFFF, and sox's 0x7FFFF000 (WAV) and 0x7F000000 (AIFF,
-# whose SSND size adds its 8-byte offset/block header), which sox rounds down to whole sample
-# frames (24-bit WAV: 0x7FFFEFFF). 0 is a writer that never filled it in.
-_PLACEHOLDER_SIZES = (0x7F000000, 0x7FFFF000, 0x7FFFFFFF, 0xFFFFFFFF)
-# A FLAC STREAMINFO total of 0 is "unknown" (libsndfile bumps it to SF_COUNT_MAX); 2**36 - 1, the
-# field's largest value (16 days at 48 kHz), is no real length either.
-FLAC_UNKNOWN_FRAMES = 2 ** 36 - 1
-# libsndfile logs a PCM data chunk longer than the file holds as "data : 59040 (should be 956)":
-# WAV's data, AIFF's SSND, AU's "Data Size"; its own frame count is then what is there.
-_DATA_SIZE = re.compile(r"^\s*(?:data|SSND|Data Size)\s*: (\d+) \(should be (\d+)\)", re.M)
-# WAV codecs (format tags) libsndfile decodes: PCM, MS ADPCM, float, A-law, mu-law, IMA ADPCM, NMS
-# ADPCM, GSM 6.10, G.721, MPEG; and some it does not, named in its error ("Malformed 'fmt ' chunk").
-_SNDFILE_WAV_CODECS = {0x0001, 0x0002, 0x0003, 0x0006, 0x0007, 0x0011, 0x0031, 0x0038, 0x0040, 0x0050, 0x0055}
-_WAV_CODEC_NAMES = {0x0014: "G.723 ADPCM", 0x0022: "TrueSpeech", 0x0042: "G.723.1", 0x00FF: "AAC",
-                    0x0161: "WMA", 0x1610: "HE-AAC", 0x2000: "AC-3"}
 _NOT_A_FILE = "File does not exist or is not a regular file"  # libsndfile says so of an MP3 with no frame it decodes
-_SAMPLE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4, "FLOAT": 4, "DOUBLE": 8,
-                 "ULAW": 1, "ALAW": 1}
 
 
 class AudioError(Exception):
@@ -94,9 +78,11 @@ def audio_info(path: str | Path) -> AudioInfo:
     try:
         with open_audio(str(path)) as f:
             rate, channels, frames = int(f.samplerate), int(f.channels), int(f.frames)
-            declared, unended = declared_frames(f), _unended_ogg(f)
+            if (problem := channels_problem(channels)) is not None:
+                warn(name, problem)
+            declared, unended = declared_frames(f), unended_ogg(f)
             if (f.format == "FLAC" and declared is None) or \
-                    (f.format in ("FLAC", "MP3") and declared is not None and not _last_frame_decodes(f)):
+                    (f.format in ("FLAC", "MP3") and declared is not None and not _last_frame_decodes(f, name)):
                 # a FLAC with no total (a streaming writer's), or the end missing: count what decodes
                 frames = sum(len(block) for block in _reopened_blocks(path, name))  # warns, or raises for none
             elif (declared and frames < declared) or unended:
@@ -108,57 +94,23 @@ def audio_info(path: str | Path) -> AudioInfo:
     return AudioInfo(rate, frames, channels)
 
 
-def _last_frame_decodes(f: sf.SoundFile) -> bool:
+def _last_frame_decodes(f: sf.SoundFile, name) -> bool:
     """A FLAC's or MP3's last frame decodes (a seek, not a decode of the whole file): it is not cut short."""
     try:
         # libmpg123 notes the garbage a seek past the cut lands on (a file shorter than its tag says)
-        with quiet_stderr(f.format == "MP3" and (tag := xing_tag(f.name)) is not None and tag.size_off):
+        with quiet_stderr(f.format == "MP3" and (tag := xing_tag(f.name)) is not None and tag.size_off), \
+                named_mpeg_notes(name, f.format == "MP3"):
             f.seek(f.frames - 1)
             return len(f.read(1, dtype="float32")) == 1
     except RuntimeError:  # libsndfile cannot seek or decode past where the file ends
+        return False
+    except ValueError:  # a damaged MP3's seek lands past the end: pysoundfile's read of "-n frames"
         return False
 
 
 def _reopened_blocks(path: Path, name) -> Iterator[np.ndarray]:
     with open_audio(str(path)) as f:  # a failed seek leaves a decoder that cannot be trusted
         yield from decode_blocks(f, name)
-
-
-def declared_frames(f: sf.SoundFile) -> int | None:
-    """The frame count ``f``'s header declares, where it can be more than libsndfile will read:
-    FLAC's, an MP3's Xing/Info tag's, and a WAV/AIFF/AU data chunk longer than the file (libsndfile's
-    ``frames`` is then what is there). None where no length is declared (Ogg, an MP3 without that
-    tag), for a streaming writer's "length unknown" (``unknown_size``; FLAC's 0), and for a file
-    that holds all its header declares."""
-    if f.format == "FLAC":
-        return None if flac_length_unknown(f) else int(f.frames)
-    if f.format == "MP3":
-        tag = xing_tag(f.name)
-        return int(f.frames) if tag is not None and tag.counts_frames else None
-    found, size = _DATA_SIZE.search(f.extra_info), _SAMPLE_BYTES.get(f.subtype)
-    if found and size:
-        declared, held = int(found[1]), int(found[2])
-        if held < declared and not unknown_size(declared, size * f.channels):
-            return int(f.frames) + -(-(declared - held) // (size * f.channels))  # a part sample counts as one
-    return None
-
-
-def unknown_size(size: int, frame_bytes: int) -> bool:
-    """Whether a WAV/AIFF/AU data size is a streaming writer's placeholder rather than a length:
-    0, or within a few sample frames (of ``frame_bytes``) of one of ``_PLACEHOLDER_SIZES``."""
-    slack = 4 * frame_bytes + 8  # sox rounds down to whole frames; AIFF's SSND size adds 8 bytes
-    return size == 0 or any(abs(size - placeholder) <= slack for placeholder in _PLACEHOLDER_SIZES)
-
-
-def flac_length_unknown(f) -> bool:
-    """A FLAC (an open SoundFile or sf.info's) whose STREAMINFO has no total (a streaming writer's)."""
-    return f.format == "FLAC" and int(f.frames) >= FLAC_UNKNOWN_FRAMES
-
-
-def _unended_ogg(f: sf.SoundFile) -> bool:
-    """An Ogg stream that stops mid-page or lacks its end-of-stream page: it was cut short."""
-    log = f.extra_info
-    return f.format == "OGG" and ("end-of-stream" in log.lower() or "Junk after the last page" in log)
 
 
 def decode_blocks(f: sf.SoundFile, name, block_seconds: float = BLOCK_SECONDS) -> Iterator[np.ndarray]:
@@ -168,22 +120,29 @@ def decode_blocks(f: sf.SoundFile, name, block_seconds: float = BLOCK_SECONDS) -
     rate = int(f.samplerate)
     if not MIN_RATE <= rate <= MAX_RATE:  # a damaged header; resampling from 1 Hz would need gigabytes
         raise AudioError(name, f"its header says {rate} Hz, not an audio rate ({MIN_RATE}..{MAX_RATE} Hz)")
+    if (problem := channels_problem(int(f.channels))) is not None:
+        warn(name, problem)
     block = max(1, int(block_seconds * rate))
     if 0 < f.frames < block:  # a short file in one read (a count that is off costs a read more or less)
         block = int(f.frames) + 1
     total, failure, ended = 0, None, False
-    while not ended:
-        out = np.full((block, f.channels), np.nan, dtype=np.float32)
-        try:
-            samples = f.read(out=out)
-        except RuntimeError as e:
-            samples, ended = out[:_rows_written(out)], True
-            failure = None if _stream_end(f) else e
-        if len(samples):
-            total += len(samples)
-            yield samples
-        ended = ended or len(samples) < block
-    check_ending(name, rate, total, declared_frames(f), failure, _unended_ogg(f))
+    notes = MpegNotes(name, f.format == "MP3")  # one warning for the file's damaged frames, before the rest
+    try:
+        while not ended:
+            out = np.full((block, f.channels), np.nan, dtype=np.float32)
+            try:
+                with notes.caught():
+                    samples = f.read(out=out)
+            except RuntimeError as e:
+                samples, ended = out[:_rows_written(out)], True
+                failure = None if _stream_end(f) else e
+            if len(samples):
+                total += len(samples)
+                yield samples
+            ended = ended or len(samples) < block
+    finally:
+        notes.say()
+    check_ending(name, rate, total, declared_frames(f), failure, unended_ogg(f))
 
 
 def _rows_written(out: np.ndarray) -> int:
@@ -232,20 +191,19 @@ def open_audio(source, name=None) -> sf.SoundFile:
     """``sf.SoundFile(source)``. An MP3 that holds more or less than its Xing/Info tag says: libmpg123's
     note on it ("Warning: Xing stream size off by more than 1%...") kept off stderr, and said here in
     words: a cut one when reading finds the cut, one that holds more now (``name``: the file's, by
-    default its path), as only the part the tag gives is read. (stderr is quieted for such files
-    alone: it is the whole process's, and other threads' lines meanwhile are lost.)"""
+    default its path), as only the part the tag gives is read. libmpg123's notes on an MP3 damaged
+    near its start are said naming the file (``named_mpeg_notes``: fd 2 caught, for the open alone)."""
     head = file_head(source, 3)
     mpeg = head == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
     tag = xing_tag(source) if mpeg else None
-    with quiet_stderr(tag is not None and tag.size_off):
+    is_mp3 = mpeg or (isinstance(source, (str, os.PathLike)) and str(source).lower().endswith(".mp3"))
+    with quiet_stderr(tag is not None and tag.size_off), named_mpeg_notes(name or source, is_mp3):
         try:
             # bytes: soundfile encodes a str path strictly, so a name not in UTF-8 (os.fsdecode's surrogates) fails
             f = sf.SoundFile(os.fsencode(source) if isinstance(source, (str, os.PathLike)) else source)
         except Exception as e:
-            if (codec := _wav_codec(source)) is not None and codec not in _SNDFILE_WAV_CODECS:
-                name = f", {_WAV_CODEC_NAMES[codec]}" if codec in _WAV_CODEC_NAMES else ""
-                raise RuntimeError(f"its WAV codec (0x{codec:04X}{name}) is not supported: convert it to PCM WAV "
-                                   "or FLAC") from None
+            if (codec := unsupported_wav_codec(source)) is not None:
+                raise RuntimeError(codec) from None
             if _NOT_A_FILE in str(e) and isinstance(source, (str, os.PathLike)) and os.path.isfile(source) \
                     and str(source).lower().endswith(".mp3"):
                 # libsndfile's word for an MP3 (by its name) in which libmpg123 finds no frame to decode
@@ -256,27 +214,6 @@ def open_audio(source, name=None) -> sf.SoundFile:
         warn(name or source, f"{tag.held_bytes - tag.stream_bytes} bytes past the MP3 stream length its Xing/Info "
                              "tag gives (another file joined to it?): only the part before them is read")
     return f
-
-
-def wav_format_tag(fmt: bytes) -> int:
-    """The codec a WAV's 'fmt ' chunk body names; an extensible one's (0xFFFE): its subformat's."""
-    tag = int.from_bytes(fmt[:2], "little")
-    return int.from_bytes(fmt[24:26], "little") if tag == 0xFFFE and len(fmt) >= 26 else tag  # leads the GUID
-
-
-def _wav_codec(source) -> int | None:
-    """The format tag of a WAV's 'fmt ' chunk (``wav_format_tag``), read from its head; None for
-    what is not a WAV or has no such chunk there."""
-    head = file_head(source, 4096)
-    if head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE":
-        return None
-    at = 12
-    while at + 10 <= len(head):
-        chunk, size = head[at:at + 4], int.from_bytes(head[at + 4:at + 8], "little")
-        if chunk == b"fmt ":
-            return wav_format_tag(head[at + 8:at + 8 + size])
-        at += 8 + size + (size & 1)
-    return None
 
 
 def _seconds(frames: int, rate: int) -> str:
@@ -304,33 +241,6 @@ def check_samples(path, samples: np.ndarray) -> None:
         raise AudioError(path, "audio is empty (0 samples)")
     if (problem := sample_problem(samples)) is not None:
         raise AudioError(path, problem)
-
-
-def sample_problem(samples: np.ndarray) -> str | None:
-    """Why decoded samples are no audio: NaN or infinite ones, or a peak beyond ``MAX_SAMPLE``
-    (features would overflow to inf, and one such file would turn a corpus's feature statistics,
-    or a model's token priors, into NaN); None if they are audio."""
-    if not samples.size:
-        return None
-    low, high = float(samples.min()), float(samples.max())  # (no copy; a NaN makes both NaN)
-    if -MAX_SAMPLE <= low and high <= MAX_SAMPLE:
-        return None
-    if not np.isfinite(samples).all():
-        return "audio contains NaN or infinite samples"
-    return (f"audio has samples of magnitude {max(-low, high):.3g}, far beyond full scale (1.0): a damaged float "
-            "file, or not audio")
-
-
-def path_problem(path: str | Path) -> str | None:
-    """Why ``path`` cannot be an audio file before it is opened (missing, a folder, empty); None if it can."""
-    path = Path(path)
-    if not path.exists():
-        return "file not found"
-    if path.is_dir():
-        return "is a directory, not an audio file"
-    # libsndfile calls an empty file "not a regular file (possibly a pipe?)" or "Format not recognised";
-    # a truncated download or copy is the usual cause, so say what it is.
-    return "empty file (0 bytes)" if path.is_file() and path.stat().st_size == 0 else None
 
 
 def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
@@ -395,6 +305,8 @@ def prepare_array(array, sample_rate: int | None, target_rate: int, name="<array
         info = np.iinfo(samples.dtype)
         middle = (int(info.max) + int(info.min) + 1) / 2  # 0, or 128 for uint8
         samples = (samples.astype(np.float64) - middle) / (int(info.max) + 1 - middle)
+    if samples.size == 0:  # before the mixdown: (0, 2) or (2, 0) would average to NaN
+        raise AudioError(name, "audio is empty (0 samples)")
     if samples.ndim == 2 and samples.shape[0] < samples.shape[1]:
         samples = samples.T  # torchaudio's (channels, samples) layout: never fewer samples than channels
     if samples.ndim not in (1, 2):

@@ -73,6 +73,15 @@ def test_a_zero_length_file_and_nan_samples_are_errors(tmp_path):
         load_audio(tmp_path / "nan.wav", 16000)
 
 
+@pytest.mark.parametrize("empty", [np.zeros(0, dtype=np.float32), torch.zeros(0), np.zeros((0, 2), dtype=np.int16),
+                                   torch.zeros(2, 0)])
+def test_an_empty_array_of_any_layout_is_an_error_saying_it_is_empty(empty):
+    # transcribe(array) reads arrays through prepare_array; an empty 2-D one was averaged to NaN
+    # samples and called "NaN or infinite"
+    with pytest.raises(AudioError, match=r"^clip: audio is empty \(0 samples\)$"):
+        prepare_array(empty, 16000, 16000, name="clip")
+
+
 def test_arrays_are_accepted_in_either_channel_layout_and_resampled():
     stereo = np.zeros((2, 4410), dtype=np.float32)  # torchaudio layout (channels, samples)
     assert prepare_array(stereo, 44100, 16000).numel() == 1600

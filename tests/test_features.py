@@ -87,6 +87,18 @@ def test_an_utterance_has_the_same_features_alone_and_padded_in_a_batch(kind):
     assert together[0, n[0]:].abs().max() == 0  # padding frames are zero
 
 
+@pytest.mark.parametrize("kind", ["fbank", "mfcc", "spectrogram"])
+@pytest.mark.parametrize("batch", [1, 2])
+def test_a_batch_of_zero_sample_clips_gets_the_frame_an_empty_clip_gets_beside_a_longer_one(kind, batch):
+    # (B, 0) waves made torch.stft fail with "cannot reshape tensor of 0 elements"; a 0-length
+    # clip padded in a batch gets output_lengths(0) = 1 frame, so one alone must get the same
+    ext = FeatureExtractor(FeatureConfig(kind=kind))
+    empty, n = ext(torch.zeros(batch, 0), torch.zeros(batch, dtype=torch.long))
+    beside, n_beside = ext(torch.from_numpy(speechlike(0.5))[None].expand(2, -1).clone(), torch.tensor([0, 8000]))
+    assert empty.shape == (batch, 1, ext.cfg.dim) and n.tolist() == [1] * batch == [n_beside[0].item()] * batch
+    torch.testing.assert_close(empty, beside[:1, :1].expand(batch, -1, -1), atol=1e-4, rtol=1e-4)
+
+
 @pytest.mark.parametrize("preemphasis", [0.0, 0.97])
 @pytest.mark.parametrize("padding", ["more audio", "NaN"])
 def test_samples_past_an_utterances_length_never_reach_its_features(preemphasis, padding):
