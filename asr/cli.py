@@ -74,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="file of utterance ids or speakers (one a line) for OUT/valid.jsonl")
     held.add_argument("--valid-fraction", type=float, default=0.0, help="hold out this random fraction instead")
     for q in (ls, an, fo):
-        q.add_argument("--seed", type=int, default=0, help="seed of the random held-out choice")
+        # None: not given, refused where nothing is drawn at random (asr.data_commands._unused_seed)
+        q.add_argument("--seed", type=int, help="seed of the random held-out choice (default 0)")
     p.set_defaults(func=cmd_prepare)
 
     p = sub.add_parser("download", help="fetch and unpack a corpus (resumable; checksummed where a checksum is "

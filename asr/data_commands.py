@@ -10,11 +10,27 @@ from asr.cli_types import check_output
 from asr.text import plural
 
 
+def _unused_seed(args) -> str | None:
+    """Why a --seed given to ``asr prepare`` would change nothing, or None: refused, as a seed
+    that changes nothing lets a user believe two runs differ."""
+    if getattr(args, "seed", None) is None:
+        return None
+    if args.corpus == "librispeech" and args.train == []:
+        return "--seed: nothing to split with --train alone (the --eval subsets only, no train set)"
+    if args.valid_speakers or getattr(args, "valid_fraction", 0.0):
+        return None
+    ways = "--valid-speakers N or --valid-fraction F" if args.corpus == "folder" else "--valid-speakers N"
+    return f"--seed: nothing is held out at random without {ways}"
+
+
 def cmd_prepare(args) -> int:
     from asr import corpus_formats as cf
     from asr.corpora import check_split, import_kaldi_dir, prepare_speechocean762
     from asr.data import total_hours, write_manifest
 
+    if why := _unused_seed(args):  # before the corpus is looked for: nothing is read for it
+        raise RuntimeError(why)
+    seed = args.seed if getattr(args, "seed", None) is not None else 0
     if not Path(args.src).exists():  # before any corpus's own "not a ... release"
         fetch = args.corpus in ("speechocean762", "librispeech", "an4", "commonvoice")
         raise RuntimeError(f"{args.src}: not found" + (f"; get it with: asr download {args.corpus}" if fetch else ""))
@@ -28,15 +44,15 @@ def cmd_prepare(args) -> int:
         reports = prepare_speechocean762(args.src, args.out, valid_speakers=args.valid_speakers)
     elif args.corpus == "librispeech":
         reports = cf.prepare_librispeech(args.src, args.out, train=args.train, eval_sets=args.eval,
-                                         valid_speakers=args.valid_speakers, seed=args.seed)
+                                         valid_speakers=args.valid_speakers, seed=seed)
     elif args.corpus == "an4":
-        reports = cf.prepare_an4(args.src, args.out, valid_speakers=args.valid_speakers, seed=args.seed)
+        reports = cf.prepare_an4(args.src, args.out, valid_speakers=args.valid_speakers, seed=seed)
     elif args.corpus == "commonvoice":
         reports = cf.prepare_commonvoice(args.src, args.out, train_tsv=args.train_tsv, language=args.language)
     elif args.corpus == "folder":
         reports = cf.prepare_own_data(args.src, args.out, test=args.test, valid_speakers=args.valid_speakers,
                                       valid_list=args.valid_list, valid_fraction=args.valid_fraction,
-                                      seed=args.seed)
+                                      seed=seed)
     else:
         report = import_kaldi_dir(args.src, root=args.root)
         check_split(args.src, report)  # nothing usable is an error, not an empty manifest

@@ -24,13 +24,25 @@ _DASHES = re.compile(r"[\u2010-\u2015\-_/]+")
 _ZERO_WIDTH_SPACE = "\u200b"
 # A number grouped in thousands by commas (also fullwidth, small and Arabic ones) or by the no-break and
 # thin spaces of French and SI typography ("1,000,000", "10\u202f000"), one separator throughout,
-# or in the Indian way ("12,34,567"); not the tail of another number ("1.5,000", "3,1,000").
+# or in the Indian way ("12,34,567"); not the tail of another number ("1.5,000", "3,1,000"), and
+# not one whose first group starts with a zero ("0,001", "01,000": see _ungroup).
 _GROUPED = re.compile(r"(?<!\d)(?<!\d[.,\uff0c\ufe50\u066b\u066c])"
                       r"(?:\d{1,3}([,\uff0c\ufe50\u066c\u00a0\u2009\u202f])\d{3}(?:\1\d{3})*"
                       r"|\d{1,2}(?:,\d{2})+,\d{3})(?!\d)")
 # A comma between digits splits them: "1,2,3" is a list, "3,5" a decimal only in some places.
 # Arabic's decimal separator (U+066B) is never anything else.
 _DECIMAL_MARKS = ".\u066b"
+
+
+def _ungroup(match: re.Match) -> str:
+    """A thousands grouping without its separators; a first group with a leading zero is none
+    (dropped, "0,001" became "0001", another number), so its commas split as other commas do.
+    Checked here, not in _GROUPED: its digit class takes every script's digits, each with its own
+    zero."""
+    number = match.group()
+    if unicodedata.digit(number[0]) == 0:
+        return number
+    return "".join(c for c in number if c.isdecimal())
 
 
 def plural(n: int, word: str) -> str:
@@ -50,27 +62,35 @@ def normalize_text(text: str) -> str:
     marks word boundaries with it.
 
     A number stays one word, as whisper's English normalizer keeps it: thousands separators go
-    ("1,000" -> "1000", as a hypothesis writes it) and a decimal point between digits stays
-    ("3.5"); split, a number counted as two words and "1,000" against "1000" as two errors.
+    ("1,000" -> "1000", as a hypothesis writes it; not "0,001", no grouping) and a decimal point
+    between digits stays ("3.5"), as does one that starts a number (".5", not "5": another number);
+    split, a number counted as two words and "1,000" against "1000" as two errors.
     Other punctuation in numbers splits them as it splits words ("5:30" -> "5 30", "3,5" -> "3 5",
     "1,2,3" -> "1 2 3"), and symbols
     go ("$5" -> "5", "10%" -> "10"): "$5" is said "five dollars", in an order CTC labels cannot
     follow, and ref and hypothesis lose them alike.
     """
     # Before NFKC, which makes the no-break and thin spaces plain ones, ambiguous between numbers
-    text = _GROUPED.sub(lambda m: "".join(c for c in m.group() if c.isdecimal()), text)
+    text = _GROUPED.sub(_ungroup, text)
     # Unified before NFKC, which splits ´, and after it, which makes some ("ŉ", fullwidth "｀")
     text = unicodedata.normalize("NFKC", text.translate(_APOSTROPHES)).translate(_APOSTROPHES).lower()
     text = _DASHES.sub(" ", text)
     kept = []
+    word_start = True  # nothing but apostrophes kept since the last space: they are stripped below
     for i, ch in enumerate(text):
         cat = unicodedata.category(ch)
         if ch == "'" or cat[0] in "LNM":  # letters, digits, combining marks
             kept.append(ch)
-        elif ch in _DECIMAL_MARKS and text[i - 1:i].isdecimal() and text[i + 1:i + 2].isdecimal():
+            word_start = word_start and ch == "'"
+        elif ch in _DECIMAL_MARKS and text[i + 1:i + 2].isdecimal() and (
+                text[i - 1:i].isdecimal()
+                # ".5" starting a word, but not after a letter ("a.5") or the end of an ellipsis ("...5")
+                or word_start and (i == 0 or text[i - 1] not in _DECIMAL_MARKS)):
             kept.append(ch)
+            word_start = False
         elif cat != "Cf" or ch == _ZERO_WIDTH_SPACE:
             kept.append(" ")
+            word_start = True
     words = []
     for word in "".join(kept).split():
         word = word.strip("'")

@@ -192,6 +192,20 @@ $(MODEL_EXP)/%.json: $(MODEL_EXP)/train.done
 $(foreach set,$(SEPARATE_SETS),$(eval $(MODEL_EXP)/$(set).json $(MODEL_EXP)/$(set)_lm.json \
   $(MODEL_EXP)/combined/$(set).json $(MODEL_EXP)/rescored/$(set).json: $(DATA)/$(set).jsonl))
 
+# $(call prepare_separately,SET,PREPARE_COMMAND): the recipe of such a set's rule, $(DATA)/SET.jsonl.
+# PREPARE_COMMAND writes SET.jsonl into "$$tmp", a folder of this make's own in DATA (another make may
+# share DATA; on DATA's disk, mv renames); the manifest is kept only if it changed (its time then
+# tells the scores to follow), and the set's stamp, $(DATA)/.args/SET, takes its time.
+define prepare_separately
+mkdir -p $(DATA) && tmp=$$(mktemp -d "$(DATA)/$(1).XXXXXX") && trap 'rm -rf "$$tmp"' EXIT && \
+$(continued)$(2) && \
+$(continued){ cmp -s "$$tmp/$(1).jsonl" "$@" || mv "$$tmp/$(1).jsonl" "$@"; }
+@touch -c -r $@ $(DATA)/.args/$(1)
+endef
+# A line break inside one command of a variable's recipe, where a `\` at a line's end (as above) is
+# one space: make -n shows the command in lines, as it shows a rule's own recipe.
+continued = \$(newline)$(space)$(space)
+
 combine: $(foreach set,$(EVAL_SETS),$(MODEL_EXP)/combined/$(set).json)
 
 SEED_PACKAGES = $(foreach s,$(SEEDS),$(EXP)/seed$(s)/package) $(foreach s,$(PHONE_SEEDS),$(EXP)/phones$(s)/package)

@@ -436,6 +436,31 @@ def test_asr_prepare_on_a_wrong_folder_exits_2_with_one_clear_line(tmp_path, cap
     assert code == 2 and words in err and len(err.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("argv, words", [
+    (["librispeech", "--train", "--eval", "dev-clean", "--seed", "3"], "--seed: nothing to split with --train alone"),
+    (["librispeech", "--seed", "3"], "--seed: nothing is held out at random without --valid-speakers N"),
+    (["an4", "--valid-speakers", "0", "--seed", "3"], "--seed: nothing is held out at random without --valid-speakers N"),
+    (["folder", "--valid-list", "ids.txt", "--seed", "3"],
+     "--seed: nothing is held out at random without --valid-speakers N or --valid-fraction F"),
+])
+def test_asr_prepare_refuses_a_seed_that_draws_nothing_before_it_reads_the_corpus(tmp_path, capsys, argv, words):
+    # a seed that changes nothing would let a user believe two runs differ; the corpus is not there:
+    # the refusal comes first
+    code = main(["prepare", argv[0], str(tmp_path / "none"), str(tmp_path / "data"), *argv[1:]])
+    err = capsys.readouterr().err
+    assert code == 2 and words in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "data").exists()
+
+
+def test_asr_prepare_takes_a_seed_where_it_draws_the_held_out_set_and_eval_subsets_alone_without_one(tmp_path):
+    make_librispeech(tmp_path / "corpus", {"train-clean-5": 4, "dev-clean-2": 2})
+    corpus, data = str(tmp_path / "corpus"), str(tmp_path / "data")
+    assert main(["prepare", "librispeech", corpus, data, "--valid-speakers", "1", "--seed", "3"]) == 0
+    assert main(["prepare", "librispeech", corpus, data + "2", "--train", "--eval", "dev-clean-2"]) == 0
+    make_own_folder(tmp_path / "mine", n=6, speakers=2)
+    assert main(["prepare", "folder", str(tmp_path / "mine"), data + "3", "--valid-fraction", "0.5", "--seed", "3"]) == 0
+
+
 def test_asr_prepare_folder_writes_manifests_readable_as_json(tmp_path, capsys):
     make_own_folder(tmp_path / "mine", n=6, speakers=2)
     assert main(["prepare", "folder", str(tmp_path / "mine"), str(tmp_path / "data"), "--valid-fraction", "0.5"]) == 0

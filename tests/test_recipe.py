@@ -743,6 +743,25 @@ def test_another_eval_subsets_prepares_and_scores_the_new_subsets_alone_and_retr
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_own_data_s_test_set_and_a_scored_only_librispeech_subset_are_prepared_apart_by_the_same_steps(tmp_path):
+    # one way (common.mk's prepare_separately): a folder of this make's own in DATA, the manifest kept
+    # only if it changed, the stamp given its time; only the asr prepare command differs
+    def steps(recipe, set_name, *args):
+        plan = subprocess.run(["make", "-n", "-C", str(REPO_ROOT / "recipes" / recipe), f"{tmp_path}/d/{set_name}.jsonl",
+                               "ASR=asr", f"DATA={tmp_path}/d", f"EXP={tmp_path}/e", *args],
+                              capture_output=True, text=True, check=True).stdout.replace("\\\n", " ")
+        lines = [line for line in plan.splitlines()  # less the stamps' and make's own lines
+                 if "printf" not in line and not line.startswith(("echo ", "make"))]
+        lines = lines[lines.index(next(line for line in lines if "mktemp" in line)):]
+        return [re.sub(rf"(?<=/){set_name}\b", "SET", re.sub(r"asr prepare .*?(&&|$)", r"PREPARE \1", line).replace(
+            str(tmp_path), "TMP")).split() for line in lines]
+
+    own = steps("own_data", "test", "SRC=x", "TEST_SRC=y", "VALID_FRACTION=0.1", "-o", f"{tmp_path}/d/train.jsonl")
+    libri = steps("librispeech", "dev-other", "CORPUS_DIR=c", "-o", "download")
+    assert own == libri and len(own) == 2 and {"PREPARE", "cmp", "mv"} <= set(own[0]) and own[1][0] == "touch"
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_eval_subsets_prepared_by_the_old_recipe_s_single_prepare_are_prepared_again_and_kept_if_the_same(tmp_path):
     # the old recipe's prepare wrote every eval subset with train (and no stamp of theirs): maybe
     # from another CORPUS_DIR, so each is prepared again; the same manifest keeps its time and scores

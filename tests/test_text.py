@@ -118,11 +118,35 @@ def test_a_comma_between_digits_that_is_no_thousands_separator_splits_them(text,
 
 
 @pytest.mark.parametrize("text, expected", [
+    ("0,001", "0 001"), ("0,000,001", "0 000 001"), ("01,000", "01 000"), ("0,01,000", "0 01 000"),
+    ("0\u202f001", "0 001"), ("007,500", "007 500"),
+])
+def test_a_first_group_with_a_leading_zero_is_no_thousands_grouping_so_the_comma_splits(text, expected):
+    # dropped, "0,001" became "0001": another number
+    assert normalize_text(text) == expected == normalize_text(expected)
+
+
+def test_a_european_decimal_comma_is_read_as_a_list_like_any_comma_between_digits():
+    # "1.000,50" is 1000.50 only where "3,50" is 3.50, which this normalizer reads as a list
+    # everywhere ("3,5" -> "3 5"); and "1.000" alone is one (English) or a thousand
+    assert normalize_text("1.000,50") == "1.000 50"
+
+
+@pytest.mark.parametrize("text, expected", [
     ("It cost 5.", "it cost 5"), ("in 1990, 200 came", "in 1990 200 came"), ("1, 2, 3", "1 2 3"),
-    (".5", "5"), ("U.S.", "u s"), ("a.m.", "a m"),
+    ("U.S.", "u s"), ("a.m.", "a m"), ("a.5", "a 5"), ("then...5", "then 5"), ("5.", "5"),
 ])
 def test_normalize_drops_periods_and_commas_that_are_not_between_two_digits(text, expected):
     assert normalize_text(text) == expected
+
+
+@pytest.mark.parametrize("text, expected", [
+    (".5", ".5"), ("cost .50 now", "cost .50 now"), ("(.5)", ".5"), ("$.50", ".50"), ("-.5", ".5"),
+    ("\u066b\u0665", "\u066b\u0665"),  # Arabic's decimal mark
+])
+def test_normalize_keeps_a_decimal_point_that_starts_a_number_as_it_keeps_the_one_of_0_5(text, expected):
+    # dropped, ".5" became "5": ten times the number
+    assert normalize_text(text) == expected == normalize_text(expected)
 
 
 def test_normalize_leaves_digits_grouped_by_a_plain_space_as_two_words():

@@ -5,8 +5,8 @@
 # Included after ../common.mk (args_stamp); the recipe sets SEPARATE_SETS before it.
 #
 # Each is prepared alone (asr prepare librispeech --train --eval SUBSET: no train subset, so
-# train.jsonl and valid.jsonl are not written) into a folder of this make's own (another make may
-# share DATA), and the manifest is kept only if it changed (its time then tells the scores to follow).
+# train.jsonl and valid.jsonl are not written), and the manifest is kept only if it changed
+# (../common.mk's prepare_separately).
 
 # One subset both trained on and scored would score training data (asr prepare refused it when it
 # prepared them together).
@@ -16,10 +16,7 @@ $(if $(filter $(TRAIN_SUBSETS),$(EVAL_SUBSETS)),$(error $(filter $(TRAIN_SUBSETS
 prepare: $(foreach set,$(SEPARATE_SETS),$(DATA)/$(set).jsonl)
 
 $(foreach set,$(SEPARATE_SETS),$(DATA)/$(set).jsonl): $(DATA)/%.jsonl: | download
-	mkdir -p $(DATA) && tmp=$$(mktemp -d "$(DATA)/$*.XXXXXX") && trap 'rm -rf "$$tmp"' EXIT && \
-	  $(ASR) prepare librispeech "$(CORPUS_DIR)" "$$tmp" --train --eval $* && \
-	  { cmp -s "$$tmp/$*.jsonl" "$@" || mv "$$tmp/$*.jsonl" "$@"; }
-	@touch -c -r $@ $(DATA)/.args/$*
+	$(call prepare_separately,$*,$(ASR) prepare librispeech "$(CORPUS_DIR)" "$$tmp" --train --eval $*)
 
 # A subset's stamp holds where it is read from. A manifest without one (the old recipe's single
 # prepare wrote them all, or this subset was the valid set then) is prepared again, never taken as
