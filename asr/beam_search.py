@@ -41,7 +41,7 @@ from asr.decoding import Decoder, Hypothesis
 from asr.hotwords import HotwordLM, PhraseMatcher
 from asr.lm import UNK, LMError
 from asr.search_space import SearchSpace
-from asr.search_workers import SearchWorkerDied, set_worker, signals_held, survivors, worker_search
+from asr.search_workers import SearchWorkerDied, passing_on, set_worker, signals_held, worker_search
 from asr.tokenizers import Tokenizer
 
 @dataclass(frozen=True)
@@ -302,11 +302,8 @@ class BeamSearchDecoder(Decoder):
         return self._pool
 
     def decode(self, log_probs: torch.Tensor, lengths: torch.Tensor) -> list[Hypothesis]:
-        nbests, died = survivors(self.decode_nbest, log_probs, lengths)
-        best = [None if nbest is None else nbest[0] for nbest in nbests]
-        if died:
-            raise died.with_results(best)
-        return best
+        return passing_on(lambda nbests: [None if nbest is None else nbest[0] for nbest in nbests],
+                          self.decode_nbest, log_probs, lengths)
 
     def close(self, stop: bool = False, kill: bool = False) -> None:
         """End the worker processes once their work is done; with ``stop``, once the search each

@@ -64,9 +64,8 @@ def _refuse_the_current_directory(dst: Path) -> None:
 
 def _export_rescoring(args, rescores: bool) -> int:
     """A tune-rescoring file (or a package that rescores, by its rescoring.yaml) -> one package at DST."""
-    from asr.atomic import atomic_dir, check_writable, occupied
+    from asr.atomic import check_writable, occupied
     from asr.manifest import own_folder
-    from asr.model_dir import ModelDirError, make_portable
     from asr.rescoring_files import RESCORING_FILE, package_rescoring, read_rescoring
 
     src, dst, first = Path(args.src), Path(args.dst), Path(read_rescoring(args.src)[0][0])
@@ -75,30 +74,22 @@ def _export_rescoring(args, rescores: bool) -> int:
                            f"--lexicon): for those, export its first system, {first}")
     # A package's own rescoring.yaml (its first system "."): the package, as if SRC named its folder
     rescores = rescores or (src.name == RESCORING_FILE and first.resolve() == own_folder(src).resolve())
-    # --force as for a model directory: DST is replaced only once the package is staged beside it,
-    # so systems that lie inside DST are read first
+    # --force as for a model directory: package_rescoring replaces DST whole once the package is
+    # staged beside it, so systems that lie inside DST are read first
     if (taken := occupied(dst)) and dst.resolve() != first.resolve() and not args.force:
         how = "" if rescores else "the first system's own, "
         raise RuntimeError(f"{dst}: {taken}; give a new directory, {how}or --force to replace it and all it holds")
     check_writable(dst.resolve(), directory=True)
-    # Staged, as a model directory is, so that --force replaces DST whole and a file refused below
-    # leaves no package behind.
-    with atomic_dir(dst) as staged:
-        written, notes = package_rescoring(args.src, staged, also_skip=[dst])  # DST inside the first: not copied
-        try:
-            make_portable(staged)  # its provenance names no folder of this machine's: it can be copied as is
-        except ModelDirError as e:  # the only files not written anew are the first system's: named where they are
-            raise ModelDirError(str(e).replace(str(staged), str(first))) from None
+    written, notes = package_rescoring(args.src, dst, force=args.force)
     for note in notes:
-        print_error(note.replace(str(staged), str(dst)))
-    written, package = dst / written.name, dst
-    systems = sorted((p for p in package.glob("system*") if p.is_dir() and p.name[6:].isdigit()),
+        print_error(note)
+    systems = sorted((p for p in dst.glob("system*") if p.is_dir() and p.name[6:].isdigit()),
                      key=lambda p: int(p.name[6:]))
     retune = (f" --combine {' '.join(str(p) for p in systems)}" if systems else "") + (
-        f" --rnnlm {package / 'rnnlm'}" if (package / "rnnlm").is_dir() else "")
+        f" --rnnlm {dst / 'rnnlm'}" if (dst / "rnnlm").is_dir() else "")
     if rescores:  # a copy of a tuned package: its weights still hold
-        print(f"{package}: the package copied whole, with its {len(systems) + 1} systems and their tuned rescoring")
+        print(f"{dst}: the package copied whole, with its {len(systems) + 1} systems and their tuned rescoring")
         return 0
     print(f"{written}: the package rescores; re-tune it on a dev set (asr tune-rescoring DEV --model "
-          f"{package}{retune} -o {written})")
+          f"{dst}{retune} -o {written})")
     return 0

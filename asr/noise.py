@@ -9,7 +9,6 @@ padding stays zero, so an utterance's features still do not depend on its batch.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from torch import nn
 
 from asr.audio import SNDFILE_EXTENSIONS, AudioError, load_audio
 from asr.config import AugmentConfig
+from asr.walk import files_under
 
 COLOURS = {"white": 0.0, "pink": 1.0, "brown": 2.0}  # exponent of 1/f in the power spectrum
 
@@ -75,27 +75,10 @@ class NoiseBank:
 
 
 def _audio_files(root: Path) -> list[Path]:
-    """The audio files under ``root``, sorted, in folders it links to as well (pathlib's rglob skips
-    those). Each real folder is read once (a link back up does not loop), by its own path when it
-    lies under ``root``, else through the first link to it in sorted order: the same list, and so
-    the same noise for a seed, whatever order the file system lists folders in."""
-    seen, found, links = set(), [], []
-
-    def walk(top: str, follow: bool) -> None:
-        for folder, subfolders, names in os.walk(top, followlinks=follow):
-            subfolders.sort()
-            if (real := os.path.realpath(folder)) in seen:
-                subfolders.clear()
-                continue
-            seen.add(real)
-            if not follow:
-                links.extend(os.path.join(folder, d) for d in subfolders if os.path.islink(os.path.join(folder, d)))
-            found.extend(Path(folder, name) for name in names if Path(name).suffix.lower() in SNDFILE_EXTENSIONS)
-
-    walk(str(root), follow=False)  # rglob's files, and every real folder under root marked as read
-    for link in sorted(links):
-        walk(link, follow=True)
-    return sorted(p for p in found if p.is_file())
+    """The audio files under ``root``, sorted, in folders it links to as well, each real folder
+    read once (a link back up does not loop), by its own path when it lies under ``root``: the
+    same list, and so the same noise for a seed, whatever a link to it is called."""
+    return sorted(p for p in files_under(root, own_paths_first=True) if p.suffix.lower() in SNDFILE_EXTENSIONS)
 
 
 def coloured_noise(n: int, length: int, exponents: torch.Tensor, sample_rate: int, device=None,

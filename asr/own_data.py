@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import csv
 import io
-import os
 from pathlib import Path
 
 from asr.corpora import CorpusError, Entry, ImportReport, bad_byte, check_entries, not_utf8, read_text
+from asr.walk import files_under
 
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg", ".opus", ".sph", ".aiff", ".aif")
@@ -21,26 +21,12 @@ _SPEAKER_COLUMNS = ("speaker", "speaker_id", "client_id", "spk")
 _ID_COLUMNS = ("id", "utt_id", "utterance_id")
 
 
-def _walk_files(root: Path, report: ImportReport) -> list[Path]:
-    """Every file below ROOT, through symlinked folders too (data dirs are often assembled from links
-    to other disks); a folder reached twice (a link loop, two links to one place) is read once."""
-    files, seen = [], set()
-    for folder, dirs, names in os.walk(root, followlinks=True):
-        real = os.path.realpath(folder)
-        if real in seen:
-            dirs[:] = []
-            report.notes.append(f"{folder}: already read as {real} (a symlink loop or a second link); not read twice")
-            continue
-        seen.add(real)
-        dirs.sort()
-        files += [Path(folder, name) for name in names if os.path.isfile(os.path.join(folder, name))]
-    return files
-
-
 def folder_entries(root: Path, report: ImportReport) -> list[Entry]:
     """Every audio file below ROOT with a same-name ``.txt`` beside it. The speaker is the first
     folder below ROOT (``ROOT/SPEAKER/.../a.wav``); files directly in ROOT have none."""
-    files = _walk_files(root, report)
+    # a folder reached twice (a link loop, two links to one place) is read once, by the first path in sorted order
+    files = files_under(root, repeated=lambda folder, real: report.notes.append(
+        f"{folder}: already read as {real} (a symlink loop or a second link); not read twice"))
     audio = sorted(p for p in files if p.suffix.lower() in AUDIO_SUFFIXES)
     texts = sorted(p for p in files if p.suffix.lower() == ".txt")
     by_name = {p.with_suffix(""): p for p in texts}  # A.WAV's is A.TXT (sorted: a.txt wins over a.TXT)

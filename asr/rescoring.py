@@ -41,7 +41,7 @@ from asr.evaluate import first_pieces, join_pieces, none_readable, readable_batc
 from asr.metrics import word_errors
 from asr.rescoring_grid import PieceTable, joined_oracle_errors  # noqa: F401 (the latter: asr.rescoring's API)
 from asr.rnnlm import interpolate, interpolation_weight, load_rnnlm
-from asr.search_workers import SearchWorkerDied, survivors
+from asr.search_workers import SearchWorkerDied, passing_on, survivors
 from asr.text import normalize_text, plural
 from asr.tokenizers import Tokenizer
 from asr.transcribe import RUN_OPTIONS, Transcriber
@@ -192,10 +192,7 @@ class RescoringTranscriber(Transcriber):
     def candidates(self, waves: Sequence[torch.Tensor], first_log_probs=None, searches=None) -> list[Candidates]:
         """Every system's n-best of each wave, pooled (first system first), and their scores."""
         scale = self.options.prior_scale
-        pooled, died = survivors(self.candidates_at, waves, (scale,), first_log_probs, searches)
-        if died:
-            raise died.with_results(pooled[scale])
-        return pooled[scale]
+        return passing_on(lambda pooled: pooled[scale], self.candidates_at, waves, (scale,), first_log_probs, searches)
 
     def candidates_at(self, waves: Sequence[torch.Tensor], prior_scales: Sequence[float], first_log_probs=None,
                       searches=None) -> dict[float, list[Candidates]]:
@@ -229,11 +226,8 @@ class RescoringTranscriber(Transcriber):
         return tuple(self._with_workers(search, workers) for search in self.searches)
 
     def nbests(self, waves, log_probs, out_lengths, search=None) -> list[list[Hypothesis]]:
-        candidates, died = survivors(self.candidates, waves, (log_probs, out_lengths), search)
-        results = [None if c is None else [self._chosen(c)] for c in candidates]
-        if died:
-            raise died.with_results(results)
-        return results
+        return passing_on(lambda candidates: [None if c is None else [self._chosen(c)] for c in candidates],
+                          self.candidates, waves, (log_probs, out_lengths), search)
 
     def _chosen(self, candidates: Candidates) -> Hypothesis:
         text = candidates.texts[candidates.best(self.options)]

@@ -133,8 +133,7 @@ def _writable(tree: Path) -> None:
         folder.chmod(folder.stat().st_mode | 0o700)
 
 
-def package_rescoring(settings: str | Path, dst: str | Path, also_skip: Sequence[str | Path] = ()
-                      ) -> tuple[Path, list[str]]:
+def package_rescoring(settings: str | Path, dst: str | Path, force: bool = False) -> tuple[Path, list[str]]:
     """Make ``dst`` one model directory that rescores: the first system's package as it is, each
     other system's model in ``dst/systemN`` (float16), and ``dst/rescoring.yaml``.
 
@@ -142,25 +141,27 @@ def package_rescoring(settings: str | Path, dst: str | Path, also_skip: Sequence
     spelled in their own units (``systemN/lexicon.txt``), so the package carries one LM; a phone
     tokenizer keeps only those words' pronunciations. Their tuned LM weights and the rescoring
     weights are kept: re-tune with ``asr tune-rescoring`` on the package if its LM differs.
-    ``also_skip``: folders not to copy with the first system (``dst`` when a caller stages it elsewhere).
+    The package's provenance names no folder of this machine's (``make_portable``): it can be copied
+    as is. ``force``: an occupied ``dst`` is replaced whole (``asr export --force``), else refused.
     Returns the settings file written and notes for the user: LM words a system cannot spell."""
     from asr.decoding_config import PRIORS_FILE, packaged_lm, read_decoding_defaults, write_decoding_defaults
     from asr.lexicon import as_normalized, lexicon_from_words, read_lexicon, write_lexicon
     from asr.arpa import inspect_lm
-    from asr.model_dir import load_model_dir, save_model_dir
+    from asr.model_dir import ModelDirError, load_model_dir, make_portable, save_model_dir
     from asr.tokenizers import TOKENIZER_FILE, PhoneTokenizer, load_tokenizer
 
     models, options = read_rescoring(settings)
     _check_found(settings, models, options)
     dst, first = Path(dst), Path(models[0])
-    if first.resolve() != dst.resolve() and occupied(dst):
+    if not force and first.resolve() != dst.resolve() and occupied(dst):
         raise RescoringError(f"{dst}: already exists; give a new directory (or the first system's own)")
-    # Built aside from the systems (which may live inside dst) and renamed into place: a system
-    # that fails to load leaves dst as it was, not a package that quietly does not rescore.
+    # Built aside from the systems (which may live inside dst: read before it is replaced) and
+    # renamed into place: a system that fails to load, or a file refused, leaves dst as it was, not
+    # a package that quietly does not rescore.
     with atomic_dir(dst) as staged:
         skip = shutil.ignore_patterns(RESCORING_FILE, "system[0-9]*", "rnnlm")
         # dst may lie inside the first system: not into itself
-        inside = {staged.resolve(), dst.resolve(), *(Path(p).resolve() for p in also_skip)}
+        inside = {staged.resolve(), dst.resolve()}
         shutil.copytree(first, staged, dirs_exist_ok=True, ignore=lambda folder, names: set(skip(folder, names)) | {
             n for n in names if (Path(folder) / n).resolve() in inside})
         _writable(staged)
@@ -199,4 +200,8 @@ def package_rescoring(settings: str | Path, dst: str | Path, also_skip: Sequence
         _write_settings(staged / RESCORING_FILE, systems, options,  # relative paths: they hold after the rename
                         {**tuned, "packaged_from": str(Path(settings).resolve())},
                         "written by `asr export RESCORING_FILE DST`: this package rescores with these systems")
+        try:
+            make_portable(staged)
+        except ModelDirError as e:  # the only files not written anew are the first system's: named where they are
+            raise ModelDirError(str(e).replace(str(staged), str(first))) from None
     return dst / RESCORING_FILE, notes

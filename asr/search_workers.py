@@ -32,8 +32,9 @@ class SearchWorkerDied(LMError):
     """Beam searches that killed their worker process (out of memory?): a batch's, twice, in fresh
     processes each time, then each of ``failed`` (indices into the batch) searched alone in a fresh
     one. ``results``: what the call would have returned, with None for each failed item, so that a
-    caller can keep the rest (``survivors``). With ``path``: a file one of whose segments failed,
-    not transcribed (the rest of a run goes on: ``Transcriber.transcribe_files``, ``asr.evaluate``)."""
+    caller can keep the rest (``survivors``; ``passing_on`` hands them up). With ``path``: a file one
+    of whose segments failed, not transcribed (the rest of a run goes on: ``Transcriber.transcribe_files``,
+    ``asr.evaluate``)."""
 
     _ADVICE = "(out of memory?); run again with fewer --decode-workers, or 1"
     problem = f"a beam search worker process died searching it alone, after twice on its batch {_ADVICE}"
@@ -58,6 +59,17 @@ def survivors(call, *args, **kwargs):
         if e.results is None:
             raise
         return e.results, e
+
+
+def passing_on(convert, call, *args, **kwargs):
+    """``convert(call(*args, **kwargs))``; when ``call`` raised a ``SearchWorkerDied`` that carries
+    the others' results, it is raised again carrying ``convert`` of them (None for each failed item,
+    which ``convert`` keeps), so that a caller's caller can keep the rest in its own terms."""
+    results, died = survivors(call, *args, **kwargs)
+    converted = convert(results)
+    if died:
+        raise died.with_results(converted)
+    return converted
 
 
 @contextmanager

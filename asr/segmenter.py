@@ -60,6 +60,10 @@ class SegmenterOptions:
                 raise ValueError(f"{f.name} must be a finite number of {'more than' if positive else 'at least'} 0, "
                                  f"got {value!r}")
 
+    def frame_samples(self, sample_rate: int) -> int:
+        """The energy frame in samples (at least one)."""
+        return max(1, int(self.frame_seconds * sample_rate))
+
 
 @dataclass(frozen=True)
 class AudioSegment:
@@ -78,9 +82,18 @@ def frame_energy(samples: np.ndarray, frame: int) -> np.ndarray:
     return frames.var(axis=1)
 
 
+def loud_frames(energy: np.ndarray, quiet_db: float) -> np.ndarray:
+    """Indices of the frames of ``energy`` (``frame_energy``'s) within ``quiet_db`` of the loudest:
+    the speech a segment's quiet edges are trimmed to (``Segmenter.speech_span``); none when no
+    frame has energy."""
+    if not energy.max(initial=0.0) > 0:
+        return np.zeros(0, dtype=np.intp)
+    return np.flatnonzero(energy >= energy.max() * 10 ** (-quiet_db / 10))
+
+
 def quietest_point(samples: np.ndarray, sample_rate: int, lo: int, hi: int, opts: SegmenterOptions) -> int:
     """The sample index in [lo, hi) at the centre of the lowest-energy ``smooth_seconds`` window."""
-    frame = max(1, int(opts.frame_seconds * sample_rate))
+    frame = opts.frame_samples(sample_rate)
     n = (hi - lo) // frame
     if n < 2:
         return hi
@@ -150,7 +163,7 @@ class Segmenter:
         before it (``noise_floor_db``) and ``floor_quiet_db`` below the loudest: decided by what
         came before, so that the cuts do not depend on how much audio each block brings."""
         opts, rate = self.options, self.sample_rate
-        frame = max(1, int(opts.frame_seconds * rate))
+        frame = opts.frame_samples(rate)
         energy = frame_energy(samples[:within], frame)
         if not energy.size:
             return None
@@ -202,13 +215,12 @@ class Segmenter:
         """[lo, hi) of ``samples`` without quiet edges longer than trim_after_seconds (cut to
         trim_margin_seconds; lo on the model's frame grid, so times stay where they were)."""
         opts, rate = self.options, self.sample_rate
-        frame = max(1, int(opts.frame_seconds * rate))
+        frame = opts.frame_samples(rate)
         if not opts.trim_after_seconds or samples.size < frame:
             return 0, samples.size
-        energy = frame_energy(samples, frame)
-        if not energy.max() > 0:
+        loud = loud_frames(frame_energy(samples, frame), opts.quiet_db)
+        if not loud.size:
             return 0, samples.size
-        loud = np.flatnonzero(energy >= energy.max() * 10 ** (-opts.quiet_db / 10))
         lo, hi = 0, samples.size
         first, last = int(loud[0]) * frame, (int(loud[-1]) + 1) * frame
         if first > opts.trim_after_seconds * rate:

@@ -33,7 +33,7 @@ from asr.inputs import stream_audio
 from asr.model import resolve_device
 from asr.model_dir import LoadedModel, load_model_dir
 from asr.results import Result, Segment, Word, merge_results, words_from_hypothesis
-from asr.search_workers import SearchWorkerDied, survivors
+from asr.search_workers import SearchWorkerDied, passing_on
 from asr.segmenter import AudioSegment, Segmenter, SegmenterOptions, array_blocks, frame_energy
 
 
@@ -160,13 +160,13 @@ class Transcriber:
         see ``nbests``). A ``SearchWorkerDied`` carries the Results of the waves that did not fail."""
         search = self.search_for() if search is None else search
         log_probs, out_lengths = self.log_probs(waves)
-        nbests, died = survivors(self.nbests, waves, log_probs, out_lengths, search)
         asked = wants_alternatives(search)
-        results = [None if nbest is None else self._result(waves[b], log_probs[b, : int(out_lengths[b])], nbest, asked)
-                   for b, nbest in enumerate(nbests)]
-        if died:
-            raise died.with_results(results)
-        return results
+
+        def results(nbests):  # None stays None: a wave whose search killed its worker alone
+            return [None if nbest is None else
+                    self._result(waves[b], log_probs[b, : int(out_lengths[b])], nbest, asked)
+                    for b, nbest in enumerate(nbests)]
+        return passing_on(results, self.nbests, waves, log_probs, out_lengths, search)
 
     def _result(self, wave: torch.Tensor, log_probs: torch.Tensor, nbest: list[Hypothesis], asked: bool) -> Result:
         """One wave's Result from its frames' log-probs and its n-best (``asked``: alternatives kept)."""

@@ -1,7 +1,7 @@
 """How much quiet a corpus's clips have before and after their speech: per clip, the 25 ms frames
 at each end that are ``quiet_db`` (40 dB) below the clip's loudest frame, by the segmenter's own
-rule (``asr.segmenter.frame_energy`` and ``SegmenterOptions``, as ``Segmenter.speech_span`` finds a
-segment's speech); the edges count whole frames, a partial last frame left out.
+rule (``asr.segmenter.loud_frames``, by which ``Segmenter.speech_span`` finds a segment's speech,
+with ``SegmenterOptions``' defaults); the edges count whole frames, a partial last frame left out.
 
     python bench/clip_edges.py data/so762/train.jsonl data/so762/valid.jsonl \
         data/so762/test.jsonl
@@ -26,15 +26,15 @@ import soundfile as sf
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from asr.manifest import read_manifest  # noqa: E402
-from asr.segmenter import SegmenterOptions, frame_energy  # noqa: E402
+from asr.segmenter import SegmenterOptions, frame_energy, loud_frames  # noqa: E402
 
 
 def quiet_ends(samples: np.ndarray, rate: int, opts: SegmenterOptions) -> tuple[float, float]:
     """Seconds of whole quiet frames before the first and after the last loud one."""
-    energy = frame_energy(samples, max(1, int(opts.frame_seconds * rate)))
-    if not energy.size or not energy.max() > 0:
+    energy = frame_energy(samples, opts.frame_samples(rate))
+    loud = loud_frames(energy, opts.quiet_db)
+    if not loud.size:
         return 0.0, 0.0
-    loud = np.flatnonzero(energy >= energy.max() * 10 ** (-opts.quiet_db / 10))
     return int(loud[0]) * opts.frame_seconds, (energy.size - 1 - int(loud[-1])) * opts.frame_seconds
 
 

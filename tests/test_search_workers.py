@@ -139,6 +139,25 @@ def test_after_a_batch_kills_its_search_worker_twice_only_the_utterances_that_ki
     assert in_parent == []
 
 
+def test_passing_on_converts_the_results_and_a_worker_death_is_raised_again_carrying_the_survivors_converted():
+    from asr.search_workers import SearchWorkerDied, passing_on
+
+    def raising(error):
+        def call(*args):
+            raise error
+        return call
+
+    doubled = lambda results: [None if r is None else 2 * r for r in results]  # noqa: E731
+    assert passing_on(doubled, lambda *items: list(items), 1, 2) == [2, 4]
+    with pytest.raises(SearchWorkerDied) as died:
+        passing_on(doubled, raising(SearchWorkerDied(failed=[1], results=[1, None, 3])))
+    assert died.value.failed == [1] and died.value.results == [2, None, 6]
+    file_failed = SearchWorkerDied("a.wav")  # carries no results: raised as it is, nothing converted
+    with pytest.raises(SearchWorkerDied) as died:
+        passing_on(lambda results: pytest.fail("converted"), raising(file_failed))
+    assert died.value is file_failed
+
+
 def test_a_killed_batch_is_retried_in_half_the_processes_then_searched_one_utterance_at_a_time_forking_anew_per_death(
         decoder, monkeypatch):
     from concurrent.futures import ProcessPoolExecutor

@@ -5,7 +5,7 @@ import math
 import numpy as np
 import pytest
 
-from asr.segmenter import Segmenter, SegmenterOptions, array_blocks, quietest_point
+from asr.segmenter import Segmenter, SegmenterOptions, array_blocks, loud_frames, quietest_point
 
 RATE = 16000
 
@@ -148,6 +148,14 @@ def test_edges_as_short_as_a_training_clips_are_left_alone():
     assert seg.start == 0 and seg.samples.numel() == signal.size
     (untrimmed,) = segments_of(bursts([(3.0, False), (2.0, True)], seed=4), max_seconds=20.0, trim_after_seconds=0)
     assert untrimmed.start == 0 and untrimmed.samples.numel() == 5 * RATE
+
+
+def test_loud_frames_are_those_within_quiet_db_of_the_loudest_and_none_when_nothing_has_energy():
+    # bench/clip_edges.py measures corpora's clip edges by this rule: it must be speech_span's
+    energy = np.array([0.0, 1e-5, 1.01e-4, 1e-4, 0.6, 1.0, 0.2, 1e-6])
+    assert loud_frames(energy, quiet_db=40.0).tolist() == [2, 3, 4, 5, 6]
+    assert loud_frames(energy, quiet_db=3.0).tolist() == [4, 5]
+    assert loud_frames(np.zeros(4), quiet_db=40.0).size == 0 and loud_frames(np.zeros(0), quiet_db=40.0).size == 0
 
 
 def test_segment_starts_are_plain_python_floats_after_a_pause_cut_as_after_any_other():
