@@ -37,6 +37,8 @@ class Evaluation:
     words: ErrorCounts
     chars: ErrorCounts
     audio_seconds: float
+    # wall time, with the searches a killed worker broke off before they ran again (asr.search_workers):
+    # only the decoder sees those; ``searches_died`` > 0 says some are in, not that none are
     decode_seconds: float
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     truncated: list[str] = field(default_factory=list)  # the warnings of the files scored cut short, one each
@@ -49,6 +51,12 @@ class Evaluation:
     def cer(self) -> float:
         return self.chars.rate
 
+    @property
+    def searches_died(self) -> int:
+        """Utterances left out because their beam search killed its worker alone: each was searched,
+        and died, twice with its batch first, so ``decode_seconds`` hold searches that gave nothing."""
+        return sum(reason == SearchWorkerDied.problem for _, reason in self.skipped)
+
     def summary(self) -> dict:
         return {
             "wer": round(self.wer, 6), "cer": round(self.cer, 6),
@@ -59,6 +67,7 @@ class Evaluation:
             "audio_seconds": round(self.audio_seconds, 3),
             "decode_seconds": round(self.decode_seconds, 3),
             "rtf": round(self.decode_seconds / self.audio_seconds, 6) if self.audio_seconds else None,
+            "searches_died": self.searches_died,
         }
 
 
@@ -223,7 +232,7 @@ def _evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_secon
         if waves:
             start = time.perf_counter()
             results, died = survivors(transcriber.transcribe_waveforms, waves)
-            decode_seconds += time.perf_counter() - start  # (a failed utterance's too: what the run took)
+            decode_seconds += time.perf_counter() - start  # (with the failed searches: what the run took)
             for i, res in zip(kept, results):
                 if res is None:  # its search killed its worker alone: not scored, as unreadable files
                     skipped.append((utterances[i].audio_filepath, died.problem))

@@ -87,6 +87,8 @@ class PhraseMatcher:
             # (each bonus is the weight times a share of 0 to 1: an infinite one shows the weight)
             shown = next((b for b in odd if math.isinf(b)), odd[0])
             raise HotwordsError(f"hotword weight must be a finite number (--hotword-weight), got {shown}")
+        if boundary is not None:
+            bonuses = [_off_boundaries(phrase, bonus, boundary) for phrase, bonus in zip(phrases, bonuses)]
         # phrase prefix -> provisional bonus of its last unit: the largest that phrases sharing the
         # prefix give it (as icefall's context graph), as they may give it different ones
         self.gain: dict[tuple[int, ...], float] = {(): 0.0}
@@ -144,6 +146,25 @@ class PhraseMatcher:
             state, change = self.step(state, self.boundary)
         node, covered = state
         return change - self._pending(node, covered)
+
+
+def _off_boundaries(phrase: tuple[int, ...], bonus, boundary: int) -> tuple[float, ...]:
+    """``bonus`` with each word boundary's share moved to the word unit before it (the first
+    boundary's: after it). A boundary ends one word and begins the next, and the start of the
+    utterance counts as one without a step: a share of its own went to whichever phrase covered it
+    first, and was charged to an utterance that starts with another word. Moved, a complete
+    phrase earns its whole bonus wherever it stands, and a partial one still gives it all back."""
+    moved = list(bonus)
+    words = [i for i, unit in enumerate(phrase) if unit != boundary]
+    if not words:
+        if any(moved):
+            raise HotwordsError(f"hotword of no unit but the word boundary, with a bonus: {phrase}")
+        return tuple(moved)
+    for i, unit in enumerate(phrase):
+        if unit == boundary and moved[i]:
+            to = max((k for k in words if k < i), default=words[0])
+            moved[to], moved[i] = moved[to] + moved[i], 0.0
+    return tuple(moved)
 
 
 class HotwordLM(CTCDecoderLM):

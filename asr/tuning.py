@@ -9,6 +9,7 @@ the search on the kept log-probabilities. Never tune on the test split.
 from __future__ import annotations
 
 import itertools
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -89,17 +90,23 @@ def _wer(hyps: Sequence[str | None], refs: Sequence[str | None], firsts: Sequenc
     return word_errors(list(silent) + refs, [""] * len(silent) + hyps).rate
 
 
+def _say(message: str) -> None:
+    print(f"asr: {message}", file=sys.stderr, flush=True)  # as the CLI's other messages
+
+
 def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Sequence[Utterance],
          lm_weights: Sequence[float] = DEFAULT_LM_WEIGHTS, word_scores: Sequence[float] = DEFAULT_WORD_SCORES,
          blank_penalties: Sequence[float] = DEFAULT_BLANK_PENALTIES, batch_seconds: float = 300.0,
          progress: Callable[[float, float, float, float, float], None] | None = None,
-         prior_scales: Sequence[float] = DEFAULT_PRIOR_SCALES) -> TuneResult:
+         prior_scales: Sequence[float] = DEFAULT_PRIOR_SCALES, say: Callable[[str], None] = _say) -> TuneResult:
     """Grid search; ties go to the smaller LM weight, then the word score nearer 0, then the
     smaller blank penalty, then the smaller prior scale (which needs the decoder's token priors).
 
     An utterance whose search kills its worker process alone (after twice in its batch:
     ``SearchWorkerDied``) at any point is skipped, with the unreadable ones, and every point is
-    scored on the rest (``progress`` was told each point's WER on the utterances kept so far)."""
+    scored on the rest. ``progress`` is told each point's WER as it is searched; when an utterance
+    is dropped, ``say`` names it once and ``progress`` is told the points before again, without
+    it: the last WER it was told of each point is the grid's."""
     start = time.perf_counter()
     # A repeated value would only search the same point again.
     prior_scales, lm_weights, word_scores, blank_penalties = (
@@ -112,6 +119,7 @@ def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Seque
         raise ManifestError(f"no speech to tune on: all {len(silent)} readable utterances are silent")
     refs = [r for b in batches for r in b[2]]
     firsts, dropped = first_pieces(refs), {}  # dropped: first row -> why
+    named, speech = set(), sum(r is not None for r in refs)  # dropped ones said; utterances with speech
     greedy = _hypotheses(GreedyDecoder(transcriber.tokenizer), batches, firsts, dropped)
     points = []
     for scale, lm_weight, word_score, penalty in itertools.product(prior_scales, lm_weights, word_scores,
@@ -122,10 +130,19 @@ def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Seque
             hyps = _hypotheses(search, batches, firsts, dropped)
         finally:
             search.close()
+        fresh = [k for k in dropped if k not in named]
+        again = bool(fresh and progress and points and len(dropped) < speech)  # (none left: refused below)
+        for k in fresh:
+            named.add(k)
+            say(f"dropped {paths[k]}: its beam search killed its worker process; the grid is scored without it"
+                + (" (the points before are given again)" if again else ""))
+        if again:
+            for point, earlier in points:
+                progress(*point, _wer(earlier, refs, firsts, dropped, silent))
         points.append(((lm_weight, word_score, penalty, scale), hyps))
         if progress:
             progress(lm_weight, word_score, penalty, scale, _wer(hyps, refs, firsts, dropped, silent))
-    if len(dropped) == sum(r is not None for r in refs):  # every point would score the same (silence alone)
+    if len(dropped) == speech:  # every point would score the same (silence alone)
         first = next(iter(dropped))
         raise ManifestError(f"no speech to tune on: the search of all {plural(len(dropped), 'utterance')} with speech "
                             f"killed its worker process (first: {paths[first]}: {dropped[first]})")
@@ -134,7 +151,7 @@ def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Seque
     return TuneResult(lm_weight=best[0], word_score=best[1], wer=best[4],
                       greedy_wer=_wer(greedy, refs, firsts, dropped, silent), blank_penalty=best[2],
                       prior_scale=best[3], grid=grid, skipped=skipped + [(paths[k], why) for k, why in dropped.items()],
-                      utterances=sum(r is not None for r in refs) - len(dropped) + len(silent),  # pieces: None
+                      utterances=speech - len(dropped) + len(silent),  # pieces: None
                       seconds=time.perf_counter() - start)
 
 

@@ -176,6 +176,7 @@ def test_only_the_utterance_whose_search_kills_its_worker_alone_is_skipped_and_n
     assert (summary["utterances"], summary["skipped"], summary["audio_seconds"]) == (2, 1, 2.0)
     assert [line for line in err.splitlines() if line.startswith("asr: skipped ")] == [
         f"asr: skipped {rows[2]['audio_filepath']}: {SEARCH_DIED}"]
+    assert summary["searches_died"] == 1  # its decode seconds hold the searches that died: the RTF says so
     assert in_parent == []
 
 
@@ -194,3 +195,14 @@ def test_a_long_utterance_whose_segments_kill_the_beam_search_process_twice_is_n
     result = evaluate(t, [Utterance(short, 1.0, "hello"), Utterance(long, 3.0, "hello")])
     assert [u.audio_filepath for u in result.utterances] == [short] and result.skipped == [(long, SEARCH_DIED)]
     assert result.audio_seconds == pytest.approx(1.0)
+
+
+def test_a_run_whose_searches_all_survive_says_no_search_died_though_files_were_unreadable(tiny_model_dir, tmp_path):
+    from asr.model_dir import load_model_dir
+    from asr.transcribe import Transcriber
+    from tests.conftest import write_sine
+
+    t = Transcriber(load_model_dir(tiny_model_dir), "beam", device="cpu", workers=2, beam_size=4)
+    audio = str(write_sine(tmp_path / "a.wav", seconds=1.0))
+    result = evaluate(t, [Utterance(audio, 1.0, "hello"), Utterance(str(tmp_path / "gone.wav"), 1.0, "hello")])
+    assert (result.summary()["skipped"], result.summary()["searches_died"]) == (1, 0)

@@ -3,7 +3,7 @@ and values that name no phrase, which are said to boost nothing rather than take
 
 import pytest
 
-from asr.hotwords import PhraseMatcher, parse_hotwords
+from asr.hotwords import HotwordsError, PhraseMatcher, parse_hotwords
 from test_decoding import gained
 
 
@@ -50,3 +50,23 @@ def test_a_hotword_earns_its_whole_bonus_beside_a_longer_one_that_begins_with_it
     assert gained(matcher, units["new"]) == pytest.approx(1.0)
     assert gained(matcher, units["news"]) == pytest.approx(1.0)
     assert gained(matcher, (1, 2)) == 0.0  # a partial match still gives its provisional bonus back
+
+
+def test_a_share_of_the_bonus_on_the_word_boundary_is_earned_by_complete_phrases_alone_wherever_they_stand():
+    # token units |t i n a|: a boundary | ends one word and begins the next, and the utterance's start
+    # counts as one. Its share went to whichever phrase covered it first: a phrase at the start lost
+    # it, one after another hotword lost it, and an utterance of other words was charged it.
+    sep, tina, john, other = 0, (1, 2), (3, 4), 9
+    shares = (0.5, 1.0, 1.0, 0.5)
+    matcher = PhraseMatcher([(sep, *tina, sep), (sep, *john, sep)], [shares, shares], boundary=sep)
+    whole = sum(shares)
+    assert gained(matcher, tina) == pytest.approx(whole)
+    assert gained(matcher, (other, sep, *tina)) == pytest.approx(whole)
+    assert gained(matcher, (*tina, sep, *john)) == pytest.approx(2 * whole)
+    assert gained(matcher, (other,)) == 0.0 and gained(matcher, (tina[0],)) == 0.0
+    assert gained(matcher, (*tina, other)) == 0.0  # |t i n a x: broke off before its closing |
+
+
+def test_a_phrase_of_word_boundaries_alone_with_a_bonus_is_refused():
+    with pytest.raises(HotwordsError, match="no unit but the word boundary"):
+        PhraseMatcher([(0, 0)], [(0.5, 0.5)], boundary=0)

@@ -9,7 +9,7 @@ import pytest
 from asr.cli import main
 from asr.arpa import KENLM_BINARY_MAGIC, ArpaModel
 from asr.lm import BOS, EOS, UNK, LMError, build_lm
-from asr.lm_mix import best_weights, interpolate, mix_files, perplexity
+from asr.lm_mix import best_weights, interpolate, mix_files, mixture_weights, perplexity
 
 IN_DOMAIN = "the cat sat on the mat\nthe cat ate\na dog sat on a mat\nthe dog ate the cat food\n"
 GENERAL = "the president sat in the car\nthe car was on the road\na man ate food in the car\nthe dog ran\n"
@@ -258,5 +258,69 @@ def test_scoring_gives_the_lm_only_the_words_its_order_looks_at(lms, monkeypatch
     assert perplexity(A, [sentence]) == (pytest.approx(expected), len(full) - 1, 0)
     assert max(longest) == A.order - 1
     longest.clear()
-    best_weights([A, B], [sentence], iterations=1)
+    best_weights([A, B], [sentence])
     assert max(longest) == max(A.order, B.order) - 1
+
+
+def per_word_log_likelihood(rows, weights):
+    return sum(math.log(sum(w * p for w, p in zip(weights, ps))) for ps in rows) / len(rows)
+
+
+def em_weights(rows, steps):
+    """The fixed-count EM that fitted mixture weights before (SRILM's compute-best-mix), from equal weights."""
+    weights = [1.0 / len(rows[0])] * len(rows[0])
+    for _ in range(steps):
+        totals = [sum(w * p for w, p in zip(weights, ps)) for ps in rows]
+        weights = [sum(weights[i] * ps[i] / t for ps, t in zip(rows, totals)) / len(rows) for i in range(len(weights))]
+    return weights
+
+
+def word_probabilities(seed, words=300):
+    import random
+
+    rng = random.Random(seed)
+    return [rng.uniform(1e-4, 0.3) for _ in range(words)]
+
+
+@pytest.mark.parametrize("better", [0, 1])
+def test_an_lm_better_on_every_word_gets_all_the_weight_not_almost_all(better):
+    # 50 EM steps from 0.5 stopped ~4% short of the bound here, ~1e-3 nats a word below the best mixture
+    probs = word_probabilities(0)
+    rows = [(p, 0.95 * p) if better == 0 else (0.95 * p, p) for p in probs]
+    weights = mixture_weights(rows)
+    best = [1.0, 0.0] if better == 0 else [0.0, 1.0]
+    assert abs(weights[better] - 1.0) < 1e-4 and sum(weights) == pytest.approx(1.0, abs=1e-12)
+    assert per_word_log_likelihood(rows, weights) >= per_word_log_likelihood(rows, best) - 1e-6
+    assert per_word_log_likelihood(rows, em_weights(rows, 50)) < per_word_log_likelihood(rows, best) - 1e-4
+
+
+def test_of_three_lms_one_better_on_every_word_gets_all_the_weight():
+    probs = word_probabilities(1)
+    rows = [(0.9 * p, p, 0.8 * p) for p in probs]
+    weights = mixture_weights(rows)
+    assert weights[1] > 1 - 1e-4 and sum(weights) == pytest.approx(1.0, abs=1e-12)
+    assert per_word_log_likelihood(rows, weights) >= per_word_log_likelihood(rows, [0.0, 1.0, 0.0]) - 1e-6
+
+
+@pytest.mark.parametrize("lms", [2, 3])
+def test_weights_inside_the_bounds_are_those_em_converges_to(lms):
+    # each LM far better on some words: the best mixture gives each a share
+    import random
+
+    rng = random.Random(lms)
+    rows = [tuple(p * (5.0 if rng.random() < 0.5 else 0.2) for _ in range(lms)) for p in word_probabilities(2)]
+    weights = mixture_weights(rows)
+    assert all(0.05 < w < 0.95 for w in weights)
+    assert weights == pytest.approx(em_weights(rows, 50), abs=1e-3)
+    assert per_word_log_likelihood(rows, weights) >= per_word_log_likelihood(rows, em_weights(rows, 500)) - 1e-9
+
+
+def test_a_word_only_one_lm_knows_keeps_some_weight_on_it():
+    # the other's probability 0: a mixture without that LM would give the word none (log 0)
+    rows = [(0.1, 0.2)] * 50 + [(0.01, 0.0)]
+    weights = mixture_weights(rows)
+    assert weights[0] == pytest.approx(0.2 / 5.1, rel=1e-6)  # where 50 * 0.1 / (0.2 - 0.1 w) = 1 / w
+
+
+def test_lms_that_agree_on_every_word_get_equal_weights():
+    assert mixture_weights([(0.1, 0.1), (0.02, 0.02)]) == [0.5, 0.5]

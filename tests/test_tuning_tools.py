@@ -208,3 +208,66 @@ def test_compare_of_a_report_with_itself_shows_no_change(tmp_path):
     a = _report(tmp_path / "a", [("u1", "one two", "one too"), ("u2", "three", "three")])
     text = render_comparison(compare_reports(a, a))
     assert "WER B - A: +0.00 points" in text and "better in B: 0, worse in B: 0, unchanged: 2" in text
+
+
+def searches_that_kill_their_worker_at(monkeypatch, lm_weight: float, longer_than: int) -> None:
+    """From now on a beam search of more than ``longer_than`` frames at ``lm_weight`` kills its worker
+    process, as the out-of-memory killer would: an utterance that searched at the points before dies later."""
+    import os
+    import signal
+
+    from asr.beam_search import BeamSearchDecoder
+
+    parent, search = os.getpid(), BeamSearchDecoder._search_one
+
+    def dying(self, emissions):
+        if emissions.shape[0] > longer_than and self.options.lm_weight == lm_weight and os.getpid() != parent:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return search(self, emissions)
+
+    monkeypatch.setattr(BeamSearchDecoder, "_search_one", dying)  # the workers fork with it
+
+
+def test_an_utterance_dropped_at_a_later_grid_point_is_named_once_and_the_points_before_are_given_again_without_it(
+        tiny_model_dir, tmp_path, monkeypatch):
+    from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
+    from asr.data import Utterance
+    from asr.search_workers import SearchWorkerDied
+    from asr.tuning import tune
+    from conftest import write_sine
+    from tests.test_transcribe import HOP, RATE, speller
+
+    t = speller(tiny_model_dir)  # spells "hohoho..." over loud frames
+    paths = [str(write_sine(tmp_path / f"{n}.wav", seconds=s)) for n, s in zip("abc", (1.0, 1.0, 3.0))]
+    texts = [t.transcribe(p).text for p in paths[:2]] + ["not what it says"]  # only c's would count errors
+    searches_that_kill_their_worker_at(monkeypatch, lm_weight=0.5, longer_than=int(2.0 * RATE / HOP))  # c's, 2nd point
+    decoder = BeamSearchDecoder(t.tokenizer, options=BeamSearchOptions(beam_size=4), workers=2)
+    told = []
+    result = tune(t, decoder, [Utterance(p, s, x) for p, s, x in zip(paths, (1.0, 1.0, 3.0), texts)],
+                  lm_weights=(0.0, 0.5), word_scores=(0.0,), say=told.append,
+                  progress=lambda w, s, b, p, wer: told.append((w, wer)))
+    assert told[0][0] == 0.0 and told[0][1] > 0  # c's errors counted: it had not died yet
+    assert told[1:] == [f"dropped {paths[2]}: its beam search killed its worker process; the grid is scored without "
+                        "it (the points before are given again)", (0.0, 0.0), (0.5, 0.0)]
+    assert {(point[0], point[4]) for point in result.grid} == {(0.0, 0.0), (0.5, 0.0)}  # as last told
+    assert result.skipped == [(paths[2], SearchWorkerDied.problem)] and result.utterances == 2
+
+
+def test_an_utterance_dropped_at_the_first_grid_point_is_named_once_and_nothing_is_given_again(
+        tiny_model_dir, tmp_path, monkeypatch):
+    from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
+    from asr.data import Utterance
+    from asr.tuning import tune
+    from conftest import write_sine
+    from tests.test_transcribe import HOP, RATE, speller
+
+    t = speller(tiny_model_dir)
+    paths = [str(write_sine(tmp_path / f"{n}.wav", seconds=s)) for n, s in zip("ab", (1.0, 3.0))]
+    searches_that_kill_their_worker_at(monkeypatch, lm_weight=0.0, longer_than=int(2.0 * RATE / HOP))  # b's, 1st
+    decoder = BeamSearchDecoder(t.tokenizer, options=BeamSearchOptions(beam_size=4), workers=2)
+    told = []
+    tune(t, decoder, [Utterance(paths[0], 1.0, t.transcribe(paths[0]).text), Utterance(paths[1], 3.0, "x")],
+         lm_weights=(0.0, 0.5), word_scores=(0.0,), say=told.append,
+         progress=lambda w, s, b, p, wer: told.append((w, wer)))
+    assert told == [f"dropped {paths[1]}: its beam search killed its worker process; the grid is scored without it",
+                    (0.0, 0.0), (0.5, 0.0)]
