@@ -25,6 +25,7 @@ import numbers
 import os
 import signal
 import threading
+import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from contextlib import suppress
@@ -129,6 +130,11 @@ class BeamSearchDecoder(Decoder):
         # one batch at a time in the pool: threads sharing this decoder would otherwise close the
         # fresh pool one of them forked to retry a batch, as they each saw the old one break
         self._pool_lock = threading.Lock()
+        # what worker deaths cost this decoder so far: the wall time of every try a killed worker
+        # broke off (one utterance's too), and the batches searched again (asr.evaluate keeps
+        # them out of the RTF, which would otherwise rise with each death)
+        self.lost_seconds = 0.0
+        self.retried_batches = 0
         self._search = self._build()
 
     def with_options(self, workers: int | None = None, **changes) -> "BeamSearchDecoder":
@@ -263,9 +269,12 @@ class BeamSearchDecoder(Decoder):
         process, forked anew after each death (at most one fork per item), and an item that kills
         it alone gets None. The next batch forks anew."""
         size = min(self.workers, len(items))
-        for workers in dict.fromkeys((size, max(1, size // 2))):  # (one worker: the pass below is its retry)
+        tries = list(dict.fromkeys((size, max(1, size // 2))))  # (one worker: the pass below is its retry)
+        for workers in tries:
             with suppress(BrokenProcessPool):
                 return self._mapped(items, workers)
+            if workers == tries[0]:  # counted once a batch, however often it dies
+                self.retried_batches += 1
         results = []
         for e in items:
             try:
@@ -275,7 +284,9 @@ class BeamSearchDecoder(Decoder):
         return results
 
     def _mapped(self, items: list[np.ndarray], workers: int) -> list:
-        """``items`` searched in a pool of ``workers`` processes (the one there, if it has as many)."""
+        """``items`` searched in a pool of ``workers`` processes (the one there, if it has as many).
+        A try that a killed worker breaks off adds its wall time, forks included, to ``lost_seconds``."""
+        start = time.perf_counter()
         pool = self._worker_pool(workers)
         try:
             with signals_held():  # the workers fork as the work is handed out
@@ -286,6 +297,7 @@ class BeamSearchDecoder(Decoder):
             raise
         except BrokenProcessPool:  # a worker killed: the next try, or batch, forks anew
             self.close(stop=True, kill=True)
+            self.lost_seconds += time.perf_counter() - start
             raise
 
     def _worker_pool(self, size: int) -> ProcessPoolExecutor:

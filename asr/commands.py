@@ -110,7 +110,10 @@ def cmd_evaluate(args) -> int:
                     f"rate can be given ({s['insertions']} hypothesis word(s), all insertions)")
     print(f"WER {100 * s['wer']:.2f}% ({s['word_errors']}/{s['words']}: {s['substitutions']} sub, "
           f"{s['deletions']} del, {s['insertions']} ins)  CER {100 * s['cer']:.2f}%  "
-          f"{plural(s['utterances'], 'utterance')}, {s['audio_seconds']:.1f} s audio, RTF {s['rtf']}; {s['decoder']}")
+          f"{plural(s['utterances'], 'utterance')}, {s['audio_seconds']:.1f} s audio, RTF {s['rtf']}"
+          + (f" (less {s['retry_seconds']:g} s of searches a killed worker broke off, "
+             f"{s['retried_batches']} batch{'es' if s['retried_batches'] != 1 else ''} searched again)" if s["retry_seconds"] else "")
+          + f"; {s['decoder']}")
     if args.json:
         print(json.dumps(s))
     if args.report:
@@ -123,7 +126,9 @@ def cmd_evaluate(args) -> int:
         meta = {"model": ", ".join(models),
                 "manifest": args.manifest, "decoder": described,
                 "date": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()), "skipped": result.skipped,
-                **({"cut short": len(result.truncated)} if result.truncated else {})}
+                **({"cut short": len(result.truncated)} if result.truncated else {}),
+                **({"retried batches": s["retried_batches"], "retry seconds": s["retry_seconds"]}
+                   if s["retried_batches"] else {})}
         write_report(build_report(result.utterances, meta), args.report, force=True)  # checked above
         print_error(f"report written to {args.report}/ (report.md, report.html, results.json)")
     return 1 if result.skipped else 0

@@ -37,11 +37,14 @@ class Evaluation:
     words: ErrorCounts
     chars: ErrorCounts
     audio_seconds: float
-    # wall time, with the searches a killed worker broke off before they ran again (asr.search_workers):
-    # only the decoder sees those; ``searches_died`` > 0 says some are in, not that none are
+    # wall time, with the beam searches a killed worker broke off (asr.search_workers): what the run took
     decode_seconds: float
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
     truncated: list[str] = field(default_factory=list)  # the warnings of the files scored cut short, one each
+    # of ``decode_seconds``, those of the searches a killed worker broke off (``BeamSearchDecoder.lost_seconds``),
+    # and the batches searched again: the RTF leaves them out, so that it is the searches' that finished
+    retry_seconds: float = 0.0
+    retried_batches: int = 0
 
     @property
     def wer(self) -> float:
@@ -54,8 +57,14 @@ class Evaluation:
     @property
     def searches_died(self) -> int:
         """Utterances left out because their beam search killed its worker alone: each was searched,
-        and died, twice with its batch first, so ``decode_seconds`` hold searches that gave nothing."""
+        and died, twice with its batch first (``retry_seconds`` hold those searches)."""
         return sum(reason == SearchWorkerDied.problem for _, reason in self.skipped)
+
+    @property
+    def rtf(self) -> float | None:
+        """Seconds of decoding per second of audio scored, less the searches a killed worker broke
+        off: a run whose worker died and recovered compares with one whose worker did not."""
+        return (self.decode_seconds - self.retry_seconds) / self.audio_seconds if self.audio_seconds else None
 
     def summary(self) -> dict:
         return {
@@ -66,8 +75,9 @@ class Evaluation:
             "insertions": self.words.insertions,
             "audio_seconds": round(self.audio_seconds, 3),
             "decode_seconds": round(self.decode_seconds, 3),
-            "rtf": round(self.decode_seconds / self.audio_seconds, 6) if self.audio_seconds else None,
+            "rtf": None if self.rtf is None else round(self.rtf, 6),
             "searches_died": self.searches_died,
+            "retry_seconds": round(self.retry_seconds, 3), "retried_batches": self.retried_batches,
         }
 
 
@@ -193,15 +203,35 @@ def evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_second
     (``Transcriber.transcribe_files``) rather than run whole. Unreadable audio is skipped,
     reported in ``Evaluation.skipped``, and left out of the score; so is an utterance whose beam
     search killed its worker process alone, after twice in its batch (``SearchWorkerDied``; the
-    rest of its batch is scored). Audio cut short is scored as
-    far as it goes: ``Evaluation.truncated`` has each file's warning, and a few are named with a
-    total on stderr once all are read (not a line each: a damaged corpus would flood it).
+    rest of its batch is scored). ``decode_seconds`` is wall time; ``retry_seconds``, the part of it
+    that searches a killed worker broke off took (the retried batches' first tries too), is left
+    out of the RTF. Audio cut short is scored as far as it goes: ``Evaluation.truncated`` has each
+    file's warning, and a few are named with a total on stderr once all are read (not a line each:
+    a damaged corpus would flood it).
     """
+    searches = _searches(transcriber)
+    lost, retried = _retries(searches)
     with gathered_warnings() as cut:
         evaluation = _evaluate(transcriber, utterances, batch_seconds, progress)
     evaluation.truncated = list(cut)
+    after = _retries(searches)  # every retry happens inside the decode seconds' timing
+    evaluation.retry_seconds, evaluation.retried_batches = after[0] - lost, after[1] - retried
     report_cut(cut)
     return evaluation
+
+
+def _searches(transcriber: Transcriber) -> list:
+    """The decoders a run of ``transcriber`` searches with, each once: its decoder, or a rescoring
+    run's every system's search (``search_for`` gives those as a tuple)."""
+    found = transcriber.search_for()
+    return list({id(s): s for s in (found if isinstance(found, tuple) else (found,))}.values())
+
+
+def _retries(searches) -> tuple[float, int]:
+    """(seconds lost to killed workers, batches searched again) over ``searches`` so far; 0 for
+    a decoder without workers (greedy)."""
+    return (sum(getattr(s, "lost_seconds", 0.0) for s in searches),
+            sum(getattr(s, "retried_batches", 0) for s in searches))
 
 
 def _evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_seconds: float, progress) -> Evaluation:

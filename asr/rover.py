@@ -220,9 +220,11 @@ def combine_evaluations(evaluations: Sequence[Evaluation], weights: Sequence[flo
     refs, hyps = [r.reference for r in rows], [r.hypothesis for r in rows]
     truncated = list(dict.fromkeys(line for e in evaluations for line in e.truncated))  # the same files each time
     audio = sum(r.seconds for r in rows)
-    decode = sum(e.decode_seconds * audio / e.audio_seconds if e.audio_seconds else e.decode_seconds
-                 for e in evaluations)
-    return Evaluation(rows, word_errors(refs, hyps), char_errors(refs, hyps), audio, decode, skipped, truncated)
+    shares = [audio / e.audio_seconds if e.audio_seconds else 1.0 for e in evaluations]  # of the voted audio
+    decode = sum(e.decode_seconds * k for e, k in zip(evaluations, shares))
+    retry = sum(e.retry_seconds * k for e, k in zip(evaluations, shares))  # so the RTF is the sum of the systems'
+    return Evaluation(rows, word_errors(refs, hyps), char_errors(refs, hyps), audio, decode, skipped, truncated,
+                      retry, sum(e.retried_batches for e in evaluations))
 
 
 def _shared(evaluations: Sequence[Evaluation]) -> tuple[list[dict], list]:

@@ -9,6 +9,7 @@ from asr.data import Utterance
 from asr.evaluate import evaluate
 from asr.text import normalize_text
 from asr.tuning import model_outputs
+from tests.test_rescoring import packages  # noqa: F401 (a fixture)
 from tests.test_transcribe import RATE, long_file, speller  # noqa: F401 (a fixture)
 
 
@@ -206,3 +207,46 @@ def test_a_run_whose_searches_all_survive_says_no_search_died_though_files_were_
     audio = str(write_sine(tmp_path / "a.wav", seconds=1.0))
     result = evaluate(t, [Utterance(audio, 1.0, "hello"), Utterance(str(tmp_path / "gone.wav"), 1.0, "hello")])
     assert (result.summary()["skipped"], result.summary()["searches_died"]) == (1, 0)
+    summary = result.summary()  # nothing retried: the RTF is the wall time's, as it always was
+    assert (summary["retry_seconds"], summary["retried_batches"]) == (0.0, 0)
+    assert summary["rtf"] == round(result.decode_seconds / result.audio_seconds, 6)
+
+
+def test_a_run_whose_search_worker_died_once_and_recovered_leaves_the_broken_off_search_out_of_its_rtf(
+        tiny_model_dir, tmp_path, monkeypatch):
+    from asr.model_dir import load_model_dir
+    from asr.transcribe import Transcriber
+    from tests.conftest import write_sine
+    from tests.test_search_workers import searches_that_kill_their_worker
+
+    t = Transcriber(load_model_dir(tiny_model_dir), "beam", device="cpu", workers=2, beam_size=4)
+    audio = [str(write_sine(tmp_path / f"{n}.wav", seconds=1.0)) for n in "ab"]
+    in_parent = searches_that_kill_their_worker(monkeypatch, longer_than=0, once=tmp_path / "killed", after=0.5)
+    result = evaluate(t, [Utterance(path, 1.0, "hello") for path in audio])
+    assert len(result.utterances) == 2 and result.skipped == []  # retried, and every search finished
+    assert result.retried_batches == 1 and 0.5 <= result.retry_seconds < result.decode_seconds  # (wall time)
+    summary = result.summary()
+    assert (summary["retried_batches"], summary["retry_seconds"]) == (1, round(result.retry_seconds, 3))
+    assert summary["rtf"] == round((result.decode_seconds - result.retry_seconds) / result.audio_seconds, 6)
+    assert summary["rtf"] < result.decode_seconds / result.audio_seconds
+    assert in_parent == []
+
+
+def test_a_rescoring_run_leaves_out_what_worker_deaths_cost_any_of_its_systems_searches(packages, tmp_path,
+                                                                                       monkeypatch):
+    from asr.rescoring import RescoringOptions, RescoringTranscriber
+    from asr.transcribe import load_model
+    from tests.conftest import write_sine
+    from tests.test_search_workers import searches_that_kill_their_worker
+
+    first, second = packages
+    rescoring = RescoringTranscriber([load_model(first, workers=2),
+                                      load_model(second, decoder="beam", workers=2, beam_size=4)],
+                                     RescoringOptions(weights=(1.0, 1.0), nbest=2))
+    audio = [str(write_sine(tmp_path / f"{n}.wav", seconds=1.0)) for n in "ab"]
+    searches_that_kill_their_worker(monkeypatch, longer_than=0, once=tmp_path / "killed", after=0.5,
+                                    only=rescoring.searches[1])  # the second system's, not the transcriber's own
+    result = evaluate(rescoring, [Utterance(path, 1.0, "hello") for path in audio])
+    assert len(result.utterances) == 2 and result.retried_batches == 1
+    assert result.retry_seconds == rescoring.searches[1].lost_seconds >= 0.5
+    assert result.rtf == pytest.approx((result.decode_seconds - result.retry_seconds) / result.audio_seconds)

@@ -202,6 +202,23 @@ def test_a_combined_evaluation_counts_the_audio_every_system_decoded_and_the_sum
     assert combined.summary()["rtf"] == pytest.approx(0.8 / 8.0 + 0.4 / 2.0)
 
 
+def test_a_combined_evaluation_leaves_out_of_its_rtf_the_searches_a_killed_worker_broke_off_in_any_system():
+    from asr.evaluate import Evaluation
+    from asr.metrics import char_errors, word_errors
+    from asr.rover import combine_evaluations
+
+    def evaluation(seconds_by_id, decode_seconds, retry_seconds=0.0, retried=0):
+        rows = [UtteranceResult(i, f"{i}.wav", "a cat", "a cat", "spk", s) for i, s in seconds_by_id.items()]
+        refs = [r.reference for r in rows]
+        return Evaluation(rows, word_errors(refs, refs), char_errors(refs, refs), sum(seconds_by_id.values()),
+                          decode_seconds, retry_seconds=retry_seconds, retried_batches=retried)
+
+    first, second = evaluation({"a": 2.0, "b": 6.0}, 0.8, 0.4, 1), evaluation({"a": 2.0}, 0.4)
+    summary = combine_evaluations([first, second]).summary()
+    assert summary["rtf"] == pytest.approx((0.8 - 0.4) / 8.0 + 0.4 / 2.0)
+    assert summary["retried_batches"] == 1 and summary["retry_seconds"] == pytest.approx(0.4 * 2.0 / 8.0)
+
+
 def test_a_combined_transcript_of_nothing_keeps_the_confidence_of_the_first_system_that_heard_nothing():
     # as merge_results does: None is kept for audio no model was run on (silence)
     nothing = [Result("", 2.0, confidence=0.95), Result("", 2.0, confidence=0.9)]

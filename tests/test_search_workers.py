@@ -58,12 +58,13 @@ os.kill(os.getpid(), signal.SIGKILL)
 
 
 def searches_that_kill_their_worker(monkeypatch, longer_than: int, once: Path | None = None, times: int | None = None,
-                                    marker: Path | None = None) -> list[int]:
+                                    marker: Path | None = None, after: float = 0.0, only=None) -> list[int]:
     """From now on a beam search of more than ``longer_than`` frames kills its process, as the
     out-of-memory killer would (SIGKILL); with ``once`` (a file it leaves), only the first such
     search does; with ``times`` and ``marker`` (files it leaves beside it), only the first ``times``.
-    Returns the lengths of such searches run in this process, which must stay empty: one here
-    would have killed the whole run."""
+    ``after``: each dies that many seconds into its search (one that ran a while); ``only``: a
+    decoder, whose searches alone die. Returns the lengths of such searches run in this process,
+    which must stay empty: one here would have killed the whole run."""
     from asr.beam_search import BeamSearchDecoder
 
     parent, in_parent, search = os.getpid(), [], BeamSearchDecoder._search_one
@@ -71,10 +72,11 @@ def searches_that_kill_their_worker(monkeypatch, longer_than: int, once: Path | 
         times, marker = 1, once
 
     def dying(self, emissions):
-        if emissions.shape[0] > longer_than:
+        if emissions.shape[0] > longer_than and (only is None or self is only):  # (forked: the same address)
             if os.getpid() == parent:
                 in_parent.append(emissions.shape[0])
             elif times is None or _within(marker, times):
+                time.sleep(after)
                 os.kill(os.getpid(), signal.SIGKILL)
         return search(self, emissions)
 
@@ -137,6 +139,31 @@ def test_after_a_batch_kills_its_search_worker_twice_only_the_utterances_that_ki
     assert [h.text for h in decoder.decode(*spelled_batch(decoder.tokenizer, ["a cat", "the mat"]))] == ["a cat",
                                                                                                          "the mat"]
     assert in_parent == []
+
+
+def test_a_batch_searched_again_after_a_worker_death_counts_once_and_the_broken_off_try_s_wall_time_as_lost(
+        decoder, monkeypatch, tmp_path):
+    texts = ["the cat sat on a mat", "a cat"]
+    decoder.decode(*spelled_batch(decoder.tokenizer, texts))
+    assert (decoder.lost_seconds, decoder.retried_batches) == (0.0, 0)  # nothing died: nothing lost
+    decoder.close()  # (its workers were forked with the search that does not die)
+    searches_that_kill_their_worker(monkeypatch, longer_than=20, once=tmp_path / "killed", after=0.5)
+    assert [h.text for h in decoder.decode(*spelled_batch(decoder.tokenizer, texts))] == texts
+    assert decoder.retried_batches == 1 and decoder.lost_seconds >= 0.5
+    lost = decoder.lost_seconds
+    decoder.decode(*spelled_batch(decoder.tokenizer, texts))  # (the marker is left: no worker dies)
+    assert (decoder.lost_seconds, decoder.retried_batches) == (lost, 1)
+
+
+def test_every_try_a_killed_worker_broke_off_counts_as_lost_those_of_one_utterance_alone_too(decoder, monkeypatch):
+    from asr.search_workers import SearchWorkerDied
+
+    searches_that_kill_their_worker(monkeypatch, longer_than=20, after=0.5)  # the 2nd and 4th
+    with pytest.raises(SearchWorkerDied):  # 4 deaths: 2 with the batch, then each of them alone
+        decoder.decode(*spelled_batch(decoder.tokenizer, ["a cat", "the cat sat on a mat", "the mat",
+                                                          "a mat on the cat sat"]))
+    assert decoder.retried_batches == 1  # one batch, however often it died
+    assert decoder.lost_seconds >= 4 * 0.5
 
 
 def test_passing_on_converts_the_results_and_a_worker_death_is_raised_again_carrying_the_survivors_converted():
