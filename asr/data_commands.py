@@ -20,6 +20,8 @@ def _unused_seed(args) -> str | None:
     if args.valid_speakers or getattr(args, "valid_fraction", 0.0):
         return None
     ways = "--valid-speakers N or --valid-fraction F" if args.corpus == "folder" else "--valid-speakers N"
+    if getattr(args, "valid_list", None):
+        return f"--seed: --valid-list names the held-out set, nothing is drawn at random (that takes {ways})"
     return f"--seed: nothing is held out at random without {ways}"
 
 

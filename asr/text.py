@@ -24,9 +24,9 @@ _DASHES = re.compile(r"[\u2010-\u2015\-_/]+")
 _ZERO_WIDTH_SPACE = "\u200b"
 # A number grouped in thousands by commas (also fullwidth, small and Arabic ones) or by the no-break and
 # thin spaces of French and SI typography ("1,000,000", "10\u202f000"), one separator throughout,
-# or in the Indian way ("12,34,567"); not the tail of another number ("1.5,000", "3,1,000"), and
+# or in the Indian way ("12,34,567"); not the tail of another number ("1.5,000", "3,1,000", ".25,000"), and
 # not one whose first group starts with a zero ("0,001", "01,000": see _ungroup).
-_GROUPED = re.compile(r"(?<!\d)(?<!\d[.,\uff0c\ufe50\u066b\u066c])"
+_GROUPED = re.compile(r"(?<!\d)(?<!\d[.,\uff0c\ufe50\u066b\u066c])(?<!^[.\u066b])(?<![^\w.\u066b][.\u066b])"
                       r"(?:\d{1,3}([,\uff0c\ufe50\u066c\u00a0\u2009\u202f])\d{3}(?:\1\d{3})*"
                       r"|\d{1,2}(?:,\d{2})+,\d{3})(?!\d)")
 # A comma between digits splits them: "1,2,3" is a list, "3,5" a decimal only in some places.

@@ -441,7 +441,7 @@ def test_asr_prepare_on_a_wrong_folder_exits_2_with_one_clear_line(tmp_path, cap
     (["librispeech", "--seed", "3"], "--seed: nothing is held out at random without --valid-speakers N"),
     (["an4", "--valid-speakers", "0", "--seed", "3"], "--seed: nothing is held out at random without --valid-speakers N"),
     (["folder", "--valid-list", "ids.txt", "--seed", "3"],
-     "--seed: nothing is held out at random without --valid-speakers N or --valid-fraction F"),
+     "--seed: --valid-list names the held-out set, nothing is drawn at random"),
 ])
 def test_asr_prepare_refuses_a_seed_that_draws_nothing_before_it_reads_the_corpus(tmp_path, capsys, argv, words):
     # a seed that changes nothing would let a user believe two runs differ; the corpus is not there:

@@ -143,6 +143,7 @@ def test_normalize_drops_periods_and_commas_that_are_not_between_two_digits(text
 @pytest.mark.parametrize("text, expected", [
     (".5", ".5"), ("cost .50 now", "cost .50 now"), ("(.5)", ".5"), ("$.50", ".50"), ("-.5", ".5"),
     ("\u066b\u0665", "\u066b\u0665"),  # Arabic's decimal mark
+    (".25,000", ".25 000"), ("(.25,000)", ".25 000"),  # the digits after it are no thousands grouping
 ])
 def test_normalize_keeps_a_decimal_point_that_starts_a_number_as_it_keeps_the_one_of_0_5(text, expected):
     # dropped, ".5" became "5": ten times the number
