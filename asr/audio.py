@@ -10,8 +10,10 @@ with a one-line warning on stderr naming the file and how much is missing; a fil
 that can be decoded is an AudioError naming the file and the problem (an MP3's length is its
 Xing/Info tag's; libmpg123's own note on a file whose size is off the tag's is kept from the
 user's stderr, and one holding more than the tag says, of which only that is read, is warned of).
-libmpg123's notes on damaged MPEG data, and a channel count no speech recording has (a damaged
-header?), are warned of naming the file too (asr.audio_checks). A batch job (prepare, evaluate,
+A channel count no speech recording has (a damaged header?) is warned of naming the file too
+(asr.audio_checks); libmpg123's notes on other damaged MPEG data reach stderr as it prints them,
+without the file's name (catching them would mean taking over fd 2, the whole process's, for every
+MP3 read: other threads' lines meanwhile would be lost). A batch job (prepare, evaluate,
 training) gathers those warnings and names a few with a total instead (``report_cut``).
 """
 
@@ -28,8 +30,8 @@ import soundfile as sf
 import torch
 import torchaudio.functional as AF
 
-from asr.audio_checks import (MpegNotes, channels_problem, declared_frames, flac_length_unknown, named_mpeg_notes,
-                              path_problem, sample_problem, unended_ogg, unsupported_wav_codec)
+from asr.audio_checks import (channels_problem, declared_frames, flac_length_unknown, path_problem, sample_problem,
+                              unended_ogg, unsupported_wav_codec)
 from asr.audio_checks import unknown_size, wav_format_tag  # noqa: F401 (asr.inputs imports them from here)
 from asr.mp3_tags import file_head, xing_tag
 from asr.text import plural
@@ -82,7 +84,7 @@ def audio_info(path: str | Path) -> AudioInfo:
                 warn(name, problem)
             declared, unended = declared_frames(f), unended_ogg(f)
             if (f.format == "FLAC" and declared is None) or \
-                    (f.format in ("FLAC", "MP3") and declared is not None and not _last_frame_decodes(f, name)):
+                    (f.format in ("FLAC", "MP3") and declared is not None and not _last_frame_decodes(f)):
                 # a FLAC with no total (a streaming writer's), or the end missing: count what decodes
                 frames = sum(len(block) for block in _reopened_blocks(path, name))  # warns, or raises for none
             elif (declared and frames < declared) or unended:
@@ -94,12 +96,11 @@ def audio_info(path: str | Path) -> AudioInfo:
     return AudioInfo(rate, frames, channels)
 
 
-def _last_frame_decodes(f: sf.SoundFile, name) -> bool:
+def _last_frame_decodes(f: sf.SoundFile) -> bool:
     """A FLAC's or MP3's last frame decodes (a seek, not a decode of the whole file): it is not cut short."""
     try:
         # libmpg123 notes the garbage a seek past the cut lands on (a file shorter than its tag says)
-        with quiet_stderr(f.format == "MP3" and (tag := xing_tag(f.name)) is not None and tag.size_off), \
-                named_mpeg_notes(name, f.format == "MP3"):
+        with quiet_stderr(f.format == "MP3" and (tag := xing_tag(f.name)) is not None and tag.size_off):
             f.seek(f.frames - 1)
             return len(f.read(1, dtype="float32")) == 1
     except RuntimeError:  # libsndfile cannot seek or decode past where the file ends
@@ -126,22 +127,17 @@ def decode_blocks(f: sf.SoundFile, name, block_seconds: float = BLOCK_SECONDS) -
     if 0 < f.frames < block:  # a short file in one read (a count that is off costs a read more or less)
         block = int(f.frames) + 1
     total, failure, ended = 0, None, False
-    notes = MpegNotes(name, f.format == "MP3")  # one warning for the file's damaged frames, before the rest
-    try:
-        while not ended:
-            out = np.full((block, f.channels), np.nan, dtype=np.float32)
-            try:
-                with notes.caught():
-                    samples = f.read(out=out)
-            except RuntimeError as e:
-                samples, ended = out[:_rows_written(out)], True
-                failure = None if _stream_end(f) else e
-            if len(samples):
-                total += len(samples)
-                yield samples
-            ended = ended or len(samples) < block
-    finally:
-        notes.say()
+    while not ended:
+        out = np.full((block, f.channels), np.nan, dtype=np.float32)
+        try:
+            samples = f.read(out=out)
+        except RuntimeError as e:
+            samples, ended = out[:_rows_written(out)], True
+            failure = None if _stream_end(f) else e
+        if len(samples):
+            total += len(samples)
+            yield samples
+        ended = ended or len(samples) < block
     check_ending(name, rate, total, declared_frames(f), failure, unended_ogg(f))
 
 
@@ -191,13 +187,12 @@ def open_audio(source, name=None) -> sf.SoundFile:
     """``sf.SoundFile(source)``. An MP3 that holds more or less than its Xing/Info tag says: libmpg123's
     note on it ("Warning: Xing stream size off by more than 1%...") kept off stderr, and said here in
     words: a cut one when reading finds the cut, one that holds more now (``name``: the file's, by
-    default its path), as only the part the tag gives is read. libmpg123's notes on an MP3 damaged
-    near its start are said naming the file (``named_mpeg_notes``: fd 2 caught, for the open alone)."""
+    default its path), as only the part the tag gives is read. (stderr is quieted for such files
+    alone: it is the whole process's, and other threads' lines meanwhile are lost.)"""
     head = file_head(source, 3)
     mpeg = head == b"ID3" or (len(head) > 1 and head[0] == 0xFF and head[1] & 0xE0 == 0xE0)
     tag = xing_tag(source) if mpeg else None
-    is_mp3 = mpeg or (isinstance(source, (str, os.PathLike)) and str(source).lower().endswith(".mp3"))
-    with quiet_stderr(tag is not None and tag.size_off), named_mpeg_notes(name or source, is_mp3):
+    with quiet_stderr(tag is not None and tag.size_off):
         try:
             # bytes: soundfile encodes a str path strictly, so a name not in UTF-8 (os.fsdecode's surrogates) fails
             f = sf.SoundFile(os.fsencode(source) if isinstance(source, (str, os.PathLike)) else source)

@@ -1,25 +1,17 @@
 """Checks of what an audio file declares and holds, apart from the reading itself (asr.audio): the
 length its header declares (to tell a file cut short), a WAV codec libsndfile cannot decode, a
-channel count no speech recording has, samples that are no audio, and libmpg123's notes on damaged
-MPEG data, which it prints without the file's name, said in a warning naming the file.
+channel count no speech recording has, and samples that are no audio.
 """
 
 from __future__ import annotations
 
-import os
 import re
-import tempfile
-import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import soundfile as sf
 
 from asr.mp3_tags import file_head, xing_tag
-from asr.text import plural
-from asr.user_warnings import quiet_stderr, warn
 
 # Float samples beyond this are no audio at any scale a writer uses (full scale is 1.0; a float file
 # holding 32-bit PCM's integer values reaches 2**31): a damaged file, or bytes that are no samples.
@@ -46,15 +38,6 @@ _SAMPLE_BYTES = {"PCM_S8": 1, "PCM_U8": 1, "PCM_16": 2, "PCM_24": 3, "PCM_32": 4
 _SNDFILE_WAV_CODECS = {0x0001, 0x0002, 0x0003, 0x0006, 0x0007, 0x0011, 0x0031, 0x0038, 0x0040, 0x0050, 0x0055}
 _WAV_CODEC_NAMES = {0x0014: "G.723 ADPCM", 0x0022: "TrueSpeech", 0x0042: "G.723.1", 0x00FF: "AAC",
                     0x0161: "WMA", 0x1610: "HE-AAC", 0x2000: "AC-3"}
-# libmpg123's lines on fd 2 ("Note: Illegal Audio-MPEG-Header ...", "[src/libmpg123/layer3.c:...] error:
-# ..."), less their prefix. Two are no damage: its Xing size note (asr.audio.open_audio says it in
-# words), and "part2_3_length (192) too large for available bit count (184)", a frame decoded without
-# the bit reservoir of the frames before it, which it says of whole files after any seek and at some
-# of libsndfile's read boundaries.
-_LIBMPG123_LINE = re.compile(rb"^(?:(?:Note|Warning|Error): |\[[^\]\n]*libmpg123[^\]\n]*\] )(.*)$")
-_NO_DAMAGE = (b"Xing stream size off", b"part2_3_length")
-_NOTES_SHOWN = 3
-_capture_lock = threading.RLock()  # one capture at a time in the process: the notes in it are its file's
 
 
 def declared_frames(f: sf.SoundFile) -> int | None:
@@ -152,75 +135,3 @@ def path_problem(path: str | Path) -> str | None:
     # libsndfile calls an empty file "not a regular file (possibly a pipe?)" or "Format not recognised";
     # a truncated download or copy is the usual cause, so say what it is.
     return "empty file (0 bytes)" if path.is_file() and path.stat().st_size == 0 else None
-
-
-class MpegNotes:
-    """libmpg123's notes on a file's damaged MPEG data, caught on fd 2 (where it prints them, without
-    the file's name) while ``caught()`` is open, and said by ``say()`` as one warning naming the file.
-
-    fd 2 is the whole process's, so: it points at a temporary file only for one libsndfile call (an
-    open, a seek, a block's decoding: milliseconds), one call at a time in the process (a lock, so
-    the notes in it are this file's; decoding MP3s in threads waits its turn, at some 1000 times
-    real time); inside ``quiet_stderr``, whose swap of fd 2 this nests in, so that its use by
-    another thread (a KenLM load) and this never undo each other; and what others wrote to fd 2
-    meanwhile is written back to it after."""
-
-    def __init__(self, name, mpeg: bool = True):
-        self.name, self.mpeg = name, mpeg
-        self.notes: dict[str, None] = {}  # distinct, in order
-
-    @contextmanager
-    def caught(self) -> Iterator[None]:
-        if not self.mpeg:  # other formats: no cost
-            yield
-            return
-        caught = b""
-        try:
-            with _capture_lock, quiet_stderr(), tempfile.TemporaryFile() as held:
-                try:
-                    saved = os.dup(2)  # (quiet_stderr's /dev/null)
-                except OSError:  # no fd 2 at all
-                    saved = None
-                if saved is not None:
-                    os.dup2(held.fileno(), 2)
-                try:
-                    yield
-                finally:
-                    if saved is not None:
-                        os.dup2(saved, 2)
-                        os.close(saved)
-                        held.seek(0)
-                        caught = held.read()
-        finally:  # (a failed decode too) after quiet_stderr gave fd 2 back
-            others = b"".join(line for line in caught.splitlines(keepends=True) if not self._noted(line))
-            if others:
-                os.write(2, others)
-
-    def _noted(self, line: bytes) -> bool:
-        """Whether ``line`` is libmpg123's (kept, less its prefix, if it tells of damage)."""
-        found = _LIBMPG123_LINE.match(line.rstrip(b"\r\n"))
-        if found is None:
-            return False
-        if not any(harmless in line for harmless in _NO_DAMAGE):
-            self.notes[found[1].decode(errors="replace").strip().rstrip(".")] = None
-        return True
-
-    def say(self) -> None:
-        """The warning: the first few notes, and how many more."""
-        if self.notes:
-            notes = list(self.notes)
-            more = f"; {plural(len(notes) - _NOTES_SHOWN, 'more note')}" if len(notes) > _NOTES_SHOWN else ""
-            warn(self.name, f"damaged MPEG data (libmpg123: {'; '.join(notes[:_NOTES_SHOWN])}{more}); the audio "
-                            "that decodes is used")
-            self.notes = {}
-
-
-@contextmanager
-def named_mpeg_notes(name, mpeg: bool = True) -> Iterator[None]:
-    """One libsndfile call's libmpg123 notes (``MpegNotes``), said as a warning naming ``name``."""
-    notes = MpegNotes(name, mpeg)
-    try:
-        with notes.caught():
-            yield
-    finally:
-        notes.say()

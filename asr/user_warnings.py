@@ -11,7 +11,7 @@ import threading
 from contextlib import contextmanager
 from typing import Iterator
 
-_warned: set[str] = set()
+_warned: dict[str, tuple[str, str]] = {}  # each line said or gathered: its file's name and message, for report_cut
 _listed: set[str] = set()  # the lines report_cut has named
 _warned_lock = threading.Lock()
 _gathering: list[list[str]] = []  # the lists of the open gathered_warnings, innermost last
@@ -27,11 +27,11 @@ def warn(name, message: str) -> None:
         if _gathering:  # kept even if said before: a job counts every cut file it used
             if line not in _gathering[-1]:
                 _gathering[-1].append(line)
-            _warned.add(line)
+            _warned[line] = (str(name), message)
             return
         if line in _warned:
             return
-        _warned.add(line)
+        _warned[line] = (str(name), message)
         if _quieted["depth"]:  # fd 2 is /dev/null meanwhile: said when it is back
             _quieted["held"].append(line)
             return
@@ -107,12 +107,21 @@ def listed(lines: list[str], summary: str, say=_say) -> None:
 
 
 def report_cut(lines, where=None, what: str = "", say=_say) -> None:
-    """Name a few of the gathered warnings ``lines`` and total them, those not named before in
-    this process (a file probed then read, or scored by several systems, is named once):
-    "warning: WHERE: N WHAT audio file(s) cut short or damaged: the audio before the cut is used"."""
+    """Name a few of the gathered warnings ``lines`` and total the files they name, those not
+    named before in this process (a file probed then read, or scored by several systems, is named
+    once): "warning: WHERE: N WHAT audio file(s) cut short or damaged: the audio before the cut is
+    used" where each was, else "N WHAT audio file(s) read with a warning[, M of them cut short...]"
+    (a header's channel count, an MP3 holding more than its tag says, a low rate)."""
     with _warned_lock:
         fresh = [line for line in dict.fromkeys(lines) if line not in _listed]
         _listed.update(fresh)
+        # by the name warn was given (a file's name may hold ": "); a line from elsewhere, by its text
+        parts = [_warned.get(line) or tuple(line.partition(": ")[::2]) for line in fresh]
     if fresh:
-        listed(fresh, f"warning: {f'{where}: ' if where else ''}{len(fresh)} {f'{what} ' if what else ''}audio "
-                      "file(s) cut short or damaged: the audio before the cut is used", say)
+        files = set(name for name, _ in parts)
+        cut = set(name for name, message in parts if message.startswith("truncated"))  # asr.audio.check_ending's
+        total = f"{f'{where}: ' if where else ''}{len(files)} {f'{what} ' if what else ''}audio file(s)"
+        cut_short = "cut short or damaged: the audio before the cut is used"
+        summary = (f"{total} {cut_short}" if cut == files else
+                   f"{total} read with a warning" + (f", {len(cut)} of them {cut_short}" if cut else ""))
+        listed(fresh, f"warning: {summary}", say)

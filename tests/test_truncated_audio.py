@@ -144,6 +144,24 @@ def test_a_whole_mp3_reads_whole_with_no_warning(tmp_path, capfd):
     assert capfd.readouterr().err == ""
 
 
+def test_opening_a_whole_mp3_leaves_fd_2_alone_so_no_other_thread_s_line_is_lost(tmp_path, monkeypatch):
+    # fd 2 is the whole process's: quieting it for every MP3 lost the lines other threads wrote
+    # meanwhile (the training loop's, while loader threads opened MP3s). Only a file whose size
+    # is off its tag's, on which libmpg123 has something to say, is quieted.
+    import asr.audio
+
+    data = mp3(tmp_path)
+    cut_path = cut(tmp_path, "cut.mp3", data[: len(data) // 2])
+    quieted, real = [], asr.audio.quiet_stderr
+    monkeypatch.setattr(asr.audio, "quiet_stderr", lambda when=True: quieted.append(bool(when)) or real(when))
+    swapped, real_dup2 = [], os.dup2  # (any other module's swap of fd 2, as a capture of libmpg123's notes was)
+    monkeypatch.setattr(os, "dup2", lambda fd, fd2, **kw: swapped.append(fd2) or real_dup2(fd, fd2, **kw))
+    load_audio(tmp_path / "whole.mp3", RATE), audio_info(tmp_path / "whole.mp3")
+    assert quieted and not any(quieted) and 2 not in swapped
+    audio_info(cut_path)
+    assert any(quieted) and 2 in swapped
+
+
 def test_a_warning_given_while_stderr_is_quieted_is_said_once_it_is_back(capfd):
     # fd 2 is /dev/null while a C library's notes are kept off it (a KenLM load, an MP3's header):
     # a warning from any thread meanwhile would be lost, or, under a held lock, wait minutes.
