@@ -64,6 +64,8 @@ class FeatureExtractor(nn.Module):
     def _features(self, waves: torch.Tensor, wave_lengths: torch.Tensor):
         if not waves.is_floating_point():  # int16 PCM would be read as +-32768, silently 90 dB too loud
             raise TypeError(f"waves must be float samples in [-1, 1], not {waves.dtype} (divide int16 PCM by 32768)")
+        if waves.shape[0] == 0:  # (MKL's FFT refuses it with a message that names no batch)
+            raise ValueError("no features of an empty batch: 0 waves given")
         if waves.shape[1] == 0:  # torch.stft cannot frame 0 samples: one padding zero gives the frame
             waves = waves.new_zeros(waves.shape[0], 1)  # an empty clip gets beside a longer one
         # Samples past a length may hold anything (a reused buffer, NaN): the last frames' windows

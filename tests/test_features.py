@@ -99,6 +99,12 @@ def test_a_batch_of_zero_sample_clips_gets_the_frame_an_empty_clip_gets_beside_a
     torch.testing.assert_close(empty, beside[:1, :1].expand(batch, -1, -1), atol=1e-4, rtol=1e-4)
 
 
+def test_a_batch_of_no_waves_is_refused_saying_the_batch_is_empty():
+    # MKL's FFT said "Inconsistent configuration parameters"
+    with pytest.raises(ValueError, match="empty batch: 0 waves"):
+        FeatureExtractor(FeatureConfig())(torch.zeros(0, 1600), torch.zeros(0, dtype=torch.long))
+
+
 @pytest.mark.parametrize("preemphasis", [0.0, 0.97])
 @pytest.mark.parametrize("padding", ["more audio", "NaN"])
 def test_samples_past_an_utterances_length_never_reach_its_features(preemphasis, padding):
