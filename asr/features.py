@@ -186,13 +186,13 @@ def _band_masks(lengths: torch.Tensor, size: int, max_width: torch.Tensor, n: in
 class SpecAugment(nn.Module):
     """Frequency and time masking (Park et al. 2019), each example masked independently.
 
-    Applied to normalized features, so masked values are 0 = the training-set mean. Active in
-    training mode only.
+    Masked values are the mean: 0 for normalized features; without normalization (0 is then a
+    loud log-mel value, not a neutral one) the utterance's own mean. Active in training mode only.
     """
 
-    def __init__(self, cfg: AugmentConfig):
+    def __init__(self, cfg: AugmentConfig, normalized: bool = True):
         super().__init__()
-        self.cfg = cfg
+        self.cfg, self.normalized = cfg, normalized
 
     def forward(self, feats: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
         if not self.training or not self.cfg.enabled:
@@ -202,7 +202,12 @@ class SpecAugment(nn.Module):
         fmask = _band_masks(dim, F, torch.full((B,), float(self.cfg.freq_mask_width + 1), device=feats.device),
                             self.cfg.freq_masks)
         tmask = _band_masks(lengths, T, lengths.float() * self.cfg.time_mask_fraction + 1, self.cfg.time_masks)
-        return feats.masked_fill(fmask[:, None, :] | tmask[:, :, None], 0.0)
+        masked = fmask[:, None, :] | tmask[:, :, None]
+        if self.normalized:
+            return feats.masked_fill(masked, 0.0)
+        valid = lengths_to_mask(lengths, T)[..., None]  # padding stays 0
+        mean = (feats * valid).sum((1, 2), keepdim=True) / (lengths.clamp(min=1)[:, None, None] * F)
+        return torch.where(masked & valid, mean.to(feats.dtype), feats)
 
 
 class Frontend(nn.Module):
@@ -218,7 +223,7 @@ class Frontend(nn.Module):
     def set_augment(self, cfg: AugmentConfig) -> None:
         """Training-time augmentation; neither part has weights, so model directories load without it."""
         self.noise = AddNoise(cfg, self.sample_rate)
-        self.augment = SpecAugment(cfg)
+        self.augment = SpecAugment(cfg, normalized=self.normalizer.mode != "none")
 
     def forward(self, waves, wave_lengths):
         waves = self.noise(waves, wave_lengths)

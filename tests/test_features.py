@@ -165,6 +165,21 @@ def test_utterance_normalization_gives_zero_mean_unit_variance_per_utterance():
     assert out[1, 30:].abs().max() == 0
 
 
+def test_specaugment_fills_raw_features_masks_with_the_utterance_s_own_mean_and_leaves_padding_zero():
+    # 0 is a neutral value only for normalized features: a raw log-mel of 0 is a loud band
+    torch.manual_seed(0)
+    feats, lengths = torch.randn(2, 60, 40) - 6.0, torch.tensor([60, 30])
+    feats[1, 30:] = 0.0  # padding, as the frontend leaves it
+    frontend = Frontend(FeatureConfig(normalize="none"),
+                        AugmentConfig(freq_masks=2, freq_mask_width=10, time_masks=2, time_mask_fraction=0.2))
+    out = frontend.augment.train()(feats, lengths)
+    changed = out != feats
+    assert changed.any() and not changed[1, 30:].any() and (out[1, 30:] == 0).all()
+    for b, n in enumerate(lengths.tolist()):
+        mean = feats[b, :n].mean()
+        torch.testing.assert_close(out[b][changed[b]], mean.expand(int(changed[b].sum())))
+
+
 def test_specaugment_masks_only_in_training_and_only_inside_each_utterance():
     aug = SpecAugment(AugmentConfig(freq_masks=2, freq_mask_width=10, time_masks=2, time_mask_fraction=0.2))
     feats = torch.ones(4, 100, 40)
