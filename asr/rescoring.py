@@ -13,8 +13,8 @@ token priors to that power (``asr priors``; the blank is left alone), so the sum
 likelihoods, as in prior-corrected search: frequent tokens lose their head start. ``P_LM`` is
 the first system's word n-gram, or, given a recurrent LM (``asr lm rnn``), the two interpolated
 word by word. The first system's weight is 1. A candidate that some
-system cannot spell (a word without a pronunciation, for a phone model) is left out, unless no
-candidate is left.
+system weighed (not at weight 0) cannot spell (a word without a pronunciation, for a phone model)
+is left out, unless no candidate is left.
 
 Unlike ROVER (``asr combine``), which votes word by word and needs three systems to outvote
 one, two systems already help here, since each scores the other's hypotheses; the weights are
@@ -83,7 +83,9 @@ class Candidates:
             acoustic = sum(w * scores[i] for w, scores in zip(options.weights, self.ctc) if w)
             return acoustic + options.lm_weight * self.lm[i] + options.word_score * len(self.texts[i].split())
 
-        spellable = [i for i in range(len(self.texts)) if all(s[i] > -math.inf for s in self.ctc)]
+        # Candidates the weighed systems can all spell; a system at weight 0 has no say, not even a veto
+        asked = [scores for w, scores in zip(options.weights, self.ctc) if w]
+        spellable = [i for i in range(len(self.texts)) if all(s[i] > -math.inf for s in asked)]
         return max(spellable or range(len(self.texts)), key=total)  # ties: the first system's order
 
 

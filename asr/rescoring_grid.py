@@ -30,32 +30,43 @@ class CandidateTable:
         self.lm = np.zeros((rows, width))
         self.words = np.zeros((rows, width))
         self.errors = np.zeros((rows, width))
-        self.allowed = np.zeros((rows, width), dtype=bool)
+        self.exists = np.zeros((rows, width), dtype=bool)  # a candidate there (or the silence of none)
         for u, (c, ref) in enumerate(zip(candidates, references)):
             n = len(c.texts)
             if n == 0:  # nothing proposed: the utterance is transcribed as silence
                 self.errors[u, 0] = word_errors([ref], [""]).errors
-                self.allowed[u, 0] = True
+                self.exists[u, 0] = True
+                self.ctc[:, u, 0] = 0.0  # (spellable by every system: chosen whatever the weights)
                 continue
             self.ctc[:, u, :n] = c.ctc
             self.lm[u, :n] = c.lm
             self.words[u, :n] = [len(t.split()) for t in c.texts]
             self.errors[u, :n] = [word_errors([ref], [normalize_text(t)]).errors for t in c.texts]  # as evaluate
-            spellable = np.isfinite(self.ctc[:, u, :n]).all(axis=0)
-            self.allowed[u, :n] = spellable if spellable.any() else True  # none left: all of them
-        self.first_allowed = self.allowed.argmax(axis=1)
+            self.exists[u, :n] = True
+        self._allowed: dict[tuple[bool, ...], tuple[np.ndarray, np.ndarray]] = {}
         self.reference_words = word_errors(list(references), list(references)).reference_length
+
+    def allowed(self, weights: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
+        """The candidates every system weighed (not 0) can spell, per utterance (none: all of
+        them), and the first such of each utterance: as ``Candidates.best`` chooses among."""
+        asked = tuple(bool(w) for w in weights)
+        if asked not in self._allowed:
+            finite = np.isfinite(self.ctc[[i for i, a in enumerate(asked) if a]]).all(axis=0) & self.exists
+            allowed = np.where(finite.any(axis=1, keepdims=True), finite, self.exists)
+            self._allowed[asked] = allowed, allowed.argmax(axis=1)
+        return self._allowed[asked]
 
     def choices(self, weights: Sequence[float], lm_weight: float, word_score: float) -> np.ndarray:
         """The index each utterance's candidate has under these weights (``Candidates.best``)."""
+        allowed, first_allowed = self.allowed(weights)
         acoustic = 0.0
         for w, scores in zip(weights, self.ctc):
             if w:  # a system at weight 0 is not asked, so its -inf cannot poison the sum
                 acoustic = acoustic + w * scores
         # Summed in Candidates.best's order, so equal totals (and ties) are bit for bit the same.
-        total = np.where(self.allowed, acoustic + lm_weight * self.lm + word_score * self.words, -np.inf)
+        total = np.where(allowed, acoustic + lm_weight * self.lm + word_score * self.words, -np.inf)
         best = total.argmax(axis=1)  # the first of equals, as max() in the first system's order
-        return np.where(np.isneginf(total.max(axis=1)), self.first_allowed, best)
+        return np.where(np.isneginf(total.max(axis=1)), first_allowed, best)
 
     def word_error_rate(self, weights: Sequence[float], lm_weight: float, word_score: float) -> float:
         chosen = self.choices(weights, lm_weight, word_score)

@@ -40,11 +40,21 @@ def test_a_candidate_no_system_can_spell_is_chosen_only_when_none_is_left():
     table = CandidateTable([unspellable_first, none_spellable], ["x", "x"])
     assert table.choices((1.0, 1.0), 0.0, 0.0).tolist() == [1, 0]
     assert table.word_error_rate((1.0, 1.0), 0.0, 0.0) == 0.5  # "y" for "x": one error in two words
-    # At weight 0 a system still rules out what it cannot spell, but its -inf no longer sinks the rest.
     none_spellable_ranked = Candidates(["y", "x"], ctc=[[-9.0, -1.0], [-math.inf, -math.inf]], lm=[0.0, 0.0])
     table = CandidateTable([unspellable_first, none_spellable_ranked], ["x", "x"])
     assert table.choices((1.0, 1.0), 0.0, 0.0).tolist() == [1, 0]  # all -inf: the first system's order
-    assert table.choices((1.0, 0.0), 0.0, 0.0).tolist() == [1, 1]
+
+
+def test_a_system_at_weight_0_has_no_say_not_even_a_veto_on_what_it_cannot_spell():
+    # A package's system at weight 0 (it only adds candidates) ruled out every word missing from its
+    # phone lexicon: "the coach alighted" lost to "the coach a lighted"
+    alighted = Candidates(["the coach alighted", "the coach a lighted"], ctc=[[-1.0, -9.0], [-math.inf, -2.0]],
+                          lm=[0.0, 0.0])
+    assert alighted.best(RescoringOptions(weights=(1.0, 0.0))) == 0
+    assert alighted.best(RescoringOptions(weights=(1.0, 0.5))) == 1  # weighed, it cannot score the first
+    table = CandidateTable([alighted], ["the coach alighted"])
+    assert table.choices((1.0, 0.0), 0.0, 0.0).tolist() == [0] and table.word_error_rate((1.0, 0.0), 0.0, 0.0) == 0
+    assert table.choices((1.0, 0.5), 0.0, 0.0).tolist() == [1]
 
 
 def test_references_and_candidate_lists_must_pair_up():
