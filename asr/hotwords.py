@@ -98,6 +98,11 @@ class PhraseMatcher:
             for i in range(1, len(phrase) + 1):
                 self.gain[phrase[:i]] = max(self.gain.get(phrase[:i], -math.inf), bonus[i - 1])
         self.complete = set(self.bonus)
+        # unit -> the largest bonus a phrase gives it anywhere: what a search's lookahead may count on
+        self.most: dict[int, float] = {}
+        for phrase, bonus in zip(phrases, bonuses):
+            for unit, b in zip(phrase, bonus):
+                self.most[unit] = max(self.most.get(unit, -math.inf), b)
         # each node's units' provisional bonuses summed (by prefix: memory linear in the nodes): a step
         # asks it of two nodes
         self.total = {(): 0.0}
@@ -198,6 +203,16 @@ class HotwordLM(CTCDecoderLM):
             match, bonus = self.matcher.step(match, usr_token_idx)
             self.states[child] = (base, match, score + bonus)
         return child, self.states[child][2]
+
+    def lookahead(self, state, usr_token_idx: int) -> float:
+        """The word's score after ``state``, raised to the largest bonus a phrase gives it anywhere:
+        the lexicon's trie holds it, for the sentence start, as the search's estimate of the word
+        while it is spelled (taken back when the word ends). A phrase's later words earn their bonus
+        only after the words before them: estimated at the start, they looked no likelier than any
+        other word, and the beam dropped them before their bonus came ("the sheep")."""
+        _, score = self.score(state, usr_token_idx)
+        _, at_start = self.matcher.step(self.states[state][1], usr_token_idx)
+        return score + max(0.0, self.matcher.most.get(usr_token_idx, 0.0) - at_start)
 
     def finish(self, state):
         base, match, _ = self.states[state]

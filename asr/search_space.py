@@ -20,7 +20,7 @@ from flashlight.lib.text.decoder import SmearingMode, Trie, ZeroLM
 from flashlight.lib.text.decoder.kenlm import KenLM
 from flashlight.lib.text.dictionary import Dictionary
 
-from asr.hotwords import parse_hotwords
+from asr.hotwords import HotwordLM, parse_hotwords
 from asr.lexicon import MAX_HOMOPHONES, Lexicon, as_normalized, lexicon_from_words, read_lexicon_lines, spell
 from asr.arpa import LMInfo, inspect_lm
 from asr.lm import KENLM_MAX_ORDER, UNK, LMError
@@ -294,7 +294,8 @@ class SearchSpace:
         start = lm.start(False)
         for word, spellings in self.lexicon.items():
             index = self.words.get_index(word)
-            _, score = lm.score(start, index)
+            # a hotword phrase's later words: their bonus counted on while they are spelled
+            score = lm.lookahead(start, index) if isinstance(lm, HotwordLM) else lm.score(start, index)[1]
             for spelling in spellings:
                 trie.insert([ids[t] for t in spelling], index, score)
         trie.smear(SmearingMode.MAX)

@@ -282,6 +282,15 @@ def test_a_boosted_hotword_outside_the_lm_is_recognized_only_with_the_boost(word
     assert best(boosted.with_options(hotword_weight=0.0), lp) == "the sat"  # the weight is what does it
 
 
+def test_a_hotword_phrase_s_later_word_is_looked_ahead_with_its_bonus_so_a_tight_beam_keeps_it(word_lm):
+    # The lexicon's trie estimates a word while it is spelled by its score at the sentence start,
+    # where "the zebra" gives "zebra" no bonus yet: the beam dropped it before its bonus came.
+    lp = doubtful("the zebra sat", "zebra", 0.4)
+    tight = BeamSearchOptions(beam_threshold=3.0)
+    assert best(BeamSearchDecoder(TOKENIZER, lm=word_lm, hotwords="zebra", options=tight), lp) == "the zebra sat"
+    assert best(BeamSearchDecoder(TOKENIZER, lm=word_lm, hotwords="the zebra", options=tight), lp) == "the zebra sat"
+
+
 @pytest.mark.parametrize("binary", BINARY)
 def test_a_hotword_outside_an_lm_whose_unk_is_hopeless_still_wins_with_its_bonus(word_lm, tmp_path, binary):
     # asr lm import-sphinx writes <unk> at log10 -99 (KenLM takes -100 when an ARPA has none):
