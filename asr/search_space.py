@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import weakref
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable
 
@@ -164,6 +164,8 @@ class SearchSpace:
             space = cls._load(tokenizer, lm, lexicon, hotwords)
             if key:
                 _SHARED[key] = space
+        if space.source != (source := _source(lm, lexicon)):  # the same files under other names: its own
+            space = replace(space, source=source)  # (the LM, tries and notes still shared)
         return space
 
     @classmethod
@@ -224,8 +226,7 @@ class SearchSpace:
                               "--unit token --tokenizer MODEL`, or give a word LM and a lexicon")
         if kenlm is None and info is not None:
             kenlm = _load_kenlm(info, lm_words)
-        source = ", ".join(f"{k} {v}" for k, v in (("lm", lm), ("lexicon", lexicon)) if v)
-        space = cls(tokens, words, lex, kenlm, notes=notes, source=source, _scores=scores)
+        space = cls(tokens, words, lex, kenlm, notes=notes, source=_source(lm, lexicon), _scores=scores)
         if kenlm is not None and lexicon_words:
             space._check_lexicon_words(info, lexicon, lexicon_words)
         space._add_phrases(phrases, tokenizer, written)
@@ -325,6 +326,11 @@ class SearchSpace:
 
 
 _SHARED: "weakref.WeakValueDictionary[tuple, SearchSpace]" = weakref.WeakValueDictionary()
+
+
+def _source(lm, lexicon) -> str:
+    """The LM and lexicon files as a search describes them."""
+    return ", ".join(f"{k} {v}" for k, v in (("lm", lm), ("lexicon", lexicon)) if v)
 
 
 def _share_key(tokenizer: Tokenizer, lm, lexicon, hotwords) -> tuple | None:

@@ -105,14 +105,16 @@ def test_decoders_of_the_same_lexicon_file_and_lm_share_one_search_space(word_lm
     (tmp_path / "a.txt").write_text("the t h e |\ncat c a t |\nmat m a t |\n")
     (tmp_path / "b.txt").write_text((tmp_path / "a.txt").read_text())  # same content, another file
     first = BeamSearchDecoder(TOKENIZER, lm=word_lm, lexicon=tmp_path / "a.txt")
-    assert BeamSearchDecoder(TOKENIZER, lm=word_lm, lexicon=tmp_path / "b.txt").space is first.space
+    second = BeamSearchDecoder(TOKENIZER, lm=word_lm, lexicon=tmp_path / "b.txt").space
+    assert second.kenlm is first.space.kenlm and second._tries is first.space._tries
+    assert second.lexicon is first.space.lexicon and "b.txt" in second.source  # named as asked
     (tmp_path / "c.txt").write_text("the t h e |\ncat c a t |\n")
     other_tokens = CharTokenizer.build(["the cat mat"])
     for other in (BeamSearchDecoder(TOKENIZER, lm=word_lm, lexicon=tmp_path / "c.txt"),
                   BeamSearchDecoder(TOKENIZER, lexicon=tmp_path / "a.txt"),  # no LM
                   BeamSearchDecoder(other_tokens, lm=word_lm, lexicon=tmp_path / "a.txt"),
                   BeamSearchDecoder(TOKENIZER, lm=word_lm, lexicon=tmp_path / "a.txt", hotwords="cat")):
-        assert other.space is not first.space
+        assert other.space._tries is not first.space._tries
     lp = ctc_log_probs(TOKENIZER, spelled_frames("the cat"))
     assert best(BeamSearchDecoder(TOKENIZER, lm=word_lm, lexicon=tmp_path / "b.txt"), lp) == "the cat"
 

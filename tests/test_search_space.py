@@ -110,3 +110,16 @@ def test_every_lexicon_word_is_searched_under_its_own_lm_score_and_a_word_never_
     assert space.words.get_index("zebra") == unk
     null = space.kenlm.start(True)
     assert space.kenlm.score(null, space.words.get_index("sat"))[1] > space.kenlm.score(null, unk)[1]
+
+
+def test_spaces_of_the_same_files_under_other_names_share_the_lm_once_and_name_their_own_files(tmp_path,
+                                                                                               kenlm_loads):
+    # a package's phone systems: system3 searched system2's loaded LM and lexicon, and said so
+    lm = arpa_lm(tmp_path)
+    (tmp_path / "s2").mkdir()
+    (tmp_path / "s3").mkdir()
+    first = SearchSpace.load(TOKENIZER, lm, lexicon_file(tmp_path / "s2", "the", "cat"))
+    second = SearchSpace.load(TOKENIZER, lm, lexicon_file(tmp_path / "s3", "the", "cat"))
+    assert len(kenlm_loads) == 1 and second.kenlm is first.kenlm and second._tries is first._tries
+    assert first.source.endswith(str(tmp_path / "s2" / "lex.txt"))
+    assert second.source.endswith(str(tmp_path / "s3" / "lex.txt"))
