@@ -32,7 +32,6 @@ import torchaudio.functional as AF
 
 from asr.audio_checks import (channels_problem, declared_frames, flac_length_unknown, path_problem, sample_problem,
                               unended_ogg, unsupported_wav_codec)
-from asr.audio_checks import unknown_size, wav_format_tag  # noqa: F401 (asr.inputs imports them from here)
 from asr.mp3_tags import file_head, xing_tag
 from asr.text import plural
 from asr.user_warnings import quiet_stderr, warn

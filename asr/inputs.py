@@ -24,8 +24,8 @@ import numpy as np
 import soundfile as sf
 
 from asr.audio import (BLOCK_SECONDS, MAX_RATE, MIN_RATE, SNDFILE_EXTENSIONS, AudioError, _open_problem, check_ending,
-                       decode_blocks, flac_length_unknown, open_audio, path_problem, resample, sample_problem, to_mono,
-                       unknown_size, wav_format_tag)
+                       decode_blocks, open_audio, resample, to_mono)
+from asr.audio_checks import flac_length_unknown, path_problem, sample_problem, unknown_size, wav_format_tag
 from asr.mp3_tags import file_size
 from asr.text import plural
 from asr.user_warnings import warn
@@ -232,7 +232,7 @@ _WAV_TYPES = {(1, 8): np.uint8, (1, 16): np.dtype("<i2"), (1, 24): np.dtype("V3"
 def _wav_pipe_blocks(stream, name: str, sample_rate: int, block_seconds: float,
                      head: bytes = b"") -> Iterator[np.ndarray]:
     """PCM or float WAV from a pipe (after ``head``, its "RIFF....WAVE"), in blocks. The data size may be a
-    placeholder (asr.audio.unknown_size: 0, or sox's or ffmpeg's "length unknown"): then it is read to the
+    placeholder (asr.audio_checks.unknown_size: 0, or sox's or ffmpeg's "length unknown"): then it is read to the
     end. A stream that ends before its data size is judged as a file cut short is. Other codecs
     (telephone audio's mu-law, A-law, ADPCM, GSM) are read whole by libsndfile, as a file would be."""
     import struct

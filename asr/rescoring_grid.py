@@ -35,8 +35,7 @@ class CandidateTable:
             n = len(c.texts)
             if n == 0:  # nothing proposed: the utterance is transcribed as silence
                 self.errors[u, 0] = word_errors([ref], [""]).errors
-                self.exists[u, 0] = True
-                self.ctc[:, u, 0] = 0.0  # (spellable by every system: chosen whatever the weights)
+                self.exists[u, 0] = True  # (no system spells it: allowed as the only one there)
                 continue
             self.ctc[:, u, :n] = c.ctc
             self.lm[u, :n] = c.lm

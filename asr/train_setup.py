@@ -13,7 +13,8 @@ from pathlib import Path
 import torch
 
 from asr import distributed
-from asr.audio import AudioError, path_problem
+from asr.audio import AudioError
+from asr.audio_checks import path_problem
 from asr.config import Config
 from asr.data import SpeechDataset, collate, read_manifest, total_hours
 from asr.features import StatsAccumulator
