@@ -183,7 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     # The grids (asr.rescoring's DEFAULT_*): each point only re-ranks the pooled candidates, so
     # wide ones are cheap; the systems search once whatever their size.
     p.add_argument("--weights", type=floats, help="comma-separated grid of each system's weight after the first "
-                   "(default 0.25,0.5,1,1.5; 0: the system only rules out what it cannot spell)")
+                   "(default 0.25,0.5,1,1.5; 0: the system's n-best joins the candidates, but it has no say "
+                   "over them, not even over what it cannot spell)")
     p.add_argument("--lm-weights", type=lm_weights, help="comma-separated grid (default 0.5,1,2,3,4)")
     p.add_argument("--word-scores", type=floats, help="comma-separated grid (default -2,-1,0,1,2,3); a list that "
                    "starts with a minus needs '=': --word-scores=-2,0,2")

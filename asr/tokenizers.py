@@ -195,6 +195,19 @@ class PhoneTokenizer:
         order = [w for w, _ in counts.most_common()] + [w for w in lexicon.pronunciations if w not in counts]
         return cls((BLANK, WORD_SEP, *lexicon.phones), {w: lexicon.pronunciations[w] for w in order})
 
+    def respelled(self, lexicon: PhoneLexicon) -> "PhoneTokenizer":
+        """The same phones (the model's outputs), each word spelled as ``lexicon`` spells it: a
+        fine-tuning run learns that lexicon's pronunciations. A word the lexicon lacks keeps its
+        spelling (the model still knows it); homophones keep this tokenizer's order (its training
+        words first), the lexicon's new words after them. The lexicon may not use a phone this
+        tokenizer lacks: the model has no output for it."""
+        missing = sorted(set(lexicon.phones) - set(self.tokens[2:]))
+        if missing:
+            raise TokenizerError(f"{lexicon.source}: phones {' '.join(missing[:8])}{' ...' if len(missing) > 8 else ''} "
+                                 f"are none of the model's outputs ({' '.join(self.tokens[2:])})")
+        spelled = {**self.pronunciations, **lexicon.pronunciations}  # (dict order: this tokenizer's words first)
+        return PhoneTokenizer(self.tokens, spelled)
+
     def __len__(self) -> int:
         return len(self.tokens)
 

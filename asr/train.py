@@ -71,7 +71,22 @@ def check_trainable(cfg: Config) -> None:
 
 def train(cfg: Config, resume: bool = False, stop_at_step: int | None = None) -> Path:
     """Train per ``cfg``; returns the run directory. ``stop_at_step`` ends the run right after
-    that step's checkpoint, as if the process had been killed there (for tests)."""
+    that step's checkpoint, as if the process had been killed there (for tests). torch's thread
+    count and denormal flushing, which the run sets, are as they were when it returns."""
+    threads, flushing = torch.get_num_threads(), _flushes_denormals()
+    try:
+        return _train(cfg, resume, stop_at_step)
+    finally:
+        torch.set_num_threads(threads)
+        torch.set_flush_denormal(flushing)
+
+
+def _flushes_denormals() -> bool:
+    """Whether torch flushes denormal floats to zero (it has a setter, no getter): 1e-40 is one."""
+    return torch.tensor([1e-40]).mul(1.0).item() == 0
+
+
+def _train(cfg: Config, resume: bool, stop_at_step: int | None) -> Path:
     tc = cfg.train
     check_trainable(cfg)
     run_dir = Path(tc.output_dir)

@@ -23,7 +23,7 @@ from asr.model import AcousticModel
 from asr.model_dir import LoadedModel, load_model_dir
 from asr.phones import LexiconError, PhoneLexicon
 from asr.text import plural
-from asr.tokenizers import Tokenizer, build_tokenizer
+from asr.tokenizers import PhoneTokenizer, Tokenizer, TokenizerError, build_tokenizer
 from asr.train_checks import TrainingError, file_durations, nothing_readable, report_split, unreadable_files
 from asr.user_warnings import gathered_warnings
 
@@ -66,11 +66,35 @@ def load_to_train(path, cfg: Config, device) -> LoadedModel:
     return loaded
 
 
-def initial_model(cfg: Config, device) -> tuple[Tokenizer, AcousticModel]:
-    """The tokenizer and model of ``train.init_from``, checked against ``cfg``, ready to train."""
+def initial_model(cfg: Config, device, say=log) -> tuple[Tokenizer, AcousticModel]:
+    """The tokenizer and model of ``train.init_from``, checked against ``cfg``, ready to train. A
+    phone model given another ``train.phone_lexicon`` than its own learns its spellings (``respelled``)."""
     loaded = load_to_train(cfg.train.init_from, cfg, device)
     check_same_model(loaded, cfg, f"train.init_from={cfg.train.init_from}")
-    return loaded.tokenizer, loaded.model
+    tokenizer = loaded.tokenizer
+    if isinstance(tokenizer, PhoneTokenizer) and cfg.train.phone_lexicon != loaded.config.train.phone_lexicon:
+        tokenizer = respelled(tokenizer, cfg, say)
+    return tokenizer, loaded.model
+
+
+def respelled(tokenizer: PhoneTokenizer, cfg: Config, say) -> PhoneTokenizer:
+    """A phone model fine-tuned with another lexicon than it was trained with (a corpus lexicon's
+    odd first forms put after cmudict's, say) learns the new lexicon's spellings: its targets follow
+    the config, as the phone head's do. Said when a word the model knew changes."""
+    try:
+        lexicon = PhoneLexicon.load(cfg.train.phone_lexicon)
+        new = tokenizer.respelled(lexicon)
+    except (LexiconError, TokenizerError) as e:
+        raise TrainingError(f"train.phone_lexicon (the targets of the phone model {cfg.train.init_from}): "
+                            f"{e}") from None
+    old = tokenizer.pronunciations
+    changed = [w for w in old if new.pronunciations[w] != old[w]]
+    if changed:
+        shown = ", ".join(f"{w}: {' '.join(old[w])} -> {' '.join(new.pronunciations[w])}" for w in changed[:3])
+        say(f"train.phone_lexicon={cfg.train.phone_lexicon} spells {len(changed):,} of the {len(old):,} words of "
+            f"{cfg.train.init_from}'s tokenizer otherwise ({shown}{', ...' if len(changed) > 3 else ''}): the "
+            "model learns these spellings")
+    return new
 
 
 def check_same_model(loaded: LoadedModel, cfg: Config, source: str) -> None:
@@ -212,7 +236,7 @@ def model_to_train(cfg: Config, resume: bool, device, say, data: dict):
     elif resume:
         say(f"nothing to resume in {run_dir}: starting a new run")
     if state is None and tc.init_from:
-        tokenizer, model = initial_model(cfg, device)
+        tokenizer, model = initial_model(cfg, device, say)
         say(f"starting from the weights of {tc.init_from}")
     elif state is None:
         try:

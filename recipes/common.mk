@@ -266,7 +266,7 @@ seeds phones: $(SEED_MODELS)
 # training manifest comes first: under make -j the sub-makes would otherwise synthesize the same
 # $(DATA)/ttsN beside this run and each other. The seeds' runs share this run's arguments (their
 # stamp, below): a change to them redoes each seed's `make`, which redoes the stages it touches.
-SEEDS_ARGS = $(TRAIN_ARGS) $(if $(filter-out 0,$(FINETUNE_EPOCHS)),$(FINETUNE_ARGS)) $(TUNE_ARGS)
+SEEDS_ARGS = $(TRAIN_ARGS) $(if $(filter-out 0,$(FINETUNE_EPOCHS)),$(FINETUNE_ARGS)) $(TUNE_ARGS) $(if $(PHONE_SEEDS),$(PHONE_OVERRIDES))
 # $(call sub_make_value,TEXT): TEXT as one shell word that the seed's make reads back as TEXT, whatever
 # quotes it holds (EXTRA_OVERRIDES='"train.phone_lexicon=/my corpus/lexicon.txt"'): single-quoted, as
 # the stamps are, with each $ doubled, as that make expands its command line's values again.
@@ -278,7 +278,7 @@ $(EXP)/seed%/package/model.safetensors: $(LM) $(TRAIN_MANIFEST)
 	  && rm -rf $(@D) && mv $(@D).tmp $(@D)
 
 $(EXP)/phones%/package/model.safetensors: $(LM) $(TRAIN_MANIFEST)
-	$(MAKE) tune EXP=$(EXP)/phones$* LM=$(LM) SEEDS= PHONE_SEEDS= EXTRA_OVERRIDES=$(call sub_make_value,$(EXTRA_OVERRIDES)$(if $(strip $(EXTRA_OVERRIDES)), )train.units=phone train.seed=$*)
+	$(MAKE) tune EXP=$(EXP)/phones$* LM=$(LM) SEEDS= PHONE_SEEDS= EXTRA_OVERRIDES=$(call sub_make_value,$(EXTRA_OVERRIDES)$(if $(strip $(EXTRA_OVERRIDES)), )train.units=phone train.seed=$*$(if $(strip $(PHONE_OVERRIDES)), $(PHONE_OVERRIDES)))
 	rm -rf $(@D).tmp && $(ASR) export $(call model_exp,$(EXP)/phones$*)/best $(@D).tmp --half --lm $(LM) \
 	  && rm -rf $(@D) && mv $(@D).tmp $(@D)
 
@@ -352,7 +352,7 @@ endif
 #   (rnnlm)   $(EXP)/lm/.args/rnnlm              LM_TEXTS, VALID, RNNLM_REPEAT, RNNLM_OPTIONS
 #   rescore   $(MODEL_EXP)/.args/rescore         COMBINE, SEEDS, PHONE_SEEDS, RNNLM, PRIOR_SCALES,
 #                                                RESCORING_WEIGHTS
-#   seeds     $(EXP)/.args/seeds                 train's, finetune's and tune's
+#   seeds     $(EXP)/.args/seeds                 train's, finetune's and tune's; PHONE_OVERRIDES
 #   package   $(MODEL_EXP)/.args/package         PACKAGE_DIR, LM; with rescoring VALID, PRIOR_SCALES,
 #                                                RESCORING_WEIGHTS, whether with systems and RNNLM
 #

@@ -11,6 +11,7 @@ from asr.decoding import GreedyDecoder
 from asr.lexicon import lexicon_from_words, read_lexicon, spell
 from asr.lm import build_lm
 from asr.metrics import word_errors
+from asr.phones import PhoneLexicon
 from asr.text import BLANK, WORD_SEP, UnknownCharacterError, normalize_text
 from asr.tokenizers import PhoneTokenizer, TokenizerError, UnknownWordError, build_tokenizer, load_tokenizer
 from conftest import ctc_log_probs
@@ -57,6 +58,20 @@ def test_words_are_spelled_by_their_first_pronunciation_without_stress_with_the_
     assert [phones.tokens[i] for i in phones.encode("the cat")] == ["DH", "AH", WORD_SEP, "K", "AE", "T"]
     assert spell("read", phones) == ["R", "EH", "D", WORD_SEP]
     assert build_tokenizer("phone", TEXTS, phone_lexicon=str(lexicon)) == phones  # as train.units=phone builds it
+
+
+def test_a_respelled_tokenizer_keeps_its_phones_takes_the_new_spellings_and_keeps_words_the_lexicon_lacks(
+        phones, tmp_path):
+    other = tmp_path / "other.txt"
+    other.write_text("THE DH EH0\nCAT K AE1 T\nDAM D AE1 M\n")  # the: another form; dam: new; the rest: absent
+    respelled = phones.respelled(PhoneLexicon.load(other))
+    assert respelled.tokens == phones.tokens  # the model's outputs, whatever phones the lexicon uses
+    assert respelled.pronunciations["the"] == ("DH", "EH") and respelled.pronunciations["dam"] == ("D", "AE", "M")
+    assert respelled.pronunciations["mat"] == phones.pronunciations["mat"]  # not in the lexicon: kept
+    assert list(respelled.pronunciations)[-1] == "dam"  # homophones: the model's own words first
+    other.write_text("THE DH AH0\nSHIP SH IH1 P\nZOO Z UW1\n")
+    with pytest.raises(TokenizerError, match=r"other.txt: phones IH P SH UW Z are none of the model's outputs"):
+        phones.respelled(PhoneLexicon.load(other))
 
 
 def test_greedy_decoding_looks_each_phone_string_up_in_the_lexicon(phones):

@@ -393,6 +393,18 @@ def test_the_rescore_stage_packages_the_run_s_model_first_and_tunes_on_valid_bef
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_phone_overrides_reach_the_phone_seeds_runs_alone_after_their_own_overrides():
+    cmudict_first = '"train.phone_lexicon=cmudict,/my corpus/lexicon.txt"'
+    plan = re.sub(" +", " ", planned("package", "PHONE_SEEDS=7", "SEEDS=3", "PACKAGE_DIR=pkg",
+                                     f"PHONE_OVERRIDES={cmudict_first}"))
+    assert f"EXTRA_OVERRIDES='train.units=phone train.seed=7 {cmudict_first}'" in plan
+    assert "EXTRA_OVERRIDES='train.seed=3'" in plan  # a subword seed's run keeps the corpus lexicon first
+    trains = [line for line in plan.splitlines() if "train.output_dir=exp/small/phones7" in line]
+    assert len(trains) == 2  # the run and its fine-tuning
+    assert all(line.index("/resource/lexicon.txt,cmudict") < line.index("=cmudict,/my corpus") for line in trains)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_phone_seeds_rerun_the_recipe_with_phone_units_and_package_installs_one_rescoring_package():
     plan = re.sub(" +", " ", planned("package", "PHONE_SEEDS=7", "PACKAGE_DIR=pkg"))
     run = "exp/small/phones7"

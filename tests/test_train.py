@@ -396,6 +396,50 @@ def test_phone_units_train_on_the_lexicons_phones_and_a_missing_lexicon_is_named
         train(tiny_config(tiny_corpus, tmp_path / "none", "train.units=phone", f"train.phone_lexicon={tmp_path}/nowhere.txt"))
 
 
+def test_a_run_leaves_torch_s_thread_count_and_denormal_flushing_as_it_found_them(tiny_corpus, tmp_path):
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
+    torch.set_flush_denormal(False)
+    try:
+        train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=1", "train.threads=1"))
+        assert torch.get_num_threads() == 2
+        assert torch.tensor([1e-40]).mul(1.0).item() != 0  # a denormal float is not flushed to zero
+    finally:
+        torch.set_num_threads(threads)
+
+
+def test_a_phone_model_fine_tuned_with_another_lexicon_learns_its_spellings_and_refuses_phones_it_lacks(
+        tiny_corpus, tmp_path, capsys):
+    corpus_lexicon = (SHARED_SO762 / "resource" / "lexicon.txt").read_text()
+    base = train(tiny_config(tiny_corpus, tmp_path / "base", "train.epochs=1", "train.units=phone",
+                             f"train.phone_lexicon={SHARED_SO762 / 'resource' / 'lexicon.txt'}")) / "best"
+    word = normalize_text(json.loads((tiny_corpus / "train.jsonl").read_text().splitlines()[0])["text"]).split()[0]
+    other = tmp_path / "other.txt"
+    other.write_text(f"{word.upper()} Z Z Z\n" + corpus_lexicon)  # the first pronunciation wins
+    capsys.readouterr()
+    tuned = train(tiny_config(tiny_corpus, tmp_path / "tuned", "train.epochs=1", "train.units=phone",
+                              f"train.phone_lexicon={other}", f"train.init_from={base}"))
+    assert load_model_dir(tuned / "last").tokenizer.pronunciations[word] == ("Z", "Z", "Z")
+    assert load_model_dir(base).tokenizer.pronunciations[word] != ("Z", "Z", "Z")
+    said = capsys.readouterr()
+    assert "spells 1 of the" in said.out + said.err and f"{word}: " in said.out + said.err
+    # The model's own lexicon is not read again: a fine-tune need not have it (gone here)
+    own = tmp_path / "own.txt"
+    own.write_text(corpus_lexicon)
+    moved = train(tiny_config(tiny_corpus, tmp_path / "own_run", "train.epochs=1", "train.units=phone",
+                              f"train.phone_lexicon={own}")) / "best"
+    own.unlink()
+    again = train(tiny_config(tiny_corpus, tmp_path / "again", "train.epochs=1", "train.units=phone",
+                              f"train.phone_lexicon={own}", f"train.init_from={moved}"))
+    assert load_model_dir(again / "last").tokenizer == load_model_dir(moved).tokenizer
+    new_phone = tmp_path / "new_phone.txt"
+    new_phone.write_text(f"{word.upper()} Q\n" + corpus_lexicon)
+    with pytest.raises(TrainingError, match=r"train.phone_lexicon \(the targets of the phone model .*\): .*phones Q "
+                                            r"are none of the model's outputs"):
+        train(tiny_config(tiny_corpus, tmp_path / "q", "train.epochs=1", "train.units=phone",
+                          f"train.phone_lexicon={new_phone}", f"train.init_from={base}"))
+
+
 def test_an_audio_file_that_vanishes_mid_run_is_skipped_with_a_warning(tiny_corpus, tmp_path, capsys):
     import shutil
 
