@@ -92,7 +92,7 @@ SEEDS ?=
 # into $(EXP)/phonesS/package like SEEDS, for `combine` and `rescore`. On speechocean762 a phone
 # model rescoring the default's n-best took dev WER from 49.8% to 46.9% (recipes/speechocean762/README.md).
 PHONE_SEEDS ?=
-# Overrides for the phone-unit runs alone, after theirs (speechocean762's: cmudict's spellings first).
+# Overrides for the phone-unit runs alone, after theirs (e.g. cmudict-first spellings: recipes/speechocean762/Makefile).
 PHONE_OVERRIDES ?=
 # A recurrent word LM (asr lm rnn) for the rescore and package stages (RNNLM=1): an LSTM trained on
 # the train transcripts, seen RNNLM_REPEAT times an epoch, and LM_TEXTS once, into $(EXP)/lm/rnnlm;
