@@ -227,6 +227,9 @@ def model_to_train(cfg: Config, resume: bool, device, say, data: dict):
                 if planned < tc.epochs else ": nothing to resume (a larger train.epochs trains on)"))
         else:
             say(f"resuming {run_dir} at epoch {state['epoch'] + 1}, step {state['step']}")
+        if isinstance(tokenizer, PhoneTokenizer) and saved_cfg.train.phone_lexicon != tc.phone_lexicon:
+            say(f"train.phone_lexicon={tc.phone_lexicon} is not the run's own ({saved_cfg.train.phone_lexicon}): a "
+                "resumed run keeps its spellings (to learn the new ones, fine-tune its best/ with train.init_from)")
     elif any((run_dir / name).exists() for name in RUN_FILES):
         if resumable:
             raise TrainingError(f"{run_dir} already holds a run: resume it (--resume; from Python, "

@@ -423,6 +423,13 @@ def test_a_phone_model_fine_tuned_with_another_lexicon_learns_its_spellings_and_
     assert load_model_dir(base).tokenizer.pronunciations[word] != ("Z", "Z", "Z")
     said = capsys.readouterr()
     assert "spells 1 of the" in said.out + said.err and f"{word}: " in said.out + said.err
+    # Resumed with the first lexicon again, the run keeps its spellings, and says so
+    train(tiny_config(tiny_corpus, tmp_path / "tuned", "train.epochs=2", "train.units=phone",
+                      f"train.phone_lexicon={SHARED_SO762 / 'resource' / 'lexicon.txt'}",
+                      f"train.init_from={base}"), resume=True)
+    said = capsys.readouterr()
+    assert f"is not the run's own ({other}): a resumed run keeps its spellings" in said.out + said.err
+    assert load_model_dir(tuned / "last").tokenizer.pronunciations[word] == ("Z", "Z", "Z")
     # The model's own lexicon is not read again: a fine-tune need not have it (gone here)
     own = tmp_path / "own.txt"
     own.write_text(corpus_lexicon)
