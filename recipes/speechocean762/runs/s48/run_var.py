@@ -1,5 +1,5 @@
 """Experiment: rescoring's phone CTC score as the max over pronunciation variants (coordinate ascent)."""
-import math, os, sys
+import os, sys
 import torch, torch.nn.functional as F
 import asr.rescoring as R
 from asr.cli import main
@@ -8,7 +8,6 @@ VAR = {}
 for line in open(os.environ["VARLEX"]):
     f = line.split()
     VAR.setdefault(f[0], []).append(tuple(f[1:-1]))
-MODE = os.environ.get("VARMODE", "max")
 orig = R.ctc_log_likelihoods
 
 def _ids(tok, prons):
@@ -43,8 +42,6 @@ def patched(log_probs, tokenizer, texts):
             if not alts: continue
             seqs = [cur[:i] + [a] + cur[i + 1:] for a in alts]
             sc = _score(lp, tokenizer, seqs)
-            if MODE == "lse":
-                pass
             j = max(range(len(sc)), key=sc.__getitem__)
             if sc[j] > best:
                 best, cur = sc[j], seqs[j]

