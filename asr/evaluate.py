@@ -18,7 +18,7 @@ from asr.search_workers import SearchWorkerDied, survivors
 from asr.segmenter import Segmenter, array_blocks
 from asr.text import normalize_text
 from asr.transcribe import Transcriber
-from asr.user_warnings import gathered_warnings, report_cut
+from asr.user_warnings import cut_short, gathered_warnings, report_cut
 
 
 @dataclass
@@ -40,7 +40,7 @@ class Evaluation:
     # wall time, with the beam searches a killed worker broke off (asr.search_workers): what the run took
     decode_seconds: float
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
-    truncated: list[str] = field(default_factory=list)  # the warnings of the files scored cut short, one each
+    truncated: list[str] = field(default_factory=list)  # the warnings of the files scored cut short, one a file
     # of ``decode_seconds``, those of the searches a killed worker broke off (``BeamSearchDecoder.lost_seconds``),
     # and the batches searched again: the RTF leaves them out, so that it is the searches' that finished
     retry_seconds: float = 0.0
@@ -213,7 +213,7 @@ def evaluate(transcriber: Transcriber, utterances: list[Utterance], batch_second
     lost, retried = _retries(searches)
     with gathered_warnings() as cut:
         evaluation = _evaluate(transcriber, utterances, batch_seconds, progress)
-    evaluation.truncated = list(cut)
+    evaluation.truncated = cut_short(cut)
     after = _retries(searches)  # every retry happens inside the decode seconds' timing
     evaluation.retry_seconds, evaluation.retried_batches = after[0] - lost, after[1] - retried
     report_cut(cut)

@@ -99,11 +99,36 @@ def _say(message: str) -> None:
     sys.stderr.flush()
 
 
-def listed(lines: list[str], summary: str, say=_say) -> None:
-    """The first ``SHOWN`` of ``lines``, then ``summary`` with how many more there were."""
+def listed(lines: list[str], summary: str, say=_say, unit: str = "") -> None:
+    """The first ``SHOWN`` of ``lines``, then ``summary`` with how many more there were (of
+    ``unit``, where the summary counts something else: files, where a file may have two lines)."""
     for line in lines[:SHOWN]:
         say(line)
-    say(summary + (f" ({len(lines) - SHOWN} more not listed)" if len(lines) > SHOWN else ""))
+    more = f"{len(lines) - SHOWN} more{f' {unit}' if unit else ''} not listed"
+    say(summary + (f" ({more})" if len(lines) > SHOWN else ""))
+
+
+def _name_and_message(line: str) -> tuple[str, str]:
+    """A gathered line's file and message, by the name warn was given (a file's name may hold
+    ": "); a line from elsewhere, by its text. Call with ``_warned_lock`` held."""
+    return _warned.get(line) or tuple(line.partition(": ")[::2])
+
+
+def _is_cut(message: str) -> bool:
+    return message.startswith("truncated")  # asr.audio.check_ending's
+
+
+def cut_short(lines) -> list[str]:
+    """Of the gathered warnings ``lines``, those saying a file was cut short or damaged (the
+    audio before the cut was used), one a file: not a header's channel count, an MP3 holding
+    more than its tag says, a low rate."""
+    with _warned_lock:
+        parts = {line: _name_and_message(line) for line in dict.fromkeys(lines)}
+    files: dict[str, str] = {}
+    for line, (name, message) in parts.items():
+        if _is_cut(message):
+            files.setdefault(name, line)
+    return list(files.values())
 
 
 def report_cut(lines, where=None, what: str = "", say=_say) -> None:
@@ -115,13 +140,12 @@ def report_cut(lines, where=None, what: str = "", say=_say) -> None:
     with _warned_lock:
         fresh = [line for line in dict.fromkeys(lines) if line not in _listed]
         _listed.update(fresh)
-        # by the name warn was given (a file's name may hold ": "); a line from elsewhere, by its text
-        parts = [_warned.get(line) or tuple(line.partition(": ")[::2]) for line in fresh]
+        parts = [_name_and_message(line) for line in fresh]
     if fresh:
         files = set(name for name, _ in parts)
-        cut = set(name for name, message in parts if message.startswith("truncated"))  # asr.audio.check_ending's
+        cut = set(name for name, message in parts if _is_cut(message))
         total = f"{f'{where}: ' if where else ''}{len(files)} {f'{what} ' if what else ''}audio file(s)"
         cut_short = "cut short or damaged: the audio before the cut is used"
         summary = (f"{total} {cut_short}" if cut == files else
                    f"{total} read with a warning" + (f", {len(cut)} of them {cut_short}" if cut else ""))
-        listed(fresh, f"warning: {summary}", say)
+        listed(fresh, f"warning: {summary}", say, unit="" if len(fresh) == len(files) else "warnings")

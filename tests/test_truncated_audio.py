@@ -403,6 +403,39 @@ def test_evaluate_names_twenty_of_twenty_five_cut_files_and_its_json_counts_all_
     assert len(err.splitlines()) <= 21
 
 
+def many_channels(path, cut: bool = False):
+    """0.1 s of noise on 65 channels (a damaged header's count, warned of), or its first half."""
+    sf.write(path, np.random.default_rng(0).normal(0, 0.1, (1600, 65)).astype(np.float32), RATE, subtype="PCM_16")
+    if cut:
+        path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+def test_evaluate_counts_as_cut_short_only_the_files_cut_short_not_every_file_read_with_a_warning(
+        tiny_model_dir, tmp_path, capsys):
+    flac = tone(tmp_path, ".flac")
+    partial = cut(tmp_path, "partial.flac", flac[: len(flac) // 2])
+    wide = many_channels(tmp_path / "wide.wav")
+    rows = [{"audio_filepath": str(p), "duration": 1.0, "text": "hello"} for p in (partial, wide)]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["evaluate", str(tmp_path / "m.jsonl"), "--model", str(tiny_model_dir), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out.splitlines()[-1])["truncated"] == 1
+    assert "asr: warning: 2 audio file(s) read with a warning, 1 of them cut short or damaged" in err
+
+
+def test_a_file_cut_short_with_a_second_warning_is_counted_once_and_the_unlisted_rest_are_called_warnings(
+        tiny_model_dir, tmp_path, capsys):
+    files = [many_channels(tmp_path / f"wide{n:02}.wav", cut=True) for n in range(11)]  # two warnings each
+    rows = [{"audio_filepath": str(p), "duration": 0.1, "text": "hello"} for p in files]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    assert main(["evaluate", str(tmp_path / "m.jsonl"), "--model", str(tiny_model_dir), "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out.splitlines()[-1])["truncated"] == 11
+    assert ("asr: warning: 11 audio file(s) cut short or damaged: the audio before the cut is used "
+            "(2 more warnings not listed)") in err
+
+
 def test_evaluating_the_same_cut_files_again_counts_them_again_but_names_them_once(
         tiny_model_dir, tmp_path, capsys):
     from asr.data import Utterance
