@@ -29,6 +29,7 @@ from asr.audio_checks import flac_length_unknown, path_problem, sample_problem, 
 from asr.mp3_tags import file_size
 from asr.text import plural
 from asr.user_warnings import warn
+from asr.walk import files_under
 
 FFMPEG_EXTENSIONS = {".m4a", ".mp4", ".aac", ".webm", ".mkv", ".mov", ".wma", ".amr", ".3gp", ".avi", ".mpeg"}
 AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS
@@ -44,15 +45,18 @@ class InputError(Exception):
 
 def expand_inputs(args: list[str]) -> tuple[list[str], list[str]]:
     """Arguments -> (audio paths in order, one-line errors). A folder is searched recursively by
-    extension; a glob is expanded when no file has that literal name; ``-`` is stdin. A plain
-    path that does not exist is kept: reading it reports "file not found" in order."""
+    extension, through the folders it links to (each real folder once); a glob is expanded when
+    no file has that literal name; ``-`` is stdin. A plain path that does not exist is kept:
+    reading it reports "file not found" in order."""
     paths, errors = [], []
     for arg in args:
         p = Path(arg)
         if arg == STDIN or p.is_file():
             paths.append(arg)
         elif p.is_dir():
-            found = sorted(str(f) for f in p.rglob("*") if f.suffix.lower() in AUDIO_EXTENSIONS and _file_or_link(f))
+            # through linked folders too (rglob does not enter them): corpora are often folders of links
+            found = sorted(str(f) for f in files_under(p, own_paths_first=True, dangling=True)
+                           if f.suffix.lower() in AUDIO_EXTENSIONS)
             if not found:
                 errors.append(f"{arg}: no audio files in this folder (looked for "
                               f"{', '.join(sorted(AUDIO_EXTENSIONS))})")

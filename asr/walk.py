@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Callable
 
 
-def files_under(root: str | Path, *, own_paths_first: bool = False,
+def files_under(root: str | Path, *, own_paths_first: bool = False, dangling: bool = False,
                 repeated: Callable[[str, str], None] | None = None) -> list[Path]:
-    """Every file under ``root`` (a link to a file counts; one whose target is gone does not),
+    """Every file under ``root`` (a link to a file counts; one whose target is gone only with
+    ``dangling``: an input whose reading will say so, rather than one left out silently),
     through linked folders too, each real folder read once: a link back up ends there, and each
     second way to a folder is passed to ``repeated(folder, its real path)``.
 
@@ -31,7 +32,10 @@ def files_under(root: str | Path, *, own_paths_first: bool = False,
             seen.add(real)
             if not follow:  # entered after every real folder under root is marked as read
                 links.extend(os.path.join(folder, d) for d in subfolders if os.path.islink(os.path.join(folder, d)))
-            found.extend(Path(folder, name) for name in sorted(names) if os.path.isfile(os.path.join(folder, name)))
+            for name in sorted(names):
+                path = os.path.join(folder, name)
+                if os.path.isfile(path) or (dangling and os.path.islink(path) and not os.path.exists(path)):
+                    found.append(Path(path))
 
     walk(os.fspath(root), follow=not own_paths_first)
     for link in sorted(links):

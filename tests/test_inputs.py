@@ -117,6 +117,21 @@ def test_a_broken_link_to_audio_in_a_folder_or_a_glob_is_an_input_that_fails_by_
         list(stream_audio(expected[0], RATE))
 
 
+def test_a_folder_s_audio_is_found_through_the_folders_it_links_to_each_real_folder_once(tmp_path):
+    # a corpus assembled from links to other disks: rglob does not enter a linked folder (Python < 3.13)
+    from asr.inputs import expand_inputs
+
+    (tmp_path / "disk" / "spk1").mkdir(parents=True)
+    (tmp_path / "disk" / "spk1" / "a.wav").write_bytes(sf_bytes(RATE, "WAV"))
+    (tmp_path / "corpus").mkdir()
+    (tmp_path / "corpus" / "own.flac").write_bytes(sf_bytes(RATE, "FLAC"))
+    (tmp_path / "corpus" / "spk1").symlink_to(tmp_path / "disk" / "spk1")
+    (tmp_path / "corpus" / "again").symlink_to(tmp_path / "disk" / "spk1")  # a second way in: read once
+    (tmp_path / "corpus" / "loop").symlink_to(tmp_path / "corpus")  # a link back up ends there
+    assert expand_inputs([str(tmp_path / "corpus")]) == (
+        [str(tmp_path / "corpus" / "again" / "a.wav"), str(tmp_path / "corpus" / "own.flac")], [])
+
+
 def test_a_terminal_named_as_a_path_like_dev_stdin_is_a_one_line_error_not_a_silent_wait(tmp_path):
     import os
     import pty
