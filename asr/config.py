@@ -196,6 +196,11 @@ class TrainConfig:
     phone_ctc_weight: float = 0.0
     phone_ctc_layer: int = 0
     phone_lexicon: str = "cmudict"
+    # Confidence penalty (Pereyra et al., 2017): this weight times the entropy of each output
+    # frame's distribution, summed over the utterance, is taken off its loss, so that CTC's
+    # peaky, blank-dominated outputs stay less sure of themselves (the scores a beam search
+    # mixes with an LM). On the final CTC head alone; training only. 0 = off.
+    confidence_penalty: float = 0.0
     # Output units (asr/tokenizers.py): characters, sentencepiece BPE pieces within words, or
     # each word's phones from phone_lexicon; ``|`` between words. bpe_vocab_size is sentencepiece's vocabulary (the model then has
     # bpe_vocab_size + 1 outputs: its <unk> dropped, the CTC blank and ``|`` added). 150 is
@@ -266,6 +271,8 @@ class Config:
             raise ConfigError("train.bpe_dropout needs subword units (train.units=bpe)")
         if not 0 <= t.weight_noise < math.inf:
             raise ConfigError("train.weight_noise must be >= 0 (0: off)")
+        if not 0 <= t.confidence_penalty < math.inf:
+            raise ConfigError("train.confidence_penalty must be >= 0 (0: off)")
         if not 0.0 <= t.weight_drop < 1.0:
             raise ConfigError("train.weight_drop must be in [0, 1) (0: off)")
         if not t.time_budget_minutes >= 0:

@@ -39,15 +39,24 @@ def ctc_loss(log_probs, out_lengths, batch, blank: int, targets=None, target_len
     return losses, valid
 
 
+def frame_entropy(log_probs: torch.Tensor, lengths: torch.Tensor) -> torch.Tensor:
+    """(B, T, V) log-probs -> (B,) the entropy of each frame's distribution, summed over each
+    utterance's first ``lengths`` frames (padding left out)."""
+    entropy = -(log_probs.exp() * log_probs).sum(-1)  # (B, T)
+    inside = torch.arange(log_probs.shape[1], device=log_probs.device) < lengths.to(log_probs.device)[:, None]
+    return (entropy * inside).sum(1)
+
+
 def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None, inter=(0, 0.0),
-                     phone_weight=0.0):
+                     phone_weight=0.0, confidence=0.0):
     """Loss and gradients for one batch: (loss sum, utterances used, too short, finite, phone
     loss sum, utterances in it).
 
     The loss is summed over usable utterances and divided by the batch size. With ``inter`` =
     (layer, weight) the gradient is of (1 - weight) * CTC + weight * intermediate CTC; with
     ``phone_weight``, that much of it comes from the phone head's CTC against the batch's phone
-    targets instead (an utterance without phones keeps that share on the final CTC). The
+    targets instead (an utterance without phones keeps that share on the final CTC); with
+    ``confidence``, that times the final outputs' ``frame_entropy`` is taken off. The
     returned loss is the final layer's CTC alone, comparable across runs. Every rank runs
     backward, even on a batch with nothing usable, so that the gradient all-reduce lines up.
     A batch that runs out of GPU memory is split in halves whose gradients accumulate (under
@@ -78,6 +87,8 @@ def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None,
             phone_sum, n_phone = float(phone_losses[counted].detach().sum()), int(counted.sum())
             objective = (1 - phone_weight) * objective + phone_weight * torch.where(has_phones, phone_losses,
                                                                                     objective)
+        if confidence:
+            objective = objective - confidence * frame_entropy(log_probs, out_lengths)
         loss = (objective * valid).sum() / divisor
         scaler.scale(loss).backward()
         n_valid = int(valid.sum())
@@ -97,9 +108,9 @@ def forward_backward(model, batch, blank, scaler, use_amp, device, divisor=None,
         no_sync = getattr(model, "no_sync", contextlib.nullcontext)
         with no_sync():
             a = forward_backward(model, _slice(batch, 0, half), blank, scaler, use_amp, device, divisor, inter,
-                                 phone_weight)
+                                 phone_weight, confidence)
         b = forward_backward(model, _slice(batch, half, len(batch.indices)), blank, scaler, use_amp, device,
-                             divisor, inter, phone_weight)
+                             divisor, inter, phone_weight, confidence)
         return a[0] + b[0], a[1] + b[1], a[2] + b[2], a[3] and b[3], a[4] + b[4], a[5] + b[5]
 
 

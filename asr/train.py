@@ -281,7 +281,8 @@ def _train(cfg: Config, resume: bool, stop_at_step: int | None) -> Path:
             with weight_noise.applied(), weight_drop.applied(seed=drop_seed):
                 b_loss, b_n, b_short, finite, b_phone, b_n_phone = forward_backward(
                     ddp, batch, tokenizer.blank_id, scaler, use_amp, device,
-                    inter=(cfg.inter_ctc_layer, tc.inter_ctc_weight), phone_weight=tc.phone_ctc_weight)
+                    inter=(cfg.inter_ctc_layer, tc.inter_ctc_weight), phone_weight=tc.phone_ctc_weight,
+                    confidence=tc.confidence_penalty)
             finite = distributed.all_true(finite, d, device)
             too_short += b_short
             step += 1

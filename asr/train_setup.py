@@ -273,6 +273,8 @@ def describe_run(cfg: Config, model, tokenizer, device, d, weight_noise, weight_
     if cfg.phone_ctc_layer:
         say(f"phone CTC: layer {cfg.phone_ctc_layer} at weight {tc.phone_ctc_weight} "
             f"({sum(p.numel() for p in model.phone_head.parameters()):,} parameters, training only)")
+    if tc.confidence_penalty:
+        say(f"confidence penalty: {tc.confidence_penalty:g} x each output frame's entropy off the loss")
     if tc.weight_noise:
         say(f"weight noise: {weight_noise.describe()}")
     if tc.weight_drop:

@@ -264,6 +264,7 @@ def one_batch_gradients(corpus, n, phone_layer=0, **model_kw):
                                             torch.device("cpu"), **kwargs)
         return out, [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in model.parameters()]
 
+    grads.batch = batch
     return model, grads
 
 
@@ -295,6 +296,46 @@ def test_intermediate_ctc_mixes_the_gradient_of_a_lower_layer_and_reports_the_fi
         if any(p is q for q in top):
             assert not b.any()  # the intermediate loss does not reach the layer above it
     assert any(not torch.allclose(a, g) for a, g in zip(final, mixed))
+
+
+def test_the_confidence_penalty_takes_its_weight_times_the_outputs_entropy_off_the_loss(tiny_corpus):
+    from asr.losses import frame_entropy
+
+    model, grads = one_batch_gradients(tiny_corpus, 3, cell="lstm", num_layers=2)
+    (ctc_loss, n, *_), plain = grads()
+    (logged, *_), penalized = grads(confidence=0.5)
+    assert n == 3 and logged == pytest.approx(ctc_loss, rel=1e-6)  # the logged loss stays the CTC alone
+    model.zero_grad()
+    log_probs, lengths = model(grads.batch.waveforms, grads.batch.wave_lengths)
+    (frame_entropy(log_probs, lengths).sum() / n).backward()  # over the batch size, as the loss is
+    for p, a, g in zip(model.parameters(), plain, penalized):
+        torch.testing.assert_close(g, a - 0.5 * p.grad, rtol=1e-4, atol=1e-5 * float(g.abs().max()))
+    assert any(not torch.allclose(a, g) for a, g in zip(plain, penalized))
+
+
+def test_frame_entropy_sums_each_utterance_s_own_frames_and_leaves_the_padding_out():
+    from asr.losses import frame_entropy
+
+    uniform = torch.full((2, 5, 8), -math.log(8))
+    uniform[1, 3:] = torch.tensor([0.0] + [-30.0] * 7)  # padding, whatever it holds
+    sure = torch.full((1, 4, 8), -30.0).index_fill_(2, torch.tensor([0]), 0.0)
+    torch.testing.assert_close(frame_entropy(uniform, torch.tensor([5, 3])), torch.tensor([5, 3]) * math.log(8))
+    assert float(frame_entropy(sure, torch.tensor([4]))) == pytest.approx(0.0, abs=1e-9)
+
+
+@pytest.mark.parametrize("value", ["-0.1", ".nan", ".inf"])  # YAML's NaN and infinity
+def test_a_negative_or_non_finite_confidence_penalty_is_refused_by_name(value):
+    with pytest.raises(ConfigError, match=r"train.confidence_penalty must be >= 0 \(0: off\)"):
+        load_config("configs/small.yaml", [f"train.confidence_penalty={value}"])
+
+
+def test_a_run_with_a_confidence_penalty_says_so_and_trains_elsewhere_than_one_without(tiny_corpus, tmp_path,
+                                                                                       capsys):
+    plain = train(tiny_config(tiny_corpus, tmp_path / "plain", "train.epochs=1"))
+    penalized = train(tiny_config(tiny_corpus, tmp_path / "penalized", "train.epochs=1",
+                                  "train.confidence_penalty=0.2"))
+    assert "confidence penalty: 0.2 x each output frame's entropy off the loss" in capsys.readouterr().err
+    assert_different_weights(plain, penalized)
 
 
 def test_phone_ctc_mixes_the_gradient_of_its_own_head_on_a_lower_layer(tiny_corpus):
