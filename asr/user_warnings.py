@@ -145,7 +145,7 @@ def report_cut(lines, where=None, what: str = "", say=_say) -> None:
         files = set(name for name, _ in parts)
         cut = set(name for name, message in parts if _is_cut(message))
         total = f"{f'{where}: ' if where else ''}{len(files)} {f'{what} ' if what else ''}audio file(s)"
-        cut_short = "cut short or damaged: the audio before the cut is used"
-        summary = (f"{total} {cut_short}" if cut == files else
-                   f"{total} read with a warning" + (f", {len(cut)} of them {cut_short}" if cut else ""))
+        used = "cut short or damaged: the audio before the cut is used"
+        summary = (f"{total} {used}" if cut == files else
+                   f"{total} read with a warning" + (f", {len(cut)} of them {used}" if cut else ""))
         listed(fresh, f"warning: {summary}", say, unit="" if len(fresh) == len(files) else "warnings")
