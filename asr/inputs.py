@@ -29,7 +29,7 @@ from asr.audio_checks import flac_length_unknown, path_problem, sample_problem, 
 from asr.mp3_tags import file_size
 from asr.text import plural
 from asr.user_warnings import warn
-from asr.walk import files_under
+from asr.walk import file_or_dangling_link, files_under
 
 FFMPEG_EXTENSIONS = {".m4a", ".mp4", ".aac", ".webm", ".mkv", ".mov", ".wma", ".amr", ".3gp", ".avi", ".mpeg"}
 AUDIO_EXTENSIONS = SNDFILE_EXTENSIONS | FFMPEG_EXTENSIONS
@@ -62,18 +62,13 @@ def expand_inputs(args: list[str]) -> tuple[list[str], list[str]]:
                               f"{', '.join(sorted(AUDIO_EXTENSIONS))})")
             paths.extend(found)
         elif glob.has_magic(arg):
-            found = sorted(f for f in glob.glob(arg, recursive=True) if _file_or_link(Path(f)))
+            found = sorted(f for f in glob.glob(arg, recursive=True) if file_or_dangling_link(f))
             if not found:
                 errors.append(f"{arg}: no file matches this pattern")
             paths.extend(found)
         else:
             paths.append(arg)
     return paths, errors
-
-
-def _file_or_link(path: Path) -> bool:
-    """A file, or a link whose target is gone: an input whose reading says so, not one left out."""
-    return path.is_file() or (path.is_symlink() and not path.exists())
 
 
 def ffmpeg_path() -> str | None:

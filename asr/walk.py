@@ -8,10 +8,16 @@ from pathlib import Path
 from typing import Callable
 
 
+def file_or_dangling_link(path: str | Path) -> bool:
+    """A file (or a link to one), or a link whose target is gone: an input whose reading says so,
+    rather than one left out silently."""
+    return os.path.isfile(path) or (os.path.islink(path) and not os.path.exists(path))
+
+
 def files_under(root: str | Path, *, own_paths_first: bool = False, dangling: bool = False,
                 repeated: Callable[[str, str], None] | None = None) -> list[Path]:
     """Every file under ``root`` (a link to a file counts; one whose target is gone only with
-    ``dangling``: an input whose reading will say so, rather than one left out silently),
+    ``dangling``: ``file_or_dangling_link``),
     through linked folders too, each real folder read once: a link back up ends there, and each
     second way to a folder is passed to ``repeated(folder, its real path)``.
 
@@ -32,10 +38,8 @@ def files_under(root: str | Path, *, own_paths_first: bool = False, dangling: bo
             seen.add(real)
             if not follow:  # entered after every real folder under root is marked as read
                 links.extend(os.path.join(folder, d) for d in subfolders if os.path.islink(os.path.join(folder, d)))
-            for name in sorted(names):
-                path = os.path.join(folder, name)
-                if os.path.isfile(path) or (dangling and os.path.islink(path) and not os.path.exists(path)):
-                    found.append(Path(path))
+            keep = file_or_dangling_link if dangling else os.path.isfile
+            found.extend(Path(folder, name) for name in sorted(names) if keep(os.path.join(folder, name)))
 
     walk(os.fspath(root), follow=not own_paths_first)
     for link in sorted(links):
