@@ -1,7 +1,7 @@
 """Decoders turn frame-level log-probabilities into text. They are interchangeable
 strategies behind one interface: ``decoder.decode(log_probs, lengths) -> [Hypothesis]``.
 Greedy decoding is here; beam search (with n-gram LMs, lexicons, hotwords) is in
-``asr/beam_search.py``.
+``asr/beam_search.py``; ``asr/decoder_factory.py`` builds either by name.
 """
 
 from __future__ import annotations
@@ -60,3 +60,8 @@ class GreedyDecoder(Decoder):
             results.append(Hypothesis(self.tokenizer.decode(tokens), tuple(tokens), tuple(frames),
                                       float(best[b, :n].sum())))
         return results
+
+
+def wants_alternatives(decoder: Decoder) -> bool:
+    """Whether ``decoder`` was asked for more than its best transcript (beam search's nbest)."""
+    return getattr(getattr(decoder, "options", None), "nbest", 1) > 1

@@ -25,10 +25,10 @@ from typing import Callable, Iterable, Iterator, Sequence
 import numpy as np
 import torch
 
-from asr import DECODERS
 from asr.alignment import align_words, extend_word_ends
 from asr.audio import AudioError, load_audio, prepare_array
-from asr.decoding import Decoder, GreedyDecoder, Hypothesis
+from asr.decoder_factory import check_decoder_name, make_decoder
+from asr.decoding import Decoder, Hypothesis, wants_alternatives
 from asr.inputs import stream_audio
 from asr.model import resolve_device
 from asr.model_dir import LoadedModel, load_model_dir
@@ -40,11 +40,6 @@ from asr.segmenter import AudioSegment, Segmenter, SegmenterOptions, array_block
 # A word's sound rarely goes on this long after its last CTC spike ("elephant" in examples/: 0.3 s),
 # and it has ended 30 dB below the word's loudest (speechocean762's noise floors lie ~40-50 dB below).
 MAX_WORD_TAIL_SECONDS, WORD_END_QUIET_DB = 0.5, 30.0
-
-
-def wants_alternatives(decoder: Decoder) -> bool:
-    """Whether ``decoder`` was asked for more than its best transcript (beam search's nbest)."""
-    return getattr(getattr(decoder, "options", None), "nbest", 1) > 1
 
 
 # Options that say how a transcriber runs, not how it searches: they never change which decoder
@@ -59,27 +54,6 @@ def check_run_options(options: dict) -> None:
         value = options.get(name)
         if value is not None and (isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1):
             raise ValueError(f"{name} must be a whole number of at least 1, got {value!r}")
-
-
-def check_decoder_name(name) -> str:
-    """``name`` when it is one of ``DECODERS``; any other is refused, naming them all."""
-    if name not in DECODERS:
-        raise ValueError(f"unknown decoder {name!r}; available: {', '.join(DECODERS)}")
-    return name
-
-
-def make_decoder(name: str, tokenizer, **options) -> Decoder:
-    """``greedy`` or ``beam`` (options: see ``BeamSearchDecoder``); ``auto`` is beam search when
-    options are given, else greedy (a model's packaged LM: ``Transcriber``)."""
-    if check_decoder_name(name) == "auto":
-        from asr.decoding_config import choose_decoder
-
-        name = choose_decoder(name, None, bool(options))
-    if name == "greedy":
-        return GreedyDecoder(tokenizer, **options)
-    from asr.beam_search import BeamSearchDecoder  # flashlight loads only when asked for
-
-    return BeamSearchDecoder(tokenizer, **options)
 
 
 # A user's model.train() between calls (fine-tuning in a notebook): each call runs in eval mode (no

@@ -14,7 +14,7 @@ from asr.hotwords import HotwordsError, PhraseMatcher, parse_hotwords
 from asr.lexicon import LexiconError, read_lexicon
 from asr.lm import LMError, build_lm, kenlm_tool
 from asr.text import CharTokenizer
-from asr.transcribe import make_decoder
+from asr.decoder_factory import make_decoder
 from conftest import ctc_log_probs, spelled_frames
 
 TOKENIZER = CharTokenizer.build(["the cat sat on a mat with zebra dogs quiz"])
