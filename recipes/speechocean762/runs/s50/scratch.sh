@@ -2,7 +2,7 @@
 # Session 50: the built-in package's first system (XW-ftP) trained again from scratch by the recipe,
 # with train.confidence_penalty=0.1 in both its stages (XWP) and without (XWC, the control, same seed
 # and code), one thread each side by side. Each is put in the built-in package in place of its first
-# system (runs/s49/first_pkg.py), priors redone, its own search re-tuned on valid on session 48's
+# system (runs/s49/first_pkg.py), its lexicon respelled in its own units (relex.py), priors redone, its own search re-tuned on valid on session 48's
 # 250-point grid (runs/s49/lmtune_first.sh), then the package's rescoring (session 48's grid).
 #   bash recipes/speechocean762/runs/s50/scratch.sh STAGE   (synth train package lmtune tune dev)
 set -e
@@ -23,6 +23,7 @@ train)  # the train and finetune stages
 package)
   for r in XWC XWP; do
     python $S49/first_pkg.py $P $X/pkg_$r $X/$r/finetune/best
+    python recipes/speechocean762/runs/s50/relex.py $X/pkg_$r  # its own units, not the built-in's
     OMP_NUM_THREADS=2 asr priors $X/pkg_$r data/so762/train.jsonl
   done ;;
 lmtune)  # each first system's own search, alone
@@ -34,11 +35,12 @@ tune)  # the package's rescoring
         $X/pkg_$r/system4 --rnnlm $X/pkg_$r/rnnlm --prior-scales=0,0.3,0.45 --weights=0,0.25,0.5,1,1.5 \
         -o $X/pkg_$r/rescoring.yaml --decode-workers 2 > $X/pkg_$r.tune.log 2>&1
   done ;;
-dev)  # after the choice on valid: each package as it rescores, then each first system alone with the LM
+dev)  # after the choice on valid: each package as it rescores, then each first system alone (LM, greedy)
   ev() {  # run, decoder (auto: the package's rescoring)
     OMP_NUM_THREADS=1 asr evaluate data/so762/test.jsonl --model $X/pkg_$1 --decoder $2 --decode-workers 1 --json \
         --report $X/rep_dev_$1_$2 --force > $X/eval_dev_$1_$2.log 2>&1
   }
   ev XWC auto & ev XWP auto & wait
-  ev XWC beam & ev XWP beam & wait ;;
+  ev XWC beam & ev XWP beam & wait
+  ev XWC greedy & ev XWP greedy & wait ;;
 esac
