@@ -4,8 +4,7 @@
 # (run_var.py, a monkeypatch of asr.rescoring.ctc_log_likelihoods: one pass of coordinate ascent).
 # mkpkg.py: a fine-tuned run made searchable by hand with system2's search settings (optionally
 # with the variants), as scored in README.md's "cmudict-first phone spellings".
-set -e
-cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)" && . .venv/bin/activate
+. "$(dirname "$0")/../lib.sh"
 R=recipes/speechocean762/runs/s48 X=exp/s48/variants
 mkdir -p $X
 python $R/varlex.py asr/pretrained/default/system2/lexicon.txt $X/lex_var.txt

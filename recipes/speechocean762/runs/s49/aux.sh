@@ -4,8 +4,7 @@
 # fine-tuned the same with the package's corpus-first order; each put back in the package, priors
 # redone, rescoring re-tuned on valid on session 48's grid.
 #   bash recipes/speechocean762/runs/s49/aux.sh [STAGE]   (train control package tune eval)
-set -e
-cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)" && . .venv/bin/activate
+. "$(dirname "$0")/../lib.sh"
 P=asr/pretrained/default X=exp/s49 LEXICON=$PWD/../shared/data/speechocean762/resource/lexicon.txt
 FT="train.train_manifest=data/so762/train.jsonl train.valid_manifest=data/so762/valid.jsonl train.epochs=5
     train.threads=2 train.progress=false"
@@ -14,11 +13,6 @@ mkdir -p $X
 finetune() {  # lexicon, run
   [ -e $2/best ] || OMP_NUM_THREADS=2 asr train $P/config.yaml $FT train.init_from=$P \
       train.phone_lexicon=$1 train.output_dir=$2 > $2.log 2>&1
-}
-tune() {  # package
-  asr tune-rescoring data/so762/valid.jsonl --model $1 --combine $1/system2 $1/system3 $1/system4 \
-      --rnnlm $1/rnnlm --prior-scales=0,0.3,0.45 --weights=0,0.25,0.5,1,1.5 -o $1/rescoring.yaml \
-      --decode-workers 2 > $1.tune.log 2>&1
 }
 case $stage in
 train)
@@ -31,8 +25,7 @@ package)
     OMP_NUM_THREADS=2 asr priors $X/pkg_$r data/so762/train.jsonl
   done ;;
 tune)
-  for r in ft1 ctl1; do tune $X/pkg_$r; done ;;
+  for r in ft1 ctl1; do tune_package $X/pkg_$r $X/pkg_$r.tune.log; done ;;
 eval)  # the arm that valid prefers, on dev
-  OMP_NUM_THREADS=1 asr evaluate data/so762/test.jsonl --model $X/pkg_${2:?which arm} --decode-workers 1 --json \
-      --report $X/rep_dev_$2 --force > $X/eval_dev_$2.log 2>&1 ;;
+  score_dev $X/pkg_${2:?which arm} $X/rep_dev_$2 $X/eval_dev_$2.log ;;
 esac

@@ -3,12 +3,11 @@
 # each package as it rescores, and the control's and the penalty's first systems alone, with the LM
 # and greedy. Two at a time, one thread each.
 #   bash recipes/speechocean762/runs/s49/dev.sh
-set -e
-cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)" && . .venv/bin/activate
+. "$(dirname "$0")/../lib.sh"
 X=exp/s49
 ev() {  # arm, decoder (auto: the package's rescoring)
-  OMP_NUM_THREADS=1 asr evaluate data/so762/test.jsonl --model $X/pkg_$1 --decoder $2 --decode-workers 1 --json \
-      --report $X/rep_dev_$1$([ $2 = auto ] || echo _$2) --force > $X/eval_dev_$1$([ $2 = auto ] || echo _$2).log 2>&1
+  local name=$1$([ $2 = auto ] || echo _$2)
+  score_dev $X/pkg_$1 $X/rep_dev_$name $X/eval_dev_$name.log --decoder $2
 }
 ev ctl1 auto & ev ft1 auto & wait
 ev cp1 auto

@@ -3,8 +3,7 @@
 # (corpus-first phone targets) with a confidence penalty of 0.1 (train.confidence_penalty), put
 # back in the package, priors redone, rescoring re-tuned on valid on session 48's grid.
 #   bash recipes/speechocean762/runs/s49/penalty.sh [STAGE]   (train package tune)
-set -e
-cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)" && . .venv/bin/activate
+. "$(dirname "$0")/../lib.sh"
 P=asr/pretrained/default X=exp/s49 R=cp1 LEXICON=$PWD/../shared/data/speechocean762/resource/lexicon.txt
 mkdir -p $X
 case ${1:-train} in
@@ -17,7 +16,5 @@ package)
   python recipes/speechocean762/runs/s49/first_pkg.py $P $X/pkg_$R $X/$R/best
   OMP_NUM_THREADS=2 asr priors $X/pkg_$R data/so762/train.jsonl ;;
 tune)
-  asr tune-rescoring data/so762/valid.jsonl --model $X/pkg_$R --combine $X/pkg_$R/system2 $X/pkg_$R/system3 \
-      $X/pkg_$R/system4 --rnnlm $X/pkg_$R/rnnlm --prior-scales=0,0.3,0.45 --weights=0,0.25,0.5,1,1.5 \
-      -o $X/pkg_$R/rescoring.yaml --decode-workers 2 > $X/pkg_$R.tune.log 2>&1 ;;
+  tune_package $X/pkg_$R $X/pkg_$R.tune.log ;;
 esac

@@ -4,8 +4,7 @@
 # (s2ctl); each packaged as session 48's respell_pkg.py does, priors redone, its search tuned on valid
 # on session 48's grid, then scored alone on dev.
 #   bash recipes/speechocean762/runs/s49/phone_penalty.sh [STAGE]   (train package lmtune eval)
-set -e
-cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)" && . .venv/bin/activate
+. "$(dirname "$0")/../lib.sh"
 P=asr/pretrained/default X=exp/s49 LEXICON=$PWD/../shared/data/speechocean762/resource/lexicon.txt
 mkdir -p $X
 finetune() {  # run, extra override
@@ -24,15 +23,11 @@ package)
   done ;;
 lmtune)
   for r in s2ctl s2cp; do
-    asr lm tune data/so762/valid.jsonl --model $X/pkg_$r/system2 --lm $X/pkg_$r/lm.bin \
-        --lexicon $X/pkg_$r/system2/lexicon.txt --lm-weights=2,2.5,3,3.5,4 --word-scores=-3,-2,-1,0,1 \
-        --blank-penalties=0,0.5,1,1.5,2 --prior-scales=0.3,0.45 --beam-size 100 --beam-size-token 30 \
-        --decode-workers 2 > $X/pkg_$r.lmtune.log 2>&1
+    lmtune_search $X/pkg_$r/system2 $X/pkg_$r/lm.bin $X/pkg_$r/system2/lexicon.txt $X/pkg_$r.lmtune.log
   done ;;
 eval)
   for r in s2ctl s2cp; do
-    OMP_NUM_THREADS=1 asr evaluate data/so762/test.jsonl --model $X/pkg_$r/system2 --decode-workers 1 --json \
-        --report $X/rep_dev_$r --force > $X/eval_dev_$r.log 2>&1 &
+    score_dev $X/pkg_$r/system2 $X/rep_dev_$r $X/eval_dev_$r.log &
   done
   wait ;;
 esac

@@ -4,13 +4,10 @@
 # into copies of the packages (pkg_s2ctl_low, pkg_s2cp_low). The penalized search chose LM weight 2
 # again (51.30%), so dev was not scored again.
 #   bash recipes/speechocean762/runs/s49/phone_penalty_low.sh
-set -e
-cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)" && . .venv/bin/activate
+. "$(dirname "$0")/../lib.sh"
 X=exp/s49
 for r in s2ctl s2cp; do
   rm -rf $X/pkg_${r}_low && cp -r $X/pkg_$r $X/pkg_${r}_low
-  asr lm tune data/so762/valid.jsonl --model $X/pkg_${r}_low/system2 --lm $X/pkg_${r}_low/lm.bin \
-      --lexicon $X/pkg_${r}_low/system2/lexicon.txt --lm-weights=1,1.5,2,2.5 --word-scores=-3,-2,-1,0,1 \
-      --blank-penalties=0,0.5,1,1.5,2 --prior-scales=0.3,0.45 --beam-size 100 --beam-size-token 30 \
-      --decode-workers 2 > $X/pkg_${r}_low.lmtune.log 2>&1
+  lmtune_search $X/pkg_${r}_low/system2 $X/pkg_${r}_low/lm.bin $X/pkg_${r}_low/system2/lexicon.txt \
+      $X/pkg_${r}_low.lmtune.log 1,1.5,2,2.5
 done

@@ -13,6 +13,6 @@ from asr.tokenizers import load_tokenizer
 
 package = Path(sys.argv[1])
 words = [line.split()[0] for line in (package / "lexicon.txt").read_text(encoding="utf-8").splitlines() if line.strip()]
-report = lexicon_from_words(dict.fromkeys(words), load_tokenizer(package / "tokenizer.json"), str(package))
+report = lexicon_from_words(words, load_tokenizer(package / "tokenizer.json"), str(package))
 write_lexicon(report.lexicon, package / "lexicon.txt")
 print(f"{package}/lexicon.txt: {len(report.lexicon)} of {len(set(words))} words spelled; skipped {len(report.skipped)}")

@@ -3,10 +3,9 @@
 # with train.confidence_penalty=0.1 in both its stages (XWP) and without (XWC, the control, same seed
 # and code), one thread each side by side. Each is put in the built-in package in place of its first
 # system (runs/s49/first_pkg.py), its lexicon respelled in its own units (relex.py), priors redone, its own search re-tuned on valid on session 48's
-# 250-point grid (runs/s49/lmtune_first.sh), then the package's rescoring (session 48's grid).
+# 250-point grid (lmtune_search, runs/lib.sh), then the package's rescoring (session 48's grid).
 #   bash recipes/speechocean762/runs/s50/scratch.sh STAGE   (synth train package lmtune tune dev)
-set -e
-cd "$(git -C "$(dirname "$0")" rev-parse --show-toplevel)" && . .venv/bin/activate
+. "$(dirname "$0")/../lib.sh"
 P=asr/pretrained/default X=$PWD/exp/s50 S49=recipes/speechocean762/runs/s49
 mkdir -p $X
 recipe() {  # target, run, extra overrides
@@ -27,18 +26,14 @@ package)
     OMP_NUM_THREADS=2 asr priors $X/pkg_$r data/so762/train.jsonl
   done ;;
 lmtune)  # each first system's own search, alone
-  bash $S49/lmtune_first.sh $X/pkg_XWC
-  bash $S49/lmtune_first.sh $X/pkg_XWP ;;
+  for r in XWC XWP; do lmtune_search $X/pkg_$r $X/pkg_$r/lm.bin $X/pkg_$r/lexicon.txt $X/pkg_$r.lmtune.log; done ;;
 tune)  # the package's rescoring
   for r in XWC XWP; do
-    asr tune-rescoring data/so762/valid.jsonl --model $X/pkg_$r --combine $X/pkg_$r/system2 $X/pkg_$r/system3 \
-        $X/pkg_$r/system4 --rnnlm $X/pkg_$r/rnnlm --prior-scales=0,0.3,0.45 --weights=0,0.25,0.5,1,1.5 \
-        -o $X/pkg_$r/rescoring.yaml --decode-workers 2 > $X/pkg_$r.tune.log 2>&1
+    tune_package $X/pkg_$r $X/pkg_$r.tune.log
   done ;;
 dev)  # after the choice on valid: each package as it rescores, then each first system alone (LM, greedy)
   ev() {  # run, decoder (auto: the package's rescoring)
-    OMP_NUM_THREADS=1 asr evaluate data/so762/test.jsonl --model $X/pkg_$1 --decoder $2 --decode-workers 1 --json \
-        --report $X/rep_dev_$1_$2 --force > $X/eval_dev_$1_$2.log 2>&1
+    score_dev $X/pkg_$1 $X/rep_dev_$1_$2 $X/eval_dev_$1_$2.log --decoder $2
   }
   ev XWC auto & ev XWP auto & wait
   ev XWC beam & ev XWP beam & wait

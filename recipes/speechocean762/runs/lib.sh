@@ -1,0 +1,30 @@
+# Shared by the session scripts under runs/: sourced first (`. "$(dirname "$0")/../lib.sh"`), it
+# moves to the repository root and into its virtual environment, and gives the steps each
+# experiment repeats on the built-in package, with session 48's grids.
+set -e
+cd "$(git -C "$(dirname "${BASH_SOURCE[0]}")" rev-parse --show-toplevel)" && . .venv/bin/activate
+
+# lmtune_search MODEL LM LEXICON LOG [LM_WEIGHTS]: a system's own search (LM weight, word score,
+# blank penalty, prior scale) tuned on valid on the 250-point grid around the package's, into
+# MODEL/decoding.yaml
+lmtune_search() {
+  asr lm tune data/so762/valid.jsonl --model $1 --lm $2 --lexicon $3 \
+      --lm-weights=${5:-2,2.5,3,3.5,4} --word-scores=-3,-2,-1,0,1 --blank-penalties=0,0.5,1,1.5,2 \
+      --prior-scales=0.3,0.45 --beam-size 100 --beam-size-token 30 --decode-workers 2 > $4 2>&1
+}
+
+# tune_package PACKAGE LOG: the four-system package's rescoring re-tuned on valid (11,250 points),
+# into PACKAGE/rescoring.yaml
+tune_package() {
+  asr tune-rescoring data/so762/valid.jsonl --model $1 --combine $1/system2 $1/system3 $1/system4 \
+      --rnnlm $1/rnnlm --prior-scales=0,0.3,0.45 --weights=0,0.25,0.5,1,1.5 -o $1/rescoring.yaml \
+      --decode-workers 2 > $2 2>&1
+}
+
+# score_dev MODEL REPORT LOG [OPTION ...]: dev scored on one thread, after the choice on valid
+score_dev() {
+  local model=$1 report=$2 log=$3
+  shift 3
+  OMP_NUM_THREADS=1 asr evaluate data/so762/test.jsonl --model $model "$@" --decode-workers 1 --json \
+      --report $report --force > $log 2>&1
+}
