@@ -13,6 +13,7 @@ def cmd_export(args) -> int:
     from asr.atomic import atomic_dir, check_writable, occupied
     from asr.decoding_config import DECODING_FILE, PRIORS_FILE, carried_files, package_lm, packaged_lexicon_for
     from asr.model_dir import REQUIRED_FILES, load_model_dir, make_portable, save_model_dir
+    from asr.provenance import provenance_files
 
     from asr.rescoring_files import RESCORING_FILE
 
@@ -37,6 +38,7 @@ def cmd_export(args) -> int:
     carried = carried_files(loaded.path)  # tuned settings and a packaged LM (one outside it: copied in)
     if args.lm:  # keep the tuned weights and the token priors; the LM is replaced
         carried = {name: p for name, p in carried.items() if name in (DECODING_FILE, PRIORS_FILE)}
+    carried.update(provenance_files(loaded.path))  # what the weights were trained from
     notes = []
     with atomic_dir(dst) as staged:  # a missing or unusable LM leaves DST as it was
         save_model_dir(staged, loaded.config, loaded.model, loaded.tokenizer, half=args.half or loaded.half,

@@ -148,6 +148,7 @@ def package_rescoring(settings: str | Path, dst: str | Path, force: bool = False
     from asr.lexicon import as_normalized, lexicon_from_words, read_lexicon, write_lexicon
     from asr.arpa import inspect_lm
     from asr.model_dir import ModelDirError, load_model_dir, make_portable, save_model_dir
+    from asr.provenance import provenance_files
     from asr.tokenizers import TOKENIZER_FILE, PhoneTokenizer, load_tokenizer
 
     models, options = read_rescoring(settings)
@@ -184,7 +185,8 @@ def package_rescoring(settings: str | Path, dst: str | Path, force: bool = False
             stored = read_decoding_defaults(loaded.path)
             priors = Path(loaded.path) / PRIORS_FILE  # its prior_scale, kept below, needs them
             save_model_dir(sub, loaded.config, loaded.model, tokenizer, half=True,
-                           extra_files={PRIORS_FILE: priors} if priors.is_file() else None)
+                           extra_files={**({PRIORS_FILE: priors} if priors.is_file() else {}),
+                                        **provenance_files(loaded.path)})
             spelled = lexicon_from_words(words, tokenizer, source=f"{model} (system{number})")
             notes += spelled.notes(f"{model} (system{number}/lexicon.txt)")  # said, as export says them
             write_lexicon(spelled.lexicon, sub / "lexicon.txt")

@@ -21,6 +21,7 @@ from asr.losses import ctc_loss, log
 from asr.metrics import char_errors, selection_key, word_errors
 from asr.model import AcousticModel
 from asr.model_dir import save_model_dir
+from asr.provenance import provenance_files
 from asr.segmenter import Segmenter, SegmenterOptions
 from asr.text import normalize_text
 
@@ -117,7 +118,7 @@ def end_epoch(cfg: Config, model, tokenizer, valid_set, device, writer, record: 
     current = selection_key(record)
     if current is not None and current < best:
         best = current
-        save_model_dir(run_dir / "best", cfg, model, tokenizer)
+        save_model_dir(run_dir / "best", cfg, model, tokenizer, extra_files=provenance_files(run_dir))
     if tc.average_last > 1 and epoch > epochs - tc.average_last:
         (run_dir / "epochs").mkdir(exist_ok=True)
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()},
@@ -141,13 +142,13 @@ def average_last_epochs(cfg: Config, model: AcousticModel, tokenizer, valid_set,
             f"(the run has {epochs} epoch(s)); averaging needs at least 2")
         return
     model.load_state_dict(average_state_dicts([load_file(str(p)) for p in paths]))
-    save_model_dir(run_dir / "avg", cfg, model, tokenizer)
+    save_model_dir(run_dir / "avg", cfg, model, tokenizer, extra_files=provenance_files(run_dir))
     record = {"averaged": [p.stem for p in paths]}
     if valid_set is not None:
         record.update(validate(model, valid_set, cfg, device, tokenizer))
         key = selection_key(record)
         if key is not None and key < best:
-            save_model_dir(run_dir / "best", cfg, model, tokenizer)
+            save_model_dir(run_dir / "best", cfg, model, tokenizer, extra_files=provenance_files(run_dir))
             record["best"] = True
     with open(run_dir / "log.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")

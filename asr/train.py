@@ -40,6 +40,7 @@ from asr.losses import forward_backward, log
 from asr.model import AcousticModel
 from asr.model_dir import save_model_dir
 from asr.noise import NoiseError
+from asr.provenance import record_start, provenance_files
 from asr.schedule import WarmupCosine, replan_to_budget, warmup_warning
 from asr.segmenter import Segmenter, SegmenterOptions
 from asr.selection import average_last_epochs, end_epoch
@@ -108,6 +109,7 @@ def _train(cfg: Config, resume: bool, stop_at_step: int | None) -> Path:
     if d.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_config(cfg, run_dir / "config.yaml")
+        record_start(run_dir, data, tc.init_from, resumed=state is not None)
 
     lexicon = attach_phone_head(model, cfg, state, device)
     train_set = load_split(tc.train_manifest, cfg, tokenizer, "train", quiet=not d.is_main, phone_lexicon=lexicon,
@@ -246,7 +248,8 @@ def _train(cfg: Config, resume: bool, stop_at_step: int | None) -> Path:
                 train_state["phone_head"] = model.phone_head.state_dict()
             # in the directory before it appears: a kill never leaves a last/ that --resume cannot read
             save_model_dir(run_dir / "last", cfg, model, tokenizer,
-                           extra_files={"train_state.pt": lambda path: torch.save(train_state, path)})
+                           extra_files={"train_state.pt": lambda path: torch.save(train_state, path),
+                                        **provenance_files(run_dir)})
         saved_step, saved_trained, saved_invalid = step, trained_step, invalid == (trained_step,)
         distributed.barrier(d)
 
