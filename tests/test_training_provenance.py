@@ -5,6 +5,7 @@ import json
 import shutil
 import subprocess
 
+import pytest
 import torch
 
 import asr
@@ -22,8 +23,13 @@ def record(model_dir):
     return json.loads((model_dir / PROVENANCE_FILE).read_text())
 
 
-def test_a_run_records_its_code_torch_and_the_digest_of_its_manifests_in_the_models_it_saves(tiny_corpus, tmp_path):
-    run = train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=1"))
+@pytest.fixture(scope="module")
+def run(tiny_corpus, tmp_path_factory):
+    """One epoch of a tiny model: its folder, read by the tests that do not change it."""
+    return train(tiny_config(tiny_corpus, tmp_path_factory.mktemp("provenance") / "run", "train.epochs=1"))
+
+
+def test_a_run_records_its_code_torch_and_the_digest_of_its_manifests_in_the_models_it_saves(run, tiny_corpus):
     kept = record(run / "best")
     assert kept == record(run / "last") == record(run)
     assert kept["asr"]["version"] == asr.__version__ and kept["torch"] == torch.__version__
@@ -35,7 +41,8 @@ def test_a_run_records_its_code_torch_and_the_digest_of_its_manifests_in_the_mod
     assert data["init_from"] is None
 
 
-def test_a_resumed_run_keeps_its_start_and_adds_each_later_one(tiny_corpus, tmp_path):
+def test_a_resumed_run_keeps_its_start_and_adds_each_later_one_and_a_new_run_there_starts_anew(tiny_corpus,
+                                                                                                  tmp_path):
     cfg = tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=1")
     run = train(cfg, stop_at_step=1)
     started = record(run)["started"]
@@ -43,31 +50,24 @@ def test_a_resumed_run_keeps_its_start_and_adds_each_later_one(tiny_corpus, tmp_
     kept = record(run / "best")
     assert kept["started"] == started
     assert [set(r) for r in kept["resumed"]] == [{"at", "asr", "torch"}]
+    for name in ("last", "best", "tb"):  # the finished run removed, its record left behind
+        shutil.rmtree(run / name, ignore_errors=True)
+    (run / "log.jsonl").unlink()
+    train(cfg)
+    assert "resumed" not in record(run / "best") and record(run / "best")["started"] >= started
 
 
-def test_a_new_run_in_a_replaced_run_s_folder_starts_a_record_of_its_own(tiny_corpus, tmp_path):
-    run = train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=1"), stop_at_step=1)
-    (run / PROVENANCE_FILE).write_text(json.dumps({"started": "long ago", "resumed": [{}]}))
-    for name in ("last", "best", "log.jsonl"):  # what a new run would refuse to mix with
-        target = run / name
-        if target.is_dir():
-            shutil.rmtree(target)
-        else:
-            target.unlink(missing_ok=True)
-    train(tiny_config(tiny_corpus, run, "train.epochs=1"))
-    assert record(run / "best")["started"] != "long ago" and "resumed" not in record(run / "best")
-
-
-def test_fine_tuning_records_the_weights_it_started_from_with_their_own_record(tiny_corpus, tmp_path):
-    base = train(tiny_config(tiny_corpus, tmp_path / "base", "train.epochs=1")) / "best"
+def test_fine_tuning_records_the_weights_it_started_from_with_their_own_record(run, tiny_corpus, tmp_path):
+    base = run / "best"
     tuned = train(tiny_config(tiny_corpus, tmp_path / "tuned", "train.epochs=1", f"train.init_from={base}"))
     start = record(tuned / "best")["data"]["init_from"]
     assert start["sha1"] == sha1(base / "model.safetensors")
     assert start["provenance"] == record(base)
 
 
-def test_an_exported_copy_carries_the_record_and_a_model_without_one_reads_as_none(tiny_corpus, tmp_path):
-    best = train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=1")) / "best"
+def test_an_exported_copy_carries_the_record_and_a_model_without_one_reads_as_none(run, tmp_path):
+    best = tmp_path / "best"
+    shutil.copytree(run / "best", best)
     assert main(["export", str(best), str(tmp_path / "copy"), "--half"]) == 0
     assert record(tmp_path / "copy") == record(best)
     (best / PROVENANCE_FILE).unlink()
@@ -98,12 +98,12 @@ def test_the_code_is_named_by_its_git_commit_and_whether_tracked_files_changed(t
     assert code_version(tmp_path)["dirty"] is True
 
 
-def test_a_package_that_rescores_carries_each_system_s_record(tiny_corpus, tmp_path):
+def test_a_package_that_rescores_carries_each_system_s_record(run, tiny_corpus, tmp_path):
     from asr.lm import build_lm
     from asr.rescoring import RescoringOptions, RescoringTuneResult
     from asr.rescoring_files import write_rescoring
 
-    best = train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=1")) / "best"
+    best = run / "best"
     second = tmp_path / "second"
     shutil.copytree(best, second)
     (second / PROVENANCE_FILE).write_text(json.dumps({"started": "another run"}))
