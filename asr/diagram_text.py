@@ -10,7 +10,7 @@ subsampling's own kernels and strides, so neither text nor picture can drift fro
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
@@ -20,6 +20,7 @@ from asr.config import Config, ConfigError
 from asr.config_files import load_config
 from asr.model import AcousticModel, ConvSubsampling, FrameStacking, MaskedBatchNorm, RecurrentLayer
 from asr.model_dir import PRETRAINED_DIR, ModelDirError, load_model_dir
+from asr.provenance import provenance_line, read_provenance
 from asr.text import plural
 
 CELL_NAMES = {"rnn_tanh": "RNN (tanh)", "rnn_relu": "RNN (ReLU)", "lstm": "LSTM", "gru": "GRU"}
@@ -44,6 +45,7 @@ class System:
     title: str
     notes: tuple[str, ...] = ()  # what the numbers assume
     heads: tuple[TrainingHead, ...] = ()  # a config's training-only outputs
+    trained: str = ""  # a saved model's provenance, in a line
 
 
 @dataclass(frozen=True)
@@ -70,7 +72,8 @@ def model_to_draw(model_dir: str | Path | None = None, config: str | Path | None
         if model_dir is None and not PRETRAINED_DIR.is_dir():
             raise ModelDirError(f"no packaged model in {PRETRAINED_DIR}: pass --model DIR or --config CONFIG.yaml")
         loaded = load_model_dir(model_dir)
-        return System(loaded.model, model_title(loaded.model, str(loaded.path)))
+        return System(loaded.model, model_title(loaded.model, str(loaded.path)),
+                      trained=provenance_line(read_provenance(loaded.path)))
     cfg = load_config(config, list(overrides))
     notes = []
     if vocab_size is None:
@@ -137,8 +140,8 @@ def systems_to_draw(model_dir: str | Path | None = None, config: str | Path | No
     systems = []
     for k, m in enumerate(models, 1):
         if system in (None, k):
-            model = model_to_draw(os.path.normpath(m)).model
-            systems.append(System(model, f"system {k} of {n} ({folder(m)}): {model_title(model)}"))
+            drawn = model_to_draw(os.path.normpath(m))
+            systems.append(replace(drawn, title=f"system {k} of {n} ({folder(m)}): {model_title(drawn.model)}"))
     rnnlm = f", and an RNN LM ({folder(options.rnnlm)}, not shown)" if options.rnnlm else ""
     return systems, (f"{settings.parent}\na package that rescores n-best lists with {n} systems "
                      f"({RESCORING_FILE}){rnnlm}")
@@ -244,7 +247,7 @@ def summary_text(system: System, seconds: float = 1.0) -> str:
     name_w = max(len(r.name) + 2 * r.depth for r in rows) + 2
     what_w = max(len(r.what) for r in rows) + 2
     shape_w = max(len(shape(r.shape)) for r in rows) + 2
-    lines = [system.title, *(f"note: {n}" for n in system.notes),
+    lines = [system.title, *([system.trained] if system.trained else []), *(f"note: {n}" for n in system.notes),
              *(f"training only (not in a saved model): {h.described()}" for h in system.heads),
              f"input: {seconds:g} s of audio; shapes are (batch, time, features), convolutions "
              "(batch, channels, time, frequency)", ""]

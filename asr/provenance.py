@@ -92,3 +92,20 @@ def provenance_files(folder: str | Path) -> dict[str, Path]:
     run's best/, last/ and avg/ carry it, and a model's copies (asr export, a package's systems)."""
     path = Path(folder) / PROVENANCE_FILE
     return {PROVENANCE_FILE: path} if path.is_file() else {}
+
+
+def provenance_line(record: dict | None) -> str:
+    """One line for ``asr summary``: the code that trained a model and the digests of its data."""
+    if not record:
+        return "trained: not recorded (no provenance.json: a model from before asr kept one)"
+    code = record.get("asr") or {}
+    by = f"asr {code.get('version', '?')}"
+    if code.get("commit"):
+        by += f" at {code['commit'][:10]}" + (" with uncommitted changes" if code.get("dirty") else "")
+    resumed = len(record.get("resumed") or [])
+    when = f"from {record.get('started') or 'an unrecorded start'}" + (f", resumed {resumed}x" if resumed else "")
+    data = record.get("data") or {}
+    named = {"train_manifest": "train", "valid_manifest": "valid", "init_from": "fine-tuned from weights"}
+    digests = [f"{named.get(key, key)} {ident['path']} (sha1 {str(ident.get('sha1'))[:10]})"
+               for key, ident in data.items() if isinstance(ident, dict) and "path" in ident]
+    return f"trained: by {by} {when}" + ("; " + "; ".join(digests) if digests else "")

@@ -116,3 +116,15 @@ def test_a_package_that_rescores_carries_each_system_s_record(run, tiny_corpus, 
     assert main(["export", str(tmp_path / "r.yaml"), str(tmp_path / "pkg")]) == 0
     assert record(tmp_path / "pkg") == record(best)
     assert record(tmp_path / "pkg" / "system2") == {"started": "another run"}
+
+
+def test_asr_summary_says_what_trained_a_model_and_on_what_data(run, tiny_corpus, tmp_path, capsys):
+    assert main(["summary", "--model", str(run / "best")]) == 0
+    line = capsys.readouterr().out.splitlines()[1]
+    assert line.startswith(f"trained: by asr {asr.__version__}")
+    assert f"train {(tiny_corpus / 'train.jsonl').resolve()} (sha1 {sha1(tiny_corpus / 'train.jsonl')[:10]})" in line
+    bare = tmp_path / "bare"
+    shutil.copytree(run / "best", bare)
+    (bare / PROVENANCE_FILE).unlink()
+    assert main(["summary", "--model", str(bare)]) == 0
+    assert capsys.readouterr().out.splitlines()[1].startswith("trained: not recorded")
