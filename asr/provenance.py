@@ -58,16 +58,18 @@ def run_provenance(data: dict, init_from: str | None, resumed: bool = False, pre
     record it left (``previous``) and adds this start to it."""
     import torch
 
-    code = code_version()
+    code, started = code_version(), now()
+    this_start = {"at": started, "asr": code, "torch": torch.__version__}
+    if resumed and previous is not None:  # its start, data and code as recorded then; this start added
+        return {**previous, "resumed": [*previous.get("resumed", []), this_start]}
     portable = {key: None if ident is None else {**ident, "path": portable_path(ident["path"])}
                 for key, ident in data.items()}
     if init_from and portable.get("init_from") is not None:
         portable["init_from"]["provenance"] = read_provenance(init_from)
-    record = {"asr": code, "torch": torch.__version__, "started": now(), "data": portable}
-    if not resumed:
-        return record
-    base = previous or {**record, "started": None}  # a run from before records were kept: its start unknown
-    return {**base, "resumed": [*base.get("resumed", []), {"at": now(), "asr": code, "torch": torch.__version__}]}
+    record = {"asr": code, "torch": torch.__version__, "started": started, "data": portable}
+    if resumed:  # a run from before records were kept: its start unknown, this one the first recorded
+        record.update(started=None, resumed=[this_start])
+    return record
 
 
 def read_provenance(model_dir: str | Path) -> dict | None:

@@ -128,3 +128,11 @@ def test_asr_summary_says_what_trained_a_model_and_on_what_data(run, tiny_corpus
     (bare / PROVENANCE_FILE).unlink()
     assert main(["summary", "--model", str(bare)]) == 0
     assert capsys.readouterr().out.splitlines()[1].startswith("trained: not recorded")
+
+
+def test_a_resumed_run_from_before_records_were_kept_says_its_start_is_unknown():
+    from asr.provenance import run_provenance
+
+    kept = run_provenance({"train_manifest": None}, None, resumed=True, previous=None)
+    assert kept["started"] is None and len(kept["resumed"]) == 1 and kept["resumed"][0]["at"].endswith("Z")
+    assert kept["data"] == {"train_manifest": None}

@@ -21,5 +21,5 @@ package)
 dev)  # after the choice on valid: the package as it rescores, against the built-in's report on the same files
       # (exp/s49/rep_dev_builtin: the built-in package scored on dev by runs/s49/dev.sh)
   score_dev $X/pkg $X/rep_dev_pkg $X/eval_dev_pkg.log
-  asr compare exp/s49/rep_dev_builtin $X/rep_dev_pkg > $X/compare_dev.txt 2>&1 || true ;;
+  asr compare exp/s49/rep_dev_builtin $X/rep_dev_pkg > $X/compare_dev.txt 2>&1 ;;
 esac
