@@ -172,8 +172,9 @@ def portable_path(path: str, root: Path | None = SOURCE_ROOT, cwd: str | Path | 
 
 def make_portable(model_dir: str | Path) -> None:
     """Rewrite the provenance a package records (its systems' too, ``systemN/``) by ``portable_path``:
-    config.yaml's path settings, and the ``manifest``/``source_lm``/``packaged_from`` that
-    decoding.yaml, rescoring.yaml and token_priors.json name. Only where things came from: nothing
+    config.yaml's path settings, the ``manifest``/``source_lm``/``packaged_from`` that
+    decoding.yaml, rescoring.yaml and token_priors.json name, and the data provenance.json names
+    (that of the weights it was fine-tuned from too). Only where things came from: nothing
     reads these to find a file. The paths that do (decoding.yaml's ``lm`` and ``tuned.lm``,
     rescoring.yaml's ``models``) are relative to the package already, or name files outside it."""
     base = Path(model_dir)
@@ -187,6 +188,22 @@ def make_portable(model_dir: str | Path) -> None:
             if isinstance(data.get("manifest"), str):
                 data["manifest"] = portable_path(data["manifest"])
                 write_text_atomic(priors, json.dumps(data, indent=1) + "\n")  # as asr.priors writes it
+        record = folder / "provenance.json"  # asr.provenance.PROVENANCE_FILE, which imports this module
+        if record.is_file():
+            data = _json_object(record)
+            _portable_provenance(data)
+            write_text_atomic(record, json.dumps(data, indent=1) + "\n")  # as asr.provenance writes it
+
+
+def _portable_provenance(record: dict) -> None:
+    """A training record's data paths (made portable when it was written, from that run's folder),
+    now from this one; the record of the weights it started from in turn."""
+    data = record.get("data")
+    for ident in data.values() if isinstance(data, dict) else ():
+        if isinstance(ident, dict) and isinstance(ident.get("path"), str):
+            ident["path"] = portable_path(ident["path"])
+            if isinstance(ident.get("provenance"), dict):
+                _portable_provenance(ident["provenance"])
 
 
 def _json_object(path: Path) -> dict:

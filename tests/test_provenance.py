@@ -14,6 +14,7 @@ from asr.config_files import config_from_dict
 from asr.decoding_config import PRIORS_FILE, model_decoder, write_decoding_defaults
 from asr.lm import build_lm
 from asr.model_dir import SOURCE_ROOT, PRETRAINED_DIR, load_model_dir, portable_path, save_model_dir
+from asr.provenance import PROVENANCE_FILE, read_provenance
 from asr.rescoring import RescoringOptions, RescoringTuneResult
 from asr.rescoring_files import load_rescoring, read_rescoring, write_rescoring
 from conftest import REPO_ROOT
@@ -60,6 +61,13 @@ def run_in_place(tiny_model_dir, tmp_path, monkeypatch):
         "lm": str(lm.resolve()), "lexicon": None, "manifest": absolute("data/full/valid.jsonl"), "wer": 0.5}})
     (run / PRIORS_FILE).write_text(json.dumps({"manifest": absolute("data/full/train.jsonl"), "frames": 9,
                                                "priors": [1 / len(loaded.tokenizer)] * len(loaded.tokenizer)}))
+    # a training record written where no path could be named from the run's folder; fine-tuned from
+    # weights under the current folder, whose own record names the checkout's manifests
+    ident = lambda path: {"path": path, "size": 9, "sha1": "0" * 40}
+    init_record = {"data": {"train_manifest": ident(absolute("data/full/train.jsonl")), "valid_manifest": None}}
+    (run / PROVENANCE_FILE).write_text(json.dumps({"data": {
+        "train_manifest": ident(absolute("data/full/train.jsonl")), "valid_manifest": ident(absolute("data/v.jsonl")),
+        "init_from": {**ident(str(tmp_path / "phones" / "best" / "model.safetensors")), "provenance": init_record}}}))
     return run, lm
 
 
@@ -81,6 +89,10 @@ def test_an_exported_package_names_no_folder_of_this_machine_and_moves_with_its_
     assert tuned["manifest"] == "data/full/valid.jsonl" and tuned["source_lm"] == "hw.arpa"  # from the current folder
     assert tuned["lm"] == "lm.arpa"  # the packaged LM, which the search finds by it
     assert json.loads((tmp_path / "pkg" / PRIORS_FILE).read_text())["manifest"] == "data/full/train.jsonl"
+    data = read_provenance(tmp_path / "pkg")["data"]
+    assert data["valid_manifest"]["path"] == "data/v.jsonl" and data["valid_manifest"]["sha1"] == "0" * 40
+    assert data["init_from"]["path"] == "phones/best/model.safetensors"  # from the current folder
+    assert data["init_from"]["provenance"]["data"]["train_manifest"]["path"] == "data/full/train.jsonl"
     copied = shutil.copytree(tmp_path / "pkg", tmp_path / "copied")
     shutil.rmtree(tmp_path / "pkg")
     decoder, notes = model_decoder(copied, load_model_dir(copied).tokenizer)
@@ -103,6 +115,7 @@ def test_a_package_that_rescores_names_no_folder_of_this_machine_and_its_systems
     system2 = yaml.safe_load((tmp_path / "pkg" / "system2" / "config.yaml").read_text())["train"]
     assert system2["train_manifest"] == "data/full/train.jsonl"
     assert json.loads((tmp_path / "pkg" / "system2" / PRIORS_FILE).read_text())["manifest"] == "data/full/train.jsonl"
+    assert read_provenance(tmp_path / "pkg" / "system2")["data"]["valid_manifest"]["path"] == "data/v.jsonl"
     copied = shutil.copytree(tmp_path / "pkg", tmp_path / "copied")
     shutil.rmtree(tmp_path / "pkg")
     models, _ = read_rescoring(copied / "rescoring.yaml")
