@@ -38,6 +38,7 @@ PRETRAINED_DIR = Path(__file__).parent / "pretrained" / "default"
 _SOURCE = Path(__file__).resolve().parent.parent
 SOURCE_ROOT = _SOURCE if (_SOURCE / "pyproject.toml").is_file() else None
 REQUIRED_FILES = ("config.yaml", "model.safetensors", TOKENIZER_FILE, "cmvn.json")
+PROVENANCE_FILE = "provenance.json"  # what trained the weights (asr.provenance); make_portable rewrites it
 
 
 class ModelDirError(ValueError):
@@ -70,7 +71,9 @@ def save_model_dir(path: str | Path, config: Config, model: AcousticModel,
         for name, content in (extra_files or {}).items():  # text to write, a file to copy, or a writer
             if isinstance(content, Path):
                 shutil.copyfile(content, tmp / name)
-                if name.endswith(".json"):  # token_priors.json: refused here, named as the user knows it
+                # token_priors.json: refused here, named as the user knows it; provenance.json is a
+                # record, never a reason to refuse a model (asr.provenance)
+                if name.endswith(".json") and name != PROVENANCE_FILE:
                     _json_object(content)
             elif callable(content):
                 content(tmp / name)
@@ -182,17 +185,16 @@ def make_portable(model_dir: str | Path) -> None:
         _rewrite_yaml(folder / "config.yaml", _portable_config)
         _rewrite_yaml(folder / "decoding.yaml", _portable_tuned)
         _rewrite_yaml(folder / "rescoring.yaml", _portable_tuned)
-        priors = folder / "token_priors.json"
-        if priors.is_file():
-            data = _json_object(priors)
-            if isinstance(data.get("manifest"), str):
-                data["manifest"] = portable_path(data["manifest"])
-                write_text_atomic(priors, json.dumps(data, indent=1) + "\n")  # as asr.priors writes it
-        record = folder / "provenance.json"  # asr.provenance.PROVENANCE_FILE, which imports this module
-        if record.is_file():
-            data = _json_object(record)
-            _portable_provenance(data)
-            write_text_atomic(record, json.dumps(data, indent=1) + "\n")  # as asr.provenance writes it
+        _rewrite_json(folder / "token_priors.json", _portable_manifest)
+        try:
+            _rewrite_json(folder / PROVENANCE_FILE, _portable_provenance)
+        except ModelDirError:  # carried as it is: a record, never a reason to refuse a model (asr.provenance)
+            pass
+
+
+def _portable_manifest(data: dict) -> None:
+    if isinstance(data.get("manifest"), str):
+        data["manifest"] = portable_path(data["manifest"])
 
 
 def _portable_provenance(record: dict) -> None:
@@ -229,6 +231,15 @@ def _portable_tuned(data: dict) -> None:
     for key in ("manifest", "source_lm", "packaged_from") if isinstance(tuned, dict) else ():
         if isinstance(tuned.get(key), str):
             tuned[key] = portable_path(tuned[key])
+
+
+def _rewrite_json(path: Path, change) -> None:
+    """Apply ``change`` to the JSON object at ``path`` (when there is one), written as asr.priors and
+    asr.provenance write theirs."""
+    if path.is_file():
+        data = _json_object(path)
+        change(data)
+        write_text_atomic(path, json.dumps(data, indent=1) + "\n")
 
 
 def _rewrite_yaml(path: Path, change) -> None:

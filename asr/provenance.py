@@ -23,9 +23,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from asr.atomic import write_text_atomic
-from asr.model_dir import SOURCE_ROOT, portable_path
-
-PROVENANCE_FILE = "provenance.json"
+from asr.model_dir import PROVENANCE_FILE, SOURCE_ROOT, portable_path
 
 
 def code_version(root: Path | None = SOURCE_ROOT) -> dict:

@@ -76,6 +76,8 @@ def test_an_exported_copy_carries_the_record_and_a_model_without_one_reads_as_no
     assert not (tmp_path / "bare" / PROVENANCE_FILE).exists()
     (best / PROVENANCE_FILE).write_text("{not json")
     assert read_provenance(best) is None  # a record, never a reason to refuse the model
+    assert main(["export", str(best), str(tmp_path / "broken")]) == 0
+    assert (tmp_path / "broken" / PROVENANCE_FILE).read_text() == "{not json"  # carried as it was
 
 
 def git(root, *args):
