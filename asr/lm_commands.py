@@ -197,6 +197,7 @@ def cmd_lm_tune(args) -> int:
         print_error(note)
     result = tune(transcriber, decoder, utterances, args.lm_weights, args.word_scores, args.blank_penalties,
                   batch_seconds=args.batch_seconds, prior_scales=args.prior_scales,
+                  keep_in=None if args.dry_run else args.model, files=[args.lm, lexicon],  # a cut run resumes
                   progress=lambda w, s, b, p, wer: print_error(
                       f"lm_weight {w:g} word_score {s:g} blank_penalty {b:g}" + (f" prior_scale {p:g}" if p else "")
                       + f": WER {100 * wer:.2f}%"))

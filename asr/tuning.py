@@ -3,7 +3,9 @@ the model.
 
 The acoustic model runs once over the manifest, on what ``asr evaluate`` runs (silence left out,
 long utterances cut at pauses: ``asr.evaluate.readable_batches``); every grid point only re-runs
-the search on the kept log-probabilities. Never tune on the test split.
+the search on the kept log-probabilities. ``asr lm tune`` keeps each point in the model's folder as
+it is searched, so that a run cut short searches only the rest when run again
+(``asr.tune_progress``). Never tune on the test split.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from asr.model_dir import portable_path
 from asr.search_workers import survivors
 from asr.text import normalize_text, plural
 from asr.transcribe import Transcriber
+from asr.tune_progress import GridProgress, grid_key
 
 DEFAULT_LM_WEIGHTS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.5, 2.0, 3.0)
 DEFAULT_WORD_SCORES = (-3.0, -2.0, -1.0, 0.0, 1.0, 2.0, 3.0)
@@ -82,6 +85,23 @@ def _hypotheses(decoder, batches, firsts: Sequence[int], dropped: dict[int, str]
     return hyps
 
 
+def _search_point(decoder, point, batches, firsts, dropped: dict[int, str], kept: GridProgress | None):
+    """One grid point's transcripts: kept from a run before, or searched (and then kept)."""
+    if kept is not None and point in kept.points:
+        return kept.points[point]
+    before = set(dropped)
+    lm_weight, word_score, penalty, scale = point
+    search = decoder.with_options(lm_weight=lm_weight, word_score=word_score, blank_penalty=penalty,
+                                  prior_scale=scale)
+    try:
+        hyps = _hypotheses(search, batches, firsts, dropped)
+    finally:
+        search.close()
+    if kept is not None:
+        kept.add(point, hyps, {k: why for k, why in dropped.items() if k not in before})
+    return hyps
+
+
 def _wer(hyps: Sequence[str | None], refs: Sequence[str | None], firsts: Sequence[int], dropped,
          silent: Sequence[str] = ()) -> float:
     """The WER of every utterance not in ``dropped``, a cut one scored whole, as evaluate scores it."""
@@ -98,7 +118,8 @@ def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Seque
          lm_weights: Sequence[float] = DEFAULT_LM_WEIGHTS, word_scores: Sequence[float] = DEFAULT_WORD_SCORES,
          blank_penalties: Sequence[float] = DEFAULT_BLANK_PENALTIES, batch_seconds: float = 300.0,
          progress: Callable[[float, float, float, float, float], None] | None = None,
-         prior_scales: Sequence[float] = DEFAULT_PRIOR_SCALES, say: Callable[[str], None] = _say) -> TuneResult:
+         prior_scales: Sequence[float] = DEFAULT_PRIOR_SCALES, say: Callable[[str], None] = _say,
+         keep_in: str | Path | None = None, files: Sequence[str | Path | None] = ()) -> TuneResult:
     """Grid search; ties go to the smaller LM weight, then the word score nearer 0, then the
     smaller blank penalty, then the smaller prior scale (which needs the decoder's token priors).
 
@@ -106,7 +127,11 @@ def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Seque
     ``SearchWorkerDied``) at any point is skipped, with the unreadable ones, and every point is
     scored on the rest. ``progress`` is told each point's WER as it is searched; when an utterance
     is dropped, ``say`` names it once and ``progress`` is told the points before again, without
-    it: the last WER it was told of each point is the grid's."""
+    it: the last WER it was told of each point is the grid's.
+
+    ``keep_in`` (the model's folder): each point is kept there as it is searched, and the points a
+    run cut short kept are not searched again (``asr.tune_progress``); ``files`` are those the
+    search reads (LM, lexicon), which a kept point must have been searched with."""
     start = time.perf_counter()
     # A repeated value would only search the same point again.
     prior_scales, lm_weights, word_scores, blank_penalties = (
@@ -121,27 +146,35 @@ def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Seque
     firsts, dropped = first_pieces(refs), {}  # dropped: first row -> why
     named, speech = set(), sum(r is not None for r in refs)  # dropped ones said; utterances with speech
     greedy = _hypotheses(GreedyDecoder(transcriber.tokenizer), batches, firsts, dropped)
-    points = []
-    for scale, lm_weight, word_score, penalty in itertools.product(prior_scales, lm_weights, word_scores,
-                                                                   blank_penalties):
-        search = decoder.with_options(lm_weight=lm_weight, word_score=word_score, blank_penalty=penalty,
-                                      prior_scale=scale)
-        try:
-            hyps = _hypotheses(search, batches, firsts, dropped)
-        finally:
-            search.close()
-        fresh = [k for k in dropped if k not in named]
-        again = bool(fresh and progress and points and len(dropped) < speech)  # (none left: refused below)
-        for k in fresh:
-            named.add(k)
-            say(f"dropped {paths[k]}: its beam search killed its worker process; the grid is scored without it"
-                + (" (the points before are given again)" if again else ""))
-        if again:
-            for point, earlier in points:
-                progress(*point, _wer(earlier, refs, firsts, dropped, silent))
-        points.append(((lm_weight, word_score, penalty, scale), hyps))
-        if progress:
-            progress(lm_weight, word_score, penalty, scale, _wer(hyps, refs, firsts, dropped, silent))
+    grid_points = [(w, s, b, p) for p, w, s, b in itertools.product(prior_scales, lm_weights, word_scores,
+                                                                    blank_penalties)]
+    kept = None if keep_in is None else GridProgress(keep_in, grid_key(batches, refs, decoder, files), len(refs))
+    if kept is not None and (before := sum(p in kept.points for p in grid_points)):
+        say(f"resuming: {before} of {plural(len(grid_points), 'grid point')} were searched before, kept in "
+            f"{kept.path} (delete it to search them again)")
+        dropped.update(kept.dropped)  # named below, as any dropped utterance is
+    for other in kept.others() if kept is not None else ():  # so that a resume that did not is not a mystery
+        say(f"note: {other} holds grid points searched with other inputs (model outputs, references, LM or "
+            "lexicon file, search settings): not taken; delete it unless a run on those is to resume")
+    points, searched = [], False
+    try:
+        for point in grid_points:
+            points.append((point, _search_point(decoder, point, batches, firsts, dropped, kept)))
+            fresh = [k for k in dropped if k not in named]
+            again = bool(fresh and progress and len(points) > 1 and len(dropped) < speech)  # (none left: refused below)
+            for k in fresh:
+                named.add(k)
+                say(f"dropped {paths[k]}: its beam search killed its worker process; the grid is scored without it"
+                    + (" (the points before are given again)" if again else ""))
+            if again:
+                for earlier, hyps in points[:-1]:
+                    progress(*earlier, _wer(hyps, refs, firsts, dropped, silent))
+            if progress:
+                progress(*point, _wer(points[-1][1], refs, firsts, dropped, silent))
+        searched = True
+    finally:  # a grid cut short, even at its last point, is resumed by the next run
+        if kept is not None:
+            kept.close(done=searched)
     if len(dropped) == speech:  # every point would score the same (silence alone)
         first = next(iter(dropped))
         raise ManifestError(f"no speech to tune on: the search of all {plural(len(dropped), 'utterance')} with speech "
