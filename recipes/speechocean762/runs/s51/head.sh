@@ -9,7 +9,7 @@
 # at 01d1a12) if its re-tuned valid WER is no higher, the rule the built-in itself met (README.md,
 # run F4); else the built-in stays, and 01d1a12 remains the commit whose `make` reproduces it. Dev is
 # scored after that choice, only to report it.
-#   bash recipes/speechocean762/runs/s51/head.sh STAGE   (package dev)
+#   bash recipes/speechocean762/runs/s51/head.sh STAGE   (package dev valid)
 . "$(dirname "$0")/../lib.sh"
 X=$PWD/exp/s51
 mkdir -p $X
@@ -22,4 +22,11 @@ dev)  # after the choice on valid: the package as it rescores, against the built
       # (exp/s49/rep_dev_builtin: the built-in package scored on dev by runs/s49/dev.sh)
   score_dev $X/pkg $X/rep_dev_pkg $X/eval_dev_pkg.log
   asr compare exp/s49/rep_dev_builtin $X/rep_dev_pkg > $X/compare_dev.txt 2>&1 ;;
+valid)  # (session 53) how far apart the two are on valid, by speaker: the built-in's report beside the package's
+  OMP_NUM_THREADS=1 asr evaluate data/so762/valid.jsonl --model asr/pretrained/default --decode-workers 1 --json \
+      --report $X/rep_valid_builtin --force > $X/eval_valid_builtin.log 2>&1 &
+  OMP_NUM_THREADS=1 asr evaluate data/so762/valid.jsonl --model $X/pkg --decode-workers 1 --json \
+      --report $X/rep_valid_pkg --force > $X/eval_valid_pkg.log 2>&1
+  wait
+  asr compare $X/rep_valid_builtin $X/rep_valid_pkg > $X/compare_valid.txt 2>&1 ;;
 esac
