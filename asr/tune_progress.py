@@ -65,7 +65,7 @@ class GridProgress:
     def _read(self) -> None:
         if not self.path.is_file():
             return
-        lines, good = self.path.read_text(encoding="utf-8").splitlines(), []
+        lines, good = self.path.read_text(encoding="utf-8", errors="replace").splitlines(), []  # (bytes: not JSON)
         for line in lines:
             try:
                 record = json.loads(line)

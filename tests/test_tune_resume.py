@@ -120,6 +120,15 @@ def test_a_line_cut_as_it_was_written_is_dropped_and_the_points_before_it_kept(s
     assert [line[:30] for line in kept.read_text().splitlines()] == [line[:30] for line in lines]
 
 
+def test_a_kept_file_that_is_not_json_lines_is_searched_over_not_refused(setup, tmp_path, monkeypatch):
+    with pytest.raises(Cut):
+        run(setup, tmp_path, progress=cut_after(1))
+    [kept] = tmp_path.glob("tune-progress-*.jsonl")
+    kept.write_bytes(b"\xff\xfe garbage\n[1, 2]\n")
+    seen = searched_weights(monkeypatch)
+    assert len(run(setup, tmp_path).grid) == 3 and seen == list(WEIGHTS) and not kept.exists()
+
+
 def test_an_utterance_dropped_before_the_cut_stays_dropped_after_it(tiny_model_dir, tmp_path, monkeypatch):
     from asr.search_workers import SearchWorkerDied
     from conftest import write_sine
