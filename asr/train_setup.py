@@ -97,6 +97,16 @@ def respelled(tokenizer: PhoneTokenizer, cfg: Config, say) -> PhoneTokenizer:
     return new
 
 
+def _spells_otherwise(lexicon: str, tokenizer: PhoneTokenizer) -> bool:
+    """Whether ``lexicon`` (a ``train.phone_lexicon`` value) spells a word otherwise than
+    ``tokenizer`` does, or one it lacks; one that cannot be read counts as other."""
+    try:
+        given = PhoneLexicon.load(lexicon).pronunciations
+    except LexiconError:
+        return True
+    return any(tokenizer.pronunciations.get(word) != spelling for word, spelling in given.items())
+
+
 def check_same_model(loaded: LoadedModel, cfg: Config, source: str) -> None:
     """Refuse a checkpoint whose features, model or units differ from ``cfg``'s: training would
     go on with the checkpoint's, and the run's config.yaml would record ``cfg``'s."""
@@ -227,7 +237,8 @@ def model_to_train(cfg: Config, resume: bool, device, say, data: dict):
                 if planned < tc.epochs else ": nothing to resume (a larger train.epochs trains on)"))
         else:
             say(f"resuming {run_dir} at epoch {state['epoch'] + 1}, step {state['step']}")
-        if isinstance(tokenizer, PhoneTokenizer) and saved_cfg.train.phone_lexicon != tc.phone_lexicon:
+        if isinstance(tokenizer, PhoneTokenizer) and saved_cfg.train.phone_lexicon != tc.phone_lexicon \
+                and _spells_otherwise(tc.phone_lexicon, tokenizer):  # (not: the same files, named otherwise)
             say(f"train.phone_lexicon={tc.phone_lexicon} is not the run's own ({saved_cfg.train.phone_lexicon}): a "
                 "resumed run keeps its spellings (to learn the new ones, fine-tune its best/ with train.init_from)")
     elif any((run_dir / name).exists() for name in RUN_FILES):

@@ -471,6 +471,12 @@ def test_a_phone_model_fine_tuned_with_another_lexicon_learns_its_spellings_and_
     said = capsys.readouterr()
     assert f"is not the run's own ({other}): a resumed run keeps its spellings" in said.out + said.err
     assert load_model_dir(tuned / "last").tokenizer.pronunciations[word] == ("Z", "Z", "Z")
+    # Its own lexicon named by another path is its own: nothing to say
+    (tmp_path / "sub").mkdir()
+    train(tiny_config(tiny_corpus, tmp_path / "tuned", "train.epochs=3", "train.units=phone",
+                      f"train.phone_lexicon={tmp_path / 'sub' / '..' / 'other.txt'}", f"train.init_from={base}"),
+          resume=True)
+    assert "is not the run's own" not in "".join(capsys.readouterr())
     # The model's own lexicon is not read again: a fine-tune need not have it (gone here)
     own = tmp_path / "own.txt"
     own.write_text(corpus_lexicon)
