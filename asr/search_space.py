@@ -339,9 +339,11 @@ def _share_key(tokenizer: Tokenizer, lm, lexicon, hotwords) -> tuple | None:
     if hotwords or not lexicon or str(lexicon).lower() == "none" or not Path(lexicon).is_file() \
             or (lm and not Path(lm).is_file()):  # (a missing file: loading says so)
         return None
-    lm_stat = None
-    if lm:
-        st = Path(lm).stat()
-        lm_stat = (str(Path(lm).resolve()), st.st_size, st.st_mtime_ns)
     digest = hashlib.sha1(Path(lexicon).read_bytes()).hexdigest()
-    return tuple(tokenizer.tokens), lm_stat, digest
+    return tuple(tokenizer.tokens), file_stamp(lm) if lm else None, digest
+
+
+def file_stamp(path: str | Path) -> tuple[str, int, int]:
+    """A file as make tells files apart: where it is, its size and its time (an LM is too large to hash)."""
+    st = Path(path).stat()
+    return str(Path(path).resolve()), st.st_size, st.st_mtime_ns

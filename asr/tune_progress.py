@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Sequence
 
 from asr.atomic import write_text_atomic
+from asr.search_space import file_stamp
 
 PREFIX = "tune-progress-"
 TUNED = ("lm_weight", "word_score", "blank_penalty", "prior_scale")  # the grid's axes: not in the key
@@ -43,11 +44,10 @@ def grid_key(batches, refs: Sequence[str | None], decoder, files: Sequence[str |
 
 
 def _identity(path) -> list | str | None:
-    """A file by where it is, its size and its time (as make and ``SearchSpace`` tell files apart)."""
+    """A file by its stamp (``search_space.file_stamp``); None, or a setting such as "none", as it is."""
     if path is None or not Path(path).is_file():
         return None if path is None else str(path)
-    st = Path(path).stat()
-    return [str(Path(path).resolve()), st.st_size, st.st_mtime_ns]
+    return list(file_stamp(path))
 
 
 class GridProgress:

@@ -22,9 +22,14 @@ class Cut(Exception):
 
 
 @pytest.fixture
-def setup(tiny_model_dir, tiny_corpus, tmp_path):
-    lm = tmp_path / "lm.arpa"
-    assert main(["lm", "build", str(tiny_corpus / "train.jsonl"), "-o", str(lm), "--order", "2"]) == 0
+def lm(tiny_corpus, tmp_path):
+    path = tmp_path / "lm.arpa"
+    assert main(["lm", "build", str(tiny_corpus / "train.jsonl"), "-o", str(path), "--order", "2"]) == 0
+    return path
+
+
+@pytest.fixture
+def setup(tiny_model_dir, tiny_corpus, lm):
     transcriber = load_model(tiny_model_dir, decoder="greedy", device="cpu")
     decoder = BeamSearchDecoder(transcriber.tokenizer, lm=str(lm), options=BeamSearchOptions(beam_size=4))
     return transcriber, decoder, read_manifest(tiny_corpus / "valid.jsonl")[:4], lm
@@ -153,14 +158,12 @@ def test_an_utterance_dropped_before_the_cut_stays_dropped_after_it(tiny_model_d
     assert [point[4] for point in result.grid] == [0.0, 0.0, 0.0]
 
 
-def test_lm_tune_leaves_nothing_behind_in_the_model_and_a_dry_run_keeps_nothing(tiny_model_dir, tiny_corpus, tmp_path,
-                                                                                 monkeypatch):
+def test_lm_tune_leaves_nothing_behind_in_the_model_and_a_dry_run_keeps_nothing(tiny_model_dir, tiny_corpus, lm,
+                                                                                 tmp_path, monkeypatch):
     import shutil
 
     model = tmp_path / "model"
     shutil.copytree(tiny_model_dir, model)
-    lm = tmp_path / "lm.arpa"
-    assert main(["lm", "build", str(tiny_corpus / "train.jsonl"), "-o", str(lm), "--order", "2"]) == 0
     args = ["lm", "tune", str(tiny_corpus / "valid.jsonl"), "--model", str(model), "--lm", str(lm),
             "--lm-weights", "0.5,1", "--word-scores", "0", "--beam-size", "4", "--decode-workers", "1"]
     before = sorted(p.name for p in model.iterdir())
