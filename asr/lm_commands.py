@@ -168,6 +168,17 @@ def cmd_lm_perplexity(args) -> int:
     return 1 if failed else 0
 
 
+def _point_line(told) -> str:
+    """``[12/840, ~20 min left] lm_weight 1.5 word_score -1 blank_penalty 0: WER 52.30%``: where a long
+    grid is and when it will end (``asr.tuning.PointScore``)."""
+    left = told.seconds_left
+    when = ("" if left is None or told.number == told.points
+            else f", ~{left / 60:.0f} min left" if left >= 90 else f", ~{max(left, 1):.0f} s left")
+    return (f"[{told.number}/{told.points}{when}] lm_weight {told.lm_weight:g} word_score {told.word_score:g} "
+            f"blank_penalty {told.blank_penalty:g}" + (f" prior_scale {told.prior_scale:g}" if told.prior_scale else "")
+            + f": WER {100 * told.wer:.2f}%")
+
+
 def cmd_lm_tune(args) -> int:
     from asr.beam_search import BeamSearchDecoder, BeamSearchOptions
     from asr.data import read_manifest
@@ -198,9 +209,7 @@ def cmd_lm_tune(args) -> int:
     result = tune(transcriber, decoder, utterances, args.lm_weights, args.word_scores, args.blank_penalties,
                   batch_seconds=args.batch_seconds, prior_scales=args.prior_scales,
                   keep_in=None if args.dry_run else args.model, files=[args.lm, lexicon],  # a cut run resumes
-                  progress=lambda w, s, b, p, wer: print_error(
-                      f"lm_weight {w:g} word_score {s:g} blank_penalty {b:g}" + (f" prior_scale {p:g}" if p else "")
-                      + f": WER {100 * wer:.2f}%"))
+                  progress=lambda told: print_error(_point_line(told)))
     for path, reason in result.skipped:
         print_error(f"skipped {path}: {reason}")
     if result.skipped:  # tuned on the rest, and stored: a recipe goes on to evaluate with it (exit 0)

@@ -52,6 +52,22 @@ class TuneResult:
     seconds: float = 0.0
 
 
+@dataclass(frozen=True)
+class PointScore:
+    """One grid point's WER as ``tune`` tells it to ``progress``: the point, its place in the grid
+    (``number`` of ``points``, from 1), and the time the rest will take (``seconds_left``), estimated
+    from the points this run searched: None until it has searched one (points a cut run kept are read
+    back, not searched)."""
+    lm_weight: float
+    word_score: float
+    blank_penalty: float
+    prior_scale: float
+    wer: float
+    number: int
+    points: int
+    seconds_left: float | None = None
+
+
 @torch.inference_mode()
 def model_outputs(transcriber: Transcriber, utterances: Sequence[Utterance], batch_seconds: float = 300.0,
                   paths: list | None = None):
@@ -117,7 +133,7 @@ def _say(message: str) -> None:
 def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Sequence[Utterance],
          lm_weights: Sequence[float] = DEFAULT_LM_WEIGHTS, word_scores: Sequence[float] = DEFAULT_WORD_SCORES,
          blank_penalties: Sequence[float] = DEFAULT_BLANK_PENALTIES, batch_seconds: float = 300.0,
-         progress: Callable[[float, float, float, float, float], None] | None = None,
+         progress: Callable[[PointScore], None] | None = None,
          prior_scales: Sequence[float] = DEFAULT_PRIOR_SCALES, say: Callable[[str], None] = _say,
          keep_in: str | Path | None = None, files: Sequence[str | Path | None] = ()) -> TuneResult:
     """Grid search; ties go to the smaller LM weight, then the word score nearer 0, then the
@@ -125,9 +141,9 @@ def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Seque
 
     An utterance whose search kills its worker process alone (after twice in its batch:
     ``SearchWorkerDied``) at any point is skipped, with the unreadable ones, and every point is
-    scored on the rest. ``progress`` is told each point's WER as it is searched; when an utterance
-    is dropped, ``say`` names it once and ``progress`` is told the points before again, without
-    it: the last WER it was told of each point is the grid's.
+    scored on the rest. ``progress`` is told each point's WER as it is searched (``PointScore``);
+    when an utterance is dropped, ``say`` names it once and ``progress`` is told the points before
+    again, without it: the last WER it was told of each point is the grid's.
 
     ``keep_in`` (the model's folder): each point is kept there as it is searched, and the points a
     run cut short kept are not searched again (``asr.tune_progress``); ``files`` are those the
@@ -157,9 +173,19 @@ def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Seque
         say(f"note: {other} holds grid points searched with other inputs (model outputs, references, LM or "
             "lexicon file, search settings): not taken; delete it unless a run on those is to resume")
     points, searched = [], False
+    to_search = sum(kept is None or p not in kept.points for p in grid_points)
+    timed: list[float] = []  # seconds of each point searched here, for the time left
+
+    def told(number: int, point, hyps) -> PointScore:
+        left = None if not timed else (to_search - len(timed)) * sum(timed) / len(timed)
+        return PointScore(*point, _wer(hyps, refs, firsts, dropped, silent), number, len(grid_points), left)
+
     try:
         for point in grid_points:
+            began, was_kept = time.perf_counter(), kept is not None and point in kept.points
             points.append((point, _search_point(decoder, point, batches, firsts, dropped, kept)))
+            if not was_kept:
+                timed.append(time.perf_counter() - began)
             fresh = [k for k in dropped if k not in named]
             again = bool(fresh and progress and len(points) > 1 and len(dropped) < speech)  # (none left: refused below)
             for k in fresh:
@@ -167,10 +193,10 @@ def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Seque
                 say(f"dropped {paths[k]}: its beam search killed its worker process; the grid is scored without it"
                     + (" (the points before are given again)" if again else ""))
             if again:
-                for earlier, hyps in points[:-1]:
-                    progress(*earlier, _wer(hyps, refs, firsts, dropped, silent))
+                for number, (earlier, hyps) in enumerate(points[:-1], 1):
+                    progress(told(number, earlier, hyps))
             if progress:
-                progress(*point, _wer(points[-1][1], refs, firsts, dropped, silent))
+                progress(told(len(points), point, points[-1][1]))
         searched = True
     finally:  # a grid cut short, even at its last point, is resumed by the next run
         if kept is not None:

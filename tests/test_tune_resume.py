@@ -51,8 +51,8 @@ def cut_after(points: int):
     """A progress callback that stops the grid once ``points`` points were told."""
     told = []
 
-    def progress(w, s, b, p, wer):
-        told.append(w)
+    def progress(point):
+        told.append(point)
         if len(told) == points:
             raise Cut
 
@@ -158,8 +158,33 @@ def test_an_utterance_dropped_before_the_cut_stays_dropped_after_it(tiny_model_d
     assert [point[4] for point in result.grid] == [0.0, 0.0, 0.0]
 
 
+def test_each_point_is_told_with_its_place_in_the_grid_and_the_time_the_points_left_to_search_will_take(
+        setup, tmp_path):
+    told = []
+    run(setup, tmp_path, progress=told.append)
+    assert [(p.lm_weight, p.number, p.points) for p in told] == [(0.0, 1, 3), (0.5, 2, 3), (1.0, 3, 3)]
+    assert told[0].seconds_left > 0 and told[-1].seconds_left == 0
+    with pytest.raises(Cut):
+        run(setup, tmp_path, progress=cut_after(2))
+    told = []
+    run(setup, tmp_path, progress=told.append)  # the two kept points take no time: nothing to estimate from
+    assert [(p.number, p.seconds_left) for p in told] == [(1, None), (2, None), (3, 0.0)]
+
+
+def test_lm_tune_says_where_the_grid_is_and_how_long_the_rest_will_take():
+    from asr.lm_commands import _point_line
+    from asr.tuning import PointScore
+
+    assert _point_line(PointScore(1.5, -1.0, 0.0, 0.0, 0.523, 12, 840, 1212.0)) == \
+        "[12/840, ~20 min left] lm_weight 1.5 word_score -1 blank_penalty 0: WER 52.30%"
+    assert _point_line(PointScore(1.0, 0.0, 2.0, 0.3, 0.5, 2, 3, 40.2)) == \
+        "[2/3, ~40 s left] lm_weight 1 word_score 0 blank_penalty 2 prior_scale 0.3: WER 50.00%"
+    assert _point_line(PointScore(1.0, 0.0, 0.0, 0.0, 0.5, 1, 3, None)).startswith("[1/3] ")  # read back: no estimate
+    assert _point_line(PointScore(1.0, 0.0, 0.0, 0.0, 0.5, 3, 3, 0.0)).startswith("[3/3] ")
+
+
 def test_lm_tune_leaves_nothing_behind_in_the_model_and_a_dry_run_keeps_nothing(tiny_model_dir, tiny_corpus, lm,
-                                                                                 tmp_path, monkeypatch):
+                                                                                 tmp_path, monkeypatch, capsys):
     import shutil
 
     model = tmp_path / "model"
@@ -168,6 +193,7 @@ def test_lm_tune_leaves_nothing_behind_in_the_model_and_a_dry_run_keeps_nothing(
             "--lm-weights", "0.5,1", "--word-scores", "0", "--beam-size", "4", "--decode-workers", "1"]
     before = sorted(p.name for p in model.iterdir())
     assert main(args) == 0
+    assert capsys.readouterr().err.splitlines()[-1].startswith("asr: [2/2] lm_weight 1 word_score 0 blank_penalty 0: WER ")
     assert sorted(p.name for p in model.iterdir()) == sorted(before + ["decoding.yaml"])
     added = []
     monkeypatch.setattr(GridProgress, "add", lambda self, *a: added.append(a))
@@ -191,7 +217,7 @@ t = load_model({str(tiny_model_dir)!r}, decoder="greedy", device="cpu")
 decoder = BeamSearchDecoder(t.tokenizer, lm={str(lm)!r}, options=BeamSearchOptions(beam_size=4))
 tune(t, decoder, read_manifest({str(tiny_corpus / "valid.jsonl")!r})[:4], lm_weights={WEIGHTS!r}, word_scores=(0.0,),
      keep_in={str(tmp_path)!r}, files=[{str(lm)!r}],
-     progress=lambda w, s, b, p, wer: w == 0.5 and os.kill(os.getpid(), signal.SIGKILL))
+     progress=lambda point: point.lm_weight == 0.5 and os.kill(os.getpid(), signal.SIGKILL))
 """
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)
     assert done.returncode == -signal.SIGKILL, done.stderr

@@ -245,7 +245,7 @@ def test_an_utterance_dropped_at_a_later_grid_point_is_named_once_and_the_points
     told = []
     result = tune(t, decoder, [Utterance(p, s, x) for p, s, x in zip(paths, (1.0, 1.0, 3.0), texts)],
                   lm_weights=(0.0, 0.5), word_scores=(0.0,), say=told.append,
-                  progress=lambda w, s, b, p, wer: told.append((w, wer)))
+                  progress=lambda point: told.append((point.lm_weight, point.wer)))
     assert told[0][0] == 0.0 and told[0][1] > 0  # c's errors counted: it had not died yet
     assert told[1:] == [f"dropped {paths[2]}: its beam search killed its worker process; the grid is scored without "
                         "it (the points before are given again)", (0.0, 0.0), (0.5, 0.0)]
@@ -268,6 +268,6 @@ def test_an_utterance_dropped_at_the_first_grid_point_is_named_once_and_nothing_
     told = []
     tune(t, decoder, [Utterance(paths[0], 1.0, t.transcribe(paths[0]).text), Utterance(paths[1], 3.0, "x")],
          lm_weights=(0.0, 0.5), word_scores=(0.0,), say=told.append,
-         progress=lambda w, s, b, p, wer: told.append((w, wer)))
+         progress=lambda point: told.append((point.lm_weight, point.wer)))
     assert told == [f"dropped {paths[1]}: its beam search killed its worker process; the grid is scored without it",
                     (0.0, 0.0), (0.5, 0.0)]
