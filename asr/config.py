@@ -178,6 +178,9 @@ class TrainConfig:
     # Average the weights of the last N epochs (icefall's --avg) at the end; the average
     # replaces best/ if its valid WER is lower. 0 or 1 = off.
     average_last: int = 0
+    # true: the average is best/ whatever valid says (a small valid set ranks single epochs by luck;
+    # an average needs no ranking, as ESPnet's and NeMo's averaged final models)
+    keep_average: bool = False
     # Weight noise (asr/weight_perturbation.py; Graves et al., 2013): each step's gradient is taken
     # at weights perturbed by N(0, std^2) and applied to the clean ones. 0 = off.
     weight_noise: float = 0.0
@@ -244,6 +247,9 @@ class TrainConfig:
             raise ConfigError(f"train.max_batch_size must be >= 1, got {self.max_batch_size}")
         if self.average_last < 0:
             raise ConfigError(f"train.average_last must be >= 0 (0: no average), got {self.average_last}")
+        if self.keep_average and self.average_last < 2:
+            raise ConfigError("train.keep_average=true keeps the average of the last epochs: give "
+                              f"train.average_last=2 or more (got {self.average_last}: no average)")
         if self.threads < 0:  # would be ignored silently
             raise ConfigError(f"train.threads must be >= 0 (0: torch's default), got {self.threads}")
 

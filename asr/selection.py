@@ -131,8 +131,8 @@ def end_epoch(cfg: Config, model, tokenizer, valid_set, device, writer, record: 
 def average_last_epochs(cfg: Config, model: AcousticModel, tokenizer, valid_set, device, best: tuple,
                         epochs: int) -> None:
     """Average the weights saved at the end of the last ``train.average_last`` of ``epochs`` into
-    RUN/avg/, and make it best/ if it ranks above ``best`` (selection_key) on valid (loads into
-    ``model``: training is over)."""
+    RUN/avg/, and make it best/ if it ranks above ``best`` (selection_key) on valid, or always with
+    ``train.keep_average`` unless its valid loss is not finite (loads into ``model``: training is over)."""
     run_dir, tc = Path(cfg.train.output_dir), cfg.train
     paths = [run_dir / "epochs" / f"epoch-{e:03d}.safetensors" for e in range(epochs - tc.average_last + 1,
                                                                                  epochs + 1)]
@@ -144,12 +144,13 @@ def average_last_epochs(cfg: Config, model: AcousticModel, tokenizer, valid_set,
     model.load_state_dict(average_state_dicts([load_file(str(p)) for p in paths]))
     save_model_dir(run_dir / "avg", cfg, model, tokenizer, extra_files=provenance_files(run_dir))
     record = {"averaged": [p.stem for p in paths]}
+    key = None
     if valid_set is not None:
         record.update(validate(model, valid_set, cfg, device, tokenizer))
         key = selection_key(record)
-        if key is not None and key < best:
-            save_model_dir(run_dir / "best", cfg, model, tokenizer, extra_files=provenance_files(run_dir))
-            record["best"] = True
+    if (key is not None and key < best) or (tc.keep_average and (valid_set is None or key is not None)):
+        save_model_dir(run_dir / "best", cfg, model, tokenizer, extra_files=provenance_files(run_dir))
+        record["best"] = True
     with open(run_dir / "log.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
     log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))

@@ -236,6 +236,12 @@ def test_stacked_frames_take_any_subsampling_factor_of_at_least_one():
     assert load_config(None, ["model.subsampling=stack", "model.subsampling_factor=3"]).model.subsampling_factor == 3
 
 
+@pytest.mark.parametrize("average_last", ["0", "1"])
+def test_keeping_the_average_without_one_is_refused(average_last):
+    with pytest.raises(ConfigError, match=r"train\.keep_average=true .* give train\.average_last=2 or more"):
+        load_config(None, ["train.keep_average=true", f"train.average_last={average_last}"])
+
+
 @pytest.mark.parametrize("override", ["train.lr=-1", "train.lr=0", "train.lr=.nan", "train.lr=.inf", "train.epochs=0",
                                       "train.batch_seconds=0", "train.max_batch_size=0", "train.threads=-1",
                                       "train.average_last=-1", "train.grad_clip=0", "train.grad_clip=-1",

@@ -91,6 +91,25 @@ def test_the_last_epochs_are_averaged_and_the_average_kept_only_if_it_validates_
     assert same_as_avg == (rank(record) < rank(best_epoch)) == record.get("best", False)
 
 
+@pytest.mark.parametrize("keep", [True, False])
+def test_keep_average_makes_the_average_best_even_when_valid_ranks_it_last(tiny_corpus, tmp_path, monkeypatch, keep):
+    import asr.selection as selection
+
+    averaging, validate, average = [], selection.validate, selection.average_state_dicts
+
+    def scored(*args, **kwargs):  # every epoch perfect on valid, the average all wrong
+        wer = 1.0 if averaging else 0.0
+        return {**validate(*args, **kwargs), "valid_wer": wer, "valid_cer": wer}
+
+    monkeypatch.setattr(selection, "validate", scored)
+    monkeypatch.setattr(selection, "average_state_dicts", lambda states: averaging.append(1) or average(states))
+    run = train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=2", "train.average_last=2",
+                            f"train.keep_average={str(keep).lower()}"))
+    best, avg = (load_file(str(run / name / "model.safetensors")) for name in ("best", "avg"))
+    assert all(torch.equal(best[k], avg[k]) for k in avg) == keep
+    assert epochs(run)[-1]["valid_wer"] == 1.0 and epochs(run)[-1].get("best", False) == keep
+
+
 def test_a_killed_run_resumes_to_exactly_the_same_weights(tiny_corpus, tmp_path):
     straight, resumed = straight_and_resumed(tiny_corpus, tmp_path, "train.epochs=2", "train.checkpoint_every=2")
     assert_same_weights(straight, resumed)

@@ -84,6 +84,10 @@ pkgall)  # (added after phones_dev) pkg_avg5 with the phone systems 7 (system2) 
         exp/s54/lmtune_p$S.log
   done
   tune_package exp/s54/pkg_avgall exp/s54/rescore_avgall.log ;;
+devall)  # after the rule's choice (pkg_avgall 48.20% <= 48.45%: adopted), only to report
+  score_dev exp/s54/pkg_avgall exp/s54/rep_dev_avgall exp/s54/eval_dev_avgall.log
+  asr compare exp/s54/rep_dev_ctl exp/s54/rep_dev_avgall > exp/s54/compare_dev_avgall.txt 2>&1
+  asr compare exp/s49/rep_dev_builtin exp/s54/rep_dev_avgall > exp/s54/compare_dev_avgall_builtin.txt 2>&1 ;;
 alone)  # (added after dev) the first systems alone on dev, greedy and with the LM (their own tuned search)
   for D in greedy beam; do
     for V in ctl avg5; do
