@@ -7,7 +7,7 @@
 #   avgs:  the averages of the last 2, 3 and 4 epochs, each scored greedy on valid
 . "$(dirname "$0")/../lib.sh"
 E=exp/s54/XWCavg
-case ${1:?stage: train, avgs, pkg or rescore} in
+case ${1:?stage: train avgs pkg rescore dev alone phones phones_dev pkgall devall (in the order they ran)} in
 train)
   asr train exp/s50/XWC/finetune/config.yaml train.output_dir=$E train.average_last=5 train.progress=false \
       > exp/s54/XWCavg.log 2>&1 ;;
