@@ -7,7 +7,7 @@
 #   avgs:  the averages of the last 2, 3 and 4 epochs, each scored greedy on valid
 . "$(dirname "$0")/../lib.sh"
 E=exp/s54/XWCavg
-case ${1:?stage: train avgs pkg rescore dev alone phones phones_dev pkgall devall (in the order they ran)} in
+case ${1:?stage: train avgs pkg rescore dev alone phones phones_dev pkgall devall phones42 (in the order they ran)} in
 train)
   asr train exp/s50/XWC/finetune/config.yaml train.output_dir=$E train.average_last=5 train.progress=false \
       > exp/s54/XWCavg.log 2>&1 ;;
@@ -88,6 +88,18 @@ devall)  # after the rule's choice (pkg_avgall 48.20% <= 48.45%: adopted), only 
   score_dev exp/s54/pkg_avgall exp/s54/rep_dev_avgall exp/s54/eval_dev_avgall.log
   asr compare exp/s54/rep_dev_ctl exp/s54/rep_dev_avgall > exp/s54/compare_dev_avgall.txt 2>&1
   asr compare exp/s49/rep_dev_builtin exp/s54/rep_dev_avgall > exp/s54/compare_dev_avgall_builtin.txt 2>&1 ;;
+phones42)  # (added after devall) seed 42's fine-tuning again (its epochs were gone): phones 7's fine-tuning config with
+           # seed 42's start and seed, averaged; then pkg_avgall's system3 replaced as pkgall did the others
+  asr train exp/s50/XWC/phones7/finetune/config.yaml train.seed=42 train.init_from=$PWD/exp/s50/XWC/phones42/best \
+      train.output_dir=$PWD/exp/s54/phones42avg train.average_last=5 train.progress=false > exp/s54/phones42avg.log 2>&1
+  rm -rf exp/s54/pkg_avg4 && cp -r exp/s54/pkg_avgall exp/s54/pkg_avg4
+  rm -rf exp/s54/p42avg_half && asr export exp/s54/phones42avg/avg exp/s54/p42avg_half --half >> exp/s54/export.log 2>&1
+  cp exp/s54/p42avg_half/model.safetensors exp/s54/pkg_avg4/system3/model.safetensors
+  OMP_NUM_THREADS=2 asr priors exp/s54/pkg_avg4/system3 data/so762/train.jsonl > exp/s54/priors_p42.log 2>&1
+  lmtune_search exp/s54/pkg_avg4/system3 exp/s54/pkg_avg4/lm.bin exp/s54/pkg_avg4/system3/lexicon.txt exp/s54/lmtune_p42.log
+  tune_package exp/s54/pkg_avg4 exp/s54/rescore_avg4.log
+  score_dev exp/s54/pkg_avg4 exp/s54/rep_dev_avg4 exp/s54/eval_dev_avg4.log
+  asr compare exp/s54/rep_dev_ctl exp/s54/rep_dev_avg4 > exp/s54/compare_dev_avg4.txt 2>&1 ;;
 alone)  # (added after dev) the first systems alone on dev, greedy and with the LM (their own tuned search)
   for D in greedy beam; do
     for V in ctl avg5; do
