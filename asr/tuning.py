@@ -165,7 +165,8 @@ def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Seque
     grid_points = [(w, s, b, p) for p, w, s, b in itertools.product(prior_scales, lm_weights, word_scores,
                                                                     blank_penalties)]
     kept = None if keep_in is None else GridProgress(keep_in, grid_key(batches, refs, decoder, files), len(refs))
-    if kept is not None and (before := sum(p in kept.points for p in grid_points)):
+    to_search = {p for p in grid_points if kept is None or p not in kept.points}  # the rest: read back
+    if before := len(grid_points) - len(to_search):
         say(f"resuming: {before} of {plural(len(grid_points), 'grid point')} were searched before, kept in "
             f"{kept.path} (delete it to search them again)")
         dropped.update(kept.dropped)  # named below, as any dropped utterance is
@@ -173,18 +174,17 @@ def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Seque
         say(f"note: {other} holds grid points searched with other inputs (model outputs, references, LM or "
             "lexicon file, search settings): not taken; delete it unless a run on those is to resume")
     points, searched = [], False
-    to_search = sum(kept is None or p not in kept.points for p in grid_points)
     timed: list[float] = []  # seconds of each point searched here, for the time left
 
     def told(number: int, point, hyps) -> PointScore:
-        left = None if not timed else (to_search - len(timed)) * sum(timed) / len(timed)
+        left = None if not timed else (len(to_search) - len(timed)) * sum(timed) / len(timed)
         return PointScore(*point, _wer(hyps, refs, firsts, dropped, silent), number, len(grid_points), left)
 
     try:
         for point in grid_points:
-            began, was_kept = time.perf_counter(), kept is not None and point in kept.points
+            began = time.perf_counter()
             points.append((point, _search_point(decoder, point, batches, firsts, dropped, kept)))
-            if not was_kept:
+            if point in to_search:
                 timed.append(time.perf_counter() - began)
             fresh = [k for k in dropped if k not in named]
             again = bool(fresh and progress and len(points) > 1 and len(dropped) < speech)  # (none left: refused below)
