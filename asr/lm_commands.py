@@ -8,7 +8,7 @@ from pathlib import Path
 from asr.atomic import check_writable
 from asr.cli_types import check_output
 from asr.commands import print_error
-from asr.text import plural
+from asr.text import plural, time_left
 
 
 def _tokenizer(args):
@@ -172,8 +172,7 @@ def _point_line(told) -> str:
     """``[12/840, ~20 min left] lm_weight 1.5 word_score -1 blank_penalty 0: WER 52.30%``: where a long
     grid is and when it will end (``asr.tuning.PointScore``)."""
     left = told.seconds_left
-    when = ("" if left is None or told.number == told.points
-            else f", ~{left / 60:.0f} min left" if left >= 90 else f", ~{max(left, 1):.0f} s left")
+    when = "" if left is None or told.number == told.points else f", {time_left(left)}"
     return (f"[{told.number}/{told.points}{when}] lm_weight {told.lm_weight:g} word_score {told.word_score:g} "
             f"blank_penalty {told.blank_penalty:g}" + (f" prior_scale {told.prior_scale:g}" if told.prior_scale else "")
             + f": WER {100 * told.wer:.2f}%")

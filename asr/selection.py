@@ -102,10 +102,10 @@ def _decode_pieces(model, decoder, pieces: list[torch.Tensor], device, batch_sam
 
 
 def end_epoch(cfg: Config, model, tokenizer, valid_set, device, writer, record: dict, best: tuple,
-              epochs: int) -> tuple:
+              epochs: int, progress: str = "") -> tuple:
     """The main process after an epoch: validate, log (``record``, in log.jsonl and TensorBoard's
-    ``writer``), keep the best model (and, for averaging, the last epochs' weights); returns the
-    best model's selection_key so far."""
+    ``writer``; on stderr after ``progress``, asr.train_log.epoch_progress), keep the best model (and,
+    for averaging, the last epochs' weights); returns the best model's selection_key so far."""
     tc, run_dir, epoch = cfg.train, Path(cfg.train.output_dir), record["epoch"]
     if valid_set is not None:
         record.update(validate(model, valid_set, cfg, device, tokenizer))
@@ -114,7 +114,8 @@ def end_epoch(cfg: Config, model, tokenizer, valid_set, device, writer, record: 
             writer.add_scalar(f"epoch/{key}", value, record["step"])
     with open(run_dir / "log.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
-    log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+    line = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items())
+    log(f"{progress} {line}" if progress else line)
     current = selection_key(record)
     if current is not None and current < best:
         best = current

@@ -50,6 +50,15 @@ def plural(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def time_left(seconds: float) -> str:
+    """``~35 s left``, ``~20 min left``, ``~2.5 h left``: an estimate, as rough as it reads."""
+    if seconds < 90:
+        return f"~{max(seconds, 1):.0f} s left"
+    if seconds < 150 * 60:
+        return f"~{seconds / 60:.0f} min left"
+    return f"~{seconds / 3600:.1f} h left"
+
+
 def normalize_text(text: str) -> str:
     """Lower case, unify apostrophes, drop punctuation, collapse spaces.
 

@@ -47,7 +47,7 @@ from asr.selection import average_last_epochs, end_epoch
 from asr.text import plural
 from asr.train_checks import (TrainingError, check_trainable_lengths, nothing_readable, unreadable_files,
                               valid_loss_note, warn_of_silence)
-from asr.train_log import epoch_record, log_step, open_tensorboard, progress_bar, why_untrained
+from asr.train_log import epoch_progress, epoch_record, log_step, open_tensorboard, progress_bar, why_untrained
 from asr.train_resume import (apply_new_settings, durations_id, epoch_starts, load_scaler, make_optimizer,
                               resume_point, trim_log)
 from asr.train_setup import attach_phone_head, compute_cmvn, data_identity, describe_run, load_split, model_to_train
@@ -352,7 +352,8 @@ def _train(cfg: Config, resume: bool, stop_at_step: int | None) -> Path:
         ensure_finite()
         if d.is_main:  # a time budget may yet end the run at this epoch: kept for averaging as its last
             best = end_epoch(cfg, model, tokenizer, valid_set, device, writer, record, best,
-                             epoch + 1 if tc.time_budget_minutes else epochs)
+                             epoch + 1 if tc.time_budget_minutes else epochs,
+                             epoch_progress(epoch + 1, epochs, epoch_times, record["epoch_seconds"]))
             if valid_set is not None:
                 from asr.plots import log_posteriorgram  # matplotlib only once there is a figure
 
@@ -360,8 +361,8 @@ def _train(cfg: Config, resume: bool, stop_at_step: int | None) -> Path:
         if tc.valid_manifest:  # every rank learns it (the main one validates), as every rank names last_good()
             finite = not d.is_main or math.isfinite(record["valid_loss"])
             invalid = None if distributed.all_true(finite, d, device) else (trained_step,)
+        epoch_times.append(time.time() - t0)
         if tc.time_budget_minutes:
-            epoch_times.append(time.time() - t0)
             planned = replan_to_budget(tc, epochs, epoch + 1, epoch_times, spent_before + time.time() - t_start,
                                        d, device, say)
             if planned != epochs:

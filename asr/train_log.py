@@ -1,6 +1,6 @@
-"""What a training run shows as it goes: each epoch's progress bar, TensorBoard's per-step
-``train/*`` scalars, and the epoch's record for log.jsonl (asr.selection.end_epoch adds the
-validation's to it, writes it and logs it as ``epoch/*``).
+"""What a training run shows as it goes: each epoch's progress bar and where the run is
+(``[3/20, ~41 min left]``), TensorBoard's per-step ``train/*`` scalars, and the epoch's record for
+log.jsonl (asr.selection.end_epoch adds the validation's to it, writes it and logs it as ``epoch/*``).
 
 An epoch's ``totals`` are the sums asr.train adds up over all ranks, in this order: loss,
 utterances, too short, audio seconds, phone loss, phone utterances, unreadable, wall seconds,
@@ -10,8 +10,11 @@ non-finite steps.
 from __future__ import annotations
 
 import math
+import statistics
 import sys
 from pathlib import Path
+
+from asr.text import time_left
 
 
 def open_tensorboard(run_dir: Path, step: int, resumed: bool):
@@ -45,6 +48,17 @@ def epoch_record(epoch: int, step: int, lr: float, totals: list[float], phone_ct
     if phone_ctc:  # the phone head's CTC per utterance that has phones
         record["train_phone_loss"] = totals[4] / totals[5] if totals[5] else math.nan
     return record
+
+
+def epoch_progress(done: int, epochs: int, finished: list[float], this_epoch: float) -> str:
+    """``[3/20, ~41 min left]``: the epochs done of those planned and, while some are left, the time
+    they will take at the pace of the ``finished`` epochs' wall seconds (this process's, validation
+    included; the first, slower as it decodes the audio, counts only while it is alone), or, before
+    any, at ``this_epoch``'s training seconds."""
+    if done >= epochs:
+        return f"[{done}/{epochs}]"
+    pace = statistics.mean(finished[1:] or finished) if finished else this_epoch
+    return f"[{done}/{epochs}, {time_left((epochs - done) * pace)}]"
 
 
 def why_untrained(totals: list[float]) -> str:

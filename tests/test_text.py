@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from asr.text import BLANK, WORD_SEP, CharTokenizer, UnknownCharacterError, normalize_text
+from asr.text import BLANK, WORD_SEP, CharTokenizer, UnknownCharacterError, normalize_text, time_left
 from asr.tokenizers import load_tokenizer
 
 
@@ -293,3 +293,9 @@ def test_save_and_load_use_utf8_whatever_the_locale(tmp_path):
     assert result.returncode == 0, result.stderr
     tokens = json.loads(path.read_text(encoding="utf-8"))["tokens"]
     assert tokens == [BLANK, WORD_SEP, *sorted(set("приветça"))]
+
+
+def test_time_left_reads_in_seconds_minutes_or_hours_as_its_size_needs():
+    assert [time_left(s) for s in (0.2, 35, 89, 90, 1212, 149 * 60, 150 * 60, 39_000)] == [
+        "~1 s left", "~35 s left", "~89 s left", "~2 min left", "~20 min left", "~149 min left", "~2.5 h left",
+        "~10.8 h left"]

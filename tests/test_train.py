@@ -3,6 +3,7 @@ counted or stopped cleanly."""
 
 import json
 import math
+import re
 
 import pytest
 import torch
@@ -17,6 +18,7 @@ from asr.text import normalize_text
 from asr.tokenizers import PhoneTokenizer, SubwordTokenizer
 from asr.train import train
 from asr.train_checks import TrainingError
+from asr.train_log import epoch_progress
 from conftest import SHARED_SO762
 
 TINY = [
@@ -138,6 +140,23 @@ def test_resuming_a_finished_run_says_there_is_nothing_left_and_changes_nothing(
     err = capsys.readouterr().err
     assert "has trained all its 1 epochs: nothing to resume" in err and f"resuming {run}" not in err
     assert (run / "best" / "model.safetensors").read_bytes() == weights and len(epochs(run)) == 1
+
+
+def test_each_epoch_line_says_where_the_run_is_and_how_long_the_rest_will_take(tiny_corpus, tmp_path, capsys):
+    train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=2"))
+    lines = [line for line in capsys.readouterr().err.splitlines() if " epoch=" in line]
+    assert len(lines) == 2
+    assert re.match(r"\[1/2, ~\d+ s left\] epoch=1 step=\d+ train_loss=", lines[0]), lines[0]
+    assert lines[1].startswith("[2/2] epoch=2 "), lines[1]  # nothing left to estimate
+
+
+def test_the_time_left_is_the_pace_of_the_epochs_after_the_first_which_also_decodes_the_audio():
+    assert epoch_progress(1, 20, [], 130.0) == "[1/20, ~41 min left]"  # no epoch finished: this one's training
+    assert epoch_progress(2, 20, [300.0], 130.0) == "[2/20, ~90 min left]"  # the first, while it is alone
+    assert epoch_progress(3, 20, [300.0, 140.0], 130.0) == "[3/20, ~40 min left]"
+    assert epoch_progress(20, 20, [300.0, 140.0], 130.0) == "[20/20]"
+    assert epoch_progress(2, 100, [400.0], 350.0) == "[2/100, ~10.9 h left]"
+    assert epoch_progress(1, 2, [], 20.4) == "[1/2, ~20 s left]"
 
 
 def test_training_again_into_a_run_says_how_to_resume_it_from_the_command_line_and_from_python(tiny_corpus,
