@@ -175,8 +175,8 @@ done
 say "runs ended"
 
 # Fine-tuning (the recipe's finetune stage, as in P-ftP and M-ftP): the sweep's best run, 5 more
-# epochs on the real audio alone, from that run's own config (phone CTC kept), its model the epochs'
-# average (the recipe's FINETUNE_OVERRIDES since run FA). It joins the
+# epochs on the real audio alone, from that run's own config (phone CTC kept), at a constant rate, its
+# model the epochs' average (the recipe's FINETUNE_OVERRIDES since runs FA and SW). It joins the
 # table; the export takes whichever is best.
 $PY bench/sweep_summary.py "$WORK"/runs/*/ --best-file "$WORK/best.txt" > /dev/null
 best=$(cat "$WORK/best.txt" 2>/dev/null)
@@ -187,7 +187,7 @@ if [ -n "$best" ] && [ "$cap" -ge 20 ]; then
   OMP_NUM_THREADS=$RUN_THREADS timeout "$cap" $PY -m asr.cli train "$WORK/runs/$best/config.yaml" \
     train.init_from="$WORK/runs/$best/best" train.train_manifest="$PACK/train.jsonl" \
     train.output_dir="$WORK/runs/${best}_ft" train.epochs=$([ "$TINY" = 1 ] && echo 1 || echo 5) \
-    train.lr=3e-4 train.warmup_steps=50 train.average_last=5 train.keep_average=true \
+    train.lr=3e-4 train.warmup_steps=50 train.final_lr_fraction=1 train.average_last=5 train.keep_average=true \
     train.time_budget_minutes=$(minutes $((cap - 15))) \
     > "$WORK/runs/${best}_ft/train.log" 2>&1 &
   PIDS+=($!)

@@ -229,7 +229,8 @@ def test_the_recipe_trains_the_default_model_unless_told_otherwise():
     assert "train.units=bpe train.bpe_vocab_size=150" in default
     assert "--beam-size 100 --beam-size-token 30" in planned("tune")
     assert "--model exp/small/finetune/best" in planned("evaluate")  # then 5 epochs on real audio
-    assert "train.average_last=5 train.keep_average=true" in planned("finetune")  # their average is the model (FA)
+    # their average is the model (FA), at a constant rate (stochastic weight averaging, SW)
+    assert "train.final_lr_fraction=1 train.average_last=5 train.keep_average=true" in planned("finetune")
     custom = planned_train_command("TTS_SENTENCES=0", "OVERRIDES=train.epochs=3")
     assert "train.train_manifest=data/train.jsonl" in custom
     assert "train.epochs=3" in custom and "normalize" not in custom and "phone" not in custom

@@ -15,6 +15,12 @@ def test_the_rate_warms_up_linearly_then_decays_along_a_cosine_to_its_floor():
     assert schedule(110) == pytest.approx(0.02) and schedule(500) == pytest.approx(0.02)
 
 
+def test_a_floor_of_one_holds_the_rate_after_warmup_as_stochastic_weight_averaging_wants():
+    schedule = WarmupCosine(warmup_steps=10, total_steps=110, final_fraction=1.0)
+    assert schedule(0) == pytest.approx(0.1)
+    assert [schedule(s) for s in (10, 60, 110, 500)] == [1.0, 1.0, 1.0, 1.0]
+
+
 def test_a_shortened_schedule_goes_on_from_its_rate_and_reaches_the_floor_at_the_new_end():
     schedule = WarmupCosine(warmup_steps=0, total_steps=100, final_fraction=0.0)
     before = schedule(25)
