@@ -1,6 +1,7 @@
 """Model selection on the valid set: each epoch's greedy WER/CER and CTC loss, logged, and the
 model kept as best/ when it ranks first so far; the average of the last epochs' weights
-(``train.average_last``), kept as best/ only if it validates better."""
+(``train.average_last``; batch norm's statistics measured again for it), kept as best/ only if it
+validates better, or always with ``train.keep_average``."""
 
 from __future__ import annotations
 
@@ -12,14 +13,14 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch.nn.utils.rnn import pad_sequence
 
-from asr.batching import BucketBatchSampler, padded_batches
+from asr.batching import BatchLoader, BucketBatchSampler, padded_batches
 from asr.config import Config
 from asr.data import collate
 from asr.decoding import GreedyDecoder
 from asr.evaluate import speech_pieces
 from asr.losses import ctc_loss, log
 from asr.metrics import char_errors, selection_key, word_errors
-from asr.model import AcousticModel
+from asr.model import AcousticModel, MaskedBatchNorm
 from asr.model_dir import save_model_dir
 from asr.provenance import provenance_files
 from asr.segmenter import Segmenter, SegmenterOptions
@@ -129,11 +130,12 @@ def end_epoch(cfg: Config, model, tokenizer, valid_set, device, writer, record: 
     return best
 
 
-def average_last_epochs(cfg: Config, model: AcousticModel, tokenizer, valid_set, device, best: tuple,
+def average_last_epochs(cfg: Config, model: AcousticModel, tokenizer, train_set, valid_set, device, best: tuple,
                         epochs: int) -> None:
     """Average the weights saved at the end of the last ``train.average_last`` of ``epochs`` into
-    RUN/avg/, and make it best/ if it ranks above ``best`` (selection_key) on valid, or always with
-    ``train.keep_average`` unless its valid loss is not finite (loads into ``model``: training is over)."""
+    RUN/avg/ (batch norm's statistics measured again on ``train_set``), and make it best/ if it ranks
+    above ``best`` (selection_key) on valid, or always with ``train.keep_average`` unless its valid
+    loss is not finite (loads into ``model``: training is over)."""
     run_dir, tc = Path(cfg.train.output_dir), cfg.train
     paths = [run_dir / "epochs" / f"epoch-{e:03d}.safetensors" for e in range(epochs - tc.average_last + 1,
                                                                                  epochs + 1)]
@@ -143,6 +145,8 @@ def average_last_epochs(cfg: Config, model: AcousticModel, tokenizer, valid_set,
             f"(the run has {epochs} epoch(s)); averaging needs at least 2")
         return
     model.load_state_dict(average_state_dicts([load_file(str(p)) for p in paths]))
+    if measured := refresh_batch_norm(model, train_set, cfg, device):
+        log(f"batch norm: statistics of the averaged weights measured on {measured} train utterances")
     save_model_dir(run_dir / "avg", cfg, model, tokenizer, extra_files=provenance_files(run_dir))
     record = {"averaged": [p.stem for p in paths]}
     key = None
@@ -155,6 +159,34 @@ def average_last_epochs(cfg: Config, model: AcousticModel, tokenizer, valid_set,
     with open(run_dir / "log.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
     log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+
+
+@torch.no_grad()
+def refresh_batch_norm(model: AcousticModel, dataset, cfg: Config, device) -> int:
+    """Measure the running statistics of the model's batch-norm layers again, over ``dataset`` as
+    inference sees it (speed 1, no augmentation or dropout), and return the utterances read (0: the
+    model has none). Averaged weights need it: the mean of the epochs' statistics is not the
+    statistics of the mean of their weights (SWA's update_bn, Izmailov et al. 2018)."""
+    norms = [m for m in model.modules() if isinstance(m, MaskedBatchNorm)]
+    if not norms:
+        return 0
+    momenta = [norm.momentum for norm in norms]
+    model.eval()
+    for norm in norms:  # momentum None: a cumulative mean over every batch, not a moving one
+        norm.reset_running_stats()
+        norm.momentum = None
+        norm.train()
+    sampler = BucketBatchSampler(dataset.durations, cfg.train.batch_seconds, cfg.train.max_batch_size,
+                                 shuffle=False)
+    read = 0
+    for batch in BatchLoader(dataset, sampler):
+        if batch is not None:  # unreadable audio: the dataset named the file
+            model(batch.waveforms.to(device), batch.wave_lengths.to(device))
+            read += len(batch.indices)
+    for norm, momentum in zip(norms, momenta):
+        norm.momentum = momentum
+    model.train()
+    return read
 
 
 def average_state_dicts(states: list[dict]) -> dict:

@@ -371,7 +371,7 @@ def _train(cfg: Config, resume: bool, stop_at_step: int | None) -> Path:
         checkpoint(epoch + 1, 0)
         epoch += 1
     if tc.average_last > 1 and d.is_main and not averaged:
-        average_last_epochs(cfg, model, tokenizer, valid_set, device, best, epochs)
+        average_last_epochs(cfg, model, tokenizer, train_set, valid_set, device, best, epochs)
     if writer is not None:
         writer.close()
     return run_dir

@@ -13,12 +13,14 @@ import asr.losses as losses_module
 from asr.config import ConfigError
 from asr.config_files import load_config
 from asr.model_dir import load_model_dir
+from asr.selection import refresh_batch_norm
 from asr.phones import PhoneLexicon
 from asr.text import normalize_text
 from asr.tokenizers import PhoneTokenizer, SubwordTokenizer
 from asr.train import train
 from asr.train_checks import TrainingError
 from asr.train_log import epoch_progress
+from asr.train_setup import load_split
 from conftest import SHARED_SO762
 
 TINY = [
@@ -91,6 +93,27 @@ def test_the_last_epochs_are_averaged_and_the_average_kept_only_if_it_validates_
     best = load_file(str(run / "best" / "model.safetensors"))
     same_as_avg = all(torch.equal(best[k], avg[k]) for k in avg)
     assert same_as_avg == (rank(record) < rank(best_epoch)) == record.get("best", False)
+
+
+def test_an_average_with_batch_norm_carries_the_statistics_of_its_own_weights_not_the_epochs_mean(
+        tiny_corpus, tmp_path, capsys):
+    run = train(tiny_config(tiny_corpus, tmp_path / "run", "model.norm=batch", "train.epochs=2",
+                            "train.average_last=2"))
+    e1, e2 = (load_file(str(p)) for p in sorted((run / "epochs").iterdir()))
+    avg = load_file(str(run / "avg" / "model.safetensors"))
+    stats = [k for k in avg if k.endswith(("running_mean", "running_var"))]
+    assert stats and all(k in e1 for k in stats)
+    for key in (k for k in avg if avg[k].is_floating_point()):
+        mean = (e1[key] + e2[key]) / 2
+        assert torch.allclose(avg[key], mean) == (key not in stats), key  # weights averaged, statistics not
+    loaded = load_model_dir(run / "avg")  # measured again on the train set, they come out the same
+    train_set = load_split(str(tiny_corpus / "train.jsonl"), loaded.config, loaded.tokenizer, "train", quiet=True)
+    assert refresh_batch_norm(loaded.model, train_set, loaded.config, torch.device("cpu")) == len(train_set)
+    for key, value in loaded.model.state_dict().items():
+        if key in stats:
+            torch.testing.assert_close(value, avg[key])
+    assert f"batch norm: statistics of the averaged weights measured on {len(train_set)} train utterances" in \
+        capsys.readouterr().err
 
 
 @pytest.mark.parametrize("keep", [True, False])
