@@ -1,7 +1,7 @@
 """The ``asr`` command: its arguments (argparse), and one-line errors for what a user can get wrong.
 
-The subcommands themselves are in asr/commands.py, asr/data_commands.py, asr/export_commands.py and
-asr/lm_commands.py (``asr lm ...``, whose arguments are in asr/cli_lm.py)."""
+The subcommands themselves are in asr/commands.py, asr/data_commands.py, asr/export_commands.py,
+asr/average_commands.py and asr/lm_commands.py (``asr lm ...``, whose arguments are in asr/cli_lm.py)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ from asr.cli_types import at_least, floats, lm_weights, positive, prior_scales, 
 from asr.commands import (cmd_combine, cmd_compare, cmd_diagram, cmd_evaluate, cmd_plot, cmd_train, cmd_transcribe,
                           cmd_tune_rescoring, print_error)
 from asr.data_commands import cmd_download, cmd_prepare, cmd_synthesize
+from asr.average_commands import cmd_average
 from asr.export_commands import cmd_export
 from asr.lm_commands import cmd_priors
 from asr.user_errors import describe, user_error_types
@@ -252,6 +253,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--force", action="store_true", help="replace a DST that exists (a model directory: it is "
                    "replaced whole, whatever else it held)")
     p.set_defaults(func=cmd_export)
+    p = sub.add_parser("average", help="one model directory whose weights are the mean of a run's kept epochs "
+                       "(RUN/epochs/, train.average_last) or of model directories of one network")
+    p.add_argument("inputs", type=user_path, nargs="+", metavar="INPUT",
+                   help="a run directory with epochs/, or two or more model directories")
+    p.add_argument("-o", "--output", type=user_path, required=True, help="the model directory to write")
+    p.add_argument("--last", type=positive(int), metavar="K", help="a run's last K epochs only (default: all it kept)")
+    p.add_argument("--manifest", type=user_path, help="for a network with batch norm: the training data to measure "
+                   "its statistics on again (default: the run's train manifest)")
+    p.add_argument("--force", action="store_true", help="replace an OUTPUT that exists")
+    p.set_defaults(func=cmd_average)
     p = sub.add_parser("priors", help="estimate a CTC model's token priors (its mean posterior over training frames) "
                        "into MODEL/token_priors.json, for prior-corrected beam search (asr lm tune --prior-scales)")
     p.add_argument("model", type=user_path, help="model directory (a rescoring package's systems are directories too)")

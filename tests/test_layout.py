@@ -7,7 +7,7 @@ from pathlib import Path
 PACKAGE = Path(__file__).resolve().parent.parent / "asr"
 README = PACKAGE.parent / "README.md"
 TOP = {"train", "train_log", "train_setup", "train_checks", "amp", "selection", "schedule", "weight_perturbation", "losses", "distributed",
-       "commands", "cli_systems", "lm_commands", "data_commands", "export_commands", "cli_types", "cli_lm", "cli"}  # training and the CLI sit on top
+       "commands", "cli_systems", "lm_commands", "data_commands", "export_commands", "average_commands", "cli_types", "cli_lm", "cli"}  # training and the CLI sit on top
 
 
 def imports(module: Path) -> set[str]:

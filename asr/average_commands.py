@@ -1,0 +1,103 @@
+"""``asr average``: one model directory whose weights are the mean of several, as ESPnet's and
+fairseq's checkpoint averaging make one: the epochs a run kept (``RUN/epochs/``, saved when it
+trained with ``train.average_last``), or model directories of one network, tokenizer and feature
+statistics (the same run's best/ and last/, or runs fine-tuned from one start). A mean of weights
+is only meaningful near one optimum: the models of other seeds trained from scratch, though they
+would load, average into noise.
+
+Batch norm's statistics are measured again for the mean weights (asr.selection.refresh_batch_norm).
+Tuned search settings and token priors belong to the weights they were tuned on: the output has
+none (``asr priors``, ``asr lm tune``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from asr.cli_systems import print_error
+
+
+def cmd_average(args) -> int:
+    import torch
+    from safetensors.torch import load_file
+
+    from asr.atomic import check_writable, occupied
+    from asr.model import MaskedBatchNorm
+    from asr.model_dir import load_model_dir, make_portable, save_model_dir
+    from asr.provenance import provenance_files
+    from asr.selection import average_state_dicts, refresh_batch_norm
+    from asr.train_setup import load_split
+
+    out = Path(args.output)
+    if (taken := occupied(out)) and not args.force:
+        raise RuntimeError(f"{out}: {taken}; give a new directory, or --force to replace it and all it holds")
+    template, files = _inputs([Path(p) for p in args.inputs], args.last)
+    loaded = load_model_dir(template)
+    names = loaded.model.state_dict().keys()  # a run's epochs also hold its training-only phone head
+    states = []
+    for path in files:
+        state = load_file(str(path))
+        if missing := [k for k in names if k not in state]:
+            raise RuntimeError(f"{path}: not {template}'s network (no {missing[0]}, and {len(missing) - 1} more)")
+        states.append({k: state[k] for k in names})
+    try:
+        loaded.model.load_state_dict(average_state_dicts(states))
+    except RuntimeError as e:  # a tensor of another shape: another width or vocabulary
+        raise RuntimeError(f"{', '.join(map(str, files))}: not one network's weights ({str(e).splitlines()[-1].strip()})")
+    if any(isinstance(m, MaskedBatchNorm) for m in loaded.model.modules()):
+        manifest = args.manifest or loaded.config.train.train_manifest
+        if not manifest or not Path(manifest).is_file():
+            raise RuntimeError(f"{template}: batch norm's statistics must be measured again for the mean weights, "
+                               f"on the training data: give --manifest (the train manifest {manifest!r} "
+                               f"{'is not there' if manifest else 'is not recorded'})")
+        dataset = load_split(str(manifest), loaded.config, loaded.tokenizer, "train", quiet=True)
+        device = torch.device("cpu")
+        read = refresh_batch_norm(loaded.model.to(device), dataset, loaded.config, device)
+        print_error(f"batch norm: statistics of the mean weights measured on {read} utterances of {manifest}")
+    check_writable(out.resolve(), directory=True)
+    loaded.model.eval()
+    path = save_model_dir(out, loaded.config, loaded.model, loaded.tokenizer, half=loaded.half,
+                          extra_files=provenance_files(template))
+    make_portable(path)
+    which = [f.stem if f.parent.name == "epochs" else str(f.parent) for f in files]
+    print(f"{out}: the mean of {len(files)} models' weights ({', '.join(which)}); tune its search again "
+          "(asr priors, asr lm tune) before searching with an LM")
+    return 0
+
+
+def _inputs(inputs: list[Path], last: int | None) -> tuple[Path, list[Path]]:
+    """The model directory whose config, tokenizer and feature statistics the mean takes, and the
+    weight files to average: a run's kept epochs (its last ``last``), or each directory's weights."""
+    if len(inputs) == 1 and (inputs[0] / "epochs").is_dir():
+        run = inputs[0]
+        files = sorted((run / "epochs").glob("epoch-*.safetensors"))
+        if last:
+            files = files[-last:]
+        if len(files) < 2:
+            raise RuntimeError(f"{run}/epochs: {len(files)} epoch file(s); averaging needs 2 or more "
+                               "(train with train.average_last=N to keep the last N)")
+        template = next((run / name for name in ("best", "last") if (run / name / "config.yaml").is_file()), None)
+        if template is None:
+            raise RuntimeError(f"{run}: no best/ or last/ to take the config and tokenizer from")
+        return template, files
+    if last:
+        raise RuntimeError("--last takes the last epochs of one run directory (RUN, with RUN/epochs/)")
+    if len(inputs) < 2:
+        raise RuntimeError(f"{inputs[0]}: one model directory and no epochs/ in it: give two or more model "
+                           "directories, or a run directory that kept its epochs (train.average_last)")
+    from asr.model_dir import load_model_dir
+
+    first = load_model_dir(inputs[0])  # each a model directory, or refused by name
+    for path in inputs[1:]:
+        other = load_model_dir(path)
+        for differs, what in ((other.config.model != first.config.model, "network (config.yaml's model)"),
+                              (other.config.features != first.config.features, "features (config.yaml's features)"),
+                              (_text(other.path, "tokenizer.json") != _text(first.path, "tokenizer.json"), "tokenizer"),
+                              (_text(other.path, "cmvn.json") != _text(first.path, "cmvn.json"), "feature statistics")):
+            if differs:
+                raise RuntimeError(f"{path}: its {what} differs from {inputs[0]}'s: not one network to average")
+    return inputs[0], [p / "model.safetensors" for p in inputs]
+
+
+def _text(folder: Path, name: str) -> str:
+    path = folder / name
+    return path.read_text(encoding="utf-8") if path.is_file() else ""

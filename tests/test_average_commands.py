@@ -1,0 +1,85 @@
+"""``asr average``: a run's kept epochs, or model directories of one network, made one model whose
+weights are their mean; what cannot be averaged is refused by name."""
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from asr.cli import main
+from asr.train import train
+from test_train import tiny_config
+
+
+@pytest.fixture(scope="module")
+def run(tiny_corpus, tmp_path_factory):
+    """A tiny run that kept its last 3 epochs (train.average_last=3) and averaged them into avg/."""
+    return train(tiny_config(tiny_corpus, tmp_path_factory.mktemp("avg") / "run", "train.epochs=3",
+                             "train.average_last=3"))
+
+
+def weights(folder):
+    return load_file(str(folder / "model.safetensors"))
+
+
+def test_a_runs_kept_epochs_average_to_the_model_training_made_of_them(run, tmp_path, capsys):
+    assert main(["average", str(run), "-o", str(tmp_path / "mean")]) == 0
+    mean, avg = weights(tmp_path / "mean"), weights(run / "avg")
+    assert mean.keys() == avg.keys() and all(torch.equal(mean[k], avg[k]) for k in avg)
+    assert "the mean of 3 models' weights (epoch-001, epoch-002, epoch-003)" in capsys.readouterr().out
+
+
+def test_last_k_takes_only_the_runs_last_k_epochs(run, tmp_path):
+    assert main(["average", str(run), "--last", "2", "-o", str(tmp_path / "mean")]) == 0
+    e2, e3 = (load_file(str(run / "epochs" / f"epoch-00{e}.safetensors")) for e in (2, 3))
+    mean = weights(tmp_path / "mean")
+    for key, value in mean.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, (e2[key] + e3[key]) / 2)
+
+
+def test_model_directories_of_one_network_average_like_its_epochs(run, tmp_path):
+    assert main(["average", str(run / "best"), str(run / "avg"), "-o", str(tmp_path / "mean")]) == 0
+    best, avg, mean = weights(run / "best"), weights(run / "avg"), weights(tmp_path / "mean")
+    for key, value in mean.items():
+        if value.is_floating_point():
+            torch.testing.assert_close(value, (best[key] + avg[key]) / 2)
+
+
+def test_what_cannot_be_averaged_is_refused_by_name(run, tiny_corpus, tmp_path, capsys):
+    other = train(tiny_config(tiny_corpus, tmp_path / "bpe", "train.epochs=1", "train.units=bpe",
+                              "train.bpe_vocab_size=30"))
+    cases = {
+        (str(run / "best"), str(other / "best")): f"{other / 'best'}: its tokenizer differs from",
+        (str(run / "best"),): "one model directory and no epochs/ in it",
+        (str(run / "best"), str(run / "avg"), "--last", "2"): "--last takes the last epochs of one run directory",
+        (str(tmp_path / "nowhere"), str(run / "best")): "nowhere: model directory not found",
+    }
+    for inputs, said in cases.items():
+        assert main(["average", *inputs, "-o", str(tmp_path / "mean")]) == 2
+        assert said in capsys.readouterr().err, inputs
+        assert not (tmp_path / "mean").exists()
+
+
+def test_an_existing_output_is_replaced_only_with_force(run, tmp_path, capsys):
+    (tmp_path / "mean").mkdir()
+    (tmp_path / "mean" / "notes.txt").write_text("mine")
+    assert main(["average", str(run), "-o", str(tmp_path / "mean")]) == 2
+    assert "--force" in capsys.readouterr().err and (tmp_path / "mean" / "notes.txt").is_file()
+    assert main(["average", str(run), "-o", str(tmp_path / "mean"), "--force"]) == 0
+    assert not (tmp_path / "mean" / "notes.txt").exists() and (tmp_path / "mean" / "model.safetensors").is_file()
+
+
+def test_a_mean_with_batch_norm_has_its_statistics_measured_again_on_the_train_data(tiny_corpus, tmp_path, capsys):
+    bn = train(tiny_config(tiny_corpus, tmp_path / "bn", "model.norm=batch", "train.epochs=2", "train.average_last=2"))
+    assert main(["average", str(bn / "best"), str(bn / "last"), "-o", str(tmp_path / "mean")]) == 0
+    assert f"statistics of the mean weights measured on 20 utterances of {tiny_corpus / 'train.jsonl'}" in \
+        capsys.readouterr().err
+    best, last, mean = weights(bn / "best"), weights(bn / "last"), weights(tmp_path / "mean")
+    stats = [k for k in mean if k.endswith(("running_mean", "running_var"))]
+    assert stats
+    for key in stats:
+        assert not torch.allclose(mean[key], (best[key] + last[key]) / 2), key
+    (tmp_path / "moved.jsonl").write_text((tiny_corpus / "train.jsonl").read_text())
+    assert main(["average", str(bn / "best"), str(bn / "last"), "-o", str(tmp_path / "mean2"),
+                 "--manifest", str(tmp_path / "moved.jsonl")]) == 0
+    assert all(torch.allclose(weights(tmp_path / "mean2")[k], mean[k]) for k in stats)  # the same data, the same
