@@ -37,7 +37,8 @@ def cmd_average(args) -> int:
     for path in files:
         state = load_file(str(path))
         if missing := [k for k in names if k not in state]:
-            raise RuntimeError(f"{path}: not {template}'s network (no {missing[0]}, and {len(missing) - 1} more)")
+            raise RuntimeError(f"{path}: not {template}'s network ({len(missing)} of its tensors missing, such as "
+                               f"{missing[0]})")
         states.append({k: state[k] for k in names})
     try:
         loaded.model.load_state_dict(average_state_dicts(states))
@@ -50,11 +51,9 @@ def cmd_average(args) -> int:
                                f"on the training data: give --manifest (the train manifest {manifest!r} "
                                f"{'is not there' if manifest else 'is not recorded'})")
         dataset = load_split(str(manifest), loaded.config, loaded.tokenizer, "train", quiet=True)
-        device = torch.device("cpu")
-        read = refresh_batch_norm(loaded.model.to(device), dataset, loaded.config, device)
+        read = refresh_batch_norm(loaded.model, dataset, loaded.config, torch.device("cpu"))
         print_error(f"batch norm: statistics of the mean weights measured on {read} utterances of {manifest}")
     check_writable(out.resolve(), directory=True)
-    loaded.model.eval()
     path = save_model_dir(out, loaded.config, loaded.model, loaded.tokenizer, half=loaded.half,
                           extra_files=provenance_files(template))
     make_portable(path)

@@ -1,6 +1,8 @@
 """``asr average``: a run's kept epochs, or model directories of one network, made one model whose
 weights are their mean; what cannot be averaged is refused by name."""
 
+import shutil
+
 import pytest
 import torch
 from safetensors.torch import load_file
@@ -83,3 +85,18 @@ def test_a_mean_with_batch_norm_has_its_statistics_measured_again_on_the_train_d
     assert main(["average", str(bn / "best"), str(bn / "last"), "-o", str(tmp_path / "mean2"),
                  "--manifest", str(tmp_path / "moved.jsonl")]) == 0
     assert all(torch.allclose(weights(tmp_path / "mean2")[k], mean[k]) for k in stats)  # the same data, the same
+
+
+def test_epoch_files_of_another_network_are_refused_naming_the_file(run, tmp_path, capsys):
+    from safetensors.torch import save_file
+
+    copy = tmp_path / "run"
+    copy.mkdir()
+    shutil.copytree(run / "best", copy / "best")
+    shutil.copytree(run / "epochs", copy / "epochs")
+    wrong = copy / "epochs" / "epoch-002.safetensors"
+    state = load_file(str(wrong))
+    save_file({k: v for k, v in state.items() if not k.startswith("layers.0.")}, str(wrong))
+    assert main(["average", str(copy), "-o", str(tmp_path / "mean")]) == 2
+    assert f"{wrong}: not {copy / 'best'}'s network (" in capsys.readouterr().err
+    assert not (tmp_path / "mean").exists()
