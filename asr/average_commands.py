@@ -21,17 +21,16 @@ def cmd_average(args) -> int:
     from safetensors.torch import load_file
 
     from asr.atomic import check_writable, occupied
-    from asr.model import MaskedBatchNorm
-    from asr.model_dir import load_model_dir, make_portable, save_model_dir
+    from asr.model_dir import make_portable, save_model_dir
     from asr.provenance import provenance_files
-    from asr.selection import average_state_dicts, refresh_batch_norm
+    from asr.selection import average_state_dicts, batch_norms, refresh_batch_norm
     from asr.train_setup import load_split
 
     out = Path(args.output)
     if (taken := occupied(out)) and not args.force:
         raise RuntimeError(f"{out}: {taken}; give a new directory, or --force to replace it and all it holds")
-    template, files = _inputs([Path(p) for p in args.inputs], args.last)
-    loaded = load_model_dir(template)
+    loaded, files = _inputs([Path(p) for p in args.inputs], args.last)
+    template = loaded.path
     names = loaded.model.state_dict().keys()  # a run's epochs also hold its training-only phone head
     states = []
     for path in files:
@@ -44,7 +43,7 @@ def cmd_average(args) -> int:
         loaded.model.load_state_dict(average_state_dicts(states))
     except RuntimeError as e:  # a tensor of another shape: another width or vocabulary
         raise RuntimeError(f"{', '.join(map(str, files))}: not one network's weights ({str(e).splitlines()[-1].strip()})")
-    if any(isinstance(m, MaskedBatchNorm) for m in loaded.model.modules()):
+    if batch_norms(loaded.model):
         manifest = args.manifest or loaded.config.train.train_manifest
         if not manifest or not Path(manifest).is_file():
             raise RuntimeError(f"{template}: batch norm's statistics must be measured again for the mean weights, "
@@ -63,9 +62,12 @@ def cmd_average(args) -> int:
     return 0
 
 
-def _inputs(inputs: list[Path], last: int | None) -> tuple[Path, list[Path]]:
-    """The model directory whose config, tokenizer and feature statistics the mean takes, and the
-    weight files to average: a run's kept epochs (its last ``last``), or each directory's weights."""
+def _inputs(inputs: list[Path], last: int | None):
+    """The model directory whose config, tokenizer and feature statistics the mean takes (loaded), and
+    the weight files to average: a run's kept epochs (its last ``last``), or each directory's weights."""
+    from asr.model_dir import load_model_dir
+    from asr.tokenizers import TOKENIZER_FILE
+
     if len(inputs) == 1 and (inputs[0] / "epochs").is_dir():
         run = inputs[0]
         files = sorted((run / "epochs").glob("epoch-*.safetensors"))
@@ -77,26 +79,20 @@ def _inputs(inputs: list[Path], last: int | None) -> tuple[Path, list[Path]]:
         template = next((run / name for name in ("best", "last") if (run / name / "config.yaml").is_file()), None)
         if template is None:
             raise RuntimeError(f"{run}: no best/ or last/ to take the config and tokenizer from")
-        return template, files
+        return load_model_dir(template), files
     if last:
         raise RuntimeError("--last takes the last epochs of one run directory (RUN, with RUN/epochs/)")
     if len(inputs) < 2:
         raise RuntimeError(f"{inputs[0]}: one model directory and no epochs/ in it: give two or more model "
                            "directories, or a run directory that kept its epochs (train.average_last)")
-    from asr.model_dir import load_model_dir
-
-    first = load_model_dir(inputs[0])  # each a model directory, or refused by name
+    first = load_model_dir(inputs[0])  # each a model directory (its files all there), or refused by name
+    same_file = lambda other, name: (other / name).read_bytes() == (first.path / name).read_bytes()  # noqa: E731
     for path in inputs[1:]:
         other = load_model_dir(path)
         for differs, what in ((other.config.model != first.config.model, "network (config.yaml's model)"),
                               (other.config.features != first.config.features, "features (config.yaml's features)"),
-                              (_text(other.path, "tokenizer.json") != _text(first.path, "tokenizer.json"), "tokenizer"),
-                              (_text(other.path, "cmvn.json") != _text(first.path, "cmvn.json"), "feature statistics")):
+                              (not same_file(other.path, TOKENIZER_FILE), "tokenizer"),
+                              (not same_file(other.path, "cmvn.json"), "feature statistics")):
             if differs:
                 raise RuntimeError(f"{path}: its {what} differs from {inputs[0]}'s: not one network to average")
-    return inputs[0], [p / "model.safetensors" for p in inputs]
-
-
-def _text(folder: Path, name: str) -> str:
-    path = folder / name
-    return path.read_text(encoding="utf-8") if path.is_file() else ""
+    return first, [p / "model.safetensors" for p in inputs]

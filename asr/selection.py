@@ -113,10 +113,7 @@ def end_epoch(cfg: Config, model, tokenizer, valid_set, device, writer, record: 
     for key, value in record.items():  # at the global step, as train/*: a resumed run's purge_step covers them
         if key != "step":
             writer.add_scalar(f"epoch/{key}", value, record["step"])
-    with open(run_dir / "log.jsonl", "a") as f:
-        f.write(json.dumps(record) + "\n")
-    line = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items())
-    log(f"{progress} {line}" if progress else line)
+    _log_record(run_dir, record, progress)
     current = selection_key(record)
     if current is not None and current < best:
         best = current
@@ -156,9 +153,15 @@ def average_last_epochs(cfg: Config, model: AcousticModel, tokenizer, train_set,
     if (key is not None and key < best) or (tc.keep_average and (valid_set is None or key is not None)):
         save_model_dir(run_dir / "best", cfg, model, tokenizer, extra_files=provenance_files(run_dir))
         record["best"] = True
+    _log_record(run_dir, record)
+
+
+def _log_record(run_dir: Path, record: dict, progress: str = "") -> None:
+    """A line of RUN/log.jsonl, and the same as ``key=value`` on stderr after ``progress``."""
     with open(run_dir / "log.jsonl", "a") as f:
         f.write(json.dumps(record) + "\n")
-    log(" ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items()))
+    line = " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in record.items())
+    log(f"{progress} {line}" if progress else line)
 
 
 @torch.no_grad()
@@ -167,7 +170,7 @@ def refresh_batch_norm(model: AcousticModel, dataset, cfg: Config, device) -> in
     inference sees it (speed 1, no augmentation or dropout), and return the utterances read (0: the
     model has none). Averaged weights need it: the mean of the epochs' statistics is not the
     statistics of the mean of their weights (SWA's update_bn, Izmailov et al. 2018)."""
-    norms = [m for m in model.modules() if isinstance(m, MaskedBatchNorm)]
+    norms = batch_norms(model)
     if not norms:
         return 0
     momenta = [norm.momentum for norm in norms]
@@ -187,6 +190,11 @@ def refresh_batch_norm(model: AcousticModel, dataset, cfg: Config, device) -> in
         norm.momentum = momentum
     model.train()
     return read
+
+
+def batch_norms(model: AcousticModel) -> list[MaskedBatchNorm]:
+    """The model's batch-norm layers (``model.norm=batch``), whose statistics a mean of weights changes."""
+    return [m for m in model.modules() if isinstance(m, MaskedBatchNorm)]
 
 
 def average_state_dicts(states: list[dict]) -> dict:
