@@ -186,8 +186,8 @@ if [ -n "$best" ] && [ "$cap" -ge 20 ]; then
   mkdir -p "$WORK/runs/${best}_ft"
   OMP_NUM_THREADS=$RUN_THREADS timeout "$cap" $PY -m asr.cli train "$WORK/runs/$best/config.yaml" \
     train.init_from="$WORK/runs/$best/best" train.train_manifest="$PACK/train.jsonl" \
-    train.output_dir="$WORK/runs/${best}_ft" train.epochs=$([ "$TINY" = 1 ] && echo 1 || echo 5) \
-    train.lr=3e-4 train.warmup_steps=50 train.final_lr_fraction=1 train.average_last=5 train.keep_average=true \
+    train.output_dir="$WORK/runs/${best}_ft" train.epochs=$([ "$TINY" = 1 ] && echo 1 || echo 10) \
+    train.lr=3e-4 train.warmup_steps=50 train.final_lr_fraction=1 train.average_last=10 train.keep_average=true \
     train.time_budget_minutes=$(minutes $((cap - 15))) \
     > "$WORK/runs/${best}_ft/train.log" 2>&1 &
   PIDS+=($!)

@@ -73,12 +73,13 @@ TTS_TEXTS ?= $(LM_TEXTS)
 TTS_OPTIONS ?=
 # Fine-tuning on the real audio alone after training (FINETUNE_EPOCHS > 0): a short run from
 # $(EXP)/best into $(EXP)/finetune, which is then the model tuned, evaluated and packaged.
-# Its model is the average of its last 5 epochs (all, if fewer), not the epoch valid ranks first: on
+# Its model is the average of its last 10 epochs (all, if fewer), not the epoch valid ranks first: on
 # speechocean762 the average did better with the LM, where 120 valid utterances ranked epochs by luck
 # (speechocean762/README.md, run FA); and its rate stays at train.lr after warmup, so the averaged
-# epochs lie further apart (stochastic weight averaging, Izmailov et al. 2018; run SW).
+# epochs lie further apart (stochastic weight averaging, Izmailov et al. 2018; run SW; 10 epochs
+# averaged rather than 5 since run SW10).
 FINETUNE_EPOCHS ?= 0
-FINETUNE_OVERRIDES ?= train.lr=3e-4 train.warmup_steps=50 train.final_lr_fraction=1 train.average_last=5 train.keep_average=true
+FINETUNE_OVERRIDES ?= train.lr=3e-4 train.warmup_steps=50 train.final_lr_fraction=1 train.average_last=10 train.keep_average=true
 # $(call model_exp,RUN_DIR): the model a run tunes, evaluates and packages (its fine-tuned one, if any).
 model_exp = $(if $(filter-out 0,$(FINETUNE_EPOCHS)),$(1)/finetune,$(1))
 MODEL_EXP = $(call model_exp,$(EXP))

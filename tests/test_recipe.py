@@ -228,9 +228,11 @@ def test_the_recipe_trains_the_default_model_unless_told_otherwise():
     assert "train.phone_lexicon=" in default and "/resource/lexicon.txt,cmudict" in default
     assert "train.units=bpe train.bpe_vocab_size=150" in default
     assert "--beam-size 100 --beam-size-token 30" in planned("tune")
-    assert "--model exp/small/finetune/best" in planned("evaluate")  # then 5 epochs on real audio
-    # their average is the model (FA), at a constant rate (stochastic weight averaging, SW)
-    assert "train.final_lr_fraction=1 train.average_last=5 train.keep_average=true" in planned("finetune")
+    assert "--model exp/small/finetune/best" in planned("evaluate")  # then 10 epochs on real audio
+    # their average is the model (FA), at a constant rate (stochastic weight averaging, SW and SW10)
+    finetune = planned("finetune")
+    assert "train.epochs=10" in finetune
+    assert "train.final_lr_fraction=1 train.average_last=10 train.keep_average=true" in finetune
     custom = planned_train_command("TTS_SENTENCES=0", "OVERRIDES=train.epochs=3")
     assert "train.train_manifest=data/train.jsonl" in custom
     assert "train.epochs=3" in custom and "normalize" not in custom and "phone" not in custom
