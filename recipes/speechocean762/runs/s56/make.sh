@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Session 56: the built-in package's recipe as `make` runs it after run SW10 (10 fine-tuning epochs,
+# all averaged). runs/s55/make.sh's command again, into exp/s56/pkg_make: over session 50's trained
+# systems (EXP=exp/s50/XWC) make redoes only what the new FINETUNE_EPOCHS and FINETUNE_OVERRIDES
+# touch: the four fine-tunings (SW's go to each finetune/replaced/), their priors and tuning (840-point
+# grids), and the package's rescoring. Two jobs, one thread each; run the same stage again to resume
+# (a killed fine-tuning resumes, a tuning grid goes on from the points it kept).
+# The rule, session 51's, set before any result: the package replaces the built-in one (valid 47.58%)
+# if its re-tuned valid WER is no higher; else the built-in stays. Dev is scored after that choice,
+# only to report it.
+#   bash recipes/speechocean762/runs/s56/make.sh STAGE   (package dev)
+. "$(dirname "$0")/../lib.sh"
+X=$PWD/exp/s56
+mkdir -p $X
+case ${1:?stage: package dev} in
+package)
+  make -j2 -C recipes/speechocean762 package PHONE_SEEDS="7 42 3" RESCORING_WEIGHTS=0,0.25,0.5,1,1.5 \
+      DATA=$PWD/data/so762 EXP=$PWD/exp/s50/XWC PACKAGE_DIR=$X/pkg_make \
+      EXTRA_OVERRIDES="train.threads=1 train.progress=false" >> $X/make.log 2>&1 ;;
+dev)
+  score_dev $X/pkg_make $X/rep_dev_make $X/eval_dev_make.log
+  asr compare exp/s49/rep_dev_builtin $X/rep_dev_make > $X/compare_dev_make.txt 2>&1 ;;
+esac
