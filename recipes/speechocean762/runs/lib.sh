@@ -28,3 +28,28 @@ score_dev() {
   OMP_NUM_THREADS=1 asr evaluate data/so762/test.jsonl --model $model "$@" --decode-workers 1 --json \
       --report $report --force > $log 2>&1
 }
+
+# repackage BASE PACKAGE DIR RUN:SYSTEM ...: PACKAGE a copy of the four-system package BASE with each
+# DIR/RUN/best in float16 as its SYSTEM (. for the first), each with its own token priors and its search
+# tuned on the 250-point grid; then the rescoring re-tuned (logs in DIR)
+repackage() {
+  local base=$1 pkg=$2 dir=$3 rn run system
+  shift 3
+  rm -rf $pkg && cp -r $base $pkg
+  for rn in "$@"; do
+    run=${rn%:*} system=$pkg/${rn#*:}
+    rm -rf $dir/${run}_half && asr export $dir/$run/best $dir/${run}_half --half >> $dir/export.log 2>&1
+    cp $dir/${run}_half/model.safetensors $system/model.safetensors
+    OMP_NUM_THREADS=2 asr priors $system data/so762/train.jsonl > $dir/priors_$run.log 2>&1
+    lmtune_search $system $pkg/lm.bin $system/lexicon.txt $dir/lmtune_$run.log
+  done
+  tune_package $pkg $dir/rescore_${pkg##*/pkg_}.log  # pkg_swa: rescore_swa.log
+}
+
+# builtin_make PACKAGE_DIR LOG: the built-in package's `make` (F4's command) over session 50's trained
+# systems (EXP=exp/s50/XWC), two one-thread jobs; again with the same arguments, it resumes
+builtin_make() {
+  make -j2 -C recipes/speechocean762 package PHONE_SEEDS="7 42 3" RESCORING_WEIGHTS=0,0.25,0.5,1,1.5 \
+      DATA=$PWD/data/so762 EXP=$PWD/exp/s50/XWC PACKAGE_DIR=$1 \
+      EXTRA_OVERRIDES="train.threads=1 train.progress=false" >> $2 2>&1
+}

@@ -30,15 +30,7 @@ train)
       train.init_from=$PWD/exp/s50/XWC/phones42/best  # as FA's phones42 stage: seed 42's own config was gone
   wait ;;
 pkg)
-  rm -rf $O/pkg_swa && cp -r exp/s54/pkg_avg4 $O/pkg_swa
-  for RN in XWCswa:. phones7swa:system2 phones42swa:system3 phones3swa:system4; do
-    R=${RN%:*} N=$O/pkg_swa/${RN#*:}
-    rm -rf $O/${R}_half && asr export $O/$R/best $O/${R}_half --half >> $O/export.log 2>&1
-    cp $O/${R}_half/model.safetensors $N/model.safetensors
-    OMP_NUM_THREADS=2 asr priors $N data/so762/train.jsonl > $O/priors_$R.log 2>&1
-    lmtune_search $N $O/pkg_swa/lm.bin $N/lexicon.txt $O/lmtune_$R.log
-  done
-  tune_package $O/pkg_swa $O/rescore_swa.log ;;
+  repackage exp/s54/pkg_avg4 $O/pkg_swa $O XWCswa:. phones7swa:system2 phones42swa:system3 phones3swa:system4 ;;
 dev)
   score_dev $O/pkg_swa $O/rep_dev_swa $O/eval_dev_swa.log
   asr compare exp/s54/rep_dev_avg4 $O/rep_dev_swa > $O/compare_dev_swa.txt 2>&1

@@ -14,9 +14,7 @@ X=$PWD/exp/s56
 mkdir -p $X
 case ${1:?stage: package dev} in
 package)
-  make -j2 -C recipes/speechocean762 package PHONE_SEEDS="7 42 3" RESCORING_WEIGHTS=0,0.25,0.5,1,1.5 \
-      DATA=$PWD/data/so762 EXP=$PWD/exp/s50/XWC PACKAGE_DIR=$X/pkg_make \
-      EXTRA_OVERRIDES="train.threads=1 train.progress=false" >> $X/make.log 2>&1 ;;
+  builtin_make $X/pkg_make $X/make.log ;;
 dev)
   score_dev $X/pkg_make $X/rep_dev_make $X/eval_dev_make.log
   asr compare exp/s49/rep_dev_builtin $X/rep_dev_make > $X/compare_dev_make.txt 2>&1 ;;

@@ -27,15 +27,8 @@ train)
   finetune phones42swa10 exp/s50/XWC/phones42/finetune/config.yaml
   wait ;;
 pkg)
-  rm -rf $O/pkg_swa10 && cp -r exp/s55/pkg_swa $O/pkg_swa10
-  for RN in XWCswa10:. phones7swa10:system2 phones42swa10:system3 phones3swa10:system4; do
-    R=${RN%:*} N=$O/pkg_swa10/${RN#*:}
-    rm -rf $O/${R}_half && asr export $O/$R/best $O/${R}_half --half >> $O/export.log 2>&1
-    cp $O/${R}_half/model.safetensors $N/model.safetensors
-    OMP_NUM_THREADS=2 asr priors $N data/so762/train.jsonl > $O/priors_$R.log 2>&1
-    lmtune_search $N $O/pkg_swa10/lm.bin $N/lexicon.txt $O/lmtune_$R.log
-  done
-  tune_package $O/pkg_swa10 $O/rescore_swa10.log ;;
+  repackage exp/s55/pkg_swa $O/pkg_swa10 $O XWCswa10:. phones7swa10:system2 phones42swa10:system3 \
+      phones3swa10:system4 ;;
 dev)
   score_dev $O/pkg_swa10 $O/rep_dev_swa10 $O/eval_dev_swa10.log
   asr compare exp/s55/rep_dev_swa $O/rep_dev_swa10 > $O/compare_dev_swa10.txt 2>&1
