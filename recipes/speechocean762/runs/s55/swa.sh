@@ -17,8 +17,9 @@ mkdir -p $O
 finetune() {  # finetune NAME CONFIG [OVERRIDE ...]: one fine-tuning into exp/s55/NAME
   local name=$1 config=$2
   shift 2
-  asr train $config "$@" train.output_dir=$PWD/$O/$name train.average_last=5 train.keep_average=true \
-      train.final_lr_fraction=1 train.progress=false > $O/$name.log 2>&1
+  # train.epochs=5: what the configs said when this ran; session 56's make rewrote them with 10
+  asr train $config "$@" train.output_dir=$PWD/$O/$name train.epochs=5 train.average_last=5 \
+      train.keep_average=true train.final_lr_fraction=1 train.progress=false > $O/$name.log 2>&1
 }
 case ${1:?stage: train pkg dev alone} in
 train)
