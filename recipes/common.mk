@@ -37,7 +37,7 @@
 # follow; `make` again with the same arguments redoes nothing. A step that fails or is stopped
 # leaves no output that make would take for done. A run trained anew in the same EXP replaces the
 # old one, whose files (its scores too) are kept in EXP/replaced until the next (give another EXP to
-# keep both).
+# keep both); a run that never finished an epoch is no such next.
 
 # The arguments stamps (below) are read with $(file <), which came with GNU make 4.2: an older
 # make reads every stamp as empty and would redo every stage, training included, at each run.
@@ -109,8 +109,10 @@ TRAIN_RUN_FILES := last best log.jsonl epochs avg tb
 # files outside the run's folder.)
 RUN_SCORE_FILES := *.json *.log *_hyp.txt combined rescored package
 old_run = $(wildcard $(addprefix $(1)/,$(TRAIN_RUN_FILES) $(RUN_SCORE_FILES)))
-remove_old_run = $(if $(call old_run,$(1)),rm -rf $(1)/replaced && mkdir $(1)/replaced && mv $(call old_run,$(1)) \
-  $(1)/replaced &&)
+# A folder with no model in it (a run killed or failed before its first epoch ended) holds nothing to
+# keep: its files are removed, and the finished run kept in replaced/ stays there.
+remove_old_run = $(if $(call old_run,$(1)),$(if $(wildcard $(1)/last $(1)/best),rm -rf $(1)/replaced && mkdir \
+  $(1)/replaced && mv $(call old_run,$(1)) $(1)/replaced,rm -rf $(call old_run,$(1))) &&)
 
 $(EXP)/train.done: $(TRAIN_MANIFEST)
 	$(call asr_train,TRAIN_ARGS,$(EXP))
