@@ -109,10 +109,11 @@ TRAIN_RUN_FILES := last best log.jsonl epochs avg tb
 # files outside the run's folder.)
 RUN_SCORE_FILES := *.json *.log *_hyp.txt combined rescored package
 old_run = $(wildcard $(addprefix $(1)/,$(TRAIN_RUN_FILES) $(RUN_SCORE_FILES)))
-# A folder with no model in it (a run killed or failed before its first epoch ended) holds nothing to
-# keep: its files are removed, and the finished run kept in replaced/ stays there.
+# A folder with no model in it (a run killed or failed before its first epoch ended) holds no run to
+# keep: what asr train wrote there is removed (the rest stays), and the finished run kept in replaced/
+# stays there.
 remove_old_run = $(if $(call old_run,$(1)),$(if $(wildcard $(1)/last $(1)/best),rm -rf $(1)/replaced && mkdir \
-  $(1)/replaced && mv $(call old_run,$(1)) $(1)/replaced,rm -rf $(call old_run,$(1))) &&)
+  $(1)/replaced && mv $(call old_run,$(1)) $(1)/replaced,rm -rf $(wildcard $(addprefix $(1)/,$(TRAIN_RUN_FILES)))) &&)
 
 $(EXP)/train.done: $(TRAIN_MANIFEST)
 	$(call asr_train,TRAIN_ARGS,$(EXP))

@@ -1057,9 +1057,11 @@ def test_a_retraining_that_fails_at_once_keeps_the_finished_run_aside(tmp_path):
     # what a run killed before its first epoch ended leaves: no model, so nothing worth putting aside
     (tmp_path / "exp" / "tb").mkdir()
     (tmp_path / "exp" / "log.jsonl").write_text("")
+    (tmp_path / "exp" / "mine.log").write_text("a file of one's own")  # not the run's: not removed
     done, calls = own_data(tmp_path, "train", "OVERRIDES=model.cell=gru")  # the typo fixed
     assert done.returncode == 0 and "train" in names(calls), done.stderr
     assert (tmp_path / "exp" / "replaced" / "best" / "model.safetensors").read_text() == "hours of training"
+    assert (tmp_path / "exp" / "mine.log").read_text() == "a file of one's own"
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
