@@ -19,7 +19,8 @@ from asr.text import plural
 def cmd_train(args) -> int:
     from asr.atomic import check_writable
     from asr.config_files import load_config
-    from asr.train import check_trainable, train
+    from asr.train import train
+    from asr.train_checks import check_trainable
 
     cfg = load_config(args.config, args.overrides, resume=args.resume)  # fail here, before any process starts
     check_trainable(cfg)

@@ -9,14 +9,16 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import replace
+from pathlib import Path
 
 import torch
 
 from asr import distributed
 from asr import user_warnings
 from asr.audio import AudioError, audio_info
+from asr.config import Config, ConfigError
 from asr.user_warnings import gathered_warnings, report_cut
-from asr.data import SpeechDataset, Utterance, frames_needed
+from asr.data import SpeechDataset, Utterance, frames_needed, read_manifest
 from asr.losses import log
 from asr.model import AcousticModel
 from asr.segmenter import SegmenterOptions
@@ -24,6 +26,21 @@ from asr.segmenter import SegmenterOptions
 
 class TrainingError(RuntimeError):
     pass
+
+
+def check_trainable(cfg: Config) -> None:
+    """What a config needs to train that Config itself cannot ask (other commands load configs
+    without a manifest); `asr train --gpus N` asks before it starts N processes."""
+    if not cfg.train.train_manifest:
+        raise ConfigError("train.train_manifest is not set: give it in the config or as "
+                          "train.train_manifest=MANIFEST.jsonl")
+    for manifest in (cfg.train.train_manifest, cfg.train.valid_manifest):
+        if manifest and not Path(manifest).is_file():
+            read_manifest(manifest)  # raises its one-line error (not found, a directory); reads nothing
+    a, dim = cfg.augment, cfg.features.dim
+    if a.freq_masks > 0 and a.freq_mask_width >= dim:  # (a saved model may hold such a config: refused here only)
+        raise ConfigError(f"augment.freq_mask_width {a.freq_mask_width} is as wide as the {dim} features: a mask "
+                          f"could blank them all; give augment.freq_mask_width below {dim} (or augment.freq_masks=0)")
 
 
 def unreadable_files(dataset: SpeechDataset) -> list[tuple[str, str]]:

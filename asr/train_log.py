@@ -12,9 +12,30 @@ from __future__ import annotations
 import math
 import statistics
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 
 from asr.text import time_left
+
+
+@dataclass
+class EpochSums:
+    """An epoch's sums on one rank since this process started it (a resumed epoch's earlier ones are
+    carried in the train state); ``as_list`` gives them as ``totals``, in the order above."""
+    loss: float = 0.0
+    utterances: int = 0
+    too_short: int = 0
+    audio_seconds: float = 0.0
+    phone_loss: float = 0.0
+    phone_utterances: int = 0
+    non_finite: int = 0  # steps skipped for a non-finite loss or gradient (fp16 overflows included)
+
+    def as_list(self, unreadable: int, seconds: float) -> list[float]:
+        return [self.loss, self.utterances, self.too_short, self.audio_seconds, self.phone_loss,
+                self.phone_utterances, unreadable, seconds, self.non_finite]
+
+
+TOTALS = 9  # the length of an epoch's totals (the train state keeps them as epoch_totals)
 
 
 def open_tensorboard(run_dir: Path, step: int, resumed: bool):
