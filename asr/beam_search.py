@@ -45,6 +45,7 @@ from asr.search_space import SearchSpace
 from asr.search_workers import SearchWorkerDied, passing_on, set_worker, signals_held, worker_search
 from asr.tokenizers import Tokenizer
 
+
 @dataclass(frozen=True)
 class BeamSearchOptions:
     """Search settings. Lexicon words the LM does not know get the LM's <unk> probability."""

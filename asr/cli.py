@@ -81,7 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("download", help="fetch and unpack a corpus (resumable; checksummed where a checksum is "
                        "published, else checked by what it unpacks to; skipped when present)")
-    p.add_argument("corpus", choices=["librispeech", "mini_librispeech", "an4", "speechocean762", "commonvoice", "musan"])
+    p.add_argument("corpus",
+                   choices=["librispeech", "mini_librispeech", "an4", "speechocean762", "commonvoice", "musan"])
     p.add_argument("--data-dir", type=user_path, default="corpus",
                    help="where archives and corpora go, or where a local copy is "
                    "(default: ./corpus)")

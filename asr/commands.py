@@ -112,8 +112,8 @@ def cmd_evaluate(args) -> int:
     print(f"WER {100 * s['wer']:.2f}% ({s['word_errors']}/{s['words']}: {s['substitutions']} sub, "
           f"{s['deletions']} del, {s['insertions']} ins)  CER {100 * s['cer']:.2f}%  "
           f"{plural(s['utterances'], 'utterance')}, {s['audio_seconds']:.1f} s audio, RTF {s['rtf']}"
-          + (f" (less {s['retry_seconds']:g} s of searches a killed worker broke off, "
-             f"{s['retried_batches']} batch{'es' if s['retried_batches'] != 1 else ''} searched again)" if s["retry_seconds"] else "")
+          + (f" (less {s['retry_seconds']:g} s of searches a killed worker broke off, {s['retried_batches']} "
+             f"batch{'es' if s['retried_batches'] != 1 else ''} searched again)" if s["retry_seconds"] else "")
           + f"; {s['decoder']}")
     if args.json:
         print(json.dumps(s))

@@ -205,10 +205,10 @@ class TrainConfig:
     # mixes with an LM). On the final CTC head alone; training only. 0 = off.
     confidence_penalty: float = 0.0
     # Output units (asr/tokenizers.py): characters, sentencepiece BPE pieces within words, or
-    # each word's phones from phone_lexicon; ``|`` between words. bpe_vocab_size is sentencepiece's vocabulary (the model then has
-    # bpe_vocab_size + 1 outputs: its <unk> dropped, the CTC blank and ``|`` added). 150 is
-    # the speechocean762 recipe's: 300-4,000 pieces gave better greedy WER there but none gave
-    # better dev WER with the LM (recipes/speechocean762/README.md).
+    # each word's phones from phone_lexicon; ``|`` between words. bpe_vocab_size is sentencepiece's
+    # vocabulary (the model then has bpe_vocab_size + 1 outputs: its <unk> dropped, the CTC blank
+    # and ``|`` added). 150 is the speechocean762 recipe's: 300-4,000 pieces gave better greedy WER
+    # there but none gave better dev WER with the LM (recipes/speechocean762/README.md).
     units: str = "char"
     bpe_vocab_size: int = 150
     # BPE-dropout (Provilkov et al., 2020), subword units only: each training utterance's labels

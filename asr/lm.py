@@ -139,7 +139,8 @@ def digits_note(sentences: list[list[str]], unit: str) -> str | None:
     examples = ", ".join(w for w, _ in with_digits.most_common(5))
     return (f"note: {len(with_digits)} distinct words contain digits (e.g. {examples}): normalization keeps digits "
             "as written (and a decimal point between them) and does not spell numbers out, so a model can output "
-            "them only if its tokenizer has them (the built-in model's has no digits); write numbers as words in the text to have them recognized")
+            "them only if its tokenizer has them (the built-in model's has no digits); write numbers as words in "
+            "the text to have them recognized")
 
 
 def _discounts(adjusted: Iterable[int], n: int) -> tuple[tuple[float, float, float], str | None]:

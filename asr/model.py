@@ -20,6 +20,7 @@ from torch import nn
 from asr.config import AugmentConfig, FeatureConfig, ModelConfig
 from asr.features import Frontend, lengths_to_mask
 
+
 def resolve_device(name: str | None, setting: str = "device") -> torch.device:
     """"auto" (or None) picks CUDA when present; asking for CUDA without it, or for a CUDA device
     this machine does not have, is an error, as is any other kind (mps, meta: the model runs on

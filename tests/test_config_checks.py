@@ -321,7 +321,6 @@ def test_an_integer_setting_written_as_a_whole_float_in_exponent_form_is_read():
     assert load_config(None, ["train.max_batch_size=1.0e+2"]).train.max_batch_size == 100
 
 
-
 # --- found by the config defect hunt -------------------------------------------------------
 
 @pytest.mark.parametrize("override", ["train.output_dir=", "train.output_dir=' '"])

@@ -16,6 +16,7 @@ combined = load_rescoring("asr/pretrained/default/rescoring.yaml")
 lm, bwd = combined.lm, load_rnnlm(bwd_dir)
 lam_f = combined.options.rnnlm_lambda
 
+
 def arrays(texts):
     sents = [t.split() for t in texts]
     ngram = [lm.ngram_word_log_probs(t) for t in texts]
@@ -30,17 +31,20 @@ def arrays(texts):
         out.append((n, f, b))
     return out
 
+
 def choose_lam_b(refs):
     texts = [r for r in refs if r and r.strip()]
     a = arrays(texts)
     known = [np.array([bwd.known(w) and lm.words.get_index(w) != lm.unknown for w in t.split()] + [True]) for t in texts]
     return interpolation_weight([x[0] for x in a], [x[2] for x in a], known)
 
+
 def load(path):
     d = pickle.load(open(path, "rb"))
     texts = sorted({t for texts, _, _ in d["rows"] for t in texts})
     table = dict(zip(texts, arrays(texts)))
     return d, table
+
 
 def candidates(d, table, beta, lam_b):
     out = []
@@ -53,6 +57,7 @@ def candidates(d, table, beta, lam_b):
     for _ in d["silent"]:
         out.append(Candidates([], [[] for _ in ctc], []))
     return out, list(d["refs"]) + list(d["silent"])
+
 
 valid, vt = load("exp/s45/valid_cands.pkl")
 vrefs = [r for r in valid["refs"] if r is not None]

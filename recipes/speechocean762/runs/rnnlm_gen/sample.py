@@ -22,6 +22,7 @@ for line in open(arpa, encoding="utf-8"):
 tables = [{h: (w, p, sum(p)) for h, (w, p) in s.items()} for s in succ]
 rng = random.Random(seed)
 
+
 def draw(words, probs, total):
     r = rng.random() * total
     for w, p in zip(words, probs):
@@ -29,6 +30,7 @@ def draw(words, probs, total):
         if r <= 0:
             return w
     return words[-1]
+
 
 out = []
 while len(out) < n_out:

@@ -3,12 +3,16 @@ training: every word stays in the vocabulary and <unk> is trained as a context. 
 import sys, torch
 import asr.rnnlm as R
 P = float(sys.argv[1])
+
+
 def loss(self, sentences):
     x, y = self._batch(sentences)
     if self.training:
         drop = (torch.rand(x.shape) < P) & (x > 1)
         x = torch.where(drop, torch.ones_like(x), x)
     return -self._target_log_probs(x, y).sum() / (y != -100).sum()
+
+
 R.RecurrentLM.loss = loss
 from asr.cli import main
 sys.exit(main(["lm", "rnn", "data/so762/train.jsonl", "../shared/data/text/ljspeech-13100.txt", "--repeat", "10,1",

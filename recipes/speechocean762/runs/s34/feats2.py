@@ -4,9 +4,11 @@ import itertools, math, pickle, sys
 import jiwer
 D = pickle.load(open("exp/s34/cands_valid_test.pkl", "rb"))
 
+
 def wer(refs, hyps):
     o = jiwer.process_words(refs, hyps)
     return (o.substitutions + o.deletions + o.insertions) / sum(len(r.split()) for r in refs)
+
 
 def feats(r, kind):
     out = []
@@ -17,6 +19,7 @@ def feats(r, kind):
             out.append(sum(1 / (1 + nb.index(t)) for nb in r["sys_nbest"] if t in nb))
     return out
 
+
 def choose(rows, w, lmw, ws, a, kind):
     res = []
     for r in rows:
@@ -25,6 +28,7 @@ def choose(rows, w, lmw, ws, a, kind):
         res.append(r["texts"][max(ok, key=lambda i: sum(wi * s[i] for wi, s in zip(w, ctc)) + lmw * r["lm"][i]
                                   + ws * len(r["texts"][i].split()) + a * f[i])])
     return res
+
 
 V, T = D["valid"], D["test"]
 W = (0.25, 0.5, 1.0, 1.5)

@@ -10,12 +10,14 @@ for line in open(os.environ["VARLEX"]):
     VAR.setdefault(f[0], []).append(tuple(f[1:-1]))
 orig = R.ctc_log_likelihoods
 
+
 def _ids(tok, prons):
     ids = []
     for i, p in enumerate(prons):
         if i: ids.append(tok.word_sep_id)
         ids += [tok._index[x] for x in p]
     return ids
+
 
 def _score(lp, tok, seqs):
     T = lp.shape[0]
@@ -25,6 +27,7 @@ def _score(lp, tok, seqs):
     loss = F.ctc_loss(lp[:, None, :].expand(T, len(seqs), lp.shape[1]), flat, torch.full((len(seqs),), T), lens,
                       blank=tok.blank_id, reduction="none")
     return [-float(x) for x in loss]
+
 
 def patched(log_probs, tokenizer, texts):
     if getattr(tokenizer, "kind", "") != "phone":
@@ -47,6 +50,7 @@ def patched(log_probs, tokenizer, texts):
                 best, cur = sc[j], seqs[j]
         out.append(best)
     return out
+
 
 R.ctc_log_likelihoods = patched
 sys.exit(main(sys.argv[1:]))
