@@ -213,20 +213,31 @@ def run_torchrun(args: list[str]) -> int:
 def run_rank(main, argv: list[str]) -> int:
     """One rank: ``main(argv)`` (asr.train's), stopped by the SIGTERM torchrun passes on (or a
     SIGINT) as a single process is: ``finally`` blocks run (a checkpoint being written is not left
-    half there), and it exits quietly, 143 (130); the launcher reports the stop. It exits quietly
-    too, 1, when it fails after another rank ended on a user error, which the launcher says."""
+    half there), and it exits quietly, 143 (130), as it does when it fails after such a stop; the
+    launcher reports the stop. It exits quietly too, 1, when it fails after another rank ended on a
+    user error, which the launcher says."""
     stopped_by = []
 
     def stop(signum, frame):
         stopped_by.append(signum)
         raise KeyboardInterrupt()
 
+    # A stop that lands in a callback (a weakref's, a __del__) cannot raise there: Python reports it as
+    # "Exception ignored" and the rank goes on, to fail at its next collective as its peers stop.
+    # Both are the stop's doing, and as quiet as it.
+    unraisable = sys.unraisablehook
+    sys.unraisablehook = lambda info: (None if stopped_by and isinstance(info.exc_value, KeyboardInterrupt)
+                                       else unraisable(info))
     signal.signal(signal.SIGTERM, stop)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # Ctrl-C, unless ignored: recorded too
+        signal.signal(signal.SIGINT, stop)
     try:
         return main(argv)
     except KeyboardInterrupt:
         return 128 + (stopped_by[0] if stopped_by else signal.SIGINT)
     except Exception:
+        if stopped_by:
+            return 128 + stopped_by[0]
         # A rank that left a user error (report_error) has ended: the others fail in their next
         # collective ("Connection closed by peer"), as a consequence the launcher need not show.
         if not rank_errors(os.environ.get(ERRORS_ENV)):
