@@ -238,10 +238,18 @@ def test_a_decoder_asked_for_one_call_is_the_first_system_s_alone(packages, tiny
     audio = json.loads((tiny_corpus / "valid.jsonl").read_text().splitlines()[0])["audio_filepath"]
     assert isinstance(combined.transcribe(audio).text, str)
     asked, original = [], alone.transcribe
-    alone.transcribe = lambda *a, **k: asked.append(k) or original(*a, **k)
+
+    def first_system(*args, **kwargs):
+        asked.append((kwargs, result := original(*args, **kwargs)))
+        return result
+
+    alone.transcribe = first_system
     for per_call in ({"decoder": "greedy"}, {"lm": "none"}, {"beam_size": 4}):
-        assert combined.transcribe(audio, **per_call).text == original(audio, **per_call).text
-    assert [{k: v for k, v in call.items() if v is not None} for call in asked] == [
+        # its own result, passed back (not compared with one decoded again, whose untrained
+        # model's near-ties need not break alike: that form once failed in a full-suite run
+        # under load, 2026-12-07, its message not kept)
+        assert combined.transcribe(audio, **per_call) is asked[-1][1]
+    assert [{k: v for k, v in call.items() if v is not None} for call, _ in asked] == [
         {"decoder": "greedy"}, {"lm": "none"}, {"beam_size": 4}]
 
 
