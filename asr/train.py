@@ -129,9 +129,9 @@ class _Run:
         self.carried = [0.0] * TOTALS
         if state is not None:
             self._restore(state, saved_cfg)
+        # epochs logged past last/ are trained and logged again, once
         self.averaged, self.best = (trim_log(self.dir, self.start_epoch, self.start_epoch >= self.epochs, self.best)
-                                    if state and d.is_main else (False, self.best))  # epochs logged past last/
-        # are trained and logged again, once
+                                    if state and d.is_main else (False, self.best))
         warmup = round(self.schedule.warmup_steps)  # a resumed run's own, in this run's steps (resume_point)
         own = saved_cfg.train.warmup_steps if state else tc.warmup_steps  # a resumed run keeps its own
         if self.step < warmup and (warning := warmup_warning(warmup, self.starts[self.epochs], tc.lr, own,

@@ -35,7 +35,7 @@ class EpochSums:
                 self.phone_utterances, unreadable, seconds, self.non_finite]
 
 
-TOTALS = 9  # the length of an epoch's totals (the train state keeps them as epoch_totals)
+TOTALS = len(EpochSums().as_list(0, 0.0))  # an epoch's totals, as the train state keeps them (epoch_totals)
 
 
 def open_tensorboard(run_dir: Path, step: int, resumed: bool):

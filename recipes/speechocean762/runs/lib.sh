@@ -21,12 +21,17 @@ tune_package() {
       --decode-workers 2 > $2 2>&1
 }
 
-# score_dev MODEL REPORT LOG [OPTION ...]: dev scored on one thread, after the choice on valid
-score_dev() {
-  local model=$1 report=$2 log=$3
-  shift 3
-  OMP_NUM_THREADS=1 asr evaluate data/so762/test.jsonl --model $model "$@" --decode-workers 1 --json \
+# score SPLIT MODEL REPORT LOG [OPTION ...]: data/so762/SPLIT.jsonl scored on one thread, with a report
+score() {
+  local split=$1 model=$2 report=$3 log=$4
+  shift 4
+  OMP_NUM_THREADS=1 asr evaluate data/so762/$split.jsonl --model $model "$@" --decode-workers 1 --json \
       --report $report --force > $log 2>&1
+}
+
+# score_dev MODEL REPORT LOG [OPTION ...]: dev scored, after the choice on valid
+score_dev() {
+  score test "$@"
 }
 
 # repackage BASE PACKAGE DIR RUN:SYSTEM ...: PACKAGE a copy of the four-system package BASE with each
@@ -52,4 +57,20 @@ builtin_make() {
   make -j2 -C recipes/speechocean762 package PHONE_SEEDS="7 42 3" RESCORING_WEIGHTS=0,0.25,0.5,1,1.5 \
       DATA=$PWD/data/so762 EXP=$PWD/exp/s50/XWC PACKAGE_DIR=$1 \
       EXTRA_OVERRIDES="train.threads=1 train.progress=false" >> $2 2>&1
+}
+
+# builtin_make_stage STAGE DIR: the stages of a session's make.sh: `package` (builtin_make into
+# DIR/pkg_make), `dev` (that package scored on dev, then compared with the built-in's report)
+builtin_make_stage() {
+  local dir=$2
+  mkdir -p $dir
+  case $1 in
+  package)
+    builtin_make $dir/pkg_make $dir/make.log ;;
+  dev)
+    score_dev $dir/pkg_make $dir/rep_dev_make $dir/eval_dev_make.log
+    asr compare exp/s49/rep_dev_builtin $dir/rep_dev_make > $dir/compare_dev_make.txt 2>&1 ;;
+  *)
+    echo "stage: package or dev" >&2; return 2 ;;
+  esac
 }

@@ -10,12 +10,4 @@
 # report it.
 #   bash recipes/speechocean762/runs/s55/make.sh STAGE   (package dev)
 . "$(dirname "$0")/../lib.sh"
-X=$PWD/exp/s55
-mkdir -p $X
-case ${1:?stage: package dev} in
-package)
-  builtin_make $X/pkg_make $X/make.log ;;
-dev)
-  score_dev $X/pkg_make $X/rep_dev_make $X/eval_dev_make.log
-  asr compare exp/s49/rep_dev_builtin $X/rep_dev_make > $X/compare_dev_make.txt 2>&1 ;;
-esac
+builtin_make_stage "${1:?stage: package dev}" $PWD/exp/s55

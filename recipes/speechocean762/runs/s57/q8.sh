@@ -8,8 +8,7 @@ mkdir -p exp/s57
 for split in valid test; do
   for m in builtin q8sim; do
     model=$([ $m = builtin ] && echo asr/pretrained/default || echo exp/s57/pkg_q8sim)
-    OMP_NUM_THREADS=1 asr evaluate data/so762/$split.jsonl --model $model --decode-workers 1 --json \
-        --report exp/s57/rep_${split}_$m --force > exp/s57/eval_${split}_$m.log 2>&1 &
+    score $split $model exp/s57/rep_${split}_$m exp/s57/eval_${split}_$m.log &
   done
   wait
   asr compare exp/s57/rep_${split}_builtin exp/s57/rep_${split}_q8sim > exp/s57/compare_$split.txt 2>&1

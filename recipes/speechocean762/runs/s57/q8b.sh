@@ -4,8 +4,7 @@
 . "$(dirname "$0")/../lib.sh"
 for split in valid test; do
   for m in q8b32 q8am; do
-    OMP_NUM_THREADS=1 asr evaluate data/so762/$split.jsonl --model exp/s57/pkg_$m --decode-workers 1 --json \
-        --report exp/s57/rep_${split}_$m --force > exp/s57/eval_${split}_$m.log 2>&1 &
+    score $split exp/s57/pkg_$m exp/s57/rep_${split}_$m exp/s57/eval_${split}_$m.log &
   done
   wait
   for m in q8b32 q8am; do
