@@ -31,7 +31,7 @@ import torch
 import torchaudio.functional as AF
 
 from asr.audio_checks import (channels_problem, declared_frames, flac_length_unknown, path_problem, sample_problem,
-                              unended_ogg, unsupported_wav_codec)
+                              scale_note, unended_ogg, unsupported_wav_codec)
 from asr.mp3_tags import file_head, xing_tag
 from asr.text import plural
 from asr.user_warnings import quiet_stderr, warn
@@ -235,6 +235,8 @@ def check_samples(path, samples: np.ndarray) -> None:
         raise AudioError(path, "audio is empty (0 samples)")
     if (problem := sample_problem(samples)) is not None:
         raise AudioError(path, problem)
+    if (note := scale_note(samples)) is not None:
+        warn(path, note)
 
 
 def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:

@@ -110,6 +110,20 @@ def unsupported_wav_codec(source) -> str | None:
     return None
 
 
+# Float samples past this are audio at the wrong scale (integer values stored as floats, a gain
+# applied twice): read as they are, but the model heard nothing like them (the built-in model's
+# "elephant" became "a friend" at 50 times full scale).
+OVER_SCALE = 2.0
+
+
+def scale_note(samples: np.ndarray) -> str | None:
+    """The warning for samples well beyond full scale that are still audio; None otherwise."""
+    if not samples.size or float(np.abs(samples).max()) <= OVER_SCALE:
+        return None
+    return (f"samples beyond {OVER_SCALE:g} times full scale (1.0): float audio at the wrong scale? It is read "
+            "as it is, and may transcribe worse than the same audio scaled to -1..1")
+
+
 def sample_problem(samples: np.ndarray) -> str | None:
     """Why decoded samples are no audio: NaN or infinite ones, or a peak beyond
     ``MAX_SAMPLE`` (features would overflow to inf, and one such file would turn a corpus's feature

@@ -47,7 +47,7 @@ def cmd_train(args) -> int:
 def cmd_evaluate(args) -> int:
     from asr.atomic import write_text_atomic
     from asr.data import read_manifest
-    from asr.evaluate import evaluate, unwritable_note, utterance_id
+    from asr.evaluate import evaluate, merged_skips, unwritable_note, utterance_id
     from asr.user_warnings import listed
 
     if args.output:
@@ -73,7 +73,7 @@ def cmd_evaluate(args) -> int:
                     f"(e.g. {repeated[0]!r}): reports of it cannot be compared or combined")
     systems = systems_from(args)  # LM/lexicon errors surface here, before any audio
     results = [evaluate(t, utterances, batch_seconds=args.batch_seconds) for t in systems]
-    skipped = [f"skipped {path}: {why}" for path, why in dict.fromkeys(i for r in results for i in r.skipped)]
+    skipped = [f"skipped {path}: {why}" for path, why in merged_skips(results)]
     if skipped:
         # a few and a total, as training's checks: a wrong audio folder would list the whole corpus
         listed(skipped, f"{len(skipped)} of {plural(len(utterances), 'utterance')} skipped (unreadable audio, or a "

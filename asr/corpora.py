@@ -95,8 +95,11 @@ def check_entries(entries: Iterable[Entry], report: ImportReport | None = None,
 def check_split(name: str, report: ImportReport) -> None:
     """A split with nothing usable is an error, not an empty file."""
     if not report.utterances:
-        first = f" (first: {report.skipped[0][0]}: {report.skipped[0][1]})" if report.skipped else ""
-        raise CorpusError(f"{name}: no usable utterances, {len(report.skipped)} skipped{first}")
+        # a few reasons, not the first alone: a corpus broken two ways is fixed in one go
+        shown = "; ".join(f"{utt_id}: {why}" for utt_id, why in report.skipped[:3])
+        more = f"; {len(report.skipped) - 3} more" if len(report.skipped) > 3 else ""
+        raise CorpusError(f"{name}: no usable utterances, {len(report.skipped)} skipped"
+                          + (f" ({shown}{more})" if shown else ""))
 
 
 def write_splits(out: str | Path, reports: dict[str, ImportReport], optional: Iterable[str] = ()) -> None:
@@ -238,6 +241,9 @@ def import_kaldi_dir(data_dir: str | Path, root: str | Path | None = None) -> Im
     entries, tags = [], Counter()
     for utt_id, spec in wavs.items():
         if utt_id in duplicates:
+            continue
+        if not spec:  # Path("") would be the folder itself: "is a directory"
+            report.skip(utt_id, f"{data_dir / 'wav.scp'}: no audio path after the id")
             continue
         if spec.endswith("|"):
             report.skip(utt_id, "piped wav.scp commands are not supported; convert the audio to files first")

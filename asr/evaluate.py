@@ -188,6 +188,16 @@ def unwritable_note(manifest, tokenizer, references: Sequence[str]) -> str | Non
             "whatever the model hears")
 
 
+def merged_skips(evaluations: Sequence[Evaluation]) -> list[tuple[str, str]]:
+    """The skipped (path, problem) pairs of several systems' evaluations of one manifest, each as
+    often as the system that skipped it most: an utterance every system skipped is listed once,
+    and two utterances of one file (ids differ, their audio the same) twice, as one system counts."""
+    most: Counter = Counter()
+    for e in evaluations:
+        most |= Counter(e.skipped)
+    return list(most.elements())
+
+
 def none_readable(count: int, skipped: list[tuple[str, str]], purpose: str) -> str:
     """The message when no utterance of a manifest could be read: how many, and the first problem."""
     first = f" (first: {skipped[0][0]}: {skipped[0][1]})" if skipped else ""

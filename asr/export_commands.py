@@ -32,6 +32,7 @@ def cmd_export(args) -> int:
     if Path(args.src).is_file():  # a tune-rescoring file: its systems become one package
         return _export_rescoring(args, rescores)
     loaded = load_model_dir(args.src)
+    _refuse_nesting(loaded.path, dst)
     if (taken := occupied(dst)) and not args.force:
         raise RuntimeError(f"{dst}: {taken}; give a new directory, or --force to replace it and all it holds")
     check_writable(dst.resolve(), directory=True)  # DST is staged beside it (beside its target, for a link)
@@ -64,13 +65,28 @@ def _refuse_the_current_directory(dst: Path) -> None:
                            "into a new directory, from outside the one it replaces")
 
 
+def _refuse_nesting(src: Path, dst: Path) -> None:
+    """DST over the model's run folder (``asr export RUN/best RUN --force``) would replace the run,
+    its checkpoints and logs with the copy; DST inside the model would make it a folder of the copy."""
+    src, target = src.resolve(), dst.resolve()
+    if src != target and src.is_relative_to(target):
+        raise RuntimeError(f"{dst}: holds the model exported ({src}): replacing it would delete the model and "
+                           "all beside it; export into a new directory")
+    if target.is_relative_to(src) and src != target:
+        raise RuntimeError(f"{dst}: inside the model exported ({src}); export into a directory outside it")
+
+
 def _export_rescoring(args, rescores: bool) -> int:
     """A tune-rescoring file (or a package that rescores, by its rescoring.yaml) -> one package at DST."""
     from asr.atomic import check_writable, occupied
     from asr.manifest import own_folder
-    from asr.rescoring_files import RESCORING_FILE, package_rescoring, read_rescoring
+    from asr.rescoring_files import RESCORING_FILE, RescoringError, package_rescoring, read_rescoring
 
-    src, dst, first = Path(args.src), Path(args.dst), Path(read_rescoring(args.src)[0][0])
+    src, dst = Path(args.src), Path(args.dst)
+    try:
+        first = Path(read_rescoring(src)[0][0])
+    except RescoringError as e:  # a manifest, an audio file, a config given by mistake
+        raise RescoringError(f"{e}; asr export takes a model directory or a tune-rescoring file") from None
     if args.half or args.lm or args.lexicon:
         raise RuntimeError(f"{src}: a rescoring file's systems are packaged as they are (no --half, --lm, "
                            f"--lexicon): for those, export its first system, {first}")

@@ -109,9 +109,12 @@ def paired_bootstrap(errors_a, errors_b, lengths, groups=None, resamples: int = 
 
 def selection_key(record: dict) -> tuple[float, float, float] | None:
     """How a validated model ranks for best/, lower first: valid WER, ties broken on CER, then on
-    loss; None when validation scored nothing. Without a valid set the latest epoch ranks first."""
+    loss; None when validation scored no words. Without a valid set the latest epoch ranks first.
+    A NaN loss (no utterance had one: each too long to run whole, say) ranks last among ties: WER
+    and CER still score every utterance, as asr evaluate would."""
     if "valid_wer" not in record:
         return (-record["epoch"], 0.0, 0.0)
-    if math.isnan(record["valid_loss"]):
+    if math.isnan(record["valid_wer"]):
         return None
-    return (record["valid_wer"], record["valid_cer"], record["valid_loss"])
+    loss = record["valid_loss"]
+    return (record["valid_wer"], record["valid_cer"], math.inf if math.isnan(loss) else loss)

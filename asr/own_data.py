@@ -67,10 +67,19 @@ def table_entries(table: Path, report: ImportReport) -> list[Entry]:
     with io.StringIO(read_text(table, lenient=True), newline="") as f:
         try:
             reader, rows = csv.reader(f, delimiter=delimiter, quoting=quoting), []
-            for row in reader:  # each with the line it starts on (a quoted field may hold line breaks)
-                rows.append((reader.line_num - sum(cell.count("\n") for cell in row), row))
+            for row in reader:  # each with the line it starts on
+                first = rows[-1][2] + 1 if rows else 1
+                rows.append((first, row, reader.line_num))
         except csv.Error as e:
             raise CorpusError(f"{table}: not a readable {'CSV' if delimiter == ',' else 'TSV'} ({e})") from None
+    # A quoted field may hold line breaks, but one that holds rows (a line starting with an audio
+    # path) is a stray quote: importing it would glue them into one transcript and lose them.
+    for first, row, last in rows:
+        if any(line.split(delimiter)[0].strip().lower().endswith(AUDIO_SUFFIXES)
+               for cell in row for line in cell.splitlines()[1:]):
+            raise CorpusError(f"{table}:{first}: a quoted field runs on to line {last}, taking in the rows "
+                              f"between (an unmatched \"?); write a quote inside a field as \"\"")
+    rows = [(first, row) for first, row, _ in rows]
     columns: dict[str, int | None] = {"path": 0, "text": 1, "speaker": 2, "id": None}
     start = 0
     header = [c.strip().lower() for c in rows[0][1]] if rows else []

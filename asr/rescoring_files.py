@@ -54,14 +54,18 @@ def read_rescoring(path: str | Path) -> tuple[list[str], RescoringOptions]:
         raise RescoringError(f"{path}: rescoring file not found (write one with `asr tune-rescoring`)")
     data = read_yaml_file(path, RescoringError)  # FILE:LINE:COLUMN; a key given twice refused
     base = own_folder(path)  # relative names are to the folder the file lies in (write_rescoring's)
+    if not isinstance(data, dict) or not isinstance(data.get("models"), list):
+        raise RescoringError(f"{path}: not a rescoring file: no list of models (`asr tune-rescoring` writes one)")
     try:
         models = [str(base / str(m)) for m in data["models"]]
         rnnlm = str(base / str(data["rnnlm"])) if data.get("rnnlm") else None
         options = RescoringOptions(tuple(float(w) for w in data["weights"]), float(data["lm_weight"]),
                                    float(data["word_score"]), int(data.get("nbest", RescoringOptions.nbest)),
                                    rnnlm, float(data.get("rnnlm_lambda", 0.0)), float(data.get("prior_scale", 0.0)))
-    except (TypeError, KeyError, ValueError, OverflowError) as e:  # (Overflow: nbest .inf)
-        raise RescoringError(f"{path}: not a rescoring file ({type(e).__name__}: {e})") from None
+    except KeyError as e:
+        raise RescoringError(f"{path}: not a whole rescoring file: it has no {e.args[0]}") from None
+    except (TypeError, ValueError, OverflowError) as e:  # (Overflow: nbest .inf)
+        raise RescoringError(f"{path}: a rescoring file with a value of the wrong kind ({e})") from None
     if len(models) < (1 if options.rnnlm else 2) or len(models) != len(options.weights):
         raise RescoringError(f"{path}: expected two or more models (or one and an RNN LM) and one weight per model")
     if problem := _bad_value(data, options):

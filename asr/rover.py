@@ -29,7 +29,7 @@ from dataclasses import replace
 from functools import lru_cache
 from typing import Sequence
 
-from asr.evaluate import Evaluation, UtteranceResult
+from asr.evaluate import Evaluation, UtteranceResult, merged_skips
 from asr.metrics import char_errors, word_errors
 from asr.report import Report, ReportError, build_report, no_common_utterances
 from asr.results import Result, Segment, Word, split_at_pauses
@@ -216,7 +216,7 @@ def combine_evaluations(evaluations: Sequence[Evaluation], weights: Sequence[flo
         u = by_key[0][k]
         rows.append(UtteranceResult(u.id, u.audio_filepath, u.reference,
                                     combine([b[k].hypothesis for b in by_key], weights), u.speaker, u.seconds))
-    skipped = list(dict.fromkeys(item for e in evaluations for item in e.skipped))
+    skipped = merged_skips(evaluations)
     refs, hyps = [r.reference for r in rows], [r.hypothesis for r in rows]
     truncated = list(dict.fromkeys(line for e in evaluations for line in e.truncated))  # the same files each time
     audio = sum(r.seconds for r in rows)

@@ -73,9 +73,10 @@ def validate(model, dataset, cfg, device, tokenizer) -> dict:
     if not n:
         log(f"warning: {dataset.source or 'valid'}: none of its {len(dataset)} utterances could be scored (each too "
             f"short for its transcript at the model's frame rate, one it cannot spell, or one of "
-            f"{SegmenterOptions().max_seconds:g} s or more): valid_loss is NaN, and cannot pick best/")
-    return {"valid_loss": loss_sum / n if n else math.nan, "valid_wer": word_errors(refs, hyps).rate,
-            "valid_cer": char_errors(refs, hyps).rate}
+            f"{SegmenterOptions().max_seconds:g} s or more): valid_loss is NaN; best/ is picked on WER and CER alone")
+    return {"valid_loss": loss_sum / n if n else math.nan,  # NaN rates: no reference scored (0/0, not 0%)
+            "valid_wer": word_errors(refs, hyps).rate if refs else math.nan,
+            "valid_cer": char_errors(refs, hyps).rate if refs else math.nan}
 
 
 def long_utterances(dataset) -> set[int]:

@@ -45,7 +45,7 @@ from asr.segmenter import Segmenter, SegmenterOptions
 from asr.selection import average_last_epochs, end_epoch
 from asr.text import plural
 from asr.train_checks import (TrainingError, check_trainable, check_trainable_lengths, nothing_readable,
-                              unreadable_files, valid_loss_note, warn_of_silence)
+                              unreadable_files, valid_in_train_note, valid_loss_note, warn_of_silence)
 from asr.train_log import (TOTALS, EpochSums, epoch_progress, epoch_record, log_step, open_tensorboard, progress_bar,
                            why_untrained)
 from asr.train_resume import (apply_new_settings, durations_id, epoch_starts, load_scaler, make_optimizer,
@@ -161,8 +161,9 @@ class _Run:
                                         read_audio=True,
                                         span=lambda s: edges.speech_span(s) if len(s) < longest else (0, len(s)),
                                         as_evaluated=True)  # its digital silence: found by validate as it reads
-            if (note := valid_loss_note(self.valid_set, model)) is not None:
-                self.say(note)
+            for note in (valid_in_train_note(self.train_set, self.valid_set), valid_loss_note(self.valid_set, model)):
+                if note is not None:
+                    self.say(note)
         if state is None and cfg.features.normalize == "global" and not tc.init_from:
             t0 = time.time()
             read = compute_cmvn(model, self.train_set, self.device, d)

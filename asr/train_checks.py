@@ -197,6 +197,18 @@ def valid_loss_note(dataset: SpeechDataset, model: AcousticModel) -> str | None:
             f"(not {'; '.join(parts)}); valid WER and CER are over all {len(dataset)}, as asr evaluate scores them")
 
 
+def valid_in_train_note(train: SpeechDataset, valid: SpeechDataset) -> str | None:
+    """The warning for valid audio that is also trained on (the same manifest given twice, or a
+    split made twice): best/ would be picked on what the model learned, and look better than it is."""
+    trained = {str(Path(u.audio_filepath).resolve()) for u in train.utterances}
+    shared = [u for u in valid.utterances if str(Path(u.audio_filepath).resolve()) in trained]
+    if not shared:
+        return None
+    return (f"warning: {valid.source}: {len(shared)} of its {len(valid)} utterances are trained on too "
+            f"({train.source} has their audio, e.g. {shared[0].audio_filepath}): valid WER and best/ "
+            "measure what the model learned, not how it does on new speech")
+
+
 def warn_of_silence(manifest: str, dataset, silent: list[int], d, device) -> None:
     """Name the training utterances found to be digital silence: each has a transcript, so the
     model is taught to hear words where validation and `asr evaluate` hear none. The ranks pool what

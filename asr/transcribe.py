@@ -40,6 +40,8 @@ from asr.segmenter import AudioSegment, Segmenter, SegmenterOptions, array_block
 # A word's sound rarely goes on this long after its last CTC spike ("elephant" in examples/: 0.3 s),
 # and it has ended 30 dB below the word's loudest (speechocean762's noise floors lie ~40-50 dB below).
 MAX_WORD_TAIL_SECONDS, WORD_END_QUIET_DB = 0.5, 30.0
+# Audio shorter than this holds no word ("a" is ~0.1 s at its quickest): its empty text is said why.
+SHORTEST_WORD_SECONDS = 0.1
 
 
 # Options that say how a transcriber runs, not how it searches: they never change which decoder
@@ -316,15 +318,19 @@ class Transcriber:
             nonlocal told_of_alternatives
             while states and states[0].done and states[0].pending == 0:
                 state = states.popleft()
+                outcome = state.error or merge_results(state.pieces, state.samples / self.sample_rate)
                 if state.error is None and note is not None:
                     if state.samples and not state.sounded:
                         note(f"{state.path}: no sound above {self.silence_dbfs():.0f} dBFS; nothing transcribed")
+                    elif state.samples < SHORTEST_WORD_SECONDS * self.sample_rate and not outcome.text:
+                        note(f"{state.path}: only {1000 * state.samples / self.sample_rate:.3g} ms of audio, too "
+                             "short to hold a word; nothing transcribed")
                     elif asked and len(state.pieces) > 1 and not told_of_alternatives:
                         note(f"{state.path}: cut into {len(state.pieces)} segments, so no alternatives (n-best "
                              f"transcripts are given only for audio of one segment, up to "
                              f"{self.segmenter.options.max_seconds:g} s)")
                         told_of_alternatives = True
-                yield state.path, (state.error or merge_results(state.pieces, state.samples / self.sample_rate))
+                yield state.path, outcome
 
         for path in paths:
             state = _FileState(path)

@@ -187,10 +187,19 @@ def test_float_samples_far_beyond_full_scale_are_refused_by_every_reader(tmp_pat
         prepare_array(np.full(100, peak, dtype=np.float32), 16000, 16000)
 
 
-def test_a_float_file_holding_integer_pcm_values_is_still_audio(tmp_path):
+def test_a_float_file_holding_integer_pcm_values_is_still_audio_read_with_a_warning(tmp_path, capsys):
+    from asr.inputs import stream_audio
+
     for peak in (32767.0, 2.0 ** 31):  # 16-bit and 32-bit PCM values written as floats
-        wave = load_audio(_float_wav(tmp_path / "loud.wav", peak), 16000)
+        path = _float_wav(tmp_path / f"loud{peak:.0f}.wav", peak)
+        wave = load_audio(path, 16000)
         assert float(wave.abs().max()) == pytest.approx(peak, rel=1e-3)
+        list(stream_audio(str(path), 16000))  # as transcribe reads a long file: the same line, said once
+        assert capsys.readouterr().err == (f"asr: warning: {path}: samples beyond 2 times full scale (1.0): float "
+                                           "audio at the wrong scale? It is read as it is, and may transcribe worse "
+                                           "than the same audio scaled to -1..1\n")
+    load_audio(_float_wav(tmp_path / "hot.wav", 1.5), 16000)  # a float file a little over full scale is usual
+    assert capsys.readouterr().err == ""
 
 
 @pytest.mark.parametrize("content", [b"\x00\x01" * 2500, b"ID3\x03\x00\x00\x00\x00\x00\x10" + b"\x00" * 40])

@@ -99,14 +99,16 @@ def bad_dir(tmp_path):
              "dup dup.wav",
              "dup dup.wav",
              "piped sox in.sph -t wav - |",
-             "no_text good.wav"],
+             "no_text good.wav",
+             "no_path"],
         text=["good hello",
               "missing hello",
               "corrupt hello",
               "empty_text",
               "dup hello",
               "piped hello",
-              "orphan hello"],
+              "orphan hello",
+              "no_path hello"],
     )
 
 
@@ -117,7 +119,8 @@ def test_import_kaldi_dir_keeps_only_the_good_entry_of_a_bad_dir(bad_dir):
 
 def test_import_kaldi_dir_reports_every_entry_it_leaves_out(bad_dir):
     report = import_kaldi_dir(bad_dir)
-    assert set(reasons(report)) == {"missing", "corrupt", "empty_text", "dup", "piped", "no_text", "orphan"}
+    assert set(reasons(report)) == {"missing", "corrupt", "empty_text", "dup", "piped", "no_text", "orphan",
+                                    "no_path"}
 
 
 @pytest.mark.parametrize("utt_id, words", [
@@ -128,6 +131,7 @@ def test_import_kaldi_dir_reports_every_entry_it_leaves_out(bad_dir):
     ("piped", "piped"),
     ("no_text", "no transcript"),
     ("orphan", "without audio"),
+    ("no_path", "wav.scp: no audio path after the id"),  # not "is a directory", of the folder it resolved to
 ])
 def test_import_kaldi_dir_gives_the_reason_for_each_left_out_entry(bad_dir, utt_id, words):
     assert words in reasons(import_kaldi_dir(bad_dir))[utt_id]
@@ -239,9 +243,10 @@ def test_prepare_speechocean762_with_an_unusable_test_split_writes_no_manifest(t
     src = make_release(tmp_path / "src")
     for wav in (src / "WAVE" / "SPEAKER0004").iterdir():
         wav.unlink()
-    with pytest.raises(CorpusError, match="test: no usable utterances"):
+    with pytest.raises(CorpusError, match="test: no usable utterances") as error:
         prepare_speechocean762(src, tmp_path / "out", valid_speakers=1)
     assert list(tmp_path.glob("out/*.jsonl")) == []
+    assert str(error.value).count("file not found") == 2  # each reason shown (up to 3), not the first alone
 
 
 def test_prepare_speechocean762_killed_while_writing_leaves_no_train_manifest_not_even_an_old_one(

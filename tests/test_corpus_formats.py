@@ -623,6 +623,18 @@ def test_a_non_utf8_row_after_a_quoted_line_break_is_the_row_skipped_never_impor
     assert len(report.utterances) == 4
 
 
+def test_a_stray_quote_in_an_own_csv_refuses_the_table_naming_the_line_it_opens_on(tmp_path):
+    table = make_own_table(tmp_path / "mine", n=5)
+    lines = table.read_text().splitlines()  # the header, then a00-a04 on lines 2-6
+    lines[2] = lines[2].replace(",", ',"', 1)  # a01's transcript opens a quote that a later row's text closes
+    lines[4] = lines[4].replace(",", ',say "hi', 1)
+    table.write_text("\n".join(lines) + "\n")
+    # imported, a01's transcript would hold the rows of a02 and a03, and they would be lost
+    with pytest.raises(CorpusError, match=r'metadata\.csv:3: a quoted field runs on to line 5, taking in the '
+                                          r'rows between \(an unmatched "\?\)'):
+        prepare_own_data(table, tmp_path / "data")
+
+
 def test_own_folder_pairs_upper_case_wav_and_txt_names(tmp_path):
     # Windows recorders and speechocean762 itself write A.WAV; their transcripts are A.TXT
     root = make_own_folder(tmp_path / "mine", n=4, speakers=1)

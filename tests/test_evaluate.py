@@ -136,6 +136,27 @@ def test_evaluate_names_a_few_unreadable_files_and_totals_them_rather_than_listi
     assert f"asr: {SHOWN + 5} of {SHOWN + 6} utterances skipped (unreadable audio, or a failed search): not scored (5 more not listed)" in err
 
 
+def test_two_utterances_of_one_missing_file_are_two_skipped_alone_or_combined(tiny_model_dir, tmp_path, capsys):
+    import json
+
+    from asr.cli import main
+
+    sf.write(str(tmp_path / "tone.wav"), 0.5 * np.sin(np.arange(RATE) / 3.0).astype(np.float32), RATE)
+    gone = str(tmp_path / "gone.wav")
+    rows = [{"audio_filepath": str(tmp_path / "tone.wav"), "duration": 1.0, "text": "hello", "id": "ok"},
+            {"audio_filepath": gone, "duration": 1.0, "text": "hello", "id": "g1"},  # two segments of one file
+            {"audio_filepath": gone, "duration": 1.0, "text": "world", "id": "g2"}]
+    (tmp_path / "m.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    # once per utterance, however many systems skipped it (it was 1 of 3, while the JSON said 2)
+    for combine in ([], ["--combine", str(tiny_model_dir)]):
+        assert main(["evaluate", str(tmp_path / "m.jsonl"), "--model", str(tiny_model_dir), "--json",
+                     *combine]) == 1
+        out, err = capsys.readouterr()
+        assert json.loads(out.splitlines()[1])["skipped"] == 2
+        assert "asr: 2 of 3 utterances skipped" in err
+        assert err.count(f"asr: skipped {gone}: file not found") == 2
+
+
 def test_an_id_less_row_s_id_is_its_audio_path_made_absolute_with_links_not_followed(tmp_path, monkeypatch):
     from asr.evaluate import utterance_id
 

@@ -80,6 +80,23 @@ def test_exporting_into_the_current_directory_is_refused_in_one_line_and_leaves_
     assert here.is_dir() and os.path.samefile(os.getcwd(), here) and sorted(tmp_path.iterdir()) == [here]
 
 
+def test_a_forced_export_over_the_model_s_own_run_folder_is_refused_and_deletes_nothing(
+        tiny_model_dir, tmp_path, capsys):
+    # `asr export RUN/best RUN --force` would have replaced the run (checkpoints, logs, the model itself)
+    run = tmp_path / "run"
+    shutil.copytree(tiny_model_dir, run / "best")
+    (run / "log.jsonl").write_text("{}\n")
+    before = sorted(p.relative_to(run) for p in run.rglob("*"))
+    assert main(["export", str(run / "best"), str(run), "--half", "--force"]) == 2
+    assert "holds the model exported" in capsys.readouterr().err
+    assert main(["export", str(run / "best"), str(run / "best" / "copy"), "--half"]) == 2
+    assert "inside the model exported" in capsys.readouterr().err
+    assert sorted(p.relative_to(run) for p in run.rglob("*")) == before
+    # in place is still an export: the model replaced by its float16 copy
+    assert main(["export", str(run / "best"), str(run / "best"), "--half", "--force"]) == 0
+    assert load_model_dir(run / "best").half and (run / "log.jsonl").is_file()
+
+
 def test_exporting_a_float16_model_keeps_its_weights_in_float16(tiny_model_dir, tmp_path):
     # a package's systems (and the built-in model) are stored in float16: a copy was twice their size
     from safetensors import safe_open
@@ -122,6 +139,17 @@ def test_a_copy_of_a_package_that_rescores_whose_files_are_refused_leaves_no_des
     error = capsys.readouterr().err
     assert error.count("\n") == 1 and f"{rescoring_package / 'token_priors.json'}: not JSON" in error  # where it is
     assert not [p for p in tmp_path.iterdir() if "copy" in p.name]
+
+
+@pytest.mark.parametrize("content", ['{"audio_filepath": "a.wav", "duration": 1.0, "text": "hi"}\n' * 2,
+                                     "features:\n  n_mels: 80\n", ""])
+def test_exporting_a_file_that_is_no_rescoring_file_says_what_export_takes(tmp_path, capsys, content):
+    (tmp_path / "given").write_text(content)  # a manifest, a config, an empty file
+    assert main(["export", str(tmp_path / "given"), str(tmp_path / "pkg")]) == 2
+    error = capsys.readouterr().err
+    assert error.startswith(f"asr: {tmp_path / 'given'}") and error.count("\n") == 1
+    assert error.endswith("; asr export takes a model directory or a tune-rescoring file\n")
+    assert "Error" not in error and not (tmp_path / "pkg").exists()  # no Python exception's name
 
 
 @pytest.mark.parametrize("name, flags", [("model.safetensors", ["--half"]), ("config.yaml", [])])

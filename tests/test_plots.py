@@ -173,10 +173,12 @@ def test_the_star_marks_the_model_training_kept_as_best(tmp_path):
 
     lines = [{"epoch": 1, "train_loss": 100, "valid_loss": 80, "valid_wer": 0.5, "valid_cer": 0.40},
              {"epoch": 2, "train_loss": 90, "valid_loss": 70, "valid_wer": 0.5, "valid_cer": 0.30},  # tie: lower CER
-             {"epoch": 3, "train_loss": 85, "valid_loss": float("nan"), "valid_wer": 0.0, "valid_cer": 0.0}]
+             {"epoch": 3, "train_loss": 85, "valid_loss": float("nan"), "valid_wer": float("nan"),
+              "valid_cer": float("nan")},  # nothing scored
+             {"epoch": 4, "train_loss": 80, "valid_loss": float("nan"), "valid_wer": 0.5, "valid_cer": 0.30}]  # no loss
     (tmp_path / "log.jsonl").write_text("".join(json.dumps(r) + "\n" for r in lines))
     records, averages = _read_log(tmp_path)
-    assert _wer_legend(training_figure(records, averages=averages)) == "WER (best 50.0%, epoch 2)"  # not 3's 0/0
+    assert _wer_legend(training_figure(records, averages=averages)) == "WER (best 50.0%, epoch 2)"  # nor 4, tied
     with open(tmp_path / "log.jsonl", "a") as f:
         f.write(json.dumps({"averaged": ["epoch-001", "epoch-002"], "valid_loss": 60, "valid_wer": 0.45,
                             "valid_cer": 0.28, "best": True}) + "\n")

@@ -92,8 +92,19 @@ def test_the_settings_file_round_trips_and_a_bad_one_is_named(tmp_path):
     with pytest.raises(RescoringError, match=r"bad.yaml: expected two or more models \(or one and an RNN LM\)"):
         read_rescoring(tmp_path / "bad.yaml")
     (tmp_path / "worse.yaml").write_text("just text\n")
-    with pytest.raises(RescoringError, match="worse.yaml: not a rescoring file"):
+    with pytest.raises(RescoringError, match="worse.yaml: not a rescoring file: no list of models"):
         read_rescoring(tmp_path / "worse.yaml")
+    # what is wrong, in words, not as Python's KeyError or TypeError
+    (tmp_path / "config.yaml").write_text("model:\n  cell: lstm\n")  # another YAML file given by mistake
+    with pytest.raises(RescoringError, match=r"config.yaml: not a rescoring file: no list of models \(`asr tune"):
+        read_rescoring(tmp_path / "config.yaml")
+    (tmp_path / "cut.yaml").write_text("models: [a, b]\nweights: [1, 1]\nlm_weight: 1\n")
+    with pytest.raises(RescoringError, match="cut.yaml: not a whole rescoring file: it has no word_score$"):
+        read_rescoring(tmp_path / "cut.yaml")
+    (tmp_path / "typo.yaml").write_text("models: [a, b]\nweights: [1, 1]\nlm_weight: one\nword_score: 0\n")
+    with pytest.raises(RescoringError, match=r"typo.yaml: a rescoring file with a value of the wrong kind \(could "
+                                             r"not convert string to float: 'one'\)"):
+        read_rescoring(tmp_path / "typo.yaml")
     (tmp_path / "twice.yaml").write_text("models: [a, b]\nweights: [1, 1]\nlm_weight: 1\nword_score: 0\nlm_weight: 2\n")
     with pytest.raises(RescoringError, match=r"twice.yaml:5:1: the key 'lm_weight' is given twice \(first on line 3\)"):
         read_rescoring(tmp_path / "twice.yaml")

@@ -924,34 +924,41 @@ def test_validation_normalizes_the_hypothesis_as_evaluate_does(tmp_path, sine_wa
     assert scores["valid_wer"] == 0.0 and scores["valid_cer"] == 0.0  # "'s" normalizes to "s"
 
 
-def test_a_valid_set_that_cannot_be_scored_logs_a_nan_loss_with_a_warning_and_makes_no_best(
+def test_a_valid_set_with_no_utterance_a_loss_can_count_logs_a_nan_loss_and_picks_best_on_wer(
         tiny_corpus, tmp_path, capsys):
-    rows = [json.loads(line) for line in (tiny_corpus / "train.jsonl").read_text().splitlines()]
+    rows = [json.loads(line) for line in (tiny_corpus / "valid.jsonl").read_text().splitlines()]
     (tmp_path / "train.jsonl").write_text((tiny_corpus / "train.jsonl").read_text())
-    # each a training transcript 30 times over in ~1 s of audio: too short for CTC
+    # each its transcript 30 times over in ~1 s of audio: too short for CTC, yet WER scores it
+    # (as a valid set of recordings all too long to run whole would be): the run must not end with no best/
     (tmp_path / "valid.jsonl").write_text("\n".join(json.dumps({**r, "text": " ".join([r["text"]] * 30)})
                                                     for r in rows[:2]) + "\n")
-    run = train(tiny_config(tmp_path, tmp_path / "run", "train.epochs=1"))
-    record = epochs(run)[0]
-    assert record["valid_loss"] != record["valid_loss"]  # NaN, not a perfect 0
-    assert "none of its 2 utterances could be scored" in capsys.readouterr().err
-    assert not (run / "best").exists()
+    run = train(tiny_config(tmp_path, tmp_path / "run", "train.epochs=2"))
+    log = epochs(run)
+    assert all(r["valid_loss"] != r["valid_loss"] for r in log)  # NaN, not a perfect 0
+    err = capsys.readouterr().err
+    assert "the valid loss is over 0 of its 2 utterances" in err  # said before the first epoch
+    assert "none of its 2 utterances could be scored" in err and "picked on WER and CER alone" in err
+    assert (run / "best").is_dir()
+    assert "trained on too" not in err  # its audio is not the train split's
 
 
-def test_asr_train_names_no_best_model_when_validation_scored_no_epoch(tiny_corpus, tmp_path, capsys):
-    from asr.cli import main
+def test_a_valid_set_whose_audio_is_trained_on_is_warned_of_before_the_first_epoch(tiny_corpus, tmp_path, capsys):
+    train_manifest = str(tiny_corpus / "train.jsonl")
+    train(tiny_config(tiny_corpus, tmp_path / "run", "train.epochs=1", f"train.valid_manifest={train_manifest}"))
+    err = capsys.readouterr().err
+    assert f"warning: {train_manifest}: 20 of its 20 utterances are trained on too ({train_manifest} has their " \
+           "audio, e.g. " in err
+    assert err.index("trained on too") < err.index("[1/1]")
 
-    rows = [json.loads(line) for line in (tiny_corpus / "train.jsonl").read_text().splitlines()]
-    (tmp_path / "valid.jsonl").write_text("\n".join(json.dumps({**r, "text": " ".join([r["text"]] * 30)})
-                                                    for r in rows[:2]) + "\n")  # too short to score
-    run = tmp_path / "run"
-    status = main(["train", "configs/small.yaml", f"train.train_manifest={tiny_corpus / 'train.jsonl'}",
-                   f"train.valid_manifest={tmp_path / 'valid.jsonl'}", f"train.output_dir={run}", *TINY,
-                   "train.epochs=1"])
-    out, err = capsys.readouterr()
-    assert status == 1 and "best model" not in out and not (run / "best").exists()
-    assert f"{run}: no best model was saved: validation could not score any epoch; the last checkpoint is " \
-           f"{run / 'last'}" in err
+
+def test_validation_that_scored_no_words_ranks_no_epoch_and_a_nan_loss_ranks_last_among_ties():
+    from asr.metrics import selection_key
+
+    assert selection_key({"epoch": 1, "valid_wer": math.nan, "valid_cer": math.nan, "valid_loss": math.nan}) is None
+    scored = {"epoch": 1, "valid_wer": 0.5, "valid_cer": 0.2}
+    assert selection_key({**scored, "valid_loss": math.nan}) > selection_key({**scored, "valid_loss": 90.0})
+    assert selection_key({**scored, "valid_loss": math.nan}) < selection_key({**scored, "valid_wer": 0.6,
+                                                                               "valid_loss": 1.0})
 
 
 def test_a_valid_wer_tie_goes_to_the_epoch_with_the_lower_cer_then_loss(tiny_corpus, tmp_path):

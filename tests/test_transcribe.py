@@ -542,6 +542,15 @@ def test_a_whole_file_of_silence_gets_one_note_naming_it_and_empty_text(tiny_mod
     assert notes == [f"{tmp_path / 'silence.wav'}: no sound above -80 dBFS; nothing transcribed"]
 
 
+def test_a_file_too_short_to_hold_a_word_gets_a_note_saying_so(tiny_model_dir, tmp_path):
+    sf.write(str(tmp_path / "blip.wav"), 0.3 * np.sin(np.arange(160) / 3.0).astype(np.float32), RATE)  # 10 ms
+    write_sine(tmp_path / "tone.wav", seconds=1.0)
+    notes = []
+    paths = [str(tmp_path / "blip.wav"), str(tmp_path / "tone.wav")]
+    dict(speller(tiny_model_dir).transcribe_files(paths, note=notes.append))
+    assert notes == [f"{tmp_path / 'blip.wav'}: only 10 ms of audio, too short to hold a word; nothing transcribed"]
+
+
 def test_alternatives_are_given_for_every_file_when_asked_and_a_cut_file_has_none_said_once(tiny_model_dir,
                                                                                              long_file, tmp_path):
     t = speller(tiny_model_dir, max_seconds=10.0)
