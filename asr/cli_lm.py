@@ -88,7 +88,9 @@ def add_lm_parser(sub) -> None:
     r.add_argument("--force", action="store_true", help="replace an --output directory that holds anything")
     r.set_defaults(func=cmd_lm_rnn)
     pp = lsub.add_parser("perplexity", help="perplexity and OOV rate of ARPA LMs (word, character or token: "
-                         "the text is read in the LM's units) on texts or manifests")
+                         "the text is read in the LM's units) on texts or manifests",
+                         # the LMs first: argparse's own order (--texts TEXT... LM.arpa) takes the LM for a text
+                         usage="%(prog)s [-h] LM.arpa [LM.arpa ...] --texts TEXT [TEXT ...] [--tokenizer MODEL]")
     pp.add_argument("lms", type=user_path, nargs="+", metavar="LM.arpa")
     pp.add_argument("--texts", type=user_path, nargs="+", required=True, metavar="TEXT")
     pp.add_argument("--tokenizer", type=user_path, metavar="MODEL",

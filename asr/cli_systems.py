@@ -17,6 +17,17 @@ def print_error(message: str) -> None:
     print(f"asr: {message}", file=sys.stderr, flush=True)
 
 
+def warn_if_trained_on(models, manifest) -> None:
+    """Tuning on a manifest a model trained on favours what it learned: said, naming the model
+    (by its provenance.json; a model without one is not known to have)."""
+    from asr.provenance import trained_on
+
+    for model in models:
+        if trained_on(model, manifest):
+            print_error(f"warning: {model} was trained on {manifest}: weights tuned on it favour what the model "
+                        "learned and will not hold on new speech; tune on a dev split")
+
+
 # The beam search options of transcribe/evaluate/plot (asr/cli.py's beam_args), by their
 # BeamSearchOptions names; unset ones come from MODEL/decoding.yaml or the defaults.
 SEARCH_OPTIONS = ("beam_size", "beam_size_token", "beam_threshold", "lm_weight", "word_score", "blank_penalty",

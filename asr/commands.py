@@ -11,7 +11,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from asr.cli_systems import as_packaged, combined_outcomes, load_transcriber, print_error, systems_from
+from asr.cli_systems import (as_packaged, combined_outcomes, load_transcriber, print_error, systems_from,
+                             warn_if_trained_on)
 from asr.cli_types import check_output
 from asr.text import plural
 
@@ -153,6 +154,7 @@ def cmd_tune_rescoring(args) -> int:
         print_error(f"{args.manifest}: no utterances to tune on")
         return 2
     models = [args.model, *args.combine]
+    warn_if_trained_on(models, args.manifest)
     args.decoder = "auto"
     systems = [load_transcriber(as_packaged(args, m), rescore=False) for m in models]
     options = RescoringOptions((1.0,) * len(systems), nbest=args.nbest, rnnlm=args.rnnlm)  # tune picks its share

@@ -91,6 +91,7 @@ class SpeechDataset(torch.utils.data.Dataset):
         self.sample_rate = sample_rate
         self.cache, self.source, self.span = cache, source, span
         self.unreadable: dict[int, str] = {}
+        self.missing: list[tuple[str, str]] = []  # (file, problem) its loader left out unopened (not found...)
         self.unspellable: dict[int, str] = {}  # index -> why its transcript has no labels (keep_unspellable)
         self.long: set[int] | None = None  # those validation decodes in pieces (asr.selection.long_utterances)
         self.tokenizer, self.bpe_dropout, self.seed, self.epoch = tokenizer, bpe_dropout, seed, 0

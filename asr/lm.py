@@ -55,10 +55,11 @@ def unspellable(tokenizer: "Tokenizer") -> str:
 
 
 def read_sentences(paths: Iterable[str | Path], unit: str = "word", tokenizer: "Tokenizer | None" = None,
-                   skipped: list[str] | None = None) -> Iterator[list[str]]:
+                   skipped: list[str] | None = None, empty: list[str] | None = None) -> Iterator[list[str]]:
     """Normalized sentences from text files (one per line) or manifests (JSON lines: ``text``),
     plain or gzipped, as words, characters or ``tokenizer``'s tokens. With tokens, a sentence the
-    tokenizer cannot spell is left out and its ``file:line`` appended to ``skipped``."""
+    tokenizer cannot spell is left out and its ``file:line`` appended to ``skipped``; a file that
+    gave no sentence is appended to ``empty``."""
     if unit not in UNITS:
         raise LMError(f"unknown LM unit {unit!r}; use {', '.join(UNITS)}")
     if unit == "token" and tokenizer is None:
@@ -69,8 +70,13 @@ def read_sentences(paths: Iterable[str | Path], unit: str = "word", tokenizer: "
             raise LMError(f"{path}: a directory, not a text file or manifest")
         if not path.is_file():
             raise LMError(f"{path}: text file not found")
+        given = 0
         with open_text(path) as f, reading(path):
-            yield from _sentences(path, f, unit, tokenizer, skipped)
+            for sentence in _sentences(path, f, unit, tokenizer, skipped):
+                given += 1
+                yield sentence
+        if not given and empty is not None:
+            empty.append(str(path))
 
 
 def _name_without_gz(path: Path) -> str:
@@ -282,11 +288,13 @@ def build_lm(texts: Iterable[str | Path], output: str | Path, order: int = 3, un
 
     skipped = [] if skipped is None else skipped
     notes = [] if notes is None else notes
-    sentences = list(read_sentences(texts, unit, tokenizer, skipped))
+    empty: list[str] = []
+    sentences = list(read_sentences(texts, unit, tokenizer, skipped, empty))
     if not sentences:
         why = (f"each of the {len(skipped)} sentences has {unspellable(tokenizer)}, e.g. {skipped[0]}"
-               if skipped else "all inputs empty after normalization")
+               if skipped else f"{', '.join(empty)}: empty after normalization")
         raise LMError(f"no text to build a language model from ({why})")
+    notes += [f"warning: {path}: no sentence in it (empty after normalization): it added nothing" for path in empty]
     note = digits_note(sentences, unit)
     if note:
         notes.append(note)

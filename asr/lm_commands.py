@@ -7,6 +7,7 @@ from pathlib import Path
 
 from asr.atomic import check_writable
 from asr.cli_types import check_output
+from asr.cli_systems import warn_if_trained_on
 from asr.commands import print_error
 from asr.text import plural, time_left
 
@@ -187,6 +188,7 @@ def cmd_lm_tune(args) -> int:
 
     if Path(args.manifest).stem.startswith("test"):
         print_error(f"warning: {args.manifest} looks like a test split; tune on a dev split, or its WER means little")
+    warn_if_trained_on([args.model], args.manifest)
     if not args.dry_run:
         check_writable(Path(args.model) / DECODING_FILE)  # before the grid, not after it
     utterances = read_manifest(args.manifest)

@@ -80,6 +80,24 @@ def read_provenance(model_dir: str | Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
+def trained_on(model_dir: str | Path | None, manifest: str | Path) -> bool:
+    """Whether ``manifest`` (by its bytes) trained the model: its run's train manifest, or that of
+    a run whose weights it started from. False where no record says (a model without provenance)."""
+    import hashlib
+
+    try:
+        digest = hashlib.sha1(Path(manifest).read_bytes()).hexdigest()
+    except OSError:
+        return False
+    record = read_provenance(model_dir) if model_dir else None
+    while isinstance(record, dict):
+        data = record.get("data") if isinstance(record.get("data"), dict) else {}
+        if (data.get("train_manifest") or {}).get("sha1") == digest:
+            return True
+        record = (data.get("init_from") or {}).get("provenance")
+    return False
+
+
 def record_start(run_dir: Path, data: dict, init_from: str | None, resumed: bool) -> None:
     """RUN/provenance.json at a run's start: a new record, or a resumed run's own with this start added."""
     previous = read_provenance(run_dir) if resumed else None  # a new run's record starts anew

@@ -44,8 +44,8 @@ from asr.schedule import WarmupCosine, replan_to_budget, warmup_warning
 from asr.segmenter import Segmenter, SegmenterOptions
 from asr.selection import average_last_epochs, end_epoch
 from asr.text import plural
-from asr.train_checks import (TrainingError, check_trainable, check_trainable_lengths, nothing_readable,
-                              unreadable_files, valid_in_train_note, valid_loss_note, warn_of_silence)
+from asr.train_checks import (TrainingError, check_trainable, check_trainable_lengths, none_read,
+                              valid_in_train_note, valid_loss_note, warn_of_silence)
 from asr.train_log import (TOTALS, EpochSums, epoch_progress, epoch_record, log_step, open_tensorboard, progress_bar,
                            why_untrained)
 from asr.train_resume import (apply_new_settings, durations_id, epoch_starts, load_scaler, make_optimizer,
@@ -326,8 +326,7 @@ class _Run:
         totals = self.epoch_totals()
         self.carried = [0.0] * TOTALS
         if totals[3] == 0 and totals[6] and self.from_start:  # the same totals on every rank: all stop
-            raise TrainingError(nothing_readable(tc.train_manifest, len(self.train_set),
-                                                 unreadable_files(self.train_set)))
+            raise TrainingError(none_read(self.train_set))
         if self.silent is not None:
             warn_of_silence(tc.train_manifest, self.train_set, self.silent, d, device)
         if not totals[1]:  # no step updated the weights: a loss of 0 would read as a perfect fit

@@ -48,6 +48,13 @@ def unreadable_files(dataset: SpeechDataset) -> list[tuple[str, str]]:
     return [(dataset.utterances[i].audio_filepath, problem) for i, problem in sorted(dataset.unreadable.items())]
 
 
+def none_read(dataset: SpeechDataset, name: str = "train") -> str:
+    """``nothing_readable`` of a whole manifest: the files left out as missing when it was loaded
+    counted and named too, not only those that failed as they were read."""
+    return nothing_readable(dataset.source, len(dataset) + len(dataset.missing),
+                            dataset.missing + unreadable_files(dataset), name)
+
+
 def nothing_readable(manifest: str, count: int, problems: list[tuple[str, str]], name: str = "train",
                      shown: int = 3) -> str:
     """The error when none of a manifest's ``count`` utterances has readable audio, naming the

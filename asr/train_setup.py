@@ -24,7 +24,7 @@ from asr.model_dir import LoadedModel, load_model_dir
 from asr.phones import LexiconError, PhoneLexicon
 from asr.text import plural
 from asr.tokenizers import PhoneTokenizer, Tokenizer, TokenizerError, build_tokenizer
-from asr.train_checks import TrainingError, file_durations, nothing_readable, report_split, unreadable_files
+from asr.train_checks import TrainingError, file_durations, none_read, nothing_readable, report_split
 from asr.user_warnings import gathered_warnings
 
 
@@ -53,7 +53,7 @@ def compute_cmvn(model: AcousticModel, dataset: SpeechDataset, device, d=distrib
     dim = acc.sum.numel()
     acc.sum, acc.sumsq, acc.count, read = sums[:dim].cpu(), sums[dim: 2 * dim].cpu(), int(sums[-2]), int(sums[-1])
     if read == 0:  # every rank agrees: the sums are global
-        raise TrainingError(nothing_readable(dataset.source, len(dataset), unreadable_files(dataset)))
+        raise TrainingError(none_read(dataset))
     mean, std = acc.result()
     model.frontend.normalizer.set_stats(mean.to(device), std.to(device))
     return read
@@ -147,6 +147,7 @@ def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False, phone_
     dataset = SpeechDataset(kept, tokenizer, cfg.features.sample_rate, cache=cfg.train.cache_audio,
                             phone_lexicon=phone_lexicon, bpe_dropout=bpe_dropout, seed=cfg.train.seed,
                             source=str(path), span=span, keep_unspellable=as_evaluated)
+    dataset.missing = [(u.audio_filepath, problem) for u, problem in missing]
     if max_utts:
         dataset.keep(range(min(max_utts, len(dataset))))
     with gathered_warnings() as damaged:  # cut short where its header did not tell: listed with ``cut``

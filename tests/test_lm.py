@@ -128,10 +128,14 @@ def test_kenlm_binary_files_are_recognized_by_their_header(tmp_path):
     assert info.binary and info.words == ()
 
 
-def test_empty_text_is_refused(tmp_path):
+def test_empty_text_is_refused_naming_it_and_an_empty_one_among_others_is_warned_of(tmp_path):
     (tmp_path / "a.txt").write_text("\n ... \n")
-    with pytest.raises(LMError, match="no text"):
+    with pytest.raises(LMError, match=rf"no text to build a language model from \({tmp_path / 'a.txt'}: empty"):
         build_lm([tmp_path / "a.txt"], tmp_path / "lm.arpa", use_lmplz=False)
+    (tmp_path / "b.txt").write_text("the cat sat\n")
+    notes = []
+    build_lm([tmp_path / "a.txt", tmp_path / "b.txt"], tmp_path / "lm.arpa", use_lmplz=False, notes=notes)
+    assert f"warning: {tmp_path / 'a.txt'}: no sentence in it (empty after normalization): it added nothing" in notes
     with pytest.raises(LMError, match="not found"):
         list(read_sentences([tmp_path / "missing.txt"]))
 

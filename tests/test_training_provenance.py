@@ -65,6 +65,27 @@ def test_fine_tuning_records_the_weights_it_started_from_with_their_own_record(r
     assert start["provenance"] == record(base)
 
 
+def test_tuning_on_a_manifest_a_model_trained_on_is_warned_of_through_fine_tuning_too(run, tiny_corpus, tmp_path,
+                                                                                        capsys):
+    from asr.cli_systems import warn_if_trained_on
+    from asr.provenance import trained_on
+
+    tuned = train(tiny_config(tiny_corpus, tmp_path / "tuned", "train.epochs=1", f"train.init_from={run / 'best'}",
+                              f"train.train_manifest={tiny_corpus / 'valid.jsonl'}"))
+    assert trained_on(run / "best", tiny_corpus / "train.jsonl")
+    assert not trained_on(run / "best", tiny_corpus / "valid.jsonl")  # its dev set: what tuning is for
+    assert trained_on(tuned / "best", tiny_corpus / "train.jsonl")  # the base's manifest, by its record
+    copy = tmp_path / "same.jsonl"
+    copy.write_bytes((tiny_corpus / "train.jsonl").read_bytes())  # by content, whatever its name
+    assert trained_on(run / "best", copy) and not trained_on(tmp_path / "nowhere", copy)
+    capsys.readouterr()
+    # said first, before anything else is checked (here the LM, which does not exist)
+    assert main(["lm", "tune", str(copy), "--model", str(run / "best"), "--lm", str(tmp_path / "no.arpa")]) == 2
+    assert f"asr: warning: {run / 'best'} was trained on {copy}: weights tuned on it favour" in capsys.readouterr().err
+    warn_if_trained_on([run / "best"], tiny_corpus / "valid.jsonl")
+    assert capsys.readouterr().err == ""
+
+
 def test_an_exported_copy_carries_the_record_and_a_model_without_one_reads_as_none(run, tmp_path):
     best = tmp_path / "best"
     shutil.copytree(run / "best", best)
