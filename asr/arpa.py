@@ -10,6 +10,7 @@ model type, the special words and the text reading that asr/lm.py builds on live
 from __future__ import annotations
 
 import gzip
+import math
 import re
 import zlib
 from contextlib import contextmanager
@@ -233,6 +234,11 @@ class ArpaModel:
         except ValueError:
             raise LMError(f"{path}:{lineno}: malformed {n}-gram line {line[:50]!r} (expected a log10 probability, "
                           f"{n} word{'s' if n > 1 else ''} and an optional backoff)") from None
+        # a NaN spreads to every score (perplexity "nan", a mix's every n-gram); a log10 probability
+        # above 0 is no probability (-inf, probability 0, is one)
+        if not prob <= 0 or not math.isfinite(backoff):
+            raise LMError(f"{path}:{lineno}: {line[:50]!r}: " + (f"log10 probability {fields[0]} is not <= 0"
+                          if not prob <= 0 else f"backoff {fields[n + 1]} is not a finite number"))
         self.ngrams[tuple(fields[1:n + 1])] = (prob, backoff)
 
     def log10_prob(self, word: str, history: tuple[str, ...] = ()) -> float:

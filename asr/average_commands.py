@@ -27,18 +27,38 @@ def cmd_average(args) -> int:
     from asr.train_setup import load_split
 
     out = Path(args.output)
+    inputs = [Path(p) for p in args.inputs]
+    for path in inputs:
+        if path.resolve() == out.resolve() or path.resolve().is_relative_to(out.resolve()):
+            # --force would delete the weights being averaged (or the run that holds them)
+            raise RuntimeError(f"{out}: it {'is' if path.resolve() == out.resolve() else 'holds'} the input {path}; "
+                               "give another output directory")
+        if out.resolve().is_relative_to(path.resolve()):  # a folder of its own in a model, or in a run's epochs
+            raise RuntimeError(f"{out}: inside the input {path}; give an output directory outside it")
+    if len(set(p.resolve() for p in inputs)) < len(inputs):
+        print_error("warning: a model is given more than once: it counts once for each time in the mean")
     if (taken := occupied(out)) and not args.force:
         raise RuntimeError(f"{out}: {taken}; give a new directory, or --force to replace it and all it holds")
-    loaded, files = _inputs([Path(p) for p in args.inputs], args.last)
+    loaded, files = _inputs(inputs, args.last)
     template = loaded.path
-    names = loaded.model.state_dict().keys()  # a run's epochs also hold its training-only phone head
+    reference = loaded.model.state_dict()  # a run's epochs also hold its training-only phone head
     states = []
     for path in files:
-        state = load_file(str(path))
-        if missing := [k for k in names if k not in state]:
+        try:
+            state = load_file(str(path))
+        except Exception as e:  # safetensors' own error for a cut or damaged file
+            raise RuntimeError(f"{path}: not readable as weights ({e})") from None
+        if missing := [k for k in reference if k not in state]:
             raise RuntimeError(f"{path}: not {template}'s network ({len(missing)} of its tensors missing, such as "
                                f"{missing[0]})")
-        states.append({k: state[k] for k in names})
+        for k, ref in reference.items():
+            if state[k].shape != ref.shape:
+                raise RuntimeError(f"{path}: {k} is {tuple(state[k].shape)} where {template}'s is {tuple(ref.shape)}: "
+                                   "not one network to average")
+            if state[k].is_floating_point() and not torch.isfinite(state[k]).all():
+                # one such file makes the mean NaN (as load_model_dir refuses a model directory's)
+                raise RuntimeError(f"{path}: {k} holds NaN or infinite weights")
+        states.append({k: state[k] for k in reference})
     try:
         loaded.model.load_state_dict(average_state_dicts(states))
     except RuntimeError as e:  # a tensor of another shape: another width or vocabulary
@@ -82,6 +102,8 @@ def _inputs(inputs: list[Path], last: int | None):
         return load_model_dir(template), files
     if last:
         raise RuntimeError("--last takes the last epochs of one run directory (RUN, with RUN/epochs/)")
+    if len(inputs) < 2 and not inputs[0].is_dir():
+        raise RuntimeError(f"{inputs[0]}: run or model directory not found")
     if len(inputs) < 2:
         raise RuntimeError(f"{inputs[0]}: one model directory and no epochs/ in it: give two or more model "
                            "directories, or a run directory that kept its epochs (train.average_last)")

@@ -237,6 +237,8 @@ def import_kaldi_dir(data_dir: str | Path, root: str | Path | None = None) -> Im
     problems = wav_problems + text_problems + speaker_problems
     for utt_id, reason in problems:
         report.skip(utt_id, reason)
+    # an id given twice in one table names two recordings (or transcripts) and which is right is
+    # unknown: both copies are left out, unlike check_entries' first-wins across a corpus's parts
     duplicates = {utt_id for utt_id, _ in problems}
     entries, tags = [], Counter()
     for utt_id, spec in wavs.items():

@@ -132,6 +132,8 @@ def systems_to_draw(model_dir: str | Path | None = None, config: str | Path | No
             raise ModelDirError(f"{config or model_dir or PRETRAINED_DIR}: one model, no system {system} "
                                 "(--system picks one of a package that rescores)")
         return [model_to_draw(model_dir, config, vocab_size, overrides)], ""
+    if overrides:  # as model_to_draw refuses them for one model directory, not dropped unsaid
+        raise ConfigError("section.key=value overrides are for --config: a model directory is drawn as saved")
     models, options = read_rescoring(settings)
     n = len(models)
     if system is not None and not 1 <= system <= n:

@@ -145,6 +145,8 @@ def fetch(url: str, dest: str | Path, checksum: str | None = None, progress: boo
             response = None
         else:
             raise DownloadError(f"{url}: HTTP {e.code} {e.reason}") from None
+    except ValueError as e:  # urllib's "unknown url type"
+        raise DownloadError(f"{url}: not a URL ({e})") from None
     except (urllib.error.URLError, OSError) as e:
         reason = getattr(e, "reason", e)
         raise DownloadError(f"{url}: cannot download ({reason}); check the network, or put the archive "
@@ -211,6 +213,9 @@ def download_corpus(corpus: str, data_dir: str | Path, subsets: list[str] | None
     already complete is skipped. ``archive``: a local copy of the archive to unpack instead of
     downloading (required for Common Voice). ``url_base``: a mirror holding the same files."""
     data_dir = Path(data_dir)
+    if url_base is not None and not re.match(r"(https?|ftp|file)://", url_base):  # before any folder is made
+        raise DownloadError(f"--url-base {url_base!r}: not a URL; give one starting with https://, http://, ftp:// "
+                            "or file://")
     if corpus == "commonvoice":
         if archive is None:
             if _commonvoice_present(data_dir):

@@ -164,7 +164,7 @@ def cmd_lm_perplexity(args) -> int:
             print_error(str(e))
             failed += 1
             continue
-        print(f"{lm}: perplexity {ppl:.1f} on {scored} tokens ({len(sentences)} sentences), "
+        print(f"{lm}: perplexity {ppl:.1f} on {scored} tokens ({plural(len(sentences), 'sentence')}), "
               f"{oov} OOV ({100 * oov / (scored + oov):.2f}%)")
     return 1 if failed else 0
 

@@ -238,13 +238,19 @@ def _read_log(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
         raise PlotError(f"{path}: training log not found (expected RUN_DIR/log.jsonl)")
     by_epoch: dict[int, dict] = {}
     averages: list[dict] = []
-    text = path.read_text(encoding="utf-8")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise PlotError(f"{path}: not a training log (not UTF-8 text: byte {e.object[e.start]:#04x} at "
+                        f"{e.start})") from None
     lines = text.splitlines()
     for lineno, line in enumerate(lines, 1):
         if not line.strip():
             continue
         try:
             record = json.loads(line)
+            if (problem := _bad_values(record)) is not None:  # would fail deep in the drawing
+                raise PlotError(f"{path}:{lineno}: {problem}")
             if "averaged" in record:  # an end-of-run weight average, not an epoch
                 averages.append({**record, "after": max(by_epoch, default=0)})
                 continue
@@ -252,6 +258,8 @@ def _read_log(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
             by_epoch[epoch] = record
             # an epoch trained again: what was logged after it the first time is gone, as it is from best/'s ranking
             averages = [a for a in averages if a["after"] < epoch]
+        except PlotError:
+            raise
         except (json.JSONDecodeError, KeyError, TypeError, ValueError):
             if lineno == len(lines) and not text.endswith("\n"):  # a record still being written, or cut off
                 warn(path, f"line {lineno} is incomplete (being written, or the run stopped while writing it): "
@@ -261,6 +269,25 @@ def _read_log(run_dir: str | Path) -> tuple[list[dict], list[dict]]:
     if not by_epoch:
         raise PlotError(f"{path}: no epochs logged yet")
     return [by_epoch[e] for e in sorted(by_epoch)], averages
+
+
+METRICS = ("train_loss", "valid_loss", "valid_wer", "valid_cer")
+
+
+def _bad_values(record) -> str | None:
+    """What a record holds that no training logs (a hand edit, another tool's file); None if fine.
+    NaN is a value training writes (nothing scored, no step); an infinity or a string is not."""
+    if not isinstance(record, dict):
+        return "not a training log record (JSON with an 'epoch')"
+    for key in METRICS:
+        value = record.get(key, 0.0)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isinf(value):
+            return f"{key} is {json.dumps(value)}, not a number (or NaN)"
+    if "valid_wer" in record and not {"valid_cer", "valid_loss"} <= record.keys():
+        return "valid_wer without valid_cer and valid_loss, which validation logs with it"
+    if "averaged" in record and not isinstance(record["averaged"], list):
+        return f"averaged is {json.dumps(record['averaged'])}, not the list of epochs averaged"
+    return None
 
 
 def _best(records: list[dict], averages: list[dict]) -> tuple[float, float, str] | None:

@@ -9,6 +9,7 @@ all up front would load torch for every command (~3 s for `asr download`).
 from __future__ import annotations
 
 import errno
+import os
 import sys
 
 _USER_ERRORS = (("asr.arpa", "LMError"), ("asr.config", "ConfigError"), ("asr.corpora", "CorpusError"),
@@ -35,4 +36,8 @@ def describe(e: BaseException) -> str:
         return str(e)
     files = " -> ".join(str(f) for f in (e.filename, e.filename2) if f is not None)
     code = f" ({errno.errorcode[e.errno]})" if e.errno in errno.errorcode else ""
-    return f"{files + ': ' if files else ''}{e.strerror}{code}"
+    strerror = e.strerror
+    if e.errno == errno.EEXIST and e.filename2 is None and os.path.isfile(str(e.filename)):
+        # mkdir's word for a file where a folder must go (an output's parent): "File exists" says too little
+        strerror = "a file where a folder is needed"
+    return f"{files + ': ' if files else ''}{strerror}{code}"

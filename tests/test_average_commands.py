@@ -55,6 +55,7 @@ def test_what_cannot_be_averaged_is_refused_by_name(run, tiny_corpus, tmp_path, 
         (str(run / "best"),): "one model directory and no epochs/ in it",
         (str(run / "best"), str(run / "avg"), "--last", "2"): "--last takes the last epochs of one run directory",
         (str(tmp_path / "nowhere"), str(run / "best")): "nowhere: model directory not found",
+        (str(tmp_path / "nowhere"),): "nowhere: run or model directory not found",
     }
     for inputs, said in cases.items():
         assert main(["average", *inputs, "-o", str(tmp_path / "mean")]) == 2
@@ -100,3 +101,39 @@ def test_epoch_files_of_another_network_are_refused_naming_the_file(run, tmp_pat
     assert main(["average", str(copy), "-o", str(tmp_path / "mean")]) == 2
     assert f"{wrong}: not {copy / 'best'}'s network (" in capsys.readouterr().err
     assert not (tmp_path / "mean").exists()
+
+
+@pytest.mark.parametrize("damage, said", [
+    ("cut", "not readable as weights ("),
+    ("nan", "head.bias holds NaN or infinite weights"),  # the mean would be NaN, and was written, exit 0
+    ("narrow", "head.bias is (3,) where"),  # named: the file, not the whole list of them
+])
+def test_a_damaged_epoch_file_is_refused_naming_it_and_nothing_is_written(run, tmp_path, capsys, damage, said):
+    from safetensors.torch import save_file
+
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("tb"))
+    bad = copy / "epochs" / "epoch-002.safetensors"
+    if damage == "cut":
+        bad.write_bytes(bad.read_bytes()[:100])
+    else:
+        state = load_file(str(bad))
+        state["head.bias"] = state["head.bias"] * float("nan") if damage == "nan" else state["head.bias"][:3]
+        save_file(state, str(bad))
+    assert main(["average", str(copy), "-o", str(tmp_path / "mean")]) == 2
+    assert f"asr: {bad}: {said}" in capsys.readouterr().err
+    assert not (tmp_path / "mean").exists()
+
+
+def test_an_output_that_is_or_holds_or_lies_in_an_input_is_refused_even_with_force(run, tmp_path, capsys):
+    copy = tmp_path / "run"
+    shutil.copytree(run, copy, ignore=shutil.ignore_patterns("tb"))
+    before = sorted(p.relative_to(copy) for p in copy.rglob("*"))
+    cases = [(copy / "best", [copy / "best", copy / "avg"], f"it is the input {copy / 'best'}"),
+             (copy, [copy / "best", copy / "avg"], f"it holds the input {copy / 'best'}"),  # the run, replaced
+             (copy / "epochs" / "mean", [copy], f"inside the input {copy}"),
+             (copy / "best" / "mean", [copy / "best", copy / "avg"], f"inside the input {copy / 'best'}")]
+    for output, inputs, said in cases:
+        assert main(["average", *map(str, inputs), "-o", str(output), "--force"]) == 2
+        assert capsys.readouterr().err.startswith(f"asr: {output}: {said}")
+    assert sorted(p.relative_to(copy) for p in copy.rglob("*")) == before

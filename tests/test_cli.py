@@ -344,6 +344,15 @@ def test_an_os_error_is_one_line_naming_the_file_and_the_errno(monkeypatch, caps
     assert capsys.readouterr().err == "asr: ro/lm.arpa: Permission denied (EACCES)\n"
 
 
+def test_a_file_where_an_output_folder_must_be_made_is_called_so(tmp_path, capsys):
+    # mkdir's "File exists" (plot training makes its output's folder) said too little
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "log.jsonl").write_text('{"epoch": 1, "train_loss": 2.0}\n')
+    (tmp_path / "a_file").write_text("x")
+    assert main(["plot", "training", str(tmp_path / "run"), "-o", str(tmp_path / "a_file" / "c.png")]) == 2
+    assert capsys.readouterr().err == f"asr: {tmp_path / 'a_file'}: a file where a folder is needed (EEXIST)\n"
+
+
 @pytest.mark.parametrize("argv", [
     ["evaluate", "{manifest}", "-o", "{blocked}/hyp.txt"],
     ["evaluate", "{manifest}", "--report", "{blocked}/report"],

@@ -338,9 +338,12 @@ def test_a_config_takes_section_key_value_overrides_as_train_does(capsys):
     assert "1 x 256 bidirectional GRU" in capsys.readouterr().out
 
 
-def test_overrides_without_a_config_are_refused(tiny_model_dir, capsys):
+def test_overrides_without_a_config_are_refused(tiny_model_dir, tmp_path, capsys):
     assert main(["summary", "--model", str(tiny_model_dir), "model.cell=gru"]) == 2
     assert "overrides are for --config" in capsys.readouterr().err
+    # the built-in package (it rescores with several systems) drew itself unchanged, exit 0
+    assert main(["diagram", "-o", str(tmp_path / "d.svg"), "model.cell=gru"]) == 2
+    assert "overrides are for --config" in capsys.readouterr().err and not (tmp_path / "d.svg").exists()
 
 
 def test_one_system_of_a_package_that_rescores_is_drawn_alone_when_asked_for(rescoring_package, tmp_path, capsys):

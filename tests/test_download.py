@@ -180,6 +180,16 @@ def test_an_unreachable_server_is_a_clear_error(tmp_path, server):
         fetch(f"{url}/a.bin", tmp_path / "a.bin", progress=False, timeout=5)
 
 
+def test_a_mirror_that_is_no_url_is_refused_in_one_line_before_any_folder_is_made(tmp_path, capsys):
+    # urllib's "unknown url type" was a traceback, after the data folder was made
+    assert main(["download", "an4", "--url-base", "mirror/an4", "--data-dir", str(tmp_path / "corpus")]) == 2
+    assert capsys.readouterr().err == ("asr: --url-base 'mirror/an4': not a URL; give one starting with https://, "
+                                       "http://, ftp:// or file://\n")
+    assert not (tmp_path / "corpus").exists()
+    with pytest.raises(DownloadError, match="not-a-url/a.bin: not a URL"):
+        fetch("not-a-url/a.bin", tmp_path / "a.bin", progress=False)
+
+
 def test_file_urls_work_as_a_local_mirror(tmp_path):
     (tmp_path / "a.bin").write_bytes(BLOB)
     fetch((tmp_path / "a.bin").as_uri(), tmp_path / "out" / "a.bin", sha256(BLOB), progress=False)

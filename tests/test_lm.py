@@ -339,6 +339,26 @@ def test_a_malformed_ngram_line_is_a_one_line_error_naming_file_and_line(tmp_pat
     assert str(e.value).startswith(f"{path}:{at + 1}: malformed {section}-gram line") and "\n" not in str(e.value)
 
 
+@pytest.mark.parametrize("line, said", [
+    ("nan\tthe cat sat", "log10 probability nan is not <= 0"),  # perplexity "nan", and a mix all NaN, exit 0
+    ("0.5\tthe cat sat", "log10 probability 0.5 is not <= 0"),
+    ("-0.5\tthe\tnan", "backoff nan is not a finite number"),
+])
+def test_an_ngram_whose_numbers_are_no_probability_is_refused_naming_file_and_line(tmp_path, line, said):
+    section = 3 if "cat sat" in line else 1
+    lines = ["\\data\\", f"ngram 1={1 + (section == 1)}", "ngram 2=0", f"ngram 3={1 + (section == 3)}", "",
+             "\\1-grams:", "-1\tcat\t0", "", "\\2-grams:", "", "\\3-grams:", "-0.2\tthe the the", "", "\\end\\"]
+    at = lines.index(f"\\{section}-grams:") + 1
+    lines.insert(at, line)
+    path = tmp_path / "bad.arpa"
+    path.write_text("\n".join(lines) + "\n")
+    with pytest.raises(LMError, match=rf"^{re.escape(str(path))}:{at + 1}: .*: {said}$"):
+        ArpaModel(path)
+    lines[at] = "-inf\tthe cat sat" if section == 3 else "-99\tthe\t0"  # probability 0 is one
+    path.write_text("\n".join(lines) + "\n")
+    ArpaModel(path)
+
+
 def test_cli_scores_prunes_and_mixes_an_arpa_file_with_spaces_and_names_a_bad_line(arpa3, tmp_path, capsys):
     spaced = tmp_path / "spaced.arpa"
     spaced.write_text(arpa3.read_text().replace("\t", " "))

@@ -91,7 +91,8 @@ def test_a_resumed_run_that_logged_an_epoch_twice_is_plotted_with_the_later_reco
 
 
 def test_the_weight_average_record_at_the_end_of_a_run_is_not_an_epoch(tmp_path):
-    write_log(tmp_path / "run", [1, 2, 3], [json.dumps({"averaged": ["epoch-002", "epoch-003"], "valid_wer": 0.2})])
+    write_log(tmp_path / "run", [1, 2, 3], [json.dumps({"averaged": ["epoch-002", "epoch-003"], "valid_loss": 30.0,
+                                                           "valid_wer": 0.2, "valid_cer": 0.1})])
     assert [r["epoch"] for r in read_training_log(tmp_path / "run")] == [1, 2, 3]
 
 
@@ -101,6 +102,24 @@ def test_a_bad_training_log_is_a_clear_error_naming_the_line(tmp_path, capsys):
         read_training_log(tmp_path / "run")
     assert main(["plot", "training", str(tmp_path / "nothing"), "-o", str(tmp_path / "c.png")]) == 2
     assert "log.jsonl: training log not found" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("record, said", [
+    ('{"epoch": 2, "train_loss": 1, "valid_loss": 3, "valid_wer": "abc", "valid_cer": 0.5}', 'valid_wer is "abc"'),
+    ('{"epoch": 2, "train_loss": 1, "valid_loss": 3, "valid_wer": null, "valid_cer": 0.5}', "valid_wer is null"),
+    ('{"epoch": 2, "train_loss": 1, "valid_loss": 3, "valid_wer": Infinity, "valid_cer": 0.5}',
+     "valid_wer is Infinity"),
+    ('{"epoch": 2, "train_loss": 1, "valid_wer": 0.5}', "valid_wer without valid_cer and valid_loss"),
+    ('{"averaged": 3, "valid_loss": 3, "valid_wer": 0.5, "valid_cer": 0.3, "best": true}', "averaged is 3"),
+])
+def test_a_training_log_record_with_values_training_never_writes_is_named_not_a_traceback(tmp_path, capsys,
+                                                                                          record, said):
+    write_log(tmp_path / "run", [1], extra_lines=[record])
+    assert main(["plot", "training", str(tmp_path / "run"), "-o", str(tmp_path / "c.png")]) == 2
+    assert capsys.readouterr().err.startswith(f"asr: {tmp_path / 'run' / 'log.jsonl'}:2: {said}")
+    (tmp_path / "run" / "log.jsonl").write_bytes(b"\xff\xfe garbage\n")
+    assert main(["plot", "training", str(tmp_path / "run"), "-o", str(tmp_path / "c.png")]) == 2
+    assert "log.jsonl: not a training log (not UTF-8 text" in capsys.readouterr().err
 
 
 def test_a_partial_last_line_of_a_training_log_is_left_out_with_a_warning(tmp_path, capsys):
