@@ -85,11 +85,14 @@ def cmd_synthesize(args) -> int:
 
     voices = parse_voices(args.voices)  # None: the defaults; "" is refused, not taken as the defaults
     lines = []
-    for path in args.texts:
+    for path in args.texts:  # each read before any audio is made: a bad one stops the job before it starts
         try:
-            lines += Path(path).read_text(encoding="utf-8").splitlines()
+            read = Path(path).read_text(encoding="utf-8").splitlines()
         except (OSError, UnicodeDecodeError) as e:
             raise RuntimeError(f"{path}: cannot read text ({e})") from None
+        if not any(line.strip() for line in read) and len(args.texts) > 1:  # alone, the error below names it
+            print_error(f"warning: {path}: empty: no sentence comes from it")
+        lines += read
     rejected: list[str] = []
     sentences = select_sentences(lines, args.num, args.min_words, args.max_words, seed=args.seed, voices=voices,
                                  rejected=rejected)

@@ -38,8 +38,10 @@ def interpolate(models: Sequence[ArpaModel], weights: Sequence[float]) -> NgramM
     """The linear interpolation of ``models`` with ``weights`` (which must sum to 1)."""
     if len(models) != len(weights) or len(models) < 2:
         raise LMError("give at least two LMs and one weight per LM")
-    if any(w < 0 for w in weights) or not math.isclose(sum(weights), 1.0, abs_tol=1e-6):
-        raise LMError(f"mixture weights must be >= 0 and sum to 1, got {list(weights)}")
+    # 0.333,0.333,0.333 is meant as thirds: a sum within 1e-3 of 1 is scaled to 1 exactly
+    if any(w < 0 for w in weights) or not math.isclose(sum(weights), 1.0, abs_tol=1e-3):
+        raise LMError(f"mixture weights must be >= 0 and sum to 1, got {list(weights)} (sum {sum(weights):g})")
+    weights = [w / sum(weights) for w in weights]
     order = max(m.order for m in models)
     vocabs = [set(m.vocabulary) for m in models]
     grams_by_order: list[set[tuple[str, ...]]] = [set() for _ in range(order)]

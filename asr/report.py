@@ -359,8 +359,10 @@ class _Row:
 
 
 def load_report(directory: str | Path) -> Report:
-    """A report directory's results.json, re-scored (so its numbers never go stale)."""
-    path = Path(directory) / "results.json"
+    """A report directory's results.json (or that file named itself), re-scored (so its numbers
+    never go stale)."""
+    given = Path(directory)
+    path = given if given.name == "results.json" and given.is_file() else given / "results.json"
     if not path.is_file():
         raise ReportError(f"{directory}: no results.json (write one with asr evaluate --report DIR)")
     try:

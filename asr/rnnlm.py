@@ -254,8 +254,11 @@ def load_rnnlm(path: str | Path) -> RecurrentLM:
     except FileNotFoundError as e:
         raise RNNLMError(f"{path}: not an RNN LM directory ({Path(e.filename).name} is missing; "
                          f"train one with `asr lm rnn`)") from None
-    except (yaml.YAMLError, TypeError, KeyError) as e:
-        raise RNNLMError(f"{path}: unreadable RNN LM config ({type(e).__name__}: {e})") from None
+    except KeyError:  # no rnnlm section: another kind of model (an acoustic model's config)
+        raise RNNLMError(f"{path}: not an RNN LM directory (its config.yaml has no rnnlm section; train one with "
+                         "`asr lm rnn`)") from None
+    except (yaml.YAMLError, TypeError) as e:
+        raise RNNLMError(f"{path / 'config.yaml'}: not a readable RNN LM config ({e})") from None
     except RNNLMError as e:  # an option out of range
         raise RNNLMError(f"{path / 'config.yaml'}: {e}") from None
     except SafetensorError as e:

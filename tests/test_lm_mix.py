@@ -79,8 +79,12 @@ def test_perplexity_counts_end_of_sentence_and_skips_unknown_words(lms):
 
 def test_bad_weights_and_binary_lms_are_refused(lms, tmp_path):
     d, a, b = lms
-    with pytest.raises(LMError, match="sum to 1"):
+    with pytest.raises(LMError, match=r"sum to 1, got \[0.5, 0.6\] \(sum 1.1\)"):
         mix_files([a, b], tmp_path / "m.arpa", weights=[0.5, 0.6])
+    # thirds written to three places are thirds: scaled to sum to 1, not refused
+    mix_files([a, b], tmp_path / "rounded.arpa", weights=[0.333, 0.666])
+    mix_files([a, b], tmp_path / "exact.arpa", weights=[1 / 3, 2 / 3])
+    assert (tmp_path / "rounded.arpa").read_text() == (tmp_path / "exact.arpa").read_text()
     with pytest.raises(LMError, match="one weight per LM"):
         interpolate([ArpaModel(a)], [1.0])
     binary = tmp_path / "lm.bin"

@@ -136,6 +136,8 @@ def test_compare_lists_the_utterances_that_got_better_and_worse(tmp_path, capsys
     assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b")]) == 0
     out = capsys.readouterr().out
     assert "u1 (s): 0 -> 2 word errors" in out and "u2 (s): 1 -> 0 word errors" in out
+    assert main(["compare", str(tmp_path / "a"), str(tmp_path / "b" / "results.json")]) == 0  # its file, named
+    assert capsys.readouterr().out == out
 
 
 def test_compare_resamples_utterances_when_there_are_too_few_speakers_and_says_so(tmp_path):

@@ -81,7 +81,10 @@ def test_a_missing_or_broken_lm_directory_is_named(tmp_path):
     (tmp_path / "broken" / "config.yaml").write_text("rnnlm: [1, 2]\n")
     (tmp_path / "broken" / "words.txt").write_text("</s>\n<unk>\n")
     (tmp_path / "broken" / "model.safetensors").write_bytes(b"")
-    with pytest.raises(RNNLMError, match="broken"):
+    with pytest.raises(RNNLMError, match=r"broken/config.yaml: not a readable RNN LM config \("):
+        load_rnnlm(tmp_path / "broken")
+    (tmp_path / "broken" / "config.yaml").write_text("model:\n  cell: lstm\n")  # an acoustic model's, say
+    with pytest.raises(RNNLMError, match=r"broken: not an RNN LM directory \(its config.yaml has no rnnlm section"):
         load_rnnlm(tmp_path / "broken")
 
 

@@ -174,6 +174,10 @@ def test_asr_synthesize_reads_sentences_with_flite(tmp_path, capsys):
                  "--voices", "flite:slt,flite:awb", "--jobs", "1"]) == 0
     captured = capsys.readouterr()
     assert "2 utterances" in captured.out and "only 2 speakable sentences" in captured.err
+    (tmp_path / "empty.txt").write_text("\n")  # one of several that gives nothing is named
+    assert main(["synthesize", str(tmp_path / "empty.txt"), str(tmp_path / "text.txt"), str(tmp_path / "out2"),
+                 "--num", "1", "--voices", "flite:slt", "--jobs", "1"]) == 0
+    assert f"asr: warning: {tmp_path / 'empty.txt'}: empty: no sentence comes from it" in capsys.readouterr().err
     rows = [json.loads(line) for line in (tmp_path / "out" / "train.jsonl").read_text().splitlines()]
     assert sorted(r["text"] for r in rows) == ["a dog ran to the park", "the cat sat on the mat"]
     for r in rows:
