@@ -35,6 +35,9 @@ def parse_hotwords(spec: str | Path | list[str] | tuple[str, ...] | None) -> lis
     comma-separated string. A file with none is warned about: it was meant to boost something."""
     if spec is None:
         return []
+    if not isinstance(spec, (str, Path, list, tuple)) or (
+            isinstance(spec, (list, tuple)) and not all(isinstance(item, str) for item in spec)):
+        raise HotwordsError(f"hotwords must be phrases ('a,b c', a list of them) or a file of them, got {spec!r}")
     from_file = False
     if isinstance(spec, (list, tuple)):
         items = list(spec)

@@ -19,13 +19,16 @@ def make_cues(result: Result, max_seconds: float = 7.0, line_chars: int = 42, ma
     """Subtitle cues from the words' times: a cue closes before it would last more than
     ``max_seconds``, need more than ``max_lines`` lines of ``line_chars``, or span a pause > 1 s.
     A segment without word times has its words spread over it by their length (``_spread``)."""
-    cues = []
+    cues, used = [], set()
     for seg in result.segments:
-        words = [w for w in result.words if seg.start - 1e-3 <= w.start and w.end <= seg.end + 1e-3]
+        # each word in one cue: one of no length on the boundary of two segments fits both
+        picked = [i for i, w in enumerate(result.words)
+                  if i not in used and seg.start - 1e-3 <= w.start and w.end <= seg.end + 1e-3]
+        used.update(picked)
+        words = [result.words[i] for i in picked]
         if not words:
             words = _spread(seg)
-        if not words:  # nothing to show but its time
-            cues.append(Cue(seg.start, seg.end, ("",)))
+        if not words:  # no text: no cue (an empty one ends at its blank line, malformed)
             continue
         group: list[Word] = []
         for w in words:

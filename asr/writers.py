@@ -10,6 +10,7 @@ their folders, whatever their order). Add a format by subclassing ``Writer`` and
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import math
 import os
@@ -65,7 +66,10 @@ class TxtWriter(Writer):
     extension = "txt"
 
     def write(self, path: str, result: Result) -> None:
-        print(f"{shown(path)}\t{result.text}", file=self.stream, flush=True)
+        # a tab or line break in a file name would split its record: written as \t, \n, \r (as shown()
+        # writes a byte that is not UTF-8 as \xe9)
+        field = shown(path).replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+        print(f"{field}\t{result.text}", file=self.stream, flush=True)
 
     def write_file(self, path: str, result: Result, stream: TextIO) -> None:
         for seg in result.segments:
@@ -109,7 +113,9 @@ class SrtWriter(Writer):
 
     def write_file(self, path: str, result: Result, stream: TextIO) -> None:
         for i, cue in enumerate(make_cues(result), 1):
-            print(f"{i}\n{timestamp(cue.start, ',')} --> {timestamp(cue.end, ',')}\n" + "\n".join(cue.lines) + "\n",
+            # "-->" in a line would read as the next cue's timing line
+            lines = [line.replace("-->", "->") for line in cue.lines]
+            print(f"{i}\n{timestamp(cue.start, ',')} --> {timestamp(cue.end, ',')}\n" + "\n".join(lines) + "\n",
                   file=stream)
 
 
@@ -119,7 +125,9 @@ class VttWriter(Writer):
     def write_file(self, path: str, result: Result, stream: TextIO) -> None:
         print("WEBVTT\n", file=stream)
         for cue in make_cues(result):
-            print(f"{timestamp(cue.start)} --> {timestamp(cue.end)}\n" + "\n".join(cue.lines) + "\n", file=stream)
+            # WebVTT cue text is markup: & and < escaped, and no "-->" (its > escaped too)
+            lines = [html.escape(line, quote=False) for line in cue.lines]
+            print(f"{timestamp(cue.start)} --> {timestamp(cue.end)}\n" + "\n".join(lines) + "\n", file=stream)
 
 
 class TsvWriter(Writer):

@@ -1,6 +1,8 @@
 """Hotword lists as users write them: files with comments, Windows line ends and byte order marks,
 and values that name no phrase, which are said to boost nothing rather than taken silently."""
 
+import re
+
 import pytest
 
 from asr.hotwords import HotwordsError, PhraseMatcher, parse_hotwords
@@ -25,6 +27,14 @@ def test_a_hotwords_value_with_no_phrase_is_warned_about_as_boosting_nothing(cap
     assert parse_hotwords(" ,;, ") == []  # (a value of its own: a warning is said once a process)
     assert "hotwords ' ,;, ': no phrase in it: nothing is boosted" in capsys.readouterr().err
     assert parse_hotwords([]) == [] and capsys.readouterr().err == ""  # the API's "none", said as such
+
+
+@pytest.mark.parametrize("spec", [5, ["tina", 3], {"tina": 2.0}])
+def test_hotwords_of_another_type_are_refused_naming_what_they_may_be(spec):
+    # an int was Path()'s "expected str, bytes or os.PathLike object, not int"
+    with pytest.raises(HotwordsError, match=r"hotwords must be phrases \('a,b c', a list of them\) or a file of "
+                                            rf"them, got {re.escape(repr(spec))}"):
+        parse_hotwords(spec)
 
 
 def test_hotwords_with_the_built_in_package_say_that_its_first_system_searches_without_the_rescoring(capsys):

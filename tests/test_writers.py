@@ -77,6 +77,32 @@ def test_vtt_has_a_header_and_dotted_timestamps():
     assert stamps and all(re.fullmatch(r"\d\d:\d\d:\d\d\.\d\d\d", s) for pair in stamps for s in pair)
 
 
+def test_cue_text_cannot_break_its_format_vtt_escaped_as_markup_srt_free_of_timing_arrows():
+    # a lexicon word is kept as written: an LM of song titles may hold "r&b<-->"
+    words = [Word("see", 0.5, 0.8), Word("r&b<-->", 0.9, 1.4)]
+    result = Result("see r&b<-->", 2.0, [Segment(0.5, 1.4, "see r&b<-->")], words)
+    vtt, srt = io.StringIO(), io.StringIO()
+    get_writer("vtt", vtt).write("a.wav", result)
+    get_writer("srt", srt).write("a.wav", result)
+    assert vtt.getvalue().splitlines()[3] == "see r&amp;b&lt;--&gt;"
+    assert srt.getvalue().splitlines()[2] == "see r&b<->" and srt.getvalue().count("-->") == 1
+
+
+def test_each_word_is_in_one_cue_and_a_segment_with_no_text_makes_none():
+    # a word of no length on the boundary of two segments fitted both; an empty segment made a blank cue
+    words = [Word("one", 0.0, 0.5), Word("two", 1.0, 1.0), Word("three", 1.0, 1.5)]
+    result = Result("one two three", 3.0, [Segment(0.0, 1.0, "one two"), Segment(1.0, 1.5, "three"),
+                                          Segment(2.0, 2.5, "")], words)
+    cues = make_cues(result)
+    assert [" ".join(c.lines) for c in cues] == ["one two", "three"]
+
+
+def test_a_tab_or_line_break_in_a_file_name_keeps_the_stream_s_one_line_record():
+    out = io.StringIO()
+    get_writer("txt", out).write("in/new\nline\tname.wav", Result("hello", 1.0, [], []))
+    assert out.getvalue() == "in/new\\nline\\tname.wav\thello\n"
+
+
 def test_tsv_has_milliseconds_per_segment():
     out = io.StringIO()
     get_writer("tsv", out).write("a.wav", long_result())
