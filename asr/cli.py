@@ -100,6 +100,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resume", action="store_true", help="continue the run in train.output_dir")
     p.add_argument("--gpus", type=positive(int), default=1,
                    help="data-parallel processes on this machine (torchrun; gloo on CPU, nccl on GPU)")
+    p.add_argument("--check", action="store_true",
+                   help="check the config, its overrides and manifests, then stop: nothing trains or is written")
     p.set_defaults(func=cmd_train)
 
     def model_args(p):

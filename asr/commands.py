@@ -29,6 +29,9 @@ def cmd_train(args) -> int:
     # or where it will be made
     check_writable(Path(cfg.train.output_dir) / "config.yaml")
     run_dir = Path(cfg.train.output_dir)
+    if args.check:  # (the recipes ask first, before they move a finished run aside for a new one)
+        print(f"{args.config}: the config and its overrides can train into {run_dir}")
+        return 0
     if args.gpus > 1:
         from asr.distributed import launch
 

@@ -62,6 +62,10 @@ $(foreach v,DATA EXP,$(if $(word 2,$($(v))),$(error $(v)="$($(v))": make cannot 
 $(foreach v,DATA EXP,$(if $(filter /,$(abspath $(or $($(v)),/))),$(error $(v)="$($(v))": give a folder of its own, not \
   the root or nothing))$(if $(findstring *,$($(v)))$(findstring ?,$($(v)))$(findstring [,$($(v))),$(error \
   $(v)="$($(v))": a path with *, ? or [ is a pattern to make; choose a $(v) without them)))
+# Switches are 0 or 1: "true" or "no" was read as on by one test (filter-out 0) and off by another.
+$(foreach v,RNNLM GENERIC_LM,$(if $(filter-out 0 1,$(strip $($(v)))),$(error $(v)="$($(v))": give 0 or 1)))
+# Seeds are numbers (train.seed): a word would fail in the seed's own make, after this one's stages.
+$(foreach s,$(SEEDS) $(PHONE_SEEDS),$(if $(shell test "$(s)" -ge 0 2>/dev/null && echo y),,$(error   SEEDS/PHONE_SEEDS "$(s)": a seed is a whole number)))
 
 
 .PHONY: all download prepare synth train finetune lm tune evaluate combine rescore seeds phones package
@@ -91,13 +95,19 @@ TRAIN_ARGS = $(call train_args,$(TRAIN_MANIFEST),$(EXP))
 # inputs and arguments (its prerequisites, the stamp among them) last changed is a killed run's: it
 # is resumed. An older one is a finished or other run's: its files are moved into RUN_DIR/replaced
 # first (the one there before is removed), so that the run starts anew rather than resume it or be
-# refused, and a mistyped override that fails at once costs no finished run. (A dry run rewrites no
+# refused. Its config and overrides are checked first (asr train --check): a mistyped override
+# moves no finished run aside and puts the stage's stamp back as it was (its .prev, with its time),
+# so that the next make with the old arguments redoes nothing. (A dry run rewrites no
 # stamp: arguments that differ from it rule out resuming. Nor does it remake the prerequisites it
 # shows being remade, such as prepare after a touched stamp: make takes them as newer than the target
 # ($?) while their files are not. Whether they will change is not known yet; if they do, the run is
 # trained anew, as the dry run then shows; if not, nothing after them runs.)
 asr_train = $(if $(call current_checkpoint,$(1),$(2)),,$(call remove_old_run,$(2))) $(ASR) train $($(1)) \
   $(if $(filter-out 1,$(GPUS)),--gpus $(GPUS)) $(if $(call current_checkpoint,$(1),$(2)),--resume)
+stamps_of_target = $(foreach f,$^,$(if $(findstring /.args/,$(f)),$(f)))
+# $(call checked_args,ARGS_VARIABLE): the line before asr_train's
+checked_args = { $(ASR) train $($(1)) --check || { $(foreach s,$(stamps_of_target),test ! -f $(s).prev \
+  || mv -f $(s).prev $(s);) exit 1; }; } && rm -f $(addsuffix .prev,$(stamps_of_target))
 current_checkpoint = $(if $(call args_changed,$(foreach f,$^,$(if $(findstring /.args/,$(f)),$(f))),$(1)),,$(shell \
   for f in $^; do test $(2)/last/train_state.pt -nt $$f || exit 1; done && \
   for f in $?; do test $$f -nt $@ || exit 1; done && echo yes))
@@ -116,6 +126,7 @@ remove_old_run = $(if $(call old_run,$(1)),$(if $(wildcard $(1)/last $(1)/best),
   $(1)/replaced && mv $(call old_run,$(1)) $(1)/replaced,rm -rf $(wildcard $(addprefix $(1)/,$(TRAIN_RUN_FILES)))) &&)
 
 $(EXP)/train.done: $(TRAIN_MANIFEST)
+	$(call checked_args,TRAIN_ARGS)
 	$(call asr_train,TRAIN_ARGS,$(EXP))
 	touch $@
 
@@ -127,6 +138,7 @@ FINETUNE_RUN = train.init_from=$(EXP)/best train.epochs=$(FINETUNE_EPOCHS) $(FIN
 FINETUNE_ARGS = $(call train_args,$(DATA)/train.jsonl,$(EXP)/finetune,$(FINETUNE_RUN))
 
 $(EXP)/finetune/train.done: $(EXP)/train.done $(DATA)/train.jsonl
+	$(call checked_args,FINETUNE_ARGS)
 	$(call asr_train,FINETUNE_ARGS,$(EXP)/finetune)
 	touch $@
 
@@ -423,7 +435,8 @@ define args_stamp
 $(if $(if $(6),,$(call args_adopted,$(1),$(2),$(3) $(5),$(4))),,$(3): $(2))
 $(2): $(if $(call args_changed,$(2),$(4)),FORCE)
 	$(if $(call args_changed,$(2),$(4)),@echo "$(1): arguments changed$(comma) redoing")
-	$(if $(touch_run),+)@mkdir -p $$(@D) && printf '%s\n' '$$(subst ','\'',$$(call args_text,$(4)))' > $$@.tmp && mv $$@.tmp $$@
+	$(if $(touch_run),+)@mkdir -p $$(@D) $(if $(5),&& { test ! -f $$@ || cp -p $$@ $$@.prev; }) && printf '%s\n' \
+	  '$$(subst ','\'',$$(call args_text,$(4)))' > $$@.tmp && mv $$@.tmp $$@
 endef
 
 $(eval $(call args_stamp,prepare,$(DATA)/.args/prepare,$(DATA)/train.jsonl,PREPARE_ARGS))

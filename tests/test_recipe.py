@@ -489,6 +489,8 @@ def test_combine_without_systems_or_seeds_says_what_it_needs(tmp_path):
 FAKE_ASR = '''
 import json, os, pathlib, sys
 args = sys.argv[1:]
+if args[0] == "train" and "--check" in args:  # the config and its overrides checked, nothing run: not a call
+    sys.exit("train failed" if os.environ.get("FAKE_ASR_FAILS") == "train" else 0)
 with open(pathlib.Path(sys.argv[0]).parent / "calls.jsonl", "a") as log:
     log.write(json.dumps(args) + "\\n")
 if args[0] == os.environ.get("FAKE_ASR_FAILS"):  # a command that fails at once (e.g. a mistyped override)
@@ -1047,20 +1049,33 @@ def test_a_stage_that_fails_after_its_arguments_changed_is_redone_by_the_next_ma
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
-def test_a_retraining_that_fails_at_once_keeps_the_finished_run_aside(tmp_path):
+def test_a_retraining_whose_overrides_are_refused_leaves_the_finished_run_and_its_stamp_as_they_were(tmp_path):
     own_data(tmp_path, "train")
     (tmp_path / "exp" / "best" / "model.safetensors").write_text("hours of training")
-    done, _ = own_data(tmp_path, "train", "OVERRIDES=model.cel=gru", fails="train")  # a mistyped key
-    assert done.returncode != 0
+    done, calls = own_data(tmp_path, "train", "OVERRIDES=model.cel=gru", fails="train")  # a mistyped key
+    assert done.returncode != 0 and "train failed" in done.stderr and "train" not in names(calls)
+    assert (tmp_path / "exp" / "best" / "model.safetensors").read_text() == "hours of training"  # in place
+    assert not (tmp_path / "exp" / "replaced").exists()
+    # the typo taken back: nothing to redo (the stamp was put back with its time); it was moved aside and
+    # trained again from scratch
+    done, calls = own_data(tmp_path, "train")
+    assert done.returncode == 0 and calls == [], done.stdout
+    done, calls = own_data(tmp_path, "train", "OVERRIDES=model.cell=gru")  # a real change: trained anew
+    assert done.returncode == 0 and "train" in names(calls), done.stderr
     assert (tmp_path / "exp" / "replaced" / "best" / "model.safetensors").read_text() == "hours of training"
-    assert not (tmp_path / "exp" / "best").exists()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_run_killed_before_its_first_epoch_ended_is_removed_but_files_of_one_s_own_stay(tmp_path):
+    own_data(tmp_path, "train")
+    shutil.rmtree(tmp_path / "exp" / "best")
     # what a run killed before its first epoch ended leaves: no model, so nothing worth putting aside
     (tmp_path / "exp" / "tb").mkdir()
     (tmp_path / "exp" / "log.jsonl").write_text("")
     (tmp_path / "exp" / "mine.log").write_text("a file of one's own")  # not the run's: not removed
-    done, calls = own_data(tmp_path, "train", "OVERRIDES=model.cell=gru")  # the typo fixed
+    done, calls = own_data(tmp_path, "train", "OVERRIDES=model.cell=gru")
     assert done.returncode == 0 and "train" in names(calls), done.stderr
-    assert (tmp_path / "exp" / "replaced" / "best" / "model.safetensors").read_text() == "hours of training"
+    assert not (tmp_path / "exp" / "replaced").exists() and not (tmp_path / "exp" / "tb").exists()
     assert (tmp_path / "exp" / "mine.log").read_text() == "a file of one's own"
 
 
@@ -1088,6 +1103,18 @@ def test_a_data_or_exp_that_is_empty_the_root_or_a_pattern_is_refused_before_any
     assert done.returncode != 0 and calls == []
     assert f'{setting.split("=")[0]}="' in done.stderr  # names the variable
     assert len([line for line in done.stderr.splitlines() if "***" in line]) == 1
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize("setting, said", [("RNNLM=no", 'RNNLM="no": give 0 or 1'),
+                                           ("GENERIC_LM=true", 'GENERIC_LM="true": give 0 or 1'),
+                                           ("SEEDS=7 x", 'SEEDS/PHONE_SEEDS "x": a seed is a whole number')])
+def test_a_switch_that_is_not_0_or_1_or_a_seed_that_is_no_number_is_refused_before_anything_runs(tmp_path,
+                                                                                                setting, said):
+    # "no" kept the LSTM LM on (filter-out 0) and "true" left the generic LM out (filter 1); a word for a
+    # seed failed in the seed's own make, after the whole run had trained
+    done, calls = own_data(tmp_path, setting)
+    assert done.returncode != 0 and calls == [] and said in done.stderr
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")

@@ -641,6 +641,18 @@ def test_a_train_manifest_with_no_readable_audio_stops_the_run_naming_it(tiny_co
     assert not (tmp_path / "run" / "best").exists()
 
 
+def test_asr_train_check_answers_for_the_config_and_overrides_and_writes_nothing(tiny_corpus, tmp_path, capsys):
+    from asr.cli import main
+
+    args = ["train", "configs/small.yaml", f"train.train_manifest={tiny_corpus / 'train.jsonl'}",
+            f"train.output_dir={tmp_path / 'run'}", "--check"]
+    assert main(args) == 0 and "can train into" in capsys.readouterr().out
+    assert main([*args, "train.epochs=2O"]) == 2  # the recipes ask before they move a finished run aside
+    assert "train.epochs: expected an integer, got '2O'" in capsys.readouterr().err
+    assert main([*args, f"train.valid_manifest={tmp_path / 'nope.jsonl'}"]) == 2
+    assert not (tmp_path / "run").exists()
+
+
 def test_training_without_a_train_manifest_says_it_is_not_set(tmp_path):
     with pytest.raises(ConfigError, match="train.train_manifest is not set"):
         train(load_config("configs/small.yaml", [f"train.output_dir={tmp_path / 'run'}"]))
