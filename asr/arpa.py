@@ -235,10 +235,10 @@ class ArpaModel:
             raise LMError(f"{path}:{lineno}: malformed {n}-gram line {line[:50]!r} (expected a log10 probability, "
                           f"{n} word{'s' if n > 1 else ''} and an optional backoff)") from None
         # a NaN spreads to every score (perplexity "nan", a mix's every n-gram); a log10 probability
-        # above 0 is no probability (-inf, probability 0, is one)
-        if not prob <= 0 or not math.isfinite(backoff):
+        # above 0 is no probability (-inf, probability 0, is one, and a backoff of -inf: nothing left)
+        if not prob <= 0 or math.isnan(backoff) or backoff == math.inf:
             raise LMError(f"{path}:{lineno}: {line[:50]!r}: " + (f"log10 probability {fields[0]} is not <= 0"
-                          if not prob <= 0 else f"backoff {fields[n + 1]} is not a finite number"))
+                          if not prob <= 0 else f"backoff {fields[n + 1]} is not a number below infinity"))
         self.ngrams[tuple(fields[1:n + 1])] = (prob, backoff)
 
     def log10_prob(self, word: str, history: tuple[str, ...] = ()) -> float:

@@ -116,5 +116,5 @@ def selection_key(record: dict) -> tuple[float, float, float] | None:
         return (-record["epoch"], 0.0, 0.0)
     if math.isnan(record["valid_wer"]):
         return None
-    loss = record["valid_loss"]
-    return (record["valid_wer"], record["valid_cer"], math.inf if math.isnan(loss) else loss)
+    cer, loss = record.get("valid_cer", math.nan), record.get("valid_loss", math.nan)  # (a log another tool wrote)
+    return (record["valid_wer"], math.inf if math.isnan(cer) else cer, math.inf if math.isnan(loss) else loss)

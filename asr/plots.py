@@ -283,8 +283,6 @@ def _bad_values(record) -> str | None:
         value = record.get(key, 0.0)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or math.isinf(value):
             return f"{key} is {json.dumps(value)}, not a number (or NaN)"
-    if "valid_wer" in record and not {"valid_cer", "valid_loss"} <= record.keys():
-        return "valid_wer without valid_cer and valid_loss, which validation logs with it"
     if "averaged" in record and not isinstance(record["averaged"], list):
         return f"averaged is {json.dumps(record['averaged'])}, not the list of epochs averaged"
     return None

@@ -342,7 +342,8 @@ def test_a_malformed_ngram_line_is_a_one_line_error_naming_file_and_line(tmp_pat
 @pytest.mark.parametrize("line, said", [
     ("nan\tthe cat sat", "log10 probability nan is not <= 0"),  # perplexity "nan", and a mix all NaN, exit 0
     ("0.5\tthe cat sat", "log10 probability 0.5 is not <= 0"),
-    ("-0.5\tthe\tnan", "backoff nan is not a finite number"),
+    ("-0.5\tthe\tnan", "backoff nan is not a number below infinity"),
+    ("-0.5\tthe\tinf", "backoff inf is not a number below infinity"),
 ])
 def test_an_ngram_whose_numbers_are_no_probability_is_refused_naming_file_and_line(tmp_path, line, said):
     section = 3 if "cat sat" in line else 1

@@ -109,7 +109,6 @@ def test_a_bad_training_log_is_a_clear_error_naming_the_line(tmp_path, capsys):
     ('{"epoch": 2, "train_loss": 1, "valid_loss": 3, "valid_wer": null, "valid_cer": 0.5}', "valid_wer is null"),
     ('{"epoch": 2, "train_loss": 1, "valid_loss": 3, "valid_wer": Infinity, "valid_cer": 0.5}',
      "valid_wer is Infinity"),
-    ('{"epoch": 2, "train_loss": 1, "valid_wer": 0.5}', "valid_wer without valid_cer and valid_loss"),
     ('{"averaged": 3, "valid_loss": 3, "valid_wer": 0.5, "valid_cer": 0.3, "best": true}', "averaged is 3"),
 ])
 def test_a_training_log_record_with_values_training_never_writes_is_named_not_a_traceback(tmp_path, capsys,
@@ -120,6 +119,16 @@ def test_a_training_log_record_with_values_training_never_writes_is_named_not_a_
     (tmp_path / "run" / "log.jsonl").write_bytes(b"\xff\xfe garbage\n")
     assert main(["plot", "training", str(tmp_path / "run"), "-o", str(tmp_path / "c.png")]) == 2
     assert "log.jsonl: not a training log (not UTF-8 text" in capsys.readouterr().err
+
+
+def test_a_log_with_a_wer_but_no_cer_or_loss_is_plotted_ranked_by_wer(tmp_path):
+    # (another tool's log, or a hand-made one: it was a KeyError deep in the drawing)
+    write_log(tmp_path / "run", [1], extra_lines=['{"epoch": 2, "train_loss": 1, "valid_wer": 0.1}'])
+    from asr.plots import _read_log
+
+    assert main(["plot", "training", str(tmp_path / "run"), "-o", str(tmp_path / "c.png")]) == 0
+    records, averages = _read_log(tmp_path / "run")
+    assert _wer_legend(training_figure(records, averages=averages)) == "WER (best 10.0%, epoch 2)"
 
 
 def test_a_partial_last_line_of_a_training_log_is_left_out_with_a_warning(tmp_path, capsys):
