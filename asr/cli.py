@@ -101,7 +101,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus", type=positive(int), default=1,
                    help="data-parallel processes on this machine (torchrun; gloo on CPU, nccl on GPU)")
     p.add_argument("--check", action="store_true",
-                   help="check the config, its overrides and manifests, then stop: nothing trains or is written")
+                   help="check the config, its overrides and that its manifests exist, then stop: nothing trains "
+                   "or is written (what needs the data, e.g. the tokenizer, a phone lexicon, train.init_from's "
+                   "config or the utterances' lengths, is checked as training starts)")
     p.set_defaults(func=cmd_train)
 
     def model_args(p):

@@ -265,6 +265,9 @@ class Config:
         t = self.train
         if not 0.0 <= t.inter_ctc_weight < 1.0:
             raise ConfigError("train.inter_ctc_weight must be in [0, 1)")
+        if t.inter_ctc_weight and self.model.num_layers < 2:  # no layer below the last, whichever is named
+            raise ConfigError(f"train.inter_ctc_weight={t.inter_ctc_weight:g}: intermediate CTC needs a layer below "
+                              f"the last, and model.num_layers={self.model.num_layers}: give 2 or more layers")
         if t.inter_ctc_weight and not 1 <= self.inter_ctc_layer < self.model.num_layers:
             raise ConfigError(f"train.inter_ctc_layer={t.inter_ctc_layer}: intermediate CTC needs a layer "
                               f"below the last of model.num_layers={self.model.num_layers}")

@@ -442,6 +442,10 @@ def test_intermediate_ctc_reads_the_middle_layer_unless_told_and_must_be_below_t
         load_config("configs/small.yaml", ["train.inter_ctc_weight=0.3", "train.inter_ctc_layer=3"])
     with pytest.raises(ConfigError, match="inter_ctc_weight"):
         load_config("configs/small.yaml", ["train.inter_ctc_weight=1.0"])
+    # one layer has none below it: said so, not as the layer 0 (the middle) the user never gave
+    with pytest.raises(ConfigError, match=r"^train.inter_ctc_weight=0.3: intermediate CTC needs a layer below the "
+                                          r"last, and model.num_layers=1: give 2 or more layers"):
+        load_config("configs/small.yaml", ["train.inter_ctc_weight=0.3", "model.num_layers=1"])
 
 
 def test_phone_ctc_reads_the_middle_layer_unless_told_and_only_layers_that_exist():
