@@ -225,9 +225,19 @@ def resample(waveform: torch.Tensor, orig_rate: int, new_rate: int) -> torch.Ten
     return AF.resample(waveform, orig_rate, new_rate)
 
 
-def to_mono(samples: np.ndarray) -> np.ndarray:
-    """(frames, channels) or (frames,) -> (frames,): channels are averaged."""
-    return samples.mean(axis=1) if samples.ndim == 2 else samples
+def to_mono(samples: np.ndarray, name=None) -> np.ndarray:
+    """(frames, channels) or (frames,) -> (frames,): channels are averaged. Two channels that cancel
+    in the average (one wired out of phase) are warned of, naming ``name``: the mix is near silence
+    where each channel is loud, and would be transcribed as "no sound". (Many channels of a damaged
+    header's noise also average towards silence: not this.)"""
+    if samples.ndim != 2:
+        return samples
+    mono = samples.mean(axis=1)
+    if name is not None and samples.shape[1] == 2 and (loud := float(np.mean(np.square(samples)))) > 1e-6 \
+            and float(np.mean(np.square(mono))) < 1e-3 * loud:  # 30 dB or more below its channels
+        warn(name, "its channels cancel when mixed to mono (one out of phase?): the mix is 30 dB or more below "
+                   "them; transcribe one channel (e.g. sox IN OUT remix 1)")
+    return mono
 
 
 def check_samples(path, samples: np.ndarray) -> None:
@@ -251,7 +261,7 @@ def load_audio(path: str | Path, sample_rate: int) -> torch.Tensor:
     with f:
         rate = int(f.samplerate)
         samples = np.concatenate(list(decode_blocks(f, path)))  # AudioError for none; a warning for a part
-    samples = to_mono(samples)
+    samples = to_mono(samples, path)
     check_samples(path, samples)
     waveform = torch.from_numpy(np.ascontiguousarray(samples, dtype=np.float32))
     return resample(waveform, rate, sample_rate)
@@ -307,7 +317,7 @@ def prepare_array(array, sample_rate: int | None, target_rate: int, name="<array
         samples = samples.T  # torchaudio's (channels, samples) layout: never fewer samples than channels
     if samples.ndim not in (1, 2):
         raise AudioError(name, f"expected a 1-D or 2-D array, got shape {samples.shape}")
-    samples = to_mono(samples.astype(np.float32, copy=False))
+    samples = to_mono(samples.astype(np.float32, copy=False), name)
     check_samples(name, samples)
     waveform = torch.from_numpy(np.require(samples, np.float32, ["C", "W"]))  # a memory map is read-only
     return resample(waveform, sample_rate or target_rate, target_rate)

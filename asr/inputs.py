@@ -190,7 +190,7 @@ def _sndfile_blocks(source, name: str, sample_rate: int, block_seconds: float) -
             _warn_of_narrowband(name, rate, sample_rate)
         for samples in decode_blocks(f, name, block_seconds):
             read += len(samples)
-            yield _prepare_block(name, to_mono(samples), rate, sample_rate)
+            yield _prepare_block(name, to_mono(samples, name), rate, sample_rate)
     if file_size(source) > size:  # a recording still being written: say what was used
         warn(name, f"grew while it was read (still being written?): transcribed its first {read / rate:.2f} s, "
                    "as far as it went when opened")
@@ -293,7 +293,7 @@ def _wav_pipe_blocks(stream, name: str, sample_rate: int, block_seconds: float,
         elif samples.dtype.kind == "i":
             samples = samples.astype(np.float32) / float(2 ** (8 * dtype.itemsize - 1))
         total += samples.shape[0]
-        yield _prepare_block(name, to_mono(samples.astype(np.float32, copy=False)), rate, sample_rate)
+        yield _prepare_block(name, to_mono(samples.astype(np.float32, copy=False), name), rate, sample_rate)
     missing = -(-left // frame) if left else 0  # the bytes of a part sample count as one
     check_ending(name, rate, total, total + missing if missing else None)
 

@@ -26,6 +26,21 @@ def test_stereo_is_averaged_to_mono(tmp_path):
     assert torch.allclose(wave, torch.full((1600,), 0.2))
 
 
+def test_channels_that_cancel_in_the_mono_mix_are_warned_of_by_every_reader(tmp_path, capsys):
+    # one channel wired out of phase: the mix is silence, and was transcribed as "no sound" without a word
+    from asr.inputs import stream_audio
+
+    tone = 0.5 * np.sin(np.arange(8000) / 5.0).astype(np.float32)
+    sf.write(str(tmp_path / "anti.wav"), np.stack([tone, -tone], axis=1), 16000, subtype="FLOAT")
+    sf.write(str(tmp_path / "half.wav"), np.stack([tone, 0 * tone], axis=1), 16000, subtype="FLOAT")
+    for read in (lambda p: load_audio(p, 16000), lambda p: list(stream_audio(str(p), 16000))):
+        read(tmp_path / "anti.wav")
+        read(tmp_path / "half.wav")  # a silent channel is no cancelling: the mix is 6 dB down
+    err = capsys.readouterr().err
+    assert err == (f"asr: warning: {tmp_path / 'anti.wav'}: its channels cancel when mixed to mono (one out of "
+                   "phase?): the mix is 30 dB or more below them; transcribe one channel (e.g. sox IN OUT remix 1)\n")
+
+
 def test_8khz_audio_is_resampled_to_the_model_rate(tmp_path):
     path = write_sine(tmp_path / "n.wav", seconds=1.0, sample_rate=8000, freq=300)
     wave = load_audio(path, 16000)
