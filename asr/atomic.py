@@ -198,6 +198,16 @@ def occupied(path: str | Path) -> str | None:
     return "already exists (a file)"
 
 
+def overlap(output: str | Path, source: str | Path) -> str | None:
+    """How a directory to be written (and replaced whole) lies against a directory it reads: "is"
+    (the same), "holds" (``source`` inside it: replacing it deletes the source), "inside" (it lies in
+    ``source``), or None (apart)."""
+    out, src = Path(output).resolve(), Path(source).resolve()
+    if out == src:
+        return "is"
+    return "holds" if src.is_relative_to(out) else "inside" if out.is_relative_to(src) else None
+
+
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """An empty directory beside ``path`` to fill; it replaces ``path`` (and all it held) when the

@@ -20,7 +20,7 @@ def cmd_average(args) -> int:
     import torch
     from safetensors.torch import load_file
 
-    from asr.atomic import check_writable, occupied
+    from asr.atomic import check_writable, occupied, overlap
     from asr.model_dir import make_portable, save_model_dir
     from asr.provenance import provenance_files
     from asr.selection import average_state_dicts, batch_norms, refresh_batch_norm
@@ -29,11 +29,10 @@ def cmd_average(args) -> int:
     out = Path(args.output)
     inputs = [Path(p) for p in args.inputs]
     for path in inputs:
-        if path.resolve() == out.resolve() or path.resolve().is_relative_to(out.resolve()):
-            # --force would delete the weights being averaged (or the run that holds them)
-            raise RuntimeError(f"{out}: it {'is' if path.resolve() == out.resolve() else 'holds'} the input {path}; "
-                               "give another output directory")
-        if out.resolve().is_relative_to(path.resolve()):  # a folder of its own in a model, or in a run's epochs
+        how = overlap(out, path)
+        if how in ("is", "holds"):  # --force would delete the weights being averaged (or the run that holds them)
+            raise RuntimeError(f"{out}: it {how} the input {path}; give another output directory")
+        if how == "inside":  # a folder of its own in a model, or in a run's epochs
             raise RuntimeError(f"{out}: inside the input {path}; give an output directory outside it")
     if len(set(p.resolve() for p in inputs)) < len(inputs):
         print_error("warning: a model is given more than once: it counts once for each time in the mean")

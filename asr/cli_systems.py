@@ -22,10 +22,9 @@ def warn_if_trained_on(models, manifest) -> None:
     (by its provenance.json; a model without one is not known to have)."""
     from asr.provenance import trained_on
 
-    for model in models:
-        if trained_on(model, manifest):
-            print_error(f"warning: {model} was trained on {manifest}: weights tuned on it favour what the model "
-                        "learned and will not hold on new speech; tune on a dev split")
+    for model in trained_on(manifest, models):  # the manifest read and hashed once
+        print_error(f"warning: {model} was trained on {manifest}: weights tuned on it favour what the model "
+                    "learned and will not hold on new speech; tune on a dev split")
 
 
 # The beam search options of transcribe/evaluate/plot (asr/cli.py's beam_args), by their

@@ -59,21 +59,25 @@ def cmd_export(args) -> int:
 def _refuse_the_current_directory(dst: Path) -> None:
     """DST is renamed into place: the directory a shell stands in (or one above it) would be swapped
     for another under it, and "." has no name to stage a sibling by."""
-    here, target = Path.cwd().resolve(), dst.resolve()
-    if here == target or here.is_relative_to(target):
-        raise RuntimeError(f"{dst}: the current directory{'' if here == target else ' lies inside it'}: export "
+    from asr.atomic import overlap
+
+    if (how := overlap(dst, Path.cwd())) in ("is", "holds"):
+        raise RuntimeError(f"{dst}: the current directory{'' if how == 'is' else ' lies inside it'}: export "
                            "into a new directory, from outside the one it replaces")
 
 
 def _refuse_nesting(src: Path, dst: Path) -> None:
     """DST over the model's run folder (``asr export RUN/best RUN --force``) would replace the run,
-    its checkpoints and logs with the copy; DST inside the model would make it a folder of the copy."""
-    src, target = src.resolve(), dst.resolve()
-    if src != target and src.is_relative_to(target):
-        raise RuntimeError(f"{dst}: holds the model exported ({src}): replacing it would delete the model and "
-                           "all beside it; export into a new directory")
-    if target.is_relative_to(src) and src != target:
-        raise RuntimeError(f"{dst}: inside the model exported ({src}); export into a directory outside it")
+    its checkpoints and logs with the copy; DST inside the model would make it a folder of the copy.
+    DST the model itself is an export in place (--half)."""
+    from asr.atomic import overlap
+
+    how = overlap(dst, src)
+    if how == "holds":
+        raise RuntimeError(f"{dst}: holds the model exported ({src.resolve()}): replacing it would delete the "
+                           "model and all beside it; export into a new directory")
+    if how == "inside":
+        raise RuntimeError(f"{dst}: inside the model exported ({src.resolve()}); export into a directory outside it")
 
 
 def _export_rescoring(args, rescores: bool) -> int:

@@ -24,9 +24,8 @@ import numpy as np
 import soundfile as sf
 
 from asr.audio import (BLOCK_SECONDS, MAX_RATE, MIN_RATE, SNDFILE_EXTENSIONS, AudioError, _open_problem, check_ending,
-                       decode_blocks, open_audio, resample, to_mono)
-from asr.audio_checks import (flac_length_unknown, path_problem, sample_problem, scale_note, unknown_size,
-                              wav_format_tag)
+                       check_samples, decode_blocks, open_audio, resample, to_mono)
+from asr.audio_checks import flac_length_unknown, path_problem, unknown_size, wav_format_tag
 from asr.mp3_tags import file_size
 from asr.text import plural
 from asr.user_warnings import warn
@@ -205,10 +204,7 @@ def _warn_of_narrowband(name: str, rate: int, target: int) -> None:
 
 
 def _prepare_block(name: str, samples: np.ndarray, rate: int, target: int) -> np.ndarray:
-    if (problem := sample_problem(samples)) is not None:
-        raise AudioError(name, problem)
-    if (note := scale_note(samples)) is not None:
-        warn(name, note)  # once a file: the line is the same for every block
+    check_samples(name, samples)  # a block is never empty; a scale warning is said once a file (one line)
     if rate == target:
         return np.ascontiguousarray(samples, dtype=np.float32)
     import torch

@@ -17,6 +17,7 @@ nothing reads it to load or run a model.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 from datetime import datetime, timezone
@@ -80,22 +81,34 @@ def read_provenance(model_dir: str | Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def trained_on(model_dir: str | Path | None, manifest: str | Path) -> bool:
-    """Whether ``manifest`` (by its bytes) trained the model: its run's train manifest, or that of
-    a run whose weights it started from. False where no record says (a model without provenance)."""
-    import hashlib
-
+def file_identity(path: str) -> dict | None:
+    """What tells a file's content apart (resolved path, size, SHA-1 of its bytes), as a run records
+    its data; None for none or a file that cannot be read (load_split names the problem)."""
     try:
-        digest = hashlib.sha1(Path(manifest).read_bytes()).hexdigest()
+        raw = Path(path).read_bytes() if path else None
     except OSError:
+        return None
+    if raw is None:
+        return None
+    return {"path": str(Path(path).resolve()), "size": len(raw), "sha1": hashlib.sha1(raw).hexdigest()}
+
+
+def trained_on(manifest: str | Path, models) -> list:
+    """Those of ``models`` (model directories; None for the packaged default) that ``manifest``, by
+    its bytes, trained: its run's train manifest, or that of a run whose weights it started from.
+    A model without provenance is not known to have been."""
+    if (ident := file_identity(str(manifest))) is None:
+        return []
+
+    def trained(record) -> bool:
+        while isinstance(record, dict):
+            data = record.get("data") if isinstance(record.get("data"), dict) else {}
+            if (data.get("train_manifest") or {}).get("sha1") == ident["sha1"]:
+                return True
+            record = (data.get("init_from") or {}).get("provenance")
         return False
-    record = read_provenance(model_dir) if model_dir else None
-    while isinstance(record, dict):
-        data = record.get("data") if isinstance(record.get("data"), dict) else {}
-        if (data.get("train_manifest") or {}).get("sha1") == digest:
-            return True
-        record = (data.get("init_from") or {}).get("provenance")
-    return False
+
+    return [m for m in models if m and trained(read_provenance(m))]
 
 
 def record_start(run_dir: Path, data: dict, init_from: str | None, resumed: bool) -> None:

@@ -6,7 +6,6 @@ right, are asr.train_resume's.)"""
 
 from __future__ import annotations
 
-import hashlib
 import math
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from asr.losses import log
 from asr.model import AcousticModel
 from asr.model_dir import LoadedModel, load_model_dir
 from asr.phones import LexiconError, PhoneLexicon
+from asr.provenance import file_identity
 from asr.text import plural
 from asr.tokenizers import PhoneTokenizer, Tokenizer, TokenizerError, build_tokenizer
 from asr.train_checks import TrainingError, file_durations, none_read, nothing_readable, report_split
@@ -171,18 +171,6 @@ def load_split(path: str, cfg: Config, tokenizer, name: str, quiet=False, phone_
             raise TrainingError(nothing_readable(path, len(utts), lost, name))
         raise TrainingError(f"{path}: no usable utterances")
     return dataset
-
-
-def file_identity(path: str) -> dict | None:
-    """What tells a file's content apart (resolved path, size, SHA-1 of its bytes); None for none
-    or a file that cannot be read (load_split names the problem)."""
-    try:
-        raw = Path(path).read_bytes() if path else None
-    except OSError:
-        return None
-    if raw is None:
-        return None
-    return {"path": str(Path(path).resolve()), "size": len(raw), "sha1": hashlib.sha1(raw).hexdigest()}
 
 
 def data_identity(cfg: Config) -> dict:

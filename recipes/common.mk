@@ -104,11 +104,12 @@ TRAIN_ARGS = $(call train_args,$(TRAIN_MANIFEST),$(EXP))
 # trained anew, as the dry run then shows; if not, nothing after them runs.)
 asr_train = $(if $(call current_checkpoint,$(1),$(2)),,$(call remove_old_run,$(2))) $(ASR) train $($(1)) \
   $(if $(filter-out 1,$(GPUS)),--gpus $(GPUS)) $(if $(call current_checkpoint,$(1),$(2)),--resume)
+# the arguments stamps among the target's prerequisites ($^)
 stamps_of_target = $(foreach f,$^,$(if $(findstring /.args/,$(f)),$(f)))
 # $(call checked_args,ARGS_VARIABLE): the line before asr_train's
 checked_args = { $(ASR) train $($(1)) --check || { $(foreach s,$(stamps_of_target),test ! -f $(s).prev \
   || mv -f $(s).prev $(s);) exit 1; }; } && rm -f $(addsuffix .prev,$(stamps_of_target))
-current_checkpoint = $(if $(call args_changed,$(foreach f,$^,$(if $(findstring /.args/,$(f)),$(f))),$(1)),,$(shell \
+current_checkpoint = $(if $(call args_changed,$(stamps_of_target),$(1)),,$(shell \
   for f in $^; do test $(2)/last/train_state.pt -nt $$f || exit 1; done && \
   for f in $?; do test $$f -nt $@ || exit 1; done && echo yes))
 # What asr train writes in its folder (asr.train_setup.RUN_FILES, and tb/).

@@ -72,12 +72,12 @@ def test_tuning_on_a_manifest_a_model_trained_on_is_warned_of_through_fine_tunin
 
     tuned = train(tiny_config(tiny_corpus, tmp_path / "tuned", "train.epochs=1", f"train.init_from={run / 'best'}",
                               f"train.train_manifest={tiny_corpus / 'valid.jsonl'}"))
-    assert trained_on(run / "best", tiny_corpus / "train.jsonl")
-    assert not trained_on(run / "best", tiny_corpus / "valid.jsonl")  # its dev set: what tuning is for
-    assert trained_on(tuned / "best", tiny_corpus / "train.jsonl")  # the base's manifest, by its record
+    # the base's manifest trained the fine-tuned model too, by its record
+    assert trained_on(tiny_corpus / "train.jsonl", [run / "best", tuned / "best"]) == [run / "best", tuned / "best"]
+    assert trained_on(tiny_corpus / "valid.jsonl", [run / "best"]) == []  # its dev set: what tuning is for
     copy = tmp_path / "same.jsonl"
     copy.write_bytes((tiny_corpus / "train.jsonl").read_bytes())  # by content, whatever its name
-    assert trained_on(run / "best", copy) and not trained_on(tmp_path / "nowhere", copy)
+    assert trained_on(copy, [run / "best", tmp_path / "nowhere", None]) == [run / "best"]
     capsys.readouterr()
     # said first, before anything else is checked (here the LM, which does not exist)
     assert main(["lm", "tune", str(copy), "--model", str(run / "best"), "--lm", str(tmp_path / "no.arpa")]) == 2
