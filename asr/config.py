@@ -12,6 +12,8 @@ import dataclasses
 import math
 from dataclasses import dataclass, field
 
+from asr.user_warnings import warn
+
 
 class ConfigError(ValueError):
     pass
@@ -336,6 +338,32 @@ def check_new_run(config: Config, resume: bool = False) -> None:
     if not resume and a.noise_dir and not a.noise_prob:  # read only when noise is drawn: it would be ignored
         raise ConfigError(f"augment.noise_dir={a.noise_dir} adds no noise at augment.noise_prob=0: give "
                           f"augment.noise_prob (e.g. 0.5), or leave augment.noise_dir empty")
+    if not resume:
+        for name, problem in unused_settings(config):
+            warn(name, problem)
+
+
+def unused_settings(config: Config) -> list[tuple[str, str]]:
+    """Settings given other than their defaults that nothing reads, as (name, why): a layer for a
+    head whose weight is 0 trains no head, so a user who meant one would otherwise find out only
+    from the model. Said, not refused: a recipe that names the phone lexicon still runs with the
+    phone head turned off on its command line."""
+    t, m, unused = config.train, config.model, []
+    default_train, default_model = TrainConfig(), ModelConfig()
+    if t.phone_ctc_layer != default_train.phone_ctc_layer and not t.phone_ctc_weight:
+        unused.append((f"train.phone_ctc_layer={t.phone_ctc_layer}", "unused at train.phone_ctc_weight=0 "
+                       "(no phone head): give train.phone_ctc_weight (e.g. 0.3) for one"))
+    if (t.phone_lexicon != default_train.phone_lexicon and not t.phone_ctc_weight and t.units != "phone"):
+        unused.append((f"train.phone_lexicon={t.phone_lexicon}", "unused: it spells the phone head's targets "
+                       "(train.phone_ctc_weight, 0 here) or a phone model's (train.units=phone, "
+                       f"{t.units} here)"))
+    if t.inter_ctc_layer != default_train.inter_ctc_layer and not t.inter_ctc_weight:
+        unused.append((f"train.inter_ctc_layer={t.inter_ctc_layer}", "unused at train.inter_ctc_weight=0 "
+                       "(no intermediate CTC): give train.inter_ctc_weight (e.g. 0.3) for it"))
+    if m.conv_channels != default_model.conv_channels and m.subsampling != "conv":
+        unused.append((f"model.conv_channels={m.conv_channels}", f"unused with model.subsampling={m.subsampling} "
+                       "(frame stacking has no convolutions): it sizes model.subsampling=conv's"))
+    return unused
 
 
 def perturbed_rate(sample_rate: int, factor: float) -> int:

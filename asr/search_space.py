@@ -158,10 +158,11 @@ class SearchSpace:
              hotwords=None) -> "SearchSpace":
         """The search space of these files, shared with any decoder that asked for the same ones
         while it lives (a package's phone systems search one lexicon with one LM: loaded once)."""
-        key = _share_key(tokenizer, lm, lexicon, hotwords)
+        phrases = parse_hotwords(hotwords)  # first: a value with no phrase is said even when shared
+        key = _share_key(tokenizer, lm, lexicon, phrases)
         space = _SHARED.get(key) if key else None
         if space is None:
-            space = cls._load(tokenizer, lm, lexicon, hotwords)
+            space = cls._load(tokenizer, lm, lexicon, phrases)
             if key:
                 _SHARED[key] = space
         if space.source != (source := _source(lm, lexicon)):  # the same files under other names: its own
@@ -169,13 +170,12 @@ class SearchSpace:
         return space
 
     @classmethod
-    def _load(cls, tokenizer: Tokenizer, lm, lexicon, hotwords) -> "SearchSpace":
+    def _load(cls, tokenizer: Tokenizer, lm, lexicon, phrases: list[str]) -> "SearchSpace":
         info = inspect_lm(lm) if lm else None
         lexicon_free = isinstance(lexicon, str) and lexicon.lower() == "none"
         notes: list[str] = []
         lex = kenlm = words = scores = None
         written: dict[str, str] = {}
-        phrases = parse_hotwords(hotwords)
         from_file = bool(lexicon) and not lexicon_free
         if from_file:
             if info is not None and info.unit in ("char", "token"):  # a word LM has no | among its words
@@ -333,10 +333,10 @@ def _source(lm, lexicon) -> str:
     return ", ".join(f"{k} {v}" for k, v in (("lm", lm), ("lexicon", lexicon)) if v)
 
 
-def _share_key(tokenizer: Tokenizer, lm, lexicon, hotwords) -> tuple | None:
+def _share_key(tokenizer: Tokenizer, lm, lexicon, phrases: list[str]) -> tuple | None:
     """What makes two spaces the same: the tokens, the LM file and the lexicon file's content.
     Only for a lexicon file without hotwords (else the tokenizer's own spellings enter)."""
-    if hotwords or not lexicon or str(lexicon).lower() == "none" or not Path(lexicon).is_file() \
+    if phrases or not lexicon or str(lexicon).lower() == "none" or not Path(lexicon).is_file() \
             or (lm and not Path(lm).is_file()):  # (a missing file: loading says so)
         return None
     digest = hashlib.sha1(Path(lexicon).read_bytes()).hexdigest()

@@ -90,6 +90,11 @@ train: $(EXP)/train.done
 train_args = "$(CONFIG)" train.train_manifest=$(1) $(if $(VALID),train.valid_manifest=$(DATA)/$(VALID).jsonl) \
   train.output_dir=$(2) $(OVERRIDES) $(EXTRA_OVERRIDES) $(3)
 TRAIN_ARGS = $(call train_args,$(TRAIN_MANIFEST),$(EXP))
+# TRAIN_ARGS name the config by its path; what it holds has a stamp of its own, $(EXP)/.args/config:
+# a digest of its lines less comments, blank lines and trailing spaces, so an edited config retrains
+# and a new comment does not. (Fine-tuning starts from the trained model: it follows by its files.)
+CONFIG_TEXT = $(shell sed -e 's/^[[:space:]]*\#.*//' -e 's/[[:space:]][[:space:]]*\#.*//' \
+  -e 's/[[:space:]]*$$//' -e '/^$$/d' "$(CONFIG)" 2>/dev/null | sha256sum | cut -c1-16)
 
 # $(call asr_train,ARGS_VARIABLE,RUN_DIR): one training run. A checkpoint saved after the stage's
 # inputs and arguments (its prerequisites, the stamp among them) last changed is a killed run's: it
@@ -104,12 +109,13 @@ TRAIN_ARGS = $(call train_args,$(TRAIN_MANIFEST),$(EXP))
 # trained anew, as the dry run then shows; if not, nothing after them runs.)
 asr_train = $(if $(call current_checkpoint,$(1),$(2)),,$(call remove_old_run,$(2))) $(ASR) train $($(1)) \
   $(if $(filter-out 1,$(GPUS)),--gpus $(GPUS)) $(if $(call current_checkpoint,$(1),$(2)),--resume)
-# the arguments stamps among the target's prerequisites ($^)
+# the arguments stamps among the target's prerequisites ($^); args_of_target: less the config's
 stamps_of_target = $(foreach f,$^,$(if $(findstring /.args/,$(f)),$(f)))
+args_of_target = $(filter-out %/.args/config,$(stamps_of_target))
 # $(call checked_args,ARGS_VARIABLE): the line before asr_train's
 checked_args = { $(ASR) train $($(1)) --check || { $(foreach s,$(stamps_of_target),test ! -f $(s).prev \
   || mv -f $(s).prev $(s);) exit 1; }; } && rm -f $(addsuffix .prev,$(stamps_of_target))
-current_checkpoint = $(if $(call args_changed,$(stamps_of_target),$(1)),,$(shell \
+current_checkpoint = $(if $(call args_changed,$(args_of_target),$(1)),,$(shell \
   for f in $^; do test $(2)/last/train_state.pt -nt $$f || exit 1; done && \
   for f in $?; do test $$f -nt $@ || exit 1; done && echo yes))
 # What asr train writes in its folder (asr.train_setup.RUN_FILES, and tb/).
@@ -359,6 +365,7 @@ endif
 #                                                CORPUS_DIR (../librispeech/eval_subsets.mk)
 #   synth     $(DATA)/.args/ttsN                 TTS_TEXTS, TTS_OPTIONS
 #   train     $(EXP)/.args/train                 CONFIG, TRAIN_MANIFEST, VALID, OVERRIDES, EXTRA_OVERRIDES
+#   (config)  $(EXP)/.args/config                what CONFIG holds (a digest: CONFIG_TEXT, above)
 #   finetune  $(EXP)/.args/finetune              the same on train.jsonl, FINETUNE_EPOCHS, FINETUNE_OVERRIDES
 #   lm        $(EXP)/lm/.args/words_Ngram        LM_ORDER, LM_TEXTS, LM_ARPAS, VALID (none for an LM
 #                                                outside EXP, which is used as given)
@@ -448,6 +455,7 @@ prepared = touch -c -r $(DATA)/train.jsonl $(DATA)/.args/prepare
 $(if $(filter-out 0,$(TTS_SENTENCES)),$(eval $(call args_stamp,synth,$(DATA)/.args/tts$(TTS_SENTENCES),\
   $(DATA)/tts$(TTS_SENTENCES)/train.jsonl,SYNTH_ARGS)))
 $(eval $(call args_stamp,train,$(EXP)/.args/train,$(EXP)/train.done,TRAIN_ARGS,$(EXP)/last/train_state.pt))
+$(eval $(call args_stamp,config,$(EXP)/.args/config,$(EXP)/train.done,CONFIG_TEXT,$(EXP)/last/train_state.pt))
 $(eval $(call args_stamp,finetune,$(EXP)/.args/finetune,$(EXP)/finetune/train.done,FINETUNE_ARGS,\
   $(EXP)/finetune/last/train_state.pt))
 $(if $(LM_OURS),$(eval $(call args_stamp,lm,$(dir $(LM)).args/$(basename $(notdir $(LM))),$(LM),LM_ARGS)))

@@ -457,3 +457,33 @@ def test_phone_ctc_reads_the_middle_layer_unless_told_and_only_layers_that_exist
         load_config("configs/small.yaml", ["train.phone_ctc_weight=0.3", "train.phone_ctc_layer=4"])
     with pytest.raises(ConfigError, match="phone_ctc_weight"):
         load_config("configs/small.yaml", ["train.phone_ctc_weight=-0.1"])
+
+
+@pytest.mark.parametrize("overrides, named", [
+    (["train.phone_ctc_layer=2"], "train.phone_ctc_layer=2: unused at train.phone_ctc_weight=0"),
+    (["train.phone_lexicon=my/lexicon.txt"], "train.phone_lexicon=my/lexicon.txt: unused: it spells"),
+    (["train.inter_ctc_layer=3"], "train.inter_ctc_layer=3: unused at train.inter_ctc_weight=0"),
+    (["model.subsampling=stack", "model.conv_channels=64"], "model.conv_channels=64: unused with "
+                                                            "model.subsampling=stack"),
+])
+def test_a_setting_that_nothing_reads_is_named_on_stderr_but_the_run_still_starts(overrides, named, capsys):
+    # a layer given for a head whose weight is 0 trains no head: said at once, not found in the model
+    assert load_config(None, overrides)
+    assert f"asr: warning: {named}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("overrides", [
+    ["train.phone_ctc_weight=0.3", "train.phone_ctc_layer=1", "train.phone_lexicon=my/lex2.txt"],
+    ["train.units=phone", "train.phone_lexicon=my/lex3.txt"],
+    ["train.inter_ctc_weight=0.3", "train.inter_ctc_layer=2"],
+    ["model.conv_channels=48"],
+    ["model.subsampling=stack", "model.conv_channels=32"],  # the default, whether written or not
+])
+def test_settings_that_are_read_draw_no_warning(overrides, capsys):
+    assert load_config(None, overrides)
+    assert "warning" not in capsys.readouterr().err
+
+
+def test_a_run_that_goes_on_is_not_warned_again_about_settings_it_started_with(capsys):
+    assert load_config(None, ["train.inter_ctc_layer=2"], resume=True).train.inter_ctc_layer == 2
+    assert "warning" not in capsys.readouterr().err

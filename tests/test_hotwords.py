@@ -29,6 +29,18 @@ def test_a_hotwords_value_with_no_phrase_is_warned_about_as_boosting_nothing(cap
     assert parse_hotwords([]) == [] and capsys.readouterr().err == ""  # the API's "none", said as such
 
 
+def test_an_empty_hotwords_value_in_the_api_is_warned_about_even_when_the_search_space_is_shared(capsys):
+    # the package's search space, loaded once, was handed back for hotwords="" (falsy, so shared)
+    # before the value was ever read: nothing boosted, nothing said
+    import numpy as np
+
+    import asr
+
+    model = asr.load_model(decoder="beam")
+    model.transcribe(np.zeros(8000, dtype=np.float32), hotwords="")
+    assert "hotwords '': no phrase in it: nothing is boosted" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize("spec", [5, ["tina", 3], {"tina": 2.0}])
 def test_hotwords_of_another_type_are_refused_naming_what_they_may_be(spec):
     # an int was Path()'s "expected str, bytes or os.PathLike object, not int"

@@ -654,6 +654,50 @@ def test_changed_overrides_retrain_and_redo_the_stages_after_training_but_not_pr
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_an_edited_config_retrains_and_a_new_comment_or_blank_line_in_it_does_not(tmp_path):
+    # the train stamp names the config by its path: an edited configs/small.yaml used to retrain nothing
+    config = tmp_path / "my.yaml"
+    config.write_text((REPO_ROOT / "configs" / "small.yaml").read_text())
+    own_data(tmp_path, f"CONFIG={config}")
+    config.write_text(config.read_text() + "\n# tried 4 layers: slower, no better\n   \n")
+    assert up_to_date(tmp_path, f"CONFIG={config}")
+    config.write_text(config.read_text().replace("num_layers: 3", "num_layers: 4  # 3 before"))
+    assert not up_to_date(tmp_path, f"CONFIG={config}")
+    done, calls = own_data(tmp_path, f"CONFIG={config}")
+    assert done.returncode == 0, done.stderr
+    assert "config: arguments changed, redoing" in done.stdout
+    assert names(calls) == ["evaluate", "evaluate", "lm tune", "train"]
+    assert "--resume" not in next(call for call in calls if call[0] == "train")  # a new run, the old one aside
+    assert (tmp_path / "exp" / "replaced" / "best").is_dir()
+    assert up_to_date(tmp_path, f"CONFIG={config}")
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_config_edit_that_training_refuses_leaves_the_run_and_the_config_stamp_as_they_were(tmp_path):
+    config = tmp_path / "my.yaml"
+    original = (REPO_ROOT / "configs" / "small.yaml").read_text()
+    config.write_text(original)
+    own_data(tmp_path, f"CONFIG={config}", "train")
+    config.write_text(original.replace("num_layers: 3", "num_layer: 4"))  # a mistyped key
+    done, calls = own_data(tmp_path, f"CONFIG={config}", "train", fails="train")
+    assert done.returncode != 0 and "train" not in names(calls)
+    config.write_text(original)  # the typo taken back: nothing to redo, nothing moved aside
+    done, calls = own_data(tmp_path, f"CONFIG={config}", "train")
+    assert done.returncode == 0 and calls == [], done.stdout
+    assert not (tmp_path / "exp" / "replaced").exists()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_run_trained_before_configs_had_a_stamp_is_taken_as_made_with_the_config_as_it_is(tmp_path):
+    own_data(tmp_path)
+    (tmp_path / "exp" / ".args" / "config").unlink()
+    done, calls = own_data(tmp_path)
+    assert done.returncode == 0 and calls == [], done.stdout
+    assert f"config: {tmp_path / 'exp' / 'train.done'} predates arguments stamps" in done.stdout
+    assert up_to_date(tmp_path)
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 @pytest.mark.parametrize("change, redone", [
     ("LM_ORDER=3", ["evaluate", "lm build", "lm tune"]),
     ("LM_WEIGHTS=1,2", ["evaluate", "lm tune"]),
@@ -952,7 +996,8 @@ def test_a_killed_training_run_resumes_and_one_whose_arguments_changed_starts_an
     # killed: its checkpoint saved after its inputs and arguments, and no train.done
     now = time.time()
     for path, age in ((tmp_path / "data" / ".args" / "prepare", 90), (tmp_path / "data" / "train.jsonl", 60),
-                      (tmp_path / "exp" / ".args" / "train", 60), (checkpoint, 30)):
+                      (tmp_path / "exp" / ".args" / "train", 60), (tmp_path / "exp" / ".args" / "config", 60),
+                      (checkpoint, 30)):
         os.utime(path, (now - age, now - age))
     (tmp_path / "exp" / "train.done").unlink()
     done, calls = own_data(tmp_path, "train")
@@ -976,7 +1021,8 @@ def test_make_n_after_a_touched_prepare_stamp_shows_a_finished_run_trained_anew_
     checkpoint.write_text("")
     now = time.time()
     for path, age in ((tmp_path / "data" / ".args" / "prepare", 90), (tmp_path / "data" / "train.jsonl", 90),
-                      (tmp_path / "exp" / ".args" / "train", 60), (checkpoint, 30), (tmp_path / "exp" / "train.done", 20)):
+                      (tmp_path / "exp" / ".args" / "train", 60), (tmp_path / "exp" / ".args" / "config", 60),
+                      (checkpoint, 30), (tmp_path / "exp" / "train.done", 20)):
         os.utime(path, (now - age, now - age))
     (tmp_path / "data" / ".args" / "prepare").touch()
     plan = own_data(tmp_path, "-n", "train")[0].stdout
