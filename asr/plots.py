@@ -190,8 +190,8 @@ def plot_alignment(transcriber, audio_path: str | Path, out: str | Path) -> Path
     # the posteriors of what transcribe runs: the file without its long quiet edges, run whole
     # (transcribe also cuts it at pauses: its words are taken from transcribe, the title says so)
     if (span := transcriber.speech_span(wave)) is None:
-        raise PlotError(f"{path}: no sound above {transcriber.silence_dbfs():.0f} dBFS: nothing to plot "
-                        "(transcribe gives no words)")
+        steady = not transcriber.segmenter.is_quiet(wave.numpy())
+        raise PlotError(f"{path}: {transcriber.no_speech(steady)}: nothing to plot (transcribe gives no words)")
     lo, hi = span
     if (hi - lo) / rate > MAX_PLOT_SECONDS:
         raise PlotError(f"{path}: {(hi - lo) / rate:.1f} s of sound; an alignment plot is readable for at most "

@@ -8,7 +8,9 @@ recording, near the quietest one before it), else where the short-time energy is
 middle of the longest, quietest pause) in the second half of the window. Energy-based VAD needs
 no extra package and no model run, and the cut only has to avoid splitting a word: the model
 itself decides what is speech. Segments of digital silence are flagged ``silent`` and not
-transcribed.
+transcribed, and so are segments of steady noise alone (hiss, hum, a fan: ``steady_db``), in which
+a model trained on speech finds words: the built-in package wrote "going off if unfunded in" for
+3 s of white noise at -60 dBFS, since per-utterance normalization makes any noise as loud as speech.
 
 A pause the recording is cut at keeps only ``pause_margin_seconds`` of quiet on either side; its
 middle is not transcribed. Models learn from clips cut close to the speech, and the built-in
@@ -31,6 +33,10 @@ import numpy as np
 import torch
 
 
+STEADY_FRAME_SECONDS = 0.1  # long enough to average noise out, short enough to follow syllables
+PRE_EMPHASIS = 0.97  # the features' (asr.features)
+
+
 @dataclass(frozen=True)
 class SegmenterOptions:
     max_seconds: float = 20.0  # the model was trained on utterances of a few seconds to ~20 s
@@ -38,6 +44,12 @@ class SegmenterOptions:
     frame_seconds: float = 0.025  # energy frame
     smooth_seconds: float = 0.3  # the quietest 300 ms is taken as the pause to cut in
     silence_rms: float = 1e-4  # a segment quieter than this (about -80 dBFS) is not transcribed
+    # Nor is one whose loudest 100 ms is less than this above its quietest (0: never), after the
+    # features' pre-emphasis: steady noise (white, pink, brown; 0.5-20 s) spans at most 1.3 dB,
+    # speechocean762's clips at least 18 dB; of 60 valid clips under white noise at 10 dB SNR none
+    # falls below 2 dB, at 5 dB SNR 2, whose every word the built-in model got wrong anyway
+    # (bench/steady_noise.py; README.md, "Long audio")
+    steady_db: float = 2.0
     trim_after_seconds: float = 1.0  # quiet edges longer than this are cut (0: never) ...
     trim_margin_seconds: float = 0.5  # ... down to this much
     quiet_db: float = 40.0  # quiet: this far below the segment's loudest energy frame, or ...
@@ -69,8 +81,9 @@ class SegmenterOptions:
 class AudioSegment:
     start: float  # seconds from the beginning of the file
     samples: torch.Tensor  # mono float32 at the model's rate
-    silent: bool = False  # digital silence: not worth a model run (it would decode to nothing)
+    silent: bool = False  # digital silence or steady noise: no speech to run a model on
     covers: float = 0.0  # seconds of the file it stands for, quiet edges included (for progress)
+    steady: bool = False  # silent for its steady noise (is_steady), not for digital silence
 
 
 def frame_energy(samples: np.ndarray, frame: int) -> np.ndarray:
@@ -196,20 +209,40 @@ class Segmenter:
         return lowest * 10 ** (self.options.noise_floor_db / 10)
 
     def is_silent(self, samples: np.ndarray) -> bool:
-        """Below ``silence_rms`` throughout: a model run would only make text up (evaluate, tuning
-        and validation ask this of what they would run, so they agree with transcribe)."""
+        """Below ``silence_rms`` throughout, or steady noise (``is_steady``): a model run would only
+        make text up (evaluate, tuning and validation ask this of what they would run, so they
+        agree with transcribe)."""
+        return self.is_quiet(samples) or self.is_steady(samples)
+
+    def is_quiet(self, samples: np.ndarray) -> bool:
+        """Below ``silence_rms`` throughout: digital silence."""
         rms = np.sqrt(np.mean(samples.astype(np.float64) ** 2)) if samples.size else np.inf
         return bool(rms < self.options.silence_rms)
+
+    def is_steady(self, samples: np.ndarray) -> bool:
+        """Whether the energy of ``samples`` stays within ``steady_db`` over 100 ms frames (three
+        or more), after pre-emphasis as the features have it: noise with no speech in it. Speech
+        rises and falls by tens of dB from syllable to syllable; steady noise by about one. The
+        pre-emphasis takes out the slow swings of brown noise and hum, which span far more without it."""
+        frame = int(STEADY_FRAME_SECONDS * self.sample_rate)
+        if not self.options.steady_db or frame < 1 or samples.size < 3 * frame:
+            return False
+        x = samples.astype(np.float64)
+        energy = frame_energy(np.concatenate([x[:1], x[1:] - PRE_EMPHASIS * x[:-1]]), frame)
+        energy = energy[energy > 0]  # a dropout's zeros are no quieter noise
+        return energy.size >= 3 and bool(energy.max() < energy.min() * 10 ** (self.options.steady_db / 10))
 
     def _emit(self, samples: np.ndarray, start: int, covers: int | None = None) -> Iterator[AudioSegment]:
         """``samples`` from sample ``start`` on, standing for ``covers`` samples of the file (a
         pause's skipped middle included)."""
         silent = self.is_silent(samples)
+        steady = silent and not self.is_quiet(samples)
         covers = (samples.size if covers is None else covers) / self.sample_rate
         if not silent:
             lo, hi = self.speech_span(samples)
             samples, start = samples[lo:hi], start + lo
-        yield AudioSegment(start / self.sample_rate, torch.from_numpy(np.ascontiguousarray(samples)), silent, covers)
+        yield AudioSegment(start / self.sample_rate, torch.from_numpy(np.ascontiguousarray(samples)), silent, covers,
+                           steady)
 
     def speech_span(self, samples: np.ndarray) -> tuple[int, int]:
         """[lo, hi) of ``samples`` without quiet edges longer than trim_after_seconds (cut to

@@ -172,6 +172,14 @@ class Transcriber:
         """The segmenter's silence level (its RMS) in dB below full scale."""
         return 20 * math.log10(self.segmenter.options.silence_rms) if self.segmenter.options.silence_rms else -math.inf
 
+    def no_speech(self, steady: bool) -> str:
+        """Why audio with no segment to run holds no speech, for the user: steady noise alone (as
+        the segmenter judges it), else no sound above its silence level."""
+        if steady:
+            return (f"steady noise alone, no speech (its loudness varies by under "
+                    f"{self.segmenter.options.steady_db:g} dB, as hiss, hum or a fan's does)")
+        return f"no sound above {self.silence_dbfs():.0f} dBFS"
+
     def describe(self) -> str:
         """One line for logs and reports: how this transcriber decodes."""
         return self.decoder.describe()
@@ -321,7 +329,7 @@ class Transcriber:
                 outcome = state.error or merge_results(state.pieces, state.samples / self.sample_rate)
                 if state.error is None and note is not None:
                     if state.samples and not state.sounded:
-                        note(f"{state.path}: no sound above {self.silence_dbfs():.0f} dBFS; nothing transcribed")
+                        note(f"{state.path}: {self.no_speech(state.steady)}; nothing transcribed")
                     elif state.samples < SHORTEST_WORD_SECONDS * self.sample_rate and not outcome.text:
                         note(f"{state.path}: only {1000 * state.samples / self.sample_rate:.3g} ms of audio, too "
                              "short to hold a word; nothing transcribed")
@@ -337,6 +345,7 @@ class Transcriber:
             states.append(state)
             try:
                 for seg in self.segmenter.segments(state.count(stream_audio(path, self.sample_rate, stdin=stdin))):
+                    state.steady |= seg.steady
                     if seg.silent or state.error is not None:  # (failed: the rest of it is not searched)
                         if progress:
                             progress(seg.covers)
@@ -363,6 +372,7 @@ class _FileState:
     def __init__(self, path: str):
         self.path, self.pieces, self.pending, self.done, self.error, self.samples = path, [], 0, False, None, 0
         self.sounded = False  # a segment above the segmenter's silence level was queued
+        self.steady = False  # a segment of steady noise alone was left out
 
     def count(self, blocks: Iterable[np.ndarray]) -> Iterator[np.ndarray]:
         for block in blocks:

@@ -11,13 +11,22 @@ import soundfile as sf
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
+def syllabic_tone(seconds: float = 1.0, sample_rate: int = 16000, freq: float = 440.0,
+                  amplitude: float = 0.5) -> np.ndarray:
+    """A sine of peak ``amplitude`` whose loudness rises and falls 4 times a second (14 dB), as
+    syllables do: the stand-in for speech. A steady tone, like steady noise, holds no speech and is
+    not transcribed (asr.segmenter's steady_db)."""
+    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
+    envelope = 0.6 + 0.4 * np.cos(2 * np.pi * 4 * t)
+    return (amplitude * envelope * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
 def write_sine(path, seconds: float = 0.5, sample_rate: int = 16000, channels: int = 1,
                freq: float = 440.0, subtype: str | None = None) -> Path:
-    """Write a sine tone (amplitude 0.5) with soundfile; the format follows the suffix."""
+    """Write a syllabic tone (``syllabic_tone``, peak 0.5) with soundfile; the format follows the suffix."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    t = np.arange(int(round(seconds * sample_rate))) / sample_rate
-    tone = 0.5 * np.sin(2 * np.pi * freq * t).astype(np.float32)
+    tone = syllabic_tone(seconds, sample_rate, freq)
     data = tone if channels == 1 else np.stack([tone] * channels, axis=1)
     sf.write(str(path), data, sample_rate, subtype=subtype)
     return path

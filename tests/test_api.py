@@ -20,13 +20,13 @@ from asr.lm import build_lm
 from asr.model_dir import load_model_dir
 from asr.segmenter import SegmenterOptions
 from asr.transcribe import Transcriber
+from conftest import syllabic_tone
 
 RATE = 16000
 
 
 def tone(seconds: float = 1.0, amplitude: float = 0.5) -> np.ndarray:
-    t = np.arange(int(seconds * RATE)) / RATE
-    return (amplitude * np.sin(2 * np.pi * 300 * t)).astype(np.float32)
+    return syllabic_tone(seconds, RATE, 300.0, amplitude)
 
 
 @pytest.fixture(scope="module")

@@ -9,6 +9,7 @@ from asr.data import Utterance
 from asr.evaluate import evaluate
 from asr.text import normalize_text
 from asr.tuning import model_outputs
+from tests.conftest import syllabic_tone
 from tests.test_rescoring import packages  # noqa: F401 (a fixture)
 from tests.test_transcribe import RATE, long_file, speller  # noqa: F401 (a fixture)
 
@@ -25,7 +26,7 @@ def test_a_silent_utterance_gets_the_empty_hypothesis_without_a_model_run(tiny_m
 
 def test_tuning_scores_a_silent_utterance_as_empty_without_a_model_run(tiny_model_dir, tmp_path):
     sf.write(str(tmp_path / "silence.wav"), np.zeros(2 * RATE, dtype=np.float32), RATE)
-    sf.write(str(tmp_path / "tone.wav"), 0.5 * np.sin(np.arange(RATE) / 3.0).astype(np.float32), RATE)
+    sf.write(str(tmp_path / "tone.wav"), syllabic_tone(1.0), RATE)
     t = speller(tiny_model_dir)
     batches, skipped, silent = model_outputs(t, [Utterance(str(tmp_path / "silence.wav"), 2.0, "Hello"),
                                                  Utterance(str(tmp_path / "tone.wav"), 1.0, "world")])
@@ -51,7 +52,7 @@ def test_short_utterances_keep_the_batched_path(tiny_model_dir, tmp_path):
     paths = []
     for i in range(3):
         paths.append(tmp_path / f"{i}.wav")
-        sf.write(str(paths[-1]), 0.5 * np.sin(np.arange((i + 1) * RATE) / 3.0).astype(np.float32), RATE)
+        sf.write(str(paths[-1]), syllabic_tone(i + 1), RATE)
     t = speller(tiny_model_dir)
     batches = []
     run = t.transcribe_waveforms
@@ -66,7 +67,7 @@ def test_evaluate_warns_that_references_with_no_words_after_normalization_give_n
 
     from asr.cli import main
 
-    sf.write(str(tmp_path / "tone.wav"), 0.5 * np.sin(np.arange(RATE) / 3.0).astype(np.float32), RATE)
+    sf.write(str(tmp_path / "tone.wav"), syllabic_tone(1.0), RATE)
     (tmp_path / "m.jsonl").write_text(json.dumps({"audio_filepath": str(tmp_path / "tone.wav"), "duration": 1.0,
                                                   "text": "... !?"}) + "\n")
     assert main(["evaluate", str(tmp_path / "m.jsonl"), "--model", str(tiny_model_dir), "--json"]) == 0
@@ -85,7 +86,7 @@ def test_evaluate_warns_when_references_hold_characters_the_model_cannot_write(t
 
     alphabet = set(load_model_dir(tiny_model_dir, device="cpu").tokenizer.tokens)
     assert not {"7", "9"} & alphabet  # digits: as for a model trained on spelled-out numbers
-    sf.write(str(tmp_path / "tone.wav"), 0.5 * np.sin(np.arange(RATE) / 3.0).astype(np.float32), RATE)
+    sf.write(str(tmp_path / "tone.wav"), syllabic_tone(1.0), RATE)
     a, b = sorted(c for c in alphabet if c.isalpha() and len(c) == 1)[:2]
     rows = [{"id": f"u{i}", "audio_filepath": str(tmp_path / "tone.wav"), "duration": 1.0, "text": text}
             for i, text in enumerate((f"{a}{b} 7 {a} 9", f"{b} 77", a * 2))]
@@ -105,7 +106,7 @@ def test_an_utterance_without_an_id_gets_the_same_id_from_any_working_folder_so_
 
     (tmp_path / "data" / "audio").mkdir(parents=True)
     sf.write(str(tmp_path / "data" / "audio" / "tone.wav"),
-             0.5 * np.sin(np.arange(RATE) / 3.0).astype(np.float32), RATE)
+             syllabic_tone(1.0), RATE)
     (tmp_path / "data" / "m.jsonl").write_text(json.dumps({"audio_filepath": "audio/tone.wav", "duration": 1.0,
                                                            "text": "hello"}) + "\n")
     monkeypatch.chdir(tmp_path)
@@ -124,7 +125,7 @@ def test_evaluate_names_a_few_unreadable_files_and_totals_them_rather_than_listi
     from asr.cli import main
     from asr.user_warnings import SHOWN
 
-    sf.write(str(tmp_path / "tone.wav"), 0.5 * np.sin(np.arange(RATE) / 3.0).astype(np.float32), RATE)
+    sf.write(str(tmp_path / "tone.wav"), syllabic_tone(1.0), RATE)
     rows = [{"audio_filepath": str(tmp_path / "tone.wav"), "duration": 1.0, "text": "hello", "id": "ok"}]
     rows += [{"audio_filepath": str(tmp_path / f"gone{i}.wav"), "duration": 1.0, "text": "hello", "id": f"u{i}"}
              for i in range(SHOWN + 5)]
@@ -141,7 +142,7 @@ def test_two_utterances_of_one_missing_file_are_two_skipped_alone_or_combined(ti
 
     from asr.cli import main
 
-    sf.write(str(tmp_path / "tone.wav"), 0.5 * np.sin(np.arange(RATE) / 3.0).astype(np.float32), RATE)
+    sf.write(str(tmp_path / "tone.wav"), syllabic_tone(1.0), RATE)
     gone = str(tmp_path / "gone.wav")
     rows = [{"audio_filepath": str(tmp_path / "tone.wav"), "duration": 1.0, "text": "hello", "id": "ok"},
             {"audio_filepath": gone, "duration": 1.0, "text": "hello", "id": "g1"},  # two segments of one file

@@ -4,8 +4,11 @@ import math
 
 import numpy as np
 import pytest
+import torch
 
+from asr.noise import coloured_noise
 from asr.segmenter import Segmenter, SegmenterOptions, array_blocks, loud_frames, quietest_point
+from tests.conftest import SHARED_SO762, _shortest_utterances, syllabic_tone
 
 RATE = 16000
 
@@ -192,3 +195,50 @@ def test_segmenter_options_out_of_range_are_refused_by_name_not_a_hang(option, v
     # max_seconds=0 looped for ever; frame_seconds=0 divided by zero deep in the pause search
     with pytest.raises(ValueError, match=f"^{option} must be a finite number of "):
         SegmenterOptions(**{option: value})
+
+
+@pytest.mark.parametrize("colour", [0.0, 1.0, 2.0])  # white, pink, brown
+@pytest.mark.parametrize("seconds", [0.5, 3.0, 20.0])
+def test_steady_noise_of_any_colour_level_or_length_is_flagged_as_holding_no_speech(colour, seconds):
+    # a model trained on speech finds words in hiss; steady noise spans about 1 dB over 100 ms frames
+    noise = coloured_noise(3, int(seconds * RATE), torch.full((3,), colour), RATE).numpy()
+    segmenter = Segmenter(RATE)
+    for level, n in zip((0.001, 0.01, 0.1), noise):
+        steady = (level * n / n.std()).astype(np.float32)
+        assert segmenter.is_silent(steady) and segmenter.is_steady(steady) and not segmenter.is_quiet(steady)
+        segs = segments_of(steady, max_seconds=25.0)
+        assert [(s.silent, s.steady) for s in segs] == [(True, True)]
+
+
+def test_a_steady_tone_or_hum_is_flagged_too():
+    t = np.arange(3 * RATE) / RATE
+    hum = 0.1 * (np.sin(2 * np.pi * 50 * t) + 0.5 * np.sin(2 * np.pi * 150 * t))
+    assert Segmenter(RATE).is_steady(hum.astype(np.float32))
+    assert Segmenter(RATE).is_steady((0.5 * np.sin(2 * np.pi * 440 * t)).astype(np.float32))
+
+
+def test_sound_that_rises_and_falls_as_syllables_do_is_not_flagged():
+    segmenter = Segmenter(RATE)
+    assert not segmenter.is_silent(syllabic_tone(2.0))
+    assert not segmenter.is_silent(bursts([(0.4, True), (0.3, False), (0.6, True)]))  # noise then a pause
+
+
+def test_real_speech_is_not_flagged_even_under_white_noise_at_10_db_snr():
+    # speechocean762's shortest train clips: quiet room, a child or adult reading a word or two
+    import soundfile as sf
+
+    if not SHARED_SO762.is_dir():
+        pytest.skip("../shared/data/speechocean762 is not present")
+    clips = _shortest_utterances("train", 20)
+    rng, segmenter = np.random.default_rng(1), Segmenter(RATE)
+    for _, path, _, _, _ in clips:
+        speech, _ = sf.read(str(path), dtype="float32")
+        noise = rng.standard_normal(speech.size) * speech.std() / np.sqrt(10)
+        assert not segmenter.is_silent(speech) and not segmenter.is_silent((speech + noise).astype(np.float32)), path
+
+
+def test_steady_db_0_turns_the_rule_off_and_audio_under_three_frames_is_never_judged_steady():
+    hiss = (0.01 * np.random.default_rng(2).standard_normal(3 * RATE)).astype(np.float32)
+    assert not Segmenter(RATE, SegmenterOptions(steady_db=0.0)).is_silent(hiss)
+    assert not Segmenter(RATE).is_steady(hiss[: int(0.29 * RATE)])  # too few 100 ms frames to tell
+    assert Segmenter(RATE).is_steady(hiss[: int(0.3 * RATE)])

@@ -18,7 +18,7 @@ from asr.inputs import expand_inputs, stream_audio
 from asr.model_dir import load_model_dir
 from asr.segmenter import SegmenterOptions
 from asr.transcribe import MAX_WORD_TAIL_SECONDS, Transcriber
-from tests.conftest import REPO_ROOT, write_sine
+from tests.conftest import REPO_ROOT, syllabic_tone, write_sine
 
 RATE = 16000
 HOP = 320  # the fake model's frame: 20 ms
@@ -170,7 +170,7 @@ def test_evaluate_runs_an_utterance_without_its_long_silent_lead_in_and_counts_t
     from asr.data import Utterance
     from asr.evaluate import evaluate
 
-    tone = 0.5 * np.sin(2 * np.pi * 440 * np.arange(RATE) / RATE)
+    tone = syllabic_tone(1.0)
     sf.write(str(tmp_path / "late.wav"), np.concatenate([np.zeros(3 * RATE), tone]).astype(np.float32), RATE)
     t = speller(tiny_model_dir)
     seen = []
@@ -540,6 +540,28 @@ def test_a_whole_file_of_silence_gets_one_note_naming_it_and_empty_text(tiny_mod
     outcomes = dict(speller(tiny_model_dir).transcribe_files(paths, note=notes.append))
     assert outcomes[str(tmp_path / "silence.wav")].text == ""
     assert notes == [f"{tmp_path / 'silence.wav'}: no sound above -80 dBFS; nothing transcribed"]
+
+
+def test_a_file_of_steady_noise_alone_gets_a_note_saying_so_and_empty_text(tiny_model_dir, tmp_path):
+    # the fake model spells "hohoho" over anything loud, as the built-in package wrote words for hiss
+    hiss = 0.01 * np.random.default_rng(0).standard_normal(3 * RATE)
+    sf.write(str(tmp_path / "hiss.wav"), hiss.astype(np.float32), RATE)
+    write_sine(tmp_path / "tone.wav", seconds=1.0)
+    notes = []
+    paths = [str(tmp_path / "hiss.wav"), str(tmp_path / "tone.wav")]
+    outcomes = dict(speller(tiny_model_dir).transcribe_files(paths, note=notes.append))
+    assert outcomes[str(tmp_path / "hiss.wav")].text == "" and outcomes[str(tmp_path / "tone.wav")].text
+    assert notes == [f"{tmp_path / 'hiss.wav'}: steady noise alone, no speech (its loudness varies by under 2 dB, "
+                     "as hiss, hum or a fan's does); nothing transcribed"]
+
+
+def test_the_built_in_package_writes_nothing_for_hiss_it_once_heard_words_in(capsys):
+    # "going off if unfunded in" for 3 s of white noise at -60 dBFS: per-utterance normalization
+    # makes any noise as loud as speech
+    import asr
+
+    hiss = (0.001 * np.random.default_rng(0).standard_normal(3 * RATE)).astype(np.float32)
+    assert asr.load_model(decoder="greedy").transcribe(hiss).text == ""
 
 
 def test_a_file_too_short_to_hold_a_word_gets_a_note_saying_so(tiny_model_dir, tmp_path):
