@@ -101,9 +101,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gpus", type=positive(int), default=1,
                    help="data-parallel processes on this machine (torchrun; gloo on CPU, nccl on GPU)")
     p.add_argument("--check", action="store_true",
-                   help="check the config, its overrides and that its manifests exist, then stop: nothing trains "
-                   "or is written (what needs the data, e.g. the tokenizer, a phone lexicon, train.init_from's "
-                   "config or the utterances' lengths, is checked as training starts)")
+                   help="check the config, its overrides and that the files it names exist (manifests, phone "
+                   "lexicon, train.init_from's model), then stop: nothing trains or is written (what needs their "
+                   "contents, e.g. the tokenizer, the lexicon's lines, train.init_from's config or the utterances' "
+                   "lengths, is checked as training starts)")
     p.set_defaults(func=cmd_train)
 
     def model_args(p):

@@ -24,7 +24,7 @@ def cmd_train(args) -> int:
     from asr.train_checks import check_trainable
 
     cfg = load_config(args.config, args.overrides, resume=args.resume)  # fail here, before any process starts
-    check_trainable(cfg)
+    check_trainable(cfg, args.resume)
     # a run writes inside its directory (config.yaml, log.jsonl, last/ staged there): probed there,
     # or where it will be made
     check_writable(Path(cfg.train.output_dir) / "config.yaml")

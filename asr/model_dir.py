@@ -88,7 +88,9 @@ def save_model_dir(path: str | Path, config: Config, model: AcousticModel,
     return Path(path)
 
 
-def load_model_dir(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+def check_model_dir(path: str | Path | None = None) -> Path:
+    """``path`` (None: the built-in package) if it holds a model directory's files, else a
+    ModelDirError saying what it is instead; reads none of them."""
     path = Path(path) if path is not None else PRETRAINED_DIR
     if path.is_file():
         raise ModelDirError(f"{path}: a file, not a model directory (config.yaml, model.safetensors, ...)")
@@ -101,6 +103,11 @@ def load_model_dir(path: str | Path | None = None, device: str | torch.device = 
                 raise ModelDirError(f"{path}: a training run's folder, not a model directory: its {what} is "
                                     f"{path / inner}")
         raise ModelDirError(f"{path}: not a model directory (missing {', '.join(missing)})")
+    return path
+
+
+def load_model_dir(path: str | Path | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+    path = check_model_dir(path)
     config = _read_config(path / "config.yaml")
     try:
         tokenizer = load_tokenizer(path / TOKENIZER_FILE)

@@ -89,7 +89,7 @@ class _Run:
 
     def __init__(self, cfg: Config, resume: bool):
         self.cfg, tc = cfg, cfg.train
-        check_trainable(cfg)
+        check_trainable(cfg, resume)
         self.dir = Path(tc.output_dir)
         self.t_start = time.time()
         torch.manual_seed(tc.seed)
@@ -234,10 +234,11 @@ class _Run:
         self.loader = BatchLoader(self.train_set, self.sampler, pin_memory=self.device.type == "cuda")
         self.sums, self.t0 = EpochSums(), time.time()
         self.step_lr = self.scheduler.get_last_lr()[0]
-        # utterances of digital silence, as validation and evaluate judge it: looked for in the first
-        # epoch this process runs
+        # utterances of digital silence or steady noise alone, as validation and evaluate judge them:
+        # looked for in the first epoch this process runs
         self.silent = silent = [] if self.epoch == self.start_epoch else None
         silence_rms = SegmenterOptions().silence_rms
+        steady = Segmenter(self.cfg.features.sample_rate).is_steady
         bar = progress_bar(self.sampler.steps(self.counts[self.epoch]) - self.skip,
                            f"epoch {self.epoch + 1}/{self.epochs}", tc.progress and d.is_main)
         self.from_start = self.skip == 0  # a resumed epoch may have nothing left to read
@@ -249,6 +250,8 @@ class _Run:
             if silent is not None:  # zero padding adds nothing to the energy
                 rms = (batch.waveforms.pow(2).sum(1) / batch.wave_lengths.clamp(min=1)).sqrt()
                 silent += [i for i, r in zip(batch.indices, rms.tolist()) if r < silence_rms]
+                silent += [i for i, wave, n in zip(batch.indices, batch.waveforms, batch.wave_lengths.tolist())
+                           if steady(wave[:n].cpu().numpy())]
             self.train_step(batch)
             if bar is not None:
                 bar.update(1)

@@ -22,6 +22,7 @@ from asr.user_warnings import gathered_warnings, report_cut
 from asr.data import SpeechDataset, Utterance, frames_needed, read_manifest
 from asr.losses import log
 from asr.model import AcousticModel
+from asr.model_dir import ModelDirError, check_model_dir
 from asr.segmenter import SegmenterOptions
 
 
@@ -29,15 +30,27 @@ class TrainingError(RuntimeError):
     pass
 
 
-def check_trainable(cfg: Config) -> None:
+def check_trainable(cfg: Config, resume: bool = False) -> None:
     """What a config needs to train that Config itself cannot ask (other commands load configs
-    without a manifest); `asr train --gpus N` asks before it starts N processes."""
+    without a manifest), from the files' presence alone; `asr train --gpus N` asks before it starts
+    N processes, and `--check` before a recipe moves a finished run aside. (``resume``: a run goes
+    on from its own checkpoint, not from ``train.init_from``.)"""
     if not cfg.train.train_manifest:
         raise ConfigError("train.train_manifest is not set: give it in the config or as "
                           "train.train_manifest=MANIFEST.jsonl")
     for manifest in (cfg.train.train_manifest, cfg.train.valid_manifest):
         if manifest and not Path(manifest).is_file():
             read_manifest(manifest)  # raises its one-line error (not found, a directory); reads nothing
+    t = cfg.train
+    if t.phone_ctc_weight or t.units == "phone":
+        for part in (part.strip() for part in str(t.phone_lexicon).split(",")):
+            if part != "cmudict" and not Path(part).is_file():
+                raise ConfigError(f"train.phone_lexicon: {part}: no such lexicon file (or use 'cmudict')")
+    if t.init_from and not resume:
+        try:
+            check_model_dir(t.init_from)
+        except ModelDirError as e:
+            raise ConfigError(f"train.init_from: {e}") from None
     a, dim = cfg.augment, cfg.features.dim
     if a.freq_masks > 0 and a.freq_mask_width >= dim:  # (a saved model may hold such a config: refused here only)
         raise ConfigError(f"augment.freq_mask_width {a.freq_mask_width} is as wide as the {dim} features: a mask "
@@ -218,7 +231,8 @@ def valid_in_train_note(train: SpeechDataset, valid: SpeechDataset) -> str | Non
 
 
 def warn_of_silence(manifest: str, dataset, silent: list[int], d, device) -> None:
-    """Name the training utterances found to be digital silence: each has a transcript, so the
+    """Name the training utterances found to hold no speech (digital silence, or steady noise alone):
+    each has a transcript, so the
     model is taught to hear words where validation and `asr evaluate` hear none. The ranks pool what
     they saw (an epoch's last round of batches repeats its first ones: two ranks may see the same
     utterance), and the main one names them all."""
@@ -230,5 +244,6 @@ def warn_of_silence(manifest: str, dataset, silent: list[int], d, device) -> Non
         named = [f"silent train utterance {_name(dataset.utterances[i])}: {dataset.utterances[i].audio_filepath}"
                  for i in found]
         listed(named, f"warning: {manifest}: {total} train utterance(s) are digital silence (below "
-                      f"{20 * math.log10(SegmenterOptions().silence_rms):.0f} dBFS) yet have a transcript: the model "
-                      "learns words in silence, which validation and asr evaluate score as saying nothing")
+                      f"{20 * math.log10(SegmenterOptions().silence_rms):.0f} dBFS) or steady noise alone yet have a "
+                      "transcript: the model learns words in silence, which validation and asr evaluate score as "
+                      "saying nothing")

@@ -444,7 +444,7 @@ def test_resuming_with_other_phone_settings_is_refused_by_name(tiny_corpus, tmp_
 
 
 def test_a_phone_lexicon_that_cannot_be_read_stops_training_before_it_starts(tiny_corpus, tmp_path):
-    with pytest.raises(TrainingError, match="train.phone_lexicon: .*absent.txt: no such lexicon file"):
+    with pytest.raises(ConfigError, match="train.phone_lexicon: .*absent.txt: no such lexicon file"):
         train(tiny_config(tiny_corpus, tmp_path / "run", "train.phone_ctc_weight=0.3",
                           f"train.phone_lexicon={tmp_path / 'absent.txt'}"))
 
@@ -494,7 +494,7 @@ def test_phone_units_train_on_the_lexicons_phones_and_a_missing_lexicon_is_named
     assert len(loaded.tokenizer) == len(PhoneLexicon.load(lexicon).phones) + 2 == loaded.model.head.out_features
     text = normalize_text(json.loads((tiny_corpus / "train.jsonl").read_text().splitlines()[0])["text"])
     assert loaded.tokenizer.decode(loaded.tokenizer.encode(text)) == text
-    with pytest.raises(TrainingError, match="train.phone_lexicon: .*nowhere.txt: no such lexicon file"):
+    with pytest.raises(ConfigError, match="train.phone_lexicon: .*nowhere.txt: no such lexicon file"):
         train(tiny_config(tiny_corpus, tmp_path / "none", "train.units=phone", f"train.phone_lexicon={tmp_path}/nowhere.txt"))
 
 
@@ -650,6 +650,24 @@ def test_asr_train_check_answers_for_the_config_and_overrides_and_writes_nothing
     assert main([*args, "train.epochs=2O"]) == 2  # the recipes ask before they move a finished run aside
     assert "train.epochs: expected an integer, got '2O'" in capsys.readouterr().err
     assert main([*args, f"train.valid_manifest={tmp_path / 'nope.jsonl'}"]) == 2
+    assert not (tmp_path / "run").exists()
+
+
+def test_asr_train_check_names_a_missing_phone_lexicon_or_init_from_model_before_a_recipe_moves_a_run_aside(
+        tiny_corpus, tmp_path, capsys):
+    from asr.cli import main
+
+    args = ["train", "configs/small.yaml", f"train.train_manifest={tiny_corpus / 'train.jsonl'}",
+            f"train.output_dir={tmp_path / 'run'}", "--check"]
+    assert main([*args, "train.phone_ctc_weight=0.3", f"train.phone_lexicon=cmudict,{tmp_path / 'lex.txt'}"]) == 2
+    assert f"train.phone_lexicon: {tmp_path / 'lex.txt'}: no such lexicon file (or use 'cmudict')" \
+        in capsys.readouterr().err
+    (tmp_path / "model").mkdir()
+    assert main([*args, f"train.init_from={tmp_path / 'model'}"]) == 2
+    assert f"train.init_from: {tmp_path / 'model'}: not a model directory (missing " in capsys.readouterr().err
+    # a run that goes on starts from its own checkpoint, not from the model it was first given
+    assert main([*args, f"train.init_from={tmp_path / 'model'}", "--resume"]) == 0
+    assert main([*args, "train.init_from=asr/pretrained/default"]) == 0  # a model directory
     assert not (tmp_path / "run").exists()
 
 

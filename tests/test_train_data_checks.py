@@ -220,13 +220,19 @@ def test_a_set_that_only_slowing_down_makes_long_enough_still_trains(tmp_path, c
 
 
 def test_silent_training_audio_with_a_transcript_is_named_and_counted(tmp_path, capsys):
+    # steady noise alone is no speech either: validation and evaluate leave it out as they do silence
     clips(tmp_path, a=0.6, b=0.6)
     sf.write(str(tmp_path / "hush.wav"), np.zeros(RATE // 2, np.float32), RATE)
-    manifest(tmp_path / "train.jsonl", [("a.wav", 0.6, "so"), ("hush.wav", 0.5, "so it is"), ("b.wav", 0.6, "it")])
+    hiss = 0.01 * np.random.default_rng(0).standard_normal(RATE // 2)
+    sf.write(str(tmp_path / "hiss.wav"), hiss.astype(np.float32), RATE)
+    manifest(tmp_path / "train.jsonl", [("a.wav", 0.6, "so"), ("hush.wav", 0.5, "so it is"), ("b.wav", 0.6, "it"),
+                                        ("hiss.wav", 0.5, "is it")])
     train(small_config(tmp_path, "train.epochs=2"))
     err = capsys.readouterr().err
     assert f"silent train utterance hush.wav: {tmp_path / 'hush.wav'}" in err
-    assert "1 train utterance(s) are digital silence (below -80 dBFS) yet have a transcript" in err
+    assert f"silent train utterance hiss.wav: {tmp_path / 'hiss.wav'}" in err
+    assert "2 train utterance(s) are digital silence (below -80 dBFS) or steady noise alone yet have a transcript" \
+        in err
     assert err.count("are digital silence") == 1  # the first epoch's finding, not every epoch's
 
 
