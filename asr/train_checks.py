@@ -232,10 +232,9 @@ def valid_in_train_note(train: SpeechDataset, valid: SpeechDataset) -> str | Non
 
 def warn_of_silence(manifest: str, dataset, silent: list[int], d, device) -> None:
     """Name the training utterances found to hold no speech (digital silence, or steady noise alone):
-    each has a transcript, so the
-    model is taught to hear words where validation and `asr evaluate` hear none. The ranks pool what
-    they saw (an epoch's last round of batches repeats its first ones: two ranks may see the same
-    utterance), and the main one names them all."""
+    each has a transcript, so the model is taught to hear words where validation and `asr evaluate`
+    hear none. The ranks pool what they saw (an epoch's last round of batches repeats its first
+    ones: two ranks may see the same utterance), and the main one names them all."""
     seen = torch.zeros(len(dataset.utterances), dtype=torch.int32, device=device)
     seen[sorted(set(silent))] = 1
     found = distributed.all_sum(seen, d).nonzero().flatten().tolist()
