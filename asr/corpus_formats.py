@@ -22,6 +22,7 @@ from pathlib import Path
 from asr.corpora import (CorpusError, Entry, ImportReport, bad_byte, check_entries, manifest_audio, not_utf8,
                          read_text, readable, real_audio, split_by_list, split_by_speaker, split_random, write_splits)
 from asr.own_data import import_own_data
+from asr.user_warnings import warn
 
 # --- LibriSpeech ----------------------------------------------------------------------------
 
@@ -222,10 +223,23 @@ def find_commonvoice_dir(src: str | Path, language: str | None = None) -> Path:
         what = f" for language {language!r}" if language else ""
         raise CorpusError(f"{src}: no Common Voice folder{what} (a folder with clips/ and .tsv files); "
                           "extract your archive with: asr download commonvoice --archive PATH")
+    if len(found) > 1 and len({p.name for p in found}) == 1 and all(map(_release_version, found)):
+        # one language from several releases: a newer archive unpacked beside the old one
+        newest = max(found, key=_release_version)
+        warn(src, f"{len(found)} Common Voice releases of {newest.name!r}: using the newest, {newest.parent.name} "
+                  f"(not {', '.join(p.parent.name for p in found if p != newest)}); give its release folder "
+                  "(SRC/cv-corpus-...) to use another")
+        return newest
     if len(found) > 1:
         raise CorpusError(f"{src}: several Common Voice folders ({', '.join(str(p) for p in found)}); "
                           "choose one with --language")
     return found[0]
+
+
+def _release_version(lang_dir: Path) -> tuple[int, int] | None:
+    """(17, 0) for cv-corpus-17.0-2024-03-15/LANG, the folder a release unpacks to; None otherwise."""
+    match = re.fullmatch(r"cv-corpus-(\d+)\.(\d+)(-.*)?", lang_dir.parent.name)
+    return (int(match[1]), int(match[2])) if match else None
 
 
 def commonvoice_entries(lang_dir: Path, name: str, report: ImportReport) -> list[Entry]:

@@ -274,6 +274,20 @@ def test_commonvoice_with_several_languages_asks_which(tmp_path):
     assert find_commonvoice_dir(tmp_path / "cv", "de").name == "de"
 
 
+def test_commonvoice_with_two_releases_of_one_language_takes_the_newest_and_says_so(tmp_path, capsys):
+    # a newer archive unpacked beside the old one (asr download commonvoice --archive, twice)
+    old = make_commonvoice(tmp_path / "cv", "de", splits=(("train", 1), ("dev", 1), ("test", 1)))
+    new = tmp_path / "cv" / "cv-corpus-18.0-2024-06-14" / "de"
+    shutil.copytree(old, new)
+    (old.parent).rename(tmp_path / "cv" / "cv-corpus-9.0-2022-04-27")  # 18 is newer than 9, not older
+    assert find_commonvoice_dir(tmp_path / "cv", "de") == new == find_commonvoice_dir(tmp_path / "cv")
+    assert ("2 Common Voice releases of 'de': using the newest, cv-corpus-18.0-2024-06-14 (not "
+            "cv-corpus-9.0-2022-04-27)") in capsys.readouterr().err
+    shutil.copytree(new, tmp_path / "cv" / "my copy" / "de")  # a folder that is no release: ambiguous still
+    with pytest.raises(CorpusError, match="several Common Voice folders"):
+        find_commonvoice_dir(tmp_path / "cv", "de")
+
+
 # --- Your own data --------------------------------------------------------------------------
 
 def test_own_folder_pairs_audio_with_same_name_txt_and_takes_the_speaker_from_the_folder(tmp_path):

@@ -673,6 +673,22 @@ def test_an_edited_config_retrains_and_a_new_comment_or_blank_line_in_it_does_no
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_a_new_common_voice_archive_in_the_same_corpus_dir_prepares_again_and_the_same_one_does_not(tmp_path):
+    def prepare(*args):
+        done, calls = fake_make(tmp_path, "commonvoice", f"CORPUS_DIR={tmp_path / 'cv'}", "CV_LANGUAGE=de",
+                                "prepare", *args)
+        assert done.returncode == 0, done.stderr
+        return [call[0] for call in calls]
+
+    assert prepare("ARCHIVE=dl/cv-corpus-17.0-2024-03-15-de.tar.gz") == ["download", "prepare"]
+    assert prepare("ARCHIVE=dl/cv-corpus-17.0-2024-03-15-de.tar.gz") == ["download"]
+    assert prepare() == ["download"]  # unpacked already: no archive named
+    assert prepare("ARCHIVE=elsewhere/cv-corpus-17.0-2024-03-15-de.tar.gz") == ["download"]  # the same, moved
+    assert prepare("ARCHIVE=dl/cv-corpus-18.0-2024-06-14-de.tar.gz") == ["download", "prepare"]
+    assert prepare("ARCHIVE=dl/cv-corpus-18.0-2024-06-14-de.tar.gz") == ["download"]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_a_config_edit_that_training_refuses_leaves_the_run_and_the_config_stamp_as_they_were(tmp_path):
     config = tmp_path / "my.yaml"
     original = (REPO_ROOT / "configs" / "small.yaml").read_text()
