@@ -57,7 +57,7 @@ def estimate_priors(transcriber: Transcriber, utterances: Sequence[Utterance], b
         frames += int(valid.sum())
     if frames == 0 and silent:  # read, but nothing to run the model on: not "unreadable"
         raise ManifestError(f"no speech to estimate token priors from: {len(silent)} of {len(utterances)} "
-                            f"utterances are silent" + (f", {len(skipped)} unreadable" if skipped else ""))
+                            f"utterances are silent or steady noise alone" + (f", {len(skipped)} unreadable" if skipped else ""))
     if frames == 0:
         raise ManifestError(none_readable(len(utterances), skipped, "to estimate token priors from"))
     if not torch.isfinite(total).all():  # a model whose outputs are NaN: priors no search could use
@@ -65,8 +65,8 @@ def estimate_priors(transcriber: Transcriber, utterances: Sequence[Utterance], b
                             "utterances are not finite (NaN or inf): no token priors written; check the model "
                             "(asr evaluate) and the audio")
     if silent:  # read, but not among the frames counted: say so, as the unreadable ones are said
-        warn("token priors", f"{len(silent)} of {len(utterances)} utterances are silent (no sound for the model "
-                             "to run on): left out")
+        warn("token priors", f"{len(silent)} of {len(utterances)} utterances are silent (no sound, or steady noise "
+                             "alone: no speech for the model to run on): left out")
     return PriorEstimate((total / frames).tolist(), frames, len(utterances) - len(skipped) - len(silent), skipped,
                          len(silent))
 

@@ -308,7 +308,8 @@ def tune(combined: RescoringTranscriber, utterances: Sequence[Utterance], weight
     if not refs:
         raise NothingToTune(none_readable(len(utterances), skipped, "to tune on"))
     if len(refs) == len(silent):  # every point would score the same: the "best" would be the grid's first
-        raise NothingToTune(f"no speech to tune on: all {len(silent)} readable utterances are silent")
+        raise NothingToTune(f"no speech to tune on: all {len(silent)} readable utterances are silent "
+                             "or steady noise alone")
     lists = [c.texts for c in pooled[prior_scales[0]]]  # per piece
     # the first system's best (n-best lists are pooled in order), as evaluate scores it
     whole_refs, first_hyps = join_pieces(refs, [normalize_text(texts[0]) if texts else "" for texts in lists])

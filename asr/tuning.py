@@ -157,7 +157,8 @@ def tune(transcriber: Transcriber, decoder: BeamSearchDecoder, utterances: Seque
     if not batches and not silent:
         raise ManifestError(none_readable(len(utterances), skipped, "to tune on"))
     if not batches:  # every point would score the same: the "best" would be the grid's first, stored as tuned
-        raise ManifestError(f"no speech to tune on: all {len(silent)} readable utterances are silent")
+        raise ManifestError(f"no speech to tune on: all {len(silent)} readable utterances are silent "
+                            "or steady noise alone")
     refs = [r for b in batches for r in b[2]]
     firsts, dropped = first_pieces(refs), {}  # dropped: first row -> why
     named, speech = set(), sum(r is not None for r in refs)  # dropped ones said; utterances with speech

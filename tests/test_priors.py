@@ -256,8 +256,8 @@ def with_silent_files(rows: list[str], tmp_path, count: int) -> str:
 def test_silent_files_are_left_out_of_the_priors_and_counted_in_a_warning(model, tiny_corpus, tmp_path, capsys):
     manifest = with_silent_files((tiny_corpus / "train.jsonl").read_text().splitlines()[:3], tmp_path, 2)
     assert main(["priors", str(model), manifest]) == 0
-    assert "token priors: 2 of 5 utterances are silent (no sound for the model to run on): left out" \
-        in capsys.readouterr().err
+    assert ("token priors: 2 of 5 utterances are silent (no sound, or steady noise alone: no speech for the model "
+            "to run on): left out") in capsys.readouterr().err
 
 
 def test_the_summary_counts_only_the_utterances_whose_frames_were_used(model, tiny_corpus, tmp_path, capsys):
@@ -269,8 +269,8 @@ def test_the_summary_counts_only_the_utterances_whose_frames_were_used(model, ti
 def test_a_manifest_of_silent_files_only_is_an_error_naming_the_manifest(model, tmp_path, capsys):
     manifest = with_silent_files([], tmp_path, 2)
     assert main(["priors", str(model), manifest]) == 2
-    assert f"{manifest}: no speech to estimate token priors from: 2 of 2 utterances are silent" \
-        in capsys.readouterr().err
+    assert (f"{manifest}: no speech to estimate token priors from: 2 of 2 utterances are silent or steady noise "
+            "alone") in capsys.readouterr().err
     assert not (model / PRIORS_FILE).exists()
 
 
