@@ -57,7 +57,8 @@ def estimate_priors(transcriber: Transcriber, utterances: Sequence[Utterance], b
         frames += int(valid.sum())
     if frames == 0 and silent:  # read, but nothing to run the model on: not "unreadable"
         raise ManifestError(f"no speech to estimate token priors from: {len(silent)} of {len(utterances)} "
-                            f"utterances are silent or steady noise alone" + (f", {len(skipped)} unreadable" if skipped else ""))
+                            "utterances are silent or steady noise alone"
+                            + (f", {len(skipped)} unreadable" if skipped else ""))
     if frames == 0:
         raise ManifestError(none_readable(len(utterances), skipped, "to estimate token priors from"))
     if not torch.isfinite(total).all():  # a model whose outputs are NaN: priors no search could use
