@@ -223,23 +223,28 @@ def find_commonvoice_dir(src: str | Path, language: str | None = None) -> Path:
         what = f" for language {language!r}" if language else ""
         raise CorpusError(f"{src}: no Common Voice folder{what} (a folder with clips/ and .tsv files); "
                           "extract your archive with: asr download commonvoice --archive PATH")
-    if len(found) > 1 and len({p.name for p in found}) == 1 and all(map(_release_version, found)):
-        # one language from several releases: a newer archive unpacked beside the old one
-        newest = max(found, key=_release_version)
+    versions = {p: _release_version(p) for p in found}
+    if len(found) > 1 and len({p.name for p in found}) == 1 and all(versions.values()) \
+            and len(set(versions.values())) == len(found):
+        # one language from several full releases: a newer archive unpacked beside the old one
+        newest = max(found, key=versions.get)
         warn(src, f"{len(found)} Common Voice releases of {newest.name!r}: using the newest, {newest.parent.name} "
                   f"(not {', '.join(p.parent.name for p in found if p != newest)}); give its release folder "
                   "(SRC/cv-corpus-...) to use another")
         return newest
     if len(found) > 1:
-        raise CorpusError(f"{src}: several Common Voice folders ({', '.join(str(p) for p in found)}); "
-                          "choose one with --language")
+        which = ("choose one with --language" if len({p.name for p in found}) > 1 else
+                 "give the one to use as the source folder")
+        raise CorpusError(f"{src}: several Common Voice folders ({', '.join(str(p) for p in found)}); {which}")
     return found[0]
 
 
-def _release_version(lang_dir: Path) -> tuple[int, int] | None:
-    """(17, 0) for cv-corpus-17.0-2024-03-15/LANG, the folder a release unpacks to; None otherwise."""
-    match = re.fullmatch(r"cv-corpus-(\d+)\.(\d+)(-.*)?", lang_dir.parent.name)
-    return (int(match[1]), int(match[2])) if match else None
+def _release_version(lang_dir: Path) -> tuple[int, ...] | None:
+    """(17, 0, 2024, 3, 15) for cv-corpus-17.0-2024-03-15/LANG, the folder a full release unpacks
+    to; None for a delta release (only the clips added since the one before), a single-word
+    segment or any other folder."""
+    match = re.fullmatch(r"cv-corpus-(\d+)\.(\d+)-(\d{4})-(\d\d)-(\d\d)", lang_dir.parent.name)
+    return tuple(map(int, match.groups())) if match else None
 
 
 def commonvoice_entries(lang_dir: Path, name: str, report: ImportReport) -> list[Entry]:

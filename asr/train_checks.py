@@ -33,8 +33,8 @@ class TrainingError(RuntimeError):
 def check_trainable(cfg: Config, resume: bool = False) -> None:
     """What a config needs to train that Config itself cannot ask (other commands load configs
     without a manifest), from the files' presence alone; `asr train --gpus N` asks before it starts
-    N processes, and `--check` before a recipe moves a finished run aside. (``resume``: a run goes
-    on from its own checkpoint, not from ``train.init_from``.)"""
+    N processes, and `--check` before a recipe moves a finished run aside. (``resume``: a run that
+    goes on starts from its own checkpoint, not from ``train.init_from``.)"""
     if not cfg.train.train_manifest:
         raise ConfigError("train.train_manifest is not set: give it in the config or as "
                           "train.train_manifest=MANIFEST.jsonl")
@@ -44,9 +44,13 @@ def check_trainable(cfg: Config, resume: bool = False) -> None:
     t = cfg.train
     if t.phone_ctc_weight or t.units == "phone":
         for part in (part.strip() for part in str(t.phone_lexicon).split(",")):
+            if not part:
+                raise ConfigError(f"train.phone_lexicon={t.phone_lexicon!r}: an empty name (give lexicon files, "
+                                  "or 'cmudict')")
             if part != "cmudict" and not Path(part).is_file():
                 raise ConfigError(f"train.phone_lexicon: {part}: no such lexicon file (or use 'cmudict')")
-    if t.init_from and not resume:
+    resumable = resume and (Path(t.output_dir) / "last" / "train_state.pt").is_file()  # else a run starts anew
+    if t.init_from and not resumable:
         try:
             check_model_dir(t.init_from)
         except ModelDirError as e:

@@ -36,10 +36,10 @@ RATE = 16000
 
 
 def span_db(x: np.ndarray) -> float:
-    """The loudest 100 ms frame over the quietest, pre-emphasized, in dB (is_steady's measure)."""
-    x = x.astype(np.float64)
+    """The loudest 100 ms frame over the quietest, exact zeros left out, pre-emphasized, in dB
+    (is_steady's measure, less its read-back last frame)."""
+    x = x[x != 0].astype(np.float64)
     energy = frame_energy(np.concatenate([x[:1], x[1:] - PRE_EMPHASIS * x[:-1]]), int(STEADY_FRAME_SECONDS * RATE))
-    energy = energy[energy > 0]
     return float(10 * np.log10(energy.max() / energy.min()))
 
 

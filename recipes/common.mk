@@ -115,7 +115,8 @@ args_of_target = $(filter-out %/.args/config,$(stamps_of_target))
 # $(call checked_args,ARGS_VARIABLE): the line before asr_train's
 checked_args = { $(ASR) train $($(1)) --check || { $(foreach s,$(stamps_of_target),test ! -f $(s).prev \
   || mv -f $(s).prev $(s);) exit 1; }; } && rm -f $(addsuffix .prev,$(stamps_of_target))
-current_checkpoint = $(if $(call args_changed,$(args_of_target),$(1)),,$(shell \
+current_checkpoint = $(if $(call args_changed,$(args_of_target),$(1))$(call args_changed,$(filter \
+  %/.args/config,$(stamps_of_target)),CONFIG_TEXT),,$(shell \
   for f in $^; do test $(2)/last/train_state.pt -nt $$f || exit 1; done && \
   for f in $?; do test $$f -nt $@ || exit 1; done && echo yes))
 # What asr train writes in its folder (asr.train_setup.RUN_FILES, and tb/).
@@ -287,19 +288,20 @@ seeds phones: $(SEED_MODELS)
 # is written aside and moved into place, so a failed export leaves no half package behind. The
 # training manifest comes first: under make -j the sub-makes would otherwise synthesize the same
 # $(DATA)/ttsN beside this run and each other. The seeds' runs share this run's arguments (their
-# stamp, below): a change to them redoes each seed's `make`, which redoes the stages it touches.
+# stamp, below): a change to them redoes each seed's `make`, which redoes the stages it touches; so
+# does an edited config (this run's config stamp, rewritten then, is a prerequisite).
 SEEDS_ARGS = $(TRAIN_ARGS) $(if $(filter-out 0,$(FINETUNE_EPOCHS)),$(FINETUNE_ARGS)) $(TUNE_ARGS) $(if $(PHONE_SEEDS),$(PHONE_OVERRIDES))
 # $(call sub_make_value,TEXT): TEXT as one shell word that the seed's make reads back as TEXT, whatever
 # quotes it holds (EXTRA_OVERRIDES='"train.phone_lexicon=/my corpus/lexicon.txt"'): single-quoted, as
 # the stamps are, with each $ doubled, as that make expands its command line's values again.
 sub_make_value = '$(subst $$,$$$$,$(subst ','\'',$(1)))'
 
-$(EXP)/seed%/package/model.safetensors: $(LM) $(TRAIN_MANIFEST)
+$(EXP)/seed%/package/model.safetensors: $(LM) $(TRAIN_MANIFEST) $(EXP)/.args/config
 	$(MAKE) tune EXP=$(EXP)/seed$* LM=$(LM) SEEDS= EXTRA_OVERRIDES=$(call sub_make_value,$(EXTRA_OVERRIDES)$(if $(strip $(EXTRA_OVERRIDES)), )train.seed=$*)
 	rm -rf $(@D).tmp && $(ASR) export $(call model_exp,$(EXP)/seed$*)/best $(@D).tmp --half --lm $(LM) \
 	  && rm -rf $(@D) && mv $(@D).tmp $(@D)
 
-$(EXP)/phones%/package/model.safetensors: $(LM) $(TRAIN_MANIFEST)
+$(EXP)/phones%/package/model.safetensors: $(LM) $(TRAIN_MANIFEST) $(EXP)/.args/config
 	$(MAKE) tune EXP=$(EXP)/phones$* LM=$(LM) SEEDS= PHONE_SEEDS= EXTRA_OVERRIDES=$(call sub_make_value,$(EXTRA_OVERRIDES)$(if $(strip $(EXTRA_OVERRIDES)), )train.units=phone train.seed=$*$(if $(strip $(PHONE_OVERRIDES)), $(PHONE_OVERRIDES)))
 	rm -rf $(@D).tmp && $(ASR) export $(call model_exp,$(EXP)/phones$*)/best $(@D).tmp --half --lm $(LM) \
 	  && rm -rf $(@D) && mv $(@D).tmp $(@D)

@@ -274,6 +274,14 @@ def test_commonvoice_with_several_languages_asks_which(tmp_path):
     assert find_commonvoice_dir(tmp_path / "cv", "de").name == "de"
 
 
+def test_a_commonvoice_delta_release_is_never_taken_for_the_newest_whole_one(tmp_path):
+    old = make_commonvoice(tmp_path / "cv", "en", splits=(("train", 1), ("dev", 1), ("test", 1)))
+    old.parent.rename(tmp_path / "cv" / "cv-corpus-16.1-2023-12-06")
+    shutil.copytree(tmp_path / "cv" / "cv-corpus-16.1-2023-12-06", tmp_path / "cv" / "cv-corpus-17.0-delta-2024-03-15")
+    with pytest.raises(CorpusError, match="several Common Voice folders"):
+        find_commonvoice_dir(tmp_path / "cv", "en")
+
+
 def test_commonvoice_with_two_releases_of_one_language_takes_the_newest_and_says_so(tmp_path, capsys):
     # a newer archive unpacked beside the old one (asr download commonvoice --archive, twice)
     old = make_commonvoice(tmp_path / "cv", "de", splits=(("train", 1), ("dev", 1), ("test", 1)))
@@ -283,8 +291,9 @@ def test_commonvoice_with_two_releases_of_one_language_takes_the_newest_and_says
     assert find_commonvoice_dir(tmp_path / "cv", "de") == new == find_commonvoice_dir(tmp_path / "cv")
     assert ("2 Common Voice releases of 'de': using the newest, cv-corpus-18.0-2024-06-14 (not "
             "cv-corpus-9.0-2022-04-27)") in capsys.readouterr().err
+    shutil.copytree(new, tmp_path / "cv" / "cv-corpus-19.0-delta-2024-09-13" / "de")  # new clips alone
     shutil.copytree(new, tmp_path / "cv" / "my copy" / "de")  # a folder that is no release: ambiguous still
-    with pytest.raises(CorpusError, match="several Common Voice folders"):
+    with pytest.raises(CorpusError, match="several Common Voice folders .*; give the one to use as the source"):
         find_commonvoice_dir(tmp_path / "cv", "de")
 
 

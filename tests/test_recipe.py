@@ -670,6 +670,14 @@ def test_an_edited_config_retrains_and_a_new_comment_or_blank_line_in_it_does_no
     assert "--resume" not in next(call for call in calls if call[0] == "train")  # a new run, the old one aside
     assert (tmp_path / "exp" / "replaced" / "best").is_dir()
     assert up_to_date(tmp_path, f"CONFIG={config}")
+    # killed, then the config edited: the dry run shows a new run, as make then trains one
+    (tmp_path / "exp" / "last").mkdir(exist_ok=True)
+    (tmp_path / "exp" / "last" / "train_state.pt").write_text("")
+    (tmp_path / "exp" / "train.done").unlink()
+    assert "--resume" in own_data(tmp_path, f"CONFIG={config}", "-n", "train")[0].stdout
+    config.write_text(config.read_text().replace("num_layers: 4", "num_layers: 5"))
+    plan = own_data(tmp_path, f"CONFIG={config}", "-n", "train")[0].stdout
+    assert "train.output_dir=" in plan and "--resume" not in plan
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
@@ -1073,6 +1081,23 @@ def test_changed_arguments_of_the_run_redo_its_seed_runs(tmp_path):
     assert "seeds: arguments changed, redoing" in done.stdout
     trained = [next(a for a in call if a.startswith("train.output_dir=")) for call in calls if call[0] == "train"]
     assert sorted(trained) == [f"train.output_dir={tmp_path / 'exp'}", f"train.output_dir={tmp_path / 'exp' / 'seed7'}"]
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+@pytest.mark.parametrize("seeds", ["SEEDS=7", "PHONE_SEEDS=7"])
+def test_an_edited_config_retrains_the_seed_runs_too(tmp_path, seeds):
+    # the seeds' stamp holds the run's arguments, which name the config by its path alone
+    config = tmp_path / "my.yaml"
+    config.write_text((REPO_ROOT / "configs" / "small.yaml").read_text())
+    done, _ = own_data(tmp_path, f"CONFIG={config}", seeds, "combine")
+    assert done.returncode == 0, done.stderr
+    config.write_text(config.read_text().replace("num_layers: 3", "num_layers: 4"))
+    done, calls = own_data(tmp_path, f"CONFIG={config}", seeds, "combine")
+    assert done.returncode == 0, done.stderr
+    trained = [next(a for a in call if a.startswith("train.output_dir=")) for call in calls if call[0] == "train"]
+    seed_dir = tmp_path / "exp" / seeds.replace("PHONE_SEEDS=", "phones").replace("SEEDS=", "seed")
+    assert sorted(trained) == [f"train.output_dir={tmp_path / 'exp'}", f"train.output_dir={seed_dir}"]
+    assert up_to_date(tmp_path, f"CONFIG={config}", seeds, "combine")
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")

@@ -14,9 +14,14 @@ RATE = 16000
 
 
 def bursts(layout, seed=0):
-    """Noise bursts ("speech", amplitude ~0.3) and exact silences: [(seconds, loud?), ...]."""
+    """Noise bursts ("speech", amplitude ~0.3, rising and falling 4 times a second as syllables
+    do: steady noise would be taken for no speech) and exact silences: [(seconds, loud?), ...]."""
     rng = np.random.default_rng(seed)
-    parts = [(0.3 * rng.standard_normal(int(s * RATE)) if loud else np.zeros(int(s * RATE))) for s, loud in layout]
+
+    def speech(n):
+        return 0.3 * rng.standard_normal(n) * (0.6 + 0.4 * np.cos(2 * np.pi * 4 * np.arange(n) / RATE))
+
+    parts = [(speech(int(s * RATE)) if loud else np.zeros(int(s * RATE))) for s, loud in layout]
     return np.concatenate(parts).astype(np.float32)
 
 
@@ -242,3 +247,21 @@ def test_steady_db_0_turns_the_rule_off_and_audio_under_three_frames_is_never_ju
     assert not Segmenter(RATE, SegmenterOptions(steady_db=0.0)).is_silent(hiss)
     assert not Segmenter(RATE).is_steady(hiss[: int(0.29 * RATE)])  # too few 100 ms frames to tell
     assert Segmenter(RATE).is_steady(hiss[: int(0.3 * RATE)])
+
+
+def test_exact_zeros_before_or_inside_steady_noise_do_not_hide_it():
+    # a pause margin's digital silence began the segment after a cut: its boundary frame, part
+    # zeros, passed for a quiet frame and the noise for speech ("if fifty fifty fifty")
+    noise = (0.003 * np.random.default_rng(3).standard_normal(25 * RATE)).astype(np.float32)
+    segs = segments_of(np.concatenate([np.zeros(25 * RATE, np.float32), noise]))
+    assert segs and all(s.silent for s in segs) and any(s.steady for s in segs)
+    segmenter = Segmenter(RATE)
+    assert segmenter.is_steady(np.concatenate([np.zeros(1105, np.float32), noise[: 3 * RATE]]))  # an MP3's delay
+    dropout = noise[: 3 * RATE].copy()
+    dropout[2 * RATE: 2 * RATE + 1600] = 0
+    assert segmenter.is_steady(dropout)
+
+
+def test_a_word_in_the_last_partial_frame_after_steady_noise_is_heard():
+    noise = (0.05 * np.random.default_rng(4).standard_normal(3 * RATE)).astype(np.float32)
+    assert not Segmenter(RATE).is_silent(np.concatenate([noise, syllabic_tone(0.09)]))

@@ -665,10 +665,16 @@ def test_asr_train_check_names_a_missing_phone_lexicon_or_init_from_model_before
     (tmp_path / "model").mkdir()
     assert main([*args, f"train.init_from={tmp_path / 'model'}"]) == 2
     assert f"train.init_from: {tmp_path / 'model'}: not a model directory (missing " in capsys.readouterr().err
+    # --resume with nothing to resume starts a new run from it: asked too
+    assert main([*args, f"train.init_from={tmp_path / 'model'}", "--resume"]) == 2
     # a run that goes on starts from its own checkpoint, not from the model it was first given
+    (tmp_path / "run" / "last").mkdir(parents=True)
+    (tmp_path / "run" / "last" / "train_state.pt").write_bytes(b"")
     assert main([*args, f"train.init_from={tmp_path / 'model'}", "--resume"]) == 0
+    assert main([*args, "train.phone_ctc_weight=0.3", "train.phone_lexicon=cmudict,"]) == 2
+    assert "train.phone_lexicon='cmudict,': an empty name" in capsys.readouterr().err
     assert main([*args, "train.init_from=asr/pretrained/default"]) == 0  # a model directory
-    assert not (tmp_path / "run").exists()
+    assert not (tmp_path / "run" / "config.yaml").exists()  # --check writes nothing
 
 
 def test_training_without_a_train_manifest_says_it_is_not_set(tmp_path):
