@@ -42,7 +42,9 @@ def check_trainable(cfg: Config, resume: bool = False) -> None:
         if manifest and not Path(manifest).is_file():
             read_manifest(manifest)  # raises its one-line error (not found, a directory); reads nothing
     t = cfg.train
-    if t.phone_ctc_weight or t.units == "phone":
+    # read for the phone head's targets and a new phone model's tokens (a fine-tuned phone model
+    # keeps its own spellings: its lexicon need not be there)
+    if t.phone_ctc_weight or (t.units == "phone" and not t.init_from):
         for part in (part.strip() for part in str(t.phone_lexicon).split(",")):
             if not part:
                 raise ConfigError(f"train.phone_lexicon={t.phone_lexicon!r}: an empty name (give lexicon files, "
