@@ -220,27 +220,36 @@ class Segmenter:
         return bool(rms < self.options.silence_rms)
 
     def is_steady(self, samples: np.ndarray) -> bool:
-        """Whether the energy of ``samples`` stays within ``steady_db`` over 100 ms frames (three
-        or more), after pre-emphasis as the features have it: noise with no speech in it. Speech
-        rises and falls by tens of dB from syllable to syllable; steady noise by about one. The
-        pre-emphasis takes out the slow swings of brown noise and hum, which span far more without it."""
+        """Whether the energy of ``samples`` stays within ``steady_db`` (``energy_span_db``): noise
+        with no speech in it. Speech rises and falls by tens of dB from syllable to syllable; steady
+        noise by about one."""
+        span = self.energy_span_db(samples) if self.options.steady_db else None
+        return span is not None and span < self.options.steady_db
+
+    def energy_span_db(self, samples: np.ndarray) -> float | None:
+        """The loudest 100 ms frame of ``samples`` over the quietest, in dB, after pre-emphasis as
+        the features have it (which takes out the slow swings of brown noise and hum, which span far
+        more without it); None under three frames, too few to tell."""
         frame = int(STEADY_FRAME_SECONDS * self.sample_rate)
         # exact zeros are no quieter noise: a pause margin's digital silence, a dropout, an MP3
         # encoder's delay (a frame half zeros would pass for a quiet one, and the rule for speech)
         x = samples[samples != 0].astype(np.float64)
-        if not self.options.steady_db or frame < 1 or x.size < 3 * frame:
-            return False
+        if frame < 1 or x.size < 3 * frame:
+            return None
         x = np.concatenate([x[:1], x[1:] - PRE_EMPHASIS * x[:-1]])
         energy = frame_energy(x, frame)
         if x.size % frame:  # the last partial frame, read back from the end: a word there counts
             energy = np.append(energy, frame_energy(x[-frame:], frame))
-        return bool(energy.max() < energy.min() * 10 ** (self.options.steady_db / 10))
+        if not energy.min() > 0:  # a frame of DC alone: no level to measure from (taken as no steady noise)
+            return math.inf
+        return float(10 * np.log10(energy.max() / energy.min()))
 
     def _emit(self, samples: np.ndarray, start: int, covers: int | None = None) -> Iterator[AudioSegment]:
         """``samples`` from sample ``start`` on, standing for ``covers`` samples of the file (a
         pause's skipped middle included)."""
-        silent = self.is_silent(samples)
-        steady = silent and not self.is_quiet(samples)
+        quiet = self.is_quiet(samples)
+        steady = not quiet and self.is_steady(samples)
+        silent = quiet or steady
         covers = (samples.size if covers is None else covers) / self.sample_rate
         if not silent:
             lo, hi = self.speech_span(samples)

@@ -41,7 +41,7 @@ from asr.model_dir import save_model_dir
 from asr.noise import NoiseError
 from asr.provenance import record_start, provenance_files
 from asr.schedule import WarmupCosine, replan_to_budget, warmup_warning
-from asr.segmenter import Segmenter, SegmenterOptions
+from asr.segmenter import Segmenter
 from asr.selection import average_last_epochs, end_epoch
 from asr.text import plural
 from asr.train_checks import (TrainingError, check_trainable, check_trainable_lengths, none_read,
@@ -237,8 +237,7 @@ class _Run:
         # utterances of digital silence or steady noise alone, as validation and evaluate judge them:
         # looked for in the first epoch this process runs
         self.silent = silent = [] if self.epoch == self.start_epoch else None
-        silence_rms = SegmenterOptions().silence_rms
-        steady = Segmenter(self.cfg.features.sample_rate).is_steady
+        no_speech = Segmenter(self.cfg.features.sample_rate).is_silent  # evaluate's rule
         bar = progress_bar(self.sampler.steps(self.counts[self.epoch]) - self.skip,
                            f"epoch {self.epoch + 1}/{self.epochs}", tc.progress and d.is_main)
         self.from_start = self.skip == 0  # a resumed epoch may have nothing left to read
@@ -247,11 +246,9 @@ class _Run:
                 if bar is not None:  # a batch of unreadable audio on some rank: every rank skips this step
                     bar.update(1)
                 continue
-            if silent is not None:  # zero padding adds nothing to the energy
-                rms = (batch.waveforms.pow(2).sum(1) / batch.wave_lengths.clamp(min=1)).sqrt()
-                silent += [i for i, r in zip(batch.indices, rms.tolist()) if r < silence_rms]
+            if silent is not None:  # each wave less its zero padding
                 silent += [i for i, wave, n in zip(batch.indices, batch.waveforms, batch.wave_lengths.tolist())
-                           if steady(wave[:n].cpu().numpy())]
+                           if no_speech(wave[:n].cpu().numpy())]
             self.train_step(batch)
             if bar is not None:
                 bar.update(1)

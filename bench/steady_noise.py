@@ -29,18 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import asr  # noqa: E402
 from asr.manifest import read_manifest  # noqa: E402
 from asr.noise import coloured_noise  # noqa: E402
-from asr.segmenter import PRE_EMPHASIS, STEADY_FRAME_SECONDS, Segmenter, SegmenterOptions, frame_energy  # noqa: E402
+from asr.segmenter import Segmenter, SegmenterOptions  # noqa: E402
 from asr.text import normalize_text  # noqa: E402
 
 RATE = 16000
-
-
-def span_db(x: np.ndarray) -> float:
-    """The loudest 100 ms frame over the quietest, exact zeros left out, pre-emphasized, in dB
-    (is_steady's measure, less its read-back last frame)."""
-    x = x[x != 0].astype(np.float64)
-    energy = frame_energy(np.concatenate([x[:1], x[1:] - PRE_EMPHASIS * x[:-1]]), int(STEADY_FRAME_SECONDS * RATE))
-    return float(10 * np.log10(energy.max() / energy.min()))
 
 
 def mono(path: str) -> np.ndarray:
@@ -56,6 +48,7 @@ def main() -> None:
     args = p.parse_args()
     torch.manual_seed(0)
     rng = np.random.default_rng(0)
+    span_db = Segmenter(RATE).energy_span_db  # is_steady's measure
     for colour, name in ((0.0, "white"), (1.0, "pink"), (2.0, "brown")):
         for seconds in (0.5, 3.0, 20.0):
             noise = coloured_noise(20, int(seconds * RATE), torch.full((20,), colour), RATE).numpy()

@@ -93,7 +93,7 @@ TRAIN_ARGS = $(call train_args,$(TRAIN_MANIFEST),$(EXP))
 # TRAIN_ARGS name the config by its path; what it holds has a stamp of its own, $(EXP)/.args/config:
 # a digest of its lines less comments, blank lines and trailing spaces, so an edited config retrains
 # and a new comment does not. (Fine-tuning starts from the trained model: it follows by its files.)
-CONFIG_TEXT = $(shell sed -e 's/^[[:space:]]*\#.*//' -e 's/[[:space:]][[:space:]]*\#.*//' \
+CONFIG_TEXT := $(shell sed -e 's/^[[:space:]]*\#.*//' -e 's/[[:space:]][[:space:]]*\#.*//' \
   -e 's/[[:space:]]*$$//' -e '/^$$/d' "$(CONFIG)" 2>/dev/null | sha256sum | cut -c1-16)
 
 # $(call asr_train,ARGS_VARIABLE,RUN_DIR): one training run. A checkpoint saved after the stage's
